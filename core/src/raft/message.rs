@@ -1,0 +1,238 @@
+//! Messages between Raft nodes: one struct per RPC (Figure 2 of the Raft paper,
+//! plus PreVote, heartbeats with read confirmation, chunked snapshots and
+//! leadership transfer).
+//!
+//! Every message carries the sender's term. Local events (time, proposals,
+//! reads) are [`Input`](crate::raft::Input)s, never messages.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
+
+/// A message addressed to one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Envelope {
+    /// Sender.
+    pub from: NodeId,
+    /// Recipient.
+    pub to: NodeId,
+    /// The message.
+    pub message: Message,
+}
+
+/// A Raft RPC or its response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Message {
+    /// Ask for a vote (§5.2), or with `pre_vote`, ask whether a vote would be granted.
+    RequestVote(RequestVote),
+    /// Answer to [`Message::RequestVote`].
+    RequestVoteResponse(RequestVoteResponse),
+    /// Replicate entries (§5.3).
+    AppendEntries(AppendEntries),
+    /// Answer to [`Message::AppendEntries`].
+    AppendEntriesResponse(AppendEntriesResponse),
+    /// Leader liveness, commit index and ReadIndex confirmation rounds.
+    Heartbeat(Heartbeat),
+    /// Answer to [`Message::Heartbeat`].
+    HeartbeatResponse(HeartbeatResponse),
+    /// One chunk of a snapshot (§7).
+    InstallSnapshot(InstallSnapshot),
+    /// Answer to [`Message::InstallSnapshot`].
+    InstallSnapshotResponse(InstallSnapshotResponse),
+    /// Start an election now, skipping PreVote: the leader is handing over (§3.10 of the dissertation).
+    TimeoutNow(TimeoutNow),
+}
+
+impl Message {
+    /// The sender's term.
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote(m) => m.term,
+            Message::RequestVoteResponse(m) => m.term,
+            Message::AppendEntries(m) => m.term,
+            Message::AppendEntriesResponse(m) => m.term,
+            Message::Heartbeat(m) => m.term,
+            Message::HeartbeatResponse(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotResponse(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
+        }
+    }
+
+    /// The RPC's name as the paper spells it (`PreVote` for a pre-vote request).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::RequestVote(m) if m.pre_vote => "PreVote",
+            Message::RequestVote(_) => "RequestVote",
+            Message::RequestVoteResponse(m) if m.pre_vote => "PreVoteResponse",
+            Message::RequestVoteResponse(_) => "RequestVoteResponse",
+            Message::AppendEntries(_) => "AppendEntries",
+            Message::AppendEntriesResponse(_) => "AppendEntriesResponse",
+            Message::Heartbeat(_) => "Heartbeat",
+            Message::HeartbeatResponse(_) => "HeartbeatResponse",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
+            Message::TimeoutNow(_) => "TimeoutNow",
+        }
+    }
+
+    /// Whether this is a request (as opposed to a response), for RPC counting.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Message::RequestVote(_)
+                | Message::AppendEntries(_)
+                | Message::Heartbeat(_)
+                | Message::InstallSnapshot(_)
+                | Message::TimeoutNow(_)
+        )
+    }
+
+    /// Approximate encoded size in bytes, for batching limits and byte accounting.
+    pub fn size(&self) -> usize {
+        16 + match self {
+            Message::AppendEntries(m) => 32 + m.entries.iter().map(Entry::size).sum::<usize>(),
+            Message::InstallSnapshot(m) => 48 + m.data.len() + 8 * m.meta.membership.voters.len(),
+            _ => 24,
+        }
+    }
+}
+
+/// RequestVote (§5.2) and PreVote (§9.6 of the dissertation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RequestVote {
+    /// Candidate's term; for a pre-vote, the term it would campaign in.
+    pub term: Term,
+    /// Index of the candidate's last log entry.
+    pub last_log_index: LogIndex,
+    /// Term of the candidate's last log entry.
+    pub last_log_term: Term,
+    /// A pre-vote: nobody changes term or vote because of it.
+    pub pre_vote: bool,
+    /// Sent after a [`TimeoutNow`]: voters grant it even if they heard from a leader recently.
+    pub transfer: bool,
+}
+
+/// Answer to [`RequestVote`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RequestVoteResponse {
+    /// The voter's term; for a granted pre-vote, the term of the request.
+    pub term: Term,
+    /// Whether the vote (or pre-vote) is granted.
+    pub granted: bool,
+    /// Answers a pre-vote.
+    pub pre_vote: bool,
+}
+
+/// AppendEntries (§5.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct AppendEntries {
+    /// Leader's term.
+    pub term: Term,
+    /// Index of the entry just before `entries`.
+    pub prev_log_index: LogIndex,
+    /// Term of that entry.
+    pub prev_log_term: Term,
+    /// Entries to store, consecutive from `prev_log_index + 1` (may be empty for a probe).
+    pub entries: Vec<Entry>,
+    /// Leader's commit index.
+    pub leader_commit: LogIndex,
+}
+
+/// Answer to [`AppendEntries`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct AppendEntriesResponse {
+    /// Follower's term.
+    pub term: Term,
+    /// On success: the follower's log matches the leader's through this index
+    /// (and it is durable). On rejection: the `prev_log_index` that was rejected.
+    pub index: LogIndex,
+    /// Whether the entries were accepted.
+    pub success: bool,
+    /// On rejection, where the leader should look next (fast back-off).
+    pub conflict: Option<ConflictHint>,
+}
+
+/// Fast log back-off hint (§5.3, "the follower can include the term of the
+/// conflicting entry and the first index it stores for that term").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ConflictHint {
+    /// Term of the follower's entry at the rejected index, or `None` if its log is shorter.
+    pub term: Option<Term>,
+    /// First index the follower has with `term`; or, if `term` is `None`, its last index + 1.
+    pub index: LogIndex,
+}
+
+/// Heartbeat: keeps followers from campaigning, carries the commit index, and
+/// confirms leadership for ReadIndex rounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Heartbeat {
+    /// Leader's term.
+    pub term: Term,
+    /// `min(leader commit, follower's match index)`: never ahead of what the follower has.
+    pub commit: LogIndex,
+    /// ReadIndex round being confirmed; echoed in the response.
+    pub round: u64,
+}
+
+/// Answer to [`Heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct HeartbeatResponse {
+    /// Follower's term.
+    pub term: Term,
+    /// The round of the heartbeat being answered.
+    pub round: u64,
+    /// The follower's last log index, so the leader notices a follower that lost entries.
+    pub last_index: LogIndex,
+}
+
+/// One chunk of a snapshot (§7), sent in order; the follower assembles them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct InstallSnapshot {
+    /// Leader's term.
+    pub term: Term,
+    /// The snapshot being sent.
+    pub meta: SnapshotMeta,
+    /// Total size of the snapshot data in bytes.
+    pub total_len: u64,
+    /// Byte offset of `data` in the snapshot.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Bytes,
+    /// This is the last chunk.
+    pub done: bool,
+}
+
+/// Answer to [`InstallSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct InstallSnapshotResponse {
+    /// Follower's term.
+    pub term: Term,
+    /// The snapshot index this answers.
+    pub snapshot_index: LogIndex,
+    /// Bytes received so far: the offset the leader should send next. Equal to
+    /// the total once the snapshot is installed and durable.
+    pub received: u64,
+    /// The whole snapshot is installed and durable.
+    pub done: bool,
+}
+
+/// Tells the transfer target to campaign at once (leadership transfer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TimeoutNow {
+    /// Leader's term.
+    pub term: Term,
+}

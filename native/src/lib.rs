@@ -1,0 +1,1 @@
+//! distribkv-native library.
