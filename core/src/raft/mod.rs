@@ -5,3 +5,5 @@ pub mod types;
 
 pub use message::*;
 pub use types::*;
+pub mod storage;
+pub use storage::*;
