@@ -8,6 +8,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod hash;
+pub mod kv;
 pub mod raft;
 pub mod rng;
 pub mod time;

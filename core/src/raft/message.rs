@@ -160,15 +160,19 @@ pub struct AppendEntriesResponse {
     pub conflict: Option<ConflictHint>,
 }
 
-/// Fast log back-off hint (§5.3, "the follower can include the term of the
-/// conflicting entry and the first index it stores for that term").
+/// Fast log back-off hint (§5.3: "the follower can include the term of the
+/// conflicting entry and the first index it stores for that term"), in the
+/// form etcd's raft uses: the follower's largest index `<=` the rejected one
+/// whose term is `<=` the leader's `prev_log_term`. The leader probes next at
+/// its own largest index `<= index` with a term `<= term`, skipping whole
+/// terms on both sides in one round trip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConflictHint {
-    /// Term of the follower's entry at the rejected index, or `None` if its log is shorter.
-    pub term: Option<Term>,
-    /// First index the follower has with `term`; or, if `term` is `None`, its last index + 1.
+    /// The follower's candidate match position.
     pub index: LogIndex,
+    /// The follower's term at `index`.
+    pub term: Term,
 }
 
 /// Heartbeat: keeps followers from campaigning, carries the commit index, and

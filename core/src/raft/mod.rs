@@ -1,9 +1,29 @@
 //! Raft consensus as a pure state machine.
+//!
+//! [`Node`] is the entry point; see the crate documentation for its run loop.
+//! One module per concern: [`log`], [`progress`], [`quorum`], [`message`],
+//! [`storage`] (the persistence contract), and the algorithm split across
+//! `election`, `replication`, `snapshot`, `read` and `transfer`.
 
+pub mod config;
+pub mod log;
 pub mod message;
+pub mod progress;
+pub mod quorum;
+pub mod storage;
 pub mod types;
 
+mod election;
+mod node;
+mod read;
+mod replication;
+mod snapshot;
+mod transfer;
+
+pub use config::{Config, ConfigError};
 pub use message::*;
-pub use types::*;
-pub mod storage;
+pub use node::{Accepted, Input, Node, Output, Rejected, RoleKind, Stats};
+pub use progress::{Progress, ProgressState};
+pub use read::ReadState;
 pub use storage::*;
+pub use types::*;

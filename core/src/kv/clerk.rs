@@ -1,0 +1,359 @@
+//! The client side, sans-IO: a clerk opens a session, finds the leader
+//! (following hints), and runs one operation at a time, retrying with the
+//! same sequence number after a timeout or a `NotLeader` answer, so a retried
+//! write is applied at most once. It gives up after a configurable deadline
+//! with [`ClerkError::Unknown`]: the operation may or may not have taken effect.
+//!
+//! Run loop: [`Clerk::start`] an operation, send every
+//! [`ClerkOutput::Send`], feed answers and timeouts with [`Clerk::handle`],
+//! until [`ClerkOutput::Done`].
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt;
+
+use super::command::{
+    ClientId, ClientRequest, ClientResponse, Operation, Reply, RequestBody, ServiceError,
+};
+use crate::raft::NodeId;
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// Timing of a clerk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClerkConfig {
+    /// The servers, in any order.
+    pub servers: Vec<NodeId>,
+    /// How long to wait for an answer before trying another server, ms.
+    pub attempt_timeout: u64,
+    /// Pause before retrying when no leader is known (an election is likely under way), ms.
+    pub retry_backoff: u64,
+    /// Give up on an operation after this long, ms (`None`: never).
+    pub give_up_after: Option<u64>,
+}
+
+impl ClerkConfig {
+    /// Defaults: 500 ms per attempt, 20 ms back-off, give up after 10 s.
+    pub fn new(servers: Vec<NodeId>) -> ClerkConfig {
+        ClerkConfig {
+            servers,
+            attempt_timeout: 500,
+            retry_backoff: 20,
+            give_up_after: Some(10_000),
+        }
+    }
+}
+
+/// How an operation ended without success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClerkError {
+    /// The outcome is unknown: the operation may or may not have taken effect.
+    Unknown(String),
+    /// The operation was refused and certainly did not take effect.
+    Refused(ServiceError),
+}
+
+impl fmt::Display for ClerkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClerkError::Unknown(why) => write!(f, "outcome unknown: {why}"),
+            ClerkError::Refused(error) => write!(f, "refused: {error}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ClerkError {}
+
+/// Output of a clerk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClerkOutput {
+    /// Send this request to server `to`.
+    Send {
+        /// The server.
+        to: NodeId,
+        /// The request.
+        request: ClientRequest,
+    },
+    /// The current operation finished: `Ok(value)` (a get's value; `None` for
+    /// writes and missing keys).
+    Done(Result<Option<Bytes>, ClerkError>),
+}
+
+/// The clerk is already running an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy;
+
+/// The operation in progress.
+#[derive(Clone, Debug)]
+struct Current {
+    operation: Operation,
+    /// Sequence number, assigned once the session is open.
+    seq: Option<u64>,
+    give_up_at: Option<Instant>,
+    /// Answer expected by then; otherwise try the next server.
+    attempt_deadline: Instant,
+    /// Waiting out a back-off before the next send.
+    resend_at: Option<Instant>,
+    /// Correlation id of the latest request sent.
+    request_id: u64,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+/// A sans-IO client.
+#[derive(Clone, Debug)]
+pub struct Clerk {
+    config: ClerkConfig,
+    rng: Rng,
+    /// Open session, if any.
+    client: Option<ClientId>,
+    /// Last sequence number used in the session.
+    seq: u64,
+    /// Index into `config.servers` of the presumed leader.
+    leader: usize,
+    current: Option<Current>,
+    next_request_id: u64,
+    outputs: VecDeque<ClerkOutput>,
+}
+
+impl Clerk {
+    /// A clerk with no session yet; `seed` picks servers when no leader is known.
+    pub fn new(config: ClerkConfig, seed: u64) -> Clerk {
+        let mut rng = Rng::new(seed);
+        let leader = if config.servers.is_empty() {
+            0
+        } else {
+            rng.index(config.servers.len())
+        };
+        Clerk {
+            config,
+            rng,
+            client: None,
+            seq: 0,
+            leader,
+            current: None,
+            next_request_id: 1,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Starts an operation.
+    pub fn start(&mut self, now: Instant, operation: Operation) -> Result<(), Busy> {
+        if self.current.is_some() {
+            return Err(Busy);
+        }
+        let seq = match (self.client, operation.is_write()) {
+            (Some(_), true) => {
+                self.seq += 1;
+                Some(self.seq)
+            }
+            (Some(_), false) => Some(self.seq),
+            (None, _) => None,
+        };
+        self.current = Some(Current {
+            operation,
+            seq,
+            give_up_at: self.config.give_up_after.map(|ms| now + ms),
+            attempt_deadline: now,
+            resend_at: None,
+            request_id: 0,
+            attempts: 0,
+            last_error: None,
+        });
+        self.send_attempt(now);
+        Ok(())
+    }
+
+    /// Feeds an answer (from `from`) or a timeout.
+    pub fn handle_response(&mut self, now: Instant, from: NodeId, response: ClientResponse) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        if response.id != current.request_id {
+            return; // An answer to an earlier attempt.
+        }
+        if let Some(position) = self.config.servers.iter().position(|&s| s == from) {
+            self.leader = position;
+        }
+        match response.result {
+            Ok(Reply::Registered(client)) => {
+                self.client = Some(client);
+                self.seq = 0;
+                let seq = if current.operation.is_write() {
+                    self.seq += 1;
+                    self.seq
+                } else {
+                    0
+                };
+                current.seq = Some(seq);
+                self.send_attempt(now);
+            }
+            Ok(Reply::Done(value)) => {
+                self.current = None;
+                self.outputs.push_back(ClerkOutput::Done(Ok(value)));
+            }
+            Ok(Reply::Status(_)) => {}
+            Err(ServiceError::NotLeader { leader_hint }) => {
+                current.last_error = Some(alloc::format!(
+                    "{}",
+                    ServiceError::NotLeader { leader_hint }
+                ));
+                match leader_hint
+                    .and_then(|hint| self.config.servers.iter().position(|&s| s == hint))
+                {
+                    Some(position) => {
+                        self.leader = position;
+                        self.send_attempt(now);
+                    }
+                    None => {
+                        self.next_server();
+                        self.back_off(now);
+                    }
+                }
+            }
+            Err(ServiceError::Busy) => {
+                current.last_error = Some(String::from("busy"));
+                self.back_off(now);
+            }
+            Err(ServiceError::SessionExpired) => {
+                self.client = None;
+                if current.operation.is_write() {
+                    // The write may have been applied before the session expired.
+                    self.finish_unknown(String::from("session expired"));
+                } else {
+                    current.seq = None;
+                    self.send_attempt(now);
+                }
+            }
+            Err(ServiceError::Unavailable(why)) => {
+                current.last_error = Some(why);
+                self.next_server();
+                self.back_off(now);
+            }
+            Err(error) if error.is_definite() => {
+                self.current = None;
+                self.outputs
+                    .push_back(ClerkOutput::Done(Err(ClerkError::Refused(error))));
+            }
+            Err(error) => {
+                let text = alloc::format!("{error}");
+                self.finish_unknown(text);
+            }
+        }
+    }
+
+    /// Time has passed: retry or give up as due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(current) = &self.current else {
+            return;
+        };
+        if current.give_up_at.is_some_and(|t| now >= t) {
+            let why = current
+                .last_error
+                .clone()
+                .unwrap_or_else(|| String::from("no answer from the cluster"));
+            self.finish_unknown(why);
+            return;
+        }
+        if current.resend_at.is_some_and(|t| now >= t) {
+            self.send_attempt(now);
+        } else if current.resend_at.is_none() && now >= current.attempt_deadline {
+            if let Some(current) = &mut self.current {
+                current.last_error = Some(String::from("timed out waiting for an answer"));
+            }
+            self.next_server();
+            self.send_attempt(now);
+        }
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<ClerkOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When the clerk next needs [`Clerk::handle_timeout`].
+    pub fn poll_timeout(&self) -> Instant {
+        let Some(current) = &self.current else {
+            return Instant::NEVER;
+        };
+        let retry = current.resend_at.unwrap_or(current.attempt_deadline);
+        current.give_up_at.map_or(retry, |t| t.min(retry))
+    }
+
+    /// Whether an operation is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The open session, if any.
+    pub fn session(&self) -> Option<ClientId> {
+        self.client
+    }
+
+    /// Last sequence number used.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The server the clerk believes leads.
+    pub fn leader_guess(&self) -> Option<NodeId> {
+        self.config.servers.get(self.leader).copied()
+    }
+
+    /// Requests sent for the current operation so far.
+    pub fn attempts(&self) -> u32 {
+        self.current.as_ref().map_or(0, |c| c.attempts)
+    }
+
+    fn next_server(&mut self) {
+        let n = self.config.servers.len();
+        if n > 1 {
+            // Any other server, at random: a dead one is not retried in a fixed cycle.
+            let step = 1 + self.rng.index(n - 1);
+            self.leader = (self.leader + step) % n;
+        }
+    }
+
+    fn back_off(&mut self, now: Instant) {
+        if let Some(current) = &mut self.current {
+            current.resend_at = Some(now + self.config.retry_backoff);
+        }
+    }
+
+    fn finish_unknown(&mut self, why: String) {
+        self.current = None;
+        self.outputs
+            .push_back(ClerkOutput::Done(Err(ClerkError::Unknown(why))));
+    }
+
+    fn send_attempt(&mut self, now: Instant) {
+        let Some(&to) = self.config.servers.get(self.leader) else {
+            self.finish_unknown(String::from("no servers configured"));
+            return;
+        };
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        let body = match (self.client, current.seq) {
+            (Some(client), Some(seq)) => RequestBody::Operation {
+                client,
+                seq,
+                operation: current.operation.clone(),
+            },
+            _ => RequestBody::Register,
+        };
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        current.request_id = id;
+        current.attempts += 1;
+        current.resend_at = None;
+        current.attempt_deadline = now + self.config.attempt_timeout;
+        self.outputs.push_back(ClerkOutput::Send {
+            to,
+            request: ClientRequest { id, body },
+        });
+    }
+}

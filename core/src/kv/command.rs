@@ -1,0 +1,467 @@
+//! The client protocol (requests and responses between clerks and replicas)
+//! and the commands the replicas put in the log.
+
+use alloc::string::String;
+use bytes::Bytes;
+use core::fmt;
+
+use super::codec::{DecodeError, Decoder, Encoder};
+use crate::raft::{LogIndex, NodeId, Term};
+
+/// A client session id: the log index of the entry that registered it, so
+/// every replica assigns the same id and no two sessions share one.
+pub type ClientId = u64;
+
+/// Largest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 4096;
+/// Largest value (after an append, too), in bytes.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// A key-value operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Operation {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The new value.
+        value: Bytes,
+    },
+    /// Append `value` to the value of `key` (a missing key counts as empty).
+    Append {
+        /// The key.
+        key: Bytes,
+        /// What to append.
+        value: Bytes,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+    /// Read `key` (linearizable, via ReadIndex; never written to the log).
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl Operation {
+    /// The key the operation touches.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Operation::Put { key, .. }
+            | Operation::Append { key, .. }
+            | Operation::Delete { key }
+            | Operation::Get { key } => key,
+        }
+    }
+
+    /// Lowercase name: `put`, `append`, `delete`, `get`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Put { .. } => "put",
+            Operation::Append { .. } => "append",
+            Operation::Delete { .. } => "delete",
+            Operation::Get { .. } => "get",
+        }
+    }
+
+    /// Whether the operation changes state (and so goes through the log).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Operation::Get { .. })
+    }
+
+    /// Checks the size limits, before anything reaches the log.
+    pub fn validate(&self, max_key: usize, max_value: usize) -> Result<(), ServiceError> {
+        let key = self.key().len();
+        if key > max_key {
+            return Err(ServiceError::KeyTooLarge {
+                size: key,
+                limit: max_key,
+            });
+        }
+        if let Operation::Put { value, .. } | Operation::Append { value, .. } = self
+            && value.len() > max_value
+        {
+            return Err(ServiceError::ValueTooLarge {
+                size: value.len(),
+                limit: max_value,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A request from a client to a replica. `id` is the client's correlation id,
+/// echoed in the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ClientRequest {
+    /// Correlation id chosen by the client.
+    pub id: u64,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum RequestBody {
+    /// Open a session (§6.3 of the dissertation); answered with its id.
+    Register,
+    /// Run an operation in a session. Writes with a `seq` already applied are
+    /// answered with the original result and not applied again.
+    Operation {
+        /// The session.
+        client: ClientId,
+        /// Sequence number within the session, starting at 1, one operation at a time.
+        seq: u64,
+        /// The operation.
+        operation: Operation,
+    },
+    /// Report this replica's Raft status (answered by any replica).
+    Status,
+}
+
+/// A replica's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ClientResponse {
+    /// The request's correlation id.
+    pub id: u64,
+    /// The outcome.
+    pub result: Result<Reply, ServiceError>,
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Reply {
+    /// The session was opened.
+    Registered(ClientId),
+    /// The operation took effect; a get carries the value read (`None`: missing key).
+    Done(Option<Bytes>),
+    /// The replica's status.
+    Status(NodeStatus),
+}
+
+/// A replica's Raft status, as `distribkv-native status` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: NodeId,
+    /// `leader`, `follower`, `candidate`, `precandidate` or `learner`.
+    pub role: String,
+    /// Current term.
+    pub term: Term,
+    /// Known leader.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: LogIndex,
+    /// Applied index.
+    pub applied_index: LogIndex,
+    /// Last log index.
+    pub last_index: LogIndex,
+    /// Durable log index.
+    pub durable_index: LogIndex,
+    /// Snapshot index.
+    pub snapshot_index: LogIndex,
+    /// Keys stored.
+    pub keys: u64,
+    /// Open client sessions.
+    pub sessions: u64,
+}
+
+/// Why a request failed. [`ServiceError::is_definite`] tells whether the
+/// operation certainly did not take effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ServiceError {
+    /// This replica is not the leader; try `leader_hint`. A write that was
+    /// pending here may still commit: retry with the same sequence number.
+    NotLeader {
+        /// The leader this replica knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The session is unknown (expired or never opened): open a new one. A
+    /// write sent in the old session may or may not have taken effect.
+    SessionExpired,
+    /// The key exceeds the limit.
+    KeyTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The value (or the value an append would produce) exceeds the limit.
+    ValueTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The cluster is overloaded or handing over leadership: retry shortly.
+    Busy,
+    /// The request's sequence number is older than the session's latest:
+    /// its answer was already given.
+    StaleSequence,
+    /// The replica has stopped (it hit an unrecoverable error).
+    Unavailable(String),
+}
+
+impl ServiceError {
+    /// Whether the operation certainly did not take effect.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::KeyTooLarge { .. } | ServiceError::ValueTooLarge { .. }
+        )
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::NotLeader {
+                leader_hint: Some(id),
+            } => write!(f, "not the leader (try node {id})"),
+            ServiceError::NotLeader { leader_hint: None } => {
+                write!(f, "not the leader (no leader known)")
+            }
+            ServiceError::SessionExpired => write!(f, "client session expired"),
+            ServiceError::KeyTooLarge { size, limit } => {
+                write!(f, "key of {size} bytes exceeds the limit of {limit}")
+            }
+            ServiceError::ValueTooLarge { size, limit } => {
+                write!(f, "value of {size} bytes exceeds the limit of {limit}")
+            }
+            ServiceError::Busy => write!(f, "busy; retry shortly"),
+            ServiceError::StaleSequence => {
+                write!(f, "request superseded by a newer one in the same session")
+            }
+            ServiceError::Unavailable(why) => write!(f, "replica unavailable: {why}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ServiceError {}
+
+/// What a log entry's command says. `at` is the leader's clock when it
+/// proposed the command: the state machine's notion of time, used to expire
+/// sessions identically on every replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Open a session; its id is the entry's index.
+    Register {
+        /// Leader's clock, ms.
+        at: u64,
+    },
+    /// A write in a session.
+    Write {
+        /// Session.
+        client: ClientId,
+        /// Sequence number.
+        seq: u64,
+        /// Leader's clock, ms.
+        at: u64,
+        /// The write (never a get).
+        operation: Operation,
+    },
+}
+
+const COMMAND_VERSION: u8 = 1;
+const TAG_REGISTER: u8 = 1;
+const TAG_WRITE: u8 = 2;
+const OP_PUT: u8 = 1;
+const OP_APPEND: u8 = 2;
+const OP_DELETE: u8 = 3;
+
+impl Command {
+    /// Encodes the command as a log payload.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            Command::Register { at } => {
+                let mut e = Encoder::with_capacity(12);
+                e.u8(COMMAND_VERSION).u8(TAG_REGISTER).varint(*at);
+                e.finish()
+            }
+            Command::Write {
+                client,
+                seq,
+                at,
+                operation,
+            } => {
+                let mut e = Encoder::with_capacity(32 + operation.key().len() + 8);
+                e.u8(COMMAND_VERSION)
+                    .u8(TAG_WRITE)
+                    .varint(*client)
+                    .varint(*seq)
+                    .varint(*at);
+                match operation {
+                    Operation::Put { key, value } => e.u8(OP_PUT).bytes(key).bytes(value),
+                    Operation::Append { key, value } => e.u8(OP_APPEND).bytes(key).bytes(value),
+                    Operation::Delete { key } => e.u8(OP_DELETE).bytes(key),
+                    Operation::Get { .. } => unreachable!("gets are never written to the log"),
+                };
+                e.finish()
+            }
+        }
+    }
+
+    /// Decodes a log payload.
+    pub fn decode(payload: Bytes) -> Result<Command, DecodeError> {
+        let mut d = Decoder::new(payload);
+        if d.u8()? != COMMAND_VERSION {
+            return Err(DecodeError::Invalid("command version"));
+        }
+        let command = match d.u8()? {
+            TAG_REGISTER => Command::Register { at: d.varint()? },
+            TAG_WRITE => {
+                let client = d.varint()?;
+                let seq = d.varint()?;
+                let at = d.varint()?;
+                let operation = match d.u8()? {
+                    OP_PUT => Operation::Put {
+                        key: d.bytes()?,
+                        value: d.bytes()?,
+                    },
+                    OP_APPEND => Operation::Append {
+                        key: d.bytes()?,
+                        value: d.bytes()?,
+                    },
+                    OP_DELETE => Operation::Delete { key: d.bytes()? },
+                    _ => return Err(DecodeError::Invalid("operation tag")),
+                };
+                Command::Write {
+                    client,
+                    seq,
+                    at,
+                    operation,
+                }
+            }
+            _ => return Err(DecodeError::Invalid("command tag")),
+        };
+        d.finish()?;
+        Ok(command)
+    }
+
+    /// A short human rendering (`put x=1`, `register`), for traces and the browser.
+    pub fn describe(payload: &Bytes) -> String {
+        use alloc::format;
+        match Command::decode(payload.clone()) {
+            Ok(Command::Register { .. }) => String::from("register"),
+            Ok(Command::Write {
+                client,
+                seq,
+                operation,
+                ..
+            }) => {
+                let key = String::from_utf8_lossy(operation.key());
+                match &operation {
+                    Operation::Put { value, .. } => format!(
+                        "put {key}={} (c{client}#{seq})",
+                        String::from_utf8_lossy(value)
+                    ),
+                    Operation::Append { value, .. } => {
+                        format!(
+                            "append {key}+={} (c{client}#{seq})",
+                            String::from_utf8_lossy(value)
+                        )
+                    }
+                    Operation::Delete { .. } => format!("delete {key} (c{client}#{seq})"),
+                    Operation::Get { .. } => format!("get {key}"),
+                }
+            }
+            Err(_) => format!("<{} bytes>", payload.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip() {
+        let commands = [
+            Command::Register { at: 12345 },
+            Command::Write {
+                client: 7,
+                seq: 3,
+                at: 99,
+                operation: Operation::Put {
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(b"v"),
+                },
+            },
+            Command::Write {
+                client: 1,
+                seq: u64::MAX,
+                at: 0,
+                operation: Operation::Append {
+                    key: Bytes::from_static(b""),
+                    value: Bytes::from_static(b"xyz"),
+                },
+            },
+            Command::Write {
+                client: 2,
+                seq: 1,
+                at: 5,
+                operation: Operation::Delete {
+                    key: Bytes::from_static(b"gone"),
+                },
+            },
+        ];
+        for command in commands {
+            assert_eq!(Command::decode(command.encode()), Ok(command));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let cases: [&[u8]; 6] = [
+            b"",
+            &[9],
+            &[1, 9],
+            &[1, 2, 1, 1, 1, 7],
+            &[1, 1, 5, 0],
+            &[1, 2, 1, 1, 1, 1, 200],
+        ];
+        for case in cases {
+            assert!(
+                Command::decode(Bytes::copy_from_slice(case)).is_err(),
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_before_the_log() {
+        let big = Bytes::from(alloc::vec![0u8; 11]);
+        let put = Operation::Put {
+            key: Bytes::from_static(b"k"),
+            value: big.clone(),
+        };
+        assert_eq!(
+            put.validate(10, 10),
+            Err(ServiceError::ValueTooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
+        let get = Operation::Get { key: big };
+        assert_eq!(
+            get.validate(10, 10),
+            Err(ServiceError::KeyTooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
+        assert!(ServiceError::KeyTooLarge { size: 1, limit: 0 }.is_definite());
+        assert!(!ServiceError::NotLeader { leader_hint: None }.is_definite());
+    }
+}

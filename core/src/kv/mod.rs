@@ -1,0 +1,16 @@
+//! The replicated key-value service: the state machine, exactly-once
+//! sessions, the replica that serves clients, and the sans-IO clerk.
+
+pub mod clerk;
+pub mod codec;
+pub mod command;
+pub mod replica;
+pub mod session;
+pub mod store;
+
+pub use clerk::{Busy, Clerk, ClerkConfig, ClerkError, ClerkOutput};
+pub use command::*;
+pub use replica::{
+    AppliedRecord, Replica, ReplicaConfig, ReplicaError, ReplicaInput, ReplicaOutput, ReplyTo,
+};
+pub use store::{Applied, KvStore, StoreLimits};

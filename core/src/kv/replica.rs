@@ -1,0 +1,583 @@
+//! A replica: one Raft node plus the key-value state machine, serving
+//! clients. This is what every driver runs (the simulator, the browser and
+//! the native server), so none of them holds service logic of its own.
+//!
+//! The run loop is the node's: feed [`ReplicaInput`]s with
+//! [`Replica::handle`], drain [`ReplicaOutput`]s with
+//! [`Replica::poll_output`], and wake up at [`Replica::poll_timeout`].
+//! Persist before acknowledging with `ReplicaInput::Persisted`; send
+//! messages and replies as they come.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::codec::DecodeError;
+use super::command::{
+    ClientId, ClientRequest, ClientResponse, Command, NodeStatus, Operation, Reply, RequestBody,
+    ServiceError,
+};
+use super::store::{Applied, KvStore, StoreLimits};
+use crate::hash::Fnv;
+use crate::raft::{
+    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Node, NodeId, Output, Payload,
+    PersistedState, Rejected, Term, Write,
+};
+use crate::time::Instant;
+
+/// Identifies where a client request came from, so the reply can go back
+/// there (a connection, a simulated client). Chosen by the driver.
+pub type ReplyTo = u64;
+
+/// Configuration of a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// The Raft node's configuration.
+    pub raft: Config,
+    /// State machine limits (must be the same on every replica).
+    pub limits: StoreLimits,
+    /// Take a snapshot once this many entries were applied since the last one (0: never).
+    pub snapshot_every: u64,
+    /// Record every applied entry for [`Replica::drain_applied`] (the simulator's checkers use it).
+    pub record_applied: bool,
+}
+
+impl ReplicaConfig {
+    /// Defaults for node `id` of a cluster of `voters`: snapshot every 10,000 entries.
+    pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>) -> ReplicaConfig {
+        ReplicaConfig {
+            raft: Config::new(id, voters),
+            limits: StoreLimits::default(),
+            snapshot_every: 10_000,
+            record_applied: false,
+        }
+    }
+}
+
+/// Input to a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaInput {
+    /// Time has passed.
+    Timeout,
+    /// A message from a peer replica.
+    Peer(Envelope),
+    /// A request from a client.
+    Client {
+        /// Where to send the reply.
+        from: ReplyTo,
+        /// The request.
+        request: ClientRequest,
+    },
+    /// Writes up to this seq are durable.
+    Persisted(u64),
+    /// Campaign now.
+    Campaign,
+    /// Hand leadership to this node.
+    TransferLeadership(NodeId),
+    /// Snapshot the state machine and compact the log now.
+    Snapshot,
+}
+
+/// Output of a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaOutput {
+    /// Make durable, then acknowledge with [`ReplicaInput::Persisted`].
+    Persist(Write),
+    /// Send to a peer.
+    Send(Envelope),
+    /// Answer a client.
+    Reply {
+        /// Where the request came from.
+        to: ReplyTo,
+        /// The answer.
+        response: ClientResponse,
+    },
+}
+
+/// An entry (or snapshot) applied to the state machine, for checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppliedRecord {
+    /// The entry at `index` of `term`, whose payload hashes to `digest`.
+    Entry {
+        /// Index.
+        index: LogIndex,
+        /// Term.
+        term: Term,
+        /// FNV hash of the payload.
+        digest: u64,
+    },
+    /// The state machine was replaced by a snapshot at `index` whose data hashes to `digest`.
+    Snapshot {
+        /// Index.
+        index: LogIndex,
+        /// Term.
+        term: Term,
+        /// FNV hash of the snapshot data.
+        digest: u64,
+    },
+}
+
+/// Why a replica could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaError {
+    /// The Raft configuration is invalid.
+    Config(ConfigError),
+    /// The persisted snapshot does not decode.
+    Snapshot(DecodeError),
+}
+
+impl core::fmt::Display for ReplicaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReplicaError::Config(e) => write!(f, "invalid configuration: {e}"),
+            ReplicaError::Snapshot(e) => write!(f, "persisted snapshot is corrupt: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ReplicaError {}
+
+/// A client waiting for its write (or registration) to be applied.
+#[derive(Clone, Debug)]
+struct WriteWaiter {
+    term: Term,
+    to: ReplyTo,
+    request: u64,
+    session: Option<(ClientId, u64)>,
+}
+
+/// A client waiting for a read.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    to: ReplyTo,
+    request: u64,
+    key: Bytes,
+}
+
+/// A Raft node and the key-value state machine it replicates.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    node: Node,
+    store: KvStore,
+    snapshot_every: u64,
+    writes: BTreeMap<LogIndex, Vec<WriteWaiter>>,
+    proposed: BTreeMap<(ClientId, u64), LogIndex>,
+    reads: BTreeMap<u64, ReadWaiter>,
+    ready_reads: VecDeque<(LogIndex, ReadWaiter)>,
+    next_read_id: u64,
+    outputs: VecDeque<ReplicaOutput>,
+    applied_records: Option<Vec<AppliedRecord>>,
+    failure: Option<String>,
+}
+
+impl Replica {
+    /// A replica that has never run.
+    pub fn new(config: ReplicaConfig, seed: u64, now: Instant) -> Result<Replica, ReplicaError> {
+        Replica::restart(config, seed, now, PersistedState::default())
+    }
+
+    /// A replica restarting from its stable storage.
+    pub fn restart(
+        config: ReplicaConfig,
+        seed: u64,
+        now: Instant,
+        persisted: PersistedState,
+    ) -> Result<Replica, ReplicaError> {
+        let store = match &persisted.snapshot {
+            Some(snapshot) => KvStore::restore(snapshot.data.clone(), config.limits)
+                .map_err(ReplicaError::Snapshot)?,
+            None => KvStore::new(config.limits),
+        };
+        let node =
+            Node::restart(config.raft, seed, now, persisted).map_err(ReplicaError::Config)?;
+        Ok(Replica {
+            node,
+            store,
+            snapshot_every: config.snapshot_every,
+            writes: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            ready_reads: VecDeque::new(),
+            next_read_id: 1,
+            outputs: VecDeque::new(),
+            applied_records: config.record_applied.then(Vec::new),
+            failure: None,
+        })
+    }
+
+    /// Feeds one input. Client requests never fail here: their errors are replies.
+    pub fn handle(&mut self, now: Instant, input: ReplicaInput) -> Result<(), Rejected> {
+        match input {
+            ReplicaInput::Timeout => self.node.handle(now, Input::Timeout).map(drop),
+            ReplicaInput::Peer(envelope) => {
+                self.node.handle(now, Input::Message(envelope)).map(drop)
+            }
+            ReplicaInput::Persisted(seq) => self.node.handle(now, Input::Persisted(seq)).map(drop),
+            ReplicaInput::Campaign => self.node.handle(now, Input::Campaign).map(drop),
+            ReplicaInput::TransferLeadership(to) => self
+                .node
+                .handle(now, Input::TransferLeadership(to))
+                .map(drop),
+            ReplicaInput::Snapshot => {
+                self.drain_node();
+                let applied = self.node.log().applied();
+                if applied > self.node.log().snapshot().index {
+                    let data = self.store.snapshot();
+                    self.node.handle(
+                        now,
+                        Input::Compact {
+                            index: applied,
+                            data,
+                        },
+                    )?;
+                }
+                Ok(())
+            }
+            ReplicaInput::Client { from, request } => {
+                self.handle_client(now, from, request);
+                Ok(())
+            }
+        }
+    }
+
+    /// The next output, or `None` until the next input.
+    pub fn poll_output(&mut self) -> Option<ReplicaOutput> {
+        if self.outputs.is_empty() {
+            self.drain_node();
+        }
+        self.outputs.pop_front()
+    }
+
+    /// When the replica next needs [`ReplicaInput::Timeout`].
+    pub fn poll_timeout(&self) -> Instant {
+        self.node.poll_timeout()
+    }
+
+    fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
+        self.outputs.push_back(ReplicaOutput::Reply {
+            to,
+            response: ClientResponse {
+                id: request,
+                result,
+            },
+        });
+    }
+
+    fn not_leader(&self) -> ServiceError {
+        ServiceError::NotLeader {
+            leader_hint: self.node.leader().filter(|&l| l != self.node.id()),
+        }
+    }
+
+    fn handle_client(&mut self, now: Instant, from: ReplyTo, request: ClientRequest) {
+        let id = request.id;
+        if let Some(why) = &self.failure {
+            let error = ServiceError::Unavailable(why.clone());
+            self.reply(from, id, Err(error));
+            return;
+        }
+        match request.body {
+            RequestBody::Status => {
+                let status = self.status();
+                self.reply(from, id, Ok(Reply::Status(status)));
+            }
+            RequestBody::Register => {
+                let command = Command::Register {
+                    at: now.as_millis(),
+                };
+                self.propose(now, from, id, None, command);
+            }
+            RequestBody::Operation {
+                client,
+                seq,
+                operation,
+            } => {
+                let limits = self.store.limits();
+                if let Err(error) = operation.validate(limits.max_key_bytes, limits.max_value_bytes)
+                {
+                    self.reply(from, id, Err(error));
+                    return;
+                }
+                if let Operation::Get { key } = operation {
+                    let read = self.next_read_id;
+                    self.next_read_id += 1;
+                    match self.node.handle(now, Input::ReadIndex(read)) {
+                        Ok(_) => {
+                            self.reads.insert(
+                                read,
+                                ReadWaiter {
+                                    to: from,
+                                    request: id,
+                                    key,
+                                },
+                            );
+                        }
+                        Err(rejected) => {
+                            let error = self.service_error(rejected);
+                            self.reply(from, id, Err(error));
+                        }
+                    }
+                    return;
+                }
+                if !self.node.is_leader() {
+                    let error = self.not_leader();
+                    self.reply(from, id, Err(error));
+                    return;
+                }
+                // Already applied: answer from the session, without a new entry.
+                match self.store.sessions().check(client, seq) {
+                    super::session::SessionCheck::Duplicate(result) => {
+                        self.reply(from, id, result.map(|()| Reply::Done(None)));
+                        return;
+                    }
+                    super::session::SessionCheck::Stale => {
+                        self.reply(from, id, Err(ServiceError::StaleSequence));
+                        return;
+                    }
+                    _ => {}
+                }
+                // Already in the log, not yet applied: wait for that entry.
+                if let Some(&index) = self.proposed.get(&(client, seq)) {
+                    let term = self.node.term();
+                    self.writes.entry(index).or_default().push(WriteWaiter {
+                        term,
+                        to: from,
+                        request: id,
+                        session: Some((client, seq)),
+                    });
+                    return;
+                }
+                let command = Command::Write {
+                    client,
+                    seq,
+                    at: now.as_millis(),
+                    operation,
+                };
+                self.propose(now, from, id, Some((client, seq)), command);
+            }
+        }
+    }
+
+    fn propose(
+        &mut self,
+        now: Instant,
+        from: ReplyTo,
+        request: u64,
+        session: Option<(ClientId, u64)>,
+        command: Command,
+    ) {
+        match self.node.handle(now, Input::Propose(command.encode())) {
+            Ok(Accepted::Appended { index, term }) => {
+                if let Some(key) = session {
+                    self.proposed.insert(key, index);
+                }
+                self.writes.entry(index).or_default().push(WriteWaiter {
+                    term,
+                    to: from,
+                    request,
+                    session,
+                });
+            }
+            Ok(Accepted::Done) => {}
+            Err(rejected) => {
+                let error = self.service_error(rejected);
+                self.reply(from, request, Err(error));
+            }
+        }
+    }
+
+    fn service_error(&self, rejected: Rejected) -> ServiceError {
+        match rejected {
+            Rejected::NotLeader { .. } => self.not_leader(),
+            Rejected::TooLarge { size, limit } => ServiceError::ValueTooLarge { size, limit },
+            _ => ServiceError::Busy,
+        }
+    }
+
+    /// Takes everything the node produced and acts on it.
+    fn drain_node(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Persist(write) => self.outputs.push_back(ReplicaOutput::Persist(write)),
+                Output::Send(envelope) => self.outputs.push_back(ReplicaOutput::Send(envelope)),
+                Output::Apply(entries) => self.apply(entries),
+                Output::ApplySnapshot(snapshot) => {
+                    match KvStore::restore(snapshot.data.clone(), self.store.limits()) {
+                        Ok(store) => self.store = store,
+                        // The leader produced it from the same code: a decode
+                        // failure means corrupted state; stop serving rather
+                        // than diverge.
+                        Err(e) => {
+                            self.failure = Some(alloc::format!(
+                                "snapshot at {} is corrupt: {e}",
+                                snapshot.meta.index
+                            ))
+                        }
+                    }
+                    if let Some(records) = &mut self.applied_records {
+                        records.push(AppliedRecord::Snapshot {
+                            index: snapshot.meta.index,
+                            term: snapshot.meta.term,
+                            digest: digest(&snapshot.data),
+                        });
+                    }
+                }
+                Output::ReadReady { id, index } => {
+                    if let Some(waiter) = self.reads.remove(&id) {
+                        self.ready_reads.push_back((index, waiter));
+                    }
+                }
+                Output::ReadFailed { id, .. } => {
+                    if let Some(waiter) = self.reads.remove(&id) {
+                        let error = self.not_leader();
+                        self.reply(waiter.to, waiter.request, Err(error));
+                    }
+                }
+            }
+        }
+        self.serve_ready_reads();
+        if !self.node.is_leader() && (!self.writes.is_empty() || !self.reads.is_empty()) {
+            // Leadership is lost: the outcome of pending writes is unknown
+            // here. Clients retry elsewhere with the same sequence number,
+            // which the sessions make safe.
+            let error = self.not_leader();
+            let writes = core::mem::take(&mut self.writes);
+            self.proposed.clear();
+            for waiter in writes.into_values().flatten() {
+                self.reply(waiter.to, waiter.request, Err(error.clone()));
+            }
+            let reads = core::mem::take(&mut self.reads);
+            for waiter in reads.into_values() {
+                self.reply(waiter.to, waiter.request, Err(error.clone()));
+            }
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let last = entries.last().map(|e| e.index);
+        for entry in entries {
+            let applied = self.store.apply(entry.index, &entry.payload);
+            if let Some(records) = &mut self.applied_records {
+                let digest = match &entry.payload {
+                    Payload::Command(data) => digest(data),
+                    Payload::Noop => 0,
+                    Payload::Membership(_) => 1,
+                };
+                records.push(AppliedRecord::Entry {
+                    index: entry.index,
+                    term: entry.term,
+                    digest,
+                });
+            }
+            let Some(waiters) = self.writes.remove(&entry.index) else {
+                continue;
+            };
+            for waiter in waiters {
+                if let Some(key) = waiter.session {
+                    self.proposed.remove(&key);
+                }
+                let result = if waiter.term != entry.term {
+                    // Our entry was replaced by another leader's: not applied (yet).
+                    Err(self.not_leader())
+                } else {
+                    match &applied {
+                        Applied::Registered(id) => Ok(Reply::Registered(*id)),
+                        Applied::Write { result, .. } => result.clone().map(|()| Reply::Done(None)),
+                        Applied::Refused { error, .. } => Err(error.clone()),
+                        Applied::Nothing | Applied::Undecodable => Err(ServiceError::Unavailable(
+                            "entry did not decode".to_string(),
+                        )),
+                    }
+                };
+                self.reply(waiter.to, waiter.request, result);
+            }
+        }
+        if let Some(last) = last
+            && self.snapshot_every > 0
+            && last >= self.node.log().snapshot().index + self.snapshot_every
+        {
+            let data = self.store.snapshot();
+            let now = self.node.now();
+            if let Some(records) = &mut self.applied_records {
+                records.push(AppliedRecord::Snapshot {
+                    index: last,
+                    term: self.node.log().term_at(last).unwrap_or(0),
+                    digest: digest(&data),
+                });
+            }
+            // Cannot fail: `last` is applied and above the snapshot.
+            let _ = self.node.handle(now, Input::Compact { index: last, data });
+        }
+    }
+
+    fn serve_ready_reads(&mut self) {
+        let applied = self.node.log().applied();
+        while self
+            .ready_reads
+            .front()
+            .is_some_and(|(index, _)| *index <= applied)
+        {
+            let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
+            let value = self.store.get(&waiter.key).cloned();
+            self.reply(waiter.to, waiter.request, Ok(Reply::Done(value)));
+        }
+    }
+
+    /// This replica's status.
+    pub fn status(&self) -> NodeStatus {
+        let log = self.node.log();
+        NodeStatus {
+            id: self.node.id(),
+            role: self.node.role().name().to_string(),
+            term: self.node.term(),
+            leader: self.node.leader(),
+            commit_index: log.commit(),
+            applied_index: log.applied(),
+            last_index: log.last_index(),
+            durable_index: self.node.durable_index(),
+            snapshot_index: log.snapshot().index,
+            keys: self.store.len() as u64,
+            sessions: self.store.sessions().len() as u64,
+        }
+    }
+
+    /// The Raft node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The state machine.
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+
+    /// Why the replica stopped serving, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Entries and snapshots applied since the last call (empty unless
+    /// `record_applied` is set).
+    pub fn drain_applied(&mut self) -> Vec<AppliedRecord> {
+        self.applied_records
+            .as_mut()
+            .map(core::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Requests waiting for an answer here.
+    pub fn pending_requests(&self) -> usize {
+        self.writes.values().map(Vec::len).sum::<usize>()
+            + self.reads.len()
+            + self.ready_reads.len()
+    }
+}
+
+/// FNV hash of bytes.
+pub fn digest(data: &[u8]) -> u64 {
+    let mut hash = Fnv::new();
+    hash.write(data);
+    hash.finish()
+}

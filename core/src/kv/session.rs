@@ -1,0 +1,215 @@
+//! Exactly-once client sessions (§6.3 of the dissertation).
+//!
+//! A session remembers the latest sequence number applied for a client and
+//! that write's result. A retried write (same client, same sequence number)
+//! is answered with the stored result instead of being applied again. The
+//! table is part of the state machine: it is in snapshots and identical on
+//! every replica. Sessions expire by a deterministic rule driven by the log:
+//! each command carries the leader's clock, and a session not used for `ttl`
+//! of that clock is dropped; beyond `max_sessions`, the least recently used
+//! session is dropped when a new one is opened.
+
+use alloc::collections::BTreeMap;
+
+use super::command::{ClientId, ServiceError};
+
+/// One client's session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Latest sequence number applied (0: none yet).
+    pub last_seq: u64,
+    /// Result of that write.
+    pub last_result: Result<(), ServiceError>,
+    /// Log clock (ms) of the session's latest activity.
+    pub last_active: u64,
+}
+
+/// What the table says about a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// A new write: apply it.
+    Fresh,
+    /// Already applied: answer with this result.
+    Duplicate(Result<(), ServiceError>),
+    /// Older than the latest applied write: its answer was already given.
+    Stale,
+    /// No such session.
+    Unknown,
+}
+
+/// All open sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTable {
+    sessions: BTreeMap<ClientId, Session>,
+    ttl: u64,
+    max_sessions: usize,
+    next_sweep: u64,
+}
+
+impl SessionTable {
+    /// An empty table whose sessions expire after `ttl` ms of log clock,
+    /// holding at most `max_sessions` (at least 1).
+    pub fn new(ttl: u64, max_sessions: usize) -> SessionTable {
+        SessionTable {
+            sessions: BTreeMap::new(),
+            ttl,
+            max_sessions: max_sessions.max(1),
+            next_sweep: 0,
+        }
+    }
+
+    /// Opens session `client` at log clock `now`, evicting the least recently
+    /// used one if the table is full.
+    pub fn register(&mut self, client: ClientId, now: u64) {
+        while self.sessions.len() >= self.max_sessions {
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(id, s)| (s.last_active, **id))
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => {
+                    self.sessions.remove(&id);
+                }
+                None => break,
+            }
+        }
+        self.sessions.insert(
+            client,
+            Session {
+                last_seq: 0,
+                last_result: Ok(()),
+                last_active: now,
+            },
+        );
+    }
+
+    /// Classifies a write `seq` of `client`.
+    pub fn check(&self, client: ClientId, seq: u64) -> SessionCheck {
+        match self.sessions.get(&client) {
+            None => SessionCheck::Unknown,
+            Some(s) if seq == s.last_seq && seq != 0 => {
+                SessionCheck::Duplicate(s.last_result.clone())
+            }
+            Some(s) if seq <= s.last_seq => SessionCheck::Stale,
+            Some(_) => SessionCheck::Fresh,
+        }
+    }
+
+    /// Records that write `seq` of `client` was applied with `result`.
+    pub fn record(
+        &mut self,
+        client: ClientId,
+        seq: u64,
+        result: Result<(), ServiceError>,
+        now: u64,
+    ) {
+        if let Some(session) = self.sessions.get_mut(&client) {
+            session.last_seq = seq;
+            session.last_result = result;
+            session.last_active = now;
+        }
+    }
+
+    /// Drops sessions idle for longer than the TTL. Cheap to call on every
+    /// command: it scans only every quarter TTL of log clock.
+    pub fn expire(&mut self, now: u64) {
+        if now < self.next_sweep {
+            return;
+        }
+        let ttl = self.ttl;
+        self.sessions
+            .retain(|_, s| s.last_active.saturating_add(ttl) >= now);
+        self.next_sweep = now.saturating_add((ttl / 4).max(1));
+    }
+
+    /// The session of `client`.
+    pub fn get(&self, client: ClientId) -> Option<&Session> {
+        self.sessions.get(&client)
+    }
+
+    /// Number of open sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Every session, by client id.
+    pub fn iter(&self) -> impl Iterator<Item = (&ClientId, &Session)> {
+        self.sessions.iter()
+    }
+
+    /// Time-to-live and capacity.
+    pub fn limits(&self) -> (u64, usize) {
+        (self.ttl, self.max_sessions)
+    }
+
+    pub(super) fn next_sweep(&self) -> u64 {
+        self.next_sweep
+    }
+
+    pub(super) fn restore(
+        ttl: u64,
+        max_sessions: usize,
+        next_sweep: u64,
+        sessions: BTreeMap<ClientId, Session>,
+    ) -> SessionTable {
+        SessionTable {
+            sessions,
+            ttl,
+            max_sessions: max_sessions.max(1),
+            next_sweep,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_stale_and_unknown() {
+        let mut table = SessionTable::new(1000, 10);
+        assert_eq!(table.check(5, 1), SessionCheck::Unknown);
+        table.register(5, 0);
+        assert_eq!(table.check(5, 1), SessionCheck::Fresh);
+        table.record(5, 1, Ok(()), 1);
+        assert_eq!(table.check(5, 1), SessionCheck::Duplicate(Ok(())));
+        assert_eq!(table.check(5, 2), SessionCheck::Fresh);
+        table.record(5, 2, Err(ServiceError::Busy), 2);
+        assert_eq!(
+            table.check(5, 2),
+            SessionCheck::Duplicate(Err(ServiceError::Busy))
+        );
+        assert_eq!(table.check(5, 1), SessionCheck::Stale);
+    }
+
+    #[test]
+    fn expiry_follows_the_log_clock() {
+        let mut table = SessionTable::new(100, 10);
+        table.register(1, 0);
+        table.register(2, 50);
+        table.expire(100);
+        assert_eq!(table.len(), 2);
+        table.expire(140);
+        assert!(table.get(1).is_none(), "idle for 140 > ttl");
+        assert!(table.get(2).is_some());
+        table.record(2, 1, Ok(()), 140);
+        table.expire(239);
+        assert!(table.get(2).is_some(), "activity renews the session");
+    }
+
+    #[test]
+    fn capacity_evicts_least_recently_active() {
+        let mut table = SessionTable::new(u64::MAX, 2);
+        table.register(1, 10);
+        table.register(2, 5);
+        table.register(3, 20);
+        assert!(table.get(2).is_none());
+        assert!(table.get(1).is_some() && table.get(3).is_some());
+    }
+}

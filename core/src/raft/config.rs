@@ -1,0 +1,180 @@
+//! Node configuration, validated before a node is built.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::types::NodeId;
+
+/// How a Raft node behaves. Build one with [`Config::new`] and adjust fields;
+/// [`Node::new`](super::Node::new) validates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id (non-zero).
+    pub id: NodeId,
+    /// The initial voting members, this node included unless it starts as a learner.
+    pub voters: Vec<NodeId>,
+    /// Initial non-voting members.
+    pub learners: Vec<NodeId>,
+    /// Election timeouts are drawn uniformly from `election_timeout_min..election_timeout_max` ms.
+    pub election_timeout_min: u64,
+    /// Upper bound (exclusive) of the election timeout, in ms.
+    pub election_timeout_max: u64,
+    /// Interval between leader heartbeats, in ms. Must be well below `election_timeout_min`.
+    pub heartbeat_interval: u64,
+    /// Run a PreVote round before incrementing the term (§9.6 of the dissertation),
+    /// so a node that was partitioned away does not disrupt a healthy leader when it returns.
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum for an election
+    /// timeout, and followers that heard from a leader within the minimum
+    /// election timeout refuse to vote for anyone else (leader stickiness).
+    pub check_quorum: bool,
+    /// Serve reads from a leader lease instead of a ReadIndex round. Off by
+    /// default: it assumes clocks drift apart by at most `max_clock_drift_percent`.
+    pub lease_reads: bool,
+    /// Clock drift assumed by lease reads, in percent of the election timeout.
+    pub max_clock_drift_percent: u64,
+    /// Most entries in one AppendEntries.
+    pub max_entries_per_message: usize,
+    /// Most entry bytes in one AppendEntries (at least one entry is always sent).
+    pub max_bytes_per_message: usize,
+    /// Most AppendEntries in flight to one follower in the replicate state (pipelining window).
+    pub max_inflight_messages: usize,
+    /// Bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Largest command accepted by a proposal, in bytes.
+    pub max_entry_bytes: usize,
+    /// Proposals are refused with [`Rejected::Busy`](super::Rejected::Busy)
+    /// while this many bytes of the leader's log are uncommitted.
+    pub max_uncommitted_bytes: usize,
+    /// Largest snapshot a follower accepts, in bytes.
+    pub max_snapshot_bytes: u64,
+}
+
+impl Config {
+    /// A configuration with the default timing (election timeout 150–300 ms,
+    /// heartbeat 50 ms), PreVote and CheckQuorum on, lease reads off.
+    pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Config {
+        Config {
+            id,
+            voters: voters.into_iter().collect(),
+            learners: Vec::new(),
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            heartbeat_interval: 50,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            max_clock_drift_percent: 10,
+            max_entries_per_message: 512,
+            max_bytes_per_message: 1 << 20,
+            max_inflight_messages: 64,
+            snapshot_chunk_bytes: 64 * 1024,
+            max_entry_bytes: 4 << 20,
+            max_uncommitted_bytes: 64 << 20,
+            max_snapshot_bytes: 1 << 32,
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        let mut members: Vec<NodeId> = self.voters.iter().chain(&self.learners).copied().collect();
+        if self.voters.is_empty() {
+            return Err(ConfigError::NoVoters);
+        }
+        if members.contains(&0) {
+            return Err(ConfigError::ZeroId);
+        }
+        members.sort_unstable();
+        if members.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::DuplicateMember);
+        }
+        if !members.contains(&self.id) {
+            return Err(ConfigError::NotAMember(self.id));
+        }
+        if self.election_timeout_min == 0 || self.election_timeout_max <= self.election_timeout_min
+        {
+            return Err(ConfigError::ElectionTimeout {
+                min: self.election_timeout_min,
+                max: self.election_timeout_max,
+            });
+        }
+        if self.heartbeat_interval == 0 || self.heartbeat_interval >= self.election_timeout_min {
+            return Err(ConfigError::HeartbeatInterval {
+                heartbeat: self.heartbeat_interval,
+                election_min: self.election_timeout_min,
+            });
+        }
+        if self.max_entries_per_message == 0
+            || self.max_bytes_per_message == 0
+            || self.max_inflight_messages == 0
+            || self.snapshot_chunk_bytes == 0
+            || self.max_entry_bytes == 0
+        {
+            return Err(ConfigError::ZeroLimit);
+        }
+        if self.max_clock_drift_percent >= 100 {
+            return Err(ConfigError::ClockDrift(self.max_clock_drift_percent));
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Node ids must be non-zero.
+    ZeroId,
+    /// The cluster needs at least one voter.
+    NoVoters,
+    /// A node is listed twice among voters and learners.
+    DuplicateMember,
+    /// The node itself is not among the voters or learners.
+    NotAMember(NodeId),
+    /// The election timeout range is empty or zero.
+    ElectionTimeout {
+        /// Configured minimum.
+        min: u64,
+        /// Configured maximum.
+        max: u64,
+    },
+    /// The heartbeat must be non-zero and shorter than the minimum election timeout.
+    HeartbeatInterval {
+        /// Configured heartbeat.
+        heartbeat: u64,
+        /// Configured minimum election timeout.
+        election_min: u64,
+    },
+    /// A size or count limit is zero.
+    ZeroLimit,
+    /// Clock drift must be below 100%.
+    ClockDrift(u64),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroId => write!(f, "node ids must be non-zero"),
+            ConfigError::NoVoters => write!(f, "the cluster needs at least one voter"),
+            ConfigError::DuplicateMember => write!(f, "a node is listed twice"),
+            ConfigError::NotAMember(id) => write!(f, "node {id} is not a member of the cluster"),
+            ConfigError::ElectionTimeout { min, max } => {
+                write!(f, "election timeout range {min}..{max} ms is empty or zero")
+            }
+            ConfigError::HeartbeatInterval {
+                heartbeat,
+                election_min,
+            } => write!(
+                f,
+                "heartbeat interval {heartbeat} ms must be non-zero and below the minimum election timeout {election_min} ms"
+            ),
+            ConfigError::ZeroLimit => write!(f, "message, window and size limits must be non-zero"),
+            ConfigError::ClockDrift(p) => write!(f, "clock drift {p}% must be below 100%"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,234 @@
+//! Leader election (§5.2) with PreVote (§9.6 of the dissertation) and
+//! CheckQuorum (§6.2).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::message::{Message, RequestVote, RequestVoteResponse};
+use super::node::{LeaderState, Node, Role};
+use super::progress::Progress;
+use super::quorum::{VoteResult, VoteTally};
+use super::read::ReadState;
+use super::types::{Entry, NodeId, Payload};
+
+impl Node {
+    /// Starts an election: a pre-vote round first when PreVote is on and the
+    /// election is not a leadership transfer.
+    pub(super) fn campaign(&mut self, transfer: bool) {
+        self.stats.elections += 1;
+        if self.config.pre_vote && !transfer {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate(transfer);
+        }
+    }
+
+    /// Asks the voters whether they would vote for us in `term + 1`, without
+    /// changing anybody's term: a node cut off from the cluster keeps failing
+    /// here instead of inflating its term and deposing the leader when it returns.
+    fn become_pre_candidate(&mut self) {
+        self.leader = None;
+        let mut votes = VoteTally::default();
+        votes.record(self.id, true);
+        self.role = Role::PreCandidate { votes };
+        self.reset_election_timer();
+        let request = RequestVote {
+            term: self.term + 1,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: true,
+            transfer: false,
+        };
+        self.broadcast_to_voters(Message::RequestVote(request));
+        self.check_election();
+    }
+
+    /// Increments the term, votes for itself (counted once durable) and asks for votes.
+    pub(super) fn become_candidate(&mut self, transfer: bool) {
+        self.term += 1;
+        self.voted_for = Some(self.id);
+        self.leader = None;
+        self.stage_hard_state();
+        self.role = Role::Candidate {
+            votes: VoteTally::default(),
+            self_vote_seq: self.staged_seq(),
+        };
+        self.reset_election_timer();
+        let request = RequestVote {
+            term: self.term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: false,
+            transfer,
+        };
+        self.broadcast_to_voters(Message::RequestVote(request));
+    }
+
+    fn broadcast_to_voters(&mut self, message: Message) {
+        let voters: Vec<NodeId> = self.log.membership().voters.clone();
+        for voter in voters {
+            if voter != self.id {
+                self.send(voter, message.clone());
+            }
+        }
+    }
+
+    /// Acts on the votes counted so far.
+    pub(super) fn check_election(&mut self) {
+        let voters = &self.log.membership().voters;
+        let (result, pre_vote) = match &self.role {
+            Role::PreCandidate { votes } => (votes.result(voters), true),
+            Role::Candidate { votes, .. } => (votes.result(voters), false),
+            _ => return,
+        };
+        match (result, pre_vote) {
+            (VoteResult::Won, true) => self.become_candidate(false),
+            (VoteResult::Won, false) => self.become_leader(),
+            (VoteResult::Lost, _) => {
+                let term = self.term;
+                self.become_follower(term, None);
+            }
+            (VoteResult::Pending, _) => {}
+        }
+    }
+
+    /// Takes office: every follower is probed from the end of our log, and a
+    /// no-op entry of the new term lets the leader commit (and learn the
+    /// commit index of) entries from earlier terms (§5.4.2, §8).
+    fn become_leader(&mut self) {
+        let last = self.log.last_index();
+        let progress: BTreeMap<NodeId, Progress> = self
+            .log
+            .membership()
+            .members()
+            .filter(|&id| id != self.id)
+            .map(|id| (id, Progress::new(last)))
+            .collect();
+        self.role = Role::Leader(Box::new(LeaderState {
+            progress,
+            heartbeat_deadline: self.now + self.config.heartbeat_interval,
+            check_quorum_deadline: self.now + self.config.election_timeout_min,
+            reads: ReadState::default(),
+            transfer: None,
+            uncommitted_bytes: 0,
+            append_needed: Vec::new(),
+            append_to_all: true,
+        }));
+        self.leader = Some(self.id);
+        self.incoming_snapshot = None;
+        self.append_entry(Payload::Noop);
+    }
+
+    /// Appends an entry of the current term to the leader's log and stages it.
+    pub(super) fn append_entry(&mut self, payload: Payload) -> Entry {
+        let entry = Entry {
+            index: self.log.last_index() + 1,
+            term: self.term,
+            payload,
+        };
+        self.log.push(entry.clone());
+        self.stage_entries([entry.clone()]);
+        if let Role::Leader(leader) = &mut self.role {
+            leader.uncommitted_bytes += entry.size();
+            leader.append_to_all = true;
+        }
+        entry
+    }
+
+    pub(super) fn handle_request_vote(&mut self, from: NodeId, request: RequestVote) {
+        let up_to_date = self
+            .log
+            .is_up_to_date(request.last_log_index, request.last_log_term);
+        if request.pre_vote {
+            // Would we vote in `request.term`? Only if it is ahead of ours,
+            // its log is at least as up to date, and no leader is alive.
+            let granted = request.term > self.term && up_to_date && !self.in_leader_lease();
+            let term = if granted { request.term } else { self.term };
+            self.send(
+                from,
+                Message::RequestVoteResponse(RequestVoteResponse {
+                    term,
+                    granted,
+                    pre_vote: true,
+                }),
+            );
+            return;
+        }
+        // Same term here: a higher one made us a follower on receipt.
+        let can_vote =
+            self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
+        let granted = can_vote && up_to_date;
+        let response = Message::RequestVoteResponse(RequestVoteResponse {
+            term: self.term,
+            granted,
+            pre_vote: false,
+        });
+        if granted {
+            if self.voted_for.is_none() {
+                self.voted_for = Some(from);
+                self.stage_hard_state();
+            }
+            self.reset_election_timer();
+            // The vote must be durable before the candidate can count it:
+            // otherwise a crash could let this node vote twice in one term.
+            self.send_when_durable(from, response);
+        } else {
+            self.send(from, response);
+        }
+    }
+
+    pub(super) fn handle_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {
+        let term = self.term;
+        match &mut self.role {
+            Role::PreCandidate { votes }
+                if response.pre_vote
+                    && ((response.granted && response.term == term + 1)
+                        || (!response.granted && response.term <= term)) =>
+            {
+                votes.record(from, response.granted);
+            }
+            Role::Candidate { votes, .. } if !response.pre_vote && response.term == term => {
+                votes.record(from, response.granted);
+            }
+            _ => {
+                self.stats.unexpected += 1;
+                return;
+            }
+        }
+        self.check_election();
+    }
+
+    /// CheckQuorum: whether a majority of voters was heard from since the
+    /// last round; resets the activity flags for the next round.
+    pub(super) fn has_active_quorum(&mut self) -> bool {
+        let id = self.id;
+        let voters = self.log.membership().voters.clone();
+        let Role::Leader(leader) = &mut self.role else {
+            return false;
+        };
+        let active = voters
+            .iter()
+            .filter(|&&v| v == id || leader.progress.get(&v).is_some_and(|p| p.recent_active))
+            .count();
+        for progress in leader.progress.values_mut() {
+            progress.recent_active = false;
+        }
+        active >= voters.len() / 2 + 1
+    }
+
+    pub(super) fn handle_timeout_now(&mut self, from: NodeId) {
+        if self.leader != Some(from) && self.leader.is_some() {
+            self.stats.unexpected += 1;
+            return;
+        }
+        if !self.is_voter() || self.is_leader() {
+            self.stats.unexpected += 1;
+            return;
+        }
+        // The leader asked us to take over: campaign at once, skipping
+        // PreVote, and let voters ignore their leader lease (§3.10).
+        self.stats.elections += 1;
+        self.become_candidate(true);
+    }
+}

@@ -1,0 +1,903 @@
+//! The Raft node: state, the single entry point [`Node::handle`], and the
+//! output queue. The algorithm itself lives in the sibling modules
+//! (`election`, `replication`, `snapshot`, `read`, `transfer`), each an
+//! `impl Node` block for one concern.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::config::{Config, ConfigError};
+use super::log::RaftLog;
+use super::message::{Envelope, Message};
+use super::progress::Progress;
+use super::quorum::VoteTally;
+use super::read::ReadState;
+use super::storage::{PersistedState, Write};
+use super::types::{Entry, HardState, LogIndex, Membership, NodeId, Snapshot, SnapshotMeta, Term};
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// Something the driver asks of the node. Pass it to [`Node::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Time has passed: fire whatever deadlines are due. Call it at (or after)
+    /// [`Node::poll_timeout`]; calling it early is harmless.
+    Timeout,
+    /// A message from a peer.
+    Message(Envelope),
+    /// Append a command to the log (leader only).
+    Propose(Bytes),
+    /// A linearizable read: answered by [`Output::ReadReady`] with the index the
+    /// application must have applied before serving it (leader only).
+    ReadIndex(u64),
+    /// Every [`Write`] with `seq` up to this one is durable.
+    Persisted(u64),
+    /// The application took a snapshot of its state at `index` (at most the
+    /// applied index): compact the log up to it.
+    Compact {
+        /// Last index the snapshot covers.
+        index: LogIndex,
+        /// The serialized application state.
+        data: Bytes,
+    },
+    /// Start an election now, as if the election timeout had fired.
+    Campaign,
+    /// Hand leadership over to `to` (leader only).
+    TransferLeadership(NodeId),
+}
+
+/// Something the node asks of the driver. Drain with [`Node::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Make this durable, then acknowledge it with [`Input::Persisted`].
+    Persist(Write),
+    /// Send this message. Messages may be lost, duplicated or reordered.
+    Send(Envelope),
+    /// These entries are committed: apply them to the state machine, in order.
+    Apply(Vec<Entry>),
+    /// Replace the state machine with this snapshot (sent by the leader).
+    ApplySnapshot(Snapshot),
+    /// The read `id` is linearizable once the state machine has applied `index`.
+    ReadReady {
+        /// The id passed with [`Input::ReadIndex`].
+        id: u64,
+        /// Apply at least this far, then serve the read.
+        index: LogIndex,
+    },
+    /// The read `id` cannot be served here: this node lost leadership.
+    ReadFailed {
+        /// The id passed with [`Input::ReadIndex`].
+        id: u64,
+        /// Who may be leader now.
+        leader_hint: Option<NodeId>,
+    },
+}
+
+/// What an accepted input did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Done; any effects come out of [`Node::poll_output`].
+    Done,
+    /// A proposal was appended to the leader's log at `index` in `term`.
+    /// It is not committed yet: watch the applied entries.
+    Appended {
+        /// Its index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+}
+
+/// Why the node refused an input (driver misuse or a request it cannot serve).
+/// Bad input from peers is never an error: it is dropped and counted in [`Stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// Only the leader takes proposals, reads and transfers.
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader is handing over leadership and takes no proposals meanwhile.
+    TransferInProgress,
+    /// The command is larger than `Config::max_entry_bytes`.
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Too many bytes are uncommitted (followers are slow or unreachable): retry later.
+    Busy,
+    /// The node id is not a voting member.
+    UnknownNode(NodeId),
+    /// A learner cannot campaign.
+    NotVoter,
+    /// A compaction index must be above the current snapshot and at most the applied index.
+    CompactionIndex {
+        /// The index asked for.
+        index: LogIndex,
+        /// The current snapshot index.
+        snapshot_index: LogIndex,
+        /// The applied index.
+        applied: LogIndex,
+    },
+    /// `Persisted(seq)` names a write that was never emitted.
+    UnknownWrite {
+        /// The seq acknowledged.
+        seq: u64,
+        /// The last seq emitted.
+        last: u64,
+    },
+}
+
+impl core::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Rejected::NotLeader {
+                leader_hint: Some(id),
+            } => write!(f, "not the leader (try node {id})"),
+            Rejected::NotLeader { leader_hint: None } => {
+                write!(f, "not the leader (no leader known)")
+            }
+            Rejected::TransferInProgress => write!(f, "leadership transfer in progress"),
+            Rejected::TooLarge { size, limit } => {
+                write!(f, "command of {size} bytes exceeds the limit of {limit}")
+            }
+            Rejected::Busy => write!(f, "too much uncommitted data; retry later"),
+            Rejected::UnknownNode(id) => write!(f, "node {id} is not a voting member"),
+            Rejected::NotVoter => write!(f, "a learner cannot campaign"),
+            Rejected::CompactionIndex {
+                index,
+                snapshot_index,
+                applied,
+            } => write!(
+                f,
+                "cannot compact at {index}: it must be above the snapshot ({snapshot_index}) and at most the applied index ({applied})"
+            ),
+            Rejected::UnknownWrite { seq, last } => {
+                write!(f, "write {seq} was never emitted (last is {last})")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Rejected {}
+
+/// The role a node plays, without its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleKind {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking whether it could win an election (PreVote).
+    PreCandidate,
+    /// Campaigning in its term.
+    Candidate,
+    /// Leading its term.
+    Leader,
+    /// A non-voting member: follows, never campaigns.
+    Learner,
+}
+
+impl RoleKind {
+    /// Lowercase name (`leader`, `follower`, ...), as the JS API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleKind::Follower => "follower",
+            RoleKind::PreCandidate => "precandidate",
+            RoleKind::Candidate => "candidate",
+            RoleKind::Leader => "leader",
+            RoleKind::Learner => "learner",
+        }
+    }
+}
+
+/// Counters of peer input the node dropped or ignored, and of notable events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handled.
+    pub messages_received: u64,
+    /// Messages with a term older than ours (answered when that helps the sender catch up).
+    pub stale_term: u64,
+    /// Messages that failed validation (bad indexes, sizes, terms).
+    pub malformed: u64,
+    /// Messages from a node that is not a member, or addressed to another node.
+    pub misaddressed: u64,
+    /// Messages that make no sense in the current role (e.g. a response to an old election).
+    pub unexpected: u64,
+    /// Vote requests ignored because a leader was heard from recently.
+    pub ignored_in_lease: u64,
+    /// Elections (and pre-vote rounds) started.
+    pub elections: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Snapshot chunks sent.
+    pub snapshot_chunks_sent: u64,
+    /// Messages that were held for durability and dropped because the term moved on.
+    pub held_dropped: u64,
+}
+
+/// The leader's state: exists only while leading.
+#[derive(Clone, Debug)]
+pub(super) struct LeaderState {
+    /// Every other member's progress.
+    pub progress: BTreeMap<NodeId, Progress>,
+    /// Next heartbeat.
+    pub heartbeat_deadline: Instant,
+    /// Next CheckQuorum round.
+    pub check_quorum_deadline: Instant,
+    /// ReadIndex rounds and waiting reads.
+    pub reads: ReadState,
+    /// A leadership transfer in progress: target and deadline.
+    pub transfer: Option<(NodeId, Instant)>,
+    /// Bytes of entries appended but not yet committed.
+    pub uncommitted_bytes: usize,
+    /// Followers to send AppendEntries to when the outputs are next flushed.
+    pub append_needed: Vec<NodeId>,
+    /// Send AppendEntries to every follower when the outputs are next flushed.
+    pub append_to_all: bool,
+}
+
+/// A role and the state that only that role has.
+#[derive(Clone, Debug)]
+pub(super) enum Role {
+    Follower,
+    PreCandidate {
+        votes: VoteTally,
+    },
+    Candidate {
+        votes: VoteTally,
+        self_vote_seq: u64,
+    },
+    Leader(Box<LeaderState>),
+}
+
+/// A message that may leave only once a write is durable.
+#[derive(Clone, Debug)]
+pub(super) struct Held {
+    pub after_seq: u64,
+    pub term: Term,
+    pub envelope: Envelope,
+}
+
+/// A write emitted but not yet acknowledged.
+#[derive(Clone, Copy, Debug)]
+struct PendingWrite {
+    seq: u64,
+    /// The log is durable up to here (and matches memory) once this write is.
+    last_index: LogIndex,
+    /// Until then, only up to here: the write truncates after this index.
+    clip: LogIndex,
+    hard_state: Option<HardState>,
+}
+
+/// A snapshot being received chunk by chunk.
+#[derive(Clone, Debug)]
+pub(super) struct SnapshotAssembly {
+    pub meta: SnapshotMeta,
+    pub total_len: u64,
+    pub data: Vec<u8>,
+}
+
+/// A Raft node. See the crate documentation for the run loop.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub(super) id: NodeId,
+    pub(super) config: Config,
+    pub(super) rng: Rng,
+    /// Latest term seen (may not be durable yet; see `durable_hard_state`).
+    pub(super) term: Term,
+    /// Vote cast in `term`.
+    pub(super) voted_for: Option<NodeId>,
+    /// The leader of `term`, if known.
+    pub(super) leader: Option<NodeId>,
+    pub(super) role: Role,
+    pub(super) log: RaftLog,
+    /// Data of the snapshot `log.snapshot()` describes (empty without one).
+    pub(super) snapshot_data: Bytes,
+    /// When a follower or candidate campaigns next.
+    pub(super) election_deadline: Instant,
+    /// Last time a leader of the current term was heard from.
+    pub(super) leader_contact: Option<Instant>,
+    pub(super) incoming_snapshot: Option<SnapshotAssembly>,
+    pub(super) now: Instant,
+    pub(super) stats: Stats,
+    // Durability.
+    next_seq: u64,
+    acked_seq: u64,
+    pending_writes: VecDeque<PendingWrite>,
+    durable_index: LogIndex,
+    durable_hard_state: HardState,
+    pub(super) held: VecDeque<Held>,
+    // Outputs.
+    staged_write: Write,
+    /// Lowest index after which the staged write replaces stored entries.
+    staged_clip: LogIndex,
+    pub(super) staged: VecDeque<Output>,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// A fresh node that has never run: empty log, term 0.
+    pub fn new(config: Config, seed: u64, now: Instant) -> Result<Node, ConfigError> {
+        Node::restart(config, seed, now, PersistedState::default())
+    }
+
+    /// A node restarting from what its stable storage held. The application
+    /// restores its state machine from `persisted.snapshot` itself; committed
+    /// entries after it are handed out again by [`Output::Apply`] once the
+    /// node learns the commit index.
+    pub fn restart(
+        config: Config,
+        seed: u64,
+        now: Instant,
+        persisted: PersistedState,
+    ) -> Result<Node, ConfigError> {
+        config.validate()?;
+        let initial = Membership {
+            voters: {
+                let mut v = config.voters.clone();
+                v.sort_unstable();
+                v
+            },
+            learners: {
+                let mut l = config.learners.clone();
+                l.sort_unstable();
+                l
+            },
+        };
+        let (meta, snapshot_data) = match persisted.snapshot {
+            Some(snapshot) => (snapshot.meta, snapshot.data),
+            None => (
+                SnapshotMeta {
+                    index: 0,
+                    term: 0,
+                    membership: initial,
+                },
+                Bytes::new(),
+            ),
+        };
+        let log = RaftLog::restore(meta, persisted.entries);
+        let mut node = Node {
+            id: config.id,
+            rng: Rng::new(seed ^ config.id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            config,
+            term: persisted.hard_state.term,
+            voted_for: persisted.hard_state.voted_for,
+            leader: None,
+            role: Role::Follower,
+            durable_index: log.last_index(),
+            log,
+            snapshot_data,
+            election_deadline: Instant::NEVER,
+            leader_contact: None,
+            incoming_snapshot: None,
+            now,
+            stats: Stats::default(),
+            next_seq: 1,
+            acked_seq: 0,
+            pending_writes: VecDeque::new(),
+            durable_hard_state: persisted.hard_state,
+            held: VecDeque::new(),
+            staged_write: Write::default(),
+            staged_clip: LogIndex::MAX,
+            staged: VecDeque::new(),
+            outputs: VecDeque::new(),
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// Feeds one input. `now` must not go backwards (an earlier time is
+    /// treated as the latest one seen). Inputs may be fed several at a time
+    /// before the outputs are drained: the node then batches its writes and
+    /// messages.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, Rejected> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Timeout => {
+                self.handle_timeout();
+                Ok(Accepted::Done)
+            }
+            Input::Message(envelope) => {
+                self.handle_message(envelope);
+                Ok(Accepted::Done)
+            }
+            Input::Propose(command) => self.propose(command),
+            Input::ReadIndex(id) => self.read_index(id).map(|()| Accepted::Done),
+            Input::Persisted(seq) => self.handle_persisted(seq).map(|()| Accepted::Done),
+            Input::Compact { index, data } => self.compact(index, data).map(|()| Accepted::Done),
+            Input::Campaign => {
+                if !self.is_voter() {
+                    return Err(Rejected::NotVoter);
+                }
+                if !self.is_leader() {
+                    self.campaign(false);
+                }
+                Ok(Accepted::Done)
+            }
+            Input::TransferLeadership(to) => self.transfer_leadership(to).map(|()| Accepted::Done),
+        }
+    }
+
+    /// The next output, or `None` when there is nothing to do until the next input.
+    ///
+    /// Outputs come in the order the driver must execute them: a
+    /// [`Output::Persist`] comes before the messages produced with it.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
+        self.outputs.pop_front()
+    }
+
+    /// When the node next needs [`Input::Timeout`]; `Instant::NEVER` if nothing is scheduled.
+    pub fn poll_timeout(&self) -> Instant {
+        match &self.role {
+            Role::Leader(leader) => {
+                let mut deadline = leader.heartbeat_deadline;
+                if self.config.check_quorum {
+                    deadline = deadline.min(leader.check_quorum_deadline);
+                }
+                if let Some((_, transfer_deadline)) = leader.transfer {
+                    deadline = deadline.min(transfer_deadline);
+                }
+                deadline
+            }
+            _ => self.election_deadline,
+        }
+    }
+
+    fn handle_timeout(&mut self) {
+        let now = self.now;
+        if let Role::Leader(leader) = &mut self.role {
+            if let Some((_, deadline)) = leader.transfer
+                && now >= deadline
+            {
+                leader.transfer = None;
+            }
+            if self.config.check_quorum && now >= leader.check_quorum_deadline {
+                leader.check_quorum_deadline = now + self.config.election_timeout_min;
+                if !self.has_active_quorum() {
+                    let term = self.term;
+                    self.become_follower(term, None);
+                    return;
+                }
+            }
+            if let Role::Leader(leader) = &mut self.role
+                && now >= leader.heartbeat_deadline
+            {
+                self.broadcast_heartbeat();
+            }
+        } else if now >= self.election_deadline {
+            if self.is_voter() {
+                self.campaign(false);
+            } else {
+                self.reset_election_timer();
+            }
+        }
+    }
+
+    fn handle_message(&mut self, envelope: Envelope) {
+        self.stats.messages_received += 1;
+        let Envelope { from, to, message } = envelope;
+        if to != self.id || from == self.id || !self.log.membership().contains(from) {
+            self.stats.misaddressed += 1;
+            return;
+        }
+        if !self.is_well_formed(&message) {
+            self.stats.malformed += 1;
+            return;
+        }
+        let term = message.term();
+        if term > self.term {
+            match &message {
+                // A pre-vote never changes anybody's term (§9.6).
+                Message::RequestVote(m) if m.pre_vote => {}
+                Message::RequestVoteResponse(m) if m.pre_vote && m.granted => {}
+                // Leader stickiness: a node that heard from a live leader
+                // ignores disruptive candidates (unless the leader asked for it).
+                Message::RequestVote(m) if !m.transfer && self.in_leader_lease() => {
+                    self.stats.ignored_in_lease += 1;
+                    return;
+                }
+                Message::AppendEntries(_) | Message::Heartbeat(_) | Message::InstallSnapshot(_) => {
+                    self.become_follower(term, Some(from));
+                }
+                _ => self.become_follower(term, None),
+            }
+        } else if term < self.term {
+            self.stats.stale_term += 1;
+            self.answer_stale(from, &message);
+            return;
+        }
+        match message {
+            Message::RequestVote(m) => self.handle_request_vote(from, m),
+            Message::RequestVoteResponse(m) => self.handle_vote_response(from, m),
+            Message::AppendEntries(m) => self.handle_append_entries(from, m),
+            Message::AppendEntriesResponse(m) => self.handle_append_response(from, m),
+            Message::Heartbeat(m) => self.handle_heartbeat(from, m),
+            Message::HeartbeatResponse(m) => self.handle_heartbeat_response(from, m),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
+            Message::InstallSnapshotResponse(m) => self.handle_snapshot_response(from, m),
+            Message::TimeoutNow(_) => self.handle_timeout_now(from),
+        }
+    }
+
+    /// A message from an older term: tell a stale leader or candidate about
+    /// the newer term (with PreVote and CheckQuorum it would otherwise never
+    /// learn it and could stay stuck); drop stale responses.
+    fn answer_stale(&mut self, from: NodeId, message: &Message) {
+        use super::message::{AppendEntriesResponse, RequestVoteResponse};
+        let reply = match message {
+            Message::AppendEntries(_) | Message::Heartbeat(_) | Message::InstallSnapshot(_) => {
+                Message::AppendEntriesResponse(AppendEntriesResponse {
+                    term: self.term,
+                    index: 0,
+                    success: false,
+                    conflict: None,
+                })
+            }
+            Message::RequestVote(m) => Message::RequestVoteResponse(RequestVoteResponse {
+                term: self.term,
+                granted: false,
+                pre_vote: m.pre_vote,
+            }),
+            _ => return,
+        };
+        self.send(from, reply);
+    }
+
+    /// Checks a peer message for internal consistency. Anything that fails is
+    /// dropped: it cannot come from a correct peer.
+    fn is_well_formed(&self, message: &Message) -> bool {
+        match message {
+            Message::AppendEntries(m) => {
+                m.prev_log_term <= m.term
+                    && m.entries.iter().enumerate().all(|(i, e)| {
+                        e.index == m.prev_log_index + 1 + i as u64
+                            && e.term <= m.term
+                            && e.term >= m.prev_log_term
+                            && (i == 0 || e.term >= m.entries[i - 1].term)
+                    })
+            }
+            Message::InstallSnapshot(m) => {
+                m.meta.term <= m.term
+                    && m.meta.index > 0
+                    && m.total_len <= self.config.max_snapshot_bytes
+                    && m.offset
+                        .checked_add(m.data.len() as u64)
+                        .is_some_and(|end| end <= m.total_len)
+                    && (!m.done || m.offset + m.data.len() as u64 == m.total_len)
+                    && !m.meta.membership.voters.is_empty()
+            }
+            _ => true,
+        }
+    }
+
+    fn handle_persisted(&mut self, seq: u64) -> Result<(), Rejected> {
+        let last = self.next_seq - 1;
+        if seq > last {
+            return Err(Rejected::UnknownWrite { seq, last });
+        }
+        if seq <= self.acked_seq {
+            return Ok(());
+        }
+        self.acked_seq = seq;
+        while self.pending_writes.front().is_some_and(|w| w.seq <= seq) {
+            let write = self.pending_writes.pop_front().expect("checked non-empty");
+            self.durable_index = write.last_index;
+            if let Some(hard_state) = write.hard_state {
+                self.durable_hard_state = hard_state;
+            }
+        }
+        for write in &self.pending_writes {
+            self.durable_index = self.durable_index.min(write.clip);
+        }
+        // Release messages whose write is now durable; drop those from an
+        // older term (their premise may have been truncated away since).
+        while self.held.front().is_some_and(|h| h.after_seq <= seq) {
+            let held = self.held.pop_front().expect("checked non-empty");
+            if held.term == self.term {
+                self.staged.push_back(Output::Send(held.envelope));
+            } else {
+                self.stats.held_dropped += 1;
+            }
+        }
+        self.on_durable();
+        Ok(())
+    }
+
+    /// Durable state advanced: count the candidate's own vote, the leader's own log.
+    fn on_durable(&mut self) {
+        match &mut self.role {
+            Role::Candidate {
+                votes,
+                self_vote_seq,
+            } if *self_vote_seq <= self.acked_seq => {
+                votes.record(self.id, true);
+                self.check_election();
+            }
+            Role::Leader(_) => self.maybe_commit(),
+            _ => {}
+        }
+    }
+
+    // ---- outputs ---------------------------------------------------------
+
+    /// Queues a message to send now.
+    pub(super) fn send(&mut self, to: NodeId, message: Message) {
+        self.staged.push_back(Output::Send(Envelope {
+            from: self.id,
+            to,
+            message,
+        }));
+    }
+
+    /// Queues a message that may leave only once everything written so far is durable.
+    pub(super) fn send_when_durable(&mut self, to: NodeId, message: Message) {
+        let after_seq = if self.staged_write.is_empty() {
+            self.next_seq - 1
+        } else {
+            self.next_seq
+        };
+        let envelope = Envelope {
+            from: self.id,
+            to,
+            message,
+        };
+        if after_seq <= self.acked_seq {
+            self.staged.push_back(Output::Send(envelope));
+        } else {
+            self.held.push_back(Held {
+                after_seq,
+                term: self.term,
+                envelope,
+            });
+        }
+    }
+
+    /// The seq the currently staged write will get.
+    pub(super) fn staged_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Stages the current term and vote for persistence.
+    pub(super) fn stage_hard_state(&mut self) {
+        self.staged_write.hard_state = Some(HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        });
+    }
+
+    /// Stages entries (already in the in-memory log) for persistence, with the
+    /// truncate-then-append semantics of [`Write::entries`].
+    pub(super) fn stage_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        let mut entries = entries.into_iter().peekable();
+        let Some(first) = entries.peek().map(|e| e.index) else {
+            return;
+        };
+        self.staged_clip = self.staged_clip.min(first - 1);
+        let staged = &mut self.staged_write.entries;
+        match staged.first().map(|e| e.index) {
+            Some(staged_first) if first >= staged_first => {
+                staged.truncate((first - staged_first) as usize);
+            }
+            _ => staged.clear(),
+        }
+        staged.extend(entries);
+    }
+
+    /// Stages a snapshot for persistence. `replaced_from` is set when the
+    /// install dropped log entries after that index (a snapshot from the
+    /// leader that did not match the log).
+    pub(super) fn stage_snapshot(&mut self, snapshot: Snapshot, replaced_from: Option<LogIndex>) {
+        if let Some(index) = replaced_from {
+            self.staged_clip = self.staged_clip.min(index);
+        }
+        let index = snapshot.meta.index;
+        // Entries staged earlier that the snapshot covers are dropped by it;
+        // if the log did not keep what follows, drop those too.
+        let kept_first = self.log.first_index();
+        self.staged_write
+            .entries
+            .retain(|e| e.index > index && e.index >= kept_first);
+        if self.log.is_empty() {
+            self.staged_write.entries.clear();
+        }
+        self.staged_write.snapshot = Some(snapshot);
+    }
+
+    /// Moves everything produced since the last drain into the output queue:
+    /// the write first, then AppendEntries, messages, applies and reads.
+    fn flush(&mut self) {
+        if !self.staged_write.is_empty() {
+            let mut write = core::mem::take(&mut self.staged_write);
+            write.seq = self.next_seq;
+            self.next_seq += 1;
+            let clip = core::mem::replace(&mut self.staged_clip, LogIndex::MAX);
+            self.durable_index = self.durable_index.min(clip);
+            self.pending_writes.push_back(PendingWrite {
+                seq: write.seq,
+                last_index: self.log.last_index(),
+                clip,
+                hard_state: write.hard_state,
+            });
+            self.outputs.push_back(Output::Persist(write));
+        }
+        self.send_pending_appends();
+        self.outputs.append(&mut self.staged);
+        let applied = self.log.applied();
+        let commit = self.log.commit();
+        if commit > applied {
+            let entries: Vec<Entry> = self.log.entries(applied + 1, commit).cloned().collect();
+            if let Role::Leader(leader) = &mut self.role {
+                let bytes: usize = entries.iter().map(Entry::size).sum();
+                leader.uncommitted_bytes = leader.uncommitted_bytes.saturating_sub(bytes);
+            }
+            self.log.applied_to(commit);
+            self.outputs.push_back(Output::Apply(entries));
+        }
+    }
+
+    // ---- role changes ----------------------------------------------------
+
+    /// Becomes a follower in `term` (resetting the vote if the term is new).
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.stage_hard_state();
+        }
+        if let Role::Leader(state) = &mut self.role {
+            let reads = state.reads.drain_all();
+            for id in reads {
+                self.staged.push_back(Output::ReadFailed {
+                    id,
+                    leader_hint: leader,
+                });
+            }
+        }
+        if leader != self.leader {
+            self.incoming_snapshot = None;
+        }
+        self.leader = leader;
+        self.role = Role::Follower;
+        self.reset_election_timer();
+    }
+
+    /// Draws a new random election timeout from now.
+    pub(super) fn reset_election_timer(&mut self) {
+        let timeout = self.rng.range(
+            self.config.election_timeout_min,
+            self.config.election_timeout_max,
+        );
+        self.election_deadline = self.now + timeout;
+    }
+
+    /// Whether a leader was heard from within the minimum election timeout
+    /// (only with CheckQuorum, which makes that a promise).
+    pub(super) fn in_leader_lease(&self) -> bool {
+        if !self.config.check_quorum {
+            return false;
+        }
+        if self.is_leader() {
+            return true;
+        }
+        self.leader.is_some()
+            && self
+                .leader_contact
+                .is_some_and(|t| self.now < t + self.config.election_timeout_min)
+    }
+
+    // ---- getters ---------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Current role.
+    pub fn role(&self) -> RoleKind {
+        match &self.role {
+            Role::Leader(_) => RoleKind::Leader,
+            Role::Candidate { .. } => RoleKind::Candidate,
+            Role::PreCandidate { .. } => RoleKind::PreCandidate,
+            Role::Follower if !self.is_voter() => RoleKind::Learner,
+            Role::Follower => RoleKind::Follower,
+        }
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// Whether this node is a voting member.
+    pub fn is_voter(&self) -> bool {
+        self.log.membership().is_voter(self.id)
+    }
+
+    /// Current term (possibly not yet durable).
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    /// The leader of the current term, if known (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The log.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// Data of the latest snapshot (empty without one).
+    pub fn snapshot_data(&self) -> &Bytes {
+        &self.snapshot_data
+    }
+
+    /// Highest log index known durable on this node.
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable_index
+    }
+
+    /// Term and vote known durable on this node.
+    pub fn durable_hard_state(&self) -> HardState {
+        self.durable_hard_state
+    }
+
+    /// Current cluster membership.
+    pub fn membership(&self) -> &Membership {
+        self.log.membership()
+    }
+
+    /// When a follower or candidate will next campaign (`None` for a leader or a learner).
+    pub fn election_deadline(&self) -> Option<Instant> {
+        (!self.is_leader() && self.is_voter()).then_some(self.election_deadline)
+    }
+
+    /// The leader's view of each follower (`None` unless leading).
+    pub fn progress(&self) -> Option<&BTreeMap<NodeId, Progress>> {
+        match &self.role {
+            Role::Leader(leader) => Some(&leader.progress),
+            _ => None,
+        }
+    }
+
+    /// The follower the leader is handing over to, if a transfer is in progress.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(leader) => leader.transfer.map(|(to, _)| to),
+            _ => None,
+        }
+    }
+
+    /// Counters of dropped input and notable events.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The latest time the node has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Messages waiting for a write to become durable.
+    pub fn held_messages(&self) -> usize {
+        self.held.len()
+    }
+}

@@ -1,0 +1,408 @@
+//! Log replication (§5.3): proposals, AppendEntries with batching,
+//! pipelining and fast back-off, heartbeats, and the commit rule (§5.4.2).
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::message::{
+    AppendEntries, AppendEntriesResponse, ConflictHint, Heartbeat, HeartbeatResponse, Message,
+};
+use super::node::{Accepted, Node, Rejected, Role};
+use super::progress::ProgressState;
+use super::quorum::committed_index;
+use super::types::{LogIndex, NodeId, Payload};
+
+impl Node {
+    pub(super) fn propose(&mut self, command: Bytes) -> Result<Accepted, Rejected> {
+        let Role::Leader(leader) = &self.role else {
+            return Err(Rejected::NotLeader {
+                leader_hint: self.leader,
+            });
+        };
+        if leader.transfer.is_some() {
+            return Err(Rejected::TransferInProgress);
+        }
+        if command.len() > self.config.max_entry_bytes {
+            return Err(Rejected::TooLarge {
+                size: command.len(),
+                limit: self.config.max_entry_bytes,
+            });
+        }
+        if leader.uncommitted_bytes > self.config.max_uncommitted_bytes {
+            return Err(Rejected::Busy);
+        }
+        let entry = self.append_entry(Payload::Command(command));
+        Ok(Accepted::Appended {
+            index: entry.index,
+            term: entry.term,
+        })
+    }
+
+    /// Asks for an AppendEntries to `peer` at the next flush.
+    pub(super) fn mark_append(&mut self, peer: NodeId) {
+        if let Role::Leader(leader) = &mut self.role
+            && !leader.append_needed.contains(&peer)
+        {
+            leader.append_needed.push(peer);
+        }
+    }
+
+    /// Sends the AppendEntries asked for since the last flush.
+    pub(super) fn send_pending_appends(&mut self) {
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let peers: Vec<NodeId> = if core::mem::take(&mut leader.append_to_all) {
+            leader.append_needed.clear();
+            leader.progress.keys().copied().collect()
+        } else {
+            core::mem::take(&mut leader.append_needed)
+        };
+        for peer in peers {
+            self.maybe_send_append(peer, false);
+        }
+    }
+
+    /// Sends `peer` what it is missing, as far as its flow control allows:
+    /// one probe in the probe state, up to the window in the replicate state,
+    /// snapshot chunks when the entries it needs were compacted away. With
+    /// `allow_empty`, a probe goes out even when there are no new entries
+    /// (to find out whether the follower lost what was sent).
+    pub(super) fn maybe_send_append(&mut self, peer: NodeId, allow_empty: bool) {
+        let max_inflight = self.config.max_inflight_messages;
+        loop {
+            let Role::Leader(leader) = &mut self.role else {
+                return;
+            };
+            let Some(progress) = leader.progress.get_mut(&peer) else {
+                return;
+            };
+            if let ProgressState::Snapshot { .. } = progress.state {
+                self.maybe_send_snapshot(peer);
+                return;
+            }
+            if !progress.can_send(max_inflight) {
+                return;
+            }
+            let prev_log_index = progress.next_index - 1;
+            let is_probe = matches!(progress.state, ProgressState::Probe { .. });
+            let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
+                // The entries it needs are compacted: send the snapshot (§7).
+                let index = self.log.snapshot().index;
+                progress.become_snapshot(index, self.now);
+                self.maybe_send_snapshot(peer);
+                return;
+            };
+            let mut bytes = 0;
+            let entries: Vec<_> = self
+                .log
+                .entries(progress.next_index, self.log.last_index())
+                .take(self.config.max_entries_per_message)
+                .take_while(|e| {
+                    let first = bytes == 0;
+                    bytes += e.size();
+                    first || bytes <= self.config.max_bytes_per_message
+                })
+                .cloned()
+                .collect();
+            if entries.is_empty() && !is_probe && !allow_empty {
+                return;
+            }
+            let last = prev_log_index + entries.len() as u64;
+            progress.sent_entries(last);
+            let sent_nothing = entries.is_empty();
+            let message = AppendEntries {
+                term: self.term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit: self.log.commit(),
+            };
+            self.send(peer, Message::AppendEntries(message));
+            if is_probe || sent_nothing {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn handle_append_entries(&mut self, from: NodeId, mut request: AppendEntries) {
+        if !self.accept_leader(from) {
+            return;
+        }
+        let commit = self.log.commit();
+        // Entries up to our commit index are committed, hence identical to
+        // the leader's: start checking right after them.
+        if request.prev_log_index < commit {
+            let skip = (commit - request.prev_log_index) as usize;
+            if skip >= request.entries.len() {
+                let index = request.prev_log_index + request.entries.len() as u64;
+                self.answer_append(from, index.max(commit));
+                return;
+            }
+            request.entries.drain(..skip);
+            request.prev_log_index = commit;
+            request.prev_log_term = self.log.term_at(commit).unwrap_or(0);
+        }
+        let last = self.log.last_index();
+        if request.prev_log_index > last
+            || !self
+                .log
+                .matches(request.prev_log_index, request.prev_log_term)
+        {
+            // §5.3: reject, with a hint that lets the leader skip whole terms.
+            let (index, term) = self
+                .log
+                .find_conflict_by_term(request.prev_log_index.min(last), request.prev_log_term);
+            self.send(
+                from,
+                Message::AppendEntriesResponse(AppendEntriesResponse {
+                    term: self.term,
+                    index: request.prev_log_index,
+                    success: false,
+                    conflict: Some(ConflictHint { index, term }),
+                }),
+            );
+            return;
+        }
+        let last_new = request.prev_log_index + request.entries.len() as u64;
+        // Skip entries we already have; truncate at the first conflict (§5.3 step 3).
+        let mut new_from = None;
+        for (i, entry) in request.entries.iter().enumerate() {
+            match self.log.term_at(entry.index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    if entry.index <= self.log.commit() {
+                        // A legitimate leader never contradicts a committed
+                        // entry (Leader Completeness): drop the message.
+                        self.stats.malformed += 1;
+                        return;
+                    }
+                    self.log.truncate_from(entry.index);
+                    new_from = Some(i);
+                    break;
+                }
+                None => {
+                    new_from = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = new_from {
+            let entries: Vec<_> = request.entries.drain(i..).collect();
+            for entry in &entries {
+                self.log.push(entry.clone());
+            }
+            self.stage_entries(entries);
+        }
+        // §5.3 step 5: commit = min(leaderCommit, index of last new entry).
+        self.log.commit_to(request.leader_commit.min(last_new));
+        self.answer_append(from, last_new);
+    }
+
+    /// Acknowledges entries through `index`, once they are durable here.
+    fn answer_append(&mut self, to: NodeId, index: LogIndex) {
+        self.send_when_durable(
+            to,
+            Message::AppendEntriesResponse(AppendEntriesResponse {
+                term: self.term,
+                index,
+                success: true,
+                conflict: None,
+            }),
+        );
+    }
+
+    /// Common handling of a message from the leader of our term: follow it,
+    /// note the contact, push the election back. False if we are the leader
+    /// ourselves (two leaders in one term would break Election Safety; the
+    /// message cannot come from a correct peer).
+    pub(super) fn accept_leader(&mut self, from: NodeId) -> bool {
+        match &self.role {
+            Role::Leader(_) => {
+                self.stats.unexpected += 1;
+                return false;
+            }
+            Role::Candidate { .. } | Role::PreCandidate { .. } => {
+                let term = self.term;
+                self.become_follower(term, Some(from));
+            }
+            Role::Follower => {
+                if self.leader != Some(from) {
+                    self.incoming_snapshot = None;
+                }
+                self.leader = Some(from);
+            }
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_timer();
+        true
+    }
+
+    pub(super) fn handle_append_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
+        let last_index = self.log.last_index();
+        let Role::Leader(leader) = &mut self.role else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            self.stats.misaddressed += 1;
+            return;
+        };
+        progress.recent_active = true;
+        if response.success {
+            if response.index > last_index {
+                self.stats.malformed += 1;
+                return;
+            }
+            if let ProgressState::Snapshot { .. } = progress.state {
+                return;
+            }
+            let advanced = progress.update_match(response.index);
+            let caught_up = progress.match_index == last_index;
+            if advanced {
+                self.maybe_commit();
+            }
+            if caught_up {
+                self.maybe_send_timeout_now(from);
+            }
+            self.mark_append(from);
+        } else {
+            let probe_next = match response.conflict {
+                Some(hint) => self.log.find_conflict_by_term(hint.index, hint.term).0 + 1,
+                None => response.index,
+            };
+            let Role::Leader(leader) = &mut self.role else {
+                return;
+            };
+            let Some(progress) = leader.progress.get_mut(&from) else {
+                return;
+            };
+            if progress.maybe_decrease_to(response.index, probe_next) {
+                self.mark_append(from);
+            }
+        }
+    }
+
+    /// Advances the commit index to the highest index stored on a majority,
+    /// if that entry is from the current term (§5.4.2: entries of earlier
+    /// terms are committed only indirectly — the Figure 8 rule). The leader
+    /// counts its own log only as far as it is durable.
+    pub(super) fn maybe_commit(&mut self) {
+        let Role::Leader(leader) = &self.role else {
+            return;
+        };
+        let matches: Vec<LogIndex> = self
+            .log
+            .membership()
+            .voters
+            .iter()
+            .map(|&v| {
+                if v == self.id {
+                    self.durable_index()
+                } else {
+                    leader.progress.get(&v).map_or(0, |p| p.match_index)
+                }
+            })
+            .collect();
+        let index = committed_index(matches);
+        if index > self.log.commit() && self.log.term_at(index) == Some(self.term) {
+            self.log.commit_to(index);
+            self.on_commit_in_term();
+        }
+    }
+
+    /// Sends a heartbeat to every follower; each starts a new ReadIndex round.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let commit = self.log.commit();
+        let term = self.term;
+        let now = self.now;
+        let heartbeat_interval = self.config.heartbeat_interval;
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let round = leader.reads.start_round(now);
+        leader.heartbeat_deadline = now + heartbeat_interval;
+        let targets: Vec<(NodeId, LogIndex)> = leader
+            .progress
+            .iter()
+            .map(|(&id, p)| (id, p.match_index))
+            .collect();
+        for (peer, matched) in targets {
+            self.send(
+                peer,
+                Message::Heartbeat(Heartbeat {
+                    term,
+                    commit: commit.min(matched),
+                    round,
+                }),
+            );
+        }
+        self.maybe_confirm_reads();
+    }
+
+    pub(super) fn handle_heartbeat(&mut self, from: NodeId, heartbeat: Heartbeat) {
+        if !self.accept_leader(from) {
+            return;
+        }
+        self.log
+            .commit_to(heartbeat.commit.min(self.log.last_index()));
+        self.send(
+            from,
+            Message::HeartbeatResponse(HeartbeatResponse {
+                term: self.term,
+                round: heartbeat.round,
+                last_index: self.log.last_index(),
+            }),
+        );
+    }
+
+    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, response: HeartbeatResponse) {
+        let last_index = self.log.last_index();
+        let now = self.now;
+        let heartbeat_interval = self.config.heartbeat_interval;
+        let max_inflight = self.config.max_inflight_messages;
+        let Role::Leader(leader) = &mut self.role else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            self.stats.misaddressed += 1;
+            return;
+        };
+        progress.recent_active = true;
+        progress.round_acked = progress.round_acked.max(response.round);
+        let mut resend = false;
+        match &mut progress.state {
+            ProgressState::Snapshot {
+                acked,
+                sent,
+                sent_at,
+                ..
+            } => {
+                // No answer to the last chunk for a heartbeat interval: resend from the last acknowledged byte.
+                if now.saturating_since(*sent_at) >= heartbeat_interval {
+                    *sent = *acked;
+                    resend = true;
+                }
+            }
+            _ => {
+                // The follower lacks entries we sent (lost messages, or a
+                // restart that lost unsynced entries): probe again.
+                if progress.match_index < last_index
+                    && response.last_index < progress.next_index - 1
+                {
+                    progress.unstall(max_inflight);
+                    resend = true;
+                } else if progress.match_index < last_index {
+                    progress.unstall(max_inflight);
+                }
+            }
+        }
+        self.maybe_confirm_reads();
+        if resend {
+            self.maybe_send_append(from, true);
+        } else {
+            self.mark_append(from);
+        }
+    }
+}
