@@ -15,3 +15,6 @@ pub mod time;
 
 #[cfg(feature = "check")]
 pub mod check;
+
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -242,6 +242,21 @@ impl Replica {
         }
     }
 
+    /// Proposes raw bytes to the Raft node, bypassing sessions (for tests of
+    /// the Raft layer; the state machine skips commands it cannot decode).
+    pub fn propose_raw(
+        &mut self,
+        now: Instant,
+        command: Bytes,
+    ) -> Result<(LogIndex, Term), Rejected> {
+        match self.node.handle(now, Input::Propose(command))? {
+            Accepted::Appended { index, term } => Ok((index, term)),
+            Accepted::Done => Err(Rejected::NotLeader {
+                leader_hint: self.node.leader(),
+            }),
+        }
+    }
+
     /// The next output, or `None` until the next input.
     pub fn poll_output(&mut self) -> Option<ReplicaOutput> {
         if self.outputs.is_empty() {

@@ -1,0 +1,134 @@
+//! Client operations as the simulator records them, and the steady workload.
+
+use alloc::format;
+use bytes::Bytes;
+
+use crate::kv::{ClerkError, Operation};
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// One client operation: what was asked, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Operation id (its position in the history, from 1).
+    pub id: u64,
+    /// Client number.
+    pub client: u64,
+    /// The operation.
+    pub operation: Operation,
+    /// When the client was asked to run it.
+    pub invoked_at: Instant,
+    /// When it finished (successfully or not).
+    pub completed_at: Option<Instant>,
+    /// How it finished: a get's value, or an error.
+    pub outcome: Option<Result<Option<Bytes>, ClerkError>>,
+    /// Requests the clerk sent for it.
+    pub attempts: u32,
+}
+
+/// Where an operation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Not finished.
+    Pending,
+    /// Took effect (a get: read its value).
+    Ok,
+    /// The client gave up: it may or may not have taken effect.
+    Unknown,
+    /// Refused: certainly did not take effect.
+    Failed,
+}
+
+impl OpStatus {
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "pending",
+            OpStatus::Ok => "ok",
+            OpStatus::Unknown => "unknown",
+            OpStatus::Failed => "failed",
+        }
+    }
+}
+
+impl HistoryEntry {
+    /// Where the operation stands.
+    pub fn status(&self) -> OpStatus {
+        match &self.outcome {
+            None => OpStatus::Pending,
+            Some(Ok(_)) => OpStatus::Ok,
+            Some(Err(ClerkError::Unknown(_))) => OpStatus::Unknown,
+            Some(Err(ClerkError::Refused(_))) => OpStatus::Failed,
+        }
+    }
+
+    /// Whether it finished successfully.
+    pub fn is_complete(&self) -> bool {
+        self.status() == OpStatus::Ok
+    }
+
+    /// A get's value, if it finished successfully.
+    pub fn value(&self) -> Option<&Bytes> {
+        match &self.outcome {
+            Some(Ok(value)) => value.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A steady load: each workload client runs one operation, waits about
+/// `interval` ms (uniformly 0 to twice that), and runs the next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// Clients 1..=clients run the workload.
+    pub clients: usize,
+    /// Mean pause between a client's operations, ms (0: back to back).
+    pub interval: u64,
+    /// Keys `k0`..`k{keys-1}`.
+    pub keys: usize,
+    /// Fraction of gets.
+    pub read_fraction: f64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            clients: 3,
+            interval: 100,
+            keys: 5,
+            read_fraction: 0.3,
+        }
+    }
+}
+
+impl Workload {
+    /// The next operation of `client`, its `n`th. Writes carry unique
+    /// values: appends add a token `[c<client>.<n>]`, so a lost or doubled
+    /// append shows in the final value.
+    pub fn next_operation(&self, rng: &mut Rng, client: u64, n: u64) -> Operation {
+        let key = Bytes::from(format!("k{}", rng.index(self.keys.max(1))));
+        if rng.chance(self.read_fraction) {
+            return Operation::Get { key };
+        }
+        match rng.range(0, 100) {
+            0..60 => Operation::Append {
+                key,
+                value: Bytes::from(format!("[c{client}.{n}]")),
+            },
+            60..95 => Operation::Put {
+                key,
+                value: Bytes::from(format!("c{client}.{n};")),
+            },
+            _ => Operation::Delete { key },
+        }
+    }
+
+    /// Pause before a client's next operation.
+    pub fn pause(&self, rng: &mut Rng) -> u64 {
+        if self.interval == 0 {
+            0
+        } else {
+            rng.range_inclusive(0, 2 * self.interval)
+        }
+    }
+}

@@ -1,0 +1,903 @@
+//! A seeded, deterministic simulator of a whole distribKV cluster: replicas,
+//! clients, a network and disks, on a virtual clock that jumps from one
+//! event to the next. Same seed and same calls give the same run, bit for
+//! bit, on every platform ([`Sim::trace_hash`] proves it).
+//!
+//! The simulator runs the same [`Replica`] and [`Clerk`] code as the native
+//! server and the browser. After every event it checks Raft's safety
+//! properties ([`invariants`]); client histories are checked for
+//! linearizability with [`crate::check`].
+//!
+//! ```
+//! use distribkv_core::sim::{Sim, SimConfig};
+//! let mut sim = Sim::new(SimConfig { nodes: 3, seed: 7, ..SimConfig::default() });
+//! sim.run_for(1_000);
+//! let leader = sim.leader().expect("a leader within a second");
+//! let op = sim.put("x", "1");
+//! sim.run_for(500);
+//! assert!(sim.history()[op as usize - 1].is_complete());
+//! sim.crash(leader).unwrap();
+//! sim.run_for(1_000);
+//! assert_ne!(sim.leader(), Some(leader));
+//! assert!(sim.violations().is_empty());
+//! ```
+
+pub mod disk;
+pub mod history;
+pub mod invariants;
+pub mod network;
+mod run;
+pub mod trace;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt;
+
+pub use disk::Disk;
+pub use history::{HistoryEntry, OpStatus, Workload};
+pub use invariants::SafetyChecker;
+pub use network::{Endpoint, Network, NetworkConfig};
+
+use crate::hash::Fnv;
+use crate::kv::{
+    Clerk, ClerkConfig, ClientRequest, ClientResponse, Operation, Replica, ReplicaConfig,
+    ReplicaInput, StoreLimits,
+};
+use crate::raft::{Config, LogIndex, Message, NodeId, Rejected, RoleKind};
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// How a simulated cluster behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Number of replicas, 1 to 9. Node ids are `1..=nodes`.
+    pub nodes: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Election timeout range, ms.
+    pub election_timeout: (u64, u64),
+    /// Heartbeat interval, ms.
+    pub heartbeat: u64,
+    /// Network behaviour.
+    pub network: NetworkConfig,
+    /// Time an fsync takes, ms, drawn per sync.
+    pub disk_latency: (u64, u64),
+    /// Snapshot after this many applied entries (0: never).
+    pub snapshot_every: u64,
+    /// Raft options.
+    pub pre_vote: bool,
+    /// Raft option: CheckQuorum and leader stickiness.
+    pub check_quorum: bool,
+    /// Raft option: lease reads.
+    pub lease_reads: bool,
+    /// Most entries per AppendEntries.
+    pub max_entries_per_message: usize,
+    /// Bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Client attempt timeout, ms.
+    pub client_attempt_timeout: u64,
+    /// Clients give up after this long (`None`: retry forever), ms.
+    pub client_give_up: Option<u64>,
+    /// Run the safety checkers after every event.
+    pub check_safety: bool,
+    /// Keep this many trace lines (0: none).
+    pub trace_capacity: usize,
+    /// State machine limits.
+    pub limits: StoreLimits,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 5,
+            seed: 0,
+            election_timeout: (150, 300),
+            heartbeat: 50,
+            network: NetworkConfig::default(),
+            disk_latency: (1, 3),
+            snapshot_every: 1000,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            max_entries_per_message: 512,
+            snapshot_chunk_bytes: 16 * 1024,
+            client_attempt_timeout: 500,
+            client_give_up: None,
+            check_safety: true,
+            trace_capacity: 0,
+            limits: StoreLimits::default(),
+        }
+    }
+}
+
+/// Why a simulator call was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// The configuration is invalid.
+    Config(String),
+    /// No such node.
+    UnknownNode(u64),
+    /// The node is down.
+    NodeDown(NodeId),
+    /// The node is already up.
+    NodeUp(NodeId),
+    /// No such client.
+    UnknownClient(u64),
+    /// No leader is known.
+    NoLeader,
+    /// The partition groups are malformed.
+    BadPartition(String),
+    /// A rate is not a probability, or a range is empty.
+    BadValue(String),
+    /// The node refused the request.
+    Rejected(Rejected),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Config(why) => write!(f, "invalid configuration: {why}"),
+            SimError::UnknownNode(id) => write!(f, "unknown node {id}"),
+            SimError::NodeDown(id) => write!(f, "node {id} is down"),
+            SimError::NodeUp(id) => write!(f, "node {id} is already up"),
+            SimError::UnknownClient(id) => write!(f, "unknown client {id}"),
+            SimError::NoLeader => write!(f, "no leader right now"),
+            SimError::BadPartition(why) => write!(f, "bad partition: {why}"),
+            SimError::BadValue(why) => write!(f, "{why}"),
+            SimError::Rejected(rejected) => write!(f, "{rejected}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SimError {}
+
+/// What a packet carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PacketPayload {
+    /// Between replicas.
+    Raft(Message),
+    /// From a client to a replica.
+    Request(ClientRequest),
+    /// From a replica to a client.
+    Response(ClientResponse),
+}
+
+/// A packet in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Unique id, in send order.
+    pub id: u64,
+    /// Sender.
+    pub from: Endpoint,
+    /// Recipient.
+    pub to: Endpoint,
+    /// When it was sent.
+    pub sent_at: Instant,
+    /// When it arrives (unless dropped or cut off).
+    pub deliver_at: Instant,
+    /// Content.
+    pub payload: PacketPayload,
+}
+
+/// One line of the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Position in the trace (from 1).
+    pub seq: u64,
+    /// Virtual time.
+    pub at: Instant,
+    /// Where it happened.
+    pub endpoint: Option<Endpoint>,
+    /// Short kind: `deliver`, `drop`, `timeout`, `role`, `commit`, `crash`, ...
+    pub kind: &'static str,
+    /// The rendering.
+    pub text: String,
+}
+
+/// What happened in one [`Sim::step`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepInfo {
+    /// Virtual time of the event.
+    pub at: Instant,
+    /// Where it happened.
+    pub endpoint: Option<Endpoint>,
+    /// Kind: `deliver`, `timeout`, `disk`, `client`, `workload`.
+    pub kind: &'static str,
+    /// A one-line description.
+    pub text: String,
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Events processed.
+    pub events: u64,
+    /// Packets sent (before loss).
+    pub packets_sent: u64,
+    /// Raft RPC requests sent (the MIT labs' RPC count).
+    pub rpcs_sent: u64,
+    /// Approximate bytes of Raft messages sent.
+    pub bytes_sent: u64,
+    /// Packets delivered.
+    pub delivered: u64,
+    /// Packets lost (drop rate, partitions, cuts, down nodes, drops by hand).
+    pub dropped: u64,
+    /// Disk syncs.
+    pub syncs: u64,
+    /// Writes lost to crashes.
+    pub writes_lost: u64,
+}
+
+/// A queued event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Event {
+    Deliver(u64),
+    Synced { node: NodeId, epoch: u64, seq: u64 },
+    Workload { client: u64 },
+}
+
+/// One replica and its disk.
+#[derive(Clone, Debug)]
+struct SimNode {
+    replica: Option<Replica>,
+    disk: Disk,
+}
+
+/// One simulated client.
+#[derive(Clone, Debug)]
+struct SimClient {
+    clerk: Clerk,
+    /// History index of the operation in progress.
+    current: Option<usize>,
+    /// Operations queued behind the current one.
+    queue: VecDeque<usize>,
+    workload: bool,
+    ops: u64,
+}
+
+/// The simulated cluster.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    config: SimConfig,
+    rng: Rng,
+    now: Instant,
+    nodes: Vec<SimNode>,
+    clients: Vec<SimClient>,
+    network: Network,
+    queue: BTreeMap<(Instant, u64), Event>,
+    in_flight: BTreeMap<u64, Packet>,
+    next_event: u64,
+    next_packet: u64,
+    history: Vec<HistoryEntry>,
+    checker: SafetyChecker,
+    trace: VecDeque<TraceLine>,
+    trace_seq: u64,
+    hash: Fnv,
+    stats: SimStats,
+    workload: Option<Workload>,
+}
+
+impl Sim {
+    /// Builds a cluster; panics on an invalid configuration (use [`Sim::try_new`] to get an error).
+    pub fn new(config: SimConfig) -> Sim {
+        match Sim::try_new(config) {
+            Ok(sim) => sim,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Builds a cluster of `config.nodes` fresh replicas.
+    pub fn try_new(config: SimConfig) -> Result<Sim, SimError> {
+        if !(1..=9).contains(&config.nodes) {
+            return Err(SimError::Config(format!(
+                "nodes must be 1 to 9, not {}",
+                config.nodes
+            )));
+        }
+        check_probability("drop rate", config.network.drop_rate)?;
+        check_probability("duplicate rate", config.network.duplicate_rate)?;
+        if config.network.latency.0 > config.network.latency.1 {
+            return Err(SimError::BadValue(String::from(
+                "latency range min must not exceed max",
+            )));
+        }
+        let mut sim = Sim {
+            rng: Rng::new(config.seed),
+            now: Instant::ZERO,
+            nodes: Vec::new(),
+            clients: Vec::new(),
+            network: Network::new(config.network.clone()),
+            queue: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_event: 0,
+            next_packet: 1,
+            history: Vec::new(),
+            checker: SafetyChecker::default(),
+            trace: VecDeque::new(),
+            trace_seq: 0,
+            hash: Fnv::new(),
+            stats: SimStats::default(),
+            workload: None,
+            config,
+        };
+        // Validate the Raft configuration once, with a clear error.
+        sim.replica_config(1)
+            .raft
+            .validate()
+            .map_err(|e| SimError::Config(format!("{e}")))?;
+        for id in 1..=sim.config.nodes as NodeId {
+            let seed = sim.rng.next_u64();
+            let replica = Replica::new(sim.replica_config(id), seed, sim.now)
+                .map_err(|e| SimError::Config(format!("{e}")))?;
+            sim.nodes.push(SimNode {
+                replica: Some(replica),
+                disk: Disk::default(),
+            });
+        }
+        Ok(sim)
+    }
+
+    fn replica_config(&self, id: NodeId) -> ReplicaConfig {
+        let mut raft = Config::new(id, 1..=self.config.nodes as NodeId);
+        raft.election_timeout_min = self.config.election_timeout.0;
+        raft.election_timeout_max = self.config.election_timeout.1;
+        raft.heartbeat_interval = self.config.heartbeat;
+        raft.pre_vote = self.config.pre_vote;
+        raft.check_quorum = self.config.check_quorum;
+        raft.lease_reads = self.config.lease_reads;
+        raft.max_entries_per_message = self.config.max_entries_per_message;
+        raft.snapshot_chunk_bytes = self.config.snapshot_chunk_bytes;
+        ReplicaConfig {
+            raft,
+            limits: self.config.limits,
+            snapshot_every: self.config.snapshot_every,
+            record_applied: self.config.check_safety,
+        }
+    }
+
+    // ---- time ------------------------------------------------------------
+
+    /// Virtual time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Advances virtual time by `ms`, processing every event on the way.
+    /// Returns the number of events processed.
+    pub fn run_for(&mut self, ms: u64) -> u64 {
+        let until = self.now + ms;
+        self.run_until(until)
+    }
+
+    /// Processes every event up to `until`, then sets the clock to `until`.
+    pub fn run_until(&mut self, until: Instant) -> u64 {
+        let mut count = 0;
+        while let Some(at) = self.next_event_at() {
+            if at > until {
+                break;
+            }
+            self.step();
+            count += 1;
+        }
+        self.now = self.now.max(until);
+        count
+    }
+
+    /// Runs until `condition` holds (checked after every event) or `limit` ms pass.
+    /// Returns whether the condition held.
+    pub fn run_until_condition(
+        &mut self,
+        limit: u64,
+        mut condition: impl FnMut(&Sim) -> bool,
+    ) -> bool {
+        let until = self.now + limit;
+        loop {
+            if condition(self) {
+                return true;
+            }
+            match self.next_event_at() {
+                Some(at) if at <= until => {
+                    self.step();
+                }
+                _ => {
+                    self.now = until;
+                    return condition(self);
+                }
+            }
+        }
+    }
+
+    /// Delivers messages and completes disk syncs until none are pending,
+    /// without firing any timer (time advances only as messages need).
+    /// Returns the number of events processed (stops after `limit`).
+    pub fn stabilize(&mut self, limit: u64) -> u64 {
+        let mut count = 0;
+        while count < limit {
+            let Some((&(at, _), _)) = self.queue.first_key_value() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.step_queue();
+            count += 1;
+        }
+        count
+    }
+
+    // ---- faults ----------------------------------------------------------
+
+    fn node_index(&self, id: u64) -> Result<usize, SimError> {
+        if id >= 1 && id as usize <= self.nodes.len() {
+            Ok(id as usize - 1)
+        } else {
+            Err(SimError::UnknownNode(id))
+        }
+    }
+
+    /// Crashes node `id`: its volatile state is gone, and so are the writes
+    /// its disk had not synced (but a random prefix of them).
+    pub fn crash(&mut self, id: NodeId) -> Result<(), SimError> {
+        let index = self.node_index(id)?;
+        if self.nodes[index].replica.is_none() {
+            return Err(SimError::NodeDown(id));
+        }
+        self.nodes[index].replica = None;
+        let lost = self.nodes[index].disk.crash(&mut self.rng);
+        self.stats.writes_lost += lost as u64;
+        self.hash.write(b"crash").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "crash", || {
+            format!("crashed; {lost} unsynced writes lost")
+        });
+        Ok(())
+    }
+
+    /// Restarts node `id` from what its disk holds.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
+        let index = self.node_index(id)?;
+        if self.nodes[index].replica.is_some() {
+            return Err(SimError::NodeUp(id));
+        }
+        let seed = self.rng.next_u64();
+        let persisted = self.nodes[index].disk.persisted().clone();
+        let replica = Replica::restart(self.replica_config(id), seed, self.now, persisted)
+            .map_err(|e| SimError::Config(format!("{e}")))?;
+        if self.config.check_safety {
+            self.checker.restarted(replica.node());
+        }
+        self.hash.write(b"restart").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "restart", || {
+            let node = replica.node();
+            format!(
+                "restarted at term {} with log {}..{}",
+                node.term(),
+                node.log().first_index(),
+                node.log().last_index()
+            )
+        });
+        self.nodes[index].replica = Some(replica);
+        Ok(())
+    }
+
+    /// Splits the nodes into groups that only reach each other. Nodes not
+    /// listed are isolated; clients reach every node.
+    pub fn partition(&mut self, groups: &[Vec<NodeId>]) -> Result<(), SimError> {
+        let mut seen = Vec::new();
+        for group in groups {
+            for &id in group {
+                self.node_index(id)?;
+                if seen.contains(&id) {
+                    return Err(SimError::BadPartition(format!(
+                        "node {id} is in two groups"
+                    )));
+                }
+                seen.push(id);
+            }
+        }
+        let groups = groups
+            .iter()
+            .map(|g| g.iter().map(|&id| Endpoint::Node(id)).collect())
+            .collect();
+        self.partition_endpoints(groups);
+        Ok(())
+    }
+
+    /// Like [`Sim::partition`], with clients placed in groups too (an unlisted client reaches everyone).
+    pub fn partition_endpoints(&mut self, groups: Vec<Vec<Endpoint>>) {
+        self.hash.write(b"partition");
+        for group in &groups {
+            for endpoint in group {
+                self.hash.write(format!("{endpoint}").as_bytes());
+            }
+            self.hash.write(b"|");
+        }
+        self.trace_line(None, "partition", || {
+            let parts: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|e| format!("{e}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            format!("partition {}", parts.join(" | "))
+        });
+        self.network.partition(groups);
+    }
+
+    /// Removes partitions and cut links.
+    pub fn heal(&mut self) {
+        self.hash.write(b"heal");
+        self.trace_line(None, "heal", || String::from("network healed"));
+        self.network.heal();
+    }
+
+    /// Cuts the link from `from` to `to` (one direction).
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) -> Result<(), SimError> {
+        self.node_index(from)?;
+        self.node_index(to)?;
+        self.hash.write(b"cut").write_u64(from).write_u64(to);
+        self.trace_line(None, "cut", || format!("link {from}->{to} cut"));
+        self.network
+            .cut_link(Endpoint::Node(from), Endpoint::Node(to));
+        Ok(())
+    }
+
+    /// Restores the link from `from` to `to`.
+    pub fn restore_link(&mut self, from: NodeId, to: NodeId) -> Result<(), SimError> {
+        self.node_index(from)?;
+        self.node_index(to)?;
+        self.hash.write(b"restore").write_u64(from).write_u64(to);
+        self.trace_line(None, "restore", || format!("link {from}->{to} restored"));
+        self.network
+            .restore_link(Endpoint::Node(from), Endpoint::Node(to));
+        Ok(())
+    }
+
+    /// Sets the probability that a packet is lost.
+    pub fn set_drop_rate(&mut self, rate: f64) -> Result<(), SimError> {
+        check_probability("drop rate", rate)?;
+        self.hash.write(b"drop").write_u64(rate.to_bits());
+        self.network.config.drop_rate = rate;
+        Ok(())
+    }
+
+    /// Sets the probability that a packet is duplicated.
+    pub fn set_duplicate_rate(&mut self, rate: f64) -> Result<(), SimError> {
+        check_probability("duplicate rate", rate)?;
+        self.hash.write(b"duplicate").write_u64(rate.to_bits());
+        self.network.config.duplicate_rate = rate;
+        Ok(())
+    }
+
+    /// Sets the one-way latency range, ms.
+    pub fn set_latency(&mut self, min: u64, max: u64) -> Result<(), SimError> {
+        if min > max {
+            return Err(SimError::BadValue(format!(
+                "latency range {min}..{max} is empty"
+            )));
+        }
+        self.hash.write(b"latency").write_u64(min).write_u64(max);
+        self.network.config.latency = (min, max);
+        Ok(())
+    }
+
+    /// Drops the packet `id` in flight. Returns whether it was in flight.
+    pub fn drop_packet(&mut self, id: u64) -> bool {
+        let Some(packet) = self.in_flight.remove(&id) else {
+            return false;
+        };
+        self.stats.dropped += 1;
+        self.hash.write(b"drop-packet").write_u64(id);
+        self.trace_line(Some(packet.to), "drop", || {
+            format!("{} dropped by hand", trace::describe(&packet))
+        });
+        true
+    }
+
+    /// Makes node `id` campaign now, as if its election timer fired.
+    pub fn campaign(&mut self, id: NodeId) -> Result<(), SimError> {
+        self.up_node(id)?;
+        self.hash.write(b"campaign").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "timeout", || {
+            String::from("election timeout (forced)")
+        });
+        self.feed(id, ReplicaInput::Campaign)
+            .map_err(SimError::Rejected)
+    }
+
+    /// Asks the current leader to hand leadership to `to`.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), SimError> {
+        self.node_index(to)?;
+        let leader = self.leader().ok_or(SimError::NoLeader)?;
+        self.hash.write(b"transfer").write_u64(to);
+        self.trace_line(Some(Endpoint::Node(leader)), "transfer", || {
+            format!("transfer leadership to {to}")
+        });
+        self.feed(leader, ReplicaInput::TransferLeadership(to))
+            .map_err(SimError::Rejected)
+    }
+
+    /// Makes node `id` snapshot its state machine and compact its log now.
+    pub fn snapshot(&mut self, id: NodeId) -> Result<(), SimError> {
+        self.up_node(id)?;
+        self.hash.write(b"snapshot").write_u64(id);
+        self.feed(id, ReplicaInput::Snapshot)
+            .map_err(SimError::Rejected)
+    }
+
+    /// Proposes raw bytes at node `id`, bypassing clients (for tests of the
+    /// Raft layer; the state machine skips commands it cannot decode).
+    /// Returns the index and term the entry got.
+    pub fn propose(&mut self, id: NodeId, command: Bytes) -> Result<(LogIndex, u64), SimError> {
+        self.up_node(id)?;
+        self.hash.write(b"propose").write_u64(id).write(&command);
+        let result = self.feed_raw_proposal(id, command)?;
+        Ok(result)
+    }
+
+    fn up_node(&self, id: NodeId) -> Result<&Replica, SimError> {
+        let index = self.node_index(id)?;
+        self.nodes[index]
+            .replica
+            .as_ref()
+            .ok_or(SimError::NodeDown(id))
+    }
+
+    // ---- clients ---------------------------------------------------------
+
+    /// Adds a client; returns its number (1, 2, ...).
+    pub fn add_client(&mut self) -> u64 {
+        let number = self.clients.len() as u64 + 1;
+        let mut config = ClerkConfig::new((1..=self.nodes.len() as NodeId).collect());
+        config.attempt_timeout = self.config.client_attempt_timeout;
+        config.give_up_after = self.config.client_give_up;
+        let seed = self.rng.next_u64();
+        self.clients.push(SimClient {
+            clerk: Clerk::new(config, seed),
+            current: None,
+            queue: VecDeque::new(),
+            workload: false,
+            ops: 0,
+        });
+        number
+    }
+
+    /// Starts `operation` from `client` (`None`: an idle client, or a new one).
+    /// Returns the operation id (its position in the history, from 1).
+    pub fn invoke(&mut self, client: Option<u64>, operation: Operation) -> Result<u64, SimError> {
+        let number = match client {
+            Some(n) if n >= 1 && n as usize <= self.clients.len() => n,
+            Some(n) => return Err(SimError::UnknownClient(n)),
+            None => match self
+                .clients
+                .iter()
+                .position(|c| c.current.is_none() && !c.workload)
+            {
+                Some(i) => i as u64 + 1,
+                None => self.add_client(),
+            },
+        };
+        Ok(self.enqueue(number, operation))
+    }
+
+    /// `put key value` from an idle client.
+    pub fn put(&mut self, key: &str, value: &str) -> u64 {
+        let op = Operation::Put {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        };
+        self.invoke(None, op).expect("an idle client always exists")
+    }
+
+    /// `append key value` from an idle client.
+    pub fn append(&mut self, key: &str, value: &str) -> u64 {
+        let op = Operation::Append {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        };
+        self.invoke(None, op).expect("an idle client always exists")
+    }
+
+    /// `get key` from an idle client.
+    pub fn get(&mut self, key: &str) -> u64 {
+        let op = Operation::Get {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+        };
+        self.invoke(None, op).expect("an idle client always exists")
+    }
+
+    /// `delete key` from an idle client.
+    pub fn delete(&mut self, key: &str) -> u64 {
+        let op = Operation::Delete {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+        };
+        self.invoke(None, op).expect("an idle client always exists")
+    }
+
+    /// Starts (or, with zero clients, stops) a steady client workload.
+    pub fn set_workload(&mut self, workload: Workload) -> Result<(), SimError> {
+        check_probability("read fraction", workload.read_fraction)?;
+        if workload.keys == 0 && workload.clients > 0 {
+            return Err(SimError::BadValue(String::from(
+                "a workload needs at least one key",
+            )));
+        }
+        self.hash
+            .write(b"workload")
+            .write_u64(workload.clients as u64)
+            .write_u64(workload.interval);
+        while self.clients.len() < workload.clients {
+            self.add_client();
+        }
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            client.workload = i < workload.clients;
+        }
+        for number in 1..=workload.clients as u64 {
+            if self.clients[number as usize - 1].current.is_none() {
+                self.schedule(self.now, Event::Workload { client: number });
+            }
+        }
+        self.workload = (workload.clients > 0).then_some(workload);
+        Ok(())
+    }
+
+    /// The workload in effect.
+    pub fn workload(&self) -> Option<&Workload> {
+        self.workload.as_ref()
+    }
+
+    /// Every operation invoked so far, in invocation order.
+    pub fn history(&self) -> &[HistoryEntry] {
+        &self.history
+    }
+
+    /// Number of clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Client `number`'s clerk.
+    pub fn clerk(&self, number: u64) -> Option<&Clerk> {
+        self.clients
+            .get((number as usize).wrapping_sub(1))
+            .map(|c| &c.clerk)
+    }
+
+    /// Whether client `number` runs the workload.
+    pub fn is_workload_client(&self, number: u64) -> bool {
+        self.clients
+            .get((number as usize).wrapping_sub(1))
+            .is_some_and(|c| c.workload)
+    }
+
+    // ---- observation -------------------------------------------------------
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `id`'s replica, if it is up.
+    pub fn replica(&self, id: NodeId) -> Option<&Replica> {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .and_then(|n| n.replica.as_ref())
+    }
+
+    /// Node `id`'s disk.
+    pub fn disk(&self, id: NodeId) -> Option<&Disk> {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .map(|n| &n.disk)
+    }
+
+    /// Every up replica.
+    pub fn replicas(&self) -> impl Iterator<Item = &Replica> {
+        self.nodes.iter().filter_map(|n| n.replica.as_ref())
+    }
+
+    /// The leader with the highest term among the up nodes, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.replicas()
+            .filter(|r| r.node().role() == RoleKind::Leader)
+            .max_by_key(|r| r.node().term())
+            .map(|r| r.node().id())
+    }
+
+    /// Up nodes that believe they lead, with their terms.
+    pub fn leaders(&self) -> Vec<(NodeId, u64)> {
+        self.replicas()
+            .filter(|r| r.node().role() == RoleKind::Leader)
+            .map(|r| (r.node().id(), r.node().term()))
+            .collect()
+    }
+
+    /// Packets in flight, by id.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Packet> {
+        self.in_flight.values()
+    }
+
+    /// The packet `id`, if in flight.
+    pub fn packet(&self, id: u64) -> Option<&Packet> {
+        self.in_flight.get(&id)
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Safety violations found so far.
+    pub fn violations(&self) -> &[String] {
+        self.checker.violations()
+    }
+
+    /// The safety checker.
+    pub fn checker(&self) -> &SafetyChecker {
+        &self.checker
+    }
+
+    /// A hash of everything that happened: equal for equal runs, on every platform.
+    pub fn trace_hash(&self) -> u64 {
+        self.hash.finish()
+    }
+
+    /// Trace lines after `seq` (only the last `trace_capacity` are kept).
+    pub fn trace_since(&self, seq: u64) -> impl Iterator<Item = &TraceLine> {
+        self.trace.iter().filter(move |line| line.seq > seq)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Whether node `id` has applied the entry at `index` and what it held:
+    /// how many up nodes applied an entry at `index`, and whether they agree.
+    pub fn applied_count(&self, index: LogIndex) -> usize {
+        self.replicas()
+            .filter(|r| r.node().log().applied() >= index)
+            .count()
+    }
+
+    fn trace_line(
+        &mut self,
+        endpoint: Option<Endpoint>,
+        kind: &'static str,
+        text: impl FnOnce() -> String,
+    ) {
+        if self.config.trace_capacity == 0 {
+            return;
+        }
+        self.trace_seq += 1;
+        if self.trace.len() == self.config.trace_capacity {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(TraceLine {
+            seq: self.trace_seq,
+            at: self.now,
+            endpoint,
+            kind,
+            text: text(),
+        });
+    }
+}
+
+fn check_probability(what: &str, value: f64) -> Result<(), SimError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(SimError::BadValue(format!(
+            "{what} must be between 0 and 1, not {value}"
+        )))
+    }
+}

@@ -1,0 +1,513 @@
+//! The event loop: pick the next event, feed it to whoever it concerns,
+//! route what comes out, check the invariants.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::history::HistoryEntry;
+use super::network::Endpoint;
+use super::trace;
+use super::{Event, Packet, PacketPayload, Sim, SimError, StepInfo};
+use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
+use crate::raft::{LogIndex, NodeId, Rejected, RoleKind};
+use crate::time::Instant;
+
+/// What fires next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Next {
+    Queue,
+    NodeTimer(NodeId),
+    ClientTimer(u64),
+}
+
+impl Sim {
+    /// Time of the next event, if anything is scheduled.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.next().map(|(at, _)| at)
+    }
+
+    fn next(&self) -> Option<(Instant, Next)> {
+        let mut best: Option<(Instant, Next)> = self
+            .queue
+            .first_key_value()
+            .map(|(&(at, _), _)| (at, Next::Queue));
+        let mut consider = |at: Instant, next: Next| {
+            if at != Instant::NEVER && best.is_none_or(|b| (at, next) < b) {
+                best = Some((at, next));
+            }
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(replica) = &node.replica {
+                consider(replica.poll_timeout(), Next::NodeTimer(i as NodeId + 1));
+            }
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            consider(client.clerk.poll_timeout(), Next::ClientTimer(i as u64 + 1));
+        }
+        best
+    }
+
+    /// Processes the next event. Returns what happened, or `None` if nothing is scheduled.
+    pub fn step(&mut self) -> Option<StepInfo> {
+        let (at, next) = self.next()?;
+        self.now = self.now.max(at);
+        self.stats.events += 1;
+        let info = match next {
+            Next::Queue => self.step_queue(),
+            Next::NodeTimer(id) => {
+                self.hash
+                    .write(b"timer")
+                    .write_u64(self.now.as_millis())
+                    .write_u64(id);
+                let _ = self.feed(id, ReplicaInput::Timeout);
+                StepInfo {
+                    at: self.now,
+                    endpoint: Some(Endpoint::Node(id)),
+                    kind: "timeout",
+                    text: format!("node {id} timer"),
+                }
+            }
+            Next::ClientTimer(number) => {
+                self.hash
+                    .write(b"client-timer")
+                    .write_u64(self.now.as_millis())
+                    .write_u64(number);
+                let now = self.now;
+                self.clients[number as usize - 1].clerk.handle_timeout(now);
+                self.drain_clerk(number);
+                StepInfo {
+                    at: self.now,
+                    endpoint: Some(Endpoint::Client(number)),
+                    kind: "client",
+                    text: format!("client {number} timer"),
+                }
+            }
+        };
+        Some(info)
+    }
+
+    /// Processes the first queued event (a delivery, a disk sync, a workload tick).
+    pub(super) fn step_queue(&mut self) -> StepInfo {
+        let (_, event) = self.queue.pop_first().expect("caller checked the queue");
+        match event {
+            Event::Deliver(id) => self.deliver(id),
+            Event::Synced { node, epoch, seq } => {
+                let now = self.now;
+                let index = node as usize - 1;
+                if self.nodes[index].replica.is_some()
+                    && let Some((durable, next)) = self.nodes[index].disk.synced(epoch, seq)
+                {
+                    self.stats.syncs += 1;
+                    self.hash
+                        .write(b"synced")
+                        .write_u64(now.as_millis())
+                        .write_u64(node)
+                        .write_u64(durable);
+                    if let Some(next) = next {
+                        self.schedule_sync(node, next);
+                    }
+                    let _ = self.feed(node, ReplicaInput::Persisted(durable));
+                }
+                StepInfo {
+                    at: now,
+                    endpoint: Some(Endpoint::Node(node)),
+                    kind: "disk",
+                    text: format!("node {node} synced writes up to {seq}"),
+                }
+            }
+            Event::Workload { client } => {
+                self.workload_tick(client);
+                StepInfo {
+                    at: self.now,
+                    endpoint: Some(Endpoint::Client(client)),
+                    kind: "workload",
+                    text: format!("client {client} next operation"),
+                }
+            }
+        }
+    }
+
+    pub(super) fn schedule(&mut self, at: Instant, event: Event) {
+        self.next_event += 1;
+        self.queue.insert((at, self.next_event), event);
+    }
+
+    fn schedule_sync(&mut self, node: NodeId, seq: u64) {
+        let (min, max) = self.config.disk_latency;
+        let latency = self.rng.range_inclusive(min, max.max(min));
+        let epoch = self.nodes[node as usize - 1].disk.epoch();
+        self.schedule(self.now + latency, Event::Synced { node, epoch, seq });
+    }
+
+    /// Feeds an input to node `id` and routes everything it produces.
+    pub(super) fn feed(&mut self, id: NodeId, input: ReplicaInput) -> Result<(), Rejected> {
+        let now = self.now;
+        let index = id as usize - 1;
+        let check = self.config.check_safety;
+        let Some(replica) = self.nodes[index].replica.as_mut() else {
+            return Ok(());
+        };
+        let before = (
+            replica.node().role(),
+            replica.node().term(),
+            replica.node().log().commit(),
+        );
+        if check {
+            self.checker.before(replica.node());
+        }
+        let result = replica.handle(now, input);
+        self.route_outputs(id);
+        self.after_node_event(id, before);
+        result
+    }
+
+    fn feed_raw(&mut self, id: NodeId, command: Bytes) -> Result<(LogIndex, u64), Rejected> {
+        let now = self.now;
+        let index = id as usize - 1;
+        let Some(replica) = self.nodes[index].replica.as_mut() else {
+            return Err(Rejected::NotLeader { leader_hint: None });
+        };
+        let before = (
+            replica.node().role(),
+            replica.node().term(),
+            replica.node().log().commit(),
+        );
+        if self.config.check_safety {
+            self.checker.before(replica.node());
+        }
+        let result = replica.propose_raw(now, command);
+        self.route_outputs(id);
+        self.after_node_event(id, before);
+        result
+    }
+
+    pub(super) fn feed_raw_proposal(
+        &mut self,
+        id: NodeId,
+        command: Bytes,
+    ) -> Result<(LogIndex, u64), SimError> {
+        self.feed_raw(id, command).map_err(SimError::Rejected)
+    }
+
+    fn route_outputs(&mut self, id: NodeId) {
+        let index = id as usize - 1;
+        let mut outputs = Vec::new();
+        if let Some(replica) = self.nodes[index].replica.as_mut() {
+            while let Some(output) = replica.poll_output() {
+                outputs.push(output);
+            }
+        }
+        for output in outputs {
+            match output {
+                ReplicaOutput::Persist(write) => {
+                    if self.config.check_safety
+                        && let Some(replica) = &self.nodes[index].replica
+                    {
+                        self.checker.observe_write(replica.node(), &write);
+                    }
+                    self.hash
+                        .write(b"persist")
+                        .write_u64(id)
+                        .write_u64(write.seq);
+                    if let Some(seq) = self.nodes[index].disk.write(write) {
+                        self.schedule_sync(id, seq);
+                    }
+                }
+                ReplicaOutput::Send(envelope) => {
+                    if self.config.check_safety {
+                        self.checker.observe_send(&envelope);
+                    }
+                    if envelope.message.is_request() {
+                        self.stats.rpcs_sent += 1;
+                    }
+                    self.stats.bytes_sent += envelope.message.size() as u64;
+                    self.transmit(
+                        Endpoint::Node(id),
+                        Endpoint::Node(envelope.to),
+                        PacketPayload::Raft(envelope.message),
+                    );
+                }
+                ReplicaOutput::Reply { to, response } => {
+                    self.transmit(
+                        Endpoint::Node(id),
+                        Endpoint::Client(to),
+                        PacketPayload::Response(response),
+                    );
+                }
+            }
+        }
+    }
+
+    fn after_node_event(&mut self, id: NodeId, before: (RoleKind, u64, LogIndex)) {
+        let index = id as usize - 1;
+        let Some(replica) = self.nodes[index].replica.as_mut() else {
+            return;
+        };
+        if self.config.check_safety {
+            let records = replica.drain_applied();
+            self.checker.observe_applied(id, &records);
+            let replica = self.nodes[index].replica.as_ref().expect("checked above");
+            self.checker.after_event(core::iter::once(replica.node()));
+            if self.stats.events % 1024 == 0 {
+                self.prune_checker();
+            }
+        }
+        if self.config.trace_capacity > 0 {
+            let replica = self.nodes[index].replica.as_ref().expect("checked above");
+            let node = replica.node();
+            let after = (node.role(), node.term(), node.log().commit());
+            if (after.0, after.1) != (before.0, before.1) {
+                let text = match after.0 {
+                    RoleKind::Follower => format!(
+                        "follower in term {}{}",
+                        after.1,
+                        node.leader()
+                            .map_or(String::new(), |l| format!(", leader {l}"))
+                    ),
+                    role => format!("{} in term {}", role.name(), after.1),
+                };
+                self.trace_line(Some(Endpoint::Node(id)), "role", || text);
+            }
+            if after.2 != before.2 {
+                let commit = after.2;
+                self.trace_line(Some(Endpoint::Node(id)), "commit", || {
+                    format!("commit index {commit}")
+                });
+            }
+        }
+    }
+
+    fn prune_checker(&mut self) {
+        let floor = self
+            .nodes
+            .iter()
+            .map(|n| match &n.replica {
+                Some(r) => r
+                    .node()
+                    .log()
+                    .snapshot()
+                    .index
+                    .min(r.node().log().applied()),
+                None => n
+                    .disk
+                    .persisted()
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |s| s.meta.index),
+            })
+            .min()
+            .unwrap_or(0);
+        self.checker.prune_below(floor);
+    }
+
+    /// Puts a packet on the network (or loses it).
+    fn transmit(&mut self, from: Endpoint, to: Endpoint, payload: PacketPayload) {
+        self.stats.packets_sent += 1;
+        self.hash
+            .write(b"send")
+            .write_u64(self.now.as_millis())
+            .write_u64(trace::packet_digest(from, to, &payload));
+        let reachable = self.network.can_reach(from, to);
+        let fate = if reachable {
+            self.network.transit(&mut self.rng)
+        } else {
+            None
+        };
+        let Some((latency, duplicate)) = fate else {
+            self.stats.dropped += 1;
+            let why = if reachable { "lost" } else { "unreachable" };
+            self.trace_line(Some(from), "drop", || {
+                format!(
+                    "{from}->{to} {} {} ({why})",
+                    trace::packet_kind(&payload),
+                    trace::describe_packet(&payload)
+                )
+            });
+            return;
+        };
+        if let Some(extra) = duplicate {
+            self.enqueue_packet(from, to, payload.clone(), extra);
+        }
+        self.enqueue_packet(from, to, payload, latency);
+    }
+
+    fn enqueue_packet(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        payload: PacketPayload,
+        latency: u64,
+    ) {
+        let id = self.next_packet;
+        self.next_packet += 1;
+        let packet = Packet {
+            id,
+            from,
+            to,
+            sent_at: self.now,
+            deliver_at: self.now + latency,
+            payload,
+        };
+        self.schedule(packet.deliver_at, Event::Deliver(id));
+        self.in_flight.insert(id, packet);
+    }
+
+    fn deliver(&mut self, id: u64) -> StepInfo {
+        let now = self.now;
+        let Some(packet) = self.in_flight.remove(&id) else {
+            // Dropped by hand while in flight.
+            return StepInfo {
+                at: now,
+                endpoint: None,
+                kind: "deliver",
+                text: format!("packet {id} was dropped"),
+            };
+        };
+        let text = if self.config.trace_capacity > 0 {
+            trace::describe(&packet)
+        } else {
+            String::new()
+        };
+        let Packet {
+            from, to, payload, ..
+        } = packet;
+        let up = match to {
+            Endpoint::Node(node) => self.replica(node).is_some(),
+            Endpoint::Client(_) => true,
+        };
+        if !self.network.can_reach(from, to) || !up {
+            self.stats.dropped += 1;
+            let why = if up { "link cut" } else { "node down" };
+            self.trace_line(Some(to), "drop", || format!("{text} ({why})"));
+            return StepInfo {
+                at: now,
+                endpoint: Some(to),
+                kind: "drop",
+                text: format!("{text} ({why})"),
+            };
+        }
+        self.stats.delivered += 1;
+        self.hash
+            .write(b"deliver")
+            .write_u64(now.as_millis())
+            .write_u64(id);
+        self.trace_line(Some(to), "deliver", || text.clone());
+        match (from, to, payload) {
+            (Endpoint::Node(from), Endpoint::Node(to), PacketPayload::Raft(message)) => {
+                let envelope = crate::raft::Envelope { from, to, message };
+                let _ = self.feed(to, ReplicaInput::Peer(envelope));
+            }
+            (Endpoint::Client(from), Endpoint::Node(to), PacketPayload::Request(request)) => {
+                let _ = self.feed(to, ReplicaInput::Client { from, request });
+            }
+            (Endpoint::Node(from), Endpoint::Client(to), PacketPayload::Response(response)) => {
+                if let Some(client) = self.clients.get_mut(to as usize - 1) {
+                    client.clerk.handle_response(now, from, response);
+                    self.drain_clerk(to);
+                }
+            }
+            _ => {}
+        }
+        StepInfo {
+            at: now,
+            endpoint: Some(to),
+            kind: "deliver",
+            text,
+        }
+    }
+
+    /// Queues `operation` at client `number`; returns its id.
+    pub(super) fn enqueue(&mut self, number: u64, operation: Operation) -> u64 {
+        let id = self.history.len() as u64 + 1;
+        self.hash
+            .write(b"invoke")
+            .write_u64(number)
+            .write(operation.key());
+        self.history.push(HistoryEntry {
+            id,
+            client: number,
+            operation,
+            invoked_at: self.now,
+            completed_at: None,
+            outcome: None,
+            attempts: 0,
+        });
+        let client = &mut self.clients[number as usize - 1];
+        client.queue.push_back(id as usize - 1);
+        self.start_next(number);
+        id
+    }
+
+    fn start_next(&mut self, number: u64) {
+        let now = self.now;
+        let client = &mut self.clients[number as usize - 1];
+        if client.current.is_some() {
+            return;
+        }
+        let Some(position) = client.queue.pop_front() else {
+            return;
+        };
+        let operation = self.history[position].operation.clone();
+        if client.clerk.start(now, operation).is_ok() {
+            client.current = Some(position);
+            self.history[position].invoked_at = now;
+        }
+        self.drain_clerk(number);
+    }
+
+    fn drain_clerk(&mut self, number: u64) {
+        let index = number as usize - 1;
+        loop {
+            let Some(output) = self.clients[index].clerk.poll_output() else {
+                break;
+            };
+            match output {
+                ClerkOutput::Send { to, request } => {
+                    self.transmit(
+                        Endpoint::Client(number),
+                        Endpoint::Node(to),
+                        PacketPayload::Request(request),
+                    );
+                }
+                ClerkOutput::Done(result) => {
+                    let attempts = self.clients[index].clerk.attempts();
+                    let client = &mut self.clients[index];
+                    let Some(position) = client.current.take() else {
+                        continue;
+                    };
+                    client.ops += 1;
+                    let entry = &mut self.history[position];
+                    entry.completed_at = Some(self.now);
+                    entry.attempts = entry.attempts.max(attempts);
+                    entry.outcome = Some(result);
+                    self.hash.write(b"done").write_u64(entry.id);
+                    let is_workload = self.clients[index].workload;
+                    if is_workload && let Some(workload) = &self.workload {
+                        let pause = workload.pause(&mut self.rng);
+                        self.schedule(self.now + pause, Event::Workload { client: number });
+                    }
+                    self.start_next(number);
+                }
+            }
+        }
+        if let Some(position) = self.clients[index].current {
+            let attempts = self.clients[index].clerk.attempts();
+            self.history[position].attempts = attempts;
+        }
+    }
+
+    fn workload_tick(&mut self, number: u64) {
+        let Some(workload) = self.workload.clone() else {
+            return;
+        };
+        let index = number as usize - 1;
+        if !self.clients[index].workload || self.clients[index].current.is_some() {
+            return;
+        }
+        let n = self.clients[index].ops + 1;
+        let operation = workload.next_operation(&mut self.rng, number, n);
+        self.enqueue(number, operation);
+    }
+}

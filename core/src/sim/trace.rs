@@ -1,0 +1,267 @@
+//! One-line renderings of messages and events (for traces, golden files and
+//! the browser), and the digests folded into the trace hash.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::Packet;
+use super::PacketPayload;
+use super::network::Endpoint;
+use crate::hash::Fnv;
+use crate::kv::{Command, Operation, Reply, RequestBody};
+use crate::raft::{Entry, Message, Payload};
+
+/// A short rendering of an entry: `index/term` and its command.
+pub fn describe_entry(entry: &Entry) -> String {
+    format!(
+        "{}/{} {}",
+        entry.index,
+        entry.term,
+        describe_payload(&entry.payload)
+    )
+}
+
+/// A short rendering of a payload (`noop`, `put x=1 (c1#2)`, ...).
+pub fn describe_payload(payload: &Payload) -> String {
+    match payload {
+        Payload::Noop => String::from("noop"),
+        Payload::Command(data) => Command::describe(data),
+        Payload::Membership(m) => format!("membership {:?}", m.voters),
+    }
+}
+
+fn describe_entries(entries: &[Entry]) -> String {
+    const SHOWN: usize = 3;
+    let mut parts: Vec<String> = entries.iter().take(SHOWN).map(describe_entry).collect();
+    if entries.len() > SHOWN {
+        parts.push(format!("... {} more", entries.len() - SHOWN));
+    }
+    format!("[{}]", parts.join(", "))
+}
+
+/// One line describing a Raft message's fields.
+pub fn describe_message(message: &Message) -> String {
+    match message {
+        Message::RequestVote(m) => format!(
+            "term={} last={}/{}{}",
+            m.term,
+            m.last_log_index,
+            m.last_log_term,
+            if m.transfer { " transfer" } else { "" }
+        ),
+        Message::RequestVoteResponse(m) => {
+            format!(
+                "term={} {}",
+                m.term,
+                if m.granted { "granted" } else { "rejected" }
+            )
+        }
+        Message::AppendEntries(m) => format!(
+            "term={} prev={}/{} entries={} commit={}",
+            m.term,
+            m.prev_log_index,
+            m.prev_log_term,
+            describe_entries(&m.entries),
+            m.leader_commit
+        ),
+        Message::AppendEntriesResponse(m) => match (m.success, m.conflict) {
+            (true, _) => format!("term={} ok match={}", m.term, m.index),
+            (false, Some(hint)) => format!(
+                "term={} reject prev={} hint={}/{}",
+                m.term, m.index, hint.index, hint.term
+            ),
+            (false, None) => format!("term={} reject", m.term),
+        },
+        Message::Heartbeat(m) => format!("term={} commit={} round={}", m.term, m.commit, m.round),
+        Message::HeartbeatResponse(m) => {
+            format!("term={} round={} last={}", m.term, m.round, m.last_index)
+        }
+        Message::InstallSnapshot(m) => format!(
+            "term={} snapshot={}/{} bytes={}..{} of {}{}",
+            m.term,
+            m.meta.index,
+            m.meta.term,
+            m.offset,
+            m.offset + m.data.len() as u64,
+            m.total_len,
+            if m.done { " done" } else { "" }
+        ),
+        Message::InstallSnapshotResponse(m) => format!(
+            "term={} snapshot={} received={}{}",
+            m.term,
+            m.snapshot_index,
+            m.received,
+            if m.done { " installed" } else { "" }
+        ),
+        Message::TimeoutNow(m) => format!("term={}", m.term),
+    }
+}
+
+fn describe_operation(operation: &Operation) -> String {
+    let key = String::from_utf8_lossy(operation.key());
+    match operation {
+        Operation::Put { value, .. } => format!("put {key}={}", String::from_utf8_lossy(value)),
+        Operation::Append { value, .. } => {
+            format!("append {key}+={}", String::from_utf8_lossy(value))
+        }
+        Operation::Delete { .. } => format!("delete {key}"),
+        Operation::Get { .. } => format!("get {key}"),
+    }
+}
+
+/// The kind of a packet: the Raft RPC name, `ClientRequest` or `ClientResponse`.
+pub fn packet_kind(payload: &PacketPayload) -> &'static str {
+    match payload {
+        PacketPayload::Raft(message) => message.kind(),
+        PacketPayload::Request(_) => "ClientRequest",
+        PacketPayload::Response(_) => "ClientResponse",
+    }
+}
+
+/// One line describing a packet's content.
+pub fn describe_packet(payload: &PacketPayload) -> String {
+    match payload {
+        PacketPayload::Raft(message) => describe_message(message),
+        PacketPayload::Request(request) => match &request.body {
+            RequestBody::Register => format!("#{} register", request.id),
+            RequestBody::Operation {
+                client,
+                seq,
+                operation,
+            } => {
+                format!(
+                    "#{} {} (session {client} seq {seq})",
+                    request.id,
+                    describe_operation(operation)
+                )
+            }
+            RequestBody::Status => format!("#{} status", request.id),
+        },
+        PacketPayload::Response(response) => match &response.result {
+            Ok(Reply::Registered(id)) => format!("#{} registered session {id}", response.id),
+            Ok(Reply::Done(Some(value))) => {
+                format!("#{} ok {}", response.id, String::from_utf8_lossy(value))
+            }
+            Ok(Reply::Done(None)) => format!("#{} ok", response.id),
+            Ok(Reply::Status(_)) => format!("#{} status", response.id),
+            Err(error) => format!("#{} error: {error}", response.id),
+        },
+    }
+}
+
+/// `from->to Kind fields`.
+pub fn describe(packet: &Packet) -> String {
+    format!(
+        "{}->{} {} {}",
+        packet.from,
+        packet.to,
+        packet_kind(&packet.payload),
+        describe_packet(&packet.payload)
+    )
+}
+
+/// A digest of a packet's content, for the trace hash. Covers every field.
+pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u64 {
+    let mut h = Fnv::new();
+    for endpoint in [from, to] {
+        match endpoint {
+            Endpoint::Node(id) => h.write(&[0]).write_u64(id),
+            Endpoint::Client(id) => h.write(&[1]).write_u64(id),
+        };
+    }
+    h.write(packet_kind(payload).as_bytes());
+    match payload {
+        PacketPayload::Raft(message) => {
+            h.write_u64(message.term());
+            match message {
+                Message::RequestVote(m) => {
+                    h.write_u64(m.last_log_index).write_u64(m.last_log_term);
+                    h.write(&[u8::from(m.pre_vote), u8::from(m.transfer)]);
+                }
+                Message::RequestVoteResponse(m) => {
+                    h.write(&[u8::from(m.granted), u8::from(m.pre_vote)]);
+                }
+                Message::AppendEntries(m) => {
+                    h.write_u64(m.prev_log_index)
+                        .write_u64(m.prev_log_term)
+                        .write_u64(m.leader_commit);
+                    for entry in &m.entries {
+                        h.write_u64(entry.index).write_u64(entry.term);
+                        h.write_u64(super::invariants::payload_digest(entry));
+                    }
+                }
+                Message::AppendEntriesResponse(m) => {
+                    h.write_u64(m.index).write(&[u8::from(m.success)]);
+                    if let Some(hint) = m.conflict {
+                        h.write_u64(hint.index).write_u64(hint.term);
+                    }
+                }
+                Message::Heartbeat(m) => {
+                    h.write_u64(m.commit).write_u64(m.round);
+                }
+                Message::HeartbeatResponse(m) => {
+                    h.write_u64(m.round).write_u64(m.last_index);
+                }
+                Message::InstallSnapshot(m) => {
+                    h.write_u64(m.meta.index)
+                        .write_u64(m.meta.term)
+                        .write_u64(m.total_len)
+                        .write_u64(m.offset);
+                    h.write(&m.data).write(&[u8::from(m.done)]);
+                }
+                Message::InstallSnapshotResponse(m) => {
+                    h.write_u64(m.snapshot_index)
+                        .write_u64(m.received)
+                        .write(&[u8::from(m.done)]);
+                }
+                Message::TimeoutNow(_) => {}
+            }
+        }
+        PacketPayload::Request(request) => {
+            h.write_u64(request.id);
+            match &request.body {
+                RequestBody::Register => {
+                    h.write(&[1]);
+                }
+                RequestBody::Status => {
+                    h.write(&[2]);
+                }
+                RequestBody::Operation {
+                    client,
+                    seq,
+                    operation,
+                } => {
+                    h.write(&[3]).write_u64(*client).write_u64(*seq);
+                    h.write(operation.name().as_bytes()).write(operation.key());
+                    if let Operation::Put { value, .. } | Operation::Append { value, .. } =
+                        operation
+                    {
+                        h.write(value);
+                    }
+                }
+            }
+        }
+        PacketPayload::Response(response) => {
+            h.write_u64(response.id);
+            match &response.result {
+                Ok(Reply::Registered(id)) => {
+                    h.write(&[1]).write_u64(*id);
+                }
+                Ok(Reply::Done(value)) => {
+                    h.write(&[2]);
+                    if let Some(value) = value {
+                        h.write(value);
+                    }
+                }
+                Ok(Reply::Status(_)) => {
+                    h.write(&[3]);
+                }
+                Err(error) => {
+                    h.write(&[4]).write(format!("{error}").as_bytes());
+                }
+            }
+        }
+    }
+    h.finish()
+}
