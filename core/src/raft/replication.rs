@@ -386,15 +386,13 @@ impl Node {
                 }
             }
             _ => {
-                // The follower lacks entries we sent (lost messages, or a
-                // restart that lost unsynced entries): probe again.
-                if progress.match_index < last_index
-                    && response.last_index < progress.next_index - 1
-                {
+                // Behind: the follower lacks entries we sent (lost messages,
+                // or a restart that lost unsynced entries), or its answer was
+                // lost. Probe at the end of what we sent: its answer either
+                // confirms the match or starts the back-off.
+                if progress.match_index < last_index {
                     progress.unstall(max_inflight);
                     resend = true;
-                } else if progress.match_index < last_index {
-                    progress.unstall(max_inflight);
                 }
             }
         }

@@ -27,6 +27,7 @@ pub mod history;
 pub mod invariants;
 pub mod network;
 mod run;
+pub mod sweep;
 pub mod trace;
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -890,6 +891,43 @@ impl Sim {
             text: text(),
         });
     }
+}
+
+/// Checks the client history: every append acknowledged exactly once in the
+/// final state (on the first up replica). Linearizability is checked by
+/// [`crate::check`] on [`Sim::history`].
+pub fn check_history(sim: &Sim) -> Vec<String> {
+    let mut failures = Vec::new();
+    let Some(replica) = sim.replicas().next() else {
+        return failures;
+    };
+    for entry in sim.history() {
+        let Operation::Append { key, value } = &entry.operation else {
+            continue;
+        };
+        let Some(current) = replica.store().get(key) else {
+            continue;
+        };
+        let count = count_occurrences(current, value);
+        if count > 1 {
+            failures.push(format!(
+                "exactly-once: append {} to {} appears {count} times",
+                String::from_utf8_lossy(value),
+                String::from_utf8_lossy(key)
+            ));
+        }
+    }
+    failures
+}
+
+fn count_occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return 0;
+    }
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 fn check_probability(what: &str, value: f64) -> Result<(), SimError> {

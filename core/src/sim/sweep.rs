@@ -1,0 +1,290 @@
+//! Seed sweeps: one seed drives a whole randomized run — cluster size,
+//! network behaviour, a schedule of faults (crashes, restarts, partitions,
+//! one-way cuts, loss, duplication, lost unsynced writes), a client workload
+//! — followed by a healing phase that must end with a leader, every client
+//! operation finished and every replica identical. Safety is checked after
+//! every event throughout.
+//!
+//! A failing seed replays exactly: `cargo test -p distribkv-core --features sim
+//! --test sweep -- --seed <seed>` (or `DISTRIBKV_SEED=<seed>`).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{Sim, SimConfig, Workload};
+use crate::raft::NodeId;
+use crate::rng::Rng;
+
+/// Knobs of a sweep run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepOptions {
+    /// Virtual time with faults, ms.
+    pub fault_phase: u64,
+    /// Virtual time allowed for recovery after healing, ms.
+    pub recovery_bound: u64,
+    /// Mean pause between faults, ms.
+    pub fault_interval: u64,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            fault_phase: 4_000,
+            recovery_bound: 10_000,
+            fault_interval: 300,
+        }
+    }
+}
+
+/// What one seed's run found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Faults injected.
+    pub faults: Vec<String>,
+    /// Everything that went wrong (empty: the seed passes).
+    pub failures: Vec<String>,
+    /// Client operations run.
+    pub operations: usize,
+    /// Of which finished successfully.
+    pub succeeded: usize,
+    /// Virtual time from healing to full recovery, ms.
+    pub recovery_ms: Option<u64>,
+    /// The run's trace hash.
+    pub trace_hash: u64,
+    /// Events processed.
+    pub events: u64,
+}
+
+impl SeedReport {
+    /// Whether the seed passes.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The simulator configuration a seed implies.
+pub fn config_for_seed(seed: u64) -> SimConfig {
+    let mut rng = Rng::new(seed ^ 0x5EED_5EED);
+    let nodes = [3, 3, 5, 5, 5, 7][rng.index(6)];
+    let mut config = SimConfig {
+        nodes,
+        seed,
+        snapshot_every: [20, 50, 200][rng.index(3)],
+        snapshot_chunk_bytes: [64, 512, 4096][rng.index(3)],
+        max_entries_per_message: [1, 8, 64][rng.index(3)],
+        client_give_up: Some(2_000 + rng.range(0, 3_000)),
+        client_attempt_timeout: 300,
+        ..SimConfig::default()
+    };
+    config.network.latency = [(1, 5), (5, 20), (1, 40)][rng.index(3)];
+    config.disk_latency = [(0, 1), (1, 5), (2, 20)][rng.index(3)];
+    config.pre_vote = rng.chance(0.8);
+    config.check_quorum = rng.chance(0.8);
+    config
+}
+
+/// Runs one seed.
+pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
+    let config = config_for_seed(seed);
+    let nodes = config.nodes;
+    let mut sim = Sim::new(config);
+    let mut rng = Rng::new(seed ^ 0xFA17_5EED);
+    let mut faults = Vec::new();
+    let workload = Workload {
+        clients: 2 + rng.index(3),
+        interval: 20 + rng.range(0, 60),
+        keys: 1 + rng.index(4),
+        read_fraction: 0.3,
+    };
+    sim.set_workload(workload).expect("valid workload");
+    let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
+    let end = sim.now() + options.fault_phase;
+    while sim.now() < end && sim.violations().is_empty() {
+        let pause = rng.range_inclusive(options.fault_interval / 2, options.fault_interval * 3 / 2);
+        sim.run_for(pause);
+        let fault = inject_fault(&mut sim, &mut rng, &ids);
+        faults.push(format!("{} {}", sim.now(), fault));
+    }
+    // Heal: everything back, nothing lost on the wire, no new operations.
+    sim.heal();
+    let _ = sim.set_drop_rate(0.0);
+    let _ = sim.set_duplicate_rate(0.0);
+    for &id in &ids {
+        if sim.replica(id).is_none() {
+            let _ = sim.restart(id);
+        }
+    }
+    let _ = sim.set_workload(Workload {
+        clients: 0,
+        ..Workload::default()
+    });
+    let healed_at = sim.now();
+    let recovered = sim.run_until_condition(options.recovery_bound, |sim| is_recovered(sim));
+    let recovery_ms = recovered.then(|| sim.now().saturating_since(healed_at));
+    let mut failures: Vec<String> = sim.violations().to_vec();
+    if !recovered {
+        failures.push(format!(
+            "liveness: not recovered {} ms after healing ({})",
+            options.recovery_bound,
+            recovery_state(&sim)
+        ));
+    } else {
+        failures.extend(check_convergence(&sim));
+    }
+    failures.extend(super::check_history(&sim));
+    let operations = sim.history().len();
+    let succeeded = sim.history().iter().filter(|e| e.is_complete()).count();
+    SeedReport {
+        seed,
+        nodes,
+        faults,
+        failures,
+        operations,
+        succeeded,
+        recovery_ms,
+        trace_hash: sim.trace_hash(),
+        events: sim.stats().events,
+    }
+}
+
+fn inject_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) -> String {
+    let pick = |rng: &mut Rng| ids[rng.index(ids.len())];
+    let down: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|&id| sim.replica(id).is_none())
+        .collect();
+    match rng.range(0, 100) {
+        0..15 => {
+            let id = sim.leader().unwrap_or_else(|| pick(rng));
+            match sim.crash(id) {
+                Ok(()) => format!("crash {id}"),
+                Err(_) => String::from("noop"),
+            }
+        }
+        15..25 => {
+            let id = pick(rng);
+            match sim.crash(id) {
+                Ok(()) => format!("crash {id}"),
+                Err(_) => String::from("noop"),
+            }
+        }
+        25..45 if !down.is_empty() => {
+            let id = down[rng.index(down.len())];
+            let _ = sim.restart(id);
+            format!("restart {id}")
+        }
+        45..60 => {
+            let mut shuffled = ids.to_vec();
+            for i in (1..shuffled.len()).rev() {
+                let j = rng.index(i + 1);
+                shuffled.swap(i, j);
+            }
+            let cut = 1 + rng.index(shuffled.len() - 1);
+            let (a, b) = shuffled.split_at(cut);
+            let _ = sim.partition(&[a.to_vec(), b.to_vec()]);
+            format!("partition {a:?} | {b:?}")
+        }
+        60..68 => {
+            let (from, to) = (pick(rng), pick(rng));
+            if from != to {
+                let _ = sim.cut_link(from, to);
+            }
+            format!("cut {from}->{to}")
+        }
+        68..80 => {
+            sim.heal();
+            String::from("heal")
+        }
+        80..88 => {
+            let rate = [0.0, 0.05, 0.2][rng.index(3)];
+            let _ = sim.set_drop_rate(rate);
+            format!("drop rate {rate}")
+        }
+        88..93 => {
+            let rate = [0.0, 0.05, 0.2][rng.index(3)];
+            let _ = sim.set_duplicate_rate(rate);
+            format!("duplicate rate {rate}")
+        }
+        93..97 => {
+            let to = pick(rng);
+            match sim.transfer_leadership(to) {
+                Ok(()) => format!("transfer to {to}"),
+                Err(_) => String::from("noop"),
+            }
+        }
+        _ => {
+            let id = pick(rng);
+            let _ = sim.snapshot(id);
+            format!("snapshot {id}")
+        }
+    }
+}
+
+/// A leader whose term is the highest, every client operation finished, and
+/// every replica has applied everything the leader committed.
+fn is_recovered(sim: &Sim) -> bool {
+    let Some(leader) = sim.leader() else {
+        return false;
+    };
+    if sim.history().iter().any(|e| e.outcome.is_none()) {
+        return false;
+    }
+    let Some(leader) = sim.replica(leader) else {
+        return false;
+    };
+    let node = leader.node();
+    // The leader must have committed an entry of its term.
+    if node.log().term_at(node.log().commit()) != Some(node.term()) {
+        return false;
+    }
+    let commit = node.log().last_index();
+    node.log().commit() == commit && sim.replicas().all(|r| r.node().log().applied() == commit)
+}
+
+fn recovery_state(sim: &Sim) -> String {
+    let pending = sim.history().iter().filter(|e| e.outcome.is_none()).count();
+    let nodes: Vec<String> = sim
+        .replicas()
+        .map(|r| {
+            let n = r.node();
+            format!(
+                "{}:{}@{} c{} a{} l{}",
+                n.id(),
+                n.role().name(),
+                n.term(),
+                n.log().commit(),
+                n.log().applied(),
+                n.log().last_index()
+            )
+        })
+        .collect();
+    format!(
+        "leader {:?}, {pending} ops pending, nodes [{}]",
+        sim.leader(),
+        nodes.join(", ")
+    )
+}
+
+/// After recovery every replica holds the same state.
+fn check_convergence(sim: &Sim) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fingerprints = sim
+        .replicas()
+        .map(|r| (r.node().id(), r.store().fingerprint()));
+    if let Some((first_id, first)) = fingerprints.next() {
+        for (id, fingerprint) in fingerprints {
+            if fingerprint != first {
+                failures.push(format!(
+                    "convergence: replica {id} differs from replica {first_id} after recovery"
+                ));
+            }
+        }
+    }
+    failures
+}
