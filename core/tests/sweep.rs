@@ -13,7 +13,10 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn seed_sweep() {
-    let options = SweepOptions::default();
+    let options = SweepOptions {
+        trace_lines: env_u64("DISTRIBKV_TRACE").unwrap_or(0) as usize,
+        ..SweepOptions::default()
+    };
     let seeds: Vec<u64> = match env_u64("DISTRIBKV_SEED") {
         Some(seed) => vec![seed],
         None => {
@@ -25,7 +28,11 @@ fn seed_sweep() {
     let mut failed = Vec::new();
     let mut operations = 0;
     let mut events = 0;
+    let verbose = std::env::var_os("DISTRIBKV_VERBOSE").is_some();
     for &seed in &seeds {
+        if verbose {
+            eprintln!("seed {seed}");
+        }
         let report = run_seed(seed, &options);
         operations += report.operations;
         events += report.events;
@@ -35,6 +42,9 @@ fn seed_sweep() {
                 eprintln!("  {failure}");
             }
             eprintln!("  faults: {}", report.faults.join("; "));
+            for line in &report.trace {
+                eprintln!("  | {line}");
+            }
             eprintln!(
                 "  replay: DISTRIBKV_SEED={seed} cargo test -p distribkv-core --features sim --release --test sweep"
             );

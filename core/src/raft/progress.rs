@@ -147,7 +147,14 @@ impl Progress {
                 if self.next_index == 0 || rejected != self.next_index - 1 {
                     return false;
                 }
-                self.next_index = probe_next.min(rejected).max(self.match_index + 1);
+                let next = probe_next.min(rejected).max(self.match_index + 1);
+                if next == self.next_index {
+                    // The follower rejects its own match point: it lost entries it
+                    // had acknowledged (a broken disk). Probing again at once would
+                    // loop; the next heartbeat answer retries.
+                    return false;
+                }
+                self.next_index = next;
                 self.state = ProgressState::Probe { paused: false };
                 true
             }

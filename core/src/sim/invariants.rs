@@ -73,6 +73,11 @@ impl SafetyChecker {
         &self.violations
     }
 
+    /// Records a violation found outside the checker (e.g. a livelock).
+    pub fn report(&mut self, text: String) {
+        self.violation(text);
+    }
+
     fn violation(&mut self, text: String) {
         if self.violations.len() < 100 {
             self.violations.push(text);

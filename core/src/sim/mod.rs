@@ -280,6 +280,7 @@ pub struct Sim {
     hash: Fnv,
     stats: SimStats,
     workload: Option<Workload>,
+    events_at_now: u64,
 }
 
 impl Sim {
@@ -323,6 +324,7 @@ impl Sim {
             hash: Fnv::new(),
             stats: SimStats::default(),
             workload: None,
+            events_at_now: 0,
             config,
         };
         // Validate the Raft configuration once, with a clear error.
@@ -378,7 +380,7 @@ impl Sim {
     pub fn run_until(&mut self, until: Instant) -> u64 {
         let mut count = 0;
         while let Some(at) = self.next_event_at() {
-            if at > until {
+            if at > until || self.halted() {
                 break;
             }
             self.step();
@@ -399,6 +401,9 @@ impl Sim {
         loop {
             if condition(self) {
                 return true;
+            }
+            if self.halted() {
+                return false;
             }
             match self.next_event_at() {
                 Some(at) if at <= until => {
@@ -830,6 +835,11 @@ impl Sim {
     /// The network.
     pub fn network(&self) -> &Network {
         &self.network
+    }
+
+    /// Whether a livelock stopped the run (safety violations do not stop it).
+    pub fn halted(&self) -> bool {
+        self.events_at_now >= run::LIVELOCK_EVENTS
     }
 
     /// Safety violations found so far.

@@ -14,6 +14,9 @@ use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
 use crate::raft::{LogIndex, NodeId, Rejected, RoleKind};
 use crate::time::Instant;
 
+/// Events at one instant beyond which the run is reported as a livelock.
+pub(super) const LIVELOCK_EVENTS: u64 = 100_000;
+
 /// What fires next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Next {
@@ -52,8 +55,13 @@ impl Sim {
     /// Processes the next event. Returns what happened, or `None` if nothing is scheduled.
     pub fn step(&mut self) -> Option<StepInfo> {
         let (at, next) = self.next()?;
+        if at > self.now {
+            self.events_at_now = 0;
+        }
         self.now = self.now.max(at);
         self.stats.events += 1;
+        self.events_at_now += 1;
+
         let info = match next {
             Next::Queue => self.step_queue(),
             Next::NodeTimer(id) => {
@@ -85,6 +93,16 @@ impl Sim {
                 }
             }
         };
+        if self.events_at_now >= LIVELOCK_EVENTS - 2 {
+            let text = alloc::format!(
+                "Livelock: {} events at {} without time advancing (last: {:?} {})",
+                self.events_at_now,
+                self.now,
+                info.endpoint,
+                info.text
+            );
+            self.checker.report(text);
+        }
         Some(info)
     }
 

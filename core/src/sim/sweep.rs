@@ -25,6 +25,8 @@ pub struct SweepOptions {
     pub recovery_bound: u64,
     /// Mean pause between faults, ms.
     pub fault_interval: u64,
+    /// Keep this many trace lines and put them in the report (0: none).
+    pub trace_lines: usize,
 }
 
 impl Default for SweepOptions {
@@ -33,6 +35,7 @@ impl Default for SweepOptions {
             fault_phase: 4_000,
             recovery_bound: 10_000,
             fault_interval: 300,
+            trace_lines: 0,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct SeedReport {
     pub trace_hash: u64,
     /// Events processed.
     pub events: u64,
+    /// The last trace lines, if asked for.
+    pub trace: Vec<String>,
 }
 
 impl SeedReport {
@@ -90,7 +95,8 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
 
 /// Runs one seed.
 pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
-    let config = config_for_seed(seed);
+    let mut config = config_for_seed(seed);
+    config.trace_capacity = options.trace_lines;
     let nodes = config.nodes;
     let mut sim = Sim::new(config);
     let mut rng = Rng::new(seed ^ 0xFA17_5EED);
@@ -149,6 +155,10 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
         recovery_ms,
         trace_hash: sim.trace_hash(),
         events: sim.stats().events,
+        trace: sim
+            .trace_since(0)
+            .map(|line| format!("{} {} {}", line.at, line.kind, line.text))
+            .collect(),
     }
 }
 
