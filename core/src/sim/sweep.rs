@@ -110,8 +110,10 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
     sim.set_workload(workload).expect("valid workload");
     let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
     let end = sim.now() + options.fault_phase;
+    // Some seeds are calm, some are storms of crashes.
+    let interval = options.fault_interval / [1, 1, 3, 6][rng.index(4)];
     while sim.now() < end && sim.violations().is_empty() {
-        let pause = rng.range_inclusive(options.fault_interval / 2, options.fault_interval * 3 / 2);
+        let pause = rng.range_inclusive(interval / 2, interval * 3 / 2);
         sim.run_for(pause);
         let fault = inject_fault(&mut sim, &mut rng, &ids);
         faults.push(format!("{} {}", sim.now(), fault));
@@ -184,12 +186,28 @@ fn inject_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) -> String {
                 Err(_) => String::from("noop"),
             }
         }
-        25..45 if !down.is_empty() => {
+        // Crash and restart quickly, losing unsynced writes: the way votes
+        // and acknowledgements that were not durable would come back to bite.
+        25..35 => {
+            let id = if rng.chance(0.5) {
+                sim.leader().unwrap_or_else(|| pick(rng))
+            } else {
+                pick(rng)
+            };
+            if sim.crash(id).is_err() {
+                return String::from("noop");
+            }
+            let down_for = rng.range(0, 40);
+            sim.run_for(down_for);
+            let _ = sim.restart(id);
+            format!("bounce {id} for {down_for}ms")
+        }
+        35..50 if !down.is_empty() => {
             let id = down[rng.index(down.len())];
             let _ = sim.restart(id);
             format!("restart {id}")
         }
-        45..60 => {
+        50..62 => {
             let mut shuffled = ids.to_vec();
             for i in (1..shuffled.len()).rev() {
                 let j = rng.index(i + 1);
@@ -200,7 +218,7 @@ fn inject_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) -> String {
             let _ = sim.partition(&[a.to_vec(), b.to_vec()]);
             format!("partition {a:?} | {b:?}")
         }
-        60..68 => {
+        62..68 => {
             let (from, to) = (pick(rng), pick(rng));
             if from != to {
                 let _ = sim.cut_link(from, to);
