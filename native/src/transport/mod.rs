@@ -1,0 +1,1 @@
+//! QUIC transport between nodes and from clients.
