@@ -541,7 +541,37 @@ impl CertSet {
     /// (extended key usage `serverAuth`) is a node; the client certificate
     /// carries `clientAuth` only.
     pub fn role_of(&self, presented: &[CertificateDer<'_>]) -> Option<Role> {
-        role_of_certificate(&self.roots, presented.first()?)
+        self.role_verifier().role_of(presented)
+    }
+
+    /// A cheap, cloneable checker of [`CertSet::role_of`] for connection
+    /// handlers.
+    pub fn role_verifier(&self) -> RoleVerifier {
+        RoleVerifier {
+            roots: self.roots.clone(),
+        }
+    }
+
+    /// The key that signs this node's QUIC stateless-reset tokens, derived
+    /// from the node private key and `scope` (the node's listen address).
+    ///
+    /// A node that crashes and restarts on the same address derives the same
+    /// key, so it can answer packets of its previous incarnation's connections
+    /// with a valid stateless reset: its peers learn at their next packet that
+    /// the old connection is gone and reconnect at once, instead of waiting
+    /// for the idle timeout. Only holders of the node key can forge a reset.
+    pub fn stateless_reset_key(
+        &self,
+        scope: &[u8],
+    ) -> Result<Arc<dyn quinn::crypto::HmacKey>, CertError> {
+        let identity = self.require(&self.node, NODE_CERT_FILE)?;
+        let mut material = b"distribkv stateless reset v1\0".to_vec();
+        material.extend_from_slice(identity.key.secret_der());
+        material.push(0);
+        material.extend_from_slice(scope);
+        Ok(Arc::new(StatelessResetKey {
+            key: sha256(&material),
+        }))
     }
 
     fn client_config_with(
@@ -577,6 +607,72 @@ impl CertSet {
         CertError::Config {
             dir: self.dir.clone(),
             reason: error.to_string(),
+        }
+    }
+}
+
+/// Tells the [`Role`] of a connection from the certificate it presented.
+#[derive(Clone)]
+pub struct RoleVerifier {
+    roots: Arc<RootCertStore>,
+}
+
+impl fmt::Debug for RoleVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoleVerifier").finish_non_exhaustive()
+    }
+}
+
+impl RoleVerifier {
+    /// See [`CertSet::role_of`].
+    pub fn role_of(&self, presented: &[CertificateDer<'_>]) -> Option<Role> {
+        role_of_certificate(&self.roots, presented.first()?)
+    }
+}
+
+/// HMAC-SHA256 under a derived key, for quinn's stateless resets.
+struct StatelessResetKey {
+    key: [u8; 32],
+}
+
+impl StatelessResetKey {
+    fn tag(&self, data: &[u8]) -> rustls::crypto::hmac::Tag {
+        let suite = match rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256 {
+            rustls::SupportedCipherSuite::Tls13(suite) => suite,
+            // Invariant: TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite.
+            _ => unreachable!("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 cipher suite"),
+        };
+        suite
+            .hkdf_provider
+            .hmac_sign(&rustls::crypto::tls13::OkmBlock::new(&self.key), data)
+    }
+}
+
+impl quinn::crypto::HmacKey for StatelessResetKey {
+    fn sign(&self, data: &[u8], signature_out: &mut [u8]) {
+        let tag = self.tag(data);
+        let tag = tag.as_ref();
+        let len = signature_out.len().min(tag.len());
+        signature_out[..len].copy_from_slice(&tag[..len]);
+    }
+
+    fn signature_len(&self) -> usize {
+        32
+    }
+
+    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), quinn::crypto::CryptoError> {
+        let tag = self.tag(data);
+        let expected = tag.as_ref();
+        let differences = expected
+            .iter()
+            .zip(signature)
+            .fold(expected.len() ^ signature.len(), |acc, (a, b)| {
+                acc | usize::from(a ^ b)
+            });
+        if differences == 0 {
+            Ok(())
+        } else {
+            Err(quinn::crypto::CryptoError)
         }
     }
 }
