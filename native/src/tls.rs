@@ -564,14 +564,23 @@ impl CertSet {
         &self,
         scope: &[u8],
     ) -> Result<Arc<dyn quinn::crypto::HmacKey>, CertError> {
+        Ok(Arc::new(StatelessResetKey {
+            key: self.node_secret("stateless reset", scope)?,
+        }))
+    }
+
+    /// A secret derived from the node private key, a `label` saying what it
+    /// is for, and a `scope` (the node's listen address): stable across
+    /// restarts, known only to holders of the node key.
+    pub fn node_secret(&self, label: &str, scope: &[u8]) -> Result<[u8; 32], CertError> {
         let identity = self.require(&self.node, NODE_CERT_FILE)?;
-        let mut material = b"distribkv stateless reset v1\0".to_vec();
+        let mut material = b"distribkv node secret v1\0".to_vec();
+        material.extend_from_slice(label.as_bytes());
+        material.push(0);
         material.extend_from_slice(identity.key.secret_der());
         material.push(0);
         material.extend_from_slice(scope);
-        Ok(Arc::new(StatelessResetKey {
-            key: sha256(&material),
-        }))
+        Ok(sha256(&material))
     }
 
     fn client_config_with(
@@ -684,7 +693,7 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 }
 
 /// SHA-256 of `data`, from the ring provider's TLS 1.3 suite.
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
     let hash = match suite {
         rustls::SupportedCipherSuite::Tls13(suite) => suite.common.hash_provider.hash(data),

@@ -176,7 +176,9 @@ fn classify(server: SocketAddr, error: &ConnectionError, during_connect: bool) -
                 };
             }
         }
-        ConnectionError::ApplicationClosed(close) if close.error_code == error_code::NOT_AUTHORIZED => {
+        ConnectionError::ApplicationClosed(close)
+            if close.error_code == error_code::NOT_AUTHORIZED =>
+        {
             return ClientError::CertificateRefused {
                 server,
                 alert: String::from_utf8_lossy(&close.reason).into_owned(),
@@ -289,7 +291,10 @@ where
         };
         let endpoint =
             quinn::Endpoint::client(bind).map_err(|error| ClientError::Bind(error.to_string()))?;
-        let sessions = servers.iter().map(|_| tokio::sync::Mutex::new(None)).collect();
+        let sessions = servers
+            .iter()
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
         Ok(Client {
             endpoint,
             config,
@@ -536,7 +541,8 @@ async fn write_requests<Req: Serialize, Resp>(
     while let Some(first) = request_queue.recv().await {
         let mut next = Some(first);
         while let Some((request_id, request)) = next.take() {
-            if let Err(error) = frame::encode(&(request_id, &request), &mut buffer, max_frame_size) {
+            if let Err(error) = frame::encode(&(request_id, &request), &mut buffer, max_frame_size)
+            {
                 let waiting = pending
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -572,7 +578,12 @@ async fn read_answers<Resp: DeserializeOwned>(
         let payload = match reader.next_payload().await {
             Ok(Some(payload)) => payload,
             Ok(None) => {
-                fail_session(&connection, &pending, &failed, "server closed the stream".into());
+                fail_session(
+                    &connection,
+                    &pending,
+                    &failed,
+                    "server closed the stream".into(),
+                );
                 return;
             }
             Err(error) => {

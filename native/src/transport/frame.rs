@@ -145,7 +145,10 @@ pub fn encode_to_bytes<T: Serialize + ?Sized>(
 ///
 /// `Ok(None)`: more bytes are needed (nothing was consumed). A recoverable
 /// error consumed the bad frame; a fatal error leaves `buf` unusable.
-pub fn decode_payload(buf: &mut BytesMut, max_frame_size: usize) -> Result<Option<Bytes>, FrameError> {
+pub fn decode_payload(
+    buf: &mut BytesMut,
+    max_frame_size: usize,
+) -> Result<Option<Bytes>, FrameError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -416,7 +419,8 @@ mod tests {
 
     #[test]
     fn wrong_version_is_reported_and_skipped() {
-        let mut frame = BytesMut::from(&encode_to_bytes(&sample(5), DEFAULT_MAX_FRAME_SIZE).unwrap()[..]);
+        let mut frame =
+            BytesMut::from(&encode_to_bytes(&sample(5), DEFAULT_MAX_FRAME_SIZE).unwrap()[..]);
         frame[0] = FRAME_MAGIC | 2;
         encode(&sample(6), &mut frame, DEFAULT_MAX_FRAME_SIZE).unwrap();
         let error = decode::<Sample>(&mut frame, DEFAULT_MAX_FRAME_SIZE).unwrap_err();
@@ -486,14 +490,16 @@ mod tests {
         encode(&sample(3), &mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap();
         bytes.extend_from_slice(b"garbage");
         let counters = Arc::new(FrameCounters::default());
-        let mut reader = FrameReader::new(
-            &bytes[..],
-            DEFAULT_MAX_FRAME_SIZE,
-            counters.clone(),
-            "test",
+        let mut reader =
+            FrameReader::new(&bytes[..], DEFAULT_MAX_FRAME_SIZE, counters.clone(), "test");
+        assert_eq!(
+            reader.next_message::<Sample>().await.unwrap(),
+            Some(sample(1))
         );
-        assert_eq!(reader.next_message::<Sample>().await.unwrap(), Some(sample(1)));
-        assert_eq!(reader.next_message::<Sample>().await.unwrap(), Some(sample(3)));
+        assert_eq!(
+            reader.next_message::<Sample>().await.unwrap(),
+            Some(sample(3))
+        );
         let error = reader.next_message::<Sample>().await.unwrap_err();
         assert!(matches!(error, FrameError::NotAFrame(b'g')));
         assert_eq!(counters.decoded.load(Ordering::Relaxed), 2);

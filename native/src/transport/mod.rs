@@ -199,9 +199,7 @@ impl Backoff {
         self.failures = self.failures.saturating_add(1);
         let ceiling = self.min.saturating_mul(factor).min(self.max);
         let ceiling_micros = ceiling.as_micros().max(2) as u64;
-        let micros = self
-            .rng
-            .range_inclusive(ceiling_micros / 2, ceiling_micros);
+        let micros = self.rng.range_inclusive(ceiling_micros / 2, ceiling_micros);
         Duration::from_micros(micros)
     }
 }
@@ -234,8 +232,12 @@ mod tests {
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(300), 7);
         let delays: Vec<Duration> = (0..10).map(|_| backoff.next_delay()).collect();
         for (attempt, delay) in delays.iter().enumerate() {
-            let ceiling = Duration::from_millis(10 * (1 << attempt)).min(Duration::from_millis(300));
-            assert!(*delay <= ceiling && *delay >= ceiling / 2, "{attempt}: {delay:?}");
+            let ceiling =
+                Duration::from_millis(10 * (1 << attempt)).min(Duration::from_millis(300));
+            assert!(
+                *delay <= ceiling && *delay >= ceiling / 2,
+                "{attempt}: {delay:?}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(10));

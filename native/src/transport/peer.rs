@@ -301,15 +301,20 @@ where
         server_config.transport_config(transport.clone());
         let mut dial_config = certs.node_client_config()?;
         dial_config.transport_config(transport);
-        let reset_key = certs.stateless_reset_key(config.listen.to_string().as_bytes())?;
 
         let bind_error = |source| TransportError::Bind {
             addr: config.listen,
             source,
         };
         let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_error)?;
+        // The key depends on the address really bound (not on a port 0 asked
+        // for), so a restart on the same address derives the same key.
+        let bound = socket.local_addr().map_err(bind_error)?;
+        let reset_key = certs.stateless_reset_key(bound.to_string().as_bytes())?;
+        let mut endpoint_config = quinn::EndpointConfig::new(reset_key);
+        endpoint_config.cid_generator(|| Box::new(RandomConnectionIds));
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::new(reset_key),
+            endpoint_config,
             Some(server_config),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -525,6 +530,32 @@ impl<M> Drop for PeerTransport<M> {
     }
 }
 
+/// Connection ids of 8 random bytes, accepted as "possibly ours" without
+/// a check. Quinn's default generator tags its ids with a per-process random
+/// key and silently drops packets whose id lacks the tag; a restarted node
+/// would then drop the packets of its previous incarnation's connections
+/// instead of answering them with a stateless reset. (Packets of unknown ids
+/// draw at most one reset per 20 ms, each smaller than the packet that
+/// caused it, so this cannot amplify traffic.)
+struct RandomConnectionIds;
+
+/// Length of the connection ids this node issues.
+const CONNECTION_ID_LENGTH: usize = 8;
+
+impl quinn::ConnectionIdGenerator for RandomConnectionIds {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&super::random_u64().to_le_bytes())
+    }
+
+    fn cid_len(&self) -> usize {
+        CONNECTION_ID_LENGTH
+    }
+
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
 /// Why a link's connection ended.
 enum LinkEnd {
     /// The peer was removed (its queue closed).
@@ -597,10 +628,7 @@ async fn run_link<M: Serialize>(
 }
 
 /// Connects to a peer, opens the message stream and sends the hello.
-async fn dial<M>(
-    inner: &Inner<M>,
-    peer: &PeerAddress,
-) -> Result<(Connection, SendStream), String> {
+async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, SendStream), String> {
     let connecting = inner
         .endpoint
         .connect_with(
@@ -725,7 +753,10 @@ async fn serve_connection<M, Req, Resp>(
         // Unreachable with the mutual-TLS server config, kept as a second lock.
         bump(&inner.counters.connections_refused);
         tracing::warn!(node = inner.node_id, %remote, "refused a connection without a cluster certificate");
-        connection.close(error_code::NOT_AUTHORIZED, b"certificate not from this cluster");
+        connection.close(
+            error_code::NOT_AUTHORIZED,
+            b"certificate not from this cluster",
+        );
         return;
     };
     tracing::debug!(node = inner.node_id, %remote, ?role, "accepted a connection");
@@ -888,7 +919,9 @@ async fn serve_request_stream<M, Req, Resp>(
             }
         };
         let Ok((request_id, body)) = postcard::take_from_bytes::<u64>(&payload) else {
-            reader.count_undecodable(&FrameError::Undecodable(postcard::Error::DeserializeUnexpectedEnd));
+            reader.count_undecodable(&FrameError::Undecodable(
+                postcard::Error::DeserializeUnexpectedEnd,
+            ));
             continue;
         };
         match postcard::from_bytes::<Req>(body) {
