@@ -23,16 +23,28 @@ mod transport {
         let (_dir, certs) = cluster_certs();
         let (node, inbound) = start_node(1, &certs, any_port());
         spawn_echo_server(inbound.client_requests);
-        let client = TestClient::new(vec![server_address(&node)], &certs, ClientSettings::default())
-            .unwrap();
-        let answer = within("echo", LIMIT, client.request(TestRequest::Echo("hello".into())))
-            .await
-            .unwrap();
+        let client = TestClient::new(
+            vec![server_address(&node)],
+            &certs,
+            ClientSettings::default(),
+        )
+        .unwrap();
+        let answer = within(
+            "echo",
+            LIMIT,
+            client.request(TestRequest::Echo("hello".into())),
+        )
+        .await
+        .unwrap();
         assert_eq!(answer, "hello");
         let big = "x".repeat(1 << 20);
-        let answer = within("big echo", LIMIT, client.request(TestRequest::Echo(big.clone())))
-            .await
-            .unwrap();
+        let answer = within(
+            "big echo",
+            LIMIT,
+            client.request(TestRequest::Echo(big.clone())),
+        )
+        .await
+        .unwrap();
         assert_eq!(answer, big);
         assert_eq!(node.stats().client_requests, 2);
     }
@@ -44,7 +56,12 @@ mod transport {
         let (node, inbound) = start_node(1, &certs, any_port());
         spawn_echo_server(inbound.client_requests);
         let client = Arc::new(
-            TestClient::new(vec![server_address(&node)], &certs, ClientSettings::default()).unwrap(),
+            TestClient::new(
+                vec![server_address(&node)],
+                &certs,
+                ClientSettings::default(),
+            )
+            .unwrap(),
         );
         let mut tasks = tokio::task::JoinSet::new();
         for task in 0..64 {
@@ -52,7 +69,10 @@ mod transport {
             tasks.spawn(async move {
                 for round in 0..50 {
                     let text = format!("{task}-{round}");
-                    let answer = client.request(TestRequest::Echo(text.clone())).await.unwrap();
+                    let answer = client
+                        .request(TestRequest::Echo(text.clone()))
+                        .await
+                        .unwrap();
                     assert_eq!(answer, text, "each answer goes to its own request");
                 }
             });
@@ -88,7 +108,10 @@ mod transport {
         let error = client.request(TestRequest::Hold).await.unwrap_err();
         assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
         // The connection is still fine.
-        let answer = client.request(TestRequest::Echo("after".into())).await.unwrap();
+        let answer = client
+            .request(TestRequest::Echo("after".into()))
+            .await
+            .unwrap();
         assert_eq!(answer, "after");
     }
 
@@ -107,7 +130,10 @@ mod transport {
             ..ClientSettings::default()
         };
         let client = TestClient::new(
-            vec![ServerAddress::new(silent.local_addr().unwrap()), server_address(&node)],
+            vec![
+                ServerAddress::new(silent.local_addr().unwrap()),
+                server_address(&node),
+            ],
             &certs,
             settings,
         )
@@ -117,9 +143,13 @@ mod transport {
             .await
             .unwrap_err();
         assert!(matches!(error, ClientError::Connect { .. }), "{error}");
-        let answer = within("failover", LIMIT, client.request(TestRequest::Echo("x".into())))
-            .await
-            .unwrap();
+        let answer = within(
+            "failover",
+            LIMIT,
+            client.request(TestRequest::Echo("x".into())),
+        )
+        .await
+        .unwrap();
         assert_eq!(answer, "x");
         assert_eq!(client.preferred_server(), 1);
     }
@@ -131,9 +161,16 @@ mod transport {
         let (node, inbound) = start_node(1, &certs, any_port());
         spawn_echo_server(inbound.client_requests);
         let addr = node.local_addr();
-        let client = TestClient::new(vec![ServerAddress::new(addr)], &certs, ClientSettings::default())
-            .unwrap();
-        assert_eq!(client.request(TestRequest::Echo("1".into())).await.unwrap(), "1");
+        let client = TestClient::new(
+            vec![ServerAddress::new(addr)],
+            &certs,
+            ClientSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            client.request(TestRequest::Echo("1".into())).await.unwrap(),
+            "1"
+        );
 
         node.shutdown().await;
         let error = client
@@ -141,16 +178,23 @@ mod transport {
             .await
             .unwrap_err();
         assert!(
-            matches!(error, ClientError::ConnectionLost { .. } | ClientError::Connect { .. }),
+            matches!(
+                error,
+                ClientError::ConnectionLost { .. } | ClientError::Connect { .. }
+            ),
             "{error}"
         );
 
         wait_for_free_port(addr).await;
         let (_node, inbound) = start_node(1, &load(dir.path()), addr);
         spawn_echo_server(inbound.client_requests);
-        let answer = within("after restart", LIMIT, client.request(TestRequest::Echo("3".into())))
-            .await
-            .unwrap();
+        let answer = within(
+            "after restart",
+            LIMIT,
+            client.request(TestRequest::Echo("3".into())),
+        )
+        .await
+        .unwrap();
         assert_eq!(answer, "3");
     }
 }

@@ -168,13 +168,11 @@ fn classify(server: SocketAddr, error: &ConnectionError, during_connect: bool) -
                 return ClientError::CertificateRefused { server, alert };
             }
         }
-        ConnectionError::TransportError(error) => {
-            if tls_alert(u64::from(error.code)).is_some() {
-                return ClientError::ServerNotTrusted {
-                    server,
-                    reason: error.to_string(),
-                };
-            }
+        ConnectionError::TransportError(error) if tls_alert(u64::from(error.code)).is_some() => {
+            return ClientError::ServerNotTrusted {
+                server,
+                reason: error.to_string(),
+            };
         }
         ConnectionError::ApplicationClosed(close)
             if close.error_code == error_code::NOT_AUTHORIZED =>
@@ -208,6 +206,10 @@ fn tls_alert(code: u64) -> Option<String> {
     Some(format!("TLS alert {alert:?}"))
 }
 
+/// The connection slot of one server: empty until the first request, or
+/// after the connection failed.
+type SessionSlot<Req, Resp> = tokio::sync::Mutex<Option<Arc<Session<Req, Resp>>>>;
+
 type Pending<Resp> = Mutex<HashMap<u64, oneshot::Sender<Result<Answer<Resp>, ClientError>>>>;
 
 /// One connection to one server, with its request stream.
@@ -240,7 +242,7 @@ pub struct Client<Req, Resp> {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     servers: Vec<ServerAddress>,
-    sessions: Vec<tokio::sync::Mutex<Option<Arc<Session<Req, Resp>>>>>,
+    sessions: Vec<SessionSlot<Req, Resp>>,
     preferred: AtomicUsize,
     next_request_id: AtomicU64,
     settings: ClientSettings,

@@ -263,6 +263,10 @@ struct Inner<M> {
     frames: Arc<FrameCounters>,
 }
 
+/// What [`PeerTransport::bind`] gives: the transport handle and the channels
+/// of what arrives.
+pub type Bound<M, Req, Resp> = (PeerTransport<M>, Inbound<M, Req, Resp>);
+
 /// A node's transport: see the [module documentation](self).
 ///
 /// Dropping it stops every task and closes the endpoint; prefer
@@ -291,7 +295,7 @@ where
     pub fn bind<Req, Resp>(
         config: PeerTransportConfig,
         certs: &CertSet,
-    ) -> Result<(PeerTransport<M>, Inbound<M, Req, Resp>), TransportError>
+    ) -> Result<Bound<M, Req, Resp>, TransportError>
     where
         Req: DeserializeOwned + Send + 'static,
         Resp: Serialize + Send + 'static,
@@ -966,11 +970,12 @@ async fn write_answers<Resp: Serialize>(
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     loop {
         let first = tokio::select! {
-            answer = answer_queue.recv() => answer,
+            biased;
             () = reset.notified() => {
                 let _ = send.reset(error_code::BAD_FRAME);
                 return;
             }
+            answer = answer_queue.recv() => answer,
         };
         let Some(first) = first else { break };
         let mut next = Some(first);
