@@ -33,7 +33,7 @@ pub mod peer;
 
 pub use client::{Client, ClientError, ClientSettings};
 pub use peer::{
-    ClientRequest, Inbound, PeerAddress, PeerTransport, PeerTransportConfig, ReplyHandle,
+    Bound, ClientRequest, Inbound, PeerAddress, PeerTransport, PeerTransportConfig, ReplyHandle,
     SendOutcome, TransportError, TransportStats,
 };
 

@@ -291,7 +291,8 @@ where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
     /// Binds the node's UDP address, starts dialing the configured peers and
-    /// accepting connections. Needs the node identity in `certs`.
+    /// accepting connections. Needs the node identity in `certs`; must be
+    /// called inside a tokio runtime (it spawns the transport's tasks).
     pub fn bind<Req, Resp>(
         config: PeerTransportConfig,
         certs: &CertSet,
