@@ -1,1 +1,4 @@
 //! distribkv-native library.
+
+pub mod tls;
+pub mod transport;
