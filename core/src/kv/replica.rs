@@ -21,7 +21,7 @@ use super::command::{
 use super::store::{Applied, KvStore, StoreLimits};
 use crate::hash::Fnv;
 use crate::raft::{
-    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Node, NodeId, Output, Payload,
+    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Node, NodeId, Output,
     PersistedState, Rejected, Term, Write,
 };
 use crate::time::Instant;
@@ -98,7 +98,7 @@ pub enum ReplicaOutput {
 /// An entry (or snapshot) applied to the state machine, for checkers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppliedRecord {
-    /// The entry at `index` of `term`, whose payload hashes to `digest`.
+    /// The entry at `index` of `term`, whose payload hashes to `digest` ([`crate::raft::Payload::digest`]).
     Entry {
         /// Index.
         index: LogIndex,
@@ -475,15 +475,10 @@ impl Replica {
         for entry in entries {
             let applied = self.store.apply(entry.index, &entry.payload);
             if let Some(records) = &mut self.applied_records {
-                let digest = match &entry.payload {
-                    Payload::Command(data) => digest(data),
-                    Payload::Noop => 0,
-                    Payload::Membership(_) => 1,
-                };
                 records.push(AppliedRecord::Entry {
                     index: entry.index,
                     term: entry.term,
-                    digest,
+                    digest: entry.payload.digest(),
                 });
             }
             let Some(waiters) = self.writes.remove(&entry.index) else {

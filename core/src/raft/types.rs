@@ -50,6 +50,25 @@ pub enum Payload {
     Membership(Membership),
 }
 
+impl Payload {
+    /// A platform-independent hash of the payload (FNV-1a), for checkers and traces.
+    pub fn digest(&self) -> u64 {
+        let mut hash = crate::hash::Fnv::new();
+        match self {
+            Payload::Noop => hash.write(&[0]),
+            Payload::Command(data) => hash.write(&[1]).write(data),
+            Payload::Membership(m) => {
+                hash.write(&[2]);
+                for v in m.voters.iter().chain(&m.learners) {
+                    hash.write_u64(*v);
+                }
+                &mut hash
+            }
+        };
+        hash.finish()
+    }
+}
+
 /// Who is in the cluster. Voters count toward quorums; learners only receive the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -19,27 +19,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::hash::Fnv;
 use crate::kv::AppliedRecord;
-use crate::raft::{
-    Entry, Envelope, LogIndex, Message, Node, NodeId, Payload, RoleKind, Term, Write,
-};
+use crate::raft::{Entry, Envelope, LogIndex, Message, Node, NodeId, RoleKind, Term, Write};
 
 /// A hash of an entry's payload.
 pub fn payload_digest(entry: &Entry) -> u64 {
-    let mut hash = Fnv::new();
-    match &entry.payload {
-        Payload::Noop => hash.write(&[0]),
-        Payload::Command(data) => hash.write(&[1]).write(data),
-        Payload::Membership(m) => {
-            hash.write(&[2]);
-            for v in m.voters.iter().chain(&m.learners) {
-                hash.write_u64(*v);
-            }
-            &mut hash
-        }
-    };
-    hash.finish()
+    entry.payload.digest()
 }
 
 /// What the checker remembers of one node between events.

@@ -246,6 +246,11 @@ enum Event {
 struct SimNode {
     replica: Option<Replica>,
     disk: Disk,
+    /// What this node's state machine applied over its whole life, as a
+    /// tester watching its apply channel would see it: entry digests by index.
+    applied: BTreeMap<LogIndex, u64>,
+    /// Highest index covered by a snapshot it installed or took.
+    snapshot_through: LogIndex,
 }
 
 /// One simulated client.
@@ -339,6 +344,8 @@ impl Sim {
             sim.nodes.push(SimNode {
                 replica: Some(replica),
                 disk: Disk::default(),
+                applied: BTreeMap::new(),
+                snapshot_through: 0,
             });
         }
         Ok(sim)

@@ -266,6 +266,19 @@ impl Sim {
         if self.config.check_safety {
             let records = replica.drain_applied();
             self.checker.observe_applied(id, &records);
+            for record in &records {
+                match *record {
+                    crate::kv::AppliedRecord::Entry {
+                        index: at, digest, ..
+                    } => {
+                        self.nodes[index].applied.insert(at, digest);
+                    }
+                    crate::kv::AppliedRecord::Snapshot { index: at, .. } => {
+                        let node = &mut self.nodes[index];
+                        node.snapshot_through = node.snapshot_through.max(at);
+                    }
+                }
+            }
             let replica = self.nodes[index].replica.as_ref().expect("checked above");
             self.checker.after_event(core::iter::once(replica.node()));
             if self.stats.events % 1024 == 0 {
@@ -318,6 +331,9 @@ impl Sim {
             .min()
             .unwrap_or(0);
         self.checker.prune_below(floor);
+        for node in &mut self.nodes {
+            node.applied = node.applied.split_off(&floor);
+        }
     }
 
     /// Puts a packet on the network (or loses it).
