@@ -879,12 +879,19 @@ impl Sim {
         &self.config
     }
 
-    /// Whether node `id` has applied the entry at `index` and what it held:
-    /// how many up nodes applied an entry at `index`, and whether they agree.
-    pub fn applied_count(&self, index: LogIndex) -> usize {
-        self.replicas()
-            .filter(|r| r.node().log().applied() >= index)
-            .count()
+    /// The digest ([`crate::raft::Payload::digest`]) of the entry node `id`
+    /// applied at `index`, over the node's whole life (crashes included).
+    /// Covered by a snapshot: the committed entry's digest.
+    /// Recorded only with `check_safety`.
+    pub fn applied_digest(&self, id: NodeId, index: LogIndex) -> Option<u64> {
+        let node = self.nodes.get((id as usize).wrapping_sub(1))?;
+        if let Some(&digest) = node.applied.get(&index) {
+            return Some(digest);
+        }
+        if index <= node.snapshot_through {
+            return self.checker.committed_at(index).map(|(_, digest)| digest);
+        }
+        None
     }
 
     fn trace_line(

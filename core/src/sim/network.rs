@@ -36,6 +36,11 @@ pub struct NetworkConfig {
     pub drop_rate: f64,
     /// Probability that a packet is delivered twice.
     pub duplicate_rate: f64,
+    /// Probability that a packet is held back much longer (`long_delay`),
+    /// so it arrives long after later packets: heavy reordering.
+    pub long_delay_rate: f64,
+    /// The range of those long delays, ms.
+    pub long_delay: (u64, u64),
 }
 
 impl Default for NetworkConfig {
@@ -44,6 +49,8 @@ impl Default for NetworkConfig {
             latency: (5, 20),
             drop_rate: 0.0,
             duplicate_rate: 0.0,
+            long_delay_rate: 0.0,
+            long_delay: (200, 2000),
         }
     }
 }
@@ -124,12 +131,18 @@ impl Network {
         if rng.chance(self.config.drop_rate) {
             return None;
         }
-        let (min, max) = self.config.latency;
-        let latency = rng.range_inclusive(min, max.max(min));
-        let duplicate = rng
-            .chance(self.config.duplicate_rate)
-            .then(|| rng.range_inclusive(min, max.max(min)));
-        Some((latency, duplicate))
+        let first = self.latency(rng);
+        let duplicate = rng.chance(self.config.duplicate_rate).then(|| self.latency(rng));
+        Some((first, duplicate))
+    }
+
+    fn latency(&self, rng: &mut Rng) -> u64 {
+        let (min, max) = if rng.chance(self.config.long_delay_rate) {
+            self.config.long_delay
+        } else {
+            self.config.latency
+        };
+        rng.range_inclusive(min, max.max(min))
     }
 }
 
