@@ -1,1 +1,3 @@
 //! distribkv-native library.
+
+pub mod storage;
