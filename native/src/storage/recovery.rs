@@ -99,8 +99,7 @@ pub(crate) fn recover(
     }
 
     let base = replay.snapshot.map_or(0, |s| s.index);
-    let mut expected = base + 1;
-    for entry in &replay.entries {
+    for (expected, entry) in (base + 1..).zip(&replay.entries) {
         if entry.index != expected {
             return Err(StorageError::LogGap {
                 dir: dir.to_owned(),
@@ -108,7 +107,6 @@ pub(crate) fn recover(
                 found: entry.index,
             });
         }
-        expected += 1;
     }
 
     let snapshot = match replay.snapshot {

@@ -27,10 +27,10 @@ pub enum StorageEvent {
 }
 
 /// The worker has stopped (after a failure or [`shutdown`](StorageWorker::shutdown));
-/// the write was not taken.
+/// the write, given back, was not taken.
 #[derive(Debug, thiserror::Error)]
 #[error("the storage worker has stopped")]
-pub struct WorkerStopped(pub Write);
+pub struct WorkerStopped(pub Box<Write>);
 
 /// Runs a [`RaftStorage`] on its own OS thread, so that fsync never blocks
 /// the async runtime, and commits writes in groups.
@@ -97,7 +97,7 @@ impl StorageWorker {
         self.writes
             .send(write)
             .await
-            .map_err(|rejected| WorkerStopped(rejected.0))
+            .map_err(|rejected| WorkerStopped(Box::new(rejected.0)))
     }
 
     /// Queues `write` from a thread outside the async runtime, blocking while
@@ -105,7 +105,7 @@ impl StorageWorker {
     pub fn blocking_persist(&self, write: Write) -> Result<(), WorkerStopped> {
         self.writes
             .blocking_send(write)
-            .map_err(|rejected| WorkerStopped(rejected.0))
+            .map_err(|rejected| WorkerStopped(Box::new(rejected.0)))
     }
 
     /// The storage's counters.
@@ -150,9 +150,15 @@ fn run(
             storage.maybe_compact()
         });
         if let Err(error) = outcome {
+            // Refuse new writes before reporting, so that a driver that saw
+            // the failure can never get a write accepted afterwards.
+            queued.close();
             let _ = events.send(StorageEvent::Failed { error });
             break;
         }
     }
+    // Same order at the end: the queue closes before the event channel does.
+    drop(queued);
+    drop(events);
     storage
 }
