@@ -503,4 +503,35 @@ mod storage {
         let (_, recovered) = open(dir.path(), &StorageOptions::default());
         assert_eq!(recovered, oracle(&writes[..writes.len() - 1]));
     }
+
+    #[test]
+    fn a_sealed_last_segment_continues_in_a_new_one() {
+        // As after a crash between sealing a segment and creating the next.
+        let (dir, segments, writes) = multi_segment_folder();
+        let (last, sealed) = (segments.last().unwrap(), &segments[segments.len() - 2]);
+        fs::remove_file(last).unwrap();
+        let (mut storage, recovered) = open(dir.path(), &StorageOptions::default());
+        let whole = (0..=writes.len())
+            .find(|&n| oracle(&writes[..n]) == recovered)
+            .expect("recovery gives a prefix of the writes");
+        assert!(whole > 0);
+        assert_eq!(
+            crate::storage_support::segments(dir.path()).last(),
+            Some(last),
+            "recreated"
+        );
+        let next = Write {
+            seq: 1,
+            entries: vec![entry(whole as u64 + 1, 1, 60)],
+            ..Write::default()
+        };
+        storage.append(&next).unwrap();
+        storage.sync().unwrap();
+        drop(storage);
+        let (_, reopened) = open(dir.path(), &StorageOptions::default());
+        let mut expected = recovered;
+        expected.apply(&next);
+        assert_eq!(reopened, expected);
+        assert!(sealed.exists());
+    }
 }

@@ -7,7 +7,8 @@ mod storage_support;
 mod storage {
     use std::time::{Duration, Instant};
 
-    use crate::storage_support::{open, oracle, simple_writes};
+    use crate::storage_support::{open, oracle, segments, simple_writes, snapshot};
+    use distribkv_core::raft::Write;
     use distribkv_native::storage::{
         FaultInjector, StorageError, StorageEvent, StorageOptions, StorageWorker,
     };
@@ -162,5 +163,35 @@ mod storage {
             }
         }
         assert_eq!(last, Some(20));
+    }
+
+    #[test]
+    fn the_worker_compacts_after_a_durable_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StorageOptions {
+            segment_size: 600,
+            ..StorageOptions::default()
+        };
+        let (storage, _) = open(dir.path(), &options);
+        let (worker, _events) = StorageWorker::spawn(storage, 8).unwrap();
+        let mut writes = simple_writes(50, 100);
+        for write in &writes {
+            worker.blocking_persist(write.clone()).unwrap();
+        }
+        let snapshot_write = Write {
+            seq: 51,
+            snapshot: Some(snapshot(48, 1, 200)),
+            ..Write::default()
+        };
+        worker.blocking_persist(snapshot_write.clone()).unwrap();
+        writes.push(snapshot_write);
+        drop(worker.shutdown());
+        assert!(
+            segments(dir.path()).len() <= 2,
+            "{:?}",
+            segments(dir.path())
+        );
+        let (_, recovered) = open(dir.path(), &options);
+        assert_eq!(recovered, oracle(&writes));
     }
 }

@@ -382,8 +382,14 @@ pub(crate) fn decode_record(kind: RecordKind, payload: &[u8]) -> Result<Record, 
 /// because a damaged length field hides where the next frame starts; it only
 /// runs on damaged data.
 pub(crate) fn valid_record_after(data: &[u8], offset: usize) -> Option<usize> {
-    (offset + 1..data.len().saturating_sub(RECORD_HEADER_LEN - 1))
-        .find(|&probe| matches!(read_frame(data, probe), Frame::Record { .. }))
+    (offset + 1..data.len().saturating_sub(RECORD_HEADER_LEN - 1)).find(|&probe| {
+        // Cheap tests first, so that the checksum is computed only for
+        // frames that could be records.
+        let length = read_u32(data, probe + 4) as usize;
+        RecordKind::from_byte(data[probe + 8]).is_some()
+            && length <= data.len() - probe - RECORD_HEADER_LEN
+            && matches!(read_frame(data, probe), Frame::Record { .. })
+    })
 }
 
 #[cfg(test)]

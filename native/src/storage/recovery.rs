@@ -9,7 +9,7 @@ use distribkv_core::raft::{Entry, HardState, PersistedState};
 
 use super::error::{Corruption, StorageError};
 use super::fault::FaultInjector;
-use super::file::{DataFile, remove, sync_dir, write_atomically};
+use super::file::{DataFile, parent_of, remove, sync_dir, write_atomically};
 use super::format::{
     Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
     SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, read_frame,
@@ -184,7 +184,9 @@ fn check_identity(
         }
         .encode();
         let temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
-        return write_atomically(&path, &temporary, &[&header], faults);
+        write_atomically(&path, &temporary, &[&header], faults)?;
+        // The folder itself may be new: make its entry in the parent durable.
+        return sync_dir(parent_of(dir), faults);
     }
     let bytes = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
     let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
