@@ -3,7 +3,7 @@
 //! commit), 256-byte entries. Ignored by default; run it with
 //!
 //! ```text
-//! cargo test -p distribkv-native --release --test storage_throughput -- --ignored --nocapture
+//! cargo test -p distribkv-native --release --test storage_throughput -- --ignored --nocapture --test-threads 1
 //! ```
 //!
 //! Set `DISTRIBKV_STORAGE_BENCH_SECS` to change the time per configuration

@@ -195,6 +195,9 @@ pub enum Corruption {
     /// A record's checksum does not match its content.
     #[error("record checksum mismatch")]
     RecordChecksum,
+    /// A snapshot's checksum does not match its content.
+    #[error("snapshot content checksum mismatch")]
+    SnapshotChecksum,
     /// A record with a valid checksum has a kind this build does not know.
     #[error("unknown record kind {0}")]
     UnknownRecordKind(u8),

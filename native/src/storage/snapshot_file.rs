@@ -94,7 +94,7 @@ pub(crate) fn read_snapshot(
         }));
     }
     if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {
-        return Err(corrupt(Corruption::RecordChecksum));
+        return Err(corrupt(Corruption::SnapshotChecksum));
     }
     let snapshot: Snapshot = match postcard::take_from_bytes(payload) {
         Ok((snapshot, [])) => snapshot,
