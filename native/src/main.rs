@@ -1,1 +1,3 @@
+//! The distribkv-native command line.
+
 fn main() {}

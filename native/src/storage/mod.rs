@@ -1,0 +1,120 @@
+//! Durable storage of a Raft node: a segmented write-ahead log written by
+//! hand, snapshot files, recovery, and a group-commit worker thread.
+//!
+//! The node emits [`Write`](distribkv_core::raft::Write)s; a
+//! [`StorageWorker`] applies them in order to a [`RaftStorage`], fsyncs once
+//! per batch and reports the highest durable `seq`
+//! ([`StorageEvent::Durable`]), which the driver feeds back as
+//! `Input::Persisted(seq)`. At restart, [`RaftStorage::open`] returns the
+//! [`PersistedState`](distribkv_core::raft::PersistedState) to start the
+//! node from.
+//!
+//! ```no_run
+//! # async fn example(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! use distribkv_native::storage::{Identity, RaftStorage, StorageEvent, StorageOptions, StorageWorker};
+//!
+//! let identity = Identity { node_id: 1, cluster_id: 0x5eed };
+//! let (storage, recovered) = RaftStorage::open(dir, identity, StorageOptions::default())?;
+//! // ... create the node from `recovered` ...
+//! let (worker, mut events) = StorageWorker::spawn(storage, 4096)?;
+//! # let write = distribkv_core::raft::Write::default();
+//! worker.persist(write).await?; // for every Output::Persist(write), in order
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         StorageEvent::Durable { seq } => { /* node.handle(now, Input::Persisted(seq)) */ }
+//!         StorageEvent::Failed { error } => return Err(error.into()), // stop the node
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Files in the data folder
+//!
+//! ```text
+//! identity                                     node id + cluster id (40-byte header)
+//! wal-00000000000000000007.log                 log segments, numbered from 1, in order
+//! wal-00000000000000000008.log                   (the highest number is the active one)
+//! snap-00000000000000001200-00000000000000000003.snap   snapshot at index 1200, term 3
+//! *.tmp                                        an atomic write in progress; removed at recovery
+//! ```
+//!
+//! Every file starts with the same 40-byte header: magic bytes (which kind
+//! of file), format version, node id, cluster id, a number (segment number
+//! or snapshot index) and a CRC32C of the header. A segment then holds
+//! records, each framed as `crc32c u32 | length u32 | kind u8 | payload`
+//! (postcard), the checksum covering length, kind and payload:
+//!
+//! - **write**: one `Write` — the snapshot's point (its data lives in the
+//!   snapshot file) with the outcome of the keep-or-drop-the-log rule
+//!   resolved at append time, the hard state, the entries. One write is one
+//!   record, so a crash keeps a prefix of whole writes.
+//! - **checkpoint**: the current snapshot point and hard state, written (and
+//!   fsynced) before segments are deleted, so deleting them never loses
+//!   either.
+//! - **seal**: ends a full segment and names the next one. A segment grows
+//!   until the next record would pass
+//!   [`segment_size`](StorageOptions::segment_size), then is sealed and
+//!   fsynced, and the next one is created atomically (header written to a
+//!   temporary file, fsync, rename, folder fsync).
+//!
+//! Snapshots are written atomically (temporary file, fsync, rename, folder
+//! fsync) with a CRC32C of their content, before the write record that
+//! refers to them. Once that record is durable, the storage deletes the
+//! oldest segments that hold no entry after the snapshot (never the active
+//! one) and every other snapshot file.
+//!
+//! The in-memory index is small: the snapshot point, the hard state, the
+//! last index, the log's terms as runs (one per term), and per segment the
+//! highest index still live in it. Entries are read back only at recovery.
+//!
+//! # Recovery rules
+//!
+//! - A fresh or empty folder is initialised with an identity file. A folder
+//!   whose identity file (or any segment or snapshot header) names another
+//!   node or cluster is refused with [`StorageError::IdentityMismatch`],
+//!   naming the file and both identities; log files without an identity
+//!   file are refused too.
+//! - Segments are replayed in number order; a missing number between two
+//!   present ones is an error, and so is a first segment past number 1 if no
+//!   checkpoint replaces the deleted ones.
+//! - **Torn tail**: when the last record of the *last* segment is partial or
+//!   fails its checksum, and no valid record follows it anywhere, it is what
+//!   a crash in the middle of an append leaves: it is cut off (the file is
+//!   truncated and fsynced) and a warning names the file and the offset.
+//!   Those bytes were never acknowledged.
+//! - **Everything else is corruption and is refused** with an error naming
+//!   the file and byte offset, never skipped: a damaged record followed by a
+//!   valid one, any damage in a segment that is not the last, a non-last
+//!   segment without a seal record (it lost its end), a bad segment header,
+//!   a record with a valid checksum but an unknown kind or content.
+//! - The recovered entries must follow the snapshot without a gap
+//!   ([`StorageError::LogGap`]). The snapshot the log refers to must exist
+//!   and be intact ([`StorageError::CorruptSnapshot`] names the file); other
+//!   snapshot files (superseded, or written for a write that never became
+//!   durable) and temporary files are removed.
+//!
+//! # Failures
+//!
+//! Every failure is a typed [`StorageError`]. After a failed write or fsync
+//! the storage is halted ([`StorageError::Halted`]): on Linux a failed fsync
+//! may have dropped the dirty pages, so retrying could report durable what
+//! is not. A `seq` is reported durable only after the fsync covering it
+//! succeeded. [`FaultInjector`] lets tests fail fsyncs, fill the disk, or
+//! hold fsyncs back.
+
+mod error;
+mod fault;
+mod file;
+mod format;
+mod identity;
+mod raft_storage;
+mod recovery;
+mod shape;
+mod snapshot_file;
+mod worker;
+
+pub use error::{Corruption, InvalidWrite, StorageError};
+pub use fault::FaultInjector;
+pub use identity::Identity;
+pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
+pub use worker::{StorageEvent, StorageWorker, WorkerStopped};

@@ -1,0 +1,482 @@
+//! [`RaftStorage`]: Raft's persistence contract on top of the segmented log.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use distribkv_core::raft::{PersistedState, Write};
+
+use super::error::{InvalidWrite, StorageError};
+use super::fault::FaultInjector;
+use super::file::{DataFile, remove, sync_dir, write_atomically};
+use super::format::{
+    Checkpoint, FILE_HEADER_LEN, FileHeader, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN,
+    RecordKind, SEGMENT_MAGIC, Seal, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX,
+    WriteRecordRef, encode_record, parse_file_name, segment_path, snapshot_path,
+};
+use super::identity::Identity;
+use super::recovery::recover;
+use super::shape::{LogShape, Segments};
+use super::snapshot_file::{encode_snapshot, write_snapshot};
+
+/// Tuning of a [`RaftStorage`].
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    /// Size a segment may reach before writing moves on to a new one, in
+    /// bytes (default 64 MiB). A single record larger than this still fits
+    /// in one segment of its own.
+    pub segment_size: u64,
+    /// Appended records are gathered in memory and handed to the kernel once
+    /// this many bytes are pending, or at [`RaftStorage::sync`] (default 1 MiB).
+    pub write_buffer_size: usize,
+    /// Fault switches for tests; the default one never fires.
+    pub faults: FaultInjector,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            segment_size: 64 << 20,
+            write_buffer_size: 1 << 20,
+            faults: FaultInjector::default(),
+        }
+    }
+}
+
+/// Counters of a [`RaftStorage`], readable from any thread while a
+/// [`StorageWorker`](super::StorageWorker) owns the storage. Clones share the counters.
+#[derive(Clone, Debug, Default)]
+pub struct StorageStats {
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    syncs: AtomicU64,
+    writes: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl StorageStats {
+    /// Group commits so far: fsyncs of the log made by [`RaftStorage::sync`]
+    /// (fsyncs for segment rolls, snapshots and compaction are not counted).
+    pub fn syncs(&self) -> u64 {
+        self.counters.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Writes appended so far (empty ones included).
+    pub fn writes(&self) -> u64 {
+        self.counters.writes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of log records appended so far.
+    pub fn bytes(&self) -> u64 {
+        self.counters.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// What one [`RaftStorage::maybe_compact`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Log segments deleted because the snapshot covers them.
+    pub segments_removed: usize,
+    /// Snapshot files deleted because a newer one is durable.
+    pub snapshots_removed: usize,
+}
+
+/// Durable storage of one Raft node: applies [`Write`]s to a segmented
+/// write-ahead log and snapshot files, and reads them back at restart.
+///
+/// Call [`append`](Self::append) for each write in `seq` order, then
+/// [`sync`](Self::sync) for one fsync covering all of them, then
+/// [`maybe_compact`](Self::maybe_compact). Usually a
+/// [`StorageWorker`](super::StorageWorker) does this on its own thread.
+///
+/// After any failed write or fsync the storage is halted: every later call
+/// fails with [`StorageError::Halted`], and nothing appended since the last
+/// successful `sync` is ever reported durable.
+#[derive(Debug)]
+pub struct RaftStorage {
+    dir: PathBuf,
+    identity: Identity,
+    options: StorageOptions,
+    /// The log's shape after every appended write.
+    shape: LogShape,
+    /// Segments on disk, oldest first; the last is `active`.
+    segments: Segments,
+    /// The segment writes go to.
+    active: DataFile,
+    /// Length of `active` including `pending`.
+    active_length: u64,
+    /// Frames appended but not yet handed to the kernel.
+    pending: Vec<u8>,
+    /// Whether bytes were appended since the last fsync of `active`.
+    unsynced: bool,
+    /// Reused buffer for encoding one record.
+    scratch: Vec<u8>,
+    /// `seq` of the last appended write.
+    appended_seq: Option<u64>,
+    /// `seq` of the last write known durable.
+    durable_seq: Option<u64>,
+    /// Set when a snapshot was stored and old files may be deleted.
+    compaction_due: bool,
+    /// `seq` of the write that stored the latest snapshot, until it is durable.
+    snapshot_seq: Option<u64>,
+    /// The failure that halted the storage.
+    failure: Option<String>,
+    stats: StorageStats,
+}
+
+impl RaftStorage {
+    /// Opens the data folder `dir` for `identity`, creating and initialising
+    /// it if it does not exist or is empty, and returns the storage ready to
+    /// append together with the durable state to restart the node from.
+    ///
+    /// Recovery cuts off a torn tail of the last segment (logged as a
+    /// warning) and refuses every other damage; see the
+    /// [module documentation](super#recovery-rules).
+    pub fn open(
+        dir: impl AsRef<Path>,
+        identity: Identity,
+        options: StorageOptions,
+    ) -> Result<(RaftStorage, PersistedState), StorageError> {
+        let dir = dir.as_ref().to_owned();
+        let recovered = recover(&dir, identity, &options.faults)?;
+        let mut segments = recovered.segments;
+        let (active, active_length) = match recovered.tail {
+            Some(tail) if !tail.sealed => (
+                DataFile::open_append(&segment_path(&dir, tail.number), &options.faults)?,
+                tail.length,
+            ),
+            other => {
+                let number = other.map_or(1, |tail| tail.number + 1);
+                let file = create_segment(&dir, identity, number, &options.faults)?;
+                segments.push(number);
+                (file, FILE_HEADER_LEN as u64)
+            }
+        };
+        let shape = LogShape::of(&recovered.state);
+        let storage = RaftStorage {
+            compaction_due: shape.snapshot.is_some(),
+            dir,
+            identity,
+            options,
+            shape,
+            segments,
+            active,
+            active_length,
+            pending: Vec::new(),
+            unsynced: false,
+            scratch: Vec::new(),
+            appended_seq: None,
+            durable_seq: None,
+            snapshot_seq: None,
+            failure: None,
+            stats: StorageStats::default(),
+        };
+        tracing::info!(
+            dir = %storage.dir.display(),
+            identity = %storage.identity,
+            entries = recovered.state.entries.len(),
+            snapshot_index = storage.shape.base(),
+            "recovered durable state"
+        );
+        Ok((storage, recovered.state))
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whose data this is.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// The counters, shareable with other threads.
+    pub fn stats(&self) -> StorageStats {
+        self.stats.clone()
+    }
+
+    /// `seq` of the last write made durable by [`sync`](Self::sync) in this
+    /// process, if any.
+    pub fn durable_seq(&self) -> Option<u64> {
+        self.durable_seq
+    }
+
+    /// Whether an earlier failure halted the storage.
+    pub fn is_halted(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// Appends `write` to the log, without fsync: it is durable only after the
+    /// next [`sync`](Self::sync). Writes must come in increasing `seq` order.
+    ///
+    /// A write carrying a snapshot is the exception: the snapshot's file is
+    /// written and fsynced here (snapshots are rare and large), before the
+    /// log record that refers to it; until that record is durable, recovery
+    /// keeps using the previous snapshot.
+    ///
+    /// A write that breaks the contract is refused with
+    /// [`StorageError::InvalidWrite`] before anything is stored; an I/O
+    /// failure halts the storage.
+    pub fn append(&mut self, write: &Write) -> Result<(), StorageError> {
+        self.ensure_running()?;
+        let invalid = |problem| StorageError::InvalidWrite {
+            seq: write.seq,
+            problem,
+        };
+        if let Some(previous) = self.appended_seq
+            && write.seq <= previous
+        {
+            return Err(invalid(InvalidWrite::SeqNotIncreasing { previous }));
+        }
+        self.shape.check(write).map_err(invalid)?;
+
+        if !write.is_empty() {
+            let marker = write.snapshot.as_ref().map(|snapshot| {
+                let point = SnapshotPoint {
+                    index: snapshot.meta.index,
+                    term: snapshot.meta.term,
+                };
+                SnapshotMarker {
+                    point,
+                    keeps_log: self.shape.keeps_log_at(point),
+                }
+            });
+            let record = WriteRecordRef {
+                snapshot: marker,
+                hard_state: write.hard_state,
+                entries: &write.entries,
+            };
+            encode_record(RecordKind::Write, &record, &mut self.scratch)
+                .map_err(|e| invalid(InvalidWrite::Unencodable(e)))?;
+            let payload_length = self.scratch.len() - RECORD_HEADER_LEN;
+            if payload_length > MAX_RECORD_PAYLOAD {
+                return Err(invalid(InvalidWrite::TooLarge {
+                    bytes: payload_length as u64,
+                    maximum: MAX_RECORD_PAYLOAD as u64,
+                }));
+            }
+            if let (Some(snapshot), Some(marker)) = (&write.snapshot, marker) {
+                let payload =
+                    encode_snapshot(snapshot).map_err(|e| invalid(InvalidWrite::Unencodable(e)))?;
+                let written = write_snapshot(
+                    &self.dir,
+                    self.identity,
+                    marker.point,
+                    &payload,
+                    &self.options.faults,
+                );
+                self.halt_on_error(written)?;
+            }
+            let pushed = self.push_scratch();
+            self.halt_on_error(pushed)?;
+
+            // The record is in the active segment (a roll happened before it
+            // if needed): now update the index to match.
+            if let Some(marker) = marker {
+                if !marker.keeps_log {
+                    self.segments.drop_all_entries();
+                }
+                self.shape.apply_snapshot(marker);
+                self.compaction_due = true;
+                self.snapshot_seq = Some(write.seq);
+            }
+            if let Some(hard_state) = write.hard_state {
+                self.shape.hard_state = hard_state;
+            }
+            if let (Some(first), Some(last)) = (write.entries.first(), write.entries.last()) {
+                self.segments.record_entries(first.index, last.index);
+                self.shape.apply_entries(&write.entries);
+            }
+        }
+        self.appended_seq = Some(write.seq);
+        self.stats.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes every appended write durable with one fsync (none if nothing
+    /// was appended since the last one) and returns the `seq` of the last
+    /// durable write, which acknowledges all earlier ones too.
+    pub fn sync(&mut self) -> Result<Option<u64>, StorageError> {
+        self.ensure_running()?;
+        let synced = self.flush_and_sync(true);
+        self.halt_on_error(synced)?;
+        self.durable_seq = self.appended_seq;
+        Ok(self.durable_seq)
+    }
+
+    /// Once the latest snapshot's write is durable, deletes what it
+    /// supersedes: the oldest segments holding no entry after the snapshot
+    /// (after making a checkpoint of the snapshot point and the hard state
+    /// durable in the active segment, so deleting never loses them), and
+    /// every other snapshot file. Does nothing otherwise. Call it after
+    /// [`sync`](Self::sync); it may fsync, so it comes after acknowledging.
+    pub fn maybe_compact(&mut self) -> Result<Compaction, StorageError> {
+        let snapshot_durable = match self.snapshot_seq {
+            None => true,
+            Some(seq) => self.durable_seq.is_some_and(|durable| durable >= seq),
+        };
+        if !self.compaction_due || !snapshot_durable {
+            return Ok(Compaction::default());
+        }
+        self.ensure_running()?;
+        let compacted = self.compact();
+        let compaction = self.halt_on_error(compacted)?;
+        self.compaction_due = false;
+        self.snapshot_seq = None;
+        if compaction != Compaction::default() {
+            tracing::debug!(
+                segments_removed = compaction.segments_removed,
+                snapshots_removed = compaction.snapshots_removed,
+                snapshot_index = self.shape.base(),
+                "compacted the log after a snapshot"
+            );
+        }
+        Ok(compaction)
+    }
+
+    fn compact(&mut self) -> Result<Compaction, StorageError> {
+        let mut compaction = Compaction::default();
+        let deletable = self.segments.deletable_prefix(self.shape.base());
+        if deletable > 0 {
+            let checkpoint = Checkpoint {
+                snapshot: self.shape.snapshot,
+                hard_state: self.shape.hard_state,
+            };
+            encode_record(RecordKind::Checkpoint, &checkpoint, &mut self.scratch)
+                .expect("a checkpoint always encodes");
+            self.push_scratch()?;
+            self.flush_and_sync(false)?;
+            let numbers: Vec<u64> = self
+                .segments
+                .iter()
+                .take(deletable)
+                .map(|s| s.number)
+                .collect();
+            // Oldest first, so that a crash leaves a contiguous suffix.
+            for number in numbers {
+                remove(&segment_path(&self.dir, number))?;
+                self.segments.remove_prefix(1);
+                compaction.segments_removed += 1;
+            }
+        }
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| StorageError::io("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io("list", &self.dir, e))?;
+            if let Some(FileName::Snapshot(point)) = entry.file_name().to_str().map(parse_file_name)
+                && Some(point) != self.shape.snapshot
+            {
+                remove(&snapshot_path(&self.dir, point))?;
+                compaction.snapshots_removed += 1;
+            }
+        }
+        if compaction != Compaction::default() {
+            sync_dir(&self.dir, &self.options.faults)?;
+        }
+        Ok(compaction)
+    }
+
+    /// Moves the encoded record in `scratch` into the pending bytes, first
+    /// moving on to a new segment if it would overflow the active one.
+    fn push_scratch(&mut self) -> Result<(), StorageError> {
+        let frame_length = self.scratch.len() as u64;
+        if self.active_length > FILE_HEADER_LEN as u64
+            && self.active_length + frame_length > self.options.segment_size
+        {
+            self.roll()?;
+        }
+        self.pending.extend_from_slice(&self.scratch);
+        self.active_length += frame_length;
+        self.unsynced = true;
+        self.stats
+            .counters
+            .bytes
+            .fetch_add(frame_length, Ordering::Relaxed);
+        if self.pending.len() >= self.options.write_buffer_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (durably) and starts the next one.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        let current = self
+            .segments
+            .active()
+            .expect("there is always an active segment");
+        let next = current + 1;
+        let mut seal = Vec::new();
+        encode_record(RecordKind::Seal, &Seal { next_segment: next }, &mut seal)
+            .expect("a seal always encodes");
+        self.pending.extend_from_slice(&seal);
+        self.flush_and_sync(false)?;
+        self.active = create_segment(&self.dir, self.identity, next, &self.options.faults)?;
+        self.segments.push(next);
+        self.active_length = FILE_HEADER_LEN as u64;
+        tracing::debug!(segment = next, "started a new log segment");
+        Ok(())
+    }
+
+    /// Hands the pending bytes to the kernel.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if !self.pending.is_empty() {
+            self.active.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    fn flush_and_sync(&mut self, count_as_commit: bool) -> Result<(), StorageError> {
+        self.flush()?;
+        if self.unsynced {
+            self.active.sync_data()?;
+            self.unsynced = false;
+            if count_as_commit {
+                self.stats.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_running(&self) -> Result<(), StorageError> {
+        match &self.failure {
+            Some(cause) => Err(StorageError::Halted {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Halts the storage if `result` is an error.
+    fn halt_on_error<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(error) = &result {
+            tracing::error!(%error, "storage failed; refusing further writes");
+            self.failure = Some(error.to_string());
+        }
+        result
+    }
+}
+
+/// Creates segment `number` atomically with its header, and opens it for appending.
+fn create_segment(
+    dir: &Path,
+    identity: Identity,
+    number: u64,
+    faults: &FaultInjector,
+) -> Result<DataFile, StorageError> {
+    let path = segment_path(dir, number);
+    let header = FileHeader {
+        magic: SEGMENT_MAGIC,
+        identity,
+        number,
+    }
+    .encode();
+    let temporary = dir.join(format!("wal-{number:020}.log{TEMPORARY_SUFFIX}"));
+    write_atomically(&path, &temporary, &[&header], faults)?;
+    DataFile::open_append(&path, faults)
+}

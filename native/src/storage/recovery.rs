@@ -1,0 +1,367 @@
+//! Reading a data folder back: identity, segments, torn tail, snapshot.
+//!
+//! The rules are documented on the [module](super#recovery-rules).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use distribkv_core::raft::{Entry, HardState, PersistedState};
+
+use super::error::{Corruption, StorageError};
+use super::fault::FaultInjector;
+use super::file::{DataFile, parent_of, remove, sync_dir, write_atomically};
+use super::format::{
+    Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
+    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, read_frame,
+    segment_path, snapshot_path, valid_record_after,
+};
+use super::identity::Identity;
+use super::shape::Segments;
+use super::snapshot_file::read_snapshot;
+
+/// What recovery found.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// The durable state.
+    pub state: PersistedState,
+    /// The segments on disk, with what they still hold.
+    pub segments: Segments,
+    /// The last segment, if any.
+    pub tail: Option<SegmentTail>,
+}
+
+/// Where the last segment ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentTail {
+    /// Its number.
+    pub number: u64,
+    /// Length of its valid content (after a torn tail was cut off).
+    pub length: u64,
+    /// Whether it ends with a seal, so that writing continues in a new segment.
+    pub sealed: bool,
+}
+
+/// The files of a data folder, by kind.
+#[derive(Debug, Default)]
+struct Listing {
+    has_identity: bool,
+    segments: Vec<u64>,
+    snapshots: Vec<SnapshotPoint>,
+    temporaries: Vec<PathBuf>,
+}
+
+/// Recovers the folder `dir` (creating and initialising it when new) for `identity`.
+pub(crate) fn recover(
+    dir: &Path,
+    identity: Identity,
+    faults: &FaultInjector,
+) -> Result<Recovered, StorageError> {
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
+    let listing = list(dir)?;
+    check_identity(dir, identity, &listing, faults)?;
+
+    let mut changed_folder = false;
+    for temporary in &listing.temporaries {
+        tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
+        remove(temporary)?;
+        changed_folder = true;
+    }
+
+    let mut replay = Replay::default();
+    let mut segments = Segments::default();
+    let mut tail = None;
+    for (position, &number) in listing.segments.iter().enumerate() {
+        if position > 0 && number != listing.segments[position - 1] + 1 {
+            return Err(StorageError::MissingSegment {
+                path: segment_path(dir, listing.segments[position - 1] + 1),
+            });
+        }
+        segments.push(number);
+        let is_last = position + 1 == listing.segments.len();
+        let end = replay_segment(
+            dir,
+            number,
+            is_last,
+            identity,
+            &mut replay,
+            &mut segments,
+            faults,
+        )?;
+        tail = Some(end);
+    }
+    if let Some(&first) = listing.segments.first()
+        && first > 1
+        && !replay.saw_checkpoint
+    {
+        return Err(StorageError::MissingLogPrefix {
+            path: segment_path(dir, first),
+        });
+    }
+
+    let base = replay.snapshot.map_or(0, |s| s.index);
+    for (expected, entry) in (base + 1..).zip(&replay.entries) {
+        if entry.index != expected {
+            return Err(StorageError::LogGap {
+                dir: dir.to_owned(),
+                expected,
+                found: entry.index,
+            });
+        }
+    }
+
+    let snapshot = match replay.snapshot {
+        Some(point) => Some(read_snapshot(dir, identity, point)?),
+        None => None,
+    };
+    for &point in &listing.snapshots {
+        if Some(point) != replay.snapshot {
+            // Older ones are superseded by a durable newer one; newer ones
+            // belong to a write that never became durable.
+            let path = snapshot_path(dir, point);
+            tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
+            remove(&path)?;
+            changed_folder = true;
+        }
+    }
+    if changed_folder {
+        sync_dir(dir, faults)?;
+    }
+
+    Ok(Recovered {
+        state: PersistedState {
+            hard_state: replay.hard_state,
+            snapshot,
+            entries: replay.entries,
+        },
+        segments,
+        tail,
+    })
+}
+
+fn list(dir: &Path) -> Result<Listing, StorageError> {
+    let mut listing = Listing::default();
+    let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        match parse_file_name(name) {
+            FileName::Identity => listing.has_identity = true,
+            FileName::Segment(number) => listing.segments.push(number),
+            FileName::Snapshot(point) => listing.snapshots.push(point),
+            FileName::Temporary => listing.temporaries.push(entry.path()),
+            FileName::Unknown => {
+                tracing::debug!(file = %entry.path().display(), "ignoring a file storage did not write");
+            }
+        }
+    }
+    listing.segments.sort_unstable();
+    Ok(listing)
+}
+
+/// Checks the identity file, or writes it into a fresh folder.
+fn check_identity(
+    dir: &Path,
+    identity: Identity,
+    listing: &Listing,
+    faults: &FaultInjector,
+) -> Result<(), StorageError> {
+    let path = dir.join(IDENTITY_FILE);
+    if !listing.has_identity {
+        if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
+            return Err(StorageError::MissingIdentity {
+                dir: dir.to_owned(),
+                path,
+            });
+        }
+        tracing::info!(dir = %dir.display(), %identity, "initialising a new data folder");
+        let header = FileHeader {
+            magic: IDENTITY_MAGIC,
+            identity,
+            number: 0,
+        }
+        .encode();
+        let temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
+        write_atomically(&path, &temporary, &[&header], faults)?;
+        // The folder itself may be new: make its entry in the parent durable.
+        return sync_dir(parent_of(dir), faults);
+    }
+    let bytes = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
+        StorageError::CorruptIdentity {
+            path: path.clone(),
+            problem,
+        }
+    })?;
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path,
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    Ok(())
+}
+
+/// Replays one segment into `replay`; cuts a torn tail off the last one.
+fn replay_segment(
+    dir: &Path,
+    number: u64,
+    is_last: bool,
+    identity: Identity,
+    replay: &mut Replay,
+    segments: &mut Segments,
+    faults: &FaultInjector,
+) -> Result<SegmentTail, StorageError> {
+    let path = segment_path(dir, number);
+    let data = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
+        path: path.clone(),
+        offset: offset as u64,
+        problem,
+    };
+    let header = FileHeader::decode(&data, SEGMENT_MAGIC).map_err(|problem| corrupt(0, problem))?;
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path,
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    if header.number != number {
+        return Err(corrupt(
+            28,
+            Corruption::WrongSegmentNumber {
+                expected: number,
+                found: header.number,
+            },
+        ));
+    }
+
+    let mut offset = super::format::FILE_HEADER_LEN;
+    let mut sealed = false;
+    loop {
+        match read_frame(&data, offset) {
+            Frame::End => break,
+            Frame::Record { .. } | Frame::Damaged(_) if sealed => {
+                return Err(corrupt(offset, Corruption::DataAfterSeal));
+            }
+            Frame::Record {
+                kind,
+                payload,
+                next,
+            } => {
+                match decode_record(kind, payload).map_err(|problem| corrupt(offset, problem))? {
+                    Record::Write(record) => replay.apply_write(record, segments),
+                    Record::Checkpoint(checkpoint) => replay.apply_checkpoint(checkpoint),
+                    Record::Seal(seal) => {
+                        if seal.next_segment != number + 1 {
+                            return Err(corrupt(
+                                offset,
+                                Corruption::WrongSuccessor {
+                                    expected: number + 1,
+                                    found: seal.next_segment,
+                                },
+                            ));
+                        }
+                        sealed = true;
+                    }
+                }
+                offset = next;
+            }
+            Frame::Damaged(problem) => {
+                // A record whose checksum holds but whose kind is unknown was
+                // written whole, by another version: never a torn write.
+                if !is_last
+                    || matches!(problem, Corruption::UnknownRecordKind(_))
+                    || valid_record_after(&data, offset).is_some()
+                {
+                    return Err(corrupt(offset, problem));
+                }
+                tracing::warn!(
+                    file = %path.display(),
+                    offset,
+                    dropped_bytes = data.len() - offset,
+                    %problem,
+                    "cutting off the torn tail of the write-ahead log"
+                );
+                DataFile::open_append(&path, faults)?.truncate(offset as u64)?;
+                break;
+            }
+        }
+    }
+    if !is_last && !sealed {
+        return Err(corrupt(data.len(), Corruption::UnsealedSegment));
+    }
+    Ok(SegmentTail {
+        number,
+        length: offset as u64,
+        sealed,
+    })
+}
+
+/// The state rebuilt record by record.
+///
+/// The first segment on disk may not be the first ever written: a snapshot
+/// lets older segments be deleted once a [`Checkpoint`] restating the
+/// snapshot and hard state is durable in a later one. Replay then starts
+/// from an empty state, in which some entries may be missing below the
+/// snapshot; every operation below is a per-index filter or overwrite, so the
+/// entries above the final snapshot come out the same as a replay from the
+/// very first segment, and the checkpoint drops whatever lies below it.
+#[derive(Debug, Default)]
+struct Replay {
+    hard_state: HardState,
+    snapshot: Option<SnapshotPoint>,
+    /// Sorted by index (not necessarily consecutive until replay ends).
+    entries: Vec<Entry>,
+    saw_checkpoint: bool,
+}
+
+impl Replay {
+    fn apply_write(&mut self, record: WriteRecord, segments: &mut Segments) {
+        if let Some(marker) = record.snapshot {
+            if marker.keeps_log {
+                self.drop_through(marker.point.index);
+            } else {
+                self.entries.clear();
+                segments.drop_all_entries();
+            }
+            self.snapshot = Some(marker.point);
+        }
+        if let Some(hard_state) = record.hard_state {
+            self.hard_state = hard_state;
+        }
+        if let (Some(first), Some(last)) = (record.entries.first(), record.entries.last()) {
+            let (first, last) = (first.index, last.index);
+            segments.record_entries(first, last);
+            let base = self.snapshot.map_or(0, |s| s.index);
+            if first <= base {
+                self.entries.clear();
+                self.entries
+                    .extend(record.entries.into_iter().filter(|e| e.index > base));
+            } else {
+                let keep = self.entries.partition_point(|e| e.index < first);
+                self.entries.truncate(keep);
+                self.entries.extend(record.entries);
+            }
+        }
+    }
+
+    fn apply_checkpoint(&mut self, checkpoint: Checkpoint) {
+        self.hard_state = checkpoint.hard_state;
+        self.snapshot = checkpoint.snapshot;
+        if let Some(point) = checkpoint.snapshot {
+            self.drop_through(point.index);
+        }
+        self.saw_checkpoint = true;
+    }
+
+    /// Drops the entries at or below `index`.
+    fn drop_through(&mut self, index: u64) {
+        let covered = self.entries.partition_point(|e| e.index <= index);
+        self.entries.drain(..covered);
+    }
+}

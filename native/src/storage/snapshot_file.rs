@@ -1,0 +1,118 @@
+//! Snapshot files: `snap-<index>-<term>.snap`, written atomically.
+//!
+//! ```text
+//!   0  file header (40 bytes, magic "dkvsnap\n", number = snapshot index)
+//!  40  length   u64    payload length
+//!  48  crc      u32    CRC32C of the payload
+//!  52  payload  [u8; length], postcard of the Snapshot (meta and data)
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use distribkv_core::raft::Snapshot;
+
+use super::error::{Corruption, StorageError};
+use super::fault::FaultInjector;
+use super::file::write_atomically;
+use super::format::{
+    FILE_HEADER_LEN, FileHeader, SNAPSHOT_MAGIC, SnapshotPoint, TEMPORARY_SUFFIX, read_u32,
+    read_u64, snapshot_path,
+};
+use super::identity::Identity;
+
+/// Length of the fixed part before the payload.
+const PREFIX_LEN: usize = FILE_HEADER_LEN + 12;
+
+/// Encodes a snapshot into the payload of its file.
+pub(crate) fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(snapshot)
+}
+
+/// Writes the snapshot at `point`, encoded by [`encode_snapshot`], durably
+/// into `dir` (temporary file, fsync, rename, fsync of the folder).
+pub(crate) fn write_snapshot(
+    dir: &Path,
+    identity: Identity,
+    point: SnapshotPoint,
+    payload: &[u8],
+    faults: &FaultInjector,
+) -> Result<PathBuf, StorageError> {
+    let path = snapshot_path(dir, point);
+    let header = FileHeader {
+        magic: SNAPSHOT_MAGIC,
+        identity,
+        number: point.index,
+    }
+    .encode();
+    let mut prefix = [0u8; 12];
+    prefix[0..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    prefix[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let temporary = dir.join(format!("snap{TEMPORARY_SUFFIX}"));
+    write_atomically(&path, &temporary, &[&header, &prefix, payload], faults)?;
+    Ok(path)
+}
+
+/// Reads and checks the snapshot file for `point` in `dir`.
+pub(crate) fn read_snapshot(
+    dir: &Path,
+    identity: Identity,
+    point: SnapshotPoint,
+) -> Result<Snapshot, StorageError> {
+    let path = snapshot_path(dir, point);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::MissingSnapshot { path });
+        }
+        Err(e) => return Err(StorageError::io("read", path, e)),
+    };
+    let corrupt = |problem| StorageError::CorruptSnapshot {
+        path: path.clone(),
+        problem,
+    };
+    let header = FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(corrupt)?;
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path,
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    if bytes.len() < PREFIX_LEN {
+        return Err(corrupt(Corruption::TruncatedHeader {
+            length: bytes.len() as u64,
+            expected: PREFIX_LEN as u64,
+        }));
+    }
+    let length = read_u64(&bytes, FILE_HEADER_LEN);
+    let payload = &bytes[PREFIX_LEN..];
+    if payload.len() as u64 != length {
+        return Err(corrupt(Corruption::WrongSnapshotLength {
+            expected: length,
+            found: payload.len() as u64,
+        }));
+    }
+    if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {
+        return Err(corrupt(Corruption::SnapshotChecksum));
+    }
+    let snapshot: Snapshot = match postcard::take_from_bytes(payload) {
+        Ok((snapshot, [])) => snapshot,
+        Ok(_) => {
+            return Err(corrupt(Corruption::Undecodable(
+                postcard::Error::DeserializeBadEncoding,
+            )));
+        }
+        Err(e) => return Err(corrupt(Corruption::Undecodable(e))),
+    };
+    if snapshot.meta.index != point.index
+        || snapshot.meta.term != point.term
+        || header.number != point.index
+    {
+        return Err(corrupt(Corruption::WrongSnapshot {
+            index: snapshot.meta.index,
+            term: snapshot.meta.term,
+        }));
+    }
+    Ok(snapshot)
+}

@@ -1,0 +1,164 @@
+//! [`StorageWorker`]: group commit on a dedicated OS thread.
+
+use std::thread::{self, JoinHandle};
+
+use distribkv_core::raft::Write;
+use tokio::sync::mpsc;
+
+use super::error::StorageError;
+use super::raft_storage::{RaftStorage, StorageStats};
+
+/// What the worker reports on its event channel.
+#[derive(Debug)]
+pub enum StorageEvent {
+    /// Every write up to and including `seq` is durable: feed
+    /// `Input::Persisted(seq)` to the node. Reported once per batch, `seq`
+    /// increasing.
+    Durable {
+        /// The last durable write's `seq`.
+        seq: u64,
+    },
+    /// Storage failed. Nothing after the last [`Durable`](Self::Durable) is
+    /// acknowledged, the worker has stopped, and the node should stop too.
+    Failed {
+        /// Why.
+        error: StorageError,
+    },
+}
+
+/// The worker has stopped (after a failure or [`shutdown`](StorageWorker::shutdown));
+/// the write, given back, was not taken.
+#[derive(Debug, thiserror::Error)]
+#[error("the storage worker has stopped")]
+pub struct WorkerStopped(pub Box<Write>);
+
+/// Runs a [`RaftStorage`] on its own OS thread, so that fsync never blocks
+/// the async runtime, and commits writes in groups.
+///
+/// # Channel protocol
+///
+/// - In: [`persist`](Self::persist) queues one [`Write`] on a bounded channel
+///   (waiting for room when `queue_capacity` writes are already queued).
+///   Writes must be queued in `seq` order, from one task (the node's driver).
+/// - Out: the receiver returned by [`spawn`](Self::spawn) yields
+///   [`StorageEvent::Durable { seq }`](StorageEvent::Durable) after each
+///   group commit and at most one [`StorageEvent::Failed`], after which it
+///   closes. It also closes after [`shutdown`](Self::shutdown).
+///
+/// # Batching
+///
+/// The worker takes the first queued write, then every write already queued
+/// behind it (up to `queue_capacity`), appends them all, does **one** fsync,
+/// and reports the last one's `seq`. While that fsync runs, new writes queue
+/// up and form the next batch. So a lone writer that waits for each
+/// acknowledgement gets one fsync per write, while with `n` writes always in
+/// flight (a leader with many concurrent client proposals) each fsync covers
+/// about `n` writes: throughput grows with concurrency until the disk's
+/// bandwidth, not its fsync latency, is the limit. No write ever waits for a
+/// timer: an idle worker commits a single write at once.
+///
+/// After a snapshot's write is durable, the worker also deletes the files the
+/// snapshot supersedes ([`RaftStorage::maybe_compact`]), after reporting.
+#[derive(Debug)]
+pub struct StorageWorker {
+    writes: mpsc::Sender<Write>,
+    thread: JoinHandle<RaftStorage>,
+    stats: StorageStats,
+}
+
+impl StorageWorker {
+    /// Starts the worker thread for `storage`, with room for
+    /// `queue_capacity` (at least 1) queued writes; returns the worker and
+    /// its event receiver.
+    pub fn spawn(
+        storage: RaftStorage,
+        queue_capacity: usize,
+    ) -> Result<(StorageWorker, mpsc::UnboundedReceiver<StorageEvent>), StorageError> {
+        let queue_capacity = queue_capacity.max(1);
+        let (writes, queued) = mpsc::channel(queue_capacity);
+        let (events, event_receiver) = mpsc::unbounded_channel();
+        let stats = storage.stats();
+        let thread = thread::Builder::new()
+            .name("distribkv-storage".into())
+            .spawn(move || run(storage, queued, events, queue_capacity))
+            .map_err(StorageError::SpawnWorker)?;
+        Ok((
+            StorageWorker {
+                writes,
+                thread,
+                stats,
+            },
+            event_receiver,
+        ))
+    }
+
+    /// Queues `write`, waiting for room in the queue.
+    pub async fn persist(&self, write: Write) -> Result<(), WorkerStopped> {
+        self.writes
+            .send(write)
+            .await
+            .map_err(|rejected| WorkerStopped(Box::new(rejected.0)))
+    }
+
+    /// Queues `write` from a thread outside the async runtime, blocking while
+    /// the queue is full. Panics if called from within an async task.
+    pub fn blocking_persist(&self, write: Write) -> Result<(), WorkerStopped> {
+        self.writes
+            .blocking_send(write)
+            .map_err(|rejected| WorkerStopped(Box::new(rejected.0)))
+    }
+
+    /// The storage's counters.
+    pub fn stats(&self) -> StorageStats {
+        self.stats.clone()
+    }
+
+    /// Stops taking writes, lets the worker commit everything already queued,
+    /// and returns the storage. Blocks until the thread ends, so call it from
+    /// a blocking context.
+    pub fn shutdown(self) -> RaftStorage {
+        drop(self.writes);
+        match self.thread.join() {
+            Ok(storage) => storage,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+fn run(
+    mut storage: RaftStorage,
+    mut queued: mpsc::Receiver<Write>,
+    events: mpsc::UnboundedSender<StorageEvent>,
+    max_batch: usize,
+) -> RaftStorage {
+    while let Some(first) = queued.blocking_recv() {
+        let mut batch = 1;
+        let mut outcome = storage.append(&first);
+        while outcome.is_ok() && batch < max_batch {
+            let Ok(write) = queued.try_recv() else {
+                break;
+            };
+            outcome = storage.append(&write);
+            batch += 1;
+        }
+        let outcome = outcome.and_then(|()| storage.sync()).and_then(|durable| {
+            if let Some(seq) = durable {
+                tracing::trace!(seq, batch, "group commit");
+                // The receiver may be gone during shutdown; nothing to tell then.
+                let _ = events.send(StorageEvent::Durable { seq });
+            }
+            storage.maybe_compact()
+        });
+        if let Err(error) = outcome {
+            // Refuse new writes before reporting, so that a driver that saw
+            // the failure can never get a write accepted afterwards.
+            queued.close();
+            let _ = events.send(StorageEvent::Failed { error });
+            break;
+        }
+    }
+    // Same order at the end: the queue closes before the event channel does.
+    drop(queued);
+    drop(events);
+    storage
+}

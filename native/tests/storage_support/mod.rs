@@ -1,0 +1,273 @@
+//! Helpers shared by the storage tests: identities, entries, and a model that
+//! turns abstract steps into writes that follow the contract, keeping
+//! `PersistedState::apply` as the oracle.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use distribkv_core::raft::{
+    Entry, HardState, LogIndex, Membership, Payload, PersistedState, Snapshot, SnapshotMeta, Term,
+    Write,
+};
+use distribkv_native::storage::{Identity, RaftStorage, StorageOptions};
+use proptest::prelude::*;
+
+/// The identity most tests use.
+pub const IDENTITY: Identity = Identity {
+    node_id: 2,
+    cluster_id: 0x00c0_ffee_d15c_0b01,
+};
+
+/// An entry whose payload is `size` bytes derived from its index and term.
+pub fn entry(index: LogIndex, term: Term, size: usize) -> Entry {
+    let payload = (0..size)
+        .map(|i| (index as usize * 31 + term as usize * 7 + i) as u8)
+        .collect::<Vec<u8>>();
+    Entry {
+        index,
+        term,
+        payload: Payload::Command(Bytes::from(payload)),
+    }
+}
+
+/// A snapshot at `index` and `term` with a little data.
+pub fn snapshot(index: LogIndex, term: Term, size: usize) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term,
+            membership: Membership::with_voters([1, 2, 3]),
+        },
+        data: Bytes::from(vec![index as u8; size]),
+    }
+}
+
+/// Opens `dir` with [`IDENTITY`] and `options`, panicking on error.
+pub fn open(dir: &Path, options: &StorageOptions) -> (RaftStorage, PersistedState) {
+    RaftStorage::open(dir, IDENTITY, options.clone()).expect("open storage")
+}
+
+/// The log segments in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, "wal-", ".log")
+}
+
+/// The snapshot files in `dir`.
+pub fn snapshots(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, "snap-", ".snap")
+}
+
+fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Copies every file of `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// One abstract step of a scenario; [`Model::write_for`] turns the write
+/// steps into contract-abiding writes.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Append `count` entries at the end, in a new term if `new_term`, with a
+    /// new hard state too if `with_vote`.
+    Append {
+        count: usize,
+        new_term: bool,
+        with_vote: bool,
+        size: usize,
+    },
+    /// A new leader overwrites the log from `back` entries before its end
+    /// (possibly below the snapshot).
+    Overwrite {
+        back: u64,
+        count: usize,
+        size: usize,
+    },
+    /// A new term and vote only.
+    Vote { new_term: bool, candidate: u64 },
+    /// A snapshot at a stored entry (keeps the entries after it), then
+    /// `then_append` more entries in the same write.
+    SnapshotAtEntry { pick: usize, then_append: usize },
+    /// A snapshot from the leader at an index around the end of the log, in
+    /// a term no stored entry has (drops the whole log).
+    SnapshotElsewhere { offset: i64, size: usize },
+    /// A write with nothing in it.
+    Empty,
+    /// Sync (and compact).
+    Sync,
+    /// Sync, close, reopen: recovery must give exactly the model's state.
+    Reopen,
+    /// Close without sync: recovery must give the state after some prefix
+    /// of the writes, no shorter than the last sync.
+    Crash,
+}
+
+/// A strategy for [`Step`]s, writes being the most common.
+pub fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (1usize..6, any::<bool>(), any::<bool>(), 0usize..300).prop_map(
+            |(count, new_term, with_vote, size)| Step::Append { count, new_term, with_vote, size }
+        ),
+        3 => (0u64..12, 1usize..4, 0usize..100)
+            .prop_map(|(back, count, size)| Step::Overwrite { back, count, size }),
+        2 => (any::<bool>(), 1u64..4).prop_map(|(new_term, candidate)| Step::Vote { new_term, candidate }),
+        2 => (any::<usize>(), 0usize..3)
+            .prop_map(|(pick, then_append)| Step::SnapshotAtEntry { pick, then_append }),
+        1 => (-4i64..6, 0usize..200).prop_map(|(offset, size)| Step::SnapshotElsewhere { offset, size }),
+        1 => Just(Step::Empty),
+        3 => Just(Step::Sync),
+        1 => Just(Step::Reopen),
+        1 => Just(Step::Crash),
+    ]
+}
+
+/// What the writes should have produced, by the oracle.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// The oracle: every write applied with `PersistedState::apply`.
+    pub state: PersistedState,
+    /// Highest term used so far.
+    pub max_term: Term,
+    /// `seq` of the last write made.
+    pub seq: u64,
+}
+
+impl Model {
+    /// The write for a write step (`None` for the other steps); applies it
+    /// to the oracle.
+    pub fn write_for(&mut self, step: &Step) -> Option<Write> {
+        self.seq += 1;
+        let mut write = Write {
+            seq: self.seq,
+            ..Write::default()
+        };
+        match *step {
+            Step::Append {
+                count,
+                new_term,
+                with_vote,
+                size,
+            } => {
+                if new_term || self.max_term == 0 {
+                    self.max_term += 1;
+                }
+                let first = self.state.last_index() + 1;
+                write.entries = (0..count as u64)
+                    .map(|i| entry(first + i, self.max_term, size))
+                    .collect();
+                if with_vote {
+                    write.hard_state = Some(HardState {
+                        term: self.max_term,
+                        voted_for: Some(1),
+                    });
+                }
+            }
+            Step::Overwrite { back, count, size } => {
+                self.max_term += 1;
+                let end = self.state.last_index() + 1;
+                let first = end.saturating_sub(back).max(1);
+                write.entries = (0..count as u64)
+                    .map(|i| entry(first + i, self.max_term, size))
+                    .collect();
+            }
+            Step::Vote {
+                new_term,
+                candidate,
+            } => {
+                if new_term {
+                    self.max_term += 1;
+                }
+                write.hard_state = Some(HardState {
+                    term: self.max_term,
+                    voted_for: Some(candidate),
+                });
+            }
+            Step::SnapshotAtEntry { pick, then_append } => {
+                if self.state.entries.is_empty() {
+                    return self.empty(write);
+                }
+                let at = &self.state.entries[pick % self.state.entries.len()];
+                let (index, term) = (at.index, at.term);
+                write.snapshot = Some(snapshot(index, term, 64));
+                let mut after = self.state.clone();
+                after.apply(&write);
+                let first = after.last_index() + 1;
+                write.entries = (0..then_append as u64)
+                    .map(|i| entry(first + i, self.max_term.max(1), 40))
+                    .collect();
+            }
+            Step::SnapshotElsewhere { offset, size } => {
+                self.max_term += 1;
+                let index = (self.state.last_index() as i64 + offset).max(1) as u64;
+                write.snapshot = Some(snapshot(index, self.max_term, size));
+                write.hard_state = Some(HardState {
+                    term: self.max_term,
+                    voted_for: None,
+                });
+            }
+            Step::Empty => return self.empty(write),
+            Step::Sync | Step::Reopen | Step::Crash => {
+                self.seq -= 1;
+                return None;
+            }
+        }
+        self.state.apply(&write);
+        Some(write)
+    }
+
+    fn empty(&mut self, write: Write) -> Option<Write> {
+        let write = Write {
+            seq: write.seq,
+            ..Write::default()
+        };
+        self.state.apply(&write);
+        Some(write)
+    }
+
+    /// The next `seq`, for writes built by hand.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+/// `count` writes of one `size`-byte entry each, at indexes 1..=count, term 1.
+pub fn simple_writes(count: u64, size: usize) -> Vec<Write> {
+    (1..=count)
+        .map(|i| Write {
+            seq: i,
+            hard_state: (i == 1).then_some(HardState {
+                term: 1,
+                voted_for: Some(1),
+            }),
+            entries: vec![entry(i, 1, size)],
+            snapshot: None,
+        })
+        .collect()
+}
+
+/// The oracle's state after `writes`.
+pub fn oracle(writes: &[Write]) -> PersistedState {
+    let mut state = PersistedState::default();
+    for write in writes {
+        state.apply(write);
+    }
+    state
+}
