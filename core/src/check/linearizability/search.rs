@@ -1,0 +1,334 @@
+//! The search for one key: Wing & Gong's algorithm with Lowe's memo, as in
+//! Porcupine.
+//!
+//! Every operation has a call entry (at its invocation) and, if it completed,
+//! a return entry (at its completion) in one time-ordered list. An operation
+//! can be linearized next exactly when its call entry comes before the first
+//! return entry still in the list: every operation that returned earlier is
+//! already linearized. The search linearizes such an operation if the model
+//! allows it, lifts its entries out of the list and starts again from the
+//! head; when it meets a return entry instead, no extension exists and it
+//! backtracks. A configuration (linearized set, state) met twice is skipped
+//! the second time, which is what makes the search practical.
+//!
+//! Operations with an unknown outcome have no return entry: they may take
+//! effect at any moment after their call, or never, so the search succeeds as
+//! soon as every completed operation is linearized. Two sound reductions keep
+//! them cheap:
+//!
+//! - completed candidates are tried before unknown ones, so a history in which
+//!   unknown writes never took effect is usually decided without them;
+//! - an unknown operation is never directly followed by a `Put` or `Delete`:
+//!   the overwrite would hide its effect, and the same linearization without
+//!   the unknown operation is explored anyway. (Whether the last linearized
+//!   operation is unknown is part of the memo's configuration for this reason.)
+
+use alloc::vec::Vec;
+
+use super::values::{ValueId, Values};
+use super::visited::{LinearizedSet, Visited};
+use crate::check::history::{OpKind, Operation};
+
+const NONE: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+/// What an operation does to the model state.
+#[derive(Clone, Copy, Debug)]
+enum Effect<'a> {
+    /// Set the value (a `Put`).
+    Set(ValueId),
+    /// Append these bytes.
+    Append(&'a [u8]),
+    /// Remove the key.
+    Delete,
+    /// A completed `Get`: allowed only if the state is this value.
+    Read(ValueId),
+}
+
+impl Effect<'_> {
+    fn is_overwrite(self) -> bool {
+        matches!(self, Effect::Set(_) | Effect::Delete)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ListEntry {
+    /// Index of the operation in the key's operations.
+    operation: u32,
+    is_return: bool,
+    /// For a call entry: its operation's return entry, or `NONE` if the
+    /// outcome is unknown.
+    return_entry: u32,
+    previous: u32,
+    /// `NONE` at the end of the list.
+    next: u32,
+}
+
+/// Which candidates the search is trying at a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Completed,
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    call_entry: u32,
+    previous_state: ValueId,
+    phase: Phase,
+}
+
+/// How the search of one key ended.
+#[derive(Debug)]
+pub(super) enum KeyVerdict {
+    /// One valid linearization, as indices into the key's operations.
+    Linearizable { order: Vec<u32> },
+    /// No linearization exists. The longest linearizable prefix the search
+    /// found, the completed operation it could not then include, and the
+    /// value after the prefix.
+    NotLinearizable {
+        prefix: Vec<u32>,
+        blocked: u32,
+        value_after_prefix: Option<Vec<u8>>,
+    },
+    /// The step budget ran out.
+    GaveUp,
+}
+
+/// The search state for one key.
+struct Search<'a> {
+    values: Values<'a>,
+    effects: Vec<Effect<'a>>,
+    is_completed: Vec<bool>,
+    /// `entries[HEAD]` is a sentinel; the others are call and return entries
+    /// in time order, calls before returns at equal times (so operations
+    /// whose intervals touch count as concurrent).
+    entries: Vec<ListEntry>,
+}
+
+impl<'a> Search<'a> {
+    fn new(operations: &[&'a Operation]) -> Search<'a> {
+        let count = u32::try_from(operations.len()).expect("fewer than 2^32 operations per key");
+        let mut values = Values::new();
+        let mut effects = Vec::with_capacity(operations.len());
+        let mut is_completed = Vec::with_capacity(operations.len());
+        let mut events = Vec::with_capacity(operations.len() * 2);
+        for (index, operation) in (0..count).zip(operations) {
+            let effect = match &operation.kind {
+                OpKind::Put(value) => Effect::Set(values.intern_literal(value)),
+                OpKind::Append(suffix) => Effect::Append(suffix),
+                OpKind::Delete => Effect::Delete,
+                OpKind::Get => match operation.value_read() {
+                    Some(Some(value)) => Effect::Read(values.intern_literal(value)),
+                    Some(None) => Effect::Read(ValueId::MISSING),
+                    None => unreachable!("invariant: Gets with an unknown outcome are left out"),
+                },
+            };
+            effects.push(effect);
+            is_completed.push(operation.is_completed());
+            events.push((operation.invoked_at, false, index));
+            if let Some(completed_at) = operation.completed_at() {
+                events.push((completed_at, true, index));
+            }
+        }
+        // `false < true`: calls before returns at equal times.
+        events.sort_unstable();
+
+        let mut entries = Vec::with_capacity(events.len() + 1);
+        entries.push(ListEntry {
+            operation: NONE,
+            is_return: false,
+            return_entry: NONE,
+            previous: NONE,
+            next: if events.is_empty() { NONE } else { 1 },
+        });
+        let mut return_entries = alloc::vec![NONE; operations.len()];
+        let last = events.len() as u32;
+        for (position, &(_, is_return, operation)) in (1..).zip(&events) {
+            if is_return {
+                return_entries[operation as usize] = position;
+            }
+            entries.push(ListEntry {
+                operation,
+                is_return,
+                return_entry: NONE,
+                previous: position - 1,
+                next: if position == last { NONE } else { position + 1 },
+            });
+        }
+        for entry in &mut entries[1..] {
+            if !entry.is_return {
+                entry.return_entry = return_entries[entry.operation as usize];
+            }
+        }
+        Search {
+            values,
+            effects,
+            is_completed,
+            entries,
+        }
+    }
+
+    fn unlink(&mut self, entry: u32) {
+        let ListEntry { previous, next, .. } = self.entries[entry as usize];
+        self.entries[previous as usize].next = next;
+        if next != NONE {
+            self.entries[next as usize].previous = previous;
+        }
+    }
+
+    /// Puts back an entry unlinked last (dancing links: its own `previous`
+    /// and `next` still name its old neighbours).
+    fn relink(&mut self, entry: u32) {
+        let ListEntry { previous, next, .. } = self.entries[entry as usize];
+        self.entries[previous as usize].next = entry;
+        if next != NONE {
+            self.entries[next as usize].previous = entry;
+        }
+    }
+
+    fn lift(&mut self, call_entry: u32) {
+        self.unlink(call_entry);
+        let return_entry = self.entries[call_entry as usize].return_entry;
+        if return_entry != NONE {
+            self.unlink(return_entry);
+        }
+    }
+
+    fn unlift(&mut self, call_entry: u32) {
+        let return_entry = self.entries[call_entry as usize].return_entry;
+        if return_entry != NONE {
+            self.relink(return_entry);
+        }
+        self.relink(call_entry);
+    }
+
+    /// The state after `operation`, or `None` if the model forbids it here.
+    fn apply(&mut self, state: ValueId, operation: u32) -> Option<ValueId> {
+        match self.effects[operation as usize] {
+            Effect::Set(value) => Some(value),
+            Effect::Delete => Some(ValueId::MISSING),
+            Effect::Append(suffix) => Some(self.values.append(state, operation, suffix)),
+            Effect::Read(expected) => (state == expected).then_some(state),
+        }
+    }
+}
+
+/// Searches for a linearization of one key's operations, which must all be
+/// completed or be writes, counting each step in `steps` and giving up once
+/// `steps` reaches `max_steps`.
+pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: u64) -> KeyVerdict {
+    let mut search = Search::new(operations);
+    let mut remaining_completed = search.is_completed.iter().filter(|&&done| done).count();
+    let mut remaining_unknown = operations.len() - remaining_completed;
+    if remaining_completed == 0 {
+        return KeyVerdict::Linearizable { order: Vec::new() };
+    }
+    let mut linearized = LinearizedSet::new(operations.len());
+    let mut visited = Visited::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut state = ValueId::MISSING;
+    let mut after_unknown = false;
+
+    // The longest prefix met at a dead end, kept incrementally: `best[..shared]`
+    // equals the operations of `stack[..shared]`.
+    let mut best: Vec<u32> = Vec::new();
+    let mut shared = 0;
+    let mut best_blocked = NONE;
+    let mut best_state = ValueId::MISSING;
+
+    let mut entry = search.entries[HEAD as usize].next;
+    let mut phase = Phase::Completed;
+    loop {
+        if *steps >= max_steps {
+            return KeyVerdict::GaveUp;
+        }
+        *steps += 1;
+        // Invariant: while a completed operation is not linearized, its return
+        // entry is in the list, so the scan meets it before the end.
+        let current = search.entries[entry as usize];
+        if !current.is_return {
+            let operation = current.operation;
+            let completed = search.is_completed[operation as usize];
+            let effect = search.effects[operation as usize];
+            let eligible = (completed == (phase == Phase::Completed))
+                && !(after_unknown && effect.is_overwrite());
+            if eligible {
+                if let Some(next_state) = search.apply(state, operation) {
+                    linearized.insert(operation as usize);
+                    if visited.insert(&linearized, next_state, u8::from(!completed)) {
+                        stack.push(Frame {
+                            call_entry: entry,
+                            previous_state: state,
+                            phase,
+                        });
+                        state = next_state;
+                        after_unknown = !completed;
+                        search.lift(entry);
+                        if completed {
+                            remaining_completed -= 1;
+                            if remaining_completed == 0 {
+                                let order = stack
+                                    .iter()
+                                    .map(|frame| {
+                                        search.entries[frame.call_entry as usize].operation
+                                    })
+                                    .collect();
+                                return KeyVerdict::Linearizable { order };
+                            }
+                        } else {
+                            remaining_unknown -= 1;
+                        }
+                        entry = search.entries[HEAD as usize].next;
+                        phase = Phase::Completed;
+                        continue;
+                    }
+                    linearized.remove(operation as usize);
+                }
+            }
+            entry = current.next;
+            continue;
+        }
+
+        // A return entry: every candidate of this phase was tried.
+        if phase == Phase::Completed && remaining_unknown > 0 {
+            phase = Phase::Unknown;
+            entry = search.entries[HEAD as usize].next;
+            continue;
+        }
+        if best_blocked == NONE || stack.len() > best.len() {
+            best.truncate(shared);
+            best.extend(
+                stack[shared..]
+                    .iter()
+                    .map(|frame| search.entries[frame.call_entry as usize].operation),
+            );
+            shared = stack.len();
+            best_blocked = current.operation;
+            best_state = state;
+        }
+        let Some(frame) = stack.pop() else {
+            return KeyVerdict::NotLinearizable {
+                prefix: best,
+                blocked: best_blocked,
+                value_after_prefix: search.values.bytes(best_state),
+            };
+        };
+        shared = shared.min(stack.len());
+        let operation = search.entries[frame.call_entry as usize].operation;
+        linearized.remove(operation as usize);
+        search.unlift(frame.call_entry);
+        if search.is_completed[operation as usize] {
+            remaining_completed += 1;
+        } else {
+            remaining_unknown += 1;
+        }
+        state = frame.previous_state;
+        after_unknown = stack.last().is_some_and(|below| {
+            let below_operation = search.entries[below.call_entry as usize].operation;
+            !search.is_completed[below_operation as usize]
+        });
+        entry = search.entries[frame.call_entry as usize].next;
+        phase = frame.phase;
+    }
+}
