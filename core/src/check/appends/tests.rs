@@ -88,6 +88,15 @@ fn unexplained(key: &str, offset: usize, text: &str) -> AppendViolation {
     }
 }
 
+/// `(name, history, final values, options, expected violations)`.
+type Case = (
+    &'static str,
+    Vec<Operation>,
+    BTreeMap<Vec<u8>, Vec<u8>>,
+    AppendCheckOptions,
+    Vec<AppendViolation>,
+);
+
 #[test]
 fn final_values_are_checked_against_the_appends() {
     let strict = AppendCheckOptions {
@@ -98,13 +107,7 @@ fn final_values_are_checked_against_the_appends() {
         append(1, "x", "[a]", 0, Some(10)),
         append(2, "x", "[b]", 5, Some(15)),
     ];
-    let cases: Vec<(
-        &str,
-        Vec<Operation>,
-        BTreeMap<Vec<u8>, Vec<u8>>,
-        AppendCheckOptions,
-        Vec<AppendViolation>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "every token once",
             two_appends.clone(),
