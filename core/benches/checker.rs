@@ -1,6 +1,7 @@
 //! How long the linearizability checker takes on a realistic history:
-//! 10,000 operations from 16 clients over 10 keys (and over a single key), heavily overlapping, a mix
-//! of gets, appends of unique tokens, puts and deletes.
+//! 10,000 operations from 16 clients over 10 keys (and from 4 clients on a
+//! single key), heavily overlapping, a mix of gets, appends of unique tokens,
+//! puts and deletes.
 //!
 //! `cargo bench -p distribkv-core --features check --bench checker`
 
@@ -12,7 +13,6 @@ use distribkv_core::check::{Budget, OpKind, Operation, Outcome, check_linearizab
 use distribkv_core::rng::Rng;
 
 const OPERATIONS: usize = 10_000;
-const CLIENTS: u64 = 16;
 
 /// An operation before the replay decides what its `Get` read.
 struct Planned {
@@ -25,19 +25,20 @@ struct Planned {
     lost: bool,
 }
 
-/// A history over `keys` keys recorded from a real sequential execution: each client runs one
+/// A history of `clients` clients over `keys` keys, recorded from a real
+/// sequential execution: each client runs one
 /// operation at a time, each operation takes effect at a random instant of
 /// its interval, and the store applies them in that order. Operations last
 /// 1 to 60 time units with gaps of 0 to 3 between a client's operations, so
 /// each overlaps those of most other clients. `unknown_share` of the writes
 /// end with an unknown outcome, half of which never took effect.
-fn realistic_history(seed: u64, keys: u64, unknown_share: f64) -> Vec<Operation> {
+fn realistic_history(seed: u64, clients: u64, keys: u64, unknown_share: f64) -> Vec<Operation> {
     let mut rng = Rng::new(seed);
-    let mut clock = vec![0u64; CLIENTS as usize];
-    let mut sequence = vec![0u64; CLIENTS as usize];
+    let mut clock = vec![0u64; clients as usize];
+    let mut sequence = vec![0u64; clients as usize];
     let mut planned = Vec::with_capacity(OPERATIONS);
     for id in 0..OPERATIONS as u64 {
-        let client = rng.range(0, CLIENTS);
+        let client = rng.range(0, clients);
         let seq = &mut sequence[client as usize];
         *seq += 1;
         let key = format!("key{}", rng.range(0, keys)).into_bytes();
@@ -103,16 +104,18 @@ fn realistic_history(seed: u64, keys: u64, unknown_share: f64) -> Vec<Operation>
 }
 
 fn checker(c: &mut Criterion) {
-    for (name, keys, unknown_share) in [
-        ("check 10k ops, 16 clients, 10 keys", 10, 0.0),
+    let cases = [
+        ("check 10k ops, 16 clients, 10 keys", 16, 10, 0.0),
         (
             "check 10k ops, 16 clients, 10 keys, 2% unknown writes",
+            16,
             10,
             0.02,
         ),
-        ("check 10k ops, 16 clients, 1 key", 1, 0.0),
-    ] {
-        let history = realistic_history(42, keys, unknown_share);
+        ("check 10k ops, 4 clients, 1 key", 4, 1, 0.0),
+    ];
+    for (name, clients, keys, unknown_share) in cases {
+        let history = realistic_history(42, clients, keys, unknown_share);
         let result = check_linearizable(&history, Budget::default())
             .unwrap_or_else(|error| panic!("{name}: the generated history must pass: {error}"));
         println!("{name}: {} search steps", result.steps);

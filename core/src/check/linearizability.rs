@@ -47,7 +47,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-use self::search::{KeyVerdict, search_key};
+use self::search::{KeyVerdict, Pruning, search_key};
 use super::history::{DisplayBytes, DisplayValue, OpKind, Operation, Outcome};
 
 /// How much work [`check_linearizable`] may do before giving up.
@@ -212,7 +212,7 @@ pub fn check_linearizable(
         // Invocation order keeps the linearized set close to a prefix, which
         // is what the memo stores compactly.
         checked.sort_by_key(|operation| (operation.invoked_at, operation.id));
-        match search_key(&checked, &mut steps, budget.max_steps) {
+        match search_key(&checked, Pruning::Full, &mut steps, budget.max_steps) {
             KeyVerdict::Linearizable { order } => {
                 let ids = order
                     .iter()
@@ -221,10 +221,29 @@ pub fn check_linearizable(
                 witness.insert(key.to_vec(), ids);
             }
             KeyVerdict::NotLinearizable {
-                prefix,
-                blocked,
-                value_after_prefix,
+                mut prefix,
+                mut blocked,
+                mut value_after_prefix,
             } => {
+                // Search again without the lookaheads for a report that
+                // blames the right operation, if that stays cheap.
+                let report_budget = steps.saturating_add(REPORT_STEPS).min(budget.max_steps);
+                match search_key(&checked, Pruning::ForReport, &mut steps, report_budget) {
+                    KeyVerdict::NotLinearizable {
+                        prefix: report_prefix,
+                        blocked: report_blocked,
+                        value_after_prefix: report_value,
+                    } => {
+                        (prefix, blocked, value_after_prefix) =
+                            (report_prefix, report_blocked, report_value)
+                    }
+                    KeyVerdict::GaveUp => {}
+                    KeyVerdict::Linearizable { .. } => {
+                        unreachable!(
+                            "invariant: the lookaheads only cut branches that cannot succeed"
+                        )
+                    }
+                }
                 let violation = violation(
                     key,
                     operations_on_key,
@@ -358,6 +377,9 @@ fn violation(
         candidates,
     }
 }
+
+/// The most steps spent searching again for a clearer report on a violation.
+const REPORT_STEPS: u64 = 1_000_000;
 
 /// The most prefix operations and candidates a report lists.
 const LISTED: usize = 12;

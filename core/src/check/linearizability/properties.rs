@@ -195,6 +195,56 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn pruning_never_changes_the_verdict(
+        steps in steps(40),
+        stale in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..3),
+    ) {
+        // One key, so everything overlaps; some reads replaced by what
+        // another read saw, which is sometimes still linearizable and
+        // sometimes a stale read.
+        let mut operations = execute(&steps);
+        for operation in &mut operations {
+            operation.key = KEYS[0].to_vec();
+        }
+        let mut store: Option<Vec<u8>> = None;
+        for operation in &mut operations {
+            match &operation.kind {
+                OpKind::Put(value) if operation.is_completed() => store = Some(value.clone()),
+                OpKind::Append(suffix) if operation.is_completed() => {
+                    store.get_or_insert_with(Vec::new).extend_from_slice(suffix)
+                }
+                OpKind::Delete if operation.is_completed() => store = None,
+                OpKind::Get => {
+                    if let Outcome::Ok { value, .. } = &mut operation.outcome {
+                        *value = store.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let reads: Vec<usize> = (0..operations.len())
+            .filter(|&index| operations[index].value_read().is_some())
+            .collect();
+        prop_assume!(!reads.is_empty());
+        for (target, source) in stale {
+            let value = operations[reads[source.index(reads.len())]].value_read().unwrap().map(<[u8]>::to_vec);
+            if let Outcome::Ok { value: read, .. } = &mut operations[reads[target.index(reads.len())]].outcome {
+                *read = value;
+            }
+        }
+        let mut checked: Vec<&Operation> = operations.iter().filter(|operation| operation.is_completed() || operation.kind.is_write()).collect();
+        checked.sort_by_key(|operation| (operation.invoked_at, operation.id));
+        let verdict = |pruning| match search::search_key(&checked, pruning, &mut 0, 1 << 40) {
+            search::KeyVerdict::Linearizable { .. } => true,
+            search::KeyVerdict::NotLinearizable { .. } => false,
+            search::KeyVerdict::GaveUp => unreachable!(),
+        };
+        prop_assert_eq!(verdict(search::Pruning::Full), verdict(search::Pruning::ForReport), "{:?}", operations);
+    }
+}
+
 /// Values a random `Get` may claim to have read.
 const READS: [Option<&[u8]>; 7] = [
     None,

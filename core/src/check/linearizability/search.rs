@@ -11,6 +11,11 @@
 //! backtracks. A configuration (linearized set, state) met twice is skipped
 //! the second time, which is what makes the search practical.
 //!
+//! A lookahead ([`Search::unsatisfiable_read`]) abandons a branch as soon as a
+//! pending read rules it out, instead of after trying every order of the
+//! writes concurrent with that read: without it, a key written by many
+//! clients at once costs a factorial number of steps.
+//!
 //! Operations with an unknown outcome have no return entry: they may take
 //! effect at any moment after their call, or never, so the search succeeds as
 //! soon as every completed operation is linearized. Two sound reductions keep
@@ -23,9 +28,11 @@
 //!   the unknown operation is explored anyway. (Whether the last linearized
 //!   operation is unknown is part of the memo's configuration for this reason.)
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use hashbrown::HashTable;
 
-use super::values::{ValueId, Values};
+use super::values::{ValueId, Values, mix};
 use super::visited::{LinearizedSet, Visited};
 use crate::check::history::{OpKind, Operation};
 
@@ -41,8 +48,12 @@ enum Effect<'a> {
     Append(&'a [u8]),
     /// Remove the key.
     Delete,
-    /// A completed `Get`: allowed only if the state is this value.
-    Read(ValueId),
+    /// A completed `Get`: allowed only if the state is `expected`, which holds
+    /// `bytes` (`None`: missing).
+    Read {
+        expected: ValueId,
+        bytes: Option<&'a [u8]>,
+    },
 }
 
 impl Effect<'_> {
@@ -64,10 +75,29 @@ struct ListEntry {
     next: u32,
 }
 
+/// How hard the search prunes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pruning {
+    /// Every sound reduction, including the two lookaheads
+    /// ([`Search::unsatisfiable_read`], [`Search::cuts_off_its_readers`]).
+    /// Fastest, but a dead end it finds early makes a poor report: the
+    /// lookaheads blame an operation before the one a person would.
+    Full,
+    /// Without the lookaheads: slower, but a violation is reported at the
+    /// operation that actually fails (a stale read rather than the write it
+    /// should have seen).
+    ForReport,
+}
+
 /// Which candidates the search is trying at a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Only this `Get`, which reads the current state: if linearizing it
+    /// leads nowhere, nothing else at this node can (see [`Search::start_of_node`]).
+    Forced,
+    /// Completed operations, in list order.
     Completed,
+    /// Operations with an unknown outcome, in list order.
     Unknown,
 }
 
@@ -100,6 +130,14 @@ struct Search<'a> {
     values: Values<'a>,
     effects: Vec<Effect<'a>>,
     is_completed: Vec<bool>,
+    invoked_at: Vec<u64>,
+    completed_at: Vec<Option<u64>>,
+    /// For a write: the latest invocation of a completed `Get` that only this
+    /// write can have been the last write before (see [`Search::cuts_off_its_readers`]).
+    latest_sole_reader: Vec<Option<u64>>,
+    pruning: Pruning,
+    /// Memo of [`Search::can_grow_into`]: `(hash, base, operation, answer)`.
+    growth: HashTable<(u64, ValueId, u32, bool)>,
     /// `entries[HEAD]` is a sentinel; the others are call and return entries
     /// in time order, calls before returns at equal times (so operations
     /// whose intervals touch count as concurrent).
@@ -107,7 +145,7 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(operations: &[&'a Operation]) -> Search<'a> {
+    fn new(operations: &[&'a Operation], pruning: Pruning) -> Search<'a> {
         let count = u32::try_from(operations.len()).expect("fewer than 2^32 operations per key");
         let mut values = Values::new();
         let mut effects = Vec::with_capacity(operations.len());
@@ -119,8 +157,14 @@ impl<'a> Search<'a> {
                 OpKind::Append(suffix) => Effect::Append(suffix),
                 OpKind::Delete => Effect::Delete,
                 OpKind::Get => match operation.value_read() {
-                    Some(Some(value)) => Effect::Read(values.intern_literal(value)),
-                    Some(None) => Effect::Read(ValueId::MISSING),
+                    Some(Some(value)) => Effect::Read {
+                        expected: values.intern_literal(value),
+                        bytes: Some(value),
+                    },
+                    Some(None) => Effect::Read {
+                        expected: ValueId::MISSING,
+                        bytes: None,
+                    },
                     None => unreachable!("invariant: Gets with an unknown outcome are left out"),
                 },
             };
@@ -165,6 +209,20 @@ impl<'a> Search<'a> {
             values,
             effects,
             is_completed,
+            invoked_at: operations
+                .iter()
+                .map(|operation| operation.invoked_at)
+                .collect(),
+            completed_at: operations
+                .iter()
+                .map(|operation| operation.completed_at())
+                .collect(),
+            latest_sole_reader: match pruning {
+                Pruning::Full => latest_sole_readers(operations),
+                Pruning::ForReport => alloc::vec![None; operations.len()],
+            },
+            pruning,
+            growth: HashTable::new(),
             entries,
         }
     }
@@ -203,22 +261,230 @@ impl<'a> Search<'a> {
         self.relink(call_entry);
     }
 
+    /// True if linearizing the write `operation` now dooms a `Get` that only
+    /// it can explain.
+    ///
+    /// Such a `Get` must come after the write with no write in between. A
+    /// completed write not yet linearized that completed before the `Get`
+    /// was invoked would have to come in between: if one exists, this write
+    /// cannot come now. Without this, a long write linearized too early is
+    /// only found out at its reader, after every order of the operations in
+    /// between was tried.
+    fn cuts_off_its_readers(&self, operation: u32) -> bool {
+        /// How far to look for the earliest pending write completion.
+        const LOOKAHEAD_ENTRIES: usize = 256;
+        let Some(latest_reader) = self.latest_sole_reader[operation as usize] else {
+            return false;
+        };
+        let mut entry = self.entries[HEAD as usize].next;
+        for _ in 0..LOOKAHEAD_ENTRIES {
+            if entry == NONE {
+                return false;
+            }
+            let current = self.entries[entry as usize];
+            let other = current.operation as usize;
+            if current.is_return
+                && current.operation != operation
+                && !matches!(self.effects[other], Effect::Read { .. })
+            {
+                // Entries are in time order: this is the earliest completion
+                // of a pending write.
+                return self.completed_at[other]
+                    .is_some_and(|completed_at| completed_at < latest_reader);
+            }
+            entry = current.next;
+        }
+        false
+    }
+
     /// The state after `operation`, or `None` if the model forbids it here.
     fn apply(&mut self, state: ValueId, operation: u32) -> Option<ValueId> {
+        if self.cuts_off_its_readers(operation) {
+            return None;
+        }
         match self.effects[operation as usize] {
             Effect::Set(value) => Some(value),
             Effect::Delete => Some(ValueId::MISSING),
             Effect::Append(suffix) => Some(self.values.append(state, operation, suffix)),
-            Effect::Read(expected) => (state == expected).then_some(state),
+            Effect::Read { expected, .. } => (state == expected).then_some(state),
         }
     }
+
+    /// A sound lookahead: the return entry of a completed `Get` that can no
+    /// longer read what it read from `state`, if the next entries show one.
+    ///
+    /// Every operation linearized before a `Get` has its call entry before the
+    /// `Get`'s return entry (else the `Get` completed before it was invoked).
+    /// So a `Get` that read `w` reads the value left by the last overwrite
+    /// before it, grown by appends; that overwrite is either already
+    /// linearized (the value is `state`) or a `Put` called before the `Get`'s
+    /// return entry, or a `Delete`. And `state` is out of the question for a
+    /// `Get` invoked after some overwrite not yet linearized completed: that
+    /// overwrite must come between. Hence the `Get` can still succeed only if
+    /// appends alone can turn one of the remaining candidates into `w`. The
+    /// scan stops at the first `Delete` (after which missing, so any value, is
+    /// a candidate) and after a bounded number of entries.
+    fn unsatisfiable_read(&mut self, state: ValueId) -> Option<u32> {
+        /// How far to look, so a node costs a bounded amount of work.
+        const LOOKAHEAD_ENTRIES: usize = 128;
+        const MAX_PUTS: usize = 32;
+        if self.pruning != Pruning::Full {
+            return None;
+        }
+        let mut puts = [ValueId::MISSING; MAX_PUTS];
+        let mut put_count = 0;
+        // The completion time of the first overwrite met that is not yet
+        // linearized: entries are in time order, so the earliest.
+        let mut overwrite_completed_at: Option<u64> = None;
+        let mut entry = self.entries[HEAD as usize].next;
+        for _ in 0..LOOKAHEAD_ENTRIES {
+            if entry == NONE {
+                return None;
+            }
+            let current = self.entries[entry as usize];
+            let operation = current.operation as usize;
+            match (current.is_return, self.effects[operation]) {
+                (false, Effect::Delete) => return None,
+                (false, Effect::Set(value)) => {
+                    if put_count == MAX_PUTS {
+                        return None;
+                    }
+                    puts[put_count] = value;
+                    put_count += 1;
+                }
+                (true, Effect::Set(_)) => {
+                    overwrite_completed_at =
+                        overwrite_completed_at.or(self.completed_at[operation]);
+                }
+                (true, Effect::Read { bytes, .. }) => {
+                    let state_is_candidate = overwrite_completed_at
+                        .is_none_or(|completed_at| self.invoked_at[operation] <= completed_at);
+                    let reachable = (state_is_candidate
+                        && self.can_grow_into(state, current.operation, bytes))
+                        || puts[..put_count]
+                            .iter()
+                            .any(|&put| self.can_grow_into(put, current.operation, bytes));
+                    if !reachable {
+                        return Some(entry);
+                    }
+                }
+                _ => {}
+            }
+            entry = current.next;
+        }
+        None
+    }
+
+    /// [`Values::can_grow_into`] for the value read by `operation`, memoized:
+    /// the same state meets the same reads at many nodes.
+    fn can_grow_into(&mut self, base: ValueId, operation: u32, target: Option<&[u8]>) -> bool {
+        let hash = mix(base.as_u64() ^ (u64::from(operation) << 32));
+        if let Some(&(_, _, _, answer)) =
+            self.growth
+                .find(hash, |&(_, known_base, known_operation, _)| {
+                    known_base == base && known_operation == operation
+                })
+        {
+            return answer;
+        }
+        let answer = self.values.can_grow_into(base, target);
+        self.growth
+            .insert_unique(hash, (hash, base, operation, answer), |&(hash, ..)| hash);
+        answer
+    }
+
+    /// Where the scan of a node starts: straight at a dead end that the
+    /// lookahead found (met in the last phase, it backtracks), or at a `Get`
+    /// that reads `state` (the only candidate worth trying), or at the head.
+    ///
+    /// Reads go first and alone: if any linearization continues from here, one
+    /// continues with a candidate `Get` that reads the current state. Move that
+    /// `Get` to the front: it reads the same value, nothing else sees a
+    /// different state, and no real-time order breaks, since no operation
+    /// still to linearize completed before a candidate was invoked. (If that
+    /// leaves an unknown operation directly before an overwrite, drop it, as
+    /// in the normal form below.)
+    fn start_of_node(&mut self, state: ValueId) -> (u32, Phase) {
+        if let Some(dead_end) = self.unsatisfiable_read(state) {
+            return (dead_end, Phase::Unknown);
+        }
+        let mut entry = self.entries[HEAD as usize].next;
+        while entry != NONE {
+            let current = self.entries[entry as usize];
+            if current.is_return {
+                break;
+            }
+            if let Effect::Read { expected, .. } = self.effects[current.operation as usize] {
+                if expected == state {
+                    return (entry, Phase::Forced);
+                }
+            }
+            entry = current.next;
+        }
+        (self.entries[HEAD as usize].next, Phase::Completed)
+    }
+}
+
+/// For each operation: if it is a write, the latest invocation of a completed
+/// `Get` whose only possible last write is this one.
+///
+/// The last write before a `Get` that read `v` is a `Put` of exactly `v` or an
+/// `Append` of a suffix of `v` (a `Delete` leaves nothing to read). When a
+/// single write of the key qualifies, it is that write.
+fn latest_sole_readers(operations: &[&Operation]) -> Vec<Option<u64>> {
+    // Writers by the bytes a read must equal (puts) or end with (appends):
+    // how many, and the last one.
+    let mut puts: BTreeMap<&[u8], (usize, usize)> = BTreeMap::new();
+    let mut appends: BTreeMap<&[u8], (usize, usize)> = BTreeMap::new();
+    for (index, operation) in operations.iter().enumerate() {
+        let (writers, bytes) = match &operation.kind {
+            OpKind::Put(value) => (&mut puts, value),
+            OpKind::Append(suffix) => (&mut appends, suffix),
+            _ => continue,
+        };
+        let entry = writers.entry(bytes).or_insert((0, index));
+        *entry = (entry.0 + 1, index);
+    }
+    let mut suffix_lengths: Vec<usize> = appends.keys().map(|suffix| suffix.len()).collect();
+    suffix_lengths.sort_unstable();
+    suffix_lengths.dedup();
+
+    let mut latest = alloc::vec![None; operations.len()];
+    for operation in operations {
+        let Some(Some(value)) = operation.value_read() else {
+            continue;
+        };
+        let mut count = 0;
+        let mut writer = 0;
+        if let Some(&(writers, last)) = puts.get(value) {
+            (count, writer) = (writers, last);
+        }
+        for &length in suffix_lengths
+            .iter()
+            .take_while(|&&length| length <= value.len())
+        {
+            if let Some(&(writers, last)) = appends.get(&value[value.len() - length..]) {
+                (count, writer) = (count + writers, last);
+            }
+        }
+        if count == 1 {
+            let slot: &mut Option<u64> = &mut latest[writer];
+            *slot = (*slot).max(Some(operation.invoked_at));
+        }
+    }
+    latest
 }
 
 /// Searches for a linearization of one key's operations, which must all be
 /// completed or be writes, counting each step in `steps` and giving up once
 /// `steps` reaches `max_steps`.
-pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: u64) -> KeyVerdict {
-    let mut search = Search::new(operations);
+pub(super) fn search_key(
+    operations: &[&Operation],
+    pruning: Pruning,
+    steps: &mut u64,
+    max_steps: u64,
+) -> KeyVerdict {
+    let mut search = Search::new(operations, pruning);
     let mut remaining_completed = search.is_completed.iter().filter(|&&done| done).count();
     let mut remaining_unknown = operations.len() - remaining_completed;
     if remaining_completed == 0 {
@@ -237,8 +503,7 @@ pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: 
     let mut best_blocked = NONE;
     let mut best_state = ValueId::MISSING;
 
-    let mut entry = search.entries[HEAD as usize].next;
-    let mut phase = Phase::Completed;
+    let (mut entry, mut phase) = search.start_of_node(state);
     loop {
         if *steps >= max_steps {
             return KeyVerdict::GaveUp;
@@ -251,8 +516,11 @@ pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: 
             let operation = current.operation;
             let completed = search.is_completed[operation as usize];
             let effect = search.effects[operation as usize];
-            let eligible = (completed == (phase == Phase::Completed))
-                && !(after_unknown && effect.is_overwrite());
+            let eligible = match phase {
+                Phase::Forced => true,
+                Phase::Completed => completed,
+                Phase::Unknown => !completed,
+            } && !(after_unknown && effect.is_overwrite());
             if eligible {
                 if let Some(next_state) = search.apply(state, operation) {
                     linearized.insert(operation as usize);
@@ -279,23 +547,27 @@ pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: 
                         } else {
                             remaining_unknown -= 1;
                         }
-                        entry = search.entries[HEAD as usize].next;
-                        phase = Phase::Completed;
+                        (entry, phase) = search.start_of_node(state);
                         continue;
                     }
                     linearized.remove(operation as usize);
                 }
             }
-            entry = current.next;
-            continue;
-        }
-
-        // A return entry: every candidate of this phase was tried.
-        if phase == Phase::Completed && remaining_unknown > 0 {
+            if phase != Phase::Forced {
+                entry = current.next;
+                continue;
+            }
+            // The forced `Get` leads to a configuration already explored: this
+            // node is a dead end too.
+        } else if phase == Phase::Completed && remaining_unknown > 0 {
+            // Every completed candidate was tried: now the unknown ones.
             phase = Phase::Unknown;
             entry = search.entries[HEAD as usize].next;
             continue;
         }
+
+        // A dead end: every candidate was tried, or the lookahead showed that
+        // none can succeed, or the forced read failed.
         if best_blocked == NONE || stack.len() > best.len() {
             best.truncate(shared);
             best.extend(
@@ -307,28 +579,34 @@ pub(super) fn search_key(operations: &[&Operation], steps: &mut u64, max_steps: 
             best_blocked = current.operation;
             best_state = state;
         }
-        let Some(frame) = stack.pop() else {
-            return KeyVerdict::NotLinearizable {
-                prefix: best,
-                blocked: best_blocked,
-                value_after_prefix: search.values.bytes(best_state),
+        // Backtrack, through every node whose only choice was a forced read.
+        loop {
+            let Some(frame) = stack.pop() else {
+                return KeyVerdict::NotLinearizable {
+                    prefix: best,
+                    blocked: best_blocked,
+                    value_after_prefix: search.values.bytes(best_state),
+                };
             };
-        };
-        shared = shared.min(stack.len());
-        let operation = search.entries[frame.call_entry as usize].operation;
-        linearized.remove(operation as usize);
-        search.unlift(frame.call_entry);
-        if search.is_completed[operation as usize] {
-            remaining_completed += 1;
-        } else {
-            remaining_unknown += 1;
+            shared = shared.min(stack.len());
+            let operation = search.entries[frame.call_entry as usize].operation;
+            linearized.remove(operation as usize);
+            search.unlift(frame.call_entry);
+            if search.is_completed[operation as usize] {
+                remaining_completed += 1;
+            } else {
+                remaining_unknown += 1;
+            }
+            state = frame.previous_state;
+            after_unknown = stack.last().is_some_and(|below| {
+                let below_operation = search.entries[below.call_entry as usize].operation;
+                !search.is_completed[below_operation as usize]
+            });
+            if frame.phase != Phase::Forced {
+                entry = search.entries[frame.call_entry as usize].next;
+                phase = frame.phase;
+                break;
+            }
         }
-        state = frame.previous_state;
-        after_unknown = stack.last().is_some_and(|below| {
-            let below_operation = search.entries[below.call_entry as usize].operation;
-            !search.is_completed[below_operation as usize]
-        });
-        entry = search.entries[frame.call_entry as usize].next;
-        phase = frame.phase;
     }
 }

@@ -221,6 +221,16 @@ fn hand_written_histories() {
             Ok(&[2, 1]),
         ),
         (
+            "a read invoked as a write completes may precede it",
+            vec![
+                put(1, "x", "a", 0, 10),
+                put(2, "x", "b", 15, 20),
+                get(3, "x", Some("a"), 20, 30),
+                get(4, "x", Some("b"), 31, 40),
+            ],
+            Ok(&[1, 3, 2, 4]),
+        ),
+        (
             "three concurrent appends, one order explains the read",
             vec![
                 append(1, "x", "a", 0, 100),
@@ -512,25 +522,27 @@ fn malformed_histories_are_refused_before_any_search() {
     }
 }
 
-/// `count` appends all concurrent, then a read that no order explains: the
-/// search must try every order (up to the memo) before it can say no.
-fn hopeless_appends(count: u64) -> Vec<Operation> {
-    let suffixes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+/// `count` puts all concurrent, then two reads after them all that disagree:
+/// the search must try every subset of puts (up to the memo) before it can
+/// say no.
+fn hopeless_puts(count: u64) -> Vec<Operation> {
+    let values = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
     let mut operations: Vec<Operation> = (0..count)
-        .map(|id| append(id, "x", suffixes[id as usize], 0, 100))
+        .map(|id| put(id, "x", values[id as usize], 0, 100))
         .collect();
-    operations.push(get(count, "x", Some("z"), 200, 300));
+    operations.push(get(count, "x", Some("a"), 200, 300));
+    operations.push(get(count + 1, "x", Some("b"), 200, 300));
     operations
 }
 
 #[test]
 fn a_small_budget_gives_up_explicitly() {
-    let result = check_linearizable(&hopeless_appends(12), Budget::steps(10_000));
+    let result = check_linearizable(&hopeless_puts(12), Budget::steps(10_000));
     let Err(CheckError::GaveUp(gave_up)) = result else {
         panic!("expected to give up, got {result:?}");
     };
     assert_eq!(gave_up.key, b"x");
-    assert_eq!(gave_up.operations_on_key, 13);
+    assert_eq!(gave_up.operations_on_key, 14);
     assert_eq!(gave_up.steps, 10_000);
     assert!(
         gave_up
@@ -541,7 +553,7 @@ fn a_small_budget_gives_up_explicitly() {
 
 #[test]
 fn the_memo_makes_exhaustive_searches_finish() {
-    let result = check_linearizable(&hopeless_appends(7), Budget::UNLIMITED);
+    let result = check_linearizable(&hopeless_puts(12), Budget::UNLIMITED);
     assert!(
         matches!(result, Err(CheckError::NotLinearizable(_))),
         "{result:?}"

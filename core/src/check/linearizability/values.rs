@@ -165,6 +165,21 @@ impl<'a> Values<'a> {
         id
     }
 
+    /// True if appends alone can turn `base` into `target` (`None`: missing):
+    /// `base` is missing (appends start from empty), or both are present and
+    /// `target` starts with `base`. An over-approximation when `base` is
+    /// missing, exact otherwise.
+    pub(super) fn can_grow_into(&self, base: ValueId, target: Option<&[u8]>) -> bool {
+        match target {
+            _ if base == ValueId::MISSING => true,
+            None => false,
+            Some(target) => {
+                let len = self.nodes[base.0 as usize].len;
+                target.len() >= len && content_equals(&self.nodes, base, &target[..len])
+            }
+        }
+    }
+
     /// The bytes of a value, `None` if missing.
     pub(super) fn bytes(&self, id: ValueId) -> Option<Vec<u8>> {
         if id == ValueId::MISSING {
@@ -260,5 +275,22 @@ mod tests {
         assert_eq!(values.bytes(ValueId::MISSING), None);
         // Memoized transitions return the same ids.
         assert_eq!(values.append(ab, 5, b"c"), abc);
+
+        let cases: [(ValueId, Option<&[u8]>, bool); 7] = [
+            (ValueId::MISSING, None, true),
+            (ValueId::MISSING, Some(b"xyz"), true),
+            (empty, None, false),
+            (empty, Some(b"xyz"), true),
+            (abc, Some(b"abcd"), true),
+            (abc, Some(b"abc"), true),
+            (abc, Some(b"abd"), false),
+        ];
+        for (base, target, expected) in cases {
+            assert_eq!(
+                values.can_grow_into(base, target),
+                expected,
+                "{base:?} -> {target:?}"
+            );
+        }
     }
 }
