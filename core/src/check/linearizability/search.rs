@@ -11,10 +11,23 @@
 //! backtracks. A configuration (linearized set, state) met twice is skipped
 //! the second time, which is what makes the search practical.
 //!
-//! A lookahead ([`Search::unsatisfiable_read`]) abandons a branch as soon as a
-//! pending read rules it out, instead of after trying every order of the
-//! writes concurrent with that read: without it, a key written by many
-//! clients at once costs a factorial number of steps.
+//! On a key written by many clients at once, plain WGL tries every order of
+//! the concurrent writes before a read rules them out. Three sound reductions
+//! keep that in check:
+//!
+//! - a `Get` that reads the current state is linearized at once and alone
+//!   (see [`Search::start_of_node`]);
+//! - a lookahead abandons a branch as soon as a pending read can no longer be
+//!   satisfied ([`Search::unsatisfiable_read`]);
+//! - a write is not linearized while a write that must come after it would
+//!   hide it from a read that only it can explain
+//!   ([`Search::cuts_off_its_readers`]).
+//!
+//! The last two can blame a write rather than the read a person would blame,
+//! so a violation's report comes from a second search without them
+//! ([`Pruning::ForReport`]). With all of them, a key with up to about eight
+//! clients whose operations overlap heavily checks in linear time; beyond a
+//! dozen such clients on a single key the search can exhaust its budget.
 //!
 //! Operations with an unknown outcome have no return entry: they may take
 //! effect at any moment after their call, or never, so the search succeeds as
