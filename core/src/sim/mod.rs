@@ -648,8 +648,23 @@ impl Sim {
     pub fn propose(&mut self, id: NodeId, command: Bytes) -> Result<(LogIndex, u64), SimError> {
         self.up_node(id)?;
         self.hash.write(b"propose").write_u64(id).write(&command);
-        let result = self.feed_raw_proposal(id, command)?;
-        Ok(result)
+        let appended = self.feed_raw_proposals(id, alloc::vec![command])?;
+        Ok(appended[0])
+    }
+
+    /// Proposes several raw commands at node `id` in one batch (they share
+    /// disk writes and AppendEntries). Returns each one's index and term.
+    pub fn propose_many(
+        &mut self,
+        id: NodeId,
+        commands: Vec<Bytes>,
+    ) -> Result<Vec<(LogIndex, u64)>, SimError> {
+        self.up_node(id)?;
+        self.hash.write(b"propose-many").write_u64(id);
+        for command in &commands {
+            self.hash.write(command);
+        }
+        self.feed_raw_proposals(id, commands)
     }
 
     fn up_node(&self, id: NodeId) -> Result<&Replica, SimError> {
