@@ -837,6 +837,21 @@ impl Sim {
             .map(|r| r.node().id())
     }
 
+    /// Whether the cluster has settled: a leader that committed an entry of
+    /// its term and everything in its log, and every up replica has applied
+    /// all of it.
+    pub fn is_converged(&self) -> bool {
+        let Some(leader) = self.leader().and_then(|id| self.replica(id)) else {
+            return false;
+        };
+        let log = leader.node().log();
+        if log.term_at(log.commit()) != Some(leader.node().term()) {
+            return false;
+        }
+        let last = log.last_index();
+        log.commit() == last && self.replicas().all(|r| r.node().log().applied() == last)
+    }
+
     /// Up nodes that believe they lead, with their terms.
     pub fn leaders(&self) -> Vec<(NodeId, u64)> {
         self.replicas()
@@ -935,8 +950,8 @@ impl Sim {
 
 /// Checks the client history: linearizable (per key, unknown outcomes
 /// allowed to take effect or not), and every acknowledged append present
-/// exactly once in the final state (read from the first up replica; call it
-/// once the replicas have converged).
+/// exactly once in the final state (read from the replica that applied the
+/// most; call it once the cluster has converged, see [`Sim::is_converged`]).
 pub fn check_history(sim: &Sim) -> Vec<String> {
     let mut failures = Vec::new();
     let operations = sim.check_operations();
@@ -947,7 +962,7 @@ pub fn check_history(sim: &Sim) -> Vec<String> {
         }
         Err(error) => failures.push(format!("linearizability: {error}")),
     }
-    if let Some(replica) = sim.replicas().next() {
+    if let Some(replica) = sim.replicas().max_by_key(|r| r.node().log().applied()) {
         let final_values = replica
             .store()
             .iter()
