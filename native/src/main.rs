@@ -12,8 +12,12 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_node = matches!(cli.command, Command::Server(_) | Command::Demo(_));
-    // Servers log at info by default, client commands only warnings.
+    let is_node = matches!(
+        cli.command,
+        Command::Server(_) | Command::Demo(_) | Command::Certs(_)
+    );
+    // Servers log at info by default, client commands only warnings; their
+    // failures exit 1, a client-side failure exits 2.
     let default_filter = if is_node { "info" } else { "warn" };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
