@@ -40,11 +40,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
         cli::certs(args)?;
         return Ok(0);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime(&command).context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let code = match command {
             Command::Certs(_) => 0,
@@ -88,4 +84,34 @@ fn run(command: Command) -> anyhow::Result<u8> {
         };
         Ok(code)
     })
+}
+
+/// The async runtime for `command`.
+///
+/// A server runs on one thread (its storage worker has a thread of its
+/// own): on a small machine shared by several nodes, waking tasks across
+/// worker threads cost more than it gained (measured with `bench`, see
+/// docs/BENCHMARKS.md). Client commands and `bench` use two worker threads.
+/// `DISTRIBKV_WORKER_THREADS` overrides both (1 selects the single-threaded
+/// runtime).
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let default = match command {
+        Command::Server(_) => 1,
+        _ => 2,
+    };
+    let threads = std::env::var("DISTRIBKV_WORKER_THREADS")
+        .ok()
+        .and_then(|text| text.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default);
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }
