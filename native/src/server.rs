@@ -108,6 +108,9 @@ pub struct ServerConfig {
     pub certs_dir: PathBuf,
     /// Take a snapshot every this many applied entries (0: never).
     pub snapshot_every: u64,
+    /// Serve reads from a leader lease (see `Config::lease_reads` in the
+    /// core) instead of a ReadIndex round.
+    pub lease_reads: bool,
     /// Raft timing.
     pub timing: Timing,
     /// Storage tuning.
@@ -214,6 +217,7 @@ pub async fn run(
     replica_config.raft.heartbeat_interval = config.timing.heartbeat_ms;
     replica_config.raft.election_timeout_min = config.timing.election_min_ms;
     replica_config.raft.election_timeout_max = config.timing.election_max_ms;
+    replica_config.raft.lease_reads = config.lease_reads;
     replica_config.snapshot_every = config.snapshot_every;
     let seed = crate::transport::random_u64();
     let replica = Replica::restart(replica_config, seed, clock.now(), persisted)?;

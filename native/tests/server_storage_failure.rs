@@ -20,6 +20,7 @@ fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ServerConf
         data_dir: dir.join("data"),
         certs_dir: dir.join("certs"),
         snapshot_every: 0,
+        lease_reads: false,
         timing: Timing {
             heartbeat_ms: 20,
             election_min_ms: 100,
