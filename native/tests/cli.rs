@@ -344,3 +344,52 @@ fn certs_keeps_the_default_hosts_and_adds_the_given_ones() {
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("already exists"));
 }
+
+#[test]
+fn demo_prints_working_commands_and_stops_cleanly_on_sigint() {
+    let _serial = serialize();
+    let mut demo = Command::new(BINARY)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(demo.stdout.take().unwrap()));
+    let mut put = None;
+    let mut folder = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("folder: ") {
+            folder = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if line.trim_start().contains(" put ") {
+            put = Some(line.trim().to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let put: Vec<String> = put
+        .expect("a put command")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let started = Instant::now();
+    loop {
+        let output = Command::new(&put[0]).args(&put[1..]).output().unwrap();
+        if output.status.success() {
+            assert_eq!(stdout(&output), "OK\n");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{output:?}");
+    }
+    signal(demo.id(), "INT");
+    assert_eq!(
+        wait_exit(&mut demo, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    assert!(
+        !std::path::Path::new(&folder.unwrap()).exists(),
+        "the folder is removed"
+    );
+}

@@ -64,7 +64,9 @@ pub struct CertsArgs {
 /// Where the cluster is and how to authenticate to it.
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
-    /// Addresses of the cluster's nodes, HOST:PORT, comma-separated.
+    /// Addresses of the cluster's nodes, HOST:PORT, comma-separated, in id
+    /// order (the same list as the servers' --peers), so that a node's
+    /// "the leader is node N" hint points at the right address.
     #[arg(long, value_name = "ADDR,...")]
     pub cluster: String,
     /// Folder with ca-cert.pem, client-cert.pem and client-key.pem.
