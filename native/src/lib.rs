@@ -1,5 +1,17 @@
 //! distribkv-native: the distribKV core driven over QUIC with durable storage.
+//!
+//! - [`server`]: one node: the replica's step loop between the QUIC
+//!   [`transport`] and the durable [`storage`];
+//! - [`kv_client`]: the core's clerk driven over QUIC, for every client command;
+//! - [`cli`]: the command line (its contract is in DESIGN.md);
+//! - [`tls`]: the cluster CA and mutual TLS;
+//! - [`addr`], [`clock`]: address lists and the drivers' clock.
 
+pub mod addr;
+pub mod cli;
+pub mod clock;
+pub mod kv_client;
+pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod transport;

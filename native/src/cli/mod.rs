@@ -1,0 +1,147 @@
+//! The command line: `certs`, `server`, the one-shot commands, `client`,
+//! `status`, `bench` and `demo` (the contract is in DESIGN.md).
+//!
+//! Exit codes: 0 success; 1 a `get` of a missing key, or a server, `certs`
+//! or `demo` that failed; 2 a client-side error (the outcome of a write is
+//! then unknown unless the message says it was refused) and bad arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod server;
+
+/// distribKV: a linearizable key-value store replicated with Raft, over QUIC.
+#[derive(Debug, Parser)]
+#[command(name = "distribkv-native", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a cluster CA and node and client certificates into a folder.
+    Certs(CertsArgs),
+    /// Run one node of a cluster.
+    Server(server::ServerArgs),
+    /// Set KEY to VALUE.
+    Put(KeyValueArgs),
+    /// Print the value of KEY (exit 1, printing nothing, if it is missing).
+    Get(KeyArgs),
+    /// Append VALUE to the value of KEY (a missing key counts as empty).
+    Append(KeyValueArgs),
+    /// Remove KEY.
+    Delete(KeyArgs),
+    /// Read commands from stdin, one per line, and answer each with one line.
+    Client(client::ClientArgs),
+    /// Print the status of every reachable node, one line each.
+    Status(client::StatusArgs),
+    /// Closed-loop load: N concurrent clients for a while, then latency figures.
+    Bench(bench::BenchArgs),
+    /// Start a local 3-node cluster in a temporary folder until interrupted.
+    Demo(demo::DemoArgs),
+}
+
+/// `certs` arguments.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write the certificates into (created if needed; existing
+    /// certificate files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A name or IP address the node certificate is valid for, in addition
+    /// to localhost, 127.0.0.1 and ::1 (repeatable).
+    #[arg(long = "host", value_name = "NAME_OR_IP")]
+    pub hosts: Vec<String>,
+}
+
+/// Where the cluster is and how to authenticate to it.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Addresses of the cluster's nodes, HOST:PORT, comma-separated, in id
+    /// order (the same list as the servers' --peers), so that a node's
+    /// "the leader is node N" hint points at the right address.
+    #[arg(long, value_name = "ADDR,...")]
+    pub cluster: String,
+    /// Folder with ca-cert.pem, client-cert.pem and client-key.pem.
+    #[arg(long, value_name = "DIR")]
+    pub certs: PathBuf,
+}
+
+/// Arguments of `get` and `delete`.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The key.
+    pub key: String,
+}
+
+/// Arguments of `put` and `append`.
+#[derive(Debug, Args)]
+pub struct KeyValueArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad address list.
+    #[error("{0}")]
+    Address(#[from] crate::addr::AddressError),
+    /// Certificates could not be loaded or generated.
+    #[error("{0}")]
+    Certificates(#[from] crate::tls::CertError),
+    /// The client transport could not start.
+    #[error("{0}")]
+    Transport(#[from] crate::transport::ClientError),
+    /// An operation failed.
+    #[error("{0}")]
+    Operation(#[from] crate::kv_client::KvError),
+    /// No node answered.
+    #[error("no node of the cluster answered")]
+    NoNodeReachable,
+    /// Reading stdin or writing stdout failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The server failed.
+    #[error("{0}")]
+    Server(#[from] crate::server::ServerError),
+    /// The demo failed.
+    #[error("{0}")]
+    Demo(String),
+}
+
+/// Runs `certs`: prints where the files went and the cluster id.
+pub fn certs(args: &CertsArgs) -> Result<(), CliError> {
+    let mut hosts: Vec<String> = crate::tls::DEFAULT_NODE_HOSTS
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    for host in &args.hosts {
+        if !hosts.contains(host) {
+            hosts.push(host.clone());
+        }
+    }
+    let generated = crate::tls::generate(&args.out, &hosts)?;
+    println!(
+        "wrote the CA, node and client certificates of cluster {} into {}",
+        generated.cluster_id,
+        args.out.display()
+    );
+    println!("node certificate valid for: {}", hosts.join(", "));
+    Ok(())
+}

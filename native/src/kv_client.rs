@@ -1,0 +1,222 @@
+//! The client side of the key-value service: the core's sans-IO
+//! [`Clerk`] driven over the QUIC [`Client`].
+//!
+//! A [`KvSession`] runs one operation at a time. The clerk decides
+//! everything (which server to ask, when to retry, with which session
+//! sequence number, when to give up); this module only sends its requests,
+//! feeds back the answers, and wakes it at its deadlines. A retried write
+//! keeps its sequence number, so it is applied at most once.
+//!
+//! A transport failure (a server that cannot be reached, a connection lost
+//! with the request in flight) is fed to the clerk as an
+//! [`ServiceError::Unavailable`] answer from that server: the clerk then
+//! tries another server after a short back-off, exactly as when a replica
+//! reports that it cannot serve, and the outcome stays unknown until some
+//! server answers. Certificate problems are not retried: they would fail
+//! the same way everywhere.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use distribkv_core::kv::{
+    Clerk, ClerkConfig, ClerkError, ClerkOutput, ClientRequest, ClientResponse, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES, Operation, RequestBody, ServiceError,
+};
+use distribkv_core::raft::NodeId;
+
+use crate::clock::Clock;
+use crate::tls::CertSet;
+use crate::transport::{Client, ClientError, ClientSettings, ServerAddress};
+
+/// The QUIC client of the key-value protocol.
+pub type KvTransport = Client<ClientRequest, ClientResponse>;
+
+/// Timing of a session's clerk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTiming {
+    /// Wait this long for an answer before asking another server, ms.
+    pub attempt_timeout_ms: u64,
+    /// Pause before retrying when no leader is known, ms.
+    pub retry_backoff_ms: u64,
+    /// Give up (outcome unknown) after this long, ms.
+    pub give_up_after_ms: u64,
+}
+
+impl Default for SessionTiming {
+    /// 1 s per attempt (an election takes 0.5–1 s), 25 ms back-off, give up after 15 s.
+    fn default() -> Self {
+        SessionTiming {
+            attempt_timeout_ms: 1000,
+            retry_backoff_ms: 25,
+            give_up_after_ms: 15_000,
+        }
+    }
+}
+
+/// How an operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KvError {
+    /// Refused before sending: the key or value is over the limit.
+    #[error("{0}")]
+    Invalid(ServiceError),
+    /// The cluster refused the operation; it certainly did not take effect.
+    #[error("refused: {0}")]
+    Refused(ServiceError),
+    /// The outcome is unknown: the operation may or may not have taken effect.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The certificates do not let this client talk to the cluster.
+    #[error("{0}")]
+    Certificates(ClientError),
+}
+
+/// Connects to the cluster: a QUIC client of `servers` with the client
+/// certificate of `certs`. Connections are opened lazily, one per server.
+pub fn connect(servers: Vec<ServerAddress>, certs: &CertSet) -> Result<KvTransport, ClientError> {
+    let settings = ClientSettings {
+        // The clerk times attempts out itself; this only bounds a stuck one.
+        request_timeout: Duration::from_secs(60),
+        ..ClientSettings::default()
+    };
+    Client::new(servers, certs, settings)
+}
+
+/// Checks the size limits the servers enforce, so an oversized key or value
+/// is refused before it is sent.
+pub fn validate(operation: &Operation) -> Result<(), KvError> {
+    operation
+        .validate(MAX_KEY_BYTES, MAX_VALUE_BYTES)
+        .map_err(KvError::Invalid)
+}
+
+type Pending =
+    Pin<Box<dyn Future<Output = (NodeId, u64, Result<ClientResponse, ClientError>)> + Send>>;
+
+/// One client session: a clerk and the transport it talks through.
+#[derive(Debug)]
+pub struct KvSession {
+    transport: Arc<KvTransport>,
+    clerk: Clerk,
+    clock: Clock,
+}
+
+impl KvSession {
+    /// A session over `transport` (shared by many sessions) whose clerk
+    /// uses `timing`; `seed` picks the first server to try.
+    pub fn new(transport: Arc<KvTransport>, timing: SessionTiming, seed: u64) -> KvSession {
+        let servers = (1..=transport.servers().len() as NodeId).collect();
+        let config = ClerkConfig {
+            servers,
+            attempt_timeout: timing.attempt_timeout_ms,
+            retry_backoff: timing.retry_backoff_ms,
+            give_up_after: Some(timing.give_up_after_ms),
+        };
+        KvSession {
+            transport,
+            clerk: Clerk::new(config, seed),
+            clock: Clock::start(),
+        }
+    }
+
+    /// Runs `operation` to its end: `Ok(value)` (a get's value, `None` for a
+    /// missing key and for writes) or why it failed.
+    pub async fn execute(&mut self, operation: Operation) -> Result<Option<Bytes>, KvError> {
+        validate(&operation)?;
+        // Invariant: `execute` takes `&mut self` and runs each operation to
+        // its end, so the clerk is never busy here.
+        self.clerk
+            .start(self.clock.now(), operation)
+            .expect("one operation at a time");
+        let mut pending: Option<Pending> = None;
+        loop {
+            while let Some(output) = self.clerk.poll_output() {
+                match output {
+                    ClerkOutput::Send { to, request } => {
+                        // A new attempt replaces the previous one: the clerk
+                        // ignores answers to older request ids anyway.
+                        let transport = self.transport.clone();
+                        let id = request.id;
+                        pending = Some(Box::pin(async move {
+                            let index = (to - 1) as usize;
+                            (to, id, transport.request_to(index, request).await)
+                        }));
+                    }
+                    ClerkOutput::Done(Ok(value)) => return Ok(value),
+                    ClerkOutput::Done(Err(ClerkError::Refused(error))) => {
+                        return Err(KvError::Refused(error));
+                    }
+                    ClerkOutput::Done(Err(ClerkError::Unknown(why))) => {
+                        return Err(KvError::Unknown(why));
+                    }
+                }
+            }
+            let deadline = self.clock.deadline(self.clerk.poll_timeout());
+            tokio::select! {
+                (from, id, answer) = wait(&mut pending) => {
+                    pending = None;
+                    let response = match answer {
+                        Ok(response) => response,
+                        Err(error @ (ClientError::CertificateRefused { .. }
+                        | ClientError::ServerNotTrusted { .. }
+                        | ClientError::Certificates(_)
+                        | ClientError::Bind(_))) => {
+                            return Err(KvError::Certificates(error));
+                        }
+                        Err(error) => ClientResponse {
+                            id,
+                            result: Err(ServiceError::Unavailable(error.to_string())),
+                        },
+                    };
+                    self.clerk.handle_response(self.clock.now(), from, response);
+                }
+                () = sleep_until(deadline) => {
+                    self.clerk.handle_timeout(self.clock.now());
+                }
+            }
+        }
+    }
+}
+
+/// Asks server `index` (0-based) for its status.
+pub async fn node_status(
+    transport: &KvTransport,
+    index: usize,
+) -> Result<distribkv_core::kv::NodeStatus, String> {
+    let request = ClientRequest {
+        id: 1,
+        body: RequestBody::Status,
+    };
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), transport.request_to(index, request)).await;
+    match answer {
+        Err(_) => Err("no answer within 5 s".into()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Ok(ClientResponse {
+            result: Ok(distribkv_core::kv::Reply::Status(status)),
+            ..
+        })) => Ok(status),
+        Ok(Ok(ClientResponse {
+            result: Err(error), ..
+        })) => Err(error.to_string()),
+        Ok(Ok(other)) => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Waits for the pending request, or forever without one.
+async fn wait(pending: &mut Option<Pending>) -> (NodeId, u64, Result<ClientResponse, ClientError>) {
+    match pending {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
