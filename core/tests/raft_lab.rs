@@ -35,7 +35,10 @@ fn initial_election_3a() {
         // No failure: no new election.
         lab.sleep(2 * ELECTION_TIMEOUT);
         let term2 = lab.check_terms();
-        assert_eq!(term1, term2, "term changed even though there were no failures");
+        assert_eq!(
+            term1, term2,
+            "term changed even though there were no failures"
+        );
         lab.check_one_leader();
     });
 }
@@ -82,7 +85,9 @@ fn many_elections_3a() {
             }
             // Either the old leader still leads the majority, or the four
             // remaining elect one within a second of the quorum being up.
-            let (_, took) = lab.wait_for_leader(1000).expect("a leader within 1 s of a quorum being up");
+            let (_, took) = lab
+                .wait_for_leader(1000)
+                .expect("a leader within 1 s of a quorum being up");
             assert!(took <= 1000);
             lab.check_one_leader();
             for &id in &out {
@@ -125,7 +130,10 @@ fn rpc_bytes_3b() {
         }
         let used = lab.bytes_sent() - before;
         let limit = 3 * sent + 50_000;
-        assert!(used <= limit, "too many RPC bytes: {used} for {sent} bytes of commands (limit {limit})");
+        assert!(
+            used <= limit,
+            "too many RPC bytes: {used} for {sent} bytes of commands (limit {limit})"
+        );
     });
 }
 
@@ -142,7 +150,9 @@ fn follower_failure_3b() {
         let leader2 = lab.check_one_leader();
         lab.disconnect(leader2 % 3 + 1);
         lab.disconnect((leader2 + 1) % 3 + 1);
-        let (index, _) = lab.start(leader2, cmd(104)).expect("leader accepts the command");
+        let (index, _) = lab
+            .start(leader2, cmd(104))
+            .expect("leader accepts the command");
         lab.sleep(2 * ELECTION_TIMEOUT);
         let (count, _) = lab.n_committed(index);
         assert_eq!(count, 0, "{count} committed but no majority");
@@ -168,7 +178,11 @@ fn leader_failure_3b() {
         let last = lab.sim.checker().committed_index();
         for index in 1..=last + 2 {
             let (_, value) = lab.n_committed(index);
-            assert_ne!(value, Some(common::digest(&cmd(104))), "104 committed without a majority");
+            assert_ne!(
+                value,
+                Some(common::digest(&cmd(104))),
+                "104 committed without a majority"
+            );
         }
     });
 }
@@ -225,9 +239,14 @@ fn concurrent_starts_3b() {
             started.push((index, term, value));
         }
         let term = started[0].1;
-        assert!(started.iter().all(|&(_, t, _)| t == term), "one term for all five");
+        assert!(
+            started.iter().all(|&(_, t, _)| t == term),
+            "one term for all five"
+        );
         for (index, _, value) in started {
-            let digest = lab.wait(index, 3, Some(term)).expect("no term change in a quiet cluster");
+            let digest = lab
+                .wait(index, 3, Some(term))
+                .expect("no term change in a quiet cluster");
             assert_eq!(digest, common::digest(&cmd(100 + value)));
         }
     });
@@ -324,7 +343,10 @@ fn count_3b() {
         let mut lab = Lab::new(3, seed, true);
         let (leader, _) = lab.wait_for_leader(5_000).expect("a leader");
         let election = lab.rpc_count();
-        assert!(election <= 30, "too many RPCs ({election}) to elect an initial leader");
+        assert!(
+            election <= 30,
+            "too many RPCs ({election}) to elect an initial leader"
+        );
         // Agreement on a few commands costs a few RPCs each.
         lab.sleep(100);
         let before = lab.rpc_count();
@@ -333,9 +355,13 @@ fn count_3b() {
             let (index, t) = lab.start(leader, cmd(value)).expect("leader");
             assert_eq!((index, t), (start_index + value - 1, term));
         }
-        lab.wait(start_index + 9, 3, Some(term)).expect("quiet cluster");
+        lab.wait(start_index + 9, 3, Some(term))
+            .expect("quiet cluster");
         let used = lab.rpc_count() - before;
-        assert!(used <= (10 + 1 + 3) * 3, "too many RPCs ({used}) for 10 entries");
+        assert!(
+            used <= (10 + 1 + 3) * 3,
+            "too many RPCs ({used}) for 10 entries"
+        );
         // Idle: heartbeats only.
         lab.sleep(ELECTION_TIMEOUT);
         let before = lab.rpc_count();
@@ -567,7 +593,9 @@ fn churn(seed: u64, reliable: bool) {
             600..800 => lab.restart(target),
             _ => {}
         }
-        let down = (1..=n as NodeId).filter(|&id| !lab.is_up(id) || !lab.is_connected(id)).count();
+        let down = (1..=n as NodeId)
+            .filter(|&id| !lab.is_up(id) || !lab.is_connected(id))
+            .count();
         if down > n / 2 {
             for id in 1..=n as NodeId {
                 lab.restart(id);
@@ -644,7 +672,10 @@ fn snap_common(seed: u64, disconnect: bool, reliable: bool, crash: bool) {
         }
         lab.one_random(2, true);
         let log_len = lab.sim.replica(sender).map_or(0, |r| r.node().log().len());
-        assert!(log_len <= 40, "log of {log_len} entries: snapshots are not trimming it");
+        assert!(
+            log_len <= 40,
+            "log of {log_len} entries: snapshots are not trimming it"
+        );
         if disconnect {
             lab.connect(victim);
             lab.one_random(3, true);
@@ -657,8 +688,14 @@ fn snap_common(seed: u64, disconnect: bool, reliable: bool, crash: bool) {
         }
     }
     if disconnect || crash {
-        let installed: u64 = (1..=3).filter_map(|id| lab.sim.replica(id)).map(|r| r.node().stats().snapshots_installed).sum();
-        assert!(installed > 0 || crash, "a lagging follower should have been sent a snapshot");
+        let installed: u64 = (1..=3)
+            .filter_map(|id| lab.sim.replica(id))
+            .map(|r| r.node().stats().snapshots_installed)
+            .sum();
+        assert!(
+            installed > 0 || crash,
+            "a lagging follower should have been sent a snapshot"
+        );
     }
 }
 
@@ -704,7 +741,10 @@ fn snapshot_all_crash_3d() {
                 lab.restart(id);
             }
             let index2 = lab.one_random(3, true);
-            assert!(index2 > index1, "index decreased from {index1} to {index2} across a crash of all servers");
+            assert!(
+                index2 > index1,
+                "index decreased from {index1} to {index2} across a crash of all servers"
+            );
         }
     });
 }
@@ -733,9 +773,16 @@ fn snapshot_init_3d() {
         }
         lab.one_random(3, true);
         for id in 1..=3 {
-            let snapshot = lab.sim.replica(id).map_or(0, |r| r.node().log().snapshot().index);
+            let snapshot = lab
+                .sim
+                .replica(id)
+                .map_or(0, |r| r.node().log().snapshot().index);
             assert!(snapshot > 0, "server {id} restarted without its snapshot");
-            assert!(lab.sim.replica(id).is_some_and(|r| r.node().role() != RoleKind::Learner));
+            assert!(
+                lab.sim
+                    .replica(id)
+                    .is_some_and(|r| r.node().role() != RoleKind::Learner)
+            );
         }
     });
 }

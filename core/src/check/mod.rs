@@ -1,1 +1,19 @@
 //! Checkers over client histories.
+//!
+//! - [`history`]: the [`Operation`]s every part of distribKV records (the
+//!   simulator, the browser, the native fault tests), and a [`History`]
+//!   builder for recorders.
+//! - [`linearizability`]: [`check_linearizable`], which decides whether a
+//!   history is linearizable with respect to the sequential key-value model.
+//! - [`appends`]: [`check_appends`], the exactly-once check for workloads that
+//!   append unique tokens, against the final values read after healing.
+
+pub mod appends;
+pub mod history;
+pub mod linearizability;
+
+pub use appends::{AppendCheckError, AppendCheckOptions, AppendViolation, check_appends};
+pub use history::{DisplayBytes, DisplayValue, History, OpKind, Operation, Outcome, SettleError};
+pub use linearizability::{
+    Budget, CheckError, GaveUp, Linearizable, MalformedHistory, Violation, check_linearizable,
+};

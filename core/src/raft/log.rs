@@ -174,14 +174,15 @@ impl RaftLog {
 
     /// Largest index `j <= index` whose term is `<= term`, and that term:
     /// the probe position for fast back-off (etcd's `findConflictByTerm`).
-    /// Stops at the snapshot, whose term is known.
-    pub fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> (LogIndex, Term) {
+    /// `None` when the answer lies in the compacted prefix, where terms are
+    /// no longer known.
+    pub fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> Option<(LogIndex, Term)> {
         let mut index = index.min(self.last_index());
         loop {
             match self.term_at(index) {
-                Some(t) if t > term && index > self.snapshot.index => index -= 1,
-                Some(t) => return (index, t),
-                None => return (self.snapshot.index, self.snapshot.term),
+                Some(t) if t <= term => return Some((index, t)),
+                Some(_) if index > self.snapshot.index => index -= 1,
+                _ => return None,
             }
         }
     }
@@ -319,12 +320,23 @@ mod tests {
         for ((index, term), expected) in cases {
             assert_eq!(
                 log.find_conflict_by_term(index, term),
-                expected,
+                Some(expected),
                 "({index}, {term})"
             );
         }
         let compacted = log_with_terms((5, 4), &[5, 5, 6]);
-        assert_eq!(compacted.find_conflict_by_term(8, 2), (5, 4));
+        assert_eq!(compacted.find_conflict_by_term(8, 5), Some((7, 5)));
+        assert_eq!(compacted.find_conflict_by_term(8, 4), Some((5, 4)));
+        assert_eq!(
+            compacted.find_conflict_by_term(8, 2),
+            None,
+            "below the snapshot: unknown"
+        );
+        assert_eq!(
+            compacted.find_conflict_by_term(3, 9),
+            None,
+            "inside the compacted prefix"
+        );
     }
 
     #[test]

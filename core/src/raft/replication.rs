@@ -150,9 +150,11 @@ impl Node {
                 .matches(request.prev_log_index, request.prev_log_term)
         {
             // §5.3: reject, with a hint that lets the leader skip whole terms.
+            let snapshot = self.log.snapshot();
             let (index, term) = self
                 .log
-                .find_conflict_by_term(request.prev_log_index.min(last), request.prev_log_term);
+                .find_conflict_by_term(request.prev_log_index.min(last), request.prev_log_term)
+                .unwrap_or((snapshot.index, snapshot.term));
             self.send(
                 from,
                 Message::AppendEntriesResponse(AppendEntriesResponse {
@@ -268,7 +270,12 @@ impl Node {
             self.mark_append(from);
         } else {
             let probe_next = match response.conflict {
-                Some(hint) => self.log.find_conflict_by_term(hint.index, hint.term).0 + 1,
+                Some(hint) => match self.log.find_conflict_by_term(hint.index, hint.term) {
+                    Some((index, _)) => index + 1,
+                    // The match point is in our compacted prefix: probe below
+                    // the snapshot, which sends the snapshot.
+                    None => (hint.index + 1).min(self.log.snapshot().index),
+                },
                 None => response.index,
             };
             let Role::Leader(leader) = &mut self.role else {

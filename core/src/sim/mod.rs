@@ -42,6 +42,7 @@ pub use history::{HistoryEntry, OpStatus, Workload};
 pub use invariants::SafetyChecker;
 pub use network::{Endpoint, Network, NetworkConfig};
 
+use crate::check;
 use crate::hash::Fnv;
 use crate::kv::{
     Clerk, ClerkConfig, ClientRequest, ClientResponse, Operation, Replica, ReplicaConfig,
@@ -648,8 +649,23 @@ impl Sim {
     pub fn propose(&mut self, id: NodeId, command: Bytes) -> Result<(LogIndex, u64), SimError> {
         self.up_node(id)?;
         self.hash.write(b"propose").write_u64(id).write(&command);
-        let result = self.feed_raw_proposal(id, command)?;
-        Ok(result)
+        let appended = self.feed_raw_proposals(id, alloc::vec![command])?;
+        Ok(appended[0])
+    }
+
+    /// Proposes several raw commands at node `id` in one batch (they share
+    /// disk writes and AppendEntries). Returns each one's index and term.
+    pub fn propose_many(
+        &mut self,
+        id: NodeId,
+        commands: Vec<Bytes>,
+    ) -> Result<Vec<(LogIndex, u64)>, SimError> {
+        self.up_node(id)?;
+        self.hash.write(b"propose-many").write_u64(id);
+        for command in &commands {
+            self.hash.write(command);
+        }
+        self.feed_raw_proposals(id, commands)
     }
 
     fn up_node(&self, id: NodeId) -> Result<&Replica, SimError> {
@@ -821,6 +837,21 @@ impl Sim {
             .map(|r| r.node().id())
     }
 
+    /// Whether the cluster has settled: a leader that committed an entry of
+    /// its term and everything in its log, and every up replica has applied
+    /// all of it.
+    pub fn is_converged(&self) -> bool {
+        let Some(leader) = self.leader().and_then(|id| self.replica(id)) else {
+            return false;
+        };
+        let log = leader.node().log();
+        if log.term_at(log.commit()) != Some(leader.node().term()) {
+            return false;
+        }
+        let last = log.last_index();
+        log.commit() == last && self.replicas().all(|r| r.node().log().applied() == last)
+    }
+
     /// Up nodes that believe they lead, with their terms.
     pub fn leaders(&self) -> Vec<(NodeId, u64)> {
         self.replicas()
@@ -917,41 +948,78 @@ impl Sim {
     }
 }
 
-/// Checks the client history: every append acknowledged exactly once in the
-/// final state (on the first up replica). Linearizability is checked by
-/// [`crate::check`] on [`Sim::history`].
+/// Checks the client history: linearizable (per key, unknown outcomes
+/// allowed to take effect or not), and every acknowledged append present
+/// exactly once in the final state (read from the replica that applied the
+/// most; call it once the cluster has converged, see [`Sim::is_converged`]).
 pub fn check_history(sim: &Sim) -> Vec<String> {
     let mut failures = Vec::new();
-    let Some(replica) = sim.replicas().next() else {
-        return failures;
-    };
-    for entry in sim.history() {
-        let Operation::Append { key, value } = &entry.operation else {
-            continue;
+    let operations = sim.check_operations();
+    match check::check_linearizable(&operations, check::Budget::DEFAULT) {
+        Ok(_) => {}
+        Err(check::CheckError::GaveUp(gave_up)) => {
+            failures.push(format!("linearizability: undecided ({gave_up})"))
+        }
+        Err(error) => failures.push(format!("linearizability: {error}")),
+    }
+    if let Some(replica) = sim.replicas().max_by_key(|r| r.node().log().applied()) {
+        let final_values = replica
+            .store()
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        let options = check::AppendCheckOptions {
+            reject_unexplained_text: true,
         };
-        let Some(current) = replica.store().get(key) else {
-            continue;
-        };
-        let count = count_occurrences(current, value);
-        if count > 1 {
-            failures.push(format!(
-                "exactly-once: append {} to {} appears {count} times",
-                String::from_utf8_lossy(value),
-                String::from_utf8_lossy(key)
-            ));
+        if let Err(error) = check::check_appends(&operations, &final_values, options) {
+            failures.push(format!("exactly-once appends: {error}"));
         }
     }
     failures
 }
 
-fn count_occurrences(haystack: &[u8], needle: &[u8]) -> usize {
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return 0;
+impl Sim {
+    /// The client history in the checker's form. Operations refused for
+    /// certain (they did not take effect) are left out; pending and
+    /// given-up ones have an unknown outcome.
+    pub fn check_operations(&self) -> Vec<check::Operation> {
+        self.history
+            .iter()
+            .filter(|entry| entry.status() != OpStatus::Failed)
+            .map(|entry| {
+                let kind = match &entry.operation {
+                    Operation::Put { value, .. } => check::OpKind::Put(value.to_vec()),
+                    Operation::Append { value, .. } => check::OpKind::Append(value.to_vec()),
+                    Operation::Delete { .. } => check::OpKind::Delete,
+                    Operation::Get { .. } => check::OpKind::Get,
+                };
+                let outcome = match (&entry.outcome, entry.completed_at) {
+                    (Some(Ok(value)), Some(at)) => check::Outcome::Ok {
+                        completed_at: at.as_millis(),
+                        value: if entry.operation.is_write() {
+                            None
+                        } else {
+                            value.as_ref().map(|v| v.to_vec())
+                        },
+                    },
+                    _ => check::Outcome::Unknown,
+                };
+                check::Operation {
+                    id: entry.id,
+                    client: entry.client,
+                    key: entry.operation.key().to_vec(),
+                    kind,
+                    invoked_at: entry.invoked_at.as_millis(),
+                    outcome,
+                }
+            })
+            .collect()
     }
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
+
+    /// Checks the client history for linearizability.
+    pub fn check_linearizability(&self) -> Result<check::Linearizable, check::CheckError> {
+        check::check_linearizable(&self.check_operations(), check::Budget::DEFAULT)
+    }
 }
 
 fn check_probability(what: &str, value: f64) -> Result<(), SimError> {

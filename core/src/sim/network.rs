@@ -132,7 +132,9 @@ impl Network {
             return None;
         }
         let first = self.latency(rng);
-        let duplicate = rng.chance(self.config.duplicate_rate).then(|| self.latency(rng));
+        let duplicate = rng
+            .chance(self.config.duplicate_rate)
+            .then(|| self.latency(rng));
         Some((first, duplicate))
     }
 

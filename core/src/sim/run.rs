@@ -181,7 +181,13 @@ impl Sim {
         result
     }
 
-    fn feed_raw(&mut self, id: NodeId, command: Bytes) -> Result<(LogIndex, u64), Rejected> {
+    /// Proposes several raw commands at node `id` before draining its
+    /// outputs, as a driver batching proposals would: they share writes and messages.
+    fn feed_raw(
+        &mut self,
+        id: NodeId,
+        commands: Vec<Bytes>,
+    ) -> Result<Vec<(LogIndex, u64)>, Rejected> {
         let now = self.now;
         let index = id as usize - 1;
         let Some(replica) = self.nodes[index].replica.as_mut() else {
@@ -195,18 +201,28 @@ impl Sim {
         if self.config.check_safety {
             self.checker.before(replica.node());
         }
-        let result = replica.propose_raw(now, command);
+        let mut appended = Vec::with_capacity(commands.len());
+        let mut result = Ok(());
+        for command in commands {
+            match replica.propose_raw(now, command) {
+                Ok(position) => appended.push(position),
+                Err(rejected) => {
+                    result = Err(rejected);
+                    break;
+                }
+            }
+        }
         self.route_outputs(id);
         self.after_node_event(id, before);
-        result
+        result.map(|()| appended)
     }
 
-    pub(super) fn feed_raw_proposal(
+    pub(super) fn feed_raw_proposals(
         &mut self,
         id: NodeId,
-        command: Bytes,
-    ) -> Result<(LogIndex, u64), SimError> {
-        self.feed_raw(id, command).map_err(SimError::Rejected)
+        commands: Vec<Bytes>,
+    ) -> Result<Vec<(LogIndex, u64)>, SimError> {
+        self.feed_raw(id, commands).map_err(SimError::Rejected)
     }
 
     fn route_outputs(&mut self, id: NodeId) {

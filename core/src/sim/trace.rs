@@ -26,7 +26,16 @@ pub fn describe_entry(entry: &Entry) -> String {
 pub fn describe_payload(payload: &Payload) -> String {
     match payload {
         Payload::Noop => String::from("noop"),
-        Payload::Command(data) => Command::describe(data),
+        Payload::Command(data) => match Command::decode(data.clone()) {
+            Ok(_) => Command::describe(data),
+            // A raw command (proposed directly, in tests): show it if it is text.
+            Err(_) => match core::str::from_utf8(data) {
+                Ok(text) if text.len() <= 32 && text.chars().all(|c| !c.is_control()) => {
+                    format!("{text:?}")
+                }
+                _ => format!("<{} bytes>", data.len()),
+            },
+        },
         Payload::Membership(m) => format!("membership {:?}", m.voters),
     }
 }

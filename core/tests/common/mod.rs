@@ -131,7 +131,11 @@ impl Lab {
     }
 
     pub fn assert_safe(&self) {
-        assert!(self.sim.violations().is_empty(), "safety violations: {:?}", self.sim.violations());
+        assert!(
+            self.sim.violations().is_empty(),
+            "safety violations: {:?}",
+            self.sim.violations()
+        );
     }
 
     /// The lab's checkOneLeader: within a few election timeouts there is
@@ -152,7 +156,11 @@ impl Lab {
                 }
             }
             for (term, ids) in &leaders {
-                assert!(ids.len() <= 1, "term {term} has {} leaders: {ids:?}", ids.len());
+                assert!(
+                    ids.len() <= 1,
+                    "term {term} has {} leaders: {ids:?}",
+                    ids.len()
+                );
             }
             if let Some((_, ids)) = leaders.last_key_value() {
                 return ids[0];
@@ -168,7 +176,9 @@ impl Lab {
         let found = self.sim.run_until_condition(limit, |sim| {
             (1..=connected.len() as NodeId).any(|id| {
                 connected[id as usize - 1]
-                    && sim.replica(id).is_some_and(|r| r.node().role() == RoleKind::Leader)
+                    && sim
+                        .replica(id)
+                        .is_some_and(|r| r.node().role() == RoleKind::Leader)
             })
         });
         self.assert_safe();
@@ -204,7 +214,11 @@ impl Lab {
     pub fn check_no_leader(&self) {
         for id in self.ids().filter(|&id| self.is_connected(id)) {
             if let Some(replica) = self.sim.replica(id) {
-                assert_ne!(replica.node().role(), RoleKind::Leader, "server {id} leads, but there should be no leader");
+                assert_ne!(
+                    replica.node().role(),
+                    RoleKind::Leader,
+                    "server {id} leads, but there should be no leader"
+                );
             }
         }
     }
@@ -216,7 +230,10 @@ impl Lab {
         for id in self.ids() {
             if let Some(digest) = self.sim.applied_digest(id, index) {
                 if let Some(previous) = value {
-                    assert_eq!(previous, digest, "servers applied different entries at {index}");
+                    assert_eq!(
+                        previous, digest,
+                        "servers applied different entries at {index}"
+                    );
                 }
                 value = Some(digest);
                 count += 1;
@@ -281,13 +298,19 @@ impl Lab {
                 pause *= 2;
             }
             if let Some(term) = start_term
-                && self.ids().filter_map(|id| self.sim.replica(id)).any(|r| r.node().term() > term)
+                && self
+                    .ids()
+                    .filter_map(|id| self.sim.replica(id))
+                    .any(|r| r.node().term() > term)
             {
                 return None;
             }
         }
         let (count, value) = self.n_committed(index);
-        assert!(count >= n, "only {count} servers applied index {index}, wanted {n}");
+        assert!(
+            count >= n,
+            "only {count} servers applied index {index}, wanted {n}"
+        );
         value
     }
 
