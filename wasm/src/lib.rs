@@ -27,6 +27,7 @@ pub mod linearizability;
 pub mod view;
 
 use bytes::Bytes;
+use distribkv_core::check::Budget;
 use distribkv_core::kv::Operation;
 use distribkv_core::raft::NodeId;
 use distribkv_core::sim::{Sim, SimError};
@@ -95,7 +96,7 @@ export interface WorkloadConfig { clients?: number; intervalMs?: number; keys?: 
 
 export interface CheckResult {
   ok: boolean; violations: string[]; safety: string[];
-  linearizability: { ok: boolean; key: string | null; ops: number[]; text: string };
+  linearizability: { ok: boolean; key: string | null; ops: number[]; text: string; decided: boolean };
 }
 
 export interface SimStats {
@@ -138,6 +139,9 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 #[wasm_bindgen]
 pub struct Simulation {
     sim: Sim,
+    /// The last linearizability verdict and the history it was for
+    /// (operations, settled operations, step budget).
+    last_check: Option<((usize, usize, u64), linearizability::Verdict)>,
 }
 
 impl Simulation {
@@ -191,7 +195,10 @@ impl Simulation {
         install_panic_hook();
         let config = config::sim_config(&config)?;
         let sim = Sim::try_new(config).map_err(|e| error(e.to_string()))?;
-        Ok(Simulation { sim })
+        Ok(Simulation {
+            sim,
+            last_check: None,
+        })
     }
 
     // ---- time ------------------------------------------------------------
@@ -514,27 +521,48 @@ impl Simulation {
 
     /// The correctness checks: Raft's safety properties (checked after
     /// every event) and linearizability of the client history.
+    /// `opts.maxSteps` bounds the linearizability search (default
+    /// 10,000,000 steps); past it the verdict is undecided, never a violation.
     #[wasm_bindgen(unchecked_return_type = "CheckResult")]
-    pub fn check(&self) -> Result<JsValue, JsError> {
+    pub fn check(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "{ maxSteps?: number } | undefined")] opts: JsValue,
+    ) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
-        struct Check {
+        struct Check<'a> {
             ok: bool,
             violations: Vec<String>,
-            safety: Vec<String>,
-            linearizability: linearizability::Verdict,
+            safety: &'a [String],
+            linearizability: &'a linearizability::Verdict,
         }
-        let safety = self.sim.violations().to_vec();
-        let linearizability = linearizability::check(self.sim.history());
-        let mut violations = safety.clone();
-        if !linearizability.ok {
-            violations.push(format!("Linearizability: {}", linearizability.text));
-        }
-        to_js(&Check {
+        let fields = Fields::new(&opts, "check options", &["maxSteps"])?;
+        let budget = match fields.integer("maxSteps")? {
+            Some(steps) => Budget::steps(steps),
+            None => Budget::DEFAULT,
+        };
+        // The verdict depends only on the history: recheck only when an
+        // operation was added or settled.
+        let history = self.sim.history();
+        let key = (
+            history.len(),
+            history.iter().filter(|e| e.outcome.is_some()).count(),
+            budget.max_steps,
+        );
+        let verdict = match self.last_check.take() {
+            Some((last, verdict)) if last == key => verdict,
+            _ => linearizability::check(&self.sim, budget),
+        };
+        let safety = self.sim.violations();
+        let mut violations = safety.to_vec();
+        violations.extend(verdict.summary.clone());
+        let result = to_js(&Check {
             ok: violations.is_empty(),
             violations,
             safety,
-            linearizability,
-        })
+            linearizability: &verdict,
+        });
+        self.last_check = Some((key, verdict));
+        result
     }
 
     /// The trace hash (a u64 in decimal): equal for equal runs, on every platform.

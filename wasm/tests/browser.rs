@@ -283,7 +283,7 @@ fn bad_arguments_throw_errors_and_the_instance_keeps_working() {
         .unwrap();
     sim.run_for(n(1_000.0)).unwrap();
     assert_eq!(history(&sim)[op as usize - 1]["status"], "ok");
-    assert!(json_of(&sim.check().unwrap())["ok"] == true);
+    assert!(json_of(&sim.check(JsValue::UNDEFINED).unwrap())["ok"] == true);
 }
 
 #[test]
@@ -342,7 +342,7 @@ fn a_leader_survives_crash_partition_and_heal() {
         assert_eq!(node["kv"], st["nodes"][0]["kv"]);
         assert_eq!(node["kv"]["p"], "1");
     }
-    assert_eq!(json_of(&sim.check().unwrap())["ok"], true);
+    assert_eq!(json_of(&sim.check(JsValue::UNDEFINED).unwrap())["ok"], true);
 }
 
 #[test]
@@ -392,11 +392,18 @@ fn check_is_clean_on_a_normal_run_and_state_has_every_field() {
     ))
     .unwrap();
     sim.run_for(n(3_000.0)).unwrap();
-    let check = json_of(&sim.check().unwrap());
+    let check = json_of(&sim.check(JsValue::UNDEFINED).unwrap());
     assert_eq!(check["ok"], true, "{check}");
     assert_eq!(check["violations"], json!([]));
     assert_eq!(check["safety"], json!([]));
     assert_eq!(check["linearizability"]["ok"], true);
+    assert_eq!(check["linearizability"]["decided"], true);
+    assert!(
+        check["linearizability"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("linearizable: ")
+    );
 
     let st = json_of(&sim.state(js(json!({ "logTail": 4 }))).unwrap());
     assert_eq!(st["now"], 3_000);

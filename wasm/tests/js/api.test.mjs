@@ -504,11 +504,21 @@ test("check() reports safety and linearizability", () => {
   assert.equal(check.ok, true);
   assert.deepEqual(check.violations, []);
   assert.deepEqual(check.safety, []);
-  assert.deepEqual(Object.keys(check.linearizability).sort(), ["key", "ok", "ops", "text"]);
+  assert.deepEqual(Object.keys(check.linearizability).sort(), ["decided", "key", "ok", "ops", "text"]);
   assert.equal(check.linearizability.ok, true);
+  assert.equal(check.linearizability.decided, true);
   assert.equal(check.linearizability.key, null);
   assert.deepEqual(check.linearizability.ops, []);
-  assert.equal(typeof check.linearizability.text, "string");
+  assert.match(check.linearizability.text, /^linearizable: \d+ completed operations on \d+ keys/);
+  assert.deepEqual(sim.check(), check, "the same history, the same verdict");
+  // A search that runs out of steps is undecided, not a violation.
+  const undecided = sim.check({ maxSteps: 1 });
+  assert.equal(undecided.ok, true);
+  assert.equal(undecided.linearizability.decided, false);
+  assert.match(undecided.linearizability.text, /^undecided: gave up after/);
+  assert.throws(() => sim.check({ steps: 3 }), /unknown field "steps"/);
+  sim.runFor(1000);
+  assert.ok(sim.check().linearizability.text !== check.linearizability.text, "rechecked after new operations");
 });
 
 test("free() releases an instance", () => {
