@@ -442,7 +442,7 @@ fn persist3_3c() {
         let leader = lab.check_one_leader();
         lab.disconnect(leader % 3 + 1);
         lab.one(cmd(102), 2, true);
-        lab.crash(leader % 3 + 1 - 0);
+        lab.crash(leader % 3 + 1);
         lab.crash(leader);
         lab.connect(leader % 3 + 1);
         lab.restart(leader % 3 + 1);

@@ -214,7 +214,7 @@ impl Node {
         for progress in leader.progress.values_mut() {
             progress.recent_active = false;
         }
-        active >= voters.len() / 2 + 1
+        active > voters.len() / 2
     }
 
     pub(super) fn handle_timeout_now(&mut self, from: NodeId) {

@@ -7,7 +7,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::types::{Entry, LogIndex, Membership, SnapshotMeta, Term};
+use super::types::{Entry, LogIndex, Membership, Payload, SnapshotMeta, Term};
 
 /// The log of one node.
 #[derive(Clone, Debug)]
@@ -20,6 +20,9 @@ pub struct RaftLog {
     commit: LogIndex,
     /// Highest index handed to the application (`snapshot.index <= applied <= commit`).
     applied: LogIndex,
+    /// The membership entries among `entries`, by index (usually none), so
+    /// that the current membership is found without scanning the log.
+    memberships: Vec<(LogIndex, Membership)>,
 }
 
 impl RaftLog {
@@ -33,6 +36,7 @@ impl RaftLog {
             applied: snapshot.index,
             snapshot,
             entries: VecDeque::with_capacity(entries.len()),
+            memberships: Vec::new(),
         };
         for entry in entries {
             if entry.index <= log.snapshot.index {
@@ -41,7 +45,7 @@ impl RaftLog {
             if entry.index != log.last_index() + 1 || entry.term < log.last_term() {
                 break;
             }
-            log.entries.push_back(entry);
+            log.push(entry);
         }
         log
     }
@@ -128,6 +132,9 @@ impl RaftLog {
             self.last_index() + 1,
             "log entries are consecutive"
         );
+        if let Payload::Membership(membership) = &entry.payload {
+            self.memberships.push((entry.index, membership.clone()));
+        }
         self.entries.push_back(entry);
     }
 
@@ -138,6 +145,7 @@ impl RaftLog {
         debug_assert!(index > self.commit, "committed entries are never truncated");
         let keep = index.saturating_sub(self.first_index()) as usize;
         self.entries.truncate(keep);
+        self.memberships.retain(|(at, _)| *at < index);
     }
 
     /// Raises the commit index to `index` (never lowers it, never past the last index).
@@ -168,6 +176,10 @@ impl RaftLog {
             self.entries.clear();
         }
         self.snapshot = meta;
+        self.memberships.retain(|(at, _)| *at > index);
+        if self.entries.is_empty() {
+            self.memberships.clear();
+        }
         self.commit = self.commit.max(index);
         self.applied = self.applied.max(index);
     }
@@ -190,25 +202,18 @@ impl RaftLog {
     /// The latest membership in the log (uncommitted ones included, as
     /// membership takes effect when appended), or the snapshot's.
     pub fn membership(&self) -> &Membership {
-        self.entries
-            .iter()
-            .rev()
-            .find_map(|e| match &e.payload {
-                super::types::Payload::Membership(m) => Some(m),
-                _ => None,
-            })
-            .unwrap_or(&self.snapshot.membership)
+        self.memberships
+            .last()
+            .map_or(&self.snapshot.membership, |(_, m)| m)
     }
 
     /// The membership in effect at `index` (for snapshot metadata).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
-        self.entries(self.first_index(), index)
-            .filter_map(|e| match &e.payload {
-                super::types::Payload::Membership(m) => Some(m),
-                _ => None,
-            })
-            .last()
-            .unwrap_or(&self.snapshot.membership)
+        self.memberships
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= index)
+            .map_or(&self.snapshot.membership, |(_, m)| m)
             .clone()
     }
 
@@ -226,7 +231,6 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::types::Payload;
     use alloc::vec;
 
     fn entry(index: LogIndex, term: Term) -> Entry {

@@ -97,7 +97,14 @@ impl PersistedState {
                 self.entries
                     .extend(write.entries.iter().filter(|e| e.index > base).cloned());
             } else {
-                self.entries.retain(|e| e.index < first_index);
+                // Entries are consecutive: cut at the position of `first_index`.
+                let keep = match self.entries.first() {
+                    Some(head) => {
+                        (first_index.saturating_sub(head.index) as usize).min(self.entries.len())
+                    }
+                    None => 0,
+                };
+                self.entries.truncate(keep);
                 self.entries.extend(write.entries.iter().cloned());
             }
         }

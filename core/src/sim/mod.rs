@@ -89,6 +89,13 @@ pub struct SimConfig {
     pub trace_capacity: usize,
     /// State machine limits.
     pub limits: StoreLimits,
+    /// Feed every packet that reaches a node at the same instant in one
+    /// batch before draining its outputs, as a driver reading all ready
+    /// messages would (fewer, bigger writes and messages).
+    pub batch_deliveries: bool,
+    /// Events allowed at one virtual instant before the run is reported as
+    /// a livelock (0: no limit, for zero-latency benchmarks).
+    pub max_events_per_instant: u64,
 }
 
 impl Default for SimConfig {
@@ -111,6 +118,8 @@ impl Default for SimConfig {
             check_safety: true,
             trace_capacity: 0,
             limits: StoreLimits::default(),
+            max_events_per_instant: 100_000,
+            batch_deliveries: true,
         }
     }
 }
@@ -435,6 +444,7 @@ impl Sim {
                 break;
             };
             self.now = self.now.max(at);
+            self.stats.events += 1;
             self.step_queue();
             count += 1;
         }
@@ -877,7 +887,8 @@ impl Sim {
 
     /// Whether a livelock stopped the run (safety violations do not stop it).
     pub fn halted(&self) -> bool {
-        self.events_at_now >= run::LIVELOCK_EVENTS
+        let limit = self.config.max_events_per_instant;
+        limit > 0 && self.events_at_now >= limit
     }
 
     /// Safety violations found so far.

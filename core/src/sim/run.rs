@@ -14,9 +14,6 @@ use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
 use crate::raft::{LogIndex, NodeId, Rejected, RoleKind};
 use crate::time::Instant;
 
-/// Events at one instant beyond which the run is reported as a livelock.
-pub(super) const LIVELOCK_EVENTS: u64 = 100_000;
-
 /// What fires next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Next {
@@ -93,7 +90,8 @@ impl Sim {
                 }
             }
         };
-        if self.events_at_now >= LIVELOCK_EVENTS - 2 {
+        let limit = self.config.max_events_per_instant;
+        if limit > 0 && self.events_at_now == limit {
             let text = alloc::format!(
                 "Livelock: {} events at {} without time advancing (last: {:?} {})",
                 self.events_at_now,
@@ -161,6 +159,17 @@ impl Sim {
 
     /// Feeds an input to node `id` and routes everything it produces.
     pub(super) fn feed(&mut self, id: NodeId, input: ReplicaInput) -> Result<(), Rejected> {
+        self.feed_many(id, alloc::vec![input])
+    }
+
+    /// Feeds several inputs to node `id`, then routes everything they
+    /// produced (the node batches its writes and messages). Returns the
+    /// first refusal, if any.
+    pub(super) fn feed_many(
+        &mut self,
+        id: NodeId,
+        inputs: Vec<ReplicaInput>,
+    ) -> Result<(), Rejected> {
         let now = self.now;
         let index = id as usize - 1;
         let check = self.config.check_safety;
@@ -175,7 +184,14 @@ impl Sim {
         if check {
             self.checker.before(replica.node());
         }
-        let result = replica.handle(now, input);
+        let mut result = Ok(());
+        for input in inputs {
+            if let Err(rejected) = replica.handle(now, input)
+                && result.is_ok()
+            {
+                result = Err(rejected);
+            }
+        }
         self.route_outputs(id);
         self.after_node_event(id, before);
         result
@@ -404,16 +420,21 @@ impl Sim {
         self.in_flight.insert(id, packet);
     }
 
-    fn deliver(&mut self, id: u64) -> StepInfo {
+    /// Takes packet `id` off the network: `Ok` with its content if it can be
+    /// delivered now, `Err` with what happened if it is lost.
+    fn take_packet(
+        &mut self,
+        id: u64,
+    ) -> Result<(Endpoint, Endpoint, PacketPayload, String), StepInfo> {
         let now = self.now;
         let Some(packet) = self.in_flight.remove(&id) else {
             // Dropped by hand while in flight.
-            return StepInfo {
+            return Err(StepInfo {
                 at: now,
                 endpoint: None,
                 kind: "deliver",
                 text: format!("packet {id} was dropped"),
-            };
+            });
         };
         let text = if self.config.trace_capacity > 0 {
             trace::describe(&packet)
@@ -431,12 +452,12 @@ impl Sim {
             self.stats.dropped += 1;
             let why = if up { "link cut" } else { "node down" };
             self.trace_line(Some(to), "drop", || format!("{text} ({why})"));
-            return StepInfo {
+            return Err(StepInfo {
                 at: now,
                 endpoint: Some(to),
                 kind: "drop",
                 text: format!("{text} ({why})"),
-            };
+            });
         }
         self.stats.delivered += 1;
         self.hash
@@ -444,28 +465,54 @@ impl Sim {
             .write_u64(now.as_millis())
             .write_u64(id);
         self.trace_line(Some(to), "deliver", || text.clone());
-        match (from, to, payload) {
-            (Endpoint::Node(from), Endpoint::Node(to), PacketPayload::Raft(message)) => {
-                let envelope = crate::raft::Envelope { from, to, message };
-                let _ = self.feed(to, ReplicaInput::Peer(envelope));
-            }
-            (Endpoint::Client(from), Endpoint::Node(to), PacketPayload::Request(request)) => {
-                let _ = self.feed(to, ReplicaInput::Client { from, request });
-            }
-            (Endpoint::Node(from), Endpoint::Client(to), PacketPayload::Response(response)) => {
-                if let Some(client) = self.clients.get_mut(to as usize - 1) {
-                    client.clerk.handle_response(now, from, response);
-                    self.drain_clerk(to);
-                }
-            }
-            _ => {}
-        }
-        StepInfo {
+        Ok((from, to, payload, text))
+    }
+
+    fn deliver(&mut self, id: u64) -> StepInfo {
+        let now = self.now;
+        let (from, to, payload, text) = match self.take_packet(id) {
+            Ok(packet) => packet,
+            Err(info) => return info,
+        };
+        let info = StepInfo {
             at: now,
             endpoint: Some(to),
             kind: "deliver",
             text,
+        };
+        let Endpoint::Node(node) = to else {
+            if let (
+                Endpoint::Node(from),
+                Endpoint::Client(client),
+                PacketPayload::Response(response),
+            ) = (from, to, payload)
+                && let Some(state) = self.clients.get_mut(client as usize - 1)
+            {
+                state.clerk.handle_response(now, from, response);
+                self.drain_clerk(client);
+            }
+            return info;
+        };
+        // A driver reads every message that is ready before it polls the
+        // node: packets arriving at this node at this same instant go in one batch.
+        let mut inputs = Vec::new();
+        inputs.extend(replica_input(from, node, payload));
+        while self.config.batch_deliveries {
+            let next = match self.queue.first_key_value() {
+                Some((&(at, _), &Event::Deliver(next))) if at == now => next,
+                _ => break,
+            };
+            if self.in_flight.get(&next).is_none_or(|p| p.to != to) {
+                break;
+            }
+            self.queue.pop_first();
+            self.stats.events += 1;
+            if let Ok((from, _, payload, _)) = self.take_packet(next) {
+                inputs.extend(replica_input(from, node, payload));
+            }
         }
+        let _ = self.feed_many(node, inputs);
+        info
     }
 
     /// Queues `operation` at client `number`; returns its id.
@@ -559,5 +606,23 @@ impl Sim {
         let n = self.clients[index].ops + 1;
         let operation = workload.next_operation(&mut self.rng, number, n);
         self.enqueue(number, operation);
+    }
+}
+
+/// The replica input a packet to `node` becomes (nothing for a packet that
+/// makes no sense there, such as a response addressed to a node).
+fn replica_input(from: Endpoint, node: NodeId, payload: PacketPayload) -> Option<ReplicaInput> {
+    match (from, payload) {
+        (Endpoint::Node(from), PacketPayload::Raft(message)) => {
+            Some(ReplicaInput::Peer(crate::raft::Envelope {
+                from,
+                to: node,
+                message,
+            }))
+        }
+        (Endpoint::Client(from), PacketPayload::Request(request)) => {
+            Some(ReplicaInput::Client { from, request })
+        }
+        _ => None,
     }
 }

@@ -132,7 +132,7 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
         ..Workload::default()
     });
     let healed_at = sim.now();
-    let recovered = sim.run_until_condition(options.recovery_bound, |sim| is_recovered(sim));
+    let recovered = sim.run_until_condition(options.recovery_bound, is_recovered);
     let recovery_ms = recovered.then(|| sim.now().saturating_since(healed_at));
     let mut failures: Vec<String> = sim.violations().to_vec();
     if !recovered {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything distribKV needs and runs every test: formatting, lints,
+# the no_std and wasm32 builds, the core's unit, scenario, lab and seed-sweep
+# tests, the native multi-process tests, the wasm tests in Node and headless
+# Chromium, and the page's end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+ensure_rust_targets
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "no_std build of the core (thumbv7em-none-eabihf)"
+cargo build -p distribkv-core --no-default-features --target thumbv7em-none-eabihf
+
+step "wasm32 build of the core and its simulator"
+cargo build -p distribkv-core --no-default-features --features sim --target wasm32-unknown-unknown
+
+step "tests (core, native)"
+cargo test --workspace --all-features
+
+step "seed sweep: ${DISTRIBKV_SEEDS:=10000} seeds with faults (release)"
+DISTRIBKV_SEEDS=$DISTRIBKV_SEEDS cargo test --release -p distribkv-core --features sim --test sweep
+
+printf '\nall tests passed in %d s\n' $((SECONDS - started))
