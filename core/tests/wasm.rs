@@ -4,10 +4,10 @@
 //! distribkv-core --features sim --target wasm32-unknown-unknown`, through
 //! the `wasm-bindgen-test-runner` set in `.cargo/config.toml`).
 //!
-//! The trace hashes pinned here are the cross-platform determinism contract:
-//! the same constants must come out on x86_64 and on wasm32. When the core's
-//! behaviour changes on purpose, every pinned value changes; update them from
-//! the native run's failure message (both platforms share these constants).
+//! The trace hashes pinned here (folded into one constant, `PINNED`) are the
+//! cross-platform determinism contract: the same number must come out on
+//! x86_64 and on wasm32. When the core's behaviour changes on purpose the
+//! number changes; update it from the native run's failure message.
 #![cfg(feature = "sim")]
 
 mod common;
@@ -23,14 +23,13 @@ use distribkv_core::sim::{Sim, SimConfig, Workload};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-/// Trace hash of [`fixed_scenario`].
-const FIXED_SCENARIO_HASH: u64 = 0x0e73_2362_8176_cffe;
-/// Trace hash of sweep seed [`PINNED_SEED`].
+/// The FNV-1a fold of three trace hashes: [`fixed_scenario`]'s, sweep seed
+/// [`PINNED_SEED`]'s, and the fold of the [`SWEEP_SEEDS`] runs' hashes in
+/// order. One number, so that a deliberate change of the core's behaviour
+/// means updating one constant.
+const PINNED: u64 = 0xa5a1_ef61_40bd_d8a8;
 const PINNED_SEED: u64 = 42;
-const PINNED_SEED_HASH: u64 = 0x082a_935f_b4fa_d7bd;
-/// Seeds of the sweep, and the FNV-1a fold of their trace hashes in order.
 const SWEEP_SEEDS: std::ops::Range<u64> = 0..50;
-const SWEEP_HASH: u64 = 0x0253_ba00_f60b_c38a;
 
 /// Prints on the native console and on the wasm runner's.
 macro_rules! say {
@@ -86,47 +85,27 @@ fn fixed_scenario() -> Sim {
     sim
 }
 
-fn check_pinned(what: &str, got: u64, pinned: u64) {
-    assert_eq!(
-        got, pinned,
-        "{what}: trace hash {got:#018x} differs from the pinned {pinned:#018x}. Both x86_64 and \
-         wasm32 must give the pinned value; if the core's behaviour changed on purpose, update \
-         the constant in core/tests/wasm.rs to {got:#018x}"
-    );
-}
-
 #[test]
-fn trace_hash_of_a_fixed_scenario_is_pinned() {
+fn the_fixed_scenario_is_safe_and_repeatable() {
     let sim = fixed_scenario();
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     assert!(sim.history().iter().filter(|e| e.is_complete()).count() > 20);
     // The same run twice gives the same hash (no hidden state between runs).
     assert_eq!(fixed_scenario().trace_hash(), sim.trace_hash());
-    check_pinned("fixed scenario", sim.trace_hash(), FIXED_SCENARIO_HASH);
-}
-
-#[test]
-fn trace_hash_of_a_sweep_seed_is_pinned() {
-    let report = run_seed(PINNED_SEED, &SweepOptions::default());
-    assert!(report.passed(), "seed {PINNED_SEED}: {:?}", report.failures);
-    check_pinned(
-        &format!("sweep seed {PINNED_SEED}"),
-        report.trace_hash,
-        PINNED_SEED_HASH,
-    );
 }
 
 /// The seed sweep (random faults, every safety check after every event, a
-/// liveness phase after healing) over a few dozen seeds.
+/// liveness phase after healing) over a few dozen seeds, and the trace
+/// hashes pinned to the value both x86_64 and wasm32 must give.
 #[test]
-fn seed_sweep() {
+fn seed_sweep_and_trace_hashes_are_pinned() {
     let options = SweepOptions::default();
-    let mut fold = Fnv::new();
+    let mut sweep = Fnv::new();
     let mut failed = Vec::new();
     let (mut operations, mut events) = (0, 0);
     for seed in SWEEP_SEEDS {
         let report = run_seed(seed, &options);
-        fold.write_u64(report.trace_hash);
+        sweep.write_u64(report.trace_hash);
         operations += report.operations;
         events += report.events;
         if !report.passed() {
@@ -140,7 +119,22 @@ fn seed_sweep() {
         failed.len()
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
-    check_pinned("sweep fold", fold.finish(), SWEEP_HASH);
+
+    let scenario = fixed_scenario().trace_hash();
+    let seed = run_seed(PINNED_SEED, &options).trace_hash;
+    let sweep = sweep.finish();
+    let got = Fnv::new()
+        .write_u64(scenario)
+        .write_u64(seed)
+        .write_u64(sweep)
+        .finish();
+    assert_eq!(
+        got, PINNED,
+        "trace hashes {got:#018x} (fixed scenario {scenario:#018x}, seed {PINNED_SEED} \
+         {seed:#018x}, sweep {sweep:#018x}) differ from the pinned {PINNED:#018x}. x86_64 and \
+         wasm32 must both give the pinned value; if the core's behaviour changed on purpose, \
+         set PINNED in core/tests/wasm.rs to {got:#018x}"
+    );
 }
 
 // ---- the MIT 6.5840 lab checks, a subset (see raft_lab.rs for all) ----
