@@ -3,40 +3,28 @@
 # wasm32-unknown-unknown) through `wasm-bindgen --target web` into
 #   web/pkg/distribkv_wasm.js and web/pkg/distribkv_wasm_bg.wasm
 # Installs what it needs (the wasm32 target, the wasm-bindgen CLI of the
-# version Cargo.lock pins). Idempotent; prints nothing unless something fails.
+# version Cargo.lock pins). Idempotent; prints nothing unless it installs
+# something or fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/setup.sh
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 # Runs a command, showing its output only if it fails.
 quiet() {
-  local log
+  local log status=0
   log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
+  "$@" >"$log" 2>&1 || status=$?
+  if [ "$status" != 0 ]; then
     echo "build-web: '$*' failed:" >&2
     cat "$log" >&2
-    rm -f "$log"
-    return 1
   fi
   rm -f "$log"
+  return "$status"
 }
 
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-
-if command -v rustup >/dev/null 2>&1 &&
-  ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  quiet rustup target add wasm32-unknown-unknown
-fi
-
-# The CLI must match the wasm-bindgen crate exactly.
-version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-if [ -z "$version" ]; then
-  echo "build-web: no wasm-bindgen in Cargo.lock" >&2
-  exit 1
-fi
-if ! command -v wasm-bindgen >/dev/null 2>&1 ||
-  [ "$(wasm-bindgen --version | awk '{ print $2 }')" != "$version" ]; then
-  quiet cargo install wasm-bindgen-cli --version "$version"
-fi
+ensure_rust_targets
+ensure_wasm_bindgen
 
 quiet cargo build --release -p distribkv-wasm --target wasm32-unknown-unknown
 target_dir=$(cargo metadata --format-version 1 --no-deps |
