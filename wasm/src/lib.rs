@@ -190,7 +190,7 @@ impl Simulation {
     /// A fresh cluster: `config` fields are all optional (`{ nodes: 5, seed: 42 }`).
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "SimulationConfig | undefined")] config: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SimulationConfig")] config: JsValue,
     ) -> Result<Simulation, JsError> {
         install_panic_hook();
         let config = config::sim_config(&config)?;
@@ -252,7 +252,7 @@ impl Simulation {
     #[wasm_bindgen(unchecked_return_type = "SimEvent[]")]
     pub fn events(
         &self,
-        #[wasm_bindgen(js_name = sinceSeq, unchecked_param_type = "number | undefined")]
+        #[wasm_bindgen(js_name = sinceSeq, unchecked_optional_param_type = "number")]
         since_seq: JsValue,
     ) -> Result<JsValue, JsError> {
         let since = args::optional_integer(&since_seq, "sinceSeq")?.unwrap_or(0);
@@ -430,7 +430,7 @@ impl Simulation {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] value: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] client: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] client: JsValue,
     ) -> Result<f64, JsError> {
         let operation = Operation::Put {
             key: Self::key(&key)?,
@@ -444,7 +444,7 @@ impl Simulation {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] value: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] client: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] client: JsValue,
     ) -> Result<f64, JsError> {
         let operation = Operation::Append {
             key: Self::key(&key)?,
@@ -457,7 +457,7 @@ impl Simulation {
     pub fn get(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] client: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] client: JsValue,
     ) -> Result<f64, JsError> {
         let operation = Operation::Get {
             key: Self::key(&key)?,
@@ -469,7 +469,7 @@ impl Simulation {
     pub fn delete(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] client: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] client: JsValue,
     ) -> Result<f64, JsError> {
         let operation = Operation::Delete {
             key: Self::key(&key)?,
@@ -494,13 +494,22 @@ impl Simulation {
         to_js(&view::clients(&self.sim))
     }
 
-    /// Every operation invoked so far, in invocation order (`history()[id - 1]` is operation `id`).
+    /// Every operation invoked so far, in invocation order (`history()[id - 1]`
+    /// is operation `id`). `opts.from` (extension) returns only the operations
+    /// with `id >= from`, so a caller can re-read from its oldest pending one.
     #[wasm_bindgen(unchecked_return_type = "HistoryOp[]")]
-    pub fn history(&self) -> Result<JsValue, JsError> {
+    pub fn history(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ from?: number }")] opts: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let fields = Fields::new(&opts, "history options", &["from"])?;
+        let from = fields.integer("from")?.unwrap_or(1).max(1);
+        let skip = usize::try_from(from - 1).unwrap_or(usize::MAX);
         let ops: Vec<view::HistoryView> = self
             .sim
             .history()
             .iter()
+            .skip(skip)
             .map(view::HistoryView::from)
             .collect();
         to_js(&ops)
@@ -512,7 +521,7 @@ impl Simulation {
     #[wasm_bindgen(unchecked_return_type = "SimulationState")]
     pub fn state(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "{ logTail?: number } | undefined")] opts: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ logTail?: number }")] opts: JsValue,
     ) -> Result<JsValue, JsError> {
         let fields = Fields::new(&opts, "state options", &["logTail"])?;
         let tail = fields.integer("logTail")?;
@@ -526,7 +535,7 @@ impl Simulation {
     #[wasm_bindgen(unchecked_return_type = "CheckResult")]
     pub fn check(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "{ maxSteps?: number } | undefined")] opts: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ maxSteps?: number }")] opts: JsValue,
     ) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Check<'a> {

@@ -45,7 +45,7 @@ fn state(sim: &Simulation) -> Value {
 }
 
 fn history(sim: &Simulation) -> Value {
-    json_of(&sim.history().unwrap())
+    json_of(&sim.history(JsValue::UNDEFINED).unwrap())
 }
 
 fn leaders(state: &Value) -> Vec<(u64, u64)> {

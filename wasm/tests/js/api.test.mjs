@@ -400,6 +400,10 @@ test("clients: put, append, get, delete; explicit client numbers open clients", 
     assert.ok(op.completedAt >= op.invokedAt);
     assert.ok(op.attempts >= 1);
   }
+  assert.deepEqual(sim.history({ from: 3 }), h.slice(2));
+  assert.deepEqual(sim.history({ from: 99 }), []);
+  assert.deepEqual(sim.history({ from: 0 }), h);
+  assert.throws(() => sim.history({ since: 2 }), /unknown field "since"/);
   const del = sim.delete("x");
   sim.runFor(500);
   assert.equal(sim.history()[del - 1].status, "ok");
