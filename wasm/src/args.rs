@@ -51,15 +51,30 @@ pub fn is_absent(value: &JsValue) -> bool {
     value.is_undefined() || value.is_null()
 }
 
-/// A non-negative integer (a JS number with no fraction, or a BigInt).
+/// A non-negative integer up to 2^53 - 1 (a JS number with no fraction, or
+/// a BigInt in that range). Counts, ids, times and sizes stay in the range
+/// where JS numbers are exact, so no arithmetic on them can overflow.
 pub fn integer(value: &JsValue, what: &str) -> Result<u64, JsError> {
+    let number = integer_u64(value, what)?;
+    if number as f64 > MAX_SAFE_INTEGER {
+        return Err(error(format!(
+            "{what} must be at most 2^53 - 1, not {}",
+            describe(value)
+        )));
+    }
+    Ok(number)
+}
+
+/// A non-negative integer of up to 64 bits: a JS number with no fraction
+/// (exact up to 2^53 - 1), or a BigInt for the whole range (seeds).
+pub fn integer_u64(value: &JsValue, what: &str) -> Result<u64, JsError> {
     if let Some(number) = value.as_f64() {
         if number.is_finite() && number >= 0.0 && number.fract() == 0.0 {
             if number <= MAX_SAFE_INTEGER {
                 return Ok(number as u64);
             }
             return Err(error(format!(
-                "{what} must be at most 2^53 - 1 as a number (pass a BigInt for more), not {number}"
+                "{what} must be at most 2^53 - 1 as a number (a BigInt can be larger), not {number}"
             )));
         }
         return Err(error(format!(
@@ -70,7 +85,7 @@ pub fn integer(value: &JsValue, what: &str) -> Result<u64, JsError> {
     if value.is_bigint() {
         return u64::try_from(value.clone()).map_err(|_| {
             error(format!(
-                "{what} must fit in 64 bits, not {}",
+                "{what} must be a non-negative integer of at most 64 bits, not {}",
                 describe(value)
             ))
         });
@@ -222,6 +237,13 @@ impl Fields {
     pub fn integer(&self, name: &str) -> Result<Option<u64>, JsError> {
         self.get(name)
             .map(|v| integer(&v, &self.name(name)))
+            .transpose()
+    }
+
+    /// A 64-bit integer field (a seed).
+    pub fn integer_u64(&self, name: &str) -> Result<Option<u64>, JsError> {
+        self.get(name)
+            .map(|v| integer_u64(&v, &self.name(name)))
             .transpose()
     }
 

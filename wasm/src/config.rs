@@ -51,7 +51,7 @@ pub fn sim_config(value: &JsValue) -> Result<SimConfig, JsError> {
     if let Some(nodes) = fields.integer("nodes")? {
         config.nodes = to_usize(nodes);
     }
-    if let Some(seed) = fields.integer("seed")? {
+    if let Some(seed) = fields.integer_u64("seed")? {
         config.seed = seed;
     }
     if let Some(range) = fields.range("electionTimeoutMs")? {
