@@ -534,3 +534,60 @@ test("free() releases an instance", () => {
   sim.free();
   assert.throws(() => sim.now());
 });
+
+test("random calls with random arguments throw Errors, never trap", () => {
+  let state = 12345;
+  const random = () => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648; };
+  const pick = (xs) => xs[Math.floor(random() * xs.length)];
+  const values = [0, 1, 2, 3, 5, 9, 10, -1, 1.5, NaN, Infinity, 2 ** 53 - 1, 2 ** 60, "1", "x", null, undefined,
+    {}, [], [1], [[1, 2]], true, 0.5, 2n, 2n ** 64n - 1n, 2n ** 64n];
+  const fields = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate",
+    "snapshotEvery", "preVote", "checkQuorum", "diskLatencyMs", "leaseReads", "maxEntriesPerMessage",
+    "snapshotChunkBytes", "clientTimeoutMs", "clientGiveUpMs", "checkSafety", "traceCapacity"];
+  const methods = ["runFor", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate",
+    "setDuplicateRate", "setLatency", "triggerElection", "transferLeadership", "snapshot", "dropMessage", "message",
+    "put", "append", "get", "delete", "setWorkload", "clients", "history", "state", "check", "step", "events",
+    "nextEventAt", "traceHash"];
+  let calls = 0;
+  let refused = 0;
+  const attempt = (what, call) => {
+    calls++;
+    try {
+      return call();
+    } catch (e) {
+      assert.ok(e instanceof Error && !(e instanceof WebAssembly.RuntimeError), `${what} trapped: ${e}`);
+      assert.ok(e.message.length > 0, `${what} threw an Error without a message`);
+      refused++;
+      return undefined;
+    }
+  };
+  for (let round = 0; round < 150; round++) {
+    const config = {};
+    for (const field of fields) {
+      if (random() < 0.06) {
+        config[field] = field.endsWith("Ms") && random() < 0.5 ? [pick([0, 1, 5, 100, 300]), pick([0, 1, 300, 2 ** 40])] : pick(values);
+      }
+    }
+    const sim = attempt(`new Simulation(${JSON.stringify(config, (_, v) => (typeof v === "bigint" ? `${v}n` : v))})`, () => new Simulation(config));
+    if (!sim) continue;
+    for (let i = 0; i < 40; i++) {
+      const method = pick(methods);
+      let args;
+      switch (method) {
+        case "runFor": args = [pick([0, 1, 10, 100, 500, 1.5, -1, "x"])]; break;
+        case "partition": args = [pick([[[1, 2], [3]], [[1], [2], [3], [4], [5]], [], [[]], [[1, 1]], "x", [[9]], [[1, 2, 3, 4, 5, 6, 7, 8, 9]]])]; break;
+        case "setWorkload": args = [pick([{ clients: pick(values) }, { clients: 3, intervalMs: pick(values) }, { clients: 2, keys: pick(values), readFraction: pick(values) }, { clients: 0 }, pick(values)])]; break;
+        case "setLatency": args = [pick([0, 1, 5, 100, 2 ** 40, -1]), pick([0, 1, 5, 100, 2 ** 40, "x"])]; break;
+        case "put": case "append": args = [pick(["k", "", "x".repeat(5000), 1]), pick(["v", "", "y".repeat(100), null]), pick([undefined, 1, 2, 50, 0, 101])]; break;
+        case "get": case "delete": args = [pick(["k", "", 1]), pick([undefined, 1, 3, 0])]; break;
+        case "state": args = [pick([undefined, { logTail: pick(values) }, {}])]; break;
+        case "check": args = [pick([undefined, { maxSteps: pick([0, 1, 100]) }])]; break;
+        default: args = [pick(values), pick(values)];
+      }
+      attempt(`${method}(${args.map(String).join(", ")})`, () => sim[method](...args));
+    }
+    attempt("state()", () => sim.state());
+    sim.free();
+  }
+  assert.ok(calls > 2000 && refused > 0 && refused < calls, `${calls} calls, ${refused} refused`);
+});
