@@ -92,3 +92,26 @@ pub fn check(sim: &Sim, budget: Budget) -> Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distribkv_core::sim::{SimConfig, Workload};
+
+    #[test]
+    fn a_normal_run_is_linearizable_and_a_tiny_budget_is_undecided() {
+        let mut sim = Sim::new(SimConfig {
+            seed: 9,
+            ..SimConfig::default()
+        });
+        sim.set_workload(Workload::default()).unwrap();
+        sim.run_for(3_000);
+        let verdict = check(&sim, Budget::DEFAULT);
+        assert!(verdict.ok && verdict.decided, "{verdict:?}");
+        assert!(verdict.summary.is_none() && verdict.ops.is_empty());
+        assert!(verdict.text.starts_with("linearizable: "));
+        let undecided = check(&sim, Budget::steps(1));
+        assert!(undecided.ok && !undecided.decided, "{undecided:?}");
+        assert!(undecided.text.starts_with("undecided: "));
+    }
+}

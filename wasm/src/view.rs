@@ -577,3 +577,165 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distribkv_core::sim::{SimConfig, Workload};
+    use serde_json::{Value, json};
+
+    fn busy_sim() -> Sim {
+        let mut sim = Sim::new(SimConfig {
+            nodes: 5,
+            seed: 3,
+            snapshot_every: 20,
+            trace_capacity: 100,
+            ..SimConfig::default()
+        });
+        sim.set_workload(Workload {
+            clients: 3,
+            interval: 30,
+            keys: 3,
+            read_fraction: 0.3,
+        })
+        .unwrap();
+        sim.run_for(2_000);
+        sim
+    }
+
+    fn json<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn state_has_the_contract_names_and_cuts_logs() {
+        let sim = busy_sim();
+        let tail = json(&state(&sim, Some(3)));
+        let node = &tail["nodes"][0];
+        for key in [
+            "id",
+            "up",
+            "role",
+            "term",
+            "votedFor",
+            "leader",
+            "commitIndex",
+            "appliedIndex",
+            "snapshotIndex",
+            "lastIndex",
+            "durableIndex",
+            "electionDeadline",
+            "log",
+            "kv",
+            "progress",
+        ] {
+            assert!(node.get(key).is_some(), "no {key} in {node}");
+        }
+        for node in tail["nodes"].as_array().unwrap() {
+            let log = node["log"].as_array().unwrap();
+            assert!(log.len() <= 3);
+            if let Some(last) = log.last() {
+                assert_eq!(last["index"], node["lastIndex"]);
+            }
+        }
+        let full = json(&state(&sim, None));
+        let node = &full["nodes"][0];
+        let held = node["lastIndex"].as_u64().unwrap() - node["snapshotIndex"].as_u64().unwrap();
+        assert_eq!(node["log"].as_array().unwrap().len() as u64, held);
+        assert_eq!(full["links"], json!({ "cut": [], "partition": null }));
+    }
+
+    #[test]
+    fn a_crashed_node_shows_its_disk() {
+        let mut sim = busy_sim();
+        let id = sim.leader().unwrap() % 5 + 1;
+        sim.crash(id).unwrap();
+        let persisted = sim.disk(id).unwrap().persisted().clone();
+        let view = json(&state(&sim, None))["nodes"][id as usize - 1].clone();
+        assert_eq!(view["up"], false);
+        assert_eq!(view["role"], "follower");
+        assert_eq!(view["term"], persisted.hard_state.term);
+        assert_eq!(view["lastIndex"], persisted.last_index());
+        let snapshot = persisted.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        assert!(snapshot > 0, "snapshots every 20 entries");
+        assert_eq!(view["commitIndex"], snapshot);
+        assert_eq!(
+            view["log"].as_array().unwrap().len(),
+            persisted.entries.len()
+        );
+        assert!(
+            !view["kv"].as_object().unwrap().is_empty(),
+            "the state machine comes back from the snapshot"
+        );
+    }
+
+    #[test]
+    fn partitions_and_endpoints_render_as_numbers_and_client_names() {
+        let mut sim = busy_sim();
+        sim.partition(&[vec![1, 2], vec![3, 4, 5]]).unwrap();
+        sim.cut_link(1, 2).unwrap();
+        sim.run_for(5);
+        let rendered = json(&state(&sim, Some(0)));
+        assert_eq!(rendered["links"]["partition"], json!([[1, 2], [3, 4, 5]]));
+        assert_eq!(rendered["links"]["cut"], json!([[1, 2]]));
+        for packet in rendered["inFlight"].as_array().unwrap() {
+            for end in [&packet["from"], &packet["to"]] {
+                assert!(end.is_u64() || end.as_str().is_some_and(|s| s.starts_with('c')));
+            }
+        }
+    }
+
+    #[test]
+    fn every_packet_renders_its_fields() {
+        let mut sim = busy_sim();
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            sim.step();
+            for packet in sim.in_flight() {
+                let view = json(&MessageView::new(packet));
+                assert_eq!(view["id"], packet.id);
+                assert_eq!(view["kind"], packet_kind(&packet.payload));
+                match packet.payload {
+                    PacketPayload::Raft(_) => assert!(view["term"].is_u64()),
+                    _ => assert!(view["requestId"].is_u64()),
+                }
+                if view["kind"] == "AppendEntries" {
+                    assert!(view["entries"].is_array() && view["prevLogIndex"].is_u64());
+                }
+                kinds.insert(view["kind"].as_str().unwrap().to_owned());
+            }
+        }
+        for kind in [
+            "AppendEntries",
+            "AppendEntriesResponse",
+            "ClientRequest",
+            "ClientResponse",
+        ] {
+            assert!(kinds.contains(kind), "no {kind} seen: {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn history_renders_values_outputs_and_status() {
+        let mut sim = busy_sim();
+        let get = sim.get("k0");
+        sim.run_for(500);
+        let history: Vec<Value> = sim
+            .history()
+            .iter()
+            .map(|e| json(&HistoryView::from(e)))
+            .collect();
+        for op in &history {
+            match op["kind"].as_str().unwrap() {
+                "put" | "append" => assert!(op["value"].is_string()),
+                _ => assert!(op["value"].is_null()),
+            }
+            if op["kind"] != "get" {
+                assert!(op["output"].is_null());
+            }
+        }
+        let get = &history[get as usize - 1];
+        assert_eq!(get["status"], "ok");
+        assert_eq!(get["kind"], "get");
+    }
+}
