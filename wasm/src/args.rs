@@ -1,0 +1,270 @@
+//! Reading arguments that come from JavaScript: every value is checked for
+//! its type and range here, so a bad argument becomes a JS `Error` with a
+//! message that names the argument, never a panic or a silent coercion
+//! (wasm-bindgen's own `u32` parameters would turn `"abc"` into 0).
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::{JsError, JsValue};
+
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A short rendering of a JS value for error messages: `"abc"`, `3.5`,
+/// `undefined`, `an object`, `an array`.
+pub fn describe(value: &JsValue) -> String {
+    if value.is_undefined() {
+        String::from("undefined")
+    } else if value.is_null() {
+        String::from("null")
+    } else if let Some(text) = value.as_string() {
+        let mut shown: String = text.chars().take(40).collect();
+        if shown.len() < text.len() {
+            shown.push('…');
+        }
+        format!("{shown:?}")
+    } else if let Some(number) = value.as_f64() {
+        format!("{number}")
+    } else if let Some(flag) = value.as_bool() {
+        format!("{flag}")
+    } else if value.is_bigint() {
+        String::from(
+            &js_sys::BigInt::from(value.clone())
+                .to_string(10)
+                .unwrap_or_default(),
+        ) + "n"
+    } else if Array::is_array(value) {
+        String::from("an array")
+    } else if value.is_function() {
+        String::from("a function")
+    } else {
+        String::from("an object")
+    }
+}
+
+/// An error naming what was wrong.
+pub fn error(message: impl AsRef<str>) -> JsError {
+    JsError::new(message.as_ref())
+}
+
+/// Whether a value stands for "not given" (`undefined` or `null`).
+pub fn is_absent(value: &JsValue) -> bool {
+    value.is_undefined() || value.is_null()
+}
+
+/// A non-negative integer up to 2^53 - 1 (a JS number with no fraction, or
+/// a BigInt in that range). Counts, ids, times and sizes stay in the range
+/// where JS numbers are exact, so no arithmetic on them can overflow.
+pub fn integer(value: &JsValue, what: &str) -> Result<u64, JsError> {
+    let number = integer_u64(value, what)?;
+    if number as f64 > MAX_SAFE_INTEGER {
+        return Err(error(format!(
+            "{what} must be at most 2^53 - 1, not {}",
+            describe(value)
+        )));
+    }
+    Ok(number)
+}
+
+/// A non-negative integer of up to 64 bits: a JS number with no fraction
+/// (exact up to 2^53 - 1), or a BigInt for the whole range (seeds).
+pub fn integer_u64(value: &JsValue, what: &str) -> Result<u64, JsError> {
+    if let Some(number) = value.as_f64() {
+        if number.is_finite() && number >= 0.0 && number.fract() == 0.0 {
+            if number <= MAX_SAFE_INTEGER {
+                return Ok(number as u64);
+            }
+            return Err(error(format!(
+                "{what} must be at most 2^53 - 1 as a number (a BigInt can be larger), not {number}"
+            )));
+        }
+        return Err(error(format!(
+            "{what} must be a non-negative integer, not {}",
+            describe(value)
+        )));
+    }
+    if value.is_bigint() {
+        return u64::try_from(value.clone()).map_err(|_| {
+            error(format!(
+                "{what} must be a non-negative integer of at most 64 bits, not {}",
+                describe(value)
+            ))
+        });
+    }
+    Err(error(format!(
+        "{what} must be a non-negative integer, not {}",
+        describe(value)
+    )))
+}
+
+/// Like [`integer`], with `undefined` and `null` meaning "not given".
+pub fn optional_integer(value: &JsValue, what: &str) -> Result<Option<u64>, JsError> {
+    if is_absent(value) {
+        Ok(None)
+    } else {
+        integer(value, what).map(Some)
+    }
+}
+
+/// A point or span of virtual time in milliseconds: a non-negative number
+/// (a fraction is dropped: the simulator counts whole milliseconds) or a BigInt.
+pub fn millis(value: &JsValue, what: &str) -> Result<u64, JsError> {
+    if let Some(number) = value.as_f64() {
+        if number.is_finite() && number >= 0.0 {
+            return Ok(number.floor().min(MAX_SAFE_INTEGER) as u64);
+        }
+        return Err(error(format!(
+            "{what} must be a non-negative number of milliseconds, not {}",
+            describe(value)
+        )));
+    }
+    if value.is_bigint() {
+        return integer(value, what);
+    }
+    Err(error(format!(
+        "{what} must be a non-negative number of milliseconds, not {}",
+        describe(value)
+    )))
+}
+
+/// Any finite number (range checks are the simulator's).
+pub fn number(value: &JsValue, what: &str) -> Result<f64, JsError> {
+    match value.as_f64() {
+        Some(number) if number.is_finite() => Ok(number),
+        _ => Err(error(format!(
+            "{what} must be a finite number, not {}",
+            describe(value)
+        ))),
+    }
+}
+
+/// A boolean.
+pub fn boolean(value: &JsValue, what: &str) -> Result<bool, JsError> {
+    value.as_bool().ok_or_else(|| {
+        error(format!(
+            "{what} must be true or false, not {}",
+            describe(value)
+        ))
+    })
+}
+
+/// A string.
+pub fn string(value: &JsValue, what: &str) -> Result<String, JsError> {
+    value
+        .as_string()
+        .ok_or_else(|| error(format!("{what} must be a string, not {}", describe(value))))
+}
+
+/// A JS array, as a vector of its elements.
+pub fn array(value: &JsValue, what: &str) -> Result<Vec<JsValue>, JsError> {
+    if Array::is_array(value) {
+        Ok(Array::from(value).iter().collect())
+    } else {
+        Err(error(format!(
+            "{what} must be an array, not {}",
+            describe(value)
+        )))
+    }
+}
+
+/// `[min, max]` of non-negative integers with `min <= max`.
+pub fn range(value: &JsValue, what: &str) -> Result<(u64, u64), JsError> {
+    let items = array(value, what)?;
+    if items.len() != 2 {
+        return Err(error(format!(
+            "{what} must be [min, max], not an array of {} elements",
+            items.len()
+        )));
+    }
+    let min = integer(&items[0], &format!("{what}[0]"))?;
+    let max = integer(&items[1], &format!("{what}[1]"))?;
+    if min > max {
+        return Err(error(format!(
+            "{what} must have min <= max, not [{min}, {max}]"
+        )));
+    }
+    Ok((min, max))
+}
+
+/// The fields of an options object (`{ nodes: 5, seed: 42 }`), checked
+/// against the names a call knows: a misspelt field is an error rather
+/// than silently ignored.
+pub struct Fields {
+    object: Option<Object>,
+    what: &'static str,
+}
+
+impl Fields {
+    /// Reads `value` as an options object; `undefined` and `null` mean `{}`.
+    pub fn new(value: &JsValue, what: &'static str, known: &[&str]) -> Result<Fields, JsError> {
+        if is_absent(value) {
+            return Ok(Fields { object: None, what });
+        }
+        if !value.is_object() || Array::is_array(value) || value.is_function() {
+            return Err(error(format!(
+                "{what} must be an object, not {}",
+                describe(value)
+            )));
+        }
+        let object = Object::from(value.clone());
+        for key in Object::keys(&object).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !known.contains(&key.as_str()) {
+                return Err(error(format!(
+                    "{what} has an unknown field {key:?} (known: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(Fields {
+            object: Some(object),
+            what,
+        })
+    }
+
+    /// The field `name`, unless absent (`undefined` or `null`).
+    pub fn get(&self, name: &str) -> Option<JsValue> {
+        let object = self.object.as_ref()?;
+        let value = Reflect::get(object, &JsValue::from_str(name)).ok()?;
+        (!is_absent(&value)).then_some(value)
+    }
+
+    /// `what.name`, for messages.
+    pub fn name(&self, name: &str) -> String {
+        format!("{}.{name}", self.what)
+    }
+
+    /// An integer field.
+    pub fn integer(&self, name: &str) -> Result<Option<u64>, JsError> {
+        self.get(name)
+            .map(|v| integer(&v, &self.name(name)))
+            .transpose()
+    }
+
+    /// A 64-bit integer field (a seed).
+    pub fn integer_u64(&self, name: &str) -> Result<Option<u64>, JsError> {
+        self.get(name)
+            .map(|v| integer_u64(&v, &self.name(name)))
+            .transpose()
+    }
+
+    /// A number field.
+    pub fn number(&self, name: &str) -> Result<Option<f64>, JsError> {
+        self.get(name)
+            .map(|v| number(&v, &self.name(name)))
+            .transpose()
+    }
+
+    /// A boolean field.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, JsError> {
+        self.get(name)
+            .map(|v| boolean(&v, &self.name(name)))
+            .transpose()
+    }
+
+    /// A `[min, max]` field.
+    pub fn range(&self, name: &str) -> Result<Option<(u64, u64)>, JsError> {
+        self.get(name)
+            .map(|v| range(&v, &self.name(name)))
+            .transpose()
+    }
+}

@@ -1,0 +1,593 @@
+// The JS API of the built package (web/pkg, from scripts/build-web.sh),
+// end to end in Node, no browser:
+//
+//   scripts/build-web.sh && node --test wasm/tests/js/
+//
+// DISTRIBKV_PKG=path/to/pkg tests another build.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import path from "node:path";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const pkg = path.resolve(process.env.DISTRIBKV_PKG ?? path.join(root, "web/pkg"));
+const jsFile = path.join(pkg, "distribkv_wasm.js");
+const wasmFile = path.join(pkg, "distribkv_wasm_bg.wasm");
+if (!existsSync(jsFile) || !existsSync(wasmFile)) {
+  throw new Error(`${pkg} has no build: run scripts/build-web.sh first`);
+}
+const mod = await import(pathToFileURL(jsFile).href);
+await mod.default({ module_or_path: await readFile(wasmFile) });
+const { Simulation } = mod;
+
+/** Asserts that a value is plain JSON data: no Map, no BigInt, no undefined, no class instances. */
+function assertPlain(value, where = "value") {
+  if (value === null) return;
+  switch (typeof value) {
+    case "string": case "boolean": return;
+    case "number": assert.ok(Number.isFinite(value), `${where} is ${value}`); return;
+    case "object": {
+      if (Array.isArray(value)) { value.forEach((v, i) => assertPlain(v, `${where}[${i}]`)); return; }
+      assert.equal(Object.getPrototypeOf(value), Object.prototype, `${where} is not a plain object`);
+      for (const [k, v] of Object.entries(value)) assertPlain(v, `${where}.${k}`);
+      return;
+    }
+    default: assert.fail(`${where} has type ${typeof value}`);
+  }
+}
+
+const leaderOf = (state) => {
+  const leaders = state.nodes.filter((n) => n.up && n.role === "leader");
+  leaders.sort((a, b) => b.term - a.term);
+  return leaders[0]?.id ?? null;
+};
+
+function waitForLeader(sim, limitMs) {
+  for (let t = 0; t < limitMs; t += 10) {
+    const id = leaderOf(sim.state({ logTail: 0 }));
+    if (id !== null) return id;
+    sim.runFor(10);
+  }
+  return leaderOf(sim.state({ logTail: 0 }));
+}
+
+/** One scripted run: every kind of call, at fixed virtual times. */
+function script(sim) {
+  sim.setWorkload({ clients: 3, intervalMs: 40, keys: 3, readFraction: 0.3 });
+  sim.runFor(800);
+  const leader = sim.leader();
+  assert.notEqual(leader, null);
+  sim.crash(leader);
+  sim.put("x", "1");
+  sim.runFor(600);
+  sim.partition([[1, 2], [3, 4, 5]]);
+  sim.setDropRate(0.1);
+  sim.setDuplicateRate(0.05);
+  sim.setLatency(2, 30);
+  sim.runFor(700.5);
+  sim.heal();
+  sim.setDropRate(0);
+  sim.restart(leader);
+  sim.cutLink(1, 2);
+  sim.append("x", "2", 2);
+  for (let i = 0; i < 25; i++) sim.step();
+  sim.restoreLink(1, 2);
+  try { sim.triggerElection(3); } catch { /* refused by the node: part of the script */ }
+  sim.runUntil(3500);
+  try { sim.transferLeadership(4); } catch { /* no leader right now */ }
+  sim.snapshot(5);
+  sim.get("x");
+  sim.runFor(1000);
+  return sim;
+}
+
+test("the package exports Simulation and init", () => {
+  assert.equal(typeof mod.default, "function");
+  assert.equal(typeof Simulation, "function");
+});
+
+test("every config field is optional", () => {
+  const sim = new Simulation();
+  assert.equal(sim.state().nodes.length, 5);
+  assert.equal(new Simulation({}).state().nodes.length, 5);
+  const full = new Simulation({
+    nodes: 3, seed: 42, electionTimeoutMs: [200, 400], heartbeatMs: 40, latencyMs: [1, 5],
+    dropRate: 0, duplicateRate: 0, snapshotEvery: 100, preVote: false, checkQuorum: false,
+    diskLatencyMs: [0, 1], leaseReads: false, maxEntriesPerMessage: 64, snapshotChunkBytes: 1024,
+    clientTimeoutMs: 300, clientGiveUpMs: 5000, checkSafety: true, traceCapacity: 100,
+  });
+  assert.equal(full.state().nodes.length, 3);
+  assert.equal(new Simulation({ seed: 2n ** 63n }).now(), 0, "a BigInt seed beyond 2^53");
+});
+
+test("same seed and same calls give the same run", () => {
+  const a = script(new Simulation({ nodes: 5, seed: 42, snapshotEvery: 40 }));
+  const b = script(new Simulation({ nodes: 5, seed: 42, snapshotEvery: 40 }));
+  assert.deepEqual(a.state(), b.state());
+  assert.deepEqual(a.history(), b.history());
+  assert.deepEqual(a.events(0), b.events(0));
+  assert.equal(a.traceHash(), b.traceHash());
+  assert.match(a.traceHash(), /^\d+$/);
+  assert.ok(a.history().length > 20);
+  const c = script(new Simulation({ nodes: 5, seed: 43, snapshotEvery: 40 }));
+  assert.notEqual(c.traceHash(), a.traceHash());
+});
+
+test("stepping event by event reaches the same state as runUntil", () => {
+  const a = new Simulation({ seed: 9 });
+  const b = new Simulation({ seed: 9 });
+  for (const sim of [a, b]) sim.setWorkload({ clients: 2, intervalMs: 30 });
+  a.runUntil(1500);
+  let steps = 0;
+  for (let next = b.nextEventAt(); next !== null && next <= 1500; next = b.nextEventAt()) {
+    const info = b.step();
+    assert.equal(info.at, next);
+    steps++;
+  }
+  b.runUntil(1500);
+  assert.ok(steps > 100);
+  assert.deepEqual(b.state(), a.state());
+  assert.equal(b.traceHash(), a.traceHash());
+});
+
+test("everything returned is plain JSON data", () => {
+  const sim = script(new Simulation({ nodes: 5, seed: 1, snapshotEvery: 20 }));
+  sim.crash(2);
+  sim.runFor(3);
+  const state = sim.state();
+  assertPlain(state, "state()");
+  assertPlain(sim.history(), "history()");
+  assertPlain(sim.events(0), "events()");
+  assertPlain(sim.clients(), "clients()");
+  assertPlain(sim.check(), "check()");
+  assertPlain(sim.stats(), "stats()");
+  assertPlain(sim.step(), "step()");
+  for (const packet of state.inFlight) assertPlain(sim.message(packet.id), `message(${packet.id})`);
+  assert.equal(typeof sim.now(), "number");
+  assert.equal(typeof sim.nextEventAt(), "number");
+});
+
+test("state() has the contract's shape", () => {
+  const sim = new Simulation({ nodes: 5, seed: 3, snapshotEvery: 30 });
+  sim.setWorkload({ clients: 3, intervalMs: 50, keys: 4 });
+  sim.runFor(3000);
+  const state = sim.state({ logTail: 5 });
+  assert.equal(state.now, 3000);
+  assert.deepEqual(Object.keys(state).sort(), ["inFlight", "links", "nodes", "now"]);
+  assert.deepEqual(state.links, { cut: [], partition: null });
+  for (const node of state.nodes) {
+    for (const key of ["id", "up", "role", "term", "votedFor", "leader", "commitIndex", "appliedIndex",
+      "snapshotIndex", "lastIndex", "durableIndex", "electionDeadline", "log", "kv", "progress"]) {
+      assert.ok(key in node, `node lacks ${key}`);
+    }
+    assert.ok(["leader", "follower", "candidate", "precandidate", "learner"].includes(node.role));
+    assert.ok(node.log.length <= 5);
+    assert.ok(node.appliedIndex <= node.commitIndex && node.commitIndex <= node.lastIndex);
+    assert.ok(node.snapshotIndex > 0, "snapshots every 30 entries");
+    for (const entry of node.log) {
+      assert.deepEqual(Object.keys(entry).sort(), ["command", "index", "term"]);
+      assert.equal(typeof entry.command, "string");
+    }
+    if (node.role === "leader") {
+      assert.equal(node.progress.length, 4);
+      assert.equal(node.electionDeadline, null);
+      for (const p of node.progress) {
+        assert.deepEqual(Object.keys(p).sort(), ["id", "inflight", "matchIndex", "nextIndex", "state"]);
+        assert.ok(["probe", "replicate", "snapshot"].includes(p.state));
+      }
+    } else {
+      assert.equal(node.progress, null);
+      assert.ok(node.electionDeadline > state.now - 1);
+    }
+  }
+  const full = sim.state();
+  assert.ok(full.nodes[0].log.length >= state.nodes[0].log.length);
+  assert.ok(state.inFlight.length > 0);
+  for (const m of state.inFlight) {
+    for (const key of ["id", "from", "to", "kind", "sentAt", "deliverAt", "summary"]) assert.ok(key in m, `inFlight lacks ${key}`);
+    assert.ok(m.deliverAt >= m.sentAt);
+    for (const end of [m.from, m.to]) assert.ok(typeof end === "number" || /^c\d+$/.test(end), `endpoint ${end}`);
+  }
+  const kinds = new Set(state.inFlight.map((m) => m.kind));
+  for (const kind of kinds) {
+    assert.ok(["RequestVote", "PreVote", "RequestVoteResponse", "PreVoteResponse", "AppendEntries",
+      "AppendEntriesResponse", "Heartbeat", "HeartbeatResponse", "InstallSnapshot", "InstallSnapshotResponse",
+      "TimeoutNow", "ClientRequest", "ClientResponse"].includes(kind), kind);
+  }
+});
+
+test("bad arguments throw Errors with clear messages and the instance keeps working", () => {
+  for (const [config, re] of [
+    [{ nodes: 0 }, /nodes must be 1 to 9/],
+    [{ nodes: 10 }, /nodes must be 1 to 9, not 10/],
+    [{ nodes: "5" }, /config\.nodes must be a non-negative integer, not "5"/],
+    [{ seed: -1 }, /config\.seed must be a non-negative integer/],
+    [{ nodez: 5 }, /unknown field "nodez"/],
+    [{ dropRate: 2 }, /drop rate must be between 0 and 1/],
+    [{ duplicateRate: -1 }, /duplicate rate must be between 0 and 1/],
+    [{ latencyMs: [9, 1] }, /latencyMs must have min <= max/],
+    [{ electionTimeoutMs: [300] }, /electionTimeoutMs must be \[min, max\]/],
+    [{ preVote: "yes" }, /preVote must be true or false/],
+    [42, /config must be an object/],
+  ]) {
+    assert.throws(() => new Simulation(config), (e) => e instanceof Error && re.test(e.message), JSON.stringify(config));
+  }
+
+  const sim = new Simulation({ nodes: 5, seed: 7 });
+  sim.runFor(1000);
+  const leader = sim.leader();
+  assert.notEqual(leader, null);
+  const cases = [
+    [() => sim.crash(6), /^unknown node 6 \(node ids are 1 to 5\)$/],
+    [() => sim.crash(0), /unknown node 0/],
+    [() => sim.crash("2"), /node id must be a non-negative integer, not "2"/],
+    [() => sim.crash(2.5), /not 2\.5/],
+    [() => sim.crash(), /not undefined/],
+    [() => sim.crash(null), /not null/],
+    [() => sim.crash({}), /not an object/],
+    [() => sim.restart(1), /node 1 is already up/],
+    [() => sim.partition([[1, 2], [2, 3]]), /node 2 is in two groups/],
+    [() => sim.partition([[1, 8]]), /unknown node 8/],
+    [() => sim.partition([1, 2]), /partition group 0 must be an array/],
+    [() => sim.partition("1 2 | 3"), /partition expects an array of arrays of node ids/],
+    [() => sim.partition([["a"]]), /node id in partition group 0 must be a non-negative integer/],
+    [() => sim.cutLink(1, 9), /unknown node 9/],
+    [() => sim.restoreLink("x", 1), /from must be a non-negative integer/],
+    [() => sim.setDropRate(1.01), /drop rate must be between 0 and 1, not 1.01/],
+    [() => sim.setDropRate(NaN), /drop rate must be a finite number/],
+    [() => sim.setDuplicateRate(-0.5), /duplicate rate must be between 0 and 1/],
+    [() => sim.setLatency(50, 10), /latency range 50\.\.10 is empty/],
+    [() => sim.setLatency(-1, 10), /minimum latency must be a non-negative integer/],
+    [() => sim.triggerElection(7), /unknown node 7/],
+    [() => sim.transferLeadership(7), /unknown node 7/],
+    [() => sim.snapshot("all"), /node id must be a non-negative integer/],
+    [() => sim.dropMessage(-3), /message id must be a non-negative integer/],
+    [() => sim.message("m1"), /message id must be a non-negative integer/],
+    [() => sim.put("k"), /value must be a string, not undefined/],
+    [() => sim.put(5, "v"), /key must be a string, not 5/],
+    [() => sim.append("k", "v", 0), /client must be 1 to 100, not 0/],
+    [() => sim.get("k", "c1"), /client must be a non-negative integer, not "c1"/],
+    [() => sim.delete("k", 101), /client must be 1 to 100, not 101/],
+    [() => sim.setWorkload({ clients: 2, readFraction: 2 }), /read fraction must be between 0 and 1/],
+    [() => sim.setWorkload({ clients: 1000 }), /workload\.clients must be at most 100/],
+    [() => sim.setWorkload({ clients: 2, keys: 0 }), /a workload needs at least one key/],
+    [() => sim.setWorkload({ interval: 10 }), /unknown field "interval"/],
+    [() => sim.setWorkload(3), /workload must be an object/],
+    [() => sim.setWorkload({ clients: 1, intervalMs: 2n ** 63n }), /workload\.intervalMs must be at most 2\^53 - 1/],
+    [() => sim.runFor(2n ** 60n), /ms must be at most 2\^53 - 1/],
+    [() => sim.crash(2 ** 60), /node id must be at most 2\^53 - 1 as a number/],
+    [() => sim.runFor(-5), /ms must be a non-negative number of milliseconds, not -5/],
+    [() => sim.runFor("10"), /ms must be a non-negative number of milliseconds/],
+    [() => sim.runUntil(Infinity), /t must be a non-negative number of milliseconds/],
+    [() => sim.state({ logtail: 3 }), /unknown field "logtail"/],
+    [() => sim.state({ logTail: 1.5 }), /logTail must be a non-negative integer/],
+    [() => sim.events(-1), /sinceSeq must be a non-negative integer/],
+  ];
+  const before = sim.traceHash();
+  for (const [call, re] of cases) {
+    assert.throws(call, (e) => e instanceof Error && re.test(e.message), `${call}`);
+  }
+  assert.equal(sim.traceHash(), before, "refused calls change nothing");
+  // Still alive and well.
+  assert.equal(sim.leader(), leader);
+  sim.crash(leader);
+  assert.throws(() => sim.crash(leader), { message: `node ${leader} is down` });
+  assert.throws(() => sim.triggerElection(leader), { message: `node ${leader} is down` });
+  assert.ok(waitForLeader(sim, 2000) !== null);
+  const op = sim.put("k", "v");
+  sim.runFor(1000);
+  assert.equal(sim.history()[op - 1].status, "ok");
+  assert.equal(sim.check().ok, true);
+});
+
+test("numbers: fractions of a millisecond are dropped, BigInt ids are accepted", () => {
+  const sim = new Simulation({ seed: 4 });
+  sim.runFor(10.9);
+  assert.equal(sim.now(), 10);
+  sim.runUntil(20.5);
+  assert.equal(sim.now(), 20);
+  sim.runUntil(5);
+  assert.equal(sim.now(), 20, "runUntil never goes back");
+  sim.runFor(1000n);
+  sim.crash(2n);
+  assert.equal(sim.state().nodes[1].up, false);
+  assert.equal(sim.events(0n).length > 0, true);
+});
+
+test("a crashed node shows what its disk holds", () => {
+  const sim = new Simulation({ nodes: 3, seed: 8 });
+  const leader = waitForLeader(sim, 1000);
+  sim.put("a", "1");
+  sim.runFor(500);
+  const follower = (leader % 3) + 1;
+  const before = sim.state().nodes[follower - 1];
+  sim.crash(follower);
+  const after = sim.state().nodes[follower - 1];
+  assert.equal(after.up, false);
+  assert.equal(after.role, "follower");
+  assert.equal(after.leader, null);
+  assert.equal(after.electionDeadline, null);
+  assert.equal(after.progress, null);
+  assert.equal(after.term, before.term);
+  assert.equal(after.votedFor, before.votedFor);
+  assert.equal(after.commitIndex, after.snapshotIndex, "commit restarts at the snapshot");
+  assert.equal(after.appliedIndex, after.snapshotIndex);
+  assert.ok(after.lastIndex <= before.lastIndex);
+  assert.deepEqual(after.log, before.log.filter((e) => e.index <= after.lastIndex));
+  assert.deepEqual(after.kv, {}, "no snapshot yet: an empty state machine until it replays");
+  sim.restart(follower);
+  sim.runFor(500);
+  assert.deepEqual(sim.state().nodes[follower - 1].kv, { a: "1" });
+});
+
+test("crash the leader, partition a minority, heal", () => {
+  const sim = new Simulation({ nodes: 5, seed: 11 });
+  const first = waitForLeader(sim, 1000);
+  assert.notEqual(first, null, "a leader within 1 s");
+  sim.crash(first);
+  const second = waitForLeader(sim, 2000);
+  assert.ok(second !== null && second !== first);
+  sim.restart(first);
+  sim.runFor(500);
+  const leader = sim.leader();
+  const buddy = (leader % 5) + 1;
+  const majority = [1, 2, 3, 4, 5].filter((id) => id !== leader && id !== buddy);
+  sim.partition([[leader, buddy], majority]);
+  sim.runFor(2000);
+  let state = sim.state();
+  assert.deepEqual(state.links.partition, [[leader, buddy], majority]);
+  const leading = state.nodes.filter((n) => n.role === "leader");
+  assert.equal(leading.length, 1, "one leader, in the majority");
+  assert.ok(majority.includes(leading[0].id));
+  sim.cutLink(majority[0], majority[1]);
+  assert.deepEqual(sim.state().links.cut, [[majority[0], majority[1]]]);
+  sim.restoreLink(majority[0], majority[1]);
+  assert.deepEqual(sim.state().links.cut, []);
+  sim.heal();
+  sim.put("after", "heal");
+  sim.runFor(2000);
+  state = sim.state();
+  assert.deepEqual(state.links, { cut: [], partition: null });
+  const terms = new Set(state.nodes.map((n) => n.term));
+  assert.equal(terms.size, 1, "every node on the same term");
+  assert.equal(state.nodes.filter((n) => n.role === "leader").length, 1);
+  for (const node of state.nodes) {
+    assert.equal(node.commitIndex, state.nodes[0].commitIndex);
+    assert.deepEqual(node.kv, state.nodes[0].kv);
+    assert.equal(node.kv.after, "heal");
+  }
+  assert.equal(sim.check().ok, true);
+});
+
+test("election and leadership transfer by hand", () => {
+  const sim = new Simulation({ nodes: 5, seed: 21 });
+  const leader = waitForLeader(sim, 1000);
+  const target = (leader % 5) + 1;
+  sim.transferLeadership(target);
+  sim.runFor(500);
+  assert.equal(sim.leader(), target);
+  const other = (target % 5) + 1;
+  sim.triggerElection(other);
+  sim.runFor(1000);
+  assert.notEqual(sim.leader(), null);
+  const none = new Simulation({ nodes: 3, seed: 1 });
+  assert.throws(() => none.transferLeadership(2), { message: "no leader right now" });
+});
+
+test("clients: put, append, get, delete; explicit client numbers open clients", () => {
+  const sim = new Simulation({ nodes: 3, seed: 5 });
+  waitForLeader(sim, 1000);
+  const put = sim.put("x", "1");
+  const append = sim.append("x", "2", 1);
+  const get = sim.get("x", 1);
+  const missing = sim.get("nope", 3);
+  assert.deepEqual([put, append, get, missing], [1, 2, 3, 4]);
+  assert.equal(sim.clients().length, 3);
+  let h = sim.history();
+  assert.equal(h[2].status, "pending");
+  assert.equal(h[2].completedAt, null);
+  sim.runFor(1000);
+  h = sim.history();
+  assert.deepEqual(h.map((o) => o.status), ["ok", "ok", "ok", "ok"]);
+  assert.deepEqual(h.map((o) => o.kind), ["put", "append", "get", "get"]);
+  assert.equal(h[2].output, "12");
+  assert.equal(h[3].output, null);
+  assert.equal(h[3].client, 3);
+  for (const op of h) {
+    for (const key of ["id", "client", "kind", "key", "value", "invokedAt", "completedAt", "output", "status", "attempts"]) {
+      assert.ok(key in op, `history lacks ${key}`);
+    }
+    assert.ok(op.completedAt >= op.invokedAt);
+    assert.ok(op.attempts >= 1);
+  }
+  assert.deepEqual(sim.history({ from: 3 }), h.slice(2));
+  assert.deepEqual(sim.history({ from: 99 }), []);
+  assert.deepEqual(sim.history({ from: 0 }), h);
+  assert.throws(() => sim.history({ since: 2 }), /unknown field "since"/);
+  const del = sim.delete("x");
+  sim.runFor(500);
+  assert.equal(sim.history()[del - 1].status, "ok");
+  for (const node of sim.state().nodes) assert.deepEqual(node.kv, {});
+  for (const c of sim.clients()) {
+    assert.deepEqual(Object.keys(c).sort(), ["busy", "id", "leaderGuess", "seq", "session", "workload"]);
+    assert.equal(c.busy, false);
+  }
+});
+
+test("a steady workload starts and stops", () => {
+  const sim = new Simulation({ nodes: 5, seed: 6 });
+  sim.setWorkload({ clients: 3, intervalMs: 50, keys: 5, readFraction: 0.3 });
+  sim.runFor(3000);
+  const running = sim.history().length;
+  assert.ok(running > 30, `${running} operations`);
+  assert.deepEqual(sim.clients().map((c) => c.workload), [true, true, true]);
+  sim.setWorkload({ clients: 0 });
+  sim.runFor(2000);
+  const stopped = sim.history().length;
+  sim.runFor(2000);
+  assert.equal(sim.history().length, stopped, "no new operations once stopped");
+  assert.ok(sim.history().every((o) => o.status === "ok"));
+  assert.equal(sim.check().ok, true);
+});
+
+test("messages can be inspected and dropped", () => {
+  const sim = new Simulation({ nodes: 3, seed: 2 });
+  waitForLeader(sim, 1000);
+  // A new client first registers its session (a ClientRequest of its own).
+  const register = sim.put("k", "0", 1);
+  const first = sim.state().inFlight.find((m) => m.kind === "ClientRequest");
+  assert.equal(sim.message(first.id).request, "register");
+  sim.runFor(500);
+  assert.equal(sim.history()[register - 1].status, "ok");
+  const op = sim.put("k", "v", 1);
+  const inFlight = sim.state().inFlight;
+  assert.ok(inFlight.length > 0);
+  for (const packet of inFlight) {
+    const detail = sim.message(packet.id);
+    for (const key of ["id", "from", "to", "kind", "sentAt", "deliverAt", "summary"]) assert.equal(detail[key], packet[key]);
+  }
+  const request = inFlight.find((m) => m.kind === "ClientRequest");
+  assert.ok(request, "the put is on its way");
+  const detail = sim.message(request.id);
+  assert.equal(detail.op, "put");
+  assert.equal(detail.key, "k");
+  assert.equal(detail.value, "v");
+  assert.equal(sim.dropMessage(request.id), true);
+  assert.equal(sim.dropMessage(request.id), false);
+  assert.equal(sim.message(request.id), null);
+  assert.equal(sim.message(999999), null);
+  sim.runFor(2000);
+  assert.equal(sim.history()[op - 1].status, "ok", "the client retries after the drop");
+  assert.ok(sim.history()[op - 1].attempts >= 2);
+  const ae = (() => {
+    for (let i = 0; i < 200; i++) {
+      sim.put("k", String(i));
+      sim.runFor(5);
+      const m = sim.state().inFlight.find((p) => p.kind === "AppendEntries");
+      if (m) return sim.message(m.id);
+    }
+    return null;
+  })();
+  assert.ok(ae, "an AppendEntries in flight");
+  for (const key of ["term", "prevLogIndex", "prevLogTerm", "leaderCommit", "entries"]) assert.ok(key in ae, `AppendEntries lacks ${key}`);
+});
+
+test("events, step and nextEventAt", () => {
+  const sim = new Simulation({ nodes: 3, seed: 12 });
+  sim.runFor(1000);
+  const events = sim.events(0);
+  assert.ok(events.length > 10);
+  for (const e of events) {
+    assert.deepEqual(Object.keys(e).sort(), ["at", "kind", "node", "seq", "text"]);
+    assert.ok(e.node === null || typeof e.node === "number" || /^c\d+$/.test(e.node));
+  }
+  for (let i = 1; i < events.length; i++) assert.equal(events[i].seq, events[i - 1].seq + 1);
+  const last = events.at(-1).seq;
+  assert.deepEqual(sim.events(last), []);
+  assert.deepEqual(sim.events(last - 2).map((e) => e.seq), [last - 1, last]);
+  const next = sim.nextEventAt();
+  const info = sim.step();
+  assert.deepEqual(Object.keys(info).sort(), ["at", "kind", "node", "text"]);
+  assert.equal(info.at, next);
+  assert.equal(sim.now(), next);
+  // The trace keeps its last `traceCapacity` lines.
+  const small = new Simulation({ seed: 12, traceCapacity: 50 });
+  small.runFor(2000);
+  assert.equal(small.events(0).length, 50);
+  const none = new Simulation({ seed: 12, traceCapacity: 0 });
+  none.runFor(1000);
+  assert.deepEqual(none.events(0), []);
+});
+
+test("check() reports safety and linearizability", () => {
+  const sim = new Simulation({ nodes: 5, seed: 13 });
+  sim.setWorkload({ clients: 3, intervalMs: 50 });
+  sim.runFor(2000);
+  const check = sim.check();
+  assert.deepEqual(Object.keys(check).sort(), ["linearizability", "ok", "safety", "violations"]);
+  assert.equal(check.ok, true);
+  assert.deepEqual(check.violations, []);
+  assert.deepEqual(check.safety, []);
+  assert.deepEqual(Object.keys(check.linearizability).sort(), ["decided", "key", "ok", "ops", "text"]);
+  assert.equal(check.linearizability.ok, true);
+  assert.equal(check.linearizability.decided, true);
+  assert.equal(check.linearizability.key, null);
+  assert.deepEqual(check.linearizability.ops, []);
+  assert.match(check.linearizability.text, /^linearizable: \d+ completed operations on \d+ keys/);
+  assert.deepEqual(sim.check(), check, "the same history, the same verdict");
+  // A search that runs out of steps is undecided, not a violation.
+  const undecided = sim.check({ maxSteps: 1 });
+  assert.equal(undecided.ok, true);
+  assert.equal(undecided.linearizability.decided, false);
+  assert.match(undecided.linearizability.text, /^undecided: gave up after/);
+  assert.throws(() => sim.check({ steps: 3 }), /unknown field "steps"/);
+  sim.runFor(1000);
+  assert.ok(sim.check().linearizability.text !== check.linearizability.text, "rechecked after new operations");
+});
+
+test("free() releases an instance", () => {
+  const sim = new Simulation({ seed: 1 });
+  sim.runFor(100);
+  sim.free();
+  assert.throws(() => sim.now());
+});
+
+test("random calls with random arguments throw Errors, never trap", () => {
+  let state = 12345;
+  const random = () => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648; };
+  const pick = (xs) => xs[Math.floor(random() * xs.length)];
+  const values = [0, 1, 2, 3, 5, 9, 10, -1, 1.5, NaN, Infinity, 2 ** 53 - 1, 2 ** 60, "1", "x", null, undefined,
+    {}, [], [1], [[1, 2]], true, 0.5, 2n, 2n ** 64n - 1n, 2n ** 64n];
+  const fields = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate",
+    "snapshotEvery", "preVote", "checkQuorum", "diskLatencyMs", "leaseReads", "maxEntriesPerMessage",
+    "snapshotChunkBytes", "clientTimeoutMs", "clientGiveUpMs", "checkSafety", "traceCapacity"];
+  const methods = ["runFor", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate",
+    "setDuplicateRate", "setLatency", "triggerElection", "transferLeadership", "snapshot", "dropMessage", "message",
+    "put", "append", "get", "delete", "setWorkload", "clients", "history", "state", "check", "step", "events",
+    "nextEventAt", "traceHash"];
+  let calls = 0;
+  let refused = 0;
+  const attempt = (what, call) => {
+    calls++;
+    try {
+      return call();
+    } catch (e) {
+      assert.ok(e instanceof Error && !(e instanceof WebAssembly.RuntimeError), `${what} trapped: ${e}`);
+      assert.ok(e.message.length > 0, `${what} threw an Error without a message`);
+      refused++;
+      return undefined;
+    }
+  };
+  for (let round = 0; round < 150; round++) {
+    const config = {};
+    for (const field of fields) {
+      if (random() < 0.06) {
+        config[field] = field.endsWith("Ms") && random() < 0.5 ? [pick([0, 1, 5, 100, 300]), pick([0, 1, 300, 2 ** 40])] : pick(values);
+      }
+    }
+    const sim = attempt(`new Simulation(${JSON.stringify(config, (_, v) => (typeof v === "bigint" ? `${v}n` : v))})`, () => new Simulation(config));
+    if (!sim) continue;
+    for (let i = 0; i < 40; i++) {
+      const method = pick(methods);
+      let args;
+      switch (method) {
+        case "runFor": args = [pick([0, 1, 10, 100, 500, 1.5, -1, "x"])]; break;
+        case "partition": args = [pick([[[1, 2], [3]], [[1], [2], [3], [4], [5]], [], [[]], [[1, 1]], "x", [[9]], [[1, 2, 3, 4, 5, 6, 7, 8, 9]]])]; break;
+        case "setWorkload": args = [pick([{ clients: pick(values) }, { clients: 3, intervalMs: pick(values) }, { clients: 2, keys: pick(values), readFraction: pick(values) }, { clients: 0 }, pick(values)])]; break;
+        case "setLatency": args = [pick([0, 1, 5, 100, 2 ** 40, -1]), pick([0, 1, 5, 100, 2 ** 40, "x"])]; break;
+        case "put": case "append": args = [pick(["k", "", "x".repeat(5000), 1]), pick(["v", "", "y".repeat(100), null]), pick([undefined, 1, 2, 50, 0, 101])]; break;
+        case "get": case "delete": args = [pick(["k", "", 1]), pick([undefined, 1, 3, 0])]; break;
+        case "state": args = [pick([undefined, { logTail: pick(values) }, {}])]; break;
+        case "check": args = [pick([undefined, { maxSteps: pick([0, 1, 100]) }])]; break;
+        default: args = [pick(values), pick(values)];
+      }
+      attempt(`${method}(${args.map(String).join(", ")})`, () => sim[method](...args));
+    }
+    attempt("state()", () => sim.state());
+    sim.free();
+  }
+  assert.ok(calls > 2000 && refused > 0 && refused < calls, `${calls} calls, ${refused} refused`);
+});
