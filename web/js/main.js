@@ -68,6 +68,8 @@ class App {
     this.guide = new Guide(this);
   }
 
+  toast(msg, opts) { toast(msg, opts); }
+
   // ---------- runs ----------
   baseConfig() { return this.timeline ? { ...this.timeline.config } : { ...DEFAULT_CONFIG }; }
 
