@@ -46,7 +46,8 @@ export class ClusterView {
     g.ring = ring; g.grid = grid;
     g.cx = ring.x + ring.w / 2;
     g.cy = ring.y + ring.h / 2 + 4;
-    g.R = Math.max(60, Math.min(ring.w / 2 - 104, ring.h / 2 - (wide ? 76 : 88)));
+    const rGuess = clamp(Math.min(ring.w, ring.h) / 2 * Math.sin(Math.PI / n) * 0.4, 15, 32);
+    g.R = Math.max(60, Math.min(ring.w / 2 - rGuess - 58, ring.h / 2 - rGuess - 58));
     g.r = clamp(g.R * Math.sin(Math.PI / n) * 0.42, 15, 32);
     g.nodes = [];
     for (let i = 0; i < n; i++) {
@@ -176,7 +177,8 @@ export class ClusterView {
     this._clients(ctx, g, view.clients, sel, hov);
 
     // ---- message dots ----
-    const labels = msgs.length <= 40;
+    const labels = msgs.length <= 30;
+    const placed = [];
     this.msgPos = [];
     ctx.font = `600 10px ${T.font}`;
     ctx.textAlign = "center"; ctx.textBaseline = "bottom";
@@ -195,10 +197,15 @@ export class ClusterView {
         ctx.lineWidth = 1.2; ctx.strokeStyle = T.surface; ctx.stroke();
       }
       if (isSel) { ctx.lineWidth = 2; ctx.strokeStyle = T.focus; ctx.beginPath(); ctx.arc(q.x, q.y, rad + 4, 0, TAU); ctx.stroke(); }
-      if (labels || isSel || isHov) {
+      const span = q.m.deliverAt - q.m.sentAt;
+      const f = span > 0 ? (display - q.m.sentAt) / span : 1;
+      if ((labels && f > 0.12 && f < 0.9) || isSel || isHov) {
         const text = info?.short ?? q.m.kind;
-        ctx.fillStyle = T.surface; ctx.globalAlpha = 0.8;
         const tw = ctx.measureText(text).width;
+        const box = [q.x - tw / 2 - 2, q.y - rad - 13, tw + 4, 12];
+        if (!isSel && !isHov && placed.some((b) => b[0] < box[0] + box[2] && box[0] < b[0] + b[2] && b[1] < box[1] + box[3] && box[1] < b[1] + b[3])) { this.msgPos.push({ id: q.m.id, x: q.x, y: q.y }); continue; }
+        placed.push(box);
+        ctx.fillStyle = T.surface; ctx.globalAlpha = 0.8;
         ctx.fillRect(q.x - tw / 2 - 2, q.y - rad - 13, tw + 4, 12);
         ctx.globalAlpha = 1;
         ctx.fillStyle = col;
@@ -268,31 +275,32 @@ export class ClusterView {
       ctx.beginPath(); ctx.moveTo(x - c, y - c); ctx.lineTo(x + c, y + c); ctx.moveTo(x + c, y - c); ctx.lineTo(x - c, y + c); ctx.stroke();
     }
 
-    // label block, placed outward from the ring
-    const cos = Math.cos(p.a), sin = Math.sin(p.a);
+    // label block: below the node, above it for nodes at the top of the ring
+    const sin = Math.sin(p.a);
     const lines = [];
     const roleText = nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down";
     lines.push({ text: roleText.toUpperCase(), font: `700 10.5px ${T.font}`, color: col, spacing: true });
-    lines.push({ text: `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}`, font: `12px ${T.font}`, color: T.ink2 });
-    lines.push({ text: `commit ${nd.commitIndex} · applied ${nd.appliedIndex}`, font: `11.5px ${T.font}`, color: T.muted });
-    if (nd.up && (nd.role === "candidate" || nd.role === "precandidate")) {
+    lines.push({ text: `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
+    if (g.R >= 115) lines.push({ text: `commit ${nd.commitIndex}${nd.appliedIndex !== nd.commitIndex ? ` · applied ${nd.appliedIndex}` : ""}`, font: `11px ${T.font}`, color: T.muted });
+    if (nd.up && nd.role === "candidate") {
       let votes = 0;
       for (const o of st.nodes) if (o.votedFor === nd.id && o.term === nd.term) votes++;
-      if (nd.role === "candidate") lines.push({ text: `${votes} of ${st.nodes.length} votes (needs ${Math.floor(st.nodes.length / 2) + 1})`, font: `600 11.5px ${T.font}`, color: col });
+      lines.push({ text: `${votes} of ${st.nodes.length} votes`, font: `600 11px ${T.font}`, color: col });
     }
-    const lh = 15;
-    const total = lines.length * lh;
-    let x, y, align;
-    const gap = r + 14;
-    if (cos > 0.35) { align = "left"; x = p.x + gap; y = p.y - total / 2 + lh / 2; }
-    else if (cos < -0.35) { align = "right"; x = p.x - gap; y = p.y - total / 2 + lh / 2; }
-    else if (sin < 0) { align = "center"; x = p.x; y = p.y - gap - total + lh / 2 + 2; }
-    else { align = "center"; x = p.x; y = p.y + gap + lh / 2 - 2; }
-    ctx.textAlign = align; ctx.textBaseline = "middle";
+    const lh = 14;
+    const gap = r + 11;
+    let y = sin < -0.6 ? p.y - gap - lines.length * lh + lh / 2 : p.y + gap + lh / 2 - 2;
+    ctx.textAlign = "center"; ctx.textBaseline = "middle";
     for (const l of lines) {
-      ctx.font = l.font; ctx.fillStyle = l.color;
+      ctx.font = l.font;
+      // a soft backdrop keeps labels readable over links and messages
+      const tw = ctx.measureText(l.text).width;
+      ctx.fillStyle = T.bg; ctx.globalAlpha = 0.75;
+      ctx.fillRect(p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh);
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = l.color;
       if (l.spacing && "letterSpacing" in ctx) ctx.letterSpacing = "0.06em";
-      ctx.fillText(l.text, x, y);
+      ctx.fillText(l.text, p.x, y);
       if ("letterSpacing" in ctx) ctx.letterSpacing = "0px";
       y += lh;
     }
@@ -354,8 +362,8 @@ export class ClusterView {
       ctx.beginPath(); ctx.arc(grid.x + 7, cy, 5, 0, TAU); ctx.fillStyle = col; ctx.fill();
       ctx.textAlign = "left"; ctx.fillStyle = nd.up ? T.ink : T.muted; ctx.font = `600 12px ${T.font}`;
       ctx.fillText(`node ${nd.id}`, grid.x + 17, cy);
-      ctx.font = `11px ${T.mono}`; ctx.fillStyle = T.muted;
-      ctx.fillText(`t${nd.term}`, grid.x + 62, cy);
+      ctx.font = `11px ${T.mono}`; ctx.fillStyle = T.muted; ctx.textAlign = "right";
+      ctx.fillText(`t${nd.term}`, x0 - 6, cy);
 
       ctx.globalAlpha = nd.up ? 1 : 0.45;
       // compacted prefix
@@ -437,8 +445,13 @@ export class ClusterView {
     const ly = top + n * rowH + 12;
     if (ly < g.h - 8) {
       ctx.font = `10.5px ${T.font}`; ctx.fillStyle = T.muted; ctx.textAlign = "left";
-      const legend = g.grid.w > 520 ? "number = term · filled = committed · dashed = not committed · ▲ commit index · green bar / ▸ = leader's match / next index" : "number = term · filled = committed · ▲ commit · green bar / ▸ = leader's match / next";
-      ctx.fillText(legend, grid.x, ly);
+      const parts = ["number = term", "filled = committed", "dashed = not yet committed", "▲ commit index", "hatched = snapshot", "green bar / ▸ = the leader's match / next index"];
+      let line = "", yy = ly;
+      for (const part of parts) {
+        const next = line ? `${line} · ${part}` : part;
+        if (ctx.measureText(next).width > grid.w && line) { ctx.fillText(line, grid.x, yy); yy += 14; line = part; } else line = next;
+      }
+      if (line && yy < g.h - 4) ctx.fillText(line, grid.x, yy);
     }
   }
 

@@ -65,7 +65,13 @@ export class HistoryView {
     const bh = Math.max(4, laneH - 5);
     ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; ctx.textAlign = "left";
     const later = [];
-    for (const op of history) {
+    // ops come in invocation order: skip the ones that ended long before the window
+    let lo = 0, hi = history.length;
+    const from = t0 - 60000;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (history[mid].invokedAt < from) lo = mid + 1; else hi = mid; }
+    for (let i = 0; i < lo; i++) if (history[i].status === "pending" && history[i].invokedAt < from) { lo = i; break; }
+    for (let i = lo; i < history.length; i++) {
+      const op = history[i];
       const a = op.invokedAt;
       const b = op.completedAt ?? display;
       if (b < t0 || a > t1) continue;

@@ -39,6 +39,8 @@ class App {
     this.historyCache = [];
     this.clientsCache = [];
     this.slowAt = 0;
+    this.slowCost = 0;
+    this.checkCost = 0;
     this.slowVersion = -1;
     this.checkAt = 0;
     this.checkVersion = -1;
@@ -241,7 +243,7 @@ class App {
     this.selected = sel;
     this.dirty = true;
     this.inspector.update(true);
-    if (sel && document.body.classList.contains("narrow")) document.body.classList.add("side-open");
+    if (document.body.classList.contains("narrow")) document.body.classList.toggle("side-open", !!sel);
   }
   selectNode(id) { if (this.state && id >= 1 && id <= this.state.nodes.length) this.select({ type: "node", id }); }
 
@@ -275,16 +277,20 @@ class App {
       this.stateVersion = tl.version;
       this.dirty = true;
     }
-    if ((force || now - this.slowAt > SLOW_DATA_MS) && (tl.version !== this.slowVersion || force)) {
+    // history(), clients() and check() grow with the run: call them less often when they get expensive
+    if ((force || now - this.slowAt > Math.max(SLOW_DATA_MS, this.slowCost * 12)) && (tl.version !== this.slowVersion || force)) {
       this.historyCache = tl.sim.history();
       this.clientsCache = tl.sim.clients();
-      this.slowAt = now;
+      this.slowAt = performance.now();
+      this.slowCost = this.slowAt - now;
       this.slowVersion = tl.version;
     }
-    if ((force || now - this.checkAt > CHECK_EVERY_MS) && tl.version !== this.checkVersion) {
-      this.checkAt = now;
+    if ((force || now - this.checkAt > Math.max(CHECK_EVERY_MS, this.checkCost * 12)) && tl.version !== this.checkVersion) {
+      const t = performance.now();
       this.checkVersion = tl.version;
       try { this.onCheck(tl.sim.check()); } catch (err) { console.error("check() failed", err); }
+      this.checkAt = performance.now();
+      this.checkCost = this.checkAt - t;
     }
   }
 
@@ -342,6 +348,8 @@ class App {
     }
     this.drawMs = this.drawMs * 0.9 + (performance.now() - t1) * 0.1;
     this.dirty = false;
+    const tk = tl.display + tl.end * 1e-9 + tl.horizon * 1e-12;
+    if (tk !== this.transportAt || this.scrubbing) { this.transportAt = tk; this.updateTransport(); }
     if (ts - this.panelAt > PANEL_MS) { this.panelAt = ts; this.updatePanels(); }
     requestAnimationFrame((t) => this.frame(t));
   }
@@ -359,7 +367,7 @@ class App {
     return { fps: this.fps(), p50: arr[Math.floor(n * 0.5)] ?? 0, p95: arr[Math.floor(n * 0.95)] ?? 0, max: arr[n - 1] ?? 0, simMs: this.simMs, drawMs: this.drawMs, inFlight: this.state?.inFlight.length ?? 0 };
   }
 
-  updatePanels() {
+  updateTransport() {
     const tl = this.timeline;
     setText($("#clock"), fmtTime(tl.display));
     const end = tl.end;
@@ -375,6 +383,12 @@ class App {
     fut.style.left = pct(tl.display);
     fut.style.width = `${Math.max(0, ((tl.horizon - tl.display) / Math.max(1, end)) * 100)}%`;
     setText($("#end-time"), fmtShort(end));
+  }
+
+  updatePanels() {
+    const tl = this.timeline;
+    const end = tl.end;
+    const pct = (t) => `${Math.min(100, (t / Math.max(1, end)) * 100)}%`;
     const marksKey = `${tl.revision}:${tl.applied}:${Math.round(end / 50)}`;
     const marks = $("#scrub-marks");
     if (marks.__key !== marksKey) {
@@ -553,8 +567,11 @@ class App {
 
   onKey(e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const tag = e.target?.tagName;
-    const typing = tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA";
+    const t = e.target;
+    const tag = t?.tagName;
+    const typing = tag === "SELECT" || tag === "TEXTAREA" || (tag === "INPUT" && !["checkbox", "range", "radio", "button", "submit"].includes(t.type));
+    // on a slider the arrow keys belong to it; on buttons and checkboxes space still plays / pauses
+    if (tag === "INPUT" && t.type === "range" && e.key.startsWith("Arrow")) return;
     if (e.key === "Escape") {
       if (typing) e.target.blur();
       this.select(null);

@@ -352,27 +352,35 @@ export class CheckCard {
   }
 }
 
-/** The event log: appends new trace lines, keeps the newest 150. */
+/** The event log: appends new trace lines, keeps the newest 100; does nothing while scrolled out of view. */
 export class EventLog {
   constructor(app) {
     this.app = app;
     this.list = $("#event-log");
     this.seq = 0;
     this.sim = null;
+    this.visible = true;
     this.hide = new Set(["Heartbeat", "HeartbeatResponse"]);
+    if ("IntersectionObserver" in window) {
+      new IntersectionObserver((entries) => { for (const e of entries) this.visible = e.isIntersecting; }).observe($("#events-card"));
+    }
   }
   update() {
     const sim = this.app.timeline.sim;
     if (sim !== this.sim) { this.sim = sim; this.seq = 0; this.list.replaceChildren(); }
+    if (!this.visible || document.hidden) return;
     let evs = sim.events(this.seq);
     if (!evs.length) return;
     this.seq = evs[evs.length - 1].seq;
-    evs = evs.filter((e) => !this.hide.has(e.kind)).slice(-150);
+    evs = evs.filter((e) => !this.hide.has(e.kind)).slice(-40);
     const frag = document.createDocumentFragment();
     for (const e of evs) {
-      frag.prepend(el("li", {}, el("span", { class: "t" }, (e.at / 1000).toFixed(3)), el("span", { class: "n" }, e.node === null || e.node === undefined ? "·" : String(e.node)), el("span", {}, e.text)));
+      const li = document.createElement("li");
+      li.innerHTML = `<span class="t">${(e.at / 1000).toFixed(3)}</span><span class="n">${e.node === null || e.node === undefined ? "·" : esc(e.node)}</span><span>${esc(e.text)}</span>`;
+      frag.prepend(li);
     }
     this.list.prepend(frag);
-    while (this.list.childElementCount > 150) this.list.lastElementChild.remove();
+    let extra = this.list.childElementCount - 100;
+    while (extra-- > 0) this.list.lastElementChild.remove();
   }
 }

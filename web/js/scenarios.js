@@ -9,6 +9,8 @@
 
 const others = (st, ...not) => st.nodes.map((n) => n.id).filter((id) => !not.includes(id));
 const N = (id) => `<b class="nid">node ${id}</b>`;
+const Nc = (id) => `<b class="nid">Node ${id}</b>`; // at the start of a sentence
+const listC = (ids) => list(ids).replace(">node", ">Node");
 const list = (ids) => ids.length <= 1 ? ids.map(N).join("") : ids.slice(0, -1).map(N).join(", ") + " and " + N(ids[ids.length - 1]);
 const missed = (v) => (v.miss ? `<p class="muted small">(In this run that did not happen within the time the tour waited: ${v.miss}. Press Next to continue anyway, or try another seed.)</p>` : "");
 
@@ -53,7 +55,7 @@ export const SCENARIOS = [
           v.c = st.nodes.find((n) => n.role === "precandidate" || n.role === "candidate")?.id ?? 1;
           v.pre = st.nodes.find((n) => n.id === v.c)?.role === "precandidate";
         },
-        text: (v) => `<p>${N(v.c)}'s timer ran out first, so it stops waiting for a leader and campaigns.</p>
+        text: (v) => `<p>${Nc(v.c)}'s timer ran out first, so it stops waiting for a leader and campaigns.</p>
           ${v.pre ? `<p>This cluster uses <b>PreVote</b> (Ongaro's dissertation, §9.6): the node first asks everyone "would you vote for me in the next term?" without raising its own term. Only if a majority says yes does it become a real candidate. That way a server that was merely cut off cannot force a higher term on a healthy cluster when it comes back.</p>` : ""}
           <p>As a <b>candidate</b> it increments its term, votes for itself and sends <b>RequestVote</b> to every other server (§5.2).</p>${missed(v)}`,
         watch: (v) => `The messages leaving ${N(v.c)}: filled dots are requests, hollow dots are replies.`,
@@ -63,7 +65,7 @@ export const SCENARIOS = [
         plan(ctx, v) { v.l = waitLeader(ctx, v); ctx.runFor(5); v.term = ctx.state().nodes.find((n) => n.id === v.l)?.term; },
         text: (v) => `<p>Each server grants <b>at most one vote per term</b>, first come first served, and only to a candidate whose log is at least as up to date as its own (§5.4.1). A vote is recorded on disk before it is sent, so a restart cannot make a server vote twice.</p>
           <p>With votes from a majority (3 of 5, counting its own), ${N(v.l ?? "?")} becomes <b>leader</b> for term ${v.term ?? "?"}. A majority is what makes this safe: two majorities always overlap, so two leaders can never be elected in the same term (<i>Election Safety</i>).</p>${missed(v)}`,
-        watch: (v) => `${N(v.l ?? "?")} is filled in green and has no timer: leaders do not time out. The "voted" line under each node shows who got its vote.`,
+        watch: (v) => `${Nc(v.l ?? "?")} is filled in green and has no timer: leaders do not time out. The "voted" line under each node shows who got its vote.`,
       },
       {
         title: "Heartbeats hold the leadership",
@@ -105,7 +107,7 @@ export const SCENARIOS = [
           v.leader = leaderOf(st);
         },
         text: (v) => `<p>The candidates refuse each other (they voted for themselves), and ${N(5)} gives its vote to whichever request reached it first.</p>
-          <p>${v.tally?.length ? `Tally: ${v.tally.map(([id, n]) => `${N(id)} ${n}`).join(", ")}. ` : ""}A candidate needs 3 of 5, so <b>nobody can win term 1</b>: a split vote.${v.leader ? ` (In this run the timing still let ${N(v.leader)} through.)` : ""}</p>
+          <p>${v.tally?.length ? `Tally: ${v.tally.map(([id, n]) => `${Nc(id)} ${n}`).join(", ")}. ` : ""}A candidate needs 3 of 5, so <b>nobody can win term 1</b>: a split vote.${v.leader ? ` (In this run the timing still let ${N(v.leader)} through.)` : ""}</p>
           <p>The candidates now simply wait. There is no negotiation: each one's election timer is running again.</p>`,
         watch: () => `The "votes" line under each candidate, and the timer arcs that were restarted with new random lengths.`,
       },
@@ -113,7 +115,7 @@ export const SCENARIOS = [
         title: "Randomized timeouts break the tie",
         plan(ctx, v) { v.l = waitLeader(ctx, v, 4000); v.term = ctx.state().nodes.find((n) => n.id === v.l)?.term; ctx.runFor(80); },
         text: (v) => `<p>Every candidate drew a <b>new random timeout</b> when it started campaigning. The first to expire starts term ${v.term ?? 2} before the others; the others have not voted in that term yet, so it collects the votes.</p>
-          <p>${N(v.l ?? "?")} is leader of term ${v.term ?? "?"}${v.term > 2 ? ` (it took ${v.term - 1} rounds this time)` : ""}. This is why Raft randomizes election timeouts (§5.2): split votes can happen, but the spread of timeouts makes a repeat unlikely, and the timeout range should be much larger than a message round trip.</p>${missed(v)}`,
+          <p>${Nc(v.l ?? "?")} is leader of term ${v.term ?? "?"}${v.term > 2 ? ` (it took ${v.term - 1} rounds this time)` : ""}. This is why Raft randomizes election timeouts (§5.2): split votes can happen, but the spread of timeouts makes a repeat unlikely, and the timeout range should be much larger than a message round trip.</p>${missed(v)}`,
         watch: () => `Try it again with Settings → a narrow election timeout range (for example 150–155 ms): split votes repeat much more often.`,
       },
     ],
@@ -128,14 +130,14 @@ export const SCENARIOS = [
       {
         title: "A healthy cluster under load",
         plan(ctx, v) { v.l = waitLeader(ctx, v); ctx.act("setWorkload", { clients: 2, intervalMs: 150, keys: 3, readFraction: 0.3 }); ctx.runFor(700); v.term = ctx.state().nodes.find((n) => n.id === v.l)?.term; },
-        text: (v) => `<p>${N(v.l ?? "?")} leads term ${v.term ?? "?"}. Two clients send a steady stream of puts, appends and gets to it.</p>
-          <p>Reads go through <b>ReadIndex</b>: the leader notes its commit index, confirms with a heartbeat round that a majority still follows it, and answers once it has applied up to that index, so reads never return stale data without writing to the log.</p>`,
+        text: (v) => `<p>${Nc(v.l ?? "?")} leads term ${v.term ?? "?"}. Two clients send a steady stream of puts, appends and gets to it.</p>
+          <p>Reads go through <b>ReadIndex</b>: the leader notes its commit index, confirms with a heartbeat round that a majority still follows it, and answers once it has applied up to that index, so a read never returns stale data, and reads do not have to go through the log.</p>`,
         watch: () => `The History panel: each bar is one request, from sending to answer.`,
       },
       {
         title: "The leader crashes",
         plan(ctx, v) { ctx.act("crash", v.l); ctx.runFor(60); },
-        text: (v) => `<p>${N(v.l)} crashes. Everything it had only in memory is gone; its current term, its vote and its log were written to disk, and survive.</p>
+        text: (v) => `<p>${Nc(v.l)} crashes. Everything it had only in memory is gone; its current term, its vote and its log were written to disk, and survive.</p>
           <p>Requests that were waiting for it stay pending: their bars in the History panel keep growing. No more heartbeats arrive, so the followers' election timers run down.</p>`,
         watch: () => `The timer arcs on the four survivors.`,
       },
@@ -156,9 +158,9 @@ export const SCENARIOS = [
       {
         title: "The old leader comes back",
         plan(ctx, v) { ctx.act("restart", v.l); ctx.runFor(700); },
-        text: (v) => `<p>${N(v.l)} restarts from its disk, as a follower in its old term. The first message from ${N(v.n ?? "?")} carries the higher term ${v.t2 ?? ""}, which ${N(v.l)} adopts at once.</p>
+        text: (v) => `<p>${Nc(v.l)} restarts from its disk, as a follower in its old term. The first message from ${N(v.n ?? "?")} carries the higher term ${v.t2 ?? ""}, which ${N(v.l)} adopts at once.</p>
           <p>The leader finds where ${N(v.l)}'s log diverges from its own and sends the missing entries; uncommitted entries from the old term, if any, are overwritten.</p>`,
-        watch: (v) => `${N(v.l)}'s row catching up, and the leader's view of it (right of the row) going from probe to replicate.`,
+        watch: (v) => `${Nc(v.l)}'s row catching up, and the leader's view of it (right of the row) going from probe to replicate.`,
       },
     ],
   },
@@ -172,14 +174,14 @@ export const SCENARIOS = [
       {
         title: "A leader and a write",
         plan(ctx, v) { v.l = waitLeader(ctx, v); v.op = ctx.act("put", "x", "1", 1); waitOp(ctx, v, v.op); ctx.runFor(40); v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term; },
-        text: (v) => `<p>${N(v.l ?? "?")} is leader of term ${v.t ?? "?"} and client 1 has written <code>x=1</code>.</p>`,
+        text: (v) => `<p>${Nc(v.l ?? "?")} is leader of term ${v.t ?? "?"} and client 1 has written <code>x=1</code>.</p>`,
         watch: () => `All logs agree and are committed.`,
       },
       {
         title: "The leader is cut off",
         plan(ctx, v) { const st = ctx.state(); v.rest = others(st, v.l); ctx.act("partition", [[v.l], v.rest]); ctx.runFor(80); },
         text: (v) => `<p>A network partition separates ${N(v.l)} from the other four. Its heartbeats no longer arrive, but nothing tells ${N(v.l)} so: for now it still believes it is the leader of term ${v.t}.</p>`,
-        watch: (v) => `The dotted links between the two groups carry nothing. ${N(v.l)} is still drawn as leader.`,
+        watch: (v) => `The dotted links between the two groups carry nothing. ${Nc(v.l)} is still drawn as leader.`,
       },
       {
         title: "The majority moves on",
@@ -204,8 +206,8 @@ export const SCENARIOS = [
         plan(ctx, v) { ctx.act("heal"); ctx.runFor(500); v.after = ctx.state().nodes.find((n) => n.id === v.l); },
         text: (v) => `<p>The partition heals. Any message ${N(v.l)} sends now carries its old term and is rejected; the answer, and the next heartbeat from ${N(v.n ?? "?")}, carry term ${v.t2 ?? "?"}. A server that sees a higher term adopts it and becomes a follower at once (§5.1).</p>
           <p>Its log is then repaired by the leader: entries it appended in the old term that were never committed are removed and replaced by the committed ones. Nothing a client was told had succeeded is lost.</p>
-          <p>${N(v.l)} is now a ${v.after?.role ?? "follower"} in term ${v.after?.term ?? "?"}.</p>`,
-        watch: (v) => `${N(v.l)}'s row: dashed cells from term ${v.t} disappear and its log matches the leader's.`,
+          <p>${Nc(v.l)} is now a ${v.after?.role ?? "follower"} in term ${v.after?.term ?? "?"}.</p>`,
+        watch: (v) => `${Nc(v.l)}'s row: dashed cells from term ${v.t} disappear and its log matches the leader's.`,
       },
     ],
   },
@@ -228,7 +230,7 @@ export const SCENARIOS = [
           v.cde = v.rest.slice(1);
         },
         text: (v) => `<p>Figure 8 of the Raft paper shows a trap: an entry can be stored on a majority and still be overwritten later. This tour walks through the same situation with ${N(v.a ?? "?")} in the role of S1 and ${N(v.b ?? "?")} as S2.</p>
-          <p>${N(v.a ?? "?")} leads term ${v.t ?? "?"}; everything so far is committed.</p>`,
+          <p>${Nc(v.a ?? "?")} leads term ${v.t ?? "?"}; everything so far is committed.</p>`,
         watch: () => `The LOGS panel: one row per server, one column per log index, colour and number give the term.`,
       },
       {
@@ -242,7 +244,7 @@ export const SCENARIOS = [
           ctx.act("crash", v.a); ctx.act("crash", v.b);
           ctx.runFor(20);
         },
-        text: (v) => `<p>We cut the links from ${N(v.a)} to ${list(v.cde)}, and a client writes <code>y=1</code>. ${N(v.a)} appends it at index ${v.k} in term ${v.t} and manages to replicate it only to ${N(v.b)}: 2 of 5, <b>not committed</b>.</p>
+        text: (v) => `<p>We cut the links from ${N(v.a)} to ${list(v.cde)}, and a client writes <code>y=1</code>. ${Nc(v.a)} appends it at index ${v.k} in term ${v.t} and manages to replicate it only to ${N(v.b)}: 2 of 5, <b>not committed</b>.</p>
           <p>Then ${N(v.a)} and ${N(v.b)} crash. The entry survives on their disks.</p>${missed(v)}`,
         watch: (v) => `Index ${v.k}: dashed (uncommitted) term-${v.t} cells on ${N(v.a)} and ${N(v.b)}, nothing on the others.`,
       },
@@ -262,10 +264,10 @@ export const SCENARIOS = [
           v.cLast = cn.lastIndex;
           v.de = v.cde.filter((id) => id !== v.c);
         },
-        text: (v) => `<p>${list(v.cde)} are a majority, so they elect ${N(v.c ?? "?")} for term ${v.t2 ?? "?"} (like S5 in the figure). Its log does not have <code>y=1</code>.</p>
+        text: (v) => `<p>${listC(v.cde)} are a majority, so they elect ${N(v.c ?? "?")} for term ${v.t2 ?? "?"} (like S5 in the figure). Its log does not have <code>y=1</code>.</p>
           <p>As a new leader it appends an entry of its own term at index ${v.k} — a different entry at the same index. We drop its AppendEntries by hand and crash it before anyone receives them.</p>
           <p>Index ${v.k} now holds a term-${v.t} entry on ${list([v.a, v.b])} and a term-${v.t2} entry on ${N(v.c)}. Neither is committed, and that is allowed.</p>${missed(v)}`,
-        watch: (v) => `${N(v.c ?? "?")}'s row: its entry at index ${v.k} has a different colour from ${N(v.a)}'s.`,
+        watch: (v) => `${Nc(v.c ?? "?")}'s row: its entry at index ${v.k} has a different colour from ${N(v.a)}'s.`,
       },
       {
         title: "(c) The old entry reaches a majority",
@@ -278,7 +280,7 @@ export const SCENARIOS = [
           const l2 = ctx.state().nodes.find((n) => n.id === v.l2);
           v.commit = l2?.commitIndex;
         },
-        text: (v) => `<p>${N(v.a)} and ${N(v.b)} restart. Their logs end with a term-${v.t} entry, more up to date than those of ${list(v.de)}, so one of them, ${N(v.l2 ?? "?")}, wins term ${v.t3 ?? "?"}. It copies the term-${v.t} entry at index ${v.k} to the others: now it is stored on a majority.</p>
+        text: (v) => `<p>${Nc(v.a)} and ${N(v.b)} restart. Their logs end with a term-${v.t} entry, more up to date than those of ${list(v.de)}, so one of them, ${N(v.l2 ?? "?")}, wins term ${v.t3 ?? "?"}. It copies the term-${v.t} entry at index ${v.k} to the others: now it is stored on a majority.</p>
           <p>This is the dangerous moment of Figure 8(c). The leader must <b>not</b> mark index ${v.k} committed just because a majority stores it: it is from an older term. If ${N(v.l2 ?? "?")} crashed now, ${N(v.c)} (whose last entry has the higher term ${v.t2}) could win an election with votes from the others and overwrite index ${v.k} everywhere — Figure 8(d).</p>
           <p>The rule (§5.4.2): a leader only commits entries of its <b>current term</b> by counting replicas; earlier entries become committed indirectly, together with a current-term entry after them. Here ${N(v.l2 ?? "?")}'s own new entry at index ${v.k + 1} travels with index ${v.k}, and once a majority stores both, the commit index jumps past both (it is now ${v.commit ?? "?"}). From then on, no server without them can be elected: Figure 8(e).</p>${missed(v)}`,
         watch: (v) => `The ▲ commit markers move past index ${v.k} only when index ${v.k + 1} (term ${v.t3 ?? "?"}) is on a majority.`,
@@ -286,9 +288,9 @@ export const SCENARIOS = [
       {
         title: "(e) The other branch is erased",
         plan(ctx, v) { ctx.act("restart", v.c); ctx.runFor(600); },
-        text: (v) => `<p>${N(v.c)} restarts with its term-${v.t2} entry at index ${v.k}. It can no longer win an election: a majority now has entries of term ${v.t3}. The leader's AppendEntries finds the conflict at index ${v.k} and ${N(v.c)} replaces the uncommitted entry with the committed one (<i>Log Matching</i>).</p>
+        text: (v) => `<p>${Nc(v.c)} restarts with its term-${v.t2} entry at index ${v.k}. It can no longer win an election: a majority now has entries of term ${v.t3}. The leader's AppendEntries finds the conflict at index ${v.k} and ${N(v.c)} replaces the uncommitted entry with the committed one (<i>Log Matching</i>).</p>
           <p>Safety never depended on luck: an entry is committed only when no future leader can lack it.</p>`,
-        watch: (v) => `${N(v.c)}'s row at index ${v.k} changing colour to term ${v.t}.`,
+        watch: (v) => `${Nc(v.c)}'s row at index ${v.k} changing colour to term ${v.t}.`,
       },
     ],
   },
@@ -302,14 +304,14 @@ export const SCENARIOS = [
       {
         title: "Load on a healthy cluster",
         plan(ctx, v) { v.l = waitLeader(ctx, v); ctx.act("setWorkload", { clients: 2, intervalMs: 40, keys: 4, readFraction: 0 }); ctx.runFor(400); v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term; },
-        text: (v) => `<p>${N(v.l ?? "?")} leads term ${v.t ?? "?"}. Two clients write as fast as they can.</p>`,
+        text: (v) => `<p>${Nc(v.l ?? "?")} leads term ${v.t ?? "?"}. Two clients write as fast as they can.</p>`,
         watch: () => `The logs growing in step.`,
       },
       {
         title: "Isolate the leader",
         plan(ctx, v) { const st = ctx.state(); ctx.act("partition", [[v.l], others(st, v.l)]); ctx.runFor(1500); const s2 = ctx.state(); const old = s2.nodes.find((n) => n.id === v.l); v.oldLast = old.lastIndex; v.oldCommit = old.commitIndex; v.n = leaderOf({ nodes: s2.nodes.filter((n) => n.id !== v.l) }); v.newLast = s2.nodes.find((n) => n.id === v.n)?.lastIndex; },
-        text: (v) => `<p>${N(v.l)} is partitioned away. Clients that still send to it get their entries appended in term ${v.t} — never committed (dashed), since it cannot reach a majority. Meanwhile the majority elects ${N(v.n ?? "?")} and commits many entries in a newer term.</p>
-          <p>${N(v.l)}'s log now ends at index ${v.oldLast}, committed only up to ${v.oldCommit}; the leader's is at ${v.newLast ?? "?"}. After index ${v.oldCommit} the two logs disagree.</p>`,
+        text: (v) => `<p>${Nc(v.l)} is partitioned away. Clients that still send to it get their entries appended in term ${v.t} — never committed (dashed), since it cannot reach a majority. Meanwhile the majority elects ${N(v.n ?? "?")} and commits many entries in a newer term.</p>
+          <p>${Nc(v.l)}'s log now ends at index ${v.oldLast}, committed only up to ${v.oldCommit}; the leader's is at ${v.newLast ?? "?"}. After index ${v.oldCommit} the two logs disagree.</p>`,
         watch: (v) => `Row ${v.l}: a tail of dashed term-${v.t} cells; the other rows: a longer run of another colour.`,
       },
       {
@@ -323,7 +325,7 @@ export const SCENARIOS = [
         title: "Streaming the missing entries",
         plan(ctx) { ctx.runFor(600); },
         text: (v) => `<p>Once an AppendEntries matches, the follower deletes its conflicting suffix and the leader switches to <b>replicate</b>: it sends batches back to back (pipelining, with a bounded number in flight) instead of waiting for each answer.</p>
-          <p>${N(v.l)}'s uncommitted term-${v.t} entries are gone; its log is identical to the leader's.</p>`,
+          <p>${Nc(v.l)}'s uncommitted term-${v.t} entries are gone; its log is identical to the leader's.</p>`,
         watch: () => `The logs lined up again, and every row's ▲ commit marker at the same index.`,
       },
     ],
@@ -338,9 +340,9 @@ export const SCENARIOS = [
       {
         title: "A follower goes down",
         plan(ctx, v) { v.l = waitLeader(ctx, v); v.f = others(ctx.state(), v.l)[0]; ctx.act("crash", v.f); ctx.act("setWorkload", { clients: 3, intervalMs: 50, keys: 4, readFraction: 0.2 }); ctx.runFor(1500); v.snap = ctx.state().nodes.find((n) => n.id === v.l)?.snapshotIndex; },
-        text: (v) => `<p>${N(v.f)} crashes while three clients keep writing to leader ${N(v.l ?? "?")}.</p>
+        text: (v) => `<p>${Nc(v.f)} crashes while three clients keep writing to leader ${N(v.l ?? "?")}.</p>
           <p>In this run every server takes a <b>snapshot</b> of its key-value state every 20 applied entries and discards the log up to there (§7, log compaction). The hatched block at the start of each row is the compacted prefix; the purple bar marks its end (${N(v.l ?? "?")}: index ${v.snap ?? "?"}).</p>`,
-        watch: (v) => `${N(v.f)}'s short log, and the hatched snapshot blocks growing on the others.`,
+        watch: (v) => `${Nc(v.f)}'s short log, and the hatched snapshot blocks growing on the others.`,
       },
       {
         title: "The entries are gone",
@@ -351,8 +353,8 @@ export const SCENARIOS = [
       {
         title: "InstallSnapshot",
         plan(ctx, v) { ctx.act("restart", v.f); if (!ctx.runUntil((st) => (st.nodes.find((n) => n.id === v.f)?.snapshotIndex ?? 0) >= v.snap, 3000)) v.miss = "the follower did not install a snapshot"; ctx.runFor(30); },
-        text: (v) => `<p>${N(v.f)} restarts. When the leader probes it, the index it would have to send from has been compacted, so its progress for ${N(v.f)} switches to <b>snapshot</b> and it sends <b>InstallSnapshot</b> (purple) carrying its state machine — the keys and values, plus the client sessions so that retries stay exactly-once.</p>
-          <p>${N(v.f)} replaces its state with the snapshot, discards the log entries the snapshot covers, and answers.</p>${missed(v)}`,
+        text: (v) => `<p>${Nc(v.f)} restarts. When the leader probes it, the index it would have to send from has been compacted, so its progress for ${N(v.f)} switches to <b>snapshot</b> and it sends <b>InstallSnapshot</b> (purple) carrying its state machine — the keys and values, plus the client sessions so that retries stay exactly-once.</p>
+          <p>${Nc(v.f)} replaces its state with the snapshot, discards the log entries the snapshot covers, and answers.</p>${missed(v)}`,
         watch: (v) => `The purple message to ${N(v.f)}, then its row's snapshot marker jumping forward. Click ${N(v.f)} to see its key-value store filled in.`,
       },
       {
@@ -373,7 +375,7 @@ export const SCENARIOS = [
       {
         title: "x = 1",
         plan(ctx, v) { v.l = waitLeader(ctx, v); const op = ctx.act("put", "x", "1", 1); waitOp(ctx, v, op); ctx.runFor(40); v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term; },
-        text: (v) => `<p>${N(v.l ?? "?")} leads term ${v.t ?? "?"}; client 1 wrote <code>x=1</code> through it, so client 1 now knows ${N(v.l ?? "?")} as the leader.</p>`,
+        text: (v) => `<p>${Nc(v.l ?? "?")} leads term ${v.t ?? "?"}; client 1 wrote <code>x=1</code> through it, so client 1 now knows ${N(v.l ?? "?")} as the leader.</p>`,
         watch: () => `Every node's store has x=1 (click one to see).`,
       },
       {
@@ -386,7 +388,7 @@ export const SCENARIOS = [
           v.pending = ctx.op(v.read)?.status === "pending";
         },
         text: (v) => `<p>A partition leaves ${N(v.l)} with only ${N(v.b)}, and client 1 immediately asks ${N(v.l)} for <code>x</code>.</p>
-          <p>${N(v.l)} does not answer from its own store. With <b>ReadIndex</b> (dissertation §6.4) it records its commit index, then sends a round of heartbeats and waits until a <b>majority</b> acknowledges that it is still the leader. Only ${N(v.b)} can answer: 2 of 5.</p>
+          <p>${Nc(v.l)} does not answer from its own store. With <b>ReadIndex</b> (dissertation §6.4) it records its commit index, then sends a round of heartbeats and waits until a <b>majority</b> acknowledges that it is still the leader. Only ${N(v.b)} can answer: 2 of 5.</p>
           <p>${v.pending ? "The read is still pending." : "The read already finished in this run."}</p>`,
         watch: () => `Client 1's get bar in the History panel growing, and ${"heartbeats"} crossing only the link inside the minority.`,
       },

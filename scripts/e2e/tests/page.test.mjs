@@ -143,7 +143,7 @@ pageTest("the timeline scrubs back and forward to identical states", async (page
   await scrubTo(page, Math.floor(end / 2));
   const mid = await state(page);
   assert.ok(mid.now <= end / 2 + 1, "went back in time");
-  assert.ok(await page.isVisible("#notice"), "says we are viewing the past");
+  await page.waitForSelector("#notice", { state: "visible", timeout: 5000 }); // says we are viewing the past
   assert.match(await page.textContent("#notice"), /discards/);
   await scrubTo(page, end);
   assert.deepEqual(await state(page), atEnd, "forward again gives the same state");
@@ -176,6 +176,27 @@ pageTest("a guided scenario runs through", async (page) => {
   const h = await page.evaluate(() => window.__distribkv.sim().history());
   assert.ok(h.some((o) => o.key === "x" && o.status === "ok"), "and the write it explains completed");
 }, { timeout: 120000 });
+
+pageTest("every guided tour reaches what it explains", async (page) => {
+  const ids = await page.evaluate(async () => (await import("./js/scenarios.js")).SCENARIOS.map((s) => s.id));
+  assert.ok(ids.length >= 8);
+  for (const id of ids) {
+    await page.keyboard.press("g");
+    if (!(await page.isVisible(`button[data-id="${id}"]`))) await page.click('#guide button[data-g="list"]');
+    await page.click(`button[data-id="${id}"]`);
+    const steps = await page.evaluate(() => window.__distribkv.app.guide.scenario.steps.length);
+    assert.ok(steps >= 3 && steps <= 6, `${id}: 3 to 6 steps`);
+    for (let i = 1; i <= steps; i++) {
+      await page.click("#g-next");
+      const skip = page.locator('#guide button[data-g="skip"]');
+      if (await skip.count()) await skip.click().catch(() => {});
+      await page.waitForFunction(() => !window.__distribkv.app.stopAt, null, { timeout: 20000 });
+      assert.doesNotMatch(await page.textContent("#guide"), /did not happen|step failed/, `${id} step ${i}`);
+      assert.doesNotMatch(await page.textContent("#guide"), /undefined|NaN|\?\?/, `${id} step ${i} names everything`);
+    }
+    await page.click('#guide button[data-g="close"]');
+  }
+}, { timeout: 240000 });
 
 pageTest("keyboard help and settings dialogs open and close", async (page) => {
   await page.keyboard.press("?");
