@@ -214,6 +214,17 @@ export class ClusterView {
       this.msgPos.push({ id: q.m.id, x: q.x, y: q.y });
     }
 
+    // ---- a node being dragged to a partition group ----
+    if (ui.drag) {
+      const d = ui.drag, from = g.nodes[d.id - 1];
+      ctx.strokeStyle = T.focus; ctx.lineWidth = 1.5; ctx.setLineDash([4, 4]);
+      ctx.beginPath(); ctx.moveTo(from.x, from.y); ctx.lineTo(d.x, d.y); ctx.stroke();
+      ctx.beginPath(); ctx.arc(d.x, d.y, g.r, 0, TAU); ctx.stroke(); ctx.setLineDash([]);
+      ctx.fillStyle = T.focus; ctx.font = `700 ${Math.round(g.r * 0.7)}px ${T.font}`; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+      ctx.fillText(String(d.id), d.x, d.y);
+      if (d.target) { const t = g.nodes[d.target - 1]; ctx.lineWidth = 3; ctx.strokeStyle = T.focus; ctx.beginPath(); ctx.arc(t.x, t.y, g.r + 14, 0, TAU); ctx.stroke(); }
+    }
+
     // ---- log grid ----
     this._grid(ctx, g, st, sel, hov, byId);
   }

@@ -106,12 +106,14 @@ class App {
     const tl = this.timeline;
     const hadFuture = tl.hasFuture;
     let result;
+    this.lastActOk = false;
     try {
       result = tl.act(op, ...args);
     } catch (err) {
       toast(err.message || String(err), { error: true });
       return undefined;
     }
+    this.lastActOk = true;
     if (hadFuture) toast("Acted in the past: the rest of the recorded run was discarded.");
     if (this.stopAt) { this.stopAt = null; }
     this.dirty = true;
@@ -311,7 +313,7 @@ class App {
           this.historyView.center = (a + b) / 2;
           $$(".zoom button").forEach((x) => x.classList.remove("on"));
         }
-        this.showNotice("violation", `<b>Correctness violation</b> at ${fmtTime(this.violationAt)}: ${esc(res.violations[0] ?? "see the Correctness card")}`, [
+        this.showNotice("violation", `<b>Correctness violation</b> detected at ${fmtTime(this.violationAt)}: ${esc(res.violations[0] ?? "see the Correctness card")}`, [
           { label: "Show in history", fn: () => { if (ops.length) this.historyView.center = (Math.min(...ops.map((o) => o.invokedAt)) + Math.max(...ops.map((o) => o.completedAt ?? 0))) / 2; this.dirty = true; } },
           { label: "Dismiss", fn: () => { this.hideNotice("violation"); this.historyView.center = null; } },
         ], true);
@@ -342,7 +344,7 @@ class App {
     if (moving || this.dirty) {
       this.cluster.draw({
         state: this.state, display: tl.display, config: tl.config, clients: this.clientsCache,
-        ui: { selected: this.selected, hover: this.hover, partitionPreview: this.networkCard.preview() },
+        ui: { selected: this.selected, hover: this.hover, partitionPreview: this.networkCard.preview(), drag: this.drag?.moved ? this.drag : null },
       });
       this.historyView.draw({ history: this.historyCache, display: tl.display, highlight: this.highlightOps });
     }
@@ -461,8 +463,45 @@ class App {
 
     const canvas = $("#cluster");
     const pos = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+    // drag a node onto another to put it in that node's partition group, or into empty space for a group of its own
+    canvas.addEventListener("pointerdown", (e) => {
+      const [x, y] = pos(e);
+      const h = this.cluster.hit(x, y);
+      if (h?.type === "node" && e.button === 0) { this.drag = { id: h.id, x0: x, y0: y, x, y, moved: false, target: null }; canvas.setPointerCapture(e.pointerId); }
+    });
+    canvas.addEventListener("pointerup", () => {
+      const d = this.drag;
+      this.drag = null;
+      if (!d || !d.moved) return;
+      this.suppressClick = true;
+      this.dirty = true;
+      const p = this.cluster.nodePos(d.id);
+      if (!d.target && p && Math.hypot(d.x - p.x, d.y - p.y) < 40) return;
+      const groups = this.networkCard.groupsFromState();
+      const used = new Set([...groups].filter(([id]) => id !== d.id).map(([, g]) => g));
+      let g = d.target ? groups.get(d.target) : 0;
+      if (!d.target) while (used.has(g)) g++;
+      groups.set(d.id, g);
+      const lists = new Map();
+      for (const [id, gi] of [...groups].sort((a, b) => a[0] - b[0])) { if (!lists.has(gi)) lists.set(gi, []); lists.get(gi).push(id); }
+      const parts = [...lists.values()];
+      this.networkCard.draft = null;
+      this.act("partition", parts);
+      if (this.lastActOk) toast(parts.length > 1 ? `Partition: ${parts.map((x) => x.join(",")).join(" | ")}` : "All nodes in one group again (cut links stay cut).");
+    });
     canvas.addEventListener("pointermove", (e) => {
       const [x, y] = pos(e);
+      if (this.drag) {
+        const d = this.drag;
+        d.x = x; d.y = y;
+        if (Math.hypot(x - d.x0, y - d.y0) > 6) d.moved = true;
+        const h = this.cluster.hit(x, y);
+        d.target = h?.type === "node" && h.id !== d.id ? h.id : null;
+        this.dirty = true;
+        canvas.style.cursor = "grabbing";
+        this.tooltip(d.moved ? { type: "drag", d } : null, e.clientX, e.clientY);
+        return;
+      }
       const h = this.cluster.hit(x, y);
       const k = (o) => (o ? `${o.type}:${o.id ?? o.key ?? ""}:${o.a ?? ""}:${o.b ?? ""}:${o.index ?? ""}` : "");
       if (k(h) !== k(this.hover)) { this.hover = h; this.dirty = true; }
@@ -471,6 +510,7 @@ class App {
     });
     canvas.addEventListener("pointerleave", () => { this.hover = null; this.dirty = true; this.tooltip(null); });
     canvas.addEventListener("click", (e) => {
+      if (this.suppressClick) { this.suppressClick = false; return; }
       const [x, y] = pos(e);
       const h = this.cluster.hit(x, y);
       if (!h) return this.select(null);
@@ -521,11 +561,11 @@ class App {
     if (h.type === "node" || h.type === "row") {
       const nd = st?.nodes.find((n) => n.id === h.id);
       if (!nd) { tip.hidden = true; return; }
-      text = `Node ${nd.id} · ${nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down"} · term ${nd.term}\ncommit ${nd.commitIndex} · applied ${nd.appliedIndex} · last ${nd.lastIndex ?? "?"}\n${Object.keys(nd.kv || {}).length} keys in its store`;
+      text = `Node ${nd.id} · ${nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down"} · term ${nd.term}\ncommit ${nd.commitIndex} · applied ${nd.appliedIndex} · last ${nd.lastIndex ?? "?"}\n${Object.keys(nd.kv || {}).length} keys in its store\ndrag onto another node or into empty space to partition`;
       if (h.type === "row" && h.index) {
         const e = nd.log.find((x) => x.index === h.index);
         text = e ? `Node ${nd.id}, index ${e.index}, term ${e.term}\n${e.command}\n${e.index <= nd.commitIndex ? "committed" : "not committed yet"}` : h.index <= (nd.snapshotIndex ?? 0) ? `Node ${nd.id}, index ${h.index}: compacted into the snapshot` : `Node ${nd.id} has no entry ${h.index}`;
-      } else text += "\nclick to inspect";
+      } else text = text.replace("\ndrag", "\nclick to inspect · drag");
     } else if (h.type === "msg") {
       const m = st?.inFlight.find((x) => x.id === h.id);
       if (!m) { tip.hidden = true; return; }
@@ -536,6 +576,8 @@ class App {
     } else if (h.type === "client") {
       const c = this.clientsCache.find((c) => `c${c.id}` === h.key);
       text = `Client ${h.key}${c ? `\n${c.busy ? "waiting for an answer" : "idle"} · thinks the leader is ${c.leaderGuess ?? "unknown"}` : ""}`;
+    } else if (h.type === "drag") {
+      text = h.d.target ? `Drop: put node ${h.d.id} in node ${h.d.target}'s partition group` : `Drop in empty space: node ${h.d.id} gets a partition group of its own`;
     } else if (h.type === "op") {
       const o = h.op;
       text = `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending"}\nstatus ${o.status}${o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : ""}${this.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
