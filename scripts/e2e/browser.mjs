@@ -19,6 +19,7 @@ export async function launch() {
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     viewport: { width: 1440, height: 900 },
+    deviceScaleFactor: Number(process.env.DPR ?? 1),
   });
   const server = await serve();
   return {

@@ -171,6 +171,7 @@ export class ClusterView {
     ctx.globalAlpha = 1;
 
     // ---- nodes ----
+    this.labelBoxes = [];
     for (const nd of st.nodes) this._node(ctx, g, nd, p0(g, nd.id), sel, hov, st, byId);
 
     // ---- clients ----
@@ -178,7 +179,7 @@ export class ClusterView {
 
     // ---- message dots ----
     const labels = msgs.length <= 30;
-    const placed = [];
+    const placed = [...this.labelBoxes];
     this.msgPos = [];
     ctx.font = `600 10px ${T.font}`;
     ctx.textAlign = "center"; ctx.textBaseline = "bottom";
@@ -308,6 +309,7 @@ export class ClusterView {
       const tw = ctx.measureText(l.text).width;
       ctx.fillStyle = T.bg; ctx.globalAlpha = 0.75;
       ctx.fillRect(p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh);
+      this.labelBoxes.push([p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh]);
       ctx.globalAlpha = 1;
       ctx.fillStyle = l.color;
       if (l.spacing && "letterSpacing" in ctx) ctx.letterSpacing = "0.06em";

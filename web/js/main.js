@@ -694,6 +694,7 @@ function showBuildMessage(err) {
     <p class="muted small">To look around the page without the build, open it with <a href="?mock">?mock</a>: a small stand-in written in JavaScript that imitates the simulator. It is not the real Raft implementation.</p>
   </div>`;
   $("#play").disabled = $("#step").disabled = true;
+  document.body.classList.add("no-sim");
   window.__distribkv = { ready: false, error: String(err?.message ?? err) };
 }
 
