@@ -164,7 +164,7 @@ export class Guide {
     const st = $("#g-status", this.root);
     if (!st) return;
     const playing = !!this.app.stopAt;
-    const text = playing ? `Playing this step at ${this.app.speedLabel()} … ` : this.step > 0 ? "End of this step. Explore freely, then press Next." : "";
+    const text = playing ? `Playing this step at ${this.app.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
     if (st.__t !== text) {
       st.__t = text;
       st.replaceChildren(text);

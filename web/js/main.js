@@ -233,6 +233,10 @@ class App {
     if (!run) return false;
     if (run.scenario && this.guideAvailable(run.scenario.id)) {
       this.guide.start(run.scenario.id, { step: run.scenario.step, cursor: run.cursor });
+      const tl = this.timeline;
+      const same = JSON.stringify(tl.actions.map((a) => [a.t, a.s, a.op, a.args])) === JSON.stringify(run.actions.map((a) => [a.t, a.s, a.op, a.args]))
+        && tl.config.seed === run.config.seed && tl.config.nodes === run.config.nodes;
+      if (!same) { this.newRun(run.config, run.actions, run.cursor, { keepGuide: true }); this.scenarioTag = run.scenario; }
       return true;
     }
     this.newRun(run.config, run.actions, run.cursor);
@@ -326,6 +330,19 @@ class App {
 
   // ---------- the frame ----------
   frame(ts) {
+    requestAnimationFrame((t) => this.frame(t));
+    try {
+      this.frameBody(ts);
+    } catch (err) {
+      // keep the loop alive; report each distinct problem once
+      const key = String(err?.message ?? err);
+      this.reported ??= new Set();
+      if (!this.reported.has(key)) { this.reported.add(key); console.error("frame failed:", err); toast(`Drawing failed: ${key}`, { error: true, ms: 6000 }); }
+      this.pause();
+    }
+  }
+
+  frameBody(ts) {
     const dtReal = this.lastTs ? Math.min(100, ts - this.lastTs) : 16;
     if (this.lastTs) { this.frames[this.frameIdx] = ts - this.lastTs; this.frameIdx = (this.frameIdx + 1) % this.frames.length; this.frameCount++; }
     this.lastTs = ts;
@@ -353,7 +370,6 @@ class App {
     const tk = tl.display + tl.end * 1e-9 + tl.horizon * 1e-12;
     if (tk !== this.transportAt || this.scrubbing) { this.transportAt = tk; this.updateTransport(); }
     if (ts - this.panelAt > PANEL_MS) { this.panelAt = ts; this.updatePanels(); }
-    requestAnimationFrame((t) => this.frame(t));
   }
 
   fps() {

@@ -40,6 +40,24 @@ export function norm(x) {
 }
 
 const num = (v) => (v === null || v === undefined ? null : Number(v));
+const toBig = (a) => (typeof a === "number" && Number.isInteger(a) ? BigInt(a) : a);
+
+/**
+ * Call a method with plain numbers; if the build wants BigInt for a u64 parameter
+ * (wasm-bindgen throws a TypeError), retry with BigInt and remember that for the method.
+ */
+function callNum(sim, name, args) {
+  if (sim.bigArgs.has(name)) return sim.raw[name](...args.map(toBig));
+  try {
+    return sim.raw[name](...args);
+  } catch (err) {
+    if (err instanceof TypeError && /BigInt/i.test(err.message) && args.some((a) => typeof a === "number")) {
+      sim.bigArgs.add(name);
+      return sim.raw[name](...args.map(toBig));
+    }
+    throw err;
+  }
+}
 
 /** Config fields the page may pass to `new Simulation(config)`. */
 export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum"];
@@ -52,38 +70,39 @@ export class Sim {
     this.backend = backend.name;
     this.raw = new backend.Simulation(cfg);
     this.nodeCount = Number(cfg.nodes ?? 5);
+    this.bigArgs = new Set();
   }
   // time
   now() { return Number(this.raw.now()); }
   nextEventAt() { return num(this.raw.nextEventAt()); }
-  runUntil(t) { this.raw.runUntil(t); }
-  runFor(ms) { this.raw.runFor(ms); }
+  runUntil(t) { callNum(this, "runUntil", [t]); }
+  runFor(ms) { callNum(this, "runFor", [ms]); }
   step() { return norm(this.raw.step()); }
   // observation
   state(opts) { return norm(opts ? this.raw.state(opts) : this.raw.state()); }
-  events(sinceSeq) { return norm(this.raw.events(sinceSeq)); }
+  events(sinceSeq) { return norm(callNum(this, "events", [sinceSeq])); }
   history() { return norm(this.raw.history()); }
   clients() { return norm(this.raw.clients()); }
   check() { return norm(this.raw.check()); }
-  message(id) { return norm(this.raw.message(id)); }
+  message(id) { return norm(callNum(this, "message", [id])); }
   // actions (each is also an entry of the recorded timeline; see timeline.js)
-  crash(id) { this.raw.crash(id); }
-  restart(id) { this.raw.restart(id); }
+  crash(id) { callNum(this, "crash", [id]); }
+  restart(id) { callNum(this, "restart", [id]); }
   partition(groups) { this.raw.partition(groups); }
   heal() { this.raw.heal(); }
-  cutLink(from, to) { this.raw.cutLink(from, to); }
-  restoreLink(from, to) { this.raw.restoreLink(from, to); }
+  cutLink(from, to) { callNum(this, "cutLink", [from, to]); }
+  restoreLink(from, to) { callNum(this, "restoreLink", [from, to]); }
   setDropRate(p) { this.raw.setDropRate(p); }
   setDuplicateRate(p) { this.raw.setDuplicateRate(p); }
-  setLatency(lo, hi) { this.raw.setLatency(lo, hi); }
-  triggerElection(id) { this.raw.triggerElection(id); }
-  transferLeadership(id) { this.raw.transferLeadership(id); }
-  snapshot(id) { this.raw.snapshot(id); }
-  dropMessage(id) { return !!this.raw.dropMessage(id); }
-  put(key, value, client) { return num(client == null ? this.raw.put(key, value) : this.raw.put(key, value, client)); }
-  append(key, value, client) { return num(client == null ? this.raw.append(key, value) : this.raw.append(key, value, client)); }
-  get(key, client) { return num(client == null ? this.raw.get(key) : this.raw.get(key, client)); }
-  delete(key, client) { return num(client == null ? this.raw.delete(key) : this.raw.delete(key, client)); }
+  setLatency(lo, hi) { callNum(this, "setLatency", [lo, hi]); }
+  triggerElection(id) { callNum(this, "triggerElection", [id]); }
+  transferLeadership(id) { callNum(this, "transferLeadership", [id]); }
+  snapshot(id) { callNum(this, "snapshot", [id]); }
+  dropMessage(id) { return !!callNum(this, "dropMessage", [id]); }
+  put(key, value, client) { return num(callNum(this, "put", client == null ? [key, value] : [key, value, client])); }
+  append(key, value, client) { return num(callNum(this, "append", client == null ? [key, value] : [key, value, client])); }
+  get(key, client) { return num(callNum(this, "get", client == null ? [key] : [key, client])); }
+  delete(key, client) { return num(callNum(this, "delete", client == null ? [key] : [key, client])); }
   setWorkload(w) { this.raw.setWorkload(w); }
   free() { if (typeof this.raw.free === "function") this.raw.free(); }
 }
