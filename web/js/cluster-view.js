@@ -41,7 +41,7 @@ export class ClusterView {
     } else {
       const rh = Math.max(240, h * 0.6);
       ring = { x: clientStrip, y: 0, w: w - clientStrip, h: rh };
-      grid = { x: 12, y: rh + 6, w: w - 24, h: h - rh - 34 };
+      grid = { x: 12, y: rh + 6, w: w - 24, h: h - rh - 44 };
     }
     g.ring = ring; g.grid = grid;
     g.cx = ring.x + ring.w / 2;
@@ -292,7 +292,7 @@ export class ClusterView {
     const lines = [];
     const roleText = nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down";
     lines.push({ text: roleText.toUpperCase(), font: `700 10.5px ${T.font}`, color: col, spacing: true });
-    lines.push({ text: `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
+    lines.push({ text: g.R >= 100 ? `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}` : `t${nd.term}${nd.votedFor != null ? ` · v${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
     if (g.R >= 115) lines.push({ text: `commit ${nd.commitIndex}${nd.appliedIndex !== nd.commitIndex ? ` · applied ${nd.appliedIndex}` : ""}`, font: `11px ${T.font}`, color: T.muted });
     if (nd.up && nd.role === "candidate") {
       let votes = 0;
@@ -456,15 +456,15 @@ export class ClusterView {
     g.gridRows = { top, rowH, x0, cols, first };
     // a line of legend under the grid
     const ly = top + n * rowH + 12;
-    if (ly < g.h - 8) {
+    if (ly < g.h - 40) {
       ctx.font = `10.5px ${T.font}`; ctx.fillStyle = T.muted; ctx.textAlign = "left";
       const parts = ["number = term", "filled = committed", "dashed = not yet committed", "▲ commit index", "hatched = snapshot", "green bar / ▸ = the leader's match / next index"];
       let line = "", yy = ly;
       for (const part of parts) {
         const next = line ? `${line} · ${part}` : part;
-        if (ctx.measureText(next).width > grid.w && line) { ctx.fillText(line, grid.x, yy); yy += 14; line = part; } else line = next;
+        if (ctx.measureText(next).width > grid.w && line) { if (yy < g.h - 40) ctx.fillText(line, grid.x, yy); yy += 14; line = part; } else line = next;
       }
-      if (line && yy < g.h - 4) ctx.fillText(line, grid.x, yy);
+      if (line && yy < g.h - 40) ctx.fillText(line, grid.x, yy);
     }
   }
 

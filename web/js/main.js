@@ -272,7 +272,20 @@ class App {
     if (!n.hidden && (!kind || this.noticeKind === kind)) { n.hidden = true; this.noticeKind = null; this.layoutChanged(); }
   }
 
-  layoutChanged() { this.dirty = true; this.cluster.g = null; }
+  layoutChanged() { this.dirty = true; this.cluster.g = null; if (this.narrowMq) this.updateDrawer(); }
+
+  /** Side panel as a drawer: in narrow windows, and in medium ones while a tour takes the left side. */
+  updateDrawer() {
+    const drawer = this.narrowMq.matches || (this.mediumMq.matches && !$("#guide").hidden);
+    const b = document.body;
+    if (b.classList.contains("drawer") !== drawer) {
+      b.classList.toggle("drawer", drawer);
+      b.classList.toggle("narrow", drawer);
+      if (!drawer) b.classList.remove("side-open");
+      this.cluster.g = null;
+      this.dirty = true;
+    }
+  }
 
   // ---------- data ----------
   refreshData(force = false) {
@@ -552,10 +565,11 @@ class App {
     new ResizeObserver(() => { this.dirty = true; }).observe($("#history"));
     const mq = matchMedia("(prefers-color-scheme: dark)");
     mq.addEventListener("change", () => { this.theme.read(); this.dirty = true; this.buildLegend(); });
-    const narrow = matchMedia("(max-width: 1020px)");
-    const setNarrow = () => { document.body.classList.toggle("narrow", narrow.matches); if (!narrow.matches) document.body.classList.remove("side-open"); };
-    narrow.addEventListener("change", setNarrow);
-    setNarrow();
+    this.narrowMq = matchMedia("(max-width: 1020px)");
+    this.mediumMq = matchMedia("(max-width: 1500px)");
+    this.narrowMq.addEventListener("change", () => this.updateDrawer());
+    this.mediumMq.addEventListener("change", () => this.updateDrawer());
+    this.updateDrawer();
     window.addEventListener("hashchange", () => { if (location.hash !== this.ownHash) this.loadFromHash(); });
     window.addEventListener("keydown", (e) => this.onKey(e));
     this.buildLegend();
