@@ -198,6 +198,69 @@ pageTest("every guided tour reaches what it explains", async (page) => {
   }
 }, { timeout: 240000 });
 
+/** Client coordinates of a point given in canvas (CSS pixel) coordinates. */
+async function canvasPoint(page, x, y) {
+  const r = await page.evaluate(() => document.querySelector("#cluster").getBoundingClientRect().toJSON());
+  return [r.x + x, r.y + y];
+}
+
+pageTest("clicking a message shows it and drops it; clicking a link cuts one direction", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await setSpeed(page, -2); // crawl, so messages stay put while we click
+  await page.waitForFunction(() => window.__distribkv.app.cluster.msgPos.length > 0, null, { timeout: 10000 });
+  await pause(page);
+  await page.waitForTimeout(100);
+  const m = await page.evaluate(() => window.__distribkv.app.cluster.msgPos[0]);
+  await page.mouse.click(...(await canvasPoint(page, m.x, m.y)));
+  await page.waitForFunction((id) => window.__distribkv.app.selected?.type === "msg" && window.__distribkv.app.selected.id === id, m.id);
+  await page.waitForFunction(() => /→/.test(document.querySelector("#i-title")?.textContent ?? ""));
+  await page.click("#i-drop");
+  assert.equal(await page.evaluate((id) => window.__distribkv.sim().message(id), m.id), null, "the message is gone");
+  // a link: click the middle of the segment between nodes 1 and 2, away from messages
+  const [a, b] = await page.evaluate(() => [window.__distribkv.app.cluster.nodePos(1), window.__distribkv.app.cluster.nodePos(2)]);
+  await page.evaluate(() => { const app = window.__distribkv.app; app.cluster.msgPos = []; });
+  await page.mouse.click(...(await canvasPoint(page, (a.x + b.x) / 2, (a.y + b.y) / 2)));
+  await page.waitForFunction(() => window.__distribkv.app.selected?.type === "link");
+  await page.click('#inspector button[data-act="cut"][data-from="1"][data-to="2"]');
+  assert.deepEqual((await state(page)).links.cut, [[1, 2]]);
+  await page.click('#inspector button[data-act="restore"][data-from="1"][data-to="2"]');
+  assert.deepEqual((await state(page)).links.cut, []);
+});
+
+pageTest("the partition editor splits the cluster and heal joins it", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await page.click('#part-chips button[data-id="4"]');
+  await page.click('#part-chips button[data-id="5"]');
+  await page.click("#part-apply");
+  const p = (await state(page)).links.partition;
+  assert.ok(p && p.length === 2, "two groups");
+  assert.deepEqual(p.map((g) => [...g].sort()).sort((x, y) => x[0] - y[0]), [[1, 2, 3], [4, 5]]);
+  await page.click("#heal");
+  assert.equal((await state(page)).links.partition, null);
+});
+
+test("a correctness violation pauses the run and outlines the operations (mock with an injected bug)", { skip: USE_MOCK ? false : "needs the mock's injected bug" }, async () => {
+  const { page, errors } = await openPage(env, { query: "mock=stale-reads" });
+  try {
+    await setSpeed(page, 0.5);
+    await page.keyboard.press("w");
+    await play(page);
+    await page.waitForFunction(() => window.__distribkv.app.checkResult && !window.__distribkv.app.checkResult.ok, null, { timeout: 40000 });
+    await page.waitForFunction(() => document.querySelector("#play").getAttribute("aria-label") === "Play", null, { timeout: 2000 });
+    assert.match(await page.textContent("#notice"), /Correctness violation/);
+    assert.match(await page.textContent("#check-pill"), /VIOLATION/);
+    assert.ok(await page.evaluate(() => window.__distribkv.app.highlightOps.size) > 0);
+    assert.deepEqual(errors, []);
+  } catch (err) {
+    await screenshot(page, "fail-violation").catch(() => {});
+    throw err;
+  } finally { await page.close(); }
+});
+
 pageTest("keyboard help and settings dialogs open and close", async (page) => {
   await page.keyboard.press("?");
   assert.ok(await page.isVisible("#help"));
