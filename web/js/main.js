@@ -197,9 +197,19 @@ class App {
     this.scheduleHash();
   }
 
+  /** Roughly how long (real ms) showing virtual time t would take: going back replays the run from the start. */
+  seekCost(t) {
+    const tl = this.timeline;
+    return t < tl.display ? t * (this.replayRate ?? 0.002) : (t - tl.display) * (this.replayRate ?? 0.002);
+  }
+
   seek(t) {
     this.stopAt = null;
+    const t0 = performance.now();
+    const rebuilds = t < this.timeline.display;
     this.timeline.seek(t);
+    const spent = performance.now() - t0;
+    if (rebuilds && t > 200) this.replayRate = spent / t;
     this.dirty = true;
     this.scheduleHash();
   }
@@ -381,7 +391,7 @@ class App {
     this.drawMs = this.drawMs * 0.9 + (performance.now() - t1) * 0.1;
     this.dirty = false;
     const tk = tl.display + tl.end * 1e-9 + tl.horizon * 1e-12;
-    if (tk !== this.transportAt || this.scrubbing) { this.transportAt = tk; this.updateTransport(); }
+    if ((tk !== this.transportAt || this.scrubbing) && this.previewSeek == null) { this.transportAt = tk; this.updateTransport(); }
     if (ts - this.panelAt > PANEL_MS) { this.panelAt = ts; this.updatePanels(); }
   }
 
@@ -450,10 +460,15 @@ class App {
     setText($("#speed-out"), this.speedLabel());
     const sl = $("#timeline");
     sl.addEventListener("pointerdown", () => { this.scrubbing = true; this.wasPlaying = this.playing; this.pause(); });
-    sl.addEventListener("input", () => { this.pendingSeek = Number(sl.value); });
-    const endScrub = () => { if (this.scrubbing) { this.scrubbing = false; if (this.wasPlaying) this.play(); } };
+    sl.addEventListener("input", () => {
+      const t = Number(sl.value);
+      // long runs: while dragging only preview the time, and replay once on release
+      if (this.scrubbing && this.seekCost(t) > 120) { setText($("#clock"), `→ ${fmtTime(t)}`); this.previewSeek = t; return; }
+      this.pendingSeek = t;
+    });
+    const endScrub = () => { if (this.previewSeek != null) { this.pendingSeek = this.previewSeek; this.previewSeek = null; } if (this.scrubbing) { this.scrubbing = false; if (this.wasPlaying) this.play(); } };
     sl.addEventListener("pointerup", endScrub);
-    sl.addEventListener("change", () => { this.pendingSeek = Number(sl.value); endScrub(); });
+    sl.addEventListener("change", () => { this.pendingSeek = Number(sl.value); this.previewSeek = null; endScrub(); });
     $("#run-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const nodes = Number($("#nodes").value), seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
