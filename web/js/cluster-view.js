@@ -35,7 +35,7 @@ export class ClusterView {
     const clientStrip = 54;
     let ring, grid;
     if (wide) {
-      const rw = Math.min(w * 0.58, h * 1.2 + clientStrip);
+      const rw = Math.min(w * 0.56, h + clientStrip + 30);
       ring = { x: clientStrip, y: 0, w: rw - clientStrip, h: h - 26 };
       grid = { x: rw + 8, y: 14, w: w - rw - 20, h: h - 40 };
     } else {
@@ -60,8 +60,8 @@ export class ClusterView {
     clientKeys.forEach((k, i) => g.clients.set(k, { key: k, x: 26, y: 40 + i * step, w: 34, h: Math.min(20, step - 3) }));
     // log grid
     const rowH = clamp((grid.h - 34) / (n + 0.5), 15, 30);
-    const labelW = 86, rightW = wide ? 112 : 104;
-    const cellW = clamp(rowH * 0.9, 12, 22);
+    const labelW = 88, rightW = 92;
+    const cellW = clamp(rowH * 0.8, 12, 20);
     this.cols = Math.max(5, Math.floor((grid.w - labelW - rightW) / cellW));
     g.rowH = rowH; g.labelW = labelW; g.rightW = rightW; g.cellW = cellW;
     g.gridTop = grid.y + 22;
