@@ -1,0 +1,286 @@
+// End-to-end tests of the page in Debian's Chromium. Default: the real wasm
+// build (web/pkg/). E2E_MOCK=1: the JavaScript stand-in (?mock).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openPage, screenshot, USE_MOCK, pageUrl } from "../browser.mjs";
+import { WEB_ROOT } from "../serve.mjs";
+
+let env;
+before(async () => { env = await launch(); await env.context.grantPermissions(["clipboard-read", "clipboard-write"]); });
+after(async () => { await env?.close(); });
+
+/** Run a test body with a fresh page; on failure save a screenshot to artifacts/. */
+function pageTest(name, body, { timeout = 60000, open = {} } = {}) {
+  test(name, { timeout }, async () => {
+    const { page, errors } = await openPage(env, open);
+    try {
+      await body(page, errors);
+      assert.deepEqual(errors, [], "no console errors");
+    } catch (err) {
+      const file = await screenshot(page, `fail-${name}`).catch(() => null);
+      if (file) err.message += `\n(screenshot: ${file})`;
+      throw err;
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+const state = (page) => page.evaluate(() => window.__distribkv.sim().state());
+const summary = (st) => st.nodes.map((n) => ({ id: n.id, up: n.up, role: n.role, term: n.term, commitIndex: n.commitIndex, lastIndex: n.lastIndex }));
+const leaderOf = (st) => st.nodes.find((n) => n.up && n.role === "leader")?.id ?? null;
+
+async function setSpeed(page, exp) {
+  await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, exp);
+}
+async function play(page) { if ((await page.getAttribute("#play", "aria-label")) === "Play") await page.click("#play"); }
+async function pause(page) { if ((await page.getAttribute("#play", "aria-label")) === "Pause") await page.click("#play"); }
+async function waitLeader(page, { not = null, timeout = 20000 } = {}) {
+  const h = await page.waitForFunction((not) => {
+    const st = window.__distribkv.sim().state();
+    const l = st.nodes.find((n) => n.up && n.role === "leader");
+    return l && l.id !== not ? l.id : null;
+  }, not, { timeout });
+  return h.jsonValue();
+}
+async function scrubTo(page, t) {
+  await page.$eval("#timeline", (el, v) => {
+    el.dispatchEvent(new PointerEvent("pointerdown", { bubbles: true }));
+    el.value = String(v);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+    el.dispatchEvent(new Event("change", { bubbles: true }));
+    el.dispatchEvent(new PointerEvent("pointerup", { bubbles: true }));
+  }, t);
+  await page.waitForFunction((t) => Math.abs(window.__distribkv.timeline().display - t) < 1.01, t);
+}
+
+pageTest("the page loads the simulation and a leader is elected", async (page) => {
+  assert.equal(await page.evaluate(() => window.__distribkv.backend), USE_MOCK ? "mock" : "wasm");
+  await setSpeed(page, 0);
+  await play(page);
+  const l = await waitLeader(page);
+  assert.ok(l >= 1 && l <= 5);
+  assert.ok(await page.evaluate(() => window.__distribkv.fps()) > 0, "frames are being drawn");
+});
+
+pageTest("crashing the leader from the UI elects a new one", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  const first = await waitLeader(page);
+  await page.keyboard.press(String(first)); // select it
+  await page.click('#inspector button[data-act="crash"]');
+  const st = await state(page);
+  assert.equal(st.nodes.find((n) => n.id === first).up, false, "the node is down");
+  const second = await waitLeader(page, { not: first });
+  assert.notEqual(second, first);
+  await page.click('#inspector button[data-act="restart"]');
+  assert.equal((await state(page)).nodes.find((n) => n.id === first).up, true, "the node is back up");
+});
+
+pageTest("a put from the client form completes in the history", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await page.fill("#op-key", "greeting");
+  await page.fill("#op-value", "hello");
+  await page.selectOption("#op-kind", "put");
+  await page.click('#op-form button[type="submit"]');
+  const op = await page.waitForFunction(() => window.__distribkv.sim().history().find((o) => o.key === "greeting" && o.status === "ok"), null, { timeout: 20000 });
+  const o = await op.jsonValue();
+  assert.equal(o.kind, "put");
+  assert.equal(o.value, "hello");
+  assert.ok(o.completedAt >= o.invokedAt);
+  await page.waitForFunction(() => window.__distribkv.app.historyCache.some((o) => o.key === "greeting" && o.status === "ok"));
+  // every live node applies it eventually
+  await page.waitForFunction(() => window.__distribkv.sim().state().nodes.every((n) => !n.up || n.kv.greeting === "hello"), null, { timeout: 20000 });
+});
+
+pageTest("a share link reopens the same run at the same moment", async (page) => {
+  await setSpeed(page, 0.3);
+  await play(page);
+  const l = await waitLeader(page);
+  await page.click("#wl-on"); // steady workload
+  await page.waitForTimeout(600);
+  await page.keyboard.press(String(l));
+  await page.keyboard.press("c"); // crash the leader
+  await page.waitForTimeout(800);
+  await pause(page);
+  await page.keyboard.press("n"); // and one single event
+  await page.keyboard.press("n");
+  await page.click("#share-btn");
+  await page.waitForFunction(() => location.hash.includes("a="));
+  const url = await page.evaluate(() => location.href);
+  const before = await state(page);
+  const hist = await page.evaluate(() => window.__distribkv.sim().history().length);
+  const other = await env.context.newPage();
+  const errors = [];
+  other.on("pageerror", (e) => errors.push(String(e)));
+  await other.goto(url);
+  await other.waitForFunction(() => window.__distribkv?.ready);
+  const after = await state(other);
+  assert.deepEqual(summary(after), summary(before));
+  assert.equal(after.now, before.now);
+  assert.equal(await other.evaluate(() => window.__distribkv.sim().history().length), hist);
+  assert.deepEqual(errors, []);
+  await other.close();
+});
+
+pageTest("the timeline scrubs back and forward to identical states", async (page) => {
+  await setSpeed(page, 0.3);
+  await play(page);
+  const l = await waitLeader(page);
+  await page.click("#wl-on");
+  await page.waitForTimeout(700);
+  await page.keyboard.press(String(l));
+  await page.keyboard.press("c");
+  await page.waitForTimeout(700);
+  await pause(page);
+  const end = await page.evaluate(() => Math.floor(window.__distribkv.timeline().display));
+  await scrubTo(page, end);
+  const atEnd = await state(page);
+  await scrubTo(page, Math.floor(end / 2));
+  const mid = await state(page);
+  assert.ok(mid.now <= end / 2 + 1, "went back in time");
+  await page.waitForSelector("#notice", { state: "visible", timeout: 5000 }); // says we are viewing the past
+  assert.match(await page.textContent("#notice"), /discards/);
+  await scrubTo(page, end);
+  assert.deepEqual(await state(page), atEnd, "forward again gives the same state");
+  await scrubTo(page, Math.floor(end / 2));
+  assert.deepEqual(await state(page), mid, "and back again too");
+  // acting in the past truncates the recorded future
+  const applied = await page.evaluate(() => window.__distribkv.timeline().applied);
+  await page.click("#heal");
+  const tl = await page.evaluate(() => ({ n: window.__distribkv.timeline().actions.length, future: window.__distribkv.timeline().hasFuture }));
+  assert.equal(tl.n, applied + 1, "later actions were dropped, the new one recorded");
+  assert.equal(tl.future, false);
+});
+
+pageTest("a guided scenario runs through", async (page) => {
+  await page.click("#guide-btn");
+  await page.click('button[data-id="first-election"]');
+  const steps = await page.evaluate(() => window.__distribkv.app.guide.scenario.steps.length);
+  for (let i = 0; i <= steps; i++) {
+    await page.click("#g-next");
+    if (i === steps) break;
+    const skip = page.locator('#guide button[data-g="skip"]');
+    if (await skip.count()) await skip.click().catch(() => {});
+    await page.waitForFunction(() => !window.__distribkv.app.stopAt, null, { timeout: 20000 });
+    assert.match(await page.textContent("#g-title"), /\S/);
+    assert.doesNotMatch(await page.textContent("#guide"), /did not happen/, `step ${i + 1} reached what it explains`);
+  }
+  assert.equal(await page.isVisible("#guide"), false, "Finish closes the tour");
+  const st = await state(page);
+  assert.ok(leaderOf(st), "the tour ends with a leader");
+  const h = await page.evaluate(() => window.__distribkv.sim().history());
+  assert.ok(h.some((o) => o.key === "x" && o.status === "ok"), "and the write it explains completed");
+}, { timeout: 120000 });
+
+pageTest("every guided tour reaches what it explains", async (page) => {
+  const ids = await page.evaluate(async () => (await import("./js/scenarios.js")).SCENARIOS.map((s) => s.id));
+  assert.ok(ids.length >= 8);
+  for (const id of ids) {
+    await page.keyboard.press("g");
+    if (!(await page.isVisible(`button[data-id="${id}"]`))) await page.click('#guide button[data-g="list"]');
+    await page.click(`button[data-id="${id}"]`);
+    const steps = await page.evaluate(() => window.__distribkv.app.guide.scenario.steps.length);
+    assert.ok(steps >= 3 && steps <= 6, `${id}: 3 to 6 steps`);
+    for (let i = 1; i <= steps; i++) {
+      await page.click("#g-next");
+      const skip = page.locator('#guide button[data-g="skip"]');
+      if (await skip.count()) await skip.click().catch(() => {});
+      await page.waitForFunction(() => !window.__distribkv.app.stopAt, null, { timeout: 20000 });
+      assert.doesNotMatch(await page.textContent("#guide"), /did not happen|step failed/, `${id} step ${i}`);
+      assert.doesNotMatch(await page.textContent("#guide"), /undefined|NaN|\?\?/, `${id} step ${i} names everything`);
+    }
+    await page.click('#guide button[data-g="close"]');
+  }
+}, { timeout: 240000 });
+
+/** Client coordinates of a point given in canvas (CSS pixel) coordinates. */
+async function canvasPoint(page, x, y) {
+  const r = await page.evaluate(() => document.querySelector("#cluster").getBoundingClientRect().toJSON());
+  return [r.x + x, r.y + y];
+}
+
+pageTest("clicking a message shows it and drops it; clicking a link cuts one direction", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await setSpeed(page, -2); // crawl, so messages stay put while we click
+  await page.waitForFunction(() => window.__distribkv.app.cluster.msgPos.length > 0, null, { timeout: 10000 });
+  await pause(page);
+  await page.waitForTimeout(100);
+  const m = await page.evaluate(() => window.__distribkv.app.cluster.msgPos[0]);
+  await page.mouse.click(...(await canvasPoint(page, m.x, m.y)));
+  await page.waitForFunction((id) => window.__distribkv.app.selected?.type === "msg" && window.__distribkv.app.selected.id === id, m.id);
+  await page.waitForFunction(() => /→/.test(document.querySelector("#i-title")?.textContent ?? ""));
+  await page.click("#i-drop");
+  assert.equal(await page.evaluate((id) => window.__distribkv.sim().message(id), m.id), null, "the message is gone");
+  // a link: click the middle of the segment between nodes 1 and 2, away from messages
+  const [a, b] = await page.evaluate(() => [window.__distribkv.app.cluster.nodePos(1), window.__distribkv.app.cluster.nodePos(2)]);
+  await page.evaluate(() => { const app = window.__distribkv.app; app.cluster.msgPos = []; });
+  await page.mouse.click(...(await canvasPoint(page, (a.x + b.x) / 2, (a.y + b.y) / 2)));
+  await page.waitForFunction(() => window.__distribkv.app.selected?.type === "link");
+  await page.click('#inspector button[data-act="cut"][data-from="1"][data-to="2"]');
+  assert.deepEqual((await state(page)).links.cut, [[1, 2]]);
+  await page.click('#inspector button[data-act="restore"][data-from="1"][data-to="2"]');
+  assert.deepEqual((await state(page)).links.cut, []);
+});
+
+pageTest("the partition editor splits the cluster and heal joins it", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await page.click('#part-chips button[data-id="4"]');
+  await page.click('#part-chips button[data-id="5"]');
+  await page.click("#part-apply");
+  const p = (await state(page)).links.partition;
+  assert.ok(p && p.length === 2, "two groups");
+  assert.deepEqual(p.map((g) => [...g].sort()).sort((x, y) => x[0] - y[0]), [[1, 2, 3], [4, 5]]);
+  await page.click("#heal");
+  assert.equal((await state(page)).links.partition, null);
+});
+
+test("a correctness violation pauses the run and outlines the operations (mock with an injected bug)", { skip: USE_MOCK ? false : "needs the mock's injected bug" }, async () => {
+  const { page, errors } = await openPage(env, { query: "mock=stale-reads" });
+  try {
+    await setSpeed(page, 0.5);
+    await page.keyboard.press("w");
+    await play(page);
+    await page.waitForFunction(() => window.__distribkv.app.checkResult && !window.__distribkv.app.checkResult.ok, null, { timeout: 40000 });
+    await page.waitForFunction(() => document.querySelector("#play").getAttribute("aria-label") === "Play", null, { timeout: 2000 });
+    assert.match(await page.textContent("#notice"), /Correctness violation/);
+    assert.match(await page.textContent("#check-pill"), /VIOLATION/);
+    assert.ok(await page.evaluate(() => window.__distribkv.app.highlightOps.size) > 0);
+    assert.deepEqual(errors, []);
+  } catch (err) {
+    await screenshot(page, "fail-violation").catch(() => {});
+    throw err;
+  } finally { await page.close(); }
+});
+
+pageTest("keyboard help and settings dialogs open and close", async (page) => {
+  await page.keyboard.press("?");
+  assert.ok(await page.isVisible("#help"));
+  assert.match(await page.textContent("#help"), /play \/ pause/);
+  await page.keyboard.press("Escape");
+  assert.equal(await page.isVisible("#help"), false);
+  await page.click("#settings-btn");
+  await page.fill("#s-et-min", "200");
+  await page.fill("#s-et-max", "400");
+  await page.click("#settings-apply");
+  assert.deepEqual(await page.evaluate(() => window.__distribkv.timeline().config.electionTimeoutMs), [200, 400]);
+  await page.selectOption("#nodes", "7");
+  await page.waitForFunction(() => window.__distribkv.sim().state().nodes.length === 7);
+});
+
+test("without the wasm build the page says how to build it", { skip: fs.existsSync(path.join(WEB_ROOT, "pkg", "distribkv_wasm.js")) ? "web/pkg is built" : false }, async () => {
+  const page = await env.context.newPage();
+  await page.goto(pageUrl(env.server, { query: "" }).replace("?mock", ""));
+  await page.waitForFunction(() => window.__distribkv && window.__distribkv.ready === false);
+  assert.match(await page.textContent("#boot"), /wasm-pack build|README/);
+  assert.match(await page.textContent("#boot"), /\?mock/);
+  await page.close();
+});

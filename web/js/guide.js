@@ -1,0 +1,218 @@
+// The guided-scenario side panel. A step is planned on a scratch copy of the
+// run (see scenarios.js); its actions become the recorded future of the real
+// run, which then plays up to the step's end while the panel explains.
+
+import { $, el, esc } from "./dom.js";
+import { SCENARIOS, leaderOf } from "./scenarios.js";
+
+export function scenarioById(id) { return SCENARIOS.find((s) => s.id === id) ?? null; }
+
+function makeCtx(tl) {
+  const state = (tail = 4) => tl.sim.state({ logTail: tail });
+  return {
+    state: () => state(4),
+    leader: () => leaderOf(state(1)),
+    act: (op, ...args) => tl.act(op, ...args),
+    now: () => tl.sim.now(),
+    runFor: (ms) => tl.advanceTo(Math.floor(tl.display) + ms),
+    runUntil(pred, maxMs) {
+      const end = Math.floor(tl.display) + maxMs;
+      if (pred(state(4))) return true;
+      while (tl.display < end) {
+        tl.advanceTo(Math.floor(tl.display) + 1);
+        if (pred(state(4))) return true;
+      }
+      return false;
+    },
+    stepUntil(pred, maxEvents = 10000) {
+      for (let i = 0; i < maxEvents; i++) {
+        if (!tl.stepOnce()) return false;
+        if (pred(state(4))) return true;
+      }
+      return false;
+    },
+    op: (id) => { const h = tl.sim.history(); for (let i = h.length - 1; i >= 0; i--) if (h[i].id === id) return h[i]; return null; },
+  };
+}
+
+export class Guide {
+  constructor(app) {
+    this.app = app;
+    this.root = $("#guide");
+    this.scenario = null;
+    this.step = 0; // 0 = the intro card; 1..n = steps
+    this.ends = []; // ends[i] = timeline position at the end of step i (ends[0] = start)
+    this.vars = []; // vars[i] = names after step i
+    this.playing = false;
+    this.root.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-g]");
+      if (!b) return;
+      const a = b.dataset.g;
+      if (a === "close") this.close();
+      else if (a === "next") this.next();
+      else if (a === "back") this.back();
+      else if (a === "replay") this.replay();
+      else if (a === "skip") this.skip();
+      else if (a === "list") this.showList();
+      else if (a === "start") this.start(b.dataset.id);
+    });
+  }
+
+  get open() { return !this.root.hidden; }
+
+  toggleList() { if (this.open) this.close(); else this.showList(); }
+
+  showList() {
+    this.scenario = null;
+    this.root.hidden = false;
+    this.root.replaceChildren(
+      el("div", { class: "row", style: "margin:0" }, el("span", { class: "kicker" }, "Guided tours"), el("button", { class: "btn ghost small", "data-g": "close", style: "margin-left:auto", "aria-label": "Close" }, "✕")),
+      el("p", { class: "small muted", style: "margin:0" }, "Each tour starts a fresh cluster and walks through one idea of Raft in a few steps. You can pause, step, scrub and poke at any moment."),
+      el("ul", { class: "scen-list" }, ...SCENARIOS.map((s) => el("li", {}, el("button", { "data-g": "start", "data-id": s.id }, el("b", {}, s.title), el("span", {}, s.blurb))))),
+    );
+    this.app.layoutChanged();
+  }
+
+  close() {
+    this.root.hidden = true;
+    this.scenario = null;
+    this.app.stopAt = null;
+    this.app.scenarioTag = null;
+    this.app.layoutChanged();
+  }
+
+  /** Start a scenario: a fresh run with its config, at its intro card (or straight at `step`). */
+  start(id, { step = 0, cursor = null } = {}) {
+    const s = scenarioById(id);
+    if (!s) { this.app.toast(`No scenario "${id}"`, { error: true }); return; }
+    this.scenario = s;
+    this.app.newRun({ ...this.app.baseConfig(), ...s.config }, [], null, { keepGuide: true });
+    this.ends = [this.app.timeline.position()];
+    this.vars = [{}];
+    this.step = 0;
+    this.root.hidden = false;
+    this.app.layoutChanged();
+    if (step > 0) {
+      // rebuild the names and the run up to that step without playing it
+      for (let i = 1; i <= step && i <= s.steps.length; i++) this.plan(i);
+      this.step = Math.min(step, s.steps.length);
+      this.app.timeline.seekPosition(cursor ?? this.ends[this.step]);
+    }
+    this.app.scenarioTag = { id: s.id, step: this.step };
+    this.render();
+  }
+
+  plan(i) {
+    const tl = this.app.timeline;
+    const s = this.scenario;
+    tl.seekPosition(this.ends[i - 1]);
+    const scratch = tl.scratch();
+    const v = { ...this.vars[i - 1] };
+    delete v.miss;
+    try {
+      s.steps[i - 1].plan(makeCtx(scratch), v);
+    } catch (err) {
+      v.miss = `the step failed: ${err.message}`;
+      console.warn("scenario step failed", err);
+    }
+    const fresh = scratch.actions.slice(tl.applied);
+    this.ends[i] = scratch.position();
+    this.vars[i] = v;
+    scratch.free();
+    tl.adoptFuture(fresh);
+    this.ends.length = i + 1;
+    this.vars.length = i + 1;
+  }
+
+  next() {
+    const s = this.scenario;
+    if (!s) return;
+    if (this.step >= s.steps.length) { this.close(); return; }
+    const i = this.step + 1;
+    this.plan(i);
+    this.step = i;
+    this.app.scenarioTag = { id: s.id, step: i };
+    this.app.playTo(this.ends[i]);
+    this.render();
+  }
+
+  back() {
+    if (!this.scenario || this.step === 0) return;
+    this.step--;
+    this.app.stopAt = null;
+    this.app.pause();
+    this.app.timeline.seekPosition(this.ends[this.step]);
+    this.app.scenarioTag = { id: this.scenario.id, step: this.step };
+    this.app.dirty = true;
+    this.render();
+  }
+
+  replay() {
+    if (!this.scenario || this.step === 0) return;
+    this.app.timeline.seekPosition(this.ends[this.step - 1]);
+    this.app.playTo(this.ends[this.step]);
+  }
+
+  skip() {
+    if (!this.scenario || !this.app.stopAt) return;
+    this.app.finishPlayTo();
+  }
+
+  /** Called by the app every few frames so the status line follows playback. */
+  tick() {
+    if (!this.scenario) return;
+    const st = $("#g-status", this.root);
+    if (!st) return;
+    const playing = !!this.app.stopAt;
+    const text = playing ? `Playing this step at ${this.app.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
+    if (st.__t !== text) {
+      st.__t = text;
+      st.replaceChildren(text);
+      if (playing) st.append(el("button", { class: "btn small", "data-g": "skip" }, "Skip to end ▸▸"));
+    }
+  }
+
+  render() {
+    const s = this.scenario;
+    if (!s) return;
+    const i = this.step;
+    const v = this.vars[i] ?? {};
+    const nav = el("div", { class: "nav" },
+      el("button", { class: "btn", "data-g": "back", disabled: i === 0 ? true : null, title: "Previous step" }, "◂ Back"),
+      i > 0 ? el("button", { class: "btn ghost", "data-g": "replay", title: "Play this step again" }, "↻ Replay") : null,
+      el("span", { class: "spacer" }),
+      el("button", { class: "btn primary", "data-g": "next", id: "g-next" }, i === 0 ? "Start ▸" : i >= s.steps.length ? "Finish" : "Next ▸"),
+    );
+    const progress = el("div", { class: "progress", "aria-hidden": "true" }, ...s.steps.map((_, k) => el("i", { class: k < i ? "done" : "" })));
+    const body = el("div", { class: "step-text" });
+    const watch = el("div", { class: "watch" });
+    let title;
+    if (i === 0) {
+      title = s.title;
+      body.innerHTML = `<p>${esc(s.blurb)}</p><p class="muted small">${s.steps.length} steps. Each step performs a few actions and plays the cluster forward; the text says what to look at. A fresh ${s.config.nodes}-node cluster (seed ${s.config.seed}) is ready.</p>`;
+      watch.hidden = true;
+    } else {
+      const step = s.steps[i - 1];
+      title = step.title;
+      body.innerHTML = step.text(v);
+      const w = step.watch ? step.watch(v) : "";
+      watch.innerHTML = w ? `<b>Watch:</b> ${w}` : "";
+      watch.hidden = !w;
+    }
+    this.root.replaceChildren(
+      el("div", { class: "row", style: "margin:0" },
+        el("span", { class: "kicker" }, i === 0 ? "Guided tour" : `Step ${i} of ${s.steps.length}`),
+        el("button", { class: "btn ghost small", "data-g": "list", style: "margin-left:auto", title: "All tours" }, "All tours"),
+        el("button", { class: "btn ghost small", "data-g": "close", "aria-label": "Close" }, "✕")),
+      progress,
+      el("div", { class: "guide-scroll" },
+        el("div", { class: "kicker", style: "text-transform:none;letter-spacing:0;margin-bottom:4px" }, s.title),
+        el("h3", { id: "g-title" }, title),
+        body,
+        watch),
+      el("div", { class: "status-line", id: "g-status" }),
+      nav,
+    );
+    this.tick();
+  }
+}

@@ -1,0 +1,137 @@
+// The client history: one lane per client, a bar per operation from its
+// invocation to its completion. Pending bars grow with time, unknown outcomes
+// are hatched, and the operations named by a linearizability violation are
+// outlined in red.
+
+import { fitCanvas } from "./theme.js";
+
+const clamp = (x, a, b) => Math.max(a, Math.min(b, x));
+
+export function opLabel(op) {
+  const v = op.value === null || op.value === undefined ? "" : op.value;
+  switch (op.kind) {
+    case "put": return `put ${op.key}=${v}`;
+    case "append": return `append ${op.key}+=${v}`;
+    case "delete": return `delete ${op.key}`;
+    case "get": return op.status === "ok" ? `get ${op.key} → ${op.output === null || op.output === undefined ? "nil" : op.output}` : `get ${op.key}`;
+    default: return `${op.kind} ${op.key}`;
+  }
+}
+
+export class HistoryView {
+  constructor(canvas, theme) {
+    this.canvas = canvas;
+    this.theme = theme;
+    this.span = 2000; // ms of virtual time shown; 0 = everything
+    this.bars = [];
+    this.center = null; // when set, the window is centred here instead of following now
+  }
+
+  draw({ history, display, highlight }) {
+    const { ctx, w, h } = fitCanvas(this.canvas);
+    const T = this.theme;
+    ctx.clearRect(0, 0, w, h);
+    const left = 44, right = 14, top = 4, bottom = 18;
+    const lanes = [...new Set(history.map((o) => o.client))].sort((a, b) => a - b);
+    const end = this.center !== null && this.span ? this.center + this.span / 2 : display;
+    const t0 = this.span ? Math.max(0, end - this.span) : 0;
+    const t1 = this.span ? Math.max(end, t0 + this.span) : Math.max(display, 1);
+    const sx = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
+    // time axis
+    ctx.strokeStyle = T.line; ctx.lineWidth = 1; ctx.fillStyle = T.muted;
+    ctx.font = `10px ${T.mono}`; ctx.textAlign = "center"; ctx.textBaseline = "alphabetic";
+    const tick = niceTick((t1 - t0) / Math.max(2, (w - left) / 110));
+    for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) {
+      const x = sx(t);
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, h - bottom + 3); ctx.stroke();
+      ctx.fillText(fmtTick(t, tick), x, h - 5);
+    }
+    if (!lanes.length) {
+      ctx.fillStyle = T.muted; ctx.font = `12.5px ${T.font}`; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+      ctx.fillText("No client operations yet: send one from the Clients card (p), or start the steady workload.", left, (h - bottom) / 2);
+      this.bars = [];
+      return;
+    }
+    const laneH = clamp((h - top - bottom) / lanes.length, 6, 26);
+    const laneIdx = new Map(lanes.map((c, i) => [c, i]));
+    ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.font = `600 10.5px ${T.mono}`;
+    lanes.forEach((c, i) => {
+      const y = top + i * laneH;
+      if (i % 2 === 1) { ctx.fillStyle = T.surface2; ctx.globalAlpha = 0.5; ctx.fillRect(left, y, w - left - right, laneH); ctx.globalAlpha = 1; }
+      if (laneH >= 9) { ctx.fillStyle = T.muted; ctx.fillText(`c${c}`, left - 8, y + laneH / 2); }
+    });
+    this.bars = [];
+    const hl = highlight || new Set();
+    const bh = Math.max(4, laneH - 5);
+    ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; ctx.textAlign = "left";
+    const later = [];
+    // ops come in invocation order: skip the ones that ended long before the window
+    let lo = 0, hi = history.length;
+    const from = t0 - 60000;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (history[mid].invokedAt < from) lo = mid + 1; else hi = mid; }
+    for (let i = 0; i < lo; i++) if (history[i].status === "pending" && history[i].invokedAt < from) { lo = i; break; }
+    for (let i = lo; i < history.length; i++) {
+      const op = history[i];
+      const a = op.invokedAt;
+      const b = op.completedAt ?? display;
+      if (b < t0 || a > t1) continue;
+      const x = Math.max(left, sx(a));
+      const x2 = Math.min(w - right, Math.max(sx(b), x + 3));
+      const y = top + laneIdx.get(op.client) * laneH + (laneH - bh) / 2;
+      const col = T.op[op.kind] ?? T.muted;
+      const pending = op.status === "pending";
+      const unknown = op.status === "unknown";
+      ctx.fillStyle = col;
+      ctx.globalAlpha = pending ? 0.45 : unknown ? 0.35 : 0.9;
+      ctx.fillRect(x, y, x2 - x, bh);
+      ctx.globalAlpha = 1;
+      if (pending) {
+        // a growing bar with a moving edge
+        ctx.fillStyle = col; ctx.fillRect(x2 - 3, y, 3, bh);
+      }
+      if (unknown) {
+        ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x, bh); ctx.clip();
+        ctx.strokeStyle = T.danger; ctx.lineWidth = 1.2;
+        for (let hx = x - bh; hx < x2; hx += 5) { ctx.beginPath(); ctx.moveTo(hx, y + bh); ctx.lineTo(hx + bh, y); ctx.stroke(); }
+        ctx.restore();
+        ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("?", x2 + 2, y + bh / 2);
+        ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`;
+      }
+      if (hl.has(op.id)) later.push({ x, x2, y });
+      if (x2 - x > 46 && bh >= 10) {
+        ctx.fillStyle = pending || unknown ? T.ink : "#fff";
+        ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x - 2, bh); ctx.clip();
+        ctx.fillText(opLabel(op), x + 4, y + bh / 2 + 0.5);
+        ctx.restore();
+      }
+      this.bars.push({ op, x, x2, y, h: bh });
+    }
+    for (const r of later) {
+      ctx.strokeStyle = T.danger; ctx.lineWidth = 2.5;
+      ctx.strokeRect(r.x - 2, r.y - 2, r.x2 - r.x + 4, bh + 4);
+    }
+    // now line
+    if (display >= t0 && display <= t1) {
+      const x = sx(display);
+      ctx.strokeStyle = T.accent; ctx.lineWidth = 1.5;
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, h - bottom); ctx.stroke();
+    }
+  }
+
+  hit(x, y) {
+    for (let i = this.bars.length - 1; i >= 0; i--) {
+      const b = this.bars[i];
+      if (x >= b.x - 2 && x <= b.x2 + 2 && y >= b.y - 1 && y <= b.y + b.h + 1) return b.op;
+    }
+    return null;
+  }
+}
+
+function niceTick(raw) {
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000];
+  return steps.find((s) => s >= raw) ?? 600000;
+}
+function fmtTick(t, tick) {
+  if (tick >= 1000) return `${(t / 1000).toFixed(tick % 1000 ? 1 : 0)}s`;
+  return `${(t / 1000).toFixed(tick >= 100 ? 1 : tick >= 10 ? 2 : 3)}s`;
+}
