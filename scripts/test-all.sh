@@ -30,4 +30,7 @@ cargo test --workspace --all-features
 step "seed sweep: ${DISTRIBKV_SEEDS:=10000} seeds with faults (release)"
 DISTRIBKV_SEEDS=$DISTRIBKV_SEEDS cargo test --release -p distribkv-core --features sim --test sweep
 
+step "wasm: core on wasm32 (Node), the wasm crate in headless Chromium, the JS API of web/pkg"
+scripts/test-wasm.sh
+
 printf '\nall tests passed in %d s\n' $((SECONDS - started))

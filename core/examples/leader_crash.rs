@@ -9,9 +9,9 @@ fn print_new_lines(sim: &Sim, seen: &mut u64, kinds: &[&str]) {
         if kinds.contains(&line.kind) {
             let who = line.endpoint.map(|e| format!("{e}: ")).unwrap_or_default();
             let text = if line.kind == "deliver" || line.kind == "drop" {
-                line.text.clone()
+                line.text()
             } else {
-                format!("{who}{}", line.text)
+                format!("{who}{}", line.text())
             };
             println!("{:>7}  {text}", format!("{}", line.at));
         }

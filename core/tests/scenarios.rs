@@ -296,9 +296,9 @@ fn render(line: &distribkv_core::sim::TraceLine) -> String {
         | ("partition", _)
         | ("heal", _)
         | ("cut", _)
-        | ("restore", _) => line.text.clone(),
-        (_, Some(endpoint)) => format!("{endpoint}: {}", line.text),
-        (_, None) => line.text.clone(),
+        | ("restore", _) => line.text(),
+        (_, Some(endpoint)) => format!("{endpoint}: {}", line.text()),
+        (_, None) => line.text(),
     }
 }
 

@@ -336,7 +336,7 @@ impl From<&TraceLine> for EventView {
             at: line.at.as_millis(),
             node: line.endpoint.map(JsEndpoint::from),
             kind: line.kind,
-            text: line.text.clone(),
+            text: line.text(),
         }
     }
 }

@@ -145,13 +145,15 @@ impl Clerk {
         if self.current.is_some() {
             return Err(Busy);
         }
+        // Reads need no session (they are idempotent and never logged); a
+        // write needs one, opened first if there is none yet.
         let seq = match (self.client, operation.is_write()) {
+            (_, false) => Some(0),
             (Some(_), true) => {
                 self.seq += 1;
                 Some(self.seq)
             }
-            (Some(_), false) => Some(self.seq),
-            (None, _) => None,
+            (None, true) => None,
         };
         self.current = Some(Current {
             operation,
@@ -182,13 +184,8 @@ impl Clerk {
             Ok(Reply::Registered(client)) => {
                 self.client = Some(client);
                 self.seq = 0;
-                let seq = if current.operation.is_write() {
-                    self.seq += 1;
-                    self.seq
-                } else {
-                    0
-                };
-                current.seq = Some(seq);
+                self.seq += 1;
+                current.seq = Some(self.seq);
                 self.send_attempt(now);
             }
             Ok(Reply::Done(value)) => {
@@ -224,7 +221,6 @@ impl Clerk {
                     // The write may have been applied before the session expired.
                     self.finish_unknown(String::from("session expired"));
                 } else {
-                    current.seq = None;
                     self.send_attempt(now);
                 }
             }
@@ -337,13 +333,13 @@ impl Clerk {
         let Some(current) = &mut self.current else {
             return;
         };
-        let body = match (self.client, current.seq) {
-            (Some(client), Some(seq)) => RequestBody::Operation {
-                client,
+        let body = match current.seq {
+            Some(seq) => RequestBody::Operation {
+                client: self.client.unwrap_or(0),
                 seq,
                 operation: current.operation.clone(),
             },
-            _ => RequestBody::Register,
+            None => RequestBody::Register,
         };
         let id = self.next_request_id;
         self.next_request_id += 1;

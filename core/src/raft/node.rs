@@ -728,6 +728,7 @@ impl Node {
             self.outputs.push_back(Output::Persist(write));
         }
         self.send_pending_appends();
+        self.maybe_start_read_round();
         self.outputs.append(&mut self.staged);
         let applied = self.log.applied();
         let commit = self.log.commit();

@@ -8,8 +8,9 @@
 //! once it has applied the read index. A new leader first commits an entry of
 //! its own term, so that its commit index is up to date (§8).
 //!
-//! Reads that arrive while a round is in flight wait for the next one, so a
-//! burst of reads costs one round of heartbeats, not one per read.
+//! Reads fed to the node in one batch (between two drains of its outputs)
+//! share one round of heartbeats; rounds overlap, so a read never waits for
+//! an earlier round to finish.
 //!
 //! Lease reads (`Config::lease_reads`, off by default) skip the round while
 //! the leader holds a lease: followers that answered a round started at `t`
@@ -46,6 +47,8 @@ pub struct ReadState {
     pending: VecDeque<PendingRead>,
     /// Reads waiting for the leader's first commit in its term, or for the next round.
     waiting: Vec<u64>,
+    /// Start a round for the waiting reads at the next flush.
+    round_needed: bool,
     /// Lease reads are safe until then.
     lease_until: Instant,
 }
@@ -103,9 +106,7 @@ impl Node {
             return Ok(());
         }
         leader.reads.waiting.push(id);
-        if committed_in_term && leader.reads.pending.is_empty() {
-            self.start_read_round();
-        }
+        leader.reads.round_needed |= committed_in_term;
         Ok(())
     }
 
@@ -139,7 +140,6 @@ impl Node {
         let voters = self.log.membership().voters.clone();
         let election_min = self.config.election_timeout_min;
         let drift = self.config.max_clock_drift_percent;
-        let committed_in_term = self.log.term_at(self.log.commit()) == Some(self.term);
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
@@ -172,26 +172,30 @@ impl Node {
         {
             released.push(leader.reads.pending.pop_front().expect("checked non-empty"));
         }
-        let start_next = leader.reads.pending.is_empty()
-            && !leader.reads.waiting.is_empty()
-            && committed_in_term;
         for read in released {
             self.staged.push_back(Output::ReadReady {
                 id: read.id,
                 index: read.index,
             });
         }
-        if start_next {
-            self.start_read_round();
-        }
     }
 
     /// The leader committed an entry of its own term: its commit index is now
     /// known to be current, so reads waiting for that can start.
     pub(super) fn on_commit_in_term(&mut self) {
-        if let Role::Leader(leader) = &self.role
-            && leader.reads.pending.is_empty()
+        if let Role::Leader(leader) = &mut self.role
             && !leader.reads.waiting.is_empty()
+        {
+            leader.reads.round_needed = true;
+        }
+    }
+
+    /// Starts one heartbeat round for every read that arrived since the last
+    /// flush. Rounds may overlap: a read never waits for an earlier round to
+    /// finish, and reads fed in one batch share one round.
+    pub(super) fn maybe_start_read_round(&mut self) {
+        if let Role::Leader(leader) = &mut self.role
+            && core::mem::take(&mut leader.reads.round_needed)
         {
             self.start_read_round();
         }

@@ -128,7 +128,7 @@ impl Workload {
         if self.interval == 0 {
             0
         } else {
-            rng.range_inclusive(0, 2 * self.interval)
+            rng.range_inclusive(0, self.interval.saturating_mul(2))
         }
     }
 }

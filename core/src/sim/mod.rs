@@ -30,6 +30,7 @@ mod run;
 pub mod sweep;
 pub mod trace;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -205,8 +206,25 @@ pub struct TraceLine {
     pub endpoint: Option<Endpoint>,
     /// Short kind: `deliver`, `drop`, `timeout`, `role`, `commit`, `crash`, ...
     pub kind: &'static str,
-    /// The rendering.
-    pub text: String,
+    /// What to render (packets are rendered only when read).
+    detail: TraceDetail,
+}
+
+/// The content of a trace line, rendered lazily.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TraceDetail {
+    Text(String),
+    Packet(Box<Packet>, &'static str),
+}
+
+impl TraceLine {
+    /// The line's text, e.g. `1->2 AppendEntries term=2 prev=5/1 ...`.
+    pub fn text(&self) -> String {
+        match &self.detail {
+            TraceDetail::Text(text) => text.clone(),
+            TraceDetail::Packet(packet, suffix) => format!("{}{suffix}", trace::describe(packet)),
+        }
+    }
 }
 
 /// What happened in one [`Sim::step`].
@@ -296,6 +314,9 @@ pub struct Sim {
     stats: SimStats,
     workload: Option<Workload>,
     events_at_now: u64,
+    /// Whether the event being processed is described in its [`StepInfo`]
+    /// (only for [`Sim::step`]; runs skip the formatting).
+    describe_steps: bool,
 }
 
 impl Sim {
@@ -340,6 +361,7 @@ impl Sim {
             stats: SimStats::default(),
             workload: None,
             events_at_now: 0,
+            describe_steps: false,
             config,
         };
         // Validate the Raft configuration once, with a clear error.
@@ -400,7 +422,7 @@ impl Sim {
             if at > until || self.halted() {
                 break;
             }
-            self.step();
+            self.step_event();
             count += 1;
         }
         self.now = self.now.max(until);
@@ -424,7 +446,7 @@ impl Sim {
             }
             match self.next_event_at() {
                 Some(at) if at <= until => {
-                    self.step();
+                    self.step_event();
                 }
                 _ => {
                     self.now = until;
@@ -616,9 +638,7 @@ impl Sim {
         };
         self.stats.dropped += 1;
         self.hash.write(b"drop-packet").write_u64(id);
-        self.trace_line(Some(packet.to), "drop", || {
-            format!("{} dropped by hand", trace::describe(&packet))
-        });
+        self.trace_packet(Some(packet.to), "drop", &packet, " dropped by hand");
         true
     }
 
@@ -945,6 +965,28 @@ impl Sim {
         if self.config.trace_capacity == 0 {
             return;
         }
+        self.push_trace(endpoint, kind, TraceDetail::Text(text()));
+    }
+
+    /// Traces a packet event; the packet is rendered only if the line is read.
+    fn trace_packet(
+        &mut self,
+        endpoint: Option<Endpoint>,
+        kind: &'static str,
+        packet: &Packet,
+        suffix: &'static str,
+    ) {
+        if self.config.trace_capacity == 0 {
+            return;
+        }
+        self.push_trace(
+            endpoint,
+            kind,
+            TraceDetail::Packet(Box::new(packet.clone()), suffix),
+        );
+    }
+
+    fn push_trace(&mut self, endpoint: Option<Endpoint>, kind: &'static str, detail: TraceDetail) {
         self.trace_seq += 1;
         if self.trace.len() == self.config.trace_capacity {
             self.trace.pop_front();
@@ -954,7 +996,7 @@ impl Sim {
             at: self.now,
             endpoint,
             kind,
-            text: text(),
+            detail,
         });
     }
 }

@@ -51,6 +51,14 @@ impl Sim {
 
     /// Processes the next event. Returns what happened, or `None` if nothing is scheduled.
     pub fn step(&mut self) -> Option<StepInfo> {
+        self.describe_steps = true;
+        let info = self.step_event();
+        self.describe_steps = false;
+        info
+    }
+
+    /// Processes the next event; its description is formatted only for [`Sim::step`].
+    pub(super) fn step_event(&mut self) -> Option<StepInfo> {
         let (at, next) = self.next()?;
         if at > self.now {
             self.events_at_now = 0;
@@ -383,14 +391,22 @@ impl Sim {
         };
         let Some((latency, duplicate)) = fate else {
             self.stats.dropped += 1;
-            let why = if reachable { "lost" } else { "unreachable" };
-            self.trace_line(Some(from), "drop", || {
-                format!(
-                    "{from}->{to} {} {} ({why})",
-                    trace::packet_kind(&payload),
-                    trace::describe_packet(&payload)
-                )
-            });
+            if self.config.trace_capacity > 0 {
+                let why = if reachable {
+                    " (lost)"
+                } else {
+                    " (unreachable)"
+                };
+                let packet = Packet {
+                    id: 0,
+                    from,
+                    to,
+                    sent_at: self.now,
+                    deliver_at: self.now,
+                    payload,
+                };
+                self.trace_packet(Some(from), "drop", &packet, why);
+            }
             return;
         };
         if let Some(extra) = duplicate {
@@ -436,27 +452,24 @@ impl Sim {
                 text: format!("packet {id} was dropped"),
             });
         };
-        let text = if self.config.trace_capacity > 0 {
+        let text = if self.describe_steps {
             trace::describe(&packet)
         } else {
             String::new()
         };
-        let Packet {
-            from, to, payload, ..
-        } = packet;
-        let up = match to {
+        let up = match packet.to {
             Endpoint::Node(node) => self.replica(node).is_some(),
             Endpoint::Client(_) => true,
         };
-        if !self.network.can_reach(from, to) || !up {
+        if !self.network.can_reach(packet.from, packet.to) || !up {
             self.stats.dropped += 1;
-            let why = if up { "link cut" } else { "node down" };
-            self.trace_line(Some(to), "drop", || format!("{text} ({why})"));
+            let why = if up { " (link cut)" } else { " (node down)" };
+            self.trace_packet(Some(packet.to), "drop", &packet, why);
             return Err(StepInfo {
                 at: now,
-                endpoint: Some(to),
+                endpoint: Some(packet.to),
                 kind: "drop",
-                text: format!("{text} ({why})"),
+                text: format!("{text}{why}"),
             });
         }
         self.stats.delivered += 1;
@@ -464,7 +477,10 @@ impl Sim {
             .write(b"deliver")
             .write_u64(now.as_millis())
             .write_u64(id);
-        self.trace_line(Some(to), "deliver", || text.clone());
+        self.trace_packet(Some(packet.to), "deliver", &packet, "");
+        let Packet {
+            from, to, payload, ..
+        } = packet;
         Ok((from, to, payload, text))
     }
 

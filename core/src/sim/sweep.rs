@@ -159,7 +159,7 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
         events: sim.stats().events,
         trace: sim
             .trace_since(0)
-            .map(|line| format!("{} {} {}", line.at, line.kind, line.text))
+            .map(|line| format!("{} {} {}", line.at, line.kind, line.text()))
             .collect(),
     }
 }
