@@ -158,7 +158,7 @@ fn run(messages: Vec<(u64, Message)>, campaign_first: bool) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_messages_never_panic(messages in prop::collection::vec((prop_oneof![Just(2u64), Just(3), 0u64..9], message()), 0..40), campaign in any::<bool>()) {

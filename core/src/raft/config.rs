@@ -115,6 +115,9 @@ impl Config {
         {
             return Err(ConfigError::ZeroLimit);
         }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
         if self.max_clock_drift_percent >= 100 {
             return Err(ConfigError::ClockDrift(self.max_clock_drift_percent));
         }
@@ -151,6 +154,8 @@ pub enum ConfigError {
     ZeroLimit,
     /// Clock drift must be below 100%.
     ClockDrift(u64),
+    /// Lease reads rely on CheckQuorum's leader stickiness.
+    LeaseWithoutCheckQuorum,
 }
 
 impl fmt::Display for ConfigError {
@@ -172,6 +177,10 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::ZeroLimit => write!(f, "message, window and size limits must be non-zero"),
             ConfigError::ClockDrift(p) => write!(f, "clock drift {p}% must be below 100%"),
+            ConfigError::LeaseWithoutCheckQuorum => write!(
+                f,
+                "lease reads need CheckQuorum: followers must refuse to elect anyone else while the lease runs"
+            ),
         }
     }
 }

@@ -34,7 +34,7 @@ impl Node {
         self.role = Role::PreCandidate { votes };
         self.reset_election_timer();
         let request = RequestVote {
-            term: self.term + 1,
+            term: self.term.saturating_add(1),
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             pre_vote: true,
@@ -46,7 +46,7 @@ impl Node {
 
     /// Increments the term, votes for itself (counted once durable) and asks for votes.
     pub(super) fn become_candidate(&mut self, transfer: bool) {
-        self.term += 1;
+        self.term = self.term.saturating_add(1);
         self.voted_for = Some(self.id);
         self.leader = None;
         self.stage_hard_state();

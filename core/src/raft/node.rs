@@ -553,11 +553,15 @@ impl Node {
     /// Checks a peer message for internal consistency. Anything that fails is
     /// dropped: it cannot come from a correct peer.
     fn is_well_formed(&self, message: &Message) -> bool {
+        // The last term can never be campaigned past: no correct peer reaches it.
+        if message.term() == Term::MAX {
+            return false;
+        }
         match message {
             Message::AppendEntries(m) => {
                 m.prev_log_term <= m.term
                     && m.entries.iter().enumerate().all(|(i, e)| {
-                        e.index == m.prev_log_index + 1 + i as u64
+                        m.prev_log_index.checked_add(1 + i as u64) == Some(e.index)
                             && e.term <= m.term
                             && e.term >= m.prev_log_term
                             && (i == 0 || e.term >= m.entries[i - 1].term)

@@ -271,10 +271,10 @@ impl Node {
         } else {
             let probe_next = match response.conflict {
                 Some(hint) => match self.log.find_conflict_by_term(hint.index, hint.term) {
-                    Some((index, _)) => index + 1,
+                    Some((index, _)) => index.saturating_add(1),
                     // The match point is in our compacted prefix: probe below
                     // the snapshot, which sends the snapshot.
-                    None => (hint.index + 1).min(self.log.snapshot().index),
+                    None => hint.index.saturating_add(1).min(self.log.snapshot().index),
                 },
                 None => response.index,
             };

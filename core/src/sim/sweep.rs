@@ -90,6 +90,9 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     config.disk_latency = [(0, 1), (1, 5), (2, 20)][rng.index(3)];
     config.pre_vote = rng.chance(0.8);
     config.check_quorum = rng.chance(0.8);
+    // Lease reads are safe only with CheckQuorum's leader stickiness (and
+    // clocks within the drift bound, which the simulator's are).
+    config.lease_reads = config.check_quorum && rng.chance(0.3);
     config
 }
 
