@@ -13,6 +13,10 @@ use distribkv_core::raft::NodeId;
 use distribkv_core::rng::Rng;
 use distribkv_core::sim::{Endpoint, OpStatus, Sim, SimConfig, check_history};
 
+// On wasm32 the test runner only sees `#[wasm_bindgen_test]` functions.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 const SEEDS: [u64; 2] = [1, 2];
 
 fn sim(servers: usize, seed: u64, unreliable: bool, snapshot_every: u64) -> Sim {

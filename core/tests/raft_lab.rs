@@ -11,6 +11,10 @@ mod common;
 use common::{ELECTION_TIMEOUT, Lab, cmd};
 use distribkv_core::raft::{NodeId, RoleKind};
 
+// On wasm32 the test runner only sees `#[wasm_bindgen_test]` functions.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 const SEEDS: [u64; 3] = [1, 2, 3];
 
 /// Figure 8 is a rare interleaving: more seeds.

@@ -1,8 +1,9 @@
-//! The simulator on wasm32: a representative subset of the core's tests that
-//! runs both natively (`cargo test -p distribkv-core --features sim --test
+//! The simulator on wasm32: the pinned trace hashes and a seed sweep, which
+//! run both natively (`cargo test -p distribkv-core --features sim --test
 //! wasm`) and on `wasm32-unknown-unknown` in Node (`cargo test -p
 //! distribkv-core --features sim --target wasm32-unknown-unknown`, through
-//! the `wasm-bindgen-test-runner` set in `.cargo/config.toml`).
+//! the `wasm-bindgen-test-runner` set in `.cargo/config.toml`). The Raft and
+//! KV lab tests and the robustness tests run on wasm32 too, from their own files.
 //!
 //! The trace hashes pinned here (folded into one constant, `PINNED`) are the
 //! cross-platform determinism contract: the same number must come out on
@@ -10,11 +11,7 @@
 //! number changes; update it from the native run's failure message.
 #![cfg(feature = "sim")]
 
-mod common;
-
-use common::{ELECTION_TIMEOUT, Lab, cmd};
 use distribkv_core::hash::Fnv;
-use distribkv_core::raft::NodeId;
 use distribkv_core::sim::sweep::{SweepOptions, run_seed};
 use distribkv_core::sim::{Sim, SimConfig, Workload};
 
@@ -138,146 +135,3 @@ fn seed_sweep_and_trace_hashes_are_pinned() {
 }
 
 // ---- the MIT 6.5840 lab checks, a subset (see raft_lab.rs for all) ----
-
-#[test]
-fn lab_initial_and_re_election() {
-    for seed in [1, 2] {
-        let mut lab = Lab::new(3, seed, true);
-        let leader1 = lab.check_one_leader();
-        let term1 = lab.check_terms();
-        lab.sleep(2 * ELECTION_TIMEOUT);
-        assert_eq!(lab.check_terms(), term1, "term changed without failures");
-        lab.disconnect(leader1);
-        let leader2 = lab.check_one_leader();
-        assert_ne!(leader1, leader2);
-        lab.connect(leader1);
-        let leader2 = lab.check_one_leader();
-        let other = leader2 % 3 + 1;
-        lab.disconnect(leader2);
-        lab.disconnect(other);
-        lab.sleep(2 * ELECTION_TIMEOUT);
-        lab.check_no_leader();
-        lab.connect(other);
-        lab.check_one_leader();
-    }
-}
-
-#[test]
-fn lab_agreement_with_failures() {
-    for seed in [1, 2] {
-        let mut lab = Lab::new(5, seed, true);
-        let mut last = 0;
-        for value in 1..=3 {
-            let index = lab.one(cmd(value), 5, false);
-            assert!(last == 0 || index == last + 1);
-            last = index;
-        }
-        // A minority cannot commit.
-        let leader = lab.check_one_leader();
-        for offset in 1..=3 {
-            lab.disconnect((leader + offset - 1) % 5 + 1);
-        }
-        let (index, _) = lab.start(leader, cmd(20)).expect("the leader accepts");
-        lab.sleep(2 * ELECTION_TIMEOUT);
-        assert_eq!(lab.n_committed(index).0, 0, "committed without a majority");
-        for id in 1..=5 {
-            lab.connect(id);
-        }
-        lab.one(cmd(1000), 5, true);
-    }
-}
-
-#[test]
-fn lab_persistence() {
-    for seed in [1, 2] {
-        let mut lab = Lab::new(3, seed, true);
-        lab.one(cmd(11), 3, true);
-        for id in 1..=3 {
-            lab.crash(id);
-        }
-        for id in 1..=3 {
-            lab.restart(id);
-        }
-        lab.one(cmd(12), 3, true);
-        let leader = lab.check_one_leader();
-        lab.crash(leader);
-        lab.one(cmd(13), 2, true);
-        lab.restart(leader);
-        let index = lab.one(cmd(14), 3, true);
-        assert_eq!(lab.n_committed(index).0, 3);
-    }
-}
-
-/// Figure 8: leaders crash right after proposing; an old-term entry must
-/// never be committed by counting replicas (§5.4.2).
-#[test]
-fn lab_figure8() {
-    for seed in 1..4 {
-        let n = 5;
-        let mut lab = Lab::with(n, seed, true, |config| config.max_entries_per_message = 1);
-        lab.one_random(1, true);
-        let mut up = n;
-        for _ in 0..300 {
-            let mut leader = None;
-            for id in 1..=n as NodeId {
-                if lab.is_up(id) && lab.start_random(id).is_some() {
-                    leader = Some(id);
-                }
-            }
-            let pause = if lab.rng.range(0, 1000) < 100 {
-                lab.rng.range(0, ELECTION_TIMEOUT / 2)
-            } else {
-                lab.rng.range(0, 13)
-            };
-            lab.sleep(pause);
-            if let Some(leader) = leader {
-                lab.crash(leader);
-                up -= 1;
-            }
-            if up < 3 {
-                let id = lab.rng.range_inclusive(1, n as u64);
-                if !lab.is_up(id) {
-                    lab.restart(id);
-                    up += 1;
-                }
-            }
-        }
-        for id in 1..=n as NodeId {
-            lab.restart(id);
-        }
-        lab.one_random(n, true);
-    }
-}
-
-/// A follower that was away while the others compacted their logs catches
-/// up through a chunked InstallSnapshot.
-#[test]
-fn lab_snapshot_install() {
-    for seed in [1, 2] {
-        let mut lab = Lab::with(3, seed, true, |config| {
-            config.snapshot_every = 9;
-            config.snapshot_chunk_bytes = 64;
-        });
-        lab.one_random(3, true);
-        let mut leader = lab.check_one_leader();
-        for _ in 0..6 {
-            let victim = leader % 3 + 1;
-            lab.disconnect(victim);
-            for _ in 0..11 {
-                lab.start_random(leader);
-            }
-            lab.one_random(2, true);
-            lab.connect(victim);
-            lab.one_random(3, true);
-            leader = lab.check_one_leader();
-        }
-        let installed: u64 = (1..=3)
-            .filter_map(|id| lab.sim.replica(id))
-            .map(|r| r.node().stats().snapshots_installed)
-            .sum();
-        assert!(
-            installed > 0,
-            "a lagging follower should have been sent a snapshot"
-        );
-    }
-}
