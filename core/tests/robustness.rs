@@ -204,7 +204,7 @@ fn malformed_messages_are_counted() {
     node.handle(
         Instant(2),
         Input::Message(Envelope {
-            from: 9,
+            from: 0,
             to: 1,
             message: stranger.clone(),
         }),
@@ -220,7 +220,7 @@ fn malformed_messages_are_counted() {
     )
     .unwrap();
     assert_eq!(node.stats().misaddressed, 2);
-    assert_eq!(node.term(), 0, "input from strangers changes nothing");
+    assert_eq!(node.term(), 0, "misaddressed input changes nothing");
     let oversized = Message::InstallSnapshot(InstallSnapshot {
         term: 1,
         meta: SnapshotMeta {

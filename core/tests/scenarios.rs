@@ -15,6 +15,7 @@
 //!   `lease`, `max-entries`, `snapshot-every`, `chunk`
 //! - `campaign N`, `crash N`, `restart N`, `partition 1 2 | 3 4 5`, `heal`,
 //!   `cut A B`, `restore A B`, `drop-rate P`, `transfer N`, `snapshot N`
+//! - `add-node`, `add-learner N`, `add-voter N`, `remove N`, `membership`
 //! - `propose N TEXT` (raw entry at node N), `propose-many N COUNT [PREFIX]`, `put K V`, `append K V`, `get K`, `delete K`
 //! - `run MS` (advance time, timers fire), `step [N]` (next N events),
 //!   `stabilize` (deliver messages and finish disk syncs; no timer fires)
@@ -25,7 +26,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use distribkv_core::raft::NodeId;
+use distribkv_core::raft::{MembershipChange, NodeId};
 use distribkv_core::sim::{OpStatus, Sim, SimConfig, trace};
 
 struct Scenario {
@@ -131,6 +132,26 @@ impl Scenario {
             "drop-rate" => result(self.sim().set_drop_rate(words[1].parse().unwrap())),
             "transfer" => result(self.sim().transfer_leadership(id(1))),
             "snapshot" => result(self.sim().snapshot(id(1))),
+            "add-node" => match self.sim().add_node() {
+                Ok(id) => format!("node {id} started"),
+                Err(e) => format!("error: {e}"),
+            },
+            "add-learner" => result(
+                self.sim()
+                    .change_membership(MembershipChange::AddLearner(id(1))),
+            ),
+            "add-voter" => result(
+                self.sim()
+                    .change_membership(MembershipChange::AddVoter(id(1))),
+            ),
+            "remove" => result(
+                self.sim()
+                    .change_membership(MembershipChange::Remove(id(1))),
+            ),
+            "membership" => {
+                let m = self.sim().membership();
+                format!("voters {:?} learners {:?}", m.voters, m.learners)
+            }
             "propose" => {
                 let text = words[2..].join(" ");
                 match self.sim().propose(id(1), Bytes::from(text)) {

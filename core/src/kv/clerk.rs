@@ -284,6 +284,15 @@ impl Clerk {
         self.current.is_some()
     }
 
+    /// Replaces the list of servers (the cluster's membership changed).
+    pub fn set_servers(&mut self, servers: Vec<NodeId>) {
+        let current = self.leader_guess();
+        self.leader = current
+            .and_then(|id| servers.iter().position(|&s| s == id))
+            .unwrap_or(0);
+        self.config.servers = servers;
+    }
+
     /// The open session, if any.
     pub fn session(&self) -> Option<ClientId> {
         self.client

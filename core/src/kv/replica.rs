@@ -21,8 +21,8 @@ use super::command::{
 use super::store::{Applied, KvStore, StoreLimits};
 use crate::hash::Fnv;
 use crate::raft::{
-    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Node, NodeId, Output,
-    PersistedState, Rejected, Term, Write,
+    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, MembershipChange, Node,
+    NodeId, Output, PersistedState, Rejected, Term, Write,
 };
 use crate::time::Instant;
 
@@ -77,6 +77,8 @@ pub enum ReplicaInput {
     TransferLeadership(NodeId),
     /// Snapshot the state machine and compact the log now.
     Snapshot,
+    /// Change the membership by one server (leader only).
+    ChangeMembership(MembershipChange),
 }
 
 /// Output of a replica.
@@ -219,6 +221,10 @@ impl Replica {
             ReplicaInput::TransferLeadership(to) => self
                 .node
                 .handle(now, Input::TransferLeadership(to))
+                .map(drop),
+            ReplicaInput::ChangeMembership(change) => self
+                .node
+                .handle(now, Input::ChangeMembership(change))
                 .map(drop),
             ReplicaInput::Snapshot => {
                 self.drain_node();

@@ -207,6 +207,11 @@ impl RaftLog {
             .map_or(&self.snapshot.membership, |(_, m)| m)
     }
 
+    /// Index of the latest membership entry still in the log, if any.
+    pub fn last_membership_index(&self) -> Option<LogIndex> {
+        self.memberships.last().map(|(index, _)| *index)
+    }
+
     /// The membership in effect at `index` (for snapshot metadata).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
         self.memberships

@@ -14,6 +14,7 @@ pub mod storage;
 pub mod types;
 
 mod election;
+mod membership;
 mod node;
 mod read;
 mod replication;
@@ -21,6 +22,7 @@ mod snapshot;
 mod transfer;
 
 pub use config::{Config, ConfigError};
+pub use membership::MembershipChange;
 pub use message::*;
 pub use node::{Accepted, Input, Node, Output, Rejected, RoleKind, Stats};
 pub use progress::{Progress, ProgressState};

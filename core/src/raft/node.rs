@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::config::{Config, ConfigError};
 use super::log::RaftLog;
+use super::membership::MembershipChange;
 use super::message::{Envelope, Message};
 use super::progress::Progress;
 use super::quorum::VoteTally;
@@ -46,6 +47,8 @@ pub enum Input {
     Campaign,
     /// Hand leadership over to `to` (leader only).
     TransferLeadership(NodeId),
+    /// Change the membership by one server (leader only).
+    ChangeMembership(MembershipChange),
 }
 
 /// Something the node asks of the driver. Drain with [`Node::poll_output`].
@@ -123,6 +126,12 @@ pub enum Rejected {
         /// The applied index.
         applied: LogIndex,
     },
+    /// A membership change is not committed yet, or the leader has not
+    /// committed an entry of its term yet: retry shortly.
+    MembershipChangeInProgress,
+    /// The change does not apply to the current membership (adding a member
+    /// twice, removing a stranger or the last voter).
+    InvalidMembershipChange(MembershipChange),
     /// `Persisted(seq)` names a write that was never emitted.
     UnknownWrite {
         /// The seq acknowledged.
@@ -156,6 +165,12 @@ impl core::fmt::Display for Rejected {
                 f,
                 "cannot compact at {index}: it must be above the snapshot ({snapshot_index}) and at most the applied index ({applied})"
             ),
+            Rejected::MembershipChangeInProgress => {
+                write!(f, "a membership change is in progress; retry shortly")
+            }
+            Rejected::InvalidMembershipChange(change) => {
+                write!(f, "invalid membership change {change:?}")
+            }
             Rejected::UnknownWrite { seq, last } => {
                 write!(f, "write {seq} was never emitted (last is {last})")
             }
@@ -203,7 +218,7 @@ pub struct Stats {
     pub stale_term: u64,
     /// Messages that failed validation (bad indexes, sizes, terms).
     pub malformed: u64,
-    /// Messages from a node that is not a member, or addressed to another node.
+    /// Messages addressed to another node, or from itself or node 0.
     pub misaddressed: u64,
     /// Messages that make no sense in the current role (e.g. a response to an old election).
     pub unexpected: u64,
@@ -419,6 +434,9 @@ impl Node {
                 Ok(Accepted::Done)
             }
             Input::TransferLeadership(to) => self.transfer_leadership(to).map(|()| Accepted::Done),
+            Input::ChangeMembership(change) => {
+                self.change_membership(change).map(|()| Accepted::Done)
+            }
         }
     }
 
@@ -483,7 +501,11 @@ impl Node {
     fn handle_message(&mut self, envelope: Envelope) {
         self.stats.messages_received += 1;
         let Envelope { from, to, message } = envelope;
-        if to != self.id || from == self.id || !self.log.membership().contains(from) {
+        // Senders outside the membership this node knows are heard: a new
+        // node learns the membership from the log, which may come from a
+        // leader added after it was configured. What counts is checked where
+        // it matters: only voters' votes count, only members get progress.
+        if to != self.id || from == self.id || from == 0 {
             self.stats.misaddressed += 1;
             return;
         }
@@ -815,7 +837,7 @@ impl Node {
             Role::Leader(_) => RoleKind::Leader,
             Role::Candidate { .. } => RoleKind::Candidate,
             Role::PreCandidate { .. } => RoleKind::PreCandidate,
-            Role::Follower if !self.is_voter() => RoleKind::Learner,
+            Role::Follower if self.log.membership().is_learner(self.id) => RoleKind::Learner,
             Role::Follower => RoleKind::Follower,
         }
     }

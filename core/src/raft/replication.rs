@@ -315,6 +315,7 @@ impl Node {
         if index > self.log.commit() && self.log.term_at(index) == Some(self.term) {
             self.log.commit_to(index);
             self.on_commit_in_term();
+            self.maybe_step_down_after_removal();
         }
     }
 

@@ -49,7 +49,9 @@ use crate::kv::{
     Clerk, ClerkConfig, ClientRequest, ClientResponse, Operation, Replica, ReplicaConfig,
     ReplicaInput, StoreLimits,
 };
-use crate::raft::{Config, LogIndex, Message, NodeId, Rejected, RoleKind};
+use crate::raft::{
+    Config, LogIndex, Membership, MembershipChange, Message, NodeId, Rejected, RoleKind,
+};
 use crate::rng::Rng;
 use crate::time::Instant;
 
@@ -279,6 +281,8 @@ struct SimNode {
     applied: BTreeMap<LogIndex, u64>,
     /// Highest index covered by a snapshot it installed or took.
     snapshot_through: LogIndex,
+    /// The configuration it was created with (and restarts with).
+    config: ReplicaConfig,
 }
 
 /// One simulated client.
@@ -371,13 +375,15 @@ impl Sim {
             .map_err(|e| SimError::Config(format!("{e}")))?;
         for id in 1..=sim.config.nodes as NodeId {
             let seed = sim.rng.next_u64();
-            let replica = Replica::new(sim.replica_config(id), seed, sim.now)
+            let config = sim.replica_config(id);
+            let replica = Replica::new(config.clone(), seed, sim.now)
                 .map_err(|e| SimError::Config(format!("{e}")))?;
             sim.nodes.push(SimNode {
                 replica: Some(replica),
                 disk: Disk::default(),
                 applied: BTreeMap::new(),
                 snapshot_through: 0,
+                config,
             });
         }
         Ok(sim)
@@ -508,7 +514,7 @@ impl Sim {
         }
         let seed = self.rng.next_u64();
         let persisted = self.nodes[index].disk.persisted().clone();
-        let replica = Replica::restart(self.replica_config(id), seed, self.now, persisted)
+        let replica = Replica::restart(self.nodes[index].config.clone(), seed, self.now, persisted)
             .map_err(|e| SimError::Config(format!("{e}")))?;
         if self.config.check_safety {
             self.checker.restarted(replica.node());
@@ -671,6 +677,74 @@ impl Sim {
         self.hash.write(b"snapshot").write_u64(id);
         self.feed(id, ReplicaInput::Snapshot)
             .map_err(SimError::Rejected)
+    }
+
+    /// Adds a machine: node `n + 1` (at most 9 nodes in all), started empty
+    /// and knowing the current membership plus itself as a learner. It takes
+    /// part once the leader adds it ([`Sim::change_membership`] with
+    /// `AddLearner`, then `AddVoter` once it has caught up).
+    pub fn add_node(&mut self) -> Result<NodeId, SimError> {
+        if self.nodes.len() >= 9 {
+            return Err(SimError::BadValue(String::from(
+                "the simulator runs at most 9 nodes",
+            )));
+        }
+        let id = self.nodes.len() as NodeId + 1;
+        let membership = self.membership();
+        let mut config = self.replica_config(id);
+        config.raft.voters = membership.voters.clone();
+        config.raft.learners = membership.learners.clone();
+        config.raft.learners.push(id);
+        let seed = self.rng.next_u64();
+        let replica = Replica::new(config.clone(), seed, self.now)
+            .map_err(|e| SimError::Config(format!("{e}")))?;
+        self.nodes.push(SimNode {
+            replica: Some(replica),
+            disk: Disk::default(),
+            applied: BTreeMap::new(),
+            snapshot_through: 0,
+            config,
+        });
+        self.hash.write(b"add-node").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "restart", || {
+            String::from("new machine started")
+        });
+        let servers: Vec<NodeId> = (1..=id).collect();
+        for client in &mut self.clients {
+            client.clerk.set_servers(servers.clone());
+        }
+        Ok(id)
+    }
+
+    /// Asks the leader to change the membership by one server.
+    pub fn change_membership(&mut self, change: MembershipChange) -> Result<(), SimError> {
+        let target = match change {
+            MembershipChange::AddLearner(id)
+            | MembershipChange::AddVoter(id)
+            | MembershipChange::Remove(id) => id,
+        };
+        self.node_index(target)?;
+        let leader = self.leader().ok_or(SimError::NoLeader)?;
+        self.hash
+            .write(b"membership")
+            .write(format!("{change:?}").as_bytes());
+        self.trace_line(Some(Endpoint::Node(leader)), "membership", || {
+            format!("membership change {change:?}")
+        });
+        self.feed(leader, ReplicaInput::ChangeMembership(change))
+            .map_err(SimError::Rejected)
+    }
+
+    /// The membership as the leader (or else the up node with the highest term) sees it.
+    pub fn membership(&self) -> Membership {
+        let source = self
+            .leader()
+            .and_then(|id| self.replica(id))
+            .or_else(|| self.replicas().max_by_key(|r| r.node().term()));
+        source.map_or_else(
+            || Membership::with_voters(1..=self.nodes.len() as NodeId),
+            |r| r.node().membership().clone(),
+        )
     }
 
     /// Proposes raw bytes at node `id`, bypassing clients (for tests of the
@@ -879,7 +953,12 @@ impl Sim {
             return false;
         }
         let last = log.last_index();
-        log.commit() == last && self.replicas().all(|r| r.node().log().applied() == last)
+        let membership = leader.node().membership();
+        log.commit() == last
+            && self
+                .replicas()
+                .filter(|r| membership.contains(r.node().id()))
+                .all(|r| r.node().log().applied() == last)
     }
 
     /// Up nodes that believe they lead, with their terms.

@@ -13,7 +13,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Sim, SimConfig, Workload};
-use crate::raft::NodeId;
+use crate::raft::{MembershipChange, NodeId};
 use crate::rng::Rng;
 
 /// Knobs of a sweep run.
@@ -115,17 +115,28 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
     let end = sim.now() + options.fault_phase;
     // Some seeds are calm, some are storms of crashes.
     let interval = options.fault_interval / [1, 1, 3, 6][rng.index(4)];
+    // Some seeds also change the membership (their own generator, so that
+    // the other seeds' runs do not change).
+    let mut membership_rng = Rng::new(seed ^ 0x3E3B_E125);
+    let membership_churn = membership_rng.chance(0.3);
     while sim.now() < end && sim.violations().is_empty() {
         let pause = rng.range_inclusive(interval / 2, interval * 3 / 2);
         sim.run_for(pause);
-        let fault = inject_fault(&mut sim, &mut rng, &ids);
+        let fault = if membership_churn && membership_rng.chance(0.2) {
+            change_membership(&mut sim, &mut membership_rng)
+        } else if sim.node_count() == ids.len() {
+            inject_fault(&mut sim, &mut rng, &ids)
+        } else {
+            let all: Vec<NodeId> = (1..=sim.node_count() as NodeId).collect();
+            inject_fault(&mut sim, &mut rng, &all)
+        };
         faults.push(format!("{} {}", sim.now(), fault));
     }
     // Heal: everything back, nothing lost on the wire, no new operations.
     sim.heal();
     let _ = sim.set_drop_rate(0.0);
     let _ = sim.set_duplicate_rate(0.0);
-    for &id in &ids {
+    for id in 1..=sim.node_count() as NodeId {
         if sim.replica(id).is_none() {
             let _ = sim.restart(id);
         }
@@ -257,6 +268,35 @@ fn inject_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) -> String {
     }
 }
 
+/// One membership change: remove a voter (keeping three), add back a
+/// machine that is not a member (or a new one) as a learner, or promote a
+/// learner. Refusals (no leader, a change in progress) are part of the run.
+fn change_membership(sim: &mut Sim, rng: &mut Rng) -> String {
+    let membership = sim.membership();
+    let outsiders: Vec<NodeId> = (1..=sim.node_count() as NodeId)
+        .filter(|&id| !membership.contains(id))
+        .collect();
+    let change = match rng.range(0, 3) {
+        0 if membership.voters.len() > 3 => {
+            MembershipChange::Remove(membership.voters[rng.index(membership.voters.len())])
+        }
+        1 if !membership.learners.is_empty() => {
+            MembershipChange::AddVoter(membership.learners[rng.index(membership.learners.len())])
+        }
+        _ if !outsiders.is_empty() => {
+            MembershipChange::AddLearner(outsiders[rng.index(outsiders.len())])
+        }
+        _ => match sim.add_node() {
+            Ok(id) => MembershipChange::AddLearner(id),
+            Err(_) => return String::from("noop"),
+        },
+    };
+    match sim.change_membership(change) {
+        Ok(()) => format!("membership {change:?}"),
+        Err(e) => format!("membership {change:?} refused: {e}"),
+    }
+}
+
 /// Every client operation finished and the cluster converged.
 fn is_recovered(sim: &Sim) -> bool {
     sim.history().iter().all(|e| e.outcome.is_some()) && sim.is_converged()
@@ -289,8 +329,10 @@ fn recovery_state(sim: &Sim) -> String {
 /// After recovery every replica holds the same state.
 fn check_convergence(sim: &Sim) -> Vec<String> {
     let mut failures = Vec::new();
+    let membership = sim.membership();
     let mut fingerprints = sim
         .replicas()
+        .filter(|r| membership.contains(r.node().id()))
         .map(|r| (r.node().id(), r.store().fingerprint()));
     if let Some((first_id, first)) = fingerprints.next() {
         for (id, fingerprint) in fingerprints {

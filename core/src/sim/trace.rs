@@ -36,7 +36,12 @@ pub fn describe_payload(payload: &Payload) -> String {
                 _ => format!("<{} bytes>", data.len()),
             },
         },
-        Payload::Membership(m) => format!("membership {:?}", m.voters),
+        Payload::Membership(m) if m.learners.is_empty() => {
+            format!("membership voters {:?}", m.voters)
+        }
+        Payload::Membership(m) => {
+            format!("membership voters {:?} learners {:?}", m.voters, m.learners)
+        }
     }
 }
 
