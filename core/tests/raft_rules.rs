@@ -1,0 +1,319 @@
+//! Figure 2's rules, one by one, on a single node fed hand-written messages
+//! (in the style of etcd's raft unit tests). The simulator tests find what
+//! breaks in rare interleavings; these pin each rule down directly.
+
+use bytes::Bytes;
+use distribkv_core::raft::{
+    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, Heartbeat, Input, Message, Node,
+    Output, Payload, RequestVote, RequestVoteResponse, RoleKind,
+};
+use distribkv_core::time::Instant;
+
+// On wasm32 the test runner only sees `#[wasm_bindgen_test]` functions.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+fn entry(index: u64, term: u64, text: &'static str) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Command(Bytes::from_static(text.as_bytes())),
+    }
+}
+
+/// Node 1 of {1, 2, 3}; every write is acknowledged at once; returns what it sent.
+struct Follower {
+    node: Node,
+    now: u64,
+}
+
+impl Follower {
+    fn new() -> Follower {
+        Follower {
+            node: Node::new(Config::new(1, [1, 2, 3]), 1, Instant::ZERO).unwrap(),
+            now: 0,
+        }
+    }
+
+    fn receive(&mut self, from: u64, message: Message) -> Vec<Message> {
+        self.now += 1;
+        self.node
+            .handle(
+                Instant(self.now),
+                Input::Message(Envelope {
+                    from,
+                    to: 1,
+                    message,
+                }),
+            )
+            .unwrap();
+        let mut sent = Vec::new();
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Persist(write) => {
+                    self.node
+                        .handle(Instant(self.now), Input::Persisted(write.seq))
+                        .unwrap();
+                }
+                Output::Send(envelope) => sent.push(envelope.message),
+                _ => {}
+            }
+        }
+        sent
+    }
+
+    fn append(
+        &mut self,
+        from: u64,
+        term: u64,
+        prev: (u64, u64),
+        entries: Vec<Entry>,
+        commit: u64,
+    ) -> Vec<Message> {
+        self.receive(
+            from,
+            Message::AppendEntries(AppendEntries {
+                term,
+                prev_log_index: prev.0,
+                prev_log_term: prev.1,
+                entries,
+                leader_commit: commit,
+            }),
+        )
+    }
+
+    fn terms(&self) -> Vec<u64> {
+        let log = self.node.log();
+        log.entries(log.first_index(), log.last_index())
+            .map(|e| e.term)
+            .collect()
+    }
+}
+
+fn append_response(sent: &[Message]) -> &AppendEntriesResponse {
+    sent.iter()
+        .find_map(|m| match m {
+            Message::AppendEntriesResponse(r) => Some(r),
+            _ => None,
+        })
+        .expect("an AppendEntries response")
+}
+
+/// §5.1: a request with a stale term is rejected, answered with the current
+/// term (so the stale leader steps down), and changes nothing.
+#[test]
+fn stale_term_append_is_rejected() {
+    let mut f = Follower::new();
+    f.append(2, 3, (0, 0), vec![entry(1, 3, "a")], 0);
+    let sent = f.append(3, 2, (0, 0), vec![entry(1, 2, "stale")], 1);
+    let response = append_response(&sent);
+    assert!(!response.success);
+    assert_eq!(response.term, 3);
+    assert_eq!(f.terms(), vec![3]);
+    assert_eq!(f.node.leader(), Some(2), "the stale leader is not followed");
+    assert_eq!(f.node.stats().stale_term, 1);
+}
+
+/// §5.3 step 5: commitIndex = min(leaderCommit, index of the last new entry):
+/// a follower never commits entries the leader has not vouched for in this
+/// message, such as a divergent suffix from an older term.
+#[test]
+fn commit_is_bounded_by_the_last_new_entry() {
+    let mut f = Follower::new();
+    // An old leader (term 1) left a suffix that the new leader does not have.
+    f.append(
+        2,
+        1,
+        (0, 0),
+        vec![entry(1, 1, "a"), entry(2, 1, "old"), entry(3, 1, "old")],
+        0,
+    );
+    // The new leader of term 2 confirms only index 1, with a high commit index.
+    f.append(3, 2, (1, 1), vec![], 3);
+    assert_eq!(
+        f.node.log().commit(),
+        1,
+        "entries 2 and 3 were not sent by this leader"
+    );
+    // Once it sends its own entries, they replace the suffix and commit.
+    f.append(3, 2, (1, 1), vec![entry(2, 2, "new")], 3);
+    assert_eq!(f.terms(), vec![1, 2]);
+    assert_eq!(f.node.log().commit(), 2);
+}
+
+/// §5.3: a shorter duplicate of an earlier message does not truncate entries
+/// that followed it.
+#[test]
+fn duplicate_appends_do_not_truncate() {
+    let mut f = Follower::new();
+    f.append(
+        2,
+        1,
+        (0, 0),
+        vec![entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")],
+        0,
+    );
+    let sent = f.append(2, 1, (0, 0), vec![entry(1, 1, "a")], 0);
+    assert!(append_response(&sent).success);
+    assert_eq!(f.terms(), vec![1, 1, 1]);
+}
+
+/// §5.3: an entry conflicting with a new one is deleted with all that follow.
+#[test]
+fn conflicting_suffix_is_replaced() {
+    let mut f = Follower::new();
+    f.append(
+        2,
+        1,
+        (0, 0),
+        vec![entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")],
+        0,
+    );
+    f.append(3, 2, (1, 1), vec![entry(2, 2, "x")], 0);
+    assert_eq!(f.terms(), vec![1, 2]);
+}
+
+/// §5.3 with fast back-off: a mismatch is rejected with a hint.
+#[test]
+fn mismatch_is_rejected_with_a_hint() {
+    let mut f = Follower::new();
+    f.append(2, 1, (0, 0), vec![entry(1, 1, "a"), entry(2, 1, "b")], 0);
+    let sent = f.append(3, 3, (4, 3), vec![entry(5, 3, "z")], 0);
+    let response = append_response(&sent);
+    assert!(!response.success);
+    let hint = response.conflict.expect("a hint");
+    assert_eq!(
+        (hint.index, hint.term),
+        (2, 1),
+        "the follower's last entry with a term <= 3"
+    );
+}
+
+fn vote(term: u64, last: (u64, u64), pre_vote: bool) -> Message {
+    Message::RequestVote(RequestVote {
+        term,
+        last_log_index: last.0,
+        last_log_term: last.1,
+        pre_vote,
+        transfer: false,
+    })
+}
+
+fn granted(sent: &[Message]) -> Option<bool> {
+    sent.iter().find_map(|m| match m {
+        Message::RequestVoteResponse(RequestVoteResponse { granted, .. }) => Some(*granted),
+        _ => None,
+    })
+}
+
+/// §5.2, §5.4.1: one vote per term, only for a log at least as up to date.
+#[test]
+fn vote_rules() {
+    let cases: [(&str, Vec<(u64, Message)>, bool); 5] = [
+        (
+            "grants a fresh candidate",
+            vec![(2, vote(1, (0, 0), false))],
+            true,
+        ),
+        (
+            "one vote per term",
+            vec![(2, vote(1, (0, 0), false)), (3, vote(1, (0, 0), false))],
+            false,
+        ),
+        (
+            "same candidate again",
+            vec![(2, vote(1, (0, 0), false)), (2, vote(1, (0, 0), false))],
+            true,
+        ),
+        (
+            "stale term",
+            vec![(2, vote(2, (0, 0), false)), (3, vote(1, (0, 0), false))],
+            false,
+        ),
+        (
+            "new term, new vote",
+            vec![(2, vote(1, (0, 0), false)), (3, vote(2, (0, 0), false))],
+            true,
+        ),
+    ];
+    for (name, messages, expected) in cases {
+        let mut f = Follower::new();
+        let mut last = None;
+        for (from, message) in messages {
+            last = granted(&f.receive(from, message));
+        }
+        assert_eq!(last, Some(expected), "{name}");
+    }
+    // A candidate whose log is behind is refused.
+    let mut f = Follower::new();
+    f.append(2, 2, (0, 0), vec![entry(1, 2, "a")], 0);
+    let sent = f.receive(
+        3,
+        Message::Heartbeat(Heartbeat {
+            term: 2,
+            commit: 0,
+            round: 0,
+        }),
+    );
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::HeartbeatResponse(_)))
+    );
+    let mut f = Follower::new();
+    f.append(2, 2, (0, 0), vec![entry(1, 2, "a")], 0);
+    f.now += 1_000; // past the leader lease
+    assert_eq!(
+        granted(&f.receive(3, vote(3, (5, 1), false))),
+        Some(false),
+        "lower last term"
+    );
+    assert_eq!(
+        granted(&f.receive(3, vote(3, (1, 2), false))),
+        Some(true),
+        "equal log"
+    );
+}
+
+/// §9.6 of the dissertation: a pre-vote changes nobody's term or vote.
+#[test]
+fn pre_vote_changes_nothing() {
+    let mut f = Follower::new();
+    let sent = f.receive(2, vote(5, (0, 0), true));
+    assert_eq!(granted(&sent), Some(true));
+    assert_eq!((f.node.term(), f.node.voted_for()), (0, None));
+}
+
+/// §5.1: a leader that sees a higher term steps down.
+#[test]
+fn leader_steps_down_on_a_higher_term() {
+    let mut node = Node::new(Config::new(1, [1]), 1, Instant::ZERO).unwrap();
+    let mut now = 0;
+    while !node.is_leader() {
+        now += 100;
+        node.handle(Instant(now), Input::Timeout).unwrap();
+        while let Some(output) = node.poll_output() {
+            if let Output::Persist(write) = output {
+                node.handle(Instant(now), Input::Persisted(write.seq))
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(node.role(), RoleKind::Leader);
+    // A single-node cluster's member list is {1}; a higher term from anyone still counts.
+    let message = Message::AppendEntriesResponse(AppendEntriesResponse {
+        term: node.term() + 1,
+        index: 0,
+        success: false,
+        conflict: None,
+    });
+    node.handle(
+        Instant(now + 1),
+        Input::Message(Envelope {
+            from: 2,
+            to: 1,
+            message,
+        }),
+    )
+    .unwrap();
+    assert_eq!(node.role(), RoleKind::Follower);
+}
