@@ -209,7 +209,8 @@ fn granted(sent: &[Message]) -> Option<bool> {
 /// §5.2, §5.4.1: one vote per term, only for a log at least as up to date.
 #[test]
 fn vote_rules() {
-    let cases: [(&str, Vec<(u64, Message)>, bool); 5] = [
+    type Case = (&'static str, Vec<(u64, Message)>, bool);
+    let cases: [Case; 5] = [
         (
             "grants a fresh candidate",
             vec![(2, vote(1, (0, 0), false))],
