@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "documentation (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+
 step "no_std build of the core (thumbv7em-none-eabihf)"
 cargo build -p distribkv-core --no-default-features --target thumbv7em-none-eabihf
 

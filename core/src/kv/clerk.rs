@@ -5,7 +5,7 @@
 //! with [`ClerkError::Unknown`]: the operation may or may not have taken effect.
 //!
 //! Run loop: [`Clerk::start`] an operation, send every
-//! [`ClerkOutput::Send`], feed answers and timeouts with [`Clerk::handle`],
+//! [`ClerkOutput::Send`], feed answers with [`Clerk::handle_response`] and time with [`Clerk::handle_timeout`],
 //! until [`ClerkOutput::Done`].
 
 use alloc::collections::VecDeque;

@@ -15,8 +15,9 @@
 
 use alloc::vec::Vec;
 
+use super::api::Rejected;
 use super::message::{Message, TimeoutNow};
-use super::node::{Node, Rejected, Role};
+use super::node::{Node, Role};
 use super::progress::Progress;
 use super::types::{Membership, NodeId, Payload};
 

@@ -13,6 +13,7 @@ pub mod quorum;
 pub mod storage;
 pub mod types;
 
+mod api;
 mod election;
 mod membership;
 mod node;
@@ -21,10 +22,11 @@ mod replication;
 mod snapshot;
 mod transfer;
 
+pub use api::{Accepted, Input, Output, Rejected, RoleKind, Stats};
 pub use config::{Config, ConfigError};
 pub use membership::MembershipChange;
 pub use message::*;
-pub use node::{Accepted, Input, Node, Output, Rejected, RoleKind, Stats};
+pub use node::Node;
 pub use progress::{Progress, ProgressState};
 pub use read::ReadState;
 pub use storage::*;

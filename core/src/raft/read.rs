@@ -22,7 +22,8 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::node::{Node, Output, Rejected, Role};
+use super::api::{Output, Rejected};
+use super::node::{Node, Role};
 use super::types::LogIndex;
 use crate::time::Instant;
 

@@ -4,10 +4,11 @@
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::api::{Accepted, Rejected};
 use super::message::{
     AppendEntries, AppendEntriesResponse, ConflictHint, Heartbeat, HeartbeatResponse, Message,
 };
-use super::node::{Accepted, Node, Rejected, Role};
+use super::node::{Node, Role};
 use super::progress::ProgressState;
 use super::quorum::committed_index;
 use super::types::{LogIndex, NodeId, Payload};

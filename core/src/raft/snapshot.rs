@@ -5,8 +5,9 @@
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::api::{Output, Rejected};
 use super::message::{InstallSnapshot, InstallSnapshotResponse, Message};
-use super::node::{Node, Output, Rejected, Role, SnapshotAssembly};
+use super::node::{Node, Role, SnapshotAssembly};
 use super::progress::ProgressState;
 use super::types::{LogIndex, NodeId, Snapshot, SnapshotMeta};
 

@@ -3,8 +3,9 @@
 //! Proposals are refused meanwhile; the transfer is abandoned after an
 //! election timeout.
 
+use super::api::Rejected;
 use super::message::{Message, TimeoutNow};
-use super::node::{Node, Rejected, Role};
+use super::node::{Node, Role};
 use super::types::NodeId;
 
 impl Node {
