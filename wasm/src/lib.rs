@@ -29,7 +29,7 @@ pub mod view;
 use bytes::Bytes;
 use distribkv_core::check::Budget;
 use distribkv_core::kv::Operation;
-use distribkv_core::raft::NodeId;
+use distribkv_core::raft::{MembershipChange, NodeId};
 use distribkv_core::sim::{Sim, SimError};
 use distribkv_core::time::Instant;
 use serde::Serialize;
@@ -77,6 +77,7 @@ export interface InFlightMessage {
 export interface SimulationState {
   now: number; nodes: NodeState[]; inFlight: InFlightMessage[];
   links: { cut: [Endpoint, Endpoint][]; partition: Endpoint[][] | null };
+  membership: { voters: number[]; learners: number[] };
 }
 
 export interface HistoryOp {
@@ -387,6 +388,52 @@ impl Simulation {
     ) -> Result<(), JsError> {
         let to = self.node_id(&to, "node id")?;
         self.sim.transfer_leadership(to).map_err(|e| self.fail(e))
+    }
+
+    /// Starts a new machine (the next node id, at most 9 in all) that knows
+    /// the current membership; returns its id. It takes part once added with
+    /// `addLearner` (then `promote`).
+    #[wasm_bindgen(js_name = addNode)]
+    pub fn add_node(&mut self) -> Result<f64, JsError> {
+        self.sim
+            .add_node()
+            .map(|id| id as f64)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Asks the leader to add node `id` as a learner (it receives the log, does not vote).
+    #[wasm_bindgen(js_name = addLearner)]
+    pub fn add_learner(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
+    ) -> Result<(), JsError> {
+        let id = self.node_id(&id, "node id")?;
+        self.sim
+            .change_membership(MembershipChange::AddLearner(id))
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Asks the leader to make node `id` a voter.
+    pub fn promote(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
+    ) -> Result<(), JsError> {
+        let id = self.node_id(&id, "node id")?;
+        self.sim
+            .change_membership(MembershipChange::AddVoter(id))
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Asks the leader to remove node `id` from the cluster.
+    #[wasm_bindgen(js_name = removeMember)]
+    pub fn remove_member(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
+    ) -> Result<(), JsError> {
+        let id = self.node_id(&id, "node id")?;
+        self.sim
+            .change_membership(MembershipChange::Remove(id))
+            .map_err(|e| self.fail(e))
     }
 
     /// Node `id` snapshots its state machine and compacts its log now.

@@ -49,6 +49,14 @@ pub struct State {
     nodes: Vec<NodeView>,
     in_flight: Vec<InFlight>,
     links: Links,
+    membership: MembershipView,
+}
+
+/// `state().membership`: the cluster's members as the leader sees them.
+#[derive(Debug, Serialize)]
+pub struct MembershipView {
+    voters: Vec<u64>,
+    learners: Vec<u64>,
 }
 
 /// One node in `state().nodes`.
@@ -172,6 +180,13 @@ pub fn state(sim: &Sim, log_tail: Option<u64>) -> State {
                     .map(|group| group.iter().map(|&e| e.into()).collect())
                     .collect()
             }),
+        },
+        membership: {
+            let membership = sim.membership();
+            MembershipView {
+                voters: membership.voters,
+                learners: membership.learners,
+            }
         },
     }
 }

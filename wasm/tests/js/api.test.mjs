@@ -156,7 +156,7 @@ test("state() has the contract's shape", () => {
   sim.runFor(3000);
   const state = sim.state({ logTail: 5 });
   assert.equal(state.now, 3000);
-  assert.deepEqual(Object.keys(state).sort(), ["inFlight", "links", "nodes", "now"]);
+  assert.deepEqual(Object.keys(state).sort(), ["inFlight", "links", "membership", "nodes", "now"]);
   assert.deepEqual(state.links, { cut: [], partition: null });
   for (const node of state.nodes) {
     for (const key of ["id", "up", "role", "term", "votedFor", "leader", "commitIndex", "appliedIndex",
@@ -590,4 +590,33 @@ test("random calls with random arguments throw Errors, never trap", () => {
     sim.free();
   }
   assert.ok(calls > 2000 && refused > 0 && refused < calls, `${calls} calls, ${refused} refused`);
+});
+
+test("membership: a new machine joins as a learner, is promoted, and the leader removes itself", () => {
+  const sim = new Simulation({ nodes: 3, seed: 5 });
+  sim.runFor(1000);
+  const leader = sim.state().nodes.find((n) => n.role === "leader").id;
+  sim.put("k", "v");
+  sim.runFor(200);
+  assert.equal(sim.addNode(), 4);
+  sim.addLearner(4);
+  sim.runFor(500);
+  let state = sim.state();
+  assert.deepEqual(state.membership, { voters: [1, 2, 3], learners: [4] });
+  const four = state.nodes.find((n) => n.id === 4);
+  assert.equal(four.role, "learner");
+  assert.equal(four.kv.k, "v", "the learner received the log");
+  sim.promote(4);
+  sim.runFor(500);
+  assert.deepEqual(sim.state().membership, { voters: [1, 2, 3, 4], learners: [] });
+  sim.removeMember(leader);
+  sim.runFor(1000);
+  state = sim.state();
+  assert.ok(!state.membership.voters.includes(leader));
+  const newLeader = state.nodes.find((n) => n.role === "leader");
+  assert.ok(newLeader && newLeader.id !== leader, "another node leads after the removal");
+  assert.throws(() => sim.addLearner(9), Error);
+  assert.throws(() => sim.removeMember(99), Error);
+  assert.equal(sim.check().ok, true);
+  assertPlain(state, "state");
 });
