@@ -73,11 +73,13 @@ class App {
   toast(msg, opts) { toast(msg, opts); }
 
   // ---------- runs ----------
-  baseConfig() { return this.timeline ? { ...this.timeline.config } : { ...DEFAULT_CONFIG }; }
+  /** The settings a new run starts from: those of the last run the person set up (a guided tour's own settings do not carry over). */
+  baseConfig() { return { ...(this.userConfig ?? DEFAULT_CONFIG) }; }
 
   newRun(config, actions = [], cursor = null, { keepGuide = false } = {}) {
     if (this.timeline) this.timeline.free();
     const cfg = { ...DEFAULT_CONFIG, ...config };
+    if (!keepGuide) { this.userConfig = { ...cfg }; delete this.userConfig.mockBug; }
     if (MOCK_BUG) cfg.mockBug = MOCK_BUG;
     this.timeline = new Timeline(this.backend, cfg, actions);
     if (cursor) this.timeline.seekPosition(cursor);
@@ -244,8 +246,11 @@ class App {
     if (run.scenario && this.guideAvailable(run.scenario.id)) {
       this.guide.start(run.scenario.id, { step: run.scenario.step, cursor: run.cursor });
       const tl = this.timeline;
-      const same = JSON.stringify(tl.actions.map((a) => [a.t, a.s, a.op, a.args])) === JSON.stringify(run.actions.map((a) => [a.t, a.s, a.op, a.args]))
-        && tl.config.seed === run.config.seed && tl.config.nodes === run.config.nodes;
+      // the link's actions are a prefix of the tour's plan up to that step: keep the plan (and its future)
+      const key = (a) => JSON.stringify([a.t, a.s, a.op, a.args]);
+      const canon = (c) => JSON.stringify(Object.keys(c).filter((k) => k !== "mockBug").sort().map((k) => [k, c[k]]));
+      const same = run.actions.length <= tl.actions.length && run.actions.every((a, i) => key(a) === key(tl.actions[i]))
+        && canon(tl.config) === canon(run.config);
       if (!same) { this.newRun(run.config, run.actions, run.cursor, { keepGuide: true }); this.scenarioTag = run.scenario; }
       return true;
     }

@@ -60,7 +60,9 @@ function callNum(sim, name, args) {
 }
 
 /** Config fields the page may pass to `new Simulation(config)`. */
-export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum"];
+export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum",
+  // extensions of the wasm build, used by some guided tours
+  "maxEntriesPerMessage", "snapshotChunkBytes", "diskLatencyMs"];
 
 export class Sim {
   constructor(backend, config) {
@@ -81,10 +83,13 @@ export class Sim {
   // observation
   state(opts) { return norm(opts ? this.raw.state(opts) : this.raw.state()); }
   events(sinceSeq) { return norm(callNum(this, "events", [sinceSeq])); }
-  history() { return norm(this.raw.history()); }
+  /** Every operation, or with { from } only those with id >= from. */
+  history(opts) { return norm(opts ? this.raw.history(opts) : this.raw.history()); }
   clients() { return norm(this.raw.clients()); }
   check() { return norm(this.raw.check()); }
   message(id) { return norm(callNum(this, "message", [id])); }
+  /** A fingerprint of everything that happened (equal for equal runs), or null if the backend has none. */
+  traceHash() { return typeof this.raw.traceHash === "function" ? String(this.raw.traceHash()) : null; }
   // actions (each is also an entry of the recorded timeline; see timeline.js)
   crash(id) { callNum(this, "crash", [id]); }
   restart(id) { callNum(this, "restart", [id]); }
