@@ -18,6 +18,33 @@ export function opLabel(op) {
   }
 }
 
+/**
+ * A log entry's command for people. The core names a client session by its
+ * number ("(c5#22)": session 5, request 22), and a session is numbered by the
+ * log index of its "register" entry; the page calls clients c1, c2, ..., so
+ * sessions are translated with clients()[].session where known: "(c3 #22)"
+ * is client c3's request 22.
+ */
+export function commandLabel(entry, clients = []) {
+  const bySession = new Map(clients.filter((c) => c.session != null).map((c) => [Number(c.session), c.id]));
+  const cmd = entry.command ?? "";
+  if (cmd === "register") {
+    const c = bySession.get(Number(entry.index));
+    return c != null ? `register (session of c${c})` : "register (a client session)";
+  }
+  return sessionText(cmd, clients, bySession);
+}
+
+/** Rewrites every "(c<session>#<seq>)" and "(session <session> seq <seq>)" in a text the core rendered (commands, message summaries, trace lines) as above. */
+export function sessionText(text, clients = [], bySession = null) {
+  bySession ??= new Map(clients.filter((c) => c.session != null).map((c) => [Number(c.session), c.id]));
+  const name = (_, session, seq) => {
+    const c = bySession.get(Number(session));
+    return c != null ? `(c${c} #${seq})` : `(session ${session} #${seq})`;
+  };
+  return String(text).replace(/\(c(\d+)#(\d+)\)/g, name).replace(/\(session (\d+) seq (\d+)\)/g, name);
+}
+
 export class HistoryView {
   constructor(canvas, theme) {
     this.canvas = canvas;

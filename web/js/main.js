@@ -9,7 +9,7 @@ import { Timeline } from "./timeline.js";
 import { encodeRun, decodeRun, DEFAULT_CONFIG } from "./share.js";
 import { Theme } from "./theme.js";
 import { ClusterView } from "./cluster-view.js";
-import { HistoryView, opLabel } from "./history-view.js";
+import { HistoryView, opLabel, commandLabel, sessionText } from "./history-view.js";
 import { Inspector, ClientsCard, NetworkCard, CheckCard, EventLog } from "./panels.js";
 import { Guide, scenarioById } from "./guide.js";
 import { $, $$, setText, setHTML, toggle, esc, fmtTime, fmtShort, toast } from "./dom.js";
@@ -306,9 +306,11 @@ class App {
   refreshData(force = false) {
     const tl = this.timeline;
     const now = performance.now();
-    if (tl.version !== this.stateVersion || force) {
-      this.state = tl.sim.state({ logTail: this.cluster.logTail() });
+    const tail = this.cluster.logTail();
+    if (tl.version !== this.stateVersion || force || tail !== this.stateTail) {
+      this.state = tl.sim.state({ logTail: tail });
       this.stateVersion = tl.version;
+      this.stateTail = tail;
       this.dirty = true;
     }
     // history(), clients() and check() grow with the run: call them less often when they get expensive
@@ -614,12 +616,12 @@ class App {
       text = `Node ${nd.id} · ${nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down"} · term ${nd.term}\ncommit ${nd.commitIndex} · applied ${nd.appliedIndex} · last ${nd.lastIndex ?? "?"}\n${Object.keys(nd.kv || {}).length} keys in its store\ndrag onto another node or into empty space to partition`;
       if (h.type === "row" && h.index) {
         const e = nd.log.find((x) => x.index === h.index);
-        text = e ? `Node ${nd.id}, index ${e.index}, term ${e.term}\n${e.command}\n${e.index <= nd.commitIndex ? "committed" : "not committed yet"}` : h.index <= (nd.snapshotIndex ?? 0) ? `Node ${nd.id}, index ${h.index}: compacted into the snapshot` : `Node ${nd.id} has no entry ${h.index}`;
+        text = e ? `Node ${nd.id}, index ${e.index}, term ${e.term}\n${commandLabel(e, this.clientsCache)}\n${e.index <= nd.commitIndex ? "committed" : "not committed yet"}` : h.index <= (nd.snapshotIndex ?? 0) ? `Node ${nd.id}, index ${h.index}: compacted into the snapshot` : `Node ${nd.id} has no entry ${h.index}`;
       } else text = text.replace("\ndrag", "\nclick to inspect · drag");
     } else if (h.type === "msg") {
       const m = st?.inFlight.find((x) => x.id === h.id);
       if (!m) { tip.hidden = true; return; }
-      text = `${m.kind} ${m.from} → ${m.to}\n${m.summary ?? ""}\nsent ${fmtTime(m.sentAt)}, arrives ${fmtTime(m.deliverAt)}\nclick to inspect or drop`;
+      text = `${m.kind} ${m.from} → ${m.to}\n${sessionText(m.summary ?? "", this.clientsCache)}\nsent ${fmtTime(m.sentAt)}, arrives ${fmtTime(m.deliverAt)}\nclick to inspect or drop`;
     } else if (h.type === "link") {
       const cut = new Set((st?.links?.cut || []).map(([a, b]) => `${a}>${b}`));
       text = `Link ${h.a} ↔ ${h.b}\n${h.a} → ${h.b}: ${cut.has(`${h.a}>${h.b}`) ? "cut" : "open"} · ${h.b} → ${h.a}: ${cut.has(`${h.b}>${h.a}`) ? "cut" : "open"}\nclick to cut or restore`;

@@ -535,8 +535,8 @@ export const SCENARIOS = [
           v.commit = a.commitIndex;
           v.matched = a.progress.filter((p) => p.matchIndex >= v.k).map((p) => p.id);
         },
-        text: (v) => `<p>${Nc(v.a)} restarts. ${Nc(v.b)} and ${N(v.c)} are still down, and ${N(v.a)}'s log ends with index ${v.k}, longer than those of ${list(v.de)}: only it can win. We fire its election timer${v.triesA > 1 ? ` (${v.triesA} times: an attempt in a term the others have already moved past fails, and teaches it the newer term)` : ""}, and it becomes leader of term ${v.t3}. It copies its term-${v.t} entry at index ${v.k} to ${list(v.matched)}.</p>
-          <p>This is Figure 8(c): the entry is now stored on a majority (${list([v.a, ...v.matched])}), and the leader knows it. Yet its commit index stays at <b>${v.commit}</b>${v.commit === 0 ? " (a restarted server does not know how far its log was committed; a leader learns it again by committing an entry of its own term)" : ""}. A leader counts replicas only for entries of its <b>current term</b> (§5.4.2); an older entry becomes committed only indirectly, once an entry of the current term after it is stored on a majority. Its own no-op of term ${v.t3}, at index ${v.k + 1}, is not there yet.</p>${missed(v)}`,
+        text: (v) => `<p>${Nc(v.a)} restarts; ${N(v.b)} and ${N(v.c)} stay down. ${Nc(v.a)}'s log ends at index ${v.k}, longer than those of ${list(v.de)}, so only it can win: we fire its election timer${v.triesA > 1 ? ` (${v.triesA} campaigns: the first, in a term the others have already passed, fails)` : ""} and it leads term ${v.t3}. It copies its term-${v.t} entry at index ${v.k} to ${list(v.matched)}.</p>
+          <p>This is Figure 8(c): the entry is stored on a majority (${list([v.a, ...v.matched])}), and the leader knows it. Yet its commit index stays at <b>${v.commit}</b>${v.commit === 0 ? " (after its restart it does not even count the older entries as committed yet)" : ""}: a leader counts replicas only for entries of its <b>current term</b> (§5.4.2). An older entry is committed only indirectly, once an entry of the current term after it is on a majority: here ${N(v.a)}'s own no-op at index ${v.k + 1} (term ${v.t3}), which has not spread yet.</p>${missed(v)}`,
         watch: (v) => `The ▲ commit markers stay left of index ${v.k} although three rows have it; the green match bar of the leader's view reaches index ${v.k} for two followers.`,
         expect: (v, q) => [
           [`node ${v.a} leads term ${v.t3}`, q.leader() === v.a && v.t3 > v.t2],
@@ -611,12 +611,16 @@ export const SCENARIOS = [
           v.b = leaderOf({ nodes: s2.nodes.filter((n) => n.id !== v.l) });
           v.t2 = s2.nodes.find((n) => n.id === v.b)?.term;
           v.bLast = s2.nodes.find((n) => n.id === v.b)?.lastIndex;
+          // the first index where the two logs disagree
+          const full = ctx.full(), a = full.nodes.find((n) => n.id === v.l), b = full.nodes.find((n) => n.id === v.b);
+          v.div = v.oldCommit + 1;
+          while (v.div <= v.oldLast && termAt(a, v.div) === termAt(b, v.div)) v.div++;
         },
         text: (v) => `<p>${Nc(v.l)} is partitioned away. Requests that still reach it get appended in term ${v.t} but never committed (dashed): it cannot reach a majority. Meanwhile the majority elects ${N(v.b)}, which commits many entries in term ${v.t2}.</p>
-          <p>${Nc(v.l)}'s log ends at index ${v.oldLast}, committed only up to ${v.oldCommit}; ${N(v.b)}'s ends at ${v.bLast}. After index ${v.oldCommit} the two logs disagree.</p>`,
+          <p>${Nc(v.l)}'s log ends at index ${v.oldLast}, committed (as far as it knows) up to ${v.oldCommit}; ${N(v.b)}'s ends at ${v.bLast}. From index ${v.div} on, the two logs disagree: ${v.oldLast - v.div + 1 === 1 ? `${N(v.l)}'s entry there was` : `${N(v.l)}'s ${v.oldLast - v.div + 1} entries from there were`} never stored by a majority.</p>`,
         watch: (v) => `Row ${v.l}: a tail of dashed term-${v.t} cells; the other rows: a long run in another colour.`,
         expect: (v, q) => [
-          [`node ${v.l} holds uncommitted entries after index ${v.oldCommit}`, v.oldLast > v.oldCommit],
+          [`node ${v.l} holds entries from index ${v.div} on that node ${v.b} does not`, v.div <= v.oldLast && termAt(q.node(v.l), v.div) !== termAt(q.node(v.b), v.div)],
           [`node ${v.b} leads term ${v.t2}`, q.node(v.b).role === "leader" && q.node(v.b).term === v.t2 && v.t2 > v.t],
           [`node ${v.b} is far ahead`, v.bLast >= v.oldLast + 10],
         ],
@@ -647,36 +651,41 @@ export const SCENARIOS = [
           ctx.act("heal");
           const caught = (st) => { const c = st.nodes.find((n) => n.id === v.c), p = (c?.progress ?? []).find((x) => x.id === v.l); return p && p.matchIndex >= v.oldCommit; };
           if (!ctx.stepUntil(caught, 20000)) v.miss = `the leader did not find a match on node ${v.l}`;
-          const lines = ctx.events().filter((e) => e.kind === "deliver" && new RegExp(`^${v.l}->${v.c} AppendEntriesResponse .*reject`).test(e.text));
-          v.rejects = lines.length;
-          const m = lines[0] && /reject prev=(\d+) hint=(\d+)\/(\d+)/.exec(lines[0].text);
+          const lines = ctx.events().filter((e) => e.kind === "deliver");
+          const rejects = lines.filter((e) => new RegExp(`^${v.l}->${v.c} AppendEntriesResponse .*reject`).test(e.text));
+          v.rejects = rejects.length;
+          const m = rejects[0] && /reject prev=(\d+) hint=(\d+)\/(\d+)/.exec(rejects[0].text);
           if (m) { v.probe = Number(m[1]); v.hintIndex = Number(m[2]); v.hintTerm = Number(m[3]); }
+          const sent = lines.filter((e) => new RegExp(`^${v.c}->${v.l} AppendEntries `).test(e.text)).map((e) => /prev=(\d+)\/(\d+)/.exec(e.text)).filter(Boolean);
+          if (sent.length) { v.probeTerm = Number(sent[0][2]); v.prevOk = Number(sent[sent.length - 1][1]); }
           const p = ctx.state().nodes.find((n) => n.id === v.c).progress.find((x) => x.id === v.l);
           v.match = p.matchIndex;
           ctx.runFor(2);
         },
-        text: (v) => `<p>The partition heals; ${N(v.l)} sees term ${v.t3} and becomes a follower of ${N(v.c)}. The leader <b>probes</b>: it sends an AppendEntries whose consistency check (§5.3) names the entry just before the new ones, at index ${v.probe} in term ${v.t2}. ${Nc(v.l)}'s entry there has term ${v.t}: it <b>rejects</b>.</p>
-          <p>Stepping back one entry per rejection would cost one round trip per entry. Instead the rejection carries a hint: ${N(v.l)}'s last index whose term is at most the probe's (index ${v.hintIndex}, term ${v.hintTerm}). The leader jumps back to its own last entry of a term no later than ${v.hintTerm}, and the next AppendEntries matches at index ${v.match}. ${v.rejects === 1 ? "One rejection" : `${v.rejects} rejections`} for ${v.oldLast - v.oldCommit} divergent entries.</p>${missed(v)}`,
-        watch: (v) => `The leader's view of ${N(v.l)} at the right of its row: m (match index) jumps to ${v.match}.`,
+        text: (v) => `<p>The partition heals; ${N(v.l)} sees term ${v.t3} and becomes a follower of ${N(v.c)}. The leader knows nothing of ${N(v.l)}'s log, so it <b>probes</b>: its AppendEntries names the entry just before the ones it carries (index ${v.probe}, term ${v.probeTerm}), and a follower accepts only if it holds exactly that entry (the consistency check of §5.3). ${v.probe > v.oldLast ? `${Nc(v.l)}'s log ends at index ${v.oldLast}` : `${Nc(v.l)}'s entry there has another term`}: it <b>rejects</b>.</p>
+          <p>Stepping back one entry per rejection would take ${v.probe - v.prevOk} round trips here. Instead the rejection carries a hint: ${N(v.l)}'s last index whose term is at most the probe's (index ${v.hintIndex}, term ${v.hintTerm}). The leader jumps back to its own last entry of a term no later than ${v.hintTerm}, index ${v.prevOk}, and sends everything after it. ${Nc(v.l)} accepts: it deletes its conflicting term-${v.t} ${v.oldLast - v.prevOk === 1 ? "entry" : "entries"} after index ${v.prevOk} and takes the leader's, up to index ${v.match}. ${v.rejects === 1 ? "One rejection" : `${v.rejects} rejections`} in all.</p>${missed(v)}`,
+        watch: (v) => `${Nc(v.l)}'s row, now in the leader's colours, and the leader's view of it at the right: m (match index) ${v.match}.`,
         expect: (v, q) => [
           [`node ${v.l} follows node ${v.c} in term ${v.t3}`, q.node(v.l).term === v.t3 && q.node(v.l).role === "follower"],
           ["the leader's probe was rejected with a hint", v.rejects >= 1 && v.hintIndex != null],
-          ["one or two round trips found the match", v.rejects <= 2],
-          [`the leader matched node ${v.l} at index ${v.match}`, (q.node(v.c).progress ?? []).find((p) => p.id === v.l)?.matchIndex >= v.match],
+          ["one or two round trips found the match", v.rejects <= 2 && v.prevOk === v.div - 1],
+          [`node ${v.l} holds the leader's entries up to index ${v.match}`, sameLog(q.node(v.l), q.node(v.c), Math.max(q.node(v.l).snapshotIndex, q.node(v.c).snapshotIndex) + 1, v.match)],
         ],
       },
       {
-        title: "Streaming the missing entries",
+        title: "Everyone in line again",
         plan(ctx, v) {
-          if (!ctx.runUntil((st) => { const a = st.nodes.find((n) => n.id === v.l), c = st.nodes.find((n) => n.id === v.c); return a.lastIndex === c.lastIndex && a.commitIndex === c.commitIndex; }, 3000)) v.miss = `node ${v.l} did not catch up`;
+          ctx.act("restart", v.b);
+          const done = (st) => { const c = st.nodes.find((n) => n.id === v.c); return st.nodes.every((n) => n.lastIndex === c.lastIndex && n.commitIndex === c.commitIndex); };
+          if (!ctx.runUntil(done, 3000)) v.miss = "the logs did not converge";
           ctx.runFor(100);
         },
-        text: (v) => `<p>From the matching index on, ${N(v.l)} deletes its conflicting entries and takes the leader's. The leader switches its view of ${N(v.l)} to <b>replicate</b> and sends batches back to back (pipelining, with a bounded number in flight) instead of waiting for each answer.</p>
-          <p>${Nc(v.l)}'s uncommitted term-${v.t} entries are gone; its log is identical to the leader's.</p>`,
-        watch: () => `The logs lined up again, and every row's ▲ commit marker at the same index.`,
+        text: (v) => `<p>${Nc(v.l)} learns the commit index from the next message and applies what it was missing. ${Nc(v.b)}, the crashed leader of term ${v.t2}, restarts too; it lacks only what was committed after it crashed, and gets it the same way.</p>
+          <p>The leader now sees every follower in <b>replicate</b> state: new entries are sent back to back (pipelining, with a bounded number in flight) instead of waiting for each answer. All five logs are identical.</p>`,
+        watch: () => `The logs lined up, and every row's ▲ commit marker at the same index.`,
         expect: (v, q) => [
-          [`node ${v.l}'s log matches the leader's`, sameLog(q.node(v.l), q.node(v.c), Math.max(q.node(v.l).snapshotIndex, q.node(v.c).snapshotIndex) + 1, q.node(v.c).lastIndex)],
-          [`the leader replicates to node ${v.l}`, (q.node(v.c).progress ?? []).find((p) => p.id === v.l)?.state === "replicate"],
+          ["every log matches the leader's", q.st.nodes.every((n) => sameLog(n, q.node(v.c), Math.max(n.snapshotIndex, q.node(v.c).snapshotIndex) + 1, q.node(v.c).lastIndex))],
+          ["the leader replicates to every follower", (q.node(v.c).progress ?? []).every((p) => p.state === "replicate")],
         ],
       },
     ],
