@@ -108,8 +108,9 @@ export class HistoryView {
       const col = T.op[op.kind] ?? T.muted;
       const pending = op.status === "pending";
       const unknown = op.status === "unknown";
+      const failed = op.status === "failed"; // refused for certain: it did not take effect
       ctx.fillStyle = col;
-      ctx.globalAlpha = pending ? 0.45 : unknown ? 0.35 : 0.9;
+      ctx.globalAlpha = pending ? 0.45 : unknown || failed ? 0.35 : 0.9;
       ctx.fillRect(x, y, x2 - x, bh);
       ctx.globalAlpha = 1;
       if (pending) {
@@ -124,6 +125,7 @@ export class HistoryView {
         ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("?", x2 + 2, y + bh / 2);
         ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`;
       }
+      if (failed) { ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("×", x2 + 2, y + bh / 2); ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; }
       if (hl.has(op.id)) later.push({ x, x2, y });
       if (x2 - x > 46 && bh >= 10) {
         ctx.fillStyle = pending || unknown ? T.ink : "#fff";

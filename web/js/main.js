@@ -632,7 +632,7 @@ class App {
       text = h.d.target ? `Drop: put node ${h.d.id} in node ${h.d.target}'s partition group` : `Drop in empty space: node ${h.d.id} gets a partition group of its own`;
     } else if (h.type === "op") {
       const o = h.op;
-      text = `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending"}\nstatus ${o.status}${o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : ""}${this.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
+      text = `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending"}\nstatus ${o.status}${o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : ""}${o.error ? `\n${o.error}` : ""}${this.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
     }
     tip.textContent = text;
     tip.hidden = false;
