@@ -740,9 +740,9 @@ function showBuildMessage(err) {
   boot.innerHTML = `<div class="box">
     <h2>The simulator is not built yet</h2>
     <p>This page runs the Rust simulator compiled to WebAssembly, and <code>web/pkg/distribkv_wasm.js</code> could not be loaded${err?.message ? ` (${esc(err.message)})` : ""}.</p>
-    <p>Build it from the repository root with the command in the README, which writes <code>web/pkg/</code>, for example:</p>
-    <pre>wasm-pack build wasm --target web --out-dir ../web/pkg</pre>
-    <p>then serve <code>web/</code> with any static file server and reload.</p>
+    <p>From the repository root, this builds it into <code>web/pkg/</code> and serves the page:</p>
+    <pre>scripts/serve-web.sh</pre>
+    <p>(<code>scripts/build-web.sh</code> only builds; <code>web/</code> then works from any static file server.)</p>
     <p class="muted small">To look around the page without the build, open it with <a href="?mock">?mock</a>: a small stand-in written in JavaScript that imitates the simulator. It is not the real Raft implementation.</p>
   </div>`;
   $("#play").disabled = $("#step").disabled = true;
