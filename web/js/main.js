@@ -737,7 +737,13 @@ const KEYS = [
 
 function showBuildMessage(err) {
   const boot = $("#boot");
-  boot.innerHTML = `<div class="box">
+  if (USE_MOCK) {
+    boot.innerHTML = `<div class="box">
+    <h2>The JavaScript stand-in is not here</h2>
+    <p><code>?mock</code> runs <code>web/dev/mock-sim.js</code>, a development tool that is not part of every copy of the page${err?.message ? ` (${esc(err.message)})` : ""}.</p>
+    <p><a href="./">Open the page without <code>?mock</code></a> to run the real simulator.</p>
+  </div>`;
+  } else boot.innerHTML = `<div class="box">
     <h2>The simulator is not built yet</h2>
     <p>This page runs the Rust simulator compiled to WebAssembly, and <code>web/pkg/distribkv_wasm.js</code> could not be loaded${err?.message ? ` (${esc(err.message)})` : ""}.</p>
     <p>From the repository root, this builds it into <code>web/pkg/</code> and serves the page:</p>
