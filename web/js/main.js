@@ -19,8 +19,10 @@ const params = new URLSearchParams(location.search);
 const USE_MOCK = params.has("mock");
 const MOCK_BUG = USE_MOCK && params.get("mock") ? params.get("mock") : null;
 
-const CHECK_EVERY_MS = 400; // real ms between sim.check() calls
+const CHECK_EVERY_MS = 400; // real ms between sim.check() calls, at least
+const CHECK_SHARE = 25; // ... and at least this many times what the last check() took: it grows with the history
 const SLOW_DATA_MS = 120; // real ms between history()/clients() fetches
+const SIM_BUDGET_MS = 9; // real ms of simulation per frame, at most (the rest is drawing)
 const PANEL_MS = 110; // real ms between side panel refreshes
 
 class App {
@@ -167,8 +169,7 @@ class App {
     this.speed = 10 ** x;
     setText($("#speed-out"), this.speedLabel());
   }
-  speedLabel() {
-    const s = this.speed;
+  speedLabel(s = this.speed) {
     return `${s < 0.1 ? s.toFixed(2) : s < 1 ? s.toFixed(1) : s < 10 ? s.toFixed(1) : Math.round(s)}×`;
   }
 
@@ -315,19 +316,37 @@ class App {
     }
     // history(), clients() and check() grow with the run: call them less often when they get expensive
     if ((force || now - this.slowAt > Math.max(SLOW_DATA_MS, this.slowCost * 12)) && (tl.version !== this.slowVersion || force)) {
-      this.historyCache = tl.sim.history();
+      this.fetchHistory();
       this.clientsCache = tl.sim.clients();
       this.slowAt = performance.now();
       this.slowCost = this.slowAt - now;
       this.slowVersion = tl.version;
     }
-    if ((force || now - this.checkAt > Math.max(CHECK_EVERY_MS, this.checkCost * 12)) && tl.version !== this.checkVersion) {
+    if ((force || now - this.checkAt > Math.max(CHECK_EVERY_MS, this.checkCost * CHECK_SHARE)) && tl.version !== this.checkVersion) {
       const t = performance.now();
       this.checkVersion = tl.version;
       try { this.onCheck(tl.sim.check()); } catch (err) { console.error("check() failed", err); }
       this.checkAt = performance.now();
       this.checkCost = this.checkAt - t;
     }
+  }
+
+  /**
+   * Bring historyCache up to date. Operations are numbered in invocation
+   * order and an operation that has settled (ok, unknown, failed) never
+   * changes again, so only the tail from the oldest pending one is read.
+   */
+  fetchHistory() {
+    const sim = this.timeline.sim;
+    if (this.historySim !== sim) { this.historySim = sim; this.historyCache = []; this.historyFrom = 1; }
+    const cache = this.historyCache;
+    const fresh = sim.history({ from: this.historyFrom });
+    if (fresh.length && fresh[0].id !== this.historyFrom) { this.historySim = null; this.fetchHistory(); return; }
+    cache.length = this.historyFrom - 1;
+    for (const op of fresh) cache.push(op);
+    let i = this.historyFrom - 1;
+    while (i < cache.length && cache[i].status !== "pending") i++;
+    this.historyFrom = i + 1;
   }
 
   onCheck(res) {
@@ -380,13 +399,26 @@ class App {
     const t0 = performance.now();
     if (this.pendingSeek !== null) { const t = this.pendingSeek; this.pendingSeek = null; this.seek(t); }
     if (this.playing) {
-      const target = tl.display + dtReal * this.speed;
+      const from = tl.display;
+      const target = from + dtReal * this.speed;
       if (this.stopAt && target >= this.stopAt.display) this.finishPlayTo();
-      else tl.advanceTo(target);
-    }
+      else {
+        // simulate in a few slices and stop when this frame's budget is spent: when the machine
+        // cannot keep up, virtual time runs slower than asked instead of frames being dropped
+        const slice = Math.max(1, (target - from) / 4);
+        while (tl.display < target) {
+          tl.advanceTo(Math.min(target, tl.display + slice));
+          if (performance.now() - t0 > SIM_BUDGET_MS) break;
+        }
+      }
+      const rate = dtReal > 0 ? (tl.display - from) / dtReal : this.speed;
+      this.actualSpeed = this.actualSpeed === undefined ? rate : this.actualSpeed * 0.95 + rate * 0.05;
+    } else this.actualSpeed = undefined;
     const t1 = performance.now();
     this.simMs = this.simMs * 0.9 + (t1 - t0) * 0.1;
     this.refreshData();
+    const t2 = performance.now();
+    this.dataMs = (this.dataMs ?? 0) * 0.9 + (t2 - t1) * 0.1;
     const moving = this.playing || this.state?.inFlight.length || this.dirty;
     if (moving || this.dirty) {
       this.cluster.draw({
@@ -395,7 +427,7 @@ class App {
       });
       this.historyView.draw({ history: this.historyCache, display: tl.display, highlight: this.highlightOps });
     }
-    this.drawMs = this.drawMs * 0.9 + (performance.now() - t1) * 0.1;
+    this.drawMs = this.drawMs * 0.9 + (performance.now() - t2) * 0.1;
     this.dirty = false;
     const tk = tl.display + tl.end * 1e-9 + tl.horizon * 1e-12;
     if ((tk !== this.transportAt || this.scrubbing) && this.previewSeek == null) { this.transportAt = tk; this.updateTransport(); }
@@ -412,7 +444,7 @@ class App {
   frameStats() {
     const n = Math.min(this.frameCount, this.frames.length);
     const arr = [...this.frames.slice(0, n)].sort((a, b) => a - b);
-    return { fps: this.fps(), p50: arr[Math.floor(n * 0.5)] ?? 0, p95: arr[Math.floor(n * 0.95)] ?? 0, max: arr[n - 1] ?? 0, simMs: this.simMs, drawMs: this.drawMs, inFlight: this.state?.inFlight.length ?? 0 };
+    return { fps: this.fps(), p50: arr[Math.floor(n * 0.5)] ?? 0, p95: arr[Math.floor(n * 0.95)] ?? 0, max: arr[n - 1] ?? 0, simMs: this.simMs, dataMs: this.dataMs ?? 0, drawMs: this.drawMs, checkMs: this.checkCost, actualSpeed: this.actualSpeed ?? null, inFlight: this.state?.inFlight.length ?? 0 };
   }
 
   updateTransport() {
@@ -448,6 +480,11 @@ class App {
       this.showNotice("past", `Viewing <b>${fmtTime(tl.display)}</b> of a run recorded up to <b>${fmtTime(end)}</b>${tl.applied < tl.actions.length ? ` (${tl.actions.length - tl.applied} later action${tl.actions.length - tl.applied === 1 ? "" : "s"})` : ""}. Play replays it; <b>any action here discards everything after this moment</b>, like typing after an undo.`,
         [{ label: "Jump to the end", fn: () => this.seek(this.timeline.end) }]);
     } else if (this.noticeKind === "past" && (!tl.hasFuture || this.stopAt)) this.hideNotice("past");
+    // the speed asked for, and the speed reached when the machine cannot keep up
+    const lag = this.playing && !this.stopAt && this.actualSpeed !== undefined && this.actualSpeed < this.speed * 0.85;
+    const out = $("#speed-out");
+    setText(out, lag ? `${this.speedLabel()} → ${this.speedLabel(this.actualSpeed)}` : this.speedLabel());
+    out.title = lag ? "This machine simulates slower than the speed asked for, so virtual time runs at the second figure; frames keep coming." : "";
     this.inspector.update();
     this.clientsCard.update();
     this.networkCard.update();
@@ -455,7 +492,7 @@ class App {
     this.guide.tick();
     if (this.showFps) {
       const s = this.frameStats();
-      setText($("#fps"), `${s.fps.toFixed(1)} fps  p95 ${s.p95.toFixed(1)} ms\nsim ${s.simMs.toFixed(2)} ms  draw ${s.drawMs.toFixed(2)} ms\n${s.inFlight} msgs  ${this.historyCache.length} ops  ${this.backend.name}`);
+      setText($("#fps"), `${s.fps.toFixed(1)} fps  p95 ${s.p95.toFixed(1)} ms\nsim ${s.simMs.toFixed(2)} ms  data ${s.dataMs.toFixed(2)} ms  draw ${s.drawMs.toFixed(2)} ms\nlast check() ${s.checkMs.toFixed(1)} ms\n${s.inFlight} msgs  ${this.historyCache.length} ops  ${this.backend.name}`);
     }
   }
 

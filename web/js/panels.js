@@ -374,6 +374,10 @@ export class EventLog {
     const sim = this.app.timeline.sim;
     if (sim !== this.sim) { this.sim = sim; this.seq = 0; this.list.replaceChildren(); }
     if (!this.visible || document.hidden) return;
+    // fast-forward: the lines fly by too fast to read; read them twice a second
+    const now = performance.now();
+    if (this.app.playing && this.app.speed > 20 && now - (this.readAt ?? 0) < 500) return;
+    this.readAt = now;
     let evs = sim.events(this.seq);
     if (!evs.length) return;
     this.seq = evs[evs.length - 1].seq;

@@ -59,6 +59,9 @@ function callNum(sim, name, args) {
   }
 }
 
+/** Trace lines the simulation keeps for events(). */
+export const TRACE_LINES = 1000;
+
 /** Config fields the page may pass to `new Simulation(config)`. */
 export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum",
   // extensions of the wasm build, used by some guided tours
@@ -69,6 +72,9 @@ export class Sim {
     const cfg = {};
     for (const k of CONFIG_FIELDS) if (config[k] !== undefined && config[k] !== null) cfg[k] = config[k];
     if (backend.name === "mock" && config.mockBug) cfg.mockBug = config.mockBug;
+    // the event log shows the newest lines only; a short trace keeps events() cheap when the page
+    // reads it after a long stretch (the trace does not change the run: same trace hash)
+    if (backend.name === "wasm") cfg.traceCapacity = TRACE_LINES;
     this.backend = backend.name;
     this.raw = new backend.Simulation(cfg);
     this.nodeCount = Number(cfg.nodes ?? 5);
