@@ -54,7 +54,8 @@ export class HistoryView {
     this.center = null; // when set, the window is centred here instead of following now
   }
 
-  draw({ history, display, highlight }) {
+  /** `asOf`: the virtual time the history was read at; a pending bar ends there. */
+  draw({ history, display, asOf = display, highlight }) {
     const { ctx, w, h } = fitCanvas(this.canvas);
     const T = this.theme;
     ctx.clearRect(0, 0, w, h);
@@ -100,7 +101,7 @@ export class HistoryView {
     for (let i = lo; i < history.length; i++) {
       const op = history[i];
       const a = op.invokedAt;
-      const b = op.completedAt ?? display;
+      const b = op.completedAt ?? asOf;
       if (b < t0 || a > t1) continue;
       const x = Math.max(left, sx(a));
       const x2 = Math.min(w - right, Math.max(sx(b), x + 3));

@@ -21,7 +21,7 @@ const MOCK_BUG = USE_MOCK && params.get("mock") ? params.get("mock") : null;
 
 const CHECK_EVERY_MS = 400; // real ms between sim.check() calls, at least
 const CHECK_SHARE = 25; // ... and at least this many times what the last check() took: it grows with the history
-const SLOW_DATA_MS = 120; // real ms between history()/clients() fetches
+const SLOW_DATA_MS = 0; // real ms between history()/clients() fetches, at least (they are read incrementally, so every frame)
 const SIM_BUDGET_MS = 9; // real ms of simulation per frame, at most (the rest is drawing)
 const PANEL_MS = 110; // real ms between side panel refreshes
 
@@ -317,6 +317,7 @@ class App {
     // history(), clients() and check() grow with the run: call them less often when they get expensive
     if ((force || now - this.slowAt > Math.max(SLOW_DATA_MS, this.slowCost * 12)) && (tl.version !== this.slowVersion || force)) {
       this.fetchHistory();
+      this.historyAsOf = tl.sim.now();
       this.clientsCache = tl.sim.clients();
       this.slowAt = performance.now();
       this.slowCost = this.slowAt - now;
@@ -425,7 +426,7 @@ class App {
         state: this.state, display: tl.display, config: tl.config, clients: this.clientsCache,
         ui: { selected: this.selected, hover: this.hover, partitionPreview: this.networkCard.preview(), drag: this.drag?.moved ? this.drag : null },
       });
-      this.historyView.draw({ history: this.historyCache, display: tl.display, highlight: this.highlightOps });
+      this.historyView.draw({ history: this.historyCache, display: tl.display, asOf: Math.min(tl.display, this.historyAsOf ?? tl.display), highlight: this.highlightOps });
     }
     this.drawMs = this.drawMs * 0.9 + (performance.now() - t2) * 0.1;
     this.dirty = false;
