@@ -232,6 +232,33 @@ pageTest("every guided tour reaches what it explains, step by step", async (page
   assert.ok(st("log-repair", 4).rejects >= 1 && st("log-repair", 4).rejects <= 2, "log repair: one or two rejections");
 }, { timeout: 300000, skip: USE_MOCK ? "the tours' claims are about the real simulator" : false });
 
+pageTest("a share link taken during a tour reopens the tour at that step, in the same run", async (page) => {
+  await page.keyboard.press("g");
+  await page.click('button[data-id="figure-8"]');
+  for (let i = 1; i <= 3; i++) { await page.click("#g-next"); await finishStep(page); }
+  await page.click("#share-btn");
+  await page.waitForFunction(() => /sc=figure-8\.3/.test(location.hash) && /mx=1/.test(location.hash));
+  const url = await page.evaluate(() => location.href);
+  const before = await state(page);
+  const other = await env.context.newPage();
+  const errors = [];
+  other.on("pageerror", (e) => errors.push(String(e)));
+  try {
+    await other.goto(url);
+    await other.waitForFunction(() => window.__distribkv?.ready && window.__distribkv.app.guide.scenario);
+    assert.equal(await other.textContent("#g-title"), await page.textContent("#g-title"), "the same step");
+    assert.deepEqual(await state(other), before, "the same state");
+    assert.equal(await other.evaluate(() => window.__distribkv.timeline().config.maxEntriesPerMessage), 1, "the tour's own settings");
+    await other.click("#g-next");
+    const r = await finishStep(other);
+    assert.equal(r.miss, null);
+    assert.deepEqual(r.failed, [], "the next step holds too");
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+  }
+}, { skip: USE_MOCK ? "the tours' claims are about the real simulator" : false });
+
 /** Client coordinates of a point given in canvas (CSS pixel) coordinates. */
 async function canvasPoint(page, x, y) {
   const r = await page.evaluate(() => document.querySelector("#cluster").getBoundingClientRect().toJSON());
