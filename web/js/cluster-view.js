@@ -372,7 +372,8 @@ export class ClusterView {
     g.firstIndex = first;
     const x0 = grid.x + labelW;
     const top = g.gridTop;
-    const leader = st.nodes.find((x) => x.up && x.role === "leader") || null;
+    // the leader of the highest term (a cut-off old leader may still think it leads)
+    const leader = st.nodes.reduce((best, x) => (x.up && x.role === "leader" && (!best || x.term > best.term) ? x : best), null);
     const prog = new Map((leader?.progress || []).map((p) => [Number(p.id), p]));
 
     ctx.textBaseline = "middle";
