@@ -3,6 +3,8 @@
 # makes sure Chromium and the test packages are there, then drives Debian's
 # Chromium headless (playwright-core) against web/ served on a free port:
 #
+#   0. the guided tours walked in Node against web/pkg (scripts/e2e/tours.mjs),
+#      a quick check that every step's claims hold, before any browser;
 #   1. the suite against the real build (scripts/e2e/tests/page.test.mjs);
 #   2. MOCK ONLY: the correctness panel's violation path, which needs a bug
 #      to find and so runs the JavaScript stand-in with an injected one
@@ -41,6 +43,9 @@ run_tests() {
     return "$code"
   }
 }
+
+step "guided tours in Node: every step's claims hold in the real simulator"
+(cd scripts/e2e && timeout 300 node tours.mjs) || status=1
 
 step "end-to-end tests against the real build"
 run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs || status=1
