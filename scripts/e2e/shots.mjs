@@ -1,9 +1,8 @@
 // Screenshots of the page at a few telling moments, for a visual check:
 //   node shots.mjs [out-dir]   (default artifacts/shots; WIDTH, HEIGHT, DARK=1 to change the look)
-import { launch, openPage } from "./browser.mjs";
+import { launch, openPage, ARTIFACTS } from "./browser.mjs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { ARTIFACTS } from "./browser.mjs";
 
 const out = process.argv[2] ?? path.join(ARTIFACTS, "shots");
 await fs.mkdir(out, { recursive: true });
