@@ -1,46 +1,87 @@
 // Measure the page's frame rate with 9 nodes under a steady client workload.
 // A measurement, not a test: prints what it saw.
-//   node fps.mjs [--speed EXP] [--seconds N] [--clients N] [--width W --height H]
+//
+//   node fps.mjs [--speed EXP] [--seconds N] [--warmup N] [--clients N] [--interval MS]
+//                [--width W --height H] [--trace FILE]
+//
+// --speed is the exponent of the speed slider (0 = 1x, 1 = 10x, 2 = 100x).
+// The run starts at virtual time 0 and plays for --warmup seconds before the
+// measured --seconds. --trace FILE records a Chromium performance trace of
+// the measured seconds (open it in chrome://tracing or Perfetto).
 // E2E_MOCK=1 uses the JavaScript stand-in; the default is the wasm build.
+import fs from "node:fs/promises";
 import { launch, openPage, screenshot, USE_MOCK } from "./browser.mjs";
 
-const arg = (name, d) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : d; };
-const speedExp = arg("speed", 0); // 10^0 = 1x virtual time
-const seconds = arg("seconds", 6);
-const clients = arg("clients", 5);
-const width = arg("width", 1440), height = arg("height", 900);
+const argv = process.argv.slice(2);
+const arg = (name, d) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : d; };
+const speedExp = Number(arg("speed", 0));
+const seconds = Number(arg("seconds", 10));
+const warmup = Number(arg("warmup", 2));
+const clients = Number(arg("clients", 5));
+const interval = Number(arg("interval", 50));
+const width = Number(arg("width", 1440)), height = Number(arg("height", 900));
+const traceFile = arg("trace", null);
 
 const env = await launch();
-const { page, errors } = await openPage(env, { hash: `#n=9&seed=1&a=0w${clients}:50:5:0.3` });
-await page.setViewportSize({ width, height });
-await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, speedExp);
-await page.click("#play");
-await page.waitForTimeout(2000); // warm up
-const result = await page.evaluate((seconds) => new Promise((resolve) => {
-  const times = [];
-  const t0 = performance.now();
-  const tick = (t) => {
-    times.push(t);
-    if (t - t0 < seconds * 1000) requestAnimationFrame(tick);
-    else {
+let failed = false;
+try {
+  const { page, errors } = await openPage(env, { hash: `#n=9&seed=1&a=0w${clients}:${interval}:5:0.3` });
+  await page.setViewportSize({ width, height });
+  await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, speedExp);
+  await page.click("#play");
+  await page.waitForTimeout(warmup * 1000);
+
+  let cdp = null;
+  if (traceFile) {
+    cdp = await env.context.newCDPSession(page);
+    await cdp.send("Tracing.start", {
+      transferMode: "ReturnAsStream",
+      traceConfig: { includedCategories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.frame", "v8.execute", "blink.user_timing"] },
+    });
+  }
+  const result = await page.evaluate((seconds) => new Promise((resolve) => {
+    const times = [];
+    const t0 = performance.now();
+    const virtual0 = window.__distribkv.timeline().display;
+    const tick = (t) => {
+      times.push(t);
+      if (t - t0 < seconds * 1000) { requestAnimationFrame(tick); return; }
       const d = times.slice(1).map((x, i) => x - times[i]).sort((a, b) => a - b);
-      const st = window.__distribkv.sim().state();
+      const app = window.__distribkv.app;
       resolve({
         fps: (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000),
         p50: d[Math.floor(d.length * 0.5)], p95: d[Math.floor(d.length * 0.95)], max: d[d.length - 1],
         over20ms: d.filter((x) => x > 20).length, frames: d.length,
-        app: window.__distribkv.frameStats(),
-        virtualMs: window.__distribkv.timeline().display,
-        ops: window.__distribkv.sim().history().length,
-        inFlight: st.inFlight.length,
+        app: app.frameStats(),
+        virtualMs: app.timeline.display, virtualSpan: app.timeline.display - virtual0,
+        ops: app.historyCache.length,
+        inFlight: app.state.inFlight.length,
       });
+    };
+    requestAnimationFrame(tick);
+  }), seconds);
+  if (cdp) {
+    const done = new Promise((r) => cdp.once("Tracing.tracingComplete", r));
+    await cdp.send("Tracing.end");
+    const { stream } = await done;
+    const chunks = [];
+    for (;;) {
+      const { data, eof, base64Encoded } = await cdp.send("IO.read", { handle: stream });
+      chunks.push(base64Encoded ? Buffer.from(data, "base64") : Buffer.from(data));
+      if (eof) break;
     }
-  };
-  requestAnimationFrame(tick);
-}), seconds);
-await screenshot(page, "fps-9-nodes");
-console.log(`backend: ${USE_MOCK ? "mock" : "wasm"} · 9 nodes · ${clients} clients every 50 ms · speed ${10 ** speedExp}x · ${width}x${height}`);
-console.log(`frame rate: ${result.fps.toFixed(1)} fps over ${result.frames} frames (p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, max ${result.max.toFixed(1)} ms, ${result.over20ms} frames over 20 ms)`);
-console.log(`per frame: simulation ${result.app.simMs.toFixed(2)} ms, drawing ${result.app.drawMs.toFixed(2)} ms · ${result.inFlight} messages in flight · ${result.ops} client ops by ${(result.virtualMs / 1000).toFixed(1)} s virtual`);
-if (errors.length) console.log("console errors:", errors);
-await env.close();
+    await cdp.send("IO.close", { handle: stream });
+    await fs.writeFile(traceFile, Buffer.concat(chunks));
+  }
+  await screenshot(page, `fps-9-nodes-speed-${speedExp}`);
+  const a = result.app;
+  console.log(`backend: ${USE_MOCK ? "mock" : "wasm"} · 9 nodes · ${clients} clients, one operation each every 0–${2 * interval} ms · speed ${10 ** speedExp}x · ${width}x${height}`);
+  console.log(`frame rate: ${result.fps.toFixed(1)} fps over ${result.frames} frames (p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, max ${result.max.toFixed(1)} ms, ${result.over20ms} frames over 20 ms)`);
+  console.log(`per frame (moving averages): simulation ${a.simMs.toFixed(2)} ms, state/history/check ${a.dataMs.toFixed(2)} ms, drawing ${a.drawMs.toFixed(2)} ms; last check() ${a.checkMs.toFixed(1)} ms`);
+  console.log(`${result.inFlight} messages in flight · ${result.ops} client operations by ${(result.virtualMs / 1000).toFixed(1)} s virtual · ${(result.virtualSpan / 1000).toFixed(1)} s virtual in the ${seconds} s measured: ${(result.virtualSpan / 1000 / seconds).toFixed(1)}x real time reached`);
+  if (traceFile) console.log(`trace: ${traceFile}`);
+  if (errors.length) { console.log("console errors:", errors); failed = true; }
+} finally {
+  await env.close();
+}
+process.exitCode = failed ? 1 : 0;

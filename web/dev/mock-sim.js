@@ -769,8 +769,9 @@ export class Simulation {
     this.log(null, "client", `workload: ${this.workload.clients} clients every ${this.workload.intervalMs} ms`);
   }
   clients() { return this.clientList.map((c) => ({ id: c.id, busy: c.busy, leaderGuess: c.leaderGuess, seq: c.seq })); }
-  history() {
-    return this.ops.map((o) => ({ id: o.id, client: o.client, kind: o.kind, key: o.key, value: o.value, invokedAt: o.invokedAt, completedAt: o.completedAt, output: o.output, status: o.status, attempts: o.attempts }));
+  history(opts = {}) {
+    const from = Math.max(1, Number(opts?.from ?? 1));
+    return this.ops.filter((o) => o.id >= from).map((o) => ({ id: o.id, client: o.client, kind: o.kind, key: o.key, value: o.value, invokedAt: o.invokedAt, completedAt: o.completedAt, output: o.output, status: o.status, attempts: o.attempts }));
   }
   state(opts = {}) {
     const tail = opts && opts.logTail != null ? Number(opts.logTail) : Infinity;

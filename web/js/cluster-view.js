@@ -30,9 +30,10 @@ export class ClusterView {
   _layout(w, h, n, clientKeys) {
     const key = `${w}x${h}:${n}:${clientKeys.join(",")}`;
     if (this.g && this.g.key === key) return this.g;
-    const wide = w >= 760 && w >= h * 1.15;
-    const g = { key, w, h, n, wide };
     const clientStrip = 54;
+    // logs beside the ring when that leaves them room for a dozen columns or more, else under it
+    const wide = w >= 760 && w >= h * 1.15 && w - Math.min(w * 0.56, h + clientStrip + 30) - 20 - 180 >= 220;
+    const g = { key, w, h, n, wide };
     let ring, grid;
     if (wide) {
       const rw = Math.min(w * 0.56, h + clientStrip + 30);
@@ -49,6 +50,8 @@ export class ClusterView {
     const rGuess = clamp(Math.min(ring.w, ring.h) / 2 * Math.sin(Math.PI / n) * 0.4, 15, 32);
     g.R = Math.max(60, Math.min(ring.w / 2 - rGuess - 58, ring.h / 2 - rGuess - 58));
     g.r = clamp(g.R * Math.sin(Math.PI / n) * 0.42, 15, 32);
+    // neighbours closer than a full label's width get the short labels ("t3 · v2")
+    g.compact = 2 * g.R * Math.sin(Math.PI / n) < 118;
     g.nodes = [];
     for (let i = 0; i < n; i++) {
       const a = -Math.PI / 2 + (TAU * i) / n;
@@ -59,11 +62,14 @@ export class ClusterView {
     const step = clamp((h - 60) / Math.max(1, clientKeys.length), 16, 28);
     clientKeys.forEach((k, i) => g.clients.set(k, { key: k, x: 26, y: 40 + i * step, w: 34, h: Math.min(20, step - 3) }));
     // log grid
-    const rowH = clamp((grid.h - 34) / (n + 0.5), 15, 30);
+    const rowH = clamp((grid.h - 34) / (n + 0.5), 15, 38);
     const labelW = 88, rightW = 92;
-    const cellW = clamp(rowH * 0.8, 12, 20);
-    this.cols = Math.max(5, Math.floor((grid.w - labelW - rightW) / cellW));
-    g.rowH = rowH; g.labelW = labelW; g.rightW = rightW; g.cellW = cellW;
+    // cells as big as the row allows while the logs are short; once they are long, at least 16 columns
+    g.cellArea = grid.w - labelW - rightW;
+    g.cellMax = clamp(rowH * 0.8, 12, 30);
+    g.cellMin = Math.max(12, Math.min(g.cellMax, g.cellArea / 16));
+    this.cols = Math.max(5, Math.floor(g.cellArea / g.cellMin));
+    g.rowH = rowH; g.labelW = labelW; g.rightW = rightW; g.cellW = g.cellMin;
     g.gridTop = grid.y + 22;
     this.g = g;
     return g;
@@ -170,15 +176,16 @@ export class ClusterView {
     }
     ctx.globalAlpha = 1;
 
-    // ---- nodes ----
+    // ---- nodes (their label blocks are drawn last, over the messages) ----
     this.labelBoxes = [];
-    for (const nd of st.nodes) this._node(ctx, g, nd, p0(g, nd.id), sel, hov, st, byId);
+    const labels = [];
+    for (const nd of st.nodes) labels.push(this._node(ctx, g, nd, p0(g, nd.id), sel, hov, st, byId));
 
     // ---- clients ----
     this._clients(ctx, g, view.clients, sel, hov);
 
     // ---- message dots ----
-    const labels = msgs.length <= 30;
+    const msgLabels = msgs.length <= 30;
     const placed = [...this.labelBoxes];
     this.msgPos = [];
     ctx.font = `600 10px ${T.font}`;
@@ -200,7 +207,7 @@ export class ClusterView {
       if (isSel) { ctx.lineWidth = 2; ctx.strokeStyle = T.focus; ctx.beginPath(); ctx.arc(q.x, q.y, rad + 4, 0, TAU); ctx.stroke(); }
       const span = q.m.deliverAt - q.m.sentAt;
       const f = span > 0 ? (display - q.m.sentAt) / span : 1;
-      if ((labels && f > 0.12 && f < 0.9) || isSel || isHov) {
+      if ((msgLabels && f > 0.12 && f < 0.9) || isSel || isHov) {
         const text = info?.short ?? q.m.kind;
         const tw = ctx.measureText(text).width;
         const box = [q.x - tw / 2 - 2, q.y - rad - 13, tw + 4, 12];
@@ -214,6 +221,8 @@ export class ClusterView {
       }
       this.msgPos.push({ id: q.m.id, x: q.x, y: q.y });
     }
+
+    for (const block of labels) this._drawLabel(ctx, block);
 
     // ---- a node being dragged to a partition group ----
     if (ui.drag) {
@@ -292,8 +301,8 @@ export class ClusterView {
     const lines = [];
     const roleText = nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down";
     lines.push({ text: roleText.toUpperCase(), font: `700 10.5px ${T.font}`, color: col, spacing: true });
-    lines.push({ text: g.R >= 100 ? `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}` : `t${nd.term}${nd.votedFor != null ? ` · v${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
-    if (g.R >= 115) lines.push({ text: `commit ${nd.commitIndex}${nd.appliedIndex !== nd.commitIndex ? ` · applied ${nd.appliedIndex}` : ""}`, font: `11px ${T.font}`, color: T.muted });
+    lines.push({ text: !g.compact ? `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}` : `t${nd.term}${nd.votedFor != null ? ` · v${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
+    if (!g.compact && g.R >= 115) lines.push({ text: `commit ${nd.commitIndex}${nd.appliedIndex !== nd.commitIndex ? ` · applied ${nd.appliedIndex}` : ""}`, font: `11px ${T.font}`, color: T.muted });
     if (nd.up && nd.role === "candidate") {
       let votes = 0;
       for (const o of st.nodes) if (o.votedFor === nd.id && o.term === nd.term) votes++;
@@ -302,20 +311,31 @@ export class ClusterView {
     const lh = 14;
     const gap = r + 11;
     let y = sin < -0.6 ? p.y - gap - lines.length * lh + lh / 2 : p.y + gap + lh / 2 - 2;
-    ctx.textAlign = "center"; ctx.textBaseline = "middle";
+    const block = [];
     for (const l of lines) {
       ctx.font = l.font;
-      // a soft backdrop keeps labels readable over links and messages
       const tw = ctx.measureText(l.text).width;
-      ctx.fillStyle = T.bg; ctx.globalAlpha = 0.75;
-      ctx.fillRect(p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh);
-      this.labelBoxes.push([p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh]);
+      const box = [p.x - tw / 2 - 3, y - lh / 2, tw + 6, lh];
+      this.labelBoxes.push(box);
+      block.push({ ...l, x: p.x, y, box });
+      y += lh;
+    }
+    return block;
+  }
+
+  /** One node's label lines, on a soft backdrop that keeps them readable over links and messages. */
+  _drawLabel(ctx, block) {
+    const T = this.theme;
+    ctx.textAlign = "center"; ctx.textBaseline = "middle";
+    for (const l of block) {
+      ctx.font = l.font;
+      ctx.fillStyle = T.bg; ctx.globalAlpha = 0.8;
+      ctx.fillRect(...l.box);
       ctx.globalAlpha = 1;
       ctx.fillStyle = l.color;
       if (l.spacing && "letterSpacing" in ctx) ctx.letterSpacing = "0.06em";
-      ctx.fillText(l.text, p.x, y);
+      ctx.fillText(l.text, l.x, l.y);
       if ("letterSpacing" in ctx) ctx.letterSpacing = "0px";
-      y += lh;
     }
   }
 
@@ -342,15 +362,18 @@ export class ClusterView {
   _grid(ctx, g, st, sel, hov, byId) {
     const T = this.theme;
     const n = st.nodes.length;
-    const { grid, rowH, labelW, cellW } = g;
+    const { grid, rowH, labelW } = g;
     let last = 0;
     for (const nd of st.nodes) last = Math.max(last, nd.lastIndex ?? (nd.log.length ? nd.log[nd.log.length - 1].index : 0));
-    const cols = this.cols;
+    const cellW = Math.max(g.cellMin, Math.min(g.cellMax, g.cellArea / Math.max(10, last + 2)));
+    g.cellW = cellW;
+    const cols = Math.min(this.cols, Math.max(5, Math.floor(g.cellArea / cellW)));
     const first = Math.max(1, last - cols + 1);
     g.firstIndex = first;
     const x0 = grid.x + labelW;
     const top = g.gridTop;
-    const leader = st.nodes.find((x) => x.up && x.role === "leader") || null;
+    // the leader of the highest term (a cut-off old leader may still think it leads)
+    const leader = st.nodes.reduce((best, x) => (x.up && x.role === "leader" && (!best || x.term > best.term) ? x : best), null);
     const prog = new Map((leader?.progress || []).map((p) => [Number(p.id), p]));
 
     ctx.textBaseline = "middle";
@@ -390,6 +413,12 @@ export class ClusterView {
         ctx.restore();
         if (sw > 52) { ctx.fillStyle = T.muted; ctx.font = `600 10px ${T.font}`; ctx.textAlign = "center"; ctx.fillText(`snapshot ≤ ${nd.snapshotIndex}`, sx + sw / 2, cy); }
       }
+      // a log that ends before the window
+      const ends = nd.lastIndex ?? 0;
+      if (ends < first && snapEnd < first) {
+        ctx.fillStyle = T.muted; ctx.font = `italic 11px ${T.font}`; ctx.textAlign = "left";
+        ctx.fillText(ends === 0 ? "empty log" : `◂ log ends at index ${ends}`, x0 + 4, cy);
+      }
       // entries
       const durable = nd.durableIndex ?? nd.lastIndex;
       for (const e of nd.log) {
@@ -407,7 +436,7 @@ export class ClusterView {
         }
         if (cellW >= 15) {
           ctx.fillStyle = committed ? (T.dark ? "#f2f4f6" : "#1d232a") : T.ink2;
-          ctx.font = `${cellW >= 19 ? 10.5 : 9}px ${T.mono}`; ctx.textAlign = "center";
+          ctx.font = `${cellW >= 23 ? 12 : cellW >= 19 ? 10.5 : 9}px ${T.mono}`; ctx.textAlign = "center";
           ctx.fillText(String(e.term), x + cellW / 2, cy + 0.5);
         }
         if (e.index > durable) { ctx.fillStyle = T.warn; ctx.beginPath(); ctx.arc(x + cellW - 4, cy - cellH / 2 + 3, 2.2, 0, TAU); ctx.fill(); }
@@ -458,7 +487,7 @@ export class ClusterView {
     const ly = top + n * rowH + 12;
     if (ly < g.h - 40) {
       ctx.font = `10.5px ${T.font}`; ctx.fillStyle = T.muted; ctx.textAlign = "left";
-      const parts = ["number = term", "filled = committed", "dashed = not yet committed", "▲ commit index", "hatched = snapshot", "green bar / ▸ = the leader's match / next index"];
+      const parts = ["number = term", "filled = committed", "dashed = not yet committed", "corner dot = not yet on disk", "▲ commit index", "hatched = snapshot", "green bar / ▸ = the leader's match / next index"];
       let line = "", yy = ly;
       for (const part of parts) {
         const next = line ? `${line} · ${part}` : part;

@@ -3,37 +3,24 @@
 // run, which then plays up to the step's end while the panel explains.
 
 import { $, el, esc } from "./dom.js";
-import { SCENARIOS, leaderOf } from "./scenarios.js";
+import { SCENARIOS, makeCtx, failedClaims } from "./scenarios.js";
+import { DEFAULT_CONFIG } from "./share.js";
+
+/** The settings in which a tour differs from the page's defaults, in words. */
+export function describeConfig(c) {
+  const d = DEFAULT_CONFIG;
+  const out = [];
+  if (c.preVote === false) out.push("PreVote off");
+  if (c.checkQuorum === false) out.push("CheckQuorum off");
+  if (c.snapshotEvery !== d.snapshotEvery) out.push(`a snapshot every ${c.snapshotEvery} entries`);
+  if (c.snapshotChunkBytes != null) out.push(`snapshots sent in ${c.snapshotChunkBytes}-byte chunks`);
+  if (c.maxEntriesPerMessage != null) out.push(`${c.maxEntriesPerMessage === 1 ? "one entry" : `at most ${c.maxEntriesPerMessage} entries`} per AppendEntries`);
+  if (String(c.latencyMs) !== String(d.latencyMs)) out.push(c.latencyMs[0] === c.latencyMs[1] ? `every message takes ${c.latencyMs[0]} ms` : `latency ${c.latencyMs[0]}–${c.latencyMs[1]} ms`);
+  if (c.diskLatencyMs != null) out.push(c.diskLatencyMs[0] === c.diskLatencyMs[1] ? `a disk write takes ${c.diskLatencyMs[0]} ms` : `disk writes take ${c.diskLatencyMs[0]}–${c.diskLatencyMs[1]} ms`);
+  return out;
+}
 
 export function scenarioById(id) { return SCENARIOS.find((s) => s.id === id) ?? null; }
-
-function makeCtx(tl) {
-  const state = (tail = 4) => tl.sim.state({ logTail: tail });
-  return {
-    state: () => state(4),
-    leader: () => leaderOf(state(1)),
-    act: (op, ...args) => tl.act(op, ...args),
-    now: () => tl.sim.now(),
-    runFor: (ms) => tl.advanceTo(Math.floor(tl.display) + ms),
-    runUntil(pred, maxMs) {
-      const end = Math.floor(tl.display) + maxMs;
-      if (pred(state(4))) return true;
-      while (tl.display < end) {
-        tl.advanceTo(Math.floor(tl.display) + 1);
-        if (pred(state(4))) return true;
-      }
-      return false;
-    },
-    stepUntil(pred, maxEvents = 10000) {
-      for (let i = 0; i < maxEvents; i++) {
-        if (!tl.stepOnce()) return false;
-        if (pred(state(4))) return true;
-      }
-      return false;
-    },
-    op: (id) => { const h = tl.sim.history(); for (let i = h.length - 1; i >= 0; i--) if (h[i].id === id) return h[i]; return null; },
-  };
-}
 
 export class Guide {
   constructor(app) {
@@ -43,6 +30,7 @@ export class Guide {
     this.step = 0; // 0 = the intro card; 1..n = steps
     this.ends = []; // ends[i] = timeline position at the end of step i (ends[0] = start)
     this.vars = []; // vars[i] = names after step i
+    this.hashes = []; // hashes[i] = trace hash of the planned run at the end of step i
     this.playing = false;
     this.root.addEventListener("click", (e) => {
       const b = e.target.closest("button[data-g]");
@@ -86,9 +74,11 @@ export class Guide {
     const s = scenarioById(id);
     if (!s) { this.app.toast(`No scenario "${id}"`, { error: true }); return; }
     this.scenario = s;
-    this.app.newRun({ ...this.app.baseConfig(), ...s.config }, [], null, { keepGuide: true });
+    // a tour's configuration is complete: settings changed on the page do not leak into it
+    this.app.newRun({ ...s.config }, [], null, { keepGuide: true });
     this.ends = [this.app.timeline.position()];
     this.vars = [{}];
+    this.hashes = [this.app.timeline.sim.traceHash()];
     this.step = 0;
     this.root.hidden = false;
     this.app.layoutChanged();
@@ -115,13 +105,20 @@ export class Guide {
       v.miss = `the step failed: ${err.message}`;
       console.warn("scenario step failed", err);
     }
+    // say so if what the text claims did not happen in this run
+    if (!v.miss) {
+      const failed = failedClaims(s.steps[i - 1], v, scratch.sim);
+      if (failed.length) v.miss = failed.join("; ");
+    }
     const fresh = scratch.actions.slice(tl.applied);
     this.ends[i] = scratch.position();
+    this.hashes[i] = scratch.sim.traceHash(); // the played run must reach the same point (checked by the tests)
     this.vars[i] = v;
     scratch.free();
     tl.adoptFuture(fresh);
     this.ends.length = i + 1;
     this.vars.length = i + 1;
+    this.hashes.length = i + 1;
   }
 
   next() {
@@ -189,7 +186,7 @@ export class Guide {
     let title;
     if (i === 0) {
       title = s.title;
-      body.innerHTML = `<p>${esc(s.blurb)}</p><p class="muted small">${s.steps.length} steps. Each step performs a few actions and plays the cluster forward; the text says what to look at. A fresh ${s.config.nodes}-node cluster (seed ${s.config.seed}) is ready.</p>`;
+      body.innerHTML = `<p>${esc(s.blurb)}</p><p class="muted small">${s.steps.length} steps. Each step performs a few actions and plays the cluster forward; the text says what to look at. A fresh ${s.config.nodes}-node cluster (seed ${s.config.seed}${describeConfig(s.config).map((x) => `, ${esc(x)}`).join("")}) is ready.</p>`;
       watch.hidden = true;
     } else {
       const step = s.steps[i - 1];

@@ -18,6 +18,33 @@ export function opLabel(op) {
   }
 }
 
+/**
+ * A log entry's command for people. The core names a client session by its
+ * number ("(c5#22)": session 5, request 22), and a session is numbered by the
+ * log index of its "register" entry; the page calls clients c1, c2, ..., so
+ * sessions are translated with clients()[].session where known: "(c3 #22)"
+ * is client c3's request 22.
+ */
+export function commandLabel(entry, clients = []) {
+  const bySession = new Map(clients.filter((c) => c.session != null).map((c) => [Number(c.session), c.id]));
+  const cmd = entry.command ?? "";
+  if (cmd === "register") {
+    const c = bySession.get(Number(entry.index));
+    return c != null ? `register (session of c${c})` : "register (a client session)";
+  }
+  return sessionText(cmd, clients, bySession);
+}
+
+/** Rewrites every "(c<session>#<seq>)" and "(session <session> seq <seq>)" in a text the core rendered (commands, message summaries, trace lines) as above. */
+export function sessionText(text, clients = [], bySession = null) {
+  bySession ??= new Map(clients.filter((c) => c.session != null).map((c) => [Number(c.session), c.id]));
+  const name = (_, session, seq) => {
+    const c = bySession.get(Number(session));
+    return c != null ? `(c${c} #${seq})` : `(session ${session} #${seq})`;
+  };
+  return String(text).replace(/\(c(\d+)#(\d+)\)/g, name).replace(/\(session (\d+) seq (\d+)\)/g, name);
+}
+
 export class HistoryView {
   constructor(canvas, theme) {
     this.canvas = canvas;
@@ -27,7 +54,8 @@ export class HistoryView {
     this.center = null; // when set, the window is centred here instead of following now
   }
 
-  draw({ history, display, highlight }) {
+  /** `asOf`: the virtual time the history was read at; a pending bar ends there. */
+  draw({ history, display, asOf = display, highlight }) {
     const { ctx, w, h } = fitCanvas(this.canvas);
     const T = this.theme;
     ctx.clearRect(0, 0, w, h);
@@ -73,7 +101,7 @@ export class HistoryView {
     for (let i = lo; i < history.length; i++) {
       const op = history[i];
       const a = op.invokedAt;
-      const b = op.completedAt ?? display;
+      const b = op.completedAt ?? asOf;
       if (b < t0 || a > t1) continue;
       const x = Math.max(left, sx(a));
       const x2 = Math.min(w - right, Math.max(sx(b), x + 3));
@@ -81,8 +109,9 @@ export class HistoryView {
       const col = T.op[op.kind] ?? T.muted;
       const pending = op.status === "pending";
       const unknown = op.status === "unknown";
+      const failed = op.status === "failed"; // refused for certain: it did not take effect
       ctx.fillStyle = col;
-      ctx.globalAlpha = pending ? 0.45 : unknown ? 0.35 : 0.9;
+      ctx.globalAlpha = pending ? 0.45 : unknown || failed ? 0.35 : 0.9;
       ctx.fillRect(x, y, x2 - x, bh);
       ctx.globalAlpha = 1;
       if (pending) {
@@ -97,6 +126,7 @@ export class HistoryView {
         ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("?", x2 + 2, y + bh / 2);
         ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`;
       }
+      if (failed) { ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("×", x2 + 2, y + bh / 2); ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; }
       if (hl.has(op.id)) later.push({ x, x2, y });
       if (x2 - x > 46 && bh >= 10) {
         ctx.fillStyle = pending || unknown ? T.ink : "#fff";

@@ -9,7 +9,7 @@ import { Timeline } from "./timeline.js";
 import { encodeRun, decodeRun, DEFAULT_CONFIG } from "./share.js";
 import { Theme } from "./theme.js";
 import { ClusterView } from "./cluster-view.js";
-import { HistoryView, opLabel } from "./history-view.js";
+import { HistoryView, opLabel, commandLabel, sessionText } from "./history-view.js";
 import { Inspector, ClientsCard, NetworkCard, CheckCard, EventLog } from "./panels.js";
 import { Guide, scenarioById } from "./guide.js";
 import { $, $$, setText, setHTML, toggle, esc, fmtTime, fmtShort, toast } from "./dom.js";
@@ -19,8 +19,10 @@ const params = new URLSearchParams(location.search);
 const USE_MOCK = params.has("mock");
 const MOCK_BUG = USE_MOCK && params.get("mock") ? params.get("mock") : null;
 
-const CHECK_EVERY_MS = 400; // real ms between sim.check() calls
-const SLOW_DATA_MS = 120; // real ms between history()/clients() fetches
+const CHECK_EVERY_MS = 400; // real ms between sim.check() calls, at least
+const CHECK_SHARE = 25; // ... and at least this many times what the last check() took: it grows with the history
+const SLOW_DATA_MS = 0; // real ms between history()/clients() fetches, at least (they are read incrementally, so every frame)
+const SIM_BUDGET_MS = 9; // real ms of simulation per frame, at most (the rest is drawing)
 const PANEL_MS = 110; // real ms between side panel refreshes
 
 class App {
@@ -73,11 +75,13 @@ class App {
   toast(msg, opts) { toast(msg, opts); }
 
   // ---------- runs ----------
-  baseConfig() { return this.timeline ? { ...this.timeline.config } : { ...DEFAULT_CONFIG }; }
+  /** The settings a new run starts from: those of the last run the person set up (a guided tour's own settings do not carry over). */
+  baseConfig() { return { ...(this.userConfig ?? DEFAULT_CONFIG) }; }
 
   newRun(config, actions = [], cursor = null, { keepGuide = false } = {}) {
     if (this.timeline) this.timeline.free();
     const cfg = { ...DEFAULT_CONFIG, ...config };
+    if (!keepGuide) { this.userConfig = { ...cfg }; delete this.userConfig.mockBug; }
     if (MOCK_BUG) cfg.mockBug = MOCK_BUG;
     this.timeline = new Timeline(this.backend, cfg, actions);
     if (cursor) this.timeline.seekPosition(cursor);
@@ -165,8 +169,7 @@ class App {
     this.speed = 10 ** x;
     setText($("#speed-out"), this.speedLabel());
   }
-  speedLabel() {
-    const s = this.speed;
+  speedLabel(s = this.speed) {
     return `${s < 0.1 ? s.toFixed(2) : s < 1 ? s.toFixed(1) : s < 10 ? s.toFixed(1) : Math.round(s)}×`;
   }
 
@@ -244,8 +247,11 @@ class App {
     if (run.scenario && this.guideAvailable(run.scenario.id)) {
       this.guide.start(run.scenario.id, { step: run.scenario.step, cursor: run.cursor });
       const tl = this.timeline;
-      const same = JSON.stringify(tl.actions.map((a) => [a.t, a.s, a.op, a.args])) === JSON.stringify(run.actions.map((a) => [a.t, a.s, a.op, a.args]))
-        && tl.config.seed === run.config.seed && tl.config.nodes === run.config.nodes;
+      // the link's actions are a prefix of the tour's plan up to that step: keep the plan (and its future)
+      const key = (a) => JSON.stringify([a.t, a.s, a.op, a.args]);
+      const canon = (c) => JSON.stringify(Object.keys(c).filter((k) => k !== "mockBug").sort().map((k) => [k, c[k]]));
+      const same = run.actions.length <= tl.actions.length && run.actions.every((a, i) => key(a) === key(tl.actions[i]))
+        && canon(tl.config) === canon(run.config);
       if (!same) { this.newRun(run.config, run.actions, run.cursor, { keepGuide: true }); this.scenarioTag = run.scenario; }
       return true;
     }
@@ -301,26 +307,47 @@ class App {
   refreshData(force = false) {
     const tl = this.timeline;
     const now = performance.now();
-    if (tl.version !== this.stateVersion || force) {
-      this.state = tl.sim.state({ logTail: this.cluster.logTail() });
+    const tail = this.cluster.logTail();
+    if (tl.version !== this.stateVersion || force || tail !== this.stateTail) {
+      this.state = tl.sim.state({ logTail: tail });
       this.stateVersion = tl.version;
+      this.stateTail = tail;
       this.dirty = true;
     }
     // history(), clients() and check() grow with the run: call them less often when they get expensive
     if ((force || now - this.slowAt > Math.max(SLOW_DATA_MS, this.slowCost * 12)) && (tl.version !== this.slowVersion || force)) {
-      this.historyCache = tl.sim.history();
+      this.fetchHistory();
+      this.historyAsOf = tl.sim.now();
       this.clientsCache = tl.sim.clients();
       this.slowAt = performance.now();
       this.slowCost = this.slowAt - now;
       this.slowVersion = tl.version;
     }
-    if ((force || now - this.checkAt > Math.max(CHECK_EVERY_MS, this.checkCost * 12)) && tl.version !== this.checkVersion) {
+    if ((force || now - this.checkAt > Math.max(CHECK_EVERY_MS, this.checkCost * CHECK_SHARE)) && tl.version !== this.checkVersion) {
       const t = performance.now();
       this.checkVersion = tl.version;
       try { this.onCheck(tl.sim.check()); } catch (err) { console.error("check() failed", err); }
       this.checkAt = performance.now();
       this.checkCost = this.checkAt - t;
     }
+  }
+
+  /**
+   * Bring historyCache up to date. Operations are numbered in invocation
+   * order and an operation that has settled (ok, unknown, failed) never
+   * changes again, so only the tail from the oldest pending one is read.
+   */
+  fetchHistory() {
+    const sim = this.timeline.sim;
+    if (this.historySim !== sim) { this.historySim = sim; this.historyCache = []; this.historyFrom = 1; }
+    const cache = this.historyCache;
+    const fresh = sim.history({ from: this.historyFrom });
+    if (fresh.length && fresh[0].id !== this.historyFrom) { this.historySim = null; this.fetchHistory(); return; }
+    cache.length = this.historyFrom - 1;
+    for (const op of fresh) cache.push(op);
+    let i = this.historyFrom - 1;
+    while (i < cache.length && cache[i].status !== "pending") i++;
+    this.historyFrom = i + 1;
   }
 
   onCheck(res) {
@@ -373,22 +400,35 @@ class App {
     const t0 = performance.now();
     if (this.pendingSeek !== null) { const t = this.pendingSeek; this.pendingSeek = null; this.seek(t); }
     if (this.playing) {
-      const target = tl.display + dtReal * this.speed;
+      const from = tl.display;
+      const target = from + dtReal * this.speed;
       if (this.stopAt && target >= this.stopAt.display) this.finishPlayTo();
-      else tl.advanceTo(target);
-    }
+      else {
+        // simulate in a few slices and stop when this frame's budget is spent: when the machine
+        // cannot keep up, virtual time runs slower than asked instead of frames being dropped
+        const slice = Math.max(1, (target - from) / 4);
+        while (tl.display < target) {
+          tl.advanceTo(Math.min(target, tl.display + slice));
+          if (performance.now() - t0 > SIM_BUDGET_MS) break;
+        }
+      }
+      const rate = dtReal > 0 ? (tl.display - from) / dtReal : this.speed;
+      this.actualSpeed = this.actualSpeed === undefined ? rate : this.actualSpeed * 0.95 + rate * 0.05;
+    } else this.actualSpeed = undefined;
     const t1 = performance.now();
     this.simMs = this.simMs * 0.9 + (t1 - t0) * 0.1;
     this.refreshData();
+    const t2 = performance.now();
+    this.dataMs = (this.dataMs ?? 0) * 0.9 + (t2 - t1) * 0.1;
     const moving = this.playing || this.state?.inFlight.length || this.dirty;
     if (moving || this.dirty) {
       this.cluster.draw({
         state: this.state, display: tl.display, config: tl.config, clients: this.clientsCache,
         ui: { selected: this.selected, hover: this.hover, partitionPreview: this.networkCard.preview(), drag: this.drag?.moved ? this.drag : null },
       });
-      this.historyView.draw({ history: this.historyCache, display: tl.display, highlight: this.highlightOps });
+      this.historyView.draw({ history: this.historyCache, display: tl.display, asOf: Math.min(tl.display, this.historyAsOf ?? tl.display), highlight: this.highlightOps });
     }
-    this.drawMs = this.drawMs * 0.9 + (performance.now() - t1) * 0.1;
+    this.drawMs = this.drawMs * 0.9 + (performance.now() - t2) * 0.1;
     this.dirty = false;
     const tk = tl.display + tl.end * 1e-9 + tl.horizon * 1e-12;
     if ((tk !== this.transportAt || this.scrubbing) && this.previewSeek == null) { this.transportAt = tk; this.updateTransport(); }
@@ -405,7 +445,7 @@ class App {
   frameStats() {
     const n = Math.min(this.frameCount, this.frames.length);
     const arr = [...this.frames.slice(0, n)].sort((a, b) => a - b);
-    return { fps: this.fps(), p50: arr[Math.floor(n * 0.5)] ?? 0, p95: arr[Math.floor(n * 0.95)] ?? 0, max: arr[n - 1] ?? 0, simMs: this.simMs, drawMs: this.drawMs, inFlight: this.state?.inFlight.length ?? 0 };
+    return { fps: this.fps(), p50: arr[Math.floor(n * 0.5)] ?? 0, p95: arr[Math.floor(n * 0.95)] ?? 0, max: arr[n - 1] ?? 0, simMs: this.simMs, dataMs: this.dataMs ?? 0, drawMs: this.drawMs, checkMs: this.checkCost, actualSpeed: this.actualSpeed ?? null, inFlight: this.state?.inFlight.length ?? 0 };
   }
 
   updateTransport() {
@@ -441,6 +481,11 @@ class App {
       this.showNotice("past", `Viewing <b>${fmtTime(tl.display)}</b> of a run recorded up to <b>${fmtTime(end)}</b>${tl.applied < tl.actions.length ? ` (${tl.actions.length - tl.applied} later action${tl.actions.length - tl.applied === 1 ? "" : "s"})` : ""}. Play replays it; <b>any action here discards everything after this moment</b>, like typing after an undo.`,
         [{ label: "Jump to the end", fn: () => this.seek(this.timeline.end) }]);
     } else if (this.noticeKind === "past" && (!tl.hasFuture || this.stopAt)) this.hideNotice("past");
+    // the speed asked for, and the speed reached when the machine cannot keep up
+    const lag = this.playing && !this.stopAt && this.actualSpeed !== undefined && this.actualSpeed < this.speed * 0.85;
+    const out = $("#speed-out");
+    setText(out, lag ? `${this.speedLabel()} → ${this.speedLabel(this.actualSpeed)}` : this.speedLabel());
+    out.title = lag ? "This machine simulates slower than the speed asked for, so virtual time runs at the second figure; frames keep coming." : "";
     this.inspector.update();
     this.clientsCard.update();
     this.networkCard.update();
@@ -448,7 +493,7 @@ class App {
     this.guide.tick();
     if (this.showFps) {
       const s = this.frameStats();
-      setText($("#fps"), `${s.fps.toFixed(1)} fps  p95 ${s.p95.toFixed(1)} ms\nsim ${s.simMs.toFixed(2)} ms  draw ${s.drawMs.toFixed(2)} ms\n${s.inFlight} msgs  ${this.historyCache.length} ops  ${this.backend.name}`);
+      setText($("#fps"), `${s.fps.toFixed(1)} fps  p95 ${s.p95.toFixed(1)} ms\nsim ${s.simMs.toFixed(2)} ms  data ${s.dataMs.toFixed(2)} ms  draw ${s.drawMs.toFixed(2)} ms\nlast check() ${s.checkMs.toFixed(1)} ms\n${s.inFlight} msgs  ${this.historyCache.length} ops  ${this.backend.name}`);
     }
   }
 
@@ -609,12 +654,12 @@ class App {
       text = `Node ${nd.id} · ${nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down"} · term ${nd.term}\ncommit ${nd.commitIndex} · applied ${nd.appliedIndex} · last ${nd.lastIndex ?? "?"}\n${Object.keys(nd.kv || {}).length} keys in its store\ndrag onto another node or into empty space to partition`;
       if (h.type === "row" && h.index) {
         const e = nd.log.find((x) => x.index === h.index);
-        text = e ? `Node ${nd.id}, index ${e.index}, term ${e.term}\n${e.command}\n${e.index <= nd.commitIndex ? "committed" : "not committed yet"}` : h.index <= (nd.snapshotIndex ?? 0) ? `Node ${nd.id}, index ${h.index}: compacted into the snapshot` : `Node ${nd.id} has no entry ${h.index}`;
+        text = e ? `Node ${nd.id}, index ${e.index}, term ${e.term}\n${commandLabel(e, this.clientsCache)}\n${e.index <= nd.commitIndex ? "committed" : "not committed yet"}` : h.index <= (nd.snapshotIndex ?? 0) ? `Node ${nd.id}, index ${h.index}: compacted into the snapshot` : `Node ${nd.id} has no entry ${h.index}`;
       } else text = text.replace("\ndrag", "\nclick to inspect · drag");
     } else if (h.type === "msg") {
       const m = st?.inFlight.find((x) => x.id === h.id);
       if (!m) { tip.hidden = true; return; }
-      text = `${m.kind} ${m.from} → ${m.to}\n${m.summary ?? ""}\nsent ${fmtTime(m.sentAt)}, arrives ${fmtTime(m.deliverAt)}\nclick to inspect or drop`;
+      text = `${m.kind} ${m.from} → ${m.to}\n${sessionText(m.summary ?? "", this.clientsCache)}\nsent ${fmtTime(m.sentAt)}, arrives ${fmtTime(m.deliverAt)}\nclick to inspect or drop`;
     } else if (h.type === "link") {
       const cut = new Set((st?.links?.cut || []).map(([a, b]) => `${a}>${b}`));
       text = `Link ${h.a} ↔ ${h.b}\n${h.a} → ${h.b}: ${cut.has(`${h.a}>${h.b}`) ? "cut" : "open"} · ${h.b} → ${h.a}: ${cut.has(`${h.b}>${h.a}`) ? "cut" : "open"}\nclick to cut or restore`;
@@ -625,7 +670,7 @@ class App {
       text = h.d.target ? `Drop: put node ${h.d.id} in node ${h.d.target}'s partition group` : `Drop in empty space: node ${h.d.id} gets a partition group of its own`;
     } else if (h.type === "op") {
       const o = h.op;
-      text = `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending"}\nstatus ${o.status}${o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : ""}${this.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
+      text = `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending"}\nstatus ${o.status}${o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : ""}${o.error ? `\n${o.error}` : ""}${this.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
     }
     tip.textContent = text;
     tip.hidden = false;
@@ -730,12 +775,18 @@ const KEYS = [
 
 function showBuildMessage(err) {
   const boot = $("#boot");
-  boot.innerHTML = `<div class="box">
+  if (USE_MOCK) {
+    boot.innerHTML = `<div class="box">
+    <h2>The JavaScript stand-in is not here</h2>
+    <p><code>?mock</code> runs <code>web/dev/mock-sim.js</code>, a development tool that is not part of every copy of the page${err?.message ? ` (${esc(err.message)})` : ""}.</p>
+    <p><a href="./">Open the page without <code>?mock</code></a> to run the real simulator.</p>
+  </div>`;
+  } else boot.innerHTML = `<div class="box">
     <h2>The simulator is not built yet</h2>
     <p>This page runs the Rust simulator compiled to WebAssembly, and <code>web/pkg/distribkv_wasm.js</code> could not be loaded${err?.message ? ` (${esc(err.message)})` : ""}.</p>
-    <p>Build it from the repository root with the command in the README, which writes <code>web/pkg/</code>, for example:</p>
-    <pre>wasm-pack build wasm --target web --out-dir ../web/pkg</pre>
-    <p>then serve <code>web/</code> with any static file server and reload.</p>
+    <p>From the repository root, this builds it into <code>web/pkg/</code> and serves the page:</p>
+    <pre>scripts/serve-web.sh</pre>
+    <p>(<code>scripts/build-web.sh</code> only builds; <code>web/</code> then works from any static file server.)</p>
     <p class="muted small">To look around the page without the build, open it with <a href="?mock">?mock</a>: a small stand-in written in JavaScript that imitates the simulator. It is not the real Raft implementation.</p>
   </div>`;
   $("#play").disabled = $("#step").disabled = true;

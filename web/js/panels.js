@@ -4,7 +4,7 @@
 
 import { $, el, esc, setText, setHTML, toggle, fmtTime } from "./dom.js";
 import { ROLE_LABEL, MESSAGE_KINDS } from "./theme.js";
-import { opLabel } from "./history-view.js";
+import { opLabel, commandLabel, sessionText } from "./history-view.js";
 import { clientKey } from "./cluster-view.js";
 
 const roleChip = (app, nd) => {
@@ -75,6 +75,7 @@ export class Inspector {
           el("button", { class: "btn small", "data-act": "transfer", title: "Ask the leader to hand leadership to this node (t)" }, "Make leader"),
           el("button", { class: "btn small", "data-act": "snapshot", title: "Snapshot and compact its log now (s)" }, "Snapshot"),
         ),
+        el("p", { class: "small muted", id: "i-note" }),
         el("dl", { class: "kv", id: "i-fields" }),
         el("div", { id: "i-progress" }),
         el("div", { class: "sub-h", id: "i-kv-h" }, "Key-value store"),
@@ -124,6 +125,9 @@ export class Inspector {
       ["snapshot up to", nd.snapshotIndex ?? 0], ["election timer", timer],
     ];
     setHTML($("#i-fields", this.root), rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join(""));
+    const note = $("#i-note", this.root);
+    setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot). A restart brings it back as a follower whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}): it learns the rest from the leader.`);
+    note.hidden = nd.up;
     let prog = "";
     if (nd.progress && nd.progress.length) {
       prog = `<div class="sub-h">Its view of the followers</div><table class="mini"><tr><th>node</th><th>match</th><th>next</th><th>state</th><th>in flight</th></tr>` +
@@ -137,7 +141,7 @@ export class Inspector {
       : `<p class="insp-empty">empty</p>`);
     const tail = nd.log.slice(-8).reverse();
     setHTML($("#i-log", this.root), tail.length
-      ? `<table class="mini"><tr><th>index</th><th>term</th><th>command</th><th></th></tr>${tail.map((e) => `<tr><td>${e.index}</td><td>${e.term}</td><td>${esc(e.command)}</td><td>${e.index <= nd.commitIndex ? "✓" : ""}</td></tr>`).join("")}</table>`
+      ? `<table class="mini"><tr><th>index</th><th>term</th><th>command</th><th></th></tr>${tail.map((e) => `<tr><td>${e.index}</td><td>${e.term}</td><td>${esc(commandLabel(e, app.clientsCache))}</td><td>${e.index <= nd.commitIndex ? "✓" : ""}</td></tr>`).join("")}</table>`
       : `<p class="insp-empty">no entries after the snapshot</p>`);
   }
 
@@ -152,7 +156,7 @@ export class Inspector {
     if (!shown) { setHTML($("#i-fields", this.root), ""); return; }
     setText($("#i-title", this.root), `${shown.kind} ${fmtEnd(shown.from)} → ${fmtEnd(shown.to)}`);
     const skip = new Set(["kind"]);
-    const rows = Object.entries(shown).filter(([k]) => !skip.has(k)).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(fmtValue(v))}</dd>`);
+    const rows = Object.entries(shown).filter(([k]) => !skip.has(k)).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(sessionText(fmtValue(v), app.clientsCache))}</dd>`);
     const info = MESSAGE_KINDS[shown.kind];
     setHTML($("#i-fields", this.root), rows.join("") + (info ? "" : ""));
   }
@@ -344,8 +348,9 @@ export class CheckCard {
     toggle(pill, "ok", res.ok);
     toggle(pill, "bad", !res.ok);
     const lin = res.linearizability;
+    const linText = !lin ? "ok" : lin.decided === false ? `undecided (the search gave up: ${String(lin.text).replace(/^undecided: /, "")})` : String(lin.text || "ok").replace(/^linearizable: /, "");
     const text = res.ok
-      ? `Raft safety invariants hold on every node. Linearizability: ${lin?.text || "ok"}.`
+      ? `Election Safety, Log Matching, Leader Completeness, State Machine Safety and Leader Append-Only hold after every event. Linearizable: ${linText}.`
       : `${res.violations.length} problem${res.violations.length === 1 ? "" : "s"} found${lin && !lin.ok && lin.ops?.length ? `; the operations involved are outlined in red in the History` : ""}.`;
     setText($("#check-text"), text);
     setHTML($("#check-list"), (res.violations || []).slice(0, 8).map((v) => `<li>${esc(v)}</li>`).join(""));
@@ -369,6 +374,10 @@ export class EventLog {
     const sim = this.app.timeline.sim;
     if (sim !== this.sim) { this.sim = sim; this.seq = 0; this.list.replaceChildren(); }
     if (!this.visible || document.hidden) return;
+    // fast-forward: the lines fly by too fast to read; read them twice a second
+    const now = performance.now();
+    if (this.app.playing && this.app.speed > 20 && now - (this.readAt ?? 0) < 500) return;
+    this.readAt = now;
     let evs = sim.events(this.seq);
     if (!evs.length) return;
     this.seq = evs[evs.length - 1].seq;
@@ -376,7 +385,7 @@ export class EventLog {
     const frag = document.createDocumentFragment();
     for (const e of evs) {
       const li = document.createElement("li");
-      li.innerHTML = `<span class="t">${(e.at / 1000).toFixed(3)}</span><span class="n">${e.node === null || e.node === undefined ? "·" : esc(e.node)}</span><span>${esc(e.text)}</span>`;
+      li.innerHTML = `<span class="t">${(e.at / 1000).toFixed(3)}</span><span class="n">${e.node === null || e.node === undefined ? "·" : esc(e.node)}</span><span>${esc(sessionText(e.text, this.app.clientsCache))}</span>`;
       frag.prepend(li);
     }
     this.list.prepend(frag);

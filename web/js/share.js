@@ -2,6 +2,7 @@
 // moment shown, so opening the link rebuilds the exact run.
 //
 //   #n=5&seed=42&et=150-300&hb=50&lat=5-20&drop=0&dup=0&snap=1000&pv=1&cq=1
+//    [&mx=<entries per message>&chunk=<snapshot chunk bytes>&disk=<min>-<max>]
 //    &a=<action>,<action>,...&at=<ms>[+<steps>]&sc=<scenario>.<step>
 //
 // An action is <t>[+<s>]<code><arg>:<arg>... with t and s its position (see
@@ -72,6 +73,10 @@ export function encodeRun({ config, actions, cursor, scenario, mockBug }) {
     `lat=${c.latencyMs.join("-")}`, `drop=${c.dropRate}`, `dup=${c.duplicateRate}`, `snap=${c.snapshotEvery}`,
     `pv=${c.preVote ? 1 : 0}`, `cq=${c.checkQuorum ? 1 : 0}`,
   ];
+  // extensions of the wasm build, written only when a run (a guided tour) sets them
+  if (c.maxEntriesPerMessage != null) parts.push(`mx=${c.maxEntriesPerMessage}`);
+  if (c.snapshotChunkBytes != null) parts.push(`chunk=${c.snapshotChunkBytes}`);
+  if (c.diskLatencyMs != null) parts.push(`disk=${c.diskLatencyMs.join("-")}`);
   if (mockBug) parts.push(`bug=${enc(mockBug)}`);
   if (actions.length) parts.push(`a=${actions.map(encodeAction).join(",")}`);
   if (cursor) {
@@ -100,6 +105,9 @@ export function decodeRun(hash) {
     latencyMs: range("lat", DEFAULT_CONFIG.latencyMs), dropRate: num("drop", 0), duplicateRate: num("dup", 0),
     snapshotEvery: num("snap", DEFAULT_CONFIG.snapshotEvery), preVote: num("pv", 1) !== 0, checkQuorum: num("cq", 1) !== 0,
   };
+  if ("mx" in kv) config.maxEntriesPerMessage = num("mx");
+  if ("chunk" in kv) config.snapshotChunkBytes = num("chunk");
+  if ("disk" in kv) config.diskLatencyMs = range("disk");
   const actions = kv.a ? kv.a.split(",").filter(Boolean).map(decodeAction) : [];
   let cursor = null;
   if (kv.at) {

@@ -59,14 +59,22 @@ function callNum(sim, name, args) {
   }
 }
 
+/** Trace lines the simulation keeps for events(). */
+export const TRACE_LINES = 1000;
+
 /** Config fields the page may pass to `new Simulation(config)`. */
-export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum"];
+export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum",
+  // extensions of the wasm build, used by some guided tours
+  "maxEntriesPerMessage", "snapshotChunkBytes", "diskLatencyMs"];
 
 export class Sim {
   constructor(backend, config) {
     const cfg = {};
     for (const k of CONFIG_FIELDS) if (config[k] !== undefined && config[k] !== null) cfg[k] = config[k];
     if (backend.name === "mock" && config.mockBug) cfg.mockBug = config.mockBug;
+    // the event log shows the newest lines only; a short trace keeps events() cheap when the page
+    // reads it after a long stretch (the trace does not change the run: same trace hash)
+    if (backend.name === "wasm") cfg.traceCapacity = TRACE_LINES;
     this.backend = backend.name;
     this.raw = new backend.Simulation(cfg);
     this.nodeCount = Number(cfg.nodes ?? 5);
@@ -81,10 +89,13 @@ export class Sim {
   // observation
   state(opts) { return norm(opts ? this.raw.state(opts) : this.raw.state()); }
   events(sinceSeq) { return norm(callNum(this, "events", [sinceSeq])); }
-  history() { return norm(this.raw.history()); }
+  /** Every operation, or with { from } only those with id >= from. */
+  history(opts) { return norm(opts ? this.raw.history(opts) : this.raw.history()); }
   clients() { return norm(this.raw.clients()); }
   check() { return norm(this.raw.check()); }
   message(id) { return norm(callNum(this, "message", [id])); }
+  /** A fingerprint of everything that happened (equal for equal runs), or null if the backend has none. */
+  traceHash() { return typeof this.raw.traceHash === "function" ? String(this.raw.traceHash()) : null; }
   // actions (each is also an entry of the recorded timeline; see timeline.js)
   crash(id) { callNum(this, "crash", [id]); }
   restart(id) { callNum(this, "restart", [id]); }

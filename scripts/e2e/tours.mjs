@@ -1,0 +1,40 @@
+// Walk every guided tour in Node (no browser) against the built web/pkg and
+// print, step by step, whether what the text claims holds in the real
+// simulator. A tool for writing tours; the browser test checks the same.
+//   node tours.mjs [id,id,...] [seed]      (VERBOSE=1 prints every step's text and names)
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const web = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../web");
+const mod = await import(pathToFileURL(path.join(web, "pkg/distribkv_wasm.js")).href);
+await mod.default({ module_or_path: await readFile(path.join(web, "pkg/distribkv_wasm_bg.wasm")) });
+const { Timeline } = await import(pathToFileURL(path.join(web, "js/timeline.js")).href);
+const { SCENARIOS, makeCtx, failedClaims } = await import(pathToFileURL(path.join(web, "js/scenarios.js")).href);
+
+const ids = process.argv[2] ? process.argv[2].split(",") : SCENARIOS.map((s) => s.id);
+const seed = process.argv[3] !== undefined ? Number(process.argv[3]) : null;
+const summary = (st) => st.nodes.map((n) => `${n.id}: ${n.up ? n.role : "down"} term ${n.term} voted ${n.votedFor ?? "-"} last ${n.lastIndex} commit ${n.commitIndex} snapshot ${n.snapshotIndex}`);
+let problems = 0;
+for (const id of ids) {
+  const s = SCENARIOS.find((x) => x.id === id);
+  if (!s) throw new Error(`no tour ${id}`);
+  const tl = new Timeline({ name: "wasm", Simulation: mod.Simulation }, seed === null ? s.config : { ...s.config, seed });
+  const v = {};
+  for (const [i, step] of s.steps.entries()) {
+    delete v.miss;
+    try { step.plan(makeCtx(tl), v); } catch (err) { v.miss = `the step threw: ${err.stack}`; }
+    const failed = failedClaims(step, v, tl.sim);
+    const text = step.text(v).replace(/<[^>]+>/g, "").replace(/\s+/g, " ").trim();
+    const bad = v.miss || failed.length || /undefined|NaN|null|node \?/.test(text);
+    if (bad) problems++;
+    console.log(`${bad ? "FAIL" : "ok  "} ${id} ${i + 1}/${s.steps.length} ${step.title} (at ${tl.sim.now()} ms)${v.miss ? `\n     missed: ${v.miss}` : ""}${failed.length ? `\n     claims that do not hold: ${failed.join("; ")}` : ""}`);
+    if (bad || process.env.VERBOSE) {
+      console.log(`     ${text}\n     names: ${JSON.stringify(v)}`);
+      for (const line of summary(tl.sim.state())) console.log(`       ${line}`);
+    }
+  }
+  tl.free();
+}
+console.log(problems ? `${problems} step(s) with problems` : "every step holds");
+process.exitCode = problems ? 1 : 0;
