@@ -36,4 +36,7 @@ DISTRIBKV_SEEDS=$DISTRIBKV_SEEDS cargo test --release -p distribkv-core --featur
 step "wasm: core on wasm32 (Node), the wasm crate in headless Chromium, the JS API of web/pkg"
 scripts/test-wasm.sh
 
+step "the page: end-to-end tests in headless Chromium against the real build"
+scripts/test-web.sh
+
 printf '\nall tests passed in %d s\n' $((SECONDS - started))
