@@ -88,7 +88,7 @@ fn message(rng: &mut Rng) -> Message {
         }),
         6 => {
             let len = rng.range(0, 40) as usize;
-            Message::InstallSnapshot(InstallSnapshot {
+            Message::InstallSnapshot(Box::new(InstallSnapshot {
                 term,
                 meta: SnapshotMeta {
                     index: value(rng),
@@ -99,7 +99,7 @@ fn message(rng: &mut Rng) -> Message {
                 offset: value(rng),
                 data: Bytes::from(vec![7u8; len]),
                 done: rng.chance(0.5),
-            })
+            }))
         }
         7 => Message::InstallSnapshotResponse(InstallSnapshotResponse {
             term,
@@ -221,7 +221,7 @@ fn malformed_messages_are_counted() {
     .unwrap();
     assert_eq!(node.stats().misaddressed, 2);
     assert_eq!(node.term(), 0, "misaddressed input changes nothing");
-    let oversized = Message::InstallSnapshot(InstallSnapshot {
+    let oversized = Message::InstallSnapshot(Box::new(InstallSnapshot {
         term: 1,
         meta: SnapshotMeta {
             index: 3,
@@ -232,7 +232,7 @@ fn malformed_messages_are_counted() {
         offset: 0,
         data: Bytes::new(),
         done: false,
-    });
+    }));
     node.handle(
         Instant(3),
         Input::Message(Envelope {

@@ -118,7 +118,7 @@ mod storage {
         let error = storage
             .append(&Write {
                 seq: 4,
-                snapshot: Some(snapshot(2, 1, 1000)),
+                snapshot: Some(Box::new(snapshot(2, 1, 1000))),
                 ..Write::default()
             })
             .unwrap_err();

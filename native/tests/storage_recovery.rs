@@ -322,7 +322,7 @@ mod storage {
         storage
             .append(&Write {
                 seq: 4,
-                snapshot: Some(snapshot(2, 1, 300)),
+                snapshot: Some(Box::new(snapshot(2, 1, 300))),
                 ..Write::default()
             })
             .unwrap();
@@ -371,7 +371,7 @@ mod storage {
         storage
             .append(&Write {
                 seq: 4,
-                snapshot: Some(snapshot(3, 1, 100)),
+                snapshot: Some(Box::new(snapshot(3, 1, 100))),
                 ..Write::default()
             })
             .unwrap();

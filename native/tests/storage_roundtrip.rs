@@ -134,7 +134,7 @@ mod storage {
 
         let first_snapshot = Write {
             seq: model.next_seq(),
-            snapshot: Some(snapshot(40, 1, 500)),
+            snapshot: Some(Box::new(snapshot(40, 1, 500))),
             ..Write::default()
         };
         storage.append(&first_snapshot).unwrap();
@@ -146,7 +146,7 @@ mod storage {
 
         let second_snapshot = Write {
             seq: model.next_seq(),
-            snapshot: Some(snapshot(95, 1, 500)),
+            snapshot: Some(Box::new(snapshot(95, 1, 500))),
             ..Write::default()
         };
         storage.append(&second_snapshot).unwrap();

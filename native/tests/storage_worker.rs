@@ -180,7 +180,7 @@ mod storage {
         }
         let snapshot_write = Write {
             seq: 51,
-            snapshot: Some(snapshot(48, 1, 200)),
+            snapshot: Some(Box::new(snapshot(48, 1, 200))),
             ..Write::default()
         };
         worker.blocking_persist(snapshot_write.clone()).unwrap();

@@ -5,6 +5,7 @@
 //! Every message carries the sender's term. Local events (time, proposals,
 //! reads) are [`Input`](crate::raft::Input)s, never messages.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -38,8 +39,8 @@ pub enum Message {
     Heartbeat(Heartbeat),
     /// Answer to [`Message::Heartbeat`].
     HeartbeatResponse(HeartbeatResponse),
-    /// One chunk of a snapshot (§7).
-    InstallSnapshot(InstallSnapshot),
+    /// One chunk of a snapshot (§7). Boxed: it is much larger than the others.
+    InstallSnapshot(Box<InstallSnapshot>),
     /// Answer to [`Message::InstallSnapshot`].
     InstallSnapshotResponse(InstallSnapshotResponse),
     /// Start an election now, skipping PreVote: the leader is handing over (§3.10 of the dissertation).

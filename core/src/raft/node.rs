@@ -328,7 +328,7 @@ impl Node {
             Message::AppendEntriesResponse(m) => self.handle_append_response(from, m),
             Message::Heartbeat(m) => self.handle_heartbeat(from, m),
             Message::HeartbeatResponse(m) => self.handle_heartbeat_response(from, m),
-            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, *m),
             Message::InstallSnapshotResponse(m) => self.handle_snapshot_response(from, m),
             Message::TimeoutNow(_) => self.handle_timeout_now(from),
         }
@@ -519,7 +519,7 @@ impl Node {
         if self.log.is_empty() {
             self.staged_write.entries.clear();
         }
-        self.staged_write.snapshot = Some(snapshot);
+        self.staged_write.snapshot = Some(Box::new(snapshot));
     }
 
     /// Moves everything produced since the last drain into the output queue:

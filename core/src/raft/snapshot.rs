@@ -2,6 +2,7 @@
 //! the leader streams its snapshot in bounded chunks to a follower whose
 //! missing entries were compacted away, and the follower installs it.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -91,7 +92,7 @@ impl Node {
         }
         for message in messages {
             self.stats.snapshot_chunks_sent += 1;
-            self.send(peer, Message::InstallSnapshot(message));
+            self.send(peer, Message::InstallSnapshot(Box::new(message)));
         }
     }
 

@@ -19,6 +19,7 @@
 //! writes that were not yet acknowledged, and nothing that depended on them
 //! ever left the node.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::types::{Entry, HardState, LogIndex, Snapshot};
@@ -33,7 +34,7 @@ pub struct Write {
     /// Store this snapshot, replacing any older one. Then drop every stored
     /// entry at or below `snapshot.meta.index`; if the stored log has no entry
     /// at that index with that term, drop the whole stored log.
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<Box<Snapshot>>,
     /// Store this term and vote, replacing the previous ones.
     pub hard_state: Option<HardState>,
     /// Drop every stored entry at or after `entries[0].index`, then append
@@ -83,7 +84,7 @@ impl PersistedState {
                 }
                 None => self.entries.clear(),
             }
-            self.snapshot = Some(snapshot.clone());
+            self.snapshot = Some(Snapshot::clone(snapshot));
         }
         if let Some(hard_state) = write.hard_state {
             self.hard_state = hard_state;

@@ -47,7 +47,8 @@ pub use network::{Endpoint, Network, NetworkConfig};
 use crate::check;
 use crate::hash::Fnv;
 use crate::kv::{
-    Clerk, ClientRequest, ClientResponse, Operation, Replica, ReplicaConfig, StoreLimits,
+    Clerk, ClientRequest, ClientResponse, Operation, Replica, ReplicaConfig, ReplicaOutput,
+    StoreLimits,
 };
 use crate::raft::{Config, LogIndex, Message, NodeId, Rejected, RoleKind};
 use crate::rng::Rng;
@@ -305,7 +306,7 @@ pub struct Sim {
     clients: Vec<SimClient>,
     network: Network,
     queue: BTreeMap<(Instant, u64), Event>,
-    in_flight: BTreeMap<u64, Packet>,
+    in_flight: BTreeMap<u64, Box<Packet>>,
     next_event: u64,
     next_packet: u64,
     history: Vec<HistoryEntry>,
@@ -319,6 +320,8 @@ pub struct Sim {
     /// Whether the event being processed is described in its [`StepInfo`]
     /// (only for [`Sim::step`]; runs skip the formatting).
     describe_steps: bool,
+    /// Reused by the event loop to drain a node's outputs.
+    output_buffer: Vec<ReplicaOutput>,
 }
 
 impl Sim {
@@ -364,6 +367,7 @@ impl Sim {
             workload: None,
             events_at_now: 0,
             describe_steps: false,
+            output_buffer: Vec::new(),
             config,
         };
         // Validate the Raft configuration once, with a clear error.
@@ -541,12 +545,12 @@ impl Sim {
 
     /// Packets in flight, by id.
     pub fn in_flight(&self) -> impl Iterator<Item = &Packet> {
-        self.in_flight.values()
+        self.in_flight.values().map(|p| &**p)
     }
 
     /// The packet `id`, if in flight.
     pub fn packet(&self, id: u64) -> Option<&Packet> {
-        self.in_flight.get(&id)
+        self.in_flight.get(&id).map(|p| &**p)
     }
 
     /// The network.

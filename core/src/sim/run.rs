@@ -1,6 +1,7 @@
 //! The event loop: pick the next event, feed it to whoever it concerns,
 //! route what comes out, check the invariants.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,6 +24,15 @@ enum Next {
 }
 
 impl Sim {
+    /// A step's description, formatted only for [`Sim::step`].
+    fn describe(&self, text: impl FnOnce() -> String) -> String {
+        if self.describe_steps {
+            text()
+        } else {
+            String::new()
+        }
+    }
+
     /// Time of the next event, if anything is scheduled.
     pub fn next_event_at(&self) -> Option<Instant> {
         self.next().map(|(at, _)| at)
@@ -79,7 +89,7 @@ impl Sim {
                     at: self.now,
                     endpoint: Some(Endpoint::Node(id)),
                     kind: "timeout",
-                    text: format!("node {id} timer"),
+                    text: self.describe(|| format!("node {id} timer")),
                 }
             }
             Next::ClientTimer(number) => {
@@ -94,7 +104,7 @@ impl Sim {
                     at: self.now,
                     endpoint: Some(Endpoint::Client(number)),
                     kind: "client",
-                    text: format!("client {number} timer"),
+                    text: self.describe(|| format!("client {number} timer")),
                 }
             }
         };
@@ -138,7 +148,7 @@ impl Sim {
                     at: now,
                     endpoint: Some(Endpoint::Node(node)),
                     kind: "disk",
-                    text: format!("node {node} synced writes up to {seq}"),
+                    text: self.describe(|| format!("node {node} synced writes up to {seq}")),
                 }
             }
             Event::Workload { client } => {
@@ -147,7 +157,7 @@ impl Sim {
                     at: self.now,
                     endpoint: Some(Endpoint::Client(client)),
                     kind: "workload",
-                    text: format!("client {client} next operation"),
+                    text: self.describe(|| format!("client {client} next operation")),
                 }
             }
         }
@@ -167,7 +177,7 @@ impl Sim {
 
     /// Feeds an input to node `id` and routes everything it produces.
     pub(super) fn feed(&mut self, id: NodeId, input: ReplicaInput) -> Result<(), Rejected> {
-        self.feed_many(id, alloc::vec![input])
+        self.feed_many(id, core::iter::once(input))
     }
 
     /// Feeds several inputs to node `id`, then routes everything they
@@ -176,7 +186,7 @@ impl Sim {
     pub(super) fn feed_many(
         &mut self,
         id: NodeId,
-        inputs: Vec<ReplicaInput>,
+        inputs: impl IntoIterator<Item = ReplicaInput>,
     ) -> Result<(), Rejected> {
         let now = self.now;
         let index = id as usize - 1;
@@ -251,13 +261,14 @@ impl Sim {
 
     fn route_outputs(&mut self, id: NodeId) {
         let index = id as usize - 1;
-        let mut outputs = Vec::new();
+        // Drained into a buffer kept between calls (no allocation per event).
+        let mut outputs = core::mem::take(&mut self.output_buffer);
         if let Some(replica) = self.nodes[index].replica.as_mut() {
             while let Some(output) = replica.poll_output() {
                 outputs.push(output);
             }
         }
-        for output in outputs {
+        for output in outputs.drain(..) {
             match output {
                 ReplicaOutput::Persist(write) => {
                     if self.config.check_safety
@@ -296,6 +307,7 @@ impl Sim {
                 }
             }
         }
+        self.output_buffer = outputs;
     }
 
     fn after_node_event(&mut self, id: NodeId, before: (RoleKind, u64, LogIndex)) {
@@ -433,7 +445,7 @@ impl Sim {
             payload,
         };
         self.schedule(packet.deliver_at, Event::Deliver(id));
-        self.in_flight.insert(id, packet);
+        self.in_flight.insert(id, Box::new(packet));
     }
 
     /// Takes packet `id` off the network: `Ok` with its content if it can be
@@ -449,7 +461,7 @@ impl Sim {
                 at: now,
                 endpoint: None,
                 kind: "deliver",
-                text: format!("packet {id} was dropped"),
+                text: self.describe(|| format!("packet {id} was dropped")),
             });
         };
         let text = if self.describe_steps {
@@ -469,7 +481,7 @@ impl Sim {
                 at: now,
                 endpoint: Some(packet.to),
                 kind: "drop",
-                text: format!("{text}{why}"),
+                text: self.describe(|| format!("{text}{why}")),
             });
         }
         self.stats.delivered += 1;
@@ -480,7 +492,7 @@ impl Sim {
         self.trace_packet(Some(packet.to), "deliver", &packet, "");
         let Packet {
             from, to, payload, ..
-        } = packet;
+        } = *packet;
         Ok((from, to, payload, text))
     }
 

@@ -205,7 +205,7 @@ impl Model {
                 }
                 let at = &self.state.entries[pick % self.state.entries.len()];
                 let (index, term) = (at.index, at.term);
-                write.snapshot = Some(snapshot(index, term, 64));
+                write.snapshot = Some(Box::new(snapshot(index, term, 64)));
                 let mut after = self.state.clone();
                 after.apply(&write);
                 let first = after.last_index() + 1;
@@ -216,7 +216,7 @@ impl Model {
             Step::SnapshotElsewhere { offset, size } => {
                 self.max_term += 1;
                 let index = (self.state.last_index() as i64 + offset).max(1) as u64;
-                write.snapshot = Some(snapshot(index, self.max_term, size));
+                write.snapshot = Some(Box::new(snapshot(index, self.max_term, size)));
                 write.hard_state = Some(HardState {
                     term: self.max_term,
                     voted_for: None,
