@@ -281,7 +281,14 @@ pageTest("clicking a message shows it and drops it; clicking a link cuts one dir
   assert.equal(await page.evaluate((id) => window.__distribkv.sim().message(id), m.id), null, "the message is gone");
   // a link: click the middle of the segment between nodes 1 and 2, away from messages
   const [a, b] = await page.evaluate(() => [window.__distribkv.app.cluster.nodePos(1), window.__distribkv.app.cluster.nodePos(2)]);
-  await page.evaluate(() => { const app = window.__distribkv.app; app.cluster.msgPos = []; });
+  // drop everything in flight (messages travel along the links, one may sit on the midpoint),
+  // then wait until a draw shows no message left to hit
+  await page.evaluate(() => {
+    const { timeline, sim } = window.__distribkv;
+    for (const msg of sim().state().inFlight) timeline().act("dropMessage", msg.id);
+  });
+  assert.deepEqual((await state(page)).inFlight, [], "nothing left in flight");
+  await page.waitForFunction(() => window.__distribkv.app.state.inFlight.length === 0 && window.__distribkv.app.cluster.msgPos.length === 0);
   await page.mouse.click(...(await canvasPoint(page, (a.x + b.x) / 2, (a.y + b.y) / 2)));
   await page.waitForFunction(() => window.__distribkv.app.selected?.type === "link");
   await page.click('#inspector button[data-act="cut"][data-from="1"][data-to="2"]');
