@@ -19,3 +19,15 @@ fn three_nodes_under_a_nemesis() {
 fn five_nodes_under_a_nemesis() {
     nemesis_run("five_nodes_under_a_nemesis", 5, 5);
 }
+
+#[test]
+fn acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack() {
+    faults_support::targeted::crash_right_after_acknowledgements(
+        "acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack",
+    );
+}
+
+#[test]
+fn recovery_figures() {
+    faults_support::targeted::recovery_figures("recovery_figures");
+}

@@ -8,7 +8,8 @@
 //! - [`cluster`]: the servers in their namespaces, `status`, convergence;
 //! - [`workload`]: client processes and the recorded history;
 //! - [`nemesis`]: the seeded fault schedule and its injection;
-//! - [`scenario`]: a whole run, its checks and its report.
+//! - [`scenario`]: a whole nemesis run, its checks and its report;
+//! - [`targeted`]: crashes right after acknowledgements, recovery figures.
 
 #![allow(dead_code)]
 
@@ -17,6 +18,7 @@ pub mod nemesis;
 pub mod net;
 pub mod rng;
 pub mod scenario;
+pub mod targeted;
 pub mod workload;
 
 use std::sync::{Mutex, MutexGuard};

@@ -260,8 +260,8 @@ fn resolve(cluster: &NsCluster, target: Target) -> (usize, String) {
 }
 
 /// Injects `fault`; returns what was actually done (the leader resolved)
-/// and `now()` taken just before the first disruptive action (after the
-/// leader was looked up).
+/// and `now()` taken once the fault is fully in place (the leader lookup
+/// and the firewall commands take a few to a few hundred milliseconds).
 pub fn inject(
     cluster: &mut NsCluster,
     fault: &Fault,
@@ -274,9 +274,8 @@ pub fn inject(
         }
         _ => None,
     };
-    let started = now();
     let description = apply(cluster, fault, leader)?;
-    Ok((description, started))
+    Ok((description, now()))
 }
 
 fn apply(
@@ -351,4 +350,44 @@ fn apply(
             "kill -9 every node".to_string()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_has_every_kind_and_depends_only_on_the_seed() {
+        for nodes in [3, 5] {
+            let schedule = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
+            let again = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
+            assert_eq!(schedule, again);
+            let mut kinds: Vec<&str> = schedule[..KINDS].iter().map(|p| p.fault.kind()).collect();
+            kinds.sort();
+            kinds.dedup();
+            assert_eq!(kinds.len(), KINDS, "{}", render_plan(&schedule));
+            let planned: Duration = schedule.iter().map(|p| p.hold + p.quiet).sum();
+            assert!(planned >= Duration::from_secs(120));
+            for planned in &schedule {
+                match &planned.fault {
+                    Fault::Partition { minority } => {
+                        assert!(!minority.is_empty() && minority.len() * 2 < nodes)
+                    }
+                    Fault::Bridge {
+                        left,
+                        bridge,
+                        right,
+                    } => {
+                        assert_eq!(left.len() + right.len() + 1, nodes);
+                        assert!(!left.contains(bridge) && !right.contains(bridge));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_ne!(
+            plan(&mut Rng::new(7), 3, Duration::ZERO),
+            plan(&mut Rng::new(8), 3, Duration::ZERO)
+        );
+    }
 }

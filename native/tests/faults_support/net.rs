@@ -621,3 +621,74 @@ pub fn probe() -> Result<(), String> {
     delete_namespace(&name);
     checked.map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_lines_parse_to_their_destination() {
+        let cases = [
+            ("default via 192.0.2.1 dev eth0", None),
+            (
+                "192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2",
+                Some(("192.0.2.0", 24)),
+            ),
+            (
+                "local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1",
+                Some(("127.0.0.1", 32)),
+            ),
+            (
+                "blackhole 198.18.7.0/24 proto 213 metric 4242",
+                Some(("198.18.7.0", 24)),
+            ),
+            ("unreachable default metric 1", None),
+        ];
+        for (line, expected) in cases {
+            let expected = expected.map(|(a, l): (&str, u8)| (a.parse().unwrap(), l));
+            assert_eq!(route_destination(line), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn only_prefixes_sharing_an_address_overlap() {
+        let p = |text: &str| parse_prefix(text).unwrap();
+        assert!(overlaps(p("198.19.255.0/24"), RANGE));
+        assert!(overlaps(p("198.0.0.0/8"), RANGE));
+        assert!(!overlaps(p("198.20.0.0/24"), RANGE));
+        assert!(!overlaps(p("198.17.255.255"), RANGE));
+        assert!(overlaps(p("0.0.0.0/0"), RANGE));
+    }
+
+    #[test]
+    fn only_this_suites_names_and_routes_are_recognised() {
+        assert_eq!(owner_of_namespace("dkf4242-1-br"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-12-n5"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-3-c"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-probe"), Some(4242));
+        for other in [
+            "dkf",
+            "dkfx-1-br",
+            "dkf4242",
+            "dkf4242-1-eth0",
+            "dkf4242-1-n",
+            "web-1",
+        ] {
+            assert_eq!(owner_of_namespace(other), None, "{other}");
+        }
+        assert!(is_our_route(
+            "blackhole 198.18.7.0/24 proto 213 metric 4242"
+        ));
+        assert_eq!(
+            route_owner("blackhole 198.18.7.0/24 proto 213 metric 4242"),
+            Some(4242)
+        );
+        assert!(!is_our_route(
+            "blackhole 198.18.7.0/24 proto static metric 4242"
+        ));
+        assert!(!is_our_route("blackhole 10.0.0.0/24 proto 213 metric 4242"));
+        assert!(!is_our_route(
+            "198.18.7.0/24 via 10.0.0.1 dev eth0 proto 213"
+        ));
+    }
+}

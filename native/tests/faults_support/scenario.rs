@@ -218,6 +218,8 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
             started.elapsed().as_secs_f64()
         );
     } else {
+        // The message below carries the journal; Drop need not print it again.
+        journal.done = true;
         panic!(
             "{}\n{report}\nFAILED ({} findings):\n{}",
             journal.render(),
