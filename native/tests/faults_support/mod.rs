@@ -44,11 +44,14 @@ pub fn prepare() -> Option<MutexGuard<'static, ()>> {
     match net::probe() {
         Ok(()) => Some(guard),
         Err(why) if std::env::var_os("CI").is_some() => panic!(
-            "the fault tests cannot run here: {why}. They need root, `ip netns` and iptables \
+            "the fault tests cannot run here: {why}; they need root, `ip netns` and iptables \
              (CI is set, so this is a failure rather than a skip)"
         ),
         Err(why) => {
-            eprintln!("skipping the fault tests: {why}");
+            eprintln!(
+                "skipping the fault tests: {why}; they need root, `ip netns` and iptables \
+                 (set CI to make this a failure)"
+            );
             None
         }
     }

@@ -580,7 +580,7 @@ impl Drop for Network {
 /// `ip netns`, no `iptables` inside a namespace.
 pub fn probe() -> Result<(), String> {
     if !rustix::process::geteuid().is_root() {
-        return Err("they need root (network namespaces, iptables)".into());
+        return Err("not running as root".into());
     }
     run("ip", &["netns", "list"]).map_err(|e| format!("`ip netns` is unusable: {e}"))?;
     let name = format!("dkf{}-probe", std::process::id());
