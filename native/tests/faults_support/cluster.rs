@@ -77,8 +77,9 @@ pub struct Node {
 }
 
 /// A cluster in network namespaces. Dropping it kills every process, then
-/// the namespaces go (see [`Network`]); on a panic the data and logs are
-/// kept and the last lines of each log printed.
+/// the namespaces go (see [`Network`]); on a panic (or with
+/// `DISTRIBKV_FAULT_KEEP` set) the data and logs are kept, and on a panic
+/// the last lines of each log printed.
 pub struct NsCluster {
     /// The namespaces. Declared first: dropped after `drop` killed the nodes.
     pub net: Network,
@@ -401,11 +402,14 @@ impl Drop for NsCluster {
         for id in 1..=self.size() {
             self.kill(id);
         }
-        if std::thread::panicking() {
+        let panicking = std::thread::panicking();
+        if panicking {
             for id in 1..=self.size() {
                 eprintln!("---- node {id} log (last lines) ----");
                 eprintln!("{}", self.log_tail(id, 30));
             }
+        }
+        if panicking || std::env::var_os(super::KEEP_VARIABLE).is_some() {
             let dir = self.keep_files().display().to_string();
             eprintln!("data folders, certificates and logs kept in {dir}");
         }

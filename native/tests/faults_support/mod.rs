@@ -33,6 +33,9 @@ pub const SEED_VARIABLE: &str = "DISTRIBKV_FAULT_SEED";
 /// Environment variable: run the nemesis this many seconds per cluster size.
 pub const SOAK_VARIABLE: &str = "DISTRIBKV_FAULT_SOAK_SECS";
 
+/// Environment variable: keep the data folders and logs even on success.
+pub const KEEP_VARIABLE: &str = "DISTRIBKV_FAULT_KEEP";
+
 /// How long the nemesis runs per cluster size by default.
 pub const DEFAULT_NEMESIS: Duration = Duration::from_secs(55);
 
