@@ -31,7 +31,7 @@ use super::cluster::{BINARY, NsCluster, render_statuses};
 use super::nemesis::{Fault, Planned, inject, plan, render_plan};
 use super::net::Network;
 use super::rng::Rng;
-use super::workload::{APPEND_KEYS, ClientProcess, Ending, MIXED_KEYS, Pace, Recorder, Workload};
+use super::workload::{ClientProcess, Ending, Pace, Recorder, Workload, is_append_only};
 
 /// How long the cluster may take to elect a leader at the start.
 pub const LEADER_LIMIT: Duration = Duration::from_secs(30);
@@ -238,8 +238,14 @@ fn read_final_values(
 ) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut client = ClientProcess::spawn(command);
     let mut finals = BTreeMap::new();
-    for key in APPEND_KEYS.iter().chain(&MIXED_KEYS) {
-        let id = recorder.invoke(0, key, OpKind::Get);
+    let keys: std::collections::BTreeSet<Vec<u8>> = recorder
+        .operations()
+        .into_iter()
+        .map(|operation| operation.key)
+        .collect();
+    for key in keys {
+        let key = String::from_utf8(key).expect("the workload's keys are text");
+        let id = recorder.invoke(0, &key, OpKind::Get);
         let answer = if client.send(&format!("get {key}")) {
             client.answer(Duration::from_secs(30))
         } else {
@@ -298,7 +304,7 @@ fn check_history(
             else {
                 continue;
             };
-            if *completed_at >= crash.started || !APPEND_KEYS.contains(&key_text(operation)) {
+            if *completed_at >= crash.started || !is_append_only(&operation.key) {
                 continue;
             }
             acknowledged += 1;

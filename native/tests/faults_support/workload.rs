@@ -8,9 +8,11 @@
 //! missing answer the process is killed and a new one (a new session)
 //! takes over.
 //!
-//! Keys `a0`, `a1`, `a2` only see appends and gets, so every acknowledged
-//! append must be in their final value; keys `m0`, `m1` see puts, appends,
-//! deletes and gets. Append tokens (`[c3.17]`: client 3, its 17th
+//! Keys `a0.E`, `a1.E`, `a2.E` only see appends and gets, so every
+//! acknowledged append must be in their final value; `E` is the minute of
+//! the run, so that a soak's values stay far below the 1 MiB value limit
+//! (and cheap to check). Keys `m0`, `m1` see puts, appends, deletes and
+//! gets. Append tokens (`[c3.17]`: client 3, its 17th
 //! operation) and put values (`p3.18`) are unique and never contain one
 //! another, as the exactly-once check needs.
 
@@ -26,10 +28,17 @@ use distribkv_core::check::{History, OpKind, Operation};
 
 use super::rng::Rng;
 
-/// Keys that only see appends and gets.
+/// Keys that only see appends and gets (with the minute appended: `a0.3`).
 pub const APPEND_KEYS: [&str; 3] = ["a0", "a1", "a2"];
 /// Keys that see every kind of operation.
 pub const MIXED_KEYS: [&str; 2] = ["m0", "m1"];
+/// The append-only keys move on to new names this often.
+pub const KEY_EPOCH: Duration = Duration::from_secs(60);
+
+/// True for the append-only keys (`a0.3`), false for `m0`.
+pub fn is_append_only(key: &[u8]) -> bool {
+    key.first() == Some(&b'a')
+}
 
 /// How long a worker waits for an answer before it gives the operation up
 /// as unknown (the client itself gives up after 15 s and answers
@@ -230,20 +239,22 @@ impl Drop for Workload {
     }
 }
 
-/// The next operation of client `client`: key, kind, command line.
-fn next_operation(rng: &mut Rng, client: u64, n: u64) -> (&'static str, OpKind, String) {
+/// The next operation of client `client` in minute `epoch`: key, kind,
+/// command line.
+fn next_operation(rng: &mut Rng, client: u64, n: u64, epoch: u64) -> (String, OpKind, String) {
     let token = format!("[c{client}.{n}]");
     let value = format!("p{client}.{n}");
     if rng.chance(0.6) {
-        let key = *rng.pick(&APPEND_KEYS);
+        let key = format!("{}.{epoch}", rng.pick(&APPEND_KEYS));
         if rng.chance(0.55) {
             let line = format!("append {key} {token}");
             (key, OpKind::Append(token.into_bytes()), line)
         } else {
-            (key, OpKind::Get, format!("get {key}"))
+            let line = format!("get {key}");
+            (key, OpKind::Get, line)
         }
     } else {
-        let key = *rng.pick(&MIXED_KEYS);
+        let key = rng.pick(&MIXED_KEYS).to_string();
         match rng.below(10) {
             0..=2 => {
                 let line = format!("put {key} {value}");
@@ -253,8 +264,14 @@ fn next_operation(rng: &mut Rng, client: u64, n: u64) -> (&'static str, OpKind, 
                 let line = format!("append {key} {token}");
                 (key, OpKind::Append(token.into_bytes()), line)
             }
-            6 => (key, OpKind::Delete, format!("delete {key}")),
-            _ => (key, OpKind::Get, format!("get {key}")),
+            6 => {
+                let line = format!("delete {key}");
+                (key, OpKind::Delete, line)
+            }
+            _ => {
+                let line = format!("get {key}");
+                (key, OpKind::Get, line)
+            }
         }
     }
 }
@@ -271,9 +288,10 @@ fn run_worker(
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let (key, kind, line) = next_operation(&mut rng, client, n);
+        let epoch = recorder.now() / KEY_EPOCH.as_micros() as u64;
+        let (key, kind, line) = next_operation(&mut rng, client, n, epoch);
         let is_get = kind == OpKind::Get;
-        let id = recorder.invoke(client, key, kind);
+        let id = recorder.invoke(client, &key, kind);
         let answer = if process.send(&line) {
             process.answer(ANSWER_LIMIT)
         } else {
