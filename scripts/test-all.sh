@@ -28,7 +28,11 @@ step "wasm32 build of the core and its simulator"
 cargo build -p distribkv-core --no-default-features --features sim --target wasm32-unknown-unknown
 
 step "tests (core, native)"
-cargo test --workspace --all-features
+# The fault tests across network namespaces get a step of their own.
+cargo test --workspace --all-features -- --skip across_hosts::
+
+step "fault tests across network namespaces"
+cargo test -p distribkv-native --test faults -- --test-threads=1 --nocapture
 
 step "seed sweep: ${DISTRIBKV_SEEDS:=10000} seeds with faults (release)"
 DISTRIBKV_SEEDS=$DISTRIBKV_SEEDS cargo test --release -p distribkv-core --features sim --test sweep

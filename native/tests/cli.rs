@@ -100,6 +100,19 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
         for field in ["role", "term", "leader", "commitIndex", "appliedIndex"] {
             assert!(line.get(field).is_some(), "{field} in {line}");
         }
+        let fingerprint = line["fingerprint"].as_str().unwrap();
+        assert!(
+            fingerprint.len() == 16 && fingerprint.chars().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        );
+    }
+    // Nodes that applied the same entries hold the same state.
+    for a in &lines {
+        for b in &lines {
+            if a["appliedIndex"] == b["appliedIndex"] {
+                assert_eq!(a["fingerprint"], b["fingerprint"], "{a} {b}");
+            }
+        }
     }
     let plain = cluster.cli("status", &[]);
     assert_eq!(stdout(&plain).lines().count(), 3);

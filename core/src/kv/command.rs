@@ -173,6 +173,10 @@ pub struct NodeStatus {
     pub keys: u64,
     /// Open client sessions.
     pub sessions: u64,
+    /// A fingerprint of the state machine, keys, values and sessions
+    /// ([`KvStore::fingerprint`](super::KvStore::fingerprint)): replicas that
+    /// applied the same entries have the same fingerprint.
+    pub fingerprint: u64,
 }
 
 /// Why a request failed. [`ServiceError::is_definite`] tells whether the

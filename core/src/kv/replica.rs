@@ -556,6 +556,7 @@ impl Replica {
             snapshot_index: log.snapshot().index,
             keys: self.store.len() as u64,
             sessions: self.store.sessions().len() as u64,
+            fingerprint: self.store.fingerprint(),
         }
     }
 

@@ -183,7 +183,13 @@ pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// A status as one JSON object (camelCase fields).
+/// A status as one JSON object (camelCase fields): `id`, `addr`, `role`,
+/// `term`, `leader` (`null` if unknown), `commitIndex`, `appliedIndex`,
+/// `lastIndex`, `durableIndex`, `snapshotIndex`, `keys`, `sessions`, and
+/// `fingerprint`: 16 hex digits, a hash of the node's key-value state and
+/// client sessions, equal on nodes that applied the same entries (compare it
+/// across nodes whose `appliedIndex` is equal). It is a string because JSON
+/// numbers lose precision past 2^53 in many readers.
 pub fn status_json(status: &NodeStatus, addr: &str) -> serde_json::Value {
     serde_json::json!({
         "id": status.id,
@@ -198,6 +204,7 @@ pub fn status_json(status: &NodeStatus, addr: &str) -> serde_json::Value {
         "snapshotIndex": status.snapshot_index,
         "keys": status.keys,
         "sessions": status.sessions,
+        "fingerprint": format!("{:016x}", status.fingerprint),
     })
 }
 
