@@ -299,14 +299,16 @@ export class ClusterView {
     // label block: below the node, above it for nodes at the top of the ring
     const sin = Math.sin(p.a);
     const lines = [];
-    const roleText = nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down";
+    const m = st.membership;
+    const member = !m || m.voters.includes(nd.id) ? "" : m.learners.includes(nd.id) ? (nd.role === "learner" ? "" : " · learner") : " · not a member";
+    const roleText = (nd.up ? ROLE_LABEL[nd.role] ?? nd.role : "down") + member;
     lines.push({ text: roleText.toUpperCase(), font: `700 10.5px ${T.font}`, color: col, spacing: true });
     lines.push({ text: !g.compact ? `term ${nd.term}${nd.votedFor != null ? ` · voted ${nd.votedFor}` : ""}` : `t${nd.term}${nd.votedFor != null ? ` · v${nd.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });
     if (!g.compact && g.R >= 115) lines.push({ text: `commit ${nd.commitIndex}${nd.appliedIndex !== nd.commitIndex ? ` · applied ${nd.appliedIndex}` : ""}`, font: `11px ${T.font}`, color: T.muted });
     if (nd.up && nd.role === "candidate") {
       let votes = 0;
       for (const o of st.nodes) if (o.votedFor === nd.id && o.term === nd.term) votes++;
-      lines.push({ text: `${votes} of ${st.nodes.length} votes`, font: `600 11px ${T.font}`, color: col });
+      lines.push({ text: `${votes} of ${st.membership?.voters.length ?? st.nodes.length} votes`, font: `600 11px ${T.font}`, color: col });
     }
     const lh = 14;
     const gap = r + 11;

@@ -34,6 +34,9 @@ export class Inspector {
       case "election": app.act("triggerElection", sel.id); break;
       case "transfer": app.act("transferLeadership", sel.id); break;
       case "snapshot": app.act("snapshot", sel.id); break;
+      case "learner": app.act("addLearner", sel.id); break;
+      case "promote": app.act("promote", sel.id); break;
+      case "remove": app.act("removeMember", sel.id); break;
       case "drop": if (app.act("dropMessage", sel.id) === false) app.toast("That message was already delivered."); break;
       case "cut": app.act("cutLink", Number(data.from), Number(data.to)); break;
       case "restore": app.act("restoreLink", Number(data.from), Number(data.to)); break;
@@ -74,6 +77,11 @@ export class Inspector {
           el("button", { class: "btn small", "data-act": "election", title: "Fire its election timer now (e)" }, "Election timeout"),
           el("button", { class: "btn small", "data-act": "transfer", title: "Ask the leader to hand leadership to this node (t)" }, "Make leader"),
           el("button", { class: "btn small", "data-act": "snapshot", title: "Snapshot and compact its log now (s)" }, "Snapshot"),
+        ),
+        el("div", { class: "insp-actions", id: "i-member-actions" },
+          el("button", { class: "btn small", "data-act": "learner", title: "Ask the leader to add this node as a learner: it receives the log but does not vote" }, "Add as learner"),
+          el("button", { class: "btn small", "data-act": "promote", title: "Ask the leader to make this learner a voter (one membership change at a time)" }, "Promote to voter"),
+          el("button", { class: "btn small danger", "data-act": "remove", title: "Ask the leader to remove this node from the cluster" }, "Remove from cluster"),
         ),
         el("p", { class: "small muted", id: "i-note" }),
         el("dl", { class: "kv", id: "i-fields" }),
@@ -118,8 +126,14 @@ export class Inspector {
     b("election").disabled = !nd.up || nd.role === "leader";
     b("transfer").disabled = !nd.up || nd.role === "leader" || !leaderExists;
     b("snapshot").disabled = !nd.up;
+    const m = st.membership ?? { voters: [], learners: [] };
+    const voter = m.voters.includes(id), learner = m.learners.includes(id);
+    b("learner").disabled = voter || learner || !leaderExists;
+    b("promote").disabled = !learner || !leaderExists;
+    b("remove").disabled = !(voter || learner) || !leaderExists || (voter && m.voters.length === 1);
     const timer = nd.up && nd.electionDeadline != null ? `${Math.max(0, nd.electionDeadline - app.timeline.display).toFixed(0)} ms left` : nd.role === "leader" ? "none (leader)" : "–";
     const rows = [
+      ["member", voter ? "voter" : learner ? "learner (receives the log, does not vote)" : "not a member"],
       ["term", nd.term], ["voted for", nd.votedFor ?? "nobody"], ["knows leader", nd.leader ?? "none"],
       ["commit / applied", `${nd.commitIndex} / ${nd.appliedIndex}`], ["last / durable", `${nd.lastIndex ?? "–"} / ${nd.durableIndex ?? "–"}`],
       ["snapshot up to", nd.snapshotIndex ?? 0], ["election timer", timer],
@@ -277,6 +291,12 @@ export class NetworkCard {
     });
     $("#part-apply").addEventListener("click", () => this.apply());
     $("#heal").addEventListener("click", () => { this.draft = null; app.act("heal"); });
+    $("#add-node").addEventListener("click", () => {
+      const id = app.act("addNode");
+      if (id == null) return;
+      app.act("addLearner", id);
+      app.selectNode(id);
+    });
     $("#cut-list").addEventListener("click", (e) => {
       const b = e.target.closest("button[data-from]");
       if (b) app.act("restoreLink", Number(b.dataset.from), Number(b.dataset.to));
@@ -322,6 +342,13 @@ export class NetworkCard {
     setHTML($("#part-chips"), st.nodes.map((nd) => { const g = groups.get(nd.id) ?? 0; return `<button class="chip g${g}" data-id="${nd.id}" title="Node ${nd.id}: group ${letters[g]} (click to change)">${nd.id}<b>${letters[g]}</b></button>`; }).join(""));
     $("#part-apply").textContent = this.draft ? "Apply partition" : "Apply partition";
     toggle($("#part-apply"), "primary", !!this.draft);
+    const m = st.membership;
+    if (m) {
+      const learners = m.learners.length ? ` · learners ${m.learners.join(" ")}` : "";
+      const outside = st.nodes.filter((nd) => !m.voters.includes(nd.id) && !m.learners.includes(nd.id)).map((nd) => nd.id);
+      setText($("#members-text"), `voters ${m.voters.join(" ")}${learners}${outside.length ? ` · not members ${outside.join(" ")}` : ""}`);
+    }
+    $("#add-node").disabled = !m || st.nodes.length >= 9;
     const cuts = st.links?.cut || [];
     setHTML($("#cut-list"), cuts.map(([a, b]) => `<li>link ${a} → ${b} is cut <button class="btn small" data-from="${a}" data-to="${b}">restore</button></li>`).join(""));
     const net = app.network();

@@ -19,6 +19,7 @@ const CODES = {
   crash: "c", restart: "r", triggerElection: "e", transferLeadership: "t", snapshot: "s",
   partition: "P", heal: "h", cutLink: "x", restoreLink: "X", setDropRate: "d", setDuplicateRate: "D",
   setLatency: "l", dropMessage: "m", put: "p", append: "a", get: "g", delete: "k", setWorkload: "w",
+  addNode: "N", addLearner: "L", promote: "V", removeMember: "R",
 };
 const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
 

@@ -115,6 +115,13 @@ export class Sim {
   get(key, client) { return num(callNum(this, "get", client == null ? [key] : [key, client])); }
   delete(key, client) { return num(callNum(this, "delete", client == null ? [key] : [key, client])); }
   setWorkload(w) { this.raw.setWorkload(w); }
+  // membership (the wasm build; the JavaScript stand-in has none)
+  supportsMembership() { return typeof this.raw.addNode === "function"; }
+  addNode() { this.needMembership(); const id = num(this.raw.addNode()); this.nodeCount = Math.max(this.nodeCount, id); return id; }
+  addLearner(id) { this.needMembership(); callNum(this, "addLearner", [id]); }
+  promote(id) { this.needMembership(); callNum(this, "promote", [id]); }
+  removeMember(id) { this.needMembership(); callNum(this, "removeMember", [id]); }
+  needMembership() { if (!this.supportsMembership()) throw new Error("membership changes need the wasm build"); }
   free() { if (typeof this.raw.free === "function") this.raw.free(); }
 }
 

@@ -17,6 +17,7 @@ export const ACTIONS = new Set([
   "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate", "setDuplicateRate",
   "setLatency", "triggerElection", "transferLeadership", "snapshot", "dropMessage",
   "put", "append", "get", "delete", "setWorkload",
+  "addNode", "addLearner", "promote", "removeMember",
 ]);
 
 export class Timeline {

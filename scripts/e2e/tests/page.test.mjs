@@ -297,6 +297,45 @@ pageTest("clicking a message shows it and drops it; clicking a link cuts one dir
   assert.deepEqual((await state(page)).links.cut, []);
 });
 
+pageTest("membership from the page: add a node as a learner, promote it, remove it", async (page) => {
+  await setSpeed(page, 0);
+  await play(page);
+  await waitLeader(page);
+  await page.click("#wl-on"); // load while the membership changes
+  await pause(page);
+  const n0 = (await state(page)).nodes.length;
+  const id = n0 + 1;
+  await page.click("#add-node");
+  assert.equal((await state(page)).nodes.length, id, "a new machine on the canvas");
+  assert.equal(await page.evaluate(() => window.__distribkv.app.selected?.id), id, "and selected");
+  await play(page);
+  await page.waitForFunction((id) => {
+    const st = window.__distribkv.sim().state();
+    const me = st.nodes.find((n) => n.id === id);
+    return st.membership.learners.includes(id) && me.appliedIndex > 0;
+  }, id, { timeout: 20000 });
+  await pause(page);
+  assert.match(await page.textContent("#members-text"), new RegExp(`learners ${id}`));
+  assert.match(await page.textContent("#i-fields"), /learner/);
+  await page.click('#inspector button[data-act="promote"]');
+  await play(page);
+  await page.waitForFunction((id) => window.__distribkv.sim().state().membership.voters.includes(id), id, { timeout: 20000 });
+  await pause(page);
+  assert.match(await page.textContent("#members-text"), new RegExp(`^voters (\\d )*${id}$`));
+  await page.click('#inspector button[data-act="remove"]');
+  await play(page);
+  await page.waitForFunction(([id, n0]) => {
+    const m = window.__distribkv.sim().state().membership;
+    return !m.voters.includes(id) && !m.learners.includes(id) && m.voters.length === n0;
+  }, [id, n0], { timeout: 20000 });
+  await pause(page);
+  assert.match(await page.textContent("#members-text"), new RegExp(`not members ${id}$`));
+  const ops = await page.evaluate(() => window.__distribkv.timeline().actions.map((a) => a.op).filter((op) => op !== "setWorkload"));
+  assert.deepEqual(ops, ["addNode", "addLearner", "promote", "removeMember"], "recorded, so a share link replays them");
+  assert.match(await page.evaluate(() => window.__distribkv.app.shareHash()), /\dN/, "the share link carries the new node");
+  assert.equal(await page.evaluate(() => window.__distribkv.sim().check().ok), true, "safe and linearizable throughout");
+});
+
 pageTest("the inspector's node actions and the network card act on the real cluster", async (page) => {
   await setSpeed(page, 0);
   await play(page);
