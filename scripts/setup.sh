@@ -50,6 +50,15 @@ ensure_chromium() {
     fi
 }
 
+# Debian's Firefox ESR, for the page's Firefox smoke test.
+ensure_firefox() {
+    if ! command -v firefox-esr >/dev/null 2>&1; then
+        echo "==> installing firefox-esr"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr >/dev/null
+    fi
+}
+
 # Node.js and npm, for the page's tests.
 ensure_node() {
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -62,7 +71,7 @@ ensure_node() {
 # npm packages of the end-to-end tests (playwright-core only; no browser download).
 ensure_e2e_packages() {
     ensure_node
-    if [ ! -d scripts/e2e/node_modules/playwright-core ]; then
+    if [ ! -d scripts/e2e/node_modules/playwright-core ] || [ ! -d scripts/e2e/node_modules/puppeteer-core ]; then
         echo "==> installing the end-to-end test packages"
         (cd scripts/e2e && npm ci --no-audit --no-fund --loglevel=error)
     fi

@@ -6,7 +6,9 @@
 #   0. the guided tours walked in Node against web/pkg (scripts/e2e/tours.mjs),
 #      a quick check that every step's claims hold, before any browser;
 #   1. the suite against the real build (scripts/e2e/tests/page.test.mjs);
-#   2. MOCK ONLY: the correctness panel's violation path, which needs a bug
+#   2. a smoke test in Debian's Firefox ESR (scripts/e2e/tests/firefox.test.mjs,
+#      puppeteer-core over WebDriver BiDi): loads, elects, crashes, puts;
+#   3. MOCK ONLY: the correctness panel's violation path, which needs a bug
 #      to find and so runs the JavaScript stand-in with an injected one
 #      (scripts/e2e/tests/violation.mock.test.mjs).
 #
@@ -24,8 +26,9 @@ started=$SECONDS
 step "build web/pkg (release)"
 scripts/build-web.sh
 
-step "Chromium and the test packages"
+step "Chromium, Firefox and the test packages"
 ensure_chromium
+ensure_firefox
 ensure_e2e_packages
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 
@@ -49,6 +52,9 @@ step "guided tours in Node: every step's claims hold in the real simulator"
 
 step "end-to-end tests against the real build"
 run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs || status=1
+
+step "the page in Firefox (firefox-esr over WebDriver BiDi)"
+run_tests 300 tests/firefox.test.mjs || status=1
 
 step "MOCK ONLY: a correctness violation pauses the run (JavaScript stand-in with an injected bug)"
 E2E_MOCK=1 run_tests 300 tests/violation.mock.test.mjs || status=1
