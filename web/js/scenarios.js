@@ -742,4 +742,83 @@ export const SCENARIOS = [
       },
     ],
   },
+  {
+    id: "membership",
+    title: "Adding and removing a server",
+    blurb: "A new server joins as a learner, catches up, becomes a voter; then the leader removes itself and hands over.",
+    // as core/testdata/membership.txt: one change at a time, learners first
+    config: CONFIG({ nodes: 3, seed: 5 }),
+    steps: [
+      {
+        title: "Three voters",
+        plan(ctx, v) {
+          v.l = waitLeader(ctx, v);
+          v.op1 = ctx.act("put", "x", "1", 1);
+          waitOp(ctx, v, v.op1);
+          ctx.runUntil(() => ctx.full().nodes.every((n) => n.kv.x === "1"), 500);
+          v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term;
+        },
+        text: (v) => `<p>Three servers, all <b>voters</b>: ${N(v.l)} leads term ${v.t}, and a write (<code>x=1</code>) commits once two of the three have it. The membership is itself an entry of the log: the Network card shows it under "Membership".</p>`,
+        watch: () => `Membership: voters 1 2 3.`,
+        expect: (v, q) => [["three voters", q.st.membership.voters.length === 3], ["x=1 is in every store", q.st.nodes.every((n) => n.kv.x === "1")]],
+      },
+      {
+        title: "A new server joins as a learner",
+        plan(ctx, v) {
+          v.n = ctx.act("addNode");
+          ctx.act("addLearner", v.n);
+          ctx.runUntil(() => { const st = ctx.full(); return st.membership.learners.includes(v.n) && st.nodes.find((n) => n.id === v.n)?.kv.x === "1"; }, 2000) || (v.miss ??= "the learner did not catch up");
+          ctx.runFor(50);
+        },
+        text: (v) => `<p>A fourth machine, ${N(v.n)}, starts empty. The leader appends a membership entry that adds it as a <b>learner</b> (dissertation §4.2.1): it receives the log like a follower, but it does not vote and does not count towards any majority.</p>
+          <p>Why not a voter right away? With four voters a majority is three; while the new server is still copying the log it could not help commit anything, and one more failure would stall the cluster. As a learner it catches up first: its store already has <code>x=1</code>.</p>${missed(v)}`,
+        watch: (v) => `${Nc(v.n)}'s log row filling up; its label says learner.`,
+        expect: (v, q) => [
+          [`node ${v.n} is a learner`, q.st.membership.learners.includes(v.n) && !q.st.membership.voters.includes(v.n)],
+          [`node ${v.n} has x=1`, q.node(v.n)?.kv.x === "1"],
+          ["still three voters", q.st.membership.voters.length === 3],
+        ],
+      },
+      {
+        title: "Promoted to voter",
+        plan(ctx, v) {
+          ctx.act("promote", v.n);
+          ctx.runUntil(() => ctx.full().membership.voters.includes(v.n), 1000) || (v.miss ??= "the promotion did not commit");
+          v.op2 = ctx.act("put", "x", "2", 1);
+          waitOp(ctx, v, v.op2);
+          ctx.runFor(50);
+        },
+        text: (v) => `<p>Caught up, ${N(v.n)} is promoted: another membership entry makes it a <b>voter</b>. A server uses the newest membership in its log as soon as it has the entry, committed or not, which is why only <b>one change at a time</b> is allowed: any majority of the old set and any majority of the new one then overlap, so two leaders can never be elected for one term.</p>
+          <p>Four voters now: <code>x=2</code> committed once three of them had it.</p>${missed(v)}`,
+        watch: () => `Membership: voters 1 2 3 4.`,
+        expect: (v, q) => [
+          ["four voters", q.st.membership.voters.length === 4 && q.st.membership.voters.includes(v.n)],
+          ["x=2 completed", q.op(v.op2)?.status === "ok"],
+        ],
+      },
+      {
+        title: "The leader removes itself",
+        plan(ctx, v) {
+          ctx.act("removeMember", v.l);
+          v.nl = waitLeader(ctx, v, 3000, [v.l]);
+          ctx.runUntil(() => !ctx.full().membership.voters.includes(v.l), 1000) || (v.miss ??= "the removal did not commit");
+          v.t2 = ctx.state().nodes.find((n) => n.id === v.nl)?.term;
+          v.op3 = ctx.act("put", "x", "3", 2);
+          waitOp(ctx, v, v.op3);
+          ctx.runFor(50);
+        },
+        text: (v) => `<p>Now ${N(v.l)}, the leader, is removed. It keeps leading until the entry that removes it commits (it replicates the entry without counting itself), then steps down and hands leadership over with <b>TimeoutNow</b>, so the cluster does not wait for an election timeout: ${N(v.nl)} leads term ${v.t2}.</p>
+          <p>${Nc(v.l)} has the entry that removes it in its log, so it knows it is no longer a member: it gets no more entries, and since only voters campaign, its election timer is off for good: it cannot disturb the others. Writes go on with three voters: <code>x=3</code> completed.</p>${missed(v)}`,
+        watch: (v) => `${Nc(v.l)} labelled "not a member"; ${N(v.nl)} drawn as leader.`,
+        expect: (v, q) => [
+          [`node ${v.l} is not a member`, !q.st.membership.voters.includes(v.l) && !q.st.membership.learners.includes(v.l)],
+          [`node ${v.l}'s election timer is off`, q.node(v.l).up && q.node(v.l).electionDeadline == null],
+          [`node ${v.nl} leads term ${v.t2}`, q.leader() === v.nl && v.t2 > v.t],
+          ["three voters, the new one among them", q.st.membership.voters.length === 3 && q.st.membership.voters.includes(v.n)],
+          ["x=3 completed", q.op(v.op3)?.status === "ok"],
+          ["the history is linearizable", q.check().ok],
+        ],
+      },
+    ],
+  },
 ];

@@ -201,7 +201,7 @@ async function finishStep(page) {
 
 pageTest("every guided tour reaches what it explains, step by step", async (page) => {
   const { SCENARIOS } = await page.evaluate(async () => ({ SCENARIOS: (await import("./js/scenarios.js")).SCENARIOS.map((s) => ({ id: s.id, steps: s.steps.length })) }));
-  assert.deepEqual(SCENARIOS.map((s) => s.id), ["first-election", "split-vote", "leader-crash", "stale-leader", "figure-8", "log-repair", "snapshot", "read-index"]);
+  assert.deepEqual(SCENARIOS.map((s) => s.id), ["first-election", "split-vote", "leader-crash", "stale-leader", "figure-8", "log-repair", "snapshot", "read-index", "membership"]);
   const seen = {};
   for (const { id, steps } of SCENARIOS) {
     await page.keyboard.press("g");
