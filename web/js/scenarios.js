@@ -18,7 +18,7 @@
 
 import {
   CONFIG, N, Nc, list, listC, missed, others, votesFor, majority, sameLog, termAt, leaderOf,
-  waitLeader, waitOp, campaignUntilLeader,
+  waitLeader, waitOp, campaignUntilLeader, putEverywhere,
 } from "./tour-kit.js";
 
 export { makeCtx, query, failedClaims, leaderOf, termAt } from "./tour-kit.js";
@@ -670,9 +670,7 @@ export const SCENARIOS = [
         title: "x = 1",
         plan(ctx, v) {
           v.l = waitLeader(ctx, v);
-          v.op1 = ctx.act("put", "x", "1", 1);
-          waitOp(ctx, v, v.op1);
-          ctx.runUntil(() => ctx.full().nodes.every((n) => n.kv.x === "1"), 500);
+          v.op1 = putEverywhere(ctx, v, "x", "1", 1);
           ctx.runFor(10);
           v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term;
         },
@@ -753,9 +751,7 @@ export const SCENARIOS = [
         title: "Three voters",
         plan(ctx, v) {
           v.l = waitLeader(ctx, v);
-          v.op1 = ctx.act("put", "x", "1", 1);
-          waitOp(ctx, v, v.op1);
-          ctx.runUntil(() => ctx.full().nodes.every((n) => n.kv.x === "1"), 500);
+          v.op1 = putEverywhere(ctx, v, "x", "1", 1);
           v.t = ctx.state().nodes.find((n) => n.id === v.l)?.term;
         },
         text: (v) => `<p>Three servers, all <b>voters</b>: ${N(v.l)} leads term ${v.t}, and a write (<code>x=1</code>) commits once two of the three have it. The membership is itself an entry of the log: the Network card shows it under "Membership".</p>`,

@@ -77,7 +77,6 @@ export class Sim {
     if (backend.name === "wasm") cfg.traceCapacity = TRACE_LINES;
     this.backend = backend.name;
     this.raw = new backend.Simulation(cfg);
-    this.nodeCount = Number(cfg.nodes ?? 5);
     this.bigArgs = new Set();
   }
   // time
@@ -117,7 +116,7 @@ export class Sim {
   setWorkload(w) { this.raw.setWorkload(w); }
   // membership (the wasm build; the JavaScript stand-in has none)
   supportsMembership() { return typeof this.raw.addNode === "function"; }
-  addNode() { this.needMembership(); const id = num(this.raw.addNode()); this.nodeCount = Math.max(this.nodeCount, id); return id; }
+  addNode() { this.needMembership(); return num(this.raw.addNode()); }
   addLearner(id) { this.needMembership(); callNum(this, "addLearner", [id]); }
   promote(id) { this.needMembership(); callNum(this, "promote", [id]); }
   removeMember(id) { this.needMembership(); callNum(this, "removeMember", [id]); }

@@ -48,6 +48,14 @@ export function waitOp(ctx, v, id, maxMs = 4000, what = "the operation did not c
   return ctx.op(id);
 }
 
+/** Client `client` puts key=value; run until it completed and every node's store has it. */
+export function putEverywhere(ctx, v, key, value, client) {
+  const op = ctx.act("put", key, value, client);
+  waitOp(ctx, v, op);
+  ctx.runUntil(() => ctx.full().nodes.every((n) => n.kv[key] === value), 500);
+  return op;
+}
+
 /** Fire node id's election timer until it leads (as `campaign` in core/testdata/figure8.txt); returns the number of campaigns. */
 export function campaignUntilLeader(ctx, v, id, maxTries = 6) {
   let tries = 0;

@@ -399,13 +399,15 @@ impl Network {
         Ok(network)
     }
 
-    fn build(&mut self) -> Result<(), String> {
+    /// Adds or deletes (`action`) the blackhole route that guards the test
+    /// range in the machine's own namespace, tagged with this process's id.
+    fn guard_route(&self, action: &str) -> Result<(), String> {
         let metric = std::process::id().to_string();
         run(
             "ip",
             &[
                 "route",
-                "add",
+                action,
                 "blackhole",
                 &self.subnet,
                 "proto",
@@ -413,7 +415,12 @@ impl Network {
                 "metric",
                 &metric,
             ],
-        )?;
+        )
+        .map(drop)
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        self.guard_route("add")?;
         self.route_added = true;
         let bridge = self.bridge.clone();
         self.add_namespace(&bridge)?;
@@ -555,23 +562,10 @@ impl Drop for Network {
         for name in self.created.iter().rev() {
             delete_namespace(name);
         }
-        if self.route_added {
-            let metric = std::process::id().to_string();
-            if let Err(error) = run(
-                "ip",
-                &[
-                    "route",
-                    "del",
-                    "blackhole",
-                    &self.subnet,
-                    "proto",
-                    ROUTE_PROTO,
-                    "metric",
-                    &metric,
-                ],
-            ) {
-                eprintln!("warning: {error}");
-            }
+        if self.route_added
+            && let Err(error) = self.guard_route("del")
+        {
+            eprintln!("warning: {error}");
         }
     }
 }

@@ -231,7 +231,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
 
 /// Reads every key once through a fresh client; the reads join the history
 /// as client 0's. Returns the final values (missing keys left out).
-fn read_final_values(
+pub fn read_final_values(
     recorder: &Recorder,
     command: std::process::Command,
     findings: &mut Vec<String>,
@@ -246,11 +246,7 @@ fn read_final_values(
     for key in keys {
         let key = String::from_utf8(key).expect("the workload's keys are text");
         let id = recorder.invoke(0, &key, OpKind::Get);
-        let answer = if client.send(&format!("get {key}")) {
-            client.answer(Duration::from_secs(30))
-        } else {
-            None
-        };
+        let answer = client.request(&format!("get {key}"), Duration::from_secs(30));
         match answer {
             Some(answer) if answer["ok"] == true => {
                 let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());

@@ -10,7 +10,6 @@
 //!   serving writes, and time for a restarted node to catch up a 10,000-entry
 //!   log.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::sync::mpsc::channel;
@@ -20,7 +19,7 @@ use distribkv_core::check::{AppendCheckOptions, OpKind, check_appends};
 
 use super::cluster::{NsCluster, render_statuses};
 use super::rng::Rng;
-use super::scenario::{LEADER_LIMIT, replay_command};
+use super::scenario::{LEADER_LIMIT, read_final_values, replay_command};
 use super::workload::{ClientProcess, Ending, Recorder};
 
 /// Rounds of "burst of appends, then kill -9 every node".
@@ -64,11 +63,8 @@ pub fn crash_right_after_acknowledgements(test: &str) {
                             let token = format!("[r{round}.c{client}.{i}]");
                             let id =
                                 recorder.invoke(client, key, OpKind::Append(token.clone().into()));
-                            let answer = if process.send(&format!("append {key} {token}")) {
-                                process.answer(Duration::from_secs(20))
-                            } else {
-                                None
-                            };
+                            let answer = process
+                                .request(&format!("append {key} {token}"), Duration::from_secs(20));
                             match answer {
                                 Some(answer) if answer["ok"] == true => {
                                     recorder.complete(id, None);
@@ -107,23 +103,7 @@ pub fn crash_right_after_acknowledgements(test: &str) {
         .unwrap_or_else(|| panic!("no leader after the last crash within {LEADER_LIMIT:?}"));
     let mut reader = cluster.client_command("client");
     reader.arg("--json");
-    let mut reader = ClientProcess::spawn(reader);
-    let id = recorder.invoke(0, key, OpKind::Get);
-    let mut finals = BTreeMap::new();
-    match reader
-        .send(&format!("get {key}"))
-        .then(|| reader.answer(Duration::from_secs(30)))
-        .flatten()
-    {
-        Some(answer) if answer["ok"] == true => {
-            let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
-            recorder.complete(id, value.clone());
-            if let Some(value) = value {
-                finals.insert(key.as_bytes().to_vec(), value);
-            }
-        }
-        other => findings.push(format!("the final read failed: {other:?}")),
-    }
+    let finals = read_final_values(&recorder, reader, &mut findings);
     let options = AppendCheckOptions {
         reject_unexplained_text: true,
     };

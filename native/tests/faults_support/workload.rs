@@ -163,6 +163,16 @@ impl ClientProcess {
         writeln!(self.stdin, "{line}").is_ok() && self.stdin.flush().is_ok()
     }
 
+    /// Sends one command line and waits for its answer: `None` if the process
+    /// is gone, or after `limit`.
+    pub fn request(&mut self, line: &str, limit: Duration) -> Option<serde_json::Value> {
+        if self.send(line) {
+            self.answer(limit)
+        } else {
+            None
+        }
+    }
+
     /// The next answer, parsed, or `None` after `limit` or if the process ended.
     pub fn answer(&mut self, limit: Duration) -> Option<serde_json::Value> {
         match self.answers.recv_timeout(limit) {
@@ -292,11 +302,7 @@ fn run_worker(
         let (key, kind, line) = next_operation(&mut rng, client, n, epoch);
         let is_get = kind == OpKind::Get;
         let id = recorder.invoke(client, &key, kind);
-        let answer = if process.send(&line) {
-            process.answer(ANSWER_LIMIT)
-        } else {
-            None
-        };
+        let answer = process.request(&line, ANSWER_LIMIT);
         match answer {
             Some(answer) if answer["ok"] == true => {
                 let value = if is_get {
