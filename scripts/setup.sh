@@ -68,6 +68,16 @@ ensure_node() {
     fi
 }
 
+# iproute2 and iptables, for the fault tests across network namespaces
+# (they create namespaces and cut links with iptables rules).
+ensure_netns_tools() {
+    if ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; then
+        echo "==> installing iproute2 and iptables"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null
+    fi
+}
+
 # npm packages of the end-to-end tests (playwright-core only; no browser download).
 ensure_e2e_packages() {
     ensure_node

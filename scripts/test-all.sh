@@ -32,6 +32,7 @@ step "tests (core, native)"
 cargo test --workspace --all-features -- --skip across_hosts::
 
 step "fault tests across network namespaces"
+ensure_netns_tools
 cargo test -p distribkv-native --test faults -- --test-threads=1 --nocapture
 
 step "seed sweep: ${DISTRIBKV_SEEDS:=10000} seeds with faults (release)"
