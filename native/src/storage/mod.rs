@@ -54,7 +54,8 @@
 //! - **seal**: ends a full segment and names the next one. A segment grows
 //!   until the next record would pass
 //!   [`segment_size`](StorageOptions::segment_size), then is sealed and
-//!   fsynced, and the next one is created atomically (header written to a
+//!   fsynced (always, even when the seal is the only record not yet
+//!   fsynced), and only then is the next one created atomically (header written to a
 //!   temporary file, fsync, rename, folder fsync).
 //!
 //! Snapshots are written atomically (temporary file, fsync, rename, folder
@@ -69,7 +70,9 @@
 //!
 //! # Recovery rules
 //!
-//! - A fresh or empty folder is initialised with an identity file. A folder
+//! - A fresh or empty folder is initialised with an identity file. Every
+//!   folder recovery creates (the data folder and any missing folder above
+//!   it) is made durable in its parent before anything is written in it. A folder
 //!   whose identity file (or any segment or snapshot header) names another
 //!   node or cluster is refused with [`StorageError::IdentityMismatch`],
 //!   naming the file and both identities; log files without an identity

@@ -414,6 +414,11 @@ impl RaftStorage {
         encode_record(RecordKind::Seal, &Seal { next_segment: next }, &mut seal)
             .expect("a seal always encodes");
         self.pending.extend_from_slice(&seal);
+        // The seal must be durable before the next segment exists: a segment
+        // that is not the last one and lacks its seal is refused as damaged.
+        // The roll may come right after a group commit, with nothing else
+        // unsynced, so the seal itself calls for the fsync.
+        self.unsynced = true;
         self.flush_and_sync(false)?;
         self.active = create_segment(&self.dir, self.identity, next, &self.options.faults)?;
         self.segments.push(next);

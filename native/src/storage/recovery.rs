@@ -56,7 +56,7 @@ pub(crate) fn recover(
     identity: Identity,
     faults: &FaultInjector,
 ) -> Result<Recovered, StorageError> {
-    fs::create_dir_all(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
+    create_folder(dir, faults)?;
     let listing = list(dir)?;
     check_identity(dir, identity, &listing, faults)?;
 
@@ -136,6 +136,25 @@ pub(crate) fn recover(
         segments,
         tail,
     })
+}
+
+/// Creates `dir` and every missing folder above it, and makes each new
+/// folder's entry durable by fsyncing its parent: a folder created but not
+/// recorded durably in its parent may vanish at a power cut, with everything
+/// written inside it.
+fn create_folder(dir: &Path, faults: &FaultInjector) -> Result<(), StorageError> {
+    let mut missing = Vec::new();
+    let mut folder = dir;
+    while !folder.as_os_str().is_empty() && !folder.exists() {
+        missing.push(folder);
+        folder = parent_of(folder);
+    }
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
+    // Top down: each parent exists, and is synced once its child is in it.
+    for created in missing.into_iter().rev() {
+        sync_dir(parent_of(created), faults)?;
+    }
+    Ok(())
 }
 
 fn list(dir: &Path) -> Result<Listing, StorageError> {
