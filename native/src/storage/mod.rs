@@ -109,6 +109,7 @@ mod error;
 mod fault;
 mod file;
 mod format;
+mod fs;
 mod identity;
 mod raft_storage;
 mod recovery;
@@ -118,6 +119,7 @@ mod worker;
 
 pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
+pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
 pub use worker::{StorageEvent, StorageWorker, WorkerStopped};

@@ -2,14 +2,12 @@
 //!
 //! The rules are documented on the [module](super#recovery-rules).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::{Entry, HardState, PersistedState};
 
 use super::error::{Corruption, StorageError};
-use super::fault::FaultInjector;
-use super::file::{DataFile, parent_of, remove, sync_dir, write_atomically};
+use super::file::{Disk, parent_of};
 use super::format::{
     Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
     SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, read_frame,
@@ -54,16 +52,16 @@ struct Listing {
 pub(crate) fn recover(
     dir: &Path,
     identity: Identity,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    create_folder(dir, faults)?;
-    let listing = list(dir)?;
-    check_identity(dir, identity, &listing, faults)?;
+    disk.create_folder(dir)?;
+    let listing = list(dir, disk)?;
+    check_identity(dir, identity, &listing, disk)?;
 
     let mut changed_folder = false;
     for temporary in &listing.temporaries {
         tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
-        remove(temporary)?;
+        disk.remove(temporary)?;
         changed_folder = true;
     }
 
@@ -85,7 +83,7 @@ pub(crate) fn recover(
             identity,
             &mut replay,
             &mut segments,
-            faults,
+            disk,
         )?;
         tail = Some(end);
     }
@@ -110,7 +108,7 @@ pub(crate) fn recover(
     }
 
     let snapshot = match replay.snapshot {
-        Some(point) => Some(read_snapshot(dir, identity, point)?),
+        Some(point) => Some(read_snapshot(dir, identity, point, disk)?),
         None => None,
     };
     for &point in &listing.snapshots {
@@ -119,12 +117,12 @@ pub(crate) fn recover(
             // belong to a write that never became durable.
             let path = snapshot_path(dir, point);
             tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
-            remove(&path)?;
+            disk.remove(&path)?;
             changed_folder = true;
         }
     }
     if changed_folder {
-        sync_dir(dir, faults)?;
+        disk.sync_dir(dir)?;
     }
 
     Ok(Recovered {
@@ -138,31 +136,9 @@ pub(crate) fn recover(
     })
 }
 
-/// Creates `dir` and every missing folder above it, and makes each new
-/// folder's entry durable by fsyncing its parent: a folder created but not
-/// recorded durably in its parent may vanish at a power cut, with everything
-/// written inside it.
-fn create_folder(dir: &Path, faults: &FaultInjector) -> Result<(), StorageError> {
-    let mut missing = Vec::new();
-    let mut folder = dir;
-    while !folder.as_os_str().is_empty() && !folder.exists() {
-        missing.push(folder);
-        folder = parent_of(folder);
-    }
-    fs::create_dir_all(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
-    // Top down: each parent exists, and is synced once its child is in it.
-    for created in missing.into_iter().rev() {
-        sync_dir(parent_of(created), faults)?;
-    }
-    Ok(())
-}
-
-fn list(dir: &Path) -> Result<Listing, StorageError> {
+fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
     let mut listing = Listing::default();
-    let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        let name = entry.file_name();
+    for name in disk.list(dir)? {
         let Some(name) = name.to_str() else {
             continue;
         };
@@ -170,13 +146,17 @@ fn list(dir: &Path) -> Result<Listing, StorageError> {
             FileName::Identity => listing.has_identity = true,
             FileName::Segment(number) => listing.segments.push(number),
             FileName::Snapshot(point) => listing.snapshots.push(point),
-            FileName::Temporary => listing.temporaries.push(entry.path()),
+            FileName::Temporary => listing.temporaries.push(dir.join(name)),
             FileName::Unknown => {
-                tracing::debug!(file = %entry.path().display(), "ignoring a file storage did not write");
+                tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
             }
         }
     }
     listing.segments.sort_unstable();
+    listing
+        .snapshots
+        .sort_unstable_by_key(|point| (point.index, point.term));
+    listing.temporaries.sort_unstable();
     Ok(listing)
 }
 
@@ -185,7 +165,7 @@ fn check_identity(
     dir: &Path,
     identity: Identity,
     listing: &Listing,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<(), StorageError> {
     let path = dir.join(IDENTITY_FILE);
     if !listing.has_identity {
@@ -203,11 +183,12 @@ fn check_identity(
         }
         .encode();
         let temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
-        write_atomically(&path, &temporary, &[&header], faults)?;
-        // The folder itself may be new: make its entry in the parent durable.
-        return sync_dir(parent_of(dir), faults);
+        disk.write_atomically(&path, &temporary, &[&header])?;
+        // The folder may have been created by an earlier start that stopped
+        // before it got here: make its entry in the parent durable.
+        return disk.sync_dir(parent_of(dir));
     }
-    let bytes = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let bytes = disk.read(&path)?;
     let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
         StorageError::CorruptIdentity {
             path: path.clone(),
@@ -232,10 +213,10 @@ fn replay_segment(
     identity: Identity,
     replay: &mut Replay,
     segments: &mut Segments,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<SegmentTail, StorageError> {
     let path = segment_path(dir, number);
-    let data = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let data = disk.read(&path)?;
     let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
         path: path.clone(),
         offset: offset as u64,
@@ -306,7 +287,7 @@ fn replay_segment(
                     %problem,
                     "cutting off the torn tail of the write-ahead log"
                 );
-                DataFile::open_append(&path, faults)?.truncate(offset as u64)?;
+                disk.open_append(&path)?.truncate(offset as u64)?;
                 break;
             }
         }

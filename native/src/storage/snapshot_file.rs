@@ -7,14 +7,12 @@
 //!  52  payload  [u8; length], postcard of the Snapshot (meta and data)
 //! ```
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::Snapshot;
 
 use super::error::{Corruption, StorageError};
-use super::fault::FaultInjector;
-use super::file::write_atomically;
+use super::file::Disk;
 use super::format::{
     FILE_HEADER_LEN, FileHeader, SNAPSHOT_MAGIC, SnapshotPoint, TEMPORARY_SUFFIX, read_u32,
     read_u64, snapshot_path,
@@ -36,7 +34,7 @@ pub(crate) fn write_snapshot(
     identity: Identity,
     point: SnapshotPoint,
     payload: &[u8],
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<PathBuf, StorageError> {
     let path = snapshot_path(dir, point);
     let header = FileHeader {
@@ -49,7 +47,7 @@ pub(crate) fn write_snapshot(
     prefix[0..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     prefix[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     let temporary = dir.join(format!("snap{TEMPORARY_SUFFIX}"));
-    write_atomically(&path, &temporary, &[&header, &prefix, payload], faults)?;
+    disk.write_atomically(&path, &temporary, &[&header, &prefix, payload])?;
     Ok(path)
 }
 
@@ -58,14 +56,15 @@ pub(crate) fn read_snapshot(
     dir: &Path,
     identity: Identity,
     point: SnapshotPoint,
+    disk: &Disk,
 ) -> Result<Snapshot, StorageError> {
     let path = snapshot_path(dir, point);
-    let bytes = match fs::read(&path) {
+    let bytes = match disk.read(&path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(StorageError::MissingSnapshot { path });
         }
-        Err(e) => return Err(StorageError::io("read", path, e)),
+        Err(e) => return Err(e),
     };
     let corrupt = |problem| StorageError::CorruptSnapshot {
         path: path.clone(),
