@@ -1,7 +1,7 @@
 //! The file-system seam: every file and folder operation of the storage (log
 //! segments, snapshots, the identity file, the data folder itself) goes
 //! through a [`FileSystem`], so that tests can put a model of a disk that
-//! loses power underneath (a fault-injecting file system).
+//! loses power underneath ([`FaultFileSystem`](super::FaultFileSystem)).
 //!
 //! The seam is narrow on purpose: it has exactly the calls the storage
 //! makes, with the durability rules of POSIX spelled out on each, and

@@ -107,6 +107,7 @@
 
 mod error;
 mod fault;
+mod fault_fs;
 mod file;
 mod format;
 mod fs;
@@ -119,6 +120,7 @@ mod worker;
 
 pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
+pub use fault_fs::{FaultFileSystem, Fork, Operation, PowerCut};
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
