@@ -361,9 +361,12 @@ impl RaftStorage {
                 .take(deletable)
                 .map(|s| s.number)
                 .collect();
-            // Oldest first, so that a crash leaves a contiguous suffix.
+            // Oldest first, each removal durable before the next, so that a
+            // power cut leaves a contiguous suffix: removals in one folder may
+            // reach the disk in any order until the folder is fsynced.
             for number in numbers {
                 self.disk.remove(&segment_path(&self.dir, number))?;
+                self.disk.sync_dir(&self.dir)?;
                 self.segments.remove_prefix(1);
                 compaction.segments_removed += 1;
             }
@@ -376,7 +379,7 @@ impl RaftStorage {
                 compaction.snapshots_removed += 1;
             }
         }
-        if compaction != Compaction::default() {
+        if compaction.snapshots_removed > 0 {
             self.disk.sync_dir(&self.dir)?;
         }
         Ok(compaction)

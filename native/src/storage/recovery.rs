@@ -55,8 +55,13 @@ pub(crate) fn recover(
     disk: &Disk,
 ) -> Result<Recovered, StorageError> {
     disk.create_folder(dir)?;
-    let listing = list(dir, disk)?;
-    check_identity(dir, identity, &listing, disk)?;
+    let mut listing = list(dir, disk)?;
+    if check_identity(dir, identity, &listing, disk)? == Identified::Initialised {
+        // The new identity file was written through its temporary name,
+        // perhaps over one left by an earlier start; it is gone now.
+        let temporary = identity_temporary(dir);
+        listing.temporaries.retain(|path| *path != temporary);
+    }
 
     let mut changed_folder = false;
     for temporary in &listing.temporaries {
@@ -160,13 +165,26 @@ fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
     Ok(listing)
 }
 
+/// What [`check_identity`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Identified {
+    /// The folder was fresh: its identity file is written now.
+    Initialised,
+    /// The identity file names the expected node and cluster.
+    Checked,
+}
+
+fn identity_temporary(dir: &Path) -> PathBuf {
+    dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"))
+}
+
 /// Checks the identity file, or writes it into a fresh folder.
 fn check_identity(
     dir: &Path,
     identity: Identity,
     listing: &Listing,
     disk: &Disk,
-) -> Result<(), StorageError> {
+) -> Result<Identified, StorageError> {
     let path = dir.join(IDENTITY_FILE);
     if !listing.has_identity {
         if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
@@ -182,11 +200,11 @@ fn check_identity(
             number: 0,
         }
         .encode();
-        let temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
-        disk.write_atomically(&path, &temporary, &[&header])?;
+        disk.write_atomically(&path, &identity_temporary(dir), &[&header])?;
         // The folder may have been created by an earlier start that stopped
         // before it got here: make its entry in the parent durable.
-        return disk.sync_dir(parent_of(dir));
+        disk.sync_dir(parent_of(dir))?;
+        return Ok(Identified::Initialised);
     }
     let bytes = disk.read(&path)?;
     let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
@@ -202,7 +220,7 @@ fn check_identity(
             found: header.identity,
         });
     }
-    Ok(())
+    Ok(Identified::Checked)
 }
 
 /// Replays one segment into `replay`; cuts a torn tail off the last one.
