@@ -24,7 +24,7 @@ def tests(*names):
 
 
 POWER_CUT = tests("storage_power_cut")
-RECOVERY = tests("storage_recovery")
+CORRUPTION = tests("storage_recovery", "storage_bit_rot")
 
 # (name, file, text to replace, replacement, test command that must fail)
 MUTATIONS = [
@@ -48,7 +48,7 @@ MUTATIONS = [
      "native/src/storage/format.rs",
      "    if crc32c::crc32c(&data[offset + 4..end]) != read_u32(data, offset) {",
      "    if false && crc32c::crc32c(&data[offset + 4..end]) != read_u32(data, offset) {",
-     RECOVERY),
+     CORRUPTION),
     ("seal-not-fsynced-when-it-is-the-only-unsynced-record (issue 15)",
      "native/src/storage/raft_storage.rs",
      "        self.unsynced = true;\n        self.flush_and_sync(false)?;",
@@ -70,11 +70,16 @@ MUTATIONS = [
      "            self.push_scratch()?;\n            self.flush_and_sync(false)?;\n",
      "            self.push_scratch()?;\n            self.flush()?;\n",
      POWER_CUT),
+    ("damaged-last-record-always-taken-for-a-torn-write",
+     "native/src/storage/recovery.rs",
+     "                    || !looks_torn(&data, offset, &problem)\n",
+     "",
+     CORRUPTION),
     ("snapshot-content-unchecked",
      "native/src/storage/snapshot_file.rs",
      "    if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {",
      "    if false && crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {",
-     RECOVERY),
+     CORRUPTION),
 ]
 
 

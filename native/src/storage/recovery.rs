@@ -10,8 +10,8 @@ use super::error::{Corruption, StorageError};
 use super::file::{Disk, parent_of};
 use super::format::{
     Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
-    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, read_frame,
-    segment_path, snapshot_path, valid_record_after,
+    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, looks_torn, parse_file_name,
+    read_frame, segment_path, snapshot_path, valid_record_after,
 };
 use super::identity::Identity;
 use super::shape::Segments;
@@ -290,10 +290,12 @@ fn replay_segment(
                 offset = next;
             }
             Frame::Damaged(problem) => {
-                // A record whose checksum holds but whose kind is unknown was
-                // written whole, by another version: never a torn write.
+                // Only the end of the last segment can be torn, and only in
+                // the way an interrupted append tears it (cut short, or some
+                // sectors zero); a record whose checksum holds but whose kind
+                // is unknown was written whole, by another version.
                 if !is_last
-                    || matches!(problem, Corruption::UnknownRecordKind(_))
+                    || !looks_torn(&data, offset, &problem)
                     || valid_record_after(&data, offset).is_some()
                 {
                     return Err(corrupt(offset, problem));

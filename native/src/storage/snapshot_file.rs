@@ -66,11 +66,15 @@ pub(crate) fn read_snapshot(
         }
         Err(e) => return Err(e),
     };
-    let corrupt = |problem| StorageError::CorruptSnapshot {
+    // The offset is where the damaged part starts: the header, the length
+    // field, or the content its checksum covers.
+    let corrupt = |offset: usize, problem| StorageError::CorruptSnapshot {
         path: path.clone(),
+        offset: offset as u64,
         problem,
     };
-    let header = FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(corrupt)?;
+    let header =
+        FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(|problem| corrupt(0, problem))?;
     if header.identity != identity {
         return Err(StorageError::IdentityMismatch {
             path,
@@ -79,39 +83,49 @@ pub(crate) fn read_snapshot(
         });
     }
     if bytes.len() < PREFIX_LEN {
-        return Err(corrupt(Corruption::TruncatedHeader {
-            length: bytes.len() as u64,
-            expected: PREFIX_LEN as u64,
-        }));
+        return Err(corrupt(
+            FILE_HEADER_LEN,
+            Corruption::TruncatedHeader {
+                length: bytes.len() as u64,
+                expected: PREFIX_LEN as u64,
+            },
+        ));
     }
     let length = read_u64(&bytes, FILE_HEADER_LEN);
     let payload = &bytes[PREFIX_LEN..];
     if payload.len() as u64 != length {
-        return Err(corrupt(Corruption::WrongSnapshotLength {
-            expected: length,
-            found: payload.len() as u64,
-        }));
+        return Err(corrupt(
+            FILE_HEADER_LEN,
+            Corruption::WrongSnapshotLength {
+                expected: length,
+                found: payload.len() as u64,
+            },
+        ));
     }
     if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {
-        return Err(corrupt(Corruption::SnapshotChecksum));
+        return Err(corrupt(PREFIX_LEN, Corruption::SnapshotChecksum));
     }
     let snapshot: Snapshot = match postcard::take_from_bytes(payload) {
         Ok((snapshot, [])) => snapshot,
         Ok(_) => {
-            return Err(corrupt(Corruption::Undecodable(
-                postcard::Error::DeserializeBadEncoding,
-            )));
+            return Err(corrupt(
+                PREFIX_LEN,
+                Corruption::Undecodable(postcard::Error::DeserializeBadEncoding),
+            ));
         }
-        Err(e) => return Err(corrupt(Corruption::Undecodable(e))),
+        Err(e) => return Err(corrupt(PREFIX_LEN, Corruption::Undecodable(e))),
     };
     if snapshot.meta.index != point.index
         || snapshot.meta.term != point.term
         || header.number != point.index
     {
-        return Err(corrupt(Corruption::WrongSnapshot {
-            index: snapshot.meta.index,
-            term: snapshot.meta.term,
-        }));
+        return Err(corrupt(
+            PREFIX_LEN,
+            Corruption::WrongSnapshot {
+                index: snapshot.meta.index,
+                term: snapshot.meta.term,
+            },
+        ));
     }
     Ok(snapshot)
 }
