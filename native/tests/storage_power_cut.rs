@@ -577,6 +577,63 @@ mod storage {
         assert_eq!(recovered, oracle(&writes));
     }
 
+    /// On a fault file system backed by a real folder, the folder holds only
+    /// what was fsynced: a process that stops without any cut (as after
+    /// `kill -9`) leaves what a power cut keeps, and the next process, on
+    /// the real file system, recovers exactly the acknowledged writes.
+    #[test]
+    fn a_backed_fault_file_system_leaves_the_next_process_what_a_power_cut_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("node-2").join("data");
+        let writes = {
+            let mut model = Model::default();
+            steps_for(99, 300)
+                .iter()
+                .filter_map(|step| model.write_for(step))
+                .take(64)
+                .collect::<Vec<_>>()
+        };
+        let machine = FaultFileSystem::backed_by(dir.path()).unwrap();
+        let options = StorageOptions {
+            segment_size: 600,
+            // Every record reaches the file system at once.
+            write_buffer_size: 0,
+            file_system: std::sync::Arc::new(machine.clone()),
+            ..StorageOptions::default()
+        };
+        let (mut storage, _) = RaftStorage::open(&data, IDENTITY, options).unwrap();
+        let mut acked = 0;
+        for (position, write) in writes.iter().enumerate() {
+            storage.append(write).unwrap();
+            if position % 7 == 3 {
+                storage.sync().unwrap();
+                storage.maybe_compact().unwrap();
+                acked = position + 1;
+            }
+        }
+        assert!(acked < writes.len() && machine.unsynced_bytes() > 0);
+        // What the model says a power cut keeps now.
+        let cut = machine.fork().power_cut(PowerCut::DropUnsynced, 1).unwrap();
+        let cut_options = StorageOptions {
+            file_system: std::sync::Arc::new(cut),
+            ..StorageOptions::default()
+        };
+        let (_, expected) = RaftStorage::open(&data, IDENTITY, cut_options).unwrap();
+        // The process dies: its memory (the page cache of the model) is gone.
+        drop(storage);
+        drop(machine);
+        let (_, recovered) = RaftStorage::open(&data, IDENTITY, StorageOptions::default()).unwrap();
+        assert_eq!(recovered, expected);
+        // Segment rolls fsync records appended after the last sync too.
+        let kept = (acked..=writes.len())
+            .find(|&n| oracle(&writes[..n]) == recovered)
+            .expect("a prefix of the writes");
+        println!(
+            "{acked} writes acknowledged, {kept} kept, {} appended",
+            writes.len()
+        );
+    }
+
     /// The worker reports a write durable only once an fsync covering it has
     /// returned: every fsync is held, and while it is, the power is cut with
     /// every mode; everything reported durable before must survive.
