@@ -107,6 +107,7 @@ mod storage {
                         Ok(_) => panic!("{what}: recovery accepted the folder"),
                         Err(error) => expect_refused_at(error, file, 0, &what),
                     });
+                    flips += 1;
                 }
             }
             let bytes = fs::read(file).unwrap();
@@ -138,6 +139,7 @@ mod storage {
             }
         }
         assert!(flips > 2000, "{flips}");
+        println!("{flips} flips in {} segments, all refused", files.len());
     }
 
     #[test]
@@ -169,6 +171,11 @@ mod storage {
             );
         }
         assert!(cut_off.len() < 32, "{cut_off:?}");
+        println!(
+            "{} flips in the last record: {} taken for a torn write (length field), the others refused",
+            record.len() * 8,
+            cut_off.len()
+        );
     }
 
     fn folder_with_snapshot() -> (tempfile::TempDir, PathBuf) {
@@ -229,5 +236,6 @@ mod storage {
                 });
             }
         }
+        println!("{} flips in a snapshot file, all refused", length * 8);
     }
 }
