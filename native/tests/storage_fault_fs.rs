@@ -10,7 +10,7 @@ mod storage {
     use std::path::{Path, PathBuf};
 
     use distribkv_native::storage::{
-        FaultFileSystem, FileSystem, Operation, PowerCut, WritableFile,
+        FaultFileSystem, FileSystem, FileSystemOperation, PowerCut, WritableFile,
     };
 
     fn root() -> PathBuf {
@@ -232,7 +232,7 @@ mod storage {
     #[test]
     fn forks_are_independent_copies_taken_before_chosen_operations() {
         let fs = with_folder();
-        fs.fork_before(|_, operation| matches!(operation, Operation::SyncFile(_)));
+        fs.fork_before(|_, operation| matches!(operation, FileSystemOperation::SyncFile(_)));
         let start = fs.operations();
         let path = at("data/log");
         let mut file = fs.create(&path).unwrap();
@@ -244,7 +244,7 @@ mod storage {
         let forks = fs.take_forks();
         assert_eq!(forks.len(), 2);
         assert_eq!(forks[0].operation, start + 2);
-        assert_eq!(forks[0].next, Operation::SyncFile(path.clone()));
+        assert_eq!(forks[0].next, FileSystemOperation::SyncFile(path.clone()));
         assert_eq!(forks[1].operation, start + 4);
         assert_eq!(forks[0].file_system.read(&path).unwrap(), b"one");
         assert_eq!(forks[1].file_system.read(&path).unwrap(), b"onetwo");

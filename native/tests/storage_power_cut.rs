@@ -20,8 +20,8 @@ mod storage {
     use distribkv_core::raft::{PersistedState, Write};
     use distribkv_core::rng::Rng;
     use distribkv_native::storage::{
-        FaultFileSystem, FaultInjector, FileSystem, Fork, Operation, PowerCut, RaftStorage,
-        StorageEvent, StorageOptions, StorageWorker,
+        FaultFileSystem, FaultInjector, FileSystem, FileSystemOperation, Fork, PowerCut,
+        RaftStorage, StorageEvent, StorageOptions, StorageWorker,
     };
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -70,7 +70,7 @@ mod storage {
     /// Where a cut happened, for failure messages.
     struct CutPoint<'a> {
         operation: u64,
-        next: Option<&'a Operation>,
+        next: Option<&'a FileSystemOperation>,
         mode: PowerCut,
         seed: u64,
     }
@@ -485,36 +485,36 @@ mod storage {
         let end = fs.operations();
         forks.push(Fork {
             operation: end,
-            next: Operation::SyncFolder(data_dir()),
+            next: FileSystemOperation::SyncFolder(data_dir()),
             file_system: fs.fork(),
         });
 
         let temporary = data_dir().join("wal-00000000000000000002.log.tmp");
-        let roll: Vec<Operation> = forks.iter().take(9).map(|f| f.next.clone()).collect();
+        let roll: Vec<FileSystemOperation> = forks.iter().take(9).map(|f| f.next.clone()).collect();
         assert_eq!(
             roll,
             [
-                Operation::Write {
+                FileSystemOperation::Write {
                     path: segment(1),
                     bytes: 10
                 },
-                Operation::SyncFile(segment(1)),
-                Operation::CreateFile(temporary.clone()),
-                Operation::Write {
+                FileSystemOperation::SyncFile(segment(1)),
+                FileSystemOperation::CreateFile(temporary.clone()),
+                FileSystemOperation::Write {
                     path: temporary.clone(),
                     bytes: 40
                 },
-                Operation::SyncFile(temporary.clone()),
-                Operation::Rename {
+                FileSystemOperation::SyncFile(temporary.clone()),
+                FileSystemOperation::Rename {
                     from: temporary,
                     to: segment(2)
                 },
-                Operation::SyncFolder(data_dir()),
-                Operation::Write {
+                FileSystemOperation::SyncFolder(data_dir()),
+                FileSystemOperation::Write {
                     path: segment(2),
                     bytes: frame as usize
                 },
-                Operation::SyncFile(segment(2)),
+                FileSystemOperation::SyncFile(segment(2)),
             ],
             "the seal is written and fsynced before the next segment is created"
         );

@@ -38,7 +38,7 @@ impl PowerCut {
 
 /// One operation on the file system, as counted for cut points.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Operation {
+pub enum FileSystemOperation {
     /// [`FileSystem::create_dir`].
     CreateFolder(PathBuf),
     /// [`FileSystem::create`].
@@ -72,23 +72,25 @@ pub enum Operation {
     SyncFolder(PathBuf),
 }
 
-impl fmt::Display for Operation {
+impl fmt::Display for FileSystemOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Operation::CreateFolder(path) => write!(f, "create folder {}", path.display()),
-            Operation::CreateFile(path) => write!(f, "create {}", path.display()),
-            Operation::Write { path, bytes } => {
+            FileSystemOperation::CreateFolder(path) => {
+                write!(f, "create folder {}", path.display())
+            }
+            FileSystemOperation::CreateFile(path) => write!(f, "create {}", path.display()),
+            FileSystemOperation::Write { path, bytes } => {
                 write!(f, "write {bytes} bytes to {}", path.display())
             }
-            Operation::SetLength { path, length } => {
+            FileSystemOperation::SetLength { path, length } => {
                 write!(f, "set the length of {} to {length}", path.display())
             }
-            Operation::SyncFile(path) => write!(f, "fsync {}", path.display()),
-            Operation::Rename { from, to } => {
+            FileSystemOperation::SyncFile(path) => write!(f, "fsync {}", path.display()),
+            FileSystemOperation::Rename { from, to } => {
                 write!(f, "rename {} to {}", from.display(), to.display())
             }
-            Operation::RemoveFile(path) => write!(f, "remove {}", path.display()),
-            Operation::SyncFolder(path) => write!(f, "fsync folder {}", path.display()),
+            FileSystemOperation::RemoveFile(path) => write!(f, "remove {}", path.display()),
+            FileSystemOperation::SyncFolder(path) => write!(f, "fsync folder {}", path.display()),
         }
     }
 }
@@ -100,13 +102,13 @@ pub struct Fork {
     /// had run).
     pub operation: u64,
     /// The operation that came next.
-    pub next: Operation,
+    pub next: FileSystemOperation,
     /// The copy: in memory, independent of the original, its power still on.
     pub file_system: FaultFileSystem,
 }
 
 /// Chooses the operations to fork before.
-type ForkRule = Arc<dyn Fn(u64, &Operation) -> bool + Send + Sync>;
+type ForkRule = Arc<dyn Fn(u64, &FileSystemOperation) -> bool + Send + Sync>;
 
 /// A model of a disk that loses power, for tests, with the semantics of
 /// LazyFS and of RocksDB's `FaultInjectionTestFS`.
@@ -238,7 +240,10 @@ impl FaultFileSystem {
 
     /// From now on, keeps a [`Fork`] before every operation for which
     /// `rule(number, operation)` holds, until [`take_forks`](Self::take_forks).
-    pub fn fork_before(&self, rule: impl Fn(u64, &Operation) -> bool + Send + Sync + 'static) {
+    pub fn fork_before(
+        &self,
+        rule: impl Fn(u64, &FileSystemOperation) -> bool + Send + Sync + 'static,
+    ) {
         self.lock().fork_rule = Some(Arc::new(rule));
     }
 
@@ -274,7 +279,7 @@ impl FaultFileSystem {
     /// before it if asked to, then runs `body` on the machine.
     fn operate<T>(
         &self,
-        operation: impl FnOnce() -> Operation,
+        operation: impl FnOnce() -> FileSystemOperation,
         body: impl FnOnce(&mut Machine) -> io::Result<T>,
     ) -> io::Result<T> {
         let mut shared = self.lock();
@@ -306,7 +311,7 @@ impl FaultFileSystem {
 impl FileSystem for FaultFileSystem {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         self.operate(
-            || Operation::CreateFolder(path.to_owned()),
+            || FileSystemOperation::CreateFolder(path.to_owned()),
             |machine| machine.create_dir(path),
         )
     }
@@ -321,7 +326,7 @@ impl FileSystem for FaultFileSystem {
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let inode = self.operate(
-            || Operation::CreateFile(path.to_owned()),
+            || FileSystemOperation::CreateFile(path.to_owned()),
             |machine| machine.create(path),
         )?;
         Ok(Box::new(self.file(inode, path)))
@@ -334,7 +339,7 @@ impl FileSystem for FaultFileSystem {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.operate(
-            || Operation::Rename {
+            || FileSystemOperation::Rename {
                 from: from.to_owned(),
                 to: to.to_owned(),
             },
@@ -344,14 +349,14 @@ impl FileSystem for FaultFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.operate(
-            || Operation::RemoveFile(path.to_owned()),
+            || FileSystemOperation::RemoveFile(path.to_owned()),
             |machine| machine.remove_file(path),
         )
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.operate(
-            || Operation::SyncFolder(path.to_owned()),
+            || FileSystemOperation::SyncFolder(path.to_owned()),
             |machine| machine.sync_dir(path),
         )
     }
@@ -371,7 +376,7 @@ impl FaultFileSystem {
 struct FaultFile {
     file_system: FaultFileSystem,
     inode: u64,
-    /// The name it was opened with, for [`Operation`]s.
+    /// The name it was opened with, for [`FileSystemOperation`]s.
     path: PathBuf,
 }
 
@@ -387,7 +392,7 @@ impl fmt::Debug for FaultFile {
 impl WritableFile for FaultFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file_system.operate(
-            || Operation::Write {
+            || FileSystemOperation::Write {
                 path: self.path.clone(),
                 bytes: bytes.len(),
             },
@@ -397,7 +402,7 @@ impl WritableFile for FaultFile {
 
     fn set_len(&mut self, length: u64) -> io::Result<()> {
         self.file_system.operate(
-            || Operation::SetLength {
+            || FileSystemOperation::SetLength {
                 path: self.path.clone(),
                 length,
             },
@@ -407,7 +412,7 @@ impl WritableFile for FaultFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.file_system.operate(
-            || Operation::SyncFile(self.path.clone()),
+            || FileSystemOperation::SyncFile(self.path.clone()),
             |machine| machine.sync_file(self.inode),
         )
     }

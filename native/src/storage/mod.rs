@@ -151,7 +151,7 @@ mod worker;
 
 pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
-pub use fault_fs::{FaultFileSystem, Fork, Operation, PowerCut};
+pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};

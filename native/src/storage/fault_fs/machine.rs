@@ -677,7 +677,7 @@ impl Machine {
 fn torn(unsynced: &[FileChange], rng: &mut Rng) -> Vec<FileChange> {
     let Some(last) = unsynced
         .iter()
-        .rposition(|c| matches!(c, FileChange::Write { .. }))
+        .rposition(|c| matches!(c, FileChange::Write { bytes, .. } if !bytes.is_empty()))
     else {
         return Vec::new();
     };
