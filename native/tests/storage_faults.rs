@@ -104,6 +104,72 @@ mod storage {
         assert!(prefixes.contains(&recovered), "{recovered:?}");
     }
 
+    /// Issue 15: when a roll comes right after a group commit, the seal is
+    /// the only unsynced record; it must still be fsynced, and before the
+    /// next segment is created, or a power cut can keep the new segment and
+    /// drop the old one's seal, which recovery refuses.
+    #[test]
+    fn a_roll_right_after_a_group_commit_fsyncs_the_seal_before_the_next_segment_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::new();
+        let options = StorageOptions {
+            segment_size: 400,
+            ..options_with(&faults)
+        };
+        let (mut storage, _) = open(dir.path(), &options);
+        let writes = simple_writes(20, 30);
+        let first_segment = dir.path().join("wal-00000000000000000001.log");
+        let length = || first_segment.metadata().unwrap().len();
+        let mut lengths = vec![length()];
+        let mut next = 0;
+        // Group commits of one write each, until the next one cannot fit.
+        loop {
+            let frame = match lengths.as_slice() {
+                [.., before, after] if next > 1 => after - before,
+                _ => 0,
+            };
+            if frame > 0 && length() + frame > options.segment_size {
+                break;
+            }
+            storage.append(&writes[next]).unwrap();
+            assert_eq!(storage.sync().unwrap(), Some(writes[next].seq));
+            next += 1;
+            lengths.push(length());
+        }
+        let sealed_length = length() + 10; // a seal is a 9-byte frame header and 1 byte
+
+        faults.hold_syncs();
+        let write = writes[next].clone();
+        let roller = std::thread::spawn(move || {
+            storage.append(&write).unwrap();
+            storage.sync().map(|_| storage)
+        });
+        while faults.syncs_waiting() == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|name| name.starts_with("wal-00000000000000000002")),
+            "the first fsync of the roll must be the seal's, before the next segment exists: {names:?}"
+        );
+        assert_eq!(
+            length(),
+            sealed_length,
+            "the seal is written, being fsynced"
+        );
+        faults.release_syncs();
+        let storage = roller.join().unwrap().unwrap();
+        assert_eq!(storage.durable_seq(), Some(writes[next].seq));
+        drop(storage);
+        let (_, recovered) = open(dir.path(), &StorageOptions::default());
+        assert_eq!(recovered, oracle(&writes[..=next]));
+    }
+
     #[test]
     fn a_failed_snapshot_write_halts_the_storage() {
         let dir = tempfile::tempdir().unwrap();

@@ -115,19 +115,48 @@ mod storage {
     }
 
     #[test]
-    fn a_garbled_last_record_is_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let writes = simple_writes(4, 100);
-        let boundaries = write_and_measure(dir.path(), &writes, &StorageOptions::default());
-        let segment = &segments(dir.path())[0];
-        let mut bytes = fs::read(segment).unwrap();
-        // A crash can leave the record's length in place but not all its pages.
-        for byte in &mut bytes[boundaries[3] as usize + 40..] {
-            *byte = 0;
-        }
-        fs::write(segment, bytes).unwrap();
+    fn a_last_record_with_zeroed_sectors_is_a_torn_tail_but_a_garbled_one_is_refused() {
+        let source = tempfile::tempdir().unwrap();
+        let writes = simple_writes(8, 100);
+        let boundaries = write_and_measure(source.path(), &writes, &StorageOptions::default());
+        // The record that crosses the first sector boundary, made the last one.
+        let crossing = (0..writes.len())
+            .find(|&i| boundaries[i] < 512 && boundaries[i + 1] > 512)
+            .unwrap();
+        let segment_name = segments(source.path())[0].file_name().unwrap().to_owned();
+        let prepare = |fill: u8, from: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(source.path(), dir.path());
+            let segment = dir.path().join(&segment_name);
+            let mut bytes = fs::read(&segment).unwrap();
+            bytes.truncate(boundaries[crossing + 1] as usize);
+            bytes[from as usize..].fill(fill);
+            fs::write(&segment, bytes).unwrap();
+            (dir, segment)
+        };
+
+        // A power cut let the file's length reach the disk, but not the
+        // data of the record's second sector: torn, cut off.
+        let (dir, segment) = prepare(0, 512);
         let (_, recovered) = open(dir.path(), &StorageOptions::default());
-        assert_eq!(recovered, oracle(&writes[..3]));
+        assert_eq!(recovered, oracle(&writes[..crossing]));
+        assert_eq!(segment.metadata().unwrap().len(), boundaries[crossing]);
+
+        // Every byte there but wrong, no sector zero: damaged after it was
+        // written, refused with the file and the record's offset.
+        let (dir, segment) = prepare(0xA5, boundaries[crossing] + 30);
+        match open_error(dir.path()) {
+            StorageError::CorruptSegment {
+                path,
+                offset,
+                problem,
+            } => {
+                assert_eq!(path, segment);
+                assert_eq!(offset, boundaries[crossing]);
+                assert!(matches!(problem, Corruption::RecordChecksum), "{problem}");
+            }
+            other => panic!("unexpected error {other}"),
+        }
     }
 
     #[test]

@@ -38,10 +38,14 @@ pub enum StorageError {
     },
 
     /// A snapshot file is damaged.
-    #[error("corrupt snapshot {}: {problem}", path.display())]
+    #[error("corrupt snapshot {} at byte {offset}: {problem}", path.display())]
     CorruptSnapshot {
         /// The snapshot file.
         path: PathBuf,
+        /// Byte offset in the file where the damaged part starts: 0 for the
+        /// header, 40 for the length field, 52 for the content (whose
+        /// checksum covers the rest of the file).
+        offset: u64,
         /// What is wrong with it.
         problem: Corruption,
     },
@@ -196,7 +200,7 @@ pub enum Corruption {
     #[error("record checksum mismatch")]
     RecordChecksum,
     /// A snapshot's checksum does not match its content.
-    #[error("snapshot content checksum mismatch")]
+    #[error("snapshot content checksum mismatch (it covers the rest of the file)")]
     SnapshotChecksum,
     /// A record with a valid checksum has a kind this build does not know.
     #[error("unknown record kind {0}")]

@@ -1,5 +1,5 @@
 //! Fault injection for tests: failing fsyncs, a disk that fills up, and fsyncs
-//! held back on demand.
+//! held back on demand (all of them, or released one at a time).
 //!
 //! Every file write and fsync of the storage goes through
 //! [`DataFile`](super::file::DataFile), which asks the storage's
@@ -9,6 +9,7 @@
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// A switchboard of disk faults shared between a test and the storage it drives.
 ///
@@ -22,8 +23,8 @@ pub struct FaultInjector {
 #[derive(Debug, Default)]
 struct Shared {
     plan: Mutex<FaultPlan>,
-    /// Signalled when syncs are released.
-    released: Condvar,
+    /// Signalled when syncs are released or start waiting.
+    changed: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +37,8 @@ struct FaultPlan {
     hold_syncs: bool,
     /// How many fsyncs are waiting because of `hold_syncs`.
     syncs_waiting: usize,
+    /// Held fsyncs released one by one and not yet resumed.
+    permits: usize,
 }
 
 impl FaultInjector {
@@ -62,13 +65,46 @@ impl FaultInjector {
 
     /// Lets held fsyncs (and later ones) proceed.
     pub fn release_syncs(&self) {
-        self.plan().hold_syncs = false;
-        self.shared.released.notify_all();
+        {
+            let mut plan = self.plan();
+            plan.hold_syncs = false;
+            plan.permits = 0;
+        }
+        self.shared.changed.notify_all();
+    }
+
+    /// While syncs are held, lets one fsync proceed: one that waits, or else
+    /// the next one to come.
+    pub fn release_one_sync(&self) {
+        self.plan().permits += 1;
+        self.shared.changed.notify_all();
     }
 
     /// How many fsyncs are currently waiting because syncs are held.
     pub fn syncs_waiting(&self) -> usize {
         self.plan().syncs_waiting
+    }
+
+    /// Waits up to `timeout` until an fsync is held (waiting, and not
+    /// released by [`release_one_sync`](Self::release_one_sync)); returns
+    /// whether one is. The thread that called it does nothing meanwhile, so
+    /// the test sees the files exactly as they are before that fsync.
+    pub fn wait_for_held_sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut plan = self.plan();
+        while plan.syncs_waiting <= plan.permits {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            plan = self
+                .shared
+                .changed
+                .wait_timeout(plan, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Disarms every fault and releases held fsyncs.
@@ -78,8 +114,9 @@ impl FaultInjector {
             plan.fail_syncs = false;
             plan.write_budget = None;
             plan.hold_syncs = false;
+            plan.permits = 0;
         }
-        self.shared.released.notify_all();
+        self.shared.changed.notify_all();
     }
 
     fn plan(&self) -> MutexGuard<'_, FaultPlan> {
@@ -110,12 +147,16 @@ impl FaultInjector {
         let mut plan = self.plan();
         if plan.hold_syncs {
             plan.syncs_waiting += 1;
-            while plan.hold_syncs {
+            self.shared.changed.notify_all();
+            while plan.hold_syncs && plan.permits == 0 {
                 plan = self
                     .shared
-                    .released
+                    .changed
                     .wait(plan)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if plan.hold_syncs {
+                plan.permits -= 1;
             }
             plan.syncs_waiting -= 1;
         }

@@ -376,6 +376,37 @@ pub(crate) fn decode_record(kind: RecordKind, payload: &[u8]) -> Result<Record, 
     })
 }
 
+/// Size of a disk sector: written whole or not at all.
+pub(crate) const SECTOR_SIZE: usize = 512;
+
+/// Whether the damaged frame at `offset` is what an interrupted append
+/// leaves: the record runs past the end of the file, or one of its sectors
+/// (its bytes between two 512-byte boundaries of the file) reads as zeros,
+/// as when a power cut let the file's length reach the disk but not all of
+/// its data. A record whose bytes are all there, none of its sectors zero,
+/// and whose checksum fails was damaged after it was written.
+pub(crate) fn looks_torn(data: &[u8], offset: usize, problem: &Corruption) -> bool {
+    match problem {
+        Corruption::TruncatedRecord { .. } => true,
+        Corruption::RecordChecksum | Corruption::RecordTooLarge { .. } => {
+            let length = read_u32(data, offset + 4) as usize;
+            let end = (offset + RECORD_HEADER_LEN)
+                .saturating_add(length)
+                .min(data.len());
+            let mut start = offset;
+            while start < end {
+                let sector_end = ((start / SECTOR_SIZE + 1) * SECTOR_SIZE).min(end);
+                if data[start..sector_end].iter().all(|&byte| byte == 0) {
+                    return true;
+                }
+                start = sector_end;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Whether a valid record frame starts anywhere after `offset` in `data`.
 /// Used to tell a torn tail (nothing valid after the damage) from corruption
 /// in the middle (valid records after the damage). Probes every byte offset,
@@ -494,6 +525,61 @@ mod tests {
                 "flip in byte {byte} went unnoticed"
             );
         }
+    }
+
+    #[test]
+    fn only_a_cut_short_or_partly_zero_record_looks_torn() {
+        let mut data = vec![0xEE; 500];
+        let offset = data.len();
+        let mut frame = Vec::new();
+        let entries = [Entry {
+            index: 1,
+            term: 1,
+            payload: distribkv_core::raft::Payload::Command(vec![0x5A; 100].into()),
+        }];
+        let record = WriteRecordRef {
+            snapshot: None,
+            hard_state: None,
+            entries: &entries,
+        };
+        encode_record(RecordKind::Write, &record, &mut frame).unwrap();
+        data.extend_from_slice(&frame);
+        let damage = |data: &[u8]| match read_frame(data, offset) {
+            Frame::Damaged(problem) => problem,
+            other => panic!("expected damage, found {other:?}"),
+        };
+
+        // Cut short anywhere: torn.
+        for end in offset + 1..data.len() {
+            assert!(
+                looks_torn(&data[..end], offset, &damage(&data[..end])),
+                "cut at {end}"
+            );
+        }
+        // Its bytes from a sector boundary (512) on read as zeros: torn.
+        let mut zeroed = data.clone();
+        zeroed[512..].fill(0);
+        assert!(looks_torn(&zeroed, offset, &damage(&zeroed)));
+        // A flipped bit anywhere else: not torn.
+        for byte in offset..data.len() {
+            for bit in 0..8 {
+                let mut flipped = data.clone();
+                flipped[byte] ^= 1 << bit;
+                let problem = damage(&flipped);
+                let torn = looks_torn(&flipped, offset, &problem);
+                let in_length = (offset + 4..offset + 8).contains(&byte);
+                assert!(
+                    !torn || (in_length && matches!(problem, Corruption::TruncatedRecord { .. })),
+                    "flip of bit {bit} at {byte} looks torn: {problem}"
+                );
+            }
+        }
+        // Unknown kinds and bad headers are never torn.
+        assert!(!looks_torn(
+            &data,
+            offset,
+            &Corruption::UnknownRecordKind(9)
+        ));
     }
 
     #[test]

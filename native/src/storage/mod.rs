@@ -54,7 +54,8 @@
 //! - **seal**: ends a full segment and names the next one. A segment grows
 //!   until the next record would pass
 //!   [`segment_size`](StorageOptions::segment_size), then is sealed and
-//!   fsynced, and the next one is created atomically (header written to a
+//!   fsynced (always, even when the seal is the only record not yet
+//!   fsynced), and only then is the next one created atomically (header written to a
 //!   temporary file, fsync, rename, folder fsync).
 //!
 //! Snapshots are written atomically (temporary file, fsync, rename, folder
@@ -69,7 +70,9 @@
 //!
 //! # Recovery rules
 //!
-//! - A fresh or empty folder is initialised with an identity file. A folder
+//! - A fresh or empty folder is initialised with an identity file. Every
+//!   folder recovery creates (the data folder and any missing folder above
+//!   it) is made durable in its parent before anything is written in it. A folder
 //!   whose identity file (or any segment or snapshot header) names another
 //!   node or cluster is refused with [`StorageError::IdentityMismatch`],
 //!   naming the file and both identities; log files without an identity
@@ -77,19 +80,25 @@
 //! - Segments are replayed in number order; a missing number between two
 //!   present ones is an error, and so is a first segment past number 1 if no
 //!   checkpoint replaces the deleted ones.
-//! - **Torn tail**: when the last record of the *last* segment is partial or
-//!   fails its checksum, and no valid record follows it anywhere, it is what
-//!   a crash in the middle of an append leaves: it is cut off (the file is
-//!   truncated and fsynced) and a warning names the file and the offset.
-//!   Those bytes were never acknowledged.
+//! - **Torn tail**: when the last record of the *last* segment runs past
+//!   the end of the file, or fails its checksum with one of its 512-byte
+//!   sectors reading as zeros, and no valid record follows it anywhere, it
+//!   is what a power cut in the middle of an append leaves: it is cut off
+//!   (the file is truncated and fsynced) and a warning names the file and
+//!   the offset. Those bytes were never acknowledged. A last record that is
+//!   all there, no sector of it zero, yet fails its checksum was damaged
+//!   after it was written (bit rot) and is refused like any other damage;
+//!   only a flip in its length field that makes it seem to run past the end
+//!   of the file passes for a torn write.
 //! - **Everything else is corruption and is refused** with an error naming
 //!   the file and byte offset, never skipped: a damaged record followed by a
-//!   valid one, any damage in a segment that is not the last, a non-last
+//!   valid one, a damaged last record that is not torn, any damage in a segment that is not the last, a non-last
 //!   segment without a seal record (it lost its end), a bad segment header,
 //!   a record with a valid checksum but an unknown kind or content.
 //! - The recovered entries must follow the snapshot without a gap
 //!   ([`StorageError::LogGap`]). The snapshot the log refers to must exist
-//!   and be intact ([`StorageError::CorruptSnapshot`] names the file); other
+//!   and be intact ([`StorageError::CorruptSnapshot`] names the file and the
+//!   offset of the damaged part: header, length or checksummed content); other
 //!   snapshot files (superseded, or written for a write that never became
 //!   durable) and temporary files are removed.
 //!
@@ -101,11 +110,38 @@
 //! is not. A `seq` is reported durable only after the fsync covering it
 //! succeeded. [`FaultInjector`] lets tests fail fsyncs, fill the disk, or
 //! hold fsyncs back.
+//!
+//! # The file system, and power cuts
+//!
+//! Every file and folder operation goes through the [`FileSystem`] in
+//! [`StorageOptions::file_system`]: [`StdFileSystem`] by default.
+//! [`FaultFileSystem`] is a model of a disk that loses power, for tests: it
+//! keeps what was fsynced apart from what was only written, and a power cut
+//! drops the rest, tears the last unsynced page of a file at a sector
+//! boundary, or keeps unsynced writes and folder changes in part and out of
+//! order. Forks taken before each operation let a test cut the power at
+//! every point of a workload.
+//!
+//! What has to be durable, and in which order, so that every cut recovers
+//! everything acknowledged:
+//!
+//! - a write is reported durable only after the fsync of the segment that
+//!   holds it (and of every earlier segment) returned;
+//! - a full segment's seal is fsynced before the next segment is created;
+//! - a new segment or snapshot is complete and fsynced under a temporary
+//!   name, renamed, and its folder fsynced, before anything refers to it;
+//! - every folder recovery creates is fsynced into its parent;
+//! - before segments are deleted, a checkpoint restating the snapshot and
+//!   hard state is fsynced, and each deletion is made durable (folder
+//!   fsync) before the next, oldest first, so that the segments left are
+//!   always consecutive.
 
 mod error;
 mod fault;
+mod fault_fs;
 mod file;
 mod format;
+mod fs;
 mod identity;
 mod raft_storage;
 mod recovery;
@@ -115,6 +151,8 @@ mod worker;
 
 pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
+pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
+pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
 pub use worker::{StorageEvent, StorageWorker, WorkerStopped};

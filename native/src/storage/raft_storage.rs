@@ -1,6 +1,5 @@
 //! [`RaftStorage`]: Raft's persistence contract on top of the segmented log.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +8,13 @@ use distribkv_core::raft::{PersistedState, Write};
 
 use super::error::{InvalidWrite, StorageError};
 use super::fault::FaultInjector;
-use super::file::{DataFile, remove, sync_dir, write_atomically};
+use super::file::{DataFile, Disk};
 use super::format::{
     Checkpoint, FILE_HEADER_LEN, FileHeader, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN,
     RecordKind, SEGMENT_MAGIC, Seal, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX,
     WriteRecordRef, encode_record, parse_file_name, segment_path, snapshot_path,
 };
+use super::fs::{FileSystem, StdFileSystem};
 use super::identity::Identity;
 use super::recovery::recover;
 use super::shape::{LogShape, Segments};
@@ -32,6 +32,10 @@ pub struct StorageOptions {
     pub write_buffer_size: usize,
     /// Fault switches for tests; the default one never fires.
     pub faults: FaultInjector,
+    /// The file system every file and folder operation goes through: the
+    /// real one by default, a model of a disk that loses power in tests
+    /// ([`FaultFileSystem`](super::FaultFileSystem)).
+    pub file_system: Arc<dyn FileSystem>,
 }
 
 impl Default for StorageOptions {
@@ -40,6 +44,7 @@ impl Default for StorageOptions {
             segment_size: 64 << 20,
             write_buffer_size: 1 << 20,
             faults: FaultInjector::default(),
+            file_system: Arc::new(StdFileSystem),
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct RaftStorage {
     dir: PathBuf,
     identity: Identity,
     options: StorageOptions,
+    /// The file system, through the fault switches.
+    disk: Disk,
     /// The log's shape after every appended write.
     shape: LogShape,
     /// Segments on disk, oldest first; the last is `active`.
@@ -142,16 +149,17 @@ impl RaftStorage {
         options: StorageOptions,
     ) -> Result<(RaftStorage, PersistedState), StorageError> {
         let dir = dir.as_ref().to_owned();
-        let recovered = recover(&dir, identity, &options.faults)?;
+        let disk = Disk::new(options.file_system.clone(), options.faults.clone());
+        let recovered = recover(&dir, identity, &disk)?;
         let mut segments = recovered.segments;
         let (active, active_length) = match recovered.tail {
             Some(tail) if !tail.sealed => (
-                DataFile::open_append(&segment_path(&dir, tail.number), &options.faults)?,
+                disk.open_append(&segment_path(&dir, tail.number))?,
                 tail.length,
             ),
             other => {
                 let number = other.map_or(1, |tail| tail.number + 1);
-                let file = create_segment(&dir, identity, number, &options.faults)?;
+                let file = create_segment(&dir, identity, number, &disk)?;
                 segments.push(number);
                 (file, FILE_HEADER_LEN as u64)
             }
@@ -162,6 +170,7 @@ impl RaftStorage {
             dir,
             identity,
             options,
+            disk,
             shape,
             segments,
             active,
@@ -263,13 +272,8 @@ impl RaftStorage {
             if let (Some(snapshot), Some(marker)) = (&write.snapshot, marker) {
                 let payload =
                     encode_snapshot(snapshot).map_err(|e| invalid(InvalidWrite::Unencodable(e)))?;
-                let written = write_snapshot(
-                    &self.dir,
-                    self.identity,
-                    marker.point,
-                    &payload,
-                    &self.options.faults,
-                );
+                let written =
+                    write_snapshot(&self.dir, self.identity, marker.point, &payload, &self.disk);
                 self.halt_on_error(written)?;
             }
             let pushed = self.push_scratch();
@@ -357,26 +361,26 @@ impl RaftStorage {
                 .take(deletable)
                 .map(|s| s.number)
                 .collect();
-            // Oldest first, so that a crash leaves a contiguous suffix.
+            // Oldest first, each removal durable before the next, so that a
+            // power cut leaves a contiguous suffix: removals in one folder may
+            // reach the disk in any order until the folder is fsynced.
             for number in numbers {
-                remove(&segment_path(&self.dir, number))?;
+                self.disk.remove(&segment_path(&self.dir, number))?;
+                self.disk.sync_dir(&self.dir)?;
                 self.segments.remove_prefix(1);
                 compaction.segments_removed += 1;
             }
         }
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| StorageError::io("list", &self.dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io("list", &self.dir, e))?;
-            if let Some(FileName::Snapshot(point)) = entry.file_name().to_str().map(parse_file_name)
+        for name in self.disk.list(&self.dir)? {
+            if let Some(FileName::Snapshot(point)) = name.to_str().map(parse_file_name)
                 && Some(point) != self.shape.snapshot
             {
-                remove(&snapshot_path(&self.dir, point))?;
+                self.disk.remove(&snapshot_path(&self.dir, point))?;
                 compaction.snapshots_removed += 1;
             }
         }
-        if compaction != Compaction::default() {
-            sync_dir(&self.dir, &self.options.faults)?;
+        if compaction.snapshots_removed > 0 {
+            self.disk.sync_dir(&self.dir)?;
         }
         Ok(compaction)
     }
@@ -414,8 +418,13 @@ impl RaftStorage {
         encode_record(RecordKind::Seal, &Seal { next_segment: next }, &mut seal)
             .expect("a seal always encodes");
         self.pending.extend_from_slice(&seal);
+        // The seal must be durable before the next segment exists: a segment
+        // that is not the last one and lacks its seal is refused as damaged.
+        // The roll may come right after a group commit, with nothing else
+        // unsynced, so the seal itself calls for the fsync.
+        self.unsynced = true;
         self.flush_and_sync(false)?;
-        self.active = create_segment(&self.dir, self.identity, next, &self.options.faults)?;
+        self.active = create_segment(&self.dir, self.identity, next, &self.disk)?;
         self.segments.push(next);
         self.active_length = FILE_HEADER_LEN as u64;
         tracing::debug!(segment = next, "started a new log segment");
@@ -467,7 +476,7 @@ fn create_segment(
     dir: &Path,
     identity: Identity,
     number: u64,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<DataFile, StorageError> {
     let path = segment_path(dir, number);
     let header = FileHeader {
@@ -477,6 +486,6 @@ fn create_segment(
     }
     .encode();
     let temporary = dir.join(format!("wal-{number:020}.log{TEMPORARY_SUFFIX}"));
-    write_atomically(&path, &temporary, &[&header], faults)?;
-    DataFile::open_append(&path, faults)
+    disk.write_atomically(&path, &temporary, &[&header])?;
+    disk.open_append(&path)
 }

@@ -2,18 +2,16 @@
 //!
 //! The rules are documented on the [module](super#recovery-rules).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::{Entry, HardState, PersistedState};
 
 use super::error::{Corruption, StorageError};
-use super::fault::FaultInjector;
-use super::file::{DataFile, parent_of, remove, sync_dir, write_atomically};
+use super::file::{Disk, parent_of};
 use super::format::{
     Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
-    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, read_frame,
-    segment_path, snapshot_path, valid_record_after,
+    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, looks_torn, parse_file_name,
+    read_frame, segment_path, snapshot_path, valid_record_after,
 };
 use super::identity::Identity;
 use super::shape::Segments;
@@ -54,16 +52,21 @@ struct Listing {
 pub(crate) fn recover(
     dir: &Path,
     identity: Identity,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    fs::create_dir_all(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
-    let listing = list(dir)?;
-    check_identity(dir, identity, &listing, faults)?;
+    disk.create_folder(dir)?;
+    let mut listing = list(dir, disk)?;
+    if check_identity(dir, identity, &listing, disk)? == Identified::Initialised {
+        // The new identity file was written through its temporary name,
+        // perhaps over one left by an earlier start; it is gone now.
+        let temporary = identity_temporary(dir);
+        listing.temporaries.retain(|path| *path != temporary);
+    }
 
     let mut changed_folder = false;
     for temporary in &listing.temporaries {
         tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
-        remove(temporary)?;
+        disk.remove(temporary)?;
         changed_folder = true;
     }
 
@@ -85,7 +88,7 @@ pub(crate) fn recover(
             identity,
             &mut replay,
             &mut segments,
-            faults,
+            disk,
         )?;
         tail = Some(end);
     }
@@ -110,7 +113,7 @@ pub(crate) fn recover(
     }
 
     let snapshot = match replay.snapshot {
-        Some(point) => Some(read_snapshot(dir, identity, point)?),
+        Some(point) => Some(read_snapshot(dir, identity, point, disk)?),
         None => None,
     };
     for &point in &listing.snapshots {
@@ -119,12 +122,12 @@ pub(crate) fn recover(
             // belong to a write that never became durable.
             let path = snapshot_path(dir, point);
             tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
-            remove(&path)?;
+            disk.remove(&path)?;
             changed_folder = true;
         }
     }
     if changed_folder {
-        sync_dir(dir, faults)?;
+        disk.sync_dir(dir)?;
     }
 
     Ok(Recovered {
@@ -138,12 +141,9 @@ pub(crate) fn recover(
     })
 }
 
-fn list(dir: &Path) -> Result<Listing, StorageError> {
+fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
     let mut listing = Listing::default();
-    let entries = fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        let name = entry.file_name();
+    for name in disk.list(dir)? {
         let Some(name) = name.to_str() else {
             continue;
         };
@@ -151,14 +151,31 @@ fn list(dir: &Path) -> Result<Listing, StorageError> {
             FileName::Identity => listing.has_identity = true,
             FileName::Segment(number) => listing.segments.push(number),
             FileName::Snapshot(point) => listing.snapshots.push(point),
-            FileName::Temporary => listing.temporaries.push(entry.path()),
+            FileName::Temporary => listing.temporaries.push(dir.join(name)),
             FileName::Unknown => {
-                tracing::debug!(file = %entry.path().display(), "ignoring a file storage did not write");
+                tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
             }
         }
     }
     listing.segments.sort_unstable();
+    listing
+        .snapshots
+        .sort_unstable_by_key(|point| (point.index, point.term));
+    listing.temporaries.sort_unstable();
     Ok(listing)
+}
+
+/// What [`check_identity`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Identified {
+    /// The folder was fresh: its identity file is written now.
+    Initialised,
+    /// The identity file names the expected node and cluster.
+    Checked,
+}
+
+fn identity_temporary(dir: &Path) -> PathBuf {
+    dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"))
 }
 
 /// Checks the identity file, or writes it into a fresh folder.
@@ -166,8 +183,8 @@ fn check_identity(
     dir: &Path,
     identity: Identity,
     listing: &Listing,
-    faults: &FaultInjector,
-) -> Result<(), StorageError> {
+    disk: &Disk,
+) -> Result<Identified, StorageError> {
     let path = dir.join(IDENTITY_FILE);
     if !listing.has_identity {
         if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
@@ -183,12 +200,13 @@ fn check_identity(
             number: 0,
         }
         .encode();
-        let temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
-        write_atomically(&path, &temporary, &[&header], faults)?;
-        // The folder itself may be new: make its entry in the parent durable.
-        return sync_dir(parent_of(dir), faults);
+        disk.write_atomically(&path, &identity_temporary(dir), &[&header])?;
+        // The folder may have been created by an earlier start that stopped
+        // before it got here: make its entry in the parent durable.
+        disk.sync_dir(parent_of(dir))?;
+        return Ok(Identified::Initialised);
     }
-    let bytes = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let bytes = disk.read(&path)?;
     let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
         StorageError::CorruptIdentity {
             path: path.clone(),
@@ -202,7 +220,7 @@ fn check_identity(
             found: header.identity,
         });
     }
-    Ok(())
+    Ok(Identified::Checked)
 }
 
 /// Replays one segment into `replay`; cuts a torn tail off the last one.
@@ -213,10 +231,10 @@ fn replay_segment(
     identity: Identity,
     replay: &mut Replay,
     segments: &mut Segments,
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<SegmentTail, StorageError> {
     let path = segment_path(dir, number);
-    let data = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+    let data = disk.read(&path)?;
     let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
         path: path.clone(),
         offset: offset as u64,
@@ -272,10 +290,12 @@ fn replay_segment(
                 offset = next;
             }
             Frame::Damaged(problem) => {
-                // A record whose checksum holds but whose kind is unknown was
-                // written whole, by another version: never a torn write.
+                // Only the end of the last segment can be torn, and only in
+                // the way an interrupted append tears it (cut short, or some
+                // sectors zero); a record whose checksum holds but whose kind
+                // is unknown was written whole, by another version.
                 if !is_last
-                    || matches!(problem, Corruption::UnknownRecordKind(_))
+                    || !looks_torn(&data, offset, &problem)
                     || valid_record_after(&data, offset).is_some()
                 {
                     return Err(corrupt(offset, problem));
@@ -287,7 +307,7 @@ fn replay_segment(
                     %problem,
                     "cutting off the torn tail of the write-ahead log"
                 );
-                DataFile::open_append(&path, faults)?.truncate(offset as u64)?;
+                disk.open_append(&path)?.truncate(offset as u64)?;
                 break;
             }
         }

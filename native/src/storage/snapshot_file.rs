@@ -7,14 +7,12 @@
 //!  52  payload  [u8; length], postcard of the Snapshot (meta and data)
 //! ```
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::Snapshot;
 
 use super::error::{Corruption, StorageError};
-use super::fault::FaultInjector;
-use super::file::write_atomically;
+use super::file::Disk;
 use super::format::{
     FILE_HEADER_LEN, FileHeader, SNAPSHOT_MAGIC, SnapshotPoint, TEMPORARY_SUFFIX, read_u32,
     read_u64, snapshot_path,
@@ -36,7 +34,7 @@ pub(crate) fn write_snapshot(
     identity: Identity,
     point: SnapshotPoint,
     payload: &[u8],
-    faults: &FaultInjector,
+    disk: &Disk,
 ) -> Result<PathBuf, StorageError> {
     let path = snapshot_path(dir, point);
     let header = FileHeader {
@@ -49,7 +47,7 @@ pub(crate) fn write_snapshot(
     prefix[0..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     prefix[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     let temporary = dir.join(format!("snap{TEMPORARY_SUFFIX}"));
-    write_atomically(&path, &temporary, &[&header, &prefix, payload], faults)?;
+    disk.write_atomically(&path, &temporary, &[&header, &prefix, payload])?;
     Ok(path)
 }
 
@@ -58,20 +56,25 @@ pub(crate) fn read_snapshot(
     dir: &Path,
     identity: Identity,
     point: SnapshotPoint,
+    disk: &Disk,
 ) -> Result<Snapshot, StorageError> {
     let path = snapshot_path(dir, point);
-    let bytes = match fs::read(&path) {
+    let bytes = match disk.read(&path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(StorageError::MissingSnapshot { path });
         }
-        Err(e) => return Err(StorageError::io("read", path, e)),
+        Err(e) => return Err(e),
     };
-    let corrupt = |problem| StorageError::CorruptSnapshot {
+    // The offset is where the damaged part starts: the header, the length
+    // field, or the content its checksum covers.
+    let corrupt = |offset: usize, problem| StorageError::CorruptSnapshot {
         path: path.clone(),
+        offset: offset as u64,
         problem,
     };
-    let header = FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(corrupt)?;
+    let header =
+        FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(|problem| corrupt(0, problem))?;
     if header.identity != identity {
         return Err(StorageError::IdentityMismatch {
             path,
@@ -80,39 +83,49 @@ pub(crate) fn read_snapshot(
         });
     }
     if bytes.len() < PREFIX_LEN {
-        return Err(corrupt(Corruption::TruncatedHeader {
-            length: bytes.len() as u64,
-            expected: PREFIX_LEN as u64,
-        }));
+        return Err(corrupt(
+            FILE_HEADER_LEN,
+            Corruption::TruncatedHeader {
+                length: bytes.len() as u64,
+                expected: PREFIX_LEN as u64,
+            },
+        ));
     }
     let length = read_u64(&bytes, FILE_HEADER_LEN);
     let payload = &bytes[PREFIX_LEN..];
     if payload.len() as u64 != length {
-        return Err(corrupt(Corruption::WrongSnapshotLength {
-            expected: length,
-            found: payload.len() as u64,
-        }));
+        return Err(corrupt(
+            FILE_HEADER_LEN,
+            Corruption::WrongSnapshotLength {
+                expected: length,
+                found: payload.len() as u64,
+            },
+        ));
     }
     if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {
-        return Err(corrupt(Corruption::SnapshotChecksum));
+        return Err(corrupt(PREFIX_LEN, Corruption::SnapshotChecksum));
     }
     let snapshot: Snapshot = match postcard::take_from_bytes(payload) {
         Ok((snapshot, [])) => snapshot,
         Ok(_) => {
-            return Err(corrupt(Corruption::Undecodable(
-                postcard::Error::DeserializeBadEncoding,
-            )));
+            return Err(corrupt(
+                PREFIX_LEN,
+                Corruption::Undecodable(postcard::Error::DeserializeBadEncoding),
+            ));
         }
-        Err(e) => return Err(corrupt(Corruption::Undecodable(e))),
+        Err(e) => return Err(corrupt(PREFIX_LEN, Corruption::Undecodable(e))),
     };
     if snapshot.meta.index != point.index
         || snapshot.meta.term != point.term
         || header.number != point.index
     {
-        return Err(corrupt(Corruption::WrongSnapshot {
-            index: snapshot.meta.index,
-            term: snapshot.meta.term,
-        }));
+        return Err(corrupt(
+            PREFIX_LEN,
+            Corruption::WrongSnapshot {
+                index: snapshot.meta.index,
+                term: snapshot.meta.term,
+            },
+        ));
     }
     Ok(snapshot)
 }

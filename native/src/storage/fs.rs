@@ -1,0 +1,130 @@
+//! The file-system seam: every file and folder operation of the storage (log
+//! segments, snapshots, the identity file, the data folder itself) goes
+//! through a [`FileSystem`], so that tests can put a model of a disk that
+//! loses power underneath ([`FaultFileSystem`](super::FaultFileSystem)).
+//!
+//! The seam is narrow on purpose: it has exactly the calls the storage
+//! makes, with the durability rules of POSIX spelled out on each, and
+//! nothing else. [`StdFileSystem`] is the real one, over [`std::fs`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek as _, SeekFrom, Write as _};
+use std::path::Path;
+
+/// The file and folder operations the storage needs.
+///
+/// Durability follows POSIX: bytes written to a file are durable once
+/// [`WritableFile::sync_data`] returns; a file's or folder's *name* (its
+/// creation, a rename, a removal) is durable once its folder was synced
+/// with [`sync_dir`](Self::sync_dir) afterwards. Until then a power cut may
+/// undo any of it.
+pub trait FileSystem: fmt::Debug + Send + Sync {
+    /// Creates the folder `path`. Fails with [`io::ErrorKind::AlreadyExists`]
+    /// if something exists there and with [`io::ErrorKind::NotFound`] if its
+    /// parent does not exist.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// The names of the entries of the folder `path`, in no particular order.
+    fn list(&self, path: &Path) -> io::Result<Vec<OsString>>;
+
+    /// The whole content of the file `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Creates the file `path`, or empties it if it exists, and opens it for
+    /// writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+
+    /// Opens the existing file `path` for writing at its end.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+
+    /// Renames `from` to `to` (in the same folder), replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the entries of the folder `path` durable: the files and folders
+    /// created, renamed and removed in it so far.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// A file open for writing. Every write goes to the file's end.
+pub trait WritableFile: fmt::Debug + Send {
+    /// Appends all of `bytes` to the file.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// Cuts (or extends with zeros) the file to `length` bytes; later writes
+    /// go after them.
+    fn set_len(&mut self, length: u64) -> io::Result<()>;
+
+    /// Makes the file's content and length durable (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// The real file system, through [`std::fs`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFileSystem;
+
+impl FileSystem for StdFileSystem {
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    fn list(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        fs::read_dir(path)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+}
+
+/// A file of the real file system. Its position is always at its end: it
+/// starts empty or is opened in append mode, and `set_len` moves it there.
+#[derive(Debug)]
+struct StdFile(File);
+
+impl WritableFile for StdFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn set_len(&mut self, length: u64) -> io::Result<()> {
+        self.0.set_len(length)?;
+        self.0.seek(SeekFrom::End(0)).map(drop)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Puts known durability bugs into the native storage, one at a time, and
+checks that the storage tests (all of which run in CI) catch each of them:
+evidence that the power-cut model and the corruption tests would fail if the
+storage were broken. Restores every file afterwards. Opt-in (a few minutes):
+
+    scripts/storage-mutants.py              # every mutation
+    scripts/storage-mutants.py seal         # those whose name contains "seal"
+
+Each line of the report names the failing tests and the first failure message.
+"""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tests(*names):
+    """The command running the given storage test binaries, all of their tests."""
+    return ("cargo test -p distribkv-native --no-fail-fast "
+            + " ".join(f"--test {n}" for n in names))
+
+
+POWER_CUT = tests("storage_power_cut")
+CORRUPTION = tests("storage_recovery", "storage_bit_rot")
+
+# (name, file, text to replace, replacement, test command that must fail)
+MUTATIONS = [
+    ("durable-reported-before-its-fsync (the worker reports each batch's first write when appended)",
+     "native/src/storage/worker.rs",
+     "        let mut outcome = storage.append(&first);\n",
+     "        let mut outcome = storage.append(&first);\n"
+     "        let _ = events.send(StorageEvent::Durable { seq: first.seq });\n",
+     POWER_CUT),
+    ("no-folder-fsync-after-creating-a-segment",
+     "native/src/storage/raft_storage.rs",
+     "    disk.write_atomically(&path, &temporary, &[&header])?;\n    disk.open_append(&path)",
+     "    disk.write_and_rename(&path, &temporary, &[&header])?;\n    disk.open_append(&path)",
+     POWER_CUT),
+    ("no-folder-fsync-after-renaming-a-snapshot-into-place",
+     "native/src/storage/snapshot_file.rs",
+     "    disk.write_atomically(&path, &temporary, &[&header, &prefix, payload])?;",
+     "    disk.write_and_rename(&path, &temporary, &[&header, &prefix, payload])?;",
+     POWER_CUT),
+    ("trusting-a-record-whose-checksum-fails",
+     "native/src/storage/format.rs",
+     "    if crc32c::crc32c(&data[offset + 4..end]) != read_u32(data, offset) {",
+     "    if false && crc32c::crc32c(&data[offset + 4..end]) != read_u32(data, offset) {",
+     CORRUPTION),
+    ("seal-not-fsynced-when-it-is-the-only-unsynced-record (issue 15)",
+     "native/src/storage/raft_storage.rs",
+     "        self.unsynced = true;\n        self.flush_and_sync(false)?;",
+     "        self.flush_and_sync(false)?;",
+     POWER_CUT),
+    ("new-folders-not-made-durable-in-their-parent (issue 15)",
+     "native/src/storage/file.rs",
+     "        for folder in created {\n            self.sync_dir(parent_of(folder))?;\n        }",
+     "        drop(created);",
+     POWER_CUT),
+    ("segments-removed-without-a-folder-fsync-between-removals",
+     "native/src/storage/raft_storage.rs",
+     "                self.disk.remove(&segment_path(&self.dir, number))?;\n"
+     "                self.disk.sync_dir(&self.dir)?;\n",
+     "                self.disk.remove(&segment_path(&self.dir, number))?;\n",
+     POWER_CUT),
+    ("no-fsync-of-the-checkpoint-before-removing-segments",
+     "native/src/storage/raft_storage.rs",
+     "            self.push_scratch()?;\n            self.flush_and_sync(false)?;\n",
+     "            self.push_scratch()?;\n            self.flush()?;\n",
+     POWER_CUT),
+    ("damaged-last-record-always-taken-for-a-torn-write",
+     "native/src/storage/recovery.rs",
+     "                    || !looks_torn(&data, offset, &problem)\n",
+     "",
+     CORRUPTION),
+    ("snapshot-content-unchecked",
+     "native/src/storage/snapshot_file.rs",
+     "    if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {",
+     "    if false && crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {",
+     CORRUPTION),
+]
+
+
+def run(command):
+    """Runs the tests; returns the exit code (or "timeout"), the failed tests
+    and the first failure message."""
+    try:
+        done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
+                              timeout=900)
+    except subprocess.TimeoutExpired:
+        return "timeout", [], ""
+    output = done.stdout + done.stderr
+    failed = re.findall(r"^test (\S+) \.\.\. FAILED", output, re.MULTILINE)
+    message = re.search(r"panicked at [^\n]*\n([^\n]*)", output)
+    return done.returncode, failed, message.group(1)[:300] if message else ""
+
+
+def main():
+    wanted = sys.argv[1:]
+    escaped = 0
+    for name, file, old, new, test in MUTATIONS:
+        if wanted and not any(w in name for w in wanted):
+            continue
+        path = ROOT / file
+        original = path.read_text()
+        if old not in original:
+            print(f"SKIPPED  {name}: the code it mutates has changed ({file})")
+            escaped += 1
+            continue
+        try:
+            path.write_text(original.replace(old, new, 1))
+            outcome, failed, message = run(test)
+        finally:
+            path.write_text(original)
+        caught = outcome not in (0, "timeout") and failed
+        note = " (the tests hung)" if outcome == "timeout" else ""
+        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{note}", flush=True)
+        for test_name in failed:
+            print(f"           failed: {test_name}")
+        if message:
+            print(f"           first failure: {message}")
+        escaped += not caught
+    sys.exit(1 if escaped else 0)
+
+
+if __name__ == "__main__":
+    main()
