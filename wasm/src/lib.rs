@@ -173,6 +173,19 @@ impl Simulation {
 
     // ---- observation -------------------------------------------------------
 
+    /// Every field of the packet `msgId` in flight, or `null`.
+    #[wasm_bindgen(unchecked_return_type = "(InFlightMessage & Record<string, unknown>) | null")]
+    pub fn message(
+        &self,
+        #[wasm_bindgen(js_name = msgId, unchecked_param_type = "number")] msg_id: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let id = args::integer(&msg_id, "message id")?;
+        match self.sim.packet(id) {
+            Some(packet) => to_js(&view::MessageView::new(packet)),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
     /// The whole cluster. `opts.logTail` limits each node's log to its last N entries.
     #[wasm_bindgen(unchecked_return_type = "SimulationState")]
     pub fn state(

@@ -374,8 +374,8 @@ export class ClusterView {
     g.firstIndex = first;
     const x0 = grid.x + labelW;
     const top = g.gridTop;
-    // the leader of the highest term (a cut-off old leader may still think it leads)
-    const leader = st.nodes.reduce((best, x) => (x.up && x.role === "leader" && (!best || x.term > best.term) ? x : best), null);
+    // the cluster's leader, as the simulator sees it (a cut-off old leader may still think it leads)
+    const leader = st.nodes.find((node) => node.id === st.leader) ?? null;
     const prog = new Map((leader?.progress || []).map((p) => [Number(p.id), p]));
 
     ctx.textBaseline = "middle";

@@ -119,7 +119,7 @@ export class Inspector {
     const nd = st.nodes.find((n) => n.id === id);
     if (!nd) return;
     setHTML($("#i-role", this.root), roleChip(app, nd));
-    const leaderExists = st.nodes.some((n) => n.up && n.role === "leader");
+    const leaderExists = st.leader != null;
     const b = (a) => $(`button[data-act="${a}"]`, this.root);
     b("crash").disabled = !nd.up;
     b("restart").disabled = nd.up;

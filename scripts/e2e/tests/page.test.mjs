@@ -28,7 +28,6 @@ function pageTest(name, body, { timeout = 60000, open = {}, skip = false } = {})
 
 const state = (page) => page.evaluate(() => window.__distribkv.sim().state());
 const summary = (st) => st.nodes.map((n) => ({ id: n.id, up: n.up, role: n.role, term: n.term, commitIndex: n.commitIndex, lastIndex: n.lastIndex }));
-const leaderOf = (st) => st.nodes.find((n) => n.up && n.role === "leader")?.id ?? null;
 
 async function setSpeed(page, exp) {
   await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, exp);
@@ -37,9 +36,8 @@ async function play(page) { if ((await page.getAttribute("#play", "aria-label"))
 async function pause(page) { if ((await page.getAttribute("#play", "aria-label")) === "Pause") await page.click("#play"); }
 async function waitLeader(page, { not = null, timeout = 20000 } = {}) {
   const h = await page.waitForFunction((not) => {
-    const st = window.__distribkv.sim().state();
-    const l = st.nodes.find((n) => n.up && n.role === "leader");
-    return l && l.id !== not ? l.id : null;
+    const { leader } = window.__distribkv.sim().state();
+    return leader !== null && leader !== not ? leader : null;
   }, not, { timeout });
   return h.jsonValue();
 }
@@ -170,7 +168,7 @@ pageTest("a guided scenario runs through", async (page) => {
   }
   assert.equal(await page.isVisible("#guide"), false, "Finish closes the tour");
   const st = await state(page);
-  assert.ok(leaderOf(st), "the tour ends with a leader");
+  assert.ok(st.leader, "the tour ends with a leader");
   const h = await page.evaluate(() => window.__distribkv.sim().history());
   assert.ok(h.some((o) => o.key === "x" && o.status === "ok"), "and the write it explains completed");
 }, { timeout: 120000 });
@@ -225,11 +223,11 @@ pageTest("every guided tour reaches what it explains, step by step", async (page
   }
   // a few situations, checked here once more in plain terms
   const st = (id, i) => seen[`${id}/${i}`];
-  assert.equal(st("split-vote", 2).tally.filter(([, n]) => n >= 3).length, 0, "split vote: nobody had a majority");
-  assert.ok(st("figure-8", 4).commit < st("figure-8", 4).k, "figure 8: the old entry was on a majority but not committed");
-  assert.ok(st("snapshot", 4).fSnap >= st("snapshot", 2).snap, "snapshot: the lagging node installed the leader's snapshot");
-  assert.equal(st("read-index", 4).out, "2", "read index: the read returned the new value");
-  assert.ok(st("log-repair", 4).rejects >= 1 && st("log-repair", 4).rejects <= 2, "log repair: one or two rejections");
+  assert.equal(st("split-vote", 2).tally.filter(([, votes]) => votes >= 3).length, 0, "split vote: nobody had a majority");
+  assert.ok(st("figure-8", 4).commitIndex < st("figure-8", 4).index, "figure 8: the old entry was on a majority but not committed");
+  assert.ok(st("snapshot", 4).followerSnapshot >= st("snapshot", 2).leaderSnapshot, "snapshot: the lagging node installed the leader's snapshot");
+  assert.equal(st("read-index", 4).output, "2", "read index: the read returned the new value");
+  assert.ok(st("log-repair", 4).rejections >= 1 && st("log-repair", 4).rejections <= 2, "log repair: one or two rejections");
 }, { timeout: 300000, skip: USE_MOCK ? "the tours' claims are about the real simulator" : false });
 
 pageTest("a share link taken during a tour reopens the tour at that step, in the same run", async (page) => {

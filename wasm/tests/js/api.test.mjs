@@ -39,10 +39,13 @@ function assertPlain(value, where = "value") {
   }
 }
 
+/** The up leader with the highest term; `state.leader` (the simulator's) must name the same one. */
 const leaderOf = (state) => {
   const leaders = state.nodes.filter((n) => n.up && n.role === "leader");
   leaders.sort((a, b) => b.term - a.term);
-  return leaders[0]?.id ?? null;
+  const highest = leaders[0]?.id ?? null;
+  assert.equal(state.leader, highest, "state().leader");
+  return highest;
 };
 
 function waitForLeader(sim, limitMs) {
@@ -156,7 +159,8 @@ test("state() has the contract's shape", () => {
   sim.runFor(3000);
   const state = sim.state({ logTail: 5 });
   assert.equal(state.now, 3000);
-  assert.deepEqual(Object.keys(state).sort(), ["inFlight", "links", "membership", "nodes", "now"]);
+  assert.deepEqual(Object.keys(state).sort(), ["inFlight", "leader", "links", "membership", "nodes", "now"]);
+  assert.equal(state.leader, sim.leader(), "state().leader is the simulator's leader");
   assert.deepEqual(state.links, { cut: [], partition: null });
   for (const node of state.nodes) {
     for (const key of ["id", "up", "role", "term", "votedFor", "leader", "commitIndex", "appliedIndex",
@@ -321,6 +325,22 @@ test("a crashed node shows what its disk holds", () => {
   sim.restart(follower);
   sim.runFor(500);
   assert.deepEqual(sim.state().nodes[follower - 1].kv, { a: "1" });
+});
+
+test("a crashed learner is shown as what it restarts as: a learner", () => {
+  const sim = new Simulation({ nodes: 3, seed: 8 });
+  waitForLeader(sim, 1000);
+  sim.runFor(500); // the leader commits its first entry before it takes membership changes
+  const id = sim.addNode();
+  sim.addLearner(id);
+  sim.runFor(1000);
+  assert.equal(sim.state().nodes[id - 1].role, "learner");
+  sim.crash(id);
+  const down = sim.state().nodes[id - 1];
+  assert.equal(down.up, false);
+  assert.equal(down.role, "learner");
+  sim.restart(id);
+  assert.equal(sim.state().nodes[id - 1].role, "learner");
 });
 
 test("crash the leader, partition a minority, heal", () => {
