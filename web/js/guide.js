@@ -64,7 +64,7 @@ export class Guide {
   close() {
     this.root.hidden = true;
     this.scenario = null;
-    this.app.stopAt = null;
+    this.app.playback.stopAt = null;
     this.app.scenarioTag = null;
     this.app.layoutChanged();
   }
@@ -129,15 +129,15 @@ export class Guide {
     this.plan(i);
     this.step = i;
     this.app.scenarioTag = { id: s.id, step: i };
-    this.app.playTo(this.ends[i]);
+    this.app.playback.playTo(this.ends[i]);
     this.render();
   }
 
   back() {
     if (!this.scenario || this.step === 0) return;
     this.step--;
-    this.app.stopAt = null;
-    this.app.pause();
+    this.app.playback.stopAt = null;
+    this.app.playback.pause();
     this.app.timeline.seekPosition(this.ends[this.step]);
     this.app.scenarioTag = { id: this.scenario.id, step: this.step };
     this.app.dirty = true;
@@ -147,12 +147,12 @@ export class Guide {
   replay() {
     if (!this.scenario || this.step === 0) return;
     this.app.timeline.seekPosition(this.ends[this.step - 1]);
-    this.app.playTo(this.ends[this.step]);
+    this.app.playback.playTo(this.ends[this.step]);
   }
 
   skip() {
-    if (!this.scenario || !this.app.stopAt) return;
-    this.app.finishPlayTo();
+    if (!this.scenario || !this.app.playback.stopAt) return;
+    this.app.playback.finishPlayTo();
   }
 
   /** Called by the app every few frames so the status line follows playback. */
@@ -160,8 +160,8 @@ export class Guide {
     if (!this.scenario) return;
     const st = $("#g-status", this.root);
     if (!st) return;
-    const playing = !!this.app.stopAt;
-    const text = playing ? `Playing this step at ${this.app.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
+    const playing = !!this.app.playback.stopAt;
+    const text = playing ? `Playing this step at ${this.app.playback.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
     if (st.__t !== text) {
       st.__t = text;
       st.replaceChildren(text);

@@ -403,7 +403,7 @@ export class EventLog {
     if (!this.visible || document.hidden) return;
     // fast-forward: the lines fly by too fast to read; read them twice a second
     const now = performance.now();
-    if (this.app.playing && this.app.speed > 20 && now - (this.readAt ?? 0) < 500) return;
+    if (this.app.playback.playing && this.app.playback.speed > 20 && now - (this.readAt ?? 0) < 500) return;
     this.readAt = now;
     let evs = sim.events(this.seq);
     if (!evs.length) return;
