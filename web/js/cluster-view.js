@@ -324,7 +324,7 @@ export class ClusterView {
     const col = T.roleColor(node.role, node.up);
     const lines = [];
     const m = st.membership;
-    const member = !m || m.voters.includes(node.id) ? "" : m.learners.includes(node.id) ? (node.role === "learner" ? "" : " · learner") : " · not a member";
+    const member = !m || m.voters.includes(node.id) ? "" : m.learners.includes(node.id) ? (node.up && node.role === "learner" ? "" : " · learner") : " · not a member";
     const roleText = (node.up ? ROLE_LABEL[node.role] ?? node.role : "down") + member;
     lines.push({ text: roleText.toUpperCase(), font: `700 10.5px ${T.font}`, color: col, spacing: true });
     lines.push({ text: !g.compact ? `term ${node.term}${node.votedFor != null ? ` · voted ${node.votedFor}` : ""}` : `t${node.term}${node.votedFor != null ? ` · v${node.votedFor}` : ""}`, font: `11.5px ${T.font}`, color: T.ink2 });

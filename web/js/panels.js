@@ -140,7 +140,7 @@ export class Inspector {
     ];
     setHTML($("#i-fields", this.root), rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join(""));
     const note = $("#i-note", this.root);
-    setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot). A restart brings it back as a follower whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}): it learns the rest from the leader.`);
+    setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot), as the node that a restart brings back: a ${ROLE_LABEL[nd.role] ?? nd.role} whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}); it learns the rest from the leader.`);
     note.hidden = nd.up;
     let prog = "";
     if (nd.progress && nd.progress.length) {

@@ -6,6 +6,8 @@
 
 import { DEFAULT_CONFIG } from "./share.js";
 
+/** Node `id` in a state. */
+export const findNode = (state, id) => state.nodes.find((node) => node.id === id);
 /** The ids of every node but `except`. */
 export const otherNodes = (state, ...except) => state.nodes.map((node) => node.id).filter((id) => !except.includes(id));
 /** "node 3", in bold, inside a sentence. */
@@ -66,7 +68,7 @@ export function campaignUntilLeader(ctx, facts, id, maxTries = 6) {
   let tries = 0;
   for (; tries < maxTries && ctx.leader() !== id; tries++) {
     ctx.act("triggerElection", id);
-    ctx.runUntil((state) => state.nodes.find((node) => node.id === id).role !== "candidate", 40);
+    ctx.runUntil((state) => findNode(state, id).role !== "candidate", 40);
   }
   if (ctx.leader() !== id) facts.miss ??= `node ${id} was not elected`;
   return tries;
@@ -78,7 +80,7 @@ export function query(sim) {
   let history = null;
   return {
     state,
-    node: (id) => state.nodes.find((node) => node.id === id) ?? null,
+    node: (id) => findNode(state, id) ?? null,
     leader: () => state.leader,
     op: (id) => { history ??= sim.history(); return history.find((op) => op.id === id) ?? null; },
     history: () => (history ??= sim.history()),
@@ -104,7 +106,7 @@ export function planContext(timeline) {
     state: () => state(4),
     full: () => timeline.sim.state(),
     /** Node `id` now (its last few log entries only). */
-    node: (id) => state(4).nodes.find((node) => node.id === id),
+    node: (id) => findNode(state(4), id),
     leader: () => state(1).leader,
     act: (op, ...args) => timeline.act(op, ...args),
     now: () => timeline.sim.now(),
@@ -139,6 +141,3 @@ export function planContext(timeline) {
 
 /** A tour's complete configuration: the page's defaults with the tour's own settings on top. */
 export const tourConfig = (settings) => ({ ...DEFAULT_CONFIG, ...settings });
-
-/** Node `id` in a state. */
-export const findNode = (state, id) => state.nodes.find((node) => node.id === id);
