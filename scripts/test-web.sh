@@ -7,11 +7,9 @@
 #      a quick check that every step's claims hold, before any browser;
 #   1. the suite against the real build (scripts/e2e/tests/page.test.mjs);
 #   2. a smoke test in Debian's Firefox ESR (scripts/e2e/tests/firefox.test.mjs,
-#      puppeteer-core over WebDriver BiDi): loads, elects, crashes, puts;
-#   3. MOCK ONLY: the correctness panel's violation path, which needs a bug
-#      to find and so runs the JavaScript stand-in with an injected one
-#      (scripts/e2e/tests/violation.mock.test.mjs).
+#      puppeteer-core over WebDriver BiDi): loads, elects, crashes, puts.
 #
+# The page only ever runs the real simulator: there is no other backend.
 # A failing test saves a screenshot in scripts/e2e/artifacts/. Works as root,
 # without a display, with CI=true. E2E_TIMEOUT (seconds, default 1200)
 # bounds the whole real-build suite.
@@ -55,9 +53,6 @@ run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs || status=1
 
 step "the page in Firefox (firefox-esr over WebDriver BiDi)"
 run_tests 300 tests/firefox.test.mjs || status=1
-
-step "MOCK ONLY: a correctness violation pauses the run (JavaScript stand-in with an injected bug)"
-E2E_MOCK=1 run_tests 300 tests/violation.mock.test.mjs || status=1
 
 if [ "$status" != 0 ]; then
   if [ -d "$artifacts" ]; then

@@ -1,6 +1,5 @@
 // Launch Debian's Chromium through playwright-core (no browser download) and
-// open the page. E2E_MOCK=1 selects the JavaScript mock (?mock); without it the
-// page loads the real wasm build from web/pkg/.
+// open the page, which loads the wasm build from web/pkg/.
 import { chromium } from "playwright-core";
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -8,7 +7,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { serve } from "./serve.mjs";
 
-export const USE_MOCK = process.env.E2E_MOCK === "1";
 export const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
@@ -28,12 +26,9 @@ export async function launch() {
   };
 }
 
-/** The page URL for a query/hash, with ?mock added when E2E_MOCK=1. */
+/** The page URL for a query/hash. */
 export function pageUrl(server, { hash = "", query = "" } = {}) {
-  const q = new URLSearchParams(query);
-  if (USE_MOCK && !q.has("mock")) q.set("mock", "");
-  const qs = q.toString().replace(/=(&|$)/g, "$1");
-  return `${server.url}${qs ? `?${qs}` : ""}${hash}`;
+  return `${server.url}${query ? `?${query}` : ""}${hash}`;
 }
 
 /** Open a page, collecting console errors, with the intro already dismissed. */

@@ -8,9 +8,8 @@
 // The run starts at virtual time 0 and plays for --warmup seconds before the
 // measured --seconds. --trace FILE records a Chromium performance trace of
 // the measured seconds (open it in chrome://tracing or Perfetto).
-// E2E_MOCK=1 uses the JavaScript stand-in; the default is the wasm build.
 import fs from "node:fs/promises";
-import { launch, openPage, screenshot, USE_MOCK } from "./browser.mjs";
+import { launch, openPage, screenshot } from "./browser.mjs";
 
 const argv = process.argv.slice(2);
 const arg = (name, d) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : d; };
@@ -75,7 +74,7 @@ try {
   }
   await screenshot(page, `fps-9-nodes-speed-${speedExp}`);
   const a = result.app;
-  console.log(`backend: ${USE_MOCK ? "mock" : "wasm"} · 9 nodes · ${clients} clients, one operation each every 0–${2 * interval} ms · speed ${10 ** speedExp}x · ${width}x${height}`);
+  console.log(`wasm build · 9 nodes · ${clients} clients, one operation each every 0–${2 * interval} ms · speed ${10 ** speedExp}x · ${width}x${height}`);
   console.log(`frame rate: ${result.fps.toFixed(1)} fps over ${result.frames} frames (p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, max ${result.max.toFixed(1)} ms, ${result.over20ms} frames over 20 ms)`);
   console.log(`per frame (moving averages): simulation ${a.simMs.toFixed(2)} ms, state/history/check ${a.dataMs.toFixed(2)} ms, drawing ${a.drawMs.toFixed(2)} ms; last check() ${a.checkMs.toFixed(1)} ms`);
   console.log(`${result.inFlight} messages in flight · ${result.ops} client operations by ${(result.virtualMs / 1000).toFixed(1)} s virtual · ${(result.virtualSpan / 1000).toFixed(1)} s virtual in the ${seconds} s measured: ${(result.virtualSpan / 1000 / seconds).toFixed(1)}x real time reached`);

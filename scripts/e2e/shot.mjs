@@ -1,6 +1,6 @@
 // Take screenshots of the page for a visual check: node shot.mjs [name] [query] [hash] [width] [height] [scriptFile]
 import { launch, pageUrl, screenshot } from "./browser.mjs";
-const [name = "page", query = "mock", hash = "", w = "1440", h = "900", actions = ""] = process.argv.slice(2);
+const [name = "page", query = "", hash = "", w = "1440", h = "900", actions = ""] = process.argv.slice(2);
 const env = await launch();
 const page = await env.context.newPage();
 page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console.log("console:", m.type(), m.text()); });

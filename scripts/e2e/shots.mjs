@@ -21,7 +21,7 @@ async function fresh(hash = "") {
   await page.setViewportSize({ width: W, height: H });
   return { page, errors };
 }
-const at = (page, t) => page.evaluate((t) => { window.__distribkv.app.seek(t); }, t);
+const at = (page, t) => page.evaluate((t) => { window.__distribkv.app.playback.seek(t); }, t);
 
 // 1. an election in progress (5 nodes)
 {
@@ -58,7 +58,7 @@ const at = (page, t) => page.evaluate((t) => { window.__distribkv.app.seek(t); }
   const l = await page.evaluate(() => window.__distribkv.sim().state().nodes.find((n) => n.role === "leader").id);
   await page.keyboard.press(String(l));
   await page.keyboard.press("c");
-  await page.evaluate(() => window.__distribkv.app.seek(window.__distribkv.app.timeline.display + 250));
+  await page.evaluate(() => window.__distribkv.app.playback.seek(window.__distribkv.app.timeline.display + 250));
   await shot(page, "4-crash");
   await page.close();
 }

@@ -10,7 +10,7 @@ const web = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../we
 const mod = await import(pathToFileURL(path.join(web, "pkg/distribkv_wasm.js")).href);
 await mod.default({ module_or_path: await readFile(path.join(web, "pkg/distribkv_wasm_bg.wasm")) });
 const { Timeline } = await import(pathToFileURL(path.join(web, "js/timeline.js")).href);
-const { SCENARIOS, makeCtx, failedClaims } = await import(pathToFileURL(path.join(web, "js/scenarios.js")).href);
+const { SCENARIOS, planContext, failedClaims } = await import(pathToFileURL(path.join(web, "js/scenarios.js")).href);
 
 const ids = process.argv[2] ? process.argv[2].split(",") : SCENARIOS.map((s) => s.id);
 const seed = process.argv[3] !== undefined ? Number(process.argv[3]) : null;
@@ -20,17 +20,17 @@ for (const id of ids) {
   const s = SCENARIOS.find((x) => x.id === id);
   if (!s) throw new Error(`no tour ${id}`);
   const tl = new Timeline({ name: "wasm", Simulation: mod.Simulation }, seed === null ? s.config : { ...s.config, seed });
-  const v = {};
+  const facts = {};
   for (const [i, step] of s.steps.entries()) {
-    delete v.miss;
-    try { step.plan(makeCtx(tl), v); } catch (err) { v.miss = `the step threw: ${err.stack}`; }
-    const failed = failedClaims(step, v, tl.sim);
-    const text = step.text(v).replace(/<[^>]+>/g, "").replace(/\s+/g, " ").trim();
-    const bad = v.miss || failed.length || /undefined|NaN|null|node \?/.test(text);
+    delete facts.miss;
+    try { step.plan(planContext(tl), facts); } catch (err) { facts.miss = `the step threw: ${err.stack}`; }
+    const failed = failedClaims(step, facts, tl.sim);
+    const text = step.text(facts).replace(/<[^>]+>/g, "").replace(/\s+/g, " ").trim();
+    const bad = facts.miss || failed.length || /undefined|NaN|null|node \?/.test(text);
     if (bad) problems++;
-    console.log(`${bad ? "FAIL" : "ok  "} ${id} ${i + 1}/${s.steps.length} ${step.title} (at ${tl.sim.now()} ms)${v.miss ? `\n     missed: ${v.miss}` : ""}${failed.length ? `\n     claims that do not hold: ${failed.join("; ")}` : ""}`);
+    console.log(`${bad ? "FAIL" : "ok  "} ${id} ${i + 1}/${s.steps.length} ${step.title} (at ${tl.sim.now()} ms)${facts.miss ? `\n     missed: ${facts.miss}` : ""}${failed.length ? `\n     claims that do not hold: ${failed.join("; ")}` : ""}`);
     if (bad || process.env.VERBOSE) {
-      console.log(`     ${text}\n     names: ${JSON.stringify(v)}`);
+      console.log(`     ${text}\n     facts: ${JSON.stringify(facts)}`);
       for (const line of summary(tl.sim.state())) console.log(`       ${line}`);
     }
   }

@@ -185,6 +185,9 @@ pub fn range(value: &JsValue, what: &str) -> Result<(u64, u64), JsError> {
     Ok((min, max))
 }
 
+/// One of this module's readers: a JS value and what it is, for the error.
+pub type Reader<T> = fn(&JsValue, &str) -> Result<T, JsError>;
+
 /// The fields of an options object (`{ nodes: 5, seed: 42 }`), checked
 /// against the names a call knows: a misspelt field is an error rather
 /// than silently ignored.
@@ -233,38 +236,19 @@ impl Fields {
         format!("{}.{name}", self.what)
     }
 
-    /// An integer field.
-    pub fn integer(&self, name: &str) -> Result<Option<u64>, JsError> {
+    /// The field `name` read with `read` (one of this module's readers, which
+    /// names `what.name` in its error), or `None` if absent.
+    pub fn read<T>(&self, name: &str, read: Reader<T>) -> Result<Option<T>, JsError> {
         self.get(name)
-            .map(|v| integer(&v, &self.name(name)))
+            .map(|v| read(&v, &self.name(name)))
             .transpose()
     }
 
-    /// A 64-bit integer field (a seed).
-    pub fn integer_u64(&self, name: &str) -> Result<Option<u64>, JsError> {
-        self.get(name)
-            .map(|v| integer_u64(&v, &self.name(name)))
-            .transpose()
-    }
-
-    /// A number field.
-    pub fn number(&self, name: &str) -> Result<Option<f64>, JsError> {
-        self.get(name)
-            .map(|v| number(&v, &self.name(name)))
-            .transpose()
-    }
-
-    /// A boolean field.
-    pub fn boolean(&self, name: &str) -> Result<Option<bool>, JsError> {
-        self.get(name)
-            .map(|v| boolean(&v, &self.name(name)))
-            .transpose()
-    }
-
-    /// A `[min, max]` field.
-    pub fn range(&self, name: &str) -> Result<Option<(u64, u64)>, JsError> {
-        self.get(name)
-            .map(|v| range(&v, &self.name(name)))
-            .transpose()
+    /// Sets `target` from the field `name` read with `read`, if present.
+    pub fn set<T>(&self, name: &str, read: Reader<T>, target: &mut T) -> Result<(), JsError> {
+        if let Some(value) = self.read(name, read)? {
+            *target = value;
+        }
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use distribkv_core::sim::{SimConfig, Workload};
 use wasm_bindgen::{JsError, JsValue};
 
-use crate::args::{Fields, error};
+use crate::args::{Fields, boolean, error, integer, integer_u64, number, range};
 
 /// Trace lines kept for `events()` unless the config says otherwise.
 pub const DEFAULT_TRACE_CAPACITY: usize = 5_000;
@@ -35,8 +35,9 @@ const CONFIG_FIELDS: &[&str] = &[
     "traceCapacity",
 ];
 
-fn to_usize(value: u64) -> usize {
-    usize::try_from(value).unwrap_or(usize::MAX)
+/// A count or size (an [`integer`] as `usize`).
+fn count(value: &JsValue, what: &str) -> Result<usize, JsError> {
+    integer(value, what).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Reads the constructor's config; absent fields keep [`SimConfig::default`]
@@ -48,63 +49,39 @@ pub fn sim_config(value: &JsValue) -> Result<SimConfig, JsError> {
         trace_capacity: DEFAULT_TRACE_CAPACITY,
         ..SimConfig::default()
     };
-    if let Some(nodes) = fields.integer("nodes")? {
-        config.nodes = to_usize(nodes);
-    }
-    if let Some(seed) = fields.integer_u64("seed")? {
-        config.seed = seed;
-    }
-    if let Some(range) = fields.range("electionTimeoutMs")? {
-        config.election_timeout = range;
-    }
-    if let Some(heartbeat) = fields.integer("heartbeatMs")? {
-        config.heartbeat = heartbeat;
-    }
-    if let Some(range) = fields.range("latencyMs")? {
-        config.network.latency = range;
-    }
-    if let Some(rate) = fields.number("dropRate")? {
-        config.network.drop_rate = rate;
-    }
-    if let Some(rate) = fields.number("duplicateRate")? {
-        config.network.duplicate_rate = rate;
-    }
-    if let Some(every) = fields.integer("snapshotEvery")? {
-        config.snapshot_every = every;
-    }
-    if let Some(flag) = fields.boolean("preVote")? {
-        config.pre_vote = flag;
-    }
-    if let Some(flag) = fields.boolean("checkQuorum")? {
-        config.check_quorum = flag;
-    }
-    if let Some(range) = fields.range("diskLatencyMs")? {
-        config.disk_latency = range;
-    }
-    if let Some(flag) = fields.boolean("leaseReads")? {
-        config.lease_reads = flag;
-    }
-    if let Some(count) = fields.integer("maxEntriesPerMessage")? {
-        config.max_entries_per_message = to_usize(count);
-    }
-    if let Some(bytes) = fields.integer("snapshotChunkBytes")? {
-        config.snapshot_chunk_bytes = to_usize(bytes);
-    }
-    if let Some(ms) = fields.integer("clientTimeoutMs")? {
+    fields.set("nodes", count, &mut config.nodes)?;
+    fields.set("seed", integer_u64, &mut config.seed)?;
+    fields.set("electionTimeoutMs", range, &mut config.election_timeout)?;
+    fields.set("heartbeatMs", integer, &mut config.heartbeat)?;
+    fields.set("latencyMs", range, &mut config.network.latency)?;
+    fields.set("dropRate", number, &mut config.network.drop_rate)?;
+    fields.set("duplicateRate", number, &mut config.network.duplicate_rate)?;
+    fields.set("snapshotEvery", integer, &mut config.snapshot_every)?;
+    fields.set("preVote", boolean, &mut config.pre_vote)?;
+    fields.set("checkQuorum", boolean, &mut config.check_quorum)?;
+    fields.set("diskLatencyMs", range, &mut config.disk_latency)?;
+    fields.set("leaseReads", boolean, &mut config.lease_reads)?;
+    fields.set(
+        "maxEntriesPerMessage",
+        count,
+        &mut config.max_entries_per_message,
+    )?;
+    fields.set(
+        "snapshotChunkBytes",
+        count,
+        &mut config.snapshot_chunk_bytes,
+    )?;
+    if let Some(ms) = fields.read("clientTimeoutMs", integer)? {
         if ms == 0 {
             return Err(error("config.clientTimeoutMs must be at least 1"));
         }
         config.client_attempt_timeout = ms;
     }
-    if let Some(value) = fields.get("clientGiveUpMs") {
-        config.client_give_up = Some(crate::args::integer(&value, "config.clientGiveUpMs")?);
+    if let Some(ms) = fields.read("clientGiveUpMs", integer)? {
+        config.client_give_up = Some(ms);
     }
-    if let Some(flag) = fields.boolean("checkSafety")? {
-        config.check_safety = flag;
-    }
-    if let Some(lines) = fields.integer("traceCapacity")? {
-        config.trace_capacity = to_usize(lines);
-    }
+    fields.set("checkSafety", boolean, &mut config.check_safety)?;
+    fields.set("traceCapacity", count, &mut config.trace_capacity)?;
     Ok(config)
 }
 
@@ -118,22 +95,16 @@ pub fn workload(value: &JsValue, current: Option<&Workload>) -> Result<Workload,
         clients: 0,
         ..Workload::default()
     });
-    if let Some(clients) = fields.integer("clients")? {
+    if let Some(clients) = fields.read("clients", integer)? {
         if clients > MAX_CLIENTS {
             return Err(error(format!(
                 "workload.clients must be at most {MAX_CLIENTS}, not {clients}"
             )));
         }
-        workload.clients = to_usize(clients);
+        workload.clients = clients as usize;
     }
-    if let Some(interval) = fields.integer("intervalMs")? {
-        workload.interval = interval;
-    }
-    if let Some(keys) = fields.integer("keys")? {
-        workload.keys = to_usize(keys);
-    }
-    if let Some(fraction) = fields.number("readFraction")? {
-        workload.read_fraction = fraction;
-    }
+    fields.set("intervalMs", integer, &mut workload.interval)?;
+    fields.set("keys", count, &mut workload.keys)?;
+    fields.set("readFraction", number, &mut workload.read_fraction)?;
     Ok(workload)
 }

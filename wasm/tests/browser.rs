@@ -58,12 +58,15 @@ fn leaders(state: &Value) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// The leader with the highest term, if any.
+/// The leader with the highest term, if any; `state().leader` must say the same.
 fn leader(sim: &Simulation) -> Option<u64> {
-    leaders(&state(sim))
+    let st = state(sim);
+    let highest = leaders(&st)
         .into_iter()
         .max_by_key(|&(_, term)| term)
-        .map(|(id, _)| id)
+        .map(|(id, _)| id);
+    assert_eq!(st["leader"].as_u64(), highest, "state().leader");
+    highest
 }
 
 /// Runs in steps of 10 ms until a leader exists (at most `limit` ms).

@@ -3,7 +3,7 @@
 // run, which then plays up to the step's end while the panel explains.
 
 import { $, el, esc } from "./dom.js";
-import { SCENARIOS, makeCtx, failedClaims } from "./scenarios.js";
+import { SCENARIOS, planContext, failedClaims } from "./scenarios.js";
 import { DEFAULT_CONFIG } from "./share.js";
 
 /** The settings in which a tour differs from the page's defaults, in words. */
@@ -29,7 +29,7 @@ export class Guide {
     this.scenario = null;
     this.step = 0; // 0 = the intro card; 1..n = steps
     this.ends = []; // ends[i] = timeline position at the end of step i (ends[0] = start)
-    this.vars = []; // vars[i] = names after step i
+    this.vars = []; // vars[i] = the facts (names and figures) after step i
     this.hashes = []; // hashes[i] = trace hash of the planned run at the end of step i
     this.playing = false;
     this.root.addEventListener("click", (e) => {
@@ -64,7 +64,7 @@ export class Guide {
   close() {
     this.root.hidden = true;
     this.scenario = null;
-    this.app.stopAt = null;
+    this.app.playback.stopAt = null;
     this.app.scenarioTag = null;
     this.app.layoutChanged();
   }
@@ -97,23 +97,23 @@ export class Guide {
     const s = this.scenario;
     tl.seekPosition(this.ends[i - 1]);
     const scratch = tl.scratch();
-    const v = { ...this.vars[i - 1] };
-    delete v.miss;
+    const facts = { ...this.vars[i - 1] };
+    delete facts.miss;
     try {
-      s.steps[i - 1].plan(makeCtx(scratch), v);
+      s.steps[i - 1].plan(planContext(scratch), facts);
     } catch (err) {
-      v.miss = `the step failed: ${err.message}`;
+      facts.miss = `the step failed: ${err.message}`;
       console.warn("scenario step failed", err);
     }
     // say so if what the text claims did not happen in this run
-    if (!v.miss) {
-      const failed = failedClaims(s.steps[i - 1], v, scratch.sim);
-      if (failed.length) v.miss = failed.join("; ");
+    if (!facts.miss) {
+      const failed = failedClaims(s.steps[i - 1], facts, scratch.sim);
+      if (failed.length) facts.miss = failed.join("; ");
     }
     const fresh = scratch.actions.slice(tl.applied);
     this.ends[i] = scratch.position();
     this.hashes[i] = scratch.sim.traceHash(); // the played run must reach the same point (checked by the tests)
-    this.vars[i] = v;
+    this.vars[i] = facts;
     scratch.free();
     tl.adoptFuture(fresh);
     this.ends.length = i + 1;
@@ -129,15 +129,15 @@ export class Guide {
     this.plan(i);
     this.step = i;
     this.app.scenarioTag = { id: s.id, step: i };
-    this.app.playTo(this.ends[i]);
+    this.app.playback.playTo(this.ends[i]);
     this.render();
   }
 
   back() {
     if (!this.scenario || this.step === 0) return;
     this.step--;
-    this.app.stopAt = null;
-    this.app.pause();
+    this.app.playback.stopAt = null;
+    this.app.playback.pause();
     this.app.timeline.seekPosition(this.ends[this.step]);
     this.app.scenarioTag = { id: this.scenario.id, step: this.step };
     this.app.dirty = true;
@@ -147,12 +147,12 @@ export class Guide {
   replay() {
     if (!this.scenario || this.step === 0) return;
     this.app.timeline.seekPosition(this.ends[this.step - 1]);
-    this.app.playTo(this.ends[this.step]);
+    this.app.playback.playTo(this.ends[this.step]);
   }
 
   skip() {
-    if (!this.scenario || !this.app.stopAt) return;
-    this.app.finishPlayTo();
+    if (!this.scenario || !this.app.playback.stopAt) return;
+    this.app.playback.finishPlayTo();
   }
 
   /** Called by the app every few frames so the status line follows playback. */
@@ -160,8 +160,8 @@ export class Guide {
     if (!this.scenario) return;
     const st = $("#g-status", this.root);
     if (!st) return;
-    const playing = !!this.app.stopAt;
-    const text = playing ? `Playing this step at ${this.app.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
+    const playing = !!this.app.playback.stopAt;
+    const text = playing ? `Playing this step at ${this.app.playback.speedLabel()} … ` : this.step > 0 ? `End of this step. Explore freely; Next continues the tour from the end of this step.` : "";
     if (st.__t !== text) {
       st.__t = text;
       st.replaceChildren(text);
@@ -173,7 +173,7 @@ export class Guide {
     const s = this.scenario;
     if (!s) return;
     const i = this.step;
-    const v = this.vars[i] ?? {};
+    const facts = this.vars[i] ?? {};
     const nav = el("div", { class: "nav" },
       el("button", { class: "btn", "data-g": "back", disabled: i === 0 ? true : null, title: "Previous step" }, "◂ Back"),
       i > 0 ? el("button", { class: "btn ghost", "data-g": "replay", title: "Play this step again" }, "↻ Replay") : null,
@@ -191,8 +191,8 @@ export class Guide {
     } else {
       const step = s.steps[i - 1];
       title = step.title;
-      body.innerHTML = step.text(v);
-      const w = step.watch ? step.watch(v) : "";
+      body.innerHTML = step.text(facts);
+      const w = step.watch ? step.watch(facts) : "";
       watch.innerHTML = w ? `<b>Watch:</b> ${w}` : "";
       watch.hidden = !w;
     }

@@ -57,15 +57,45 @@ export class HistoryView {
   /** `asOf`: the virtual time the history was read at; a pending bar ends there. */
   draw({ history, display, asOf = display, highlight }) {
     const { ctx, w, h } = fitCanvas(this.canvas);
-    const T = this.theme;
     ctx.clearRect(0, 0, w, h);
-    const left = 44, right = 14, top = 4, bottom = 18;
+    const frame = this._frame(w, h, display);
+    this._timeAxis(ctx, frame);
     const lanes = [...new Set(history.map((o) => o.client))].sort((a, b) => a - b);
+    this.bars = [];
+    if (!lanes.length) { this._empty(ctx, frame); return; }
+    const laneH = clamp((h - frame.top - frame.bottom) / lanes.length, 6, 26);
+    this._lanes(ctx, frame, lanes, laneH);
+    const laneOf = new Map(lanes.map((c, i) => [c, i]));
+    const bh = Math.max(4, laneH - 5);
+    const outlined = [];
+    const font = `${laneH >= 18 ? 10.5 : 9}px ${this.theme.mono}`;
+    ctx.font = font; ctx.textAlign = "left";
+    for (let i = firstInWindow(history, frame.t0); i < history.length; i++) {
+      const op = history[i];
+      const a = op.invokedAt, b = op.completedAt ?? asOf;
+      if (b < frame.t0 || a > frame.t1) continue;
+      const x = Math.max(frame.left, frame.sx(a));
+      const bar = { op, x, x2: Math.min(w - frame.right, Math.max(frame.sx(b), x + 3)), y: frame.top + laneOf.get(op.client) * laneH + (laneH - bh) / 2, h: bh };
+      this._bar(ctx, bar, font);
+      if (highlight?.has(op.id)) outlined.push(bar);
+      this.bars.push(bar);
+    }
+    this._outline(ctx, outlined);
+    this._nowLine(ctx, frame, display);
+  }
+
+  /** The time window shown (following now, or centred where asked) and its scale. */
+  _frame(w, h, display) {
+    const frame = { w, h, left: 44, right: 14, top: 4, bottom: 18 };
     const end = this.center !== null && this.span ? this.center + this.span / 2 : display;
-    const t0 = this.span ? Math.max(0, end - this.span) : 0;
-    const t1 = this.span ? Math.max(end, t0 + this.span) : Math.max(display, 1);
-    const sx = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
-    // time axis
+    frame.t0 = this.span ? Math.max(0, end - this.span) : 0;
+    frame.t1 = this.span ? Math.max(end, frame.t0 + this.span) : Math.max(display, 1);
+    frame.sx = (t) => frame.left + ((t - frame.t0) / (frame.t1 - frame.t0)) * (w - frame.left - frame.right);
+    return frame;
+  }
+
+  _timeAxis(ctx, { w, h, left, top, bottom, t0, t1, sx }) {
+    const T = this.theme;
     ctx.strokeStyle = T.line; ctx.lineWidth = 1; ctx.fillStyle = T.muted;
     ctx.font = `10px ${T.mono}`; ctx.textAlign = "center"; ctx.textBaseline = "alphabetic";
     const tick = niceTick((t1 - t0) / Math.max(2, (w - left) / 110));
@@ -74,78 +104,63 @@ export class HistoryView {
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, h - bottom + 3); ctx.stroke();
       ctx.fillText(fmtTick(t, tick), x, h - 5);
     }
-    if (!lanes.length) {
-      ctx.fillStyle = T.muted; ctx.font = `12.5px ${T.font}`; ctx.textAlign = "left"; ctx.textBaseline = "middle";
-      ctx.fillText("No client operations yet: send one from the Clients card (p), or start the steady workload.", left, (h - bottom) / 2);
-      this.bars = [];
-      return;
-    }
-    const laneH = clamp((h - top - bottom) / lanes.length, 6, 26);
-    const laneIdx = new Map(lanes.map((c, i) => [c, i]));
+  }
+
+  _empty(ctx, { h, left, bottom }) {
+    const T = this.theme;
+    ctx.fillStyle = T.muted; ctx.font = `12.5px ${T.font}`; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+    ctx.fillText("No client operations yet: send one from the Clients card (p), or start the steady workload.", left, (h - bottom) / 2);
+  }
+
+  /** One lane per client, every other one shaded, named at the left. */
+  _lanes(ctx, { w, left, right, top }, lanes, laneH) {
+    const T = this.theme;
     ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.font = `600 10.5px ${T.mono}`;
     lanes.forEach((c, i) => {
       const y = top + i * laneH;
       if (i % 2 === 1) { ctx.fillStyle = T.surface2; ctx.globalAlpha = 0.5; ctx.fillRect(left, y, w - left - right, laneH); ctx.globalAlpha = 1; }
       if (laneH >= 9) { ctx.fillStyle = T.muted; ctx.fillText(`c${c}`, left - 8, y + laneH / 2); }
     });
-    this.bars = [];
-    const hl = highlight || new Set();
-    const bh = Math.max(4, laneH - 5);
-    ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; ctx.textAlign = "left";
-    const later = [];
-    // ops come in invocation order: skip the ones that ended long before the window
-    let lo = 0, hi = history.length;
-    const from = t0 - 60000;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (history[mid].invokedAt < from) lo = mid + 1; else hi = mid; }
-    for (let i = 0; i < lo; i++) if (history[i].status === "pending" && history[i].invokedAt < from) { lo = i; break; }
-    for (let i = lo; i < history.length; i++) {
-      const op = history[i];
-      const a = op.invokedAt;
-      const b = op.completedAt ?? asOf;
-      if (b < t0 || a > t1) continue;
-      const x = Math.max(left, sx(a));
-      const x2 = Math.min(w - right, Math.max(sx(b), x + 3));
-      const y = top + laneIdx.get(op.client) * laneH + (laneH - bh) / 2;
-      const col = T.op[op.kind] ?? T.muted;
-      const pending = op.status === "pending";
-      const unknown = op.status === "unknown";
-      const failed = op.status === "failed"; // refused for certain: it did not take effect
-      ctx.fillStyle = col;
-      ctx.globalAlpha = pending ? 0.45 : unknown || failed ? 0.35 : 0.9;
-      ctx.fillRect(x, y, x2 - x, bh);
-      ctx.globalAlpha = 1;
-      if (pending) {
-        // a growing bar with a moving edge
-        ctx.fillStyle = col; ctx.fillRect(x2 - 3, y, 3, bh);
-      }
-      if (unknown) {
-        ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x, bh); ctx.clip();
-        ctx.strokeStyle = T.danger; ctx.lineWidth = 1.2;
-        for (let hx = x - bh; hx < x2; hx += 5) { ctx.beginPath(); ctx.moveTo(hx, y + bh); ctx.lineTo(hx + bh, y); ctx.stroke(); }
-        ctx.restore();
-        ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("?", x2 + 2, y + bh / 2);
-        ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`;
-      }
-      if (failed) { ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText("×", x2 + 2, y + bh / 2); ctx.font = `${laneH >= 18 ? 10.5 : 9}px ${T.mono}`; }
-      if (hl.has(op.id)) later.push({ x, x2, y });
-      if (x2 - x > 46 && bh >= 10) {
-        ctx.fillStyle = pending || unknown ? T.ink : "#fff";
-        ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x - 2, bh); ctx.clip();
-        ctx.fillText(opLabel(op), x + 4, y + bh / 2 + 0.5);
-        ctx.restore();
-      }
-      this.bars.push({ op, x, x2, y, h: bh });
+  }
+
+  /** One operation: solid when done, faint and growing while pending, hatched with "?" when unknown, "×" when refused. */
+  _bar(ctx, { op, x, x2, y, h: bh }, font) {
+    const T = this.theme;
+    const col = T.op[op.kind] ?? T.muted;
+    const pending = op.status === "pending";
+    const unknown = op.status === "unknown";
+    const failed = op.status === "failed"; // refused for certain: it did not take effect
+    ctx.fillStyle = col;
+    ctx.globalAlpha = pending ? 0.45 : unknown || failed ? 0.35 : 0.9;
+    ctx.fillRect(x, y, x2 - x, bh);
+    ctx.globalAlpha = 1;
+    if (pending) { ctx.fillStyle = col; ctx.fillRect(x2 - 3, y, 3, bh); } // the moving edge
+    if (unknown) {
+      ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x, bh); ctx.clip();
+      ctx.strokeStyle = T.danger; ctx.lineWidth = 1.2;
+      for (let hx = x - bh; hx < x2; hx += 5) { ctx.beginPath(); ctx.moveTo(hx, y + bh); ctx.lineTo(hx + bh, y); ctx.stroke(); }
+      ctx.restore();
     }
-    for (const r of later) {
-      ctx.strokeStyle = T.danger; ctx.lineWidth = 2.5;
-      ctx.strokeRect(r.x - 2, r.y - 2, r.x2 - r.x + 4, bh + 4);
+    if (unknown || failed) { ctx.fillStyle = T.danger; ctx.font = `700 10px ${T.font}`; ctx.fillText(unknown ? "?" : "×", x2 + 2, y + bh / 2); ctx.font = font; }
+    if (x2 - x > 46 && bh >= 10) {
+      ctx.fillStyle = pending || unknown ? T.ink : "#fff";
+      ctx.save(); ctx.beginPath(); ctx.rect(x, y, x2 - x - 2, bh); ctx.clip();
+      ctx.fillText(opLabel(op), x + 4, y + bh / 2 + 0.5);
+      ctx.restore();
     }
-    // now line
-    if (display >= t0 && display <= t1) {
-      const x = sx(display);
-      ctx.strokeStyle = T.accent; ctx.lineWidth = 1.5;
-      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, h - bottom); ctx.stroke();
-    }
+  }
+
+  /** The operations a violation names, outlined in red over everything else. */
+  _outline(ctx, bars) {
+    ctx.strokeStyle = this.theme.danger; ctx.lineWidth = 2.5;
+    for (const b of bars) ctx.strokeRect(b.x - 2, b.y - 2, b.x2 - b.x + 4, b.h + 4);
+  }
+
+  _nowLine(ctx, { h, top, bottom, t0, t1, sx }, display) {
+    if (display < t0 || display > t1) return;
+    const x = sx(display);
+    ctx.strokeStyle = this.theme.accent; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, h - bottom); ctx.stroke();
   }
 
   hit(x, y) {
@@ -155,6 +170,15 @@ export class HistoryView {
     }
     return null;
   }
+}
+
+/** Operations come in invocation order: the first one worth drawing skips those that ended long before the window (a pending one never ends). */
+function firstInWindow(history, t0) {
+  let lo = 0, hi = history.length;
+  const from = t0 - 60000;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (history[mid].invokedAt < from) lo = mid + 1; else hi = mid; }
+  for (let i = 0; i < lo; i++) if (history[i].status === "pending" && history[i].invokedAt < from) return i;
+  return lo;
 }
 
 function niceTick(raw) {

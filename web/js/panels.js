@@ -119,7 +119,7 @@ export class Inspector {
     const nd = st.nodes.find((n) => n.id === id);
     if (!nd) return;
     setHTML($("#i-role", this.root), roleChip(app, nd));
-    const leaderExists = st.nodes.some((n) => n.up && n.role === "leader");
+    const leaderExists = st.leader != null;
     const b = (a) => $(`button[data-act="${a}"]`, this.root);
     b("crash").disabled = !nd.up;
     b("restart").disabled = nd.up;
@@ -140,7 +140,7 @@ export class Inspector {
     ];
     setHTML($("#i-fields", this.root), rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join(""));
     const note = $("#i-note", this.root);
-    setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot). A restart brings it back as a follower whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}): it learns the rest from the leader.`);
+    setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot), as the node that a restart brings back: a ${ROLE_LABEL[nd.role] ?? nd.role} whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}); it learns the rest from the leader.`);
     note.hidden = nd.up;
     let prog = "";
     if (nd.progress && nd.progress.length) {
@@ -403,7 +403,7 @@ export class EventLog {
     if (!this.visible || document.hidden) return;
     // fast-forward: the lines fly by too fast to read; read them twice a second
     const now = performance.now();
-    if (this.app.playing && this.app.speed > 20 && now - (this.readAt ?? 0) < 500) return;
+    if (this.app.playback.playing && this.app.playback.speed > 20 && now - (this.readAt ?? 0) < 500) return;
     this.readAt = now;
     let evs = sim.events(this.seq);
     if (!evs.length) return;

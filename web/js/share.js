@@ -67,7 +67,7 @@ export function decodeAction(text) {
 }
 
 /** Build the hash for a run. `cursor` is { t, s, display }. */
-export function encodeRun({ config, actions, cursor, scenario, mockBug }) {
+export function encodeRun({ config, actions, cursor, scenario }) {
   const c = { ...DEFAULT_CONFIG, ...config };
   const parts = [
     `n=${c.nodes}`, `seed=${c.seed}`, `et=${c.electionTimeoutMs.join("-")}`, `hb=${c.heartbeatMs}`,
@@ -78,7 +78,6 @@ export function encodeRun({ config, actions, cursor, scenario, mockBug }) {
   if (c.maxEntriesPerMessage != null) parts.push(`mx=${c.maxEntriesPerMessage}`);
   if (c.snapshotChunkBytes != null) parts.push(`chunk=${c.snapshotChunkBytes}`);
   if (c.diskLatencyMs != null) parts.push(`disk=${c.diskLatencyMs.join("-")}`);
-  if (mockBug) parts.push(`bug=${enc(mockBug)}`);
   if (actions.length) parts.push(`a=${actions.map(encodeAction).join(",")}`);
   if (cursor) {
     const at = cursor.s ? `${cursor.t}+${cursor.s}` : `${Math.round(cursor.display * 100) / 100}`;
@@ -121,5 +120,5 @@ export function decodeRun(hash) {
     const [id, step] = dec(kv.sc).split(".");
     scenario = { id, step: Number(step) || 0 };
   }
-  return { config, actions, cursor, scenario, mockBug: kv.bug ? dec(kv.bug) : null };
+  return { config, actions, cursor, scenario };
 }

@@ -1,18 +1,17 @@
-// The only module that talks to the simulation. Everything else in the page
-// goes through `Sim`, which forwards calls and normalises what comes back
-// (BigInt -> Number, Map -> plain object), so swapping the wasm build for the
-// development mock is one line in `loadBackend`.
+// The only module that talks to the simulation: the Rust simulator of the
+// core, compiled to WebAssembly (web/pkg/, built by scripts/build-web.sh).
+// Everything else in the page goes through `Sim`, which forwards calls and
+// normalises what comes back (BigInt -> Number, Map -> plain object).
 
 export const WASM_MODULE = "./pkg/distribkv_wasm.js";
-export const MOCK_MODULE = "./dev/mock-sim.js";
 
-/** Load the simulation backend. With `mock` the JS stand-in is used; without it only the real build. */
-export async function loadBackend({ mock = false } = {}) {
-  const url = new URL(mock ? MOCK_MODULE : WASM_MODULE, new URL("../", import.meta.url));
+/** Load the wasm build: `{ name: "wasm", Simulation }`. Throws if web/pkg/ is not built. */
+export async function loadBackend() {
+  const url = new URL(WASM_MODULE, new URL("../", import.meta.url));
   const mod = await import(url.href);
   if (typeof mod.default === "function") await mod.default();
   if (typeof mod.Simulation !== "function") throw new Error(`${url.pathname} does not export a Simulation class`);
-  return { name: mock ? "mock" : "wasm", Simulation: mod.Simulation };
+  return { name: "wasm", Simulation: mod.Simulation };
 }
 
 /** Deep-convert what the simulation returns into plain JSON-shaped data with Number ids and times. */
@@ -71,10 +70,9 @@ export class Sim {
   constructor(backend, config) {
     const cfg = {};
     for (const k of CONFIG_FIELDS) if (config[k] !== undefined && config[k] !== null) cfg[k] = config[k];
-    if (backend.name === "mock" && config.mockBug) cfg.mockBug = config.mockBug;
     // the event log shows the newest lines only; a short trace keeps events() cheap when the page
     // reads it after a long stretch (the trace does not change the run: same trace hash)
-    if (backend.name === "wasm") cfg.traceCapacity = TRACE_LINES;
+    cfg.traceCapacity = TRACE_LINES;
     this.backend = backend.name;
     this.raw = new backend.Simulation(cfg);
     this.bigArgs = new Set();
@@ -93,8 +91,8 @@ export class Sim {
   clients() { return norm(this.raw.clients()); }
   check() { return norm(this.raw.check()); }
   message(id) { return norm(callNum(this, "message", [id])); }
-  /** A fingerprint of everything that happened (equal for equal runs), or null if the backend has none. */
-  traceHash() { return typeof this.raw.traceHash === "function" ? String(this.raw.traceHash()) : null; }
+  /** A fingerprint of everything that happened (equal for equal runs). */
+  traceHash() { return String(this.raw.traceHash()); }
   // actions (each is also an entry of the recorded timeline; see timeline.js)
   crash(id) { callNum(this, "crash", [id]); }
   restart(id) { callNum(this, "restart", [id]); }
@@ -114,13 +112,11 @@ export class Sim {
   get(key, client) { return num(callNum(this, "get", client == null ? [key] : [key, client])); }
   delete(key, client) { return num(callNum(this, "delete", client == null ? [key] : [key, client])); }
   setWorkload(w) { this.raw.setWorkload(w); }
-  // membership (the wasm build; the JavaScript stand-in has none)
-  supportsMembership() { return typeof this.raw.addNode === "function"; }
-  addNode() { this.needMembership(); return num(this.raw.addNode()); }
-  addLearner(id) { this.needMembership(); callNum(this, "addLearner", [id]); }
-  promote(id) { this.needMembership(); callNum(this, "promote", [id]); }
-  removeMember(id) { this.needMembership(); callNum(this, "removeMember", [id]); }
-  needMembership() { if (!this.supportsMembership()) throw new Error("membership changes need the wasm build"); }
+  // membership
+  addNode() { return num(this.raw.addNode()); }
+  addLearner(id) { callNum(this, "addLearner", [id]); }
+  promote(id) { callNum(this, "promote", [id]); }
+  removeMember(id) { callNum(this, "removeMember", [id]); }
   free() { if (typeof this.raw.free === "function") this.raw.free(); }
 }
 

@@ -1,34 +1,38 @@
-// What the guided tours (scenarios.js) are written with: the context a
+// What the guided tours (tours/*.js) are written with: the context a
 // step's plan runs in (a scratch Timeline behind a few helpers), the query a
 // step's claims are checked on, and small helpers for names and waiting.
+// Raft facts come from the simulator: the cluster's leader is
+// `state().leader`, a node's role is its `role`.
 
 import { DEFAULT_CONFIG } from "./share.js";
 
-export const others = (st, ...not) => st.nodes.map((n) => n.id).filter((id) => !not.includes(id));
-export const N = (id) => `<b class="nid">node ${id ?? "?"}</b>`;
-export const Nc = (id) => `<b class="nid">Node ${id ?? "?"}</b>`; // at the start of a sentence
-export const list = (ids) => ids.length <= 1 ? ids.map(N).join("") : ids.slice(0, -1).map(N).join(", ") + " and " + N(ids[ids.length - 1]);
-export const listC = (ids) => list(ids).replace(">node", ">Node");
-export const missed = (v) => (v.miss ? `<p class="miss small">In this run the simulator did not do what this step describes: ${v.miss}. Press Next to continue anyway, or start the tour again.</p>` : "");
-
-/** The leader with the highest term among the up nodes, or null. */
-export function leaderOf(st) {
-  let best = null;
-  for (const n of st.nodes) if (n.up && n.role === "leader" && (!best || n.term > best.term)) best = n;
-  return best ? best.id : null;
-}
+/** Node `id` in a state. */
+export const findNode = (state, id) => state.nodes.find((node) => node.id === id);
+/** The ids of every node but `except`. */
+export const otherNodes = (state, ...except) => state.nodes.map((node) => node.id).filter((id) => !except.includes(id));
+/** "node 3", in bold, inside a sentence. */
+export const nodeName = (id) => `<b class="nid">node ${id ?? "?"}</b>`;
+/** "Node 3", in bold, at the start of a sentence. */
+export const NodeName = (id) => `<b class="nid">Node ${id ?? "?"}</b>`;
+/** "node 1, node 2 and node 3". */
+export const nodeNames = (ids) => ids.length <= 1 ? ids.map(nodeName).join("") : ids.slice(0, -1).map(nodeName).join(", ") + " and " + nodeName(ids[ids.length - 1]);
+/** "Node 1, node 2 and node 3", at the start of a sentence. */
+export const NodeNames = (ids) => nodeNames(ids).replace(">node", ">Node");
+/** The note a step shows when the run did not do what its text says. */
+export const missedNote = (facts) => (facts.miss ? `<p class="miss small">In this run the simulator did not do what this step describes: ${facts.miss}. Press Next to continue anyway, or start the tour again.</p>` : "");
 
 /** Term of the entry at `index` in a node's log (from a full state), the snapshot's term at its boundary, or null. */
-export function termAt(nd, index) {
-  if (!nd) return null;
-  if (index === nd.snapshotIndex) return nd.snapshotTerm ?? null;
-  const e = nd.log.find((x) => x.index === index);
-  return e ? e.term : null;
+export function termAt(node, index) {
+  if (!node) return null;
+  if (index === node.snapshotIndex) return node.snapshotTerm ?? null;
+  const entry = node.log.find((e) => e.index === index);
+  return entry ? entry.term : null;
 }
 
 /** Nodes in term `term` that voted for `id`. */
-export const votesFor = (st, id, term) => st.nodes.filter((n) => n.votedFor === id && n.term === term).length;
-export const majority = (st) => Math.floor(st.nodes.length / 2) + 1;
+export const votesFor = (state, id, term) => state.nodes.filter((node) => node.votedFor === id && node.term === term).length;
+/** More than half of the nodes drawn. */
+export const majorityOf = (state) => Math.floor(state.nodes.length / 2) + 1;
 
 /** Do two nodes hold the same entries (index and term) from `from` to `to`? */
 export function sameLog(a, b, from, to) {
@@ -36,100 +40,104 @@ export function sameLog(a, b, from, to) {
   return true;
 }
 
-export function waitLeader(ctx, v, maxMs = 3000, not = []) {
-  const ok = ctx.runUntil((st) => { const l = leaderOf(st); return l !== null && !not.includes(l) && st.nodes.filter((n) => n.up && n.leader === l).length >= majority(st); }, maxMs);
-  if (!ok) v.miss ??= "no leader was elected in time";
-  return leaderOf(ctx.state());
+/** Run until a leader (not one of `except`) is known to a majority of the nodes; returns it. */
+export function waitForLeader(ctx, facts, maxMs = 3000, except = []) {
+  const known = (state) => state.leader !== null && !except.includes(state.leader)
+    && state.nodes.filter((node) => node.up && node.leader === state.leader).length >= majorityOf(state);
+  if (!ctx.runUntil(known, maxMs)) facts.miss ??= "no leader was elected in time";
+  return ctx.state().leader;
 }
 
-export function waitOp(ctx, v, id, maxMs = 4000, what = "the operation did not complete") {
-  const ok = ctx.runUntil(() => { const o = ctx.op(id); return o && o.status !== "pending"; }, maxMs);
-  if (!ok) v.miss ??= what;
+/** Run until operation `id` is no longer pending; returns it. */
+export function waitForOp(ctx, facts, id, maxMs = 4000, what = "the operation did not complete") {
+  const ok = ctx.runUntil(() => { const op = ctx.op(id); return op && op.status !== "pending"; }, maxMs);
+  if (!ok) facts.miss ??= what;
   return ctx.op(id);
 }
 
 /** Client `client` puts key=value; run until it completed and every node's store has it. */
-export function putEverywhere(ctx, v, key, value, client) {
+export function putEverywhere(ctx, facts, key, value, client) {
   const op = ctx.act("put", key, value, client);
-  waitOp(ctx, v, op);
-  ctx.runUntil(() => ctx.full().nodes.every((n) => n.kv[key] === value), 500);
+  waitForOp(ctx, facts, op);
+  ctx.runUntil(() => ctx.full().nodes.every((node) => node.kv[key] === value), 500);
   return op;
 }
 
 /** Fire node id's election timer until it leads (as `campaign` in core/testdata/figure8.txt); returns the number of campaigns. */
-export function campaignUntilLeader(ctx, v, id, maxTries = 6) {
+export function campaignUntilLeader(ctx, facts, id, maxTries = 6) {
   let tries = 0;
-  for (; tries < maxTries && leaderOf(ctx.state()) !== id; tries++) {
+  for (; tries < maxTries && ctx.leader() !== id; tries++) {
     ctx.act("triggerElection", id);
-    ctx.runUntil((st) => { const n = st.nodes.find((x) => x.id === id); return n.role !== "candidate"; }, 40);
+    ctx.runUntil((state) => findNode(state, id).role !== "candidate", 40);
   }
-  if (leaderOf(ctx.state()) !== id) v.miss ??= `node ${id} was not elected`;
+  if (ctx.leader() !== id) facts.miss ??= `node ${id} was not elected`;
   return tries;
 }
 
 /** What expect() sees: the whole state (untrimmed logs) and the history, read once. */
 export function query(sim) {
-  const st = sim.state();
-  let hist = null;
+  const state = sim.state();
+  let history = null;
   return {
-    st,
-    node: (id) => st.nodes.find((n) => n.id === id) ?? null,
-    leader: () => leaderOf(st),
-    op: (id) => { hist ??= sim.history(); return hist.find((o) => o.id === id) ?? null; },
-    history: () => (hist ??= sim.history()),
+    state,
+    node: (id) => findNode(state, id) ?? null,
+    leader: () => state.leader,
+    op: (id) => { history ??= sim.history(); return history.find((op) => op.id === id) ?? null; },
+    history: () => (history ??= sim.history()),
     check: () => sim.check(),
   };
 }
 
 /** The claims of a step that do not hold, as texts. */
-export function failedClaims(step, v, sim) {
+export function failedClaims(step, facts, sim) {
   if (!step.expect) return [];
   try {
-    const q = query(sim);
-    return step.expect(v, q).filter(([, ok]) => !ok).map(([what]) => what);
+    return step.expect(facts, query(sim)).filter(([, holds]) => !holds).map(([claim]) => claim);
   } catch (err) {
     return [`checking the step failed (${err.message})`];
   }
 }
 
-/** What a step's plan works with: a scratch Timeline `tl`, seen through a few helpers. */
-export function makeCtx(tl) {
-  const state = (tail = 4) => tl.sim.state({ logTail: tail });
+/** What a step's plan works with: a scratch Timeline, seen through a few helpers. */
+export function planContext(timeline) {
+  const state = (tail = 4) => timeline.sim.state({ logTail: tail });
   let seq = 0;
   return {
     state: () => state(4),
-    full: () => tl.sim.state(),
-    leader: () => leaderOf(state(1)),
-    act: (op, ...args) => tl.act(op, ...args),
-    now: () => tl.sim.now(),
-    runFor: (ms) => tl.advanceTo(Math.floor(tl.display) + ms),
-    /** Advance 1 ms at a time until pred(state) holds; false if maxMs passed first. */
-    runUntil(pred, maxMs) {
-      const end = Math.floor(tl.display) + maxMs;
-      if (pred(state(4))) return true;
-      while (tl.display < end) {
-        tl.advanceTo(Math.floor(tl.display) + 1);
-        if (pred(state(4))) return true;
+    full: () => timeline.sim.state(),
+    /** Node `id` now (its last few log entries only). */
+    node: (id) => findNode(state(4), id),
+    leader: () => state(1).leader,
+    act: (op, ...args) => timeline.act(op, ...args),
+    now: () => timeline.sim.now(),
+    runFor: (ms) => timeline.advanceTo(Math.floor(timeline.display) + ms),
+    /** Advance 1 ms at a time until holds(state) holds; false if maxMs passed first. */
+    runUntil(holds, maxMs) {
+      const end = Math.floor(timeline.display) + maxMs;
+      if (holds(state(4))) return true;
+      while (timeline.display < end) {
+        timeline.advanceTo(Math.floor(timeline.display) + 1);
+        if (holds(state(4))) return true;
       }
       return false;
     },
-    /** Process one event at a time until pred(state) holds (stops at that very event). */
-    stepUntil(pred, maxEvents = 20000) {
+    /** Process one event at a time until holds(state) holds (stops at that very event). */
+    stepUntil(holds, maxEvents = 20000) {
       for (let i = 0; i < maxEvents; i++) {
-        if (!tl.stepOnce()) return false;
-        if (pred(state(4))) return true;
+        if (!timeline.stepOnce()) return false;
+        if (holds(state(4))) return true;
       }
       return false;
     },
-    op: (id) => tl.sim.history({ from: id })[0] ?? null,
+    op: (id) => timeline.sim.history({ from: id })[0] ?? null,
     /** Trace lines since the previous call (the first call starts the count). */
     events() {
-      const evs = tl.sim.events(seq);
-      if (evs.length) seq = evs[evs.length - 1].seq;
-      return evs;
+      const lines = timeline.sim.events(seq);
+      if (lines.length) seq = lines[lines.length - 1].seq;
+      return lines;
     },
   };
 }
 
 /** A tour's complete configuration: the page's defaults with the tour's own settings on top. */
-export const CONFIG = (c) => ({ ...DEFAULT_CONFIG, ...c });
+export const tourConfig = (settings) => ({ ...DEFAULT_CONFIG, ...settings });

@@ -28,6 +28,7 @@ mod faults;
 pub mod history;
 pub mod invariants;
 pub mod network;
+mod recovery;
 mod run;
 pub mod sweep;
 pub mod trace;

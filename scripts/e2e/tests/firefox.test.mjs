@@ -31,7 +31,7 @@ after(async () => {
   if (profile) await fs.rm(profile, { recursive: true, force: true });
 });
 
-const leaderOf = () => window.__distribkv.sim().state().nodes.find((n) => n.up && n.role === "leader")?.id ?? null;
+const leaderOf = () => window.__distribkv.sim().state().leader;
 
 test("Firefox: the page runs the real simulation, survives a leader crash and completes a put", async () => {
   const page = await browser.newPage();

@@ -1,9 +1,9 @@
 // End-to-end tests of the page in Debian's Chromium, against the real wasm
-// build in web/pkg/ (E2E_MOCK=1 runs them against the JavaScript stand-in
-// instead, for work on the page; the tours' test is then skipped).
+// build in web/pkg/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, screenshot, USE_MOCK, pageUrl } from "../browser.mjs";
+import { readFile } from "node:fs/promises";
+import { launch, openPage, screenshot, pageUrl } from "../browser.mjs";
 
 let env;
 before(async () => { env = await launch(); await env.context.grantPermissions(["clipboard-read", "clipboard-write"]); });
@@ -28,7 +28,6 @@ function pageTest(name, body, { timeout = 60000, open = {}, skip = false } = {})
 
 const state = (page) => page.evaluate(() => window.__distribkv.sim().state());
 const summary = (st) => st.nodes.map((n) => ({ id: n.id, up: n.up, role: n.role, term: n.term, commitIndex: n.commitIndex, lastIndex: n.lastIndex }));
-const leaderOf = (st) => st.nodes.find((n) => n.up && n.role === "leader")?.id ?? null;
 
 async function setSpeed(page, exp) {
   await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, exp);
@@ -37,9 +36,8 @@ async function play(page) { if ((await page.getAttribute("#play", "aria-label"))
 async function pause(page) { if ((await page.getAttribute("#play", "aria-label")) === "Pause") await page.click("#play"); }
 async function waitLeader(page, { not = null, timeout = 20000 } = {}) {
   const h = await page.waitForFunction((not) => {
-    const st = window.__distribkv.sim().state();
-    const l = st.nodes.find((n) => n.up && n.role === "leader");
-    return l && l.id !== not ? l.id : null;
+    const { leader } = window.__distribkv.sim().state();
+    return leader !== null && leader !== not ? leader : null;
   }, not, { timeout });
   return h.jsonValue();
 }
@@ -55,7 +53,7 @@ async function scrubTo(page, t) {
 }
 
 pageTest("the page loads the simulation and a leader is elected", async (page) => {
-  assert.equal(await page.evaluate(() => window.__distribkv.backend), USE_MOCK ? "mock" : "wasm");
+  assert.equal(await page.evaluate(() => window.__distribkv.backend), "wasm");
   await setSpeed(page, 0);
   await play(page);
   const l = await waitLeader(page);
@@ -164,13 +162,13 @@ pageTest("a guided scenario runs through", async (page) => {
     if (i === steps) break;
     const skip = page.locator('#guide button[data-g="skip"]');
     if (await skip.count()) await skip.click().catch(() => {});
-    await page.waitForFunction(() => !window.__distribkv.app.stopAt, null, { timeout: 20000 });
+    await page.waitForFunction(() => !window.__distribkv.app.playback.stopAt, null, { timeout: 20000 });
     assert.match(await page.textContent("#g-title"), /\S/);
     assert.doesNotMatch(await page.textContent("#guide"), /did not happen/, `step ${i + 1} reached what it explains`);
   }
   assert.equal(await page.isVisible("#guide"), false, "Finish closes the tour");
   const st = await state(page);
-  assert.ok(leaderOf(st), "the tour ends with a leader");
+  assert.ok(st.leader, "the tour ends with a leader");
   const h = await page.evaluate(() => window.__distribkv.sim().history());
   assert.ok(h.some((o) => o.key === "x" && o.status === "ok"), "and the write it explains completed");
 }, { timeout: 120000 });
@@ -179,7 +177,7 @@ pageTest("a guided scenario runs through", async (page) => {
 async function finishStep(page) {
   const skip = page.locator('#guide button[data-g="skip"]');
   if (await skip.count()) await skip.click().catch(() => {});
-  await page.waitForFunction(() => !window.__distribkv.app.stopAt, null, { timeout: 20000 });
+  await page.waitForFunction(() => !window.__distribkv.app.playback.stopAt, null, { timeout: 20000 });
   return page.evaluate(async () => {
     const { failedClaims } = await import("./js/scenarios.js");
     const app = window.__distribkv.app, g = app.guide, i = g.step;
@@ -215,7 +213,7 @@ pageTest("every guided tour reaches what it explains, step by step", async (page
       assert.equal(r.miss, null, `${where}: the plan reached what the step describes`);
       assert.ok(r.claims >= 1, `${where}: the step states what it claims`);
       assert.deepEqual(r.failed, [], `${where}: every claim holds in the run the page played`);
-      assert.ok(USE_MOCK || r.hash, `${where}: the wasm build gives a trace hash`);
+      assert.ok(r.hash, `${where}: the wasm build gives a trace hash`);
       assert.equal(r.hash, r.planned, `${where}: the played run is the planned one`);
       assert.equal(r.display, r.end, `${where}: playback stopped at the step's end`);
       assert.doesNotMatch(r.text + r.watch, /undefined|NaN|null|\?\?|node \?/, `${where}: the text names everything`);
@@ -225,12 +223,12 @@ pageTest("every guided tour reaches what it explains, step by step", async (page
   }
   // a few situations, checked here once more in plain terms
   const st = (id, i) => seen[`${id}/${i}`];
-  assert.equal(st("split-vote", 2).tally.filter(([, n]) => n >= 3).length, 0, "split vote: nobody had a majority");
-  assert.ok(st("figure-8", 4).commit < st("figure-8", 4).k, "figure 8: the old entry was on a majority but not committed");
-  assert.ok(st("snapshot", 4).fSnap >= st("snapshot", 2).snap, "snapshot: the lagging node installed the leader's snapshot");
-  assert.equal(st("read-index", 4).out, "2", "read index: the read returned the new value");
-  assert.ok(st("log-repair", 4).rejects >= 1 && st("log-repair", 4).rejects <= 2, "log repair: one or two rejections");
-}, { timeout: 300000, skip: USE_MOCK ? "the tours' claims are about the real simulator" : false });
+  assert.equal(st("split-vote", 2).tally.filter(([, votes]) => votes >= 3).length, 0, "split vote: nobody had a majority");
+  assert.ok(st("figure-8", 4).commitIndex < st("figure-8", 4).index, "figure 8: the old entry was on a majority but not committed");
+  assert.ok(st("snapshot", 4).followerSnapshot >= st("snapshot", 2).leaderSnapshot, "snapshot: the lagging node installed the leader's snapshot");
+  assert.equal(st("read-index", 4).output, "2", "read index: the read returned the new value");
+  assert.ok(st("log-repair", 4).rejections >= 1 && st("log-repair", 4).rejections <= 2, "log repair: one or two rejections");
+}, { timeout: 300000 });
 
 pageTest("a share link taken during a tour reopens the tour at that step, in the same run", async (page) => {
   await page.keyboard.press("g");
@@ -257,7 +255,7 @@ pageTest("a share link taken during a tour reopens the tour at that step, in the
   } finally {
     await other.close();
   }
-}, { skip: USE_MOCK ? "the tours' claims are about the real simulator" : false });
+});
 
 /** Client coordinates of a point given in canvas (CSS pixel) coordinates. */
 async function canvasPoint(page, x, y) {
@@ -412,15 +410,45 @@ pageTest("keyboard help and settings dialogs open and close", async (page) => {
   await page.waitForFunction(() => window.__distribkv.sim().state().nodes.length === 7);
 });
 
+/** A check() result recorded from the real simulator when lease reads still had a bug (see the fixture's "about"). */
+const RECORDED_VIOLATION = JSON.parse(await readFile(new URL("../fixtures/violation-check.json", import.meta.url), "utf8"));
+
+pageTest("a correctness violation pauses the run, says so and outlines the operations involved", async (page) => {
+  const recorded = RECORDED_VIOLATION.check;
+  const involved = recorded.linearizability.ops;
+  await setSpeed(page, 0.5);
+  await page.keyboard.press("w"); // steady workload
+  await play(page);
+  // run until the operations the recorded result names have settled in this run's history
+  await page.waitForFunction((ids) => ids.every((id) => window.__distribkv.app.historyCache.find((op) => op.id === id && op.status === "ok")), involved, { timeout: 60000 });
+  const real = await page.evaluate(() => window.__distribkv.sim().check());
+  assert.equal(real.ok, true, "the real simulator finds nothing wrong");
+  const shape = (result) => [Object.keys(result).sort(), Object.keys(result.linearizability).sort()];
+  assert.deepEqual(shape(recorded), shape(real), "the recorded result has the shape check() returns today");
+  // from now on, check() answers with the recorded violation
+  await page.evaluate((result) => { window.__distribkv.sim().check = () => structuredClone(result); }, recorded);
+  await page.waitForFunction(() => window.__distribkv.app.checkResult?.ok === false, null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector("#play").getAttribute("aria-label") === "Play", null, { timeout: 2000 });
+  assert.match(await page.textContent("#notice"), /Correctness violation/);
+  assert.ok((await page.textContent("#notice")).includes(recorded.violations[0]), "the notice quotes the violation");
+  assert.match(await page.textContent("#check-pill"), /VIOLATION/);
+  assert.ok((await page.textContent("#check-list")).includes(recorded.violations[0]), "the Correctness card lists it");
+  const shown = await page.evaluate(() => ({ ops: [...window.__distribkv.app.highlightOps], center: window.__distribkv.app.historyView.center }));
+  assert.deepEqual(shown.ops.sort(), [...involved].sort(), "the operations involved are outlined");
+  const ops = await page.evaluate((ids) => window.__distribkv.app.historyCache.filter((op) => ids.includes(op.id)), involved);
+  const from = Math.min(...ops.map((op) => op.invokedAt)), to = Math.max(...ops.map((op) => op.completedAt));
+  assert.equal(shown.center, (from + to) / 2, "the history is centred on them");
+}, { timeout: 90000 });
+
 test("without the wasm build the page says how to build it", async () => {
   const page = await env.context.newPage();
   try {
     // as if web/pkg/ had not been built
     await page.route("**/pkg/distribkv_wasm.js", (route) => route.fulfill({ status: 404, body: "not found" }));
-    await page.goto(pageUrl(env.server, { query: "" }).replace("?mock", ""));
+    await page.goto(pageUrl(env.server));
     await page.waitForFunction(() => window.__distribkv && window.__distribkv.ready === false);
     assert.match(await page.textContent("#boot"), /scripts\/serve-web\.sh/);
-    assert.match(await page.textContent("#boot"), /\?mock/);
+    assert.match(await page.textContent("#boot"), /scripts\/build-web\.sh/);
   } catch (err) {
     await screenshot(page, "fail-no-build").catch(() => {});
     throw err;
