@@ -543,10 +543,12 @@ async fn write_requests<Req: Serialize, Resp>(
 ) {
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     while let Some(first) = request_queue.recv().await {
-        let mut next = Some(first);
-        while let Some((request_id, request)) = next.take() {
-            if let Err(error) = frame::encode(&(request_id, &request), &mut buffer, max_frame_size)
-            {
+        frame::encode_batch(
+            first,
+            || request_queue.try_recv().ok(),
+            &mut buffer,
+            (max_frame_size, max_batch_bytes),
+            |_, (request_id, _), error| {
                 let waiting = pending
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -554,11 +556,8 @@ async fn write_requests<Req: Serialize, Resp>(
                 if let Some(answer) = waiting {
                     let _ = answer.send(Err(ClientError::Encode(error.to_string())));
                 }
-            }
-            if buffer.len() < max_batch_bytes {
-                next = request_queue.try_recv().ok();
-            }
-        }
+            },
+        );
         if buffer.is_empty() {
             continue;
         }
@@ -579,8 +578,8 @@ async fn read_answers<Resp: DeserializeOwned>(
 ) {
     let server = connection.remote_address();
     loop {
-        let payload = match reader.next_payload().await {
-            Ok(Some(payload)) => payload,
+        let (request_id, answer) = match reader.next_tagged::<Answer<Resp>>().await {
+            Ok(Some(tagged)) => tagged,
             Ok(None) => {
                 fail_session(
                     &connection,
@@ -598,23 +597,10 @@ async fn read_answers<Resp: DeserializeOwned>(
                 return;
             }
         };
-        let Ok((request_id, body)) = postcard::take_from_bytes::<u64>(&payload) else {
-            reader.count_undecodable(&FrameError::Undecodable(
-                postcard::Error::DeserializeUnexpectedEnd,
-            ));
-            continue;
-        };
-        let answer = match postcard::from_bytes::<Answer<Resp>>(body) {
-            Ok(answer) => {
-                reader.count_decoded();
-                Ok(answer)
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                reader.count_undecodable(&FrameError::Undecodable(error));
-                Err(ClientError::ResponseUndecodable { server, reason })
-            }
-        };
+        let answer = answer.map_err(|error| ClientError::ResponseUndecodable {
+            server,
+            reason: error.to_string(),
+        });
         let waiting = pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
