@@ -18,84 +18,87 @@ use crate::tls::Role;
 use crate::transport::frame::{FrameError, FrameReader};
 use crate::transport::{PeerHello, error_code};
 
-/// Accepts every incoming connection and serves it in its own task.
-pub(super) async fn accept_connections<M, Req, Resp>(
-    inner: Arc<Inner<M>>,
-    peer_sender: mpsc::Sender<(NodeId, M)>,
-    request_sender: mpsc::Sender<ClientRequest<Req, Resp>>,
-) where
-    M: DeserializeOwned + Send + 'static,
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
-{
-    while let Some(incoming) = inner.endpoint.accept().await {
-        tokio::spawn(serve_connection(
-            inner.clone(),
-            incoming,
-            peer_sender.clone(),
-            request_sender.clone(),
-        ));
+/// Where what arrives goes: peer messages and client requests.
+pub(super) struct Acceptor<M, Req, Resp> {
+    pub(super) inner: Arc<Inner<M>>,
+    pub(super) peer_sender: mpsc::Sender<(NodeId, M)>,
+    pub(super) request_sender: mpsc::Sender<ClientRequest<Req, Resp>>,
+}
+
+impl<M, Req, Resp> Clone for Acceptor<M, Req, Resp> {
+    fn clone(&self) -> Self {
+        Acceptor {
+            inner: self.inner.clone(),
+            peer_sender: self.peer_sender.clone(),
+            request_sender: self.request_sender.clone(),
+        }
     }
 }
 
-/// Completes the handshake, tells the role, and serves the streams the other
-/// side opens.
-async fn serve_connection<M, Req, Resp>(
-    inner: Arc<Inner<M>>,
-    incoming: quinn::Incoming,
-    peer_sender: mpsc::Sender<(NodeId, M)>,
-    request_sender: mpsc::Sender<ClientRequest<Req, Resp>>,
-) where
+impl<M, Req, Resp> Acceptor<M, Req, Resp>
+where
     M: DeserializeOwned + Send + 'static,
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
 {
-    let remote = incoming.remote_address();
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
-            bump(&inner.counters.connections_refused);
-            tracing::warn!(node = inner.node_id, %remote, %error, "refused a connection during the handshake");
-            return;
+    /// Accepts every incoming connection and serves it in its own task.
+    pub(super) async fn run(self) {
+        while let Some(incoming) = self.inner.endpoint.accept().await {
+            tokio::spawn(self.clone().serve_connection(incoming));
         }
-    };
-    let role = connection
-        .peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .and_then(|chain| inner.roles.role_of(&chain));
-    let Some(role) = role else {
-        // Unreachable with the mutual-TLS server config, kept as a second lock.
-        bump(&inner.counters.connections_refused);
-        tracing::warn!(node = inner.node_id, %remote, "refused a connection without a cluster certificate");
-        connection.close(
-            error_code::NOT_AUTHORIZED,
-            b"certificate not from this cluster",
-        );
-        return;
-    };
-    tracing::debug!(node = inner.node_id, %remote, ?role, "accepted a connection");
-    loop {
-        tokio::select! {
-            stream = connection.accept_uni() => {
-                let Ok(stream) = stream else { return };
-                if role != Role::Node {
-                    bump(&inner.counters.connections_refused);
-                    tracing::warn!(node = inner.node_id, %remote, "refused a client certificate posing as a peer node");
-                    connection.close(error_code::NOT_A_PEER, b"a client certificate cannot act as a peer node");
-                    return;
-                }
-                tokio::spawn(read_peer_stream(inner.clone(), connection.clone(), stream, peer_sender.clone()));
+    }
+
+    /// Completes the handshake, tells the role, and serves the streams the
+    /// other side opens.
+    async fn serve_connection(self, incoming: quinn::Incoming) {
+        let inner = &self.inner;
+        let remote = incoming.remote_address();
+        let connection = match incoming.await {
+            Ok(connection) => connection,
+            Err(error) => {
+                bump(&inner.counters.connections_refused);
+                tracing::warn!(node = inner.node_id, %remote, %error, "refused a connection during the handshake");
+                return;
             }
-            stream = connection.accept_bi() => {
-                let Ok((send, receive)) = stream else { return };
-                tokio::spawn(serve_request_stream(
-                    inner.clone(),
-                    role,
-                    remote,
-                    send,
-                    receive,
-                    request_sender.clone(),
-                ));
+        };
+        let role = connection
+            .peer_identity()
+            .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| inner.roles.role_of(&chain));
+        let Some(role) = role else {
+            // Unreachable with the mutual-TLS server config, kept as a second lock.
+            bump(&inner.counters.connections_refused);
+            tracing::warn!(node = inner.node_id, %remote, "refused a connection without a cluster certificate");
+            connection.close(
+                error_code::NOT_AUTHORIZED,
+                b"certificate not from this cluster",
+            );
+            return;
+        };
+        tracing::debug!(node = inner.node_id, %remote, ?role, "accepted a connection");
+        loop {
+            tokio::select! {
+                stream = connection.accept_uni() => {
+                    let Ok(stream) = stream else { return };
+                    if role != Role::Node {
+                        bump(&inner.counters.connections_refused);
+                        tracing::warn!(node = inner.node_id, %remote, "refused a client certificate posing as a peer node");
+                        connection.close(error_code::NOT_A_PEER, b"a client certificate cannot act as a peer node");
+                        return;
+                    }
+                    tokio::spawn(read_peer_stream(inner.clone(), connection.clone(), stream, self.peer_sender.clone()));
+                }
+                stream = connection.accept_bi() => {
+                    let Ok((send, receive)) = stream else { return };
+                    tokio::spawn(serve_request_stream(
+                        inner.clone(),
+                        role,
+                        remote,
+                        send,
+                        receive,
+                        self.request_sender.clone(),
+                    ));
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 //! queue is full, the peer is unreachable or unknown. Raft retransmits.
 //!
 //! One task per peer owns the queue. It dials the peer, opens one
-//! unidirectional stream, writes a [`PeerHello`], then writes messages,
+//! unidirectional stream, writes a [`PeerHello`](super::PeerHello), then writes messages,
 //! gathering everything already queued into one stream write. When the
 //! connection is lost it reconnects with exponential back-off (capped,
 //! jittered); while it waits, queued and new messages are dropped.
@@ -16,7 +16,7 @@
 //! # Incoming
 //!
 //! Every connection must present a certificate from the cluster CA. Its
-//! [`Role`] decides what it may do:
+//! [`Role`](crate::tls::Role) decides what it may do:
 //! - a node may open unidirectional peer streams; after a valid hello their
 //!   messages come out of [`Inbound::peer_messages`] as `(from, message)`;
 //! - anyone may open bidirectional request streams; each request comes out of
@@ -256,11 +256,12 @@ where
             counters: Counters::default(),
             frames: Arc::new(FrameCounters::default()),
         });
-        let accept_task = tokio::spawn(inbound::accept_connections(
-            inner.clone(),
+        let acceptor = inbound::Acceptor {
+            inner: inner.clone(),
             peer_sender,
             request_sender,
-        ));
+        };
+        let accept_task = tokio::spawn(acceptor.run());
         let transport = PeerTransport { inner, accept_task };
         for peer in config.peers {
             transport.add_peer(peer);
