@@ -165,6 +165,26 @@ fn bad_arguments_get_clear_errors_and_exit_2() {
         "c",
     ]);
     assert_eq!(not_a_number.status.code(), Some(2));
+    let slow_heartbeat = run(&[
+        "server",
+        "--id",
+        "1",
+        "--peers",
+        "127.0.0.1:1",
+        "--data-dir",
+        "d",
+        "--certs",
+        "c",
+        "--heartbeat-ms",
+        "600",
+    ]);
+    assert_eq!(slow_heartbeat.status.code(), Some(2));
+    assert!(
+        stderr(&slow_heartbeat).contains("--heartbeat-ms 600")
+            && stderr(&slow_heartbeat).contains("below the minimum election timeout 500 ms"),
+        "{}",
+        stderr(&slow_heartbeat)
+    );
     let no_value = run(&["put", "--cluster", "127.0.0.1:1", "--certs", "c", "k"]);
     assert_eq!(no_value.status.code(), Some(2));
     let bad_list = run(&[
@@ -254,7 +274,8 @@ fn an_unreadable_certificate_folder_is_named() {
         .args(["--data-dir", "/nonexistent/d", "--certs", "/nonexistent/c"])
         .output()
         .unwrap();
-    assert_eq!(bad_id.status.code(), Some(1));
+    // A flag that breaks one of the core's rules is an argument error.
+    assert_eq!(bad_id.status.code(), Some(2));
     assert!(stderr(&bad_id).contains("--id 4"), "{}", stderr(&bad_id));
 }
 

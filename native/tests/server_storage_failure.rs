@@ -7,30 +7,28 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
-use distribkv_native::kv_client::{self, KvError, KvSession, SessionTiming};
-use distribkv_native::server::{self, ServerConfig, ServerError, Timing};
+use distribkv_native::kv_client::{self, KvError, KvSession, SessionTiming, ValidOperation};
+use distribkv_native::server::{self, ServerConfig, ServerError, ValidConfig};
 use distribkv_native::storage::{FaultInjector, StorageOptions};
 use distribkv_native::tls::{self, CertSet};
 use distribkv_native::transport::ServerAddress;
 
-fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ServerConfig {
-    ServerConfig {
-        id: 1,
-        peers: vec![ServerAddress::new(([127, 0, 0, 1], port).into())],
-        data_dir: dir.join("data"),
-        certs_dir: dir.join("certs"),
-        snapshot_every: 0,
-        lease_reads: false,
-        timing: Timing {
-            heartbeat_ms: 20,
-            election_min_ms: 100,
-            election_max_ms: 200,
-        },
-        storage: StorageOptions {
-            faults,
-            ..StorageOptions::default()
-        },
-    }
+fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ValidConfig {
+    let mut config = ServerConfig::new(
+        1,
+        vec![ServerAddress::new(([127, 0, 0, 1], port).into())],
+        dir.join("data"),
+        dir.join("certs"),
+    );
+    config.replica.snapshot_every = 0;
+    config.replica.raft.heartbeat_interval = 20;
+    config.replica.raft.election_timeout_min = 100;
+    config.replica.raft.election_timeout_max = 200;
+    config.storage = StorageOptions {
+        faults,
+        ..StorageOptions::default()
+    };
+    config.validate().unwrap()
 }
 
 fn free_port() -> u16 {
@@ -38,11 +36,12 @@ fn free_port() -> u16 {
     socket.local_addr().unwrap().port()
 }
 
-fn put(i: usize) -> Operation {
-    Operation::Put {
+fn put(i: usize) -> ValidOperation {
+    ValidOperation::new(Operation::Put {
         key: Bytes::from(format!("key{i}")),
         value: Bytes::from(vec![b'v'; 512]),
-    }
+    })
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,9 +111,12 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     let mut session = KvSession::new(transport.clone(), timing, 8);
     for i in (0..20).chain(acknowledged.iter().copied()) {
         let value = session
-            .execute(Operation::Get {
-                key: Bytes::from(format!("key{i}")),
-            })
+            .execute(
+                ValidOperation::new(Operation::Get {
+                    key: Bytes::from(format!("key{i}")),
+                })
+                .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(value.map(|v| v.len()), Some(512), "key{i}");
