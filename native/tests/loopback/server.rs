@@ -1,6 +1,6 @@
-//! A disk that fills up stops the server cleanly, and nothing it
-//! acknowledged is lost: the server runs in-process here so the storage's
-//! fault injector can be armed.
+//! One server in-process: a disk that fills up stops it cleanly, and
+//! nothing it acknowledged is lost (in-process, so that the storage's fault
+//! injector can be armed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use distribkv_native::server::{self, ServerConfig, ServerError, ValidConfig};
 use distribkv_native::storage::{FaultInjector, StorageOptions};
 use distribkv_native::tls::{self, CertSet};
 use distribkv_native::transport::ServerAddress;
+
+use crate::harness::free_port;
 
 fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ValidConfig {
     let mut config = ServerConfig::new(
@@ -29,11 +31,6 @@ fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ValidConfi
         ..StorageOptions::default()
     };
     config.validate().unwrap()
-}
-
-fn free_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
 }
 
 fn put(i: usize) -> ValidOperation {

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::cluster::NsCluster;
+use super::NsCluster;
 use super::rng::Rng;
 
 /// Who a fault hits.
@@ -294,7 +294,7 @@ fn apply(
                 .copied()
                 .filter(|id| !minority.contains(id))
                 .collect();
-            cluster.net.cut_between(minority, &majority)?;
+            cluster.hosts.cut_between(minority, &majority)?;
             format!("partition {} | {}", group(minority), group(&majority))
         }
         Fault::Bridge {
@@ -302,7 +302,7 @@ fn apply(
             bridge,
             right,
         } => {
-            cluster.net.cut_between(left, right)?;
+            cluster.hosts.cut_between(left, right)?;
             format!(
                 "bridge {} | {bridge} | {} (node {bridge} sees both sides)",
                 group(left),
@@ -311,24 +311,24 @@ fn apply(
         }
         Fault::IsolateLeader => {
             let (id, who) = target();
-            cluster.net.cut_between(&[id], &others(id))?;
+            cluster.hosts.cut_between(&[id], &others(id))?;
             format!("isolate {who} from {}", group(&others(id)))
         }
         Fault::OneWay { deaf, .. } => {
             let (id, who) = target();
             if *deaf {
-                cluster.net.block(id, &others(id))?;
+                cluster.hosts.block(id, &others(id))?;
                 format!("{who} hears nobody (its own datagrams still go out)")
             } else {
                 for other in others(id) {
-                    cluster.net.block(other, &[id])?;
+                    cluster.hosts.block(other, &[id])?;
                 }
                 format!("nobody hears {who} (it still hears everyone)")
             }
         }
         Fault::Loss { probability } => {
             for id in 1..=n {
-                cluster.net.lose_randomly(id, *probability)?;
+                cluster.hosts.lose_randomly(id, *probability)?;
             }
             format!(
                 "random loss: every node drops {:.0}% of incoming datagrams",

@@ -1,21 +1,18 @@
 //! A real 3-node cluster of `distribkv-native server` processes on
 //! 127.0.0.1: replication, crashes, restarts, snapshots, pauses.
 
-mod cluster_support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use cluster_support::*;
+use crate::harness::{Cluster, make_certs, stderr, stdout};
 
 const LEADER_LIMIT: Duration = Duration::from_secs(20);
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn put_get_append_delete_replicate_to_every_node() {
-    let cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     cluster.put("greeting", "hello");
     let appended = cluster.cli("append", &["greeting", ", world"]);
     assert_eq!(stdout(&appended), "OK\n");
@@ -24,13 +21,8 @@ fn put_get_append_delete_replicate_to_every_node() {
     assert_eq!(stdout(&cluster.cli("delete", &["gone"])), "OK\n");
     assert_eq!(cluster.get("gone"), None);
     // Every node applied everything the leader committed.
-    let leader = cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
-    let commit = cluster
-        .status()
-        .into_iter()
-        .find(|s| s.id == leader as u64)
-        .unwrap()
-        .commit_index;
+    let leader = cluster.leader(LEADER_LIMIT);
+    let commit = cluster.status_of(leader).unwrap().commit_index;
     for id in 1..=3 {
         let status = cluster.wait_applied(id, commit, CATCH_UP_LIMIT);
         assert_eq!(status.keys, 1, "node {id}: {status:?}");
@@ -39,23 +31,19 @@ fn put_get_append_delete_replicate_to_every_node() {
 
 #[test]
 fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
-    let mut cluster = Cluster::start(3, &[]);
-    let leader = cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &[]);
+    let leader = cluster.leader(LEADER_LIMIT);
     cluster.put("before", "1");
     cluster.kill(leader);
     let others: Vec<usize> = (1..=3).filter(|&id| id != leader).collect();
-    let new_leader = cluster.wait_for_leader(&others, LEADER_LIMIT);
+    let new_leader = cluster.leader(LEADER_LIMIT);
+    assert!(others.contains(&new_leader), "{new_leader} leads");
     assert_ne!(new_leader, leader);
     for i in 0..20 {
         cluster.put(&format!("after{i}"), &i.to_string());
     }
     assert_eq!(cluster.get("before").as_deref(), Some("1"));
-    let commit = cluster
-        .status()
-        .into_iter()
-        .find(|s| s.id == new_leader as u64)
-        .unwrap()
-        .commit_index;
+    let commit = cluster.status_of(new_leader).unwrap().commit_index;
     cluster.spawn(leader);
     let status = cluster.wait_applied(leader, commit, CATCH_UP_LIMIT);
     assert_eq!(status.keys, 21, "{status:?}");
@@ -64,32 +52,23 @@ fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
 
 #[test]
 fn every_acknowledged_write_survives_kill_9_of_all_nodes() {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     // A client streams writes; all three nodes die mid-stream.
-    let mut client = Command::new(BINARY)
-        .args(["client", "--json", "--cluster", &cluster.peers()])
-        .arg("--certs")
-        .arg(&cluster.certs)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = client.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        for i in 0..400 {
-            if writeln!(input, "put key{i} value{i}\nappend log <{i}>").is_err() {
-                break;
-            }
+    let mut client = cluster.client_process();
+    for i in 0..400 {
+        if !client.send(&format!("put key{i} value{i}"))
+            || !client.send(&format!("append log <{i}>"))
+        {
+            break;
         }
-    });
-    let mut answers = BufReader::new(client.stdout.take().unwrap()).lines();
+    }
     let mut acknowledged_puts = Vec::new();
     let mut acknowledged_appends = Vec::new();
     for n in 0..800 {
-        let line = answers.next().unwrap().unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let Some(answer) = client.answer(Duration::from_secs(60)) else {
+            break;
+        };
         if answer["ok"] != true {
             break;
         }
@@ -99,19 +78,15 @@ fn every_acknowledged_write_survives_kill_9_of_all_nodes() {
             acknowledged_appends.push(n / 2);
         }
         if n == 150 {
-            for id in 1..=3 {
-                cluster.kill(id);
-            }
+            cluster.kill_all();
         }
     }
-    let _ = client.kill();
-    let _ = client.wait();
-    let _ = writer.join();
+    drop(client);
     assert!(acknowledged_puts.len() >= 75, "{acknowledged_puts:?}");
     for id in 1..=3 {
         cluster.spawn(id);
     }
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    cluster.leader(LEADER_LIMIT);
     let mut script = String::new();
     for i in &acknowledged_puts {
         script.push_str(&format!("get key{i}\n"));
@@ -134,16 +109,11 @@ fn every_acknowledged_write_survives_kill_9_of_all_nodes() {
 
 #[test]
 fn a_node_far_behind_is_caught_up_with_a_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-every", "50"]);
-    let leader = cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &["--snapshot-every", "50"]);
+    let leader = cluster.leader(LEADER_LIMIT);
     let behind = if leader == 3 { 2 } else { 3 };
     cluster.put("first", "1");
-    let last_before = cluster
-        .status()
-        .into_iter()
-        .find(|s| s.id == behind as u64)
-        .unwrap()
-        .last_index;
+    let last_before = cluster.status_of(behind).unwrap().last_index;
     cluster.kill(behind);
     let mut script = String::new();
     for i in 0..300 {
@@ -173,20 +143,16 @@ fn a_node_far_behind_is_caught_up_with_a_snapshot() {
 
 #[test]
 fn a_paused_leader_is_replaced_and_rejoins_after_sigcont() {
-    let cluster = Cluster::start(3, &[]);
-    let leader = cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &[]);
+    let leader = cluster.leader(LEADER_LIMIT);
     cluster.put("x", "1");
-    signal(cluster.pid(leader), "STOP");
+    cluster.pause(leader);
     let others: Vec<usize> = (1..=3).filter(|&id| id != leader).collect();
-    let new_leader = cluster.wait_for_leader(&others, LEADER_LIMIT);
+    let new_leader = cluster.leader(LEADER_LIMIT);
+    assert!(others.contains(&new_leader), "{new_leader} leads");
     cluster.put("x", "2");
-    signal(cluster.pid(leader), "CONT");
-    let commit = cluster
-        .status()
-        .into_iter()
-        .find(|s| s.id == new_leader as u64)
-        .unwrap()
-        .commit_index;
+    cluster.resume(leader);
+    let commit = cluster.status_of(new_leader).unwrap().commit_index;
     let status = cluster.wait_applied(leader, commit, CATCH_UP_LIMIT);
     assert_ne!(status.role, "leader", "{status:?}");
     assert_eq!(cluster.get("x").as_deref(), Some("2"));
@@ -194,8 +160,8 @@ fn a_paused_leader_is_replaced_and_rejoins_after_sigcont() {
 
 #[test]
 fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_folder() {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     cluster.put("k", "v");
     for id in 1..=3 {
         let status = cluster.terminate(id);
@@ -205,7 +171,7 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_folder() {
     for id in 1..=3 {
         cluster.spawn(id);
     }
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    cluster.leader(LEADER_LIMIT);
     assert_eq!(cluster.get("k").as_deref(), Some("v"));
 }
 
@@ -225,19 +191,19 @@ fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_torn_wal_tail_is_repaired_and_a_corrupt_middle_record_is_refused() {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let mut cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     let mut script = String::new();
     for i in 0..30 {
         script.push_str(&format!("put k{i} v{i}\n"));
     }
     cluster.client_json(&script);
-    let leader = cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let leader = cluster.leader(LEADER_LIMIT);
     let victim = if leader == 3 { 2 } else { 3 };
     let commit = cluster.status()[0].commit_index;
     cluster.wait_applied(victim, commit, CATCH_UP_LIMIT);
     cluster.kill(victim);
-    let data_dir = cluster.node(victim).data_dir.clone();
+    let data_dir = cluster.nodes[victim - 1].data_dir.clone();
     let segment = last_segment(&data_dir);
 
     // A torn tail: half a record at the end, as a crash mid-append leaves.
@@ -281,8 +247,8 @@ fn a_torn_wal_tail_is_repaired_and_a_corrupt_middle_record_is_refused() {
 
 #[test]
 fn garbage_datagrams_at_the_server_port_change_nothing() {
-    let cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut noise = 0x1234_5678_9abc_def0u64;
     for round in 0..300 {
@@ -297,8 +263,8 @@ fn garbage_datagrams_at_the_server_port_change_nothing() {
         if round % 3 == 0 {
             datagram[0] = 0xc0 | (datagram[0] & 0x0f);
         }
-        for node in &cluster.nodes {
-            socket.send_to(&datagram, ("127.0.0.1", node.port)).unwrap();
+        for port in &cluster.hosts.ports {
+            socket.send_to(&datagram, ("127.0.0.1", *port)).unwrap();
         }
     }
     cluster.put("still", "fine");
@@ -308,12 +274,16 @@ fn garbage_datagrams_at_the_server_port_change_nothing() {
 
 #[test]
 fn a_client_from_another_ca_is_refused_on_a_real_request() {
-    let cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
     let other = tempfile::tempdir().unwrap();
-    make_certs(other.path());
+    make_certs(other.path(), &[]).unwrap();
     let started = Instant::now();
-    let output = cluster.cli_with_certs("put", &["intruder", "x"], other.path());
+    let output = cluster
+        .client_command_with_certs("put", other.path())
+        .args(["intruder", "x"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(stdout(&output).is_empty());
     assert!(
@@ -333,7 +303,11 @@ fn a_client_from_another_ca_is_refused_on_a_real_request() {
     for file in ["client-cert.pem", "client-key.pem"] {
         std::fs::copy(other.path().join(file), mixed.path().join(file)).unwrap();
     }
-    let output = cluster.cli_with_certs("get", &["intruder"], mixed.path());
+    let output = cluster
+        .client_command_with_certs("get", mixed.path())
+        .arg("intruder")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(
         stderr(&output).contains("refused this client's certificate"),

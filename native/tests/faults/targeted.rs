@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use distribkv_core::check::{AppendCheckOptions, OpKind, check_appends};
 
-use super::cluster::{NsCluster, render_statuses};
+use super::NsCluster;
+use super::harness::ClientProcess;
+use super::harness::cluster::render_statuses;
 use super::rng::Rng;
 use super::scenario::{LEADER_LIMIT, read_final_values, replay_command};
-use super::workload::{ClientProcess, Ending, Recorder};
+use super::workload::{Ending, Recorder};
 
 /// Rounds of "burst of appends, then kill -9 every node".
 const CRASH_ROUNDS: usize = 5;
@@ -29,7 +31,7 @@ const BURST_CLIENTS: u64 = 3;
 
 /// See the module documentation. Panics with every lost append.
 pub fn crash_right_after_acknowledgements(test: &str) {
-    let Some(_serial) = super::prepare() else {
+    let Some(serial) = super::prepare() else {
         return;
     };
     let seed = super::seed();
@@ -38,8 +40,8 @@ pub fn crash_right_after_acknowledgements(test: &str) {
         "{test}: seed {seed}, replay: {}",
         replay_command(seed, test)
     );
-    let mut cluster =
-        NsCluster::start(3, &[]).unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
+    let mut cluster = super::start_cluster(serial, 3, &[])
+        .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     let recorder = Recorder::new();
     let key = "crash";
     let mut findings = Vec::new();
@@ -148,11 +150,11 @@ const CATCH_UP_WRITERS: usize = 8;
 /// Measures and prints the recovery figures; panics only if the cluster
 /// does not recover at all within generous bounds.
 pub fn recovery_figures(test: &str) {
-    let Some(_serial) = super::prepare() else {
+    let Some(serial) = super::prepare() else {
         return;
     };
     // No snapshots: the catch-up figure is about replicating a log.
-    let mut cluster = NsCluster::start(3, &["--snapshot-every", "0"])
+    let mut cluster = super::start_cluster(serial, 3, &["--snapshot-every", "0"])
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
 
     // 1. Isolate the leader; time until a write invoked after that is
@@ -191,7 +193,7 @@ pub fn recovery_figures(test: &str) {
         let others: Vec<usize> = (1..=cluster.size()).filter(|&id| id != leader).collect();
         while answers.try_recv().is_ok() {}
         cluster
-            .net
+            .hosts
             .cut_between(&[leader], &others)
             .unwrap_or_else(|e| panic!("{e}"));
         // From the moment every rule is in place (the first one already
@@ -229,7 +231,7 @@ pub fn recovery_figures(test: &str) {
         );
         to_leader.push(elected);
         to_write.push(served);
-        cluster.net.heal().unwrap_or_else(|e| panic!("{e}"));
+        cluster.hosts.heal().unwrap_or_else(|e| panic!("{e}"));
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = writer.join();
@@ -350,7 +352,7 @@ fn time_until_applied(cluster: &mut NsCluster, id: usize, index: u64) -> Restart
         polls.push(poll.elapsed());
         if statuses
             .iter()
-            .any(|s| s.id == id && s.applied_index >= index)
+            .any(|s| s.id == id as u64 && s.applied_index >= index)
         {
             return Restart {
                 serving,

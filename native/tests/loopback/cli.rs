@@ -1,12 +1,15 @@
 //! The command line contract: output formats, exit codes, bad input.
 
-mod cluster_support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster_support::*;
+use rustix::process::Signal;
+
+use crate::harness::{
+    BINARY, Cluster, StatusLine, free_port, make_certs, one_at_a_time, signal, stderr, stdout,
+    wait_exit,
+};
 
 const LEADER_LIMIT: Duration = Duration::from_secs(20);
 
@@ -16,8 +19,8 @@ fn run(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
-    let cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(&[1, 2, 3], LEADER_LIMIT);
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
 
     let put = cluster.cli("put", &["k", "hello world"]);
     assert_eq!(
@@ -67,10 +70,8 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
     assert_eq!(answers[8], r#"{"ok":true,"value":null}"#);
 
     // Line client, plain text.
-    let mut child = Command::new(BINARY)
-        .args(["client", "--cluster", &cluster.peers()])
-        .arg("--certs")
-        .arg(&cluster.certs)
+    let mut child = cluster
+        .client_command("client")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -106,11 +107,16 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
             "{line}"
         );
     }
-    // Nodes that applied the same entries hold the same state.
-    for a in &lines {
-        for b in &lines {
-            if a["appliedIndex"] == b["appliedIndex"] {
-                assert_eq!(a["fingerprint"], b["fingerprint"], "{a} {b}");
+    // Each line reads as the status type; nodes that applied the same
+    // entries hold the same state.
+    let statuses: Vec<StatusLine> = stdout(&status)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for a in &statuses {
+        for b in &statuses {
+            if a.applied_index == b.applied_index {
+                assert_eq!(a.fingerprint, b.fingerprint, "{a:?} {b:?}");
             }
         }
     }
@@ -299,7 +305,7 @@ fn initialise_folder(id: usize, folder: &std::path::Path, certs: &std::path::Pat
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal(child.id(), "TERM");
+    signal(child.id(), Signal::TERM);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(10)).code(),
         Some(0)
@@ -308,10 +314,10 @@ fn initialise_folder(id: usize, folder: &std::path::Path, certs: &std::path::Pat
 
 #[test]
 fn a_data_folder_of_another_node_or_cluster_is_refused() {
-    let _serial = serialize();
+    let _one_at_a_time = one_at_a_time();
     let root = tempfile::tempdir().unwrap();
     let certs = root.path().join("certs");
-    make_certs(&certs);
+    make_certs(&certs, &[]).unwrap();
     let peers = format!(
         "127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
         free_port(),
@@ -337,7 +343,7 @@ fn a_data_folder_of_another_node_or_cluster_is_refused() {
     );
 
     let other_certs = root.path().join("other-certs");
-    make_certs(&other_certs);
+    make_certs(&other_certs, &[]).unwrap();
     let other_cluster = Command::new(BINARY)
         .args(["server", "--id", "2", "--peers", &peers])
         .arg("--data-dir")
@@ -381,7 +387,7 @@ fn certs_keeps_the_default_hosts_and_adds_the_given_ones() {
 
 #[test]
 fn demo_prints_working_commands_and_stops_cleanly_on_sigint() {
-    let _serial = serialize();
+    let _one_at_a_time = one_at_a_time();
     let mut demo = Command::new(BINARY)
         .arg("demo")
         .stdout(Stdio::piped())
@@ -417,7 +423,7 @@ fn demo_prints_working_commands_and_stops_cleanly_on_sigint() {
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{output:?}");
     }
-    signal(demo.id(), "INT");
+    signal(demo.id(), Signal::INT);
     assert_eq!(
         wait_exit(&mut demo, Duration::from_secs(15)).code(),
         Some(0)

@@ -56,6 +56,9 @@ pub const ROUTE_PROTO: &str = "213";
 /// The test range: 198.18.0.0/15 (RFC 2544, network benchmarking).
 const RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
 
+/// Every node listens on this UDP port of its own address.
+pub const PORT: u16 = 7000;
+
 /// The last octet of the clients' address.
 const CLIENT_OCTET: u8 = 250;
 
@@ -544,6 +547,28 @@ impl Network {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &namespace.name, program]);
         command
+    }
+}
+
+impl crate::harness::Hosts for Network {
+    fn size(&self) -> usize {
+        self.hosts.len()
+    }
+
+    fn address(&self, id: usize) -> String {
+        format!("{}:{PORT}", self.host(id).ip)
+    }
+
+    fn certificate_hosts(&self) -> Vec<String> {
+        self.hosts.iter().map(|host| host.ip.to_string()).collect()
+    }
+
+    fn on_node(&self, id: usize, program: &str) -> Command {
+        Network::command_in(self.host(id), program)
+    }
+
+    fn on_clients(&self, program: &str) -> Command {
+        Network::command_in(&self.clients, program)
     }
 }
 

@@ -27,11 +27,13 @@ use distribkv_core::check::{
     AppendCheckOptions, Budget, OpKind, Operation, Outcome, check_appends, check_linearizable,
 };
 
-use super::cluster::{BINARY, NsCluster, render_statuses};
+use super::harness::BINARY;
+use super::harness::ClientProcess;
+use super::harness::cluster::render_statuses;
 use super::nemesis::{Fault, Planned, inject, plan, render_plan};
 use super::net::Network;
 use super::rng::Rng;
-use super::workload::{ClientProcess, Ending, Pace, Recorder, Workload, is_append_only};
+use super::workload::{Ending, Pace, Recorder, Workload, is_append_only};
 
 /// How long the cluster may take to elect a leader at the start.
 pub const LEADER_LIMIT: Duration = Duration::from_secs(30);
@@ -99,7 +101,7 @@ pub fn replay_command(seed: u64, test: &str) -> String {
 /// with the full story on any violation. `test` names the test function
 /// (for the replay command).
 pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
-    let Some(_serial) = super::prepare() else {
+    let Some(serial) = super::prepare() else {
         return;
     };
     let seed = super::seed();
@@ -121,13 +123,13 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
     };
 
     let started = Instant::now();
-    let mut cluster = NsCluster::start(nodes, &["--snapshot-every", "200"])
+    let mut cluster = super::start_cluster(serial, nodes, &["--snapshot-every", "200"])
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     println!(
         "hosts: {} in namespaces {}-*, clients in {}",
-        cluster.net.subnet,
-        cluster.net.bridge.trim_end_matches("-br"),
-        cluster.net.clients.name
+        cluster.hosts.subnet,
+        cluster.hosts.bridge.trim_end_matches("-br"),
+        cluster.hosts.clients.name
     );
     let first_leader = cluster
         .wait_for_leader(LEADER_LIMIT)
@@ -137,7 +139,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
         started.elapsed().as_secs_f64()
     );
 
-    let clients_ns = cluster.net.clients.clone();
+    let clients_ns = cluster.hosts.clients.clone();
     let peers = cluster.peers();
     let certs = cluster.certs.clone();
     let client_command = move || {
@@ -164,8 +166,10 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
             .unwrap_or_else(|error| panic!("cannot inject {fault}: {error}"));
         std::thread::sleep(*hold);
         cluster
-            .heal_all()
+            .hosts
+            .heal()
             .unwrap_or_else(|error| panic!("cannot heal after {fault}: {error}"));
+        cluster.restore_all();
         let healed = recorder.now();
         let line = format!(
             "  {:>7.2}s – {:>7.2}s  {description}",
@@ -325,10 +329,6 @@ fn check_history(
             ));
         }
     }
-}
-
-fn key_text(operation: &Operation) -> &str {
-    std::str::from_utf8(&operation.key).unwrap_or("")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
