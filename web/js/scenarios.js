@@ -105,14 +105,14 @@ export const SCENARIOS = [
           const st = ctx.full();
           const leader = st.nodes.find((n) => n.id === v.l);
           v.putAt = leader?.log.find((e) => e.command.startsWith("put x=1"))?.index;
-          v.regAt = leader?.log.find((e) => e.command === "register")?.index;
+          v.entries = leader?.log.filter((e) => e.command !== "noop").length;
         },
         text: (v) => `<p>Client c1 sends <code>put x=1</code>. Only the leader accepts writes: a follower that gets a request answers with the leader it knows, and the client tries there${v.attempts > 1 ? ` (this request took ${v.attempts} attempts)` : ""}.</p>
-          <p>A client's first request opens a <b>session</b>: the leader commits a <code>register</code> entry (index ${v.regAt}) that gives the client an id, so that a retried request can be recognised later. Then the leader appends <code>put x=1</code> at index ${v.putAt} (a dashed cell: not committed yet) and replicates it. As soon as a <b>majority</b> stores it, the leader advances its <b>commit index</b> (the ▲ marker), applies the command to its key-value store and answers the client. The followers learn the new commit index from the next message and apply it too.</p>${missed(v)}`,
+          <p>The leader appends <code>put x=1</code> at index ${v.putAt} (a dashed cell: not committed yet) and replicates it. A client's first write also opens its <b>session</b>: the index of that entry becomes the client's id, so that a retried request can be recognised later (a retry of this first write carries the same random number, which the session remembers). As soon as a <b>majority</b> stores it, the leader advances its <b>commit index</b> (the ▲ marker), applies the command to its key-value store and answers the client. The followers learn the new commit index from the next message and apply it too.</p>${missed(v)}`,
         watch: () => `The History panel: the bar runs from the moment the client sent the request to the moment the answer arrived. Click a node to see x=1 in its key-value store.`,
         expect: (v, q) => [
           ["the put completed", q.op(v.op)?.status === "ok"],
-          [`the put is committed at index ${v.putAt} after a register entry`, v.regAt < v.putAt && q.node(v.l).commitIndex >= v.putAt],
+          [`the put is one entry, committed at index ${v.putAt}`, v.entries === 1 && q.node(v.l).commitIndex >= v.putAt],
           ["the leader's store has x=1", q.node(v.l).kv.x === "1"],
         ],
       },
