@@ -53,6 +53,34 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+impl Command {
+    /// Whether the command runs a node (`server`, `demo`) or makes
+    /// certificates: it logs at info and a failure exits 1, where a client
+    /// command's exits 2.
+    pub fn is_node(&self) -> bool {
+        matches!(
+            self,
+            Command::Server(_) | Command::Demo(_) | Command::Certs(_)
+        )
+    }
+}
+
+/// Runs `command`; returns the exit code.
+pub async fn run(command: &Command) -> Result<u8, CliError> {
+    match command {
+        Command::Certs(args) => certs(args).map(|()| 0),
+        Command::Server(args) => server::run(args.config()?).await.map(|()| 0),
+        Command::Put(args) => client::one_shot(&args.cluster, args.put()).await,
+        Command::Get(args) => client::one_shot(&args.cluster, args.get()).await,
+        Command::Append(args) => client::one_shot(&args.cluster, args.append()).await,
+        Command::Delete(args) => client::one_shot(&args.cluster, args.delete()).await,
+        Command::Client(args) => client::line_client(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Demo(args) => demo::run(args).await.map(|()| 0),
+    }
+}
+
 /// `certs` arguments.
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -115,34 +143,6 @@ pub struct KeyValueArgs {
     pub key: String,
     /// The value.
     pub value: String,
-}
-
-impl Command {
-    /// Whether the command runs a node (`server`, `demo`) or makes
-    /// certificates: it logs at info and a failure exits 1, where a client
-    /// command's exits 2.
-    pub fn is_node(&self) -> bool {
-        matches!(
-            self,
-            Command::Server(_) | Command::Demo(_) | Command::Certs(_)
-        )
-    }
-}
-
-/// Runs `command`; returns the exit code.
-pub async fn run(command: &Command) -> Result<u8, CliError> {
-    match command {
-        Command::Certs(args) => certs(args).map(|()| 0),
-        Command::Server(args) => server::run(args.config()?).await.map(|()| 0),
-        Command::Put(args) => client::one_shot(&args.cluster, args.put()).await,
-        Command::Get(args) => client::one_shot(&args.cluster, args.get()).await,
-        Command::Append(args) => client::one_shot(&args.cluster, args.append()).await,
-        Command::Delete(args) => client::one_shot(&args.cluster, args.delete()).await,
-        Command::Client(args) => client::line_client(args).await,
-        Command::Status(args) => status::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
-        Command::Demo(args) => demo::run(args).await.map(|()| 0),
-    }
 }
 
 impl KeyValueArgs {

@@ -48,7 +48,7 @@ use std::path::PathBuf;
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
 };
-use distribkv_core::raft::{ConfigError, Message, NodeId, PersistedState};
+use distribkv_core::raft::{Message, NodeId, PersistedState};
 
 use crate::clock::Clock;
 use crate::storage::{Identity, RaftStorage, StorageError, StorageWorker};
@@ -75,9 +75,6 @@ const STORAGE_QUEUE: usize = 4096;
 /// Why a server could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The configuration breaks a rule of the core.
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
     /// The certificate folder cannot be used by a node.
     #[error("certificates in {dir}: {source}")]
     Certificates {
