@@ -51,6 +51,14 @@ impl Clock {
     }
 }
 
+/// Sleeps until `deadline` (from [`Clock::deadline`]), or forever without one.
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use distribkv_core::kv::{
 };
 use distribkv_core::raft::NodeId;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, sleep_until};
 use crate::tls::CertSet;
 use crate::transport::{Client, ClientError, ClientSettings, ServerAddress};
 
@@ -84,12 +84,25 @@ pub fn connect(servers: Vec<ServerAddress>, certs: &CertSet) -> Result<KvTranspo
     Client::new(servers, certs, settings)
 }
 
-/// Checks the size limits the servers enforce, so an oversized key or value
-/// is refused before it is sent.
-pub fn validate(operation: &Operation) -> Result<(), KvError> {
-    operation
-        .validate(MAX_KEY_BYTES, MAX_VALUE_BYTES)
-        .map_err(KvError::Invalid)
+/// An operation within the size limits the servers enforce. The client side
+/// checks a request once, here, so that an oversized key or value is refused
+/// before anything is sent (the server checks it once more on its side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidOperation(Operation);
+
+impl ValidOperation {
+    /// Checks `operation` against the limits.
+    pub fn new(operation: Operation) -> Result<ValidOperation, KvError> {
+        operation
+            .validate(MAX_KEY_BYTES, MAX_VALUE_BYTES)
+            .map_err(KvError::Invalid)?;
+        Ok(ValidOperation(operation))
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> &Operation {
+        &self.0
+    }
 }
 
 type Pending =
@@ -123,12 +136,11 @@ impl KvSession {
 
     /// Runs `operation` to its end: `Ok(value)` (a get's value, `None` for a
     /// missing key and for writes) or why it failed.
-    pub async fn execute(&mut self, operation: Operation) -> Result<Option<Bytes>, KvError> {
-        validate(&operation)?;
+    pub async fn execute(&mut self, operation: ValidOperation) -> Result<Option<Bytes>, KvError> {
         // Invariant: `execute` takes `&mut self` and runs each operation to
         // its end, so the clerk is never busy here.
         self.clerk
-            .start(self.clock.now(), operation)
+            .start(self.clock.now(), operation.0)
             .expect("one operation at a time");
         let mut pending: Option<Pending> = None;
         loop {
@@ -209,14 +221,6 @@ pub async fn node_status(
 async fn wait(pending: &mut Option<Pending>) -> (NodeId, u64, Result<ClientResponse, ClientError>) {
     match pending {
         Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }

@@ -4,18 +4,13 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use distribkv_core::kv::Operation;
-use distribkv_native::cli::{self, Cli, Command};
+use distribkv_native::cli::{self, Cli, CliError, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_node = matches!(
-        cli.command,
-        Command::Server(_) | Command::Demo(_) | Command::Certs(_)
-    );
+    let is_node = cli.command.is_node();
     // Servers log at info by default, client commands only warnings; their
     // failures exit 1, a client-side failure exits 2.
     let default_filter = if is_node { "info" } else { "warn" };
@@ -26,64 +21,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(cli.command) {
-        Ok(code) => ExitCode::from(code),
+    let outcome = match runtime(&cli.command) {
+        Ok(runtime) => runtime.block_on(cli::run(&cli.command)),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(if is_node { 1 } else { 2 });
+        }
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError::Arguments(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::from(if is_node { 1 } else { 2 })
         }
     }
-}
-
-fn run(command: Command) -> anyhow::Result<u8> {
-    if let Command::Certs(args) = &command {
-        cli::certs(args)?;
-        return Ok(0);
-    }
-    let runtime = runtime(&command).context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let code = match command {
-            Command::Certs(_) => 0,
-            Command::Server(args) => {
-                cli::server::run(&args).await?;
-                0
-            }
-            Command::Put(args) => {
-                let operation = Operation::Put {
-                    key: args.key.into_bytes().into(),
-                    value: args.value.into_bytes().into(),
-                };
-                cli::client::one_shot(&args.cluster, operation).await?
-            }
-            Command::Append(args) => {
-                let operation = Operation::Append {
-                    key: args.key.into_bytes().into(),
-                    value: args.value.into_bytes().into(),
-                };
-                cli::client::one_shot(&args.cluster, operation).await?
-            }
-            Command::Get(args) => {
-                let operation = Operation::Get {
-                    key: args.key.into_bytes().into(),
-                };
-                cli::client::one_shot(&args.cluster, operation).await?
-            }
-            Command::Delete(args) => {
-                let operation = Operation::Delete {
-                    key: args.key.into_bytes().into(),
-                };
-                cli::client::one_shot(&args.cluster, operation).await?
-            }
-            Command::Client(args) => cli::client::line_client(&args).await?,
-            Command::Status(args) => cli::client::status(&args).await?,
-            Command::Bench(args) => cli::bench::run(&args).await?,
-            Command::Demo(args) => {
-                cli::demo::run(&args).await?;
-                0
-            }
-        };
-        Ok(code)
-    })
 }
 
 /// The async runtime for `command`.

@@ -21,9 +21,10 @@ export function opLabel(op) {
 /**
  * A log entry's command for people. The core names a client session by its
  * number ("(c5#22)": session 5, request 22), and a session is numbered by the
- * log index of its "register" entry; the page calls clients c1, c2, ..., so
- * sessions are translated with clients()[].session where known: "(c3 #22)"
- * is client c3's request 22.
+ * log index of the entry that opened it (the client's first write, "(new
+ * session)"; a "register" entry in logs of earlier versions); the page calls
+ * clients c1, c2, ..., so sessions are translated with clients()[].session
+ * where known: "(c3 #22)" is client c3's request 22.
  */
 export function commandLabel(entry, clients = []) {
   const bySession = new Map(clients.filter((c) => c.session != null).map((c) => [Number(c.session), c.id]));

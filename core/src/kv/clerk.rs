@@ -1,7 +1,8 @@
-//! The client side, sans-IO: a clerk opens a session, finds the leader
-//! (following hints), and runs one operation at a time, retrying with the
-//! same sequence number after a timeout or a `NotLeader` answer, so a retried
-//! write is applied at most once. It gives up after a configurable deadline
+//! The client side, sans-IO: a clerk finds the leader (following hints) and
+//! runs one operation at a time, retrying with the same sequence number
+//! after a timeout or a `NotLeader` answer, so a retried write is applied at
+//! most once. Its first write opens its session in the same log entry
+//! ([`RequestBody::Open`]), retried with the same nonce. It gives up after a configurable deadline
 //! with [`ClerkError::Unknown`]: the operation may or may not have taken effect.
 //!
 //! Run loop: [`Clerk::start`] an operation, send every
@@ -86,12 +87,30 @@ pub enum ClerkOutput {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Busy;
 
+/// How the operation in progress is sent, the same on every attempt.
+#[derive(Clone, Copy, Debug)]
+enum Stamp {
+    /// A read: no session needed.
+    Read,
+    /// The first write, which opens the session.
+    Open {
+        /// Identifies the opening across retries.
+        nonce: u64,
+    },
+    /// A write in the open session.
+    Write {
+        /// The session.
+        client: ClientId,
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
 /// The operation in progress.
 #[derive(Clone, Debug)]
 struct Current {
     operation: Operation,
-    /// Sequence number, assigned once the session is open.
-    seq: Option<u64>,
+    stamp: Stamp,
     give_up_at: Option<Instant>,
     /// Answer expected by then; otherwise try the next server.
     attempt_deadline: Instant,
@@ -146,18 +165,23 @@ impl Clerk {
             return Err(Busy);
         }
         // Reads need no session (they are idempotent and never logged); a
-        // write needs one, opened first if there is none yet.
-        let seq = match (self.client, operation.is_write()) {
-            (_, false) => Some(0),
-            (Some(_), true) => {
+        // write needs one, opened by the write itself if there is none yet.
+        let stamp = match (self.client, operation.is_write()) {
+            (_, false) => Stamp::Read,
+            (Some(client), true) => {
                 self.seq += 1;
-                Some(self.seq)
+                Stamp::Write {
+                    client,
+                    seq: self.seq,
+                }
             }
-            (None, true) => None,
+            (None, true) => Stamp::Open {
+                nonce: self.rng.next_u64().max(1),
+            },
         };
         self.current = Some(Current {
             operation,
-            seq,
+            stamp,
             give_up_at: self.config.give_up_after.map(|ms| now + ms),
             attempt_deadline: now,
             resend_at: None,
@@ -181,12 +205,11 @@ impl Clerk {
             self.leader = position;
         }
         match response.result {
-            Ok(Reply::Registered(client)) => {
+            Ok(Reply::Opened(client)) => {
                 self.client = Some(client);
-                self.seq = 0;
-                self.seq += 1;
-                current.seq = Some(self.seq);
-                self.send_attempt(now);
+                self.seq = 1;
+                self.current = None;
+                self.outputs.push_back(ClerkOutput::Done(Ok(None)));
             }
             Ok(Reply::Done(value)) => {
                 self.current = None;
@@ -342,13 +365,19 @@ impl Clerk {
         let Some(current) = &mut self.current else {
             return;
         };
-        let body = match current.seq {
-            Some(seq) => RequestBody::Operation {
+        let operation = current.operation.clone();
+        let body = match current.stamp {
+            Stamp::Read => RequestBody::Operation {
                 client: self.client.unwrap_or(0),
-                seq,
-                operation: current.operation.clone(),
+                seq: 0,
+                operation,
             },
-            None => RequestBody::Register,
+            Stamp::Open { nonce } => RequestBody::Open { nonce, operation },
+            Stamp::Write { client, seq } => RequestBody::Operation {
+                client,
+                seq,
+                operation,
+            },
         };
         let id = self.next_request_id;
         self.next_request_id += 1;

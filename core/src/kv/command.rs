@@ -8,8 +8,9 @@ use core::fmt;
 use super::codec::{DecodeError, Decoder, Encoder};
 use crate::raft::{LogIndex, NodeId, Term};
 
-/// A client session id: the log index of the entry that registered it, so
-/// every replica assigns the same id and no two sessions share one.
+/// A client session id: the log index of the entry that opened it (a
+/// client's first write), so every replica assigns the same id and no two
+/// sessions share one.
 pub type ClientId = u64;
 
 /// Largest key, in bytes.
@@ -109,10 +110,21 @@ pub struct ClientRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestBody {
-    /// Open a session (§6.3 of the dissertation); answered with its id.
-    Register,
-    /// Run an operation in a session. Writes with a `seq` already applied are
+    /// A client's first write, which opens its session (§6.3 of the
+    /// dissertation, with the registration folded into the first write: one
+    /// log entry, one round). The session's id is the index of the entry;
+    /// the write is its sequence number 1. `nonce`, drawn by the client and
+    /// kept across retries, lets a retried opening be recognised: it is
     /// answered with the original result and not applied again.
+    Open {
+        /// Identifies this opening across retries (non-zero).
+        nonce: u64,
+        /// The write.
+        operation: Operation,
+    },
+    /// Run an operation in a session (a read needs none). Writes with a
+    /// `seq` already applied are answered with the original result and not
+    /// applied again.
     Operation {
         /// The session.
         client: ClientId,
@@ -139,8 +151,9 @@ pub struct ClientResponse {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Reply {
-    /// The session was opened.
-    Registered(ClientId),
+    /// The session was opened by its first write, which took effect; later
+    /// writes use this id with sequence numbers 2, 3, ...
+    Opened(ClientId),
     /// The operation took effect; a get carries the value read (`None`: missing key).
     Done(Option<Bytes>),
     /// The replica's status.
@@ -259,10 +272,22 @@ impl std::error::Error for ServiceError {}
 /// sessions identically on every replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Open a session; its id is the entry's index.
+    /// Open a session, with no write; its id is the entry's index. Written
+    /// by earlier versions (a session is now opened by its first write,
+    /// [`Command::Open`]); still applied, so that their logs replay.
     Register {
         /// Leader's clock, ms.
         at: u64,
+    },
+    /// Open a session with its first write: the session's id is the
+    /// entry's index, the write its sequence number 1.
+    Open {
+        /// The client's nonce for this opening ([`RequestBody::Open`]).
+        nonce: u64,
+        /// Leader's clock, ms.
+        at: u64,
+        /// The write (never a get).
+        operation: Operation,
     },
     /// A write in a session.
     Write {
@@ -280,6 +305,7 @@ pub enum Command {
 const COMMAND_VERSION: u8 = 1;
 const TAG_REGISTER: u8 = 1;
 const TAG_WRITE: u8 = 2;
+const TAG_OPEN: u8 = 3;
 const OP_PUT: u8 = 1;
 const OP_APPEND: u8 = 2;
 const OP_DELETE: u8 = 3;
@@ -305,12 +331,20 @@ impl Command {
                     .varint(*client)
                     .varint(*seq)
                     .varint(*at);
-                match operation {
-                    Operation::Put { key, value } => e.u8(OP_PUT).bytes(key).bytes(value),
-                    Operation::Append { key, value } => e.u8(OP_APPEND).bytes(key).bytes(value),
-                    Operation::Delete { key } => e.u8(OP_DELETE).bytes(key),
-                    Operation::Get { .. } => unreachable!("gets are never written to the log"),
-                };
+                encode_write(&mut e, operation);
+                e.finish()
+            }
+            Command::Open {
+                nonce,
+                at,
+                operation,
+            } => {
+                let mut e = Encoder::with_capacity(32 + operation.key().len() + 8);
+                e.u8(COMMAND_VERSION)
+                    .u8(TAG_OPEN)
+                    .varint(*nonce)
+                    .varint(*at);
+                encode_write(&mut e, operation);
                 e.finish()
             }
         }
@@ -324,38 +358,44 @@ impl Command {
         }
         let command = match d.u8()? {
             TAG_REGISTER => Command::Register { at: d.varint()? },
-            TAG_WRITE => {
-                let client = d.varint()?;
-                let seq = d.varint()?;
-                let at = d.varint()?;
-                let operation = match d.u8()? {
-                    OP_PUT => Operation::Put {
-                        key: d.bytes()?,
-                        value: d.bytes()?,
-                    },
-                    OP_APPEND => Operation::Append {
-                        key: d.bytes()?,
-                        value: d.bytes()?,
-                    },
-                    OP_DELETE => Operation::Delete { key: d.bytes()? },
-                    _ => return Err(DecodeError::Invalid("operation tag")),
-                };
-                Command::Write {
-                    client,
-                    seq,
-                    at,
-                    operation,
-                }
-            }
+            TAG_WRITE => Command::Write {
+                client: d.varint()?,
+                seq: d.varint()?,
+                at: d.varint()?,
+                operation: decode_write(&mut d)?,
+            },
+            TAG_OPEN => Command::Open {
+                nonce: d.varint()?,
+                at: d.varint()?,
+                operation: decode_write(&mut d)?,
+            },
             _ => return Err(DecodeError::Invalid("command tag")),
         };
         d.finish()?;
         Ok(command)
     }
 
-    /// A short human rendering (`put x=1`, `register`), for traces and the browser.
+    /// A short human rendering (`put x=1 (c5#2)`: session 5, sequence
+    /// number 2; `put x=1 (new session)`; `register`), for traces and the
+    /// browser.
     pub fn describe(payload: &Bytes) -> String {
         use alloc::format;
+        let write = |operation: &Operation, session: &str| {
+            let key = String::from_utf8_lossy(operation.key());
+            match operation {
+                Operation::Put { value, .. } => {
+                    format!("put {key}={} ({session})", String::from_utf8_lossy(value))
+                }
+                Operation::Append { value, .. } => {
+                    format!(
+                        "append {key}+={} ({session})",
+                        String::from_utf8_lossy(value)
+                    )
+                }
+                Operation::Delete { .. } => format!("delete {key} ({session})"),
+                Operation::Get { .. } => format!("get {key}"),
+            }
+        };
         match Command::decode(payload.clone()) {
             Ok(Command::Register { .. }) => String::from("register"),
             Ok(Command::Write {
@@ -363,26 +403,38 @@ impl Command {
                 seq,
                 operation,
                 ..
-            }) => {
-                let key = String::from_utf8_lossy(operation.key());
-                match &operation {
-                    Operation::Put { value, .. } => format!(
-                        "put {key}={} (c{client}#{seq})",
-                        String::from_utf8_lossy(value)
-                    ),
-                    Operation::Append { value, .. } => {
-                        format!(
-                            "append {key}+={} (c{client}#{seq})",
-                            String::from_utf8_lossy(value)
-                        )
-                    }
-                    Operation::Delete { .. } => format!("delete {key} (c{client}#{seq})"),
-                    Operation::Get { .. } => format!("get {key}"),
-                }
-            }
+            }) => write(&operation, &format!("c{client}#{seq}")),
+            Ok(Command::Open { operation, .. }) => write(&operation, "new session"),
             Err(_) => format!("<{} bytes>", payload.len()),
         }
     }
+}
+
+/// Appends a write: its tag, key and value.
+fn encode_write(e: &mut Encoder, operation: &Operation) {
+    match operation {
+        Operation::Put { key, value } => e.u8(OP_PUT).bytes(key).bytes(value),
+        Operation::Append { key, value } => e.u8(OP_APPEND).bytes(key).bytes(value),
+        Operation::Delete { key } => e.u8(OP_DELETE).bytes(key),
+        // Invariant: the replica proposes only writes.
+        Operation::Get { .. } => unreachable!("gets are never written to the log"),
+    };
+}
+
+/// Reads a write written by [`encode_write`].
+fn decode_write(d: &mut Decoder) -> Result<Operation, DecodeError> {
+    Ok(match d.u8()? {
+        OP_PUT => Operation::Put {
+            key: d.bytes()?,
+            value: d.bytes()?,
+        },
+        OP_APPEND => Operation::Append {
+            key: d.bytes()?,
+            value: d.bytes()?,
+        },
+        OP_DELETE => Operation::Delete { key: d.bytes()? },
+        _ => return Err(DecodeError::Invalid("operation tag")),
+    })
 }
 
 #[cfg(test)]
@@ -419,6 +471,14 @@ mod tests {
                     key: Bytes::from_static(b"gone"),
                 },
             },
+            Command::Open {
+                nonce: u64::MAX,
+                at: 6,
+                operation: Operation::Put {
+                    key: Bytes::from_static(b"first"),
+                    value: Bytes::from_static(b"write"),
+                },
+            },
         ];
         for command in commands {
             assert_eq!(Command::decode(command.encode()), Ok(command));
@@ -427,13 +487,15 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let cases: [&[u8]; 6] = [
+        let cases: [&[u8]; 8] = [
             b"",
             &[9],
             &[1, 9],
             &[1, 2, 1, 1, 1, 7],
             &[1, 1, 5, 0],
             &[1, 2, 1, 1, 1, 1, 200],
+            &[1, 3, 1, 1, 4],
+            &[1, 3, 1, 1, 3, 1, b'k', 0],
         ];
         for case in cases {
             assert!(

@@ -14,17 +14,18 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::codec::DecodeError;
-use super::command::{
-    ClientId, ClientRequest, ClientResponse, Command, NodeStatus, Operation, Reply, RequestBody,
-    ServiceError,
-};
-use super::store::{Applied, KvStore, StoreLimits};
+use super::command::{ClientRequest, ClientResponse, NodeStatus};
+use super::store::{KvStore, StoreLimits};
 use crate::hash::Fnv;
 use crate::raft::{
     Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, MembershipChange, Node,
     NodeId, Output, PersistedState, Rejected, Term, Write,
 };
 use crate::time::Instant;
+
+mod clients;
+#[cfg(test)]
+mod tests;
 
 /// Identifies where a client request came from, so the reply can go back
 /// there (a connection, a simulated client). Chosen by the driver.
@@ -141,33 +142,16 @@ impl core::fmt::Display for ReplicaError {
 #[cfg(feature = "std")]
 impl std::error::Error for ReplicaError {}
 
-/// A client waiting for its write (or registration) to be applied.
-#[derive(Clone, Debug)]
-struct WriteWaiter {
-    term: Term,
-    to: ReplyTo,
-    request: u64,
-    session: Option<(ClientId, u64)>,
-}
-
-/// A client waiting for a read.
-#[derive(Clone, Debug)]
-struct ReadWaiter {
-    to: ReplyTo,
-    request: u64,
-    key: Bytes,
-}
-
 /// A Raft node and the key-value state machine it replicates.
 #[derive(Clone, Debug)]
 pub struct Replica {
     node: Node,
     store: KvStore,
     snapshot_every: u64,
-    writes: BTreeMap<LogIndex, Vec<WriteWaiter>>,
-    proposed: BTreeMap<(ClientId, u64), LogIndex>,
-    reads: BTreeMap<u64, ReadWaiter>,
-    ready_reads: VecDeque<(LogIndex, ReadWaiter)>,
+    writes: BTreeMap<LogIndex, Vec<clients::WriteWaiter>>,
+    proposed: BTreeMap<clients::WriteKey, LogIndex>,
+    reads: BTreeMap<u64, clients::ReadWaiter>,
+    ready_reads: VecDeque<(LogIndex, clients::ReadWaiter)>,
     next_read_id: u64,
     outputs: VecDeque<ReplicaOutput>,
     applied_records: Option<Vec<AppliedRecord>>,
@@ -276,147 +260,6 @@ impl Replica {
         self.node.poll_timeout()
     }
 
-    fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
-        self.outputs.push_back(ReplicaOutput::Reply {
-            to,
-            response: ClientResponse {
-                id: request,
-                result,
-            },
-        });
-    }
-
-    fn not_leader(&self) -> ServiceError {
-        ServiceError::NotLeader {
-            leader_hint: self.node.leader().filter(|&l| l != self.node.id()),
-        }
-    }
-
-    fn handle_client(&mut self, now: Instant, from: ReplyTo, request: ClientRequest) {
-        let id = request.id;
-        if let Some(why) = &self.failure {
-            let error = ServiceError::Unavailable(why.clone());
-            self.reply(from, id, Err(error));
-            return;
-        }
-        match request.body {
-            RequestBody::Status => {
-                let status = self.status();
-                self.reply(from, id, Ok(Reply::Status(status)));
-            }
-            RequestBody::Register => {
-                let command = Command::Register {
-                    at: now.as_millis(),
-                };
-                self.propose(now, from, id, None, command);
-            }
-            RequestBody::Operation {
-                client,
-                seq,
-                operation,
-            } => {
-                let limits = self.store.limits();
-                if let Err(error) = operation.validate(limits.max_key_bytes, limits.max_value_bytes)
-                {
-                    self.reply(from, id, Err(error));
-                    return;
-                }
-                if let Operation::Get { key } = operation {
-                    let read = self.next_read_id;
-                    self.next_read_id += 1;
-                    match self.node.handle(now, Input::ReadIndex(read)) {
-                        Ok(_) => {
-                            self.reads.insert(
-                                read,
-                                ReadWaiter {
-                                    to: from,
-                                    request: id,
-                                    key,
-                                },
-                            );
-                        }
-                        Err(rejected) => {
-                            let error = self.service_error(rejected);
-                            self.reply(from, id, Err(error));
-                        }
-                    }
-                    return;
-                }
-                if !self.node.is_leader() {
-                    let error = self.not_leader();
-                    self.reply(from, id, Err(error));
-                    return;
-                }
-                // Already applied: answer from the session, without a new entry.
-                match self.store.sessions().check(client, seq) {
-                    super::session::SessionCheck::Duplicate(result) => {
-                        self.reply(from, id, result.map(|()| Reply::Done(None)));
-                        return;
-                    }
-                    super::session::SessionCheck::Stale => {
-                        self.reply(from, id, Err(ServiceError::StaleSequence));
-                        return;
-                    }
-                    _ => {}
-                }
-                // Already in the log, not yet applied: wait for that entry.
-                if let Some(&index) = self.proposed.get(&(client, seq)) {
-                    let term = self.node.term();
-                    self.writes.entry(index).or_default().push(WriteWaiter {
-                        term,
-                        to: from,
-                        request: id,
-                        session: Some((client, seq)),
-                    });
-                    return;
-                }
-                let command = Command::Write {
-                    client,
-                    seq,
-                    at: now.as_millis(),
-                    operation,
-                };
-                self.propose(now, from, id, Some((client, seq)), command);
-            }
-        }
-    }
-
-    fn propose(
-        &mut self,
-        now: Instant,
-        from: ReplyTo,
-        request: u64,
-        session: Option<(ClientId, u64)>,
-        command: Command,
-    ) {
-        match self.node.handle(now, Input::Propose(command.encode())) {
-            Ok(Accepted::Appended { index, term }) => {
-                if let Some(key) = session {
-                    self.proposed.insert(key, index);
-                }
-                self.writes.entry(index).or_default().push(WriteWaiter {
-                    term,
-                    to: from,
-                    request,
-                    session,
-                });
-            }
-            Ok(Accepted::Done) => {}
-            Err(rejected) => {
-                let error = self.service_error(rejected);
-                self.reply(from, request, Err(error));
-            }
-        }
-    }
-
-    fn service_error(&self, rejected: Rejected) -> ServiceError {
-        match rejected {
-            Rejected::NotLeader { .. } => self.not_leader(),
-            Rejected::TooLarge { size, limit } => ServiceError::ValueTooLarge { size, limit },
-            _ => ServiceError::Busy,
-        }
-    }
-
     /// Takes everything the node produced and acts on it.
     fn drain_node(&mut self) {
         while let Some(output) = self.node.poll_output() {
@@ -445,34 +288,13 @@ impl Replica {
                         });
                     }
                 }
-                Output::ReadReady { id, index } => {
-                    if let Some(waiter) = self.reads.remove(&id) {
-                        self.ready_reads.push_back((index, waiter));
-                    }
-                }
-                Output::ReadFailed { id, .. } => {
-                    if let Some(waiter) = self.reads.remove(&id) {
-                        let error = self.not_leader();
-                        self.reply(waiter.to, waiter.request, Err(error));
-                    }
-                }
+                Output::ReadReady { id, index } => self.read_ready(id, index),
+                Output::ReadFailed { id, .. } => self.read_failed(id),
             }
         }
         self.serve_ready_reads();
-        if !self.node.is_leader() && (!self.writes.is_empty() || !self.reads.is_empty()) {
-            // Leadership is lost: the outcome of pending writes is unknown
-            // here. Clients retry elsewhere with the same sequence number,
-            // which the sessions make safe.
-            let error = self.not_leader();
-            let writes = core::mem::take(&mut self.writes);
-            self.proposed.clear();
-            for waiter in writes.into_values().flatten() {
-                self.reply(waiter.to, waiter.request, Err(error.clone()));
-            }
-            let reads = core::mem::take(&mut self.reads);
-            for waiter in reads.into_values() {
-                self.reply(waiter.to, waiter.request, Err(error.clone()));
-            }
+        if !self.node.is_leader() {
+            self.fail_pending();
         }
     }
 
@@ -487,28 +309,7 @@ impl Replica {
                     digest: entry.payload.digest(),
                 });
             }
-            let Some(waiters) = self.writes.remove(&entry.index) else {
-                continue;
-            };
-            for waiter in waiters {
-                if let Some(key) = waiter.session {
-                    self.proposed.remove(&key);
-                }
-                let result = if waiter.term != entry.term {
-                    // Our entry was replaced by another leader's: not applied (yet).
-                    Err(self.not_leader())
-                } else {
-                    match &applied {
-                        Applied::Registered(id) => Ok(Reply::Registered(*id)),
-                        Applied::Write { result, .. } => result.clone().map(|()| Reply::Done(None)),
-                        Applied::Refused { error, .. } => Err(error.clone()),
-                        Applied::Nothing | Applied::Undecodable => Err(ServiceError::Unavailable(
-                            "entry did not decode".to_string(),
-                        )),
-                    }
-                };
-                self.reply(waiter.to, waiter.request, result);
-            }
+            self.answer_writes(&entry, &applied);
         }
         if let Some(last) = last
             && self.snapshot_every > 0
@@ -525,19 +326,6 @@ impl Replica {
             }
             // Cannot fail: `last` is applied and above the snapshot.
             let _ = self.node.handle(now, Input::Compact { index: last, data });
-        }
-    }
-
-    fn serve_ready_reads(&mut self) {
-        let applied = self.node.log().applied();
-        while self
-            .ready_reads
-            .front()
-            .is_some_and(|(index, _)| *index <= applied)
-        {
-            let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
-            let value = self.store.get(&waiter.key).cloned();
-            self.reply(waiter.to, waiter.request, Ok(Reply::Done(value)));
         }
     }
 

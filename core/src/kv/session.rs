@@ -8,6 +8,14 @@
 //! each command carries the leader's clock, and a session not used for `ttl`
 //! of that clock is dropped; beyond `max_sessions`, the least recently used
 //! session is dropped when a new one is opened.
+//!
+//! A session is opened by its client's first write, and remembers the
+//! client's nonce for that opening, so that a retried opening is recognised
+//! like any retried write. Like any retry, this holds while the session
+//! lives: a retry that arrives after its session expired finds nothing to
+//! compare with (the replicas keep no memory of dropped sessions), which
+//! takes a session idle for the whole TTL (an hour by default) or
+//! `max_sessions` newer sessions while one client is still retrying.
 
 use alloc::collections::BTreeMap;
 
@@ -22,6 +30,9 @@ pub struct Session {
     pub last_result: Result<(), ServiceError>,
     /// Log clock (ms) of the session's latest activity.
     pub last_active: u64,
+    /// The client's nonce for the opening ([`Command::Open`](super::Command::Open));
+    /// 0 for a session opened by a bare registration.
+    pub nonce: u64,
 }
 
 /// What the table says about a write.
@@ -41,6 +52,8 @@ pub enum SessionCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionTable {
     sessions: BTreeMap<ClientId, Session>,
+    /// The session each non-zero nonce opened (derived from `sessions`).
+    opened_by: BTreeMap<u64, ClientId>,
     ttl: u64,
     max_sessions: usize,
     next_sweep: u64,
@@ -52,15 +65,16 @@ impl SessionTable {
     pub fn new(ttl: u64, max_sessions: usize) -> SessionTable {
         SessionTable {
             sessions: BTreeMap::new(),
+            opened_by: BTreeMap::new(),
             ttl,
             max_sessions: max_sessions.max(1),
             next_sweep: 0,
         }
     }
 
-    /// Opens session `client` at log clock `now`, evicting the least recently
-    /// used one if the table is full.
-    pub fn register(&mut self, client: ClientId, now: u64) {
+    /// Opens session `client` at log clock `now` for the opening `nonce` (0:
+    /// none), evicting the least recently used one if the table is full.
+    pub fn register(&mut self, client: ClientId, nonce: u64, now: u64) {
         while self.sessions.len() >= self.max_sessions {
             let oldest = self
                 .sessions
@@ -68,9 +82,7 @@ impl SessionTable {
                 .min_by_key(|(id, s)| (s.last_active, **id))
                 .map(|(id, _)| *id);
             match oldest {
-                Some(id) => {
-                    self.sessions.remove(&id);
-                }
+                Some(id) => self.remove(id),
                 None => break,
             }
         }
@@ -80,8 +92,23 @@ impl SessionTable {
                 last_seq: 0,
                 last_result: Ok(()),
                 last_active: now,
+                nonce,
             },
         );
+        if nonce != 0 {
+            self.opened_by.insert(nonce, client);
+        }
+    }
+
+    /// The live session the opening `nonce` opened.
+    pub fn opened_by(&self, nonce: u64) -> Option<ClientId> {
+        self.opened_by.get(&nonce).copied()
+    }
+
+    fn remove(&mut self, client: ClientId) {
+        if let Some(session) = self.sessions.remove(&client) {
+            self.opened_by.remove(&session.nonce);
+        }
     }
 
     /// Classifies a write `seq` of `client`.
@@ -118,8 +145,15 @@ impl SessionTable {
             return;
         }
         let ttl = self.ttl;
-        self.sessions
-            .retain(|_, s| s.last_active.saturating_add(ttl) >= now);
+        let idle: alloc::vec::Vec<ClientId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.last_active.saturating_add(ttl) < now)
+            .map(|(id, _)| *id)
+            .collect();
+        for client in idle {
+            self.remove(client);
+        }
         self.next_sweep = now.saturating_add((ttl / 4).max(1));
     }
 
@@ -158,8 +192,14 @@ impl SessionTable {
         next_sweep: u64,
         sessions: BTreeMap<ClientId, Session>,
     ) -> SessionTable {
+        let opened_by = sessions
+            .iter()
+            .filter(|(_, s)| s.nonce != 0)
+            .map(|(id, s)| (s.nonce, *id))
+            .collect();
         SessionTable {
             sessions,
+            opened_by,
             ttl,
             max_sessions: max_sessions.max(1),
             next_sweep,
@@ -175,7 +215,7 @@ mod tests {
     fn duplicates_stale_and_unknown() {
         let mut table = SessionTable::new(1000, 10);
         assert_eq!(table.check(5, 1), SessionCheck::Unknown);
-        table.register(5, 0);
+        table.register(5, 0, 0);
         assert_eq!(table.check(5, 1), SessionCheck::Fresh);
         table.record(5, 1, Ok(()), 1);
         assert_eq!(table.check(5, 1), SessionCheck::Duplicate(Ok(())));
@@ -191,8 +231,8 @@ mod tests {
     #[test]
     fn expiry_follows_the_log_clock() {
         let mut table = SessionTable::new(100, 10);
-        table.register(1, 0);
-        table.register(2, 50);
+        table.register(1, 0, 0);
+        table.register(2, 0, 50);
         table.expire(100);
         assert_eq!(table.len(), 2);
         table.expire(140);
@@ -204,11 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn an_opening_is_known_by_its_nonce_while_its_session_lives() {
+        let mut table = SessionTable::new(100, 2);
+        table.register(7, 42, 0);
+        assert_eq!(table.opened_by(42), Some(7));
+        table.register(8, 43, 10);
+        table.register(9, 44, 20);
+        assert_eq!(table.opened_by(42), None, "evicted with its session");
+        table.expire(200);
+        assert_eq!(table.opened_by(43), None, "expired with its session");
+        assert_eq!(table.opened_by(44), None);
+        assert!(table.is_empty());
+    }
+
+    #[test]
     fn capacity_evicts_least_recently_active() {
         let mut table = SessionTable::new(u64::MAX, 2);
-        table.register(1, 10);
-        table.register(2, 5);
-        table.register(3, 20);
+        table.register(1, 0, 10);
+        table.register(2, 0, 5);
+        table.register(3, 0, 20);
         assert!(table.get(2).is_none());
         assert!(table.get(1).is_some() && table.get(3).is_some());
     }

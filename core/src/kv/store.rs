@@ -40,9 +40,11 @@ impl Default for StoreLimits {
 pub enum Applied {
     /// A no-op or membership entry.
     Nothing,
-    /// A session was opened.
+    /// A session was opened by a bare registration ([`Command::Register`],
+    /// in logs of earlier versions).
     Registered(ClientId),
-    /// A write in a session: its result (the stored one, for a duplicate).
+    /// A write in a session (the first one opens it, [`Command::Open`]): its
+    /// result (the stored one, for a duplicate).
     Write {
         /// Session.
         client: ClientId,
@@ -78,7 +80,9 @@ pub struct KvStore {
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVS";
-const SNAPSHOT_VERSION: u8 = 1;
+/// Version 2 records each session's opening nonce; version 1 (no nonce) is
+/// still read.
+const SNAPSHOT_VERSION: u8 = 2;
 
 impl KvStore {
     /// An empty store.
@@ -102,8 +106,23 @@ impl KvStore {
         match command {
             Command::Register { at } => {
                 self.advance_clock(at);
-                self.sessions.register(index, self.clock);
+                self.sessions.register(index, 0, self.clock);
                 Applied::Registered(index)
+            }
+            Command::Open {
+                nonce,
+                at,
+                operation,
+            } => {
+                self.advance_clock(at);
+                match self.sessions.opened_by(nonce) {
+                    // A retried opening: the write is the session's first.
+                    Some(client) => self.apply_write(client, 1, operation),
+                    None => {
+                        self.sessions.register(index, nonce, self.clock);
+                        self.apply_write(index, 1, operation)
+                    }
+                }
             }
             Command::Write {
                 client,
@@ -112,34 +131,40 @@ impl KvStore {
                 operation,
             } => {
                 self.advance_clock(at);
-                match self.sessions.check(client, seq) {
-                    SessionCheck::Unknown => Applied::Refused {
-                        client,
-                        seq,
-                        error: ServiceError::SessionExpired,
-                    },
-                    SessionCheck::Stale => Applied::Refused {
-                        client,
-                        seq,
-                        error: ServiceError::StaleSequence,
-                    },
-                    SessionCheck::Duplicate(result) => Applied::Write {
-                        client,
-                        seq,
-                        result,
-                        duplicate: true,
-                    },
-                    SessionCheck::Fresh => {
-                        let result = self.write(operation);
-                        self.sessions
-                            .record(client, seq, result.clone(), self.clock);
-                        Applied::Write {
-                            client,
-                            seq,
-                            result,
-                            duplicate: false,
-                        }
-                    }
+                self.apply_write(client, seq, operation)
+            }
+        }
+    }
+
+    /// Applies write `seq` of session `client`, unless it is a duplicate,
+    /// stale, or the session is unknown.
+    fn apply_write(&mut self, client: ClientId, seq: u64, operation: Operation) -> Applied {
+        match self.sessions.check(client, seq) {
+            SessionCheck::Unknown => Applied::Refused {
+                client,
+                seq,
+                error: ServiceError::SessionExpired,
+            },
+            SessionCheck::Stale => Applied::Refused {
+                client,
+                seq,
+                error: ServiceError::StaleSequence,
+            },
+            SessionCheck::Duplicate(result) => Applied::Write {
+                client,
+                seq,
+                result,
+                duplicate: true,
+            },
+            SessionCheck::Fresh => {
+                let result = self.write(operation);
+                self.sessions
+                    .record(client, seq, result.clone(), self.clock);
+                Applied::Write {
+                    client,
+                    seq,
+                    result,
+                    duplicate: false,
                 }
             }
         }
@@ -150,8 +175,10 @@ impl KvStore {
         self.sessions.expire(self.clock);
     }
 
+    /// Applies a write. Its key and value were checked against the limits
+    /// before it reached the log ([`Operation::validate`], by the replica);
+    /// what an append makes is checked here.
     fn write(&mut self, operation: Operation) -> Result<(), ServiceError> {
-        operation.validate(self.limits.max_key_bytes, self.limits.max_value_bytes)?;
         match operation {
             Operation::Put { key, value } => {
                 self.data.insert(key, value);
@@ -231,7 +258,8 @@ impl KvStore {
         for (client, session) in self.sessions.iter() {
             e.varint(*client)
                 .varint(session.last_seq)
-                .varint(session.last_active);
+                .varint(session.last_active)
+                .varint(session.nonce);
             match &session.last_result {
                 Ok(()) => {
                     e.u8(0);
@@ -260,7 +288,8 @@ impl KvStore {
         if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
             return Err(DecodeError::Invalid("snapshot magic"));
         }
-        if d.u8()? != SNAPSHOT_VERSION {
+        let version = d.u8()?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(DecodeError::Invalid("snapshot version"));
         }
         let clock = d.varint()?;
@@ -271,6 +300,7 @@ impl KvStore {
             let client = d.varint()?;
             let last_seq = d.varint()?;
             let last_active = d.varint()?;
+            let nonce = if version >= 2 { d.varint()? } else { 0 };
             let last_result = match d.u8()? {
                 0 => Ok(()),
                 1 => Err(ServiceError::ValueTooLarge {
@@ -290,6 +320,7 @@ impl KvStore {
                     last_seq,
                     last_result,
                     last_active,
+                    nonce,
                 },
             );
         }
@@ -331,166 +362,4 @@ impl KvStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(client: ClientId, seq: u64, operation: Operation) -> Payload {
-        Payload::Command(
-            Command::Write {
-                client,
-                seq,
-                at: seq,
-                operation,
-            }
-            .encode(),
-        )
-    }
-
-    fn put(k: &str, v: &str) -> Operation {
-        Operation::Put {
-            key: Bytes::copy_from_slice(k.as_bytes()),
-            value: Bytes::copy_from_slice(v.as_bytes()),
-        }
-    }
-
-    fn append(k: &str, v: &str) -> Operation {
-        Operation::Append {
-            key: Bytes::copy_from_slice(k.as_bytes()),
-            value: Bytes::copy_from_slice(v.as_bytes()),
-        }
-    }
-
-    fn register() -> Payload {
-        Payload::Command(Command::Register { at: 0 }.encode())
-    }
-
-    #[test]
-    fn put_append_delete() {
-        let mut store = KvStore::new(StoreLimits::default());
-        assert_eq!(store.apply(1, &register()), Applied::Registered(1));
-        store.apply(2, &write(1, 1, append("x", "a")));
-        assert_eq!(
-            store.get(b"x").map(|v| &v[..]),
-            Some(&b"a"[..]),
-            "append to a missing key"
-        );
-        store.apply(3, &write(1, 2, append("x", "b")));
-        assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"ab"[..]));
-        store.apply(4, &write(1, 3, put("x", "z")));
-        assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"z"[..]));
-        store.apply(
-            5,
-            &write(
-                1,
-                4,
-                Operation::Delete {
-                    key: Bytes::from_static(b"x"),
-                },
-            ),
-        );
-        assert_eq!(store.get(b"x"), None);
-    }
-
-    #[test]
-    fn retried_append_is_applied_once() {
-        let mut store = KvStore::new(StoreLimits::default());
-        store.apply(1, &register());
-        let first = store.apply(2, &write(1, 1, append("x", "a")));
-        let retry = store.apply(3, &write(1, 1, append("x", "a")));
-        assert!(matches!(
-            first,
-            Applied::Write {
-                duplicate: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            retry,
-            Applied::Write {
-                duplicate: true,
-                result: Ok(()),
-                ..
-            }
-        ));
-        assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"a"[..]));
-        let unknown = store.apply(4, &write(99, 1, append("x", "a")));
-        assert!(matches!(
-            unknown,
-            Applied::Refused {
-                error: ServiceError::SessionExpired,
-                ..
-            }
-        ));
-        assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"a"[..]));
-    }
-
-    #[test]
-    fn append_past_the_value_limit_is_refused_everywhere_alike() {
-        let limits = StoreLimits {
-            max_value_bytes: 3,
-            ..StoreLimits::default()
-        };
-        let mut store = KvStore::new(limits);
-        store.apply(1, &register());
-        store.apply(2, &write(1, 1, append("x", "ab")));
-        let refused = store.apply(3, &write(1, 2, append("x", "cd")));
-        assert!(matches!(
-            refused,
-            Applied::Write {
-                result: Err(ServiceError::ValueTooLarge { size: 4, limit: 3 }),
-                ..
-            }
-        ));
-        assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"ab"[..]));
-    }
-
-    #[test]
-    fn snapshot_round_trip_keeps_sessions() {
-        let mut store = KvStore::new(StoreLimits::default());
-        store.apply(1, &register());
-        store.apply(2, &write(1, 1, append("k", "v")));
-        store.apply(3, &write(1, 2, put("other", "")));
-        let restored =
-            KvStore::restore(store.snapshot(), StoreLimits::default()).expect("valid snapshot");
-        assert_eq!(restored, store);
-        let mut restored = restored;
-        let retry = restored.apply(4, &write(1, 2, put("other", "")));
-        assert!(
-            matches!(
-                retry,
-                Applied::Write {
-                    duplicate: true,
-                    ..
-                }
-            ),
-            "sessions survive the snapshot"
-        );
-    }
-
-    #[test]
-    fn corrupt_snapshots_are_errors() {
-        let mut store = KvStore::new(StoreLimits::default());
-        store.apply(1, &register());
-        store.apply(2, &write(1, 1, put("k", "v")));
-        let good = store.snapshot();
-        for cut in 0..good.len() {
-            assert!(
-                KvStore::restore(good.slice(..cut), StoreLimits::default()).is_err(),
-                "cut at {cut}"
-            );
-        }
-        let mut bad = good.to_vec();
-        bad[0] = b'X';
-        assert!(KvStore::restore(Bytes::from(bad), StoreLimits::default()).is_err());
-    }
-
-    #[test]
-    fn undecodable_commands_are_skipped() {
-        let mut store = KvStore::new(StoreLimits::default());
-        assert_eq!(
-            store.apply(1, &Payload::Command(Bytes::from_static(b"junk"))),
-            Applied::Undecodable
-        );
-        assert_eq!(store.apply(2, &Payload::Noop), Applied::Nothing);
-    }
-}
+mod tests;

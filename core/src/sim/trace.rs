@@ -138,7 +138,11 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
     match payload {
         PacketPayload::Raft(message) => describe_message(message),
         PacketPayload::Request(request) => match &request.body {
-            RequestBody::Register => format!("#{} register", request.id),
+            RequestBody::Open { operation, .. } => format!(
+                "#{} {} (new session)",
+                request.id,
+                describe_operation(operation)
+            ),
             RequestBody::Operation {
                 client,
                 seq,
@@ -153,7 +157,7 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
             RequestBody::Status => format!("#{} status", request.id),
         },
         PacketPayload::Response(response) => match &response.result {
-            Ok(Reply::Registered(id)) => format!("#{} registered session {id}", response.id),
+            Ok(Reply::Opened(id)) => format!("#{} ok, opened session {id}", response.id),
             Ok(Reply::Done(Some(value))) => {
                 format!("#{} ok {}", response.id, String::from_utf8_lossy(value))
             }
@@ -236,12 +240,14 @@ pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u
         }
         PacketPayload::Request(request) => {
             h.write_u64(request.id);
-            match &request.body {
-                RequestBody::Register => {
-                    h.write(&[1]);
+            let operation = match &request.body {
+                RequestBody::Open { nonce, operation } => {
+                    h.write(&[1]).write_u64(*nonce);
+                    Some(operation)
                 }
                 RequestBody::Status => {
                     h.write(&[2]);
+                    None
                 }
                 RequestBody::Operation {
                     client,
@@ -249,19 +255,20 @@ pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u
                     operation,
                 } => {
                     h.write(&[3]).write_u64(*client).write_u64(*seq);
-                    h.write(operation.name().as_bytes()).write(operation.key());
-                    if let Operation::Put { value, .. } | Operation::Append { value, .. } =
-                        operation
-                    {
-                        h.write_u64(value.len() as u64);
-                    }
+                    Some(operation)
+                }
+            };
+            if let Some(operation) = operation {
+                h.write(operation.name().as_bytes()).write(operation.key());
+                if let Operation::Put { value, .. } | Operation::Append { value, .. } = operation {
+                    h.write_u64(value.len() as u64);
                 }
             }
         }
         PacketPayload::Response(response) => {
             h.write_u64(response.id);
             match &response.result {
-                Ok(Reply::Registered(id)) => {
+                Ok(Reply::Opened(id)) => {
                     h.write(&[1]).write_u64(*id);
                 }
                 Ok(Reply::Done(value)) => {

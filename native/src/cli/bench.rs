@@ -2,7 +2,7 @@
 //!
 //! `--clients` sessions run concurrently, each with its own clerk (so every
 //! write goes through the same exactly-once path as any client), sharing a
-//! few QUIC connections. Each session opens its session and warms up first;
+//! few QUIC connections. Each session warms up first (its connection opens);
 //! then all start together and, until the duration is over, issue one
 //! operation at a time: a linearizable `get` with probability `--reads`,
 //! else a `put` of `--value-size` bytes, on a key drawn uniformly from
@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use distribkv_core::kv::Operation;
+use distribkv_core::kv::{MAX_VALUE_BYTES, Operation};
 use distribkv_core::rng::Rng;
 use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
 
 use super::{CliError, ClusterArgs};
-use crate::kv_client::{self, KvSession, SessionTiming};
+use crate::kv_client::{self, KvSession, KvTransport, SessionTiming, ValidOperation};
 use crate::tls::CertSet;
 
 /// `bench` arguments.
@@ -34,16 +37,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub clients: u64,
     /// How long to run, seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = parse_duration)]
     pub duration: f64,
     /// Bytes per written value.
-    #[arg(long, default_value_t = 256)]
-    pub value_size: usize,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=MAX_VALUE_BYTES as u64))]
+    pub value_size: u64,
     /// Number of distinct keys.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: u64,
     /// Fraction of operations that are reads (0.0 to 1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub reads: f64,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
@@ -54,7 +57,36 @@ pub struct BenchArgs {
     pub connections: Option<usize>,
 }
 
-/// What one client measured.
+fn parse_duration(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if seconds > 0.0 && seconds.is_finite() {
+        Ok(seconds)
+    } else {
+        Err("must be a positive number of seconds".into())
+    }
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let fraction: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(fraction)
+    } else {
+        Err("must be between 0.0 and 1.0".into())
+    }
+}
+
+/// Why the benchmark could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A client task panicked or was cancelled.
+    #[error("a client task failed: {0}")]
+    ClientTask(#[from] tokio::task::JoinError),
+    /// The latency histograms could not be merged.
+    #[error("cannot merge latency histograms: {0}")]
+    Histogram(#[from] hdrhistogram::AdditionError),
+}
+
+/// What the clients measured, together.
 struct Tally {
     latencies: Histogram<u64>,
     ops: u64,
@@ -62,113 +94,103 @@ struct Tally {
     last_error: Option<String>,
 }
 
-/// Runs the benchmark and prints the summary.
-pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
-    if !(0.0..=1.0).contains(&args.reads) {
-        return Err(CliError::Demo(format!(
-            "--reads {} must be between 0.0 and 1.0",
-            args.reads
-        )));
-    }
-    if !(args.duration > 0.0 && args.duration.is_finite()) {
-        return Err(CliError::Demo(format!(
-            "--duration {} must be a positive number of seconds",
-            args.duration
-        )));
-    }
-    let value = Bytes::from(vec![b'v'; args.value_size]);
-    kv_client::validate(&Operation::Put {
-        key: Bytes::from_static(b"k0000000"),
-        value: value.clone(),
-    })?;
-    let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
-    let certs = CertSet::load(&args.cluster.certs)?;
-    let connections = args
-        .connections
-        .unwrap_or((args.clients as usize).div_ceil(64).clamp(1, 8))
-        .max(1);
-    let mut transports = Vec::new();
-    for _ in 0..connections {
-        transports.push(Arc::new(kv_client::connect(servers.clone(), &certs)?));
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            // Invariant: 1 µs to 60 s at 3 significant digits is a valid range.
+            latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            ops: 0,
+            errors: 0,
+            last_error: None,
+        }
     }
 
-    let clients = args.clients as usize;
-    let timing = SessionTiming {
-        attempt_timeout_ms: 2000,
-        ..SessionTiming::default()
+    fn add(&mut self, other: Tally) -> Result<(), BenchError> {
+        self.latencies.add(&other.latencies)?;
+        self.ops += other.ops;
+        self.errors += other.errors;
+        self.last_error = other.last_error.or(self.last_error.take());
+        Ok(())
+    }
+
+    /// The latency at quantile `q`, ms (0 without samples).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            0.0
+        } else {
+            self.latencies.value_at_quantile(q) as f64 / 1000.0
+        }
+    }
+}
+
+/// What one client does: which keys, how many reads, what it writes.
+#[derive(Clone)]
+struct Load {
+    keys: u64,
+    reads: f64,
+    value: Bytes,
+    duration: Duration,
+}
+
+impl Load {
+    /// The next operation, drawn from `rng`.
+    fn next_operation(&self, rng: &mut Rng) -> Operation {
+        let key = Bytes::from(format!("k{:07}", rng.index(self.keys as usize)));
+        if rng.chance(self.reads) {
+            Operation::Get { key }
+        } else {
+            Operation::Put {
+                key,
+                value: self.value.clone(),
+            }
+        }
+    }
+}
+
+/// The `--json` summary: one object, fields in this order, camelCase.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    ops: u64,
+    seconds: f64,
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: u64,
+    clients: u64,
+    connections: usize,
+    value_size: u64,
+    keys: u64,
+    reads: f64,
+}
+
+/// Runs the benchmark and prints the summary.
+pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
+    let transports = connect(args)?;
+    let load = Load {
+        keys: args.keys,
+        reads: args.reads,
+        value: Bytes::from(vec![b'v'; args.value_size as usize]),
+        duration: Duration::from_secs_f64(args.duration),
     };
     let done = Arc::new(AtomicU64::new(0));
-    let start_gate = Arc::new(tokio::sync::Barrier::new(clients + 1));
-    let duration = Duration::from_secs_f64(args.duration);
-    let mut tasks = Vec::with_capacity(clients);
-    for client in 0..clients {
-        let transport = transports[client % connections].clone();
-        let seed = crate::transport::random_u64();
-        let gate = start_gate.clone();
-        let done = done.clone();
-        let value = value.clone();
-        let (keys, reads) = (args.keys, args.reads);
-        tasks.push(tokio::spawn(async move {
-            let mut session = KvSession::new(transport, timing, seed);
-            let mut rng = Rng::new(seed);
-            // Opens the session (a registration) and the connection.
-            let warm_up = session
-                .execute(Operation::Get {
-                    key: Bytes::from_static(b"k0000000"),
-                })
-                .await;
-            gate.wait().await;
-            let mut tally = Tally {
-                latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
-                    .expect("valid histogram bounds"),
-                ops: 0,
-                errors: 0,
-                last_error: warm_up.err().map(|e| e.to_string()),
-            };
-            let deadline = Instant::now() + duration;
-            while Instant::now() < deadline {
-                let key = Bytes::from(format!("k{:07}", rng.index(keys as usize)));
-                let operation = if rng.chance(reads) {
-                    Operation::Get { key }
-                } else {
-                    Operation::Put {
-                        key,
-                        value: value.clone(),
-                    }
-                };
-                let started = Instant::now();
-                match session.execute(operation).await {
-                    Ok(_) => {
-                        let micros = started.elapsed().as_micros() as u64;
-                        tally.latencies.saturating_record(micros.max(1));
-                        tally.ops += 1;
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(error) => {
-                        tally.errors += 1;
-                        tally.last_error = Some(error.to_string());
-                    }
-                }
-            }
-            tally
-        }));
-    }
+    let start_gate = Arc::new(Barrier::new(args.clients as usize + 1));
+    let tasks: Vec<JoinHandle<Tally>> = (0..args.clients as usize)
+        .map(|client| {
+            let transport = transports[client % transports.len()].clone();
+            let client = run_client(transport, load.clone(), start_gate.clone(), done.clone());
+            tokio::spawn(client)
+        })
+        .collect();
     start_gate.wait().await;
     let started = Instant::now();
-    let progress = show_progress(done.clone(), duration);
-    let mut latencies =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-    let (mut ops, mut errors, mut last_error) = (0u64, 0u64, None);
+    let progress = show_progress(done, load.duration);
+    let mut tally = Tally::new();
     for task in tasks {
-        let tally = task
-            .await
-            .map_err(|error| CliError::Demo(format!("a client task failed: {error}")))?;
-        latencies
-            .add(&tally.latencies)
-            .map_err(|error| CliError::Demo(error.to_string()))?;
-        ops += tally.ops;
-        errors += tally.errors;
-        last_error = tally.last_error.or(last_error);
+        tally.add(task.await.map_err(BenchError::from)?)?;
     }
     let seconds = started.elapsed().as_secs_f64();
     if let Some(progress) = progress {
@@ -178,33 +200,104 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
     for transport in &transports {
         transport.close().await;
     }
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    let quantile = |q: f64| {
-        if latencies.is_empty() {
-            0.0
-        } else {
-            ms(latencies.value_at_quantile(q))
-        }
+    print_summary(args, transports.len(), &tally, seconds)?;
+    if let Some(error) = &tally.last_error
+        && (tally.errors > 0 || tally.ops == 0)
+    {
+        eprintln!("last error: {error}");
+    }
+    Ok(if tally.ops == 0 { 2 } else { 0 })
+}
+
+/// The QUIC connections the clients share.
+fn connect(args: &BenchArgs) -> Result<Vec<Arc<KvTransport>>, CliError> {
+    let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
+    let certs = CertSet::load(&args.cluster.certs)?;
+    let connections = args
+        .connections
+        .unwrap_or((args.clients as usize).div_ceil(64).clamp(1, 8))
+        .max(1);
+    (0..connections)
+        .map(|_| Ok(Arc::new(kv_client::connect(servers.clone(), &certs)?)))
+        .collect()
+}
+
+/// One client: warms up, waits at `start_gate` for the others, then runs
+/// operations one at a time until the load's duration is over.
+async fn run_client(
+    transport: Arc<KvTransport>,
+    load: Load,
+    start_gate: Arc<Barrier>,
+    done: Arc<AtomicU64>,
+) -> Tally {
+    let seed = crate::transport::random_u64();
+    let timing = SessionTiming {
+        attempt_timeout_ms: 2000,
+        ..SessionTiming::default()
     };
-    let ops_per_sec = ops as f64 / seconds;
+    let mut session = KvSession::new(transport, timing, seed);
+    let mut rng = Rng::new(seed);
+    let mut tally = Tally::new();
+    // Opens the connection. Invariant: a get of an 8-byte key is valid.
+    let warm_up = ValidOperation::new(Operation::Get {
+        key: Bytes::from_static(b"k0000000"),
+    })
+    .expect("a valid get");
+    tally.last_error = session.execute(warm_up).await.err().map(|e| e.to_string());
+    start_gate.wait().await;
+    let deadline = Instant::now() + load.duration;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let outcome = match ValidOperation::new(load.next_operation(&mut rng)) {
+            Ok(operation) => session.execute(operation).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(_) => {
+                let micros = started.elapsed().as_micros() as u64;
+                tally.latencies.saturating_record(micros.max(1));
+                tally.ops += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tally.errors += 1;
+                tally.last_error = Some(error.to_string());
+            }
+        }
+    }
+    tally
+}
+
+/// Prints the summary: one JSON object with `--json`, else text.
+fn print_summary(
+    args: &BenchArgs,
+    connections: usize,
+    tally: &Tally,
+    seconds: f64,
+) -> Result<(), CliError> {
+    let max_ms = if tally.latencies.is_empty() {
+        0.0
+    } else {
+        tally.latencies.max() as f64 / 1000.0
+    };
+    let summary = Summary {
+        ops: tally.ops,
+        seconds: round3(seconds),
+        ops_per_sec: round3(tally.ops as f64 / seconds),
+        p50_ms: round3(tally.quantile_ms(0.5)),
+        p90_ms: round3(tally.quantile_ms(0.9)),
+        p99_ms: round3(tally.quantile_ms(0.99)),
+        max_ms: round3(max_ms),
+        errors: tally.errors,
+        clients: args.clients,
+        connections,
+        value_size: args.value_size,
+        keys: args.keys,
+        reads: args.reads,
+    };
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let summary = serde_json::json!({
-            "ops": ops,
-            "seconds": round3(seconds),
-            "opsPerSec": round3(ops_per_sec),
-            "p50Ms": round3(quantile(0.5)),
-            "p90Ms": round3(quantile(0.9)),
-            "p99Ms": round3(quantile(0.99)),
-            "maxMs": round3(if latencies.is_empty() { 0.0 } else { ms(latencies.max()) }),
-            "errors": errors,
-            "clients": args.clients,
-            "connections": connections,
-            "valueSize": args.value_size,
-            "keys": args.keys,
-            "reads": args.reads,
-        });
-        writeln!(stdout, "{summary}")?;
+        writeln!(stdout, "{}", serde_json::to_string(&summary)?)?;
     } else {
         writeln!(
             stdout,
@@ -215,28 +308,21 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
             args.keys,
             connections
         )?;
-        writeln!(stdout, "ops        {ops}")?;
+        writeln!(stdout, "ops        {}", summary.ops)?;
         writeln!(stdout, "seconds    {seconds:.2}")?;
-        writeln!(stdout, "ops/s      {ops_per_sec:.0}")?;
+        writeln!(stdout, "ops/s      {:.0}", tally.ops as f64 / seconds)?;
         writeln!(
             stdout,
             "latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            quantile(0.5),
-            quantile(0.9),
-            quantile(0.99),
-            if latencies.is_empty() {
-                0.0
-            } else {
-                ms(latencies.max())
-            }
+            tally.quantile_ms(0.5),
+            tally.quantile_ms(0.9),
+            tally.quantile_ms(0.99),
+            max_ms
         )?;
-        writeln!(stdout, "errors     {errors}")?;
+        writeln!(stdout, "errors     {}", summary.errors)?;
     }
     stdout.flush()?;
-    if let Some(error) = last_error.filter(|_| errors > 0 || ops == 0) {
-        eprintln!("last error: {error}");
-    }
-    Ok(if ops == 0 { 2 } else { 0 })
+    Ok(())
 }
 
 fn round3(x: f64) -> f64 {
@@ -244,7 +330,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// A progress bar on stderr, only when it is a terminal.
-fn show_progress(done: Arc<AtomicU64>, duration: Duration) -> Option<tokio::task::JoinHandle<()>> {
+fn show_progress(done: Arc<AtomicU64>, duration: Duration) -> Option<JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

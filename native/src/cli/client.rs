@@ -1,14 +1,15 @@
-//! The one-shot commands, the line-oriented `client` and `status`.
+//! The one-shot commands and the line-oriented `client`.
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Args;
-use distribkv_core::kv::{NodeStatus, Operation};
+use distribkv_core::kv::Operation;
+use serde::Serialize;
 
 use super::{CliError, ClusterArgs};
-use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming};
+use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming, ValidOperation};
 use crate::tls::CertSet;
 
 /// `client` arguments.
@@ -18,17 +19,6 @@ pub struct ClientArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Answer each command with one JSON object instead of plain text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `status` arguments.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The cluster.
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// One JSON object per line instead of plain text.
     #[arg(long)]
     pub json: bool,
 }
@@ -45,18 +35,22 @@ pub fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
     Ok(Arc::new(kv_client::connect(servers, &certs)?))
 }
 
-/// Runs one operation and prints its result: the value of a `get`, `OK` for
-/// a write. Returns the exit code: 0, or 1 for a missing key.
-pub async fn one_shot(cluster: &ClusterArgs, operation: Operation) -> Result<u8, CliError> {
-    kv_client::validate(&operation)?;
-    let is_get = !operation.is_write();
-    let transport = connect(cluster)?;
-    let mut session = KvSession::new(
+/// A session of its own over `transport`, with the default timing.
+fn new_session(transport: &Arc<KvTransport>) -> KvSession {
+    KvSession::new(
         transport.clone(),
         SessionTiming::default(),
         crate::transport::random_u64(),
-    );
-    let result = session.execute(operation).await;
+    )
+}
+
+/// Runs one operation and prints its result: the value of a `get`, `OK` for
+/// a write. Returns the exit code: 0, or 1 for a missing key.
+pub async fn one_shot(cluster: &ClusterArgs, operation: Operation) -> Result<u8, CliError> {
+    let operation = ValidOperation::new(operation)?;
+    let is_get = !operation.operation().is_write();
+    let transport = connect(cluster)?;
+    let result = new_session(&transport).execute(operation).await;
     transport.close().await;
     let mut stdout = std::io::stdout().lock();
     match result? {
@@ -114,19 +108,40 @@ enum Answer {
     Error(String),
 }
 
+/// An answer of `client --json`: `{"ok":true}`, `{"ok":true,"value":"..."}`,
+/// `{"ok":true,"value":null}` or `{"ok":false,"error":"..."}`, fields in
+/// this order.
+#[derive(Serialize)]
+struct JsonAnswer {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 fn render(answer: &Answer, json: bool) -> String {
     let text = |bytes: &Bytes| String::from_utf8_lossy(bytes).into_owned();
     if json {
-        // Written by hand to keep the field order of the contract.
-        let quoted = |text: &str| serde_json::Value::from(text).to_string();
-        match answer {
-            Answer::Done => r#"{"ok":true}"#.into(),
-            Answer::Value(Some(value)) => {
-                format!(r#"{{"ok":true,"value":{}}}"#, quoted(&text(value)))
-            }
-            Answer::Value(None) => r#"{"ok":true,"value":null}"#.into(),
-            Answer::Error(error) => format!(r#"{{"ok":false,"error":{}}}"#, quoted(error)),
-        }
+        let answer = match answer {
+            Answer::Done => JsonAnswer {
+                ok: true,
+                value: None,
+                error: None,
+            },
+            Answer::Value(value) => JsonAnswer {
+                ok: true,
+                value: Some(value.as_ref().map(text)),
+                error: None,
+            },
+            Answer::Error(error) => JsonAnswer {
+                ok: false,
+                value: None,
+                error: Some(error.clone()),
+            },
+        };
+        // Invariant: a struct of booleans and strings always serializes.
+        serde_json::to_string(&answer).expect("an answer serializes")
     } else {
         match answer {
             Answer::Done => "OK".into(),
@@ -137,14 +152,30 @@ fn render(answer: &Answer, json: bool) -> String {
     }
 }
 
+/// Runs one command line in `session`: its answer, or a certificate error
+/// (which ends `client`: every later command would fail the same way).
+async fn answer(session: &mut KvSession, line: &str) -> Result<Answer, KvError> {
+    let operation = match parse_command(line) {
+        Ok(operation) => operation,
+        Err(error) => return Ok(Answer::Error(error)),
+    };
+    let is_get = !operation.is_write();
+    let result = match ValidOperation::new(operation) {
+        Ok(operation) => session.execute(operation).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(value) if is_get => Ok(Answer::Value(value)),
+        Ok(_) => Ok(Answer::Done),
+        Err(error @ KvError::Certificates(_)) => Err(error),
+        Err(error) => Ok(Answer::Error(error.to_string())),
+    }
+}
+
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
     let transport = connect(&args.cluster)?;
-    let mut session = KvSession::new(
-        transport.clone(),
-        SessionTiming::default(),
-        crate::transport::random_u64(),
-    );
+    let mut session = new_session(&transport);
     // Stdin is read on a blocking thread, one line at a time.
     let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);
     std::thread::spawn(move || {
@@ -161,104 +192,12 @@ pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match parse_command(&line) {
-            Err(error) => Answer::Error(error),
-            Ok(operation) => {
-                let is_get = !operation.is_write();
-                match session.execute(operation).await {
-                    Ok(value) if is_get => Answer::Value(value),
-                    Ok(_) => Answer::Done,
-                    Err(KvError::Certificates(error)) => {
-                        return Err(KvError::Certificates(error).into());
-                    }
-                    Err(error) => Answer::Error(error.to_string()),
-                }
-            }
-        };
+        let answer = answer(&mut session, &line).await?;
         let mut out = stdout.lock();
         writeln!(out, "{}", render(&answer, args.json))?;
         out.flush()?;
     }
     transport.close().await;
-    Ok(0)
-}
-
-/// A status as one JSON object (camelCase fields): `id`, `addr`, `role`,
-/// `term`, `leader` (`null` if unknown), `commitIndex`, `appliedIndex`,
-/// `lastIndex`, `durableIndex`, `snapshotIndex`, `keys`, `sessions`, and
-/// `fingerprint`: 16 hex digits, a hash of the node's key-value state and
-/// client sessions, equal on nodes that applied the same entries (compare it
-/// across nodes whose `appliedIndex` is equal). It is a string because JSON
-/// numbers lose precision past 2^53 in many readers.
-pub fn status_json(status: &NodeStatus, addr: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": status.id,
-        "addr": addr,
-        "role": status.role,
-        "term": status.term,
-        "leader": status.leader,
-        "commitIndex": status.commit_index,
-        "appliedIndex": status.applied_index,
-        "lastIndex": status.last_index,
-        "durableIndex": status.durable_index,
-        "snapshotIndex": status.snapshot_index,
-        "keys": status.keys,
-        "sessions": status.sessions,
-        "fingerprint": format!("{:016x}", status.fingerprint),
-    })
-}
-
-/// Runs `status`: one line per reachable node; unreachable ones are
-/// reported on stderr. Fails only if no node answered.
-pub async fn status(args: &StatusArgs) -> Result<u8, CliError> {
-    let transport = connect(&args.cluster)?;
-    let servers = transport.servers().to_vec();
-    let mut queries = Vec::new();
-    for index in 0..servers.len() {
-        let transport = transport.clone();
-        queries.push(tokio::spawn(async move {
-            kv_client::node_status(&transport, index).await
-        }));
-    }
-    let mut reachable = 0;
-    let mut stdout = std::io::stdout().lock();
-    for (index, query) in queries.into_iter().enumerate() {
-        let addr = format!(
-            "{}:{}",
-            servers[index].server_name,
-            servers[index].addr.port()
-        );
-        match query.await {
-            Ok(Ok(status)) => {
-                reachable += 1;
-                if args.json {
-                    writeln!(stdout, "{}", status_json(&status, &addr))?;
-                } else {
-                    let leader = status.leader.map_or("none".into(), |l| l.to_string());
-                    writeln!(
-                        stdout,
-                        "node {} {addr} {} term {} leader {leader} commit {} applied {} last {} snapshot {} keys {}",
-                        status.id,
-                        status.role,
-                        status.term,
-                        status.commit_index,
-                        status.applied_index,
-                        status.last_index,
-                        status.snapshot_index,
-                        status.keys
-                    )?;
-                }
-            }
-            Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),
-            Err(error) => eprintln!("node {} {addr}: {error}", index + 1),
-        }
-    }
-    stdout.flush()?;
-    drop(stdout);
-    transport.close().await;
-    if reachable == 0 {
-        return Err(CliError::NoNodeReachable);
-    }
     Ok(0)
 }
 

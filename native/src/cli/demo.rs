@@ -22,8 +22,24 @@ pub struct DemoArgs {
     pub base_port: Option<u16>,
 }
 
-fn demo_error(what: &str, error: impl std::fmt::Display) -> CliError {
-    CliError::Demo(format!("{what}: {error}"))
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The temporary folder could not be made.
+    #[error("cannot create a temporary folder: {0}")]
+    Folder(std::io::Error),
+    /// No free UDP port was found.
+    #[error("cannot find a free port: {0}")]
+    Port(std::io::Error),
+    /// This program's own path is unknown, so it cannot start the nodes.
+    #[error("cannot find this program: {0}")]
+    Program(std::io::Error),
+    /// A node's log file could not be created.
+    #[error("cannot create a log file: {0}")]
+    Log(std::io::Error),
+    /// A node could not be started.
+    #[error("cannot start a node: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// A free UDP port on 127.0.0.1 (the socket is released at once).
@@ -33,8 +49,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 fn spawn_node(exe: &Path, id: usize, peers: &str, root: &Path) -> Result<Child, CliError> {
-    let log = std::fs::File::create(root.join(format!("node{id}.log")))
-        .map_err(|e| demo_error("cannot create a log file", e))?;
+    let log = std::fs::File::create(root.join(format!("node{id}.log"))).map_err(DemoError::Log)?;
     Command::new(exe)
         .arg("server")
         .args(["--id", &id.to_string()])
@@ -48,7 +63,7 @@ fn spawn_node(exe: &Path, id: usize, peers: &str, root: &Path) -> Result<Child, 
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| demo_error("cannot start a node", e))
+        .map_err(|e| DemoError::Spawn(e).into())
 }
 
 /// Runs the demo until SIGINT or SIGTERM.
@@ -56,33 +71,45 @@ pub async fn run(args: &DemoArgs) -> Result<(), CliError> {
     let root = tempfile::Builder::new()
         .prefix("distribkv-demo-")
         .tempdir()
-        .map_err(|e| demo_error("cannot create a temporary folder", e))?;
-    let certs = root.path().join("certs");
-    let hosts: Vec<String> = crate::tls::DEFAULT_NODE_HOSTS
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
-    crate::tls::generate(&certs, &hosts)?;
-    let ports: Vec<u16> = match args.base_port {
+        .map_err(DemoError::Folder)?;
+    // The node certificate is valid for the default hosts, 127.0.0.1 among them.
+    crate::tls::generate(&root.path().join("certs"), &[])?;
+    let peers = peer_list(args.base_port)?;
+    let exe = std::env::current_exe().map_err(DemoError::Program)?;
+    let mut children = (1..=3)
+        .map(|id| spawn_node(&exe, id, &peers, root.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    print_instructions(&exe, root.path(), &peers, &children);
+    let mut exited = Vec::new();
+    tokio::select! {
+        () = super::server::shutdown_signal() => {}
+        () = watch(&mut children, &mut exited) => {}
+    }
+    println!("stopping the demo");
+    stop(&mut children).await;
+    Ok(())
+}
+
+/// `--peers` of the three nodes: from `base_port` on, or free ports.
+fn peer_list(base_port: Option<u16>) -> Result<String, DemoError> {
+    let ports: Vec<u16> = match base_port {
         Some(base) => (0..3).map(|i| base + i).collect(),
         None => (0..3)
             .map(|_| free_port())
             .collect::<Result<_, _>>()
-            .map_err(|e| demo_error("cannot find a free port", e))?,
+            .map_err(DemoError::Port)?,
     };
-    let peers = ports
+    Ok(ports
         .iter()
         .map(|port| format!("127.0.0.1:{port}"))
         .collect::<Vec<_>>()
-        .join(",");
-    let exe = std::env::current_exe().map_err(|e| demo_error("cannot find this program", e))?;
-    let mut children = Vec::new();
-    for id in 1..=3 {
-        children.push(spawn_node(&exe, id, &peers, root.path())?);
-    }
-    let exe = exe.display();
-    let dir = root.path().display();
-    let certs = certs.display();
+        .join(","))
+}
+
+/// Says where everything is and how to use, break and restart the cluster.
+fn print_instructions(exe: &Path, root: &Path, peers: &str, children: &[Child]) {
+    let certs = root.join("certs");
+    let (exe, dir, certs) = (exe.display(), root.display(), certs.display());
     println!("distribKV demo: 3 nodes on {peers}");
     println!("folder: {dir} (certs/, node1..3/ data, node1..3.log)");
     for (id, child) in children.iter().enumerate() {
@@ -99,14 +126,11 @@ pub async fn run(args: &DemoArgs) -> Result<(), CliError> {
     println!("Kill a node (kill -9 PID) and the other two keep serving; restart it with:");
     println!("  {exe} server --id N --peers {peers} --data-dir {dir}/nodeN --certs {certs}");
     println!("Press Ctrl-C to stop the demo.");
+}
 
-    let mut exited = Vec::new();
-    tokio::select! {
-        () = super::server::shutdown_signal() => {}
-        () = watch(&mut children, &mut exited) => {}
-    }
-    println!("stopping the demo");
-    for child in &children {
+/// SIGTERM to every node, then SIGKILL to those still running after 5 s.
+async fn stop(children: &mut [Child]) {
+    for child in children.iter() {
         if let Some(pid) = child
             .id()
             .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
@@ -114,7 +138,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), CliError> {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
     }
-    for child in &mut children {
+    for child in children {
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .is_err()
@@ -122,7 +146,6 @@ pub async fn run(args: &DemoArgs) -> Result<(), CliError> {
             let _ = child.kill().await;
         }
     }
-    Ok(())
 }
 
 /// Reports nodes that exit by themselves; returns when all three have.

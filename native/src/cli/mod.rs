@@ -3,16 +3,21 @@
 //!
 //! Exit codes: 0 success; 1 a `get` of a missing key, or a server, `certs`
 //! or `demo` that failed; 2 a client-side error (the outcome of a write is
-//! then unknown unless the message says it was refused) and bad arguments.
+//! then unknown unless the message says it was refused) and bad arguments
+//! (flags of `server` included: they are checked by the core's rules before
+//! the server starts).
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
+use distribkv_core::kv::Operation;
 
 pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod server;
+pub mod status;
 
 /// distribKV: a linearizable key-value store replicated with Raft, over QUIC.
 #[derive(Debug, Parser)]
@@ -41,11 +46,39 @@ pub enum Command {
     /// Read commands from stdin, one per line, and answer each with one line.
     Client(client::ClientArgs),
     /// Print the status of every reachable node, one line each.
-    Status(client::StatusArgs),
+    Status(status::StatusArgs),
     /// Closed-loop load: N concurrent clients for a while, then latency figures.
     Bench(bench::BenchArgs),
     /// Start a local 3-node cluster in a temporary folder until interrupted.
     Demo(demo::DemoArgs),
+}
+
+impl Command {
+    /// Whether the command runs a node (`server`, `demo`) or makes
+    /// certificates: it logs at info and a failure exits 1, where a client
+    /// command's exits 2.
+    pub fn is_node(&self) -> bool {
+        matches!(
+            self,
+            Command::Server(_) | Command::Demo(_) | Command::Certs(_)
+        )
+    }
+}
+
+/// Runs `command`; returns the exit code.
+pub async fn run(command: &Command) -> Result<u8, CliError> {
+    match command {
+        Command::Certs(args) => certs(args).map(|()| 0),
+        Command::Server(args) => server::run(args.config()?).await.map(|()| 0),
+        Command::Put(args) => client::one_shot(&args.cluster, args.put()).await,
+        Command::Get(args) => client::one_shot(&args.cluster, args.get()).await,
+        Command::Append(args) => client::one_shot(&args.cluster, args.append()).await,
+        Command::Delete(args) => client::one_shot(&args.cluster, args.delete()).await,
+        Command::Client(args) => client::line_client(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Demo(args) => demo::run(args).await.map(|()| 0),
+    }
 }
 
 /// `certs` arguments.
@@ -84,6 +117,22 @@ pub struct KeyArgs {
     pub key: String,
 }
 
+impl KeyArgs {
+    fn key(&self) -> Bytes {
+        Bytes::copy_from_slice(self.key.as_bytes())
+    }
+
+    /// `get KEY`.
+    pub fn get(&self) -> Operation {
+        Operation::Get { key: self.key() }
+    }
+
+    /// `delete KEY`.
+    pub fn delete(&self) -> Operation {
+        Operation::Delete { key: self.key() }
+    }
+}
+
 /// Arguments of `put` and `append`.
 #[derive(Debug, Args)]
 pub struct KeyValueArgs {
@@ -96,9 +145,32 @@ pub struct KeyValueArgs {
     pub value: String,
 }
 
+impl KeyValueArgs {
+    fn key_value(&self) -> (Bytes, Bytes) {
+        let bytes = |text: &str| Bytes::copy_from_slice(text.as_bytes());
+        (bytes(&self.key), bytes(&self.value))
+    }
+
+    /// `put KEY VALUE`.
+    pub fn put(&self) -> Operation {
+        let (key, value) = self.key_value();
+        Operation::Put { key, value }
+    }
+
+    /// `append KEY VALUE`.
+    pub fn append(&self) -> Operation {
+        let (key, value) = self.key_value();
+        Operation::Append { key, value }
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// A bad argument that only shows once it is checked against the rest
+    /// (exit code 2, printed the way clap prints any argument error).
+    #[error("{0}")]
+    Arguments(#[from] clap::Error),
     /// A bad address list.
     #[error("{0}")]
     Address(#[from] crate::addr::AddressError),
@@ -117,12 +189,18 @@ pub enum CliError {
     /// Reading stdin or writing stdout failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A JSON line could not be written.
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
     /// The server failed.
     #[error("{0}")]
     Server(#[from] crate::server::ServerError),
+    /// The benchmark failed.
+    #[error("{0}")]
+    Bench(#[from] bench::BenchError),
     /// The demo failed.
     #[error("{0}")]
-    Demo(String),
+    Demo(#[from] demo::DemoError),
 }
 
 /// Runs `certs`: prints where the files went and the cluster id.

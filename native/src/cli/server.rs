@@ -1,13 +1,18 @@
-//! `distribkv-native server`.
+//! `distribkv-native server`: its flags, turned into the core's
+//! configuration and checked by the core's rules; a bad flag is reported
+//! like any other argument error.
 
 use std::path::PathBuf;
 
-use clap::Args;
-use distribkv_core::raft::NodeId;
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory};
+use distribkv_core::raft::{ConfigError, NodeId};
 
-use super::CliError;
-use crate::server::{ServerConfig, Timing};
-use crate::storage::StorageOptions;
+use super::{Cli, CliError};
+use crate::server::{
+    DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
+    ValidConfig,
+};
 
 /// `server` arguments. Everything after `--certs` is optional tuning.
 #[derive(Debug, Args)]
@@ -30,11 +35,16 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub snapshot_every: u64,
     /// Leader heartbeat interval, ms.
-    #[arg(long, value_name = "MS", default_value_t = Timing::default().heartbeat_ms)]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HEARTBEAT_MS)]
     pub heartbeat_ms: u64,
     /// Election timeout range, ms (drawn uniformly from MIN to MAX).
-    #[arg(long, value_name = "MIN-MAX", default_value = "500-1000", value_parser = parse_range)]
-    pub election_timeout_ms: (u64, u64),
+    #[arg(
+        long,
+        value_name = "MIN-MAX",
+        default_value_t = TimeoutRange(DEFAULT_ELECTION_MIN_MS, DEFAULT_ELECTION_MAX_MS),
+        value_parser = parse_range,
+    )]
+    pub election_timeout_ms: TimeoutRange,
     /// Serve linearizable reads from a leader lease instead of a ReadIndex
     /// heartbeat round. Faster, but it assumes the nodes' clocks run at
     /// rates within 10% of each other; off by default.
@@ -45,54 +55,80 @@ pub struct ServerArgs {
     pub segment_size: u64,
 }
 
-fn parse_range(text: &str) -> Result<(u64, u64), String> {
+/// An election timeout range, `MIN-MAX` ms, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutRange(pub u64, pub u64);
+
+impl std::fmt::Display for TimeoutRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// Parses `MIN-MAX`; whether the range is usable is the core's rule,
+/// checked with the rest in [`ServerArgs::config`].
+fn parse_range(text: &str) -> Result<TimeoutRange, String> {
     let (min, max) = text
         .split_once('-')
         .ok_or_else(|| format!("{text:?} is not MIN-MAX"))?;
     let min: u64 = min.trim().parse().map_err(|e| format!("{min:?}: {e}"))?;
     let max: u64 = max.trim().parse().map_err(|e| format!("{max:?}: {e}"))?;
-    if min == 0 || max <= min {
-        return Err(format!("{text:?}: need 0 < MIN < MAX"));
-    }
-    Ok((min, max))
+    Ok(TimeoutRange(min, max))
 }
 
 impl ServerArgs {
-    /// The validated server configuration.
-    pub fn config(&self) -> Result<ServerConfig, CliError> {
-        let peers = crate::addr::parse_address_list(&self.peers)?;
-        let (election_min_ms, election_max_ms) = self.election_timeout_ms;
-        Ok(ServerConfig {
-            id: self.id,
-            peers,
-            data_dir: self.data_dir.clone(),
-            certs_dir: self.certs.clone(),
-            snapshot_every: self.snapshot_every,
-            lease_reads: self.lease_reads,
-            timing: Timing {
-                heartbeat_ms: self.heartbeat_ms,
-                election_min_ms,
-                election_max_ms,
-            },
-            storage: StorageOptions {
-                segment_size: self.segment_size,
-                ..StorageOptions::default()
-            },
+    /// The server configuration, checked once by the core's rules. A flag
+    /// that breaks one is reported as an argument error of `server` (exit
+    /// code 2), naming the flag.
+    pub fn config(&self) -> Result<ValidConfig, clap::Error> {
+        let peers = crate::addr::parse_address_list(&self.peers)
+            .map_err(|error| argument_error(format!("--peers: {error}")))?;
+        let count = peers.len();
+        let mut config =
+            ServerConfig::new(self.id, peers, self.data_dir.clone(), self.certs.clone());
+        let raft = &mut config.replica.raft;
+        raft.heartbeat_interval = self.heartbeat_ms;
+        raft.election_timeout_min = self.election_timeout_ms.0;
+        raft.election_timeout_max = self.election_timeout_ms.1;
+        raft.lease_reads = self.lease_reads;
+        config.replica.snapshot_every = self.snapshot_every;
+        config.storage.segment_size = self.segment_size;
+        config.validate().map_err(|error| {
+            argument_error(match error {
+                ConfigError::ZeroId | ConfigError::NotAMember(_) => {
+                    format!(
+                        "--id {} is not a position in --peers (1 to {count})",
+                        self.id
+                    )
+                }
+                ConfigError::HeartbeatInterval { .. } => {
+                    format!("--heartbeat-ms {}: {error}", self.heartbeat_ms)
+                }
+                ConfigError::ElectionTimeout { .. } => {
+                    format!(
+                        "--election-timeout-ms {}: {error}",
+                        self.election_timeout_ms
+                    )
+                }
+                other => other.to_string(),
+            })
         })
     }
 }
 
+/// An argument error of `server`.
+fn argument_error(message: String) -> clap::Error {
+    let mut command = Cli::command();
+    command.build();
+    let server = command
+        .find_subcommand_mut("server")
+        // Invariant: `server` is a subcommand of `Cli`.
+        .expect("the server subcommand");
+    server.error(ErrorKind::ValueValidation, message)
+}
+
 /// Runs a server until SIGINT or SIGTERM.
-pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
-    let config = args.config()?;
-    if config.timing.heartbeat_ms == 0
-        || config.timing.heartbeat_ms >= config.timing.election_min_ms
-    {
-        return Err(CliError::Demo(format!(
-            "--heartbeat-ms {} must be between 1 and the minimum election timeout {}",
-            config.timing.heartbeat_ms, config.timing.election_min_ms
-        )));
-    }
+pub async fn run(config: ValidConfig) -> Result<(), CliError> {
     crate::server::run(config, shutdown_signal(), |_| {}).await?;
     Ok(())
 }

@@ -141,6 +141,32 @@ pub fn encode_to_bytes<T: Serialize + ?Sized>(
     Ok(out.freeze())
 }
 
+/// Appends `first`, then whatever `next` yields, one frame each, until `out`
+/// holds at least `max_batch_bytes` or `next` has nothing more: everything
+/// already queued becomes one stream write. A message that cannot be encoded
+/// is handed to `refused` (with `out`, to which it may append a replacement).
+/// Returns how many messages were encoded.
+pub fn encode_batch<T: Serialize>(
+    first: T,
+    mut next: impl FnMut() -> Option<T>,
+    out: &mut BytesMut,
+    (max_frame_size, max_batch_bytes): (usize, usize),
+    mut refused: impl FnMut(&mut BytesMut, T, FrameError),
+) -> u64 {
+    let mut encoded = 0;
+    let mut pending = Some(first);
+    while let Some(message) = pending.take() {
+        match encode(&message, out, max_frame_size) {
+            Ok(()) => encoded += 1,
+            Err(error) => refused(out, message, error),
+        }
+        if out.len() < max_batch_bytes {
+            pending = next();
+        }
+    }
+    encoded
+}
+
 /// Takes the next complete frame's payload off the front of `buf`.
 ///
 /// `Ok(None)`: more bytes are needed (nothing was consumed). A recoverable
@@ -286,6 +312,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 Err(error) => self.count_undecodable(&FrameError::Undecodable(error)),
             }
+        }
+    }
+
+    /// The next frame of a request or answer stream: a request id (chosen by
+    /// the client) followed by a `T`. A frame whose id does not decode is
+    /// counted and skipped; one whose `T` does not decode is counted and
+    /// returned as `Err` with its id, so the caller can answer it. Same
+    /// contract as [`FrameReader::next_payload`] otherwise.
+    pub async fn next_tagged<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<Option<(u64, Result<T, postcard::Error>)>, FrameError> {
+        loop {
+            let Some(payload) = self.next_payload().await? else {
+                return Ok(None);
+            };
+            let Ok((id, body)) = postcard::take_from_bytes::<u64>(&payload) else {
+                self.count_undecodable(&FrameError::Undecodable(
+                    postcard::Error::DeserializeUnexpectedEnd,
+                ));
+                continue;
+            };
+            let decoded = postcard::from_bytes::<T>(body);
+            match &decoded {
+                Ok(_) => self.count_decoded(),
+                Err(error) => self.count_undecodable(&FrameError::Undecodable(error.clone())),
+            }
+            return Ok(Some((id, decoded)));
         }
     }
 

@@ -67,7 +67,7 @@ pub struct ClientView {
     seq: u64,
     /// Runs the steady workload (extension).
     workload: bool,
-    /// Its session id, once registered (extension).
+    /// Its session id, once its first write opened one (extension).
     session: Option<u64>,
 }
 

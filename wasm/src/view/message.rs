@@ -137,8 +137,10 @@ fn operation_fields(operation: &Operation, f: &mut BTreeMap<&'static str, Field>
 fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>) {
     f.insert("requestId", Field::Number(request.id));
     match &request.body {
-        RequestBody::Register => {
-            f.insert("request", Field::Text("register".to_owned()));
+        RequestBody::Open { nonce, operation } => {
+            f.insert("request", Field::Text("open".to_owned()));
+            f.insert("nonce", Field::Text(format!("{nonce:016x}")));
+            operation_fields(operation, f);
         }
         RequestBody::Status => {
             f.insert("request", Field::Text("status".to_owned()));
@@ -160,7 +162,7 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
     f.insert("requestId", Field::Number(response.id));
     f.insert("ok", Field::Flag(response.result.is_ok()));
     match &response.result {
-        Ok(Reply::Registered(session)) => {
+        Ok(Reply::Opened(session)) => {
             f.insert("session", Field::Number(*session));
         }
         Ok(Reply::Done(value)) => {

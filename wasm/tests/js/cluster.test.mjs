@@ -163,12 +163,13 @@ test("a steady workload starts and stops", () => {
 test("messages can be inspected and dropped", () => {
   const sim = new Simulation({ nodes: 3, seed: 2 });
   waitForLeader(sim, 1000);
-  // A new client first registers its session (a ClientRequest of its own).
-  const register = sim.put("k", "0", 1);
+  // A new client's first write opens its session in the same request.
+  const opening = sim.put("k", "0", 1);
   const first = sim.state().inFlight.find((m) => m.kind === "ClientRequest");
-  assert.equal(sim.message(first.id).request, "register");
+  assert.equal(sim.message(first.id).request, "open");
+  assert.equal(sim.message(first.id).op, "put");
   sim.runFor(500);
-  assert.equal(sim.history()[register - 1].status, "ok");
+  assert.equal(sim.history()[opening - 1].status, "ok");
   const op = sim.put("k", "v", 1);
   const inFlight = sim.state().inFlight;
   assert.ok(inFlight.length > 0);

@@ -83,14 +83,14 @@ export const firstElection = {
         const state = ctx.full();
         const leader = findNode(state, facts.leader);
         facts.putIndex = leader?.log.find((entry) => entry.command.startsWith("put x=1"))?.index;
-        facts.registerIndex = leader?.log.find((entry) => entry.command === "register")?.index;
+        facts.entries = leader?.log.filter((entry) => entry.command !== "noop").length;
       },
       text: (facts) => `<p>Client c1 sends <code>put x=1</code>. Only the leader accepts writes: a follower that gets a request answers with the leader it knows, and the client tries there${facts.attempts > 1 ? ` (this request took ${facts.attempts} attempts)` : ""}.</p>
-        <p>A client's first request opens a <b>session</b>: the leader commits a <code>register</code> entry (index ${facts.registerIndex}) that gives the client an id, so that a retried request can be recognised later. Then the leader appends <code>put x=1</code> at index ${facts.putIndex} (a dashed cell: not committed yet) and replicates it. As soon as a <b>majority</b> stores it, the leader advances its <b>commit index</b> (the ▲ marker), applies the command to its key-value store and answers the client. The followers learn the new commit index from the next message and apply it too.</p>${missedNote(facts)}`,
+        <p>The leader appends <code>put x=1</code> at index ${facts.putIndex} (a dashed cell: not committed yet) and replicates it. A client's first write also opens its <b>session</b>: the index of that entry becomes the client's id, so that a retried request can be recognised later (a retry of this first write carries the same random number, which the session remembers). As soon as a <b>majority</b> stores it, the leader advances its <b>commit index</b> (the ▲ marker), applies the command to its key-value store and answers the client. The followers learn the new commit index from the next message and apply it too.</p>${missedNote(facts)}`,
       watch: () => `The History panel: the bar runs from the moment the client sent the request to the moment the answer arrived. Click a node to see x=1 in its key-value store.`,
       expect: (facts, end) => [
         ["the put completed", end.op(facts.put)?.status === "ok"],
-        [`the put is committed at index ${facts.putIndex} after a register entry`, facts.registerIndex < facts.putIndex && end.node(facts.leader).commitIndex >= facts.putIndex],
+        [`the put is one entry, committed at index ${facts.putIndex}`, facts.entries === 1 && end.node(facts.leader).commitIndex >= facts.putIndex],
         ["the leader's store has x=1", end.node(facts.leader).kv.x === "1"],
       ],
     },

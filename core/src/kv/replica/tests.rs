@@ -1,0 +1,183 @@
+//! A single-node replica driven by hand with a clerk: how many log entries
+//! a client's writes take, and that a retried write is applied at most once.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::*;
+use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOutput};
+use crate::kv::command::{Command, Operation, Reply, RequestBody};
+
+/// Node 1 of a one-node cluster, elected.
+fn leader() -> (Replica, Instant) {
+    let mut replica = Replica::new(ReplicaConfig::new(1, [1]), 7, Instant(0)).unwrap();
+    let now = replica.poll_timeout();
+    replica.handle(now, ReplicaInput::Timeout).unwrap();
+    settle(&mut replica, now);
+    assert!(replica.node().is_leader());
+    assert_eq!(replica.node().log().last_index(), 1, "the leader's no-op");
+    (replica, now)
+}
+
+/// Acknowledges every write as durable until the replica has nothing more
+/// to do; the replies it gave.
+fn settle(replica: &mut Replica, now: Instant) -> Vec<(ReplyTo, ClientResponse)> {
+    let mut replies = Vec::new();
+    while let Some(output) = replica.poll_output() {
+        match output {
+            ReplicaOutput::Persist(write) => {
+                replica
+                    .handle(now, ReplicaInput::Persisted(write.seq))
+                    .unwrap();
+            }
+            ReplicaOutput::Send(_) => {}
+            ReplicaOutput::Reply { to, response } => replies.push((to, response)),
+        }
+    }
+    replies
+}
+
+/// The request the clerk sends next.
+fn next_request(clerk: &mut Clerk) -> ClientRequest {
+    match clerk.poll_output() {
+        Some(ClerkOutput::Send { to: 1, request }) => request,
+        other => panic!("expected a request to node 1, got {other:?}"),
+    }
+}
+
+fn append(value: &'static str) -> Operation {
+    Operation::Append {
+        key: Bytes::from_static(b"k"),
+        value: Bytes::from_static(value.as_bytes()),
+    }
+}
+
+fn value(replica: &Replica) -> Option<&[u8]> {
+    replica.store().get(b"k").map(|v| &v[..])
+}
+
+#[test]
+fn a_one_shot_write_is_one_log_entry_and_one_round() {
+    let (mut replica, now) = leader();
+    let mut clerk = Clerk::new(ClerkConfig::new(alloc::vec![1]), 3);
+    clerk.start(now, append("a")).unwrap();
+    let request = next_request(&mut clerk);
+    assert!(
+        matches!(request.body, RequestBody::Open { .. }),
+        "{request:?}"
+    );
+    replica
+        .handle(now, ReplicaInput::Client { from: 9, request })
+        .unwrap();
+    let replies = settle(&mut replica, now);
+    assert_eq!(replies.len(), 1);
+    let (to, response) = replies.into_iter().next().unwrap();
+    assert_eq!(to, 9);
+    assert_eq!(response.result, Ok(Reply::Opened(2)));
+    clerk.handle_response(now, 1, response);
+    assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
+    assert_eq!(clerk.attempts(), 0, "done after one round");
+    // One entry: the no-op, then the write that opened session 2.
+    assert_eq!(replica.node().log().last_index(), 2);
+    assert_eq!(clerk.session(), Some(2));
+    assert_eq!(value(&replica), Some(&b"a"[..]));
+    // The next write is a write in that session: one entry again.
+    clerk.start(now, append("b")).unwrap();
+    let request = next_request(&mut clerk);
+    assert!(
+        matches!(
+            request.body,
+            RequestBody::Operation {
+                client: 2,
+                seq: 2,
+                ..
+            }
+        ),
+        "{request:?}"
+    );
+    replica
+        .handle(now, ReplicaInput::Client { from: 9, request })
+        .unwrap();
+    let (_, response) = settle(&mut replica, now).pop().unwrap();
+    assert_eq!(response.result, Ok(Reply::Done(None)));
+    assert_eq!(replica.node().log().last_index(), 3);
+}
+
+#[test]
+fn a_retried_first_write_is_applied_at_most_once() {
+    let (mut replica, now) = leader();
+    let mut clerk = Clerk::new(ClerkConfig::new(alloc::vec![1]), 3);
+    clerk.start(now, append("a")).unwrap();
+    let first = next_request(&mut clerk);
+    // The first attempt reaches the log; a retry arrives before it commits
+    // (it joins the same entry), and the answers are lost.
+    replica
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 1,
+                request: first.clone(),
+            },
+        )
+        .unwrap();
+    let mut pending_retry = first.clone();
+    pending_retry.id += 100;
+    replica
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 2,
+                request: pending_retry,
+            },
+        )
+        .unwrap();
+    let replies = settle(&mut replica, now);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|(_, r)| r.result == Ok(Reply::Opened(2)))
+    );
+    assert_eq!(replica.node().log().last_index(), 2, "one entry for both");
+    // The clerk times out and retries with the same nonce: answered from
+    // the session, with no new entry and nothing applied again.
+    let later = now + 1_000;
+    clerk.handle_timeout(later);
+    let retry = next_request(&mut clerk);
+    assert_ne!(retry.id, first.id);
+    assert_eq!(retry.body, first.body, "same nonce, same write");
+    replica
+        .handle(
+            later,
+            ReplicaInput::Client {
+                from: 3,
+                request: retry,
+            },
+        )
+        .unwrap();
+    let (_, response) = settle(&mut replica, later).pop().unwrap();
+    assert_eq!(response.result, Ok(Reply::Opened(2)));
+    assert_eq!(replica.node().log().last_index(), 2);
+    assert_eq!(value(&replica), Some(&b"a"[..]));
+    clerk.handle_response(later, 1, response);
+    assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
+    assert_eq!(clerk.session(), Some(2));
+}
+
+#[test]
+fn a_retry_proposed_again_by_a_new_leader_is_applied_once() {
+    // Two copies of one opening in the log, as when a leader crashed after
+    // replicating it and the client retried at the next leader.
+    let (mut replica, now) = leader();
+    let open = Command::Open {
+        nonce: 42,
+        at: now.as_millis(),
+        operation: append("a"),
+    };
+    replica.propose_raw(now, open.encode()).unwrap();
+    replica.propose_raw(now, open.encode()).unwrap();
+    settle(&mut replica, now);
+    assert_eq!(replica.node().log().last_index(), 3);
+    assert_eq!(value(&replica), Some(&b"a"[..]));
+    assert_eq!(replica.store().sessions().len(), 1);
+}

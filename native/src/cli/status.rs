@@ -1,0 +1,187 @@
+//! `distribkv-native status`: every node's Raft status, one line each.
+//!
+//! [`StatusLine`] is the one type of a `status --json` line: the command
+//! writes it, and anything that reads the output (the tests, scripts in
+//! Rust) parses it with the same type.
+
+use std::io::Write;
+
+use clap::Args;
+use distribkv_core::kv::NodeStatus;
+use distribkv_core::raft::{LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+use super::{CliError, ClusterArgs};
+use crate::kv_client;
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// One JSON object per line instead of plain text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One node's line of `status --json`: a JSON object with these fields, in
+/// this order, camelCase. `fingerprint` is 16 hex digits, a hash of the
+/// node's key-value state and client sessions, equal on nodes that applied
+/// the same entries (compare it across nodes whose `appliedIndex` is equal);
+/// it is a string because JSON numbers lose precision past 2^53 in many
+/// readers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusLine {
+    /// Node id.
+    pub id: NodeId,
+    /// The address it was asked at, `HOST:PORT`.
+    pub addr: String,
+    /// `leader`, `follower`, `candidate`, `precandidate` or `learner`.
+    pub role: String,
+    /// Current term.
+    pub term: Term,
+    /// The leader it knows (`null`: none).
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: LogIndex,
+    /// Applied index.
+    pub applied_index: LogIndex,
+    /// Last log index.
+    pub last_index: LogIndex,
+    /// Durable log index.
+    pub durable_index: LogIndex,
+    /// Snapshot index.
+    pub snapshot_index: LogIndex,
+    /// Keys stored.
+    pub keys: u64,
+    /// Open client sessions.
+    pub sessions: u64,
+    /// The state machine's fingerprint.
+    #[serde(with = "hex")]
+    pub fingerprint: u64,
+}
+
+impl StatusLine {
+    /// The line of node `status`, asked at `addr`.
+    pub fn new(status: NodeStatus, addr: String) -> StatusLine {
+        StatusLine {
+            id: status.id,
+            addr,
+            role: status.role,
+            term: status.term,
+            leader: status.leader,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            last_index: status.last_index,
+            durable_index: status.durable_index,
+            snapshot_index: status.snapshot_index,
+            keys: status.keys,
+            sessions: status.sessions,
+            fingerprint: status.fingerprint,
+        }
+    }
+
+    /// The plain-text line.
+    pub fn text(&self) -> String {
+        let leader = self.leader.map_or("none".into(), |l| l.to_string());
+        format!(
+            "node {} {} {} term {} leader {leader} commit {} applied {} last {} snapshot {} keys {}",
+            self.id,
+            self.addr,
+            self.role,
+            self.term,
+            self.commit_index,
+            self.applied_index,
+            self.last_index,
+            self.snapshot_index,
+            self.keys
+        )
+    }
+}
+
+/// A `u64` as 16 hex digits.
+mod hex {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{value:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        u64::from_str_radix(&text, 16).map_err(D::Error::custom)
+    }
+}
+
+/// Runs `status`: one line per reachable node; unreachable ones are
+/// reported on stderr. Fails only if no node answered.
+pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
+    let transport = super::client::connect(&args.cluster)?;
+    let servers = transport.servers().to_vec();
+    let queries: Vec<_> = (0..servers.len())
+        .map(|index| {
+            let transport = transport.clone();
+            tokio::spawn(async move { kv_client::node_status(&transport, index).await })
+        })
+        .collect();
+    let mut reachable = 0;
+    let mut stdout = std::io::stdout().lock();
+    for (index, query) in queries.into_iter().enumerate() {
+        let server = &servers[index];
+        let addr = format!("{}:{}", server.server_name, server.addr.port());
+        match query.await {
+            Ok(Ok(status)) => {
+                reachable += 1;
+                let line = StatusLine::new(status, addr);
+                if args.json {
+                    writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+                } else {
+                    writeln!(stdout, "{}", line.text())?;
+                }
+            }
+            Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),
+            Err(error) => eprintln!("node {} {addr}: {error}", index + 1),
+        }
+    }
+    stdout.flush()?;
+    drop(stdout);
+    transport.close().await;
+    if reachable == 0 {
+        return Err(CliError::NoNodeReachable);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_reads_back_as_it_was_written() {
+        let line = StatusLine::new(
+            NodeStatus {
+                id: 2,
+                role: "leader".into(),
+                term: 3,
+                leader: Some(2),
+                commit_index: 9,
+                applied_index: 8,
+                fingerprint: 0x00ab_cdef_0123_4567,
+                ..NodeStatus::default()
+            },
+            "127.0.0.1:7000".into(),
+        );
+        let json = serde_json::to_string(&line).unwrap();
+        assert!(
+            json.starts_with(r#"{"id":2,"addr":"127.0.0.1:7000","role":"leader","term":3,"leader":2,"commitIndex":9,"appliedIndex":8,"#),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(r#""fingerprint":"00abcdef01234567"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<StatusLine>(&json).unwrap(), line);
+    }
+}

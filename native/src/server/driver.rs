@@ -1,0 +1,207 @@
+//! The step loop: one task owns the replica and translates between it and
+//! the world (see the [module documentation](super)).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use distribkv_core::kv::{
+    ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaInput, ReplicaOutput,
+};
+use distribkv_core::raft::{Envelope, Message, NodeId};
+use tokio::sync::mpsc;
+
+use super::{MAX_INPUTS_PER_STEP, ServerError};
+use crate::clock::{Clock, sleep_until};
+use crate::storage::{StorageEvent, StorageWorker};
+use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
+
+/// Client requests the replica has not answered after this long are
+/// forgotten (their clients have long given up).
+const REPLY_EXPIRY: Duration = Duration::from_secs(120);
+
+/// A client request waiting for the replica's answer.
+struct Waiting {
+    reply: ReplyHandle<KvResponse>,
+    since: tokio::time::Instant,
+}
+
+/// The step loop's state.
+pub(super) struct Driver {
+    id: NodeId,
+    clock: Clock,
+    replica: Replica,
+    transport: PeerTransport<Message>,
+    worker: StorageWorker,
+    replies: HashMap<u64, Waiting>,
+    next_token: u64,
+}
+
+/// One input from the world.
+enum Event {
+    Storage(Option<StorageEvent>),
+    Peer((NodeId, Message)),
+    Client(Incoming<KvRequest, KvResponse>),
+    Timeout,
+    Shutdown,
+}
+
+impl Driver {
+    /// A driver of `replica` between `transport` and the storage `worker`.
+    pub(super) fn new(
+        id: NodeId,
+        clock: Clock,
+        replica: Replica,
+        transport: PeerTransport<Message>,
+        worker: StorageWorker,
+    ) -> Driver {
+        Driver {
+            id,
+            clock,
+            replica,
+            transport,
+            worker,
+            replies: HashMap::new(),
+            next_token: 1,
+        }
+    }
+
+    /// Stops the transport, then lets the storage worker commit everything
+    /// already queued.
+    pub(super) async fn stop(self) {
+        self.transport.shutdown().await;
+        let worker = self.worker;
+        let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+    }
+
+    /// Steps until `shutdown` completes (`Ok`) or storage fails.
+    pub(super) async fn run(
+        &mut self,
+        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
+        mut peer_messages: mpsc::Receiver<(NodeId, Message)>,
+        mut client_requests: mpsc::Receiver<Incoming<KvRequest, KvResponse>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        tokio::pin!(shutdown);
+        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.clock.deadline(self.replica.poll_timeout());
+            let event = tokio::select! {
+                biased;
+                () = &mut shutdown => Event::Shutdown,
+                event = storage_events.recv() => Event::Storage(event),
+                Some(message) = peer_messages.recv() => Event::Peer(message),
+                Some(request) = client_requests.recv() => Event::Client(request),
+                () = sleep_until(deadline) => Event::Timeout,
+                _ = expiry.tick() => {
+                    self.expire_replies();
+                    continue;
+                }
+            };
+            match event {
+                Event::Shutdown => {
+                    tracing::info!(node = self.id, "shutting down");
+                    return Ok(());
+                }
+                event => self.handle(event)?,
+            }
+            // Everything else already waiting joins this step.
+            let mut budget = MAX_INPUTS_PER_STEP;
+            while budget > 0 {
+                let event = if let Ok(event) = storage_events.try_recv() {
+                    Event::Storage(Some(event))
+                } else if let Ok(message) = peer_messages.try_recv() {
+                    Event::Peer(message)
+                } else if let Ok(request) = client_requests.try_recv() {
+                    Event::Client(request)
+                } else {
+                    break;
+                };
+                self.handle(event)?;
+                budget -= 1;
+            }
+            self.drain_outputs(&mut storage_events).await?;
+        }
+    }
+
+    /// Feeds one event to the replica.
+    fn handle(&mut self, event: Event) -> Result<(), ServerError> {
+        let now = self.clock.now();
+        let input = match event {
+            Event::Storage(Some(StorageEvent::Durable { seq })) => ReplicaInput::Persisted(seq),
+            Event::Storage(Some(StorageEvent::Failed { error })) => {
+                return Err(ServerError::StorageFailed(error));
+            }
+            Event::Storage(None) => return Err(ServerError::StorageStopped),
+            Event::Peer((from, message)) => ReplicaInput::Peer(Envelope {
+                from,
+                to: self.id,
+                message,
+            }),
+            Event::Client(Incoming { request, reply }) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.replies.insert(
+                    token,
+                    Waiting {
+                        reply,
+                        since: tokio::time::Instant::now(),
+                    },
+                );
+                ReplicaInput::Client {
+                    from: token,
+                    request,
+                }
+            }
+            Event::Timeout => ReplicaInput::Timeout,
+            Event::Shutdown => return Ok(()),
+        };
+        if let Err(rejected) = self.replica.handle(now, input) {
+            // Only driver misuse gets here (an acknowledgement of a write
+            // never emitted); the replica is unchanged.
+            tracing::warn!(node = self.id, "replica refused an input: {rejected}");
+        }
+        Ok(())
+    }
+
+    /// Executes every output of the replica, in order.
+    async fn drain_outputs(
+        &mut self,
+        storage_events: &mut mpsc::UnboundedReceiver<StorageEvent>,
+    ) -> Result<(), ServerError> {
+        while let Some(output) = self.replica.poll_output() {
+            match output {
+                ReplicaOutput::Persist(write) => {
+                    if self.worker.persist(write).await.is_err() {
+                        // The worker refuses writes only after a failure,
+                        // which it reports on the event channel.
+                        while let Some(event) = storage_events.recv().await {
+                            if let StorageEvent::Failed { error } = event {
+                                return Err(ServerError::StorageFailed(error));
+                            }
+                        }
+                        return Err(ServerError::StorageStopped);
+                    }
+                }
+                ReplicaOutput::Send(envelope) => {
+                    let outcome = self.transport.send(envelope.to, envelope.message);
+                    tracing::trace!(to = envelope.to, ?outcome, "message");
+                }
+                ReplicaOutput::Reply { to, response } => {
+                    if let Some(waiting) = self.replies.remove(&to) {
+                        waiting.reply.send(response);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets requests the replica never answered (their clients gave up).
+    fn expire_replies(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.replies
+            .retain(|_, waiting| now.duration_since(waiting.since) < REPLY_EXPIRY);
+    }
+}

@@ -1,0 +1,258 @@
+//! The server: one replica of the cluster, driven over QUIC with durable
+//! storage.
+//!
+//! # The step loop
+//!
+//! One task owns the [`Replica`] and does nothing but translate between it
+//! and the world; every decision is the core's:
+//!
+//! 1. wait for the first of: a storage acknowledgement, a peer message, a
+//!    client request, the replica's next deadline
+//!    ([`Replica::poll_timeout`]), or shutdown;
+//! 2. feed it, then feed every other input that is already waiting (up to
+//!    [`MAX_INPUTS_PER_STEP`]) without waiting: many client writes proposed
+//!    in one step become one [`Write`](distribkv_core::raft::Write), and the
+//!    storage worker gathers the writes queued during one fsync into the
+//!    next (group commit at two levels);
+//! 3. drain [`Replica::poll_output`] until `None`, in order: a `Persist`
+//!    goes to the [`StorageWorker`] (its acknowledgement comes back as
+//!    `ReplicaInput::Persisted`), a `Send` goes to the peer transport at
+//!    once (the core holds back what depends on durability), a `Reply` goes
+//!    back on the client's stream.
+//!
+//! # Data folder
+//!
+//! The folder belongs to one node of one cluster: node id `--id` and the
+//! cluster id derived from the CA certificate. Opening it with another
+//! identity is refused before anything is written.
+//!
+//! # Files
+//!
+//! - this module: [`run`], the steps from a [`ValidConfig`] to a serving
+//!   node and back;
+//! - [`config`]: [`ServerConfig`], the core's [`ReplicaConfig`] inside it;
+//! - `driver`: the step loop.
+//!
+//! # Stopping
+//!
+//! On SIGINT or SIGTERM ([`run`]'s `shutdown` future) the server stops
+//! accepting connections, lets the storage worker commit what is queued,
+//! and returns `Ok`. A storage failure (I/O error, disk full) stops it with
+//! [`ServerError::Storage`]: nothing after the last durable write was
+//! acknowledged to anyone, so nothing acknowledged is lost.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use distribkv_core::kv::{
+    ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
+};
+use distribkv_core::raft::{Message, NodeId, PersistedState};
+
+use crate::clock::Clock;
+use crate::storage::{Identity, RaftStorage, StorageError, StorageWorker};
+use crate::tls::{CertError, CertSet};
+use crate::transport::{
+    Bound, PeerAddress, PeerTransport, PeerTransportConfig, TransportError, TransportSettings,
+};
+
+pub mod config;
+mod driver;
+
+pub use config::{
+    DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
+    ValidConfig,
+};
+use driver::Driver;
+
+/// Inputs fed to the replica in one step before its outputs are drained.
+pub const MAX_INPUTS_PER_STEP: usize = 4096;
+
+/// Writes queued for the storage worker before the step loop waits.
+const STORAGE_QUEUE: usize = 4096;
+
+/// Why a server could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The certificate folder cannot be used by a node.
+    #[error("certificates in {dir}: {source}")]
+    Certificates {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: CertError,
+    },
+    /// The certificate folder has no node certificate.
+    #[error(
+        "{dir} has no node certificate (node-cert.pem, node-key.pem); a server needs the files written by `distribkv-native certs`"
+    )]
+    NoNodeCertificate {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// The data folder could not be opened or recovered.
+    #[error("data folder {dir}: {source}")]
+    Storage {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: StorageError,
+    },
+    /// The recovered state does not make a valid replica.
+    #[error("cannot start the replica: {0}")]
+    Replica(#[from] ReplicaError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Storage failed while running; the node stopped.
+    #[error("storage failed, node stopped (nothing acknowledged was lost): {0}")]
+    StorageFailed(StorageError),
+    /// The storage worker stopped without saying why.
+    #[error("the storage worker stopped unexpectedly")]
+    StorageStopped,
+}
+
+/// Runs a server until `shutdown` completes (clean stop, `Ok`) or storage
+/// fails (`Err`). `ready` is called with the bound address once the node
+/// serves.
+pub async fn run(
+    config: ValidConfig,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let id = config.id();
+    let certs = load_certificates(&config)?;
+    let (storage, persisted) = open_storage(&config, &certs)?;
+    let clock = Clock::start();
+    let replica = start_replica(config.replica.clone(), &clock, persisted)?;
+    let storage_error = |source| ServerError::Storage {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    let (worker, storage_events) =
+        StorageWorker::spawn(storage, STORAGE_QUEUE).map_err(storage_error)?;
+    let (transport, inbound) = match bind_transport(&config, &certs) {
+        Ok(bound) => bound,
+        Err(error) => {
+            let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+            return Err(error.into());
+        }
+    };
+    ready(transport.local_addr());
+    tracing::info!(node = id, addr = %transport.local_addr(), peers = config.peers.len(), "serving");
+
+    let mut driver = Driver::new(id, clock, replica, transport, worker);
+    let outcome = driver
+        .run(
+            storage_events,
+            inbound.peer_messages,
+            inbound.client_requests,
+            shutdown,
+        )
+        .await;
+    driver.stop().await;
+    match &outcome {
+        Ok(()) => tracing::info!(node = id, "stopped"),
+        Err(error) => tracing::error!(node = id, "{error}"),
+    }
+    outcome
+}
+
+/// Loads the certificate folder, which must hold a node certificate.
+fn load_certificates(config: &ServerConfig) -> Result<CertSet, ServerError> {
+    let certs = CertSet::load(&config.certs_dir).map_err(|source| ServerError::Certificates {
+        dir: config.certs_dir.clone(),
+        source,
+    })?;
+    if !certs.has_node_identity() {
+        return Err(ServerError::NoNodeCertificate {
+            dir: config.certs_dir.clone(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Opens (or creates) the data folder as this node of this cluster and
+/// recovers what it holds.
+fn open_storage(
+    config: &ServerConfig,
+    certs: &CertSet,
+) -> Result<(RaftStorage, PersistedState), ServerError> {
+    let identity = Identity {
+        node_id: config.id(),
+        cluster_id: certs.cluster_id().0,
+    };
+    let (storage, persisted) =
+        RaftStorage::open(&config.data_dir, identity, config.storage.clone()).map_err(
+            |source| ServerError::Storage {
+                dir: config.data_dir.clone(),
+                source,
+            },
+        )?;
+    tracing::info!(
+        node = config.id(),
+        dir = %config.data_dir.display(),
+        term = persisted.hard_state.term,
+        voted_for = ?persisted.hard_state.voted_for,
+        snapshot = persisted.snapshot.as_ref().map_or(0, |s| s.meta.index),
+        last_index = persisted.last_index(),
+        "recovered from storage"
+    );
+    Ok((storage, persisted))
+}
+
+/// The replica, restarted from what storage recovered.
+fn start_replica(
+    config: ReplicaConfig,
+    clock: &Clock,
+    persisted: PersistedState,
+) -> Result<Replica, ServerError> {
+    let seed = crate::transport::random_u64();
+    Ok(Replica::restart(config, seed, clock.now(), persisted)?)
+}
+
+/// Binds the node's own address and starts dialing its peers. An address
+/// this machine does not have (the name resolves to a NAT or load balancer
+/// address) falls back to every interface, same port.
+fn bind_transport(
+    config: &ValidConfig,
+    certs: &CertSet,
+) -> Result<Bound<Message, KvRequest, KvResponse>, TransportError> {
+    let own = config.own_address();
+    let peers = config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(index, address)| PeerAddress {
+            id: index as NodeId + 1,
+            address: address.clone(),
+        })
+        .collect();
+    let transport_config = PeerTransportConfig {
+        node_id: config.id(),
+        listen: own.addr,
+        peers,
+        settings: TransportSettings::default(),
+    };
+    let bound = PeerTransport::bind(transport_config.clone(), certs);
+    let Err(TransportError::Bind { source, .. }) = &bound else {
+        return bound;
+    };
+    if source.kind() != std::io::ErrorKind::AddrNotAvailable {
+        return bound;
+    }
+    let any: std::net::IpAddr = if own.addr.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    tracing::warn!(addr = %own.addr, "not a local address; listening on {any}");
+    PeerTransport::bind(
+        PeerTransportConfig {
+            listen: SocketAddr::new(any, own.addr.port()),
+            ..transport_config
+        },
+        certs,
+    )
+}

@@ -1,0 +1,180 @@
+//! Outgoing links: one task per peer owns its queue, dials the peer, opens
+//! one unidirectional stream, writes a [`PeerHello`], then writes messages,
+//! everything already queued in one stream write. When the connection is
+//! lost it reconnects with exponential back-off (capped, jittered); while it
+//! waits, queued and new messages are dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::BytesMut;
+use quinn::{Connection, SendStream};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Inner, PeerAddress, bump};
+use crate::transport::frame;
+use crate::transport::{Backoff, PeerHello, error_code};
+
+/// The state of the link to one peer, shared by its task and the senders.
+#[derive(Debug)]
+pub(super) struct LinkState {
+    pub(super) address: PeerAddress,
+    /// False while the link waits to reconnect after a failure: sends are
+    /// dropped at once instead of queued.
+    pub(super) reachable: AtomicBool,
+    /// True while a connection with a stream is up.
+    pub(super) connected: AtomicBool,
+}
+
+/// The sending side of one peer's link: its queue, state and task.
+pub(super) struct Link<M> {
+    pub(super) queue: mpsc::Sender<M>,
+    pub(super) state: Arc<LinkState>,
+    pub(super) task: JoinHandle<()>,
+}
+
+/// Why a link's connection ended.
+enum LinkEnd {
+    /// The peer was removed (its queue closed).
+    Removed,
+    /// The connection or stream failed.
+    Lost(String),
+}
+
+/// The task of one outgoing link: connect, pump, reconnect with back-off.
+pub(super) async fn run_link<M: Serialize>(
+    inner: Arc<Inner<M>>,
+    state: Arc<LinkState>,
+    mut queue: mpsc::Receiver<M>,
+) {
+    let settings = &inner.settings;
+    let peer = state.address.id;
+    let mut backoff = Backoff::new(
+        settings.reconnect_min,
+        settings.reconnect_max,
+        crate::transport::random_u64(),
+    );
+    let mut failures_logged = false;
+    loop {
+        match dial(&inner, &state.address).await {
+            Ok((connection, stream)) => {
+                bump(&inner.counters.connections_established);
+                state.reachable.store(true, Ordering::Relaxed);
+                state.connected.store(true, Ordering::Relaxed);
+                backoff.reset();
+                tracing::info!(node = inner.node_id, peer, "connected to peer");
+                failures_logged = false;
+                let end = pump(&inner, &connection, stream, &mut queue).await;
+                state.connected.store(false, Ordering::Relaxed);
+                match end {
+                    LinkEnd::Removed => {
+                        connection.close(error_code::CLOSED, b"peer removed");
+                        return;
+                    }
+                    LinkEnd::Lost(reason) => {
+                        tracing::info!(node = inner.node_id, peer, %reason, "link to peer lost");
+                        connection.close(error_code::CLOSED, b"reconnecting");
+                    }
+                }
+            }
+            Err(reason) => {
+                if failures_logged {
+                    tracing::debug!(node = inner.node_id, peer, %reason, "peer still unreachable");
+                } else {
+                    tracing::warn!(node = inner.node_id, peer, %reason, "cannot reach peer");
+                    failures_logged = true;
+                }
+            }
+        }
+        state.reachable.store(false, Ordering::Relaxed);
+        let delay = backoff.next_delay();
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        // While waiting, what is queued cannot be delivered: drop it.
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                message = queue.recv() => match message {
+                    Some(_) => bump(&inner.counters.dropped_unreachable),
+                    None => return,
+                },
+            }
+        }
+        state.reachable.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Connects to a peer, opens the message stream and sends the hello.
+async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, SendStream), String> {
+    let connecting = inner
+        .endpoint
+        .connect_with(
+            inner.dial_config.clone(),
+            peer.address.addr,
+            &peer.address.server_name,
+        )
+        .map_err(|error| error.to_string())?;
+    let connection = tokio::time::timeout(inner.settings.connect_timeout, connecting)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|error| error.to_string())?;
+    let mut stream = connection
+        .open_uni()
+        .await
+        .map_err(|error| error.to_string())?;
+    let hello = PeerHello {
+        cluster_id: inner.cluster_id.0,
+        node_id: inner.node_id,
+        incarnation: inner.incarnation,
+    };
+    let hello = frame::encode_to_bytes(&hello, inner.settings.max_frame_size)
+        .map_err(|error| error.to_string())?;
+    stream
+        .write_chunk(hello)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok((connection, stream))
+}
+
+/// Writes queued messages to the stream, many per write, until the
+/// connection fails or the peer is removed.
+async fn pump<M: Serialize>(
+    inner: &Inner<M>,
+    connection: &Connection,
+    mut stream: SendStream,
+    queue: &mut mpsc::Receiver<M>,
+) -> LinkEnd {
+    let settings = &inner.settings;
+    let counters = &inner.counters;
+    let mut buffer = BytesMut::with_capacity(settings.max_batch_bytes);
+    loop {
+        let first = tokio::select! {
+            biased;
+            message = queue.recv() => match message {
+                Some(message) => message,
+                None => return LinkEnd::Removed,
+            },
+            error = connection.closed() => return LinkEnd::Lost(error.to_string()),
+        };
+        let batched = frame::encode_batch(
+            first,
+            || queue.try_recv().ok(),
+            &mut buffer,
+            (settings.max_frame_size, settings.max_batch_bytes),
+            |_, _, error| {
+                bump(&counters.dropped_unencodable);
+                tracing::error!(node = inner.node_id, %error, "dropped an outgoing message");
+            },
+        );
+        if buffer.is_empty() {
+            continue;
+        }
+        if let Err(error) = stream.write_chunk(buffer.split().freeze()).await {
+            return LinkEnd::Lost(error.to_string());
+        }
+        counters.messages_sent.fetch_add(batched, Ordering::Relaxed);
+        bump(&counters.batches_written);
+    }
+}

@@ -1,0 +1,133 @@
+//! Fault tests across real "hosts": a cluster of `distribkv-native server`
+//! processes, one per Linux network namespace on a shared bridge, clients
+//! in a namespace of their own, and a nemesis that partitions, drops,
+//! kills, pauses and crashes them on a seeded schedule while concurrent
+//! clients record a history for the core's checkers. See `docs/FAULTS.md`.
+//!
+//! They need root (namespaces, iptables); without it they skip, or fail if
+//! `CI` is set. They run one at a time (a lock), best with:
+//!
+//! ```sh
+//! cargo test -p distribkv-native --test faults -- --test-threads=1 --nocapture
+//! ```
+//!
+//! `DISTRIBKV_FAULT_SEED=N` replays a schedule, `DISTRIBKV_FAULT_SOAK_SECS=N`
+//! runs the nemesis N seconds per cluster size (default 55).
+//!
+//! - [`net`]: the hosts: namespaces, bridge, addresses, firewall rules,
+//!   cleanup;
+//! - the servers on them are the harness's [`harness::Cluster`], the same
+//!   as the loopback tests';
+//! - [`workload`]: client processes and the recorded history;
+//! - [`nemesis`]: the seeded fault schedule and its injection;
+//! - [`scenario`]: a whole nemesis run, its checks and its report;
+//! - [`targeted`]: crashes right after acknowledgements, recovery figures.
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod nemesis;
+mod net;
+mod rng;
+mod scenario;
+mod targeted;
+mod workload;
+
+use std::time::Duration;
+
+use harness::{Cluster, OneAtATime};
+use net::Network;
+
+/// Environment variable: the seed of the workload and the fault schedule.
+pub const SEED_VARIABLE: &str = "DISTRIBKV_FAULT_SEED";
+/// Environment variable: run the nemesis this many seconds per cluster size.
+pub const SOAK_VARIABLE: &str = "DISTRIBKV_FAULT_SOAK_SECS";
+
+/// How long the nemesis runs per cluster size by default.
+pub const DEFAULT_NEMESIS: Duration = Duration::from_secs(55);
+
+/// A cluster of server processes, one per network namespace.
+pub type NsCluster = Cluster<Network>;
+
+/// Creates `nodes` hosts and starts a server on each with `extra_args`.
+pub fn start_cluster(
+    one_at_a_time: OneAtATime,
+    nodes: usize,
+    extra_args: &[&str],
+) -> Result<NsCluster, String> {
+    let network = Network::create(nodes)?;
+    Cluster::start(one_at_a_time, network, extra_args)
+}
+
+/// Takes the one-at-a-time lock if this machine can run the tests (they
+/// share iptables and the CPU). `None` means skip (a reason was printed).
+/// Under `CI` it panics instead of skipping: a CI machine that cannot run
+/// them is misconfigured.
+pub fn prepare() -> Option<OneAtATime> {
+    let guard = harness::one_at_a_time();
+    match net::probe() {
+        Ok(()) => Some(guard),
+        Err(why) if std::env::var_os("CI").is_some() => panic!(
+            "the fault tests cannot run here: {why}; they need root, `ip netns` and iptables \
+             (CI is set, so this is a failure rather than a skip)"
+        ),
+        Err(why) => {
+            eprintln!(
+                "skipping the fault tests: {why}; they need root, `ip netns` and iptables \
+                 (set CI to make this a failure)"
+            );
+            None
+        }
+    }
+}
+
+/// The seed: `DISTRIBKV_FAULT_SEED`, or a random one.
+pub fn seed() -> u64 {
+    match std::env::var(SEED_VARIABLE) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED_VARIABLE}={text:?} is not a number")),
+        Err(_) => rng::random_seed(),
+    }
+}
+
+/// How long the nemesis runs: `DISTRIBKV_FAULT_SOAK_SECS`, or the default.
+pub fn nemesis_duration() -> Duration {
+    match std::env::var(SOAK_VARIABLE) {
+        Ok(text) => Duration::from_secs(
+            text.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{SOAK_VARIABLE}={text:?} is not a number of seconds")),
+        ),
+        Err(_) => DEFAULT_NEMESIS,
+    }
+}
+
+/// The tests that build hosts; `--skip across_hosts::` leaves them out of a
+/// workspace-wide `cargo test` (scripts/test-all.sh runs them on their own).
+mod across_hosts {
+    use super::{scenario, targeted};
+
+    #[test]
+    fn three_nodes_under_a_nemesis() {
+        scenario::nemesis_run("three_nodes_under_a_nemesis", 3, 4);
+    }
+
+    #[test]
+    fn five_nodes_under_a_nemesis() {
+        scenario::nemesis_run("five_nodes_under_a_nemesis", 5, 5);
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack() {
+        targeted::crash_right_after_acknowledgements(
+            "acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack",
+        );
+    }
+
+    #[test]
+    fn recovery_figures() {
+        targeted::recovery_figures("recovery_figures");
+    }
+}

@@ -1,0 +1,393 @@
+//! The nemesis: a seeded schedule of faults, and their injection.
+//!
+//! [`plan`] turns a seed into a list of faults with how long each is held
+//! and how long the cluster is left alone afterwards. Every kind of fault
+//! appears once, in a seeded order, and more follow at random until the
+//! planned time is used up. Which nodes a fault hits is part of the plan,
+//! except "the leader", which is looked up when the fault starts. The same
+//! seed gives the same schedule; the cluster's reaction to it (elections,
+//! timing) is real and varies from run to run.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::NsCluster;
+use super::rng::Rng;
+
+/// Who a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Whichever node leads when the fault starts.
+    Leader,
+    /// This node.
+    Node(usize),
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// `minority` | everyone else, both ways.
+    Partition {
+        /// The smaller side.
+        minority: Vec<usize>,
+    },
+    /// `left` and `right` cannot talk to each other; `bridge` talks to both.
+    Bridge {
+        /// One side.
+        left: Vec<usize>,
+        /// The node that sees both sides.
+        bridge: usize,
+        /// The other side.
+        right: Vec<usize>,
+    },
+    /// The leader | everyone else, both ways.
+    IsolateLeader,
+    /// One direction only: `target` hears nobody (`deaf`), or nobody hears it.
+    OneWay {
+        /// The node.
+        target: Target,
+        /// Whether it is the target's incoming traffic that is lost.
+        deaf: bool,
+    },
+    /// Every node drops each incoming datagram with this probability.
+    Loss {
+        /// Per datagram.
+        probability: f64,
+    },
+    /// kill -9, restarted (same data folder) when the fault ends.
+    KillRestart {
+        /// The node.
+        target: Target,
+    },
+    /// SIGSTOP, SIGCONT when the fault ends.
+    Pause {
+        /// The node.
+        target: Target,
+    },
+    /// kill -9 of every node at once, all restarted when the fault ends.
+    CrashAll,
+}
+
+impl Fault {
+    /// A short name of the fault's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition { .. } => "partition",
+            Fault::Bridge { .. } => "bridge",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::OneWay { .. } => "one-way",
+            Fault::Loss { .. } => "loss",
+            Fault::KillRestart { .. } => "kill-restart",
+            Fault::Pause { .. } => "pause",
+            Fault::CrashAll => "crash-all",
+        }
+    }
+}
+
+/// Renders a group of nodes: `{1,3}`.
+pub fn group(nodes: &[usize]) -> String {
+    let ids: Vec<String> = nodes.iter().map(usize::to_string).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Leader => f.write_str("the leader"),
+            Target::Node(id) => write!(f, "node {id}"),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Partition { minority } => write!(f, "partition {} | rest", group(minority)),
+            Fault::Bridge {
+                left,
+                bridge,
+                right,
+            } => write!(
+                f,
+                "bridge {} | {} | {} (node {bridge} sees both sides)",
+                group(left),
+                bridge,
+                group(right)
+            ),
+            Fault::IsolateLeader => f.write_str("isolate the leader"),
+            Fault::OneWay { target, deaf: true } => write!(f, "{target} hears nobody"),
+            Fault::OneWay {
+                target,
+                deaf: false,
+            } => write!(f, "nobody hears {target}"),
+            Fault::Loss { probability } => {
+                write!(f, "random loss {:.0}% everywhere", probability * 100.0)
+            }
+            Fault::KillRestart { target } => write!(f, "kill -9 {target}, restart"),
+            Fault::Pause { target } => write!(f, "SIGSTOP {target}, SIGCONT"),
+            Fault::CrashAll => f.write_str("kill -9 every node, restart all"),
+        }
+    }
+}
+
+/// One planned fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// What.
+    pub fault: Fault,
+    /// How long it lasts.
+    pub hold: Duration,
+    /// How long the cluster is left alone afterwards.
+    pub quiet: Duration,
+}
+
+const KINDS: usize = 8;
+
+fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
+    let mut ids: Vec<usize> = (1..=nodes).collect();
+    rng.shuffle(&mut ids);
+    let target = |rng: &mut Rng, ids: &[usize]| {
+        if rng.chance(0.65) {
+            Target::Leader
+        } else {
+            Target::Node(ids[0])
+        }
+    };
+    let minority_size = if nodes >= 5 { rng.between(1, 2) } else { 1 } as usize;
+    let fault = match kind {
+        0 => {
+            let mut minority = ids[..minority_size].to_vec();
+            minority.sort();
+            Fault::Partition { minority }
+        }
+        1 => {
+            let side = (nodes - 1) / 2;
+            let mut left = ids[..side].to_vec();
+            let mut right = ids[side + 1..].to_vec();
+            left.sort();
+            right.sort();
+            Fault::Bridge {
+                left,
+                bridge: ids[side],
+                right,
+            }
+        }
+        2 => Fault::IsolateLeader,
+        3 => Fault::OneWay {
+            target: target(rng, &ids),
+            deaf: rng.chance(0.5),
+        },
+        4 => Fault::Loss {
+            probability: *rng.pick(&[0.05, 0.1, 0.2, 0.3]),
+        },
+        5 => Fault::KillRestart {
+            target: target(rng, &ids),
+        },
+        6 => Fault::Pause {
+            target: target(rng, &ids),
+        },
+        _ => Fault::CrashAll,
+    };
+    let hold_ms = match fault {
+        Fault::CrashAll => rng.between(300, 1500),
+        Fault::KillRestart { .. } | Fault::Pause { .. } => rng.between(1500, 4000),
+        _ => rng.between(2500, 5000),
+    };
+    Planned {
+        fault,
+        hold: Duration::from_millis(hold_ms),
+        quiet: Duration::from_millis(rng.between(1500, 3000)),
+    }
+}
+
+/// The schedule for `nodes` nodes: every kind of fault once (seeded order),
+/// then random ones until `total` is planned.
+pub fn plan(rng: &mut Rng, nodes: usize, total: Duration) -> Vec<Planned> {
+    let mut kinds: Vec<usize> = (0..KINDS).collect();
+    rng.shuffle(&mut kinds);
+    let mut schedule: Vec<Planned> = kinds
+        .into_iter()
+        .map(|kind| draw(rng, kind, nodes))
+        .collect();
+    let planned =
+        |schedule: &[Planned]| -> Duration { schedule.iter().map(|p| p.hold + p.quiet).sum() };
+    while planned(&schedule) < total {
+        let kind = rng.below(KINDS as u64) as usize;
+        schedule.push(draw(rng, kind, nodes));
+    }
+    schedule
+}
+
+/// Renders a plan, one fault per line.
+pub fn render_plan(schedule: &[Planned]) -> String {
+    let mut at = Duration::ZERO;
+    let mut lines = Vec::new();
+    for planned in schedule {
+        lines.push(format!(
+            "  +{:>6.1}s  {} for {:.1}s, then {:.1}s quiet",
+            at.as_secs_f64(),
+            planned.fault,
+            planned.hold.as_secs_f64(),
+            planned.quiet.as_secs_f64()
+        ));
+        at += planned.hold + planned.quiet;
+    }
+    lines.join("\n")
+}
+
+/// The leader now, if one is agreed on within a few seconds; otherwise any
+/// node reporting itself leader; otherwise `fallback`.
+fn current_leader(cluster: &NsCluster, fallback: usize) -> (usize, bool) {
+    let statuses = cluster.status();
+    if let Some(leader) = cluster.agreed_leader(&statuses) {
+        return (leader, true);
+    }
+    if let Some(leader) = cluster.wait_for_leader(Duration::from_secs(5)) {
+        return (leader, true);
+    }
+    (fallback, false)
+}
+
+/// The node `target` means now; a "leader" fault that finds no leader hits node 1.
+fn resolve(cluster: &NsCluster, target: Target) -> (usize, String) {
+    match target {
+        Target::Node(id) => (id, format!("node {id}")),
+        Target::Leader => match current_leader(cluster, 1) {
+            (id, true) => (id, format!("node {id} (the leader)")),
+            (id, false) => (id, format!("node {id} (no leader found)")),
+        },
+    }
+}
+
+/// Injects `fault`; returns what was actually done (the leader resolved)
+/// and `now()` taken once the fault is fully in place (the leader lookup
+/// and the firewall commands take a few to a few hundred milliseconds).
+pub fn inject(
+    cluster: &mut NsCluster,
+    fault: &Fault,
+    now: &dyn Fn() -> u64,
+) -> Result<(String, u64), String> {
+    let leader = match fault {
+        Fault::IsolateLeader => Some(resolve(cluster, Target::Leader)),
+        Fault::OneWay { target, .. } | Fault::KillRestart { target } | Fault::Pause { target } => {
+            Some(resolve(cluster, *target))
+        }
+        _ => None,
+    };
+    let description = apply(cluster, fault, leader)?;
+    Ok((description, now()))
+}
+
+fn apply(
+    cluster: &mut NsCluster,
+    fault: &Fault,
+    resolved: Option<(usize, String)>,
+) -> Result<String, String> {
+    let n = cluster.size();
+    let target = || resolved.clone().expect("resolved above");
+    let all: Vec<usize> = (1..=n).collect();
+    let others = |id: usize| -> Vec<usize> { all.iter().copied().filter(|&o| o != id).collect() };
+    Ok(match fault {
+        Fault::Partition { minority } => {
+            let majority: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|id| !minority.contains(id))
+                .collect();
+            cluster.hosts.cut_between(minority, &majority)?;
+            format!("partition {} | {}", group(minority), group(&majority))
+        }
+        Fault::Bridge {
+            left,
+            bridge,
+            right,
+        } => {
+            cluster.hosts.cut_between(left, right)?;
+            format!(
+                "bridge {} | {bridge} | {} (node {bridge} sees both sides)",
+                group(left),
+                group(right)
+            )
+        }
+        Fault::IsolateLeader => {
+            let (id, who) = target();
+            cluster.hosts.cut_between(&[id], &others(id))?;
+            format!("isolate {who} from {}", group(&others(id)))
+        }
+        Fault::OneWay { deaf, .. } => {
+            let (id, who) = target();
+            if *deaf {
+                cluster.hosts.block(id, &others(id))?;
+                format!("{who} hears nobody (its own datagrams still go out)")
+            } else {
+                for other in others(id) {
+                    cluster.hosts.block(other, &[id])?;
+                }
+                format!("nobody hears {who} (it still hears everyone)")
+            }
+        }
+        Fault::Loss { probability } => {
+            for id in 1..=n {
+                cluster.hosts.lose_randomly(id, *probability)?;
+            }
+            format!(
+                "random loss: every node drops {:.0}% of incoming datagrams",
+                probability * 100.0
+            )
+        }
+        Fault::KillRestart { .. } => {
+            let (id, who) = target();
+            cluster.kill(id);
+            format!("kill -9 {who}")
+        }
+        Fault::Pause { .. } => {
+            let (id, who) = target();
+            cluster.pause(id);
+            format!("SIGSTOP {who}")
+        }
+        Fault::CrashAll => {
+            cluster.kill_all();
+            "kill -9 every node".to_string()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_has_every_kind_and_depends_only_on_the_seed() {
+        for nodes in [3, 5] {
+            let schedule = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
+            let again = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
+            assert_eq!(schedule, again);
+            let mut kinds: Vec<&str> = schedule[..KINDS].iter().map(|p| p.fault.kind()).collect();
+            kinds.sort();
+            kinds.dedup();
+            assert_eq!(kinds.len(), KINDS, "{}", render_plan(&schedule));
+            let planned: Duration = schedule.iter().map(|p| p.hold + p.quiet).sum();
+            assert!(planned >= Duration::from_secs(120));
+            for planned in &schedule {
+                match &planned.fault {
+                    Fault::Partition { minority } => {
+                        assert!(!minority.is_empty() && minority.len() * 2 < nodes)
+                    }
+                    Fault::Bridge {
+                        left,
+                        bridge,
+                        right,
+                    } => {
+                        assert_eq!(left.len() + right.len() + 1, nodes);
+                        assert!(!left.contains(bridge) && !right.contains(bridge));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_ne!(
+            plan(&mut Rng::new(7), 3, Duration::ZERO),
+            plan(&mut Rng::new(8), 3, Duration::ZERO)
+        );
+    }
+}

@@ -1,0 +1,713 @@
+//! "Hosts" as Linux network namespaces on one bridge, and the firewall rules
+//! that cut them apart.
+//!
+//! # Topology
+//!
+//! ```text
+//!   dkf<pid>-<k>-br      a namespace holding only the bridge br0
+//!     br0 ── p1 ═══ eth0  dkf<pid>-<k>-n1   198.18.X.1   node 1
+//!         ── p2 ═══ eth0  dkf<pid>-<k>-n2   198.18.X.2   node 2
+//!         ── ...
+//!         ── pc ═══ eth0  dkf<pid>-<k>-c    198.18.X.250 the clients
+//! ```
+//!
+//! Every interface is created inside a namespace this suite created (a veth
+//! pair is made in the bridge's namespace with its other end put straight
+//! into the host's), so the short names `br0`, `p1`, `eth0` cannot clash
+//! with anything: the machine's own namespace never holds any of them. The
+//! namespaces' names carry the test process id (`dkf<pid>-`), which is how
+//! a later run recognises the leftovers of a crashed one.
+//!
+//! The addresses are one /24 of 198.18.0.0/15, the range RFC 2544 sets
+//! aside for benchmarking. In the machine's own namespace the /24 gets a
+//! blackhole route (protocol number [`ROUTE_PROTO`], metric = the process
+//! id), so that even by mistake nothing there sends to those addresses
+//! through the default route. A machine that already routes any part of
+//! the range, or has an address in it, is refused.
+//!
+//! # Faults
+//!
+//! Faults are iptables rules in the INPUT chain of a host's namespace,
+//! matching UDP (QUIC) by source address: "host `to` hears nothing from
+//! host `from`" is one rule in `to`'s namespace, so one-way cuts, partitions
+//! and bridges are sets of such rules, and random loss is one rule with
+//! `-m statistic --mode random`. Healing flushes the chains. The clients'
+//! namespace is never cut off by a partition.
+//!
+//! # Cleanup
+//!
+//! Dropping a [`Network`] kills every process still inside its namespaces
+//! (SIGCONT then SIGKILL), deletes the namespaces (which deletes their
+//! interfaces) and removes the route, also while a test panics. Processes,
+//! namespaces and routes left by a run that was killed outright are removed
+//! at the start of the next one ([`clean_stale`]), and only those: names
+//! and routes of this suite whose owner process is gone.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The protocol number of the blackhole routes this suite adds (unassigned
+/// in iproute2's table), so that they can be told apart from anything else.
+pub const ROUTE_PROTO: &str = "213";
+
+/// The test range: 198.18.0.0/15 (RFC 2544, network benchmarking).
+const RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
+
+/// Every node listens on this UDP port of its own address.
+pub const PORT: u16 = 7000;
+
+/// The last octet of the clients' address.
+const CLIENT_OCTET: u8 = 250;
+
+/// One namespace with one address.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    /// Its name (`ip netns`).
+    pub name: String,
+    /// Its address on the bridge.
+    pub ip: Ipv4Addr,
+}
+
+/// The namespaces of one test: hosts and clients on one bridge.
+#[derive(Debug)]
+pub struct Network {
+    /// The namespace holding the bridge.
+    pub bridge: String,
+    /// Host `i` (1-based) is `hosts[i - 1]`.
+    pub hosts: Vec<Namespace>,
+    /// Where the clients run.
+    pub clients: Namespace,
+    /// The /24 in use, e.g. `198.18.7.0/24`.
+    pub subnet: String,
+    /// Set once the blackhole route is in place.
+    route_added: bool,
+    /// Namespaces created, in creation order.
+    created: Vec<String>,
+}
+
+/// Runs a command; its stdout, or an error naming the command and its stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(failure(program, args, &output))
+    }
+}
+
+fn failure(program: &str, args: &[&str], output: &Output) -> String {
+    format!(
+        "`{program} {}` failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    )
+}
+
+/// The names of the machine's network namespaces.
+pub fn namespaces() -> Result<Vec<String>, String> {
+    Ok(run("ip", &["netns", "list"])?
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The process id in a namespace name of this suite (`dkf<pid>-...`).
+fn owner_of_namespace(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("dkf")?;
+    let (pid, tail) = rest.split_once('-')?;
+    let tail_ok = tail == "probe" || {
+        // <k>-br, <k>-c, <k>-n<i>
+        let (k, role) = tail.split_once('-')?;
+        k.chars().all(|c| c.is_ascii_digit())
+            && (role == "br"
+                || role == "c"
+                || role
+                    .strip_prefix('n')
+                    .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit())))
+    };
+    (tail_ok && !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// True if `pid` is a live process of this test suite (a `faults-*` test binary).
+fn is_live_run(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end().starts_with("faults"))
+}
+
+/// The processes inside namespace `name`.
+fn processes_in(name: &str) -> Vec<u32> {
+    run("ip", &["netns", "pids", name])
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+/// Sends `signal` to `pid`, ignoring a process that is already gone.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Kills every process in namespace `name` (continuing stopped ones so that
+/// they die at once) and waits up to two seconds for them to be gone.
+fn kill_processes_in(name: &str) {
+    let started = Instant::now();
+    loop {
+        let pids = processes_in(name);
+        if pids.is_empty() || started.elapsed() > Duration::from_secs(2) {
+            return;
+        }
+        for pid in pids {
+            signal(pid, rustix::process::Signal::CONT);
+            signal(pid, rustix::process::Signal::KILL);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn delete_namespace(name: &str) {
+    for _ in 0..20 {
+        if run("ip", &["netns", "del", name]).is_ok() {
+            return;
+        }
+        if !namespaces().unwrap_or_default().iter().any(|n| n == name) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("warning: could not delete network namespace {name}");
+}
+
+/// A route's destination in `ip -o route` output: `None` for `default` and
+/// for lines that name no IPv4 prefix.
+fn route_destination(line: &str) -> Option<(Ipv4Addr, u8)> {
+    const TYPES: [&str; 10] = [
+        "unicast",
+        "local",
+        "broadcast",
+        "multicast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+        "anycast",
+    ];
+    let mut tokens = line.split_whitespace();
+    let mut destination = tokens.next()?;
+    if TYPES.contains(&destination) {
+        destination = tokens.next()?;
+    }
+    parse_prefix(destination)
+}
+
+fn parse_prefix(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (address, length) = match text.split_once('/') {
+        Some((address, length)) => (address, length.parse().ok()?),
+        None => (text, 32),
+    };
+    Some((address.parse().ok()?, length))
+}
+
+fn network_bits(address: Ipv4Addr, length: u8) -> u32 {
+    let mask = if length == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(length))
+    };
+    u32::from(address) & mask
+}
+
+/// True if the two prefixes share an address.
+fn overlaps(a: (Ipv4Addr, u8), b: (Ipv4Addr, u8)) -> bool {
+    let shorter = a.1.min(b.1);
+    network_bits(a.0, shorter) == network_bits(b.0, shorter)
+}
+
+/// True for a route this suite added: a blackhole /24 of the range with our
+/// protocol number.
+fn is_our_route(line: &str) -> bool {
+    line.starts_with("blackhole ")
+        && line
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["proto", ROUTE_PROTO])
+        && route_destination(line).is_some_and(|d| d.1 == 24 && overlaps(d, RANGE))
+}
+
+/// The metric (owner process id) of one of our routes.
+fn route_owner(line: &str) -> Option<u32> {
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    tokens
+        .windows(2)
+        .find(|w| w[0] == "metric")
+        .and_then(|w| w[1].parse().ok())
+}
+
+/// Removes what crashed earlier runs of this suite left behind: namespaces
+/// named `dkf<pid>-...` and our blackhole routes whose process `pid` is no
+/// longer a live run of this suite. Runs once per process.
+pub fn clean_stale() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let own = std::process::id();
+        for name in namespaces().unwrap_or_default() {
+            let Some(pid) = owner_of_namespace(&name) else {
+                continue;
+            };
+            if pid == own || is_live_run(pid) {
+                continue;
+            }
+            eprintln!(
+                "removing network namespace {name}, left by an earlier run (process {pid} is gone)"
+            );
+            kill_processes_in(&name);
+            delete_namespace(&name);
+        }
+        let routes = run("ip", &["-4", "-o", "route", "show", "table", "all"]).unwrap_or_default();
+        for line in routes.lines().filter(|line| is_our_route(line)) {
+            let Some(pid) = route_owner(line) else {
+                continue;
+            };
+            if pid == own || is_live_run(pid) {
+                continue;
+            }
+            let Some((address, length)) = route_destination(line) else {
+                continue;
+            };
+            eprintln!("removing route {line:?}, left by an earlier run (process {pid} is gone)");
+            let prefix = format!("{address}/{length}");
+            let metric = pid.to_string();
+            let _ = run(
+                "ip",
+                &[
+                    "route",
+                    "del",
+                    "blackhole",
+                    &prefix,
+                    "proto",
+                    ROUTE_PROTO,
+                    "metric",
+                    &metric,
+                ],
+            );
+        }
+    });
+}
+
+/// Picks a /24 of the test range that no live run of this suite uses, or
+/// refuses if the machine routes or holds any address of the range itself.
+fn pick_subnet(pid: u32) -> Result<Ipv4Addr, String> {
+    let routes = run("ip", &["-4", "-o", "route", "show", "table", "all"])?;
+    let mut taken = Vec::new();
+    for line in routes.lines() {
+        let Some(destination) = route_destination(line) else {
+            continue;
+        };
+        if !overlaps(destination, RANGE) {
+            continue;
+        }
+        if is_our_route(line) {
+            taken.push(destination.0);
+        } else {
+            return Err(format!(
+                "this machine already routes part of the test range 198.18.0.0/15 ({line:?}); \
+                 the fault tests refuse to run rather than touch it"
+            ));
+        }
+    }
+    let addresses = run("ip", &["-4", "-o", "addr", "show"])?;
+    for line in addresses.lines() {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        if let Some(prefix) = tokens
+            .windows(2)
+            .find(|w| w[0] == "inet")
+            .and_then(|w| parse_prefix(w[1]))
+            && overlaps((prefix.0, 32), RANGE)
+        {
+            return Err(format!(
+                "this machine has an address in the test range 198.18.0.0/15 ({line:?}); \
+                 the fault tests refuse to run rather than touch it"
+            ));
+        }
+    }
+    let base = u32::from(RANGE.0);
+    (0..512)
+        .map(|k| (pid as usize + k) % 512)
+        .map(|index| Ipv4Addr::from(base + (index as u32) * 256))
+        .find(|subnet| !taken.contains(subnet))
+        .ok_or_else(|| "every /24 of 198.18.0.0/15 is in use by other runs".to_string())
+}
+
+impl Network {
+    /// Creates the bridge, `hosts` host namespaces and the clients'
+    /// namespace. On error, whatever was created is removed again.
+    pub fn create(hosts: usize) -> Result<Network, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        assert!((1..=9).contains(&hosts), "1 to 9 hosts");
+        clean_stale();
+        let pid = std::process::id();
+        let prefix = format!("dkf{pid}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let bridge = format!("{prefix}-br");
+        let host_names: Vec<String> = (1..=hosts).map(|i| format!("{prefix}-n{i}")).collect();
+        let client_name = format!("{prefix}-c");
+        let existing = namespaces()?;
+        for name in std::iter::once(&bridge)
+            .chain(&host_names)
+            .chain(std::iter::once(&client_name))
+        {
+            if existing.contains(name) {
+                return Err(format!(
+                    "network namespace {name} already exists; the fault tests refuse to touch it"
+                ));
+            }
+        }
+        let base = pick_subnet(pid)?;
+        let octets = base.octets();
+        let address = |last: u8| Ipv4Addr::new(octets[0], octets[1], octets[2], last);
+        let mut network = Network {
+            bridge,
+            hosts: host_names
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| Namespace {
+                    name,
+                    ip: address(i as u8 + 1),
+                })
+                .collect(),
+            clients: Namespace {
+                name: client_name,
+                ip: address(CLIENT_OCTET),
+            },
+            subnet: format!("{base}/24"),
+            route_added: false,
+            created: Vec::new(),
+        };
+        // From here on, dropping `network` undoes what was done.
+        network.build()?;
+        Ok(network)
+    }
+
+    /// Adds or deletes (`action`) the blackhole route that guards the test
+    /// range in the machine's own namespace, tagged with this process's id.
+    fn guard_route(&self, action: &str) -> Result<(), String> {
+        let metric = std::process::id().to_string();
+        run(
+            "ip",
+            &[
+                "route",
+                action,
+                "blackhole",
+                &self.subnet,
+                "proto",
+                ROUTE_PROTO,
+                "metric",
+                &metric,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        self.guard_route("add")?;
+        self.route_added = true;
+        let bridge = self.bridge.clone();
+        self.add_namespace(&bridge)?;
+        ip_in(&bridge, &["link", "add", "br0", "type", "bridge"])?;
+        ip_in(&bridge, &["link", "set", "br0", "up"])?;
+        let members: Vec<(String, Namespace)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| (format!("p{}", i + 1), host.clone()))
+            .chain(std::iter::once(("pc".to_string(), self.clients.clone())))
+            .collect();
+        for (port, member) in members {
+            self.add_namespace(&member.name)?;
+            ip_in(
+                &bridge,
+                &[
+                    "link",
+                    "add",
+                    &port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    &member.name,
+                ],
+            )?;
+            ip_in(&bridge, &["link", "set", &port, "master", "br0", "up"])?;
+            let cidr = format!("{}/24", member.ip);
+            ip_in(&member.name, &["addr", "add", &cidr, "dev", "eth0"])?;
+            ip_in(&member.name, &["link", "set", "eth0", "up"])?;
+            ip_in(&member.name, &["link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    fn add_namespace(&mut self, name: &str) -> Result<(), String> {
+        run("ip", &["netns", "add", name])?;
+        self.created.push(name.to_string());
+        Ok(())
+    }
+
+    /// `hosts[id - 1]`.
+    pub fn host(&self, id: usize) -> &Namespace {
+        &self.hosts[id - 1]
+    }
+
+    /// Runs `iptables` in host `id`'s namespace.
+    fn iptables(&self, id: usize, args: &[&str]) -> Result<(), String> {
+        let mut full = vec!["netns", "exec", &self.host(id).name, "iptables", "-w"];
+        full.extend_from_slice(args);
+        run("ip", &full).map(drop)
+    }
+
+    /// Host `to` hears nothing (UDP) from the hosts `from`.
+    pub fn block(&self, to: usize, from: &[usize]) -> Result<(), String> {
+        let from: Vec<usize> = from.iter().copied().filter(|&f| f != to).collect();
+        if from.is_empty() {
+            return Ok(());
+        }
+        let sources = from
+            .iter()
+            .map(|&f| self.host(f).ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.iptables(
+            to,
+            &["-A", "INPUT", "-p", "udp", "-s", &sources, "-j", "DROP"],
+        )
+    }
+
+    /// Cuts every link between the groups `a` and `b`, both ways.
+    pub fn cut_between(&self, a: &[usize], b: &[usize]) -> Result<(), String> {
+        for &x in a {
+            self.block(x, b)?;
+        }
+        for &y in b {
+            self.block(y, a)?;
+        }
+        Ok(())
+    }
+
+    /// Host `id` drops each UDP datagram from the rest of the test range
+    /// (peers and clients) with probability `probability`.
+    pub fn lose_randomly(&self, id: usize, probability: f64) -> Result<(), String> {
+        let p = format!("{probability:.3}");
+        self.iptables(
+            id,
+            &[
+                "-A",
+                "INPUT",
+                "-p",
+                "udp",
+                "-s",
+                &self.subnet,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &p,
+                "-j",
+                "DROP",
+            ],
+        )
+    }
+
+    /// Removes every fault rule of every host.
+    pub fn heal(&self) -> Result<(), String> {
+        for id in 1..=self.hosts.len() {
+            self.iptables(id, &["-F", "INPUT"])?;
+        }
+        Ok(())
+    }
+
+    /// A command that runs `program` inside namespace `namespace`
+    /// (`ip netns exec` execs it, so the child's pid is the program's).
+    pub fn command_in(namespace: &Namespace, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &namespace.name, program]);
+        command
+    }
+}
+
+impl crate::harness::Hosts for Network {
+    fn size(&self) -> usize {
+        self.hosts.len()
+    }
+
+    fn address(&self, id: usize) -> String {
+        format!("{}:{PORT}", self.host(id).ip)
+    }
+
+    fn certificate_hosts(&self) -> Vec<String> {
+        self.hosts.iter().map(|host| host.ip.to_string()).collect()
+    }
+
+    fn on_node(&self, id: usize, program: &str) -> Command {
+        Network::command_in(self.host(id), program)
+    }
+
+    fn on_clients(&self, program: &str) -> Command {
+        Network::command_in(&self.clients, program)
+    }
+}
+
+/// Runs `ip <args>` inside namespace `name`.
+fn ip_in(name: &str, args: &[&str]) -> Result<String, String> {
+    let mut full = vec!["-n", name];
+    full.extend_from_slice(args);
+    run("ip", &full)
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for name in self.created.iter().rev() {
+            kill_processes_in(name);
+        }
+        for name in self.created.iter().rev() {
+            delete_namespace(name);
+        }
+        if self.route_added
+            && let Err(error) = self.guard_route("del")
+        {
+            eprintln!("warning: {error}");
+        }
+    }
+}
+
+/// Why this machine cannot run the fault tests, if it cannot: not root, no
+/// `ip netns`, no `iptables` inside a namespace.
+pub fn probe() -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("not running as root".into());
+    }
+    run("ip", &["netns", "list"]).map_err(|e| format!("`ip netns` is unusable: {e}"))?;
+    let name = format!("dkf{}-probe", std::process::id());
+    if namespaces()?.contains(&name) {
+        return Err(format!("network namespace {name} already exists"));
+    }
+    run("ip", &["netns", "add", &name]).map_err(|e| format!("`ip netns add` is unusable: {e}"))?;
+    let checked = run(
+        "ip",
+        &["netns", "exec", &name, "iptables", "-w", "-S", "INPUT"],
+    )
+    .map_err(|e| format!("iptables is unusable in a namespace: {e}"))
+    .and_then(|_| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &name,
+                "iptables",
+                "-w",
+                "-A",
+                "INPUT",
+                "-p",
+                "udp",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.5",
+                "-j",
+                "DROP",
+            ],
+        )
+        .map_err(|e| format!("iptables' statistic match is unusable: {e}"))
+    });
+    delete_namespace(&name);
+    checked.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_lines_parse_to_their_destination() {
+        let cases = [
+            ("default via 192.0.2.1 dev eth0", None),
+            (
+                "192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2",
+                Some(("192.0.2.0", 24)),
+            ),
+            (
+                "local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1",
+                Some(("127.0.0.1", 32)),
+            ),
+            (
+                "blackhole 198.18.7.0/24 proto 213 metric 4242",
+                Some(("198.18.7.0", 24)),
+            ),
+            ("unreachable default metric 1", None),
+        ];
+        for (line, expected) in cases {
+            let expected = expected.map(|(a, l): (&str, u8)| (a.parse().unwrap(), l));
+            assert_eq!(route_destination(line), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn only_prefixes_sharing_an_address_overlap() {
+        let p = |text: &str| parse_prefix(text).unwrap();
+        assert!(overlaps(p("198.19.255.0/24"), RANGE));
+        assert!(overlaps(p("198.0.0.0/8"), RANGE));
+        assert!(!overlaps(p("198.20.0.0/24"), RANGE));
+        assert!(!overlaps(p("198.17.255.255"), RANGE));
+        assert!(overlaps(p("0.0.0.0/0"), RANGE));
+    }
+
+    #[test]
+    fn only_this_suites_names_and_routes_are_recognised() {
+        assert_eq!(owner_of_namespace("dkf4242-1-br"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-12-n5"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-3-c"), Some(4242));
+        assert_eq!(owner_of_namespace("dkf4242-probe"), Some(4242));
+        for other in [
+            "dkf",
+            "dkfx-1-br",
+            "dkf4242",
+            "dkf4242-1-eth0",
+            "dkf4242-1-n",
+            "web-1",
+        ] {
+            assert_eq!(owner_of_namespace(other), None, "{other}");
+        }
+        assert!(is_our_route(
+            "blackhole 198.18.7.0/24 proto 213 metric 4242"
+        ));
+        assert_eq!(
+            route_owner("blackhole 198.18.7.0/24 proto 213 metric 4242"),
+            Some(4242)
+        );
+        assert!(!is_our_route(
+            "blackhole 198.18.7.0/24 proto static metric 4242"
+        ));
+        assert!(!is_our_route("blackhole 10.0.0.0/24 proto 213 metric 4242"));
+        assert!(!is_our_route(
+            "198.18.7.0/24 via 10.0.0.1 dev eth0 proto 213"
+        ));
+    }
+}

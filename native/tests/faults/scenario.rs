@@ -1,0 +1,408 @@
+//! One nemesis run: start a cluster, run clients, inject the schedule, heal,
+//! check, report.
+//!
+//! The checks, after the last fault is healed and the clients stopped:
+//!
+//! 1. the cluster converges within [`CONVERGE_LIMIT`]: one leader known to
+//!    all, nothing uncommitted, every node applied the same index and holds
+//!    the same state (`fingerprint` of `status --json`);
+//! 2. the final value of every key is read (these reads join the history);
+//! 3. the history is linearizable (the core's checker, per key; an error
+//!    answer or a missing one is an unknown outcome);
+//! 4. every acknowledged append is in its key's final value exactly once
+//!    (unless a put or delete may have overwritten it), no append is there
+//!    twice, and no text is there that no operation wrote;
+//! 5. in particular, nothing acknowledged before an all-nodes crash is
+//!    missing afterwards.
+//!
+//! A failure panics with the seed, the schedule, what was injected when,
+//! and every finding; the cluster's files are kept (see `NsCluster`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use distribkv_core::check::{
+    AppendCheckOptions, Budget, OpKind, Operation, Outcome, check_appends, check_linearizable,
+};
+
+use super::harness::BINARY;
+use super::harness::ClientProcess;
+use super::harness::cluster::render_statuses;
+use super::nemesis::{Fault, Planned, inject, plan, render_plan};
+use super::net::Network;
+use super::rng::Rng;
+use super::workload::{Ending, Pace, Recorder, Workload, is_append_only};
+
+/// How long the cluster may take to elect a leader at the start.
+pub const LEADER_LIMIT: Duration = Duration::from_secs(30);
+/// How long the cluster may take to converge after the last fault.
+pub const CONVERGE_LIMIT: Duration = Duration::from_secs(60);
+/// Workload before the first fault and after the last one.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// One injected fault, as it happened.
+#[derive(Debug, Clone)]
+pub struct Injected {
+    /// The planned fault.
+    pub fault: Fault,
+    /// What was done (the leader resolved).
+    pub description: String,
+    /// When it started, µs on the history's clock.
+    pub started: u64,
+    /// When it was healed, µs on the history's clock.
+    pub healed: u64,
+}
+
+/// What a failing run prints: kept up to date as the run goes, printed by
+/// `Drop` if the test panics before the checks (an `expect` in the middle).
+struct Journal {
+    header: String,
+    timeline: Arc<Mutex<Vec<String>>>,
+    done: bool,
+}
+
+impl Journal {
+    fn note(&self, line: String) {
+        self.timeline.lock().unwrap().push(line);
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "{}\nfaults injected (times since the clients started):\n{}",
+            self.header,
+            self.timeline.lock().unwrap().join("\n")
+        )
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.done {
+            eprintln!("{}", self.render());
+        }
+    }
+}
+
+fn seconds(micros: u64) -> f64 {
+    micros as f64 / 1e6
+}
+
+/// The command line that replays a seed.
+pub fn replay_command(seed: u64, test: &str) -> String {
+    format!(
+        "{}={seed} cargo test -p distribkv-native --test faults -- --test-threads=1 --nocapture {test}",
+        super::SEED_VARIABLE
+    )
+}
+
+/// Runs the nemesis test on `nodes` nodes with `clients` clients; panics
+/// with the full story on any violation. `test` names the test function
+/// (for the replay command).
+pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
+    let Some(serial) = super::prepare() else {
+        return;
+    };
+    let seed = super::seed();
+    let duration = super::nemesis_duration();
+    let root = Rng::new(seed);
+    let mut plan_rng = root.fork(1000 + nodes as u64);
+    let schedule = plan(&mut plan_rng, nodes, duration);
+    let header = format!(
+        "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
+         replay: {}\nschedule:\n{}",
+        replay_command(seed, test),
+        render_plan(&schedule)
+    );
+    println!("{header}");
+    let mut journal = Journal {
+        header,
+        timeline: Arc::new(Mutex::new(Vec::new())),
+        done: false,
+    };
+
+    let started = Instant::now();
+    let mut cluster = super::start_cluster(serial, nodes, &["--snapshot-every", "200"])
+        .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
+    println!(
+        "hosts: {} in namespaces {}-*, clients in {}",
+        cluster.hosts.subnet,
+        cluster.hosts.bridge.trim_end_matches("-br"),
+        cluster.hosts.clients.name
+    );
+    let first_leader = cluster
+        .wait_for_leader(LEADER_LIMIT)
+        .unwrap_or_else(|| panic!("no leader within {LEADER_LIMIT:?}"));
+    println!(
+        "leader {first_leader} after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let clients_ns = cluster.hosts.clients.clone();
+    let peers = cluster.peers();
+    let certs = cluster.certs.clone();
+    let client_command = move || {
+        let mut command = Network::command_in(&clients_ns, BINARY);
+        command
+            .args(["client", "--json", "--cluster", &peers])
+            .arg("--certs")
+            .arg(&certs);
+        command
+    };
+    let mut workload = Workload::start(
+        clients,
+        &root.fork(2000 + nodes as u64),
+        Pace { max_think_ms: 20 },
+        client_command.clone(),
+    );
+    let recorder = workload.recorder.clone();
+    std::thread::sleep(SETTLE);
+
+    let mut injected = Vec::new();
+    for planned in &schedule {
+        let Planned { fault, hold, quiet } = planned;
+        let (description, at) = inject(&mut cluster, fault, &|| recorder.now())
+            .unwrap_or_else(|error| panic!("cannot inject {fault}: {error}"));
+        std::thread::sleep(*hold);
+        cluster
+            .hosts
+            .heal()
+            .unwrap_or_else(|error| panic!("cannot heal after {fault}: {error}"));
+        cluster.restore_all();
+        let healed = recorder.now();
+        let line = format!(
+            "  {:>7.2}s – {:>7.2}s  {description}",
+            seconds(at),
+            seconds(healed)
+        );
+        println!("{line}");
+        journal.note(line);
+        injected.push(Injected {
+            fault: fault.clone(),
+            description,
+            started: at,
+            healed,
+        });
+        std::thread::sleep(*quiet);
+    }
+    std::thread::sleep(SETTLE);
+    workload.stop();
+    let stopped = recorder.now();
+
+    let mut findings = Vec::new();
+    let converge_started = Instant::now();
+    let converged = cluster.wait_converged(CONVERGE_LIMIT);
+    let converge_time = converge_started.elapsed();
+    match &converged {
+        Ok(statuses) => println!(
+            "converged {:.1}s after the clients stopped:\n{}",
+            converge_time.as_secs_f64(),
+            render_statuses(statuses)
+        ),
+        Err(error) => findings.push(format!("convergence: {error}")),
+    }
+
+    let finals = read_final_values(&recorder, client_command(), &mut findings);
+    let operations = recorder.operations();
+    check_history(&operations, &finals, &injected, &mut findings);
+
+    let report = render_report(
+        &operations,
+        &recorder.endings(),
+        &injected,
+        stopped,
+        converge_time,
+    );
+    if findings.is_empty() {
+        journal.done = true;
+        println!(
+            "{report}\nall checks passed ({} nodes, seed {seed}) in {:.0}s",
+            nodes,
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        // The message below carries the journal; Drop need not print it again.
+        journal.done = true;
+        panic!(
+            "{}\n{report}\nFAILED ({} findings):\n{}",
+            journal.render(),
+            findings.len(),
+            findings.join("\n")
+        );
+    }
+}
+
+/// Reads every key once through a fresh client; the reads join the history
+/// as client 0's. Returns the final values (missing keys left out).
+pub fn read_final_values(
+    recorder: &Recorder,
+    command: std::process::Command,
+    findings: &mut Vec<String>,
+) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut client = ClientProcess::spawn(command);
+    let mut finals = BTreeMap::new();
+    let keys: std::collections::BTreeSet<Vec<u8>> = recorder
+        .operations()
+        .into_iter()
+        .map(|operation| operation.key)
+        .collect();
+    for key in keys {
+        let key = String::from_utf8(key).expect("the workload's keys are text");
+        let id = recorder.invoke(0, &key, OpKind::Get);
+        let answer = client.request(&format!("get {key}"), Duration::from_secs(30));
+        match answer {
+            Some(answer) if answer["ok"] == true => {
+                let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
+                recorder.complete(id, value.clone());
+                if let Some(value) = value {
+                    finals.insert(key.as_bytes().to_vec(), value);
+                }
+            }
+            other => {
+                recorder.fail(id, Ending::Error);
+                findings.push(format!("final read of {key} failed: {other:?}"));
+            }
+        }
+    }
+    finals
+}
+
+/// Runs checks 3 to 5 of the module documentation.
+fn check_history(
+    operations: &[Operation],
+    finals: &BTreeMap<Vec<u8>, Vec<u8>>,
+    injected: &[Injected],
+    findings: &mut Vec<String>,
+) {
+    let checking = Instant::now();
+    match check_linearizable(operations, Budget::default()) {
+        Ok(linearizable) => println!(
+            "linearizable: {} operations checked in {:.2}s ({} search steps)",
+            operations.len(),
+            checking.elapsed().as_secs_f64(),
+            linearizable.steps
+        ),
+        Err(error) => findings.push(format!("linearizability: {error}")),
+    }
+    let options = AppendCheckOptions {
+        reject_unexplained_text: true,
+    };
+    match check_appends(operations, finals, options) {
+        Ok(()) => println!("appends: every acknowledged append present exactly once, none twice"),
+        Err(error) => findings.push(format!("appends: {error}")),
+    }
+    for crash in injected
+        .iter()
+        .filter(|i| matches!(i.fault, Fault::CrashAll))
+    {
+        let mut acknowledged = 0;
+        let mut missing = Vec::new();
+        for operation in operations {
+            let (OpKind::Append(token), Outcome::Ok { completed_at, .. }) =
+                (&operation.kind, &operation.outcome)
+            else {
+                continue;
+            };
+            if *completed_at >= crash.started || !is_append_only(&operation.key) {
+                continue;
+            }
+            acknowledged += 1;
+            let present = finals
+                .get(&operation.key)
+                .is_some_and(|value| contains(value, token));
+            if !present {
+                missing.push(operation.to_string());
+            }
+        }
+        if missing.is_empty() {
+            println!(
+                "all-nodes crash at {:.2}s: all {acknowledged} appends acknowledged before it are present",
+                seconds(crash.started)
+            );
+        } else {
+            findings.push(format!(
+                "all-nodes crash at {:.2}s: {} of {acknowledged} acknowledged appends lost:\n  {}",
+                seconds(crash.started),
+                missing.len(),
+                missing.join("\n  ")
+            ));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The first acknowledged write invoked at or after `after` (µs): how long
+/// after `after` it was acknowledged.
+pub fn first_write_after(operations: &[Operation], after: u64) -> Option<u64> {
+    operations
+        .iter()
+        .filter(|op| op.kind.is_write() && op.invoked_at >= after)
+        .filter_map(|op| op.completed_at())
+        .min()
+        .map(|completed| completed - after)
+}
+
+/// The short report: operations and their outcomes, and per fault the
+/// writes acknowledged while it lasted and how long until writes were
+/// acknowledged again.
+fn render_report(
+    operations: &[Operation],
+    endings: &[Option<Ending>],
+    injected: &[Injected],
+    stopped: u64,
+    converge_time: Duration,
+) -> String {
+    let mut report = String::new();
+    let count = |ending: Ending| endings.iter().filter(|e| **e == Some(ending)).count();
+    let writes = operations.iter().filter(|op| op.kind.is_write()).count();
+    let _ = writeln!(
+        report,
+        "operations: {} ({} writes, {} reads) over {:.0}s: {} ok, {} error answers (unknown), {} without answer (unknown)",
+        operations.len(),
+        writes,
+        operations.len() - writes,
+        seconds(stopped),
+        count(Ending::Ok),
+        count(Ending::Error),
+        count(Ending::NoAnswer)
+    );
+    let _ = writeln!(
+        report,
+        "faults: {} injected; per fault: writes acknowledged while it lasted, first write acknowledged after it started (invoked after it started) and after it was healed",
+        injected.len()
+    );
+    for fault in injected {
+        let during = operations
+            .iter()
+            .filter(|op| op.kind.is_write())
+            .filter_map(|op| op.completed_at())
+            .filter(|&at| at >= fault.started && at <= fault.healed)
+            .count();
+        let show = |value: Option<u64>| {
+            value.map_or("never".to_string(), |micros| {
+                format!("{:.2}s", seconds(micros))
+            })
+        };
+        let _ = writeln!(
+            report,
+            "  {:>7.2}s +{:>4.1}s {:<15} {:>4} writes during; after start {:>6}; after heal {:>6}  ({})",
+            seconds(fault.started),
+            seconds(fault.healed - fault.started),
+            fault.fault.kind(),
+            during,
+            show(first_write_after(operations, fault.started)),
+            show(first_write_after(operations, fault.healed)),
+            fault.description
+        );
+    }
+    let _ = write!(
+        report,
+        "convergence after the clients stopped: {:.1}s",
+        converge_time.as_secs_f64()
+    );
+    report
+}

@@ -1,0 +1,488 @@
+//! A cluster of `distribkv-native server` processes, one per host, and the
+//! client commands run against it from the clients' host.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use super::{
+    BINARY, ClientProcess, Hosts, KEEP_VARIABLE, OneAtATime, StatusLine, TIMING, make_certs,
+    signal, stdout, wait_exit,
+};
+
+/// How long one `status` command may take before it is killed: each node
+/// gets 5 s to answer, in parallel.
+const STATUS_LIMIT: Duration = Duration::from_secs(15);
+
+/// One node's process and files.
+#[derive(Debug)]
+pub struct Node {
+    /// 1-based id (= host number).
+    pub id: usize,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// The server's stderr, appended across restarts.
+    pub log: PathBuf,
+    /// The running server, if any.
+    pub process: Option<Child>,
+    /// Whether it is SIGSTOPped.
+    pub paused: bool,
+}
+
+/// A cluster on `H`. Dropping it kills every process (then `hosts` drops);
+/// if the test panicked (or with [`KEEP_VARIABLE`] set) the data folders,
+/// certificates and logs are kept, and on a panic the last lines of each
+/// log are printed.
+pub struct Cluster<H: Hosts> {
+    /// Where the nodes run. Dropped after [`Drop`] killed the nodes.
+    pub hosts: H,
+    /// Certificates, data folders, logs. `None` once kept.
+    root: Option<tempfile::TempDir>,
+    /// `root`'s path.
+    pub dir: PathBuf,
+    /// The certificate folder.
+    pub certs: PathBuf,
+    /// The nodes, `nodes[id - 1]`.
+    pub nodes: Vec<Node>,
+    /// Server options after the common ones ([`TIMING`]).
+    pub extra_args: Vec<String>,
+    _one_at_a_time: OneAtATime,
+}
+
+impl<H: Hosts> Cluster<H> {
+    /// Makes certificates valid for the hosts and starts a server on each,
+    /// with `extra_args`.
+    pub fn start(
+        one_at_a_time: OneAtATime,
+        hosts: H,
+        extra_args: &[&str],
+    ) -> Result<Cluster<H>, String> {
+        let root = tempfile::Builder::new()
+            .prefix("distribkv-cluster-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let dir = root.path().to_path_buf();
+        let certs = dir.join("certs");
+        make_certs(&certs, &hosts.certificate_hosts())?;
+        let nodes = (1..=hosts.size())
+            .map(|id| Node {
+                id,
+                data_dir: dir.join(format!("node{id}")),
+                log: dir.join(format!("node{id}.log")),
+                process: None,
+                paused: false,
+            })
+            .collect();
+        let mut cluster = Cluster {
+            hosts,
+            root: Some(root),
+            dir,
+            certs,
+            nodes,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _one_at_a_time: one_at_a_time,
+        };
+        for id in 1..=cluster.size() {
+            cluster.spawn(id);
+        }
+        Ok(cluster)
+    }
+
+    /// How many nodes.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `--peers` / `--cluster`: every node's address in id order.
+    pub fn peers(&self) -> String {
+        (1..=self.size())
+            .map(|id| self.hosts.address(id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id`'s server command line, on its host.
+    pub fn server_command(&self, id: usize) -> Command {
+        let node = &self.nodes[id - 1];
+        let mut command = self.hosts.on_node(id, BINARY);
+        command
+            .arg("server")
+            .args(["--id", &id.to_string(), "--peers", &self.peers()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--certs")
+            .arg(&self.certs)
+            .args(TIMING)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info");
+        command
+    }
+
+    /// Starts node `id` (again) on its data folder, appending to its log.
+    pub fn spawn(&mut self, id: usize) {
+        let node = &self.nodes[id - 1];
+        assert!(node.process.is_none(), "node {id} is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("the node's log file");
+        let child = self
+            .server_command(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn a server");
+        let node = &mut self.nodes[id - 1];
+        node.process = Some(child);
+        node.paused = false;
+    }
+
+    /// True if node `id` has a process (paused or not).
+    pub fn is_running(&self, id: usize) -> bool {
+        self.nodes[id - 1].process.is_some()
+    }
+
+    /// Node `id`'s process id.
+    pub fn pid(&self, id: usize) -> u32 {
+        self.nodes[id - 1].process.as_ref().expect("running").id()
+    }
+
+    /// kill -9 node `id`, and reaps it.
+    pub fn kill(&mut self, id: usize) {
+        let node = &mut self.nodes[id - 1];
+        if let Some(mut child) = node.process.take() {
+            if node.paused {
+                signal(child.id(), Signal::CONT);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        node.paused = false;
+    }
+
+    /// kill -9 every node, as close together as possible, then reaps them.
+    pub fn kill_all(&mut self) {
+        let pids: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.process.as_ref().map(Child::id))
+            .collect();
+        for pid in &pids {
+            signal(*pid, Signal::KILL);
+        }
+        for id in 1..=self.size() {
+            self.kill(id);
+        }
+    }
+
+    /// SIGTERM to node `id`, then waits for it to exit; its exit status.
+    pub fn terminate(&mut self, id: usize) -> ExitStatus {
+        let mut child = self.nodes[id - 1].process.take().expect("running");
+        signal(child.id(), Signal::TERM);
+        wait_exit(&mut child, Duration::from_secs(10))
+    }
+
+    /// SIGSTOP node `id`.
+    pub fn pause(&mut self, id: usize) {
+        let node = &mut self.nodes[id - 1];
+        if let Some(child) = &node.process {
+            signal(child.id(), Signal::STOP);
+            node.paused = true;
+        }
+    }
+
+    /// SIGCONT node `id`.
+    pub fn resume(&mut self, id: usize) {
+        let node = &mut self.nodes[id - 1];
+        if let Some(child) = &node.process {
+            signal(child.id(), Signal::CONT);
+        }
+        node.paused = false;
+    }
+
+    /// Every node running and resumed again.
+    pub fn restore_all(&mut self) {
+        for id in 1..=self.size() {
+            if self.nodes[id - 1].paused {
+                self.resume(id);
+            }
+            if !self.is_running(id) {
+                self.spawn(id);
+            }
+        }
+    }
+
+    /// `distribkv-native <subcommand> --cluster .. --certs <certs>` on the
+    /// clients' host.
+    pub fn client_command_with_certs(&self, subcommand: &str, certs: &Path) -> Command {
+        let mut command = self.hosts.on_clients(BINARY);
+        command
+            .arg(subcommand)
+            .args(["--cluster", &self.peers()])
+            .arg("--certs")
+            .arg(certs);
+        command
+    }
+
+    /// `distribkv-native <subcommand> --cluster .. --certs ..` on the
+    /// clients' host, with the cluster's client certificate.
+    pub fn client_command(&self, subcommand: &str) -> Command {
+        self.client_command_with_certs(subcommand, &self.certs)
+    }
+
+    /// Runs a client command with `args` after `--cluster` and `--certs`.
+    pub fn cli(&self, subcommand: &str, args: &[&str]) -> Output {
+        self.client_command(subcommand)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `put KEY VALUE`, which must print `OK`.
+    pub fn put(&self, key: &str, value: &str) {
+        let output = self.cli("put", &[key, value]);
+        assert_eq!(stdout(&output), "OK\n", "put {key}: {output:?}");
+        assert!(output.status.success());
+    }
+
+    /// `get KEY`: the value, or `None` for a missing key (exit 1).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let output = self.cli("get", &[key]);
+        match output.status.code() {
+            Some(0) => Some(stdout(&output).trim_end_matches('\n').to_string()),
+            Some(1) => None,
+            _ => panic!("get {key}: {output:?}"),
+        }
+    }
+
+    /// A `client --json` process on the clients' host.
+    pub fn client_process(&self) -> ClientProcess {
+        let mut command = self.client_command("client");
+        command.arg("--json");
+        ClientProcess::spawn(command)
+    }
+
+    /// Runs `client --json` with `script` on stdin; its answers.
+    pub fn client_json(&self, script: &str) -> Vec<serde_json::Value> {
+        let mut child = self
+            .client_command("client")
+            .arg("--json")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let script = script.to_string();
+        // Written from a thread: a long script would fill the pipe while
+        // the answers fill the other one.
+        let writer = std::thread::spawn(move || input.write_all(script.as_bytes()));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(output.status.success(), "client: {output:?}");
+        stdout(&output)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The status of every node that answers, by id.
+    pub fn status(&self) -> Vec<StatusLine> {
+        let Ok(mut child) = self
+            .client_command("status")
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return Vec::new();
+        };
+        let mut output = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = output.read_to_string(&mut text);
+            text
+        });
+        let started = Instant::now();
+        while started.elapsed() < STATUS_LIMIT {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = reader.join().unwrap_or_default();
+        let mut statuses: Vec<StatusLine> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        statuses.sort_by_key(|s| s.id);
+        statuses
+    }
+
+    /// Node `id`'s status, if it answers.
+    pub fn status_of(&self, id: usize) -> Option<StatusLine> {
+        self.status().into_iter().find(|s| s.id == id as u64)
+    }
+
+    /// The leader a majority of the cluster agrees on (same term), if any.
+    pub fn agreed_leader(&self, statuses: &[StatusLine]) -> Option<usize> {
+        let leader = statuses.iter().find(|s| s.role == "leader")?;
+        let agreeing = statuses
+            .iter()
+            .filter(|s| s.leader == Some(leader.id) && s.term == leader.term)
+            .count();
+        (agreeing * 2 > self.size()).then_some(leader.id as usize)
+    }
+
+    /// Waits up to `limit` for a leader a majority agrees on.
+    pub fn wait_for_leader(&self, limit: Duration) -> Option<usize> {
+        let started = Instant::now();
+        loop {
+            if let Some(leader) = self.agreed_leader(&self.status()) {
+                return Some(leader);
+            }
+            if started.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The leader a majority agrees on within `limit`; panics without one.
+    pub fn leader(&self, limit: Duration) -> usize {
+        self.wait_for_leader(limit).unwrap_or_else(|| {
+            panic!(
+                "no leader within {limit:?}:\n{}",
+                render_statuses(&self.status())
+            )
+        })
+    }
+
+    /// Waits until node `id` has applied at least `index`; panics after `limit`.
+    pub fn wait_applied(&self, id: usize, index: u64, limit: Duration) -> StatusLine {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.status_of(id)
+                && status.applied_index >= index
+            {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "node {id} did not apply {index} within {limit:?}:\n{}",
+                render_statuses(&self.status())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits up to `limit` until every node answers, a leader is agreed on
+    /// by all, nothing is left uncommitted, and every node has applied the
+    /// same index with the same state fingerprint. Returns the statuses, or
+    /// the last ones seen as the error.
+    pub fn wait_converged(&self, limit: Duration) -> Result<Vec<StatusLine>, String> {
+        let started = Instant::now();
+        loop {
+            let statuses = self.status();
+            if converged(&statuses, self.size()) {
+                return Ok(statuses);
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "not converged within {limit:?}; last statuses:\n{}",
+                    render_statuses(&statuses)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Node `id`'s whole log.
+    pub fn log_of(&self, id: usize) -> String {
+        std::fs::read_to_string(&self.nodes[id - 1].log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    pub fn log_tail(&self, id: usize, lines: usize) -> String {
+        let log = self.log_of(id);
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Keeps the data folders, certificates and logs after the test; returns where.
+    pub fn keep_files(&mut self) -> &Path {
+        if let Some(root) = self.root.take() {
+            let _ = root.keep();
+        }
+        &self.dir
+    }
+}
+
+impl Cluster<super::Loopback> {
+    /// `nodes` nodes on 127.0.0.1 with `extra_args`, once no other cluster
+    /// of this test binary runs.
+    pub fn on_loopback(nodes: usize, extra_args: &[&str]) -> Cluster<super::Loopback> {
+        let one_at_a_time = super::one_at_a_time();
+        Cluster::start(one_at_a_time, super::Loopback::new(nodes), extra_args)
+            .unwrap_or_else(|error| panic!("cannot start a cluster: {error}"))
+    }
+}
+
+/// True if `statuses` show one leader for all `size` nodes and identical,
+/// fully applied state everywhere.
+pub fn converged(statuses: &[StatusLine], size: usize) -> bool {
+    if statuses.len() != size {
+        return false;
+    }
+    let Some(leader) = statuses.iter().find(|s| s.role == "leader") else {
+        return false;
+    };
+    let first = &statuses[0];
+    statuses.iter().all(|s| {
+        s.leader == Some(leader.id)
+            && s.term == leader.term
+            && s.commit_index == s.applied_index
+            && s.applied_index == first.applied_index
+            && s.fingerprint == first.fingerprint
+    }) && leader.last_index == leader.commit_index
+}
+
+/// One line per status (the plain `status` format, with the fingerprint).
+pub fn render_statuses(statuses: &[StatusLine]) -> String {
+    if statuses.is_empty() {
+        return "  (no node answered)".into();
+    }
+    statuses
+        .iter()
+        .map(|s| format!("  {} fingerprint {:016x}", s.text(), s.fingerprint))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl<H: Hosts> Drop for Cluster<H> {
+    fn drop(&mut self) {
+        for id in 1..=self.size() {
+            self.kill(id);
+        }
+        let panicking = std::thread::panicking();
+        if panicking {
+            for id in 1..=self.size() {
+                eprintln!("---- node {id} log (last lines) ----");
+                eprintln!("{}", self.log_tail(id, 30));
+            }
+        }
+        if panicking || std::env::var_os(KEEP_VARIABLE).is_some() {
+            let dir = self.keep_files().display().to_string();
+            eprintln!("data folders, certificates and logs kept in {dir}");
+        }
+    }
+}

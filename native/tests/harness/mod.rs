@@ -1,0 +1,101 @@
+//! The one harness of the multi-process tests: a cluster of
+//! `distribkv-native server` processes on some [`Hosts`] (the loopback
+//! interface, or one network namespace per node in the fault tests), the
+//! client commands run against it, and what they print, parsed with the
+//! types the program itself writes ([`StatusLine`] for `status --json`).
+//!
+//! - [`hosts`]: where nodes and clients run, and [`Loopback`];
+//! - [`cluster`]: the server processes, their status, leaders, convergence;
+//! - [`client`]: a `client --json` process driven line by line.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod cluster;
+pub mod hosts;
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use client::ClientProcess;
+pub use cluster::Cluster;
+pub use distribkv_native::cli::status::StatusLine;
+pub use hosts::{Hosts, Loopback};
+
+/// The program under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_distribkv-native");
+
+/// Server options of every test cluster: fast heartbeats and elections.
+pub const TIMING: [&str; 4] = ["--heartbeat-ms", "50", "--election-timeout-ms", "300-600"];
+
+/// Environment variable: keep a cluster's data folders, certificates and
+/// logs even when its test passes (they are always kept when it fails).
+pub const KEEP_VARIABLE: &str = "DISTRIBKV_FAULT_KEEP";
+
+/// The right to run a cluster: one at a time per test binary. A few server
+/// processes already keep a 2-core machine busy, and parallel clusters
+/// would make each other's elections flaky.
+#[derive(Debug)]
+pub struct OneAtATime(MutexGuard<'static, ()>);
+
+/// Waits for the right to run a cluster.
+pub fn one_at_a_time() -> OneAtATime {
+    static LOCK: Mutex<()> = Mutex::new(());
+    OneAtATime(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A free UDP port on 127.0.0.1 (the socket is released at once).
+pub fn free_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// Writes a fresh CA with node and client certificates into `dir`, the node
+/// certificate valid for `hosts` too.
+pub fn make_certs(dir: &Path, hosts: &[String]) -> Result<(), String> {
+    let mut command = Command::new(BINARY);
+    command.args(["certs", "--out"]).arg(dir);
+    for host in hosts {
+        command.args(["--host", host]);
+    }
+    let output = command.output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("certs: {output:?}"))
+    }
+}
+
+/// Sends `signal` to `pid`, ignoring a process that is already gone.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Waits for `child` to exit, killing it (and panicking) after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process's stdout, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A process's stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

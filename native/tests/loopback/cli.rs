@@ -1,0 +1,435 @@
+//! The command line contract: output formats, exit codes, bad input.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::harness::{
+    BINARY, Cluster, StatusLine, free_port, make_certs, one_at_a_time, signal, stderr, stdout,
+    wait_exit,
+};
+
+const LEADER_LIMIT: Duration = Duration::from_secs(20);
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY).args(args).output().unwrap()
+}
+
+#[test]
+fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
+
+    let put = cluster.cli("put", &["k", "hello world"]);
+    assert_eq!(
+        (put.status.code(), stdout(&put).as_str()),
+        (Some(0), "OK\n")
+    );
+    let append = cluster.cli("append", &["k", "!"]);
+    assert_eq!(
+        (append.status.code(), stdout(&append).as_str()),
+        (Some(0), "OK\n")
+    );
+    let get = cluster.cli("get", &["k"]);
+    assert_eq!(
+        (get.status.code(), stdout(&get).as_str()),
+        (Some(0), "hello world!\n")
+    );
+    let missing = cluster.cli("get", &["nothing-here"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stdout(&missing).is_empty());
+    let delete = cluster.cli("delete", &["k"]);
+    assert_eq!(
+        (delete.status.code(), stdout(&delete).as_str()),
+        (Some(0), "OK\n")
+    );
+    // Deleting a missing key is fine too.
+    assert_eq!(cluster.cli("delete", &["k"]).status.code(), Some(0));
+
+    // Line client, JSON: exactly one answer per command, in order.
+    let big = "x".repeat((1 << 20) + 1);
+    let input = format!(
+        "put a 1\nappend a 2 3\nget a\nget b\n\nfrobnicate a\nput a\nput big {big}\ndelete a\nget a\n"
+    );
+    let answers: Vec<String> = cluster
+        .client_json(&input)
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(answers.len(), 9, "{answers:?}");
+    assert_eq!(answers[0], r#"{"ok":true}"#);
+    assert_eq!(answers[1], r#"{"ok":true}"#);
+    assert_eq!(answers[2], r#"{"ok":true,"value":"12 3"}"#);
+    assert_eq!(answers[3], r#"{"ok":true,"value":null}"#);
+    assert!(answers[4].contains(r#""ok":false"#) && answers[4].contains("unknown command"));
+    assert!(answers[5].contains(r#""ok":false"#) && answers[5].contains("missing VALUE"));
+    assert!(answers[6].contains(r#""ok":false"#) && answers[6].contains("exceeds the limit"));
+    assert_eq!(answers[7], r#"{"ok":true}"#);
+    assert_eq!(answers[8], r#"{"ok":true,"value":null}"#);
+
+    // Line client, plain text.
+    let mut child = cluster
+        .client_command("client")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"put p v\nget p\nget q\nbad\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let lines: Vec<String> = stdout(&output).lines().map(String::from).collect();
+    assert_eq!(lines[..3], ["OK", "v", "(nil)"]);
+    assert!(lines[3].starts_with("ERROR "), "{lines:?}");
+
+    // Status: one JSON object per node with the contract's fields.
+    let status = cluster.cli("status", &["--json"]);
+    assert_eq!(status.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = stdout(&status)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["id"], i as u64 + 1);
+        for field in ["role", "term", "leader", "commitIndex", "appliedIndex"] {
+            assert!(line.get(field).is_some(), "{field} in {line}");
+        }
+        let fingerprint = line["fingerprint"].as_str().unwrap();
+        assert!(
+            fingerprint.len() == 16 && fingerprint.chars().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        );
+    }
+    // Each line reads as the status type; nodes that applied the same
+    // entries hold the same state.
+    let statuses: Vec<StatusLine> = stdout(&status)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for a in &statuses {
+        for b in &statuses {
+            if a.applied_index == b.applied_index {
+                assert_eq!(a.fingerprint, b.fingerprint, "{a:?} {b:?}");
+            }
+        }
+    }
+    let plain = cluster.cli("status", &[]);
+    assert_eq!(stdout(&plain).lines().count(), 3);
+
+    // Bench: one JSON object with the contract's fields.
+    let bench = cluster.cli(
+        "bench",
+        &[
+            "--clients",
+            "4",
+            "--duration",
+            "1",
+            "--json",
+            "--reads",
+            "0.5",
+        ],
+    );
+    assert_eq!(bench.status.code(), Some(0), "{bench:?}");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&bench).trim()).unwrap();
+    for field in ["ops", "seconds", "opsPerSec", "p50Ms", "p99Ms", "errors"] {
+        assert!(summary.get(field).is_some(), "{field} in {summary}");
+    }
+    assert!(summary["ops"].as_u64().unwrap() > 0);
+    assert_eq!(summary["errors"], 0);
+    let text = cluster.cli("bench", &["--clients", "2", "--duration", "0.5"]);
+    assert_eq!(text.status.code(), Some(0));
+    assert!(stdout(&text).contains("p99"), "{}", stdout(&text));
+}
+
+#[test]
+fn bad_arguments_get_clear_errors_and_exit_2() {
+    let missing = run(&["get", "k"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("--cluster"),
+        "{}",
+        stderr(&missing)
+    );
+    let unknown = run(&["frobnicate"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let not_a_number = run(&[
+        "server",
+        "--id",
+        "one",
+        "--peers",
+        "a:1",
+        "--data-dir",
+        "d",
+        "--certs",
+        "c",
+    ]);
+    assert_eq!(not_a_number.status.code(), Some(2));
+    let slow_heartbeat = run(&[
+        "server",
+        "--id",
+        "1",
+        "--peers",
+        "127.0.0.1:1",
+        "--data-dir",
+        "d",
+        "--certs",
+        "c",
+        "--heartbeat-ms",
+        "600",
+    ]);
+    assert_eq!(slow_heartbeat.status.code(), Some(2));
+    assert!(
+        stderr(&slow_heartbeat).contains("--heartbeat-ms 600")
+            && stderr(&slow_heartbeat).contains("below the minimum election timeout 500 ms"),
+        "{}",
+        stderr(&slow_heartbeat)
+    );
+    let no_value = run(&["put", "--cluster", "127.0.0.1:1", "--certs", "c", "k"]);
+    assert_eq!(no_value.status.code(), Some(2));
+    let bad_list = run(&[
+        "get",
+        "--cluster",
+        "nonsense",
+        "--certs",
+        "/nonexistent",
+        "k",
+    ]);
+    assert_eq!(bad_list.status.code(), Some(2));
+    assert!(
+        stderr(&bad_list).contains("HOST:PORT"),
+        "{}",
+        stderr(&bad_list)
+    );
+}
+
+#[test]
+fn an_oversized_key_is_refused_before_it_is_sent() {
+    let key = "k".repeat(4097);
+    // No cluster at that address: the refusal comes before any connection.
+    let started = Instant::now();
+    let output = run(&[
+        "put",
+        "--cluster",
+        "127.0.0.1:9",
+        "--certs",
+        "/nonexistent",
+        &key,
+        "v",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("key of 4097 bytes exceeds the limit of 4096"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_unreadable_certificate_folder_is_named() {
+    let client = run(&[
+        "get",
+        "--cluster",
+        "127.0.0.1:9",
+        "--certs",
+        "/nonexistent/certs",
+        "k",
+    ]);
+    assert_eq!(client.status.code(), Some(2));
+    assert!(
+        stderr(&client).contains("/nonexistent/certs/ca-cert.pem"),
+        "{}",
+        stderr(&client)
+    );
+    let data = tempfile::tempdir().unwrap();
+    let server = Command::new(BINARY)
+        .args([
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("d"))
+        .args(["--certs", "/nonexistent/certs"])
+        .output()
+        .unwrap();
+    assert_eq!(server.status.code(), Some(1));
+    assert!(
+        stderr(&server).contains("/nonexistent/certs"),
+        "{}",
+        stderr(&server)
+    );
+    let bad_id = Command::new(BINARY)
+        .args([
+            "server",
+            "--id",
+            "4",
+            "--peers",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+        ])
+        .args(["--data-dir", "/nonexistent/d", "--certs", "/nonexistent/c"])
+        .output()
+        .unwrap();
+    // A flag that breaks one of the core's rules is an argument error.
+    assert_eq!(bad_id.status.code(), Some(2));
+    assert!(stderr(&bad_id).contains("--id 4"), "{}", stderr(&bad_id));
+}
+
+/// Runs `server --id id` on `folder` until it serves, then stops it.
+fn initialise_folder(id: usize, folder: &std::path::Path, certs: &std::path::Path, peers: &str) {
+    let log = folder.with_extension("log");
+    let mut child = Command::new(BINARY)
+        .args(["server", "--id", &id.to_string(), "--peers", peers])
+        .arg("--data-dir")
+        .arg(folder)
+        .arg("--certs")
+        .arg(certs)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap().contains("serving") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), Signal::TERM);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_data_folder_of_another_node_or_cluster_is_refused() {
+    let _one_at_a_time = one_at_a_time();
+    let root = tempfile::tempdir().unwrap();
+    let certs = root.path().join("certs");
+    make_certs(&certs, &[]).unwrap();
+    let peers = format!(
+        "127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        free_port(),
+        free_port(),
+        free_port()
+    );
+    let folder = root.path().join("node2");
+    initialise_folder(2, &folder, &certs, &peers);
+
+    let as_node_1 = Command::new(BINARY)
+        .args(["server", "--id", "1", "--peers", &peers])
+        .arg("--data-dir")
+        .arg(&folder)
+        .arg("--certs")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert_eq!(as_node_1.status.code(), Some(1));
+    let message = stderr(&as_node_1);
+    assert!(
+        message.contains("belongs to node 2") && message.contains("this server is node 1"),
+        "{message}"
+    );
+
+    let other_certs = root.path().join("other-certs");
+    make_certs(&other_certs, &[]).unwrap();
+    let other_cluster = Command::new(BINARY)
+        .args(["server", "--id", "2", "--peers", &peers])
+        .arg("--data-dir")
+        .arg(&folder)
+        .arg("--certs")
+        .arg(&other_certs)
+        .output()
+        .unwrap();
+    assert_eq!(other_cluster.status.code(), Some(1));
+    assert!(
+        stderr(&other_cluster).contains("belongs to node 2 of cluster"),
+        "{}",
+        stderr(&other_cluster)
+    );
+}
+
+#[test]
+fn certs_keeps_the_default_hosts_and_adds_the_given_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let output = Command::new(BINARY)
+        .args(["certs", "--out"])
+        .arg(&out)
+        .args(["--host", "node1.example", "--host", "10.1.2.3"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = stdout(&output);
+    for host in ["localhost", "127.0.0.1", "::1", "node1.example", "10.1.2.3"] {
+        assert!(text.contains(host), "{host} in {text}");
+    }
+    // Never overwrites a CA.
+    let again = Command::new(BINARY)
+        .args(["certs", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"));
+}
+
+#[test]
+fn demo_prints_working_commands_and_stops_cleanly_on_sigint() {
+    let _one_at_a_time = one_at_a_time();
+    let mut demo = Command::new(BINARY)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(demo.stdout.take().unwrap()));
+    let mut put = None;
+    let mut folder = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("folder: ") {
+            folder = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if line.trim_start().contains(" put ") {
+            put = Some(line.trim().to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let put: Vec<String> = put
+        .expect("a put command")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let started = Instant::now();
+    loop {
+        let output = Command::new(&put[0]).args(&put[1..]).output().unwrap();
+        if output.status.success() {
+            assert_eq!(stdout(&output), "OK\n");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{output:?}");
+    }
+    signal(demo.id(), Signal::INT);
+    assert_eq!(
+        wait_exit(&mut demo, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    assert!(
+        !std::path::Path::new(&folder.unwrap()).exists(),
+        "the folder is removed"
+    );
+}

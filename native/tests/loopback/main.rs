@@ -1,0 +1,23 @@
+//! Every native test that runs on one machine's loopback interface, in one
+//! test binary (one link instead of one per file):
+//!
+//! - [`transport`]: the QUIC transport in-process: peer links, client
+//!   requests, mutual TLS, bad frames (and throughput figures, ignored by
+//!   default);
+//! - [`server`]: one server in-process with a storage fault injector;
+//! - [`cli`]: the command-line contract: output formats, exit codes, bad
+//!   input, `certs` and `demo`;
+//! - [`cluster`]: a real 3-node cluster of server processes: replication,
+//!   crashes, restarts, snapshots, pauses, damaged files.
+//!
+//! The multi-process tests share the harness of `tests/harness` with the
+//! fault tests across network namespaces (`tests/faults`), and run one
+//! cluster at a time.
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod cli;
+mod cluster;
+mod server;
+mod transport;
