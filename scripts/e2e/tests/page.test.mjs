@@ -33,6 +33,14 @@ async function setSpeed(page, exp) {
   await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, exp);
 }
 async function play(page) { if ((await page.getAttribute("#play", "aria-label")) === "Play") await page.click("#play"); }
+/** Wait until the element's text matches: the side panels follow the run a few times a second, not at once. */
+async function waitText(page, selector, re) {
+  try {
+    await page.waitForFunction(([sel, src]) => new RegExp(src).test(document.querySelector(sel)?.textContent ?? ""), [selector, re.source], { timeout: 5000 });
+  } catch {
+    assert.match(await page.textContent(selector), re);
+  }
+}
 async function pause(page) { if ((await page.getAttribute("#play", "aria-label")) === "Pause") await page.click("#play"); }
 async function waitLeader(page, { not = null, timeout = 20000 } = {}) {
   const h = await page.waitForFunction((not) => {
@@ -313,13 +321,13 @@ pageTest("membership from the page: add a node as a learner, promote it, remove 
     return st.membership.learners.includes(id) && me.appliedIndex > 0;
   }, id, { timeout: 20000 });
   await pause(page);
-  assert.match(await page.textContent("#members-text"), new RegExp(`learners ${id}`));
-  assert.match(await page.textContent("#i-fields"), /learner/);
+  await waitText(page, "#members-text", new RegExp(`learners ${id}`));
+  await waitText(page, "#i-fields", /learner/);
   await page.click('#inspector button[data-act="promote"]');
   await play(page);
   await page.waitForFunction((id) => window.__distribkv.sim().state().membership.voters.includes(id), id, { timeout: 20000 });
   await pause(page);
-  assert.match(await page.textContent("#members-text"), new RegExp(`^voters (\\d )*${id}$`));
+  await waitText(page, "#members-text", new RegExp(`^voters (\\d )*${id}$`));
   await page.click('#inspector button[data-act="remove"]');
   await play(page);
   await page.waitForFunction(([id, n0]) => {
@@ -327,7 +335,7 @@ pageTest("membership from the page: add a node as a learner, promote it, remove 
     return !m.voters.includes(id) && !m.learners.includes(id) && m.voters.length === n0;
   }, [id, n0], { timeout: 20000 });
   await pause(page);
-  assert.match(await page.textContent("#members-text"), new RegExp(`not members ${id}$`));
+  await waitText(page, "#members-text", new RegExp(`not members ${id}$`));
   const ops = await page.evaluate(() => window.__distribkv.timeline().actions.map((a) => a.op).filter((op) => op !== "setWorkload"));
   assert.deepEqual(ops, ["addNode", "addLearner", "promote", "removeMember"], "recorded, so a share link replays them");
   assert.match(await page.evaluate(() => window.__distribkv.app.shareHash()), /\dN/, "the share link carries the new node");
