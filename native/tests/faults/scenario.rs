@@ -97,10 +97,23 @@ pub fn replay_command(seed: u64, test: &str) -> String {
     )
 }
 
+/// What the servers of a nemesis run store their data on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The real file system: kill -9 keeps what was written (the page
+    /// cache), and fsync is real.
+    Real,
+    /// The fault file system backed by the data folder
+    /// (`--fault-power-cut any`): the nemesis also cuts the power of one
+    /// node or of all of them, dropping, tearing or reordering what was
+    /// not fsynced; kill -9 drops it.
+    PowerCutModel,
+}
+
 /// Runs the nemesis test on `nodes` nodes with `clients` clients; panics
 /// with the full story on any violation. `test` names the test function
 /// (for the replay command).
-pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
+pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let Some(serial) = super::prepare() else {
         return;
     };
@@ -108,10 +121,11 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
     let duration = super::nemesis_duration();
     let root = Rng::new(seed);
     let mut plan_rng = root.fork(1000 + nodes as u64);
-    let schedule = plan(&mut plan_rng, nodes, duration);
+    let power_cuts = storage == Storage::PowerCutModel;
+    let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         replay: {}\nschedule:\n{}",
+         storage: {storage:?}\nreplay: {}\nschedule:\n{}",
         replay_command(seed, test),
         render_plan(&schedule)
     );
@@ -123,7 +137,11 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
     };
 
     let started = Instant::now();
-    let mut cluster = super::start_cluster(serial, nodes, &["--snapshot-every", "200"])
+    let mut server_args = vec!["--snapshot-every", "200"];
+    if power_cuts {
+        server_args.extend(["--fault-power-cut", "any"]);
+    }
+    let mut cluster = super::start_cluster(serial, nodes, &server_args)
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     println!(
         "hosts: {} in namespaces {}-*, clients in {}",
@@ -214,6 +232,8 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
         stopped,
         converge_time,
     );
+    let relay = format!("relay: {}", cluster.hosts.relay().counts.render());
+    let report = format!("{report}\n{relay}");
     if findings.is_empty() {
         journal.done = true;
         println!(
@@ -292,10 +312,7 @@ fn check_history(
         Ok(()) => println!("appends: every acknowledged append present exactly once, none twice"),
         Err(error) => findings.push(format!("appends: {error}")),
     }
-    for crash in injected
-        .iter()
-        .filter(|i| matches!(i.fault, Fault::CrashAll))
-    {
+    for crash in injected.iter().filter(|i| i.fault.is_whole_cluster_down()) {
         let mut acknowledged = 0;
         let mut missing = Vec::new();
         for operation in operations {
@@ -317,12 +334,14 @@ fn check_history(
         }
         if missing.is_empty() {
             println!(
-                "all-nodes crash at {:.2}s: all {acknowledged} appends acknowledged before it are present",
+                "{} at {:.2}s: all {acknowledged} appends acknowledged before it are present",
+                crash.fault.kind(),
                 seconds(crash.started)
             );
         } else {
             findings.push(format!(
-                "all-nodes crash at {:.2}s: {} of {acknowledged} acknowledged appends lost:\n  {}",
+                "{} at {:.2}s: {} of {acknowledged} acknowledged appends lost:\n  {}",
+                crash.fault.kind(),
                 seconds(crash.started),
                 missing.len(),
                 missing.join("\n  ")
