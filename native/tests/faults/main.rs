@@ -23,13 +23,16 @@
 //! - [`workload`]: client processes and the recorded history;
 //! - [`nemesis`]: the seeded fault schedule and its injection;
 //! - [`scenario`]: a whole nemesis run, its checks and its report;
-//! - [`targeted`]: crashes right after acknowledgements, recovery figures.
+//! - [`targeted`]: crashes right after acknowledgements, recovery figures;
+//! - [`recovery`]: writes stop for at most a bound after each single fault,
+//!   with the servers' default timing.
 
 #[path = "../harness/mod.rs"]
 mod harness;
 
 mod nemesis;
 mod net;
+mod recovery;
 mod relay;
 mod rng;
 mod scenario;
@@ -139,6 +142,13 @@ mod across_hosts {
         targeted::crash_right_after_acknowledgements(
             "acknowledged_writes_survive_a_power_cut_of_every_node_right_after_the_ack",
             Crash::PowerCut,
+        );
+    }
+
+    #[test]
+    fn writes_recover_within_the_bound_after_each_single_fault() {
+        super::recovery::recovery_after_single_faults(
+            "writes_recover_within_the_bound_after_each_single_fault",
         );
     }
 

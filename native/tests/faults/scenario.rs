@@ -27,6 +27,10 @@ use distribkv_core::check::{
     AppendCheckOptions, Budget, OpKind, Operation, Outcome, check_appends, check_linearizable,
 };
 
+use distribkv_native::server::{
+    DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS,
+};
+
 use super::harness::BINARY;
 use super::harness::ClientProcess;
 use super::harness::cluster::render_statuses;
@@ -97,6 +101,11 @@ pub fn replay_command(seed: u64, test: &str) -> String {
     )
 }
 
+/// Environment variable: run the nemesis servers with their default timing
+/// (heartbeat 100 ms, election timeout 500-1000 ms) instead of the harness's
+/// fast one; the soak in docs/FAULTS.md does.
+pub const DEFAULT_TIMING_VARIABLE: &str = "DISTRIBKV_FAULT_DEFAULT_TIMING";
+
 /// What the servers of a nemesis run store their data on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -123,9 +132,15 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let mut plan_rng = root.fork(1000 + nodes as u64);
     let power_cuts = storage == Storage::PowerCutModel;
     let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
+    let default_timing = std::env::var_os(DEFAULT_TIMING_VARIABLE).is_some();
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         storage: {storage:?}\nreplay: {}\nschedule:\n{}",
+         storage: {storage:?}, timing: {}\nreplay: {}\nschedule:\n{}",
+        if default_timing {
+            "the servers' defaults"
+        } else {
+            "fast (harness TIMING)"
+        },
         replay_command(seed, test),
         render_plan(&schedule)
     );
@@ -138,6 +153,16 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
 
     let started = Instant::now();
     let mut server_args = vec!["--snapshot-every", "200"];
+    let heartbeat = DEFAULT_HEARTBEAT_MS.to_string();
+    let election = format!("{DEFAULT_ELECTION_MIN_MS}-{DEFAULT_ELECTION_MAX_MS}");
+    if default_timing {
+        server_args.extend([
+            "--heartbeat-ms",
+            &heartbeat,
+            "--election-timeout-ms",
+            &election,
+        ]);
+    }
     if power_cuts {
         server_args.extend(["--fault-power-cut", "any"]);
     }
@@ -418,10 +443,62 @@ fn render_report(
             fault.description
         );
     }
+    let _ = writeln!(report, "{}", recovery_by_kind(operations, injected));
     let _ = write!(
         report,
         "convergence after the clients stopped: {:.1}s",
         converge_time.as_secs_f64()
     );
     report
+}
+
+/// Per kind of fault (a one-way fault on the leader apart from one on a
+/// follower): how many, and the median and worst time to the first write
+/// acknowledged after it started and after it was healed.
+fn recovery_by_kind(operations: &[Operation], injected: &[Injected]) -> String {
+    let mut kinds: BTreeMap<String, (Vec<u64>, Vec<u64>, usize)> = BTreeMap::new();
+    for fault in injected {
+        let mut label = fault.fault.kind().to_string();
+        if let Fault::OneWay { deaf, .. } = fault.fault {
+            label.push_str(if deaf {
+                " (hears nobody)"
+            } else {
+                " (nobody hears)"
+            });
+        }
+        if fault.description.contains("(the leader)") {
+            label.push_str(", leader");
+        }
+        let entry = kinds.entry(label).or_default();
+        entry.2 += 1;
+        if let Some(after) = first_write_after(operations, fault.started) {
+            entry.0.push(after);
+        }
+        if let Some(after) = first_write_after(operations, fault.healed) {
+            entry.1.push(after);
+        }
+    }
+    let show = |times: &mut Vec<u64>| {
+        if times.is_empty() {
+            return "-".to_string();
+        }
+        times.sort_unstable();
+        format!(
+            "{:.2}s / {:.2}s",
+            seconds(times[times.len() / 2]),
+            seconds(times[times.len() - 1])
+        )
+    };
+    let mut text = String::from(
+        "recovery per kind: faults, first write acknowledged after the start and after the heal (median / worst)",
+    );
+    for (label, (after_start, after_heal, count)) in &mut kinds {
+        let _ = write!(
+            text,
+            "\n  {label:<34} {count:>4}   after start {:>15}   after heal {:>15}",
+            show(after_start),
+            show(after_heal)
+        );
+    }
+    text
 }
