@@ -8,9 +8,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::{Disk, Endpoint, Sim, SimError, SimNode, check_probability};
+use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, SimNode, check_probability};
 use crate::kv::{Replica, ReplicaInput};
 use crate::raft::{LogIndex, Membership, MembershipChange, NodeId};
+use crate::time::Instant;
 
 impl Sim {
     fn node_index(&self, id: u64) -> Result<usize, SimError> {
@@ -167,6 +168,41 @@ impl Sim {
         self.hash.write(b"latency").write_u64(min).write_u64(max);
         self.network.config.latency = (min, max);
         Ok(())
+    }
+
+    /// Holds back every Raft message of kind `kind` (as [`Message::kind`]
+    /// names it: `TimeoutNow`, `Heartbeat`, ...) now in flight by `extra`
+    /// ms more. Returns how many were delayed.
+    ///
+    /// [`Message::kind`]: crate::raft::Message::kind
+    pub fn delay_in_flight(&mut self, kind: &str, extra: u64) -> usize {
+        let events: Vec<((Instant, u64), u64)> = self
+            .queue
+            .iter()
+            .filter_map(|(&key, event)| match event {
+                Event::Deliver(id) => self
+                    .in_flight
+                    .get(id)
+                    .filter(|p| matches!(&p.payload, PacketPayload::Raft(m) if m.kind() == kind))
+                    .map(|_| (key, *id)),
+                _ => None,
+            })
+            .collect();
+        for &(key, id) in &events {
+            self.queue.remove(&key);
+            let packet = self.in_flight.get_mut(&id).expect("listed in flight");
+            packet.deliver_at = packet.deliver_at + extra;
+            let at = packet.deliver_at;
+            self.hash.write(b"delay").write_u64(id).write_u64(extra);
+            self.schedule(at, Event::Deliver(id));
+        }
+        if !events.is_empty() {
+            let count = events.len();
+            self.trace_line(None, "delay", || {
+                format!("{count} {kind} held back {extra}ms")
+            });
+        }
+        events.len()
     }
 
     /// Drops the packet `id` in flight. Returns whether it was in flight.
