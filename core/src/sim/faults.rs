@@ -47,7 +47,8 @@ impl Sim {
         }
         let seed = self.rng.next_u64();
         let persisted = self.nodes[index].disk.persisted().clone();
-        let replica = Replica::restart(self.nodes[index].config.clone(), seed, self.now, persisted)
+        let now = self.local_now(index);
+        let replica = Replica::restart(self.nodes[index].config.clone(), seed, now, persisted)
             .map_err(|e| SimError::Config(format!("{e}")))?;
         if self.config.check_safety {
             self.checker.restarted(replica.node());
@@ -264,7 +265,8 @@ impl Sim {
         config.raft.learners = membership.learners.clone();
         config.raft.learners.push(id);
         let seed = self.rng.next_u64();
-        let replica = Replica::new(config.clone(), seed, self.now)
+        let clock = self.clock_config(id);
+        let replica = Replica::new(config.clone(), seed, clock.local(self.now))
             .map_err(|e| SimError::Config(format!("{e}")))?;
         self.nodes.push(SimNode {
             replica: Some(replica),
@@ -272,6 +274,7 @@ impl Sim {
             applied: BTreeMap::new(),
             snapshot_through: 0,
             config,
+            clock,
         });
         self.hash.write(b"add-node").write_u64(id);
         self.trace_line(Some(Endpoint::Node(id)), "restart", || {

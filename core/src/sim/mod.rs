@@ -23,6 +23,7 @@
 //! ```
 
 mod clients;
+pub mod clock;
 pub mod disk;
 mod faults;
 pub mod history;
@@ -40,6 +41,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use clock::NodeClock;
 pub use disk::Disk;
 pub use history::{HistoryEntry, OpStatus, Workload};
 pub use invariants::SafetyChecker;
@@ -78,6 +80,14 @@ pub struct SimConfig {
     pub check_quorum: bool,
     /// Raft option: lease reads.
     pub lease_reads: bool,
+    /// Raft option: the clock drift lease reads allow for, in percent
+    /// (`Config::max_clock_drift_percent`).
+    pub max_clock_drift_percent: u64,
+    /// Each node's clock, by node id (`clocks[0]` is node 1's); nodes
+    /// without one read the simulator's time exactly. Leases are safe while
+    /// the clocks stay within `max_clock_drift_percent` of each other
+    /// ([`NodeClock::within_drift_bound`]).
+    pub clocks: Vec<NodeClock>,
     /// Most entries per AppendEntries.
     pub max_entries_per_message: usize,
     /// Bytes per InstallSnapshot chunk.
@@ -114,6 +124,8 @@ impl Default for SimConfig {
             pre_vote: true,
             check_quorum: true,
             lease_reads: false,
+            max_clock_drift_percent: 10,
+            clocks: Vec::new(),
             max_entries_per_message: 512,
             snapshot_chunk_bytes: 16 * 1024,
             client_attempt_timeout: 500,
@@ -283,6 +295,8 @@ struct SimNode {
     snapshot_through: LogIndex,
     /// The configuration it was created with (and restarts with).
     config: ReplicaConfig,
+    /// Its clock (kept across restarts: the same machine).
+    clock: NodeClock,
 }
 
 /// One simulated client.
@@ -344,6 +358,12 @@ impl Sim {
         }
         check_probability("drop rate", config.network.drop_rate)?;
         check_probability("duplicate rate", config.network.duplicate_rate)?;
+        if let Some(clock) = config.clocks.iter().find(|c| !c.is_valid()) {
+            return Err(SimError::BadValue(format!(
+                "a clock must move forward (rate {} ppm)",
+                clock.rate_ppm
+            )));
+        }
         if config.network.latency.0 > config.network.latency.1 {
             return Err(SimError::BadValue(String::from(
                 "latency range min must not exceed max",
@@ -379,7 +399,8 @@ impl Sim {
         for id in 1..=sim.config.nodes as NodeId {
             let seed = sim.rng.next_u64();
             let config = sim.replica_config(id);
-            let replica = Replica::new(config.clone(), seed, sim.now)
+            let clock = sim.clock_config(id);
+            let replica = Replica::new(config.clone(), seed, clock.local(sim.now))
                 .map_err(|e| SimError::Config(format!("{e}")))?;
             sim.nodes.push(SimNode {
                 replica: Some(replica),
@@ -387,6 +408,7 @@ impl Sim {
                 applied: BTreeMap::new(),
                 snapshot_through: 0,
                 config,
+                clock,
             });
         }
         Ok(sim)
@@ -400,6 +422,7 @@ impl Sim {
         raft.pre_vote = self.config.pre_vote;
         raft.check_quorum = self.config.check_quorum;
         raft.lease_reads = self.config.lease_reads;
+        raft.max_clock_drift_percent = self.config.max_clock_drift_percent;
         raft.max_entries_per_message = self.config.max_entries_per_message;
         raft.snapshot_chunk_bytes = self.config.snapshot_chunk_bytes;
         ReplicaConfig {
@@ -408,6 +431,27 @@ impl Sim {
             snapshot_every: self.config.snapshot_every,
             record_applied: self.config.check_safety,
         }
+    }
+
+    /// The clock node `id` is configured with.
+    fn clock_config(&self, id: NodeId) -> NodeClock {
+        self.config
+            .clocks
+            .get(id as usize - 1)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// What node `id`'s clock reads now (`None` for an unknown node).
+    pub fn node_clock(&self, id: NodeId) -> Option<Instant> {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .map(|n| n.clock.local(self.now))
+    }
+
+    /// Node `index`'s clock reading now (index from 0).
+    pub(crate) fn local_now(&self, index: usize) -> Instant {
+        self.nodes[index].clock.local(self.now)
     }
 
     // ---- time ------------------------------------------------------------

@@ -50,7 +50,8 @@ impl Sim {
         };
         for (i, node) in self.nodes.iter().enumerate() {
             if let Some(replica) = &node.replica {
-                consider(replica.poll_timeout(), Next::NodeTimer(i as NodeId + 1));
+                let deadline = node.clock.global(replica.poll_timeout());
+                consider(deadline, Next::NodeTimer(i as NodeId + 1));
             }
         }
         for (i, client) in self.clients.iter().enumerate() {
@@ -188,8 +189,8 @@ impl Sim {
         id: NodeId,
         inputs: impl IntoIterator<Item = ReplicaInput>,
     ) -> Result<(), Rejected> {
-        let now = self.now;
         let index = id as usize - 1;
+        let now = self.local_now(index);
         let check = self.config.check_safety;
         let Some(replica) = self.nodes[index].replica.as_mut() else {
             return Ok(());
@@ -222,8 +223,8 @@ impl Sim {
         id: NodeId,
         commands: Vec<Bytes>,
     ) -> Result<Vec<(LogIndex, u64)>, Rejected> {
-        let now = self.now;
         let index = id as usize - 1;
+        let now = self.local_now(index);
         let Some(replica) = self.nodes[index].replica.as_mut() else {
             return Err(Rejected::NotLeader { leader_hint: None });
         };

@@ -1,5 +1,5 @@
 //! Seed sweeps: one seed drives a whole randomized run — cluster size,
-//! network behaviour, a schedule of faults (crashes, restarts, partitions,
+//! network behaviour, the nodes' clocks, a schedule of faults (crashes, restarts, partitions,
 //! one-way cuts, loss, duplication, lost unsynced writes), a client workload
 //! — followed by a healing phase that must end with a leader, every client
 //! operation finished and every replica identical. Safety is checked after
@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Sim, SimConfig, Workload};
+use super::{NodeClock, Sim, SimConfig, Workload};
 use crate::raft::{MembershipChange, NodeId};
 use crate::rng::Rng;
 
@@ -91,8 +91,22 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     config.pre_vote = rng.chance(0.8);
     config.check_quorum = rng.chance(0.8);
     // Lease reads are safe only with CheckQuorum's leader stickiness (and
-    // clocks within the drift bound, which the simulator's are).
+    // clocks within the drift bound, which the sweep's are).
     config.lease_reads = config.check_quorum && rng.chance(0.3);
+    // Half the seeds give every node its own clock: an offset of up to two
+    // seconds and a rate inside the drift bound (with a tenth to spare for
+    // the rounding to whole milliseconds). Drawn from a generator of their
+    // own, so that the draws above stay what they were.
+    let mut clocks = Rng::new(seed ^ 0xC10C_D21F);
+    if clocks.chance(0.5) {
+        let max = NodeClock::max_rate_ppm(config.max_clock_drift_percent) * 9 / 10;
+        config.clocks = (0..9)
+            .map(|_| NodeClock {
+                offset: clocks.range(0, 2_000),
+                rate_ppm: clocks.range_inclusive(0, 2 * max as u64) as i64 - max,
+            })
+            .collect();
+    }
     config
 }
 
