@@ -308,7 +308,7 @@ impl Replica {
     fn apply(&mut self, entries: Vec<Entry>) {
         let last = entries.last().map(|e| e.index);
         for entry in entries {
-            let applied = self.store.apply(entry.index, &entry.payload);
+            let applied = self.store.apply_entry(&entry);
             if let Some(records) = &mut self.applied_records {
                 records.push(AppliedRecord::Entry {
                     index: entry.index,

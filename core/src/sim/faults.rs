@@ -39,11 +39,50 @@ impl Sim {
         Ok(())
     }
 
+    /// Node `id` loses its disk: it crashes (if up) and everything it
+    /// stored is gone. Raft's safety rests on a node never forgetting its
+    /// term, its vote or an entry it acknowledged, so with
+    /// [`SimConfig::retire_lost_disks`] (the default) the node is retired:
+    /// it never runs again under its id ([`Sim::restart`] refuses), and the
+    /// cluster goes on without it or replaces it with a new machine, a new
+    /// id added by a membership change ([`Sim::add_node`]). Without the rule
+    /// the node restarts at once on its blank disk, as an operator who
+    /// simply restarted it would; the checkers then catch what that breaks.
+    ///
+    /// [`SimConfig::retire_lost_disks`]: super::SimConfig::retire_lost_disks
+    pub fn lose_disk(&mut self, id: NodeId) -> Result<(), SimError> {
+        let index = self.node_index(id)?;
+        if self.nodes[index].replica.is_some() {
+            self.crash(id)?;
+        }
+        self.nodes[index].disk = Disk::default();
+        self.hash.write(b"lose-disk").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "crash", || {
+            String::from("disk lost")
+        });
+        if self.config.retire_lost_disks {
+            self.nodes[index].retired = true;
+            Ok(())
+        } else {
+            self.restart(id)
+        }
+    }
+
+    /// Whether node `id` lost its disk and is retired (see [`Sim::lose_disk`]).
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .is_some_and(|n| n.retired)
+    }
+
     /// Restarts node `id` from what its disk holds.
     pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
         let index = self.node_index(id)?;
         if self.nodes[index].replica.is_some() {
             return Err(SimError::NodeUp(id));
+        }
+        if self.nodes[index].retired {
+            return Err(SimError::Retired(id));
         }
         let seed = self.rng.next_u64();
         let persisted = self.nodes[index].disk.persisted().clone();
@@ -129,6 +168,25 @@ impl Sim {
         self.trace_line(None, "cut", || format!("link {from}->{to} cut"));
         self.network
             .cut_link(Endpoint::Node(from), Endpoint::Node(to));
+        Ok(())
+    }
+
+    /// Cuts client `client` off from node `node`, both ways (until [`Sim::heal`]).
+    pub fn cut_client(&mut self, client: u64, node: NodeId) -> Result<(), SimError> {
+        self.node_index(node)?;
+        if client == 0 || client as usize > self.clients.len() {
+            return Err(SimError::UnknownClient(client));
+        }
+        self.hash
+            .write(b"cut-client")
+            .write_u64(client)
+            .write_u64(node);
+        self.trace_line(None, "cut", || {
+            format!("client c{client} cut off from {node}")
+        });
+        let (c, n) = (Endpoint::Client(client), Endpoint::Node(node));
+        self.network.cut_link(c, n);
+        self.network.cut_link(n, c);
         Ok(())
     }
 
@@ -275,6 +333,7 @@ impl Sim {
             snapshot_through: 0,
             config,
             clock,
+            retired: false,
         });
         self.hash.write(b"add-node").write_u64(id);
         self.trace_line(Some(Endpoint::Node(id)), "restart", || {

@@ -109,6 +109,10 @@ pub struct SimConfig {
     /// Events allowed at one virtual instant before the run is reported as
     /// a livelock (0: no limit, for zero-latency benchmarks).
     pub max_events_per_instant: u64,
+    /// A node that lost its disk ([`Sim::lose_disk`]) never runs again
+    /// under its id (on by default; off only to show what the checkers see
+    /// when a blank node rejoins as if nothing happened).
+    pub retire_lost_disks: bool,
 }
 
 impl Default for SimConfig {
@@ -135,6 +139,7 @@ impl Default for SimConfig {
             limits: StoreLimits::default(),
             max_events_per_instant: 100_000,
             batch_deliveries: true,
+            retire_lost_disks: true,
         }
     }
 }
@@ -150,6 +155,8 @@ pub enum SimError {
     NodeDown(NodeId),
     /// The node is already up.
     NodeUp(NodeId),
+    /// The node lost its disk and may not rejoin under its id.
+    Retired(NodeId),
     /// No such client.
     UnknownClient(u64),
     /// No leader is known.
@@ -169,6 +176,10 @@ impl fmt::Display for SimError {
             SimError::UnknownNode(id) => write!(f, "unknown node {id}"),
             SimError::NodeDown(id) => write!(f, "node {id} is down"),
             SimError::NodeUp(id) => write!(f, "node {id} is already up"),
+            SimError::Retired(id) => write!(
+                f,
+                "node {id} lost its disk: it may rejoin only as a new member, under a new id"
+            ),
             SimError::UnknownClient(id) => write!(f, "unknown client {id}"),
             SimError::NoLeader => write!(f, "no leader right now"),
             SimError::BadPartition(why) => write!(f, "bad partition: {why}"),
@@ -297,6 +308,8 @@ struct SimNode {
     config: ReplicaConfig,
     /// Its clock (kept across restarts: the same machine).
     clock: NodeClock,
+    /// It lost its disk and may not run again under its id.
+    retired: bool,
 }
 
 /// One simulated client.
@@ -409,6 +422,7 @@ impl Sim {
                 snapshot_through: 0,
                 config,
                 clock,
+                retired: false,
             });
         }
         Ok(sim)

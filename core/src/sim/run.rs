@@ -12,7 +12,7 @@ use super::network::Endpoint;
 use super::trace;
 use super::{Event, Packet, PacketPayload, Sim, SimError, StepInfo};
 use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
-use crate::raft::{LogIndex, NodeId, Rejected, RoleKind};
+use crate::raft::{LogIndex, Message, NodeId, Rejected, RoleKind};
 use crate::time::Instant;
 
 /// What fires next.
@@ -402,7 +402,7 @@ impl Sim {
         } else {
             None
         };
-        let Some((latency, duplicate)) = fate else {
+        let Some((mut latency, duplicate)) = fate else {
             self.stats.dropped += 1;
             if self.config.trace_capacity > 0 {
                 let why = if reachable {
@@ -422,6 +422,14 @@ impl Sim {
             }
             return;
         };
+        let slow_timeout_now = self.network.config.timeout_now_delay_rate;
+        if slow_timeout_now > 0.0
+            && matches!(payload, PacketPayload::Raft(Message::TimeoutNow(_)))
+            && self.rng.chance(slow_timeout_now)
+        {
+            let (min, max) = self.network.config.timeout_now_delay;
+            latency += self.rng.range_inclusive(min, max.max(min));
+        }
         if let Some(extra) = duplicate {
             self.enqueue_packet(from, to, payload.clone(), extra);
         }
