@@ -338,6 +338,8 @@ pub struct Sim {
     next_event: u64,
     next_packet: u64,
     history: Vec<HistoryEntry>,
+    /// Invocations and completions recorded so far (see [`HistoryEntry::invoked_order`]).
+    history_order: u64,
     checker: SafetyChecker,
     trace: VecDeque<TraceLine>,
     trace_seq: u64,
@@ -393,6 +395,7 @@ impl Sim {
             next_event: 0,
             next_packet: 1,
             history: Vec::new(),
+            history_order: 0,
             checker: SafetyChecker::default(),
             trace: VecDeque::new(),
             trace_seq: 0,
@@ -746,7 +749,12 @@ pub fn check_history(sim: &Sim) -> Vec<String> {
 impl Sim {
     /// The client history in the checker's form. Operations refused for
     /// certain (they did not take effect) are left out; pending and
-    /// given-up ones have an unknown outcome.
+    /// given-up ones have an unknown outcome. Times are the operations'
+    /// places in the run's sequence of invocations and completions
+    /// ([`HistoryEntry::invoked_order`]), not milliseconds: an operation
+    /// invoked in the millisecond another completed, after it, must see
+    /// its effect, and counting them as concurrent would let a stale read
+    /// through.
     pub fn check_operations(&self) -> Vec<check::Operation> {
         self.history
             .iter()
@@ -758,9 +766,9 @@ impl Sim {
                     Operation::Delete { .. } => check::OpKind::Delete,
                     Operation::Get { .. } => check::OpKind::Get,
                 };
-                let outcome = match (&entry.outcome, entry.completed_at) {
+                let outcome = match (&entry.outcome, entry.completed_order) {
                     (Some(Ok(value)), Some(at)) => check::Outcome::Ok {
-                        completed_at: at.as_millis(),
+                        completed_at: at,
                         value: if entry.operation.is_write() {
                             None
                         } else {
@@ -774,7 +782,7 @@ impl Sim {
                     client: entry.client,
                     key: entry.operation.key().to_vec(),
                     kind,
-                    invoked_at: entry.invoked_at.as_millis(),
+                    invoked_at: entry.invoked_order,
                     outcome,
                 }
             })

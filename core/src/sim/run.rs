@@ -565,6 +565,8 @@ impl Sim {
             operation,
             invoked_at: self.now,
             completed_at: None,
+            invoked_order: 0,
+            completed_order: None,
             outcome: None,
             attempts: 0,
         });
@@ -586,7 +588,10 @@ impl Sim {
         let operation = self.history[position].operation.clone();
         if client.clerk.start(now, operation).is_ok() {
             client.current = Some(position);
-            self.history[position].invoked_at = now;
+            self.history_order += 1;
+            let entry = &mut self.history[position];
+            entry.invoked_at = now;
+            entry.invoked_order = self.history_order;
         }
         self.drain_clerk(number);
     }
@@ -612,8 +617,10 @@ impl Sim {
                         continue;
                     };
                     client.ops += 1;
+                    self.history_order += 1;
                     let entry = &mut self.history[position];
                     entry.completed_at = Some(self.now);
+                    entry.completed_order = Some(self.history_order);
                     entry.attempts = entry.attempts.max(attempts);
                     entry.outcome = Some(result);
                     self.hash.write(b"done").write_u64(entry.id);
