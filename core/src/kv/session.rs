@@ -182,11 +182,11 @@ impl SessionTable {
         (self.ttl, self.max_sessions)
     }
 
-    pub(super) fn next_sweep(&self) -> u64 {
+    pub(crate) fn next_sweep(&self) -> u64 {
         self.next_sweep
     }
 
-    pub(super) fn restore(
+    pub(crate) fn restore(
         ttl: u64,
         max_sessions: usize,
         next_sweep: u64,
