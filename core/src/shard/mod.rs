@@ -6,6 +6,7 @@
 //! history of configurations: which replica group owns which shard, and
 //! which servers form each group.
 pub mod controller;
+pub mod group;
 
 pub use controller::{
     Controller, ControllerCommand, ControllerError, ControllerOp, ControllerReply, ShardConfig,
