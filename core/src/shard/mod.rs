@@ -5,8 +5,10 @@
 //! ([`controller`]), itself a replicated state machine, holds the numbered
 //! history of configurations: which replica group owns which shard, and
 //! which servers form each group.
+pub mod clerk;
 pub mod controller;
 pub mod group;
+pub mod host;
 
 pub use controller::{
     Controller, ControllerCommand, ControllerError, ControllerOp, ControllerReply, ShardConfig,

@@ -30,6 +30,7 @@ pub mod invariants;
 pub mod network;
 mod recovery;
 mod run;
+pub mod sharded;
 pub mod sweep;
 pub mod trace;
 
