@@ -4,7 +4,7 @@
 //!
 //! # The run loop
 //!
-//! Exactly as for a single [`Node`](crate::raft::Node): feed a
+//! Exactly as for a single [`Node`]: feed a
 //! [`HostInput`] with [`Host::handle`], drain [`HostOutput`]s with
 //! [`Host::poll_output`] until `None`, sleep until the next input or
 //! [`Host::poll_timeout`]. What changes is the granularity:
@@ -45,7 +45,7 @@
 //!    applied there (or the group has gone past that configuration) any of
 //!    its servers answers [`HostMessage::ShardAck`];
 //! 3. on the acknowledgement, the old owner's leader proposes
-//!    [`GroupCommand::DeleteShard`](super::group::GroupCommand::DeleteShard).
+//!    [`GroupCommand::DeleteShard`].
 //!
 //! Safety argument: (a) a shard is served by at most one group at any
 //! point of the history: a group serves a shard only while `Serving` in
