@@ -815,6 +815,33 @@ impl ShardedSim {
         }
     }
 
+    /// Crashes every server of a group (6.5840's `ShutdownGroup`).
+    pub fn crash_group(&mut self, group: GroupId) {
+        for id in self.config.groups.get(&group).cloned().unwrap_or_default() {
+            self.crash(id);
+        }
+    }
+
+    /// Restarts every server of a group (6.5840's `StartGroup`).
+    pub fn restart_group(&mut self, group: GroupId) {
+        for id in self.config.groups.get(&group).cloned().unwrap_or_default() {
+            self.restart(id);
+        }
+    }
+
+    /// Bytes of durable Raft state (entries) and snapshots of every group
+    /// on every host's disk: what 6.5840's shard deletion test bounds.
+    pub fn persisted_bytes(&self) -> u64 {
+        let mut total = 0;
+        for slot in self.slots.values() {
+            for state in slot.disk.durable.values() {
+                total += state.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
+                total += state.entries.iter().map(|e| e.size() as u64).sum::<u64>();
+            }
+        }
+        total
+    }
+
     /// Whether host `id` is up.
     pub fn is_up(&self, id: NodeId) -> bool {
         self.host(id).is_some()
