@@ -36,10 +36,10 @@ use crate::raft::{Config, NodeId, PersistedState};
 use crate::rng::Rng;
 use crate::shard::clerk::{ShardClerk, ShardClerkConfig, ShardClerkOutput};
 use crate::shard::controller::{ControllerOp, ControllerReply};
-use crate::shard::group::KvError;
+use crate::shard::group::{KvError, ShardStatus};
 use crate::shard::host::{
-    CONTROLLER, Host, HostBatch, HostConfig, HostError, HostInput, HostOutput, HostReply,
-    HostRequest, HostWrite,
+    CONTROLLER, Host, HostBatch, HostConfig, HostError, HostInput, HostMessage, HostOutput,
+    HostReply, HostRequest, HostWrite,
 };
 use crate::shard::{GroupId, ShardConfig};
 use crate::time::Instant;
@@ -221,6 +221,31 @@ pub struct ShardedSim {
     history: check::History,
     violations: Vec<String>,
     delivered: u64,
+    /// Migration trace lines (when enabled).
+    trace: Option<Vec<String>>,
+}
+
+/// What the trace compares before and after an input: each shard group's
+/// configuration number and shard statuses on one host.
+type ShardView = Vec<(GroupId, u64, Vec<(u32, ShardStatus)>)>;
+
+fn shard_view(host: &Host) -> ShardView {
+    host.nodes()
+        .filter_map(|(g, _)| {
+            let kv = host.kv(g)?;
+            let shards = kv.shards().iter().map(|(s, sh)| (*s, sh.status)).collect();
+            Some((g, kv.config().num, shards))
+        })
+        .collect()
+}
+
+fn status_text(status: Option<ShardStatus>) -> String {
+    match status {
+        None => String::from("gone"),
+        Some(ShardStatus::Serving) => String::from("serving"),
+        Some(ShardStatus::Pulling { from }) => format!("pulling from {from}"),
+        Some(ShardStatus::Sending { to }) => format!("sending to {to}"),
+    }
 }
 
 /// The admin clerk's operation did not finish in time.
@@ -273,6 +298,7 @@ impl ShardedSim {
             history: check::History::new(),
             violations: Vec::new(),
             delivered: 0,
+            trace: None,
         })
     }
 
@@ -303,6 +329,24 @@ impl ShardedSim {
             );
         }
         all
+    }
+
+    /// Starts recording the migration trace: every change of a group's
+    /// configuration or shard status on any host, and every shard push
+    /// and acknowledgement delivered.
+    pub fn enable_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    /// Takes the trace lines recorded since the last call.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        self.trace.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+
+    fn log(&mut self, line: String) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(format!("t={} {line}", self.now.as_millis()));
+        }
     }
 
     /// Messages delivered to hosts so far (batches).
@@ -393,6 +437,34 @@ impl ShardedSim {
         match event {
             Event::Batch(batch) => {
                 self.delivered += 1;
+                if self.trace.is_some() && self.is_up(batch.to) {
+                    for m in &batch.messages {
+                        let line = match m {
+                            HostMessage::ShardPush {
+                                from_group,
+                                to_group,
+                                config_num,
+                                shard,
+                                data,
+                            } => format!(
+                                "{} -> {}: push shard {shard} of config {config_num}, group {from_group} to {to_group} ({} bytes)",
+                                batch.from,
+                                batch.to,
+                                data.len()
+                            ),
+                            HostMessage::ShardAck {
+                                group,
+                                config_num,
+                                shard,
+                            } => format!(
+                                "{} -> {}: ack shard {shard} of config {config_num} to group {group}",
+                                batch.from, batch.to
+                            ),
+                            _ => continue,
+                        };
+                        self.log(line);
+                    }
+                }
                 let to = batch.to;
                 self.feed(to, HostInput::Batch(batch));
             }
@@ -438,6 +510,7 @@ impl ShardedSim {
         let Some(host) = slot.host.as_mut() else {
             return;
         };
+        let before = self.trace.is_some().then(|| shard_view(host));
         for (g, node) in host.nodes() {
             if let Some(checker) = self.checkers.get_mut(&g) {
                 checker.before(node);
@@ -481,7 +554,7 @@ impl ShardedSim {
                 }
                 HostOutput::Send(batch) => {
                     for message in &batch.messages {
-                        if let crate::shard::host::HostMessage::Raft { group, envelope } = message
+                        if let HostMessage::Raft { group, envelope } = message
                             && let Some(checker) = self.checkers.get_mut(group)
                         {
                             checker.observe_send(envelope);
@@ -522,6 +595,24 @@ impl ShardedSim {
         for (g, node) in host.nodes() {
             if let Some(checker) = self.checkers.get_mut(&g) {
                 checker.after_event(core::iter::once(node));
+            }
+        }
+        if let Some(before) = before {
+            let after = shard_view(host);
+            for ((g, num_before, old), (_, num, new)) in before.iter().zip(&after) {
+                let mut changes = Vec::new();
+                let shards: BTreeSet<u32> = old.iter().chain(new.iter()).map(|(s, _)| *s).collect();
+                for s in shards {
+                    let was = old.iter().find(|(x, _)| *x == s).map(|(_, st)| *st);
+                    let is = new.iter().find(|(x, _)| *x == s).map(|(_, st)| *st);
+                    if was != is {
+                        changes.push(format!("{s} {}", status_text(is)));
+                    }
+                }
+                if num_before != num || !changes.is_empty() {
+                    let line = format!("host {id} group {g} config {num}: {}", changes.join(", "));
+                    self.log(line);
+                }
             }
         }
     }
@@ -785,6 +876,7 @@ impl ShardedSim {
             && slot.host.take().is_some()
         {
             slot.disk.crash(&mut self.rng);
+            self.log(format!("host {id} crashes"));
         }
     }
 
@@ -808,11 +900,25 @@ impl ShardedSim {
                     }
                 }
                 slot.host = Some(host);
+                self.log(format!("host {id} restarts"));
             }
             Err(e) => self
                 .violations
                 .push(format!("host {id} cannot restart: {e}")),
         }
+    }
+
+    /// Delivers an arbitrary batch to host `to` now, through the same
+    /// checkers as any other (robustness tests feed malformed ones).
+    pub fn inject(&mut self, batch: HostBatch) {
+        let to = batch.to;
+        self.feed(to, HostInput::Batch(batch));
+    }
+
+    /// Delivers an arbitrary client request to host `to` now; the reply goes
+    /// to the admin clerk, which ignores what it did not ask.
+    pub fn inject_request(&mut self, to: NodeId, request: HostRequest) {
+        self.feed(to, HostInput::Client { from: 0, request });
     }
 
     /// Crashes every server of a group (6.5840's `ShutdownGroup`).
