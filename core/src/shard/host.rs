@@ -543,7 +543,8 @@ impl Host {
     }
 
     /// When the host next needs [`HostInput::Timeout`]: the earliest group
-    /// deadline or poll, rounded up to a multiple of the tick.
+    /// deadline or poll, rounded up to a multiple of the tick. Valid once
+    /// the outputs are drained.
     pub fn poll_timeout(&self) -> Instant {
         let first = self
             .timers
@@ -557,13 +558,20 @@ impl Host {
         Instant(first.as_millis().div_ceil(tick).saturating_mul(tick))
     }
 
-    /// The next output, or `None` until the next input.
+    /// The next output, or `None` until the next input. Everything the
+    /// inputs fed since the last drain produced comes out together: one
+    /// write, one batch per destination.
     pub fn poll_output(&mut self) -> Option<HostOutput> {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
         self.outputs.pop_front()
     }
 
     /// Feeds one input. Bad input from peers and clients is dropped,
-    /// counted or answered; only driver misuse is an error.
+    /// counted or answered; only driver misuse is an error. Several inputs
+    /// may be fed before draining [`Host::poll_output`]: their writes and
+    /// messages are then batched together.
     pub fn handle(&mut self, now: Instant, input: HostInput) -> Result<(), HostRejected> {
         self.now = self.now.max(now);
         let now = self.now;
@@ -618,7 +626,6 @@ impl Host {
                 }
             }
         }
-        self.flush();
         Ok(())
     }
 
@@ -654,10 +661,12 @@ impl Host {
                     self.stats.unknown_group += 1;
                     return;
                 };
-                if config.num == kv.config().num + 1
-                    && kv.is_settled()
-                    && config.shards.len() == shards
-                {
+                let well_formed = config.shards.len() == shards
+                    && config
+                        .shards
+                        .iter()
+                        .all(|g| *g == 0 || config.groups.contains_key(g));
+                if config.num == kv.config().num + 1 && kv.is_settled() && well_formed {
                     self.propose_internal(now, group, GroupCommand::Config(config));
                 } else {
                     self.stats.ignored += 1;
