@@ -78,7 +78,7 @@ use super::{GroupId, ShardId};
 use crate::kv::codec::DecodeError;
 use crate::kv::{AppliedRecord, Operation, ReplyTo, StoreLimits};
 use crate::raft::{
-    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Node, NodeId, Output,
+    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, Message, Node, NodeId, Output,
     PersistedState, Rejected, Term, Write,
 };
 use crate::time::Instant;
@@ -111,6 +111,8 @@ pub struct HostConfig {
     pub poll_ms: u64,
     /// Record applied entries for [`Host::drain_applied`] (the simulator's checkers).
     pub record_applied: bool,
+    /// Let a group with no traffic hibernate after this many ms (0: never).
+    pub hibernate_after_ms: u64,
 }
 
 impl HostConfig {
@@ -127,6 +129,7 @@ impl HostConfig {
             tick_ms: 10,
             poll_ms: 100,
             record_applied: false,
+            hibernate_after_ms: 0,
         }
     }
 }
@@ -201,6 +204,26 @@ pub enum HostMessage {
         /// Its data and sessions ([`super::group::encode_shard`]).
         data: Bytes,
     },
+    /// A leader proposes that its group hibernate: every replica is at
+    /// `index`, nothing is moving.
+    Hibernate {
+        /// The group.
+        group: GroupId,
+        /// The leader's term.
+        term: Term,
+        /// Its last (committed, applied) index.
+        index: LogIndex,
+    },
+    /// A follower agreed and stopped its timers for `group`.
+    HibernateAck {
+        /// The group.
+        group: GroupId,
+        /// The term it agreed in.
+        term: Term,
+    },
+    /// Nothing else to send: this host is alive (sent only while some
+    /// group is hibernating, at most once per heartbeat interval per peer).
+    Alive,
     /// The new owner has the shard: the old owner may delete it.
     ShardAck {
         /// The old owner (the group that pushed).
@@ -221,6 +244,9 @@ impl HostMessage {
             HostMessage::ConfigReply { .. } => "ConfigReply",
             HostMessage::ShardPush { .. } => "ShardPush",
             HostMessage::ShardAck { .. } => "ShardAck",
+            HostMessage::Hibernate { .. } => "Hibernate",
+            HostMessage::HibernateAck { .. } => "HibernateAck",
+            HostMessage::Alive => "Alive",
         }
     }
 }
@@ -356,6 +382,12 @@ pub struct HostStats {
     pub unknown_group: u64,
     /// Shard pushes and configuration replies that did not fit the group's state.
     pub ignored: u64,
+    /// Times a group went to sleep here.
+    pub hibernations: u64,
+    /// Times a hibernating group woke up here.
+    pub wakes: u64,
+    /// Wakes caused by a peer host gone silent.
+    pub suspicions: u64,
 }
 
 /// The state machine of a hosted group.
@@ -390,6 +422,12 @@ struct Hosted {
     deadline: Instant,
     /// The last internal command proposed, and when (not repeated sooner than a poll).
     last_internal: Option<(Bytes, Instant)>,
+    /// No timeouts are fed while set (see the module docs).
+    hibernating: bool,
+    /// Followers that agreed to hibernate in the leader's current term.
+    hibernate_acks: BTreeSet<NodeId>,
+    /// (last index, commit index, term) at the last change, and when it changed.
+    activity: ((LogIndex, LogIndex, Term), Instant),
 }
 
 /// A server hosting replicas of many groups. See the module documentation.
@@ -410,6 +448,9 @@ pub struct Host {
     unacked: BTreeMap<u64, Vec<(GroupId, u64)>>,
     applied: Vec<(GroupId, AppliedRecord)>,
     stats: HostStats,
+    /// The other hosts this one shares a group with, with when a batch
+    /// last came from each, and when one last went to each.
+    peers: BTreeMap<NodeId, (Instant, Instant)>,
 }
 
 impl Host {
@@ -470,6 +511,9 @@ impl Host {
                     waiters: BTreeMap::new(),
                     deadline: Instant::NEVER,
                     last_internal: None,
+                    hibernating: false,
+                    hibernate_acks: BTreeSet::new(),
+                    activity: ((0, 0, 0), now),
                 },
             );
         }
@@ -488,7 +532,16 @@ impl Host {
             unacked: BTreeMap::new(),
             applied: Vec::new(),
             stats: HostStats::default(),
+            peers: BTreeMap::new(),
         };
+        let id = host.config.id;
+        let peers: BTreeSet<NodeId> = host
+            .groups
+            .values()
+            .flat_map(|h| h.node.membership().members().collect::<Vec<_>>())
+            .filter(|p| *p != id)
+            .collect();
+        host.peers = peers.into_iter().map(|p| (p, (now, now))).collect();
         let ids: Vec<GroupId> = host.groups.keys().copied().collect();
         host.touched.extend(ids);
         host.flush();
@@ -546,11 +599,17 @@ impl Host {
     /// deadline or poll, rounded up to a multiple of the tick. Valid once
     /// the outputs are drained.
     pub fn poll_timeout(&self) -> Instant {
-        let first = self
+        let mut first = self
             .timers
             .first()
             .map_or(Instant::NEVER, |(t, _)| *t)
             .min(self.next_poll);
+        if self.config.hibernate_after_ms > 0 {
+            // Host liveness: send `Alive`, and suspect silent peers.
+            first = first.min(Instant(
+                self.now.as_millis() + self.config.raft.heartbeat_interval,
+            ));
+        }
         if first == Instant::NEVER {
             return first;
         }
@@ -592,12 +651,19 @@ impl Host {
                     self.next_poll = Instant(now.as_millis() + self.config.poll_ms);
                     self.poll_migrations(now);
                 }
+                if self.config.hibernate_after_ms > 0 {
+                    self.maybe_hibernate(now);
+                    self.check_peers(now);
+                }
             }
             HostInput::Batch(batch) => {
                 self.stats.batches_received += 1;
                 if batch.to != self.config.id {
                     self.stats.misaddressed += 1;
                 } else {
+                    if let Some((seen, _)) = self.peers.get_mut(&batch.from) {
+                        *seen = now;
+                    }
                     for message in batch.messages {
                         self.handle_message(now, batch.from, message);
                     }
@@ -637,13 +703,79 @@ impl Host {
                     self.stats.misaddressed += 1;
                     return;
                 }
+                if !self.groups.contains_key(&group) {
+                    self.stats.unknown_group += 1;
+                    return;
+                }
+                // A heartbeat (or its answer) of the current term between a
+                // hibernating group's leader and followers changes nothing:
+                // it does not wake the group. Anything else does.
+                let benign = self.groups.get(&group).is_some_and(|h| {
+                    let term = h.node.term();
+                    match &envelope.message {
+                        Message::Heartbeat(m) => m.term == term && h.node.leader() == Some(from),
+                        Message::HeartbeatResponse(m) => m.term == term && h.node.is_leader(),
+                        _ => false,
+                    }
+                });
+                if !benign {
+                    self.wake(now, group);
+                }
+                if let Some(hosted) = self.groups.get_mut(&group) {
+                    let _ = hosted.node.handle(now, Input::Message(envelope));
+                    self.touched.insert(group);
+                }
+            }
+            HostMessage::Hibernate { group, term, index } => {
                 let Some(hosted) = self.groups.get_mut(&group) else {
                     self.stats.unknown_group += 1;
                     return;
                 };
-                let _ = hosted.node.handle(now, Input::Message(envelope));
-                self.touched.insert(group);
+                let node = &hosted.node;
+                let log = node.log();
+                let agrees = !node.is_leader()
+                    && node.term() == term
+                    && node.leader() == Some(from)
+                    && log.last_index() == index
+                    && log.commit() == index
+                    && log.applied() == index
+                    && node.durable_index() == index;
+                if agrees {
+                    if !hosted.hibernating {
+                        hosted.hibernating = true;
+                        self.stats.hibernations += 1;
+                        self.touched.insert(group);
+                    }
+                    self.outbox
+                        .entry(from)
+                        .or_default()
+                        .push(HostMessage::HibernateAck { group, term });
+                } else {
+                    self.stats.ignored += 1;
+                }
             }
+            HostMessage::HibernateAck { group, term } => {
+                let Some(hosted) = self.groups.get_mut(&group) else {
+                    self.stats.unknown_group += 1;
+                    return;
+                };
+                if hosted.node.is_leader() && hosted.node.term() == term {
+                    hosted.hibernate_acks.insert(from);
+                    let id = self.config.id;
+                    let all = hosted
+                        .node
+                        .membership()
+                        .members()
+                        .filter(|m| *m != id)
+                        .all(|m| hosted.hibernate_acks.contains(&m));
+                    if all && !hosted.hibernating {
+                        hosted.hibernating = true;
+                        self.stats.hibernations += 1;
+                        self.touched.insert(group);
+                    }
+                }
+            }
+            HostMessage::Alive => {}
             HostMessage::ConfigQuery { group, num } => {
                 let config = self.controller().and_then(|c| c.config(num)).cloned();
                 match config {
@@ -655,21 +787,31 @@ impl Host {
                     None => self.stats.ignored += 1,
                 }
             }
-            HostMessage::ConfigReply { group, config } => {
+            HostMessage::ConfigReply { group: _, config } => {
+                // One reply serves every group led here that waits for it.
                 let shards = self.config.shards as usize;
-                let Some(kv) = self.kv(group) else {
-                    self.stats.unknown_group += 1;
-                    return;
-                };
                 let well_formed = config.shards.len() == shards
                     && config
                         .shards
                         .iter()
                         .all(|g| *g == 0 || config.groups.contains_key(g));
-                if config.num == kv.config().num + 1 && kv.is_settled() && well_formed {
-                    self.propose_internal(now, group, GroupCommand::Config(config));
-                } else {
+                let waiting: Vec<GroupId> = self
+                    .groups
+                    .iter()
+                    .filter(|(_, h)| h.node.is_leader())
+                    .filter_map(|(g, h)| match &h.machine {
+                        Machine::Kv(kv) if kv.config().num + 1 == config.num && kv.is_settled() => {
+                            Some(*g)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !well_formed || waiting.is_empty() {
                     self.stats.ignored += 1;
+                    return;
+                }
+                for group in waiting {
+                    self.propose_internal(now, group, GroupCommand::Config(config.clone()));
                 }
             }
             HostMessage::ShardPush {
@@ -727,12 +869,13 @@ impl Host {
     /// the last poll interval.
     fn propose_internal(&mut self, now: Instant, group: GroupId, command: GroupCommand) {
         let poll = self.config.poll_ms;
+        if !self.groups.get(&group).is_some_and(|h| h.node.is_leader()) {
+            return;
+        }
+        self.wake(now, group);
         let Some(hosted) = self.groups.get_mut(&group) else {
             return;
         };
-        if !hosted.node.is_leader() {
-            return;
-        }
         let bytes = command.encode();
         if let Some((last, at)) = &hosted.last_internal
             && *last == bytes
@@ -752,7 +895,13 @@ impl Host {
 
     /// The poll timer: ask for the next configuration, push outgoing shards.
     fn poll_migrations(&mut self, now: Instant) {
-        let _ = now;
+        // One query per configuration number some settled group led here
+        // waits for, to one controller server (rotating): the cost of
+        // polling does not grow with the number of groups.
+        let mut wanted: BTreeMap<u64, GroupId> = BTreeMap::new();
+        let servers = &self.config.controller;
+        let server = (!servers.is_empty())
+            .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
         for (group, hosted) in &self.groups {
             let Machine::Kv(kv) = &hosted.machine else {
                 continue;
@@ -761,24 +910,16 @@ impl Host {
                 continue;
             }
             if kv.is_settled() {
-                for server in &self.config.controller {
-                    self.outbox
-                        .entry(*server)
-                        .or_default()
-                        .push(HostMessage::ConfigQuery {
-                            group: *group,
-                            num: kv.config().num + 1,
-                        });
-                }
+                wanted.entry(kv.config().num + 1).or_insert(*group);
             }
             for (shard, to) in kv.sending() {
                 let (Some(servers), Some(data)) = (kv.config().groups.get(&to), kv.export(shard))
                 else {
                     continue;
                 };
-                for server in servers {
+                for to_server in servers {
                     self.outbox
-                        .entry(*server)
+                        .entry(*to_server)
                         .or_default()
                         .push(HostMessage::ShardPush {
                             from_group: *group,
@@ -789,6 +930,115 @@ impl Host {
                         });
                 }
             }
+        }
+        if let Some(server) = server {
+            for (num, group) in wanted {
+                self.outbox
+                    .entry(server)
+                    .or_default()
+                    .push(HostMessage::ConfigQuery { group, num });
+            }
+        }
+    }
+
+    /// Whether `group` is hibernating here.
+    pub fn is_hibernating(&self, group: GroupId) -> bool {
+        self.groups.get(&group).is_some_and(|h| h.hibernating)
+    }
+
+    /// Resumes the timers of a hibernating group.
+    fn wake(&mut self, now: Instant, group: GroupId) {
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return;
+        };
+        hosted.hibernate_acks.clear();
+        if !hosted.hibernating {
+            return;
+        }
+        hosted.hibernating = false;
+        hosted.activity.1 = now;
+        self.stats.wakes += 1;
+        let _ = hosted.node.handle(now, Input::Wake);
+        self.touched.insert(group);
+    }
+
+    /// Asks the followers of every idle group this host leads to hibernate.
+    fn maybe_hibernate(&mut self, now: Instant) {
+        let after = self.config.hibernate_after_ms;
+        let id = self.config.id;
+        for (group, hosted) in &self.groups {
+            let node = &hosted.node;
+            if hosted.hibernating
+                || !node.is_leader()
+                || !hosted.waiters.is_empty()
+                || node.transfer_target().is_some()
+                || now.as_millis() < hosted.activity.1.as_millis() + after
+            {
+                continue;
+            }
+            let log = node.log();
+            let index = log.last_index();
+            let caught_up = log.commit() == index
+                && log.applied() == index
+                && node.durable_index() == index
+                && node
+                    .progress()
+                    .is_some_and(|p| p.iter().all(|(m, p)| *m == id || p.match_index == index));
+            let settled = match &hosted.machine {
+                Machine::Kv(kv) => kv.is_settled(),
+                Machine::Controller(_) => true,
+            };
+            if !caught_up || !settled {
+                continue;
+            }
+            for member in node.membership().members().filter(|m| *m != id) {
+                if !hosted.hibernate_acks.contains(&member) {
+                    self.outbox
+                        .entry(member)
+                        .or_default()
+                        .push(HostMessage::Hibernate {
+                            group: *group,
+                            term: node.term(),
+                            index,
+                        });
+                }
+            }
+        }
+    }
+
+    /// Host liveness while groups hibernate: tell quiet peers we are alive,
+    /// and wake every hibernating group shared with a peer that has been
+    /// silent for an election timeout (its leader may be gone).
+    fn check_peers(&mut self, now: Instant) {
+        let heartbeat = self.config.raft.heartbeat_interval;
+        let suspect_after = self.config.raft.election_timeout_min;
+        let any_hibernating = self.groups.values().any(|h| h.hibernating);
+        let mut silent = Vec::new();
+        for (peer, (seen, sent)) in &self.peers {
+            if any_hibernating && now.as_millis() >= sent.as_millis() + heartbeat {
+                self.outbox
+                    .entry(*peer)
+                    .or_default()
+                    .push(HostMessage::Alive);
+            }
+            if now.as_millis() > seen.as_millis() + suspect_after {
+                silent.push(*peer);
+            }
+        }
+        if silent.is_empty() {
+            return;
+        }
+        let suspects: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, h)| {
+                h.hibernating && h.node.membership().members().any(|m| silent.contains(&m))
+            })
+            .map(|(g, _)| *g)
+            .collect();
+        for group in suspects {
+            self.stats.suspicions += 1;
+            self.wake(now, group);
         }
     }
 
@@ -835,8 +1085,12 @@ impl Host {
                 (group, id, ReplyKind::Kv, command.encode())
             }
         };
-        let Some(hosted) = self.groups.get_mut(&group) else {
+        if !self.groups.contains_key(&group) {
             self.reply(from, kind, id, Err(KvError::WrongGroup));
+            return;
+        }
+        self.wake(now, group);
+        let Some(hosted) = self.groups.get_mut(&group) else {
             return;
         };
         match hosted.node.handle(now, Input::Propose(bytes)) {
@@ -903,6 +1157,9 @@ impl Host {
         for (to, messages) in core::mem::take(&mut self.outbox) {
             if to == self.config.id {
                 continue;
+            }
+            if let Some((_, sent)) = self.peers.get_mut(&to) {
+                *sent = self.now;
             }
             self.stats.batches_sent += 1;
             self.outputs.push_back(HostOutput::Send(HostBatch {
@@ -996,7 +1253,17 @@ impl Host {
                 ));
             }
         }
-        let deadline = hosted.node.poll_timeout();
+        let log = hosted.node.log();
+        let mark = (log.last_index(), log.commit(), hosted.node.term());
+        if mark != hosted.activity.0 {
+            hosted.activity = (mark, hosted.node.now());
+            hosted.hibernate_acks.clear();
+        }
+        let deadline = if hosted.hibernating {
+            Instant::NEVER
+        } else {
+            hosted.node.poll_timeout()
+        };
         if deadline != hosted.deadline {
             self.timers.remove(&(hosted.deadline, group));
             hosted.deadline = deadline;

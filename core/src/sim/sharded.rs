@@ -73,6 +73,8 @@ pub struct ShardedConfig {
     pub tick_ms: u64,
     /// Host migration poll, ms.
     pub poll_ms: u64,
+    /// Idle groups hibernate after this many ms (0: never).
+    pub hibernate_after_ms: u64,
 }
 
 impl ShardedConfig {
@@ -113,6 +115,7 @@ impl ShardedConfig {
             snapshot_every: 200,
             tick_ms: 10,
             poll_ms: 100,
+            hibernate_after_ms: 0,
         }
     }
 }
@@ -352,6 +355,21 @@ impl ShardedSim {
     /// Messages delivered to hosts so far (batches).
     pub fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    /// Hibernations, wakes and suspicion wakes on every running host.
+    pub fn hibernation_counts(&self) -> (u64, u64, u64) {
+        self.slots
+            .values()
+            .filter_map(|s| s.host.as_ref())
+            .map(|h| {
+                (
+                    h.stats().hibernations,
+                    h.stats().wakes,
+                    h.stats().suspicions,
+                )
+            })
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
     }
 
     /// Fsyncs completed on every host so far.
@@ -1088,6 +1106,7 @@ fn host_config(config: &ShardedConfig, id: NodeId) -> HostConfig {
     host.snapshot_every = config.snapshot_every;
     host.tick_ms = config.tick_ms;
     host.poll_ms = config.poll_ms;
+    host.hibernate_after_ms = config.hibernate_after_ms;
     host.record_applied = true;
     host
 }
@@ -1129,6 +1148,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     config.network.long_delay_rate = [0.0, 0.01][rng.index(2)];
     config.network.long_delay = (100, 1000);
     config.snapshot_every = [20, 200][rng.index(2)];
+    config.hibernate_after_ms = [0, 300][rng.index(2)];
     let groups: Vec<GroupId> = config.groups.keys().copied().collect();
     let hosts = config.hosts;
     let shards = config.shards;
@@ -1144,7 +1164,14 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     if sim.join(&[first]).is_ok() {
         joined.insert(first);
     }
-    report.actions.push(format!("join {first}"));
+    report.actions.push(format!(
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms)",
+        sim.config.network.drop_rate,
+        sim.config.network.duplicate_rate,
+        sim.config.network.long_delay_rate,
+        sim.config.snapshot_every,
+        sim.config.hibernate_after_ms
+    ));
     sim.start_workload();
     for _ in 0..rounds {
         let action = rng.index(10);
@@ -1287,6 +1314,8 @@ pub struct Mesh {
     pub batches: BTreeMap<(NodeId, NodeId), u64>,
     /// Messages inside the delivered batches.
     pub messages: u64,
+    /// Of those, Raft messages.
+    pub raft_messages: u64,
     /// Host writes made durable.
     pub writes: u64,
     /// The largest number of groups one host write carried.
@@ -1309,6 +1338,7 @@ impl Mesh {
             queue: Vec::new(),
             batches: BTreeMap::new(),
             messages: 0,
+            raft_messages: 0,
             writes: 0,
             widest_write: 0,
             breaches: Vec::new(),
@@ -1383,6 +1413,11 @@ impl Mesh {
             for batch in core::mem::take(&mut self.queue) {
                 *self.batches.entry((batch.from, batch.to)).or_default() += 1;
                 self.messages += batch.messages.len() as u64;
+                self.raft_messages += batch
+                    .messages
+                    .iter()
+                    .filter(|m| matches!(m, HostMessage::Raft { .. }))
+                    .count() as u64;
                 let to = batch.to;
                 self.feed(to, HostInput::Batch(batch));
             }
