@@ -253,6 +253,10 @@ impl Node {
             Input::ChangeMembership(change) => {
                 self.change_membership(change).map(|()| Accepted::Done)
             }
+            Input::Wake => {
+                self.wake();
+                Ok(Accepted::Done)
+            }
         }
     }
 
@@ -609,6 +613,19 @@ impl Node {
         self.leader = leader;
         self.role = Role::Follower;
         self.reset_election_timer();
+    }
+
+    /// Restarts the timers from now after the driver withheld timeouts.
+    fn wake(&mut self) {
+        let now = self.now;
+        let check_quorum_in = self.config.election_timeout_min;
+        match &mut self.role {
+            Role::Leader(leader) => {
+                leader.heartbeat_deadline = now;
+                leader.check_quorum_deadline = now + check_quorum_in;
+            }
+            _ => self.reset_election_timer(),
+        }
     }
 
     /// Draws a new random election timeout from now.
