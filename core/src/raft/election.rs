@@ -112,6 +112,7 @@ impl Node {
             quorum_heard_at: self.now,
             reads: ReadState::default(),
             transfer: None,
+            timeout_now_sent: false,
             uncommitted_bytes: 0,
             append_needed: Vec::new(),
             append_to_all: true,
