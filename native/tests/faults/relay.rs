@@ -344,3 +344,130 @@ async fn forward(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    /// A sending socket and a receiving one on 127.0.0.1.
+    async fn sockets() -> (Arc<UdpSocket>, UdpSocket, SocketAddr) {
+        let from = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let to = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = to.local_addr().unwrap();
+        (from, to, address)
+    }
+
+    /// The datagrams that arrive within `limit`.
+    async fn receive_all(socket: &UdpSocket, limit: Duration) -> Vec<Vec<u8>> {
+        let mut received = Vec::new();
+        let mut buffer = vec![0u8; 2048];
+        while let Ok(Ok((length, _))) =
+            tokio::time::timeout(limit, socket.recv_from(&mut buffer)).await
+        {
+            received.push(buffer[..length].to_vec());
+        }
+        received
+    }
+
+    fn datagram() -> Vec<u8> {
+        (0..200u32).map(|i| (i * 7) as u8).collect()
+    }
+
+    #[test]
+    fn a_clean_link_forwards_each_datagram_once_unchanged() {
+        block_on(async {
+            let (from, to, address) = sockets().await;
+            let counts = RelayCounts::default();
+            let mut rng = Rng::new(1);
+            forward(
+                &from,
+                address,
+                &datagram(),
+                LinkFaults::default(),
+                &counts,
+                &mut rng,
+            )
+            .await;
+            let received = receive_all(&to, Duration::from_millis(300)).await;
+            assert_eq!(received, vec![datagram()]);
+            assert_eq!(
+                counts.render(),
+                "forwarded 1, delayed 0, duplicated 0, corrupted 0"
+            );
+        });
+    }
+
+    #[test]
+    fn duplication_sends_two_copies_and_corruption_flips_exactly_one_bit() {
+        block_on(async {
+            let (from, to, address) = sockets().await;
+            let counts = RelayCounts::default();
+            let mut rng = Rng::new(2);
+            let duplicate = LinkFaults {
+                duplicate: 1.0,
+                ..LinkFaults::default()
+            };
+            forward(&from, address, &datagram(), duplicate, &counts, &mut rng).await;
+            assert_eq!(
+                receive_all(&to, Duration::from_millis(300)).await,
+                vec![datagram(), datagram()]
+            );
+            let corrupt = LinkFaults {
+                corrupt: 1.0,
+                ..LinkFaults::default()
+            };
+            for _ in 0..20 {
+                forward(&from, address, &datagram(), corrupt, &counts, &mut rng).await;
+            }
+            let received = receive_all(&to, Duration::from_millis(300)).await;
+            assert_eq!(received.len(), 20);
+            for copy in received {
+                let flipped: u32 = copy
+                    .iter()
+                    .zip(datagram())
+                    .map(|(a, b)| (a ^ b).count_ones())
+                    .sum();
+                assert_eq!(flipped, 1, "{copy:?}");
+            }
+            assert_eq!(counts.corrupted.load(Ordering::Relaxed), 20);
+        });
+    }
+
+    #[test]
+    fn a_delay_holds_every_datagram_back_at_least_that_long() {
+        block_on(async {
+            let (from, to, address) = sockets().await;
+            let counts = RelayCounts::default();
+            let mut rng = Rng::new(3);
+            let slow = LinkFaults {
+                delay_ms: 150,
+                jitter_ms: 50,
+                ..LinkFaults::default()
+            };
+            let sent = tokio::time::Instant::now();
+            for _ in 0..5 {
+                forward(&from, address, &datagram(), slow, &counts, &mut rng).await;
+            }
+            let mut buffer = vec![0u8; 2048];
+            tokio::time::timeout(Duration::from_secs(5), to.recv_from(&mut buffer))
+                .await
+                .expect("the first datagram within 5 s")
+                .unwrap();
+            // The first one arrives no sooner than the delay (an upper bound
+            // would depend on the machine's load).
+            let first = sent.elapsed();
+            assert!(first >= Duration::from_millis(150), "after {first:?}");
+            let rest = receive_all(&to, Duration::from_millis(1000)).await;
+            assert_eq!(rest.len(), 4);
+            assert_eq!(counts.delayed.load(Ordering::Relaxed), 5);
+        });
+    }
+}
