@@ -19,18 +19,29 @@ export const groupName = (g) => (g === 0 ? "controller" : `group ${g}`);
 export function layout(state, w, h) {
   const n = state.hosts.length;
   const mapH = 74;
-  const cx = w / 2, cy = (h - mapH) / 2 + 6;
-  const r = Math.max(60, Math.min(w * 0.36, (h - mapH) * 0.36));
+  const left = 150; // the clients' column
+  const cx = left + (w - left) / 2, cy = (h - mapH) / 2 + 6;
+  const rows = 3, cols = Math.ceil(n / rows);
   const hosts = state.hosts.map((host, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    const bw = 118, bh = 22 + 15 * Math.max(1, host.replicas.length);
-    const x = cx + r * Math.cos(a), y = cy + r * Math.sin(a) * 0.92;
+    const bw = 124, bh = 22 + 15 * Math.max(1, host.replicas.length);
+    let x, y;
+    if (n <= 6) {
+      // a ring
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
+      x = cx + Math.max(80, Math.min((w - left) * 0.34, 260)) * Math.cos(a);
+      y = cy + Math.max(60, (h - mapH) * 0.34) * Math.sin(a);
+    } else {
+      // columns of three hosts (the lab layout: the controller's hosts, then each group's)
+      const col = Math.floor(i / rows), row = i % rows;
+      x = left + ((w - left) * (col + 0.5)) / cols;
+      y = 40 + ((h - mapH - 60) * (row + 0.5)) / rows;
+    }
     return { id: host.id, x, y, w: bw, h: bh, box: [x - bw / 2, y - bh / 2, bw, bh] };
   });
   const cell = Math.min(46, (w - 40) / Math.max(1, state.shards.length));
   const mapX = (w - cell * state.shards.length) / 2, mapY = h - mapH + 22;
   const shards = state.shards.map((s, i) => ({ shard: s.shard, box: [mapX + i * cell + 2, mapY, cell - 4, 34] }));
-  return { hosts, shards, cx, cy, mapY };
+  return { hosts, shards, mapY };
 }
 
 /** The host or shard under a point, for clicks: { host } or { shard } or null. */
@@ -148,7 +159,7 @@ export function draw(ctx, w, h, state, theme, selected, now) {
     ctx.globalAlpha = 1;
     if (s.status === "moving" || s.status === "pending") {
       ctx.save(); ctx.beginPath(); ctx.rect(x, y, cw, chh); ctx.clip();
-      ctx.strokeStyle = s.from ? groupColor(s.from) : theme.bg; ctx.lineWidth = 4;
+      ctx.strokeStyle = s.from ? groupColor(s.from) : theme.bg; ctx.lineWidth = 2; ctx.globalAlpha = 0.8;
       for (let k = -chh; k < cw; k += 10) { ctx.beginPath(); ctx.moveTo(x + k, y + chh); ctx.lineTo(x + k + chh, y); ctx.stroke(); }
       ctx.restore();
     }
