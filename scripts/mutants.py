@@ -8,12 +8,13 @@ SKIPPED; both make the script fail. Opt-in (about six minutes):
     scripts/mutants.py            # every mutation
     scripts/mutants.py stale-read # one of them
 """
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep"
+SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep seed_sweep"
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
 
@@ -74,11 +75,14 @@ MUTATIONS = [
 
 def run(command):
     """Whether the tests failed: True (caught), False (escaped), or None when
-    the mutant does not even build (then it proves nothing)."""
+    the mutant does not even build (then it proves nothing); and the sweep's
+    tally of failing seeds, if the test was the sweep."""
     done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
     if "could not compile" in done.stderr:
-        return None
-    return done.returncode != 0
+        return None, ""
+    tally = re.search(r"(\d+) seeds, .* (\d+) failed", done.stdout + done.stderr)
+    detail = f" ({tally.group(2)} of {tally.group(1)} seeds fail)" if tally else ""
+    return done.returncode != 0, detail
 
 
 def main():
@@ -95,14 +99,14 @@ def main():
             continue
         try:
             path.write_text(original.replace(old, new, 1))
-            caught = run(test)
+            caught, detail = run(test)
         finally:
             path.write_text(original)
         if caught is None:
             print(f"BROKEN   {name}: the mutant does not build")
             escaped += 1
             continue
-        print(f"{'caught ' if caught else 'ESCAPED'}  {name}")
+        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}")
         escaped += not caught
     sys.exit(1 if escaped else 0)
 
