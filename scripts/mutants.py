@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep seed_sweep"
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
+STORE = "cargo test -q -p distribkv-core --lib kv::"
 
 # (name, file, text to replace, replacement, test command that must fail)
 MUTATIONS = [
@@ -59,7 +60,7 @@ MUTATIONS = [
     ("retried-opening-of-a-dropped-session-applied-again (no tombstones)", "core/src/kv/store.rs",
      "None if let Some(client) = self.sessions.dropped_opening(nonce) => {",
      "None if let Some(client) = self.sessions.dropped_opening(nonce)\n                        && false =>\n                    {",
-     SWEEP),
+     STORE),
     ("restarted-voter-grants-votes-inside-a-lease", "core/src/raft/node.rs",
      "            now + config.election_timeout_min\n", "            Instant::ZERO\n", GOLDEN),
     ("no-stickiness-check-for-votes (leader lease ignored)", "core/src/raft/node.rs",
