@@ -229,11 +229,11 @@ impl SessionTable {
         self.dropped_order.len()
     }
 
-    pub(super) fn next_sweep(&self) -> u64 {
+    pub(crate) fn next_sweep(&self) -> u64 {
         self.next_sweep
     }
 
-    pub(super) fn restore(
+    pub(crate) fn restore(
         ttl: u64,
         max_sessions: usize,
         max_dropped: usize,

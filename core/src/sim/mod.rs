@@ -31,6 +31,7 @@ pub mod invariants;
 pub mod network;
 mod recovery;
 mod run;
+pub mod sharded;
 pub mod sweep;
 pub mod trace;
 
