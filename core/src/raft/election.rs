@@ -111,6 +111,7 @@ impl Node {
             check_quorum_deadline: self.now + self.config.election_timeout_min,
             reads: ReadState::default(),
             transfer: None,
+            timeout_now_sent: false,
             uncommitted_bytes: 0,
             append_needed: Vec::new(),
             append_to_all: true,

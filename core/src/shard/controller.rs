@@ -370,7 +370,7 @@ impl Controller {
     pub fn new(shards: u32) -> Controller {
         Controller {
             configs: vec![ShardConfig::initial(shards)],
-            sessions: SessionTable::new(SESSION_TTL_MS, MAX_SESSIONS),
+            sessions: SessionTable::new(SESSION_TTL_MS, MAX_SESSIONS, 0),
             clock: 0,
         }
     }
@@ -599,7 +599,16 @@ pub(crate) fn decode_sessions(
             },
         );
     }
-    Ok(SessionTable::restore(ttl, max, next_sweep, sessions))
+    // Sharded sessions are opened by their first request (nonce 0), never by
+    // an opening nonce, so they leave no tombstones to carry.
+    Ok(SessionTable::restore(
+        ttl,
+        max,
+        0,
+        next_sweep,
+        sessions,
+        core::iter::empty(),
+    ))
 }
 
 #[cfg(test)]

@@ -533,6 +533,7 @@ impl ShardKv {
                         sessions: SessionTable::new(
                             self.limits.session_ttl_ms,
                             self.limits.max_sessions,
+                            0,
                         ),
                     },
                 );

@@ -162,7 +162,7 @@ fn insertions_for_another_configuration_are_ignored() {
     b.apply(GroupCommand::Config(config(2, [2, 1, 1, 1])));
     let mut data = BTreeMap::new();
     data.insert(key_of(0), Bytes::from_static(b"old"));
-    let sessions = SessionTable::new(1000, 10);
+    let sessions = SessionTable::new(1000, 10, 0);
     let bytes = encode_shard(&data, &sessions);
     b.apply(GroupCommand::InsertShard {
         config_num: 1,
