@@ -513,6 +513,19 @@ pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, 
   assert.ok(back.now < JSON.parse(before)[0], "the timeline went back");
 }, { timeout: 90000, open: { hash: "#mode=sharded&layout=small&seed=1" } });
 
+pageTest("sharded mode: Step processes one event; scrubbing back and stepping drops the recorded future", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(3000));
+  assert.equal(await page.evaluate(() => window.__distribkv.timeline().actions.length), 2);
+  assert.equal(await page.evaluate(() => window.__distribkv.sim().state().hosts[1].up), false, "the recorded crash of host 2 was replayed");
+  await page.$eval("#timeline", (el) => { el.value = "100"; el.dispatchEvent(new Event("input", { bubbles: true })); });
+  const t0 = await page.evaluate(() => window.__distribkv.sim().now());
+  assert.ok(t0 < 1000, "scrubbed back");
+  await page.click("#step");
+  assert.ok(await page.evaluate(() => window.__distribkv.sim().now()) >= t0, "time moved to the next event");
+  assert.equal(await page.evaluate(() => window.__distribkv.timeline().actions.length), 0, "the crash at 1.5 s and the move at 2 s are dropped");
+}, { open: { hash: "#mode=sharded&layout=small&seed=2&a=1500c2,2000m1:101" } });
+
 pageTest("the mode selector switches modes; single-group links keep their mode", async (page) => {
   await page.waitForFunction(() => window.__distribkv?.mode === "single");
   assert.equal(await page.inputValue("#mode"), "single");

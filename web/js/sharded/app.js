@@ -88,7 +88,7 @@ export class ShardedApp {
     $("#sh-leave").addEventListener("click", () => this.act("leave", [Number($("#sh-group").value)]));
     $("#sh-heal").addEventListener("click", () => this.act("heal"));
     $("#play").addEventListener("click", () => this.setPlaying(!this.playing));
-    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.sim.step(); this.timeline.horizon = Math.max(this.timeline.horizon, this.timeline.display); this.dirty = true; });
+    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.dirty = true; });
     $("#speed").addEventListener("input", (e) => { this.speedExp = Number(e.target.value); setText($("#speed-out"), `${this.speed() < 1 ? this.speed().toFixed(2) : this.speed().toFixed(1)}×`); });
     $("#timeline").addEventListener("input", (e) => {
       this.setPlaying(false);

@@ -160,6 +160,13 @@ export class ShardedTimeline {
     this.runUntil(t);
   }
 
+  /** Processes the next event. A recorded future (left by scrubbing back) is dropped: the run now differs from it. */
+  step() {
+    this.actions.length = this.applied;
+    this.sim.step();
+    this.horizon = this.sim.now();
+  }
+
   /** Does an action now: later recorded actions (a future left by scrubbing back) are dropped. */
   act(op, ...args) {
     if (!ACTIONS.has(op)) throw new Error(`${op} is not an action`);
