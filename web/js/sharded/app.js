@@ -34,6 +34,8 @@ const CARD = `
     <button class="btn small" id="sh-heal" type="button" title="Remove every partition">Heal</button>
   </div>
   <ul id="sh-groups" class="clients"></ul>
+  <h3 class="small">Recent operations</h3>
+  <ul id="sh-ops" class="clients small"></ul>
   <h3 class="small">Operator requests</h3>
   <ul id="sh-admin" class="clients small"></ul>`;
 
@@ -315,6 +317,13 @@ export class ShardedApp {
     }
     $("#sh-workload").checked = s.workload;
     setHTML($("#sh-groups"), s.groups.map((g) => `<li data-group="${g.id}"><i style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${groupColor(g.id, "var(--ink)")}"></i> ${esc(groupName(g.id))} · hosts ${g.hosts.join(", ")} · leader ${g.leader ?? "none"}${g.id ? ` · ${g.joined ? `config ${g.configNum ?? "–"} · shards ${g.shards.map((x) => (x.status === "serving" ? x.shard : `${x.shard} (${x.status})`)).join(", ") || "none"}` : "not joined"}` : ` · config ${g.configNum ?? "–"}`}</li>`).join(""));
+    // the last operations (history() is read only when the run moved, a few times a second)
+    if (this.opsAt !== s.now) {
+      this.opsAt = s.now;
+      const ops = sim.history();
+      const owner = (shard) => s.shards[shard]?.owner;
+      setHTML($("#sh-ops"), ops.slice(-8).reverse().map((o) => `<li data-status="${o.status}">${o.client ? `c${o.client}` : "you"} ${o.kind} ${esc(o.key)}${o.value != null ? ` ${esc(o.value)}` : ""} → shard ${o.shard} (group ${owner(o.shard) ?? "–"}): ${o.status}${o.kind === "get" && o.status === "ok" ? ` = ${o.output == null ? "missing" : esc(o.output)}` : ""}${o.completedAt != null ? `, ${o.completedAt - o.invokedAt} ms` : ""}</li>`).join("") || `<li class="muted">none yet</li>`);
+    }
     const admin = [
       ...s.admin.done.slice(-6).map((d) => `<li data-outcome="${d.outcome}">${esc(d.op)}: ${d.outcome}${d.text ? ` (${esc(d.text)})` : ""} at ${(d.endedAt / 1000).toFixed(2)} s</li>`),
       ...(s.admin.running ? [`<li>${esc(s.admin.running)}: running…</li>`] : []),
