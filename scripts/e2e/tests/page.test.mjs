@@ -538,8 +538,11 @@ pageTest("the mode selector switches modes; single-group links keep their mode",
 }, { open: { hash: "#n=3&seed=4" } });
 
 pageTest("sharded tour: a shard moves while clients write, a host fails mid-move; every claim holds", async (page) => {
-  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  // listed with the single-group tours; the link opens the sharded mode at the tour
+  await page.waitForFunction(() => window.__distribkv?.mode === "single");
   await page.click("#guide-btn");
+  await Promise.all([page.waitForEvent("load"), page.click("[data-sharded-tour=shard-move]")]);
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded" && window.__distribkv.app.guide !== null);
   const steps = await page.evaluate(() => window.__distribkv.app.guide.tour.steps.length);
   for (let i = 0; i < steps; i++) {
     await page.waitForFunction(() => window.__distribkv.app.stopAt === null, null, { timeout: 60000 });
@@ -553,7 +556,7 @@ pageTest("sharded tour: a shard moves while clients write, a host fails mid-move
   const st = await sharded(page);
   assert.equal(st.hosts.length, 12, "the lab layout: a controller and 3 groups of 3 on hosts of their own");
   await waitText(page, "#check-pill", /OK/);
-}, { timeout: 120000, open: { hash: "#mode=sharded" } });
+}, { timeout: 120000 });
 
 test("without the wasm build the page says how to build it", async () => {
   const page = await env.context.newPage();
