@@ -27,8 +27,11 @@ pub(super) struct LeaderState {
     pub progress: BTreeMap<NodeId, Progress>,
     /// Next heartbeat.
     pub heartbeat_deadline: Instant,
-    /// Next CheckQuorum round.
+    /// Next CheckQuorum check (every heartbeat interval).
     pub check_quorum_deadline: Instant,
+    /// When a CheckQuorum check last found a majority heard from (or when
+    /// leadership began). Invariant: `quorum_heard_at <= now`.
+    pub quorum_heard_at: Instant,
     /// ReadIndex rounds and waiting reads.
     pub reads: ReadState,
     /// A leadership transfer in progress: target and deadline.
@@ -297,8 +300,20 @@ impl Node {
                 leader.transfer = None;
             }
             if self.config.check_quorum && now >= leader.check_quorum_deadline {
-                leader.check_quorum_deadline = now + self.config.election_timeout_min;
-                if !self.has_active_quorum() {
+                // CheckQuorum (§6.2), checked at every heartbeat interval: the
+                // leader steps down once no majority was heard from for a whole
+                // minimum election timeout, so within one heartbeat interval of
+                // that. (With checks one election timeout apart, a leader that
+                // stopped hearing its followers just after a check stepped down
+                // only at the second check: up to two timeouts later, during
+                // which its heartbeats kept the followers from electing anyone.)
+                leader.check_quorum_deadline = now + self.config.heartbeat_interval;
+                let quorum_heard_at = leader.quorum_heard_at;
+                if self.has_active_quorum() {
+                    if let Role::Leader(leader) = &mut self.role {
+                        leader.quorum_heard_at = now;
+                    }
+                } else if now >= quorum_heard_at + self.config.election_timeout_min {
                     let term = self.term;
                     self.become_follower(term, None);
                     return;
