@@ -82,10 +82,13 @@
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
 //! leads (see [`super::group`] for the state machine):
 //!
-//! 1. a settled group asks the controller's servers for the configuration
-//!    after its own ([`HostMessage::ConfigQuery`]); configurations are
+//! 1. a settled group wants the configuration after its own: the host asks
+//!    one controller server (rotating) once per configuration number its
+//!    settled groups want ([`HostMessage::ConfigQuery`], so polling costs
+//!    the same for one group or ten thousand); configurations are
 //!    immutable, so any controller replica that has it may answer
-//!    ([`HostMessage::ConfigReply`]), and the leader proposes it to its log;
+//!    ([`HostMessage::ConfigReply`]), and the leader of every group waiting
+//!    for that number proposes it to its own log;
 //! 2. for each shard it is `Sending`, the leader pushes the shard's data
 //!    and sessions to the new owner's servers ([`HostMessage::ShardPush`]);
 //!    the new owner's leader proposes it to its own log, and once it is
