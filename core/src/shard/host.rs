@@ -82,10 +82,13 @@
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
 //! leads (see [`super::group`] for the state machine):
 //!
-//! 1. a settled group asks the controller's servers for the configuration
-//!    after its own ([`HostMessage::ConfigQuery`]); configurations are
+//! 1. a settled group wants the configuration after its own: the host asks
+//!    one controller server (rotating) once per configuration number its
+//!    settled groups want ([`HostMessage::ConfigQuery`], so polling costs
+//!    the same for one group or ten thousand); configurations are
 //!    immutable, so any controller replica that has it may answer
-//!    ([`HostMessage::ConfigReply`]), and the leader proposes it to its log;
+//!    ([`HostMessage::ConfigReply`]), and the leader of every group waiting
+//!    for that number proposes it to its own log;
 //! 2. for each shard it is `Sending`, the leader pushes the shard's data
 //!    and sessions to the new owner's servers ([`HostMessage::ShardPush`]);
 //!    the new owner's leader proposes it to its own log, and once it is
@@ -133,6 +136,9 @@ use crate::time::Instant;
 
 /// The group id of the shard controller in host messages.
 pub const CONTROLLER: GroupId = 0;
+
+/// Most shards a service may have (each configuration lists every shard's owner).
+pub const MAX_SHARDS: u32 = 1 << 16;
 
 /// How a host behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +199,7 @@ pub enum HostError {
     ReservedGroup,
     /// A listed group does not have this host among its servers.
     NotAMember(GroupId),
-    /// Zero shards, or a zero tick or poll interval.
+    /// Zero shards or more than [`MAX_SHARDS`], or a zero tick or poll interval.
     Timing,
     /// Lease reads are not supported across coalesced timers.
     LeaseReads,
@@ -206,7 +212,10 @@ impl fmt::Display for HostError {
             HostError::Snapshot(g, e) => write!(f, "group {g}: persisted snapshot is corrupt: {e}"),
             HostError::ReservedGroup => write!(f, "group 0 is reserved for the controller"),
             HostError::NotAMember(g) => write!(f, "this host is not a server of group {g}"),
-            HostError::Timing => write!(f, "shards, tick_ms and poll_ms must be positive"),
+            HostError::Timing => write!(
+                f,
+                "shards must be 1 to {MAX_SHARDS}, and tick_ms and poll_ms positive"
+            ),
             HostError::LeaseReads => write!(f, "lease reads are not supported on a host"),
         }
     }
@@ -516,7 +525,11 @@ impl Host {
         now: Instant,
         mut persisted: BTreeMap<GroupId, PersistedState>,
     ) -> Result<Host, HostError> {
-        if config.shards == 0 || config.tick_ms == 0 || config.poll_ms == 0 {
+        if config.shards == 0
+            || config.shards > MAX_SHARDS
+            || config.tick_ms == 0
+            || config.poll_ms == 0
+        {
             return Err(HostError::Timing);
         }
         if config.raft.lease_reads {
