@@ -2,6 +2,7 @@
 //! comes out ([`Output`]), what an input may be refused for ([`Rejected`]),
 //! and what the node counts ([`Stats`]).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -41,6 +42,14 @@ pub enum Input {
     TransferLeadership(NodeId),
     /// Change the membership by one server (leader only).
     ChangeMembership(MembershipChange),
+    /// Add `id` as a learner reached at `address`, recorded in the
+    /// replicated configuration (leader only; a removed id is refused).
+    AddMember {
+        /// The new member's id, never used before.
+        id: NodeId,
+        /// Where it is reached (opaque to Raft).
+        address: String,
+    },
 }
 
 /// Something the node asks of the driver. Drain with [`Node::poll_output`].
@@ -124,6 +133,8 @@ pub enum Rejected {
     /// The change does not apply to the current membership (adding a member
     /// twice, removing a stranger or the last voter).
     InvalidMembershipChange(MembershipChange),
+    /// The id was removed from the cluster: ids are never reused.
+    RemovedId(NodeId),
     /// `Persisted(seq)` names a write that was never emitted.
     UnknownWrite {
         /// The seq acknowledged.
@@ -163,6 +174,10 @@ impl core::fmt::Display for Rejected {
             Rejected::InvalidMembershipChange(change) => {
                 write!(f, "invalid membership change {change:?}")
             }
+            Rejected::RemovedId(id) => write!(
+                f,
+                "node id {id} was removed from the cluster; ids are never reused"
+            ),
             Rejected::UnknownWrite { seq, last } => {
                 write!(f, "write {seq} was never emitted (last is {last})")
             }
