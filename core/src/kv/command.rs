@@ -135,6 +135,65 @@ pub enum RequestBody {
     },
     /// Report this replica's Raft status (answered by any replica).
     Status,
+    /// Report the cluster's members (answered by the leader).
+    Members,
+    /// Change the membership by one server (answered by the leader once the
+    /// change is in its log; [`RequestBody::Members`] tells when it is
+    /// committed).
+    ChangeMembers(MemberChange),
+}
+
+/// A membership change asked by an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum MemberChange {
+    /// Add a learner `id` reached at `address`; the id must never have been used.
+    Add {
+        /// The new member's id.
+        id: NodeId,
+        /// Where it is reached.
+        address: String,
+    },
+    /// Make learner `id` a voter.
+    Promote(NodeId),
+    /// Remove member `id` (the leader hands leadership over first when it
+    /// is the one removed).
+    Remove(NodeId),
+}
+
+/// One member of the cluster, as the leader sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MemberInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// Where it is reached (empty if the configuration has no address for it).
+    pub address: String,
+    /// Whether it votes (else it is a learner).
+    pub voter: bool,
+    /// The highest log index known to be on it (the leader's own last index
+    /// for the leader).
+    pub match_index: LogIndex,
+}
+
+/// The cluster's membership, as the leader sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MembersStatus {
+    /// The leader that answered.
+    pub leader: NodeId,
+    /// Its term.
+    pub term: Term,
+    /// Its commit index.
+    pub commit_index: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+    /// Every member, voters and learners, by id.
+    pub members: alloc::vec::Vec<MemberInfo>,
+    /// Ids removed from the cluster (never reused).
+    pub removed: alloc::vec::Vec<NodeId>,
+    /// Whether the latest membership change is not committed yet.
+    pub change_pending: bool,
 }
 
 /// A replica's answer.
@@ -158,6 +217,8 @@ pub enum Reply {
     Done(Option<Bytes>),
     /// The replica's status.
     Status(NodeStatus),
+    /// The cluster's members.
+    Members(MembersStatus),
 }
 
 /// A replica's Raft status, as `distribkv-native status` prints it.
@@ -227,6 +288,9 @@ pub enum ServiceError {
     StaleSequence,
     /// The replica has stopped (it hit an unrecoverable error).
     Unavailable(String),
+    /// A membership change was refused (invalid, a removed id, or another
+    /// change in progress); nothing changed.
+    Membership(String),
 }
 
 impl ServiceError {
@@ -234,7 +298,9 @@ impl ServiceError {
     pub fn is_definite(&self) -> bool {
         matches!(
             self,
-            ServiceError::KeyTooLarge { .. } | ServiceError::ValueTooLarge { .. }
+            ServiceError::KeyTooLarge { .. }
+                | ServiceError::ValueTooLarge { .. }
+                | ServiceError::Membership(_)
         )
     }
 }
@@ -260,6 +326,7 @@ impl fmt::Display for ServiceError {
                 write!(f, "request superseded by a newer one in the same session")
             }
             ServiceError::Unavailable(why) => write!(f, "replica unavailable: {why}"),
+            ServiceError::Membership(why) => write!(f, "{why}"),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::raft::{
 use crate::time::Instant;
 
 mod clients;
+mod members;
 #[cfg(test)]
 mod tests;
 

@@ -145,6 +145,12 @@ fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>
         RequestBody::Status => {
             f.insert("request", Field::Text("status".to_owned()));
         }
+        RequestBody::Members => {
+            f.insert("request", Field::Text("members".to_owned()));
+        }
+        RequestBody::ChangeMembers(change) => {
+            f.insert("request", Field::Text(format!("{change:?}")));
+        }
         RequestBody::Operation {
             client,
             seq,
@@ -171,6 +177,9 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
         }
         Ok(Reply::Status(status)) => {
             f.insert("role", Field::Text(status.role.clone()));
+        }
+        Ok(Reply::Members(members)) => {
+            f.insert("leader", Field::Number(members.leader));
         }
         Err(error) => {
             f.insert("error", Field::Text(error.to_string()));

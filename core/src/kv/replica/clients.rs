@@ -59,7 +59,7 @@ pub(super) struct ReadWaiter {
 }
 
 impl Replica {
-    fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
+    pub(super) fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
         self.outputs.push_back(ReplicaOutput::Reply {
             to,
             response: ClientResponse {
@@ -88,6 +88,14 @@ impl Replica {
             RequestBody::Status => {
                 let status = self.status();
                 self.reply(from, id, Ok(Reply::Status(status)));
+                return;
+            }
+            RequestBody::Members => {
+                self.handle_members(from, id);
+                return;
+            }
+            RequestBody::ChangeMembers(change) => {
+                self.handle_member_change(now, from, id, change);
                 return;
             }
             RequestBody::Operation {
