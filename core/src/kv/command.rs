@@ -135,7 +135,8 @@ pub enum RequestBody {
     },
     /// Report this replica's Raft status (answered by any replica).
     Status,
-    /// Report the cluster's members (answered by the leader).
+    /// Report the cluster's members (answered by any replica, from its log;
+    /// the leader's answer is the authoritative one).
     Members,
     /// Change the membership by one server (answered by the leader once the
     /// change is in its log; [`RequestBody::Members`] tells when it is
@@ -176,12 +177,15 @@ pub struct MemberInfo {
     pub match_index: LogIndex,
 }
 
-/// The cluster's membership, as the leader sees it.
+/// The cluster's membership, as one replica sees it (the leader's view is
+/// the authoritative one; only the leader knows the members' match indexes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MembersStatus {
-    /// The leader that answered.
-    pub leader: NodeId,
+    /// The replica that answered.
+    pub node: NodeId,
+    /// The leader it knows of (itself when `node` leads).
+    pub leader: Option<NodeId>,
     /// Its term.
     pub term: Term,
     /// Its commit index.

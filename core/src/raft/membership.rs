@@ -139,12 +139,17 @@ impl Node {
     }
 
     /// Makes the leader's follower set match the current membership: new
-    /// members are probed from the end of the log, removed ones forgotten.
+    /// members are probed from the end of the log, removed ones forgotten
+    /// once their removal commits. Until then the leader keeps replicating
+    /// to them, so a removed node receives the entry that removes it and
+    /// knows to stop.
     pub(super) fn sync_progress(&mut self) {
+        let committed = self.log.membership_at(self.log.commit());
         let members: Vec<NodeId> = self
             .log
             .membership()
             .members()
+            .chain(committed.members())
             .filter(|&m| m != self.id)
             .collect();
         let last = self.log.last_index();

@@ -179,7 +179,7 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
             f.insert("role", Field::Text(status.role.clone()));
         }
         Ok(Reply::Members(members)) => {
-            f.insert("leader", Field::Number(members.leader));
+            f.insert("members", Field::Number(members.members.len() as u64));
         }
         Err(error) => {
             f.insert("error", Field::Text(error.to_string()));
