@@ -10,6 +10,7 @@
 pub mod addr;
 pub mod cli;
 pub mod clock;
+pub mod fsutil;
 pub mod kv_client;
 pub mod server;
 pub mod storage;

@@ -16,6 +16,7 @@ use distribkv_core::kv::Operation;
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod member;
 pub mod server;
 pub mod status;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Closed-loop load: N concurrent clients for a while, then latency figures.
     Bench(bench::BenchArgs),
+    /// List, add, promote or remove the cluster's members.
+    Member(member::MemberArgs),
     /// Start a local 3-node cluster in a temporary folder until interrupted.
     Demo(demo::DemoArgs),
 }
@@ -77,6 +80,7 @@ pub async fn run(command: &Command) -> Result<u8, CliError> {
         Command::Client(args) => client::line_client(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Member(args) => member::run(args).await,
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
     }
 }
@@ -201,6 +205,22 @@ pub enum CliError {
     /// The demo failed.
     #[error("{0}")]
     Demo(#[from] demo::DemoError),
+    /// A membership command failed.
+    #[error("{0}")]
+    Member(#[from] member::MemberError),
+}
+
+impl CliError {
+    /// The exit code: 2 for a client-side error and for a server that
+    /// refused to start on what it was given (a removed id), 1 for a node
+    /// that failed.
+    pub fn exit_code(&self, is_node: bool) -> u8 {
+        match self {
+            CliError::Server(error) if error.is_refusal() => 2,
+            _ if is_node => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// Runs `certs`: prints where the files went and the cluster id.

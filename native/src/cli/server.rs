@@ -17,13 +17,23 @@ use crate::server::{
 /// `server` arguments. Everything after `--certs` is optional tuning.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// This node's 1-based position in --peers.
+    /// This node's id: its 1-based position in --peers for the first
+    /// members, the id it is added with (`member add`) for a node that joins.
     #[arg(long, value_name = "N")]
     pub id: NodeId,
-    /// Every member's address (HOST:PORT) in id order, comma-separated; this
-    /// node listens on its own.
-    #[arg(long, value_name = "ADDR,...")]
-    pub peers: String,
+    /// A new cluster: every member's address (HOST:PORT) in id order,
+    /// comma-separated; this node listens on its own. Not needed after the
+    /// first start (the data folder knows the members).
+    #[arg(long, value_name = "ADDR,...", conflicts_with = "join")]
+    pub peers: Option<String>,
+    /// The address to listen on (HOST:PORT), for a node that joins.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Join an existing cluster: members to ask, comma-separated. The node
+    /// waits as a non-member until it is added (`member add`), then
+    /// catches up.
+    #[arg(long, value_name = "ADDR,...", requires = "listen")]
+    pub join: Option<String>,
     /// Data folder (created if missing); it belongs to this node id and
     /// cluster from then on.
     #[arg(long, value_name = "DIR")]
@@ -81,11 +91,24 @@ impl ServerArgs {
     /// that breaks one is reported as an argument error of `server` (exit
     /// code 2), naming the flag.
     pub fn config(&self) -> Result<ValidConfig, clap::Error> {
-        let peers = crate::addr::parse_address_list(&self.peers)
-            .map_err(|error| argument_error(format!("--peers: {error}")))?;
+        let parse_list = |flag: &str, list: &Option<String>| match list {
+            Some(list) => crate::addr::parse_address_list(list)
+                .map_err(|error| argument_error(format!("{flag}: {error}"))),
+            None => Ok(Vec::new()),
+        };
+        let peers = parse_list("--peers", &self.peers)?;
+        let join = parse_list("--join", &self.join)?;
         let count = peers.len();
         let mut config =
             ServerConfig::new(self.id, peers, self.data_dir.clone(), self.certs.clone());
+        config.join = join;
+        config.listen = match &self.listen {
+            Some(listen) => Some(
+                crate::addr::parse_address(listen)
+                    .map_err(|error| argument_error(format!("--listen: {error}")))?,
+            ),
+            None => None,
+        };
         let raft = &mut config.replica.raft;
         raft.heartbeat_interval = self.heartbeat_ms;
         raft.election_timeout_min = self.election_timeout_ms.0;
@@ -95,6 +118,7 @@ impl ServerArgs {
         config.storage.segment_size = self.segment_size;
         config.validate().map_err(|error| {
             argument_error(match error {
+                ConfigError::ZeroId if count == 0 => "--id 0: node ids start at 1".to_string(),
                 ConfigError::ZeroId | ConfigError::NotAMember(_) => {
                     format!(
                         "--id {} is not a position in --peers (1 to {count})",

@@ -1,20 +1,20 @@
 //! The step loop: one task owns the replica and translates between it and
 //! the world (see the [module documentation](super)).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaInput, ReplicaOutput,
 };
-use distribkv_core::raft::{Envelope, Message, NodeId};
+use distribkv_core::raft::{Envelope, LogIndex, Message, NodeId};
 use tokio::sync::mpsc;
 
 use super::{MAX_INPUTS_PER_STEP, ServerError};
 use crate::clock::{Clock, sleep_until};
 use crate::storage::{StorageEvent, StorageWorker};
-use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
+use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport, ReplyHandle};
 
 /// Client requests the replica has not answered after this long are
 /// forgotten (their clients have long given up).
@@ -35,6 +35,11 @@ pub(super) struct Driver {
     worker: StorageWorker,
     replies: HashMap<u64, Waiting>,
     next_token: u64,
+    /// The peers the transport dials, with the address they were added at.
+    peers: BTreeMap<NodeId, String>,
+    /// What [`Driver::sync_peers`] last looked at: the latest membership
+    /// entry, the snapshot, and whether that entry was committed.
+    peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
 }
 
 /// One input from the world.
@@ -63,7 +68,65 @@ impl Driver {
             worker,
             replies: HashMap::new(),
             next_token: 1,
+            peers: BTreeMap::new(),
+            peers_seen: None,
         }
+    }
+
+    /// Makes the transport's peers those of the configuration: the latest
+    /// one's members and, until it commits, the previous one's (a removed
+    /// node still receives the entry that removes it).
+    fn sync_peers(&mut self) {
+        let node = self.replica.node();
+        let log = node.log();
+        let last_change = log.last_membership_index();
+        let seen = (
+            last_change,
+            log.snapshot().index,
+            last_change.is_none_or(|at| at <= log.commit()),
+        );
+        if self.peers_seen == Some(seen) {
+            return;
+        }
+        self.peers_seen = Some(seen);
+        let committed = log.membership_at(log.commit());
+        let mut wanted: BTreeMap<NodeId, String> = BTreeMap::new();
+        for membership in [node.membership(), &committed] {
+            for id in membership.members().filter(|&m| m != self.id) {
+                if let Some(address) = membership.address(id) {
+                    wanted.entry(id).or_insert_with(|| address.to_string());
+                }
+            }
+        }
+        for (id, address) in &wanted {
+            if self.peers.get(id) == Some(address) {
+                continue;
+            }
+            match crate::addr::parse_address(address) {
+                Ok(parsed) => {
+                    tracing::info!(node = self.id, peer = id, %address, "peer added");
+                    self.transport.add_peer(PeerAddress {
+                        id: *id,
+                        address: parsed,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(node = self.id, peer = id, "cannot reach the peer: {error}")
+                }
+            }
+        }
+        for id in self.peers.keys() {
+            if !wanted.contains_key(id) {
+                tracing::info!(node = self.id, peer = id, "peer removed");
+                self.transport.remove_peer(*id);
+            }
+        }
+        self.peers = wanted;
+    }
+
+    /// Whether this node's configuration says it was removed.
+    fn is_removed(&self) -> bool {
+        self.replica.node().membership().is_removed(self.id)
     }
 
     /// Stops the transport, then lets the storage worker commit everything
@@ -83,6 +146,7 @@ impl Driver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
         tokio::pin!(shutdown);
+        self.sync_peers();
         let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -122,6 +186,14 @@ impl Driver {
                 budget -= 1;
             }
             self.drain_outputs(&mut storage_events).await?;
+            self.sync_peers();
+            if self.is_removed() {
+                tracing::warn!(
+                    node = self.id,
+                    "this node was removed from the cluster; it stops serving for good"
+                );
+                return Ok(());
+            }
         }
     }
 
