@@ -8,7 +8,10 @@
 //! - [`cli`]: the command-line contract: output formats, exit codes, bad
 //!   input, `certs` and `demo`;
 //! - [`cluster`]: a real 3-node cluster of server processes: replication,
-//!   crashes, restarts, snapshots, pauses, damaged files.
+//!   crashes, restarts, snapshots, pauses, damaged files;
+//! - [`membership`]: `member` commands and `server --join` on a real
+//!   cluster under a workload checked for linearizability (the workload
+//!   of the fault tests).
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -19,5 +22,12 @@ mod harness;
 
 mod cli;
 mod cluster;
+mod membership;
+#[path = "../faults/rng.rs"]
+#[allow(dead_code)]
+mod rng;
 mod server;
 mod transport;
+#[path = "../faults/workload.rs"]
+#[allow(dead_code)]
+mod workload;
