@@ -60,6 +60,10 @@ pub struct ServerArgs {
     /// rates within 10% of each other; off by default.
     #[arg(long)]
     pub lease_reads: bool,
+    /// Serve the metrics (GET /metrics, Prometheus text format) and the
+    /// health checks (GET /livez, GET /readyz) over HTTP on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Log segment size, bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub segment_size: u64,
@@ -102,6 +106,14 @@ impl ServerArgs {
         let mut config =
             ServerConfig::new(self.id, peers, self.data_dir.clone(), self.certs.clone());
         config.join = join;
+        config.metrics_addr = match &self.metrics_addr {
+            Some(text) => Some(
+                crate::addr::parse_address(text)
+                    .map_err(|error| argument_error(format!("--metrics-addr: {error}")))?
+                    .addr,
+            ),
+            None => None,
+        };
         config.listen = match &self.listen {
             Some(listen) => Some(
                 crate::addr::parse_address(listen)

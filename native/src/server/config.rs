@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub replica: ReplicaConfig,
     /// Storage tuning.
     pub storage: StorageOptions,
+    /// Where to serve `/metrics`, `/livez` and `/readyz` over HTTP, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -78,6 +80,7 @@ impl ServerConfig {
             certs_dir,
             replica,
             storage: StorageOptions::default(),
+            metrics_addr: None,
         }
     }
 

@@ -3,14 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaInput, ReplicaOutput,
+    ServiceError,
 };
 use distribkv_core::raft::{Envelope, LogIndex, Message, NodeId};
 use tokio::sync::mpsc;
 
+use super::metrics::Metrics;
 use super::{MAX_INPUTS_PER_STEP, ServerError};
 use crate::clock::{Clock, sleep_until};
 use crate::storage::{StorageEvent, StorageWorker};
@@ -24,7 +27,26 @@ const REPLY_EXPIRY: Duration = Duration::from_secs(120);
 struct Waiting {
     reply: ReplyHandle<KvResponse>,
     since: tokio::time::Instant,
+    /// What it asks, for the metrics: `put`, `get`, ..., `status`.
+    op: &'static str,
+    is_write: bool,
 }
+
+/// What a request asks, for the metrics, and whether it writes.
+fn request_kind(request: &KvRequest) -> (&'static str, bool) {
+    use distribkv_core::kv::RequestBody;
+    match &request.body {
+        RequestBody::Open { operation, .. } | RequestBody::Operation { operation, .. } => {
+            (operation.name(), operation.is_write())
+        }
+        RequestBody::Status => ("status", false),
+        RequestBody::Members => ("member_list", false),
+        RequestBody::ChangeMembers(_) => ("member_change", false),
+    }
+}
+
+/// How often the transport's per-peer traffic is folded into the metrics.
+const PEER_SAMPLE: Duration = Duration::from_secs(1);
 
 /// The step loop's state.
 pub(super) struct Driver {
@@ -37,6 +59,10 @@ pub(super) struct Driver {
     next_token: u64,
     /// The peers the transport dials, with the address they were added at.
     peers: BTreeMap<NodeId, String>,
+    /// The metrics, when `--metrics-addr` serves them.
+    metrics: Option<Arc<Metrics>>,
+    /// When the per-peer traffic was last sampled.
+    peers_sampled: tokio::time::Instant,
     /// What [`Driver::sync_peers`] last looked at: the latest membership
     /// entry, the snapshot, and whether that entry was committed.
     peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
@@ -59,6 +85,7 @@ impl Driver {
         replica: Replica,
         transport: PeerTransport<Message>,
         worker: StorageWorker,
+        metrics: Option<Arc<Metrics>>,
     ) -> Driver {
         Driver {
             id,
@@ -70,6 +97,20 @@ impl Driver {
             next_token: 1,
             peers: BTreeMap::new(),
             peers_seen: None,
+            metrics,
+            peers_sampled: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Updates the metrics after a step.
+    fn observe(&mut self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        metrics.observe_step(&self.replica);
+        if self.peers_sampled.elapsed() >= PEER_SAMPLE {
+            self.peers_sampled = tokio::time::Instant::now();
+            metrics.observe_peers(&self.transport.peer_traffic());
         }
     }
 
@@ -187,6 +228,7 @@ impl Driver {
             }
             self.drain_outputs(&mut storage_events).await?;
             self.sync_peers();
+            self.observe();
             if self.is_removed() {
                 tracing::warn!(
                     node = self.id,
@@ -214,11 +256,14 @@ impl Driver {
             Event::Client(Incoming { request, reply }) => {
                 let token = self.next_token;
                 self.next_token += 1;
+                let (op, is_write) = request_kind(&request);
                 self.replies.insert(
                     token,
                     Waiting {
                         reply,
                         since: tokio::time::Instant::now(),
+                        op,
+                        is_write,
                     },
                 );
                 ReplicaInput::Client {
@@ -262,6 +307,15 @@ impl Driver {
                 }
                 ReplicaOutput::Reply { to, response } => {
                     if let Some(waiting) = self.replies.remove(&to) {
+                        if let Some(metrics) = &self.metrics {
+                            let outcome = match &response.result {
+                                Ok(_) => "ok",
+                                Err(ServiceError::NotLeader { .. }) => "not_leader",
+                                Err(ServiceError::Busy) => "busy",
+                                Err(_) => "error",
+                            };
+                            metrics.observe_request(waiting.op, outcome, waiting.is_write);
+                        }
                         waiting.reply.send(response);
                     }
                 }

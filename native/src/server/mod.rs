@@ -44,6 +44,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
@@ -60,6 +61,7 @@ use crate::transport::{
 pub mod config;
 mod driver;
 pub mod members;
+pub mod metrics;
 
 pub use config::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
@@ -148,6 +150,14 @@ pub enum ServerError {
     /// An address in the configuration or on the command line is bad.
     #[error("{0}")]
     Address(#[from] crate::addr::AddressError),
+    /// The metrics address cannot be bound.
+    #[error("--metrics-addr {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl ServerError {
@@ -201,12 +211,29 @@ pub async fn run(
             crate::addr::parse_address(text)?
         }
     };
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|source| ServerError::Metrics { addr, source })?;
+            let metrics = Arc::new(metrics::Metrics::new());
+            tracing::info!(node = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
+            Some((
+                metrics.clone(),
+                tokio::spawn(metrics::serve(listener, metrics)),
+            ))
+        }
+        None => None,
+    };
     let storage_error = |source| ServerError::Storage {
         dir: config.data_dir.clone(),
         source,
     };
+    let observer = metrics.as_ref().map(|(metrics, _)| {
+        Box::new(metrics::StorageTimes(metrics.clone())) as Box<dyn crate::storage::StorageObserver>
+    });
     let (worker, storage_events) =
-        StorageWorker::spawn(storage, STORAGE_QUEUE).map_err(storage_error)?;
+        StorageWorker::spawn_observed(storage, STORAGE_QUEUE, observer).map_err(storage_error)?;
     let (transport, inbound) = match bind_transport(&config, &own, &certs) {
         Ok(bound) => bound,
         Err(error) => {
@@ -217,7 +244,8 @@ pub async fn run(
     ready(transport.local_addr());
     tracing::info!(node = id, addr = %transport.local_addr(), members = ?replica.node().membership().voters, learners = ?replica.node().membership().learners, "serving");
 
-    let mut driver = Driver::new(id, clock, replica, transport, worker);
+    let (metrics, metrics_task) = metrics.unzip();
+    let mut driver = Driver::new(id, clock, replica, transport, worker, metrics);
     let outcome = driver
         .run(
             storage_events,
@@ -227,6 +255,9 @@ pub async fn run(
         )
         .await;
     driver.stop().await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     match &outcome {
         Ok(()) => tracing::info!(node = id, "stopped"),
         Err(error) => tracing::error!(node = id, "{error}"),

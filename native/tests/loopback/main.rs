@@ -11,7 +11,8 @@
 //!   crashes, restarts, snapshots, pauses, damaged files;
 //! - [`membership`]: `member` commands and `server --join` on a real
 //!   cluster under a workload checked for linearizability (the workload
-//!   of the fault tests).
+//!   of the fault tests);
+//! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -23,6 +24,7 @@ mod harness;
 mod cli;
 mod cluster;
 mod membership;
+mod metrics;
 #[path = "../faults/rng.rs"]
 #[allow(dead_code)]
 mod rng;

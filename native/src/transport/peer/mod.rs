@@ -165,6 +165,19 @@ pub struct TransportStats {
     pub streams_closed_bad_frame: u64,
 }
 
+/// What went to and came from one peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerTraffic {
+    /// The peer.
+    pub id: NodeId,
+    /// Bytes of messages written to it.
+    pub sent_bytes: u64,
+    /// Bytes of its peer streams read.
+    pub received_bytes: u64,
+    /// The connection's latest round-trip estimate, if it has one.
+    pub round_trip: Option<std::time::Duration>,
+}
+
 /// The live counters behind [`TransportStats`].
 #[derive(Debug, Default)]
 struct Counters {
@@ -199,6 +212,8 @@ struct Inner<M> {
     incarnations: std::sync::Mutex<HashMap<NodeId, u64>>,
     counters: Counters,
     frames: Arc<FrameCounters>,
+    /// Bytes of peer streams read, per peer.
+    received_bytes: std::sync::Mutex<HashMap<NodeId, Arc<AtomicU64>>>,
 }
 
 /// What [`PeerTransport::bind`] gives: the transport handle and the channels
@@ -255,6 +270,7 @@ where
             incarnations: std::sync::Mutex::new(HashMap::new()),
             counters: Counters::default(),
             frames: Arc::new(FrameCounters::default()),
+            received_bytes: std::sync::Mutex::new(HashMap::new()),
         });
         let acceptor = inbound::Acceptor {
             inner: inner.clone(),
@@ -291,6 +307,8 @@ where
             address: peer.clone(),
             reachable: AtomicBool::new(true),
             connected: AtomicBool::new(false),
+            sent_bytes: AtomicU64::new(0),
+            rtt_micros: AtomicU64::new(0),
         });
         let task = tokio::spawn(link::run_link(self.inner.clone(), state.clone(), receiver));
         let old = self
@@ -389,6 +407,44 @@ impl<M> PeerTransport<M> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&peer)
             .is_some_and(|link| link.state.connected.load(Ordering::Relaxed))
+    }
+
+    /// Traffic with every known peer (and every peer heard from), by id.
+    pub fn peer_traffic(&self) -> Vec<PeerTraffic> {
+        let mut traffic: std::collections::BTreeMap<NodeId, PeerTraffic> =
+            std::collections::BTreeMap::new();
+        for (id, link) in self
+            .inner
+            .links
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let rtt = link.state.rtt_micros.load(Ordering::Relaxed);
+            traffic.insert(
+                *id,
+                PeerTraffic {
+                    id: *id,
+                    sent_bytes: link.state.sent_bytes.load(Ordering::Relaxed),
+                    received_bytes: 0,
+                    round_trip: (rtt > 0).then(|| std::time::Duration::from_micros(rtt)),
+                },
+            );
+        }
+        for (id, received) in self
+            .inner
+            .received_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let entry = traffic.entry(*id).or_insert(PeerTraffic {
+                id: *id,
+                ..PeerTraffic::default()
+            });
+            entry.received_bytes = received.load(Ordering::Relaxed);
+        }
+        traffic.into_values().collect()
     }
 
     /// A snapshot of the counters.
