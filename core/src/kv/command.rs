@@ -142,6 +142,33 @@ pub enum RequestBody {
     /// change is in its log; [`RequestBody::Members`] tells when it is
     /// committed).
     ChangeMembers(MemberChange),
+    /// A chunk of a consistent snapshot of the state machine, for a backup
+    /// (answered by the leader). The first request (`index: None`) takes
+    /// the snapshot at a linearizable point (after a ReadIndex round) and
+    /// answers its first chunk; the next ones name its `index` and the
+    /// `offset` wanted.
+    Backup {
+        /// The snapshot being fetched; `None` for a new one.
+        index: Option<LogIndex>,
+        /// Where the chunk starts, in bytes.
+        offset: u64,
+    },
+}
+
+/// A chunk of a backup snapshot ([`RequestBody::Backup`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BackupChunk {
+    /// The last log index the snapshot covers.
+    pub index: LogIndex,
+    /// That entry's term.
+    pub term: Term,
+    /// The snapshot's size, bytes.
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Bytes,
 }
 
 /// A membership change asked by an operator.
@@ -223,6 +250,8 @@ pub enum Reply {
     Status(NodeStatus),
     /// The cluster's members.
     Members(MembersStatus),
+    /// A chunk of a backup snapshot.
+    Backup(BackupChunk),
 }
 
 /// A replica's Raft status, as `distribkv-native status` prints it.

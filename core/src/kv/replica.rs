@@ -23,6 +23,7 @@ use crate::raft::{
 };
 use crate::time::Instant;
 
+mod backup;
 mod clients;
 mod members;
 #[cfg(test)]
@@ -157,6 +158,8 @@ pub struct Replica {
     outputs: VecDeque<ReplicaOutput>,
     applied_records: Option<Vec<AppliedRecord>>,
     failure: Option<String>,
+    /// The backup snapshot being fetched, if any.
+    backup: Option<backup::Backup>,
 }
 
 impl Replica {
@@ -191,6 +194,7 @@ impl Replica {
             outputs: VecDeque::new(),
             applied_records: config.record_applied.then(Vec::new),
             failure: None,
+            backup: None,
         })
     }
 

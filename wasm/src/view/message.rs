@@ -151,6 +151,10 @@ fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>
         RequestBody::ChangeMembers(change) => {
             f.insert("request", Field::Text(format!("{change:?}")));
         }
+        RequestBody::Backup { offset, .. } => {
+            f.insert("request", Field::Text("backup".to_owned()));
+            f.insert("offset", Field::Number(*offset));
+        }
         RequestBody::Operation {
             client,
             seq,
@@ -177,6 +181,9 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
         }
         Ok(Reply::Status(status)) => {
             f.insert("role", Field::Text(status.role.clone()));
+        }
+        Ok(Reply::Backup(chunk)) => {
+            f.insert("index", Field::Number(chunk.index));
         }
         Ok(Reply::Members(members)) => {
             f.insert("members", Field::Number(members.members.len() as u64));

@@ -53,9 +53,10 @@ pub(super) struct WriteWaiter {
 /// A client waiting for a read.
 #[derive(Clone, Debug)]
 pub(super) struct ReadWaiter {
-    to: ReplyTo,
-    request: u64,
-    key: Bytes,
+    pub(super) to: ReplyTo,
+    pub(super) request: u64,
+    /// The key to read; `None` for a backup snapshot.
+    pub(super) key: Option<Bytes>,
 }
 
 impl Replica {
@@ -98,6 +99,10 @@ impl Replica {
                 self.handle_member_change(now, from, id, change);
                 return;
             }
+            RequestBody::Backup { index, offset } => {
+                self.handle_backup(now, from, id, index, offset);
+                return;
+            }
             RequestBody::Operation {
                 client,
                 seq,
@@ -111,14 +116,20 @@ impl Replica {
             return;
         }
         match operation {
-            Operation::Get { key } => self.handle_read(now, from, id, key),
+            Operation::Get { key } => self.handle_read(now, from, id, Some(key)),
             write => self.handle_write(now, from, id, key, write),
         }
     }
 
     /// A linearizable read: served once a ReadIndex round confirms the
     /// leadership and the state machine caught up with it.
-    fn handle_read(&mut self, now: Instant, from: ReplyTo, request: u64, key: Bytes) {
+    pub(super) fn handle_read(
+        &mut self,
+        now: Instant,
+        from: ReplyTo,
+        request: u64,
+        key: Option<Bytes>,
+    ) {
         let read = self.next_read_id;
         self.next_read_id += 1;
         match self.node.handle(now, Input::ReadIndex(read)) {
@@ -282,7 +293,11 @@ impl Replica {
             .is_some_and(|(index, _)| *index <= applied)
         {
             let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
-            let value = self.store.get(&waiter.key).cloned();
+            let Some(key) = &waiter.key else {
+                self.start_backup(waiter.to, waiter.request);
+                continue;
+            };
+            let value = self.store.get(key).cloned();
             self.reply(waiter.to, waiter.request, Ok(Reply::Done(value)));
         }
     }
