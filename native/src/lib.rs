@@ -8,6 +8,7 @@
 //! - [`addr`], [`clock`]: address lists and the drivers' clock.
 
 pub mod addr;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod fsutil;

@@ -18,6 +18,7 @@ pub mod client;
 pub mod demo;
 pub mod member;
 pub mod server;
+pub mod snapshot;
 pub mod status;
 
 /// distribKV: a linearizable key-value store replicated with Raft, over QUIC.
@@ -52,6 +53,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// List, add, promote or remove the cluster's members.
     Member(member::MemberArgs),
+    /// Save, check and restore backups.
+    Snapshot(snapshot::SnapshotArgs),
     /// Start a local 3-node cluster in a temporary folder until interrupted.
     Demo(demo::DemoArgs),
 }
@@ -81,6 +84,7 @@ pub async fn run(command: &Command) -> Result<u8, CliError> {
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Member(args) => member::run(args).await,
+        Command::Snapshot(args) => snapshot::run(args).await,
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
     }
 }
@@ -104,10 +108,10 @@ pub struct ClusterArgs {
     /// Addresses of the cluster's nodes, HOST:PORT, comma-separated, in id
     /// order (the same list as the servers' --peers), so that a node's
     /// "the leader is node N" hint points at the right address.
-    #[arg(long, value_name = "ADDR,...")]
+    #[arg(long, value_name = "ADDR,...", env = "DISTRIBKV_CLUSTER")]
     pub cluster: String,
     /// Folder with ca-cert.pem, client-cert.pem and client-key.pem.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "DISTRIBKV_CERTS")]
     pub certs: PathBuf,
 }
 
@@ -208,6 +212,9 @@ pub enum CliError {
     /// A membership command failed.
     #[error("{0}")]
     Member(#[from] member::MemberError),
+    /// A snapshot command failed.
+    #[error("{0}")]
+    Snapshot(#[from] snapshot::SnapshotError),
 }
 
 impl CliError {

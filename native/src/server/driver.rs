@@ -42,6 +42,7 @@ fn request_kind(request: &KvRequest) -> (&'static str, bool) {
         RequestBody::Status => ("status", false),
         RequestBody::Members => ("member_list", false),
         RequestBody::ChangeMembers(_) => ("member_change", false),
+        RequestBody::Backup { .. } => ("snapshot", false),
     }
 }
 

@@ -106,7 +106,7 @@ pub(super) async fn settle(
             dir: config.data_dir.clone(),
         });
     };
-    save(&path, &membership)?;
+    save_membership(&path, &membership)?;
     Ok(membership)
 }
 
@@ -129,9 +129,9 @@ fn load(path: &Path) -> Result<Option<Membership>, ServerError> {
     Ok(Some(file.membership()))
 }
 
-/// Writes the file atomically (a temporary file, fsync, rename, fsync of
-/// the folder).
-fn save(path: &Path, membership: &Membership) -> Result<(), ServerError> {
+/// Writes a members file atomically (a temporary file, fsync, rename,
+/// fsync of the folder).
+pub fn save_membership(path: &Path, membership: &Membership) -> Result<(), ServerError> {
     let error = |error: std::io::Error| ServerError::MembersFile {
         path: path.to_path_buf(),
         reason: error.to_string(),

@@ -150,6 +150,14 @@ pub enum ServerError {
     /// An address in the configuration or on the command line is bad.
     #[error("{0}")]
     Address(#[from] crate::addr::AddressError),
+    /// The snapshot left by `snapshot restore` cannot be installed.
+    #[error("{path}: {reason}")]
+    Restore {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The metrics address cannot be bound.
     #[error("--metrics-addr {addr}: {source}")]
     Metrics {
@@ -190,6 +198,7 @@ pub async fn run(
         membership = members::settle(&config, &certs) => membership?,
         () = &mut shutdown => return Ok(()),
     };
+    let (storage, persisted) = install_restored(&config, &certs, storage, persisted, &initial)?;
     let mut replica_config = config.replica.clone();
     replica_config.raft.voters = initial.voters.clone();
     replica_config.raft.learners = initial.learners.clone();
@@ -306,6 +315,62 @@ fn open_storage(
         "recovered from storage"
     );
     Ok((storage, persisted))
+}
+
+/// A data folder made by `snapshot restore` holds the snapshot to start
+/// from: at the first start it becomes the node's stored snapshot (with
+/// the configuration of `--peers`), then the file goes.
+fn install_restored(
+    config: &ServerConfig,
+    certs: &CertSet,
+    mut storage: RaftStorage,
+    persisted: PersistedState,
+    membership: &distribkv_core::raft::Membership,
+) -> Result<(RaftStorage, PersistedState), ServerError> {
+    let path = config.data_dir.join(crate::backup::RESTORE_FILE);
+    if !path.exists() {
+        return Ok((storage, persisted));
+    }
+    let restore_error = |reason: String| ServerError::Restore {
+        path: path.clone(),
+        reason,
+    };
+    let fresh = persisted.snapshot.is_none()
+        && persisted.entries.is_empty()
+        && persisted.hard_state.term == 0;
+    if fresh {
+        let backup =
+            crate::backup::Backup::load(&path).map_err(|e| restore_error(e.to_string()))?;
+        let write = distribkv_core::raft::Write {
+            seq: 1,
+            snapshot: Some(Box::new(distribkv_core::raft::Snapshot {
+                meta: distribkv_core::raft::SnapshotMeta {
+                    index: backup.index,
+                    term: backup.term,
+                    membership: membership.clone(),
+                },
+                data: backup.data,
+            })),
+            hard_state: Some(distribkv_core::raft::HardState {
+                term: backup.term,
+                voted_for: None,
+            }),
+            entries: Vec::new(),
+        };
+        storage
+            .append(&write)
+            .and_then(|()| storage.sync())
+            .map_err(|e| restore_error(e.to_string()))?;
+        tracing::info!(
+            node = config.id(),
+            index = backup.index,
+            term = backup.term,
+            "installed the restored snapshot"
+        );
+    }
+    drop(storage);
+    std::fs::remove_file(&path).map_err(|e| restore_error(e.to_string()))?;
+    open_storage(config, certs)
 }
 
 /// The replica, restarted from what storage recovered.

@@ -79,6 +79,21 @@ impl<H: Hosts> Cluster<H> {
         members: usize,
         extra_args: &[&str],
     ) -> Result<Cluster<H>, String> {
+        let mut cluster = Cluster::create(one_at_a_time, hosts, members, extra_args)?;
+        for id in 1..=members {
+            cluster.spawn(id);
+        }
+        Ok(cluster)
+    }
+
+    /// The cluster's certificates and folders, with no node started yet
+    /// (for data folders made another way, such as `snapshot restore`).
+    pub fn create(
+        one_at_a_time: OneAtATime,
+        hosts: H,
+        members: usize,
+        extra_args: &[&str],
+    ) -> Result<Cluster<H>, String> {
         let root = tempfile::Builder::new()
             .prefix("distribkv-cluster-")
             .tempdir()
@@ -95,7 +110,7 @@ impl<H: Hosts> Cluster<H> {
                 paused: false,
             })
             .collect();
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             hosts,
             root: Some(root),
             dir,
@@ -105,9 +120,6 @@ impl<H: Hosts> Cluster<H> {
             members,
             _one_at_a_time: one_at_a_time,
         };
-        for id in 1..=members {
-            cluster.spawn(id);
-        }
         Ok(cluster)
     }
 

@@ -12,7 +12,8 @@
 //! - [`membership`]: `member` commands and `server --join` on a real
 //!   cluster under a workload checked for linearizability (the workload
 //!   of the fault tests);
-//! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`.
+//! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`;
+//! - [`snapshot`]: backups saved, checked and restored into a new cluster.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -29,6 +30,7 @@ mod metrics;
 #[allow(dead_code)]
 mod rng;
 mod server;
+mod snapshot;
 mod transport;
 #[path = "../faults/workload.rs"]
 #[allow(dead_code)]
