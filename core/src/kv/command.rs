@@ -284,6 +284,15 @@ pub struct NodeStatus {
     /// ([`KvStore::fingerprint`](super::KvStore::fingerprint)): replicas that
     /// applied the same entries have the same fingerprint.
     pub fingerprint: u64,
+    /// The voters of the latest configuration in its log.
+    pub voters: alloc::vec::Vec<NodeId>,
+    /// Its learners.
+    pub learners: alloc::vec::Vec<NodeId>,
+    /// Whether it knows a leader of its term and has applied everything it
+    /// knows to be committed (what `/readyz` answers).
+    pub ready: bool,
+    /// On the leader: every other member's match index (`(id, index)`).
+    pub followers: alloc::vec::Vec<(NodeId, LogIndex)>,
 }
 
 /// Why a request failed. [`ServiceError::is_definite`] tells whether the

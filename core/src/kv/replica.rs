@@ -350,6 +350,19 @@ impl Replica {
             keys: self.store.len() as u64,
             sessions: self.store.sessions().len() as u64,
             fingerprint: self.store.fingerprint(),
+            voters: self.node.membership().voters.clone(),
+            learners: self.node.membership().learners.clone(),
+            ready: self.node.leader().is_some() && log.applied() >= log.commit(),
+            followers: self
+                .node
+                .progress()
+                .map(|progress| {
+                    progress
+                        .iter()
+                        .map(|(id, p)| (*id, p.match_index))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
