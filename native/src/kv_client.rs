@@ -71,6 +71,14 @@ pub enum KvError {
     /// The certificates do not let this client talk to the cluster.
     #[error("{0}")]
     Certificates(ClientError),
+    /// No server answered anything at all.
+    #[error(
+        "no node of the cluster answered (tried {tried}); is it running, and are these its addresses?"
+    )]
+    NoAnswer {
+        /// The addresses tried.
+        tried: String,
+    },
 }
 
 /// Connects to the cluster: a QUIC client of `servers` with the client
@@ -143,6 +151,7 @@ impl KvSession {
             .start(self.clock.now(), operation.0)
             .expect("one operation at a time");
         let mut pending: Option<Pending> = None;
+        let mut answered = false;
         loop {
             while let Some(output) = self.clerk.poll_output() {
                 match output {
@@ -160,6 +169,17 @@ impl KvSession {
                     ClerkOutput::Done(Err(ClerkError::Refused(error))) => {
                         return Err(KvError::Refused(error));
                     }
+                    ClerkOutput::Done(Err(ClerkError::Unknown(_))) if !answered => {
+                        let tried: Vec<String> = self
+                            .transport
+                            .servers()
+                            .iter()
+                            .map(|s| format!("{}:{}", s.server_name, s.addr.port()))
+                            .collect();
+                        return Err(KvError::NoAnswer {
+                            tried: tried.join(", "),
+                        });
+                    }
                     ClerkOutput::Done(Err(ClerkError::Unknown(why))) => {
                         return Err(KvError::Unknown(why));
                     }
@@ -170,7 +190,10 @@ impl KvSession {
                 (from, id, answer) = wait(&mut pending) => {
                     pending = None;
                     let response = match answer {
-                        Ok(response) => response,
+                        Ok(response) => {
+                            answered = true;
+                            response
+                        }
                         Err(error @ (ClientError::CertificateRefused { .. }
                         | ClientError::ServerNotTrusted { .. }
                         | ClientError::Certificates(_)

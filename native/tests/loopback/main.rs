@@ -13,7 +13,8 @@
 //!   cluster under a workload checked for linearizability (the workload
 //!   of the fault tests);
 //! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`;
-//! - [`snapshot`]: backups saved, checked and restored into a new cluster.
+//! - [`snapshot`]: backups saved, checked and restored into a new cluster;
+//! - [`rolling`]: a rolling restart of every node with no failed operation.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -29,6 +30,7 @@ mod metrics;
 #[path = "../faults/rng.rs"]
 #[allow(dead_code)]
 mod rng;
+mod rolling;
 mod server;
 mod snapshot;
 mod transport;

@@ -93,7 +93,7 @@ fn voters(ids: &[u64]) -> Vec<(u64, String)> {
 
 /// A checked workload of `clients` `client --json` processes against every
 /// host of `cluster`.
-fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
+pub(super) fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
     let peers = cluster.peers();
     let certs: PathBuf = cluster.certs.clone();
     Workload::start(
