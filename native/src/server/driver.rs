@@ -32,6 +32,14 @@ struct Waiting {
     is_write: bool,
 }
 
+/// The next SIGHUP, or never without a handler.
+async fn next_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What a request asks, for the metrics, and whether it writes.
 fn request_kind(request: &KvRequest) -> (&'static str, bool) {
     use distribkv_core::kv::RequestBody;
@@ -60,6 +68,8 @@ pub(super) struct Driver {
     next_token: u64,
     /// The peers the transport dials, with the address they were added at.
     peers: BTreeMap<NodeId, String>,
+    /// The certificate folder, read again on SIGHUP.
+    certs_dir: std::path::PathBuf,
     /// The metrics, when `--metrics-addr` serves them.
     metrics: Option<Arc<Metrics>>,
     /// When the per-peer traffic was last sampled.
@@ -87,6 +97,7 @@ impl Driver {
         transport: PeerTransport<Message>,
         worker: StorageWorker,
         metrics: Option<Arc<Metrics>>,
+        certs_dir: std::path::PathBuf,
     ) -> Driver {
         Driver {
             id,
@@ -100,6 +111,28 @@ impl Driver {
             peers_seen: None,
             metrics,
             peers_sampled: tokio::time::Instant::now(),
+            certs_dir,
+        }
+    }
+
+    /// SIGHUP: the node certificate and key are read again; new
+    /// connections use them. A folder that does not load, or holds another
+    /// CA, is refused and the node keeps its certificates.
+    fn reload_certificates(&self) {
+        let loaded = crate::tls::CertSet::load(&self.certs_dir)
+            .map_err(crate::transport::TransportError::from)
+            .and_then(|certs| self.transport.reload_certificates(&certs));
+        match loaded {
+            Ok(()) => tracing::info!(
+                node = self.id,
+                dir = %self.certs_dir.display(),
+                "SIGHUP: reloaded the certificates; new connections use them"
+            ),
+            Err(error) => tracing::error!(
+                node = self.id,
+                dir = %self.certs_dir.display(),
+                "SIGHUP: kept the current certificates: {error}"
+            ),
         }
     }
 
@@ -189,6 +222,8 @@ impl Driver {
     ) -> Result<(), ServerError> {
         tokio::pin!(shutdown);
         self.sync_peers();
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -202,6 +237,10 @@ impl Driver {
                 () = sleep_until(deadline) => Event::Timeout,
                 _ = expiry.tick() => {
                     self.expire_replies();
+                    continue;
+                }
+                Some(()) = next_hangup(&mut hangup) => {
+                    self.reload_certificates();
                     continue;
                 }
             };

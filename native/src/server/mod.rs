@@ -254,7 +254,15 @@ pub async fn run(
     tracing::info!(node = id, addr = %transport.local_addr(), members = ?replica.node().membership().voters, learners = ?replica.node().membership().learners, "serving");
 
     let (metrics, metrics_task) = metrics.unzip();
-    let mut driver = Driver::new(id, clock, replica, transport, worker, metrics);
+    let mut driver = Driver::new(
+        id,
+        clock,
+        replica,
+        transport,
+        worker,
+        metrics,
+        config.certs_dir.clone(),
+    );
     let outcome = driver
         .run(
             storage_events,

@@ -14,7 +14,8 @@
 //!   of the fault tests);
 //! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`;
 //! - [`snapshot`]: backups saved, checked and restored into a new cluster;
-//! - [`rolling`]: a rolling restart of every node with no failed operation.
+//! - [`rolling`]: a rolling restart of every node with no failed operation;
+//! - [`rotation`]: certificates rotated with SIGHUP, without a restart.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -31,6 +32,7 @@ mod metrics;
 #[allow(dead_code)]
 mod rng;
 mod rolling;
+mod rotation;
 mod server;
 mod snapshot;
 mod transport;

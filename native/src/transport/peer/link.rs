@@ -115,7 +115,11 @@ async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, Se
     let connecting = inner
         .endpoint
         .connect_with(
-            inner.dial_config.clone(),
+            inner
+                .dial_config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
             peer.address.addr,
             &peer.address.server_name,
         )

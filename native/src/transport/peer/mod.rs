@@ -205,7 +205,8 @@ struct Inner<M> {
     incarnation: u64,
     settings: TransportSettings,
     endpoint: quinn::Endpoint,
-    dial_config: quinn::ClientConfig,
+    /// How the node dials its peers (replaced when certificates reload).
+    dial_config: RwLock<quinn::ClientConfig>,
     roles: RoleVerifier,
     links: RwLock<HashMap<NodeId, Link<M>>>,
     /// Last incarnation seen in a hello, per peer (to log restarts).
@@ -264,7 +265,7 @@ where
             incarnation: super::random_u64(),
             settings: config.settings,
             endpoint: endpoint.clone(),
-            dial_config,
+            dial_config: RwLock::new(dial_config),
             roles: certs.role_verifier(),
             links: RwLock::new(HashMap::new()),
             incarnations: std::sync::Mutex::new(HashMap::new()),
@@ -445,6 +446,33 @@ impl<M> PeerTransport<M> {
             entry.received_bytes = received.load(Ordering::Relaxed);
         }
         traffic.into_values().collect()
+    }
+
+    /// Uses the node certificate and key of `certs` from now on: new
+    /// connections, accepted or dialed, present them; open ones keep theirs.
+    /// The CA must stay the same (another one is another cluster).
+    pub fn reload_certificates(&self, certs: &CertSet) -> Result<(), TransportError> {
+        if certs.cluster_id() != self.inner.cluster_id {
+            return Err(TransportError::Certificates(
+                crate::tls::CertError::Invalid {
+                    path: certs.dir().join(crate::tls::CA_CERT_FILE),
+                    expected: "the same CA certificate",
+                    reason: format!(
+                        "the CA changed (cluster {} instead of {}): a node cannot move to another cluster",
+                        certs.cluster_id(),
+                        self.inner.cluster_id
+                    ),
+                },
+            ));
+        }
+        let (server_config, dial_config) = endpoint::configs(&self.inner.settings, certs)?;
+        self.inner.endpoint.set_server_config(Some(server_config));
+        *self
+            .inner
+            .dial_config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = dial_config;
+        Ok(())
     }
 
     /// A snapshot of the counters.
