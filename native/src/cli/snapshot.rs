@@ -128,7 +128,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
     match &args.command {
         SnapshotCommand::Save(save) => {
             let started = Instant::now();
-            let transport = super::client::connect(&save.cluster)?;
+            let transport = super::client::connect(&save.cluster).await?;
             let backup = fetch(&transport).await;
             transport.close().await;
             let backup = backup?;

@@ -176,31 +176,39 @@ mod hex {
 /// Runs `status`: one line per reachable node; unreachable ones are
 /// reported on stderr. Fails only if no node answered.
 pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
-    let transport = super::client::connect(&args.cluster)?;
+    let transport = super::client::connect(&args.cluster).await?;
     let servers = transport.servers().to_vec();
-    let queries: Vec<_> = (0..servers.len())
-        .map(|index| {
+    // A position of an id that is not a member holds another member's
+    // address: each address is asked once.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<usize> = (0..servers.len())
+        .filter(|&index| seen.insert(servers[index].addr))
+        .collect();
+    let queries: Vec<_> = unique
+        .iter()
+        .map(|&index| {
             let transport = transport.clone();
             tokio::spawn(async move { kv_client::node_status(&transport, index).await })
         })
         .collect();
-    let mut reachable = 0;
-    let mut stdout = std::io::stdout().lock();
-    for (index, query) in queries.into_iter().enumerate() {
+    let mut lines = Vec::new();
+    for (index, query) in unique.into_iter().zip(queries) {
         let server = &servers[index];
         let addr = format!("{}:{}", server.server_name, server.addr.port());
         match query.await {
-            Ok(Ok(status)) => {
-                reachable += 1;
-                let line = StatusLine::new(status, addr);
-                if args.json {
-                    writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
-                } else {
-                    writeln!(stdout, "{}", line.text())?;
-                }
-            }
+            Ok(Ok(status)) => lines.push(StatusLine::new(status, addr)),
             Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),
             Err(error) => eprintln!("node {} {addr}: {error}", index + 1),
+        }
+    }
+    lines.sort_by_key(|line| line.id);
+    let reachable = lines.len();
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        if args.json {
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+        } else {
+            writeln!(stdout, "{}", line.text())?;
         }
     }
     stdout.flush()?;

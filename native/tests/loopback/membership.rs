@@ -215,6 +215,36 @@ fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() 
     stop_and_check(workload, 50);
     let remaining: Vec<u64> = (1..=5).filter(|&id| id != leader).collect();
     assert_eq!(roles(&cluster).0, voters(&remaining));
+
+    // A client that knows one member learns the others from the
+    // configuration.
+    let one = cluster.hosts.address(remaining[0] as usize);
+    let client = |args: &[&str]| {
+        Command::new(BINARY)
+            .args(args)
+            .args(["--cluster", &one, "--certs"])
+            .arg(&cluster.certs)
+            .output()
+            .unwrap()
+    };
+    let status = client(&["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let ids: Vec<u64> = stdout(&status)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, remaining, "{status:?}");
+    for (args, expected) in [
+        (&["put", "learned", "yes"][..], "OK\n"),
+        (&["get", "learned"][..], "yes\n"),
+    ] {
+        let output = client(args);
+        assert_eq!(stdout(&output), expected, "{args:?}: {output:?}");
+    }
 }
 
 #[test]
