@@ -8,11 +8,14 @@
 #      (member add of a node that joins with an empty data folder);
 #   4. the time of `snapshot save` for that store.
 # Usage: scripts/bench-operations.sh [SECONDS]   (default 10 s per bench run)
+#        DISTRIBKV=path/to/distribkv-native scripts/bench-operations.sh (no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-cargo build --release -p distribkv-native >&2
-bin=$PWD/target/release/distribkv-native
+if [[ -z ${DISTRIBKV:-} ]]; then
+    cargo build --release -p distribkv-native >&2
+fi
+bin=${DISTRIBKV:-$PWD/target/release/distribkv-native}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -32,7 +35,7 @@ start_cluster() {
     for id in 1 2 3; do
         local extra=()
         for arg in "$@"; do extra+=("${arg//ID/$id}"); done
-        "$bin" server --id "$id" --peers "$peers" --data-dir "$work/$name$id" \
+        "$bin" server --id "$id" --peers "$peers" --data-dir "$work/$name$id" --certs "$work/certs" \
             "${extra[@]}" 2>>"$work/$name$id.log" &
         pids+=($!)
     done
@@ -66,7 +69,7 @@ echo "metrics on:  $on"
 curl -s 127.0.0.1:17421/metrics | grep -E '^distribkv_server_proposals_committed_total|^distribkv_disk_wal_fsync_duration_seconds_count' || true
 
 echo "== 2. write p99 while node 4 is added"
-"$bin" server --id 4 --listen 127.0.0.1:17414 --join "$DISTRIBKV_CLUSTER" \
+"$bin" server --id 4 --listen 127.0.0.1:17414 --join "$DISTRIBKV_CLUSTER" --certs "$work/certs" \
     --data-dir "$work/on4" 2>>"$work/on4.log" &
 pids+=($!)
 bench >"$work/during.json" &
@@ -93,7 +96,7 @@ done
 for loader in "${loaders[@]}"; do wait "$loader"; done
 echo "loaded 100,000 keys in $(echo "$(date +%s.%N) - $loaded" | bc) s"
 "$bin" status
-"$bin" server --id 4 --listen 127.0.0.1:17434 --join "$DISTRIBKV_CLUSTER" \
+"$bin" server --id 4 --listen 127.0.0.1:17434 --join "$DISTRIBKV_CLUSTER" --certs "$work/certs" \
     --data-dir "$work/big4" 2>>"$work/big4.log" &
 pids+=($!)
 start=$(date +%s.%N)

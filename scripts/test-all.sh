@@ -38,6 +38,9 @@ cargo test -p distribkv-native --test faults -- --test-threads=1 --nocapture
 step "seed sweep: ${DISTRIBKV_SEEDS:=10000} seeds with faults (release)"
 DISTRIBKV_SEEDS=$DISTRIBKV_SEEDS cargo test --release -p distribkv-core --features sim --test sweep
 
+step "sharded seed sweep: ${DISTRIBKV_SHARD_SEEDS:=1000} seeds of joins, leaves and moves under faults (release)"
+DISTRIBKV_SHARD_SEEDS=$DISTRIBKV_SHARD_SEEDS cargo test --release -p distribkv-core --features sim --test shard_sweep
+
 step "wasm: core on wasm32 (Node), the wasm crate in headless Chromium, the JS API of web/pkg"
 scripts/test-wasm.sh
 

@@ -90,6 +90,7 @@ pub mod hash;
 pub mod kv;
 pub mod raft;
 pub mod rng;
+pub mod shard;
 pub mod time;
 
 #[cfg(feature = "check")]

@@ -12,22 +12,27 @@
 //! Commands:
 //! - `config key=value ...` before anything else: `nodes`, `seed`, `latency=a..b`,
 //!   `disk=a..b`, `election=a..b`, `heartbeat`, `prevote`, `checkquorum`,
-//!   `lease`, `max-entries`, `snapshot-every`, `chunk`
-//! - `campaign N`, `crash N`, `restart N`, `partition 1 2 | 3 4 5`, `heal`,
-//!   `cut A B`, `restore A B`, `drop-rate P`, `transfer N`, `snapshot N`
+//!   `lease`, `max-entries`, `snapshot-every`, `chunk`, `client-timeout`
+//! - `campaign N`, `crash N`, `restart N`, `partition 1 2 | 3 4 5` (`c2` puts
+//!   client 2 in a group; unlisted clients reach every node), `heal`,
+//!   `cut A B`, `restore A B`, `drop-rate P`, `transfer N`, `snapshot N`,
+//!   `delay KIND MS` (hold the Raft messages of that kind now in flight back)
 //! - `add-node`, `add-learner N`, `add-voter N`, `remove N`, `membership`
 //! - `propose N TEXT` (raw entry at node N), `propose-many N COUNT [PREFIX]`, `put K V`, `append K V`, `get K`, `delete K`
+//!   (from an idle client), `client N put K V` (and `append`, `get`, `delete`: from client N)
 //! - `run MS` (advance time, timers fire), `step [N]` (next N events),
 //!   `stabilize` (deliver messages and finish disk syncs; no timer fires)
-//! - `state`, `log N`, `history`, `check`
+//! - `state`, `log N`, `history`, `check` (the safety checkers), `linearizability`
+//!   (the client history so far)
 #![cfg(feature = "sim")]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use distribkv_core::kv::Operation;
 use distribkv_core::raft::{MembershipChange, NodeId};
-use distribkv_core::sim::{OpStatus, Sim, SimConfig, trace};
+use distribkv_core::sim::{Endpoint, OpStatus, Sim, SimConfig, trace};
 
 struct Scenario {
     config: SimConfig,
@@ -96,6 +101,7 @@ impl Scenario {
                 "max-entries" => c.max_entries_per_message = value.parse().unwrap(),
                 "snapshot-every" => c.snapshot_every = value.parse().unwrap(),
                 "chunk" => c.snapshot_chunk_bytes = value.parse().unwrap(),
+                "client-timeout" => c.client_attempt_timeout = value.parse().unwrap(),
                 other => panic!("unknown config key {other}"),
             }
         }
@@ -116,6 +122,14 @@ impl Scenario {
                 self.sim().heal();
                 String::new()
             }
+            "partition" if line.contains(" c") => {
+                let groups: Vec<Vec<Endpoint>> = line["partition".len()..]
+                    .split('|')
+                    .map(|g| g.split_whitespace().map(parse_endpoint).collect())
+                    .collect();
+                self.sim().partition_endpoints(groups);
+                String::new()
+            }
             "partition" => {
                 let groups: Vec<Vec<NodeId>> = line["partition".len()..]
                     .split('|')
@@ -126,6 +140,37 @@ impl Scenario {
                     })
                     .collect();
                 result(self.sim().partition(&groups))
+            }
+            "delay" => {
+                let count = self
+                    .sim()
+                    .delay_in_flight(words[1], words[2].parse().expect("ms"));
+                format!("{count} delayed")
+            }
+            "client" => {
+                let number: u64 = words[1].parse().expect("client number");
+                while (self.sim().client_count() as u64) < number {
+                    self.sim().add_client();
+                }
+                let key = Bytes::copy_from_slice(words[3].as_bytes());
+                let value = || Bytes::copy_from_slice(words[4].as_bytes());
+                let operation = match words[2] {
+                    "put" => Operation::Put {
+                        key,
+                        value: value(),
+                    },
+                    "append" => Operation::Append {
+                        key,
+                        value: value(),
+                    },
+                    "get" => Operation::Get { key },
+                    "delete" => Operation::Delete { key },
+                    other => panic!("unknown operation {other}"),
+                };
+                match self.sim().invoke(Some(number), operation) {
+                    Ok(op) => format!("op {op}"),
+                    Err(e) => format!("error: {e}"),
+                }
             }
             "cut" => result(self.sim().cut_link(id(1), id(2))),
             "restore" => result(self.sim().restore_link(id(1), id(2))),
@@ -200,6 +245,10 @@ impl Scenario {
             "state" => self.state(),
             "log" => self.log(id(1)),
             "history" => self.history(),
+            "linearizability" => match self.sim().check_linearizability() {
+                Ok(_) => String::from("linearizable"),
+                Err(e) => format!("NOT linearizable: {e}"),
+            },
             "check" => {
                 let violations = self.sim().violations().to_vec();
                 if violations.is_empty() {
@@ -320,6 +369,14 @@ fn render(line: &distribkv_core::sim::TraceLine) -> String {
         | ("restore", _) => line.text(),
         (_, Some(endpoint)) => format!("{endpoint}: {}", line.text()),
         (_, None) => line.text(),
+    }
+}
+
+/// `3` is node 3, `c2` is client 2.
+fn parse_endpoint(word: &str) -> Endpoint {
+    match word.strip_prefix('c') {
+        Some(number) => Endpoint::Client(number.parse().expect("client number")),
+        None => Endpoint::Node(word.parse().expect("node id")),
     }
 }
 

@@ -58,3 +58,31 @@ fn seed_sweep() {
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
 }
+
+/// The lost-disk rule is what keeps those seeds safe: with it switched off,
+/// a node whose disk was wiped restarts at once under its old id, with no
+/// memory of its term, its votes or the entries it acknowledged, and the
+/// checkers catch it (terms going back, a second vote in a term, committed
+/// entries lost).
+#[test]
+fn a_blank_disk_rejoining_under_its_old_id_is_caught() {
+    let options = SweepOptions {
+        retire_lost_disks: false,
+        ..SweepOptions::default()
+    };
+    let mut caught = 0;
+    let mut lost = 0;
+    for seed in 0..200 {
+        let report = run_seed(seed, &options);
+        if report.faults.iter().any(|f| f.contains("lost")) {
+            lost += 1;
+            caught += usize::from(!report.passed());
+        }
+    }
+    eprintln!("{caught} of {lost} seeds that lost a disk were caught");
+    assert!(lost >= 20, "only {lost} seeds lost a disk");
+    assert!(
+        caught * 2 >= lost,
+        "only {caught} of {lost} blank rejoins caught"
+    );
+}

@@ -163,9 +163,12 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica that has never run.
+    /// A replica that has never run (its node owes no leader a lease, see
+    /// [`Node::new`]).
     pub fn new(config: ReplicaConfig, seed: u64, now: Instant) -> Result<Replica, ReplicaError> {
-        Replica::restart(config, seed, now, PersistedState::default())
+        let store = KvStore::new(config.limits);
+        let node = Node::new(config.raft.clone(), seed, now).map_err(ReplicaError::Config)?;
+        Ok(Replica::with_node(node, store, &config))
     }
 
     /// A replica restarting from its stable storage.
@@ -180,9 +183,13 @@ impl Replica {
                 .map_err(ReplicaError::Snapshot)?,
             None => KvStore::new(config.limits),
         };
-        let node =
-            Node::restart(config.raft, seed, now, persisted).map_err(ReplicaError::Config)?;
-        Ok(Replica {
+        let node = Node::restart(config.raft.clone(), seed, now, persisted)
+            .map_err(ReplicaError::Config)?;
+        Ok(Replica::with_node(node, store, &config))
+    }
+
+    fn with_node(node: Node, store: KvStore, config: &ReplicaConfig) -> Replica {
+        Replica {
             node,
             store,
             snapshot_every: config.snapshot_every,
@@ -195,7 +202,7 @@ impl Replica {
             applied_records: config.record_applied.then(Vec::new),
             failure: None,
             backup: None,
-        })
+        }
     }
 
     /// Feeds one input. Client requests never fail here: their errors are replies.
@@ -306,7 +313,7 @@ impl Replica {
     fn apply(&mut self, entries: Vec<Entry>) {
         let last = entries.last().map(|e| e.index);
         for entry in entries {
-            let applied = self.store.apply(entry.index, &entry.payload);
+            let applied = self.store.apply_entry(&entry);
             if let Some(records) = &mut self.applied_records {
                 records.push(AppliedRecord::Entry {
                     index: entry.index,

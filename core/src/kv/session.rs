@@ -11,13 +11,16 @@
 //!
 //! A session is opened by its client's first write, and remembers the
 //! client's nonce for that opening, so that a retried opening is recognised
-//! like any retried write. Like any retry, this holds while the session
-//! lives: a retry that arrives after its session expired finds nothing to
-//! compare with (the replicas keep no memory of dropped sessions), which
-//! takes a session idle for the whole TTL (an hour by default) or
-//! `max_sessions` newer sessions while one client is still retrying.
+//! like any retried write. A session can be dropped (expired or evicted)
+//! while its client still retries that first write, its answer lost: the
+//! retry must then not open a second session and apply the write again. So
+//! the table remembers the nonces of dropped sessions (tombstones, the
+//! newest `max_dropped` of them) and refuses such a retry as expired; the
+//! client learns that the outcome is unknown. A tombstone is forgotten only
+//! after `max_dropped` newer sessions were dropped (100,000 by default), so
+//! a retry would have to outlast that many to be applied twice.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 
 use super::command::{ClientId, ServiceError};
 
@@ -54,20 +57,29 @@ pub struct SessionTable {
     sessions: BTreeMap<ClientId, Session>,
     /// The session each non-zero nonce opened (derived from `sessions`).
     opened_by: BTreeMap<u64, ClientId>,
+    /// Tombstones: the session each dropped session's nonce had opened.
+    dropped: BTreeMap<u64, ClientId>,
+    /// The nonces in `dropped`, oldest drop first (`dropped.len() <= max_dropped`).
+    dropped_order: VecDeque<u64>,
     ttl: u64,
     max_sessions: usize,
+    max_dropped: usize,
     next_sweep: u64,
 }
 
 impl SessionTable {
     /// An empty table whose sessions expire after `ttl` ms of log clock,
-    /// holding at most `max_sessions` (at least 1).
-    pub fn new(ttl: u64, max_sessions: usize) -> SessionTable {
+    /// holding at most `max_sessions` (at least 1) and the tombstones of
+    /// the latest `max_dropped` dropped ones.
+    pub fn new(ttl: u64, max_sessions: usize, max_dropped: usize) -> SessionTable {
         SessionTable {
             sessions: BTreeMap::new(),
             opened_by: BTreeMap::new(),
+            dropped: BTreeMap::new(),
+            dropped_order: VecDeque::new(),
             ttl,
             max_sessions: max_sessions.max(1),
+            max_dropped,
             next_sweep: 0,
         }
     }
@@ -105,9 +117,39 @@ impl SessionTable {
         self.opened_by.get(&nonce).copied()
     }
 
+    /// The session a dropped session's opening `nonce` had opened, while
+    /// its tombstone is kept: a retry of that opening must not be applied.
+    pub fn dropped_opening(&self, nonce: u64) -> Option<ClientId> {
+        self.dropped.get(&nonce).copied()
+    }
+
+    /// Tombstones of dropped sessions, oldest drop first: (nonce, session).
+    pub fn tombstones(&self) -> impl Iterator<Item = (u64, ClientId)> + '_ {
+        self.dropped_order
+            .iter()
+            .map(|nonce| (*nonce, self.dropped[nonce]))
+    }
+
     fn remove(&mut self, client: ClientId) {
-        if let Some(session) = self.sessions.remove(&client) {
+        if let Some(session) = self.sessions.remove(&client)
+            && session.nonce != 0
+        {
             self.opened_by.remove(&session.nonce);
+            self.bury(session.nonce, client);
+        }
+    }
+
+    /// Keeps the tombstone of a dropped opening (forgetting the oldest).
+    fn bury(&mut self, nonce: u64, client: ClientId) {
+        if self.max_dropped == 0 {
+            return;
+        }
+        if self.dropped.insert(nonce, client).is_none() {
+            self.dropped_order.push_back(nonce);
+        }
+        while self.dropped_order.len() > self.max_dropped {
+            let oldest = self.dropped_order.pop_front().expect("over the limit");
+            self.dropped.remove(&oldest);
         }
     }
 
@@ -182,28 +224,42 @@ impl SessionTable {
         (self.ttl, self.max_sessions)
     }
 
-    pub(super) fn next_sweep(&self) -> u64 {
+    /// Number of tombstones kept.
+    pub fn tombstone_count(&self) -> usize {
+        self.dropped_order.len()
+    }
+
+    pub(crate) fn next_sweep(&self) -> u64 {
         self.next_sweep
     }
 
-    pub(super) fn restore(
+    pub(crate) fn restore(
         ttl: u64,
         max_sessions: usize,
+        max_dropped: usize,
         next_sweep: u64,
         sessions: BTreeMap<ClientId, Session>,
+        tombstones: impl IntoIterator<Item = (u64, ClientId)>,
     ) -> SessionTable {
         let opened_by = sessions
             .iter()
             .filter(|(_, s)| s.nonce != 0)
             .map(|(id, s)| (s.nonce, *id))
             .collect();
-        SessionTable {
+        let mut table = SessionTable {
             sessions,
             opened_by,
+            dropped: BTreeMap::new(),
+            dropped_order: VecDeque::new(),
             ttl,
             max_sessions: max_sessions.max(1),
+            max_dropped,
             next_sweep,
+        };
+        for (nonce, client) in tombstones {
+            table.bury(nonce, client);
         }
+        table
     }
 }
 
@@ -213,7 +269,7 @@ mod tests {
 
     #[test]
     fn duplicates_stale_and_unknown() {
-        let mut table = SessionTable::new(1000, 10);
+        let mut table = SessionTable::new(1000, 10, 10);
         assert_eq!(table.check(5, 1), SessionCheck::Unknown);
         table.register(5, 0, 0);
         assert_eq!(table.check(5, 1), SessionCheck::Fresh);
@@ -230,7 +286,7 @@ mod tests {
 
     #[test]
     fn expiry_follows_the_log_clock() {
-        let mut table = SessionTable::new(100, 10);
+        let mut table = SessionTable::new(100, 10, 10);
         table.register(1, 0, 0);
         table.register(2, 0, 50);
         table.expire(100);
@@ -245,21 +301,28 @@ mod tests {
 
     #[test]
     fn an_opening_is_known_by_its_nonce_while_its_session_lives() {
-        let mut table = SessionTable::new(100, 2);
+        let mut table = SessionTable::new(100, 2, 2);
         table.register(7, 42, 0);
         assert_eq!(table.opened_by(42), Some(7));
         table.register(8, 43, 10);
         table.register(9, 44, 20);
         assert_eq!(table.opened_by(42), None, "evicted with its session");
+        assert_eq!(table.dropped_opening(42), Some(7), "a tombstone stays");
         table.expire(200);
         assert_eq!(table.opened_by(43), None, "expired with its session");
         assert_eq!(table.opened_by(44), None);
         assert!(table.is_empty());
+        // Two tombstones are kept: the oldest (42) is forgotten.
+        assert_eq!(table.dropped_opening(42), None);
+        assert_eq!(table.dropped_opening(43), Some(8));
+        assert_eq!(table.dropped_opening(44), Some(9));
+        let tombstones: alloc::vec::Vec<_> = table.tombstones().collect();
+        assert_eq!(tombstones, [(43, 8), (44, 9)]);
     }
 
     #[test]
     fn capacity_evicts_least_recently_active() {
-        let mut table = SessionTable::new(u64::MAX, 2);
+        let mut table = SessionTable::new(u64::MAX, 2, 2);
         table.register(1, 0, 10);
         table.register(2, 0, 5);
         table.register(3, 0, 20);

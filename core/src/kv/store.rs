@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::codec::{DecodeError, Decoder, Encoder};
 use super::command::{ClientId, Command, MAX_KEY_BYTES, MAX_VALUE_BYTES, Operation, ServiceError};
 use super::session::{Session, SessionCheck, SessionTable};
-use crate::raft::{LogIndex, Payload};
+use crate::raft::{Entry, LogIndex, Payload};
 
 /// Size limits and session policy of the state machine. Every replica of a
 /// cluster must use the same values (they decide what applying does).
@@ -22,6 +22,9 @@ pub struct StoreLimits {
     pub session_ttl_ms: u64,
     /// Most open sessions.
     pub max_sessions: usize,
+    /// Tombstones kept of dropped sessions' openings, so that a retried
+    /// first write of a dropped session is refused instead of applied again.
+    pub max_dropped_sessions: usize,
 }
 
 impl Default for StoreLimits {
@@ -31,6 +34,7 @@ impl Default for StoreLimits {
             max_value_bytes: MAX_VALUE_BYTES,
             session_ttl_ms: 60 * 60 * 1000,
             max_sessions: 100_000,
+            max_dropped_sessions: 100_000,
         }
     }
 }
@@ -74,29 +78,55 @@ pub enum Applied {
 pub struct KvStore {
     data: BTreeMap<Bytes, Bytes>,
     sessions: SessionTable,
-    /// Largest leader clock seen in the log (ms).
+    /// The log clock (ms): the time the leaders measured between their own
+    /// commands, summed. Drives session expiry.
     clock: u64,
+    /// The term of the latest command applied, and its leader's clock then:
+    /// the next command of the same term moves the log clock by the time
+    /// its leader measured since. A command of a new term moves it by
+    /// nothing: two leaders' clocks have different origins (and a leader
+    /// whose clock runs far ahead must not expire every session at once).
+    clock_term: u64,
+    clock_at: u64,
     limits: StoreLimits,
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVS";
-/// Version 2 records each session's opening nonce; version 1 (no nonce) is
+/// Version 2 records each session's opening nonce; version 3 the tombstones
+/// of dropped openings. Versions 1 (no nonce) and 2 (no tombstones) are
 /// still read.
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = 3;
 
 impl KvStore {
     /// An empty store.
     pub fn new(limits: StoreLimits) -> KvStore {
         KvStore {
             data: BTreeMap::new(),
-            sessions: SessionTable::new(limits.session_ttl_ms, limits.max_sessions),
+            sessions: SessionTable::new(
+                limits.session_ttl_ms,
+                limits.max_sessions,
+                limits.max_dropped_sessions,
+            ),
             clock: 0,
+            clock_term: 0,
+            clock_at: 0,
             limits,
         }
     }
 
-    /// Applies the committed entry at `index`.
+    /// Applies a committed entry.
+    pub fn apply_entry(&mut self, entry: &Entry) -> Applied {
+        self.apply_in_term(entry.index, entry.term, &entry.payload)
+    }
+
+    /// Applies the committed entry at `index`, as if every command came
+    /// from one leader (term 0): the log clock follows the commands' `at`.
     pub fn apply(&mut self, index: LogIndex, payload: &Payload) -> Applied {
+        self.apply_in_term(index, 0, payload)
+    }
+
+    /// Applies the committed entry at `index` of term `term`.
+    pub fn apply_in_term(&mut self, index: LogIndex, term: u64, payload: &Payload) -> Applied {
         let Payload::Command(bytes) = payload else {
             return Applied::Nothing;
         };
@@ -105,7 +135,7 @@ impl KvStore {
         };
         match command {
             Command::Register { at } => {
-                self.advance_clock(at);
+                self.advance_clock(term, at);
                 self.sessions.register(index, 0, self.clock);
                 Applied::Registered(index)
             }
@@ -114,10 +144,19 @@ impl KvStore {
                 at,
                 operation,
             } => {
-                self.advance_clock(at);
+                self.advance_clock(term, at);
                 match self.sessions.opened_by(nonce) {
                     // A retried opening: the write is the session's first.
                     Some(client) => self.apply_write(client, 1, operation),
+                    // A retried opening of a session since dropped: it was
+                    // applied once, it must not be again.
+                    None if let Some(client) = self.sessions.dropped_opening(nonce) => {
+                        Applied::Refused {
+                            client,
+                            seq: 1,
+                            error: ServiceError::SessionExpired,
+                        }
+                    }
                     None => {
                         self.sessions.register(index, nonce, self.clock);
                         self.apply_write(index, 1, operation)
@@ -130,7 +169,7 @@ impl KvStore {
                 at,
                 operation,
             } => {
-                self.advance_clock(at);
+                self.advance_clock(term, at);
                 self.apply_write(client, seq, operation)
             }
         }
@@ -170,8 +209,16 @@ impl KvStore {
         }
     }
 
-    fn advance_clock(&mut self, at: u64) {
-        self.clock = self.clock.max(at);
+    /// Moves the log clock by what the command's leader measured since its
+    /// previous command (nothing for a new term's first one; see `clock_term`).
+    fn advance_clock(&mut self, term: u64, at: u64) {
+        if term == self.clock_term {
+            self.clock = self.clock.saturating_add(at.saturating_sub(self.clock_at));
+            self.clock_at = self.clock_at.max(at);
+        } else if term > self.clock_term {
+            self.clock_term = term;
+            self.clock_at = at;
+        }
         self.sessions.expire(self.clock);
     }
 
@@ -232,7 +279,7 @@ impl KvStore {
         &self.sessions
     }
 
-    /// The log clock (largest leader time seen, ms).
+    /// The log clock, ms (see `advance_clock`).
     pub fn clock(&self) -> u64 {
         self.clock
     }
@@ -254,6 +301,7 @@ impl KvStore {
         let mut e = Encoder::with_capacity(size);
         e.raw(SNAPSHOT_MAGIC).u8(SNAPSHOT_VERSION);
         e.varint(self.clock).varint(self.sessions.next_sweep());
+        e.varint(self.clock_term).varint(self.clock_at);
         e.varint(self.sessions.len() as u64);
         for (client, session) in self.sessions.iter() {
             e.varint(*client)
@@ -275,6 +323,10 @@ impl KvStore {
                 }
             }
         }
+        e.varint(self.sessions.tombstone_count() as u64);
+        for (nonce, client) in self.sessions.tombstones() {
+            e.varint(nonce).varint(client);
+        }
         e.varint(self.data.len() as u64);
         for (key, value) in &self.data {
             e.bytes(key).bytes(value);
@@ -294,6 +346,11 @@ impl KvStore {
         }
         let clock = d.varint()?;
         let next_sweep = d.varint()?;
+        let (clock_term, clock_at) = if version >= 3 {
+            (d.varint()?, d.varint()?)
+        } else {
+            (0, 0)
+        };
         let session_count = d.varint()?;
         let mut sessions = BTreeMap::new();
         for _ in 0..session_count {
@@ -324,6 +381,12 @@ impl KvStore {
                 },
             );
         }
+        let mut tombstones = Vec::new();
+        if version >= 3 {
+            for _ in 0..d.varint()? {
+                tombstones.push((d.varint()?, d.varint()?));
+            }
+        }
         let key_count = d.varint()?;
         let mut data = BTreeMap::new();
         for _ in 0..key_count {
@@ -337,10 +400,14 @@ impl KvStore {
             sessions: SessionTable::restore(
                 limits.session_ttl_ms,
                 limits.max_sessions,
+                limits.max_dropped_sessions,
                 next_sweep,
                 sessions,
+                tombstones,
             ),
             clock,
+            clock_term,
+            clock_at,
             limits,
         })
     }

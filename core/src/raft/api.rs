@@ -50,6 +50,12 @@ pub enum Input {
         /// Where it is reached (opaque to Raft).
         address: String,
     },
+    /// The driver withheld [`Input::Timeout`] for a while (a hibernating
+    /// group, see `shard::host`) and resumes it: restart the timers from
+    /// now, as a fresh leader or follower would (a leader sends a heartbeat
+    /// at once and checks its quorum an election timeout later; a follower
+    /// waits a new election timeout). Only postpones timers.
+    Wake,
 }
 
 /// Something the node asks of the driver. Drain with [`Node::poll_output`].

@@ -36,7 +36,13 @@ pub struct Config {
     /// Serve reads from a leader lease instead of a ReadIndex round. Off by
     /// default: it assumes clocks drift apart by at most `max_clock_drift_percent`.
     pub lease_reads: bool,
-    /// Clock drift assumed by lease reads, in percent of the election timeout.
+    /// The clock drift lease reads allow for, in percent: any two nodes'
+    /// clocks are assumed to run at rates such that a span one measures as
+    /// 100 ms, any other measures as at least `100 - max_clock_drift_percent`
+    /// ms (10, the default, allows about ±5% each against real time). The
+    /// leader's lease lasts `election_timeout_min * (100 - drift) / 100` on
+    /// its clock, which then ends before any follower's promise of
+    /// `election_timeout_min` on its own clock. Offsets do not matter.
     pub max_clock_drift_percent: u64,
     /// Most entries in one AppendEntries.
     pub max_entries_per_message: usize,

@@ -108,9 +108,11 @@ impl Node {
         self.role = Role::Leader(Box::new(LeaderState {
             progress,
             heartbeat_deadline: self.now + self.config.heartbeat_interval,
-            check_quorum_deadline: self.now + self.config.election_timeout_min,
+            check_quorum_deadline: self.now + self.config.heartbeat_interval,
+            quorum_heard_at: self.now,
             reads: ReadState::default(),
             transfer: None,
+            timeout_now_sent: false,
             uncommitted_bytes: 0,
             append_needed: Vec::new(),
             append_to_all: true,
@@ -200,7 +202,7 @@ impl Node {
     }
 
     /// CheckQuorum: whether a majority of voters was heard from since the
-    /// last round; resets the activity flags for the next round.
+    /// last check; resets the activity flags for the next one.
     pub(super) fn has_active_quorum(&mut self) -> bool {
         let id = self.id;
         let voters = self.log.membership().voters.clone();

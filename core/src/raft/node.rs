@@ -27,12 +27,17 @@ pub(super) struct LeaderState {
     pub progress: BTreeMap<NodeId, Progress>,
     /// Next heartbeat.
     pub heartbeat_deadline: Instant,
-    /// Next CheckQuorum round.
+    /// Next CheckQuorum check (every heartbeat interval).
     pub check_quorum_deadline: Instant,
+    /// When a CheckQuorum check last found a majority heard from (or when
+    /// leadership began). Invariant: `quorum_heard_at <= now`.
+    pub quorum_heard_at: Instant,
     /// ReadIndex rounds and waiting reads.
     pub reads: ReadState,
     /// A leadership transfer in progress: target and deadline.
     pub transfer: Option<(NodeId, Instant)>,
+    /// A `TimeoutNow` was sent in this term: no more lease reads in it.
+    pub timeout_now_sent: bool,
     /// Bytes of entries appended but not yet committed.
     pub uncommitted_bytes: usize,
     /// Followers to send AppendEntries to when the outputs are next flushed.
@@ -102,6 +107,9 @@ pub struct Node {
     pub(super) election_deadline: Instant,
     /// Last time a leader of the current term was heard from.
     pub(super) leader_contact: Option<Instant>,
+    /// With lease reads, a node that restarted refuses votes and pre-votes
+    /// (except for a leadership transfer) until then: see [`Node::restart`].
+    pub(super) restart_lease_until: Instant,
     pub(super) incoming_snapshot: Option<SnapshotAssembly>,
     pub(super) now: Instant,
     pub(super) stats: Stats,
@@ -121,15 +129,34 @@ pub struct Node {
 }
 
 impl Node {
-    /// A fresh node that has never run: empty log, term 0.
+    /// A fresh node that has never run: empty log, term 0. It has answered
+    /// no leader, so it owes no lease and votes at once.
     pub fn new(config: Config, seed: u64, now: Instant) -> Result<Node, ConfigError> {
-        Node::restart(config, seed, now, PersistedState::default())
+        let mut node = Node::restart(config, seed, now, PersistedState::default())?;
+        node.restart_lease_until = Instant::ZERO;
+        Ok(node)
     }
 
     /// A node restarting from what its stable storage held. The application
     /// restores its state machine from `persisted.snapshot` itself; committed
     /// entries after it are handed out again by [`Output::Apply`] once the
     /// node learns the commit index.
+    ///
+    /// With lease reads on, the node refuses votes and pre-votes (but not a
+    /// leadership transfer's votes) for `election_timeout_min` after `now`.
+    /// Before the crash it may have answered a leader's heartbeat round: the
+    /// leader's lease counts on that answer as a promise not to help elect
+    /// anyone else for `election_timeout_min` after it (CheckQuorum's leader
+    /// stickiness, see `in_leader_lease`). That promise lives in volatile
+    /// state (`leader`, `leader_contact`), which the crash wiped; without
+    /// the lockout the node would grant votes at once, a new leader could
+    /// commit while the old one still serves reads from its lease, and those
+    /// reads would be stale. The node answered that round before it crashed,
+    /// so before `now`: refusing until `now + election_timeout_min` keeps
+    /// the promise whatever it was. A transfer's vote stays allowed: the
+    /// leader that sent `TimeoutNow` has stopped lease reads for its term
+    /// (see `read_index`). A cluster that restarts as a whole waits up to one
+    /// minimum election timeout longer for its first leader.
     pub fn restart(
         config: Config,
         seed: u64,
@@ -137,6 +164,11 @@ impl Node {
         persisted: PersistedState,
     ) -> Result<Node, ConfigError> {
         config.validate()?;
+        let restart_lease_until = if config.lease_reads {
+            now + config.election_timeout_min
+        } else {
+            Instant::ZERO
+        };
         let initial = Membership {
             voters: {
                 let mut v = config.voters.clone();
@@ -181,6 +213,7 @@ impl Node {
             snapshot_data,
             election_deadline: Instant::NEVER,
             leader_contact: None,
+            restart_lease_until,
             incoming_snapshot: None,
             now,
             stats: Stats::default(),
@@ -233,6 +266,10 @@ impl Node {
             Input::AddMember { id, address } => {
                 self.add_member(id, address).map(|()| Accepted::Done)
             }
+            Input::Wake => {
+                self.wake();
+                Ok(Accepted::Done)
+            }
         }
     }
 
@@ -273,8 +310,20 @@ impl Node {
                 leader.transfer = None;
             }
             if self.config.check_quorum && now >= leader.check_quorum_deadline {
-                leader.check_quorum_deadline = now + self.config.election_timeout_min;
-                if !self.has_active_quorum() {
+                // CheckQuorum (§6.2), checked at every heartbeat interval: the
+                // leader steps down once no majority was heard from for a whole
+                // minimum election timeout, so within one heartbeat interval of
+                // that. (With checks one election timeout apart, a leader that
+                // stopped hearing its followers just after a check stepped down
+                // only at the second check: up to two timeouts later, during
+                // which its heartbeats kept the followers from electing anyone.)
+                leader.check_quorum_deadline = now + self.config.heartbeat_interval;
+                let quorum_heard_at = leader.quorum_heard_at;
+                if self.has_active_quorum() {
+                    if let Role::Leader(leader) = &mut self.role {
+                        leader.quorum_heard_at = now;
+                    }
+                } else if now >= quorum_heard_at + self.config.election_timeout_min {
                     let term = self.term;
                     self.become_follower(term, None);
                     return;
@@ -591,6 +640,19 @@ impl Node {
         self.reset_election_timer();
     }
 
+    /// Restarts the timers from now after the driver withheld timeouts.
+    fn wake(&mut self) {
+        let now = self.now;
+        let check_quorum_in = self.config.election_timeout_min;
+        match &mut self.role {
+            Role::Leader(leader) => {
+                leader.heartbeat_deadline = now;
+                leader.check_quorum_deadline = now + check_quorum_in;
+            }
+            _ => self.reset_election_timer(),
+        }
+    }
+
     /// Draws a new random election timeout from now.
     pub(super) fn reset_election_timer(&mut self) {
         let timeout = self.rng.range(
@@ -601,12 +663,13 @@ impl Node {
     }
 
     /// Whether a leader was heard from within the minimum election timeout
-    /// (only with CheckQuorum, which makes that a promise).
+    /// (only with CheckQuorum, which makes that a promise), or this node
+    /// restarted too recently to know (with lease reads: see [`Node::restart`]).
     pub(super) fn in_leader_lease(&self) -> bool {
         if !self.config.check_quorum {
             return false;
         }
-        if self.is_leader() {
+        if self.is_leader() || self.now < self.restart_lease_until {
             return true;
         }
         self.leader.is_some()

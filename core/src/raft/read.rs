@@ -97,9 +97,16 @@ impl Node {
                 leader_hint: self.leader,
             });
         };
+        // No lease reads while a transfer is pending, nor ever again in this
+        // term once a TimeoutNow went out: the target may receive it at any
+        // later time (a slow link, a delay longer than the transfer's
+        // deadline), campaign as a transfer, and the voters set their
+        // stickiness aside for such a campaign. The lease no longer
+        // excludes another leader, so only a ReadIndex round is safe.
         if lease_reads
             && committed_in_term
             && leader.transfer.is_none()
+            && !leader.timeout_now_sent
             && now < leader.reads.lease_until
         {
             self.staged

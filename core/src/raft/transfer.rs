@@ -44,7 +44,7 @@ impl Node {
     /// Sends `TimeoutNow` to `peer` if it is the transfer target and fully caught up.
     pub(super) fn maybe_send_timeout_now(&mut self, peer: NodeId) {
         let last_index = self.log.last_index();
-        let Role::Leader(leader) = &self.role else {
+        let Role::Leader(leader) = &mut self.role else {
             return;
         };
         let ready = leader.transfer.is_some_and(|(to, _)| to == peer)
@@ -53,6 +53,8 @@ impl Node {
                 .get(&peer)
                 .is_some_and(|p| p.match_index == last_index);
         if ready {
+            // Ends lease reads for the rest of this term (see `read_index`).
+            leader.timeout_now_sent = true;
             let term = self.term;
             self.send(peer, Message::TimeoutNow(TimeoutNow { term }));
         }

@@ -8,9 +8,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::{Disk, Endpoint, Sim, SimError, SimNode, check_probability};
+use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, SimNode, check_probability};
 use crate::kv::{Replica, ReplicaInput};
 use crate::raft::{LogIndex, Membership, MembershipChange, NodeId};
+use crate::time::Instant;
 
 impl Sim {
     fn node_index(&self, id: u64) -> Result<usize, SimError> {
@@ -38,15 +39,55 @@ impl Sim {
         Ok(())
     }
 
+    /// Node `id` loses its disk: it crashes (if up) and everything it
+    /// stored is gone. Raft's safety rests on a node never forgetting its
+    /// term, its vote or an entry it acknowledged, so with
+    /// [`SimConfig::retire_lost_disks`] (the default) the node is retired:
+    /// it never runs again under its id ([`Sim::restart`] refuses), and the
+    /// cluster goes on without it or replaces it with a new machine, a new
+    /// id added by a membership change ([`Sim::add_node`]). Without the rule
+    /// the node restarts at once on its blank disk, as an operator who
+    /// simply restarted it would; the checkers then catch what that breaks.
+    ///
+    /// [`SimConfig::retire_lost_disks`]: super::SimConfig::retire_lost_disks
+    pub fn lose_disk(&mut self, id: NodeId) -> Result<(), SimError> {
+        let index = self.node_index(id)?;
+        if self.nodes[index].replica.is_some() {
+            self.crash(id)?;
+        }
+        self.nodes[index].disk = Disk::default();
+        self.hash.write(b"lose-disk").write_u64(id);
+        self.trace_line(Some(Endpoint::Node(id)), "crash", || {
+            String::from("disk lost")
+        });
+        if self.config.retire_lost_disks {
+            self.nodes[index].retired = true;
+            Ok(())
+        } else {
+            self.restart(id)
+        }
+    }
+
+    /// Whether node `id` lost its disk and is retired (see [`Sim::lose_disk`]).
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .is_some_and(|n| n.retired)
+    }
+
     /// Restarts node `id` from what its disk holds.
     pub fn restart(&mut self, id: NodeId) -> Result<(), SimError> {
         let index = self.node_index(id)?;
         if self.nodes[index].replica.is_some() {
             return Err(SimError::NodeUp(id));
         }
+        if self.nodes[index].retired {
+            return Err(SimError::Retired(id));
+        }
         let seed = self.rng.next_u64();
         let persisted = self.nodes[index].disk.persisted().clone();
-        let replica = Replica::restart(self.nodes[index].config.clone(), seed, self.now, persisted)
+        let now = self.local_now(index);
+        let replica = Replica::restart(self.nodes[index].config.clone(), seed, now, persisted)
             .map_err(|e| SimError::Config(format!("{e}")))?;
         if self.config.check_safety {
             self.checker.restarted(replica.node());
@@ -130,6 +171,25 @@ impl Sim {
         Ok(())
     }
 
+    /// Cuts client `client` off from node `node`, both ways (until [`Sim::heal`]).
+    pub fn cut_client(&mut self, client: u64, node: NodeId) -> Result<(), SimError> {
+        self.node_index(node)?;
+        if client == 0 || client as usize > self.clients.len() {
+            return Err(SimError::UnknownClient(client));
+        }
+        self.hash
+            .write(b"cut-client")
+            .write_u64(client)
+            .write_u64(node);
+        self.trace_line(None, "cut", || {
+            format!("client c{client} cut off from {node}")
+        });
+        let (c, n) = (Endpoint::Client(client), Endpoint::Node(node));
+        self.network.cut_link(c, n);
+        self.network.cut_link(n, c);
+        Ok(())
+    }
+
     /// Restores the link from `from` to `to`.
     pub fn restore_link(&mut self, from: NodeId, to: NodeId) -> Result<(), SimError> {
         self.node_index(from)?;
@@ -167,6 +227,41 @@ impl Sim {
         self.hash.write(b"latency").write_u64(min).write_u64(max);
         self.network.config.latency = (min, max);
         Ok(())
+    }
+
+    /// Holds back every Raft message of kind `kind` (as [`Message::kind`]
+    /// names it: `TimeoutNow`, `Heartbeat`, ...) now in flight by `extra`
+    /// ms more. Returns how many were delayed.
+    ///
+    /// [`Message::kind`]: crate::raft::Message::kind
+    pub fn delay_in_flight(&mut self, kind: &str, extra: u64) -> usize {
+        let events: Vec<((Instant, u64), u64)> = self
+            .queue
+            .iter()
+            .filter_map(|(&key, event)| match event {
+                Event::Deliver(id) => self
+                    .in_flight
+                    .get(id)
+                    .filter(|p| matches!(&p.payload, PacketPayload::Raft(m) if m.kind() == kind))
+                    .map(|_| (key, *id)),
+                _ => None,
+            })
+            .collect();
+        for &(key, id) in &events {
+            self.queue.remove(&key);
+            let packet = self.in_flight.get_mut(&id).expect("listed in flight");
+            packet.deliver_at = packet.deliver_at + extra;
+            let at = packet.deliver_at;
+            self.hash.write(b"delay").write_u64(id).write_u64(extra);
+            self.schedule(at, Event::Deliver(id));
+        }
+        if !events.is_empty() {
+            let count = events.len();
+            self.trace_line(None, "delay", || {
+                format!("{count} {kind} held back {extra}ms")
+            });
+        }
+        events.len()
     }
 
     /// Drops the packet `id` in flight. Returns whether it was in flight.
@@ -228,7 +323,8 @@ impl Sim {
         config.raft.learners = membership.learners.clone();
         config.raft.learners.push(id);
         let seed = self.rng.next_u64();
-        let replica = Replica::new(config.clone(), seed, self.now)
+        let clock = self.clock_config(id);
+        let replica = Replica::new(config.clone(), seed, clock.local(self.now))
             .map_err(|e| SimError::Config(format!("{e}")))?;
         self.nodes.push(SimNode {
             replica: Some(replica),
@@ -236,6 +332,8 @@ impl Sim {
             applied: BTreeMap::new(),
             snapshot_through: 0,
             config,
+            clock,
+            retired: false,
         });
         self.hash.write(b"add-node").write_u64(id);
         self.trace_line(Some(Endpoint::Node(id)), "restart", || {

@@ -20,6 +20,13 @@ pub struct HistoryEntry {
     pub invoked_at: Instant,
     /// When it finished (successfully or not).
     pub completed_at: Option<Instant>,
+    /// Its invocation's place among every invocation and completion of the
+    /// run (from 1): the order things happened in, finer than the
+    /// millisecond (an operation invoked in the same millisecond another
+    /// completes, but after it, comes later). The history check uses it.
+    pub invoked_order: u64,
+    /// Its completion's place in the same sequence.
+    pub completed_order: Option<u64>,
     /// How it finished: a get's value, or an error.
     pub outcome: Option<Result<Option<Bytes>, ClerkError>>,
     /// Requests the clerk sent for it.

@@ -23,6 +23,7 @@
 //! ```
 
 mod clients;
+pub mod clock;
 pub mod disk;
 mod faults;
 pub mod history;
@@ -30,6 +31,7 @@ pub mod invariants;
 pub mod network;
 mod recovery;
 mod run;
+pub mod sharded;
 pub mod sweep;
 pub mod trace;
 
@@ -40,6 +42,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use clock::NodeClock;
 pub use disk::Disk;
 pub use history::{HistoryEntry, OpStatus, Workload};
 pub use invariants::SafetyChecker;
@@ -78,6 +81,14 @@ pub struct SimConfig {
     pub check_quorum: bool,
     /// Raft option: lease reads.
     pub lease_reads: bool,
+    /// Raft option: the clock drift lease reads allow for, in percent
+    /// (`Config::max_clock_drift_percent`).
+    pub max_clock_drift_percent: u64,
+    /// Each node's clock, by node id (`clocks[0]` is node 1's); nodes
+    /// without one read the simulator's time exactly. Leases are safe while
+    /// the clocks stay within `max_clock_drift_percent` of each other
+    /// ([`NodeClock::within_drift_bound`]).
+    pub clocks: Vec<NodeClock>,
     /// Most entries per AppendEntries.
     pub max_entries_per_message: usize,
     /// Bytes per InstallSnapshot chunk.
@@ -99,6 +110,10 @@ pub struct SimConfig {
     /// Events allowed at one virtual instant before the run is reported as
     /// a livelock (0: no limit, for zero-latency benchmarks).
     pub max_events_per_instant: u64,
+    /// A node that lost its disk ([`Sim::lose_disk`]) never runs again
+    /// under its id (on by default; off only to show what the checkers see
+    /// when a blank node rejoins as if nothing happened).
+    pub retire_lost_disks: bool,
 }
 
 impl Default for SimConfig {
@@ -114,6 +129,8 @@ impl Default for SimConfig {
             pre_vote: true,
             check_quorum: true,
             lease_reads: false,
+            max_clock_drift_percent: 10,
+            clocks: Vec::new(),
             max_entries_per_message: 512,
             snapshot_chunk_bytes: 16 * 1024,
             client_attempt_timeout: 500,
@@ -123,6 +140,7 @@ impl Default for SimConfig {
             limits: StoreLimits::default(),
             max_events_per_instant: 100_000,
             batch_deliveries: true,
+            retire_lost_disks: true,
         }
     }
 }
@@ -138,6 +156,8 @@ pub enum SimError {
     NodeDown(NodeId),
     /// The node is already up.
     NodeUp(NodeId),
+    /// The node lost its disk and may not rejoin under its id.
+    Retired(NodeId),
     /// No such client.
     UnknownClient(u64),
     /// No leader is known.
@@ -157,6 +177,10 @@ impl fmt::Display for SimError {
             SimError::UnknownNode(id) => write!(f, "unknown node {id}"),
             SimError::NodeDown(id) => write!(f, "node {id} is down"),
             SimError::NodeUp(id) => write!(f, "node {id} is already up"),
+            SimError::Retired(id) => write!(
+                f,
+                "node {id} lost its disk: it may rejoin only as a new member, under a new id"
+            ),
             SimError::UnknownClient(id) => write!(f, "unknown client {id}"),
             SimError::NoLeader => write!(f, "no leader right now"),
             SimError::BadPartition(why) => write!(f, "bad partition: {why}"),
@@ -283,6 +307,10 @@ struct SimNode {
     snapshot_through: LogIndex,
     /// The configuration it was created with (and restarts with).
     config: ReplicaConfig,
+    /// Its clock (kept across restarts: the same machine).
+    clock: NodeClock,
+    /// It lost its disk and may not run again under its id.
+    retired: bool,
 }
 
 /// One simulated client.
@@ -311,6 +339,8 @@ pub struct Sim {
     next_event: u64,
     next_packet: u64,
     history: Vec<HistoryEntry>,
+    /// Invocations and completions recorded so far (see [`HistoryEntry::invoked_order`]).
+    history_order: u64,
     checker: SafetyChecker,
     trace: VecDeque<TraceLine>,
     trace_seq: u64,
@@ -344,6 +374,12 @@ impl Sim {
         }
         check_probability("drop rate", config.network.drop_rate)?;
         check_probability("duplicate rate", config.network.duplicate_rate)?;
+        if let Some(clock) = config.clocks.iter().find(|c| !c.is_valid()) {
+            return Err(SimError::BadValue(format!(
+                "a clock must move forward (rate {} ppm)",
+                clock.rate_ppm
+            )));
+        }
         if config.network.latency.0 > config.network.latency.1 {
             return Err(SimError::BadValue(String::from(
                 "latency range min must not exceed max",
@@ -360,6 +396,7 @@ impl Sim {
             next_event: 0,
             next_packet: 1,
             history: Vec::new(),
+            history_order: 0,
             checker: SafetyChecker::default(),
             trace: VecDeque::new(),
             trace_seq: 0,
@@ -379,7 +416,8 @@ impl Sim {
         for id in 1..=sim.config.nodes as NodeId {
             let seed = sim.rng.next_u64();
             let config = sim.replica_config(id);
-            let replica = Replica::new(config.clone(), seed, sim.now)
+            let clock = sim.clock_config(id);
+            let replica = Replica::new(config.clone(), seed, clock.local(sim.now))
                 .map_err(|e| SimError::Config(format!("{e}")))?;
             sim.nodes.push(SimNode {
                 replica: Some(replica),
@@ -387,6 +425,8 @@ impl Sim {
                 applied: BTreeMap::new(),
                 snapshot_through: 0,
                 config,
+                clock,
+                retired: false,
             });
         }
         Ok(sim)
@@ -400,6 +440,7 @@ impl Sim {
         raft.pre_vote = self.config.pre_vote;
         raft.check_quorum = self.config.check_quorum;
         raft.lease_reads = self.config.lease_reads;
+        raft.max_clock_drift_percent = self.config.max_clock_drift_percent;
         raft.max_entries_per_message = self.config.max_entries_per_message;
         raft.snapshot_chunk_bytes = self.config.snapshot_chunk_bytes;
         ReplicaConfig {
@@ -408,6 +449,27 @@ impl Sim {
             snapshot_every: self.config.snapshot_every,
             record_applied: self.config.check_safety,
         }
+    }
+
+    /// The clock node `id` is configured with.
+    fn clock_config(&self, id: NodeId) -> NodeClock {
+        self.config
+            .clocks
+            .get(id as usize - 1)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// What node `id`'s clock reads now (`None` for an unknown node).
+    pub fn node_clock(&self, id: NodeId) -> Option<Instant> {
+        self.nodes
+            .get((id as usize).wrapping_sub(1))
+            .map(|n| n.clock.local(self.now))
+    }
+
+    /// Node `index`'s clock reading now (index from 0).
+    pub(crate) fn local_now(&self, index: usize) -> Instant {
+        self.nodes[index].clock.local(self.now)
     }
 
     // ---- time ------------------------------------------------------------
@@ -688,7 +750,12 @@ pub fn check_history(sim: &Sim) -> Vec<String> {
 impl Sim {
     /// The client history in the checker's form. Operations refused for
     /// certain (they did not take effect) are left out; pending and
-    /// given-up ones have an unknown outcome.
+    /// given-up ones have an unknown outcome. Times are the operations'
+    /// places in the run's sequence of invocations and completions
+    /// ([`HistoryEntry::invoked_order`]), not milliseconds: an operation
+    /// invoked in the millisecond another completed, after it, must see
+    /// its effect, and counting them as concurrent would let a stale read
+    /// through.
     pub fn check_operations(&self) -> Vec<check::Operation> {
         self.history
             .iter()
@@ -700,9 +767,9 @@ impl Sim {
                     Operation::Delete { .. } => check::OpKind::Delete,
                     Operation::Get { .. } => check::OpKind::Get,
                 };
-                let outcome = match (&entry.outcome, entry.completed_at) {
+                let outcome = match (&entry.outcome, entry.completed_order) {
                     (Some(Ok(value)), Some(at)) => check::Outcome::Ok {
-                        completed_at: at.as_millis(),
+                        completed_at: at,
                         value: if entry.operation.is_write() {
                             None
                         } else {
@@ -716,7 +783,7 @@ impl Sim {
                     client: entry.client,
                     key: entry.operation.key().to_vec(),
                     kind,
-                    invoked_at: entry.invoked_at.as_millis(),
+                    invoked_at: entry.invoked_order,
                     outcome,
                 }
             })

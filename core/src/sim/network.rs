@@ -41,6 +41,11 @@ pub struct NetworkConfig {
     pub long_delay_rate: f64,
     /// The range of those long delays, ms.
     pub long_delay: (u64, u64),
+    /// Probability that a `TimeoutNow` is held back by `timeout_now_delay`
+    /// more: it may land after the transfer it belongs to was given up.
+    pub timeout_now_delay_rate: f64,
+    /// The range of that extra delay, ms.
+    pub timeout_now_delay: (u64, u64),
 }
 
 impl Default for NetworkConfig {
@@ -51,6 +56,8 @@ impl Default for NetworkConfig {
             duplicate_rate: 0.0,
             long_delay_rate: 0.0,
             long_delay: (200, 2000),
+            timeout_now_delay_rate: 0.0,
+            timeout_now_delay: (0, 0),
         }
     }
 }

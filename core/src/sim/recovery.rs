@@ -31,7 +31,7 @@ impl Sim {
         Replica::restart(
             node.config.clone(),
             0,
-            self.now,
+            node.clock.local(self.now),
             node.disk.persisted().clone(),
         )
         .map_err(|e| SimError::Config(format!("{e}")))

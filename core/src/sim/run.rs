@@ -12,7 +12,7 @@ use super::network::Endpoint;
 use super::trace;
 use super::{Event, Packet, PacketPayload, Sim, SimError, StepInfo};
 use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
-use crate::raft::{LogIndex, NodeId, Rejected, RoleKind};
+use crate::raft::{LogIndex, Message, NodeId, Rejected, RoleKind};
 use crate::time::Instant;
 
 /// What fires next.
@@ -50,7 +50,8 @@ impl Sim {
         };
         for (i, node) in self.nodes.iter().enumerate() {
             if let Some(replica) = &node.replica {
-                consider(replica.poll_timeout(), Next::NodeTimer(i as NodeId + 1));
+                let deadline = node.clock.global(replica.poll_timeout());
+                consider(deadline, Next::NodeTimer(i as NodeId + 1));
             }
         }
         for (i, client) in self.clients.iter().enumerate() {
@@ -188,8 +189,8 @@ impl Sim {
         id: NodeId,
         inputs: impl IntoIterator<Item = ReplicaInput>,
     ) -> Result<(), Rejected> {
-        let now = self.now;
         let index = id as usize - 1;
+        let now = self.local_now(index);
         let check = self.config.check_safety;
         let Some(replica) = self.nodes[index].replica.as_mut() else {
             return Ok(());
@@ -222,8 +223,8 @@ impl Sim {
         id: NodeId,
         commands: Vec<Bytes>,
     ) -> Result<Vec<(LogIndex, u64)>, Rejected> {
-        let now = self.now;
         let index = id as usize - 1;
+        let now = self.local_now(index);
         let Some(replica) = self.nodes[index].replica.as_mut() else {
             return Err(Rejected::NotLeader { leader_hint: None });
         };
@@ -401,7 +402,7 @@ impl Sim {
         } else {
             None
         };
-        let Some((latency, duplicate)) = fate else {
+        let Some((mut latency, duplicate)) = fate else {
             self.stats.dropped += 1;
             if self.config.trace_capacity > 0 {
                 let why = if reachable {
@@ -421,6 +422,14 @@ impl Sim {
             }
             return;
         };
+        let slow_timeout_now = self.network.config.timeout_now_delay_rate;
+        if slow_timeout_now > 0.0
+            && matches!(payload, PacketPayload::Raft(Message::TimeoutNow(_)))
+            && self.rng.chance(slow_timeout_now)
+        {
+            let (min, max) = self.network.config.timeout_now_delay;
+            latency += self.rng.range_inclusive(min, max.max(min));
+        }
         if let Some(extra) = duplicate {
             self.enqueue_packet(from, to, payload.clone(), extra);
         }
@@ -556,6 +565,8 @@ impl Sim {
             operation,
             invoked_at: self.now,
             completed_at: None,
+            invoked_order: 0,
+            completed_order: None,
             outcome: None,
             attempts: 0,
         });
@@ -577,7 +588,10 @@ impl Sim {
         let operation = self.history[position].operation.clone();
         if client.clerk.start(now, operation).is_ok() {
             client.current = Some(position);
-            self.history[position].invoked_at = now;
+            self.history_order += 1;
+            let entry = &mut self.history[position];
+            entry.invoked_at = now;
+            entry.invoked_order = self.history_order;
         }
         self.drain_clerk(number);
     }
@@ -603,8 +617,10 @@ impl Sim {
                         continue;
                     };
                     client.ops += 1;
+                    self.history_order += 1;
                     let entry = &mut self.history[position];
                     entry.completed_at = Some(self.now);
+                    entry.completed_order = Some(self.history_order);
                     entry.attempts = entry.attempts.max(attempts);
                     entry.outcome = Some(result);
                     self.hash.write(b"done").write_u64(entry.id);

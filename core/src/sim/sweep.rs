@@ -1,5 +1,5 @@
 //! Seed sweeps: one seed drives a whole randomized run — cluster size,
-//! network behaviour, a schedule of faults (crashes, restarts, partitions,
+//! network behaviour, the nodes' clocks, a schedule of faults (crashes, restarts, partitions,
 //! one-way cuts, loss, duplication, lost unsynced writes), a client workload
 //! — followed by a healing phase that must end with a leader, every client
 //! operation finished and every replica identical. Safety is checked after
@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Sim, SimConfig, Workload};
+use super::{NodeClock, Sim, SimConfig, Workload};
 use crate::raft::{MembershipChange, NodeId};
 use crate::rng::Rng;
 
@@ -27,6 +27,10 @@ pub struct SweepOptions {
     pub fault_interval: u64,
     /// Keep this many trace lines and put them in the report (0: none).
     pub trace_lines: usize,
+    /// A node that lost its disk never rejoins under its id
+    /// ([`SimConfig::retire_lost_disks`]); off only to show the checkers
+    /// catching a blank node that rejoins as if nothing happened.
+    pub retire_lost_disks: bool,
 }
 
 impl Default for SweepOptions {
@@ -36,6 +40,7 @@ impl Default for SweepOptions {
             recovery_bound: 10_000,
             fault_interval: 300,
             trace_lines: 0,
+            retire_lost_disks: true,
         }
     }
 }
@@ -91,8 +96,41 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     config.pre_vote = rng.chance(0.8);
     config.check_quorum = rng.chance(0.8);
     // Lease reads are safe only with CheckQuorum's leader stickiness (and
-    // clocks within the drift bound, which the simulator's are).
-    config.lease_reads = config.check_quorum && rng.chance(0.3);
+    // clocks within the drift bound, which the sweep's are).
+    config.lease_reads = config.check_quorum && rng.chance(0.7);
+    // Half the seeds give every node its own clock: an offset of up to two
+    // seconds and a rate inside the drift bound (with a tenth to spare for
+    // the rounding to whole milliseconds). Drawn from a generator of their
+    // own, so that the draws above stay what they were.
+    let mut clocks = Rng::new(seed ^ 0xC10C_D21F);
+    if clocks.chance(0.5) {
+        let max = NodeClock::max_rate_ppm(config.max_clock_drift_percent) * 9 / 10;
+        config.clocks = (0..9)
+            .map(|_| NodeClock {
+                offset: clocks.range(0, 2_000),
+                rate_ppm: clocks.range_inclusive(0, 2 * max as u64) as i64 - max,
+            })
+            .collect();
+    }
+    // More knobs, from a generator of their own too.
+    let mut more = Rng::new(seed ^ 0x5E55_10D5);
+    // Long reordering: a share of the packets is held back 100-1000 ms.
+    if more.chance(0.3) {
+        config.network.long_delay_rate = [0.01, 0.03, 0.1][more.index(3)];
+        config.network.long_delay = (100, 1_000);
+    }
+    // A TimeoutNow held back past its transfer's deadline (an election
+    // timeout) now and then.
+    if more.chance(0.5) {
+        config.network.timeout_now_delay_rate = 0.3;
+        config.network.timeout_now_delay = (100, 1_000);
+    }
+    // Short sessions and small session tables: expiry and eviction happen
+    // during the run, also while a client still retries a write.
+    if more.chance(0.4) {
+        config.limits.session_ttl_ms = [300, 1_000, 3_000][more.index(3)];
+        config.limits.max_sessions = [2, 3, 6][more.index(3)];
+    }
     config
 }
 
@@ -100,6 +138,7 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
 pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
     let mut config = config_for_seed(seed);
     config.trace_capacity = options.trace_lines;
+    config.retire_lost_disks = options.retire_lost_disks;
     let nodes = config.nodes;
     let mut sim = Sim::new(config);
     let mut rng = Rng::new(seed ^ 0xFA17_5EED);
@@ -119,11 +158,18 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
     // the other seeds' runs do not change).
     let mut membership_rng = Rng::new(seed ^ 0x3E3B_E125);
     let membership_churn = membership_rng.chance(0.3);
+    // Leadership moves, clients cut off from nodes and lost disks (their own
+    // generator as well).
+    let mut more_rng = Rng::new(seed ^ 0x00C0_FFEE);
+    let more_faults = more_rng.chance(0.6);
+    let mut disks_lost = 0;
     while sim.now() < end && sim.violations().is_empty() {
         let pause = rng.range_inclusive(interval / 2, interval * 3 / 2);
         sim.run_for(pause);
         let fault = if membership_churn && membership_rng.chance(0.2) {
             change_membership(&mut sim, &mut membership_rng)
+        } else if more_faults && more_rng.chance(0.3) {
+            more_fault(&mut sim, &mut more_rng, &mut disks_lost)
         } else if sim.node_count() == ids.len() {
             inject_fault(&mut sim, &mut rng, &ids)
         } else {
@@ -268,13 +314,54 @@ fn inject_fault(sim: &mut Sim, rng: &mut Rng, ids: &[NodeId]) -> String {
     }
 }
 
+/// A fault of the second kind: a leadership transfer or a forced election
+/// (their TimeoutNow may be held back, see `config_for_seed`), a client cut
+/// off from a node, or a node losing its disk (at most one per run, so that
+/// a majority of the first members survives it).
+fn more_fault(sim: &mut Sim, rng: &mut Rng, disks_lost: &mut usize) -> String {
+    let nodes = sim.node_count() as u64;
+    let pick = |rng: &mut Rng| 1 + rng.range(0, nodes);
+    match rng.range(0, 100) {
+        0..35 => {
+            let to = pick(rng);
+            match sim.transfer_leadership(to) {
+                Ok(()) => format!("transfer to {to}"),
+                Err(_) => String::from("noop"),
+            }
+        }
+        35..55 => {
+            let id = pick(rng);
+            match sim.campaign(id) {
+                Ok(()) => format!("campaign {id}"),
+                Err(_) => String::from("noop"),
+            }
+        }
+        55..90 if sim.client_count() > 0 => {
+            let client = 1 + rng.range(0, sim.client_count() as u64);
+            let node = pick(rng);
+            let _ = sim.cut_client(client, node);
+            format!("cut c{client} from {node}")
+        }
+        _ if *disks_lost == 0 && nodes >= 3 => {
+            let id = pick(rng);
+            *disks_lost += 1;
+            match sim.lose_disk(id) {
+                Ok(()) => format!("disk of {id} lost"),
+                Err(e) => format!("disk of {id} lost: {e}"),
+            }
+        }
+        _ => String::from("noop"),
+    }
+}
+
 /// One membership change: remove a voter (keeping three), add back a
 /// machine that is not a member (or a new one) as a learner, or promote a
 /// learner. Refusals (no leader, a change in progress) are part of the run.
 fn change_membership(sim: &mut Sim, rng: &mut Rng) -> String {
     let membership = sim.membership();
+    // A machine that lost its disk never comes back under its id.
     let outsiders: Vec<NodeId> = (1..=sim.node_count() as NodeId)
-        .filter(|&id| !membership.contains(id))
+        .filter(|&id| !membership.contains(id) && !sim.is_retired(id))
         .collect();
     let change = match rng.range(0, 3) {
         0 if membership.voters.len() > 3 => {

@@ -17,6 +17,8 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod member;
+#[cfg(feature = "fault-injection")]
+pub mod power_cut;
 pub mod server;
 pub mod snapshot;
 pub mod status;
@@ -75,7 +77,7 @@ impl Command {
 pub async fn run(command: &Command) -> Result<u8, CliError> {
     match command {
         Command::Certs(args) => certs(args).map(|()| 0),
-        Command::Server(args) => server::run(args.config()?).await.map(|()| 0),
+        Command::Server(args) => server::run(args).await.map(|()| 0),
         Command::Put(args) => client::one_shot(&args.cluster, args.put()).await,
         Command::Get(args) => client::one_shot(&args.cluster, args.get()).await,
         Command::Append(args) => client::one_shot(&args.cluster, args.append()).await,

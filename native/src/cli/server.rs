@@ -70,6 +70,11 @@ pub struct ServerArgs {
     /// Log segment size, bytes [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub segment_size: Option<u64>,
+    /// Test-only: run the storage on the fault file system and cut the
+    /// power in MODE on SIGUSR1 (see `cli::power_cut`).
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_name = "MODE", hide = true)]
+    pub fault_power_cut: Option<super::power_cut::PowerCutMode>,
 }
 
 /// The `--config` file: the flags of `server` as keys.
@@ -248,8 +253,47 @@ fn argument_error(message: String) -> clap::Error {
 }
 
 /// Runs a server until SIGINT or SIGTERM.
-pub async fn run(config: ValidConfig) -> Result<(), CliError> {
+pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
+    let config = args.config()?;
+    #[cfg(feature = "fault-injection")]
+    if let Some(mode) = args.fault_power_cut {
+        return run_with_power_cuts(config, mode).await;
+    }
     crate::server::run(config, shutdown_signal(), |_| {}).await?;
+    Ok(())
+}
+
+/// Runs a server whose storage is on the fault file system, until SIGINT,
+/// SIGTERM or a power cut (SIGUSR1), which ends the process.
+#[cfg(feature = "fault-injection")]
+async fn run_with_power_cuts(
+    config: ValidConfig,
+    mode: super::power_cut::PowerCutMode,
+) -> Result<(), CliError> {
+    let mut config = ServerConfig::clone(&config);
+    let file_system = super::power_cut::install(&mut config).map_err(|error| {
+        CliError::Io(std::io::Error::new(
+            error.kind(),
+            format!(
+                "fault file system on {}: {error}",
+                config.data_dir.display()
+            ),
+        ))
+    })?;
+    tracing::warn!(
+        ?mode,
+        "storage on the fault file system (test build): SIGUSR1 cuts the power"
+    );
+    let config = config
+        .validate()
+        .map_err(|error| argument_error(error.to_string()))?;
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = super::power_cut::cut_on_signal(file_system, mode) => {}
+        }
+    };
+    crate::server::run(config, shutdown, |_| {}).await?;
     Ok(())
 }
 

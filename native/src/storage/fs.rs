@@ -1,7 +1,8 @@
 //! The file-system seam: every file and folder operation of the storage (log
 //! segments, snapshots, the identity file, the data folder itself) goes
 //! through a [`FileSystem`], so that tests can put a model of a disk that
-//! loses power underneath ([`FaultFileSystem`](super::FaultFileSystem)).
+//! loses power underneath (`FaultFileSystem`, with the test-only feature
+//! `fault-injection`).
 //!
 //! The seam is narrow on purpose: it has exactly the calls the storage
 //! makes, with the durability rules of POSIX spelled out on each, and

@@ -115,7 +115,9 @@
 //!
 //! Every file and folder operation goes through the [`FileSystem`] in
 //! [`StorageOptions::file_system`]: [`StdFileSystem`] by default.
-//! [`FaultFileSystem`] is a model of a disk that loses power, for tests: it
+//! `FaultFileSystem` (only with the test-only cargo feature
+//! `fault-injection`, never in a release build) is a model of a disk that
+//! loses power, for tests: it
 //! keeps what was fsynced apart from what was only written, and a power cut
 //! drops the rest, tears the last unsynced page of a file at a sector
 //! boundary, or keeps unsynced writes and folder changes in part and out of
@@ -138,6 +140,7 @@
 
 mod error;
 mod fault;
+#[cfg(feature = "fault-injection")]
 mod fault_fs;
 mod file;
 mod format;
@@ -151,6 +154,7 @@ mod worker;
 
 pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
+#[cfg(feature = "fault-injection")]
 pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;

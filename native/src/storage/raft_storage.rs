@@ -34,7 +34,7 @@ pub struct StorageOptions {
     pub faults: FaultInjector,
     /// The file system every file and folder operation goes through: the
     /// real one by default, a model of a disk that loses power in tests
-    /// ([`FaultFileSystem`](super::FaultFileSystem)).
+    /// (`FaultFileSystem`, with the `fault-injection` feature).
     pub file_system: Arc<dyn FileSystem>,
 }
 

@@ -18,16 +18,22 @@
 //!   cleanup;
 //! - the servers on them are the harness's [`harness::Cluster`], the same
 //!   as the loopback tests';
+//! - [`relay`]: the user-space UDP relay on every link (delay, jitter,
+//!   reordering, duplication, bit flips on the wire);
 //! - [`workload`]: client processes and the recorded history;
 //! - [`nemesis`]: the seeded fault schedule and its injection;
 //! - [`scenario`]: a whole nemesis run, its checks and its report;
-//! - [`targeted`]: crashes right after acknowledgements, recovery figures.
+//! - [`targeted`]: crashes right after acknowledgements, recovery figures;
+//! - [`recovery`]: writes stop for at most a bound after each single fault,
+//!   with the servers' default timing.
 
 #[path = "../harness/mod.rs"]
 mod harness;
 
 mod nemesis;
 mod net;
+mod recovery;
+mod relay;
 mod rng;
 mod scenario;
 mod targeted;
@@ -107,22 +113,42 @@ pub fn nemesis_duration() -> Duration {
 /// The tests that build hosts; `--skip across_hosts::` leaves them out of a
 /// workspace-wide `cargo test` (scripts/test-all.sh runs them on their own).
 mod across_hosts {
-    use super::{scenario, targeted};
+    use super::scenario::{self, Storage};
+    use super::targeted::{self, Crash};
 
+    /// Its servers run on the power-cut model, so its nemesis also cuts the
+    /// power of one node and of all of them.
     #[test]
     fn three_nodes_under_a_nemesis() {
-        scenario::nemesis_run("three_nodes_under_a_nemesis", 3, 4);
+        scenario::nemesis_run("three_nodes_under_a_nemesis", 3, 4, Storage::PowerCutModel);
     }
 
+    /// Its servers run on the real file system.
     #[test]
     fn five_nodes_under_a_nemesis() {
-        scenario::nemesis_run("five_nodes_under_a_nemesis", 5, 5);
+        scenario::nemesis_run("five_nodes_under_a_nemesis", 5, 5, Storage::Real);
     }
 
     #[test]
     fn acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack() {
         targeted::crash_right_after_acknowledgements(
             "acknowledged_writes_survive_kill_9_of_every_node_right_after_the_ack",
+            Crash::Kill9,
+        );
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_a_power_cut_of_every_node_right_after_the_ack() {
+        targeted::crash_right_after_acknowledgements(
+            "acknowledged_writes_survive_a_power_cut_of_every_node_right_after_the_ack",
+            Crash::PowerCut,
+        );
+    }
+
+    #[test]
+    fn writes_recover_within_the_bound_after_each_single_fault() {
+        super::recovery::recovery_after_single_faults(
+            "writes_recover_within_the_bound_after_each_single_fault",
         );
     }
 

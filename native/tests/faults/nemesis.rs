@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::NsCluster;
+use super::relay::LinkFaults;
 use super::rng::Rng;
 
 /// Who a fault hits.
@@ -66,6 +67,39 @@ pub enum Fault {
     },
     /// kill -9 of every node at once, all restarted when the fault ends.
     CrashAll,
+    /// The relay delays every datagram on the links of `target` (both
+    /// ways), or on every link: `delay_ms` plus up to `jitter_ms`.
+    SlowLinks {
+        /// Whose links; `None`: every link.
+        target: Option<Target>,
+        /// Fixed delay, ms (up to 500).
+        delay_ms: u64,
+        /// Extra uniform delay, ms.
+        jitter_ms: u64,
+    },
+    /// The relay reorders and duplicates datagrams on every link.
+    Disorder {
+        /// Probability that a datagram is held back behind later ones.
+        reorder: f64,
+        /// Probability that a datagram is sent twice.
+        duplicate: f64,
+    },
+    /// The relay flips one bit of a fraction of the datagrams on every
+    /// link; QUIC must refuse them (they count as lost).
+    WireBitRot {
+        /// Per datagram.
+        probability: f64,
+    },
+    /// The power of one node is cut (its unsynced writes dropped, torn or
+    /// kept in part, by the fault file system's model), restarted when the
+    /// fault ends. Only on `--fault-power-cut` servers.
+    PowerCut {
+        /// The node.
+        target: Target,
+    },
+    /// The power of every node is cut at once, all restarted when the
+    /// fault ends. Only on `--fault-power-cut` servers.
+    PowerCutAll,
 }
 
 impl Fault {
@@ -80,7 +114,18 @@ impl Fault {
             Fault::KillRestart { .. } => "kill-restart",
             Fault::Pause { .. } => "pause",
             Fault::CrashAll => "crash-all",
+            Fault::SlowLinks { .. } => "slow-links",
+            Fault::Disorder { .. } => "disorder",
+            Fault::WireBitRot { .. } => "wire-bit-rot",
+            Fault::PowerCut { .. } => "power-cut",
+            Fault::PowerCutAll => "power-cut-all",
         }
+    }
+
+    /// Whether every node goes down at once (nothing acknowledged before
+    /// it may be lost).
+    pub fn is_whole_cluster_down(&self) -> bool {
+        matches!(self, Fault::CrashAll | Fault::PowerCutAll)
     }
 }
 
@@ -126,6 +171,27 @@ impl fmt::Display for Fault {
             Fault::KillRestart { target } => write!(f, "kill -9 {target}, restart"),
             Fault::Pause { target } => write!(f, "SIGSTOP {target}, SIGCONT"),
             Fault::CrashAll => f.write_str("kill -9 every node, restart all"),
+            Fault::SlowLinks {
+                target,
+                delay_ms,
+                jitter_ms,
+            } => {
+                let whose = target.map_or("every link".to_string(), |t| format!("links of {t}"));
+                write!(f, "{whose} slow: {delay_ms} ms + up to {jitter_ms} ms")
+            }
+            Fault::Disorder { reorder, duplicate } => write!(
+                f,
+                "every link reorders {:.0}% and duplicates {:.0}% of datagrams",
+                reorder * 100.0,
+                duplicate * 100.0
+            ),
+            Fault::WireBitRot { probability } => write!(
+                f,
+                "one bit flipped in {:.1}% of datagrams on every link",
+                probability * 100.0
+            ),
+            Fault::PowerCut { target } => write!(f, "power cut of {target}, restart"),
+            Fault::PowerCutAll => f.write_str("power cut of every node, restart all"),
         }
     }
 }
@@ -141,7 +207,11 @@ pub struct Planned {
     pub quiet: Duration,
 }
 
-const KINDS: usize = 8;
+/// Kinds of fault on any cluster.
+const KINDS: usize = 11;
+/// Kinds of fault on a cluster of `--fault-power-cut` servers: the power
+/// cuts too.
+const KINDS_WITH_POWER_CUTS: usize = 13;
 
 fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
     let mut ids: Vec<usize> = (1..=nodes).collect();
@@ -186,11 +256,29 @@ fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
         6 => Fault::Pause {
             target: target(rng, &ids),
         },
-        _ => Fault::CrashAll,
+        7 => Fault::CrashAll,
+        8 => Fault::SlowLinks {
+            target: rng.chance(0.6).then(|| target(rng, &ids)),
+            delay_ms: *rng.pick(&[50, 150, 300, 500]),
+            jitter_ms: *rng.pick(&[0, 20, 100]),
+        },
+        9 => Fault::Disorder {
+            reorder: *rng.pick(&[0.1, 0.3]),
+            duplicate: *rng.pick(&[0.05, 0.2]),
+        },
+        10 => Fault::WireBitRot {
+            probability: *rng.pick(&[0.01, 0.05, 0.2]),
+        },
+        11 => Fault::PowerCut {
+            target: target(rng, &ids),
+        },
+        _ => Fault::PowerCutAll,
     };
     let hold_ms = match fault {
-        Fault::CrashAll => rng.between(300, 1500),
-        Fault::KillRestart { .. } | Fault::Pause { .. } => rng.between(1500, 4000),
+        Fault::CrashAll | Fault::PowerCutAll => rng.between(300, 1500),
+        Fault::KillRestart { .. } | Fault::Pause { .. } | Fault::PowerCut { .. } => {
+            rng.between(1500, 4000)
+        }
         _ => rng.between(2500, 5000),
     };
     Planned {
@@ -201,9 +289,15 @@ fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
 }
 
 /// The schedule for `nodes` nodes: every kind of fault once (seeded order),
-/// then random ones until `total` is planned.
-pub fn plan(rng: &mut Rng, nodes: usize, total: Duration) -> Vec<Planned> {
-    let mut kinds: Vec<usize> = (0..KINDS).collect();
+/// then random ones until `total` is planned. Power cuts only if
+/// `power_cuts` (the servers run with `--fault-power-cut`).
+pub fn plan(rng: &mut Rng, nodes: usize, total: Duration, power_cuts: bool) -> Vec<Planned> {
+    let kinds_here = if power_cuts {
+        KINDS_WITH_POWER_CUTS
+    } else {
+        KINDS
+    };
+    let mut kinds: Vec<usize> = (0..kinds_here).collect();
     rng.shuffle(&mut kinds);
     let mut schedule: Vec<Planned> = kinds
         .into_iter()
@@ -212,7 +306,7 @@ pub fn plan(rng: &mut Rng, nodes: usize, total: Duration) -> Vec<Planned> {
     let planned =
         |schedule: &[Planned]| -> Duration { schedule.iter().map(|p| p.hold + p.quiet).sum() };
     while planned(&schedule) < total {
-        let kind = rng.below(KINDS as u64) as usize;
+        let kind = rng.below(kinds_here as u64) as usize;
         schedule.push(draw(rng, kind, nodes));
     }
     schedule
@@ -269,9 +363,14 @@ pub fn inject(
 ) -> Result<(String, u64), String> {
     let leader = match fault {
         Fault::IsolateLeader => Some(resolve(cluster, Target::Leader)),
-        Fault::OneWay { target, .. } | Fault::KillRestart { target } | Fault::Pause { target } => {
-            Some(resolve(cluster, *target))
-        }
+        Fault::OneWay { target, .. }
+        | Fault::KillRestart { target }
+        | Fault::Pause { target }
+        | Fault::PowerCut { target }
+        | Fault::SlowLinks {
+            target: Some(target),
+            ..
+        } => Some(resolve(cluster, *target)),
         _ => None,
     };
     let description = apply(cluster, fault, leader)?;
@@ -349,6 +448,60 @@ fn apply(
             cluster.kill_all();
             "kill -9 every node".to_string()
         }
+        Fault::SlowLinks {
+            target: whose,
+            delay_ms,
+            jitter_ms,
+        } => {
+            let faults = LinkFaults {
+                delay_ms: *delay_ms,
+                jitter_ms: *jitter_ms,
+                ..LinkFaults::default()
+            };
+            let delay = format!("{delay_ms} ms + up to {jitter_ms} ms");
+            if whose.is_some() {
+                let (id, who) = target();
+                cluster.hosts.slow_links(&[id], &others(id), faults, true);
+                format!("links of {who} slow: {delay}, both ways")
+            } else {
+                cluster.hosts.slow_links(&all, &all, faults, false);
+                format!("every link slow: {delay}")
+            }
+        }
+        Fault::Disorder { reorder, duplicate } => {
+            let faults = LinkFaults {
+                jitter_ms: 20,
+                reorder: *reorder,
+                duplicate: *duplicate,
+                ..LinkFaults::default()
+            };
+            cluster.hosts.slow_links(&all, &all, faults, false);
+            format!(
+                "every link: jitter 20 ms, {:.0}% reordered, {:.0}% duplicated",
+                reorder * 100.0,
+                duplicate * 100.0
+            )
+        }
+        Fault::WireBitRot { probability } => {
+            let faults = LinkFaults {
+                corrupt: *probability,
+                ..LinkFaults::default()
+            };
+            cluster.hosts.slow_links(&all, &all, faults, false);
+            format!(
+                "every link flips a bit in {:.1}% of datagrams",
+                probability * 100.0
+            )
+        }
+        Fault::PowerCut { .. } => {
+            let (id, who) = target();
+            cluster.power_cut(id);
+            format!("power cut of {who}")
+        }
+        Fault::PowerCutAll => {
+            cluster.power_cut_all();
+            "power cut of every node".to_string()
+        }
     })
 }
 
@@ -358,14 +511,37 @@ mod tests {
 
     #[test]
     fn a_plan_has_every_kind_and_depends_only_on_the_seed() {
-        for nodes in [3, 5] {
-            let schedule = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
-            let again = plan(&mut Rng::new(7), nodes, Duration::from_secs(120));
+        for (nodes, power_cuts, count) in [
+            (3, true, KINDS_WITH_POWER_CUTS),
+            (3, false, KINDS),
+            (5, false, KINDS),
+        ] {
+            let schedule = plan(
+                &mut Rng::new(7),
+                nodes,
+                Duration::from_secs(120),
+                power_cuts,
+            );
+            let again = plan(
+                &mut Rng::new(7),
+                nodes,
+                Duration::from_secs(120),
+                power_cuts,
+            );
             assert_eq!(schedule, again);
-            let mut kinds: Vec<&str> = schedule[..KINDS].iter().map(|p| p.fault.kind()).collect();
+            let mut kinds: Vec<&str> = schedule[..count].iter().map(|p| p.fault.kind()).collect();
             kinds.sort();
             kinds.dedup();
-            assert_eq!(kinds.len(), KINDS, "{}", render_plan(&schedule));
+            assert_eq!(kinds.len(), count, "{}", render_plan(&schedule));
+            if !power_cuts {
+                assert!(
+                    schedule
+                        .iter()
+                        .all(|p| !p.fault.kind().starts_with("power")),
+                    "{}",
+                    render_plan(&schedule)
+                );
+            }
             let planned: Duration = schedule.iter().map(|p| p.hold + p.quiet).sum();
             assert!(planned >= Duration::from_secs(120));
             for planned in &schedule {
@@ -386,8 +562,8 @@ mod tests {
             }
         }
         assert_ne!(
-            plan(&mut Rng::new(7), 3, Duration::ZERO),
-            plan(&mut Rng::new(8), 3, Duration::ZERO)
+            plan(&mut Rng::new(7), 3, Duration::ZERO, true),
+            plan(&mut Rng::new(8), 3, Duration::ZERO, true)
         );
     }
 }

@@ -34,6 +34,12 @@
 //! `-m statistic --mode random`. Healing flushes the chains. The clients'
 //! namespace is never cut off by a partition.
 //!
+//! Beside them, every node-to-node datagram goes through a user-space relay
+//! ([`super::relay`]) that delays, reorders, duplicates or corrupts them on
+//! the nemesis' order: `iptables -t nat` in each node's namespace steers
+//! them there, and a node seen through the relay has a second address,
+//! `198.18.X.(100 + k)`, which the rules above match too.
+//!
 //! # Cleanup
 //!
 //! Dropping a [`Network`] kills every process still inside its namespaces
@@ -44,6 +50,8 @@
 //! and routes of this suite whose owner process is gone.
 
 use std::net::Ipv4Addr;
+
+use super::relay::{self, LinkFaults, Relay};
 use std::process::{Command, Output, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -86,6 +94,9 @@ pub struct Network {
     route_added: bool,
     /// Namespaces created, in creation order.
     created: Vec<String>,
+    /// The relay on every node-to-node link (see [`super::relay`]); `None`
+    /// only while the network is being built.
+    pub relay: Option<Relay>,
 }
 
 /// Runs a command; its stdout, or an error naming the command and its stderr.
@@ -396,9 +407,11 @@ impl Network {
             subnet: format!("{base}/24"),
             route_added: false,
             created: Vec::new(),
+            relay: None,
         };
         // From here on, dropping `network` undoes what was done.
         network.build()?;
+        network.start_relay(base)?;
         Ok(network)
     }
 
@@ -462,6 +475,68 @@ impl Network {
         Ok(())
     }
 
+    /// Gives the clients' namespace the relay's aliases, starts the relay
+    /// there, and steers every node-to-node datagram through it.
+    fn start_relay(&mut self, base: Ipv4Addr) -> Result<(), String> {
+        let hosts = self.hosts.len();
+        for k in 1..=hosts {
+            let cidr = format!("{}/24", relay::alias(base, k));
+            ip_in(&self.clients.name, &["addr", "add", &cidr, "dev", "eth0"])?;
+        }
+        self.relay = Some(Relay::start(
+            &self.clients.name,
+            base,
+            hosts,
+            super::rng::random_seed(),
+        )?);
+        for from in 1..=hosts {
+            for to in (1..=hosts).filter(|&to| to != from) {
+                let destination = self.host(to).ip.to_string();
+                let port = PORT.to_string();
+                let relay_at =
+                    format!("{}:{}", relay::alias(base, to), relay::relay_port(from, to));
+                self.iptables(
+                    from,
+                    &[
+                        "-t",
+                        "nat",
+                        "-A",
+                        "OUTPUT",
+                        "-p",
+                        "udp",
+                        "-d",
+                        &destination,
+                        "--dport",
+                        &port,
+                        "-j",
+                        "DNAT",
+                        "--to-destination",
+                        &relay_at,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Relay {
+        self.relay.as_ref().expect("started with the network")
+    }
+
+    /// Sets the relay's faults on the links `from → to` for every `from`
+    /// in `a` and `to` in `b` (both directions if `both_ways`).
+    pub fn slow_links(&self, a: &[usize], b: &[usize], faults: LinkFaults, both_ways: bool) {
+        for &x in a {
+            for &y in b.iter().filter(|&&y| y != x) {
+                self.relay().set(x, y, faults);
+                if both_ways {
+                    self.relay().set(y, x, faults);
+                }
+            }
+        }
+    }
+
     fn add_namespace(&mut self, name: &str) -> Result<(), String> {
         run("ip", &["netns", "add", name])?;
         self.created.push(name.to_string());
@@ -486,9 +561,12 @@ impl Network {
         if from.is_empty() {
             return Ok(());
         }
+        // A node's own address, and its alias through the relay.
+        let base = self.clients.ip;
         let sources = from
             .iter()
-            .map(|&f| self.host(f).ip.to_string())
+            .flat_map(|&f| [self.host(f).ip, relay::alias(base, f)])
+            .map(|ip| ip.to_string())
             .collect::<Vec<_>>()
             .join(",");
         self.iptables(
@@ -533,10 +611,13 @@ impl Network {
         )
     }
 
-    /// Removes every fault rule of every host.
+    /// Removes every fault rule of every host, and every fault of the relay.
     pub fn heal(&self) -> Result<(), String> {
         for id in 1..=self.hosts.len() {
             self.iptables(id, &["-F", "INPUT"])?;
+        }
+        if let Some(relay) = &self.relay {
+            relay.heal();
         }
         Ok(())
     }
@@ -581,6 +662,8 @@ fn ip_in(name: &str, args: &[&str]) -> Result<String, String> {
 
 impl Drop for Network {
     fn drop(&mut self) {
+        // The relay's sockets live in the clients' namespace.
+        self.relay = None;
         for name in self.created.iter().rev() {
             kill_processes_in(name);
         }

@@ -27,6 +27,10 @@ use distribkv_core::check::{
     AppendCheckOptions, Budget, OpKind, Operation, Outcome, check_appends, check_linearizable,
 };
 
+use distribkv_native::server::{
+    DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS,
+};
+
 use super::harness::BINARY;
 use super::harness::ClientProcess;
 use super::harness::cluster::render_statuses;
@@ -97,10 +101,28 @@ pub fn replay_command(seed: u64, test: &str) -> String {
     )
 }
 
+/// Environment variable: run the nemesis servers with their default timing
+/// (heartbeat 100 ms, election timeout 500-1000 ms) instead of the harness's
+/// fast one; the soak in docs/FAULTS.md does.
+pub const DEFAULT_TIMING_VARIABLE: &str = "DISTRIBKV_FAULT_DEFAULT_TIMING";
+
+/// What the servers of a nemesis run store their data on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The real file system: kill -9 keeps what was written (the page
+    /// cache), and fsync is real.
+    Real,
+    /// The fault file system backed by the data folder
+    /// (`--fault-power-cut any`): the nemesis also cuts the power of one
+    /// node or of all of them, dropping, tearing or reordering what was
+    /// not fsynced; kill -9 drops it.
+    PowerCutModel,
+}
+
 /// Runs the nemesis test on `nodes` nodes with `clients` clients; panics
 /// with the full story on any violation. `test` names the test function
 /// (for the replay command).
-pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
+pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let Some(serial) = super::prepare() else {
         return;
     };
@@ -108,10 +130,17 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
     let duration = super::nemesis_duration();
     let root = Rng::new(seed);
     let mut plan_rng = root.fork(1000 + nodes as u64);
-    let schedule = plan(&mut plan_rng, nodes, duration);
+    let power_cuts = storage == Storage::PowerCutModel;
+    let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
+    let default_timing = std::env::var_os(DEFAULT_TIMING_VARIABLE).is_some();
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         replay: {}\nschedule:\n{}",
+         storage: {storage:?}, timing: {}\nreplay: {}\nschedule:\n{}",
+        if default_timing {
+            "the servers' defaults"
+        } else {
+            "fast (harness TIMING)"
+        },
         replay_command(seed, test),
         render_plan(&schedule)
     );
@@ -123,7 +152,21 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
     };
 
     let started = Instant::now();
-    let mut cluster = super::start_cluster(serial, nodes, &["--snapshot-every", "200"])
+    let mut server_args = vec!["--snapshot-every", "200"];
+    let heartbeat = DEFAULT_HEARTBEAT_MS.to_string();
+    let election = format!("{DEFAULT_ELECTION_MIN_MS}-{DEFAULT_ELECTION_MAX_MS}");
+    if default_timing {
+        server_args.extend([
+            "--heartbeat-ms",
+            &heartbeat,
+            "--election-timeout-ms",
+            &election,
+        ]);
+    }
+    if power_cuts {
+        server_args.extend(["--fault-power-cut", "any"]);
+    }
+    let mut cluster = super::start_cluster(serial, nodes, &server_args)
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     println!(
         "hosts: {} in namespaces {}-*, clients in {}",
@@ -214,6 +257,8 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize) {
         stopped,
         converge_time,
     );
+    let relay = format!("relay: {}", cluster.hosts.relay().counts.render());
+    let report = format!("{report}\n{relay}");
     if findings.is_empty() {
         journal.done = true;
         println!(
@@ -292,10 +337,7 @@ fn check_history(
         Ok(()) => println!("appends: every acknowledged append present exactly once, none twice"),
         Err(error) => findings.push(format!("appends: {error}")),
     }
-    for crash in injected
-        .iter()
-        .filter(|i| matches!(i.fault, Fault::CrashAll))
-    {
+    for crash in injected.iter().filter(|i| i.fault.is_whole_cluster_down()) {
         let mut acknowledged = 0;
         let mut missing = Vec::new();
         for operation in operations {
@@ -317,12 +359,14 @@ fn check_history(
         }
         if missing.is_empty() {
             println!(
-                "all-nodes crash at {:.2}s: all {acknowledged} appends acknowledged before it are present",
+                "{} at {:.2}s: all {acknowledged} appends acknowledged before it are present",
+                crash.fault.kind(),
                 seconds(crash.started)
             );
         } else {
             findings.push(format!(
-                "all-nodes crash at {:.2}s: {} of {acknowledged} acknowledged appends lost:\n  {}",
+                "{} at {:.2}s: {} of {acknowledged} acknowledged appends lost:\n  {}",
+                crash.fault.kind(),
                 seconds(crash.started),
                 missing.len(),
                 missing.join("\n  ")
@@ -399,10 +443,62 @@ fn render_report(
             fault.description
         );
     }
+    let _ = writeln!(report, "{}", recovery_by_kind(operations, injected));
     let _ = write!(
         report,
         "convergence after the clients stopped: {:.1}s",
         converge_time.as_secs_f64()
     );
     report
+}
+
+/// Per kind of fault (a one-way fault on the leader apart from one on a
+/// follower): how many, and the median and worst time to the first write
+/// acknowledged after it started and after it was healed.
+fn recovery_by_kind(operations: &[Operation], injected: &[Injected]) -> String {
+    let mut kinds: BTreeMap<String, (Vec<u64>, Vec<u64>, usize)> = BTreeMap::new();
+    for fault in injected {
+        let mut label = fault.fault.kind().to_string();
+        if let Fault::OneWay { deaf, .. } = fault.fault {
+            label.push_str(if deaf {
+                " (hears nobody)"
+            } else {
+                " (nobody hears)"
+            });
+        }
+        if fault.description.contains("(the leader)") {
+            label.push_str(", leader");
+        }
+        let entry = kinds.entry(label).or_default();
+        entry.2 += 1;
+        if let Some(after) = first_write_after(operations, fault.started) {
+            entry.0.push(after);
+        }
+        if let Some(after) = first_write_after(operations, fault.healed) {
+            entry.1.push(after);
+        }
+    }
+    let show = |times: &mut Vec<u64>| {
+        if times.is_empty() {
+            return "-".to_string();
+        }
+        times.sort_unstable();
+        format!(
+            "{:.2}s / {:.2}s",
+            seconds(times[times.len() / 2]),
+            seconds(times[times.len() - 1])
+        )
+    };
+    let mut text = String::from(
+        "recovery per kind: faults, first write acknowledged after the start and after the heal (median / worst)",
+    );
+    for (label, (after_start, after_heal, count)) in &mut kinds {
+        let _ = write!(
+            text,
+            "\n  {label:<34} {count:>4}   after start {:>15}   after heal {:>15}",
+            show(after_start),
+            show(after_heal)
+        );
+    }
+    text
 }

@@ -29,8 +29,18 @@ const CRASH_ROUNDS: usize = 5;
 /// Concurrent clients in each burst.
 const BURST_CLIENTS: u64 = 3;
 
+/// How every node goes down in [`crash_right_after_acknowledgements`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    /// kill -9 on the real file system: what was written survives.
+    Kill9,
+    /// A power cut of `--fault-power-cut any` servers: what was not fsynced
+    /// is dropped, torn or kept in part, in a mode drawn per node and cut.
+    PowerCut,
+}
+
 /// See the module documentation. Panics with every lost append.
-pub fn crash_right_after_acknowledgements(test: &str) {
+pub fn crash_right_after_acknowledgements(test: &str, crash: Crash) {
     let Some(serial) = super::prepare() else {
         return;
     };
@@ -40,7 +50,11 @@ pub fn crash_right_after_acknowledgements(test: &str) {
         "{test}: seed {seed}, replay: {}",
         replay_command(seed, test)
     );
-    let mut cluster = super::start_cluster(serial, 3, &[])
+    let server_args: &[&str] = match crash {
+        Crash::Kill9 => &[],
+        Crash::PowerCut => &["--fault-power-cut", "any"],
+    };
+    let mut cluster = super::start_cluster(serial, 3, server_args)
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     let recorder = Recorder::new();
     let key = "crash";
@@ -92,9 +106,18 @@ pub fn crash_right_after_acknowledgements(test: &str) {
         // Every node dies within milliseconds of the last acknowledgement.
         let pause = rng.below(20);
         std::thread::sleep(Duration::from_millis(pause));
-        cluster.kill_all();
+        let how = match crash {
+            Crash::Kill9 => {
+                cluster.kill_all();
+                "killed"
+            }
+            Crash::PowerCut => {
+                cluster.power_cut_all();
+                "powered off"
+            }
+        };
         println!(
-            "round {round}: {acknowledged} appends acknowledged, every node killed {pause} ms after the last"
+            "round {round}: {acknowledged} appends acknowledged, every node {how} {pause} ms after the last"
         );
         for id in 1..=cluster.size() {
             cluster.spawn(id);
@@ -114,7 +137,7 @@ pub fn crash_right_after_acknowledgements(test: &str) {
     }
     if findings.is_empty() {
         println!(
-            "{test}: all {acknowledged_total} acknowledged appends survived {CRASH_ROUNDS} crashes of every node"
+            "{test}: all {acknowledged_total} acknowledged appends survived {CRASH_ROUNDS} crashes ({crash:?}) of every node"
         );
     } else {
         panic!(

@@ -13,6 +13,13 @@ use super::{
     signal, stdout, wait_exit,
 };
 
+/// Exit code of a server whose power was cut (`cli::power_cut`).
+pub const POWER_CUT_EXIT: i32 = distribkv_native::cli::power_cut::POWER_CUT_EXIT;
+
+fn libc_sigusr1() -> i32 {
+    Signal::USR1.as_raw()
+}
+
 /// How long one `status` command may take before it is killed: each node
 /// gets 5 s to answer, in parallel.
 const STATUS_LIMIT: Duration = Duration::from_secs(15);
@@ -47,7 +54,8 @@ pub struct Cluster<H: Hosts> {
     pub certs: PathBuf,
     /// The nodes, `nodes[id - 1]`.
     pub nodes: Vec<Node>,
-    /// Server options after the common ones ([`TIMING`]).
+    /// Server options after the common ones ([`TIMING`], left out if these
+    /// set `--heartbeat-ms`).
     pub extra_args: Vec<String>,
     /// The first members, nodes `1..=members` (`--peers`); the other hosts
     /// are spare machines that join with `--join` (see
@@ -161,10 +169,19 @@ impl<H: Hosts> Cluster<H> {
             .arg(&node.data_dir)
             .arg("--certs")
             .arg(&self.certs)
-            .args(TIMING)
+            .args(self.timing())
             .args(&self.extra_args)
             .env("RUST_LOG", "info");
         command
+    }
+
+    /// [`TIMING`], unless the extra arguments set the timing themselves.
+    fn timing(&self) -> &'static [&'static str] {
+        if self.extra_args.iter().any(|a| a == "--heartbeat-ms") {
+            &[]
+        } else {
+            &TIMING
+        }
     }
 
     /// Starts node `id` (again) on its data folder, appending to its log.
@@ -223,6 +240,48 @@ impl<H: Hosts> Cluster<H> {
         }
         for id in 1..=self.size() {
             self.kill(id);
+        }
+    }
+
+    /// Cuts the power of node `id`, which must run a `--fault-power-cut`
+    /// server: SIGUSR1, then waits for it to exit. Its exit status must say
+    /// so ([`POWER_CUT_EXIT`]), or show the signal's default action (the
+    /// signal came before the handler was installed, which is a power cut
+    /// too: the process dies with its unsynced writes).
+    pub fn power_cut(&mut self, id: usize) {
+        self.power_cut_all_of(&[id]);
+    }
+
+    /// Cuts the power of every running node, as close together as possible.
+    pub fn power_cut_all(&mut self) {
+        let ids: Vec<usize> = (1..=self.size())
+            .filter(|&id| self.is_running(id))
+            .collect();
+        self.power_cut_all_of(&ids);
+    }
+
+    fn power_cut_all_of(&mut self, ids: &[usize]) {
+        use std::os::unix::process::ExitStatusExt as _;
+        for &id in ids {
+            let node = &self.nodes[id - 1];
+            if let Some(child) = &node.process {
+                signal(child.id(), Signal::USR1);
+                if node.paused {
+                    signal(child.id(), Signal::CONT);
+                }
+            }
+        }
+        for &id in ids {
+            let node = &mut self.nodes[id - 1];
+            node.paused = false;
+            let Some(mut child) = node.process.take() else {
+                continue;
+            };
+            let status = wait_exit(&mut child, Duration::from_secs(10));
+            assert!(
+                status.code() == Some(POWER_CUT_EXIT) || status.signal() == Some(libc_sigusr1()),
+                "node {id} did not end with a power cut: {status:?} (is it a --fault-power-cut server?)"
+            );
         }
     }
 

@@ -200,7 +200,14 @@ impl Replica {
         let sessions = self.store.sessions();
         let (client, seq) = match key {
             WriteKey::Write(client, seq) => (client, seq),
-            WriteKey::Open(nonce) => (sessions.opened_by(nonce)?, 1),
+            WriteKey::Open(nonce) => match sessions.opened_by(nonce) {
+                Some(client) => (client, 1),
+                // Applied once, in a session since dropped.
+                None if sessions.dropped_opening(nonce).is_some() => {
+                    return Some(Err(ServiceError::SessionExpired));
+                }
+                None => return None,
+            },
         };
         match sessions.check(client, seq) {
             SessionCheck::Duplicate(result) => Some(result.map(|()| key.reply(client))),

@@ -239,3 +239,73 @@ fn undecodable_commands_are_skipped() {
     );
     assert_eq!(store.apply(2, &Payload::Noop), Applied::Nothing);
 }
+
+fn open_at(nonce: u64, at: u64, operation: Operation) -> Payload {
+    Payload::Command(
+        Command::Open {
+            nonce,
+            at,
+            operation,
+        }
+        .encode(),
+    )
+}
+
+fn entry(index: LogIndex, term: u64, payload: Payload) -> Entry {
+    Entry {
+        index,
+        term,
+        payload,
+    }
+}
+
+#[test]
+fn a_retried_opening_of_a_dropped_session_is_refused_not_applied_again() {
+    let limits = StoreLimits {
+        session_ttl_ms: 100,
+        max_sessions: 1,
+        ..StoreLimits::default()
+    };
+    let mut store = KvStore::new(limits);
+    // Client A opens its session with an append; its answer is lost.
+    store.apply_entry(&entry(1, 1, open_at(41, 0, append("x", "a"))));
+    // Client B opens one too, evicting A's (one session at most).
+    store.apply_entry(&entry(2, 1, open_at(42, 10, put("y", "b"))));
+    assert!(store.sessions().get(1).is_none(), "A's session was evicted");
+    // A retries its opening: it must not open a second session.
+    let retry = store.apply_entry(&entry(3, 1, open_at(41, 20, append("x", "a"))));
+    assert_eq!(
+        retry,
+        Applied::Refused {
+            client: 1,
+            seq: 1,
+            error: ServiceError::SessionExpired
+        }
+    );
+    assert_eq!(store.get(b"x").map(|v| &v[..]), Some(&b"a"[..]));
+    // The tombstone survives a snapshot.
+    let restored = KvStore::restore(store.snapshot(), limits).unwrap();
+    assert_eq!(restored.sessions().dropped_opening(41), Some(1));
+    assert_eq!(restored, store);
+}
+
+#[test]
+fn a_leader_whose_clock_runs_far_ahead_does_not_expire_every_session() {
+    let limits = StoreLimits {
+        session_ttl_ms: 1_000,
+        ..StoreLimits::default()
+    };
+    let mut store = KvStore::new(limits);
+    store.apply_entry(&entry(1, 1, open_at(41, 5_000, put("x", "a"))));
+    store.apply_entry(&entry(2, 1, open_at(42, 5_400, put("y", "b"))));
+    assert_eq!(store.clock(), 400, "the term's leader measured 400 ms");
+    // A new leader whose clock reads an hour ahead: its first command does
+    // not move the log clock, the next ones move it by what it measures.
+    store.apply_entry(&entry(3, 2, open_at(43, 3_605_000, put("z", "c"))));
+    assert_eq!(store.clock(), 400);
+    assert_eq!(store.sessions().len(), 3, "nobody expired");
+    store.apply_entry(&entry(4, 2, open_at(44, 3_605_700, put("w", "d"))));
+    assert_eq!(store.clock(), 1_100);
+    assert!(store.sessions().get(1).is_none(), "idle for 1,100 ms > TTL");
+    assert!(store.sessions().get(2).is_some(), "idle for 700 ms");
+}

@@ -1,0 +1,220 @@
+//! The sharded service in one process, on one thread:
+//!
+//! - `idle/groups/N`: two hosts holding replicas of N groups at rest, one
+//!   virtual second simulated per iteration (tick = heartbeat interval =
+//!   50 ms). The batches and Raft messages per virtual second between the
+//!   two hosts, and the resident bytes per idle replica, are printed once
+//!   (they are counts, not timings).
+//! - `entries/groups/G`: 64 concurrent client writes spread over G groups
+//!   on three hosts (zero latency, instant fsync), run until all are
+//!   committed and applied: committed entries per second.
+//! - `move_shard/keys/10000`: a shard of 10,000 keys moves from one group
+//!   to another in the sharded simulator (10 ms network latency, 1–5 ms
+//!   fsyncs); the virtual time the move takes is printed, criterion times
+//!   the wall time of the simulation.
+//!
+//! Run: `cargo bench -p distribkv-core --features sim --bench shard`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use distribkv_core::kv::Operation;
+use distribkv_core::shard::host::{HostConfig, HostInput, HostRequest};
+use distribkv_core::shard::{ControllerOp, ControllerReply};
+use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
+use distribkv_core::time::Instant;
+
+/// Resident memory of this process, bytes (Linux; 0 elsewhere): the
+/// growth while building idle replicas, divided by their number, is the
+/// memory per idle replica (at 10,000 groups the page granularity is noise).
+fn resident_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn configs(hosts: u64, groups: u64) -> Vec<HostConfig> {
+    let servers: Vec<u64> = (1..=hosts).collect();
+    servers
+        .iter()
+        .map(|id| {
+            let mut c = HostConfig::new(*id, 16, servers.clone());
+            c.groups = (1..=groups).map(|g| (g, servers.clone())).collect();
+            c.tick_ms = 50;
+            c.raft.heartbeat_interval = 50;
+            c.snapshot_every = 1000;
+            c
+        })
+        .collect()
+}
+
+/// Two hosts with `groups` groups each, elected and at rest.
+fn idle_mesh(groups: u64) -> Mesh {
+    let mut mesh = Mesh::new(configs(2, groups), 11).expect("valid configuration");
+    mesh.run_until(Instant(3_000));
+    mesh
+}
+
+fn idle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("idle");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for groups in [1u64, 100, 10_000] {
+        let before = resident_bytes();
+        let mut mesh = idle_mesh(groups);
+        let after = resident_bytes();
+        let replicas = 2 * (groups + 1);
+        let batches = mesh.total_batches();
+        let messages = mesh.messages;
+        let start = mesh.now();
+        mesh.run_until(Instant(start.as_millis() + 10_000));
+        eprintln!(
+            "idle {groups} groups: {:.1} batches/s and {:.1} Raft messages/s between the two hosts; {} resident bytes per replica",
+            (mesh.total_batches() - batches) as f64 / 10.0,
+            (mesh.messages - messages) as f64 / 10.0,
+            (after - before) / replicas as i64,
+        );
+        group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
+            b.iter(|| {
+                let now = mesh.now();
+                mesh.run_until(Instant(now.as_millis() + 1_000));
+            });
+        });
+    }
+    group.finish();
+}
+
+fn entries(c: &mut Criterion) {
+    let mut group = c.benchmark_group("entries");
+    group.measurement_time(Duration::from_secs(5));
+    const CLIENTS: u64 = 64;
+    group.throughput(Throughput::Elements(CLIENTS));
+    for groups in [1u64, 16] {
+        let mut mesh = Mesh::new(configs(3, groups), 5).expect("valid configuration");
+        mesh.run_until(Instant(3_000));
+        let mut seq = 0;
+        group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let mut by_leader: BTreeMap<u64, Vec<HostInput>> = BTreeMap::new();
+                for client in 0..CLIENTS {
+                    let g = 1 + client % groups;
+                    let leader = mesh.hosts[&1]
+                        .node(g)
+                        .and_then(|n| n.leader())
+                        .expect("a leader");
+                    by_leader
+                        .entry(leader)
+                        .or_default()
+                        .push(HostInput::Client {
+                            from: client,
+                            request: HostRequest::Kv {
+                                id: seq,
+                                group: g,
+                                client: client + 1,
+                                seq,
+                                op: Operation::Put {
+                                    key: Bytes::from(format!("key{client}")),
+                                    value: Bytes::from_static(b"value"),
+                                },
+                            },
+                        });
+                }
+                let mut answered = 0;
+                for (leader, inputs) in by_leader {
+                    answered += mesh.feed_many(leader, inputs).len();
+                }
+                // Replies come back as the followers acknowledge.
+                let now = mesh.now();
+                mesh.run_until(now);
+                let _ = answered;
+            });
+        });
+        // Every write was committed and applied everywhere.
+        for host in mesh.hosts.values() {
+            for g in 1..=groups {
+                let node = host.node(g).expect("hosted");
+                assert!(
+                    node.log().applied() >= seq,
+                    "group {g} applied {}",
+                    node.log().applied()
+                );
+            }
+        }
+    }
+    group.finish();
+}
+
+/// A cluster where group 100 owns the only shard, holding `keys` keys.
+fn loaded(keys: usize) -> ShardedSim {
+    let mut config = ShardedConfig::lab(3);
+    config.shards = 1;
+    config.network.latency = (10, 10);
+    config.snapshot_every = 100_000;
+    let mut sim = ShardedSim::new(config).expect("valid configuration");
+    sim.join(&[100]).expect("joined");
+    for i in 0..keys {
+        let put = sim.put(&format!("key{i:05}"), "value-of-twenty-byte");
+        assert_eq!(put, Ok(None));
+    }
+    sim
+}
+
+fn arrived(sim: &ShardedSim) -> bool {
+    [7, 8, 9].iter().any(|h| {
+        sim.host(*h)
+            .and_then(|host| host.kv(101))
+            .is_some_and(|kv| kv.is_settled() && kv.shards().contains_key(&0))
+    })
+}
+
+fn move_shard(c: &mut Criterion) {
+    let mut group = c.benchmark_group("move_shard");
+    group.sample_size(10);
+    let keys = 10_000;
+    let template = loaded(keys);
+    let mut sim = template_clone(&template, keys);
+    sim.join(&[101]).expect("joined");
+    let started = sim.now();
+    let reply = sim.controller(ControllerOp::Move {
+        shard: 0,
+        group: 101,
+    });
+    assert_eq!(reply, Ok(ControllerReply::Done));
+    assert!(sim.run_until(60_000, arrived));
+    eprintln!(
+        "move of a {keys}-key shard: {} ms of virtual time from the Move request to the new owner serving it",
+        sim.now().as_millis() - started.as_millis()
+    );
+    group.bench_function(BenchmarkId::new("keys", keys), |b| {
+        b.iter_batched(
+            || {
+                let mut sim = template_clone(&template, keys);
+                sim.join(&[101]).expect("joined");
+                sim
+            },
+            |mut sim| {
+                let reply = sim.controller(ControllerOp::Move {
+                    shard: 0,
+                    group: 101,
+                });
+                assert_eq!(reply, Ok(ControllerReply::Done));
+                assert!(sim.run_until(60_000, arrived));
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+/// The simulator is not `Clone`; rebuilding it from the same seed gives
+/// the same state.
+fn template_clone(_template: &ShardedSim, keys: usize) -> ShardedSim {
+    loaded(keys)
+}
+
+criterion_group!(benches, idle, entries, move_shard);
+criterion_main!(benches);

@@ -1,0 +1,380 @@
+//! The routing clerk (sans-IO): caches the latest configuration it knows,
+//! sends each operation to the leader of the group owning the key's shard,
+//! refreshes the configuration from the controller when a group answers
+//! "wrong group", and keeps one client id and sequence number per
+//! operation across every retry, so a write applies once even if its shard
+//! moves between two attempts (the sessions move with the shard).
+//!
+//! Run loop: [`ShardClerk::start`] (or [`ShardClerk::start_controller`]) an
+//! operation, drain [`ShardClerk::poll_output`] (requests to send, then the
+//! completion), feed replies with [`ShardClerk::handle_reply`] and call
+//! [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
+//! operation at a time; it is retried until it completes.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use super::controller::{ControllerOp, ControllerReply, ShardConfig};
+use super::group::KvError;
+use super::host::{HostReply, HostRequest};
+use super::{GroupId, shard_of};
+use crate::kv::Operation;
+use crate::raft::NodeId;
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// How a clerk behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardClerkConfig {
+    /// The controller's servers (host ids).
+    pub controller: Vec<NodeId>,
+    /// A request unanswered for this long is sent to the next server, ms.
+    pub retry_ms: u64,
+    /// Wait before retrying a shard that has not arrived, or an unowned one, ms.
+    pub backoff_ms: u64,
+}
+
+impl ShardClerkConfig {
+    /// A clerk of the controller at `controller`: retry after 100 ms, back off 50 ms.
+    pub fn new(controller: Vec<NodeId>) -> ShardClerkConfig {
+        ShardClerkConfig {
+            controller,
+            retry_ms: 100,
+            backoff_ms: 50,
+        }
+    }
+}
+
+/// What the clerk asks of its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardClerkOutput {
+    /// Send this request to host `to`.
+    Send {
+        /// The host.
+        to: NodeId,
+        /// The request.
+        request: HostRequest,
+    },
+    /// The key-value operation completed: the value read (gets) or a
+    /// definite refusal ([`KvError::TooLarge`]).
+    Done(Result<Option<Bytes>, KvError>),
+    /// The controller operation completed.
+    ControllerDone(ControllerReply),
+}
+
+/// The clerk is already running an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClerkBusy;
+
+#[derive(Clone, Debug)]
+enum Task {
+    Kv(Operation),
+    Controller(ControllerOp),
+}
+
+#[derive(Clone, Debug)]
+struct Current {
+    task: Task,
+    seq: u64,
+    /// Fetching the latest configuration before (re)sending a key-value operation.
+    refreshing: bool,
+    /// Correlation id of the attempt in flight (0: none, waiting to resend).
+    attempt: u64,
+}
+
+/// A sans-IO client of the sharded service. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct ShardClerk {
+    config: ShardClerkConfig,
+    client: u64,
+    seq: u64,
+    next_attempt: u64,
+    cached: Option<ShardConfig>,
+    /// Index of the server believed to lead each group (controller: `CONTROLLER`).
+    leaders: BTreeMap<GroupId, usize>,
+    current: Option<Current>,
+    deadline: Instant,
+    outputs: VecDeque<ShardClerkOutput>,
+}
+
+/// The controller's entry in `leaders` (no shard group uses `u64::MAX`).
+const CONTROLLER_SLOT: GroupId = u64::MAX;
+
+impl ShardClerk {
+    /// A clerk with a random client id drawn from `seed`.
+    pub fn new(config: ShardClerkConfig, seed: u64) -> ShardClerk {
+        let client = Rng::new(seed).next_u64() | 1;
+        ShardClerk {
+            config,
+            client,
+            seq: 0,
+            next_attempt: 1,
+            cached: None,
+            leaders: BTreeMap::new(),
+            current: None,
+            deadline: Instant::NEVER,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The client id.
+    pub fn client(&self) -> u64 {
+        self.client
+    }
+
+    /// The configuration the clerk routes by.
+    pub fn cached_config(&self) -> Option<&ShardConfig> {
+        self.cached.as_ref()
+    }
+
+    /// Whether an operation is running.
+    pub fn is_busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Starts a key-value operation.
+    pub fn start(&mut self, now: Instant, op: Operation) -> Result<(), ClerkBusy> {
+        self.begin(now, Task::Kv(op))
+    }
+
+    /// Starts a controller operation (Join, Leave, Move, Query).
+    pub fn start_controller(&mut self, now: Instant, op: ControllerOp) -> Result<(), ClerkBusy> {
+        self.begin(now, Task::Controller(op))
+    }
+
+    fn begin(&mut self, now: Instant, task: Task) -> Result<(), ClerkBusy> {
+        if self.current.is_some() {
+            return Err(ClerkBusy);
+        }
+        self.seq += 1;
+        let refreshing = matches!(task, Task::Kv(_)) && self.cached.is_none();
+        self.current = Some(Current {
+            task,
+            seq: self.seq,
+            refreshing,
+            attempt: 0,
+        });
+        self.send(now);
+        Ok(())
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<ShardClerkOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`ShardClerk::handle_timeout`].
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Time has passed: resend an unanswered request to the next server.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.deadline {
+            return;
+        }
+        let Some(current) = &self.current else {
+            self.deadline = Instant::NEVER;
+            return;
+        };
+        if current.attempt != 0 {
+            // Unanswered: that server may be down; try the next one.
+            let slot = self.slot();
+            *self.leaders.entry(slot).or_insert(0) += 1;
+        }
+        self.send(now);
+    }
+
+    /// The group (or the controller) the current attempt goes to.
+    fn slot(&self) -> GroupId {
+        match &self.current {
+            Some(Current {
+                task: Task::Kv(op),
+                refreshing: false,
+                ..
+            }) => self.owner(op),
+            _ => CONTROLLER_SLOT,
+        }
+    }
+
+    fn owner(&self, op: &Operation) -> GroupId {
+        match &self.cached {
+            Some(c) => c.owner(shard_of(op.key(), c.shards.len() as u32)),
+            None => 0,
+        }
+    }
+
+    fn servers(&self, slot: GroupId) -> &[NodeId] {
+        if slot == CONTROLLER_SLOT {
+            return &self.config.controller;
+        }
+        self.cached
+            .as_ref()
+            .and_then(|c| c.groups.get(&slot))
+            .map_or(&[], |s| s.as_slice())
+    }
+
+    fn send(&mut self, now: Instant) {
+        let Some(current) = &self.current else {
+            return;
+        };
+        if let (Task::Kv(op), false) = (&current.task, current.refreshing)
+            && self.owner(op) == 0
+        {
+            // No owner known: refresh (the service may have no group yet).
+            if let Some(c) = &mut self.current {
+                c.refreshing = true;
+            }
+        }
+        let slot = self.slot();
+        let servers = self.servers(slot);
+        if servers.is_empty() {
+            self.deadline = Instant(now.as_millis() + self.config.backoff_ms);
+            return;
+        }
+        let index = self.leaders.get(&slot).copied().unwrap_or(0) % servers.len();
+        let to = servers[index];
+        let id = self.next_attempt;
+        self.next_attempt += 1;
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        current.attempt = id;
+        let (client, seq) = (self.client, current.seq);
+        let request = match (&current.task, current.refreshing) {
+            (Task::Kv(_), true) => HostRequest::Controller {
+                id,
+                client,
+                seq: 0,
+                op: ControllerOp::Query(None),
+            },
+            (Task::Kv(op), false) => HostRequest::Kv {
+                id,
+                group: slot,
+                client,
+                seq,
+                op: op.clone(),
+            },
+            (Task::Controller(op), _) => HostRequest::Controller {
+                id,
+                client,
+                seq,
+                op: op.clone(),
+            },
+        };
+        self.outputs
+            .push_back(ShardClerkOutput::Send { to, request });
+        self.deadline = Instant(now.as_millis() + self.config.retry_ms);
+    }
+
+    /// Waits `backoff_ms`, then sends again.
+    fn back_off(&mut self, now: Instant) {
+        if let Some(c) = &mut self.current {
+            c.attempt = 0;
+        }
+        self.deadline = Instant(now.as_millis() + self.config.backoff_ms);
+    }
+
+    /// Points the slot's leader index at `hint` if it is one of its
+    /// servers, else at the next server.
+    fn follow(&mut self, slot: GroupId, hint: Option<NodeId>) {
+        let servers = self.servers(slot);
+        let position = hint.and_then(|h| servers.iter().position(|s| *s == h));
+        let current = self.leaders.get(&slot).copied().unwrap_or(0);
+        let next = match position {
+            Some(p) if servers.is_empty() || p != current % servers.len() => p,
+            _ => current + 1,
+        };
+        self.leaders.insert(slot, next);
+    }
+
+    /// A host answered. Replies to earlier attempts are ignored.
+    pub fn handle_reply(&mut self, now: Instant, reply: HostReply) {
+        let id = match &reply {
+            HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => *id,
+        };
+        let Some(current) = &self.current else {
+            return;
+        };
+        if current.attempt != id || id == 0 {
+            return;
+        }
+        let slot = self.slot();
+        match reply {
+            HostReply::Controller { result, .. } => match result {
+                Ok(ControllerReply::Config(config)) if current.refreshing => {
+                    let newer = self.cached.as_ref().is_none_or(|c| config.num > c.num);
+                    let unchanged = !newer;
+                    if newer {
+                        self.cached = Some(config);
+                    }
+                    if let Some(c) = &mut self.current {
+                        c.refreshing = false;
+                    }
+                    if unchanged {
+                        // Nothing new yet: the groups are mid-change.
+                        self.back_off(now);
+                    } else {
+                        self.send(now);
+                    }
+                }
+                Ok(reply) if !current.refreshing => {
+                    self.current = None;
+                    self.deadline = Instant::NEVER;
+                    self.outputs
+                        .push_back(ShardClerkOutput::ControllerDone(reply));
+                }
+                Ok(_) => self.send(now),
+                Err(KvError::NotLeader {
+                    leader_hint: Some(hint),
+                }) => {
+                    self.follow(slot, Some(hint));
+                    self.send(now);
+                }
+                Err(_) => {
+                    self.follow(slot, None);
+                    self.back_off(now);
+                }
+            },
+            HostReply::Kv { result, .. } => match result {
+                Ok(value) => self.finish(Ok(value)),
+                Err(KvError::TooLarge) => self.finish(Err(KvError::TooLarge)),
+                Err(KvError::Stale) => {
+                    // Only a duplicate of an answered request is stale, and
+                    // this clerk runs one request at a time: unreachable
+                    // with a correct service; report it rather than loop.
+                    self.finish(Err(KvError::Stale))
+                }
+                Err(KvError::WrongGroup) => {
+                    if let Some(c) = &mut self.current {
+                        c.refreshing = true;
+                    }
+                    self.send(now);
+                }
+                Err(KvError::NotArrived) => self.back_off(now),
+                Err(KvError::NotLeader {
+                    leader_hint: Some(hint),
+                }) => {
+                    self.follow(slot, Some(hint));
+                    self.send(now);
+                }
+                Err(KvError::NotLeader { leader_hint: None }) => {
+                    // An election is under way: give it a moment.
+                    self.follow(slot, None);
+                    self.back_off(now);
+                }
+                Err(KvError::Busy) => {
+                    self.follow(slot, None);
+                    self.back_off(now);
+                }
+            },
+        }
+    }
+
+    fn finish(&mut self, result: Result<Option<Bytes>, KvError>) {
+        self.current = None;
+        self.deadline = Instant::NEVER;
+        self.outputs.push_back(ShardClerkOutput::Done(result));
+    }
+}

@@ -1,0 +1,615 @@
+//! The shard controller: a replicated state machine holding the numbered
+//! history of shard configurations (6.5840's `shardctrler`).
+//!
+//! Configuration 0 has no groups and every shard assigned to group 0 (no
+//! one). Each [`ControllerOp::Join`], [`ControllerOp::Leave`] and
+//! [`ControllerOp::Move`] that takes effect appends the next configuration;
+//! [`ControllerOp::Query`] reads one. Configurations never change once
+//! made, so any replica that has applied configuration `n` may answer a
+//! question about `n` (the groups rely on this to learn configurations
+//! without a round through the controller's log).
+//!
+//! Rebalancing ([`rebalance`]) is a pure function of the previous
+//! assignment and the set of groups: every group ends with `⌊S/G⌋` or
+//! `⌈S/G⌉` shards, and only shards that must move do (those of departed
+//! groups, and the surplus of groups above their share).
+//!
+//! Exactly-once: requests carry a client id and a sequence number, checked
+//! against the [`SessionTable`] of the KV service (the same expiry rules,
+//! driven by the log clock). A retried Join, Leave or Move is answered with
+//! its first result and never makes a second configuration.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt;
+
+use super::{GroupId, ShardId};
+use crate::kv::codec::{DecodeError, Decoder, Encoder};
+use crate::kv::command::ServiceError;
+use crate::kv::session::{Session, SessionCheck, SessionTable};
+use crate::raft::{LogIndex, NodeId, Payload};
+
+/// One numbered configuration: who owns each shard, and which servers
+/// (host ids) make up each group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ShardConfig {
+    /// Configuration number; 0 is the initial, empty one.
+    pub num: u64,
+    /// Owner of each shard (index = shard id); 0: no owner.
+    /// Invariant: every non-zero owner is a key of `groups`.
+    pub shards: Vec<GroupId>,
+    /// Servers of each group (host ids, in the group's Raft id order).
+    pub groups: BTreeMap<GroupId, Vec<NodeId>>,
+}
+
+impl ShardConfig {
+    /// Configuration 0 of a service with `shards` shards.
+    pub fn initial(shards: u32) -> ShardConfig {
+        ShardConfig {
+            num: 0,
+            shards: vec![0; shards as usize],
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The group owning `shard` (0: none, or out of range).
+    pub fn owner(&self, shard: ShardId) -> GroupId {
+        self.shards.get(shard as usize).copied().unwrap_or(0)
+    }
+
+    /// The shards `group` owns.
+    pub fn shards_of(&self, group: GroupId) -> impl Iterator<Item = ShardId> + '_ {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(move |(_, g)| **g == group)
+            .map(|(s, _)| s as ShardId)
+    }
+
+    /// How many shards each group owns (groups with none included).
+    pub fn load(&self) -> BTreeMap<GroupId, usize> {
+        let mut load: BTreeMap<GroupId, usize> = self.groups.keys().map(|g| (*g, 0)).collect();
+        for g in &self.shards {
+            if let Some(n) = load.get_mut(g) {
+                *n += 1;
+            }
+        }
+        load
+    }
+
+    pub(crate) fn encode_into(&self, e: &mut Encoder) {
+        e.varint(self.num).varint(self.shards.len() as u64);
+        for g in &self.shards {
+            e.varint(*g);
+        }
+        e.varint(self.groups.len() as u64);
+        for (g, servers) in &self.groups {
+            e.varint(*g).varint(servers.len() as u64);
+            for s in servers {
+                e.varint(*s);
+            }
+        }
+    }
+
+    pub(crate) fn decode_from(d: &mut Decoder) -> Result<ShardConfig, DecodeError> {
+        let num = d.varint()?;
+        // Every count is bounded by the bytes left (each item takes at
+        // least one), so malformed input cannot ask for a huge allocation.
+        let count = d.length()?;
+        let mut shards = Vec::with_capacity(count);
+        for _ in 0..count {
+            shards.push(d.varint()?);
+        }
+        let mut groups = BTreeMap::new();
+        for _ in 0..d.length()? {
+            let g = d.varint()?;
+            let n = d.length()?;
+            let mut servers = Vec::with_capacity(n);
+            for _ in 0..n {
+                servers.push(d.varint()?);
+            }
+            groups.insert(g, servers);
+        }
+        let config = ShardConfig {
+            num,
+            shards,
+            groups,
+        };
+        if config
+            .shards
+            .iter()
+            .any(|g| *g != 0 && !config.groups.contains_key(g))
+        {
+            return Err(DecodeError::Invalid("shard owner not in the configuration"));
+        }
+        Ok(config)
+    }
+}
+
+/// Spreads the shards of `shards` (owner per shard) over `groups` as evenly
+/// as possible while moving as few as possible. Deterministic.
+///
+/// Each group gets `⌊S/G⌋` shards, and the `S mod G` groups that already
+/// hold the most (ties: lower group id) get one more. Shards of groups not
+/// in `groups` (or of group 0) and the surplus of groups above their target
+/// (their highest-numbered shards) are handed, lowest shard first, to the
+/// groups below their target, lowest group id first. A shard moves only if
+/// its group left or holds more than its target, which is the least any
+/// even assignment can move.
+pub fn rebalance(shards: &mut [GroupId], groups: &[GroupId]) {
+    if groups.is_empty() {
+        shards.iter_mut().for_each(|g| *g = 0);
+        return;
+    }
+    let mut load: BTreeMap<GroupId, usize> = groups.iter().map(|g| (*g, 0)).collect();
+    for g in shards.iter() {
+        if let Some(n) = load.get_mut(g) {
+            *n += 1;
+        }
+    }
+    let base = shards.len() / groups.len();
+    let extra = shards.len() % groups.len();
+    let mut by_load: Vec<(usize, GroupId)> = load.iter().map(|(g, n)| (*n, *g)).collect();
+    by_load.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let target: BTreeMap<GroupId, usize> = by_load
+        .iter()
+        .enumerate()
+        .map(|(rank, (_, g))| (*g, base + usize::from(rank < extra)))
+        .collect();
+    // Free the shards of departed groups and the surplus of loaded groups.
+    let mut held: BTreeMap<GroupId, usize> = BTreeMap::new();
+    let mut free = Vec::new();
+    for (s, g) in shards.iter_mut().enumerate() {
+        match target.get(g) {
+            Some(t) => {
+                let h = held.entry(*g).or_insert(0);
+                if *h < *t {
+                    *h += 1;
+                } else {
+                    free.push(s);
+                    *g = 0;
+                }
+            }
+            None => {
+                free.push(s);
+                *g = 0;
+            }
+        }
+    }
+    let mut free = free.into_iter();
+    for (g, t) in &target {
+        let h = held.get(g).copied().unwrap_or(0);
+        for _ in h..*t {
+            if let Some(s) = free.next() {
+                shards[s] = *g;
+            }
+        }
+    }
+}
+
+/// What a controller client asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ControllerOp {
+    /// Add groups (id → servers), then rebalance.
+    Join(BTreeMap<GroupId, Vec<NodeId>>),
+    /// Remove groups, then rebalance their shards over the rest.
+    Leave(Vec<GroupId>),
+    /// Assign one shard to one group (no rebalancing).
+    Move {
+        /// The shard.
+        shard: ShardId,
+        /// Its new owner (a current group).
+        group: GroupId,
+    },
+    /// The configuration with this number, or the latest (`None`, or a
+    /// number past the latest).
+    Query(Option<u64>),
+}
+
+/// A controller request as it is written to the controller's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ControllerCommand {
+    /// The client's id (chosen by the client, random).
+    pub client: u64,
+    /// Its sequence number (from 1, one request at a time).
+    pub seq: u64,
+    /// Leader's clock (ms) when proposed: expires idle sessions.
+    pub at: u64,
+    /// What is asked.
+    pub op: ControllerOp,
+}
+
+/// Why the controller refused a request (it took no effect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ControllerError {
+    /// A Join named a group that is already in the configuration, group 0,
+    /// or a group without servers.
+    BadJoin(GroupId),
+    /// A Leave named a group that is not in the configuration.
+    UnknownGroup(GroupId),
+    /// A Move named a shard out of range.
+    UnknownShard(ShardId),
+    /// The sequence number is older than the session's latest.
+    Stale,
+}
+
+impl fmt::Display for ControllerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControllerError::BadJoin(g) => {
+                write!(f, "cannot join group {g} (zero, present, or no servers)")
+            }
+            ControllerError::UnknownGroup(g) => write!(f, "group {g} is not in the configuration"),
+            ControllerError::UnknownShard(s) => write!(f, "shard {s} does not exist"),
+            ControllerError::Stale => write!(f, "request superseded by a newer one"),
+        }
+    }
+}
+
+/// What the controller answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ControllerReply {
+    /// The change took effect (or had, for a retry).
+    Done,
+    /// The configuration asked for.
+    Config(ShardConfig),
+    /// Refused; nothing changed.
+    Refused(ControllerError),
+}
+
+const TAG_JOIN: u8 = 1;
+const TAG_LEAVE: u8 = 2;
+const TAG_MOVE: u8 = 3;
+const TAG_QUERY: u8 = 4;
+const VERSION: u8 = 1;
+
+impl ControllerCommand {
+    /// Encodes the command as a log payload.
+    pub fn encode(&self) -> Bytes {
+        let mut e = Encoder::with_capacity(32);
+        e.u8(VERSION)
+            .varint(self.client)
+            .varint(self.seq)
+            .varint(self.at);
+        match &self.op {
+            ControllerOp::Join(groups) => {
+                e.u8(TAG_JOIN).varint(groups.len() as u64);
+                for (g, servers) in groups {
+                    e.varint(*g).varint(servers.len() as u64);
+                    for s in servers {
+                        e.varint(*s);
+                    }
+                }
+            }
+            ControllerOp::Leave(groups) => {
+                e.u8(TAG_LEAVE).varint(groups.len() as u64);
+                for g in groups {
+                    e.varint(*g);
+                }
+            }
+            ControllerOp::Move { shard, group } => {
+                e.u8(TAG_MOVE).varint(u64::from(*shard)).varint(*group);
+            }
+            ControllerOp::Query(num) => {
+                e.u8(TAG_QUERY).varint(num.map_or(0, |n| n + 1));
+            }
+        }
+        e.finish()
+    }
+
+    /// Decodes a log payload.
+    pub fn decode(payload: Bytes) -> Result<ControllerCommand, DecodeError> {
+        let mut d = Decoder::new(payload);
+        if d.u8()? != VERSION {
+            return Err(DecodeError::Invalid("controller command version"));
+        }
+        let client = d.varint()?;
+        let seq = d.varint()?;
+        let at = d.varint()?;
+        let op = match d.u8()? {
+            TAG_JOIN => {
+                let mut groups = BTreeMap::new();
+                for _ in 0..d.length()? {
+                    let g = d.varint()?;
+                    let mut servers = Vec::new();
+                    for _ in 0..d.length()? {
+                        servers.push(d.varint()?);
+                    }
+                    groups.insert(g, servers);
+                }
+                ControllerOp::Join(groups)
+            }
+            TAG_LEAVE => {
+                let mut groups = Vec::new();
+                for _ in 0..d.length()? {
+                    groups.push(d.varint()?);
+                }
+                ControllerOp::Leave(groups)
+            }
+            TAG_MOVE => ControllerOp::Move {
+                shard: u32::try_from(d.varint()?).map_err(|_| DecodeError::Invalid("shard id"))?,
+                group: d.varint()?,
+            },
+            TAG_QUERY => ControllerOp::Query(d.varint()?.checked_sub(1)),
+            _ => return Err(DecodeError::Invalid("controller command tag")),
+        };
+        d.finish()?;
+        Ok(ControllerCommand {
+            client,
+            seq,
+            at,
+            op,
+        })
+    }
+}
+
+/// The controller's replicated state: every configuration ever made, and
+/// the client sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Controller {
+    /// Invariant: `configs[n].num == n`, and there is at least configuration 0.
+    configs: Vec<ShardConfig>,
+    sessions: SessionTable,
+    clock: u64,
+}
+
+/// Session expiry of the controller (log clock, ms) and its capacity.
+const SESSION_TTL_MS: u64 = 60 * 60 * 1000;
+const MAX_SESSIONS: usize = 10_000;
+const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVC";
+
+impl Controller {
+    /// A controller of `shards` shards holding only configuration 0.
+    pub fn new(shards: u32) -> Controller {
+        Controller {
+            configs: vec![ShardConfig::initial(shards)],
+            sessions: SessionTable::new(SESSION_TTL_MS, MAX_SESSIONS, 0),
+            clock: 0,
+        }
+    }
+
+    /// The latest configuration.
+    pub fn latest(&self) -> &ShardConfig {
+        // Invariant: configuration 0 always exists.
+        self.configs.last().expect("configuration 0 exists")
+    }
+
+    /// Configuration `num`, if made yet.
+    pub fn config(&self, num: u64) -> Option<&ShardConfig> {
+        self.configs.get(usize::try_from(num).ok()?)
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.configs[0].shards.len() as u32
+    }
+
+    /// Applies the committed entry at `index`; `None` for entries that are
+    /// not controller commands (no-ops, membership, undecodable bytes).
+    pub fn apply(&mut self, _index: LogIndex, payload: &Payload) -> Option<ControllerReply> {
+        let Payload::Command(bytes) = payload else {
+            return None;
+        };
+        let command = ControllerCommand::decode(bytes.clone()).ok()?;
+        self.clock = self.clock.max(command.at);
+        self.sessions.expire(self.clock);
+        Some(self.execute(command))
+    }
+
+    fn execute(&mut self, command: ControllerCommand) -> ControllerReply {
+        let ControllerCommand {
+            client, seq, op, ..
+        } = command;
+        if let ControllerOp::Query(num) = op {
+            // A read: no session needed, nothing changes.
+            let config = match num.and_then(|n| self.config(n)) {
+                Some(config) => config.clone(),
+                None => self.latest().clone(),
+            };
+            return ControllerReply::Config(config);
+        }
+        match self.sessions.check(client, seq) {
+            SessionCheck::Duplicate(result) => return reply_of(result),
+            SessionCheck::Stale => return ControllerReply::Refused(ControllerError::Stale),
+            SessionCheck::Unknown => self.sessions.register(client, 0, self.clock),
+            SessionCheck::Fresh => {}
+        }
+        let result = self.change(op);
+        let recorded = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(ServiceError::Unavailable(alloc::format!(
+                "{}",
+                ErrorCode(e)
+            ))),
+        };
+        self.sessions.record(client, seq, recorded, self.clock);
+        match result {
+            Ok(()) => ControllerReply::Done,
+            Err(e) => ControllerReply::Refused(e),
+        }
+    }
+
+    fn change(&mut self, op: ControllerOp) -> Result<(), ControllerError> {
+        let mut next = self.latest().clone();
+        next.num += 1;
+        match op {
+            ControllerOp::Join(groups) => {
+                for (g, servers) in &groups {
+                    if *g == 0 || servers.is_empty() || next.groups.contains_key(g) {
+                        return Err(ControllerError::BadJoin(*g));
+                    }
+                }
+                next.groups.extend(groups);
+                let ids: Vec<GroupId> = next.groups.keys().copied().collect();
+                rebalance(&mut next.shards, &ids);
+            }
+            ControllerOp::Leave(groups) => {
+                for g in &groups {
+                    if next.groups.remove(g).is_none() {
+                        return Err(ControllerError::UnknownGroup(*g));
+                    }
+                }
+                let ids: Vec<GroupId> = next.groups.keys().copied().collect();
+                rebalance(&mut next.shards, &ids);
+            }
+            ControllerOp::Move { shard, group } => {
+                if !next.groups.contains_key(&group) {
+                    return Err(ControllerError::UnknownGroup(group));
+                }
+                let Some(owner) = next.shards.get_mut(shard as usize) else {
+                    return Err(ControllerError::UnknownShard(shard));
+                };
+                *owner = group;
+            }
+            ControllerOp::Query(_) => unreachable!("queries change nothing"),
+        }
+        self.configs.push(next);
+        Ok(())
+    }
+
+    /// Serializes the whole state (configurations and sessions).
+    pub fn snapshot(&self) -> Bytes {
+        let mut e = Encoder::with_capacity(64 * self.configs.len());
+        e.raw(SNAPSHOT_MAGIC).varint(self.clock);
+        e.varint(self.configs.len() as u64);
+        for c in &self.configs {
+            c.encode_into(&mut e);
+        }
+        encode_sessions(&mut e, &self.sessions);
+        e.finish()
+    }
+
+    /// Rebuilds the state from [`Controller::snapshot`].
+    pub fn restore(data: Bytes) -> Result<Controller, DecodeError> {
+        let mut d = Decoder::new(data);
+        if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
+            return Err(DecodeError::Invalid("controller snapshot magic"));
+        }
+        let clock = d.varint()?;
+        let mut configs = Vec::new();
+        for n in 0..d.length()? {
+            let c = ShardConfig::decode_from(&mut d)?;
+            if c.num != n as u64 {
+                return Err(DecodeError::Invalid("configuration numbering"));
+            }
+            configs.push(c);
+        }
+        if configs.is_empty() {
+            return Err(DecodeError::Invalid("no configuration 0"));
+        }
+        let sessions = decode_sessions(&mut d, SESSION_TTL_MS, MAX_SESSIONS)?;
+        d.finish()?;
+        Ok(Controller {
+            configs,
+            sessions,
+            clock,
+        })
+    }
+}
+
+/// The session table records results as `Result<(), ServiceError>`; a
+/// refusal is kept as its code so a retry gets the same refusal back.
+struct ErrorCode<'a>(&'a ControllerError);
+
+impl fmt::Display for ErrorCode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ControllerError::BadJoin(g) => write!(f, "j{g}"),
+            ControllerError::UnknownGroup(g) => write!(f, "g{g}"),
+            ControllerError::UnknownShard(s) => write!(f, "s{s}"),
+            ControllerError::Stale => write!(f, "x"),
+        }
+    }
+}
+
+fn reply_of(result: Result<(), ServiceError>) -> ControllerReply {
+    let code = match result {
+        Ok(()) => return ControllerReply::Done,
+        Err(ServiceError::Unavailable(code)) => code,
+        Err(_) => return ControllerReply::Refused(ControllerError::Stale),
+    };
+    let number = || {
+        code.get(1..)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    ControllerReply::Refused(match code.as_bytes().first() {
+        Some(b'j') => ControllerError::BadJoin(number()),
+        Some(b'g') => ControllerError::UnknownGroup(number()),
+        Some(b's') => ControllerError::UnknownShard(number() as ShardId),
+        _ => ControllerError::Stale,
+    })
+}
+
+/// Writes a session table (client, last seq, result, activity, nonce).
+pub(crate) fn encode_sessions(e: &mut Encoder, sessions: &SessionTable) {
+    e.varint(sessions.next_sweep())
+        .varint(sessions.len() as u64);
+    for (client, s) in sessions.iter() {
+        e.varint(*client)
+            .varint(s.last_seq)
+            .varint(s.last_active)
+            .varint(s.nonce);
+        match &s.last_result {
+            Ok(()) => e.u8(0),
+            Err(ServiceError::Unavailable(code)) => e.u8(1).bytes(code.as_bytes()),
+            Err(_) => e.u8(2),
+        };
+    }
+}
+
+/// Reads what [`encode_sessions`] wrote.
+pub(crate) fn decode_sessions(
+    d: &mut Decoder,
+    ttl: u64,
+    max: usize,
+) -> Result<SessionTable, DecodeError> {
+    let next_sweep = d.varint()?;
+    let mut sessions = BTreeMap::new();
+    for _ in 0..d.length()? {
+        let client = d.varint()?;
+        let last_seq = d.varint()?;
+        let last_active = d.varint()?;
+        let nonce = d.varint()?;
+        let last_result = match d.u8()? {
+            0 => Ok(()),
+            1 => {
+                let code = d.bytes()?;
+                let code = core::str::from_utf8(&code)
+                    .map_err(|_| DecodeError::Invalid("session result"))?;
+                Err(ServiceError::Unavailable(code.into()))
+            }
+            2 => Err(ServiceError::Busy),
+            _ => return Err(DecodeError::Invalid("session result")),
+        };
+        sessions.insert(
+            client,
+            Session {
+                last_seq,
+                last_result,
+                last_active,
+                nonce,
+            },
+        );
+    }
+    // Sharded sessions are opened by their first request (nonce 0), never by
+    // an opening nonce, so they leave no tombstones to carry.
+    Ok(SessionTable::restore(
+        ttl,
+        max,
+        0,
+        next_sweep,
+        sessions,
+        core::iter::empty(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

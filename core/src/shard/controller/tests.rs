@@ -1,0 +1,384 @@
+//! The 6.5840 `shardctrler` tests, on the state machine alone (the
+//! replicated versions, with crashes and concurrent clerks, run in the
+//! sharded simulator).
+
+use super::*;
+use crate::rng::Rng;
+use alloc::collections::BTreeSet;
+
+const SHARDS: u32 = 10;
+
+struct Driver {
+    controller: Controller,
+    index: LogIndex,
+    client: u64,
+    seq: u64,
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver {
+            controller: Controller::new(SHARDS),
+            index: 0,
+            client: 77,
+            seq: 0,
+        }
+    }
+
+    fn run(&mut self, op: ControllerOp) -> ControllerReply {
+        self.seq += 1;
+        self.run_as(self.client, self.seq, op)
+    }
+
+    fn run_as(&mut self, client: u64, seq: u64, op: ControllerOp) -> ControllerReply {
+        self.index += 1;
+        let command = ControllerCommand {
+            client,
+            seq,
+            at: self.index,
+            op,
+        };
+        let payload = Payload::Command(command.encode());
+        self.controller
+            .apply(self.index, &payload)
+            .expect("a controller command")
+    }
+
+    fn join(&mut self, groups: &[GroupId]) {
+        let map = groups
+            .iter()
+            .map(|g| (*g, vec![*g * 10 + 1, *g * 10 + 2]))
+            .collect();
+        assert_eq!(self.run(ControllerOp::Join(map)), ControllerReply::Done);
+    }
+
+    fn leave(&mut self, groups: &[GroupId]) {
+        assert_eq!(
+            self.run(ControllerOp::Leave(groups.to_vec())),
+            ControllerReply::Done
+        );
+    }
+
+    fn query(&mut self, num: Option<u64>) -> ShardConfig {
+        match self.run(ControllerOp::Query(num)) {
+            ControllerReply::Config(c) => c,
+            other => panic!("query answered {other:?}"),
+        }
+    }
+}
+
+/// 6.5840's `check`: the latest configuration holds exactly `groups`, every
+/// shard is owned by one of them, and loads differ by at most one.
+fn check(config: &ShardConfig, groups: &[GroupId]) {
+    let want: BTreeSet<GroupId> = groups.iter().copied().collect();
+    let have: BTreeSet<GroupId> = config.groups.keys().copied().collect();
+    assert_eq!(have, want, "groups of configuration {}", config.num);
+    if groups.is_empty() {
+        assert!(config.shards.iter().all(|g| *g == 0));
+        return;
+    }
+    for (s, g) in config.shards.iter().enumerate() {
+        assert!(want.contains(g), "shard {s} owned by {g}, not a group");
+    }
+    let load = config.load();
+    let min = load.values().min().unwrap();
+    let max = load.values().max().unwrap();
+    assert!(max - min <= 1, "unbalanced: {load:?}");
+}
+
+#[test]
+fn basic_join_leave_query() {
+    let mut d = Driver::new();
+    let c0 = d.query(None);
+    assert_eq!(c0, ShardConfig::initial(SHARDS));
+    check(&c0, &[]);
+
+    d.join(&[1]);
+    check(&d.query(None), &[1]);
+    d.join(&[2]);
+    check(&d.query(None), &[1, 2]);
+    d.join(&[2].map(|g| g + 1));
+    check(&d.query(None), &[1, 2, 3]);
+    let latest = d.query(None);
+    assert_eq!(latest.groups[&2], vec![21, 22], "servers as joined");
+    d.leave(&[1]);
+    check(&d.query(None), &[2, 3]);
+    d.leave(&[2]);
+    check(&d.query(None), &[3]);
+    d.leave(&[3]);
+    check(&d.query(None), &[]);
+    assert_eq!(d.query(None).num, 6);
+}
+
+#[test]
+fn historical_queries_return_the_same_configurations() {
+    let mut d = Driver::new();
+    d.join(&[1]);
+    d.join(&[2, 3]);
+    d.leave(&[1]);
+    d.join(&[4]);
+    let history: Vec<ShardConfig> = (0..=4).map(|n| d.query(Some(n))).collect();
+    for (n, c) in history.iter().enumerate() {
+        assert_eq!(c.num, n as u64);
+    }
+    d.leave(&[2]);
+    d.join(&[5]);
+    for c in &history {
+        assert_eq!(&d.query(Some(c.num)), c, "configuration {} changed", c.num);
+    }
+    assert_eq!(
+        d.query(Some(1000)).num,
+        6,
+        "a number past the latest reads the latest"
+    );
+    // And after a snapshot and restore, the same history.
+    let restored = Controller::restore(d.controller.snapshot()).unwrap();
+    assert_eq!(restored, d.controller);
+}
+
+#[test]
+fn move_assigns_one_shard_without_rebalancing() {
+    let mut d = Driver::new();
+    d.join(&[1, 2]);
+    for s in 0..SHARDS {
+        let g = if s < SHARDS / 2 { 1 } else { 2 };
+        assert_eq!(
+            d.run(ControllerOp::Move { shard: s, group: g }),
+            ControllerReply::Done
+        );
+    }
+    let c = d.query(None);
+    for s in 0..SHARDS {
+        assert_eq!(c.owner(s), if s < SHARDS / 2 { 1 } else { 2 });
+    }
+    assert_eq!(
+        d.run(ControllerOp::Move {
+            shard: SHARDS,
+            group: 1
+        }),
+        ControllerReply::Refused(ControllerError::UnknownShard(SHARDS))
+    );
+    assert_eq!(
+        d.run(ControllerOp::Move { shard: 0, group: 9 }),
+        ControllerReply::Refused(ControllerError::UnknownGroup(9))
+    );
+    assert_eq!(d.query(None).num, c.num, "refusals make no configuration");
+}
+
+#[test]
+fn bad_joins_and_leaves_are_refused() {
+    let mut d = Driver::new();
+    d.join(&[1]);
+    let again = BTreeMap::from([(1, vec![11])]);
+    assert_eq!(
+        d.run(ControllerOp::Join(again)),
+        ControllerReply::Refused(ControllerError::BadJoin(1))
+    );
+    assert_eq!(
+        d.run(ControllerOp::Join(BTreeMap::from([(0, vec![1])]))),
+        ControllerReply::Refused(ControllerError::BadJoin(0))
+    );
+    assert_eq!(
+        d.run(ControllerOp::Join(BTreeMap::from([(5, vec![])]))),
+        ControllerReply::Refused(ControllerError::BadJoin(5))
+    );
+    assert_eq!(
+        d.run(ControllerOp::Leave(vec![1, 8])),
+        ControllerReply::Refused(ControllerError::UnknownGroup(8))
+    );
+    assert_eq!(d.query(None).num, 1);
+    check(&d.query(None), &[1]);
+}
+
+#[test]
+fn retried_requests_take_effect_once() {
+    let mut d = Driver::new();
+    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1])]));
+    assert_eq!(d.run_as(5, 1, join.clone()), ControllerReply::Done);
+    assert_eq!(d.run_as(5, 1, join.clone()), ControllerReply::Done, "retry");
+    assert_eq!(d.query(None).num, 1, "one configuration for two deliveries");
+    let bad = ControllerOp::Leave(vec![3]);
+    let refused = ControllerReply::Refused(ControllerError::UnknownGroup(3));
+    assert_eq!(d.run_as(5, 2, bad.clone()), refused);
+    assert_eq!(
+        d.run_as(5, 2, bad),
+        refused,
+        "a retried refusal is the same refusal"
+    );
+    assert_eq!(
+        d.run_as(5, 1, join),
+        ControllerReply::Refused(ControllerError::Stale)
+    );
+    // Sessions survive a snapshot.
+    let mut restored = Controller::restore(d.controller.snapshot()).unwrap();
+    let command = ControllerCommand {
+        client: 5,
+        seq: 2,
+        at: 100,
+        op: ControllerOp::Leave(vec![3]),
+    };
+    assert_eq!(
+        restored.apply(100, &Payload::Command(command.encode())),
+        Some(refused)
+    );
+}
+
+#[test]
+fn minimal_transfers_after_joins_and_leaves() {
+    let mut d = Driver::new();
+    let first: Vec<GroupId> = (1..=5).collect();
+    d.join(&first);
+    let c1 = d.query(None);
+    check(&c1, &first);
+    // 6.5840: joining more groups moves only shards that go to a new group.
+    let more: Vec<GroupId> = (10..=13).collect();
+    d.join(&more);
+    let c2 = d.query(None);
+    for s in 0..SHARDS {
+        if c2.owner(s) < 10 {
+            assert_eq!(
+                c2.owner(s),
+                c1.owner(s),
+                "shard {s} moved between old groups"
+            );
+        }
+    }
+    // Leaving moves only the shards of the groups that left.
+    d.leave(&more);
+    let c3 = d.query(None);
+    for s in 0..SHARDS {
+        if c2.owner(s) < 10 {
+            assert_eq!(
+                c3.owner(s),
+                c2.owner(s),
+                "shard {s} of a staying group moved"
+            );
+        }
+    }
+    check(&c3, &first);
+}
+
+#[test]
+fn rebalance_moves_the_minimum_and_is_deterministic() {
+    let mut rng = Rng::new(7);
+    for _ in 0..500 {
+        let shards_n = rng.range_inclusive(1, 40) as usize;
+        let old_groups: Vec<GroupId> = (1..=rng.range_inclusive(0, 12)).collect();
+        let mut shards = vec![0; shards_n];
+        rebalance(&mut shards, &old_groups);
+        // Random churn: drop some groups, add others.
+        let mut groups: Vec<GroupId> = old_groups
+            .iter()
+            .copied()
+            .filter(|_| rng.chance(0.7))
+            .collect();
+        groups.extend((20..20 + rng.range_inclusive(0, 6)).filter(|_| rng.chance(0.5)));
+        let before = shards.clone();
+        let mut again = shards.clone();
+        rebalance(&mut shards, &groups);
+        rebalance(&mut again, &groups);
+        assert_eq!(shards, again, "deterministic");
+        if groups.is_empty() {
+            assert!(shards.iter().all(|g| *g == 0));
+            continue;
+        }
+        let mut load: BTreeMap<GroupId, usize> = groups.iter().map(|g| (*g, 0)).collect();
+        for g in &shards {
+            *load.get_mut(g).expect("owned by a group") += 1;
+        }
+        let min = *load.values().min().unwrap();
+        let max = *load.values().max().unwrap();
+        assert!(max - min <= 1, "{load:?}");
+        // The least any balanced assignment moves: shards of departed
+        // groups, plus each staying group's surplus over ⌈S/G⌉ (or ⌊S/G⌋
+        // once the groups at ⌈S/G⌉ are taken).
+        let moved = before.iter().zip(&shards).filter(|(a, b)| a != b).count();
+        let orphaned = before.iter().filter(|g| !groups.contains(g)).count();
+        let base = shards_n / groups.len();
+        let extra = shards_n % groups.len();
+        let mut held: Vec<usize> = groups
+            .iter()
+            .map(|g| before.iter().filter(|x| *x == g).count())
+            .collect();
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        let surplus: usize = held
+            .iter()
+            .enumerate()
+            .map(|(rank, h)| h.saturating_sub(base + usize::from(rank < extra)))
+            .sum();
+        assert_eq!(
+            moved,
+            orphaned + surplus,
+            "{before:?} -> {shards:?} over {groups:?}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_clients_interleaved_keep_every_configuration_balanced() {
+    // 6.5840 "concurrent leave/join": many clients, each joining and then
+    // leaving its own group, interleaved arbitrarily in the log, with
+    // duplicated deliveries.
+    let mut d = Driver::new();
+    let mut rng = Rng::new(3);
+    let clients: Vec<u64> = (1..=10).collect();
+    let mut step = vec![0u64; clients.len()];
+    while step.iter().any(|s| *s < 2) {
+        let i = rng.index(clients.len());
+        if step[i] >= 2 {
+            continue;
+        }
+        let g = 100 + i as u64;
+        let op = if step[i] == 0 {
+            ControllerOp::Join(BTreeMap::from([(g, vec![g])]))
+        } else {
+            ControllerOp::Leave(vec![g])
+        };
+        let seq = step[i] + 1;
+        assert_eq!(d.run_as(clients[i], seq, op.clone()), ControllerReply::Done);
+        if rng.chance(0.3) {
+            assert_eq!(d.run_as(clients[i], seq, op), ControllerReply::Done);
+        }
+        step[i] += 1;
+        let latest = d.query(None);
+        let groups: Vec<GroupId> = latest.groups.keys().copied().collect();
+        check(&latest, &groups);
+    }
+    assert_eq!(d.query(None).num, 20, "one configuration per request");
+    check(&d.query(None), &[]);
+}
+
+#[test]
+fn more_groups_than_shards_leaves_some_idle() {
+    let mut d = Driver::new();
+    let groups: Vec<GroupId> = (1..=(SHARDS as u64 + 3)).collect();
+    d.join(&groups);
+    let c = d.query(None);
+    check(&c, &groups);
+    let idle = c.load().values().filter(|n| **n == 0).count();
+    assert_eq!(idle, 3);
+    // Leaving an idle group moves nothing.
+    let idle_group = *c.load().iter().find(|(_, n)| **n == 0).unwrap().0;
+    d.leave(&[idle_group]);
+    assert_eq!(d.query(None).shards, c.shards);
+}
+
+#[test]
+fn malformed_commands_are_skipped() {
+    let mut d = Driver::new();
+    for bytes in [
+        &b""[..],
+        b"\x01",
+        b"\x02abc",
+        b"\x01\x01\x01\x01\x09",
+        b"\x01\x01\x01\x01\x01\xff\xff\xff\xff\x0f",
+    ] {
+        assert_eq!(
+            d.controller
+                .apply(1, &Payload::Command(Bytes::copy_from_slice(bytes))),
+            None
+        );
+    }
+    assert!(Controller::restore(Bytes::from_static(b"DKVC\x00\x05")).is_err());
+    assert_eq!(d.query(None).num, 0);
+}

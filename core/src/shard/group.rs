@@ -1,0 +1,612 @@
+//! The sharded key-value state machine of one replica group (6.5840's
+//! `shardkv` server state), applied from the group's own log.
+//!
+//! Each shard the group holds has a status:
+//!
+//! - `Serving`: owned in the current configuration and here: client
+//!   operations on its keys are applied;
+//! - `Pulling { from }`: owned in the current configuration but its data
+//!   has not arrived from its previous owner yet: operations are refused
+//!   with [`KvError::NotArrived`] (the client retries);
+//! - `Sending { to }`: owned in the previous configuration, not in the
+//!   current one; kept until the new owner confirms it has the data, then
+//!   deleted. Operations are refused with [`KvError::WrongGroup`].
+//!
+//! A shard absent from the map is not this group's: [`KvError::WrongGroup`].
+//!
+//! Everything that changes this state is a log entry ([`GroupCommand`]), so
+//! every replica of the group goes through the same states in the same
+//! order: configurations one at a time ([`GroupCommand::Config`], taken
+//! only when no shard is `Pulling` or `Sending`), shards that arrive
+//! ([`GroupCommand::InsertShard`]) and shards the new owner confirmed
+//! ([`GroupCommand::DeleteShard`]). Shards travel with their client
+//! sessions, so a write retried after its shard moved is still recognised.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt;
+
+use super::controller::{ShardConfig, decode_sessions, encode_sessions};
+use super::{GroupId, ShardId, shard_of};
+use crate::kv::Operation;
+use crate::kv::codec::{DecodeError, Decoder, Encoder};
+use crate::kv::session::{SessionCheck, SessionTable};
+use crate::kv::store::StoreLimits;
+use crate::raft::{LogIndex, NodeId, Payload};
+
+/// Where a shard held by this group stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardStatus {
+    /// Owned and here: serving.
+    Serving,
+    /// Owned, waiting for its data from `from`.
+    Pulling {
+        /// The previous owner.
+        from: GroupId,
+    },
+    /// No longer owned: kept until `to` confirms it has the data.
+    Sending {
+        /// The new owner.
+        to: GroupId,
+    },
+}
+
+/// One shard's data and client sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Its status.
+    pub status: ShardStatus,
+    /// Key → value.
+    pub data: BTreeMap<Bytes, Bytes>,
+    /// Exactly-once sessions of the clients that wrote to this shard.
+    pub sessions: SessionTable,
+}
+
+/// Why a client operation was refused. Only [`KvError::is_definite`]
+/// errors certainly took no effect; retry the others with the same
+/// sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum KvError {
+    /// The group does not own the key's shard in its configuration: ask
+    /// the controller for a newer one.
+    WrongGroup,
+    /// The shard is this group's but its data is still on its way: retry shortly.
+    NotArrived,
+    /// Not the group's leader; try `leader_hint` (a host id).
+    NotLeader {
+        /// The leader this server knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The sequence number is older than the session's latest.
+    Stale,
+    /// The key or (resulting) value exceeds the limits.
+    TooLarge,
+    /// The server cannot take the request now (overloaded, unknown group): retry.
+    Busy,
+}
+
+impl KvError {
+    /// Whether the operation certainly did not take effect.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            KvError::WrongGroup | KvError::NotArrived | KvError::TooLarge
+        )
+    }
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::WrongGroup => write!(f, "wrong group for this key"),
+            KvError::NotArrived => write!(f, "the shard has not arrived yet"),
+            KvError::NotLeader {
+                leader_hint: Some(h),
+            } => write!(f, "not the leader (try {h})"),
+            KvError::NotLeader { leader_hint: None } => write!(f, "not the leader"),
+            KvError::Stale => write!(f, "request superseded by a newer one"),
+            KvError::TooLarge => write!(f, "key or value too large"),
+            KvError::Busy => write!(f, "busy; retry"),
+        }
+    }
+}
+
+/// An entry of a group's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupCommand {
+    /// A client operation (a get too: reads go through the log, so the
+    /// ownership check and the read happen at the same point of the history).
+    Client {
+        /// Client id (chosen by the client).
+        client: u64,
+        /// Sequence number within the client (writes only need it).
+        seq: u64,
+        /// Leader's clock, ms.
+        at: u64,
+        /// The operation.
+        op: Operation,
+    },
+    /// Step to this configuration (taken only if it is the next one and
+    /// every shard is settled).
+    Config(ShardConfig),
+    /// The data of a `Pulling` shard, from its previous owner.
+    InsertShard {
+        /// The configuration the shard moved in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+        /// Its data and sessions ([`encode_shard`]).
+        data: Bytes,
+    },
+    /// The new owner confirmed it has this `Sending` shard: drop it.
+    DeleteShard {
+        /// The configuration the shard moved in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+    },
+}
+
+const VERSION: u8 = 1;
+const TAG_CLIENT: u8 = 1;
+const TAG_CONFIG: u8 = 2;
+const TAG_INSERT: u8 = 3;
+const TAG_DELETE: u8 = 4;
+
+impl GroupCommand {
+    /// Encodes the command as a log payload.
+    pub fn encode(&self) -> Bytes {
+        let mut e = Encoder::with_capacity(32);
+        e.u8(VERSION);
+        match self {
+            GroupCommand::Client {
+                client,
+                seq,
+                at,
+                op,
+            } => {
+                e.u8(TAG_CLIENT).varint(*client).varint(*seq).varint(*at);
+                encode_operation(&mut e, op);
+            }
+            GroupCommand::Config(config) => {
+                e.u8(TAG_CONFIG);
+                config.encode_into(&mut e);
+            }
+            GroupCommand::InsertShard {
+                config_num,
+                shard,
+                data,
+            } => {
+                e.u8(TAG_INSERT)
+                    .varint(*config_num)
+                    .varint(u64::from(*shard))
+                    .bytes(data);
+            }
+            GroupCommand::DeleteShard { config_num, shard } => {
+                e.u8(TAG_DELETE)
+                    .varint(*config_num)
+                    .varint(u64::from(*shard));
+            }
+        }
+        e.finish()
+    }
+
+    /// Decodes a log payload.
+    pub fn decode(payload: Bytes) -> Result<GroupCommand, DecodeError> {
+        let mut d = Decoder::new(payload);
+        if d.u8()? != VERSION {
+            return Err(DecodeError::Invalid("group command version"));
+        }
+        let command = match d.u8()? {
+            TAG_CLIENT => GroupCommand::Client {
+                client: d.varint()?,
+                seq: d.varint()?,
+                at: d.varint()?,
+                op: decode_operation(&mut d)?,
+            },
+            TAG_CONFIG => GroupCommand::Config(ShardConfig::decode_from(&mut d)?),
+            TAG_INSERT => GroupCommand::InsertShard {
+                config_num: d.varint()?,
+                shard: decode_shard_id(&mut d)?,
+                data: d.bytes()?,
+            },
+            TAG_DELETE => GroupCommand::DeleteShard {
+                config_num: d.varint()?,
+                shard: decode_shard_id(&mut d)?,
+            },
+            _ => return Err(DecodeError::Invalid("group command tag")),
+        };
+        d.finish()?;
+        Ok(command)
+    }
+}
+
+fn decode_shard_id(d: &mut Decoder) -> Result<ShardId, DecodeError> {
+    u32::try_from(d.varint()?).map_err(|_| DecodeError::Invalid("shard id"))
+}
+
+pub(crate) fn encode_operation(e: &mut Encoder, op: &Operation) {
+    match op {
+        Operation::Put { key, value } => e.u8(1).bytes(key).bytes(value),
+        Operation::Append { key, value } => e.u8(2).bytes(key).bytes(value),
+        Operation::Delete { key } => e.u8(3).bytes(key),
+        Operation::Get { key } => e.u8(4).bytes(key),
+    };
+}
+
+pub(crate) fn decode_operation(d: &mut Decoder) -> Result<Operation, DecodeError> {
+    Ok(match d.u8()? {
+        1 => Operation::Put {
+            key: d.bytes()?,
+            value: d.bytes()?,
+        },
+        2 => Operation::Append {
+            key: d.bytes()?,
+            value: d.bytes()?,
+        },
+        3 => Operation::Delete { key: d.bytes()? },
+        4 => Operation::Get { key: d.bytes()? },
+        _ => return Err(DecodeError::Invalid("operation tag")),
+    })
+}
+
+/// What applying a group command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupApplied {
+    /// A client operation's result (`Some(value)` for a get that found one).
+    Client(Result<Option<Bytes>, KvError>),
+    /// A configuration, shard insertion or deletion (taken or ignored as stale).
+    Internal,
+}
+
+/// Encodes a shard's data and sessions for a move.
+pub fn encode_shard(data: &BTreeMap<Bytes, Bytes>, sessions: &SessionTable) -> Bytes {
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut e = Encoder::with_capacity(size + 16 + 24 * sessions.len());
+    e.varint(data.len() as u64);
+    for (k, v) in data {
+        e.bytes(k).bytes(v);
+    }
+    encode_sessions(&mut e, sessions);
+    e.finish()
+}
+
+/// Decodes what [`encode_shard`] wrote.
+pub fn decode_shard(
+    bytes: Bytes,
+    limits: &StoreLimits,
+) -> Result<(BTreeMap<Bytes, Bytes>, SessionTable), DecodeError> {
+    let mut d = Decoder::new(bytes);
+    let mut data = BTreeMap::new();
+    for _ in 0..d.length()? {
+        let k = d.bytes()?;
+        let v = d.bytes()?;
+        data.insert(k, v);
+    }
+    let sessions = decode_sessions(&mut d, limits.session_ttl_ms, limits.max_sessions)?;
+    d.finish()?;
+    Ok((data, sessions))
+}
+
+/// The replicated state of one shard group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardKv {
+    group: GroupId,
+    /// The configuration the group is in (`num` 0 before the first).
+    config: ShardConfig,
+    /// Invariant: holds exactly the shards owned in `config` plus those
+    /// still `Sending`; a shard is `Pulling` or `Sending` only for a move
+    /// made by `config` itself.
+    shards: BTreeMap<ShardId, Shard>,
+    limits: StoreLimits,
+    clock: u64,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVG";
+
+impl ShardKv {
+    /// The state of group `group` before any configuration, for a service
+    /// of `shards` shards.
+    pub fn new(group: GroupId, shards: u32, limits: StoreLimits) -> ShardKv {
+        ShardKv {
+            group,
+            config: ShardConfig::initial(shards),
+            shards: BTreeMap::new(),
+            limits,
+            clock: 0,
+        }
+    }
+
+    /// The group's id.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// The configuration the group is in.
+    pub fn config(&self) -> &ShardConfig {
+        &self.config
+    }
+
+    /// The shards held, with their status and data.
+    pub fn shards(&self) -> &BTreeMap<ShardId, Shard> {
+        &self.shards
+    }
+
+    /// Whether no shard is moving in or out (the group may take the next
+    /// configuration).
+    pub fn is_settled(&self) -> bool {
+        self.shards
+            .values()
+            .all(|s| s.status == ShardStatus::Serving)
+    }
+
+    /// Shards this group must hand over: (shard, new owner).
+    pub fn sending(&self) -> impl Iterator<Item = (ShardId, GroupId)> + '_ {
+        self.shards.iter().filter_map(|(id, s)| match s.status {
+            ShardStatus::Sending { to } => Some((*id, to)),
+            _ => None,
+        })
+    }
+
+    /// Whether this group has the data of `shard` as moved in configuration
+    /// `config_num` (it inserted it, or went past that configuration,
+    /// which needs every pulled shard inserted).
+    pub fn has_received(&self, config_num: u64, shard: ShardId) -> bool {
+        self.config.num > config_num
+            || (self.config.num == config_num
+                && !matches!(
+                    self.shards.get(&shard).map(|s| s.status),
+                    Some(ShardStatus::Pulling { .. })
+                ))
+    }
+
+    /// Whether `shard` is waiting for its data in configuration `config_num`.
+    pub fn is_pulling(&self, config_num: u64, shard: ShardId) -> bool {
+        self.config.num == config_num
+            && matches!(
+                self.shards.get(&shard).map(|s| s.status),
+                Some(ShardStatus::Pulling { .. })
+            )
+    }
+
+    /// Whether `shard` is waiting in configuration `config_num` for the new
+    /// owner's confirmation.
+    pub fn is_sending(&self, config_num: u64, shard: ShardId) -> bool {
+        self.config.num == config_num
+            && matches!(
+                self.shards.get(&shard).map(|s| s.status),
+                Some(ShardStatus::Sending { .. })
+            )
+    }
+
+    /// The data and sessions of a held shard, encoded for a move.
+    pub fn export(&self, shard: ShardId) -> Option<Bytes> {
+        let s = self.shards.get(&shard)?;
+        Some(encode_shard(&s.data, &s.sessions))
+    }
+
+    /// Whether the group serves `key` now (owns its shard and has its data).
+    pub fn serves(&self, key: &[u8]) -> bool {
+        let shard = shard_of(key, self.config.shards.len() as u32);
+        matches!(
+            self.shards.get(&shard).map(|s| s.status),
+            Some(ShardStatus::Serving)
+        )
+    }
+
+    /// The value of `key` held here (any status), for checkers and tests.
+    pub fn value(&self, key: &[u8]) -> Option<&Bytes> {
+        let shard = shard_of(key, self.config.shards.len() as u32);
+        self.shards.get(&shard)?.data.get(key)
+    }
+
+    /// Applies the committed entry at `index`; `None` for entries that are
+    /// not group commands (no-ops, membership, undecodable bytes).
+    pub fn apply(&mut self, _index: LogIndex, payload: &Payload) -> Option<GroupApplied> {
+        let Payload::Command(bytes) = payload else {
+            return None;
+        };
+        let command = GroupCommand::decode(bytes.clone()).ok()?;
+        Some(match command {
+            GroupCommand::Client {
+                client,
+                seq,
+                at,
+                op,
+            } => {
+                self.clock = self.clock.max(at);
+                GroupApplied::Client(self.apply_client(client, seq, op))
+            }
+            GroupCommand::Config(next) => {
+                self.apply_config(next);
+                GroupApplied::Internal
+            }
+            GroupCommand::InsertShard {
+                config_num,
+                shard,
+                data,
+            } => {
+                if self.is_pulling(config_num, shard)
+                    && let Ok((data, sessions)) = decode_shard(data, &self.limits)
+                    && let Some(s) = self.shards.get_mut(&shard)
+                {
+                    s.data = data;
+                    s.sessions = sessions;
+                    s.status = ShardStatus::Serving;
+                }
+                GroupApplied::Internal
+            }
+            GroupCommand::DeleteShard { config_num, shard } => {
+                if self.is_sending(config_num, shard) {
+                    self.shards.remove(&shard);
+                }
+                GroupApplied::Internal
+            }
+        })
+    }
+
+    fn apply_client(
+        &mut self,
+        client: u64,
+        seq: u64,
+        op: Operation,
+    ) -> Result<Option<Bytes>, KvError> {
+        let id = shard_of(op.key(), self.config.shards.len() as u32);
+        let limits = self.limits;
+        let clock = self.clock;
+        let shard = match self.shards.get_mut(&id) {
+            Some(s) if s.status == ShardStatus::Serving => s,
+            Some(Shard {
+                status: ShardStatus::Pulling { .. },
+                ..
+            }) => return Err(KvError::NotArrived),
+            _ => return Err(KvError::WrongGroup),
+        };
+        if let Operation::Get { key } = &op {
+            return Ok(shard.data.get(key).cloned());
+        }
+        shard.sessions.expire(clock);
+        match shard.sessions.check(client, seq) {
+            SessionCheck::Duplicate(Ok(())) => return Ok(None),
+            SessionCheck::Duplicate(Err(_)) => return Err(KvError::TooLarge),
+            SessionCheck::Stale => return Err(KvError::Stale),
+            SessionCheck::Unknown => shard.sessions.register(client, 0, clock),
+            SessionCheck::Fresh => {}
+        }
+        let result = match op {
+            Operation::Put { key, value } => {
+                shard.data.insert(key, value);
+                Ok(None)
+            }
+            Operation::Append { key, value } => {
+                let old = shard.data.get(&key).map_or(0, |v| v.len());
+                if old + value.len() > limits.max_value_bytes {
+                    Err(KvError::TooLarge)
+                } else {
+                    let mut joined = Vec::with_capacity(old + value.len());
+                    if let Some(v) = shard.data.get(&key) {
+                        joined.extend_from_slice(v);
+                    }
+                    joined.extend_from_slice(&value);
+                    shard.data.insert(key, Bytes::from(joined));
+                    Ok(None)
+                }
+            }
+            Operation::Delete { key } => {
+                shard.data.remove(&key);
+                Ok(None)
+            }
+            Operation::Get { .. } => unreachable!("handled above"),
+        };
+        // A refusal is recorded too, so a retry gets the same answer.
+        let recorded = match &result {
+            Ok(_) => Ok(()),
+            Err(_) => Err(crate::kv::ServiceError::Busy),
+        };
+        shard.sessions.record(client, seq, recorded, clock);
+        result
+    }
+
+    fn apply_config(&mut self, next: ShardConfig) {
+        if next.num != self.config.num + 1
+            || next.shards.len() != self.config.shards.len()
+            || !self.is_settled()
+        {
+            return;
+        }
+        let me = self.group;
+        for (id, (old, new)) in self.config.shards.iter().zip(&next.shards).enumerate() {
+            let id = id as ShardId;
+            if *new == me && *old != me {
+                let status = if *old == 0 {
+                    ShardStatus::Serving
+                } else {
+                    ShardStatus::Pulling { from: *old }
+                };
+                self.shards.insert(
+                    id,
+                    Shard {
+                        status,
+                        data: BTreeMap::new(),
+                        sessions: SessionTable::new(
+                            self.limits.session_ttl_ms,
+                            self.limits.max_sessions,
+                            0,
+                        ),
+                    },
+                );
+            } else if *old == me && *new != me {
+                if *new == 0 {
+                    // Every group left: the shard has no owner to go to
+                    // and its data is dropped (as in 6.5840).
+                    self.shards.remove(&id);
+                } else if let Some(s) = self.shards.get_mut(&id) {
+                    s.status = ShardStatus::Sending { to: *new };
+                }
+            }
+        }
+        self.config = next;
+    }
+
+    /// Serializes the whole state.
+    pub fn snapshot(&self) -> Bytes {
+        let mut e = Encoder::with_capacity(256);
+        e.raw(SNAPSHOT_MAGIC).varint(self.group).varint(self.clock);
+        self.config.encode_into(&mut e);
+        e.varint(self.shards.len() as u64);
+        for (id, s) in &self.shards {
+            e.varint(u64::from(*id));
+            match s.status {
+                ShardStatus::Serving => e.u8(0),
+                ShardStatus::Pulling { from } => e.u8(1).varint(from),
+                ShardStatus::Sending { to } => e.u8(2).varint(to),
+            };
+            e.bytes(&encode_shard(&s.data, &s.sessions));
+        }
+        e.finish()
+    }
+
+    /// Rebuilds the state from [`ShardKv::snapshot`], with this state's
+    /// limits.
+    pub fn restore(&self, data: Bytes) -> Result<ShardKv, DecodeError> {
+        let mut d = Decoder::new(data);
+        if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
+            return Err(DecodeError::Invalid("group snapshot magic"));
+        }
+        let group = d.varint()?;
+        let clock = d.varint()?;
+        let config = ShardConfig::decode_from(&mut d)?;
+        let mut shards = BTreeMap::new();
+        for _ in 0..d.length()? {
+            let id = decode_shard_id(&mut d)?;
+            let status = match d.u8()? {
+                0 => ShardStatus::Serving,
+                1 => ShardStatus::Pulling { from: d.varint()? },
+                2 => ShardStatus::Sending { to: d.varint()? },
+                _ => return Err(DecodeError::Invalid("shard status")),
+            };
+            let (data, sessions) = decode_shard(d.bytes()?, &self.limits)?;
+            shards.insert(
+                id,
+                Shard {
+                    status,
+                    data,
+                    sessions,
+                },
+            );
+        }
+        d.finish()?;
+        Ok(ShardKv {
+            group,
+            config,
+            shards,
+            limits: self.limits,
+            clock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! The group state machine alone: configurations in order, ownership,
+//! shards that arrive and leave, exactly-once across a move.
+
+use super::*;
+use alloc::vec;
+
+const SHARDS: u32 = 4;
+
+fn config(num: u64, owners: [GroupId; SHARDS as usize]) -> ShardConfig {
+    let mut groups = BTreeMap::new();
+    for g in owners.iter().filter(|g| **g != 0) {
+        groups.insert(*g, vec![*g]);
+    }
+    ShardConfig {
+        num,
+        shards: owners.to_vec(),
+        groups,
+    }
+}
+
+struct Machine {
+    kv: ShardKv,
+    index: LogIndex,
+}
+
+impl Machine {
+    fn new(group: GroupId) -> Machine {
+        Machine {
+            kv: ShardKv::new(group, SHARDS, StoreLimits::default()),
+            index: 0,
+        }
+    }
+
+    fn apply(&mut self, command: GroupCommand) -> Option<GroupApplied> {
+        self.index += 1;
+        let applied = self
+            .kv
+            .apply(self.index, &Payload::Command(command.encode()));
+        // Every state survives a snapshot, identically.
+        let restored = self.kv.restore(self.kv.snapshot()).unwrap();
+        assert_eq!(restored, self.kv);
+        applied
+    }
+
+    fn op(&mut self, client: u64, seq: u64, op: Operation) -> Result<Option<Bytes>, KvError> {
+        match self.apply(GroupCommand::Client {
+            client,
+            seq,
+            at: self.index,
+            op,
+        }) {
+            Some(GroupApplied::Client(r)) => r,
+            other => panic!("client command applied as {other:?}"),
+        }
+    }
+}
+
+/// A key of each shard.
+fn key_of(shard: ShardId) -> Bytes {
+    (0..)
+        .map(|i| Bytes::from(alloc::format!("k{i}")))
+        .find(|k| shard_of(k, SHARDS) == shard)
+        .unwrap()
+}
+
+fn append(shard: ShardId, value: &str) -> Operation {
+    Operation::Append {
+        key: key_of(shard),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+    }
+}
+
+fn get(shard: ShardId) -> Operation {
+    Operation::Get { key: key_of(shard) }
+}
+
+#[test]
+fn serves_only_owned_shards_and_steps_configurations_in_order() {
+    let mut m = Machine::new(1);
+    assert_eq!(
+        m.op(9, 1, append(0, "x")),
+        Err(KvError::WrongGroup),
+        "config 0 owns nothing"
+    );
+    // Configuration 2 before 1 is ignored.
+    m.apply(GroupCommand::Config(config(2, [1, 1, 1, 1])));
+    assert_eq!(m.kv.config().num, 0);
+    m.apply(GroupCommand::Config(config(1, [1, 1, 2, 2])));
+    assert_eq!(m.kv.config().num, 1);
+    assert!(m.kv.is_settled(), "shards from no one are served at once");
+    assert_eq!(m.op(9, 1, append(0, "x")), Ok(None));
+    assert_eq!(m.op(9, 2, append(2, "y")), Err(KvError::WrongGroup));
+    assert_eq!(m.op(9, 3, get(0)), Ok(Some(Bytes::from_static(b"x"))));
+    // A replayed configuration is ignored.
+    m.apply(GroupCommand::Config(config(1, [2, 2, 2, 2])));
+    assert_eq!(m.kv.config().num, 1);
+    assert_eq!(m.kv.shards().len(), 2);
+}
+
+#[test]
+fn a_moved_shard_carries_its_data_and_sessions() {
+    let mut a = Machine::new(1);
+    let mut b = Machine::new(2);
+    a.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    b.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    assert_eq!(a.op(7, 1, append(3, "a")), Ok(None));
+    // Configuration 2 moves shard 3 to group 2.
+    let c2 = config(2, [1, 1, 1, 2]);
+    a.apply(GroupCommand::Config(c2.clone()));
+    b.apply(GroupCommand::Config(c2));
+    assert_eq!(a.kv.sending().collect::<Vec<_>>(), vec![(3, 2)]);
+    assert!(!a.kv.is_settled() && !b.kv.is_settled());
+    // Shards that do not move keep serving during the change.
+    assert_eq!(a.op(7, 2, append(0, "b")), Ok(None));
+    // The moving shard is served by no one until it arrives.
+    assert_eq!(a.op(7, 3, append(3, "c")), Err(KvError::WrongGroup));
+    assert_eq!(b.op(7, 3, append(3, "c")), Err(KvError::NotArrived));
+    // A third configuration waits for the move.
+    a.apply(GroupCommand::Config(config(3, [1, 1, 1, 1])));
+    assert_eq!(a.kv.config().num, 2);
+    // It arrives at the new owner (a duplicate insertion changes nothing).
+    let data = a.kv.export(3).unwrap();
+    assert!(!b.kv.has_received(2, 3));
+    for _ in 0..2 {
+        b.apply(GroupCommand::InsertShard {
+            config_num: 2,
+            shard: 3,
+            data: data.clone(),
+        });
+    }
+    assert!(b.kv.has_received(2, 3) && b.kv.is_settled());
+    assert_eq!(b.op(7, 4, get(3)), Ok(Some(Bytes::from_static(b"a"))));
+    // The client's retry of its write is recognised at the new owner.
+    assert_eq!(b.op(7, 1, append(3, "a")), Ok(None));
+    assert_eq!(b.op(7, 0, append(3, "z")), Err(KvError::Stale));
+    assert_eq!(b.kv.value(&key_of(3)), Some(&Bytes::from_static(b"a")));
+    assert_eq!(b.op(7, 5, append(3, "d")), Ok(None));
+    assert_eq!(b.op(7, 5, append(3, "d")), Ok(None), "a retry");
+    assert_eq!(b.op(7, 6, get(3)), Ok(Some(Bytes::from_static(b"ad"))));
+    // The old owner deletes it once confirmed, and moves on.
+    a.apply(GroupCommand::DeleteShard {
+        config_num: 1,
+        shard: 3,
+    });
+    assert!(
+        a.kv.shards().contains_key(&3),
+        "wrong configuration: ignored"
+    );
+    a.apply(GroupCommand::DeleteShard {
+        config_num: 2,
+        shard: 3,
+    });
+    assert!(!a.kv.shards().contains_key(&3) && a.kv.is_settled());
+    a.apply(GroupCommand::Config(config(3, [1, 1, 1, 2])));
+    assert_eq!(a.kv.config().num, 3);
+}
+
+#[test]
+fn insertions_for_another_configuration_are_ignored() {
+    let mut b = Machine::new(2);
+    b.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    b.apply(GroupCommand::Config(config(2, [2, 1, 1, 1])));
+    let mut data = BTreeMap::new();
+    data.insert(key_of(0), Bytes::from_static(b"old"));
+    let sessions = SessionTable::new(1000, 10, 0);
+    let bytes = encode_shard(&data, &sessions);
+    b.apply(GroupCommand::InsertShard {
+        config_num: 1,
+        shard: 0,
+        data: bytes.clone(),
+    });
+    assert!(b.kv.is_pulling(2, 0));
+    b.apply(GroupCommand::InsertShard {
+        config_num: 2,
+        shard: 1,
+        data: bytes.clone(),
+    });
+    assert!(!b.kv.shards().contains_key(&1));
+    // Malformed shard data is ignored too.
+    b.apply(GroupCommand::InsertShard {
+        config_num: 2,
+        shard: 0,
+        data: Bytes::from_static(b"\xff\xff"),
+    });
+    assert!(b.kv.is_pulling(2, 0));
+    b.apply(GroupCommand::InsertShard {
+        config_num: 2,
+        shard: 0,
+        data: bytes,
+    });
+    assert_eq!(b.kv.value(&key_of(0)), Some(&Bytes::from_static(b"old")));
+}
+
+#[test]
+fn too_large_appends_are_refused_and_a_retry_gets_the_same_answer() {
+    let mut m = Machine {
+        kv: ShardKv::new(
+            1,
+            SHARDS,
+            StoreLimits {
+                max_value_bytes: 3,
+                ..StoreLimits::default()
+            },
+        ),
+        index: 0,
+    };
+    m.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    assert_eq!(m.op(1, 1, append(0, "ab")), Ok(None));
+    assert_eq!(m.op(1, 2, append(0, "cd")), Err(KvError::TooLarge));
+    assert_eq!(m.op(1, 2, append(0, "cd")), Err(KvError::TooLarge));
+    assert_eq!(m.op(1, 3, get(0)), Ok(Some(Bytes::from_static(b"ab"))));
+}
+
+#[test]
+fn leaving_every_group_drops_the_data() {
+    let mut m = Machine::new(1);
+    m.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    m.op(1, 1, append(0, "x")).unwrap();
+    m.apply(GroupCommand::Config(config(2, [0, 0, 0, 0])));
+    assert!(m.kv.shards().is_empty());
+    assert!(m.kv.is_settled());
+}
+
+#[test]
+fn malformed_commands_and_snapshots_are_refused() {
+    let mut m = Machine::new(1);
+    for bytes in [
+        &b""[..],
+        b"\x01",
+        b"\x01\x09",
+        b"\x01\x03\x01\xff\xff\xff\xff\xff\x01",
+        b"\x01\x02\x01\x05",
+    ] {
+        assert_eq!(
+            m.kv.apply(1, &Payload::Command(Bytes::copy_from_slice(bytes))),
+            None
+        );
+    }
+    assert!(m.kv.restore(Bytes::from_static(b"DKVG\x01")).is_err());
+    assert!(m.kv.restore(Bytes::from_static(b"nope")).is_err());
+}

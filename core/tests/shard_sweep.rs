@@ -1,0 +1,63 @@
+//! Sharded seed sweep: randomized runs of a sharded cluster (hosts holding
+//! replicas of several groups) with joins, leaves, moves, crashes,
+//! partitions and a lossy network, every safety check on after every event,
+//! then healing, liveness and the history checks across every move.
+//!
+//! `DISTRIBKV_SHARD_SEEDS=N` sets how many seeds (default 20),
+//! `DISTRIBKV_SHARD_SEED=S` replays one, `DISTRIBKV_SHARD_SEED_START=S`
+//! shifts the range, `DISTRIBKV_SHARD_ROUNDS=R` sets the rounds of faults
+//! per seed (default 12).
+#![cfg(feature = "sim")]
+
+use distribkv_core::sim::sharded::run_sharded_seed;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn sharded_seed_sweep() {
+    let rounds = env_u64("DISTRIBKV_SHARD_ROUNDS").unwrap_or(12) as u32;
+    let seeds: Vec<u64> = match env_u64("DISTRIBKV_SHARD_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let start = env_u64("DISTRIBKV_SHARD_SEED_START").unwrap_or(0);
+            let count = env_u64("DISTRIBKV_SHARD_SEEDS").unwrap_or(20);
+            (start..start + count).collect()
+        }
+    };
+    let verbose = std::env::var_os("DISTRIBKV_VERBOSE").is_some();
+    let mut failed = Vec::new();
+    let mut operations = 0;
+    let mut configurations = 0;
+    for &seed in &seeds {
+        let report = run_sharded_seed(seed, rounds);
+        operations += report.operations;
+        configurations += report.configurations;
+        if verbose {
+            eprintln!(
+                "seed {seed}: {} operations, {} configurations",
+                report.operations, report.configurations
+            );
+        }
+        if !report.passed() {
+            eprintln!("seed {seed} FAILED:");
+            for failure in report.failures.iter().take(5) {
+                eprintln!("  {failure}");
+            }
+            for action in &report.actions {
+                eprintln!("  | {action}");
+            }
+            eprintln!(
+                "  replay: DISTRIBKV_SHARD_SEED={seed} cargo test -p distribkv-core --features sim --release --test shard_sweep"
+            );
+            failed.push(seed);
+        }
+    }
+    eprintln!(
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {} failed",
+        seeds.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
