@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Puts known Raft and service bugs into the core, one at a time, and checks
 that the tests catch each of them: evidence that the checkers would fail if
-the code were broken. Restores every file afterwards. Opt-in (a few minutes):
+the code were broken. Restores every file afterwards. A mutant that does
+not build is reported as BROKEN (it proves nothing), one whose code moved as
+SKIPPED; both make the script fail. Opt-in (about six minutes):
 
     scripts/mutants.py            # every mutation
     scripts/mutants.py stale-read # one of them
 """
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep"
+SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep seed_sweep"
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
+STORE = "cargo test -q -p distribkv-core --lib kv::"
 
 # (name, file, text to replace, replacement, test command that must fail)
 MUTATIONS = [
@@ -25,17 +29,44 @@ MUTATIONS = [
     ("ack-appends-before-fsync", "core/src/raft/replication.rs",
      "    fn answer_append(&mut self, to: NodeId, index: LogIndex) {\n        self.send_when_durable(",
      "    fn answer_append(&mut self, to: NodeId, index: LogIndex) {\n        self.send(", SWEEP),
-    ("stale-read (gets served without ReadIndex)", "core/src/kv/replica.rs",
-     "                if let Operation::Get { key } = operation {\n",
-     "                if let Operation::Get { key } = operation {\n                    if self.node.is_leader() {\n"
-     "                        let value = self.store.get(&key).cloned();\n"
-     "                        self.reply(from, id, Ok(Reply::Done(value)));\n                        return;\n                    }\n",
+    ("stale-read (gets served without ReadIndex)", "core/src/kv/replica/clients.rs",
+     "        let read = self.next_read_id;\n",
+     "        if self.node.is_leader() {\n"
+     "            let value = self.store.get(&key).cloned();\n"
+     "            self.reply(from, request, Ok(Reply::Done(value)));\n            return;\n        }\n"
+     "        let read = self.next_read_id;\n",
      SWEEP),
     ("no-exactly-once (retried writes applied again)", "core/src/kv/store.rs",
-     "SessionCheck::Duplicate(result) => Applied::Write {", "SessionCheck::Duplicate(result) if false => Applied::Write {",
+     "            SessionCheck::Duplicate(result) => Applied::Write {\n                client,\n                seq,\n"
+     "                result,\n                duplicate: true,\n            },\n            SessionCheck::Fresh => {",
+     "            SessionCheck::Duplicate(_) | SessionCheck::Fresh => {",
      SWEEP),
     ("follower-commits-past-the-leader's-entries (§5.3 step 5)", "core/src/raft/replication.rs",
      "self.log.commit_to(request.leader_commit.min(last_new));", "self.log.commit_to(request.leader_commit);", RULES),
+    ("membership-change-before-the-new-leader-commits (Ongaro's single-server change bug)",
+     "core/src/raft/membership.rs",
+     "        if pending || !committed_in_term {", "        if pending || (false && !committed_in_term) {",
+     GOLDEN),
+    ("lease-reads-during-a-transfer (and after its TimeoutNow)", "core/src/raft/read.rs",
+     "            && leader.transfer.is_none()\n            && !leader.timeout_now_sent\n",
+     "", GOLDEN),
+    ("writes-of-expired-sessions-applied", "core/src/kv/store.rs",
+     "            SessionCheck::Unknown => Applied::Refused {\n                client,\n                seq,\n"
+     "                error: ServiceError::SessionExpired,\n            },",
+     "            SessionCheck::Unknown => {\n                let result = self.write(operation);\n"
+     "                Applied::Write {\n                    client,\n                    seq,\n"
+     "                    result,\n                    duplicate: false,\n                }\n            }",
+     SWEEP),
+    ("retried-opening-of-a-dropped-session-applied-again (no tombstones)", "core/src/kv/store.rs",
+     "None if let Some(client) = self.sessions.dropped_opening(nonce) => {",
+     "None if let Some(client) = self.sessions.dropped_opening(nonce)\n                        && false =>\n                    {",
+     STORE),
+    ("restarted-voter-grants-votes-inside-a-lease", "core/src/raft/node.rs",
+     "            now + config.election_timeout_min\n", "            Instant::ZERO\n", GOLDEN),
+    ("no-stickiness-check-for-votes (leader lease ignored)", "core/src/raft/node.rs",
+     "Message::RequestVote(m) if !m.transfer && self.in_leader_lease() => {",
+     "Message::RequestVote(m) if false && !m.transfer && self.in_leader_lease() => {",
+     GOLDEN),
     ("no-term-check-on-append (stale leader accepted)", "core/src/raft/node.rs",
      "        } else if term < self.term {\n            self.stats.stale_term += 1;\n            self.answer_stale(from, &message);\n            return;\n        }",
      "        } else if term < self.term && !matches!(message, Message::AppendEntries(_)) {\n            self.stats.stale_term += 1;\n            self.answer_stale(from, &message);\n            return;\n        }",
@@ -44,7 +75,15 @@ MUTATIONS = [
 
 
 def run(command):
-    return subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True).returncode
+    """Whether the tests failed: True (caught), False (escaped), or None when
+    the mutant does not even build (then it proves nothing); and the sweep's
+    tally of failing seeds, if the test was the sweep."""
+    done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
+    if "could not compile" in done.stderr:
+        return None, ""
+    tally = re.search(r"(\d+) seeds, .* (\d+) failed", done.stdout + done.stderr)
+    detail = f" ({tally.group(2)} of {tally.group(1)} seeds fail)" if tally else ""
+    return done.returncode != 0, detail
 
 
 def main():
@@ -61,10 +100,14 @@ def main():
             continue
         try:
             path.write_text(original.replace(old, new, 1))
-            caught = run(test) != 0
+            caught, detail = run(test)
         finally:
             path.write_text(original)
-        print(f"{'caught ' if caught else 'ESCAPED'}  {name}")
+        if caught is None:
+            print(f"BROKEN   {name}: the mutant does not build")
+            escaped += 1
+            continue
+        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}")
         escaped += not caught
     sys.exit(1 if escaped else 0)
 

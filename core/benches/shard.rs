@@ -3,7 +3,8 @@
 //! - `idle/groups/N`: two hosts holding replicas of N groups at rest, one
 //!   virtual second simulated per iteration (tick = heartbeat interval =
 //!   50 ms). The batches and Raft messages per virtual second between the
-//!   two hosts, and the resident bytes per idle replica, are printed once
+//!   two hosts, and the heap bytes per idle replica (everything the two
+//!   hosts hold, divided by the replicas), are printed once
 //!   (they are counts, not timings).
 //! - `entries/groups/G`: 64 concurrent client writes spread over G groups
 //!   on three hosts (zero latency, instant fsync), run until all are
@@ -15,6 +16,7 @@
 //!
 //! Run: `cargo bench -p distribkv-core --features sim --bench shard`.
 
+use std::alloc::System;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,18 +27,25 @@ use distribkv_core::shard::host::{HostConfig, HostInput, HostRequest};
 use distribkv_core::shard::{ControllerOp, ControllerReply};
 use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
 use distribkv_core::time::Instant;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-/// Resident memory of this process, bytes (Linux; 0 elsewhere): the
-/// growth while building idle replicas, divided by their number, is the
-/// memory per idle replica (at 10,000 groups the page granularity is noise).
-fn resident_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// Counts allocations, to measure the memory of idle replicas.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes still allocated since `region` began.
+fn live_bytes(region: &Region<'_, System>) -> i64 {
+    // A reallocation is already counted in both (its growth as allocated,
+    // its shrinking as deallocated).
+    let change = region.change();
+    change.bytes_allocated as i64 - change.bytes_deallocated as i64
 }
 
 fn configs(hosts: u64, groups: u64) -> Vec<HostConfig> {
+    configs_with(hosts, groups, 0)
+}
+
+fn configs_with(hosts: u64, groups: u64, hibernate_after_ms: u64) -> Vec<HostConfig> {
     let servers: Vec<u64> = (1..=hosts).collect();
     servers
         .iter()
@@ -46,45 +55,51 @@ fn configs(hosts: u64, groups: u64) -> Vec<HostConfig> {
             c.tick_ms = 50;
             c.raft.heartbeat_interval = 50;
             c.snapshot_every = 1000;
+            c.hibernate_after_ms = hibernate_after_ms;
             c
         })
         .collect()
 }
 
 /// Two hosts with `groups` groups each, elected and at rest.
-fn idle_mesh(groups: u64) -> Mesh {
-    let mut mesh = Mesh::new(configs(2, groups), 11).expect("valid configuration");
+fn idle_mesh(groups: u64, hibernate_after_ms: u64) -> Mesh {
+    let configs = configs_with(2, groups, hibernate_after_ms);
+    let mut mesh = Mesh::new(configs, 11).expect("valid configuration");
     mesh.run_until(Instant(3_000));
     mesh
 }
 
 fn idle(c: &mut Criterion) {
-    let mut group = c.benchmark_group("idle");
-    group.sample_size(10);
-    group.measurement_time(Duration::from_secs(10));
-    for groups in [1u64, 100, 10_000] {
-        let before = resident_bytes();
-        let mut mesh = idle_mesh(groups);
-        let after = resident_bytes();
-        let replicas = 2 * (groups + 1);
-        let batches = mesh.total_batches();
-        let messages = mesh.messages;
-        let start = mesh.now();
-        mesh.run_until(Instant(start.as_millis() + 10_000));
-        eprintln!(
-            "idle {groups} groups: {:.1} batches/s and {:.1} Raft messages/s between the two hosts; {} resident bytes per replica",
-            (mesh.total_batches() - batches) as f64 / 10.0,
-            (mesh.messages - messages) as f64 / 10.0,
-            (after - before) / replicas as i64,
-        );
-        group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
-            b.iter(|| {
-                let now = mesh.now();
-                mesh.run_until(Instant(now.as_millis() + 1_000));
+    for (name, hibernate_after_ms) in [("idle", 0), ("idle_hibernating", 300)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(10));
+        for groups in [1u64, 100, 10_000] {
+            let region = Region::new(GLOBAL);
+            let mut mesh = idle_mesh(groups, hibernate_after_ms);
+            let heap = live_bytes(&region);
+            let replicas = 2 * (groups + 1);
+            let batches = mesh.total_batches();
+            let messages = mesh.messages;
+            let raft = mesh.raft_messages;
+            let start = mesh.now();
+            mesh.run_until(Instant(start.as_millis() + 10_000));
+            eprintln!(
+                "{name} {groups} groups: {:.1} batches/s carrying {:.1} messages/s ({:.1} Raft) between the two hosts; {} heap bytes per replica",
+                (mesh.total_batches() - batches) as f64 / 10.0,
+                (mesh.messages - messages) as f64 / 10.0,
+                (mesh.raft_messages - raft) as f64 / 10.0,
+                heap / replicas as i64,
+            );
+            group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
+                b.iter(|| {
+                    let now = mesh.now();
+                    mesh.run_until(Instant(now.as_millis() + 1_000));
+                });
             });
-        });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn entries(c: &mut Criterion) {

@@ -10,6 +10,10 @@
 //! - [`kv`]: the key-value state machine, exactly-once sessions, the
 //!   [`Replica`](kv::Replica) that serves clients (a node plus the state
 //!   machine: what every driver runs) and the sans-IO [`Clerk`](kv::Clerk).
+//! - [`shard`]: sharded distribKV: the shard controller, the shard group
+//!   state machine, the multi-group [`Host`](shard::host::Host) (many Raft
+//!   groups behind one step function, shard migration, coalesced timers,
+//!   hibernation) and the routing [`ShardClerk`](shard::clerk::ShardClerk).
 //! - [`check`] (feature `check`): linearizability and exactly-once checkers.
 //! - [`sim`] (feature `sim`): the deterministic cluster simulator.
 //!

@@ -117,11 +117,13 @@ fn bad_host_configurations_are_refused() {
         Host::new(c, 1, Instant::ZERO).err(),
         Some(HostError::NotAMember(5))
     );
-    let c = HostConfig::new(1, 0, vec![1]);
-    assert_eq!(
-        Host::new(c, 1, Instant::ZERO).err(),
-        Some(HostError::Timing)
-    );
+    for shards in [0, u32::MAX] {
+        let c = HostConfig::new(1, shards, vec![1]);
+        assert_eq!(
+            Host::new(c, 1, Instant::ZERO).err(),
+            Some(HostError::Timing)
+        );
+    }
     let mut c = HostConfig::new(1, 10, vec![1]);
     c.raft.lease_reads = true;
     assert_eq!(

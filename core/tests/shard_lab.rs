@@ -3,6 +3,8 @@
 //! safety checkers clean and, where clients ran, the history linearizable
 //! per key with every acknowledged append present exactly once.
 
+#![cfg(feature = "sim")]
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;

@@ -5,7 +5,7 @@
 //! replays one seed, `DISTRIBKV_SEED_START=S` shifts the range.
 #![cfg(feature = "sim")]
 
-use distribkv_core::sim::sweep::{SweepOptions, run_seed};
+use distribkv_core::sim::sweep::{SweepOptions, config_for_seed, run_seed};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -28,12 +28,15 @@ fn seed_sweep() {
     let mut failed = Vec::new();
     let mut operations = 0;
     let mut events = 0;
+    // How many seeds exercised each feature, printed at the end.
+    let mut covered = Coverage::default();
     let verbose = std::env::var_os("DISTRIBKV_VERBOSE").is_some();
     for &seed in &seeds {
         if verbose {
             eprintln!("seed {seed}");
         }
         let report = run_seed(seed, &options);
+        covered.count(seed, &report);
         operations += report.operations;
         events += report.events;
         if !report.passed() {
@@ -56,7 +59,61 @@ fn seed_sweep() {
         seeds.len(),
         failed.len()
     );
+    eprintln!("seeds with: {}", covered.summary());
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
+/// Seeds that exercised each feature of the sweep.
+#[derive(Default)]
+struct Coverage {
+    lease_reads: usize,
+    drifting_clocks: usize,
+    long_reordering: usize,
+    late_timeout_now: usize,
+    short_sessions: usize,
+    sessions_dropped: usize,
+    transfers: usize,
+    forced_elections: usize,
+    clients_cut: usize,
+    lost_disks: usize,
+    membership_changes: usize,
+}
+
+impl Coverage {
+    fn count(&mut self, seed: u64, report: &distribkv_core::sim::sweep::SeedReport) {
+        let config = config_for_seed(seed);
+        let fault = |what: &str| report.faults.iter().any(|f| f.contains(what));
+        self.lease_reads += usize::from(config.lease_reads);
+        self.drifting_clocks += usize::from(!config.clocks.is_empty());
+        self.long_reordering += usize::from(config.network.long_delay_rate > 0.0);
+        self.late_timeout_now += usize::from(config.network.timeout_now_delay_rate > 0.0);
+        self.short_sessions += usize::from(config.limits.session_ttl_ms < 60_000);
+        self.sessions_dropped += usize::from(report.sessions_dropped > 0);
+        self.transfers += usize::from(fault("transfer to"));
+        self.forced_elections += usize::from(fault("campaign"));
+        self.clients_cut += usize::from(fault("cut c"));
+        self.lost_disks += usize::from(fault("lost"));
+        self.membership_changes += usize::from(fault("membership"));
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "lease reads {}, drifting clocks {}, long reordering {}, late TimeoutNow {}, \
+             short sessions {} (sessions dropped in {}), transfers {}, forced elections {}, \
+             clients cut off {}, lost disks {}, membership changes {}",
+            self.lease_reads,
+            self.drifting_clocks,
+            self.long_reordering,
+            self.late_timeout_now,
+            self.short_sessions,
+            self.sessions_dropped,
+            self.transfers,
+            self.forced_elections,
+            self.clients_cut,
+            self.lost_disks,
+            self.membership_changes
+        )
+    }
 }
 
 /// The lost-disk rule is what keeps those seeds safe: with it switched off,

@@ -30,15 +30,65 @@
 //!   would need that tick in their drift allowance, which is why a host
 //!   refuses `lease_reads` ([`HostError::LeaseReads`]).
 //!
+//! # Hibernation
+//!
+//! With [`HostConfig::hibernate_after_ms`] set, a group that has had no
+//! traffic for that long goes quiet (TiKV's hibernate regions): no timers,
+//! no heartbeats. The protocol:
+//!
+//! 1. on its host's tick, the leader of a group whose every replica holds
+//!    exactly its log (commit = applied = durable = last index on the
+//!    leader, every follower's match index = last index), with no request
+//!    waiting and no shard moving, sends [`HostMessage::Hibernate`] (term,
+//!    index) to each follower;
+//! 2. a follower agrees only if it follows that leader in that term and its
+//!    own log is at that index, committed, applied and durable: it stops
+//!    feeding its node timeouts and answers [`HostMessage::HibernateAck`];
+//! 3. once every member agreed in the same term, with no change in
+//!    between, the leader stops its timers too.
+//!
+//! A hibernating replica wakes (feeds [`Input::Wake`] and resumes its
+//! timers) on any Raft message of its group other than a heartbeat of the
+//! current term between its leader and followers, on a proposal (client
+//! request, configuration step, shard insertion or deletion), and on a
+//! suspected failure: hosts that hold sleeping groups send each other
+//! [`HostMessage::Alive`] once per heartbeat interval when they have nothing
+//! else to send, and a host that hears nothing at all from a peer for an
+//! election timeout wakes every sleeping group that peer is a member of.
+//! At rest, two hosts then exchange one small batch per heartbeat interval
+//! in each direction, whatever the number of groups.
+//!
+//! Safety argument: hibernation only withholds [`Input::Timeout`] from a
+//! node (and [`Input::Wake`] only restarts timers from now): no message is
+//! forged, none is altered, no state is changed behind the node's back.
+//! Raft's safety properties (Election Safety, Log Matching, Leader
+//! Completeness, State Machine Safety) hold whatever the timing, so they
+//! hold here. CheckQuorum is not weakened either: its job is to make a
+//! leader cut off from its quorum stop serving within an election
+//! timeout; a hibernating leader serves nothing (every request wakes it
+//! first, and requests commit through the log, so a stale leader can
+//! acknowledge nothing without a quorum), and once awake it checks its
+//! quorum an election timeout later, like a newly elected leader. Leader
+//! stickiness (a follower refusing votes while it hears from a leader)
+//! counts from the follower's last contact with the leader, which ages
+//! while it sleeps, so a hibernating follower never refuses a legitimate
+//! election longer than an awake one would. What hibernation costs is
+//! latency: a sleeping follower whose leader died learns it through the
+//! host-level silence, an election timeout after the last batch, and then
+//! campaigns (PreVote first).
+//!
 //! # Shard migration
 //!
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
 //! leads (see [`super::group`] for the state machine):
 //!
-//! 1. a settled group asks the controller's servers for the configuration
-//!    after its own ([`HostMessage::ConfigQuery`]); configurations are
+//! 1. a settled group wants the configuration after its own: the host asks
+//!    one controller server (rotating) once per configuration number its
+//!    settled groups want ([`HostMessage::ConfigQuery`], so polling costs
+//!    the same for one group or ten thousand); configurations are
 //!    immutable, so any controller replica that has it may answer
-//!    ([`HostMessage::ConfigReply`]), and the leader proposes it to its log;
+//!    ([`HostMessage::ConfigReply`]), and the leader of every group waiting
+//!    for that number proposes it to its own log;
 //! 2. for each shard it is `Sending`, the leader pushes the shard's data
 //!    and sessions to the new owner's servers ([`HostMessage::ShardPush`]);
 //!    the new owner's leader proposes it to its own log, and once it is
@@ -65,6 +115,7 @@
 //! command is ignored by every replica alike. Liveness needs a majority of
 //! each of the two groups and the retries of the poll timer.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -85,6 +136,9 @@ use crate::time::Instant;
 
 /// The group id of the shard controller in host messages.
 pub const CONTROLLER: GroupId = 0;
+
+/// Most shards a service may have (each configuration lists every shard's owner).
+pub const MAX_SHARDS: u32 = 1 << 16;
 
 /// How a host behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +199,7 @@ pub enum HostError {
     ReservedGroup,
     /// A listed group does not have this host among its servers.
     NotAMember(GroupId),
-    /// Zero shards, or a zero tick or poll interval.
+    /// Zero shards or more than [`MAX_SHARDS`], or a zero tick or poll interval.
     Timing,
     /// Lease reads are not supported across coalesced timers.
     LeaseReads,
@@ -158,7 +212,10 @@ impl fmt::Display for HostError {
             HostError::Snapshot(g, e) => write!(f, "group {g}: persisted snapshot is corrupt: {e}"),
             HostError::ReservedGroup => write!(f, "group 0 is reserved for the controller"),
             HostError::NotAMember(g) => write!(f, "this host is not a server of group {g}"),
-            HostError::Timing => write!(f, "shards, tick_ms and poll_ms must be positive"),
+            HostError::Timing => write!(
+                f,
+                "shards must be 1 to {MAX_SHARDS}, and tick_ms and poll_ms positive"
+            ),
             HostError::LeaseReads => write!(f, "lease reads are not supported on a host"),
         }
     }
@@ -434,7 +491,9 @@ struct Hosted {
 #[derive(Clone, Debug)]
 pub struct Host {
     config: HostConfig,
-    groups: BTreeMap<GroupId, Hosted>,
+    /// Boxed: B-tree nodes hold eleven values inline, and a replica is
+    /// about a kilobyte, so unboxed half-full nodes would double it.
+    groups: BTreeMap<GroupId, Box<Hosted>>,
     timers: BTreeSet<(Instant, GroupId)>,
     next_poll: Instant,
     now: Instant,
@@ -466,7 +525,11 @@ impl Host {
         now: Instant,
         mut persisted: BTreeMap<GroupId, PersistedState>,
     ) -> Result<Host, HostError> {
-        if config.shards == 0 || config.tick_ms == 0 || config.poll_ms == 0 {
+        if config.shards == 0
+            || config.shards > MAX_SHARDS
+            || config.tick_ms == 0
+            || config.poll_ms == 0
+        {
             return Err(HostError::Timing);
         }
         if config.raft.lease_reads {
@@ -505,7 +568,7 @@ impl Host {
                 .map_err(|e| HostError::Config(group, e))?;
             groups.insert(
                 group,
-                Hosted {
+                Box::new(Hosted {
                     node,
                     machine,
                     waiters: BTreeMap::new(),
@@ -514,7 +577,7 @@ impl Host {
                     hibernating: false,
                     hibernate_acks: BTreeSet::new(),
                     activity: ((0, 0, 0), now),
-                },
+                }),
             );
         }
         let mut host = Host {

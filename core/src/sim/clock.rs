@@ -29,14 +29,19 @@ impl NodeClock {
         i128::from(self.rate_ppm) > -PPM
     }
 
+    /// Whether the clock reads the simulator's time (the common case, kept cheap).
+    fn is_exact(&self) -> bool {
+        self.offset == 0 && self.rate_ppm == 0
+    }
+
     fn rate(&self) -> i128 {
         PPM + i128::from(self.rate_ppm)
     }
 
     /// What the clock reads at simulator time `at`.
     pub fn local(&self, at: Instant) -> Instant {
-        if at == Instant::NEVER {
-            return Instant::NEVER;
+        if at == Instant::NEVER || self.is_exact() {
+            return at;
         }
         let elapsed = i128::from(at.as_millis()) * self.rate() / PPM;
         let local = i128::from(self.offset) + elapsed;
@@ -45,8 +50,8 @@ impl NodeClock {
 
     /// The first simulator time at which the clock reads `local` or later.
     pub fn global(&self, local: Instant) -> Instant {
-        if local == Instant::NEVER {
-            return Instant::NEVER;
+        if local == Instant::NEVER || self.is_exact() {
+            return local;
         }
         let Some(elapsed) = local.as_millis().checked_sub(self.offset) else {
             return Instant::ZERO;

@@ -66,6 +66,9 @@ pub struct SeedReport {
     pub trace_hash: u64,
     /// Events processed.
     pub events: u64,
+    /// Sessions the state machine dropped (expired or evicted) during the
+    /// run, as far as its tombstones tell (on the replica that applied most).
+    pub sessions_dropped: usize,
     /// The last trace lines, if asked for.
     pub trace: Vec<String>,
 }
@@ -217,6 +220,10 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
         recovery_ms,
         trace_hash: sim.trace_hash(),
         events: sim.stats().events,
+        sessions_dropped: sim
+            .replicas()
+            .max_by_key(|r| r.node().log().applied())
+            .map_or(0, |r| r.store().sessions().tombstone_count()),
         trace: sim
             .trace_since(0)
             .map(|line| format!("{} {} {}", line.at, line.kind, line.text()))
