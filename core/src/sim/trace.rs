@@ -155,6 +155,11 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
                 )
             }
             RequestBody::Status => format!("#{} status", request.id),
+            RequestBody::Members => format!("#{} members", request.id),
+            RequestBody::ChangeMembers(change) => format!("#{} {change:?}", request.id),
+            RequestBody::Backup { index, offset } => {
+                format!("#{} backup {index:?} from {offset}", request.id)
+            }
         },
         PacketPayload::Response(response) => match &response.result {
             Ok(Reply::Opened(id)) => format!("#{} ok, opened session {id}", response.id),
@@ -163,6 +168,14 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
             }
             Ok(Reply::Done(None)) => format!("#{} ok", response.id),
             Ok(Reply::Status(_)) => format!("#{} status", response.id),
+            Ok(Reply::Members(_)) => format!("#{} members", response.id),
+            Ok(Reply::Backup(chunk)) => format!(
+                "#{} backup at {} ({} of {} bytes)",
+                response.id,
+                chunk.index,
+                chunk.data.len(),
+                chunk.total
+            ),
             Err(error) => format!("#{} error: {error}", response.id),
         },
     }
@@ -249,6 +262,20 @@ pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u
                     h.write(&[2]);
                     None
                 }
+                RequestBody::Members => {
+                    h.write(&[4]);
+                    None
+                }
+                RequestBody::ChangeMembers(change) => {
+                    h.write(&[5]).write(format!("{change:?}").as_bytes());
+                    None
+                }
+                RequestBody::Backup { index, offset } => {
+                    h.write(&[6])
+                        .write_u64(index.unwrap_or(0))
+                        .write_u64(*offset);
+                    None
+                }
                 RequestBody::Operation {
                     client,
                     seq,
@@ -279,6 +306,12 @@ pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u
                 }
                 Ok(Reply::Status(_)) => {
                     h.write(&[3]);
+                }
+                Ok(Reply::Members(_)) => {
+                    h.write(&[5]);
+                }
+                Ok(Reply::Backup(chunk)) => {
+                    h.write(&[6]).write_u64(chunk.index).write_u64(chunk.offset);
                 }
                 Err(error) => {
                     h.write(&[4]).write(format!("{error}").as_bytes());
