@@ -276,6 +276,60 @@ fn a_dead_machine_is_replaced_under_a_checked_workload() {
     assert_eq!(cluster.get("after").as_deref(), Some("2"));
 }
 
+/// The way back from storage corruption (docs/FAULTS.md): a node whose log
+/// is damaged refuses to start, naming the file and offset; it is removed,
+/// its folder wiped, and it comes back as a new member under a new id,
+/// never under its old one, while a checked workload runs.
+#[test]
+fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload() {
+    let mut cluster = cluster_with_spares(1);
+    let leader = cluster.leader(Duration::from_secs(20));
+    cluster.put("before", "1");
+    let workload = start_workload(&cluster, 4, 13);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // A follower's disk rots: a bit of its first log record flips.
+    let victim = if leader == 3 { 2 } else { 3 };
+    cluster.kill(victim);
+    let old_dir = cluster.nodes[victim - 1].data_dir.clone();
+    let segment = old_dir.join(format!("wal-{:020}.log", 1));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[40 + 20] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let mut refused = cluster
+        .server_command(victim)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut refused, Duration::from_secs(20));
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().unwrap(), &mut message).unwrap();
+    assert_eq!(status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("wal-00000000000000000001.log") && message.contains("at byte"),
+        "{message}"
+    );
+
+    // Removed, wiped, and back as node 4 on the same (emptied) folder.
+    member_ok(&cluster, "remove", &[&victim.to_string()]);
+    std::fs::remove_dir_all(&old_dir).unwrap();
+    cluster.nodes[3].data_dir = old_dir;
+    cluster.spawn(4);
+    let address4 = cluster.hosts.address(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    let survivors: Vec<u64> = (1..=3u64).filter(|&id| id != victim as u64).collect();
+    assert_eq!(roles(&cluster).0, voters(&[survivors[0], survivors[1], 4]));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_and_check(workload, 50);
+
+    // The rebuilt node holds everything: the cluster keeps a quorum
+    // without one of the old members.
+    cluster.kill(survivors[0] as usize);
+    assert_eq!(cluster.get("before").as_deref(), Some("1"));
+    cluster.put("after", "2");
+    assert_eq!(cluster.get("after").as_deref(), Some("2"));
+}
+
 #[test]
 fn bad_membership_input_gets_a_clear_error() {
     let cluster = cluster_with_spares(0);
