@@ -97,7 +97,7 @@ impl Operation {
 
 /// A request from a client to a replica. `id` is the client's correlation id,
 /// echoed in the response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClientRequest {
     /// Correlation id chosen by the client.
@@ -107,7 +107,7 @@ pub struct ClientRequest {
 }
 
 /// What a client asks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestBody {
     /// A client's first write, which opens its session (§6.3 of the
@@ -138,7 +138,7 @@ pub enum RequestBody {
 }
 
 /// A replica's answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClientResponse {
     /// The request's correlation id.
@@ -148,7 +148,7 @@ pub struct ClientResponse {
 }
 
 /// A successful answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Reply {
     /// The session was opened by its first write, which took effect; later
@@ -161,7 +161,7 @@ pub enum Reply {
 }
 
 /// A replica's Raft status, as `distribkv-native status` prints it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeStatus {
     /// Node id.
@@ -194,7 +194,7 @@ pub struct NodeStatus {
 
 /// Why a request failed. [`ServiceError::is_definite`] tells whether the
 /// operation certainly did not take effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ServiceError {
     /// This replica is not the leader; try `leader_hint`. A write that was

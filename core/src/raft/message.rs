@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// A message addressed to one node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Envelope {
     /// Sender.
@@ -24,7 +24,7 @@ pub struct Envelope {
 }
 
 /// A Raft RPC or its response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Message {
     /// Ask for a vote (§5.2), or with `pre_vote`, ask whether a vote would be granted.
@@ -103,7 +103,7 @@ impl Message {
 }
 
 /// RequestVote (§5.2) and PreVote (§9.6 of the dissertation).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RequestVote {
     /// Candidate's term; for a pre-vote, the term it would campaign in.
@@ -119,7 +119,7 @@ pub struct RequestVote {
 }
 
 /// Answer to [`RequestVote`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RequestVoteResponse {
     /// The voter's term; for a granted pre-vote, the term of the request.
@@ -131,7 +131,7 @@ pub struct RequestVoteResponse {
 }
 
 /// AppendEntries (§5.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AppendEntries {
     /// Leader's term.
@@ -147,7 +147,7 @@ pub struct AppendEntries {
 }
 
 /// Answer to [`AppendEntries`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AppendEntriesResponse {
     /// Follower's term.
@@ -167,7 +167,7 @@ pub struct AppendEntriesResponse {
 /// whose term is `<=` the leader's `prev_log_term`. The leader probes next at
 /// its own largest index `<= index` with a term `<= term`, skipping whole
 /// terms on both sides in one round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConflictHint {
     /// The follower's candidate match position.
@@ -178,7 +178,7 @@ pub struct ConflictHint {
 
 /// Heartbeat: keeps followers from campaigning, carries the commit index, and
 /// confirms leadership for ReadIndex rounds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Heartbeat {
     /// Leader's term.
@@ -190,7 +190,7 @@ pub struct Heartbeat {
 }
 
 /// Answer to [`Heartbeat`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HeartbeatResponse {
     /// Follower's term.
@@ -202,7 +202,7 @@ pub struct HeartbeatResponse {
 }
 
 /// One chunk of a snapshot (§7), sent in order; the follower assembles them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstallSnapshot {
     /// Leader's term.
@@ -220,7 +220,7 @@ pub struct InstallSnapshot {
 }
 
 /// Answer to [`InstallSnapshot`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstallSnapshotResponse {
     /// Follower's term.
@@ -235,7 +235,7 @@ pub struct InstallSnapshotResponse {
 }
 
 /// Tells the transfer target to campaign at once (leadership transfer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TimeoutNow {
     /// Leader's term.
