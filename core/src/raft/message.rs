@@ -4,6 +4,11 @@
 //!
 //! Every message carries the sender's term. Local events (time, proposals,
 //! reads) are [`Input`](crate::raft::Input)s, never messages.
+//!
+//! With the `serde` feature, field names serialize in camelCase (what the
+//! browser's message inspector shows); the drivers' wire and disk encoding,
+//! postcard, ignores names and depends only on the order of fields and
+//! variants, which must not change.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -105,6 +110,7 @@ impl Message {
 /// RequestVote (§5.2) and PreVote (§9.6 of the dissertation).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct RequestVote {
     /// Candidate's term; for a pre-vote, the term it would campaign in.
     pub term: Term,
@@ -121,6 +127,7 @@ pub struct RequestVote {
 /// Answer to [`RequestVote`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct RequestVoteResponse {
     /// The voter's term; for a granted pre-vote, the term of the request.
     pub term: Term,
@@ -133,6 +140,7 @@ pub struct RequestVoteResponse {
 /// AppendEntries (§5.3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct AppendEntries {
     /// Leader's term.
     pub term: Term,
@@ -149,6 +157,7 @@ pub struct AppendEntries {
 /// Answer to [`AppendEntries`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct AppendEntriesResponse {
     /// Follower's term.
     pub term: Term,
@@ -192,6 +201,7 @@ pub struct Heartbeat {
 /// Answer to [`Heartbeat`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct HeartbeatResponse {
     /// Follower's term.
     pub term: Term,
@@ -204,6 +214,7 @@ pub struct HeartbeatResponse {
 /// One chunk of a snapshot (§7), sent in order; the follower assembles them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct InstallSnapshot {
     /// Leader's term.
     pub term: Term,
@@ -222,6 +233,7 @@ pub struct InstallSnapshot {
 /// Answer to [`InstallSnapshot`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct InstallSnapshotResponse {
     /// Follower's term.
     pub term: Term,
