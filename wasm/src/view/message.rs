@@ -195,4 +195,41 @@ mod tests {
             assert!(kinds.contains(kind), "no {kind} seen: {kinds:?}");
         }
     }
+
+    #[test]
+    fn a_snapshot_chunk_renders_its_meta_and_the_length_of_its_data() {
+        use distribkv_core::raft::{Membership, SnapshotMeta};
+        use distribkv_core::sim::network::Endpoint;
+        use distribkv_core::time::Instant;
+        let packet = Packet {
+            id: 7,
+            from: Endpoint::Node(1),
+            to: Endpoint::Node(2),
+            sent_at: Instant(10),
+            deliver_at: Instant(20),
+            payload: PacketPayload::Raft(Message::InstallSnapshot(Box::new(InstallSnapshot {
+                term: 3,
+                meta: SnapshotMeta {
+                    index: 40,
+                    term: 2,
+                    membership: Membership::with_voters([1, 2, 3]),
+                },
+                total_len: 100,
+                offset: 64,
+                data: bytes::Bytes::from_static(&[9; 36]),
+                done: true,
+            }))),
+        };
+        let view = json(&MessageView::new(&packet));
+        assert_eq!(view["kind"], "InstallSnapshot");
+        assert_eq!(view["data"], 36);
+        assert_eq!(view["totalLen"], 100);
+        assert_eq!(view["offset"], 64);
+        assert_eq!(view["done"], true);
+        assert_eq!(view["meta"]["index"], 40);
+        assert_eq!(
+            view["meta"]["membership"]["voters"],
+            serde_json::json!([1, 2, 3])
+        );
+    }
 }
