@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use distribkv_core::kv::{
     Clerk, ClerkConfig, ClerkError, ClerkOutput, ClientRequest, ClientResponse, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES, Operation, RequestBody, ServiceError,
+    MAX_VALUE_BYTES, MembersStatus, Operation, Reply, RequestBody, ServiceError,
 };
 use distribkv_core::raft::NodeId;
 
@@ -71,6 +71,14 @@ pub enum KvError {
     /// The certificates do not let this client talk to the cluster.
     #[error("{0}")]
     Certificates(ClientError),
+    /// No server answered anything at all.
+    #[error(
+        "no node of the cluster answered (tried {tried}); is it running, and are these its addresses?"
+    )]
+    NoAnswer {
+        /// The addresses tried.
+        tried: String,
+    },
 }
 
 /// Connects to the cluster: a QUIC client of `servers` with the client
@@ -82,6 +90,75 @@ pub fn connect(servers: Vec<ServerAddress>, certs: &CertSet) -> Result<KvTranspo
         ..ClientSettings::default()
     };
     Client::new(servers, certs, settings)
+}
+
+/// How long [`discover`] waits for the members' answers.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The cluster's servers as its configuration describes them, whatever
+/// part of it `given` lists (any members, in any order): asks every given
+/// address for the member list (the leader's answer is preferred) and
+/// returns every member's address at the position of its id (id `n` at
+/// index `n - 1`, as the clerk's leader hints need; an id that is not a
+/// member, removed or never used, gets the address of a member). If no
+/// node answers, `given` itself.
+pub async fn discover(given: Vec<ServerAddress>, certs: &CertSet) -> Vec<ServerAddress> {
+    let Ok(seeds) = connect(given.clone(), certs) else {
+        return given;
+    };
+    let seeds = Arc::new(seeds);
+    let (answers, mut receive) = tokio::sync::mpsc::unbounded_channel();
+    for index in 0..given.len() {
+        let seeds = seeds.clone();
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let request = ClientRequest {
+                id: 1,
+                body: RequestBody::Members,
+            };
+            let answer =
+                tokio::time::timeout(DISCOVERY_TIMEOUT, seeds.request_to(index, request)).await;
+            if let Ok(Ok(ClientResponse {
+                result: Ok(Reply::Members(status)),
+                ..
+            })) = answer
+            {
+                let _ = answers.send(status);
+            }
+        });
+    }
+    drop(answers);
+    let mut best: Option<MembersStatus> = None;
+    let deadline = tokio::time::Instant::now() + DISCOVERY_TIMEOUT;
+    while let Ok(Some(status)) = tokio::time::timeout_at(deadline, receive.recv()).await {
+        let authoritative = status.leader == Some(status.node);
+        best = Some(status);
+        if authoritative {
+            break;
+        }
+    }
+    seeds.close().await;
+    let Some(status) = best else {
+        return given;
+    };
+    let members: Vec<(NodeId, ServerAddress)> = status
+        .members
+        .iter()
+        .filter_map(|m| Some((m.id, crate::addr::parse_address(&m.address).ok()?)))
+        .collect();
+    let Some(highest) = members.iter().map(|(id, _)| *id).max() else {
+        return given;
+    };
+    (1..=highest)
+        .map(|id| {
+            members
+                .iter()
+                .find(|(member, _)| *member == id)
+                .unwrap_or(&members[(id as usize) % members.len()])
+                .1
+                .clone()
+        })
+        .collect()
 }
 
 /// An operation within the size limits the servers enforce. The client side
@@ -114,6 +191,8 @@ pub struct KvSession {
     transport: Arc<KvTransport>,
     clerk: Clerk,
     clock: Clock,
+    /// Whether some node ever answered this session.
+    heard_from_cluster: bool,
 }
 
 impl KvSession {
@@ -131,6 +210,7 @@ impl KvSession {
             transport,
             clerk: Clerk::new(config, seed),
             clock: Clock::start(),
+            heard_from_cluster: false,
         }
     }
 
@@ -160,6 +240,17 @@ impl KvSession {
                     ClerkOutput::Done(Err(ClerkError::Refused(error))) => {
                         return Err(KvError::Refused(error));
                     }
+                    ClerkOutput::Done(Err(ClerkError::Unknown(_))) if !self.heard_from_cluster => {
+                        let tried: Vec<String> = self
+                            .transport
+                            .servers()
+                            .iter()
+                            .map(|s| format!("{}:{}", s.server_name, s.addr.port()))
+                            .collect();
+                        return Err(KvError::NoAnswer {
+                            tried: tried.join(", "),
+                        });
+                    }
                     ClerkOutput::Done(Err(ClerkError::Unknown(why))) => {
                         return Err(KvError::Unknown(why));
                     }
@@ -170,7 +261,10 @@ impl KvSession {
                 (from, id, answer) = wait(&mut pending) => {
                     pending = None;
                     let response = match answer {
-                        Ok(response) => response,
+                        Ok(response) => {
+                            self.heard_from_cluster = true;
+                            response
+                        }
                         Err(error @ (ClientError::CertificateRefused { .. }
                         | ClientError::ServerNotTrusted { .. }
                         | ClientError::Certificates(_)

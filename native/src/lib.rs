@@ -8,8 +8,10 @@
 //! - [`addr`], [`clock`]: address lists and the drivers' clock.
 
 pub mod addr;
+pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod fsutil;
 pub mod kv_client;
 pub mod server;
 pub mod storage;

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Err(CliError::Arguments(error)) => error.exit(),
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(if is_node { 1 } else { 2 })
+            ExitCode::from(error.exit_code(is_node))
         }
     }
 }

@@ -2,7 +2,11 @@
 // A measurement, not a test: prints what it saw.
 //
 //   node fps.mjs [--speed EXP] [--seconds N] [--warmup N] [--clients N] [--interval MS]
-//                [--width W --height H] [--trace FILE]
+//                [--width W --height H] [--trace FILE] [--sharded]
+//
+// --sharded measures the sharded mode instead: the lab layout (a controller
+// and 3 groups of 3, 12 hosts) under its workload of 3 clients, a shard
+// moved every 2 s of virtual time.
 //
 // --speed is the exponent of the speed slider (0 = 1x, 1 = 10x, 2 = 100x).
 // The run starts at virtual time 0 and plays for --warmup seconds before the
@@ -20,11 +24,15 @@ const clients = Number(arg("clients", 5));
 const interval = Number(arg("interval", 50));
 const width = Number(arg("width", 1440)), height = Number(arg("height", 900));
 const traceFile = arg("trace", null);
+const shardedMode = argv.includes("--sharded");
+// the sharded run: workload on at 0, then shard i moved to the next group every 2 s
+const shardedActions = ["0w1", ...Array.from({ length: 30 }, (_, i) => `${2000 * (i + 1)}m${i % 10}:${100 + ((i + 1) % 3)}`)];
 
 const env = await launch();
 let failed = false;
 try {
-  const { page, errors } = await openPage(env, { hash: `#n=9&seed=1&a=0w${clients}:${interval}:5:0.3` });
+  const hash = shardedMode ? `#mode=sharded&layout=lab&seed=1&a=${shardedActions.join(",")}&at=0` : `#n=9&seed=1&a=0w${clients}:${interval}:5:0.3`;
+  const { page, errors } = await openPage(env, { hash });
   await page.setViewportSize({ width, height });
   await page.$eval("#speed", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, speedExp);
   await page.click("#play");
@@ -53,7 +61,7 @@ try {
         over20ms: d.filter((x) => x > 20).length, frames: d.length,
         app: app.frameStats(),
         virtualMs: app.timeline.display, virtualSpan: app.timeline.display - virtual0,
-        ops: app.historyCache.length,
+        ops: app.historyCache ? app.historyCache.length : app.timeline.sim.history().length,
         inFlight: app.state.inFlight.length,
       });
     };
@@ -72,9 +80,10 @@ try {
     await cdp.send("IO.close", { handle: stream });
     await fs.writeFile(traceFile, Buffer.concat(chunks));
   }
-  await screenshot(page, `fps-9-nodes-speed-${speedExp}`);
+  await screenshot(page, shardedMode ? `fps-sharded-lab-speed-${speedExp}` : `fps-9-nodes-speed-${speedExp}`);
   const a = result.app;
-  console.log(`wasm build · 9 nodes · ${clients} clients, one operation each every 0–${2 * interval} ms · speed ${10 ** speedExp}x · ${width}x${height}`);
+  if (shardedMode) console.log(`wasm build · sharded mode, lab layout: controller + 3 groups of 3 on 12 hosts, 10 shards · 3 workload clients back to back · a shard moved every 2 s · speed ${10 ** speedExp}x · ${width}x${height}`);
+  else console.log(`wasm build · 9 nodes · ${clients} clients, one operation each every 0–${2 * interval} ms · speed ${10 ** speedExp}x · ${width}x${height}`);
   console.log(`frame rate: ${result.fps.toFixed(1)} fps over ${result.frames} frames (p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, max ${result.max.toFixed(1)} ms, ${result.over20ms} frames over 20 ms)`);
   console.log(`per frame (moving averages): simulation ${a.simMs.toFixed(2)} ms, state/history/check ${a.dataMs.toFixed(2)} ms, drawing ${a.drawMs.toFixed(2)} ms; last check() ${a.checkMs.toFixed(1)} ms`);
   console.log(`${result.inFlight} messages in flight · ${result.ops} client operations by ${(result.virtualMs / 1000).toFixed(1)} s virtual · ${(result.virtualSpan / 1000).toFixed(1)} s virtual in the ${seconds} s measured: ${(result.virtualSpan / 1000 / seconds).toFixed(1)}x real time reached`);

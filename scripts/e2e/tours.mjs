@@ -12,11 +12,29 @@ await mod.default({ module_or_path: await readFile(path.join(web, "pkg/distribkv
 const { Timeline } = await import(pathToFileURL(path.join(web, "js/timeline.js")).href);
 const { SCENARIOS, planContext, failedClaims } = await import(pathToFileURL(path.join(web, "js/scenarios.js")).href);
 
-const ids = process.argv[2] ? process.argv[2].split(",") : SCENARIOS.map((s) => s.id);
+const { SHARDED_SCENARIOS } = await import(pathToFileURL(path.join(web, "js/sharded/tours.js")).href);
+const { ShardedTimeline } = await import(pathToFileURL(path.join(web, "js/sharded/timeline.js")).href);
+const { walkTour } = await import(pathToFileURL(path.join(web, "js/sharded/tour-kit.js")).href);
+
+const ids = process.argv[2] ? process.argv[2].split(",") : [...SCENARIOS, ...SHARDED_SCENARIOS].map((s) => s.id);
 const seed = process.argv[3] !== undefined ? Number(process.argv[3]) : null;
 const summary = (st) => st.nodes.map((n) => `${n.id}: ${n.up ? n.role : "down"} term ${n.term} voted ${n.votedFor ?? "-"} last ${n.lastIndex} commit ${n.commitIndex} snapshot ${n.snapshotIndex}`);
 let problems = 0;
 for (const id of ids) {
+  const sharded = SHARDED_SCENARIOS.find((x) => x.id === id);
+  if (sharded) {
+    // the sharded mode's tours: a ShardedTimeline, the same claims
+    const tl = new ShardedTimeline({ ShardedSimulation: mod.ShardedSimulation }, sharded.layout, seed ?? sharded.seed);
+    for (const [i, r] of walkTour(sharded, tl).entries()) {
+      const text = r.step.text(r.facts).replace(/<[^>]+>/g, "").replace(/\s+/g, " ").trim();
+      const bad = r.failed.length || /undefined|NaN|null|host \?/.test(text);
+      if (bad) problems++;
+      console.log(`${bad ? "FAIL" : "ok  "} ${id} ${i + 1}/${sharded.steps.length} ${r.step.title}${r.failed.length ? `\n     claims that do not hold: ${r.failed.join("; ")}` : ""}`);
+      if (bad || process.env.VERBOSE) console.log(`     ${text}\n     facts: ${JSON.stringify(r.facts)}`);
+    }
+    tl.free();
+    continue;
+  }
   const s = SCENARIOS.find((x) => x.id === id);
   if (!s) throw new Error(`no tour ${id}`);
   const tl = new Timeline({ name: "wasm", Simulation: mod.Simulation }, seed === null ? s.config : { ...s.config, seed });

@@ -19,6 +19,10 @@
 //! sim.history()[op - 1].status; // "ok"
 //! ```
 //!
+//! A second class, `ShardedSimulation` ([`sharded`]), wraps the sharded
+//! simulator: a controller group and several replica groups on shared
+//! hosts, shards moving between groups.
+//!
 //! Bad arguments throw a JS `Error` whose message names the argument; the
 //! instance stays usable. The contract is in the design document ("The
 //! browser simulation (wasm + web)"); `index.d.ts` in the built package
@@ -29,6 +33,7 @@ pub mod clients;
 pub mod config;
 pub mod faults;
 pub mod linearizability;
+pub mod sharded;
 pub mod types;
 pub mod view;
 

@@ -33,7 +33,15 @@ pub struct Verdict {
 /// ([`Sim::check_operations`]).
 pub fn check(sim: &Sim, budget: Budget) -> Verdict {
     let operations = sim.check_operations();
-    match check::check_linearizable(&operations, budget) {
+    verdict(&operations, check::check_linearizable(&operations, budget))
+}
+
+/// Renders the checker's answer on `operations`.
+pub fn verdict(
+    operations: &[check::Operation],
+    result: Result<check::Linearizable, CheckError>,
+) -> Verdict {
+    match result {
         Ok(linearizable) => {
             let completed = operations.iter().filter(|op| op.is_completed()).count();
             Verdict {

@@ -69,4 +69,76 @@ export interface SimStats {
   events: number; packetsSent: number; rpcsSent: number; bytesSent: number;
   delivered: number; dropped: number; syncs: number; writesLost: number;
 }
+/** `new ShardedSimulation(config)`: every field optional. Groups are 100, 101, ...
+ * Without `placement`, group i's `replicas` replicas go round robin on consecutive hosts;
+ * the controller group (0) is on hosts 1..controllerReplicas. `join`: the groups asked to join
+ * at the start (default: all). `clients`/`keys`: the workload (started by `setWorkload(true)`).
+ * `adminTimeoutMs`: how long a page operation waits for its answer (default 10,000). */
+export interface ShardedConfig {
+  seed?: number | bigint; hosts?: number; groups?: number; replicas?: number; shards?: number;
+  controllerReplicas?: number; placement?: number[][]; join?: number[];
+  clients?: number; keys?: number; latencyMs?: [number, number]; dropRate?: number;
+  electionTimeoutMs?: [number, number]; heartbeatMs?: number; snapshotEvery?: number;
+  adminTimeoutMs?: number;
+}
+
+/** A replica a host holds; role "down" while the host is down. */
+export interface ShardedReplica {
+  group: number; role: "leader" | "follower" | "candidate" | "precandidate" | "learner" | "down";
+  term: number; leader: number | null; commitIndex: number; appliedIndex: number;
+  configNum: number; hibernating: boolean;
+}
+
+export interface ShardedHost { id: number; up: boolean; replicas: ShardedReplica[]; }
+
+export interface HeldShard { shard: number; status: "serving" | "pulling" | "sending"; peer: number | null; keys: number; }
+
+/** A group (id 0: the controller); `shards` as its most advanced up replica holds them. */
+export interface ShardedGroup {
+  id: number; hosts: number[]; leader: number | null; joined: boolean;
+  configNum: number | null; shards: HeldShard[];
+}
+
+/** The shard map: `owner` from the controller's latest configuration (0: none). */
+export interface ShardInfo {
+  shard: number; owner: number;
+  status: "serving" | "moving" | "pending" | "unassigned"; from: number | null;
+}
+
+export interface ShardConfiguration { num: number; shards: number[]; groups: Record<string, number[]>; }
+
+export interface ShardedInFlight {
+  from: Endpoint; to: Endpoint; deliverAt: number; kinds: string[];
+  pushes: { shard: number; fromGroup: number; toGroup: number; configNum: number }[];
+  groups: number[];
+}
+
+export interface ShardedClient {
+  id: number; pending: number | null; key: string | null; shard: number | null;
+  group: number | null; configNum: number | null;
+}
+
+export interface AdminDone {
+  op: string; askedAt: number; endedAt: number; outcome: "ok" | "refused" | "timeout"; text: string;
+}
+
+export interface ShardedState {
+  now: number; hosts: ShardedHost[]; groups: ShardedGroup[]; config: ShardConfiguration | null;
+  shards: ShardInfo[]; inFlight: ShardedInFlight[]; clients: ShardedClient[]; workload: boolean;
+  admin: { running: string | null; queued: string[]; done: AdminDone[] };
+  links: { partition: Endpoint[][] | null; cut: [Endpoint, Endpoint][] };
+}
+
+export interface ShardedHistoryOp {
+  id: number; client: number; kind: "put" | "append" | "get" | "delete"; key: string;
+  value: string | null; shard: number; invokedAt: number; completedAt: number | null;
+  output: string | null; status: "pending" | "ok" | "unknown";
+}
+
+export interface ShardedCheckResult {
+  ok: boolean; violations: string[];
+  groups: { group: number; ok: boolean; violations: string[] }[];
+  other: string[];
+  linearizability: { ok: boolean; key: string | null; ops: number[]; text: string; decided: boolean };
+}
 "#;

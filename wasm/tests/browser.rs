@@ -1,6 +1,7 @@
 //! The `Simulation` class in headless Chrome: determinism for a seed, errors
 //! for bad arguments, crash / partition / heal behaviour, a client round
-//! trip and a clean `check()`.
+//! trip and a clean `check()`; and `ShardedSimulation`: a shard move with a
+//! host down, checked, and errors for bad arguments.
 //!
 //! `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p distribkv-wasm --target wasm32-unknown-unknown`
 #![cfg(target_arch = "wasm32")]
@@ -482,4 +483,49 @@ fn check_is_clean_on_a_normal_run_and_state_has_every_field() {
     assert_eq!(stepped["at"].as_f64().unwrap(), next);
     assert!(stepped.get("kind").is_some() && stepped.get("text").is_some());
     assert!(sim.trace_hash().parse::<u64>().is_ok());
+}
+
+// ---- ShardedSimulation ----------------------------------------------------
+
+fn sharded(config: Value) -> distribkv_wasm::sharded::ShardedSimulation {
+    distribkv_wasm::sharded::ShardedSimulation::new(js(config))
+        .unwrap_or_else(|e| panic!("{}", message_of(e)))
+}
+
+#[test]
+fn sharded_simulation_moves_a_shard_and_stays_checked() {
+    let mut sim =
+        sharded(json!({ "seed": 3, "hosts": 6, "groups": 2, "replicas": 3, "shards": 4 }));
+    sim.run_for(n(2000.0)).unwrap();
+    let state = json_of(&sim.state().unwrap());
+    assert_eq!(state["config"]["num"], 1);
+    let owner = state["shards"][0]["owner"].as_u64().unwrap();
+    let to = if owner == 100 { 101 } else { 100 };
+    let op = sim.put(JsValue::from("x"), JsValue::from("1")).unwrap();
+    sim.move_shard(n(0.0), n(to as f64)).unwrap();
+    sim.crash(n(1.0)).unwrap();
+    sim.run_for(n(4000.0)).unwrap();
+    let state = json_of(&sim.state().unwrap());
+    assert_eq!(state["shards"][0]["owner"], to);
+    assert_eq!(state["shards"][0]["status"], "serving");
+    assert_eq!(state["hosts"][0]["up"], false);
+    let history = json_of(&sim.history().unwrap());
+    assert_eq!(history[op as usize - 1]["status"], "ok");
+    let check = json_of(&sim.check(JsValue::UNDEFINED).unwrap());
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+#[test]
+fn sharded_simulation_rejects_bad_arguments_with_errors() {
+    let err = distribkv_wasm::sharded::ShardedSimulation::new(js(json!({ "hosts": 0 })))
+        .err()
+        .map(message_of)
+        .unwrap();
+    assert!(err.contains("config.hosts must be 1 to 32"), "{err}");
+    let mut sim = sharded(json!({}));
+    let err = message_of(sim.crash(n(9.0)).unwrap_err());
+    assert!(err.contains("unknown host 9"), "{err}");
+    let err = message_of(sim.move_shard(n(1.0), n(5.0)).unwrap_err());
+    assert!(err.contains("unknown group 5"), "{err}");
+    assert_eq!(sim.run_for(n(100.0)).unwrap(), 100.0);
 }

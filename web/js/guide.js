@@ -4,6 +4,7 @@
 
 import { $, el, esc } from "./dom.js";
 import { SCENARIOS, planContext, failedClaims } from "./scenarios.js";
+import { SHARDED_SCENARIOS } from "./sharded/tours.js";
 import { DEFAULT_CONFIG } from "./share.js";
 
 /** The settings in which a tour differs from the page's defaults, in words. */
@@ -57,6 +58,9 @@ export class Guide {
       el("div", { class: "row", style: "margin:0" }, el("span", { class: "kicker" }, "Guided tours"), el("button", { class: "btn ghost small", "data-g": "close", style: "margin-left:auto", "aria-label": "Close" }, "✕")),
       el("p", { class: "small muted", style: "margin:0" }, "Each tour starts a fresh cluster and walks through one idea of Raft in a few steps. You can pause, step, scrub and poke at any moment."),
       el("ul", { class: "scen-list" }, ...SCENARIOS.map((s) => el("li", {}, el("button", { "data-g": "start", "data-id": s.id }, el("b", {}, s.title), el("span", {}, s.blurb))))),
+      el("p", { class: "small muted", style: "margin:0" }, "In the sharded mode (a controller and several groups):"),
+      // a link: the sharded mode is another app, started by the page from the hash
+      el("ul", { class: "scen-list" }, ...SHARDED_SCENARIOS.map((s) => el("li", {}, el("a", { class: "btn", href: `#mode=sharded&sc=${s.id}.0`, "data-sharded-tour": s.id }, el("b", {}, s.title), el("span", {}, ` ${s.blurb}`))))),
     );
     this.app.layoutChanged();
   }

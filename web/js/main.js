@@ -5,6 +5,7 @@
 import { loadBackend } from "./sim-adapter.js";
 import { App } from "./app.js";
 import { $, esc } from "./dom.js";
+import { isShardedHash } from "./sharded/timeline.js";
 
 /** The page without the wasm build: how to build it. */
 function showBuildMessage(err) {
@@ -29,9 +30,29 @@ async function boot() {
     showBuildMessage(err);
     return;
   }
+  // The mode selector: a share link carries the mode (single-group links have none).
+  $("#mode").addEventListener("change", (e) => {
+    location.hash = e.target.value === "sharded" ? "#mode=sharded" : "#";
+    location.reload();
+  });
+  const sharded = isShardedHash(location.hash);
+  // a link of the other mode pasted into this tab: start that mode
+  addEventListener("hashchange", () => { if (isShardedHash(location.hash) !== sharded) location.reload(); });
+  if (sharded) {
+    const { ShardedApp } = await import("./sharded/app.js");
+    const app = new ShardedApp(backend);
+    window.__distribkv = {
+      ready: true, mode: "sharded", backend: backend.name,
+      fps: () => app.fps(), frameStats: () => app.frameStats(),
+      sim: () => app.timeline.sim, timeline: () => app.timeline, app,
+    };
+    app.start();
+    return;
+  }
   const app = new App(backend);
   window.__distribkv = {
     ready: true,
+    mode: "single",
     backend: backend.name,
     fps: () => app.fps(),
     frameStats: () => app.frameStats(),

@@ -5,13 +5,13 @@
 
 export const WASM_MODULE = "./pkg/distribkv_wasm.js";
 
-/** Load the wasm build: `{ name: "wasm", Simulation }`. Throws if web/pkg/ is not built. */
+/** Load the wasm build: `{ name: "wasm", Simulation, ShardedSimulation }`. Throws if web/pkg/ is not built. */
 export async function loadBackend() {
   const url = new URL(WASM_MODULE, new URL("../", import.meta.url));
   const mod = await import(url.href);
   if (typeof mod.default === "function") await mod.default();
   if (typeof mod.Simulation !== "function") throw new Error(`${url.pathname} does not export a Simulation class`);
-  return { name: "wasm", Simulation: mod.Simulation };
+  return { name: "wasm", Simulation: mod.Simulation, ShardedSimulation: mod.ShardedSimulation };
 }
 
 /** Deep-convert what the simulation returns into plain JSON-shaped data with Number ids and times. */

@@ -215,7 +215,7 @@ impl Clerk {
                 self.current = None;
                 self.outputs.push_back(ClerkOutput::Done(Ok(value)));
             }
-            Ok(Reply::Status(_)) => {}
+            Ok(Reply::Status(_) | Reply::Members(_) | Reply::Backup(_)) => {}
             Err(ServiceError::NotLeader { leader_hint }) => {
                 current.last_error = Some(alloc::format!(
                     "{}",

@@ -135,6 +135,96 @@ pub enum RequestBody {
     },
     /// Report this replica's Raft status (answered by any replica).
     Status,
+    /// Report the cluster's members (answered by any replica, from its log;
+    /// the leader's answer is the authoritative one).
+    Members,
+    /// Change the membership by one server (answered by the leader once the
+    /// change is in its log; [`RequestBody::Members`] tells when it is
+    /// committed).
+    ChangeMembers(MemberChange),
+    /// A chunk of a consistent snapshot of the state machine, for a backup
+    /// (answered by the leader). The first request (`index: None`) takes
+    /// the snapshot at a linearizable point (after a ReadIndex round) and
+    /// answers its first chunk; the next ones name its `index` and the
+    /// `offset` wanted.
+    Backup {
+        /// The snapshot being fetched; `None` for a new one.
+        index: Option<LogIndex>,
+        /// Where the chunk starts, in bytes.
+        offset: u64,
+    },
+}
+
+/// A chunk of a backup snapshot ([`RequestBody::Backup`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BackupChunk {
+    /// The last log index the snapshot covers.
+    pub index: LogIndex,
+    /// That entry's term.
+    pub term: Term,
+    /// The snapshot's size, bytes.
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Bytes,
+}
+
+/// A membership change asked by an operator.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum MemberChange {
+    /// Add a learner `id` reached at `address`; the id must never have been used.
+    Add {
+        /// The new member's id.
+        id: NodeId,
+        /// Where it is reached.
+        address: String,
+    },
+    /// Make learner `id` a voter.
+    Promote(NodeId),
+    /// Remove member `id` (the leader hands leadership over first when it
+    /// is the one removed).
+    Remove(NodeId),
+}
+
+/// One member of the cluster, as the leader sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MemberInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// Where it is reached (empty if the configuration has no address for it).
+    pub address: String,
+    /// Whether it votes (else it is a learner).
+    pub voter: bool,
+    /// The highest log index known to be on it (the leader's own last index
+    /// for the leader).
+    pub match_index: LogIndex,
+}
+
+/// The cluster's membership, as one replica sees it (the leader's view is
+/// the authoritative one; only the leader knows the members' match indexes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MembersStatus {
+    /// The replica that answered.
+    pub node: NodeId,
+    /// The leader it knows of (itself when `node` leads).
+    pub leader: Option<NodeId>,
+    /// Its term.
+    pub term: Term,
+    /// Its commit index.
+    pub commit_index: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+    /// Every member, voters and learners, by id.
+    pub members: alloc::vec::Vec<MemberInfo>,
+    /// Ids removed from the cluster (never reused).
+    pub removed: alloc::vec::Vec<NodeId>,
+    /// Whether the latest membership change is not committed yet.
+    pub change_pending: bool,
 }
 
 /// A replica's answer.
@@ -158,6 +248,10 @@ pub enum Reply {
     Done(Option<Bytes>),
     /// The replica's status.
     Status(NodeStatus),
+    /// The cluster's members.
+    Members(MembersStatus),
+    /// A chunk of a backup snapshot.
+    Backup(BackupChunk),
 }
 
 /// A replica's Raft status, as `distribkv-native status` prints it.
@@ -190,6 +284,15 @@ pub struct NodeStatus {
     /// ([`KvStore::fingerprint`](super::KvStore::fingerprint)): replicas that
     /// applied the same entries have the same fingerprint.
     pub fingerprint: u64,
+    /// The voters of the latest configuration in its log.
+    pub voters: alloc::vec::Vec<NodeId>,
+    /// Its learners.
+    pub learners: alloc::vec::Vec<NodeId>,
+    /// Whether it knows a leader of its term and has applied everything it
+    /// knows to be committed (what `/readyz` answers).
+    pub ready: bool,
+    /// On the leader: every other member's match index (`(id, index)`).
+    pub followers: alloc::vec::Vec<(NodeId, LogIndex)>,
 }
 
 /// Why a request failed. [`ServiceError::is_definite`] tells whether the
@@ -227,6 +330,9 @@ pub enum ServiceError {
     StaleSequence,
     /// The replica has stopped (it hit an unrecoverable error).
     Unavailable(String),
+    /// A membership change was refused (invalid, a removed id, or another
+    /// change in progress); nothing changed.
+    Membership(String),
 }
 
 impl ServiceError {
@@ -234,7 +340,9 @@ impl ServiceError {
     pub fn is_definite(&self) -> bool {
         matches!(
             self,
-            ServiceError::KeyTooLarge { .. } | ServiceError::ValueTooLarge { .. }
+            ServiceError::KeyTooLarge { .. }
+                | ServiceError::ValueTooLarge { .. }
+                | ServiceError::Membership(_)
         )
     }
 }
@@ -260,6 +368,7 @@ impl fmt::Display for ServiceError {
                 write!(f, "request superseded by a newer one in the same session")
             }
             ServiceError::Unavailable(why) => write!(f, "replica unavailable: {why}"),
+            ServiceError::Membership(why) => write!(f, "{why}"),
         }
     }
 }

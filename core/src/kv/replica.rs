@@ -23,7 +23,9 @@ use crate::raft::{
 };
 use crate::time::Instant;
 
+mod backup;
 mod clients;
+mod members;
 #[cfg(test)]
 mod tests;
 
@@ -156,6 +158,8 @@ pub struct Replica {
     outputs: VecDeque<ReplicaOutput>,
     applied_records: Option<Vec<AppliedRecord>>,
     failure: Option<String>,
+    /// The backup snapshot being fetched, if any.
+    backup: Option<backup::Backup>,
 }
 
 impl Replica {
@@ -197,6 +201,7 @@ impl Replica {
             outputs: VecDeque::new(),
             applied_records: config.record_applied.then(Vec::new),
             failure: None,
+            backup: None,
         }
     }
 
@@ -352,6 +357,19 @@ impl Replica {
             keys: self.store.len() as u64,
             sessions: self.store.sessions().len() as u64,
             fingerprint: self.store.fingerprint(),
+            voters: self.node.membership().voters.clone(),
+            learners: self.node.membership().learners.clone(),
+            ready: self.node.leader().is_some() && log.applied() >= log.commit(),
+            followers: self
+                .node
+                .progress()
+                .map(|progress| {
+                    progress
+                        .iter()
+                        .map(|(id, p)| (*id, p.match_index))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! comes out ([`Output`]), what an input may be refused for ([`Rejected`]),
 //! and what the node counts ([`Stats`]).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -41,6 +42,14 @@ pub enum Input {
     TransferLeadership(NodeId),
     /// Change the membership by one server (leader only).
     ChangeMembership(MembershipChange),
+    /// Add `id` as a learner reached at `address`, recorded in the
+    /// replicated configuration (leader only; a removed id is refused).
+    AddMember {
+        /// The new member's id, never used before.
+        id: NodeId,
+        /// Where it is reached (opaque to Raft).
+        address: String,
+    },
     /// The driver withheld [`Input::Timeout`] for a while (a hibernating
     /// group, see `shard::host`) and resumes it: restart the timers from
     /// now, as a fresh leader or follower would (a leader sends a heartbeat
@@ -130,6 +139,8 @@ pub enum Rejected {
     /// The change does not apply to the current membership (adding a member
     /// twice, removing a stranger or the last voter).
     InvalidMembershipChange(MembershipChange),
+    /// The id was removed from the cluster: ids are never reused.
+    RemovedId(NodeId),
     /// `Persisted(seq)` names a write that was never emitted.
     UnknownWrite {
         /// The seq acknowledged.
@@ -169,6 +180,10 @@ impl core::fmt::Display for Rejected {
             Rejected::InvalidMembershipChange(change) => {
                 write!(f, "invalid membership change {change:?}")
             }
+            Rejected::RemovedId(id) => write!(
+                f,
+                "node id {id} was removed from the cluster; ids are never reused"
+            ),
             Rejected::UnknownWrite { seq, last } => {
                 write!(f, "write {seq} was never emitted (last is {last})")
             }

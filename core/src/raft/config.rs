@@ -1,5 +1,6 @@
 //! Node configuration, validated before a node is built.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -15,6 +16,10 @@ pub struct Config {
     pub voters: Vec<NodeId>,
     /// Initial non-voting members.
     pub learners: Vec<NodeId>,
+    /// Where the initial members are reached (opaque to Raft; empty in the
+    /// simulator): the first configuration's
+    /// [`Membership::addresses`](super::Membership::addresses).
+    pub addresses: Vec<(NodeId, String)>,
     /// Election timeouts are drawn uniformly from `election_timeout_min..election_timeout_max` ms.
     pub election_timeout_min: u64,
     /// Upper bound (exclusive) of the election timeout, in ms.
@@ -64,6 +69,7 @@ impl Config {
             id,
             voters: voters.into_iter().collect(),
             learners: Vec::new(),
+            addresses: Vec::new(),
             election_timeout_min: 150,
             election_timeout_max: 300,
             heartbeat_interval: 50,

@@ -13,6 +13,7 @@
 //! (without counting itself) until the change commits, then steps down and
 //! tells its most up-to-date voter to campaign at once (`TimeoutNow`).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::api::Rejected;
@@ -44,6 +45,9 @@ impl Membership {
                 }
                 next.learners.push(id);
                 next.learners.sort_unstable();
+                // The simulator may bring a removed machine back;
+                // `add_member` is the way that keeps ids permanent.
+                next.removed.retain(|&r| r != id);
             }
             MembershipChange::AddVoter(id) => {
                 if id == 0 || self.is_voter(id) {
@@ -59,14 +63,62 @@ impl Membership {
                 }
                 next.voters.retain(|&v| v != id);
                 next.learners.retain(|&l| l != id);
+                next.addresses.retain(|(member, _)| *member != id);
+                if let Err(at) = next.removed.binary_search(&id) {
+                    next.removed.insert(at, id);
+                }
             }
         }
         Ok(next)
+    }
+
+    /// The membership with `id` added as a learner reached at `address`.
+    /// Ids are permanent: one that was ever removed is refused
+    /// ([`Rejected::RemovedId`]), as is a member's.
+    pub fn add_member(&self, id: NodeId, address: String) -> Result<Membership, Rejected> {
+        if self.is_removed(id) {
+            return Err(Rejected::RemovedId(id));
+        }
+        let mut next = self.apply(MembershipChange::AddLearner(id))?;
+        next.set_address(id, address);
+        Ok(next)
+    }
+
+    /// Records where member `id` is reached.
+    pub fn set_address(&mut self, id: NodeId, address: String) {
+        match self
+            .addresses
+            .binary_search_by_key(&id, |(member, _)| *member)
+        {
+            Ok(at) => self.addresses[at].1 = address,
+            Err(at) => self.addresses.insert(at, (id, address)),
+        }
     }
 }
 
 impl Node {
     pub(super) fn change_membership(&mut self, change: MembershipChange) -> Result<(), Rejected> {
+        self.check_membership_change()?;
+        let next = self.log.membership().apply(change)?;
+        self.append_entry(Payload::Membership(next));
+        self.sync_progress();
+        Ok(())
+    }
+
+    /// Adds `id` as a learner reached at `address` (leader only, one change
+    /// at a time like [`MembershipChange`]s; a removed id is refused).
+    pub(super) fn add_member(&mut self, id: NodeId, address: String) -> Result<(), Rejected> {
+        self.check_membership_change()?;
+        let next = self.log.membership().add_member(id, address)?;
+        self.append_entry(Payload::Membership(next));
+        self.sync_progress();
+        Ok(())
+    }
+
+    /// Whether this node may change the membership now: it leads, hands
+    /// over to nobody, the previous change is committed, and so is an entry
+    /// of its own term.
+    fn check_membership_change(&self) -> Result<(), Rejected> {
         let Role::Leader(leader) = &self.role else {
             return Err(Rejected::NotLeader {
                 leader_hint: self.leader,
@@ -83,19 +135,21 @@ impl Node {
         if pending || !committed_in_term {
             return Err(Rejected::MembershipChangeInProgress);
         }
-        let next = self.log.membership().apply(change)?;
-        self.append_entry(Payload::Membership(next));
-        self.sync_progress();
         Ok(())
     }
 
     /// Makes the leader's follower set match the current membership: new
-    /// members are probed from the end of the log, removed ones forgotten.
+    /// members are probed from the end of the log, removed ones forgotten
+    /// once their removal commits. Until then the leader keeps replicating
+    /// to them, so a removed node receives the entry that removes it and
+    /// knows to stop.
     pub(super) fn sync_progress(&mut self) {
+        let committed = self.log.membership_at(self.log.commit());
         let members: Vec<NodeId> = self
             .log
             .membership()
             .members()
+            .chain(committed.members())
             .filter(|&m| m != self.id)
             .collect();
         let last = self.log.last_index();
@@ -177,6 +231,21 @@ mod tests {
                 Err(Rejected::InvalidMembershipChange(change))
             );
         }
+        let m = m.add_member(5, "h5:1".into()).unwrap();
+        assert_eq!((m.learners.clone(), m.address(5)), (vec![5], Some("h5:1")));
+        assert_eq!(
+            m.add_member(1, "h1:1".into()),
+            Err(Rejected::RemovedId(1)),
+            "a removed id is never reused"
+        );
+        assert_eq!(
+            m.add_member(5, "h:2".into()),
+            Err(Rejected::InvalidMembershipChange(
+                MembershipChange::AddLearner(5)
+            ))
+        );
+        let m = m.apply(MembershipChange::Remove(5)).unwrap();
+        assert_eq!((m.address(5), m.removed.clone()), (None, vec![1, 5]));
         let single = Membership::with_voters([7]);
         assert!(
             single.apply(MembershipChange::Remove(7)).is_err(),

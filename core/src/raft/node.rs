@@ -180,6 +180,13 @@ impl Node {
                 l.sort_unstable();
                 l
             },
+            addresses: {
+                let mut a = config.addresses.clone();
+                a.sort_unstable();
+                a.dedup_by_key(|(id, _)| *id);
+                a
+            },
+            removed: Vec::new(),
         };
         let (meta, snapshot_data) = match persisted.snapshot {
             Some(snapshot) => (snapshot.meta, snapshot.data),
@@ -255,6 +262,9 @@ impl Node {
             Input::TransferLeadership(to) => self.transfer_leadership(to).map(|()| Accepted::Done),
             Input::ChangeMembership(change) => {
                 self.change_membership(change).map(|()| Accepted::Done)
+            }
+            Input::AddMember { id, address } => {
+                self.add_member(id, address).map(|()| Accepted::Done)
             }
             Input::Wake => {
                 self.wake();

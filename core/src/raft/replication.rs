@@ -314,7 +314,14 @@ impl Node {
             .collect();
         let index = committed_index(matches);
         if index > self.log.commit() && self.log.term_at(index) == Some(self.term) {
+            let change_committed = self
+                .log
+                .last_membership_index()
+                .is_some_and(|at| at > self.log.commit() && at <= index);
             self.log.commit_to(index);
+            if change_committed {
+                self.sync_progress();
+            }
             self.on_commit_in_term();
             self.maybe_step_down_after_removal();
         }

@@ -1,5 +1,6 @@
 //! The vocabulary of Raft: ids, terms, indexes, log entries, hard state.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -70,6 +71,12 @@ impl Payload {
 }
 
 /// Who is in the cluster. Voters count toward quorums; learners only receive the log.
+///
+/// The configuration also carries where each member is reached (an opaque
+/// address for the driver: the native server's `HOST:PORT`, nothing in the
+/// simulator), so every node and client learns the members from the log,
+/// and which ids were removed (a driver that wants permanent ids refuses
+/// them, see [`Membership::add_member`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Membership {
@@ -77,6 +84,11 @@ pub struct Membership {
     pub voters: Vec<NodeId>,
     /// Non-voting members, sorted, disjoint from `voters`.
     pub learners: Vec<NodeId>,
+    /// Members' addresses, sorted by id, at most one per member (a member
+    /// may have none).
+    pub addresses: Vec<(NodeId, String)>,
+    /// Ids removed from the cluster, sorted, none of them a member.
+    pub removed: Vec<NodeId>,
 }
 
 impl Membership {
@@ -88,7 +100,22 @@ impl Membership {
         Membership {
             voters,
             learners: Vec::new(),
+            addresses: Vec::new(),
+            removed: Vec::new(),
         }
+    }
+
+    /// The address of member `id`, if it has one.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses
+            .binary_search_by_key(&id, |(member, _)| *member)
+            .ok()
+            .map(|at| self.addresses[at].1.as_str())
+    }
+
+    /// Whether `id` was removed from the cluster.
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.removed.binary_search(&id).is_ok()
     }
 
     /// Whether `id` is a voter.

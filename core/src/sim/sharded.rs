@@ -21,6 +21,9 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+mod interactive;
+pub use interactive::{InFlight, WorkloadClient};
+
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;

@@ -157,6 +157,11 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
                 )
             }
             RequestBody::Status => format!("#{} status", request.id),
+            RequestBody::Members => format!("#{} members", request.id),
+            RequestBody::ChangeMembers(change) => format!("#{} {change:?}", request.id),
+            RequestBody::Backup { index, offset } => {
+                format!("#{} backup {index:?} from {offset}", request.id)
+            }
         },
         PacketPayload::Response(response) => match &response.result {
             Ok(Reply::Opened(id)) => format!("#{} ok, opened session {id}", response.id),
@@ -165,6 +170,14 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
             }
             Ok(Reply::Done(None)) => format!("#{} ok", response.id),
             Ok(Reply::Status(_)) => format!("#{} status", response.id),
+            Ok(Reply::Members(_)) => format!("#{} members", response.id),
+            Ok(Reply::Backup(chunk)) => format!(
+                "#{} backup at {} ({} of {} bytes)",
+                response.id,
+                chunk.index,
+                chunk.data.len(),
+                chunk.total
+            ),
             Err(error) => format!("#{} error: {error}", response.id),
         },
     }

@@ -169,7 +169,7 @@ struct Summary {
 
 /// Runs the benchmark and prints the summary.
 pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
-    let transports = connect(args)?;
+    let transports = connect(args).await?;
     let load = Load {
         keys: args.keys,
         reads: args.reads,
@@ -209,10 +209,12 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
     Ok(if tally.ops == 0 { 2 } else { 0 })
 }
 
-/// The QUIC connections the clients share.
-fn connect(args: &BenchArgs) -> Result<Vec<Arc<KvTransport>>, CliError> {
+/// The QUIC connections the clients share, to every member of the
+/// cluster's configuration.
+async fn connect(args: &BenchArgs) -> Result<Vec<Arc<KvTransport>>, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
     let certs = CertSet::load(&args.cluster.certs)?;
+    let servers = kv_client::discover(servers, &certs).await;
     let connections = args
         .connections
         .unwrap_or((args.clients as usize).div_ceil(64).clamp(1, 8))

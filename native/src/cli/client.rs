@@ -23,8 +23,10 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
-/// Connects to the cluster named by `args`.
-pub fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
+/// Connects to the cluster named by `args`: every member of its
+/// configuration, whichever of them `--cluster` lists
+/// ([`kv_client::discover`]).
+pub async fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster)?;
     let certs = CertSet::load(&args.certs)?;
     if !certs.has_client_identity() {
@@ -32,6 +34,7 @@ pub fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
             path: args.certs.join(crate::tls::CLIENT_CERT_FILE),
         }));
     }
+    let servers = kv_client::discover(servers, &certs).await;
     Ok(Arc::new(kv_client::connect(servers, &certs)?))
 }
 
@@ -49,7 +52,7 @@ fn new_session(transport: &Arc<KvTransport>) -> KvSession {
 pub async fn one_shot(cluster: &ClusterArgs, operation: Operation) -> Result<u8, CliError> {
     let operation = ValidOperation::new(operation)?;
     let is_get = !operation.operation().is_write();
-    let transport = connect(cluster)?;
+    let transport = connect(cluster).await?;
     let result = new_session(&transport).execute(operation).await;
     transport.close().await;
     let mut stdout = std::io::stdout().lock();
@@ -174,7 +177,7 @@ async fn answer(session: &mut KvSession, line: &str) -> Result<Answer, KvError> 
 
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
-    let transport = connect(&args.cluster)?;
+    let transport = connect(&args.cluster).await?;
     let mut session = new_session(&transport);
     // Stdin is read on a blocking thread, one line at a time.
     let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);

@@ -16,9 +16,11 @@ use distribkv_core::kv::Operation;
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod member;
 #[cfg(feature = "fault-injection")]
 pub mod power_cut;
 pub mod server;
+pub mod snapshot;
 pub mod status;
 
 /// distribKV: a linearizable key-value store replicated with Raft, over QUIC.
@@ -51,6 +53,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Closed-loop load: N concurrent clients for a while, then latency figures.
     Bench(bench::BenchArgs),
+    /// List, add, promote or remove the cluster's members.
+    Member(member::MemberArgs),
+    /// Save, check and restore backups.
+    Snapshot(snapshot::SnapshotArgs),
     /// Start a local 3-node cluster in a temporary folder until interrupted.
     Demo(demo::DemoArgs),
 }
@@ -79,6 +85,8 @@ pub async fn run(command: &Command) -> Result<u8, CliError> {
         Command::Client(args) => client::line_client(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Member(args) => member::run(args).await,
+        Command::Snapshot(args) => snapshot::run(args).await,
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
     }
 }
@@ -102,10 +110,10 @@ pub struct ClusterArgs {
     /// Addresses of the cluster's nodes, HOST:PORT, comma-separated, in id
     /// order (the same list as the servers' --peers), so that a node's
     /// "the leader is node N" hint points at the right address.
-    #[arg(long, value_name = "ADDR,...")]
+    #[arg(long, value_name = "ADDR,...", env = "DISTRIBKV_CLUSTER")]
     pub cluster: String,
     /// Folder with ca-cert.pem, client-cert.pem and client-key.pem.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "DISTRIBKV_CERTS")]
     pub certs: PathBuf,
 }
 
@@ -203,6 +211,25 @@ pub enum CliError {
     /// The demo failed.
     #[error("{0}")]
     Demo(#[from] demo::DemoError),
+    /// A membership command failed.
+    #[error("{0}")]
+    Member(#[from] member::MemberError),
+    /// A snapshot command failed.
+    #[error("{0}")]
+    Snapshot(#[from] snapshot::SnapshotError),
+}
+
+impl CliError {
+    /// The exit code: 2 for a client-side error and for a server that
+    /// refused to start on what it was given (a removed id), 1 for a node
+    /// that failed.
+    pub fn exit_code(&self, is_node: bool) -> u8 {
+        match self {
+            CliError::Server(error) if error.is_refusal() => 2,
+            _ if is_node => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// Runs `certs`: prints where the files went and the cluster id.

@@ -14,50 +14,106 @@ use crate::server::{
     ValidConfig,
 };
 
-/// `server` arguments. Everything after `--certs` is optional tuning.
+/// `server` arguments. Everything after `--certs` is optional tuning; each
+/// flag can come from `--config` instead (a flag overrides the file).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// This node's 1-based position in --peers.
+    /// A TOML file with the server's flags as keys (`id`, `peers` as an
+    /// array of strings, `data-dir`, `certs`, `metrics-addr`,
+    /// `snapshot-every`, ...); a flag on the command line overrides it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id: its 1-based position in --peers for the first
+    /// members, the id it is added with (`member add`) for a node that joins.
     #[arg(long, value_name = "N")]
-    pub id: NodeId,
-    /// Every member's address (HOST:PORT) in id order, comma-separated; this
-    /// node listens on its own.
+    pub id: Option<NodeId>,
+    /// A new cluster: every member's address (HOST:PORT) in id order,
+    /// comma-separated; this node listens on its own. Not needed after the
+    /// first start (the data folder knows the members).
+    #[arg(long, value_name = "ADDR,...", conflicts_with = "join")]
+    pub peers: Option<String>,
+    /// The address to listen on (HOST:PORT), for a node that joins.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Join an existing cluster: members to ask, comma-separated. The node
+    /// waits as a non-member until it is added (`member add`), then
+    /// catches up.
     #[arg(long, value_name = "ADDR,...")]
-    pub peers: String,
+    pub join: Option<String>,
     /// Data folder (created if missing); it belongs to this node id and
     /// cluster from then on.
     #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
     /// Folder with ca-cert.pem, node-cert.pem and node-key.pem.
     #[arg(long, value_name = "DIR")]
-    pub certs: PathBuf,
-    /// Take a snapshot and compact the log every N applied entries (0: never).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub snapshot_every: u64,
-    /// Leader heartbeat interval, ms.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HEARTBEAT_MS)]
-    pub heartbeat_ms: u64,
-    /// Election timeout range, ms (drawn uniformly from MIN to MAX).
-    #[arg(
-        long,
-        value_name = "MIN-MAX",
-        default_value_t = TimeoutRange(DEFAULT_ELECTION_MIN_MS, DEFAULT_ELECTION_MAX_MS),
-        value_parser = parse_range,
-    )]
-    pub election_timeout_ms: TimeoutRange,
+    pub certs: Option<PathBuf>,
+    /// Take a snapshot and compact the log every N applied entries (0:
+    /// never) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub snapshot_every: Option<u64>,
+    /// Leader heartbeat interval, ms [default: 100].
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Election timeout range, ms (drawn uniformly from MIN to MAX)
+    /// [default: 500-1000].
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_range)]
+    pub election_timeout_ms: Option<TimeoutRange>,
     /// Serve linearizable reads from a leader lease instead of a ReadIndex
     /// heartbeat round. Faster, but it assumes the nodes' clocks run at
     /// rates within 10% of each other; off by default.
     #[arg(long)]
     pub lease_reads: bool,
-    /// Log segment size, bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
-    pub segment_size: u64,
+    /// Serve the metrics (GET /metrics, Prometheus text format) and the
+    /// health checks (GET /livez, GET /readyz) over HTTP on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Log segment size, bytes [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub segment_size: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the
     /// power in MODE on SIGUSR1 (see `cli::power_cut`).
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_name = "MODE", hide = true)]
     pub fault_power_cut: Option<super::power_cut::PowerCutMode>,
+}
+
+/// The `--config` file: the flags of `server` as keys.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `--id`.
+    pub id: Option<NodeId>,
+    /// `--peers`, as an array.
+    pub peers: Option<Vec<String>>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--join`, as an array.
+    pub join: Option<Vec<String>>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--certs`.
+    pub certs: Option<PathBuf>,
+    /// `--snapshot-every`.
+    pub snapshot_every: Option<u64>,
+    /// `--heartbeat-ms`.
+    pub heartbeat_ms: Option<u64>,
+    /// `--election-timeout-ms`, `"MIN-MAX"`.
+    pub election_timeout_ms: Option<String>,
+    /// `--lease-reads`.
+    pub lease_reads: Option<bool>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<String>,
+    /// `--segment-size`.
+    pub segment_size: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`; an unknown key or a wrong type is an error
+    /// naming it.
+    pub fn load(path: &std::path::Path) -> Result<ConfigFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 /// An election timeout range, `MIN-MAX` ms, as given on the command line.
@@ -86,34 +142,98 @@ impl ServerArgs {
     /// that breaks one is reported as an argument error of `server` (exit
     /// code 2), naming the flag.
     pub fn config(&self) -> Result<ValidConfig, clap::Error> {
-        let peers = crate::addr::parse_address_list(&self.peers)
-            .map_err(|error| argument_error(format!("--peers: {error}")))?;
+        let file = match &self.config {
+            Some(path) => {
+                ConfigFile::load(path).map_err(|e| argument_error(format!("--config {e}")))?
+            }
+            None => ConfigFile::default(),
+        };
+        let required = |flag: &str| {
+            argument_error(format!(
+                "{flag} is required (on the command line or in --config)"
+            ))
+        };
+        let id = self.id.or(file.id).ok_or_else(|| required("--id"))?;
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .ok_or_else(|| required("--data-dir"))?;
+        let certs = self
+            .certs
+            .clone()
+            .or(file.certs.clone())
+            .ok_or_else(|| required("--certs"))?;
+        let parse_list = |flag: &str, list: Option<String>| match list {
+            Some(list) => crate::addr::parse_address_list(&list)
+                .map_err(|error| argument_error(format!("{flag}: {error}"))),
+            None => Ok(Vec::new()),
+        };
+        let peers = parse_list(
+            "--peers",
+            self.peers.clone().or(file.peers.map(|p| p.join(","))),
+        )?;
+        let join = parse_list(
+            "--join",
+            self.join.clone().or(file.join.map(|p| p.join(","))),
+        )?;
+        if !peers.is_empty() && !join.is_empty() {
+            return Err(argument_error(
+                "--peers (a new cluster) and --join (an existing one) exclude each other".into(),
+            ));
+        }
+        let parse_one = |flag: &str, text: Option<String>| match text {
+            Some(text) => crate::addr::parse_address(&text)
+                .map(Some)
+                .map_err(|error| argument_error(format!("{flag}: {error}"))),
+            None => Ok(None),
+        };
+        let listen = parse_one("--listen", self.listen.clone().or(file.listen))?;
+        if !join.is_empty() && listen.is_none() {
+            return Err(required("--listen (with --join)"));
+        }
+        let metrics_addr = parse_one(
+            "--metrics-addr",
+            self.metrics_addr.clone().or(file.metrics_addr),
+        )?;
+        let election_timeout = match (self.election_timeout_ms, file.election_timeout_ms) {
+            (Some(range), _) => range,
+            (None, Some(text)) => parse_range(&text)
+                .map_err(|e| argument_error(format!("--election-timeout-ms: {e}")))?,
+            (None, None) => TimeoutRange(DEFAULT_ELECTION_MIN_MS, DEFAULT_ELECTION_MAX_MS),
+        };
+        let heartbeat_ms = self
+            .heartbeat_ms
+            .or(file.heartbeat_ms)
+            .unwrap_or(DEFAULT_HEARTBEAT_MS);
         let count = peers.len();
-        let mut config =
-            ServerConfig::new(self.id, peers, self.data_dir.clone(), self.certs.clone());
+        let mut config = ServerConfig::new(id, peers, data_dir, certs);
+        config.join = join;
+        config.listen = listen;
+        config.metrics_addr = metrics_addr.map(|address| address.addr);
         let raft = &mut config.replica.raft;
-        raft.heartbeat_interval = self.heartbeat_ms;
-        raft.election_timeout_min = self.election_timeout_ms.0;
-        raft.election_timeout_max = self.election_timeout_ms.1;
-        raft.lease_reads = self.lease_reads;
-        config.replica.snapshot_every = self.snapshot_every;
-        config.storage.segment_size = self.segment_size;
+        raft.heartbeat_interval = heartbeat_ms;
+        raft.election_timeout_min = election_timeout.0;
+        raft.election_timeout_max = election_timeout.1;
+        raft.lease_reads = self.lease_reads || file.lease_reads.unwrap_or(false);
+        config.replica.snapshot_every = self
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(10_000);
+        if let Some(size) = self.segment_size.or(file.segment_size) {
+            config.storage.segment_size = size;
+        }
         config.validate().map_err(|error| {
             argument_error(match error {
+                ConfigError::ZeroId if count == 0 => "--id 0: node ids start at 1".to_string(),
                 ConfigError::ZeroId | ConfigError::NotAMember(_) => {
-                    format!(
-                        "--id {} is not a position in --peers (1 to {count})",
-                        self.id
-                    )
+                    format!("--id {id} is not a position in --peers (1 to {count})")
                 }
                 ConfigError::HeartbeatInterval { .. } => {
-                    format!("--heartbeat-ms {}: {error}", self.heartbeat_ms)
+                    format!("--heartbeat-ms {heartbeat_ms}: {error}")
                 }
                 ConfigError::ElectionTimeout { .. } => {
-                    format!(
-                        "--election-timeout-ms {}: {error}",
-                        self.election_timeout_ms
-                    )
+                    format!("--election-timeout-ms {election_timeout}: {error}")
                 }
                 other => other.to_string(),
             })
@@ -190,5 +310,76 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+
+    fn config_of(args: &[&str]) -> Result<crate::server::ValidConfig, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        let Command::Server(server) = cli.command else {
+            panic!("a server command");
+        };
+        server.config()
+    }
+
+    #[test]
+    fn the_config_file_gives_the_flags_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster.toml");
+        std::fs::write(
+            &file,
+            "# a cluster\npeers = [\"127.0.0.1:7001\", \"127.0.0.1:7002\", \"127.0.0.1:7003\"]\n\
+             id = 2\ndata-dir = \"data2\"\ncerts = \"certs\"\nsnapshot-every = 500\n\
+             election-timeout-ms = \"300-600\"\nheartbeat-ms = 50\nmetrics-addr = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = config_of(&["distribkv-native", "server", "--config", path]).unwrap();
+        assert_eq!(config.id(), 2);
+        assert_eq!(config.peers.len(), 3);
+        assert_eq!(config.replica.snapshot_every, 500);
+        assert_eq!(config.replica.raft.election_timeout_min, 300);
+        assert_eq!(config.data_dir, std::path::PathBuf::from("data2"));
+        assert_eq!(config.metrics_addr.unwrap().port(), 9100);
+        let config = config_of(&[
+            "distribkv-native",
+            "server",
+            "--config",
+            path,
+            "--id",
+            "3",
+            "--data-dir",
+            "data3",
+            "--snapshot-every",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(
+            (config.id(), config.replica.snapshot_every),
+            (3, 7),
+            "flags override the file"
+        );
+        assert_eq!(config.data_dir, std::path::PathBuf::from("data3"));
+
+        std::fs::write(&file, "id = 1\npeer = [\"a:1\"]\n").unwrap();
+        let error = config_of(&["distribkv-native", "server", "--config", path]).unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+        std::fs::write(&file, "id = \"one\"\n").unwrap();
+        assert!(config_of(&["distribkv-native", "server", "--config", path]).is_err());
+        let error = config_of(&[
+            "distribkv-native",
+            "server",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("--id is required"), "{error}");
     }
 }

@@ -58,9 +58,35 @@ pub struct StatusLine {
     pub keys: u64,
     /// Open client sessions.
     pub sessions: u64,
+    /// The voters of the latest configuration in its log.
+    #[serde(default)]
+    pub voters: Vec<NodeId>,
+    /// Its learners.
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
+    /// Whether it is ready (`/readyz`): it knows a leader of its term and
+    /// has applied everything it knows to be committed.
+    #[serde(default)]
+    pub ready: bool,
+    /// On the leader: every other member's match index and lag behind the
+    /// leader's last index.
+    #[serde(default)]
+    pub followers: Vec<FollowerLine>,
     /// The state machine's fingerprint.
     #[serde(with = "hex")]
     pub fingerprint: u64,
+}
+
+/// A follower as the leader sees it, in [`StatusLine::followers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowerLine {
+    /// Its id.
+    pub id: NodeId,
+    /// The highest log index known to be on it.
+    pub match_index: LogIndex,
+    /// How far it is behind the leader's last index.
+    pub lag: LogIndex,
 }
 
 impl StatusLine {
@@ -79,6 +105,18 @@ impl StatusLine {
             snapshot_index: status.snapshot_index,
             keys: status.keys,
             sessions: status.sessions,
+            voters: status.voters,
+            learners: status.learners,
+            ready: status.ready,
+            followers: status
+                .followers
+                .iter()
+                .map(|&(id, match_index)| FollowerLine {
+                    id,
+                    match_index,
+                    lag: status.last_index.saturating_sub(match_index),
+                })
+                .collect(),
             fingerprint: status.fingerprint,
         }
     }
@@ -86,8 +124,14 @@ impl StatusLine {
     /// The plain-text line.
     pub fn text(&self) -> String {
         let leader = self.leader.map_or("none".into(), |l| l.to_string());
-        format!(
-            "node {} {} {} term {} leader {leader} commit {} applied {} last {} snapshot {} keys {}",
+        let ids = |ids: &[NodeId]| {
+            ids.iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut text = format!(
+            "node {} {} {} term {} leader {leader} commit {} applied {} last {} snapshot {} keys {} {} voters {}",
             self.id,
             self.addr,
             self.role,
@@ -96,8 +140,22 @@ impl StatusLine {
             self.applied_index,
             self.last_index,
             self.snapshot_index,
-            self.keys
-        )
+            self.keys,
+            if self.ready { "ready" } else { "not-ready" },
+            ids(&self.voters),
+        );
+        if !self.learners.is_empty() {
+            text.push_str(&format!(" learners {}", ids(&self.learners)));
+        }
+        if !self.followers.is_empty() {
+            let lags: Vec<String> = self
+                .followers
+                .iter()
+                .map(|f| format!("{}:{}", f.id, f.lag))
+                .collect();
+            text.push_str(&format!(" lag {}", lags.join(",")));
+        }
+        text
     }
 }
 
@@ -118,31 +176,39 @@ mod hex {
 /// Runs `status`: one line per reachable node; unreachable ones are
 /// reported on stderr. Fails only if no node answered.
 pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
-    let transport = super::client::connect(&args.cluster)?;
+    let transport = super::client::connect(&args.cluster).await?;
     let servers = transport.servers().to_vec();
-    let queries: Vec<_> = (0..servers.len())
-        .map(|index| {
+    // A position of an id that is not a member holds another member's
+    // address: each address is asked once.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<usize> = (0..servers.len())
+        .filter(|&index| seen.insert(servers[index].addr))
+        .collect();
+    let queries: Vec<_> = unique
+        .iter()
+        .map(|&index| {
             let transport = transport.clone();
             tokio::spawn(async move { kv_client::node_status(&transport, index).await })
         })
         .collect();
-    let mut reachable = 0;
-    let mut stdout = std::io::stdout().lock();
-    for (index, query) in queries.into_iter().enumerate() {
+    let mut lines = Vec::new();
+    for (index, query) in unique.into_iter().zip(queries) {
         let server = &servers[index];
         let addr = format!("{}:{}", server.server_name, server.addr.port());
         match query.await {
-            Ok(Ok(status)) => {
-                reachable += 1;
-                let line = StatusLine::new(status, addr);
-                if args.json {
-                    writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
-                } else {
-                    writeln!(stdout, "{}", line.text())?;
-                }
-            }
+            Ok(Ok(status)) => lines.push(StatusLine::new(status, addr)),
             Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),
             Err(error) => eprintln!("node {} {addr}: {error}", index + 1),
+        }
+    }
+    lines.sort_by_key(|line| line.id);
+    let reachable = lines.len();
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        if args.json {
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+        } else {
+            writeln!(stdout, "{}", line.text())?;
         }
     }
     stdout.flush()?;

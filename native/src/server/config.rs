@@ -31,8 +31,17 @@ pub const DEFAULT_ELECTION_MAX_MS: u64 = 1000;
 /// [`ValidConfig`] that [`run`](super::run) takes.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Every member's address, in id order (this node's included).
+    /// A new cluster: every member's address, in id order (this node's
+    /// included). Empty for a node that joins, or that restarts on a data
+    /// folder (which knows the members).
     pub peers: Vec<ServerAddress>,
+    /// The address to listen on, when it is not this node's in `peers`
+    /// (a node that joins); by default the address the configuration has
+    /// for this node.
+    pub listen: Option<ServerAddress>,
+    /// Members to ask for the configuration, for a node that joins an
+    /// existing cluster: it waits until it is added.
+    pub join: Vec<ServerAddress>,
     /// The data folder.
     pub data_dir: PathBuf,
     /// The certificate folder (needs the CA and the node certificate).
@@ -44,6 +53,8 @@ pub struct ServerConfig {
     pub replica: ReplicaConfig,
     /// Storage tuning.
     pub storage: StorageOptions,
+    /// Where to serve `/metrics`, `/livez` and `/readyz` over HTTP, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -63,10 +74,13 @@ impl ServerConfig {
         replica.raft.election_timeout_max = DEFAULT_ELECTION_MAX_MS;
         ServerConfig {
             peers,
+            listen: None,
+            join: Vec::new(),
             data_dir,
             certs_dir,
             replica,
             storage: StorageOptions::default(),
+            metrics_addr: None,
         }
     }
 
@@ -78,8 +92,15 @@ impl ServerConfig {
     /// Makes every position of `peers` a voter, then checks the
     /// configuration by the core's rules
     /// ([`Config::validate`](distribkv_core::raft::Config::validate)).
+    /// Without `peers` (a node that joins or restarts) the members are
+    /// known only at start: the rules are checked with this node as the
+    /// only voter, then again with the real members.
     pub fn validate(mut self) -> Result<ValidConfig, ConfigError> {
-        self.replica.raft.voters = (1..=self.peers.len() as NodeId).collect();
+        self.replica.raft.voters = if self.peers.is_empty() {
+            vec![self.id()]
+        } else {
+            (1..=self.peers.len() as NodeId).collect()
+        };
         self.replica.raft.learners.clear();
         self.replica.raft.validate()?;
         Ok(ValidConfig(self))
@@ -91,10 +112,13 @@ impl ServerConfig {
 pub struct ValidConfig(ServerConfig);
 
 impl ValidConfig {
-    /// This node's own address in `peers`.
-    pub fn own_address(&self) -> &ServerAddress {
-        // Invariant: validation checked that the id is a position in `peers`.
-        &self.0.peers[self.0.id() as usize - 1]
+    /// This node's own address: `listen`, else its position in `peers`
+    /// (`None` for a node that learns it from its configuration).
+    pub fn own_address(&self) -> Option<&ServerAddress> {
+        self.0
+            .listen
+            .as_ref()
+            .or_else(|| self.0.peers.get(self.0.id() as usize - 1))
     }
 }
 
@@ -120,7 +144,7 @@ mod tests {
     fn the_core_rules_decide() {
         let config = |id| ServerConfig::new(id, peers(3), "d".into(), "c".into());
         let valid = config(3).validate().unwrap();
-        assert_eq!(valid.own_address().addr.port(), 3);
+        assert_eq!(valid.own_address().unwrap().addr.port(), 3);
         assert_eq!(
             config(4).validate().unwrap_err(),
             ConfigError::NotAMember(4)

@@ -1,20 +1,23 @@
 //! The step loop: one task owns the replica and translates between it and
 //! the world (see the [module documentation](super)).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaInput, ReplicaOutput,
+    ServiceError,
 };
-use distribkv_core::raft::{Envelope, Message, NodeId};
+use distribkv_core::raft::{Envelope, LogIndex, Message, NodeId};
 use tokio::sync::mpsc;
 
+use super::metrics::Metrics;
 use super::{MAX_INPUTS_PER_STEP, ServerError};
 use crate::clock::{Clock, sleep_until};
 use crate::storage::{StorageEvent, StorageWorker};
-use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
+use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport, ReplyHandle};
 
 /// Client requests the replica has not answered after this long are
 /// forgotten (their clients have long given up).
@@ -24,7 +27,35 @@ const REPLY_EXPIRY: Duration = Duration::from_secs(120);
 struct Waiting {
     reply: ReplyHandle<KvResponse>,
     since: tokio::time::Instant,
+    /// What it asks, for the metrics: `put`, `get`, ..., `status`.
+    op: &'static str,
+    is_write: bool,
 }
+
+/// The next SIGHUP, or never without a handler.
+async fn next_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a request asks, for the metrics, and whether it writes.
+fn request_kind(request: &KvRequest) -> (&'static str, bool) {
+    use distribkv_core::kv::RequestBody;
+    match &request.body {
+        RequestBody::Open { operation, .. } | RequestBody::Operation { operation, .. } => {
+            (operation.name(), operation.is_write())
+        }
+        RequestBody::Status => ("status", false),
+        RequestBody::Members => ("member_list", false),
+        RequestBody::ChangeMembers(_) => ("member_change", false),
+        RequestBody::Backup { .. } => ("snapshot", false),
+    }
+}
+
+/// How often the transport's per-peer traffic is folded into the metrics.
+const PEER_SAMPLE: Duration = Duration::from_secs(1);
 
 /// The step loop's state.
 pub(super) struct Driver {
@@ -35,6 +66,17 @@ pub(super) struct Driver {
     worker: StorageWorker,
     replies: HashMap<u64, Waiting>,
     next_token: u64,
+    /// The peers the transport dials, with the address they were added at.
+    peers: BTreeMap<NodeId, String>,
+    /// The certificate folder, read again on SIGHUP.
+    certs_dir: std::path::PathBuf,
+    /// The metrics, when `--metrics-addr` serves them.
+    metrics: Option<Arc<Metrics>>,
+    /// When the per-peer traffic was last sampled.
+    peers_sampled: tokio::time::Instant,
+    /// What [`Driver::sync_peers`] last looked at: the latest membership
+    /// entry, the snapshot, and whether that entry was committed.
+    peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
 }
 
 /// One input from the world.
@@ -54,6 +96,8 @@ impl Driver {
         replica: Replica,
         transport: PeerTransport<Message>,
         worker: StorageWorker,
+        metrics: Option<Arc<Metrics>>,
+        certs_dir: std::path::PathBuf,
     ) -> Driver {
         Driver {
             id,
@@ -63,7 +107,101 @@ impl Driver {
             worker,
             replies: HashMap::new(),
             next_token: 1,
+            peers: BTreeMap::new(),
+            peers_seen: None,
+            metrics,
+            peers_sampled: tokio::time::Instant::now(),
+            certs_dir,
         }
+    }
+
+    /// SIGHUP: the node certificate and key are read again; new
+    /// connections use them. A folder that does not load, or holds another
+    /// CA, is refused and the node keeps its certificates.
+    fn reload_certificates(&self) {
+        let loaded = crate::tls::CertSet::load(&self.certs_dir)
+            .map_err(crate::transport::TransportError::from)
+            .and_then(|certs| self.transport.reload_certificates(&certs));
+        match loaded {
+            Ok(()) => tracing::info!(
+                node = self.id,
+                dir = %self.certs_dir.display(),
+                "SIGHUP: reloaded the certificates; new connections use them"
+            ),
+            Err(error) => tracing::error!(
+                node = self.id,
+                dir = %self.certs_dir.display(),
+                "SIGHUP: kept the current certificates: {error}"
+            ),
+        }
+    }
+
+    /// Updates the metrics after a step.
+    fn observe(&mut self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        metrics.observe_step(&self.replica);
+        if self.peers_sampled.elapsed() >= PEER_SAMPLE {
+            self.peers_sampled = tokio::time::Instant::now();
+            metrics.observe_peers(&self.transport.peer_traffic());
+        }
+    }
+
+    /// Makes the transport's peers those of the configuration: the latest
+    /// one's members and, until it commits, the previous one's (a removed
+    /// node still receives the entry that removes it).
+    fn sync_peers(&mut self) {
+        let node = self.replica.node();
+        let log = node.log();
+        let last_change = log.last_membership_index();
+        let seen = (
+            last_change,
+            log.snapshot().index,
+            last_change.is_none_or(|at| at <= log.commit()),
+        );
+        if self.peers_seen == Some(seen) {
+            return;
+        }
+        self.peers_seen = Some(seen);
+        let committed = log.membership_at(log.commit());
+        let mut wanted: BTreeMap<NodeId, String> = BTreeMap::new();
+        for membership in [node.membership(), &committed] {
+            for id in membership.members().filter(|&m| m != self.id) {
+                if let Some(address) = membership.address(id) {
+                    wanted.entry(id).or_insert_with(|| address.to_string());
+                }
+            }
+        }
+        for (id, address) in &wanted {
+            if self.peers.get(id) == Some(address) {
+                continue;
+            }
+            match crate::addr::parse_address(address) {
+                Ok(parsed) => {
+                    tracing::info!(node = self.id, peer = id, %address, "peer added");
+                    self.transport.add_peer(PeerAddress {
+                        id: *id,
+                        address: parsed,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(node = self.id, peer = id, "cannot reach the peer: {error}")
+                }
+            }
+        }
+        for id in self.peers.keys() {
+            if !wanted.contains_key(id) {
+                tracing::info!(node = self.id, peer = id, "peer removed");
+                self.transport.remove_peer(*id);
+            }
+        }
+        self.peers = wanted;
+    }
+
+    /// Whether this node's configuration says it was removed.
+    fn is_removed(&self) -> bool {
+        self.replica.node().membership().is_removed(self.id)
     }
 
     /// Stops the transport, then lets the storage worker commit everything
@@ -83,6 +221,9 @@ impl Driver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
         tokio::pin!(shutdown);
+        self.sync_peers();
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -96,6 +237,10 @@ impl Driver {
                 () = sleep_until(deadline) => Event::Timeout,
                 _ = expiry.tick() => {
                     self.expire_replies();
+                    continue;
+                }
+                Some(()) = next_hangup(&mut hangup) => {
+                    self.reload_certificates();
                     continue;
                 }
             };
@@ -122,6 +267,15 @@ impl Driver {
                 budget -= 1;
             }
             self.drain_outputs(&mut storage_events).await?;
+            self.sync_peers();
+            self.observe();
+            if self.is_removed() {
+                tracing::warn!(
+                    node = self.id,
+                    "this node was removed from the cluster; it stops serving for good"
+                );
+                return Ok(());
+            }
         }
     }
 
@@ -142,11 +296,14 @@ impl Driver {
             Event::Client(Incoming { request, reply }) => {
                 let token = self.next_token;
                 self.next_token += 1;
+                let (op, is_write) = request_kind(&request);
                 self.replies.insert(
                     token,
                     Waiting {
                         reply,
                         since: tokio::time::Instant::now(),
+                        op,
+                        is_write,
                     },
                 );
                 ReplicaInput::Client {
@@ -190,6 +347,15 @@ impl Driver {
                 }
                 ReplicaOutput::Reply { to, response } => {
                     if let Some(waiting) = self.replies.remove(&to) {
+                        if let Some(metrics) = &self.metrics {
+                            let outcome = match &response.result {
+                                Ok(_) => "ok",
+                                Err(ServiceError::NotLeader { .. }) => "not_leader",
+                                Err(ServiceError::Busy) => "busy",
+                                Err(_) => "error",
+                            };
+                            metrics.observe_request(waiting.op, outcome, waiting.is_write);
+                        }
                         waiting.reply.send(response);
                     }
                 }

@@ -44,6 +44,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
@@ -54,11 +55,13 @@ use crate::clock::Clock;
 use crate::storage::{Identity, RaftStorage, StorageError, StorageWorker};
 use crate::tls::{CertError, CertSet};
 use crate::transport::{
-    Bound, PeerAddress, PeerTransport, PeerTransportConfig, TransportError, TransportSettings,
+    Bound, PeerTransport, PeerTransportConfig, ServerAddress, TransportError, TransportSettings,
 };
 
 pub mod config;
 mod driver;
+pub mod members;
+pub mod metrics;
 
 pub use config::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
@@ -111,6 +114,72 @@ pub enum ServerError {
     /// The storage worker stopped without saying why.
     #[error("the storage worker stopped unexpectedly")]
     StorageStopped,
+    /// This node id was removed from the cluster: it never serves again.
+    #[error(
+        "node {id} was removed from the cluster and cannot serve again (ids are never reused: start a new machine with a new id and --join)"
+    )]
+    Removed {
+        /// The node's id.
+        id: NodeId,
+    },
+    /// The data folder is new and nothing says who the members are.
+    #[error(
+        "{dir} holds no cluster yet: give --peers (the members of a new cluster) or --join (members of the cluster to join)"
+    )]
+    NoMembers {
+        /// The data folder.
+        dir: PathBuf,
+    },
+    /// The members file of the data folder cannot be read or written.
+    #[error("{path}: {reason}")]
+    MembersFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Joining the cluster failed.
+    #[error("cannot join the cluster: {0}")]
+    Join(String),
+    /// The node does not know which address to listen on.
+    #[error("node {id} has no address in the configuration: give --listen")]
+    NoAddress {
+        /// The node's id.
+        id: NodeId,
+    },
+    /// An address in the configuration or on the command line is bad.
+    #[error("{0}")]
+    Address(#[from] crate::addr::AddressError),
+    /// The snapshot left by `snapshot restore` cannot be installed.
+    #[error("{path}: {reason}")]
+    Restore {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The metrics address cannot be bound.
+    #[error("--metrics-addr {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    /// Whether the server refused to start on what it was given (a removed
+    /// id, a folder without a cluster), as opposed to failing while
+    /// running: the command then exits 2.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ServerError::Removed { .. }
+                | ServerError::NoMembers { .. }
+                | ServerError::NoAddress { .. }
+        )
+    }
 }
 
 /// Runs a server until `shutdown` completes (clean stop, `Ok`) or storage
@@ -122,17 +191,59 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
     let id = config.id();
+    tokio::pin!(shutdown);
     let certs = load_certificates(&config)?;
     let (storage, persisted) = open_storage(&config, &certs)?;
+    let initial = tokio::select! {
+        membership = members::settle(&config, &certs) => membership?,
+        () = &mut shutdown => return Ok(()),
+    };
+    let (storage, persisted) = install_restored(&config, &certs, storage, persisted, &initial)?;
+    let mut replica_config = config.replica.clone();
+    replica_config.raft.voters = initial.voters.clone();
+    replica_config.raft.learners = initial.learners.clone();
+    replica_config.raft.addresses = initial.addresses.clone();
     let clock = Clock::start();
-    let replica = start_replica(config.replica.clone(), &clock, persisted)?;
+    let replica = start_replica(replica_config, &clock, persisted)?;
+    if replica.node().membership().is_removed(id) {
+        return Err(ServerError::Removed { id });
+    }
+    let own = match config.own_address() {
+        Some(own) => own.clone(),
+        None => {
+            let text = replica
+                .node()
+                .membership()
+                .address(id)
+                .or_else(|| initial.address(id))
+                .ok_or(ServerError::NoAddress { id })?;
+            crate::addr::parse_address(text)?
+        }
+    };
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|source| ServerError::Metrics { addr, source })?;
+            let metrics = Arc::new(metrics::Metrics::new());
+            tracing::info!(node = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
+            Some((
+                metrics.clone(),
+                tokio::spawn(metrics::serve(listener, metrics)),
+            ))
+        }
+        None => None,
+    };
     let storage_error = |source| ServerError::Storage {
         dir: config.data_dir.clone(),
         source,
     };
+    let observer = metrics.as_ref().map(|(metrics, _)| {
+        Box::new(metrics::StorageTimes(metrics.clone())) as Box<dyn crate::storage::StorageObserver>
+    });
     let (worker, storage_events) =
-        StorageWorker::spawn(storage, STORAGE_QUEUE).map_err(storage_error)?;
-    let (transport, inbound) = match bind_transport(&config, &certs) {
+        StorageWorker::spawn_observed(storage, STORAGE_QUEUE, observer).map_err(storage_error)?;
+    let (transport, inbound) = match bind_transport(&config, &own, &certs) {
         Ok(bound) => bound,
         Err(error) => {
             let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
@@ -140,9 +251,18 @@ pub async fn run(
         }
     };
     ready(transport.local_addr());
-    tracing::info!(node = id, addr = %transport.local_addr(), peers = config.peers.len(), "serving");
+    tracing::info!(node = id, addr = %transport.local_addr(), members = ?replica.node().membership().voters, learners = ?replica.node().membership().learners, "serving");
 
-    let mut driver = Driver::new(id, clock, replica, transport, worker);
+    let (metrics, metrics_task) = metrics.unzip();
+    let mut driver = Driver::new(
+        id,
+        clock,
+        replica,
+        transport,
+        worker,
+        metrics,
+        config.certs_dir.clone(),
+    );
     let outcome = driver
         .run(
             storage_events,
@@ -152,6 +272,9 @@ pub async fn run(
         )
         .await;
     driver.stop().await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     match &outcome {
         Ok(()) => tracing::info!(node = id, "stopped"),
         Err(error) => tracing::error!(node = id, "{error}"),
@@ -202,6 +325,62 @@ fn open_storage(
     Ok((storage, persisted))
 }
 
+/// A data folder made by `snapshot restore` holds the snapshot to start
+/// from: at the first start it becomes the node's stored snapshot (with
+/// the configuration of `--peers`), then the file goes.
+fn install_restored(
+    config: &ServerConfig,
+    certs: &CertSet,
+    mut storage: RaftStorage,
+    persisted: PersistedState,
+    membership: &distribkv_core::raft::Membership,
+) -> Result<(RaftStorage, PersistedState), ServerError> {
+    let path = config.data_dir.join(crate::backup::RESTORE_FILE);
+    if !path.exists() {
+        return Ok((storage, persisted));
+    }
+    let restore_error = |reason: String| ServerError::Restore {
+        path: path.clone(),
+        reason,
+    };
+    let fresh = persisted.snapshot.is_none()
+        && persisted.entries.is_empty()
+        && persisted.hard_state.term == 0;
+    if fresh {
+        let backup =
+            crate::backup::Backup::load(&path).map_err(|e| restore_error(e.to_string()))?;
+        let write = distribkv_core::raft::Write {
+            seq: 1,
+            snapshot: Some(Box::new(distribkv_core::raft::Snapshot {
+                meta: distribkv_core::raft::SnapshotMeta {
+                    index: backup.index,
+                    term: backup.term,
+                    membership: membership.clone(),
+                },
+                data: backup.data,
+            })),
+            hard_state: Some(distribkv_core::raft::HardState {
+                term: backup.term,
+                voted_for: None,
+            }),
+            entries: Vec::new(),
+        };
+        storage
+            .append(&write)
+            .and_then(|()| storage.sync())
+            .map_err(|e| restore_error(e.to_string()))?;
+        tracing::info!(
+            node = config.id(),
+            index = backup.index,
+            term = backup.term,
+            "installed the restored snapshot"
+        );
+    }
+    drop(storage);
+    std::fs::remove_file(&path).map_err(|e| restore_error(e.to_string()))?;
+    open_storage(config, certs)
+}
+
 /// The replica, restarted from what storage recovered.
 fn start_replica(
     config: ReplicaConfig,
@@ -217,18 +396,11 @@ fn start_replica(
 /// address) falls back to every interface, same port.
 fn bind_transport(
     config: &ValidConfig,
+    own: &ServerAddress,
     certs: &CertSet,
 ) -> Result<Bound<Message, KvRequest, KvResponse>, TransportError> {
-    let own = config.own_address();
-    let peers = config
-        .peers
-        .iter()
-        .enumerate()
-        .map(|(index, address)| PeerAddress {
-            id: index as NodeId + 1,
-            address: address.clone(),
-        })
-        .collect();
+    // The driver adds the peers from the configuration once it runs.
+    let peers = Vec::new();
     let transport_config = PeerTransportConfig {
         node_id: config.id(),
         listen: own.addr,

@@ -159,4 +159,4 @@ pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
-pub use worker::{StorageEvent, StorageWorker, WorkerStopped};
+pub use worker::{StorageEvent, StorageObserver, StorageWorker, WorkerStopped};

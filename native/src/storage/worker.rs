@@ -74,13 +74,23 @@ impl StorageWorker {
         storage: RaftStorage,
         queue_capacity: usize,
     ) -> Result<(StorageWorker, mpsc::UnboundedReceiver<StorageEvent>), StorageError> {
+        Self::spawn_observed(storage, queue_capacity, None)
+    }
+
+    /// [`StorageWorker::spawn`], telling `observer` how long each group
+    /// commit's fsync and each snapshot's write took.
+    pub fn spawn_observed(
+        storage: RaftStorage,
+        queue_capacity: usize,
+        observer: Option<Box<dyn StorageObserver>>,
+    ) -> Result<(StorageWorker, mpsc::UnboundedReceiver<StorageEvent>), StorageError> {
         let queue_capacity = queue_capacity.max(1);
         let (writes, queued) = mpsc::channel(queue_capacity);
         let (events, event_receiver) = mpsc::unbounded_channel();
         let stats = storage.stats();
         let thread = thread::Builder::new()
             .name("distribkv-storage".into())
-            .spawn(move || run(storage, queued, events, queue_capacity))
+            .spawn(move || run(storage, queued, events, queue_capacity, observer))
             .map_err(StorageError::SpawnWorker)?;
         Ok((
             StorageWorker {
@@ -125,23 +135,50 @@ impl StorageWorker {
     }
 }
 
+/// Told how long the worker's operations took (for metrics), on the
+/// worker's thread: keep it quick.
+pub trait StorageObserver: Send + 'static {
+    /// One group commit's fsync took `took`.
+    fn fsync(&self, took: std::time::Duration);
+    /// Writing one snapshot took `took`.
+    fn snapshot_saved(&self, took: std::time::Duration);
+}
+
 fn run(
     mut storage: RaftStorage,
     mut queued: mpsc::Receiver<Write>,
     events: mpsc::UnboundedSender<StorageEvent>,
     max_batch: usize,
+    observer: Option<Box<dyn StorageObserver>>,
 ) -> RaftStorage {
+    let append = |storage: &mut RaftStorage, write: &Write| {
+        let Some(observer) = observer.as_ref().filter(|_| write.snapshot.is_some()) else {
+            return storage.append(write);
+        };
+        let started = std::time::Instant::now();
+        let outcome = storage.append(write);
+        observer.snapshot_saved(started.elapsed());
+        outcome
+    };
     while let Some(first) = queued.blocking_recv() {
         let mut batch = 1;
-        let mut outcome = storage.append(&first);
+        let mut outcome = append(&mut storage, &first);
         while outcome.is_ok() && batch < max_batch {
             let Ok(write) = queued.try_recv() else {
                 break;
             };
-            outcome = storage.append(&write);
+            outcome = append(&mut storage, &write);
             batch += 1;
         }
-        let outcome = outcome.and_then(|()| storage.sync()).and_then(|durable| {
+        let synced = outcome.and_then(|()| {
+            let started = std::time::Instant::now();
+            let synced = storage.sync();
+            if let Some(observer) = &observer {
+                observer.fsync(started.elapsed());
+            }
+            synced
+        });
+        let outcome = synced.and_then(|durable| {
             if let Some(seq) = durable {
                 tracing::trace!(seq, batch, "group commit");
                 // The receiver may be gone during shutdown; nothing to tell then.

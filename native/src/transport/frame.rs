@@ -243,6 +243,8 @@ pub struct FrameReader<R> {
     counters: Arc<FrameCounters>,
     /// Where the frames come from, for logs.
     origin: String,
+    /// Bytes read from the stream so far.
+    bytes_read: u64,
 }
 
 /// Bytes asked of the stream per read, at least.
@@ -262,7 +264,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             max_frame_size,
             counters,
             origin: origin.into(),
+            bytes_read: 0,
         }
+    }
+
+    /// Bytes read from the stream so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// The underlying stream (for example to stop it after a fatal error).
@@ -292,7 +300,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             match read {
                 Ok(0) if self.buffer.is_empty() => return Ok(None),
                 Ok(0) => return Err(self.fatal(FrameError::Truncated(self.buffer.len()))),
-                Ok(_) => {}
+                Ok(read) => self.bytes_read += read as u64,
                 Err(error) => return Err(FrameError::Read(error)),
             }
         }

@@ -33,8 +33,8 @@ pub mod peer;
 
 pub use client::{Client, ClientError, ClientSettings};
 pub use peer::{
-    Bound, ClientRequest, Inbound, PeerAddress, PeerTransport, PeerTransportConfig, ReplyHandle,
-    SendOutcome, TransportError, TransportStats,
+    Bound, ClientRequest, Inbound, PeerAddress, PeerTraffic, PeerTransport, PeerTransportConfig,
+    ReplyHandle, SendOutcome, TransportError, TransportStats,
 };
 
 /// QUIC application error codes used to close connections and streams.

@@ -57,6 +57,10 @@ pub struct Cluster<H: Hosts> {
     /// Server options after the common ones ([`TIMING`], left out if these
     /// set `--heartbeat-ms`).
     pub extra_args: Vec<String>,
+    /// The first members, nodes `1..=members` (`--peers`); the other hosts
+    /// are spare machines that join with `--join` (see
+    /// [`Cluster::start_with_spares`]).
+    pub members: usize,
     _one_at_a_time: OneAtATime,
 }
 
@@ -66,6 +70,36 @@ impl<H: Hosts> Cluster<H> {
     pub fn start(
         one_at_a_time: OneAtATime,
         hosts: H,
+        extra_args: &[&str],
+    ) -> Result<Cluster<H>, String> {
+        let members = hosts.size();
+        Cluster::start_with_spares(one_at_a_time, hosts, members, extra_args)
+    }
+
+    /// Like [`Cluster::start`], but only nodes `1..=members` form the
+    /// cluster and start; the other hosts are spare machines, started with
+    /// [`Cluster::spawn`] as nodes that `--join` the first members. Client
+    /// commands list every host in `--cluster` (a spare's id is its
+    /// position there, as the client's leader hints need).
+    pub fn start_with_spares(
+        one_at_a_time: OneAtATime,
+        hosts: H,
+        members: usize,
+        extra_args: &[&str],
+    ) -> Result<Cluster<H>, String> {
+        let mut cluster = Cluster::create(one_at_a_time, hosts, members, extra_args)?;
+        for id in 1..=members {
+            cluster.spawn(id);
+        }
+        Ok(cluster)
+    }
+
+    /// The cluster's certificates and folders, with no node started yet
+    /// (for data folders made another way, such as `snapshot restore`).
+    pub fn create(
+        one_at_a_time: OneAtATime,
+        hosts: H,
+        members: usize,
         extra_args: &[&str],
     ) -> Result<Cluster<H>, String> {
         let root = tempfile::Builder::new()
@@ -84,18 +118,16 @@ impl<H: Hosts> Cluster<H> {
                 paused: false,
             })
             .collect();
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             hosts,
             root: Some(root),
             dir,
             certs,
             nodes,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            members,
             _one_at_a_time: one_at_a_time,
         };
-        for id in 1..=cluster.size() {
-            cluster.spawn(id);
-        }
         Ok(cluster)
     }
 
@@ -112,13 +144,27 @@ impl<H: Hosts> Cluster<H> {
             .join(",")
     }
 
-    /// Node `id`'s server command line, on its host.
+    /// The first members' addresses, in id order.
+    pub fn initial_peers(&self) -> String {
+        (1..=self.members)
+            .map(|id| self.hosts.address(id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id`'s server command line, on its host: a first member's
+    /// (`--peers`) or a spare machine's (`--listen` and `--join`).
     pub fn server_command(&self, id: usize) -> Command {
         let node = &self.nodes[id - 1];
         let mut command = self.hosts.on_node(id, BINARY);
+        command.arg("server").args(["--id", &id.to_string()]);
+        if id <= self.members {
+            command.args(["--peers", &self.initial_peers()]);
+        } else {
+            command.args(["--listen", &self.hosts.address(id)]);
+            command.args(["--join", &self.initial_peers()]);
+        }
         command
-            .arg("server")
-            .args(["--id", &id.to_string(), "--peers", &self.peers()])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .arg("--certs")

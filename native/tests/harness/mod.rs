@@ -52,6 +52,12 @@ pub fn free_port() -> u16 {
     socket.local_addr().unwrap().port()
 }
 
+/// A free TCP port on 127.0.0.1 (the socket is released at once).
+pub fn free_port_tcp() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// Writes a fresh CA with node and client certificates into `dir`, the node
 /// certificate valid for `hosts` too.
 pub fn make_certs(dir: &Path, hosts: &[String]) -> Result<(), String> {

@@ -120,8 +120,22 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
             }
         }
     }
+    // The membership, readiness, and the followers' lag as the leader sees it.
+    for line in &statuses {
+        assert_eq!(line.voters, [1, 2, 3], "{line:?}");
+        assert!(line.learners.is_empty(), "{line:?}");
+    }
+    let leader = statuses
+        .iter()
+        .find(|s| s.role == "leader")
+        .expect("a leader");
+    assert!(leader.ready, "{leader:?}");
+    let followers: Vec<u64> = leader.followers.iter().map(|f| f.id).collect();
+    assert_eq!(followers.len(), 2, "{leader:?}");
+    assert!(!followers.contains(&leader.id));
     let plain = cluster.cli("status", &[]);
     assert_eq!(stdout(&plain).lines().count(), 3);
+    assert!(stdout(&plain).contains("voters 1,2,3"), "{plain:?}");
 
     // Bench: one JSON object with the contract's fields.
     let bench = cluster.cli(
@@ -231,6 +245,42 @@ fn an_oversized_key_is_refused_before_it_is_sent() {
         stderr(&output)
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        stderr(&output).matches("exceeds the limit").count(),
+        1,
+        "the error is printed once: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_cluster_that_never_answers_is_named_with_the_addresses_tried() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), &[]).unwrap();
+    let (a, b) = (free_port(), free_port());
+    let cluster = format!("127.0.0.1:{a},127.0.0.1:{b}");
+    let output = Command::new(BINARY)
+        .args(["put", "--cluster", &cluster, "--certs"])
+        .arg(certs.path())
+        .args(["k", "v"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("no node of the cluster answered")
+            && message.contains(&format!("127.0.0.1:{a}, 127.0.0.1:{b}")),
+        "{message}"
+    );
+    // The same from the environment instead of the flags.
+    let output = Command::new(BINARY)
+        .args(["get", "k"])
+        .env("DISTRIBKV_CLUSTER", &cluster)
+        .env("DISTRIBKV_CERTS", certs.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no node of the cluster answered"));
 }
 
 #[test]

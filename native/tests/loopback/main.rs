@@ -8,7 +8,14 @@
 //! - [`cli`]: the command-line contract: output formats, exit codes, bad
 //!   input, `certs` and `demo`;
 //! - [`cluster`]: a real 3-node cluster of server processes: replication,
-//!   crashes, restarts, snapshots, pauses, damaged files.
+//!   crashes, restarts, snapshots, pauses, damaged files;
+//! - [`membership`]: `member` commands and `server --join` on a real
+//!   cluster under a workload checked for linearizability (the workload
+//!   of the fault tests);
+//! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`;
+//! - [`snapshot`]: backups saved, checked and restored into a new cluster;
+//! - [`rolling`]: a rolling restart of every node with no failed operation;
+//! - [`rotation`]: certificates rotated with SIGHUP, without a restart.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -19,5 +26,16 @@ mod harness;
 
 mod cli;
 mod cluster;
+mod membership;
+mod metrics;
+#[path = "../faults/rng.rs"]
+#[allow(dead_code)]
+mod rng;
+mod rolling;
+mod rotation;
 mod server;
+mod snapshot;
 mod transport;
+#[path = "../faults/workload.rs"]
+#[allow(dead_code)]
+mod workload;

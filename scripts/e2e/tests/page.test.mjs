@@ -448,6 +448,116 @@ pageTest("a correctness violation pauses the run, says so and outlines the opera
   assert.equal(shown.center, (from + to) / 2, "the history is centred on them");
 }, { timeout: 90000 });
 
+// ---------- the sharded mode ----------
+
+const sharded = (page) => page.evaluate(() => window.__distribkv.sim().state());
+
+pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, checks per group, share link", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  assert.equal(await page.inputValue("#mode"), "sharded");
+  assert.ok(await page.isHidden("#network-card"), "the single-group cards are hidden");
+  await setSpeed(page, 0);
+  await play(page);
+  // the groups join: every shard served
+  await page.waitForFunction(() => { const s = window.__distribkv.sim().state(); return s.config && s.shards.every((x) => x.status === "serving"); }, null, { timeout: 20000 });
+  let st = await sharded(page);
+  assert.equal(st.hosts.length, 5);
+  assert.deepEqual(st.groups.map((g) => g.id), [0, 100, 101, 102]);
+  // a routed write from the form
+  await page.fill("#sh-op-key", "x");
+  await page.fill("#sh-op-value", "hello");
+  await page.click("#sh-op-form button[type=submit]");
+  await waitText(page, "#sh-route", /"x" is in shard \d+, owned by group \d+/);
+  await page.waitForFunction(() => window.__distribkv.sim().history().some((o) => o.key === "x" && o.status === "ok"), null, { timeout: 10000 });
+  // the workload, then a move chosen in the UI
+  await page.check("#sh-workload");
+  const shard = await page.evaluate(() => window.__distribkv.sim().shardOf("k0"));
+  st = await sharded(page);
+  const from = st.shards[shard].owner;
+  const to = [100, 101, 102].find((g) => g !== from);
+  await page.selectOption("#sh-move-shard", String(shard));
+  await page.selectOption("#sh-move-group", String(to));
+  await setSpeed(page, -1);
+  await page.click("#sh-move");
+  await page.waitForFunction(([s, g]) => { const x = window.__distribkv.sim().state().shards[s]; return x.owner === g && x.status === "moving"; }, [shard, to], { timeout: 10000 });
+  // a host of the old owner crashes mid-move, from the inspector
+  const victim = (await sharded(page)).groups.find((g) => g.id === from).leader;
+  await page.evaluate((h) => { window.__distribkv.app.selected = { host: h }; window.__distribkv.app.refreshPanels(true); }, victim);
+  await page.click(`#sh-inspect-actions [data-act=crash]`);
+  st = await sharded(page);
+  assert.equal(st.hosts[victim - 1].up, false);
+  assert.ok(st.hosts[victim - 1].replicas.every((r) => r.role === "down"), "every replica on the host stops");
+  await setSpeed(page, 0);
+  await page.waitForFunction(([s, g]) => { const x = window.__distribkv.sim().state().shards[s]; return x.owner === g && x.status === "serving"; }, [shard, to], { timeout: 20000 });
+  await waitText(page, "#sh-admin", new RegExp(`move shard ${shard} to ${to}: ok`));
+  // checks per group and linearizability in the correctness card
+  await waitText(page, "#check-pill", /OK/);
+  const list = await page.textContent("#check-list");
+  for (const g of ["controller", "group 100", "group 101", "group 102"]) assert.ok(list.includes(`${g}: Raft safety holds`), `${g} is checked`);
+  assert.match(list, /linearizability across moves: holds/);
+  await page.click("#play");
+  // the share link rebuilds the same moment
+  const hash = await page.evaluate(() => window.__distribkv.app.copyLink());
+  assert.match(hash, /^#mode=sharded&layout=small&seed=1&a=/);
+  const before = await page.evaluate(() => { const s = window.__distribkv.sim().state(); return JSON.stringify([s.now, s.shards, s.hosts]); });
+  const { page: other, errors } = await openPage(env, { hash });
+  try {
+    await other.waitForFunction(() => window.__distribkv?.mode === "sharded");
+    const after = await other.evaluate(() => { const s = window.__distribkv.sim().state(); return JSON.stringify([s.now, s.shards, s.hosts]); });
+    assert.equal(after, before, "the link rebuilds the run");
+    assert.deepEqual(errors, []);
+  } finally { await other.close(); }
+  // scrubbing back rebuilds an earlier moment
+  await page.$eval("#timeline", (el) => { el.value = "100"; el.dispatchEvent(new Event("input", { bubbles: true })); });
+  const back = await sharded(page);
+  assert.ok(back.now < JSON.parse(before)[0], "the timeline went back");
+}, { timeout: 90000, open: { hash: "#mode=sharded&layout=small&seed=1" } });
+
+pageTest("sharded mode: Step processes one event; scrubbing back and stepping drops the recorded future", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(3000));
+  assert.equal(await page.evaluate(() => window.__distribkv.timeline().actions.length), 2);
+  assert.equal(await page.evaluate(() => window.__distribkv.sim().state().hosts[1].up), false, "the recorded crash of host 2 was replayed");
+  await page.$eval("#timeline", (el) => { el.value = "100"; el.dispatchEvent(new Event("input", { bubbles: true })); });
+  const t0 = await page.evaluate(() => window.__distribkv.sim().now());
+  assert.ok(t0 < 1000, "scrubbed back");
+  await page.click("#step");
+  assert.ok(await page.evaluate(() => window.__distribkv.sim().now()) >= t0, "time moved to the next event");
+  assert.equal(await page.evaluate(() => window.__distribkv.timeline().actions.length), 0, "the crash at 1.5 s and the move at 2 s are dropped");
+}, { open: { hash: "#mode=sharded&layout=small&seed=2&a=1500c2,2000m1:101" } });
+
+pageTest("the mode selector switches modes; single-group links keep their mode", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "single");
+  assert.equal(await page.inputValue("#mode"), "single");
+  await Promise.all([page.waitForEvent("load"), page.selectOption("#mode", "sharded")]);
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  assert.ok(await page.isVisible("#shard-card"));
+  await Promise.all([page.waitForEvent("load"), page.selectOption("#mode", "single")]);
+  await page.waitForFunction(() => window.__distribkv?.mode === "single");
+  assert.ok(await page.isVisible("#network-card"));
+}, { open: { hash: "#n=3&seed=4" } });
+
+pageTest("sharded tour: a shard moves while clients write, a host fails mid-move; every claim holds", async (page) => {
+  // listed with the single-group tours; the link opens the sharded mode at the tour
+  await page.waitForFunction(() => window.__distribkv?.mode === "single");
+  await page.click("#guide-btn");
+  await Promise.all([page.waitForEvent("load"), page.click("[data-sharded-tour=shard-move]")]);
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded" && window.__distribkv.app.guide !== null);
+  const steps = await page.evaluate(() => window.__distribkv.app.guide.tour.steps.length);
+  for (let i = 0; i < steps; i++) {
+    await page.waitForFunction(() => window.__distribkv.app.stopAt === null, null, { timeout: 60000 });
+    const g = await page.evaluate(() => { const g = window.__distribkv.app.guide; return { step: g.step, failed: g.failed, miss: g.facts.miss ?? null }; });
+    assert.equal(g.step, i);
+    assert.equal(g.miss, null, `step ${i + 1}: the plan ran`);
+    assert.deepEqual(g.failed, [], `step ${i + 1}: what the text claims holds on the run the page played`);
+    assert.ok(await page.isVisible("#guide [data-holds]"));
+    if (i + 1 < steps) await page.click("#sh-next");
+  }
+  const st = await sharded(page);
+  assert.equal(st.hosts.length, 12, "the lab layout: a controller and 3 groups of 3 on hosts of their own");
+  await waitText(page, "#check-pill", /OK/);
+}, { timeout: 120000 });
+
 test("without the wasm build the page says how to build it", async () => {
   const page = await env.context.newPage();
   try {

@@ -114,6 +114,16 @@ fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>
         RequestBody::Status => {
             f.insert("request", Field::Text("status".to_owned()));
         }
+        RequestBody::Members => {
+            f.insert("request", Field::Text("members".to_owned()));
+        }
+        RequestBody::ChangeMembers(change) => {
+            f.insert("request", Field::Text(format!("{change:?}")));
+        }
+        RequestBody::Backup { offset, .. } => {
+            f.insert("request", Field::Text("backup".to_owned()));
+            f.insert("offset", Field::Number(*offset));
+        }
         RequestBody::Operation {
             client,
             seq,
@@ -140,6 +150,12 @@ fn response_fields(response: &ClientResponse, f: &mut BTreeMap<&'static str, Fie
         }
         Ok(Reply::Status(status)) => {
             f.insert("role", Field::Text(status.role.clone()));
+        }
+        Ok(Reply::Backup(chunk)) => {
+            f.insert("index", Field::Number(chunk.index));
+        }
+        Ok(Reply::Members(members)) => {
+            f.insert("members", Field::Number(members.members.len() as u64));
         }
         Err(error) => {
             f.insert("error", Field::Text(error.to_string()));

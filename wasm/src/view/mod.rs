@@ -8,12 +8,14 @@
 //!   packets in flight, the links and the membership;
 //! - [`message`]: `message(id)`, every field of one packet;
 //! - [`mod@clients`]: `history()` and `clients()`;
-//! - [`run`]: `events()` / `step()` lines and `stats()`.
+//! - [`run`]: `events()` / `step()` lines and `stats()`;
+//! - [`sharded`]: everything `ShardedSimulation` returns.
 
 pub mod clients;
 pub mod cluster;
 pub mod message;
 pub mod run;
+pub mod sharded;
 
 pub use clients::{ClientView, HistoryView, clients};
 pub use cluster::{State, state};

@@ -17,7 +17,7 @@ if (!existsSync(jsFile) || !existsSync(wasmFile)) {
 }
 const mod = await import(pathToFileURL(jsFile).href);
 await mod.default({ module_or_path: await readFile(wasmFile) });
-export const { Simulation } = mod;
+export const { Simulation, ShardedSimulation } = mod;
 export { mod };
 
 /** Asserts that a value is plain JSON data: no Map, no BigInt, no undefined, no class instances. */

@@ -53,13 +53,14 @@ pub(super) struct WriteWaiter {
 /// A client waiting for a read.
 #[derive(Clone, Debug)]
 pub(super) struct ReadWaiter {
-    to: ReplyTo,
-    request: u64,
-    key: Bytes,
+    pub(super) to: ReplyTo,
+    pub(super) request: u64,
+    /// The key to read; `None` for a backup snapshot.
+    pub(super) key: Option<Bytes>,
 }
 
 impl Replica {
-    fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
+    pub(super) fn reply(&mut self, to: ReplyTo, request: u64, result: Result<Reply, ServiceError>) {
         self.outputs.push_back(ReplicaOutput::Reply {
             to,
             response: ClientResponse {
@@ -90,6 +91,18 @@ impl Replica {
                 self.reply(from, id, Ok(Reply::Status(status)));
                 return;
             }
+            RequestBody::Members => {
+                self.handle_members(from, id);
+                return;
+            }
+            RequestBody::ChangeMembers(change) => {
+                self.handle_member_change(now, from, id, change);
+                return;
+            }
+            RequestBody::Backup { index, offset } => {
+                self.handle_backup(now, from, id, index, offset);
+                return;
+            }
             RequestBody::Operation {
                 client,
                 seq,
@@ -103,14 +116,20 @@ impl Replica {
             return;
         }
         match operation {
-            Operation::Get { key } => self.handle_read(now, from, id, key),
+            Operation::Get { key } => self.handle_read(now, from, id, Some(key)),
             write => self.handle_write(now, from, id, key, write),
         }
     }
 
     /// A linearizable read: served once a ReadIndex round confirms the
     /// leadership and the state machine caught up with it.
-    fn handle_read(&mut self, now: Instant, from: ReplyTo, request: u64, key: Bytes) {
+    pub(super) fn handle_read(
+        &mut self,
+        now: Instant,
+        from: ReplyTo,
+        request: u64,
+        key: Option<Bytes>,
+    ) {
         let read = self.next_read_id;
         self.next_read_id += 1;
         match self.node.handle(now, Input::ReadIndex(read)) {
@@ -281,7 +300,11 @@ impl Replica {
             .is_some_and(|(index, _)| *index <= applied)
         {
             let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
-            let value = self.store.get(&waiter.key).cloned();
+            let Some(key) = &waiter.key else {
+                self.start_backup(waiter.to, waiter.request);
+                continue;
+            };
+            let value = self.store.get(key).cloned();
             self.reply(waiter.to, waiter.request, Ok(Reply::Done(value)));
         }
     }

@@ -14,11 +14,7 @@ pub(super) fn bind(
     config: &PeerTransportConfig,
     certs: &CertSet,
 ) -> Result<(quinn::Endpoint, quinn::ClientConfig), TransportError> {
-    let transport = config.settings.quic_transport_config();
-    let mut server_config = certs.server_config()?;
-    server_config.transport_config(transport.clone());
-    let mut dial_config = certs.node_client_config()?;
-    dial_config.transport_config(transport);
+    let (server_config, dial_config) = configs(&config.settings, certs)?;
 
     let bind_error = |source| TransportError::Bind {
         addr: config.listen,
@@ -39,6 +35,19 @@ pub(super) fn bind(
     )
     .map_err(bind_error)?;
     Ok((endpoint, dial_config))
+}
+
+/// The configurations the node serves with and dials its peers with.
+pub(super) fn configs(
+    settings: &crate::transport::TransportSettings,
+    certs: &CertSet,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TransportError> {
+    let transport = settings.quic_transport_config();
+    let mut server_config = certs.server_config()?;
+    server_config.transport_config(transport.clone());
+    let mut dial_config = certs.node_client_config()?;
+    dial_config.transport_config(transport);
+    Ok((server_config, dial_config))
 }
 
 /// Connection ids of 8 random bytes, accepted as "possibly ours" without

@@ -145,10 +145,22 @@ async fn read_peer_stream<M: DeserializeOwned>(
         }
         _ => tracing::debug!(node = inner.node_id, peer = from, %remote, "peer stream open"),
     }
+    let received = inner
+        .received_bytes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(from)
+        .or_default()
+        .clone();
+    let mut counted = reader.bytes_read();
+    received.fetch_add(counted, std::sync::atomic::Ordering::Relaxed);
     loop {
         match reader.next_message::<M>().await {
             Ok(Some(message)) => {
                 bump(&inner.counters.messages_received);
+                let read = reader.bytes_read();
+                received.fetch_add(read - counted, std::sync::atomic::Ordering::Relaxed);
+                counted = read;
                 if peer_sender.send((from, message)).await.is_err() {
                     return;
                 }

@@ -5,7 +5,7 @@
 //! waits, queued and new messages are dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use quinn::{Connection, SendStream};
@@ -26,6 +26,10 @@ pub(super) struct LinkState {
     pub(super) reachable: AtomicBool,
     /// True while a connection with a stream is up.
     pub(super) connected: AtomicBool,
+    /// Bytes of messages written to the peer.
+    pub(super) sent_bytes: AtomicU64,
+    /// The connection's latest round-trip estimate, microseconds (0: none yet).
+    pub(super) rtt_micros: AtomicU64,
 }
 
 /// The sending side of one peer's link: its queue, state and task.
@@ -66,7 +70,7 @@ pub(super) async fn run_link<M: Serialize>(
                 backoff.reset();
                 tracing::info!(node = inner.node_id, peer, "connected to peer");
                 failures_logged = false;
-                let end = pump(&inner, &connection, stream, &mut queue).await;
+                let end = pump(&inner, &state, &connection, stream, &mut queue).await;
                 state.connected.store(false, Ordering::Relaxed);
                 match end {
                     LinkEnd::Removed => {
@@ -111,7 +115,11 @@ async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, Se
     let connecting = inner
         .endpoint
         .connect_with(
-            inner.dial_config.clone(),
+            inner
+                .dial_config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
             peer.address.addr,
             &peer.address.server_name,
         )
@@ -142,6 +150,7 @@ async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, Se
 /// connection fails or the peer is removed.
 async fn pump<M: Serialize>(
     inner: &Inner<M>,
+    state: &LinkState,
     connection: &Connection,
     mut stream: SendStream,
     queue: &mut mpsc::Receiver<M>,
@@ -171,9 +180,15 @@ async fn pump<M: Serialize>(
         if buffer.is_empty() {
             continue;
         }
-        if let Err(error) = stream.write_chunk(buffer.split().freeze()).await {
+        let chunk = buffer.split().freeze();
+        let length = chunk.len() as u64;
+        if let Err(error) = stream.write_chunk(chunk).await {
             return LinkEnd::Lost(error.to_string());
         }
+        state.sent_bytes.fetch_add(length, Ordering::Relaxed);
+        state
+            .rtt_micros
+            .store(connection.rtt().as_micros() as u64, Ordering::Relaxed);
         counters.messages_sent.fetch_add(batched, Ordering::Relaxed);
         bump(&counters.batches_written);
     }

@@ -165,6 +165,19 @@ pub struct TransportStats {
     pub streams_closed_bad_frame: u64,
 }
 
+/// What went to and came from one peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerTraffic {
+    /// The peer.
+    pub id: NodeId,
+    /// Bytes of messages written to it.
+    pub sent_bytes: u64,
+    /// Bytes of its peer streams read.
+    pub received_bytes: u64,
+    /// The connection's latest round-trip estimate, if it has one.
+    pub round_trip: Option<std::time::Duration>,
+}
+
 /// The live counters behind [`TransportStats`].
 #[derive(Debug, Default)]
 struct Counters {
@@ -192,13 +205,16 @@ struct Inner<M> {
     incarnation: u64,
     settings: TransportSettings,
     endpoint: quinn::Endpoint,
-    dial_config: quinn::ClientConfig,
+    /// How the node dials its peers (replaced when certificates reload).
+    dial_config: RwLock<quinn::ClientConfig>,
     roles: RoleVerifier,
     links: RwLock<HashMap<NodeId, Link<M>>>,
     /// Last incarnation seen in a hello, per peer (to log restarts).
     incarnations: std::sync::Mutex<HashMap<NodeId, u64>>,
     counters: Counters,
     frames: Arc<FrameCounters>,
+    /// Bytes of peer streams read, per peer.
+    received_bytes: std::sync::Mutex<HashMap<NodeId, Arc<AtomicU64>>>,
 }
 
 /// What [`PeerTransport::bind`] gives: the transport handle and the channels
@@ -249,12 +265,13 @@ where
             incarnation: super::random_u64(),
             settings: config.settings,
             endpoint: endpoint.clone(),
-            dial_config,
+            dial_config: RwLock::new(dial_config),
             roles: certs.role_verifier(),
             links: RwLock::new(HashMap::new()),
             incarnations: std::sync::Mutex::new(HashMap::new()),
             counters: Counters::default(),
             frames: Arc::new(FrameCounters::default()),
+            received_bytes: std::sync::Mutex::new(HashMap::new()),
         });
         let acceptor = inbound::Acceptor {
             inner: inner.clone(),
@@ -291,6 +308,8 @@ where
             address: peer.clone(),
             reachable: AtomicBool::new(true),
             connected: AtomicBool::new(false),
+            sent_bytes: AtomicU64::new(0),
+            rtt_micros: AtomicU64::new(0),
         });
         let task = tokio::spawn(link::run_link(self.inner.clone(), state.clone(), receiver));
         let old = self
@@ -389,6 +408,71 @@ impl<M> PeerTransport<M> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&peer)
             .is_some_and(|link| link.state.connected.load(Ordering::Relaxed))
+    }
+
+    /// Traffic with every known peer (and every peer heard from), by id.
+    pub fn peer_traffic(&self) -> Vec<PeerTraffic> {
+        let mut traffic: std::collections::BTreeMap<NodeId, PeerTraffic> =
+            std::collections::BTreeMap::new();
+        for (id, link) in self
+            .inner
+            .links
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let rtt = link.state.rtt_micros.load(Ordering::Relaxed);
+            traffic.insert(
+                *id,
+                PeerTraffic {
+                    id: *id,
+                    sent_bytes: link.state.sent_bytes.load(Ordering::Relaxed),
+                    received_bytes: 0,
+                    round_trip: (rtt > 0).then(|| std::time::Duration::from_micros(rtt)),
+                },
+            );
+        }
+        for (id, received) in self
+            .inner
+            .received_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let entry = traffic.entry(*id).or_insert(PeerTraffic {
+                id: *id,
+                ..PeerTraffic::default()
+            });
+            entry.received_bytes = received.load(Ordering::Relaxed);
+        }
+        traffic.into_values().collect()
+    }
+
+    /// Uses the node certificate and key of `certs` from now on: new
+    /// connections, accepted or dialed, present them; open ones keep theirs.
+    /// The CA must stay the same (another one is another cluster).
+    pub fn reload_certificates(&self, certs: &CertSet) -> Result<(), TransportError> {
+        if certs.cluster_id() != self.inner.cluster_id {
+            return Err(TransportError::Certificates(
+                crate::tls::CertError::Invalid {
+                    path: certs.dir().join(crate::tls::CA_CERT_FILE),
+                    expected: "the same CA certificate",
+                    reason: format!(
+                        "the CA changed (cluster {} instead of {}): a node cannot move to another cluster",
+                        certs.cluster_id(),
+                        self.inner.cluster_id
+                    ),
+                },
+            ));
+        }
+        let (server_config, dial_config) = endpoint::configs(&self.inner.settings, certs)?;
+        self.inner.endpoint.set_server_config(Some(server_config));
+        *self
+            .inner
+            .dial_config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = dial_config;
+        Ok(())
     }
 
     /// A snapshot of the counters.

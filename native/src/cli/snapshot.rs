@@ -1,0 +1,323 @@
+//! `distribkv-native snapshot save|status|restore`: backups (the contract
+//! is in DESIGN.md, the file format in [`crate::backup`]).
+//!
+//! `save` asks the leader for a snapshot taken at a linearizable point (it
+//! holds every write acknowledged before the command started), fetches it
+//! in chunks and writes the file atomically. `restore` makes the data
+//! folder of one node of a new cluster: the members (from `--peers`) and
+//! the snapshot, which the node installs at its first start, whatever its
+//! certificate folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use clap::{Args, Subcommand};
+use distribkv_core::kv::{ClientRequest, Reply, RequestBody, ServiceError};
+use distribkv_core::raft::NodeId;
+use serde::{Deserialize, Serialize};
+
+use super::{CliError, ClusterArgs};
+use crate::backup::{Backup, BackupError, RESTORE_FILE};
+use crate::kv_client::KvTransport;
+use crate::server::members::{MEMBERS_FILE, initial_membership, save_membership};
+
+/// How long `save` keeps trying to reach a leader.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// One request's timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `snapshot` arguments.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+/// The `snapshot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent snapshot of the cluster's data into FILE.
+    Save(SaveArgs),
+    /// Check a snapshot file and describe it.
+    Status(StatusArgs),
+    /// Make the data folder of node N of a new cluster from a snapshot file.
+    Restore(RestoreArgs),
+}
+
+/// `snapshot save` arguments.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The file to write (replaced atomically).
+    pub file: PathBuf,
+}
+
+/// `snapshot status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The snapshot file.
+    pub file: PathBuf,
+    /// One JSON object instead of plain text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapshot restore` arguments.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot file.
+    pub file: PathBuf,
+    /// The node's id in the new cluster: its 1-based position in --peers.
+    #[arg(long, value_name = "N")]
+    pub id: NodeId,
+    /// Every member's address of the new cluster (HOST:PORT), in id order.
+    #[arg(long, value_name = "ADDR,...")]
+    pub peers: String,
+    /// The data folder to create (it must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// What `snapshot status --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotStatus {
+    /// The last log index the snapshot covers.
+    pub index: u64,
+    /// That entry's term.
+    pub term: u64,
+    /// Keys in the snapshot (0 when the checksum does not match).
+    pub keys: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Whether the checksum matches.
+    pub checksum_ok: bool,
+}
+
+/// Why a snapshot command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file is refused.
+    #[error("{file}: {source}")]
+    File {
+        /// The file.
+        file: String,
+        /// Why.
+        source: BackupError,
+    },
+    /// No leader gave the snapshot.
+    #[error("no leader gave a snapshot within {seconds} s: {last}")]
+    NoLeader {
+        /// The time tried.
+        seconds: u64,
+        /// The last error.
+        last: String,
+    },
+    /// A bad argument.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Runs a `snapshot` command; returns the exit code.
+pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
+    match &args.command {
+        SnapshotCommand::Save(save) => {
+            let started = Instant::now();
+            let transport = super::client::connect(&save.cluster).await?;
+            let backup = fetch(&transport).await;
+            transport.close().await;
+            let backup = backup?;
+            backup
+                .save(&save.file)
+                .map_err(|source| file_error(&save.file, source))?;
+            println!(
+                "OK: snapshot at index {} (term {}, {} bytes) saved to {} in {:.1} s",
+                backup.index,
+                backup.term,
+                backup.data.len(),
+                save.file.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        SnapshotCommand::Status(status) => print_status(status),
+        SnapshotCommand::Restore(restore) => {
+            restore_into(restore)?;
+            Ok(0)
+        }
+    }
+}
+
+fn file_error(file: &Path, source: BackupError) -> SnapshotError {
+    SnapshotError::File {
+        file: file.display().to_string(),
+        source,
+    }
+}
+
+/// Fetches a snapshot from the leader, chunk by chunk, following the
+/// leader through elections; a snapshot lost half-way starts over.
+async fn fetch(transport: &KvTransport) -> Result<Backup, SnapshotError> {
+    let deadline = Instant::now() + SAVE_TIMEOUT;
+    let servers = transport.servers().len();
+    let mut server = 0;
+    let mut last = String::from("no answer");
+    'start_over: while Instant::now() < deadline {
+        let mut data = BytesMut::new();
+        let mut held: Option<(u64, u64, u64)> = None;
+        loop {
+            if Instant::now() >= deadline {
+                break 'start_over;
+            }
+            let request = ClientRequest {
+                id: 1,
+                body: RequestBody::Backup {
+                    index: held.map(|(index, _, _)| index),
+                    offset: data.len() as u64,
+                },
+            };
+            let answer =
+                tokio::time::timeout(REQUEST_TIMEOUT, transport.request_to(server, request)).await;
+            let result = match answer {
+                Ok(Ok(response)) => response.result,
+                Ok(Err(error)) => Err(ServiceError::Unavailable(error.to_string())),
+                Err(_) => Err(ServiceError::Unavailable("no answer in time".into())),
+            };
+            match result {
+                Ok(Reply::Backup(chunk)) => {
+                    if held.is_some_and(|(index, _, _)| index != chunk.index)
+                        || chunk.offset != data.len() as u64
+                    {
+                        continue 'start_over;
+                    }
+                    held = Some((chunk.index, chunk.term, chunk.total));
+                    data.extend_from_slice(&chunk.data);
+                    if data.len() as u64 >= chunk.total {
+                        return Ok(Backup {
+                            index: chunk.index,
+                            term: chunk.term,
+                            data: data.freeze(),
+                        });
+                    }
+                    if chunk.data.is_empty() {
+                        last = "an empty chunk before the end".into();
+                        continue 'start_over;
+                    }
+                }
+                Ok(other) => {
+                    last = format!("unexpected answer {other:?}");
+                    continue 'start_over;
+                }
+                Err(ServiceError::NotLeader {
+                    leader_hint: Some(hint),
+                }) if (hint as usize) <= servers && hint > 0 => {
+                    server = hint as usize - 1;
+                    last = format!("node {hint} leads");
+                    continue 'start_over;
+                }
+                Err(error) => {
+                    last = error.to_string();
+                    server = (server + 1) % servers;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'start_over;
+                }
+            }
+        }
+    }
+    Err(SnapshotError::NoLeader {
+        seconds: SAVE_TIMEOUT.as_secs(),
+        last,
+    })
+}
+
+/// `snapshot status`: exit 0 for a sound file, 2 (with the reason on
+/// stderr) for a corrupt one.
+fn print_status(args: &StatusArgs) -> Result<u8, CliError> {
+    let bytes = std::fs::read(&args.file).map_err(|source| {
+        file_error(
+            &args.file,
+            BackupError::Io {
+                path: args.file.display().to_string(),
+                source,
+            },
+        )
+    })?;
+    let (backup, _) =
+        Backup::decode_unchecked(&bytes).map_err(|source| file_error(&args.file, source))?;
+    let checked = Backup::decode(&bytes).and_then(|backup| backup.store());
+    let status = SnapshotStatus {
+        index: backup.index,
+        term: backup.term,
+        keys: checked.as_ref().map_or(0, |store| store.len() as u64),
+        bytes: bytes.len() as u64,
+        checksum_ok: !matches!(checked, Err(BackupError::Checksum { .. })),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &status)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(
+            stdout,
+            "index {} term {} keys {} bytes {} checksum {}",
+            status.index,
+            status.term,
+            status.keys,
+            status.bytes,
+            if status.checksum_ok { "ok" } else { "BAD" }
+        )?;
+    }
+    stdout.flush()?;
+    match checked {
+        Ok(_) => Ok(0),
+        Err(source) => Err(file_error(&args.file, source).into()),
+    }
+}
+
+/// `snapshot restore`: the members file and the snapshot to install, in a
+/// new data folder.
+fn restore_into(args: &RestoreArgs) -> Result<(), CliError> {
+    let backup = Backup::load(&args.file).map_err(|source| file_error(&args.file, source))?;
+    let store = backup
+        .store()
+        .map_err(|source| file_error(&args.file, source))?;
+    let peers = crate::addr::parse_address_list(&args.peers)?;
+    if args.id == 0 || args.id as usize > peers.len() {
+        return Err(SnapshotError::Invalid(format!(
+            "--id {} is not a position in --peers (1 to {})",
+            args.id,
+            peers.len()
+        ))
+        .into());
+    }
+    let dir = &args.data_dir;
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        return Err(SnapshotError::Invalid(format!(
+            "{} is not empty: restore makes a new data folder",
+            dir.display()
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(dir)?;
+    save_membership(&dir.join(MEMBERS_FILE), &initial_membership(&peers))?;
+    backup
+        .save(&dir.join(RESTORE_FILE))
+        .map_err(|source| file_error(&args.file, source))?;
+    println!(
+        "OK: {} holds the snapshot at index {} ({} keys) for node {} of a new cluster of {}; start it with `distribkv-native server --id {} --data-dir {} --certs DIR`",
+        dir.display(),
+        backup.index,
+        store.len(),
+        args.id,
+        peers.len(),
+        args.id,
+        dir.display()
+    );
+    Ok(())
+}

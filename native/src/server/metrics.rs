@@ -1,0 +1,455 @@
+//! `--metrics-addr`: the node's metrics in the Prometheus text format
+//! (`GET /metrics`), and its health (`GET /livez`, `GET /readyz`), over
+//! HTTP/1.1 (hyper).
+//!
+//! The names follow etcd's where they mean the same thing
+//! (`etcd_server_has_leader` is `distribkv_server_has_leader`, ...); the
+//! list is the contract in DESIGN.md. The step loop updates the gauges and
+//! counters after each step ([`Metrics::observe_step`]); the storage
+//! worker times its fsyncs and snapshot writes; the transport's per-peer
+//! traffic is read when the page is scraped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use distribkv_core::kv::Replica;
+use distribkv_core::raft::{LogIndex, NodeId};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::storage::StorageObserver;
+use crate::transport::PeerTraffic;
+
+/// `/livez` fails when the step loop has not stepped for this long (a
+/// follower steps at least at every heartbeat, a lone node at every
+/// election timeout).
+const LIVENESS_LIMIT: Duration = Duration::from_secs(5);
+
+/// Labels `{to}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct To {
+    to: String,
+}
+
+/// Labels `{from}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct From {
+    from: String,
+}
+
+/// Labels `{op,outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request_ {
+    op: String,
+    outcome: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to about 3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+fn round_trip_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// The last values seen, to turn indexes into counter increments.
+#[derive(Debug, Default)]
+struct Seen {
+    leader: Option<NodeId>,
+    commit: LogIndex,
+    applied: LogIndex,
+    sent: std::collections::HashMap<NodeId, u64>,
+    received: std::collections::HashMap<NodeId, u64>,
+}
+
+/// A node's metrics and health. Shared by the step loop, the storage
+/// worker and the HTTP server.
+pub struct Metrics {
+    registry: Registry,
+    started: Instant,
+    has_leader: Gauge,
+    is_leader: Gauge,
+    leader_changes: Counter,
+    proposals_committed: Counter,
+    proposals_applied: Counter,
+    proposals_pending: Gauge,
+    proposals_failed: Counter,
+    term: Gauge,
+    commit_index: Gauge,
+    applied_index: Gauge,
+    wal_fsync: Histogram,
+    snapshot_save: Histogram,
+    peer_sent: Family<To, Counter>,
+    peer_received: Family<From, Counter>,
+    peer_round_trip: HistogramFamily<To>,
+    client_requests: Family<Request_, Counter>,
+    seen: Mutex<Seen>,
+    /// Milliseconds since `started` at the last step.
+    last_step_ms: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Every metric of the contract, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            registry: Registry::default(),
+            started: Instant::now(),
+            has_leader: Gauge::default(),
+            is_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            proposals_committed: Counter::default(),
+            proposals_applied: Counter::default(),
+            proposals_pending: Gauge::default(),
+            proposals_failed: Counter::default(),
+            term: Gauge::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            wal_fsync: latency_histogram(),
+            snapshot_save: latency_histogram(),
+            peer_sent: Family::default(),
+            peer_received: Family::default(),
+            peer_round_trip: Family::new_with_constructor(round_trip_histogram),
+            client_requests: Family::default(),
+            seen: Mutex::new(Seen::default()),
+            last_step_ms: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        };
+        let r = &mut registry;
+        r.register(
+            "distribkv_server_has_leader",
+            "Whether a leader exists (1) or not (0), as this node knows",
+            metrics.has_leader.clone(),
+        );
+        r.register(
+            "distribkv_server_is_leader",
+            "Whether this node is the leader (1) or not (0)",
+            metrics.is_leader.clone(),
+        );
+        r.register(
+            "distribkv_server_leader_changes_seen",
+            "Leader changes seen by this node",
+            metrics.leader_changes.clone(),
+        );
+        r.register(
+            "distribkv_server_proposals_committed",
+            "Log entries committed, as this node knows",
+            metrics.proposals_committed.clone(),
+        );
+        r.register(
+            "distribkv_server_proposals_applied",
+            "Log entries applied to the state machine",
+            metrics.proposals_applied.clone(),
+        );
+        r.register(
+            "distribkv_server_proposals_pending",
+            "Client requests waiting for an answer on this node",
+            metrics.proposals_pending.clone(),
+        );
+        r.register(
+            "distribkv_server_proposals_failed",
+            "Client writes answered with an error by this node",
+            metrics.proposals_failed.clone(),
+        );
+        r.register(
+            "distribkv_server_term",
+            "Current term",
+            metrics.term.clone(),
+        );
+        r.register(
+            "distribkv_server_commit_index",
+            "Commit index",
+            metrics.commit_index.clone(),
+        );
+        r.register(
+            "distribkv_server_applied_index",
+            "Applied index",
+            metrics.applied_index.clone(),
+        );
+        r.register(
+            "distribkv_disk_wal_fsync_duration_seconds",
+            "Time of one group commit's fsync of the write-ahead log",
+            metrics.wal_fsync.clone(),
+        );
+        r.register(
+            "distribkv_disk_snapshot_save_duration_seconds",
+            "Time to write one snapshot to disk",
+            metrics.snapshot_save.clone(),
+        );
+        r.register(
+            "distribkv_network_peer_sent_bytes",
+            "Bytes of messages sent to each peer",
+            metrics.peer_sent.clone(),
+        );
+        r.register(
+            "distribkv_network_peer_received_bytes",
+            "Bytes of messages received from each peer",
+            metrics.peer_received.clone(),
+        );
+        r.register(
+            "distribkv_network_peer_round_trip_time_seconds",
+            "Round-trip time to each peer (the QUIC connection's estimate, sampled once a second)",
+            metrics.peer_round_trip.clone(),
+        );
+        r.register(
+            "distribkv_client_requests",
+            "Client requests answered, by operation and outcome",
+            metrics.client_requests.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Updates the node's gauges and counters after one step.
+    pub fn observe_step(&self, replica: &Replica) {
+        let node = replica.node();
+        let log = node.log();
+        let leader = node.leader();
+        let (commit, applied) = (log.commit(), log.applied());
+        self.has_leader.set(i64::from(leader.is_some()));
+        self.is_leader.set(i64::from(node.is_leader()));
+        self.term.set(node.term() as i64);
+        self.commit_index.set(commit as i64);
+        self.applied_index.set(applied as i64);
+        self.proposals_pending
+            .set(replica.pending_requests() as i64);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if leader.is_some() && leader != seen.leader {
+                self.leader_changes.inc();
+            }
+            if leader.is_some() {
+                seen.leader = leader;
+            }
+            self.proposals_committed
+                .inc_by(commit.saturating_sub(seen.commit));
+            self.proposals_applied
+                .inc_by(applied.saturating_sub(seen.applied));
+            seen.commit = seen.commit.max(commit);
+            seen.applied = seen.applied.max(applied);
+        }
+        self.ready
+            .store(leader.is_some() && applied >= commit, Ordering::Relaxed);
+        self.last_step_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one answered client request.
+    pub fn observe_request(&self, op: &str, outcome: &str, is_write: bool) {
+        self.client_requests
+            .get_or_create(&Request_ {
+                op: op.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if is_write && outcome != "ok" {
+            self.proposals_failed.inc();
+        }
+    }
+
+    /// Folds in the transport's per-peer traffic and samples each peer's
+    /// round-trip time.
+    pub fn observe_peers(&self, traffic: &[PeerTraffic]) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        for peer in traffic {
+            let to = To {
+                to: peer.id.to_string(),
+            };
+            let sent = seen.sent.entry(peer.id).or_default();
+            // A link re-created (the peer's address changed) counts from 0.
+            let delta = peer
+                .sent_bytes
+                .checked_sub(*sent)
+                .unwrap_or(peer.sent_bytes);
+            self.peer_sent.get_or_create(&to).inc_by(delta);
+            *sent = peer.sent_bytes;
+            let received = seen.received.entry(peer.id).or_default();
+            let delta = peer
+                .received_bytes
+                .checked_sub(*received)
+                .unwrap_or(peer.received_bytes);
+            self.peer_received
+                .get_or_create(&From {
+                    from: peer.id.to_string(),
+                })
+                .inc_by(delta);
+            *received = peer.received_bytes;
+            if let Some(round_trip) = peer.round_trip {
+                self.peer_round_trip
+                    .get_or_create(&to)
+                    .observe(round_trip.as_secs_f64());
+            }
+        }
+    }
+
+    /// Whether the step loop stepped recently.
+    pub fn is_live(&self) -> bool {
+        let last = Duration::from_millis(self.last_step_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last) < LIVENESS_LIMIT
+    }
+
+    /// Whether the node knows a leader of its current term and has applied
+    /// everything it knows to be committed.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.is_live()
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        to_text_format(&text)
+    }
+}
+
+/// The encoder writes OpenMetrics, whose `# TYPE` and `# HELP` lines name
+/// a counter without the `_total` its samples carry, and which ends with
+/// `# EOF`; the Prometheus text format 0.0.4 names the family as its
+/// samples are named and has no end marker.
+fn to_text_format(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(open_metrics.len() + 16 * counters.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The storage worker's half: fsync and snapshot times.
+pub struct StorageTimes(pub Arc<Metrics>);
+
+impl StorageObserver for StorageTimes {
+    fn fsync(&self, took: Duration) {
+        self.0.wal_fsync.observe(took.as_secs_f64());
+    }
+
+    fn snapshot_saved(&self, took: Duration) {
+        self.0.snapshot_save.observe(took.as_secs_f64());
+    }
+}
+
+/// Serves `/metrics`, `/livez` and `/readyz` on `listener` until the task
+/// is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&metrics, &request)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String, content_type: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            // Invariant: a status and one valid header make a valid response.
+            .expect("a valid response")
+    };
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if request.method() != hyper::Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into(), PLAIN);
+    }
+    match request.uri().path() {
+        "/metrics" => text(
+            StatusCode::OK,
+            metrics.encode(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        "/livez" if metrics.is_live() => text(StatusCode::OK, "ok\n".into(), PLAIN),
+        "/livez" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node's loop has not stepped for 5 s\n".into(),
+            PLAIN,
+        ),
+        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "ok\n".into(), PLAIN),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leader known in this term, or not caught up\n".into(),
+            PLAIN,
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /livez or /readyz\n".into(),
+            PLAIN,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_as_their_samples_and_there_is_no_end_marker() {
+        let metrics = Metrics::new();
+        metrics.observe_request("put", "ok", true);
+        let text = metrics.encode();
+        assert!(text.contains("# TYPE distribkv_client_requests_total counter\n"));
+        assert!(text.contains("# HELP distribkv_server_leader_changes_seen_total "));
+        assert!(text.contains("distribkv_client_requests_total{op=\"put\",outcome=\"ok\"} 1\n"));
+        assert!(text.contains("# TYPE distribkv_server_term gauge\n"));
+        assert!(!text.contains("# EOF"));
+    }
+}

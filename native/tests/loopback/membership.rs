@@ -1,0 +1,297 @@
+//! Membership from the command line on a real cluster of server
+//! processes, under a workload whose history is checked for
+//! linearizability: a node joins and waits until it is added, `member add`
+//! brings it in as a learner and promotes it once caught up, the leader is
+//! removed (it hands over first, stops, and refuses to start again), a dead
+//! machine is replaced by a new one, and bad input gets a clear error.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use distribkv_core::check::{Budget, check_linearizable};
+use serde_json::Value;
+
+use super::harness::{self, BINARY, Cluster, Hosts, Loopback, stderr, stdout, wait_exit};
+use super::rng::Rng;
+use super::workload::{Pace, Workload};
+
+/// A 3-node cluster on 127.0.0.1 with room for `spares` more machines.
+fn cluster_with_spares(spares: usize) -> Cluster<Loopback> {
+    Cluster::start_with_spares(harness::one_at_a_time(), Loopback::new(3 + spares), 3, &[])
+        .expect("start the cluster")
+}
+
+/// `member <verb> --cluster .. --certs .. <args>`.
+fn member(cluster: &Cluster<Loopback>, verb: &str, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(["member", verb, "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `member <verb>` that must print `OK` and exit 0.
+fn member_ok(cluster: &Cluster<Loopback>, verb: &str, args: &[&str]) {
+    let output = member(cluster, verb, args);
+    assert!(
+        output.status.success() && stdout(&output) == "OK\n",
+        "member {verb} {args:?}: {output:?}"
+    );
+}
+
+/// `member <verb>` that must fail with exit 2 and a message containing `why`.
+fn member_refused(cluster: &Cluster<Loopback>, verb: &str, args: &[&str], why: &str) {
+    let output = member(cluster, verb, args);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "member {verb} {args:?}: {output:?}"
+    );
+    assert!(
+        stderr(&output).contains(why),
+        "member {verb} {args:?}: expected {why:?} in {:?}",
+        stderr(&output)
+    );
+}
+
+/// `member list --json`, one object per member.
+fn members(cluster: &Cluster<Loopback>) -> Vec<Value> {
+    let output = member(cluster, "list", &["--json"]);
+    assert!(output.status.success(), "member list: {output:?}");
+    stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// `(id, role)` of every member, and the leader's id.
+fn roles(cluster: &Cluster<Loopback>) -> (Vec<(u64, String)>, u64) {
+    let list = members(cluster);
+    let leader = list
+        .iter()
+        .find(|m| m["leader"] == true)
+        .and_then(|m| m["id"].as_u64())
+        .expect("a leader answers member list");
+    let roles = list
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_u64().unwrap(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (roles, leader)
+}
+
+fn voters(ids: &[u64]) -> Vec<(u64, String)> {
+    ids.iter().map(|&id| (id, "voter".to_string())).collect()
+}
+
+/// A checked workload of `clients` `client --json` processes against every
+/// host of `cluster`.
+pub(super) fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
+    let peers = cluster.peers();
+    let certs: PathBuf = cluster.certs.clone();
+    Workload::start(
+        clients,
+        &Rng::new(seed),
+        Pace { max_think_ms: 20 },
+        move || {
+            let mut command = Command::new(BINARY);
+            command
+                .args(["client", "--json", "--cluster", &peers, "--certs"])
+                .arg(&certs);
+            command
+        },
+    )
+}
+
+/// Stops the workload and checks its history: linearizable, and enough of
+/// it acknowledged to mean something.
+fn stop_and_check(mut workload: Workload, at_least: usize) {
+    workload.stop();
+    let operations = workload.recorder.operations();
+    let acknowledged = operations
+        .iter()
+        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
+        .count();
+    assert!(
+        acknowledged >= at_least,
+        "only {acknowledged} of {} operations acknowledged",
+        operations.len()
+    );
+    if let Err(error) = check_linearizable(&operations, Budget::default()) {
+        panic!("the history is not linearizable: {error}");
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() {
+    let mut cluster = cluster_with_spares(2);
+    cluster.leader(Duration::from_secs(20));
+    let workload = start_workload(&cluster, 4, 11);
+
+    // A node that joins waits, and says so, until it is added.
+    cluster.spawn(4);
+    wait_for(Duration::from_secs(20), "node 4 says it waits", || {
+        cluster.log_of(4).contains("waiting to be added")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        cluster.nodes[3]
+            .process
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3]));
+
+    // `member add`: a learner first, a voter once caught up.
+    let address4 = cluster.hosts.address(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3, 4]));
+    assert!(cluster.log_of(4).contains("added to the cluster"));
+
+    // `--learner`, then `promote`.
+    cluster.spawn(5);
+    let address5 = cluster.hosts.address(5);
+    member_ok(&cluster, "add", &["5", &address5, "--learner"]);
+    let (list, _) = roles(&cluster);
+    assert_eq!(list[4], (5, "learner".to_string()));
+    member_refused(&cluster, "add", &["5", &address5], "already a member");
+    member_ok(&cluster, "promote", &["5"]);
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3, 4, 5]));
+
+    // Removing the leader: it hands over first, learns it was removed and
+    // stops by itself (exit 0).
+    let (_, leader) = roles(&cluster);
+    member_ok(&cluster, "remove", &[&leader.to_string()]);
+    let (list, new_leader) = roles(&cluster);
+    assert_ne!(new_leader, leader);
+    assert!(list.iter().all(|(id, _)| *id != leader), "{list:?}");
+    let node = &mut cluster.nodes[leader as usize - 1];
+    let mut process = node.process.take().unwrap();
+    let status = wait_exit(&mut process, Duration::from_secs(20));
+    assert!(status.success(), "the removed node exits 0: {status:?}");
+
+    // Started again on its data folder, it refuses (exit 2), and its id is
+    // never reused.
+    let mut restarted = cluster
+        .server_command(leader as usize)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut restarted, Duration::from_secs(20));
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut restarted.stderr.take().unwrap(), &mut message).unwrap();
+    assert_eq!(status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("was removed from the cluster"),
+        "{message}"
+    );
+    let address = cluster.hosts.address(leader as usize);
+    member_refused(
+        &cluster,
+        "add",
+        &[&leader.to_string(), &address],
+        "never reused",
+    );
+
+    stop_and_check(workload, 50);
+    let remaining: Vec<u64> = (1..=5).filter(|&id| id != leader).collect();
+    assert_eq!(roles(&cluster).0, voters(&remaining));
+
+    // A client that knows one member learns the others from the
+    // configuration.
+    let one = cluster.hosts.address(remaining[0] as usize);
+    let client = |args: &[&str]| {
+        Command::new(BINARY)
+            .args(args)
+            .args(["--cluster", &one, "--certs"])
+            .arg(&cluster.certs)
+            .output()
+            .unwrap()
+    };
+    let status = client(&["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let ids: Vec<u64> = stdout(&status)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, remaining, "{status:?}");
+    for (args, expected) in [
+        (&["put", "learned", "yes"][..], "OK\n"),
+        (&["get", "learned"][..], "yes\n"),
+    ] {
+        let output = client(args);
+        assert_eq!(stdout(&output), expected, "{args:?}: {output:?}");
+    }
+}
+
+#[test]
+fn a_dead_machine_is_replaced_under_a_checked_workload() {
+    let mut cluster = cluster_with_spares(1);
+    cluster.leader(Duration::from_secs(20));
+    cluster.put("before", "1");
+    let workload = start_workload(&cluster, 4, 12);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Machine 3 dies for good: kill -9, its disk gone.
+    cluster.kill(3);
+    std::fs::remove_dir_all(&cluster.nodes[2].data_dir).unwrap();
+
+    // A new machine joins and is added, then the dead one is removed.
+    cluster.spawn(4);
+    let address4 = cluster.hosts.address(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    member_ok(&cluster, "remove", &["3"]);
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 4]));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_and_check(workload, 50);
+
+    // The new machine holds everything, and the cluster still has a
+    // quorum without node 1.
+    cluster.kill(1);
+    assert_eq!(cluster.get("before").as_deref(), Some("1"));
+    cluster.put("after", "2");
+    assert_eq!(cluster.get("after").as_deref(), Some("2"));
+}
+
+#[test]
+fn bad_membership_input_gets_a_clear_error() {
+    let cluster = cluster_with_spares(0);
+    cluster.leader(Duration::from_secs(20));
+    member_refused(
+        &cluster,
+        "add",
+        &["0", "127.0.0.1:1"],
+        "node ids start at 1",
+    );
+    member_refused(&cluster, "add", &["7", "no-such-host.invalid:1"], "address");
+    member_refused(&cluster, "add", &["7", "127.0.0.1"], "address");
+    member_refused(&cluster, "add", &["2", "127.0.0.1:1"], "already a member");
+    member_refused(&cluster, "promote", &["9"], "not a learner");
+    member_refused(&cluster, "promote", &["1"], "already a voter");
+    member_refused(&cluster, "remove", &["9"], "not a member");
+    member_refused(&cluster, "remove", &["x"], "invalid value");
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3]));
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The operations figures of docs/BENCHMARKS.md, on a local 3-node cluster
+# (release build, loopback):
+#   1. writes/s and p99 at 100 clients, metrics off, then on;
+#   2. write p99 while a node is added (member add: learner, catch-up,
+#      promotion), against the steady p99 of step 1;
+#   3. the time for a new node to catch up on 100,000 keys of 256 bytes
+#      (member add of a node that joins with an empty data folder);
+#   4. the time of `snapshot save` for that store.
+# Usage: scripts/bench-operations.sh [SECONDS]   (default 10 s per bench run)
+#        DISTRIBKV=path/to/distribkv-native scripts/bench-operations.sh (no build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+if [[ -z ${DISTRIBKV:-} ]]; then
+    cargo build --release -p distribkv-native >&2
+fi
+bin=${DISTRIBKV:-$PWD/target/release/distribkv-native}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+"$bin" certs --out "$work/certs" >/dev/null
+export DISTRIBKV_CERTS=$work/certs
+
+# start_cluster NAME BASEPORT [EXTRA SERVER ARGS...]: three nodes.
+start_cluster() {
+    local name=$1 base=$2
+    shift 2
+    local peers="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
+    for id in 1 2 3; do
+        local extra=()
+        for arg in "$@"; do extra+=("${arg//ID/$id}"); done
+        "$bin" server --id "$id" --peers "$peers" --data-dir "$work/$name$id" --certs "$work/certs" \
+            "${extra[@]}" 2>>"$work/$name$id.log" &
+        pids+=($!)
+    done
+    export DISTRIBKV_CLUSTER=$peers
+    for _ in $(seq 50); do
+        "$bin" put warmup 1 >/dev/null 2>&1 && return
+        sleep 0.2
+    done
+    echo "cluster $name did not start" >&2
+    exit 1
+}
+
+stop_cluster() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+}
+
+bench() {
+    "$bin" bench --clients 100 --duration "$seconds" --reads 0 --value-size 256 --json
+}
+
+echo "== 1. 100 clients, writes of 256 bytes, ${seconds} s"
+start_cluster off 17400
+off=$(bench)
+echo "metrics off: $off"
+stop_cluster
+start_cluster on 17410 --metrics-addr 127.0.0.1:1742ID
+on=$(bench)
+echo "metrics on:  $on"
+curl -s 127.0.0.1:17421/metrics | grep -E '^distribkv_server_proposals_committed_total|^distribkv_disk_wal_fsync_duration_seconds_count' || true
+
+echo "== 2. write p99 while node 4 is added"
+"$bin" server --id 4 --listen 127.0.0.1:17414 --join "$DISTRIBKV_CLUSTER" --certs "$work/certs" \
+    --data-dir "$work/on4" 2>>"$work/on4.log" &
+pids+=($!)
+bench >"$work/during.json" &
+bench_pid=$!
+sleep $((seconds / 3))
+start=$(date +%s.%N)
+"$bin" member add 4 127.0.0.1:17414
+added=$(date +%s.%N)
+wait "$bench_pid"
+echo "during the change: $(cat "$work/during.json")"
+echo "member add (learner, catch-up, promotion) took $(echo "$added - $start" | bc) s"
+stop_cluster
+
+echo "== 3. a new node catches up on 100,000 keys of 256 bytes"
+start_cluster big 17430
+value=$(head -c 256 /dev/zero | tr '\0' 'v')
+loaded=$(date +%s.%N)
+loaders=()
+for part in $(seq 0 9); do
+    seq $((part * 10000)) $((part * 10000 + 9999)) | sed "s/.*/put key& $value/" |
+        "$bin" client >/dev/null &
+    loaders+=($!)
+done
+for loader in "${loaders[@]}"; do wait "$loader"; done
+echo "loaded 100,000 keys in $(echo "$(date +%s.%N) - $loaded" | bc) s"
+"$bin" status
+"$bin" server --id 4 --listen 127.0.0.1:17434 --join "$DISTRIBKV_CLUSTER" --certs "$work/certs" \
+    --data-dir "$work/big4" 2>>"$work/big4.log" &
+pids+=($!)
+start=$(date +%s.%N)
+"$bin" member add 4 127.0.0.1:17434
+echo "node 4 caught up and was promoted in $(echo "$(date +%s.%N) - $start" | bc) s"
+
+echo "== 4. snapshot save of that store"
+start=$(date +%s.%N)
+"$bin" snapshot save "$work/backup.snap"
+echo "snapshot save took $(echo "$(date +%s.%N) - $start" | bc) s"
+"$bin" snapshot status "$work/backup.snap"
+stop_cluster

@@ -1,0 +1,191 @@
+// The ShardedSimulation class of the built package, in Node: its shape,
+// determinism, routing by key, a shard move under a workload with a host
+// crash in the middle (checked per group and for linearizability), and
+// errors for bad arguments.
+//
+//   scripts/build-web.sh && node --test wasm/tests/js/sharded.test.mjs
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ShardedSimulation, assertPlain } from "./support.mjs";
+
+/** Runs in slices of `slice` ms until `done(state)` or `limit` ms; the state it stopped at. */
+function runUntil(sim, done, limit = 10_000, slice = 20) {
+  const end = sim.now() + limit;
+  let state = sim.state();
+  while (!done(state) && sim.now() < end) {
+    sim.runFor(slice);
+    state = sim.state();
+  }
+  return state;
+}
+
+test("defaults: 5 hosts, the controller and 3 groups of 3, 10 shards, all joined after a while", () => {
+  const sim = new ShardedSimulation();
+  let state = sim.state();
+  assertPlain(state, "state()");
+  assert.equal(state.hosts.length, 5);
+  assert.deepEqual(state.groups.map((g) => g.id), [0, 100, 101, 102]);
+  assert.deepEqual(state.groups[0].hosts, [1, 2, 3]);
+  for (const g of state.groups.slice(1)) assert.equal(g.hosts.length, 3);
+  // Every host holds some replicas; the round robin spreads them.
+  const held = state.hosts.map((h) => h.replicas.length);
+  assert.equal(held.reduce((a, b) => a + b, 0), 12);
+  assert.equal(state.shards.length, 10);
+  assert.equal(state.admin.running, "join 100 101 102");
+  state = runUntil(sim, (s) => s.shards.every((x) => x.status === "serving"));
+  assert.equal(state.config.num, 1);
+  assert.deepEqual(new Set(state.config.shards), new Set([100, 101, 102]));
+  assert.equal(state.admin.done[0].outcome, "ok");
+  for (const g of state.groups) assert.ok(g.leader !== null, `group ${g.id} has a leader`);
+  // The shard map agrees with what each group holds.
+  for (const s of state.shards) {
+    const owner = state.groups.find((g) => g.id === s.owner);
+    assert.ok(owner.shards.some((h) => h.shard === s.shard && h.status === "serving"));
+  }
+});
+
+test("the same seed and calls give the same run", () => {
+  const run = () => {
+    const sim = new ShardedSimulation({ seed: 5, hosts: 6, groups: 2, replicas: 3, shards: 8 });
+    sim.setWorkload(true);
+    sim.runFor(1500);
+    sim.move(3, 101);
+    sim.crash(2);
+    sim.runFor(1500);
+    return JSON.stringify([sim.state(), sim.history()]);
+  };
+  assert.equal(run(), run());
+});
+
+test("put, append and get route by key and complete in virtual time", () => {
+  const sim = new ShardedSimulation({ seed: 2, clients: 0 });
+  const put = sim.put("x", "1");
+  const append = sim.append("x", "2");
+  const get = sim.get("x");
+  assert.deepEqual([put, append, get], [1, 2, 3]);
+  let history = sim.history();
+  assert.deepEqual(history.map((o) => o.status), ["pending", "pending", "pending"]);
+  assert.equal(history[0].shard, sim.shardOf("x"));
+  runUntil(sim, () => sim.history().every((o) => o.status !== "pending"));
+  history = sim.history();
+  assertPlain(history, "history()");
+  assert.deepEqual(history.map((o) => o.status), ["ok", "ok", "ok"]);
+  assert.equal(history[2].output, "12");
+  assert.ok(history[0].completedAt <= history[1].invokedAt || history[1].invokedAt === 0);
+  assert.equal(sim.check().ok, true);
+});
+
+test("a shard moves while clients write, and its old owner's host crashes mid-move", () => {
+  const sim = new ShardedSimulation({ seed: 11, hosts: 9, groups: 3, replicas: 3, shards: 6 });
+  sim.setWorkload(true);
+  let state = runUntil(sim, (s) => s.config && s.shards.every((x) => x.status === "serving"));
+  // A shard that the workload's keys (k0..k5) use, to another group.
+  const shard = sim.shardOf("k0");
+  const from = state.shards[shard].owner;
+  const to = [100, 101, 102].find((g) => g !== from);
+  sim.move(shard, to);
+  let sawMoving = false;
+  let sawPush = false;
+  state = runUntil(sim, (s) => {
+    sawPush ||= s.inFlight.some((m) => m.pushes.some((p) => p.shard === shard && p.toGroup === to));
+    if (s.shards[shard].status === "moving") sawMoving = true;
+    return s.shards[shard].status === "moving";
+  }, 5000, 5);
+  assert.ok(sawMoving, "the shard is seen moving");
+  assert.equal(state.shards[shard].from, from);
+  // The old owner's leader host fails mid-move: every replica it holds stops.
+  const victim = state.groups.find((g) => g.id === from).leader;
+  sim.crash(victim);
+  state = sim.state();
+  const host = state.hosts[victim - 1];
+  assert.equal(host.up, false);
+  assert.ok(host.replicas.every((r) => r.role === "down"));
+  state = runUntil(sim, (s) => {
+    sawPush ||= s.inFlight.some((m) => m.pushes.some((p) => p.shard === shard));
+    return s.shards[shard].status === "serving";
+  }, 20_000);
+  assert.equal(state.shards[shard].owner, to);
+  assert.equal(state.shards[shard].status, "serving");
+  assert.ok(sawPush, "the shard's push was seen in flight");
+  const movedAt = state.now;
+  sim.restart(victim);
+  sim.runFor(2000);
+  sim.setWorkload(false);
+  runUntil(sim, (s) => s.clients.every((c) => c.pending === null), 20_000);
+  const ops = sim.history();
+  const moved = ops.filter((o) => o.shard === shard && o.status === "ok" && o.client > 0);
+  assert.ok(moved.some((o) => o.invokedAt >= movedAt), "operations on the moved shard continue after the move");
+  const check = sim.check();
+  assertPlain(check, "check()");
+  assert.equal(check.ok, true, check.violations.join("\n"));
+  assert.deepEqual(check.groups.map((g) => g.group), [0, 100, 101, 102]);
+  assert.ok(check.linearizability.decided);
+  assert.match(check.linearizability.text, /^linearizable: /);
+});
+
+test("join, leave and move go through the controller; refusals are reported", () => {
+  const sim = new ShardedSimulation({ seed: 3, join: [100], clients: 0 });
+  let state = runUntil(sim, (s) => s.config && s.config.num === 1);
+  assert.deepEqual(new Set(state.config.shards), new Set([100]));
+  assert.equal(state.groups.find((g) => g.id === 101).joined, false);
+  sim.join([101, 102]);
+  state = runUntil(sim, (s) => s.config.num === 2 && s.shards.every((x) => x.status === "serving"));
+  assert.deepEqual(new Set(state.config.shards), new Set([100, 101, 102]));
+  sim.leave(101);
+  state = runUntil(sim, (s) => s.config.num === 3 && s.shards.every((x) => x.status === "serving"));
+  assert.ok(!state.config.shards.includes(101));
+  assert.equal(state.groups.find((g) => g.id === 101).joined, false);
+  sim.move(0, 101); // 101 has left: the controller refuses
+  state = runUntil(sim, (s) => s.admin.running === null && s.admin.queued.length === 0);
+  const last = state.admin.done.at(-1);
+  assert.equal(last.op, "move shard 0 to 101");
+  assert.equal(last.outcome, "refused");
+});
+
+test("partitions and cut links show in state().links", () => {
+  const sim = new ShardedSimulation({ seed: 4 });
+  sim.partition([[1, 2], [3, 4, 5]]);
+  assert.deepEqual(sim.state().links.partition, [[1, 2], [3, 4, 5]]);
+  sim.heal();
+  sim.cutLink(1, 2);
+  assert.deepEqual(sim.state().links, { partition: null, cut: [[1, 2]] });
+  sim.restoreLink(1, 2);
+  assert.deepEqual(sim.state().links.cut, []);
+});
+
+test("bad arguments throw Errors that name them; the instance stays usable", () => {
+  const cases = [
+    [() => new ShardedSimulation({ hosts: 0 }), /config.hosts must be 1 to 32, not 0/],
+    [() => new ShardedSimulation({ shard: 3 }), /unknown field "shard"/],
+    [() => new ShardedSimulation({ hosts: 2, replicas: 3 }), /config.replicas must be 1 to 2/],
+    [() => new ShardedSimulation({ placement: [[1, 1]] }), /names host 1 twice/],
+    [() => new ShardedSimulation({ placement: [[1, 2, 9]], hosts: 5 }), /names host 9/],
+    [() => new ShardedSimulation({ placement: [[1]], groups: 2 }), /without config.groups/],
+    [() => new ShardedSimulation({ join: [7] }), /config.join\[0\] is group 7/],
+    [() => new ShardedSimulation({ seed: -1 }), /config.seed must be a non-negative integer/],
+    [() => new ShardedSimulation({ dropRate: 2 }), /config.dropRate must be 0 to 0.5/],
+  ];
+  for (const [call, message] of cases) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
+  const sim = new ShardedSimulation({ seed: 1 });
+  const calls = [
+    [() => sim.crash(0), /unknown host 0 \(host ids are 1 to 5\)/],
+    [() => sim.restart("1"), /host id must be a non-negative integer/],
+    [() => sim.move(10, 100), /unknown shard 10 \(shards are 0 to 9\)/],
+    [() => sim.move(1, 99), /unknown group 99 \(the groups are 100, 101, 102\)/],
+    [() => sim.join([]), /at least one group/],
+    [() => sim.leave([100, 5]), /unknown group 5/],
+    [() => sim.put("", "v"), /key must not be empty/],
+    [() => sim.get(7), /key must be a string/],
+    [() => sim.append("k", null), /value must be a string/],
+    [() => sim.partition([[1, 2]]), /at least two sides/],
+    [() => sim.partition([[1, 2], [2, 3]]), /host 2 is on two sides/],
+    [() => sim.runFor(-5), /ms must be a non-negative number/],
+    [() => sim.setWorkload("yes"), /on must be true or false/],
+    [() => sim.check({ steps: 1 }), /unknown field "steps"/],
+  ];
+  for (const [call, message] of calls) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
+  sim.runFor(1000);
+  assert.equal(sim.now(), 1000);
+  assert.equal(sim.check().ok, true);
+});

@@ -1,0 +1,341 @@
+// The page's sharded mode: a controller group and several replica groups on
+// shared hosts (ShardedSimulation). It takes over the stage canvas, the
+// transport bar (play, step, speed, clock, timeline), the correctness card
+// and the guide; the single-group cards are hidden. Like the rest of the
+// page it only draws and forwards clicks.
+
+import { $, esc, setText, setHTML } from "../dom.js";
+import { LAYOUTS, ShardedTimeline, decodeShardedRun, encodeShardedRun } from "./timeline.js";
+import { draw, groupColor, groupName, hit } from "./view.js";
+import { SHARDED_SCENARIOS } from "./tours.js";
+import { planContext, failedClaims } from "./tour-kit.js";
+
+const CARD = `
+  <h2>Sharded service</h2>
+  <p id="sh-inspect" class="small muted">Click a host to crash or restart it, a shard to move it.</p>
+  <div id="sh-inspect-actions" class="row"></div>
+  <form id="sh-op-form" class="op-form" autocomplete="off">
+    <select id="sh-op-kind" aria-label="Operation"><option>put</option><option>append</option><option>get</option></select>
+    <input id="sh-op-key" value="x" aria-label="Key" size="6">
+    <input id="sh-op-value" value="1" aria-label="Value" size="6">
+    <button class="btn primary" type="submit">Send</button>
+  </form>
+  <p id="sh-route" class="small muted"></p>
+  <label class="switch"><input type="checkbox" id="sh-workload"> Steady workload (3 clients)</label>
+  <div class="row">
+    <label>Move shard <select id="sh-move-shard"></select></label>
+    <label>to <select id="sh-move-group"></select></label>
+    <button class="btn small" id="sh-move" type="button">Move</button>
+  </div>
+  <div class="row">
+    <label>Group <select id="sh-group"></select></label>
+    <button class="btn small" id="sh-join" type="button">Join</button>
+    <button class="btn small" id="sh-leave" type="button">Leave</button>
+    <button class="btn small" id="sh-heal" type="button" title="Remove every partition">Heal</button>
+  </div>
+  <ul id="sh-groups" class="clients"></ul>
+  <h3 class="small">Recent operations</h3>
+  <ul id="sh-ops" class="clients small"></ul>
+  <h3 class="small">Operator requests</h3>
+  <ul id="sh-admin" class="clients small"></ul>`;
+
+export class ShardedApp {
+  constructor(backend) {
+    this.backend = backend;
+    this.canvas = $("#cluster");
+    this.ctx2d = this.canvas.getContext("2d");
+    this.playing = false;
+    this.speedExp = Number($("#speed").value);
+    this.selected = null;
+    this.frames = [];
+    this.stats = { simMs: 0, dataMs: 0, drawMs: 0, checkMs: 0 };
+    this.lastCheckAt = 0;
+    this.checkResult = null;
+    this.guide = null;
+    this.stopAt = null;
+    this.buildDom();
+    let run = { layout: "small", seed: 1, actions: [], at: null, scenario: null };
+    try { run = decodeShardedRun(location.hash); } catch (err) { this.notice(`This link could not be read: ${err.message}`); }
+    this.newRun(run.layout, run.seed, run.actions);
+    if (run.at != null) this.timeline.seek(run.at);
+    if (run.scenario) this.startTour(run.scenario.id);
+  }
+
+  // ---------- DOM ----------
+  buildDom() {
+    document.body.classList.add("sharded");
+    for (const id of ["#inspector", "#client-card", "#network-card", "#events-card", "#history-panel"]) { const e = $(id); if (e) e.hidden = true; }
+    const card = document.createElement("section");
+    card.className = "card"; card.id = "shard-card"; card.innerHTML = CARD;
+    $("#check-card").before(card);
+    // the run form: a layout instead of a node count
+    const nodes = $("#nodes").closest("label");
+    nodes.innerHTML = `Layout <select id="sh-layout">${Object.entries(LAYOUTS).map(([k, l]) => `<option value="${k}">${esc(l.label)}</option>`).join("")}</select>`;
+    $("#mode").value = "sharded";
+    $("#run-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.stopTour();
+      this.newRun($("#sh-layout").value, Math.max(0, Math.floor(Number($("#seed").value) || 0)), []);
+    });
+    $("#settings-btn").hidden = true;
+    $("#sh-op-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const kind = $("#sh-op-kind").value, key = $("#sh-op-key").value, value = $("#sh-op-value").value;
+      this.act(kind, ...(kind === "get" ? [key] : [key, value]));
+    });
+    $("#sh-op-key").addEventListener("input", () => this.refreshPanels(true));
+    $("#sh-workload").addEventListener("change", (e) => this.act("setWorkload", e.target.checked));
+    $("#sh-move").addEventListener("click", () => this.act("move", Number($("#sh-move-shard").value), Number($("#sh-move-group").value)));
+    $("#sh-join").addEventListener("click", () => this.act("join", [Number($("#sh-group").value)]));
+    $("#sh-leave").addEventListener("click", () => this.act("leave", [Number($("#sh-group").value)]));
+    $("#sh-heal").addEventListener("click", () => this.act("heal"));
+    $("#play").addEventListener("click", () => this.setPlaying(!this.playing));
+    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.dirty = true; });
+    $("#speed").addEventListener("input", (e) => { this.speedExp = Number(e.target.value); setText($("#speed-out"), `${this.speed() < 1 ? this.speed().toFixed(2) : this.speed().toFixed(1)}×`); });
+    $("#timeline").addEventListener("input", (e) => {
+      this.setPlaying(false);
+      this.timeline.seek(Math.round((Number(e.target.value) / 1000) * this.timeline.end));
+      this.dirty = true;
+    });
+    $("#share-btn").addEventListener("click", () => this.copyLink());
+    $("#guide-btn").addEventListener("click", () => (this.guide ? this.stopTour() : this.startTour(SHARDED_SCENARIOS[0].id)));
+    this.canvas.addEventListener("click", (e) => {
+      const r = this.canvas.getBoundingClientRect();
+      this.selected = this.layout ? hit(this.layout, e.clientX - r.left, e.clientY - r.top) : null;
+      if (this.selected?.shard != null) $("#sh-move-shard").value = String(this.selected.shard);
+      this.refreshPanels(true);
+    });
+    addEventListener("keydown", (e) => {
+      if (e.target.closest?.("input, select, textarea")) return;
+      if (e.key === " ") { e.preventDefault(); this.setPlaying(!this.playing); }
+    });
+    $("#boot").hidden = true;
+  }
+
+  notice(text) {
+    setText($("#notice-text"), text);
+    $("#notice").hidden = !text;
+  }
+
+  speed() { return 10 ** this.speedExp; }
+
+  setPlaying(on) {
+    this.playing = on;
+    $("#play").textContent = on ? "❚❚" : "▶";
+    $("#play").setAttribute("aria-label", on ? "Pause" : "Play");
+  }
+
+  // ---------- runs and actions ----------
+  newRun(layout, seed, actions) {
+    if (this.timeline) this.timeline.free();
+    this.timeline = new ShardedTimeline(this.backend, layout, seed, actions);
+    $("#sh-layout").value = layout;
+    $("#seed").value = String(seed);
+    this.selected = null;
+    this.checkResult = null;
+    this.dirty = true;
+    this.fillSelects();
+  }
+
+  fillSelects() {
+    const state = this.timeline.sim.state();
+    const groups = state.groups.filter((g) => g.id !== 0).map((g) => `<option value="${g.id}">${g.id}</option>`).join("");
+    $("#sh-move-group").innerHTML = groups;
+    $("#sh-group").innerHTML = groups;
+    $("#sh-move-shard").innerHTML = state.shards.map((s) => `<option value="${s.shard}">${s.shard}</option>`).join("");
+  }
+
+  /** Does an action on the run (recorded for the timeline and share links). */
+  act(op, ...args) {
+    try {
+      this.timeline.act(op, ...args);
+      this.notice("");
+    } catch (err) {
+      this.notice(err.message);
+    }
+    this.dirty = true;
+  }
+
+  copyLink() {
+    const hash = encodeShardedRun({ layout: this.timeline.layout, seed: this.timeline.seed, actions: this.timeline.actions, at: this.timeline.display, scenario: this.guide ? { id: this.guide.tour.id, step: this.guide.step } : null });
+    history.replaceState(null, "", hash);
+    navigator.clipboard?.writeText(location.href).catch(() => {});
+    this.notice("Link to this moment copied.");
+    return hash;
+  }
+
+  // ---------- the guided tour ----------
+  startTour(id) {
+    const tour = SHARDED_SCENARIOS.find((t) => t.id === id);
+    if (!tour) { this.notice(`No sharded tour ${id}`); return; }
+    this.newRun(tour.layout, tour.seed, []);
+    this.guide = { tour, step: -1, facts: {}, failed: [] };
+    $("#guide").hidden = false;
+    this.nextStep();
+  }
+
+  stopTour() {
+    this.guide = null;
+    this.stopAt = null;
+    $("#guide").hidden = true;
+  }
+
+  /** Plans the next step on a scratch copy of the run, adopts its actions, and plays to its end. */
+  nextStep() {
+    const g = this.guide;
+    if (!g || g.step + 1 >= g.tour.steps.length) return;
+    g.step++;
+    const step = g.tour.steps[g.step];
+    const scratch = new ShardedTimeline(this.backend, this.timeline.layout, this.timeline.seed, this.timeline.actions);
+    scratch.runUntil(this.timeline.display);
+    try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
+    this.timeline.actions = scratch.actions.map((a) => ({ ...a }));
+    this.stopAt = scratch.display;
+    scratch.free();
+    g.checked = false;
+    this.setPlaying(true);
+    this.renderGuide();
+  }
+
+  renderGuide() {
+    const g = this.guide;
+    if (!g) return;
+    const step = g.tour.steps[g.step];
+    const last = g.step + 1 >= g.tour.steps.length;
+    const status = this.stopAt != null ? `<p class="small muted">Playing…</p>` : g.failed.length ? `<p class="small" style="color:var(--danger)">Does not hold here: ${esc(g.failed.join("; "))}</p>` : `<p class="small" data-holds="1">✓ what this step says holds in this run</p>`;
+    setHTML($("#guide"), `<div class="guide-scroll"><h2>${esc(g.tour.title)} <span class="muted small">${g.step + 1}/${g.tour.steps.length}</span></h2>
+      <h3>${esc(step.title)}</h3>${step.text(g.facts)}<p class="small"><b>Watch:</b> ${esc(step.watch(g.facts))}</p>${status}
+      <div class="row"><button class="btn primary" id="sh-next" ${this.stopAt != null || last ? "disabled" : ""}>${last ? "The end" : "Next ›"}</button>
+      <button class="btn ghost" id="sh-close">Close</button></div></div>`);
+    $("#sh-next").onclick = () => this.nextStep();
+    $("#sh-close").onclick = () => this.stopTour();
+  }
+
+  // ---------- the frame loop ----------
+  start() {
+    let last = performance.now();
+    const frame = (t) => {
+      const dt = Math.min(100, t - last);
+      last = t;
+      this.frames.push(t);
+      if (this.frames.length > 120) this.frames.shift();
+      const t0 = performance.now();
+      if (this.playing) {
+        let target = this.timeline.display + dt * (this.stopAt != null ? Math.max(this.speed(), 0.3) : this.speed());
+        if (this.stopAt != null && target >= this.stopAt) { target = this.stopAt; }
+        this.timeline.runUntil(Math.floor(target));
+        if (this.stopAt != null && this.timeline.display >= this.stopAt) {
+          this.stopAt = null;
+          this.setPlaying(false);
+          if (this.guide) { this.guide.failed = failedClaims(this.guide.tour.steps[this.guide.step], this.guide.facts, this.timeline.sim); this.renderGuide(); }
+        }
+        this.dirty = true;
+      }
+      const t1 = performance.now();
+      if (this.dirty || !this.state) this.state = this.timeline.sim.state();
+      const t2 = performance.now();
+      this.draw();
+      const t3 = performance.now();
+      const avg = (a, x) => a * 0.9 + x * 0.1;
+      this.stats.simMs = avg(this.stats.simMs, t1 - t0);
+      this.stats.dataMs = avg(this.stats.dataMs, t2 - t1);
+      this.stats.drawMs = avg(this.stats.drawMs, t3 - t2);
+      if (t - (this.lastPanels ?? 0) > 200) { this.refreshPanels(); this.lastPanels = t; }
+      this.dirty = false;
+      requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+  }
+
+  draw() {
+    const c = this.canvas, dpr = devicePixelRatio || 1;
+    const w = c.clientWidth, h = c.clientHeight;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); }
+    this.ctx2d.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const css = getComputedStyle(document.body);
+    const v = (n, d) => css.getPropertyValue(n).trim() || d;
+    this.theme ??= { ink: v("--ink", "#222"), muted: v("--muted", "#777"), bg: v("--bg", "#f5f4ef"), card: v("--card", "#fff"), danger: v("--danger", "#c6362f"), accent: v("--accent", "#17696a") };
+    this.layout = draw(this.ctx2d, w, h, this.state, this.theme, this.selected, this.state.now);
+    setText($("#clock"), `${(this.state.now / 1000).toFixed(3)} s`);
+    const end = this.timeline.end;
+    $("#timeline").value = String(end > 0 ? Math.round((this.state.now / end) * 1000) : 0);
+    $("#scrub-fill").style.width = `${end > 0 ? (this.state.now / end) * 100 : 0}%`;
+    setText($("#end-time"), `${(end / 1000).toFixed(1)} s`);
+  }
+
+  refreshPanels(force = false) {
+    const s = this.state;
+    if (!s) return;
+    const sim = this.timeline.sim;
+    // correctness: check() costs more as the history grows, so it runs at most ~4% of the time
+    const now = performance.now();
+    if (force || !this.checkResult || now - this.lastCheckAt > Math.max(500, 25 * this.stats.checkMs)) {
+      const t0 = performance.now();
+      this.checkResult = sim.check();
+      this.stats.checkMs = performance.now() - t0;
+      this.lastCheckAt = now;
+    }
+    const c = this.checkResult;
+    const pill = $("#check-pill");
+    setText(pill, c.ok ? "OK" : "VIOLATION");
+    pill.className = `pill ${c.ok ? "ok" : "bad"}`;
+    setText($("#check-text"), c.linearizability.text);
+    setHTML($("#check-list"), [
+      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
+      `<li data-check="linearizability" class="${c.linearizability.ok ? "" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
+      ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
+    ].join(""));
+    // inspector
+    let inspect = "Click a host to crash or restart it, a shard to move it.";
+    let actions = "";
+    if (this.selected?.host != null) {
+      const h = s.hosts[this.selected.host - 1];
+      inspect = `Host ${h.id} is ${h.up ? "up" : "down"} and holds ${h.replicas.map((r) => `${groupName(r.group)} (${r.role}${r.role === "down" ? "" : `, term ${r.term}`})`).join(", ")}. A crash stops every one of them.`;
+      actions = h.up ? `<button class="btn small danger" data-act="crash" data-host="${h.id}">Crash host ${h.id}</button><button class="btn small" data-act="isolate" data-host="${h.id}">Isolate</button>` : `<button class="btn small" data-act="restart" data-host="${h.id}">Restart host ${h.id}</button>`;
+    } else if (this.selected?.shard != null) {
+      const sh = s.shards[this.selected.shard];
+      inspect = `Shard ${sh.shard}: owner ${sh.owner ? groupName(sh.owner) : "none"}, ${sh.status}${sh.from ? ` (from group ${sh.from})` : ""}. Choose a group below and Move.`;
+    }
+    setText($("#sh-inspect"), inspect);
+    const box = $("#sh-inspect-actions");
+    if (box.__html !== actions) {
+      box.innerHTML = actions; box.__html = actions;
+      for (const b of box.querySelectorAll("button")) {
+        b.onclick = () => {
+          const host = Number(b.dataset.host);
+          if (b.dataset.act === "isolate") this.act("partition", [[host], s.hosts.map((x) => x.id).filter((x) => x !== host)]);
+          else this.act(b.dataset.act, host);
+          this.refreshPanels(true);
+        };
+      }
+    }
+    const key = $("#sh-op-key").value;
+    if (key) {
+      const shard = sim.shardOf(key);
+      const owner = s.shards[shard].owner;
+      setText($("#sh-route"), `"${key}" is in shard ${shard}, ${owner ? `owned by group ${owner}` : "not assigned yet"}.`);
+    }
+    $("#sh-workload").checked = s.workload;
+    setHTML($("#sh-groups"), s.groups.map((g) => `<li data-group="${g.id}"><i style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${groupColor(g.id, "var(--ink)")}"></i> ${esc(groupName(g.id))} · hosts ${g.hosts.join(", ")} · leader ${g.leader ?? "none"}${g.id ? ` · ${g.joined ? `config ${g.configNum ?? "–"} · shards ${g.shards.map((x) => (x.status === "serving" ? x.shard : `${x.shard} (${x.status})`)).join(", ") || "none"}` : "not joined"}` : ` · config ${g.configNum ?? "–"}`}</li>`).join(""));
+    // the last operations (history() is read only when the run moved, a few times a second)
+    if (this.opsAt !== s.now) {
+      this.opsAt = s.now;
+      const ops = sim.history();
+      const owner = (shard) => s.shards[shard]?.owner;
+      setHTML($("#sh-ops"), ops.slice(-8).reverse().map((o) => `<li data-status="${o.status}">${o.client ? `c${o.client}` : "you"} ${o.kind} ${esc(o.key)}${o.value != null ? ` ${esc(o.value)}` : ""} → shard ${o.shard} (group ${owner(o.shard) ?? "–"}): ${o.status}${o.kind === "get" && o.status === "ok" ? ` = ${o.output == null ? "missing" : esc(o.output)}` : ""}${o.completedAt != null ? `, ${o.completedAt - o.invokedAt} ms` : ""}</li>`).join("") || `<li class="muted">none yet</li>`);
+    }
+    const admin = [
+      ...s.admin.done.slice(-6).map((d) => `<li data-outcome="${d.outcome}">${esc(d.op)}: ${d.outcome}${d.text ? ` (${esc(d.text)})` : ""} at ${(d.endedAt / 1000).toFixed(2)} s</li>`),
+      ...(s.admin.running ? [`<li>${esc(s.admin.running)}: running…</li>`] : []),
+      ...s.admin.queued.map((q) => `<li>${esc(q)}: waiting</li>`),
+    ];
+    setHTML($("#sh-admin"), admin.join("") || `<li class="muted">none yet</li>`);
+  }
+
+  fps() {
+    const f = this.frames;
+    return f.length > 1 ? ((f.length - 1) * 1000) / (f[f.length - 1] - f[0]) : 0;
+  }
+
+  frameStats() { return { ...this.stats, inFlight: this.state?.inFlight.length ?? 0 }; }
+}

@@ -1,0 +1,183 @@
+// The sharded mode's recorded run: a layout and seed plus every action a
+// person (or the guided tour) took, each stamped with the virtual time it
+// happened at. The simulation is deterministic, so any moment is rebuilt by
+// replaying the actions into a fresh ShardedSimulation: that is how the
+// timeline is scrubbed and how share links reproduce a run.
+//
+// Share link (the URL hash):
+//   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
+// An action is <t><code><arg>:<arg>...; strings are percent-encoded.
+//   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
+
+import { norm } from "../sim-adapter.js";
+
+/** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
+export const LAYOUTS = {
+  small: { label: "5 hosts · 3 groups of 3, sharing hosts", config: { hosts: 5, groups: 3, replicas: 3, shards: 10 } },
+  lab: { label: "12 hosts · controller + 3 groups of 3", config: { hosts: 12, placement: [[4, 5, 6], [7, 8, 9], [10, 11, 12]], shards: 10 } },
+};
+
+const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
+const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
+export const ACTIONS = new Set(Object.keys(CODES));
+const enc = encodeURIComponent;
+const dec = decodeURIComponent;
+
+function encodeArgs(op, args) {
+  switch (op) {
+    case "partition": return [args[0].map((g) => g.join(".")).join("-")];
+    case "put": case "append": return [enc(args[0]), enc(args[1])];
+    case "get": return [enc(args[0])];
+    case "setWorkload": return [args[0] ? "1" : "0"];
+    case "join": case "leave": return [[].concat(args[0]).join(".")];
+    default: return args.map(String);
+  }
+}
+
+function decodeArgs(op, parts) {
+  const n = (x) => { const v = Number(x); if (!Number.isFinite(v)) throw new Error(`bad number ${x}`); return v; };
+  switch (op) {
+    case "partition": return [parts[0].split("-").map((g) => g.split(".").map(n))];
+    case "heal": return [];
+    case "put": case "append": return [dec(parts[0]), dec(parts[1] ?? "")];
+    case "get": return [dec(parts[0])];
+    case "setWorkload": return [parts[0] === "1"];
+    case "join": case "leave": return [parts[0].split(".").map(n)];
+    default: return parts.map(n);
+  }
+}
+
+export const encodeAction = (a) => `${a.t}${CODES[a.op]}${encodeArgs(a.op, a.args).join(":")}`;
+
+export function decodeAction(text) {
+  const m = /^(\d+)([a-zA-Z])(.*)$/.exec(text);
+  if (!m) throw new Error(`cannot read action "${text}"`);
+  const op = OPS[m[2]];
+  if (!op) throw new Error(`unknown action code "${m[2]}"`);
+  return { t: Number(m[1]), op, args: decodeArgs(op, m[3] === "" ? [] : m[3].split(":")) };
+}
+
+/** The hash of a sharded run. */
+export function encodeShardedRun({ layout, seed, actions, at, scenario }) {
+  const parts = ["mode=sharded", `layout=${layout}`, `seed=${seed}`];
+  if (actions.length) parts.push(`a=${actions.map(encodeAction).join(",")}`);
+  if (at != null) parts.push(`at=${Math.round(at)}`);
+  if (scenario) parts.push(`sc=${enc(scenario.id)}.${scenario.step}`);
+  return "#" + parts.join("&");
+}
+
+/** Whether a hash asks for the sharded mode. */
+export const isShardedHash = (hash) => /(^#|&)mode=sharded(&|$)/.test(hash);
+
+/** Reads a sharded hash back; throws with a readable message if malformed. */
+export function decodeShardedRun(hash) {
+  const kv = {};
+  for (const part of hash.replace(/^#/, "").split("&")) {
+    const i = part.indexOf("=");
+    if (i > 0) kv[part.slice(0, i)] = part.slice(i + 1);
+  }
+  const layout = kv.layout ?? "small";
+  if (!LAYOUTS[layout]) throw new Error(`unknown layout ${layout} (known: ${Object.keys(LAYOUTS).join(", ")})`);
+  const seed = kv.seed === undefined ? 1 : Number(kv.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`bad seed=${kv.seed}`);
+  const actions = kv.a ? kv.a.split(",").filter(Boolean).map(decodeAction) : [];
+  const at = kv.at === undefined ? null : Number(kv.at);
+  if (at !== null && !(at >= 0)) throw new Error(`bad at=${kv.at}`);
+  let scenario = null;
+  if (kv.sc) { const [id, step] = dec(kv.sc).split("."); scenario = { id, step: Number(step) || 0 }; }
+  return { layout, seed, actions, at, scenario };
+}
+
+/** A ShardedSimulation with plain-number results. */
+export class ShardedSim {
+  constructor(backend, config) {
+    this.raw = new backend.ShardedSimulation(config);
+  }
+  now() { return Number(this.raw.now()); }
+  runFor(ms) { return Number(this.raw.runFor(ms)); }
+  runUntil(t) { return Number(this.raw.runUntil(t)); }
+  step() { return Number(this.raw.step()); }
+  state() { return norm(this.raw.state()); }
+  history() { return norm(this.raw.history()); }
+  check() { return norm(this.raw.check()); }
+  shardOf(key) { return Number(this.raw.shardOf(key)); }
+  put(k, v) { return Number(this.raw.put(k, v)); }
+  append(k, v) { return Number(this.raw.append(k, v)); }
+  get(k) { return Number(this.raw.get(k)); }
+  setWorkload(on) { this.raw.setWorkload(on); }
+  join(groups) { this.raw.join(groups); }
+  leave(groups) { this.raw.leave(groups); }
+  move(shard, group) { this.raw.move(shard, group); }
+  crash(host) { this.raw.crash(host); }
+  restart(host) { this.raw.restart(host); }
+  partition(sides) { this.raw.partition(sides); }
+  heal() { this.raw.heal(); }
+  free() { this.raw.free(); }
+}
+
+/** The recorded run and the simulation at the moment shown. */
+export class ShardedTimeline {
+  constructor(backend, layout, seed, actions = []) {
+    this.backend = backend;
+    this.layout = layout;
+    this.seed = seed;
+    this.actions = actions.map((a) => ({ ...a }));
+    this.horizon = 0;
+    this.replayErrors = [];
+    this.sim = null;
+    this.rebuild();
+  }
+
+  get config() { return { ...LAYOUTS[this.layout].config, seed: this.seed }; }
+  get display() { return this.sim.now(); }
+  get end() { return Math.max(this.horizon, this.sim.now(), this.actions.length ? this.actions[this.actions.length - 1].t : 0); }
+
+  rebuild() {
+    if (this.sim) this.sim.free();
+    this.sim = new ShardedSim(this.backend, this.config);
+    this.applied = 0;
+  }
+
+  _apply(a) {
+    try { this.sim[a.op](...a.args); } catch (err) { this.replayErrors.push(`${a.op}(${a.args.join(", ")}) at ${a.t} ms: ${err.message}`); }
+    this.applied++;
+  }
+
+  /** Advances to `t`, replaying the recorded actions on the way. */
+  runUntil(t) {
+    while (this.applied < this.actions.length && this.actions[this.applied].t <= t) {
+      const a = this.actions[this.applied];
+      if (a.t > this.sim.now()) this.sim.runUntil(a.t);
+      this._apply(a);
+    }
+    if (t > this.sim.now()) this.sim.runUntil(t);
+    this.horizon = Math.max(this.horizon, this.sim.now());
+  }
+
+  /** Shows the moment `t` (rebuilding the run if `t` is in the past). */
+  seek(t) {
+    if (t < this.sim.now()) this.rebuild();
+    this.runUntil(t);
+  }
+
+  /** Processes the next event. A recorded future (left by scrubbing back) is dropped: the run now differs from it. */
+  step() {
+    this.actions.length = this.applied;
+    this.sim.step();
+    this.horizon = this.sim.now();
+  }
+
+  /** Does an action now: later recorded actions (a future left by scrubbing back) are dropped. */
+  act(op, ...args) {
+    if (!ACTIONS.has(op)) throw new Error(`${op} is not an action`);
+    const t = this.sim.now();
+    const result = this.sim[op](...args); // throws on bad arguments: nothing recorded then
+    this.actions.length = this.applied;
+    this.actions.push({ t, op, args });
+    this.applied++;
+    this.horizon = t;
+    return result;
+  }
+
+  free() { this.sim.free(); }
+}
