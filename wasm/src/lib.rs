@@ -178,7 +178,12 @@ impl Simulation {
 
     // ---- observation -------------------------------------------------------
 
-    /// Every field of the packet `msgId` in flight, or `null`.
+    /// Every field of the packet `msgId` in flight, or `null`: its `inFlight`
+    /// fields, `bytes` (its size), and a Raft message's own fields as the core
+    /// names them, in camelCase (`term`, `prevLogIndex`, `conflict`, `meta`,
+    /// ...; `entries` as `{ index, term, command }` rows, a snapshot chunk's
+    /// `data` as its length), or a client packet's (`requestId`, `request`,
+    /// `op`, `key`, `value`, `ok`, `output`, ...).
     #[wasm_bindgen(unchecked_return_type = "(InFlightMessage & Record<string, unknown>) | null")]
     pub fn message(
         &self,

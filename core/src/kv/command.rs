@@ -97,7 +97,7 @@ impl Operation {
 
 /// A request from a client to a replica. `id` is the client's correlation id,
 /// echoed in the response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClientRequest {
     /// Correlation id chosen by the client.
@@ -107,7 +107,7 @@ pub struct ClientRequest {
 }
 
 /// What a client asks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestBody {
     /// A client's first write, which opens its session (§6.3 of the
@@ -156,7 +156,7 @@ pub enum RequestBody {
 }
 
 /// A chunk of a backup snapshot ([`RequestBody::Backup`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BackupChunk {
     /// The last log index the snapshot covers.
@@ -172,7 +172,7 @@ pub struct BackupChunk {
 }
 
 /// A membership change asked by an operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum MemberChange {
     /// Add a learner `id` reached at `address`; the id must never have been used.
@@ -190,7 +190,7 @@ pub enum MemberChange {
 }
 
 /// One member of the cluster, as the leader sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MemberInfo {
     /// Its id.
@@ -206,7 +206,7 @@ pub struct MemberInfo {
 
 /// The cluster's membership, as one replica sees it (the leader's view is
 /// the authoritative one; only the leader knows the members' match indexes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MembersStatus {
     /// The replica that answered.
@@ -228,7 +228,7 @@ pub struct MembersStatus {
 }
 
 /// A replica's answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClientResponse {
     /// The request's correlation id.
@@ -238,7 +238,7 @@ pub struct ClientResponse {
 }
 
 /// A successful answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Reply {
     /// The session was opened by its first write, which took effect; later
@@ -255,7 +255,7 @@ pub enum Reply {
 }
 
 /// A replica's Raft status, as `distribkv-native status` prints it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeStatus {
     /// Node id.
@@ -297,7 +297,7 @@ pub struct NodeStatus {
 
 /// Why a request failed. [`ServiceError::is_definite`] tells whether the
 /// operation certainly did not take effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ServiceError {
     /// This replica is not the leader; try `leader_hint`. A write that was

@@ -4,6 +4,11 @@
 //!
 //! Every message carries the sender's term. Local events (time, proposals,
 //! reads) are [`Input`](crate::raft::Input)s, never messages.
+//!
+//! With the `serde` feature, field names serialize in camelCase (what the
+//! browser's message inspector shows); the drivers' wire and disk encoding,
+//! postcard, ignores names and depends only on the order of fields and
+//! variants, which must not change.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -12,7 +17,7 @@ use bytes::Bytes;
 use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// A message addressed to one node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Envelope {
     /// Sender.
@@ -24,7 +29,7 @@ pub struct Envelope {
 }
 
 /// A Raft RPC or its response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Message {
     /// Ask for a vote (§5.2), or with `pre_vote`, ask whether a vote would be granted.
@@ -103,8 +108,9 @@ impl Message {
 }
 
 /// RequestVote (§5.2) and PreVote (§9.6 of the dissertation).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct RequestVote {
     /// Candidate's term; for a pre-vote, the term it would campaign in.
     pub term: Term,
@@ -119,8 +125,9 @@ pub struct RequestVote {
 }
 
 /// Answer to [`RequestVote`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct RequestVoteResponse {
     /// The voter's term; for a granted pre-vote, the term of the request.
     pub term: Term,
@@ -131,8 +138,9 @@ pub struct RequestVoteResponse {
 }
 
 /// AppendEntries (§5.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct AppendEntries {
     /// Leader's term.
     pub term: Term,
@@ -147,8 +155,9 @@ pub struct AppendEntries {
 }
 
 /// Answer to [`AppendEntries`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct AppendEntriesResponse {
     /// Follower's term.
     pub term: Term,
@@ -167,7 +176,7 @@ pub struct AppendEntriesResponse {
 /// whose term is `<=` the leader's `prev_log_term`. The leader probes next at
 /// its own largest index `<= index` with a term `<= term`, skipping whole
 /// terms on both sides in one round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConflictHint {
     /// The follower's candidate match position.
@@ -178,7 +187,7 @@ pub struct ConflictHint {
 
 /// Heartbeat: keeps followers from campaigning, carries the commit index, and
 /// confirms leadership for ReadIndex rounds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Heartbeat {
     /// Leader's term.
@@ -190,8 +199,9 @@ pub struct Heartbeat {
 }
 
 /// Answer to [`Heartbeat`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct HeartbeatResponse {
     /// Follower's term.
     pub term: Term,
@@ -202,8 +212,9 @@ pub struct HeartbeatResponse {
 }
 
 /// One chunk of a snapshot (§7), sent in order; the follower assembles them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct InstallSnapshot {
     /// Leader's term.
     pub term: Term,
@@ -220,8 +231,9 @@ pub struct InstallSnapshot {
 }
 
 /// Answer to [`InstallSnapshot`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct InstallSnapshotResponse {
     /// Follower's term.
     pub term: Term,
@@ -235,7 +247,7 @@ pub struct InstallSnapshotResponse {
 }
 
 /// Tells the transfer target to campaign at once (leadership transfer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TimeoutNow {
     /// Leader's term.

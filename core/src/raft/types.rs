@@ -16,7 +16,7 @@ pub type Term = u64;
 pub type LogIndex = u64;
 
 /// One entry of the replicated log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Entry {
     /// Position in the log (`>= 1`).
@@ -39,7 +39,7 @@ impl Entry {
 }
 
 /// The content of a log entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Payload {
     /// The empty entry a new leader appends to commit entries of earlier
@@ -77,7 +77,7 @@ impl Payload {
 /// simulator), so every node and client learns the members from the log,
 /// and which ids were removed (a driver that wants permanent ids refuses
 /// them, see [`Membership::add_member`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Membership {
     /// Voting members, sorted, without duplicates.
@@ -156,7 +156,7 @@ pub struct HardState {
 }
 
 /// Describes a snapshot: the log prefix it replaces and the membership at its end.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SnapshotMeta {
     /// Index of the last entry the snapshot covers.
@@ -168,7 +168,7 @@ pub struct SnapshotMeta {
 }
 
 /// A snapshot: metadata and the application's serialized state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Snapshot {
     /// What the snapshot covers.

@@ -194,7 +194,7 @@ impl fmt::Display for SimError {
 impl std::error::Error for SimError {}
 
 /// What a packet carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PacketPayload {
     /// Between replicas.
     Raft(Message),

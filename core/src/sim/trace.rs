@@ -1,6 +1,8 @@
 //! One-line renderings of messages and events (for traces, golden files and
 //! the browser), and the digests folded into the trace hash.
 
+use core::hash::{Hash, Hasher};
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -8,7 +10,7 @@ use alloc::vec::Vec;
 use super::Packet;
 use super::PacketPayload;
 use super::network::Endpoint;
-use crate::hash::Fnv;
+use crate::hash::PortableHasher;
 use crate::kv::{Command, Operation, Reply, RequestBody};
 use crate::raft::{Entry, Message, Payload};
 
@@ -192,132 +194,12 @@ pub fn describe(packet: &Packet) -> String {
     )
 }
 
-/// A digest of a packet's content, for the trace hash. Covers every field.
+/// A digest of a packet, for the trace hash: its endpoints and every field
+/// of its content, entry payloads and snapshot chunks included, through the
+/// derived [`Hash`] of the message types and a [`PortableHasher`], so the
+/// digest is the same on 64-bit and 32-bit platforms.
 pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u64 {
-    let mut h = Fnv::new();
-    for endpoint in [from, to] {
-        match endpoint {
-            Endpoint::Node(id) => h.write(&[0]).write_u64(id),
-            Endpoint::Client(id) => h.write(&[1]).write_u64(id),
-        };
-    }
-    h.write(packet_kind(payload).as_bytes());
-    match payload {
-        PacketPayload::Raft(message) => {
-            h.write_u64(message.term());
-            match message {
-                Message::RequestVote(m) => {
-                    h.write_u64(m.last_log_index).write_u64(m.last_log_term);
-                    h.write(&[u8::from(m.pre_vote), u8::from(m.transfer)]);
-                }
-                Message::RequestVoteResponse(m) => {
-                    h.write(&[u8::from(m.granted), u8::from(m.pre_vote)]);
-                }
-                Message::AppendEntries(m) => {
-                    h.write_u64(m.prev_log_index)
-                        .write_u64(m.prev_log_term)
-                        .write_u64(m.leader_commit);
-                    // Index, term and size place an entry in the run; its content
-                    // is checked by the safety checkers, not hashed again here.
-                    for entry in &m.entries {
-                        h.write_u64(entry.index).write_u64(entry.term);
-                        h.write_u64(entry.size() as u64);
-                    }
-                }
-                Message::AppendEntriesResponse(m) => {
-                    h.write_u64(m.index).write(&[u8::from(m.success)]);
-                    if let Some(hint) = m.conflict {
-                        h.write_u64(hint.index).write_u64(hint.term);
-                    }
-                }
-                Message::Heartbeat(m) => {
-                    h.write_u64(m.commit).write_u64(m.round);
-                }
-                Message::HeartbeatResponse(m) => {
-                    h.write_u64(m.round).write_u64(m.last_index);
-                }
-                Message::InstallSnapshot(m) => {
-                    h.write_u64(m.meta.index)
-                        .write_u64(m.meta.term)
-                        .write_u64(m.total_len)
-                        .write_u64(m.offset);
-                    h.write_u64(m.data.len() as u64).write(&[u8::from(m.done)]);
-                }
-                Message::InstallSnapshotResponse(m) => {
-                    h.write_u64(m.snapshot_index)
-                        .write_u64(m.received)
-                        .write(&[u8::from(m.done)]);
-                }
-                Message::TimeoutNow(_) => {}
-            }
-        }
-        PacketPayload::Request(request) => {
-            h.write_u64(request.id);
-            let operation = match &request.body {
-                RequestBody::Open { nonce, operation } => {
-                    h.write(&[1]).write_u64(*nonce);
-                    Some(operation)
-                }
-                RequestBody::Status => {
-                    h.write(&[2]);
-                    None
-                }
-                RequestBody::Members => {
-                    h.write(&[4]);
-                    None
-                }
-                RequestBody::ChangeMembers(change) => {
-                    h.write(&[5]).write(format!("{change:?}").as_bytes());
-                    None
-                }
-                RequestBody::Backup { index, offset } => {
-                    h.write(&[6])
-                        .write_u64(index.unwrap_or(0))
-                        .write_u64(*offset);
-                    None
-                }
-                RequestBody::Operation {
-                    client,
-                    seq,
-                    operation,
-                } => {
-                    h.write(&[3]).write_u64(*client).write_u64(*seq);
-                    Some(operation)
-                }
-            };
-            if let Some(operation) = operation {
-                h.write(operation.name().as_bytes()).write(operation.key());
-                if let Operation::Put { value, .. } | Operation::Append { value, .. } = operation {
-                    h.write_u64(value.len() as u64);
-                }
-            }
-        }
-        PacketPayload::Response(response) => {
-            h.write_u64(response.id);
-            match &response.result {
-                Ok(Reply::Opened(id)) => {
-                    h.write(&[1]).write_u64(*id);
-                }
-                Ok(Reply::Done(value)) => {
-                    h.write(&[2]);
-                    if let Some(value) = value {
-                        h.write_u64(value.len() as u64);
-                    }
-                }
-                Ok(Reply::Status(_)) => {
-                    h.write(&[3]);
-                }
-                Ok(Reply::Members(_)) => {
-                    h.write(&[5]);
-                }
-                Ok(Reply::Backup(chunk)) => {
-                    h.write(&[6]).write_u64(chunk.index).write_u64(chunk.offset);
-                }
-                Err(error) => {
-                    h.write(&[4]).write(format!("{error}").as_bytes());
-                }
-            }
-        }
-    }
-    h.finish()
+    let mut hasher = PortableHasher::new();
+    (from, to, payload).hash(&mut hasher);
+    hasher.finish()
 }

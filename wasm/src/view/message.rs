@@ -1,13 +1,16 @@
 //! `message(id)`: every field of one packet in flight. The common part is
-//! the `inFlight` rendering of [`super::cluster`]; the payload's own fields
-//! are added by name.
+//! the `inFlight` rendering of [`super::cluster`]; a Raft message's own
+//! fields are its serde rendering (camelCase names, as the core declares
+//! them), with log entries as [`LogEntry`] rows and a snapshot chunk as its
+//! length; a client packet's fields are added by name.
 
 use std::collections::BTreeMap;
 
 use distribkv_core::kv::{ClientRequest, ClientResponse, Operation, Reply, RequestBody};
-use distribkv_core::raft::Message;
+use distribkv_core::raft::{InstallSnapshot, Message};
 use distribkv_core::sim::{Packet, PacketPayload};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::cluster::{InFlight, LogEntry};
 use super::text;
@@ -19,6 +22,8 @@ pub struct MessageView {
     packet: InFlight,
     #[serde(flatten)]
     fields: BTreeMap<&'static str, Field>,
+    #[serde(flatten)]
+    raft: Map<String, Value>,
 }
 
 /// One field value of a message.
@@ -33,97 +38,61 @@ pub enum Field {
     Text(String),
     /// A missing value (`null`).
     Null(Option<u64>),
-    /// Log entries.
-    Entries(Vec<LogEntry>),
-    /// Node ids.
-    Ids(Vec<u64>),
 }
 
 impl MessageView {
     /// Renders `packet`.
     pub fn new(packet: &Packet) -> MessageView {
         let mut fields = BTreeMap::new();
+        let mut raft = Map::new();
         match &packet.payload {
-            PacketPayload::Raft(message) => raft_fields(message, &mut fields),
+            PacketPayload::Raft(message) => raft = raft_fields(message),
             PacketPayload::Request(request) => request_fields(request, &mut fields),
             PacketPayload::Response(response) => response_fields(response, &mut fields),
         }
         MessageView {
             packet: InFlight::from(packet),
             fields,
+            raft,
         }
     }
 }
 
-fn raft_fields(message: &Message, f: &mut BTreeMap<&'static str, Field>) {
-    use Field::{Entries, Flag, Ids, Null, Number};
-    f.insert("term", Number(message.term()));
-    f.insert("bytes", Number(message.size() as u64));
+/// The message's serde fields (without the enum's tag: `kind` names the
+/// variant), plus `bytes`, its approximate size. Entries become [`LogEntry`]
+/// rows; a snapshot chunk's `data`, its length.
+fn raft_fields(message: &Message) -> Map<String, Value> {
+    let chunk = match message {
+        // Serialized without its bytes, which only their length stands for.
+        Message::InstallSnapshot(m) => Some(Message::InstallSnapshot(Box::new(InstallSnapshot {
+            data: bytes::Bytes::new(),
+            ..(**m).clone()
+        }))),
+        _ => None,
+    };
+    let mut fields = match serde_json::to_value(chunk.as_ref().unwrap_or(message)) {
+        // An externally tagged enum: `{ "AppendEntries": { ...fields } }`.
+        Ok(Value::Object(tagged)) => match tagged.into_iter().next() {
+            Some((_, Value::Object(fields))) => fields,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
     match message {
-        Message::RequestVote(m) => {
-            f.insert("lastLogIndex", Number(m.last_log_index));
-            f.insert("lastLogTerm", Number(m.last_log_term));
-            f.insert("preVote", Flag(m.pre_vote));
-            f.insert("transfer", Flag(m.transfer));
-        }
-        Message::RequestVoteResponse(m) => {
-            f.insert("granted", Flag(m.granted));
-            f.insert("preVote", Flag(m.pre_vote));
-        }
         Message::AppendEntries(m) => {
-            f.insert("prevLogIndex", Number(m.prev_log_index));
-            f.insert("prevLogTerm", Number(m.prev_log_term));
-            f.insert("leaderCommit", Number(m.leader_commit));
-            f.insert(
-                "entries",
-                Entries(m.entries.iter().map(LogEntry::from).collect()),
+            let entries: Vec<LogEntry> = m.entries.iter().map(LogEntry::from).collect();
+            fields.insert(
+                "entries".into(),
+                serde_json::to_value(entries).unwrap_or(Value::Null),
             );
-        }
-        Message::AppendEntriesResponse(m) => {
-            f.insert("success", Flag(m.success));
-            f.insert(
-                if m.success {
-                    "matchIndex"
-                } else {
-                    "rejectedIndex"
-                },
-                Number(m.index),
-            );
-            match m.conflict {
-                Some(hint) => {
-                    f.insert("conflictIndex", Number(hint.index));
-                    f.insert("conflictTerm", Number(hint.term));
-                }
-                None => {
-                    f.insert("conflictIndex", Null(None));
-                    f.insert("conflictTerm", Null(None));
-                }
-            }
-        }
-        Message::Heartbeat(m) => {
-            f.insert("commit", Number(m.commit));
-            f.insert("round", Number(m.round));
-        }
-        Message::HeartbeatResponse(m) => {
-            f.insert("round", Number(m.round));
-            f.insert("lastIndex", Number(m.last_index));
         }
         Message::InstallSnapshot(m) => {
-            f.insert("snapshotIndex", Number(m.meta.index));
-            f.insert("snapshotTerm", Number(m.meta.term));
-            f.insert("voters", Ids(m.meta.membership.voters.clone()));
-            f.insert("totalLen", Number(m.total_len));
-            f.insert("offset", Number(m.offset));
-            f.insert("chunkLen", Number(m.data.len() as u64));
-            f.insert("done", Flag(m.done));
+            fields.insert("data".into(), Value::from(m.data.len()));
         }
-        Message::InstallSnapshotResponse(m) => {
-            f.insert("snapshotIndex", Number(m.snapshot_index));
-            f.insert("received", Number(m.received));
-            f.insert("done", Flag(m.done));
-        }
-        Message::TimeoutNow(_) => {}
+        _ => {}
     }
+    fields.insert("bytes".into(), Value::from(message.size()));
+    fields
 }
 
 fn operation_fields(operation: &Operation, f: &mut BTreeMap<&'static str, Field>) {
@@ -214,8 +183,21 @@ mod tests {
                     PacketPayload::Raft(_) => assert!(view["term"].is_u64()),
                     _ => assert!(view["requestId"].is_u64()),
                 }
-                if view["kind"] == "AppendEntries" {
-                    assert!(view["entries"].is_array() && view["prevLogIndex"].is_u64());
+                match view["kind"].as_str().unwrap() {
+                    "AppendEntries" => {
+                        assert!(view["prevLogIndex"].is_u64() && view["leaderCommit"].is_u64());
+                        for entry in view["entries"].as_array().unwrap() {
+                            assert!(entry["index"].is_u64() && entry["command"].is_string());
+                        }
+                    }
+                    "AppendEntriesResponse" => {
+                        assert!(view["index"].is_u64() && view["success"].is_boolean());
+                        assert!(view["conflict"].is_null() || view["conflict"]["term"].is_u64());
+                    }
+                    "InstallSnapshot" => {
+                        assert!(view["data"].is_u64() && view["meta"]["index"].is_u64());
+                    }
+                    _ => {}
                 }
                 kinds.insert(view["kind"].as_str().unwrap().to_owned());
             }
@@ -228,5 +210,42 @@ mod tests {
         ] {
             assert!(kinds.contains(kind), "no {kind} seen: {kinds:?}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_chunk_renders_its_meta_and_the_length_of_its_data() {
+        use distribkv_core::raft::{Membership, SnapshotMeta};
+        use distribkv_core::sim::network::Endpoint;
+        use distribkv_core::time::Instant;
+        let packet = Packet {
+            id: 7,
+            from: Endpoint::Node(1),
+            to: Endpoint::Node(2),
+            sent_at: Instant(10),
+            deliver_at: Instant(20),
+            payload: PacketPayload::Raft(Message::InstallSnapshot(Box::new(InstallSnapshot {
+                term: 3,
+                meta: SnapshotMeta {
+                    index: 40,
+                    term: 2,
+                    membership: Membership::with_voters([1, 2, 3]),
+                },
+                total_len: 100,
+                offset: 64,
+                data: bytes::Bytes::from_static(&[9; 36]),
+                done: true,
+            }))),
+        };
+        let view = json(&MessageView::new(&packet));
+        assert_eq!(view["kind"], "InstallSnapshot");
+        assert_eq!(view["data"], 36);
+        assert_eq!(view["totalLen"], 100);
+        assert_eq!(view["offset"], 64);
+        assert_eq!(view["done"], true);
+        assert_eq!(view["meta"]["index"], 40);
+        assert_eq!(
+            view["meta"]["membership"]["voters"],
+            serde_json::json!([1, 2, 3])
+        );
     }
 }
