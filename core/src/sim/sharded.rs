@@ -42,6 +42,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::clock::NodeClock;
 use super::invariants::SafetyChecker;
 use super::network::{Endpoint, Network, NetworkConfig};
 use crate::check;
@@ -65,12 +66,19 @@ pub struct ShardedConfig {
     pub seed: u64,
     /// Hosts, with ids `1..=hosts`.
     pub hosts: u64,
-    /// The controller group's servers.
-    pub controller: Vec<NodeId>,
-    /// Shard groups and their servers (not joined yet: see [`ShardedSim::join`]).
-    pub groups: BTreeMap<GroupId, Vec<NodeId>>,
-    /// Number of shards.
-    pub shards: u32,
+    /// What every host is built with: the number of shards, the
+    /// controller's servers, every shard group with its servers (not
+    /// joined yet: see [`ShardedSim::join`]), Raft timing, state machine
+    /// limits, snapshots, tick, poll and hibernation. Each host gets its
+    /// own `id` and the groups it is a server of; `record_applied` is
+    /// always on (the checkers need it).
+    pub host: HostConfig,
+    /// Each host's clock, by host id (`clocks[0]` is host 1's); hosts
+    /// beyond the list, and all of them when it is empty, read the
+    /// simulator's time. Hosts refuse lease reads, so nothing depends on
+    /// the rates staying within `host.raft.max_clock_drift_percent`, but
+    /// the sweep keeps them there, as real machines would be.
+    pub clocks: Vec<NodeClock>,
     /// Workload clients (started by [`ShardedSim::start_workload`]).
     pub clients: u64,
     /// Keys the workload uses.
@@ -79,16 +87,6 @@ pub struct ShardedConfig {
     pub network: NetworkConfig,
     /// Time an fsync takes, ms (drawn per sync).
     pub fsync_ms: (u64, u64),
-    /// Raft timing of every group.
-    pub raft: Config,
-    /// Snapshot a group every this many applied entries (0: never).
-    pub snapshot_every: u64,
-    /// Host timer tick, ms.
-    pub tick_ms: u64,
-    /// Host migration poll, ms.
-    pub poll_ms: u64,
-    /// Idle groups hibernate after this many ms (0: never).
-    pub hibernate_after_ms: u64,
 }
 
 impl ShardedConfig {
@@ -96,41 +94,49 @@ impl ShardedConfig {
     /// three hosts each, on hosts of their own (100: 4–6, 101: 7–9, 102:
     /// 10–12), so that a whole group can be taken down; 10 shards.
     pub fn lab(seed: u64) -> ShardedConfig {
-        ShardedConfig {
-            hosts: 12,
-            groups: BTreeMap::from([
-                (100, vec![4, 5, 6]),
-                (101, vec![7, 8, 9]),
-                (102, vec![10, 11, 12]),
-            ]),
-            ..ShardedConfig::small(seed)
-        }
+        let mut config = ShardedConfig::small(seed);
+        config.hosts = 12;
+        config.host.groups = BTreeMap::from([
+            (100, vec![4, 5, 6]),
+            (101, vec![7, 8, 9]),
+            (102, vec![10, 11, 12]),
+        ]);
+        config
     }
 
     /// Five hosts; the controller on 1–3; groups 100 (hosts 1–3), 101
     /// (hosts 3–5) and 102 (hosts 1, 4, 5), so every host holds replicas
-    /// of two or three groups; 10 shards, 3 clients on 6 keys.
+    /// of two or three groups; 10 shards, 3 clients on 6 keys; a snapshot
+    /// every 200 entries.
     pub fn small(seed: u64) -> ShardedConfig {
+        let mut host = HostConfig::new(0, 10, vec![1, 2, 3]);
+        host.groups = BTreeMap::from([
+            (100, vec![1, 2, 3]),
+            (101, vec![3, 4, 5]),
+            (102, vec![1, 4, 5]),
+        ]);
+        host.raft = Config::new(1, [1]);
+        host.snapshot_every = 200;
+        host.record_applied = true;
         ShardedConfig {
             seed,
             hosts: 5,
-            controller: vec![1, 2, 3],
-            groups: BTreeMap::from([
-                (100, vec![1, 2, 3]),
-                (101, vec![3, 4, 5]),
-                (102, vec![1, 4, 5]),
-            ]),
-            shards: 10,
+            host,
+            clocks: Vec::new(),
             clients: 3,
             keys: 6,
             network: NetworkConfig::default(),
             fsync_ms: (1, 5),
-            raft: Config::new(1, [1]),
-            snapshot_every: 200,
-            tick_ms: 10,
-            poll_ms: 100,
-            hibernate_after_ms: 0,
         }
+    }
+
+    /// The clock of host `id`.
+    pub fn clock(&self, id: NodeId) -> NodeClock {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.clocks.get(i.checked_sub(1)?))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -158,6 +164,8 @@ struct Slot {
     disk: HostDisk,
     /// Restarts so far (varies the seed of each incarnation).
     incarnation: u64,
+    /// The host's clock (kept across restarts: the same machine).
+    clock: NodeClock,
 }
 
 struct Client {
@@ -189,35 +197,79 @@ pub struct ShardedSim {
     trace: Option<Vec<String>>,
 }
 
+/// Why a simulated sharded cluster could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardedSimError {
+    /// A host refused its configuration.
+    Host(HostError),
+    /// A host's clock does not move forward.
+    Clock {
+        /// The host.
+        host: NodeId,
+        /// Its rate, ppm (must be above -1,000,000).
+        rate_ppm: i64,
+    },
+}
+
+impl core::fmt::Display for ShardedSimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ShardedSimError::Host(e) => write!(f, "{e}"),
+            ShardedSimError::Clock { host, rate_ppm } => write!(
+                f,
+                "host {host}'s clock must move forward (rate {rate_ppm} ppm)"
+            ),
+        }
+    }
+}
+
 /// The admin clerk's operation did not finish in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedOut;
 
 impl ShardedSim {
     /// A cluster of fresh hosts; no group has joined yet.
-    pub fn new(config: ShardedConfig) -> Result<ShardedSim, HostError> {
+    pub fn new(config: ShardedConfig) -> Result<ShardedSim, ShardedSimError> {
+        if let Some((i, clock)) = config
+            .clocks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !c.is_valid())
+        {
+            return Err(ShardedSimError::Clock {
+                host: i as NodeId + 1,
+                rate_ppm: clock.rate_ppm,
+            });
+        }
         let mut rng = Rng::new(config.seed);
         let mut slots = BTreeMap::new();
         let mut checkers = BTreeMap::new();
         checkers.insert(CONTROLLER, SafetyChecker::default());
-        for g in config.groups.keys() {
+        for g in config.host.groups.keys() {
             checkers.insert(*g, SafetyChecker::default());
         }
         for id in 1..=config.hosts {
-            let host = Host::new(host_config(&config, id), config.seed ^ id, Instant::ZERO)?;
+            let clock = config.clock(id);
+            let host = Host::new(
+                host_config(&config, id),
+                config.seed ^ id,
+                clock.local(Instant::ZERO),
+            )
+            .map_err(ShardedSimError::Host)?;
             slots.insert(
                 id,
                 Slot {
                     host: Some(host),
                     disk: HostDisk::default(),
                     incarnation: 0,
+                    clock,
                 },
             );
         }
         let clients = (0..=config.clients)
             .map(|i| Client {
                 clerk: ShardClerk::new(
-                    ShardClerkConfig::new(config.controller.clone()),
+                    ShardClerkConfig::new(config.host.controller.clone()),
                     rng.next_u64() ^ i,
                 ),
                 pending: None,
@@ -358,7 +410,10 @@ impl ShardedSim {
         let host_at = self
             .slots
             .iter()
-            .filter_map(|(id, s)| s.host.as_ref().map(|h| (h.poll_timeout().as_millis(), *id)))
+            .filter_map(|(id, s)| {
+                let deadline = s.clock.global(s.host.as_ref()?.poll_timeout());
+                Some((deadline.as_millis(), *id))
+            })
             .min();
         let clerk_at = self
             .clients
@@ -391,18 +446,9 @@ impl ShardedSim {
 }
 
 fn host_config(config: &ShardedConfig, id: NodeId) -> HostConfig {
-    let mut host = HostConfig::new(id, config.shards, config.controller.clone());
-    host.groups = config
-        .groups
-        .iter()
-        .filter(|(_, servers)| servers.contains(&id))
-        .map(|(g, s)| (*g, s.clone()))
-        .collect();
-    host.raft = config.raft.clone();
-    host.snapshot_every = config.snapshot_every;
-    host.tick_ms = config.tick_ms;
-    host.poll_ms = config.poll_ms;
-    host.hibernate_after_ms = config.hibernate_after_ms;
+    let mut host = config.host.clone();
+    host.id = id;
+    host.groups.retain(|_, servers| servers.contains(&id));
     host.record_applied = true;
     host
 }

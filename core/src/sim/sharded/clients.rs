@@ -22,8 +22,10 @@ impl ShardedSim {
                 // Abandon it: a fresh admin clerk (the old one's request
                 // may still take effect, as a client that gave up).
                 let seed = self.rng.next_u64();
-                self.clients[0].clerk =
-                    ShardClerk::new(ShardClerkConfig::new(self.config.controller.clone()), seed);
+                self.clients[0].clerk = ShardClerk::new(
+                    ShardClerkConfig::new(self.config.host.controller.clone()),
+                    seed,
+                );
                 Err(TimedOut)
             }
         }
@@ -41,14 +43,14 @@ impl ShardedSim {
     pub fn join(&mut self, groups: &[GroupId]) -> Result<ControllerReply, TimedOut> {
         let map = groups
             .iter()
-            .filter_map(|g| self.config.groups.get(g).map(|s| (*g, s.clone())))
+            .filter_map(|g| self.config.host.groups.get(g).map(|s| (*g, s.clone())))
             .collect();
         self.controller(ControllerOp::Join(map))
     }
 
     /// Joins every configured group at once.
     pub fn join_all(&mut self) -> Result<ControllerReply, TimedOut> {
-        let groups: Vec<GroupId> = self.config.groups.keys().copied().collect();
+        let groups: Vec<GroupId> = self.config.host.groups.keys().copied().collect();
         self.join(&groups)
     }
 

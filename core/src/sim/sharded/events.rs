@@ -98,10 +98,11 @@ impl ShardedSim {
     /// Feeds one input to host `id` (dropped if it is down), executes its
     /// outputs and runs the checkers of its groups.
     pub(super) fn feed(&mut self, id: NodeId, input: HostInput) {
-        let now = self.now;
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        // The host reads its own clock.
+        let now = slot.clock.local(self.now);
         let Some(host) = slot.host.as_mut() else {
             return;
         };

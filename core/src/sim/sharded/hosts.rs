@@ -26,7 +26,12 @@ impl ShardedSim {
         }
         slot.incarnation += 1;
         let seed = seed ^ id ^ slot.incarnation.wrapping_mul(0x9E37_79B9);
-        match Host::restart(config, seed, self.now, slot.disk.durable.clone()) {
+        match Host::restart(
+            config,
+            seed,
+            slot.clock.local(self.now),
+            slot.disk.durable.clone(),
+        ) {
             Ok(host) => {
                 for (g, node) in host.nodes() {
                     if let Some(checker) = self.checkers.get_mut(&g) {
@@ -57,14 +62,28 @@ impl ShardedSim {
 
     /// Crashes every server of a group (6.5840's `ShutdownGroup`).
     pub fn crash_group(&mut self, group: GroupId) {
-        for id in self.config.groups.get(&group).cloned().unwrap_or_default() {
+        for id in self
+            .config
+            .host
+            .groups
+            .get(&group)
+            .cloned()
+            .unwrap_or_default()
+        {
             self.crash(id);
         }
     }
 
     /// Restarts every server of a group (6.5840's `StartGroup`).
     pub fn restart_group(&mut self, group: GroupId) {
-        for id in self.config.groups.get(&group).cloned().unwrap_or_default() {
+        for id in self
+            .config
+            .host
+            .groups
+            .get(&group)
+            .cloned()
+            .unwrap_or_default()
+        {
             self.restart(id);
         }
     }
@@ -112,7 +131,7 @@ impl ShardedSim {
         else {
             return false;
         };
-        self.config.groups.keys().all(|g| {
+        self.config.host.groups.keys().all(|g| {
             self.slots
                 .values()
                 .filter_map(|s| s.host.as_ref()?.kv(*g))
@@ -123,7 +142,7 @@ impl ShardedSim {
     /// Shards held by each group on its most advanced up replica (any status).
     pub fn held_shards(&self) -> BTreeMap<GroupId, BTreeSet<u32>> {
         let mut held = BTreeMap::new();
-        for g in self.config.groups.keys() {
+        for g in self.config.host.groups.keys() {
             let best = self
                 .slots
                 .values()

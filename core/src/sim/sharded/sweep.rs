@@ -38,11 +38,11 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     config.network.duplicate_rate = [0.0, 0.05][rng.index(2)];
     config.network.long_delay_rate = [0.0, 0.01][rng.index(2)];
     config.network.long_delay = (100, 1000);
-    config.snapshot_every = [20, 200][rng.index(2)];
-    config.hibernate_after_ms = [0, 300][rng.index(2)];
-    let groups: Vec<GroupId> = config.groups.keys().copied().collect();
+    config.host.snapshot_every = [20, 200][rng.index(2)];
+    config.host.hibernate_after_ms = [0, 300][rng.index(2)];
+    let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
     let hosts = config.hosts;
-    let shards = config.shards;
+    let shards = config.host.shards;
     let mut sim = match ShardedSim::new(config) {
         Ok(sim) => sim,
         Err(e) => {
@@ -60,8 +60,8 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
-        sim.config.snapshot_every,
-        sim.config.hibernate_after_ms
+        sim.config.host.snapshot_every,
+        sim.config.host.hibernate_after_ms
     ));
     sim.start_workload();
     for _ in 0..rounds {
