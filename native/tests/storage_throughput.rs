@@ -284,6 +284,75 @@ mod storage {
         }
     }
 
+    /// Without workers or channels: each round gives every one of `groups`
+    /// groups one 256-byte entry and makes the round durable, either as one
+    /// step of a multi-group log (one fsync) or through one single-group
+    /// log per group (one fsync each, one after the other, as one driver
+    /// thread would).
+    #[test]
+    #[ignore = "a measurement, run by hand (see the file's documentation)"]
+    fn fsyncs_per_round_one_log_against_one_log_per_group() {
+        let rounds = 400u64;
+        println!(
+            "layout              groups  fsyncs/round  ms/round  entries/s  ({ENTRY_SIZE}-byte entries, {rounds} rounds)"
+        );
+        for groups in [1u64, 16] {
+            let dir = bench_dir();
+            let (mut storage, _) =
+                MultiStorage::open(dir.path(), IDENTITY, MultiStorageOptions::default()).unwrap();
+            let start = Instant::now();
+            for round in 1..=rounds {
+                let writes = (0..groups)
+                    .map(|group| {
+                        let write = Write {
+                            seq: round,
+                            entries: vec![entry(round, 1, ENTRY_SIZE)],
+                            ..Write::default()
+                        };
+                        (group, write)
+                    })
+                    .collect();
+                storage.append(&HostWrite { seq: round, writes }).unwrap();
+                storage.sync().unwrap();
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            println!(
+                "{:<18}  {groups:>6}  {:>12.1}  {:>8.3}  {:>9.0}",
+                "one log",
+                storage.stats().syncs() as f64 / rounds as f64,
+                seconds * 1000.0 / rounds as f64,
+                (rounds * groups) as f64 / seconds
+            );
+
+            let dirs: Vec<_> = (0..groups).map(|_| bench_dir()).collect();
+            let mut logs: Vec<_> = dirs
+                .iter()
+                .map(|dir| open(dir.path(), &StorageOptions::default()).0)
+                .collect();
+            let start = Instant::now();
+            for round in 1..=rounds {
+                for log in &mut logs {
+                    let write = Write {
+                        seq: round,
+                        entries: vec![entry(round, 1, ENTRY_SIZE)],
+                        ..Write::default()
+                    };
+                    log.append(&write).unwrap();
+                    log.sync().unwrap();
+                }
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            let syncs: u64 = logs.iter().map(|log| log.stats().syncs()).sum();
+            println!(
+                "{:<18}  {groups:>6}  {:>12.1}  {:>8.3}  {:>9.0}",
+                "one log per group",
+                syncs as f64 / rounds as f64,
+                seconds * 1000.0 / rounds as f64,
+                (rounds * groups) as f64 / seconds
+            );
+        }
+    }
+
     #[test]
     #[ignore = "a measurement, run by hand (see the file's documentation)"]
     fn durable_writes_per_second() {
