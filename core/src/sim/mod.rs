@@ -220,22 +220,29 @@ impl Sim {
             .validate()
             .map_err(|e| SimError::Config(format!("{e}")))?;
         for id in 1..=sim.config.nodes as NodeId {
-            let seed = sim.rng.next_u64();
             let config = sim.replica_config(id);
-            let clock = sim.clock_config(id);
-            let replica = Replica::new(config.clone(), seed, clock.local(sim.now))
-                .map_err(|e| SimError::Config(format!("{e}")))?;
-            sim.nodes.push(SimNode {
-                replica: Some(replica),
-                disk: Disk::default(),
-                applied: BTreeMap::new(),
-                snapshot_through: 0,
-                config,
-                clock,
-                retired: false,
-            });
+            sim.push_node(id, config)?;
         }
         Ok(sim)
+    }
+
+    /// Adds node `id` (the next one) with `config`, a fresh replica on a
+    /// blank disk, seeded from the simulator's generator.
+    fn push_node(&mut self, id: NodeId, config: ReplicaConfig) -> Result<(), SimError> {
+        let seed = self.rng.next_u64();
+        let clock = self.clock_config(id);
+        let replica = Replica::new(config.clone(), seed, clock.local(self.now))
+            .map_err(|e| SimError::Config(format!("{e}")))?;
+        self.nodes.push(SimNode {
+            replica: Some(replica),
+            disk: Disk::default(),
+            applied: BTreeMap::new(),
+            snapshot_through: 0,
+            config,
+            clock,
+            retired: false,
+        });
+        Ok(())
     }
 
     fn replica_config(&self, id: NodeId) -> ReplicaConfig {
