@@ -195,6 +195,8 @@ pub struct ShardedSim {
     delivered: u64,
     /// Migration trace lines (when enabled).
     trace: Option<Vec<String>>,
+    /// Workload writes refused as [`KvError::SessionExpired`].
+    expired_sessions: u64,
 }
 
 /// Why a simulated sharded cluster could not be built.
@@ -292,6 +294,7 @@ impl ShardedSim {
             violations: Vec::new(),
             delivered: 0,
             trace: None,
+            expired_sessions: 0,
         })
     }
 
