@@ -22,7 +22,9 @@
 //! ```
 
 mod interactive;
-pub use interactive::{InFlight, WorkloadClient};
+mod journal;
+pub use interactive::{InFlight, InFlightContent, InFlightMessage, WorkloadClient};
+pub use journal::JournalLine;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -229,6 +231,8 @@ pub struct ShardedSim {
     delivered: u64,
     /// Migration trace lines (when enabled).
     trace: Option<Vec<String>>,
+    /// The event journal (when enabled).
+    journal: Option<journal::Journal>,
 }
 
 /// What the trace compares before and after an input: each shard group's
@@ -305,6 +309,7 @@ impl ShardedSim {
             violations: Vec::new(),
             delivered: 0,
             trace: None,
+            journal: None,
         })
     }
 
@@ -486,13 +491,20 @@ impl ShardedSim {
                         self.log(line);
                     }
                 }
+                if self.is_up(batch.to) {
+                    self.note_batch(&batch);
+                }
                 let to = batch.to;
                 self.feed(to, HostInput::Batch(batch));
             }
             Event::Request { to, from, request } => {
+                if self.is_up(to) {
+                    self.note_request(from, to, &request);
+                }
                 self.feed(to, HostInput::Client { from, request })
             }
             Event::Reply { clerk, reply } => {
+                self.note_reply(clerk, &reply);
                 let now = self.now;
                 self.clients[clerk as usize].clerk.handle_reply(now, reply);
                 self.drain_clerk(clerk);
@@ -531,7 +543,8 @@ impl ShardedSim {
         let Some(host) = slot.host.as_mut() else {
             return;
         };
-        let before = self.trace.is_some().then(|| shard_view(host));
+        let before = (self.trace.is_some() || self.journal.is_some()).then(|| shard_view(host));
+        let roles_before = self.journal.is_some().then(|| journal::roles(host));
         for (g, node) in host.nodes() {
             if let Some(checker) = self.checkers.get_mut(&g) {
                 checker.before(node);
@@ -618,6 +631,10 @@ impl ShardedSim {
                 checker.after_event(core::iter::once(node));
             }
         }
+        if let Some(roles) = roles_before {
+            self.note_roles(id, &roles);
+        }
+        let host = self.slots[&id].host.as_ref().expect("up");
         if let Some(before) = before {
             let after = shard_view(host);
             for ((g, num_before, old), (_, num, new)) in before.iter().zip(&after) {
@@ -632,6 +649,7 @@ impl ShardedSim {
                 }
                 if num_before != num || !changes.is_empty() {
                     let line = format!("host {id} group {g} config {num}: {}", changes.join(", "));
+                    self.note(Some(id), Some(*g), "shard", || line.clone());
                     self.log(line);
                 }
             }
@@ -898,6 +916,7 @@ impl ShardedSim {
         {
             slot.disk.crash(&mut self.rng);
             self.log(format!("host {id} crashes"));
+            self.note(Some(id), None, "crash", || format!("host {id} crashes"));
         }
     }
 
@@ -922,6 +941,9 @@ impl ShardedSim {
                 }
                 slot.host = Some(host);
                 self.log(format!("host {id} restarts"));
+                self.note(Some(id), None, "restart", || {
+                    format!("host {id} restarts from its disk")
+                });
             }
             Err(e) => self
                 .violations

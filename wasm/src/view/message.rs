@@ -61,7 +61,7 @@ impl MessageView {
 /// The message's serde fields (without the enum's tag: `kind` names the
 /// variant), plus `bytes`, its approximate size. Entries become [`LogEntry`]
 /// rows; a snapshot chunk's `data`, its length.
-fn raft_fields(message: &Message) -> Map<String, Value> {
+pub(crate) fn raft_fields(message: &Message) -> Map<String, Value> {
     let chunk = match message {
         // Serialized without its bytes, which only their length stands for.
         Message::InstallSnapshot(m) => Some(Message::InstallSnapshot(Box::new(InstallSnapshot {
@@ -95,7 +95,7 @@ fn raft_fields(message: &Message) -> Map<String, Value> {
     fields
 }
 
-fn operation_fields(operation: &Operation, f: &mut BTreeMap<&'static str, Field>) {
+pub(crate) fn operation_fields(operation: &Operation, f: &mut BTreeMap<&'static str, Field>) {
     f.insert("op", Field::Text(operation.name().to_owned()));
     f.insert("key", Field::Text(text(operation.key())));
     if let Operation::Put { value, .. } | Operation::Append { value, .. } = operation {
