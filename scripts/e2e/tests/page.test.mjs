@@ -482,7 +482,7 @@ pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, 
   await page.waitForFunction(([s, g]) => { const x = window.__distribkv.sim().state().shards[s]; return x.owner === g && x.status === "moving"; }, [shard, to], { timeout: 10000 });
   // a host of the old owner crashes mid-move, from the inspector
   const victim = (await sharded(page)).groups.find((g) => g.id === from).leader;
-  await page.evaluate((h) => { window.__distribkv.app.selected = { host: h }; window.__distribkv.app.refreshPanels(true); }, victim);
+  await page.evaluate((h) => window.__distribkv.app.select({ type: "host", id: h }), victim);
   await page.click(`#sh-inspect-actions [data-act=crash]`);
   st = await sharded(page);
   assert.equal(st.hosts[victim - 1].up, false);

@@ -229,10 +229,17 @@ impl ShardedSimulation {
 
     /// Every client operation: `{ id, client, kind, key, value, shard,
     /// invokedAt, completedAt, output, status }` (ids from 1; client 0 is
-    /// the page's, 1.. the workload's).
+    /// the page's, 1.. the workload's). `opts.from`: only the operations
+    /// from that id on (a page reads the history incrementally, as it does
+    /// `Simulation.history`).
     #[wasm_bindgen(unchecked_return_type = "ShardedHistoryOp[]")]
-    pub fn history(&self) -> Result<JsValue, JsError> {
-        to_js(&view::sharded::history(&self.sim))
+    pub fn history(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ from?: number }")] opts: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let fields = Fields::new(&opts, "history options", &["from"])?;
+        let from = fields.read("from", args::integer)?.unwrap_or(1).max(1);
+        to_js(&view::sharded::history(&self.sim, from))
     }
 
     /// The journal's lines after `since` (0: every line kept), oldest

@@ -8,6 +8,7 @@
 //   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
 // An action is <t><code><arg>:<arg>...; strings are percent-encoded.
 //   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
+//   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 import { norm } from "../sim-adapter.js";
 
@@ -17,7 +18,7 @@ export const LAYOUTS = {
   lab: { label: "12 hosts · controller + 3 groups of 3", config: { hosts: 12, placement: [[4, 5, 6], [7, 8, 9], [10, 11, 12]], shards: 10 } },
 };
 
-const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
+const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", cutLink: "x", restoreLink: "X", dropMessage: "d", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
 const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
 export const ACTIONS = new Set(Object.keys(CODES));
 const enc = encodeURIComponent;
@@ -98,7 +99,9 @@ export class ShardedSim {
   runUntil(t) { return Number(this.raw.runUntil(t)); }
   step() { return Number(this.raw.step()); }
   state() { return norm(this.raw.state()); }
-  history() { return norm(this.raw.history()); }
+  history(opts) { return norm(this.raw.history(opts)); }
+  events(since) { return norm(this.raw.events(since)); }
+  message(id) { return norm(this.raw.message(id)); }
   check() { return norm(this.raw.check()); }
   shardOf(key) { return Number(this.raw.shardOf(key)); }
   put(k, v) { return Number(this.raw.put(k, v)); }
@@ -112,6 +115,9 @@ export class ShardedSim {
   restart(host) { this.raw.restart(host); }
   partition(sides) { this.raw.partition(sides); }
   heal() { this.raw.heal(); }
+  cutLink(from, to) { this.raw.cutLink(from, to); }
+  restoreLink(from, to) { this.raw.restoreLink(from, to); }
+  dropMessage(id) { return this.raw.dropMessage(id); }
   free() { this.raw.free(); }
 }
 

@@ -37,13 +37,16 @@ pub struct ShardedHistoryOp {
 }
 
 /// `history()`.
-pub fn history(sim: &ShardedSim) -> Vec<ShardedHistoryOp> {
+/// `history({ from })`: the operations from id `from` (1-based) on.
+pub fn history(sim: &ShardedSim, from: u64) -> Vec<ShardedHistoryOp> {
     let history = sim.history();
     let pending: BTreeSet<u64> = history.pending().map(|o| o.id).collect();
     let shards = sim.config().shards;
+    let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
     history
         .operations()
         .iter()
+        .skip(skip)
         .map(|o| {
             let (kind, value) = match &o.kind {
                 OpKind::Put(v) => ("put", Some(text(v))),
