@@ -61,7 +61,7 @@ try {
         over20ms: d.filter((x) => x > 20).length, frames: d.length,
         app: app.frameStats(),
         virtualMs: app.timeline.display, virtualSpan: app.timeline.display - virtual0,
-        ops: app.historyCache ? app.historyCache.length : app.timeline.sim.history().length,
+        ops: Array.isArray(app.historyCache) ? app.historyCache.length : app.history.length,
         inFlight: app.state.inFlight.length,
       });
     };

@@ -571,6 +571,13 @@ pageTest("sharded mode: history lanes, the event log, a message inspected and dr
   await play(page);
   await page.waitForFunction((t) => window.__distribkv.sim().now() > t + 300, st.now);
   await pause(page);
+  // the correctness card is checked off the main thread, on a replica of the run: the same verdict as the page's own simulation
+  assert.ok(await page.evaluate(() => window.__distribkv.app.checker !== null), "the checker worker runs");
+  await page.waitForFunction(() => window.__distribkv.app.checkAt === window.__distribkv.sim().now(), null, { timeout: 10000 });
+  const [fromWorker, here] = await page.evaluate(() => [JSON.stringify(window.__distribkv.app.checkResult), JSON.stringify(window.__distribkv.sim().check())]);
+  assert.equal(fromWorker, here);
+  assert.equal(JSON.parse(here).ok, true);
+  await waitText(page, "#check-text", /checked at \d+\.\d\d s/);
   // the share link carries both actions and rebuilds the same moment
   const hash = await page.evaluate(() => window.__distribkv.app.copyLink());
   assert.match(hash, new RegExp(`d${msg.id}`));

@@ -54,6 +54,7 @@ export class ShardedApp {
     this.selected = null;
     this.theme = new Theme();
     this.theme.card = this.theme.surface;
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => { this.theme.read(); this.theme.card = this.theme.surface; this.dirty = true; });
     this.historyView = new HistoryView($("#history"), this.theme);
     this.historyCache = new HistoryCache();
     this.history = [];
@@ -70,6 +71,7 @@ export class ShardedApp {
     this.guide = null;
     this.stopAt = null;
     this.buildDom();
+    this.startChecker();
     this.inspector = new Inspector(this);
     this.eventLog = new EventLog(this);
     let run = { layout: "small", seed: 1, actions: [], at: null, scenario: null };
@@ -109,7 +111,7 @@ export class ShardedApp {
     $("#sh-leave").addEventListener("click", () => this.act("leave", [Number($("#sh-group").value)]));
     $("#sh-heal").addEventListener("click", () => this.act("heal"));
     $("#play").addEventListener("click", () => this.setPlaying(!this.playing));
-    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.dirty = true; });
+    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.runVersion++; this.dirty = true; });
     $("#speed").addEventListener("input", (e) => { this.speedExp = Number(e.target.value); setText($("#speed-out"), `${this.speed() < 1 ? this.speed().toFixed(2) : this.speed().toFixed(1)}×`); });
     $("#timeline").addEventListener("input", (e) => {
       this.setPlaying(false);
@@ -188,6 +190,7 @@ export class ShardedApp {
   newRun(layout, seed, actions) {
     if (this.timeline) this.timeline.free();
     this.timeline = new ShardedTimeline(this.backend, layout, seed, actions);
+    this.runVersion = (this.runVersion ?? 0) + 1;
     $("#sh-layout").value = layout;
     $("#seed").value = String(seed);
     this.selected = null;
@@ -212,6 +215,7 @@ export class ShardedApp {
     let result;
     try {
       result = this.timeline.act(op, ...args);
+      this.runVersion++;
       this.notice("");
     } catch (err) {
       this.notice(err.message);
@@ -254,6 +258,7 @@ export class ShardedApp {
     scratch.runUntil(this.timeline.display);
     try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
     this.timeline.actions = scratch.actions.map((a) => ({ ...a }));
+    this.runVersion++;
     this.stopAt = scratch.display;
     scratch.free();
     g.checked = false;
@@ -323,9 +328,6 @@ export class ShardedApp {
     const w = c.clientWidth, h = c.clientHeight;
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); }
     this.ctx2d.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const css = getComputedStyle(document.body);
-    const v = (n, d) => css.getPropertyValue(n).trim() || d;
-    this.theme ??= { ink: v("--ink", "#222"), muted: v("--muted", "#777"), bg: v("--bg", "#f5f4ef"), card: v("--card", "#fff"), danger: v("--danger", "#c6362f"), accent: v("--accent", "#17696a") };
     this.layout = draw(this.ctx2d, w, h, this.state, this.theme, this.selected, this.state.now);
     if (this.dirty) this.historyView.draw({ history: this.history, display: this.state.now, asOf: Math.min(this.state.now, this.historyAsOf ?? this.state.now), highlight: this.highlightOps });
     setText($("#clock"), `${(this.state.now / 1000).toFixed(3)} s`);
@@ -339,25 +341,20 @@ export class ShardedApp {
     const s = this.state;
     if (!s) return;
     const sim = this.timeline.sim;
-    // correctness: check() costs more as the history grows, so it runs at most ~4% of the time
+    // correctness: check() costs more as the history grows (tens of ms with
+    // thousands of operations), so a worker runs it on a replica of the run
+    // (check-worker.js); where workers are not available, the main thread
+    // does, at most ~4% of the time
     const now = performance.now();
-    if (force || !this.checkResult || now - this.lastCheckAt > Math.max(500, 25 * this.stats.checkMs)) {
+    if (this.checker) this.askCheck(now);
+    else if (force || !this.checkResult || now - this.lastCheckAt > Math.max(500, 25 * this.stats.checkMs)) {
       const t0 = performance.now();
       this.checkResult = sim.check();
+      this.checkAt = this.timeline.display;
       this.stats.checkMs = performance.now() - t0;
       this.lastCheckAt = now;
     }
-    const c = this.checkResult;
-    this.highlightOps = new Set(c.linearizability.ok ? [] : c.linearizability.ops);
-    const pill = $("#check-pill");
-    setText(pill, c.ok ? "OK" : "VIOLATION");
-    pill.className = `pill ${c.ok ? "ok" : "bad"}`;
-    setText($("#check-text"), c.linearizability.text);
-    setHTML($("#check-list"), [
-      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
-      `<li data-check="linearizability" class="${c.linearizability.ok ? "" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
-      ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
-    ].join(""));
+    if (this.checkResult) this.renderCheck(this.checkResult);
     // inspector
     let inspect = "Click a host to crash or restart it, a shard to move it.";
     let actions = "";
@@ -405,6 +402,59 @@ export class ShardedApp {
     setHTML($("#sh-admin"), admin.join("") || `<li class="muted">none yet</li>`);
     this.inspector.update();
     this.eventLog.update();
+  }
+
+  /** The correctness card: Raft safety per group, linearizability across moves; the operations a violation names are outlined in the history. */
+  renderCheck(c) {
+    this.highlightOps = new Set(c.linearizability.ok ? [] : c.linearizability.ops);
+    const pill = $("#check-pill");
+    setText(pill, c.ok ? "OK" : "VIOLATION");
+    pill.className = `pill ${c.ok ? "ok" : "bad"}`;
+    setText($("#check-text"), `${c.linearizability.text} (checked at ${(this.checkAt / 1000).toFixed(2)} s)`);
+    setHTML($("#check-list"), [
+      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
+      `<li data-check="linearizability" class="${c.linearizability.ok ? "" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
+      ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
+    ].join(""));
+  }
+
+  /** Starts the checker worker (null where module workers are not available: the main thread checks). */
+  startChecker() {
+    try {
+      const worker = new Worker(new URL("./check-worker.js", import.meta.url), { type: "module" });
+      this.checker = { worker, pending: null, askedAt: 0, seq: 0 };
+      worker.onmessage = ({ data }) => this.onCheck(data);
+      worker.onerror = (e) => { console.warn("the checker worker failed; checking on the main thread", e.message); this.checker = null; };
+    } catch (err) {
+      this.checker = null;
+    }
+  }
+
+  /** Asks the worker to check the moment shown (one request at a time, at most every 250 ms). */
+  askCheck(now) {
+    const c = this.checker;
+    if (c.pending || now - c.askedAt < 250) return;
+    const t = this.timeline.display;
+    if (this.checkResult && this.checkAt === t && this.checkVersion === this.runVersion) return;
+    c.askedAt = now;
+    c.pending = { id: ++c.seq, version: this.runVersion, t };
+    const tl = this.timeline;
+    c.worker.postMessage({ id: c.seq, layout: tl.layout, seed: tl.seed, actions: tl.actions, t });
+  }
+
+  /** A result from the worker: shown if it is of this run and not of a moment after the one shown. */
+  onCheck(data) {
+    const c = this.checker;
+    const asked = c?.pending;
+    if (!asked || asked.id !== data.id) return;
+    c.pending = null;
+    if (data.error) { console.warn("check failed in the worker:", data.error); return; }
+    if (asked.version !== this.runVersion || data.t > this.timeline.display) return;
+    this.checkResult = data.result;
+    this.checkAt = data.t;
+    this.checkVersion = asked.version;
+    this.stats.checkMs = data.ms;
+    this.refreshPanels();
   }
 
   fps() {
