@@ -237,8 +237,7 @@ impl ShardedSimulation {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "{ from?: number }")] opts: JsValue,
     ) -> Result<JsValue, JsError> {
-        let fields = Fields::new(&opts, "history options", &["from"])?;
-        let from = fields.read("from", args::integer)?.unwrap_or(1).max(1);
+        let from = args::history_from(&opts)?;
         to_js(&view::sharded::history(&self.sim, from))
     }
 

@@ -186,6 +186,7 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
     [() => sim.message("x"), /message id must be a non-negative integer/],
     [() => sim.dropMessage(-1), /message id must be a non-negative integer/],
     [() => sim.events("a"), /since must be a non-negative integer/],
+    [() => sim.history({ form: 2 }), /unknown field "form"/],
   ];
   for (const [call, message] of calls) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
   sim.runFor(1000);
@@ -239,4 +240,15 @@ test("message(id) renders every field of an item in flight; dropMessage(id) lose
   assert.equal(sim.check().ok, true);
   // no journal asked: no lines
   assert.deepEqual(new ShardedSimulation({ traceCapacity: 0 }).events(), []);
+});
+
+test("history({ from }) gives the operations from that id on, as the whole history has them", () => {
+  const sim = new ShardedSimulation({ seed: 2 });
+  sim.setWorkload(true);
+  sim.runFor(3000);
+  const all = sim.history();
+  assert.ok(all.length > 20);
+  assert.deepEqual(sim.history({ from: 11 }), all.slice(10));
+  assert.deepEqual(sim.history({ from: 1 }), all);
+  assert.deepEqual(sim.history({ from: all.length + 5 }), []);
 });
