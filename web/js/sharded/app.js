@@ -15,6 +15,9 @@ import { draw, groupColor, groupName, hit } from "./view.js";
 import { SHARDED_SCENARIOS } from "./tours.js";
 import { planContext, failedClaims } from "./tour-kit.js";
 
+/** The simulation's share of a frame (ms), as in the single-group mode. */
+const SIM_BUDGET_MS = 9;
+
 const CARD = `
   <h2>Sharded service</h2>
   <p id="sh-inspect" class="small muted">Click a host to crash or restart it, a shard to move it, a message to read it, a link to cut it.</p>
@@ -292,7 +295,13 @@ export class ShardedApp {
       if (this.playing) {
         let target = this.timeline.display + dt * (this.stopAt != null ? Math.max(this.speed(), 0.3) : this.speed());
         if (this.stopAt != null && target >= this.stopAt) { target = this.stopAt; }
-        this.timeline.runUntil(Math.floor(target));
+        // at most SIM_BUDGET_MS of simulation per frame, in slices: when the
+        // machine cannot keep up, virtual time runs slower instead of frames being lost
+        target = Math.floor(target);
+        const slice = Math.max(1, Math.ceil((target - this.timeline.display) / 4));
+        while (this.timeline.display < target && performance.now() - t0 < SIM_BUDGET_MS) {
+          this.timeline.runUntil(Math.min(target, this.timeline.display + slice));
+        }
         if (this.stopAt != null && this.timeline.display >= this.stopAt) {
           this.stopAt = null;
           this.setPlaying(false);
@@ -430,10 +439,10 @@ export class ShardedApp {
     }
   }
 
-  /** Asks the worker to check the moment shown (one request at a time, at most every 250 ms). */
+  /** Asks the worker to check the moment shown: one request at a time, and at most every max(0.5 s, 5 × the last check's cost), so that on a machine with few cores the worker keeps to about a fifth of one. */
   askCheck(now) {
     const c = this.checker;
-    if (c.pending || now - c.askedAt < 250) return;
+    if (c.pending || now - c.askedAt < Math.max(500, 5 * this.stats.checkMs)) return;
     const t = this.timeline.display;
     if (this.checkResult && this.checkAt === t && this.checkVersion === this.runVersion) return;
     c.askedAt = now;
