@@ -599,6 +599,36 @@ pageTest("sharded mode: history lanes, the event log, a message inspected and dr
   assert.equal(await snap(), before, "replaying to the same moment gives the same state");
 }, { timeout: 90000, open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
 
+pageTest("sharded mode: a violation is shown per group in the correctness card and its operations are outlined in the history lanes", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(2500));
+  // a check() result of today's shape, with a group's violation and a non-linearizable key (the real runs give the checkers nothing to find)
+  const shown = await page.evaluate(() => {
+    const app = window.__distribkv.app;
+    const real = app.timeline.sim.check();
+    const ops = app.historyCache.sync(app.timeline.sim).filter((o) => o.key === "k1" && o.status === "ok").slice(0, 2).map((o) => o.id);
+    const bad = {
+      ...real, ok: false,
+      violations: ["group 101: Election Safety: two leaders in term 3 (hosts 4 and 5)", "not linearizable on key k1"],
+      groups: real.groups.map((g) => (g.group === 101 ? { ...g, ok: false, violations: ["group 101: Election Safety: two leaders in term 3 (hosts 4 and 5)"] } : g)),
+      linearizability: { ...real.linearizability, ok: false, key: "k1", ops, text: "not linearizable on key k1", decided: true },
+    };
+    app.checker = null; // the worker would replace it with the real verdict
+    app.lastCheckAt = performance.now() + 1e9;
+    app.checkResult = bad;
+    app.checkAt = app.timeline.display;
+    app.dirty = true;
+    app.refreshPanels();
+    return { ops, highlighted: [...app.highlightOps] };
+  });
+  assert.ok(shown.ops.length > 0, "operations on k1");
+  assert.deepEqual(shown.highlighted.sort(), [...shown.ops].sort(), "the operations involved are outlined");
+  assert.match(await page.textContent("#check-pill"), /VIOLATION/);
+  assert.match(await page.textContent('#check-list li[data-group="101"]'), /group 101: .*two leaders in term 3/);
+  assert.match(await page.textContent('#check-list li[data-group="100"]'), /Raft safety holds/);
+  assert.match(await page.textContent('#check-list li[data-check="linearizability"]'), /not linearizable on key k1/);
+}, { open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
+
 pageTest("sharded mode: Step processes one event; scrubbing back and stepping drops the recorded future", async (page) => {
   await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
   await page.evaluate(() => window.__distribkv.timeline().runUntil(3000));
