@@ -252,3 +252,30 @@ test("history({ from }) gives the operations from that id on, as the whole histo
   assert.deepEqual(sim.history({ from: 1 }), all);
   assert.deepEqual(sim.history({ from: all.length + 5 }), []);
 });
+
+test("the generated .d.ts declares every ShardedSimulation method with its shapes, and Simulation's contract is intact", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
+  const path = await import("node:path");
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+  const dts = await readFile(path.join(path.resolve(process.env.DISTRIBKV_PKG ?? path.join(root, "web/pkg")), "distribkv_wasm.d.ts"), "utf8");
+  const block = (name) => {
+    const start = dts.indexOf(`export class ${name} {`);
+    assert.ok(start >= 0, `class ${name} is declared`);
+    return dts.slice(start, dts.indexOf("\n}\n", start));
+  };
+  const sharded = block("ShardedSimulation");
+  const methods = Object.getOwnPropertyNames(ShardedSimulation.prototype).filter((m) => !["constructor", "free", "__destroy_into_raw"].includes(m));
+  for (const m of methods) assert.match(sharded, new RegExp(`\\n    ${m}\\(`), `ShardedSimulation.${m} is declared`);
+  for (const [m, type] of [["message", "ShardedMessage | null"], ["events", "ShardedEvent[]"], ["history", "ShardedHistoryOp[]"], ["state", "ShardedState"], ["check", "ShardedCheckResult"], ["dropMessage", "boolean"]]) {
+    assert.match(sharded, new RegExp(`\\n    ${m}\\([^)]*\\): ${type.replace(/[|[\]]/g, "\\$&")};`), `${m} returns ${type}`);
+  }
+  for (const shape of ["ShardedMessage", "ShardedEvent", "ShardedInFlight", "ShardedConfig"]) assert.match(dts, new RegExp(`export interface ${shape} \\{`));
+  assert.match(dts, /export interface ShardedInFlight \{[^}]*\bid: number;/, "in-flight items carry their id");
+  assert.match(dts, /traceCapacity\?: number;/);
+  // the single-group class keeps the contract's methods
+  const single = block("Simulation");
+  for (const m of ["runFor", "now", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate", "put", "append", "get", "delete", "history", "state", "check", "message", "dropMessage", "events"]) {
+    assert.match(single, new RegExp(`\\n    ${m}\\(`), `Simulation.${m} is still declared`);
+  }
+});
