@@ -37,8 +37,46 @@ pub struct JournalLine {
     /// Short kind: a message's name (`AppendEntries`, `ShardPush`, `Kv`,
     /// ...), or `role`, `shard`, `crash`, `restart`, `drop`.
     pub kind: &'static str,
+    /// What to render: a message is kept as it was and rendered only when
+    /// read ([`JournalLine::text`]), so recording costs a clone, not a
+    /// formatting, per delivery.
+    detail: Detail,
+}
+
+/// The content of a journal line, rendered lazily.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Detail {
+    Text(String),
+    Message {
+        from: NodeId,
+        to: NodeId,
+        message: HostMessage,
+    },
+    Request {
+        from: u64,
+        to: NodeId,
+        request: HostRequest,
+    },
+    Reply {
+        clerk: u64,
+        reply: HostReply,
+    },
+}
+
+impl JournalLine {
     /// The line, e.g. `4->5 group 100 AppendEntries term=2 prev=5/1 ...`.
-    pub text: String,
+    pub fn text(&self) -> String {
+        match &self.detail {
+            Detail::Text(text) => text.clone(),
+            Detail::Message { from, to, message } => {
+                format!("{from}->{to} {}", describe_host_message(message))
+            }
+            Detail::Request { from, to, request } => {
+                format!("c{from}->{to} {}", describe_request(request))
+            }
+            Detail::Reply { clerk, reply } => format!("->c{clerk} {}", describe_reply(reply)),
+        }
+    }
 }
 
 /// The newest lines, up to a capacity.
@@ -80,58 +118,58 @@ fn is_quiet(message: &HostMessage) -> bool {
     }
 }
 
-fn describe_host_message(message: &HostMessage) -> (Option<GroupId>, String) {
+/// The group a host message concerns (a push: its new owner).
+fn message_group(message: &HostMessage) -> Option<GroupId> {
     match message {
-        HostMessage::Raft { group, envelope } => (
-            Some(*group),
-            format!(
-                "group {group} {} {}",
-                envelope.message.kind(),
-                describe_message(&envelope.message)
-            ),
+        HostMessage::Raft { group, .. }
+        | HostMessage::ConfigQuery { group, .. }
+        | HostMessage::ConfigReply { group, .. }
+        | HostMessage::ShardAck { group, .. }
+        | HostMessage::Hibernate { group, .. }
+        | HostMessage::HibernateAck { group, .. } => Some(*group),
+        HostMessage::ShardPush { to_group, .. } => Some(*to_group),
+        HostMessage::Alive => None,
+    }
+}
+
+fn describe_host_message(message: &HostMessage) -> String {
+    match message {
+        HostMessage::Raft { group, envelope } => format!(
+            "group {group} {} {}",
+            envelope.message.kind(),
+            describe_message(&envelope.message)
         ),
-        HostMessage::ConfigQuery { group, num } => {
-            (Some(*group), format!("group {group} ConfigQuery num={num}"))
+        HostMessage::ConfigQuery { group, num } => format!("group {group} ConfigQuery num={num}"),
+        HostMessage::ConfigReply { group, config } => {
+            format!("group {group} ConfigReply num={}", config.num)
         }
-        HostMessage::ConfigReply { group, config } => (
-            Some(*group),
-            format!("group {group} ConfigReply num={}", config.num),
-        ),
         HostMessage::ShardPush {
             from_group,
             to_group,
             config_num,
             shard,
             data,
-        } => (
-            Some(*to_group),
-            format!(
-                "ShardPush shard {shard} of config {config_num}, group {from_group} to {to_group} ({} bytes)",
-                data.len()
-            ),
+        } => format!(
+            "ShardPush shard {shard} of config {config_num}, group {from_group} to {to_group} ({} bytes)",
+            data.len()
         ),
         HostMessage::ShardAck {
             group,
             config_num,
             shard,
-        } => (
-            Some(*group),
-            format!("ShardAck shard {shard} of config {config_num} to group {group}"),
-        ),
-        HostMessage::Hibernate { group, term, index } => (
-            Some(*group),
-            format!("group {group} Hibernate term={term} index={index}"),
-        ),
-        HostMessage::HibernateAck { group, term } => (
-            Some(*group),
-            format!("group {group} HibernateAck term={term}"),
-        ),
-        HostMessage::Alive => (None, String::from("Alive")),
+        } => format!("ShardAck shard {shard} of config {config_num} to group {group}"),
+        HostMessage::Hibernate { group, term, index } => {
+            format!("group {group} Hibernate term={term} index={index}")
+        }
+        HostMessage::HibernateAck { group, term } => {
+            format!("group {group} HibernateAck term={term}")
+        }
+        HostMessage::Alive => String::from("Alive"),
     }
 }
 
-/// A client request in words (`Kv`, `Controller`), its group and its line.
-pub(super) fn describe_request(request: &HostRequest) -> (&'static str, Option<GroupId>, String) {
+/// A client request in words.
+fn describe_request(request: &HostRequest) -> String {
     match request {
         HostRequest::Controller { id, op, .. } => {
             let what = match op {
@@ -149,7 +187,7 @@ pub(super) fn describe_request(request: &HostRequest) -> (&'static str, Option<G
                     None => String::from("query latest"),
                 },
             };
-            ("Controller", Some(0), format!("Controller #{id} {what}"))
+            format!("Controller #{id} {what}")
         }
         HostRequest::Kv {
             id, group, seq, op, ..
@@ -165,36 +203,26 @@ pub(super) fn describe_request(request: &HostRequest) -> (&'static str, Option<G
                 crate::kv::Operation::Get { .. } => format!("get {key}"),
                 crate::kv::Operation::Delete { .. } => format!("delete {key}"),
             };
-            (
-                "Kv",
-                Some(*group),
-                format!("Kv #{id} group {group} {what} (seq {seq})"),
-            )
+            format!("Kv #{id} group {group} {what} (seq {seq})")
         }
     }
 }
 
-fn describe_reply(reply: &HostReply) -> (&'static str, String) {
+fn describe_reply(reply: &HostReply) -> String {
     match reply {
-        HostReply::Controller { id, result } => (
-            "ControllerReply",
-            match result {
-                Ok(ControllerReply::Done) => format!("ControllerReply #{id} done"),
-                Ok(ControllerReply::Config(config)) => {
-                    format!("ControllerReply #{id} configuration {}", config.num)
-                }
-                Ok(ControllerReply::Refused(e)) => format!("ControllerReply #{id} refused {e:?}"),
-                Err(e) => format!("ControllerReply #{id} error {e:?}"),
-            },
-        ),
-        HostReply::Kv { id, result } => (
-            "KvReply",
-            match result {
-                Ok(Some(value)) => format!("KvReply #{id} ok {}", String::from_utf8_lossy(value)),
-                Ok(None) => format!("KvReply #{id} ok"),
-                Err(e) => format!("KvReply #{id} error {e:?}"),
-            },
-        ),
+        HostReply::Controller { id, result } => match result {
+            Ok(ControllerReply::Done) => format!("ControllerReply #{id} done"),
+            Ok(ControllerReply::Config(config)) => {
+                format!("ControllerReply #{id} configuration {}", config.num)
+            }
+            Ok(ControllerReply::Refused(e)) => format!("ControllerReply #{id} refused {e:?}"),
+            Err(e) => format!("ControllerReply #{id} error {e:?}"),
+        },
+        HostReply::Kv { id, result } => match result {
+            Ok(Some(value)) => format!("KvReply #{id} ok {}", String::from_utf8_lossy(value)),
+            Ok(None) => format!("KvReply #{id} ok"),
+            Err(e) => format!("KvReply #{id} error {e:?}"),
+        },
     }
 }
 
@@ -205,7 +233,7 @@ impl Journal {
         host: Option<NodeId>,
         group: Option<GroupId>,
         kind: &'static str,
-        text: String,
+        detail: Detail,
     ) {
         self.seq += 1;
         self.lines.push_back(JournalLine {
@@ -214,7 +242,7 @@ impl Journal {
             host,
             group,
             kind,
-            text,
+            detail,
         });
         while self.lines.len() > self.capacity {
             self.lines.pop_front();
@@ -250,9 +278,19 @@ impl ShardedSim {
         kind: &'static str,
         text: impl FnOnce() -> String,
     ) {
+        self.note_detail(host, group, kind, || Detail::Text(text()));
+    }
+
+    fn note_detail(
+        &mut self,
+        host: Option<NodeId>,
+        group: Option<GroupId>,
+        kind: &'static str,
+        detail: impl FnOnce() -> Detail,
+    ) {
         let at = self.now.as_millis();
         if let Some(journal) = &mut self.journal {
-            journal.push(at, host, group, kind, text());
+            journal.push(at, host, group, kind, detail());
         }
     }
 
@@ -262,10 +300,16 @@ impl ShardedSim {
             return;
         }
         for message in batch.messages.iter().filter(|m| !is_quiet(m)) {
-            let (group, text) = describe_host_message(message);
-            self.note(Some(batch.to), group, message.kind(), || {
-                format!("{}->{} {text}", batch.from, batch.to)
-            });
+            self.note_detail(
+                Some(batch.to),
+                message_group(message),
+                message.kind(),
+                || Detail::Message {
+                    from: batch.from,
+                    to: batch.to,
+                    message: message.clone(),
+                },
+            );
         }
     }
 
@@ -274,8 +318,15 @@ impl ShardedSim {
         if self.journal.is_none() {
             return;
         }
-        let (kind, group, text) = describe_request(request);
-        self.note(Some(to), group, kind, || format!("c{from}->{to} {text}"));
+        let (kind, group) = match request {
+            HostRequest::Controller { .. } => ("Controller", Some(0)),
+            HostRequest::Kv { group, .. } => ("Kv", Some(*group)),
+        };
+        self.note_detail(Some(to), group, kind, || Detail::Request {
+            from,
+            to,
+            request: request.clone(),
+        });
     }
 
     /// Records a reply's delivery to clerk `clerk`.
@@ -283,8 +334,14 @@ impl ShardedSim {
         if self.journal.is_none() {
             return;
         }
-        let (kind, text) = describe_reply(reply);
-        self.note(None, None, kind, || format!("->c{clerk} {text}"));
+        let kind = match reply {
+            HostReply::Controller { .. } => "ControllerReply",
+            HostReply::Kv { .. } => "KvReply",
+        };
+        self.note_detail(None, None, kind, || Detail::Reply {
+            clerk,
+            reply: reply.clone(),
+        });
     }
 
     /// Records the role and term changes on host `id` since `before`.
@@ -363,12 +420,29 @@ mod tests {
         );
         assert_eq!(lines[0].seq, 1);
         let crash = lines.iter().find(|l| l.kind == "crash").unwrap();
+        // messages are rendered when read: sender, receiver, group, kind, fields
+        let append = lines.iter().find(|l| l.kind == "AppendEntries").unwrap();
+        let text = append.text();
+        assert!(
+            text.contains(&format!(
+                "->{} group {} AppendEntries term=",
+                append.host.unwrap(),
+                append.group.unwrap()
+            )),
+            "{text}"
+        );
+        let kv = lines.iter().find(|l| l.kind == "Kv").unwrap();
+        assert!(
+            kv.text().starts_with('c') && kv.text().contains(" Kv #"),
+            "{}",
+            kv.text()
+        );
         let restart = lines.iter().find(|l| l.kind == "restart").unwrap();
         assert_eq!((crash.host, restart.host), (Some(2), Some(2)));
         assert_eq!(restart.at - crash.at, 1_000);
         assert!(
             lines.iter().any(|l| l.kind == "role"
-                && l.text.contains("leader in term")
+                && l.text().contains("leader in term")
                 && l.group.is_some())
         );
         // reading from a position gives only what follows it

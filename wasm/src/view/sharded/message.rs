@@ -224,7 +224,7 @@ impl From<&JournalLine> for EventView {
             line.host.map(JsEndpoint::Node),
             line.group,
             line.kind,
-            line.text.clone(),
+            line.text(),
         )
     }
 }
