@@ -468,7 +468,7 @@ fn idle_groups_hibernate_wake_on_a_proposal_and_on_a_silent_peer() {
 #[test]
 fn hibernation_under_faults_keeps_every_check_green() {
     let mut config = ShardedConfig::small(41);
-    config.hibernate_after_ms = 300;
+    config.host.hibernate_after_ms = 300;
     config.network.drop_rate = 0.05;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();

@@ -57,15 +57,42 @@ fn single_faults() -> Vec<Fault> {
         Fault::KillRestart { target: leader },
         Fault::Pause { target: leader },
         Fault::PowerCut { target: leader },
+        Fault::CrashAll,
+        Fault::PowerCutAll,
     ]
+}
+
+/// How long every node stays down in an all-node crash or power cut (the
+/// nemesis draws 0.3 to 1.5 s).
+const WHOLE_CLUSTER_DOWN: Duration = Duration::from_millis(1000);
+/// The pause after an all-node restart, before the next fault.
+const WHOLE_CLUSTER_QUIET: Duration = Duration::from_millis(4000);
+
+/// Wall-clock time of day, UTC, `HH:MM:SS.mmm`: what the servers' log lines
+/// carry, to read a sample beside them.
+fn wall_clock() -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        since_epoch.subsec_millis()
+    )
 }
 
 /// One fault as injected.
 struct Sample {
     fault: String,
     description: String,
-    /// When it was in place, µs of the history.
+    /// When it was in place (an all-node fault: when every node had been
+    /// restarted), µs of the history.
     at: u64,
+    /// The same moment on the wall clock, UTC (see [`wall_clock`]).
+    wall: String,
 }
 
 /// See the module documentation.
@@ -125,20 +152,40 @@ pub fn recovery_after_single_faults(test: &str) {
             cluster
                 .wait_for_leader(LEADER_LIMIT)
                 .unwrap_or_else(|| panic!("no leader before {fault}"));
-            let (description, at) = inject(&mut cluster, &fault, &|| recorder.now())
+            let (description, injected_at) = inject(&mut cluster, &fault, &|| recorder.now())
                 .unwrap_or_else(|error| panic!("cannot inject {fault}: {error}"));
-            std::thread::sleep(HOLD);
+            let whole_cluster = fault.is_whole_cluster_down();
+            let mut wall = wall_clock();
+            std::thread::sleep(if whole_cluster {
+                WHOLE_CLUSTER_DOWN
+            } else {
+                HOLD
+            });
             cluster
                 .hosts
                 .heal()
                 .unwrap_or_else(|error| panic!("cannot heal after {fault}: {error}"));
+            // Every node down: writes cannot resume before the restart, so
+            // recovery counts from there.
+            let restart_wall = wall_clock();
             cluster.restore_all();
+            let (description, at) = if whole_cluster {
+                wall = restart_wall;
+                (format!("{description}, restarted all"), recorder.now())
+            } else {
+                (description, injected_at)
+            };
             samples.push(Sample {
                 fault: fault.to_string(),
                 description,
                 at,
+                wall,
             });
-            std::thread::sleep(QUIET);
+            std::thread::sleep(if whole_cluster {
+                WHOLE_CLUSTER_QUIET
+            } else {
+                QUIET
+            });
         }
     }
     workload.stop();
@@ -153,8 +200,9 @@ pub fn recovery_after_single_faults(test: &str) {
     for sample in &samples {
         let recovery = first_write_after(&operations, sample.at).map(Duration::from_micros);
         println!(
-            "  {:>7.2}s  {:<70} first write acknowledged after {}",
+            "  {:>7.2}s  {}  {:<70} first write acknowledged after {}",
             sample.at as f64 / 1e6,
+            sample.wall,
             sample.description,
             recovery.map_or("never".into(), |r| format!("{:.2}s", r.as_secs_f64()))
         );

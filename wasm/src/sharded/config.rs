@@ -108,13 +108,13 @@ pub(super) fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, PageConf
         3.min(hosts),
     )?;
     config.hosts = hosts;
-    config.controller = (1..=controller).collect();
-    config.groups = groups
+    config.host.controller = (1..=controller).collect();
+    config.host.groups = groups
         .into_iter()
         .enumerate()
         .map(|(i, servers)| (FIRST_GROUP + i as u64, servers))
         .collect();
-    config.shards = bounded("shards", 1, MAX_SHARDS, 10)? as u32;
+    config.host.shards = bounded("shards", 1, MAX_SHARDS, 10)? as u32;
     config.clients = bounded("clients", 0, MAX_SHARDED_CLIENTS, 3)?;
     config.keys = bounded("keys", 1, 1000, 6)?;
     fields.set("latencyMs", args::range, &mut config.network.latency)?;
@@ -143,15 +143,19 @@ pub(super) fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, PageConf
         }
         raft.heartbeat_interval = ms;
     }
-    config.raft = raft;
-    fields.set("snapshotEvery", args::integer, &mut config.snapshot_every)?;
+    config.host.raft = raft;
+    fields.set(
+        "snapshotEvery",
+        args::integer,
+        &mut config.host.snapshot_every,
+    )?;
     let join = match fields.get("join") {
-        None => config.groups.keys().copied().collect(),
+        None => config.host.groups.keys().copied().collect(),
         Some(value) => {
             let mut join = Vec::new();
             for (i, item) in args::array(&value, "config.join")?.iter().enumerate() {
                 let g = args::integer(item, &format!("config.join[{i}]"))?;
-                if !config.groups.contains_key(&g) {
+                if !config.host.groups.contains_key(&g) {
                     return Err(error(format!(
                         "config.join[{i}] is group {g}, but the groups are {}",
                         group_list(&config)
@@ -215,6 +219,6 @@ fn placement(value: &JsValue) -> Result<Vec<Vec<NodeId>>, JsError> {
 }
 
 pub(super) fn group_list(config: &ShardedConfig) -> String {
-    let ids: Vec<String> = config.groups.keys().map(|g| g.to_string()).collect();
+    let ids: Vec<String> = config.host.groups.keys().map(|g| g.to_string()).collect();
     ids.join(", ")
 }

@@ -87,7 +87,7 @@ impl ShardedSimulation {
     /// A group id, checked against the configured groups.
     fn group_id(&self, id: &JsValue, what: &str) -> Result<GroupId, JsError> {
         let id = args::integer(id, what)?;
-        if !self.sim.config().groups.contains_key(&id) {
+        if !self.sim.config().host.groups.contains_key(&id) {
             return Err(error(format!(
                 "unknown group {id} (the groups are {})",
                 group_list(self.sim.config())
@@ -133,7 +133,7 @@ impl ShardedSimulation {
     ) -> Result<ShardedSimulation, JsError> {
         install_panic_hook();
         let (config, page) = sharded_config(&config)?;
-        let groups = config.groups.clone();
+        let groups = config.host.groups.clone();
         let mut sim =
             ShardedSim::new(config).map_err(|e| error(format!("bad configuration: {e:?}")))?;
         if page.trace_capacity > 0 {
@@ -282,7 +282,7 @@ impl ShardedSimulation {
         let key = args::string(&key, "key")?;
         Ok(f64::from(shard_of(
             key.as_bytes(),
-            self.sim.config().shards,
+            self.sim.config().host.shards,
         )))
     }
 
@@ -383,7 +383,7 @@ impl ShardedSimulation {
         let groups = self.group_ids(&groups, "groups")?;
         let map = groups
             .iter()
-            .map(|g| (*g, self.sim.config().groups[g].clone()))
+            .map(|g| (*g, self.sim.config().host.groups[g].clone()))
             .collect();
         self.ask(AdminOp::Controller(ControllerOp::Join(map)));
         Ok(())
@@ -407,7 +407,7 @@ impl ShardedSimulation {
         #[wasm_bindgen(unchecked_param_type = "number")] group: JsValue,
     ) -> Result<(), JsError> {
         let shard = args::integer(&shard, "shard")?;
-        let shards = u64::from(self.sim.config().shards);
+        let shards = u64::from(self.sim.config().host.shards);
         if shard >= shards {
             return Err(error(format!(
                 "unknown shard {shard} (shards are 0 to {})",

@@ -37,7 +37,7 @@ pub struct ShardedCheck<'a> {
 pub fn check<'a>(sim: &ShardedSim, verdict: &'a Verdict) -> ShardedCheck<'a> {
     let all = sim.violations();
     let mut groups: Vec<GroupCheck> = core::iter::once(CONTROLLER)
-        .chain(sim.config().groups.keys().copied())
+        .chain(sim.config().host.groups.keys().copied())
         .map(|group| GroupCheck {
             group,
             ok: true,

@@ -41,7 +41,7 @@ pub struct ShardedHistoryOp {
 pub fn history(sim: &ShardedSim, from: u64) -> Vec<ShardedHistoryOp> {
     let history = sim.history();
     let pending: BTreeSet<u64> = history.pending().map(|o| o.id).collect();
-    let shards = sim.config().shards;
+    let shards = sim.config().host.shards;
     let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
     history
         .operations()

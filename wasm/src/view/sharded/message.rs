@@ -1,11 +1,11 @@
 //! `message(id)`: every field of one item in flight between hosts and
 //! clients, and `events()`, the journal's lines. A Raft message's fields
 //! are its serde rendering, exactly as the single-group `message(id)`
-//! gives them ([`crate::view::message`]); the controller's operations and
-//! configurations are the core's serde renderings too; the other host
-//! messages' fields are added by name.
-
-use std::collections::BTreeMap;
+//! gives them ([`crate::view::message`]); so are a client request's
+//! operation (`op` and its fields), a reply's result (`reply`, `error` and
+//! their fields) and a configuration, each enum's tag made a field as there;
+//! the other host messages' fields are added by name. Numbers beyond
+//! JavaScript's safe integers (a clerk's random id) are decimal strings.
 
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::{HostMessage, HostReply, HostRequest};
@@ -14,7 +14,7 @@ use distribkv_core::sim::sharded::{InFlightContent, InFlightMessage, JournalLine
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::view::message::{Field, operation_fields, raft_fields};
+use crate::view::message::{js_safe, raft_fields, serialize, untag};
 use crate::view::{EventView, JsEndpoint};
 
 /// `message(id)`: where an item goes and when, and each message it carries.
@@ -36,14 +36,6 @@ pub struct ShardedMessageView {
     pub messages: Vec<Map<String, Value>>,
 }
 
-fn field(value: Field) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-fn serde_value<T: Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
 /// One host message: its kind, its group and its fields.
 fn host_message(message: &HostMessage) -> Map<String, Value> {
     let mut fields = Map::new();
@@ -63,7 +55,7 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
         }
         HostMessage::ConfigReply { group: g, config } => {
             group(*g, &mut fields);
-            fields.insert("config".into(), serde_value(config));
+            fields.insert("config".into(), serialize(config));
         }
         HostMessage::ShardPush {
             from_group,
@@ -111,71 +103,67 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
 
 fn request(request: &HostRequest) -> Map<String, Value> {
     let mut out = Map::new();
-    match request {
+    let (kind, group, id, client, seq, op) = match request {
         HostRequest::Controller {
             id,
             client,
             seq,
             op,
-        } => {
-            out.insert("kind".into(), Value::from("Controller"));
-            out.insert("group".into(), Value::from(0));
-            out.insert("requestId".into(), Value::from(*id));
-            // A random 64-bit id: as hex text, as the single-group nonce.
-            out.insert("client".into(), Value::from(format!("{client:016x}")));
-            out.insert("seq".into(), Value::from(*seq));
-            out.insert("op".into(), serde_value(op));
-        }
+        } => ("Controller", 0, id, client, seq, serialize(op)),
         HostRequest::Kv {
             id,
             group,
             client,
             seq,
             op,
-        } => {
-            out.insert("kind".into(), Value::from("Kv"));
-            out.insert("group".into(), Value::from(*group));
-            out.insert("requestId".into(), Value::from(*id));
-            // A random 64-bit id: as hex text, as the single-group nonce.
-            out.insert("client".into(), Value::from(format!("{client:016x}")));
-            out.insert("seq".into(), Value::from(*seq));
-            let mut op_fields = BTreeMap::new();
-            operation_fields(op, &mut op_fields);
-            for (k, v) in op_fields {
-                out.insert(k.into(), field(v));
-            }
-        }
-    }
+        } => ("Kv", *group, id, client, seq, serialize(op)),
+    };
+    out.insert("kind".into(), Value::from(kind));
+    out.insert("group".into(), Value::from(group));
+    out.insert("requestId".into(), Value::from(*id));
+    out.insert("client".into(), Value::from(*client));
+    out.insert("seq".into(), Value::from(*seq));
+    // the operation's variant as `op` and its fields (`key`, `value`; a
+    // controller's `join`, `leave`, `move`, `query` with theirs)
+    out.extend(untag(op, Some("op")));
     out
 }
 
 fn reply(reply: &HostReply) -> Map<String, Value> {
     let mut out = Map::new();
-    match reply {
-        HostReply::Controller { id, result } => {
-            out.insert("kind".into(), Value::from("ControllerReply"));
-            out.insert("requestId".into(), Value::from(*id));
-            out.insert("ok".into(), Value::from(result.is_ok()));
+    let (kind, id, ok, fields) = match reply {
+        HostReply::Controller { id, result } => (
+            "ControllerReply",
+            id,
+            result.is_ok(),
             match result {
-                Ok(reply) => out.insert("reply".into(), serde_value(reply)),
-                Err(e) => out.insert("error".into(), serde_value(e)),
-            };
-        }
-        HostReply::Kv { id, result } => {
-            out.insert("kind".into(), Value::from("KvReply"));
-            out.insert("requestId".into(), Value::from(*id));
-            out.insert("ok".into(), Value::from(result.is_ok()));
+                Ok(reply) => untag(serialize(reply), Some("reply")),
+                Err(e) => untag(serialize(e), Some("error")),
+            },
+        ),
+        HostReply::Kv { id, result } => (
+            "KvReply",
+            id,
+            result.is_ok(),
             match result {
-                Ok(value) => out.insert(
-                    "output".into(),
-                    value
-                        .as_deref()
-                        .map_or(Value::Null, |v| Value::from(crate::view::text(v))),
-                ),
-                Err(e) => out.insert("error".into(), serde_value(e)),
-            };
-        }
-    }
+                Ok(value) => {
+                    let mut f = Map::new();
+                    f.insert(
+                        "output".into(),
+                        value
+                            .as_deref()
+                            .map_or(Value::Null, |v| Value::from(crate::view::text(v))),
+                    );
+                    f
+                }
+                Err(e) => untag(serialize(e), Some("error")),
+            },
+        ),
+    };
+    out.insert("kind".into(), Value::from(kind));
+    out.insert("requestId".into(), Value::from(*id));
+    out.insert("ok".into(), Value::from(ok));
+    out.extend(fields);
     out
 }
 
@@ -197,6 +185,12 @@ impl ShardedMessageView {
                 (Endpoint::Node(0), Endpoint::Client(clerk), vec![reply(r)])
             }
         };
+        let mut messages: Vec<Map<String, Value>> = messages;
+        for m in &mut messages {
+            for value in m.values_mut() {
+                js_safe(value);
+            }
+        }
         let mut kinds: Vec<&str> = Vec::new();
         for m in &messages {
             if let Some(kind) = m.get("kind").and_then(Value::as_str)

@@ -284,9 +284,10 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                 })
                 .collect(),
             None => core::iter::once(CONTROLLER)
-                .filter(|_| config.controller.contains(&id))
+                .filter(|_| config.host.controller.contains(&id))
                 .chain(
                     config
+                        .host
                         .groups
                         .iter()
                         .filter(|(_, s)| s.contains(&id))
@@ -312,7 +313,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }
     let mut groups = vec![GroupView {
         id: CONTROLLER,
-        hosts: config.controller.clone(),
+        hosts: config.host.controller.clone(),
         leader: sim.leader_of(CONTROLLER),
         joined: true,
         config_num: latest.as_ref().map(|c| c.num),
@@ -320,7 +321,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }];
     // Each group's most advanced up replica.
     let mut held: BTreeMap<GroupId, BTreeMap<u32, (ShardStatus, usize)>> = BTreeMap::new();
-    for (g, servers) in &config.groups {
+    for (g, servers) in &config.host.groups {
         let best = servers
             .iter()
             .filter_map(|id| {
@@ -358,7 +359,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         });
         held.insert(*g, shards);
     }
-    let shards = (0..config.shards)
+    let shards = (0..config.host.shards)
         .map(|s| {
             let owner = latest.as_ref().map_or(0, |c| c.owner(s));
             let sender = held.iter().find_map(|(g, shards)| {
@@ -419,7 +420,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         .into_iter()
         .map(|c| {
             let op = c.pending.and_then(|id| history.operation(id));
-            let shard = op.map(|o| shard_of(&o.key, config.shards));
+            let shard = op.map(|o| shard_of(&o.key, config.host.shards));
             ClientView {
                 id: c.number,
                 pending: c.pending.map(|id| id + 1),
