@@ -626,6 +626,8 @@ pageTest("sharded mode: a violation is shown per group in the correctness card a
   assert.match(await page.textContent("#check-pill"), /VIOLATION/);
   assert.match(await page.textContent('#check-list li[data-group="101"]'), /group 101: .*two leaders in term 3/);
   assert.match(await page.textContent('#check-list li[data-group="100"]'), /Raft safety holds/);
+  const colors = await page.evaluate(() => ["100", "101"].map((g) => getComputedStyle(document.querySelector(`#check-list li[data-group="${g}"]`)).color));
+  assert.notEqual(colors[0], colors[1], "a group that holds is not shown in the violation's colour");
   assert.match(await page.textContent('#check-list li[data-check="linearizability"]'), /not linearizable on key k1/);
 }, { open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
 

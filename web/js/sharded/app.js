@@ -421,8 +421,8 @@ export class ShardedApp {
     pill.className = `pill ${c.ok ? "ok" : "bad"}`;
     setText($("#check-text"), `${c.linearizability.text} (checked at ${(this.checkAt / 1000).toFixed(2)} s)`);
     setHTML($("#check-list"), [
-      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
-      `<li data-check="linearizability" class="${c.linearizability.ok ? "" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
+      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "holds" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
+      `<li data-check="linearizability" class="${c.linearizability.ok ? "holds" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
       ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
     ].join(""));
   }
