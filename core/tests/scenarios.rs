@@ -26,8 +26,10 @@
 //!   (the client history so far)
 #![cfg(feature = "sim")]
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
@@ -390,77 +392,11 @@ fn result<E: std::fmt::Display>(r: Result<(), E>) -> String {
     }
 }
 
-/// Runs one file; returns the file as it should read.
-fn run_file(path: &Path) -> (String, String) {
-    let original = std::fs::read_to_string(path).expect("readable test file");
-    let mut scenario = Scenario::new();
-    let mut rewritten = String::new();
-    for block in original.split("\n\n") {
-        let block = block.trim_matches('\n');
-        if block.is_empty() {
-            continue;
-        }
-        let (head, _) = block.split_once("\n----").unwrap_or((block, ""));
-        let mut command = None;
-        for line in head.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                rewritten.push_str(line);
-                rewritten.push('\n');
-            } else {
-                assert!(command.is_none(), "one command per block: {head}");
-                command = Some(line.to_string());
-            }
-        }
-        let Some(command) = command else {
-            rewritten.push('\n');
-            continue;
-        };
-        let output = scenario.run(&command);
-        writeln!(rewritten, "{command}\n----\n{output}\n").unwrap();
-    }
-    (original, rewritten)
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
-}
-
 #[test]
 fn golden_scenarios() {
-    let rewrite = std::env::var_os("DISTRIBKV_REWRITE").is_some();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .expect("core/testdata exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files");
-    let mut failures = Vec::new();
-    for path in files {
-        let (original, rewritten) = run_file(&path);
-        if rewrite {
-            std::fs::write(&path, &rewritten).expect("writable");
-        } else if original.trim_end() != rewritten.trim_end() {
-            let diff = first_difference(&original, &rewritten);
-            failures.push(format!("{}: {diff}", path.display()));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "scenario output changed (review, then regenerate with DISTRIBKV_REWRITE=1):\n{}",
-        failures.join("\n")
-    );
-}
-
-fn first_difference(expected: &str, actual: &str) -> String {
-    for (number, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
-        if e != a {
-            return format!("line {}:\n  expected: {e}\n  actual:   {a}", number + 1);
-        }
-    }
-    format!(
-        "lengths differ: expected {} lines, got {}",
-        expected.lines().count(),
-        actual.lines().count()
-    )
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    common::golden::check_dir(&dir, || {
+        let mut scenario = Scenario::new();
+        move |command: &str| scenario.run(command)
+    });
 }

@@ -89,11 +89,16 @@
 //!    immutable, so any controller replica that has it may answer
 //!    ([`HostMessage::ConfigReply`]), and the leader of every group waiting
 //!    for that number proposes it to its own log;
-//! 2. for each shard it is `Sending`, the leader pushes the shard's data
-//!    and sessions to the new owner's servers ([`HostMessage::ShardPush`]);
-//!    the new owner's leader proposes it to its own log, and once it is
-//!    applied there (or the group has gone past that configuration) any of
-//!    its servers answers [`HostMessage::ShardAck`];
+//! 2. for each shard it is `Sending`, the leader pushes the shard's data,
+//!    sessions and session tombstones to one server of the new owner
+//!    ([`HostMessage::ShardPush`]): the one that acknowledged last (its
+//!    leader, as only a leader proposes an insertion), or the next of its
+//!    servers when the previous round went unanswered for a poll interval,
+//!    so a push costs the shard's size once per round, not once per
+//!    server. The new owner's leader proposes it to its own log and
+//!    answers [`HostMessage::ShardAck`] as soon as the insertion is
+//!    applied; any of its servers also answers a push of a shard it has
+//!    already received (or whose configuration it has gone past);
 //! 3. on the acknowledgement, the old owner's leader proposes
 //!    [`GroupCommand::DeleteShard`].
 //!
@@ -112,8 +117,14 @@
 //! step is a log entry checked against the applied state (configuration
 //! number and shard status), so duplicates, reordering and retries of these
 //! messages, or a leader change mid-move, are harmless: a stale or repeated
-//! command is ignored by every replica alike. Liveness needs a majority of
-//! each of the two groups and the retries of the poll timer.
+//! command is ignored by every replica alike. Which server a push goes to
+//! is only a guess kept by the host (not replicated): a wrong guess costs
+//! a poll interval, never safety. (e) exactly-once across dropped sessions:
+//! a session dropped by expiry or eviction leaves a tombstone of its
+//! client's latest sequence number, which moves with the shard like the
+//! sessions, so a retry from before the drop is refused at the old owner
+//! and at the new one alike ([`crate::kv::session`]). Liveness needs a
+//! majority of each of the two groups and the retries of the poll timer.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -300,6 +311,22 @@ pub struct Host {
     /// The other hosts this one shares a group with, with when a batch
     /// last came from each, and when one last went to each.
     peers: BTreeMap<NodeId, (Instant, Instant)>,
+    /// Where the shards moving to each group are pushed: one of its
+    /// servers, the one believed to lead it (see `poll_migrations`).
+    push_targets: BTreeMap<GroupId, PushTarget>,
+    /// Insertions proposed here from a push, by (group, configuration,
+    /// shard): the host and group that pushed, acknowledged as soon as the
+    /// insertion is applied.
+    push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
+}
+
+/// The server of a group that shard pushes go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PushTarget {
+    /// Index into the group's servers (modulo their number).
+    index: usize,
+    /// A push round went there and no acknowledgement came back yet.
+    unanswered: bool,
 }
 
 impl Host {
@@ -386,6 +413,8 @@ impl Host {
             applied: Vec::new(),
             stats: HostStats::default(),
             peers: BTreeMap::new(),
+            push_targets: BTreeMap::new(),
+            push_senders: BTreeMap::new(),
         };
         let id = host.config.id;
         let peers: BTreeSet<NodeId> = host
@@ -572,7 +601,7 @@ impl Host {
                 group,
                 config_num,
                 shard,
-            } => self.handle_shard_ack(now, group, config_num, shard),
+            } => self.handle_shard_ack(now, from, group, config_num, shard),
         }
     }
 

@@ -199,6 +199,8 @@ pub struct ShardedSim {
     trace: Option<Vec<String>>,
     /// The event journal (when enabled).
     journal: Option<journal::Journal>,
+    /// Workload writes refused as [`KvError::SessionExpired`].
+    expired_sessions: u64,
 }
 
 /// Why a simulated sharded cluster could not be built.
@@ -297,6 +299,7 @@ impl ShardedSim {
             delivered: 0,
             trace: None,
             journal: None,
+            expired_sessions: 0,
         })
     }
 

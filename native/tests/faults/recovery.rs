@@ -62,6 +62,21 @@ fn single_faults() -> Vec<Fault> {
     ]
 }
 
+/// Faults measured beside the others but not held to the goal: every link
+/// slowed by 500 ms each way makes a round trip (1 s) as long as the
+/// longest election timeout, beyond what Raft's timing assumes with the
+/// defaults (docs/FAULTS.md has the measurement and the reasons).
+fn faults_beyond_the_goal() -> Vec<Fault> {
+    vec![Fault::SlowLinks {
+        target: None,
+        delay_ms: 500,
+        jitter_ms: 0,
+    }]
+}
+
+/// How long a fault beyond the goal is held.
+const BEYOND_HOLD: Duration = Duration::from_millis(6000);
+
 /// How long every node stays down in an all-node crash or power cut (the
 /// nemesis draws 0.3 to 1.5 s).
 const WHOLE_CLUSTER_DOWN: Duration = Duration::from_millis(1000);
@@ -93,6 +108,8 @@ struct Sample {
     at: u64,
     /// The same moment on the wall clock, UTC (see [`wall_clock`]).
     wall: String,
+    /// Held to the goal (false: [`faults_beyond_the_goal`]).
+    bound: bool,
 }
 
 /// See the module documentation.
@@ -148,7 +165,11 @@ pub fn recovery_after_single_faults(test: &str) {
     let started = Instant::now();
     let mut samples = Vec::new();
     for _ in 0..rounds {
-        for fault in single_faults() {
+        let faults = single_faults()
+            .into_iter()
+            .map(|fault| (fault, true))
+            .chain(faults_beyond_the_goal().into_iter().map(|f| (f, false)));
+        for (fault, bound) in faults {
             cluster
                 .wait_for_leader(LEADER_LIMIT)
                 .unwrap_or_else(|| panic!("no leader before {fault}"));
@@ -158,8 +179,10 @@ pub fn recovery_after_single_faults(test: &str) {
             let mut wall = wall_clock();
             std::thread::sleep(if whole_cluster {
                 WHOLE_CLUSTER_DOWN
-            } else {
+            } else if bound {
                 HOLD
+            } else {
+                BEYOND_HOLD
             });
             cluster
                 .hosts
@@ -180,6 +203,7 @@ pub fn recovery_after_single_faults(test: &str) {
                 description,
                 at,
                 wall,
+                bound,
             });
             std::thread::sleep(if whole_cluster {
                 WHOLE_CLUSTER_QUIET
@@ -207,6 +231,7 @@ pub fn recovery_after_single_faults(test: &str) {
             recovery.map_or("never".into(), |r| format!("{:.2}s", r.as_secs_f64()))
         );
         match recovery {
+            _ if !sample.bound => println!("  (beyond the goal: measured, not held to it)"),
             Some(recovery) if recovery <= RECOVERY_GOAL => {}
             Some(recovery) if recovery <= RECOVERY_GOAL + RECOVERY_MARGIN => {
                 println!("  (over the {RECOVERY_GOAL:?} goal, within the margin)");

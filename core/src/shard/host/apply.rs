@@ -151,6 +151,9 @@ impl Host {
                 self.timers.insert((deadline, group));
             }
         }
+        if self.push_senders.keys().any(|(g, _, _)| *g == group) {
+            self.ack_inserted(group);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! documentation of `host`).
 
 use super::*;
+use crate::shard::group::ShardStatus;
 
 impl Host {
     /// A host asks this controller replica for configuration `num`.
@@ -75,7 +76,11 @@ impl Host {
                 shard,
                 data,
             };
-            self.propose_internal(now, to_group, command);
+            if self.propose_internal(now, to_group, command) {
+                // Acknowledged as soon as it is applied (`ack_inserted`).
+                self.push_senders
+                    .insert((to_group, config_num, shard), (from, from_group));
+            }
         } else {
             self.stats.ignored += 1;
         }
@@ -85,6 +90,7 @@ impl Host {
     pub(super) fn handle_shard_ack(
         &mut self,
         now: Instant,
+        from: NodeId,
         group: GroupId,
         config_num: u64,
         shard: ShardId,
@@ -94,6 +100,23 @@ impl Host {
             return;
         };
         if kv.is_sending(config_num, shard) {
+            // The server that answered has the shard's new owner applying
+            // what it is sent: keep pushing there.
+            if let Some(ShardStatus::Sending { to }) = kv.shards().get(&shard).map(|s| s.status)
+                && let Some(index) = kv
+                    .config()
+                    .groups
+                    .get(&to)
+                    .and_then(|servers| servers.iter().position(|s| *s == from))
+            {
+                self.push_targets.insert(
+                    to,
+                    PushTarget {
+                        index,
+                        unanswered: false,
+                    },
+                );
+            }
             let command = GroupCommand::DeleteShard { config_num, shard };
             self.propose_internal(now, group, command);
         } else {
@@ -103,22 +126,27 @@ impl Host {
 
     /// Proposes a configuration step, an insertion or a deletion, if this
     /// replica leads its group and did not propose the same command within
-    /// the last poll interval.
-    pub(super) fn propose_internal(&mut self, now: Instant, group: GroupId, command: GroupCommand) {
+    /// the last poll interval; whether it did.
+    pub(super) fn propose_internal(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        command: GroupCommand,
+    ) -> bool {
         let poll = self.config.poll_ms;
         if !self.groups.get(&group).is_some_and(|h| h.node.is_leader()) {
-            return;
+            return false;
         }
         self.wake(now, group);
         let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
+            return false;
         };
         let bytes = command.encode();
         if let Some((last, at)) = &hosted.last_internal
             && *last == bytes
             && now.as_millis() < at.as_millis() + poll
         {
-            return;
+            return false;
         }
         if hosted
             .node
@@ -127,6 +155,42 @@ impl Host {
         {
             hosted.last_internal = Some((bytes, now));
             self.touched.insert(group);
+            return true;
+        }
+        false
+    }
+
+    /// Acknowledges the pushes whose insertion `group` has now applied (or
+    /// gone past), and forgets those of shards it no longer waits for.
+    pub(super) fn ack_inserted(&mut self, group: GroupId) {
+        let Some(kv) = self.kv(group) else {
+            return;
+        };
+        let mut done = Vec::new();
+        let mut acks = Vec::new();
+        for (&(g, config_num, shard), &(host, from_group)) in self
+            .push_senders
+            .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
+        {
+            if kv.has_received(config_num, shard) {
+                done.push((g, config_num, shard));
+                acks.push((
+                    host,
+                    HostMessage::ShardAck {
+                        group: from_group,
+                        config_num,
+                        shard,
+                    },
+                ));
+            } else if !kv.is_pulling(config_num, shard) {
+                done.push((g, config_num, shard));
+            }
+        }
+        for (host, ack) in acks {
+            self.outbox.entry(host).or_default().push(ack);
+        }
+        for key in done {
+            self.push_senders.remove(&key);
         }
     }
 
@@ -136,6 +200,7 @@ impl Host {
         // waits for, to one controller server (rotating): the cost of
         // polling does not grow with the number of groups.
         let mut wanted: BTreeMap<u64, GroupId> = BTreeMap::new();
+        let mut rotated: Vec<GroupId> = Vec::new();
         let servers = &self.config.controller;
         let server = (!servers.is_empty())
             .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
@@ -154,18 +219,31 @@ impl Host {
                 else {
                     continue;
                 };
-                for to_server in servers {
-                    self.outbox
-                        .entry(*to_server)
-                        .or_default()
-                        .push(HostMessage::ShardPush {
-                            from_group: *group,
-                            to_group: to,
-                            config_num: kv.config().num,
-                            shard,
-                            data: data.clone(),
-                        });
+                if servers.is_empty() {
+                    continue;
                 }
+                // One server of the new owner: the one that answered last
+                // (its leader, or a server that hears from it); the next
+                // one if the previous round went unanswered.
+                let target = self.push_targets.entry(to).or_default();
+                if !rotated.contains(&to) {
+                    rotated.push(to);
+                    if target.unanswered {
+                        target.index = target.index.wrapping_add(1);
+                    }
+                    target.unanswered = true;
+                }
+                let to_server = servers[target.index % servers.len()];
+                self.outbox
+                    .entry(to_server)
+                    .or_default()
+                    .push(HostMessage::ShardPush {
+                        from_group: *group,
+                        to_group: to,
+                        config_num: kv.config().num,
+                        shard,
+                        data,
+                    });
             }
         }
         if let Some(server) = server {

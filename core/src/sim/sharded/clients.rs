@@ -206,7 +206,10 @@ impl ShardedSim {
                     self.violations.push(format!("history: {e:?}"));
                 }
             }
-            _ => {
+            other => {
+                if other == ShardClerkOutput::Done(Err(KvError::SessionExpired)) {
+                    self.expired_sessions += 1;
+                }
                 let _ = self.history.fail_unknown(id);
             }
         }

@@ -13,6 +13,9 @@ pub struct ShardedReport {
     pub operations: usize,
     /// Configurations made.
     pub configurations: u64,
+    /// Workload writes refused because their session had been dropped
+    /// (their outcome unknown): the seed exercised expiry and eviction.
+    pub expired_sessions: u64,
 }
 
 impl ShardedReport {
@@ -40,6 +43,33 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     config.network.long_delay = (100, 1000);
     config.host.snapshot_every = [20, 200][rng.index(2)];
     config.host.hibernate_after_ms = [0, 300][rng.index(2)];
+    // More knobs, from a generator of their own (the draws above stay
+    // what they were). A third of the seeds keep one or two sessions per
+    // shard, or let them expire after a few hundred ms of log clock, so
+    // that retries arrive after their session was dropped: the tombstones
+    // must refuse them. Half the seeds give every host its own clock (an
+    // offset of up to two seconds, a rate within the drift bound with a
+    // tenth to spare).
+    let mut more = Rng::new(seed ^ 0x5E55_10D5);
+    if more.chance(0.35) {
+        let limits = &mut config.host.limits;
+        match more.index(3) {
+            0 => limits.max_sessions = 1,
+            1 => limits.max_sessions = 2,
+            _ => limits.session_ttl_ms = more.range_inclusive(200, 800),
+        }
+    }
+    if more.chance(0.5) {
+        let max = NodeClock::max_rate_ppm(config.host.raft.max_clock_drift_percent) * 9 / 10;
+        config.clocks = (0..config.hosts)
+            .map(|_| NodeClock {
+                offset: more.range(0, 2_000),
+                rate_ppm: more.range_inclusive(0, 2 * max as u64) as i64 - max,
+            })
+            .collect();
+    }
+    let limits = config.host.limits;
+    let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
     let hosts = config.hosts;
     let shards = config.host.shards;
@@ -56,12 +86,18 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms)",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, {} sessions per shard, session ttl {} ms, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
         sim.config.host.snapshot_every,
-        sim.config.host.hibernate_after_ms
+        sim.config.host.hibernate_after_ms,
+        limits.max_sessions,
+        limits.session_ttl_ms,
+        clocks
+            .iter()
+            .map(|c| (c.offset, c.rate_ppm))
+            .collect::<Vec<_>>()
     ));
     sim.start_workload();
     for _ in 0..rounds {
@@ -181,6 +217,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     report.failures.extend(sim.violations());
     report.failures.extend(sim.check_history());
     report.operations = sim.history().len();
+    report.expired_sessions = sim.expired_sessions;
     report.configurations = sim
         .slots
         .values()
