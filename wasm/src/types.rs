@@ -140,7 +140,9 @@ export interface ShardedHistoryOp {
 
 /** `message(id)`: one item in flight. `messages[]`: `{ kind, group, ...fields }`, a Raft
  * message's fields by the core's serde names (`term`, `prevLogIndex`, `entries`, ...), as the
- * single-group `message(id)` gives them; `from`/`to` inside a Raft message are host ids. */
+ * single-group `message(id)` gives them; `from`/`to` inside a Raft message are host ids; a
+ * client request's `op` and its fields (`key`, `value`), `seq`, and `client` (a random 64-bit
+ * id, as a decimal string); a reply's `ok` and `output`, `reply` or `error`. */
 export interface ShardedMessage {
   id: number; from: Endpoint; to: Endpoint; deliverAt: number; kind: string;
   messages: ({ kind: string; group?: number } & Record<string, unknown>)[];
