@@ -226,6 +226,7 @@ impl std::error::Error for HostError {}
 
 /// A message between hosts, tagged with the group it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostMessage {
     /// A Raft message of one group.
     Raft {
@@ -310,6 +311,7 @@ impl HostMessage {
 
 /// Everything one step produced for one destination host.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HostBatch {
     /// Sending host.
     pub from: NodeId,
@@ -332,6 +334,7 @@ pub struct HostWrite {
 
 /// A client's request to a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostRequest {
     /// A shard controller request (to a controller server).
     Controller {
@@ -361,6 +364,7 @@ pub enum HostRequest {
 
 /// A host's answer to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostReply {
     /// Answer to [`HostRequest::Controller`].
     Controller {
