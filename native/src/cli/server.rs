@@ -510,4 +510,108 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
     }
+
+    fn sharded_config_of(args: &[&str]) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        let Command::Server(server) = cli.command else {
+            panic!("a server command");
+        };
+        assert!(server.is_sharded()?, "{args:?} is sharded");
+        server.sharded_config()
+    }
+
+    #[test]
+    fn the_sharded_config_file_and_flags_make_the_host() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let file = format!("{root}/../scripts/sharded-cluster.toml");
+        let config = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--config",
+            &file,
+            "--id",
+            "2",
+            "--data-dir",
+            "d2",
+        ])
+        .unwrap();
+        assert_eq!(config.host.id, 2);
+        assert_eq!(config.host.shards, 12);
+        assert_eq!(config.host.controller, vec![1, 2, 3]);
+        assert_eq!(config.groups.len(), 3);
+        assert_eq!(config.held_groups().len(), 4, "the controller and 3 groups");
+        // Flags: host 3 holds only the groups that name it.
+        let config = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--id",
+            "3",
+            "--peers",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--controller",
+            "1,2",
+            "--group",
+            "1=1,2,3",
+            "--group",
+            "2=1,2",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.held_groups().into_iter().collect::<Vec<_>>(),
+            vec![1],
+            "not a controller server, not in group 2"
+        );
+        let error = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--id",
+            "3",
+            "--peers",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--controller",
+            "1,2",
+            "--group",
+            "1=1,2",
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("host 3 holds no group"),
+            "{error}"
+        );
+        let error = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:1",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--group",
+            "1=1",
+            "--group",
+            "1=1",
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("--group 1 is given twice"),
+            "{error}"
+        );
+    }
 }
