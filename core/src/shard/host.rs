@@ -1008,6 +1008,27 @@ impl Host {
         }
     }
 
+    /// Asks this host's replica of `group` to hand its leadership to host
+    /// `to` (leadership transfer, §3.10 of the Raft dissertation), e.g. to
+    /// spread the groups' leaders over the hosts. Refused unless it leads
+    /// the group; what it sends comes out with the next drain.
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        to: NodeId,
+    ) -> Result<(), Rejected> {
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.wake(now, group);
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return Err(Rejected::NotLeader { leader_hint: None });
+        };
+        hosted.node.handle(now, Input::TransferLeadership(to))?;
+        self.touched.insert(group);
+        Ok(())
+    }
+
     /// Whether `group` is hibernating here.
     pub fn is_hibernating(&self, group: GroupId) -> bool {
         self.groups.get(&group).is_some_and(|h| h.hibernating)

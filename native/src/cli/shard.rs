@@ -36,6 +36,21 @@ pub enum ShardCommand {
     Leave(LeaveArgs),
     /// Move shard SHARD to group GID.
     Move(MoveArgs),
+    /// Make host ID lead group GID (a leadership transfer), to spread the
+    /// groups' leaders over the hosts; waits until it does (at most 10 s).
+    Leader(LeaderArgs),
+}
+
+/// `shard leader` arguments.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The group (0: the controller's).
+    pub group: GroupId,
+    /// The host to lead it (one of the group's hosts).
+    pub host: NodeId,
 }
 
 /// `shard show` arguments.
@@ -221,6 +236,14 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
             let cluster = connect(&leave.cluster).await?;
             change(&cluster, ControllerOp::Leave(vec![leave.group])).await
         }
+        ShardCommand::Leader(leader) => {
+            let cluster = connect(&leader.cluster).await?;
+            let outcome = transfer_leader(&cluster, leader.group, leader.host).await;
+            cluster.transport.close().await;
+            outcome?;
+            println!("OK");
+            Ok(0)
+        }
         ShardCommand::Move(moving) => {
             let cluster = connect(&moving.cluster).await?;
             if moving.shard >= cluster.shards {
@@ -296,6 +319,75 @@ async fn change(cluster: &Arc<ShardedCluster>, op: ControllerOp) -> Result<u8, C
             other => other.to_string(),
         })),
         ControllerReply::Config(_) => Err(shard_error("unexpected answer: a configuration")),
+    }
+}
+
+/// How long `shard leader` waits for the new leader.
+const TRANSFER_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks `group`'s leader to hand over to `host` until `host` leads it.
+async fn transfer_leader(
+    cluster: &Arc<ShardedCluster>,
+    group: GroupId,
+    host: NodeId,
+) -> Result<(), CliError> {
+    use crate::shard::wire::{ShardedBody, ShardedReply, ShardedRequest};
+    let started = tokio::time::Instant::now();
+    let mut last_error = String::from("no leader known yet");
+    loop {
+        let descriptions = cluster.describe_all().await;
+        let holders: Vec<&HostDescription> = descriptions
+            .iter()
+            .filter_map(|(_, d)| d.as_ref())
+            .filter(|d| d.groups.iter().any(|g| g.group == group))
+            .collect();
+        if holders.is_empty() && descriptions.iter().any(|(_, d)| d.is_some()) {
+            return Err(shard_error(format!("no host holds group {group}")));
+        }
+        if let Some(description) = descriptions
+            .iter()
+            .filter_map(|(_, d)| d.as_ref())
+            .find(|d| d.id == host)
+            && !description.groups.iter().any(|g| g.group == group)
+        {
+            return Err(shard_error(format!(
+                "host {host} does not hold group {group} (its hosts: {})",
+                join_ids(holders.iter().map(|d| &d.id))
+            )));
+        }
+        if !cluster.hosts.iter().any(|(id, _)| *id == host) {
+            return Err(shard_error(format!(
+                "host {host} is not a host of this cluster"
+            )));
+        }
+        let leader = holders.iter().find(|d| {
+            d.groups
+                .iter()
+                .any(|g| g.group == group && g.role == "leader")
+        });
+        match leader {
+            Some(d) if d.id == host => return Ok(()),
+            Some(d) => {
+                let index = cluster.hosts.iter().position(|(id, _)| *id == d.id);
+                if let Some(index) = index {
+                    let request =
+                        ShardedRequest::new(ShardedBody::TransferLeader { group, to: host });
+                    match cluster.transport.request_to(index, request).await {
+                        Ok(ShardedReply::Transfer(Err(error))) => last_error = error,
+                        Ok(_) => {}
+                        Err(error) => last_error = error.to_string(),
+                    }
+                }
+            }
+            None => {}
+        }
+        if started.elapsed() >= TRANSFER_LIMIT {
+            return Err(shard_error(format!(
+                "host {host} does not lead group {group} after {} s: {last_error}",
+                TRANSFER_LIMIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
 

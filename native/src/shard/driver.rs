@@ -75,6 +75,7 @@ use distribkv_core::shard::GroupId;
 fn request_kind(request: &ShardedRequest) -> (&'static str, bool) {
     match &request.body {
         ShardedBody::Describe => ("status", false),
+        ShardedBody::TransferLeader { .. } => ("transfer_leader", false),
         ShardedBody::Host(HostRequest::Controller { .. }) => ("shard_controller", false),
         ShardedBody::Host(HostRequest::Kv { op, .. }) => (op.name(), op.is_write()),
     }
@@ -163,6 +164,28 @@ impl Driver {
                         if let Some(metrics) = &self.metrics {
                             metrics.observe_request(op, "ok", false);
                         }
+                        return Ok(());
+                    }
+                    ShardedBody::TransferLeader { group, to } => {
+                        let outcome =
+                            self.host
+                                .transfer_leadership(now, group, to)
+                                .map_err(|rejected| match rejected {
+                                    distribkv_core::raft::Rejected::NotLeader { leader_hint } => {
+                                        format!(
+                                            "host {} does not lead group {group} (leader: {})",
+                                            self.id,
+                                            leader_hint
+                                                .map_or("unknown".to_string(), |l| l.to_string())
+                                        )
+                                    }
+                                    other => format!("group {group}: {other}"),
+                                });
+                        if let Some(metrics) = &self.metrics {
+                            let outcome = if outcome.is_ok() { "ok" } else { "error" };
+                            metrics.observe_request(op, outcome, false);
+                        }
+                        reply.send(ShardedReply::Transfer(outcome));
                         return Ok(());
                     }
                     ShardedBody::Host(request) => request,

@@ -185,6 +185,13 @@ pub enum ShardedBody {
     Describe,
     /// A controller or key-value request, for the core's host.
     Host(HostRequest),
+    /// Hand the leadership of `group`, led by this host, to host `to`.
+    TransferLeader {
+        /// The group.
+        group: GroupId,
+        /// The host to lead it.
+        to: NodeId,
+    },
 }
 
 /// A sharded host's answer.
@@ -196,6 +203,8 @@ pub enum ShardedReply {
     Host(HostReply),
     /// The request was not of this protocol.
     Refused(String),
+    /// Answer to [`ShardedBody::TransferLeader`]: the transfer started, or why not.
+    Transfer(Result<(), String>),
 }
 
 /// A host as it describes itself.

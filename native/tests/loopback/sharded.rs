@@ -166,6 +166,19 @@ fn a_group_joins_and_shards_move_under_a_checked_workload() {
     wait_for(Duration::from_secs(20), "two groups settled", || {
         settled(&show(&cluster))
     });
+    // Leadership moves on request (to spread the groups' leaders).
+    for (group, host) in [("1", "2"), ("2", "3")] {
+        shard_ok(&cluster, &["leader", group, host]);
+    }
+    let lines = status(&cluster);
+    for (group, host) in [(1, 2), (2, 3)] {
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.group != group || l.leader == Some(host)),
+            "group {group} led by host {host}: {lines:?}"
+        );
+    }
     // The one-shot commands route by key.
     for key in ["alpha", "beta", "gamma", "delta"] {
         cluster.put(key, &format!("{key}-1"));
@@ -325,6 +338,11 @@ fn shard_commands_refuse_bad_input_clearly() {
         "cannot join group 1: it is already in the configuration",
     );
     refused(&["leave", "7"], "group 7 is not in the configuration");
+    refused(
+        &["leader", "1", "9"],
+        "host 9 is not a host of this cluster",
+    );
+    refused(&["leader", "5", "1"], "no host holds group 5");
     // A server started with flags that contradict themselves does not start.
     let dir = tempfile::tempdir().unwrap();
     let server = |args: &[&str]| {
