@@ -343,6 +343,17 @@ fn shard_commands_refuse_bad_input_clearly() {
         "host 9 is not a host of this cluster",
     );
     refused(&["leader", "5", "1"], "no host holds group 5");
+    // Membership commands are for single-group clusters.
+    let output = Command::new(BINARY)
+        .args(["member", "list", "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("this cluster is sharded"),
+        "{output:?}"
+    );
     // A server started with flags that contradict themselves does not start.
     let dir = tempfile::tempdir().unwrap();
     let server = |args: &[&str]| {
