@@ -82,6 +82,10 @@ pub struct ServerArgs {
     /// give every host the same list).
     #[arg(long = "group", value_name = "GID=ID,...", requires = "shards")]
     pub groups: Vec<String>,
+    /// Sharded: a group with no traffic for this long stops its timers and
+    /// heartbeats until it is needed again (0: never) [default: 0].
+    #[arg(long, value_name = "MS", requires = "shards")]
+    pub hibernate_after_ms: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the
     /// power in MODE on SIGUSR1 (see `cli::power_cut`).
     #[cfg(feature = "fault-injection")]
@@ -123,6 +127,8 @@ pub struct ConfigFile {
     pub controller: Option<Vec<NodeId>>,
     /// `--group`, as a table: group id (a string key) = array of host ids.
     pub groups: Option<std::collections::BTreeMap<String, Vec<NodeId>>>,
+    /// `--hibernate-after-ms`.
+    pub hibernate_after_ms: Option<u64>,
 }
 
 impl ConfigFile {
@@ -247,6 +253,10 @@ impl ServerArgs {
         let mut host = distribkv_core::shard::host::HostConfig::new(id, shards, controller);
         host.raft = single.replica.raft.clone();
         host.snapshot_every = single.replica.snapshot_every;
+        host.hibernate_after_ms = self
+            .hibernate_after_ms
+            .or(file.hibernate_after_ms)
+            .unwrap_or(0);
         let storage = single.storage.clone();
         crate::shard::ShardedServerConfig {
             peers: single.peers.clone(),
@@ -560,8 +570,11 @@ mod tests {
             "1=1,2,3",
             "--group",
             "2=1,2",
+            "--hibernate-after-ms",
+            "500",
         ])
         .unwrap();
+        assert_eq!(config.host.hibernate_after_ms, 500);
         assert_eq!(
             config.held_groups().into_iter().collect::<Vec<_>>(),
             vec![1],
