@@ -211,13 +211,13 @@ fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, Vec<GroupId>, u64),
         3.min(hosts),
     )?;
     config.hosts = hosts;
-    config.controller = (1..=controller).collect();
-    config.groups = groups
+    config.host.controller = (1..=controller).collect();
+    config.host.groups = groups
         .into_iter()
         .enumerate()
         .map(|(i, servers)| (FIRST_GROUP + i as u64, servers))
         .collect();
-    config.shards = bounded("shards", 1, MAX_SHARDS, 10)? as u32;
+    config.host.shards = bounded("shards", 1, MAX_SHARDS, 10)? as u32;
     config.clients = bounded("clients", 0, MAX_SHARDED_CLIENTS, 3)?;
     config.keys = bounded("keys", 1, 1000, 6)?;
     fields.set("latencyMs", args::range, &mut config.network.latency)?;
@@ -246,15 +246,19 @@ fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, Vec<GroupId>, u64),
         }
         raft.heartbeat_interval = ms;
     }
-    config.raft = raft;
-    fields.set("snapshotEvery", args::integer, &mut config.snapshot_every)?;
+    config.host.raft = raft;
+    fields.set(
+        "snapshotEvery",
+        args::integer,
+        &mut config.host.snapshot_every,
+    )?;
     let join = match fields.get("join") {
-        None => config.groups.keys().copied().collect(),
+        None => config.host.groups.keys().copied().collect(),
         Some(value) => {
             let mut join = Vec::new();
             for (i, item) in args::array(&value, "config.join")?.iter().enumerate() {
                 let g = args::integer(item, &format!("config.join[{i}]"))?;
-                if !config.groups.contains_key(&g) {
+                if !config.host.groups.contains_key(&g) {
                     return Err(error(format!(
                         "config.join[{i}] is group {g}, but the groups are {}",
                         group_list(&config)
@@ -307,7 +311,7 @@ fn placement(value: &JsValue) -> Result<Vec<Vec<NodeId>>, JsError> {
 }
 
 fn group_list(config: &ShardedConfig) -> String {
-    let ids: Vec<String> = config.groups.keys().map(|g| g.to_string()).collect();
+    let ids: Vec<String> = config.host.groups.keys().map(|g| g.to_string()).collect();
     ids.join(", ")
 }
 
@@ -327,7 +331,7 @@ impl ShardedSimulation {
     /// A group id, checked against the configured groups.
     fn group_id(&self, id: &JsValue, what: &str) -> Result<GroupId, JsError> {
         let id = args::integer(id, what)?;
-        if !self.sim.config().groups.contains_key(&id) {
+        if !self.sim.config().host.groups.contains_key(&id) {
             return Err(error(format!(
                 "unknown group {id} (the groups are {})",
                 group_list(self.sim.config())
@@ -475,7 +479,7 @@ impl ShardedSimulation {
     ) -> Result<ShardedSimulation, JsError> {
         install_panic_hook();
         let (config, join, admin_timeout) = sharded_config(&config)?;
-        let groups = config.groups.clone();
+        let groups = config.host.groups.clone();
         let sim =
             ShardedSim::new(config).map_err(|e| error(format!("bad configuration: {e:?}")))?;
         let mut this = ShardedSimulation {
@@ -583,7 +587,7 @@ impl ShardedSimulation {
         let key = args::string(&key, "key")?;
         Ok(f64::from(shard_of(
             key.as_bytes(),
-            self.sim.config().shards,
+            self.sim.config().host.shards,
         )))
     }
 
@@ -684,7 +688,7 @@ impl ShardedSimulation {
         let groups = self.group_ids(&groups, "groups")?;
         let map = groups
             .iter()
-            .map(|g| (*g, self.sim.config().groups[g].clone()))
+            .map(|g| (*g, self.sim.config().host.groups[g].clone()))
             .collect();
         self.ask(AdminOp::Controller(ControllerOp::Join(map)));
         Ok(())
@@ -708,7 +712,7 @@ impl ShardedSimulation {
         #[wasm_bindgen(unchecked_param_type = "number")] group: JsValue,
     ) -> Result<(), JsError> {
         let shard = args::integer(&shard, "shard")?;
-        let shards = u64::from(self.sim.config().shards);
+        let shards = u64::from(self.sim.config().host.shards);
         if shard >= shards {
             return Err(error(format!(
                 "unknown shard {shard} (shards are 0 to {})",

@@ -14,8 +14,8 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::codec::DecodeError;
-use super::command::{ClientRequest, ClientResponse, NodeStatus};
 use super::store::{KvStore, StoreLimits};
+use super::{ClientRequest, ClientResponse, NodeStatus};
 use crate::hash::Fnv;
 use crate::raft::{
     Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, MembershipChange, Node,

@@ -459,6 +459,59 @@ mod tests {
     }
 
     #[test]
+    fn client_packets_carry_keys_and_values_as_raw_bytes() {
+        use distribkv_core::kv::{ClientRequest, ClientResponse, Operation, Reply, RequestBody};
+        // Text in JSON (the browser's rendering) must not change the wire:
+        // postcard still carries a length and the raw bytes, UTF-8 or not.
+        let request = ClientRequest {
+            id: 9,
+            body: RequestBody::Operation {
+                client: 3,
+                seq: 2,
+                operation: Operation::Put {
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(&[0xff, 0x00]),
+                },
+            },
+        };
+        let frame = encode_to_bytes(&request, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        // id, variant, client, seq, variant, key (len + byte), value (len + bytes).
+        assert_eq!(&frame[2..], &[9, 1, 3, 2, 0, 1, b'k', 2, 0xff, 0x00]);
+        let decoded: ClientRequest =
+            decode(&mut BytesMut::from(&frame[..]), DEFAULT_MAX_FRAME_SIZE)
+                .unwrap()
+                .unwrap();
+        assert_eq!(decoded, request);
+        let response = ClientResponse {
+            id: 9,
+            result: Ok(Reply::Done(Some(Bytes::from_static(b"v")))),
+        };
+        let frame = encode_to_bytes(&response, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        let decoded: ClientResponse =
+            decode(&mut BytesMut::from(&frame[..]), DEFAULT_MAX_FRAME_SIZE)
+                .unwrap()
+                .unwrap();
+        assert_eq!(decoded, response);
+        // In JSON, UTF-8 is text and anything else a list of bytes; both read back.
+        let json = serde_json::to_value(&request).unwrap();
+        let put = &json["body"]["operation"]["operation"]["put"];
+        assert_eq!(
+            (&put["key"], &put["value"]),
+            (&"k".into(), &serde_json::json!([255, 0]))
+        );
+        assert_eq!(
+            serde_json::from_value::<ClientRequest>(json).unwrap(),
+            request
+        );
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["result"]["Ok"]["done"], "v");
+        assert_eq!(
+            serde_json::from_value::<ClientResponse>(json).unwrap(),
+            response
+        );
+    }
+
+    #[test]
     fn header_is_compact() {
         let frame = encode_to_bytes(&7u8, DEFAULT_MAX_FRAME_SIZE).unwrap();
         assert_eq!(&frame[..], &[0xD1, 1, 7]);

@@ -274,9 +274,10 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                 })
                 .collect(),
             None => core::iter::once(CONTROLLER)
-                .filter(|_| config.controller.contains(&id))
+                .filter(|_| config.host.controller.contains(&id))
                 .chain(
                     config
+                        .host
                         .groups
                         .iter()
                         .filter(|(_, s)| s.contains(&id))
@@ -302,7 +303,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }
     let mut groups = vec![GroupView {
         id: CONTROLLER,
-        hosts: config.controller.clone(),
+        hosts: config.host.controller.clone(),
         leader: sim.leader_of(CONTROLLER),
         joined: true,
         config_num: latest.as_ref().map(|c| c.num),
@@ -310,7 +311,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }];
     // Each group's most advanced up replica.
     let mut held: BTreeMap<GroupId, BTreeMap<u32, (ShardStatus, usize)>> = BTreeMap::new();
-    for (g, servers) in &config.groups {
+    for (g, servers) in &config.host.groups {
         let best = servers
             .iter()
             .filter_map(|id| {
@@ -348,7 +349,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         });
         held.insert(*g, shards);
     }
-    let shards = (0..config.shards)
+    let shards = (0..config.host.shards)
         .map(|s| {
             let owner = latest.as_ref().map_or(0, |c| c.owner(s));
             let sender = held.iter().find_map(|(g, shards)| {
@@ -408,7 +409,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         .into_iter()
         .map(|c| {
             let op = c.pending.and_then(|id| history.operation(id));
-            let shard = op.map(|o| shard_of(&o.key, config.shards));
+            let shard = op.map(|o| shard_of(&o.key, config.host.shards));
             ClientView {
                 id: c.number,
                 pending: c.pending.map(|id| id + 1),
@@ -477,7 +478,7 @@ pub struct ShardedHistoryOp {
 pub fn history(sim: &ShardedSim) -> Vec<ShardedHistoryOp> {
     let history = sim.history();
     let pending: BTreeSet<u64> = history.pending().map(|o| o.id).collect();
-    let shards = sim.config().shards;
+    let shards = sim.config().host.shards;
     history
         .operations()
         .iter()
@@ -548,7 +549,7 @@ pub struct ShardedCheck<'a> {
 pub fn check<'a>(sim: &ShardedSim, verdict: &'a Verdict) -> ShardedCheck<'a> {
     let all = sim.violations();
     let mut groups: Vec<GroupCheck> = core::iter::once(CONTROLLER)
-        .chain(sim.config().groups.keys().copied())
+        .chain(sim.config().host.groups.keys().copied())
         .map(|group| GroupCheck {
             group,
             ok: true,

@@ -131,8 +131,10 @@ impl ShardedSim {
     /// unknown outcome.
     pub fn abandon_admin(&mut self, id: Option<u64>) {
         let seed = self.rng.next_u64();
-        self.clients[0].clerk =
-            ShardClerk::new(ShardClerkConfig::new(self.config.controller.clone()), seed);
+        self.clients[0].clerk = ShardClerk::new(
+            ShardClerkConfig::new(self.config.host.controller.clone()),
+            seed,
+        );
         self.admin_result = None;
         if let Some(id) = id {
             let _ = self.history.fail_unknown(id);

@@ -112,22 +112,15 @@ pub(super) async fn run_link<M: Serialize>(
 
 /// Connects to a peer, opens the message stream and sends the hello.
 async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, SendStream), String> {
-    let connecting = inner
-        .endpoint
-        .connect_with(
-            inner
-                .dial_config
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
-            peer.address.addr,
-            &peer.address.server_name,
-        )
-        .map_err(|error| error.to_string())?;
-    let connection = tokio::time::timeout(inner.settings.connect_timeout, connecting)
-        .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|error| error.to_string())?;
+    let config = inner
+        .dial_config
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let connection =
+        crate::transport::dial::dial(&inner.endpoint, &config, &peer.address, &inner.settings)
+            .await
+            .map_err(|error| error.to_string())?;
     let mut stream = connection
         .open_uni()
         .await
