@@ -274,7 +274,7 @@ async fn a_hello_from_a_restarted_peer_makes_the_link_to_it_dial_again() {
     wait_until("link 1->2", LIMIT, || one.is_connected(2)).await;
     wait_until("link 2->1", LIMIT, || two.is_connected(1)).await;
     prove_delivery(&one, 2, &mut two_inbound).await;
-    assert_eq!(one.stats().connections_established, 1);
+    let dialled = one.stats().connections_established;
 
     // Node 2 "crashes" without a word (it moves to another socket, as in
     // the test above) and comes back on its address; node 1 sends nothing.
@@ -293,7 +293,7 @@ async fn a_hello_from_a_restarted_peer_makes_the_link_to_it_dial_again() {
     let (two_again, mut inbound_again) = start_node_with(2, &certs, two_addr, settings);
     two_again.add_peer(PeerAddress::new(1, one.local_addr()));
     wait_until("link 1->2 dialled again", LIMIT, || {
-        one.stats().connections_established >= 2
+        one.stats().connections_established > dialled
     })
     .await;
     wait_until("link 1->2 up again", LIMIT, || one.is_connected(2)).await;
