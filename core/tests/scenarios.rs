@@ -60,13 +60,14 @@ impl Scenario {
         let mut config = SimConfig {
             nodes: 3,
             seed: 1,
-            election_timeout: (10_000, 20_000),
-            heartbeat: 100,
             disk_latency: (0, 0),
             snapshot_every: 0,
             trace_capacity: 100_000,
             ..SimConfig::default()
         };
+        config.raft.election_timeout_min = 10_000;
+        config.raft.election_timeout_max = 20_000;
+        config.raft.heartbeat_interval = 100;
         config.network.latency = (1, 1);
         Scenario {
             config,
@@ -95,14 +96,16 @@ impl Scenario {
                 "seed" => c.seed = value.parse().unwrap(),
                 "latency" => c.network.latency = parse_range(value),
                 "disk" => c.disk_latency = parse_range(value),
-                "election" => c.election_timeout = parse_range(value),
-                "heartbeat" => c.heartbeat = value.parse().unwrap(),
-                "prevote" => c.pre_vote = value.parse().unwrap(),
-                "checkquorum" => c.check_quorum = value.parse().unwrap(),
-                "lease" => c.lease_reads = value.parse().unwrap(),
-                "max-entries" => c.max_entries_per_message = value.parse().unwrap(),
+                "election" => {
+                    (c.raft.election_timeout_min, c.raft.election_timeout_max) = parse_range(value)
+                }
+                "heartbeat" => c.raft.heartbeat_interval = value.parse().unwrap(),
+                "prevote" => c.raft.pre_vote = value.parse().unwrap(),
+                "checkquorum" => c.raft.check_quorum = value.parse().unwrap(),
+                "lease" => c.raft.lease_reads = value.parse().unwrap(),
+                "max-entries" => c.raft.max_entries_per_message = value.parse().unwrap(),
                 "snapshot-every" => c.snapshot_every = value.parse().unwrap(),
-                "chunk" => c.snapshot_chunk_bytes = value.parse().unwrap(),
+                "chunk" => c.raft.snapshot_chunk_bytes = value.parse().unwrap(),
                 "client-timeout" => c.client_attempt_timeout = value.parse().unwrap(),
                 other => panic!("unknown config key {other}"),
             }
