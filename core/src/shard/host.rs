@@ -477,6 +477,27 @@ impl Host {
         core::mem::take(&mut self.applied)
     }
 
+    /// Asks this host's replica of `group` to hand its leadership to host
+    /// `to` (leadership transfer, §3.10 of the Raft dissertation), e.g. to
+    /// spread the groups' leaders over the hosts. Refused unless it leads
+    /// the group; what it sends comes out with the next drain.
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        to: NodeId,
+    ) -> Result<(), Rejected> {
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.wake(now, group);
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return Err(Rejected::NotLeader { leader_hint: None });
+        };
+        hosted.node.handle(now, Input::TransferLeadership(to))?;
+        self.touched.insert(group);
+        Ok(())
+    }
+
     /// When the host next needs [`HostInput::Timeout`]: the earliest group
     /// deadline or poll, rounded up to a multiple of the tick. Valid once
     /// the outputs are drained.

@@ -26,12 +26,14 @@ mod disk;
 mod events;
 mod hosts;
 mod interactive;
+mod journal;
 mod mesh;
 mod sweep;
 
 pub use clients::{AdminOp, KvOutcome};
 use disk::HostDisk;
-pub use interactive::{InFlight, WorkloadClient};
+pub use interactive::{InFlight, InFlightContent, InFlightMessage, WorkloadClient};
+pub use journal::JournalLine;
 pub use mesh::Mesh;
 pub use sweep::{ShardedReport, run_sharded_seed};
 
@@ -195,6 +197,8 @@ pub struct ShardedSim {
     delivered: u64,
     /// Migration trace lines (when enabled).
     trace: Option<Vec<String>>,
+    /// The event journal (when enabled).
+    journal: Option<journal::Journal>,
     /// Workload writes refused as [`KvError::SessionExpired`].
     expired_sessions: u64,
 }
@@ -294,6 +298,7 @@ impl ShardedSim {
             violations: Vec::new(),
             delivered: 0,
             trace: None,
+            journal: None,
             expired_sessions: 0,
         })
     }

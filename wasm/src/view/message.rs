@@ -54,7 +54,7 @@ impl MessageView {
 /// The message's serde fields (without the enum's tag: `kind` names the
 /// variant), plus `bytes`, its approximate size. Entries become [`LogEntry`]
 /// rows; a snapshot chunk's `data`, its length.
-fn raft_fields(message: &Message) -> Map<String, Value> {
+pub(crate) fn raft_fields(message: &Message) -> Map<String, Value> {
     let chunk = match message {
         // Serialized without its bytes, which only their length stands for.
         Message::InstallSnapshot(m) => Some(Message::InstallSnapshot(Box::new(InstallSnapshot {
@@ -106,7 +106,7 @@ fn response_fields(response: &ClientResponse) -> Map<String, Value> {
 
 /// `value`'s serde rendering (`null` if it cannot be rendered, which the
 /// core's types, plain data, never hit).
-fn serialize<T: Serialize + ?Sized>(value: &T) -> Value {
+pub(crate) fn serialize<T: Serialize + ?Sized>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
@@ -115,7 +115,7 @@ fn serialize<T: Serialize + ?Sized>(value: &T) -> Value {
 /// `{ "variant": content }` becomes `{ tag: "variant", variant: content }`,
 /// a unit variant's `"variant"` becomes `{ tag: "variant" }`. Without a
 /// `tag` the variant is left out (the caller names it otherwise).
-fn untag(value: Value, tag: Option<&str>) -> Map<String, Value> {
+pub(crate) fn untag(value: Value, tag: Option<&str>) -> Map<String, Value> {
     let mut fields = Map::new();
     let variant = match value {
         Value::String(variant) => variant,
@@ -141,7 +141,7 @@ fn untag(value: Value, tag: Option<&str>) -> Map<String, Value> {
 
 /// Numbers JavaScript cannot hold exactly (above 2^53 - 1) become decimal
 /// strings, in place, at any depth.
-fn js_safe(value: &mut Value) {
+pub(crate) fn js_safe(value: &mut Value) {
     const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
     match value {
         Value::Number(n) if n.as_u64().is_some_and(|n| n > MAX_SAFE_INTEGER) => {

@@ -5,6 +5,7 @@ use super::*;
 
 /// A message between hosts, tagged with the group it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostMessage {
     /// A Raft message of one group.
     Raft {
@@ -89,6 +90,7 @@ impl HostMessage {
 
 /// Everything one step produced for one destination host.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HostBatch {
     /// Sending host.
     pub from: NodeId,
@@ -111,6 +113,7 @@ pub struct HostWrite {
 
 /// A client's request to a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostRequest {
     /// A shard controller request (to a controller server).
     Controller {
@@ -140,6 +143,7 @@ pub enum HostRequest {
 
 /// A host's answer to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HostReply {
     /// Answer to [`HostRequest::Controller`].
     Controller {

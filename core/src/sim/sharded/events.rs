@@ -60,13 +60,20 @@ impl ShardedSim {
                         self.log(line);
                     }
                 }
+                if self.is_up(batch.to) {
+                    self.note_batch(&batch);
+                }
                 let to = batch.to;
                 self.feed(to, HostInput::Batch(batch));
             }
             Event::Request { to, from, request } => {
+                if self.is_up(to) {
+                    self.note_request(from, to, &request);
+                }
                 self.feed(to, HostInput::Client { from, request })
             }
             Event::Reply { clerk, reply } => {
+                self.note_reply(clerk, &reply);
                 let now = self.now;
                 self.clients[clerk as usize].clerk.handle_reply(now, reply);
                 self.drain_clerk(clerk);
@@ -106,7 +113,8 @@ impl ShardedSim {
         let Some(host) = slot.host.as_mut() else {
             return;
         };
-        let before = self.trace.is_some().then(|| shard_view(host));
+        let before = (self.trace.is_some() || self.journal.is_some()).then(|| shard_view(host));
+        let roles_before = self.journal.is_some().then(|| super::journal::roles(host));
         for (g, node) in host.nodes() {
             if let Some(checker) = self.checkers.get_mut(&g) {
                 checker.before(node);
@@ -193,6 +201,10 @@ impl ShardedSim {
                 checker.after_event(core::iter::once(node));
             }
         }
+        if let Some(roles) = roles_before {
+            self.note_roles(id, &roles);
+        }
+        let host = self.slots[&id].host.as_ref().expect("up");
         if let Some(before) = before {
             let after = shard_view(host);
             for ((g, num_before, old), (_, num, new)) in before.iter().zip(&after) {
@@ -207,6 +219,7 @@ impl ShardedSim {
                 }
                 if num_before != num || !changes.is_empty() {
                     let line = format!("host {id} group {g} config {num}: {}", changes.join(", "));
+                    self.note(Some(id), Some(*g), "shard", || line.clone());
                     self.log(line);
                 }
             }

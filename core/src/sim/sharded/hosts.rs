@@ -11,6 +11,7 @@ impl ShardedSim {
         {
             slot.disk.crash(&mut self.rng);
             self.log(format!("host {id} crashes"));
+            self.note(Some(id), None, "crash", || format!("host {id} crashes"));
         }
     }
 
@@ -40,6 +41,9 @@ impl ShardedSim {
                 }
                 slot.host = Some(host);
                 self.log(format!("host {id} restarts"));
+                self.note(Some(id), None, "restart", || {
+                    format!("host {id} restarts from its disk")
+                });
             }
             Err(e) => self
                 .violations

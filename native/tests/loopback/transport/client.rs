@@ -254,8 +254,11 @@ async fn a_server_gone_silent_fails_the_request_early_and_the_next_one_dials_aga
     let (_dir, certs) = cluster_certs();
     let node = start_echo_node(&certs);
     let forwarder = Forwarder::start(node.local_addr());
+    // The request timeout is well above the silence that gives a server up
+    // (`unresponsive_after`, 300 ms): on a loaded machine the check must
+    // still fire first, or the test would see a timeout instead.
     let settings = ClientSettings {
-        request_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(4),
         ..ClientSettings::default()
     };
     let client = TestClient::new(
