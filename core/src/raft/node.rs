@@ -187,6 +187,7 @@ impl Node {
                 a
             },
             removed: Vec::new(),
+            promoting: None,
         };
         let (meta, snapshot_data) = match persisted.snapshot {
             Some(snapshot) => (snapshot.meta, snapshot.data),
@@ -263,9 +264,13 @@ impl Node {
             Input::ChangeMembership(change) => {
                 self.change_membership(change).map(|()| Accepted::Done)
             }
-            Input::AddMember { id, address } => {
-                self.add_member(id, address).map(|()| Accepted::Done)
-            }
+            Input::AddMember {
+                id,
+                address,
+                promote,
+            } => self
+                .add_member(id, address, promote)
+                .map(|()| Accepted::Done),
             Input::Wake => {
                 self.wake();
                 Ok(Accepted::Done)

@@ -48,7 +48,7 @@ fn request_kind(request: &KvRequest) -> (&'static str, bool) {
             (operation.name(), operation.is_write())
         }
         RequestBody::Status => ("status", false),
-        RequestBody::Members => ("member_list", false),
+        RequestBody::Members { .. } => ("member_list", false),
         RequestBody::ChangeMembers(_) => ("member_change", false),
         RequestBody::Backup { .. } => ("snapshot", false),
     }

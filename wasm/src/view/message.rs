@@ -114,7 +114,7 @@ fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>
         RequestBody::Status => {
             f.insert("request", Field::Text("status".to_owned()));
         }
-        RequestBody::Members => {
+        RequestBody::Members { .. } => {
             f.insert("request", Field::Text("members".to_owned()));
         }
         RequestBody::ChangeMembers(change) => {
