@@ -19,9 +19,27 @@
 //! client learns that the outcome is unknown. A tombstone is forgotten only
 //! after `max_dropped` newer sessions were dropped (100,000 by default), so
 //! a retry would have to outlast that many to be applied twice.
+//!
+//! The sharded service ([`crate::shard`]) names its clients differently:
+//! a client draws its own id and numbers all its writes in one sequence,
+//! and a shard's session is opened by whichever write of the client
+//! reaches that shard first, at any sequence number. There, a dropped
+//! session leaves a tombstone of its client and its latest sequence
+//! number ([`Tombstones::LastSeq`]); [`SessionTable::admit`] refuses a
+//! write of an unknown session whose sequence number is at most that
+//! (it is from the dropped session's time: it, or a later write, was
+//! applied) and opens a session for a newer one (a client's sequence
+//! numbers only grow, so that write was never applied here).
+//!
+//! One codec ([`SessionTable::encode_into`], [`decode_sessions`]) writes
+//! the sessions and tombstones of every table: in the key-value snapshot,
+//! in a moving shard and in the shard controller's snapshot.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
 
+use super::codec::{DecodeError, Decoder, Encoder};
 use super::command::{ClientId, ServiceError};
 
 /// One client's session.
@@ -49,6 +67,21 @@ pub enum SessionCheck {
     Stale,
     /// No such session.
     Unknown,
+    /// No such session, and a dropped session of this client had already
+    /// reached this sequence number: the write, or a later one, was
+    /// applied, so it must not be again ([`SessionTable::admit`] only).
+    Expired,
+}
+
+/// What a dropped session leaves behind (a table keeps one kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tombstones {
+    /// The opening nonce of a dropped session, and the session it opened
+    /// (the key-value service, whose sessions are opened by [`Command::Open`](super::Command::Open)).
+    Openings,
+    /// A dropped session's client and latest sequence number (the sharded
+    /// service and the shard controller, whose clients name themselves).
+    LastSeq,
 }
 
 /// All open sessions.
@@ -57,10 +90,13 @@ pub struct SessionTable {
     sessions: BTreeMap<ClientId, Session>,
     /// The session each non-zero nonce opened (derived from `sessions`).
     opened_by: BTreeMap<u64, ClientId>,
-    /// Tombstones: the session each dropped session's nonce had opened.
-    dropped: BTreeMap<u64, ClientId>,
-    /// The nonces in `dropped`, oldest drop first (`dropped.len() <= max_dropped`).
+    /// Tombstones, by `kind`: the session each dropped session's nonce
+    /// had opened ([`Tombstones::Openings`]), or each dropped client's
+    /// latest sequence number ([`Tombstones::LastSeq`]).
+    dropped: BTreeMap<u64, u64>,
+    /// The keys of `dropped`, oldest drop first (`dropped.len() <= max_dropped`).
     dropped_order: VecDeque<u64>,
+    kind: Tombstones,
     ttl: u64,
     max_sessions: usize,
     max_dropped: usize,
@@ -71,12 +107,24 @@ impl SessionTable {
     /// An empty table whose sessions expire after `ttl` ms of log clock,
     /// holding at most `max_sessions` (at least 1) and the tombstones of
     /// the latest `max_dropped` dropped ones.
+    /// Tombstones are of openings ([`Tombstones::Openings`]).
     pub fn new(ttl: u64, max_sessions: usize, max_dropped: usize) -> SessionTable {
+        SessionTable::with_tombstones(Tombstones::Openings, ttl, max_sessions, max_dropped)
+    }
+
+    /// An empty table keeping tombstones of `kind`; otherwise as [`SessionTable::new`].
+    pub fn with_tombstones(
+        kind: Tombstones,
+        ttl: u64,
+        max_sessions: usize,
+        max_dropped: usize,
+    ) -> SessionTable {
         SessionTable {
             sessions: BTreeMap::new(),
             opened_by: BTreeMap::new(),
             dropped: BTreeMap::new(),
             dropped_order: VecDeque::new(),
+            kind,
             ttl,
             max_sessions: max_sessions.max(1),
             max_dropped,
@@ -120,33 +168,59 @@ impl SessionTable {
     /// The session a dropped session's opening `nonce` had opened, while
     /// its tombstone is kept: a retry of that opening must not be applied.
     pub fn dropped_opening(&self, nonce: u64) -> Option<ClientId> {
-        self.dropped.get(&nonce).copied()
+        match self.kind {
+            Tombstones::Openings => self.dropped.get(&nonce).copied(),
+            Tombstones::LastSeq => None,
+        }
     }
 
-    /// Tombstones of dropped sessions, oldest drop first: (nonce, session).
-    pub fn tombstones(&self) -> impl Iterator<Item = (u64, ClientId)> + '_ {
+    /// The latest sequence number of `client`'s dropped session, while its
+    /// tombstone is kept ([`Tombstones::LastSeq`] tables only).
+    pub fn dropped_through(&self, client: ClientId) -> Option<u64> {
+        match self.kind {
+            Tombstones::LastSeq => self.dropped.get(&client).copied(),
+            Tombstones::Openings => None,
+        }
+    }
+
+    /// The kind of tombstones kept.
+    pub fn tombstone_kind(&self) -> Tombstones {
+        self.kind
+    }
+
+    /// Tombstones of dropped sessions, oldest drop first: (nonce, session)
+    /// for [`Tombstones::Openings`], (client, latest sequence number) for
+    /// [`Tombstones::LastSeq`].
+    pub fn tombstones(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.dropped_order
             .iter()
-            .map(|nonce| (*nonce, self.dropped[nonce]))
+            .map(|key| (*key, self.dropped[key]))
     }
 
     fn remove(&mut self, client: ClientId) {
-        if let Some(session) = self.sessions.remove(&client)
-            && session.nonce != 0
-        {
+        let Some(session) = self.sessions.remove(&client) else {
+            return;
+        };
+        if session.nonce != 0 {
             self.opened_by.remove(&session.nonce);
-            self.bury(session.nonce, client);
+        }
+        match self.kind {
+            Tombstones::Openings if session.nonce != 0 => self.bury(session.nonce, client),
+            Tombstones::Openings => {}
+            Tombstones::LastSeq => self.bury(client, session.last_seq),
         }
     }
 
-    /// Keeps the tombstone of a dropped opening (forgetting the oldest).
-    fn bury(&mut self, nonce: u64, client: ClientId) {
+    /// Keeps the tombstone `key` → `value` (forgetting the oldest beyond
+    /// `max_dropped`); a key buried again becomes the newest.
+    fn bury(&mut self, key: u64, value: u64) {
         if self.max_dropped == 0 {
             return;
         }
-        if self.dropped.insert(nonce, client).is_none() {
-            self.dropped_order.push_back(nonce);
+        if self.dropped.insert(key, value).is_some() {
+            self.dropped_order.retain(|k| *k != key);
         }
+        self.dropped_order.push_back(key);
         while self.dropped_order.len() > self.max_dropped {
             let oldest = self.dropped_order.pop_front().expect("over the limit");
             self.dropped.remove(&oldest);
@@ -162,6 +236,25 @@ impl SessionTable {
             }
             Some(s) if seq <= s.last_seq => SessionCheck::Stale,
             Some(_) => SessionCheck::Fresh,
+        }
+    }
+
+    /// Classifies a write `seq` of `client` in a [`Tombstones::LastSeq`]
+    /// table, opening a session at log clock `now` for the write of an
+    /// unknown client that is newer than its dropped session (or that has
+    /// none): then [`SessionCheck::Fresh`], never [`SessionCheck::Unknown`].
+    /// [`SessionCheck::Expired`] for a write of an unknown client that its
+    /// dropped session had reached.
+    pub fn admit(&mut self, client: ClientId, seq: u64, now: u64) -> SessionCheck {
+        match self.check(client, seq) {
+            SessionCheck::Unknown => {
+                if self.dropped_through(client).is_some_and(|last| seq <= last) {
+                    return SessionCheck::Expired;
+                }
+                self.register(client, 0, now);
+                SessionCheck::Fresh
+            }
+            known => known,
         }
     }
 
@@ -229,18 +322,46 @@ impl SessionTable {
         self.dropped_order.len()
     }
 
-    pub(crate) fn next_sweep(&self) -> u64 {
+    /// Writes the sessions (client, latest sequence number, last activity,
+    /// opening nonce, result) and the tombstones (oldest first): the one
+    /// session layout of every snapshot and moving shard. The caller
+    /// writes [`SessionTable::next_sweep`] where its format wants it.
+    pub fn encode_into(&self, e: &mut Encoder) {
+        e.varint(self.sessions.len() as u64);
+        for (client, session) in &self.sessions {
+            e.varint(*client)
+                .varint(session.last_seq)
+                .varint(session.last_active)
+                .varint(session.nonce);
+            encode_result(e, &session.last_result);
+        }
+        e.varint(self.dropped_order.len() as u64);
+        for (key, value) in self.tombstones() {
+            e.varint(key).varint(value);
+        }
+    }
+
+    /// Where the next expiry scan is due (log clock, ms), for snapshots.
+    pub fn next_sweep(&self) -> u64 {
         self.next_sweep
     }
 
-    pub(crate) fn restore(
-        ttl: u64,
-        max_sessions: usize,
-        max_dropped: usize,
+    /// Rebuilds a table of `kind` with `limits` from what [`decode_sessions`] read.
+    pub fn restore_with(
+        kind: Tombstones,
+        limits: SessionLimits,
         next_sweep: u64,
-        sessions: BTreeMap<ClientId, Session>,
-        tombstones: impl IntoIterator<Item = (u64, ClientId)>,
+        decoded: DecodedSessions,
     ) -> SessionTable {
+        let SessionLimits {
+            ttl,
+            max_sessions,
+            max_dropped,
+        } = limits;
+        let DecodedSessions {
+            sessions,
+            tombstones,
+        } = decoded;
         let opened_by = sessions
             .iter()
             .filter(|(_, s)| s.nonce != 0)
@@ -251,16 +372,125 @@ impl SessionTable {
             opened_by,
             dropped: BTreeMap::new(),
             dropped_order: VecDeque::new(),
+            kind,
             ttl,
             max_sessions: max_sessions.max(1),
             max_dropped,
             next_sweep,
         };
-        for (nonce, client) in tombstones {
-            table.bury(nonce, client);
+        for (key, value) in tombstones {
+            table.bury(key, value);
         }
         table
     }
+}
+
+/// Expiry and capacity of a session table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Sessions idle longer than this (log clock, ms) expire.
+    pub ttl: u64,
+    /// Most open sessions (at least 1).
+    pub max_sessions: usize,
+    /// Most tombstones kept.
+    pub max_dropped: usize,
+}
+
+/// Sessions and tombstones as [`decode_sessions`] read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodedSessions {
+    /// Sessions by client.
+    pub sessions: BTreeMap<ClientId, Session>,
+    /// Tombstones, oldest first.
+    pub tombstones: Vec<(u64, u64)>,
+}
+
+/// Which parts of the session layout a format version has (older
+/// key-value snapshots lack the nonces, or the tombstones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLayout {
+    /// Each session carries its opening nonce.
+    pub nonces: bool,
+    /// The tombstones follow the sessions.
+    pub tombstones: bool,
+}
+
+impl SessionLayout {
+    /// Everything [`SessionTable::encode_into`] writes.
+    pub const CURRENT: SessionLayout = SessionLayout {
+        nonces: true,
+        tombstones: true,
+    };
+}
+
+/// Reads what [`SessionTable::encode_into`] wrote (or, per `layout`, an
+/// older key-value snapshot's subset of it).
+pub fn decode_sessions(
+    d: &mut Decoder,
+    layout: SessionLayout,
+) -> Result<DecodedSessions, DecodeError> {
+    let mut decoded = DecodedSessions::default();
+    for _ in 0..d.length()? {
+        let client = d.varint()?;
+        let last_seq = d.varint()?;
+        let last_active = d.varint()?;
+        let nonce = if layout.nonces { d.varint()? } else { 0 };
+        let last_result = decode_result(d)?;
+        decoded.sessions.insert(
+            client,
+            Session {
+                last_seq,
+                last_result,
+                last_active,
+                nonce,
+            },
+        );
+    }
+    if layout.tombstones {
+        for _ in 0..d.length()? {
+            decoded.tombstones.push((d.varint()?, d.varint()?));
+        }
+    }
+    Ok(decoded)
+}
+
+/// A recorded result: 0 success; 1 and 2 the value or key too large (size,
+/// limit); 3 any other refusal (read back as [`ServiceError::Busy`]); 4 a
+/// refusal with its code ([`ServiceError::Unavailable`], the controller's).
+fn encode_result(e: &mut Encoder, result: &Result<(), ServiceError>) {
+    match result {
+        Ok(()) => e.u8(0),
+        Err(ServiceError::ValueTooLarge { size, limit }) => {
+            e.u8(1).varint(*size as u64).varint(*limit as u64)
+        }
+        Err(ServiceError::KeyTooLarge { size, limit }) => {
+            e.u8(2).varint(*size as u64).varint(*limit as u64)
+        }
+        Err(ServiceError::Unavailable(code)) => e.u8(4).bytes(code.as_bytes()),
+        Err(_) => e.u8(3),
+    };
+}
+
+fn decode_result(d: &mut Decoder) -> Result<Result<(), ServiceError>, DecodeError> {
+    Ok(match d.u8()? {
+        0 => Ok(()),
+        1 => Err(ServiceError::ValueTooLarge {
+            size: d.varint()? as usize,
+            limit: d.varint()? as usize,
+        }),
+        2 => Err(ServiceError::KeyTooLarge {
+            size: d.varint()? as usize,
+            limit: d.varint()? as usize,
+        }),
+        3 => Err(ServiceError::Busy),
+        4 => {
+            let code = d.bytes()?;
+            let code =
+                core::str::from_utf8(&code).map_err(|_| DecodeError::Invalid("session result"))?;
+            Err(ServiceError::Unavailable(String::from(code)))
+        }
+        _ => return Err(DecodeError::Invalid("session result")),
+    })
 }
 
 #[cfg(test)]
@@ -328,5 +558,68 @@ mod tests {
         table.register(3, 0, 20);
         assert!(table.get(2).is_none());
         assert!(table.get(1).is_some() && table.get(3).is_some());
+    }
+
+    #[test]
+    fn last_seq_tombstones_refuse_what_the_dropped_session_reached() {
+        let mut table = SessionTable::with_tombstones(Tombstones::LastSeq, 100, 1, 2);
+        assert_eq!(table.admit(5, 3, 0), SessionCheck::Fresh, "opens");
+        table.record(5, 3, Ok(()), 0);
+        assert_eq!(table.admit(5, 3, 1), SessionCheck::Duplicate(Ok(())));
+        assert_eq!(table.admit(6, 1, 2), SessionCheck::Fresh, "evicts 5");
+        table.record(6, 1, Ok(()), 2);
+        assert_eq!(table.dropped_through(5), Some(3));
+        assert_eq!(table.admit(5, 3, 3), SessionCheck::Expired);
+        assert_eq!(table.admit(5, 1, 3), SessionCheck::Expired);
+        assert_eq!(table.dropped_opening(5), None, "not an opening table");
+        assert_eq!(table.admit(5, 4, 4), SessionCheck::Fresh, "newer: reopens");
+        table.record(5, 4, Ok(()), 4);
+        // 6 is buried now; 5's tombstone stays until two newer drops.
+        assert_eq!(table.tombstones().collect::<Vec<_>>(), [(5, 3), (6, 1)]);
+        table.expire(1_000);
+        assert_eq!(table.dropped_through(5), Some(4), "buried again, newest");
+        assert_eq!(table.tombstones().collect::<Vec<_>>(), [(6, 1), (5, 4)]);
+    }
+
+    #[test]
+    fn the_session_codec_round_trips_both_kinds() {
+        for kind in [Tombstones::Openings, Tombstones::LastSeq] {
+            let limits = SessionLimits {
+                ttl: 100,
+                max_sessions: 2,
+                max_dropped: 10,
+            };
+            let mut table =
+                SessionTable::with_tombstones(kind, limits.ttl, limits.max_sessions, 10);
+            for client in 1..=4 {
+                table.register(client, client * 10, client);
+                table.record(
+                    client,
+                    7,
+                    Err(ServiceError::Unavailable("j3".into())),
+                    client,
+                );
+            }
+            table.register(9, 0, 5);
+            table.record(
+                9,
+                2,
+                Err(ServiceError::ValueTooLarge { size: 9, limit: 8 }),
+                5,
+            );
+            assert!(table.tombstone_count() > 0);
+            let mut e = Encoder::default();
+            table.encode_into(&mut e);
+            let bytes = e.finish();
+            let mut d = Decoder::new(bytes.clone());
+            let decoded = decode_sessions(&mut d, SessionLayout::CURRENT).unwrap();
+            d.finish().unwrap();
+            let restored = SessionTable::restore_with(kind, limits, table.next_sweep(), decoded);
+            assert_eq!(restored, table);
+            for cut in 0..bytes.len() {
+                let mut d = Decoder::new(bytes.slice(..cut));
+                assert!(decode_sessions(&mut d, SessionLayout::CURRENT).is_err());
+            }
+        }
     }
 }

@@ -7,7 +7,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::codec::{DecodeError, Decoder, Encoder};
 use super::command::{ClientId, Command, MAX_KEY_BYTES, MAX_VALUE_BYTES, Operation, ServiceError};
-use super::session::{Session, SessionCheck, SessionTable};
+use super::session::{
+    SessionCheck, SessionLayout, SessionLimits, SessionTable, Tombstones, decode_sessions,
+};
 use crate::raft::{Entry, LogIndex, Payload};
 
 /// Size limits and session policy of the state machine. Every replica of a
@@ -35,6 +37,17 @@ impl Default for StoreLimits {
             session_ttl_ms: 60 * 60 * 1000,
             max_sessions: 100_000,
             max_dropped_sessions: 100_000,
+        }
+    }
+}
+
+impl StoreLimits {
+    /// The session table's share of the limits.
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
+            ttl: self.session_ttl_ms,
+            max_sessions: self.max_sessions,
+            max_dropped: self.max_dropped_sessions,
         }
     }
 }
@@ -179,7 +192,7 @@ impl KvStore {
     /// stale, or the session is unknown.
     fn apply_write(&mut self, client: ClientId, seq: u64, operation: Operation) -> Applied {
         match self.sessions.check(client, seq) {
-            SessionCheck::Unknown => Applied::Refused {
+            SessionCheck::Unknown | SessionCheck::Expired => Applied::Refused {
                 client,
                 seq,
                 error: ServiceError::SessionExpired,
@@ -302,31 +315,7 @@ impl KvStore {
         e.raw(SNAPSHOT_MAGIC).u8(SNAPSHOT_VERSION);
         e.varint(self.clock).varint(self.sessions.next_sweep());
         e.varint(self.clock_term).varint(self.clock_at);
-        e.varint(self.sessions.len() as u64);
-        for (client, session) in self.sessions.iter() {
-            e.varint(*client)
-                .varint(session.last_seq)
-                .varint(session.last_active)
-                .varint(session.nonce);
-            match &session.last_result {
-                Ok(()) => {
-                    e.u8(0);
-                }
-                Err(ServiceError::ValueTooLarge { size, limit }) => {
-                    e.u8(1).varint(*size as u64).varint(*limit as u64);
-                }
-                Err(ServiceError::KeyTooLarge { size, limit }) => {
-                    e.u8(2).varint(*size as u64).varint(*limit as u64);
-                }
-                Err(_) => {
-                    e.u8(3);
-                }
-            }
-        }
-        e.varint(self.sessions.tombstone_count() as u64);
-        for (nonce, client) in self.sessions.tombstones() {
-            e.varint(nonce).varint(client);
-        }
+        self.sessions.encode_into(&mut e);
         e.varint(self.data.len() as u64);
         for (key, value) in &self.data {
             e.bytes(key).bytes(value);
@@ -351,42 +340,11 @@ impl KvStore {
         } else {
             (0, 0)
         };
-        let session_count = d.varint()?;
-        let mut sessions = BTreeMap::new();
-        for _ in 0..session_count {
-            let client = d.varint()?;
-            let last_seq = d.varint()?;
-            let last_active = d.varint()?;
-            let nonce = if version >= 2 { d.varint()? } else { 0 };
-            let last_result = match d.u8()? {
-                0 => Ok(()),
-                1 => Err(ServiceError::ValueTooLarge {
-                    size: d.varint()? as usize,
-                    limit: d.varint()? as usize,
-                }),
-                2 => Err(ServiceError::KeyTooLarge {
-                    size: d.varint()? as usize,
-                    limit: d.varint()? as usize,
-                }),
-                3 => Err(ServiceError::Busy),
-                _ => return Err(DecodeError::Invalid("session result")),
-            };
-            sessions.insert(
-                client,
-                Session {
-                    last_seq,
-                    last_result,
-                    last_active,
-                    nonce,
-                },
-            );
-        }
-        let mut tombstones = Vec::new();
-        if version >= 3 {
-            for _ in 0..d.varint()? {
-                tombstones.push((d.varint()?, d.varint()?));
-            }
-        }
+        let layout = SessionLayout {
+            nonces: version >= 2,
+            tombstones: version >= 3,
+        };
+        let sessions = decode_sessions(&mut d, layout)?;
         let key_count = d.varint()?;
         let mut data = BTreeMap::new();
         for _ in 0..key_count {
@@ -397,13 +355,11 @@ impl KvStore {
         d.finish()?;
         Ok(KvStore {
             data,
-            sessions: SessionTable::restore(
-                limits.session_ttl_ms,
-                limits.max_sessions,
-                limits.max_dropped_sessions,
+            sessions: SessionTable::restore_with(
+                Tombstones::Openings,
+                limits.session_limits(),
                 next_sweep,
                 sessions,
-                tombstones,
             ),
             clock,
             clock_term,

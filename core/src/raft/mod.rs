@@ -2,8 +2,11 @@
 //!
 //! [`Node`] is the entry point; see the crate documentation for its run loop.
 //! One module per concern: [`log`], [`progress`], [`quorum`], [`message`],
-//! [`storage`] (the persistence contract), and the algorithm split across
-//! `election`, `replication`, `snapshot`, `read` and `transfer`.
+//! [`storage`] (the persistence contract); the node itself across `node`
+//! (state, inputs, timers, role changes), `durability` (staged writes, held
+//! messages, the output queue) and `inspect` (read-only accessors); and the
+//! algorithm split across `election`, `replication`, `snapshot`, `read` and
+//! `transfer`.
 
 pub mod config;
 pub mod log;
@@ -14,7 +17,9 @@ pub mod storage;
 pub mod types;
 
 mod api;
+mod durability;
 mod election;
+mod inspect;
 mod membership;
 mod node;
 mod read;

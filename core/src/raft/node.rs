@@ -1,22 +1,24 @@
-//! The Raft node: state, the single entry point [`Node::handle`], and the
-//! output queue. The algorithm itself lives in the sibling modules
-//! (`election`, `replication`, `snapshot`, `read`, `transfer`), each an
-//! `impl Node` block for one concern.
+//! The Raft node: state, the single entry point [`Node::handle`], timers,
+//! incoming messages and role changes. Durability and the output queue live
+//! in `durability`, the read-only accessors in `inspect`; the algorithm
+//! itself lives in the sibling modules (`election`, `replication`,
+//! `snapshot`, `read`, `transfer`), each an `impl Node` block for one concern.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::api::{Accepted, Input, Output, Rejected, RoleKind, Stats};
+use super::api::{Accepted, Input, Output, Rejected, Stats};
 use super::config::{Config, ConfigError};
+use super::durability::{Held, PendingWrite};
 use super::log::RaftLog;
 use super::message::{Envelope, Message};
 use super::progress::Progress;
 use super::quorum::VoteTally;
 use super::read::ReadState;
 use super::storage::{PersistedState, Write};
-use super::types::{Entry, HardState, LogIndex, Membership, NodeId, Snapshot, SnapshotMeta, Term};
+use super::types::{HardState, LogIndex, Membership, NodeId, SnapshotMeta, Term};
 use crate::rng::Rng;
 use crate::time::Instant;
 
@@ -60,25 +62,6 @@ pub(super) enum Role {
     Leader(Box<LeaderState>),
 }
 
-/// A message that may leave only once a write is durable.
-#[derive(Clone, Debug)]
-pub(super) struct Held {
-    pub after_seq: u64,
-    pub term: Term,
-    pub envelope: Envelope,
-}
-
-/// A write emitted but not yet acknowledged.
-#[derive(Clone, Copy, Debug)]
-struct PendingWrite {
-    seq: u64,
-    /// The log is durable up to here (and matches memory) once this write is.
-    last_index: LogIndex,
-    /// Until then, only up to here: the write truncates after this index.
-    clip: LogIndex,
-    hard_state: Option<HardState>,
-}
-
 /// A snapshot being received chunk by chunk.
 #[derive(Clone, Debug)]
 pub(super) struct SnapshotAssembly {
@@ -114,18 +97,18 @@ pub struct Node {
     pub(super) now: Instant,
     pub(super) stats: Stats,
     // Durability.
-    next_seq: u64,
-    acked_seq: u64,
-    pending_writes: VecDeque<PendingWrite>,
-    durable_index: LogIndex,
-    durable_hard_state: HardState,
+    pub(super) next_seq: u64,
+    pub(super) acked_seq: u64,
+    pub(super) pending_writes: VecDeque<PendingWrite>,
+    pub(super) durable_index: LogIndex,
+    pub(super) durable_hard_state: HardState,
     pub(super) held: VecDeque<Held>,
     // Outputs.
-    staged_write: Write,
+    pub(super) staged_write: Write,
     /// Lowest index after which the staged write replaces stored entries.
-    staged_clip: LogIndex,
+    pub(super) staged_clip: LogIndex,
     pub(super) staged: VecDeque<Output>,
-    outputs: VecDeque<Output>,
+    pub(super) outputs: VecDeque<Output>,
 }
 
 impl Node {
@@ -453,172 +436,6 @@ impl Node {
         }
     }
 
-    fn handle_persisted(&mut self, seq: u64) -> Result<(), Rejected> {
-        let last = self.next_seq - 1;
-        if seq > last {
-            return Err(Rejected::UnknownWrite { seq, last });
-        }
-        if seq <= self.acked_seq {
-            return Ok(());
-        }
-        self.acked_seq = seq;
-        while self.pending_writes.front().is_some_and(|w| w.seq <= seq) {
-            let write = self.pending_writes.pop_front().expect("checked non-empty");
-            self.durable_index = write.last_index;
-            if let Some(hard_state) = write.hard_state {
-                self.durable_hard_state = hard_state;
-            }
-        }
-        for write in &self.pending_writes {
-            self.durable_index = self.durable_index.min(write.clip);
-        }
-        // Release messages whose write is now durable; drop those from an
-        // older term (their premise may have been truncated away since).
-        while self.held.front().is_some_and(|h| h.after_seq <= seq) {
-            let held = self.held.pop_front().expect("checked non-empty");
-            if held.term == self.term {
-                self.staged.push_back(Output::Send(held.envelope));
-            } else {
-                self.stats.held_dropped += 1;
-            }
-        }
-        self.on_durable();
-        Ok(())
-    }
-
-    /// Durable state advanced: count the candidate's own vote, the leader's own log.
-    fn on_durable(&mut self) {
-        match &mut self.role {
-            Role::Candidate {
-                votes,
-                self_vote_seq,
-            } if *self_vote_seq <= self.acked_seq => {
-                votes.record(self.id, true);
-                self.check_election();
-            }
-            Role::Leader(_) => self.maybe_commit(),
-            _ => {}
-        }
-    }
-
-    // ---- outputs ---------------------------------------------------------
-
-    /// Queues a message to send now.
-    pub(super) fn send(&mut self, to: NodeId, message: Message) {
-        self.staged.push_back(Output::Send(Envelope {
-            from: self.id,
-            to,
-            message,
-        }));
-    }
-
-    /// Queues a message that may leave only once everything written so far is durable.
-    pub(super) fn send_when_durable(&mut self, to: NodeId, message: Message) {
-        let after_seq = if self.staged_write.is_empty() {
-            self.next_seq - 1
-        } else {
-            self.next_seq
-        };
-        let envelope = Envelope {
-            from: self.id,
-            to,
-            message,
-        };
-        if after_seq <= self.acked_seq {
-            self.staged.push_back(Output::Send(envelope));
-        } else {
-            self.held.push_back(Held {
-                after_seq,
-                term: self.term,
-                envelope,
-            });
-        }
-    }
-
-    /// The seq the currently staged write will get.
-    pub(super) fn staged_seq(&self) -> u64 {
-        self.next_seq
-    }
-
-    /// Stages the current term and vote for persistence.
-    pub(super) fn stage_hard_state(&mut self) {
-        self.staged_write.hard_state = Some(HardState {
-            term: self.term,
-            voted_for: self.voted_for,
-        });
-    }
-
-    /// Stages entries (already in the in-memory log) for persistence, with the
-    /// truncate-then-append semantics of [`Write::entries`].
-    pub(super) fn stage_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        let mut entries = entries.into_iter().peekable();
-        let Some(first) = entries.peek().map(|e| e.index) else {
-            return;
-        };
-        self.staged_clip = self.staged_clip.min(first - 1);
-        let staged = &mut self.staged_write.entries;
-        match staged.first().map(|e| e.index) {
-            Some(staged_first) if first >= staged_first => {
-                staged.truncate((first - staged_first) as usize);
-            }
-            _ => staged.clear(),
-        }
-        staged.extend(entries);
-    }
-
-    /// Stages a snapshot for persistence. `replaced_from` is set when the
-    /// install dropped log entries after that index (a snapshot from the
-    /// leader that did not match the log).
-    pub(super) fn stage_snapshot(&mut self, snapshot: Snapshot, replaced_from: Option<LogIndex>) {
-        if let Some(index) = replaced_from {
-            self.staged_clip = self.staged_clip.min(index);
-        }
-        let index = snapshot.meta.index;
-        // Entries staged earlier that the snapshot covers are dropped by it;
-        // if the log did not keep what follows, drop those too.
-        let kept_first = self.log.first_index();
-        self.staged_write
-            .entries
-            .retain(|e| e.index > index && e.index >= kept_first);
-        if self.log.is_empty() {
-            self.staged_write.entries.clear();
-        }
-        self.staged_write.snapshot = Some(Box::new(snapshot));
-    }
-
-    /// Moves everything produced since the last drain into the output queue:
-    /// the write first, then AppendEntries, messages, applies and reads.
-    fn flush(&mut self) {
-        if !self.staged_write.is_empty() {
-            let mut write = core::mem::take(&mut self.staged_write);
-            write.seq = self.next_seq;
-            self.next_seq += 1;
-            let clip = core::mem::replace(&mut self.staged_clip, LogIndex::MAX);
-            self.durable_index = self.durable_index.min(clip);
-            self.pending_writes.push_back(PendingWrite {
-                seq: write.seq,
-                last_index: self.log.last_index(),
-                clip,
-                hard_state: write.hard_state,
-            });
-            self.outputs.push_back(Output::Persist(write));
-        }
-        self.send_pending_appends();
-        self.maybe_start_read_round();
-        self.outputs.append(&mut self.staged);
-        let applied = self.log.applied();
-        let commit = self.log.commit();
-        if commit > applied {
-            let entries: Vec<Entry> = self.log.entries(applied + 1, commit).cloned().collect();
-            if let Role::Leader(leader) = &mut self.role {
-                let bytes: usize = entries.iter().map(Entry::size).sum();
-                leader.uncommitted_bytes = leader.uncommitted_bytes.saturating_sub(bytes);
-            }
-            self.log.applied_to(commit);
-            self.outputs.push_back(Output::Apply(entries));
-        }
-    }
-
     // ---- role changes ----------------------------------------------------
 
     /// Becomes a follower in `term` (resetting the vote if the term is new).
@@ -681,114 +498,5 @@ impl Node {
             && self
                 .leader_contact
                 .is_some_and(|t| self.now < t + self.config.election_timeout_min)
-    }
-
-    // ---- getters ---------------------------------------------------------
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    /// The configuration it runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Current role.
-    pub fn role(&self) -> RoleKind {
-        match &self.role {
-            Role::Leader(_) => RoleKind::Leader,
-            Role::Candidate { .. } => RoleKind::Candidate,
-            Role::PreCandidate { .. } => RoleKind::PreCandidate,
-            Role::Follower if self.log.membership().is_learner(self.id) => RoleKind::Learner,
-            Role::Follower => RoleKind::Follower,
-        }
-    }
-
-    /// Whether this node is the leader.
-    pub fn is_leader(&self) -> bool {
-        matches!(self.role, Role::Leader(_))
-    }
-
-    /// Whether this node is a voting member.
-    pub fn is_voter(&self) -> bool {
-        self.log.membership().is_voter(self.id)
-    }
-
-    /// Current term (possibly not yet durable).
-    pub fn term(&self) -> Term {
-        self.term
-    }
-
-    /// Vote cast in the current term.
-    pub fn voted_for(&self) -> Option<NodeId> {
-        self.voted_for
-    }
-
-    /// The leader of the current term, if known (itself when leading).
-    pub fn leader(&self) -> Option<NodeId> {
-        self.leader
-    }
-
-    /// The log.
-    pub fn log(&self) -> &RaftLog {
-        &self.log
-    }
-
-    /// Data of the latest snapshot (empty without one).
-    pub fn snapshot_data(&self) -> &Bytes {
-        &self.snapshot_data
-    }
-
-    /// Highest log index known durable on this node.
-    pub fn durable_index(&self) -> LogIndex {
-        self.durable_index
-    }
-
-    /// Term and vote known durable on this node.
-    pub fn durable_hard_state(&self) -> HardState {
-        self.durable_hard_state
-    }
-
-    /// Current cluster membership.
-    pub fn membership(&self) -> &Membership {
-        self.log.membership()
-    }
-
-    /// When a follower or candidate will next campaign (`None` for a leader or a learner).
-    pub fn election_deadline(&self) -> Option<Instant> {
-        (!self.is_leader() && self.is_voter()).then_some(self.election_deadline)
-    }
-
-    /// The leader's view of each follower (`None` unless leading).
-    pub fn progress(&self) -> Option<&BTreeMap<NodeId, Progress>> {
-        match &self.role {
-            Role::Leader(leader) => Some(&leader.progress),
-            _ => None,
-        }
-    }
-
-    /// The follower the leader is handing over to, if a transfer is in progress.
-    pub fn transfer_target(&self) -> Option<NodeId> {
-        match &self.role {
-            Role::Leader(leader) => leader.transfer.map(|(to, _)| to),
-            _ => None,
-        }
-    }
-
-    /// Counters of dropped input and notable events.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// The latest time the node has seen.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
-
-    /// Messages waiting for a write to become durable.
-    pub fn held_messages(&self) -> usize {
-        self.held.len()
     }
 }

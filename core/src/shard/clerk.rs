@@ -56,8 +56,10 @@ pub enum ShardClerkOutput {
         /// The request.
         request: HostRequest,
     },
-    /// The key-value operation completed: the value read (gets) or a
-    /// definite refusal ([`KvError::TooLarge`]).
+    /// The key-value operation completed: the value read (gets), a
+    /// definite refusal ([`KvError::TooLarge`]), or an unknown outcome
+    /// ([`KvError::SessionExpired`]: the write's session was dropped while
+    /// it was retried).
     Done(Result<Option<Bytes>, KvError>),
     /// The controller operation completed.
     ControllerDone(ControllerReply),
@@ -340,6 +342,11 @@ impl ShardClerk {
             HostReply::Kv { result, .. } => match result {
                 Ok(value) => self.finish(Ok(value)),
                 Err(KvError::TooLarge) => self.finish(Err(KvError::TooLarge)),
+                Err(KvError::SessionExpired) => {
+                    // Its session in the shard was dropped after this write,
+                    // or a later one, was applied: the outcome is unknown.
+                    self.finish(Err(KvError::SessionExpired))
+                }
                 Err(KvError::Stale) => {
                     // Only a duplicate of an answered request is stale, and
                     // this clerk runs one request at a time: unreachable

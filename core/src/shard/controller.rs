@@ -17,7 +17,11 @@
 //! Exactly-once: requests carry a client id and a sequence number, checked
 //! against the [`SessionTable`] of the KV service (the same expiry rules,
 //! driven by the log clock). A retried Join, Leave or Move is answered with
-//! its first result and never makes a second configuration.
+//! its first result and never makes a second configuration. A client's
+//! session is opened by its first request; a dropped session leaves a
+//! tombstone of its latest sequence number ([`Tombstones::LastSeq`]), so a
+//! retry from before the drop is refused
+//! ([`ControllerError::SessionExpired`]) rather than applied again.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -28,7 +32,9 @@ use core::fmt;
 use super::{GroupId, ShardId};
 use crate::kv::codec::{DecodeError, Decoder, Encoder};
 use crate::kv::command::ServiceError;
-use crate::kv::session::{Session, SessionCheck, SessionTable};
+use crate::kv::session::{
+    SessionCheck, SessionLayout, SessionLimits, SessionTable, Tombstones, decode_sessions,
+};
 use crate::raft::{LogIndex, NodeId, Payload};
 
 /// One numbered configuration: who owns each shard, and which servers
@@ -224,7 +230,8 @@ pub struct ControllerCommand {
     pub op: ControllerOp,
 }
 
-/// Why the controller refused a request (it took no effect).
+/// Why the controller refused a request. It took no effect, except for
+/// [`ControllerError::SessionExpired`], whose outcome is unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ControllerError {
@@ -237,6 +244,10 @@ pub enum ControllerError {
     UnknownShard(ShardId),
     /// The sequence number is older than the session's latest.
     Stale,
+    /// The client's session was dropped (expired or evicted) after this
+    /// request, or a later one, was applied: a retry cannot learn its
+    /// result, which is unknown.
+    SessionExpired,
 }
 
 impl fmt::Display for ControllerError {
@@ -248,6 +259,9 @@ impl fmt::Display for ControllerError {
             ControllerError::UnknownGroup(g) => write!(f, "group {g} is not in the configuration"),
             ControllerError::UnknownShard(s) => write!(f, "shard {s} does not exist"),
             ControllerError::Stale => write!(f, "request superseded by a newer one"),
+            ControllerError::SessionExpired => {
+                write!(f, "client session expired: the outcome is unknown")
+            }
         }
     }
 }
@@ -363,14 +377,27 @@ pub struct Controller {
 /// Session expiry of the controller (log clock, ms) and its capacity.
 const SESSION_TTL_MS: u64 = 60 * 60 * 1000;
 const MAX_SESSIONS: usize = 10_000;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVC";
+const MAX_DROPPED_SESSIONS: usize = 10_000;
+const SESSION_LIMITS: SessionLimits = SessionLimits {
+    ttl: SESSION_TTL_MS,
+    max_sessions: MAX_SESSIONS,
+    max_dropped: MAX_DROPPED_SESSIONS,
+};
+/// Format 1: the sessions with their tombstones ([`SessionTable::encode_into`]).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"DKSC";
+const SNAPSHOT_VERSION: u8 = 1;
 
 impl Controller {
     /// A controller of `shards` shards holding only configuration 0.
     pub fn new(shards: u32) -> Controller {
         Controller {
             configs: vec![ShardConfig::initial(shards)],
-            sessions: SessionTable::new(SESSION_TTL_MS, MAX_SESSIONS, 0),
+            sessions: SessionTable::with_tombstones(
+                Tombstones::LastSeq,
+                SESSION_TTL_MS,
+                MAX_SESSIONS,
+                MAX_DROPPED_SESSIONS,
+            ),
             clock: 0,
         }
     }
@@ -415,10 +442,12 @@ impl Controller {
             };
             return ControllerReply::Config(config);
         }
-        match self.sessions.check(client, seq) {
+        match self.sessions.admit(client, seq, self.clock) {
             SessionCheck::Duplicate(result) => return reply_of(result),
             SessionCheck::Stale => return ControllerReply::Refused(ControllerError::Stale),
-            SessionCheck::Unknown => self.sessions.register(client, 0, self.clock),
+            SessionCheck::Expired | SessionCheck::Unknown => {
+                return ControllerReply::Refused(ControllerError::SessionExpired);
+            }
             SessionCheck::Fresh => {}
         }
         let result = self.change(op);
@@ -477,12 +506,15 @@ impl Controller {
     /// Serializes the whole state (configurations and sessions).
     pub fn snapshot(&self) -> Bytes {
         let mut e = Encoder::with_capacity(64 * self.configs.len());
-        e.raw(SNAPSHOT_MAGIC).varint(self.clock);
+        e.raw(SNAPSHOT_MAGIC)
+            .u8(SNAPSHOT_VERSION)
+            .varint(self.clock);
         e.varint(self.configs.len() as u64);
         for c in &self.configs {
             c.encode_into(&mut e);
         }
-        encode_sessions(&mut e, &self.sessions);
+        e.varint(self.sessions.next_sweep());
+        self.sessions.encode_into(&mut e);
         e.finish()
     }
 
@@ -491,6 +523,9 @@ impl Controller {
         let mut d = Decoder::new(data);
         if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
             return Err(DecodeError::Invalid("controller snapshot magic"));
+        }
+        if d.u8()? != SNAPSHOT_VERSION {
+            return Err(DecodeError::Invalid("controller snapshot version"));
         }
         let clock = d.varint()?;
         let mut configs = Vec::new();
@@ -504,7 +539,10 @@ impl Controller {
         if configs.is_empty() {
             return Err(DecodeError::Invalid("no configuration 0"));
         }
-        let sessions = decode_sessions(&mut d, SESSION_TTL_MS, MAX_SESSIONS)?;
+        let next_sweep = d.varint()?;
+        let decoded = decode_sessions(&mut d, SessionLayout::CURRENT)?;
+        let sessions =
+            SessionTable::restore_with(Tombstones::LastSeq, SESSION_LIMITS, next_sweep, decoded);
         d.finish()?;
         Ok(Controller {
             configs,
@@ -525,6 +563,7 @@ impl fmt::Display for ErrorCode<'_> {
             ControllerError::UnknownGroup(g) => write!(f, "g{g}"),
             ControllerError::UnknownShard(s) => write!(f, "s{s}"),
             ControllerError::Stale => write!(f, "x"),
+            ControllerError::SessionExpired => write!(f, "e"),
         }
     }
 }
@@ -544,71 +583,9 @@ fn reply_of(result: Result<(), ServiceError>) -> ControllerReply {
         Some(b'j') => ControllerError::BadJoin(number()),
         Some(b'g') => ControllerError::UnknownGroup(number()),
         Some(b's') => ControllerError::UnknownShard(number() as ShardId),
+        Some(b'e') => ControllerError::SessionExpired,
         _ => ControllerError::Stale,
     })
-}
-
-/// Writes a session table (client, last seq, result, activity, nonce).
-pub(crate) fn encode_sessions(e: &mut Encoder, sessions: &SessionTable) {
-    e.varint(sessions.next_sweep())
-        .varint(sessions.len() as u64);
-    for (client, s) in sessions.iter() {
-        e.varint(*client)
-            .varint(s.last_seq)
-            .varint(s.last_active)
-            .varint(s.nonce);
-        match &s.last_result {
-            Ok(()) => e.u8(0),
-            Err(ServiceError::Unavailable(code)) => e.u8(1).bytes(code.as_bytes()),
-            Err(_) => e.u8(2),
-        };
-    }
-}
-
-/// Reads what [`encode_sessions`] wrote.
-pub(crate) fn decode_sessions(
-    d: &mut Decoder,
-    ttl: u64,
-    max: usize,
-) -> Result<SessionTable, DecodeError> {
-    let next_sweep = d.varint()?;
-    let mut sessions = BTreeMap::new();
-    for _ in 0..d.length()? {
-        let client = d.varint()?;
-        let last_seq = d.varint()?;
-        let last_active = d.varint()?;
-        let nonce = d.varint()?;
-        let last_result = match d.u8()? {
-            0 => Ok(()),
-            1 => {
-                let code = d.bytes()?;
-                let code = core::str::from_utf8(&code)
-                    .map_err(|_| DecodeError::Invalid("session result"))?;
-                Err(ServiceError::Unavailable(code.into()))
-            }
-            2 => Err(ServiceError::Busy),
-            _ => return Err(DecodeError::Invalid("session result")),
-        };
-        sessions.insert(
-            client,
-            Session {
-                last_seq,
-                last_result,
-                last_active,
-                nonce,
-            },
-        );
-    }
-    // Sharded sessions are opened by their first request (nonce 0), never by
-    // an opening nonce, so they leave no tombstones to carry.
-    Ok(SessionTable::restore(
-        ttl,
-        max,
-        0,
-        next_sweep,
-        sessions,
-        core::iter::empty(),
-    ))
 }
 
 #[cfg(test)]

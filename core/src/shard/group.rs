@@ -21,17 +21,28 @@
 //! ([`GroupCommand::InsertShard`]) and shards the new owner confirmed
 //! ([`GroupCommand::DeleteShard`]). Shards travel with their client
 //! sessions, so a write retried after its shard moved is still recognised.
+//!
+//! Exactly-once: each shard keeps the sessions of the clients that wrote
+//! to it. A client names itself and numbers all its writes in one
+//! sequence; its first write to a shard opens its session there. Sessions
+//! expire and are evicted by the rules of the key-value service
+//! ([`SessionTable`]), and a dropped session leaves a tombstone of its
+//! client and latest sequence number, which moves with the shard too: a
+//! retried write of the dropped session's time is refused with
+//! [`KvError::SessionExpired`] (its outcome is unknown) instead of being
+//! applied a second time, while a newer write of that client opens a new
+//! session.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt;
 
-use super::controller::{ShardConfig, decode_sessions, encode_sessions};
+use super::controller::ShardConfig;
 use super::{GroupId, ShardId, shard_of};
 use crate::kv::Operation;
 use crate::kv::codec::{DecodeError, Decoder, Encoder};
-use crate::kv::session::{SessionCheck, SessionTable};
+use crate::kv::session::{SessionCheck, SessionLayout, SessionTable, Tombstones, decode_sessions};
 use crate::kv::store::StoreLimits;
 use crate::raft::{LogIndex, NodeId, Payload};
 
@@ -81,6 +92,10 @@ pub enum KvError {
     },
     /// The sequence number is older than the session's latest.
     Stale,
+    /// The client's session in this shard was dropped (expired or evicted)
+    /// after this write, or a later one, was applied: a retry cannot learn
+    /// its result, which is unknown.
+    SessionExpired,
     /// The key or (resulting) value exceeds the limits.
     TooLarge,
     /// The server cannot take the request now (overloaded, unknown group): retry.
@@ -107,6 +122,7 @@ impl fmt::Display for KvError {
             } => write!(f, "not the leader (try {h})"),
             KvError::NotLeader { leader_hint: None } => write!(f, "not the leader"),
             KvError::Stale => write!(f, "request superseded by a newer one"),
+            KvError::SessionExpired => write!(f, "client session expired: the outcome is unknown"),
             KvError::TooLarge => write!(f, "key or value too large"),
             KvError::Busy => write!(f, "busy; retry"),
         }
@@ -261,16 +277,32 @@ pub enum GroupApplied {
     Internal,
 }
 
-/// Encodes a shard's data and sessions for a move.
+/// Layout of [`encode_shard`]: 1, the sessions with their tombstones
+/// ([`SessionTable::encode_into`]).
+const SHARD_FORMAT: u8 = 1;
+
+/// Encodes a shard's data, sessions and session tombstones for a move.
 pub fn encode_shard(data: &BTreeMap<Bytes, Bytes>, sessions: &SessionTable) -> Bytes {
     let size: usize = data.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    let mut e = Encoder::with_capacity(size + 16 + 24 * sessions.len());
-    e.varint(data.len() as u64);
+    let mut e =
+        Encoder::with_capacity(size + 24 + 24 * sessions.len() + 12 * sessions.tombstone_count());
+    e.u8(SHARD_FORMAT).varint(data.len() as u64);
     for (k, v) in data {
         e.bytes(k).bytes(v);
     }
-    encode_sessions(&mut e, sessions);
+    e.varint(sessions.next_sweep());
+    sessions.encode_into(&mut e);
     e.finish()
+}
+
+/// An empty session table of a shard, under `limits`.
+pub fn shard_sessions(limits: &StoreLimits) -> SessionTable {
+    SessionTable::with_tombstones(
+        Tombstones::LastSeq,
+        limits.session_ttl_ms,
+        limits.max_sessions,
+        limits.max_dropped_sessions,
+    )
 }
 
 /// Decodes what [`encode_shard`] wrote.
@@ -279,13 +311,23 @@ pub fn decode_shard(
     limits: &StoreLimits,
 ) -> Result<(BTreeMap<Bytes, Bytes>, SessionTable), DecodeError> {
     let mut d = Decoder::new(bytes);
+    if d.u8()? != SHARD_FORMAT {
+        return Err(DecodeError::Invalid("shard format"));
+    }
     let mut data = BTreeMap::new();
     for _ in 0..d.length()? {
         let k = d.bytes()?;
         let v = d.bytes()?;
         data.insert(k, v);
     }
-    let sessions = decode_sessions(&mut d, limits.session_ttl_ms, limits.max_sessions)?;
+    let next_sweep = d.varint()?;
+    let decoded = decode_sessions(&mut d, SessionLayout::CURRENT)?;
+    let sessions = SessionTable::restore_with(
+        Tombstones::LastSeq,
+        limits.session_limits(),
+        next_sweep,
+        decoded,
+    );
     d.finish()?;
     Ok((data, sessions))
 }
@@ -304,7 +346,10 @@ pub struct ShardKv {
     clock: u64,
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"DKVG";
+/// Format 1: each shard as [`encode_shard`] writes it (sessions with their
+/// tombstones).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"DKSG";
+const SNAPSHOT_VERSION: u8 = 1;
 
 impl ShardKv {
     /// The state of group `group` before any configuration, for a service
@@ -468,11 +513,14 @@ impl ShardKv {
             return Ok(shard.data.get(key).cloned());
         }
         shard.sessions.expire(clock);
-        match shard.sessions.check(client, seq) {
+        // A write of a client unknown to this shard opens its session,
+        // unless a dropped session of the client had reached that
+        // sequence number (see `SessionTable::admit`).
+        match shard.sessions.admit(client, seq, clock) {
             SessionCheck::Duplicate(Ok(())) => return Ok(None),
             SessionCheck::Duplicate(Err(_)) => return Err(KvError::TooLarge),
             SessionCheck::Stale => return Err(KvError::Stale),
-            SessionCheck::Unknown => shard.sessions.register(client, 0, clock),
+            SessionCheck::Expired | SessionCheck::Unknown => return Err(KvError::SessionExpired),
             SessionCheck::Fresh => {}
         }
         let result = match op {
@@ -530,11 +578,7 @@ impl ShardKv {
                     Shard {
                         status,
                         data: BTreeMap::new(),
-                        sessions: SessionTable::new(
-                            self.limits.session_ttl_ms,
-                            self.limits.max_sessions,
-                            0,
-                        ),
+                        sessions: shard_sessions(&self.limits),
                     },
                 );
             } else if *old == me && *new != me {
@@ -553,7 +597,10 @@ impl ShardKv {
     /// Serializes the whole state.
     pub fn snapshot(&self) -> Bytes {
         let mut e = Encoder::with_capacity(256);
-        e.raw(SNAPSHOT_MAGIC).varint(self.group).varint(self.clock);
+        e.raw(SNAPSHOT_MAGIC)
+            .u8(SNAPSHOT_VERSION)
+            .varint(self.group)
+            .varint(self.clock);
         self.config.encode_into(&mut e);
         e.varint(self.shards.len() as u64);
         for (id, s) in &self.shards {
@@ -574,6 +621,9 @@ impl ShardKv {
         let mut d = Decoder::new(data);
         if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
             return Err(DecodeError::Invalid("group snapshot magic"));
+        }
+        if d.u8()? != SNAPSHOT_VERSION {
+            return Err(DecodeError::Invalid("group snapshot version"));
         }
         let group = d.varint()?;
         let clock = d.varint()?;

@@ -4,7 +4,8 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use bytes::Bytes;
 
-use super::{Event, HistoryEntry, Sim, SimClient, SimError, Workload, check_probability};
+use super::config::check_probability;
+use super::{Event, HistoryEntry, Sim, SimClient, SimError, Workload};
 use crate::kv::{Clerk, ClerkConfig, Operation};
 use crate::raft::NodeId;
 

@@ -8,7 +8,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, SimNode, check_probability};
+use super::config::check_probability;
+use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, SimNode};
 use crate::kv::{Replica, ReplicaInput};
 use crate::raft::{LogIndex, Membership, MembershipChange, NodeId};
 use crate::time::Instant;

@@ -1,8 +1,13 @@
-//! Client operations as the simulator records them, and the steady workload.
+//! Client operations as the simulator records them, the steady workload,
+//! and the checks of a run's history (linearizability, exactly-once appends).
 
 use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::Sim;
+use crate::check;
 use crate::kv::{ClerkError, Operation};
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -137,5 +142,84 @@ impl Workload {
         } else {
             rng.range_inclusive(0, self.interval.saturating_mul(2))
         }
+    }
+}
+
+/// Checks the client history: linearizable (per key, unknown outcomes
+/// allowed to take effect or not), and every acknowledged append present
+/// exactly once in the final state (read from the replica that applied the
+/// most; call it once the cluster has converged, see [`Sim::is_converged`]).
+pub fn check_history(sim: &Sim) -> Vec<String> {
+    let mut failures = Vec::new();
+    let operations = sim.check_operations();
+    match check::check_linearizable(&operations, check::Budget::DEFAULT) {
+        Ok(_) => {}
+        Err(check::CheckError::GaveUp(gave_up)) => {
+            failures.push(format!("linearizability: undecided ({gave_up})"))
+        }
+        Err(error) => failures.push(format!("linearizability: {error}")),
+    }
+    if let Some(replica) = sim.replicas().max_by_key(|r| r.node().log().applied()) {
+        let final_values = replica
+            .store()
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        let options = check::AppendCheckOptions {
+            reject_unexplained_text: true,
+        };
+        if let Err(error) = check::check_appends(&operations, &final_values, options) {
+            failures.push(format!("exactly-once appends: {error}"));
+        }
+    }
+    failures
+}
+
+impl Sim {
+    /// The client history in the checker's form. Operations refused for
+    /// certain (they did not take effect) are left out; pending and
+    /// given-up ones have an unknown outcome. Times are the operations'
+    /// places in the run's sequence of invocations and completions
+    /// ([`HistoryEntry::invoked_order`]), not milliseconds: an operation
+    /// invoked in the millisecond another completed, after it, must see
+    /// its effect, and counting them as concurrent would let a stale read
+    /// through.
+    pub fn check_operations(&self) -> Vec<check::Operation> {
+        self.history
+            .iter()
+            .filter(|entry| entry.status() != OpStatus::Failed)
+            .map(|entry| {
+                let kind = match &entry.operation {
+                    Operation::Put { value, .. } => check::OpKind::Put(value.to_vec()),
+                    Operation::Append { value, .. } => check::OpKind::Append(value.to_vec()),
+                    Operation::Delete { .. } => check::OpKind::Delete,
+                    Operation::Get { .. } => check::OpKind::Get,
+                };
+                let outcome = match (&entry.outcome, entry.completed_order) {
+                    (Some(Ok(value)), Some(at)) => check::Outcome::Ok {
+                        completed_at: at,
+                        value: if entry.operation.is_write() {
+                            None
+                        } else {
+                            value.as_ref().map(|v| v.to_vec())
+                        },
+                    },
+                    _ => check::Outcome::Unknown,
+                };
+                check::Operation {
+                    id: entry.id,
+                    client: entry.client,
+                    key: entry.operation.key().to_vec(),
+                    kind,
+                    invoked_at: entry.invoked_order,
+                    outcome,
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the client history for linearizability.
+    pub fn check_linearizability(&self) -> Result<check::Linearizable, check::CheckError> {
+        check::check_linearizable(&self.check_operations(), check::Budget::DEFAULT)
     }
 }

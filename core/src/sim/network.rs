@@ -1,13 +1,15 @@
-//! The simulated network: who can reach whom, and what happens to a packet
-//! on the way (latency, loss, duplication; reordering follows from random
+//! The simulated network: who can reach whom, the packets it carries, and
+//! what happens to a packet on the way (latency, loss, duplication; reordering follows from random
 //! latencies).
 
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::raft::NodeId;
+use crate::kv::{ClientRequest, ClientResponse};
+use crate::raft::{Message, NodeId};
 use crate::rng::Rng;
+use crate::time::Instant;
 
 /// Something attached to the simulated network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,6 +155,34 @@ impl Network {
         };
         rng.range_inclusive(min, max.max(min))
     }
+}
+
+/// What a packet carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PacketPayload {
+    /// Between replicas.
+    Raft(Message),
+    /// From a client to a replica.
+    Request(ClientRequest),
+    /// From a replica to a client.
+    Response(ClientResponse),
+}
+
+/// A packet in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Unique id, in send order.
+    pub id: u64,
+    /// Sender.
+    pub from: Endpoint,
+    /// Recipient.
+    pub to: Endpoint,
+    /// When it was sent.
+    pub sent_at: Instant,
+    /// When it arrives (unless dropped or cut off).
+    pub deliver_at: Instant,
+    /// Content.
+    pub payload: PacketPayload,
 }
 
 #[cfg(test)]

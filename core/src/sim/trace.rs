@@ -1,18 +1,21 @@
 //! One-line renderings of messages and events (for traces, golden files and
-//! the browser), and the digests folded into the trace hash.
+//! the browser), the digests folded into the trace hash, and the trace the
+//! simulator keeps (the last `trace_capacity` lines, packets rendered only
+//! when read).
 
 use core::hash::{Hash, Hasher};
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::Packet;
-use super::PacketPayload;
 use super::network::Endpoint;
+use super::{Packet, PacketPayload, Sim};
 use crate::hash::PortableHasher;
 use crate::kv::{Command, Operation, Reply, RequestBody};
 use crate::raft::{Entry, Message, Payload};
+use crate::time::Instant;
 
 /// A short rendering of an entry: `index/term` and its command.
 pub fn describe_entry(entry: &Entry) -> String {
@@ -202,4 +205,82 @@ pub fn packet_digest(from: Endpoint, to: Endpoint, payload: &PacketPayload) -> u
     let mut hasher = PortableHasher::new();
     (from, to, payload).hash(&mut hasher);
     hasher.finish()
+}
+
+/// One line of the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Position in the trace (from 1).
+    pub seq: u64,
+    /// Virtual time.
+    pub at: Instant,
+    /// Where it happened.
+    pub endpoint: Option<Endpoint>,
+    /// Short kind: `deliver`, `drop`, `timeout`, `role`, `commit`, `crash`, ...
+    pub kind: &'static str,
+    /// What to render (packets are rendered only when read).
+    detail: TraceDetail,
+}
+
+/// The content of a trace line, rendered lazily.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TraceDetail {
+    Text(String),
+    Packet(Box<Packet>, &'static str),
+}
+
+impl TraceLine {
+    /// The line's text, e.g. `1->2 AppendEntries term=2 prev=5/1 ...`.
+    pub fn text(&self) -> String {
+        match &self.detail {
+            TraceDetail::Text(text) => text.clone(),
+            TraceDetail::Packet(packet, suffix) => format!("{}{suffix}", describe(packet)),
+        }
+    }
+}
+
+impl Sim {
+    pub(super) fn trace_line(
+        &mut self,
+        endpoint: Option<Endpoint>,
+        kind: &'static str,
+        text: impl FnOnce() -> String,
+    ) {
+        if self.config.trace_capacity == 0 {
+            return;
+        }
+        self.push_trace(endpoint, kind, TraceDetail::Text(text()));
+    }
+
+    /// Traces a packet event; the packet is rendered only if the line is read.
+    pub(super) fn trace_packet(
+        &mut self,
+        endpoint: Option<Endpoint>,
+        kind: &'static str,
+        packet: &Packet,
+        suffix: &'static str,
+    ) {
+        if self.config.trace_capacity == 0 {
+            return;
+        }
+        self.push_trace(
+            endpoint,
+            kind,
+            TraceDetail::Packet(Box::new(packet.clone()), suffix),
+        );
+    }
+
+    fn push_trace(&mut self, endpoint: Option<Endpoint>, kind: &'static str, detail: TraceDetail) {
+        self.trace_seq += 1;
+        if self.trace.len() == self.config.trace_capacity {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(TraceLine {
+            seq: self.trace_seq,
+            at: self.now,
+            endpoint,
+            kind,
+            detail,
+        });
+    }
 }

@@ -223,7 +223,7 @@ impl Replica {
         match sessions.check(client, seq) {
             SessionCheck::Duplicate(result) => Some(result.map(|()| key.reply(client))),
             SessionCheck::Stale => Some(Err(ServiceError::StaleSequence)),
-            SessionCheck::Fresh | SessionCheck::Unknown => None,
+            SessionCheck::Fresh | SessionCheck::Unknown | SessionCheck::Expired => None,
         }
     }
 

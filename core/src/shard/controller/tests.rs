@@ -224,6 +224,42 @@ fn retried_requests_take_effect_once() {
 }
 
 #[test]
+fn a_retry_from_an_expired_session_is_refused_not_applied_again() {
+    let mut d = Driver::new();
+    let move_op = |shard| ControllerOp::Move { shard, group: 1 };
+    d.join(&[1, 2]);
+    let before = d.query(None).num;
+    assert_eq!(d.run_as(5, 3, move_op(0)), ControllerReply::Done);
+    // Client 5 goes quiet; another client's request, an hour of log clock
+    // later, expires its session.
+    d.index += SESSION_TTL_MS + 1;
+    assert_eq!(d.run_as(6, 1, move_op(1)), ControllerReply::Done);
+    assert_eq!(d.query(None).num, before + 2);
+    // The late retry of client 5's move must not make a configuration.
+    let expired = ControllerReply::Refused(ControllerError::SessionExpired);
+    assert_eq!(d.run_as(5, 3, move_op(0)), expired);
+    assert_eq!(d.run_as(5, 2, move_op(0)), expired, "older still");
+    assert_eq!(d.query(None).num, before + 2, "nothing applied twice");
+    // The tombstone survives a snapshot.
+    let mut restored = Controller::restore(d.controller.snapshot()).unwrap();
+    assert_eq!(restored, d.controller);
+    let retry = ControllerCommand {
+        client: 5,
+        seq: 3,
+        at: d.index + 1,
+        op: move_op(0),
+    };
+    assert_eq!(
+        restored.apply(d.index + 1, &Payload::Command(retry.encode())),
+        Some(expired)
+    );
+    // A newer request of the client opens a new session.
+    assert_eq!(d.run_as(5, 4, move_op(2)), ControllerReply::Done);
+    assert_eq!(d.run_as(5, 4, move_op(2)), ControllerReply::Done, "retry");
+    assert_eq!(d.query(None).num, before + 3);
+}
+
+#[test]
 fn minimal_transfers_after_joins_and_leaves() {
     let mut d = Driver::new();
     let first: Vec<GroupId> = (1..=5).collect();

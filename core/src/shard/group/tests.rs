@@ -25,8 +25,12 @@ struct Machine {
 
 impl Machine {
     fn new(group: GroupId) -> Machine {
+        Machine::with_limits(group, StoreLimits::default())
+    }
+
+    fn with_limits(group: GroupId, limits: StoreLimits) -> Machine {
         Machine {
-            kv: ShardKv::new(group, SHARDS, StoreLimits::default()),
+            kv: ShardKv::new(group, SHARDS, limits),
             index: 0,
         }
     }
@@ -162,7 +166,7 @@ fn insertions_for_another_configuration_are_ignored() {
     b.apply(GroupCommand::Config(config(2, [2, 1, 1, 1])));
     let mut data = BTreeMap::new();
     data.insert(key_of(0), Bytes::from_static(b"old"));
-    let sessions = SessionTable::new(1000, 10, 0);
+    let sessions = crate::shard::group::shard_sessions(&StoreLimits::default());
     let bytes = encode_shard(&data, &sessions);
     b.apply(GroupCommand::InsertShard {
         config_num: 1,
@@ -238,4 +242,89 @@ fn malformed_commands_and_snapshots_are_refused() {
     }
     assert!(m.kv.restore(Bytes::from_static(b"DKVG\x01")).is_err());
     assert!(m.kv.restore(Bytes::from_static(b"nope")).is_err());
+}
+
+/// Limits under which a shard holds one session and two tombstones.
+fn one_session() -> StoreLimits {
+    StoreLimits {
+        max_sessions: 1,
+        max_dropped_sessions: 2,
+        ..StoreLimits::default()
+    }
+}
+
+#[test]
+fn a_retry_from_an_evicted_session_is_refused_not_applied_again() {
+    let mut m = Machine::with_limits(1, one_session());
+    m.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    assert_eq!(m.op(7, 5, append(0, "a")), Ok(None));
+    // Client 8 evicts client 7's session (one session per shard).
+    assert_eq!(m.op(8, 1, append(0, "b")), Ok(None));
+    assert!(m.kv.shards()[&0].sessions.get(7).is_none());
+    // Client 7's answer was lost: its retry must not append again, and
+    // neither may an older write of that session.
+    assert_eq!(m.op(7, 5, append(0, "a")), Err(KvError::SessionExpired));
+    assert_eq!(m.op(7, 4, append(0, "a")), Err(KvError::SessionExpired));
+    assert_eq!(m.kv.value(&key_of(0)), Some(&Bytes::from_static(b"ab")));
+    // Its next write opens a new session, exactly-once again.
+    assert_eq!(m.op(7, 6, append(0, "c")), Ok(None));
+    assert_eq!(m.op(7, 6, append(0, "c")), Ok(None), "a retry");
+    assert_eq!(m.kv.value(&key_of(0)), Some(&Bytes::from_static(b"abc")));
+    // Sessions of other shards are their own: client 7 never wrote shard 1.
+    assert_eq!(m.op(7, 7, append(1, "x")), Ok(None));
+}
+
+#[test]
+fn a_retry_from_an_expired_session_is_refused_not_applied_again() {
+    let limits = StoreLimits {
+        session_ttl_ms: 100,
+        ..StoreLimits::default()
+    };
+    let mut m = Machine::with_limits(1, limits);
+    m.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    assert_eq!(m.op(7, 1, append(0, "a")), Ok(None));
+    // Log clock: each command's `at` is its index; client 8 writes long after.
+    m.index += 1_000;
+    assert_eq!(m.op(8, 1, append(0, "b")), Ok(None));
+    assert!(m.kv.shards()[&0].sessions.get(7).is_none(), "expired");
+    assert_eq!(m.op(7, 1, append(0, "a")), Err(KvError::SessionExpired));
+    assert_eq!(m.kv.value(&key_of(0)), Some(&Bytes::from_static(b"ab")));
+}
+
+#[test]
+fn tombstones_move_with_their_shard() {
+    let mut a = Machine::with_limits(1, one_session());
+    let mut b = Machine::with_limits(2, one_session());
+    a.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    b.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    assert_eq!(a.op(7, 3, append(3, "a")), Ok(None));
+    assert_eq!(a.op(8, 1, append(3, "b")), Ok(None), "evicts client 7");
+    let c2 = config(2, [1, 1, 1, 2]);
+    a.apply(GroupCommand::Config(c2.clone()));
+    b.apply(GroupCommand::Config(c2));
+    b.apply(GroupCommand::InsertShard {
+        config_num: 2,
+        shard: 3,
+        data: a.kv.export(3).unwrap(),
+    });
+    assert_eq!(b.kv.shards()[&3].sessions.dropped_through(7), Some(3));
+    assert_eq!(b.op(7, 3, append(3, "a")), Err(KvError::SessionExpired));
+    assert_eq!(b.op(8, 1, append(3, "b")), Ok(None), "a live session moved");
+    assert_eq!(b.kv.value(&key_of(3)), Some(&Bytes::from_static(b"ab")));
+}
+
+#[test]
+fn malformed_shard_data_is_an_error() {
+    let limits = StoreLimits::default();
+    let good = encode_shard(&BTreeMap::new(), &shard_sessions(&limits));
+    assert!(decode_shard(good.clone(), &limits).is_ok());
+    for cut in 0..good.len() {
+        assert!(
+            decode_shard(good.slice(..cut), &limits).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut other = good.to_vec();
+    other[0] = 9;
+    assert!(decode_shard(Bytes::from(other), &limits).is_err(), "format");
 }

@@ -1,0 +1,122 @@
+//! What a driver, a test or a checker can read of a node: read-only
+//! accessors, no effects.
+
+use alloc::collections::BTreeMap;
+use bytes::Bytes;
+
+use super::api::{RoleKind, Stats};
+use super::config::Config;
+use super::log::RaftLog;
+use super::node::{Node, Role};
+use super::progress::Progress;
+use super::types::{HardState, LogIndex, Membership, NodeId, Term};
+use crate::time::Instant;
+
+impl Node {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Current role.
+    pub fn role(&self) -> RoleKind {
+        match &self.role {
+            Role::Leader(_) => RoleKind::Leader,
+            Role::Candidate { .. } => RoleKind::Candidate,
+            Role::PreCandidate { .. } => RoleKind::PreCandidate,
+            Role::Follower if self.log.membership().is_learner(self.id) => RoleKind::Learner,
+            Role::Follower => RoleKind::Follower,
+        }
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// Whether this node is a voting member.
+    pub fn is_voter(&self) -> bool {
+        self.log.membership().is_voter(self.id)
+    }
+
+    /// Current term (possibly not yet durable).
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    /// The leader of the current term, if known (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The log.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// Data of the latest snapshot (empty without one).
+    pub fn snapshot_data(&self) -> &Bytes {
+        &self.snapshot_data
+    }
+
+    /// Highest log index known durable on this node.
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable_index
+    }
+
+    /// Term and vote known durable on this node.
+    pub fn durable_hard_state(&self) -> HardState {
+        self.durable_hard_state
+    }
+
+    /// Current cluster membership.
+    pub fn membership(&self) -> &Membership {
+        self.log.membership()
+    }
+
+    /// When a follower or candidate will next campaign (`None` for a leader or a learner).
+    pub fn election_deadline(&self) -> Option<Instant> {
+        (!self.is_leader() && self.is_voter()).then_some(self.election_deadline)
+    }
+
+    /// The leader's view of each follower (`None` unless leading).
+    pub fn progress(&self) -> Option<&BTreeMap<NodeId, Progress>> {
+        match &self.role {
+            Role::Leader(leader) => Some(&leader.progress),
+            _ => None,
+        }
+    }
+
+    /// The follower the leader is handing over to, if a transfer is in progress.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(leader) => leader.transfer.map(|(to, _)| to),
+            _ => None,
+        }
+    }
+
+    /// Counters of dropped input and notable events.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The latest time the node has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Messages waiting for a write to become durable.
+    pub fn held_messages(&self) -> usize {
+        self.held.len()
+    }
+}
