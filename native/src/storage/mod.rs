@@ -146,6 +146,7 @@ mod file;
 mod format;
 mod fs;
 mod identity;
+mod legacy;
 mod raft_storage;
 mod recovery;
 mod shape;
