@@ -250,6 +250,10 @@ pub struct Stats {
     pub unexpected: u64,
     /// Vote requests ignored because a leader was heard from recently.
     pub ignored_in_lease: u64,
+    /// Messages from an id the committed configuration removed: a removed
+    /// node that comes back is refused, never obeyed (no vote, pre-vote,
+    /// append or term of its counts).
+    pub from_removed: u64,
     /// Elections (and pre-vote rounds) started.
     pub elections: u64,
     /// Snapshots installed from a leader.

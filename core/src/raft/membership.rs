@@ -17,10 +17,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::api::Rejected;
-use super::message::{Message, TimeoutNow};
+use super::message::{Heartbeat, Message, TimeoutNow};
 use super::node::{Node, Role};
 use super::progress::Progress;
-use super::types::{Membership, NodeId, Payload};
+use super::types::{LogIndex, Membership, NodeId, Payload};
 
 /// One change to the membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,8 +180,9 @@ impl Node {
     /// Makes the leader's follower set match the current membership: new
     /// members are probed from the end of the log, removed ones forgotten
     /// once their removal commits. Until then the leader keeps replicating
-    /// to them, so a removed node receives the entry that removes it and
-    /// knows to stop.
+    /// to them, so a removed node receives the entry that removes it; when
+    /// it commits, a last heartbeat tells it so (a node stops on its
+    /// committed removal, see [`Node::is_removed`]).
     pub(super) fn sync_progress(&mut self) {
         let committed = self.log.membership_at(self.log.commit());
         let members: Vec<NodeId> = self
@@ -192,9 +193,19 @@ impl Node {
             .filter(|&m| m != self.id)
             .collect();
         let last = self.log.last_index();
+        let (term, commit) = (self.term, self.log.commit());
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
+        // A node whose removal just committed is told so once more, with a
+        // heartbeat carrying the commit index as far as its log matches:
+        // from it the node learns that its removal is committed, and stops.
+        let farewells: Vec<(NodeId, LogIndex)> = leader
+            .progress
+            .iter()
+            .filter(|(id, _)| !members.contains(id))
+            .map(|(&id, p)| (id, commit.min(p.match_index)))
+            .collect();
         leader.progress.retain(|id, _| members.contains(id));
         for id in members {
             leader
@@ -203,6 +214,16 @@ impl Node {
                 .or_insert_with(|| Progress::new(last));
         }
         leader.append_to_all = true;
+        for (id, commit) in farewells {
+            self.send(
+                id,
+                Message::Heartbeat(Heartbeat {
+                    term,
+                    commit,
+                    round: 0,
+                }),
+            );
+        }
     }
 
     /// A leader no longer in the voters steps down once its removal is

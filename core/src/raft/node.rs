@@ -342,6 +342,15 @@ impl Node {
             self.stats.misaddressed += 1;
             return;
         }
+        // A removed id never disturbs the cluster: whatever it sends (votes,
+        // pre-votes, appends, a higher term) is dropped before it is looked
+        // at. Only a committed removal counts: one still in flight may be
+        // truncated away, and a leader that removes itself keeps leading
+        // until its removal commits (§4.2.2).
+        if self.log.committed_membership().is_removed(from) {
+            self.stats.from_removed += 1;
+            return;
+        }
         if !self.is_well_formed(&message) {
             self.stats.malformed += 1;
             return;

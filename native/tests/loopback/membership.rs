@@ -411,6 +411,17 @@ fn a_change_waits_for_the_member_being_added() {
     member_ok(&cluster, "remove", &["5"]);
     member_ok(&cluster, "remove", &["4"]);
     assert_eq!(roles(&cluster).0, voters(&[1, 2, 3]));
+
+    // Node 4, a removed follower, learns that its removal is committed
+    // (the leader's last heartbeat to it) and stops by itself.
+    let mut process = cluster.nodes[3].process.take().unwrap();
+    let status = wait_exit(&mut process, Duration::from_secs(20));
+    assert!(status.success(), "the removed node exits 0: {status:?}");
+    assert!(
+        cluster.log_of(4).contains("removal from the cluster is committed"),
+        "{}",
+        cluster.log_tail(4, 20)
+    );
 }
 
 #[test]
