@@ -418,7 +418,9 @@ fn a_change_waits_for_the_member_being_added() {
     let status = wait_exit(&mut process, Duration::from_secs(20));
     assert!(status.success(), "the removed node exits 0: {status:?}");
     assert!(
-        cluster.log_of(4).contains("removal from the cluster is committed"),
+        cluster
+            .log_of(4)
+            .contains("removal from the cluster is committed"),
         "{}",
         cluster.log_tail(4, 20)
     );
