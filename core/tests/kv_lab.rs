@@ -240,7 +240,7 @@ fn speed_4a() {
                 .expect("append completes");
         }
         let per_op = sim.now().saturating_since(start) as f64 / ops as f64;
-        let heartbeat = sim.config().heartbeat as f64;
+        let heartbeat = sim.config().raft.heartbeat_interval as f64;
         assert!(
             per_op < heartbeat,
             "{per_op:.1} ms per operation, above one heartbeat ({heartbeat} ms)"
@@ -525,7 +525,7 @@ fn speed_with_snapshots_4b() {
         }
         let per_op = sim.now().saturating_since(start) as f64 / 1000.0;
         assert!(
-            per_op < sim.config().heartbeat as f64,
+            per_op < sim.config().raft.heartbeat_interval as f64,
             "{per_op:.1} ms per operation"
         );
         assert!(

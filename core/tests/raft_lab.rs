@@ -466,7 +466,9 @@ fn figure8_3c() {
         let n = 5;
         // One entry per AppendEntries, so a new leader's old-term entries
         // can reach a majority before its own no-op does.
-        let mut lab = Lab::with(n, seed, true, |config| config.max_entries_per_message = 1);
+        let mut lab = Lab::with(n, seed, true, |config| {
+            config.raft.max_entries_per_message = 1
+        });
         lab.one_random(1, true);
         let mut up = n;
         for _ in 0..1000 {
@@ -645,7 +647,7 @@ fn unreliable_churn_3c() {
 fn snapshot_lab(seed: u64, reliable: bool) -> Lab {
     Lab::with(3, seed, reliable, |config| {
         config.snapshot_every = 9;
-        config.snapshot_chunk_bytes = 64;
+        config.raft.snapshot_chunk_bytes = 64;
     })
 }
 

@@ -68,16 +68,6 @@ impl ReadState {
         self.round
     }
 
-    /// Reads still outstanding (waiting or in a round).
-    pub fn len(&self) -> usize {
-        self.pending.len() + self.waiting.len()
-    }
-
-    /// Whether no read is outstanding.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Removes every outstanding read (the leader is stepping down).
     pub fn drain_all(&mut self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.pending.drain(..).map(|r| r.id).collect();

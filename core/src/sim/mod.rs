@@ -55,7 +55,7 @@ pub use trace::TraceLine;
 
 use crate::hash::Fnv;
 use crate::kv::{Clerk, Replica, ReplicaConfig, ReplicaOutput};
-use crate::raft::{Config, LogIndex, NodeId};
+use crate::raft::{LogIndex, NodeId};
 use crate::rng::Rng;
 use crate::time::Instant;
 
@@ -239,18 +239,8 @@ impl Sim {
     }
 
     fn replica_config(&self, id: NodeId) -> ReplicaConfig {
-        let mut raft = Config::new(id, 1..=self.config.nodes as NodeId);
-        raft.election_timeout_min = self.config.election_timeout.0;
-        raft.election_timeout_max = self.config.election_timeout.1;
-        raft.heartbeat_interval = self.config.heartbeat;
-        raft.pre_vote = self.config.pre_vote;
-        raft.check_quorum = self.config.check_quorum;
-        raft.lease_reads = self.config.lease_reads;
-        raft.max_clock_drift_percent = self.config.max_clock_drift_percent;
-        raft.max_entries_per_message = self.config.max_entries_per_message;
-        raft.snapshot_chunk_bytes = self.config.snapshot_chunk_bytes;
         ReplicaConfig {
-            raft,
+            raft: self.config.node_config(id),
             limits: self.config.limits,
             snapshot_every: self.config.snapshot_every,
             record_applied: self.config.check_safety,

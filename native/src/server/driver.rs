@@ -81,6 +81,12 @@ pub(super) struct Driver {
     /// after [`PEER_GRACE`] (so that the last heartbeat that tells a
     /// removed node its removal is committed still leaves).
     retiring: BTreeMap<NodeId, tokio::time::Instant>,
+    /// The term and leader last logged (a restart's recovery is read from
+    /// these lines: elected, then the first commit).
+    leader_seen: (u64, Option<NodeId>),
+    /// The commit index recovered at start, until the first commit after
+    /// it has been logged (`None` from then on).
+    commit_at_start: Option<LogIndex>,
 }
 
 /// How long a peer that left the configuration stays reachable.
@@ -106,7 +112,10 @@ impl Driver {
         metrics: Option<Arc<Metrics>>,
         certs_dir: std::path::PathBuf,
     ) -> Driver {
+        let commit_at_start = Some(replica.node().log().commit());
         Driver {
+            leader_seen: (0, None),
+            commit_at_start,
             id,
             clock,
             replica,
@@ -153,6 +162,28 @@ impl Driver {
         if self.peers_sampled.elapsed() >= PEER_SAMPLE {
             self.peers_sampled = tokio::time::Instant::now();
             metrics.observe_peers(&self.transport.peer_traffic());
+        }
+    }
+
+    /// Logs a new term or leader, and the first entry committed after the
+    /// start: the milestones of a restart, read with the storage's
+    /// "recovered" and the transport's "connected to peer" lines.
+    fn log_progress(&mut self) {
+        let node = self.replica.node();
+        let seen = (node.term(), node.leader());
+        if seen != self.leader_seen {
+            self.leader_seen = seen;
+            match seen.1 {
+                Some(leader) => {
+                    tracing::info!(node = self.id, term = seen.0, leader, "leader known")
+                }
+                None => tracing::info!(node = self.id, term = seen.0, "new term, no leader yet"),
+            }
+        }
+        let commit = node.log().commit();
+        if self.commit_at_start.is_some_and(|start| commit > start) {
+            self.commit_at_start = None;
+            tracing::info!(node = self.id, commit, "first commit since start");
         }
     }
 
@@ -289,6 +320,7 @@ impl Driver {
             self.drain_outputs(&mut storage_events).await?;
             self.sync_peers();
             self.observe();
+            self.log_progress();
             if self.is_removed() {
                 tracing::warn!(
                     node = self.id,

@@ -132,6 +132,57 @@ pub enum StorageError {
         found: LogIndex,
     },
 
+    /// The recovered entries of one group of a multi-group log do not
+    /// follow each other.
+    #[error("log of group {group} in {} has a gap: expected entry {expected}, found entry {found}", dir.display())]
+    GroupLogGap {
+        /// The data folder.
+        dir: PathBuf,
+        /// The group.
+        group: u64,
+        /// The index that should come next.
+        expected: LogIndex,
+        /// The index that came instead.
+        found: LogIndex,
+    },
+
+    /// One group's write in a multi-group step breaks the contract on
+    /// [`Write`](distribkv_core::raft::Write). Nothing of the step was
+    /// stored and the storage stays usable.
+    #[error("write {seq} refused: group {group}'s write {group_seq}: {problem}")]
+    InvalidGroupWrite {
+        /// The step's `seq`.
+        seq: u64,
+        /// The group.
+        group: u64,
+        /// The group's write's own `seq`.
+        group_seq: u64,
+        /// Which rule it breaks.
+        problem: InvalidWrite,
+    },
+
+    /// A read named a group the log does not hold.
+    #[error("no group {group} in this log")]
+    UnknownGroup {
+        /// The group asked for.
+        group: u64,
+    },
+
+    /// A read asked for entries the group's log does not hold.
+    #[error("group {group} holds entries {first}..={last}, not {low}..{high}")]
+    EntriesUnavailable {
+        /// The group.
+        group: u64,
+        /// First entry held.
+        first: LogIndex,
+        /// Last entry held.
+        last: LogIndex,
+        /// Start of the range asked for.
+        low: LogIndex,
+        /// End (exclusive) of the range asked for.
+        high: LogIndex,
+    },
+
     /// A write breaks the contract documented on
     /// [`Write`](distribkv_core::raft::Write). Nothing of it was stored and the
     /// storage stays usable.
@@ -220,6 +271,18 @@ pub enum Corruption {
     /// A record with a valid checksum has a kind this build does not know.
     #[error("unknown record kind {0}")]
     UnknownRecordKind(u8),
+    /// A record with a valid checksum belongs to the other kind of log (a
+    /// multi-group record in a single group's segment, or the reverse).
+    #[error("record kind {0} does not belong in this kind of log segment")]
+    ForeignRecordKind(u8),
+    /// A record the index points to does not hold the entry it should.
+    #[error("record does not hold entry {index} of group {group}")]
+    EntryNotInRecord {
+        /// The group.
+        group: u64,
+        /// The entry's index.
+        index: LogIndex,
+    },
     /// A record or snapshot with a valid checksum cannot be decoded.
     #[error("cannot decode content: {0}")]
     Undecodable(#[source] postcard::Error),

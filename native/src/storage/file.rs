@@ -84,6 +84,18 @@ impl Disk {
             .map_err(|e| StorageError::io("read", path, e))
     }
 
+    /// `length` bytes of the file `path` from `offset` on.
+    pub(crate) fn read_at(
+        &self,
+        path: &Path,
+        offset: u64,
+        length: usize,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.file_system
+            .read_at(path, offset, length)
+            .map_err(|e| StorageError::io("read", path, e))
+    }
+
     /// Opens an existing file for appending at its end.
     pub(crate) fn open_append(&self, path: &Path) -> Result<DataFile, StorageError> {
         let file = self

@@ -112,7 +112,7 @@ pub(crate) fn parse_file_name(name: &str) -> FileName {
     FileName::Unknown
 }
 
-fn parse_fixed_digits(text: &str) -> Option<u64> {
+pub(crate) fn parse_fixed_digits(text: &str) -> Option<u64> {
     if text.len() == 20 && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse().ok()
     } else {
@@ -210,14 +210,21 @@ pub(crate) enum RecordKind {
     Checkpoint = 2,
     /// The last record of a full segment: [`Seal`].
     Seal = 3,
+    /// One step's writes of many groups, in a multi-group log
+    /// ([`multi`](super::multi)).
+    GroupBatch = 4,
+    /// A restatement of every group's state, in a multi-group log.
+    GroupCheckpoint = 5,
 }
 
 impl RecordKind {
-    fn from_byte(byte: u8) -> Option<RecordKind> {
+    pub(crate) fn from_byte(byte: u8) -> Option<RecordKind> {
         match byte {
             1 => Some(RecordKind::Write),
             2 => Some(RecordKind::Checkpoint),
             3 => Some(RecordKind::Seal),
+            4 => Some(RecordKind::GroupBatch),
+            5 => Some(RecordKind::GroupCheckpoint),
             _ => None,
         }
     }
@@ -380,17 +387,6 @@ pub(crate) fn read_frame(data: &[u8], offset: usize) -> Frame<'_> {
     }
 }
 
-/// Decodes the whole of `payload` (a value followed by anything is refused).
-pub(crate) fn decode_all<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Corruption> {
-    match postcard::take_from_bytes(payload) {
-        Ok((value, [])) => Ok(value),
-        Ok(_) => Err(Corruption::Undecodable(
-            postcard::Error::DeserializeBadEncoding,
-        )),
-        Err(e) => Err(Corruption::Undecodable(e)),
-    }
-}
-
 /// Decodes a record's payload, written in format `version`; the whole
 /// payload must be used.
 pub(crate) fn decode_record(
@@ -405,7 +401,22 @@ pub(crate) fn decode_record(
         RecordKind::Write => Record::Write(decode_all(payload)?),
         RecordKind::Checkpoint => Record::Checkpoint(decode_all(payload)?),
         RecordKind::Seal => Record::Seal(decode_all(payload)?),
+        // Records of the multi-group log never belong in a single group's.
+        RecordKind::GroupBatch | RecordKind::GroupCheckpoint => {
+            return Err(Corruption::ForeignRecordKind(kind as u8));
+        }
     })
+}
+
+/// Decodes a whole payload: every byte must be used.
+pub(crate) fn decode_all<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Corruption> {
+    match postcard::take_from_bytes(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok(_) => Err(Corruption::Undecodable(
+            postcard::Error::DeserializeBadEncoding,
+        )),
+        Err(e) => Err(Corruption::Undecodable(e)),
+    }
 }
 
 /// Size of a disk sector: written whole or not at all.

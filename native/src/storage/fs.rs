@@ -33,6 +33,18 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     /// The whole content of the file `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 
+    /// `length` bytes of the file `path` from byte `offset` on. Fails with
+    /// [`io::ErrorKind::UnexpectedEof`] if the file ends before. The
+    /// default reads the whole file.
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let data = self.read(path)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(length) {
+            Some(end) if end <= data.len() => Ok(data[start..end].to_vec()),
+            _ => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        }
+    }
+
     /// Creates the file `path`, or empties it if it exists, and opens it for
     /// writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
@@ -81,6 +93,13 @@ impl FileSystem for StdFileSystem {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        let mut buffer = vec![0; length];
+        File::open(path)?.read_exact_at(&mut buffer, offset)?;
+        Ok(buffer)
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

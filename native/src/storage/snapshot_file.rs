@@ -37,6 +37,21 @@ pub(crate) fn write_snapshot(
     disk: &Disk,
 ) -> Result<PathBuf, StorageError> {
     let path = snapshot_path(dir, point);
+    let temporary = dir.join(format!("snap{TEMPORARY_SUFFIX}"));
+    write_snapshot_file(&path, &temporary, identity, point, payload, disk)?;
+    Ok(path)
+}
+
+/// Writes the snapshot at `point`, encoded by [`encode_snapshot`], durably
+/// at `path` through `temporary` (in the same folder).
+pub(crate) fn write_snapshot_file(
+    path: &Path,
+    temporary: &Path,
+    identity: Identity,
+    point: SnapshotPoint,
+    payload: &[u8],
+    disk: &Disk,
+) -> Result<(), StorageError> {
     let header = FileHeader {
         magic: SNAPSHOT_MAGIC,
         identity,
@@ -46,9 +61,7 @@ pub(crate) fn write_snapshot(
     let mut prefix = [0u8; 12];
     prefix[0..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     prefix[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    let temporary = dir.join(format!("snap{TEMPORARY_SUFFIX}"));
-    disk.write_atomically(&path, &temporary, &[&header, &prefix, payload])?;
-    Ok(path)
+    disk.write_atomically(path, temporary, &[&header, &prefix, payload])
 }
 
 /// Reads and checks the snapshot file for `point` in `dir`.
@@ -58,7 +71,18 @@ pub(crate) fn read_snapshot(
     point: SnapshotPoint,
     disk: &Disk,
 ) -> Result<Snapshot, StorageError> {
-    let path = snapshot_path(dir, point);
+    read_snapshot_file(&snapshot_path(dir, point), identity, point, disk)
+}
+
+/// Reads and checks the snapshot file at `path`, which must hold the
+/// snapshot at `point`.
+pub(crate) fn read_snapshot_file(
+    path: &Path,
+    identity: Identity,
+    point: SnapshotPoint,
+    disk: &Disk,
+) -> Result<Snapshot, StorageError> {
+    let path = path.to_owned();
     let bytes = match disk.read(&path) {
         Ok(bytes) => bytes,
         Err(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

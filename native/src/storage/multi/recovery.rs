@@ -1,0 +1,432 @@
+//! Reading a multi-group data folder back: identity, segments (torn tail
+//! cut off, everything else refused with the file and offset), every
+//! group's state, snapshots.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use distribkv_core::raft::{Entry, HardState, LogIndex, PersistedState};
+use distribkv_core::shard::GroupId;
+
+use super::super::error::{Corruption, StorageError};
+use super::super::file::{Disk, parent_of};
+use super::super::format::{
+    FILE_HEADER_LEN, FileHeader, Frame, IDENTITY_FILE, RecordKind, Seal, SnapshotPoint,
+    TEMPORARY_SUFFIX, decode_all, looks_torn, read_frame, valid_record_after,
+};
+use super::super::identity::Identity;
+use super::super::snapshot_file::read_snapshot_file;
+use super::format::{
+    Batch, GroupCheckpoint, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC, MultiFileName,
+    parse_file_name, segment_path, snapshot_path,
+};
+use super::index::{EntryMeta, GroupIndex, Location};
+
+/// What recovery found.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// Every group's durable state.
+    pub states: BTreeMap<GroupId, PersistedState>,
+    /// Every group's index.
+    pub index: BTreeMap<GroupId, GroupIndex>,
+    /// The segments on disk, oldest first, with their valid lengths.
+    pub segments: Vec<(u64, u64)>,
+    /// Where the last segment ends (number, valid length, sealed).
+    pub tail: Option<(u64, u64, bool)>,
+}
+
+#[derive(Debug, Default)]
+struct Listing {
+    has_identity: bool,
+    segments: Vec<u64>,
+    snapshots: Vec<(GroupId, SnapshotPoint)>,
+    temporaries: Vec<PathBuf>,
+}
+
+/// Recovers `dir` (creating and initialising it when new) for `identity`.
+pub(crate) fn recover(
+    dir: &Path,
+    identity: Identity,
+    disk: &Disk,
+) -> Result<Recovered, StorageError> {
+    disk.create_folder(dir)?;
+    let mut listing = list(dir, disk)?;
+    let identity_temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
+    if check_identity(dir, identity, &listing, &identity_temporary, disk)? {
+        listing
+            .temporaries
+            .retain(|path| *path != identity_temporary);
+    }
+    let mut changed_folder = false;
+    for temporary in &listing.temporaries {
+        tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
+        disk.remove(temporary)?;
+        changed_folder = true;
+    }
+
+    let mut replay = Replay::default();
+    let mut tail = None;
+    let mut segments = Vec::with_capacity(listing.segments.len());
+    for (position, &number) in listing.segments.iter().enumerate() {
+        if position > 0 && number != listing.segments[position - 1] + 1 {
+            return Err(StorageError::MissingSegment {
+                path: segment_path(dir, listing.segments[position - 1] + 1),
+            });
+        }
+        let is_last = position + 1 == listing.segments.len();
+        let end = replay_segment(dir, number, is_last, identity, &mut replay, disk)?;
+        segments.push((number, end.1));
+        tail = Some(end);
+    }
+    if let Some(&first) = listing.segments.first()
+        && first > 1
+        && replay.first_kept < first
+    {
+        return Err(StorageError::MissingLogPrefix {
+            path: segment_path(dir, first),
+        });
+    }
+
+    let mut states = BTreeMap::new();
+    let mut index = BTreeMap::new();
+    for (group, replayed) in replay.groups {
+        let base = replayed.snapshot.map_or(0, |s| s.index);
+        let mut entries = Vec::with_capacity(replayed.entries.len());
+        let mut metas = VecDeque::with_capacity(replayed.entries.len());
+        for (expected, (found, (entry, location))) in (base + 1..).zip(replayed.entries) {
+            if found != expected {
+                return Err(StorageError::GroupLogGap {
+                    dir: dir.to_owned(),
+                    group,
+                    expected,
+                    found,
+                });
+            }
+            metas.push_back(EntryMeta {
+                term: entry.term,
+                size: entry.size() as u32,
+                location,
+            });
+            entries.push(entry);
+        }
+        let snapshot = match replayed.snapshot {
+            Some(point) => Some(read_snapshot_file(
+                &snapshot_path(dir, group, point),
+                identity,
+                point,
+                disk,
+            )?),
+            None => None,
+        };
+        states.insert(
+            group,
+            PersistedState {
+                hard_state: replayed.hard_state,
+                snapshot,
+                entries,
+            },
+        );
+        index.insert(
+            group,
+            GroupIndex {
+                snapshot: replayed.snapshot,
+                hard_state: replayed.hard_state,
+                entries: metas,
+            },
+        );
+    }
+    for &(group, point) in &listing.snapshots {
+        let current = index.get(&group).and_then(|g: &GroupIndex| g.snapshot);
+        if current != Some(point) {
+            let path = snapshot_path(dir, group, point);
+            tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
+            disk.remove(&path)?;
+            changed_folder = true;
+        }
+    }
+    if changed_folder {
+        disk.sync_dir(dir)?;
+    }
+    Ok(Recovered {
+        states,
+        index,
+        segments,
+        tail,
+    })
+}
+
+fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
+    let mut listing = Listing::default();
+    for name in disk.list(dir)? {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        match parse_file_name(name) {
+            MultiFileName::Identity => listing.has_identity = true,
+            MultiFileName::Segment(number) => listing.segments.push(number),
+            MultiFileName::Snapshot(group, point) => listing.snapshots.push((group, point)),
+            MultiFileName::Temporary => listing.temporaries.push(dir.join(name)),
+            MultiFileName::Unknown => {
+                tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
+            }
+        }
+    }
+    listing.segments.sort_unstable();
+    listing
+        .snapshots
+        .sort_unstable_by_key(|(group, point)| (*group, point.index, point.term));
+    listing.temporaries.sort_unstable();
+    Ok(listing)
+}
+
+/// Checks the identity file, or writes it into a fresh folder (returns
+/// `true` then).
+fn check_identity(
+    dir: &Path,
+    identity: Identity,
+    listing: &Listing,
+    temporary: &Path,
+    disk: &Disk,
+) -> Result<bool, StorageError> {
+    let path = dir.join(IDENTITY_FILE);
+    if !listing.has_identity {
+        if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
+            return Err(StorageError::MissingIdentity {
+                dir: dir.to_owned(),
+                path,
+            });
+        }
+        tracing::info!(dir = %dir.display(), %identity, "initialising a new multi-group data folder");
+        let header = FileHeader {
+            magic: MULTI_IDENTITY_MAGIC,
+            identity,
+            number: 0,
+        }
+        .encode();
+        disk.write_atomically(&path, temporary, &[&header])?;
+        disk.sync_dir(parent_of(dir))?;
+        return Ok(true);
+    }
+    let bytes = disk.read(&path)?;
+    let header = FileHeader::decode(&bytes, MULTI_IDENTITY_MAGIC).map_err(|problem| {
+        StorageError::CorruptIdentity {
+            path: path.clone(),
+            problem,
+        }
+    })?;
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path,
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    Ok(false)
+}
+
+/// Replays one segment; cuts a torn tail off the last one. Returns its
+/// number, valid length and whether it is sealed.
+fn replay_segment(
+    dir: &Path,
+    number: u64,
+    is_last: bool,
+    identity: Identity,
+    replay: &mut Replay,
+    disk: &Disk,
+) -> Result<(u64, u64, bool), StorageError> {
+    let path = segment_path(dir, number);
+    let data = disk.read(&path)?;
+    let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
+        path: path.clone(),
+        offset: offset as u64,
+        problem,
+    };
+    let header =
+        FileHeader::decode(&data, MULTI_SEGMENT_MAGIC).map_err(|problem| corrupt(0, problem))?;
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path,
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    if header.number != number {
+        return Err(corrupt(
+            28,
+            Corruption::WrongSegmentNumber {
+                expected: number,
+                found: header.number,
+            },
+        ));
+    }
+    let mut offset = FILE_HEADER_LEN;
+    let mut sealed = false;
+    loop {
+        match read_frame(&data, offset) {
+            Frame::End => break,
+            Frame::Record { .. } | Frame::Damaged(_) if sealed => {
+                return Err(corrupt(offset, Corruption::DataAfterSeal));
+            }
+            Frame::Record {
+                kind,
+                payload,
+                next,
+            } => {
+                let location = Location {
+                    segment: number,
+                    offset: offset as u64,
+                    length: (next - offset) as u32,
+                };
+                match kind {
+                    RecordKind::GroupBatch => {
+                        let batch: Batch =
+                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
+                        replay.apply_batch(batch, location);
+                    }
+                    RecordKind::GroupCheckpoint => {
+                        let checkpoint: GroupCheckpoint =
+                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
+                        replay.apply_checkpoint(checkpoint, location);
+                    }
+                    RecordKind::Seal => {
+                        let seal: Seal =
+                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
+                        if seal.next_segment != number + 1 {
+                            return Err(corrupt(
+                                offset,
+                                Corruption::WrongSuccessor {
+                                    expected: number + 1,
+                                    found: seal.next_segment,
+                                },
+                            ));
+                        }
+                        sealed = true;
+                    }
+                    RecordKind::Write | RecordKind::Checkpoint => {
+                        return Err(corrupt(offset, Corruption::ForeignRecordKind(kind as u8)));
+                    }
+                }
+                offset = next;
+            }
+            Frame::Damaged(problem) => {
+                if !is_last
+                    || !looks_torn(&data, offset, &problem)
+                    || valid_record_after(&data, offset).is_some()
+                {
+                    return Err(corrupt(offset, problem));
+                }
+                tracing::warn!(
+                    file = %path.display(),
+                    offset,
+                    dropped_bytes = data.len() - offset,
+                    %problem,
+                    "cutting off the torn tail of the write-ahead log"
+                );
+                disk.open_append(&path)?.truncate(offset as u64)?;
+                break;
+            }
+        }
+    }
+    if !is_last && !sealed {
+        return Err(corrupt(data.len(), Corruption::UnsealedSegment));
+    }
+    Ok((number, offset as u64, sealed))
+}
+
+/// One group rebuilt record by record. The entries may have holes while
+/// replay runs: the first segment on disk need not be the first written
+/// (see [`Replay`]).
+#[derive(Debug, Default)]
+struct GroupReplay {
+    snapshot: Option<SnapshotPoint>,
+    hard_state: HardState,
+    entries: BTreeMap<LogIndex, (Entry, Location)>,
+}
+
+impl GroupReplay {
+    fn base(&self) -> LogIndex {
+        self.snapshot.map_or(0, |s| s.index)
+    }
+
+    fn drop_through(&mut self, index: LogIndex) {
+        self.entries = self.entries.split_off(&(index + 1));
+    }
+}
+
+/// Every group rebuilt record by record.
+///
+/// Segments older than the first on disk were deleted after a checkpoint
+/// restating every group (and copying the live entries they held) became
+/// durable in a later one. Replay then starts from nothing; every operation
+/// is a per-index overwrite, a truncation from an index on, or a drop up to
+/// the snapshot, so the entries above each group's final snapshot come out
+/// as from a replay of every segment ever written, and the checkpoint sets
+/// the rest. (A later write never overwrites an entry that a checkpoint
+/// copies: the copied ones are exactly those still live when it was written.)
+#[derive(Debug, Default)]
+struct Replay {
+    groups: BTreeMap<GroupId, GroupReplay>,
+    /// The highest `first_kept` of the checkpoints seen.
+    first_kept: u64,
+}
+
+impl Replay {
+    fn apply_batch(&mut self, batch: Batch, location: Location) {
+        for (group, item) in batch.items {
+            match item {
+                Item::Create => {
+                    self.groups.entry(group).or_default();
+                }
+                Item::Remove => {
+                    self.groups.remove(&group);
+                }
+                Item::Write {
+                    snapshot,
+                    hard_state,
+                    entries,
+                } => {
+                    let state = self.groups.entry(group).or_default();
+                    if let Some(marker) = snapshot {
+                        if marker.keeps_log {
+                            state.drop_through(marker.point.index);
+                        } else {
+                            state.entries.clear();
+                        }
+                        state.snapshot = Some(marker.point);
+                    }
+                    if let Some(hard_state) = hard_state {
+                        state.hard_state = hard_state;
+                    }
+                    if let Some(first) = entries.first().map(|e| e.index) {
+                        let base = state.base();
+                        if first <= base {
+                            state.entries.clear();
+                        } else {
+                            state.entries.split_off(&first);
+                        }
+                        for entry in entries.into_iter().filter(|e| e.index > base) {
+                            state.entries.insert(entry.index, (entry, location));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_checkpoint(&mut self, checkpoint: GroupCheckpoint, location: Location) {
+        let mut groups = BTreeMap::new();
+        for restated in checkpoint.groups {
+            let mut state = self.groups.remove(&restated.group).unwrap_or_default();
+            state.snapshot = restated.snapshot;
+            state.hard_state = restated.hard_state;
+            let base = state.base();
+            state.drop_through(base);
+            for entry in restated.rewritten.into_iter().filter(|e| e.index > base) {
+                state.entries.insert(entry.index, (entry, location));
+            }
+            groups.insert(restated.group, state);
+        }
+        self.groups = groups;
+        self.first_kept = self.first_kept.max(checkpoint.first_kept);
+    }
+}
