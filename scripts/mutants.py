@@ -53,9 +53,9 @@ MUTATIONS = [
      "            && leader.transfer.is_none()\n            && !leader.timeout_now_sent\n",
      "", GOLDEN),
     ("writes-of-expired-sessions-applied", "core/src/kv/store.rs",
-     "            SessionCheck::Unknown => Applied::Refused {\n                client,\n                seq,\n"
+     "            SessionCheck::Unknown | SessionCheck::Expired => Applied::Refused {\n                client,\n                seq,\n"
      "                error: ServiceError::SessionExpired,\n            },",
-     "            SessionCheck::Unknown => {\n                let result = self.write(operation);\n"
+     "            SessionCheck::Unknown | SessionCheck::Expired => {\n                let result = self.write(operation);\n"
      "                Applied::Write {\n                    client,\n                    seq,\n"
      "                    result,\n                    duplicate: false,\n                }\n            }",
      SWEEP),

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use distribkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, Heartbeat, Input, Message, Node,
-    Output, Payload, RequestVote, RequestVoteResponse, RoleKind,
+    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, Heartbeat, Input, Membership,
+    MembershipChange, Message, Node, Output, Payload, RequestVote, RequestVoteResponse, RoleKind,
 };
 use distribkv_core::time::Instant;
 
@@ -317,4 +317,97 @@ fn leader_steps_down_on_a_higher_term() {
     )
     .unwrap();
     assert_eq!(node.role(), RoleKind::Follower);
+}
+
+fn membership_entry(index: u64, term: u64, membership: Membership) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Membership(membership),
+    }
+}
+
+/// §4.2.2 and the contract of `Node::is_removed`: a node is removed when
+/// its removal is committed, not when it is in its log (a new leader may
+/// truncate it away, and the node must then go on as a member).
+#[test]
+fn only_a_committed_removal_removes_a_node() {
+    let mut f = Follower::new();
+    let without_1 = Membership::with_voters([1, 2, 3])
+        .apply(MembershipChange::Remove(1))
+        .unwrap();
+    f.append(
+        2,
+        1,
+        (0, 0),
+        vec![entry(1, 1, "a"), membership_entry(2, 1, without_1.clone())],
+        1,
+    );
+    assert!(
+        f.node.membership().is_removed(1),
+        "the removal is in its log"
+    );
+    assert!(!f.node.is_removed(), "but not committed: not removed");
+
+    // Leader 2 lost it: leader 3 of term 2 replaces it, and node 1 is a
+    // voter again, as if nothing had happened.
+    f.append(3, 2, (1, 1), vec![entry(2, 2, "b")], 2);
+    assert!(!f.node.membership().is_removed(1));
+    assert!(!f.node.is_removed() && f.node.is_voter());
+
+    // Removed again, and committed this time.
+    f.append(3, 2, (2, 2), vec![membership_entry(3, 2, without_1)], 2);
+    assert!(!f.node.is_removed());
+    f.append(3, 2, (3, 2), vec![], 3);
+    assert!(f.node.is_removed(), "the removal is committed");
+}
+
+/// A removed node that comes back is refused, not obeyed: its votes,
+/// pre-votes and appends are dropped, whatever their term, once its
+/// removal is committed (and only then).
+#[test]
+fn a_removed_id_cannot_disturb_the_cluster() {
+    let mut f = Follower::new();
+    let without_3 = Membership::with_voters([1, 2, 3])
+        .apply(MembershipChange::Remove(3))
+        .unwrap();
+    f.append(
+        2,
+        1,
+        (0, 0),
+        vec![entry(1, 1, "a"), membership_entry(2, 1, without_3)],
+        1,
+    );
+    // Not committed yet: node 3 is still heard (a higher term counts).
+    let sent = f.receive(3, vote(2, (2, 1), true));
+    assert!(
+        matches!(&sent[..], [Message::RequestVoteResponse(_)]),
+        "{sent:?}"
+    );
+    f.append(2, 1, (2, 1), vec![], 2);
+    let term = f.node.term();
+    let refused = [
+        vote(9, (5, 5), false),
+        vote(9, (5, 5), true),
+        Message::AppendEntries(AppendEntries {
+            term: 9,
+            prev_log_index: 2,
+            prev_log_term: 1,
+            entries: vec![entry(3, 9, "x")],
+            leader_commit: 3,
+        }),
+        Message::Heartbeat(Heartbeat {
+            term: 9,
+            commit: 2,
+            round: 1,
+        }),
+    ];
+    for (at, message) in refused.into_iter().enumerate() {
+        let sent = f.receive(3, message);
+        assert!(sent.is_empty(), "{sent:?}");
+        assert_eq!(f.node.stats().from_removed, at as u64 + 1);
+    }
+    assert_eq!(f.node.term(), term, "no term of node 3 counts");
+    assert_eq!(f.node.leader(), Some(2));
+    assert_eq!(f.node.log().last_index(), 2, "no entry of node 3 either");
 }

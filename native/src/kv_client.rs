@@ -114,7 +114,9 @@ pub async fn discover(given: Vec<ServerAddress>, certs: &CertSet) -> Vec<ServerA
         tokio::spawn(async move {
             let request = ClientRequest {
                 id: 1,
-                body: RequestBody::Members,
+                body: RequestBody::Members {
+                    linearizable: false,
+                },
             };
             let answer =
                 tokio::time::timeout(DISCOVERY_TIMEOUT, seeds.request_to(index, request)).await;

@@ -56,9 +56,15 @@ pub enum RequestBody {
     },
     /// Report this replica's Raft status (answered by any replica).
     Status,
-    /// Report the cluster's members (answered by any replica, from its log;
-    /// the leader's answer is the authoritative one).
-    Members,
+    /// Report the cluster's members. Answered by any replica from its log
+    /// unless `linearizable`: then only by the leader, after a ReadIndex
+    /// round has confirmed that it still leads and it has applied what was
+    /// committed when the request came (like etcd's `member list`), so
+    /// that a deposed leader cannot answer with a stale configuration.
+    Members {
+        /// Whether only the leader answers, at a linearizable point.
+        linearizable: bool,
+    },
     /// Change the membership by one server (answered by the leader once the
     /// change is in its log; [`RequestBody::Members`] tells when it is
     /// committed).
@@ -108,6 +114,10 @@ pub enum MemberChange {
         id: NodeId,
         /// Where it is reached.
         address: String,
+        /// Whether it is added to be promoted once it has caught up: until
+        /// it is promoted or removed, the cluster takes no other change
+        /// ([`Membership::promoting`](crate::raft::Membership::promoting)).
+        promote: bool,
     },
     /// Make learner `id` a voter.
     Promote(NodeId),
@@ -154,6 +164,9 @@ pub struct MembersStatus {
     pub removed: Vec<NodeId>,
     /// Whether the latest membership change is not committed yet.
     pub change_pending: bool,
+    /// A learner being caught up to be promoted (by `member add`): until
+    /// it is promoted or removed, no other change is taken.
+    pub promoting: Option<NodeId>,
 }
 
 /// A replica's answer.

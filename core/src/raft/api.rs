@@ -48,6 +48,11 @@ pub enum Input {
         id: NodeId,
         /// Where it is reached (opaque to Raft).
         address: String,
+        /// Whether it is added to be made a voter once it has caught up:
+        /// the configuration then records it in
+        /// [`Membership::promoting`](super::Membership::promoting), and no
+        /// other change is made until it is promoted or removed.
+        promote: bool,
     },
     /// The driver withheld [`Input::Timeout`] for a while (a hibernating
     /// group, see `shard::host`) and resumes it: restart the timers from
@@ -153,6 +158,10 @@ pub enum Rejected {
     InvalidMembershipChange(MembershipChange),
     /// The id was removed from the cluster: ids are never reused.
     RemovedId(NodeId),
+    /// Learner `id` is being caught up to be promoted
+    /// ([`Membership::promoting`](super::Membership::promoting)): only its
+    /// promotion or its removal is taken until then.
+    PromotionInProgress(NodeId),
     /// `Persisted(seq)` names a write that was never emitted.
     UnknownWrite {
         /// The seq acknowledged.
@@ -195,6 +204,10 @@ impl core::fmt::Display for Rejected {
             Rejected::RemovedId(id) => write!(
                 f,
                 "node id {id} was removed from the cluster; ids are never reused"
+            ),
+            Rejected::PromotionInProgress(id) => write!(
+                f,
+                "a membership change is in progress: learner {id} is catching up to be promoted; only its promotion or its removal is taken until then"
             ),
             Rejected::UnknownWrite { seq, last } => {
                 write!(f, "write {seq} was never emitted (last is {last})")
@@ -249,6 +262,10 @@ pub struct Stats {
     pub unexpected: u64,
     /// Vote requests ignored because a leader was heard from recently.
     pub ignored_in_lease: u64,
+    /// Messages from an id the committed configuration removed: a removed
+    /// node that comes back is refused, never obeyed (no vote, pre-vote,
+    /// append or term of its counts).
+    pub from_removed: u64,
     /// Elections (and pre-vote rounds) started.
     pub elections: u64,
     /// Snapshots installed from a leader.

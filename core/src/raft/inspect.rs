@@ -84,6 +84,15 @@ impl Node {
         self.log.membership()
     }
 
+    /// Whether this node was removed from the cluster: the committed
+    /// configuration says so. A removal that is only in the log does not
+    /// count (it may be truncated away by a new leader). A removed node
+    /// never campaigns and its peers refuse its messages; a driver stops
+    /// it for good ([`Stats::from_removed`](super::Stats::from_removed)).
+    pub fn is_removed(&self) -> bool {
+        self.log.committed_membership().is_removed(self.id)
+    }
+
     /// When a follower or candidate will next campaign (`None` for a leader or a learner).
     pub fn election_deadline(&self) -> Option<Instant> {
         (!self.is_leader() && self.is_voter()).then_some(self.election_deadline)

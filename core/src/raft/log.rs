@@ -212,6 +212,16 @@ impl RaftLog {
         self.memberships.last().map(|(index, _)| *index)
     }
 
+    /// The latest committed membership: the one a node's removal counts in
+    /// (an uncommitted one may still be truncated away).
+    pub fn committed_membership(&self) -> &Membership {
+        self.memberships
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= self.commit)
+            .map_or(&self.snapshot.membership, |(_, m)| m)
+    }
+
     /// The membership in effect at `index` (for snapshot metadata).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
         self.memberships

@@ -17,10 +17,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::api::{MembershipChange, Rejected};
-use super::message::{Message, TimeoutNow};
+use super::message::{Heartbeat, Message, TimeoutNow};
 use super::node::{Node, Role};
 use super::progress::Progress;
-use super::types::{Membership, NodeId, Payload};
+use super::types::{LogIndex, Membership, NodeId, Payload};
 
 impl Membership {
     /// The membership after `change`, or why the change is invalid.
@@ -44,6 +44,9 @@ impl Membership {
                 next.learners.retain(|&l| l != id);
                 next.voters.push(id);
                 next.voters.sort_unstable();
+                if next.promoting == Some(id) {
+                    next.promoting = None;
+                }
             }
             MembershipChange::Remove(id) => {
                 if !self.contains(id) || (self.is_voter(id) && self.voters.len() == 1) {
@@ -52,6 +55,9 @@ impl Membership {
                 next.voters.retain(|&v| v != id);
                 next.learners.retain(|&l| l != id);
                 next.addresses.retain(|(member, _)| *member != id);
+                if next.promoting == Some(id) {
+                    next.promoting = None;
+                }
                 if let Err(at) = next.removed.binary_search(&id) {
                     next.removed.insert(at, id);
                 }
@@ -60,16 +66,39 @@ impl Membership {
         Ok(next)
     }
 
-    /// The membership with `id` added as a learner reached at `address`.
-    /// Ids are permanent: one that was ever removed is refused
+    /// The membership with `id` added as a learner reached at `address`,
+    /// recorded as [`Membership::promoting`] when `promote` is set. Ids are
+    /// permanent: one that was ever removed is refused
     /// ([`Rejected::RemovedId`]), as is a member's.
-    pub fn add_member(&self, id: NodeId, address: String) -> Result<Membership, Rejected> {
+    pub fn add_member(
+        &self,
+        id: NodeId,
+        address: String,
+        promote: bool,
+    ) -> Result<Membership, Rejected> {
         if self.is_removed(id) {
             return Err(Rejected::RemovedId(id));
         }
         let mut next = self.apply(MembershipChange::AddLearner(id))?;
         next.set_address(id, address);
+        if promote {
+            next.promoting = Some(id);
+        }
         Ok(next)
+    }
+
+    /// Whether `change` may be made while a learner is being caught up to
+    /// be promoted: only that learner's promotion or removal may.
+    pub fn allows_while_promoting(&self, change: MembershipChange) -> Result<(), Rejected> {
+        match (self.promoting, change) {
+            (None, _) => Ok(()),
+            (Some(id), MembershipChange::AddVoter(to) | MembershipChange::Remove(to))
+                if to == id =>
+            {
+                Ok(())
+            }
+            (Some(id), _) => Err(Rejected::PromotionInProgress(id)),
+        }
     }
 
     /// Records where member `id` is reached.
@@ -87,17 +116,27 @@ impl Membership {
 impl Node {
     pub(super) fn change_membership(&mut self, change: MembershipChange) -> Result<(), Rejected> {
         self.check_membership_change()?;
+        self.log.membership().allows_while_promoting(change)?;
         let next = self.log.membership().apply(change)?;
         self.append_entry(Payload::Membership(next));
         self.sync_progress();
         Ok(())
     }
 
-    /// Adds `id` as a learner reached at `address` (leader only, one change
-    /// at a time like [`MembershipChange`]s; a removed id is refused).
-    pub(super) fn add_member(&mut self, id: NodeId, address: String) -> Result<(), Rejected> {
+    /// Adds `id` as a learner reached at `address`, to be promoted once it
+    /// has caught up if `promote` (leader only, one change at a time like
+    /// [`MembershipChange`]s; a removed id is refused).
+    pub(super) fn add_member(
+        &mut self,
+        id: NodeId,
+        address: String,
+        promote: bool,
+    ) -> Result<(), Rejected> {
         self.check_membership_change()?;
-        let next = self.log.membership().add_member(id, address)?;
+        self.log
+            .membership()
+            .allows_while_promoting(MembershipChange::AddLearner(id))?;
+        let next = self.log.membership().add_member(id, address, promote)?;
         self.append_entry(Payload::Membership(next));
         self.sync_progress();
         Ok(())
@@ -129,8 +168,9 @@ impl Node {
     /// Makes the leader's follower set match the current membership: new
     /// members are probed from the end of the log, removed ones forgotten
     /// once their removal commits. Until then the leader keeps replicating
-    /// to them, so a removed node receives the entry that removes it and
-    /// knows to stop.
+    /// to them, so a removed node receives the entry that removes it; when
+    /// it commits, a last heartbeat tells it so (a node stops on its
+    /// committed removal, see [`Node::is_removed`]).
     pub(super) fn sync_progress(&mut self) {
         let committed = self.log.membership_at(self.log.commit());
         let members: Vec<NodeId> = self
@@ -141,9 +181,19 @@ impl Node {
             .filter(|&m| m != self.id)
             .collect();
         let last = self.log.last_index();
+        let (term, commit) = (self.term, self.log.commit());
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
+        // A node whose removal just committed is told so once more, with a
+        // heartbeat carrying the commit index as far as its log matches:
+        // from it the node learns that its removal is committed, and stops.
+        let farewells: Vec<(NodeId, LogIndex)> = leader
+            .progress
+            .iter()
+            .filter(|(id, _)| !members.contains(id))
+            .map(|(&id, p)| (id, commit.min(p.match_index)))
+            .collect();
         leader.progress.retain(|id, _| members.contains(id));
         for id in members {
             leader
@@ -152,6 +202,16 @@ impl Node {
                 .or_insert_with(|| Progress::new(last));
         }
         leader.append_to_all = true;
+        for (id, commit) in farewells {
+            self.send(
+                id,
+                Message::Heartbeat(Heartbeat {
+                    term,
+                    commit,
+                    round: 0,
+                }),
+            );
+        }
     }
 
     /// A leader no longer in the voters steps down once its removal is
@@ -219,15 +279,15 @@ mod tests {
                 Err(Rejected::InvalidMembershipChange(change))
             );
         }
-        let m = m.add_member(5, "h5:1".into()).unwrap();
+        let m = m.add_member(5, "h5:1".into(), false).unwrap();
         assert_eq!((m.learners.clone(), m.address(5)), (vec![5], Some("h5:1")));
         assert_eq!(
-            m.add_member(1, "h1:1".into()),
+            m.add_member(1, "h1:1".into(), false),
             Err(Rejected::RemovedId(1)),
             "a removed id is never reused"
         );
         assert_eq!(
-            m.add_member(5, "h:2".into()),
+            m.add_member(5, "h:2".into(), false),
             Err(Rejected::InvalidMembershipChange(
                 MembershipChange::AddLearner(5)
             ))
@@ -239,5 +299,37 @@ mod tests {
             single.apply(MembershipChange::Remove(7)).is_err(),
             "the last voter stays"
         );
+    }
+
+    #[test]
+    fn a_learner_being_promoted_blocks_every_other_change() {
+        let m = Membership::with_voters([1, 2, 3])
+            .add_member(4, "h4:1".into(), true)
+            .unwrap();
+        assert_eq!((m.learners.clone(), m.promoting), (vec![4], Some(4)));
+        for change in [
+            MembershipChange::AddLearner(5),
+            MembershipChange::AddVoter(5),
+            MembershipChange::Remove(3),
+        ] {
+            assert_eq!(
+                m.allows_while_promoting(change),
+                Err(Rejected::PromotionInProgress(4)),
+                "{change:?} while 4 catches up"
+            );
+        }
+        for way_out in [MembershipChange::AddVoter(4), MembershipChange::Remove(4)] {
+            assert_eq!(m.allows_while_promoting(way_out), Ok(()));
+            let next = m.apply(way_out).unwrap();
+            assert_eq!(next.promoting, None, "{way_out:?} ends the promotion");
+            assert_eq!(
+                next.allows_while_promoting(MembershipChange::Remove(3)),
+                Ok(())
+            );
+        }
+        let plain = Membership::with_voters([1, 2, 3])
+            .add_member(4, "h4:1".into(), false)
+            .unwrap();
+        assert_eq!(plain.promoting, None, "--learner is not a promotion");
     }
 }

@@ -170,6 +170,7 @@ impl Node {
                 a
             },
             removed: Vec::new(),
+            promoting: None,
         };
         let (meta, snapshot_data) = match persisted.snapshot {
             Some(snapshot) => (snapshot.meta, snapshot.data),
@@ -246,9 +247,13 @@ impl Node {
             Input::ChangeMembership(change) => {
                 self.change_membership(change).map(|()| Accepted::Done)
             }
-            Input::AddMember { id, address } => {
-                self.add_member(id, address).map(|()| Accepted::Done)
-            }
+            Input::AddMember {
+                id,
+                address,
+                promote,
+            } => self
+                .add_member(id, address, promote)
+                .map(|()| Accepted::Done),
             Input::Wake => {
                 self.wake();
                 Ok(Accepted::Done)
@@ -335,6 +340,15 @@ impl Node {
         // it matters: only voters' votes count, only members get progress.
         if to != self.id || from == self.id || from == 0 {
             self.stats.misaddressed += 1;
+            return;
+        }
+        // A removed id never disturbs the cluster: whatever it sends (votes,
+        // pre-votes, appends, a higher term) is dropped before it is looked
+        // at. Only a committed removal counts: one still in flight may be
+        // truncated away, and a leader that removes itself keeps leading
+        // until its removal commits (§4.2.2).
+        if self.log.committed_membership().is_removed(from) {
+            self.stats.from_removed += 1;
             return;
         }
         if !self.is_well_formed(&message) {

@@ -89,6 +89,12 @@ pub struct Membership {
     pub addresses: Vec<(NodeId, String)>,
     /// Ids removed from the cluster, sorted, none of them a member.
     pub removed: Vec<NodeId>,
+    /// A learner being caught up to be made a voter (added with
+    /// `promote: true`, see [`Input::AddMember`](super::Input::AddMember)):
+    /// a learner of this membership, or `None`. Until it is promoted or
+    /// removed, no other membership change is made (one change at a time,
+    /// across leader changes, since this is replicated).
+    pub promoting: Option<NodeId>,
 }
 
 impl Membership {
@@ -102,6 +108,7 @@ impl Membership {
             learners: Vec::new(),
             addresses: Vec::new(),
             removed: Vec::new(),
+            promoting: None,
         }
     }
 

@@ -21,6 +21,12 @@
 //! - The **routing clerk** ([`clerk`]) caches the configuration, routes
 //!   each operation to the owning group's leader and keeps exactly-once
 //!   across moves.
+//! - **Exactly-once** rests on per-shard client sessions that move with
+//!   their shard. A session dropped by expiry or eviction leaves a
+//!   tombstone of its client's latest sequence number (moving with the
+//!   shard too), so a late retry is refused as
+//!   [`KvError::SessionExpired`](group::KvError::SessionExpired), an
+//!   unknown outcome, never applied twice ([`crate::kv::session`]).
 //!
 //! The simulator runs all of it: `sim::sharded` (feature `sim`).
 //!

@@ -160,7 +160,7 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
                 )
             }
             RequestBody::Status => format!("#{} status", request.id),
-            RequestBody::Members => format!("#{} members", request.id),
+            RequestBody::Members { .. } => format!("#{} members", request.id),
             RequestBody::ChangeMembers(change) => format!("#{} {change:?}", request.id),
             RequestBody::Backup { index, offset } => {
                 format!("#{} backup {index:?} from {offset}", request.id)

@@ -105,6 +105,9 @@ pub struct MemberLine {
     pub match_index: u64,
     /// How far it is behind the leader's last index.
     pub lag: u64,
+    /// Whether it is a learner being caught up to be promoted (a `member
+    /// add` in progress: no other change is taken until it ends).
+    pub promoting: bool,
 }
 
 /// Why a membership command failed.
@@ -125,6 +128,12 @@ pub enum MemberError {
     /// The change did not commit in time.
     #[error("the change did not commit within {0} s; the outcome is unknown")]
     NotCommitted(u64),
+    /// `member add` stopped waiting for its learner, which the cluster
+    /// still records as being added.
+    #[error(
+        "{0}; node {1} stays a learner being added, and the cluster takes no other membership change until it is promoted or removed: run the same `member add` again to keep waiting, `member promote {1}` once it runs, or `member remove {1}` to abandon it"
+    )]
+    StillBeingAdded(Box<MemberError>, NodeId),
     /// The learner did not catch up in time.
     #[error(
         "node {id} has not caught up within {seconds} s (it holds index {matched} of {target}); is it running?"
@@ -154,14 +163,35 @@ pub async fn run(args: &MemberArgs) -> Result<u8, CliError> {
             check_id(add.id)?;
             let address = crate::addr::parse_address(&add.addr)
                 .map_err(|error| MemberError::Invalid(format!("address {}: {error}", add.addr)))?;
+            let address = address_text(&address);
             let mut cluster = Members::connect(&add.cluster).await?;
-            let change = MemberChange::Add {
-                id: add.id,
-                address: address_text(&address),
-            };
-            cluster.change(change).await?;
+            let status = cluster.leader_status().await?;
+            let resumed = !add.learner
+                && status.promoting == Some(add.id)
+                && status
+                    .members
+                    .iter()
+                    .any(|m| m.id == add.id && m.address == address);
+            if resumed {
+                // An earlier `member add` of this node was interrupted
+                // while it caught up: take over its wait.
+                eprintln!(
+                    "node {} is already being added; waiting for it to catch up",
+                    add.id
+                );
+            } else {
+                let change = MemberChange::Add {
+                    id: add.id,
+                    address,
+                    promote: !add.learner,
+                };
+                cluster.change(change).await?;
+            }
             if !add.learner {
-                cluster.wait_caught_up(add.id).await?;
+                cluster
+                    .wait_caught_up(add.id)
+                    .await
+                    .map_err(|error| MemberError::StillBeingAdded(Box::new(error), add.id))?;
                 cluster.change(MemberChange::Promote(add.id)).await?;
             }
             cluster.close().await;
@@ -210,6 +240,7 @@ fn print_members(status: &MembersStatus, json: bool) -> Result<(), CliError> {
             leader: status.leader == Some(member.id),
             match_index: member.match_index,
             lag: status.last_index.saturating_sub(member.match_index),
+            promoting: status.promoting == Some(member.id),
         };
         if json {
             serde_json::to_writer(&mut stdout, &line)?;
@@ -217,10 +248,11 @@ fn print_members(status: &MembersStatus, json: bool) -> Result<(), CliError> {
         } else {
             writeln!(
                 stdout,
-                "{} {} {}{} match {} lag {}",
+                "{} {} {}{}{} match {} lag {}",
                 line.id,
                 line.addr,
                 line.role,
+                if line.promoting { " (being added)" } else { "" },
                 if line.leader { " leader" } else { "" },
                 line.match_index,
                 line.lag
@@ -249,7 +281,7 @@ impl Members {
         let seeds = kv_client::connect(servers.clone(), &certs)?;
         let mut found = None;
         for index in 0..servers.len() {
-            if let Ok(status) = ask_members(&seeds, index).await {
+            if let Ok(status) = ask_members(&seeds, index, false).await {
                 let authoritative = status.leader == Some(status.node);
                 found = Some(status);
                 if authoritative {
@@ -292,8 +324,9 @@ impl Members {
         self.transport.close().await;
     }
 
-    /// The leader's view of the members (it answers for itself, so the
-    /// list is the latest configuration).
+    /// The leader's view of the members, at a linearizable point (it
+    /// answers once a ReadIndex round confirmed it still leads), so the
+    /// list is the cluster's latest configuration.
     async fn leader_status(&self) -> Result<MembersStatus, MemberError> {
         let deadline = Instant::now() + COMMIT_TIMEOUT;
         let mut leader = self.leader;
@@ -303,13 +336,10 @@ impl Members {
                 None => (0..self.ids.len()).collect(),
             };
             for index in order {
-                if let Ok(status) = ask_members(&self.transport, index).await {
-                    if status.leader == Some(status.node) {
-                        return Ok(status);
-                    }
-                    leader = status.leader;
-                } else {
-                    leader = None;
+                match ask_members(&self.transport, index, true).await {
+                    Ok(status) => return Ok(status),
+                    Err(NoList::NotLeader(hint)) => leader = hint,
+                    Err(NoList::Other) => leader = None,
                 }
             }
             tokio::time::sleep(POLL).await;
@@ -407,19 +437,32 @@ fn is_reflected(change: &MemberChange, status: &MembersStatus) -> bool {
     }
 }
 
-/// Asks server `index` of `transport` for its view of the members.
-async fn ask_members(transport: &KvTransport, index: usize) -> Result<MembersStatus, String> {
+/// Why server `index` did not list the members.
+enum NoList {
+    /// It is not the leader; it names the one it knows of.
+    NotLeader(Option<NodeId>),
+    /// No answer, or another error.
+    Other,
+}
+
+/// Asks server `index` of `transport` for the members: its own view, or
+/// (`linearizable`) the leader's at a linearizable point, which only the
+/// leader gives.
+async fn ask_members(
+    transport: &KvTransport,
+    index: usize,
+    linearizable: bool,
+) -> Result<MembersStatus, NoList> {
     let request = ClientRequest {
         id: 1,
-        body: RequestBody::Members,
+        body: RequestBody::Members { linearizable },
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, transport.request_to(index, request)).await {
-        Err(_) => Err("no answer".into()),
-        Ok(Err(error)) => Err(error.to_string()),
         Ok(Ok(response)) => match response.result {
             Ok(Reply::Members(status)) => Ok(status),
-            Ok(other) => Err(format!("unexpected answer {other:?}")),
-            Err(error) => Err(error.to_string()),
+            Err(ServiceError::NotLeader { leader_hint }) => Err(NoList::NotLeader(leader_hint)),
+            _ => Err(NoList::Other),
         },
+        _ => Err(NoList::Other),
     }
 }

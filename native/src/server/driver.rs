@@ -48,7 +48,7 @@ fn request_kind(request: &KvRequest) -> (&'static str, bool) {
             (operation.name(), operation.is_write())
         }
         RequestBody::Status => ("status", false),
-        RequestBody::Members => ("member_list", false),
+        RequestBody::Members { .. } => ("member_list", false),
         RequestBody::ChangeMembers(_) => ("member_change", false),
         RequestBody::Backup { .. } => ("snapshot", false),
     }
@@ -77,6 +77,10 @@ pub(super) struct Driver {
     /// What [`Driver::sync_peers`] last looked at: the latest membership
     /// entry, the snapshot, and whether that entry was committed.
     peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
+    /// Peers no longer in the configuration, dropped from the transport
+    /// after [`PEER_GRACE`] (so that the last heartbeat that tells a
+    /// removed node its removal is committed still leaves).
+    retiring: BTreeMap<NodeId, tokio::time::Instant>,
     /// The term and leader last logged (a restart's recovery is read from
     /// these lines: elected, then the first commit).
     leader_seen: (u64, Option<NodeId>),
@@ -84,6 +88,9 @@ pub(super) struct Driver {
     /// it has been logged (`None` from then on).
     commit_at_start: Option<LogIndex>,
 }
+
+/// How long a peer that left the configuration stays reachable.
+const PEER_GRACE: Duration = Duration::from_secs(3);
 
 /// One input from the world.
 enum Event {
@@ -118,6 +125,7 @@ impl Driver {
             next_token: 1,
             peers: BTreeMap::new(),
             peers_seen: None,
+            retiring: BTreeMap::new(),
             metrics,
             peers_sampled: tokio::time::Instant::now(),
             certs_dir,
@@ -183,6 +191,17 @@ impl Driver {
     /// one's members and, until it commits, the previous one's (a removed
     /// node still receives the entry that removes it).
     fn sync_peers(&mut self) {
+        let now = tokio::time::Instant::now();
+        let transport = &self.transport;
+        let id = self.id;
+        self.retiring.retain(|peer, until| {
+            if now < *until {
+                return true;
+            }
+            tracing::info!(node = id, peer, "peer removed");
+            transport.remove_peer(*peer);
+            false
+        });
         let node = self.replica.node();
         let log = node.log();
         let last_change = log.last_membership_index();
@@ -208,6 +227,7 @@ impl Driver {
             if self.peers.get(id) == Some(address) {
                 continue;
             }
+            self.retiring.remove(id);
             match crate::addr::parse_address(address) {
                 Ok(parsed) => {
                     tracing::info!(node = self.id, peer = id, %address, "peer added");
@@ -223,16 +243,16 @@ impl Driver {
         }
         for id in self.peers.keys() {
             if !wanted.contains_key(id) {
-                tracing::info!(node = self.id, peer = id, "peer removed");
-                self.transport.remove_peer(*id);
+                self.retiring.insert(*id, now + PEER_GRACE);
             }
         }
         self.peers = wanted;
     }
 
-    /// Whether this node's configuration says it was removed.
-    fn is_removed(&self) -> bool {
-        self.replica.node().membership().is_removed(self.id)
+    /// Whether this node was removed: its committed configuration says so
+    /// (the core's rule, [`Node::is_removed`](distribkv_core::raft::Node::is_removed)).
+    pub(super) fn is_removed(&self) -> bool {
+        self.replica.node().is_removed()
     }
 
     /// Stops the transport, then lets the storage worker commit everything
@@ -304,7 +324,7 @@ impl Driver {
             if self.is_removed() {
                 tracing::warn!(
                     node = self.id,
-                    "this node was removed from the cluster; it stops serving for good"
+                    "this node's removal from the cluster is committed; it stops serving for good"
                 );
                 return Ok(());
             }

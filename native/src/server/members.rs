@@ -165,7 +165,9 @@ async fn join(config: &ServerConfig, certs: &CertSet) -> Result<Membership, Serv
         for index in 0..config.join.len() {
             let request = ClientRequest {
                 id: 1,
-                body: RequestBody::Members,
+                body: RequestBody::Members {
+                    linearizable: false,
+                },
             };
             let Ok(Ok(response)) =
                 tokio::time::timeout(Duration::from_secs(3), client.request_to(index, request))

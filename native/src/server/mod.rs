@@ -205,7 +205,11 @@ pub async fn run(
     replica_config.raft.addresses = initial.addresses.clone();
     let clock = Clock::start();
     let replica = start_replica(replica_config, &clock, persisted)?;
-    if replica.node().membership().is_removed(id) {
+    // Removed for good: the node stopped on its committed removal (and
+    // left the mark), or its snapshot, committed, says so. A removal that
+    // is only in its log may have been truncated away since: the node
+    // starts and learns from the leader.
+    if config.data_dir.join(REMOVED_FILE).exists() || replica.node().is_removed() {
         return Err(ServerError::Removed { id });
     }
     let own = match config.own_address() {
@@ -271,7 +275,15 @@ pub async fn run(
             shutdown,
         )
         .await;
+    let removed = driver.is_removed();
     driver.stop().await;
+    if removed {
+        let mark = config.data_dir.join(REMOVED_FILE);
+        let text = format!("node {id} was removed from the cluster; it never serves again\n");
+        if let Err(error) = crate::fsutil::write_atomically(&mark, text.as_bytes()) {
+            tracing::warn!(node = id, path = %mark.display(), "cannot leave the removal mark: {error}");
+        }
+    }
     if let Some(task) = metrics_task {
         task.abort();
     }
@@ -281,6 +293,10 @@ pub async fn run(
     }
     outcome
 }
+
+/// The file a node leaves in its data folder when it stops on its
+/// committed removal: it then refuses to start on that folder again.
+pub const REMOVED_FILE: &str = "removed";
 
 /// Loads the certificate folder, which must hold a node certificate.
 fn load_certificates(config: &ServerConfig) -> Result<CertSet, ServerError> {

@@ -37,6 +37,21 @@ pub enum StorageError {
         problem: Corruption,
     },
 
+    /// A file of the data folder is in a format version newer than this
+    /// build reads: it was written by a newer distribKV.
+    #[error(
+        "{} is in data format version {found}, written by a newer distribKV; this build reads versions 1 to {supported}: run the newer version on this folder, or rebuild the node (member remove, then add it again under a new id)",
+        path.display()
+    )]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+
     /// A snapshot file is damaged.
     #[error("corrupt snapshot {} at byte {offset}: {problem}", path.display())]
     CorruptSnapshot {

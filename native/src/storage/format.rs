@@ -4,7 +4,7 @@
 //! ```text
 //! file header (40 bytes, every segment, snapshot and identity file):
 //!   0  magic    [u8; 8]   "dkvwal\r\n" | "dkvsnap\n" | "dkvnode\n"
-//!   8  version  u32       FORMAT_VERSION
+//!   8  version  u32       FORMAT_VERSION (OLDEST_FORMAT_VERSION.. are read)
 //!  12  node_id  u64
 //!  20  cluster  u64
 //!  28  number   u64       segment number | snapshot index | 0
@@ -16,6 +16,16 @@
 //!   8  kind     u8        RecordKind
 //!   9  payload  [u8; length], postcard
 //! ```
+//!
+//! Versions: 1 encoded [`Membership`](distribkv_core::raft::Membership)
+//! (in log entries and snapshots) as voters and learners only, or, in
+//! folders written while the members' addresses were being added, with
+//! addresses and removed ids too (see [`super::legacy`]); 2 adds a version
+//! step and the learner being promoted. A file is read in its own version;
+//! new files are written in [`FORMAT_VERSION`], and a version-1 segment
+//! that was still being appended to is sealed at startup, so that no file
+//! mixes versions. A file of a version above [`FORMAT_VERSION`] is refused
+//! ([`StorageError::NewerFormat`](super::StorageError::NewerFormat)).
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +35,11 @@ use serde::{Deserialize, Serialize};
 use super::error::Corruption;
 use super::identity::Identity;
 
-/// Version of every file format in this module; bumped on any incompatible change.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version of every file format in this module, written in every new file;
+/// bumped on any incompatible change (and the previous one kept readable).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Magic bytes opening a log segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"dkvwal\r\n";
@@ -134,6 +147,14 @@ impl FileHeader {
 
     /// Reads the header at the start of `bytes`, which must open with `magic`.
     pub(crate) fn decode(bytes: &[u8], magic: [u8; 8]) -> Result<FileHeader, Corruption> {
+        FileHeader::decode_versioned(bytes, magic).map(|(header, _)| header)
+    }
+
+    /// [`FileHeader::decode`], and the format version the file is in.
+    pub(crate) fn decode_versioned(
+        bytes: &[u8],
+        magic: [u8; 8],
+    ) -> Result<(FileHeader, u32), Corruption> {
         if bytes.len() < FILE_HEADER_LEN {
             return Err(Corruption::TruncatedHeader {
                 length: bytes.len() as u64,
@@ -147,24 +168,25 @@ impl FileHeader {
                 expected: magic,
             });
         }
+        if crc32c::crc32c(&bytes[0..36]) != read_u32(bytes, 36) {
+            return Err(Corruption::HeaderChecksum);
+        }
         let version = read_u32(bytes, 8);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Corruption::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
             });
         }
-        if crc32c::crc32c(&bytes[0..36]) != read_u32(bytes, 36) {
-            return Err(Corruption::HeaderChecksum);
-        }
-        Ok(FileHeader {
+        let header = FileHeader {
             magic,
             identity: Identity {
                 node_id: read_u64(bytes, 12),
                 cluster_id: read_u64(bytes, 20),
             },
             number: read_u64(bytes, 28),
-        })
+        };
+        Ok((header, version))
     }
 }
 
@@ -365,9 +387,17 @@ pub(crate) fn read_frame(data: &[u8], offset: usize) -> Frame<'_> {
     }
 }
 
-/// Decodes a record's payload; the whole payload must be used.
-pub(crate) fn decode_record(kind: RecordKind, payload: &[u8]) -> Result<Record, Corruption> {
+/// Decodes a record's payload, written in format `version`; the whole
+/// payload must be used.
+pub(crate) fn decode_record(
+    kind: RecordKind,
+    payload: &[u8],
+    version: u32,
+) -> Result<Record, Corruption> {
     Ok(match kind {
+        RecordKind::Write if version < FORMAT_VERSION => {
+            Record::Write(super::legacy::decode_write_v1(payload)?)
+        }
         RecordKind::Write => Record::Write(decode_all(payload)?),
         RecordKind::Checkpoint => Record::Checkpoint(decode_all(payload)?),
         RecordKind::Seal => Record::Seal(decode_all(payload)?),
@@ -496,11 +526,21 @@ mod tests {
             Err(Corruption::HeaderChecksum)
         ));
         let mut future = bytes;
-        future[8] = 2;
+        future[8] = FORMAT_VERSION as u8 + 1;
+        let crc = crc32c::crc32c(&future[0..36]);
+        future[36..40].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             FileHeader::decode(&future, SEGMENT_MAGIC),
-            Err(Corruption::UnsupportedVersion { found: 2, .. })
+            Err(Corruption::UnsupportedVersion { found, .. }) if found == FORMAT_VERSION + 1
         ));
+        let mut old = future;
+        old[8] = OLDEST_FORMAT_VERSION as u8;
+        let crc = crc32c::crc32c(&old[0..36]);
+        old[36..40].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            FileHeader::decode_versioned(&old, SEGMENT_MAGIC).unwrap(),
+            (header, OLDEST_FORMAT_VERSION)
+        );
     }
 
     #[test]
@@ -517,7 +557,7 @@ mod tests {
                 assert_eq!(kind, RecordKind::Seal);
                 assert_eq!(next, frame.len());
                 assert!(matches!(
-                    decode_record(kind, payload),
+                    decode_record(kind, payload, FORMAT_VERSION),
                     Ok(Record::Seal(Seal { next_segment: 5 }))
                 ));
             }

@@ -146,6 +146,7 @@ mod file;
 mod format;
 mod fs;
 mod identity;
+mod legacy;
 pub mod multi;
 mod raft_storage;
 mod recovery;

@@ -10,9 +10,9 @@ use super::error::{InvalidWrite, StorageError};
 use super::fault::FaultInjector;
 use super::file::{DataFile, Disk};
 use super::format::{
-    Checkpoint, FILE_HEADER_LEN, FileHeader, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN,
-    RecordKind, SEGMENT_MAGIC, Seal, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX,
-    WriteRecordRef, encode_record, parse_file_name, segment_path, snapshot_path,
+    Checkpoint, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, FileName, MAX_RECORD_PAYLOAD,
+    RECORD_HEADER_LEN, RecordKind, SEGMENT_MAGIC, Seal, SnapshotMarker, SnapshotPoint,
+    TEMPORARY_SUFFIX, WriteRecordRef, encode_record, parse_file_name, segment_path, snapshot_path,
 };
 use super::fs::{FileSystem, StdFileSystem};
 use super::identity::Identity;
@@ -152,6 +152,12 @@ impl RaftStorage {
         let disk = Disk::new(options.file_system.clone(), options.faults.clone());
         let recovered = recover(&dir, identity, &disk)?;
         let mut segments = recovered.segments;
+        // A segment of an older format that was still being appended to is
+        // sealed below and writing goes on in a new one: no file mixes
+        // format versions.
+        let seal_old_tail = recovered
+            .tail
+            .is_some_and(|tail| !tail.sealed && tail.version < FORMAT_VERSION);
         let (active, active_length) = match recovered.tail {
             Some(tail) if !tail.sealed => (
                 disk.open_append(&segment_path(&dir, tail.number))?,
@@ -165,7 +171,7 @@ impl RaftStorage {
             }
         };
         let shape = LogShape::of(&recovered.state);
-        let storage = RaftStorage {
+        let mut storage = RaftStorage {
             compaction_due: shape.snapshot.is_some(),
             dir,
             identity,
@@ -184,6 +190,14 @@ impl RaftStorage {
             failure: None,
             stats: StorageStats::default(),
         };
+        if seal_old_tail {
+            storage.roll()?;
+            tracing::info!(
+                dir = %storage.dir.display(),
+                version = FORMAT_VERSION,
+                "sealed the log segment of the older format; new records go to a new segment"
+            );
+        }
         tracing::info!(
             dir = %storage.dir.display(),
             identity = %storage.identity,

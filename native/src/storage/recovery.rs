@@ -37,6 +37,8 @@ pub(crate) struct SegmentTail {
     pub length: u64,
     /// Whether it ends with a seal, so that writing continues in a new segment.
     pub sealed: bool,
+    /// The format version it is written in.
+    pub version: u32,
 }
 
 /// The files of a data folder, by kind.
@@ -240,7 +242,8 @@ fn replay_segment(
         offset: offset as u64,
         problem,
     };
-    let header = FileHeader::decode(&data, SEGMENT_MAGIC).map_err(|problem| corrupt(0, problem))?;
+    let (header, version) = FileHeader::decode_versioned(&data, SEGMENT_MAGIC)
+        .map_err(|problem| refuse_header(&path, problem))?;
     if header.identity != identity {
         return Err(StorageError::IdentityMismatch {
             path,
@@ -271,7 +274,9 @@ fn replay_segment(
                 payload,
                 next,
             } => {
-                match decode_record(kind, payload).map_err(|problem| corrupt(offset, problem))? {
+                match decode_record(kind, payload, version)
+                    .map_err(|problem| corrupt(offset, problem))?
+                {
                     Record::Write(record) => replay.apply_write(record, segments),
                     Record::Checkpoint(checkpoint) => replay.apply_checkpoint(checkpoint),
                     Record::Seal(seal) => {
@@ -319,7 +324,27 @@ fn replay_segment(
         number,
         length: offset as u64,
         sealed,
+        version,
     })
+}
+
+/// The error for a segment or snapshot header that cannot be read: a
+/// newer format is named as such, anything else is damage.
+pub(crate) fn refuse_header(path: &Path, problem: Corruption) -> StorageError {
+    match problem {
+        Corruption::UnsupportedVersion { found, supported } if found > supported => {
+            StorageError::NewerFormat {
+                path: path.to_owned(),
+                found,
+                supported,
+            }
+        }
+        problem => StorageError::CorruptSegment {
+            path: path.to_owned(),
+            offset: 0,
+            problem,
+        },
+    }
 }
 
 /// The state rebuilt record by record.

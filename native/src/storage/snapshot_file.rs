@@ -14,8 +14,8 @@ use distribkv_core::raft::Snapshot;
 use super::error::{Corruption, StorageError};
 use super::file::Disk;
 use super::format::{
-    FILE_HEADER_LEN, FileHeader, SNAPSHOT_MAGIC, SnapshotPoint, TEMPORARY_SUFFIX, read_u32,
-    read_u64, snapshot_path,
+    FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, SNAPSHOT_MAGIC, SnapshotPoint, TEMPORARY_SUFFIX,
+    read_u32, read_u64, snapshot_path,
 };
 use super::identity::Identity;
 
@@ -97,8 +97,17 @@ pub(crate) fn read_snapshot_file(
         offset: offset as u64,
         problem,
     };
-    let header =
-        FileHeader::decode(&bytes, SNAPSHOT_MAGIC).map_err(|problem| corrupt(0, problem))?;
+    let (header, version) = match FileHeader::decode_versioned(&bytes, SNAPSHOT_MAGIC) {
+        Ok(decoded) => decoded,
+        Err(Corruption::UnsupportedVersion { found, supported }) if found > supported => {
+            return Err(StorageError::NewerFormat {
+                path,
+                found,
+                supported,
+            });
+        }
+        Err(problem) => return Err(corrupt(0, problem)),
+    };
     if header.identity != identity {
         return Err(StorageError::IdentityMismatch {
             path,
@@ -129,16 +138,12 @@ pub(crate) fn read_snapshot_file(
     if crc32c::crc32c(payload) != read_u32(&bytes, FILE_HEADER_LEN + 8) {
         return Err(corrupt(PREFIX_LEN, Corruption::SnapshotChecksum));
     }
-    let snapshot: Snapshot = match postcard::take_from_bytes(payload) {
-        Ok((snapshot, [])) => snapshot,
-        Ok(_) => {
-            return Err(corrupt(
-                PREFIX_LEN,
-                Corruption::Undecodable(postcard::Error::DeserializeBadEncoding),
-            ));
-        }
-        Err(e) => return Err(corrupt(PREFIX_LEN, Corruption::Undecodable(e))),
+    let decoded = if version < FORMAT_VERSION {
+        super::legacy::decode_snapshot_v1(payload)
+    } else {
+        super::format::decode_all::<Snapshot>(payload)
     };
+    let snapshot = decoded.map_err(|problem| corrupt(PREFIX_LEN, problem))?;
     if snapshot.meta.index != point.index
         || snapshot.meta.term != point.term
         || header.number != point.index

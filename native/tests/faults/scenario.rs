@@ -106,6 +106,22 @@ pub fn replay_command(seed: u64, test: &str) -> String {
 /// fast one; the soak in docs/FAULTS.md does.
 pub const DEFAULT_TIMING_VARIABLE: &str = "DISTRIBKV_FAULT_DEFAULT_TIMING";
 
+/// Environment variable: `on` or `off` forces the servers' lease reads
+/// (`server --lease-reads`); without it the seed decides, so that about
+/// half of the runs serve reads from the leader's lease (and the replay
+/// command of a seed reproduces its choice).
+pub const LEASE_READS_VARIABLE: &str = "DISTRIBKV_FAULT_LEASE_READS";
+
+/// Whether the servers of the run with `seed` serve lease reads.
+pub fn lease_reads(seed: u64) -> bool {
+    match std::env::var(LEASE_READS_VARIABLE).as_deref() {
+        Ok("on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("{LEASE_READS_VARIABLE}={other:?}: expected on or off"),
+        Err(_) => Rng::new(seed).fork(3000).next_u64() % 2 == 1,
+    }
+}
+
 /// What the servers of a nemesis run store their data on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -133,9 +149,15 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let power_cuts = storage == Storage::PowerCutModel;
     let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
     let default_timing = std::env::var_os(DEFAULT_TIMING_VARIABLE).is_some();
+    let lease_reads = lease_reads(seed);
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         storage: {storage:?}, timing: {}\nreplay: {}\nschedule:\n{}",
+         storage: {storage:?}, reads: {}, timing: {}\nreplay: {}\nschedule:\n{}",
+        if lease_reads {
+            "lease (server --lease-reads)"
+        } else {
+            "ReadIndex"
+        },
         if default_timing {
             "the servers' defaults"
         } else {
@@ -165,6 +187,9 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     }
     if power_cuts {
         server_args.extend(["--fault-power-cut", "any"]);
+    }
+    if lease_reads {
+        server_args.push("--lease-reads");
     }
     let mut cluster = super::start_cluster(serial, nodes, &server_args)
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));

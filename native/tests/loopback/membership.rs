@@ -330,6 +330,102 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
     assert_eq!(cluster.get("after").as_deref(), Some("2"));
 }
 
+/// One change at a time: while `member add` waits for its learner to
+/// catch up, every other change is refused with a clear message, also
+/// after the leader changes and after the waiting command is interrupted
+/// (the cluster records the learner being added). Running the same `member
+/// add` again takes over the wait; `member remove` of the learner abandons
+/// it.
+#[test]
+fn a_change_waits_for_the_member_being_added() {
+    let mut cluster = cluster_with_spares(2);
+    cluster.leader(Duration::from_secs(20));
+    let address4 = cluster.hosts.address(4);
+    let address5 = cluster.hosts.address(5);
+    let in_progress = "a membership change is in progress";
+
+    // Node 4 is not running: `member add 4` adds it and waits.
+    let mut adding = Command::new(BINARY)
+        .args(["member", "add", "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(["4", &address4])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let being_added = |cluster: &Cluster<Loopback>| {
+        members(cluster)
+            .iter()
+            .any(|m| m["id"] == 4 && m["role"] == "learner" && m["promoting"] == true)
+    };
+    wait_for(Duration::from_secs(20), "node 4 being added", || {
+        being_added(&cluster)
+    });
+    member_refused(&cluster, "add", &["5", &address5, "--learner"], in_progress);
+    member_refused(&cluster, "add", &["5", &address5], in_progress);
+    member_refused(&cluster, "remove", &["3"], in_progress);
+
+    // The leader dies: its successor knows a member is being added.
+    let (_, leader) = roles(&cluster);
+    cluster.kill(leader as usize);
+    wait_for(Duration::from_secs(20), "a new leader", || {
+        members(&cluster)
+            .iter()
+            .any(|m| m["leader"] == true && m["id"] != leader)
+    });
+    member_refused(&cluster, "remove", &["3"], in_progress);
+    cluster.spawn(leader as usize);
+
+    // The waiting command is interrupted: the mark stays.
+    let _ = adding.kill();
+    let _ = adding.wait();
+    assert!(being_added(&cluster));
+    member_refused(&cluster, "add", &["5", &address5, "--learner"], in_progress);
+
+    // The same `member add` again takes over the wait; node 4 runs now.
+    cluster.spawn(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3, 4]));
+    assert!(!being_added(&cluster));
+
+    // Interrupted again (node 5 never runs): `member remove 5` abandons it,
+    // and changes are taken again.
+    let mut adding = Command::new(BINARY)
+        .args(["member", "add", "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(["5", &address5])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(20), "node 5 being added", || {
+        members(&cluster)
+            .iter()
+            .any(|m| m["id"] == 5 && m["promoting"] == true)
+    });
+    let _ = adding.kill();
+    let _ = adding.wait();
+    member_refused(&cluster, "promote", &["4"], "already a voter");
+    member_ok(&cluster, "remove", &["5"]);
+    member_ok(&cluster, "remove", &["4"]);
+    assert_eq!(roles(&cluster).0, voters(&[1, 2, 3]));
+
+    // Node 4, a removed follower, learns that its removal is committed
+    // (the leader's last heartbeat to it) and stops by itself.
+    let mut process = cluster.nodes[3].process.take().unwrap();
+    let status = wait_exit(&mut process, Duration::from_secs(20));
+    assert!(status.success(), "the removed node exits 0: {status:?}");
+    assert!(
+        cluster
+            .log_of(4)
+            .contains("removal from the cluster is committed"),
+        "{}",
+        cluster.log_tail(4, 20)
+    );
+}
+
 #[test]
 fn bad_membership_input_gets_a_clear_error() {
     let cluster = cluster_with_spares(0);

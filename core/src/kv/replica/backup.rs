@@ -39,7 +39,7 @@ impl Replica {
         }
         let Some(index) = index else {
             // Served once the state machine has applied the read index.
-            self.handle_read(now, from, request, None);
+            self.handle_read(now, from, request, super::clients::ReadPurpose::Backup);
             return;
         };
         let result = match &self.backup {

@@ -55,8 +55,19 @@ pub(super) struct WriteWaiter {
 pub(super) struct ReadWaiter {
     pub(super) to: ReplyTo,
     pub(super) request: u64,
-    /// The key to read; `None` for a backup snapshot.
-    pub(super) key: Option<Bytes>,
+    /// What is read.
+    pub(super) what: ReadPurpose,
+}
+
+/// What a linearizable read serves once its index is applied.
+#[derive(Clone, Debug)]
+pub(super) enum ReadPurpose {
+    /// The value of a key.
+    Get(Bytes),
+    /// A backup snapshot.
+    Backup,
+    /// The member list.
+    Members,
 }
 
 impl Replica {
@@ -91,8 +102,8 @@ impl Replica {
                 self.reply(from, id, Ok(Reply::Status(status)));
                 return;
             }
-            RequestBody::Members => {
-                self.handle_members(from, id);
+            RequestBody::Members { linearizable } => {
+                self.handle_members(now, from, id, linearizable);
                 return;
             }
             RequestBody::ChangeMembers(change) => {
@@ -116,7 +127,7 @@ impl Replica {
             return;
         }
         match operation {
-            Operation::Get { key } => self.handle_read(now, from, id, Some(key)),
+            Operation::Get { key } => self.handle_read(now, from, id, ReadPurpose::Get(key)),
             write => self.handle_write(now, from, id, key, write),
         }
     }
@@ -128,7 +139,7 @@ impl Replica {
         now: Instant,
         from: ReplyTo,
         request: u64,
-        key: Option<Bytes>,
+        what: ReadPurpose,
     ) {
         let read = self.next_read_id;
         self.next_read_id += 1;
@@ -137,7 +148,7 @@ impl Replica {
                 let waiter = ReadWaiter {
                     to: from,
                     request,
-                    key,
+                    what,
                 };
                 self.reads.insert(read, waiter);
             }
@@ -300,12 +311,15 @@ impl Replica {
             .is_some_and(|(index, _)| *index <= applied)
         {
             let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
-            let Some(key) = &waiter.key else {
-                self.start_backup(waiter.to, waiter.request);
-                continue;
+            let result = match &waiter.what {
+                ReadPurpose::Get(key) => Ok(Reply::Done(self.store.get(key).cloned())),
+                ReadPurpose::Members => Ok(Reply::Members(self.members())),
+                ReadPurpose::Backup => {
+                    self.start_backup(waiter.to, waiter.request);
+                    continue;
+                }
             };
-            let value = self.store.get(key).cloned();
-            self.reply(waiter.to, waiter.request, Ok(Reply::Done(value)));
+            self.reply(waiter.to, waiter.request, result);
         }
     }
 

@@ -46,13 +46,29 @@ impl Replica {
             change_pending: log
                 .last_membership_index()
                 .is_some_and(|index| index > log.commit()),
+            promoting: membership.promoting,
         }
     }
 
-    /// Serves a member list request.
-    pub(super) fn handle_members(&mut self, from: ReplyTo, request: u64) {
-        let result = Ok(Reply::Members(self.members()));
-        self.reply(from, request, result);
+    /// Serves a member list request: at once from this replica's log, or,
+    /// `linearizable`, by the leader once a ReadIndex round confirmed it
+    /// still leads and it applied the read index.
+    pub(super) fn handle_members(
+        &mut self,
+        now: Instant,
+        from: ReplyTo,
+        request: u64,
+        linearizable: bool,
+    ) {
+        if !linearizable {
+            let result = Ok(Reply::Members(self.members()));
+            self.reply(from, request, result);
+        } else if !self.node.is_leader() {
+            let error = self.not_leader();
+            self.reply(from, request, Err(error));
+        } else {
+            self.handle_read(now, from, request, super::clients::ReadPurpose::Members);
+        }
     }
 
     /// Serves a membership change: answered once the change is in the
@@ -78,7 +94,11 @@ impl Replica {
         let membership = self.node.membership();
         let refused = |why: String| Err(ServiceError::Membership(why));
         let input = match change {
-            MemberChange::Add { id, address } => {
+            MemberChange::Add {
+                id,
+                address,
+                promote,
+            } => {
                 if id == 0 {
                     return refused("node ids start at 1".into());
                 }
@@ -88,7 +108,11 @@ impl Replica {
                 if address.is_empty() {
                     return refused(format!("node {id} needs an address"));
                 }
-                Input::AddMember { id, address }
+                Input::AddMember {
+                    id,
+                    address,
+                    promote,
+                }
             }
             MemberChange::Promote(id) => {
                 if membership.is_voter(id) {
@@ -118,6 +142,9 @@ impl Replica {
             .map_err(|rejected| match rejected {
                 Rejected::NotLeader { .. } => self.not_leader(),
                 Rejected::TransferInProgress | Rejected::Busy => ServiceError::Busy,
+                Rejected::PromotionInProgress(id) => ServiceError::Membership(format!(
+                    "a membership change is in progress: node {id} is being added (a learner catching up before its promotion); wait for it, or finish it with `member promote {id}`, or abandon it with `member remove {id}`"
+                )),
                 other => ServiceError::Membership(other.to_string()),
             })
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOutput};
-use crate::kv::{Command, Operation, Reply, RequestBody};
+use crate::kv::{Command, Operation, Reply, RequestBody, ServiceError};
 
 /// Node 1 of a one-node cluster, elected.
 fn leader() -> (Replica, Instant) {
@@ -180,4 +180,151 @@ fn a_retry_proposed_again_by_a_new_leader_is_applied_once() {
     assert_eq!(replica.node().log().last_index(), 3);
     assert_eq!(value(&replica), Some(&b"a"[..]));
     assert_eq!(replica.store().sessions().len(), 1);
+}
+
+/// Three replicas, node 1 elected, every message delivered until none is
+/// left; the replies each gave.
+fn three_replicas() -> (Vec<Replica>, Instant) {
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|id| Replica::new(ReplicaConfig::new(id, [1, 2, 3]), 7, Instant(0)).unwrap())
+        .collect();
+    let now = replicas[0].poll_timeout();
+    replicas[0].handle(now, ReplicaInput::Timeout).unwrap();
+    deliver_all(&mut replicas, now, &[]);
+    assert!(replicas[0].node().is_leader());
+    (replicas, now)
+}
+
+/// Delivers messages between `replicas` until none is left, except to and
+/// from the `cut` ones; the replies given, by replica.
+fn deliver_all(
+    replicas: &mut [Replica],
+    now: Instant,
+    cut: &[NodeId],
+) -> Vec<Vec<(ReplyTo, ClientResponse)>> {
+    let mut replies = alloc::vec![Vec::new(); replicas.len()];
+    loop {
+        let mut messages = Vec::new();
+        for (at, replica) in replicas.iter_mut().enumerate() {
+            while let Some(output) = replica.poll_output() {
+                match output {
+                    ReplicaOutput::Persist(write) => {
+                        replica
+                            .handle(now, ReplicaInput::Persisted(write.seq))
+                            .unwrap();
+                    }
+                    ReplicaOutput::Send(envelope) => messages.push(envelope),
+                    ReplicaOutput::Reply { to, response } => replies[at].push((to, response)),
+                }
+            }
+        }
+        if messages.is_empty() {
+            return replies;
+        }
+        for envelope in messages {
+            if cut.contains(&envelope.from) || cut.contains(&envelope.to) {
+                continue;
+            }
+            let to = envelope.to as usize - 1;
+            replicas[to]
+                .handle(now, ReplicaInput::Peer(envelope))
+                .unwrap();
+        }
+    }
+}
+
+fn members_request(linearizable: bool) -> ClientRequest {
+    ClientRequest {
+        id: 9,
+        body: RequestBody::Members { linearizable },
+    }
+}
+
+#[test]
+fn a_linearizable_member_list_waits_for_the_leader_to_confirm_it_leads() {
+    let (mut replicas, now) = three_replicas();
+    // Confirmed by a majority: answered by the leader.
+    replicas[0]
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 5,
+                request: members_request(true),
+            },
+        )
+        .unwrap();
+    let replies = deliver_all(&mut replicas, now, &[]);
+    match &replies[0][..] {
+        [
+            (
+                5,
+                ClientResponse {
+                    result: Ok(Reply::Members(status)),
+                    ..
+                },
+            ),
+        ] => {
+            assert_eq!((status.node, status.leader), (1, Some(1)));
+            assert_eq!(status.members.len(), 3);
+        }
+        other => panic!("expected the member list, got {other:?}"),
+    }
+
+    // Node 1 is cut off (a new leader may be elected behind it): its own
+    // view is still given on request, but a linearizable list is not, since
+    // no majority confirms that it leads.
+    for linearizable in [false, true] {
+        replicas[0]
+            .handle(
+                now,
+                ReplicaInput::Client {
+                    from: 6,
+                    request: members_request(linearizable),
+                },
+            )
+            .unwrap();
+    }
+    let replies = deliver_all(&mut replicas, now, &[1]);
+    assert!(
+        matches!(
+            &replies[0][..],
+            [(
+                6,
+                ClientResponse {
+                    result: Ok(Reply::Members(_)),
+                    ..
+                }
+            )]
+        ),
+        "only the plain request is answered: {:?}",
+        replies[0]
+    );
+
+    // A follower refuses a linearizable list and names the leader.
+    replicas[1]
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 7,
+                request: members_request(true),
+            },
+        )
+        .unwrap();
+    let replies = deliver_all(&mut replicas, now, &[1]);
+    assert!(
+        matches!(
+            &replies[1][..],
+            [(
+                7,
+                ClientResponse {
+                    result: Err(ServiceError::NotLeader {
+                        leader_hint: Some(1)
+                    }),
+                    ..
+                }
+            )]
+        ),
+        "{:?}",
+        replies[1]
+    );
 }
