@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub snapshot_chunk_bytes: usize,
     /// Client attempt timeout, ms.
     pub client_attempt_timeout: u64,
+    /// Clients send reads to any node, followers included
+    /// ([`ClerkConfig::follower_reads`](crate::kv::ClerkConfig::follower_reads)).
+    pub follower_reads: bool,
     /// Clients give up after this long (`None`: retry forever), ms.
     pub client_give_up: Option<u64>,
     /// Run the safety checkers after every event.
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             max_entries_per_message: 512,
             snapshot_chunk_bytes: 16 * 1024,
             client_attempt_timeout: 500,
+            follower_reads: false,
             client_give_up: None,
             check_safety: true,
             trace_capacity: 0,

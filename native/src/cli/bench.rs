@@ -48,6 +48,9 @@ pub struct BenchArgs {
     /// Fraction of operations that are reads (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub reads: f64,
+    /// Read routing: `--follower-reads` spreads the reads over every node.
+    #[command(flatten)]
+    pub read_routing: super::ReadArgs,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -129,6 +132,7 @@ impl Tally {
 struct Load {
     keys: u64,
     reads: f64,
+    follower_reads: bool,
     value: Bytes,
     duration: Duration,
 }
@@ -173,6 +177,7 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
     let load = Load {
         keys: args.keys,
         reads: args.reads,
+        follower_reads: args.read_routing.follower_reads,
         value: Bytes::from(vec![b'v'; args.value_size as usize]),
         duration: Duration::from_secs_f64(args.duration),
     };
@@ -238,6 +243,7 @@ async fn run_client(
         ..SessionTiming::default()
     };
     let mut session = KvSession::new(transport, timing, seed);
+    session.set_follower_reads(load.follower_reads);
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new();
     // Opens the connection. Invariant: a get of an 8-byte key is valid.

@@ -8,7 +8,7 @@ use clap::Args;
 use distribkv_core::kv::Operation;
 use serde::Serialize;
 
-use super::{CliError, ClusterArgs};
+use super::{CliError, ClusterArgs, ReadArgs};
 use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming, ValidOperation};
 use crate::tls::CertSet;
 
@@ -18,6 +18,9 @@ pub struct ClientArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Read routing.
+    #[command(flatten)]
+    pub reads: ReadArgs,
     /// Answer each command with one JSON object instead of plain text.
     #[arg(long)]
     pub json: bool,
@@ -38,22 +41,29 @@ pub async fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
     Ok(Arc::new(kv_client::connect(servers, &certs)?))
 }
 
-/// A session of its own over `transport`, with the default timing.
-fn new_session(transport: &Arc<KvTransport>) -> KvSession {
-    KvSession::new(
+/// A session of its own over `transport`, with the default timing and
+/// the read routing of `reads`.
+fn new_session(transport: &Arc<KvTransport>, reads: ReadArgs) -> KvSession {
+    let mut session = KvSession::new(
         transport.clone(),
         SessionTiming::default(),
         crate::transport::random_u64(),
-    )
+    );
+    session.set_follower_reads(reads.follower_reads);
+    session
 }
 
 /// Runs one operation and prints its result: the value of a `get`, `OK` for
 /// a write. Returns the exit code: 0, or 1 for a missing key.
-pub async fn one_shot(cluster: &ClusterArgs, operation: Operation) -> Result<u8, CliError> {
+pub async fn one_shot(
+    cluster: &ClusterArgs,
+    reads: ReadArgs,
+    operation: Operation,
+) -> Result<u8, CliError> {
     let operation = ValidOperation::new(operation)?;
     let is_get = !operation.operation().is_write();
     let transport = connect(cluster).await?;
-    let result = new_session(&transport).execute(operation).await;
+    let result = new_session(&transport, reads).execute(operation).await;
     transport.close().await;
     let mut stdout = std::io::stdout().lock();
     match result? {
@@ -178,7 +188,7 @@ async fn answer(session: &mut KvSession, line: &str) -> Result<Answer, KvError> 
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
     let transport = connect(&args.cluster).await?;
-    let mut session = new_session(&transport);
+    let mut session = new_session(&transport, args.reads);
     // Stdin is read on a blocking thread, one line at a time.
     let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);
     std::thread::spawn(move || {

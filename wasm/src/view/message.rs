@@ -124,6 +124,11 @@ fn request_fields(request: &ClientRequest, f: &mut BTreeMap<&'static str, Field>
             f.insert("request", Field::Text("backup".to_owned()));
             f.insert("offset", Field::Number(*offset));
         }
+        RequestBody::FollowerRead { key } => {
+            f.insert("request", Field::Text("follower read".to_owned()));
+            f.insert("op", Field::Text("get".to_owned()));
+            f.insert("key", Field::Text(text(key)));
+        }
         RequestBody::Operation {
             client,
             seq,
