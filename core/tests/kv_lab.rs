@@ -496,6 +496,44 @@ fn follower_reads_complete_without_reaching_the_leader() {
     }
 }
 
+/// A leader cut off in a minority (without CheckQuorum it does not step
+/// down) never confirms a read index for a follower on its side: the
+/// majority elects another leader and writes, and a client reading through
+/// the minority gets no answer until the heal, never the old value.
+#[test]
+fn a_deposed_leader_confirms_no_follower_read() {
+    for seed in SEEDS {
+        let mut config = sim(5, seed, false, 0).config().clone();
+        config.follower_reads = true;
+        config.check_quorum = false;
+        let mut sim = Sim::new(config);
+        let writer = sim.add_client();
+        let reader = sim.add_client();
+        run_op(&mut sim, writer, put("x", "1"), 10_000).unwrap();
+        let old_leader = sim.leader().expect("a leader after a write");
+        let follower = (1..=5).find(|&id| id != old_leader).unwrap();
+        let majority: Vec<NodeId> = (1..=5)
+            .filter(|&id| id != old_leader && id != follower)
+            .collect();
+        let mut minority_side = vec![Endpoint::Node(old_leader), Endpoint::Node(follower)];
+        minority_side.push(Endpoint::Client(reader));
+        let mut majority_side: Vec<Endpoint> =
+            majority.iter().map(|&id| Endpoint::Node(id)).collect();
+        majority_side.push(Endpoint::Client(writer));
+        sim.partition_endpoints(vec![minority_side, majority_side]);
+        run_op(&mut sim, writer, put("x", "2"), 10_000).expect("the majority writes");
+        let read = sim.invoke(Some(reader), get("x")).unwrap();
+        sim.run_for(3_000);
+        assert!(
+            sim.history()[read as usize - 1].outcome.is_none(),
+            "seed {seed}: a read through the deposed leader's side completed: {:?}",
+            sim.history()[read as usize - 1].outcome
+        );
+        sim.heal();
+        assert_history_ok(&mut sim);
+    }
+}
+
 /// The lab's hardest test (many clients on shared keys, lossy network,
 /// partitions, crashes of every server) with follower reads: every history
 /// is linearizable.
