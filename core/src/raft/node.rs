@@ -286,7 +286,12 @@ impl Node {
                 }
                 deadline
             }
-            _ => self.election_deadline,
+            // A forwarded read fails once its answer is overdue.
+            _ => self
+                .forwarded_reads
+                .values()
+                .map(|read| read.sent_at + self.config.election_timeout_max)
+                .fold(self.election_deadline, Instant::min),
         }
     }
 
