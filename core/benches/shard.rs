@@ -166,9 +166,9 @@ fn entries(c: &mut Criterion) {
 /// A cluster where group 100 owns the only shard, holding `keys` keys.
 fn loaded(keys: usize) -> ShardedSim {
     let mut config = ShardedConfig::lab(3);
-    config.shards = 1;
+    config.host.shards = 1;
     config.network.latency = (10, 10);
-    config.snapshot_every = 100_000;
+    config.host.snapshot_every = 100_000;
     let mut sim = ShardedSim::new(config).expect("valid configuration");
     sim.join(&[100]).expect("joined");
     for i in 0..keys {

@@ -18,13 +18,13 @@ fn partitioned_leader_read(leader: NodeClock, follower: NodeClock) -> Sim {
     let mut config = SimConfig {
         nodes: 5,
         seed: 11,
-        lease_reads: true,
-        check_quorum: true,
-        max_clock_drift_percent: 10,
         clocks: vec![leader, follower, follower, follower, follower],
         client_attempt_timeout: 20,
         ..SimConfig::default()
     };
+    config.raft.lease_reads = true;
+    config.raft.check_quorum = true;
+    config.raft.max_clock_drift_percent = 10;
     config.network.latency = (1, 2);
     let mut sim = Sim::new(config);
     sim.campaign(1).unwrap();

@@ -261,7 +261,7 @@ fn speed_4a() {
                 .expect("append completes");
         }
         let per_op = sim.now().saturating_since(start) as f64 / ops as f64;
-        let heartbeat = sim.config().heartbeat as f64;
+        let heartbeat = sim.config().raft.heartbeat_interval as f64;
         assert!(
             per_op < heartbeat,
             "{per_op:.1} ms per operation, above one heartbeat ({heartbeat} ms)"
@@ -505,7 +505,7 @@ fn a_deposed_leader_confirms_no_follower_read() {
     for seed in SEEDS {
         let mut config = sim(5, seed, false, 0).config().clone();
         config.follower_reads = true;
-        config.check_quorum = false;
+        config.raft.check_quorum = false;
         let mut sim = Sim::new(config);
         let writer = sim.add_client();
         let reader = sim.add_client();
@@ -653,7 +653,7 @@ fn speed_with_snapshots_4b() {
         }
         let per_op = sim.now().saturating_since(start) as f64 / 1000.0;
         assert!(
-            per_op < sim.config().heartbeat as f64,
+            per_op < sim.config().raft.heartbeat_interval as f64,
             "{per_op:.1} ms per operation"
         );
         assert!(

@@ -28,8 +28,10 @@
 //!   (the client history so far)
 #![cfg(feature = "sim")]
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
@@ -60,13 +62,14 @@ impl Scenario {
         let mut config = SimConfig {
             nodes: 3,
             seed: 1,
-            election_timeout: (10_000, 20_000),
-            heartbeat: 100,
             disk_latency: (0, 0),
             snapshot_every: 0,
             trace_capacity: 100_000,
             ..SimConfig::default()
         };
+        config.raft.election_timeout_min = 10_000;
+        config.raft.election_timeout_max = 20_000;
+        config.raft.heartbeat_interval = 100;
         config.network.latency = (1, 1);
         Scenario {
             config,
@@ -95,14 +98,16 @@ impl Scenario {
                 "seed" => c.seed = value.parse().unwrap(),
                 "latency" => c.network.latency = parse_range(value),
                 "disk" => c.disk_latency = parse_range(value),
-                "election" => c.election_timeout = parse_range(value),
-                "heartbeat" => c.heartbeat = value.parse().unwrap(),
-                "prevote" => c.pre_vote = value.parse().unwrap(),
-                "checkquorum" => c.check_quorum = value.parse().unwrap(),
-                "lease" => c.lease_reads = value.parse().unwrap(),
-                "max-entries" => c.max_entries_per_message = value.parse().unwrap(),
+                "election" => {
+                    (c.raft.election_timeout_min, c.raft.election_timeout_max) = parse_range(value)
+                }
+                "heartbeat" => c.raft.heartbeat_interval = value.parse().unwrap(),
+                "prevote" => c.raft.pre_vote = value.parse().unwrap(),
+                "checkquorum" => c.raft.check_quorum = value.parse().unwrap(),
+                "lease" => c.raft.lease_reads = value.parse().unwrap(),
+                "max-entries" => c.raft.max_entries_per_message = value.parse().unwrap(),
                 "snapshot-every" => c.snapshot_every = value.parse().unwrap(),
-                "chunk" => c.snapshot_chunk_bytes = value.parse().unwrap(),
+                "chunk" => c.raft.snapshot_chunk_bytes = value.parse().unwrap(),
                 "client-timeout" => c.client_attempt_timeout = value.parse().unwrap(),
                 "followerreads" => c.follower_reads = value.parse().unwrap(),
                 other => panic!("unknown config key {other}"),
@@ -394,77 +399,11 @@ fn result<E: std::fmt::Display>(r: Result<(), E>) -> String {
     }
 }
 
-/// Runs one file; returns the file as it should read.
-fn run_file(path: &Path) -> (String, String) {
-    let original = std::fs::read_to_string(path).expect("readable test file");
-    let mut scenario = Scenario::new();
-    let mut rewritten = String::new();
-    for block in original.split("\n\n") {
-        let block = block.trim_matches('\n');
-        if block.is_empty() {
-            continue;
-        }
-        let (head, _) = block.split_once("\n----").unwrap_or((block, ""));
-        let mut command = None;
-        for line in head.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                rewritten.push_str(line);
-                rewritten.push('\n');
-            } else {
-                assert!(command.is_none(), "one command per block: {head}");
-                command = Some(line.to_string());
-            }
-        }
-        let Some(command) = command else {
-            rewritten.push('\n');
-            continue;
-        };
-        let output = scenario.run(&command);
-        writeln!(rewritten, "{command}\n----\n{output}\n").unwrap();
-    }
-    (original, rewritten)
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
-}
-
 #[test]
 fn golden_scenarios() {
-    let rewrite = std::env::var_os("DISTRIBKV_REWRITE").is_some();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .expect("core/testdata exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files");
-    let mut failures = Vec::new();
-    for path in files {
-        let (original, rewritten) = run_file(&path);
-        if rewrite {
-            std::fs::write(&path, &rewritten).expect("writable");
-        } else if original.trim_end() != rewritten.trim_end() {
-            let diff = first_difference(&original, &rewritten);
-            failures.push(format!("{}: {diff}", path.display()));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "scenario output changed (review, then regenerate with DISTRIBKV_REWRITE=1):\n{}",
-        failures.join("\n")
-    );
-}
-
-fn first_difference(expected: &str, actual: &str) -> String {
-    for (number, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
-        if e != a {
-            return format!("line {}:\n  expected: {e}\n  actual:   {a}", number + 1);
-        }
-    }
-    format!(
-        "lengths differ: expected {} lines, got {}",
-        expected.lines().count(),
-        actual.lines().count()
-    )
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    common::golden::check_dir(&dir, || {
+        let mut scenario = Scenario::new();
+        move |command: &str| scenario.run(command)
+    });
 }

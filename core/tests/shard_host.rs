@@ -468,7 +468,7 @@ fn idle_groups_hibernate_wake_on_a_proposal_and_on_a_silent_peer() {
 #[test]
 fn hibernation_under_faults_keeps_every_check_green() {
     let mut config = ShardedConfig::small(41);
-    config.hibernate_after_ms = 300;
+    config.host.hibernate_after_ms = 300;
     config.network.drop_rate = 0.05;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
@@ -493,4 +493,50 @@ fn hibernation_under_faults_keeps_every_check_green() {
     assert!(violations.is_empty(), "{violations:#?}");
     let failures = sim.check_history();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A shard push goes to one server of the new owner per poll round (the
+/// one believed to lead it, the next one after an unanswered round), not
+/// to all of them: with nothing failing, every shard of a move is pushed
+/// at most once per server of the new owner, and the new owner's leader
+/// acknowledges as soon as the insertion is applied.
+#[test]
+fn a_shard_push_goes_to_one_server_of_the_new_owner() {
+    let mut sim = ShardedSim::new(ShardedConfig::lab(5)).unwrap();
+    sim.join(&[100]).unwrap();
+    for i in 0..20 {
+        assert_eq!(sim.put(&format!("key{i}"), "v"), Ok(None));
+    }
+    sim.enable_trace();
+    sim.join(&[101]).unwrap();
+    assert!(sim.run_until(10_000, |s| s.is_settled()), "the move ends");
+    let trace = sim.take_trace();
+    let pushes: Vec<&String> = trace
+        .iter()
+        .filter(|l| l.contains(": push shard"))
+        .collect();
+    assert!(!pushes.is_empty(), "shards moved");
+    let mut rounds: BTreeMap<(String, String), std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    let mut per_shard: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &pushes {
+        // "t=711 5 -> 8: push shard 6 of config 2, group 100 to 101 (25 bytes)"
+        let (time, rest) = line.split_once(' ').unwrap();
+        let (route, what) = rest.split_once(": ").unwrap();
+        let to = route.split(" -> ").nth(1).unwrap().to_string();
+        let shard = what.split(" of ").next().unwrap().to_string();
+        rounds
+            .entry((time.to_string(), shard.clone()))
+            .or_default()
+            .insert(to);
+        *per_shard.entry(shard).or_default() += 1;
+    }
+    for ((time, shard), to) in &rounds {
+        assert_eq!(to.len(), 1, "{shard} pushed at {time} to {to:?}");
+    }
+    for (shard, count) in &per_shard {
+        assert!(*count <= 3, "{shard} pushed {count} times:\n{trace:#?}");
+    }
+    assert!(trace.iter().any(|l| l.contains(": ack shard")));
+    assert!(sim.violations().is_empty());
 }

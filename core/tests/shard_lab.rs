@@ -113,7 +113,7 @@ fn concurrent(seed: u64, unreliable: bool, changes: impl FnOnce(&mut ShardedSim)
     let mut config = ShardedConfig::lab(seed);
     config.clients = 10;
     config.keys = 10;
-    config.snapshot_every = 100;
+    config.host.snapshot_every = 100;
     if unreliable {
         // 6.5840's unreliable network: a tenth of the messages lost, some
         // delivered twice, some very late.
@@ -233,7 +233,7 @@ fn unreliable_1() {
     let mut config = ShardedConfig::lab(21);
     config.network.drop_rate = 0.1;
     config.network.duplicate_rate = 0.05;
-    config.snapshot_every = 100;
+    config.host.snapshot_every = 100;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
     let mut expected = fill(&mut sim, 10);
@@ -272,7 +272,7 @@ fn unreliable_3_linearizable() {
 #[test]
 fn snapshots() {
     let mut config = ShardedConfig::lab(3);
-    config.snapshot_every = 10;
+    config.host.snapshot_every = 10;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
     let mut expected = fill(&mut sim, 30);
@@ -299,7 +299,7 @@ fn snapshots() {
 #[test]
 fn a_server_missing_configuration_changes_catches_up() {
     let mut config = ShardedConfig::lab(4);
-    config.snapshot_every = 10;
+    config.host.snapshot_every = 10;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
     let mut expected = fill(&mut sim, 10);
@@ -341,7 +341,7 @@ fn moved_shards_are_deleted() {
     // bytes, shards moved back and forth; in the end the disks hold each
     // value about once per replica.
     let mut config = ShardedConfig::lab(5);
-    config.snapshot_every = 1;
+    config.host.snapshot_every = 1;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
     let n = 30;

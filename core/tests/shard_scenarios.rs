@@ -11,6 +11,8 @@
 //! `restart H`, `crash-leader G`, `run MS`, `shards`, `check`.
 #![cfg(feature = "sim")]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -139,75 +141,13 @@ impl Scenario {
     }
 }
 
-/// Runs one file; returns (original, rewritten).
-fn run_file(path: &Path) -> (String, String) {
-    let original = std::fs::read_to_string(path).expect("readable scenario");
-    let mut scenario = Scenario {
-        config: ShardedConfig::lab(1),
-        sim: None,
-    };
-    let mut rewritten = String::new();
-    for block in original.split("\n\n") {
-        let block = block.trim_matches('\n');
-        if block.is_empty() {
-            continue;
-        }
-        let mut lines = block.lines();
-        let mut command = None;
-        for line in lines.by_ref() {
-            writeln!(rewritten, "{line}").unwrap();
-            if !line.starts_with('#') {
-                command = Some(line.to_string());
-                break;
-            }
-        }
-        let Some(command) = command else {
-            rewritten.push('\n');
-            continue;
-        };
-        let output = scenario.run(&command);
-        writeln!(rewritten, "----").unwrap();
-        rewritten.push_str(&output);
-        rewritten.push('\n');
-    }
-    (original, rewritten)
-}
-
 #[test]
 fn golden_shard_scenarios() {
-    let rewrite = std::env::var_os("DISTRIBKV_REWRITE").is_some();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .expect("core/testdata/shard exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files");
-    let mut failures = Vec::new();
-    for path in files {
-        let (original, rewritten) = run_file(&path);
-        if original != rewritten {
-            if rewrite {
-                std::fs::write(&path, &rewritten).expect("writable scenario");
-            } else {
-                let first = original
-                    .lines()
-                    .zip(rewritten.lines())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(original.lines().count().min(rewritten.lines().count()));
-                failures.push(format!(
-                    "{}: differs from line {}:\n  expected: {:?}\n  got:      {:?}",
-                    path.display(),
-                    first + 1,
-                    original.lines().nth(first),
-                    rewritten.lines().nth(first)
-                ));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{}\n(regenerate with DISTRIBKV_REWRITE=1 and review the diff)",
-        failures.join("\n")
-    );
+    common::golden::check_dir(&testdata(), || {
+        let mut scenario = Scenario {
+            config: ShardedConfig::lab(1),
+            sim: None,
+        };
+        move |command: &str| scenario.run(command)
+    });
 }

@@ -30,14 +30,16 @@ fn sharded_seed_sweep() {
     let mut failed = Vec::new();
     let mut operations = 0;
     let mut configurations = 0;
+    let mut expired = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
         configurations += report.configurations;
+        expired += report.expired_sessions;
         if verbose {
             eprintln!(
-                "seed {seed}: {} operations, {} configurations",
-                report.operations, report.configurations
+                "seed {seed}: {} operations, {} configurations, {} refused as expired",
+                report.operations, report.configurations, report.expired_sessions
             );
         }
         if !report.passed() {
@@ -55,7 +57,7 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {} failed",
         seeds.len(),
         failed.len()
     );

@@ -84,7 +84,7 @@ impl Coverage {
     fn count(&mut self, seed: u64, report: &distribkv_core::sim::sweep::SeedReport) {
         let config = config_for_seed(seed);
         let fault = |what: &str| report.faults.iter().any(|f| f.contains(what));
-        self.lease_reads += usize::from(config.lease_reads);
+        self.lease_reads += usize::from(config.raft.lease_reads);
         self.follower_reads += usize::from(config.follower_reads);
         self.drifting_clocks += usize::from(!config.clocks.is_empty());
         self.long_reordering += usize::from(config.network.long_delay_rate > 0.0);

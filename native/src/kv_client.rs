@@ -237,6 +237,7 @@ impl KvSession {
                     ClerkOutput::Send { to, request } => {
                         // A new attempt replaces the previous one: the clerk
                         // ignores answers to older request ids anyway.
+                        tracing::debug!(node = to, request = request.id, "attempt");
                         let transport = self.transport.clone();
                         let id = request.id;
                         pending = Some(Box::pin(async move {
@@ -279,14 +280,17 @@ impl KvSession {
                         | ClientError::Bind(_))) => {
                             return Err(KvError::Certificates(error));
                         }
-                        Err(error) => ClientResponse {
+                        Err(error) => {
+                            tracing::debug!(node = from, request = id, "attempt failed: {error}");
+                            ClientResponse {
                             id,
                             result: Err(ServiceError::Unavailable(error.to_string())),
-                        },
+                        }}
                     };
                     self.clerk.handle_response(self.clock.now(), from, response);
                 }
                 () = sleep_until(deadline) => {
+                    tracing::trace!("clerk deadline");
                     self.clerk.handle_timeout(self.clock.now());
                 }
             }

@@ -8,6 +8,11 @@
 // and 3 groups of 3, 12 hosts) under its workload of 3 clients, a shard
 // moved every 2 s of virtual time.
 //
+// --profile (with --sharded) then pauses and times, one by one, what a frame
+// and the side panels call: the simulation's advance, state(), the history's
+// incremental read, the stage and the history lanes drawn, the panels,
+// events(), check() (after new operations), and history() read whole.
+//
 // --speed is the exponent of the speed slider (0 = 1x, 1 = 10x, 2 = 100x).
 // The run starts at virtual time 0 and plays for --warmup seconds before the
 // measured --seconds. --trace FILE records a Chromium performance trace of
@@ -25,6 +30,7 @@ const interval = Number(arg("interval", 50));
 const width = Number(arg("width", 1440)), height = Number(arg("height", 900));
 const traceFile = arg("trace", null);
 const shardedMode = argv.includes("--sharded");
+const profile = argv.includes("--profile");
 // the sharded run: workload on at 0, then shard i moved to the next group every 2 s
 const shardedActions = ["0w1", ...Array.from({ length: 30 }, (_, i) => `${2000 * (i + 1)}m${i % 10}:${100 + ((i + 1) % 3)}`)];
 
@@ -61,7 +67,7 @@ try {
         over20ms: d.filter((x) => x > 20).length, frames: d.length,
         app: app.frameStats(),
         virtualMs: app.timeline.display, virtualSpan: app.timeline.display - virtual0,
-        ops: app.historyCache ? app.historyCache.length : app.timeline.sim.history().length,
+        ops: Array.isArray(app.historyCache) ? app.historyCache.length : app.history.length,
         inFlight: app.state.inFlight.length,
       });
     };
@@ -88,6 +94,28 @@ try {
   console.log(`per frame (moving averages): simulation ${a.simMs.toFixed(2)} ms, state/history/check ${a.dataMs.toFixed(2)} ms, drawing ${a.drawMs.toFixed(2)} ms; last check() ${a.checkMs.toFixed(1)} ms`);
   console.log(`${result.inFlight} messages in flight · ${result.ops} client operations by ${(result.virtualMs / 1000).toFixed(1)} s virtual · ${(result.virtualSpan / 1000).toFixed(1)} s virtual in the ${seconds} s measured: ${(result.virtualSpan / 1000 / seconds).toFixed(1)}x real time reached`);
   if (traceFile) console.log(`trace: ${traceFile}`);
+  if (profile && shardedMode) {
+    if ((await page.getAttribute("#play", "aria-label")) === "Pause") await page.click("#play");
+    const p = await page.evaluate(() => {
+      const app = window.__distribkv.app, tl = app.timeline, sim = tl.sim;
+      const time = (n, f) => { const t = performance.now(); for (let i = 0; i < n; i++) f(i); return (performance.now() - t) / n; };
+      const out = {};
+      out["advance 16 ms (1x frame)"] = time(100, () => tl.runUntil(sim.now() + 16));
+      out["state()"] = time(200, () => { app.state = sim.state(); });
+      out["history, incremental read"] = time(200, () => { app.history = app.historyCache.sync(sim); });
+      out["stage drawn"] = time(200, () => { app.dirty = false; app.draw(); });
+      out["stage + history lanes drawn"] = time(200, () => { app.dirty = true; app.draw(); });
+      out["side panels"] = time(50, () => app.refreshPanels());
+      const last = sim.events().at(-1)?.seq ?? 0;
+      out["events(), 40 new lines"] = time(50, () => sim.events(Math.max(0, last - 40)));
+      out["check() after 50 ms more"] = time(5, () => { tl.runUntil(sim.now() + 50); sim.check(); });
+      out["history() whole"] = time(10, () => sim.history());
+      out.operations = sim.history().length;
+      return out;
+    });
+    console.log("profile (ms per call, paused at the end):");
+    for (const [k, v] of Object.entries(p)) console.log(`  ${k}: ${typeof v === "number" && k !== "operations" ? v.toFixed(2) : v}`);
+  }
   if (errors.length) { console.log("console errors:", errors); failed = true; }
 } finally {
   await env.close();

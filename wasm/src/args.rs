@@ -252,3 +252,9 @@ impl Fields {
         Ok(())
     }
 }
+
+/// `history(opts)`'s `opts.from`: the first operation id wanted (1 when absent).
+pub fn history_from(opts: &JsValue) -> Result<u64, JsError> {
+    let fields = Fields::new(opts, "history options", &["from"])?;
+    Ok(fields.read("from", integer)?.unwrap_or(1).max(1))
+}

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use distribkv_core::kv::Operation;
 use wasm_bindgen::prelude::*;
 
-use crate::args::{self, Fields, error};
+use crate::args::{self, error};
 use crate::config::{self, MAX_CLIENTS};
 use crate::{Simulation, to_js, view};
 
@@ -131,8 +131,7 @@ impl Simulation {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "{ from?: number }")] opts: JsValue,
     ) -> Result<JsValue, JsError> {
-        let fields = Fields::new(&opts, "history options", &["from"])?;
-        let from = fields.read("from", args::integer)?.unwrap_or(1).max(1);
+        let from = args::history_from(&opts)?;
         let skip = usize::try_from(from - 1).unwrap_or(usize::MAX);
         let ops: Vec<view::HistoryView> = self
             .sim

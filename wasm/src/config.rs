@@ -51,25 +51,28 @@ pub fn sim_config(value: &JsValue) -> Result<SimConfig, JsError> {
     };
     fields.set("nodes", count, &mut config.nodes)?;
     fields.set("seed", integer_u64, &mut config.seed)?;
-    fields.set("electionTimeoutMs", range, &mut config.election_timeout)?;
-    fields.set("heartbeatMs", integer, &mut config.heartbeat)?;
+    if let Some((min, max)) = fields.read("electionTimeoutMs", range)? {
+        config.raft.election_timeout_min = min;
+        config.raft.election_timeout_max = max;
+    }
+    fields.set("heartbeatMs", integer, &mut config.raft.heartbeat_interval)?;
     fields.set("latencyMs", range, &mut config.network.latency)?;
     fields.set("dropRate", number, &mut config.network.drop_rate)?;
     fields.set("duplicateRate", number, &mut config.network.duplicate_rate)?;
     fields.set("snapshotEvery", integer, &mut config.snapshot_every)?;
-    fields.set("preVote", boolean, &mut config.pre_vote)?;
-    fields.set("checkQuorum", boolean, &mut config.check_quorum)?;
+    fields.set("preVote", boolean, &mut config.raft.pre_vote)?;
+    fields.set("checkQuorum", boolean, &mut config.raft.check_quorum)?;
     fields.set("diskLatencyMs", range, &mut config.disk_latency)?;
-    fields.set("leaseReads", boolean, &mut config.lease_reads)?;
+    fields.set("leaseReads", boolean, &mut config.raft.lease_reads)?;
     fields.set(
         "maxEntriesPerMessage",
         count,
-        &mut config.max_entries_per_message,
+        &mut config.raft.max_entries_per_message,
     )?;
     fields.set(
         "snapshotChunkBytes",
         count,
-        &mut config.snapshot_chunk_bytes,
+        &mut config.raft.snapshot_chunk_bytes,
     )?;
     if let Some(ms) = fields.read("clientTimeoutMs", integer)? {
         if ms == 0 {

@@ -182,8 +182,9 @@ impl Simulation {
     /// fields, `bytes` (its size), and a Raft message's own fields as the core
     /// names them, in camelCase (`term`, `prevLogIndex`, `conflict`, `meta`,
     /// ...; `entries` as `{ index, term, command }` rows, a snapshot chunk's
-    /// `data` as its length), or a client packet's (`requestId`, `request`,
-    /// `op`, `key`, `value`, `ok`, `output`, ...).
+    /// `data` as its length), or a client packet's, also from the core's
+    /// serde rendering (`requestId`, `request`, `op`, `key`, `value`, `ok`,
+    /// `reply` or `error`, ...).
     #[wasm_bindgen(unchecked_return_type = "(InFlightMessage & Record<string, unknown>) | null")]
     pub fn message(
         &self,

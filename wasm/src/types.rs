@@ -78,6 +78,8 @@ export interface ShardedConfig {
   seed?: number | bigint; hosts?: number; groups?: number; replicas?: number; shards?: number;
   controllerReplicas?: number; placement?: number[][]; join?: number[];
   clients?: number; keys?: number; latencyMs?: [number, number]; dropRate?: number;
+  /** Journal lines kept for `events()` (default 1000; 0: no journal). */
+  traceCapacity?: number;
   electionTimeoutMs?: [number, number]; heartbeatMs?: number; snapshotEvery?: number;
   adminTimeoutMs?: number;
 }
@@ -108,7 +110,8 @@ export interface ShardInfo {
 export interface ShardConfiguration { num: number; shards: number[]; groups: Record<string, number[]>; }
 
 export interface ShardedInFlight {
-  from: Endpoint; to: Endpoint; deliverAt: number; kinds: string[];
+  /** For `message(id)` and `dropMessage(id)`. */
+  id: number; from: Endpoint; to: Endpoint; deliverAt: number; kinds: string[];
   pushes: { shard: number; fromGroup: number; toGroup: number; configNum: number }[];
   groups: number[];
 }
@@ -133,6 +136,21 @@ export interface ShardedHistoryOp {
   id: number; client: number; kind: "put" | "append" | "get" | "delete"; key: string;
   value: string | null; shard: number; invokedAt: number; completedAt: number | null;
   output: string | null; status: "pending" | "ok" | "unknown";
+}
+
+/** `message(id)`: one item in flight. `messages[]`: `{ kind, group, ...fields }`, a Raft
+ * message's fields by the core's serde names (`term`, `prevLogIndex`, `entries`, ...), as the
+ * single-group `message(id)` gives them; `from`/`to` inside a Raft message are host ids; a
+ * client request's `op` and its fields (`key`, `value`), `seq`, and `client` (a random 64-bit
+ * id, as a decimal string); a reply's `ok` and `output`, `reply` or `error`. */
+export interface ShardedMessage {
+  id: number; from: Endpoint; to: Endpoint; deliverAt: number; kind: string;
+  messages: ({ kind: string; group?: number } & Record<string, unknown>)[];
+}
+
+/** `events(since)`: one journal line. `node`: the host it happened on; `group`: 0 is the controller. */
+export interface ShardedEvent {
+  seq: number; at: number; node: number | null; group?: number; kind: string; text: string;
 }
 
 export interface ShardedCheckResult {

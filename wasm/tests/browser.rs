@@ -509,7 +509,7 @@ fn sharded_simulation_moves_a_shard_and_stays_checked() {
     assert_eq!(state["shards"][0]["owner"], to);
     assert_eq!(state["shards"][0]["status"], "serving");
     assert_eq!(state["hosts"][0]["up"], false);
-    let history = json_of(&sim.history().unwrap());
+    let history = json_of(&sim.history(JsValue::UNDEFINED).unwrap());
     assert_eq!(history[op as usize - 1]["status"], "ok");
     let check = json_of(&sim.check(JsValue::UNDEFINED).unwrap());
     assert_eq!(check["ok"], true, "{check}");
@@ -528,4 +528,31 @@ fn sharded_simulation_rejects_bad_arguments_with_errors() {
     let err = message_of(sim.move_shard(n(1.0), n(5.0)).unwrap_err());
     assert!(err.contains("unknown group 5"), "{err}");
     assert_eq!(sim.run_for(n(100.0)).unwrap(), 100.0);
+}
+
+#[test]
+fn sharded_simulation_shows_and_drops_a_message_and_reads_its_journal() {
+    let mut sim = sharded(json!({ "seed": 4 }));
+    sim.set_workload(JsValue::TRUE).unwrap();
+    sim.run_for(n(2000.0)).unwrap();
+    let state = json_of(&sim.state().unwrap());
+    let item = &state["inFlight"][0];
+    let id = item["id"].as_u64().expect("an id");
+    let message = json_of(&sim.message(n(id as f64)).unwrap());
+    assert_eq!(message["id"], id);
+    assert_eq!(message["deliverAt"], item["deliverAt"]);
+    assert_eq!(
+        message["messages"].as_array().unwrap().len(),
+        item["kinds"].as_array().unwrap().len()
+    );
+    assert!(sim.drop_message(n(id as f64)).unwrap());
+    assert!(sim.message(n(id as f64)).unwrap().is_null());
+    assert!(!sim.drop_message(n(id as f64)).unwrap());
+    let events = json_of(&sim.events(JsValue::UNDEFINED).unwrap());
+    let events = events.as_array().unwrap();
+    assert!(events.iter().any(|e| e["kind"] == "drop"));
+    assert!(events.len() <= 500, "the newest 500 at most");
+    assert!(events.iter().any(|e| e["kind"] == "AppendEntries"));
+    let err = message_of(sim.message(JsValue::from("x")).unwrap_err());
+    assert!(err.contains("message id"), "{err}");
 }

@@ -410,7 +410,8 @@ export class ClusterView {
   nodePos(id) { const p = this.g?.nodes[id - 1]; return p ? { x: p.x, y: p.y } : null; }
 }
 
-function segDist(px, py, ax, ay, bx, by) {
+/** The distance from (px, py) to the segment from (ax, ay) to (bx, by). */
+export function segDist(px, py, ax, ay, bx, by) {
   const dx = bx - ax, dy = by - ay;
   const t = clamp(((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy), 0, 1);
   return Math.hypot(px - (ax + t * dx), py - (ay + t * dy));

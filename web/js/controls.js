@@ -5,10 +5,10 @@
 // control only forwards to the app: a recorded action, playback, or a
 // selection.
 
-import { $, $$, setText, esc, fmtTime, toast } from "./dom.js";
+import { $, $$, setText, esc, fmtTime, toast, showTooltip } from "./dom.js";
 import { DEFAULT_CONFIG } from "./share.js";
 import { ROLE_LABEL } from "./theme.js";
-import { opLabel, commandLabel, sessionText } from "./history-view.js";
+import { commandLabel, sessionText, opTooltipText, wireHistoryCanvas } from "./history-view.js";
 
 /** The keyboard, as the help dialog lists it. */
 export const KEYS = [
@@ -199,27 +199,10 @@ export class Controls {
 
   // ---------- the history canvas ----------
   wireHistoryCanvas() {
-    const canvas = $("#history");
-    const view = this.app.historyView;
-    canvas.addEventListener("pointermove", (e) => {
-      const r = canvas.getBoundingClientRect();
-      const op = view.hit(e.clientX - r.left, e.clientY - r.top);
-      this.tooltip(op ? { type: "op", op } : null, e.clientX, e.clientY);
+    wireHistoryCanvas($("#history"), this.app.historyView, {
+      changed: () => { this.app.dirty = true; },
+      tip: (op, x, y) => this.tooltip(op ? { type: "op", op } : null, x, y),
     });
-    canvas.addEventListener("pointerleave", () => this.tooltip(null));
-    canvas.addEventListener("wheel", (e) => {
-      if (!view.span) return;
-      e.preventDefault();
-      view.span = Math.max(100, Math.min(600000, view.span * (e.deltaY > 0 ? 1.2 : 1 / 1.2)));
-      $$(".zoom button").forEach((x) => x.classList.remove("on"));
-      this.app.dirty = true;
-    }, { passive: false });
-    $$(".zoom button").forEach((b) => b.addEventListener("click", () => {
-      $$(".zoom button").forEach((x) => x.classList.toggle("on", x === b));
-      view.span = Number(b.dataset.span);
-      view.center = null;
-      this.app.dirty = true;
-    }));
   }
 
   // ---------- the window: size, colours, links, keys ----------
@@ -297,17 +280,7 @@ export class Controls {
   // ---------- tooltips ----------
   /** Show what is under the pointer (a hit from a canvas) at (x, y), or hide the tooltip. */
   tooltip(h, x, y) {
-    const tip = $("#tooltip");
-    const text = h ? this.tooltipText(h) : null;
-    if (!text) { tip.hidden = true; return; }
-    tip.textContent = text;
-    tip.hidden = false;
-    const r = tip.getBoundingClientRect();
-    let left = x + 14, top = y + 14;
-    if (left + r.width > innerWidth - 8) left = x - r.width - 14;
-    if (top + r.height > innerHeight - 8) top = y - r.height - 14;
-    tip.style.left = `${Math.max(4, left)}px`;
-    tip.style.top = `${Math.max(4, top)}px`;
+    showTooltip(h ? this.tooltipText(h) : null, x, y);
   }
 
   tooltipText(h) {
@@ -345,9 +318,6 @@ export class Controls {
     return `Node ${node.id} · ${node.up ? ROLE_LABEL[node.role] ?? node.role : "down"} · term ${node.term}\ncommit ${node.commitIndex} · applied ${node.appliedIndex} · last ${node.lastIndex ?? "?"}\n${Object.keys(node.kv || {}).length} keys in its store\nclick to inspect · drag onto another node or into empty space to partition`;
   }
 
-  opTooltip(o) {
-    const done = o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending";
-    const attempts = o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : "";
-    return `op ${o.id} · client c${o.client}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${done}\nstatus ${o.status}${attempts}${o.error ? `\n${o.error}` : ""}${this.app.highlightOps.has(o.id) ? "\ninvolved in the violation" : ""}`;
-  }
+  opTooltip(o) { return opTooltipText(o, this.app.highlightOps.has(o.id)); }
+
 }

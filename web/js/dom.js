@@ -53,3 +53,17 @@ export function toast(msg, { error = false, ms = 2600 } = {}) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { t.hidden = true; }, ms);
 }
+
+/** Shows `text` in the page's tooltip near (x, y), kept inside the window; no text hides it. */
+export function showTooltip(text, x, y) {
+  const tip = $("#tooltip");
+  if (!text) { tip.hidden = true; return; }
+  tip.textContent = text;
+  tip.hidden = false;
+  const r = tip.getBoundingClientRect();
+  let left = x + 14, top = y + 14;
+  if (left + r.width > innerWidth - 8) left = x - r.width - 14;
+  if (top + r.height > innerHeight - 8) top = y - r.height - 14;
+  tip.style.left = `${Math.max(4, left)}px`;
+  tip.style.top = `${Math.max(4, top)}px`;
+}

@@ -4,6 +4,7 @@
 // outlined in red.
 
 import { fitCanvas } from "./theme.js";
+import { $$, fmtTime } from "./dom.js";
 
 const clamp = (x, a, b) => Math.max(a, Math.min(b, x));
 
@@ -16,6 +17,40 @@ export function opLabel(op) {
     case "get": return op.status === "ok" ? `get ${op.key} → ${op.output === null || op.output === undefined ? "nil" : op.output}` : `get ${op.key}`;
     default: return `${op.kind} ${op.key}`;
   }
+}
+
+/** An operation's tooltip: what it did, when, and how it ended. */
+export function opTooltipText(o, involved = false) {
+  const done = o.completedAt != null ? `\ncompleted ${fmtTime(o.completedAt)} (${Math.round(o.completedAt - o.invokedAt)} ms)` : "\nstill pending";
+  const attempts = o.attempts != null ? ` · ${o.attempts} attempt${o.attempts === 1 ? "" : "s"}` : "";
+  const shard = o.shard != null ? ` · shard ${o.shard}` : "";
+  return `op ${o.id} · client c${o.client}${shard}\n${opLabel(o)}\ninvoked ${fmtTime(o.invokedAt)}${done}\nstatus ${o.status}${attempts}${o.error ? `\n${o.error}` : ""}${involved ? "\ninvolved in the violation" : ""}`;
+}
+
+/**
+ * The history canvas's inputs, in either mode: the wheel zooms, the window
+ * buttons (`.zoom button[data-span]`) pick a span, `tip(op, x, y)` is told
+ * what is under the pointer (null: nothing), `changed()` that a redraw is due.
+ */
+export function wireHistoryCanvas(canvas, view, { changed, tip }) {
+  canvas.addEventListener("pointermove", (e) => {
+    const r = canvas.getBoundingClientRect();
+    tip(view.hit(e.clientX - r.left, e.clientY - r.top), e.clientX, e.clientY);
+  });
+  canvas.addEventListener("pointerleave", () => tip(null));
+  canvas.addEventListener("wheel", (e) => {
+    if (!view.span) return;
+    e.preventDefault();
+    view.span = Math.max(100, Math.min(600000, view.span * (e.deltaY > 0 ? 1.2 : 1 / 1.2)));
+    $$(".zoom button").forEach((x) => x.classList.remove("on"));
+    changed();
+  }, { passive: false });
+  $$(".zoom button").forEach((b) => b.addEventListener("click", () => {
+    $$(".zoom button").forEach((x) => x.classList.toggle("on", x === b));
+    view.span = Number(b.dataset.span);
+    view.center = null;
+    changed();
+  }));
 }
 
 /**
@@ -44,6 +79,30 @@ export function sessionText(text, clients = [], bySession = null) {
     return c != null ? `(c${c} #${seq})` : `(session ${session} #${seq})`;
   };
   return String(text).replace(/\(c(\d+)#(\d+)\)/g, name).replace(/\(session (\d+) seq (\d+)\)/g, name);
+}
+
+/**
+ * The client history as the page keeps it, for either mode's simulation
+ * (both take `history({ from })`). Operations are numbered in invocation
+ * order and an operation that has settled (ok, unknown, failed) never
+ * changes again, so only the tail from the oldest pending one is read.
+ */
+export class HistoryCache {
+  constructor() { this.sim = null; this.ops = []; this.from = 1; }
+
+  /** Brings the cache up to date with `sim` (a new simulation starts it afresh); the operations. */
+  sync(sim) {
+    if (this.sim !== sim) { this.sim = sim; this.ops = []; this.from = 1; }
+    const fresh = sim.history({ from: this.from });
+    if (fresh.length && fresh[0].id !== this.from) { this.sim = null; return this.sync(sim); }
+    const ops = this.ops;
+    ops.length = this.from - 1;
+    for (const op of fresh) ops.push(op);
+    let i = this.from - 1;
+    while (i < ops.length && ops[i].status !== "pending") i++;
+    this.from = i + 1;
+    return ops;
+  }
 }
 
 export class HistoryView {

@@ -3,7 +3,7 @@
 // then only rewrites text that changed (setText / setHTML compare first).
 
 import { $, el, esc, setText, setHTML, toggle, fmtTime } from "./dom.js";
-import { ROLE_LABEL, MESSAGE_KINDS } from "./theme.js";
+import { ROLE_LABEL } from "./theme.js";
 import { opLabel, commandLabel, sessionText } from "./history-view.js";
 import { clientKey } from "./cluster-view.js";
 
@@ -166,13 +166,18 @@ export class Inspector {
     if (m) this.lastMessage = { id, m };
     const shown = m ?? (this.lastMessage?.id === id ? this.lastMessage.m : null);
     $("#i-drop", this.root).disabled = !m;
-    setText(stEl, m ? `In flight: sent at ${fmtTime(m.sentAt)}, arrives at ${fmtTime(m.deliverAt)}.` : "No longer in flight (delivered or dropped).");
+    setText(stEl, m ? `In flight: ${m.sentAt != null ? `sent at ${fmtTime(m.sentAt)}, ` : ""}arrives at ${fmtTime(m.deliverAt)}.` : "No longer in flight (delivered or dropped).");
     if (!shown) { setHTML($("#i-fields", this.root), ""); return; }
     setText($("#i-title", this.root), `${shown.kind} ${fmtEnd(shown.from)} → ${fmtEnd(shown.to)}`);
-    const skip = new Set(["kind"]);
-    const rows = Object.entries(shown).filter(([k]) => !skip.has(k)).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(sessionText(fmtValue(v), app.clientsCache))}</dd>`);
-    const info = MESSAGE_KINDS[shown.kind];
-    setHTML($("#i-fields", this.root), rows.join("") + (info ? "" : ""));
+    const skip = new Set(["kind", "messages"]);
+    const row = (k, v) => `<dt>${esc(k)}</dt><dd>${esc(sessionText(fmtValue(v), app.clientsCache))}</dd>`;
+    const rows = Object.entries(shown).filter(([k]) => !skip.has(k)).map(([k, v]) => row(k, v));
+    // a sharded host's batch: each message it carries, with its group, then its own fields
+    for (const [i, part] of (shown.messages ?? []).entries()) {
+      rows.push(`<dt class="sub-h" data-part="${i}">${esc(part.kind)}${part.group != null ? ` · ${part.group === 0 ? "controller" : `group ${part.group}`}` : ""}</dt><dd></dd>`);
+      rows.push(...Object.entries(part).filter(([k]) => k !== "kind" && k !== "group").map(([k, v]) => row(k, v)));
+    }
+    setHTML($("#i-fields", this.root), rows.join(""));
   }
 
   fillLink(st, sel) {

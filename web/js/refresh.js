@@ -6,6 +6,7 @@
 // follows the run and, a few times a second, the side panels.
 
 import { $, $$, setText, esc, fmtTime, fmtShort } from "./dom.js";
+import { HistoryCache } from "./history-view.js";
 
 const CHECK_EVERY_MS = 400; // real ms between sim.check() calls, at least
 const CHECK_SHARE = 25; // ... and at least this many times what the last check() took: it grows with the history
@@ -22,6 +23,7 @@ export class Refresh {
     this.panelAt = 0;
     this.dataMs = 0;
     this.drawMs = 0;
+    this.historyCache = new HistoryCache();
     this.reset();
   }
 
@@ -78,24 +80,9 @@ export class Refresh {
     }
   }
 
-  /**
-   * Bring the history cache up to date. Operations are numbered in
-   * invocation order and an operation that has settled (ok, unknown,
-   * failed) never changes again, so only the tail from the oldest pending
-   * one is read.
-   */
+  /** Bring the history cache up to date (read incrementally, see HistoryCache). */
   fetchHistory() {
-    const app = this.app;
-    const sim = app.timeline.sim;
-    if (this.historySim !== sim) { this.historySim = sim; app.historyCache = []; this.historyFrom = 1; }
-    const cache = app.historyCache;
-    const fresh = sim.history({ from: this.historyFrom });
-    if (fresh.length && fresh[0].id !== this.historyFrom) { this.historySim = null; this.fetchHistory(); return; }
-    cache.length = this.historyFrom - 1;
-    for (const op of fresh) cache.push(op);
-    let i = this.historyFrom - 1;
-    while (i < cache.length && cache[i].status !== "pending") i++;
-    this.historyFrom = i + 1;
+    this.app.historyCache = this.historyCache.sync(this.app.timeline.sim);
   }
 
   // ---------- a violation ----------

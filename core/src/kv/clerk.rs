@@ -15,9 +15,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt;
 
-use super::command::{
-    ClientId, ClientRequest, ClientResponse, Operation, Reply, RequestBody, ServiceError,
-};
+use super::{ClientId, ClientRequest, ClientResponse, Operation, Reply, RequestBody, ServiceError};
 use crate::raft::NodeId;
 use crate::rng::Rng;
 use crate::time::Instant;

@@ -4,12 +4,16 @@
 pub mod clerk;
 pub mod codec;
 pub mod command;
+pub mod protocol;
 pub mod replica;
 pub mod session;
 pub mod store;
+#[cfg(feature = "serde")]
+mod text;
 
 pub use clerk::{Busy, Clerk, ClerkConfig, ClerkError, ClerkOutput};
 pub use command::*;
+pub use protocol::*;
 pub use replica::{
     AppliedRecord, Replica, ReplicaConfig, ReplicaError, ReplicaInput, ReplicaOutput, ReplyTo,
 };

@@ -11,15 +11,14 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use bytes::Bytes;
 
 use super::codec::DecodeError;
-use super::command::{ClientRequest, ClientResponse, NodeStatus};
 use super::store::{KvStore, StoreLimits};
+use super::{ClientRequest, ClientResponse, NodeStatus};
 use crate::hash::Fnv;
 use crate::raft::{
-    Accepted, Config, ConfigError, Entry, Envelope, Input, LogIndex, MembershipChange, Node,
-    NodeId, Output, PersistedState, Rejected, Term, Write,
+    Config, ConfigError, Entry, Envelope, Input, LogIndex, MembershipChange, Node, NodeId, Output,
+    PersistedState, Rejected, Term, Write,
 };
 use crate::time::Instant;
 
@@ -42,7 +41,9 @@ pub struct ReplicaConfig {
     pub limits: StoreLimits,
     /// Take a snapshot once this many entries were applied since the last one (0: never).
     pub snapshot_every: u64,
-    /// Record every applied entry for [`Replica::drain_applied`] (the simulator's checkers use it).
+    /// Record every applied entry for `Replica::drain_applied` (the
+    /// simulator's checkers use it; ignored without the `sim` feature, where
+    /// nothing drains the records).
     pub record_applied: bool,
 }
 
@@ -204,7 +205,8 @@ impl Replica {
             ready_reads: VecDeque::new(),
             next_read_id: 1,
             outputs: VecDeque::new(),
-            applied_records: config.record_applied.then(Vec::new),
+            applied_records: (cfg!(any(test, feature = "sim")) && config.record_applied)
+                .then(Vec::new),
             failure: None,
             backup: None,
         }
@@ -251,11 +253,14 @@ impl Replica {
 
     /// Proposes raw bytes to the Raft node, bypassing sessions (for tests of
     /// the Raft layer; the state machine skips commands it cannot decode).
+    /// A test hook: only in tests and with the `sim` feature.
+    #[cfg(any(test, feature = "sim"))]
     pub fn propose_raw(
         &mut self,
         now: Instant,
-        command: Bytes,
+        command: bytes::Bytes,
     ) -> Result<(LogIndex, Term), Rejected> {
+        use crate::raft::Accepted;
         match self.node.handle(now, Input::Propose(command))? {
             Accepted::Appended { index, term } => Ok((index, term)),
             Accepted::Done => Err(Rejected::NotLeader {
@@ -394,7 +399,9 @@ impl Replica {
     }
 
     /// Entries and snapshots applied since the last call (empty unless
-    /// `record_applied` is set).
+    /// `record_applied` is set). For the simulator's checkers: only in tests
+    /// and with the `sim` feature.
+    #[cfg(any(test, feature = "sim"))]
     pub fn drain_applied(&mut self) -> Vec<AppliedRecord> {
         self.applied_records
             .as_mut()

@@ -1,12 +1,11 @@
-//! The node's interface with its driver: what goes in ([`Input`]), what
-//! comes out ([`Output`]), what an input may be refused for ([`Rejected`]),
+//! The node's interface with its driver: what goes in ([`Input`], with
+//! [`MembershipChange`]), what comes out ([`Output`]), what an input may be refused for ([`Rejected`]),
 //! and what the node counts ([`Stats`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::membership::MembershipChange;
 use super::message::Envelope;
 #[cfg(doc)]
 use super::node::Node;
@@ -66,6 +65,19 @@ pub enum Input {
     /// maximum election timeout). Refused with [`Rejected::NotLeader`] when
     /// no leader is known.
     FollowerRead(u64),
+}
+
+/// One change to the membership, for [`Input::ChangeMembership`] (the
+/// rules it follows are in the `membership` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum MembershipChange {
+    /// Add a non-voting member that receives the log.
+    AddLearner(NodeId),
+    /// Make a learner (or a new node) a voter.
+    AddVoter(NodeId),
+    /// Remove a member (voter or learner).
+    Remove(NodeId),
 }
 
 /// Something the node asks of the driver. Drain with [`Node::poll_output`].

@@ -30,7 +30,7 @@ impl RaftLog {
     ///
     /// Entries that do not follow the snapshot consecutively are dropped from
     /// the first gap on; the caller reports how many were kept.
-    pub fn restore(snapshot: SnapshotMeta, entries: Vec<Entry>) -> RaftLog {
+    pub(crate) fn restore(snapshot: SnapshotMeta, entries: Vec<Entry>) -> RaftLog {
         let mut log = RaftLog {
             commit: snapshot.index,
             applied: snapshot.index,
@@ -126,7 +126,7 @@ impl RaftLog {
     }
 
     /// Appends one entry at the end. The caller guarantees `entry.index == last_index() + 1`.
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(
             entry.index,
             self.last_index() + 1,
@@ -141,7 +141,7 @@ impl RaftLog {
     /// Drops every entry at or after `index`. Never drops committed entries:
     /// the caller checks `index > commit` (Leader Completeness guarantees it
     /// for any message from a legitimate leader).
-    pub fn truncate_from(&mut self, index: LogIndex) {
+    pub(crate) fn truncate_from(&mut self, index: LogIndex) {
         debug_assert!(index > self.commit, "committed entries are never truncated");
         let keep = index.saturating_sub(self.first_index()) as usize;
         self.entries.truncate(keep);
@@ -149,7 +149,7 @@ impl RaftLog {
     }
 
     /// Raises the commit index to `index` (never lowers it, never past the last index).
-    pub fn commit_to(&mut self, index: LogIndex) -> bool {
+    pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
         let index = index.min(self.last_index());
         if index > self.commit {
             self.commit = index;
@@ -160,14 +160,14 @@ impl RaftLog {
     }
 
     /// Marks entries up to `index` as handed to the application.
-    pub fn applied_to(&mut self, index: LogIndex) {
+    pub(crate) fn applied_to(&mut self, index: LogIndex) {
         debug_assert!(index <= self.commit, "only committed entries are applied");
         self.applied = self.applied.max(index);
     }
 
     /// Replaces the prefix up to `meta.index` by a snapshot. Keeps the entries
     /// after it if the log holds `meta.index` with `meta.term`, else drops them all.
-    pub fn install_snapshot(&mut self, meta: SnapshotMeta) {
+    pub(crate) fn install_snapshot(&mut self, meta: SnapshotMeta) {
         let index = meta.index;
         if self.term_at(index) == Some(meta.term) && index <= self.last_index() {
             let drop = (index - self.snapshot.index) as usize;

@@ -16,23 +16,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::api::Rejected;
+use super::api::{MembershipChange, Rejected};
 use super::message::{Message, TimeoutNow};
 use super::node::{Node, Role};
 use super::progress::Progress;
 use super::types::{Membership, NodeId, Payload};
-
-/// One change to the membership.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum MembershipChange {
-    /// Add a non-voting member that receives the log.
-    AddLearner(NodeId),
-    /// Make a learner (or a new node) a voter.
-    AddVoter(NodeId),
-    /// Remove a member (voter or learner).
-    Remove(NodeId),
-}
 
 impl Membership {
     /// The membership after `change`, or why the change is invalid.

@@ -65,7 +65,7 @@ pub struct Progress {
 impl Progress {
     /// Progress of a follower the new leader knows nothing about (§5.3:
     /// `nextIndex` starts just past the leader's last entry).
-    pub fn new(last_index: LogIndex) -> Progress {
+    pub(crate) fn new(last_index: LogIndex) -> Progress {
         Progress {
             match_index: 0,
             next_index: last_index + 1,
@@ -85,7 +85,7 @@ impl Progress {
     }
 
     /// Whether another AppendEntries may be sent now.
-    pub fn can_send(&self, max_inflight: usize) -> bool {
+    pub(crate) fn can_send(&self, max_inflight: usize) -> bool {
         match &self.state {
             ProgressState::Probe { paused } => !paused,
             ProgressState::Replicate { inflight } => inflight.len() < max_inflight,
@@ -94,7 +94,7 @@ impl Progress {
     }
 
     /// Records that entries up to `last` were sent.
-    pub fn sent_entries(&mut self, last: LogIndex) {
+    pub(crate) fn sent_entries(&mut self, last: LogIndex) {
         match &mut self.state {
             ProgressState::Probe { paused } => *paused = true,
             ProgressState::Replicate { inflight } => {
@@ -108,7 +108,7 @@ impl Progress {
     }
 
     /// The follower matches through `index`. Returns whether anything changed.
-    pub fn update_match(&mut self, index: LogIndex) -> bool {
+    pub(crate) fn update_match(&mut self, index: LogIndex) -> bool {
         let updated = index > self.match_index;
         if updated {
             self.match_index = index;
@@ -131,7 +131,7 @@ impl Progress {
     /// The follower rejected an AppendEntries whose previous index was
     /// `rejected`; `probe_next` is where the hint says to try next. Returns
     /// false for a stale rejection (answering an older message), which is ignored.
-    pub fn maybe_decrease_to(&mut self, rejected: LogIndex, probe_next: LogIndex) -> bool {
+    pub(crate) fn maybe_decrease_to(&mut self, rejected: LogIndex, probe_next: LogIndex) -> bool {
         match &self.state {
             ProgressState::Replicate { .. } => {
                 if rejected <= self.match_index {
@@ -163,7 +163,7 @@ impl Progress {
     }
 
     /// Switch to streaming entries.
-    pub fn become_replicate(&mut self) {
+    pub(crate) fn become_replicate(&mut self) {
         self.next_index = self.next_index.max(self.match_index + 1);
         self.state = ProgressState::Replicate {
             inflight: VecDeque::new(),
@@ -171,13 +171,13 @@ impl Progress {
     }
 
     /// Switch to probing at `next_index`.
-    pub fn become_probe(&mut self) {
+    pub(crate) fn become_probe(&mut self) {
         self.next_index = self.next_index.max(self.match_index + 1);
         self.state = ProgressState::Probe { paused: false };
     }
 
     /// Switch to sending the snapshot at `index`.
-    pub fn become_snapshot(&mut self, index: LogIndex, now: Instant) {
+    pub(crate) fn become_snapshot(&mut self, index: LogIndex, now: Instant) {
         self.state = ProgressState::Snapshot {
             index,
             acked: 0,
@@ -188,7 +188,7 @@ impl Progress {
 
     /// Lets a stalled flow move again: unpause a probe, or free the oldest
     /// in-flight slot of a full window (its message was probably lost).
-    pub fn unstall(&mut self, max_inflight: usize) {
+    pub(crate) fn unstall(&mut self, max_inflight: usize) {
         match &mut self.state {
             ProgressState::Probe { paused } => *paused = false,
             ProgressState::Replicate { inflight } => {

@@ -48,11 +48,6 @@ impl VoteTally {
             VoteResult::Pending
         }
     }
-
-    /// Voters that granted, in the order they answered.
-    pub fn granted(&self) -> &[NodeId] {
-        &self.granted
-    }
 }
 
 /// The highest index replicated on a majority, given each voter's match index.

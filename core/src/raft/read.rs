@@ -100,16 +100,6 @@ impl ReadState {
         self.round
     }
 
-    /// Reads still outstanding (waiting or in a round).
-    pub fn len(&self) -> usize {
-        self.pending.len() + self.waiting.len()
-    }
-
-    /// Whether no read is outstanding.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Removes every outstanding read (the leader is stepping down), with
     /// the follower that asked for each (`None`: this node's own).
     pub fn drain_all(&mut self) -> Vec<(u64, Option<NodeId>)> {

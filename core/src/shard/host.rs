@@ -89,11 +89,16 @@
 //!    immutable, so any controller replica that has it may answer
 //!    ([`HostMessage::ConfigReply`]), and the leader of every group waiting
 //!    for that number proposes it to its own log;
-//! 2. for each shard it is `Sending`, the leader pushes the shard's data
-//!    and sessions to the new owner's servers ([`HostMessage::ShardPush`]);
-//!    the new owner's leader proposes it to its own log, and once it is
-//!    applied there (or the group has gone past that configuration) any of
-//!    its servers answers [`HostMessage::ShardAck`];
+//! 2. for each shard it is `Sending`, the leader pushes the shard's data,
+//!    sessions and session tombstones to one server of the new owner
+//!    ([`HostMessage::ShardPush`]): the one that acknowledged last (its
+//!    leader, as only a leader proposes an insertion), or the next of its
+//!    servers when the previous round went unanswered for a poll interval,
+//!    so a push costs the shard's size once per round, not once per
+//!    server. The new owner's leader proposes it to its own log and
+//!    answers [`HostMessage::ShardAck`] as soon as the insertion is
+//!    applied; any of its servers also answers a push of a shard it has
+//!    already received (or whose configuration it has gone past);
 //! 3. on the acknowledgement, the old owner's leader proposes
 //!    [`GroupCommand::DeleteShard`].
 //!
@@ -112,8 +117,14 @@
 //! step is a log entry checked against the applied state (configuration
 //! number and shard status), so duplicates, reordering and retries of these
 //! messages, or a leader change mid-move, are harmless: a stale or repeated
-//! command is ignored by every replica alike. Liveness needs a majority of
-//! each of the two groups and the retries of the poll timer.
+//! command is ignored by every replica alike. Which server a push goes to
+//! is only a guess kept by the host (not replicated): a wrong guess costs
+//! a poll interval, never safety. (e) exactly-once across dropped sessions:
+//! a session dropped by expiry or eviction leaves a tombstone of its
+//! client's latest sequence number, which moves with the shard like the
+//! sessions, so a retry from before the drop is refused at the old owner
+//! and at the new one alike ([`crate::kv::session`]). Liveness needs a
+//! majority of each of the two groups and the retries of the poll timer.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -224,228 +235,18 @@ impl fmt::Display for HostError {
 #[cfg(feature = "std")]
 impl std::error::Error for HostError {}
 
-/// A message between hosts, tagged with the group it concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostMessage {
-    /// A Raft message of one group.
-    Raft {
-        /// The group.
-        group: GroupId,
-        /// The message (`from`/`to` are host ids).
-        envelope: Envelope,
-    },
-    /// A shard group's leader asks a controller server for configuration `num`.
-    ConfigQuery {
-        /// The asking group.
-        group: GroupId,
-        /// The configuration wanted.
-        num: u64,
-    },
-    /// A controller server's answer.
-    ConfigReply {
-        /// The group that asked.
-        group: GroupId,
-        /// The configuration.
-        config: ShardConfig,
-    },
-    /// The old owner hands a shard over.
-    ShardPush {
-        /// The old owner.
-        from_group: GroupId,
-        /// The new owner.
-        to_group: GroupId,
-        /// The configuration the shard moves in.
-        config_num: u64,
-        /// The shard.
-        shard: ShardId,
-        /// Its data and sessions ([`super::group::encode_shard`]).
-        data: Bytes,
-    },
-    /// A leader proposes that its group hibernate: every replica is at
-    /// `index`, nothing is moving.
-    Hibernate {
-        /// The group.
-        group: GroupId,
-        /// The leader's term.
-        term: Term,
-        /// Its last (committed, applied) index.
-        index: LogIndex,
-    },
-    /// A follower agreed and stopped its timers for `group`.
-    HibernateAck {
-        /// The group.
-        group: GroupId,
-        /// The term it agreed in.
-        term: Term,
-    },
-    /// Nothing else to send: this host is alive (sent only while some
-    /// group is hibernating, at most once per heartbeat interval per peer).
-    Alive,
-    /// The new owner has the shard: the old owner may delete it.
-    ShardAck {
-        /// The old owner (the group that pushed).
-        group: GroupId,
-        /// The configuration the shard moved in.
-        config_num: u64,
-        /// The shard.
-        shard: ShardId,
-    },
-}
+mod apply;
+mod clients;
+mod hibernation;
+mod messages;
+mod migration;
 
-impl HostMessage {
-    /// A short name for traces (`Raft/AppendEntries`, `ShardPush`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            HostMessage::Raft { envelope, .. } => envelope.message.kind(),
-            HostMessage::ConfigQuery { .. } => "ConfigQuery",
-            HostMessage::ConfigReply { .. } => "ConfigReply",
-            HostMessage::ShardPush { .. } => "ShardPush",
-            HostMessage::ShardAck { .. } => "ShardAck",
-            HostMessage::Hibernate { .. } => "Hibernate",
-            HostMessage::HibernateAck { .. } => "HibernateAck",
-            HostMessage::Alive => "Alive",
-        }
-    }
-}
-
-/// Everything one step produced for one destination host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostBatch {
-    /// Sending host.
-    pub from: NodeId,
-    /// Receiving host.
-    pub to: NodeId,
-    /// The messages, in the order they were produced.
-    pub messages: Vec<HostMessage>,
-}
-
-/// The writes of every group that one step produced: make them durable
-/// (in order), then acknowledge with [`HostInput::Persisted`]`(seq)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostWrite {
-    /// Position in the host's write stream.
-    pub seq: u64,
-    /// Each group's writes, in order (apply each to that group's storage
-    /// as [`Write`] documents).
-    pub writes: Vec<(GroupId, Write)>,
-}
-
-/// A client's request to a host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostRequest {
-    /// A shard controller request (to a controller server).
-    Controller {
-        /// Correlation id, echoed in the reply.
-        id: u64,
-        /// Client id (random, chosen by the client).
-        client: u64,
-        /// Sequence number of the client's changes.
-        seq: u64,
-        /// What is asked.
-        op: ControllerOp,
-    },
-    /// A key-value operation for one group.
-    Kv {
-        /// Correlation id, echoed in the reply.
-        id: u64,
-        /// The group the client believes owns the key.
-        group: GroupId,
-        /// Client id (random, chosen by the client).
-        client: u64,
-        /// Sequence number of the client's writes.
-        seq: u64,
-        /// The operation.
-        op: Operation,
-    },
-}
-
-/// A host's answer to a client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostReply {
-    /// Answer to [`HostRequest::Controller`].
-    Controller {
-        /// The request's id.
-        id: u64,
-        /// The controller's reply, or why this server could not get one.
-        result: Result<ControllerReply, KvError>,
-    },
-    /// Answer to [`HostRequest::Kv`].
-    Kv {
-        /// The request's id.
-        id: u64,
-        /// The value read (gets), or why it failed.
-        result: Result<Option<Bytes>, KvError>,
-    },
-}
-
-/// Input to a host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostInput {
-    /// Time has passed.
-    Timeout,
-    /// A batch from another host.
-    Batch(HostBatch),
-    /// A client request.
-    Client {
-        /// Where the reply goes.
-        from: ReplyTo,
-        /// The request.
-        request: HostRequest,
-    },
-    /// Host writes up to this seq are durable.
-    Persisted(u64),
-}
-
-/// Output of a host, in the order the driver must execute them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostOutput {
-    /// Make durable, then acknowledge.
-    Persist(HostWrite),
-    /// Send to another host.
-    Send(HostBatch),
-    /// Answer a client.
-    Reply {
-        /// Where the request came from.
-        to: ReplyTo,
-        /// The answer.
-        reply: HostReply,
-    },
-}
-
-/// Why the host refused an input (driver misuse).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostRejected {
-    /// `Persisted(seq)` names a write never emitted.
-    UnknownWrite {
-        /// The seq acknowledged.
-        seq: u64,
-        /// The last seq emitted.
-        last: u64,
-    },
-}
-
-/// What a host dropped or did, for tests and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HostStats {
-    /// Batches received.
-    pub batches_received: u64,
-    /// Batches sent.
-    pub batches_sent: u64,
-    /// Messages inside received batches.
-    pub messages_received: u64,
-    /// Batches for another host, and Raft messages whose addresses disagree with their batch.
-    pub misaddressed: u64,
-    /// Messages for a group not hosted here.
-    pub unknown_group: u64,
-    /// Shard pushes and configuration replies that did not fit the group's state.
-    pub ignored: u64,
-    /// Times a group went to sleep here.
-    pub hibernations: u64,
-    /// Times a hibernating group woke up here.
-    pub wakes: u64,
-    /// Wakes caused by a peer host gone silent.
-    pub suspicions: u64,
-}
+use apply::restore;
+use clients::failed;
+pub use messages::{
+    HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
+    HostWrite,
+};
 
 /// The state machine of a hosted group.
 #[derive(Clone, Debug)]
@@ -510,6 +311,22 @@ pub struct Host {
     /// The other hosts this one shares a group with, with when a batch
     /// last came from each, and when one last went to each.
     peers: BTreeMap<NodeId, (Instant, Instant)>,
+    /// Where the shards moving to each group are pushed: one of its
+    /// servers, the one believed to lead it (see `poll_migrations`).
+    push_targets: BTreeMap<GroupId, PushTarget>,
+    /// Insertions proposed here from a push, by (group, configuration,
+    /// shard): the host and group that pushed, acknowledged as soon as the
+    /// insertion is applied.
+    push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
+}
+
+/// The server of a group that shard pushes go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PushTarget {
+    /// Index into the group's servers (modulo their number).
+    index: usize,
+    /// A push round went there and no acknowledgement came back yet.
+    unanswered: bool,
 }
 
 impl Host {
@@ -596,6 +413,8 @@ impl Host {
             applied: Vec::new(),
             stats: HostStats::default(),
             peers: BTreeMap::new(),
+            push_targets: BTreeMap::new(),
+            push_senders: BTreeMap::new(),
         };
         let id = host.config.id;
         let peers: BTreeSet<NodeId> = host
@@ -656,6 +475,27 @@ impl Host {
     /// unless `record_applied` is set).
     pub fn drain_applied(&mut self) -> Vec<(GroupId, AppliedRecord)> {
         core::mem::take(&mut self.applied)
+    }
+
+    /// Asks this host's replica of `group` to hand its leadership to host
+    /// `to` (leadership transfer, §3.10 of the Raft dissertation), e.g. to
+    /// spread the groups' leaders over the hosts. Refused unless it leads
+    /// the group; what it sends comes out with the next drain.
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        to: NodeId,
+    ) -> Result<(), Rejected> {
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.wake(now, group);
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return Err(Rejected::NotLeader { leader_hint: None });
+        };
+        hosted.node.handle(now, Input::TransferLeadership(to))?;
+        self.touched.insert(group);
+        Ok(())
     }
 
     /// When the host next needs [`HostInput::Timeout`]: the earliest group
@@ -761,648 +601,60 @@ impl Host {
     fn handle_message(&mut self, now: Instant, from: NodeId, message: HostMessage) {
         self.stats.messages_received += 1;
         match message {
-            HostMessage::Raft { group, envelope } => {
-                if envelope.from != from || envelope.to != self.config.id {
-                    self.stats.misaddressed += 1;
-                    return;
-                }
-                if !self.groups.contains_key(&group) {
-                    self.stats.unknown_group += 1;
-                    return;
-                }
-                // A heartbeat (or its answer) of the current term between a
-                // hibernating group's leader and followers changes nothing:
-                // it does not wake the group. Anything else does.
-                let benign = self.groups.get(&group).is_some_and(|h| {
-                    let term = h.node.term();
-                    match &envelope.message {
-                        Message::Heartbeat(m) => m.term == term && h.node.leader() == Some(from),
-                        Message::HeartbeatResponse(m) => m.term == term && h.node.is_leader(),
-                        _ => false,
-                    }
-                });
-                if !benign {
-                    self.wake(now, group);
-                }
-                if let Some(hosted) = self.groups.get_mut(&group) {
-                    let _ = hosted.node.handle(now, Input::Message(envelope));
-                    self.touched.insert(group);
-                }
-            }
+            HostMessage::Raft { group, envelope } => self.handle_raft(now, from, group, envelope),
             HostMessage::Hibernate { group, term, index } => {
-                let Some(hosted) = self.groups.get_mut(&group) else {
-                    self.stats.unknown_group += 1;
-                    return;
-                };
-                let node = &hosted.node;
-                let log = node.log();
-                let agrees = !node.is_leader()
-                    && node.term() == term
-                    && node.leader() == Some(from)
-                    && log.last_index() == index
-                    && log.commit() == index
-                    && log.applied() == index
-                    && node.durable_index() == index;
-                if agrees {
-                    if !hosted.hibernating {
-                        hosted.hibernating = true;
-                        self.stats.hibernations += 1;
-                        self.touched.insert(group);
-                    }
-                    self.outbox
-                        .entry(from)
-                        .or_default()
-                        .push(HostMessage::HibernateAck { group, term });
-                } else {
-                    self.stats.ignored += 1;
-                }
+                self.handle_hibernate(from, group, term, index)
             }
             HostMessage::HibernateAck { group, term } => {
-                let Some(hosted) = self.groups.get_mut(&group) else {
-                    self.stats.unknown_group += 1;
-                    return;
-                };
-                if hosted.node.is_leader() && hosted.node.term() == term {
-                    hosted.hibernate_acks.insert(from);
-                    let id = self.config.id;
-                    let all = hosted
-                        .node
-                        .membership()
-                        .members()
-                        .filter(|m| *m != id)
-                        .all(|m| hosted.hibernate_acks.contains(&m));
-                    if all && !hosted.hibernating {
-                        hosted.hibernating = true;
-                        self.stats.hibernations += 1;
-                        self.touched.insert(group);
-                    }
-                }
+                self.handle_hibernate_ack(from, group, term)
             }
             HostMessage::Alive => {}
-            HostMessage::ConfigQuery { group, num } => {
-                let config = self.controller().and_then(|c| c.config(num)).cloned();
-                match config {
-                    Some(config) => self
-                        .outbox
-                        .entry(from)
-                        .or_default()
-                        .push(HostMessage::ConfigReply { group, config }),
-                    None => self.stats.ignored += 1,
-                }
-            }
-            HostMessage::ConfigReply { group: _, config } => {
-                // One reply serves every group led here that waits for it.
-                let shards = self.config.shards as usize;
-                let well_formed = config.shards.len() == shards
-                    && config
-                        .shards
-                        .iter()
-                        .all(|g| *g == 0 || config.groups.contains_key(g));
-                let waiting: Vec<GroupId> = self
-                    .groups
-                    .iter()
-                    .filter(|(_, h)| h.node.is_leader())
-                    .filter_map(|(g, h)| match &h.machine {
-                        Machine::Kv(kv) if kv.config().num + 1 == config.num && kv.is_settled() => {
-                            Some(*g)
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                if !well_formed || waiting.is_empty() {
-                    self.stats.ignored += 1;
-                    return;
-                }
-                for group in waiting {
-                    self.propose_internal(now, group, GroupCommand::Config(config.clone()));
-                }
-            }
+            HostMessage::ConfigQuery { group, num } => self.handle_config_query(from, group, num),
+            HostMessage::ConfigReply { group: _, config } => self.handle_config_reply(now, config),
             HostMessage::ShardPush {
                 from_group,
                 to_group,
                 config_num,
                 shard,
                 data,
-            } => {
-                let Some(kv) = self.kv(to_group) else {
-                    self.stats.unknown_group += 1;
-                    return;
-                };
-                if kv.has_received(config_num, shard) {
-                    self.outbox
-                        .entry(from)
-                        .or_default()
-                        .push(HostMessage::ShardAck {
-                            group: from_group,
-                            config_num,
-                            shard,
-                        });
-                } else if kv.is_pulling(config_num, shard) {
-                    let command = GroupCommand::InsertShard {
-                        config_num,
-                        shard,
-                        data,
-                    };
-                    self.propose_internal(now, to_group, command);
-                } else {
-                    self.stats.ignored += 1;
-                }
-            }
+            } => self.handle_shard_push(now, from, from_group, to_group, config_num, shard, data),
             HostMessage::ShardAck {
                 group,
                 config_num,
                 shard,
-            } => {
-                let Some(kv) = self.kv(group) else {
-                    self.stats.unknown_group += 1;
-                    return;
-                };
-                if kv.is_sending(config_num, shard) {
-                    let command = GroupCommand::DeleteShard { config_num, shard };
-                    self.propose_internal(now, group, command);
-                } else {
-                    self.stats.ignored += 1;
-                }
-            }
+            } => self.handle_shard_ack(now, from, group, config_num, shard),
         }
     }
 
-    /// Proposes a configuration step, an insertion or a deletion, if this
-    /// replica leads its group and did not propose the same command within
-    /// the last poll interval.
-    fn propose_internal(&mut self, now: Instant, group: GroupId, command: GroupCommand) {
-        let poll = self.config.poll_ms;
-        if !self.groups.get(&group).is_some_and(|h| h.node.is_leader()) {
+    /// A Raft message of one of the groups hosted here.
+    fn handle_raft(&mut self, now: Instant, from: NodeId, group: GroupId, envelope: Envelope) {
+        if envelope.from != from || envelope.to != self.config.id {
+            self.stats.misaddressed += 1;
             return;
         }
-        self.wake(now, group);
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        let bytes = command.encode();
-        if let Some((last, at)) = &hosted.last_internal
-            && *last == bytes
-            && now.as_millis() < at.as_millis() + poll
-        {
+        if !self.groups.contains_key(&group) {
+            self.stats.unknown_group += 1;
             return;
         }
-        if hosted
-            .node
-            .handle(now, Input::Propose(bytes.clone()))
-            .is_ok()
-        {
-            hosted.last_internal = Some((bytes, now));
+        // A heartbeat (or its answer) of the current term between a
+        // hibernating group's leader and followers changes nothing:
+        // it does not wake the group. Anything else does.
+        let benign = self.groups.get(&group).is_some_and(|h| {
+            let term = h.node.term();
+            match &envelope.message {
+                Message::Heartbeat(m) => m.term == term && h.node.leader() == Some(from),
+                Message::HeartbeatResponse(m) => m.term == term && h.node.is_leader(),
+                _ => false,
+            }
+        });
+        if !benign {
+            self.wake(now, group);
+        }
+        if let Some(hosted) = self.groups.get_mut(&group) {
+            let _ = hosted.node.handle(now, Input::Message(envelope));
             self.touched.insert(group);
         }
     }
-
-    /// The poll timer: ask for the next configuration, push outgoing shards.
-    fn poll_migrations(&mut self, now: Instant) {
-        // One query per configuration number some settled group led here
-        // waits for, to one controller server (rotating): the cost of
-        // polling does not grow with the number of groups.
-        let mut wanted: BTreeMap<u64, GroupId> = BTreeMap::new();
-        let servers = &self.config.controller;
-        let server = (!servers.is_empty())
-            .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
-        for (group, hosted) in &self.groups {
-            let Machine::Kv(kv) = &hosted.machine else {
-                continue;
-            };
-            if !hosted.node.is_leader() {
-                continue;
-            }
-            if kv.is_settled() {
-                wanted.entry(kv.config().num + 1).or_insert(*group);
-            }
-            for (shard, to) in kv.sending() {
-                let (Some(servers), Some(data)) = (kv.config().groups.get(&to), kv.export(shard))
-                else {
-                    continue;
-                };
-                for to_server in servers {
-                    self.outbox
-                        .entry(*to_server)
-                        .or_default()
-                        .push(HostMessage::ShardPush {
-                            from_group: *group,
-                            to_group: to,
-                            config_num: kv.config().num,
-                            shard,
-                            data: data.clone(),
-                        });
-                }
-            }
-        }
-        if let Some(server) = server {
-            for (num, group) in wanted {
-                self.outbox
-                    .entry(server)
-                    .or_default()
-                    .push(HostMessage::ConfigQuery { group, num });
-            }
-        }
-    }
-
-    /// Whether `group` is hibernating here.
-    pub fn is_hibernating(&self, group: GroupId) -> bool {
-        self.groups.get(&group).is_some_and(|h| h.hibernating)
-    }
-
-    /// Resumes the timers of a hibernating group.
-    fn wake(&mut self, now: Instant, group: GroupId) {
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        hosted.hibernate_acks.clear();
-        if !hosted.hibernating {
-            return;
-        }
-        hosted.hibernating = false;
-        hosted.activity.1 = now;
-        self.stats.wakes += 1;
-        let _ = hosted.node.handle(now, Input::Wake);
-        self.touched.insert(group);
-    }
-
-    /// Asks the followers of every idle group this host leads to hibernate.
-    fn maybe_hibernate(&mut self, now: Instant) {
-        let after = self.config.hibernate_after_ms;
-        let id = self.config.id;
-        for (group, hosted) in &self.groups {
-            let node = &hosted.node;
-            if hosted.hibernating
-                || !node.is_leader()
-                || !hosted.waiters.is_empty()
-                || node.transfer_target().is_some()
-                || now.as_millis() < hosted.activity.1.as_millis() + after
-            {
-                continue;
-            }
-            let log = node.log();
-            let index = log.last_index();
-            let caught_up = log.commit() == index
-                && log.applied() == index
-                && node.durable_index() == index
-                && node
-                    .progress()
-                    .is_some_and(|p| p.iter().all(|(m, p)| *m == id || p.match_index == index));
-            let settled = match &hosted.machine {
-                Machine::Kv(kv) => kv.is_settled(),
-                Machine::Controller(_) => true,
-            };
-            if !caught_up || !settled {
-                continue;
-            }
-            for member in node.membership().members().filter(|m| *m != id) {
-                if !hosted.hibernate_acks.contains(&member) {
-                    self.outbox
-                        .entry(member)
-                        .or_default()
-                        .push(HostMessage::Hibernate {
-                            group: *group,
-                            term: node.term(),
-                            index,
-                        });
-                }
-            }
-        }
-    }
-
-    /// Host liveness while groups hibernate: tell quiet peers we are alive,
-    /// and wake every hibernating group shared with a peer that has been
-    /// silent for an election timeout (its leader may be gone).
-    fn check_peers(&mut self, now: Instant) {
-        let heartbeat = self.config.raft.heartbeat_interval;
-        let suspect_after = self.config.raft.election_timeout_min;
-        let any_hibernating = self.groups.values().any(|h| h.hibernating);
-        let mut silent = Vec::new();
-        for (peer, (seen, sent)) in &self.peers {
-            if any_hibernating && now.as_millis() >= sent.as_millis() + heartbeat {
-                self.outbox
-                    .entry(*peer)
-                    .or_default()
-                    .push(HostMessage::Alive);
-            }
-            if now.as_millis() > seen.as_millis() + suspect_after {
-                silent.push(*peer);
-            }
-        }
-        if silent.is_empty() {
-            return;
-        }
-        let suspects: Vec<GroupId> = self
-            .groups
-            .iter()
-            .filter(|(_, h)| {
-                h.hibernating && h.node.membership().members().any(|m| silent.contains(&m))
-            })
-            .map(|(g, _)| *g)
-            .collect();
-        for group in suspects {
-            self.stats.suspicions += 1;
-            self.wake(now, group);
-        }
-    }
-
-    fn handle_client(&mut self, now: Instant, from: ReplyTo, request: HostRequest) {
-        let (group, id, kind, bytes) = match request {
-            HostRequest::Controller {
-                id,
-                client,
-                seq,
-                op,
-            } => {
-                let command = ControllerCommand {
-                    client,
-                    seq,
-                    at: now.as_millis(),
-                    op,
-                };
-                (CONTROLLER, id, ReplyKind::Controller, command.encode())
-            }
-            HostRequest::Kv {
-                id,
-                group,
-                client,
-                seq,
-                op,
-            } => {
-                if group == CONTROLLER {
-                    self.reply(from, ReplyKind::Kv, id, Err(KvError::WrongGroup));
-                    return;
-                }
-                let limits = &self.config.limits;
-                let too_large = op.key().len() > limits.max_key_bytes
-                    || matches!(&op, Operation::Put { value, .. } | Operation::Append { value, .. } if value.len() > limits.max_value_bytes);
-                if too_large {
-                    self.reply(from, ReplyKind::Kv, id, Err(KvError::TooLarge));
-                    return;
-                }
-                let command = GroupCommand::Client {
-                    client,
-                    seq,
-                    at: now.as_millis(),
-                    op,
-                };
-                (group, id, ReplyKind::Kv, command.encode())
-            }
-        };
-        if !self.groups.contains_key(&group) {
-            self.reply(from, kind, id, Err(KvError::WrongGroup));
-            return;
-        }
-        self.wake(now, group);
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        match hosted.node.handle(now, Input::Propose(bytes)) {
-            Ok(Accepted::Appended { index, term }) => {
-                let waiter = Waiter {
-                    term,
-                    to: from,
-                    id,
-                    kind,
-                };
-                if let Some(old) = hosted.waiters.insert(index, waiter) {
-                    // A new term reused the index: the old proposal is gone.
-                    self.replies
-                        .push((old.to, failed(old.kind, old.id, KvError::Busy)));
-                }
-                self.touched.insert(group);
-            }
-            Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
-                let leader_hint = hosted.node.leader();
-                self.reply(from, kind, id, Err(KvError::NotLeader { leader_hint }));
-            }
-            Err(_) => self.reply(from, kind, id, Err(KvError::Busy)),
-        }
-    }
-
-    fn reply(&mut self, to: ReplyTo, kind: ReplyKind, id: u64, result: Result<(), KvError>) {
-        let reply = match result {
-            Ok(()) => unreachable!("only failures are answered directly"),
-            Err(e) => failed(kind, id, e),
-        };
-        self.replies.push((to, reply));
-    }
-
-    /// Drains every touched group, then turns what they produced into
-    /// outputs: one write, one batch per destination, the replies.
-    fn flush(&mut self) {
-        // Messages to this host itself (a controller server asking itself,
-        // a group pushing to a co-located replica) are handled at once;
-        // each round can only answer the previous one, so this ends.
-        for _ in 0..4 {
-            while let Some(group) = self.touched.pop_first() {
-                self.drain_group(group);
-            }
-            let Some(local) = self.outbox.remove(&self.config.id) else {
-                break;
-            };
-            let (id, now) = (self.config.id, self.now);
-            for message in local {
-                self.handle_message(now, id, message);
-            }
-        }
-        if !self.writes.is_empty() {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let writes = core::mem::take(&mut self.writes);
-            let mut last: BTreeMap<GroupId, u64> = BTreeMap::new();
-            for (group, write) in &writes {
-                last.insert(*group, write.seq);
-            }
-            self.unacked.insert(seq, last.into_iter().collect());
-            self.outputs
-                .push_back(HostOutput::Persist(HostWrite { seq, writes }));
-        }
-        for (to, messages) in core::mem::take(&mut self.outbox) {
-            if to == self.config.id {
-                continue;
-            }
-            if let Some((_, sent)) = self.peers.get_mut(&to) {
-                *sent = self.now;
-            }
-            self.stats.batches_sent += 1;
-            self.outputs.push_back(HostOutput::Send(HostBatch {
-                from: self.config.id,
-                to,
-                messages,
-            }));
-        }
-        for (to, reply) in core::mem::take(&mut self.replies) {
-            self.outputs.push_back(HostOutput::Reply { to, reply });
-        }
-    }
-
-    fn drain_group(&mut self, group: GroupId) {
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        let record = self.config.record_applied;
-        while let Some(output) = hosted.node.poll_output() {
-            match output {
-                Output::Persist(write) => self.writes.push((group, write)),
-                Output::Send(envelope) => self
-                    .outbox
-                    .entry(envelope.to)
-                    .or_default()
-                    .push(HostMessage::Raft { group, envelope }),
-                Output::Apply(entries) => {
-                    let last = entries.last().map(|e| e.index);
-                    for entry in entries {
-                        apply_entry(hosted, &entry, &mut self.replies);
-                        if record {
-                            self.applied.push((
-                                group,
-                                AppliedRecord::Entry {
-                                    index: entry.index,
-                                    term: entry.term,
-                                    digest: entry.payload.digest(),
-                                },
-                            ));
-                        }
-                    }
-                    if let Some(last) = last
-                        && self.config.snapshot_every > 0
-                        && last >= hosted.node.log().snapshot().index + self.config.snapshot_every
-                    {
-                        let data = snapshot(&hosted.machine);
-                        if record {
-                            self.applied.push((
-                                group,
-                                AppliedRecord::Snapshot {
-                                    index: last,
-                                    term: hosted.node.log().term_at(last).unwrap_or(0),
-                                    digest: crate::kv::replica::digest(&data),
-                                },
-                            ));
-                        }
-                        let now = hosted.node.now();
-                        // Cannot fail: `last` is applied and above the snapshot.
-                        let _ = hosted
-                            .node
-                            .handle(now, Input::Compact { index: last, data });
-                    }
-                }
-                Output::ApplySnapshot(snapshot) => {
-                    // The leader made it with the same code: a snapshot that
-                    // does not decode leaves the state as it was (and the
-                    // checkers' digests then tell the replicas apart).
-                    if let Ok(machine) = restore(&hosted.machine, snapshot.data.clone()) {
-                        hosted.machine = machine;
-                    }
-                    if record {
-                        self.applied.push((
-                            group,
-                            AppliedRecord::Snapshot {
-                                index: snapshot.meta.index,
-                                term: snapshot.meta.term,
-                                digest: crate::kv::replica::digest(&snapshot.data),
-                            },
-                        ));
-                    }
-                }
-                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
-            }
-        }
-        if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
-            let leader_hint = hosted.node.leader();
-            for (_, waiter) in core::mem::take(&mut hosted.waiters) {
-                self.replies.push((
-                    waiter.to,
-                    failed(waiter.kind, waiter.id, KvError::NotLeader { leader_hint }),
-                ));
-            }
-        }
-        let log = hosted.node.log();
-        let mark = (log.last_index(), log.commit(), hosted.node.term());
-        if mark != hosted.activity.0 {
-            hosted.activity = (mark, hosted.node.now());
-            hosted.hibernate_acks.clear();
-        }
-        let deadline = if hosted.hibernating {
-            Instant::NEVER
-        } else {
-            hosted.node.poll_timeout()
-        };
-        if deadline != hosted.deadline {
-            self.timers.remove(&(hosted.deadline, group));
-            hosted.deadline = deadline;
-            if deadline != Instant::NEVER {
-                self.timers.insert((deadline, group));
-            }
-        }
-    }
-}
-
-fn failed(kind: ReplyKind, id: u64, error: KvError) -> HostReply {
-    match kind {
-        ReplyKind::Controller => HostReply::Controller {
-            id,
-            result: Err(error),
-        },
-        ReplyKind::Kv => HostReply::Kv {
-            id,
-            result: Err(error),
-        },
-    }
-}
-
-fn apply_entry(hosted: &mut Hosted, entry: &Entry, replies: &mut Vec<(ReplyTo, HostReply)>) {
-    let reply = match &mut hosted.machine {
-        Machine::Controller(c) => c
-            .apply(entry.index, &entry.payload)
-            .map(|r| (ReplyKind::Controller, Ok(r), None)),
-        Machine::Kv(kv) => match kv.apply(entry.index, &entry.payload) {
-            Some(GroupApplied::Client(result)) => Some((ReplyKind::Kv, Err(()), Some(result))),
-            _ => None,
-        },
-    };
-    let Some(waiter) = hosted.waiters.remove(&entry.index) else {
-        return;
-    };
-    let reply = match reply {
-        Some(_) if waiter.term != entry.term => failed(
-            waiter.kind,
-            waiter.id,
-            KvError::NotLeader {
-                leader_hint: hosted.node.leader(),
-            },
-        ),
-        Some((ReplyKind::Controller, Ok(r), _)) => HostReply::Controller {
-            id: waiter.id,
-            result: Ok(r),
-        },
-        Some((_, _, Some(result))) => HostReply::Kv {
-            id: waiter.id,
-            result,
-        },
-        // Our proposal's index holds something else: ours was lost.
-        _ => failed(
-            waiter.kind,
-            waiter.id,
-            KvError::NotLeader {
-                leader_hint: hosted.node.leader(),
-            },
-        ),
-    };
-    replies.push((waiter.to, reply));
-}
-
-fn snapshot(machine: &Machine) -> Bytes {
-    match machine {
-        Machine::Controller(c) => c.snapshot(),
-        Machine::Kv(kv) => kv.snapshot(),
-    }
-}
-
-fn restore(like: &Machine, data: Bytes) -> Result<Machine, DecodeError> {
-    Ok(match like {
-        Machine::Controller(_) => Machine::Controller(Controller::restore(data)?),
-        Machine::Kv(kv) => Machine::Kv(kv.restore(data)?),
-    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
-//! Simulated clients: clerks running operations, and the steady workload.
+//! Simulated clients: adding them, running their operations through their
+//! clerks (queue, start, route what the clerk sends, record how each ends),
+//! and the steady workload.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use bytes::Bytes;
 
 use super::config::check_probability;
-use super::{Event, HistoryEntry, Sim, SimClient, SimError, Workload};
-use crate::kv::{Clerk, ClerkConfig, Operation};
+use super::{Endpoint, Event, HistoryEntry, PacketPayload, Sim, SimClient, SimError, Workload};
+use crate::kv::{Clerk, ClerkConfig, ClerkOutput, Operation};
 use crate::raft::NodeId;
 
 impl Sim {
@@ -134,5 +136,109 @@ impl Sim {
         self.clients
             .get((number as usize).wrapping_sub(1))
             .is_some_and(|c| c.workload)
+    }
+}
+
+// ---- running operations ----------------------------------------------------
+
+impl Sim {
+    /// Queues `operation` at client `number`; returns its id.
+    pub(super) fn enqueue(&mut self, number: u64, operation: Operation) -> u64 {
+        let id = self.history.len() as u64 + 1;
+        self.hash
+            .write(b"invoke")
+            .write_u64(number)
+            .write(operation.key());
+        self.history.push(HistoryEntry {
+            id,
+            client: number,
+            operation,
+            invoked_at: self.now,
+            completed_at: None,
+            invoked_order: 0,
+            completed_order: None,
+            outcome: None,
+            attempts: 0,
+        });
+        let client = &mut self.clients[number as usize - 1];
+        client.queue.push_back(id as usize - 1);
+        self.start_next(number);
+        id
+    }
+
+    fn start_next(&mut self, number: u64) {
+        let now = self.now;
+        let client = &mut self.clients[number as usize - 1];
+        if client.current.is_some() {
+            return;
+        }
+        let Some(position) = client.queue.pop_front() else {
+            return;
+        };
+        let operation = self.history[position].operation.clone();
+        if client.clerk.start(now, operation).is_ok() {
+            client.current = Some(position);
+            self.history_order += 1;
+            let entry = &mut self.history[position];
+            entry.invoked_at = now;
+            entry.invoked_order = self.history_order;
+        }
+        self.drain_clerk(number);
+    }
+
+    pub(super) fn drain_clerk(&mut self, number: u64) {
+        let index = number as usize - 1;
+        loop {
+            let Some(output) = self.clients[index].clerk.poll_output() else {
+                break;
+            };
+            match output {
+                ClerkOutput::Send { to, request } => {
+                    self.transmit(
+                        Endpoint::Client(number),
+                        Endpoint::Node(to),
+                        PacketPayload::Request(request),
+                    );
+                }
+                ClerkOutput::Done(result) => {
+                    let attempts = self.clients[index].clerk.attempts();
+                    let client = &mut self.clients[index];
+                    let Some(position) = client.current.take() else {
+                        continue;
+                    };
+                    client.ops += 1;
+                    self.history_order += 1;
+                    let entry = &mut self.history[position];
+                    entry.completed_at = Some(self.now);
+                    entry.completed_order = Some(self.history_order);
+                    entry.attempts = entry.attempts.max(attempts);
+                    entry.outcome = Some(result);
+                    self.hash.write(b"done").write_u64(entry.id);
+                    let is_workload = self.clients[index].workload;
+                    if is_workload && let Some(workload) = &self.workload {
+                        let pause = workload.pause(&mut self.rng);
+                        self.schedule(self.now + pause, Event::Workload { client: number });
+                    }
+                    self.start_next(number);
+                }
+            }
+        }
+        if let Some(position) = self.clients[index].current {
+            let attempts = self.clients[index].clerk.attempts();
+            self.history[position].attempts = attempts;
+        }
+    }
+
+    pub(super) fn workload_tick(&mut self, number: u64) {
+        let Some(workload) = self.workload.clone() else {
+            return;
+        };
+        let index = number as usize - 1;
+        if !self.clients[index].workload || self.clients[index].current.is_some() {
+            return;
+        }
+        let n = self.clients[index].ops + 1;
+        let operation = workload.next_operation(&mut self.rng, number, n);
+        self.enqueue(number, operation);
     }
 }

@@ -8,7 +8,7 @@ use core::fmt;
 use super::clock::NodeClock;
 use super::network::NetworkConfig;
 use crate::kv::StoreLimits;
-use crate::raft::{NodeId, Rejected};
+use crate::raft::{Config, NodeId, Rejected};
 
 /// How a simulated cluster behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,34 +17,23 @@ pub struct SimConfig {
     pub nodes: usize,
     /// Seed of every random choice.
     pub seed: u64,
-    /// Election timeout range, ms.
-    pub election_timeout: (u64, u64),
-    /// Heartbeat interval, ms.
-    pub heartbeat: u64,
+    /// The Raft configuration every node runs with (timing, PreVote,
+    /// CheckQuorum, lease reads, message and snapshot sizes). Its
+    /// membership fields (`id`, `voters`, `learners`, `addresses`) are set
+    /// for each node by [`SimConfig::node_config`]; the simulator validates
+    /// the result once, when it is built.
+    pub raft: Config,
     /// Network behaviour.
     pub network: NetworkConfig,
     /// Time an fsync takes, ms, drawn per sync.
     pub disk_latency: (u64, u64),
     /// Snapshot after this many applied entries (0: never).
     pub snapshot_every: u64,
-    /// Raft options.
-    pub pre_vote: bool,
-    /// Raft option: CheckQuorum and leader stickiness.
-    pub check_quorum: bool,
-    /// Raft option: lease reads.
-    pub lease_reads: bool,
-    /// Raft option: the clock drift lease reads allow for, in percent
-    /// (`Config::max_clock_drift_percent`).
-    pub max_clock_drift_percent: u64,
     /// Each node's clock, by node id (`clocks[0]` is node 1's); nodes
     /// without one read the simulator's time exactly. Leases are safe while
-    /// the clocks stay within `max_clock_drift_percent` of each other
+    /// the clocks stay within `raft.max_clock_drift_percent` of each other
     /// ([`NodeClock::within_drift_bound`]).
     pub clocks: Vec<NodeClock>,
-    /// Most entries per AppendEntries.
-    pub max_entries_per_message: usize,
-    /// Bytes per InstallSnapshot chunk.
-    pub snapshot_chunk_bytes: usize,
     /// Client attempt timeout, ms.
     pub client_attempt_timeout: u64,
     /// Clients send reads to any node, followers included
@@ -76,18 +65,14 @@ impl Default for SimConfig {
         SimConfig {
             nodes: 5,
             seed: 0,
-            election_timeout: (150, 300),
-            heartbeat: 50,
+            raft: Config {
+                snapshot_chunk_bytes: 16 * 1024,
+                ..Config::new(1, 1..=5)
+            },
             network: NetworkConfig::default(),
             disk_latency: (1, 3),
             snapshot_every: 1000,
-            pre_vote: true,
-            check_quorum: true,
-            lease_reads: false,
-            max_clock_drift_percent: 10,
             clocks: Vec::new(),
-            max_entries_per_message: 512,
-            snapshot_chunk_bytes: 16 * 1024,
             client_attempt_timeout: 500,
             follower_reads: false,
             client_give_up: None,
@@ -97,6 +82,21 @@ impl Default for SimConfig {
             max_events_per_instant: 100_000,
             batch_deliveries: true,
             retire_lost_disks: true,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Node `id`'s Raft configuration: [`SimConfig::raft`] with the
+    /// simulated cluster's initial membership (every node `1..=nodes` a
+    /// voter, no addresses).
+    pub fn node_config(&self, id: NodeId) -> Config {
+        Config {
+            id,
+            voters: (1..=self.nodes as NodeId).collect(),
+            learners: Vec::new(),
+            addresses: Vec::new(),
+            ..self.raft.clone()
         }
     }
 }

@@ -2,14 +2,13 @@
 //! restarts, partitions and cut links, loss, duplication and latency,
 //! elections, leadership transfer, snapshots, membership changes.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::config::check_probability;
-use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, SimNode};
+use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError};
 use crate::kv::{Replica, ReplicaInput};
 use crate::raft::{LogIndex, Membership, MembershipChange, NodeId};
 use crate::time::Instant;
@@ -323,19 +322,7 @@ impl Sim {
         config.raft.voters = membership.voters.clone();
         config.raft.learners = membership.learners.clone();
         config.raft.learners.push(id);
-        let seed = self.rng.next_u64();
-        let clock = self.clock_config(id);
-        let replica = Replica::new(config.clone(), seed, clock.local(self.now))
-            .map_err(|e| SimError::Config(format!("{e}")))?;
-        self.nodes.push(SimNode {
-            replica: Some(replica),
-            disk: Disk::default(),
-            applied: BTreeMap::new(),
-            snapshot_through: 0,
-            config,
-            clock,
-            retired: false,
-        });
+        self.push_node(id, config)?;
         self.hash.write(b"add-node").write_u64(id);
         self.trace_line(Some(Endpoint::Node(id)), "restart", || {
             String::from("new machine started")

@@ -55,7 +55,7 @@ pub use trace::TraceLine;
 
 use crate::hash::Fnv;
 use crate::kv::{Clerk, Replica, ReplicaConfig, ReplicaOutput};
-use crate::raft::{Config, LogIndex, NodeId};
+use crate::raft::{LogIndex, NodeId};
 use crate::rng::Rng;
 use crate::time::Instant;
 
@@ -220,37 +220,34 @@ impl Sim {
             .validate()
             .map_err(|e| SimError::Config(format!("{e}")))?;
         for id in 1..=sim.config.nodes as NodeId {
-            let seed = sim.rng.next_u64();
             let config = sim.replica_config(id);
-            let clock = sim.clock_config(id);
-            let replica = Replica::new(config.clone(), seed, clock.local(sim.now))
-                .map_err(|e| SimError::Config(format!("{e}")))?;
-            sim.nodes.push(SimNode {
-                replica: Some(replica),
-                disk: Disk::default(),
-                applied: BTreeMap::new(),
-                snapshot_through: 0,
-                config,
-                clock,
-                retired: false,
-            });
+            sim.push_node(id, config)?;
         }
         Ok(sim)
     }
 
+    /// Adds node `id` (the next one) with `config`, a fresh replica on a
+    /// blank disk, seeded from the simulator's generator.
+    fn push_node(&mut self, id: NodeId, config: ReplicaConfig) -> Result<(), SimError> {
+        let seed = self.rng.next_u64();
+        let clock = self.clock_config(id);
+        let replica = Replica::new(config.clone(), seed, clock.local(self.now))
+            .map_err(|e| SimError::Config(format!("{e}")))?;
+        self.nodes.push(SimNode {
+            replica: Some(replica),
+            disk: Disk::default(),
+            applied: BTreeMap::new(),
+            snapshot_through: 0,
+            config,
+            clock,
+            retired: false,
+        });
+        Ok(())
+    }
+
     fn replica_config(&self, id: NodeId) -> ReplicaConfig {
-        let mut raft = Config::new(id, 1..=self.config.nodes as NodeId);
-        raft.election_timeout_min = self.config.election_timeout.0;
-        raft.election_timeout_max = self.config.election_timeout.1;
-        raft.heartbeat_interval = self.config.heartbeat;
-        raft.pre_vote = self.config.pre_vote;
-        raft.check_quorum = self.config.check_quorum;
-        raft.lease_reads = self.config.lease_reads;
-        raft.max_clock_drift_percent = self.config.max_clock_drift_percent;
-        raft.max_entries_per_message = self.config.max_entries_per_message;
-        raft.snapshot_chunk_bytes = self.config.snapshot_chunk_bytes;
         ReplicaConfig {
-            raft,
+            raft: self.config.node_config(id),
             limits: self.config.limits,
             snapshot_every: self.config.snapshot_every,
             record_applied: self.config.check_safety,

@@ -7,11 +7,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use super::history::HistoryEntry;
 use super::network::Endpoint;
 use super::trace;
 use super::{Event, Packet, PacketPayload, Sim, SimError, StepInfo};
-use crate::kv::{ClerkOutput, Operation, ReplicaInput, ReplicaOutput};
+use crate::kv::{ReplicaInput, ReplicaOutput};
 use crate::raft::{LogIndex, Message, NodeId, Rejected, RoleKind};
 use crate::time::Instant;
 
@@ -390,7 +389,7 @@ impl Sim {
     }
 
     /// Puts a packet on the network (or loses it).
-    fn transmit(&mut self, from: Endpoint, to: Endpoint, payload: PacketPayload) {
+    pub(super) fn transmit(&mut self, from: Endpoint, to: Endpoint, payload: PacketPayload) {
         self.stats.packets_sent += 1;
         self.hash
             .write(b"send")
@@ -550,106 +549,6 @@ impl Sim {
         }
         let _ = self.feed_many(node, inputs);
         info
-    }
-
-    /// Queues `operation` at client `number`; returns its id.
-    pub(super) fn enqueue(&mut self, number: u64, operation: Operation) -> u64 {
-        let id = self.history.len() as u64 + 1;
-        self.hash
-            .write(b"invoke")
-            .write_u64(number)
-            .write(operation.key());
-        self.history.push(HistoryEntry {
-            id,
-            client: number,
-            operation,
-            invoked_at: self.now,
-            completed_at: None,
-            invoked_order: 0,
-            completed_order: None,
-            outcome: None,
-            attempts: 0,
-        });
-        let client = &mut self.clients[number as usize - 1];
-        client.queue.push_back(id as usize - 1);
-        self.start_next(number);
-        id
-    }
-
-    fn start_next(&mut self, number: u64) {
-        let now = self.now;
-        let client = &mut self.clients[number as usize - 1];
-        if client.current.is_some() {
-            return;
-        }
-        let Some(position) = client.queue.pop_front() else {
-            return;
-        };
-        let operation = self.history[position].operation.clone();
-        if client.clerk.start(now, operation).is_ok() {
-            client.current = Some(position);
-            self.history_order += 1;
-            let entry = &mut self.history[position];
-            entry.invoked_at = now;
-            entry.invoked_order = self.history_order;
-        }
-        self.drain_clerk(number);
-    }
-
-    fn drain_clerk(&mut self, number: u64) {
-        let index = number as usize - 1;
-        loop {
-            let Some(output) = self.clients[index].clerk.poll_output() else {
-                break;
-            };
-            match output {
-                ClerkOutput::Send { to, request } => {
-                    self.transmit(
-                        Endpoint::Client(number),
-                        Endpoint::Node(to),
-                        PacketPayload::Request(request),
-                    );
-                }
-                ClerkOutput::Done(result) => {
-                    let attempts = self.clients[index].clerk.attempts();
-                    let client = &mut self.clients[index];
-                    let Some(position) = client.current.take() else {
-                        continue;
-                    };
-                    client.ops += 1;
-                    self.history_order += 1;
-                    let entry = &mut self.history[position];
-                    entry.completed_at = Some(self.now);
-                    entry.completed_order = Some(self.history_order);
-                    entry.attempts = entry.attempts.max(attempts);
-                    entry.outcome = Some(result);
-                    self.hash.write(b"done").write_u64(entry.id);
-                    let is_workload = self.clients[index].workload;
-                    if is_workload && let Some(workload) = &self.workload {
-                        let pause = workload.pause(&mut self.rng);
-                        self.schedule(self.now + pause, Event::Workload { client: number });
-                    }
-                    self.start_next(number);
-                }
-            }
-        }
-        if let Some(position) = self.clients[index].current {
-            let attempts = self.clients[index].clerk.attempts();
-            self.history[position].attempts = attempts;
-        }
-    }
-
-    fn workload_tick(&mut self, number: u64) {
-        let Some(workload) = self.workload.clone() else {
-            return;
-        };
-        let index = number as usize - 1;
-        if !self.clients[index].workload || self.clients[index].current.is_some() {
-            return;
-        }
-        let n = self.clients[index].ops + 1;
-        let operation = workload.next_operation(&mut self.rng, number, n);
-        self.enqueue(number, operation);
     }
 }
 

@@ -88,26 +88,26 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
         nodes,
         seed,
         snapshot_every: [20, 50, 200][rng.index(3)],
-        snapshot_chunk_bytes: [64, 512, 4096][rng.index(3)],
-        max_entries_per_message: [1, 8, 64][rng.index(3)],
-        client_give_up: Some(2_000 + rng.range(0, 3_000)),
-        client_attempt_timeout: 300,
         ..SimConfig::default()
     };
+    config.raft.snapshot_chunk_bytes = [64, 512, 4096][rng.index(3)];
+    config.raft.max_entries_per_message = [1, 8, 64][rng.index(3)];
+    config.client_give_up = Some(2_000 + rng.range(0, 3_000));
+    config.client_attempt_timeout = 300;
     config.network.latency = [(1, 5), (5, 20), (1, 40)][rng.index(3)];
     config.disk_latency = [(0, 1), (1, 5), (2, 20)][rng.index(3)];
-    config.pre_vote = rng.chance(0.8);
-    config.check_quorum = rng.chance(0.8);
+    config.raft.pre_vote = rng.chance(0.8);
+    config.raft.check_quorum = rng.chance(0.8);
     // Lease reads are safe only with CheckQuorum's leader stickiness (and
     // clocks within the drift bound, which the sweep's are).
-    config.lease_reads = config.check_quorum && rng.chance(0.7);
+    config.raft.lease_reads = config.raft.check_quorum && rng.chance(0.7);
     // Half the seeds give every node its own clock: an offset of up to two
     // seconds and a rate inside the drift bound (with a tenth to spare for
     // the rounding to whole milliseconds). Drawn from a generator of their
     // own, so that the draws above stay what they were.
     let mut clocks = Rng::new(seed ^ 0xC10C_D21F);
     if clocks.chance(0.5) {
-        let max = NodeClock::max_rate_ppm(config.max_clock_drift_percent) * 9 / 10;
+        let max = NodeClock::max_rate_ppm(config.raft.max_clock_drift_percent) * 9 / 10;
         config.clocks = (0..9)
             .map(|_| NodeClock {
                 offset: clocks.range(0, 2_000),

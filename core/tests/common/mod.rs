@@ -3,6 +3,8 @@
 //! (`check_one_leader`, `one`, `n_committed`, ...), all in virtual time.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use bytes::Bytes;
 use distribkv_core::raft::{LogIndex, NodeId, Payload, RoleKind, Term};
 use distribkv_core::rng::Rng;

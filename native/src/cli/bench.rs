@@ -23,8 +23,10 @@ use serde::Serialize;
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 
+use super::client::{AnySession, Connected};
 use super::{CliError, ClusterArgs};
-use crate::kv_client::{self, KvSession, KvTransport, SessionTiming, ValidOperation};
+use crate::kv_client::{self, KvSession, SessionTiming, ValidOperation};
+use crate::shard::client::{ShardTiming, ShardedSession};
 use crate::tls::CertSet;
 
 /// `bench` arguments.
@@ -216,23 +218,39 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
 
 /// The QUIC connections the clients share, to every member of the
 /// cluster's configuration.
-async fn connect(args: &BenchArgs) -> Result<Vec<Arc<KvTransport>>, CliError> {
+///
+/// Against a sharded cluster, each client's operations are routed by key,
+/// so the load spreads over every shard (and every group's leader).
+async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
     let certs = CertSet::load(&args.cluster.certs)?;
-    let servers = kv_client::discover(servers, &certs).await;
     let connections = args
         .connections
         .unwrap_or((args.clients as usize).div_ceil(64).clamp(1, 8))
         .max(1);
+    if let Some(cluster) = crate::shard::client::detect(&servers, &certs).await? {
+        let mut all = Vec::with_capacity(connections);
+        for _ in 1..connections {
+            all.push(Connected::Sharded(Arc::new(cluster.reconnect(&certs)?)));
+        }
+        all.push(Connected::Sharded(Arc::new(cluster)));
+        return Ok(all);
+    }
+    let servers = kv_client::discover(servers, &certs).await;
     (0..connections)
-        .map(|_| Ok(Arc::new(kv_client::connect(servers.clone(), &certs)?)))
+        .map(|_| {
+            Ok(Connected::Single(Arc::new(kv_client::connect(
+                servers.clone(),
+                &certs,
+            )?)))
+        })
         .collect()
 }
 
 /// One client: warms up, waits at `start_gate` for the others, then runs
 /// operations one at a time until the load's duration is over.
 async fn run_client(
-    transport: Arc<KvTransport>,
+    cluster: Connected,
     load: Load,
     start_gate: Arc<Barrier>,
     done: Arc<AtomicU64>,
@@ -242,8 +260,20 @@ async fn run_client(
         attempt_timeout_ms: 2000,
         ..SessionTiming::default()
     };
-    let mut session = KvSession::new(transport, timing, seed);
-    session.set_follower_reads(load.follower_reads);
+    let mut session = match cluster {
+        Connected::Single(transport) => AnySession::Single(KvSession::new(transport, timing, seed)),
+        Connected::Sharded(cluster) => AnySession::Sharded(ShardedSession::new(
+            cluster,
+            ShardTiming {
+                retry_ms: 2000,
+                ..ShardTiming::default()
+            },
+            seed,
+        )),
+    };
+    if let AnySession::Single(session) = &mut session {
+        session.set_follower_reads(load.follower_reads);
+    }
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new();
     // Opens the connection. Invariant: a get of an 8-byte key is valid.

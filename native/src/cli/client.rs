@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{CliError, ClusterArgs, ReadArgs};
 use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming, ValidOperation};
+use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
 use crate::tls::CertSet;
 
 /// `client` arguments.
@@ -26,31 +27,96 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
-/// Connects to the cluster named by `args`: every member of its
-/// configuration, whichever of them `--cluster` lists
-/// ([`kv_client::discover`]).
-pub async fn connect(args: &ClusterArgs) -> Result<Arc<KvTransport>, CliError> {
-    let servers = crate::addr::parse_address_list(&args.cluster)?;
+/// A connected cluster: a single Raft group, or a sharded one whose
+/// operations are routed by key ([`crate::shard::client`]).
+#[derive(Debug, Clone)]
+pub enum Connected {
+    /// A single-group cluster.
+    Single(Arc<KvTransport>),
+    /// A sharded cluster.
+    Sharded(Arc<ShardedCluster>),
+}
+
+impl Connected {
+    /// A session of its own, with the default timing.
+    pub fn session(&self) -> AnySession {
+        let seed = crate::transport::random_u64();
+        match self {
+            Connected::Single(transport) => AnySession::Single(KvSession::new(
+                transport.clone(),
+                SessionTiming::default(),
+                seed,
+            )),
+            Connected::Sharded(cluster) => AnySession::Sharded(ShardedSession::new(
+                cluster.clone(),
+                ShardTiming::default(),
+                seed,
+            )),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Connected::Single(transport) => transport.close().await,
+            Connected::Sharded(cluster) => cluster.transport.close().await,
+        }
+    }
+}
+
+/// A client session of either kind of cluster.
+#[derive(Debug)]
+pub enum AnySession {
+    /// Single group.
+    Single(KvSession),
+    /// Sharded: routed by key.
+    Sharded(ShardedSession),
+}
+
+impl AnySession {
+    /// Lets any node serve reads ([`KvSession::set_follower_reads`]). A
+    /// sharded cluster's client does not route reads to followers yet: it
+    /// keeps reading at each group's leader.
+    pub fn set_follower_reads(&mut self, on: bool) {
+        if let AnySession::Single(session) = self {
+            session.set_follower_reads(on);
+        }
+    }
+
+    /// Runs one operation to completion (see [`KvSession::execute`]).
+    pub async fn execute(&mut self, operation: ValidOperation) -> Result<Option<Bytes>, KvError> {
+        match self {
+            AnySession::Single(session) => session.execute(operation).await,
+            AnySession::Sharded(session) => session.run(operation.operation().clone()).await,
+        }
+    }
+}
+
+/// Loads the client certificates of `args`.
+pub fn client_certs(args: &ClusterArgs) -> Result<CertSet, CliError> {
     let certs = CertSet::load(&args.certs)?;
     if !certs.has_client_identity() {
         return Err(CliError::Certificates(crate::tls::CertError::Missing {
             path: args.certs.join(crate::tls::CLIENT_CERT_FILE),
         }));
     }
-    let servers = kv_client::discover(servers, &certs).await;
-    Ok(Arc::new(kv_client::connect(servers, &certs)?))
+    Ok(certs)
 }
 
-/// A session of its own over `transport`, with the default timing and
-/// the read routing of `reads`.
-fn new_session(transport: &Arc<KvTransport>, reads: ReadArgs) -> KvSession {
-    let mut session = KvSession::new(
-        transport.clone(),
-        SessionTiming::default(),
-        crate::transport::random_u64(),
-    );
-    session.set_follower_reads(reads.follower_reads);
-    session
+/// Connects to the cluster named by `args`. A sharded cluster is
+/// recognised by its answer ([`crate::shard::client::detect`]); otherwise
+/// every member of the single group's configuration, whichever of them
+/// `--cluster` lists ([`kv_client::discover`]).
+pub async fn connect(args: &ClusterArgs) -> Result<Connected, CliError> {
+    let servers = crate::addr::parse_address_list(&args.cluster)?;
+    let certs = client_certs(args)?;
+    if let Some(cluster) = crate::shard::client::detect(&servers, &certs).await? {
+        return Ok(Connected::Sharded(Arc::new(cluster)));
+    }
+    let servers = kv_client::discover(servers, &certs).await;
+    Ok(Connected::Single(Arc::new(kv_client::connect(
+        servers, &certs,
+    )?)))
 }
 
 /// Runs one operation and prints its result: the value of a `get`, `OK` for
@@ -62,9 +128,11 @@ pub async fn one_shot(
 ) -> Result<u8, CliError> {
     let operation = ValidOperation::new(operation)?;
     let is_get = !operation.operation().is_write();
-    let transport = connect(cluster).await?;
-    let result = new_session(&transport, reads).execute(operation).await;
-    transport.close().await;
+    let cluster = connect(cluster).await?;
+    let mut session = cluster.session();
+    session.set_follower_reads(reads.follower_reads);
+    let result = session.execute(operation).await;
+    cluster.close().await;
     let mut stdout = std::io::stdout().lock();
     match result? {
         Some(value) => {
@@ -167,7 +235,7 @@ fn render(answer: &Answer, json: bool) -> String {
 
 /// Runs one command line in `session`: its answer, or a certificate error
 /// (which ends `client`: every later command would fail the same way).
-async fn answer(session: &mut KvSession, line: &str) -> Result<Answer, KvError> {
+async fn answer(session: &mut AnySession, line: &str) -> Result<Answer, KvError> {
     let operation = match parse_command(line) {
         Ok(operation) => operation,
         Err(error) => return Ok(Answer::Error(error)),
@@ -187,8 +255,9 @@ async fn answer(session: &mut KvSession, line: &str) -> Result<Answer, KvError> 
 
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
-    let transport = connect(&args.cluster).await?;
-    let mut session = new_session(&transport, args.reads);
+    let cluster = connect(&args.cluster).await?;
+    let mut session = cluster.session();
+    session.set_follower_reads(args.reads.follower_reads);
     // Stdin is read on a blocking thread, one line at a time.
     let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);
     std::thread::spawn(move || {
@@ -210,7 +279,7 @@ pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
         writeln!(out, "{}", render(&answer, args.json))?;
         out.flush()?;
     }
-    transport.close().await;
+    cluster.close().await;
     Ok(0)
 }
 

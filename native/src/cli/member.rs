@@ -259,6 +259,13 @@ impl Members {
         }
         seeds.close().await;
         let Some(status) = found else {
+            if let Ok(Some(sharded)) = crate::shard::client::detect(&servers, &certs).await {
+                sharded.transport.close().await;
+                return Err(MemberError::Invalid(
+                    "this cluster is sharded: its hosts are fixed, and `member` is for single-group clusters (see `shard`)".into(),
+                )
+                .into());
+            }
             let tried: Vec<String> = servers.iter().map(address_text).collect();
             return Err(MemberError::Unreachable(tried.join(", ")).into());
         };

@@ -20,6 +20,7 @@ pub mod member;
 #[cfg(feature = "fault-injection")]
 pub mod power_cut;
 pub mod server;
+pub mod shard;
 pub mod snapshot;
 pub mod status;
 
@@ -33,6 +34,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the server's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a cluster CA and node and client certificates into a folder.
@@ -57,6 +60,8 @@ pub enum Command {
     Member(member::MemberArgs),
     /// Save, check and restore backups.
     Snapshot(snapshot::SnapshotArgs),
+    /// Show a sharded cluster's shards; join or leave a group; move a shard.
+    Shard(shard::ShardArgs),
     /// Start a local 3-node cluster in a temporary folder until interrupted.
     Demo(demo::DemoArgs),
 }
@@ -91,6 +96,7 @@ pub async fn run(command: &Command) -> Result<u8, CliError> {
         Command::Bench(args) => bench::run(args).await,
         Command::Member(args) => member::run(args).await,
         Command::Snapshot(args) => snapshot::run(args).await,
+        Command::Shard(args) => shard::run(args).await,
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
     }
 }
@@ -235,6 +241,12 @@ pub enum CliError {
     /// A snapshot command failed.
     #[error("{0}")]
     Snapshot(#[from] snapshot::SnapshotError),
+    /// A sharded server failed.
+    #[error("{0}")]
+    ShardServer(#[from] crate::shard::ShardServerError),
+    /// A shard command failed.
+    #[error("{0}")]
+    Shard(String),
 }
 
 impl CliError {
@@ -244,6 +256,7 @@ impl CliError {
     pub fn exit_code(&self, is_node: bool) -> u8 {
         match self {
             CliError::Server(error) if error.is_refusal() => 2,
+            CliError::ShardServer(error) if error.is_refusal() => 2,
             _ if is_node => 1,
             _ => 2,
         }

@@ -128,7 +128,16 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
     match &args.command {
         SnapshotCommand::Save(save) => {
             let started = Instant::now();
-            let transport = super::client::connect(&save.cluster).await?;
+            let transport = match super::client::connect(&save.cluster).await? {
+                super::client::Connected::Single(transport) => transport,
+                super::client::Connected::Sharded(cluster) => {
+                    cluster.transport.close().await;
+                    return Err(SnapshotError::Invalid(
+                        "snapshot save does not support sharded clusters yet".into(),
+                    )
+                    .into());
+                }
+            };
             let backup = fetch(&transport).await;
             transport.close().await;
             let backup = backup?;

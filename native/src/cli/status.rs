@@ -176,7 +176,12 @@ mod hex {
 /// Runs `status`: one line per reachable node; unreachable ones are
 /// reported on stderr. Fails only if no node answered.
 pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
-    let transport = super::client::connect(&args.cluster).await?;
+    let transport = match super::client::connect(&args.cluster).await? {
+        super::client::Connected::Single(transport) => transport,
+        super::client::Connected::Sharded(cluster) => {
+            return super::shard::status(&cluster, args.json).await;
+        }
+    };
     let servers = transport.servers().to_vec();
     // A position of an id that is not a member holds another member's
     // address: each address is asked once.

@@ -78,6 +78,12 @@ pub(super) struct Driver {
     /// What [`Driver::sync_peers`] last looked at: the latest membership
     /// entry, the snapshot, and whether that entry was committed.
     peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
+    /// The term and leader last logged (a restart's recovery is read from
+    /// these lines: elected, then the first commit).
+    leader_seen: (u64, Option<NodeId>),
+    /// The commit index recovered at start, until the first commit after
+    /// it has been logged (`None` from then on).
+    commit_at_start: Option<LogIndex>,
 }
 
 /// One input from the world.
@@ -100,7 +106,10 @@ impl Driver {
         metrics: Option<Arc<Metrics>>,
         certs_dir: std::path::PathBuf,
     ) -> Driver {
+        let commit_at_start = Some(replica.node().log().commit());
         Driver {
+            leader_seen: (0, None),
+            commit_at_start,
             id,
             clock,
             replica,
@@ -146,6 +155,28 @@ impl Driver {
         if self.peers_sampled.elapsed() >= PEER_SAMPLE {
             self.peers_sampled = tokio::time::Instant::now();
             metrics.observe_peers(&self.transport.peer_traffic());
+        }
+    }
+
+    /// Logs a new term or leader, and the first entry committed after the
+    /// start: the milestones of a restart, read with the storage's
+    /// "recovered" and the transport's "connected to peer" lines.
+    fn log_progress(&mut self) {
+        let node = self.replica.node();
+        let seen = (node.term(), node.leader());
+        if seen != self.leader_seen {
+            self.leader_seen = seen;
+            match seen.1 {
+                Some(leader) => {
+                    tracing::info!(node = self.id, term = seen.0, leader, "leader known")
+                }
+                None => tracing::info!(node = self.id, term = seen.0, "new term, no leader yet"),
+            }
+        }
+        let commit = node.log().commit();
+        if self.commit_at_start.is_some_and(|start| commit > start) {
+            self.commit_at_start = None;
+            tracing::info!(node = self.id, commit, "first commit since start");
         }
     }
 
@@ -270,6 +301,7 @@ impl Driver {
             self.drain_outputs(&mut storage_events).await?;
             self.sync_peers();
             self.observe();
+            self.log_progress();
             if self.is_removed() {
                 tracing::warn!(
                     node = self.id,

@@ -47,6 +47,12 @@ struct From {
     from: String,
 }
 
+/// Labels `{group}` (a sharded host's groups; 0 is the controller's).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Group {
+    group: String,
+}
+
 /// Labels `{op,outcome}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request_ {
@@ -96,6 +102,13 @@ pub struct Metrics {
     peer_received: Family<From, Counter>,
     peer_round_trip: HistogramFamily<To>,
     client_requests: Family<Request_, Counter>,
+    group_has_leader: Family<Group, Gauge>,
+    group_is_leader: Family<Group, Gauge>,
+    group_term: Family<Group, Gauge>,
+    group_commit_index: Family<Group, Gauge>,
+    group_applied_index: Family<Group, Gauge>,
+    group_shards: Family<Group, Gauge>,
+    frames_refused: Counter,
     seen: Mutex<Seen>,
     /// Milliseconds since `started` at the last step.
     last_step_ms: AtomicU64,
@@ -131,6 +144,13 @@ impl Metrics {
             peer_received: Family::default(),
             peer_round_trip: Family::new_with_constructor(round_trip_histogram),
             client_requests: Family::default(),
+            group_has_leader: Family::default(),
+            group_is_leader: Family::default(),
+            group_term: Family::default(),
+            group_commit_index: Family::default(),
+            group_applied_index: Family::default(),
+            group_shards: Family::default(),
+            frames_refused: Counter::default(),
             seen: Mutex::new(Seen::default()),
             last_step_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -216,10 +236,113 @@ impl Metrics {
             "Client requests answered, by operation and outcome",
             metrics.client_requests.clone(),
         );
+        r.register(
+            "distribkv_group_has_leader",
+            "Sharded hosts: whether each group held here knows a leader",
+            metrics.group_has_leader.clone(),
+        );
+        r.register(
+            "distribkv_group_is_leader",
+            "Sharded hosts: whether this host leads each group it holds",
+            metrics.group_is_leader.clone(),
+        );
+        r.register(
+            "distribkv_group_term",
+            "Sharded hosts: each group's current term here",
+            metrics.group_term.clone(),
+        );
+        r.register(
+            "distribkv_group_commit_index",
+            "Sharded hosts: each group's commit index here",
+            metrics.group_commit_index.clone(),
+        );
+        r.register(
+            "distribkv_group_applied_index",
+            "Sharded hosts: each group's applied index here",
+            metrics.group_applied_index.clone(),
+        );
+        r.register(
+            "distribkv_group_shards_serving",
+            "Sharded hosts: shards each group serves, as its replica here knows",
+            metrics.group_shards.clone(),
+        );
+        r.register(
+            "distribkv_network_peer_frames_refused",
+            "Sharded hosts: peer frames refused (wrong host, unknown group, misaddressed)",
+            metrics.frames_refused.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// A sharded host's step: the `distribkv_group_*` gauges per group, and
+    /// the `distribkv_server_*` ones over all groups (has a leader: every
+    /// group knows one; is leader: leads at least one; term: the highest;
+    /// indexes and proposals: summed over groups).
+    pub fn observe_host(&self, host: &distribkv_core::shard::host::Host, pending: usize) {
+        let (mut all_have_leader, mut leads_one, mut ready) = (true, false, true);
+        let (mut term, mut commit, mut applied) = (0u64, 0u64, 0u64);
+        for (group, node) in host.nodes() {
+            let label = Group {
+                group: group.to_string(),
+            };
+            let log = node.log();
+            let has_leader = node.leader().is_some();
+            all_have_leader &= has_leader;
+            leads_one |= node.is_leader();
+            ready &= has_leader && log.applied() >= log.commit();
+            term = term.max(node.term());
+            commit += log.commit();
+            applied += log.applied();
+            self.group_has_leader
+                .get_or_create(&label)
+                .set(i64::from(has_leader));
+            self.group_is_leader
+                .get_or_create(&label)
+                .set(i64::from(node.is_leader()));
+            self.group_term
+                .get_or_create(&label)
+                .set(node.term() as i64);
+            self.group_commit_index
+                .get_or_create(&label)
+                .set(log.commit() as i64);
+            self.group_applied_index
+                .get_or_create(&label)
+                .set(log.applied() as i64);
+            if let Some(kv) = host.kv(group) {
+                let serving = kv
+                    .shards()
+                    .values()
+                    .filter(|s| s.status == distribkv_core::shard::group::ShardStatus::Serving)
+                    .count();
+                self.group_shards.get_or_create(&label).set(serving as i64);
+            }
+        }
+        self.has_leader.set(i64::from(all_have_leader));
+        self.is_leader.set(i64::from(leads_one));
+        self.term.set(term as i64);
+        self.commit_index.set(commit as i64);
+        self.applied_index.set(applied as i64);
+        self.proposals_pending.set(pending as i64);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            self.proposals_committed
+                .inc_by(commit.saturating_sub(seen.commit));
+            self.proposals_applied
+                .inc_by(applied.saturating_sub(seen.applied));
+            seen.commit = seen.commit.max(commit);
+            seen.applied = seen.applied.max(applied);
+        }
+        self.ready.store(ready, Ordering::Relaxed);
+        self.last_step_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one refused peer frame (sharded hosts).
+    pub fn observe_refused_frame(&self) {
+        self.frames_refused.inc();
     }
 
     /// Updates the node's gauges and counters after one step.

@@ -28,6 +28,7 @@ use distribkv_core::raft::NodeId;
 use serde::{Deserialize, Serialize};
 
 pub mod client;
+mod dial;
 pub mod frame;
 pub mod peer;
 
@@ -98,8 +99,18 @@ pub struct TransportSettings {
     pub reconnect_min: Duration,
     /// Longest reconnect delay (the delay doubles up to it, with jitter).
     pub reconnect_max: Duration,
-    /// Time allowed for a QUIC handshake.
+    /// Time allowed for connecting (handshakes, see `redial_after`).
     pub connect_timeout: Duration,
+    /// While connecting, a fresh handshake is started this often, the
+    /// earlier ones going on: a handshake sent before the other side's
+    /// socket existed would otherwise wait out QUIC's retransmission
+    /// timeout (about 1 s, then doubling).
+    pub redial_after: Duration,
+    /// A request whose connection has received nothing at all (not even an
+    /// acknowledgement) for this long after it was sent fails, and the
+    /// connection is closed, so the next request dials again; the limit is
+    /// at least three round trips of the connection.
+    pub unresponsive_after: Duration,
     /// Interval of QUIC keep-alive pings on idle connections.
     pub keep_alive: Duration,
     /// A connection silent for this long is considered dead.
@@ -119,6 +130,8 @@ impl Default for TransportSettings {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
+            redial_after: Duration::from_millis(250),
+            unresponsive_after: Duration::from_millis(300),
             keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             client_in_flight_limit: 4096,

@@ -57,15 +57,59 @@ fn single_faults() -> Vec<Fault> {
         Fault::KillRestart { target: leader },
         Fault::Pause { target: leader },
         Fault::PowerCut { target: leader },
+        Fault::CrashAll,
+        Fault::PowerCutAll,
     ]
+}
+
+/// Faults measured beside the others but not held to the goal: every link
+/// slowed by 500 ms each way makes a round trip (1 s) as long as the
+/// longest election timeout, beyond what Raft's timing assumes with the
+/// defaults (docs/FAULTS.md has the measurement and the reasons).
+fn faults_beyond_the_goal() -> Vec<Fault> {
+    vec![Fault::SlowLinks {
+        target: None,
+        delay_ms: 500,
+        jitter_ms: 0,
+    }]
+}
+
+/// How long a fault beyond the goal is held.
+const BEYOND_HOLD: Duration = Duration::from_millis(6000);
+
+/// How long every node stays down in an all-node crash or power cut (the
+/// nemesis draws 0.3 to 1.5 s).
+const WHOLE_CLUSTER_DOWN: Duration = Duration::from_millis(1000);
+/// The pause after an all-node restart, before the next fault.
+const WHOLE_CLUSTER_QUIET: Duration = Duration::from_millis(4000);
+
+/// Wall-clock time of day, UTC, `HH:MM:SS.mmm`: what the servers' log lines
+/// carry, to read a sample beside them.
+fn wall_clock() -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        since_epoch.subsec_millis()
+    )
 }
 
 /// One fault as injected.
 struct Sample {
     fault: String,
     description: String,
-    /// When it was in place, µs of the history.
+    /// When it was in place (an all-node fault: when every node had been
+    /// restarted), µs of the history.
     at: u64,
+    /// The same moment on the wall clock, UTC (see [`wall_clock`]).
+    wall: String,
+    /// Held to the goal (false: [`faults_beyond_the_goal`]).
+    bound: bool,
 }
 
 /// See the module documentation.
@@ -121,24 +165,51 @@ pub fn recovery_after_single_faults(test: &str) {
     let started = Instant::now();
     let mut samples = Vec::new();
     for _ in 0..rounds {
-        for fault in single_faults() {
+        let faults = single_faults()
+            .into_iter()
+            .map(|fault| (fault, true))
+            .chain(faults_beyond_the_goal().into_iter().map(|f| (f, false)));
+        for (fault, bound) in faults {
             cluster
                 .wait_for_leader(LEADER_LIMIT)
                 .unwrap_or_else(|| panic!("no leader before {fault}"));
-            let (description, at) = inject(&mut cluster, &fault, &|| recorder.now())
+            let (description, injected_at) = inject(&mut cluster, &fault, &|| recorder.now())
                 .unwrap_or_else(|error| panic!("cannot inject {fault}: {error}"));
-            std::thread::sleep(HOLD);
+            let whole_cluster = fault.is_whole_cluster_down();
+            let mut wall = wall_clock();
+            std::thread::sleep(if whole_cluster {
+                WHOLE_CLUSTER_DOWN
+            } else if bound {
+                HOLD
+            } else {
+                BEYOND_HOLD
+            });
             cluster
                 .hosts
                 .heal()
                 .unwrap_or_else(|error| panic!("cannot heal after {fault}: {error}"));
+            // Every node down: writes cannot resume before the restart, so
+            // recovery counts from there.
+            let restart_wall = wall_clock();
             cluster.restore_all();
+            let (description, at) = if whole_cluster {
+                wall = restart_wall;
+                (format!("{description}, restarted all"), recorder.now())
+            } else {
+                (description, injected_at)
+            };
             samples.push(Sample {
                 fault: fault.to_string(),
                 description,
                 at,
+                wall,
+                bound,
             });
-            std::thread::sleep(QUIET);
+            std::thread::sleep(if whole_cluster {
+                WHOLE_CLUSTER_QUIET
+            } else {
+                QUIET
+            });
         }
     }
     workload.stop();
@@ -153,12 +224,14 @@ pub fn recovery_after_single_faults(test: &str) {
     for sample in &samples {
         let recovery = first_write_after(&operations, sample.at).map(Duration::from_micros);
         println!(
-            "  {:>7.2}s  {:<70} first write acknowledged after {}",
+            "  {:>7.2}s  {}  {:<70} first write acknowledged after {}",
             sample.at as f64 / 1e6,
+            sample.wall,
             sample.description,
             recovery.map_or("never".into(), |r| format!("{:.2}s", r.as_secs_f64()))
         );
         match recovery {
+            _ if !sample.bound => println!("  (beyond the goal: measured, not held to it)"),
             Some(recovery) if recovery <= RECOVERY_GOAL => {}
             Some(recovery) if recovery <= RECOVERY_GOAL + RECOVERY_MARGIN => {
                 println!("  (over the {RECOVERY_GOAL:?} goal, within the margin)");

@@ -215,6 +215,22 @@ fn next_operation(rng: &mut Rng, client: u64, n: u64, epoch: u64) -> (String, Op
     }
 }
 
+/// Environment variable: a folder where each worker's client processes
+/// append their log (stderr), `client-<n>.log`; with `RUST_LOG` (for example
+/// `distribkv_native=debug`) it shows every attempt and connection.
+const CLIENT_LOGS_VARIABLE: &str = "DISTRIBKV_FAULT_CLIENT_LOGS";
+
+/// Worker `client`'s log file, if [`CLIENT_LOGS_VARIABLE`] asks for one.
+fn client_log(client: u64) -> Option<std::fs::File> {
+    let dir = std::path::PathBuf::from(std::env::var_os(CLIENT_LOGS_VARIABLE)?);
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("client-{client}.log")))
+        .ok()
+}
+
 fn run_worker(
     client: u64,
     mut rng: Rng,
@@ -223,7 +239,11 @@ fn run_worker(
     recorder: &Recorder,
     stop: &AtomicBool,
 ) {
-    let mut process = ClientProcess::spawn(command());
+    let spawn = |command: Command| match client_log(client) {
+        Some(log) => ClientProcess::spawn_logging(command, log),
+        None => ClientProcess::spawn(command),
+    };
+    let mut process = spawn(command());
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
@@ -245,7 +265,7 @@ fn run_worker(
             None => {
                 recorder.fail(id, Ending::NoAnswer);
                 // A new session: the old process may still be retrying.
-                process = ClientProcess::spawn(command());
+                process = spawn(command());
             }
         }
         if pace.max_think_ms > 0 {

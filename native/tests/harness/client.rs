@@ -14,11 +14,17 @@ pub struct ClientProcess {
 
 impl ClientProcess {
     /// Spawns `command` (a `client --json` command line) with piped stdio.
-    pub fn spawn(mut command: Command) -> ClientProcess {
+    pub fn spawn(command: Command) -> ClientProcess {
+        Self::spawn_logging(command, Stdio::null())
+    }
+
+    /// [`ClientProcess::spawn`], with the client's stderr (its log) going to
+    /// `log`.
+    pub fn spawn_logging(mut command: Command, log: impl Into<Stdio>) -> ClientProcess {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn a client");
         let stdin = child.stdin.take().expect("piped");

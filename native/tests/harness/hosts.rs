@@ -28,8 +28,16 @@ pub struct Loopback {
 impl Loopback {
     /// Room for `nodes` nodes.
     pub fn new(nodes: usize) -> Loopback {
+        // The sockets are held until every port is picked: released one by
+        // one, the kernel may hand the same port out twice.
+        let sockets: Vec<std::net::UdpSocket> = (0..nodes)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
         Loopback {
-            ports: (0..nodes).map(|_| super::free_port()).collect(),
+            ports: sockets
+                .iter()
+                .map(|socket| socket.local_addr().unwrap().port())
+                .collect(),
         }
     }
 }

@@ -15,7 +15,10 @@
 //! - [`metrics`]: `--metrics-addr`: `/metrics`, `/livez`, `/readyz`;
 //! - [`snapshot`]: backups saved, checked and restored into a new cluster;
 //! - [`rolling`]: a rolling restart of every node with no failed operation;
-//! - [`rotation`]: certificates rotated with SIGHUP, without a restart.
+//! - [`rotation`]: certificates rotated with SIGHUP, without a restart;
+//! - [`sharded`]: a sharded cluster (`server --shards`): `shard` commands,
+//!   key routing, moves and a group join under a checked workload, a
+//!   group leader killed during a move.
 //!
 //! The multi-process tests share the harness of `tests/harness` with the
 //! fault tests across network namespaces (`tests/faults`), and run one
@@ -34,6 +37,7 @@ mod rng;
 mod rolling;
 mod rotation;
 mod server;
+mod sharded;
 mod snapshot;
 mod transport;
 #[path = "../faults/workload.rs"]

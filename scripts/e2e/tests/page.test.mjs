@@ -482,7 +482,7 @@ pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, 
   await page.waitForFunction(([s, g]) => { const x = window.__distribkv.sim().state().shards[s]; return x.owner === g && x.status === "moving"; }, [shard, to], { timeout: 10000 });
   // a host of the old owner crashes mid-move, from the inspector
   const victim = (await sharded(page)).groups.find((g) => g.id === from).leader;
-  await page.evaluate((h) => { window.__distribkv.app.selected = { host: h }; window.__distribkv.app.refreshPanels(true); }, victim);
+  await page.evaluate((h) => window.__distribkv.app.select({ type: "host", id: h }), victim);
   await page.click(`#sh-inspect-actions [data-act=crash]`);
   st = await sharded(page);
   assert.equal(st.hosts[victim - 1].up, false);
@@ -512,6 +512,131 @@ pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, 
   const back = await sharded(page);
   assert.ok(back.now < JSON.parse(before)[0], "the timeline went back");
 }, { timeout: 90000, open: { hash: "#mode=sharded&layout=small&seed=1" } });
+
+pageTest("sharded mode: history lanes, the event log, a message inspected and dropped, a link cut from the canvas; the share link and the timeline keep them", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  // the components the single-group mode has are shown here too
+  for (const id of ["#history-panel", "#events-card"]) assert.ok(await page.isVisible(id), `${id} is shown`);
+  assert.ok(await page.isHidden("#inspector"), "the inspector waits for a message or a link");
+  await setSpeed(page, 0);
+  await play(page);
+  await page.waitForFunction(() => window.__distribkv.sim().state().now > 1500 && window.__distribkv.app.historyView.bars.length > 5, null, { timeout: 20000 });
+  await pause(page);
+  // the history lanes: one per workload client, bars for the operations the simulator recorded
+  const lanes = await page.evaluate(() => {
+    const app = window.__distribkv.app;
+    const ids = new Set(window.__distribkv.sim().history().map((o) => o.id));
+    return { clients: [...new Set(app.historyView.bars.map((b) => b.op.client))].sort(), known: app.historyView.bars.every((b) => ids.has(b.op.id)) };
+  });
+  assert.deepEqual(lanes.clients, [1, 2, 3]);
+  assert.ok(lanes.known, "every bar is an operation of history()");
+  const bar = await page.evaluate(() => { const b = window.__distribkv.app.historyView.bars.at(-1); return { x: (b.x + b.x2) / 2, y: b.y + b.h / 2 }; });
+  const hbox = await page.locator("#history").boundingBox();
+  await page.mouse.move(hbox.x + bar.x, hbox.y + bar.y);
+  await waitText(page, "#tooltip", /op \d+ · client c\d · shard \d/);
+  // the event log: the journal's lines, newest first (read while the card is in view)
+  await page.locator("#events-card").scrollIntoViewIfNeeded();
+  await waitText(page, "#event-log", /group 10\d (AppendEntries|Kv)|leader in term/);
+  // a message: clicked on the canvas, read, dropped
+  const msg = await page.evaluate(() => {
+    const app = window.__distribkv.app, tl = app.timeline;
+    // between two hosts (a client's requests are drawn as its line to the leader, not as dots)
+    const wanted = (m) => typeof m.from === "number" && typeof m.to === "number" && m.from !== m.to && m.kinds.some((k) => k === "AppendEntries" || k === "AppendEntriesResponse");
+    // paused wherever the frame loop stopped: move on 1 ms at a time to a moment with one in flight
+    for (let i = 0; i < 500 && !tl.sim.state().inFlight.some(wanted); i++) tl.runUntil(tl.display + 1);
+    app.state = tl.sim.state();
+    app.dirty = true;
+    app.draw();
+    const ids = new Set(app.state.inFlight.filter(wanted).map((m) => m.id));
+    return app.layout.msgs.find((m) => ids.has(m.id)) ?? null;
+  });
+  assert.ok(msg, "a message in flight is drawn");
+  const cbox = await page.locator("#cluster").boundingBox();
+  await page.mouse.click(cbox.x + msg.x, cbox.y + msg.y);
+  assert.ok(await page.isVisible("#inspector"));
+  await waitText(page, "#i-title", /AppendEntries/);
+  const fields = await page.textContent("#i-fields");
+  assert.match(fields, /group 10\d/, "each message names its group");
+  assert.match(fields, /term/, "with its fields by the core's names");
+  await page.click("#i-drop");
+  assert.equal(await page.evaluate((id) => window.__distribkv.sim().message(id), msg.id), null, "dropped");
+  assert.deepEqual(await page.evaluate(() => window.__distribkv.timeline().actions.at(-1).op), "dropMessage");
+  // a link: clicked between two hosts of group 100, one direction cut from the inspector
+  const mid = await page.evaluate(() => {
+    const lay = window.__distribkv.app.layout;
+    const [a, b] = [lay.hosts.find((h) => h.id === 4), lay.hosts.find((h) => h.id === 5)];
+    return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  });
+  await page.mouse.click(cbox.x + mid.x, cbox.y + mid.y);
+  await waitText(page, "#inspector h2", /Link 4 ↔ 5/);
+  await page.click('#inspector button[data-act="cut"][data-from="4"][data-to="5"]');
+  let st = await sharded(page);
+  assert.deepEqual(st.links.cut, [[4, 5]]);
+  await page.keyboard.press("Escape");
+  assert.ok(await page.isHidden("#inspector"));
+  await setSpeed(page, -1);
+  await play(page);
+  await page.waitForFunction((t) => window.__distribkv.sim().now() > t + 300, st.now);
+  await pause(page);
+  // the correctness card is checked off the main thread, on a replica of the run: the same verdict as the page's own simulation
+  assert.ok(await page.evaluate(() => window.__distribkv.app.checker !== null), "the checker worker runs");
+  await page.waitForFunction(() => window.__distribkv.app.checkAt === window.__distribkv.sim().now(), null, { timeout: 10000 });
+  const [fromWorker, here] = await page.evaluate(() => [JSON.stringify(window.__distribkv.app.checkResult), JSON.stringify(window.__distribkv.sim().check())]);
+  assert.equal(fromWorker, here);
+  assert.equal(JSON.parse(here).ok, true);
+  await waitText(page, "#check-text", /checked at \d+\.\d\d s/);
+  // the share link carries both actions and rebuilds the same moment
+  const hash = await page.evaluate(() => window.__distribkv.app.copyLink());
+  assert.match(hash, new RegExp(`d${msg.id}`));
+  assert.match(hash, /x4:5/);
+  const snap = () => page.evaluate(() => { const s = window.__distribkv.sim().state(); return JSON.stringify([s.now, s.hosts, s.shards, s.links, s.inFlight.map((m) => m.id)]); });
+  const before = await snap();
+  const { page: other, errors } = await openPage(env, { hash });
+  try {
+    await other.waitForFunction(() => window.__distribkv?.mode === "sharded");
+    const after = await other.evaluate(() => { const s = window.__distribkv.sim().state(); return JSON.stringify([s.now, s.hosts, s.shards, s.links, s.inFlight.map((m) => m.id)]); });
+    assert.equal(after, before, "the link rebuilds the run, the drop and the cut included");
+    assert.deepEqual(errors, []);
+  } finally { await other.close(); }
+  // the timeline: before the cut, no cut; back to the end, the same moment
+  const end = JSON.parse(before)[0];
+  await page.evaluate((t) => { window.__distribkv.timeline().seek(t); window.__distribkv.app.dirty = true; }, st.now - 50);
+  assert.deepEqual((await sharded(page)).links.cut, []);
+  await page.evaluate((t) => { window.__distribkv.timeline().seek(t); window.__distribkv.app.dirty = true; }, end);
+  assert.equal(await snap(), before, "replaying to the same moment gives the same state");
+}, { timeout: 90000, open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
+
+pageTest("sharded mode: a violation is shown per group in the correctness card and its operations are outlined in the history lanes", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(2500));
+  // a check() result of today's shape, with a group's violation and a non-linearizable key (the real runs give the checkers nothing to find)
+  const shown = await page.evaluate(() => {
+    const app = window.__distribkv.app;
+    const real = app.timeline.sim.check();
+    const ops = app.historyCache.sync(app.timeline.sim).filter((o) => o.key === "k1" && o.status === "ok").slice(0, 2).map((o) => o.id);
+    const bad = {
+      ...real, ok: false,
+      violations: ["group 101: Election Safety: two leaders in term 3 (hosts 4 and 5)", "not linearizable on key k1"],
+      groups: real.groups.map((g) => (g.group === 101 ? { ...g, ok: false, violations: ["group 101: Election Safety: two leaders in term 3 (hosts 4 and 5)"] } : g)),
+      linearizability: { ...real.linearizability, ok: false, key: "k1", ops, text: "not linearizable on key k1", decided: true },
+    };
+    app.checker = null; // the worker would replace it with the real verdict
+    app.lastCheckAt = performance.now() + 1e9;
+    app.checkResult = bad;
+    app.checkAt = app.timeline.display;
+    app.dirty = true;
+    app.refreshPanels();
+    return { ops, highlighted: [...app.highlightOps] };
+  });
+  assert.ok(shown.ops.length > 0, "operations on k1");
+  assert.deepEqual(shown.highlighted.sort(), [...shown.ops].sort(), "the operations involved are outlined");
+  assert.match(await page.textContent("#check-pill"), /VIOLATION/);
+  assert.match(await page.textContent('#check-list li[data-group="101"]'), /group 101: .*two leaders in term 3/);
+  assert.match(await page.textContent('#check-list li[data-group="100"]'), /Raft safety holds/);
+  const colors = await page.evaluate(() => ["100", "101"].map((g) => getComputedStyle(document.querySelector(`#check-list li[data-group="${g}"]`)).color));
+  assert.notEqual(colors[0], colors[1], "a group that holds is not shown in the violation's colour");
+  assert.match(await page.textContent('#check-list li[data-check="linearizability"]'), /not linearizable on key k1/);
+}, { open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
 
 pageTest("sharded mode: Step processes one event; scrubbing back and stepping drops the recorded future", async (page) => {
   await page.waitForFunction(() => window.__distribkv?.mode === "sharded");

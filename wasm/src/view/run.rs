@@ -14,8 +14,32 @@ pub struct EventView {
     seq: Option<u64>,
     at: u64,
     node: Option<JsEndpoint>,
+    /// The group a sharded journal line concerns (0: the controller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<u64>,
     kind: &'static str,
     text: String,
+}
+
+impl EventView {
+    /// A line from its parts.
+    pub fn new(
+        seq: Option<u64>,
+        at: u64,
+        node: Option<JsEndpoint>,
+        group: Option<u64>,
+        kind: &'static str,
+        text: String,
+    ) -> EventView {
+        EventView {
+            seq,
+            at,
+            node,
+            group,
+            kind,
+            text,
+        }
+    }
 }
 
 impl From<&TraceLine> for EventView {
@@ -24,6 +48,7 @@ impl From<&TraceLine> for EventView {
             seq: Some(line.seq),
             at: line.at.as_millis(),
             node: line.endpoint.map(JsEndpoint::from),
+            group: None,
             kind: line.kind,
             text: line.text(),
         }
@@ -36,6 +61,7 @@ impl From<StepInfo> for EventView {
             seq: None,
             at: info.at.as_millis(),
             node: info.endpoint.map(JsEndpoint::from),
+            group: None,
             kind: info.kind,
             text: info.text,
         }

@@ -183,9 +183,99 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
     [() => sim.runFor(-5), /ms must be a non-negative number/],
     [() => sim.setWorkload("yes"), /on must be true or false/],
     [() => sim.check({ steps: 1 }), /unknown field "steps"/],
+    [() => sim.message("x"), /message id must be a non-negative integer/],
+    [() => sim.dropMessage(-1), /message id must be a non-negative integer/],
+    [() => sim.events("a"), /since must be a non-negative integer/],
+    [() => sim.history({ form: 2 }), /unknown field "form"/],
   ];
   for (const [call, message] of calls) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
   sim.runFor(1000);
   assert.equal(sim.now(), 1000);
   assert.equal(sim.check().ok, true);
+});
+
+test("message(id) renders every field of an item in flight; dropMessage(id) loses it; events() reads the journal", () => {
+  const sim = new ShardedSimulation({ seed: 4 });
+  sim.setWorkload(true);
+  runUntil(sim, (s) => s.shards.every((x) => x.status === "serving"));
+  sim.runFor(200);
+  // a Raft message of one group, by the core's serde names
+  let item = null;
+  for (let i = 0; i < 2000 && !item; i++) {
+    sim.step();
+    item = sim.state().inFlight.find((m) => m.kinds.includes("AppendEntries"));
+  }
+  assert.ok(item, "an AppendEntries in flight");
+  const m = sim.message(item.id);
+  assertPlain(m, "message()");
+  assert.equal(m.id, item.id);
+  assert.deepEqual([m.from, m.to, m.deliverAt], [item.from, item.to, item.deliverAt]);
+  const append = m.messages.find((x) => x.kind === "AppendEntries");
+  assert.ok(append.group >= 100 || append.group === 0);
+  for (const field of ["term", "prevLogIndex", "prevLogTerm", "leaderCommit", "entries", "bytes"]) assert.ok(field in append, `AppendEntries has ${field}`);
+  assert.equal(append.from, item.from);
+  // a client's request: the key, its operation and its session's sequence number
+  const request = sim.state().inFlight.find((x) => x.kinds.includes("Kv"));
+  if (request) {
+    const kv = sim.message(request.id).messages[0];
+    assert.equal(typeof kv.key, "string");
+    assert.ok(["put", "append", "get"].includes(kv.op));
+    assert.equal(typeof kv.seq, "number");
+  }
+  // dropped: gone from the network, and said so in the journal
+  assert.equal(sim.dropMessage(item.id), true);
+  assert.equal(sim.message(item.id), null);
+  assert.ok(!sim.state().inFlight.some((x) => x.id === item.id));
+  assert.equal(sim.dropMessage(item.id), false);
+  const events = sim.events();
+  assertPlain(events, "events()");
+  assert.ok(events.length > 0 && events.length <= 500);
+  assert.ok(events.some((e) => e.kind === "drop" && e.text.includes(String(item.id))));
+  const last = events[events.length - 1].seq;
+  sim.crash(2);
+  const after = sim.events(last);
+  assert.deepEqual(after.map((e) => [e.kind, e.node]), [["crash", 2]]);
+  sim.runFor(1500);
+  assert.ok(sim.events(last).some((e) => e.kind === "role" && /leader in term/.test(e.text)), "a new leader where host 2 led");
+  assert.equal(sim.check().ok, true);
+  // no journal asked: no lines
+  assert.deepEqual(new ShardedSimulation({ traceCapacity: 0 }).events(), []);
+});
+
+test("history({ from }) gives the operations from that id on, as the whole history has them", () => {
+  const sim = new ShardedSimulation({ seed: 2 });
+  sim.setWorkload(true);
+  sim.runFor(3000);
+  const all = sim.history();
+  assert.ok(all.length > 20);
+  assert.deepEqual(sim.history({ from: 11 }), all.slice(10));
+  assert.deepEqual(sim.history({ from: 1 }), all);
+  assert.deepEqual(sim.history({ from: all.length + 5 }), []);
+});
+
+test("the generated .d.ts declares every ShardedSimulation method with its shapes, and Simulation's contract is intact", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
+  const path = await import("node:path");
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+  const dts = await readFile(path.join(path.resolve(process.env.DISTRIBKV_PKG ?? path.join(root, "web/pkg")), "distribkv_wasm.d.ts"), "utf8");
+  const block = (name) => {
+    const start = dts.indexOf(`export class ${name} {`);
+    assert.ok(start >= 0, `class ${name} is declared`);
+    return dts.slice(start, dts.indexOf("\n}\n", start));
+  };
+  const sharded = block("ShardedSimulation");
+  const methods = Object.getOwnPropertyNames(ShardedSimulation.prototype).filter((m) => !["constructor", "free", "__destroy_into_raw"].includes(m));
+  for (const m of methods) assert.match(sharded, new RegExp(`\\n    ${m}\\(`), `ShardedSimulation.${m} is declared`);
+  for (const [m, type] of [["message", "ShardedMessage | null"], ["events", "ShardedEvent[]"], ["history", "ShardedHistoryOp[]"], ["state", "ShardedState"], ["check", "ShardedCheckResult"], ["dropMessage", "boolean"]]) {
+    assert.match(sharded, new RegExp(`\\n    ${m}\\([^)]*\\): ${type.replace(/[|[\]]/g, "\\$&")};`), `${m} returns ${type}`);
+  }
+  for (const shape of ["ShardedMessage", "ShardedEvent", "ShardedInFlight", "ShardedConfig"]) assert.match(dts, new RegExp(`export interface ${shape} \\{`));
+  assert.match(dts, /export interface ShardedInFlight \{[^}]*\bid: number;/, "in-flight items carry their id");
+  assert.match(dts, /traceCapacity\?: number;/);
+  // the single-group class keeps the contract's methods
+  const single = block("Simulation");
+  for (const m of ["runFor", "now", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate", "put", "append", "get", "delete", "history", "state", "check", "message", "dropMessage", "events"]) {
+    assert.match(single, new RegExp(`\\n    ${m}\\(`), `Simulation.${m} is still declared`);
+  }
 });

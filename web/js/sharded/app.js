@@ -1,18 +1,26 @@
 // The page's sharded mode: a controller group and several replica groups on
 // shared hosts (ShardedSimulation). It takes over the stage canvas, the
 // transport bar (play, step, speed, clock, timeline), the correctness card
-// and the guide; the single-group cards are hidden. Like the rest of the
-// page it only draws and forwards clicks.
+// and the guide, and reuses the single-group mode's components: the history
+// lanes (HistoryView), the event log (EventLog) and the inspector for a
+// message or a link (Inspector). The single-group clients and network cards
+// are hidden. Like the rest of the page it only draws and forwards clicks.
 
-import { $, esc, setText, setHTML } from "../dom.js";
+import { $, esc, setText, setHTML, showTooltip, toast } from "../dom.js";
+import { Theme } from "../theme.js";
+import { HistoryCache, HistoryView, opTooltipText, wireHistoryCanvas } from "../history-view.js";
+import { EventLog, Inspector } from "../panels.js";
 import { LAYOUTS, ShardedTimeline, decodeShardedRun, encodeShardedRun } from "./timeline.js";
 import { draw, groupColor, groupName, hit } from "./view.js";
 import { SHARDED_SCENARIOS } from "./tours.js";
 import { planContext, failedClaims } from "./tour-kit.js";
 
+/** The simulation's share of a frame (ms), as in the single-group mode. */
+const SIM_BUDGET_MS = 9;
+
 const CARD = `
   <h2>Sharded service</h2>
-  <p id="sh-inspect" class="small muted">Click a host to crash or restart it, a shard to move it.</p>
+  <p id="sh-inspect" class="small muted">Click a host to crash or restart it, a shard to move it, a message to read it, a link to cut it.</p>
   <div id="sh-inspect-actions" class="row"></div>
   <form id="sh-op-form" class="op-form" autocomplete="off">
     <select id="sh-op-kind" aria-label="Operation"><option>put</option><option>append</option><option>get</option></select>
@@ -47,6 +55,18 @@ export class ShardedApp {
     this.playing = false;
     this.speedExp = Number($("#speed").value);
     this.selected = null;
+    this.theme = new Theme();
+    this.theme.card = this.theme.surface;
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => { this.theme.read(); this.theme.card = this.theme.surface; this.dirty = true; });
+    this.historyView = new HistoryView($("#history"), this.theme);
+    this.historyCache = new HistoryCache();
+    this.history = [];
+    this.historyAt = 0;
+    this.historyCost = 0;
+    /** Operations a linearizability violation names, outlined in the history lanes. */
+    this.highlightOps = new Set();
+    /** The single-group clients' sessions, for the shared panels (the sharded journal names no sessions). */
+    this.clientsCache = [];
     this.frames = [];
     this.stats = { simMs: 0, dataMs: 0, drawMs: 0, checkMs: 0 };
     this.lastCheckAt = 0;
@@ -54,6 +74,9 @@ export class ShardedApp {
     this.guide = null;
     this.stopAt = null;
     this.buildDom();
+    this.startChecker();
+    this.inspector = new Inspector(this);
+    this.eventLog = new EventLog(this);
     let run = { layout: "small", seed: 1, actions: [], at: null, scenario: null };
     try { run = decodeShardedRun(location.hash); } catch (err) { this.notice(`This link could not be read: ${err.message}`); }
     this.newRun(run.layout, run.seed, run.actions);
@@ -64,7 +87,8 @@ export class ShardedApp {
   // ---------- DOM ----------
   buildDom() {
     document.body.classList.add("sharded");
-    for (const id of ["#inspector", "#client-card", "#network-card", "#events-card", "#history-panel"]) { const e = $(id); if (e) e.hidden = true; }
+    for (const id of ["#client-card", "#network-card"]) { const e = $(id); if (e) e.hidden = true; }
+    $("#inspector").hidden = true; // shown for a message or a link
     const card = document.createElement("section");
     card.className = "card"; card.id = "shard-card"; card.innerHTML = CARD;
     $("#check-card").before(card);
@@ -90,7 +114,7 @@ export class ShardedApp {
     $("#sh-leave").addEventListener("click", () => this.act("leave", [Number($("#sh-group").value)]));
     $("#sh-heal").addEventListener("click", () => this.act("heal"));
     $("#play").addEventListener("click", () => this.setPlaying(!this.playing));
-    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.dirty = true; });
+    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.runVersion++; this.dirty = true; });
     $("#speed").addEventListener("input", (e) => { this.speedExp = Number(e.target.value); setText($("#speed-out"), `${this.speed() < 1 ? this.speed().toFixed(2) : this.speed().toFixed(1)}×`); });
     $("#timeline").addEventListener("input", (e) => {
       this.setPlaying(false);
@@ -101,16 +125,56 @@ export class ShardedApp {
     $("#guide-btn").addEventListener("click", () => (this.guide ? this.stopTour() : this.startTour(SHARDED_SCENARIOS[0].id)));
     this.canvas.addEventListener("click", (e) => {
       const r = this.canvas.getBoundingClientRect();
-      this.selected = this.layout ? hit(this.layout, e.clientX - r.left, e.clientY - r.top) : null;
-      if (this.selected?.shard != null) $("#sh-move-shard").value = String(this.selected.shard);
-      this.refreshPanels(true);
+      this.select(this.layout ? hit(this.layout, e.clientX - r.left, e.clientY - r.top) : null);
+    });
+    this.canvas.addEventListener("pointermove", (e) => {
+      const r = this.canvas.getBoundingClientRect();
+      const h = this.layout ? hit(this.layout, e.clientX - r.left, e.clientY - r.top) : null;
+      this.canvas.style.cursor = h ? "pointer" : "default";
+      showTooltip(this.tooltipText(h), e.clientX, e.clientY);
+    });
+    this.canvas.addEventListener("pointerleave", () => showTooltip(null));
+    wireHistoryCanvas($("#history"), this.historyView, {
+      changed: () => { this.dirty = true; },
+      tip: (op, x, y) => showTooltip(op ? opTooltipText(op, this.highlightOps.has(op.id)) : null, x, y),
     });
     addEventListener("keydown", (e) => {
       if (e.target.closest?.("input, select, textarea")) return;
       if (e.key === " ") { e.preventDefault(); this.setPlaying(!this.playing); }
+      if (e.key === "Escape") this.select(null);
     });
     $("#boot").hidden = true;
   }
+
+  /** Selects what a click hit: a host or a shard (the sharded card), a message or a link (the inspector). */
+  select(sel) {
+    this.selected = sel;
+    if (sel?.type === "shard") $("#sh-move-shard").value = String(sel.id);
+    $("#inspector").hidden = !(sel?.type === "msg" || sel?.type === "link");
+    this.inspector.update(true);
+    this.refreshPanels(true);
+    this.dirty = true;
+  }
+
+  tooltipText(h) {
+    if (!h || !this.state) return null;
+    if (h.type === "msg") {
+      const m = this.state.inFlight.find((x) => x.id === h.id);
+      return m ? `${m.kinds.join(", ")} ${m.from} → ${m.to}${m.groups.length ? ` · ${m.groups.map(groupName).join(", ")}` : ""}\narrives at ${(m.deliverAt / 1000).toFixed(3)} s\nclick to read its fields or drop it` : null;
+    }
+    if (h.type === "link") {
+      const cut = new Set((this.state.links?.cut ?? []).map(([a, b]) => `${a}>${b}`));
+      return `Link ${h.a} ↔ ${h.b}\n${h.a} → ${h.b}: ${cut.has(`${h.a}>${h.b}`) ? "cut" : "open"} · ${h.b} → ${h.a}: ${cut.has(`${h.b}>${h.a}`) ? "cut" : "open"}\nclick to cut or restore`;
+    }
+    if (h.type === "host") return `Host ${h.id}: click to crash, restart or isolate it`;
+    if (h.type === "shard") return `Shard ${h.id}: click to pick it for a move`;
+    return null;
+  }
+
+  toast(text, opts) { toast(text, opts); }
+
+  /** What the shared event log reads of the transport. */
+  get playback() { return { playing: this.playing, speed: this.speed() }; }
 
   notice(text) {
     setText($("#notice-text"), text);
@@ -129,10 +193,14 @@ export class ShardedApp {
   newRun(layout, seed, actions) {
     if (this.timeline) this.timeline.free();
     this.timeline = new ShardedTimeline(this.backend, layout, seed, actions);
+    this.runVersion = (this.runVersion ?? 0) + 1;
     $("#sh-layout").value = layout;
     $("#seed").value = String(seed);
     this.selected = null;
+    $("#inspector").hidden = true;
     this.checkResult = null;
+    this.highlightOps = new Set();
+    this.historyView.center = null;
     this.dirty = true;
     this.fillSelects();
   }
@@ -147,13 +215,16 @@ export class ShardedApp {
 
   /** Does an action on the run (recorded for the timeline and share links). */
   act(op, ...args) {
+    let result;
     try {
-      this.timeline.act(op, ...args);
+      result = this.timeline.act(op, ...args);
+      this.runVersion++;
       this.notice("");
     } catch (err) {
       this.notice(err.message);
     }
     this.dirty = true;
+    return result;
   }
 
   copyLink() {
@@ -190,6 +261,7 @@ export class ShardedApp {
     scratch.runUntil(this.timeline.display);
     try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
     this.timeline.actions = scratch.actions.map((a) => ({ ...a }));
+    this.runVersion++;
     this.stopAt = scratch.display;
     scratch.free();
     g.checked = false;
@@ -223,7 +295,13 @@ export class ShardedApp {
       if (this.playing) {
         let target = this.timeline.display + dt * (this.stopAt != null ? Math.max(this.speed(), 0.3) : this.speed());
         if (this.stopAt != null && target >= this.stopAt) { target = this.stopAt; }
-        this.timeline.runUntil(Math.floor(target));
+        // at most SIM_BUDGET_MS of simulation per frame, in slices: when the
+        // machine cannot keep up, virtual time runs slower instead of frames being lost
+        target = Math.floor(target);
+        const slice = Math.max(1, Math.ceil((target - this.timeline.display) / 4));
+        while (this.timeline.display < target && performance.now() - t0 < SIM_BUDGET_MS) {
+          this.timeline.runUntil(Math.min(target, this.timeline.display + slice));
+        }
         if (this.stopAt != null && this.timeline.display >= this.stopAt) {
           this.stopAt = null;
           this.setPlaying(false);
@@ -233,6 +311,13 @@ export class ShardedApp {
       }
       const t1 = performance.now();
       if (this.dirty || !this.state) this.state = this.timeline.sim.state();
+      // the history, read incrementally, at most as often as it is cheap to
+      if (this.dirty && t1 - this.historyAt > Math.max(50, 12 * this.historyCost)) {
+        this.history = this.historyCache.sync(this.timeline.sim);
+        this.historyAt = performance.now();
+        this.historyCost = this.historyAt - t1;
+        this.historyAsOf = this.state.now;
+      }
       const t2 = performance.now();
       this.draw();
       const t3 = performance.now();
@@ -252,10 +337,8 @@ export class ShardedApp {
     const w = c.clientWidth, h = c.clientHeight;
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); }
     this.ctx2d.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const css = getComputedStyle(document.body);
-    const v = (n, d) => css.getPropertyValue(n).trim() || d;
-    this.theme ??= { ink: v("--ink", "#222"), muted: v("--muted", "#777"), bg: v("--bg", "#f5f4ef"), card: v("--card", "#fff"), danger: v("--danger", "#c6362f"), accent: v("--accent", "#17696a") };
     this.layout = draw(this.ctx2d, w, h, this.state, this.theme, this.selected, this.state.now);
+    if (this.dirty) this.historyView.draw({ history: this.history, display: this.state.now, asOf: Math.min(this.state.now, this.historyAsOf ?? this.state.now), highlight: this.highlightOps });
     setText($("#clock"), `${(this.state.now / 1000).toFixed(3)} s`);
     const end = this.timeline.end;
     $("#timeline").value = String(end > 0 ? Math.round((this.state.now / end) * 1000) : 0);
@@ -267,33 +350,29 @@ export class ShardedApp {
     const s = this.state;
     if (!s) return;
     const sim = this.timeline.sim;
-    // correctness: check() costs more as the history grows, so it runs at most ~4% of the time
+    // correctness: check() costs more as the history grows (tens of ms with
+    // thousands of operations), so a worker runs it on a replica of the run
+    // (check-worker.js); where workers are not available, the main thread
+    // does, at most ~4% of the time
     const now = performance.now();
-    if (force || !this.checkResult || now - this.lastCheckAt > Math.max(500, 25 * this.stats.checkMs)) {
+    if (this.checker) this.askCheck(now);
+    else if (force || !this.checkResult || now - this.lastCheckAt > Math.max(500, 25 * this.stats.checkMs)) {
       const t0 = performance.now();
       this.checkResult = sim.check();
+      this.checkAt = this.timeline.display;
       this.stats.checkMs = performance.now() - t0;
       this.lastCheckAt = now;
     }
-    const c = this.checkResult;
-    const pill = $("#check-pill");
-    setText(pill, c.ok ? "OK" : "VIOLATION");
-    pill.className = `pill ${c.ok ? "ok" : "bad"}`;
-    setText($("#check-text"), c.linearizability.text);
-    setHTML($("#check-list"), [
-      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
-      `<li data-check="linearizability" class="${c.linearizability.ok ? "" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
-      ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
-    ].join(""));
+    if (this.checkResult) this.renderCheck(this.checkResult);
     // inspector
     let inspect = "Click a host to crash or restart it, a shard to move it.";
     let actions = "";
-    if (this.selected?.host != null) {
-      const h = s.hosts[this.selected.host - 1];
+    if (this.selected?.type === "host") {
+      const h = s.hosts[this.selected.id - 1];
       inspect = `Host ${h.id} is ${h.up ? "up" : "down"} and holds ${h.replicas.map((r) => `${groupName(r.group)} (${r.role}${r.role === "down" ? "" : `, term ${r.term}`})`).join(", ")}. A crash stops every one of them.`;
       actions = h.up ? `<button class="btn small danger" data-act="crash" data-host="${h.id}">Crash host ${h.id}</button><button class="btn small" data-act="isolate" data-host="${h.id}">Isolate</button>` : `<button class="btn small" data-act="restart" data-host="${h.id}">Restart host ${h.id}</button>`;
-    } else if (this.selected?.shard != null) {
-      const sh = s.shards[this.selected.shard];
+    } else if (this.selected?.type === "shard") {
+      const sh = s.shards[this.selected.id];
       inspect = `Shard ${sh.shard}: owner ${sh.owner ? groupName(sh.owner) : "none"}, ${sh.status}${sh.from ? ` (from group ${sh.from})` : ""}. Choose a group below and Move.`;
     }
     setText($("#sh-inspect"), inspect);
@@ -320,7 +399,7 @@ export class ShardedApp {
     // the last operations (history() is read only when the run moved, a few times a second)
     if (this.opsAt !== s.now) {
       this.opsAt = s.now;
-      const ops = sim.history();
+      const ops = this.history;
       const owner = (shard) => s.shards[shard]?.owner;
       setHTML($("#sh-ops"), ops.slice(-8).reverse().map((o) => `<li data-status="${o.status}">${o.client ? `c${o.client}` : "you"} ${o.kind} ${esc(o.key)}${o.value != null ? ` ${esc(o.value)}` : ""} → shard ${o.shard} (group ${owner(o.shard) ?? "–"}): ${o.status}${o.kind === "get" && o.status === "ok" ? ` = ${o.output == null ? "missing" : esc(o.output)}` : ""}${o.completedAt != null ? `, ${o.completedAt - o.invokedAt} ms` : ""}</li>`).join("") || `<li class="muted">none yet</li>`);
     }
@@ -330,6 +409,61 @@ export class ShardedApp {
       ...s.admin.queued.map((q) => `<li>${esc(q)}: waiting</li>`),
     ];
     setHTML($("#sh-admin"), admin.join("") || `<li class="muted">none yet</li>`);
+    this.inspector.update();
+    this.eventLog.update();
+  }
+
+  /** The correctness card: Raft safety per group, linearizability across moves; the operations a violation names are outlined in the history. */
+  renderCheck(c) {
+    this.highlightOps = new Set(c.linearizability.ok ? [] : c.linearizability.ops);
+    const pill = $("#check-pill");
+    setText(pill, c.ok ? "OK" : "VIOLATION");
+    pill.className = `pill ${c.ok ? "ok" : "bad"}`;
+    setText($("#check-text"), `${c.linearizability.text} (checked at ${(this.checkAt / 1000).toFixed(2)} s)`);
+    setHTML($("#check-list"), [
+      ...c.groups.map((g) => `<li data-group="${g.group}" class="${g.ok ? "holds" : "bad"}">${esc(groupName(g.group))}: ${g.ok ? "Raft safety holds (election safety, log matching, leader completeness, state machine safety)" : esc(g.violations.join("; "))}</li>`),
+      `<li data-check="linearizability" class="${c.linearizability.ok ? "holds" : "bad"}">linearizability across moves: ${c.linearizability.ok ? (c.linearizability.decided ? "holds" : "undecided") : esc(c.linearizability.text)}</li>`,
+      ...c.other.map((v) => `<li class="bad">${esc(v)}</li>`),
+    ].join(""));
+  }
+
+  /** Starts the checker worker (null where module workers are not available: the main thread checks). */
+  startChecker() {
+    try {
+      const worker = new Worker(new URL("./check-worker.js", import.meta.url), { type: "module" });
+      this.checker = { worker, pending: null, askedAt: 0, seq: 0 };
+      worker.onmessage = ({ data }) => this.onCheck(data);
+      worker.onerror = (e) => { console.warn("the checker worker failed; checking on the main thread", e.message); this.checker = null; };
+    } catch (err) {
+      this.checker = null;
+    }
+  }
+
+  /** Asks the worker to check the moment shown: one request at a time, and at most every max(0.5 s, 5 × the last check's cost), so that on a machine with few cores the worker keeps to about a fifth of one. */
+  askCheck(now) {
+    const c = this.checker;
+    if (c.pending || now - c.askedAt < Math.max(500, 5 * this.stats.checkMs)) return;
+    const t = this.timeline.display;
+    if (this.checkResult && this.checkAt === t && this.checkVersion === this.runVersion) return;
+    c.askedAt = now;
+    c.pending = { id: ++c.seq, version: this.runVersion, t };
+    const tl = this.timeline;
+    c.worker.postMessage({ id: c.seq, layout: tl.layout, seed: tl.seed, actions: tl.actions, t });
+  }
+
+  /** A result from the worker: shown if it is of this run and not of a moment after the one shown. */
+  onCheck(data) {
+    const c = this.checker;
+    const asked = c?.pending;
+    if (!asked || asked.id !== data.id) return;
+    c.pending = null;
+    if (data.error) { console.warn("check failed in the worker:", data.error); return; }
+    if (asked.version !== this.runVersion || data.t > this.timeline.display) return;
+    this.checkResult = data.result;
+    this.checkAt = data.t;
+    this.checkVersion = asked.version;
+    this.stats.checkMs = data.ms;
+    this.refreshPanels();
   }
 
   fps() {

@@ -8,8 +8,7 @@
 //   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
 // An action is <t><code><arg>:<arg>...; strings are percent-encoded.
 //   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
-
-import { norm } from "../sim-adapter.js";
+//   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -17,7 +16,7 @@ export const LAYOUTS = {
   lab: { label: "12 hosts · controller + 3 groups of 3", config: { hosts: 12, placement: [[4, 5, 6], [7, 8, 9], [10, 11, 12]], shards: 10 } },
 };
 
-const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
+const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", cutLink: "x", restoreLink: "X", dropMessage: "d", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
 const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
 export const ACTIONS = new Set(Object.keys(CODES));
 const enc = encodeURIComponent;
@@ -88,7 +87,12 @@ export function decodeShardedRun(hash) {
   return { layout, seed, actions, at, scenario };
 }
 
-/** A ShardedSimulation with plain-number results. */
+/**
+ * A ShardedSimulation as the page uses it. Its results are plain JSON data
+ * already (numbers, never BigInt: it renders with serde-wasm-bindgen's
+ * JSON-compatible serializer), so, unlike Simulation's, they are not walked
+ * again: that walk cost more than state() itself.
+ */
 export class ShardedSim {
   constructor(backend, config) {
     this.raw = new backend.ShardedSimulation(config);
@@ -97,9 +101,11 @@ export class ShardedSim {
   runFor(ms) { return Number(this.raw.runFor(ms)); }
   runUntil(t) { return Number(this.raw.runUntil(t)); }
   step() { return Number(this.raw.step()); }
-  state() { return norm(this.raw.state()); }
-  history() { return norm(this.raw.history()); }
-  check() { return norm(this.raw.check()); }
+  state() { return this.raw.state(); }
+  history(opts) { return this.raw.history(opts); }
+  events(since) { return this.raw.events(since); }
+  message(id) { return this.raw.message(id); }
+  check() { return this.raw.check(); }
   shardOf(key) { return Number(this.raw.shardOf(key)); }
   put(k, v) { return Number(this.raw.put(k, v)); }
   append(k, v) { return Number(this.raw.append(k, v)); }
@@ -112,6 +118,9 @@ export class ShardedSim {
   restart(host) { this.raw.restart(host); }
   partition(sides) { this.raw.partition(sides); }
   heal() { this.raw.heal(); }
+  cutLink(from, to) { this.raw.cutLink(from, to); }
+  restoreLink(from, to) { this.raw.restoreLink(from, to); }
+  dropMessage(id) { return this.raw.dropMessage(id); }
   free() { this.raw.free(); }
 }
 

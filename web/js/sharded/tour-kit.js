@@ -33,6 +33,7 @@ export function planContext(timeline) {
     runFor: (ms) => timeline.runUntil(timeline.sim.now() + ms),
     now: () => timeline.sim.now(),
     state: () => timeline.sim.state(),
+    history: () => timeline.sim.history(),
     shardOf: (key) => timeline.sim.shardOf(key),
     /** Runs in slices of `slice` ms until `done(state)`; whether it held within `limit` ms. */
     waitFor(done, limit = 10_000, slice = 5) {

@@ -38,6 +38,7 @@ export const shardMove = {
     {
       title: "The controller moves a shard",
       plan(ctx, facts) {
+        facts.movedAt = ctx.now();
         ctx.act("move", facts.shard, facts.to);
         facts.moving = ctx.waitFor((s) => s.shards[facts.shard].owner === facts.to && s.shards[facts.shard].status === "moving", 5000, 2);
         const s = ctx.state();
@@ -75,14 +76,18 @@ export const shardMove = {
         facts.arrivedAt = ctx.now();
         const s = ctx.state();
         facts.newLeader = s.groups.find((g) => g.id === facts.from).leader;
+        facts.writesDuring = ctx.history().filter((o) => o.status === "ok" && o.kind !== "get" && o.completedAt > facts.movedAt && o.completedAt < facts.arrivedAt).length;
         ctx.runFor(600);
       },
       text: (f) => `<p>${name(f.from)} elected host ${f.newLeader}, which sent shard ${f.shard} — its keys and its clients' sessions — to ${name(f.to)}. ${name(f.to)} wrote it in its own log, serves it from then on, and acknowledged, so ${name(f.from)} deleted its copy.</p>
+        <p>All along, the clients kept writing: only shard ${f.shard}'s keys waited, the other shards' writes went on (${f.writesDuring} of them completed while the shard was on its way).</p>
         <p>The moved sessions are what keep a retried <code>append</code> exactly-once across the move: a request the old owner applied and the new owner receives again is recognised and not applied twice.</p>`,
       watch: (f) => `Shard ${f.shard} in the colour of ${name(f.to)}; its clients' lines now go to ${name(f.to)}'s leader.`,
       expect: (f, end) => [
         [`shard ${f.shard} is served by ${name(f.to)}`, f.arrived && end.shard(f.shard).owner === f.to && end.shard(f.shard).status === "serving"],
         [`${name(f.from)} has a new leader`, f.newLeader != null && f.newLeader !== f.victim],
+        [`clients kept writing while shard ${f.shard} moved (${f.writesDuring} writes completed)`, f.writesDuring > 0 && end.history().filter((o) => o.status === "ok" && o.kind !== "get" && o.completedAt > f.movedAt && o.completedAt < f.arrivedAt).length === f.writesDuring],
+        [`the host failed mid-move: after the move began, before the shard arrived`, f.crashedAt > f.movedAt && f.crashedAt < f.arrivedAt],
         [`writes to shard ${f.shard} continue after the move`, end.history().some((o) => o.shard === f.shard && o.status === "ok" && o.invokedAt >= f.arrivedAt && o.kind !== "get")],
       ],
     },

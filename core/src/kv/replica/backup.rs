@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::{Replica, ReplyTo};
-use crate::kv::command::{BackupChunk, Reply, ServiceError};
+use crate::kv::{BackupChunk, Reply, ServiceError};
 use crate::raft::{LogIndex, Term};
 use crate::time::Instant;
 

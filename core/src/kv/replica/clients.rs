@@ -14,11 +14,11 @@ use alloc::string::ToString;
 use bytes::Bytes;
 
 use super::{Replica, ReplicaOutput, ReplyTo};
-use crate::kv::command::{
-    ClientId, ClientRequest, ClientResponse, Command, Operation, Reply, RequestBody, ServiceError,
-};
 use crate::kv::session::SessionCheck;
 use crate::kv::store::Applied;
+use crate::kv::{
+    ClientId, ClientRequest, ClientResponse, Command, Operation, Reply, RequestBody, ServiceError,
+};
 use crate::raft::{Accepted, Entry, Input, LogIndex, Rejected, Term};
 use crate::time::Instant;
 

@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::{Replica, ReplyTo};
-use crate::kv::command::{MemberChange, MemberInfo, MembersStatus, Reply, ServiceError};
+use crate::kv::{MemberChange, MemberInfo, MembersStatus, Reply, ServiceError};
 use crate::raft::{Input, MembershipChange, Rejected};
 use crate::time::Instant;
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOutput};
-use crate::kv::command::{Command, Operation, Reply, RequestBody};
+use crate::kv::{Command, Operation, Reply, RequestBody};
 
 /// Node 1 of a one-node cluster, elected.
 fn leader() -> (Replica, Instant) {

@@ -27,13 +27,16 @@ use super::{AdminOp, Event, ShardedSim};
 use crate::check::{self, Budget, CheckError, Linearizable};
 use crate::kv::Operation;
 use crate::shard::clerk::{ClerkBusy, ShardClerk, ShardClerkConfig, ShardClerkOutput};
-use crate::shard::host::{HostMessage, HostReply, HostRequest};
+use crate::shard::host::{HostBatch, HostMessage, HostReply, HostRequest};
 use crate::shard::{GroupId, ShardId};
 use crate::sim::network::{Endpoint, Network};
 
 /// A message (or a batch of host messages) scheduled for delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFlight {
+    /// Its id, unique in the run: [`ShardedSim::in_flight_message`] and
+    /// [`ShardedSim::drop_in_flight`] take it.
+    pub id: u64,
     /// When it will be delivered (ms).
     pub deliver_at: u64,
     /// Sender (a host, or a clerk: 0 is the admin clerk, 1.. the workload's).
@@ -47,6 +50,41 @@ pub struct InFlight {
     pub pushes: Vec<(ShardId, GroupId, GroupId, u64)>,
     /// The groups its Raft messages belong to (in order, repeated).
     pub groups: Vec<GroupId>,
+}
+
+/// What an in-flight item carries, borrowed from the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InFlightContent<'a> {
+    /// A batch of host messages (Raft messages of any group, shard
+    /// pushes, configuration queries, ...).
+    Batch(&'a HostBatch),
+    /// A clerk's request to a host.
+    Request {
+        /// The clerk (0: the admin clerk, 1.. the workload's).
+        from: u64,
+        /// The host.
+        to: crate::raft::NodeId,
+        /// The request.
+        request: &'a HostRequest,
+    },
+    /// A host's reply to a clerk.
+    Reply {
+        /// The clerk.
+        clerk: u64,
+        /// The reply.
+        reply: &'a HostReply,
+    },
+}
+
+/// One in-flight item with its content, for a driver's inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlightMessage<'a> {
+    /// Its id ([`InFlight::id`]).
+    pub id: u64,
+    /// When it will be delivered (ms).
+    pub deliver_at: u64,
+    /// What it carries.
+    pub content: InFlightContent<'a>,
 }
 
 /// A workload clerk, as a driver shows it.
@@ -131,8 +169,10 @@ impl ShardedSim {
     /// unknown outcome.
     pub fn abandon_admin(&mut self, id: Option<u64>) {
         let seed = self.rng.next_u64();
-        self.clients[0].clerk =
-            ShardClerk::new(ShardClerkConfig::new(self.config.controller.clone()), seed);
+        self.clients[0].clerk = ShardClerk::new(
+            ShardClerkConfig::new(self.config.host.controller.clone()),
+            seed,
+        );
         self.admin_result = None;
         if let Some(id) = id {
             let _ = self.history.fail_unknown(id);
@@ -167,8 +207,9 @@ impl ShardedSim {
     pub fn in_flight(&self) -> Vec<InFlight> {
         self.events
             .iter()
-            .filter_map(|((at, _), event)| {
+            .filter_map(|((at, id), event)| {
                 let mut item = InFlight {
+                    id: *id,
                     deliver_at: *at,
                     from: Endpoint::Node(0),
                     to: Endpoint::Node(0),
@@ -222,6 +263,48 @@ impl ShardedSim {
                 Some(item)
             })
             .collect()
+    }
+
+    /// The in-flight item `id` with its content; `None` once delivered or
+    /// dropped (or for an unknown id).
+    pub fn in_flight_message(&self, id: u64) -> Option<InFlightMessage<'_>> {
+        let ((at, _), event) = self.events.iter().find(|((_, seq), _)| *seq == id)?;
+        let content = match event {
+            Event::Batch(batch) => InFlightContent::Batch(batch),
+            Event::Request { to, from, request } => InFlightContent::Request {
+                from: *from,
+                to: *to,
+                request,
+            },
+            Event::Reply { clerk, reply } => InFlightContent::Reply {
+                clerk: *clerk,
+                reply,
+            },
+            Event::Synced { .. } => return None,
+        };
+        Some(InFlightMessage {
+            id,
+            deliver_at: *at,
+            content,
+        })
+    }
+
+    /// Loses the in-flight item `id` in the network, as if the network had
+    /// dropped it; false if it is no longer in flight.
+    pub fn drop_in_flight(&mut self, id: u64) -> bool {
+        let Some(key) = self
+            .events
+            .iter()
+            .find(|((_, seq), event)| *seq == id && !matches!(event, Event::Synced { .. }))
+            .map(|(key, _)| *key)
+        else {
+            return false;
+        };
+        self.events.remove(&key);
+        self.note(None, None, "drop", || {
+            alloc::format!("message {id} dropped")
+        });
+        true
     }
 
     /// Linearizability of the history as it stands, per key across every

@@ -25,7 +25,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::PoisonError;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -42,6 +42,17 @@ mod session;
 pub use error::ClientError;
 use error::classify;
 use session::{Session, SessionSlot};
+
+/// How often a request checks whether its connection received anything.
+const UNRESPONSIVE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How waiting for an answer ended.
+enum Wait<Resp> {
+    Answer(Result<Result<Answer<Resp>, ClientError>, oneshot::error::RecvError>),
+    TimedOut,
+    /// The connection received nothing for this long after the request.
+    Unresponsive(std::time::Duration),
+}
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -68,6 +79,10 @@ pub struct Client<Req, Resp> {
     config: quinn::ClientConfig,
     servers: Vec<ServerAddress>,
     sessions: Vec<SessionSlot<Req, Resp>>,
+    /// Per server: it went silent (a request got nothing back, or a dial
+    /// timed out) and has not completed a handshake since; dials to it get
+    /// a short limit.
+    suspects: Vec<AtomicBool>,
     preferred: AtomicUsize,
     next_request_id: AtomicU64,
     settings: ClientSettings,
@@ -118,6 +133,7 @@ where
         };
         let endpoint =
             quinn::Endpoint::client(bind).map_err(|error| ClientError::Bind(error.to_string()))?;
+        let suspects = servers.iter().map(|_| AtomicBool::new(false)).collect();
         let sessions = servers
             .iter()
             .map(|_| tokio::sync::Mutex::new(None))
@@ -127,6 +143,7 @@ where
             config,
             servers,
             sessions,
+            suspects,
             preferred: AtomicUsize::new(0),
             next_request_id: AtomicU64::new(1),
             settings,
@@ -216,17 +233,93 @@ where
             forget();
             return Err(self.failure_of(session));
         }
-        match tokio::time::timeout(self.settings.request_timeout, answer).await {
-            Err(_) => {
+        match self.wait_for_answer(session, answer).await {
+            Wait::TimedOut => {
                 forget();
                 Err(ClientError::Timeout {
                     server,
                     after: self.settings.request_timeout,
                 })
             }
-            Ok(Err(_)) => Err(self.failure_of(session)),
-            Ok(Ok(Err(error))) => Err(error),
-            Ok(Ok(Ok(answer))) => match answer {
+            Wait::Unresponsive(silence) => {
+                forget();
+                // Nothing came back, not even an acknowledgement: the
+                // server is gone (killed, restarted, cut off). The next
+                // request to it dials again instead of queueing behind
+                // retransmissions that back off further each time.
+                session
+                    .connection
+                    .close(error_code::CLOSED, b"server unresponsive");
+                for (address, suspect) in self.servers.iter().zip(&self.suspects) {
+                    if address.addr == server {
+                        suspect.store(true, Ordering::Relaxed);
+                    }
+                }
+                tracing::debug!(%server, ?silence, "server unresponsive; connection closed");
+                Err(ClientError::ConnectionLost {
+                    server,
+                    reason: format!(
+                        "nothing received for {} ms after the request was sent",
+                        silence.as_millis()
+                    ),
+                })
+            }
+            Wait::Answer(answer) => self.decode_answer(session, answer),
+        }
+    }
+
+    /// Waits for `answer` until the request timeout; gives up earlier if
+    /// the connection receives nothing at all for
+    /// [`TransportSettings::unresponsive_after`] (at least three round
+    /// trips) after the request was sent. A live server acknowledges the
+    /// request's packet within a round trip and the acknowledgement delay,
+    /// however long the answer itself takes.
+    async fn wait_for_answer(
+        &self,
+        session: &Session<Req, Resp>,
+        mut answer: oneshot::Receiver<Result<Answer<Resp>, ClientError>>,
+    ) -> Wait<Resp> {
+        let sent = tokio::time::Instant::now();
+        let deadline = sent + self.settings.request_timeout;
+        let received_before = session.connection.stats().udp_rx.datagrams;
+        let mut heard = false;
+        // The first check comes after one period: most answers arrive
+        // before it, and never pay for a look at the connection's counters.
+        let mut check = tokio::time::interval_at(sent + UNRESPONSIVE_CHECK, UNRESPONSIVE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut answer => return Wait::Answer(result),
+                () = tokio::time::sleep_until(deadline) => return Wait::TimedOut,
+                _ = check.tick(), if !heard => {
+                    if session.connection.stats().udp_rx.datagrams != received_before {
+                        heard = true;
+                        continue;
+                    }
+                    let limit = self
+                        .settings
+                        .transport
+                        .unresponsive_after
+                        .max(session.connection.rtt() * 3);
+                    let silence = sent.elapsed();
+                    if silence >= limit {
+                        return Wait::Unresponsive(silence);
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode_answer(
+        &self,
+        session: &Session<Req, Resp>,
+        answer: Result<Result<Answer<Resp>, ClientError>, oneshot::error::RecvError>,
+    ) -> Result<Resp, ClientError> {
+        let server = session.server;
+        match answer {
+            Err(_) => Err(self.failure_of(session)),
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(answer)) => match answer {
                 Answer::Response(response) => Ok(response),
                 Answer::NotAnswered => Err(ClientError::NotAnswered { server }),
                 Answer::UndecodableRequest => Err(ClientError::RequestUndecodable { server }),
@@ -261,16 +354,31 @@ where
             }
         }
         *slot = None;
-        let session = Arc::new(
-            Session::connect(
-                &self.endpoint,
-                self.config.clone(),
-                &self.servers[index],
-                &self.settings.transport,
-                self.frames.clone(),
-            )
-            .await?,
+        let suspect = &self.suspects[index];
+        let mut transport = self.settings.transport.clone();
+        if suspect.load(Ordering::Relaxed) {
+            // It went silent on its last connection: if it is back, a
+            // handshake completes within a round trip; if not, the caller
+            // learns it soon and can try another server (a follower's hint
+            // may still name this one, the leader it last heard of).
+            transport.connect_timeout = transport
+                .connect_timeout
+                .min(transport.unresponsive_after.max(transport.redial_after));
+        }
+        let connected = Session::connect(
+            &self.endpoint,
+            self.config.clone(),
+            &self.servers[index],
+            &transport,
+            self.frames.clone(),
+        )
+        .await;
+        // Only silence makes a suspect; an answer, even a refusal, clears it.
+        suspect.store(
+            matches!(&connected, Err(ClientError::Connect { .. })),
+            Ordering::Relaxed,
         );
+        let session = Arc::new(connected?);
         *slot = Some(session.clone());
         Ok(session)
     }

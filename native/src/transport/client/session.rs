@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::ClientError;
 use super::error::classify;
+use crate::transport::dial::DialError;
 use crate::transport::frame::{self, FrameCounters, FrameError, FrameReader};
 use crate::transport::{Answer, ServerAddress, TransportSettings, error_code};
 
@@ -51,19 +52,16 @@ impl<Req, Resp> Session<Req, Resp> {
         Resp: DeserializeOwned + Send + 'static,
     {
         let server = address.addr;
-        let connecting = endpoint
-            .connect_with(config, server, &address.server_name)
-            .map_err(|error| ClientError::Connect {
-                server,
-                reason: error.to_string(),
-            })?;
-        let connection = tokio::time::timeout(transport.connect_timeout, connecting)
+        tracing::debug!(%server, "connecting to server");
+        let connection = crate::transport::dial::dial(endpoint, &config, address, transport)
             .await
-            .map_err(|_| ClientError::Connect {
-                server,
-                reason: "handshake timed out".into(),
-            })?
-            .map_err(|error| classify(server, &error, true))?;
+            .map_err(|error| match error {
+                DialError::Refused(error) => classify(server, &error, true),
+                other => ClientError::Connect {
+                    server,
+                    reason: other.to_string(),
+                },
+            })?;
         let (send, receive) = connection
             .open_bi()
             .await
@@ -133,6 +131,7 @@ fn fail_session<Resp>(
             reason: fallback,
         },
     };
+    tracing::debug!(%server, "connection to server lost: {error}");
     let waiting: Vec<_> = pending
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

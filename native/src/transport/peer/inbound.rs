@@ -142,6 +142,14 @@ async fn read_peer_stream<M: DeserializeOwned>(
     match previous {
         Some(previous) if previous != hello.incarnation => {
             tracing::info!(node = inner.node_id, peer = from, %remote, "peer restarted and reconnected");
+            if let Some(link) = inner
+                .links
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&from)
+            {
+                link.state.note_peer_restart();
+            }
         }
         _ => tracing::debug!(node = inner.node_id, peer = from, %remote, "peer stream open"),
     }

@@ -310,6 +310,8 @@ where
             connected: AtomicBool::new(false),
             sent_bytes: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
+            peer_restarts: AtomicU64::new(0),
+            peer_restarted: tokio::sync::Notify::new(),
         });
         let task = tokio::spawn(link::run_link(self.inner.clone(), state.clone(), receiver));
         let old = self

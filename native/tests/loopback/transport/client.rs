@@ -173,3 +173,125 @@ async fn client_reconnects_after_a_server_restart() {
     .unwrap();
     assert_eq!(answer, "3");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_reaches_a_server_whose_socket_opens_after_the_first_handshake() {
+    init_logging();
+    let (_dir, certs) = cluster_certs();
+    let addr = std::net::UdpSocket::bind(any_port())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The first handshake is lost (nothing listens yet). QUIC alone would
+    // send it again after about 1 s, past this connect timeout; a fresh
+    // handshake every `redial_after` reaches the server once it listens.
+    let settings = ClientSettings {
+        transport: TransportSettings {
+            connect_timeout: Duration::from_millis(900),
+            ..TransportSettings::default()
+        },
+        ..ClientSettings::default()
+    };
+    let client = TestClient::new(vec![ServerAddress::new(addr)], &certs, settings).unwrap();
+    let request =
+        tokio::spawn(async move { client.request_to(0, TestRequest::Echo("late".into())).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_node, inbound) = start_node(1, &certs, addr);
+    spawn_echo_server(inbound.client_requests);
+    let answer = within("the late server", LIMIT, request).await.unwrap();
+    assert_eq!(answer.unwrap(), "late");
+}
+
+/// A UDP forwarder between a client and a server that can turn into a
+/// black hole (a server that died without a word, as under kill -9 or a
+/// power cut: no QUIC close ever arrives).
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forwarder {
+    fn start(server: std::net::SocketAddr) -> Forwarder {
+        use std::sync::atomic::Ordering;
+        let outside = std::net::UdpSocket::bind(any_port()).unwrap();
+        let inside = std::net::UdpSocket::bind(any_port()).unwrap();
+        let addr = outside.local_addr().unwrap();
+        let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = Arc::new(std::sync::Mutex::new(None));
+        let (out_read, in_write) = (outside.try_clone().unwrap(), inside.try_clone().unwrap());
+        let (silent_in, client_in) = (silent.clone(), client.clone());
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 65536];
+            while let Ok((length, from)) = out_read.recv_from(&mut buffer) {
+                *client_in.lock().unwrap() = Some(from);
+                if !silent_in.load(Ordering::Relaxed) {
+                    let _ = in_write.send_to(&buffer[..length], server);
+                }
+            }
+        });
+        let silent_out = silent.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 65536];
+            while let Ok((length, _)) = inside.recv_from(&mut buffer) {
+                let to = *client.lock().unwrap();
+                if let (Some(to), false) = (to, silent_out.load(Ordering::Relaxed)) {
+                    let _ = outside.send_to(&buffer[..length], to);
+                }
+            }
+        });
+        Forwarder { addr, silent }
+    }
+
+    fn set_silent(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_silent_fails_the_request_early_and_the_next_one_dials_again() {
+    init_logging();
+    let (_dir, certs) = cluster_certs();
+    let node = start_echo_node(&certs);
+    let forwarder = Forwarder::start(node.local_addr());
+    // The request timeout is well above the silence that gives a server up
+    // (`unresponsive_after`, 300 ms): on a loaded machine the check must
+    // still fire first, or the test would see a timeout instead.
+    let settings = ClientSettings {
+        request_timeout: Duration::from_secs(4),
+        ..ClientSettings::default()
+    };
+    let client = TestClient::new(
+        vec![ServerAddress::with_name(forwarder.addr, "127.0.0.1")],
+        &certs,
+        settings,
+    )
+    .unwrap();
+    let answer = client.request(TestRequest::Echo("before".into())).await;
+    assert_eq!(answer.unwrap(), "before");
+    // A live server that acknowledges but takes its time is waited for.
+    let error = client.request(TestRequest::Hold).await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    // A server that sends nothing at all is given up on before the request
+    // timeout, with an unknown outcome.
+    forwarder.set_silent(true);
+    let error = client
+        .request(TestRequest::Echo("lost".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::ConnectionLost { .. }),
+        "{error}"
+    );
+    assert!(error.outcome_unknown());
+    // That connection is closed: the next request dials again (with the
+    // short limit of a suspect) and gets through once the server is heard.
+    forwarder.set_silent(false);
+    let answer = within(
+        "a new connection",
+        LIMIT,
+        client.request(TestRequest::Echo("after".into())),
+    )
+    .await;
+    assert_eq!(answer.unwrap(), "after");
+}

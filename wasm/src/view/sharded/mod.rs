@@ -1,9 +1,18 @@
 //! What `ShardedSimulation` returns: plain, JSON-shaped renderings of the
-//! sharded simulator's state, history and checks.
+//! sharded simulator, one file per call: `state()` here, [`mod@history`]
+//! (`history()`), [`mod@check`] (`check()`), [`message`] (`message(id)` and
+//! `events()`).
+
+pub mod check;
+pub mod history;
+pub mod message;
+
+pub use check::{GroupCheck, ShardedCheck, check};
+pub use history::{ShardedHistoryOp, history};
+pub use message::{ShardedMessageView, events};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use distribkv_core::check::{OpKind, Outcome};
 use distribkv_core::raft::RoleKind;
 use distribkv_core::shard::group::ShardStatus;
 use distribkv_core::shard::host::CONTROLLER;
@@ -12,7 +21,6 @@ use distribkv_core::sim::sharded::ShardedSim;
 use serde::Serialize;
 
 use super::{JsEndpoint, text};
-use crate::linearizability::Verdict;
 use crate::sharded::AdminDone;
 
 /// A role's name, as `state().nodes[].role` spells it.
@@ -138,6 +146,8 @@ impl From<&ShardConfig> for ConfigView {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InFlightView {
+    /// Its id, for `message(id)` and `dropMessage(id)`.
+    pub id: u64,
     /// Sender: a host id, or a client (`"c0"` is the page's); a reply's
     /// sender is not recorded (0).
     pub from: JsEndpoint,
@@ -274,9 +284,10 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                 })
                 .collect(),
             None => core::iter::once(CONTROLLER)
-                .filter(|_| config.controller.contains(&id))
+                .filter(|_| config.host.controller.contains(&id))
                 .chain(
                     config
+                        .host
                         .groups
                         .iter()
                         .filter(|(_, s)| s.contains(&id))
@@ -302,7 +313,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }
     let mut groups = vec![GroupView {
         id: CONTROLLER,
-        hosts: config.controller.clone(),
+        hosts: config.host.controller.clone(),
         leader: sim.leader_of(CONTROLLER),
         joined: true,
         config_num: latest.as_ref().map(|c| c.num),
@@ -310,7 +321,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
     }];
     // Each group's most advanced up replica.
     let mut held: BTreeMap<GroupId, BTreeMap<u32, (ShardStatus, usize)>> = BTreeMap::new();
-    for (g, servers) in &config.groups {
+    for (g, servers) in &config.host.groups {
         let best = servers
             .iter()
             .filter_map(|id| {
@@ -348,7 +359,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         });
         held.insert(*g, shards);
     }
-    let shards = (0..config.shards)
+    let shards = (0..config.host.shards)
         .map(|s| {
             let owner = latest.as_ref().map_or(0, |c| c.owner(s));
             let sender = held.iter().find_map(|(g, shards)| {
@@ -384,6 +395,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         .map(|m| {
             let groups: BTreeSet<GroupId> = m.groups.iter().copied().collect();
             InFlightView {
+                id: m.id,
                 from: m.from.into(),
                 to: m.to.into(),
                 deliver_at: m.deliver_at,
@@ -408,7 +420,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         .into_iter()
         .map(|c| {
             let op = c.pending.and_then(|id| history.operation(id));
-            let shard = op.map(|o| shard_of(&o.key, config.shards));
+            let shard = op.map(|o| shard_of(&o.key, config.host.shards));
             ClientView {
                 id: c.number,
                 pending: c.pending.map(|id| id + 1),
@@ -443,140 +455,6 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         workload: sim.is_workload_running(),
         admin,
         links,
-    }
-}
-
-/// One operation of `history()`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShardedHistoryOp {
-    /// Id, from 1 (`history()[id - 1]`).
-    pub id: u64,
-    /// Client: 0 the page's, 1.. the workload's.
-    pub client: u64,
-    /// `"put"`, `"append"`, `"get"` or `"delete"`.
-    pub kind: &'static str,
-    /// The key.
-    pub key: String,
-    /// The value written (puts, appends).
-    pub value: Option<String>,
-    /// The key's shard.
-    pub shard: u32,
-    /// When invoked.
-    pub invoked_at: u64,
-    /// When answered.
-    pub completed_at: Option<u64>,
-    /// What a get read (`null`: missing key, or not a get).
-    pub output: Option<String>,
-    /// `"pending"`, `"ok"` or `"unknown"` (given up: it may or may not
-    /// have taken effect).
-    pub status: &'static str,
-}
-
-/// `history()`.
-pub fn history(sim: &ShardedSim) -> Vec<ShardedHistoryOp> {
-    let history = sim.history();
-    let pending: BTreeSet<u64> = history.pending().map(|o| o.id).collect();
-    let shards = sim.config().shards;
-    history
-        .operations()
-        .iter()
-        .map(|o| {
-            let (kind, value) = match &o.kind {
-                OpKind::Put(v) => ("put", Some(text(v))),
-                OpKind::Append(v) => ("append", Some(text(v))),
-                OpKind::Get => ("get", None),
-                OpKind::Delete => ("delete", None),
-            };
-            let (completed_at, output) = match &o.outcome {
-                Outcome::Ok {
-                    completed_at,
-                    value,
-                } => (Some(*completed_at), value.as_deref().map(text)),
-                Outcome::Unknown => (None, None),
-            };
-            let status = if completed_at.is_some() {
-                "ok"
-            } else if pending.contains(&o.id) {
-                "pending"
-            } else {
-                "unknown"
-            };
-            ShardedHistoryOp {
-                id: o.id + 1,
-                client: o.client,
-                kind,
-                key: text(&o.key),
-                value,
-                shard: shard_of(&o.key, shards),
-                invoked_at: o.invoked_at,
-                completed_at,
-                output,
-                status,
-            }
-        })
-        .collect()
-}
-
-/// One group's safety verdict.
-#[derive(Clone, Debug, Serialize)]
-pub struct GroupCheck {
-    /// The group (0: the controller).
-    pub group: GroupId,
-    /// No violation.
-    pub ok: bool,
-    /// Its violations.
-    pub violations: Vec<String>,
-}
-
-/// `check()`.
-#[derive(Clone, Debug, Serialize)]
-pub struct ShardedCheck<'a> {
-    /// Nothing wrong found.
-    pub ok: bool,
-    /// Every violation, in words.
-    pub violations: Vec<String>,
-    /// Raft safety per group.
-    pub groups: Vec<GroupCheck>,
-    /// Violations not tied to a group (the driver's).
-    pub other: Vec<String>,
-    /// Linearizability of the history, per key across moves.
-    pub linearizability: &'a Verdict,
-}
-
-/// `check()`.
-pub fn check<'a>(sim: &ShardedSim, verdict: &'a Verdict) -> ShardedCheck<'a> {
-    let all = sim.violations();
-    let mut groups: Vec<GroupCheck> = core::iter::once(CONTROLLER)
-        .chain(sim.config().groups.keys().copied())
-        .map(|group| GroupCheck {
-            group,
-            ok: true,
-            violations: Vec::new(),
-        })
-        .collect();
-    let mut other = Vec::new();
-    for v in &all {
-        let group = v
-            .strip_prefix("group ")
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|g| g.parse::<GroupId>().ok());
-        match group.and_then(|g| groups.iter_mut().find(|c| c.group == g)) {
-            Some(check) => {
-                check.ok = false;
-                check.violations.push(v.clone());
-            }
-            None => other.push(v.clone()),
-        }
-    }
-    let mut violations = all;
-    violations.extend(verdict.summary.clone());
-    ShardedCheck {
-        ok: violations.is_empty(),
-        violations,
-        groups,
-        other,
-        linearizability: verdict,
     }
 }
 
@@ -617,22 +495,5 @@ mod tests {
         let groups: Vec<GroupId> = view.hosts[0].replicas.iter().map(|r| r.group).collect();
         assert_eq!(groups, [0, 100, 102]);
         assert!(view.hosts[0].replicas.iter().all(|r| r.role == "down"));
-    }
-
-    #[test]
-    fn safety_violations_are_split_by_group() {
-        let sim = ShardedSim::new(ShardedConfig::small(4)).unwrap();
-        let verdict = Verdict {
-            ok: true,
-            key: None,
-            ops: Vec::new(),
-            text: String::from("linearizable"),
-            decided: true,
-            summary: None,
-        };
-        let result = check(&sim, &verdict);
-        assert!(result.ok);
-        let groups: Vec<GroupId> = result.groups.iter().map(|g| g.group).collect();
-        assert_eq!(groups, [0, 100, 101, 102]);
     }
 }

@@ -1,0 +1,217 @@
+//! Draining the groups touched by an input: writes, messages, applied
+//! entries and snapshots, assembled into the host's outputs.
+
+use super::*;
+
+impl Host {
+    /// Drains every touched group, then turns what they produced into
+    /// outputs: one write, one batch per destination, the replies.
+    pub(super) fn flush(&mut self) {
+        // Messages to this host itself (a controller server asking itself,
+        // a group pushing to a co-located replica) are handled at once;
+        // each round can only answer the previous one, so this ends.
+        for _ in 0..4 {
+            while let Some(group) = self.touched.pop_first() {
+                self.drain_group(group);
+            }
+            let Some(local) = self.outbox.remove(&self.config.id) else {
+                break;
+            };
+            let (id, now) = (self.config.id, self.now);
+            for message in local {
+                self.handle_message(now, id, message);
+            }
+        }
+        if !self.writes.is_empty() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let writes = core::mem::take(&mut self.writes);
+            let mut last: BTreeMap<GroupId, u64> = BTreeMap::new();
+            for (group, write) in &writes {
+                last.insert(*group, write.seq);
+            }
+            self.unacked.insert(seq, last.into_iter().collect());
+            self.outputs
+                .push_back(HostOutput::Persist(HostWrite { seq, writes }));
+        }
+        for (to, messages) in core::mem::take(&mut self.outbox) {
+            if to == self.config.id {
+                continue;
+            }
+            if let Some((_, sent)) = self.peers.get_mut(&to) {
+                *sent = self.now;
+            }
+            self.stats.batches_sent += 1;
+            self.outputs.push_back(HostOutput::Send(HostBatch {
+                from: self.config.id,
+                to,
+                messages,
+            }));
+        }
+        for (to, reply) in core::mem::take(&mut self.replies) {
+            self.outputs.push_back(HostOutput::Reply { to, reply });
+        }
+    }
+
+    pub(super) fn drain_group(&mut self, group: GroupId) {
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let record = self.config.record_applied;
+        while let Some(output) = hosted.node.poll_output() {
+            match output {
+                Output::Persist(write) => self.writes.push((group, write)),
+                Output::Send(envelope) => self
+                    .outbox
+                    .entry(envelope.to)
+                    .or_default()
+                    .push(HostMessage::Raft { group, envelope }),
+                Output::Apply(entries) => {
+                    let last = entries.last().map(|e| e.index);
+                    for entry in entries {
+                        apply_entry(hosted, &entry, &mut self.replies);
+                        if record {
+                            self.applied.push((
+                                group,
+                                AppliedRecord::Entry {
+                                    index: entry.index,
+                                    term: entry.term,
+                                    digest: entry.payload.digest(),
+                                },
+                            ));
+                        }
+                    }
+                    if let Some(last) = last
+                        && self.config.snapshot_every > 0
+                        && last >= hosted.node.log().snapshot().index + self.config.snapshot_every
+                    {
+                        let data = snapshot(&hosted.machine);
+                        if record {
+                            self.applied.push((
+                                group,
+                                AppliedRecord::Snapshot {
+                                    index: last,
+                                    term: hosted.node.log().term_at(last).unwrap_or(0),
+                                    digest: crate::kv::replica::digest(&data),
+                                },
+                            ));
+                        }
+                        let now = hosted.node.now();
+                        // Cannot fail: `last` is applied and above the snapshot.
+                        let _ = hosted
+                            .node
+                            .handle(now, Input::Compact { index: last, data });
+                    }
+                }
+                Output::ApplySnapshot(snapshot) => {
+                    // The leader made it with the same code: a snapshot that
+                    // does not decode leaves the state as it was (and the
+                    // checkers' digests then tell the replicas apart).
+                    if let Ok(machine) = restore(&hosted.machine, snapshot.data.clone()) {
+                        hosted.machine = machine;
+                    }
+                    if record {
+                        self.applied.push((
+                            group,
+                            AppliedRecord::Snapshot {
+                                index: snapshot.meta.index,
+                                term: snapshot.meta.term,
+                                digest: crate::kv::replica::digest(&snapshot.data),
+                            },
+                        ));
+                    }
+                }
+                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
+            }
+        }
+        if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
+            let leader_hint = hosted.node.leader();
+            for (_, waiter) in core::mem::take(&mut hosted.waiters) {
+                self.replies.push((
+                    waiter.to,
+                    failed(waiter.kind, waiter.id, KvError::NotLeader { leader_hint }),
+                ));
+            }
+        }
+        let log = hosted.node.log();
+        let mark = (log.last_index(), log.commit(), hosted.node.term());
+        if mark != hosted.activity.0 {
+            hosted.activity = (mark, hosted.node.now());
+            hosted.hibernate_acks.clear();
+        }
+        let deadline = if hosted.hibernating {
+            Instant::NEVER
+        } else {
+            hosted.node.poll_timeout()
+        };
+        if deadline != hosted.deadline {
+            self.timers.remove(&(hosted.deadline, group));
+            hosted.deadline = deadline;
+            if deadline != Instant::NEVER {
+                self.timers.insert((deadline, group));
+            }
+        }
+        if self.push_senders.keys().any(|(g, _, _)| *g == group) {
+            self.ack_inserted(group);
+        }
+    }
+}
+
+pub(super) fn apply_entry(
+    hosted: &mut Hosted,
+    entry: &Entry,
+    replies: &mut Vec<(ReplyTo, HostReply)>,
+) {
+    let reply = match &mut hosted.machine {
+        Machine::Controller(c) => c
+            .apply(entry.index, &entry.payload)
+            .map(|r| (ReplyKind::Controller, Ok(r), None)),
+        Machine::Kv(kv) => match kv.apply(entry.index, &entry.payload) {
+            Some(GroupApplied::Client(result)) => Some((ReplyKind::Kv, Err(()), Some(result))),
+            _ => None,
+        },
+    };
+    let Some(waiter) = hosted.waiters.remove(&entry.index) else {
+        return;
+    };
+    let reply = match reply {
+        Some(_) if waiter.term != entry.term => failed(
+            waiter.kind,
+            waiter.id,
+            KvError::NotLeader {
+                leader_hint: hosted.node.leader(),
+            },
+        ),
+        Some((ReplyKind::Controller, Ok(r), _)) => HostReply::Controller {
+            id: waiter.id,
+            result: Ok(r),
+        },
+        Some((_, _, Some(result))) => HostReply::Kv {
+            id: waiter.id,
+            result,
+        },
+        // Our proposal's index holds something else: ours was lost.
+        _ => failed(
+            waiter.kind,
+            waiter.id,
+            KvError::NotLeader {
+                leader_hint: hosted.node.leader(),
+            },
+        ),
+    };
+    replies.push((waiter.to, reply));
+}
+
+pub(super) fn snapshot(machine: &Machine) -> Bytes {
+    match machine {
+        Machine::Controller(c) => c.snapshot(),
+        Machine::Kv(kv) => kv.snapshot(),
+    }
+}
+
+pub(super) fn restore(like: &Machine, data: Bytes) -> Result<Machine, DecodeError> {
+    Ok(match like {
+        Machine::Controller(_) => Machine::Controller(Controller::restore(data)?),
+        Machine::Kv(kv) => Machine::Kv(kv.restore(data)?),
+    })
+}

@@ -1,0 +1,231 @@
+//! What goes in and out of a host: messages between hosts, client
+//! requests and replies, driver inputs and outputs.
+
+use super::*;
+
+/// A message between hosts, tagged with the group it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum HostMessage {
+    /// A Raft message of one group.
+    Raft {
+        /// The group.
+        group: GroupId,
+        /// The message (`from`/`to` are host ids).
+        envelope: Envelope,
+    },
+    /// A shard group's leader asks a controller server for configuration `num`.
+    ConfigQuery {
+        /// The asking group.
+        group: GroupId,
+        /// The configuration wanted.
+        num: u64,
+    },
+    /// A controller server's answer.
+    ConfigReply {
+        /// The group that asked.
+        group: GroupId,
+        /// The configuration.
+        config: ShardConfig,
+    },
+    /// The old owner hands a shard over.
+    ShardPush {
+        /// The old owner.
+        from_group: GroupId,
+        /// The new owner.
+        to_group: GroupId,
+        /// The configuration the shard moves in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+        /// Its data and sessions ([`crate::shard::group::encode_shard`]).
+        data: Bytes,
+    },
+    /// A leader proposes that its group hibernate: every replica is at
+    /// `index`, nothing is moving.
+    Hibernate {
+        /// The group.
+        group: GroupId,
+        /// The leader's term.
+        term: Term,
+        /// Its last (committed, applied) index.
+        index: LogIndex,
+    },
+    /// A follower agreed and stopped its timers for `group`.
+    HibernateAck {
+        /// The group.
+        group: GroupId,
+        /// The term it agreed in.
+        term: Term,
+    },
+    /// Nothing else to send: this host is alive (sent only while some
+    /// group is hibernating, at most once per heartbeat interval per peer).
+    Alive,
+    /// The new owner has the shard: the old owner may delete it.
+    ShardAck {
+        /// The old owner (the group that pushed).
+        group: GroupId,
+        /// The configuration the shard moved in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+    },
+}
+
+impl HostMessage {
+    /// A short name for traces (`Raft/AppendEntries`, `ShardPush`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostMessage::Raft { envelope, .. } => envelope.message.kind(),
+            HostMessage::ConfigQuery { .. } => "ConfigQuery",
+            HostMessage::ConfigReply { .. } => "ConfigReply",
+            HostMessage::ShardPush { .. } => "ShardPush",
+            HostMessage::ShardAck { .. } => "ShardAck",
+            HostMessage::Hibernate { .. } => "Hibernate",
+            HostMessage::HibernateAck { .. } => "HibernateAck",
+            HostMessage::Alive => "Alive",
+        }
+    }
+}
+
+/// Everything one step produced for one destination host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct HostBatch {
+    /// Sending host.
+    pub from: NodeId,
+    /// Receiving host.
+    pub to: NodeId,
+    /// The messages, in the order they were produced.
+    pub messages: Vec<HostMessage>,
+}
+
+/// The writes of every group that one step produced: make them durable
+/// (in order), then acknowledge with [`HostInput::Persisted`]`(seq)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostWrite {
+    /// Position in the host's write stream.
+    pub seq: u64,
+    /// Each group's writes, in order (apply each to that group's storage
+    /// as [`Write`] documents).
+    pub writes: Vec<(GroupId, Write)>,
+}
+
+/// A client's request to a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum HostRequest {
+    /// A shard controller request (to a controller server).
+    Controller {
+        /// Correlation id, echoed in the reply.
+        id: u64,
+        /// Client id (random, chosen by the client).
+        client: u64,
+        /// Sequence number of the client's changes.
+        seq: u64,
+        /// What is asked.
+        op: ControllerOp,
+    },
+    /// A key-value operation for one group.
+    Kv {
+        /// Correlation id, echoed in the reply.
+        id: u64,
+        /// The group the client believes owns the key.
+        group: GroupId,
+        /// Client id (random, chosen by the client).
+        client: u64,
+        /// Sequence number of the client's writes.
+        seq: u64,
+        /// The operation.
+        op: Operation,
+    },
+}
+
+/// A host's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum HostReply {
+    /// Answer to [`HostRequest::Controller`].
+    Controller {
+        /// The request's id.
+        id: u64,
+        /// The controller's reply, or why this server could not get one.
+        result: Result<ControllerReply, KvError>,
+    },
+    /// Answer to [`HostRequest::Kv`].
+    Kv {
+        /// The request's id.
+        id: u64,
+        /// The value read (gets), or why it failed.
+        result: Result<Option<Bytes>, KvError>,
+    },
+}
+
+/// Input to a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostInput {
+    /// Time has passed.
+    Timeout,
+    /// A batch from another host.
+    Batch(HostBatch),
+    /// A client request.
+    Client {
+        /// Where the reply goes.
+        from: ReplyTo,
+        /// The request.
+        request: HostRequest,
+    },
+    /// Host writes up to this seq are durable.
+    Persisted(u64),
+}
+
+/// Output of a host, in the order the driver must execute them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostOutput {
+    /// Make durable, then acknowledge.
+    Persist(HostWrite),
+    /// Send to another host.
+    Send(HostBatch),
+    /// Answer a client.
+    Reply {
+        /// Where the request came from.
+        to: ReplyTo,
+        /// The answer.
+        reply: HostReply,
+    },
+}
+
+/// Why the host refused an input (driver misuse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostRejected {
+    /// `Persisted(seq)` names a write never emitted.
+    UnknownWrite {
+        /// The seq acknowledged.
+        seq: u64,
+        /// The last seq emitted.
+        last: u64,
+    },
+}
+
+/// What a host dropped or did, for tests and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Batches received.
+    pub batches_received: u64,
+    /// Batches sent.
+    pub batches_sent: u64,
+    /// Messages inside received batches.
+    pub messages_received: u64,
+    /// Batches for another host, and Raft messages whose addresses disagree with their batch.
+    pub misaddressed: u64,
+    /// Messages for a group not hosted here.
+    pub unknown_group: u64,
+    /// Shard pushes and configuration replies that did not fit the group's state.
+    pub ignored: u64,
+    /// Times a group went to sleep here.
+    pub hibernations: u64,
+    /// Times a hibernating group woke up here.
+    pub wakes: u64,
+    /// Wakes caused by a peer host gone silent.
+    pub suspicions: u64,
+}

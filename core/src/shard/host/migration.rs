@@ -1,0 +1,258 @@
+//! Configuration steps and shard moves between groups (see the module
+//! documentation of `host`).
+
+use super::*;
+use crate::shard::group::ShardStatus;
+
+impl Host {
+    /// A host asks this controller replica for configuration `num`.
+    pub(super) fn handle_config_query(&mut self, from: NodeId, group: GroupId, num: u64) {
+        let config = self.controller().and_then(|c| c.config(num)).cloned();
+        match config {
+            Some(config) => self
+                .outbox
+                .entry(from)
+                .or_default()
+                .push(HostMessage::ConfigReply { group, config }),
+            None => self.stats.ignored += 1,
+        }
+    }
+
+    /// A configuration from a controller replica.
+    pub(super) fn handle_config_reply(&mut self, now: Instant, config: ShardConfig) {
+        // One reply serves every group led here that waits for it.
+        let shards = self.config.shards as usize;
+        let well_formed = config.shards.len() == shards
+            && config
+                .shards
+                .iter()
+                .all(|g| *g == 0 || config.groups.contains_key(g));
+        let waiting: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, h)| h.node.is_leader())
+            .filter_map(|(g, h)| match &h.machine {
+                Machine::Kv(kv) if kv.config().num + 1 == config.num && kv.is_settled() => Some(*g),
+                _ => None,
+            })
+            .collect();
+        if !well_formed || waiting.is_empty() {
+            self.stats.ignored += 1;
+            return;
+        }
+        for group in waiting {
+            self.propose_internal(now, group, GroupCommand::Config(config.clone()));
+        }
+    }
+
+    /// A shard's data from its previous owner.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn handle_shard_push(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        from_group: GroupId,
+        to_group: GroupId,
+        config_num: u64,
+        shard: ShardId,
+        data: Bytes,
+    ) {
+        let Some(kv) = self.kv(to_group) else {
+            self.stats.unknown_group += 1;
+            return;
+        };
+        if kv.has_received(config_num, shard) {
+            self.outbox
+                .entry(from)
+                .or_default()
+                .push(HostMessage::ShardAck {
+                    group: from_group,
+                    config_num,
+                    shard,
+                });
+        } else if kv.is_pulling(config_num, shard) {
+            let command = GroupCommand::InsertShard {
+                config_num,
+                shard,
+                data,
+            };
+            if self.propose_internal(now, to_group, command) {
+                // Acknowledged as soon as it is applied (`ack_inserted`).
+                self.push_senders
+                    .insert((to_group, config_num, shard), (from, from_group));
+            }
+        } else {
+            self.stats.ignored += 1;
+        }
+    }
+
+    /// The new owner has a shard this group is sending.
+    pub(super) fn handle_shard_ack(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        group: GroupId,
+        config_num: u64,
+        shard: ShardId,
+    ) {
+        let Some(kv) = self.kv(group) else {
+            self.stats.unknown_group += 1;
+            return;
+        };
+        if kv.is_sending(config_num, shard) {
+            // The server that answered has the shard's new owner applying
+            // what it is sent: keep pushing there.
+            if let Some(ShardStatus::Sending { to }) = kv.shards().get(&shard).map(|s| s.status)
+                && let Some(index) = kv
+                    .config()
+                    .groups
+                    .get(&to)
+                    .and_then(|servers| servers.iter().position(|s| *s == from))
+            {
+                self.push_targets.insert(
+                    to,
+                    PushTarget {
+                        index,
+                        unanswered: false,
+                    },
+                );
+            }
+            let command = GroupCommand::DeleteShard { config_num, shard };
+            self.propose_internal(now, group, command);
+        } else {
+            self.stats.ignored += 1;
+        }
+    }
+
+    /// Proposes a configuration step, an insertion or a deletion, if this
+    /// replica leads its group and did not propose the same command within
+    /// the last poll interval; whether it did.
+    pub(super) fn propose_internal(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        command: GroupCommand,
+    ) -> bool {
+        let poll = self.config.poll_ms;
+        if !self.groups.get(&group).is_some_and(|h| h.node.is_leader()) {
+            return false;
+        }
+        self.wake(now, group);
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return false;
+        };
+        let bytes = command.encode();
+        if let Some((last, at)) = &hosted.last_internal
+            && *last == bytes
+            && now.as_millis() < at.as_millis() + poll
+        {
+            return false;
+        }
+        if hosted
+            .node
+            .handle(now, Input::Propose(bytes.clone()))
+            .is_ok()
+        {
+            hosted.last_internal = Some((bytes, now));
+            self.touched.insert(group);
+            return true;
+        }
+        false
+    }
+
+    /// Acknowledges the pushes whose insertion `group` has now applied (or
+    /// gone past), and forgets those of shards it no longer waits for.
+    pub(super) fn ack_inserted(&mut self, group: GroupId) {
+        let Some(kv) = self.kv(group) else {
+            return;
+        };
+        let mut done = Vec::new();
+        let mut acks = Vec::new();
+        for (&(g, config_num, shard), &(host, from_group)) in self
+            .push_senders
+            .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
+        {
+            if kv.has_received(config_num, shard) {
+                done.push((g, config_num, shard));
+                acks.push((
+                    host,
+                    HostMessage::ShardAck {
+                        group: from_group,
+                        config_num,
+                        shard,
+                    },
+                ));
+            } else if !kv.is_pulling(config_num, shard) {
+                done.push((g, config_num, shard));
+            }
+        }
+        for (host, ack) in acks {
+            self.outbox.entry(host).or_default().push(ack);
+        }
+        for key in done {
+            self.push_senders.remove(&key);
+        }
+    }
+
+    /// The poll timer: ask for the next configuration, push outgoing shards.
+    pub(super) fn poll_migrations(&mut self, now: Instant) {
+        // One query per configuration number some settled group led here
+        // waits for, to one controller server (rotating): the cost of
+        // polling does not grow with the number of groups.
+        let mut wanted: BTreeMap<u64, GroupId> = BTreeMap::new();
+        let mut rotated: Vec<GroupId> = Vec::new();
+        let servers = &self.config.controller;
+        let server = (!servers.is_empty())
+            .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
+        for (group, hosted) in &self.groups {
+            let Machine::Kv(kv) = &hosted.machine else {
+                continue;
+            };
+            if !hosted.node.is_leader() {
+                continue;
+            }
+            if kv.is_settled() {
+                wanted.entry(kv.config().num + 1).or_insert(*group);
+            }
+            for (shard, to) in kv.sending() {
+                let (Some(servers), Some(data)) = (kv.config().groups.get(&to), kv.export(shard))
+                else {
+                    continue;
+                };
+                if servers.is_empty() {
+                    continue;
+                }
+                // One server of the new owner: the one that answered last
+                // (its leader, or a server that hears from it); the next
+                // one if the previous round went unanswered.
+                let target = self.push_targets.entry(to).or_default();
+                if !rotated.contains(&to) {
+                    rotated.push(to);
+                    if target.unanswered {
+                        target.index = target.index.wrapping_add(1);
+                    }
+                    target.unanswered = true;
+                }
+                let to_server = servers[target.index % servers.len()];
+                self.outbox
+                    .entry(to_server)
+                    .or_default()
+                    .push(HostMessage::ShardPush {
+                        from_group: *group,
+                        to_group: to,
+                        config_num: kv.config().num,
+                        shard,
+                        data,
+                    });
+            }
+        }
+        if let Some(server) = server {
+            for (num, group) in wanted {
+                self.outbox
+                    .entry(server)
+                    .or_default()
+                    .push(HostMessage::ConfigQuery { group, num });
+            }
+        }
+    }
+}

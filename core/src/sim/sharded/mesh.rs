@@ -1,0 +1,154 @@
+//! A lockstep mesh of hosts for batching tests and benchmarks.
+
+use super::*;
+
+/// Hosts wired to each other with no latency, no loss and instant fsyncs,
+/// stepped in lockstep on a virtual clock: the smallest driver of
+/// [`Host`], for tests of batching and coalescing and for benchmarks.
+/// Every step is checked against the host contract: at most one write and
+/// at most one batch per destination per input.
+pub struct Mesh {
+    /// The hosts, by id.
+    pub hosts: BTreeMap<NodeId, Host>,
+    now: Instant,
+    queue: Vec<HostBatch>,
+    /// Batches delivered, by (from, to).
+    pub batches: BTreeMap<(NodeId, NodeId), u64>,
+    /// Messages inside the delivered batches.
+    pub messages: u64,
+    /// Of those, Raft messages.
+    pub raft_messages: u64,
+    /// Host writes made durable.
+    pub writes: u64,
+    /// The largest number of groups one host write carried.
+    pub widest_write: usize,
+    /// Contract breaches seen (more than one write or one batch per destination in a step).
+    pub breaches: Vec<String>,
+}
+
+impl Mesh {
+    /// Hosts built from these configurations, at time 0.
+    pub fn new(configs: Vec<HostConfig>, seed: u64) -> Result<Mesh, HostError> {
+        let mut hosts = BTreeMap::new();
+        for config in configs {
+            let id = config.id;
+            hosts.insert(id, Host::new(config, seed ^ id, Instant::ZERO)?);
+        }
+        Ok(Mesh {
+            hosts,
+            now: Instant::ZERO,
+            queue: Vec::new(),
+            batches: BTreeMap::new(),
+            messages: 0,
+            raft_messages: 0,
+            writes: 0,
+            widest_write: 0,
+            breaches: Vec::new(),
+        })
+    }
+
+    /// Virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Feeds one input to host `id` and executes its outputs: writes are
+    /// durable at once, batches queued for delivery, replies returned.
+    pub fn feed(&mut self, id: NodeId, input: HostInput) -> Vec<HostReply> {
+        self.feed_many(id, vec![input])
+    }
+
+    /// Feeds several inputs to host `id` before draining its outputs once
+    /// (a driver that read several packets in one go).
+    pub fn feed_many(&mut self, id: NodeId, inputs: Vec<HostInput>) -> Vec<HostReply> {
+        let mut replies = Vec::new();
+        let mut pending = vec![inputs];
+        while let Some(inputs) = pending.pop() {
+            let Some(host) = self.hosts.get_mut(&id) else {
+                return replies;
+            };
+            for input in inputs {
+                if host.handle(self.now, input).is_err() {
+                    self.breaches
+                        .push(format!("host {id} refused a driver input"));
+                }
+            }
+            let mut persisted = None;
+            let mut destinations = BTreeSet::new();
+            let mut writes = 0;
+            while let Some(output) = host.poll_output() {
+                match output {
+                    HostOutput::Persist(write) => {
+                        writes += 1;
+                        self.writes += 1;
+                        self.widest_write = self.widest_write.max(write.writes.len());
+                        persisted = Some(write.seq);
+                    }
+                    HostOutput::Send(batch) => {
+                        if !destinations.insert(batch.to) {
+                            self.breaches.push(format!(
+                                "host {id} sent two batches to {} in one step",
+                                batch.to
+                            ));
+                        }
+                        self.queue.push(batch);
+                    }
+                    HostOutput::Reply { reply, .. } => replies.push(reply),
+                }
+            }
+            if writes > 1 {
+                self.breaches
+                    .push(format!("host {id} emitted {writes} writes in one step"));
+            }
+            if let Some(seq) = persisted {
+                pending.push(vec![HostInput::Persisted(seq)]);
+            }
+        }
+        replies
+    }
+
+    /// Delivers every queued batch (and what they cause) until none is left.
+    pub fn deliver(&mut self) {
+        let mut rounds = 0;
+        while !self.queue.is_empty() && rounds < 1000 {
+            rounds += 1;
+            for batch in core::mem::take(&mut self.queue) {
+                *self.batches.entry((batch.from, batch.to)).or_default() += 1;
+                self.messages += batch.messages.len() as u64;
+                self.raft_messages += batch
+                    .messages
+                    .iter()
+                    .filter(|m| matches!(m, HostMessage::Raft { .. }))
+                    .count() as u64;
+                let to = batch.to;
+                self.feed(to, HostInput::Batch(batch));
+            }
+        }
+    }
+
+    /// Advances the clock to `until`, firing host timers as they come due
+    /// and delivering everything at once.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            self.deliver();
+            let next = self
+                .hosts
+                .iter()
+                .map(|(id, h)| (h.poll_timeout(), *id))
+                .min();
+            match next {
+                Some((at, id)) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.feed(id, HostInput::Timeout);
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Total batches delivered.
+    pub fn total_batches(&self) -> u64 {
+        self.batches.values().sum()
+    }
+}

@@ -1,0 +1,602 @@
+//! `distribkv-native shard`: the shard configuration of a sharded cluster
+//! (show, join, leave, move), and the sharded form of `status`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use distribkv_core::raft::{LogIndex, NodeId, Term};
+use distribkv_core::shard::{ControllerError, ControllerOp, ControllerReply, GroupId, ShardConfig};
+use serde::{Deserialize, Serialize};
+
+use super::client::Connected;
+use super::{CliError, ClusterArgs};
+use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
+use crate::shard::wire::HostDescription;
+
+/// `shard` arguments.
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ShardCommand,
+}
+
+/// The `shard` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ShardCommand {
+    /// Print the latest shard configuration: each group's hosts and shards,
+    /// and the shards on their way between groups.
+    Show(ShowArgs),
+    /// Give group GID (hosts ID,...) a share of the shards. Its hosts must
+    /// hold it (their `--group GID=...` flag).
+    Join(JoinArgs),
+    /// Take group GID's shards away and spread them over the other groups.
+    Leave(LeaveArgs),
+    /// Move shard SHARD to group GID.
+    Move(MoveArgs),
+    /// Make host ID lead group GID (a leadership transfer), to spread the
+    /// groups' leaders over the hosts; waits until it does (at most 10 s).
+    Leader(LeaderArgs),
+}
+
+/// `shard leader` arguments.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The group (0: the controller's).
+    pub group: GroupId,
+    /// The host to lead it (one of the group's hosts).
+    pub host: NodeId,
+}
+
+/// `shard show` arguments.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `shard join` arguments.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The group's id (1 or more).
+    pub group: GroupId,
+    /// Its hosts' ids, comma-separated, in the order of its `--group` flag.
+    #[arg(value_name = "ID,...")]
+    pub servers: String,
+}
+
+/// `shard leave` arguments.
+#[derive(Debug, Args)]
+pub struct LeaveArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The group's id.
+    pub group: GroupId,
+}
+
+/// `shard move` arguments.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The shard (0 to the number of shards - 1).
+    pub shard: u32,
+    /// The group to move it to (a group of the configuration).
+    pub group: GroupId,
+}
+
+/// `shard show --json`: the configuration, and the moves under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShowJson {
+    /// Configuration number.
+    pub num: u64,
+    /// Owner of each shard (index = shard; 0: none).
+    pub shards: Vec<GroupId>,
+    /// Each group: its hosts and the shards it owns.
+    pub groups: Vec<GroupJson>,
+    /// Shards whose data is still on its way to their owner.
+    pub moving: Vec<MovingJson>,
+}
+
+/// One group of `shard show --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupJson {
+    /// Group id.
+    pub group: GroupId,
+    /// Its hosts.
+    pub servers: Vec<NodeId>,
+    /// The shards it owns.
+    pub shards: Vec<u32>,
+    /// Its leader, as the hosts report it (`null`: unknown).
+    pub leader: Option<NodeId>,
+}
+
+/// A shard on its way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MovingJson {
+    /// The shard.
+    pub shard: u32,
+    /// The group handing it over.
+    pub from: GroupId,
+    /// The group receiving it.
+    pub to: GroupId,
+}
+
+/// One line of `status --json` on a sharded cluster: one per host and group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatusLine {
+    /// Host id.
+    pub id: NodeId,
+    /// The host's address.
+    pub addr: String,
+    /// The group (0: the controller).
+    pub group: GroupId,
+    /// This replica's role.
+    pub role: String,
+    /// Its term.
+    pub term: Term,
+    /// The leader it knows.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: LogIndex,
+    /// Applied index.
+    pub applied_index: LogIndex,
+    /// Last log index.
+    pub last_index: LogIndex,
+    /// The configuration it has applied (the latest one for the controller).
+    pub config_num: u64,
+    /// Shards it serves.
+    pub shards: Vec<u32>,
+    /// Keys it holds.
+    pub keys: u64,
+    /// Whether it hibernates.
+    pub hibernating: bool,
+}
+
+fn shard_error(message: impl Into<String>) -> CliError {
+    CliError::Shard(message.into())
+}
+
+/// Connects to a sharded cluster, or says clearly that it is not one.
+async fn connect(args: &ClusterArgs) -> Result<Arc<ShardedCluster>, CliError> {
+    match super::client::connect(args).await? {
+        Connected::Sharded(cluster) => Ok(cluster),
+        Connected::Single(transport) => {
+            transport.close().await;
+            Err(shard_error(
+                "this cluster is not sharded (its servers were started without --shards)",
+            ))
+        }
+    }
+}
+
+fn session(cluster: &Arc<ShardedCluster>) -> ShardedSession {
+    ShardedSession::new(
+        cluster.clone(),
+        ShardTiming::default(),
+        crate::transport::random_u64(),
+    )
+}
+
+/// The latest configuration, read through the controller's log.
+async fn latest(session: &mut ShardedSession) -> Result<ShardConfig, CliError> {
+    match session.controller(ControllerOp::Query(None)).await? {
+        ControllerReply::Config(config) => Ok(config),
+        other => Err(shard_error(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+/// Runs a `shard` command; returns the exit code.
+pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
+    match &args.command {
+        ShardCommand::Show(show) => {
+            let cluster = connect(&show.cluster).await?;
+            let outcome = show_config(&cluster, show.json).await;
+            cluster.transport.close().await;
+            outcome.map(|()| 0)
+        }
+        ShardCommand::Join(join) => {
+            let servers = parse_ids(&join.servers)?;
+            if join.group == 0 {
+                return Err(shard_error(
+                    "group 0 is the controller's; shard groups are numbered from 1",
+                ));
+            }
+            let cluster = connect(&join.cluster).await?;
+            let known: BTreeSet<NodeId> = cluster.hosts.iter().map(|(id, _)| *id).collect();
+            if let Some(unknown) = servers.iter().find(|s| !known.contains(s)) {
+                cluster.transport.close().await;
+                return Err(shard_error(format!(
+                    "host {unknown} is not a host of this cluster (hosts: {})",
+                    join_ids(known.iter())
+                )));
+            }
+            let op = ControllerOp::Join(BTreeMap::from([(join.group, servers)]));
+            change(&cluster, op).await
+        }
+        ShardCommand::Leave(leave) => {
+            let cluster = connect(&leave.cluster).await?;
+            change(&cluster, ControllerOp::Leave(vec![leave.group])).await
+        }
+        ShardCommand::Leader(leader) => {
+            let cluster = connect(&leader.cluster).await?;
+            let outcome = transfer_leader(&cluster, leader.group, leader.host).await;
+            cluster.transport.close().await;
+            outcome?;
+            println!("OK");
+            Ok(0)
+        }
+        ShardCommand::Move(moving) => {
+            let cluster = connect(&moving.cluster).await?;
+            if moving.shard >= cluster.shards {
+                cluster.transport.close().await;
+                return Err(shard_error(format!(
+                    "shard {} does not exist (shards are 0 to {})",
+                    moving.shard,
+                    cluster.shards - 1
+                )));
+            }
+            let mut session = session(&cluster);
+            let config = latest(&mut session).await;
+            let config = match config {
+                Ok(config) => config,
+                Err(error) => {
+                    cluster.transport.close().await;
+                    return Err(error);
+                }
+            };
+            if !config.groups.contains_key(&moving.group) {
+                cluster.transport.close().await;
+                return Err(shard_error(format!(
+                    "group {} is not in the configuration (groups: {}); join it first",
+                    moving.group,
+                    join_ids(config.groups.keys())
+                )));
+            }
+            let op = ControllerOp::Move {
+                shard: moving.shard,
+                group: moving.group,
+            };
+            change(&cluster, op).await
+        }
+    }
+}
+
+fn join_ids<'a>(ids: impl Iterator<Item = &'a u64>) -> String {
+    ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn parse_ids(text: &str) -> Result<Vec<NodeId>, CliError> {
+    let ids: Vec<NodeId> = text
+        .split(',')
+        .map(|part| {
+            part.trim().parse::<NodeId>().map_err(|_| {
+                shard_error(format!(
+                    "{part:?} is not a host id (hosts are written 1,2,3)"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let distinct: BTreeSet<_> = ids.iter().collect();
+    if distinct.len() != ids.len() {
+        return Err(shard_error(format!("{text}: a host is listed twice")));
+    }
+    Ok(ids)
+}
+
+/// Runs one configuration change; prints `OK` once the controller took it.
+async fn change(cluster: &Arc<ShardedCluster>, op: ControllerOp) -> Result<u8, CliError> {
+    let mut session = session(cluster);
+    let reply = session.controller(op).await;
+    cluster.transport.close().await;
+    match reply? {
+        ControllerReply::Done => {
+            println!("OK");
+            Ok(0)
+        }
+        ControllerReply::Refused(error) => Err(shard_error(match error {
+            ControllerError::BadJoin(g) => {
+                format!("cannot join group {g}: it is already in the configuration")
+            }
+            other => other.to_string(),
+        })),
+        ControllerReply::Config(_) => Err(shard_error("unexpected answer: a configuration")),
+    }
+}
+
+/// How long `shard leader` waits for the new leader.
+const TRANSFER_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks `group`'s leader to hand over to `host` until `host` leads it.
+async fn transfer_leader(
+    cluster: &Arc<ShardedCluster>,
+    group: GroupId,
+    host: NodeId,
+) -> Result<(), CliError> {
+    use crate::shard::wire::{ShardedBody, ShardedReply, ShardedRequest};
+    let started = tokio::time::Instant::now();
+    let mut last_error = String::from("no leader known yet");
+    loop {
+        let descriptions = cluster.describe_all().await;
+        let holders: Vec<&HostDescription> = descriptions
+            .iter()
+            .filter_map(|(_, d)| d.as_ref())
+            .filter(|d| d.groups.iter().any(|g| g.group == group))
+            .collect();
+        if holders.is_empty() && descriptions.iter().any(|(_, d)| d.is_some()) {
+            return Err(shard_error(format!("no host holds group {group}")));
+        }
+        if let Some(description) = descriptions
+            .iter()
+            .filter_map(|(_, d)| d.as_ref())
+            .find(|d| d.id == host)
+            && !description.groups.iter().any(|g| g.group == group)
+        {
+            return Err(shard_error(format!(
+                "host {host} does not hold group {group} (its hosts: {})",
+                join_ids(holders.iter().map(|d| &d.id))
+            )));
+        }
+        if !cluster.hosts.iter().any(|(id, _)| *id == host) {
+            return Err(shard_error(format!(
+                "host {host} is not a host of this cluster"
+            )));
+        }
+        let leader = holders.iter().find(|d| {
+            d.groups
+                .iter()
+                .any(|g| g.group == group && g.role == "leader")
+        });
+        match leader {
+            Some(d) if d.id == host => return Ok(()),
+            Some(d) => {
+                let index = cluster.hosts.iter().position(|(id, _)| *id == d.id);
+                if let Some(index) = index {
+                    let request =
+                        ShardedRequest::new(ShardedBody::TransferLeader { group, to: host });
+                    match cluster.transport.request_to(index, request).await {
+                        Ok(ShardedReply::Transfer(Err(error))) => last_error = error,
+                        Ok(_) => {}
+                        Err(error) => last_error = error.to_string(),
+                    }
+                }
+            }
+            None => {}
+        }
+        if started.elapsed() >= TRANSFER_LIMIT {
+            return Err(shard_error(format!(
+                "host {host} does not lead group {group} after {} s: {last_error}",
+                TRANSFER_LIMIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// The moves under way and each group's leader, from the hosts' descriptions.
+fn moves_and_leaders(
+    descriptions: &[(NodeId, Option<HostDescription>)],
+) -> (Vec<MovingJson>, BTreeMap<GroupId, NodeId>) {
+    let mut moving = BTreeSet::new();
+    let mut leaders = BTreeMap::new();
+    for description in descriptions.iter().filter_map(|(_, d)| d.as_ref()) {
+        for group in &description.groups {
+            if group.role == "leader" {
+                leaders.insert(group.group, description.id);
+            }
+            for (shard, to) in &group.sending {
+                moving.insert((*shard, group.group, *to));
+            }
+            for (shard, from) in &group.pulling {
+                moving.insert((*shard, *from, group.group));
+            }
+        }
+    }
+    let moving = moving
+        .into_iter()
+        .map(|(shard, from, to)| MovingJson { shard, from, to })
+        .collect();
+    (moving, leaders)
+}
+
+async fn show_config(cluster: &Arc<ShardedCluster>, json: bool) -> Result<(), CliError> {
+    let mut session = session(cluster);
+    let config = latest(&mut session).await?;
+    let descriptions = cluster.describe_all().await;
+    let (moving, leaders) = moves_and_leaders(&descriptions);
+    let by_group = crate::shard::client::shards_by_group(&config);
+    let groups: Vec<GroupJson> = config
+        .groups
+        .iter()
+        .map(|(group, servers)| GroupJson {
+            group: *group,
+            servers: servers.clone(),
+            shards: by_group.get(group).cloned().unwrap_or_default(),
+            leader: leaders.get(group).copied(),
+        })
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let show = ShowJson {
+            num: config.num,
+            shards: config.shards.clone(),
+            groups,
+            moving,
+        };
+        writeln!(stdout, "{}", serde_json::to_string(&show)?)?;
+    } else {
+        writeln!(
+            stdout,
+            "configuration {} ({} shards, {} groups)",
+            config.num,
+            config.shards.len(),
+            config.groups.len()
+        )?;
+        for group in &groups {
+            let leader = group
+                .leader
+                .map_or("unknown".to_string(), |l| l.to_string());
+            writeln!(
+                stdout,
+                "group {}: hosts {}, leader {leader}, shards {}",
+                group.group,
+                join_ids(group.servers.iter()),
+                ranges(&group.shards)
+            )?;
+        }
+        if let Some(unowned) = by_group.get(&0).filter(|s| !s.is_empty()) {
+            writeln!(stdout, "unowned shards: {}", ranges(unowned))?;
+        }
+        for m in &moving {
+            writeln!(
+                stdout,
+                "moving: shard {} from group {} to group {}",
+                m.shard, m.from, m.to
+            )?;
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `0-3,7,9-10`; `none` for no shard.
+fn ranges(shards: &[u32]) -> String {
+    if shards.is_empty() {
+        return "none".into();
+    }
+    let mut parts = Vec::new();
+    let mut start = shards[0];
+    let mut end = start;
+    for &s in &shards[1..] {
+        if s == end + 1 {
+            end = s;
+        } else {
+            parts.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
+            start = s;
+            end = s;
+        }
+    }
+    parts.push(if start == end {
+        start.to_string()
+    } else {
+        format!("{start}-{end}")
+    });
+    parts.join(",")
+}
+
+/// `status` of a sharded cluster: one line per host and group it holds.
+pub async fn status(cluster: &Arc<ShardedCluster>, json: bool) -> Result<u8, CliError> {
+    let descriptions = cluster.describe_all().await;
+    cluster.transport.close().await;
+    let mut reachable = 0;
+    let mut stdout = std::io::stdout().lock();
+    for (id, description) in &descriptions {
+        let addr = cluster
+            .hosts
+            .iter()
+            .find(|(host, _)| host == id)
+            .map(|(_, a)| format!("{}:{}", a.server_name, a.addr.port()))
+            .unwrap_or_default();
+        let Some(description) = description else {
+            eprintln!("host {id} {addr} unreachable");
+            continue;
+        };
+        reachable += 1;
+        for group in &description.groups {
+            let line = ShardStatusLine {
+                id: *id,
+                addr: addr.clone(),
+                group: group.group,
+                role: group.role.clone(),
+                term: group.term,
+                leader: group.leader,
+                commit_index: group.commit_index,
+                applied_index: group.applied_index,
+                last_index: group.last_index,
+                config_num: group.config_num,
+                shards: group.serving.clone(),
+                keys: group.keys,
+                hibernating: group.hibernating,
+            };
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+            } else {
+                let name = if line.group == 0 {
+                    "controller".to_string()
+                } else {
+                    format!("group {}", line.group)
+                };
+                let leader = line.leader.map_or("none".to_string(), |l| l.to_string());
+                writeln!(
+                    stdout,
+                    "host {} {} {name}: {} term {} leader {leader} commit {} applied {} config {}{}{}",
+                    line.id,
+                    line.addr,
+                    line.role,
+                    line.term,
+                    line.commit_index,
+                    line.applied_index,
+                    line.config_num,
+                    if line.group == 0 {
+                        String::new()
+                    } else {
+                        format!(" shards {} keys {}", ranges(&line.shards), line.keys)
+                    },
+                    if line.hibernating {
+                        " (hibernating)"
+                    } else {
+                        ""
+                    },
+                )?;
+            }
+        }
+    }
+    stdout.flush()?;
+    if reachable == 0 {
+        return Err(CliError::NoNodeReachable);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_lists_print_as_ranges() {
+        assert_eq!(ranges(&[]), "none");
+        assert_eq!(ranges(&[0, 1, 2, 3, 7, 9, 10]), "0-3,7,9-10");
+        assert_eq!(ranges(&[5]), "5");
+    }
+
+    #[test]
+    fn host_lists_are_checked() {
+        assert_eq!(parse_ids("1,2,3").unwrap(), vec![1, 2, 3]);
+        let error = parse_ids("1,x").unwrap_err().to_string();
+        assert!(error.contains("\"x\" is not a host id"), "{error}");
+        let error = parse_ids("1,1").unwrap_err().to_string();
+        assert!(error.contains("listed twice"), "{error}");
+    }
+}

@@ -1,0 +1,362 @@
+//! The sharded step loop: one task owns the [`Host`] and translates between
+//! it and the world (see the [module documentation](super)).
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use distribkv_core::raft::NodeId;
+use distribkv_core::shard::group::{KvError, ShardStatus};
+use distribkv_core::shard::host::{
+    CONTROLLER, Host, HostInput, HostOutput, HostReply, HostRequest,
+};
+use tokio::sync::mpsc;
+
+use super::ShardServerError;
+use super::store::HostStoreWorker;
+use super::wire::{
+    FrameRefused, GroupStatus, HostDescription, PROTOCOL, PeerFrame, ShardedBody, ShardedReply,
+    ShardedRequest, check_frame,
+};
+use crate::clock::{Clock, sleep_until};
+use crate::server::MAX_INPUTS_PER_STEP;
+use crate::server::metrics::Metrics;
+use crate::storage::StorageEvent;
+use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
+
+/// Requests the host has not answered after this long are forgotten.
+const REPLY_EXPIRY: Duration = Duration::from_secs(120);
+
+/// How often the transport's per-peer traffic is folded into the metrics.
+const PEER_SAMPLE: Duration = Duration::from_secs(1);
+
+/// At most one refused-frame warning per peer per this interval (the rest are counted).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+pub(super) struct Waiting {
+    reply: ReplyHandle<ShardedReply>,
+    since: tokio::time::Instant,
+    op: &'static str,
+    is_write: bool,
+}
+
+enum Event {
+    Storage(Option<StorageEvent>),
+    Peer((NodeId, PeerFrame)),
+    Client(Incoming<ShardedRequest, ShardedReply>),
+    Timeout,
+}
+
+/// The sharded step loop's state.
+pub(super) struct Driver {
+    pub(super) id: NodeId,
+    pub(super) clock: Clock,
+    pub(super) host: Host,
+    pub(super) transport: PeerTransport<PeerFrame>,
+    pub(super) worker: HostStoreWorker,
+    pub(super) metrics: Option<Arc<Metrics>>,
+    /// Every host's address, by id.
+    pub(super) hosts: Vec<(NodeId, String)>,
+    /// The groups held here (0: the controller's).
+    pub(super) held: BTreeSet<GroupId>,
+    pub(super) replies: HashMap<u64, Waiting>,
+    pub(super) next_token: u64,
+    /// Frames refused, in all.
+    pub(super) refused: u64,
+    /// When a refusal from each peer was last logged.
+    pub(super) refusal_logged: HashMap<NodeId, tokio::time::Instant>,
+    pub(super) peers_sampled: tokio::time::Instant,
+}
+
+use distribkv_core::shard::GroupId;
+
+/// What a request asks, for the metrics, and whether it writes.
+fn request_kind(request: &ShardedRequest) -> (&'static str, bool) {
+    match &request.body {
+        ShardedBody::Describe => ("status", false),
+        ShardedBody::TransferLeader { .. } => ("transfer_leader", false),
+        ShardedBody::Host(HostRequest::Controller { .. }) => ("shard_controller", false),
+        ShardedBody::Host(HostRequest::Kv { op, .. }) => (op.name(), op.is_write()),
+    }
+}
+
+impl Driver {
+    /// Steps until `shutdown` completes (`Ok`) or storage fails.
+    pub(super) async fn run(
+        &mut self,
+        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
+        mut peer_frames: mpsc::Receiver<(NodeId, PeerFrame)>,
+        mut client_requests: mpsc::Receiver<Incoming<ShardedRequest, ShardedReply>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ShardServerError> {
+        tokio::pin!(shutdown);
+        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The host's first outputs (elections of groups alone on this host).
+        self.drain_outputs(&mut storage_events).await?;
+        loop {
+            let deadline = self.clock.deadline(self.host.poll_timeout());
+            let event = tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    tracing::info!(host = self.id, "shutting down");
+                    return Ok(());
+                }
+                event = storage_events.recv() => Event::Storage(event),
+                Some(frame) = peer_frames.recv() => Event::Peer(frame),
+                Some(request) = client_requests.recv() => Event::Client(request),
+                () = sleep_until(deadline) => Event::Timeout,
+                _ = expiry.tick() => {
+                    let now = tokio::time::Instant::now();
+                    self.replies.retain(|_, w| now.duration_since(w.since) < REPLY_EXPIRY);
+                    continue;
+                }
+            };
+            self.handle(event)?;
+            let mut budget = MAX_INPUTS_PER_STEP;
+            while budget > 0 {
+                let event = if let Ok(event) = storage_events.try_recv() {
+                    Event::Storage(Some(event))
+                } else if let Ok(frame) = peer_frames.try_recv() {
+                    Event::Peer(frame)
+                } else if let Ok(request) = client_requests.try_recv() {
+                    Event::Client(request)
+                } else {
+                    break;
+                };
+                self.handle(event)?;
+                budget -= 1;
+            }
+            self.drain_outputs(&mut storage_events).await?;
+            self.observe();
+        }
+    }
+
+    /// Feeds one event to the host.
+    fn handle(&mut self, event: Event) -> Result<(), ShardServerError> {
+        let now = self.clock.now();
+        let input = match event {
+            Event::Storage(Some(StorageEvent::Durable { seq })) => HostInput::Persisted(seq),
+            Event::Storage(Some(StorageEvent::Failed { error })) => {
+                return Err(ShardServerError::StorageFailed(error));
+            }
+            Event::Storage(None) => return Err(ShardServerError::StorageStopped),
+            Event::Peer((from, frame)) => match check_frame(from, self.id, &self.held, frame) {
+                Ok(batch) => HostInput::Batch(batch),
+                Err(refused) => {
+                    self.refuse(from, &refused);
+                    return Ok(());
+                }
+            },
+            Event::Client(Incoming { request, reply }) => {
+                if request.protocol != PROTOCOL {
+                    reply.send(ShardedReply::Refused(format!(
+                        "not a sharded distribKV request (protocol {:#x}, expected {PROTOCOL:#x})",
+                        request.protocol
+                    )));
+                    return Ok(());
+                }
+                let (op, is_write) = request_kind(&request);
+                let request = match request.body {
+                    ShardedBody::Describe => {
+                        reply.send(ShardedReply::Description(self.describe()));
+                        if let Some(metrics) = &self.metrics {
+                            metrics.observe_request(op, "ok", false);
+                        }
+                        return Ok(());
+                    }
+                    ShardedBody::TransferLeader { group, to } => {
+                        let outcome =
+                            self.host
+                                .transfer_leadership(now, group, to)
+                                .map_err(|rejected| match rejected {
+                                    distribkv_core::raft::Rejected::NotLeader { leader_hint } => {
+                                        format!(
+                                            "host {} does not lead group {group} (leader: {})",
+                                            self.id,
+                                            leader_hint
+                                                .map_or("unknown".to_string(), |l| l.to_string())
+                                        )
+                                    }
+                                    other => format!("group {group}: {other}"),
+                                });
+                        if let Some(metrics) = &self.metrics {
+                            let outcome = if outcome.is_ok() { "ok" } else { "error" };
+                            metrics.observe_request(op, outcome, false);
+                        }
+                        reply.send(ShardedReply::Transfer(outcome));
+                        return Ok(());
+                    }
+                    ShardedBody::Host(request) => request,
+                };
+                let token = self.next_token;
+                self.next_token += 1;
+                self.replies.insert(
+                    token,
+                    Waiting {
+                        reply,
+                        since: tokio::time::Instant::now(),
+                        op,
+                        is_write,
+                    },
+                );
+                HostInput::Client {
+                    from: token,
+                    request,
+                }
+            }
+            Event::Timeout => HostInput::Timeout,
+        };
+        if let Err(rejected) = self.host.handle(now, input) {
+            // Only driver misuse gets here; the host is unchanged.
+            tracing::warn!(host = self.id, "host refused an input: {rejected:?}");
+        }
+        Ok(())
+    }
+
+    /// Logs (at most once per peer per interval) and counts a refused frame.
+    fn refuse(&mut self, from: NodeId, refused: &FrameRefused) {
+        self.refused += 1;
+        let now = tokio::time::Instant::now();
+        let due = self
+            .refusal_logged
+            .get(&from)
+            .is_none_or(|at| now.duration_since(*at) >= REFUSAL_LOG_INTERVAL);
+        if due {
+            self.refusal_logged.insert(from, now);
+            tracing::warn!(host = self.id, refused_so_far = self.refused, "{refused}");
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_refused_frame();
+        }
+    }
+
+    /// Executes every output of the host, in order.
+    async fn drain_outputs(
+        &mut self,
+        storage_events: &mut mpsc::UnboundedReceiver<StorageEvent>,
+    ) -> Result<(), ShardServerError> {
+        while let Some(output) = self.host.poll_output() {
+            match output {
+                HostOutput::Persist(write) => {
+                    if self.worker.persist(write).await.is_err() {
+                        while let Some(event) = storage_events.recv().await {
+                            if let StorageEvent::Failed { error } = event {
+                                return Err(ShardServerError::StorageFailed(error));
+                            }
+                        }
+                        return Err(ShardServerError::StorageStopped);
+                    }
+                }
+                HostOutput::Send(batch) => {
+                    let to = batch.to;
+                    let outcome = self.transport.send(to, PeerFrame::from(batch));
+                    tracing::trace!(to, ?outcome, "frame");
+                }
+                HostOutput::Reply { to, reply } => {
+                    if let Some(waiting) = self.replies.remove(&to) {
+                        if let Some(metrics) = &self.metrics {
+                            let outcome = match &reply {
+                                HostReply::Kv { result: Ok(_), .. }
+                                | HostReply::Controller { result: Ok(_), .. } => "ok",
+                                HostReply::Kv {
+                                    result: Err(KvError::NotLeader { .. }),
+                                    ..
+                                }
+                                | HostReply::Controller {
+                                    result: Err(KvError::NotLeader { .. }),
+                                    ..
+                                } => "not_leader",
+                                HostReply::Kv {
+                                    result: Err(KvError::WrongGroup),
+                                    ..
+                                } => "wrong_group",
+                                HostReply::Kv {
+                                    result: Err(KvError::Busy | KvError::NotArrived),
+                                    ..
+                                } => "busy",
+                                _ => "error",
+                            };
+                            metrics.observe_request(waiting.op, outcome, waiting.is_write);
+                        }
+                        waiting.reply.send(ShardedReply::Host(reply));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        metrics.observe_host(&self.host, self.replies.len());
+        if self.peers_sampled.elapsed() >= PEER_SAMPLE {
+            self.peers_sampled = tokio::time::Instant::now();
+            metrics.observe_peers(&self.transport.peer_traffic());
+        }
+    }
+
+    /// This host's description (`Describe`).
+    fn describe(&self) -> HostDescription {
+        let config = self.host.config();
+        HostDescription {
+            id: self.id,
+            hosts: self.hosts.clone(),
+            shards: config.shards,
+            controller: config.controller.clone(),
+            groups: group_statuses(&self.host),
+        }
+    }
+
+    /// Stops the transport, then lets the storage worker commit what is queued.
+    pub(super) async fn stop(self) {
+        self.transport.shutdown().await;
+        let worker = self.worker;
+        let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+    }
+}
+
+/// The status of every group `host` holds.
+pub fn group_statuses(host: &Host) -> Vec<GroupStatus> {
+    host.nodes()
+        .map(|(group, node)| {
+            let log = node.log();
+            let mut status = GroupStatus {
+                group,
+                role: node.role().name().to_string(),
+                term: node.term(),
+                leader: node.leader(),
+                commit_index: log.commit(),
+                applied_index: log.applied(),
+                last_index: log.last_index(),
+                hibernating: host.is_hibernating(group),
+                config_num: 0,
+                serving: Vec::new(),
+                pulling: Vec::new(),
+                sending: Vec::new(),
+                keys: 0,
+                latest: None,
+            };
+            if group == CONTROLLER {
+                if let Some(controller) = host.controller() {
+                    status.config_num = controller.latest().num;
+                    status.latest = Some(controller.latest().clone());
+                }
+            } else if let Some(kv) = host.kv(group) {
+                status.config_num = kv.config().num;
+                for (shard, held) in kv.shards() {
+                    status.keys += held.data.len() as u64;
+                    match held.status {
+                        ShardStatus::Serving => status.serving.push(*shard),
+                        ShardStatus::Pulling { from } => status.pulling.push((*shard, from)),
+                        ShardStatus::Sending { to } => status.sending.push((*shard, to)),
+                    }
+                }
+            }
+            status
+        })
+        .collect()
+}

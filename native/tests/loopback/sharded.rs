@@ -1,0 +1,403 @@
+//! A sharded cluster of three server processes (`server --shards`): the
+//! controller group and three shard groups on every host, the `shard`
+//! commands, key routing for the client commands, and moves under a
+//! workload whose history is checked (linearizable per key, every
+//! acknowledged append present exactly once): a group joins and shards
+//! move; a group's leader is killed in the middle of a move; bad input
+//! gets a clear error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use distribkv_core::check::{
+    AppendCheckOptions, Budget, OpKind, Outcome, check_appends, check_linearizable,
+};
+use distribkv_core::shard::shard_of;
+use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
+use serde_json::Value;
+
+use super::harness::{BINARY, ClientProcess, Cluster, Loopback, stderr, stdout};
+use super::rng::Rng;
+use super::workload::{APPEND_KEYS, MIXED_KEYS, Pace, Workload};
+
+/// Shards of the test clusters.
+const SHARDS: u32 = 8;
+
+/// Three hosts, each holding the controller and groups 1, 2 and 3.
+fn sharded_cluster() -> Cluster<Loopback> {
+    Cluster::on_loopback(
+        3,
+        &[
+            "--shards", "8", "--group", "1=1,2,3", "--group", "2=1,2,3", "--group", "3=1,2,3",
+        ],
+    )
+}
+
+/// `shard VERB --cluster .. --certs .. ARGS...` (`args[0]` is the verb).
+fn shard(cluster: &Cluster<Loopback>, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(["shard", args[0], "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(&args[1..])
+        .output()
+        .unwrap()
+}
+
+/// `shard <args>` that must print `OK` and exit 0.
+fn shard_ok(cluster: &Cluster<Loopback>, args: &[&str]) {
+    let output = shard(cluster, args);
+    assert!(
+        output.status.success() && stdout(&output) == "OK\n",
+        "shard {args:?}: {output:?}"
+    );
+}
+
+/// `shard show --json`.
+fn show(cluster: &Cluster<Loopback>) -> ShowJson {
+    let output = shard(cluster, &["show", "--json"]);
+    assert!(output.status.success(), "shard show: {output:?}");
+    serde_json::from_str(stdout(&output).trim()).expect("shard show --json is one object")
+}
+
+/// `status --json`, one line per host and group.
+fn status(cluster: &Cluster<Loopback>) -> Vec<ShardStatusLine> {
+    let output = cluster.cli("status", &["--json"]);
+    stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a status line"))
+        .collect()
+}
+
+fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every shard owned, nothing moving, every group's leader known.
+fn settled(show: &ShowJson) -> bool {
+    show.moving.is_empty()
+        && show.shards.iter().all(|g| *g != 0)
+        && show.groups.iter().all(|g| g.leader.is_some())
+}
+
+fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
+    let peers = cluster.peers();
+    let certs: PathBuf = cluster.certs.clone();
+    Workload::start(
+        clients,
+        &Rng::new(seed),
+        Pace { max_think_ms: 20 },
+        move || {
+            let mut command = Command::new(BINARY);
+            command
+                .args(["client", "--json", "--cluster", &peers, "--certs"])
+                .arg(&certs);
+            command
+        },
+    )
+}
+
+/// The shards of the workload's keys (its first minute), without repeats.
+fn workload_shards() -> Vec<u32> {
+    let mut keys: Vec<String> = APPEND_KEYS.iter().map(|k| format!("{k}.0")).collect();
+    keys.extend(MIXED_KEYS.iter().map(|k| k.to_string()));
+    let shards: BTreeSet<u32> = keys
+        .iter()
+        .map(|k| shard_of(k.as_bytes(), SHARDS))
+        .collect();
+    shards.into_iter().collect()
+}
+
+/// Stops the workload, reads every key once more, and checks the history:
+/// enough acknowledged, linearizable, every acknowledged append exactly
+/// once in its key's final value.
+fn stop_and_check(cluster: &Cluster<Loopback>, mut workload: Workload, at_least: usize) {
+    workload.stop();
+    let recorder = workload.recorder.clone();
+    let keys: BTreeSet<Vec<u8>> = recorder.operations().into_iter().map(|op| op.key).collect();
+    let mut client: ClientProcess = cluster.client_process();
+    let mut finals = BTreeMap::new();
+    for key in keys {
+        let key = String::from_utf8(key).unwrap();
+        let id = recorder.invoke(0, &key, OpKind::Get);
+        let answer: Option<Value> = client.request(&format!("get {key}"), Duration::from_secs(30));
+        let answer = answer.unwrap_or_else(|| panic!("final read of {key}: no answer"));
+        assert_eq!(answer["ok"], true, "final read of {key}: {answer}");
+        let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
+        recorder.complete(id, value.clone());
+        if let Some(value) = value {
+            finals.insert(key.into_bytes(), value);
+        }
+    }
+    let operations = recorder.operations();
+    let acknowledged = operations
+        .iter()
+        .filter(|op| matches!(op.outcome, Outcome::Ok { .. }))
+        .count();
+    assert!(
+        acknowledged >= at_least,
+        "only {acknowledged} of {} operations acknowledged",
+        operations.len()
+    );
+    if let Err(error) = check_linearizable(&operations, Budget::default()) {
+        panic!("the history is not linearizable: {error}");
+    }
+    let options = AppendCheckOptions {
+        reject_unexplained_text: true,
+    };
+    if let Err(error) = check_appends(&operations, &finals, options) {
+        panic!("appends: {error}");
+    }
+}
+
+#[test]
+fn a_group_joins_and_shards_move_under_a_checked_workload() {
+    let cluster = sharded_cluster();
+    let initial = show(&cluster);
+    assert_eq!(initial.num, 0);
+    assert_eq!(initial.shards, vec![0; SHARDS as usize]);
+    shard_ok(&cluster, &["join", "1", "1,2,3"]);
+    shard_ok(&cluster, &["join", "2", "1,2,3"]);
+    wait_for(Duration::from_secs(20), "two groups settled", || {
+        settled(&show(&cluster))
+    });
+    // Leadership moves on request (to spread the groups' leaders).
+    for (group, host) in [("1", "2"), ("2", "3")] {
+        shard_ok(&cluster, &["leader", group, host]);
+    }
+    let lines = status(&cluster);
+    for (group, host) in [(1, 2), (2, 3)] {
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.group != group || l.leader == Some(host)),
+            "group {group} led by host {host}: {lines:?}"
+        );
+    }
+    // The one-shot commands route by key.
+    for key in ["alpha", "beta", "gamma", "delta"] {
+        cluster.put(key, &format!("{key}-1"));
+    }
+    let output = cluster.cli("append", &["alpha", "+2"]);
+    assert_eq!(stdout(&output), "OK\n", "{output:?}");
+    assert_eq!(cluster.get("alpha").as_deref(), Some("alpha-1+2"));
+    assert_eq!(cluster.get("missing"), None);
+
+    let workload = start_workload(&cluster, 4, 21);
+    std::thread::sleep(Duration::from_secs(2));
+    // Group 3 joins: the controller gives it a share of the shards, which
+    // move from groups 1 and 2 while the clients write.
+    shard_ok(&cluster, &["join", "3", "1,2,3"]);
+    std::thread::sleep(Duration::from_secs(1));
+    // Then every shard the workload touches moves once more, one at a time.
+    for shard in workload_shards() {
+        let current = show(&cluster);
+        let owner = current.shards[shard as usize];
+        let target = if owner == 3 { 1 } else { owner + 1 };
+        shard_ok(&cluster, &["move", &shard.to_string(), &target.to_string()]);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    wait_for(Duration::from_secs(30), "every move finished", || {
+        settled(&show(&cluster))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop_and_check(&cluster, workload, 60);
+
+    let last = show(&cluster);
+    assert!(last.num >= 4, "a configuration per change: {last:?}");
+    for group in [1, 2, 3] {
+        assert!(
+            last.groups
+                .iter()
+                .any(|g| g.group == group && !g.shards.is_empty()),
+            "group {group} owns shards: {last:?}"
+        );
+    }
+    // The data moved with the shards.
+    assert_eq!(cluster.get("alpha").as_deref(), Some("alpha-1+2"));
+    assert_eq!(cluster.get("delta").as_deref(), Some("delta-1"));
+    // Status: one line per host and group, every group with one leader.
+    let lines = status(&cluster);
+    assert_eq!(lines.len(), 3 * 4, "{lines:?}");
+    for group in 0..=3 {
+        let leaders: BTreeSet<_> = lines
+            .iter()
+            .filter(|l| l.group == group)
+            .map(|l| l.leader)
+            .collect();
+        assert_eq!(leaders.len(), 1, "group {group}: {lines:?}");
+    }
+}
+
+#[test]
+fn a_group_leader_killed_during_a_move() {
+    let mut cluster = sharded_cluster();
+    shard_ok(&cluster, &["join", "1", "1,2,3"]);
+    shard_ok(&cluster, &["join", "2", "1,2,3"]);
+    wait_for(Duration::from_secs(20), "two groups settled", || {
+        settled(&show(&cluster))
+    });
+    let workload = start_workload(&cluster, 4, 22);
+    std::thread::sleep(Duration::from_secs(2));
+    let shards = workload_shards();
+    let shard = shards[0];
+    let before = show(&cluster);
+    let from = before.shards[shard as usize];
+    let to = if from == 1 { 2 } else { 1 };
+    let leader = before
+        .groups
+        .iter()
+        .find(|g| g.group == from)
+        .and_then(|g| g.leader)
+        .expect("the sending group has a leader") as usize;
+    // The move is taken by the controller; the sending group's leader
+    // dies before (or while) it hands the shard over.
+    shard_ok(&cluster, &["move", &shard.to_string(), &to.to_string()]);
+    cluster.kill(leader);
+    std::thread::sleep(Duration::from_secs(3));
+    // The two survivors of each group finish the move.
+    let survivors = cluster
+        .peers()
+        .split(',')
+        .enumerate()
+        .filter(|(index, _)| index + 1 != leader)
+        .map(|(_, address)| address.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let show_survivors = || -> ShowJson {
+        let output = Command::new(BINARY)
+            .args([
+                "shard",
+                "show",
+                "--json",
+                "--cluster",
+                &survivors,
+                "--certs",
+            ])
+            .arg(&cluster.certs)
+            .output()
+            .unwrap();
+        serde_json::from_str(stdout(&output).trim()).unwrap_or_else(|_| panic!("{output:?}"))
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the move finished without the dead host",
+        || {
+            let now = show_survivors();
+            now.shards[shard as usize] == to && now.moving.is_empty()
+        },
+    );
+    cluster.spawn(leader);
+    wait_for(
+        Duration::from_secs(30),
+        "the dead host back in every group",
+        || {
+            let lines = status(&cluster);
+            lines.iter().filter(|l| l.id == leader as u64).count() == 4
+                && lines.iter().all(|l| l.leader.is_some())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop_and_check(&cluster, workload, 40);
+}
+
+#[test]
+fn shard_commands_refuse_bad_input_clearly() {
+    let cluster = sharded_cluster();
+    shard_ok(&cluster, &["join", "1", "1,2,3"]);
+    let refused = |args: &[&str], why: &str| {
+        let output: Output = shard(&cluster, args);
+        assert_eq!(output.status.code(), Some(2), "shard {args:?}: {output:?}");
+        assert!(
+            stderr(&output).contains(why),
+            "shard {args:?}: expected {why:?} in {:?}",
+            stderr(&output)
+        );
+    };
+    refused(
+        &["move", "8", "1"],
+        "shard 8 does not exist (shards are 0 to 7)",
+    );
+    refused(
+        &["move", "0", "5"],
+        "group 5 is not in the configuration (groups: 1)",
+    );
+    refused(&["join", "0", "1"], "group 0 is the controller's");
+    refused(
+        &["join", "2", "1,9"],
+        "host 9 is not a host of this cluster",
+    );
+    refused(&["join", "2", "1,x"], "\"x\" is not a host id");
+    refused(
+        &["join", "1", "1,2,3"],
+        "cannot join group 1: it is already in the configuration",
+    );
+    refused(&["leave", "7"], "group 7 is not in the configuration");
+    refused(
+        &["leader", "1", "9"],
+        "host 9 is not a host of this cluster",
+    );
+    refused(&["leader", "5", "1"], "no host holds group 5");
+    // Membership commands are for single-group clusters.
+    let output = Command::new(BINARY)
+        .args(["member", "list", "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("this cluster is sharded"),
+        "{output:?}"
+    );
+    // A server started with flags that contradict themselves does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let server = |args: &[&str]| {
+        Command::new(BINARY)
+            .args([
+                "server",
+                "--id",
+                "1",
+                "--peers",
+                "127.0.0.1:1,127.0.0.1:2",
+                "--certs",
+            ])
+            .arg(&cluster.certs)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = server(&["--shards", "4", "--group", "0=1,2"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("group 0 is the controller's"),
+        "{output:?}"
+    );
+    let output = server(&["--shards", "4", "--group", "1=1,3"]);
+    assert!(
+        stderr(&output).contains("names host 3, which is not a position in --peers"),
+        "{output:?}"
+    );
+    let output = server(&["--shards", "4", "--group", "1=1;2"]);
+    assert!(stderr(&output).contains("is not a host id"), "{output:?}");
+    let output = server(&["--shards", "0", "--group", "1=1,2"]);
+    assert!(
+        stderr(&output).contains("shards must be 1 to"),
+        "{output:?}"
+    );
+    let output = server(&["--group", "1=1,2"]);
+    assert!(stderr(&output).contains("--shards"), "{output:?}");
+    // A single-group cluster is told apart.
+    let plain = Command::new(BINARY)
+        .args(["shard", "show", "--cluster", "127.0.0.1:1", "--certs"])
+        .arg(&cluster.certs)
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(2), "{plain:?}");
+}

@@ -1,0 +1,112 @@
+//! Faults: host crashes and restarts, partitions, one-way link cuts and
+//! dropped messages.
+
+use distribkv_core::sim::Endpoint;
+use wasm_bindgen::prelude::*;
+
+use super::ShardedSimulation;
+use crate::args::{self, error};
+
+#[wasm_bindgen]
+impl ShardedSimulation {
+    // ---- faults ------------------------------------------------------------
+
+    /// Crashes a host: every replica it holds stops; unsynced writes are lost.
+    pub fn crash(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
+    ) -> Result<(), JsError> {
+        let id = self.host_id(&host)?;
+        self.sim.crash(id);
+        Ok(())
+    }
+
+    /// Restarts a crashed host from its disk (every group it holds).
+    pub fn restart(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
+    ) -> Result<(), JsError> {
+        let id = self.host_id(&host)?;
+        self.sim.restart(id);
+        Ok(())
+    }
+
+    /// Splits the hosts into sides (`[[1, 2], [3, 4, 5]]`); a host left
+    /// out reaches no one. Clients reach every host.
+    pub fn partition(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number[][]")] sides: JsValue,
+    ) -> Result<(), JsError> {
+        let mut seen = Vec::new();
+        let mut groups = Vec::new();
+        for (i, side) in args::array(&sides, "sides")?.iter().enumerate() {
+            let mut endpoints = Vec::new();
+            for (j, host) in args::array(side, &format!("sides[{i}]"))?
+                .iter()
+                .enumerate()
+            {
+                let id = self.host_id(host).map_err(|_| {
+                    error(format!(
+                        "sides[{i}][{j}] is not a host id (1 to {})",
+                        self.sim.config().hosts
+                    ))
+                })?;
+                if seen.contains(&id) {
+                    return Err(error(format!("host {id} is on two sides")));
+                }
+                seen.push(id);
+                endpoints.push(Endpoint::Node(id));
+            }
+            groups.push(endpoints);
+        }
+        if groups.len() < 2 {
+            return Err(error("a partition needs at least two sides"));
+        }
+        self.sim.network_mut().partition(groups);
+        Ok(())
+    }
+
+    /// Removes the partition and every cut link.
+    pub fn heal(&mut self) {
+        self.sim.network_mut().heal();
+    }
+
+    /// Cuts the link from one host to another (one direction).
+    #[wasm_bindgen(js_name = cutLink)]
+    pub fn cut_link(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] from: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] to: JsValue,
+    ) -> Result<(), JsError> {
+        let (from, to) = (self.host_id(&from)?, self.host_id(&to)?);
+        self.sim
+            .network_mut()
+            .cut_link(Endpoint::Node(from), Endpoint::Node(to));
+        Ok(())
+    }
+
+    /// Restores a link cut by `cutLink`.
+    #[wasm_bindgen(js_name = restoreLink)]
+    pub fn restore_link(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] from: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] to: JsValue,
+    ) -> Result<(), JsError> {
+        let (from, to) = (self.host_id(&from)?, self.host_id(&to)?);
+        self.sim
+            .network_mut()
+            .restore_link(Endpoint::Node(from), Endpoint::Node(to));
+        Ok(())
+    }
+
+    /// Loses the item in flight `id` in the network; false if it was
+    /// already delivered or dropped.
+    #[wasm_bindgen(js_name = dropMessage)]
+    pub fn drop_message(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
+    ) -> Result<bool, JsError> {
+        let id = args::integer_u64(&id, "message id")?;
+        Ok(self.sim.drop_in_flight(id))
+    }
+}
