@@ -18,11 +18,20 @@ SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --featur
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
 STORE = "cargo test -q -p distribkv-core --lib kv::"
+FOLLOWER_READS = "cargo test -q --release -p distribkv-core --features sim --test kv_lab follower"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
 # (name, file, text to replace, replacement, test command that must fail)
 MUTATIONS = [
+    ("follower-read-index-without-a-heartbeat-round (a deposed leader answers)", "core/src/raft/read.rs",
+     "            let _ = self.read_index_for(request.id, Some(from));",
+     "            let commit = self.log.commit();\n            self.deliver_read(request.id, Some(from), commit);",
+     FOLLOWER_READS),
+    ("follower-read-served-before-applying-the-read-index", "core/src/raft/read.rs",
+     "            Some(index) => Output::ReadReady {\n                id: response.id,\n                index,\n            },",
+     "            Some(_) => Output::ReadReady {\n                id: response.id,\n                index: 0,\n            },",
+     GOLDEN),
     ("commit-old-terms-by-counting (Figure 8, §5.4.2)", "core/src/raft/replication.rs",
      "if index > self.log.commit() && self.log.term_at(index) == Some(self.term) {",
      "if index > self.log.commit() {", GOLDEN),

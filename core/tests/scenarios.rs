@@ -12,10 +12,12 @@
 //! Commands:
 //! - `config key=value ...` before anything else: `nodes`, `seed`, `latency=a..b`,
 //!   `disk=a..b`, `election=a..b`, `heartbeat`, `prevote`, `checkquorum`,
-//!   `lease`, `max-entries`, `snapshot-every`, `chunk`, `client-timeout`
+//!   `lease`, `max-entries`, `snapshot-every`, `chunk`, `client-timeout`,
+//!   `followerreads` (clients read from any node)
 //! - `campaign N`, `crash N`, `restart N`, `partition 1 2 | 3 4 5` (`c2` puts
 //!   client 2 in a group; unlisted clients reach every node), `heal`,
-//!   `cut A B`, `restore A B`, `drop-rate P`, `transfer N`, `snapshot N`,
+//!   `cut A B`, `restore A B`, `cut-client C N` (client C no longer reaches
+//!   node N), `drop-rate P`, `transfer N`, `snapshot N`,
 //!   `delay KIND MS` (hold the Raft messages of that kind now in flight back)
 //! - `add-node`, `add-learner N`, `add-voter N`, `remove N`, `membership`
 //! - `propose N TEXT` (raw entry at node N), `propose-many N COUNT [PREFIX]`, `put K V`, `append K V`, `get K`, `delete K`
@@ -107,6 +109,7 @@ impl Scenario {
                 "snapshot-every" => c.snapshot_every = value.parse().unwrap(),
                 "chunk" => c.raft.snapshot_chunk_bytes = value.parse().unwrap(),
                 "client-timeout" => c.client_attempt_timeout = value.parse().unwrap(),
+                "followerreads" => c.follower_reads = value.parse().unwrap(),
                 other => panic!("unknown config key {other}"),
             }
         }
@@ -178,6 +181,10 @@ impl Scenario {
                 }
             }
             "cut" => result(self.sim().cut_link(id(1), id(2))),
+            "cut-client" => result(
+                self.sim()
+                    .cut_client(words[1].parse().expect("client number"), id(2)),
+            ),
             "restore" => result(self.sim().restore_link(id(1), id(2))),
             "drop-rate" => result(self.sim().set_drop_rate(words[1].parse().unwrap())),
             "transfer" => result(self.sim().transfer_leadership(id(1))),

@@ -67,6 +67,7 @@ fn seed_sweep() {
 #[derive(Default)]
 struct Coverage {
     lease_reads: usize,
+    follower_reads: usize,
     drifting_clocks: usize,
     long_reordering: usize,
     late_timeout_now: usize,
@@ -84,6 +85,7 @@ impl Coverage {
         let config = config_for_seed(seed);
         let fault = |what: &str| report.faults.iter().any(|f| f.contains(what));
         self.lease_reads += usize::from(config.raft.lease_reads);
+        self.follower_reads += usize::from(config.follower_reads);
         self.drifting_clocks += usize::from(!config.clocks.is_empty());
         self.long_reordering += usize::from(config.network.long_delay_rate > 0.0);
         self.late_timeout_now += usize::from(config.network.timeout_now_delay_rate > 0.0);
@@ -98,10 +100,11 @@ impl Coverage {
 
     fn summary(&self) -> String {
         format!(
-            "lease reads {}, drifting clocks {}, long reordering {}, late TimeoutNow {}, \
+            "lease reads {}, follower reads {}, drifting clocks {}, long reordering {}, late TimeoutNow {}, \
              short sessions {} (sessions dropped in {}), transfers {}, forced elections {}, \
              clients cut off {}, lost disks {}, membership changes {}",
             self.lease_reads,
+            self.follower_reads,
             self.drifting_clocks,
             self.long_reordering,
             self.late_timeout_now,

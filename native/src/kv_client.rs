@@ -207,6 +207,7 @@ impl KvSession {
             attempt_timeout: timing.attempt_timeout_ms,
             retry_backoff: timing.retry_backoff_ms,
             give_up_after: Some(timing.give_up_after_ms),
+            follower_reads: false,
         };
         KvSession {
             transport,
@@ -214,6 +215,13 @@ impl KvSession {
             clock: Clock::start(),
             heard_from_cluster: false,
         }
+    }
+
+    /// Lets any node serve this session's reads, followers included
+    /// (follower reads: same linearizability, reads spread over the
+    /// cluster); off by default.
+    pub fn set_follower_reads(&mut self, on: bool) {
+        self.clerk.set_follower_reads(on);
     }
 
     /// Runs `operation` to its end: `Ok(value)` (a get's value, `None` for a

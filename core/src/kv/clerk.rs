@@ -31,6 +31,12 @@ pub struct ClerkConfig {
     pub retry_backoff: u64,
     /// Give up on an operation after this long, ms (`None`: never).
     pub give_up_after: Option<u64>,
+    /// Send reads to any server, chosen at random for each read, followers
+    /// included ([`RequestBody::FollowerRead`]): a follower asks its leader
+    /// for a read index and serves the read itself, so reads spread over
+    /// every server, with the same linearizability as reads at the leader.
+    /// Off by default.
+    pub follower_reads: bool,
 }
 
 impl ClerkConfig {
@@ -41,6 +47,7 @@ impl ClerkConfig {
             attempt_timeout: 500,
             retry_backoff: 20,
             give_up_after: Some(10_000),
+            follower_reads: false,
         }
     }
 }
@@ -118,6 +125,8 @@ struct Current {
     request_id: u64,
     attempts: u32,
     last_error: Option<String>,
+    /// For a follower read: the position of the server it goes to.
+    read_server: Option<usize>,
 }
 
 /// A sans-IO client.
@@ -177,6 +186,10 @@ impl Clerk {
                 nonce: self.rng.next_u64().max(1),
             },
         };
+        let read_server = (matches!(stamp, Stamp::Read)
+            && self.config.follower_reads
+            && !self.config.servers.is_empty())
+        .then(|| self.rng.index(self.config.servers.len()));
         self.current = Some(Current {
             operation,
             stamp,
@@ -186,6 +199,7 @@ impl Clerk {
             request_id: 0,
             attempts: 0,
             last_error: None,
+            read_server,
         });
         self.send_attempt(now);
         Ok(())
@@ -199,7 +213,10 @@ impl Clerk {
         if response.id != current.request_id {
             return; // An answer to an earlier attempt.
         }
-        if let Some(position) = self.config.servers.iter().position(|&s| s == from) {
+        // A follower read's answer says nothing about who leads.
+        if current.read_server.is_none()
+            && let Some(position) = self.config.servers.iter().position(|&s| s == from)
+        {
             self.leader = position;
         }
         match response.result {
@@ -223,7 +240,12 @@ impl Clerk {
                     .and_then(|hint| self.config.servers.iter().position(|&s| s == hint))
                 {
                     Some(position) => {
-                        self.leader = position;
+                        match &mut current.read_server {
+                            // A follower that knows no leader: the hinted
+                            // server serves the read.
+                            Some(server) => *server = position,
+                            None => self.leader = position,
+                        }
                         self.send_attempt(now);
                     }
                     None => {
@@ -305,6 +327,12 @@ impl Clerk {
         self.current.is_some()
     }
 
+    /// Turns follower reads ([`ClerkConfig::follower_reads`]) on or off,
+    /// from the next operation on.
+    pub fn set_follower_reads(&mut self, on: bool) {
+        self.config.follower_reads = on;
+    }
+
     /// Replaces the list of servers (the cluster's membership changed).
     pub fn set_servers(&mut self, servers: Vec<NodeId>) {
         let current = self.leader_guess();
@@ -334,12 +362,17 @@ impl Clerk {
         self.current.as_ref().map_or(0, |c| c.attempts)
     }
 
+    /// Moves the current operation to another server: a follower read to
+    /// any other one, anything else to the next leader guess.
     fn next_server(&mut self) {
         let n = self.config.servers.len();
         if n > 1 {
             // Any other server, at random: a dead one is not retried in a fixed cycle.
             let step = 1 + self.rng.index(n - 1);
-            self.leader = (self.leader + step) % n;
+            match self.current.as_mut().and_then(|c| c.read_server.as_mut()) {
+                Some(server) => *server = (*server + step) % n,
+                None => self.leader = (self.leader + step) % n,
+            }
         }
     }
 
@@ -356,7 +389,12 @@ impl Clerk {
     }
 
     fn send_attempt(&mut self, now: Instant) {
-        let Some(&to) = self.config.servers.get(self.leader) else {
+        let server = self
+            .current
+            .as_ref()
+            .and_then(|c| c.read_server)
+            .unwrap_or(self.leader);
+        let Some(&to) = self.config.servers.get(server) else {
             self.finish_unknown(String::from("no servers configured"));
             return;
         };
@@ -365,6 +403,9 @@ impl Clerk {
         };
         let operation = current.operation.clone();
         let body = match current.stamp {
+            Stamp::Read if current.read_server.is_some() => RequestBody::FollowerRead {
+                key: Bytes::copy_from_slice(operation.key()),
+            },
             Stamp::Read => RequestBody::Operation {
                 client: self.client.unwrap_or(0),
                 seq: 0,

@@ -80,6 +80,14 @@ pub enum RequestBody {
         /// Where the chunk starts, in bytes.
         offset: u64,
     },
+    /// A linearizable read that any replica may serve, a follower included
+    /// (follower reads: it asks its leader for a read index and serves
+    /// from its own state machine once it has applied that far). Sent by a
+    /// clerk with [`ClerkConfig::follower_reads`](super::ClerkConfig::follower_reads).
+    FollowerRead {
+        /// The key to read.
+        key: Bytes,
+    },
 }
 
 /// A chunk of a backup snapshot ([`RequestBody::Backup`]).

@@ -154,6 +154,10 @@ pub struct Replica {
     writes: BTreeMap<LogIndex, Vec<clients::WriteWaiter>>,
     proposed: BTreeMap<clients::WriteKey, LogIndex>,
     reads: BTreeMap<u64, clients::ReadWaiter>,
+    /// Follower reads waiting for their index. Unlike `reads`, they are not
+    /// failed when this replica is not the leader: the node answers every
+    /// one of them (`ReadReady` or `ReadFailed`).
+    follower_reads: BTreeMap<u64, clients::ReadWaiter>,
     ready_reads: VecDeque<(LogIndex, clients::ReadWaiter)>,
     next_read_id: u64,
     outputs: VecDeque<ReplicaOutput>,
@@ -197,6 +201,7 @@ impl Replica {
             writes: BTreeMap::new(),
             proposed: BTreeMap::new(),
             reads: BTreeMap::new(),
+            follower_reads: BTreeMap::new(),
             ready_reads: VecDeque::new(),
             next_read_id: 1,
             outputs: VecDeque::new(),
@@ -408,6 +413,7 @@ impl Replica {
     pub fn pending_requests(&self) -> usize {
         self.writes.values().map(Vec::len).sum::<usize>()
             + self.reads.len()
+            + self.follower_reads.len()
             + self.ready_reads.len()
     }
 }

@@ -60,6 +60,16 @@ pub enum Input {
     /// at once and checks its quorum an election timeout later; a follower
     /// waits a new election timeout). Only postpones timers.
     Wake,
+    /// A linearizable read this node serves whatever its role (follower
+    /// reads, §6.4 of the dissertation; TiKV's follower read): the leader
+    /// runs ReadIndex itself; a follower with a known leader asks it for a
+    /// read index ([`Message::ReadIndex`](super::message::Message::ReadIndex)),
+    /// which the leader confirms with a heartbeat round as for its own
+    /// reads. Answered by [`Output::ReadReady`] (serve once applied there)
+    /// or [`Output::ReadFailed`] (leader changed, or no answer within the
+    /// maximum election timeout). Refused with [`Rejected::NotLeader`] when
+    /// no leader is known.
+    FollowerRead(u64),
 }
 
 /// One change to the membership, for [`Input::ChangeMembership`] (the
@@ -93,7 +103,9 @@ pub enum Output {
         /// Apply at least this far, then serve the read.
         index: LogIndex,
     },
-    /// The read `id` cannot be served here: this node lost leadership.
+    /// The read `id` cannot be served here: this node lost leadership (or,
+    /// for a [`Input::FollowerRead`] at a follower, its leader could not
+    /// confirm a read index).
     ReadFailed {
         /// The id passed with [`Input::ReadIndex`].
         id: u64,

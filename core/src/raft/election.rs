@@ -28,6 +28,7 @@ impl Node {
     /// changing anybody's term: a node cut off from the cluster keeps failing
     /// here instead of inflating its term and deposing the leader when it returns.
     fn become_pre_candidate(&mut self) {
+        self.fail_forwarded_reads();
         self.leader = None;
         let mut votes = VoteTally::default();
         votes.record(self.id, true);
@@ -46,6 +47,7 @@ impl Node {
 
     /// Increments the term, votes for itself (counted once durable) and asks for votes.
     pub(super) fn become_candidate(&mut self, transfer: bool) {
+        self.fail_forwarded_reads();
         self.term = self.term.saturating_add(1);
         self.voted_for = Some(self.id);
         self.leader = None;

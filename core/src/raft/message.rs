@@ -50,6 +50,11 @@ pub enum Message {
     InstallSnapshotResponse(InstallSnapshotResponse),
     /// Start an election now, skipping PreVote: the leader is handing over (§3.10 of the dissertation).
     TimeoutNow(TimeoutNow),
+    /// A follower asks its leader for a read index, to serve a read itself
+    /// (follower reads, §6.4 of the dissertation).
+    ReadIndex(ReadIndexRequest),
+    /// Answer to [`Message::ReadIndex`].
+    ReadIndexResponse(ReadIndexResponse),
 }
 
 impl Message {
@@ -65,6 +70,8 @@ impl Message {
             Message::InstallSnapshot(m) => m.term,
             Message::InstallSnapshotResponse(m) => m.term,
             Message::TimeoutNow(m) => m.term,
+            Message::ReadIndex(m) => m.term,
+            Message::ReadIndexResponse(m) => m.term,
         }
     }
 
@@ -82,6 +89,8 @@ impl Message {
             Message::InstallSnapshot(_) => "InstallSnapshot",
             Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
             Message::TimeoutNow(_) => "TimeoutNow",
+            Message::ReadIndex(_) => "ReadIndex",
+            Message::ReadIndexResponse(_) => "ReadIndexResponse",
         }
     }
 
@@ -94,6 +103,7 @@ impl Message {
                 | Message::Heartbeat(_)
                 | Message::InstallSnapshot(_)
                 | Message::TimeoutNow(_)
+                | Message::ReadIndex(_)
         )
     }
 
@@ -252,4 +262,30 @@ pub struct InstallSnapshotResponse {
 pub struct TimeoutNow {
     /// Leader's term.
     pub term: Term,
+}
+
+/// A follower's request for a read index (follower reads, §6.4 of the
+/// dissertation): the leader confirms its leadership with a heartbeat round
+/// started after the request arrived, exactly as for its own reads, and
+/// answers its commit index as of the request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ReadIndexRequest {
+    /// The follower's term.
+    pub term: Term,
+    /// The follower's read id, echoed in the answer.
+    pub id: u64,
+}
+
+/// Answer to [`ReadIndexRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ReadIndexResponse {
+    /// The leader's term.
+    pub term: Term,
+    /// The request's id.
+    pub id: u64,
+    /// The read index (serve once applied there), or `None` if this node
+    /// could not confirm it (not leader, or it lost leadership meanwhile).
+    pub index: Option<LogIndex>,
 }

@@ -16,7 +16,7 @@ use super::log::RaftLog;
 use super::message::{Envelope, Message};
 use super::progress::Progress;
 use super::quorum::VoteTally;
-use super::read::ReadState;
+use super::read::{ForwardedRead, ReadState};
 use super::storage::{PersistedState, Write};
 use super::types::{HardState, LogIndex, Membership, NodeId, SnapshotMeta, Term};
 use crate::rng::Rng;
@@ -94,6 +94,9 @@ pub struct Node {
     /// (except for a leadership transfer) until then: see [`Node::restart`].
     pub(super) restart_lease_until: Instant,
     pub(super) incoming_snapshot: Option<SnapshotAssembly>,
+    /// Reads forwarded to the leader (follower reads), by id. Invariant:
+    /// empty unless following `leader` in `term` (failed on any change).
+    pub(super) forwarded_reads: BTreeMap<u64, ForwardedRead>,
     pub(super) now: Instant,
     pub(super) stats: Stats,
     // Durability.
@@ -199,6 +202,7 @@ impl Node {
             leader_contact: None,
             restart_lease_until,
             incoming_snapshot: None,
+            forwarded_reads: BTreeMap::new(),
             now,
             stats: Stats::default(),
             next_seq: 1,
@@ -221,6 +225,7 @@ impl Node {
     /// messages.
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, Rejected> {
         self.now = self.now.max(now);
+        self.expire_forwarded_reads();
         match input {
             Input::Timeout => {
                 self.handle_timeout();
@@ -258,6 +263,7 @@ impl Node {
                 self.wake();
                 Ok(Accepted::Done)
             }
+            Input::FollowerRead(id) => self.follower_read(id).map(|()| Accepted::Done),
         }
     }
 
@@ -285,7 +291,12 @@ impl Node {
                 }
                 deadline
             }
-            _ => self.election_deadline,
+            // A forwarded read fails once its answer is overdue.
+            _ => self
+                .forwarded_reads
+                .values()
+                .map(|read| read.sent_at + self.config.election_timeout_max)
+                .fold(self.election_deadline, Instant::min),
         }
     }
 
@@ -387,6 +398,8 @@ impl Node {
             Message::InstallSnapshot(m) => self.handle_install_snapshot(from, *m),
             Message::InstallSnapshotResponse(m) => self.handle_snapshot_response(from, m),
             Message::TimeoutNow(_) => self.handle_timeout_now(from),
+            Message::ReadIndex(m) => self.handle_read_index_request(from, m),
+            Message::ReadIndexResponse(m) => self.handle_read_index_response(from, m),
         }
     }
 
@@ -449,6 +462,9 @@ impl Node {
 
     /// Becomes a follower in `term` (resetting the vote if the term is new).
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term || leader != self.leader {
+            self.fail_forwarded_reads();
+        }
         if term > self.term {
             self.term = term;
             self.voted_for = None;
@@ -456,12 +472,7 @@ impl Node {
         }
         if let Role::Leader(state) = &mut self.role {
             let reads = state.reads.drain_all();
-            for id in reads {
-                self.staged.push_back(Output::ReadFailed {
-                    id,
-                    leader_hint: leader,
-                });
-            }
+            self.fail_reads(reads, leader);
         }
         if leader != self.leader {
             self.incoming_snapshot = None;

@@ -12,6 +12,23 @@
 //! share one round of heartbeats; rounds overlap, so a read never waits for
 //! an earlier round to finish.
 //!
+//! **Follower reads** ([`Input::FollowerRead`](super::api::Input::FollowerRead),
+//! §6.4 of the dissertation, TiKV's follower read): a follower asks its
+//! leader for a read index ([`Message::ReadIndex`]); the leader treats it
+//! exactly as one of its own reads (the same waiting for a commit in its
+//! term, the same heartbeat round started after the request arrived, or
+//! its lease) and answers the index ([`Message::ReadIndexResponse`]); the
+//! follower emits [`Output::ReadReady`] and the application serves the
+//! read once its own state machine has applied that index. Linearizable
+//! for the same reason as the leader's reads: the index is at least the
+//! commit index at some moment after the read was invoked, when the leader
+//! was still leader, and a state machine that applied at least that far
+//! reflects every write completed before the read began (state machine
+//! safety makes every replica's applied prefix the same). The follower
+//! fails the read ([`Output::ReadFailed`]) if its term or leader changes
+//! before the answer, or if none comes within the maximum election
+//! timeout (the request or the answer may be lost).
+//!
 //! Lease reads (`Config::lease_reads`, off by default) skip the round while
 //! the leader holds a lease: followers that answered a round started at `t`
 //! refuse to vote for anybody else until `t + election_timeout_min` on their
@@ -23,16 +40,30 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use super::api::{Output, Rejected};
+use super::message::{Message, ReadIndexRequest, ReadIndexResponse};
 use super::node::{Node, Role};
-use super::types::LogIndex;
+use super::types::{LogIndex, NodeId, Term};
 use crate::time::Instant;
 
 /// One read waiting for its round to be confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PendingRead {
     id: u64,
+    /// The follower that asked, or `None` for this node's own read.
+    from: Option<NodeId>,
     index: LogIndex,
     round: u64,
+}
+
+/// A read this follower forwarded to its leader, waiting for the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ForwardedRead {
+    /// The leader asked.
+    pub leader: NodeId,
+    /// The term it was asked in.
+    pub term: Term,
+    /// When; the read fails after the maximum election timeout.
+    pub sent_at: Instant,
 }
 
 /// The leader's ReadIndex bookkeeping.
@@ -46,8 +77,9 @@ pub struct ReadState {
     confirmed: u64,
     /// Reads assigned to a round, oldest first.
     pending: VecDeque<PendingRead>,
-    /// Reads waiting for the leader's first commit in its term, or for the next round.
-    waiting: Vec<u64>,
+    /// Reads waiting for the leader's first commit in its term, or for the
+    /// next round, with the follower that asked (`None`: this node's own).
+    waiting: Vec<(u64, Option<NodeId>)>,
     /// Start a round for the waiting reads at the next flush.
     round_needed: bool,
     /// Lease reads are safe until then.
@@ -68,16 +100,23 @@ impl ReadState {
         self.round
     }
 
-    /// Removes every outstanding read (the leader is stepping down).
-    pub fn drain_all(&mut self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.pending.drain(..).map(|r| r.id).collect();
-        ids.append(&mut self.waiting);
-        ids
+    /// Removes every outstanding read (the leader is stepping down), with
+    /// the follower that asked for each (`None`: this node's own).
+    pub fn drain_all(&mut self) -> Vec<(u64, Option<NodeId>)> {
+        let mut reads: Vec<(u64, Option<NodeId>)> =
+            self.pending.drain(..).map(|r| (r.id, r.from)).collect();
+        reads.append(&mut self.waiting);
+        reads
     }
 }
 
 impl Node {
     pub(super) fn read_index(&mut self, id: u64) -> Result<(), Rejected> {
+        self.read_index_for(id, None)
+    }
+
+    /// A read of this node's (`from` = `None`) or of the follower `from`.
+    fn read_index_for(&mut self, id: u64, from: Option<NodeId>) -> Result<(), Rejected> {
         let committed_in_term = self.log.term_at(self.log.commit()) == Some(self.term);
         let lease_reads = self.config.lease_reads;
         let now = self.now;
@@ -99,11 +138,10 @@ impl Node {
             && !leader.timeout_now_sent
             && now < leader.reads.lease_until
         {
-            self.staged
-                .push_back(Output::ReadReady { id, index: commit });
+            self.deliver_read(id, from, commit);
             return Ok(());
         }
-        leader.reads.waiting.push(id);
+        leader.reads.waiting.push((id, from));
         leader.reads.round_needed |= committed_in_term;
         Ok(())
     }
@@ -123,8 +161,9 @@ impl Node {
         leader
             .reads
             .pending
-            .extend(waiting.into_iter().map(|id| PendingRead {
+            .extend(waiting.into_iter().map(|(id, from)| PendingRead {
                 id,
+                from,
                 index: commit,
                 round,
             }));
@@ -171,10 +210,141 @@ impl Node {
             released.push(leader.reads.pending.pop_front().expect("checked non-empty"));
         }
         for read in released {
-            self.staged.push_back(Output::ReadReady {
-                id: read.id,
-                index: read.index,
-            });
+            self.deliver_read(read.id, read.from, read.index);
+        }
+    }
+
+    /// A confirmed read index: to this node's application, or to the
+    /// follower that asked.
+    fn deliver_read(&mut self, id: u64, from: Option<NodeId>, index: LogIndex) {
+        match from {
+            None => self.staged.push_back(Output::ReadReady { id, index }),
+            Some(follower) => {
+                let term = self.term;
+                self.send(
+                    follower,
+                    Message::ReadIndexResponse(ReadIndexResponse {
+                        term,
+                        id,
+                        index: Some(index),
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Fails reads the leader can no longer confirm (it steps down): its
+    /// own with [`Output::ReadFailed`], its followers' with an answer
+    /// without index.
+    pub(super) fn fail_reads(
+        &mut self,
+        reads: Vec<(u64, Option<NodeId>)>,
+        leader_hint: Option<NodeId>,
+    ) {
+        for (id, from) in reads {
+            match from {
+                None => self
+                    .staged
+                    .push_back(Output::ReadFailed { id, leader_hint }),
+                Some(follower) => {
+                    let term = self.term;
+                    let answer = ReadIndexResponse {
+                        term,
+                        id,
+                        index: None,
+                    };
+                    self.send(follower, Message::ReadIndexResponse(answer));
+                }
+            }
+        }
+    }
+
+    /// [`Input::FollowerRead`](super::api::Input::FollowerRead): the
+    /// leader reads as for [`Input::ReadIndex`](super::api::Input::ReadIndex);
+    /// a follower (or learner) that knows its leader asks it.
+    pub(super) fn follower_read(&mut self, id: u64) -> Result<(), Rejected> {
+        match (&self.role, self.leader) {
+            (Role::Leader(_), _) => self.read_index_for(id, None),
+            (Role::Follower, Some(leader)) if leader != self.id => {
+                let (term, sent_at) = (self.term, self.now);
+                self.forwarded_reads.insert(
+                    id,
+                    ForwardedRead {
+                        leader,
+                        term,
+                        sent_at,
+                    },
+                );
+                self.send(leader, Message::ReadIndex(ReadIndexRequest { term, id }));
+                Ok(())
+            }
+            _ => Err(Rejected::NotLeader {
+                leader_hint: self.leader,
+            }),
+        }
+    }
+
+    /// A follower's [`ReadIndexRequest`] (same term as ours).
+    pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: ReadIndexRequest) {
+        if self.is_leader() {
+            // Always accepted at the leader.
+            let _ = self.read_index_for(request.id, Some(from));
+        } else {
+            self.stats.unexpected += 1;
+            self.fail_reads(alloc::vec![(request.id, Some(from))], self.leader);
+        }
+    }
+
+    /// The leader's [`ReadIndexResponse`] (same term as ours).
+    pub(super) fn handle_read_index_response(&mut self, from: NodeId, response: ReadIndexResponse) {
+        let asked = self.forwarded_reads.get(&response.id);
+        if !asked.is_some_and(|read| read.leader == from && read.term == response.term) {
+            self.stats.unexpected += 1;
+            return;
+        }
+        self.forwarded_reads.remove(&response.id);
+        let output = match response.index {
+            Some(index) => Output::ReadReady {
+                id: response.id,
+                index,
+            },
+            None => Output::ReadFailed {
+                id: response.id,
+                leader_hint: self.leader,
+            },
+        };
+        self.staged.push_back(output);
+    }
+
+    /// Fails every forwarded read: the term or the leader changed, or this
+    /// node campaigns, so no answer will be taken.
+    pub(super) fn fail_forwarded_reads(&mut self) {
+        let leader_hint = self.leader;
+        for id in core::mem::take(&mut self.forwarded_reads).into_keys() {
+            self.staged
+                .push_back(Output::ReadFailed { id, leader_hint });
+        }
+    }
+
+    /// Fails the forwarded reads not answered within the maximum election
+    /// timeout (the request or the answer was lost).
+    pub(super) fn expire_forwarded_reads(&mut self) {
+        if self.forwarded_reads.is_empty() {
+            return;
+        }
+        let deadline = self.config.election_timeout_max;
+        let now = self.now;
+        let leader_hint = self.leader;
+        let expired: Vec<u64> = self
+            .forwarded_reads
+            .iter()
+            .filter(|(_, read)| now >= read.sent_at + deadline)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.forwarded_reads.remove(&id);
+            self.staged
+                .push_back(Output::ReadFailed { id, leader_hint });
         }
     }
 

@@ -18,6 +18,7 @@ impl Sim {
         let mut config = ClerkConfig::new((1..=self.nodes.len() as NodeId).collect());
         config.attempt_timeout = self.config.client_attempt_timeout;
         config.give_up_after = self.config.client_give_up;
+        config.follower_reads = self.config.follower_reads;
         let seed = self.rng.next_u64();
         self.clients.push(SimClient {
             clerk: Clerk::new(config, seed),

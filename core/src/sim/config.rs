@@ -36,6 +36,9 @@ pub struct SimConfig {
     pub clocks: Vec<NodeClock>,
     /// Client attempt timeout, ms.
     pub client_attempt_timeout: u64,
+    /// Clients send reads to any node, followers included
+    /// ([`ClerkConfig::follower_reads`](crate::kv::ClerkConfig::follower_reads)).
+    pub follower_reads: bool,
     /// Clients give up after this long (`None`: retry forever), ms.
     pub client_give_up: Option<u64>,
     /// Run the safety checkers after every event.
@@ -71,6 +74,7 @@ impl Default for SimConfig {
             snapshot_every: 1000,
             clocks: Vec::new(),
             client_attempt_timeout: 500,
+            follower_reads: false,
             client_give_up: None,
             check_safety: true,
             trace_capacity: 0,

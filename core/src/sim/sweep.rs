@@ -134,6 +134,10 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
         config.limits.session_ttl_ms = [300, 1_000, 3_000][more.index(3)];
         config.limits.max_sessions = [2, 3, 6][more.index(3)];
     }
+    // Follower reads: clients send reads to any node, which asks its leader
+    // for a read index (a generator of its own, so that the draws above
+    // stay what they were).
+    config.follower_reads = Rng::new(seed ^ 0xF011_0E2D).chance(0.4);
     config
 }
 

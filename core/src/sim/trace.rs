@@ -114,6 +114,11 @@ pub fn describe_message(message: &Message) -> String {
             if m.done { " installed" } else { "" }
         ),
         Message::TimeoutNow(m) => format!("term={}", m.term),
+        Message::ReadIndex(m) => format!("term={} id={}", m.term, m.id),
+        Message::ReadIndexResponse(m) => match m.index {
+            Some(index) => format!("term={} id={} index={index}", m.term, m.id),
+            None => format!("term={} id={} failed", m.term, m.id),
+        },
     }
 }
 
@@ -164,6 +169,13 @@ pub fn describe_packet(payload: &PacketPayload) -> String {
             RequestBody::ChangeMembers(change) => format!("#{} {change:?}", request.id),
             RequestBody::Backup { index, offset } => {
                 format!("#{} backup {index:?} from {offset}", request.id)
+            }
+            RequestBody::FollowerRead { key } => {
+                format!(
+                    "#{} get {} (follower read)",
+                    request.id,
+                    String::from_utf8_lossy(key)
+                )
             }
         },
         PacketPayload::Response(response) => match &response.result {

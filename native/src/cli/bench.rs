@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// Fraction of operations that are reads (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub reads: f64,
+    /// Read routing: `--follower-reads` spreads the reads over every node.
+    #[command(flatten)]
+    pub read_routing: super::ReadArgs,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -131,6 +134,7 @@ impl Tally {
 struct Load {
     keys: u64,
     reads: f64,
+    follower_reads: bool,
     value: Bytes,
     duration: Duration,
 }
@@ -175,6 +179,7 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
     let load = Load {
         keys: args.keys,
         reads: args.reads,
+        follower_reads: args.read_routing.follower_reads,
         value: Bytes::from(vec![b'v'; args.value_size as usize]),
         duration: Duration::from_secs_f64(args.duration),
     };
@@ -266,6 +271,9 @@ async fn run_client(
             seed,
         )),
     };
+    if let AnySession::Single(session) = &mut session {
+        session.set_follower_reads(load.follower_reads);
+    }
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new();
     // Opens the connection. Invariant: a get of an 8-byte key is valid.

@@ -8,7 +8,7 @@ use clap::Args;
 use distribkv_core::kv::Operation;
 use serde::Serialize;
 
-use super::{CliError, ClusterArgs};
+use super::{CliError, ClusterArgs, ReadArgs};
 use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming, ValidOperation};
 use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
 use crate::tls::CertSet;
@@ -19,6 +19,9 @@ pub struct ClientArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Read routing.
+    #[command(flatten)]
+    pub reads: ReadArgs,
     /// Answer each command with one JSON object instead of plain text.
     #[arg(long)]
     pub json: bool,
@@ -71,6 +74,15 @@ pub enum AnySession {
 }
 
 impl AnySession {
+    /// Lets any node serve reads ([`KvSession::set_follower_reads`]). A
+    /// sharded cluster's client does not route reads to followers yet: it
+    /// keeps reading at each group's leader.
+    pub fn set_follower_reads(&mut self, on: bool) {
+        if let AnySession::Single(session) = self {
+            session.set_follower_reads(on);
+        }
+    }
+
     /// Runs one operation to completion (see [`KvSession::execute`]).
     pub async fn execute(&mut self, operation: ValidOperation) -> Result<Option<Bytes>, KvError> {
         match self {
@@ -109,11 +121,17 @@ pub async fn connect(args: &ClusterArgs) -> Result<Connected, CliError> {
 
 /// Runs one operation and prints its result: the value of a `get`, `OK` for
 /// a write. Returns the exit code: 0, or 1 for a missing key.
-pub async fn one_shot(cluster: &ClusterArgs, operation: Operation) -> Result<u8, CliError> {
+pub async fn one_shot(
+    cluster: &ClusterArgs,
+    reads: ReadArgs,
+    operation: Operation,
+) -> Result<u8, CliError> {
     let operation = ValidOperation::new(operation)?;
     let is_get = !operation.operation().is_write();
     let cluster = connect(cluster).await?;
-    let result = cluster.session().execute(operation).await;
+    let mut session = cluster.session();
+    session.set_follower_reads(reads.follower_reads);
+    let result = session.execute(operation).await;
     cluster.close().await;
     let mut stdout = std::io::stdout().lock();
     match result? {
@@ -239,6 +257,7 @@ async fn answer(session: &mut AnySession, line: &str) -> Result<Answer, KvError>
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
     let cluster = connect(&args.cluster).await?;
     let mut session = cluster.session();
+    session.set_follower_reads(args.reads.follower_reads);
     // Stdin is read on a blocking thread, one line at a time.
     let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);
     std::thread::spawn(move || {

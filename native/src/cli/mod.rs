@@ -83,10 +83,14 @@ pub async fn run(command: &Command) -> Result<u8, CliError> {
     match command {
         Command::Certs(args) => certs(args).map(|()| 0),
         Command::Server(args) => server::run(args).await.map(|()| 0),
-        Command::Put(args) => client::one_shot(&args.cluster, args.put()).await,
-        Command::Get(args) => client::one_shot(&args.cluster, args.get()).await,
-        Command::Append(args) => client::one_shot(&args.cluster, args.append()).await,
-        Command::Delete(args) => client::one_shot(&args.cluster, args.delete()).await,
+        Command::Put(args) => {
+            client::one_shot(&args.cluster, ReadArgs::default(), args.put()).await
+        }
+        Command::Get(args) => client::one_shot(&args.cluster, args.reads, args.get()).await,
+        Command::Append(args) => {
+            client::one_shot(&args.cluster, ReadArgs::default(), args.append()).await
+        }
+        Command::Delete(args) => client::one_shot(&args.cluster, args.reads, args.delete()).await,
         Command::Client(args) => client::line_client(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
@@ -123,12 +127,26 @@ pub struct ClusterArgs {
     pub certs: PathBuf,
 }
 
+/// How a client's reads are routed.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ReadArgs {
+    /// Let any node serve reads, followers included: a follower asks the
+    /// leader for a read index and answers from its own state once it has
+    /// applied that far. As linearizable as a read at the leader; spreads
+    /// reads over every node. Off by default.
+    #[arg(long)]
+    pub follower_reads: bool,
+}
+
 /// Arguments of `get` and `delete`.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Read routing (for `get`).
+    #[command(flatten)]
+    pub reads: ReadArgs,
     /// The key.
     pub key: String,
 }

@@ -51,6 +51,7 @@ fn request_kind(request: &KvRequest) -> (&'static str, bool) {
         RequestBody::Members { .. } => ("member_list", false),
         RequestBody::ChangeMembers(_) => ("member_change", false),
         RequestBody::Backup { .. } => ("snapshot", false),
+        RequestBody::FollowerRead { .. } => ("get", false),
     }
 }
 

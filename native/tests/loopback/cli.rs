@@ -162,6 +162,62 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
     assert!(stdout(&text).contains("p99"), "{}", stdout(&text));
 }
 
+/// `--follower-reads` (issue 14, item 3): reads go to any node, followers
+/// included, and still see the latest acknowledged write; `bench` reads
+/// that way without errors.
+#[test]
+fn follower_reads_from_the_command_line_see_the_latest_write() {
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
+    for round in 0..6 {
+        let value = format!("v{round}");
+        let put = cluster.cli("put", &["k", &value]);
+        assert_eq!(put.status.code(), Some(0), "{put:?}");
+        // Each one-shot client picks its node at random.
+        let get = cluster.cli("get", &["--follower-reads", "k"]);
+        assert_eq!(
+            (get.status.code(), stdout(&get)),
+            (Some(0), format!("{value}\n")),
+            "round {round}"
+        );
+    }
+    let missing = cluster.cli("get", &["--follower-reads", "nothing-here"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let mut child = cluster
+        .client_command("client")
+        .arg("--follower-reads")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"put f 1\nget f\nappend f 2\nget f\nget f\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let lines: Vec<String> = stdout(&output).lines().map(String::from).collect();
+    assert_eq!(lines, ["OK", "1", "OK", "12", "12"]);
+    let bench = cluster.cli(
+        "bench",
+        &[
+            "--clients",
+            "8",
+            "--duration",
+            "1",
+            "--json",
+            "--reads",
+            "1.0",
+            "--follower-reads",
+        ],
+    );
+    assert_eq!(bench.status.code(), Some(0), "{bench:?}");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&bench).trim()).unwrap();
+    assert!(summary["ops"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+}
+
 #[test]
 fn bad_arguments_get_clear_errors_and_exit_2() {
     let missing = run(&["get", "k"]);

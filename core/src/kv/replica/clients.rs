@@ -114,6 +114,20 @@ impl Replica {
                 self.handle_backup(now, from, id, index, offset);
                 return;
             }
+            RequestBody::FollowerRead { key } => {
+                let operation = Operation::Get { key };
+                let limits = self.store.limits();
+                match operation.validate(limits.max_key_bytes, limits.max_value_bytes) {
+                    Ok(()) => {
+                        let Operation::Get { key } = operation else {
+                            unreachable!("built as a get above")
+                        };
+                        self.handle_follower_read(now, from, id, key);
+                    }
+                    Err(error) => self.reply(from, id, Err(error)),
+                }
+                return;
+            }
             RequestBody::Operation {
                 client,
                 seq,
@@ -151,6 +165,29 @@ impl Replica {
                     what,
                 };
                 self.reads.insert(read, waiter);
+            }
+            Err(rejected) => {
+                let error = self.service_error(rejected);
+                self.reply(from, request, Err(error));
+            }
+        }
+    }
+
+    /// A linearizable read served here whatever this replica's role: the
+    /// node asks its leader for a read index when it is a follower
+    /// ([`Input::FollowerRead`]), and the read is answered from this
+    /// replica's state machine once it has applied that index.
+    fn handle_follower_read(&mut self, now: Instant, from: ReplyTo, request: u64, key: Bytes) {
+        let read = self.next_read_id;
+        self.next_read_id += 1;
+        match self.node.handle(now, Input::FollowerRead(read)) {
+            Ok(_) => {
+                let waiter = ReadWaiter {
+                    to: from,
+                    request,
+                    key: Some(key),
+                };
+                self.follower_reads.insert(read, waiter);
             }
             Err(rejected) => {
                 let error = self.service_error(rejected);
@@ -289,14 +326,22 @@ impl Replica {
 
     /// ReadIndex `id` is confirmed at `index`: served once applied there.
     pub(super) fn read_ready(&mut self, id: u64, index: LogIndex) {
-        if let Some(waiter) = self.reads.remove(&id) {
+        if let Some(waiter) = self
+            .reads
+            .remove(&id)
+            .or_else(|| self.follower_reads.remove(&id))
+        {
             self.ready_reads.push_back((index, waiter));
         }
     }
 
     /// ReadIndex `id` could not be confirmed (leadership lost).
     pub(super) fn read_failed(&mut self, id: u64) {
-        if let Some(waiter) = self.reads.remove(&id) {
+        if let Some(waiter) = self
+            .reads
+            .remove(&id)
+            .or_else(|| self.follower_reads.remove(&id))
+        {
             let error = self.not_leader();
             self.reply(waiter.to, waiter.request, Err(error));
         }
