@@ -185,7 +185,7 @@ impl Replica {
                 let waiter = ReadWaiter {
                     to: from,
                     request,
-                    key: Some(key),
+                    what: ReadPurpose::Get(key),
                 };
                 self.follower_reads.insert(read, waiter);
             }
