@@ -1,7 +1,7 @@
 //! Fault tests across real "hosts": a cluster of `distribkv-native server`
 //! processes, one per Linux network namespace on a shared bridge, clients
 //! in a namespace of their own, and a nemesis that partitions, drops,
-//! kills, pauses and crashes them on a seeded schedule while concurrent
+//! kills, pauses, crashes and replaces them on a seeded schedule while concurrent
 //! clients record a history for the core's checkers. See `docs/FAULTS.md`.
 //!
 //! They need root (namespaces, iptables); without it they skip, or fail if
@@ -61,8 +61,19 @@ pub fn start_cluster(
     nodes: usize,
     extra_args: &[&str],
 ) -> Result<NsCluster, String> {
-    let network = Network::create(nodes)?;
-    Cluster::start(one_at_a_time, network, extra_args)
+    start_cluster_with_spares(one_at_a_time, nodes, 0, extra_args)
+}
+
+/// Like [`start_cluster`], with `spares` more hosts, empty at the start:
+/// the machines that replace removed members (nodes `nodes + 1..`).
+pub fn start_cluster_with_spares(
+    one_at_a_time: OneAtATime,
+    nodes: usize,
+    spares: usize,
+    extra_args: &[&str],
+) -> Result<NsCluster, String> {
+    let network = Network::create(nodes + spares)?;
+    Cluster::start_with_spares(one_at_a_time, network, nodes, extra_args)
 }
 
 /// Takes the one-at-a-time lock if this machine can run the tests (they

@@ -4,14 +4,19 @@
 //! and how long the cluster is left alone afterwards. Every kind of fault
 //! appears once, in a seeded order, and more follow at random until the
 //! planned time is used up. Which nodes a fault hits is part of the plan,
-//! except "the leader", which is looked up when the fault starts. The same
+//! except "the leader", which is looked up when the fault starts; a planned
+//! node is a position in the current member list (`Cluster::current`), so a
+//! plan stays valid after a member was replaced. The same
 //! seed gives the same schedule; the cluster's reaction to it (elections,
 //! timing) is real and varies from run to run.
 
 use std::fmt;
 use std::time::Duration;
 
+use std::process::Stdio;
+
 use super::NsCluster;
+use super::harness::{BINARY, Hosts};
 use super::relay::LinkFaults;
 use super::rng::Rng;
 
@@ -100,6 +105,16 @@ pub enum Fault {
     /// The power of every node is cut at once, all restarted when the
     /// fault ends. Only on `--fault-power-cut` servers.
     PowerCutAll,
+    /// A follower is removed (`member remove`), stopped and its data folder
+    /// wiped; a new server under a new id starts on a spare host with
+    /// `--join`, and `member add` brings it in (as a learner, promoted once
+    /// caught up). The cluster keeps its size. The membership changes are
+    /// done while the fault starts; the hold only follows them.
+    ReplaceFollower {
+        /// The follower: this position in the member list, or the next one
+        /// if it leads.
+        slot: usize,
+    },
 }
 
 impl Fault {
@@ -119,6 +134,7 @@ impl Fault {
             Fault::WireBitRot { .. } => "wire-bit-rot",
             Fault::PowerCut { .. } => "power-cut",
             Fault::PowerCutAll => "power-cut-all",
+            Fault::ReplaceFollower { .. } => "replace-follower",
         }
     }
 
@@ -192,6 +208,10 @@ impl fmt::Display for Fault {
             ),
             Fault::PowerCut { target } => write!(f, "power cut of {target}, restart"),
             Fault::PowerCutAll => f.write_str("power cut of every node, restart all"),
+            Fault::ReplaceFollower { slot } => write!(
+                f,
+                "replace the follower at position {slot} by a new node (member remove, wipe, join, member add)"
+            ),
         }
     }
 }
@@ -208,10 +228,15 @@ pub struct Planned {
 }
 
 /// Kinds of fault on any cluster.
-const KINDS: usize = 11;
+const KINDS: usize = 12;
 /// Kinds of fault on a cluster of `--fault-power-cut` servers: the power
 /// cuts too.
-const KINDS_WITH_POWER_CUTS: usize = 13;
+const KINDS_WITH_POWER_CUTS: usize = 14;
+/// The kind number of [`Fault::ReplaceFollower`].
+const REPLACE_KIND: usize = 11;
+/// At most this many replacements per run: each needs a spare host (a
+/// network has at most 9).
+pub const MAX_REPLACEMENTS: usize = 2;
 
 fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
     let mut ids: Vec<usize> = (1..=nodes).collect();
@@ -269,7 +294,8 @@ fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
         10 => Fault::WireBitRot {
             probability: *rng.pick(&[0.01, 0.05, 0.2]),
         },
-        11 => Fault::PowerCut {
+        11 => Fault::ReplaceFollower { slot: ids[0] },
+        12 => Fault::PowerCut {
             target: target(rng, &ids),
         },
         _ => Fault::PowerCutAll,
@@ -279,6 +305,7 @@ fn draw(rng: &mut Rng, kind: usize, nodes: usize) -> Planned {
         Fault::KillRestart { .. } | Fault::Pause { .. } | Fault::PowerCut { .. } => {
             rng.between(1500, 4000)
         }
+        Fault::ReplaceFollower { .. } => rng.between(500, 1500),
         _ => rng.between(2500, 5000),
     };
     Planned {
@@ -306,10 +333,21 @@ pub fn plan(rng: &mut Rng, nodes: usize, total: Duration, power_cuts: bool) -> V
     let planned =
         |schedule: &[Planned]| -> Duration { schedule.iter().map(|p| p.hold + p.quiet).sum() };
     while planned(&schedule) < total {
-        let kind = rng.below(kinds_here as u64) as usize;
+        let mut kind = rng.below(kinds_here as u64) as usize;
+        if kind == REPLACE_KIND && replacements(&schedule) >= MAX_REPLACEMENTS {
+            kind = (kind + 1) % kinds_here;
+        }
         schedule.push(draw(rng, kind, nodes));
     }
     schedule
+}
+
+/// How many members `schedule` replaces (the spare hosts it needs).
+pub fn replacements(schedule: &[Planned]) -> usize {
+    schedule
+        .iter()
+        .filter(|p| matches!(p.fault, Fault::ReplaceFollower { .. }))
+        .count()
 }
 
 /// Renders a plan, one fault per line.
@@ -342,11 +380,19 @@ fn current_leader(cluster: &NsCluster, fallback: usize) -> (usize, bool) {
     (fallback, false)
 }
 
+/// The id of the member at `slot` (1-based) of the current member list.
+fn member_at(cluster: &NsCluster, slot: usize) -> usize {
+    cluster.current[(slot - 1) % cluster.current.len()]
+}
+
 /// The node `target` means now; a "leader" fault that finds no leader hits node 1.
 fn resolve(cluster: &NsCluster, target: Target) -> (usize, String) {
     match target {
-        Target::Node(id) => (id, format!("node {id}")),
-        Target::Leader => match current_leader(cluster, 1) {
+        Target::Node(slot) => {
+            let id = member_at(cluster, slot);
+            (id, format!("node {id}"))
+        }
+        Target::Leader => match current_leader(cluster, member_at(cluster, 1)) {
             (id, true) => (id, format!("node {id} (the leader)")),
             (id, false) => (id, format!("node {id} (no leader found)")),
         },
@@ -373,8 +419,78 @@ pub fn inject(
         } => Some(resolve(cluster, *target)),
         _ => None,
     };
+    if let Fault::ReplaceFollower { slot } = fault {
+        // The fault starts with the membership changes, not after them.
+        let started = now();
+        return Ok((replace_follower(cluster, *slot)?, started));
+    }
     let description = apply(cluster, fault, leader)?;
     Ok((description, now()))
+}
+
+/// `member <verb> <args>` from the clients' host; its output, or why it failed.
+fn member(cluster: &NsCluster, verb: &str, args: &[&str]) -> Result<(), String> {
+    let output = cluster
+        .hosts
+        .on_clients(BINARY)
+        .args(["member", verb, "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("member {verb}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "member {verb} {args:?}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// [`Fault::ReplaceFollower`]: removes a follower, wipes it, and adds a new
+/// node under a new id on the next spare host. Every earlier fault is
+/// healed and every member runs (the scenario restores them after each
+/// fault), so the cluster keeps a majority throughout.
+fn replace_follower(cluster: &mut NsCluster, slot: usize) -> Result<String, String> {
+    let Some(leader) = cluster.wait_for_leader(Duration::from_secs(20)) else {
+        return Ok("replace a follower: skipped, no leader agreed on within 20s".to_string());
+    };
+    let current = cluster.current.clone();
+    let start = (slot - 1) % current.len();
+    let victim = (0..current.len())
+        .map(|k| current[(start + k) % current.len()])
+        .find(|&id| id != leader)
+        .ok_or("no follower to replace")?;
+    let new = current
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0)
+        .max(cluster.members)
+        + 1;
+    if new > cluster.size() {
+        return Err(format!("no spare host for node {new}"));
+    }
+    let victim_text = victim.to_string();
+    member(cluster, "remove", &[&victim_text])?;
+    cluster.current.retain(|&id| id != victim);
+    // A removed follower stops by itself once it learns it; it may not
+    // have yet, and its files go anyway.
+    cluster.kill(victim);
+    let data_dir = cluster.nodes[victim - 1].data_dir.clone();
+    std::fs::remove_dir_all(&data_dir).map_err(|e| format!("wipe {}: {e}", data_dir.display()))?;
+    cluster.spawn(new);
+    let address = cluster.hosts.address(new);
+    let new_text = new.to_string();
+    member(cluster, "add", &[&new_text, &address])?;
+    cluster.current.push(new);
+    Ok(format!(
+        "replace follower {victim} (leader {leader}): member remove {victim}, data wiped; \
+         node {new} joins from a spare host, member add {new} (learner, promoted)"
+    ))
 }
 
 fn apply(
@@ -382,12 +498,17 @@ fn apply(
     fault: &Fault,
     resolved: Option<(usize, String)>,
 ) -> Result<String, String> {
-    let n = cluster.size();
     let target = || resolved.clone().expect("resolved above");
-    let all: Vec<usize> = (1..=n).collect();
+    let all: Vec<usize> = cluster.current.clone();
+    let at = |slots: &[usize]| -> Vec<usize> {
+        let mut ids: Vec<usize> = slots.iter().map(|&slot| member_at(cluster, slot)).collect();
+        ids.sort();
+        ids
+    };
     let others = |id: usize| -> Vec<usize> { all.iter().copied().filter(|&o| o != id).collect() };
     Ok(match fault {
         Fault::Partition { minority } => {
+            let minority = &at(minority);
             let majority: Vec<usize> = all
                 .iter()
                 .copied()
@@ -401,6 +522,7 @@ fn apply(
             bridge,
             right,
         } => {
+            let (left, bridge, right) = (&at(left), member_at(cluster, *bridge), &at(right));
             cluster.hosts.cut_between(left, right)?;
             format!(
                 "bridge {} | {bridge} | {} (node {bridge} sees both sides)",
@@ -426,7 +548,7 @@ fn apply(
             }
         }
         Fault::Loss { probability } => {
-            for id in 1..=n {
+            for &id in &all {
                 cluster.hosts.lose_randomly(id, *probability)?;
             }
             format!(
@@ -502,6 +624,7 @@ fn apply(
             cluster.power_cut_all();
             "power cut of every node".to_string()
         }
+        Fault::ReplaceFollower { .. } => unreachable!("done by replace_follower"),
     })
 }
 
@@ -513,6 +636,7 @@ mod tests {
     fn a_plan_has_every_kind_and_depends_only_on_the_seed() {
         for (nodes, power_cuts, count) in [
             (3, true, KINDS_WITH_POWER_CUTS),
+            (5, true, KINDS_WITH_POWER_CUTS),
             (3, false, KINDS),
             (5, false, KINDS),
         ] {
@@ -542,6 +666,8 @@ mod tests {
                     render_plan(&schedule)
                 );
             }
+            let replacing = replacements(&schedule);
+            assert!((1..=MAX_REPLACEMENTS).contains(&replacing));
             let planned: Duration = schedule.iter().map(|p| p.hold + p.quiet).sum();
             assert!(planned >= Duration::from_secs(120));
             for planned in &schedule {

@@ -4,7 +4,9 @@
 //! The checks, after the last fault is healed and the clients stopped:
 //!
 //! 1. the cluster converges within [`CONVERGE_LIMIT`]: one leader known to
-//!    all, nothing uncommitted, every node applied the same index and holds
+//!    all current members (after replacements: the new member set, which
+//!    every member's configuration must list as its voters, no learner
+//!    left), nothing uncommitted, every member applied the same index and holds
 //!    the same state (`fingerprint` of `status --json`);
 //! 2. the final value of every key is read (these reads join the history);
 //! 3. the history is linearizable (the core's checker, per key; an error
@@ -32,9 +34,9 @@ use distribkv_native::server::{
 };
 
 use super::harness::BINARY;
-use super::harness::ClientProcess;
 use super::harness::cluster::render_statuses;
-use super::nemesis::{Fault, Planned, inject, plan, render_plan};
+use super::harness::{ClientProcess, StatusLine};
+use super::nemesis::{Fault, Planned, inject, plan, render_plan, replacements};
 use super::net::Network;
 use super::rng::Rng;
 use super::workload::{Ending, Pace, Recorder, Workload, is_append_only};
@@ -191,7 +193,8 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     if lease_reads {
         server_args.push("--lease-reads");
     }
-    let mut cluster = super::start_cluster(serial, nodes, &server_args)
+    let spares = replacements(&schedule);
+    let mut cluster = super::start_cluster_with_spares(serial, nodes, spares, &server_args)
         .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     println!(
         "hosts: {} in namespaces {}-*, clients in {}",
@@ -263,11 +266,14 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let converged = cluster.wait_converged(CONVERGE_LIMIT);
     let converge_time = converge_started.elapsed();
     match &converged {
-        Ok(statuses) => println!(
-            "converged {:.1}s after the clients stopped:\n{}",
-            converge_time.as_secs_f64(),
-            render_statuses(statuses)
-        ),
+        Ok(statuses) => {
+            println!(
+                "converged {:.1}s after the clients stopped:\n{}",
+                converge_time.as_secs_f64(),
+                render_statuses(statuses)
+            );
+            check_members(&cluster.current, statuses, &mut findings);
+        }
         Err(error) => findings.push(format!("convergence: {error}")),
     }
 
@@ -300,6 +306,28 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
             findings.len(),
             findings.join("\n")
         );
+    }
+}
+
+/// After replacements: every member's latest configuration has exactly the
+/// members the nemesis left (the removed ones gone, the added ones voters,
+/// no learner left behind).
+fn check_members(current: &[usize], statuses: &[StatusLine], findings: &mut Vec<String>) {
+    let mut expected: Vec<u64> = current.iter().map(|&id| id as u64).collect();
+    expected.sort_unstable();
+    let before = findings.len();
+    for status in statuses {
+        let mut voters = status.voters.clone();
+        voters.sort_unstable();
+        if voters != expected || !status.learners.is_empty() {
+            findings.push(format!(
+                "members: node {} has voters {:?} and learners {:?}, expected voters {:?}",
+                status.id, voters, status.learners, expected
+            ));
+        }
+    }
+    if findings.len() == before {
+        println!("members: every node has voters {expected:?}");
     }
 }
 

@@ -61,6 +61,11 @@ pub struct Cluster<H: Hosts> {
     /// are spare machines that join with `--join` (see
     /// [`Cluster::start_with_spares`]).
     pub members: usize,
+    /// The ids of the members now, in the order they joined: nodes
+    /// `1..=members` at the start; a test that changes the membership keeps
+    /// it up to date. Leader agreement, convergence and
+    /// [`Cluster::restore_all`] are about these nodes only.
+    pub current: Vec<usize>,
     _one_at_a_time: OneAtATime,
 }
 
@@ -126,6 +131,7 @@ impl<H: Hosts> Cluster<H> {
             nodes,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             members,
+            current: (1..=members).collect(),
             _one_at_a_time: one_at_a_time,
         };
         Ok(cluster)
@@ -310,9 +316,9 @@ impl<H: Hosts> Cluster<H> {
         node.paused = false;
     }
 
-    /// Every node running and resumed again.
+    /// Every current member running and resumed again.
     pub fn restore_all(&mut self) {
-        for id in 1..=self.size() {
+        for id in self.current.clone() {
             if self.nodes[id - 1].paused {
                 self.resume(id);
             }
@@ -438,14 +444,20 @@ impl<H: Hosts> Cluster<H> {
         self.status().into_iter().find(|s| s.id == id as u64)
     }
 
-    /// The leader a majority of the cluster agrees on (same term), if any.
+    /// The leader a majority of the current members agrees on (same term),
+    /// if any.
     pub fn agreed_leader(&self, statuses: &[StatusLine]) -> Option<usize> {
-        let leader = statuses.iter().find(|s| s.role == "leader")?;
+        let is_member = |s: &&StatusLine| self.current.contains(&(s.id as usize));
+        let leader = statuses
+            .iter()
+            .filter(is_member)
+            .find(|s| s.role == "leader")?;
         let agreeing = statuses
             .iter()
+            .filter(is_member)
             .filter(|s| s.leader == Some(leader.id) && s.term == leader.term)
             .count();
-        (agreeing * 2 > self.size()).then_some(leader.id as usize)
+        (agreeing * 2 > self.current.len()).then_some(leader.id as usize)
     }
 
     /// Waits up to `limit` for a leader a majority agrees on.
@@ -490,15 +502,16 @@ impl<H: Hosts> Cluster<H> {
         }
     }
 
-    /// Waits up to `limit` until every node answers, a leader is agreed on
-    /// by all, nothing is left uncommitted, and every node has applied the
-    /// same index with the same state fingerprint. Returns the statuses, or
-    /// the last ones seen as the error.
+    /// Waits up to `limit` until every current member answers, a leader is
+    /// agreed on by all, nothing is left uncommitted, and every member has
+    /// applied the same index with the same state fingerprint. Returns the
+    /// statuses, or the last ones seen as the error.
     pub fn wait_converged(&self, limit: Duration) -> Result<Vec<StatusLine>, String> {
         let started = Instant::now();
         loop {
-            let statuses = self.status();
-            if converged(&statuses, self.size()) {
+            let mut statuses = self.status();
+            statuses.retain(|s| self.current.contains(&(s.id as usize)));
+            if converged(&statuses, self.current.len()) {
                 return Ok(statuses);
             }
             if started.elapsed() > limit {
