@@ -370,9 +370,11 @@ fn more_fault(sim: &mut Sim, rng: &mut Rng, disks_lost: &mut usize) -> String {
 /// learner. Refusals (no leader, a change in progress) are part of the run.
 fn change_membership(sim: &mut Sim, rng: &mut Rng) -> String {
     let membership = sim.membership();
-    // A machine that lost its disk never comes back under its id.
+    // A machine that lost its disk never comes back under its id, and a
+    // removed id is never reused (as the command line refuses it): a member
+    // that saw the removal committed drops whatever that id sends.
     let outsiders: Vec<NodeId> = (1..=sim.node_count() as NodeId)
-        .filter(|&id| !membership.contains(id) && !sim.is_retired(id))
+        .filter(|&id| !membership.contains(id) && !membership.is_removed(id) && !sim.is_retired(id))
         .collect();
     let change = match rng.range(0, 3) {
         0 if membership.voters.len() > 3 => {
