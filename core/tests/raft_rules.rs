@@ -411,3 +411,146 @@ fn a_removed_id_cannot_disturb_the_cluster() {
     assert_eq!(f.node.leader(), Some(2));
     assert_eq!(f.node.log().last_index(), 2, "no entry of node 3 either");
 }
+
+/// Feeds `input` to `node` at `now`, makes every write durable at once, and
+/// returns the messages it sent.
+fn step(node: &mut Node, now: u64, input: Input) -> Vec<Envelope> {
+    node.handle(Instant(now), input).unwrap();
+    let mut sent = Vec::new();
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Persist(write) => {
+                node.handle(Instant(now), Input::Persisted(write.seq))
+                    .unwrap();
+            }
+            Output::Send(envelope) => sent.push(envelope),
+            _ => {}
+        }
+    }
+    sent
+}
+
+/// Delivers `envelopes` to `node` (those addressed to it) and returns what it sent.
+fn deliver(node: &mut Node, now: u64, envelopes: Vec<Envelope>) -> Vec<Envelope> {
+    let id = node.id();
+    envelopes
+        .into_iter()
+        .filter(|e| e.to == id)
+        .flat_map(|e| step(node, now, Input::Message(e)))
+        .collect()
+}
+
+/// A message from node 2 to node 1.
+fn from_2(message: Message) -> Input {
+    Input::Message(Envelope {
+        from: 2,
+        to: 1,
+        message,
+    })
+}
+
+fn ack_from_2(term: u64, index: u64) -> Input {
+    from_2(Message::AppendEntriesResponse(AppendEntriesResponse {
+        term,
+        index,
+        success: true,
+        conflict: None,
+    }))
+}
+
+/// Node 1 of {1, 2, 3} elected leader of term 1 with node 2's votes (node
+/// 2 is played by hand); node 3 is a real node that holds the no-op of
+/// term 1, and so does node 2. Messages for node 3 are returned, not
+/// delivered.
+fn leader_1_and_follower_3() -> (Node, Node) {
+    let mut one = Node::new(Config::new(1, [1, 2, 3]), 1, Instant::ZERO).unwrap();
+    let mut three = Node::new(Config::new(3, [1, 2, 3]), 3, Instant::ZERO).unwrap();
+    step(&mut one, 1, Input::Campaign);
+    for pre_vote in [true, false] {
+        let vote = Message::RequestVoteResponse(RequestVoteResponse {
+            term: 1,
+            granted: true,
+            pre_vote,
+        });
+        let mut sent = step(&mut one, 2, from_2(vote));
+        while !sent.is_empty() {
+            let replies = deliver(&mut three, 3, sent);
+            sent = deliver(&mut one, 4, replies);
+        }
+    }
+    assert!(one.is_leader() && one.term() == 1);
+    step(&mut one, 5, ack_from_2(1, 1));
+    assert_eq!((one.log().commit(), three.log().last_index()), (1, 1));
+    (one, three)
+}
+
+/// §4.2.2 and `Node::is_removed`: a removal commits with the new
+/// configuration's majority, so the removed node's acknowledgement of the
+/// entry that removes it may come after the commit. The leader keeps
+/// replicating to it until then and tells it (a heartbeat whose commit
+/// index covers the removal), so that it learns it was removed and stops,
+/// instead of running on forever as a member that nobody talks to.
+#[test]
+fn a_removed_node_learns_its_removal_even_when_it_acknowledges_late() {
+    let (mut one, mut three) = leader_1_and_follower_3();
+    let removing = step(
+        &mut one,
+        10,
+        Input::ChangeMembership(MembershipChange::Remove(3)),
+    );
+    // Node 2 acknowledges the removal: it commits without node 3.
+    let committed = step(&mut one, 11, ack_from_2(1, 2));
+    assert_eq!(one.log().commit(), 2);
+    assert!(one.log().committed_membership().is_removed(3));
+    // Only now does node 3 receive its removal (and acknowledge it).
+    let acks = deliver(&mut three, 12, [removing, committed].concat());
+    assert!(three.membership().is_removed(3) && !three.is_removed());
+    let farewell = deliver(&mut one, 13, acks);
+    assert!(
+        farewell
+            .iter()
+            .any(|e| e.to == 3 && matches!(&e.message, Message::Heartbeat(h) if h.commit >= 2)),
+        "the leader tells node 3 its removal is committed: {farewell:?}"
+    );
+    deliver(&mut three, 14, farewell);
+    assert!(three.is_removed(), "node 3 knows it was removed");
+}
+
+/// The leader's farewell to a removed node is safe: what that node
+/// answers moves no commit index and keeps no leader in office
+/// (CheckQuorum counts the voters only).
+#[test]
+fn a_departing_node_counts_toward_no_quorum() {
+    let (mut one, mut three) = leader_1_and_follower_3();
+    let removing = step(
+        &mut one,
+        10,
+        Input::ChangeMembership(MembershipChange::Remove(3)),
+    );
+    let mut to_three = [removing, step(&mut one, 11, ack_from_2(1, 2))].concat();
+    assert_eq!(one.log().commit(), 2);
+    to_three.extend(step(&mut one, 12, Input::Propose(Bytes::from_static(b"x"))));
+    // Node 3 holds entry 3 and says so; node 2 is silent from now on.
+    let acks = deliver(&mut three, 13, to_three);
+    assert_eq!(three.log().last_index(), 3);
+    let mut to_three = deliver(&mut one, 14, acks);
+    assert_eq!(
+        one.log().commit(),
+        2,
+        "node 3's acknowledgement counts for nothing"
+    );
+    // Node 3 keeps answering every heartbeat; node 2 answers none.
+    let mut now = 14;
+    while one.is_leader() && now < 2_000 {
+        now += 10;
+        let replies = deliver(&mut three, now, to_three);
+        to_three = deliver(&mut one, now, replies);
+        to_three.extend(step(&mut one, now, Input::Timeout));
+    }
+    assert!(
+        !one.is_leader(),
+        "CheckQuorum: node 3's answers do not keep node 1 in office"
+    );
+    assert!(now <= 14 + 150 + 2 * 50, "stepped down at {now}");
+    assert_eq!(one.log().commit(), 2);
+}

@@ -25,8 +25,14 @@ use crate::time::Instant;
 /// The leader's state: exists only while leading.
 #[derive(Clone, Debug)]
 pub(super) struct LeaderState {
-    /// Every other member's progress.
+    /// Every other member's progress, and that of each node in `departing`.
     pub progress: BTreeMap<NodeId, Progress>,
+    /// Nodes whose removal is committed but who may not know it yet: the
+    /// leader keeps replicating to them until it can tell them (see
+    /// `sync_progress`). Invariant: none is a member of the latest or of the
+    /// committed configuration, each has an entry in `progress`, and none
+    /// counts toward any quorum (those count the configuration's voters).
+    pub departing: BTreeMap<NodeId, Departure>,
     /// Next heartbeat.
     pub heartbeat_deadline: Instant,
     /// Next CheckQuorum check (every heartbeat interval).
@@ -46,6 +52,21 @@ pub(super) struct LeaderState {
     pub append_needed: Vec<NodeId>,
     /// Send AppendEntries to every follower when the outputs are next flushed.
     pub append_to_all: bool,
+}
+
+/// A node the leader says farewell to: its removal (the membership entry at
+/// `removed_at`) is committed, and the leader replicates to it until a
+/// heartbeat whose commit index covers that entry has been answered, or
+/// until `until` (it may be dead: a replaced machine).
+#[derive(Clone, Debug)]
+pub(super) struct Departure {
+    /// Index of the membership entry that removed it.
+    pub removed_at: LogIndex,
+    /// The heartbeat round that first told it its removal is committed
+    /// (sent once it had acknowledged `removed_at`).
+    pub told_in_round: Option<u64>,
+    /// When the leader stops trying.
+    pub until: Instant,
 }
 
 /// A role and the state that only that role has.
@@ -358,7 +379,11 @@ impl Node {
         // at. Only a committed removal counts: one still in flight may be
         // truncated away, and a leader that removes itself keeps leading
         // until its removal commits (§4.2.2).
-        if self.log.committed_membership().is_removed(from) {
+        // The one exception: the leader hears the answers, in its own term,
+        // of a node it is telling that its removal is committed.
+        if self.log.committed_membership().is_removed(from)
+            && !self.is_farewell_answer(from, &message)
+        {
             self.stats.from_removed += 1;
             return;
         }
@@ -401,6 +426,24 @@ impl Node {
             Message::ReadIndex(m) => self.handle_read_index_request(from, m),
             Message::ReadIndexResponse(m) => self.handle_read_index_response(from, m),
         }
+    }
+
+    /// Whether `message` from the removed node `from` answers this leader's
+    /// farewell replication (see `LeaderState::departing`): a response of
+    /// the leader's own term. Such an answer only moves that node's
+    /// progress, which no quorum counts.
+    fn is_farewell_answer(&self, from: NodeId, message: &Message) -> bool {
+        let Role::Leader(leader) = &self.role else {
+            return false;
+        };
+        leader.departing.contains_key(&from)
+            && message.term() == self.term
+            && matches!(
+                message,
+                Message::AppendEntriesResponse(_)
+                    | Message::HeartbeatResponse(_)
+                    | Message::InstallSnapshotResponse(_)
+            )
     }
 
     /// A message from an older term: tell a stale leader or candidate about

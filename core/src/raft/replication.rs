@@ -264,6 +264,7 @@ impl Node {
             let caught_up = progress.match_index == last_index;
             if advanced {
                 self.maybe_commit();
+                self.maybe_say_farewell(from);
             }
             if caught_up {
                 self.maybe_send_timeout_now(from);
@@ -338,6 +339,10 @@ impl Node {
         };
         let round = leader.reads.start_round(now);
         leader.heartbeat_deadline = now + heartbeat_interval;
+        self.update_departures(round);
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
         let targets: Vec<(NodeId, LogIndex)> = leader
             .progress
             .iter()

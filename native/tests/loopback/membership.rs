@@ -138,7 +138,6 @@ fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 #[test]
-#[ignore = "a removed node no longer learns that its removal is committed and does not exit by itself; under investigation, see docs/TESTING.md"]
 fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
@@ -338,7 +337,6 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
 /// add` again takes over the wait; `member remove` of the learner abandons
 /// it.
 #[test]
-#[ignore = "a removed node no longer learns that its removal is committed and does not exit by itself; under investigation, see docs/TESTING.md"]
 fn a_change_waits_for_the_member_being_added() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
