@@ -286,4 +286,7 @@ pub struct Stats {
     pub snapshot_chunks_sent: u64,
     /// Messages that were held for durability and dropped because the term moved on.
     pub held_dropped: u64,
+    /// Times CheckQuorum deposed this leader and it sent `TimeoutNow` to a
+    /// follower (see [`Config::check_quorum_timeout`](super::Config::check_quorum_timeout)).
+    pub check_quorum_handovers: u64,
 }

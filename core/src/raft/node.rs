@@ -332,7 +332,7 @@ impl Node {
             if self.config.check_quorum && now >= leader.check_quorum_deadline {
                 // CheckQuorum (§6.2), checked at every heartbeat interval: the
                 // leader steps down once no majority was heard from for a whole
-                // minimum election timeout, so within one heartbeat interval of
+                // `check_quorum_timeout`, so within one heartbeat interval of
                 // that. (With checks one election timeout apart, a leader that
                 // stopped hearing its followers just after a check stepped down
                 // only at the second check: up to two timeouts later, during
@@ -343,9 +343,8 @@ impl Node {
                     if let Role::Leader(leader) = &mut self.role {
                         leader.quorum_heard_at = now;
                     }
-                } else if now >= quorum_heard_at + self.config.election_timeout_min {
-                    let term = self.term;
-                    self.become_follower(term, None);
+                } else if now >= quorum_heard_at + self.config.check_quorum_timeout() {
+                    self.step_down_handing_over();
                     return;
                 }
             }
