@@ -389,6 +389,10 @@ fn argument_error(message: String) -> clap::Error {
 pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     if args.is_sharded()? {
         let config = args.sharded_config()?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(mode) = args.fault_power_cut {
+            return run_sharded_with_power_cuts(config, mode).await;
+        }
         crate::shard::run(config, shutdown_signal(), |_| {}).await?;
         return Ok(());
     }
@@ -432,6 +436,37 @@ async fn run_with_power_cuts(
         }
     };
     crate::server::run(config, shutdown, |_| {}).await?;
+    Ok(())
+}
+
+/// [`run_with_power_cuts`] for a sharded host: its multi-group log on the
+/// fault file system.
+#[cfg(feature = "fault-injection")]
+async fn run_sharded_with_power_cuts(
+    mut config: crate::shard::ShardedServerConfig,
+    mode: super::power_cut::PowerCutMode,
+) -> Result<(), CliError> {
+    let file_system =
+        super::power_cut::install_on(&config.data_dir, &mut config.storage).map_err(|error| {
+            CliError::Io(std::io::Error::new(
+                error.kind(),
+                format!(
+                    "fault file system on {}: {error}",
+                    config.data_dir.display()
+                ),
+            ))
+        })?;
+    tracing::warn!(
+        ?mode,
+        "sharded storage on the fault file system (test build): SIGUSR1 cuts the power"
+    );
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = super::power_cut::cut_on_signal(file_system, mode) => {}
+        }
+    };
+    crate::shard::run(config, shutdown, |_| {}).await?;
     Ok(())
 }
 

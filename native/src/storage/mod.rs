@@ -158,6 +158,7 @@ pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
 #[cfg(feature = "fault-injection")]
 pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
+pub(crate) use file::Disk;
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};
