@@ -74,12 +74,13 @@ pub enum AnySession {
 }
 
 impl AnySession {
-    /// Lets any node serve reads ([`KvSession::set_follower_reads`]). A
-    /// sharded cluster's client does not route reads to followers yet: it
-    /// keeps reading at each group's leader.
+    /// Lets any node serve reads: any member of a single group
+    /// ([`KvSession::set_follower_reads`]), any replica of the owning
+    /// group of a sharded cluster ([`ShardedSession::set_follower_reads`]).
     pub fn set_follower_reads(&mut self, on: bool) {
-        if let AnySession::Single(session) = self {
-            session.set_follower_reads(on);
+        match self {
+            AnySession::Single(session) => session.set_follower_reads(on),
+            AnySession::Sharded(session) => session.set_follower_reads(on),
         }
     }
 

@@ -78,6 +78,7 @@ fn request_kind(request: &ShardedRequest) -> (&'static str, bool) {
         ShardedBody::TransferLeader { .. } => ("transfer_leader", false),
         ShardedBody::Host(HostRequest::Controller { .. }) => ("shard_controller", false),
         ShardedBody::Host(HostRequest::Kv { op, .. }) => (op.name(), op.is_write()),
+        ShardedBody::Host(HostRequest::FollowerRead { .. }) => ("get", false),
     }
 }
 
