@@ -83,6 +83,37 @@ pub(super) enum Role {
     Leader(Box<LeaderState>),
 }
 
+impl Role {
+    /// The progress of follower `peer`, when leading and tracking it.
+    pub(super) fn follower_progress(&mut self, peer: NodeId) -> Option<&mut Progress> {
+        match self {
+            Role::Leader(leader) => leader.progress.get_mut(&peer),
+            _ => None,
+        }
+    }
+
+    /// The progress of follower `from`, whose answer just arrived, marked
+    /// recently active (CheckQuorum counts it). An answer that finds this
+    /// node no longer leading is counted as `unexpected`, one from a node it
+    /// does not track as `misaddressed`; both are dropped.
+    pub(super) fn answering_follower(
+        &mut self,
+        from: NodeId,
+        stats: &mut Stats,
+    ) -> Option<&mut Progress> {
+        let Role::Leader(leader) = self else {
+            stats.unexpected += 1;
+            return None;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            stats.misaddressed += 1;
+            return None;
+        };
+        progress.recent_active = true;
+        Some(progress)
+    }
+}
+
 /// A snapshot being received chunk by chunk.
 #[derive(Clone, Debug)]
 pub(super) struct SnapshotAssembly {

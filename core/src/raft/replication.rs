@@ -72,10 +72,7 @@ impl Node {
     pub(super) fn maybe_send_append(&mut self, peer: NodeId, allow_empty: bool) {
         let max_inflight = self.config.max_inflight_messages;
         loop {
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&peer) else {
+            let Some(progress) = self.role.follower_progress(peer) else {
                 return;
             };
             if let ProgressState::Snapshot { .. } = progress.state {
@@ -243,15 +240,9 @@ impl Node {
 
     pub(super) fn handle_append_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
         let last_index = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         if response.success {
             if response.index > last_index {
                 self.stats.malformed += 1;
@@ -280,10 +271,7 @@ impl Node {
                 },
                 None => response.index,
             };
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&from) else {
+            let Some(progress) = self.role.follower_progress(from) else {
                 return;
             };
             if progress.maybe_decrease_to(response.index, probe_next) {
@@ -382,15 +370,9 @@ impl Node {
         let now = self.now;
         let heartbeat_interval = self.config.heartbeat_interval;
         let max_inflight = self.config.max_inflight_messages;
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         progress.round_acked = progress.round_acked.max(response.round);
         let mut resend = false;
         match &mut progress.state {
