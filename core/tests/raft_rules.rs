@@ -553,6 +553,8 @@ fn a_departing_node_counts_toward_no_quorum() {
     );
     assert!(now <= 14 + 150 + 2 * 50, "stepped down at {now}");
     assert_eq!(one.log().commit(), 2);
+}
+
 /// Node 1 leading {1, 2, 3} with the native server's default timing
 /// (election timeout 500–1000 ms, heartbeat 100 ms); every write is
 /// acknowledged at once; `sent` collects what it sent, with the time.
