@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use distribkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, Heartbeat, Input, Membership,
-    MembershipChange, Message, Node, Output, Payload, RequestVote, RequestVoteResponse, RoleKind,
+    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, HardState, Heartbeat, Input,
+    Membership, MembershipChange, Message, Node, Output, Payload, PersistedState, Rejected,
+    RequestVote, RequestVoteResponse, RoleKind, Snapshot, SnapshotMeta,
 };
 use distribkv_core::time::Instant;
 
@@ -553,4 +554,58 @@ fn a_departing_node_counts_toward_no_quorum() {
     );
     assert!(now <= 14 + 150 + 2 * 50, "stepped down at {now}");
     assert_eq!(one.log().commit(), 2);
+}
+
+/// Ids are permanent: a leader refuses to add back an id that was ever
+/// removed, as a learner or as a voter, whichever way it is asked, even
+/// when the removal is known only from a snapshot (the removed ids are part
+/// of the configuration, which snapshots carry).
+#[test]
+fn a_removed_id_is_never_added_back_even_after_a_snapshot() {
+    let without_3 = Membership::with_voters([1, 3])
+        .apply(MembershipChange::Remove(3))
+        .unwrap();
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: 1,
+            voted_for: Some(1),
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 5,
+                term: 1,
+                membership: without_3,
+            },
+            data: Bytes::new(),
+        }),
+        entries: Vec::new(),
+    };
+    let mut node = Node::restart(Config::new(1, [1, 3]), 1, Instant::ZERO, persisted).unwrap();
+    step(&mut node, 1, Input::Campaign);
+    step(&mut node, 2, Input::Timeout);
+    assert!(node.is_leader() && node.log().commit() == 6);
+    let refused = [
+        Input::ChangeMembership(MembershipChange::AddLearner(3)),
+        Input::ChangeMembership(MembershipChange::AddVoter(3)),
+        Input::AddMember {
+            id: 3,
+            address: "h3:1".into(),
+            promote: true,
+        },
+    ];
+    for input in refused {
+        let shown = format!("{input:?}");
+        let refusal = node.handle(Instant(3), input).unwrap_err();
+        assert_eq!(refusal, Rejected::RemovedId(3), "{shown}");
+        assert_eq!(
+            refusal.to_string(),
+            "node 3 was removed; ids are never reused"
+        );
+    }
+    assert_eq!(node.log().last_index(), 6, "nothing was appended");
+    node.handle(
+        Instant(4),
+        Input::ChangeMembership(MembershipChange::AddLearner(4)),
+    )
+    .expect("a new id is taken");
 }

@@ -209,7 +209,7 @@ fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() 
         &cluster,
         "add",
         &[&leader.to_string(), &address],
-        "never reused",
+        &format!("node {leader} was removed; ids are never reused"),
     );
 
     stop_and_check(workload, 50);
@@ -424,6 +424,52 @@ fn a_change_waits_for_the_member_being_added() {
         "{}",
         cluster.log_tail(4, 20)
     );
+}
+
+/// Ids are permanent: a removed follower stops by itself, and its id is
+/// refused by `member add`, with or without `--learner`, also once the
+/// removal is only in a snapshot (the removed ids are part of the
+/// replicated configuration).
+#[test]
+fn a_removed_id_is_never_reused() {
+    let mut cluster = Cluster::start_with_spares(
+        harness::one_at_a_time(),
+        Loopback::new(3),
+        3,
+        &["--snapshot-every", "4"],
+    )
+    .expect("start the cluster");
+    let leader = cluster.leader(Duration::from_secs(20));
+    let victim = if leader == 3 { 2 } else { 3 };
+    member_ok(&cluster, "remove", &[&victim.to_string()]);
+    let mut process = cluster.nodes[victim - 1].process.take().unwrap();
+    let status = wait_exit(&mut process, Duration::from_secs(20));
+    assert!(status.success(), "the removed node exits 0: {status:?}");
+
+    // Snapshots cover the removal, and the members restart from them.
+    for i in 0..12 {
+        cluster.put(&format!("k{i}"), "v");
+    }
+    let remaining: Vec<u64> = (1..=3).filter(|&id| id != victim as u64).collect();
+    for &id in &remaining {
+        cluster.kill(id as usize);
+    }
+    for &id in &remaining {
+        cluster.spawn(id as usize);
+    }
+    cluster.leader(Duration::from_secs(20));
+
+    let address = cluster.hosts.address(victim);
+    let refusal = format!("node {victim} was removed; ids are never reused");
+    let id = victim.to_string();
+    for args in [
+        &[id.as_str(), address.as_str()][..],
+        &[id.as_str(), address.as_str(), "--learner"],
+    ] {
+        member_refused(&cluster, "add", args, &refusal);
+    }
+    member_refused(&cluster, "promote", &[&victim.to_string()], "not a learner");
+    assert_eq!(roles(&cluster).0, voters(&remaining));
 }
 
 #[test]
