@@ -472,6 +472,66 @@ fn a_removed_id_is_never_reused() {
     assert_eq!(roles(&cluster).0, voters(&remaining));
 }
 
+/// A client that started before a node was added follows the leadership
+/// to it: the leader hint names a node whose address the client did not
+/// know, and it asks the members it knows for the member list again
+/// instead of trying the old members until it gives up with "outcome
+/// unknown" (writes stalled for up to 17 s after a replacement).
+#[test]
+fn a_client_reaches_a_leader_added_after_it_started() {
+    let mut cluster = cluster_with_spares(1);
+    cluster.leader(Duration::from_secs(20));
+    let first_three: Vec<String> = (1..=3).map(|id| cluster.hosts.address(id)).collect();
+    let mut client = Command::new(BINARY)
+        .args([
+            "client",
+            "--json",
+            "--cluster",
+            &first_three.join(","),
+            "--certs",
+        ])
+        .arg(&cluster.certs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    let mut output = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut ask = |line: &str| {
+        use std::io::{BufRead, Write};
+        writeln!(input, "{line}").unwrap();
+        let mut answer = String::new();
+        output.read_line(&mut answer).unwrap();
+        serde_json::from_str::<Value>(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+    };
+    assert_eq!(ask("put before 1"), serde_json::json!({"ok": true}));
+
+    // Node 4 is added, and leads once the old leaders are removed (each
+    // hands over to its most up-to-date voter, the highest id on a tie).
+    cluster.spawn(4);
+    let address4 = cluster.hosts.address(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    for _ in 0..2 {
+        let (_, leader) = roles(&cluster);
+        if leader == 4 {
+            break;
+        }
+        member_ok(&cluster, "remove", &[&leader.to_string()]);
+    }
+    assert_eq!(roles(&cluster).1, 4, "node 4 leads");
+
+    // The client knew only nodes 1 to 3: its write is acknowledged, not
+    // given up on.
+    assert_eq!(ask("put after 2"), serde_json::json!({"ok": true}));
+    assert_eq!(
+        ask("get after"),
+        serde_json::json!({"ok": true, "value": "2"})
+    );
+    let _ = client.kill();
+    let _ = client.wait();
+}
+
 #[test]
 fn bad_membership_input_gets_a_clear_error() {
     let cluster = cluster_with_spares(0);
