@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use distribkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, Heartbeat, Input, Membership,
-    MembershipChange, Message, Node, Output, Payload, RequestVote, RequestVoteResponse, RoleKind,
+    AppendEntries, AppendEntriesResponse, Config, Entry, Envelope, HardState, Heartbeat, Input,
+    Membership, MembershipChange, Message, Node, Output, Payload, PersistedState, Rejected,
+    RequestVote, RequestVoteResponse, RoleKind, Snapshot, SnapshotMeta,
 };
 use distribkv_core::time::Instant;
 
@@ -416,7 +417,14 @@ fn a_removed_id_cannot_disturb_the_cluster() {
 /// returns the messages it sent.
 fn step(node: &mut Node, now: u64, input: Input) -> Vec<Envelope> {
     node.handle(Instant(now), input).unwrap();
+    drain(node, now).0
+}
+
+/// Drains `node`'s outputs, making every write durable at once: the
+/// messages it sent and the reads it found ready.
+fn drain(node: &mut Node, now: u64) -> (Vec<Envelope>, Vec<u64>) {
     let mut sent = Vec::new();
+    let mut ready = Vec::new();
     while let Some(output) = node.poll_output() {
         match output {
             Output::Persist(write) => {
@@ -424,10 +432,11 @@ fn step(node: &mut Node, now: u64, input: Input) -> Vec<Envelope> {
                     .unwrap();
             }
             Output::Send(envelope) => sent.push(envelope),
+            Output::ReadReady { id, .. } => ready.push(id),
             _ => {}
         }
     }
-    sent
+    (sent, ready)
 }
 
 /// Delivers `envelopes` to `node` (those addressed to it) and returns what it sent.
@@ -530,25 +539,48 @@ fn a_departing_node_counts_toward_no_quorum() {
     let mut to_three = [removing, step(&mut one, 11, ack_from_2(1, 2))].concat();
     assert_eq!(one.log().commit(), 2);
     to_three.extend(step(&mut one, 12, Input::Propose(Bytes::from_static(b"x"))));
-    // Node 3 holds entry 3 and says so; node 2 is silent from now on.
+    // From here on node 2 is silent.
+    let (mut lonely, mut behind) = (one.clone(), three.clone());
+
+    // Node 3 holds entry 3 and says so: no commit follows.
     let acks = deliver(&mut three, 13, to_three);
     assert_eq!(three.log().last_index(), 3);
-    let mut to_three = deliver(&mut one, 14, acks);
+    deliver(&mut one, 14, acks);
     assert_eq!(
         one.log().commit(),
         2,
         "node 3's acknowledgement counts for nothing"
     );
-    // Node 3 keeps answering every heartbeat; node 2 answers none.
+
+    // Node 3, which never receives its removal (so the leader keeps
+    // telling it), answers every heartbeat: they confirm no read (ReadIndex
+    // needs a majority of the voters), and the leader still steps down.
     let mut now = 14;
-    while one.is_leader() && now < 2_000 {
+    lonely.handle(Instant(now), Input::ReadIndex(7)).unwrap();
+    let (mut to_three, mut ready) = drain(&mut lonely, now);
+    let mut answers = 0;
+    while lonely.is_leader() && now < 2_000 {
+        assert!(
+            lonely.progress().unwrap().contains_key(&3),
+            "still departing"
+        );
         now += 10;
-        let replies = deliver(&mut three, now, to_three);
-        to_three = deliver(&mut one, now, replies);
-        to_three.extend(step(&mut one, now, Input::Timeout));
+        let heartbeats = to_three
+            .into_iter()
+            .filter(|e: &Envelope| matches!(e.message, Message::Heartbeat(_)))
+            .collect();
+        for reply in deliver(&mut behind, now, heartbeats) {
+            answers += 1;
+            lonely.handle(Instant(now), Input::Message(reply)).unwrap();
+        }
+        lonely.handle(Instant(now), Input::Timeout).unwrap();
+        let (sent, confirmed) = drain(&mut lonely, now);
+        to_three = sent;
+        ready.extend(confirmed);
     }
+    assert!(ready.is_empty(), "node 3 confirmed a read");
     assert!(
-        !one.is_leader(),
+        !lonely.is_leader(),
         "CheckQuorum: node 3's answers do not keep node 1 in office"
     );
     // Node 2 was last heard at 11: CheckQuorum deposes node 1 within a
@@ -556,7 +588,62 @@ fn a_departing_node_counts_toward_no_quorum() {
     let config = Config::new(1, [1, 2, 3]);
     let bound = 11 + config.check_quorum_timeout() + 2 * config.heartbeat_interval;
     assert!(now <= bound, "stepped down at {now}, after {bound}");
-    assert_eq!(one.log().commit(), 2);
+    assert!(answers >= 3, "node 3 answered {answers} heartbeats");
+    assert_eq!(lonely.log().commit(), 2);
+}
+
+/// Ids are permanent: a leader refuses to add back an id that was ever
+/// removed, as a learner or as a voter, whichever way it is asked, even
+/// when the removal is known only from a snapshot (the removed ids are part
+/// of the configuration, which snapshots carry).
+#[test]
+fn a_removed_id_is_never_added_back_even_after_a_snapshot() {
+    let without_3 = Membership::with_voters([1, 3])
+        .apply(MembershipChange::Remove(3))
+        .unwrap();
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: 1,
+            voted_for: Some(1),
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 5,
+                term: 1,
+                membership: without_3,
+            },
+            data: Bytes::new(),
+        }),
+        entries: Vec::new(),
+    };
+    let mut node = Node::restart(Config::new(1, [1, 3]), 1, Instant::ZERO, persisted).unwrap();
+    step(&mut node, 1, Input::Campaign);
+    step(&mut node, 2, Input::Timeout);
+    assert!(node.is_leader() && node.log().commit() == 6);
+    let refused = [
+        Input::ChangeMembership(MembershipChange::AddLearner(3)),
+        Input::ChangeMembership(MembershipChange::AddVoter(3)),
+        Input::AddMember {
+            id: 3,
+            address: "h3:1".into(),
+            promote: true,
+        },
+    ];
+    for input in refused {
+        let shown = format!("{input:?}");
+        let refusal = node.handle(Instant(3), input).unwrap_err();
+        assert_eq!(refusal, Rejected::RemovedId(3), "{shown}");
+        assert_eq!(
+            refusal.to_string(),
+            "node 3 was removed; ids are never reused"
+        );
+    }
+    assert_eq!(node.log().last_index(), 6, "nothing was appended");
+    node.handle(
+        Instant(4),
+        Input::ChangeMembership(MembershipChange::AddLearner(4)),
+    )
+    .expect("a new id is taken");
 }
 
 /// Node 1 leading {1, 2, 3} with the native server's default timing

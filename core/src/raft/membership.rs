@@ -28,19 +28,25 @@ use super::types::{LogIndex, Membership, NodeId, Payload};
 pub(super) const FAREWELL_TIMEOUTS: u64 = 10;
 
 impl Membership {
-    /// The membership after `change`, or why the change is invalid.
+    /// The membership after `change`, or why the change is invalid (adding
+    /// an id that was ever removed is: [`Rejected::RemovedId`]).
     pub fn apply(&self, change: MembershipChange) -> Result<Membership, Rejected> {
         let mut next = self.clone();
         match change {
+            // Ids are permanent: one that was ever removed never comes
+            // back (members drop whatever a committed-removed id sends, so
+            // it could not even reach them).
+            MembershipChange::AddLearner(id) | MembershipChange::AddVoter(id)
+                if self.is_removed(id) =>
+            {
+                return Err(Rejected::RemovedId(id));
+            }
             MembershipChange::AddLearner(id) => {
                 if id == 0 || self.contains(id) {
                     return Err(Rejected::InvalidMembershipChange(change));
                 }
                 next.learners.push(id);
                 next.learners.sort_unstable();
-                // The simulator may bring a removed machine back;
-                // `add_member` is the way that keeps ids permanent.
-                next.removed.retain(|&r| r != id);
             }
             MembershipChange::AddVoter(id) => {
                 if id == 0 || self.is_voter(id) {
@@ -74,16 +80,13 @@ impl Membership {
     /// The membership with `id` added as a learner reached at `address`,
     /// recorded as [`Membership::promoting`] when `promote` is set. Ids are
     /// permanent: one that was ever removed is refused
-    /// ([`Rejected::RemovedId`]), as is a member's.
+    /// ([`Rejected::RemovedId`], as by [`Membership::apply`]), as is a member's.
     pub fn add_member(
         &self,
         id: NodeId,
         address: String,
         promote: bool,
     ) -> Result<Membership, Rejected> {
-        if self.is_removed(id) {
-            return Err(Rejected::RemovedId(id));
-        }
         let mut next = self.apply(MembershipChange::AddLearner(id))?;
         next.set_address(id, address);
         if promote {
@@ -328,6 +331,14 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    fn back_id(change: MembershipChange) -> NodeId {
+        match change {
+            MembershipChange::AddLearner(id)
+            | MembershipChange::AddVoter(id)
+            | MembershipChange::Remove(id) => id,
+        }
+    }
+
     #[test]
     fn changes_one_at_a_time() {
         let m = Membership::with_voters([1, 2, 3]);
@@ -370,6 +381,17 @@ mod tests {
         );
         let m = m.apply(MembershipChange::Remove(5)).unwrap();
         assert_eq!((m.address(5), m.removed.clone()), (None, vec![1, 5]));
+        for back in [
+            MembershipChange::AddLearner(5),
+            MembershipChange::AddVoter(5),
+            MembershipChange::AddVoter(1),
+        ] {
+            assert_eq!(
+                m.apply(back),
+                Err(Rejected::RemovedId(back_id(back))),
+                "{back:?}: ids are permanent"
+            );
+        }
         let single = Membership::with_voters([7]);
         assert!(
             single.apply(MembershipChange::Remove(7)).is_err(),

@@ -114,8 +114,8 @@ fn shard_error(message: impl Into<String>) -> CliError {
 async fn connect(args: &ClusterArgs) -> Result<Arc<ShardedCluster>, CliError> {
     match super::client::connect(args).await? {
         Connected::Sharded(cluster) => Ok(cluster),
-        Connected::Single(transport) => {
-            transport.close().await;
+        Connected::Single(cluster) => {
+            cluster.close().await;
             Err(shard_error(
                 "this cluster is not sharded (its servers were started without --shards)",
             ))
