@@ -102,6 +102,11 @@ mod storage {
             expected.values().any(|s| s.snapshot.is_some()),
             "the workload snapshots"
         );
+        // An interrupted write's temporary file, which opening the old log
+        // removes: the conversion must not trip over it.
+        let stray_temporary =
+            legacy_group_dir(&data_dir, 1).join("wal-00000000000000000042.log.tmp");
+        std::fs::write(&stray_temporary, b"half a segment").unwrap();
 
         let (log, states) = store::open(&data_dir, IDENTITY, options.clone(), &held())
             .expect("the old folder is converted");

@@ -35,7 +35,6 @@
 //! not a group's is refused, naming it, and nothing is changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::{PersistedState, Write};
@@ -150,16 +149,15 @@ fn convert_legacy(
     let marker = data_dir.join(CONVERTED_MARKER);
     let marker_temporary = data_dir.join(format!("{CONVERTED_MARKER}.tmp"));
     let mut subfolders = Vec::new();
-    let mut folders: Vec<(GroupId, PathBuf, Vec<OsString>)> = Vec::new();
+    let mut folders: Vec<(GroupId, PathBuf)> = Vec::new();
     for name in disk.list(&legacy)? {
         let path = legacy.join(&name);
         let group = name
             .to_str()
             .and_then(parse_legacy_name)
             .ok_or_else(|| HostStoreError::UnknownGroupFolder { path: path.clone() })?;
-        let files = disk.list(&path)?;
-        if !files.is_empty() {
-            folders.push((group, path.clone(), files));
+        if !disk.list(&path)?.is_empty() {
+            folders.push((group, path.clone()));
         }
         subfolders.push(path);
     }
@@ -174,9 +172,11 @@ fn convert_legacy(
             &[b"the groups/ folder was converted into wal/; its files are being deleted\n"],
         )?;
     }
-    // The converted log is durable: the old files go.
-    for (_, folder, files) in &folders {
-        for file in files {
+    // The converted log is durable: the old files go (listed again: opening
+    // an old log may have removed temporary files, or sealed its last
+    // segment and started another).
+    for (_, folder) in &folders {
+        for file in disk.list(folder)? {
             disk.remove(&folder.join(file))?;
         }
         disk.sync_dir(folder)?;
@@ -208,7 +208,7 @@ fn write_converted_log(
     identity: Identity,
     options: &MultiStorageOptions,
     disk: &Disk,
-    folders: &[(GroupId, PathBuf, Vec<OsString>)],
+    folders: &[(GroupId, PathBuf)],
 ) -> Result<(), HostStoreError> {
     let wal = data_dir.join(WAL_DIR);
     disk.create_folder(&wal)?;
@@ -222,7 +222,7 @@ fn write_converted_log(
     }
     let (mut log, _) = MultiStorage::open(&wal, identity, options.clone())?;
     let mut seq = 0;
-    for (group, folder, _) in folders {
+    for (group, folder) in folders {
         let (storage, state) = RaftStorage::open(folder, identity, options.storage.clone())?;
         drop(storage);
         let (term, entries) = (state.hard_state.term, state.entries.len());

@@ -150,6 +150,7 @@ mod legacy;
 pub mod multi;
 mod raft_storage;
 mod recovery;
+mod segment;
 mod shape;
 mod snapshot_file;
 mod worker;
