@@ -77,6 +77,18 @@
 //! host-level silence, an election timeout after the last batch, and then
 //! campaigns (PreVote first).
 //!
+//! # Follower reads
+//!
+//! [`HostRequest::FollowerRead`] lets any replica of a group serve a
+//! linearizable get (TiKV's follower read): its node asks the group's
+//! leader for a read index ([`Input::FollowerRead`]), the leader confirms
+//! it with a heartbeat round as for its own reads, and the replica answers
+//! once it has applied that index, checking ownership on that state: a
+//! replica that lagged behind a move answers [`KvError::WrongGroup`],
+//! never a value its group no longer owns (the argument is on
+//! `serve_ready_reads` in `apply.rs`). A replica with reads pending does
+//! not hibernate.
+//!
 //! # Shard migration
 //!
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
