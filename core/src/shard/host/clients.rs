@@ -67,7 +67,7 @@ impl Host {
                     self.replies
                         .push((old.to, failed(old.kind, old.id, KvError::Busy)));
                 }
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
                 let leader_hint = hosted.node.leader();

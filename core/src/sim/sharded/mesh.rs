@@ -24,6 +24,9 @@ pub struct Mesh {
     pub widest_write: usize,
     /// Contract breaches seen (more than one write or one batch per destination in a step).
     pub breaches: Vec<String>,
+    /// Client replies produced while delivering batches (by [`Mesh::deliver`]
+    /// and [`Mesh::run_until`]), until taken with [`Mesh::take_replies`].
+    replies: Vec<HostReply>,
 }
 
 impl Mesh {
@@ -44,6 +47,7 @@ impl Mesh {
             writes: 0,
             widest_write: 0,
             breaches: Vec::new(),
+            replies: Vec::new(),
         })
     }
 
@@ -121,7 +125,8 @@ impl Mesh {
                     .filter(|m| matches!(m, HostMessage::Raft { .. }))
                     .count() as u64;
                 let to = batch.to;
-                self.feed(to, HostInput::Batch(batch));
+                let replies = self.feed(to, HostInput::Batch(batch));
+                self.replies.extend(replies);
             }
         }
     }
@@ -145,6 +150,11 @@ impl Mesh {
             }
         }
         self.now = self.now.max(until);
+    }
+
+    /// The client replies that delivered batches produced since the last call.
+    pub fn take_replies(&mut self) -> Vec<HostReply> {
+        core::mem::take(&mut self.replies)
     }
 
     /// Total batches delivered.
