@@ -50,8 +50,9 @@ impl Node {
     }
 
     /// Sends the AppendEntries asked for since the last flush. Called on
-    /// every flush of a leader: it allocates nothing (a multi-group host
-    /// flushes many leaders per step).
+    /// every flush of a leader, after every proposal: sending to every
+    /// follower allocates nothing (a multi-group host flushes many leaders
+    /// per step).
     pub(super) fn send_pending_appends(&mut self) {
         let Role::Leader(leader) = &mut self.role else {
             return;
@@ -80,16 +81,9 @@ impl Node {
                 after = Some(peer);
             }
         }
-        let mut peers = core::mem::take(&mut leader.append_needed);
-        for &peer in &peers {
+        // Taken, not cleared: an idle leader keeps no allocation for it.
+        for peer in core::mem::take(&mut leader.append_needed) {
             self.maybe_send_append(peer, false);
-        }
-        // Give the (emptied) list back, to keep its capacity.
-        peers.clear();
-        if let Role::Leader(leader) = &mut self.role
-            && leader.append_needed.is_empty()
-        {
-            leader.append_needed = peers;
         }
     }
 

@@ -223,8 +223,8 @@ pub struct Host {
     touched: Vec<GroupId>,
     writes: Vec<(GroupId, Write)>,
     outbox: BTreeMap<NodeId, Vec<HostMessage>>,
-    /// Capacity of a new outbox vector in this flush (the groups drained).
-    outbox_capacity: usize,
+    /// Groups drained in this flush: the capacity of a new outbox or write vector.
+    step_groups: usize,
     replies: Vec<(ReplyTo, HostReply)>,
     outputs: VecDeque<HostOutput>,
     next_seq: u64,
@@ -330,7 +330,7 @@ impl Host {
             touched: Vec::new(),
             writes: Vec::new(),
             outbox: BTreeMap::new(),
-            outbox_capacity: 0,
+            step_groups: 0,
             replies: Vec::new(),
             outputs: VecDeque::new(),
             next_seq: 1,

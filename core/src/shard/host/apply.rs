@@ -16,9 +16,9 @@ impl Host {
                 touched.sort_unstable();
                 touched.dedup();
                 // One write per group at most, and as many messages per
-                // destination in the usual step: sized once, not grown.
-                self.writes.reserve(touched.len());
-                self.outbox_capacity = touched.len();
+                // destination in the usual step: sized once at the first
+                // push, not grown (and nothing reserved for a quiet step).
+                self.step_groups = touched.len();
                 for &group in &touched {
                     self.drain_group(group);
                 }
@@ -72,9 +72,14 @@ impl Host {
         let record = self.config.record_applied;
         while let Some(output) = hosted.node.poll_output() {
             match output {
-                Output::Persist(write) => self.writes.push((group, write)),
+                Output::Persist(write) => {
+                    if self.writes.capacity() == 0 {
+                        self.writes.reserve(self.step_groups);
+                    }
+                    self.writes.push((group, write))
+                }
                 Output::Send(envelope) => {
-                    let capacity = self.outbox_capacity;
+                    let capacity = self.step_groups;
                     self.outbox
                         .entry(envelope.to)
                         .or_insert_with(|| Vec::with_capacity(capacity))
