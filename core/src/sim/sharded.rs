@@ -28,6 +28,7 @@ mod hosts;
 mod interactive;
 mod journal;
 mod mesh;
+mod rounds;
 mod sweep;
 
 pub use clients::{AdminOp, KvOutcome};
@@ -35,6 +36,7 @@ use disk::HostDisk;
 pub use interactive::{InFlight, InFlightContent, InFlightMessage, WorkloadClient};
 pub use journal::JournalLine;
 pub use mesh::Mesh;
+pub use rounds::WriteRounds;
 pub use sweep::{ShardedReport, run_sharded_seed};
 
 use alloc::collections::{BTreeMap, BTreeSet};

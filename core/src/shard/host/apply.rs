@@ -11,8 +11,22 @@ impl Host {
         // a group pushing to a co-located replica) are handled at once;
         // each round can only answer the previous one, so this ends.
         for _ in 0..4 {
-            while let Some(group) = self.touched.pop_first() {
-                self.drain_group(group);
+            while !self.touched.is_empty() {
+                let mut touched = core::mem::take(&mut self.touched);
+                touched.sort_unstable();
+                touched.dedup();
+                // One write per group at most, and as many messages per
+                // destination in the usual step: sized once at the first
+                // push, not grown (and nothing reserved for a quiet step).
+                self.step_groups = touched.len();
+                for &group in &touched {
+                    self.drain_group(group);
+                }
+                // Keep the allocation for the next step.
+                touched.clear();
+                if self.touched.is_empty() {
+                    self.touched = touched;
+                }
             }
             let Some(local) = self.outbox.remove(&self.config.id) else {
                 break;
@@ -26,11 +40,9 @@ impl Host {
             let seq = self.next_seq;
             self.next_seq += 1;
             let writes = core::mem::take(&mut self.writes);
-            let mut last: BTreeMap<GroupId, u64> = BTreeMap::new();
-            for (group, write) in &writes {
-                last.insert(*group, write.seq);
-            }
-            self.unacked.insert(seq, last.into_iter().collect());
+            // Every group's write seqs: `Persisted` acknowledges the last of each.
+            let seqs = writes.iter().map(|(group, write)| (*group, write.seq));
+            self.unacked.insert(seq, seqs.collect());
             self.outputs
                 .push_back(HostOutput::Persist(HostWrite { seq, writes }));
         }
@@ -60,12 +72,19 @@ impl Host {
         let record = self.config.record_applied;
         while let Some(output) = hosted.node.poll_output() {
             match output {
-                Output::Persist(write) => self.writes.push((group, write)),
-                Output::Send(envelope) => self
-                    .outbox
-                    .entry(envelope.to)
-                    .or_default()
-                    .push(HostMessage::Raft { group, envelope }),
+                Output::Persist(write) => {
+                    if self.writes.capacity() == 0 {
+                        self.writes.reserve(self.step_groups);
+                    }
+                    self.writes.push((group, write))
+                }
+                Output::Send(envelope) => {
+                    let capacity = self.step_groups;
+                    self.outbox
+                        .entry(envelope.to)
+                        .or_insert_with(|| Vec::with_capacity(capacity))
+                        .push(HostMessage::Raft { group, envelope })
+                }
                 Output::Apply(entries) => {
                     let last = entries.last().map(|e| e.index);
                     for entry in entries {
@@ -157,14 +176,24 @@ impl Host {
         } else {
             hosted.node.poll_timeout()
         };
-        if deadline != hosted.deadline {
-            self.timers.remove(&(hosted.deadline, group));
-            hosted.deadline = deadline;
-            if deadline != Instant::NEVER {
-                self.timers.insert((deadline, group));
+        // Lazy re-arming: a registration earlier than the node's deadline
+        // stays (the timeout handler re-registers it when it comes due);
+        // only an earlier deadline, or a first one, moves it. A follower
+        // pushes its election deadline back on every append: this spares
+        // the timer set a removal and an insertion per message.
+        if deadline < hosted.deadline {
+            if hosted.deadline != Instant::NEVER {
+                self.timers.remove(&(hosted.deadline, group));
             }
+            hosted.deadline = deadline;
+            self.timers.insert((deadline, group));
         }
-        if self.push_senders.keys().any(|(g, _, _)| *g == group) {
+        if self
+            .push_senders
+            .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
+            .next()
+            .is_some()
+        {
             self.ack_inserted(group);
         }
     }

@@ -71,7 +71,7 @@ impl Host {
                     self.replies
                         .push((old.to, failed(old.kind, old.id, KvError::Busy)));
                 }
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
                 let leader_hint = hosted.node.leader();
@@ -112,7 +112,7 @@ impl Host {
         match hosted.node.handle(now, Input::FollowerRead(read)) {
             Ok(_) => {
                 hosted.reads.insert(read, ReadWaiter { to: from, id, key });
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             Err(Rejected::NotLeader { leader_hint }) => self.reply(
                 from,

@@ -30,7 +30,7 @@ impl Host {
             if !hosted.hibernating {
                 hosted.hibernating = true;
                 self.stats.hibernations += 1;
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             self.outbox
                 .entry(from)
@@ -59,7 +59,7 @@ impl Host {
             if all && !hosted.hibernating {
                 hosted.hibernating = true;
                 self.stats.hibernations += 1;
-                self.touched.insert(group);
+                self.touched.push(group);
             }
         }
     }
@@ -71,18 +71,12 @@ impl Host {
 
     /// Resumes the timers of a hibernating group.
     pub(super) fn wake(&mut self, now: Instant, group: GroupId) {
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        hosted.hibernate_acks.clear();
-        if !hosted.hibernating {
-            return;
+        if let Some(hosted) = self.groups.get_mut(&group)
+            && hosted.wake(now)
+        {
+            self.stats.wakes += 1;
+            self.touched.push(group);
         }
-        hosted.hibernating = false;
-        hosted.activity.1 = now;
-        self.stats.wakes += 1;
-        let _ = hosted.node.handle(now, Input::Wake);
-        self.touched.insert(group);
     }
 
     /// Asks the followers of every idle group this host leads to hibernate.
@@ -165,5 +159,20 @@ impl Host {
             self.stats.suspicions += 1;
             self.wake(now, group);
         }
+    }
+}
+
+impl Hosted {
+    /// Forgets hibernation agreements and, if hibernating, resumes the
+    /// timers. True if it was hibernating.
+    pub(super) fn wake(&mut self, now: Instant) -> bool {
+        self.hibernate_acks.clear();
+        if !self.hibernating {
+            return false;
+        }
+        self.hibernating = false;
+        self.activity.1 = now;
+        let _ = self.node.handle(now, Input::Wake);
+        true
     }
 }

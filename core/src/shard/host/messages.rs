@@ -243,7 +243,8 @@ pub struct HostStats {
     pub batches_sent: u64,
     /// Messages inside received batches.
     pub messages_received: u64,
-    /// Batches for another host, and Raft messages whose addresses disagree with their batch.
+    /// Batches for another host or claiming to come from this one, and
+    /// Raft messages whose addresses disagree with their batch.
     pub misaddressed: u64,
     /// Messages for a group not hosted here.
     pub unknown_group: u64,

@@ -161,6 +161,15 @@ impl Mesh {
         self.now = self.now.max(until);
     }
 
+    /// The client replies that delivered batches and timers produced since
+    /// the last call (the [`Mesh::late_replies`], without their hosts).
+    pub fn take_replies(&mut self) -> Vec<HostReply> {
+        core::mem::take(&mut self.late_replies)
+            .into_iter()
+            .map(|(_, reply)| reply)
+            .collect()
+    }
+
     /// Total batches delivered.
     pub fn total_batches(&self) -> u64 {
         self.batches.values().sum()
