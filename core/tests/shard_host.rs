@@ -445,6 +445,24 @@ fn idle_groups_hibernate_wake_on_a_proposal_and_on_a_silent_peer() {
     let now = mesh.now();
     mesh.run_until(Instant(now.as_millis() + 100));
     assert!(mesh.hosts[&leader].node(7).unwrap().log().commit() > before);
+    // A follower read at a sleeping follower wakes its group and gets its
+    // read index from the sleeping leader: it is answered (the group owns
+    // no shard yet, so "wrong group", checked at the read index).
+    assert!(mesh.hosts[&1].is_hibernating(9));
+    let leader = mesh.hosts[&1].node(9).unwrap().leader().unwrap();
+    let follower = (1..=3).find(|h| *h != leader).unwrap();
+    let read = HostRequest::FollowerRead {
+        id: 2,
+        group: 9,
+        key: Bytes::from_static(b"k"),
+    };
+    assert_eq!(
+        ask(&mut mesh, follower, read),
+        HostReply::Kv {
+            id: 2,
+            result: Err(distribkv_core::shard::group::KvError::WrongGroup)
+        }
+    );
     // A host goes silent: the groups it led wake on the other hosts
     // (suspected failure) and elect new leaders.
     let led_by_3: Vec<u64> = (1..=50)
@@ -467,9 +485,17 @@ fn idle_groups_hibernate_wake_on_a_proposal_and_on_a_silent_peer() {
 
 #[test]
 fn hibernation_under_faults_keeps_every_check_green() {
+    // With the workload's gets at the leaders, then at any replica.
+    for follower_reads in [false, true] {
+        hibernation_under_faults(follower_reads);
+    }
+}
+
+fn hibernation_under_faults(follower_reads: bool) {
     let mut config = ShardedConfig::small(41);
     config.host.hibernate_after_ms = 300;
     config.network.drop_rate = 0.05;
+    config.follower_reads = follower_reads;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.join(&[100]).unwrap();
     // Idle long enough to hibernate, then work, crash, move, idle again.
@@ -493,6 +519,12 @@ fn hibernation_under_faults_keeps_every_check_green() {
     assert!(violations.is_empty(), "{violations:#?}");
     let failures = sim.check_history();
     assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(
+        sim.follower_reads_served() > 0,
+        follower_reads,
+        "reads served by followers: {}",
+        sim.follower_reads_served()
+    );
 }
 
 /// A shard push goes to one server of the new owner per poll round (the
