@@ -170,6 +170,14 @@ impl Host {
         if mark != hosted.activity.0 {
             hosted.activity = (mark, hosted.node.now());
             hosted.hibernate_acks.clear();
+        } else if hosted.hibernating
+            || hosted.node.now().saturating_since(hosted.activity.1)
+                >= self.config.raft.election_timeout_min
+        {
+            // Quiet for an election timeout: the node's queues give their
+            // memory back (a busy group keeps them, to spare an allocation
+            // per step).
+            hosted.node.release_buffers();
         }
         let deadline = if hosted.hibernating {
             Instant::NEVER
