@@ -71,6 +71,18 @@ fn round_trip_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
+/// What one step shows of the node (or, for a sharded host, of all its
+/// groups together), for [`Metrics::record_step`].
+struct StepFigures {
+    has_leader: bool,
+    is_leader: bool,
+    term: u64,
+    commit: LogIndex,
+    applied: LogIndex,
+    pending: usize,
+    ready: bool,
+}
+
 /// The last values seen, to turn indexes into counter increments.
 #[derive(Debug, Default)]
 struct Seen {
@@ -320,8 +332,63 @@ impl Metrics {
                 self.group_shards.get_or_create(&label).set(serving as i64);
             }
         }
-        self.has_leader.set(i64::from(all_have_leader));
-        self.is_leader.set(i64::from(leads_one));
+        self.record_step(StepFigures {
+            has_leader: all_have_leader,
+            is_leader: leads_one,
+            term,
+            commit,
+            applied,
+            pending,
+            ready,
+        });
+    }
+
+    /// Counts one refused peer frame (sharded hosts).
+    pub fn observe_refused_frame(&self) {
+        self.frames_refused.inc();
+    }
+
+    /// Updates the node's gauges and counters after one step.
+    pub fn observe_step(&self, replica: &Replica) {
+        let node = replica.node();
+        let log = node.log();
+        let leader = node.leader();
+        let (commit, applied) = (log.commit(), log.applied());
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if leader.is_some() && leader != seen.leader {
+                self.leader_changes.inc();
+            }
+            if leader.is_some() {
+                seen.leader = leader;
+            }
+        }
+        self.record_step(StepFigures {
+            has_leader: leader.is_some(),
+            is_leader: node.is_leader(),
+            term: node.term(),
+            commit,
+            applied,
+            pending: replica.pending_requests(),
+            ready: leader.is_some() && applied >= commit,
+        });
+    }
+
+    /// Sets the `distribkv_server_*` gauges of one step, counts the
+    /// proposals committed and applied since the last, and marks the step
+    /// (for `/livez`) and readiness (for `/readyz`).
+    fn record_step(&self, figures: StepFigures) {
+        let StepFigures {
+            has_leader,
+            is_leader,
+            term,
+            commit,
+            applied,
+            pending,
+            ready,
+        } = figures;
+        self.has_leader.set(i64::from(has_leader));
+        self.is_leader.set(i64::from(is_leader));
         self.term.set(term as i64);
         self.commit_index.set(commit as i64);
         self.applied_index.set(applied as i64);
@@ -336,45 +403,6 @@ impl Metrics {
             seen.applied = seen.applied.max(applied);
         }
         self.ready.store(ready, Ordering::Relaxed);
-        self.last_step_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Counts one refused peer frame (sharded hosts).
-    pub fn observe_refused_frame(&self) {
-        self.frames_refused.inc();
-    }
-
-    /// Updates the node's gauges and counters after one step.
-    pub fn observe_step(&self, replica: &Replica) {
-        let node = replica.node();
-        let log = node.log();
-        let leader = node.leader();
-        let (commit, applied) = (log.commit(), log.applied());
-        self.has_leader.set(i64::from(leader.is_some()));
-        self.is_leader.set(i64::from(node.is_leader()));
-        self.term.set(node.term() as i64);
-        self.commit_index.set(commit as i64);
-        self.applied_index.set(applied as i64);
-        self.proposals_pending
-            .set(replica.pending_requests() as i64);
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            if leader.is_some() && leader != seen.leader {
-                self.leader_changes.inc();
-            }
-            if leader.is_some() {
-                seen.leader = leader;
-            }
-            self.proposals_committed
-                .inc_by(commit.saturating_sub(seen.commit));
-            self.proposals_applied
-                .inc_by(applied.saturating_sub(seen.applied));
-            seen.commit = seen.commit.max(commit);
-            seen.applied = seen.applied.max(applied);
-        }
-        self.ready
-            .store(leader.is_some() && applied >= commit, Ordering::Relaxed);
         self.last_step_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

@@ -1,7 +1,7 @@
 //! The one layout of a session table in snapshots and moving shards:
 //! sessions, then tombstones; and the table rebuilt from it.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -50,17 +50,10 @@ impl SessionTable {
             .filter(|(_, s)| s.nonce != 0)
             .map(|(id, s)| (s.nonce, *id))
             .collect();
-        let mut table = SessionTable {
-            sessions,
-            opened_by,
-            dropped: BTreeMap::new(),
-            dropped_order: VecDeque::new(),
-            kind,
-            ttl,
-            max_sessions: max_sessions.max(1),
-            max_dropped,
-            next_sweep,
-        };
+        let mut table = SessionTable::with_tombstones(kind, ttl, max_sessions, max_dropped);
+        table.sessions = sessions;
+        table.opened_by = opened_by;
+        table.next_sweep = next_sweep;
         for (key, value) in tombstones {
             table.bury(key, value);
         }
