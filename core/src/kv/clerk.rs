@@ -123,6 +123,9 @@ struct Current {
     resend_at: Option<Instant>,
     /// Correlation id of the latest request sent.
     request_id: u64,
+    /// Correlation id of this operation's first request: ids from it to
+    /// `request_id` are its attempts.
+    first_request_id: u64,
     attempts: u32,
     last_error: Option<String>,
     /// For a follower read: the position of the server it goes to.
@@ -197,6 +200,7 @@ impl Clerk {
             attempt_deadline: now,
             resend_at: None,
             request_id: 0,
+            first_request_id: self.next_request_id,
             attempts: 0,
             last_error: None,
             read_server,
@@ -211,7 +215,19 @@ impl Clerk {
             return;
         };
         if response.id != current.request_id {
-            return; // An answer to an earlier attempt.
+            // An earlier attempt of this operation. Its success answers the
+            // operation as well as the latest attempt's would: every attempt
+            // of a write carries the same session sequence number (or
+            // nonce), so it took effect once, and a read was served after
+            // the operation was invoked. So a slow server's answer (a write
+            // over slow links, answered after the attempt timeout sent the
+            // clerk elsewhere) is not thrown away. Its errors are stale:
+            // only the latest attempt's steer the clerk.
+            let earlier =
+                response.id >= current.first_request_id && response.id < current.request_id;
+            if !(earlier && response.result.is_ok()) {
+                return;
+            }
         }
         // A follower read's answer says nothing about who leads.
         if current.read_server.is_none()

@@ -213,10 +213,7 @@ impl core::fmt::Display for Rejected {
             Rejected::InvalidMembershipChange(change) => {
                 write!(f, "invalid membership change {change:?}")
             }
-            Rejected::RemovedId(id) => write!(
-                f,
-                "node id {id} was removed from the cluster; ids are never reused"
-            ),
+            Rejected::RemovedId(id) => write!(f, "node {id} was removed; ids are never reused"),
             Rejected::PromotionInProgress(id) => write!(
                 f,
                 "a membership change is in progress: learner {id} is catching up to be promoted; only its promotion or its removal is taken until then"
@@ -286,4 +283,7 @@ pub struct Stats {
     pub snapshot_chunks_sent: u64,
     /// Messages that were held for durability and dropped because the term moved on.
     pub held_dropped: u64,
+    /// Times CheckQuorum deposed this leader and it sent `TimeoutNow` to a
+    /// follower (see [`Config::check_quorum_timeout`](super::Config::check_quorum_timeout)).
+    pub check_quorum_handovers: u64,
 }

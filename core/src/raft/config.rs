@@ -29,9 +29,11 @@ pub struct Config {
     /// Run a PreVote round before incrementing the term (§9.6 of the dissertation),
     /// so a node that was partitioned away does not disrupt a healthy leader when it returns.
     pub pre_vote: bool,
-    /// A leader steps down when it has not heard from a quorum for an election
-    /// timeout, and followers that heard from a leader within the minimum
-    /// election timeout refuse to vote for anyone else (leader stickiness).
+    /// A leader steps down when it has not heard from a quorum for
+    /// [`Config::check_quorum_timeout`] (and tells its most up-to-date
+    /// follower to campaign at once), and followers that heard from a leader
+    /// within the minimum election timeout refuse to vote for anyone else
+    /// (leader stickiness).
     pub check_quorum: bool,
     /// Serve reads from a leader lease instead of a ReadIndex round. Off by
     /// default: it assumes clocks drift apart by at most `max_clock_drift_percent`.
@@ -85,6 +87,31 @@ impl Config {
             max_uncommitted_bytes: 64 << 20,
             max_snapshot_bytes: 1 << 32,
         }
+    }
+
+    /// How long a leader goes without hearing from a majority before
+    /// CheckQuorum makes it step down: `2 * (election_timeout_min +
+    /// heartbeat_interval)`, 1.2 s with the native server's defaults.
+    ///
+    /// A follower tolerates messages delayed by up to about
+    /// `election_timeout_min` one way: the first delayed heartbeat reaches
+    /// it before it times out (and an early timeout costs nothing: PreVote
+    /// fails while the other followers still hear the leader). The leader
+    /// should tolerate the same delay on the round trip: when every link
+    /// becomes that slow at once, the answers stop for two delays (those
+    /// to messages sent before the change had already come back, those to
+    /// later ones take the slow way both ways), plus up to a heartbeat
+    /// interval each way before the stream of heartbeats and their answers
+    /// flows again. A leader that stepped down then could not be replaced
+    /// while the delay lasts: a round trip longer than the election timeout
+    /// makes every election round expire before its answers arrive.
+    ///
+    /// The price is paid by a leader that really hears nobody: it keeps
+    /// its followers from electing anyone for this long. It hands over with
+    /// `TimeoutNow` when it steps down, so a new leader follows within a
+    /// round trip instead of another election timeout.
+    pub fn check_quorum_timeout(&self) -> u64 {
+        2 * (self.election_timeout_min + self.heartbeat_interval)
     }
 
     /// Checks the configuration.

@@ -95,10 +95,7 @@ impl Node {
     pub(super) fn maybe_send_append(&mut self, peer: NodeId, allow_empty: bool) {
         let max_inflight = self.config.max_inflight_messages;
         loop {
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&peer) else {
+            let Some(progress) = self.role.follower_progress(peer) else {
                 return;
             };
             if let ProgressState::Snapshot { .. } = progress.state {
@@ -270,15 +267,9 @@ impl Node {
 
     pub(super) fn handle_append_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
         let last_index = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         if response.success {
             if response.index > last_index {
                 self.stats.malformed += 1;
@@ -291,6 +282,7 @@ impl Node {
             let caught_up = progress.match_index == last_index;
             if advanced {
                 self.maybe_commit();
+                self.maybe_say_farewell(from);
             }
             if caught_up {
                 self.maybe_send_timeout_now(from);
@@ -306,10 +298,7 @@ impl Node {
                 },
                 None => response.index,
             };
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&from) else {
+            let Some(progress) = self.role.follower_progress(from) else {
                 return;
             };
             if progress.maybe_decrease_to(response.index, probe_next) {
@@ -370,6 +359,10 @@ impl Node {
         };
         let round = leader.reads.start_round(now);
         leader.heartbeat_deadline = now + heartbeat_interval;
+        self.update_departures(round);
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
         let targets: Vec<(NodeId, LogIndex)> = leader
             .progress
             .iter()
@@ -409,15 +402,9 @@ impl Node {
         let now = self.now;
         let heartbeat_interval = self.config.heartbeat_interval;
         let max_inflight = self.config.max_inflight_messages;
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         progress.round_acked = progress.round_acked.max(response.round);
         let mut resend = false;
         match &mut progress.state {

@@ -252,6 +252,23 @@ impl ShardKv {
         )
     }
 
+    /// A read of `key` on this state, with the checks of a get through the
+    /// log: its value if the group serves the key's shard,
+    /// [`KvError::NotArrived`] if the shard is on its way here,
+    /// [`KvError::WrongGroup`] otherwise. Linearizable only on a state
+    /// that has applied a confirmed read index (see `shard::host`).
+    pub fn read(&self, key: &[u8]) -> Result<Option<Bytes>, KvError> {
+        let shard = shard_of(key, self.config.shards.len() as u32);
+        match self.shards.get(&shard) {
+            Some(s) if s.status == ShardStatus::Serving => Ok(s.data.get(key).cloned()),
+            Some(Shard {
+                status: ShardStatus::Pulling { .. },
+                ..
+            }) => Err(KvError::NotArrived),
+            _ => Err(KvError::WrongGroup),
+        }
+    }
+
     /// The value of `key` held here (any status), for checkers and tests.
     pub fn value(&self, key: &[u8]) -> Option<&Bytes> {
         let shard = shard_of(key, self.config.shards.len() as u32);

@@ -87,6 +87,18 @@
 //! host-level silence, an election timeout after the last batch, and then
 //! campaigns (PreVote first).
 //!
+//! # Follower reads
+//!
+//! [`HostRequest::FollowerRead`] lets any replica of a group serve a
+//! linearizable get (TiKV's follower read): its node asks the group's
+//! leader for a read index ([`Input::FollowerRead`]), the leader confirms
+//! it with a heartbeat round as for its own reads, and the replica answers
+//! once it has applied that index, checking ownership on that state: a
+//! replica that lagged behind a move answers [`KvError::WrongGroup`],
+//! never a value its group no longer owns (the argument is on
+//! `serve_ready_reads` in `apply.rs`). A replica with reads pending does
+//! not hibernate.
+//!
 //! # Shard migration
 //!
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
@@ -199,12 +211,28 @@ struct Waiter {
     kind: ReplyKind,
 }
 
+/// A follower read ([`HostRequest::FollowerRead`]) waiting for its read
+/// index, or for its replica to apply that far.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    to: ReplyTo,
+    id: u64,
+    key: Bytes,
+}
+
 /// One hosted replica: a Raft node and its state machine.
 #[derive(Clone, Debug)]
 struct Hosted {
     node: Node,
     machine: Machine,
     waiters: BTreeMap<LogIndex, Waiter>,
+    /// Follower reads waiting for their read index, by the read id given
+    /// to the node.
+    reads: BTreeMap<u64, ReadWaiter>,
+    /// Follower reads whose index is confirmed, waiting until this replica
+    /// has applied that far (then the ownership check and the read happen
+    /// on the state at or after the read index).
+    ready_reads: Vec<(LogIndex, ReadWaiter)>,
     /// The deadline registered in the host's timer set: never later than
     /// the node's own (see `Host::rearm`).
     deadline: Instant,
@@ -252,6 +280,8 @@ pub struct Host {
     /// shard): the host and group that pushed, acknowledged as soon as the
     /// insertion is applied.
     push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
+    /// The read id of the next follower read (unique on this host).
+    next_read: u64,
 }
 
 /// The server of a group that shard pushes go to.
@@ -323,6 +353,8 @@ impl Host {
                     node,
                     machine,
                     waiters: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    ready_reads: Vec::new(),
                     deadline: Instant::NEVER,
                     last_internal: None,
                     hibernating: false,
@@ -350,6 +382,7 @@ impl Host {
             peers: BTreeMap::new(),
             push_targets: BTreeMap::new(),
             push_senders: BTreeMap::new(),
+            next_read: 1,
         };
         let id = host.config.id;
         let peers: BTreeSet<NodeId> = host

@@ -18,8 +18,10 @@ use crate::transport::ServerAddress;
 /// heartbeats, so a follower campaigns only after missing several in a row
 /// (a loaded 2-core machine or a slow fsync can delay one by tens of
 /// milliseconds), and a crashed leader is replaced within about one second.
-/// With CheckQuorum a leader that hears from no majority for 500 ms steps
-/// down.
+/// With CheckQuorum a leader that hears from no majority for 1.2 s steps
+/// down (`Config::check_quorum_timeout` in the core: round trips of up to
+/// about 1 s are tolerated) and tells its most up-to-date follower to
+/// campaign at once.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
 /// Lower bound of the election timeout on a real network, ms (see
 /// [`DEFAULT_HEARTBEAT_MS`]).

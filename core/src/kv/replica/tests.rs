@@ -328,3 +328,75 @@ fn a_linearizable_member_list_waits_for_the_leader_to_confirm_it_leads() {
         replies[1]
     );
 }
+
+/// A request and the server it goes to.
+fn next_send(clerk: &mut Clerk) -> (u64, ClientRequest) {
+    match clerk.poll_output() {
+        Some(ClerkOutput::Send { to, request }) => (to, request),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_slow_answer_to_an_earlier_attempt_completes_the_operation() {
+    // Over slow links a write may be answered after the attempt timeout
+    // sent the clerk to another server: the late success still counts
+    // (same session sequence number, applied once), and a late error
+    // steers nothing.
+    let mut clerk = Clerk::new(ClerkConfig::new(alloc::vec![1, 2, 3]), 7);
+    let now = Instant::ZERO;
+    clerk.start(now, append("a")).unwrap();
+    let (slow_server, first) = next_send(&mut clerk);
+    // The attempt timeout.
+    let later = clerk.poll_timeout();
+    clerk.handle_timeout(later);
+    let (other_server, second) = next_send(&mut clerk);
+    assert_ne!(other_server, slow_server);
+    assert_eq!(second.body, first.body, "a retry of the same write");
+    // A late error of the first attempt is stale: ignored.
+    clerk.handle_response(
+        later,
+        slow_server,
+        ClientResponse {
+            id: first.id,
+            result: Err(ServiceError::NotLeader { leader_hint: None }),
+        },
+    );
+    assert_eq!(clerk.poll_output(), None);
+    assert!(clerk.is_busy());
+    // Its late success answers the write.
+    clerk.handle_response(
+        later,
+        slow_server,
+        ClientResponse {
+            id: first.id,
+            result: Ok(Reply::Opened(9)),
+        },
+    );
+    assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
+    assert_eq!(clerk.session(), Some(9));
+    assert_eq!(clerk.leader_guess(), Some(slow_server));
+    // An answer to an attempt of an operation already done counts for
+    // nothing in the next one.
+    clerk.start(later, append("b")).unwrap();
+    let (_, third) = next_send(&mut clerk);
+    clerk.handle_response(
+        later,
+        other_server,
+        ClientResponse {
+            id: second.id,
+            result: Ok(Reply::Done(None)),
+        },
+    );
+    assert_eq!(clerk.poll_output(), None);
+    assert!(clerk.is_busy());
+    clerk.handle_response(
+        later,
+        slow_server,
+        ClientResponse {
+            id: third.id,
+            result: Ok(Reply::Done(None)),
+        },
+    );
+    assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
+}

@@ -140,9 +140,22 @@ impl Host {
                         ));
                     }
                 }
-                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
+                Output::ReadReady { id, index } => {
+                    if let Some(waiter) = hosted.reads.remove(&id) {
+                        hosted.ready_reads.push((index, waiter));
+                    }
+                }
+                Output::ReadFailed { id, leader_hint } => {
+                    if let Some(waiter) = hosted.reads.remove(&id) {
+                        self.replies.push((
+                            waiter.to,
+                            failed(ReplyKind::Kv, waiter.id, KvError::NotLeader { leader_hint }),
+                        ));
+                    }
+                }
             }
         }
+        serve_ready_reads(hosted, &mut self.replies, &mut self.stats);
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
             let leader_hint = hosted.node.leader();
             for (_, waiter) in core::mem::take(&mut hosted.waiters) {
@@ -237,6 +250,51 @@ pub(super) fn apply_entry(
         ),
     };
     replies.push((waiter.to, reply));
+}
+
+/// Answers the follower reads whose read index this replica has applied:
+/// the ownership check and the read both look at the state machine at
+/// that point or later, never at a configuration older than the read
+/// index (a shard that moved away before the read began is refused with
+/// [`KvError::WrongGroup`], as a get through the log would be).
+///
+/// Linearizable: the read index is at least the group's commit index at a
+/// moment after the read was invoked, so the state read holds every write
+/// of this group completed before then; and if the shard is still served
+/// here in that state, no other group can have completed a write on it
+/// before the read began, since a new owner writes only after inserting
+/// data that this group exported once it had applied the configuration
+/// that moved the shard, an entry the read index would then cover.
+fn serve_ready_reads(
+    hosted: &mut Hosted,
+    replies: &mut Vec<(ReplyTo, HostReply)>,
+    stats: &mut HostStats,
+) {
+    if hosted.ready_reads.is_empty() {
+        return;
+    }
+    let applied = hosted.node.log().applied();
+    let is_leader = hosted.node.is_leader();
+    let (due, waiting): (Vec<_>, Vec<_>) = core::mem::take(&mut hosted.ready_reads)
+        .into_iter()
+        .partition(|(index, _)| *index <= applied);
+    hosted.ready_reads = waiting;
+    for (_, waiter) in due {
+        let result = match &hosted.machine {
+            Machine::Kv(kv) => kv.read(&waiter.key),
+            Machine::Controller(_) => Err(KvError::WrongGroup),
+        };
+        if result.is_ok() && !is_leader {
+            stats.follower_reads_served += 1;
+        }
+        replies.push((
+            waiter.to,
+            HostReply::Kv {
+                id: waiter.id,
+                result,
+            },
+        ));
+    }
 }
 
 pub(super) fn snapshot(machine: &Machine) -> Bytes {

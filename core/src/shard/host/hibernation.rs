@@ -18,6 +18,8 @@ impl Host {
         let node = &hosted.node;
         let log = node.log();
         let agrees = !node.is_leader()
+            && hosted.reads.is_empty()
+            && hosted.ready_reads.is_empty()
             && node.term() == term
             && node.leader() == Some(from)
             && log.last_index() == index
@@ -86,6 +88,8 @@ impl Host {
             if hosted.hibernating
                 || !node.is_leader()
                 || !hosted.waiters.is_empty()
+                || !hosted.reads.is_empty()
+                || !hosted.ready_reads.is_empty()
                 || node.transfer_target().is_some()
                 || now.as_millis() < hosted.activity.1.as_millis() + after
             {
