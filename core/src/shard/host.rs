@@ -28,7 +28,17 @@
 //!   steps down when it has not heard from a quorum within an election
 //!   timeout) only steps down later, by less than one tick. Leader leases
 //!   would need that tick in their drift allowance, which is why a host
-//!   refuses `lease_reads` ([`HostError::LeaseReads`]).
+//!   refuses `lease_reads` ([`HostError::LeaseReads`]). A group's entry in
+//!   the host's timer set may be earlier than its node's deadline: it is
+//!   re-armed lazily (a follower pushes its election deadline back on
+//!   every append), and when it comes due the host re-registers the real
+//!   deadline instead of feeding the node. A node gets
+//!   [`Input::Timeout`] only once its own deadline has passed;
+//! - per-group costs are kept to the work itself: a Raft message is routed
+//!   with one lookup, a step's batches and write are sized once, and a
+//!   group quiet for an election timeout (or hibernating) has its node
+//!   free its empty queues ([`Node::release_buffers`]), so an idle replica
+//!   holds little memory while a busy one keeps them from step to step.
 //!
 //! # Hibernation
 //!
