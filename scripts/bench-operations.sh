@@ -3,7 +3,9 @@
 # (release build, loopback):
 #   1. writes/s and p99 at 100 clients, metrics off, then on;
 #   2. write p99 while a node is added (member add: learner, catch-up,
-#      promotion), against the steady p99 of step 1;
+#      promotion), against the steady p99 of step 1; then (2b) while the
+#      leader is replaced: node 5 added, the leader removed (it hands over
+#      first; the bench's clients started before node 5 existed);
 #   3. the time for a new node to catch up on 100,000 keys of 256 bytes
 #      (member add of a node that joins with an empty data folder);
 #   4. the time of `snapshot save` for that store.
@@ -81,6 +83,26 @@ added=$(date +%s.%N)
 wait "$bench_pid"
 echo "during the change: $(cat "$work/during.json")"
 echo "member add (learner, catch-up, promotion) took $(echo "$added - $start" | bc) s"
+
+echo "== 2b. write p99 while the leader is replaced (node 5 added, then the leader removed)"
+leader_of() {
+    "$bin" member list --json |
+        python3 -c 'import json,sys; print(next(m["id"] for m in map(json.loads, sys.stdin) if m["leader"]))'
+}
+"$bin" server --id 5 --listen 127.0.0.1:17415 --join "$DISTRIBKV_CLUSTER" --certs "$work/certs" \
+    --data-dir "$work/on5" 2>>"$work/on5.log" &
+pids+=($!)
+old_leader=$(leader_of)
+bench >"$work/replace.json" &
+bench_pid=$!
+sleep $((seconds / 3))
+start=$(date +%s.%N)
+"$bin" member add 5 127.0.0.1:17415
+"$bin" member remove "$old_leader"
+replaced=$(date +%s.%N)
+wait "$bench_pid"
+echo "during the replacement: $(cat "$work/replace.json")"
+echo "member add 5 + member remove $old_leader took $(echo "$replaced - $start" | bc) s; leader now: node $(leader_of)"
 stop_cluster
 
 echo "== 3. a new node catches up on 100,000 keys of 256 bytes"

@@ -4,8 +4,13 @@
 # as one Raft group (a plain cluster), then sharded over 24 shards with 1, 3
 # and 12 shard groups, every group replicated on all 3 hosts, their leaders
 # spread evenly (`shard leader`: group g on host (g-1) mod 3 + 1). For each
-# run it prints how many group leaders each host holds and the bench
-# summary (--json).
+# run it prints how many group leaders each host holds, the bench summary
+# (--json), and the CPU time the three server processes used during the
+# bench (user + system, from /proc), in all and per write: on a machine
+# whose cores are all busy, throughput follows the CPU a write costs.
+# With ETCD=1 it then runs ../shared/etcd-compare/compare.py (etcd and the
+# plain cluster, same clients and value size) in the same invocation
+# (ETCD_COMPARE=path/to/compare.py if the shared folder is elsewhere).
 # Usage: scripts/bench-sharded.sh [SECONDS] [CLIENTS] [READS]   (default 10 s, 500 clients, 0)
 #        DISTRIBKV=path/to/distribkv-native scripts/bench-sharded.sh (no build)
 set -euo pipefail
@@ -47,8 +52,24 @@ stop() {
     pids=()
 }
 
+# CPU ticks (user + system) used so far by the running servers.
+server_ticks() {
+    local total=0 pid
+    for pid in "${pids[@]}"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
 bench() {
-    "$bin" bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json
+    local before after result ops
+    before=$(server_ticks)
+    result=$("$bin" bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json)
+    after=$(server_ticks)
+    echo "$result"
+    ops=$(sed 's/.*"ops":\([0-9]*\).*/\1/' <<<"$result")
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v ops="$ops" \
+        'BEGIN { s = ticks / hz; printf "# servers CPU %.2f s, %.1f us per operation\n", s, ops ? s * 1e6 / ops : 0 }'
 }
 
 echo "# one group (plain cluster)"
@@ -75,3 +96,10 @@ for groups in 1 3 12; do
     bench
     stop
 done
+
+if [[ ${ETCD:-0} == 1 ]]; then
+    echo "# etcd against the plain cluster (../shared/etcd-compare/compare.py)"
+    compare_args=(--project . --clients "$clients" --seconds "$seconds")
+    if [[ $reads != 0 ]]; then compare_args+=(--reads); fi
+    python3 "${ETCD_COMPARE:-../shared/etcd-compare/compare.py}" "${compare_args[@]}" || true
+fi

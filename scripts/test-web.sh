@@ -5,7 +5,8 @@
 #
 #   0. the guided tours walked in Node against web/pkg (scripts/e2e/tours.mjs),
 #      a quick check that every step's claims hold, before any browser;
-#   1. the suite against the real build (scripts/e2e/tests/page.test.mjs);
+#   1. the suite against the real build (scripts/e2e/tests/page.test.mjs,
+#      the single-group mode, and sharded.test.mjs, the sharded mode);
 #   2. a smoke test in Debian's Firefox ESR (scripts/e2e/tests/firefox.test.mjs,
 #      puppeteer-core over WebDriver BiDi): loads, elects, crashes, puts.
 #
@@ -34,13 +35,15 @@ artifacts=scripts/e2e/artifacts
 rm -rf "$artifacts"
 status=0
 
-# Runs one test file with a time limit; node's own test runner reports.
+# Runs test files, one after the other, with one time limit for them all;
+# node's own test runner reports.
 run_tests() {
-  local limit=$1 file=$2
+  local limit=$1
+  shift
   (cd scripts/e2e && timeout --kill-after=15 "$limit" \
-    node --test --test-concurrency=1 --test-reporter=spec "$file") || {
+    node --test --test-concurrency=1 --test-reporter=spec "$@") || {
     local code=$?
-    [ "$code" = 124 ] && echo "test-web: $file did not finish within ${limit} s" >&2
+    [ "$code" = 124 ] && echo "test-web: $* did not finish within ${limit} s" >&2
     return "$code"
   }
 }
@@ -49,7 +52,7 @@ step "guided tours in Node: every step's claims hold in the real simulator"
 (cd scripts/e2e && timeout 300 node tours.mjs) || status=1
 
 step "end-to-end tests against the real build"
-run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs || status=1
+run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs tests/sharded.test.mjs || status=1
 
 step "the page in Firefox (firefox-esr over WebDriver BiDi)"
 run_tests 300 tests/firefox.test.mjs || status=1

@@ -8,7 +8,9 @@
 //!   (they are counts, not timings).
 //! - `entries/groups/G`: 64 concurrent client writes spread over G groups
 //!   on three hosts (zero latency, instant fsync), run until all are
-//!   committed and applied: committed entries per second.
+//!   committed, applied and answered: committed entries per second. The
+//!   rounds are `sim::sharded::WriteRounds`, which the
+//!   `profile_shard_rounds` example runs under a profiler.
 //! - `move_shard/keys/10000`: a shard of 10,000 keys moves from one group
 //!   to another in the sharded simulator (10 ms network latency, 1–5 ms
 //!   fsyncs); the virtual time the move takes is printed, criterion times
@@ -17,15 +19,12 @@
 //! Run: `cargo bench -p distribkv-core --features sim --bench shard`.
 
 use std::alloc::System;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use distribkv_core::kv::Operation;
-use distribkv_core::shard::host::{HostConfig, HostInput, HostRequest};
+use distribkv_core::shard::host::HostConfig;
 use distribkv_core::shard::{ControllerOp, ControllerReply};
-use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
+use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim, WriteRounds};
 use distribkv_core::time::Instant;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -39,10 +38,6 @@ fn live_bytes(region: &Region<'_, System>) -> i64 {
     // its shrinking as deallocated).
     let change = region.change();
     change.bytes_allocated as i64 - change.bytes_deallocated as i64
-}
-
-fn configs(hosts: u64, groups: u64) -> Vec<HostConfig> {
-    configs_with(hosts, groups, 0)
 }
 
 fn configs_with(hosts: u64, groups: u64, hibernate_after_ms: u64) -> Vec<HostConfig> {
@@ -108,57 +103,12 @@ fn entries(c: &mut Criterion) {
     const CLIENTS: u64 = 64;
     group.throughput(Throughput::Elements(CLIENTS));
     for groups in [1u64, 16] {
-        let mut mesh = Mesh::new(configs(3, groups), 5).expect("valid configuration");
-        mesh.run_until(Instant(3_000));
-        let mut seq = 0;
+        let mut rounds = WriteRounds::new(3, groups, CLIENTS, 5).expect("groups serving");
         group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
-            b.iter(|| {
-                seq += 1;
-                let mut by_leader: BTreeMap<u64, Vec<HostInput>> = BTreeMap::new();
-                for client in 0..CLIENTS {
-                    let g = 1 + client % groups;
-                    let leader = mesh.hosts[&1]
-                        .node(g)
-                        .and_then(|n| n.leader())
-                        .expect("a leader");
-                    by_leader
-                        .entry(leader)
-                        .or_default()
-                        .push(HostInput::Client {
-                            from: client,
-                            request: HostRequest::Kv {
-                                id: seq,
-                                group: g,
-                                client: client + 1,
-                                seq,
-                                op: Operation::Put {
-                                    key: Bytes::from(format!("key{client}")),
-                                    value: Bytes::from_static(b"value"),
-                                },
-                            },
-                        });
-                }
-                let mut answered = 0;
-                for (leader, inputs) in by_leader {
-                    answered += mesh.feed_many(leader, inputs).len();
-                }
-                // Replies come back as the followers acknowledge.
-                let now = mesh.now();
-                mesh.run_until(now);
-                let _ = answered;
-            });
+            b.iter(|| assert_eq!(rounds.run_round(), CLIENTS, "every write answered"));
         });
         // Every write was committed and applied everywhere.
-        for host in mesh.hosts.values() {
-            for g in 1..=groups {
-                let node = host.node(g).expect("hosted");
-                assert!(
-                    node.log().applied() >= seq,
-                    "group {g} applied {}",
-                    node.log().applied()
-                );
-            }
-        }
+        rounds.check_applied().expect("every round applied");
     }
     group.finish();
 }

@@ -540,3 +540,158 @@ fn a_shard_push_goes_to_one_server_of_the_new_owner() {
     assert!(trace.iter().any(|l| l.contains(": ack shard")));
     assert!(sim.violations().is_empty());
 }
+
+/// Runs the mesh until a reply to request `id` comes out of host `to`
+/// (fed at once, then delivered and timed for at most 5 s of virtual time).
+fn ask(mesh: &mut Mesh, to: u64, request: HostRequest) -> HostReply {
+    let id = request.id();
+    let reply_id = |r: &HostReply| match r {
+        HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => *id,
+    };
+    let mut replies = mesh.feed(to, HostInput::Client { from: 1, request });
+    let deadline = mesh.now().as_millis() + 5_000;
+    loop {
+        if let Some(reply) = replies.iter().find(|r| reply_id(r) == id) {
+            return reply.clone();
+        }
+        if let Some(at) = mesh
+            .late_replies
+            .iter()
+            .position(|(host, r)| *host == to && reply_id(r) == id)
+        {
+            return mesh.late_replies.remove(at).1;
+        }
+        assert!(mesh.now().as_millis() < deadline, "no reply to #{id}");
+        let next = Instant(mesh.now().as_millis() + 10);
+        mesh.run_until(next);
+        replies.clear();
+    }
+}
+
+/// The host among `candidates` that leads `group` (after an election if needed).
+fn leader_among(mesh: &mut Mesh, group: u64, candidates: &[u64]) -> u64 {
+    for _ in 0..500 {
+        if let Some(id) = candidates
+            .iter()
+            .copied()
+            .find(|id| mesh.hosts[id].node(group).is_some_and(|n| n.is_leader()))
+        {
+            return id;
+        }
+        let next = Instant(mesh.now().as_millis() + 10);
+        mesh.run_until(next);
+    }
+    panic!("no leader of group {group} among {candidates:?}");
+}
+
+/// Follower reads ([`HostRequest::FollowerRead`]) check ownership on the
+/// state at the read index, never on a stale one: a replica cut off while
+/// its group handed a shard over still holds that shard as serving, with
+/// its old value; asked for a follower read once it hears its leader
+/// again, it answers "wrong group" (the key now lives in another group),
+/// not the stale value. A current follower serves the read itself.
+#[test]
+fn a_follower_read_checks_ownership_at_the_read_index() {
+    let mut configs = configs(3, 2, 10);
+    // Host 3 never campaigns, so it stays a follower that keeps its
+    // leader while cut off.
+    configs[2].raft.election_timeout_min = 60_000;
+    configs[2].raft.election_timeout_max = 70_000;
+    let mut mesh = Mesh::new(configs, 17).unwrap();
+    mesh.run_until(Instant(2_000));
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    let join = |id, group| HostRequest::Controller {
+        id,
+        client: 5,
+        seq: id,
+        op: ControllerOp::Join(BTreeMap::from([(group, vec![1, 2, 3])])),
+    };
+    let done = |reply: &HostReply| {
+        matches!(
+            reply,
+            HostReply::Controller { result: Ok(_), .. } | HostReply::Kv { result: Ok(_), .. }
+        )
+    };
+    assert!(done(&ask(&mut mesh, controller, join(1, 1))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let key = Bytes::from_static(b"k");
+    let leader = leader_among(&mut mesh, 1, &[1, 2]);
+    let put = |id, group, seq, value: &'static [u8]| HostRequest::Kv {
+        id,
+        group,
+        client: 7,
+        seq,
+        op: Operation::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(value),
+        },
+    };
+    assert!(done(&ask(&mut mesh, leader, put(2, 1, 1, b"old"))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 500));
+    assert_eq!(
+        mesh.hosts[&3].kv(1).unwrap().read(&key),
+        Ok(Some(Bytes::from_static(b"old")))
+    );
+
+    // Host 3 is cut off; group 2 joins and the key's shard moves to it.
+    mesh.isolated.insert(3);
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    assert!(done(&ask(&mut mesh, controller, join(3, 2))));
+    let shard = distribkv_core::shard::shard_of(&key, 10);
+    let moved = HostRequest::Controller {
+        id: 4,
+        client: 5,
+        seq: 4,
+        op: ControllerOp::Move { shard, group: 2 },
+    };
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    assert!(done(&ask(&mut mesh, controller, moved)));
+    mesh.run_until(Instant(mesh.now().as_millis() + 3_000));
+    let owner = leader_among(&mut mesh, 2, &[1, 2]);
+    assert!(done(&ask(&mut mesh, owner, put(5, 2, 2, b"new"))));
+    let leader = leader_among(&mut mesh, 1, &[1, 2]);
+    assert!(!mesh.hosts[&leader].kv(1).unwrap().serves(&key));
+    // Host 3's replica of group 1 is stale: it still serves the old value.
+    assert_eq!(
+        mesh.hosts[&3].kv(1).unwrap().read(&key),
+        Ok(Some(Bytes::from_static(b"old")))
+    );
+    assert_eq!(mesh.hosts[&3].node(1).unwrap().leader(), Some(leader));
+
+    // Back in touch: its follower read waits for the read index, and the
+    // shard is no longer group 1's there.
+    mesh.isolated.clear();
+    let read = |id, group| HostRequest::FollowerRead {
+        id,
+        group,
+        key: Bytes::from_static(b"k"),
+    };
+    let reply = ask(&mut mesh, 3, read(6, 1));
+    assert_eq!(
+        reply,
+        HostReply::Kv {
+            id: 6,
+            result: Err(distribkv_core::shard::group::KvError::WrongGroup)
+        }
+    );
+    // The owner's followers serve it, with the value written there.
+    mesh.run_until(Instant(mesh.now().as_millis() + 500));
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|h| !mesh.hosts[h].node(2).unwrap().is_leader())
+        .unwrap();
+    let before = mesh.hosts[&follower].stats().follower_reads_served;
+    let reply = ask(&mut mesh, follower, read(7, 2));
+    assert_eq!(
+        reply,
+        HostReply::Kv {
+            id: 7,
+            result: Ok(Some(Bytes::from_static(b"new")))
+        }
+    );
+    assert_eq!(
+        mesh.hosts[&follower].stats().follower_reads_served,
+        before + 1
+    );
+    assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
+}

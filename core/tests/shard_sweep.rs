@@ -31,15 +31,20 @@ fn sharded_seed_sweep() {
     let mut operations = 0;
     let mut configurations = 0;
     let mut expired = 0;
+    let mut follower_reads = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
         configurations += report.configurations;
         expired += report.expired_sessions;
+        follower_reads += report.follower_reads;
         if verbose {
             eprintln!(
-                "seed {seed}: {} operations, {} configurations, {} refused as expired",
-                report.operations, report.configurations, report.expired_sessions
+                "seed {seed}: {} operations, {} configurations, {} refused as expired, {} follower reads",
+                report.operations,
+                report.configurations,
+                report.expired_sessions,
+                report.follower_reads
             );
         }
         if !report.passed() {
@@ -57,9 +62,14 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {} failed",
         seeds.len(),
         failed.len()
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
+    if seeds.len() >= 10 {
+        // Two seeds in five turn follower reads on: some must have been
+        // served by a replica other than its group's leader.
+        assert!(follower_reads > 0, "no follower read was served");
+    }
 }

@@ -15,9 +15,10 @@
 //! server answers. Certificate problems are not retried: they would fail
 //! the same way everywhere.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,12 +85,20 @@ pub enum KvError {
 /// Connects to the cluster: a QUIC client of `servers` with the client
 /// certificate of `certs`. Connections are opened lazily, one per server.
 pub fn connect(servers: Vec<ServerAddress>, certs: &CertSet) -> Result<KvTransport, ClientError> {
+    connect_with(servers, certs.client_config()?)
+}
+
+/// [`connect`] with a TLS configuration already made from the certificates.
+fn connect_with(
+    servers: Vec<ServerAddress>,
+    tls: quinn::ClientConfig,
+) -> Result<KvTransport, ClientError> {
     let settings = ClientSettings {
         // The clerk times attempts out itself; this only bounds a stuck one.
         request_timeout: Duration::from_secs(60),
         ..ClientSettings::default()
     };
-    Client::new(servers, certs, settings)
+    Client::with_tls_config(servers, tls, settings)
 }
 
 /// How long [`discover`] waits for the members' answers.
@@ -103,10 +112,26 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// member, removed or never used, gets the address of a member). If no
 /// node answers, `given` itself.
 pub async fn discover(given: Vec<ServerAddress>, certs: &CertSet) -> Vec<ServerAddress> {
-    let Ok(seeds) = connect(given.clone(), certs) else {
+    let Ok(tls) = certs.client_config() else {
         return given;
     };
-    let seeds = Arc::new(seeds);
+    match discover_with(&given, tls).await {
+        Some(found) => found.servers,
+        None => given,
+    }
+}
+
+/// What [`discover_with`] found.
+struct Discovered {
+    /// Addresses by id, as [`discover`] returns them.
+    servers: Vec<ServerAddress>,
+    /// The ids that were members.
+    members: Vec<NodeId>,
+}
+
+/// [`discover`], or `None` if no node answered.
+async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Option<Discovered> {
+    let seeds = Arc::new(connect_with(given.to_vec(), tls).ok()?);
     let (answers, mut receive) = tokio::sync::mpsc::unbounded_channel();
     for index in 0..given.len() {
         let seeds = seeds.clone();
@@ -134,24 +159,27 @@ pub async fn discover(given: Vec<ServerAddress>, certs: &CertSet) -> Vec<ServerA
     let deadline = tokio::time::Instant::now() + DISCOVERY_TIMEOUT;
     while let Ok(Some(status)) = tokio::time::timeout_at(deadline, receive.recv()).await {
         let authoritative = status.leader == Some(status.node);
-        best = Some(status);
+        // Without the leader's answer, the one that knows the most recent
+        // configuration.
+        let newer = best
+            .as_ref()
+            .is_none_or(|b| (status.term, status.last_index) > (b.term, b.last_index));
+        if newer || authoritative {
+            best = Some(status);
+        }
         if authoritative {
             break;
         }
     }
     seeds.close().await;
-    let Some(status) = best else {
-        return given;
-    };
+    let status = best?;
     let members: Vec<(NodeId, ServerAddress)> = status
         .members
         .iter()
         .filter_map(|m| Some((m.id, crate::addr::parse_address(&m.address).ok()?)))
         .collect();
-    let Some(highest) = members.iter().map(|(id, _)| *id).max() else {
-        return given;
-    };
-    (1..=highest)
+    let highest = members.iter().map(|(id, _)| *id).max()?;
+    let servers = (1..=highest)
         .map(|id| {
             members
                 .iter()
@@ -160,7 +188,134 @@ pub async fn discover(given: Vec<ServerAddress>, certs: &CertSet) -> Vec<ServerA
                 .1
                 .clone()
         })
-        .collect()
+        .collect();
+    Some(Discovered {
+        servers,
+        members: members.iter().map(|(id, _)| *id).collect(),
+    })
+}
+
+/// How soon after a re-discovery another one may start.
+const REDISCOVERY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A single-group cluster as its clients see it: the transport to every
+/// member of its configuration, re-discovered when the configuration
+/// changes under a running client (a leader hint names a node added after
+/// the client started, whose address it does not know yet: it asks the
+/// members it knows for the member list, see [`discover`]). Shared by the
+/// sessions of one process.
+pub struct KvCluster {
+    tls: quinn::ClientConfig,
+    current: std::sync::RwLock<Known>,
+    /// Held during a re-discovery (one at a time); the time the last one ended.
+    rediscovery: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+/// The members a [`KvCluster`] knows and the transport to them.
+struct Known {
+    transport: Arc<KvTransport>,
+    members: Vec<NodeId>,
+}
+
+impl fmt::Debug for KvCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KvCluster")
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvCluster {
+    /// Connects to every member of the cluster that `given` lists part of
+    /// (see [`discover`]).
+    pub async fn connect(
+        given: Vec<ServerAddress>,
+        certs: &CertSet,
+    ) -> Result<KvCluster, ClientError> {
+        let tls = certs.client_config()?;
+        let (servers, members) = match discover_with(&given, tls.clone()).await {
+            Some(found) => (found.servers, found.members),
+            None => (given, Vec::new()),
+        };
+        let transport = Arc::new(connect_with(servers, tls.clone())?);
+        Ok(KvCluster {
+            tls,
+            current: std::sync::RwLock::new(Known { transport, members }),
+            rediscovery: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A cluster whose servers are `servers` exactly, node `n` at index
+    /// `n - 1`, without asking them first (they may not run yet); members
+    /// added later are still learned from leader hints.
+    pub fn fixed(servers: Vec<ServerAddress>, certs: &CertSet) -> Result<KvCluster, ClientError> {
+        let tls = certs.client_config()?;
+        let transport = Arc::new(connect_with(servers, tls.clone())?);
+        Ok(KvCluster {
+            tls,
+            current: std::sync::RwLock::new(Known {
+                transport,
+                members: Vec::new(),
+            }),
+            rediscovery: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The transport to the members known now.
+    pub fn transport(&self) -> Arc<KvTransport> {
+        self.known().transport.clone()
+    }
+
+    fn known(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the transport can reach node `id` (it was a member when the
+    /// members were last discovered, or at least has a position).
+    pub fn knows(&self, id: NodeId) -> bool {
+        let known = self.known();
+        known.members.contains(&id)
+            || (known.members.is_empty() && (id as usize) <= known.transport.servers().len())
+    }
+
+    /// Asks the members known for the member list again, because node `id`
+    /// (a leader hint) is not known; afterwards the transport reaches every
+    /// member then listed. Returns whether `id` is known now. Concurrent
+    /// calls wait for one re-discovery; a call soon after one changes
+    /// nothing.
+    pub async fn learn(&self, id: NodeId) -> bool {
+        let mut last = self.rediscovery.lock().await;
+        if self.knows(id) {
+            return true;
+        }
+        if last.is_some_and(|at| at.elapsed() < REDISCOVERY_PAUSE) {
+            return false;
+        }
+        let given = self.transport().servers().to_vec();
+        let found = discover_with(&given, self.tls.clone()).await;
+        *last = Some(tokio::time::Instant::now());
+        let Some(found) = found else {
+            return false;
+        };
+        if !found.members.contains(&id) {
+            return false;
+        }
+        let Ok(transport) = connect_with(found.servers, self.tls.clone()) else {
+            return false;
+        };
+        tracing::debug!(node = id, "learned a new member's address");
+        // Requests in flight keep the old transport alive until they end.
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Known {
+            transport: Arc::new(transport),
+            members: found.members,
+        };
+        true
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.transport().close().await;
+    }
 }
 
 /// An operation within the size limits the servers enforce. The client side
@@ -187,10 +342,10 @@ impl ValidOperation {
 type Pending =
     Pin<Box<dyn Future<Output = (NodeId, u64, Result<ClientResponse, ClientError>)> + Send>>;
 
-/// One client session: a clerk and the transport it talks through.
+/// One client session: a clerk and the cluster it talks to.
 #[derive(Debug)]
 pub struct KvSession {
-    transport: Arc<KvTransport>,
+    cluster: Arc<KvCluster>,
     clerk: Clerk,
     clock: Clock,
     /// Whether some node ever answered this session.
@@ -198,10 +353,10 @@ pub struct KvSession {
 }
 
 impl KvSession {
-    /// A session over `transport` (shared by many sessions) whose clerk
-    /// uses `timing`; `seed` picks the first server to try.
-    pub fn new(transport: Arc<KvTransport>, timing: SessionTiming, seed: u64) -> KvSession {
-        let servers = (1..=transport.servers().len() as NodeId).collect();
+    /// A session of `cluster` (shared by many sessions) whose clerk uses
+    /// `timing`; `seed` picks the first server to try.
+    pub fn new(cluster: Arc<KvCluster>, timing: SessionTiming, seed: u64) -> KvSession {
+        let servers = (1..=cluster.transport().servers().len() as NodeId).collect();
         let config = ClerkConfig {
             servers,
             attempt_timeout: timing.attempt_timeout_ms,
@@ -210,7 +365,7 @@ impl KvSession {
             follower_reads: false,
         };
         KvSession {
-            transport,
+            cluster,
             clerk: Clerk::new(config, seed),
             clock: Clock::start(),
             heard_from_cluster: false,
@@ -242,7 +397,7 @@ impl KvSession {
                 match output {
                     ClerkOutput::Send { to, request } => {
                         tracing::debug!(node = to, request = request.id, "attempt");
-                        let transport = self.transport.clone();
+                        let transport = self.cluster.transport();
                         let id = request.id;
                         pending.push(Box::pin(async move {
                             let index = (to - 1) as usize;
@@ -255,7 +410,8 @@ impl KvSession {
                     }
                     ClerkOutput::Done(Err(ClerkError::Unknown(_))) if !self.heard_from_cluster => {
                         let tried: Vec<String> = self
-                            .transport
+                            .cluster
+                            .transport()
                             .servers()
                             .iter()
                             .map(|s| format!("{}:{}", s.server_name, s.addr.port()))
@@ -290,6 +446,16 @@ impl KvSession {
                             result: Err(ServiceError::Unavailable(error.to_string())),
                         }}
                     };
+                    // A leader this session cannot reach yet (added after
+                    // it started): learn its address before the clerk
+                    // follows the hint.
+                    if let Err(ServiceError::NotLeader { leader_hint: Some(leader) }) = &response.result
+                        && !self.cluster.knows(*leader)
+                        && self.cluster.learn(*leader).await
+                    {
+                        let servers = self.cluster.transport().servers().len() as NodeId;
+                        self.clerk.set_servers((1..=servers).collect());
+                    }
                     self.clerk.handle_response(self.clock.now(), from, response);
                 }
                 () = sleep_until(deadline) => {

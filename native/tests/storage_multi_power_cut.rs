@@ -10,6 +10,7 @@
 //! `DISTRIBKV_POWER_CUT_RUNS=N` sets the number of random workloads
 //! (default 4); `DISTRIBKV_POWER_CUT_SEED=S` replays one, as printed on failure.
 
+mod power_cut_support;
 mod storage_multi_support;
 mod storage_support;
 
@@ -28,6 +29,7 @@ mod storage {
         FaultFileSystem, FaultInjector, Fork, PowerCut, StorageOptions,
     };
 
+    use crate::power_cut_support::{Acks, recovered_prefix, workload_seeds};
     use crate::storage_multi_support::Groups;
     use crate::storage_support::IDENTITY;
 
@@ -72,10 +74,8 @@ mod storage {
         /// `states[n]`: every group after the first `n` operations (steps
         /// and removals) since the storage was opened.
         states: Vec<States>,
-        /// File-system operation number at which each operation started.
-        started: Vec<u64>,
-        /// After each sync: operations run when it returned, operations acknowledged.
-        acks: Vec<(u64, usize)>,
+        /// When each operation was appended and acknowledged.
+        acks: Acks,
         tally: Tally,
     }
 
@@ -103,8 +103,7 @@ mod storage {
                 storage: None,
                 groups: Groups::default(),
                 states: Vec::new(),
-                started: Vec::new(),
-                acks: Vec::new(),
+                acks: Acks::default(),
                 tally: Tally::default(),
             };
             workload.open();
@@ -130,8 +129,7 @@ mod storage {
             self.storage = Some(storage);
             self.groups = Groups::recovered(&recovered, self.groups.seq);
             self.states = vec![recovered];
-            self.started.clear();
-            self.acks = vec![(0, 0)];
+            self.acks = Acks::default();
             self.check_forks();
         }
 
@@ -146,7 +144,7 @@ mod storage {
                     0..=64 => {
                         let count = 1 + self.rng.index(4);
                         let step = self.groups.step(&mut self.rng, GROUPS, count);
-                        self.started.push(self.fs.operations());
+                        self.acks.started(self.fs.operations());
                         let appended = self.storage().append(&step);
                         appended.unwrap_or_else(|e| self.fail(format!("append failed: {e}")));
                         self.states.push(self.groups.states());
@@ -158,7 +156,7 @@ mod storage {
                             continue;
                         }
                         let group = existing[self.rng.index(existing.len())];
-                        self.started.push(self.fs.operations());
+                        self.acks.started(self.fs.operations());
                         let removed = self.storage().remove_group(group);
                         removed.unwrap_or_else(|e| self.fail(format!("removal failed: {e}")));
                         self.groups.remove(group);
@@ -185,24 +183,12 @@ mod storage {
         fn sync(&mut self) {
             let synced = self.storage().sync();
             synced.unwrap_or_else(|e| self.fail(format!("sync failed: {e}")));
-            self.acks
-                .push((self.fs.operations(), self.states.len() - 1));
+            let operations = self.fs.operations();
+            self.acks.acknowledged(operations, self.states.len() - 1);
             let purged = self.storage().maybe_compact();
             let purge = purged.unwrap_or_else(|e| self.fail(format!("purge failed: {e}")));
             self.tally.segments_removed += purge.segments_removed;
             self.tally.entries_rewritten += purge.entries_rewritten;
-        }
-
-        fn bounds_at(&self, operation: u64) -> (usize, usize) {
-            let acked = self
-                .acks
-                .iter()
-                .filter(|(returned, _)| *returned <= operation)
-                .map(|(_, n)| *n)
-                .max()
-                .unwrap_or(0);
-            let appended = self.started.partition_point(|&start| start < operation);
-            (acked, appended.max(acked))
         }
 
         /// Cuts `fs`'s power, recovers, and checks the outcome; returns the
@@ -215,7 +201,7 @@ mod storage {
             operation: u64,
             next: &str,
         ) -> Result<(MultiStorage, States, FaultFileSystem), String> {
-            let (acked, appended) = self.bounds_at(operation);
+            let (acked, appended) = self.acks.bounds_at(operation);
             let point =
                 format!("power cut ({mode:?}, seed {seed}) before operation {operation} ({next})");
             let after = fs
@@ -241,18 +227,8 @@ mod storage {
                     ));
                 }
             }
-            if !(acked..=upper).any(|n| self.states[n] == recovered) {
-                let lost = (0..acked)
-                    .rev()
-                    .find(|&n| self.states[n] == recovered)
-                    .map_or("a state no prefix of the steps gives".to_owned(), |n| {
-                        format!("the state after {n} operations")
-                    });
-                return Err(format!(
-                    "{point}: {acked} operations were acknowledged, at most {upper} appended, \
-                     but recovery gave {lost}"
-                ));
-            }
+            recovered_prefix(&self.states, acked, appended, &recovered)
+                .map_err(|lost| format!("{point}: {lost}"))?;
             Ok((storage, recovered, after))
         }
 
@@ -320,27 +296,10 @@ mod storage {
         }
     }
 
-    fn workload_seeds() -> (Vec<u64>, bool) {
-        if let Some(seed) = std::env::var("DISTRIBKV_POWER_CUT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            return (vec![seed], false);
-        }
-        let runs = std::env::var("DISTRIBKV_POWER_CUT_RUNS")
-            .ok()
-            .and_then(|s| s.parse().ok());
-        let default = runs.is_none();
-        (
-            (1..=runs.unwrap_or(4)).map(|i| 14_000 + i).collect(),
-            default,
-        )
-    }
-
     #[test]
     fn random_cut_points_lose_no_acknowledged_step_of_any_group() {
         let started = Instant::now();
-        let (seeds, default) = workload_seeds();
+        let (seeds, default) = workload_seeds(4, 14_000);
         let mut total = Tally::default();
         for &seed in &seeds {
             let tally = Workload::new(seed).run(150);

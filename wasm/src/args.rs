@@ -3,6 +3,7 @@
 //! message that names the argument, never a panic or a silent coercion
 //! (wasm-bindgen's own `u32` parameters would turn `"abc"` into 0).
 
+use distribkv_core::check::Budget;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsError, JsValue};
 
@@ -257,4 +258,14 @@ impl Fields {
 pub fn history_from(opts: &JsValue) -> Result<u64, JsError> {
     let fields = Fields::new(opts, "history options", &["from"])?;
     Ok(fields.read("from", integer)?.unwrap_or(1).max(1))
+}
+
+/// The step budget of `check(opts)`: `opts.maxSteps`, or the checker's
+/// default.
+pub fn check_budget(opts: &JsValue) -> Result<Budget, JsError> {
+    let fields = Fields::new(opts, "check options", &["maxSteps"])?;
+    Ok(match fields.read("maxSteps", integer)? {
+        Some(steps) => Budget::steps(steps),
+        None => Budget::DEFAULT,
+    })
 }

@@ -37,7 +37,6 @@ pub mod sharded;
 pub mod types;
 pub mod view;
 
-use distribkv_core::check::Budget;
 use distribkv_core::sim::{Sim, SimError};
 use distribkv_core::time::Instant;
 use serde::Serialize;
@@ -79,9 +78,8 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 #[wasm_bindgen]
 pub struct Simulation {
     sim: Sim,
-    /// The last linearizability verdict and the history it was for
-    /// (operations, settled operations, step budget).
-    last_check: Option<((usize, usize, u64), linearizability::Verdict)>,
+    /// The last linearizability verdict and the history it was for.
+    verdicts: linearizability::VerdictCache,
 }
 
 impl Simulation {
@@ -109,7 +107,7 @@ impl Simulation {
         let sim = Sim::try_new(config).map_err(|e| error(e.to_string()))?;
         Ok(Simulation {
             sim,
-            last_check: None,
+            verdicts: linearizability::VerdictCache::default(),
         })
     }
 
@@ -224,34 +222,26 @@ impl Simulation {
             safety: &'a [String],
             linearizability: &'a linearizability::Verdict,
         }
-        let fields = Fields::new(&opts, "check options", &["maxSteps"])?;
-        let budget = match fields.read("maxSteps", args::integer)? {
-            Some(steps) => Budget::steps(steps),
-            None => Budget::DEFAULT,
-        };
-        // The verdict depends only on the history: recheck only when an
-        // operation was added or settled.
+        let budget = args::check_budget(&opts)?;
         let history = self.sim.history();
         let key = (
             history.len(),
             history.iter().filter(|e| e.outcome.is_some()).count(),
             budget.max_steps,
         );
-        let verdict = match self.last_check.take() {
-            Some((last, verdict)) if last == key => verdict,
-            _ => linearizability::check(&self.sim, budget),
-        };
-        let safety = self.sim.violations();
+        let sim = &self.sim;
+        let verdict = self
+            .verdicts
+            .verdict(key, || linearizability::check(sim, budget));
+        let safety = sim.violations();
         let mut violations = safety.to_vec();
         violations.extend(verdict.summary.clone());
-        let result = to_js(&Check {
+        to_js(&Check {
             ok: violations.is_empty(),
             violations,
             safety,
-            linearizability: &verdict,
-        });
-        self.last_check = Some((key, verdict));
-        result
+            linearizability: verdict,
+        })
     }
 
     /// The trace hash (a u64 in decimal): equal for equal runs, on every platform.

@@ -28,6 +28,29 @@ pub struct Verdict {
     pub summary: Option<String>,
 }
 
+/// What a history is, for [`VerdictCache`]: its operations, how many of
+/// them settled, and the step budget of the search.
+pub type HistoryKey = (usize, usize, u64);
+
+/// The last verdict and the history it was for. A verdict depends only on
+/// the history and the budget, so `check()` searches again only when an
+/// operation was added or settled, or the budget changed.
+#[derive(Debug, Default)]
+pub struct VerdictCache {
+    last: Option<(HistoryKey, Verdict)>,
+}
+
+impl VerdictCache {
+    /// The verdict for the history `key` describes: the kept one if it is
+    /// for that history, else `search()`'s, kept for next time.
+    pub fn verdict(&mut self, key: HistoryKey, search: impl FnOnce() -> Verdict) -> &Verdict {
+        if !matches!(&self.last, Some((last, _)) if *last == key) {
+            self.last = None;
+        }
+        &self.last.get_or_insert_with(|| (key, search())).1
+    }
+}
+
 /// Checks the simulator's history. Operations refused for certain are left
 /// out; pending and given-up ones may or may not have taken effect
 /// ([`Sim::check_operations`]).

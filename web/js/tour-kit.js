@@ -88,15 +88,21 @@ export function query(sim) {
   };
 }
 
-/** The claims of a step that do not hold, as texts. */
-export function failedClaims(step, facts, sim) {
+/**
+ * The claims of a step that do not hold, as texts: its expect() reads
+ * `seen()` (a query of the run at the step's end, in either mode).
+ */
+export function unmetClaims(step, facts, seen) {
   if (!step.expect) return [];
   try {
-    return step.expect(facts, query(sim)).filter(([, holds]) => !holds).map(([claim]) => claim);
+    return step.expect(facts, seen()).filter(([, holds]) => !holds).map(([claim]) => claim);
   } catch (err) {
     return [`checking the step failed (${err.message})`];
   }
 }
+
+/** The claims of a step that do not hold on `sim`, as texts. */
+export const failedClaims = (step, facts, sim) => unmetClaims(step, facts, () => query(sim));
 
 /** What a step's plan works with: a scratch Timeline, seen through a few helpers. */
 export function planContext(timeline) {

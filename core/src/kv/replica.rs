@@ -374,8 +374,12 @@ impl Replica {
                 .node
                 .progress()
                 .map(|progress| {
+                    // Members only: a removed node the leader still
+                    // tells about its removal is no follower.
+                    let membership = self.node.membership();
                     progress
                         .iter()
+                        .filter(|(id, _)| membership.contains(**id))
                         .map(|(id, p)| (*id, p.match_index))
                         .collect()
                 })

@@ -213,10 +213,7 @@ impl core::fmt::Display for Rejected {
             Rejected::InvalidMembershipChange(change) => {
                 write!(f, "invalid membership change {change:?}")
             }
-            Rejected::RemovedId(id) => write!(
-                f,
-                "node id {id} was removed from the cluster; ids are never reused"
-            ),
+            Rejected::RemovedId(id) => write!(f, "node {id} was removed; ids are never reused"),
             Rejected::PromotionInProgress(id) => write!(
                 f,
                 "a membership change is in progress: learner {id} is catching up to be promoted; only its promotion or its removal is taken until then"

@@ -5,8 +5,9 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use super::membership::FAREWELL_TIMEOUTS;
 use super::message::{Message, RequestVote, RequestVoteResponse};
-use super::node::{LeaderState, Node, Role};
+use super::node::{Departure, LeaderState, Node, Role};
 use super::progress::Progress;
 use super::quorum::{VoteResult, VoteTally};
 use super::read::ReadState;
@@ -100,15 +101,37 @@ impl Node {
     /// commit index of) entries from earlier terms (§5.4.2, §8).
     fn become_leader(&mut self) {
         let last = self.log.last_index();
-        let progress: BTreeMap<NodeId, Progress> = self
-            .log
-            .membership()
+        let latest = self.log.membership();
+        let committed = self.log.committed_membership();
+        let mut progress: BTreeMap<NodeId, Progress> = latest
             .members()
+            .chain(committed.members())
             .filter(|&id| id != self.id)
             .map(|id| (id, Progress::new(last)))
             .collect();
+        // Nodes removed by entries still in the log may not know it yet
+        // (the previous leader may have died before telling them): they
+        // are told again, see `sync_progress`.
+        let until = self.now + self.config.election_timeout_max * FAREWELL_TIMEOUTS;
+        let departing: BTreeMap<NodeId, Departure> = self
+            .log
+            .removals()
+            .filter(|&(id, _)| id != self.id && !progress.contains_key(&id))
+            .map(|(id, removed_at)| {
+                let departure = Departure {
+                    removed_at,
+                    told_in_round: None,
+                    until,
+                };
+                (id, departure)
+            })
+            .collect();
+        for id in departing.keys() {
+            progress.insert(*id, Progress::new(last));
+        }
         self.role = Role::Leader(Box::new(LeaderState {
             progress,
+            departing,
             heartbeat_deadline: self.now + self.config.heartbeat_interval,
             check_quorum_deadline: self.now + self.config.heartbeat_interval,
             quorum_heard_at: self.now,

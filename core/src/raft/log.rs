@@ -7,7 +7,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::types::{Entry, LogIndex, Membership, Payload, SnapshotMeta, Term};
+use super::types::{Entry, LogIndex, Membership, NodeId, Payload, SnapshotMeta, Term};
 
 /// The log of one node.
 #[derive(Clone, Debug)]
@@ -230,6 +230,34 @@ impl RaftLog {
             .find(|(at, _)| *at <= index)
             .map_or(&self.snapshot.membership, |(_, m)| m)
             .clone()
+    }
+
+    /// The removals made by the membership entries still in the log: each
+    /// removed id with the index of the entry that removed it, in log order.
+    /// (A removed id stays removed: ids are never reused.)
+    pub fn removals(&self) -> impl Iterator<Item = (NodeId, LogIndex)> + '_ {
+        let before = core::iter::once(&self.snapshot.membership)
+            .chain(self.memberships.iter().map(|(_, m)| m));
+        before
+            .zip(self.memberships.iter())
+            .flat_map(|(before, (at, after))| {
+                after
+                    .removed
+                    .iter()
+                    .filter(|&&id| !before.is_removed(id))
+                    .map(move |&id| (id, *at))
+            })
+    }
+
+    /// Index of the entry that removed `id`, if it is in the log; the
+    /// snapshot's index if the removal was compacted into it.
+    pub fn removal_index(&self, id: NodeId) -> Option<LogIndex> {
+        if self.snapshot.membership.is_removed(id) {
+            return Some(self.snapshot.index);
+        }
+        self.removals()
+            .find(|&(removed, _)| removed == id)
+            .map(|(_, at)| at)
     }
 
     /// Number of entries held in memory.

@@ -18,24 +18,35 @@ use alloc::vec::Vec;
 
 use super::api::{MembershipChange, Rejected};
 use super::message::{Heartbeat, Message, TimeoutNow};
-use super::node::{Node, Role};
+use super::node::{Departure, LeaderState, Node, Role};
 use super::progress::Progress;
 use super::types::{LogIndex, Membership, NodeId, Payload};
 
+/// How long (in maximum election timeouts) a leader keeps telling a removed
+/// node that its removal is committed before it gives up on it (a removed
+/// machine may be dead for good).
+pub(super) const FAREWELL_TIMEOUTS: u64 = 10;
+
 impl Membership {
-    /// The membership after `change`, or why the change is invalid.
+    /// The membership after `change`, or why the change is invalid (adding
+    /// an id that was ever removed is: [`Rejected::RemovedId`]).
     pub fn apply(&self, change: MembershipChange) -> Result<Membership, Rejected> {
         let mut next = self.clone();
         match change {
+            // Ids are permanent: one that was ever removed never comes
+            // back (members drop whatever a committed-removed id sends, so
+            // it could not even reach them).
+            MembershipChange::AddLearner(id) | MembershipChange::AddVoter(id)
+                if self.is_removed(id) =>
+            {
+                return Err(Rejected::RemovedId(id));
+            }
             MembershipChange::AddLearner(id) => {
                 if id == 0 || self.contains(id) {
                     return Err(Rejected::InvalidMembershipChange(change));
                 }
                 next.learners.push(id);
                 next.learners.sort_unstable();
-                // The simulator may bring a removed machine back;
-                // `add_member` is the way that keeps ids permanent.
-                next.removed.retain(|&r| r != id);
             }
             MembershipChange::AddVoter(id) => {
                 if id == 0 || self.is_voter(id) {
@@ -69,16 +80,13 @@ impl Membership {
     /// The membership with `id` added as a learner reached at `address`,
     /// recorded as [`Membership::promoting`] when `promote` is set. Ids are
     /// permanent: one that was ever removed is refused
-    /// ([`Rejected::RemovedId`]), as is a member's.
+    /// ([`Rejected::RemovedId`], as by [`Membership::apply`]), as is a member's.
     pub fn add_member(
         &self,
         id: NodeId,
         address: String,
         promote: bool,
     ) -> Result<Membership, Rejected> {
-        if self.is_removed(id) {
-            return Err(Rejected::RemovedId(id));
-        }
         let mut next = self.apply(MembershipChange::AddLearner(id))?;
         next.set_address(id, address);
         if promote {
@@ -166,11 +174,17 @@ impl Node {
     }
 
     /// Makes the leader's follower set match the current membership: new
-    /// members are probed from the end of the log, removed ones forgotten
-    /// once their removal commits. Until then the leader keeps replicating
-    /// to them, so a removed node receives the entry that removes it; when
-    /// it commits, a last heartbeat tells it so (a node stops on its
-    /// committed removal, see [`Node::is_removed`]).
+    /// members are probed from the end of the log. A member whose removal
+    /// commits becomes departing (see [`Departure`]): the leader keeps
+    /// replicating to it, so that it receives the entry that removes it,
+    /// and once it has acknowledged that entry, a heartbeat carries a
+    /// commit index covering it: from it the node learns that its removal
+    /// is committed, and stops (see [`Node::is_removed`]). Without that, a
+    /// node whose acknowledgement of its removal arrived after the commit
+    /// (the commit needs only the new configuration's majority) would never
+    /// learn it and would run on. A departing node counts toward no quorum:
+    /// commits, elections, CheckQuorum and ReadIndex count the voters of
+    /// the configuration.
     pub(super) fn sync_progress(&mut self) {
         let committed = self.log.membership_at(self.log.commit());
         let members: Vec<NodeId> = self
@@ -181,20 +195,34 @@ impl Node {
             .filter(|&m| m != self.id)
             .collect();
         let last = self.log.last_index();
-        let (term, commit) = (self.term, self.log.commit());
+        let commit = self.log.commit();
+        let until = self.now + self.config.election_timeout_max * FAREWELL_TIMEOUTS;
+        let Role::Leader(leader) = &self.role else {
+            return;
+        };
+        let leaving: Vec<(NodeId, LogIndex)> = leader
+            .progress
+            .keys()
+            .filter(|id| !members.contains(id) && !leader.departing.contains_key(id))
+            .map(|&id| (id, self.log.removal_index(id).unwrap_or(commit)))
+            .collect();
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
-        // A node whose removal just committed is told so once more, with a
-        // heartbeat carrying the commit index as far as its log matches:
-        // from it the node learns that its removal is committed, and stops.
-        let farewells: Vec<(NodeId, LogIndex)> = leader
+        for &(id, removed_at) in &leaving {
+            leader.departing.insert(
+                id,
+                Departure {
+                    removed_at,
+                    told_in_round: None,
+                    until,
+                },
+            );
+        }
+        let departing = &leader.departing;
+        leader
             .progress
-            .iter()
-            .filter(|(id, _)| !members.contains(id))
-            .map(|(&id, p)| (id, commit.min(p.match_index)))
-            .collect();
-        leader.progress.retain(|id, _| members.contains(id));
+            .retain(|id, _| members.contains(id) || departing.contains_key(id));
         for id in members {
             leader
                 .progress
@@ -202,9 +230,31 @@ impl Node {
                 .or_insert_with(|| Progress::new(last));
         }
         leader.append_to_all = true;
-        for (id, commit) in farewells {
+        for (id, _) in leaving {
+            self.maybe_say_farewell(id);
+        }
+    }
+
+    /// Tells departing node `peer` that its removal is committed, if it has
+    /// acknowledged the entry that removed it (a heartbeat's commit index
+    /// never goes past what the follower is known to hold).
+    pub(super) fn maybe_say_farewell(&mut self, peer: NodeId) {
+        let (term, commit) = (self.term, self.log.commit());
+        let Role::Leader(leader) = &self.role else {
+            return;
+        };
+        let (Some(departure), Some(progress)) =
+            (leader.departing.get(&peer), leader.progress.get(&peer))
+        else {
+            return;
+        };
+        if departure.told_in_round.is_none()
+            && progress.match_index >= departure.removed_at
+            && commit >= departure.removed_at
+        {
+            let commit = commit.min(progress.match_index);
             self.send(
-                id,
+                peer,
                 Message::Heartbeat(Heartbeat {
                     term,
                     commit,
@@ -212,6 +262,35 @@ impl Node {
                 }),
             );
         }
+    }
+
+    /// At a heartbeat (round `round`): forgets the departing nodes that
+    /// answered a heartbeat telling them their removal is committed, or
+    /// that ran out of time, and notes which ones this round tells.
+    pub(super) fn update_departures(&mut self, round: u64) {
+        let now = self.now;
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let LeaderState {
+            progress,
+            departing,
+            ..
+        } = &mut **leader;
+        departing.retain(|id, departure| {
+            let Some(p) = progress.get(id) else {
+                return false;
+            };
+            let told = departure.told_in_round.is_some_and(|r| p.round_acked >= r);
+            if told || now >= departure.until {
+                progress.remove(id);
+                return false;
+            }
+            if departure.told_in_round.is_none() && p.match_index >= departure.removed_at {
+                departure.told_in_round = Some(round);
+            }
+            true
+        });
     }
 
     /// A leader no longer in the voters steps down once its removal is
@@ -251,6 +330,14 @@ impl Node {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    fn back_id(change: MembershipChange) -> NodeId {
+        match change {
+            MembershipChange::AddLearner(id)
+            | MembershipChange::AddVoter(id)
+            | MembershipChange::Remove(id) => id,
+        }
+    }
 
     #[test]
     fn changes_one_at_a_time() {
@@ -294,6 +381,17 @@ mod tests {
         );
         let m = m.apply(MembershipChange::Remove(5)).unwrap();
         assert_eq!((m.address(5), m.removed.clone()), (None, vec![1, 5]));
+        for back in [
+            MembershipChange::AddLearner(5),
+            MembershipChange::AddVoter(5),
+            MembershipChange::AddVoter(1),
+        ] {
+            assert_eq!(
+                m.apply(back),
+                Err(Rejected::RemovedId(back_id(back))),
+                "{back:?}: ids are permanent"
+            );
+        }
         let single = Membership::with_voters([7]);
         assert!(
             single.apply(MembershipChange::Remove(7)).is_err(),

@@ -25,8 +25,14 @@ use crate::time::Instant;
 /// The leader's state: exists only while leading.
 #[derive(Clone, Debug)]
 pub(super) struct LeaderState {
-    /// Every other member's progress.
+    /// Every other member's progress, and that of each node in `departing`.
     pub progress: BTreeMap<NodeId, Progress>,
+    /// Nodes whose removal is committed but who may not know it yet: the
+    /// leader keeps replicating to them until it can tell them (see
+    /// `sync_progress`). Invariant: none is a member of the latest or of the
+    /// committed configuration, each has an entry in `progress`, and none
+    /// counts toward any quorum (those count the configuration's voters).
+    pub departing: BTreeMap<NodeId, Departure>,
     /// Next heartbeat.
     pub heartbeat_deadline: Instant,
     /// Next CheckQuorum check (every heartbeat interval).
@@ -48,6 +54,21 @@ pub(super) struct LeaderState {
     pub append_to_all: bool,
 }
 
+/// A node the leader says farewell to: its removal (the membership entry at
+/// `removed_at`) is committed, and the leader replicates to it until a
+/// heartbeat whose commit index covers that entry has been answered, or
+/// until `until` (it may be dead: a replaced machine).
+#[derive(Clone, Debug)]
+pub(super) struct Departure {
+    /// Index of the membership entry that removed it.
+    pub removed_at: LogIndex,
+    /// The heartbeat round that first told it its removal is committed
+    /// (sent once it had acknowledged `removed_at`).
+    pub told_in_round: Option<u64>,
+    /// When the leader stops trying.
+    pub until: Instant,
+}
+
 /// A role and the state that only that role has.
 #[derive(Clone, Debug)]
 pub(super) enum Role {
@@ -60,6 +81,37 @@ pub(super) enum Role {
         self_vote_seq: u64,
     },
     Leader(Box<LeaderState>),
+}
+
+impl Role {
+    /// The progress of follower `peer`, when leading and tracking it.
+    pub(super) fn follower_progress(&mut self, peer: NodeId) -> Option<&mut Progress> {
+        match self {
+            Role::Leader(leader) => leader.progress.get_mut(&peer),
+            _ => None,
+        }
+    }
+
+    /// The progress of follower `from`, whose answer just arrived, marked
+    /// recently active (CheckQuorum counts it). An answer that finds this
+    /// node no longer leading is counted as `unexpected`, one from a node it
+    /// does not track as `misaddressed`; both are dropped.
+    pub(super) fn answering_follower(
+        &mut self,
+        from: NodeId,
+        stats: &mut Stats,
+    ) -> Option<&mut Progress> {
+        let Role::Leader(leader) = self else {
+            stats.unexpected += 1;
+            return None;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            stats.misaddressed += 1;
+            return None;
+        };
+        progress.recent_active = true;
+        Some(progress)
+    }
 }
 
 /// A snapshot being received chunk by chunk.
@@ -357,7 +409,11 @@ impl Node {
         // at. Only a committed removal counts: one still in flight may be
         // truncated away, and a leader that removes itself keeps leading
         // until its removal commits (§4.2.2).
-        if self.log.committed_membership().is_removed(from) {
+        // The one exception: the leader hears the answers, in its own term,
+        // of a node it is telling that its removal is committed.
+        if self.log.committed_membership().is_removed(from)
+            && !self.is_farewell_answer(from, &message)
+        {
             self.stats.from_removed += 1;
             return;
         }
@@ -400,6 +456,24 @@ impl Node {
             Message::ReadIndex(m) => self.handle_read_index_request(from, m),
             Message::ReadIndexResponse(m) => self.handle_read_index_response(from, m),
         }
+    }
+
+    /// Whether `message` from the removed node `from` answers this leader's
+    /// farewell replication (see `LeaderState::departing`): a response of
+    /// the leader's own term. Such an answer only moves that node's
+    /// progress, which no quorum counts.
+    fn is_farewell_answer(&self, from: NodeId, message: &Message) -> bool {
+        let Role::Leader(leader) = &self.role else {
+            return false;
+        };
+        leader.departing.contains_key(&from)
+            && message.term() == self.term
+            && matches!(
+                message,
+                Message::AppendEntriesResponse(_)
+                    | Message::HeartbeatResponse(_)
+                    | Message::InstallSnapshotResponse(_)
+            )
     }
 
     /// A message from an older term: tell a stale leader or candidate about

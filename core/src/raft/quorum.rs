@@ -51,7 +51,7 @@ impl VoteTally {
 }
 
 /// The highest index replicated on a majority, given each voter's match index.
-pub fn committed_index(mut matches: Vec<LogIndex>) -> LogIndex {
+pub fn committed_index(matches: &mut [LogIndex]) -> LogIndex {
     if matches.is_empty() {
         return 0;
     }
@@ -76,7 +76,11 @@ mod tests {
             (&[9, 9, 9, 1, 1], 9),
         ];
         for (matches, expected) in cases {
-            assert_eq!(committed_index(matches.to_vec()), expected, "{matches:?}");
+            assert_eq!(
+                committed_index(&mut matches.to_vec()),
+                expected,
+                "{matches:?}"
+            );
         }
     }
 

@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use bytes::Bytes;
+use core::ops::Bound;
 
 use super::api::{Accepted, Rejected};
 use super::message::{
@@ -48,18 +49,40 @@ impl Node {
         }
     }
 
-    /// Sends the AppendEntries asked for since the last flush.
+    /// Sends the AppendEntries asked for since the last flush. Called on
+    /// every flush of a leader, after every proposal: sending to every
+    /// follower allocates nothing (a multi-group host flushes many leaders
+    /// per step).
     pub(super) fn send_pending_appends(&mut self) {
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
-        let peers: Vec<NodeId> = if core::mem::take(&mut leader.append_to_all) {
+        if core::mem::take(&mut leader.append_to_all) {
             leader.append_needed.clear();
-            leader.progress.keys().copied().collect()
-        } else {
-            core::mem::take(&mut leader.append_needed)
-        };
-        for peer in peers {
+            // Every follower, in id order, without collecting the ids:
+            // sending needs `&mut self`.
+            let mut after = None;
+            loop {
+                let Role::Leader(leader) = &self.role else {
+                    return;
+                };
+                let next = match after {
+                    None => leader.progress.keys().next(),
+                    Some(previous) => leader
+                        .progress
+                        .range((Bound::Excluded(previous), Bound::Unbounded))
+                        .map(|(peer, _)| peer)
+                        .next(),
+                };
+                let Some(&peer) = next else {
+                    return;
+                };
+                self.maybe_send_append(peer, false);
+                after = Some(peer);
+            }
+        }
+        // Taken, not cleared: an idle leader keeps no allocation for it.
+        for peer in core::mem::take(&mut leader.append_needed) {
             self.maybe_send_append(peer, false);
         }
     }
@@ -72,10 +95,7 @@ impl Node {
     pub(super) fn maybe_send_append(&mut self, peer: NodeId, allow_empty: bool) {
         let max_inflight = self.config.max_inflight_messages;
         loop {
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&peer) else {
+            let Some(progress) = self.role.follower_progress(peer) else {
                 return;
             };
             if let ProgressState::Snapshot { .. } = progress.state {
@@ -190,15 +210,19 @@ impl Node {
                 }
             }
         }
+        let leader_commit = request.leader_commit;
         if let Some(i) = new_from {
-            let entries: Vec<_> = request.entries.drain(i..).collect();
+            // The message's own vector becomes the staged write's entries
+            // (no copy of the vector when every entry is new).
+            let mut entries = request.entries;
+            entries.drain(..i);
             for entry in &entries {
                 self.log.push(entry.clone());
             }
             self.stage_entries(entries);
         }
         // §5.3 step 5: commit = min(leaderCommit, index of last new entry).
-        self.log.commit_to(request.leader_commit.min(last_new));
+        self.log.commit_to(leader_commit.min(last_new));
         self.answer_append(from, last_new);
     }
 
@@ -243,15 +267,9 @@ impl Node {
 
     pub(super) fn handle_append_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
         let last_index = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         if response.success {
             if response.index > last_index {
                 self.stats.malformed += 1;
@@ -264,6 +282,7 @@ impl Node {
             let caught_up = progress.match_index == last_index;
             if advanced {
                 self.maybe_commit();
+                self.maybe_say_farewell(from);
             }
             if caught_up {
                 self.maybe_send_timeout_now(from);
@@ -279,10 +298,7 @@ impl Node {
                 },
                 None => response.index,
             };
-            let Role::Leader(leader) = &mut self.role else {
-                return;
-            };
-            let Some(progress) = leader.progress.get_mut(&from) else {
+            let Some(progress) = self.role.follower_progress(from) else {
                 return;
             };
             if progress.maybe_decrease_to(response.index, probe_next) {
@@ -299,19 +315,24 @@ impl Node {
         let Role::Leader(leader) = &self.role else {
             return;
         };
-        let matches: Vec<LogIndex> = self
-            .log
-            .membership()
-            .voters
-            .iter()
-            .map(|&v| {
-                if v == self.id {
-                    self.durable_index()
-                } else {
-                    leader.progress.get(&v).map_or(0, |p| p.match_index)
-                }
-            })
-            .collect();
+        // Called on every acknowledgement: no allocation for the usual
+        // cluster sizes.
+        let voters = &self.log.membership().voters;
+        let mut inline = [0; 9];
+        let mut spilled = Vec::new();
+        let matches: &mut [LogIndex] = if voters.len() <= inline.len() {
+            &mut inline[..voters.len()]
+        } else {
+            spilled.resize(voters.len(), 0);
+            &mut spilled
+        };
+        for (slot, &voter) in matches.iter_mut().zip(voters) {
+            *slot = if voter == self.id {
+                self.durable_index()
+            } else {
+                leader.progress.get(&voter).map_or(0, |p| p.match_index)
+            };
+        }
         let index = committed_index(matches);
         if index > self.log.commit() && self.log.term_at(index) == Some(self.term) {
             let change_committed = self
@@ -338,6 +359,10 @@ impl Node {
         };
         let round = leader.reads.start_round(now);
         leader.heartbeat_deadline = now + heartbeat_interval;
+        self.update_departures(round);
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
         let targets: Vec<(NodeId, LogIndex)> = leader
             .progress
             .iter()
@@ -377,15 +402,9 @@ impl Node {
         let now = self.now;
         let heartbeat_interval = self.config.heartbeat_interval;
         let max_inflight = self.config.max_inflight_messages;
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         progress.round_acked = progress.round_acked.max(response.round);
         let mut resend = false;
         match &mut progress.state {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::api::{Output, Rejected};
 use super::message::{InstallSnapshot, InstallSnapshotResponse, Message};
-use super::node::{Node, Role, SnapshotAssembly};
+use super::node::{Node, SnapshotAssembly};
 use super::progress::ProgressState;
 use super::types::{LogIndex, NodeId, Snapshot, SnapshotMeta};
 
@@ -49,10 +49,7 @@ impl Node {
         let total_len = data.len() as u64;
         let now = self.now;
         let term = self.term;
-        let Role::Leader(leader) = &mut self.role else {
-            return;
-        };
-        let Some(progress) = leader.progress.get_mut(&peer) else {
+        let Some(progress) = self.role.follower_progress(peer) else {
             return;
         };
         let ProgressState::Snapshot {
@@ -167,15 +164,9 @@ impl Node {
         from: NodeId,
         response: InstallSnapshotResponse,
     ) {
-        let Role::Leader(leader) = &mut self.role else {
-            self.stats.unexpected += 1;
+        let Some(progress) = self.role.answering_follower(from, &mut self.stats) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            self.stats.misaddressed += 1;
-            return;
-        };
-        progress.recent_active = true;
         let ProgressState::Snapshot {
             index, acked, sent, ..
         } = &mut progress.state

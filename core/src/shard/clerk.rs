@@ -10,6 +10,12 @@
 //! completion), feed replies with [`ShardClerk::handle_reply`] and call
 //! [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
 //! operation at a time; it is retried until it completes.
+//!
+//! With [`ShardClerkConfig::follower_reads`], a get goes to any server of
+//! the owning group, drawn at random for each read, as a
+//! [`HostRequest::FollowerRead`]: reads spread over every host, with the
+//! same guarantees (the server serves it after a read index round with its
+//! group's leader, and checks ownership on the state at that index).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -33,6 +39,10 @@ pub struct ShardClerkConfig {
     pub retry_ms: u64,
     /// Wait before retrying a shard that has not arrived, or an unowned one, ms.
     pub backoff_ms: u64,
+    /// Send gets to any server of the owning group, drawn at random for
+    /// each read, followers included ([`HostRequest::FollowerRead`]).
+    /// Off by default.
+    pub follower_reads: bool,
 }
 
 impl ShardClerkConfig {
@@ -42,6 +52,7 @@ impl ShardClerkConfig {
             controller,
             retry_ms: 100,
             backoff_ms: 50,
+            follower_reads: false,
         }
     }
 }
@@ -83,6 +94,9 @@ struct Current {
     refreshing: bool,
     /// Correlation id of the attempt in flight (0: none, waiting to resend).
     attempt: u64,
+    /// A follower read: the position, among the owning group's servers, of
+    /// the one asked (drawn at random, moved on after a failure).
+    read_server: Option<usize>,
 }
 
 /// A sans-IO client of the sharded service. See the module documentation.
@@ -98,6 +112,8 @@ pub struct ShardClerk {
     current: Option<Current>,
     deadline: Instant,
     outputs: VecDeque<ShardClerkOutput>,
+    /// Draws the server of each follower read.
+    rng: Rng,
 }
 
 /// The controller's entry in `leaders` (no shard group uses `u64::MAX`).
@@ -106,7 +122,8 @@ const CONTROLLER_SLOT: GroupId = u64::MAX;
 impl ShardClerk {
     /// A clerk with a random client id drawn from `seed`.
     pub fn new(config: ShardClerkConfig, seed: u64) -> ShardClerk {
-        let client = Rng::new(seed).next_u64() | 1;
+        let mut rng = Rng::new(seed);
+        let client = rng.next_u64() | 1;
         ShardClerk {
             config,
             client,
@@ -117,7 +134,13 @@ impl ShardClerk {
             current: None,
             deadline: Instant::NEVER,
             outputs: VecDeque::new(),
+            rng,
         }
+    }
+
+    /// Turns follower reads on or off (from the next operation on).
+    pub fn set_follower_reads(&mut self, on: bool) {
+        self.config.follower_reads = on;
     }
 
     /// The client id.
@@ -149,13 +172,17 @@ impl ShardClerk {
         if self.current.is_some() {
             return Err(ClerkBusy);
         }
+        let is_read = matches!(&task, Task::Kv(op) if !op.is_write());
         self.seq += 1;
         let refreshing = matches!(task, Task::Kv(_)) && self.cached.is_none();
+        let read_server =
+            (is_read && self.config.follower_reads).then(|| self.rng.next_u64() as usize);
         self.current = Some(Current {
             task,
             seq: self.seq,
             refreshing,
             attempt: 0,
+            read_server,
         });
         self.send(now);
         Ok(())
@@ -182,8 +209,7 @@ impl ShardClerk {
         };
         if current.attempt != 0 {
             // Unanswered: that server may be down; try the next one.
-            let slot = self.slot();
-            *self.leaders.entry(slot).or_insert(0) += 1;
+            self.next_server();
         }
         self.send(now);
     }
@@ -198,6 +224,34 @@ impl ShardClerk {
             }) => self.owner(op),
             _ => CONTROLLER_SLOT,
         }
+    }
+
+    /// Whether the current attempt is a follower read.
+    fn is_follower_read(&self) -> bool {
+        matches!(
+            &self.current,
+            Some(Current {
+                read_server: Some(_),
+                refreshing: false,
+                ..
+            })
+        )
+    }
+
+    /// Moves the current attempt on to the next server: the next server
+    /// of a follower read, else the slot's next leader candidate.
+    fn next_server(&mut self) {
+        if self.is_follower_read()
+            && let Some(Current {
+                read_server: Some(server),
+                ..
+            }) = &mut self.current
+        {
+            *server = server.wrapping_add(1);
+            return;
+        }
+        let slot = self.slot();
+        *self.leaders.entry(slot).or_insert(0) += 1;
     }
 
     fn owner(&self, op: &Operation) -> GroupId {
@@ -235,7 +289,16 @@ impl ShardClerk {
             self.deadline = Instant(now.as_millis() + self.config.backoff_ms);
             return;
         }
-        let index = self.leaders.get(&slot).copied().unwrap_or(0) % servers.len();
+        let read_server = match &self.current {
+            Some(Current {
+                read_server: Some(server),
+                refreshing: false,
+                ..
+            }) => Some(*server),
+            _ => None,
+        };
+        let index = read_server.unwrap_or_else(|| self.leaders.get(&slot).copied().unwrap_or(0))
+            % servers.len();
         let to = servers[index];
         let id = self.next_attempt;
         self.next_attempt += 1;
@@ -251,6 +314,13 @@ impl ShardClerk {
                 seq: 0,
                 op: ControllerOp::Query(None),
             },
+            (Task::Kv(Operation::Get { key }), false) if current.read_server.is_some() => {
+                HostRequest::FollowerRead {
+                    id,
+                    group: slot,
+                    key: key.clone(),
+                }
+            }
             (Task::Kv(op), false) => HostRequest::Kv {
                 id,
                 group: slot,
@@ -279,8 +349,24 @@ impl ShardClerk {
     }
 
     /// Points the slot's leader index at `hint` if it is one of its
-    /// servers, else at the next server.
+    /// servers, else at the next server. A follower read goes to `hint`
+    /// instead (the server asked knew no leader, or lost it), else to the
+    /// next server.
     fn follow(&mut self, slot: GroupId, hint: Option<NodeId>) {
+        if self.is_follower_read() {
+            let position = hint.and_then(|h| self.servers(slot).iter().position(|s| *s == h));
+            match (position, &mut self.current) {
+                (
+                    Some(p),
+                    Some(Current {
+                        read_server: Some(server),
+                        ..
+                    }),
+                ) => *server = p,
+                _ => self.next_server(),
+            }
+            return;
+        }
         let servers = self.servers(slot);
         let position = hint.and_then(|h| servers.iter().position(|s| *s == h));
         let current = self.leaders.get(&slot).copied().unwrap_or(0);
@@ -408,9 +494,7 @@ mod tests {
     }
 
     fn id_of(request: &HostRequest) -> u64 {
-        match request {
-            HostRequest::Controller { id, .. } | HostRequest::Kv { id, .. } => *id,
-        }
+        request.id()
     }
 
     fn get() -> Operation {
@@ -556,5 +640,74 @@ mod tests {
         assert_eq!(clerk.poll_timeout(), Instant(251));
         clerk.handle_timeout(Instant(251));
         assert_eq!(sent(&mut clerk).0, 8);
+    }
+
+    #[test]
+    fn follower_reads_spread_over_the_group_and_move_on_after_a_failure() {
+        let mut clerk_config = ShardClerkConfig::new(vec![1]);
+        clerk_config.follower_reads = true;
+        let mut clerk = ShardClerk::new(clerk_config, 3);
+        clerk.start(Instant(0), get()).unwrap();
+        let (_, request) = sent(&mut clerk);
+        clerk.handle_reply(
+            Instant(1),
+            HostReply::Controller {
+                id: id_of(&request),
+                result: Ok(ControllerReply::Config(config(1, 100))),
+            },
+        );
+        let mut asked = alloc::collections::BTreeSet::new();
+        let (to, request) = sent(&mut clerk);
+        assert!([4, 5, 6].contains(&to));
+        let HostRequest::FollowerRead { group, .. } = &request else {
+            panic!("a follower read, got {request:?}");
+        };
+        assert_eq!(*group, 100);
+        asked.insert(to);
+        // That server knows no leader: the next server, after a pause.
+        clerk.handle_reply(
+            Instant(2),
+            HostReply::Kv {
+                id: id_of(&request),
+                result: Err(KvError::NotLeader { leader_hint: None }),
+            },
+        );
+        clerk.handle_timeout(clerk.poll_timeout());
+        let (next, request) = sent(&mut clerk);
+        assert_ne!(next, to);
+        assert!(matches!(request, HostRequest::FollowerRead { .. }));
+        clerk.handle_reply(
+            Instant(100),
+            HostReply::Kv {
+                id: id_of(&request),
+                result: Ok(Some(Bytes::from_static(b"v"))),
+            },
+        );
+        assert_eq!(
+            clerk.poll_output(),
+            Some(ShardClerkOutput::Done(Ok(Some(Bytes::from_static(b"v")))))
+        );
+        // Many reads land on every server of the group; writes still go
+        // to the leader as ordinary requests.
+        for i in 0..30 {
+            clerk.start(Instant(200 + i), get()).unwrap();
+            let (to, request) = sent(&mut clerk);
+            asked.insert(to);
+            clerk.handle_reply(
+                Instant(200 + i),
+                HostReply::Kv {
+                    id: id_of(&request),
+                    result: Ok(None),
+                },
+            );
+            assert_eq!(clerk.poll_output(), Some(ShardClerkOutput::Done(Ok(None))));
+        }
+        assert_eq!(asked.len(), 3, "reads went to {asked:?}");
+        let put = Operation::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+        };
+        clerk.start(Instant(300), put).unwrap();
+        assert!(matches!(sent(&mut clerk).1, HostRequest::Kv { .. }));
     }
 }

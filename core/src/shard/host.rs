@@ -77,6 +77,18 @@
 //! host-level silence, an election timeout after the last batch, and then
 //! campaigns (PreVote first).
 //!
+//! # Follower reads
+//!
+//! [`HostRequest::FollowerRead`] lets any replica of a group serve a
+//! linearizable get (TiKV's follower read): its node asks the group's
+//! leader for a read index ([`Input::FollowerRead`]), the leader confirms
+//! it with a heartbeat round as for its own reads, and the replica answers
+//! once it has applied that index, checking ownership on that state: a
+//! replica that lagged behind a move answers [`KvError::WrongGroup`],
+//! never a value its group no longer owns (the argument is on
+//! `serve_ready_reads` in `apply.rs`). A replica with reads pending does
+//! not hibernate.
+//!
 //! # Shard migration
 //!
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
@@ -151,98 +163,17 @@ pub const CONTROLLER: GroupId = 0;
 /// Most shards a service may have (each configuration lists every shard's owner).
 pub const MAX_SHARDS: u32 = 1 << 16;
 
-/// How a host behaves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostConfig {
-    /// This host's id (non-zero); it is the Raft node id of every replica here.
-    pub id: NodeId,
-    /// Number of shards of the service.
-    pub shards: u32,
-    /// The controller group's servers (host ids). If this host is one, it
-    /// holds a controller replica.
-    pub controller: Vec<NodeId>,
-    /// The shard groups replicated here, with their servers (host ids).
-    pub groups: BTreeMap<GroupId, Vec<NodeId>>,
-    /// Raft timing and limits of every group (its `id`, `voters` and
-    /// `learners` are set per group).
-    pub raft: Config,
-    /// State machine limits (the same on every host).
-    pub limits: StoreLimits,
-    /// Snapshot a group once this many entries were applied since its last one (0: never).
-    pub snapshot_every: u64,
-    /// Timer granularity, ms: group deadlines are rounded up to a multiple.
-    pub tick_ms: u64,
-    /// How often leaders ask for the next configuration and push shards, ms.
-    pub poll_ms: u64,
-    /// Record applied entries for [`Host::drain_applied`] (the simulator's checkers).
-    pub record_applied: bool,
-    /// Let a group with no traffic hibernate after this many ms (0: never).
-    pub hibernate_after_ms: u64,
-}
-
-impl HostConfig {
-    /// Host `id` with the default timing (Raft defaults, tick 10 ms, poll 100 ms).
-    pub fn new(id: NodeId, shards: u32, controller: Vec<NodeId>) -> HostConfig {
-        HostConfig {
-            id,
-            shards,
-            controller,
-            groups: BTreeMap::new(),
-            raft: Config::new(id, [id]),
-            limits: StoreLimits::default(),
-            snapshot_every: 10_000,
-            tick_ms: 10,
-            poll_ms: 100,
-            record_applied: false,
-            hibernate_after_ms: 0,
-        }
-    }
-}
-
-/// Why a host could not be built.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostError {
-    /// A group's Raft configuration is invalid.
-    Config(GroupId, ConfigError),
-    /// A group's persisted snapshot does not decode.
-    Snapshot(GroupId, DecodeError),
-    /// Group 0 is the controller's: shard groups need other ids.
-    ReservedGroup,
-    /// A listed group does not have this host among its servers.
-    NotAMember(GroupId),
-    /// Zero shards or more than [`MAX_SHARDS`], or a zero tick or poll interval.
-    Timing,
-    /// Lease reads are not supported across coalesced timers.
-    LeaseReads,
-}
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HostError::Config(g, e) => write!(f, "group {g}: invalid configuration: {e}"),
-            HostError::Snapshot(g, e) => write!(f, "group {g}: persisted snapshot is corrupt: {e}"),
-            HostError::ReservedGroup => write!(f, "group 0 is reserved for the controller"),
-            HostError::NotAMember(g) => write!(f, "this host is not a server of group {g}"),
-            HostError::Timing => write!(
-                f,
-                "shards must be 1 to {MAX_SHARDS}, and tick_ms and poll_ms positive"
-            ),
-            HostError::LeaseReads => write!(f, "lease reads are not supported on a host"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for HostError {}
-
 mod apply;
 mod clients;
+mod config;
 mod hibernation;
+mod inbound;
 mod messages;
 mod migration;
 
 use apply::restore;
 use clients::failed;
+pub use config::{HostConfig, HostError};
 pub use messages::{
     HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
     HostWrite,
@@ -270,13 +201,30 @@ struct Waiter {
     kind: ReplyKind,
 }
 
+/// A follower read ([`HostRequest::FollowerRead`]) waiting for its read
+/// index, or for its replica to apply that far.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    to: ReplyTo,
+    id: u64,
+    key: Bytes,
+}
+
 /// One hosted replica: a Raft node and its state machine.
 #[derive(Clone, Debug)]
 struct Hosted {
     node: Node,
     machine: Machine,
     waiters: BTreeMap<LogIndex, Waiter>,
-    /// The deadline registered in the host's timer set.
+    /// Follower reads waiting for their read index, by the read id given
+    /// to the node.
+    reads: BTreeMap<u64, ReadWaiter>,
+    /// Follower reads whose index is confirmed, waiting until this replica
+    /// has applied that far (then the ownership check and the read happen
+    /// on the state at or after the read index).
+    ready_reads: Vec<(LogIndex, ReadWaiter)>,
+    /// The deadline registered in the host's timer set: never later than
+    /// the node's own (see `Host::rearm`).
     deadline: Instant,
     /// The last internal command proposed, and when (not repeated sooner than a poll).
     last_internal: Option<(Bytes, Instant)>,
@@ -298,9 +246,13 @@ pub struct Host {
     timers: BTreeSet<(Instant, GroupId)>,
     next_poll: Instant,
     now: Instant,
-    touched: BTreeSet<GroupId>,
+    /// Groups fed since their last drain (duplicates allowed: sorted and
+    /// deduplicated when drained, cheaper than a set per message).
+    touched: Vec<GroupId>,
     writes: Vec<(GroupId, Write)>,
     outbox: BTreeMap<NodeId, Vec<HostMessage>>,
+    /// Groups drained in this flush: the capacity of a new outbox or write vector.
+    step_groups: usize,
     replies: Vec<(ReplyTo, HostReply)>,
     outputs: VecDeque<HostOutput>,
     next_seq: u64,
@@ -318,6 +270,8 @@ pub struct Host {
     /// shard): the host and group that pushed, acknowledged as soon as the
     /// insertion is applied.
     push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
+    /// The read id of the next follower read (unique on this host).
+    next_read: u64,
 }
 
 /// The server of a group that shard pushes go to.
@@ -389,6 +343,8 @@ impl Host {
                     node,
                     machine,
                     waiters: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    ready_reads: Vec::new(),
                     deadline: Instant::NEVER,
                     last_internal: None,
                     hibernating: false,
@@ -403,9 +359,10 @@ impl Host {
             groups,
             timers: BTreeSet::new(),
             now,
-            touched: BTreeSet::new(),
+            touched: Vec::new(),
             writes: Vec::new(),
             outbox: BTreeMap::new(),
+            step_groups: 0,
             replies: Vec::new(),
             outputs: VecDeque::new(),
             next_seq: 1,
@@ -415,6 +372,7 @@ impl Host {
             peers: BTreeMap::new(),
             push_targets: BTreeMap::new(),
             push_senders: BTreeMap::new(),
+            next_read: 1,
         };
         let id = host.config.id;
         let peers: BTreeSet<NodeId> = host
@@ -424,8 +382,7 @@ impl Host {
             .filter(|p| *p != id)
             .collect();
         host.peers = peers.into_iter().map(|p| (p, (now, now))).collect();
-        let ids: Vec<GroupId> = host.groups.keys().copied().collect();
-        host.touched.extend(ids);
+        host.touched = host.groups.keys().copied().collect();
         host.flush();
         Ok(host)
     }
@@ -494,7 +451,7 @@ impl Host {
             return Err(Rejected::NotLeader { leader_hint: None });
         };
         hosted.node.handle(now, Input::TransferLeadership(to))?;
-        self.touched.insert(group);
+        self.touched.push(group);
         Ok(())
     }
 
@@ -544,10 +501,23 @@ impl Host {
                         break;
                     }
                     self.timers.pop_first();
-                    if let Some(hosted) = self.groups.get_mut(&group) {
-                        hosted.deadline = Instant::NEVER;
+                    let Some(hosted) = self.groups.get_mut(&group) else {
+                        continue;
+                    };
+                    hosted.deadline = Instant::NEVER;
+                    let due = if hosted.hibernating {
+                        Instant::NEVER
+                    } else {
+                        hosted.node.poll_timeout()
+                    };
+                    if due <= now {
                         let _ = hosted.node.handle(now, Input::Timeout);
-                        self.touched.insert(group);
+                        self.touched.push(group);
+                    } else if due != Instant::NEVER {
+                        // The registration was early (the node pushed its
+                        // deadline back since): register the real one.
+                        hosted.deadline = due;
+                        self.timers.insert((due, group));
                     }
                 }
                 if now >= self.next_poll {
@@ -561,7 +531,9 @@ impl Host {
             }
             HostInput::Batch(batch) => {
                 self.stats.batches_received += 1;
-                if batch.to != self.config.id {
+                // A host's messages to itself never leave it (`flush`
+                // handles them): a batch claiming to come from here is forged.
+                if batch.to != self.config.id || batch.from == self.config.id {
                     self.stats.misaddressed += 1;
                 } else {
                     if let Some((seen, _)) = self.peers.get_mut(&batch.from) {
@@ -578,82 +550,32 @@ impl Host {
                 if seq > last {
                     return Err(HostRejected::UnknownWrite { seq, last });
                 }
-                let mut acks: BTreeMap<GroupId, u64> = BTreeMap::new();
+                let mut acks: Vec<(GroupId, u64)> = Vec::new();
                 while let Some(entry) = self.unacked.first_entry() {
                     if *entry.key() > seq {
                         break;
                     }
-                    for (group, group_seq) in entry.remove() {
-                        acks.insert(group, group_seq);
+                    if acks.is_empty() {
+                        acks = entry.remove();
+                    } else {
+                        acks.extend(entry.remove());
                     }
                 }
-                for (group, group_seq) in acks {
+                // A group's seqs grow: after sorting, its last pair holds
+                // the highest, the one to acknowledge.
+                acks.sort_unstable();
+                for (i, &(group, group_seq)) in acks.iter().enumerate() {
+                    if acks.get(i + 1).is_some_and(|(next, _)| *next == group) {
+                        continue;
+                    }
                     if let Some(hosted) = self.groups.get_mut(&group) {
                         let _ = hosted.node.handle(now, Input::Persisted(group_seq));
-                        self.touched.insert(group);
+                        self.touched.push(group);
                     }
                 }
             }
         }
         Ok(())
-    }
-
-    fn handle_message(&mut self, now: Instant, from: NodeId, message: HostMessage) {
-        self.stats.messages_received += 1;
-        match message {
-            HostMessage::Raft { group, envelope } => self.handle_raft(now, from, group, envelope),
-            HostMessage::Hibernate { group, term, index } => {
-                self.handle_hibernate(from, group, term, index)
-            }
-            HostMessage::HibernateAck { group, term } => {
-                self.handle_hibernate_ack(from, group, term)
-            }
-            HostMessage::Alive => {}
-            HostMessage::ConfigQuery { group, num } => self.handle_config_query(from, group, num),
-            HostMessage::ConfigReply { group: _, config } => self.handle_config_reply(now, config),
-            HostMessage::ShardPush {
-                from_group,
-                to_group,
-                config_num,
-                shard,
-                data,
-            } => self.handle_shard_push(now, from, from_group, to_group, config_num, shard, data),
-            HostMessage::ShardAck {
-                group,
-                config_num,
-                shard,
-            } => self.handle_shard_ack(now, from, group, config_num, shard),
-        }
-    }
-
-    /// A Raft message of one of the groups hosted here.
-    fn handle_raft(&mut self, now: Instant, from: NodeId, group: GroupId, envelope: Envelope) {
-        if envelope.from != from || envelope.to != self.config.id {
-            self.stats.misaddressed += 1;
-            return;
-        }
-        if !self.groups.contains_key(&group) {
-            self.stats.unknown_group += 1;
-            return;
-        }
-        // A heartbeat (or its answer) of the current term between a
-        // hibernating group's leader and followers changes nothing:
-        // it does not wake the group. Anything else does.
-        let benign = self.groups.get(&group).is_some_and(|h| {
-            let term = h.node.term();
-            match &envelope.message {
-                Message::Heartbeat(m) => m.term == term && h.node.leader() == Some(from),
-                Message::HeartbeatResponse(m) => m.term == term && h.node.is_leader(),
-                _ => false,
-            }
-        });
-        if !benign {
-            self.wake(now, group);
-        }
-        if let Some(hosted) = self.groups.get_mut(&group) {
-            let _ = hosted.node.handle(now, Input::Message(envelope));
-            self.touched.insert(group);
-        }
     }
 }
 

@@ -28,6 +28,7 @@ mod hosts;
 mod interactive;
 mod journal;
 mod mesh;
+mod rounds;
 mod sweep;
 
 pub use clients::{AdminOp, KvOutcome};
@@ -35,6 +36,7 @@ use disk::HostDisk;
 pub use interactive::{InFlight, InFlightContent, InFlightMessage, WorkloadClient};
 pub use journal::JournalLine;
 pub use mesh::Mesh;
+pub use rounds::WriteRounds;
 pub use sweep::{ShardedReport, run_sharded_seed};
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -85,6 +87,9 @@ pub struct ShardedConfig {
     pub clients: u64,
     /// Keys the workload uses.
     pub keys: u64,
+    /// The workload clients send their gets to any server of the owning
+    /// group ([`ShardClerkConfig::follower_reads`]).
+    pub follower_reads: bool,
     /// The network.
     pub network: NetworkConfig,
     /// Time an fsync takes, ms (drawn per sync).
@@ -127,6 +132,7 @@ impl ShardedConfig {
             clocks: Vec::new(),
             clients: 3,
             keys: 6,
+            follower_reads: false,
             network: NetworkConfig::default(),
             fsync_ms: (1, 5),
         }
@@ -201,6 +207,8 @@ pub struct ShardedSim {
     journal: Option<journal::Journal>,
     /// Workload writes refused as [`KvError::SessionExpired`].
     expired_sessions: u64,
+    /// Follower reads served by crashed hosts before they crashed.
+    follower_reads_before: u64,
 }
 
 /// Why a simulated sharded cluster could not be built.
@@ -273,13 +281,15 @@ impl ShardedSim {
             );
         }
         let clients = (0..=config.clients)
-            .map(|i| Client {
-                clerk: ShardClerk::new(
-                    ShardClerkConfig::new(config.host.controller.clone()),
-                    rng.next_u64() ^ i,
-                ),
-                pending: None,
-                count: 0,
+            .map(|i| {
+                let mut clerk_config = ShardClerkConfig::new(config.host.controller.clone());
+                // The workload's; the admin clerk (0) reads at the leaders.
+                clerk_config.follower_reads = config.follower_reads && i > 0;
+                Client {
+                    clerk: ShardClerk::new(clerk_config, rng.next_u64() ^ i),
+                    pending: None,
+                    count: 0,
+                }
             })
             .collect();
         Ok(ShardedSim {
@@ -300,6 +310,7 @@ impl ShardedSim {
             trace: None,
             journal: None,
             expired_sessions: 0,
+            follower_reads_before: 0,
         })
     }
 
@@ -368,6 +379,18 @@ impl ShardedSim {
                 )
             })
             .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+
+    /// Follower reads answered with a value by a replica that did not
+    /// lead its group, on every host so far (crashed ones included).
+    pub fn follower_reads_served(&self) -> u64 {
+        self.follower_reads_before
+            + self
+                .slots
+                .values()
+                .filter_map(|s| s.host.as_ref())
+                .map(|h| h.stats().follower_reads_served)
+                .sum::<u64>()
     }
 
     /// Fsyncs completed on every host so far.

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::client::{AnySession, Connected};
 use super::{CliError, ClusterArgs};
-use crate::kv_client::{self, KvSession, SessionTiming, ValidOperation};
+use crate::kv_client::{KvCluster, KvSession, SessionTiming, ValidOperation};
 use crate::shard::client::{ShardTiming, ShardedSession};
 use crate::tls::CertSet;
 
@@ -236,15 +236,12 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
         all.push(Connected::Sharded(Arc::new(cluster)));
         return Ok(all);
     }
-    let servers = kv_client::discover(servers, &certs).await;
-    (0..connections)
-        .map(|_| {
-            Ok(Connected::Single(Arc::new(kv_client::connect(
-                servers.clone(),
-                &certs,
-            )?)))
-        })
-        .collect()
+    let mut all = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let cluster = KvCluster::connect(servers.clone(), &certs).await?;
+        all.push(Connected::Single(Arc::new(cluster)));
+    }
+    Ok(all)
 }
 
 /// One client: warms up, waits at `start_gate` for the others, then runs
@@ -261,7 +258,7 @@ async fn run_client(
         ..SessionTiming::default()
     };
     let mut session = match cluster {
-        Connected::Single(transport) => AnySession::Single(KvSession::new(transport, timing, seed)),
+        Connected::Single(cluster) => AnySession::Single(KvSession::new(cluster, timing, seed)),
         Connected::Sharded(cluster) => AnySession::Sharded(ShardedSession::new(
             cluster,
             ShardTiming {

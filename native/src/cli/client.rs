@@ -9,7 +9,7 @@ use distribkv_core::kv::Operation;
 use serde::Serialize;
 
 use super::{CliError, ClusterArgs, ReadArgs};
-use crate::kv_client::{self, KvError, KvSession, KvTransport, SessionTiming, ValidOperation};
+use crate::kv_client::{KvCluster, KvError, KvSession, SessionTiming, ValidOperation};
 use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
 use crate::tls::CertSet;
 
@@ -32,7 +32,7 @@ pub struct ClientArgs {
 #[derive(Debug, Clone)]
 pub enum Connected {
     /// A single-group cluster.
-    Single(Arc<KvTransport>),
+    Single(Arc<KvCluster>),
     /// A sharded cluster.
     Sharded(Arc<ShardedCluster>),
 }
@@ -42,8 +42,8 @@ impl Connected {
     pub fn session(&self) -> AnySession {
         let seed = crate::transport::random_u64();
         match self {
-            Connected::Single(transport) => AnySession::Single(KvSession::new(
-                transport.clone(),
+            Connected::Single(cluster) => AnySession::Single(KvSession::new(
+                cluster.clone(),
                 SessionTiming::default(),
                 seed,
             )),
@@ -58,7 +58,7 @@ impl Connected {
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
-            Connected::Single(transport) => transport.close().await,
+            Connected::Single(cluster) => cluster.close().await,
             Connected::Sharded(cluster) => cluster.transport.close().await,
         }
     }
@@ -74,12 +74,13 @@ pub enum AnySession {
 }
 
 impl AnySession {
-    /// Lets any node serve reads ([`KvSession::set_follower_reads`]). A
-    /// sharded cluster's client does not route reads to followers yet: it
-    /// keeps reading at each group's leader.
+    /// Lets any node serve reads: any member of a single group
+    /// ([`KvSession::set_follower_reads`]), any replica of the owning
+    /// group of a sharded cluster ([`ShardedSession::set_follower_reads`]).
     pub fn set_follower_reads(&mut self, on: bool) {
-        if let AnySession::Single(session) = self {
-            session.set_follower_reads(on);
+        match self {
+            AnySession::Single(session) => session.set_follower_reads(on),
+            AnySession::Sharded(session) => session.set_follower_reads(on),
         }
     }
 
@@ -106,17 +107,16 @@ pub fn client_certs(args: &ClusterArgs) -> Result<CertSet, CliError> {
 /// Connects to the cluster named by `args`. A sharded cluster is
 /// recognised by its answer ([`crate::shard::client::detect`]); otherwise
 /// every member of the single group's configuration, whichever of them
-/// `--cluster` lists ([`kv_client::discover`]).
+/// `--cluster` lists ([`crate::kv_client::discover`], and re-discovered when a leader hint names a node added since: [`KvCluster`]).
 pub async fn connect(args: &ClusterArgs) -> Result<Connected, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster)?;
     let certs = client_certs(args)?;
     if let Some(cluster) = crate::shard::client::detect(&servers, &certs).await? {
         return Ok(Connected::Sharded(Arc::new(cluster)));
     }
-    let servers = kv_client::discover(servers, &certs).await;
-    Ok(Connected::Single(Arc::new(kv_client::connect(
-        servers, &certs,
-    )?)))
+    Ok(Connected::Single(Arc::new(
+        KvCluster::connect(servers, &certs).await?,
+    )))
 }
 
 /// Runs one operation and prints its result: the value of a `get`, `OK` for

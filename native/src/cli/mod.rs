@@ -132,8 +132,10 @@ pub struct ClusterArgs {
 pub struct ReadArgs {
     /// Let any node serve reads, followers included: a follower asks the
     /// leader for a read index and answers from its own state once it has
-    /// applied that far. As linearizable as a read at the leader; spreads
-    /// reads over every node. Off by default.
+    /// applied that far. On a sharded cluster, a read goes to any replica
+    /// of the group owning the key, which checks ownership at that index.
+    /// As linearizable as a read at the leader; spreads reads over every
+    /// node. Off by default.
     #[arg(long)]
     pub follower_reads: bool,
 }

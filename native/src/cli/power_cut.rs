@@ -19,11 +19,12 @@
 //! The next start, with or without the flag, recovers from what survived.
 
 use std::io;
+use std::path::Path;
 
 use clap::ValueEnum;
 
 use crate::server::ServerConfig;
-use crate::storage::{FaultFileSystem, PowerCut};
+use crate::storage::{FaultFileSystem, PowerCut, StorageOptions};
 
 /// Exit code of a process whose power was cut by `SIGUSR1`.
 pub const POWER_CUT_EXIT: i32 = 86;
@@ -58,7 +59,12 @@ impl PowerCutMode {
 /// folder (created first if missing, durably: the test's power cuts are of
 /// the node's files, not of the machine's folders above them).
 pub fn install(config: &mut ServerConfig) -> io::Result<FaultFileSystem> {
-    let dir = &config.data_dir;
+    install_on(&config.data_dir, &mut config.storage)
+}
+
+/// [`install`] for any storage whose data folder is `dir` (a sharded
+/// host's, for one).
+pub fn install_on(dir: &Path, storage: &mut StorageOptions) -> io::Result<FaultFileSystem> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
         if let Some(parent) = dir.parent() {
@@ -66,7 +72,7 @@ pub fn install(config: &mut ServerConfig) -> io::Result<FaultFileSystem> {
         }
     }
     let file_system = FaultFileSystem::backed_by(dir)?;
-    config.storage.file_system = std::sync::Arc::new(file_system.clone());
+    storage.file_system = std::sync::Arc::new(file_system.clone());
     Ok(file_system)
 }
 

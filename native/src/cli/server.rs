@@ -1,6 +1,11 @@
 //! `distribkv-native server`: its flags, turned into the core's
 //! configuration and checked by the core's rules; a bad flag is reported
-//! like any other argument error.
+//! like any other argument error. The `--config` file is read in
+//! `server/config_file.rs`, the flags of a sharded host in
+//! `server/sharded.rs`.
+
+mod config_file;
+mod sharded;
 
 use std::path::PathBuf;
 
@@ -13,6 +18,9 @@ use crate::server::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
     ValidConfig,
 };
+
+use config_file::parse_range;
+pub use config_file::{ConfigFile, TimeoutRange};
 
 /// `server` arguments. Everything after `--certs` is optional tuning; each
 /// flag can come from `--config` instead (a flag overrides the file).
@@ -93,199 +101,22 @@ pub struct ServerArgs {
     pub fault_power_cut: Option<super::power_cut::PowerCutMode>,
 }
 
-/// The `--config` file: the flags of `server` as keys.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct ConfigFile {
-    /// `--id`.
-    pub id: Option<NodeId>,
-    /// `--peers`, as an array.
-    pub peers: Option<Vec<String>>,
-    /// `--listen`.
-    pub listen: Option<String>,
-    /// `--join`, as an array.
-    pub join: Option<Vec<String>>,
-    /// `--data-dir`.
-    pub data_dir: Option<PathBuf>,
-    /// `--certs`.
-    pub certs: Option<PathBuf>,
-    /// `--snapshot-every`.
-    pub snapshot_every: Option<u64>,
-    /// `--heartbeat-ms`.
-    pub heartbeat_ms: Option<u64>,
-    /// `--election-timeout-ms`, `"MIN-MAX"`.
-    pub election_timeout_ms: Option<String>,
-    /// `--lease-reads`.
-    pub lease_reads: Option<bool>,
-    /// `--metrics-addr`.
-    pub metrics_addr: Option<String>,
-    /// `--segment-size`.
-    pub segment_size: Option<u64>,
-    /// `--shards`.
-    pub shards: Option<u32>,
-    /// `--controller`, as an array of host ids.
-    pub controller: Option<Vec<NodeId>>,
-    /// `--group`, as a table: group id (a string key) = array of host ids.
-    pub groups: Option<std::collections::BTreeMap<String, Vec<NodeId>>>,
-    /// `--hibernate-after-ms`.
-    pub hibernate_after_ms: Option<u64>,
-}
-
-impl ConfigFile {
-    /// Reads and parses `path`; an unknown key or a wrong type is an error
-    /// naming it.
-    pub fn load(path: &std::path::Path) -> Result<ConfigFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-}
-
-/// An election timeout range, `MIN-MAX` ms, as given on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeoutRange(pub u64, pub u64);
-
-impl std::fmt::Display for TimeoutRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.0, self.1)
-    }
-}
-
-/// Parses `MIN-MAX`; whether the range is usable is the core's rule,
-/// checked with the rest in [`ServerArgs::config`].
-fn parse_range(text: &str) -> Result<TimeoutRange, String> {
-    let (min, max) = text
-        .split_once('-')
-        .ok_or_else(|| format!("{text:?} is not MIN-MAX"))?;
-    let min: u64 = min.trim().parse().map_err(|e| format!("{min:?}: {e}"))?;
-    let max: u64 = max.trim().parse().map_err(|e| format!("{max:?}: {e}"))?;
-    Ok(TimeoutRange(min, max))
-}
-
-/// Parses a list of host ids, `1,2,3`.
-fn parse_ids(flag: &str, text: &str) -> Result<Vec<NodeId>, clap::Error> {
-    text.split(',')
-        .map(|part| {
-            part.trim().parse::<NodeId>().map_err(|_| {
-                argument_error(format!(
-                    "{flag}: {part:?} is not a host id (a list of ids is written 1,2,3)"
-                ))
-            })
-        })
-        .collect()
-}
-
 impl ServerArgs {
-    /// Whether the flags or the config file make this a sharded host.
-    pub fn is_sharded(&self) -> Result<bool, clap::Error> {
-        if self.shards.is_some() {
-            return Ok(true);
-        }
-        Ok(match &self.config {
-            Some(path) => ConfigFile::load(path)
-                .map_err(|e| argument_error(format!("--config {e}")))?
-                .shards
-                .is_some(),
-            None => false,
-        })
-    }
-
-    /// The configuration of a sharded host (`--shards`), checked.
-    pub fn sharded_config(&self) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
-        let file = match &self.config {
+    /// The `--config` file, or an empty one without the flag.
+    fn config_file(&self) -> Result<ConfigFile, clap::Error> {
+        match &self.config {
             Some(path) => {
-                ConfigFile::load(path).map_err(|e| argument_error(format!("--config {e}")))?
+                ConfigFile::load(path).map_err(|e| argument_error(format!("--config {e}")))
             }
-            None => ConfigFile::default(),
-        };
-        if self.join.is_some() || file.join.is_some() || self.listen.is_some() {
-            return Err(argument_error(
-                "--join and --listen are for single-group clusters; a sharded cluster's hosts are all in --peers".into(),
-            ));
+            None => Ok(ConfigFile::default()),
         }
-        if self.lease_reads || file.lease_reads == Some(true) {
-            return Err(argument_error(
-                "--lease-reads is not supported by sharded hosts (their timers are coalesced)"
-                    .into(),
-            ));
-        }
-        let required = |flag: &str| {
-            argument_error(format!(
-                "{flag} is required (on the command line or in --config)"
-            ))
-        };
-        // Invariant: called when is_sharded() is true.
-        let shards = self
-            .shards
-            .or(file.shards)
-            .ok_or_else(|| required("--shards"))?;
-        let single = self.config()?;
-        let id = single.id();
-        if single.peers.is_empty() {
-            return Err(required("--peers (every host, in id order)"));
-        }
-        let controller = match (&self.controller, &file.controller) {
-            (Some(text), _) => parse_ids("--controller", text)?,
-            (None, Some(ids)) => ids.clone(),
-            (None, None) => (1..=single.peers.len() as NodeId).collect(),
-        };
-        let mut groups = std::collections::BTreeMap::new();
-        if !self.groups.is_empty() {
-            for text in &self.groups {
-                let (group, ids) = text.split_once('=').ok_or_else(|| {
-                    argument_error(format!("--group {text}: expected GID=ID,ID,..."))
-                })?;
-                let group: distribkv_core::shard::GroupId = group.trim().parse().map_err(|_| {
-                    argument_error(format!("--group {text}: {group:?} is not a group id"))
-                })?;
-                let ids = parse_ids(&format!("--group {group}"), ids)?;
-                if groups.insert(group, ids).is_some() {
-                    return Err(argument_error(format!("--group {group} is given twice")));
-                }
-            }
-        } else if let Some(table) = &file.groups {
-            for (group, ids) in table {
-                let parsed: distribkv_core::shard::GroupId = group.parse().map_err(|_| {
-                    argument_error(format!("--config groups: {group:?} is not a group id"))
-                })?;
-                groups.insert(parsed, ids.clone());
-            }
-        }
-        let mut host = distribkv_core::shard::host::HostConfig::new(id, shards, controller);
-        host.raft = single.replica.raft.clone();
-        host.snapshot_every = single.replica.snapshot_every;
-        host.hibernate_after_ms = self
-            .hibernate_after_ms
-            .or(file.hibernate_after_ms)
-            .unwrap_or(0);
-        let storage = single.storage.clone();
-        crate::shard::ShardedServerConfig {
-            peers: single.peers.clone(),
-            groups,
-            data_dir: single.data_dir.clone(),
-            certs_dir: single.certs_dir.clone(),
-            metrics_addr: single.metrics_addr,
-            host,
-            storage,
-        }
-        .validate()
-        .map_err(|error| argument_error(error.to_string()))
     }
 
     /// The server configuration, checked once by the core's rules. A flag
     /// that breaks one is reported as an argument error of `server` (exit
     /// code 2), naming the flag.
     pub fn config(&self) -> Result<ValidConfig, clap::Error> {
-        let file = match &self.config {
-            Some(path) => {
-                ConfigFile::load(path).map_err(|e| argument_error(format!("--config {e}")))?
-            }
-            None => ConfigFile::default(),
-        };
-        let required = |flag: &str| {
-            argument_error(format!(
-                "{flag} is required (on the command line or in --config)"
-            ))
-        };
+        let file = self.config_file()?;
         let id = self.id.or(file.id).ok_or_else(|| required("--id"))?;
         let data_dir = self
             .data_dir
@@ -385,10 +216,22 @@ fn argument_error(message: String) -> clap::Error {
     server.error(ErrorKind::ValueValidation, message)
 }
 
+/// The error for a flag given neither on the command line nor in the
+/// `--config` file.
+fn required(flag: &str) -> clap::Error {
+    argument_error(format!(
+        "{flag} is required (on the command line or in --config)"
+    ))
+}
+
 /// Runs a server until SIGINT or SIGTERM.
 pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     if args.is_sharded()? {
         let config = args.sharded_config()?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(mode) = args.fault_power_cut {
+            return run_sharded_with_power_cuts(config, mode).await;
+        }
         crate::shard::run(config, shutdown_signal(), |_| {}).await?;
         return Ok(());
     }
@@ -432,6 +275,37 @@ async fn run_with_power_cuts(
         }
     };
     crate::server::run(config, shutdown, |_| {}).await?;
+    Ok(())
+}
+
+/// [`run_with_power_cuts`] for a sharded host: its multi-group log on the
+/// fault file system.
+#[cfg(feature = "fault-injection")]
+async fn run_sharded_with_power_cuts(
+    mut config: crate::shard::ShardedServerConfig,
+    mode: super::power_cut::PowerCutMode,
+) -> Result<(), CliError> {
+    let file_system =
+        super::power_cut::install_on(&config.data_dir, &mut config.storage).map_err(|error| {
+            CliError::Io(std::io::Error::new(
+                error.kind(),
+                format!(
+                    "fault file system on {}: {error}",
+                    config.data_dir.display()
+                ),
+            ))
+        })?;
+    tracing::warn!(
+        ?mode,
+        "sharded storage on the fault file system (test build): SIGUSR1 cuts the power"
+    );
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = super::power_cut::cut_on_signal(file_system, mode) => {}
+        }
+    };
+    crate::shard::run(config, shutdown, |_| {}).await?;
     Ok(())
 }
 
@@ -519,112 +393,5 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
-    }
-
-    fn sharded_config_of(args: &[&str]) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
-        let cli = Cli::try_parse_from(args)?;
-        let Command::Server(server) = cli.command else {
-            panic!("a server command");
-        };
-        assert!(server.is_sharded()?, "{args:?} is sharded");
-        server.sharded_config()
-    }
-
-    #[test]
-    fn the_sharded_config_file_and_flags_make_the_host() {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let file = format!("{root}/../scripts/sharded-cluster.toml");
-        let config = sharded_config_of(&[
-            "distribkv-native",
-            "server",
-            "--config",
-            &file,
-            "--id",
-            "2",
-            "--data-dir",
-            "d2",
-        ])
-        .unwrap();
-        assert_eq!(config.host.id, 2);
-        assert_eq!(config.host.shards, 12);
-        assert_eq!(config.host.controller, vec![1, 2, 3]);
-        assert_eq!(config.groups.len(), 3);
-        assert_eq!(config.held_groups().len(), 4, "the controller and 3 groups");
-        // Flags: host 3 holds only the groups that name it.
-        let config = sharded_config_of(&[
-            "distribkv-native",
-            "server",
-            "--id",
-            "3",
-            "--peers",
-            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-            "--shards",
-            "4",
-            "--controller",
-            "1,2",
-            "--group",
-            "1=1,2,3",
-            "--group",
-            "2=1,2",
-            "--hibernate-after-ms",
-            "500",
-        ])
-        .unwrap();
-        assert_eq!(config.host.hibernate_after_ms, 500);
-        assert_eq!(
-            config.held_groups().into_iter().collect::<Vec<_>>(),
-            vec![1],
-            "not a controller server, not in group 2"
-        );
-        let error = sharded_config_of(&[
-            "distribkv-native",
-            "server",
-            "--id",
-            "3",
-            "--peers",
-            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-            "--shards",
-            "4",
-            "--controller",
-            "1,2",
-            "--group",
-            "1=1,2",
-        ])
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("host 3 holds no group"),
-            "{error}"
-        );
-        let error = sharded_config_of(&[
-            "distribkv-native",
-            "server",
-            "--id",
-            "1",
-            "--peers",
-            "127.0.0.1:1",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-            "--shards",
-            "4",
-            "--group",
-            "1=1",
-            "--group",
-            "1=1",
-        ])
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("--group 1 is given twice"),
-            "{error}"
-        );
     }
 }

@@ -1,19 +1,26 @@
 //! `distribkv-native shard`: the shard configuration of a sharded cluster
-//! (show, join, leave, move), and the sharded form of `status`.
+//! (show, join, leave, move), and the sharded form of `status`. The
+//! configuration is printed by `shard/show.rs`, the status lines by
+//! `shard/status.rs`.
+
+mod show;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use distribkv_core::raft::{LogIndex, NodeId, Term};
+use distribkv_core::raft::NodeId;
 use distribkv_core::shard::{ControllerError, ControllerOp, ControllerReply, GroupId, ShardConfig};
-use serde::{Deserialize, Serialize};
 
 use super::client::Connected;
 use super::{CliError, ClusterArgs};
 use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
 use crate::shard::wire::HostDescription;
+
+use show::show_config;
+pub use show::{GroupJson, MovingJson, ShowJson};
+pub use status::{ShardStatusLine, status};
 
 /// `shard` arguments.
 #[derive(Debug, Args)]
@@ -99,78 +106,6 @@ pub struct MoveArgs {
     pub group: GroupId,
 }
 
-/// `shard show --json`: the configuration, and the moves under way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShowJson {
-    /// Configuration number.
-    pub num: u64,
-    /// Owner of each shard (index = shard; 0: none).
-    pub shards: Vec<GroupId>,
-    /// Each group: its hosts and the shards it owns.
-    pub groups: Vec<GroupJson>,
-    /// Shards whose data is still on its way to their owner.
-    pub moving: Vec<MovingJson>,
-}
-
-/// One group of `shard show --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupJson {
-    /// Group id.
-    pub group: GroupId,
-    /// Its hosts.
-    pub servers: Vec<NodeId>,
-    /// The shards it owns.
-    pub shards: Vec<u32>,
-    /// Its leader, as the hosts report it (`null`: unknown).
-    pub leader: Option<NodeId>,
-}
-
-/// A shard on its way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MovingJson {
-    /// The shard.
-    pub shard: u32,
-    /// The group handing it over.
-    pub from: GroupId,
-    /// The group receiving it.
-    pub to: GroupId,
-}
-
-/// One line of `status --json` on a sharded cluster: one per host and group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShardStatusLine {
-    /// Host id.
-    pub id: NodeId,
-    /// The host's address.
-    pub addr: String,
-    /// The group (0: the controller).
-    pub group: GroupId,
-    /// This replica's role.
-    pub role: String,
-    /// Its term.
-    pub term: Term,
-    /// The leader it knows.
-    pub leader: Option<NodeId>,
-    /// Commit index.
-    pub commit_index: LogIndex,
-    /// Applied index.
-    pub applied_index: LogIndex,
-    /// Last log index.
-    pub last_index: LogIndex,
-    /// The configuration it has applied (the latest one for the controller).
-    pub config_num: u64,
-    /// Shards it serves.
-    pub shards: Vec<u32>,
-    /// Keys it holds.
-    pub keys: u64,
-    /// Whether it hibernates.
-    pub hibernating: bool,
-}
-
 fn shard_error(message: impl Into<String>) -> CliError {
     CliError::Shard(message.into())
 }
@@ -179,8 +114,8 @@ fn shard_error(message: impl Into<String>) -> CliError {
 async fn connect(args: &ClusterArgs) -> Result<Arc<ShardedCluster>, CliError> {
     match super::client::connect(args).await? {
         Connected::Sharded(cluster) => Ok(cluster),
-        Connected::Single(transport) => {
-            transport.close().await;
+        Connected::Single(cluster) => {
+            cluster.close().await;
             Err(shard_error(
                 "this cluster is not sharded (its servers were started without --shards)",
             ))
@@ -391,205 +326,9 @@ async fn transfer_leader(
     }
 }
 
-/// The moves under way and each group's leader, from the hosts' descriptions.
-fn moves_and_leaders(
-    descriptions: &[(NodeId, Option<HostDescription>)],
-) -> (Vec<MovingJson>, BTreeMap<GroupId, NodeId>) {
-    let mut moving = BTreeSet::new();
-    let mut leaders = BTreeMap::new();
-    for description in descriptions.iter().filter_map(|(_, d)| d.as_ref()) {
-        for group in &description.groups {
-            if group.role == "leader" {
-                leaders.insert(group.group, description.id);
-            }
-            for (shard, to) in &group.sending {
-                moving.insert((*shard, group.group, *to));
-            }
-            for (shard, from) in &group.pulling {
-                moving.insert((*shard, *from, group.group));
-            }
-        }
-    }
-    let moving = moving
-        .into_iter()
-        .map(|(shard, from, to)| MovingJson { shard, from, to })
-        .collect();
-    (moving, leaders)
-}
-
-async fn show_config(cluster: &Arc<ShardedCluster>, json: bool) -> Result<(), CliError> {
-    let mut session = session(cluster);
-    let config = latest(&mut session).await?;
-    let descriptions = cluster.describe_all().await;
-    let (moving, leaders) = moves_and_leaders(&descriptions);
-    let by_group = crate::shard::client::shards_by_group(&config);
-    let groups: Vec<GroupJson> = config
-        .groups
-        .iter()
-        .map(|(group, servers)| GroupJson {
-            group: *group,
-            servers: servers.clone(),
-            shards: by_group.get(group).cloned().unwrap_or_default(),
-            leader: leaders.get(group).copied(),
-        })
-        .collect();
-    let mut stdout = std::io::stdout().lock();
-    if json {
-        let show = ShowJson {
-            num: config.num,
-            shards: config.shards.clone(),
-            groups,
-            moving,
-        };
-        writeln!(stdout, "{}", serde_json::to_string(&show)?)?;
-    } else {
-        writeln!(
-            stdout,
-            "configuration {} ({} shards, {} groups)",
-            config.num,
-            config.shards.len(),
-            config.groups.len()
-        )?;
-        for group in &groups {
-            let leader = group
-                .leader
-                .map_or("unknown".to_string(), |l| l.to_string());
-            writeln!(
-                stdout,
-                "group {}: hosts {}, leader {leader}, shards {}",
-                group.group,
-                join_ids(group.servers.iter()),
-                ranges(&group.shards)
-            )?;
-        }
-        if let Some(unowned) = by_group.get(&0).filter(|s| !s.is_empty()) {
-            writeln!(stdout, "unowned shards: {}", ranges(unowned))?;
-        }
-        for m in &moving {
-            writeln!(
-                stdout,
-                "moving: shard {} from group {} to group {}",
-                m.shard, m.from, m.to
-            )?;
-        }
-    }
-    stdout.flush()?;
-    Ok(())
-}
-
-/// `0-3,7,9-10`; `none` for no shard.
-fn ranges(shards: &[u32]) -> String {
-    if shards.is_empty() {
-        return "none".into();
-    }
-    let mut parts = Vec::new();
-    let mut start = shards[0];
-    let mut end = start;
-    for &s in &shards[1..] {
-        if s == end + 1 {
-            end = s;
-        } else {
-            parts.push(if start == end {
-                start.to_string()
-            } else {
-                format!("{start}-{end}")
-            });
-            start = s;
-            end = s;
-        }
-    }
-    parts.push(if start == end {
-        start.to_string()
-    } else {
-        format!("{start}-{end}")
-    });
-    parts.join(",")
-}
-
-/// `status` of a sharded cluster: one line per host and group it holds.
-pub async fn status(cluster: &Arc<ShardedCluster>, json: bool) -> Result<u8, CliError> {
-    let descriptions = cluster.describe_all().await;
-    cluster.transport.close().await;
-    let mut reachable = 0;
-    let mut stdout = std::io::stdout().lock();
-    for (id, description) in &descriptions {
-        let addr = cluster
-            .hosts
-            .iter()
-            .find(|(host, _)| host == id)
-            .map(|(_, a)| format!("{}:{}", a.server_name, a.addr.port()))
-            .unwrap_or_default();
-        let Some(description) = description else {
-            eprintln!("host {id} {addr} unreachable");
-            continue;
-        };
-        reachable += 1;
-        for group in &description.groups {
-            let line = ShardStatusLine {
-                id: *id,
-                addr: addr.clone(),
-                group: group.group,
-                role: group.role.clone(),
-                term: group.term,
-                leader: group.leader,
-                commit_index: group.commit_index,
-                applied_index: group.applied_index,
-                last_index: group.last_index,
-                config_num: group.config_num,
-                shards: group.serving.clone(),
-                keys: group.keys,
-                hibernating: group.hibernating,
-            };
-            if json {
-                writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
-            } else {
-                let name = if line.group == 0 {
-                    "controller".to_string()
-                } else {
-                    format!("group {}", line.group)
-                };
-                let leader = line.leader.map_or("none".to_string(), |l| l.to_string());
-                writeln!(
-                    stdout,
-                    "host {} {} {name}: {} term {} leader {leader} commit {} applied {} config {}{}{}",
-                    line.id,
-                    line.addr,
-                    line.role,
-                    line.term,
-                    line.commit_index,
-                    line.applied_index,
-                    line.config_num,
-                    if line.group == 0 {
-                        String::new()
-                    } else {
-                        format!(" shards {} keys {}", ranges(&line.shards), line.keys)
-                    },
-                    if line.hibernating {
-                        " (hibernating)"
-                    } else {
-                        ""
-                    },
-                )?;
-            }
-        }
-    }
-    stdout.flush()?;
-    if reachable == 0 {
-        return Err(CliError::NoNodeReachable);
-    }
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shard_lists_print_as_ranges() {
-        assert_eq!(ranges(&[]), "none");
-        assert_eq!(ranges(&[0, 1, 2, 3, 7, 9, 10]), "0-3,7,9-10");
-        assert_eq!(ranges(&[5]), "5");
-    }
 
     #[test]
     fn host_lists_are_checked() {

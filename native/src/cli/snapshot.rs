@@ -129,7 +129,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
         SnapshotCommand::Save(save) => {
             let started = Instant::now();
             let transport = match super::client::connect(&save.cluster).await? {
-                super::client::Connected::Single(transport) => transport,
+                super::client::Connected::Single(cluster) => cluster.transport(),
                 super::client::Connected::Sharded(cluster) => {
                     cluster.transport.close().await;
                     return Err(SnapshotError::Invalid(

@@ -177,7 +177,7 @@ mod hex {
 /// reported on stderr. Fails only if no node answered.
 pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
     let transport = match super::client::connect(&args.cluster).await? {
-        super::client::Connected::Single(transport) => transport,
+        super::client::Connected::Single(cluster) => cluster.transport(),
         super::client::Connected::Sharded(cluster) => {
             return super::shard::status(&cluster, args.json).await;
         }

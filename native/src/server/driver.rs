@@ -79,8 +79,8 @@ pub(super) struct Driver {
     /// entry, the snapshot, and whether that entry was committed.
     peers_seen: Option<(Option<LogIndex>, LogIndex, bool)>,
     /// Peers no longer in the configuration, dropped from the transport
-    /// after [`PEER_GRACE`] (so that the last heartbeat that tells a
-    /// removed node its removal is committed still leaves).
+    /// after [`PEER_GRACE`], and not before the core stops replicating to
+    /// them (a leader tells a removed node that its removal is committed).
     retiring: BTreeMap<NodeId, tokio::time::Instant>,
     /// The term and leader last logged (a restart's recovery is read from
     /// these lines: elected, then the first commit).
@@ -195,8 +195,12 @@ impl Driver {
         let now = tokio::time::Instant::now();
         let transport = &self.transport;
         let id = self.id;
+        // The leader's core may still be telling a removed node that its
+        // removal is committed (it replicates to it until it can): the
+        // node stays reachable while the core has progress for it.
+        let progress = self.replica.node().progress();
         self.retiring.retain(|peer, until| {
-            if now < *until {
+            if now < *until || progress.is_some_and(|p| p.contains_key(peer)) {
                 return true;
             }
             tracing::info!(node = id, peer, "peer removed");

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use distribkv_core::kv::{
     ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
 };
-use distribkv_core::raft::{Message, NodeId, PersistedState};
+use distribkv_core::raft::{Membership, Message, NodeId, PersistedState};
 
 use crate::clock::Clock;
 use crate::storage::{Identity, RaftStorage, StorageError, StorageWorker};
@@ -212,30 +212,9 @@ pub async fn run(
     if config.data_dir.join(REMOVED_FILE).exists() || replica.node().is_removed() {
         return Err(ServerError::Removed { id });
     }
-    let own = match config.own_address() {
-        Some(own) => own.clone(),
-        None => {
-            let text = replica
-                .node()
-                .membership()
-                .address(id)
-                .or_else(|| initial.address(id))
-                .ok_or(ServerError::NoAddress { id })?;
-            crate::addr::parse_address(text)?
-        }
-    };
+    let own = own_address(&config, &replica, &initial)?;
     let metrics = match config.metrics_addr {
-        Some(addr) => {
-            let listener = metrics::bind(addr)
-                .await
-                .map_err(|source| ServerError::Metrics { addr, source })?;
-            let metrics = Arc::new(metrics::Metrics::new());
-            tracing::info!(node = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
-            Some((
-                metrics.clone(),
-                tokio::spawn(metrics::serve(listener, metrics)),
-            ))
-        }
+        Some(addr) => Some(serve_metrics(id, addr).await?),
         None => None,
     };
     let storage_error = |source| ServerError::Storage {
@@ -278,11 +257,7 @@ pub async fn run(
     let removed = driver.is_removed();
     driver.stop().await;
     if removed {
-        let mark = config.data_dir.join(REMOVED_FILE);
-        let text = format!("node {id} was removed from the cluster; it never serves again\n");
-        if let Err(error) = crate::fsutil::write_atomically(&mark, text.as_bytes()) {
-            tracing::warn!(node = id, path = %mark.display(), "cannot leave the removal mark: {error}");
-        }
+        leave_removal_mark(&config, id);
     }
     if let Some(task) = metrics_task {
         task.abort();
@@ -297,6 +272,51 @@ pub async fn run(
 /// The file a node leaves in its data folder when it stops on its
 /// committed removal: it then refuses to start on that folder again.
 pub const REMOVED_FILE: &str = "removed";
+
+/// The address this node listens on: `--listen`, else its own in the
+/// membership it recovered, else the one the cluster it joined gave it.
+fn own_address(
+    config: &ValidConfig,
+    replica: &Replica,
+    initial: &Membership,
+) -> Result<ServerAddress, ServerError> {
+    let id = config.id();
+    if let Some(own) = config.own_address() {
+        return Ok(own.clone());
+    }
+    let text = replica
+        .node()
+        .membership()
+        .address(id)
+        .or_else(|| initial.address(id))
+        .ok_or(ServerError::NoAddress { id })?;
+    Ok(crate::addr::parse_address(text)?)
+}
+
+/// Binds `addr` and serves the metrics and health checks there from a task
+/// of their own; returns the metrics the step loop updates, and that task.
+async fn serve_metrics(
+    id: NodeId,
+    addr: SocketAddr,
+) -> Result<(Arc<metrics::Metrics>, tokio::task::JoinHandle<()>), ServerError> {
+    let listener = metrics::bind(addr)
+        .await
+        .map_err(|source| ServerError::Metrics { addr, source })?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    tracing::info!(node = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
+    let task = tokio::spawn(metrics::serve(listener, metrics.clone()));
+    Ok((metrics, task))
+}
+
+/// Leaves [`REMOVED_FILE`] in the data folder of a node that stopped on its
+/// committed removal (a warning if it cannot).
+fn leave_removal_mark(config: &ServerConfig, id: NodeId) {
+    let mark = config.data_dir.join(REMOVED_FILE);
+    let text = format!("node {id} was removed from the cluster; it never serves again\n");
+    if let Err(error) = crate::fsutil::write_atomically(&mark, text.as_bytes()) {
+        tracing::warn!(node = id, path = %mark.display(), "cannot leave the removal mark: {error}");
+    }
+}
 
 /// Loads the certificate folder, which must hold a node certificate.
 fn load_certificates(config: &ServerConfig) -> Result<CertSet, ServerError> {

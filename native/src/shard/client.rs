@@ -9,7 +9,9 @@
 //! by key to the leader of the group owning the key's shard, follows the
 //! configuration when shards move, and keeps one sequence number across
 //! every retry, so a write applies once even if its shard moves between
-//! two attempts.
+//! two attempts. With follower reads on
+//! ([`ShardedSession::set_follower_reads`]) a get goes to any replica of
+//! the owning group instead of its leader.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -224,6 +226,16 @@ impl ShardedSession {
         }
     }
 
+    /// Sends gets to any replica of the owning group, drawn at random for
+    /// each read, followers included: the replica serves the read after a
+    /// read index round with its group's leader and checks on the state at
+    /// that index that its group still owns the key's shard
+    /// ([`HostRequest::FollowerRead`]). As linearizable as a read at the
+    /// leader; spreads reads over every host. Off by default.
+    pub fn set_follower_reads(&mut self, on: bool) {
+        self.clerk.set_follower_reads(on);
+    }
+
     /// The configuration the session routes by (after its first operation).
     pub fn cached_config(&self) -> Option<&distribkv_core::shard::ShardConfig> {
         self.clerk.cached_config()
@@ -356,9 +368,7 @@ impl ShardedSession {
 }
 
 fn attempt_of(request: &HostRequest) -> u64 {
-    match request {
-        HostRequest::Controller { id, .. } | HostRequest::Kv { id, .. } => *id,
-    }
+    request.id()
 }
 
 /// The answer fed to the clerk when a host could not be asked.

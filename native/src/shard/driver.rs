@@ -14,7 +14,6 @@ use distribkv_core::shard::host::{
 use tokio::sync::mpsc;
 
 use super::ShardServerError;
-use super::store::HostStoreWorker;
 use super::wire::{
     FrameRefused, GroupStatus, HostDescription, PROTOCOL, PeerFrame, ShardedBody, ShardedReply,
     ShardedRequest, check_frame,
@@ -23,6 +22,7 @@ use crate::clock::{Clock, sleep_until};
 use crate::server::MAX_INPUTS_PER_STEP;
 use crate::server::metrics::Metrics;
 use crate::storage::StorageEvent;
+use crate::storage::multi::MultiStorageWorker;
 use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
 
 /// Requests the host has not answered after this long are forgotten.
@@ -54,7 +54,7 @@ pub(super) struct Driver {
     pub(super) clock: Clock,
     pub(super) host: Host,
     pub(super) transport: PeerTransport<PeerFrame>,
-    pub(super) worker: HostStoreWorker,
+    pub(super) worker: MultiStorageWorker,
     pub(super) metrics: Option<Arc<Metrics>>,
     /// Every host's address, by id.
     pub(super) hosts: Vec<(NodeId, String)>,
@@ -78,6 +78,7 @@ fn request_kind(request: &ShardedRequest) -> (&'static str, bool) {
         ShardedBody::TransferLeader { .. } => ("transfer_leader", false),
         ShardedBody::Host(HostRequest::Controller { .. }) => ("shard_controller", false),
         ShardedBody::Host(HostRequest::Kv { op, .. }) => (op.name(), op.is_write()),
+        ShardedBody::Host(HostRequest::FollowerRead { .. }) => ("get", false),
     }
 }
 

@@ -23,7 +23,8 @@
 //! place of the replica: one task feeds it storage acknowledgements, peer
 //! frames, client requests and timeouts, and drains its outputs in order:
 //! a [`HostWrite`](distribkv_core::shard::host::HostWrite) (every group's
-//! writes of one step) goes to the [`HostStoreWorker`], a batch (every
+//! writes of one step) goes to the [`MultiStorageWorker`] (one record per
+//! step, one fsync for every step queued meanwhile), a batch (every
 //! group's messages for one host) goes to that host as one
 //! [`PeerFrame`](wire::PeerFrame) on the one connection between the two
 //! processes, a reply goes back on its client's stream.
@@ -33,8 +34,8 @@
 //! - this module: [`ShardedServerConfig`], [`run`];
 //! - [`wire`]: peer frames (checked by [`wire::check_frame`]) and the
 //!   client protocol;
-//! - [`store`]: the [`HostStore`](store::HostStore) trait, its interim
-//!   one-log-per-group implementation, the storage worker;
+//! - [`store`]: the host's multi-group write-ahead log (`DATA_DIR/wal/`)
+//!   and the conversion of folders written with one log per group;
 //! - [`client`]: the routing clerk over QUIC, for the client commands;
 //! - `driver`: the step loop.
 
@@ -49,6 +50,7 @@ use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::{CONTROLLER, Host, HostConfig, HostError};
 
 use crate::clock::Clock;
+use crate::storage::multi::{MultiStorageOptions, MultiStorageWorker};
 use crate::storage::{Identity, StorageError, StorageOptions};
 use crate::tls::{CertError, CertSet};
 use crate::transport::{
@@ -62,7 +64,7 @@ pub mod store;
 pub mod wire;
 
 pub use driver::group_statuses;
-use store::{GroupDirs, HostStoreWorker, SHARDED_MARKER};
+use store::{HostStoreError, SHARDED_MARKER};
 
 /// Host writes queued for the storage worker before the step loop waits.
 const STORAGE_QUEUE: usize = 4096;
@@ -198,13 +200,13 @@ pub enum ShardServerError {
         /// Why.
         reason: String,
     },
-    /// A group's storage could not be opened or recovered.
+    /// The host's log could not be opened, recovered or converted.
     #[error("data folder {dir}: {source}")]
     Storage {
         /// The folder.
         dir: PathBuf,
         /// Why.
-        source: StorageError,
+        source: HostStoreError,
     },
     /// The recovered state does not make a valid host.
     #[error("cannot start the host: {0}")]
@@ -231,7 +233,14 @@ pub enum ShardServerError {
 impl ShardServerError {
     /// Whether the server refused to start on what it was given (exit 2).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, ShardServerError::DataDir { .. })
+        matches!(
+            self,
+            ShardServerError::DataDir { .. }
+                | ShardServerError::Storage {
+                    source: HostStoreError::UnknownGroupFolder { .. },
+                    ..
+                }
+        )
     }
 }
 
@@ -285,16 +294,17 @@ pub async fn run(
         cluster_id: certs.cluster_id().0,
     };
     let held = config.held_groups();
-    let (store, persisted) = GroupDirs::open(
-        &config.data_dir,
-        identity,
-        &config.storage,
-        held.iter().copied(),
-    )
-    .map_err(|source| ShardServerError::Storage {
-        dir: config.data_dir.clone(),
-        source,
-    })?;
+    let options = MultiStorageOptions {
+        storage: config.storage.clone(),
+        ..MultiStorageOptions::default()
+    };
+    let (store, persisted) =
+        store::open(&config.data_dir, identity, options, &held).map_err(|source| {
+            ShardServerError::Storage {
+                dir: config.data_dir.clone(),
+                source,
+            }
+        })?;
     for (group, state) in &persisted {
         tracing::info!(
             host = id,
@@ -327,12 +337,10 @@ pub async fn run(
         Box::new(crate::server::metrics::StorageTimes(metrics.clone()))
             as Box<dyn crate::storage::StorageObserver>
     });
-    let (worker, storage_events) =
-        HostStoreWorker::spawn(store, STORAGE_QUEUE, observer).map_err(|e| {
-            ShardServerError::Storage {
-                dir: config.data_dir.clone(),
-                source: StorageError::io("start the storage thread for", &config.data_dir, e),
-            }
+    let (worker, storage_events) = MultiStorageWorker::spawn(store, STORAGE_QUEUE, observer)
+        .map_err(|e| ShardServerError::Storage {
+            dir: config.data_dir.clone(),
+            source: e.into(),
         })?;
     let own = &config.peers[id as usize - 1];
     let peers = config

@@ -1,244 +1,283 @@
-//! Durable storage of a host's groups, behind [`HostStore`], and the
-//! worker thread that commits [`HostWrite`]s in groups.
+//! Durable storage of a sharded host: one multi-group write-ahead log
+//! ([`MultiStorage`], the raft-engine model) for every group the host
+//! holds, and the conversion of data folders written with one log per group.
 //!
-//! The host emits one [`HostWrite`] per step holding every group's
-//! [`Write`](distribkv_core::raft::Write); the worker appends them all,
-//! makes them durable and reports the last host `seq`, which the driver
-//! feeds back as `HostInput::Persisted(seq)`.
+//! The host emits one [`HostWrite`]
+//! per step holding every group's writes; the
+//! [`MultiStorageWorker`](crate::storage::multi::MultiStorageWorker) appends
+//! each as one record and makes every step queued meanwhile durable with
+//! **one** fsync, whatever the number of groups, then reports the last
+//! step's `seq` (fed back as `HostInput::Persisted(seq)`).
 //!
-//! # The interim layout: one write-ahead log per group
-//!
-//! [`GroupDirs`] keeps one [`RaftStorage`] (the single-group log, segments
-//! and snapshots) per group, in a subfolder of the data folder:
+//! # Files
 //!
 //! ```text
-//! DATA_DIR/sharded                 marks the folder as a sharded host's (its content: the host id)
-//! DATA_DIR/groups/controller/      the controller group's log and snapshots
-//! DATA_DIR/groups/group-7/         shard group 7's log and snapshots
+//! DATA_DIR/sharded      marks the folder as a sharded host's (its content: the host id)
+//! DATA_DIR/wal/         the multi-group log: identity, mwal-*.log segments, gsnap-*.snap snapshots
 //! ```
 //!
-//! It costs one fsync per group touched by a batch (run side by side),
-//! where a multi-group
-//! write-ahead log (one log holding every group's records, tagged by group)
-//! costs one for all of them. That log replaces [`GroupDirs`] behind the
-//! same trait; nothing else in the driver changes.
+//! # Folders of the one-log-per-group layout
+//!
+//! Earlier sharded servers kept one single-group log per group, in
+//! `DATA_DIR/groups/controller/` and `DATA_DIR/groups/group-<id>/`. Such a
+//! folder is converted when the server opens it, without losing what it
+//! holds and safely against a crash at any point:
+//!
+//! 1. whatever an interrupted conversion left in `wal/` is deleted, then
+//!    every group's recovered state (snapshot, term and vote, entries) is
+//!    written to a new multi-group log in `wal/` and fsynced;
+//! 2. the file `DATA_DIR/groups-converted` is written atomically: from then
+//!    on `wal/` is the truth;
+//! 3. the old files are deleted (each folder fsynced), then that marker.
+//!
+//! A crash before step 2 redoes the conversion from the old files; a crash
+//! after it only finishes deleting them. A folder in `groups/` whose name is
+//! not a group's is refused, naming it, and nothing is changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::thread::{self, JoinHandle};
 
-use distribkv_core::raft::PersistedState;
+use distribkv_core::raft::{PersistedState, Write};
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::{CONTROLLER, HostWrite};
-use tokio::sync::mpsc;
 
-use crate::storage::{
-    Identity, RaftStorage, StorageError, StorageEvent, StorageObserver, StorageOptions,
-};
+use crate::storage::multi::{MultiStorage, MultiStorageOptions};
+use crate::storage::{Disk, Identity, RaftStorage, StorageError};
 
-/// The durable storage of every group a host holds.
-///
-/// Contract: [`append`](HostStore::append) is called with host writes in
-/// `seq` order; after [`sync`](HostStore::sync) returns `Ok`, every write
-/// appended before it survives a crash. A failure is final: the host stops.
-pub trait HostStore: Send + 'static {
-    /// Queues one host write (every group's part of it).
-    fn append(&mut self, write: &HostWrite) -> Result<(), StorageError>;
-    /// Makes everything appended durable.
-    fn sync(&mut self) -> Result<(), StorageError>;
-    /// Deletes what durable snapshots supersede (after a sync; may fsync).
-    fn compact(&mut self) -> Result<(), StorageError>;
+/// The file marking a data folder as a sharded host's.
+pub const SHARDED_MARKER: &str = "sharded";
+
+/// The multi-group log's folder, in the data folder.
+pub const WAL_DIR: &str = "wal";
+
+/// The folder of the one-log-per-group layout, in the data folder.
+pub const LEGACY_DIR: &str = "groups";
+
+/// Written once a conversion's log is durable (see the module docs).
+pub const CONVERTED_MARKER: &str = "groups-converted";
+
+/// Most bytes of entries per record written by a conversion.
+const CONVERSION_CHUNK: usize = 8 << 20;
+
+/// Why a sharded host's storage cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum HostStoreError {
+    /// The log (or an old group folder being converted) failed or is damaged.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// `groups/` holds a folder that is no group's.
+    #[error(
+        "{path} is not a group's folder (expected controller or group-<id>); \
+         nothing was converted: move it out of the data folder and start again"
+    )]
+    UnknownGroupFolder {
+        /// The folder.
+        path: PathBuf,
+    },
 }
 
-/// The interim [`HostStore`]: one [`RaftStorage`] per group, in
-/// `groups/<name>` subfolders of the data folder (see the module docs).
-pub struct GroupDirs {
-    groups: BTreeMap<GroupId, RaftStorage>,
-    /// Groups appended to since the last sync.
-    dirty: Vec<GroupId>,
-    /// Groups whose last write carried a snapshot (compaction due).
-    snapshotted: Vec<GroupId>,
-}
-
-impl std::fmt::Debug for GroupDirs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupDirs")
-            .field("groups", &self.groups.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The folder of `group` in the data folder `data_dir`.
-pub fn group_dir(data_dir: &Path, group: GroupId) -> PathBuf {
+/// The folder of `group` in the one-log-per-group layout under `data_dir`.
+pub fn legacy_group_dir(data_dir: &Path, group: GroupId) -> PathBuf {
     let name = if group == CONTROLLER {
         "controller".to_string()
     } else {
         format!("group-{group}")
     };
-    data_dir.join("groups").join(name)
+    data_dir.join(LEGACY_DIR).join(name)
 }
 
-/// The file marking a data folder as a sharded host's.
-pub const SHARDED_MARKER: &str = "sharded";
+fn parse_legacy_name(name: &str) -> Option<GroupId> {
+    match name {
+        "controller" => Some(CONTROLLER),
+        _ => name
+            .strip_prefix("group-")
+            .and_then(|id| id.parse().ok())
+            .filter(|&id| id != CONTROLLER && format!("group-{id}") == name),
+    }
+}
 
-impl GroupDirs {
-    /// Opens (or creates) the storage of every group in `groups` and
-    /// recovers what each holds.
-    pub fn open(
-        data_dir: &Path,
-        identity: Identity,
-        options: &StorageOptions,
-        groups: impl IntoIterator<Item = GroupId>,
-    ) -> Result<(GroupDirs, BTreeMap<GroupId, PersistedState>), StorageError> {
-        let mut opened = BTreeMap::new();
-        let mut persisted = BTreeMap::new();
-        for group in groups {
-            let dir = group_dir(data_dir, group);
-            std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
-                action: "create",
-                path: dir.clone(),
-                source,
+/// Opens (creating it if new) the multi-group log of the sharded host whose
+/// data folder is `data_dir`, converting a folder of the one-log-per-group
+/// layout first (see the module docs), and returns it with the state of
+/// every group it holds. Groups in `held` that the log does not know start
+/// empty; groups the log holds that are no longer in `held` are kept (a
+/// warning names them), so that a mistaken configuration loses nothing.
+pub fn open(
+    data_dir: &Path,
+    identity: Identity,
+    options: MultiStorageOptions,
+    held: &BTreeSet<GroupId>,
+) -> Result<(MultiStorage, BTreeMap<GroupId, PersistedState>), HostStoreError> {
+    let disk = Disk::new(
+        options.storage.file_system.clone(),
+        options.storage.faults.clone(),
+    );
+    disk.create_folder(data_dir)?;
+    convert_legacy(data_dir, identity, &options, &disk)?;
+    let (storage, mut states) = MultiStorage::open(data_dir.join(WAL_DIR), identity, options)?;
+    let unheld: Vec<GroupId> = states
+        .keys()
+        .copied()
+        .filter(|g| !held.contains(g))
+        .collect();
+    if !unheld.is_empty() {
+        tracing::warn!(
+            groups = ?unheld,
+            "the log holds groups this host is not configured to hold; their data is kept"
+        );
+    }
+    for group in held {
+        states.entry(*group).or_default();
+    }
+    Ok((storage, states))
+}
+
+/// Converts `data_dir/groups/` into the multi-group log, or finishes
+/// deleting it after a conversion; does nothing without it.
+fn convert_legacy(
+    data_dir: &Path,
+    identity: Identity,
+    options: &MultiStorageOptions,
+    disk: &Disk,
+) -> Result<(), HostStoreError> {
+    let names = disk.list(data_dir)?;
+    let has = |name: &str| names.iter().any(|n| n == name);
+    if !has(LEGACY_DIR) {
+        return Ok(());
+    }
+    let legacy = data_dir.join(LEGACY_DIR);
+    let marker = data_dir.join(CONVERTED_MARKER);
+    let marker_temporary = data_dir.join(format!("{CONVERTED_MARKER}.tmp"));
+    let mut subfolders = Vec::new();
+    let mut folders: Vec<(GroupId, PathBuf)> = Vec::new();
+    for name in disk.list(&legacy)? {
+        let path = legacy.join(&name);
+        let group = name
+            .to_str()
+            .and_then(parse_legacy_name)
+            .ok_or_else(|| HostStoreError::UnknownGroupFolder { path: path.clone() })?;
+        if !disk.list(&path)?.is_empty() {
+            folders.push((group, path.clone()));
+        }
+        subfolders.push(path);
+    }
+    if !folders.is_empty() && !has(CONVERTED_MARKER) {
+        if has(&format!("{CONVERTED_MARKER}.tmp")) {
+            disk.remove(&marker_temporary)?;
+        }
+        write_converted_log(data_dir, identity, options, disk, &folders)?;
+        disk.write_atomically(
+            &marker,
+            &marker_temporary,
+            &[b"the groups/ folder was converted into wal/; its files are being deleted\n"],
+        )?;
+    }
+    // The converted log is durable: the old files go (listed again: opening
+    // an old log may have removed temporary files, or sealed its last
+    // segment and started another).
+    for (_, folder) in &folders {
+        for file in disk.list(folder)? {
+            disk.remove(&folder.join(file))?;
+        }
+        disk.sync_dir(folder)?;
+    }
+    for folder in &subfolders {
+        disk.remove_empty_dir(folder)?;
+    }
+    disk.sync_dir(&legacy)?;
+    disk.remove_empty_dir(&legacy)?;
+    if has(CONVERTED_MARKER) || !folders.is_empty() {
+        disk.remove(&marker)?;
+    }
+    disk.sync_dir(data_dir)?;
+    if folders.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        dir = %data_dir.display(),
+        groups = folders.len(),
+        "deleted the one-log-per-group files after their conversion"
+    );
+    Ok(())
+}
+
+/// Step 1 of a conversion: every old group folder's state into a new log
+/// in `wal/`, fsynced.
+fn write_converted_log(
+    data_dir: &Path,
+    identity: Identity,
+    options: &MultiStorageOptions,
+    disk: &Disk,
+    folders: &[(GroupId, PathBuf)],
+) -> Result<(), HostStoreError> {
+    let wal = data_dir.join(WAL_DIR);
+    disk.create_folder(&wal)?;
+    // What an interrupted conversion wrote; the old files still hold it all.
+    let leftovers = disk.list(&wal)?;
+    for name in &leftovers {
+        disk.remove(&wal.join(name))?;
+    }
+    if !leftovers.is_empty() {
+        disk.sync_dir(&wal)?;
+    }
+    let (mut log, _) = MultiStorage::open(&wal, identity, options.clone())?;
+    let mut seq = 0;
+    for (group, folder) in folders {
+        let (storage, state) = RaftStorage::open(folder, identity, options.storage.clone())?;
+        drop(storage);
+        let (term, entries) = (state.hard_state.term, state.entries.len());
+        for write in converted_writes(state) {
+            seq += 1;
+            log.append(&HostWrite {
+                seq,
+                writes: vec![(*group, write)],
             })?;
-            let (storage, state) = RaftStorage::open(&dir, identity, options.clone())?;
-            opened.insert(group, storage);
-            persisted.insert(group, state);
         }
-        Ok((
-            GroupDirs {
-                groups: opened,
-                dirty: Vec::new(),
-                snapshotted: Vec::new(),
-            },
-            persisted,
-        ))
+        tracing::info!(group, term, entries, folder = %folder.display(), "converted a group's log");
     }
+    log.sync()?;
+    Ok(())
 }
 
-impl HostStore for GroupDirs {
-    fn append(&mut self, write: &HostWrite) -> Result<(), StorageError> {
-        for (group, group_write) in &write.writes {
-            // Invariant: a host only writes for the groups it was built
-            // with, which are the groups opened here.
-            let storage = self
-                .groups
-                .get_mut(group)
-                .expect("a host writes only for the groups it holds");
-            storage.append(group_write)?;
-            if !self.dirty.contains(group) {
-                self.dirty.push(*group);
-            }
-            if group_write.snapshot.is_some() && !self.snapshotted.contains(group) {
-                self.snapshotted.push(*group);
-            }
+/// The writes that rebuild `state` in an empty log: the snapshot and the
+/// hard state first, then the entries in records of bounded size.
+fn converted_writes(state: PersistedState) -> Vec<Write> {
+    let mut writes = vec![Write {
+        seq: 0,
+        snapshot: state.snapshot.map(Box::new),
+        hard_state: Some(state.hard_state),
+        entries: Vec::new(),
+    }];
+    let mut bytes = 0;
+    for entry in state.entries {
+        if bytes >= CONVERSION_CHUNK {
+            writes.push(Write::default());
+            bytes = 0;
         }
-        Ok(())
+        bytes += entry.size();
+        writes
+            .last_mut()
+            .expect("one write at least")
+            .entries
+            .push(entry);
     }
-
-    /// One fsync per group appended to, run side by side (one thread each
-    /// when there are several), so a step touching many groups waits about
-    /// as long as for one.
-    fn sync(&mut self) -> Result<(), StorageError> {
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut storages: Vec<&mut RaftStorage> = self
-            .groups
-            .iter_mut()
-            .filter(|(group, _)| dirty.contains(group))
-            .map(|(_, storage)| storage)
-            .collect();
-        if storages.len() <= 1 {
-            for storage in storages {
-                storage.sync()?;
-            }
-            return Ok(());
-        }
-        thread::scope(|scope| {
-            let syncs: Vec<_> = storages
-                .iter_mut()
-                .map(|storage| scope.spawn(move || storage.sync()))
-                .collect();
-            let mut outcome = Ok(());
-            for sync in syncs {
-                // A panicking sync thread is a broken invariant of the storage.
-                let result = sync.join().expect("a storage sync thread panicked");
-                if let (Ok(()), Err(error)) = (&outcome, result) {
-                    outcome = Err(error);
-                }
-            }
-            outcome
-        })
+    for (seq, write) in writes.iter_mut().enumerate() {
+        write.seq = seq as u64 + 1;
     }
-
-    fn compact(&mut self) -> Result<(), StorageError> {
-        for group in self.snapshotted.drain(..) {
-            if let Some(storage) = self.groups.get_mut(&group) {
-                storage.maybe_compact()?;
-            }
-        }
-        Ok(())
-    }
+    writes
 }
 
-/// Runs a [`HostStore`] on its own OS thread and commits the host writes
-/// queued during one sync with the next one (group commit across steps,
-/// on top of the host's across groups). Events as for
-/// [`StorageWorker`](crate::storage::StorageWorker).
-#[derive(Debug)]
-pub struct HostStoreWorker {
-    writes: mpsc::Sender<HostWrite>,
-    thread: JoinHandle<()>,
-}
+#[cfg(test)]
+mod tests {
+    use super::parse_legacy_name;
 
-impl HostStoreWorker {
-    /// Starts the worker thread with room for `capacity` queued writes.
-    pub fn spawn(
-        mut store: impl HostStore,
-        capacity: usize,
-        observer: Option<Box<dyn StorageObserver>>,
-    ) -> std::io::Result<(HostStoreWorker, mpsc::UnboundedReceiver<StorageEvent>)> {
-        let (writes, mut queue) = mpsc::channel::<HostWrite>(capacity.max(1));
-        let (events, receiver) = mpsc::unbounded_channel();
-        let thread = thread::Builder::new()
-            .name("distribkv-host-storage".into())
-            .spawn(move || {
-                while let Some(first) = queue.blocking_recv() {
-                    let mut last = first.seq;
-                    let mut outcome = store.append(&first);
-                    while outcome.is_ok() {
-                        match queue.try_recv() {
-                            Ok(next) => {
-                                last = next.seq;
-                                outcome = store.append(&next);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let started = std::time::Instant::now();
-                    let outcome = outcome.and_then(|()| store.sync());
-                    if let Some(observer) = &observer {
-                        observer.fsync(started.elapsed());
-                    }
-                    let outcome = outcome.and_then(|()| {
-                        let _ = events.send(StorageEvent::Durable { seq: last });
-                        store.compact()
-                    });
-                    if let Err(error) = outcome {
-                        let _ = events.send(StorageEvent::Failed { error });
-                        return;
-                    }
-                }
-            })?;
-        Ok((HostStoreWorker { writes, thread }, receiver))
-    }
-
-    /// Queues one write (waits while the queue is full); `Err` once the
-    /// worker has stopped (after a failure it reported).
-    pub async fn persist(&self, write: HostWrite) -> Result<(), HostWrite> {
-        self.writes.send(write).await.map_err(|error| error.0)
-    }
-
-    /// Lets the worker commit what is queued, then stops it.
-    pub fn shutdown(self) {
-        drop(self.writes);
-        let _ = self.thread.join();
+    #[test]
+    fn legacy_folder_names() {
+        assert_eq!(parse_legacy_name("controller"), Some(0));
+        assert_eq!(parse_legacy_name("group-7"), Some(7));
+        assert_eq!(parse_legacy_name("group-0"), None);
+        assert_eq!(parse_legacy_name("group-07"), None);
+        assert_eq!(parse_legacy_name("group-"), None);
+        assert_eq!(parse_legacy_name("notes"), None);
     }
 }

@@ -163,6 +163,14 @@ impl Disk {
             .map_err(|e| StorageError::io("rename into place", path, e))
     }
 
+    /// Removes an empty folder, where the file system can (see
+    /// [`FileSystem::remove_empty_dir`]).
+    pub(crate) fn remove_empty_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        self.file_system
+            .remove_empty_dir(dir)
+            .map_err(|e| StorageError::io("remove folder", dir, e))
+    }
+
     /// Removes a file.
     pub(crate) fn remove(&self, path: &Path) -> Result<(), StorageError> {
         self.file_system

@@ -58,6 +58,13 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     /// Removes the file `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Removes the empty folder `path`, if the file system can: the default
+    /// leaves it (callers treat an empty folder left behind as absent).
+    fn remove_empty_dir(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
+
     /// Makes the entries of the folder `path` durable: the files and folders
     /// created, renamed and removed in it so far.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
@@ -122,6 +129,10 @@ impl FileSystem for StdFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn remove_empty_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -150,6 +150,7 @@ mod legacy;
 pub mod multi;
 mod raft_storage;
 mod recovery;
+mod segment;
 mod shape;
 mod snapshot_file;
 mod worker;
@@ -158,6 +159,7 @@ pub use error::{Corruption, InvalidWrite, StorageError};
 pub use fault::FaultInjector;
 #[cfg(feature = "fault-injection")]
 pub use fault_fs::{FaultFileSystem, FileSystemOperation, Fork, PowerCut};
+pub(crate) use file::Disk;
 pub use fs::{FileSystem, StdFileSystem, WritableFile};
 pub use identity::Identity;
 pub use raft_storage::{Compaction, RaftStorage, StorageOptions, StorageStats};

@@ -8,15 +8,16 @@ use distribkv_core::raft::{PersistedState, Write};
 
 use super::error::{InvalidWrite, StorageError};
 use super::fault::FaultInjector;
-use super::file::{DataFile, Disk};
+use super::file::Disk;
 use super::format::{
-    Checkpoint, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, FileName, MAX_RECORD_PAYLOAD,
-    RECORD_HEADER_LEN, RecordKind, SEGMENT_MAGIC, Seal, SnapshotMarker, SnapshotPoint,
-    TEMPORARY_SUFFIX, WriteRecordRef, encode_record, parse_file_name, segment_path, snapshot_path,
+    Checkpoint, FORMAT_VERSION, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind,
+    SEGMENT_MAGIC, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX, WriteRecordRef, encode_record,
+    parse_file_name, segment_path, snapshot_path,
 };
 use super::fs::{FileSystem, StdFileSystem};
 use super::identity::Identity;
 use super::recovery::recover;
+use super::segment::{ActiveSegment, Halt, SegmentLayout};
 use super::shape::{LogShape, Segments};
 use super::snapshot_file::{encode_snapshot, write_snapshot};
 
@@ -105,21 +106,14 @@ pub struct Compaction {
 pub struct RaftStorage {
     dir: PathBuf,
     identity: Identity,
-    options: StorageOptions,
     /// The file system, through the fault switches.
     disk: Disk,
     /// The log's shape after every appended write.
     shape: LogShape,
     /// Segments on disk, oldest first; the last is `active`.
     segments: Segments,
-    /// The segment writes go to.
-    active: DataFile,
-    /// Length of `active` including `pending`.
-    active_length: u64,
-    /// Frames appended but not yet handed to the kernel.
-    pending: Vec<u8>,
-    /// Whether bytes were appended since the last fsync of `active`.
-    unsynced: bool,
+    /// The segment writes go to (the last of `segments`).
+    active: ActiveSegment,
     /// Reused buffer for encoding one record.
     scratch: Vec<u8>,
     /// `seq` of the last appended write.
@@ -130,8 +124,8 @@ pub struct RaftStorage {
     compaction_due: bool,
     /// `seq` of the write that stored the latest snapshot, until it is durable.
     snapshot_seq: Option<u64>,
-    /// The failure that halted the storage.
-    failure: Option<String>,
+    /// The failure that halted the storage, if any.
+    halt: Halt,
     stats: StorageStats,
 }
 
@@ -158,16 +152,27 @@ impl RaftStorage {
         let seal_old_tail = recovered
             .tail
             .is_some_and(|tail| !tail.sealed && tail.version < FORMAT_VERSION);
-        let (active, active_length) = match recovered.tail {
-            Some(tail) if !tail.sealed => (
-                disk.open_append(&segment_path(&dir, tail.number))?,
+        let layout = SegmentLayout {
+            dir: dir.clone(),
+            identity,
+            magic: SEGMENT_MAGIC,
+            path: segment_path,
+            temporary: segment_temporary,
+        };
+        let (segment_size, buffer) = (options.segment_size, options.write_buffer_size);
+        let active = match recovered.tail {
+            Some(tail) if !tail.sealed => ActiveSegment::reopen(
+                layout,
+                disk.clone(),
+                tail.number,
                 tail.length,
-            ),
+                segment_size,
+                buffer,
+            )?,
             other => {
                 let number = other.map_or(1, |tail| tail.number + 1);
-                let file = create_segment(&dir, identity, number, &disk)?;
                 segments.push(number);
-                (file, FILE_HEADER_LEN as u64)
+                ActiveSegment::create(layout, disk.clone(), number, segment_size, buffer)?
             }
         };
         let shape = LogShape::of(&recovered.state);
@@ -175,19 +180,15 @@ impl RaftStorage {
             compaction_due: shape.snapshot.is_some(),
             dir,
             identity,
-            options,
             disk,
             shape,
             segments,
             active,
-            active_length,
-            pending: Vec::new(),
-            unsynced: false,
             scratch: Vec::new(),
             appended_seq: None,
             durable_seq: None,
             snapshot_seq: None,
-            failure: None,
+            halt: Halt::default(),
             stats: StorageStats::default(),
         };
         if seal_old_tail {
@@ -231,7 +232,7 @@ impl RaftStorage {
 
     /// Whether an earlier failure halted the storage.
     pub fn is_halted(&self) -> bool {
-        self.failure.is_some()
+        self.halt.is_halted()
     }
 
     /// Appends `write` to the log, without fsync: it is durable only after the
@@ -246,7 +247,7 @@ impl RaftStorage {
     /// [`StorageError::InvalidWrite`] before anything is stored; an I/O
     /// failure halts the storage.
     pub fn append(&mut self, write: &Write) -> Result<(), StorageError> {
-        self.ensure_running()?;
+        self.halt.ensure_running()?;
         let invalid = |problem| StorageError::InvalidWrite {
             seq: write.seq,
             problem,
@@ -288,10 +289,10 @@ impl RaftStorage {
                     encode_snapshot(snapshot).map_err(|e| invalid(InvalidWrite::Unencodable(e)))?;
                 let written =
                     write_snapshot(&self.dir, self.identity, marker.point, &payload, &self.disk);
-                self.halt_on_error(written)?;
+                self.halt.on_error(written)?;
             }
             let pushed = self.push_scratch();
-            self.halt_on_error(pushed)?;
+            self.halt.on_error(pushed)?;
 
             // The record is in the active segment (a roll happened before it
             // if needed): now update the index to match.
@@ -320,9 +321,9 @@ impl RaftStorage {
     /// was appended since the last one) and returns the `seq` of the last
     /// durable write, which acknowledges all earlier ones too.
     pub fn sync(&mut self) -> Result<Option<u64>, StorageError> {
-        self.ensure_running()?;
+        self.halt.ensure_running()?;
         let synced = self.flush_and_sync(true);
-        self.halt_on_error(synced)?;
+        self.halt.on_error(synced)?;
         self.durable_seq = self.appended_seq;
         Ok(self.durable_seq)
     }
@@ -341,9 +342,9 @@ impl RaftStorage {
         if !self.compaction_due || !snapshot_durable {
             return Ok(Compaction::default());
         }
-        self.ensure_running()?;
+        self.halt.ensure_running()?;
         let compacted = self.compact();
-        let compaction = self.halt_on_error(compacted)?;
+        let compaction = self.halt.on_error(compacted)?;
         self.compaction_due = false;
         self.snapshot_seq = None;
         if compaction != Compaction::default() {
@@ -399,107 +400,37 @@ impl RaftStorage {
         Ok(compaction)
     }
 
-    /// Moves the encoded record in `scratch` into the pending bytes, first
+    /// Moves the encoded record in `scratch` into the active segment, first
     /// moving on to a new segment if it would overflow the active one.
     fn push_scratch(&mut self) -> Result<(), StorageError> {
         let frame_length = self.scratch.len() as u64;
-        if self.active_length > FILE_HEADER_LEN as u64
-            && self.active_length + frame_length > self.options.segment_size
-        {
+        if self.active.is_full_for(frame_length) {
             self.roll()?;
         }
-        self.pending.extend_from_slice(&self.scratch);
-        self.active_length += frame_length;
-        self.unsynced = true;
+        self.active.push(&self.scratch)?;
         self.stats
             .counters
             .bytes
             .fetch_add(frame_length, Ordering::Relaxed);
-        if self.pending.len() >= self.options.write_buffer_size {
-            self.flush()?;
-        }
         Ok(())
     }
 
     /// Seals the active segment (durably) and starts the next one.
     fn roll(&mut self) -> Result<(), StorageError> {
-        let current = self
-            .segments
-            .active()
-            .expect("there is always an active segment");
-        let next = current + 1;
-        let mut seal = Vec::new();
-        encode_record(RecordKind::Seal, &Seal { next_segment: next }, &mut seal)
-            .expect("a seal always encodes");
-        self.pending.extend_from_slice(&seal);
-        // The seal must be durable before the next segment exists: a segment
-        // that is not the last one and lacks its seal is refused as damaged.
-        // The roll may come right after a group commit, with nothing else
-        // unsynced, so the seal itself calls for the fsync.
-        self.unsynced = true;
-        self.flush_and_sync(false)?;
-        self.active = create_segment(&self.dir, self.identity, next, &self.disk)?;
-        self.segments.push(next);
-        self.active_length = FILE_HEADER_LEN as u64;
-        tracing::debug!(segment = next, "started a new log segment");
-        Ok(())
-    }
-
-    /// Hands the pending bytes to the kernel.
-    fn flush(&mut self) -> Result<(), StorageError> {
-        if !self.pending.is_empty() {
-            self.active.write_all(&self.pending)?;
-            self.pending.clear();
-        }
+        self.active.roll()?;
+        self.segments.push(self.active.number());
         Ok(())
     }
 
     fn flush_and_sync(&mut self, count_as_commit: bool) -> Result<(), StorageError> {
-        self.flush()?;
-        if self.unsynced {
-            self.active.sync_data()?;
-            self.unsynced = false;
-            if count_as_commit {
-                self.stats.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.active.sync()? && count_as_commit {
+            self.stats.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
-
-    fn ensure_running(&self) -> Result<(), StorageError> {
-        match &self.failure {
-            Some(cause) => Err(StorageError::Halted {
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Halts the storage if `result` is an error.
-    fn halt_on_error<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
-        if let Err(error) = &result {
-            tracing::error!(%error, "storage failed; refusing further writes");
-            self.failure = Some(error.to_string());
-        }
-        result
-    }
 }
 
-/// Creates segment `number` atomically with its header, and opens it for appending.
-fn create_segment(
-    dir: &Path,
-    identity: Identity,
-    number: u64,
-    disk: &Disk,
-) -> Result<DataFile, StorageError> {
-    let path = segment_path(dir, number);
-    let header = FileHeader {
-        magic: SEGMENT_MAGIC,
-        identity,
-        number,
-    }
-    .encode();
-    let temporary = dir.join(format!("wal-{number:020}.log{TEMPORARY_SUFFIX}"));
-    disk.write_atomically(&path, &temporary, &[&header])?;
-    disk.open_append(&path)
+/// Segment `number`'s temporary name while it is created.
+fn segment_temporary(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("wal-{number:020}.log{TEMPORARY_SUFFIX}"))
 }

@@ -9,11 +9,12 @@ use distribkv_core::raft::{Entry, HardState, PersistedState};
 use super::error::{Corruption, StorageError};
 use super::file::{Disk, parent_of};
 use super::format::{
-    Checkpoint, FileHeader, FileName, Frame, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
-    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, looks_torn, parse_file_name,
-    read_frame, segment_path, snapshot_path, valid_record_after,
+    Checkpoint, FileHeader, FileName, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
+    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, segment_path,
+    snapshot_path,
 };
 use super::identity::Identity;
+use super::segment::{Applied, Expected, scan_segment};
 use super::shape::Segments;
 use super::snapshot_file::read_snapshot;
 
@@ -237,93 +238,36 @@ fn replay_segment(
 ) -> Result<SegmentTail, StorageError> {
     let path = segment_path(dir, number);
     let data = disk.read(&path)?;
-    let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
-        path: path.clone(),
-        offset: offset as u64,
-        problem,
-    };
     let (header, version) = FileHeader::decode_versioned(&data, SEGMENT_MAGIC)
         .map_err(|problem| refuse_header(&path, problem))?;
-    if header.identity != identity {
-        return Err(StorageError::IdentityMismatch {
-            path,
-            expected: identity,
-            found: header.identity,
-        });
-    }
-    if header.number != number {
-        return Err(corrupt(
-            28,
-            Corruption::WrongSegmentNumber {
-                expected: number,
-                found: header.number,
-            },
-        ));
-    }
-
-    let mut offset = super::format::FILE_HEADER_LEN;
-    let mut sealed = false;
-    loop {
-        match read_frame(&data, offset) {
-            Frame::End => break,
-            Frame::Record { .. } | Frame::Damaged(_) if sealed => {
-                return Err(corrupt(offset, Corruption::DataAfterSeal));
-            }
-            Frame::Record {
-                kind,
-                payload,
-                next,
-            } => {
-                match decode_record(kind, payload, version)
-                    .map_err(|problem| corrupt(offset, problem))?
-                {
-                    Record::Write(record) => replay.apply_write(record, segments),
-                    Record::Checkpoint(checkpoint) => replay.apply_checkpoint(checkpoint),
-                    Record::Seal(seal) => {
-                        if seal.next_segment != number + 1 {
-                            return Err(corrupt(
-                                offset,
-                                Corruption::WrongSuccessor {
-                                    expected: number + 1,
-                                    found: seal.next_segment,
-                                },
-                            ));
-                        }
-                        sealed = true;
-                    }
+    let scanned = scan_segment(
+        &path,
+        &data,
+        &header,
+        Expected {
+            number,
+            identity,
+            is_last,
+        },
+        disk,
+        |record| {
+            Ok(match decode_record(record.kind, record.payload, version)? {
+                Record::Write(write) => {
+                    replay.apply_write(write, segments);
+                    Applied::Record
                 }
-                offset = next;
-            }
-            Frame::Damaged(problem) => {
-                // Only the end of the last segment can be torn, and only in
-                // the way an interrupted append tears it (cut short, or some
-                // sectors zero); a record whose checksum holds but whose kind
-                // is unknown was written whole, by another version.
-                if !is_last
-                    || !looks_torn(&data, offset, &problem)
-                    || valid_record_after(&data, offset).is_some()
-                {
-                    return Err(corrupt(offset, problem));
+                Record::Checkpoint(checkpoint) => {
+                    replay.apply_checkpoint(checkpoint);
+                    Applied::Record
                 }
-                tracing::warn!(
-                    file = %path.display(),
-                    offset,
-                    dropped_bytes = data.len() - offset,
-                    %problem,
-                    "cutting off the torn tail of the write-ahead log"
-                );
-                disk.open_append(&path)?.truncate(offset as u64)?;
-                break;
-            }
-        }
-    }
-    if !is_last && !sealed {
-        return Err(corrupt(data.len(), Corruption::UnsealedSegment));
-    }
+                Record::Seal(seal) => Applied::Seal(seal.next_segment),
+            })
+        },
+    )?;
     Ok(SegmentTail {
         number,
-        length: offset as u64,
-        sealed,
+        length: scanned.length,
+        sealed: scanned.sealed,
         version,
     })
 }

@@ -213,11 +213,6 @@ impl Segments {
         self.list.iter()
     }
 
-    /// Number of the newest segment, where writes go.
-    pub(crate) fn active(&self) -> Option<u64> {
-        self.list.last().map(|s| s.number)
-    }
-
     /// Records that `first..=last` were written into the newest segment,
     /// replacing every stored entry from `first` on.
     pub(crate) fn record_entries(&mut self, first: LogIndex, last: LogIndex) {
@@ -376,6 +371,7 @@ mod tests {
         segments.drop_all_entries();
         assert_eq!(segments.deletable_prefix(0), 2);
         segments.remove_prefix(2);
-        assert_eq!(segments.active(), Some(3));
+        let left: Vec<u64> = segments.iter().map(|s| s.number).collect();
+        assert_eq!(left, [3]);
     }
 }

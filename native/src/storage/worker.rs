@@ -84,14 +84,9 @@ impl StorageWorker {
         queue_capacity: usize,
         observer: Option<Box<dyn StorageObserver>>,
     ) -> Result<(StorageWorker, mpsc::UnboundedReceiver<StorageEvent>), StorageError> {
-        let queue_capacity = queue_capacity.max(1);
-        let (writes, queued) = mpsc::channel(queue_capacity);
-        let (events, event_receiver) = mpsc::unbounded_channel();
         let stats = storage.stats();
-        let thread = thread::Builder::new()
-            .name("distribkv-storage".into())
-            .spawn(move || run(storage, queued, events, queue_capacity, observer))
-            .map_err(StorageError::SpawnWorker)?;
+        let (writes, thread, event_receiver) =
+            spawn_group_commit(storage, "distribkv-storage", queue_capacity, observer)?;
         Ok((
             StorageWorker {
                 writes,
@@ -128,10 +123,7 @@ impl StorageWorker {
     /// a blocking context.
     pub fn shutdown(self) -> RaftStorage {
         drop(self.writes);
-        match self.thread.join() {
-            Ok(storage) => storage,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        join(self.thread)
     }
 }
 
@@ -144,30 +136,102 @@ pub trait StorageObserver: Send + 'static {
     fn snapshot_saved(&self, took: std::time::Duration);
 }
 
-fn run(
-    mut storage: RaftStorage,
-    mut queued: mpsc::Receiver<Write>,
+/// A log that a worker thread drives ([`StorageWorker`] for one group,
+/// [`MultiStorageWorker`](super::multi::MultiStorageWorker) for many):
+/// jobs applied in order, one sync per batch, then compaction.
+pub(crate) trait GroupCommit: Send + 'static {
+    /// What the driver queues.
+    type Job: Send + 'static;
+    /// Applies one job, without fsync.
+    fn apply(&mut self, job: &Self::Job) -> Result<(), StorageError>;
+    /// Whether the job writes a snapshot file (its time is observed).
+    fn writes_snapshot(job: &Self::Job) -> bool;
+    /// Makes every applied job durable; the last durable `seq`.
+    fn sync(&mut self) -> Result<Option<u64>, StorageError>;
+    /// Deletes what is superseded, once durable (may fsync).
+    fn compact(&mut self) -> Result<(), StorageError>;
+}
+
+impl GroupCommit for RaftStorage {
+    type Job = Write;
+
+    fn apply(&mut self, write: &Write) -> Result<(), StorageError> {
+        self.append(write)
+    }
+
+    fn writes_snapshot(write: &Write) -> bool {
+        write.snapshot.is_some()
+    }
+
+    fn sync(&mut self) -> Result<Option<u64>, StorageError> {
+        RaftStorage::sync(self)
+    }
+
+    fn compact(&mut self) -> Result<(), StorageError> {
+        self.maybe_compact().map(drop)
+    }
+}
+
+/// The queue of jobs, the worker thread, and its events.
+pub(crate) type Spawned<S> = (
+    mpsc::Sender<<S as GroupCommit>::Job>,
+    JoinHandle<S>,
+    mpsc::UnboundedReceiver<StorageEvent>,
+);
+
+/// Starts the worker thread `name` for `storage`, with room for
+/// `queue_capacity` (at least 1) queued jobs.
+pub(crate) fn spawn_group_commit<S: GroupCommit>(
+    storage: S,
+    name: &str,
+    queue_capacity: usize,
+    observer: Option<Box<dyn StorageObserver>>,
+) -> Result<Spawned<S>, StorageError> {
+    let queue_capacity = queue_capacity.max(1);
+    let (jobs, queued) = mpsc::channel(queue_capacity);
+    let (events, event_receiver) = mpsc::unbounded_channel();
+    let thread = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(storage, queued, events, queue_capacity, observer))
+        .map_err(StorageError::SpawnWorker)?;
+    Ok((jobs, thread, event_receiver))
+}
+
+/// Waits for the worker thread (after its queue was closed) and returns
+/// its storage; a panic on the thread is resumed here.
+pub(crate) fn join<S>(thread: JoinHandle<S>) -> S {
+    match thread.join() {
+        Ok(storage) => storage,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The group-commit loop: the first queued job and every job already queued
+/// behind it (up to `max_batch`), one sync, the event, then compaction.
+fn run<S: GroupCommit>(
+    mut storage: S,
+    mut queued: mpsc::Receiver<S::Job>,
     events: mpsc::UnboundedSender<StorageEvent>,
     max_batch: usize,
     observer: Option<Box<dyn StorageObserver>>,
-) -> RaftStorage {
-    let append = |storage: &mut RaftStorage, write: &Write| {
-        let Some(observer) = observer.as_ref().filter(|_| write.snapshot.is_some()) else {
-            return storage.append(write);
+) -> S {
+    let apply = |storage: &mut S, job: &S::Job| {
+        let Some(observer) = observer.as_ref().filter(|_| S::writes_snapshot(job)) else {
+            return storage.apply(job);
         };
         let started = std::time::Instant::now();
-        let outcome = storage.append(write);
+        let outcome = storage.apply(job);
         observer.snapshot_saved(started.elapsed());
         outcome
     };
     while let Some(first) = queued.blocking_recv() {
         let mut batch = 1;
-        let mut outcome = append(&mut storage, &first);
+        let mut outcome = apply(&mut storage, &first);
         while outcome.is_ok() && batch < max_batch {
-            let Ok(write) = queued.try_recv() else {
+            let Ok(job) = queued.try_recv() else {
                 break;
             };
-            outcome = append(&mut storage, &write);
+            outcome = apply(&mut storage, &job);
             batch += 1;
         }
         let synced = outcome.and_then(|()| {
@@ -184,11 +248,11 @@ fn run(
                 // The receiver may be gone during shutdown; nothing to tell then.
                 let _ = events.send(StorageEvent::Durable { seq });
             }
-            storage.maybe_compact()
+            storage.compact()
         });
         if let Err(error) = outcome {
-            // Refuse new writes before reporting, so that a driver that saw
-            // the failure can never get a write accepted afterwards.
+            // Refuse new jobs before reporting, so that a driver that saw
+            // the failure can never get a job accepted afterwards.
             queued.close();
             let _ = events.send(StorageEvent::Failed { error });
             break;

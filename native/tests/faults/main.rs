@@ -25,7 +25,9 @@
 //! - [`scenario`]: a whole nemesis run, its checks and its report;
 //! - [`targeted`]: crashes right after acknowledgements, recovery figures;
 //! - [`recovery`]: writes stop for at most a bound after each single fault,
-//!   with the servers' default timing.
+//!   with the servers' default timing;
+//! - [`sharded`]: a sharded cluster under partitions and kills during
+//!   shard moves.
 
 #[path = "../harness/mod.rs"]
 mod harness;
@@ -36,6 +38,7 @@ mod recovery;
 mod relay;
 mod rng;
 mod scenario;
+mod sharded;
 mod targeted;
 mod workload;
 
@@ -161,6 +164,11 @@ mod across_hosts {
         super::recovery::recovery_after_single_faults(
             "writes_recover_within_the_bound_after_each_single_fault",
         );
+    }
+
+    #[test]
+    fn sharded_cluster_under_partitions_and_kills_during_moves() {
+        super::sharded::sharded_run("sharded_cluster_under_partitions_and_kills_during_moves");
     }
 
     #[test]

@@ -20,10 +20,10 @@
 //!
 //! The addresses are one /24 of 198.18.0.0/15, the range RFC 2544 sets
 //! aside for benchmarking. In the machine's own namespace the /24 gets a
-//! blackhole route (protocol number [`ROUTE_PROTO`], metric = the process
-//! id), so that even by mistake nothing there sends to those addresses
-//! through the default route. A machine that already routes any part of
-//! the range, or has an address in it, is refused.
+//! blackhole route (protocol number [`range::ROUTE_PROTO`], metric = the
+//! process id), so that even by mistake nothing there sends to those
+//! addresses through the default route. A machine that already routes any
+//! part of the range, or has an address in it, is refused ([`range`]).
 //!
 //! # Faults
 //!
@@ -46,23 +46,20 @@
 //! (SIGCONT then SIGKILL), deletes the namespaces (which deletes their
 //! interfaces) and removes the route, also while a test panics. Processes,
 //! namespaces and routes left by a run that was killed outright are removed
-//! at the start of the next one ([`clean_stale`]), and only those: names
-//! and routes of this suite whose owner process is gone.
+//! at the start of the next one ([`leftovers::clean_stale`]), and only
+//! those: names and routes of this suite whose owner process is gone.
+
+mod leftovers;
+mod range;
 
 use std::net::Ipv4Addr;
 
 use super::relay::{self, LinkFaults, Relay};
+use leftovers::clean_stale;
+use range::{ROUTE_PROTO, pick_subnet};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// The protocol number of the blackhole routes this suite adds (unassigned
-/// in iproute2's table), so that they can be told apart from anything else.
-pub const ROUTE_PROTO: &str = "213";
-
-/// The test range: 198.18.0.0/15 (RFC 2544, network benchmarking).
-const RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
 
 /// Every node listens on this UDP port of its own address.
 pub const PORT: u16 = 7000;
@@ -131,31 +128,6 @@ pub fn namespaces() -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// The process id in a namespace name of this suite (`dkf<pid>-...`).
-fn owner_of_namespace(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("dkf")?;
-    let (pid, tail) = rest.split_once('-')?;
-    let tail_ok = tail == "probe" || {
-        // <k>-br, <k>-c, <k>-n<i>
-        let (k, role) = tail.split_once('-')?;
-        k.chars().all(|c| c.is_ascii_digit())
-            && (role == "br"
-                || role == "c"
-                || role
-                    .strip_prefix('n')
-                    .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit())))
-    };
-    (tail_ok && !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()))
-        .then(|| pid.parse().ok())
-        .flatten()
-}
-
-/// True if `pid` is a live process of this test suite (a `faults-*` test binary).
-fn is_live_run(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end().starts_with("faults"))
-}
-
 /// The processes inside namespace `name`.
 fn processes_in(name: &str) -> Vec<u32> {
     run("ip", &["netns", "pids", name])
@@ -200,168 +172,6 @@ fn delete_namespace(name: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("warning: could not delete network namespace {name}");
-}
-
-/// A route's destination in `ip -o route` output: `None` for `default` and
-/// for lines that name no IPv4 prefix.
-fn route_destination(line: &str) -> Option<(Ipv4Addr, u8)> {
-    const TYPES: [&str; 10] = [
-        "unicast",
-        "local",
-        "broadcast",
-        "multicast",
-        "blackhole",
-        "unreachable",
-        "prohibit",
-        "throw",
-        "nat",
-        "anycast",
-    ];
-    let mut tokens = line.split_whitespace();
-    let mut destination = tokens.next()?;
-    if TYPES.contains(&destination) {
-        destination = tokens.next()?;
-    }
-    parse_prefix(destination)
-}
-
-fn parse_prefix(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (address, length) = match text.split_once('/') {
-        Some((address, length)) => (address, length.parse().ok()?),
-        None => (text, 32),
-    };
-    Some((address.parse().ok()?, length))
-}
-
-fn network_bits(address: Ipv4Addr, length: u8) -> u32 {
-    let mask = if length == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(length))
-    };
-    u32::from(address) & mask
-}
-
-/// True if the two prefixes share an address.
-fn overlaps(a: (Ipv4Addr, u8), b: (Ipv4Addr, u8)) -> bool {
-    let shorter = a.1.min(b.1);
-    network_bits(a.0, shorter) == network_bits(b.0, shorter)
-}
-
-/// True for a route this suite added: a blackhole /24 of the range with our
-/// protocol number.
-fn is_our_route(line: &str) -> bool {
-    line.starts_with("blackhole ")
-        && line
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .any(|w| w == ["proto", ROUTE_PROTO])
-        && route_destination(line).is_some_and(|d| d.1 == 24 && overlaps(d, RANGE))
-}
-
-/// The metric (owner process id) of one of our routes.
-fn route_owner(line: &str) -> Option<u32> {
-    let tokens: Vec<&str> = line.split_whitespace().collect();
-    tokens
-        .windows(2)
-        .find(|w| w[0] == "metric")
-        .and_then(|w| w[1].parse().ok())
-}
-
-/// Removes what crashed earlier runs of this suite left behind: namespaces
-/// named `dkf<pid>-...` and our blackhole routes whose process `pid` is no
-/// longer a live run of this suite. Runs once per process.
-pub fn clean_stale() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let own = std::process::id();
-        for name in namespaces().unwrap_or_default() {
-            let Some(pid) = owner_of_namespace(&name) else {
-                continue;
-            };
-            if pid == own || is_live_run(pid) {
-                continue;
-            }
-            eprintln!(
-                "removing network namespace {name}, left by an earlier run (process {pid} is gone)"
-            );
-            kill_processes_in(&name);
-            delete_namespace(&name);
-        }
-        let routes = run("ip", &["-4", "-o", "route", "show", "table", "all"]).unwrap_or_default();
-        for line in routes.lines().filter(|line| is_our_route(line)) {
-            let Some(pid) = route_owner(line) else {
-                continue;
-            };
-            if pid == own || is_live_run(pid) {
-                continue;
-            }
-            let Some((address, length)) = route_destination(line) else {
-                continue;
-            };
-            eprintln!("removing route {line:?}, left by an earlier run (process {pid} is gone)");
-            let prefix = format!("{address}/{length}");
-            let metric = pid.to_string();
-            let _ = run(
-                "ip",
-                &[
-                    "route",
-                    "del",
-                    "blackhole",
-                    &prefix,
-                    "proto",
-                    ROUTE_PROTO,
-                    "metric",
-                    &metric,
-                ],
-            );
-        }
-    });
-}
-
-/// Picks a /24 of the test range that no live run of this suite uses, or
-/// refuses if the machine routes or holds any address of the range itself.
-fn pick_subnet(pid: u32) -> Result<Ipv4Addr, String> {
-    let routes = run("ip", &["-4", "-o", "route", "show", "table", "all"])?;
-    let mut taken = Vec::new();
-    for line in routes.lines() {
-        let Some(destination) = route_destination(line) else {
-            continue;
-        };
-        if !overlaps(destination, RANGE) {
-            continue;
-        }
-        if is_our_route(line) {
-            taken.push(destination.0);
-        } else {
-            return Err(format!(
-                "this machine already routes part of the test range 198.18.0.0/15 ({line:?}); \
-                 the fault tests refuse to run rather than touch it"
-            ));
-        }
-    }
-    let addresses = run("ip", &["-4", "-o", "addr", "show"])?;
-    for line in addresses.lines() {
-        let tokens: Vec<&str> = line.split_whitespace().collect();
-        if let Some(prefix) = tokens
-            .windows(2)
-            .find(|w| w[0] == "inet")
-            .and_then(|w| parse_prefix(w[1]))
-            && overlaps((prefix.0, 32), RANGE)
-        {
-            return Err(format!(
-                "this machine has an address in the test range 198.18.0.0/15 ({line:?}); \
-                 the fault tests refuse to run rather than touch it"
-            ));
-        }
-    }
-    let base = u32::from(RANGE.0);
-    (0..512)
-        .map(|k| (pid as usize + k) % 512)
-        .map(|index| Ipv4Addr::from(base + (index as u32) * 256))
-        .find(|subnet| !taken.contains(subnet))
-        .ok_or_else(|| "every /24 of 198.18.0.0/15 is in use by other runs".to_string())
 }
 
 impl Network {
@@ -722,75 +532,4 @@ pub fn probe() -> Result<(), String> {
     });
     delete_namespace(&name);
     checked.map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_lines_parse_to_their_destination() {
-        let cases = [
-            ("default via 192.0.2.1 dev eth0", None),
-            (
-                "192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2",
-                Some(("192.0.2.0", 24)),
-            ),
-            (
-                "local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1",
-                Some(("127.0.0.1", 32)),
-            ),
-            (
-                "blackhole 198.18.7.0/24 proto 213 metric 4242",
-                Some(("198.18.7.0", 24)),
-            ),
-            ("unreachable default metric 1", None),
-        ];
-        for (line, expected) in cases {
-            let expected = expected.map(|(a, l): (&str, u8)| (a.parse().unwrap(), l));
-            assert_eq!(route_destination(line), expected, "{line}");
-        }
-    }
-
-    #[test]
-    fn only_prefixes_sharing_an_address_overlap() {
-        let p = |text: &str| parse_prefix(text).unwrap();
-        assert!(overlaps(p("198.19.255.0/24"), RANGE));
-        assert!(overlaps(p("198.0.0.0/8"), RANGE));
-        assert!(!overlaps(p("198.20.0.0/24"), RANGE));
-        assert!(!overlaps(p("198.17.255.255"), RANGE));
-        assert!(overlaps(p("0.0.0.0/0"), RANGE));
-    }
-
-    #[test]
-    fn only_this_suites_names_and_routes_are_recognised() {
-        assert_eq!(owner_of_namespace("dkf4242-1-br"), Some(4242));
-        assert_eq!(owner_of_namespace("dkf4242-12-n5"), Some(4242));
-        assert_eq!(owner_of_namespace("dkf4242-3-c"), Some(4242));
-        assert_eq!(owner_of_namespace("dkf4242-probe"), Some(4242));
-        for other in [
-            "dkf",
-            "dkfx-1-br",
-            "dkf4242",
-            "dkf4242-1-eth0",
-            "dkf4242-1-n",
-            "web-1",
-        ] {
-            assert_eq!(owner_of_namespace(other), None, "{other}");
-        }
-        assert!(is_our_route(
-            "blackhole 198.18.7.0/24 proto 213 metric 4242"
-        ));
-        assert_eq!(
-            route_owner("blackhole 198.18.7.0/24 proto 213 metric 4242"),
-            Some(4242)
-        );
-        assert!(!is_our_route(
-            "blackhole 198.18.7.0/24 proto static metric 4242"
-        ));
-        assert!(!is_our_route("blackhole 10.0.0.0/24 proto 213 metric 4242"));
-        assert!(!is_our_route(
-            "198.18.7.0/24 via 10.0.0.1 dev eth0 proto 213"
-        ));
-    }
 }

@@ -34,7 +34,7 @@ use distribkv_native::server::{
 };
 
 use super::harness::BINARY;
-use super::harness::cluster::render_statuses;
+use super::harness::status::render_statuses;
 use super::harness::{ClientProcess, StatusLine};
 use super::nemesis::{Fault, Planned, inject, plan, render_plan, replacements};
 use super::net::Network;

@@ -19,7 +19,7 @@ use distribkv_core::check::{AppendCheckOptions, OpKind, check_appends};
 
 use super::NsCluster;
 use super::harness::ClientProcess;
-use super::harness::cluster::render_statuses;
+use super::harness::status::render_statuses;
 use super::rng::Rng;
 use super::scenario::{LEADER_LIMIT, read_final_values, replay_command};
 use super::workload::{Ending, Recorder};

@@ -1,16 +1,17 @@
 //! A cluster of `distribkv-native server` processes, one per host, and the
-//! client commands run against it from the clients' host.
+//! client commands run against it from the clients' host; watching it
+//! through `status --json` is in `status.rs`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::Signal;
 
 use super::{
-    BINARY, ClientProcess, Hosts, KEEP_VARIABLE, OneAtATime, StatusLine, TIMING, make_certs,
-    signal, stdout, wait_exit,
+    BINARY, ClientProcess, Hosts, KEEP_VARIABLE, OneAtATime, TIMING, make_certs, signal, stdout,
+    wait_exit,
 };
 
 /// Exit code of a server whose power was cut (`cli::power_cut`).
@@ -19,10 +20,6 @@ pub const POWER_CUT_EXIT: i32 = distribkv_native::cli::power_cut::POWER_CUT_EXIT
 fn libc_sigusr1() -> i32 {
     Signal::USR1.as_raw()
 }
-
-/// How long one `status` command may take before it is killed: each node
-/// gets 5 s to answer, in parallel.
-const STATUS_LIMIT: Duration = Duration::from_secs(15);
 
 /// One node's process and files.
 #[derive(Debug)]
@@ -403,127 +400,6 @@ impl<H: Hosts> Cluster<H> {
             .collect()
     }
 
-    /// The status of every node that answers, by id.
-    pub fn status(&self) -> Vec<StatusLine> {
-        let Ok(mut child) = self
-            .client_command("status")
-            .arg("--json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        else {
-            return Vec::new();
-        };
-        let mut output = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = output.read_to_string(&mut text);
-            text
-        });
-        let started = Instant::now();
-        while started.elapsed() < STATUS_LIMIT {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        let text = reader.join().unwrap_or_default();
-        let mut statuses: Vec<StatusLine> = text
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect();
-        statuses.sort_by_key(|s| s.id);
-        statuses
-    }
-
-    /// Node `id`'s status, if it answers.
-    pub fn status_of(&self, id: usize) -> Option<StatusLine> {
-        self.status().into_iter().find(|s| s.id == id as u64)
-    }
-
-    /// The leader a majority of the current members agrees on (same term),
-    /// if any.
-    pub fn agreed_leader(&self, statuses: &[StatusLine]) -> Option<usize> {
-        let is_member = |s: &&StatusLine| self.current.contains(&(s.id as usize));
-        let leader = statuses
-            .iter()
-            .filter(is_member)
-            .find(|s| s.role == "leader")?;
-        let agreeing = statuses
-            .iter()
-            .filter(is_member)
-            .filter(|s| s.leader == Some(leader.id) && s.term == leader.term)
-            .count();
-        (agreeing * 2 > self.current.len()).then_some(leader.id as usize)
-    }
-
-    /// Waits up to `limit` for a leader a majority agrees on.
-    pub fn wait_for_leader(&self, limit: Duration) -> Option<usize> {
-        let started = Instant::now();
-        loop {
-            if let Some(leader) = self.agreed_leader(&self.status()) {
-                return Some(leader);
-            }
-            if started.elapsed() > limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The leader a majority agrees on within `limit`; panics without one.
-    pub fn leader(&self, limit: Duration) -> usize {
-        self.wait_for_leader(limit).unwrap_or_else(|| {
-            panic!(
-                "no leader within {limit:?}:\n{}",
-                render_statuses(&self.status())
-            )
-        })
-    }
-
-    /// Waits until node `id` has applied at least `index`; panics after `limit`.
-    pub fn wait_applied(&self, id: usize, index: u64, limit: Duration) -> StatusLine {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.status_of(id)
-                && status.applied_index >= index
-            {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "node {id} did not apply {index} within {limit:?}:\n{}",
-                render_statuses(&self.status())
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits up to `limit` until every current member answers, a leader is
-    /// agreed on by all, nothing is left uncommitted, and every member has
-    /// applied the same index with the same state fingerprint. Returns the
-    /// statuses, or the last ones seen as the error.
-    pub fn wait_converged(&self, limit: Duration) -> Result<Vec<StatusLine>, String> {
-        let started = Instant::now();
-        loop {
-            let mut statuses = self.status();
-            statuses.retain(|s| self.current.contains(&(s.id as usize)));
-            if converged(&statuses, self.current.len()) {
-                return Ok(statuses);
-            }
-            if started.elapsed() > limit {
-                return Err(format!(
-                    "not converged within {limit:?}; last statuses:\n{}",
-                    render_statuses(&statuses)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     /// Node `id`'s whole log.
     pub fn log_of(&self, id: usize) -> String {
         std::fs::read_to_string(&self.nodes[id - 1].log).unwrap_or_default()
@@ -553,37 +429,6 @@ impl Cluster<super::Loopback> {
         Cluster::start(one_at_a_time, super::Loopback::new(nodes), extra_args)
             .unwrap_or_else(|error| panic!("cannot start a cluster: {error}"))
     }
-}
-
-/// True if `statuses` show one leader for all `size` nodes and identical,
-/// fully applied state everywhere.
-pub fn converged(statuses: &[StatusLine], size: usize) -> bool {
-    if statuses.len() != size {
-        return false;
-    }
-    let Some(leader) = statuses.iter().find(|s| s.role == "leader") else {
-        return false;
-    };
-    let first = &statuses[0];
-    statuses.iter().all(|s| {
-        s.leader == Some(leader.id)
-            && s.term == leader.term
-            && s.commit_index == s.applied_index
-            && s.applied_index == first.applied_index
-            && s.fingerprint == first.fingerprint
-    }) && leader.last_index == leader.commit_index
-}
-
-/// One line per status (the plain `status` format, with the fingerprint).
-pub fn render_statuses(statuses: &[StatusLine]) -> String {
-    if statuses.is_empty() {
-        return "  (no node answered)".into();
-    }
-    statuses
-        .iter()
-        .map(|s| format!("  {} fingerprint {:016x}", s.text(), s.fingerprint))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 impl<H: Hosts> Drop for Cluster<H> {

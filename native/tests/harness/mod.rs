@@ -13,6 +13,7 @@
 pub mod client;
 pub mod cluster;
 pub mod hosts;
+pub mod status;
 
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output};

@@ -138,7 +138,6 @@ fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 #[test]
-#[ignore = "a removed node no longer learns that its removal is committed and does not exit by itself; under investigation, see docs/TESTING.md"]
 fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
@@ -210,7 +209,7 @@ fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() 
         &cluster,
         "add",
         &[&leader.to_string(), &address],
-        "never reused",
+        &format!("node {leader} was removed; ids are never reused"),
     );
 
     stop_and_check(workload, 50);
@@ -338,7 +337,6 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
 /// add` again takes over the wait; `member remove` of the learner abandons
 /// it.
 #[test]
-#[ignore = "a removed node no longer learns that its removal is committed and does not exit by itself; under investigation, see docs/TESTING.md"]
 fn a_change_waits_for_the_member_being_added() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
@@ -426,6 +424,112 @@ fn a_change_waits_for_the_member_being_added() {
         "{}",
         cluster.log_tail(4, 20)
     );
+}
+
+/// Ids are permanent: a removed follower stops by itself, and its id is
+/// refused by `member add`, with or without `--learner`, also once the
+/// removal is only in a snapshot (the removed ids are part of the
+/// replicated configuration).
+#[test]
+fn a_removed_id_is_never_reused() {
+    let mut cluster = Cluster::start_with_spares(
+        harness::one_at_a_time(),
+        Loopback::new(3),
+        3,
+        &["--snapshot-every", "4"],
+    )
+    .expect("start the cluster");
+    let leader = cluster.leader(Duration::from_secs(20));
+    let victim = if leader == 3 { 2 } else { 3 };
+    member_ok(&cluster, "remove", &[&victim.to_string()]);
+    let mut process = cluster.nodes[victim - 1].process.take().unwrap();
+    let status = wait_exit(&mut process, Duration::from_secs(20));
+    assert!(status.success(), "the removed node exits 0: {status:?}");
+
+    // Snapshots cover the removal, and the members restart from them.
+    for i in 0..12 {
+        cluster.put(&format!("k{i}"), "v");
+    }
+    let remaining: Vec<u64> = (1..=3).filter(|&id| id != victim as u64).collect();
+    for &id in &remaining {
+        cluster.kill(id as usize);
+    }
+    for &id in &remaining {
+        cluster.spawn(id as usize);
+    }
+    cluster.leader(Duration::from_secs(20));
+
+    let address = cluster.hosts.address(victim);
+    let refusal = format!("node {victim} was removed; ids are never reused");
+    let id = victim.to_string();
+    for args in [
+        &[id.as_str(), address.as_str()][..],
+        &[id.as_str(), address.as_str(), "--learner"],
+    ] {
+        member_refused(&cluster, "add", args, &refusal);
+    }
+    member_refused(&cluster, "promote", &[&victim.to_string()], "not a learner");
+    assert_eq!(roles(&cluster).0, voters(&remaining));
+}
+
+/// A client that started before a node was added follows the leadership
+/// to it: the leader hint names a node whose address the client did not
+/// know, and it asks the members it knows for the member list again
+/// instead of trying the old members until it gives up with "outcome
+/// unknown" (writes stalled for up to 17 s after a replacement).
+#[test]
+fn a_client_reaches_a_leader_added_after_it_started() {
+    let mut cluster = cluster_with_spares(1);
+    cluster.leader(Duration::from_secs(20));
+    let first_three: Vec<String> = (1..=3).map(|id| cluster.hosts.address(id)).collect();
+    let mut client = Command::new(BINARY)
+        .args([
+            "client",
+            "--json",
+            "--cluster",
+            &first_three.join(","),
+            "--certs",
+        ])
+        .arg(&cluster.certs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    let mut output = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut ask = |line: &str| {
+        use std::io::{BufRead, Write};
+        writeln!(input, "{line}").unwrap();
+        let mut answer = String::new();
+        output.read_line(&mut answer).unwrap();
+        serde_json::from_str::<Value>(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+    };
+    assert_eq!(ask("put before 1"), serde_json::json!({"ok": true}));
+
+    // Node 4 is added, and leads once the old leaders are removed (each
+    // hands over to its most up-to-date voter, the highest id on a tie).
+    cluster.spawn(4);
+    let address4 = cluster.hosts.address(4);
+    member_ok(&cluster, "add", &["4", &address4]);
+    for _ in 0..2 {
+        let (_, leader) = roles(&cluster);
+        if leader == 4 {
+            break;
+        }
+        member_ok(&cluster, "remove", &[&leader.to_string()]);
+    }
+    assert_eq!(roles(&cluster).1, 4, "node 4 leads");
+
+    // The client knew only nodes 1 to 3: its write is acknowledged, not
+    // given up on.
+    assert_eq!(ask("put after 2"), serde_json::json!({"ok": true}));
+    assert_eq!(
+        ask("get after"),
+        serde_json::json!({"ok": true, "value": "2"})
+    );
+    let _ = client.kill();
+    let _ = client.wait();
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
-use distribkv_native::kv_client::{self, KvError, KvSession, SessionTiming, ValidOperation};
+use distribkv_native::kv_client::{KvCluster, KvError, KvSession, SessionTiming, ValidOperation};
 use distribkv_native::server::{self, ServerConfig, ServerError, ValidConfig};
 use distribkv_native::storage::{FaultInjector, StorageOptions};
 use distribkv_native::tls::{self, CertSet};
@@ -58,7 +58,7 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     ));
 
     let servers = vec![ServerAddress::new(([127, 0, 0, 1], port).into())];
-    let transport = Arc::new(kv_client::connect(servers.clone(), &certs).unwrap());
+    let transport = Arc::new(KvCluster::fixed(servers.clone(), &certs).unwrap());
     let timing = SessionTiming {
         attempt_timeout_ms: 500,
         retry_backoff_ms: 20,
@@ -104,7 +104,7 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
         },
         |_| {},
     ));
-    let transport = Arc::new(kv_client::connect(servers, &certs).unwrap());
+    let transport = Arc::new(KvCluster::fixed(servers, &certs).unwrap());
     let mut session = KvSession::new(transport.clone(), timing, 8);
     for i in (0..20).chain(acknowledged.iter().copied()) {
         let value = session

@@ -3,7 +3,7 @@
 // A smoke test of what differs between engines: the wasm build loads, the
 // canvas animates, keyboard actions reach the simulation, the forms work,
 // and nothing is logged as an error. The full suite runs in Chromium
-// (page.test.mjs).
+// (page.test.mjs and sharded.test.mjs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs/promises";

@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use distribkv_core::check::Budget;
 use distribkv_core::kv::Operation;
 use distribkv_core::raft::NodeId;
 use distribkv_core::shard::controller::ControllerOp;
@@ -32,7 +31,7 @@ use distribkv_core::shard::{GroupId, shard_of};
 use distribkv_core::sim::sharded::{AdminOp, ShardedSim};
 use wasm_bindgen::prelude::*;
 
-use crate::args::{self, Fields, error};
+use crate::args::{self, error};
 use crate::{install_panic_hook, linearizability, to_js, view};
 
 mod admin;
@@ -68,7 +67,8 @@ pub struct ShardedSimulation {
     queue: VecDeque<AdminTask>,
     done: VecDeque<AdminDone>,
     admin_timeout: u64,
-    last_check: Option<((usize, usize, u64), linearizability::Verdict)>,
+    /// The last linearizability verdict and the history it was for.
+    verdicts: linearizability::VerdictCache,
 }
 
 impl ShardedSimulation {
@@ -144,7 +144,7 @@ impl ShardedSimulation {
             queue: VecDeque::new(),
             done: VecDeque::new(),
             admin_timeout: page.admin_timeout,
-            last_check: None,
+            verdicts: linearizability::VerdictCache::default(),
         };
         if !page.join.is_empty() {
             let map: BTreeMap<GroupId, Vec<NodeId>> =
@@ -294,33 +294,24 @@ impl ShardedSimulation {
         &mut self,
         #[wasm_bindgen(unchecked_optional_param_type = "{ maxSteps?: number }")] opts: JsValue,
     ) -> Result<JsValue, JsError> {
-        let fields = Fields::new(&opts, "check options", &["maxSteps"])?;
-        let budget = match fields.read("maxSteps", args::integer)? {
-            Some(steps) => Budget::steps(steps),
-            None => Budget::DEFAULT,
-        };
+        let budget = args::check_budget(&opts)?;
         let history = self.sim.history();
         let key = (
             history.len(),
             history.len() - history.pending().count(),
             budget.max_steps,
         );
-        let verdict = match self.last_check.take() {
-            Some((last, verdict)) if last == key => verdict,
-            _ => {
-                let mut operations = history.operations().to_vec();
-                for o in &mut operations {
-                    if !o.is_completed() {
-                        o.outcome = distribkv_core::check::Outcome::Unknown;
-                    }
+        let sim = &self.sim;
+        let verdict = self.verdicts.verdict(key, || {
+            let mut operations = history.operations().to_vec();
+            for o in &mut operations {
+                if !o.is_completed() {
+                    o.outcome = distribkv_core::check::Outcome::Unknown;
                 }
-                let result = self.sim.check_linearizable(budget);
-                linearizability::verdict(&operations, result)
             }
-        };
-        let result = to_js(&view::sharded::check(&self.sim, &verdict));
-        self.last_check = Some((key, verdict));
-        result
+            linearizability::verdict(&operations, sim.check_linearizable(budget))
+        });
+        to_js(&view::sharded::check(sim, verdict))
     }
 
     // ---- clients -----------------------------------------------------------

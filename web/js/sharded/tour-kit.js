@@ -3,6 +3,8 @@
 // a scratch ShardedTimeline through planContext, and its expect claims are
 // checked against query(sim), the run at the step's end.
 
+import { unmetClaims } from "../tour-kit.js";
+
 /** The run at a step's end, for claims. */
 export function query(sim) {
   const state = sim.state();
@@ -17,14 +19,7 @@ export function query(sim) {
 }
 
 /** The claims of `step` that do not hold on `sim`. */
-export function failedClaims(step, facts, sim) {
-  if (!step.expect) return [];
-  try {
-    return step.expect(facts, query(sim)).filter(([, holds]) => !holds).map(([claim]) => claim);
-  } catch (err) {
-    return [`checking the step failed (${err.message})`];
-  }
-}
+export const failedClaims = (step, facts, sim) => unmetClaims(step, facts, () => query(sim));
 
 /** What a step's plan works with. */
 export function planContext(timeline) {

@@ -11,8 +11,22 @@ impl Host {
         // a group pushing to a co-located replica) are handled at once;
         // each round can only answer the previous one, so this ends.
         for _ in 0..4 {
-            while let Some(group) = self.touched.pop_first() {
-                self.drain_group(group);
+            while !self.touched.is_empty() {
+                let mut touched = core::mem::take(&mut self.touched);
+                touched.sort_unstable();
+                touched.dedup();
+                // One write per group at most, and as many messages per
+                // destination in the usual step: sized once at the first
+                // push, not grown (and nothing reserved for a quiet step).
+                self.step_groups = touched.len();
+                for &group in &touched {
+                    self.drain_group(group);
+                }
+                // Keep the allocation for the next step.
+                touched.clear();
+                if self.touched.is_empty() {
+                    self.touched = touched;
+                }
             }
             let Some(local) = self.outbox.remove(&self.config.id) else {
                 break;
@@ -26,11 +40,9 @@ impl Host {
             let seq = self.next_seq;
             self.next_seq += 1;
             let writes = core::mem::take(&mut self.writes);
-            let mut last: BTreeMap<GroupId, u64> = BTreeMap::new();
-            for (group, write) in &writes {
-                last.insert(*group, write.seq);
-            }
-            self.unacked.insert(seq, last.into_iter().collect());
+            // Every group's write seqs: `Persisted` acknowledges the last of each.
+            let seqs = writes.iter().map(|(group, write)| (*group, write.seq));
+            self.unacked.insert(seq, seqs.collect());
             self.outputs
                 .push_back(HostOutput::Persist(HostWrite { seq, writes }));
         }
@@ -60,12 +72,19 @@ impl Host {
         let record = self.config.record_applied;
         while let Some(output) = hosted.node.poll_output() {
             match output {
-                Output::Persist(write) => self.writes.push((group, write)),
-                Output::Send(envelope) => self
-                    .outbox
-                    .entry(envelope.to)
-                    .or_default()
-                    .push(HostMessage::Raft { group, envelope }),
+                Output::Persist(write) => {
+                    if self.writes.capacity() == 0 {
+                        self.writes.reserve(self.step_groups);
+                    }
+                    self.writes.push((group, write))
+                }
+                Output::Send(envelope) => {
+                    let capacity = self.step_groups;
+                    self.outbox
+                        .entry(envelope.to)
+                        .or_insert_with(|| Vec::with_capacity(capacity))
+                        .push(HostMessage::Raft { group, envelope })
+                }
                 Output::Apply(entries) => {
                     let last = entries.last().map(|e| e.index);
                     for entry in entries {
@@ -121,9 +140,22 @@ impl Host {
                         ));
                     }
                 }
-                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
+                Output::ReadReady { id, index } => {
+                    if let Some(waiter) = hosted.reads.remove(&id) {
+                        hosted.ready_reads.push((index, waiter));
+                    }
+                }
+                Output::ReadFailed { id, leader_hint } => {
+                    if let Some(waiter) = hosted.reads.remove(&id) {
+                        self.replies.push((
+                            waiter.to,
+                            failed(ReplyKind::Kv, waiter.id, KvError::NotLeader { leader_hint }),
+                        ));
+                    }
+                }
             }
         }
+        serve_ready_reads(hosted, &mut self.replies, &mut self.stats);
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
             let leader_hint = hosted.node.leader();
             for (_, waiter) in core::mem::take(&mut hosted.waiters) {
@@ -144,14 +176,24 @@ impl Host {
         } else {
             hosted.node.poll_timeout()
         };
-        if deadline != hosted.deadline {
-            self.timers.remove(&(hosted.deadline, group));
-            hosted.deadline = deadline;
-            if deadline != Instant::NEVER {
-                self.timers.insert((deadline, group));
+        // Lazy re-arming: a registration earlier than the node's deadline
+        // stays (the timeout handler re-registers it when it comes due);
+        // only an earlier deadline, or a first one, moves it. A follower
+        // pushes its election deadline back on every append: this spares
+        // the timer set a removal and an insertion per message.
+        if deadline < hosted.deadline {
+            if hosted.deadline != Instant::NEVER {
+                self.timers.remove(&(hosted.deadline, group));
             }
+            hosted.deadline = deadline;
+            self.timers.insert((deadline, group));
         }
-        if self.push_senders.keys().any(|(g, _, _)| *g == group) {
+        if self
+            .push_senders
+            .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
+            .next()
+            .is_some()
+        {
             self.ack_inserted(group);
         }
     }
@@ -200,6 +242,51 @@ pub(super) fn apply_entry(
         ),
     };
     replies.push((waiter.to, reply));
+}
+
+/// Answers the follower reads whose read index this replica has applied:
+/// the ownership check and the read both look at the state machine at
+/// that point or later, never at a configuration older than the read
+/// index (a shard that moved away before the read began is refused with
+/// [`KvError::WrongGroup`], as a get through the log would be).
+///
+/// Linearizable: the read index is at least the group's commit index at a
+/// moment after the read was invoked, so the state read holds every write
+/// of this group completed before then; and if the shard is still served
+/// here in that state, no other group can have completed a write on it
+/// before the read began, since a new owner writes only after inserting
+/// data that this group exported once it had applied the configuration
+/// that moved the shard, an entry the read index would then cover.
+fn serve_ready_reads(
+    hosted: &mut Hosted,
+    replies: &mut Vec<(ReplyTo, HostReply)>,
+    stats: &mut HostStats,
+) {
+    if hosted.ready_reads.is_empty() {
+        return;
+    }
+    let applied = hosted.node.log().applied();
+    let is_leader = hosted.node.is_leader();
+    let (due, waiting): (Vec<_>, Vec<_>) = core::mem::take(&mut hosted.ready_reads)
+        .into_iter()
+        .partition(|(index, _)| *index <= applied);
+    hosted.ready_reads = waiting;
+    for (_, waiter) in due {
+        let result = match &hosted.machine {
+            Machine::Kv(kv) => kv.read(&waiter.key),
+            Machine::Controller(_) => Err(KvError::WrongGroup),
+        };
+        if result.is_ok() && !is_leader {
+            stats.follower_reads_served += 1;
+        }
+        replies.push((
+            waiter.to,
+            HostReply::Kv {
+                id: waiter.id,
+                result,
+            },
+        ));
+    }
 }
 
 pub(super) fn snapshot(machine: &Machine) -> Bytes {

@@ -45,6 +45,10 @@ impl Host {
                 };
                 (group, id, ReplyKind::Kv, command.encode())
             }
+            HostRequest::FollowerRead { id, group, key } => {
+                self.handle_follower_read(now, from, id, group, key);
+                return;
+            }
         };
         if !self.groups.contains_key(&group) {
             self.reply(from, kind, id, Err(KvError::WrongGroup));
@@ -67,13 +71,56 @@ impl Host {
                     self.replies
                         .push((old.to, failed(old.kind, old.id, KvError::Busy)));
                 }
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
                 let leader_hint = hosted.node.leader();
                 self.reply(from, kind, id, Err(KvError::NotLeader { leader_hint }));
             }
             Err(_) => self.reply(from, kind, id, Err(KvError::Busy)),
+        }
+    }
+
+    /// [`HostRequest::FollowerRead`]: the replica here asks its node for a
+    /// read index ([`Input::FollowerRead`]: the leader confirms one with a
+    /// heartbeat round, a follower asks its leader); the read is served in
+    /// `drain_group` once the replica has applied that far.
+    fn handle_follower_read(
+        &mut self,
+        now: Instant,
+        from: ReplyTo,
+        id: u64,
+        group: GroupId,
+        key: Bytes,
+    ) {
+        if group == CONTROLLER || !self.groups.contains_key(&group) {
+            self.reply(from, ReplyKind::Kv, id, Err(KvError::WrongGroup));
+            return;
+        }
+        if key.len() > self.config.limits.max_key_bytes {
+            self.reply(from, ReplyKind::Kv, id, Err(KvError::TooLarge));
+            return;
+        }
+        // A pending read keeps the group awake here (a follower refuses to
+        // hibernate while it has one, see `handle_hibernate`).
+        self.wake(now, group);
+        let read = self.next_read;
+        self.next_read += 1;
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return;
+        };
+        match hosted.node.handle(now, Input::FollowerRead(read)) {
+            Ok(_) => {
+                hosted.reads.insert(read, ReadWaiter { to: from, id, key });
+                self.touched.push(group);
+            }
+            Err(Rejected::NotLeader { leader_hint }) => self.reply(
+                from,
+                ReplyKind::Kv,
+                id,
+                Err(KvError::NotLeader { leader_hint }),
+            ),
+            Err(_) => self.reply(from, ReplyKind::Kv, id, Err(KvError::Busy)),
         }
     }
 

@@ -18,6 +18,8 @@ impl Host {
         let node = &hosted.node;
         let log = node.log();
         let agrees = !node.is_leader()
+            && hosted.reads.is_empty()
+            && hosted.ready_reads.is_empty()
             && node.term() == term
             && node.leader() == Some(from)
             && log.last_index() == index
@@ -28,7 +30,7 @@ impl Host {
             if !hosted.hibernating {
                 hosted.hibernating = true;
                 self.stats.hibernations += 1;
-                self.touched.insert(group);
+                self.touched.push(group);
             }
             self.outbox
                 .entry(from)
@@ -57,7 +59,7 @@ impl Host {
             if all && !hosted.hibernating {
                 hosted.hibernating = true;
                 self.stats.hibernations += 1;
-                self.touched.insert(group);
+                self.touched.push(group);
             }
         }
     }
@@ -69,18 +71,12 @@ impl Host {
 
     /// Resumes the timers of a hibernating group.
     pub(super) fn wake(&mut self, now: Instant, group: GroupId) {
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
-        };
-        hosted.hibernate_acks.clear();
-        if !hosted.hibernating {
-            return;
+        if let Some(hosted) = self.groups.get_mut(&group)
+            && hosted.wake(now)
+        {
+            self.stats.wakes += 1;
+            self.touched.push(group);
         }
-        hosted.hibernating = false;
-        hosted.activity.1 = now;
-        self.stats.wakes += 1;
-        let _ = hosted.node.handle(now, Input::Wake);
-        self.touched.insert(group);
     }
 
     /// Asks the followers of every idle group this host leads to hibernate.
@@ -92,6 +88,8 @@ impl Host {
             if hosted.hibernating
                 || !node.is_leader()
                 || !hosted.waiters.is_empty()
+                || !hosted.reads.is_empty()
+                || !hosted.ready_reads.is_empty()
                 || node.transfer_target().is_some()
                 || now.as_millis() < hosted.activity.1.as_millis() + after
             {
@@ -161,5 +159,20 @@ impl Host {
             self.stats.suspicions += 1;
             self.wake(now, group);
         }
+    }
+}
+
+impl Hosted {
+    /// Forgets hibernation agreements and, if hibernating, resumes the
+    /// timers. True if it was hibernating.
+    pub(super) fn wake(&mut self, now: Instant) -> bool {
+        self.hibernate_acks.clear();
+        if !self.hibernating {
+            return false;
+        }
+        self.hibernating = false;
+        self.activity.1 = now;
+        let _ = self.node.handle(now, Input::Wake);
+        true
     }
 }

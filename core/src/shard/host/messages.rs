@@ -139,6 +139,33 @@ pub enum HostRequest {
         /// The operation.
         op: Operation,
     },
+    /// A linearizable read of `key` served by this host's replica of
+    /// `group`, whatever its role (follower reads, TiKV's follower read):
+    /// a follower asks its group's leader for a read index, waits until it
+    /// has applied that far, then checks that the group still serves the
+    /// key's shard at that point and answers from its own state. Answered
+    /// with [`HostReply::Kv`], with the same errors as a get through the
+    /// log ([`KvError::WrongGroup`] once the shard moved, and
+    /// [`KvError::NotLeader`] when no leader could confirm the index).
+    FollowerRead {
+        /// Correlation id, echoed in the reply.
+        id: u64,
+        /// The group the client believes owns the key.
+        group: GroupId,
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl HostRequest {
+    /// The correlation id.
+    pub fn id(&self) -> u64 {
+        match self {
+            HostRequest::Controller { id, .. }
+            | HostRequest::Kv { id, .. }
+            | HostRequest::FollowerRead { id, .. } => *id,
+        }
+    }
 }
 
 /// A host's answer to a client.
@@ -216,7 +243,8 @@ pub struct HostStats {
     pub batches_sent: u64,
     /// Messages inside received batches.
     pub messages_received: u64,
-    /// Batches for another host, and Raft messages whose addresses disagree with their batch.
+    /// Batches for another host or claiming to come from this one, and
+    /// Raft messages whose addresses disagree with their batch.
     pub misaddressed: u64,
     /// Messages for a group not hosted here.
     pub unknown_group: u64,
@@ -228,4 +256,7 @@ pub struct HostStats {
     pub wakes: u64,
     /// Wakes caused by a peer host gone silent.
     pub suspicions: u64,
+    /// Follower reads answered with a value by a replica that did not lead
+    /// its group at that moment.
+    pub follower_reads_served: u64,
 }

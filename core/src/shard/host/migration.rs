@@ -154,7 +154,7 @@ impl Host {
             .is_ok()
         {
             hosted.last_internal = Some((bytes, now));
-            self.touched.insert(group);
+            self.touched.push(group);
             return true;
         }
         false

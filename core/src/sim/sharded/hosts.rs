@@ -7,8 +7,9 @@ impl ShardedSim {
     /// (but a random prefix), messages to it are dropped.
     pub fn crash(&mut self, id: NodeId) {
         if let Some(slot) = self.slots.get_mut(&id)
-            && slot.host.take().is_some()
+            && let Some(host) = slot.host.take()
         {
+            self.follower_reads_before += host.stats().follower_reads_served;
             slot.disk.crash(&mut self.rng);
             self.log(format!("host {id} crashes"));
             self.note(Some(id), None, "crash", || format!("host {id} crashes"));

@@ -248,6 +248,10 @@ impl ShardedSim {
                                 item.groups.push(*group);
                                 "Kv"
                             }
+                            HostRequest::FollowerRead { group, .. } => {
+                                item.groups.push(*group);
+                                "FollowerRead"
+                            }
                         });
                     }
                     Event::Reply { clerk, reply } => {

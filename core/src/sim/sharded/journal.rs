@@ -205,6 +205,10 @@ fn describe_request(request: &HostRequest) -> String {
             };
             format!("Kv #{id} group {group} {what} (seq {seq})")
         }
+        HostRequest::FollowerRead { id, group, key } => format!(
+            "FollowerRead #{id} group {group} get {}",
+            String::from_utf8_lossy(key)
+        ),
     }
 }
 
@@ -321,6 +325,7 @@ impl ShardedSim {
         let (kind, group) = match request {
             HostRequest::Controller { .. } => ("Controller", Some(0)),
             HostRequest::Kv { group, .. } => ("Kv", Some(*group)),
+            HostRequest::FollowerRead { group, .. } => ("FollowerRead", Some(*group)),
         };
         self.note_detail(Some(to), group, kind, || Detail::Request {
             from,

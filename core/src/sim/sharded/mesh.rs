@@ -24,6 +24,11 @@ pub struct Mesh {
     pub widest_write: usize,
     /// Contract breaches seen (more than one write or one batch per destination in a step).
     pub breaches: Vec<String>,
+    /// Hosts cut off from the others: batches to them are dropped.
+    pub isolated: BTreeSet<NodeId>,
+    /// Replies produced while delivering batches or firing timers (those
+    /// of [`Mesh::feed`] are returned by it instead), with the host.
+    pub late_replies: Vec<(NodeId, HostReply)>,
 }
 
 impl Mesh {
@@ -44,6 +49,8 @@ impl Mesh {
             writes: 0,
             widest_write: 0,
             breaches: Vec::new(),
+            isolated: BTreeSet::new(),
+            late_replies: Vec::new(),
         })
     }
 
@@ -113,6 +120,9 @@ impl Mesh {
         while !self.queue.is_empty() && rounds < 1000 {
             rounds += 1;
             for batch in core::mem::take(&mut self.queue) {
+                if self.isolated.contains(&batch.to) || self.isolated.contains(&batch.from) {
+                    continue;
+                }
                 *self.batches.entry((batch.from, batch.to)).or_default() += 1;
                 self.messages += batch.messages.len() as u64;
                 self.raft_messages += batch
@@ -121,7 +131,9 @@ impl Mesh {
                     .filter(|m| matches!(m, HostMessage::Raft { .. }))
                     .count() as u64;
                 let to = batch.to;
-                self.feed(to, HostInput::Batch(batch));
+                let replies = self.feed(to, HostInput::Batch(batch));
+                self.late_replies
+                    .extend(replies.into_iter().map(|reply| (to, reply)));
             }
         }
     }
@@ -139,12 +151,23 @@ impl Mesh {
             match next {
                 Some((at, id)) if at <= until => {
                     self.now = self.now.max(at);
-                    self.feed(id, HostInput::Timeout);
+                    let replies = self.feed(id, HostInput::Timeout);
+                    self.late_replies
+                        .extend(replies.into_iter().map(|reply| (id, reply)));
                 }
                 _ => break,
             }
         }
         self.now = self.now.max(until);
+    }
+
+    /// The client replies that delivered batches and timers produced since
+    /// the last call (the [`Mesh::late_replies`], without their hosts).
+    pub fn take_replies(&mut self) -> Vec<HostReply> {
+        core::mem::take(&mut self.late_replies)
+            .into_iter()
+            .map(|(_, reply)| reply)
+            .collect()
     }
 
     /// Total batches delivered.

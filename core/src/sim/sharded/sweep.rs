@@ -16,6 +16,9 @@ pub struct ShardedReport {
     /// Workload writes refused because their session had been dropped
     /// (their outcome unknown): the seed exercised expiry and eviction.
     pub expired_sessions: u64,
+    /// Workload gets answered by a replica that was not its group's
+    /// leader (follower reads; 0 unless the seed turned them on).
+    pub follower_reads: u64,
 }
 
 impl ShardedReport {
@@ -68,6 +71,9 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
             })
             .collect();
     }
+    // Two seeds in five send the workload's gets to any replica of the
+    // owning group (follower reads), from a generator of their own.
+    config.follower_reads = Rng::new(seed ^ 0xF011_0E2D).chance(0.4);
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
@@ -86,7 +92,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, {} sessions per shard, session ttl {} ms, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
@@ -94,6 +100,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         sim.config.host.hibernate_after_ms,
         limits.max_sessions,
         limits.session_ttl_ms,
+        sim.config.follower_reads,
         clocks
             .iter()
             .map(|c| (c.offset, c.rate_ppm))
@@ -218,6 +225,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     report.failures.extend(sim.check_history());
     report.operations = sim.history().len();
     report.expired_sessions = sim.expired_sessions;
+    report.follower_reads = sim.follower_reads_served();
     report.configurations = sim
         .slots
         .values()

@@ -105,8 +105,12 @@
 mod format;
 mod index;
 mod log;
+mod options;
+mod purge;
+mod read;
 mod recovery;
 mod worker;
 
-pub use log::{MultiStorage, MultiStorageOptions, MultiStorageStats, Purge};
+pub use log::MultiStorage;
+pub use options::{MultiStorageOptions, MultiStorageStats, Purge};
 pub use worker::{MultiJob, MultiStorageWorker, MultiWorkerStopped};

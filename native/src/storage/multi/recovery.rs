@@ -11,10 +11,10 @@ use distribkv_core::shard::GroupId;
 use super::super::error::{Corruption, StorageError};
 use super::super::file::{Disk, parent_of};
 use super::super::format::{
-    FILE_HEADER_LEN, FileHeader, Frame, IDENTITY_FILE, RecordKind, Seal, SnapshotPoint,
-    TEMPORARY_SUFFIX, decode_all, looks_torn, read_frame, valid_record_after,
+    FileHeader, IDENTITY_FILE, RecordKind, Seal, SnapshotPoint, TEMPORARY_SUFFIX, decode_all,
 };
 use super::super::identity::Identity;
+use super::super::segment::{Applied, Expected, scan_segment};
 use super::super::snapshot_file::read_snapshot_file;
 use super::format::{
     Batch, GroupCheckpoint, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC, MultiFileName,
@@ -236,101 +236,46 @@ fn replay_segment(
 ) -> Result<(u64, u64, bool), StorageError> {
     let path = segment_path(dir, number);
     let data = disk.read(&path)?;
-    let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
-        path: path.clone(),
-        offset: offset as u64,
-        problem,
-    };
-    let header =
-        FileHeader::decode(&data, MULTI_SEGMENT_MAGIC).map_err(|problem| corrupt(0, problem))?;
-    if header.identity != identity {
-        return Err(StorageError::IdentityMismatch {
-            path,
-            expected: identity,
-            found: header.identity,
-        });
-    }
-    if header.number != number {
-        return Err(corrupt(
-            28,
-            Corruption::WrongSegmentNumber {
-                expected: number,
-                found: header.number,
-            },
-        ));
-    }
-    let mut offset = FILE_HEADER_LEN;
-    let mut sealed = false;
-    loop {
-        match read_frame(&data, offset) {
-            Frame::End => break,
-            Frame::Record { .. } | Frame::Damaged(_) if sealed => {
-                return Err(corrupt(offset, Corruption::DataAfterSeal));
-            }
-            Frame::Record {
-                kind,
-                payload,
-                next,
-            } => {
-                let location = Location {
-                    segment: number,
-                    offset: offset as u64,
-                    length: (next - offset) as u32,
-                };
-                match kind {
-                    RecordKind::GroupBatch => {
-                        let batch: Batch =
-                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
-                        replay.apply_batch(batch, location);
-                    }
-                    RecordKind::GroupCheckpoint => {
-                        let checkpoint: GroupCheckpoint =
-                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
-                        replay.apply_checkpoint(checkpoint, location);
-                    }
-                    RecordKind::Seal => {
-                        let seal: Seal =
-                            decode_all(payload).map_err(|problem| corrupt(offset, problem))?;
-                        if seal.next_segment != number + 1 {
-                            return Err(corrupt(
-                                offset,
-                                Corruption::WrongSuccessor {
-                                    expected: number + 1,
-                                    found: seal.next_segment,
-                                },
-                            ));
-                        }
-                        sealed = true;
-                    }
-                    RecordKind::Write | RecordKind::Checkpoint => {
-                        return Err(corrupt(offset, Corruption::ForeignRecordKind(kind as u8)));
-                    }
-                }
-                offset = next;
-            }
-            Frame::Damaged(problem) => {
-                if !is_last
-                    || !looks_torn(&data, offset, &problem)
-                    || valid_record_after(&data, offset).is_some()
-                {
-                    return Err(corrupt(offset, problem));
-                }
-                tracing::warn!(
-                    file = %path.display(),
-                    offset,
-                    dropped_bytes = data.len() - offset,
-                    %problem,
-                    "cutting off the torn tail of the write-ahead log"
-                );
-                disk.open_append(&path)?.truncate(offset as u64)?;
-                break;
-            }
+    let header = FileHeader::decode(&data, MULTI_SEGMENT_MAGIC).map_err(|problem| {
+        StorageError::CorruptSegment {
+            path: path.clone(),
+            offset: 0,
+            problem,
         }
-    }
-    if !is_last && !sealed {
-        return Err(corrupt(data.len(), Corruption::UnsealedSegment));
-    }
-    Ok((number, offset as u64, sealed))
+    })?;
+    let scanned = scan_segment(
+        &path,
+        &data,
+        &header,
+        Expected {
+            number,
+            identity,
+            is_last,
+        },
+        disk,
+        |record| {
+            let location = Location {
+                segment: number,
+                offset: record.offset as u64,
+                length: record.length as u32,
+            };
+            match record.kind {
+                RecordKind::GroupBatch => replay.apply_batch(decode_all(record.payload)?, location),
+                RecordKind::GroupCheckpoint => {
+                    replay.apply_checkpoint(decode_all(record.payload)?, location)
+                }
+                RecordKind::Seal => {
+                    let seal: Seal = decode_all(record.payload)?;
+                    return Ok(Applied::Seal(seal.next_segment));
+                }
+                RecordKind::Write | RecordKind::Checkpoint => {
+                    return Err(Corruption::ForeignRecordKind(record.kind as u8));
+                }
+            }
+            Ok(Applied::Record)
+        },
+    )?;
+    Ok((number, scanned.length, scanned.sealed))
 }
 
 /// One group rebuilt record by record. The entries may have holes while

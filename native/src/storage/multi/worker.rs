@@ -1,14 +1,15 @@
 //! [`MultiStorageWorker`]: group commit of every group's writes on one thread.
 
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::HostWrite;
 use tokio::sync::mpsc;
 
 use super::super::error::StorageError;
-use super::super::worker::{StorageEvent, StorageObserver};
-use super::log::{MultiStorage, MultiStorageStats};
+use super::super::worker::{GroupCommit, StorageEvent, StorageObserver, join, spawn_group_commit};
+use super::log::MultiStorage;
+use super::options::MultiStorageStats;
 
 /// One job for the worker, in the order queued.
 #[derive(Debug)]
@@ -49,14 +50,9 @@ impl MultiStorageWorker {
         queue_capacity: usize,
         observer: Option<Box<dyn StorageObserver>>,
     ) -> Result<(MultiStorageWorker, mpsc::UnboundedReceiver<StorageEvent>), StorageError> {
-        let queue_capacity = queue_capacity.max(1);
-        let (jobs, queued) = mpsc::channel(queue_capacity);
-        let (events, event_receiver) = mpsc::unbounded_channel();
         let stats = storage.stats();
-        let thread = thread::Builder::new()
-            .name("distribkv-multi-storage".into())
-            .spawn(move || run(storage, queued, events, queue_capacity, observer))
-            .map_err(StorageError::SpawnWorker)?;
+        let (jobs, thread, event_receiver) =
+            spawn_group_commit(storage, "distribkv-multi-storage", queue_capacity, observer)?;
         Ok((
             MultiStorageWorker {
                 jobs,
@@ -97,58 +93,30 @@ impl MultiStorageWorker {
     /// Blocks until the thread ends.
     pub fn shutdown(self) -> MultiStorage {
         drop(self.jobs);
-        match self.thread.join() {
-            Ok(storage) => storage,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        join(self.thread)
     }
 }
 
-fn run(
-    mut storage: MultiStorage,
-    mut queued: mpsc::Receiver<MultiJob>,
-    events: mpsc::UnboundedSender<StorageEvent>,
-    max_batch: usize,
-    observer: Option<Box<dyn StorageObserver>>,
-) -> MultiStorage {
-    let apply = |storage: &mut MultiStorage, job: &MultiJob| match job {
-        MultiJob::Write(write) => storage.append(write),
-        MultiJob::CreateGroup(group) => storage.create_group(*group),
-        MultiJob::RemoveGroup(group) => storage.remove_group(*group),
-    };
-    while let Some(first) = queued.blocking_recv() {
-        let mut batch = 1;
-        let mut outcome = apply(&mut storage, &first);
-        while outcome.is_ok() && batch < max_batch {
-            let Ok(job) = queued.try_recv() else {
-                break;
-            };
-            outcome = apply(&mut storage, &job);
-            batch += 1;
-        }
-        let outcome = outcome
-            .and_then(|()| {
-                let started = std::time::Instant::now();
-                let synced = storage.sync();
-                if let Some(observer) = &observer {
-                    observer.fsync(started.elapsed());
-                }
-                synced
-            })
-            .and_then(|durable| {
-                if let Some(seq) = durable {
-                    tracing::trace!(seq, batch, "multi-group commit");
-                    let _ = events.send(StorageEvent::Durable { seq });
-                }
-                storage.maybe_compact()
-            });
-        if let Err(error) = outcome {
-            queued.close();
-            let _ = events.send(StorageEvent::Failed { error });
-            break;
+impl GroupCommit for MultiStorage {
+    type Job = MultiJob;
+
+    fn apply(&mut self, job: &MultiJob) -> Result<(), StorageError> {
+        match job {
+            MultiJob::Write(write) => self.append(write),
+            MultiJob::CreateGroup(group) => self.create_group(*group),
+            MultiJob::RemoveGroup(group) => self.remove_group(*group),
         }
     }
-    drop(queued);
-    drop(events);
-    storage
+
+    fn writes_snapshot(job: &MultiJob) -> bool {
+        matches!(job, MultiJob::Write(step) if step.writes.iter().any(|(_, w)| w.snapshot.is_some()))
+    }
+
+    fn sync(&mut self) -> Result<Option<u64>, StorageError> {
+        MultiStorage::sync(self)
+    }
+
+    fn compact(&mut self) -> Result<(), StorageError> {
+        self.maybe_compact().map(drop)
+    }
 }

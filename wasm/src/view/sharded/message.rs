@@ -117,6 +117,10 @@ fn request(request: &HostRequest) -> Map<String, Value> {
             seq,
             op,
         } => ("Kv", *group, id, client, seq, serialize(op)),
+        HostRequest::FollowerRead { id, group, key } => {
+            let op = distribkv_core::kv::Operation::Get { key: key.clone() };
+            ("FollowerRead", *group, id, &0, &0, serialize(&op))
+        }
     };
     out.insert("kind".into(), Value::from(kind));
     out.insert("group".into(), Value::from(group));

@@ -1,0 +1,129 @@
+use alloc::vec::Vec;
+
+use super::*;
+use crate::kv::codec::{Decoder, Encoder};
+
+#[test]
+fn duplicates_stale_and_unknown() {
+    let mut table = SessionTable::new(1000, 10, 10);
+    assert_eq!(table.check(5, 1), SessionCheck::Unknown);
+    table.register(5, 0, 0);
+    assert_eq!(table.check(5, 1), SessionCheck::Fresh);
+    table.record(5, 1, Ok(()), 1);
+    assert_eq!(table.check(5, 1), SessionCheck::Duplicate(Ok(())));
+    assert_eq!(table.check(5, 2), SessionCheck::Fresh);
+    table.record(5, 2, Err(ServiceError::Busy), 2);
+    assert_eq!(
+        table.check(5, 2),
+        SessionCheck::Duplicate(Err(ServiceError::Busy))
+    );
+    assert_eq!(table.check(5, 1), SessionCheck::Stale);
+}
+
+#[test]
+fn expiry_follows_the_log_clock() {
+    let mut table = SessionTable::new(100, 10, 10);
+    table.register(1, 0, 0);
+    table.register(2, 0, 50);
+    table.expire(100);
+    assert_eq!(table.len(), 2);
+    table.expire(140);
+    assert!(table.get(1).is_none(), "idle for 140 > ttl");
+    assert!(table.get(2).is_some());
+    table.record(2, 1, Ok(()), 140);
+    table.expire(239);
+    assert!(table.get(2).is_some(), "activity renews the session");
+}
+
+#[test]
+fn an_opening_is_known_by_its_nonce_while_its_session_lives() {
+    let mut table = SessionTable::new(100, 2, 2);
+    table.register(7, 42, 0);
+    assert_eq!(table.opened_by(42), Some(7));
+    table.register(8, 43, 10);
+    table.register(9, 44, 20);
+    assert_eq!(table.opened_by(42), None, "evicted with its session");
+    assert_eq!(table.dropped_opening(42), Some(7), "a tombstone stays");
+    table.expire(200);
+    assert_eq!(table.opened_by(43), None, "expired with its session");
+    assert_eq!(table.opened_by(44), None);
+    assert!(table.is_empty());
+    // Two tombstones are kept: the oldest (42) is forgotten.
+    assert_eq!(table.dropped_opening(42), None);
+    assert_eq!(table.dropped_opening(43), Some(8));
+    assert_eq!(table.dropped_opening(44), Some(9));
+    let tombstones: alloc::vec::Vec<_> = table.tombstones().collect();
+    assert_eq!(tombstones, [(43, 8), (44, 9)]);
+}
+
+#[test]
+fn capacity_evicts_least_recently_active() {
+    let mut table = SessionTable::new(u64::MAX, 2, 2);
+    table.register(1, 0, 10);
+    table.register(2, 0, 5);
+    table.register(3, 0, 20);
+    assert!(table.get(2).is_none());
+    assert!(table.get(1).is_some() && table.get(3).is_some());
+}
+
+#[test]
+fn last_seq_tombstones_refuse_what_the_dropped_session_reached() {
+    let mut table = SessionTable::with_tombstones(Tombstones::LastSeq, 100, 1, 2);
+    assert_eq!(table.admit(5, 3, 0), SessionCheck::Fresh, "opens");
+    table.record(5, 3, Ok(()), 0);
+    assert_eq!(table.admit(5, 3, 1), SessionCheck::Duplicate(Ok(())));
+    assert_eq!(table.admit(6, 1, 2), SessionCheck::Fresh, "evicts 5");
+    table.record(6, 1, Ok(()), 2);
+    assert_eq!(table.dropped_through(5), Some(3));
+    assert_eq!(table.admit(5, 3, 3), SessionCheck::Expired);
+    assert_eq!(table.admit(5, 1, 3), SessionCheck::Expired);
+    assert_eq!(table.dropped_opening(5), None, "not an opening table");
+    assert_eq!(table.admit(5, 4, 4), SessionCheck::Fresh, "newer: reopens");
+    table.record(5, 4, Ok(()), 4);
+    // 6 is buried now; 5's tombstone stays until two newer drops.
+    assert_eq!(table.tombstones().collect::<Vec<_>>(), [(5, 3), (6, 1)]);
+    table.expire(1_000);
+    assert_eq!(table.dropped_through(5), Some(4), "buried again, newest");
+    assert_eq!(table.tombstones().collect::<Vec<_>>(), [(6, 1), (5, 4)]);
+}
+
+#[test]
+fn the_session_codec_round_trips_both_kinds() {
+    for kind in [Tombstones::Openings, Tombstones::LastSeq] {
+        let limits = SessionLimits {
+            ttl: 100,
+            max_sessions: 2,
+            max_dropped: 10,
+        };
+        let mut table = SessionTable::with_tombstones(kind, limits.ttl, limits.max_sessions, 10);
+        for client in 1..=4 {
+            table.register(client, client * 10, client);
+            table.record(
+                client,
+                7,
+                Err(ServiceError::Unavailable("j3".into())),
+                client,
+            );
+        }
+        table.register(9, 0, 5);
+        table.record(
+            9,
+            2,
+            Err(ServiceError::ValueTooLarge { size: 9, limit: 8 }),
+            5,
+        );
+        assert!(table.tombstone_count() > 0);
+        let mut e = Encoder::default();
+        table.encode_into(&mut e);
+        let bytes = e.finish();
+        let mut d = Decoder::new(bytes.clone());
+        let decoded = decode_sessions(&mut d, SessionLayout::CURRENT).unwrap();
+        d.finish().unwrap();
+        let restored = SessionTable::restore_with(kind, limits, table.next_sweep(), decoded);
+        assert_eq!(restored, table);
+        for cut in 0..bytes.len() {
+            let mut d = Decoder::new(bytes.slice(..cut));
+            assert!(decode_sessions(&mut d, SessionLayout::CURRENT).is_err());
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The flags of a sharded host (`server --shards`): the hosts of the
+//! controller group and of every shard group, on top of a single group's.
+
+use distribkv_core::raft::NodeId;
+
+use super::config_file::parse_ids;
+use super::{ServerArgs, argument_error, required};
+
+impl ServerArgs {
+    /// Whether the flags or the config file make this a sharded host.
+    pub fn is_sharded(&self) -> Result<bool, clap::Error> {
+        if self.shards.is_some() {
+            return Ok(true);
+        }
+        Ok(self.config_file()?.shards.is_some())
+    }
+
+    /// The configuration of a sharded host (`--shards`), checked.
+    pub fn sharded_config(&self) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
+        let file = self.config_file()?;
+        if self.join.is_some() || file.join.is_some() || self.listen.is_some() {
+            return Err(argument_error(
+                "--join and --listen are for single-group clusters; a sharded cluster's hosts are all in --peers".into(),
+            ));
+        }
+        if self.lease_reads || file.lease_reads == Some(true) {
+            return Err(argument_error(
+                "--lease-reads is not supported by sharded hosts (their timers are coalesced)"
+                    .into(),
+            ));
+        }
+        // Invariant: called when is_sharded() is true.
+        let shards = self
+            .shards
+            .or(file.shards)
+            .ok_or_else(|| required("--shards"))?;
+        let single = self.config()?;
+        let id = single.id();
+        if single.peers.is_empty() {
+            return Err(required("--peers (every host, in id order)"));
+        }
+        let controller = match (&self.controller, &file.controller) {
+            (Some(text), _) => parse_ids("--controller", text)?,
+            (None, Some(ids)) => ids.clone(),
+            (None, None) => (1..=single.peers.len() as NodeId).collect(),
+        };
+        let mut groups = std::collections::BTreeMap::new();
+        if !self.groups.is_empty() {
+            for text in &self.groups {
+                let (group, ids) = text.split_once('=').ok_or_else(|| {
+                    argument_error(format!("--group {text}: expected GID=ID,ID,..."))
+                })?;
+                let group: distribkv_core::shard::GroupId = group.trim().parse().map_err(|_| {
+                    argument_error(format!("--group {text}: {group:?} is not a group id"))
+                })?;
+                let ids = parse_ids(&format!("--group {group}"), ids)?;
+                if groups.insert(group, ids).is_some() {
+                    return Err(argument_error(format!("--group {group} is given twice")));
+                }
+            }
+        } else if let Some(table) = &file.groups {
+            for (group, ids) in table {
+                let parsed: distribkv_core::shard::GroupId = group.parse().map_err(|_| {
+                    argument_error(format!("--config groups: {group:?} is not a group id"))
+                })?;
+                groups.insert(parsed, ids.clone());
+            }
+        }
+        let mut host = distribkv_core::shard::host::HostConfig::new(id, shards, controller);
+        host.raft = single.replica.raft.clone();
+        host.snapshot_every = single.replica.snapshot_every;
+        host.hibernate_after_ms = self
+            .hibernate_after_ms
+            .or(file.hibernate_after_ms)
+            .unwrap_or(0);
+        let storage = single.storage.clone();
+        crate::shard::ShardedServerConfig {
+            peers: single.peers.clone(),
+            groups,
+            data_dir: single.data_dir.clone(),
+            certs_dir: single.certs_dir.clone(),
+            metrics_addr: single.metrics_addr,
+            host,
+            storage,
+        }
+        .validate()
+        .map_err(|error| argument_error(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn sharded_config_of(args: &[&str]) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        let Command::Server(server) = cli.command else {
+            panic!("a server command");
+        };
+        assert!(server.is_sharded()?, "{args:?} is sharded");
+        server.sharded_config()
+    }
+
+    /// Host 3 of three, four shards, the controller group on hosts 1 and
+    /// 2, and `groups` (more flags).
+    fn host_3_of_3(groups: &[&str]) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
+        let mut args = vec![
+            "distribkv-native",
+            "server",
+            "--id",
+            "3",
+            "--peers",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--controller",
+            "1,2",
+        ];
+        args.extend_from_slice(groups);
+        sharded_config_of(&args)
+    }
+
+    #[test]
+    fn the_sharded_config_file_and_flags_make_the_host() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let file = format!("{root}/../scripts/sharded-cluster.toml");
+        let config = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--config",
+            &file,
+            "--id",
+            "2",
+            "--data-dir",
+            "d2",
+        ])
+        .unwrap();
+        assert_eq!(config.host.id, 2);
+        assert_eq!(config.host.shards, 12);
+        assert_eq!(config.host.controller, vec![1, 2, 3]);
+        assert_eq!(config.groups.len(), 3);
+        assert_eq!(config.held_groups().len(), 4, "the controller and 3 groups");
+        // Flags: host 3 holds only the groups that name it.
+        let config = host_3_of_3(&[
+            "--group",
+            "1=1,2,3",
+            "--group",
+            "2=1,2",
+            "--hibernate-after-ms",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(config.host.hibernate_after_ms, 500);
+        assert_eq!(
+            config.held_groups().into_iter().collect::<Vec<_>>(),
+            vec![1],
+            "not a controller server, not in group 2"
+        );
+        let error = host_3_of_3(&["--group", "1=1,2"]).unwrap_err();
+        assert!(
+            error.to_string().contains("host 3 holds no group"),
+            "{error}"
+        );
+        let error = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:1",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--group",
+            "1=1",
+            "--group",
+            "1=1",
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("--group 1 is given twice"),
+            "{error}"
+        );
+    }
+}

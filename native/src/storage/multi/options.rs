@@ -1,0 +1,104 @@
+//! Tuning and counters of a [`MultiStorage`](super::MultiStorage), and
+//! what one purge did.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use distribkv_core::shard::GroupId;
+
+use super::super::raft_storage::StorageOptions;
+
+/// Tuning of a [`MultiStorage`](super::MultiStorage).
+#[derive(Clone, Debug)]
+pub struct MultiStorageOptions {
+    /// Segment size, write buffer, fault switches and file system, as for
+    /// the single-group log.
+    pub storage: StorageOptions,
+    /// A purge runs once the sealed segments (all but the active one) hold
+    /// at least this many bytes (default 256 MiB, four segments).
+    pub purge_after: u64,
+    /// A group whose live entries in the segments a purge would delete
+    /// take more than this many bytes is not rewritten: it keeps those
+    /// segments (and every later one) until its next snapshot covers them
+    /// (default 8 MiB).
+    pub rewrite_limit: u64,
+    /// Most bytes of entries one purge rewrites over all groups (default
+    /// 64 MiB); beyond, the groups with the most are left pinning.
+    pub rewrite_total_limit: u64,
+}
+
+impl Default for MultiStorageOptions {
+    fn default() -> Self {
+        MultiStorageOptions {
+            storage: StorageOptions::default(),
+            purge_after: 256 << 20,
+            rewrite_limit: 8 << 20,
+            rewrite_total_limit: 64 << 20,
+        }
+    }
+}
+
+/// Counters of a [`MultiStorage`](super::MultiStorage), readable from any thread. Clones share them.
+#[derive(Clone, Debug, Default)]
+pub struct MultiStorageStats {
+    pub(super) counters: Arc<MultiCounters>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct MultiCounters {
+    pub(super) syncs: AtomicU64,
+    pub(super) steps: AtomicU64,
+    pub(super) group_writes: AtomicU64,
+    pub(super) entries: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) segments_removed: AtomicU64,
+    pub(super) entries_rewritten: AtomicU64,
+}
+
+impl MultiStorageStats {
+    /// Group commits so far: fsyncs made by [`MultiStorage::sync`](super::MultiStorage::sync).
+    pub fn syncs(&self) -> u64 {
+        self.counters.syncs.load(Ordering::Relaxed)
+    }
+    /// Host steps ([`HostWrite`](distribkv_core::shard::host::HostWrite)s) appended.
+    pub fn steps(&self) -> u64 {
+        self.counters.steps.load(Ordering::Relaxed)
+    }
+    /// Group writes appended, over all steps.
+    pub fn group_writes(&self) -> u64 {
+        self.counters.group_writes.load(Ordering::Relaxed)
+    }
+    /// Entries appended.
+    pub fn entries(&self) -> u64 {
+        self.counters.entries.load(Ordering::Relaxed)
+    }
+    /// Bytes of records appended (checkpoints included).
+    pub fn bytes(&self) -> u64 {
+        self.counters.bytes.load(Ordering::Relaxed)
+    }
+    /// Segments deleted by purges.
+    pub fn segments_removed(&self) -> u64 {
+        self.counters.segments_removed.load(Ordering::Relaxed)
+    }
+    /// Entries copied into checkpoints by purges.
+    pub fn entries_rewritten(&self) -> u64 {
+        self.counters.entries_rewritten.load(Ordering::Relaxed)
+    }
+}
+
+/// What one [`MultiStorage::maybe_compact`](super::MultiStorage::maybe_compact) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purge {
+    /// Segments deleted.
+    pub segments_removed: usize,
+    /// Live entries copied into the checkpoint so that their segments could go.
+    pub entries_rewritten: usize,
+    /// Snapshot files deleted (superseded, or of removed groups).
+    pub snapshots_removed: usize,
+    /// The group whose live tail was too big to rewrite and kept segments
+    /// that could otherwise have been deleted, if any.
+    pub pinned_by: Option<GroupId>,
+    /// Whether the purge was put off because the live entries to copy
+    /// were more than half of what deleting their segments would free.
+    pub deferred: bool,
+}

@@ -1,0 +1,373 @@
+//! What the single-group and the multi-group logs share about segments:
+//! the active segment they append to ([`ActiveSegment`]: frames buffered,
+//! handed to the kernel, fsynced, and the roll to the next segment), the
+//! scan of a segment at recovery ([`scan_segment`]: header, frames, seal,
+//! torn tail), and the halt after a failure ([`Halt`]).
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Corruption, StorageError};
+use super::file::{DataFile, Disk};
+use super::format::{
+    FILE_HEADER_LEN, FileHeader, Frame, RecordKind, Seal, encode_record, looks_torn, read_frame,
+    valid_record_after,
+};
+use super::identity::Identity;
+
+/// Where a log's segments live and how they are named.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentLayout {
+    /// The data folder.
+    pub dir: PathBuf,
+    /// Whose log it is (in every segment header).
+    pub identity: Identity,
+    /// The segment header's magic bytes.
+    pub magic: [u8; 8],
+    /// Segment `number`'s path in `dir`.
+    pub path: fn(&Path, u64) -> PathBuf,
+    /// The temporary name segment `number` is created under.
+    pub temporary: fn(&Path, u64) -> PathBuf,
+}
+
+impl SegmentLayout {
+    /// Creates segment `number` atomically with its header (written under
+    /// the temporary name, fsynced, renamed, folder fsynced), opened for
+    /// appending.
+    fn create(&self, number: u64, disk: &Disk) -> Result<DataFile, StorageError> {
+        let path = (self.path)(&self.dir, number);
+        let header = FileHeader {
+            magic: self.magic,
+            identity: self.identity,
+            number,
+        }
+        .encode();
+        disk.write_atomically(&path, &(self.temporary)(&self.dir, number), &[&header])?;
+        disk.open_append(&path)
+    }
+}
+
+/// The segment a log appends to.
+///
+/// Frames are gathered in memory and handed to the kernel once
+/// `write_buffer_size` bytes are pending (or at [`flush`](Self::flush) and
+/// [`sync`](Self::sync)). A full segment is sealed by [`roll`](Self::roll):
+/// the seal is fsynced before the next segment exists, since a segment that
+/// is not the last and lacks its seal is refused as damaged.
+#[derive(Debug)]
+pub(crate) struct ActiveSegment {
+    layout: SegmentLayout,
+    disk: Disk,
+    file: DataFile,
+    number: u64,
+    /// Length of the segment, `pending` included.
+    length: u64,
+    /// Frames appended but not yet handed to the kernel.
+    pending: Vec<u8>,
+    /// Whether bytes were appended since the last fsync.
+    unsynced: bool,
+    segment_size: u64,
+    write_buffer_size: usize,
+}
+
+impl ActiveSegment {
+    /// Creates segment `number` and makes it the active one.
+    pub(crate) fn create(
+        layout: SegmentLayout,
+        disk: Disk,
+        number: u64,
+        segment_size: u64,
+        write_buffer_size: usize,
+    ) -> Result<ActiveSegment, StorageError> {
+        let file = layout.create(number, &disk)?;
+        Ok(ActiveSegment {
+            layout,
+            disk,
+            file,
+            number,
+            length: FILE_HEADER_LEN as u64,
+            pending: Vec::new(),
+            unsynced: false,
+            segment_size,
+            write_buffer_size,
+        })
+    }
+
+    /// Goes on appending to the existing segment `number`, `length` bytes long.
+    pub(crate) fn reopen(
+        layout: SegmentLayout,
+        disk: Disk,
+        number: u64,
+        length: u64,
+        segment_size: u64,
+        write_buffer_size: usize,
+    ) -> Result<ActiveSegment, StorageError> {
+        let file = disk.open_append(&(layout.path)(&layout.dir, number))?;
+        Ok(ActiveSegment {
+            layout,
+            disk,
+            file,
+            number,
+            length,
+            pending: Vec::new(),
+            unsynced: false,
+            segment_size,
+            write_buffer_size,
+        })
+    }
+
+    /// The segment's number.
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Whether bytes were appended since the last fsync.
+    pub(crate) fn is_unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Whether a frame of `frame_length` bytes calls for a new segment
+    /// first: it would pass the segment size, and the segment holds a
+    /// record already (a record bigger than a segment gets one of its own).
+    pub(crate) fn is_full_for(&self, frame_length: u64) -> bool {
+        self.length > FILE_HEADER_LEN as u64 && self.length + frame_length > self.segment_size
+    }
+
+    /// Appends one encoded frame; returns its offset in the segment.
+    pub(crate) fn push(&mut self, frame: &[u8]) -> Result<u64, StorageError> {
+        let offset = self.length;
+        self.pending.extend_from_slice(frame);
+        self.length += frame.len() as u64;
+        self.unsynced = true;
+        if self.pending.len() >= self.write_buffer_size {
+            self.flush()?;
+        }
+        Ok(offset)
+    }
+
+    /// Seals the segment durably, then creates the next one and makes it
+    /// active. Returns the sealed segment's final length.
+    pub(crate) fn roll(&mut self) -> Result<u64, StorageError> {
+        let next = self.number + 1;
+        let mut seal = Vec::new();
+        encode_record(RecordKind::Seal, &Seal { next_segment: next }, &mut seal)
+            .expect("a seal always encodes");
+        self.pending.extend_from_slice(&seal);
+        self.length += seal.len() as u64;
+        // The roll may come right after a group commit, with nothing else
+        // unsynced, so the seal itself calls for the fsync.
+        self.unsynced = true;
+        self.sync()?;
+        let sealed_length = self.length;
+        self.file = self.layout.create(next, &self.disk)?;
+        self.number = next;
+        self.length = FILE_HEADER_LEN as u64;
+        tracing::debug!(dir = %self.layout.dir.display(), segment = next, "started a new log segment");
+        Ok(sealed_length)
+    }
+
+    /// Hands the pending bytes to the kernel.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Flushes, then fsyncs if anything was appended since the last fsync;
+    /// returns whether it fsynced.
+    pub(crate) fn sync(&mut self) -> Result<bool, StorageError> {
+        self.flush()?;
+        if !self.unsynced {
+            return Ok(false);
+        }
+        self.file.sync_data()?;
+        self.unsynced = false;
+        Ok(true)
+    }
+}
+
+/// A log's failure: after a failed write or fsync it refuses every later
+/// call (on Linux a failed fsync may have dropped the dirty pages, so
+/// retrying could report durable what is not).
+#[derive(Debug, Default)]
+pub(crate) struct Halt {
+    cause: Option<String>,
+}
+
+impl Halt {
+    /// Whether a failure halted the log.
+    pub(crate) fn is_halted(&self) -> bool {
+        self.cause.is_some()
+    }
+
+    /// `Err(Halted)` once halted.
+    pub(crate) fn ensure_running(&self) -> Result<(), StorageError> {
+        match &self.cause {
+            Some(cause) => Err(StorageError::Halted {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Halts if `result` is an error; passes it on.
+    pub(crate) fn on_error<T>(
+        &mut self,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if let Err(error) = &result {
+            tracing::error!(%error, "storage failed; refusing further writes");
+            self.cause = Some(error.to_string());
+        }
+        result
+    }
+}
+
+/// What [`scan_segment`] expects of a segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Expected {
+    /// Its number (from its name).
+    pub number: u64,
+    /// Whose log it is.
+    pub identity: Identity,
+    /// Whether it is the last segment (the only one whose tail may be torn).
+    pub is_last: bool,
+}
+
+/// What a segment scan found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScannedSegment {
+    /// Where its valid records end (a torn tail was cut off there).
+    pub length: u64,
+    /// Whether it ends with a seal.
+    pub sealed: bool,
+}
+
+/// A record met by [`scan_segment`], for its caller to apply.
+pub(crate) struct ScannedRecord<'a> {
+    /// The record's kind.
+    pub kind: RecordKind,
+    /// Its payload.
+    pub payload: &'a [u8],
+    /// Its frame's offset in the segment.
+    pub offset: usize,
+    /// Its frame's length.
+    pub length: usize,
+}
+
+/// What the caller of [`scan_segment`] made of a record.
+pub(crate) enum Applied {
+    /// A record of the log's own, applied.
+    Record,
+    /// A seal naming `next_segment`.
+    Seal(u64),
+}
+
+/// Checks the header of segment `number` at `path` (already decoded by the
+/// caller, which knows its format versions), then walks its frames, giving
+/// each record to `apply`. Refuses, with the file and offset: another
+/// node's or cluster's header, a wrong number, a record after the seal, a
+/// seal naming another successor, a segment other than the last without a
+/// seal, any damage except the torn tail of the last segment (cut short,
+/// or sectors reading as zeros, and nothing valid after it), which is cut
+/// off with a warning.
+pub(crate) fn scan_segment(
+    path: &Path,
+    data: &[u8],
+    header: &FileHeader,
+    expected: Expected,
+    disk: &Disk,
+    mut apply: impl FnMut(ScannedRecord<'_>) -> Result<Applied, Corruption>,
+) -> Result<ScannedSegment, StorageError> {
+    let Expected {
+        number,
+        identity,
+        is_last,
+    } = expected;
+    let corrupt = |offset: usize, problem| StorageError::CorruptSegment {
+        path: path.to_owned(),
+        offset: offset as u64,
+        problem,
+    };
+    if header.identity != identity {
+        return Err(StorageError::IdentityMismatch {
+            path: path.to_owned(),
+            expected: identity,
+            found: header.identity,
+        });
+    }
+    if header.number != number {
+        return Err(corrupt(
+            28,
+            Corruption::WrongSegmentNumber {
+                expected: number,
+                found: header.number,
+            },
+        ));
+    }
+    let mut offset = FILE_HEADER_LEN;
+    let mut sealed = false;
+    loop {
+        match read_frame(data, offset) {
+            Frame::End => break,
+            Frame::Record { .. } | Frame::Damaged(_) if sealed => {
+                return Err(corrupt(offset, Corruption::DataAfterSeal));
+            }
+            Frame::Record {
+                kind,
+                payload,
+                next,
+            } => {
+                let record = ScannedRecord {
+                    kind,
+                    payload,
+                    offset,
+                    length: next - offset,
+                };
+                match apply(record).map_err(|problem| corrupt(offset, problem))? {
+                    Applied::Record => {}
+                    Applied::Seal(next_segment) if next_segment == number + 1 => sealed = true,
+                    Applied::Seal(found) => {
+                        return Err(corrupt(
+                            offset,
+                            Corruption::WrongSuccessor {
+                                expected: number + 1,
+                                found,
+                            },
+                        ));
+                    }
+                }
+                offset = next;
+            }
+            Frame::Damaged(problem) => {
+                // Only the end of the last segment can be torn, and only in
+                // the way an interrupted append tears it (cut short, or some
+                // sectors zero); a record whose checksum holds but whose kind
+                // is unknown was written whole, by another version.
+                if !is_last
+                    || !looks_torn(data, offset, &problem)
+                    || valid_record_after(data, offset).is_some()
+                {
+                    return Err(corrupt(offset, problem));
+                }
+                tracing::warn!(
+                    file = %path.display(),
+                    offset,
+                    dropped_bytes = data.len() - offset,
+                    %problem,
+                    "cutting off the torn tail of the write-ahead log"
+                );
+                disk.open_append(path)?.truncate(offset as u64)?;
+                break;
+            }
+        }
+    }
+    if !is_last && !sealed {
+        return Err(corrupt(data.len(), Corruption::UnsealedSegment));
+    }
+    Ok(ScannedSegment {
+        length: offset as u64,
+        sealed,
+    })
+}

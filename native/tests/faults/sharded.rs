@@ -1,0 +1,471 @@
+//! The sharded scenario: a sharded cluster across namespaces (3 hosts,
+//! each holding the controller and shard groups 1, 2 and 3; 8 shards)
+//! under partitions and kills injected while shards move.
+//!
+//! Each round of the seeded schedule starts a change of the configuration
+//! (a move of one of the workload's shards to another group, or group 3
+//! joining or leaving, which moves several), then at once a fault: kill -9
+//! of the host leading the group that hands the shard over, or of another
+//! host, or a partition that isolates one of them from the other hosts
+//! (the clients still reach every host). The fault is held 2 to 4 s, then
+//! healed (killed hosts restart on their data folders), and the next round
+//! follows after a pause. Meanwhile clients run the fault suite's workload
+//! (appends, puts, deletes and gets on keys spread over the shards), in
+//! half of the seeds with follower reads (`client --follower-reads`).
+//!
+//! Checks, after the last fault is healed: every move finishes and every
+//! group knows a leader within [`SETTLE_LIMIT`]; once the clients stop,
+//! each group's replicas converge (one leader, the same applied index and
+//! key count on every host); the final
+//! value of every key is read; the history is linearizable per key, every
+//! acknowledged append is in its key's final value exactly once, across
+//! every move.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use distribkv_core::check::{
+    AppendCheckOptions, Budget, OpKind, Outcome, check_appends, check_linearizable,
+};
+use distribkv_core::shard::shard_of;
+use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
+
+use super::NsCluster;
+use super::harness::{BINARY, stdout};
+use super::net::Network;
+use super::rng::Rng;
+use super::scenario::replay_command;
+use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace, Workload};
+
+/// Shards of the cluster.
+const SHARDS: u32 = 8;
+/// The shard groups every host holds.
+const GROUPS: [u64; 3] = [1, 2, 3];
+/// How long the faults go on by default (`DISTRIBKV_FAULT_SOAK_SECS`
+/// overrides it, as for the other nemesis runs).
+const DEFAULT_NEMESIS: Duration = Duration::from_secs(35);
+/// How long moves may take to finish, and groups to agree, after healing.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// How long one `shard` command may run before it is given up.
+const SHARD_COMMAND_LIMIT: Duration = Duration::from_secs(20);
+
+/// Environment variable: `on` or `off` forces the clients' follower reads;
+/// without it the seed decides (about half of the runs).
+pub const FOLLOWER_READS_VARIABLE: &str = "DISTRIBKV_FAULT_FOLLOWER_READS";
+
+/// Whether the clients of the run with `seed` read at followers.
+fn follower_reads(seed: u64) -> bool {
+    match std::env::var(FOLLOWER_READS_VARIABLE).as_deref() {
+        Ok("on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("{FOLLOWER_READS_VARIABLE}={other:?}: expected on or off"),
+        Err(_) => Rng::new(seed).fork(4000).next_u64() % 2 == 1,
+    }
+}
+
+/// `distribkv-native shard VERB --cluster .. --certs .. ARGS` on the
+/// clients' host.
+fn shard_command(cluster: &NsCluster, verb: &str, args: &[&str]) -> Command {
+    let mut command = Network::command_in(&cluster.hosts.clients, BINARY);
+    command
+        .args(["shard", verb, "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// `shard show --json`, if some host answers.
+fn show(cluster: &NsCluster) -> Option<ShowJson> {
+    let output = shard_command(cluster, "show", &["--json"]).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_str(stdout(&output).trim()).ok()
+}
+
+/// `status --json` of every host that answers: one line per host and group.
+fn statuses(cluster: &NsCluster) -> Vec<ShardStatusLine> {
+    let Ok(output) = cluster
+        .client_command("status")
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    stdout(&output)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Runs a `shard` command that must succeed (with retries: a command
+/// refused while an election is under way is tried again).
+fn shard_ok(cluster: &NsCluster, verb: &str, args: &[&str]) {
+    let started = Instant::now();
+    loop {
+        let output = shard_command(cluster, verb, args).output().unwrap();
+        if output.status.success() {
+            return;
+        }
+        assert!(
+            started.elapsed() < SHARD_COMMAND_LIMIT,
+            "shard {verb} {args:?}: {output:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Waits for a `shard` command started in the background, killing it
+/// after [`SHARD_COMMAND_LIMIT`]; whether it printed `OK`.
+fn finish(mut child: Child, started: Instant) -> bool {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if started.elapsed() < SHARD_COMMAND_LIMIT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+/// Every shard owned, nothing moving, every group's leader known.
+fn settled(show: &ShowJson) -> bool {
+    show.moving.is_empty()
+        && show.shards.iter().all(|g| *g != 0)
+        && show.groups.iter().all(|g| g.leader.is_some())
+}
+
+/// Every group's replicas agree: three hosts answer for it, one leader,
+/// the same applied index and the same number of keys.
+fn converged(lines: &[ShardStatusLine]) -> Result<(), String> {
+    for group in std::iter::once(0).chain(GROUPS) {
+        let replicas: Vec<&ShardStatusLine> = lines.iter().filter(|l| l.group == group).collect();
+        if replicas.len() != 3 {
+            return Err(format!("group {group}: {} replicas answer", replicas.len()));
+        }
+        let leaders: BTreeSet<_> = replicas.iter().map(|l| l.leader).collect();
+        let applied: BTreeSet<_> = replicas.iter().map(|l| l.applied_index).collect();
+        let keys: BTreeSet<_> = replicas.iter().map(|l| l.keys).collect();
+        if leaders.len() != 1 || leaders.contains(&None) {
+            return Err(format!("group {group}: leaders {leaders:?}"));
+        }
+        if applied.len() != 1 || keys.len() != 1 {
+            return Err(format!(
+                "group {group}: applied indexes {applied:?}, key counts {keys:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The shards the workload's keys fall in (its first two minutes).
+fn workload_shards() -> Vec<u32> {
+    let mut keys: Vec<String> = MIXED_KEYS.iter().map(|k| k.to_string()).collect();
+    for epoch in 0..2 {
+        keys.extend(APPEND_KEYS.iter().map(|k| format!("{k}.{epoch}")));
+    }
+    let shards: BTreeSet<u32> = keys
+        .iter()
+        .map(|k| shard_of(k.as_bytes(), SHARDS))
+        .collect();
+    shards.into_iter().collect()
+}
+
+/// One fault of a round.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// kill -9 the host leading the group that hands the shard over.
+    KillSender,
+    /// kill -9 another host.
+    KillOther,
+    /// Isolate the sending group's leader from the other hosts.
+    IsolateSender,
+    /// Isolate another host.
+    IsolateOther,
+}
+
+/// Runs the sharded scenario; panics with the seed, the rounds and every
+/// finding on a violation.
+pub fn sharded_run(test: &str) {
+    let Some(serial) = super::prepare() else {
+        return;
+    };
+    let seed = super::seed();
+    let duration = match std::env::var(super::SOAK_VARIABLE) {
+        Ok(_) => super::nemesis_duration(),
+        Err(_) => DEFAULT_NEMESIS,
+    };
+    let reads_at_followers = follower_reads(seed);
+    println!(
+        "fault test {test}: 3 hosts, groups {GROUPS:?} and the controller on each, {SHARDS} shards, \
+         4 clients, seed {seed}, reads {}\nreplay: {}",
+        if reads_at_followers {
+            "at followers (client --follower-reads)"
+        } else {
+            "at the leaders"
+        },
+        replay_command(seed, test)
+    );
+    let started = Instant::now();
+    let mut cluster = super::start_cluster(
+        serial,
+        3,
+        &[
+            "--snapshot-every",
+            "200",
+            "--shards",
+            "8",
+            "--group",
+            "1=1,2,3",
+            "--group",
+            "2=1,2,3",
+            "--group",
+            "3=1,2,3",
+        ],
+    )
+    .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
+    shard_ok(&cluster, "join", &["1", "1,2,3"]);
+    shard_ok(&cluster, "join", &["2", "1,2,3"]);
+    wait_settled(&cluster, "two groups settled at the start");
+    // Spread the leaders (best effort: a transfer may race an election).
+    for (group, host) in [("1", "2"), ("2", "3")] {
+        let _ = shard_command(&cluster, "leader", &[group, host]).output();
+    }
+    println!(
+        "cluster ready after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let clients_ns = cluster.hosts.clients.clone();
+    let peers = cluster.peers();
+    let certs = cluster.certs.clone();
+    let client_command = move || {
+        let mut command = Network::command_in(&clients_ns, BINARY);
+        command
+            .args(["client", "--json", "--cluster", &peers])
+            .arg("--certs")
+            .arg(&certs);
+        if reads_at_followers {
+            command.arg("--follower-reads");
+        }
+        command
+    };
+    let root = Rng::new(seed);
+    let mut workload = Workload::start(
+        4,
+        &root.fork(4100),
+        Pace { max_think_ms: 20 },
+        client_command,
+    );
+    let recorder = workload.recorder.clone();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let mut rng = root.fork(4200);
+    let shards = workload_shards();
+    let mut joined: BTreeSet<u64> = BTreeSet::from([1, 2]);
+    let mut rounds = Vec::new();
+    let nemesis_started = Instant::now();
+    while nemesis_started.elapsed() < duration {
+        let at = recorder.now() as f64 / 1e6;
+        let before = show(&cluster);
+        // The change: usually a move of a workload shard; sometimes group 3
+        // joins or leaves (several shards move at once).
+        let (verb, args, sender): (&str, Vec<String>, Option<u64>) = match (&before, rng.below(5)) {
+            (Some(_), 0) if !joined.contains(&3) => {
+                ("join", vec!["3".into(), "1,2,3".into()], None)
+            }
+            (Some(_), 0) => ("leave", vec!["3".into()], Some(3)),
+            (Some(config), _) => {
+                let shard = shards[rng.below(shards.len() as u64) as usize];
+                let owner = config.shards[shard as usize];
+                let others: Vec<u64> = joined.iter().copied().filter(|g| *g != owner).collect();
+                let target = others[rng.below(others.len() as u64) as usize];
+                (
+                    "move",
+                    vec![shard.to_string(), target.to_string()],
+                    Some(owner),
+                )
+            }
+            (None, _) => ("show", vec![], None),
+        };
+        let sender_leader = before.as_ref().and_then(|config| {
+            let group = sender.unwrap_or(1);
+            config
+                .groups
+                .iter()
+                .find(|g| g.group == group)
+                .and_then(|g| g.leader)
+                .map(|l| l as usize)
+        });
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let change_started = Instant::now();
+        let change = shard_command(&cluster, verb, &arg_refs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        let fault = match rng.below(4) {
+            0 => Fault::KillSender,
+            1 => Fault::KillOther,
+            2 => Fault::IsolateSender,
+            _ => Fault::IsolateOther,
+        };
+        let sender_host = sender_leader.unwrap_or(1 + rng.below(3) as usize);
+        let other = loop {
+            let host = 1 + rng.below(3) as usize;
+            if host != sender_host {
+                break host;
+            }
+        };
+        let victim = match fault {
+            Fault::KillSender | Fault::IsolateSender => sender_host,
+            Fault::KillOther | Fault::IsolateOther => other,
+        };
+        let killed = matches!(fault, Fault::KillSender | Fault::KillOther);
+        if killed {
+            cluster.kill(victim);
+        } else {
+            let rest: Vec<usize> = (1..=3).filter(|h| *h != victim).collect();
+            cluster
+                .hosts
+                .cut_between(&[victim], &rest)
+                .unwrap_or_else(|error| panic!("cannot partition: {error}"));
+        }
+        let hold = Duration::from_millis(2_000 + rng.below(2_000));
+        let ok = finish(change, change_started);
+        if ok && verb == "join" {
+            joined.insert(3);
+        }
+        if ok && verb == "leave" {
+            joined.remove(&3);
+        }
+        std::thread::sleep(hold.saturating_sub(change_started.elapsed()));
+        cluster
+            .hosts
+            .heal()
+            .unwrap_or_else(|error| panic!("cannot heal: {error}"));
+        cluster.restore_all();
+        let line = format!(
+            "  {at:>6.2}s – {:>6.2}s  {verb} {} ({}), then {} host {victim}{}",
+            recorder.now() as f64 / 1e6,
+            args.join(" "),
+            if ok { "OK" } else { "not confirmed" },
+            if killed { "kill -9 of" } else { "isolated" },
+            match (fault, sender_leader) {
+                (Fault::KillSender | Fault::IsolateSender, Some(_)) => {
+                    " (the sending group's leader)"
+                }
+                _ => "",
+            }
+        );
+        println!("{line}");
+        rounds.push(line);
+        std::thread::sleep(Duration::from_millis(800 + rng.below(1_200)));
+    }
+
+    // Healed: the moves finish, the groups converge, the clients go on a
+    // little, then the final reads and the checks.
+    let story = || format!("seed {seed}\nrounds:\n{}", rounds.join("\n"));
+    wait_settled(&cluster, "every move finished after healing");
+    std::thread::sleep(Duration::from_secs(2));
+    workload.stop();
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    loop {
+        match converged(&statuses(&cluster)) {
+            Ok(()) => break,
+            Err(why) if Instant::now() >= deadline => {
+                panic!("the groups did not converge: {why}\n{}", story())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    let final_config = show(&cluster).expect("shard show after healing");
+    let keys: BTreeSet<String> = recorder
+        .operations()
+        .into_iter()
+        .map(|op| String::from_utf8(op.key).unwrap())
+        .collect();
+    let mut client = cluster.client_process();
+    let mut finals = BTreeMap::new();
+    for key in keys {
+        let id = recorder.invoke(0, &key, OpKind::Get);
+        let answer = client
+            .request(&format!("get {key}"), Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("final read of {key}: no answer\n{}", story()));
+        assert_eq!(answer["ok"], true, "final read of {key}: {answer}");
+        let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
+        recorder.complete(id, value.clone());
+        if let Some(value) = value {
+            finals.insert(key.into_bytes(), value);
+        }
+    }
+    let operations = recorder.operations();
+    let endings = recorder.endings();
+    let acknowledged = operations
+        .iter()
+        .filter(|op| matches!(op.outcome, Outcome::Ok { .. }))
+        .count();
+    let unknown = endings
+        .iter()
+        .filter(|e| matches!(e, Some(Ending::Error | Ending::NoAnswer)))
+        .count();
+    println!(
+        "{} operations, {acknowledged} acknowledged, {unknown} unknown; configuration {} \
+         (groups {:?}), {} rounds; {:.1}s in all",
+        operations.len(),
+        final_config.num,
+        final_config
+            .groups
+            .iter()
+            .map(|g| (g.group, g.shards.len()))
+            .collect::<Vec<_>>(),
+        rounds.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        acknowledged >= 100,
+        "only {acknowledged} operations acknowledged\n{}",
+        story()
+    );
+    assert!(
+        final_config.num >= 2 + rounds.len() as u64 / 3,
+        "too few configurations took effect ({})\n{}",
+        final_config.num,
+        story()
+    );
+    if let Err(error) = check_linearizable(&operations, Budget::default()) {
+        panic!("the history is not linearizable: {error}\n{}", story());
+    }
+    let options = AppendCheckOptions {
+        reject_unexplained_text: true,
+    };
+    if let Err(error) = check_appends(&operations, &finals, options) {
+        panic!("exactly-once appends: {error}\n{}", story());
+    }
+}
+
+/// Waits until `shard show` reports every shard owned, none moving and
+/// every group with a leader; panics after [`SETTLE_LIMIT`].
+fn wait_settled(cluster: &NsCluster, what: &str) {
+    let started = Instant::now();
+    loop {
+        let last = show(cluster);
+        if last.as_ref().is_some_and(settled) {
+            return;
+        }
+        assert!(
+            started.elapsed() < SETTLE_LIMIT,
+            "{what} within {SETTLE_LIMIT:?}; last: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
