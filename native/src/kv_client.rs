@@ -387,17 +387,19 @@ impl KvSession {
         self.clerk
             .start(self.clock.now(), operation.0)
             .expect("one operation at a time");
-        let mut pending: Option<Pending> = None;
+        // Every attempt of the operation still waiting for its answer: the
+        // clerk takes a success from any of them (a slow server's answer
+        // still counts after the attempt timeout sent it elsewhere) and
+        // acts on the errors of the latest only.
+        let mut pending: Vec<Pending> = Vec::new();
         loop {
             while let Some(output) = self.clerk.poll_output() {
                 match output {
                     ClerkOutput::Send { to, request } => {
-                        // A new attempt replaces the previous one: the clerk
-                        // ignores answers to older request ids anyway.
                         tracing::debug!(node = to, request = request.id, "attempt");
                         let transport = self.cluster.transport();
                         let id = request.id;
-                        pending = Some(Box::pin(async move {
+                        pending.push(Box::pin(async move {
                             let index = (to - 1) as usize;
                             (to, id, transport.request_to(index, request).await)
                         }));
@@ -426,7 +428,6 @@ impl KvSession {
             let deadline = self.clock.deadline(self.clerk.poll_timeout());
             tokio::select! {
                 (from, id, answer) = wait(&mut pending) => {
-                    pending = None;
                     let response = match answer {
                         Ok(response) => {
                             self.heard_from_cluster = true;
@@ -491,10 +492,24 @@ pub async fn node_status(
     }
 }
 
-/// Waits for the pending request, or forever without one.
-async fn wait(pending: &mut Option<Pending>) -> (NodeId, u64, Result<ClientResponse, ClientError>) {
-    match pending {
-        Some(future) => future.await,
-        None => std::future::pending().await,
-    }
+/// Waits for the first of the pending requests to end (and removes it), or
+/// forever without one.
+async fn wait(pending: &mut Vec<Pending>) -> (NodeId, u64, Result<ClientResponse, ClientError>) {
+    use std::task::Poll;
+    std::future::poll_fn(|cx| {
+        let ready = pending.iter_mut().enumerate().find_map(|(at, future)| {
+            match future.as_mut().poll(cx) {
+                Poll::Ready(answer) => Some((at, answer)),
+                Poll::Pending => None,
+            }
+        });
+        match ready {
+            Some((at, answer)) => {
+                drop(pending.swap_remove(at));
+                Poll::Ready(answer)
+            }
+            None => Poll::Pending,
+        }
+    })
+    .await
 }
