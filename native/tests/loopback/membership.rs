@@ -129,6 +129,26 @@ fn stop_and_check(mut workload: Workload, at_least: usize) {
     }
 }
 
+/// The operations of `workload` acknowledged so far.
+fn acknowledged(workload: &Workload) -> usize {
+    workload
+        .recorder
+        .operations()
+        .iter()
+        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
+        .count()
+}
+
+/// Waits until `workload` has `more` acknowledged operations beyond those it
+/// had: the clients are running (their start can take seconds on a loaded
+/// machine), or still make progress after a change.
+fn wait_for_progress(workload: &Workload, more: usize, what: &str) {
+    let target = acknowledged(workload) + more;
+    wait_for(Duration::from_secs(60), what, || {
+        acknowledged(workload) >= target
+    });
+}
+
 fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
@@ -142,6 +162,7 @@ fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() 
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
     let workload = start_workload(&cluster, 4, 11);
+    wait_for_progress(&workload, 20, "the workload running");
 
     // A node that joins waits, and says so, until it is added.
     cluster.spawn(4);
@@ -212,6 +233,11 @@ fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() 
         &format!("node {leader} was removed; ids are never reused"),
     );
 
+    wait_for_progress(
+        &workload,
+        30,
+        "the workload going on after the leader's removal",
+    );
     stop_and_check(workload, 50);
     let remaining: Vec<u64> = (1..=5).filter(|&id| id != leader).collect();
     assert_eq!(roles(&cluster).0, voters(&remaining));
@@ -253,7 +279,7 @@ fn a_dead_machine_is_replaced_under_a_checked_workload() {
     cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
     let workload = start_workload(&cluster, 4, 12);
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_progress(&workload, 20, "the workload running");
 
     // Machine 3 dies for good: kill -9, its disk gone.
     cluster.kill(3);
@@ -265,7 +291,7 @@ fn a_dead_machine_is_replaced_under_a_checked_workload() {
     member_ok(&cluster, "add", &["4", &address4]);
     member_ok(&cluster, "remove", &["3"]);
     assert_eq!(roles(&cluster).0, voters(&[1, 2, 4]));
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_progress(&workload, 30, "the workload going on after the replacement");
     stop_and_check(workload, 50);
 
     // The new machine holds everything, and the cluster still has a
@@ -286,7 +312,7 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
     let leader = cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
     let workload = start_workload(&cluster, 4, 13);
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_progress(&workload, 20, "the workload running");
 
     // A follower's disk rots: a bit of its first log record flips.
     let victim = if leader == 3 { 2 } else { 3 };
@@ -319,7 +345,7 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
     member_ok(&cluster, "add", &["4", &address4]);
     let survivors: Vec<u64> = (1..=3u64).filter(|&id| id != victim as u64).collect();
     assert_eq!(roles(&cluster).0, voters(&[survivors[0], survivors[1], 4]));
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_progress(&workload, 30, "the workload going on after the rebuild");
     stop_and_check(workload, 50);
 
     // The rebuilt node holds everything: the cluster keeps a quorum
