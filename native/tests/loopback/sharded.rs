@@ -526,6 +526,23 @@ fn shard_commands_refuse_bad_input_clearly() {
     );
     let output = server(&["--shards", "4", "--group", "1=1;2"]);
     assert!(stderr(&output).contains("is not a host id"), "{output:?}");
+    for (flags, why) in [
+        (&["--group", "1"][..], "--group 1: expected GID=ID,ID,..."),
+        (&["--group", "x=1,2"], "\"x\" is not a group id"),
+        (
+            &["--group", "1=1,2", "--group", "1=2,1"],
+            "--group 1 is given twice",
+        ),
+        (&["--group", "1=1,1"], "--group 1 must list distinct hosts"),
+        (
+            &["--controller", "1,5", "--group", "1=1,2"],
+            "--controller names host 5",
+        ),
+    ] {
+        let output = server(&[&["--shards", "4"][..], flags].concat());
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {output:?}");
+        assert!(stderr(&output).contains(why), "{flags:?}: {output:?}");
+    }
     let output = server(&["--shards", "0", "--group", "1=1,2"]);
     assert!(
         stderr(&output).contains("shards must be 1 to"),
