@@ -187,11 +187,8 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
                     join_ids(config.groups.keys())
                 ))
             } else if config.groups.len() == 1 {
-                Some(format!(
-                    "group {} is the last group: its shards would have no owner \
-                     (join another group first)",
-                    leave.group
-                ))
+                // The controller refuses it too; asking first saves a round.
+                Some(ControllerError::LastGroup(leave.group).to_string())
             } else {
                 None
             };

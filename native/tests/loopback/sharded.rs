@@ -634,13 +634,28 @@ fn status_metrics_bench_and_leave_per_group() {
     let summary: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert!(summary["ops"].as_u64().unwrap() > 0, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
+    // `bench --follower-reads`, reads only, with host 1 leading neither
+    // data group: host 1's replicas answer some of the reads, which its
+    // per-group follower-read counter shows (a bench that ignored the
+    // option would send every read to hosts 2 and 3, the leaders).
+    for (group, host) in [("1", "2"), ("2", "3")] {
+        shard_ok(&cluster, &["leader", group, host]);
+    }
+    let followed = |body: &str| -> f64 {
+        let served = per_group(body, "distribkv_group_follower_reads_served_total");
+        [1, 2].iter().filter_map(|g| served.get(g)).sum()
+    };
+    let (_, body) = super::metrics::get(port, "/metrics").unwrap();
+    let before = followed(&body);
     let with_reads = cluster.cli(
         "bench",
         &[
             "--clients",
             "2",
             "--duration",
-            "0.5",
+            "1",
+            "--keys",
+            "64",
             "--reads",
             "1",
             "--follower-reads",
@@ -648,6 +663,25 @@ fn status_metrics_bench_and_leave_per_group() {
         ],
     );
     assert!(with_reads.status.success(), "bench: {with_reads:?}");
+    let summary: Value = serde_json::from_str(stdout(&with_reads).trim()).unwrap();
+    assert!(summary["ops"].as_u64().unwrap() > 20, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    let lines = status(&cluster);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.id == 1 && (l.group == 1 || l.group == 2))
+            .all(|l| l.role == "follower"),
+        "host 1 leads no data group: {lines:?}"
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "/metrics: host 1 served follower reads",
+        || {
+            let (_, body) = super::metrics::get(port, "/metrics").unwrap();
+            followed(&body) > before
+        },
+    );
     let lines = status(&cluster);
     for group in [1, 2] {
         let keys: u64 = lines
