@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
-use distribkv_core::shard::{ControllerOp, ControllerReply};
+use distribkv_core::shard::{ControllerError, ControllerOp, ControllerReply};
 use distribkv_core::sim::sharded::{ShardedConfig, ShardedSim};
 
 fn key(i: usize) -> String {
@@ -541,6 +541,13 @@ fn concurrent_controller_clients_are_served_exactly_once() {
     config.network.duplicate_rate = 0.2;
     let mut sim = ShardedSim::new(config).unwrap();
     sim.run_for(1_000);
+    // A group that stays, as the last group cannot leave (6.5840's
+    // controller lets it, leaving the shards with no owner).
+    let stays = BTreeMap::from([(1000, vec![1, 2, 3])]);
+    assert_eq!(
+        sim.controller(ControllerOp::Join(stays)),
+        Ok(ControllerReply::Done)
+    );
     for step in 0..2u64 {
         for client in 1..=10u64 {
             let group = 1000 + client;
@@ -583,12 +590,24 @@ fn concurrent_controller_clients_are_served_exactly_once() {
         }
         sim.run_for(500);
         let latest = sim.query().unwrap();
-        assert_eq!(latest.num, 10 * (step + 1), "one configuration per request");
+        assert_eq!(
+            latest.num,
+            1 + 10 * (step + 1),
+            "one configuration per request"
+        );
         let load = latest.load();
         if let (Some(min), Some(max)) = (load.values().min(), load.values().max()) {
             assert!(max - min <= 1, "{load:?}");
         }
     }
-    assert!(sim.query().unwrap().groups.is_empty());
+    let latest = sim.query().unwrap();
+    assert_eq!(latest.groups.keys().copied().collect::<Vec<_>>(), [1000]);
+    assert!(latest.shards.iter().all(|g| *g == 1000));
+    // Nor can it leave now.
+    assert_eq!(
+        sim.controller(ControllerOp::Leave(vec![1000])),
+        Ok(ControllerReply::Refused(ControllerError::LastGroup(1000)))
+    );
+    assert_eq!(sim.query().unwrap(), latest);
     assert_clean(&mut sim);
 }

@@ -22,6 +22,10 @@
 //! tombstone of its latest sequence number ([`Tombstones::LastSeq`]), so a
 //! retry from before the drop is refused
 //! ([`ControllerError::SessionExpired`]) rather than applied again.
+//!
+//! Unlike 6.5840's controller, a Leave that would remove every group is
+//! refused ([`ControllerError::LastGroup`]): once shards are owned, some
+//! group always owns each of them, so no data is left without a server.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -240,6 +244,10 @@ pub enum ControllerError {
     BadJoin(GroupId),
     /// A Leave named a group that is not in the configuration.
     UnknownGroup(GroupId),
+    /// A Leave would remove every group, leaving the shards with no owner
+    /// (and their data with no server); the group named is the last one it
+    /// would remove. Another group must join first.
+    LastGroup(GroupId),
     /// A Move named a shard out of range.
     UnknownShard(ShardId),
     /// The sequence number is older than the session's latest.
@@ -257,6 +265,11 @@ impl fmt::Display for ControllerError {
                 write!(f, "cannot join group {g} (zero, present, or no servers)")
             }
             ControllerError::UnknownGroup(g) => write!(f, "group {g} is not in the configuration"),
+            ControllerError::LastGroup(g) => write!(
+                f,
+                "group {g} is the last group: its shards would have no owner \
+                 (join another group first)"
+            ),
             ControllerError::UnknownShard(s) => write!(f, "shard {s} does not exist"),
             ControllerError::Stale => write!(f, "request superseded by a newer one"),
             ControllerError::SessionExpired => {
@@ -485,6 +498,9 @@ impl Controller {
                         return Err(ControllerError::UnknownGroup(*g));
                     }
                 }
+                if let (true, Some(last)) = (next.groups.is_empty(), groups.last()) {
+                    return Err(ControllerError::LastGroup(*last));
+                }
                 let ids: Vec<GroupId> = next.groups.keys().copied().collect();
                 rebalance(&mut next.shards, &ids);
             }
@@ -561,6 +577,7 @@ impl fmt::Display for ErrorCode<'_> {
         match self.0 {
             ControllerError::BadJoin(g) => write!(f, "j{g}"),
             ControllerError::UnknownGroup(g) => write!(f, "g{g}"),
+            ControllerError::LastGroup(g) => write!(f, "l{g}"),
             ControllerError::UnknownShard(s) => write!(f, "s{s}"),
             ControllerError::Stale => write!(f, "x"),
             ControllerError::SessionExpired => write!(f, "e"),
@@ -582,6 +599,7 @@ fn reply_of(result: Result<(), ServiceError>) -> ControllerReply {
     ControllerReply::Refused(match code.as_bytes().first() {
         Some(b'j') => ControllerError::BadJoin(number()),
         Some(b'g') => ControllerError::UnknownGroup(number()),
+        Some(b'l') => ControllerError::LastGroup(number()),
         Some(b's') => ControllerError::UnknownShard(number() as ShardId),
         Some(b'e') => ControllerError::SessionExpired,
         _ => ControllerError::Stale,

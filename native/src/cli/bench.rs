@@ -268,9 +268,7 @@ async fn run_client(
             seed,
         )),
     };
-    if let AnySession::Single(session) = &mut session {
-        session.set_follower_reads(load.follower_reads);
-    }
+    session.set_follower_reads(load.follower_reads);
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new();
     // Opens the connection. Invariant: a get of an 8-byte key is valid.

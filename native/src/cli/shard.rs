@@ -13,9 +13,8 @@ use clap::{Args, Subcommand};
 use distribkv_core::raft::NodeId;
 use distribkv_core::shard::{ControllerError, ControllerOp, ControllerReply, GroupId, ShardConfig};
 
-use super::client::Connected;
 use super::{CliError, ClusterArgs};
-use crate::shard::client::{ShardTiming, ShardedCluster, ShardedSession};
+use crate::shard::client::{Detected, ShardTiming, ShardedCluster, ShardedSession};
 use crate::shard::wire::HostDescription;
 
 use show::show_config;
@@ -112,14 +111,18 @@ fn shard_error(message: impl Into<String>) -> CliError {
 
 /// Connects to a sharded cluster, or says clearly that it is not one.
 async fn connect(args: &ClusterArgs) -> Result<Arc<ShardedCluster>, CliError> {
-    match super::client::connect(args).await? {
-        Connected::Sharded(cluster) => Ok(cluster),
-        Connected::Single(cluster) => {
-            cluster.close().await;
-            Err(shard_error(
-                "this cluster is not sharded (its servers were started without --shards)",
-            ))
-        }
+    let servers = crate::addr::parse_address_list(&args.cluster)?;
+    let certs = super::client::client_certs(args)?;
+    match crate::shard::client::detect_kind(&servers, &certs).await? {
+        Detected::Sharded(cluster) => Ok(Arc::new(*cluster)),
+        Detected::Single => Err(shard_error(
+            "this cluster is not sharded (its servers were started without --shards)",
+        )),
+        Detected::Silent => Err(shard_error(format!(
+            "no host answered at {} (are the servers running, and are the \
+             certificates the cluster's?)",
+            args.cluster
+        ))),
     }
 }
 
@@ -169,6 +172,30 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
         }
         ShardCommand::Leave(leave) => {
             let cluster = connect(&leave.cluster).await?;
+            let mut session = session(&cluster);
+            let config = match latest(&mut session).await {
+                Ok(config) => config,
+                Err(error) => {
+                    cluster.transport.close().await;
+                    return Err(error);
+                }
+            };
+            let refusal = if !config.groups.contains_key(&leave.group) {
+                Some(format!(
+                    "group {} is not in the configuration (groups: {})",
+                    leave.group,
+                    join_ids(config.groups.keys())
+                ))
+            } else if config.groups.len() == 1 {
+                // The controller refuses it too; asking first saves a round.
+                Some(ControllerError::LastGroup(leave.group).to_string())
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                cluster.transport.close().await;
+                return Err(shard_error(refusal));
+            }
             change(&cluster, ControllerOp::Leave(vec![leave.group])).await
         }
         ShardCommand::Leader(leader) => {

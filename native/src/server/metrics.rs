@@ -120,6 +120,7 @@ pub struct Metrics {
     group_commit_index: Family<Group, Gauge>,
     group_applied_index: Family<Group, Gauge>,
     group_shards: Family<Group, Gauge>,
+    group_follower_reads: Family<Group, Counter>,
     frames_refused: Counter,
     seen: Mutex<Seen>,
     /// Milliseconds since `started` at the last step.
@@ -162,6 +163,7 @@ impl Metrics {
             group_commit_index: Family::default(),
             group_applied_index: Family::default(),
             group_shards: Family::default(),
+            group_follower_reads: Family::default(),
             frames_refused: Counter::default(),
             seen: Mutex::new(Seen::default()),
             last_step_ms: AtomicU64::new(0),
@@ -279,6 +281,11 @@ impl Metrics {
             metrics.group_shards.clone(),
         );
         r.register(
+            "distribkv_group_follower_reads_served",
+            "Sharded hosts: follower reads each group's replica here answered while not leading it",
+            metrics.group_follower_reads.clone(),
+        );
+        r.register(
             "distribkv_network_peer_frames_refused",
             "Sharded hosts: peer frames refused (wrong host, unknown group, misaddressed)",
             metrics.frames_refused.clone(),
@@ -331,6 +338,16 @@ impl Metrics {
                     .count();
                 self.group_shards.get_or_create(&label).set(serving as i64);
             }
+            // The host counts since it started, as this counter does: add
+            // what it counted since the last step.
+            let served = host
+                .stats()
+                .follower_reads_by_group
+                .get(&group)
+                .copied()
+                .unwrap_or(0);
+            let counter = self.group_follower_reads.get_or_create(&label);
+            counter.inc_by(served.saturating_sub(counter.get()));
         }
         self.record_step(StepFigures {
             has_leader: all_have_leader,

@@ -68,6 +68,28 @@ pub async fn detect(
     given: &[ServerAddress],
     certs: &CertSet,
 ) -> Result<Option<ShardedCluster>, ClientError> {
+    Ok(match detect_kind(given, certs).await? {
+        Detected::Sharded(cluster) => Some(*cluster),
+        Detected::Single | Detected::Silent => None,
+    })
+}
+
+/// What [`detect_kind`] found at the given addresses.
+pub enum Detected {
+    /// A sharded host answered: the cluster it describes.
+    Sharded(Box<ShardedCluster>),
+    /// A single-group server answered (it could not decode the request).
+    Single,
+    /// No server answered within the detection timeout.
+    Silent,
+}
+
+/// Like [`detect`], but tells a single-group cluster apart from addresses
+/// where nothing answered.
+pub async fn detect_kind(
+    given: &[ServerAddress],
+    certs: &CertSet,
+) -> Result<Detected, ClientError> {
     let seeds = Arc::new(connect(given.to_vec(), certs)?);
     let (answers, mut receive) = tokio::sync::mpsc::unbounded_channel();
     for index in 0..given.len() {
@@ -81,13 +103,17 @@ pub async fn detect(
     }
     drop(answers);
     let mut found = None;
+    let mut single = false;
     while let Some(answer) = receive.recv().await {
         match answer {
             Ok(Ok(ShardedReply::Description(description))) => {
                 found = Some(description);
                 break;
             }
-            Ok(Err(ClientError::RequestUndecodable { .. })) => break,
+            Ok(Err(ClientError::RequestUndecodable { .. })) => {
+                single = true;
+                break;
+            }
             Ok(Err(error)) if !error.try_another_server() && !error.outcome_unknown() => {
                 if matches!(error, ClientError::Certificates(_)) {
                     seeds.close().await;
@@ -98,10 +124,11 @@ pub async fn detect(
         }
     }
     seeds.close().await;
-    let Some(description) = found else {
-        return Ok(None);
-    };
-    Ok(Some(cluster_of(description, certs)?))
+    match found {
+        Some(description) => Ok(Detected::Sharded(Box::new(cluster_of(description, certs)?))),
+        None if single => Ok(Detected::Single),
+        None => Ok(Detected::Silent),
+    }
 }
 
 /// The client of every host a description names.

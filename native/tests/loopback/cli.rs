@@ -216,6 +216,17 @@ fn follower_reads_from_the_command_line_see_the_latest_write() {
     let summary: serde_json::Value = serde_json::from_str(stdout(&bench).trim()).unwrap();
     assert!(summary["ops"].as_u64().unwrap() > 0, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
+    // The shard commands tell a single-group cluster apart (exit 2).
+    let show = Command::new(BINARY)
+        .args(["shard", "show", "--cluster", &cluster.peers(), "--certs"])
+        .arg(&cluster.certs)
+        .output()
+        .unwrap();
+    assert_eq!(show.status.code(), Some(2), "{show:?}");
+    assert!(
+        stderr(&show).contains("this cluster is not sharded"),
+        "{show:?}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ const CONTRACT: [&str; 16] = [
 ];
 
 /// `GET path` on `port`: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(super) fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(

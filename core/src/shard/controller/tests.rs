@@ -105,9 +105,66 @@ fn basic_join_leave_query() {
     check(&d.query(None), &[2, 3]);
     d.leave(&[2]);
     check(&d.query(None), &[3]);
-    d.leave(&[3]);
-    check(&d.query(None), &[]);
-    assert_eq!(d.query(None).num, 6);
+    // 6.5840 then leaves group 3 too; here the last group stays (see
+    // `the_last_group_cannot_leave`).
+    assert_eq!(
+        d.run(ControllerOp::Leave(vec![3])),
+        ControllerReply::Refused(ControllerError::LastGroup(3))
+    );
+    check(&d.query(None), &[3]);
+    assert_eq!(d.query(None).num, 5);
+}
+
+#[test]
+fn the_last_group_cannot_leave() {
+    let mut d = Driver::new();
+    d.join(&[1, 2]);
+    let before = d.query(None);
+    // Alone, or with others in one request: no group would be left.
+    let last = ControllerReply::Refused(ControllerError::LastGroup(2));
+    assert_eq!(d.run_as(9, 1, ControllerOp::Leave(vec![1, 2])), last);
+    assert_eq!(
+        d.run_as(9, 1, ControllerOp::Leave(vec![1, 2])),
+        last,
+        "a retry gets the same refusal"
+    );
+    assert_eq!(
+        d.run(ControllerOp::Leave(vec![2, 1])),
+        ControllerReply::Refused(ControllerError::LastGroup(1)),
+        "the group named is the last one the request would remove"
+    );
+    assert_eq!(d.query(None), before, "refusals make no configuration");
+    d.leave(&[1]);
+    let alone = d.query(None);
+    check(&alone, &[2]);
+    assert_eq!(
+        d.run(ControllerOp::Leave(vec![2])),
+        ControllerReply::Refused(ControllerError::LastGroup(2))
+    );
+    assert_eq!(d.query(None), alone);
+    assert!(alone.shards.iter().all(|g| *g == 2), "every shard owned");
+    // The refusal is in the session, so it survives a snapshot: a retry
+    // after a restore is answered the same, not applied.
+    let mut restored = Controller::restore(d.controller.snapshot()).unwrap();
+    let retry = ControllerCommand {
+        client: 9,
+        seq: 1,
+        at: d.index + 1,
+        op: ControllerOp::Leave(vec![1, 2]),
+    };
+    assert_eq!(
+        restored.apply(d.index + 1, &Payload::Command(retry.encode())),
+        Some(last)
+    );
+    assert_eq!(restored.latest(), &alone);
+    // With another group joined first, the group can leave.
+    d.join(&[3]);
+    d.leave(&[2]);
+    check(&d.query(None), &[3]);
+    assert_eq!(
+        alloc::format!("{}", ControllerError::LastGroup(3)),
+        "group 3 is the last group: its shards would have no owner (join another group first)"
+    );
 }
 
 #[test]
@@ -355,7 +412,9 @@ fn concurrent_clients_interleaved_keep_every_configuration_balanced() {
     // 6.5840 "concurrent leave/join": many clients, each joining and then
     // leaving its own group, interleaved arbitrarily in the log, with
     // duplicated deliveries.
+    // A group that stays throughout, as the last group cannot leave.
     let mut d = Driver::new();
+    d.join(&[1]);
     let mut rng = Rng::new(3);
     let clients: Vec<u64> = (1..=10).collect();
     let mut step = vec![0u64; clients.len()];
@@ -380,8 +439,8 @@ fn concurrent_clients_interleaved_keep_every_configuration_balanced() {
         let groups: Vec<GroupId> = latest.groups.keys().copied().collect();
         check(&latest, &groups);
     }
-    assert_eq!(d.query(None).num, 20, "one configuration per request");
-    check(&d.query(None), &[]);
+    assert_eq!(d.query(None).num, 21, "one configuration per request");
+    check(&d.query(None), &[1]);
 }
 
 #[test]

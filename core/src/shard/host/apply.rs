@@ -155,7 +155,7 @@ impl Host {
                 }
             }
         }
-        serve_ready_reads(hosted, &mut self.replies, &mut self.stats);
+        serve_ready_reads(group, hosted, &mut self.replies, &mut self.stats);
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
             let leader_hint = hosted.node.leader();
             for (_, waiter) in core::mem::take(&mut hosted.waiters) {
@@ -266,6 +266,7 @@ pub(super) fn apply_entry(
 /// data that this group exported once it had applied the configuration
 /// that moved the shard, an entry the read index would then cover.
 fn serve_ready_reads(
+    group: GroupId,
     hosted: &mut Hosted,
     replies: &mut Vec<(ReplyTo, HostReply)>,
     stats: &mut HostStats,
@@ -286,6 +287,7 @@ fn serve_ready_reads(
         };
         if result.is_ok() && !is_leader {
             stats.follower_reads_served += 1;
+            *stats.follower_reads_by_group.entry(group).or_insert(0) += 1;
         }
         replies.push((
             waiter.to,

@@ -259,4 +259,7 @@ pub struct HostStats {
     /// Follower reads answered with a value by a replica that did not lead
     /// its group at that moment.
     pub follower_reads_served: u64,
+    /// [`HostStats::follower_reads_served`] by group (groups with none
+    /// left out).
+    pub follower_reads_by_group: BTreeMap<GroupId, u64>,
 }

@@ -1,6 +1,7 @@
 //! One randomized sharded seed of the sweep.
 
 use super::*;
+use crate::shard::controller::ControllerError;
 
 /// What one sharded seed did and found.
 #[derive(Clone, Debug, Default)]
@@ -134,8 +135,28 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
                     let list: Vec<GroupId> = joined.iter().copied().collect();
                     let g = list[rng.index(list.len())];
                     let r = sim.leave(&[g]);
-                    if r == Ok(ControllerReply::Done) {
-                        joined.remove(&g);
+                    match &r {
+                        Ok(ControllerReply::Done) => {
+                            joined.remove(&g);
+                        }
+                        Ok(ControllerReply::Refused(ControllerError::LastGroup(last))) => {
+                            // `joined` overstates when a timed-out leave took
+                            // effect; the refusal must name the only group.
+                            let latest = sim.query();
+                            let only = latest
+                                .as_ref()
+                                .map(|c| c.groups.keys().copied().collect::<Vec<GroupId>>());
+                            if *last != g || only.as_ref().is_ok_and(|o| *o != [g]) {
+                                report.failures.push(format!(
+                                    "leave {g} refused as the last group's ({last}) \
+                                     while the groups are {only:?}"
+                                ));
+                            }
+                            if let Ok(only) = only {
+                                joined = only.into_iter().collect();
+                            }
+                        }
+                        _ => {}
                     }
                     format!("leave {g}: {r:?}")
                 }
@@ -223,6 +244,23 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     }
     report.failures.extend(sim.violations());
     report.failures.extend(sim.check_history());
+    // The last group never leaves: once a group joined, every shard has
+    // an owner.
+    if let Some(latest) = sim
+        .slots
+        .values()
+        .filter_map(|s| s.host.as_ref()?.controller())
+        .map(|c| c.latest())
+        .max_by_key(|c| c.num)
+        .filter(|c| c.num > 0)
+    {
+        if latest.groups.is_empty() || latest.shards.contains(&0) {
+            report.failures.push(format!(
+                "configuration {} leaves shards without an owner: {:?}",
+                latest.num, latest.shards
+            ));
+        }
+    }
     report.operations = sim.history().len();
     report.expired_sessions = sim.expired_sessions;
     report.follower_reads = sim.follower_reads_served();
