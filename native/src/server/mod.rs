@@ -30,8 +30,11 @@
 //!
 //! - this module: [`run`], the steps from a [`ValidConfig`] to a serving
 //!   node and back;
-//! - [`config`]: [`ServerConfig`], the core's [`ReplicaConfig`] inside it;
-//! - `driver`: the step loop.
+//! - [`config`]: [`ServerConfig`], the core's
+//!   [`ReplicaConfig`](distribkv_core::kv::ReplicaConfig) inside it;
+//! - `driver`: the step loop;
+//! - `waiting`: the client requests waiting for an answer, and what a
+//!   refused storage write means (shared with the sharded host's loop).
 //!
 //! # Stopping
 //!
@@ -63,6 +66,7 @@ pub mod config;
 mod driver;
 pub mod members;
 pub mod metrics;
+pub(crate) mod waiting;
 
 pub use config::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
