@@ -1,7 +1,7 @@
 //! The step loop: one task owns the replica and translates between it and
 //! the world (see the [module documentation](super)).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,23 +14,11 @@ use distribkv_core::raft::{Envelope, LogIndex, Message, NodeId};
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
+use super::waiting::{REPLY_EXPIRY, WaitingReplies, storage_failure};
 use super::{MAX_INPUTS_PER_STEP, ServerError};
 use crate::clock::{Clock, sleep_until};
 use crate::storage::{StorageEvent, StorageWorker};
-use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport, ReplyHandle};
-
-/// Client requests the replica has not answered after this long are
-/// forgotten (their clients have long given up).
-const REPLY_EXPIRY: Duration = Duration::from_secs(120);
-
-/// A client request waiting for the replica's answer.
-struct Waiting {
-    reply: ReplyHandle<KvResponse>,
-    since: tokio::time::Instant,
-    /// What it asks, for the metrics: `put`, `get`, ..., `status`.
-    op: &'static str,
-    is_write: bool,
-}
+use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport};
 
 /// The next SIGHUP, or never without a handler.
 async fn next_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
@@ -65,8 +53,7 @@ pub(super) struct Driver {
     replica: Replica,
     transport: PeerTransport<Message>,
     worker: StorageWorker,
-    replies: HashMap<u64, Waiting>,
-    next_token: u64,
+    replies: WaitingReplies<KvResponse>,
     /// The peers the transport dials, with the address they were added at.
     peers: BTreeMap<NodeId, String>,
     /// The certificate folder, read again on SIGHUP.
@@ -122,8 +109,7 @@ impl Driver {
             replica,
             transport,
             worker,
-            replies: HashMap::new(),
-            next_token: 1,
+            replies: WaitingReplies::new(),
             peers: BTreeMap::new(),
             peers_seen: None,
             retiring: BTreeMap::new(),
@@ -292,7 +278,7 @@ impl Driver {
                 Some(request) = client_requests.recv() => Event::Client(request),
                 () = sleep_until(deadline) => Event::Timeout,
                 _ = expiry.tick() => {
-                    self.expire_replies();
+                    self.replies.expire();
                     continue;
                 }
                 Some(()) = next_hangup(&mut hangup) => {
@@ -351,18 +337,8 @@ impl Driver {
                 message,
             }),
             Event::Client(Incoming { request, reply }) => {
-                let token = self.next_token;
-                self.next_token += 1;
                 let (op, is_write) = request_kind(&request);
-                self.replies.insert(
-                    token,
-                    Waiting {
-                        reply,
-                        since: tokio::time::Instant::now(),
-                        op,
-                        is_write,
-                    },
-                );
+                let token = self.replies.insert(reply, op, is_write);
                 ReplicaInput::Client {
                     from: token,
                     request,
@@ -388,14 +364,10 @@ impl Driver {
             match output {
                 ReplicaOutput::Persist(write) => {
                     if self.worker.persist(write).await.is_err() {
-                        // The worker refuses writes only after a failure,
-                        // which it reports on the event channel.
-                        while let Some(event) = storage_events.recv().await {
-                            if let StorageEvent::Failed { error } = event {
-                                return Err(ServerError::StorageFailed(error));
-                            }
-                        }
-                        return Err(ServerError::StorageStopped);
+                        return Err(match storage_failure(storage_events).await {
+                            Some(error) => ServerError::StorageFailed(error),
+                            None => ServerError::StorageStopped,
+                        });
                     }
                 }
                 ReplicaOutput::Send(envelope) => {
@@ -403,7 +375,7 @@ impl Driver {
                     tracing::trace!(to = envelope.to, ?outcome, "message");
                 }
                 ReplicaOutput::Reply { to, response } => {
-                    if let Some(waiting) = self.replies.remove(&to) {
+                    if let Some(waiting) = self.replies.take(to) {
                         if let Some(metrics) = &self.metrics {
                             let outcome = match &response.result {
                                 Ok(_) => "ok",
@@ -419,12 +391,5 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    /// Forgets requests the replica never answered (their clients gave up).
-    fn expire_replies(&mut self) {
-        let now = tokio::time::Instant::now();
-        self.replies
-            .retain(|_, waiting| now.duration_since(waiting.since) < REPLY_EXPIRY);
     }
 }

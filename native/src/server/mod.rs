@@ -30,8 +30,11 @@
 //!
 //! - this module: [`run`], the steps from a [`ValidConfig`] to a serving
 //!   node and back;
-//! - [`config`]: [`ServerConfig`], the core's [`ReplicaConfig`] inside it;
-//! - `driver`: the step loop.
+//! - [`config`]: [`ServerConfig`], the core's
+//!   [`ReplicaConfig`](distribkv_core::kv::ReplicaConfig) inside it;
+//! - `driver`: the step loop;
+//! - `waiting`: the client requests waiting for an answer, and what a
+//!   refused storage write means (shared with the sharded host's loop).
 //!
 //! # Stopping
 //!
@@ -47,12 +50,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use distribkv_core::kv::{
-    ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaConfig, ReplicaError,
+    ClientRequest as KvRequest, ClientResponse as KvResponse, Replica, ReplicaError,
 };
 use distribkv_core::raft::{Membership, Message, NodeId, PersistedState};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::clock::Clock;
-use crate::storage::{Identity, RaftStorage, StorageError, StorageWorker};
+use crate::storage::{Identity, RaftStorage, StorageError, StorageEvent, StorageWorker};
 use crate::tls::{CertError, CertSet};
 use crate::transport::{
     Bound, PeerTransport, PeerTransportConfig, ServerAddress, TransportError, TransportSettings,
@@ -62,6 +66,7 @@ pub mod config;
 mod driver;
 pub mod members;
 pub mod metrics;
+pub(crate) mod waiting;
 
 pub use config::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS, ServerConfig,
@@ -199,33 +204,18 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     };
     let (storage, persisted) = install_restored(&config, &certs, storage, persisted, &initial)?;
-    let mut replica_config = config.replica.clone();
-    replica_config.raft.voters = initial.voters.clone();
-    replica_config.raft.learners = initial.learners.clone();
-    replica_config.raft.addresses = initial.addresses.clone();
     let clock = Clock::start();
-    let replica = start_replica(replica_config, &clock, persisted)?;
-    // Removed for good: the node stopped on its committed removal (and
-    // left the mark), or its snapshot, committed, says so. A removal that
-    // is only in its log may have been truncated away since: the node
-    // starts and learns from the leader.
-    if config.data_dir.join(REMOVED_FILE).exists() || replica.node().is_removed() {
-        return Err(ServerError::Removed { id });
-    }
+    let replica = start_replica(&config, &initial, &clock, persisted)?;
     let own = own_address(&config, &replica, &initial)?;
     let metrics = match config.metrics_addr {
         Some(addr) => Some(serve_metrics(id, addr).await?),
         None => None,
     };
-    let storage_error = |source| ServerError::Storage {
-        dir: config.data_dir.clone(),
-        source,
-    };
-    let observer = metrics.as_ref().map(|(metrics, _)| {
-        Box::new(metrics::StorageTimes(metrics.clone())) as Box<dyn crate::storage::StorageObserver>
-    });
-    let (worker, storage_events) =
-        StorageWorker::spawn_observed(storage, STORAGE_QUEUE, observer).map_err(storage_error)?;
+    let (worker, storage_events) = spawn_storage(
+        &config,
+        storage,
+        metrics.as_ref().map(|(metrics, _)| metrics),
+    )?;
     let (transport, inbound) = match bind_transport(&config, &own, &certs) {
         Ok(bound) => bound,
         Err(error) => {
@@ -254,10 +244,23 @@ pub async fn run(
             shutdown,
         )
         .await;
+    stop(driver, &config, metrics_task, outcome).await
+}
+
+/// Stops the driver (and its storage worker and transport) and the
+/// metrics endpoint, leaves the removal mark if the node was removed, and
+/// logs how the node stopped.
+async fn stop(
+    driver: Driver,
+    config: &ValidConfig,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+    outcome: Result<(), ServerError>,
+) -> Result<(), ServerError> {
+    let id = config.id();
     let removed = driver.is_removed();
     driver.stop().await;
     if removed {
-        leave_removal_mark(&config, id);
+        leave_removal_mark(config, id);
     }
     if let Some(task) = metrics_task {
         task.abort();
@@ -417,14 +420,46 @@ fn install_restored(
     open_storage(config, certs)
 }
 
-/// The replica, restarted from what storage recovered.
+/// The replica, restarted from what storage recovered, with the membership
+/// settled at start-up; a node removed for good is refused.
 fn start_replica(
-    config: ReplicaConfig,
+    config: &ValidConfig,
+    initial: &Membership,
     clock: &Clock,
     persisted: PersistedState,
 ) -> Result<Replica, ServerError> {
+    let mut replica_config = config.replica.clone();
+    replica_config.raft.voters = initial.voters.clone();
+    replica_config.raft.learners = initial.learners.clone();
+    replica_config.raft.addresses = initial.addresses.clone();
     let seed = crate::transport::random_u64();
-    Ok(Replica::restart(config, seed, clock.now(), persisted)?)
+    let replica = Replica::restart(replica_config, seed, clock.now(), persisted)?;
+    // Removed for good: the node stopped on its committed removal (and
+    // left the mark), or its snapshot, committed, says so. A removal that
+    // is only in its log may have been truncated away since: the node
+    // starts and learns from the leader.
+    if config.data_dir.join(REMOVED_FILE).exists() || replica.node().is_removed() {
+        return Err(ServerError::Removed { id: config.id() });
+    }
+    Ok(replica)
+}
+
+/// Starts the storage worker, its fsync and snapshot times observed by the
+/// metrics if they are served.
+fn spawn_storage(
+    config: &ServerConfig,
+    storage: RaftStorage,
+    metrics: Option<&Arc<metrics::Metrics>>,
+) -> Result<(StorageWorker, UnboundedReceiver<StorageEvent>), ServerError> {
+    let observer = metrics.map(|metrics| {
+        Box::new(metrics::StorageTimes(metrics.clone())) as Box<dyn crate::storage::StorageObserver>
+    });
+    StorageWorker::spawn_observed(storage, STORAGE_QUEUE, observer).map_err(|source| {
+        ServerError::Storage {
+            dir: config.data_dir.clone(),
+            source,
+        }
+    })
 }
 
 /// Binds the node's own address and starts dialing its peers. An address

@@ -21,25 +21,16 @@ use super::wire::{
 use crate::clock::{Clock, sleep_until};
 use crate::server::MAX_INPUTS_PER_STEP;
 use crate::server::metrics::Metrics;
+use crate::server::waiting::{REPLY_EXPIRY, WaitingReplies, storage_failure};
 use crate::storage::StorageEvent;
 use crate::storage::multi::MultiStorageWorker;
-use crate::transport::{ClientRequest as Incoming, PeerTransport, ReplyHandle};
-
-/// Requests the host has not answered after this long are forgotten.
-const REPLY_EXPIRY: Duration = Duration::from_secs(120);
+use crate::transport::{ClientRequest as Incoming, PeerTransport};
 
 /// How often the transport's per-peer traffic is folded into the metrics.
 const PEER_SAMPLE: Duration = Duration::from_secs(1);
 
 /// At most one refused-frame warning per peer per this interval (the rest are counted).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
-
-pub(super) struct Waiting {
-    reply: ReplyHandle<ShardedReply>,
-    since: tokio::time::Instant,
-    op: &'static str,
-    is_write: bool,
-}
 
 enum Event {
     Storage(Option<StorageEvent>),
@@ -60,8 +51,7 @@ pub(super) struct Driver {
     pub(super) hosts: Vec<(NodeId, String)>,
     /// The groups held here (0: the controller's).
     pub(super) held: BTreeSet<GroupId>,
-    pub(super) replies: HashMap<u64, Waiting>,
-    pub(super) next_token: u64,
+    pub(super) replies: WaitingReplies<ShardedReply>,
     /// Frames refused, in all.
     pub(super) refused: u64,
     /// When a refusal from each peer was last logged.
@@ -109,8 +99,7 @@ impl Driver {
                 Some(request) = client_requests.recv() => Event::Client(request),
                 () = sleep_until(deadline) => Event::Timeout,
                 _ = expiry.tick() => {
-                    let now = tokio::time::Instant::now();
-                    self.replies.retain(|_, w| now.duration_since(w.since) < REPLY_EXPIRY);
+                    self.replies.expire();
                     continue;
                 }
             };
@@ -191,17 +180,7 @@ impl Driver {
                     }
                     ShardedBody::Host(request) => request,
                 };
-                let token = self.next_token;
-                self.next_token += 1;
-                self.replies.insert(
-                    token,
-                    Waiting {
-                        reply,
-                        since: tokio::time::Instant::now(),
-                        op,
-                        is_write,
-                    },
-                );
+                let token = self.replies.insert(reply, op, is_write);
                 HostInput::Client {
                     from: token,
                     request,
@@ -242,12 +221,10 @@ impl Driver {
             match output {
                 HostOutput::Persist(write) => {
                     if self.worker.persist(write).await.is_err() {
-                        while let Some(event) = storage_events.recv().await {
-                            if let StorageEvent::Failed { error } = event {
-                                return Err(ShardServerError::StorageFailed(error));
-                            }
-                        }
-                        return Err(ShardServerError::StorageStopped);
+                        return Err(match storage_failure(storage_events).await {
+                            Some(error) => ShardServerError::StorageFailed(error),
+                            None => ShardServerError::StorageStopped,
+                        });
                     }
                 }
                 HostOutput::Send(batch) => {
@@ -256,7 +233,7 @@ impl Driver {
                     tracing::trace!(to, ?outcome, "frame");
                 }
                 HostOutput::Reply { to, reply } => {
-                    if let Some(waiting) = self.replies.remove(&to) {
+                    if let Some(waiting) = self.replies.take(to) {
                         if let Some(metrics) = &self.metrics {
                             let outcome = match &reply {
                                 HostReply::Kv { result: Ok(_), .. }

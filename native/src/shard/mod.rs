@@ -26,7 +26,7 @@
 //! writes of one step) goes to the [`MultiStorageWorker`] (one record per
 //! step, one fsync for every step queued meanwhile), a batch (every
 //! group's messages for one host) goes to that host as one
-//! [`PeerFrame`](wire::PeerFrame) on the one connection between the two
+//! [`PeerFrame`] on the one connection between the two
 //! processes, a reply goes back on its client's stream.
 //!
 //! # Files
@@ -45,18 +45,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use distribkv_core::raft::NodeId;
+use distribkv_core::raft::{NodeId, PersistedState};
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::{CONTROLLER, Host, HostConfig, HostError};
 
 use crate::clock::Clock;
-use crate::storage::multi::{MultiStorageOptions, MultiStorageWorker};
+use crate::server::metrics::Metrics;
+use crate::storage::multi::{MultiStorage, MultiStorageOptions, MultiStorageWorker};
 use crate::storage::{Identity, StorageError, StorageOptions};
 use crate::tls::{CertError, CertSet};
 use crate::transport::{
-    PeerAddress, PeerTransport, PeerTransportConfig, ServerAddress, TransportError,
+    Bound, PeerAddress, PeerTransport, PeerTransportConfig, ServerAddress, TransportError,
     TransportSettings,
 };
+use wire::{PeerFrame, ShardedReply, ShardedRequest};
 
 pub mod client;
 mod driver;
@@ -288,49 +290,14 @@ pub async fn run(
             dir: config.certs_dir.clone(),
             source,
         })?;
-    claim_data_dir(&config)?;
-    let identity = Identity {
-        node_id: id,
-        cluster_id: certs.cluster_id().0,
-    };
     let held = config.held_groups();
-    let options = MultiStorageOptions {
-        storage: config.storage.clone(),
-        ..MultiStorageOptions::default()
-    };
-    let (store, persisted) =
-        store::open(&config.data_dir, identity, options, &held).map_err(|source| {
-            ShardServerError::Storage {
-                dir: config.data_dir.clone(),
-                source,
-            }
-        })?;
-    for (group, state) in &persisted {
-        tracing::info!(
-            host = id,
-            group,
-            term = state.hard_state.term,
-            snapshot = state.snapshot.as_ref().map_or(0, |s| s.meta.index),
-            last_index = state.last_index(),
-            "recovered group"
-        );
-    }
+    let (store, persisted) = open_store(&config, &certs, &held)?;
     let clock = Clock::start();
     let seed = crate::transport::random_u64();
     let host = Host::restart(config.host.clone(), seed, clock.now(), persisted)?;
 
     let metrics = match config.metrics_addr {
-        Some(addr) => {
-            let listener = crate::server::metrics::bind(addr)
-                .await
-                .map_err(|source| ShardServerError::Metrics { addr, source })?;
-            let metrics = Arc::new(crate::server::metrics::Metrics::new());
-            tracing::info!(host = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
-            Some((
-                metrics.clone(),
-                tokio::spawn(crate::server::metrics::serve(listener, metrics)),
-            ))
-        }
+        Some(addr) => Some(serve_metrics(id, addr).await?),
         None => None,
     };
     let observer = metrics.as_ref().map(|(metrics, _)| {
@@ -342,27 +309,7 @@ pub async fn run(
             dir: config.data_dir.clone(),
             source: e.into(),
         })?;
-    let own = &config.peers[id as usize - 1];
-    let peers = config
-        .peers
-        .iter()
-        .enumerate()
-        .map(|(index, address)| PeerAddress {
-            id: index as NodeId + 1,
-            address: address.clone(),
-        })
-        .filter(|peer| peer.id != id)
-        .collect();
-    let bound = PeerTransport::bind(
-        PeerTransportConfig {
-            node_id: id,
-            listen: own.addr,
-            peers,
-            settings: TransportSettings::default(),
-        },
-        &certs,
-    );
-    let (transport, inbound) = match bound {
+    let (transport, inbound) = match bind_transport(&config, &certs) {
         Ok(bound) => bound,
         Err(error) => {
             let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
@@ -378,17 +325,7 @@ pub async fn run(
         "serving (sharded)"
     );
     let (metrics, metrics_task) = metrics.unzip();
-    let hosts = config
-        .peers
-        .iter()
-        .enumerate()
-        .map(|(index, address)| {
-            (
-                index as NodeId + 1,
-                format!("{}:{}", address.server_name, address.addr.port()),
-            )
-        })
-        .collect();
+    let hosts = host_addresses(&config);
     let mut driver = driver::Driver {
         id,
         clock,
@@ -398,8 +335,7 @@ pub async fn run(
         metrics,
         hosts,
         held,
-        replies: HashMap::new(),
-        next_token: 1,
+        replies: crate::server::waiting::WaitingReplies::new(),
         refused: 0,
         refusal_logged: HashMap::new(),
         peers_sampled: tokio::time::Instant::now(),
@@ -421,4 +357,100 @@ pub async fn run(
         Err(error) => tracing::error!(host = id, "{error}"),
     }
     outcome
+}
+
+/// Claims the data folder for a sharded host and opens the store of the
+/// groups held here; logs what each group recovered.
+fn open_store(
+    config: &ShardedServerConfig,
+    certs: &CertSet,
+    held: &BTreeSet<GroupId>,
+) -> Result<(MultiStorage, BTreeMap<GroupId, PersistedState>), ShardServerError> {
+    let id = config.host.id;
+    claim_data_dir(config)?;
+    let identity = Identity {
+        node_id: id,
+        cluster_id: certs.cluster_id().0,
+    };
+    let options = MultiStorageOptions {
+        storage: config.storage.clone(),
+        ..MultiStorageOptions::default()
+    };
+    let (store, persisted) =
+        store::open(&config.data_dir, identity, options, held).map_err(|source| {
+            ShardServerError::Storage {
+                dir: config.data_dir.clone(),
+                source,
+            }
+        })?;
+    for (group, state) in &persisted {
+        tracing::info!(
+            host = id,
+            group,
+            term = state.hard_state.term,
+            snapshot = state.snapshot.as_ref().map_or(0, |s| s.meta.index),
+            last_index = state.last_index(),
+            "recovered group"
+        );
+    }
+    Ok((store, persisted))
+}
+
+/// Binds the metrics address and serves the metrics there.
+async fn serve_metrics(
+    id: NodeId,
+    addr: SocketAddr,
+) -> Result<(Arc<Metrics>, tokio::task::JoinHandle<()>), ShardServerError> {
+    let listener = crate::server::metrics::bind(addr)
+        .await
+        .map_err(|source| ShardServerError::Metrics { addr, source })?;
+    let metrics = Arc::new(Metrics::new());
+    tracing::info!(host = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
+    Ok((
+        metrics.clone(),
+        tokio::spawn(crate::server::metrics::serve(listener, metrics)),
+    ))
+}
+
+/// Binds this host's own address and starts dialing the other hosts.
+fn bind_transport(
+    config: &ShardedServerConfig,
+    certs: &CertSet,
+) -> Result<Bound<PeerFrame, ShardedRequest, ShardedReply>, TransportError> {
+    let id = config.host.id;
+    let own = &config.peers[id as usize - 1];
+    let peers = config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(index, address)| PeerAddress {
+            id: index as NodeId + 1,
+            address: address.clone(),
+        })
+        .filter(|peer| peer.id != id)
+        .collect();
+    PeerTransport::bind(
+        PeerTransportConfig {
+            node_id: id,
+            listen: own.addr,
+            peers,
+            settings: TransportSettings::default(),
+        },
+        certs,
+    )
+}
+
+/// Every host's `name:port`, by id.
+fn host_addresses(config: &ShardedServerConfig) -> Vec<(NodeId, String)> {
+    config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(index, address)| {
+            (
+                index as NodeId + 1,
+                format!("{}:{}", address.server_name, address.addr.port()),
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,186 @@
+//! Shards between groups: a push goes to one server of the new owner, and a
+//! follower read checks ownership at the read index.
+
+use crate::{ask, configs};
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use distribkv_core::kv::Operation;
+use distribkv_core::shard::ControllerOp;
+use distribkv_core::shard::host::{HostReply, HostRequest};
+use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
+use distribkv_core::time::Instant;
+
+/// A shard push goes to one server of the new owner per poll round (the
+/// one believed to lead it, the next one after an unanswered round), not
+/// to all of them: with nothing failing, every shard of a move is pushed
+/// at most once per server of the new owner, and the new owner's leader
+/// acknowledges as soon as the insertion is applied.
+#[test]
+fn a_shard_push_goes_to_one_server_of_the_new_owner() {
+    let mut sim = ShardedSim::new(ShardedConfig::lab(5)).unwrap();
+    sim.join(&[100]).unwrap();
+    for i in 0..20 {
+        assert_eq!(sim.put(&format!("key{i}"), "v"), Ok(None));
+    }
+    sim.enable_trace();
+    sim.join(&[101]).unwrap();
+    assert!(sim.run_until(10_000, |s| s.is_settled()), "the move ends");
+    let trace = sim.take_trace();
+    let pushes: Vec<&String> = trace
+        .iter()
+        .filter(|l| l.contains(": push shard"))
+        .collect();
+    assert!(!pushes.is_empty(), "shards moved");
+    let mut rounds: BTreeMap<(String, String), std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    let mut per_shard: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &pushes {
+        // "t=711 5 -> 8: push shard 6 of config 2, group 100 to 101 (25 bytes)"
+        let (time, rest) = line.split_once(' ').unwrap();
+        let (route, what) = rest.split_once(": ").unwrap();
+        let to = route.split(" -> ").nth(1).unwrap().to_string();
+        let shard = what.split(" of ").next().unwrap().to_string();
+        rounds
+            .entry((time.to_string(), shard.clone()))
+            .or_default()
+            .insert(to);
+        *per_shard.entry(shard).or_default() += 1;
+    }
+    for ((time, shard), to) in &rounds {
+        assert_eq!(to.len(), 1, "{shard} pushed at {time} to {to:?}");
+    }
+    for (shard, count) in &per_shard {
+        assert!(*count <= 3, "{shard} pushed {count} times:\n{trace:#?}");
+    }
+    assert!(trace.iter().any(|l| l.contains(": ack shard")));
+    assert!(sim.violations().is_empty());
+}
+
+/// The host among `candidates` that leads `group` (after an election if needed).
+fn leader_among(mesh: &mut Mesh, group: u64, candidates: &[u64]) -> u64 {
+    for _ in 0..500 {
+        if let Some(id) = candidates
+            .iter()
+            .copied()
+            .find(|id| mesh.hosts[id].node(group).is_some_and(|n| n.is_leader()))
+        {
+            return id;
+        }
+        let next = Instant(mesh.now().as_millis() + 10);
+        mesh.run_until(next);
+    }
+    panic!("no leader of group {group} among {candidates:?}");
+}
+
+/// Follower reads ([`HostRequest::FollowerRead`]) check ownership on the
+/// state at the read index, never on a stale one: a replica cut off while
+/// its group handed a shard over still holds that shard as serving, with
+/// its old value; asked for a follower read once it hears its leader
+/// again, it answers "wrong group" (the key now lives in another group),
+/// not the stale value. A current follower serves the read itself.
+#[test]
+fn a_follower_read_checks_ownership_at_the_read_index() {
+    let mut configs = configs(3, 2, 10);
+    // Host 3 never campaigns, so it stays a follower that keeps its
+    // leader while cut off.
+    configs[2].raft.election_timeout_min = 60_000;
+    configs[2].raft.election_timeout_max = 70_000;
+    let mut mesh = Mesh::new(configs, 17).unwrap();
+    mesh.run_until(Instant(2_000));
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    let join = |id, group| HostRequest::Controller {
+        id,
+        client: 5,
+        seq: id,
+        op: ControllerOp::Join(BTreeMap::from([(group, vec![1, 2, 3])])),
+    };
+    let done = |reply: &HostReply| {
+        matches!(
+            reply,
+            HostReply::Controller { result: Ok(_), .. } | HostReply::Kv { result: Ok(_), .. }
+        )
+    };
+    assert!(done(&ask(&mut mesh, controller, join(1, 1))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let key = Bytes::from_static(b"k");
+    let leader = leader_among(&mut mesh, 1, &[1, 2]);
+    let put = |id, group, seq, value: &'static [u8]| HostRequest::Kv {
+        id,
+        group,
+        client: 7,
+        seq,
+        op: Operation::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(value),
+        },
+    };
+    assert!(done(&ask(&mut mesh, leader, put(2, 1, 1, b"old"))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 500));
+    assert_eq!(
+        mesh.hosts[&3].kv(1).unwrap().read(&key),
+        Ok(Some(Bytes::from_static(b"old")))
+    );
+
+    // Host 3 is cut off; group 2 joins and the key's shard moves to it.
+    mesh.isolated.insert(3);
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    assert!(done(&ask(&mut mesh, controller, join(3, 2))));
+    let shard = distribkv_core::shard::shard_of(&key, 10);
+    let moved = HostRequest::Controller {
+        id: 4,
+        client: 5,
+        seq: 4,
+        op: ControllerOp::Move { shard, group: 2 },
+    };
+    let controller = leader_among(&mut mesh, 0, &[1, 2]);
+    assert!(done(&ask(&mut mesh, controller, moved)));
+    mesh.run_until(Instant(mesh.now().as_millis() + 3_000));
+    let owner = leader_among(&mut mesh, 2, &[1, 2]);
+    assert!(done(&ask(&mut mesh, owner, put(5, 2, 2, b"new"))));
+    let leader = leader_among(&mut mesh, 1, &[1, 2]);
+    assert!(!mesh.hosts[&leader].kv(1).unwrap().serves(&key));
+    // Host 3's replica of group 1 is stale: it still serves the old value.
+    assert_eq!(
+        mesh.hosts[&3].kv(1).unwrap().read(&key),
+        Ok(Some(Bytes::from_static(b"old")))
+    );
+    assert_eq!(mesh.hosts[&3].node(1).unwrap().leader(), Some(leader));
+
+    // Back in touch: its follower read waits for the read index, and the
+    // shard is no longer group 1's there.
+    mesh.isolated.clear();
+    let read = |id, group| HostRequest::FollowerRead {
+        id,
+        group,
+        key: Bytes::from_static(b"k"),
+    };
+    let reply = ask(&mut mesh, 3, read(6, 1));
+    assert_eq!(
+        reply,
+        HostReply::Kv {
+            id: 6,
+            result: Err(distribkv_core::shard::group::KvError::WrongGroup)
+        }
+    );
+    // The owner's followers serve it, with the value written there.
+    mesh.run_until(Instant(mesh.now().as_millis() + 500));
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|h| !mesh.hosts[h].node(2).unwrap().is_leader())
+        .unwrap();
+    let before = mesh.hosts[&follower].stats().follower_reads_served;
+    let reply = ask(&mut mesh, follower, read(7, 2));
+    assert_eq!(
+        reply,
+        HostReply::Kv {
+            id: 7,
+            result: Ok(Some(Bytes::from_static(b"new")))
+        }
+    );
+    assert_eq!(
+        mesh.hosts[&follower].stats().follower_reads_served,
+        before + 1
+    );
+    assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
+}
