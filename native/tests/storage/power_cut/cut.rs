@@ -10,7 +10,7 @@ use distribkv_native::storage::{
 };
 
 use crate::power_cut_support::recovered_prefix;
-use crate::storage_support::{IDENTITY, entry};
+use crate::support::{IDENTITY, entry};
 
 /// The machine's root; the data folder is two levels below, so that
 /// recovery creates folders too.

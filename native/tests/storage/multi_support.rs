@@ -10,7 +10,7 @@ use distribkv_core::rng::Rng;
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::HostWrite;
 
-use crate::storage_support::{Model, Step};
+use crate::support::{Model, Step};
 
 /// A random write step (no sync, reopen or crash).
 pub fn random_step(rng: &mut Rng) -> Step {

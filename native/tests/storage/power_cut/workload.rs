@@ -7,12 +7,12 @@ use distribkv_native::storage::{FaultFileSystem, Fork, PowerCut, RaftStorage, St
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::cut::{
+use super::cut::{
     Allowed, CutPoint, ROOT, check_it_writes_again, cut_and_recover, data_dir, options_on,
     with_file_system,
 };
 use crate::power_cut_support::Acks;
-use crate::storage_support::{IDENTITY, Model, Step, step};
+use crate::support::{IDENTITY, Model, Step, step};
 
 /// Tallies of a random workload.
 #[derive(Default)]
@@ -65,7 +65,8 @@ impl Workload {
     fn fail(&self, message: String) -> ! {
         panic!(
             "{message}\nworkload seed {} (segment size {}, write buffer {}); replay: \
-             DISTRIBKV_POWER_CUT_SEED={} cargo test -p distribkv-native --test storage_power_cut random",
+             DISTRIBKV_POWER_CUT_SEED={} cargo test -p distribkv-native --test storage -- --exact \
+             power_cut::random_cut_points_lose_no_acknowledged_write",
             self.seed, self.options.segment_size, self.options.write_buffer_size, self.seed
         )
     }

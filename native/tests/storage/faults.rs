@@ -1,0 +1,193 @@
+//! Failing fsyncs and a full disk: typed errors, a halted storage, and no
+//! loss of anything acknowledged.
+
+use std::io;
+
+use crate::support::{open, oracle, simple_writes, snapshot};
+use distribkv_core::raft::Write;
+use distribkv_native::storage::{FaultInjector, StorageError, StorageOptions};
+
+fn options_with(faults: &FaultInjector) -> StorageOptions {
+    StorageOptions {
+        faults: faults.clone(),
+        write_buffer_size: 0,
+        ..StorageOptions::default()
+    }
+}
+
+#[test]
+fn a_failed_fsync_acknowledges_nothing_and_halts_the_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let (mut storage, _) = open(dir.path(), &options_with(&faults));
+    let writes = simple_writes(3, 50);
+    storage.append(&writes[0]).unwrap();
+    assert_eq!(storage.sync().unwrap(), Some(1));
+
+    faults.fail_syncs();
+    storage.append(&writes[1]).unwrap();
+    let error = storage.sync().unwrap_err();
+    match &error {
+        StorageError::Io { action, source, .. } => {
+            assert_eq!(*action, "fsync");
+            assert_eq!(source.raw_os_error(), Some(5));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert_eq!(
+        storage.durable_seq(),
+        Some(1),
+        "seq 2 is never acknowledged"
+    );
+    assert!(storage.is_halted());
+
+    // Healing the disk does not revive the storage: fsync errors are not retryable.
+    faults.heal();
+    assert!(matches!(
+        storage.append(&writes[2]),
+        Err(StorageError::Halted { .. })
+    ));
+    assert!(matches!(storage.sync(), Err(StorageError::Halted { .. })));
+    assert_eq!(storage.durable_seq(), Some(1));
+    drop(storage);
+
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    assert!(
+        recovered == oracle(&writes[..1]) || recovered == oracle(&writes[..2]),
+        "what was acknowledged survives: {recovered:?}"
+    );
+}
+
+#[test]
+fn a_full_disk_is_a_typed_error_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let (mut storage, _) = open(dir.path(), &options_with(&faults));
+    let writes = simple_writes(40, 100);
+    for write in &writes[..10] {
+        storage.append(write).unwrap();
+    }
+    assert_eq!(storage.sync().unwrap(), Some(10));
+
+    // Room for a few records and a half.
+    faults.fill_disk_after(450);
+    let mut appended = 10;
+    let error = loop {
+        match storage.append(&writes[appended]) {
+            Ok(()) => appended += 1,
+            Err(error) => break error,
+        }
+    };
+    assert!(appended < 40);
+    match &error {
+        StorageError::Io { source, .. } => {
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull)
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(
+        error.to_string().contains("wal-00000000000000000001.log"),
+        "{error}"
+    );
+    assert!(matches!(storage.sync(), Err(StorageError::Halted { .. })));
+    assert_eq!(storage.durable_seq(), Some(10));
+    drop(storage);
+
+    // After a restart with space again: at least everything acknowledged,
+    // at most what was handed to the kernel; the partial record is a torn tail.
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    let prefixes: Vec<_> = (10..=appended).map(|n| oracle(&writes[..n])).collect();
+    assert!(prefixes.contains(&recovered), "{recovered:?}");
+}
+
+/// Issue 15: when a roll comes right after a group commit, the seal is
+/// the only unsynced record; it must still be fsynced, and before the
+/// next segment is created, or a power cut can keep the new segment and
+/// drop the old one's seal, which recovery refuses.
+#[test]
+fn a_roll_right_after_a_group_commit_fsyncs_the_seal_before_the_next_segment_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let options = StorageOptions {
+        segment_size: 400,
+        ..options_with(&faults)
+    };
+    let (mut storage, _) = open(dir.path(), &options);
+    let writes = simple_writes(20, 30);
+    let first_segment = dir.path().join("wal-00000000000000000001.log");
+    let length = || first_segment.metadata().unwrap().len();
+    let mut lengths = vec![length()];
+    let mut next = 0;
+    // Group commits of one write each, until the next one cannot fit.
+    loop {
+        let frame = match lengths.as_slice() {
+            [.., before, after] if next > 1 => after - before,
+            _ => 0,
+        };
+        if frame > 0 && length() + frame > options.segment_size {
+            break;
+        }
+        storage.append(&writes[next]).unwrap();
+        assert_eq!(storage.sync().unwrap(), Some(writes[next].seq));
+        next += 1;
+        lengths.push(length());
+    }
+    let sealed_length = length() + 10; // a seal is a 9-byte frame header and 1 byte
+
+    faults.hold_syncs();
+    let write = writes[next].clone();
+    let roller = std::thread::spawn(move || {
+        storage.append(&write).unwrap();
+        storage.sync().map(|_| storage)
+    });
+    while faults.syncs_waiting() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.starts_with("wal-00000000000000000002")),
+        "the first fsync of the roll must be the seal's, before the next segment exists: {names:?}"
+    );
+    assert_eq!(
+        length(),
+        sealed_length,
+        "the seal is written, being fsynced"
+    );
+    faults.release_syncs();
+    let storage = roller.join().unwrap().unwrap();
+    assert_eq!(storage.durable_seq(), Some(writes[next].seq));
+    drop(storage);
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    assert_eq!(recovered, oracle(&writes[..=next]));
+}
+
+#[test]
+fn a_failed_snapshot_write_halts_the_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let (mut storage, _) = open(dir.path(), &options_with(&faults));
+    let writes = simple_writes(3, 10);
+    for write in &writes {
+        storage.append(write).unwrap();
+    }
+    storage.sync().unwrap();
+    faults.fail_syncs();
+    let error = storage
+        .append(&Write {
+            seq: 4,
+            snapshot: Some(Box::new(snapshot(2, 1, 1000))),
+            ..Write::default()
+        })
+        .unwrap_err();
+    assert!(matches!(error, StorageError::Io { .. }), "{error}");
+    assert!(storage.is_halted());
+    faults.heal();
+    drop(storage);
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    assert_eq!(recovered, oracle(&writes));
+}

@@ -1,0 +1,133 @@
+//! Data folders of older format versions still open; newer ones are refused.
+//!
+//! `tests/fixtures/format-v1/` is a data folder written by the storage of
+//! format version 1, as of commit a2a29e0 (its `Membership` was voters and
+//! learners only), with a program that wrote these entries with that
+//! commit's `RaftStorage`: a no-op, commands, a membership entry with a
+//! learner, a snapshot at index 3 whose membership has that learner, and a
+//! later membership entry. Its one log segment is unsealed, as a node
+//! leaves it when it stops.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use distribkv_core::raft::{Entry, HardState, Membership, Payload, Write};
+use distribkv_native::storage::{RaftStorage, StorageError, StorageOptions};
+
+use crate::support::{IDENTITY, copy_dir, segments};
+
+fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    copy_dir(&source, &dir);
+    (temp, dir)
+}
+
+fn version_of(path: &Path) -> u32 {
+    let bytes = std::fs::read(path).unwrap();
+    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+}
+
+/// Sets the version in a file's header (and the header's checksum).
+fn set_version(path: &Path, version: u32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[0..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn command(text: &'static str) -> Payload {
+    Payload::Command(Bytes::from_static(text.as_bytes()))
+}
+
+#[test]
+fn a_version_1_folder_opens_and_goes_on_in_the_current_version() {
+    let (_temp, dir) = fixture();
+    let old_segment = segments(&dir)[0].clone();
+    assert_eq!(version_of(&old_segment), 1);
+
+    let (mut storage, state) =
+        RaftStorage::open(&dir, IDENTITY, StorageOptions::default()).unwrap();
+    let mut with_learner = Membership::with_voters([1, 2, 3]);
+    with_learner.learners = vec![4];
+    assert_eq!(
+        state.hard_state,
+        HardState {
+            term: 2,
+            voted_for: Some(2)
+        }
+    );
+    let snapshot = state.snapshot.as_ref().expect("the snapshot at 3");
+    assert_eq!((snapshot.meta.index, snapshot.meta.term), (3, 1));
+    assert_eq!(snapshot.meta.membership, with_learner);
+    assert_eq!(&snapshot.data[..], b"state at 3");
+    let entry = |index, term, payload| Entry {
+        index,
+        term,
+        payload,
+    };
+    let expected = vec![
+        entry(4, 1, command("two")),
+        entry(5, 2, Payload::Noop),
+        entry(
+            6,
+            2,
+            Payload::Membership(Membership::with_voters([1, 2, 3, 4])),
+        ),
+        entry(7, 2, command("three")),
+    ];
+    assert_eq!(state.entries, expected);
+
+    // The version-1 segment was sealed; new records go to a segment of
+    // the current version, and the folder opens again.
+    let mut promoting = Membership::with_voters([1, 2, 3, 4]);
+    promoting = promoting.add_member(5, "h5:1".into(), true).unwrap();
+    let written = entry(8, 2, Payload::Membership(promoting));
+    storage
+        .append(&Write {
+            seq: 1,
+            snapshot: None,
+            hard_state: None,
+            entries: vec![written.clone()],
+        })
+        .unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let files = segments(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!((version_of(&files[0]), version_of(&files[1])), (1, 2));
+    let (_, again) = RaftStorage::open(&dir, IDENTITY, StorageOptions::default()).unwrap();
+    let mut expected = expected;
+    expected.push(written);
+    assert_eq!(again.entries, expected);
+    assert_eq!(again.snapshot, state.snapshot);
+}
+
+#[test]
+fn a_folder_of_a_newer_version_is_refused_naming_the_file() {
+    for file in ["wal-", "snap-"] {
+        let (_temp, dir) = fixture();
+        let path = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(file))
+            .unwrap();
+        set_version(&path, 3);
+        let error = RaftStorage::open(&dir, IDENTITY, StorageOptions::default())
+            .map(drop)
+            .expect_err("a newer version is refused");
+        assert!(
+            matches!(&error, StorageError::NewerFormat { path: p, found: 3, .. } if *p == path),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("version 3")
+                && message.contains("newer distribKV"),
+            "{message}"
+        );
+    }
+}
