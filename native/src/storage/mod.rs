@@ -147,6 +147,7 @@ mod format;
 mod fs;
 mod identity;
 mod legacy;
+mod listing;
 pub mod multi;
 mod raft_storage;
 mod recovery;

@@ -2,18 +2,18 @@
 //!
 //! The rules are documented on the [module](super#recovery-rules).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use distribkv_core::raft::{Entry, HardState, PersistedState};
 
 use super::error::{Corruption, StorageError};
-use super::file::{Disk, parent_of};
+use super::file::Disk;
 use super::format::{
-    Checkpoint, FileHeader, FileName, IDENTITY_FILE, IDENTITY_MAGIC, Record, SEGMENT_MAGIC,
-    SnapshotPoint, TEMPORARY_SUFFIX, WriteRecord, decode_record, parse_file_name, segment_path,
-    snapshot_path,
+    Checkpoint, FileHeader, IDENTITY_MAGIC, Record, SEGMENT_MAGIC, SnapshotPoint, WriteRecord,
+    decode_record, parse_file_name, segment_path, snapshot_path,
 };
 use super::identity::Identity;
+use super::listing::{FolderKind, open_folder};
 use super::segment::{Applied, Expected, scan_segment};
 use super::shape::Segments;
 use super::snapshot_file::read_snapshot;
@@ -42,14 +42,12 @@ pub(crate) struct SegmentTail {
     pub version: u32,
 }
 
-/// The files of a data folder, by kind.
-#[derive(Debug, Default)]
-struct Listing {
-    has_identity: bool,
-    segments: Vec<u64>,
-    snapshots: Vec<SnapshotPoint>,
-    temporaries: Vec<PathBuf>,
-}
+/// The single-group log's data folder.
+const FOLDER: FolderKind<SnapshotPoint> = FolderKind {
+    parse: parse_file_name,
+    identity_magic: IDENTITY_MAGIC,
+    label: "data folder",
+};
 
 /// Recovers the folder `dir` (creating and initialising it when new) for `identity`.
 pub(crate) fn recover(
@@ -57,21 +55,13 @@ pub(crate) fn recover(
     identity: Identity,
     disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    disk.create_folder(dir)?;
-    let mut listing = list(dir, disk)?;
-    if check_identity(dir, identity, &listing, disk)? == Identified::Initialised {
-        // The new identity file was written through its temporary name,
-        // perhaps over one left by an earlier start; it is gone now.
-        let temporary = identity_temporary(dir);
-        listing.temporaries.retain(|path| *path != temporary);
-    }
-
-    let mut changed_folder = false;
-    for temporary in &listing.temporaries {
-        tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
-        disk.remove(temporary)?;
-        changed_folder = true;
-    }
+    let (listing, mut changed_folder) = open_folder(
+        dir,
+        identity,
+        &FOLDER,
+        |point| (point.index, point.term),
+        disk,
+    )?;
 
     let mut replay = Replay::default();
     let mut segments = Segments::default();
@@ -142,88 +132,6 @@ pub(crate) fn recover(
         segments,
         tail,
     })
-}
-
-fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
-    let mut listing = Listing::default();
-    for name in disk.list(dir)? {
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        match parse_file_name(name) {
-            FileName::Identity => listing.has_identity = true,
-            FileName::Segment(number) => listing.segments.push(number),
-            FileName::Snapshot(point) => listing.snapshots.push(point),
-            FileName::Temporary => listing.temporaries.push(dir.join(name)),
-            FileName::Unknown => {
-                tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
-            }
-        }
-    }
-    listing.segments.sort_unstable();
-    listing
-        .snapshots
-        .sort_unstable_by_key(|point| (point.index, point.term));
-    listing.temporaries.sort_unstable();
-    Ok(listing)
-}
-
-/// What [`check_identity`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Identified {
-    /// The folder was fresh: its identity file is written now.
-    Initialised,
-    /// The identity file names the expected node and cluster.
-    Checked,
-}
-
-fn identity_temporary(dir: &Path) -> PathBuf {
-    dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"))
-}
-
-/// Checks the identity file, or writes it into a fresh folder.
-fn check_identity(
-    dir: &Path,
-    identity: Identity,
-    listing: &Listing,
-    disk: &Disk,
-) -> Result<Identified, StorageError> {
-    let path = dir.join(IDENTITY_FILE);
-    if !listing.has_identity {
-        if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
-            return Err(StorageError::MissingIdentity {
-                dir: dir.to_owned(),
-                path,
-            });
-        }
-        tracing::info!(dir = %dir.display(), %identity, "initialising a new data folder");
-        let header = FileHeader {
-            magic: IDENTITY_MAGIC,
-            identity,
-            number: 0,
-        }
-        .encode();
-        disk.write_atomically(&path, &identity_temporary(dir), &[&header])?;
-        // The folder may have been created by an earlier start that stopped
-        // before it got here: make its entry in the parent durable.
-        disk.sync_dir(parent_of(dir))?;
-        return Ok(Identified::Initialised);
-    }
-    let bytes = disk.read(&path)?;
-    let header = FileHeader::decode(&bytes, IDENTITY_MAGIC).map_err(|problem| {
-        StorageError::CorruptIdentity {
-            path: path.clone(),
-            problem,
-        }
-    })?;
-    if header.identity != identity {
-        return Err(StorageError::IdentityMismatch {
-            path,
-            expected: identity,
-            found: header.identity,
-        });
-    }
-    Ok(Identified::Checked)
 }
 
 /// Replays one segment into `replay`; cuts a torn tail off the last one.

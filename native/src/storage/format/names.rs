@@ -16,15 +16,16 @@ pub(crate) fn snapshot_path(dir: &Path, point: SnapshotPoint) -> PathBuf {
     dir.join(format!("snap-{:020}-{:020}.snap", point.index, point.term))
 }
 
-/// What a file name in the data folder is.
+/// What a file name in the data folder is. `S` names a snapshot: its point
+/// here, a group and its point in the multi-group log (`MultiFileName`).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FileName {
+pub(crate) enum FileName<S = SnapshotPoint> {
     /// The identity file.
     Identity,
     /// Log segment with this number.
     Segment(u64),
-    /// Snapshot at this point.
-    Snapshot(SnapshotPoint),
+    /// A snapshot.
+    Snapshot(S),
     /// A file left over by an interrupted atomic write.
     Temporary,
     /// Something this module did not write.

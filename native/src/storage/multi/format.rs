@@ -19,7 +19,7 @@ use distribkv_core::shard::GroupId;
 use serde::{Deserialize, Serialize};
 
 use super::super::format::{
-    IDENTITY_FILE, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX, parse_fixed_digits,
+    FileName, IDENTITY_FILE, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX, parse_fixed_digits,
 };
 
 /// Magic bytes opening a segment of a multi-group log.
@@ -52,20 +52,9 @@ pub(crate) fn snapshot_temporary(dir: &Path) -> PathBuf {
     dir.join(format!("gsnap{TEMPORARY_SUFFIX}"))
 }
 
-/// What a file name in a multi-group data folder is.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum MultiFileName {
-    /// The identity file.
-    Identity,
-    /// Segment with this number.
-    Segment(u64),
-    /// A group's snapshot.
-    Snapshot(GroupId, SnapshotPoint),
-    /// Left over by an interrupted atomic write.
-    Temporary,
-    /// Not written by this storage.
-    Unknown,
-}
+/// What a file name in a multi-group data folder is: a snapshot is named by
+/// its group and point.
+pub(crate) type MultiFileName = FileName<(GroupId, SnapshotPoint)>;
 
 /// Classifies a file name.
 pub(crate) fn parse_file_name(name: &str) -> MultiFileName {
@@ -90,7 +79,7 @@ pub(crate) fn parse_file_name(name: &str) -> MultiFileName {
         if let (Some(Some(group)), Some(Some(index)), Some(Some(term)), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         {
-            return MultiFileName::Snapshot(group, SnapshotPoint { index, term });
+            return MultiFileName::Snapshot((group, SnapshotPoint { index, term }));
         }
     }
     MultiFileName::Unknown
@@ -190,7 +179,7 @@ mod tests {
         let point = SnapshotPoint { index: 9, term: 2 };
         assert_eq!(
             parse_file_name(&name(snapshot_path(dir, 77, point))),
-            MultiFileName::Snapshot(77, point)
+            MultiFileName::Snapshot((77, point))
         );
         assert_eq!(
             parse_file_name(&name(segment_temporary(dir, 3))),

@@ -46,7 +46,8 @@ impl MultiStorage {
     fn remove_stale_snapshots(&mut self) -> Result<usize, StorageError> {
         let mut removed = 0;
         for name in self.disk.list(&self.dir)? {
-            if let Some(MultiFileName::Snapshot(group, point)) = name.to_str().map(parse_file_name)
+            if let Some(MultiFileName::Snapshot((group, point))) =
+                name.to_str().map(parse_file_name)
                 && self.groups.get(&group).and_then(|g| g.snapshot) != Some(point)
             {
                 self.disk.remove(&snapshot_path(&self.dir, group, point))?;

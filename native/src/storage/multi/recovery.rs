@@ -3,22 +3,21 @@
 //! group's state, snapshots.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use distribkv_core::raft::{Entry, HardState, LogIndex, PersistedState};
 use distribkv_core::shard::GroupId;
 
 use super::super::error::{Corruption, StorageError};
-use super::super::file::{Disk, parent_of};
-use super::super::format::{
-    FileHeader, IDENTITY_FILE, RecordKind, Seal, SnapshotPoint, TEMPORARY_SUFFIX, decode_all,
-};
+use super::super::file::Disk;
+use super::super::format::{FileHeader, RecordKind, Seal, SnapshotPoint, decode_all};
 use super::super::identity::Identity;
+use super::super::listing::{FolderKind, open_folder};
 use super::super::segment::{Applied, Expected, scan_segment};
 use super::super::snapshot_file::read_snapshot_file;
 use super::format::{
-    Batch, GroupCheckpoint, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC, MultiFileName,
-    parse_file_name, segment_path, snapshot_path,
+    Batch, GroupCheckpoint, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC, parse_file_name,
+    segment_path, snapshot_path,
 };
 use super::index::{EntryMeta, GroupIndex, Location};
 
@@ -35,13 +34,12 @@ pub(crate) struct Recovered {
     pub tail: Option<(u64, u64, bool)>,
 }
 
-#[derive(Debug, Default)]
-struct Listing {
-    has_identity: bool,
-    segments: Vec<u64>,
-    snapshots: Vec<(GroupId, SnapshotPoint)>,
-    temporaries: Vec<PathBuf>,
-}
+/// The multi-group log's data folder.
+const FOLDER: FolderKind<(GroupId, SnapshotPoint)> = FolderKind {
+    parse: parse_file_name,
+    identity_magic: MULTI_IDENTITY_MAGIC,
+    label: "multi-group data folder",
+};
 
 /// Recovers `dir` (creating and initialising it when new) for `identity`.
 pub(crate) fn recover(
@@ -49,20 +47,13 @@ pub(crate) fn recover(
     identity: Identity,
     disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    disk.create_folder(dir)?;
-    let mut listing = list(dir, disk)?;
-    let identity_temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
-    if check_identity(dir, identity, &listing, &identity_temporary, disk)? {
-        listing
-            .temporaries
-            .retain(|path| *path != identity_temporary);
-    }
-    let mut changed_folder = false;
-    for temporary in &listing.temporaries {
-        tracing::warn!(file = %temporary.display(), "removing a file left by an interrupted write");
-        disk.remove(temporary)?;
-        changed_folder = true;
-    }
+    let (listing, mut changed_folder) = open_folder(
+        dir,
+        identity,
+        &FOLDER,
+        |(group, point)| (*group, point.index, point.term),
+        disk,
+    )?;
 
     let mut replay = Replay::default();
     let mut tail = None;
@@ -153,75 +144,6 @@ pub(crate) fn recover(
         segments,
         tail,
     })
-}
-
-fn list(dir: &Path, disk: &Disk) -> Result<Listing, StorageError> {
-    let mut listing = Listing::default();
-    for name in disk.list(dir)? {
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        match parse_file_name(name) {
-            MultiFileName::Identity => listing.has_identity = true,
-            MultiFileName::Segment(number) => listing.segments.push(number),
-            MultiFileName::Snapshot(group, point) => listing.snapshots.push((group, point)),
-            MultiFileName::Temporary => listing.temporaries.push(dir.join(name)),
-            MultiFileName::Unknown => {
-                tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
-            }
-        }
-    }
-    listing.segments.sort_unstable();
-    listing
-        .snapshots
-        .sort_unstable_by_key(|(group, point)| (*group, point.index, point.term));
-    listing.temporaries.sort_unstable();
-    Ok(listing)
-}
-
-/// Checks the identity file, or writes it into a fresh folder (returns
-/// `true` then).
-fn check_identity(
-    dir: &Path,
-    identity: Identity,
-    listing: &Listing,
-    temporary: &Path,
-    disk: &Disk,
-) -> Result<bool, StorageError> {
-    let path = dir.join(IDENTITY_FILE);
-    if !listing.has_identity {
-        if !listing.segments.is_empty() || !listing.snapshots.is_empty() {
-            return Err(StorageError::MissingIdentity {
-                dir: dir.to_owned(),
-                path,
-            });
-        }
-        tracing::info!(dir = %dir.display(), %identity, "initialising a new multi-group data folder");
-        let header = FileHeader {
-            magic: MULTI_IDENTITY_MAGIC,
-            identity,
-            number: 0,
-        }
-        .encode();
-        disk.write_atomically(&path, temporary, &[&header])?;
-        disk.sync_dir(parent_of(dir))?;
-        return Ok(true);
-    }
-    let bytes = disk.read(&path)?;
-    let header = FileHeader::decode(&bytes, MULTI_IDENTITY_MAGIC).map_err(|problem| {
-        StorageError::CorruptIdentity {
-            path: path.clone(),
-            problem,
-        }
-    })?;
-    if header.identity != identity {
-        return Err(StorageError::IdentityMismatch {
-            path,
-            expected: identity,
-            found: header.identity,
-        });
-    }
-    Ok(false)
 }
 
 /// Replays one segment; cuts a torn tail off the last one. Returns its
