@@ -1,10 +1,11 @@
 //! What the recovery of both logs (one group's, and the multi-group one)
 //! starts with, the same for each: the data folder's files sorted by kind,
 //! its identity file checked (or written into a fresh folder), and the files
-//! of interrupted writes removed. The file names and the identity file's
-//! magic bytes are each log's own.
+//! of interrupted writes removed; and what it ends with: the snapshots the
+//! log no longer refers to removed, and the folder synced if it changed. The
+//! file names and the identity file's magic bytes are each log's own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
 use super::file::{Disk, parent_of};
@@ -137,6 +138,31 @@ fn check_identity(
             expected: identity,
             found: header.identity,
         });
+    }
+    Ok(())
+}
+
+/// Removes the snapshots of `listing` that `current` rejects (older ones are
+/// superseded by a durable newer one; newer ones belong to a write that never
+/// became durable), then syncs the folder if anything in it changed.
+pub(crate) fn remove_stale_snapshots<S>(
+    dir: &Path,
+    listing: &Listing<S>,
+    current: impl Fn(&S) -> bool,
+    path_of: impl Fn(&S) -> PathBuf,
+    mut changed_folder: bool,
+    disk: &Disk,
+) -> Result<(), StorageError> {
+    for snapshot in &listing.snapshots {
+        if !current(snapshot) {
+            let path = path_of(snapshot);
+            tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
+            disk.remove(&path)?;
+            changed_folder = true;
+        }
+    }
+    if changed_folder {
+        disk.sync_dir(dir)?;
     }
     Ok(())
 }

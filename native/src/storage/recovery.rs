@@ -13,7 +13,7 @@ use super::format::{
     decode_record, parse_file_name, segment_path, snapshot_path,
 };
 use super::identity::Identity;
-use super::listing::{FolderKind, open_folder};
+use super::listing::{FolderKind, open_folder, remove_stale_snapshots};
 use super::segment::{Applied, Expected, scan_segment};
 use super::shape::Segments;
 use super::snapshot_file::read_snapshot;
@@ -55,7 +55,7 @@ pub(crate) fn recover(
     identity: Identity,
     disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    let (listing, mut changed_folder) = open_folder(
+    let (listing, changed_folder) = open_folder(
         dir,
         identity,
         &FOLDER,
@@ -109,19 +109,14 @@ pub(crate) fn recover(
         Some(point) => Some(read_snapshot(dir, identity, point, disk)?),
         None => None,
     };
-    for &point in &listing.snapshots {
-        if Some(point) != replay.snapshot {
-            // Older ones are superseded by a durable newer one; newer ones
-            // belong to a write that never became durable.
-            let path = snapshot_path(dir, point);
-            tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
-            disk.remove(&path)?;
-            changed_folder = true;
-        }
-    }
-    if changed_folder {
-        disk.sync_dir(dir)?;
-    }
+    remove_stale_snapshots(
+        dir,
+        &listing,
+        |point| Some(*point) == replay.snapshot,
+        |point| snapshot_path(dir, *point),
+        changed_folder,
+        disk,
+    )?;
 
     Ok(Recovered {
         state: PersistedState {

@@ -12,7 +12,7 @@ use super::super::error::{Corruption, StorageError};
 use super::super::file::Disk;
 use super::super::format::{FileHeader, RecordKind, Seal, SnapshotPoint, decode_all};
 use super::super::identity::Identity;
-use super::super::listing::{FolderKind, open_folder};
+use super::super::listing::{FolderKind, open_folder, remove_stale_snapshots};
 use super::super::segment::{Applied, Expected, scan_segment};
 use super::super::snapshot_file::read_snapshot_file;
 use super::format::{
@@ -47,7 +47,7 @@ pub(crate) fn recover(
     identity: Identity,
     disk: &Disk,
 ) -> Result<Recovered, StorageError> {
-    let (listing, mut changed_folder) = open_folder(
+    let (listing, changed_folder) = open_folder(
         dir,
         identity,
         &FOLDER,
@@ -126,18 +126,14 @@ pub(crate) fn recover(
             },
         );
     }
-    for &(group, point) in &listing.snapshots {
-        let current = index.get(&group).and_then(|g: &GroupIndex| g.snapshot);
-        if current != Some(point) {
-            let path = snapshot_path(dir, group, point);
-            tracing::info!(file = %path.display(), "removing a snapshot the log no longer refers to");
-            disk.remove(&path)?;
-            changed_folder = true;
-        }
-    }
-    if changed_folder {
-        disk.sync_dir(dir)?;
-    }
+    remove_stale_snapshots(
+        dir,
+        &listing,
+        |&(group, point)| index.get(&group).and_then(|g| g.snapshot) == Some(point),
+        |&(group, point)| snapshot_path(dir, group, point),
+        changed_folder,
+        disk,
+    )?;
     Ok(Recovered {
         states,
         index,
