@@ -73,39 +73,7 @@ impl LogShape {
     /// Checks that `write` follows the contract given the stored log,
     /// without changing anything.
     pub(crate) fn check(&self, write: &Write) -> Result<(), InvalidWrite> {
-        let last_after_snapshot = match &write.snapshot {
-            Some(snapshot) => {
-                let point = SnapshotPoint {
-                    index: snapshot.meta.index,
-                    term: snapshot.meta.term,
-                };
-                if self.keeps_log_at(point) {
-                    self.last_index
-                } else {
-                    point.index
-                }
-            }
-            None => self.last_index,
-        };
-        let mut previous = 0;
-        for (position, entry) in write.entries.iter().enumerate() {
-            if entry.index == 0 || (position > 0 && entry.index != previous + 1) {
-                return Err(InvalidWrite::EntriesNotConsecutive {
-                    previous,
-                    found: entry.index,
-                });
-            }
-            previous = entry.index;
-        }
-        if let Some(first) = write.first_index()
-            && first > last_after_snapshot + 1
-        {
-            return Err(InvalidWrite::EntriesLeaveGap {
-                last: last_after_snapshot,
-                first,
-            });
-        }
-        Ok(())
+        check_write(write, self.last_index, |point| self.keeps_log_at(point))
     }
 
     /// Whether storing a snapshot at `point` keeps the entries after it: the
@@ -176,6 +144,50 @@ impl LogShape {
             self.last_index = entry.index;
         }
     }
+}
+
+/// Checks that `write` follows the contract given a log whose last entry is
+/// at `last_index` and that keeps its entries after a snapshot at a point
+/// when `keeps_log_at` says so (the rule on [`Write::snapshot`]); the same
+/// check for one group's log and for each group of the multi-group log.
+pub(crate) fn check_write(
+    write: &Write,
+    last_index: LogIndex,
+    keeps_log_at: impl Fn(SnapshotPoint) -> bool,
+) -> Result<(), InvalidWrite> {
+    let last_after_snapshot = match &write.snapshot {
+        Some(snapshot) => {
+            let point = SnapshotPoint {
+                index: snapshot.meta.index,
+                term: snapshot.meta.term,
+            };
+            if keeps_log_at(point) {
+                last_index.max(point.index)
+            } else {
+                point.index
+            }
+        }
+        None => last_index,
+    };
+    let mut previous = 0;
+    for (position, entry) in write.entries.iter().enumerate() {
+        if entry.index == 0 || (position > 0 && entry.index != previous + 1) {
+            return Err(InvalidWrite::EntriesNotConsecutive {
+                previous,
+                found: entry.index,
+            });
+        }
+        previous = entry.index;
+    }
+    if let Some(first) = write.first_index()
+        && first > last_after_snapshot + 1
+    {
+        return Err(InvalidWrite::EntriesLeaveGap {
+            last: last_after_snapshot,
+            first,
+        });
+    }
+    Ok(())
 }
 
 /// One log segment as the index knows it.

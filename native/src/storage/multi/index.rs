@@ -10,6 +10,7 @@ use distribkv_core::raft::{Entry, HardState, LogIndex, Term, Write};
 
 use super::super::error::InvalidWrite;
 use super::super::format::{SnapshotMarker, SnapshotPoint};
+use super::super::shape::check_write;
 
 /// Where a record lies: a segment and the frame's byte range in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,36 +77,7 @@ impl GroupIndex {
 
     /// Checks `write` against this log without changing anything.
     pub(crate) fn check(&self, write: &Write) -> Result<(), InvalidWrite> {
-        let last = match &write.snapshot {
-            Some(snapshot) => {
-                let point = SnapshotPoint {
-                    index: snapshot.meta.index,
-                    term: snapshot.meta.term,
-                };
-                if self.keeps_log_at(point) {
-                    self.last_index().max(point.index)
-                } else {
-                    point.index
-                }
-            }
-            None => self.last_index(),
-        };
-        let mut previous = 0;
-        for (position, entry) in write.entries.iter().enumerate() {
-            if entry.index == 0 || (position > 0 && entry.index != previous + 1) {
-                return Err(InvalidWrite::EntriesNotConsecutive {
-                    previous,
-                    found: entry.index,
-                });
-            }
-            previous = entry.index;
-        }
-        if let Some(first) = write.first_index()
-            && first > last + 1
-        {
-            return Err(InvalidWrite::EntriesLeaveGap { last, first });
-        }
-        Ok(())
+        check_write(write, self.last_index(), |point| self.keeps_log_at(point))
     }
 
     /// Stores a snapshot marker: drops the entries it covers, or all.
