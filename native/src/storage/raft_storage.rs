@@ -11,14 +11,14 @@ use super::fault::FaultInjector;
 use super::file::Disk;
 use super::format::{
     Checkpoint, FORMAT_VERSION, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind,
-    SEGMENT_MAGIC, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX, WriteRecordRef, encode_record,
-    parse_file_name, segment_path, snapshot_path,
+    SEGMENT_MAGIC, TEMPORARY_SUFFIX, WriteRecordRef, encode_record, parse_file_name, segment_path,
+    snapshot_path,
 };
 use super::fs::{FileSystem, StdFileSystem};
 use super::identity::Identity;
 use super::recovery::recover;
 use super::segment::{ActiveSegment, Halt, SegmentLayout};
-use super::shape::{LogShape, Segments};
+use super::shape::{LogShape, Segments, snapshot_marker};
 use super::snapshot_file::{encode_snapshot, write_snapshot};
 
 /// Tuning of a [`RaftStorage`].
@@ -260,16 +260,7 @@ impl RaftStorage {
         self.shape.check(write).map_err(invalid)?;
 
         if !write.is_empty() {
-            let marker = write.snapshot.as_ref().map(|snapshot| {
-                let point = SnapshotPoint {
-                    index: snapshot.meta.index,
-                    term: snapshot.meta.term,
-                };
-                SnapshotMarker {
-                    point,
-                    keeps_log: self.shape.keeps_log_at(point),
-                }
-            });
+            let marker = snapshot_marker(write, |point| self.shape.keeps_log_at(point));
             let record = WriteRecordRef {
                 snapshot: marker,
                 hard_state: write.hard_state,

@@ -146,6 +146,25 @@ impl LogShape {
     }
 }
 
+/// The snapshot marker a write's record carries: where its snapshot is, and
+/// whether the log is kept after it (`keeps_log_at`, the rule on
+/// [`Write::snapshot`]).
+pub(crate) fn snapshot_marker(
+    write: &Write,
+    keeps_log_at: impl FnOnce(SnapshotPoint) -> bool,
+) -> Option<SnapshotMarker> {
+    write.snapshot.as_ref().map(|snapshot| {
+        let point = SnapshotPoint {
+            index: snapshot.meta.index,
+            term: snapshot.meta.term,
+        };
+        SnapshotMarker {
+            point,
+            keeps_log: keeps_log_at(point),
+        }
+    })
+}
+
 /// Checks that `write` follows the contract given a log whose last entry is
 /// at `last_index` and that keeps its entries after a snapshot at a point
 /// when `keeps_log_at` says so (the rule on [`Write::snapshot`]); the same
@@ -155,18 +174,9 @@ pub(crate) fn check_write(
     last_index: LogIndex,
     keeps_log_at: impl Fn(SnapshotPoint) -> bool,
 ) -> Result<(), InvalidWrite> {
-    let last_after_snapshot = match &write.snapshot {
-        Some(snapshot) => {
-            let point = SnapshotPoint {
-                index: snapshot.meta.index,
-                term: snapshot.meta.term,
-            };
-            if keeps_log_at(point) {
-                last_index.max(point.index)
-            } else {
-                point.index
-            }
-        }
+    let last_after_snapshot = match snapshot_marker(write, keeps_log_at) {
+        Some(marker) if marker.keeps_log => last_index.max(marker.point.index),
+        Some(marker) => marker.point.index,
         None => last_index,
     };
     let mut previous = 0;

@@ -11,10 +11,11 @@ use distribkv_core::shard::host::HostWrite;
 use super::super::error::{InvalidWrite, StorageError};
 use super::super::file::Disk;
 use super::super::format::{
-    MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind, SnapshotMarker, SnapshotPoint, encode_record,
+    MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind, SnapshotMarker, encode_record,
 };
 use super::super::identity::Identity;
 use super::super::segment::{ActiveSegment, Halt, SegmentLayout};
+use super::super::shape::snapshot_marker;
 use super::super::snapshot_file::{encode_snapshot, write_snapshot_file};
 use super::format::{
     BatchRef, ItemRef, MULTI_SEGMENT_MAGIC, segment_path, segment_temporary, snapshot_path,
@@ -298,16 +299,7 @@ impl MultiStorage {
                     group_seq: write.seq,
                     problem,
                 })?;
-            let marker = write.snapshot.as_ref().map(|snapshot| {
-                let point = SnapshotPoint {
-                    index: snapshot.meta.index,
-                    term: snapshot.meta.term,
-                };
-                SnapshotMarker {
-                    point,
-                    keeps_log: current.keeps_log_at(point),
-                }
-            });
+            let marker = snapshot_marker(write, |point| current.keeps_log_at(point));
             if repeated[group] > 1 {
                 let mut next = current.clone();
                 if let Some(marker) = marker {
