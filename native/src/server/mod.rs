@@ -66,6 +66,7 @@ pub mod config;
 mod driver;
 pub mod members;
 pub mod metrics;
+pub(crate) mod step;
 pub(crate) mod waiting;
 
 pub use config::{
@@ -238,9 +239,11 @@ pub async fn run(
     );
     let outcome = driver
         .run(
-            storage_events,
-            inbound.peer_messages,
-            inbound.client_requests,
+            step::Inputs {
+                storage: storage_events,
+                peers: inbound.peer_messages,
+                clients: inbound.client_requests,
+            },
             shutdown,
         )
         .await;

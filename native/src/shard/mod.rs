@@ -342,9 +342,11 @@ pub async fn run(
     };
     let outcome = driver
         .run(
-            storage_events,
-            inbound.peer_messages,
-            inbound.client_requests,
+            crate::server::step::Inputs {
+                storage: storage_events,
+                peers: inbound.peer_messages,
+                clients: inbound.client_requests,
+            },
             shutdown,
         )
         .await;
