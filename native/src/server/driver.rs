@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use super::ServerError;
 use super::metrics::Metrics;
 use super::step::{self, Inputs, StorageHalt};
-use super::waiting::{REPLY_EXPIRY, WaitingReplies};
-use crate::clock::{Clock, sleep_until};
+use super::waiting::{WaitingReplies, expiry_timer};
+use crate::clock::Clock;
 use crate::storage::{StorageEvent, StorageWorker};
 use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport};
 
@@ -262,8 +262,7 @@ impl Driver {
         self.sync_peers();
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
-        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expiry = expiry_timer();
         loop {
             let deadline = self.clock.deadline(self.replica.poll_timeout());
             let event = tokio::select! {
@@ -272,10 +271,7 @@ impl Driver {
                     tracing::info!(node = self.id, "shutting down");
                     return Ok(());
                 }
-                event = inputs.storage.recv() => Event::Storage(event),
-                Some(message) = inputs.peers.recv() => Event::Peer(message),
-                Some(request) = inputs.clients.recv() => Event::Client(request),
-                () = sleep_until(deadline) => Event::Timeout,
+                event = inputs.next(deadline) => event,
                 _ = expiry.tick() => {
                     self.replies.expire();
                     continue;

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::MAX_INPUTS_PER_STEP;
 use super::metrics::Metrics;
 use super::waiting::storage_failure;
+use crate::clock::sleep_until;
 use crate::storage::{StorageError, StorageEvent};
 use crate::transport::PeerTransport;
 
@@ -59,6 +60,19 @@ pub(crate) struct Inputs<M, Q> {
 }
 
 impl<M, Q> Inputs<M, Q> {
+    /// The next input: a storage event, then a peer's message, then a
+    /// client request, whichever is ready first in that order, or
+    /// [`Event::Timeout`] at `deadline` (`None`: never).
+    pub(crate) async fn next(&mut self, deadline: Option<tokio::time::Instant>) -> Event<M, Q> {
+        tokio::select! {
+            biased;
+            event = self.storage.recv() => Event::Storage(event),
+            Some(message) = self.peers.recv() => Event::Peer(message),
+            Some(request) = self.clients.recv() => Event::Client(request),
+            () = sleep_until(deadline) => Event::Timeout,
+        }
+    }
+
     /// Hands `handle` everything already waiting (storage first, then
     /// peers, then clients), up to [`MAX_INPUTS_PER_STEP`] inputs, so that
     /// it joins the current step.

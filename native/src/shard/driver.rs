@@ -18,10 +18,10 @@ use super::wire::{
     FrameRefused, GroupStatus, HostDescription, PROTOCOL, PeerFrame, ShardedBody, ShardedReply,
     ShardedRequest, check_frame,
 };
-use crate::clock::{Clock, sleep_until};
+use crate::clock::Clock;
 use crate::server::metrics::Metrics;
 use crate::server::step::{self, Inputs, StorageHalt};
-use crate::server::waiting::{REPLY_EXPIRY, WaitingReplies};
+use crate::server::waiting::{WaitingReplies, expiry_timer};
 use crate::storage::StorageEvent;
 use crate::storage::multi::MultiStorageWorker;
 use crate::transport::{ClientRequest as Incoming, PeerTransport};
@@ -82,8 +82,7 @@ impl Driver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ShardServerError> {
         tokio::pin!(shutdown);
-        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
-        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expiry = expiry_timer();
         // The host's first outputs (elections of groups alone on this host).
         self.drain_outputs(&mut inputs.storage).await?;
         loop {
@@ -94,10 +93,7 @@ impl Driver {
                     tracing::info!(host = self.id, "shutting down");
                     return Ok(());
                 }
-                event = inputs.storage.recv() => Event::Storage(event),
-                Some(frame) = inputs.peers.recv() => Event::Peer(frame),
-                Some(request) = inputs.clients.recv() => Event::Client(request),
-                () = sleep_until(deadline) => Event::Timeout,
+                event = inputs.next(deadline) => event,
                 _ = expiry.tick() => {
                     self.replies.expire();
                     continue;
