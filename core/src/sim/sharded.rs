@@ -395,7 +395,7 @@ impl ShardedSim {
 
     /// Fsyncs completed on every host so far.
     pub fn syncs(&self) -> u64 {
-        self.slots.values().map(|s| s.disk.syncs).sum()
+        self.slots.values().map(|s| s.disk.pending.syncs).sum()
     }
 
     /// The client history.

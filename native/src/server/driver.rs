@@ -13,10 +13,11 @@ use distribkv_core::kv::{
 use distribkv_core::raft::{Envelope, LogIndex, Message, NodeId};
 use tokio::sync::mpsc;
 
+use super::ServerError;
 use super::metrics::Metrics;
-use super::waiting::{REPLY_EXPIRY, WaitingReplies, storage_failure};
-use super::{MAX_INPUTS_PER_STEP, ServerError};
-use crate::clock::{Clock, sleep_until};
+use super::step::{self, Inputs, StorageHalt};
+use super::waiting::{WaitingReplies, expiry_timer};
+use crate::clock::Clock;
 use crate::storage::{StorageEvent, StorageWorker};
 use crate::transport::{ClientRequest as Incoming, PeerAddress, PeerTransport};
 
@@ -42,9 +43,6 @@ fn request_kind(request: &KvRequest) -> (&'static str, bool) {
         RequestBody::FollowerRead { .. } => ("get", false),
     }
 }
-
-/// How often the transport's per-peer traffic is folded into the metrics.
-const PEER_SAMPLE: Duration = Duration::from_secs(1);
 
 /// The step loop's state.
 pub(super) struct Driver {
@@ -81,12 +79,15 @@ pub(super) struct Driver {
 const PEER_GRACE: Duration = Duration::from_secs(3);
 
 /// One input from the world.
-enum Event {
-    Storage(Option<StorageEvent>),
-    Peer((NodeId, Message)),
-    Client(Incoming<KvRequest, KvResponse>),
-    Timeout,
-    Shutdown,
+type Event = step::Event<Message, Incoming<KvRequest, KvResponse>>;
+
+impl From<StorageHalt> for ServerError {
+    fn from(halt: StorageHalt) -> ServerError {
+        match halt {
+            StorageHalt::Failed(error) => ServerError::StorageFailed(error),
+            StorageHalt::Stopped => ServerError::StorageStopped,
+        }
+    }
 }
 
 impl Driver {
@@ -146,10 +147,7 @@ impl Driver {
             return;
         };
         metrics.observe_step(&self.replica);
-        if self.peers_sampled.elapsed() >= PEER_SAMPLE {
-            self.peers_sampled = tokio::time::Instant::now();
-            metrics.observe_peers(&self.transport.peer_traffic());
-        }
+        step::sample_peers(metrics, &self.transport, &mut self.peers_sampled);
     }
 
     /// Logs a new term or leader, and the first entry committed after the
@@ -257,26 +255,23 @@ impl Driver {
     /// Steps until `shutdown` completes (`Ok`) or storage fails.
     pub(super) async fn run(
         &mut self,
-        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
-        mut peer_messages: mpsc::Receiver<(NodeId, Message)>,
-        mut client_requests: mpsc::Receiver<Incoming<KvRequest, KvResponse>>,
+        mut inputs: Inputs<Message, Incoming<KvRequest, KvResponse>>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
         tokio::pin!(shutdown);
         self.sync_peers();
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
-        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expiry = expiry_timer();
         loop {
             let deadline = self.clock.deadline(self.replica.poll_timeout());
             let event = tokio::select! {
                 biased;
-                () = &mut shutdown => Event::Shutdown,
-                event = storage_events.recv() => Event::Storage(event),
-                Some(message) = peer_messages.recv() => Event::Peer(message),
-                Some(request) = client_requests.recv() => Event::Client(request),
-                () = sleep_until(deadline) => Event::Timeout,
+                () = &mut shutdown => {
+                    tracing::info!(node = self.id, "shutting down");
+                    return Ok(());
+                }
+                event = inputs.next(deadline) => event,
                 _ = expiry.tick() => {
                     self.replies.expire();
                     continue;
@@ -286,29 +281,10 @@ impl Driver {
                     continue;
                 }
             };
-            match event {
-                Event::Shutdown => {
-                    tracing::info!(node = self.id, "shutting down");
-                    return Ok(());
-                }
-                event => self.handle(event)?,
-            }
+            self.handle(event)?;
             // Everything else already waiting joins this step.
-            let mut budget = MAX_INPUTS_PER_STEP;
-            while budget > 0 {
-                let event = if let Ok(event) = storage_events.try_recv() {
-                    Event::Storage(Some(event))
-                } else if let Ok(message) = peer_messages.try_recv() {
-                    Event::Peer(message)
-                } else if let Ok(request) = client_requests.try_recv() {
-                    Event::Client(request)
-                } else {
-                    break;
-                };
-                self.handle(event)?;
-                budget -= 1;
-            }
-            self.drain_outputs(&mut storage_events).await?;
+            inputs.drain_ready(|event| self.handle(event))?;
+            self.drain_outputs(&mut inputs.storage).await?;
             self.sync_peers();
             self.observe();
             self.log_progress();
@@ -326,11 +302,7 @@ impl Driver {
     fn handle(&mut self, event: Event) -> Result<(), ServerError> {
         let now = self.clock.now();
         let input = match event {
-            Event::Storage(Some(StorageEvent::Durable { seq })) => ReplicaInput::Persisted(seq),
-            Event::Storage(Some(StorageEvent::Failed { error })) => {
-                return Err(ServerError::StorageFailed(error));
-            }
-            Event::Storage(None) => return Err(ServerError::StorageStopped),
+            Event::Storage(event) => ReplicaInput::Persisted(step::durable(event)?),
             Event::Peer((from, message)) => ReplicaInput::Peer(Envelope {
                 from,
                 to: self.id,
@@ -345,7 +317,6 @@ impl Driver {
                 }
             }
             Event::Timeout => ReplicaInput::Timeout,
-            Event::Shutdown => return Ok(()),
         };
         if let Err(rejected) = self.replica.handle(now, input) {
             // Only driver misuse gets here (an acknowledgement of a write
@@ -364,10 +335,7 @@ impl Driver {
             match output {
                 ReplicaOutput::Persist(write) => {
                     if self.worker.persist(write).await.is_err() {
-                        return Err(match storage_failure(storage_events).await {
-                            Some(error) => ServerError::StorageFailed(error),
-                            None => ServerError::StorageStopped,
-                        });
+                        return Err(step::refused_write(storage_events).await.into());
                     }
                 }
                 ReplicaOutput::Send(envelope) => {

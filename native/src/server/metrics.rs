@@ -497,8 +497,31 @@ impl Default for Metrics {
     }
 }
 
+/// Binds `addr` and serves new metrics there from a task: the metrics,
+/// the task, and the address bound.
+pub(crate) async fn start(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(
+    Arc<Metrics>,
+    tokio::task::JoinHandle<()>,
+    std::net::SocketAddr,
+)> {
+    let listener = bind(addr).await?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let metrics = Arc::new(Metrics::new());
+    let task = tokio::spawn(serve(listener, metrics.clone()));
+    Ok((metrics, task, bound))
+}
+
 /// The storage worker's half: fsync and snapshot times.
 pub struct StorageTimes(pub Arc<Metrics>);
+
+impl StorageTimes {
+    /// The storage worker's observer when there are `metrics`.
+    pub(crate) fn observer(metrics: Option<&Arc<Metrics>>) -> Option<Box<dyn StorageObserver>> {
+        metrics.map(|metrics| Box::new(StorageTimes(metrics.clone())) as Box<dyn StorageObserver>)
+    }
+}
 
 impl StorageObserver for StorageTimes {
     fn fsync(&self, took: Duration) {

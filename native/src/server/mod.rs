@@ -66,6 +66,7 @@ pub mod config;
 mod driver;
 pub mod members;
 pub mod metrics;
+pub(crate) mod step;
 pub(crate) mod waiting;
 
 pub use config::{
@@ -238,9 +239,11 @@ pub async fn run(
     );
     let outcome = driver
         .run(
-            storage_events,
-            inbound.peer_messages,
-            inbound.client_requests,
+            step::Inputs {
+                storage: storage_events,
+                peers: inbound.peer_messages,
+                clients: inbound.client_requests,
+            },
             shutdown,
         )
         .await;
@@ -302,12 +305,10 @@ async fn serve_metrics(
     id: NodeId,
     addr: SocketAddr,
 ) -> Result<(Arc<metrics::Metrics>, tokio::task::JoinHandle<()>), ServerError> {
-    let listener = metrics::bind(addr)
+    let (metrics, task, bound) = metrics::start(addr)
         .await
         .map_err(|source| ServerError::Metrics { addr, source })?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    tracing::info!(node = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
-    let task = tokio::spawn(metrics::serve(listener, metrics.clone()));
+    tracing::info!(node = id, addr = %bound, "serving /metrics, /livez and /readyz");
     Ok((metrics, task))
 }
 
@@ -451,9 +452,7 @@ fn spawn_storage(
     storage: RaftStorage,
     metrics: Option<&Arc<metrics::Metrics>>,
 ) -> Result<(StorageWorker, UnboundedReceiver<StorageEvent>), ServerError> {
-    let observer = metrics.map(|metrics| {
-        Box::new(metrics::StorageTimes(metrics.clone())) as Box<dyn crate::storage::StorageObserver>
-    });
+    let observer = metrics::StorageTimes::observer(metrics);
     StorageWorker::spawn_observed(storage, STORAGE_QUEUE, observer).map_err(|source| {
         ServerError::Storage {
             dir: config.data_dir.clone(),

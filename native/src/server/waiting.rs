@@ -15,6 +15,14 @@ use crate::transport::ReplyHandle;
 /// forgotten (their clients have long given up).
 pub(crate) const REPLY_EXPIRY: Duration = Duration::from_secs(120);
 
+/// A timer for [`WaitingReplies::expire`]: a few ticks per
+/// [`REPLY_EXPIRY`], late ticks delayed rather than bunched.
+pub(crate) fn expiry_timer() -> tokio::time::Interval {
+    let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expiry
+}
+
 /// A client request waiting for the core's answer.
 pub(crate) struct Waiting<R> {
     pub(crate) reply: ReplyHandle<R>,

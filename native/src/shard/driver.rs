@@ -18,25 +18,27 @@ use super::wire::{
     FrameRefused, GroupStatus, HostDescription, PROTOCOL, PeerFrame, ShardedBody, ShardedReply,
     ShardedRequest, check_frame,
 };
-use crate::clock::{Clock, sleep_until};
-use crate::server::MAX_INPUTS_PER_STEP;
+use crate::clock::Clock;
 use crate::server::metrics::Metrics;
-use crate::server::waiting::{REPLY_EXPIRY, WaitingReplies, storage_failure};
+use crate::server::step::{self, Inputs, StorageHalt};
+use crate::server::waiting::{WaitingReplies, expiry_timer};
 use crate::storage::StorageEvent;
 use crate::storage::multi::MultiStorageWorker;
 use crate::transport::{ClientRequest as Incoming, PeerTransport};
 
-/// How often the transport's per-peer traffic is folded into the metrics.
-const PEER_SAMPLE: Duration = Duration::from_secs(1);
-
 /// At most one refused-frame warning per peer per this interval (the rest are counted).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
-enum Event {
-    Storage(Option<StorageEvent>),
-    Peer((NodeId, PeerFrame)),
-    Client(Incoming<ShardedRequest, ShardedReply>),
-    Timeout,
+/// One input from the world.
+type Event = step::Event<PeerFrame, Incoming<ShardedRequest, ShardedReply>>;
+
+impl From<StorageHalt> for ShardServerError {
+    fn from(halt: StorageHalt) -> ShardServerError {
+        match halt {
+            StorageHalt::Failed(error) => ShardServerError::StorageFailed(error),
+            StorageHalt::Stopped => ShardServerError::StorageStopped,
+        }
+    }
 }
 
 /// The sharded step loop's state.
@@ -76,16 +78,13 @@ impl Driver {
     /// Steps until `shutdown` completes (`Ok`) or storage fails.
     pub(super) async fn run(
         &mut self,
-        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
-        mut peer_frames: mpsc::Receiver<(NodeId, PeerFrame)>,
-        mut client_requests: mpsc::Receiver<Incoming<ShardedRequest, ShardedReply>>,
+        mut inputs: Inputs<PeerFrame, Incoming<ShardedRequest, ShardedReply>>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ShardServerError> {
         tokio::pin!(shutdown);
-        let mut expiry = tokio::time::interval(REPLY_EXPIRY / 4);
-        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expiry = expiry_timer();
         // The host's first outputs (elections of groups alone on this host).
-        self.drain_outputs(&mut storage_events).await?;
+        self.drain_outputs(&mut inputs.storage).await?;
         loop {
             let deadline = self.clock.deadline(self.host.poll_timeout());
             let event = tokio::select! {
@@ -94,31 +93,15 @@ impl Driver {
                     tracing::info!(host = self.id, "shutting down");
                     return Ok(());
                 }
-                event = storage_events.recv() => Event::Storage(event),
-                Some(frame) = peer_frames.recv() => Event::Peer(frame),
-                Some(request) = client_requests.recv() => Event::Client(request),
-                () = sleep_until(deadline) => Event::Timeout,
+                event = inputs.next(deadline) => event,
                 _ = expiry.tick() => {
                     self.replies.expire();
                     continue;
                 }
             };
             self.handle(event)?;
-            let mut budget = MAX_INPUTS_PER_STEP;
-            while budget > 0 {
-                let event = if let Ok(event) = storage_events.try_recv() {
-                    Event::Storage(Some(event))
-                } else if let Ok(frame) = peer_frames.try_recv() {
-                    Event::Peer(frame)
-                } else if let Ok(request) = client_requests.try_recv() {
-                    Event::Client(request)
-                } else {
-                    break;
-                };
-                self.handle(event)?;
-                budget -= 1;
-            }
-            self.drain_outputs(&mut storage_events).await?;
+            inputs.drain_ready(|event| self.handle(event))?;
+            self.drain_outputs(&mut inputs.storage).await?;
             self.observe();
         }
     }
@@ -127,11 +110,7 @@ impl Driver {
     fn handle(&mut self, event: Event) -> Result<(), ShardServerError> {
         let now = self.clock.now();
         let input = match event {
-            Event::Storage(Some(StorageEvent::Durable { seq })) => HostInput::Persisted(seq),
-            Event::Storage(Some(StorageEvent::Failed { error })) => {
-                return Err(ShardServerError::StorageFailed(error));
-            }
-            Event::Storage(None) => return Err(ShardServerError::StorageStopped),
+            Event::Storage(event) => HostInput::Persisted(step::durable(event)?),
             Event::Peer((from, frame)) => match check_frame(from, self.id, &self.held, frame) {
                 Ok(batch) => HostInput::Batch(batch),
                 Err(refused) => {
@@ -221,10 +200,7 @@ impl Driver {
             match output {
                 HostOutput::Persist(write) => {
                     if self.worker.persist(write).await.is_err() {
-                        return Err(match storage_failure(storage_events).await {
-                            Some(error) => ShardServerError::StorageFailed(error),
-                            None => ShardServerError::StorageStopped,
-                        });
+                        return Err(step::refused_write(storage_events).await.into());
                     }
                 }
                 HostOutput::Send(batch) => {
@@ -271,10 +247,7 @@ impl Driver {
             return;
         };
         metrics.observe_host(&self.host, self.replies.len());
-        if self.peers_sampled.elapsed() >= PEER_SAMPLE {
-            self.peers_sampled = tokio::time::Instant::now();
-            metrics.observe_peers(&self.transport.peer_traffic());
-        }
+        step::sample_peers(metrics, &self.transport, &mut self.peers_sampled);
     }
 
     /// This host's description (`Describe`).

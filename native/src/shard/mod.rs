@@ -300,10 +300,7 @@ pub async fn run(
         Some(addr) => Some(serve_metrics(id, addr).await?),
         None => None,
     };
-    let observer = metrics.as_ref().map(|(metrics, _)| {
-        Box::new(crate::server::metrics::StorageTimes(metrics.clone()))
-            as Box<dyn crate::storage::StorageObserver>
-    });
+    let observer = crate::server::metrics::StorageTimes::observer(metrics.as_ref().map(|(m, _)| m));
     let (worker, storage_events) = MultiStorageWorker::spawn(store, STORAGE_QUEUE, observer)
         .map_err(|e| ShardServerError::Storage {
             dir: config.data_dir.clone(),
@@ -342,9 +339,11 @@ pub async fn run(
     };
     let outcome = driver
         .run(
-            storage_events,
-            inbound.peer_messages,
-            inbound.client_requests,
+            crate::server::step::Inputs {
+                storage: storage_events,
+                peers: inbound.peer_messages,
+                clients: inbound.client_requests,
+            },
             shutdown,
         )
         .await;
@@ -401,15 +400,11 @@ async fn serve_metrics(
     id: NodeId,
     addr: SocketAddr,
 ) -> Result<(Arc<Metrics>, tokio::task::JoinHandle<()>), ShardServerError> {
-    let listener = crate::server::metrics::bind(addr)
+    let (metrics, task, bound) = crate::server::metrics::start(addr)
         .await
         .map_err(|source| ShardServerError::Metrics { addr, source })?;
-    let metrics = Arc::new(Metrics::new());
-    tracing::info!(host = id, addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /livez and /readyz");
-    Ok((
-        metrics.clone(),
-        tokio::spawn(crate::server::metrics::serve(listener, metrics)),
-    ))
+    tracing::info!(host = id, addr = %bound, "serving /metrics, /livez and /readyz");
+    Ok((metrics, task))
 }
 
 /// Binds this host's own address and starts dialing the other hosts.

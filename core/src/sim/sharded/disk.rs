@@ -2,51 +2,36 @@
 //! (but a random prefix).
 
 use super::*;
+use crate::sim::disk::{Pending, Sequenced};
 
 /// One host's stable storage: each group's persisted state, plus host
 /// writes not yet synced.
 #[derive(Clone, Debug, Default)]
 pub(super) struct HostDisk {
     pub(super) durable: BTreeMap<GroupId, PersistedState>,
-    pub(super) unsynced: Vec<HostWrite>,
-    pub(super) syncing: Option<u64>,
-    pub(super) epoch: u64,
-    pub(super) syncs: u64,
+    pub(super) pending: Pending<HostWrite>,
+}
+
+impl Sequenced for HostWrite {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 impl HostDisk {
     pub(super) fn write(&mut self, write: HostWrite) -> Option<u64> {
-        let seq = write.seq;
-        self.unsynced.push(write);
-        if self.syncing.is_none() {
-            self.syncing = Some(seq);
-            Some(seq)
-        } else {
-            None
-        }
+        self.pending.write(write)
     }
 
     pub(super) fn synced(&mut self, epoch: u64, seq: u64) -> Option<(u64, Option<u64>)> {
-        if epoch != self.epoch || self.syncing != Some(seq) {
-            return None;
-        }
-        let count = self.unsynced.iter().take_while(|w| w.seq <= seq).count();
-        for write in self.unsynced.drain(..count) {
-            apply(&mut self.durable, &write);
-        }
-        self.syncs += 1;
-        self.syncing = self.unsynced.last().map(|w| w.seq);
-        Some((seq, self.syncing))
+        let durable = &mut self.durable;
+        self.pending
+            .synced(epoch, seq, |write| apply(durable, write))
     }
 
     pub(super) fn crash(&mut self, rng: &mut Rng) {
-        let survivors = rng.range_inclusive(0, self.unsynced.len() as u64) as usize;
-        for write in self.unsynced.drain(..survivors) {
-            apply(&mut self.durable, &write);
-        }
-        self.unsynced.clear();
-        self.syncing = None;
-        self.epoch += 1;
+        let durable = &mut self.durable;
+        self.pending.crash(rng, |write| apply(durable, write));
     }
 }
 

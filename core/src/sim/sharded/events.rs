@@ -142,7 +142,7 @@ impl ShardedSim {
                     }
                     let slot = self.slots.get_mut(&id).expect("exists");
                     if let Some(seq) = slot.disk.write(write) {
-                        let epoch = slot.disk.epoch;
+                        let epoch = slot.disk.pending.epoch;
                         let delay = self
                             .rng
                             .range_inclusive(self.config.fsync_ms.0, self.config.fsync_ms.1);
