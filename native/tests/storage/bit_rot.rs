@@ -7,9 +7,9 @@
 
 use std::fs;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::{IDENTITY, open, oracle, segments, simple_writes, snapshot, snapshots};
+use crate::support::{IDENTITY, folder_with_snapshot, open, oracle, segments, simple_writes};
 use distribkv_core::raft::{PersistedState, Write};
 use distribkv_native::storage::{Corruption, RaftStorage, StorageError, StorageOptions};
 
@@ -172,28 +172,9 @@ fn a_flipped_bit_in_the_last_record_is_refused_unless_it_makes_the_record_run_pa
     );
 }
 
-fn folder_with_snapshot() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _) = open(dir.path(), &StorageOptions::default());
-    for write in simple_writes(3, 10) {
-        storage.append(&write).unwrap();
-    }
-    storage
-        .append(&Write {
-            seq: 4,
-            snapshot: Some(Box::new(snapshot(2, 1, 150))),
-            ..Write::default()
-        })
-        .unwrap();
-    storage.sync().unwrap();
-    drop(storage);
-    let file = snapshots(dir.path()).pop().unwrap();
-    (dir, file)
-}
-
 #[test]
 fn a_flipped_bit_anywhere_in_a_snapshot_is_refused_with_file_and_offset() {
-    let (dir, file) = folder_with_snapshot();
+    let (dir, file) = folder_with_snapshot(150);
     let length = fs::metadata(&file).unwrap().len() as usize;
     for at in 0..length {
         // The header (its checksum covers it), the length field, then

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::support::{
-    IDENTITY, copy_dir, entry, open, oracle, segments, simple_writes, snapshot, snapshots,
+    IDENTITY, copy_dir, entry, folder_with_snapshot, open, oracle, segments, simple_writes,
+    snapshot, snapshots,
 };
 use distribkv_core::raft::Write;
 use distribkv_native::storage::{Corruption, Identity, RaftStorage, StorageError, StorageOptions};
@@ -336,28 +337,9 @@ fn a_bad_segment_header_is_refused_even_in_the_last_segment() {
     ));
 }
 
-fn folder_with_snapshot() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut storage, _) = open(dir.path(), &StorageOptions::default());
-    for write in simple_writes(3, 10) {
-        storage.append(&write).unwrap();
-    }
-    storage
-        .append(&Write {
-            seq: 4,
-            snapshot: Some(Box::new(snapshot(2, 1, 300))),
-            ..Write::default()
-        })
-        .unwrap();
-    storage.sync().unwrap();
-    drop(storage);
-    let snapshot_file = snapshots(dir.path()).pop().unwrap();
-    (dir, snapshot_file)
-}
-
 #[test]
 fn a_corrupt_or_missing_snapshot_is_refused_naming_the_file() {
-    let (dir, snapshot_file) = folder_with_snapshot();
+    let (dir, snapshot_file) = folder_with_snapshot(300);
     let (_, recovered) = open(dir.path(), &StorageOptions::default());
     assert_eq!(recovered.snapshot, Some(snapshot(2, 1, 300)));
     assert_eq!(recovered.entries, vec![entry(3, 1, 10)]);
@@ -412,7 +394,7 @@ fn a_snapshot_whose_write_never_became_durable_is_dropped() {
 
 #[test]
 fn leftover_temporary_files_are_removed() {
-    let (dir, _) = folder_with_snapshot();
+    let (dir, _) = folder_with_snapshot(300);
     fs::write(dir.path().join("snap.tmp"), b"half a snapshot").unwrap();
     fs::write(
         dir.path().join("wal-00000000000000000002.log.tmp"),

@@ -271,3 +271,24 @@ pub fn oracle(writes: &[Write]) -> PersistedState {
     }
     state
 }
+
+/// A data folder holding three entries and then a snapshot (index 2, term 1,
+/// `size` bytes), synced; returns it with the snapshot file's path.
+pub fn folder_with_snapshot(size: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = open(dir.path(), &StorageOptions::default());
+    for write in simple_writes(3, 10) {
+        storage.append(&write).unwrap();
+    }
+    storage
+        .append(&Write {
+            seq: 4,
+            snapshot: Some(Box::new(snapshot(2, 1, size))),
+            ..Write::default()
+        })
+        .unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let file = snapshots(dir.path()).pop().unwrap();
+    (dir, file)
+}
