@@ -14,46 +14,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-if [[ -z ${DISTRIBKV:-} ]]; then
-    cargo build --release -p distribkv-native >&2
-fi
-bin=${DISTRIBKV:-$PWD/target/release/distribkv-native}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-"$bin" certs --out "$work/certs" >/dev/null
-export DISTRIBKV_CERTS=$work/certs
+source scripts/lib/cluster.sh
+bench_setup
 
-# start_cluster NAME BASEPORT [EXTRA SERVER ARGS...]: three nodes.
+# start_cluster NAME BASEPORT [EXTRA SERVER ARGS...]: three nodes, once they take writes.
 start_cluster() {
-    local name=$1 base=$2
-    shift 2
-    local peers="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
-    for id in 1 2 3; do
-        local extra=()
-        for arg in "$@"; do extra+=("${arg//ID/$id}"); done
-        "$bin" server --id "$id" --peers "$peers" --data-dir "$work/$name$id" --certs "$work/certs" \
-            "${extra[@]}" 2>>"$work/$name$id.log" &
-        pids+=($!)
-    done
-    export DISTRIBKV_CLUSTER=$peers
+    start_servers "$@"
     for _ in $(seq 50); do
         "$bin" put warmup 1 >/dev/null 2>&1 && return
         sleep 0.2
     done
-    echo "cluster $name did not start" >&2
+    echo "cluster $1 did not start" >&2
     exit 1
-}
-
-stop_cluster() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
 }
 
 bench() {
@@ -64,7 +36,7 @@ echo "== 1. 100 clients, writes of 256 bytes, ${seconds} s"
 start_cluster off 17400
 off=$(bench)
 echo "metrics off: $off"
-stop_cluster
+stop_servers
 start_cluster on 17410 --metrics-addr 127.0.0.1:1742ID
 on=$(bench)
 echo "metrics on:  $on"
@@ -103,7 +75,7 @@ replaced=$(date +%s.%N)
 wait "$bench_pid"
 echo "during the replacement: $(cat "$work/replace.json")"
 echo "member add 5 + member remove $old_leader took $(echo "$replaced - $start" | bc) s; leader now: node $(leader_of)"
-stop_cluster
+stop_servers
 
 echo "== 3. a new node catches up on 100,000 keys of 256 bytes"
 start_cluster big 17430
@@ -130,4 +102,4 @@ start=$(date +%s.%N)
 "$bin" snapshot save "$work/backup.snap"
 echo "snapshot save took $(echo "$(date +%s.%N) - $start" | bc) s"
 "$bin" snapshot status "$work/backup.snap"
-stop_cluster
+stop_servers

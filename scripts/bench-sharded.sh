@@ -18,58 +18,47 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=${2:-500}
 reads=${3:-0}
-if [[ -z ${DISTRIBKV:-} ]]; then
-    cargo build --release -p distribkv-native >&2
-fi
-bin=${DISTRIBKV:-$PWD/target/release/distribkv-native}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-"$bin" certs --out "$work/certs" >/dev/null
-export DISTRIBKV_CERTS=$work/certs
+source scripts/lib/cluster.sh
+bench_setup
 
 # start NAME BASEPORT [EXTRA SERVER ARGS...]: three processes.
-start() {
-    local name=$1 base=$2
-    shift 2
-    local peers="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
-    for id in 1 2 3; do
-        "$bin" server --id "$id" --peers "$peers" --data-dir "$work/$name$id" --certs "$work/certs" \
-            "$@" 2>>"$work/$name$id.log" &
-        pids+=($!)
-    done
-    export DISTRIBKV_CLUSTER=$peers
-}
+start() { start_servers "$@"; }
+stop() { stop_servers; }
 
-stop() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
-}
-
-# CPU ticks (user + system) used so far by the running servers.
+# CPU ticks (user + system) used so far by each running server, in id order.
 server_ticks() {
-    local total=0 pid
+    local pid
     for pid in "${pids[@]}"; do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+        awk '{printf "%d ", $14 + $15}' "/proc/$pid/stat"
     done
-    echo "$total"
+}
+
+# Voluntary context switches (wake-ups) so far of every thread of the servers.
+server_wakeups() {
+    local pid
+    cat /proc/"${pids[0]}"/task/*/status /proc/"${pids[1]}"/task/*/status \
+        /proc/"${pids[2]}"/task/*/status 2>/dev/null |
+        awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
 bench() {
-    local before after result ops
+    local before after woken_before woken_after result ops
     before=$(server_ticks)
+    woken_before=$(server_wakeups)
     result=$("$bin" bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json)
     after=$(server_ticks)
+    woken_after=$(server_wakeups)
     echo "$result"
     ops=$(sed 's/.*"ops":\([0-9]*\).*/\1/' <<<"$result")
-    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v ops="$ops" \
-        'BEGIN { s = ticks / hz; printf "# servers CPU %.2f s, %.1f us per operation\n", s, ops ? s * 1e6 / ops : 0 }'
+    awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v ops="$ops" \
+        -v woken=$((woken_after - woken_before)) 'BEGIN {
+            n = split(before, b, " "); split(after, a, " ")
+            for (i = 1; i <= n; i++) { d[i] = (a[i] - b[i]) / hz; s += d[i]; if (d[i] > top) top = d[i] }
+            printf "# servers CPU %.2f s, %.1f us per operation", s, ops ? s * 1e6 / ops : 0
+            printf " (host 1, 2, 3: %.1f, %.1f, %.1f us)", d[1] * 1e6 / ops, d[2] * 1e6 / ops, d[3] * 1e6 / ops
+            printf "; busiest host %.1f us per operation: %.0f operations/s on a core of its own", top * 1e6 / ops, top ? ops / top : 0
+            printf "; %.3f wake-ups per operation\n", ops ? woken / ops : 0
+        }'
 }
 
 echo "# one group (plain cluster)"
@@ -84,15 +73,8 @@ for groups in 1 3 12; do
     for g in $(seq 1 "$groups"); do args+=(--group "$g=1,2,3"); done
     start "sharded$groups-" "$port" "${args[@]}"
     port=$((port + 10))
-    for _ in $(seq 50); do "$bin" shard show >/dev/null 2>&1 && break; sleep 0.2; done
-    for g in $(seq 1 "$groups"); do "$bin" shard join "$g" 1,2,3 >/dev/null; done
-    for _ in $(seq 100); do
-        "$bin" shard show --json | grep -q '"moving":\[\]' && "$bin" put warmup 1 >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    for g in $(seq 1 "$groups"); do "$bin" shard leader "$g" $(((g - 1) % 3 + 1)) >/dev/null; done
-    leaders=$("$bin" status --json | grep -v '"group":0' | grep '"role":"leader"' | sed 's/.*"id":\([0-9]*\).*/\1/' | sort | uniq -c | awk '{printf "host %s: %s, ", $2, $1}')
-    echo "# sharded: $groups groups, 24 shards; group leaders: ${leaders%, }"
+    start_groups "$groups"
+    echo "# sharded: $groups groups, 24 shards; group leaders: $(group_leaders)"
     bench
     stop
 done

@@ -9,31 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-scripts/cluster.toml}
-binary=${DISTRIBKV:-target/release/distribkv-native}
-if [[ ! -x $binary ]]; then
-    cargo build --release -p distribkv-native
-fi
-# The peers and the certificate folder, read from the config file.
-peers=$(sed -n 's/^peers *= *\[\(.*\)\]/\1/p' "$config" | tr -d ' "')
-certs=$(sed -n 's/^certs *= *"\(.*\)"/\1/p' "$config")
-if [[ -z $peers || -z $certs ]]; then
-    echo "error: $config needs peers = [...] and certs = \"...\"" >&2
-    exit 2
-fi
-[[ -f $certs/ca-cert.pem ]] || "$binary" certs --out "$certs"
-mkdir -p cluster
-pids=()
-stop() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait
-}
-trap stop INT TERM EXIT
-count=$(tr ',' '\n' <<<"$peers" | wc -l)
-for id in $(seq 1 "$count"); do
-    "$binary" server --config "$config" --id "$id" --data-dir "cluster/node$id" \
-        --metrics-addr "127.0.0.1:910$id" 2>>"cluster/node$id.log" &
-    pids+=($!)
-done
+source scripts/lib/cluster.sh
+start_from_config "$config" cluster node 910
 echo "cluster of $count nodes started from $config (logs in cluster/node*.log)"
 echo "try: DISTRIBKV_CLUSTER=$peers DISTRIBKV_CERTS=$certs $binary status"
 wait

@@ -13,30 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-scripts/sharded-cluster.toml}
-binary=${DISTRIBKV:-target/release/distribkv-native}
-if [[ ! -x $binary ]]; then
-    cargo build --release -p distribkv-native
-fi
-peers=$(sed -n 's/^peers *= *\[\(.*\)\]/\1/p' "$config" | tr -d ' "')
-certs=$(sed -n 's/^certs *= *"\(.*\)"/\1/p' "$config")
-if [[ -z $peers || -z $certs ]]; then
-    echo "error: $config needs peers = [...] and certs = \"...\"" >&2
-    exit 2
-fi
-[[ -f $certs/ca-cert.pem ]] || "$binary" certs --out "$certs"
-mkdir -p cluster-sharded
-pids=()
-stop() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait
-}
-trap stop INT TERM EXIT
-count=$(tr ',' '\n' <<<"$peers" | wc -l)
-for id in $(seq 1 "$count"); do
-    "$binary" server --config "$config" --id "$id" --data-dir "cluster-sharded/host$id" \
-        --metrics-addr "127.0.0.1:920$id" 2>>"cluster-sharded/host$id.log" &
-    pids+=($!)
-done
+source scripts/lib/cluster.sh
+start_from_config "$config" cluster-sharded host 920
 export DISTRIBKV_CLUSTER=$peers DISTRIBKV_CERTS=$certs
 # A new cluster: give groups 1 and 2 the shards (retried until the
 # controller has a leader; a restarted cluster already has them).

@@ -14,8 +14,22 @@
 //!   state machine, the multi-group [`Host`](shard::host::Host) (many Raft
 //!   groups behind one step function, shard migration, coalesced timers,
 //!   hibernation) and the routing [`ShardClerk`](shard::clerk::ShardClerk).
-//! - [`check`] (feature `check`): linearizability and exactly-once checkers.
-//! - [`sim`] (feature `sim`): the deterministic cluster simulator.
+#![cfg_attr(
+    feature = "check",
+    doc = "- [`check`] (feature `check`): linearizability and exactly-once checkers."
+)]
+#![cfg_attr(
+    not(feature = "check"),
+    doc = "- `check` (feature `check`, off in this build): linearizability and exactly-once checkers."
+)]
+#![cfg_attr(
+    feature = "sim",
+    doc = "- [`sim`] (feature `sim`): the deterministic cluster simulator."
+)]
+#![cfg_attr(
+    not(feature = "sim"),
+    doc = "- `sim` (feature `sim`, off in this build): the deterministic cluster simulator."
+)]
 //!
 //! # The run loop
 //!

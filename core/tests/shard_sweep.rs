@@ -32,12 +32,14 @@ fn sharded_seed_sweep() {
     let mut configurations = 0;
     let mut expired = 0;
     let mut follower_reads = 0;
+    let mut retired = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
         configurations += report.configurations;
         expired += report.expired_sessions;
         follower_reads += report.follower_reads;
+        retired += report.retired;
         if verbose {
             eprintln!(
                 "seed {seed}: {} operations, {} configurations, {} refused as expired, {} follower reads",
@@ -62,7 +64,7 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {} failed",
         seeds.len(),
         failed.len()
     );
@@ -71,5 +73,7 @@ fn sharded_seed_sweep() {
         // Two seeds in five turn follower reads on: some must have been
         // served by a replica other than its group's leader.
         assert!(follower_reads > 0, "no follower read was served");
+        // Two seeds in five retire groups that left after a short delay.
+        assert!(retired > 0, "no group was retired");
     }
 }

@@ -129,14 +129,52 @@ struct Discovered {
     members: Vec<NodeId>,
 }
 
-/// [`discover`], or `None` if no node answered.
-async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Option<Discovered> {
+/// The configuration as the nodes at `given` know it: asks them all at
+/// once for the member list and takes the leader's answer, or without one
+/// the answer of the node that knows the most recent configuration; `None`
+/// if no node answered within 2 s (`DISCOVERY_TIMEOUT`). It does not wait for
+/// every node: an answer that names a leader listed among its members is
+/// enough, after a short wait for the leader's own answer.
+pub async fn members_status(
+    given: &[ServerAddress],
+    certs: &CertSet,
+) -> Result<Option<MembersStatus>, ClientError> {
+    Ok(members_status_with(given, certs.client_config()?).await)
+}
+
+/// How long discovery keeps listening, once an answer naming a reachable
+/// leader came, for the leader's own answer or a more recent configuration.
+const DISCOVERY_SETTLE: Duration = Duration::from_millis(50);
+
+/// Whether `status` tells a caller where to go: it names a leader that is
+/// among its members, with an address.
+fn names_reachable_leader(status: &MembersStatus) -> bool {
+    status.leader.is_some_and(|leader| {
+        status
+            .members
+            .iter()
+            .any(|m| m.id == leader && crate::addr::parse_address(&m.address).is_ok())
+    })
+}
+
+/// [`members_status`] with a TLS configuration already made. It returns as
+/// soon as it has what a caller needs: the leader's own answer at once;
+/// another answer naming a leader among its members (with an address)
+/// after [`DISCOVERY_SETTLE`] more for a better one (a stale leader only
+/// costs a NotLeader hint and another discovery); otherwise once every
+/// node has answered or failed, or at [`DISCOVERY_TIMEOUT`]. A dead or cut
+/// off node does not hold it up while the others can tell the leader.
+async fn members_status_with(
+    given: &[ServerAddress],
+    tls: quinn::ClientConfig,
+) -> Option<MembersStatus> {
     let seeds = Arc::new(connect_with(given.to_vec(), tls).ok()?);
     let (answers, mut receive) = tokio::sync::mpsc::unbounded_channel();
+    let mut asking = tokio::task::JoinSet::new();
     for index in 0..given.len() {
         let seeds = seeds.clone();
         let answers = answers.clone();
-        tokio::spawn(async move {
+        asking.spawn(async move {
             let request = ClientRequest {
                 id: 1,
                 body: RequestBody::Members {
@@ -154,9 +192,10 @@ async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Opt
             }
         });
     }
+    // The channel closes once every node has answered or failed.
     drop(answers);
     let mut best: Option<MembersStatus> = None;
-    let deadline = tokio::time::Instant::now() + DISCOVERY_TIMEOUT;
+    let mut deadline = tokio::time::Instant::now() + DISCOVERY_TIMEOUT;
     while let Ok(Some(status)) = tokio::time::timeout_at(deadline, receive.recv()).await {
         let authoritative = status.leader == Some(status.node);
         // Without the leader's answer, the one that knows the most recent
@@ -164,15 +203,28 @@ async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Opt
         let newer = best
             .as_ref()
             .is_none_or(|b| (status.term, status.last_index) > (b.term, b.last_index));
+        let enough = names_reachable_leader(&status);
         if newer || authoritative {
             best = Some(status);
         }
         if authoritative {
             break;
         }
+        if enough {
+            deadline = deadline.min(tokio::time::Instant::now() + DISCOVERY_SETTLE);
+        }
     }
+    // A request still waiting on a silent node holds its connection slot,
+    // which closing the client waits for: end them first.
+    asking.abort_all();
+    while asking.join_next().await.is_some() {}
     seeds.close().await;
-    let status = best?;
+    best
+}
+
+/// [`discover`], or `None` if no node answered.
+async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Option<Discovered> {
+    let status = members_status_with(given, tls).await?;
     let members: Vec<(NodeId, ServerAddress)> = status
         .members
         .iter()
@@ -200,10 +252,11 @@ const REDISCOVERY_PAUSE: Duration = Duration::from_millis(500);
 
 /// A single-group cluster as its clients see it: the transport to every
 /// member of its configuration, re-discovered when the configuration
-/// changes under a running client (a leader hint names a node added after
-/// the client started, whose address it does not know yet: it asks the
-/// members it knows for the member list, see [`discover`]). Shared by the
-/// sessions of one process.
+/// changes under a running client (a session's clerk asks for the member
+/// list, [`ClerkOutput::Discover`], when a leader hint names a node added
+/// after the client started: [`KvCluster::learn`] asks the members it
+/// knows, see [`discover`]). Shared by the sessions of one process, which
+/// it spares from asking all at once.
 pub struct KvCluster {
     tls: quinn::ClientConfig,
     current: std::sync::RwLock<Known>,
@@ -264,6 +317,12 @@ impl KvCluster {
     /// The transport to the members known now.
     pub fn transport(&self) -> Arc<KvTransport> {
         self.known().transport.clone()
+    }
+
+    /// The ids the transport reaches now, as a clerk lists its servers:
+    /// node `n` at index `n - 1`.
+    pub fn server_ids(&self) -> Vec<NodeId> {
+        (1..=self.transport().servers().len() as NodeId).collect()
     }
 
     fn known(&self) -> std::sync::RwLockReadGuard<'_, Known> {
@@ -342,6 +401,10 @@ impl ValidOperation {
 type Pending =
     Pin<Box<dyn Future<Output = (NodeId, u64, Result<ClientResponse, ClientError>)> + Send>>;
 
+/// A re-discovery under way ([`ClerkOutput::Discover`]): the servers known
+/// once it ends.
+type Discovery = Pin<Box<dyn Future<Output = Vec<NodeId>> + Send>>;
+
 /// One client session: a clerk and the cluster it talks to.
 #[derive(Debug)]
 pub struct KvSession {
@@ -356,9 +419,8 @@ impl KvSession {
     /// A session of `cluster` (shared by many sessions) whose clerk uses
     /// `timing`; `seed` picks the first server to try.
     pub fn new(cluster: Arc<KvCluster>, timing: SessionTiming, seed: u64) -> KvSession {
-        let servers = (1..=cluster.transport().servers().len() as NodeId).collect();
         let config = ClerkConfig {
-            servers,
+            servers: cluster.server_ids(),
             attempt_timeout: timing.attempt_timeout_ms,
             retry_backoff: timing.retry_backoff_ms,
             give_up_after: Some(timing.give_up_after_ms),
@@ -392,6 +454,8 @@ impl KvSession {
         // still counts after the attempt timeout sent it elsewhere) and
         // acts on the errors of the latest only.
         let mut pending: Vec<Pending> = Vec::new();
+        // Runs beside the attempts: the clerk goes on meanwhile.
+        let mut discovery: Option<Discovery> = None;
         loop {
             while let Some(output) = self.clerk.poll_output() {
                 match output {
@@ -402,6 +466,14 @@ impl KvSession {
                         pending.push(Box::pin(async move {
                             let index = (to - 1) as usize;
                             (to, id, transport.request_to(index, request).await)
+                        }));
+                    }
+                    ClerkOutput::Discover { hint } => {
+                        tracing::debug!(node = hint, "leader hint names an unknown node");
+                        let cluster = self.cluster.clone();
+                        discovery = Some(Box::pin(async move {
+                            cluster.learn(hint).await;
+                            cluster.server_ids()
                         }));
                     }
                     ClerkOutput::Done(Ok(value)) => return Ok(value),
@@ -446,17 +518,13 @@ impl KvSession {
                             result: Err(ServiceError::Unavailable(error.to_string())),
                         }}
                     };
-                    // A leader this session cannot reach yet (added after
-                    // it started): learn its address before the clerk
-                    // follows the hint.
-                    if let Err(ServiceError::NotLeader { leader_hint: Some(leader) }) = &response.result
-                        && !self.cluster.knows(*leader)
-                        && self.cluster.learn(*leader).await
-                    {
-                        let servers = self.cluster.transport().servers().len() as NodeId;
-                        self.clerk.set_servers((1..=servers).collect());
-                    }
                     self.clerk.handle_response(self.clock.now(), from, response);
+                }
+                servers = async { discovery.as_mut().expect("checked by the guard").await },
+                    if discovery.is_some() =>
+                {
+                    discovery = None;
+                    self.clerk.handle_members(self.clock.now(), servers);
                 }
                 () = sleep_until(deadline) => {
                     tracing::trace!("clerk deadline");

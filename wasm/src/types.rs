@@ -98,6 +98,8 @@ export interface HeldShard { shard: number; status: "serving" | "pulling" | "sen
 /** A group (id 0: the controller); `shards` as its most advanced up replica holds them. */
 export interface ShardedGroup {
   id: number; hosts: number[]; leader: number | null; joined: boolean;
+  /** The group left and was retired: its replicas are gone, its id cannot join again. */
+  retired: boolean;
   configNum: number | null; shards: HeldShard[];
 }
 
@@ -123,6 +125,8 @@ export interface ShardedClient {
 
 export interface AdminDone {
   op: string; askedAt: number; endedAt: number; outcome: "ok" | "refused" | "timeout"; text: string;
+  /** A refusal's name and argument (`"UnknownGroup(101)"`), for programs; null unless refused. */
+  error: string | null;
 }
 
 export interface ShardedState {

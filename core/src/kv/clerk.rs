@@ -7,7 +7,18 @@
 //!
 //! Run loop: [`Clerk::start`] an operation, send every
 //! [`ClerkOutput::Send`], feed answers with [`Clerk::handle_response`] and time with [`Clerk::handle_timeout`],
-//! until [`ClerkOutput::Done`].
+//! until [`ClerkOutput::Done`]. On a [`ClerkOutput::Discover`], ask the
+//! servers for the cluster's member list and feed what it says back with
+//! [`Clerk::handle_members`] (meanwhile the clerk goes on with the servers
+//! it knows).
+//!
+//! Membership changes under a running clerk: a leader hint that names a
+//! server the clerk does not know (a member added after it started) is the
+//! one sign of them it sees, so that hint, and only that, makes it ask for
+//! the member list: at most one request outstanding, and at most one per
+//! attempt timeout, so a hint that stays unknown (a stale hint naming a
+//! removed server) costs one member list per attempt timeout, not one per
+//! answer.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -86,6 +97,15 @@ pub enum ClerkOutput {
     /// The current operation finished: `Ok(value)` (a get's value; `None` for
     /// writes and missing keys).
     Done(Result<Option<Bytes>, ClerkError>),
+    /// A leader hint named server `hint`, which is not among the servers the
+    /// clerk knows: ask the servers it knows for the member list (learning
+    /// the new members' addresses) and feed the servers it lists back with
+    /// [`Clerk::handle_members`]. The clerk does not wait: it goes on with
+    /// the servers it knows until then.
+    Discover {
+        /// The server the hint named.
+        hint: NodeId,
+    },
 }
 
 /// The clerk is already running an operation.
@@ -145,6 +165,11 @@ pub struct Clerk {
     leader: usize,
     current: Option<Current>,
     next_request_id: u64,
+    /// The leader hint that asked for the member list still outstanding
+    /// ([`ClerkOutput::Discover`]), if any.
+    discovering: Option<NodeId>,
+    /// No new [`ClerkOutput::Discover`] before this (one per attempt timeout).
+    next_discovery_at: Instant,
     outputs: VecDeque<ClerkOutput>,
 }
 
@@ -165,6 +190,8 @@ impl Clerk {
             leader,
             current: None,
             next_request_id: 1,
+            discovering: None,
+            next_discovery_at: Instant::ZERO,
             outputs: VecDeque::new(),
         }
     }
@@ -265,6 +292,9 @@ impl Clerk {
                         self.send_attempt(now);
                     }
                     None => {
+                        if let Some(hint) = leader_hint {
+                            self.maybe_discover(now, hint);
+                        }
                         self.next_server();
                         self.back_off(now);
                     }
@@ -351,11 +381,50 @@ impl Clerk {
 
     /// Replaces the list of servers (the cluster's membership changed).
     pub fn set_servers(&mut self, servers: Vec<NodeId>) {
-        let current = self.leader_guess();
-        self.leader = current
-            .and_then(|id| servers.iter().position(|&s| s == id))
-            .unwrap_or(0);
+        let position = |id: Option<NodeId>| {
+            id.and_then(|id| servers.iter().position(|&s| s == id))
+                .unwrap_or(0)
+        };
+        self.leader = position(self.leader_guess());
+        if let Some(current) = &mut self.current
+            && let Some(server) = &mut current.read_server
+        {
+            *server = position(self.config.servers.get(*server).copied());
+        }
         self.config.servers = servers;
+    }
+
+    /// Feeds the answer to a [`ClerkOutput::Discover`]: the servers the
+    /// member list names (or, if no server answered, the ones known
+    /// before). If they include the server whose hint asked for them, the
+    /// operation in progress goes there at once.
+    pub fn handle_members(&mut self, now: Instant, servers: Vec<NodeId>) {
+        let hint = self.discovering.take();
+        self.set_servers(servers);
+        let Some(position) =
+            hint.and_then(|hint| self.config.servers.iter().position(|&s| s == hint))
+        else {
+            return;
+        };
+        match self.current.as_mut().map(|c| &mut c.read_server) {
+            None => self.leader = position,
+            // A follower read goes where a leader hint points too (see
+            // `handle_response`).
+            Some(Some(server)) => {
+                *server = position;
+                self.send_attempt(now);
+            }
+            Some(None) => {
+                self.leader = position;
+                self.send_attempt(now);
+            }
+        }
+    }
+
+    /// Whether a [`ClerkOutput::Discover`] awaits its
+    /// [`Clerk::handle_members`].
+    pub fn is_discovering(&self) -> bool {
+        self.discovering.is_some()
     }
 
     /// The open session, if any.
@@ -390,6 +459,18 @@ impl Clerk {
                 None => self.leader = (self.leader + step) % n,
             }
         }
+    }
+
+    /// Asks for the member list because a leader hint named `hint`, a
+    /// server the clerk does not know, unless a request is outstanding or
+    /// the last one was less than an attempt timeout ago.
+    fn maybe_discover(&mut self, now: Instant, hint: NodeId) {
+        if self.discovering.is_some() || now < self.next_discovery_at {
+            return;
+        }
+        self.discovering = Some(hint);
+        self.next_discovery_at = now + self.config.attempt_timeout;
+        self.outputs.push_back(ClerkOutput::Discover { hint });
     }
 
     fn back_off(&mut self, now: Instant) {
@@ -446,3 +527,6 @@ impl Clerk {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,12 +21,14 @@ impl Encoder {
     }
 
     /// One byte.
+    #[inline]
     pub fn u8(&mut self, value: u8) -> &mut Self {
         self.buf.push(value);
         self
     }
 
     /// An unsigned varint.
+    #[inline]
     pub fn varint(&mut self, mut value: u64) -> &mut Self {
         while value >= 0x80 {
             self.buf.push((value as u8) | 0x80);
@@ -37,6 +39,7 @@ impl Encoder {
     }
 
     /// Length-prefixed bytes.
+    #[inline]
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
         self.varint(value.len() as u64);
         self.buf.extend_from_slice(value);
@@ -44,6 +47,7 @@ impl Encoder {
     }
 
     /// Raw bytes, no prefix.
+    #[inline]
     pub fn raw(&mut self, value: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(value);
         self
@@ -96,6 +100,7 @@ impl Decoder {
     }
 
     /// One byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         let value = *self
             .input
@@ -106,6 +111,7 @@ impl Decoder {
     }
 
     /// An unsigned varint.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -123,6 +129,7 @@ impl Decoder {
     }
 
     /// A varint that must fit in `usize` and not exceed what is left.
+    #[inline]
     pub fn length(&mut self) -> Result<usize, DecodeError> {
         let len = self.varint()?;
         if len > (self.input.len() - self.position) as u64 {
@@ -132,12 +139,14 @@ impl Decoder {
     }
 
     /// Length-prefixed bytes.
+    #[inline]
     pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.length()?;
         self.raw(len)
     }
 
     /// `len` raw bytes.
+    #[inline]
     pub fn raw(&mut self, len: usize) -> Result<Bytes, DecodeError> {
         if len > self.input.len() - self.position {
             return Err(DecodeError::Truncated);

@@ -2,6 +2,7 @@
 //! [`MembershipChange`]), what comes out ([`Output`]), what an input may be refused for ([`Rejected`]),
 //! and what the node counts ([`Stats`]).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -95,7 +96,9 @@ pub enum Output {
     /// These entries are committed: apply them to the state machine, in order.
     Apply(Vec<Entry>),
     /// Replace the state machine with this snapshot (sent by the leader).
-    ApplySnapshot(Snapshot),
+    /// Boxed: rare and large, it would otherwise set the size of every
+    /// output.
+    ApplySnapshot(Box<Snapshot>),
     /// The read `id` is linearizable once the state machine has applied `index`.
     ReadReady {
         /// The id passed with [`Input::ReadIndex`].

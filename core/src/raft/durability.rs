@@ -82,7 +82,8 @@ impl Node {
     }
 
     /// Frees the memory of the node's empty queues (outputs, staged
-    /// messages, messages held for a write, writes not yet acknowledged):
+    /// messages, messages held for a write, writes not yet acknowledged,
+    /// followers a leader owes an AppendEntries):
     /// they keep their capacity after a step, which is what a busy node
     /// wants and about 1.3 KiB that an idle one does not need. A driver of
     /// many groups calls it for groups that have gone quiet; it changes no
@@ -99,6 +100,11 @@ impl Node {
         }
         if self.pending_writes.is_empty() {
             self.pending_writes = VecDeque::new();
+        }
+        if let Role::Leader(leader) = &mut self.role
+            && leader.append_needed.is_empty()
+        {
+            leader.append_needed = Vec::new();
         }
     }
 
@@ -150,7 +156,8 @@ impl Node {
     }
 
     /// Stages entries (already in the in-memory log) for persistence, with the
-    /// truncate-then-append semantics of [`Write::entries`].
+    /// truncate-then-append semantics of
+    /// [`Write::entries`](super::storage::Write::entries).
     pub(super) fn stage_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
         let mut entries = entries.into_iter().peekable();
         let Some(first) = entries.peek().map(|e| e.index) else {
@@ -165,6 +172,21 @@ impl Node {
             _ => staged.clear(),
         }
         staged.extend(entries);
+    }
+
+    /// [`Node::stage_entries`] for a vector: when nothing is staged yet, the
+    /// vector itself becomes the write's entries (a follower stages an
+    /// AppendEntries' entries without copying them).
+    pub(super) fn stage_entry_vec(&mut self, entries: Vec<Entry>) {
+        let Some(first) = entries.first().map(|e| e.index) else {
+            return;
+        };
+        if self.staged_write.entries.is_empty() {
+            self.staged_clip = self.staged_clip.min(first - 1);
+            self.staged_write.entries = entries;
+        } else {
+            self.stage_entries(entries);
+        }
     }
 
     /// Stages a snapshot for persistence. `replaced_from` is set when the
@@ -189,7 +211,15 @@ impl Node {
 
     /// Moves everything produced since the last drain into the output queue:
     /// the write first, then AppendEntries, messages, applies and reads.
+    /// Called only on an empty output queue: the staged outputs become the
+    /// queue by a swap of the two buffers, not one move per output.
+    // Out of line: `poll_output` runs once per output and flushes once
+    // per drain, and inlined this body made every call save and restore
+    // the registers it needs.
+    #[inline(never)]
     pub(super) fn flush(&mut self) {
+        debug_assert!(self.outputs.is_empty(), "flushed only when drained");
+        let mut persist = None;
         if !self.staged_write.is_empty() {
             let mut write = core::mem::take(&mut self.staged_write);
             write.seq = self.next_seq;
@@ -202,11 +232,14 @@ impl Node {
                 clip,
                 hard_state: write.hard_state,
             });
-            self.outputs.push_back(Output::Persist(write));
+            persist = Some(Output::Persist(write));
         }
         self.send_pending_appends();
         self.maybe_start_read_round();
-        self.outputs.append(&mut self.staged);
+        core::mem::swap(&mut self.outputs, &mut self.staged);
+        if let Some(persist) = persist {
+            self.outputs.push_front(persist);
+        }
         let applied = self.log.applied();
         let commit = self.log.commit();
         if commit > applied {

@@ -11,7 +11,7 @@ use super::node::{Departure, LeaderState, Node, Role};
 use super::progress::Progress;
 use super::quorum::{VoteResult, VoteTally};
 use super::read::ReadState;
-use super::types::{Entry, NodeId, Payload};
+use super::types::{Entry, LogIndex, NodeId, Payload};
 
 impl Node {
     /// Starts an election: a pre-vote round first when PreVote is on and the
@@ -148,19 +148,22 @@ impl Node {
     }
 
     /// Appends an entry of the current term to the leader's log and stages it.
-    pub(super) fn append_entry(&mut self, payload: Payload) -> Entry {
+    /// Appends an entry of the current term to the log and stages it;
+    /// returns its index.
+    pub(super) fn append_entry(&mut self, payload: Payload) -> LogIndex {
         let entry = Entry {
             index: self.log.last_index() + 1,
             term: self.term,
             payload,
         };
+        let (index, size) = (entry.index, entry.size());
         self.log.push(entry.clone());
-        self.stage_entries([entry.clone()]);
+        self.stage_entries([entry]);
         if let Role::Leader(leader) = &mut self.role {
-            leader.uncommitted_bytes += entry.size();
+            leader.uncommitted_bytes += size;
             leader.append_to_all = true;
         }
-        entry
+        index
     }
 
     pub(super) fn handle_request_vote(&mut self, from: NodeId, request: RequestVote) {
@@ -200,9 +203,48 @@ impl Node {
             // The vote must be durable before the candidate can count it:
             // otherwise a crash could let this node vote twice in one term.
             self.send_when_durable(from, response);
-        } else {
-            self.send(from, response);
+            return;
         }
+        self.send(from, response);
+        let split = matches!(self.role, Role::Candidate { .. });
+        // A leadership transfer whose candidate holds less than we do:
+        // usually the hand-over of a leader that CheckQuorum deposed, which
+        // chose its target from what it last heard (its `TimeoutNow` may
+        // even overtake its last AppendEntries). It cannot have our vote
+        // (§5.4.1); with three voters (the deposed leader hearing nobody) it
+        // cannot win at all, and the election it was told to hold would
+        // stall until somebody's full election timeout.
+        let stale_transfer = request.transfer && !up_to_date && self.is_voter();
+        if split || stale_transfer {
+            self.rearm_sooner();
+        }
+    }
+
+    /// The election of this term is unlikely to succeed: either a candidate
+    /// heard a rival's RequestVote for its own term (the votes are split
+    /// between at least two candidates, each voted for itself, and a dead
+    /// leader's vote never comes to break the tie), or a voter refused a
+    /// transfer candidate whose log is behind its own. Each would wait out
+    /// a whole election timeout (0.5–1 s with the native defaults) before
+    /// the next election; instead it re-arms a shorter randomized timeout,
+    /// drawn from `heartbeat_interval..election_timeout_min`, if that comes
+    /// sooner. (Standing at once would be quicker with three voters, but
+    /// with five the transfer candidate may still win with the others'
+    /// votes, and several refusers standing together would split the next
+    /// vote: the floor of one heartbeat interval gives a candidate that
+    /// wins after all the time to tell us before we campaign, and the
+    /// randomness keeps the refusers, or the rivals, who heard each other,
+    /// apart.) Safety never rests on timing (§5.2: one vote per term,
+    /// §5.4.1: only for a log at least as up to date), and the next
+    /// campaign goes through PreVote, which fails while the voters hear a
+    /// leader.
+    fn rearm_sooner(&mut self) {
+        let sooner = self.now
+            + self.rng.range(
+                self.config.heartbeat_interval,
+                self.config.election_timeout_min,
+            );
+        self.election_deadline = self.election_deadline.min(sooner);
     }
 
     pub(super) fn handle_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {

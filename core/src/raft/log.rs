@@ -133,7 +133,7 @@ impl RaftLog {
             "log entries are consecutive"
         );
         if let Payload::Membership(membership) = &entry.payload {
-            self.memberships.push((entry.index, membership.clone()));
+            self.memberships.push((entry.index, (**membership).clone()));
         }
         self.entries.push_back(entry);
     }

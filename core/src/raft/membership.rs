@@ -13,6 +13,7 @@
 //! (without counting itself) until the change commits, then steps down and
 //! tells its most up-to-date voter to campaign at once (`TimeoutNow`).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -126,7 +127,7 @@ impl Node {
         self.check_membership_change()?;
         self.log.membership().allows_while_promoting(change)?;
         let next = self.log.membership().apply(change)?;
-        self.append_entry(Payload::Membership(next));
+        self.append_entry(Payload::Membership(Box::new(next)));
         self.sync_progress();
         Ok(())
     }
@@ -145,7 +146,7 @@ impl Node {
             .membership()
             .allows_while_promoting(MembershipChange::AddLearner(id))?;
         let next = self.log.membership().add_member(id, address, promote)?;
-        self.append_entry(Payload::Membership(next));
+        self.append_entry(Payload::Membership(Box::new(next)));
         self.sync_progress();
         Ok(())
     }

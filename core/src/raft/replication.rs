@@ -33,10 +33,10 @@ impl Node {
         if leader.uncommitted_bytes > self.config.max_uncommitted_bytes {
             return Err(Rejected::Busy);
         }
-        let entry = self.append_entry(Payload::Command(command));
+        let index = self.append_entry(Payload::Command(command));
         Ok(Accepted::Appended {
-            index: entry.index,
-            term: entry.term,
+            index,
+            term: self.term,
         })
     }
 
@@ -81,9 +81,18 @@ impl Node {
                 after = Some(peer);
             }
         }
-        // Taken, not cleared: an idle leader keeps no allocation for it.
-        for peer in core::mem::take(&mut leader.append_needed) {
+        // Taken while sending (which needs `&mut self`), then put back
+        // empty: a busy leader keeps its capacity from step to step, an
+        // idle one gives it back with the other queues (`release_buffers`).
+        let mut needed = core::mem::take(&mut leader.append_needed);
+        for &peer in &needed {
             self.maybe_send_append(peer, false);
+        }
+        needed.clear();
+        if let Role::Leader(leader) = &mut self.role
+            && leader.append_needed.is_empty()
+        {
+            leader.append_needed = needed;
         }
     }
 
@@ -115,17 +124,23 @@ impl Node {
                 return;
             };
             let mut bytes = 0;
-            let entries: Vec<_> = self
-                .log
-                .entries(progress.next_index, self.log.last_index())
-                .take(self.config.max_entries_per_message)
-                .take_while(|e| {
-                    let first = bytes == 0;
-                    bytes += e.size();
-                    first || bytes <= self.config.max_bytes_per_message
-                })
-                .cloned()
-                .collect();
+            // Sized once for what there is to send (the byte limit may stop
+            // short; a far-behind follower's batch grows past the first 256).
+            let available = (self.log.last_index() + 1).saturating_sub(progress.next_index);
+            let mut entries = Vec::with_capacity(
+                (available.min(256) as usize).min(self.config.max_entries_per_message),
+            );
+            entries.extend(
+                self.log
+                    .entries(progress.next_index, self.log.last_index())
+                    .take(self.config.max_entries_per_message)
+                    .take_while(|e| {
+                        let first = bytes == 0;
+                        bytes += e.size();
+                        first || bytes <= self.config.max_bytes_per_message
+                    })
+                    .cloned(),
+            );
             if entries.is_empty() && !is_probe && !allow_empty {
                 return;
             }
@@ -219,7 +234,7 @@ impl Node {
             for entry in &entries {
                 self.log.push(entry.clone());
             }
-            self.stage_entries(entries);
+            self.stage_entry_vec(entries);
         }
         // §5.3 step 5: commit = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));
@@ -280,14 +295,28 @@ impl Node {
             }
             let advanced = progress.update_match(response.index);
             let caught_up = progress.match_index == last_index;
+            // A match index at or below the commit index changes no
+            // majority above it: the commit rule has nothing new to find
+            // (the second answer of a three-node group, usually).
+            let may_commit = progress.match_index > self.log.commit();
+            // Entries left to send (the window was full, or more were
+            // appended since): ask for an AppendEntries at the next flush.
+            // With none left, `maybe_send_append` would send nothing, and
+            // a later append asks for all followers anyway.
+            let more_to_send = progress.next_index <= last_index
+                || matches!(progress.state, ProgressState::Probe { .. });
             if advanced {
-                self.maybe_commit();
+                if may_commit {
+                    self.maybe_commit();
+                }
                 self.maybe_say_farewell(from);
             }
             if caught_up {
                 self.maybe_send_timeout_now(from);
             }
-            self.mark_append(from);
+            if more_to_send {
+                self.mark_append(from);
+            }
         } else {
             let probe_next = match response.conflict {
                 Some(hint) => match self.log.find_conflict_by_term(hint.index, hint.term) {

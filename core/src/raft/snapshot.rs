@@ -154,7 +154,8 @@ impl Node {
         self.snapshot_data = data.clone();
         let snapshot = Snapshot { meta, data };
         self.stage_snapshot(snapshot.clone(), (!keeps_log).then_some(old_commit));
-        self.staged.push_back(Output::ApplySnapshot(snapshot));
+        self.staged
+            .push_back(Output::ApplySnapshot(Box::new(snapshot)));
         self.stats.snapshots_installed += 1;
         respond(self, received, true);
     }

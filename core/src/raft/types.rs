@@ -1,5 +1,6 @@
 //! The vocabulary of Raft: ids, terms, indexes, log entries, hard state.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -48,7 +49,9 @@ pub enum Payload {
     /// An application command, opaque to Raft.
     Command(Bytes),
     /// A new cluster membership, in effect as soon as it is appended.
-    Membership(Membership),
+    /// Boxed: memberships are rare, and inline they would make every entry
+    /// (cloned into messages, writes and applies) more than twice as large.
+    Membership(Box<Membership>),
 }
 
 impl Payload {

@@ -9,7 +9,7 @@
 //! question about `n` (the groups rely on this to learn configurations
 //! without a round through the controller's log).
 //!
-//! Rebalancing ([`rebalance`]) is a pure function of the previous
+//! Rebalancing ([`rebalance()`]) is a pure function of the previous
 //! assignment and the set of groups: every group ends with `⌊S/G⌋` or
 //! `⌈S/G⌉` shards, and only shards that must move do (those of departed
 //! groups, and the surplus of groups above their share).
@@ -26,8 +26,16 @@
 //! Unlike 6.5840's controller, a Leave that would remove every group is
 //! refused ([`ControllerError::LastGroup`]): once shards are owned, some
 //! group always owns each of them, so no data is left without a server.
+//!
+//! Retirement: a group that left may be retired ([`ControllerOp::Retire`],
+//! asked by its own replicas once they have handed every shard over; see
+//! `shard::host`). The controller retires it only if it was a member of an
+//! earlier configuration and is in none from the asker's configuration to
+//! the latest, so no configuration it still has to go through gives it a
+//! shard. A retired group's id is never reused: a Join naming it is
+//! refused ([`ControllerError::Retired`]), since its replicas are gone.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -160,6 +168,20 @@ pub enum ControllerOp {
     /// The configuration with this number, or the latest (`None`, or a
     /// number past the latest).
     Query(Option<u64>),
+    /// Retire `group` for good: sent by a host holding a replica of a group
+    /// that left and has handed every shard over, in configuration
+    /// `config_num` (a client may send it too: it only bars the id from
+    /// joining again, since replicas drop themselves only once they have
+    /// handed everything over, see `shard::host`). Taken only if the group was a member of a configuration
+    /// before `config_num` and is in none from `config_num` to the latest;
+    /// otherwise (or for a retry) it changes nothing. Idempotent: it needs
+    /// no session, and makes no configuration.
+    Retire {
+        /// The group.
+        group: GroupId,
+        /// The configuration the asking replica has applied.
+        config_num: u64,
+    },
 }
 
 /// A controller request as it is written to the controller's log.
@@ -198,6 +220,12 @@ pub enum ControllerError {
     /// request, or a later one, was applied: a retry cannot learn its
     /// result, which is unknown.
     SessionExpired,
+    /// A Join named a group that left and was retired: its replicas are
+    /// gone, and its id is not reused.
+    Retired(GroupId),
+    /// A Retire whose conditions do not hold (the group is, or will again
+    /// be, in a configuration, or never was in one).
+    NotRetirable(GroupId),
 }
 
 impl fmt::Display for ControllerError {
@@ -217,6 +245,15 @@ impl fmt::Display for ControllerError {
             ControllerError::SessionExpired => {
                 write!(f, "client session expired: the outcome is unknown")
             }
+            ControllerError::Retired(g) => write!(
+                f,
+                "group {g} left and was retired (its replicas are gone): \
+                 join a group under a new id"
+            ),
+            ControllerError::NotRetirable(g) => write!(
+                f,
+                "group {g} cannot be retired: it is in a configuration, or never was"
+            ),
         }
     }
 }
@@ -237,6 +274,7 @@ const TAG_JOIN: u8 = 1;
 const TAG_LEAVE: u8 = 2;
 const TAG_MOVE: u8 = 3;
 const TAG_QUERY: u8 = 4;
+const TAG_RETIRE: u8 = 5;
 const VERSION: u8 = 1;
 
 impl ControllerCommand {
@@ -268,6 +306,9 @@ impl ControllerCommand {
             }
             ControllerOp::Query(num) => {
                 e.u8(TAG_QUERY).varint(num.map_or(0, |n| n + 1));
+            }
+            ControllerOp::Retire { group, config_num } => {
+                e.u8(TAG_RETIRE).varint(*group).varint(*config_num);
             }
         }
         e.finish()
@@ -307,6 +348,10 @@ impl ControllerCommand {
                 group: d.varint()?,
             },
             TAG_QUERY => ControllerOp::Query(d.varint()?.checked_sub(1)),
+            TAG_RETIRE => ControllerOp::Retire {
+                group: d.varint()?,
+                config_num: d.varint()?,
+            },
             _ => return Err(DecodeError::Invalid("controller command tag")),
         };
         d.finish()?;
@@ -325,6 +370,8 @@ impl ControllerCommand {
 pub struct Controller {
     /// Invariant: `configs[n].num == n`, and there is at least configuration 0.
     configs: Vec<ShardConfig>,
+    /// Groups retired for good (never in a configuration again).
+    retired: BTreeSet<GroupId>,
     sessions: SessionTable,
     clock: u64,
 }
@@ -338,15 +385,17 @@ const SESSION_LIMITS: SessionLimits = SessionLimits {
     max_sessions: MAX_SESSIONS,
     max_dropped: MAX_DROPPED_SESSIONS,
 };
-/// Format 1: the sessions with their tombstones ([`SessionTable::encode_into`]).
+/// Format 1: the sessions with their tombstones ([`SessionTable::encode_into`]);
+/// format 2 adds the retired groups after them (format 1 is still read).
 const SNAPSHOT_MAGIC: &[u8; 4] = b"DKSC";
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 
 impl Controller {
     /// A controller of `shards` shards holding only configuration 0.
     pub fn new(shards: u32) -> Controller {
         Controller {
             configs: vec![ShardConfig::initial(shards)],
+            retired: BTreeSet::new(),
             sessions: SessionTable::with_tombstones(
                 Tombstones::LastSeq,
                 SESSION_TTL_MS,
@@ -366,6 +415,32 @@ impl Controller {
     /// Configuration `num`, if made yet.
     pub fn config(&self, num: u64) -> Option<&ShardConfig> {
         self.configs.get(usize::try_from(num).ok()?)
+    }
+
+    /// Whether `group` was retired ([`ControllerOp::Retire`]).
+    pub fn is_retired(&self, group: GroupId) -> bool {
+        self.retired.contains(&group)
+    }
+
+    /// The retired groups.
+    pub fn retired(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.retired.iter().copied()
+    }
+
+    /// Whether `group` may be retired for a replica at configuration
+    /// `config_num` (see [`ControllerOp::Retire`]).
+    pub fn may_retire(&self, group: GroupId, config_num: u64) -> bool {
+        let Ok(from) = usize::try_from(config_num) else {
+            return false;
+        };
+        group != 0
+            && from < self.configs.len()
+            && self.configs[..from]
+                .iter()
+                .any(|c| c.groups.contains_key(&group))
+            && self.configs[from..]
+                .iter()
+                .all(|c| !c.groups.contains_key(&group))
     }
 
     /// Number of shards.
@@ -397,6 +472,17 @@ impl Controller {
             };
             return ControllerReply::Config(config);
         }
+        if let ControllerOp::Retire { group, config_num } = op {
+            // Idempotent: no session needed.
+            if self.retired.contains(&group) {
+                return ControllerReply::Done;
+            }
+            if !self.may_retire(group, config_num) {
+                return ControllerReply::Refused(ControllerError::NotRetirable(group));
+            }
+            self.retired.insert(group);
+            return ControllerReply::Done;
+        }
         match self.sessions.admit(client, seq, self.clock) {
             SessionCheck::Duplicate(result) => return reply_of(result),
             SessionCheck::Stale => return ControllerReply::Refused(ControllerError::Stale),
@@ -426,6 +512,9 @@ impl Controller {
         match op {
             ControllerOp::Join(groups) => {
                 for (g, servers) in &groups {
+                    if self.retired.contains(g) {
+                        return Err(ControllerError::Retired(*g));
+                    }
                     if *g == 0 || servers.is_empty() || next.groups.contains_key(g) {
                         return Err(ControllerError::BadJoin(*g));
                     }
@@ -455,7 +544,9 @@ impl Controller {
                 };
                 *owner = group;
             }
-            ControllerOp::Query(_) => unreachable!("queries change nothing"),
+            ControllerOp::Query(_) | ControllerOp::Retire { .. } => {
+                unreachable!("handled before the session check")
+            }
         }
         self.configs.push(next);
         Ok(())
@@ -473,6 +564,10 @@ impl Controller {
         }
         e.varint(self.sessions.next_sweep());
         self.sessions.encode_into(&mut e);
+        e.varint(self.retired.len() as u64);
+        for g in &self.retired {
+            e.varint(*g);
+        }
         e.finish()
     }
 
@@ -482,7 +577,8 @@ impl Controller {
         if d.raw(4)?.as_ref() != SNAPSHOT_MAGIC {
             return Err(DecodeError::Invalid("controller snapshot magic"));
         }
-        if d.u8()? != SNAPSHOT_VERSION {
+        let version = d.u8()?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(DecodeError::Invalid("controller snapshot version"));
         }
         let clock = d.varint()?;
@@ -501,9 +597,16 @@ impl Controller {
         let decoded = decode_sessions(&mut d, SessionLayout::CURRENT)?;
         let sessions =
             SessionTable::restore_with(Tombstones::LastSeq, SESSION_LIMITS, next_sweep, decoded);
+        let mut retired = BTreeSet::new();
+        if version >= 2 {
+            for _ in 0..d.length()? {
+                retired.insert(d.varint()?);
+            }
+        }
         d.finish()?;
         Ok(Controller {
             configs,
+            retired,
             sessions,
             clock,
         })
@@ -523,6 +626,8 @@ impl fmt::Display for ErrorCode<'_> {
             ControllerError::UnknownShard(s) => write!(f, "s{s}"),
             ControllerError::Stale => write!(f, "x"),
             ControllerError::SessionExpired => write!(f, "e"),
+            ControllerError::Retired(g) => write!(f, "r{g}"),
+            ControllerError::NotRetirable(g) => write!(f, "n{g}"),
         }
     }
 }
@@ -544,6 +649,8 @@ fn reply_of(result: Result<(), ServiceError>) -> ControllerReply {
         Some(b'l') => ControllerError::LastGroup(number()),
         Some(b's') => ControllerError::UnknownShard(number() as ShardId),
         Some(b'e') => ControllerError::SessionExpired,
+        Some(b'r') => ControllerError::Retired(number()),
+        Some(b'n') => ControllerError::NotRetirable(number()),
         _ => ControllerError::Stale,
     })
 }

@@ -147,6 +147,53 @@
 //! sessions, so a retry from before the drop is refused at the old owner
 //! and at the new one alike ([`crate::kv::session`]). Liveness needs a
 //! majority of each of the two groups and the retries of the poll timer.
+//!
+//! # Retirement: groups that left
+//!
+//! A group that left the configuration (Leave) hands its shards over as
+//! above and then holds nothing; its replicas are retired so that nothing
+//! is kept forever (no state machine, node, timers, peer bookkeeping or log
+//! on any host). The protocol:
+//!
+//! 1. on the poll timer, every replica (leader or not) of a group that has
+//!    applied a configuration without its group and holds no shard (every
+//!    `Sending` shard was acknowledged by its new owner and deleted), and
+//!    has been so for [`HostConfig::retire_after_ms`], asks a controller
+//!    server ([`HostMessage::RetireQuery`] with its configuration number),
+//!    again every tenth of that interval (at least a poll);
+//! 2. a controller server that has applied the group's retirement answers
+//!    [`HostMessage::Retired`]; otherwise, if it leads the controller group
+//!    and the conditions of [`ControllerOp::Retire`] hold, it proposes the
+//!    retirement to the controller's log: the group was a member of an
+//!    earlier configuration and is in none from the asker's to the latest;
+//! 3. a host told [`HostMessage::Retired`] by a controller server or by a
+//!    server of the group drops its replica (pending requests are answered
+//!    as for a lost leadership), remembers the group as retired, and emits
+//!    [`HostOutput::Retired`] for its storage. It tells the group's other
+//!    servers at once, and answers any later Raft message of that group
+//!    with [`HostMessage::Retired`], so a replica that lagged (never
+//!    applied the Leave, or was down) learns it from its first vote request
+//!    or append, and never recreates the group.
+//!
+//! Safety argument: (a) no data is lost: the asking replica applied a
+//! state, committed in its group's log, where the group owns no shard and
+//! every shard it owned was deleted only after its new owner acknowledged
+//! the insertion (committed in the new owner's log, see above); a lagging
+//! replica holds a prefix of that log, so dropping it loses nothing either.
+//! (b) the group is never needed again: the controller retires it only if
+//! no configuration from the asker's on gives it a shard, so no group ever
+//! waits for a push from it or pushes to it; and it refuses any later Join
+//! of that id ([`ControllerError::Retired`](super::ControllerError::Retired)), since its replicas are gone.
+//! A Join that the controller's log orders before the retirement makes the
+//! retirement refused, and the group steps into that configuration as
+//! usual. (c) Raft's safety holds: dropping a replica is a crash that never
+//! restarts, and [`HostMessage::Retired`] is only believed from a
+//! controller server or a server of the group, which say it only once the
+//! controller's log holds the retirement. (d) clients: a request routed
+//! with an old configuration to a host that retired the group is answered
+//! [`KvError::WrongGroup`], as for any group not hosted, and the clerk asks
+//! the controller again. Until [`HostConfig::retire_after_ms`] has passed,
+//! a group that left may join again under its id (6.5840's tests do).
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -180,6 +227,7 @@ mod hibernation;
 mod inbound;
 mod messages;
 mod migration;
+mod retire;
 
 use apply::restore;
 use clients::failed;
@@ -244,6 +292,10 @@ struct Hosted {
     hibernate_acks: BTreeSet<NodeId>,
     /// (last index, commit index, term) at the last change, and when it changed.
     activity: ((LogIndex, LogIndex, Term), Instant),
+    /// Since when this replica has applied a configuration without its
+    /// group and holds no shard (see "Retirement"), and when it next asks
+    /// the controller to retire the group.
+    left: Option<(Instant, Instant)>,
 }
 
 /// A server hosting replicas of many groups. See the module documentation.
@@ -260,14 +312,18 @@ pub struct Host {
     /// deduplicated when drained, cheaper than a set per message).
     touched: Vec<GroupId>,
     writes: Vec<(GroupId, Write)>,
-    outbox: BTreeMap<NodeId, Vec<HostMessage>>,
+    outbox: Outbox,
     /// Groups drained in this flush: the capacity of a new outbox or write vector.
     step_groups: usize,
     replies: Vec<(ReplyTo, HostReply)>,
     outputs: VecDeque<HostOutput>,
     next_seq: u64,
-    /// Host write seq → the last seq of each group it carried.
-    unacked: BTreeMap<u64, Vec<(GroupId, u64)>>,
+    /// (host write seq, group, group write seq) for every group write of
+    /// the host writes not yet acknowledged, in host seq order.
+    unacked: VecDeque<(u64, GroupId, u64)>,
+    /// The groups a `Persisted` acknowledges, with their seqs (kept for
+    /// the next acknowledgement's capacity).
+    acks: Vec<(GroupId, u64)>,
     applied: Vec<(GroupId, AppliedRecord)>,
     stats: HostStats,
     /// The other hosts this one shares a group with, with when a batch
@@ -282,6 +338,41 @@ pub struct Host {
     push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
     /// The read id of the next follower read (unique on this host).
     next_read: u64,
+    /// Groups retired here: never hosted again (see "Retirement").
+    retired: BTreeSet<GroupId>,
+    /// Groups retired since the last drain, announced after its write.
+    newly_retired: Vec<GroupId>,
+}
+
+/// The messages of one step by destination host: a short vector sorted by
+/// host id (a step reaches a few hosts), cheaper than a map filled and
+/// emptied at every step. Batches leave in host id order.
+#[derive(Clone, Debug, Default)]
+struct Outbox(Vec<(NodeId, Vec<HostMessage>)>);
+
+impl Outbox {
+    /// The messages to `host`, empty at first.
+    fn messages_to(&mut self, host: NodeId) -> &mut Vec<HostMessage> {
+        self.messages_to_sized(host, 0)
+    }
+
+    /// The messages to `host`, with room for `capacity` if none is there yet.
+    fn messages_to_sized(&mut self, host: NodeId, capacity: usize) -> &mut Vec<HostMessage> {
+        let at = match self.0.binary_search_by_key(&host, |(h, _)| *h) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (host, Vec::with_capacity(capacity)));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Takes the messages to `host`, if any.
+    fn remove(&mut self, host: NodeId) -> Option<Vec<HostMessage>> {
+        let at = self.0.binary_search_by_key(&host, |(h, _)| *h).ok()?;
+        Some(self.0.remove(at).1)
+    }
 }
 
 /// The server of a group that shard pushes go to.
@@ -326,6 +417,9 @@ impl Host {
         }
         let mut groups = BTreeMap::new();
         for (group, servers) in members {
+            if group != CONTROLLER && config.retired.contains(&group) {
+                continue;
+            }
             if !servers.contains(&config.id) {
                 return Err(HostError::NotAMember(group));
             }
@@ -360,6 +454,7 @@ impl Host {
                     hibernating: false,
                     hibernate_acks: BTreeSet::new(),
                     activity: ((0, 0, 0), now),
+                    left: None,
                 }),
             );
         }
@@ -371,27 +466,29 @@ impl Host {
             now,
             touched: Vec::new(),
             writes: Vec::new(),
-            outbox: BTreeMap::new(),
+            outbox: Outbox::default(),
             step_groups: 0,
             replies: Vec::new(),
             outputs: VecDeque::new(),
             next_seq: 1,
-            unacked: BTreeMap::new(),
+            unacked: VecDeque::new(),
+            acks: Vec::new(),
             applied: Vec::new(),
             stats: HostStats::default(),
             peers: BTreeMap::new(),
             push_targets: BTreeMap::new(),
             push_senders: BTreeMap::new(),
             next_read: 1,
+            retired: BTreeSet::new(),
+            newly_retired: Vec::new(),
         };
-        let id = host.config.id;
-        let peers: BTreeSet<NodeId> = host
-            .groups
-            .values()
-            .flat_map(|h| h.node.membership().members().collect::<Vec<_>>())
-            .filter(|p| *p != id)
+        host.retired = host.config.retired.clone();
+        host.retired.remove(&CONTROLLER);
+        host.peers = host
+            .peer_hosts()
+            .into_iter()
+            .map(|p| (p, (now, now)))
             .collect();
-        host.peers = peers.into_iter().map(|p| (p, (now, now))).collect();
         host.touched = host.groups.keys().copied().collect();
         host.flush();
         Ok(host)
@@ -431,6 +528,11 @@ impl Host {
             Machine::Controller(c) => Some(c),
             Machine::Kv(_) => None,
         }
+    }
+
+    /// The groups retired here (see "Retirement").
+    pub fn retired(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.retired.iter().copied()
     }
 
     /// Counters.
@@ -560,16 +662,13 @@ impl Host {
                 if seq > last {
                     return Err(HostRejected::UnknownWrite { seq, last });
                 }
-                let mut acks: Vec<(GroupId, u64)> = Vec::new();
-                while let Some(entry) = self.unacked.first_entry() {
-                    if *entry.key() > seq {
+                let mut acks = core::mem::take(&mut self.acks);
+                while let Some(&(host_seq, group, group_seq)) = self.unacked.front() {
+                    if host_seq > seq {
                         break;
                     }
-                    if acks.is_empty() {
-                        acks = entry.remove();
-                    } else {
-                        acks.extend(entry.remove());
-                    }
+                    self.unacked.pop_front();
+                    acks.push((group, group_seq));
                 }
                 // A group's seqs grow: after sorting, its last pair holds
                 // the highest, the one to acknowledge.
@@ -583,6 +682,8 @@ impl Host {
                         self.touched.push(group);
                     }
                 }
+                acks.clear();
+                self.acks = acks;
             }
         }
         Ok(())

@@ -50,6 +50,8 @@
 //!             }
 //!             HostOutput::Send(_batch) => {} // no other host here
 //!             HostOutput::Reply { .. } => {}
+//!             // A group retired: store its tombstone after that write.
+//!             HostOutput::Retired(_group) => {}
 //!         }
 //!     }
 //! }

@@ -200,6 +200,13 @@ impl Sim {
                         PacketPayload::Request(request),
                     );
                 }
+                ClerkOutput::Discover { .. } => {
+                    // Every machine the simulator runs is a possible
+                    // member, as `add_node` tells the clerks.
+                    let servers = (1..=self.nodes.len() as NodeId).collect();
+                    let now = self.now;
+                    self.clients[index].clerk.handle_members(now, servers);
+                }
                 ClerkOutput::Done(result) => {
                     let attempts = self.clients[index].clerk.attempts();
                     let client = &mut self.clients[index];

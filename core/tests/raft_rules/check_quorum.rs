@@ -12,7 +12,7 @@ use distribkv_core::time::Instant;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-/// Node 1 leading {1, 2, 3} with the native server's default timing
+/// Node 1 leading {1, .., n} with the native server's default timing
 /// (election timeout 500–1000 ms, heartbeat 100 ms); every write is
 /// acknowledged at once; `sent` collects what it sent, with the time.
 struct Leader {
@@ -22,8 +22,14 @@ struct Leader {
 }
 
 impl Leader {
+    /// Node 1 leading {1, 2, 3}.
     fn new() -> Leader {
-        let mut config = Config::new(1, [1, 2, 3]);
+        Leader::of(3)
+    }
+
+    /// Node 1 leading {1, .., voters}.
+    fn of(voters: u64) -> Leader {
+        let mut config = Config::new(1, 1..=voters);
         config.election_timeout_min = 500;
         config.election_timeout_max = 1000;
         config.heartbeat_interval = 100;
@@ -34,7 +40,7 @@ impl Leader {
         };
         leader.node.handle(Instant::ZERO, Input::Campaign).unwrap();
         leader.drain();
-        for from in [2, 3] {
+        for from in 2..=voters {
             leader.receive(
                 from,
                 Message::RequestVoteResponse(RequestVoteResponse {
@@ -44,7 +50,7 @@ impl Leader {
                 }),
             );
         }
-        for from in [2, 3] {
+        for from in 2..=voters {
             leader.receive(
                 from,
                 Message::RequestVoteResponse(RequestVoteResponse {
@@ -173,6 +179,89 @@ fn a_leader_deposed_by_check_quorum_hands_over_to_its_most_up_to_date_follower()
         "stepped down at {at} ms, deaf since {deaf_at} ms"
     );
     assert_eq!(leader.node.stats().check_quorum_handovers, 1);
+}
+
+/// CheckQuorum's clock restarts at every check that hears a majority: a
+/// leader that heard both followers for 3 s, then nobody, still leads 1.1 s
+/// into the silence, and steps down 1.2 to 1.3 s into it (not as soon as
+/// one check fails 1.2 s after it took office).
+#[test]
+fn the_check_quorum_timeout_counts_from_the_last_check_that_heard_a_majority() {
+    let mut leader = Leader::new();
+    let mut answered = 0;
+    for step in 1..=30 {
+        leader.run_until(step * 100);
+        let due: Vec<(u64, u64)> = leader
+            .sent
+            .iter()
+            .filter_map(|(_, to, m)| match m {
+                Message::Heartbeat(h) => Some((*to, h.round)),
+                _ => None,
+            })
+            .skip(answered)
+            .collect();
+        answered += due.len();
+        for (from, round) in due {
+            let term = leader.node.term();
+            leader.receive(
+                from,
+                Message::HeartbeatResponse(distribkv_core::raft::HeartbeatResponse {
+                    term,
+                    round,
+                    last_index: 1,
+                }),
+            );
+        }
+    }
+    assert!(answered >= 58, "every heartbeat answered ({answered})");
+    assert!(leader.node.is_leader());
+    let deaf_at = leader.now;
+    leader.run_until(deaf_at + 1100);
+    assert!(
+        leader.node.is_leader(),
+        "stepped down within 1.1 s of going deaf, after 3 s of a majority"
+    );
+    leader.run_until(deaf_at + 1300);
+    assert_eq!(leader.node.role(), RoleKind::Follower);
+}
+
+/// With five voters, two followers hold the commit index (entry 4): node 3
+/// has entry 5 too, node 4 stops at 4. The hand-over goes to node 3, the
+/// longest log: node 4's would be refused by node 3 (§5.4.1) and need the
+/// votes of both laggards, while node 3's can win with any two. (In three
+/// voters the only follower holding the commit is always the longest.)
+#[test]
+fn the_hand_over_goes_to_the_longest_log_among_the_followers_holding_the_commit() {
+    let mut leader = Leader::of(5);
+    for text in ["a", "b", "c", "d"] {
+        leader
+            .node
+            .handle(
+                Instant(leader.now),
+                Input::Propose(Bytes::from_static(text.as_bytes())),
+            )
+            .unwrap();
+        leader.drain();
+    }
+    for (from, index) in [(2, 2), (3, 5), (4, 4), (5, 1)] {
+        leader.acknowledge(from, index);
+    }
+    assert_eq!(
+        leader.node.log().commit(),
+        4,
+        "nodes 1, 3 and 4 hold entry 4"
+    );
+    let deaf_at = leader.now;
+    leader.run_until(deaf_at + 1400);
+    assert_eq!(leader.node.role(), RoleKind::Follower);
+    assert_eq!(
+        leader
+            .timeout_nows()
+            .iter()
+            .map(|&(_, to)| to)
+            .collect::<Vec<_>>(),
+        [3]
+    );
 }
 
 /// Every link slowed by 500 ms each way: the answers stop for 1 s (those to

@@ -18,7 +18,7 @@ fn membership_entry(index: u64, term: u64, membership: Membership) -> Entry {
     Entry {
         index,
         term,
-        payload: Payload::Membership(membership),
+        payload: Payload::Membership(Box::new(membership)),
     }
 }
 

@@ -131,3 +131,129 @@ fn leader_steps_down_on_a_higher_term() {
     .unwrap();
     assert_eq!(node.role(), RoleKind::Follower);
 }
+
+/// Feeds `message` from `from` to node 1 at `now`, acknowledging its writes
+/// at once; returns what it sent.
+fn feed(node: &mut Node, now: u64, from: u64, message: Message) -> Vec<Message> {
+    node.handle(
+        Instant(now),
+        Input::Message(Envelope {
+            from,
+            to: 1,
+            message,
+        }),
+    )
+    .unwrap();
+    let mut sent = Vec::new();
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Persist(write) => {
+                node.handle(Instant(now), Input::Persisted(write.seq))
+                    .unwrap();
+            }
+            Output::Send(envelope) => sent.push(envelope.message),
+            _ => {}
+        }
+    }
+    sent
+}
+
+/// A split vote (§5.2): node 1 campaigns in term 1 and hears node 3's
+/// RequestVote for the same term. Each voted for itself, so unless the last
+/// voter (perhaps a dead leader) breaks the tie, term 1 elects nobody.
+/// Node 1 re-arms a shorter randomized timeout, from one heartbeat interval
+/// to the minimum election timeout (100–500 ms with the native defaults),
+/// instead of waiting out the 500–1000 ms it drew when it stood; the rival
+/// does the same. Over many seeds the new deadline spreads across that range.
+#[test]
+fn a_candidate_that_hears_a_rival_of_its_term_re_arms_a_shorter_timeout() {
+    let mut rearmed = Vec::new();
+    for seed in 1..=40 {
+        let mut config = Config::new(1, [1, 2, 3]);
+        config.election_timeout_min = 500;
+        config.election_timeout_max = 1000;
+        config.heartbeat_interval = 100;
+        let mut node = Node::new(config, seed, Instant::ZERO).unwrap();
+        node.handle(Instant::ZERO, Input::Campaign).unwrap();
+        while node.poll_output().is_some() {}
+        let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {
+            term: 1,
+            granted: true,
+            pre_vote: true,
+        });
+        feed(&mut node, 2, 2, pre_vote);
+        assert_eq!(node.role(), RoleKind::Candidate);
+        let drawn = node.poll_timeout().0;
+        assert!((502..1002).contains(&drawn), "seed {seed}: {drawn}");
+        let sent = feed(&mut node, 5, 3, vote(1, (0, 0), false));
+        assert_eq!(granted(&sent), Some(false), "it voted for itself");
+        let deadline = node.poll_timeout().0;
+        assert!(
+            (105..505).contains(&deadline) || deadline == drawn,
+            "seed {seed}: re-armed to {deadline}"
+        );
+        assert!(deadline <= drawn);
+        rearmed.push(deadline);
+        // The re-armed timer starts the next election, through PreVote.
+        node.handle(Instant(deadline), Input::Timeout).unwrap();
+        assert_eq!(node.role(), RoleKind::PreCandidate, "seed {seed}");
+    }
+    assert!(
+        rearmed.iter().all(|&d| d < 505),
+        "always sooner than the minimum election timeout: {rearmed:?}"
+    );
+    assert!(
+        rearmed.iter().any(|&d| d < 200) && rearmed.iter().any(|&d| d >= 400),
+        "spread over the range: {rearmed:?}"
+    );
+}
+
+/// A leadership transfer's candidate with a shorter log than ours (the
+/// hand-over of a leader that CheckQuorum deposed picks its target from
+/// what it last heard, and its `TimeoutNow` may overtake its last
+/// AppendEntries) is refused (§5.4.1), and we re-arm a shorter randomized
+/// timeout (one heartbeat interval to the minimum election timeout: 50–150
+/// ms with `Config::new`'s timing) instead of the 150–300 ms the new term
+/// drew, so the election the candidate was told to hold does not stall for
+/// a whole election timeout when it cannot win. A transfer candidate as up
+/// to date as we are gets the vote (and a full timeout); an ordinary stale
+/// candidate is refused, and the timer is left alone.
+#[test]
+fn a_voter_that_refuses_a_transfer_candidate_for_its_shorter_log_re_arms_a_shorter_timeout() {
+    let request = |last: (u64, u64), transfer: bool| {
+        Message::RequestVote(distribkv_core::raft::RequestVote {
+            term: 2,
+            last_log_index: last.0,
+            last_log_term: last.1,
+            pre_vote: false,
+            transfer,
+        })
+    };
+    let entries = || vec![entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")];
+    let mut rearmed = Vec::new();
+    for (last, transfer, expected) in [
+        ((2, 1), true, false),
+        ((3, 1), true, true),
+        ((2, 1), false, false),
+    ] {
+        let mut f = Follower::new();
+        f.append(2, 1, (0, 0), entries(), 1);
+        if !transfer {
+            f.now += 1_000; // past the leader lease
+        }
+        let sent = f.receive(3, request(last, transfer));
+        assert_eq!(granted(&sent), Some(expected), "{last:?} {transfer}");
+        assert_eq!((f.node.term(), f.node.role()), (2, RoleKind::Follower));
+        let timeout = f.node.poll_timeout().0 - f.now;
+        if transfer && !expected {
+            assert!((50..150).contains(&timeout), "re-armed to {timeout} ms");
+            rearmed.push(timeout);
+        } else {
+            assert!(
+                (150..300).contains(&timeout),
+                "{last:?} {transfer}: {timeout} ms"
+            );
+        }
+    }
+    assert_eq!(rearmed.len(), 1);
+}

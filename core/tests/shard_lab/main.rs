@@ -6,6 +6,7 @@
 #![cfg(feature = "sim")]
 
 mod controller;
+mod retire;
 
 use std::collections::BTreeMap;
 

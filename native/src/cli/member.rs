@@ -2,7 +2,9 @@
 //! membership from the command line (the contract is in DESIGN.md).
 //!
 //! The command asks any node of `--cluster` for the configuration, learns
-//! every member's address from it, and sends changes to the leader. A
+//! every member's address from it, and sends changes to the leader (a
+//! leader hint naming a node added since it started makes it ask for the
+//! configuration again, as a client does). A
 //! change is done once the leader has committed it; `add` without
 //! `--learner` adds a learner, waits until it has caught up with the
 //! leader's commit index, then promotes it, so that a slow new machine
@@ -154,7 +156,7 @@ pub enum MemberError {
 pub async fn run(args: &MemberArgs) -> Result<u8, CliError> {
     match &args.command {
         MemberCommand::List(list) => {
-            let cluster = Members::connect(&list.cluster).await?;
+            let mut cluster = Members::connect(&list.cluster).await?;
             let status = cluster.leader_status().await?;
             cluster.close().await;
             print_members(&status, list.json)?;
@@ -265,6 +267,8 @@ fn print_members(status: &MembersStatus, json: bool) -> Result<(), CliError> {
 
 /// A client of every member, learned from the configuration.
 struct Members {
+    /// The client certificates, for re-connecting.
+    certs: CertSet,
     transport: KvTransport,
     /// The node id behind each of the transport's servers.
     ids: Vec<NodeId>,
@@ -278,19 +282,7 @@ impl Members {
     async fn connect(args: &ClusterArgs) -> Result<Members, CliError> {
         let servers = crate::addr::parse_address_list(&args.cluster)?;
         let certs = CertSet::load(&args.certs)?;
-        let seeds = kv_client::connect(servers.clone(), &certs)?;
-        let mut found = None;
-        for index in 0..servers.len() {
-            if let Ok(status) = ask_members(&seeds, index, false).await {
-                let authoritative = status.leader == Some(status.node);
-                found = Some(status);
-                if authoritative {
-                    break;
-                }
-            }
-        }
-        seeds.close().await;
-        let Some(status) = found else {
+        let Some(status) = kv_client::members_status(&servers, &certs).await? else {
             if let Ok(Some(sharded)) = crate::shard::client::detect(&servers, &certs).await {
                 sharded.transport.close().await;
                 return Err(MemberError::Invalid(
@@ -301,23 +293,39 @@ impl Members {
             let tried: Vec<String> = servers.iter().map(address_text).collect();
             return Err(MemberError::Unreachable(tried.join(", ")).into());
         };
-        let mut ids = Vec::new();
-        let mut addresses = Vec::new();
-        for member in status.members.iter().filter(|m| !m.address.is_empty()) {
-            if let Ok(address) = crate::addr::parse_address(&member.address) {
-                ids.push(member.id);
-                addresses.push(address);
-            }
-        }
-        if addresses.is_empty() {
-            return Err(MemberError::Invalid("the configuration lists no addresses".into()).into());
-        }
-        let transport = kv_client::connect(addresses, &certs)?;
+        let (transport, ids) = connect_members(&status, &certs)?;
         Ok(Members {
+            certs,
             transport,
             ids,
             leader: status.leader,
         })
+    }
+
+    /// A leader hint named `id`, a node this command does not know (added
+    /// since it started): asks the members it knows for the configuration
+    /// again, as a client's clerk does ([`kv_client::KvCluster`]), and
+    /// connects to every member listed. Whether `id` is known now.
+    async fn learn(&mut self, id: NodeId) -> bool {
+        if self.index_of(id).is_some() {
+            return true;
+        }
+        let Ok(Some(status)) =
+            kv_client::members_status(self.transport.servers(), &self.certs).await
+        else {
+            return false;
+        };
+        if !status.members.iter().any(|m| m.id == id) {
+            return false;
+        }
+        let Ok((transport, ids)) = connect_members(&status, &self.certs) else {
+            return false;
+        };
+        std::mem::replace(&mut self.transport, transport)
+            .close()
+            .await;
+        self.ids = ids;
+        true
     }
 
     async fn close(&self) {
@@ -327,10 +335,10 @@ impl Members {
     /// The leader's view of the members, at a linearizable point (it
     /// answers once a ReadIndex round confirmed it still leads), so the
     /// list is the cluster's latest configuration.
-    async fn leader_status(&self) -> Result<MembersStatus, MemberError> {
+    async fn leader_status(&mut self) -> Result<MembersStatus, MemberError> {
         let deadline = Instant::now() + COMMIT_TIMEOUT;
         let mut leader = self.leader;
-        while Instant::now() < deadline {
+        'poll: while Instant::now() < deadline {
             let order: Vec<usize> = match leader.and_then(|l| self.index_of(l)) {
                 Some(index) => vec![index],
                 None => (0..self.ids.len()).collect(),
@@ -338,7 +346,16 @@ impl Members {
             for index in order {
                 match ask_members(&self.transport, index, true).await {
                     Ok(status) => return Ok(status),
-                    Err(NoList::NotLeader(hint)) => leader = hint,
+                    Err(NoList::NotLeader(hint)) => {
+                        leader = hint;
+                        // A leader added since the command started.
+                        if let Some(hint) = hint
+                            && self.index_of(hint).is_none()
+                            && self.learn(hint).await
+                        {
+                            continue 'poll;
+                        }
+                    }
                     Err(NoList::Other) => leader = None,
                 }
             }
@@ -435,6 +452,25 @@ fn is_reflected(change: &MemberChange, status: &MembersStatus) -> bool {
         MemberChange::Promote(id) => member(*id).is_some_and(|m| m.voter),
         MemberChange::Remove(id) => status.removed.contains(id),
     }
+}
+
+/// A client of every member `status` lists with an address, and their ids.
+fn connect_members(
+    status: &MembersStatus,
+    certs: &CertSet,
+) -> Result<(KvTransport, Vec<NodeId>), CliError> {
+    let mut ids = Vec::new();
+    let mut addresses = Vec::new();
+    for member in status.members.iter().filter(|m| !m.address.is_empty()) {
+        if let Ok(address) = crate::addr::parse_address(&member.address) {
+            ids.push(member.id);
+            addresses.push(address);
+        }
+    }
+    if addresses.is_empty() {
+        return Err(MemberError::Invalid("the configuration lists no addresses".into()).into());
+    }
+    Ok((kv_client::connect(addresses, certs)?, ids))
 }
 
 /// Why server `index` did not list the members.

@@ -94,6 +94,12 @@ pub struct ServerArgs {
     /// heartbeats until it is needed again (0: never) [default: 0].
     #[arg(long, value_name = "MS", requires = "shards")]
     pub hibernate_after_ms: Option<u64>,
+    /// Sharded: a group that left (`shard leave`) and handed every shard
+    /// over is retired this long afterwards: its replicas and their logs
+    /// are removed from every host, and its id cannot join again; until
+    /// then it may join again (0: never retire) [default: 10000].
+    #[arg(long, value_name = "MS", requires = "shards")]
+    pub retire_after_ms: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the
     /// power in MODE on SIGUSR1 (see `cli::power_cut`).
     #[cfg(feature = "fault-injection")]

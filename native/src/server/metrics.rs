@@ -358,6 +358,25 @@ impl Metrics {
         });
     }
 
+    /// Stops reporting a group's per-group metrics (its replica here was
+    /// retired).
+    pub fn forget_group(&self, group: distribkv_core::shard::GroupId) {
+        let label = Group {
+            group: group.to_string(),
+        };
+        for family in [
+            &self.group_has_leader,
+            &self.group_is_leader,
+            &self.group_term,
+            &self.group_commit_index,
+            &self.group_applied_index,
+            &self.group_shards,
+        ] {
+            family.remove(&label);
+        }
+        self.group_follower_reads.remove(&label);
+    }
+
     /// Counts one refused peer frame (sharded hosts).
     pub fn observe_refused_frame(&self) {
         self.frames_refused.inc();
@@ -530,5 +549,31 @@ impl StorageObserver for StorageTimes {
 
     fn snapshot_saved(&self, took: Duration) {
         self.0.snapshot_save.observe(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use distribkv_core::shard::host::{Host, HostConfig};
+    use distribkv_core::time::Instant;
+
+    use super::Metrics;
+
+    /// A host's retired group stops being reported; the others stay.
+    #[test]
+    fn a_forgotten_group_leaves_the_per_group_metrics() {
+        let mut config = HostConfig::new(1, 4, vec![1]);
+        config.groups = BTreeMap::from([(1, vec![1]), (2, vec![1])]);
+        let host = Host::new(config, 7, Instant::ZERO).unwrap();
+        let metrics = Metrics::new();
+        metrics.observe_host(&host, 0);
+        let text = metrics.encode();
+        assert!(text.contains("distribkv_group_term{group=\"1\"}"), "{text}");
+        metrics.forget_group(1);
+        let text = metrics.encode();
+        assert!(!text.contains("group=\"1\""), "{text}");
+        assert!(text.contains("distribkv_group_term{group=\"2\"}"), "{text}");
     }
 }

@@ -23,7 +23,7 @@ use crate::server::metrics::Metrics;
 use crate::server::step::{self, Inputs, StorageHalt};
 use crate::server::waiting::{WaitingReplies, expiry_timer};
 use crate::storage::StorageEvent;
-use crate::storage::multi::MultiStorageWorker;
+use crate::storage::multi::{MultiJob, MultiStorageWorker};
 use crate::transport::{ClientRequest as Incoming, PeerTransport};
 
 /// At most one refused-frame warning per peer per this interval (the rest are counted).
@@ -51,7 +51,9 @@ pub(super) struct Driver {
     pub(super) metrics: Option<Arc<Metrics>>,
     /// Every host's address, by id.
     pub(super) hosts: Vec<(NodeId, String)>,
-    /// The groups held here (0: the controller's).
+    /// The groups held here (0: the controller's), and those retired here:
+    /// frames about them are let through (the host tells a retired group's
+    /// peers that it is retired).
     pub(super) held: BTreeSet<GroupId>,
     pub(super) replies: WaitingReplies<ShardedReply>,
     /// Frames refused, in all.
@@ -201,6 +203,26 @@ impl Driver {
                 HostOutput::Persist(write) => {
                     if self.worker.persist(write).await.is_err() {
                         return Err(step::refused_write(storage_events).await.into());
+                    }
+                }
+                HostOutput::Retired(group) => {
+                    // After the write polled before it, in the same queue.
+                    tracing::info!(
+                        host = self.id,
+                        group,
+                        "group {group} left the service and was retired: \
+                         its replica and its log here are removed"
+                    );
+                    if self
+                        .worker
+                        .submit(MultiJob::RetireGroup(group))
+                        .await
+                        .is_err()
+                    {
+                        return Err(step::refused_write(storage_events).await.into());
+                    }
+                    if let Some(metrics) = &self.metrics {
+                        metrics.forget_group(group);
                     }
                 }
                 HostOutput::Send(batch) => {

@@ -290,11 +290,14 @@ pub async fn run(
             dir: config.certs_dir.clone(),
             source,
         })?;
-    let held = config.held_groups();
+    let mut held = config.held_groups();
     let (store, persisted) = open_store(&config, &certs, &held)?;
     let clock = Clock::start();
     let seed = crate::transport::random_u64();
-    let host = Host::restart(config.host.clone(), seed, clock.now(), persisted)?;
+    let mut host_config = config.host.clone();
+    host_config.retired = store.retired().collect();
+    held.extend(store.retired());
+    let host = Host::restart(host_config, seed, clock.now(), persisted)?;
 
     let metrics = match config.metrics_addr {
         Some(addr) => Some(serve_metrics(id, addr).await?),
@@ -318,7 +321,7 @@ pub async fn run(
         host = id,
         addr = %transport.local_addr(),
         shards = config.host.shards,
-        groups = ?held,
+        groups = ?driver_groups(&host),
         "serving (sharded)"
     );
     let (metrics, metrics_task) = metrics.unzip();
@@ -448,4 +451,9 @@ fn host_addresses(config: &ShardedServerConfig) -> Vec<(NodeId, String)> {
             )
         })
         .collect()
+}
+
+/// The groups a host holds, for its log lines.
+fn driver_groups(host: &Host) -> Vec<GroupId> {
+    host.nodes().map(|(group, _)| group).collect()
 }

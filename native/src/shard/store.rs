@@ -100,8 +100,11 @@ fn parse_legacy_name(name: &str) -> Option<GroupId> {
 /// data folder is `data_dir`, converting a folder of the one-log-per-group
 /// layout first (see the module docs), and returns it with the state of
 /// every group it holds. Groups in `held` that the log does not know start
-/// empty; groups the log holds that are no longer in `held` are kept (a
-/// warning names them), so that a mistaken configuration loses nothing.
+/// empty, except groups the log retired (their group left the service and
+/// their replica here was dropped, see `shard::host`): those are not
+/// started again, whatever the configuration says ([`MultiStorage::retired`]
+/// lists them). Groups the log holds that are no longer in `held` are kept
+/// (a warning names them), so that a mistaken configuration loses nothing.
 pub fn open(
     data_dir: &Path,
     identity: Identity,
@@ -126,8 +129,17 @@ pub fn open(
             "the log holds groups this host is not configured to hold; their data is kept"
         );
     }
+    let retired: Vec<GroupId> = storage.retired().filter(|g| held.contains(g)).collect();
+    if !retired.is_empty() {
+        tracing::info!(
+            groups = ?retired,
+            "groups retired here (they left the service) are not started again"
+        );
+    }
     for group in held {
-        states.entry(*group).or_default();
+        if !storage.retired().any(|g| g == *group) {
+            states.entry(*group).or_default();
+        }
     }
     Ok((storage, states))
 }

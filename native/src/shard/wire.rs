@@ -140,6 +140,9 @@ pub fn check_frame(
             | HostMessage::HibernateAck { group, .. }
             | HostMessage::ShardAck { group, .. } => Some(*group),
             HostMessage::ShardPush { to_group, .. } => Some(*to_group),
+            HostMessage::RetireQuery { .. } => Some(distribkv_core::shard::host::CONTROLLER),
+            // A group retired here is still known (its peers are told so).
+            HostMessage::Retired { group } => Some(*group),
             HostMessage::Alive => None,
         };
         if let Some(group) = held

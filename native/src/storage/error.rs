@@ -275,6 +275,10 @@ pub enum Corruption {
     /// multi-group record in a single group's segment, or the reverse).
     #[error("record kind {0} does not belong in this kind of log segment")]
     ForeignRecordKind(u8),
+    /// A multi-group record writes to (or creates) a group that an earlier
+    /// record retired.
+    #[error("record writes to group {0}, which an earlier record retired")]
+    RetiredGroupWrite(u64),
     /// A record the index points to does not hold the entry it should.
     #[error("record does not hold entry {index} of group {group}")]
     EntryNotInRecord {
@@ -355,6 +359,9 @@ pub enum InvalidWrite {
     /// The write could not be encoded.
     #[error("cannot encode: {0}")]
     Unencodable(#[source] postcard::Error),
+    /// The group was retired from this log: it takes no writes any more.
+    #[error("the group was retired from this log")]
+    GroupRetired,
 }
 
 impl StorageError {

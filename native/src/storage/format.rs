@@ -164,6 +164,8 @@ pub(crate) enum RecordKind {
     GroupBatch = 4,
     /// A restatement of every group's state, in a multi-group log.
     GroupCheckpoint = 5,
+    /// Groups retired for good, in a multi-group log.
+    GroupRetire = 6,
 }
 
 impl RecordKind {
@@ -174,6 +176,7 @@ impl RecordKind {
             3 => Some(RecordKind::Seal),
             4 => Some(RecordKind::GroupBatch),
             5 => Some(RecordKind::GroupCheckpoint),
+            6 => Some(RecordKind::GroupRetire),
             _ => None,
         }
     }
@@ -270,7 +273,7 @@ pub(crate) fn decode_record(
         RecordKind::Checkpoint => Record::Checkpoint(decode_all(payload)?),
         RecordKind::Seal => Record::Seal(decode_all(payload)?),
         // Records of the multi-group log never belong in a single group's.
-        RecordKind::GroupBatch | RecordKind::GroupCheckpoint => {
+        RecordKind::GroupBatch | RecordKind::GroupCheckpoint | RecordKind::GroupRetire => {
             return Err(Corruption::ForeignRecordKind(kind as u8));
         }
     })

@@ -83,7 +83,7 @@ impl<M: OldMembership> EntryOf<M> {
             payload: match self.payload {
                 PayloadOf::Noop => Payload::Noop,
                 PayloadOf::Command(data) => Payload::Command(data),
-                PayloadOf::Membership(m) => Payload::Membership(m.upgrade()),
+                PayloadOf::Membership(m) => Payload::Membership(Box::new(m.upgrade())),
             },
         }
     }
@@ -226,7 +226,7 @@ mod tests {
         expected.learners = vec![3];
         expected.addresses = addressed().addresses;
         expected.removed = vec![7];
-        assert_eq!(*membership, expected);
+        assert_eq!(**membership, expected);
         assert_eq!(decoded.entries[1].index, 10);
 
         // The first layout (voters and learners only).
@@ -239,7 +239,10 @@ mod tests {
         let decoded = decode_write_v1(&bytes).unwrap();
         let mut expected = Membership::with_voters([1, 2]);
         expected.learners = vec![3];
-        assert_eq!(decoded.entries[0].payload, Payload::Membership(expected));
+        assert_eq!(
+            decoded.entries[0].payload,
+            Payload::Membership(Box::new(expected))
+        );
         assert!(decode_write_v1(&bytes[..bytes.len() - 1]).is_err());
     }
 }

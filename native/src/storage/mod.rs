@@ -62,7 +62,12 @@
 //! fsync) with a CRC32C of their content, before the write record that
 //! refers to them. Once that record is durable, the storage deletes the
 //! oldest segments that hold no entry after the snapshot (never the active
-//! one) and every other snapshot file.
+//! one) and every other snapshot file. Recovery reads every segment on
+//! disk, so before deleting, compaction seals the active segment (the
+//! ordinary roll above) once it holds more than a quarter of the segment
+//! size, at most 1 MiB: the next compaction can then delete it, and start-up
+//! reads about one snapshot interval of log rather than a segment that
+//! grows towards the segment size.
 //!
 //! The in-memory index is small: the snapshot point, the hard state, the
 //! last index, the log's terms as runs (one per term), and per segment the

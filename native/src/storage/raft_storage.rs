@@ -351,6 +351,14 @@ impl RaftStorage {
 
     fn compact(&mut self) -> Result<Compaction, StorageError> {
         let mut compaction = Compaction::default();
+        // Recovery reads every segment still on disk, and only whole sealed
+        // segments can be deleted: an active segment left to grow to the
+        // segment size would be read whole at every start however much of
+        // it the snapshot covers. Sealing it here once it holds more than
+        // a little lets this compaction, or the next one, delete it.
+        if self.active.length() > roll_at_compaction(self.active.segment_size()) {
+            self.roll()?;
+        }
         let deletable = self.segments.deletable_prefix(self.shape.base());
         if deletable > 0 {
             let checkpoint = Checkpoint {
@@ -420,6 +428,17 @@ impl RaftStorage {
         Ok(())
     }
 }
+
+/// The length beyond which compaction seals the active segment: a quarter
+/// of the segment size, at most 1 MiB. Recovery then reads about the bytes
+/// written since the snapshot before last plus this much, not the whole
+/// segment size.
+fn roll_at_compaction(segment_size: u64) -> u64 {
+    (segment_size / 4).min(ROLL_AT_COMPACTION_MAX)
+}
+
+/// The largest [`roll_at_compaction`] threshold.
+const ROLL_AT_COMPACTION_MAX: u64 = 1 << 20;
 
 /// Segment `number`'s temporary name while it is created.
 fn segment_temporary(dir: &Path, number: u64) -> PathBuf {

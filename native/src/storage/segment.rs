@@ -120,6 +120,16 @@ impl ActiveSegment {
         self.number
     }
 
+    /// The segment's length in bytes, records not yet handed to the kernel included.
+    pub(crate) fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// The size at which the segment is sealed and writing moves on.
+    pub(crate) fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
     /// Whether bytes were appended since the last fsync.
     pub(crate) fn is_unsynced(&self) -> bool {
         self.unsynced

@@ -327,7 +327,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// the client) followed by a `T`. A frame whose id does not decode is
     /// counted and skipped; one whose `T` does not decode is counted and
     /// returned as `Err` with its id, so the caller can answer it. Same
-    /// contract as [`FrameReader::next_payload`] otherwise.
+    /// contract as [`FrameReader::next_payload`] otherwise. The latter is
+    /// logged at debug level only, since the caller answers it.
     pub async fn next_tagged<T: DeserializeOwned>(
         &mut self,
     ) -> Result<Option<(u64, Result<T, postcard::Error>)>, FrameError> {
@@ -344,7 +345,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let decoded = postcard::from_bytes::<T>(body);
             match &decoded {
                 Ok(_) => self.count_decoded(),
-                Err(error) => self.count_undecodable(&FrameError::Undecodable(error.clone())),
+                Err(error) => {
+                    // Counted, and only a debug line: the caller answers it
+                    // (a server tells the client its request is undecodable,
+                    // a client's request gets the error), so it is not lost
+                    // silently. A server of a single group gets one from
+                    // every client that starts: the client's first request
+                    // asks whether the cluster is sharded
+                    // (`shard::client::detect_kind`), a request only a
+                    // sharded host decodes.
+                    self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        origin = %self.origin,
+                        request_id = id,
+                        %error,
+                        "a frame of another message kind or version, answered as undecodable"
+                    );
+                }
             }
             return Ok(Some((id, decoded)));
         }

@@ -550,3 +550,30 @@ fn demo_prints_working_commands_and_stops_cleanly_on_sigint() {
         "the folder is removed"
     );
 }
+
+/// Every `client`, `put` or `get` first asks whether the cluster is sharded,
+/// a request a single-group server cannot decode; it answers so, and that
+/// is no warning in its log (the fault suite's servers logged one per
+/// client start), nor is the client closing its other connections before
+/// their handshake ends.
+#[test]
+fn starting_clients_leave_no_warnings_in_the_servers_logs() {
+    let cluster = Cluster::on_loopback(3, &[]);
+    cluster.leader(LEADER_LIMIT);
+    for round in 0..3 {
+        cluster.put("k", &round.to_string());
+        assert_eq!(cluster.get("k"), Some(round.to_string()));
+    }
+    for id in 1..=3 {
+        let log = cluster.log_of(id);
+        let warned: Vec<&str> = log
+            .lines()
+            .filter(|line| {
+                line.contains("WARN")
+                    && (line.contains("undecodable")
+                        || line.contains("refused a connection during the handshake"))
+            })
+            .collect();
+        assert!(warned.is_empty(), "node {id} warned: {warned:#?}");
+    }
+}

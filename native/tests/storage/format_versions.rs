@@ -74,7 +74,7 @@ fn a_version_1_folder_opens_and_goes_on_in_the_current_version() {
         entry(
             6,
             2,
-            Payload::Membership(Membership::with_voters([1, 2, 3, 4])),
+            Payload::Membership(Box::new(Membership::with_voters([1, 2, 3, 4]))),
         ),
         entry(7, 2, command("three")),
     ];
@@ -84,7 +84,7 @@ fn a_version_1_folder_opens_and_goes_on_in_the_current_version() {
     // the current version, and the folder opens again.
     let mut promoting = Membership::with_voters([1, 2, 3, 4]);
     promoting = promoting.add_member(5, "h5:1".into(), true).unwrap();
-    let written = entry(8, 2, Payload::Membership(promoting));
+    let written = entry(8, 2, Payload::Membership(Box::new(promoting)));
     storage
         .append(&Write {
             seq: 1,

@@ -17,6 +17,7 @@ mod faults;
 mod format_versions;
 mod multi;
 mod multi_power_cut;
+mod multi_retire;
 mod power_cut;
 mod recovery;
 mod roundtrip;

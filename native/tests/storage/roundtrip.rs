@@ -222,3 +222,64 @@ fn large_writes_fill_segments_of_their_own() {
     let (_, recovered) = open(dir.path(), &options);
     assert_eq!(recovered, model.state);
 }
+
+/// Recovery reads every segment on disk, and only sealed segments can be
+/// deleted: compaction seals an active segment that holds more than a
+/// quarter of the segment size, so that with segments much larger than
+/// what a snapshot interval writes, the folder (and the start-up time)
+/// stays about one snapshot interval long instead of growing to the
+/// segment size; and the state reopens unchanged.
+#[test]
+fn compaction_seals_a_long_active_segment_so_the_next_one_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(64 << 10, 1 << 20);
+    let (mut storage, _) = open(dir.path(), &options);
+    let mut model = Model::default();
+    let mut index = 0;
+    let mut lengths = Vec::new();
+    for round in 1..=20u64 {
+        // 100 entries of 200 bytes (about 21 KiB, a third of the segment
+        // size), then a snapshot a little behind the last entry.
+        for _ in 0..100 {
+            index += 1;
+            let write = Write {
+                seq: model.next_seq(),
+                hard_state: (index == 1).then_some(HardState {
+                    term: 1,
+                    voted_for: Some(1),
+                }),
+                entries: vec![entry(index, 1, 200)],
+                ..Write::default()
+            };
+            storage.append(&write).unwrap();
+            model.state.apply(&write);
+        }
+        let write = Write {
+            seq: model.next_seq(),
+            snapshot: Some(Box::new(snapshot(index - 10, 1, 100))),
+            ..Write::default()
+        };
+        storage.append(&write).unwrap();
+        model.state.apply(&write);
+        storage.sync().unwrap();
+        let compaction = storage.maybe_compact().unwrap();
+        if round > 2 {
+            assert!(compaction.segments_removed > 0, "round {round}");
+        }
+        let on_disk: u64 = segments(dir.path())
+            .iter()
+            .map(|file| file.metadata().unwrap().len())
+            .sum();
+        lengths.push(on_disk);
+    }
+    // Without the seal, one segment would have grown past 64 KiB (20
+    // rounds write about 420 KiB) before any deletion.
+    let longest = lengths.iter().max().unwrap();
+    assert!(
+        *longest < 2 * 22 * 1024 + 1024,
+        "segment bytes per round: {lengths:?}"
+    );
+    drop(storage);
+    let (_, recovered) = open(dir.path(), &options);
+    assert_eq!(recovered, model.state);
+}

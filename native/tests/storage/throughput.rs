@@ -11,11 +11,17 @@
 //! Set `DISTRIBKV_STORAGE_BENCH_SECS` to change the time per configuration
 //! (default 3) and `DISTRIBKV_STORAGE_BENCH_DIR` to measure on another disk
 //! (default: the system's temporary folder).
+//!
+//! `open_time_after_long_run` (and `multi_log_open_time_after_long_run` for
+//! the multi-group log) measures the other side: how long opening a
+//! data folder takes (recovery) after N entries written with a snapshot
+//! every 10,000 entries, as a server does; and how many bytes of segments
+//! recovery had to read.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::support::{IDENTITY, entry, open};
+use crate::support::{IDENTITY, entry, open, segments, snapshot};
 use distribkv_core::raft::Write;
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::HostWrite;
@@ -32,8 +38,81 @@ struct Measurement {
     syncs: u64,
 }
 
+impl Measurement {
+    /// Writes per second, fsyncs per second, writes per fsync.
+    fn rates(&self) -> (f64, f64, f64) {
+        (
+            self.writes as f64 / self.seconds,
+            self.syncs as f64 / self.seconds,
+            self.writes as f64 / self.syncs.max(1) as f64,
+        )
+    }
+}
+
 /// One client proposal: the driver answers once its write is durable.
 type Proposal = oneshot::Sender<()>;
+
+/// `writers` closed-loop clients for `duration`: client `i` sends
+/// `proposal(i, reply)`, waits until the driver answers on `reply` (its
+/// write is durable), and proposes again. The writes done and the seconds
+/// it took.
+async fn run_writers<P: Send + 'static>(
+    writers: usize,
+    duration: Duration,
+    propose: mpsc::Sender<P>,
+    proposal: impl Fn(usize, Proposal) -> P + Copy + Send + 'static,
+) -> (u64, f64) {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let clients: Vec<_> = (0..writers)
+        .map(|client| {
+            let propose = propose.clone();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let (reply, durable) = oneshot::channel();
+                    propose.send(proposal(client, reply)).await.unwrap();
+                    durable.await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    drop(propose);
+    let mut writes = 0;
+    for client in clients {
+        writes += client.await.unwrap();
+    }
+    (writes, start.elapsed().as_secs_f64())
+}
+
+/// A write of one entry at `index` (term 1), the write's `seq` being `seq`.
+fn one_entry(seq: u64, index: u64) -> Write {
+    Write {
+        seq,
+        entries: vec![entry(index, 1, ENTRY_SIZE)],
+        ..Write::default()
+    }
+}
+
+/// The time per configuration: `DISTRIBKV_STORAGE_BENCH_SECS`, default 3 s.
+fn bench_duration() -> Duration {
+    let seconds = std::env::var("DISTRIBKV_STORAGE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(seconds)
+}
+
+/// A runtime with two worker threads, as the machine the figures are for.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// `writers` clients each propose, wait until their write is durable, and
 /// propose again, for `duration`. Like a node's driver loop, one task turns
@@ -58,12 +137,7 @@ async fn measure(writers: usize, duration: Duration) -> Measurement {
                     }
                     for reply in arrived.drain(..) {
                         seq += 1;
-                        let write = Write {
-                            seq,
-                            entries: vec![entry(seq, 1, ENTRY_SIZE)],
-                            ..Write::default()
-                        };
-                        worker.persist(write).await.unwrap();
+                        worker.persist(one_entry(seq, seq)).await.unwrap();
                         waiting.push_back((seq, reply));
                     }
                 }
@@ -81,29 +155,7 @@ async fn measure(writers: usize, duration: Duration) -> Measurement {
         worker
     });
 
-    let start = Instant::now();
-    let deadline = start + duration;
-    let clients: Vec<_> = (0..writers)
-        .map(|_| {
-            let propose = propose.clone();
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    let (reply, durable) = oneshot::channel();
-                    propose.send(reply).await.unwrap();
-                    durable.await.unwrap();
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    drop(propose);
-    let mut writes = 0;
-    for client in clients {
-        writes += client.await.unwrap();
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    let (writes, seconds) = run_writers(writers, duration, propose, |_, reply| reply).await;
     let worker = driver.await.unwrap();
     tokio::task::spawn_blocking(move || worker.shutdown())
         .await
@@ -153,16 +205,13 @@ async fn measure_multi(groups: u64, writers: usize, duration: Duration) -> Measu
                     for (group, reply) in arrived.drain(..) {
                         let g = group as usize;
                         last_index[g] += 1;
-                        let new_entry = entry(last_index[g], 1, ENTRY_SIZE);
                         match writes.iter_mut().find(|(w, _)| *w == group) {
-                            Some((_, write)) => write.entries.push(new_entry),
+                            Some((_, write)) => {
+                                write.entries.push(entry(last_index[g], 1, ENTRY_SIZE));
+                            }
                             None => {
                                 group_seq[g] += 1;
-                                writes.push((group, Write {
-                                    seq: group_seq[g],
-                                    entries: vec![new_entry],
-                                    ..Write::default()
-                                }));
+                                writes.push((group, one_entry(group_seq[g], last_index[g])));
                             }
                         }
                         replies.push(reply);
@@ -185,30 +234,10 @@ async fn measure_multi(groups: u64, writers: usize, duration: Duration) -> Measu
         worker
     });
 
-    let start = Instant::now();
-    let deadline = start + duration;
-    let clients: Vec<_> = (0..writers)
-        .map(|client| {
-            let propose = propose.clone();
-            let group = client as u64 % groups;
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    let (reply, durable) = oneshot::channel();
-                    propose.send((group, reply)).await.unwrap();
-                    durable.await.unwrap();
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    drop(propose);
-    let mut writes = 0;
-    for client in clients {
-        writes += client.await.unwrap();
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    let (writes, seconds) = run_writers(writers, duration, propose, move |client, reply| {
+        (client as u64 % groups, reply)
+    })
+    .await;
     let worker = driver.await.unwrap();
     tokio::task::spawn_blocking(move || worker.shutdown())
         .await
@@ -246,16 +275,8 @@ async fn measure_log_per_group(groups: usize, writers: usize, duration: Duration
 #[test]
 #[ignore = "a measurement, run by hand (see the file's documentation)"]
 fn many_groups_one_log_against_one_log_per_group() {
-    let seconds = std::env::var("DISTRIBKV_STORAGE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let duration = Duration::from_secs_f64(seconds);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let duration = bench_duration();
+    let runtime = runtime();
     println!(
         "layout              groups  writers  entries/s  fsyncs/s  entries per fsync  ({ENTRY_SIZE}-byte entries)"
     );
@@ -266,11 +287,9 @@ fn many_groups_one_log_against_one_log_per_group() {
             } else {
                 runtime.block_on(measure_log_per_group(groups as usize, writers, duration))
             };
+            let (writes, syncs, per_sync) = m.rates();
             println!(
-                "{layout:<18}  {groups:>6}  {writers:>7}  {:>9.0}  {:>8.0}  {:>17.1}",
-                m.writes as f64 / m.seconds,
-                m.syncs as f64 / m.seconds,
-                m.writes as f64 / m.syncs.max(1) as f64,
+                "{layout:<18}  {groups:>6}  {writers:>7}  {writes:>9.0}  {syncs:>8.0}  {per_sync:>17.1}"
             );
         }
     }
@@ -295,26 +314,12 @@ fn fsyncs_per_round_one_log_against_one_log_per_group() {
         let start = Instant::now();
         for round in 1..=rounds {
             let writes = (0..groups)
-                .map(|group| {
-                    let write = Write {
-                        seq: round,
-                        entries: vec![entry(round, 1, ENTRY_SIZE)],
-                        ..Write::default()
-                    };
-                    (group, write)
-                })
+                .map(|group| (group, one_entry(round, round)))
                 .collect();
             storage.append(&HostWrite { seq: round, writes }).unwrap();
             storage.sync().unwrap();
         }
-        let seconds = start.elapsed().as_secs_f64();
-        println!(
-            "{:<18}  {groups:>6}  {:>12.1}  {:>8.3}  {:>9.0}",
-            "one log",
-            storage.stats().syncs() as f64 / rounds as f64,
-            seconds * 1000.0 / rounds as f64,
-            (rounds * groups) as f64 / seconds
-        );
+        print_rounds("one log", groups, rounds, storage.stats().syncs(), start);
 
         let dirs: Vec<_> = (0..groups).map(|_| bench_dir()).collect();
         let mut logs: Vec<_> = dirs
@@ -324,48 +329,38 @@ fn fsyncs_per_round_one_log_against_one_log_per_group() {
         let start = Instant::now();
         for round in 1..=rounds {
             for log in &mut logs {
-                let write = Write {
-                    seq: round,
-                    entries: vec![entry(round, 1, ENTRY_SIZE)],
-                    ..Write::default()
-                };
-                log.append(&write).unwrap();
+                log.append(&one_entry(round, round)).unwrap();
                 log.sync().unwrap();
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
         let syncs: u64 = logs.iter().map(|log| log.stats().syncs()).sum();
-        println!(
-            "{:<18}  {groups:>6}  {:>12.1}  {:>8.3}  {:>9.0}",
-            "one log per group",
-            syncs as f64 / rounds as f64,
-            seconds * 1000.0 / rounds as f64,
-            (rounds * groups) as f64 / seconds
-        );
+        print_rounds("one log per group", groups, rounds, syncs, start);
     }
+}
+
+/// One row of [`fsyncs_per_round_one_log_against_one_log_per_group`]:
+/// `rounds` rounds of one entry per group, with `syncs` fsyncs, started at
+/// `start`.
+fn print_rounds(layout: &str, groups: u64, rounds: u64, syncs: u64, start: Instant) {
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{layout:<18}  {groups:>6}  {:>12.1}  {:>8.3}  {:>9.0}",
+        syncs as f64 / rounds as f64,
+        seconds * 1000.0 / rounds as f64,
+        (rounds * groups) as f64 / seconds
+    );
 }
 
 #[test]
 #[ignore = "a measurement, run by hand (see the file's documentation)"]
 fn durable_writes_per_second() {
-    let seconds = std::env::var("DISTRIBKV_STORAGE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let duration = bench_duration();
+    let runtime = runtime();
     println!("writers  durable writes/s  fsyncs/s  writes per fsync  ({ENTRY_SIZE}-byte entries)");
     for writers in [1, 4, 16, 64, 256] {
-        let m = runtime.block_on(measure(writers, Duration::from_secs_f64(seconds)));
-        println!(
-            "{writers:>7}  {:>16.0}  {:>8.0}  {:>16.1}",
-            m.writes as f64 / m.seconds,
-            m.syncs as f64 / m.seconds,
-            m.writes as f64 / m.syncs.max(1) as f64,
-        );
+        let m = runtime.block_on(measure(writers, duration));
+        let (writes, syncs, per_sync) = m.rates();
+        println!("{writers:>7}  {writes:>16.0}  {syncs:>8.0}  {per_sync:>16.1}");
     }
 }
 
@@ -377,7 +372,7 @@ fn durable_writes_per_second() {
 fn fsync_cost_by_batch_size() {
     println!("batch  ms per fsync  durable writes/s  ({ENTRY_SIZE}-byte entries)");
     for batch in [1u64, 4, 16, 64, 256] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = bench_dir();
         let (mut storage, _) = open(dir.path(), &StorageOptions::default());
         let rounds = 500;
         let mut seq = 0;
@@ -385,12 +380,7 @@ fn fsync_cost_by_batch_size() {
         for _ in 0..rounds {
             for _ in 0..batch {
                 seq += 1;
-                let write = Write {
-                    seq,
-                    entries: vec![entry(seq, 1, ENTRY_SIZE)],
-                    ..Write::default()
-                };
-                storage.append(&write).unwrap();
+                storage.append(&one_entry(seq, seq)).unwrap();
             }
             storage.sync().unwrap();
         }
@@ -399,6 +389,134 @@ fn fsync_cost_by_batch_size() {
             "{batch:>5}  {:>12.3}  {:>16.0}",
             seconds * 1000.0 / rounds as f64,
             seq as f64 / seconds
+        );
+    }
+}
+
+/// Opening a data folder after `entries` 256-byte entries, written 16 to a
+/// write with a snapshot every 10,000 entries (the server's default), each
+/// followed by compaction as the storage worker does: the bytes of
+/// segments recovery reads and the time `open` takes (best of 3).
+#[test]
+#[ignore = "a measurement, run by hand (see the file's documentation)"]
+fn open_time_after_long_run() {
+    const SNAPSHOT_EVERY: u64 = 10_000;
+    const BATCH: u64 = 16;
+    println!("entries  segments  segment bytes  open ms (best of 3)  ({ENTRY_SIZE}-byte entries)");
+    for total in [10_000u64, 40_000, 100_000, 200_000] {
+        let dir = bench_dir();
+        let options = StorageOptions::default();
+        let (mut storage, _) = open(dir.path(), &options);
+        let mut seq = 0;
+        let mut index = 0;
+        while index < total {
+            seq += 1;
+            let entries = (index + 1..=index + BATCH).map(|i| entry(i, 1, ENTRY_SIZE));
+            index += BATCH;
+            let write = Write {
+                seq,
+                entries: entries.collect(),
+                ..Write::default()
+            };
+            storage.append(&write).unwrap();
+            if index % SNAPSHOT_EVERY < BATCH && index > BATCH {
+                // A snapshot a little behind the last entry, as a node's
+                // applied index trails its log.
+                seq += 1;
+                let point = index - BATCH;
+                storage
+                    .append(&Write {
+                        seq,
+                        snapshot: Some(Box::new(snapshot(point, 1, 4096))),
+                        ..Write::default()
+                    })
+                    .unwrap();
+            }
+            storage.sync().unwrap();
+            storage.maybe_compact().unwrap();
+        }
+        drop(storage);
+        let files = segments(dir.path());
+        let bytes: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        let best = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let (storage, state) = open(dir.path(), &options);
+                let elapsed = start.elapsed();
+                assert_eq!(state.last_index(), total);
+                drop(storage);
+                elapsed
+            })
+            .min()
+            .unwrap();
+        println!(
+            "{total:>7}  {:>8}  {bytes:>13}  {:>19.1}",
+            files.len(),
+            best.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// [`open_time_after_long_run`] for the multi-group log (one group): it
+/// purges only once its sealed segments hold `purge_after` bytes (256 MiB
+/// by default), so what it reads at start grows with the log up to that
+/// plus the active segment.
+#[test]
+#[ignore = "a measurement, run by hand (see the file's documentation)"]
+fn multi_log_open_time_after_long_run() {
+    const SNAPSHOT_EVERY: u64 = 10_000;
+    const BATCH: u64 = 16;
+    println!("entries  segments  segment bytes  open ms (best of 3)  ({ENTRY_SIZE}-byte entries)");
+    for total in [10_000u64, 40_000, 100_000, 200_000] {
+        let dir = bench_dir();
+        let (mut storage, _) =
+            MultiStorage::open(dir.path(), IDENTITY, MultiStorageOptions::default()).unwrap();
+        let (mut seq, mut index) = (0, 0);
+        while index < total {
+            seq += 1;
+            let entries = (index + 1..=index + BATCH).map(|i| entry(i, 1, ENTRY_SIZE));
+            index += BATCH;
+            let mut write = Write {
+                seq,
+                entries: entries.collect(),
+                ..Write::default()
+            };
+            if index % SNAPSHOT_EVERY < BATCH && index > BATCH {
+                write.snapshot = Some(Box::new(snapshot(index - BATCH, 1, 4096)));
+            }
+            let writes = vec![(1, write)];
+            storage.append(&HostWrite { seq, writes }).unwrap();
+            storage.sync().unwrap();
+            storage.maybe_compact().unwrap();
+        }
+        drop(storage);
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".log"))
+            .collect();
+        let bytes: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        let best = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let opened =
+                    MultiStorage::open(dir.path(), IDENTITY, MultiStorageOptions::default());
+                let elapsed = start.elapsed();
+                drop(opened.unwrap());
+                elapsed
+            })
+            .min()
+            .unwrap();
+        println!(
+            "{total:>7}  {:>8}  {bytes:>13}  {:>19.1}",
+            files.len(),
+            best.as_secs_f64() * 1000.0
         );
     }
 }

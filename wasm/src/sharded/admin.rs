@@ -38,8 +38,12 @@ pub struct AdminDone {
     pub ended_at: u64,
     /// `"ok"`, `"refused"` or `"timeout"`.
     pub outcome: &'static str,
-    /// The controller's or the group's answer, in words.
+    /// The controller's or the group's answer, in words (a refusal as the
+    /// command line words it: `group 101 is not in the configuration`).
     pub text: String,
+    /// A refusal's name and argument (`UnknownGroup(101)`, `WrongGroup`),
+    /// for programs; `null` unless refused.
+    pub error: Option<String>,
 }
 
 /// Describes an admin operation in words.
@@ -70,6 +74,7 @@ pub(super) fn describe_op(op: &AdminOp) -> String {
             format!("move shard {shard} to {group}")
         }
         AdminOp::Controller(ControllerOp::Query(_)) => String::from("query"),
+        AdminOp::Controller(ControllerOp::Retire { group, .. }) => format!("retire {group}"),
     }
 }
 
@@ -107,6 +112,7 @@ impl ShardedSimulation {
         let Some(task) = self.queue.pop_front() else {
             return;
         };
+        let mut error = None;
         let (outcome, text) = match &output {
             None => {
                 self.sim.abandon_admin(task.history);
@@ -124,12 +130,16 @@ impl ShardedSimulation {
                         ("ok", String::from_utf8_lossy(value).into_owned())
                     }
                     ShardClerkOutput::Done(Ok(None)) => ("ok", String::new()),
-                    ShardClerkOutput::Done(Err(e)) => ("refused", format!("{e:?}")),
+                    ShardClerkOutput::Done(Err(e)) => {
+                        error = Some(format!("{e:?}"));
+                        ("refused", e.to_string())
+                    }
                     ShardClerkOutput::ControllerDone(ControllerReply::Config(c)) => {
                         ("ok", format!("configuration {}", c.num))
                     }
                     ShardClerkOutput::ControllerDone(ControllerReply::Refused(e)) => {
-                        ("refused", format!("{e:?}"))
+                        error = Some(format!("{e:?}"));
+                        ("refused", e.to_string())
                     }
                     ShardClerkOutput::ControllerDone(ControllerReply::Done) => {
                         ("ok", String::from("done"))
@@ -144,6 +154,7 @@ impl ShardedSimulation {
             ended_at: self.sim.now().as_millis(),
             outcome,
             text,
+            error,
         });
         while self.done.len() > ADMIN_DONE_KEPT {
             self.done.pop_front();

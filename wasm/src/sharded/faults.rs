@@ -1,11 +1,43 @@
 //! Faults: host crashes and restarts, partitions, one-way link cuts and
 //! dropped messages.
 
-use distribkv_core::sim::Endpoint;
+use distribkv_core::raft::NodeId;
+use distribkv_core::sim::sharded::ShardedSim;
+use distribkv_core::sim::{Endpoint, Network};
 use wasm_bindgen::prelude::*;
 
 use super::ShardedSimulation;
 use crate::args::{self, error};
+
+impl ShardedSimulation {
+    /// Reads a host id and runs `act` on it.
+    fn on_host(
+        &mut self,
+        host: &JsValue,
+        act: impl FnOnce(&mut ShardedSim, NodeId),
+    ) -> Result<(), JsError> {
+        let id = self.host_id(host)?;
+        act(&mut self.sim, id);
+        Ok(())
+    }
+
+    /// Reads the two hosts of a link (`from`, `to`) and runs `act` on the
+    /// network with them.
+    fn on_link(
+        &mut self,
+        from: &JsValue,
+        to: &JsValue,
+        act: impl FnOnce(&mut Network, Endpoint, Endpoint),
+    ) -> Result<(), JsError> {
+        let (from, to) = (self.host_id(from)?, self.host_id(to)?);
+        act(
+            self.sim.network_mut(),
+            Endpoint::Node(from),
+            Endpoint::Node(to),
+        );
+        Ok(())
+    }
+}
 
 #[wasm_bindgen]
 impl ShardedSimulation {
@@ -16,9 +48,7 @@ impl ShardedSimulation {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
     ) -> Result<(), JsError> {
-        let id = self.host_id(&host)?;
-        self.sim.crash(id);
-        Ok(())
+        self.on_host(&host, ShardedSim::crash)
     }
 
     /// Restarts a crashed host from its disk (every group it holds).
@@ -26,9 +56,7 @@ impl ShardedSimulation {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
     ) -> Result<(), JsError> {
-        let id = self.host_id(&host)?;
-        self.sim.restart(id);
-        Ok(())
+        self.on_host(&host, ShardedSim::restart)
     }
 
     /// Splits the hosts into sides (`[[1, 2], [3, 4, 5]]`); a host left
@@ -78,11 +106,7 @@ impl ShardedSimulation {
         #[wasm_bindgen(unchecked_param_type = "number")] from: JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] to: JsValue,
     ) -> Result<(), JsError> {
-        let (from, to) = (self.host_id(&from)?, self.host_id(&to)?);
-        self.sim
-            .network_mut()
-            .cut_link(Endpoint::Node(from), Endpoint::Node(to));
-        Ok(())
+        self.on_link(&from, &to, Network::cut_link)
     }
 
     /// Restores a link cut by `cutLink`.
@@ -92,11 +116,7 @@ impl ShardedSimulation {
         #[wasm_bindgen(unchecked_param_type = "number")] from: JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] to: JsValue,
     ) -> Result<(), JsError> {
-        let (from, to) = (self.host_id(&from)?, self.host_id(&to)?);
-        self.sim
-            .network_mut()
-            .restore_link(Endpoint::Node(from), Endpoint::Node(to));
-        Ok(())
+        self.on_link(&from, &to, Network::restore_link)
     }
 
     /// Loses the item in flight `id` in the network; false if it was

@@ -141,6 +141,48 @@ test("join, leave and move go through the controller; refusals are reported", ()
   const last = state.admin.done.at(-1);
   assert.equal(last.op, "move shard 0 to 101");
   assert.equal(last.outcome, "refused");
+  // In words, as the command line says it; the name for programs.
+  assert.equal(last.text, "group 101 is not in the configuration");
+  assert.equal(last.error, "UnknownGroup(101)");
+  const earlier = state.admin.done.find((d) => d.op === "leave 101");
+  assert.equal(earlier.outcome, "ok");
+  assert.equal(earlier.error, null);
+  // The last group's leave: refused, and the event log words it too.
+  sim.leave(100);
+  sim.leave(102);
+  state = runUntil(sim, (s) => s.admin.running === null && s.admin.queued.length === 0);
+  const refusal = state.admin.done.at(-1);
+  assert.equal(refusal.op, "leave 102");
+  assert.equal(refusal.error, "LastGroup(102)");
+  assert.match(refusal.text, /^group 102 is the last group: its shards would have no owner/);
+  const lines = sim.events(0).map((e) => e.text).filter((t) => /refused/.test(t));
+  assert.ok(lines.length > 0, "the refusals are in the event log");
+  for (const line of lines) {
+    assert.doesNotMatch(line, /\b(LastGroup|UnknownGroup)\(/, line);
+  }
+  assert.ok(lines.some((t) => t.includes("refused: group 102 is the last group")), lines.join("\n"));
+});
+
+test("a group that left is retired: its replicas vanish, a join of it is refused in words", () => {
+  const sim = new ShardedSimulation({ seed: 5, join: [100, 101], clients: 0 });
+  let state = runUntil(sim, (s) => s.config && s.config.num === 1 && s.shards.every((x) => x.status === "serving"));
+  sim.leave(101);
+  // The controller retires it, then its hosts hear so and drop their replicas.
+  const holds101 = (s) => s.hosts.filter((h) => h.replicas.some((r) => r.group === 101)).map((h) => h.id);
+  state = runUntil(sim, (s) => s.groups.find((g) => g.id === 101).retired && holds101(s).length === 0, 30_000, 100);
+  const g101 = state.groups.find((g) => g.id === 101);
+  assert.equal(g101.retired, true);
+  assert.equal(g101.joined, false);
+  assert.deepEqual(holds101(state), [], "no host holds group 101");
+  assert.ok(state.now > 10_000, "not before the retirement delay (10 s)");
+  assert.equal(state.groups.find((g) => g.id === 102).retired, false, "never joined: kept");
+  sim.join([101]);
+  state = runUntil(sim, (s) => s.admin.running === null && s.admin.queued.length === 0);
+  const last = state.admin.done.at(-1);
+  assert.equal(last.outcome, "refused");
+  assert.equal(last.error, "Retired(101)");
+  assert.match(last.text, /^group 101 left and was retired/);
+  assert.equal(sim.check().ok, true);
 });
 
 test("partitions and cut links show in state().links", () => {

@@ -395,7 +395,7 @@ export class ShardedApp {
       setText($("#sh-route"), `"${key}" is in shard ${shard}, ${owner ? `owned by group ${owner}` : "not assigned yet"}.`);
     }
     $("#sh-workload").checked = s.workload;
-    setHTML($("#sh-groups"), s.groups.map((g) => `<li data-group="${g.id}"><i style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${groupColor(g.id, "var(--ink)")}"></i> ${esc(groupName(g.id))} · hosts ${g.hosts.join(", ")} · leader ${g.leader ?? "none"}${g.id ? ` · ${g.joined ? `config ${g.configNum ?? "–"} · shards ${g.shards.map((x) => (x.status === "serving" ? x.shard : `${x.shard} (${x.status})`)).join(", ") || "none"}` : "not joined"}` : ` · config ${g.configNum ?? "–"}`}</li>`).join(""));
+    setHTML($("#sh-groups"), s.groups.map((g) => `<li data-group="${g.id}"><i style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${groupColor(g.id, "var(--ink)")}"></i> ${esc(groupName(g.id))} · hosts ${g.hosts.join(", ")} · leader ${g.leader ?? "none"}${g.id ? ` · ${g.joined ? `config ${g.configNum ?? "–"} · shards ${g.shards.map((x) => (x.status === "serving" ? x.shard : `${x.shard} (${x.status})`)).join(", ") || "none"}` : g.retired ? "retired (left; its replicas are gone)" : "not joined"}` : ` · config ${g.configNum ?? "–"}`}</li>`).join(""));
     // the last operations (history() is read only when the run moved, a few times a second)
     if (this.opsAt !== s.now) {
       this.opsAt = s.now;

@@ -477,3 +477,51 @@ fn malformed_commands_are_skipped() {
     assert!(Controller::restore(Bytes::from_static(b"DKVC\x00\x05")).is_err());
     assert_eq!(d.query(None).num, 0);
 }
+
+#[test]
+fn a_group_that_left_is_retired_only_when_no_configuration_needs_it() {
+    let mut d = Driver::new();
+    d.join(&[1, 2]); // configuration 1
+    d.leave(&[1]); // 2
+    let retire = |group, config_num| ControllerOp::Retire { group, config_num };
+    let refused = |g| ControllerReply::Refused(ControllerError::NotRetirable(g));
+    // Still a member, never a member, or asked from a configuration that
+    // still has it: refused, nothing changes.
+    assert_eq!(d.run(retire(2, 2)), refused(2));
+    assert_eq!(d.run(retire(3, 2)), refused(3));
+    assert_eq!(d.run(retire(1, 1)), refused(1));
+    assert_eq!(d.run(retire(1, 9)), refused(1));
+    // A quick rejoin and a second leave: a replica still at configuration
+    // 2 would have to go through 3, where it owns shards.
+    d.join(&[1]); // 3
+    d.leave(&[1]); // 4
+    assert_eq!(d.run(retire(1, 2)), refused(1));
+    assert!(!d.controller.is_retired(1));
+    let before = d.controller.latest().clone();
+    assert_eq!(d.run(retire(1, 4)), ControllerReply::Done);
+    assert!(d.controller.is_retired(1));
+    // Idempotent, with no session and no new configuration.
+    assert_eq!(d.run_as(0, 0, retire(1, 4)), ControllerReply::Done);
+    assert_eq!(d.controller.latest(), &before);
+    // Its id cannot join again; other groups can.
+    let join = |g: GroupId| ControllerOp::Join(BTreeMap::from([(g, vec![9])]));
+    assert_eq!(
+        d.run(join(1)),
+        ControllerReply::Refused(ControllerError::Retired(1))
+    );
+    // A retried refused join gets the same refusal back (session code).
+    assert_eq!(
+        d.run_as(d.client, d.seq, join(1)),
+        ControllerReply::Refused(ControllerError::Retired(1))
+    );
+    assert_eq!(d.run(join(3)), ControllerReply::Done);
+    // The retired set survives a snapshot; a format-1 snapshot (none) reads.
+    let restored = Controller::restore(d.controller.snapshot()).unwrap();
+    assert_eq!(restored, d.controller);
+    assert_eq!(restored.retired().collect::<Vec<_>>(), [1]);
+    let mut old = Controller::new(SHARDS).snapshot().to_vec();
+    old[4] = 1;
+    old.pop(); // the empty retired list of format 2
+    let old = Controller::restore(Bytes::from(old)).unwrap();
+    assert_eq!(old.retired().count(), 0);
+}

@@ -28,7 +28,7 @@ impl Host {
                     self.touched = touched;
                 }
             }
-            let Some(local) = self.outbox.remove(&self.config.id) else {
+            let Some(local) = self.outbox.remove(self.config.id) else {
                 break;
             };
             let (id, now) = (self.config.id, self.now);
@@ -41,12 +41,16 @@ impl Host {
             self.next_seq += 1;
             let writes = core::mem::take(&mut self.writes);
             // Every group's write seqs: `Persisted` acknowledges the last of each.
-            let seqs = writes.iter().map(|(group, write)| (*group, write.seq));
-            self.unacked.insert(seq, seqs.collect());
+            let seqs = writes.iter().map(|(group, write)| (seq, *group, write.seq));
+            self.unacked.extend(seqs);
             self.outputs
                 .push_back(HostOutput::Persist(HostWrite { seq, writes }));
         }
-        for (to, messages) in core::mem::take(&mut self.outbox) {
+        // After the write that may hold the retired groups' last entries.
+        for group in core::mem::take(&mut self.newly_retired) {
+            self.outputs.push_back(HostOutput::Retired(group));
+        }
+        for (to, messages) in self.outbox.0.drain(..) {
             if to == self.config.id {
                 continue;
             }
@@ -60,9 +64,12 @@ impl Host {
                 messages,
             }));
         }
-        for (to, reply) in core::mem::take(&mut self.replies) {
-            self.outputs.push_back(HostOutput::Reply { to, reply });
-        }
+        // Drained, not taken: the vector keeps its capacity for the next step.
+        self.outputs.extend(
+            self.replies
+                .drain(..)
+                .map(|(to, reply)| HostOutput::Reply { to, reply }),
+        );
     }
 
     pub(super) fn drain_group(&mut self, group: GroupId) {
@@ -78,13 +85,10 @@ impl Host {
                     }
                     self.writes.push((group, write))
                 }
-                Output::Send(envelope) => {
-                    let capacity = self.step_groups;
-                    self.outbox
-                        .entry(envelope.to)
-                        .or_insert_with(|| Vec::with_capacity(capacity))
-                        .push(HostMessage::Raft { group, envelope })
-                }
+                Output::Send(envelope) => self
+                    .outbox
+                    .messages_to_sized(envelope.to, self.step_groups)
+                    .push(HostMessage::Raft { group, envelope }),
                 Output::Apply(entries) => {
                     let last = entries.last().map(|e| e.index);
                     for entry in entries {
@@ -196,11 +200,12 @@ impl Host {
             hosted.deadline = deadline;
             self.timers.insert((deadline, group));
         }
-        if self
-            .push_senders
-            .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
-            .next()
-            .is_some()
+        if !self.push_senders.is_empty()
+            && self
+                .push_senders
+                .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
+                .next()
+                .is_some()
         {
             self.ack_inserted(group);
         }

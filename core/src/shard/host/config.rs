@@ -29,6 +29,15 @@ pub struct HostConfig {
     pub record_applied: bool,
     /// Let a group with no traffic hibernate after this many ms (0: never).
     pub hibernate_after_ms: u64,
+    /// A replica of a group that left the configuration and handed every
+    /// shard over asks the controller to retire the group once it has been
+    /// so for this many ms (0: never); until then the group may join again
+    /// under its id. See "Retirement" in the module documentation of `host`.
+    pub retire_after_ms: u64,
+    /// Groups this host retired before (from its storage): not hosted even
+    /// if listed in `groups`; their peers' messages are answered with
+    /// [`HostMessage::Retired`].
+    pub retired: BTreeSet<GroupId>,
 }
 
 impl HostConfig {
@@ -46,6 +55,8 @@ impl HostConfig {
             poll_ms: 100,
             record_applied: false,
             hibernate_after_ms: 0,
+            retire_after_ms: 10_000,
+            retired: BTreeSet::new(),
         }
     }
 }

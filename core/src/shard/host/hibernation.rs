@@ -33,8 +33,7 @@ impl Host {
                 self.touched.push(group);
             }
             self.outbox
-                .entry(from)
-                .or_default()
+                .messages_to(from)
                 .push(HostMessage::HibernateAck { group, term });
         } else {
             self.stats.ignored += 1;
@@ -113,8 +112,7 @@ impl Host {
             for member in node.membership().members().filter(|m| *m != id) {
                 if !hosted.hibernate_acks.contains(&member) {
                     self.outbox
-                        .entry(member)
-                        .or_default()
+                        .messages_to(member)
                         .push(HostMessage::Hibernate {
                             group: *group,
                             term: node.term(),
@@ -135,10 +133,7 @@ impl Host {
         let mut silent = Vec::new();
         for (peer, (seen, sent)) in &self.peers {
             if any_hibernating && now.as_millis() >= sent.as_millis() + heartbeat {
-                self.outbox
-                    .entry(*peer)
-                    .or_default()
-                    .push(HostMessage::Alive);
+                self.outbox.messages_to(*peer).push(HostMessage::Alive);
             }
             if now.as_millis() > seen.as_millis() + suspect_after {
                 silent.push(*peer);

@@ -30,6 +30,10 @@ impl Host {
                 config_num,
                 shard,
             } => self.handle_shard_ack(now, from, group, config_num, shard),
+            HostMessage::RetireQuery { group, config_num } => {
+                self.handle_retire_query(now, from, group, config_num)
+            }
+            HostMessage::Retired { group } => self.handle_retired(from, group),
         }
     }
 
@@ -41,6 +45,12 @@ impl Host {
         }
         let Some(hosted) = self.groups.get_mut(&group) else {
             self.stats.unknown_group += 1;
+            if self.retired.contains(&group) {
+                // A replica that has not heard yet: tell it (see "Retirement").
+                self.outbox
+                    .messages_to(from)
+                    .push(HostMessage::Retired { group });
+            }
             return;
         };
         // A heartbeat (or its answer) of the current term between a

@@ -70,6 +70,22 @@ pub enum HostMessage {
         /// The shard.
         shard: ShardId,
     },
+    /// A replica of `group`, which left and holds no shard in configuration
+    /// `config_num`, asks a controller server whether the group may be
+    /// retired (see "Retirement" in the module documentation).
+    RetireQuery {
+        /// The group.
+        group: GroupId,
+        /// The configuration the asking replica has applied.
+        config_num: u64,
+    },
+    /// `group` is retired: sent by a controller server that applied its
+    /// retirement, and by a host that retired its replica to a replica of
+    /// the group that still talks to it. The receiver drops its replica.
+    Retired {
+        /// The group.
+        group: GroupId,
+    },
 }
 
 impl HostMessage {
@@ -84,6 +100,8 @@ impl HostMessage {
             HostMessage::Hibernate { .. } => "Hibernate",
             HostMessage::HibernateAck { .. } => "HibernateAck",
             HostMessage::Alive => "Alive",
+            HostMessage::RetireQuery { .. } => "RetireQuery",
+            HostMessage::Retired { .. } => "Retired",
         }
     }
 }
@@ -220,6 +238,12 @@ pub enum HostOutput {
         /// The answer.
         reply: HostReply,
     },
+    /// This host dropped its replica of the group for good (the group was
+    /// retired): after the writes polled before it, store a tombstone so
+    /// that a restart does not host the group again (give it back in
+    /// [`HostConfig::retired`]). Losing the tombstone in a crash is safe:
+    /// the replica then learns again that its group is retired.
+    Retired(GroupId),
 }
 
 /// Why the host refused an input (driver misuse).
@@ -252,6 +276,8 @@ pub struct HostStats {
     pub ignored: u64,
     /// Times a group went to sleep here.
     pub hibernations: u64,
+    /// Replicas dropped here because their group was retired.
+    pub groups_retired: u64,
     /// Times a hibernating group woke up here.
     pub wakes: u64,
     /// Wakes caused by a peer host gone silent.

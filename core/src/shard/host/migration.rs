@@ -11,8 +11,7 @@ impl Host {
         match config {
             Some(config) => self
                 .outbox
-                .entry(from)
-                .or_default()
+                .messages_to(from)
                 .push(HostMessage::ConfigReply { group, config }),
             None => self.stats.ignored += 1,
         }
@@ -62,14 +61,11 @@ impl Host {
             return;
         };
         if kv.has_received(config_num, shard) {
-            self.outbox
-                .entry(from)
-                .or_default()
-                .push(HostMessage::ShardAck {
-                    group: from_group,
-                    config_num,
-                    shard,
-                });
+            self.outbox.messages_to(from).push(HostMessage::ShardAck {
+                group: from_group,
+                config_num,
+                shard,
+            });
         } else if kv.is_pulling(config_num, shard) {
             let command = GroupCommand::InsertShard {
                 config_num,
@@ -133,6 +129,12 @@ impl Host {
         group: GroupId,
         command: GroupCommand,
     ) -> bool {
+        self.propose_encoded(now, group, command.encode())
+    }
+
+    /// [`Host::propose_internal`] for an encoded command (of any group's
+    /// state machine).
+    pub(super) fn propose_encoded(&mut self, now: Instant, group: GroupId, bytes: Bytes) -> bool {
         let poll = self.config.poll_ms;
         if !self.groups.get(&group).is_some_and(|h| h.node.is_leader()) {
             return false;
@@ -141,7 +143,6 @@ impl Host {
         let Some(hosted) = self.groups.get_mut(&group) else {
             return false;
         };
-        let bytes = command.encode();
         if let Some((last, at)) = &hosted.last_internal
             && *last == bytes
             && now.as_millis() < at.as_millis() + poll
@@ -187,7 +188,7 @@ impl Host {
             }
         }
         for (host, ack) in acks {
-            self.outbox.entry(host).or_default().push(ack);
+            self.outbox.messages_to(host).push(ack);
         }
         for key in done {
             self.push_senders.remove(&key);
@@ -235,8 +236,7 @@ impl Host {
                 }
                 let to_server = servers[target.index % servers.len()];
                 self.outbox
-                    .entry(to_server)
-                    .or_default()
+                    .messages_to(to_server)
                     .push(HostMessage::ShardPush {
                         from_group: *group,
                         to_group: to,
@@ -249,10 +249,10 @@ impl Host {
         if let Some(server) = server {
             for (num, group) in wanted {
                 self.outbox
-                    .entry(server)
-                    .or_default()
+                    .messages_to(server)
                     .push(HostMessage::ConfigQuery { group, num });
             }
+            self.poll_retirement(now, server);
         }
     }
 }

@@ -9,6 +9,10 @@ use crate::sim::disk::{Pending, Sequenced};
 #[derive(Clone, Debug, Default)]
 pub(super) struct HostDisk {
     pub(super) durable: BTreeMap<GroupId, PersistedState>,
+    /// Groups whose replica the host retired (`HostOutput::Retired`): the
+    /// tombstone is durable at once here (a real log makes it durable with
+    /// the next fsync; losing it is safe, see `shard::host`).
+    pub(super) retired: BTreeSet<GroupId>,
     pub(super) pending: Pending<HostWrite>,
 }
 
@@ -32,6 +36,20 @@ impl HostDisk {
     pub(super) fn crash(&mut self, rng: &mut Rng) {
         let durable = &mut self.durable;
         self.pending.crash(rng, |write| apply(durable, write));
+        self.forget_retired();
+    }
+
+    /// Stores the tombstone of a retired group and drops its state.
+    pub(super) fn retire(&mut self, group: GroupId) {
+        self.retired.insert(group);
+        self.forget_retired();
+    }
+
+    /// Writes of a retired group that were still pending when it retired
+    /// are dropped with it (a real log refuses them after the tombstone).
+    pub(super) fn forget_retired(&mut self) {
+        let retired = &self.retired;
+        self.durable.retain(|group, _| !retired.contains(group));
     }
 }
 

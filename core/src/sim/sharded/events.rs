@@ -156,6 +156,11 @@ impl ShardedSim {
                         );
                     }
                 }
+                HostOutput::Retired(group) => {
+                    let slot = self.slots.get_mut(&id).expect("exists");
+                    slot.disk.retire(group);
+                    self.log(format!("host {id} retires its replica of group {group}"));
+                }
                 HostOutput::Send(batch) => {
                     for message in &batch.messages {
                         if let HostMessage::Raft { group, envelope } = message

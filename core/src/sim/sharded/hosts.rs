@@ -18,7 +18,7 @@ impl ShardedSim {
 
     /// Restarts a crashed host from its disk.
     pub fn restart(&mut self, id: NodeId) {
-        let config = host_config(&self.config, id);
+        let mut config = host_config(&self.config, id);
         let seed = self.config.seed;
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
@@ -26,6 +26,7 @@ impl ShardedSim {
         if slot.host.is_some() {
             return;
         }
+        config.retired = slot.disk.retired.clone();
         slot.incarnation += 1;
         let seed = seed ^ id ^ slot.incarnation.wrapping_mul(0x9E37_79B9);
         match Host::restart(
@@ -137,10 +138,39 @@ impl ShardedSim {
             return false;
         };
         self.config.host.groups.keys().all(|g| {
-            self.slots
-                .values()
-                .filter_map(|s| s.host.as_ref()?.kv(*g))
-                .any(|kv| kv.config().num == latest && kv.is_settled())
+            self.is_retired(*g)
+                || self
+                    .slots
+                    .values()
+                    .filter_map(|s| s.host.as_ref()?.kv(*g))
+                    .any(|kv| kv.config().num == latest && kv.is_settled())
+        })
+    }
+
+    /// Whether an up controller replica has applied the retirement of `group`.
+    pub fn is_retired(&self, group: GroupId) -> bool {
+        self.slots
+            .values()
+            .filter_map(|s| s.host.as_ref()?.controller())
+            .any(|c| c.is_retired(group))
+    }
+
+    /// The up hosts that still hold a replica of `group`.
+    pub fn replicas_of(&self, group: GroupId) -> Vec<NodeId> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.host.as_ref().is_some_and(|h| h.node(group).is_some()))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether host `id`'s disk holds `group`'s state or its tombstone.
+    pub fn disk_holds(&self, id: NodeId, group: GroupId) -> (bool, bool) {
+        self.slots.get(&id).map_or((false, false), |s| {
+            (
+                s.disk.durable.contains_key(&group),
+                s.disk.retired.contains(&group),
+            )
         })
     }
 

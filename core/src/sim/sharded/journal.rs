@@ -126,7 +126,9 @@ fn message_group(message: &HostMessage) -> Option<GroupId> {
         | HostMessage::ConfigReply { group, .. }
         | HostMessage::ShardAck { group, .. }
         | HostMessage::Hibernate { group, .. }
-        | HostMessage::HibernateAck { group, .. } => Some(*group),
+        | HostMessage::HibernateAck { group, .. }
+        | HostMessage::RetireQuery { group, .. }
+        | HostMessage::Retired { group } => Some(*group),
         HostMessage::ShardPush { to_group, .. } => Some(*to_group),
         HostMessage::Alive => None,
     }
@@ -165,6 +167,10 @@ fn describe_host_message(message: &HostMessage) -> String {
             format!("group {group} HibernateAck term={term}")
         }
         HostMessage::Alive => String::from("Alive"),
+        HostMessage::RetireQuery { group, config_num } => {
+            format!("group {group} RetireQuery config={config_num}")
+        }
+        HostMessage::Retired { group } => format!("group {group} Retired"),
     }
 }
 
@@ -186,6 +192,9 @@ fn describe_request(request: &HostRequest) -> String {
                     Some(num) => format!("query {num}"),
                     None => String::from("query latest"),
                 },
+                ControllerOp::Retire { group, config_num } => {
+                    format!("retire {group} (config {config_num})")
+                }
             };
             format!("Controller #{id} {what}")
         }
@@ -219,13 +228,13 @@ fn describe_reply(reply: &HostReply) -> String {
             Ok(ControllerReply::Config(config)) => {
                 format!("ControllerReply #{id} configuration {}", config.num)
             }
-            Ok(ControllerReply::Refused(e)) => format!("ControllerReply #{id} refused {e:?}"),
-            Err(e) => format!("ControllerReply #{id} error {e:?}"),
+            Ok(ControllerReply::Refused(e)) => format!("ControllerReply #{id} refused: {e}"),
+            Err(e) => format!("ControllerReply #{id} error: {e}"),
         },
         HostReply::Kv { id, result } => match result {
             Ok(Some(value)) => format!("KvReply #{id} ok {}", String::from_utf8_lossy(value)),
             Ok(None) => format!("KvReply #{id} ok"),
-            Err(e) => format!("KvReply #{id} error {e:?}"),
+            Err(e) => format!("KvReply #{id} error: {e}"),
         },
     }
 }

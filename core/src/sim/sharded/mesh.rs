@@ -12,6 +12,9 @@ pub struct Mesh {
     pub hosts: BTreeMap<NodeId, Host>,
     now: Instant,
     queue: Vec<HostBatch>,
+    /// The batches being delivered (swapped with `queue`, to keep both
+    /// vectors' capacity).
+    delivering: Vec<HostBatch>,
     /// Batches delivered, by (from, to).
     pub batches: BTreeMap<(NodeId, NodeId), u64>,
     /// Messages inside the delivered batches.
@@ -43,6 +46,7 @@ impl Mesh {
             hosts,
             now: Instant::ZERO,
             queue: Vec::new(),
+            delivering: Vec::new(),
             batches: BTreeMap::new(),
             messages: 0,
             raft_messages: 0,
@@ -68,20 +72,32 @@ impl Mesh {
     /// Feeds several inputs to host `id` before draining its outputs once
     /// (a driver that read several packets in one go).
     pub fn feed_many(&mut self, id: NodeId, inputs: Vec<HostInput>) -> Vec<HostReply> {
-        let mut replies = Vec::new();
-        let mut pending = vec![inputs];
-        while let Some(inputs) = pending.pop() {
-            let Some(host) = self.hosts.get_mut(&id) else {
-                return replies;
-            };
-            for input in inputs {
-                if host.handle(self.now, input).is_err() {
-                    self.breaches
-                        .push(format!("host {id} refused a driver input"));
-                }
+        let start = self.late_replies.len();
+        self.step(id, inputs);
+        self.late_replies
+            .drain(start..)
+            .map(|(_, reply)| reply)
+            .collect()
+    }
+
+    /// Feeds inputs to host `id`, executes its outputs (and the
+    /// acknowledgement of its write, and so on), and adds its replies to
+    /// the late replies.
+    fn step(&mut self, id: NodeId, inputs: impl IntoIterator<Item = HostInput>) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        for input in inputs {
+            if host.handle(self.now, input).is_err() {
+                self.breaches
+                    .push(format!("host {id} refused a driver input"));
             }
+        }
+        // At most one batch per destination: a step reaches few hosts.
+        let mut destinations: Vec<NodeId> = Vec::new();
+        loop {
+            destinations.clear();
             let mut persisted = None;
-            let mut destinations = BTreeSet::new();
             let mut writes = 0;
             while let Some(output) = host.poll_output() {
                 match output {
@@ -92,26 +108,32 @@ impl Mesh {
                         persisted = Some(write.seq);
                     }
                     HostOutput::Send(batch) => {
-                        if !destinations.insert(batch.to) {
+                        if destinations.contains(&batch.to) {
                             self.breaches.push(format!(
                                 "host {id} sent two batches to {} in one step",
                                 batch.to
                             ));
+                        } else {
+                            destinations.push(batch.to);
                         }
                         self.queue.push(batch);
                     }
-                    HostOutput::Reply { reply, .. } => replies.push(reply),
+                    HostOutput::Reply { reply, .. } => self.late_replies.push((id, reply)),
+                    HostOutput::Retired(_) => {}
                 }
             }
             if writes > 1 {
                 self.breaches
                     .push(format!("host {id} emitted {writes} writes in one step"));
             }
-            if let Some(seq) = persisted {
-                pending.push(vec![HostInput::Persisted(seq)]);
+            let Some(seq) = persisted else {
+                return;
+            };
+            if host.handle(self.now, HostInput::Persisted(seq)).is_err() {
+                self.breaches
+                    .push(format!("host {id} refused a driver input"));
             }
         }
-        replies
     }
 
     /// Delivers every queued batch (and what they cause) until none is left.
@@ -119,7 +141,9 @@ impl Mesh {
         let mut rounds = 0;
         while !self.queue.is_empty() && rounds < 1000 {
             rounds += 1;
-            for batch in core::mem::take(&mut self.queue) {
+            core::mem::swap(&mut self.queue, &mut self.delivering);
+            let mut delivering = core::mem::take(&mut self.delivering);
+            for batch in delivering.drain(..) {
                 if self.isolated.contains(&batch.to) || self.isolated.contains(&batch.from) {
                     continue;
                 }
@@ -131,10 +155,9 @@ impl Mesh {
                     .filter(|m| matches!(m, HostMessage::Raft { .. }))
                     .count() as u64;
                 let to = batch.to;
-                let replies = self.feed(to, HostInput::Batch(batch));
-                self.late_replies
-                    .extend(replies.into_iter().map(|reply| (to, reply)));
+                self.step(to, [HostInput::Batch(batch)]);
             }
+            self.delivering = delivering;
         }
     }
 
@@ -151,9 +174,7 @@ impl Mesh {
             match next {
                 Some((at, id)) if at <= until => {
                     self.now = self.now.max(at);
-                    let replies = self.feed(id, HostInput::Timeout);
-                    self.late_replies
-                        .extend(replies.into_iter().map(|reply| (id, reply)));
+                    self.step(id, [HostInput::Timeout]);
                 }
                 _ => break,
             }
@@ -164,8 +185,8 @@ impl Mesh {
     /// The client replies that delivered batches and timers produced since
     /// the last call (the [`Mesh::late_replies`], without their hosts).
     pub fn take_replies(&mut self) -> Vec<HostReply> {
-        core::mem::take(&mut self.late_replies)
-            .into_iter()
+        self.late_replies
+            .drain(..)
             .map(|(_, reply)| reply)
             .collect()
     }

@@ -110,17 +110,22 @@ impl WriteRounds {
         self.rounds += 1;
         let seq = self.rounds;
         let mut by_leader: BTreeMap<NodeId, Vec<HostInput>> = BTreeMap::new();
+        let leaders: Vec<NodeId> = (1..=self.groups)
+            .map(|group| {
+                self.mesh
+                    .hosts
+                    .values()
+                    .find_map(|h| h.node(group).and_then(|n| n.leader()))
+                    .unwrap_or(1)
+            })
+            .collect();
         for client in 0..self.clients {
             let group = 1 + client % self.groups;
-            let leader = self
-                .mesh
-                .hosts
-                .values()
-                .find_map(|h| h.node(group).and_then(|n| n.leader()))
-                .unwrap_or(1);
+            let leader = leaders[(group - 1) as usize];
+            let clients = self.clients as usize;
             by_leader
                 .entry(leader)
-                .or_default()
+                .or_insert_with(|| Vec::with_capacity(clients))
                 .push(HostInput::Client {
                     from: client,
                     request: HostRequest::Kv {

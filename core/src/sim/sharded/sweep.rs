@@ -20,6 +20,9 @@ pub struct ShardedReport {
     /// Workload gets answered by a replica that was not its group's
     /// leader (follower reads; 0 unless the seed turned them on).
     pub follower_reads: u64,
+    /// Groups retired (they left, handed every shard over, and their
+    /// replicas were dropped from every host).
+    pub retired: u64,
 }
 
 impl ShardedReport {
@@ -75,6 +78,14 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     // Two seeds in five send the workload's gets to any replica of the
     // owning group (follower reads), from a generator of their own.
     config.follower_reads = Rng::new(seed ^ 0xF011_0E2D).chance(0.4);
+    // Two seeds in five retire a group that left after a few hundred ms
+    // (the default, 10 s, outlasts most runs): its replicas must go from
+    // every host while the faults go on, and a later Join of its id is
+    // refused.
+    let mut retiring = Rng::new(seed ^ 0x2E71_2E00);
+    if retiring.chance(0.4) {
+        config.host.retire_after_ms = retiring.range_inclusive(300, 1_500);
+    }
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
@@ -93,12 +104,13 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
         sim.config.host.snapshot_every,
         sim.config.host.hibernate_after_ms,
+        sim.config.host.retire_after_ms,
         limits.max_sessions,
         limits.session_ttl_ms,
         sim.config.follower_reads,
@@ -244,6 +256,16 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     }
     report.failures.extend(sim.violations());
     report.failures.extend(sim.check_history());
+    // A retired group is gone from every host (all up again by now).
+    for group in &groups {
+        report.retired += u64::from(sim.is_retired(*group));
+        let left = sim.replicas_of(*group);
+        if sim.is_retired(*group) && !sim.run_until(10_000, |s| s.replicas_of(*group).is_empty()) {
+            report.failures.push(format!(
+                "group {group} was retired but hosts {left:?} still hold a replica"
+            ));
+        }
+    }
     // The last group never leaves: once a group joined, every shard has
     // an owner.
     if let Some(latest) = sim

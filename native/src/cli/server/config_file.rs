@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub groups: Option<std::collections::BTreeMap<String, Vec<NodeId>>>,
     /// `--hibernate-after-ms`.
     pub hibernate_after_ms: Option<u64>,
+    /// `--retire-after-ms`.
+    pub retire_after_ms: Option<u64>,
 }
 
 impl ConfigFile {
@@ -64,7 +66,7 @@ impl std::fmt::Display for TimeoutRange {
 }
 
 /// Parses `MIN-MAX`; whether the range is usable is the core's rule,
-/// checked with the rest in [`ServerArgs::config`].
+/// checked with the rest in [`ServerArgs::config`](method@super::ServerArgs::config).
 pub(super) fn parse_range(text: &str) -> Result<TimeoutRange, String> {
     let (min, max) = text
         .split_once('-')

@@ -73,6 +73,9 @@ impl ServerArgs {
             .hibernate_after_ms
             .or(file.hibernate_after_ms)
             .unwrap_or(0);
+        if let Some(ms) = self.retire_after_ms.or(file.retire_after_ms) {
+            host.retire_after_ms = ms;
+        }
         let storage = single.storage.clone();
         crate::shard::ShardedServerConfig {
             peers: single.peers.clone(),
@@ -154,9 +157,12 @@ mod tests {
             "2=1,2",
             "--hibernate-after-ms",
             "500",
+            "--retire-after-ms",
+            "2000",
         ])
         .unwrap();
         assert_eq!(config.host.hibernate_after_ms, 500);
+        assert_eq!(config.host.retire_after_ms, 2000);
         assert_eq!(
             config.held_groups().into_iter().collect::<Vec<_>>(),
             vec![1],

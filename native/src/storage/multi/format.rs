@@ -9,6 +9,8 @@
 //! group checkpoint (kind 5): the state of every group, before old segments go
 //!   first_kept: u64                   segments below it may be deleted
 //!   groups: [{ group, snapshot point?, hard state, rewritten entries }]
+//! group retire (kind 6): groups retired for good (tombstones)
+//!   groups: [u64]                     their state is dropped; no later record may write to them
 //! seal (kind 3): as in the single-group log
 //! ```
 
@@ -162,6 +164,16 @@ pub(crate) struct GroupCheckpoint {
     pub first_kept: u64,
     /// Every group, by id.
     pub groups: Vec<GroupState>,
+}
+
+/// Groups retired for good: their state is dropped, and no later record
+/// may write to them. Written when a group retires, and again (every
+/// tombstone) before each checkpoint, so that deleting old segments never
+/// loses one.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct GroupRetire {
+    /// The retired groups.
+    pub groups: Vec<GroupId>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! [`MultiStorage`]: one write-ahead log for every Raft group of a host.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -18,8 +18,8 @@ use super::super::segment::{ActiveSegment, Halt, SegmentLayout};
 use super::super::shape::snapshot_marker;
 use super::super::snapshot_file::{encode_snapshot, write_snapshot_file};
 use super::format::{
-    BatchRef, ItemRef, MULTI_SEGMENT_MAGIC, segment_path, segment_temporary, snapshot_path,
-    snapshot_temporary,
+    BatchRef, GroupRetire, ItemRef, MULTI_SEGMENT_MAGIC, segment_path, segment_temporary,
+    snapshot_path, snapshot_temporary,
 };
 use super::index::{GroupIndex, Location};
 use super::options::{MultiStorageOptions, MultiStorageStats};
@@ -50,6 +50,8 @@ pub struct MultiStorage {
     pub(super) disk: Disk,
     /// Every group's index (raft-engine's memtable).
     pub(super) groups: BTreeMap<GroupId, GroupIndex>,
+    /// Groups retired for good (tombstones): never in `groups` again.
+    pub(super) retired: BTreeSet<GroupId>,
     /// The sealed segments on disk, oldest first.
     pub(super) sealed: VecDeque<SegmentInfo>,
     /// The segment writes go to, after every sealed one.
@@ -111,6 +113,7 @@ impl MultiStorage {
             options,
             disk,
             groups: recovered.index,
+            retired: recovered.retired,
             sealed,
             active,
             scratch: Vec::new(),
@@ -124,6 +127,7 @@ impl MultiStorage {
             dir = %storage.dir.display(),
             identity = %storage.identity,
             groups = storage.groups.len(),
+            retired = storage.retired.len(),
             segments = storage.sealed.len() + 1,
             "recovered the multi-group log"
         );
@@ -143,6 +147,11 @@ impl MultiStorage {
     /// The groups the log holds, in order.
     pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
         self.groups.keys().copied()
+    }
+
+    /// The groups retired from the log ([`retire_group`](Self::retire_group)), in order.
+    pub fn retired(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.retired.iter().copied()
     }
 
     /// `(first, last)` index of `group`'s stored entries (`first > last`
@@ -287,6 +296,14 @@ impl MultiStorage {
         let empty = GroupIndex::default();
         let mut markers = Vec::with_capacity(step.writes.len());
         for (group, write) in &step.writes {
+            if self.retired.contains(group) && !write.is_empty() {
+                return Err(StorageError::InvalidGroupWrite {
+                    seq: step.seq,
+                    group: *group,
+                    group_seq: write.seq,
+                    problem: InvalidWrite::GroupRetired,
+                });
+            }
             let current = overlay
                 .get(group)
                 .or_else(|| self.groups.get(group))
@@ -324,6 +341,14 @@ impl MultiStorage {
     /// [`sync`](Self::sync). Does nothing for a group the log holds.
     pub fn create_group(&mut self, group: GroupId) -> Result<(), StorageError> {
         self.halt.ensure_running()?;
+        if self.retired.contains(&group) {
+            return Err(StorageError::InvalidGroupWrite {
+                seq: self.appended_seq.unwrap_or(0),
+                group,
+                group_seq: 0,
+                problem: InvalidWrite::GroupRetired,
+            });
+        }
         if self.groups.contains_key(&group) {
             return Ok(());
         }
@@ -343,6 +368,35 @@ impl MultiStorage {
         }
         self.append_lifecycle(group, ItemRef::Remove)?;
         self.groups.remove(&group);
+        self.snapshot_cleanup_due = true;
+        Ok(())
+    }
+
+    /// Retires `group` for good (its group left the service and its
+    /// replica here was dropped): a retire record drops its state and
+    /// stores a tombstone, so that no restart or purge brings it back and
+    /// any later write to it is refused
+    /// ([`InvalidWrite::GroupRetired`]). Its entries stop pinning segments
+    /// and its snapshot files are deleted once the record is durable
+    /// (after the next [`sync`](Self::sync)). Does nothing for a group
+    /// already retired.
+    pub fn retire_group(&mut self, group: GroupId) -> Result<(), StorageError> {
+        self.halt.ensure_running()?;
+        if self.retired.contains(&group) {
+            return Ok(());
+        }
+        encode_record(
+            RecordKind::GroupRetire,
+            &GroupRetire {
+                groups: vec![group],
+            },
+            &mut self.scratch,
+        )
+        .expect("a retire record always encodes");
+        let pushed = self.push_scratch();
+        self.halt.on_error(pushed)?;
+        self.groups.remove(&group);
+        self.retired.insert(group);
         self.snapshot_cleanup_due = true;
         Ok(())
     }

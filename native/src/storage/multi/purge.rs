@@ -10,7 +10,8 @@ use distribkv_core::shard::GroupId;
 use super::super::error::StorageError;
 use super::super::format::{RecordKind, encode_record};
 use super::format::{
-    GroupCheckpoint, GroupState, MultiFileName, parse_file_name, segment_path, snapshot_path,
+    GroupCheckpoint, GroupRetire, GroupState, MultiFileName, parse_file_name, segment_path,
+    snapshot_path,
 };
 use super::index::Location;
 use super::log::MultiStorage;
@@ -155,6 +156,16 @@ impl MultiStorage {
                 hard_state: index.hard_state,
                 rewritten,
             });
+        }
+        // The tombstones first: the segments about to go may hold the
+        // records that retired those groups.
+        if !self.retired.is_empty() {
+            let tombstones = GroupRetire {
+                groups: self.retired.iter().copied().collect(),
+            };
+            encode_record(RecordKind::GroupRetire, &tombstones, &mut self.scratch)
+                .expect("a retire record always encodes");
+            self.push_scratch()?;
         }
         let checkpoint = GroupCheckpoint {
             first_kept: cutoff,

@@ -2,7 +2,7 @@
 //! cut off, everything else refused with the file and offset), every
 //! group's state, snapshots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
 use distribkv_core::raft::{Entry, HardState, LogIndex, PersistedState};
@@ -16,8 +16,8 @@ use super::super::listing::{FolderKind, open_folder, remove_stale_snapshots};
 use super::super::segment::{Applied, Expected, scan_segment};
 use super::super::snapshot_file::read_snapshot_file;
 use super::format::{
-    Batch, GroupCheckpoint, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC, parse_file_name,
-    segment_path, snapshot_path,
+    Batch, GroupCheckpoint, GroupRetire, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC,
+    parse_file_name, segment_path, snapshot_path,
 };
 use super::index::{EntryMeta, GroupIndex, Location};
 
@@ -28,6 +28,8 @@ pub(crate) struct Recovered {
     pub states: BTreeMap<GroupId, PersistedState>,
     /// Every group's index.
     pub index: BTreeMap<GroupId, GroupIndex>,
+    /// The retired groups (tombstones).
+    pub retired: BTreeSet<GroupId>,
     /// The segments on disk, oldest first, with their valid lengths.
     pub segments: Vec<(u64, u64)>,
     /// Where the last segment ends (number, valid length, sealed).
@@ -137,6 +139,7 @@ pub(crate) fn recover(
     Ok(Recovered {
         states,
         index,
+        retired: replay.retired,
         segments,
         tail,
     })
@@ -178,10 +181,13 @@ fn replay_segment(
                 length: record.length as u32,
             };
             match record.kind {
-                RecordKind::GroupBatch => replay.apply_batch(decode_all(record.payload)?, location),
-                RecordKind::GroupCheckpoint => {
-                    replay.apply_checkpoint(decode_all(record.payload)?, location)
+                RecordKind::GroupBatch => {
+                    replay.apply_batch(decode_all(record.payload)?, location)?
                 }
+                RecordKind::GroupCheckpoint => {
+                    replay.apply_checkpoint(decode_all(record.payload)?, location)?
+                }
+                RecordKind::GroupRetire => replay.apply_retire(decode_all(record.payload)?),
                 RecordKind::Seal => {
                     let seal: Seal = decode_all(record.payload)?;
                     return Ok(Applied::Seal(seal.next_segment));
@@ -231,11 +237,16 @@ struct Replay {
     groups: BTreeMap<GroupId, GroupReplay>,
     /// The highest `first_kept` of the checkpoints seen.
     first_kept: u64,
+    /// Groups retired by the records seen (tombstones).
+    retired: BTreeSet<GroupId>,
 }
 
 impl Replay {
-    fn apply_batch(&mut self, batch: Batch, location: Location) {
+    fn apply_batch(&mut self, batch: Batch, location: Location) -> Result<(), Corruption> {
         for (group, item) in batch.items {
+            if self.retired.contains(&group) && !matches!(item, Item::Remove) {
+                return Err(Corruption::RetiredGroupWrite(group));
+            }
             match item {
                 Item::Create => {
                     self.groups.entry(group).or_default();
@@ -274,11 +285,26 @@ impl Replay {
                 }
             }
         }
+        Ok(())
     }
 
-    fn apply_checkpoint(&mut self, checkpoint: GroupCheckpoint, location: Location) {
+    fn apply_retire(&mut self, retire: GroupRetire) {
+        for group in retire.groups {
+            self.groups.remove(&group);
+            self.retired.insert(group);
+        }
+    }
+
+    fn apply_checkpoint(
+        &mut self,
+        checkpoint: GroupCheckpoint,
+        location: Location,
+    ) -> Result<(), Corruption> {
         let mut groups = BTreeMap::new();
         for restated in checkpoint.groups {
+            if self.retired.contains(&restated.group) {
+                return Err(Corruption::RetiredGroupWrite(restated.group));
+            }
             let mut state = self.groups.remove(&restated.group).unwrap_or_default();
             state.snapshot = restated.snapshot;
             state.hard_state = restated.hard_state;
@@ -291,5 +317,6 @@ impl Replay {
         }
         self.groups = groups;
         self.first_kept = self.first_kept.max(checkpoint.first_kept);
+        Ok(())
     }
 }

@@ -20,6 +20,8 @@ pub enum MultiJob {
     CreateGroup(GroupId),
     /// [`MultiStorage::remove_group`].
     RemoveGroup(GroupId),
+    /// [`MultiStorage::retire_group`].
+    RetireGroup(GroupId),
 }
 
 /// The worker has stopped; the job, given back, was not taken.
@@ -105,6 +107,7 @@ impl GroupCommit for MultiStorage {
             MultiJob::Write(write) => self.append(write),
             MultiJob::CreateGroup(group) => self.create_group(*group),
             MultiJob::RemoveGroup(group) => self.remove_group(*group),
+            MultiJob::RetireGroup(group) => self.retire_group(*group),
         }
     }
 

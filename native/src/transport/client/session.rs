@@ -154,6 +154,17 @@ async fn write_requests<Req: Serialize, Resp>(
 ) {
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     while let Some(first) = request_queue.recv().await {
+        // With other requests in flight, the tasks that one answer batch
+        // released may be queuing theirs right now (on a multi-threaded
+        // runtime this task is woken by the first of them, often on another
+        // worker): let them run first, so that they join this write. Without
+        // it each request went out in a packet of its own, and the servers
+        // paid per packet (see docs/BENCHMARKS.md, sharded native cluster).
+        // A lone request is written at once.
+        let others_in_flight = pending.lock().unwrap_or_else(PoisonError::into_inner).len() > 1;
+        if others_in_flight {
+            tokio::task::yield_now().await;
+        }
         frame::encode_batch(
             first,
             || request_queue.try_recv().ok(),

@@ -57,7 +57,20 @@ where
             Ok(connection) => connection,
             Err(error) => {
                 bump(&inner.counters.connections_refused);
-                tracing::warn!(node = inner.node_id, %remote, %error, "refused a connection during the handshake");
+                // A client that closes before the handshake ends (it asked
+                // every address and had its answer from another server)
+                // is not a failure on this side.
+                let closed_by_peer =
+                    matches!(
+                        &error,
+                        quinn::ConnectionError::ConnectionClosed(close)
+                            if close.error_code == quinn::TransportErrorCode::APPLICATION_ERROR
+                    ) || matches!(&error, quinn::ConnectionError::ApplicationClosed(_));
+                if closed_by_peer {
+                    tracing::debug!(node = inner.node_id, %remote, %error, "the other side closed a connection during the handshake");
+                } else {
+                    tracing::warn!(node = inner.node_id, %remote, %error, "refused a connection during the handshake");
+                }
                 return;
             }
         };

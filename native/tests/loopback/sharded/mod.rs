@@ -25,6 +25,7 @@ use super::rng::Rng;
 use super::workload::{APPEND_KEYS, MIXED_KEYS, Pace, Workload};
 
 mod commands;
+mod retire;
 
 /// Shards of the test clusters.
 const SHARDS: u32 = 8;

@@ -54,6 +54,72 @@ async fn prove_delivery(from: &Node, to: u64, inbound: &mut NodeInbound) -> u64 
     .await
 }
 
+/// Sends pings from `from` to node `to`, seq `first` and up, one every
+/// 20 ms, until one arrives in `inbound`; returns it.
+async fn send_until_received(
+    what: &str,
+    limit: Duration,
+    from: &Node,
+    to: u64,
+    first: u64,
+    inbound: &mut NodeInbound,
+) -> (u64, TestMessage) {
+    within(what, limit, async {
+        let mut seq = first;
+        loop {
+            let _ = from.send(to, ping(seq));
+            seq += 1;
+            if let Ok(Some(received)) =
+                tokio::time::timeout(Duration::from_millis(20), inbound.peer_messages.recv()).await
+            {
+                return received;
+            }
+        }
+    })
+    .await
+}
+
+/// Nodes 1 and 2 with `settings`, each the other's peer, linked both ways.
+async fn linked_pair(
+    certs: &distribkv_native::tls::CertSet,
+    settings: TransportSettings,
+) -> ((Node, NodeInbound), (Node, NodeInbound)) {
+    let (one, one_inbound) = start_node_with(1, certs, any_port(), settings.clone());
+    let (two, two_inbound) = start_node_with(2, certs, any_port(), settings);
+    one.add_peer(PeerAddress::new(2, two.local_addr()));
+    two.add_peer(PeerAddress::new(1, one.local_addr()));
+    wait_until("link 1->2", LIMIT, || one.is_connected(2)).await;
+    wait_until("link 2->1", LIMIT, || two.is_connected(1)).await;
+    ((one, one_inbound), (two, two_inbound))
+}
+
+/// Keep-alives and an idle timeout far beyond the tests' limit: a dead
+/// connection is noticed only by what the test checks.
+fn slow_to_notice() -> TransportSettings {
+    TransportSettings {
+        idle_timeout: Duration::from_secs(60),
+        keep_alive: Duration::from_secs(30),
+        ..TransportSettings::default()
+    }
+}
+
+/// "Crashes" node `two` without a word: it moves to another socket without
+/// closing anything. Quinn keeps reading the old socket until traffic
+/// arrives on the new one, so it sends node 1 a message, and waits for it
+/// in `one_inbound`.
+async fn crash_by_moving(two: &Node, one_inbound: &mut NodeInbound) {
+    two.endpoint()
+        .rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    two.send(1, ping(2));
+    within(
+        "message from the moved node",
+        LIMIT,
+        one_inbound.peer_messages.recv(),
+    )
+    .await;
+}
+
 /// The next message that is not a probe.
 async fn next_counted(inbound: &mut NodeInbound) -> (u64, TestMessage) {
     loop {
@@ -142,12 +208,9 @@ async fn three_peers_exchange_messages_both_ways() {
 async fn restarted_peer_receives_messages_again() {
     init_logging();
     let (dir, certs) = cluster_certs();
-    let (one, _one_inbound) = start_node(1, &certs, any_port());
-    let (two, mut two_inbound) = start_node(2, &certs, any_port());
+    let ((one, _one_inbound), (two, mut two_inbound)) =
+        linked_pair(&certs, TransportSettings::default()).await;
     let two_addr = two.local_addr();
-    one.add_peer(PeerAddress::new(2, two_addr));
-    two.add_peer(PeerAddress::new(1, one.local_addr()));
-    wait_until("link 1->2", LIMIT, || one.is_connected(2)).await;
     prove_delivery(&one, 2, &mut two_inbound).await;
 
     two.shutdown().await;
@@ -162,19 +225,14 @@ async fn restarted_peer_receives_messages_again() {
     wait_for_free_port(two_addr).await;
     let (two, mut two_inbound) = start_node(2, &certs, two_addr);
     two.add_peer(PeerAddress::new(1, one.local_addr()));
-    let received = within("messages after restart", LIMIT, async {
-        let mut seq = 1000;
-        loop {
-            let _ = one.send(2, ping(seq));
-            seq += 1;
-            if let Ok(Some(received)) =
-                tokio::time::timeout(Duration::from_millis(20), two_inbound.peer_messages.recv())
-                    .await
-            {
-                return received;
-            }
-        }
-    })
+    let received = send_until_received(
+        "messages after restart",
+        LIMIT,
+        &one,
+        2,
+        1000,
+        &mut two_inbound,
+    )
     .await;
     assert_eq!(received.0, 1);
     let stats = one.stats();
@@ -190,60 +248,22 @@ async fn restarted_peer_receives_messages_again() {
 async fn crashed_peer_is_detected_by_stateless_reset() {
     init_logging();
     let (dir, certs) = cluster_certs();
-    let settings = TransportSettings {
-        idle_timeout: Duration::from_secs(60),
-        keep_alive: Duration::from_secs(30),
-        ..TransportSettings::default()
-    };
-    let (one, mut one_inbound) = start_node_with(1, &certs, any_port(), settings.clone());
-    let (two, mut two_inbound) = start_node_with(2, &certs, any_port(), settings.clone());
+    let ((one, mut one_inbound), (two, mut two_inbound)) =
+        linked_pair(&certs, slow_to_notice()).await;
     let two_addr = two.local_addr();
-    one.add_peer(PeerAddress::new(2, two_addr));
-    two.add_peer(PeerAddress::new(1, one.local_addr()));
-    wait_until("link 1->2", LIMIT, || one.is_connected(2)).await;
-    wait_until("link 2->1", LIMIT, || two.is_connected(1)).await;
     one.send(2, ping(1));
     within("first message", LIMIT, two_inbound.peer_messages.recv()).await;
 
-    // "Crash": node 2 silently moves to another socket without closing
-    // anything. Quinn keeps reading the old socket until traffic arrives
-    // on the new one, so make some.
-    two.endpoint()
-        .rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .unwrap();
-    two.send(1, ping(2));
-    within(
-        "message from the moved node",
-        LIMIT,
-        one_inbound.peer_messages.recv(),
-    )
-    .await;
+    crash_by_moving(&two, &mut one_inbound).await;
     wait_for_free_port(two_addr).await;
     let certs = load(dir.path());
-    let (two_again, mut inbound_again) = start_node_with(2, &certs, two_addr, settings);
+    let (two_again, mut inbound_again) = start_node_with(2, &certs, two_addr, slow_to_notice());
     two_again.add_peer(PeerAddress::new(1, one.local_addr()));
     let started = std::time::Instant::now();
-    within(
-        "messages to the restarted node",
-        Duration::from_secs(5),
-        async {
-            let mut seq = 100;
-            loop {
-                let _ = one.send(2, ping(seq));
-                seq += 1;
-                if let Ok(Some(_)) = tokio::time::timeout(
-                    Duration::from_millis(20),
-                    inbound_again.peer_messages.recv(),
-                )
-                .await
-                {
-                    return;
-                }
-            }
-        },
-    )
-    .await;
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let limit = Duration::from_secs(5);
+    let to_restarted = "messages to the restarted node";
+    send_until_received(to_restarted, limit, &one, 2, 100, &mut inbound_again).await;
+    assert!(started.elapsed() < limit);
     drop(two);
 }
 
@@ -261,36 +281,18 @@ async fn crashed_peer_is_detected_by_stateless_reset() {
 async fn a_hello_from_a_restarted_peer_makes_the_link_to_it_dial_again() {
     init_logging();
     let (dir, certs) = cluster_certs();
-    let settings = TransportSettings {
-        idle_timeout: Duration::from_secs(60),
-        keep_alive: Duration::from_secs(30),
-        ..TransportSettings::default()
-    };
-    let (one, mut one_inbound) = start_node_with(1, &certs, any_port(), settings.clone());
-    let (two, mut two_inbound) = start_node_with(2, &certs, any_port(), settings.clone());
+    let ((one, mut one_inbound), (two, mut two_inbound)) =
+        linked_pair(&certs, slow_to_notice()).await;
     let two_addr = two.local_addr();
-    one.add_peer(PeerAddress::new(2, two_addr));
-    two.add_peer(PeerAddress::new(1, one.local_addr()));
-    wait_until("link 1->2", LIMIT, || one.is_connected(2)).await;
-    wait_until("link 2->1", LIMIT, || two.is_connected(1)).await;
     prove_delivery(&one, 2, &mut two_inbound).await;
     let dialled = one.stats().connections_established;
 
-    // Node 2 "crashes" without a word (it moves to another socket, as in
-    // the test above) and comes back on its address; node 1 sends nothing.
-    two.endpoint()
-        .rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .unwrap();
-    two.send(1, ping(2));
-    within(
-        "message from the moved node",
-        LIMIT,
-        one_inbound.peer_messages.recv(),
-    )
-    .await;
+    // Node 2 "crashes" without a word and comes back on its address; node
+    // 1 sends nothing.
+    crash_by_moving(&two, &mut one_inbound).await;
     wait_for_free_port(two_addr).await;
     let certs = load(dir.path());
-    let (two_again, mut inbound_again) = start_node_with(2, &certs, two_addr, settings);
+    let (two_again, mut inbound_again) = start_node_with(2, &certs, two_addr, slow_to_notice());
     two_again.add_peer(PeerAddress::new(1, one.local_addr()));
     wait_until("link 1->2 dialled again", LIMIT, || {
         one.stats().connections_established > dialled
@@ -396,11 +398,8 @@ async fn undecodable_peer_frames_are_dropped_and_the_stream_goes_on() {
 async fn garbage_on_a_peer_stream_closes_only_that_stream() {
     init_logging();
     let (_dir, certs) = cluster_certs();
-    let (one, mut one_inbound) = start_node(1, &certs, any_port());
-    let (two, _two_inbound) = start_node(2, &certs, any_port());
-    one.add_peer(PeerAddress::new(2, two.local_addr()));
-    two.add_peer(PeerAddress::new(1, one.local_addr()));
-    wait_until("link 2->1", LIMIT, || two.is_connected(1)).await;
+    let ((one, mut one_inbound), (two, _two_inbound)) =
+        linked_pair(&certs, TransportSettings::default()).await;
 
     for garbage in [
         &b"\x00garbage that is no frame"[..],

@@ -93,6 +93,14 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
             group(*g, &mut fields);
             fields.insert("term".into(), Value::from(*term));
         }
+        HostMessage::RetireQuery {
+            group: g,
+            config_num,
+        } => {
+            group(*g, &mut fields);
+            fields.insert("configNum".into(), Value::from(*config_num));
+        }
+        HostMessage::Retired { group: g } => group(*g, &mut fields),
         HostMessage::Alive => {}
     }
     let mut out = Map::new();

@@ -95,6 +95,9 @@ pub struct GroupView {
     pub leader: Option<u64>,
     /// Whether the controller's latest configuration lists it.
     pub joined: bool,
+    /// Whether the group left and was retired: its replicas are gone from
+    /// every host, and its id cannot join again.
+    pub retired: bool,
     /// The configuration number of its most advanced up replica.
     pub config_num: Option<u64>,
     /// The shards that replica holds.
@@ -290,7 +293,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                         .host
                         .groups
                         .iter()
-                        .filter(|(_, s)| s.contains(&id))
+                        .filter(|(g, s)| s.contains(&id) && !sim.disk_holds(id, **g).1)
                         .map(|(g, _)| *g),
                 )
                 .map(|g| ReplicaView {
@@ -316,6 +319,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
         hosts: config.host.controller.clone(),
         leader: sim.leader_of(CONTROLLER),
         joined: true,
+        retired: false,
         config_num: latest.as_ref().map(|c| c.num),
         shards: Vec::new(),
     }];
@@ -343,6 +347,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
             hosts: servers.clone(),
             leader: sim.leader_of(*g),
             joined: latest.as_ref().is_some_and(|c| c.groups.contains_key(g)),
+            retired: sim.is_retired(*g),
             config_num: best.map(|kv| kv.config().num),
             shards: shards
                 .iter()

@@ -112,7 +112,7 @@ impl Search<'_> {
         None
     }
 
-    /// [`Values::can_grow_into`] for the value read by `operation`, memoized:
+    /// [`Values::can_grow_into`](crate::check::linearizability::values::Values::can_grow_into) for the value read by `operation`, memoized:
     /// the same state meets the same reads at many nodes.
     fn can_grow_into(&mut self, base: ValueId, operation: u32, target: Option<&[u8]>) -> bool {
         let hash = mix(base.as_u64() ^ (u64::from(operation) << 32));
