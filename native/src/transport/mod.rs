@@ -111,6 +111,14 @@ pub struct TransportSettings {
     /// connection is closed, so the next request dials again; the limit is
     /// at least three round trips of the connection.
     pub unresponsive_after: Duration,
+    /// An outgoing peer link whose connection has received nothing (not
+    /// even an acknowledgement) for this long after the link sent
+    /// something is dropped and dialled again; the limit is at least three
+    /// round trips of the connection. After a blackout (a partition, a
+    /// paused peer) QUIC would otherwise send only probes, at intervals
+    /// that double with the silence: a link could stay dead for seconds
+    /// after the network healed.
+    pub peer_silence_limit: Duration,
     /// Interval of QUIC keep-alive pings on idle connections.
     pub keep_alive: Duration,
     /// A connection silent for this long is considered dead.
@@ -132,6 +140,7 @@ impl Default for TransportSettings {
             connect_timeout: Duration::from_secs(3),
             redial_after: Duration::from_millis(250),
             unresponsive_after: Duration::from_millis(300),
+            peer_silence_limit: Duration::from_secs(1),
             keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             client_in_flight_limit: 4096,

@@ -1,11 +1,16 @@
 //! Outgoing links: one task per peer owns its queue, dials the peer, opens
 //! one unidirectional stream, writes a [`PeerHello`], then writes messages,
 //! everything already queued in one stream write. When the connection is
-//! lost it reconnects with exponential back-off (capped, jittered); while it
-//! waits, queued and new messages are dropped.
+//! lost, or silent after a send for longer than
+//! [`TransportSettings::peer_silence_limit`], it reconnects with
+//! exponential back-off (capped, jittered); while it waits, queued and new
+//! messages are dropped.
+//!
+//! [`TransportSettings::peer_silence_limit`]: crate::transport::TransportSettings::peer_silence_limit
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn::{Connection, SendStream};
@@ -174,8 +179,57 @@ async fn dial<M>(inner: &Inner<M>, peer: &PeerAddress) -> Result<(Connection, Se
     Ok((connection, stream))
 }
 
+/// How often a link looks at its connection's receive counter.
+const SILENCE_CHECK: Duration = Duration::from_millis(100);
+
+/// Watches one connection for silence after a send: sent at `since`, and
+/// nothing received since (see [`TransportSettings::peer_silence_limit`]).
+///
+/// [`TransportSettings::peer_silence_limit`]: crate::transport::TransportSettings::peer_silence_limit
+struct Silence {
+    limit: Duration,
+    received: u64,
+    since: Option<Instant>,
+}
+
+impl Silence {
+    fn new(connection: &Connection, limit: Duration) -> Silence {
+        Silence {
+            limit,
+            received: connection.stats().udp_rx.datagrams,
+            since: None,
+        }
+    }
+
+    /// Something was written: from now on an answer is due.
+    fn sent(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// How long the connection has been silent since a send, if that is
+    /// beyond the limit (at least three round trips).
+    fn overdue(&mut self, connection: &Connection) -> Option<Duration> {
+        let received = connection.stats().udp_rx.datagrams;
+        if received != self.received {
+            self.received = received;
+            self.since = None;
+            return None;
+        }
+        let silence = self.since?.elapsed();
+        (silence >= self.limit.max(connection.rtt() * 3)).then_some(silence)
+    }
+}
+
+/// The reason a link gives up a silent connection.
+fn silent(silence: Duration) -> LinkEnd {
+    LinkEnd::Lost(format!(
+        "the peer acknowledged nothing for {} ms after a send",
+        silence.as_millis()
+    ))
+}
+
 /// Writes queued messages to the stream, many per write, until the
-/// connection fails or the peer is removed.
+/// connection fails, falls silent after a send, or the peer is removed.
 async fn pump<M: Serialize>(
     inner: &Inner<M>,
     state: &LinkState,
@@ -187,6 +241,9 @@ async fn pump<M: Serialize>(
     let settings = &inner.settings;
     let counters = &inner.counters;
     let mut buffer = BytesMut::with_capacity(settings.max_batch_bytes);
+    let mut silence = Silence::new(connection, settings.peer_silence_limit);
+    let mut check = tokio::time::interval(SILENCE_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             biased;
@@ -201,6 +258,10 @@ async fn pump<M: Serialize>(
                 }
                 return LinkEnd::Lost("the peer restarted".into());
             }
+            _ = check.tick() => match silence.overdue(connection) {
+                Some(silent_for) => return silent(silent_for),
+                None => continue,
+            },
         };
         let batched = frame::encode_batch(
             first,
@@ -217,9 +278,24 @@ async fn pump<M: Serialize>(
         }
         let chunk = buffer.split().freeze();
         let length = chunk.len() as u64;
-        if let Err(error) = stream.write_chunk(chunk).await {
-            return LinkEnd::Lost(error.to_string());
+        // A write waits while the stream's flow-control window is full,
+        // which a dead connection never reopens: keep watching meanwhile.
+        let write = stream.write_chunk(chunk);
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                result = &mut write => match result {
+                    Ok(()) => break,
+                    Err(error) => return LinkEnd::Lost(error.to_string()),
+                },
+                _ = check.tick() => {
+                    if let Some(silent_for) = silence.overdue(connection) {
+                        return silent(silent_for);
+                    }
+                }
+            }
         }
+        silence.sent();
         state.sent_bytes.fetch_add(length, Ordering::Relaxed);
         state
             .rtt_micros

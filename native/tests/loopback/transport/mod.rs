@@ -2,6 +2,7 @@
 //! [`Client`](distribkv_native::transport::Client) on 127.0.0.1, with test
 //! message types, and the helpers they share.
 
+mod blackout;
 mod client;
 mod peers;
 mod security;
