@@ -209,6 +209,26 @@ impl Node {
         self.staged_write.snapshot = Some(Box::new(snapshot));
     }
 
+    /// Every output at once, appended to `into`: exactly what calling
+    /// [`Node::poll_output`] until `None` would return, in the same order,
+    /// with one flush instead of two (the last `poll_output` flushes again
+    /// to find nothing) and no call per output. When `into` is empty the
+    /// node's queue is swapped with it, so nothing is moved one by one and
+    /// both buffers keep their capacity (a multi-group host passes the same
+    /// scratch queue to every group it drains). A driver that feeds the
+    /// node while executing these outputs (a compaction, say) calls it
+    /// again for what that produced.
+    pub fn drain_outputs(&mut self, into: &mut VecDeque<Output>) {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
+        if into.is_empty() {
+            core::mem::swap(into, &mut self.outputs);
+        } else {
+            into.extend(self.outputs.drain(..));
+        }
+    }
+
     /// Moves everything produced since the last drain into the output queue:
     /// the write first, then AppendEntries, messages, applies and reads.
     /// Called only on an empty output queue: the staged outputs become the
