@@ -106,6 +106,18 @@ impl Node {
         {
             leader.append_needed = Vec::new();
         }
+        self.apply_buffer = Vec::new();
+    }
+
+    /// Hands back the vector of an [`Output::Apply`] once its entries are
+    /// applied: the next apply reuses its memory instead of allocating
+    /// (a host of many groups applies for each of them at every step).
+    /// Optional; its contents are dropped, so it changes no behaviour.
+    pub fn recycle_applied(&mut self, mut entries: Vec<Entry>) {
+        entries.clear();
+        if entries.capacity() > self.apply_buffer.capacity() {
+            self.apply_buffer = entries;
+        }
     }
 
     // ---- outputs ---------------------------------------------------------
@@ -263,7 +275,8 @@ impl Node {
         let applied = self.log.applied();
         let commit = self.log.commit();
         if commit > applied {
-            let entries: Vec<Entry> = self.log.entries(applied + 1, commit).cloned().collect();
+            let mut entries = core::mem::take(&mut self.apply_buffer);
+            entries.extend(self.log.entries(applied + 1, commit).cloned());
             if let Role::Leader(leader) = &mut self.role {
                 let bytes: usize = entries.iter().map(Entry::size).sum();
                 leader.uncommitted_bytes = leader.uncommitted_bytes.saturating_sub(bytes);

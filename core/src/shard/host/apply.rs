@@ -112,9 +112,9 @@ impl Host {
                         .outbox
                         .messages_to_sized(envelope.to, self.step_groups)
                         .push(HostMessage::Raft { group, envelope }),
-                    Output::Apply(entries) => {
+                    Output::Apply(mut entries) => {
                         let last = entries.last().map(|e| e.index);
-                        for entry in entries {
+                        for entry in entries.drain(..) {
                             apply_entry(hosted, &entry, &mut self.replies);
                             if record {
                                 self.applied.push((
@@ -127,6 +127,7 @@ impl Host {
                                 ));
                             }
                         }
+                        hosted.node.recycle_applied(entries);
                         if let Some(last) = last
                             && self.config.snapshot_every > 0
                             && last
@@ -206,7 +207,9 @@ impl Host {
         let mark = (log.last_index(), log.commit(), hosted.node.term());
         if mark != hosted.activity.0 {
             hosted.activity = (mark, hosted.node.now());
-            hosted.hibernate_acks.clear();
+            if !hosted.hibernate_acks.is_empty() {
+                hosted.hibernate_acks.clear();
+            }
         } else if hosted.hibernating
             || hosted.node.now().saturating_since(hosted.activity.1)
                 >= self.config.raft.election_timeout_min
