@@ -221,6 +221,30 @@ impl Node {
         self.staged_write.snapshot = Some(Box::new(snapshot));
     }
 
+    /// Whether draining now would give any output: exactly what the next
+    /// flush looks at (outputs not yet drained, staged messages or write,
+    /// committed entries not yet applied, a leader's AppendEntries or read
+    /// round to send). A multi-group host uses it to skip draining a group
+    /// whose input changed nothing to hand out (a leader's own
+    /// [`Input::Persisted`](super::Input::Persisted), usually).
+    pub fn has_pending_output(&self) -> bool {
+        if !self.outputs.is_empty()
+            || !self.staged.is_empty()
+            || !self.staged_write.is_empty()
+            || self.log.commit() > self.log.applied()
+        {
+            return true;
+        }
+        match &self.role {
+            Role::Leader(leader) => {
+                leader.append_to_all
+                    || !leader.append_needed.is_empty()
+                    || leader.reads.round_needed()
+            }
+            _ => false,
+        }
+    }
+
     /// Every output at once, appended to `into`: exactly what calling
     /// [`Node::poll_output`] until `None` would return, in the same order,
     /// with one flush instead of two (the last `poll_output` flushes again

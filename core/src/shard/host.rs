@@ -682,7 +682,11 @@ impl Host {
                     }
                     if let Some(hosted) = self.groups.get_mut(&group) {
                         let _ = hosted.node.handle(now, Input::Persisted(group_seq));
-                        self.touched.push(group);
+                        // A leader's own acknowledgement usually leaves
+                        // nothing to drain (no quorum yet): skip the drain.
+                        if hosted.node.has_pending_output() {
+                            self.touched.push(group);
+                        }
                     }
                 }
                 acks.clear();
