@@ -41,7 +41,8 @@
 //!    [`Input::Timeout`](raft::Input::Timeout) when the time returned by
 //!    `poll_timeout()` has come. Several inputs may be fed before draining:
 //!    the node then batches its writes and messages;
-//! 2. drain `poll_output()` until it returns `None`, executing each output;
+//! 2. drain `poll_output()` until it returns `None`, executing each output
+//!    (or take them all at once with `drain_outputs()`, same order);
 //! 3. sleep until the next input or `poll_timeout()`.
 //!
 //! ```

@@ -106,6 +106,18 @@ impl Node {
         {
             leader.append_needed = Vec::new();
         }
+        self.apply_buffer = Vec::new();
+    }
+
+    /// Hands back the vector of an [`Output::Apply`] once its entries are
+    /// applied: the next apply reuses its memory instead of allocating
+    /// (a host of many groups applies for each of them at every step).
+    /// Optional; its contents are dropped, so it changes no behaviour.
+    pub fn recycle_applied(&mut self, mut entries: Vec<Entry>) {
+        entries.clear();
+        if entries.capacity() > self.apply_buffer.capacity() {
+            self.apply_buffer = entries;
+        }
     }
 
     // ---- outputs ---------------------------------------------------------
@@ -209,6 +221,50 @@ impl Node {
         self.staged_write.snapshot = Some(Box::new(snapshot));
     }
 
+    /// Whether draining now would give any output: exactly what the next
+    /// flush looks at (outputs not yet drained, staged messages or write,
+    /// committed entries not yet applied, a leader's AppendEntries or read
+    /// round to send). A multi-group host uses it to skip draining a group
+    /// whose input changed nothing to hand out (a leader's own
+    /// [`Input::Persisted`](super::Input::Persisted), usually).
+    pub fn has_pending_output(&self) -> bool {
+        if !self.outputs.is_empty()
+            || !self.staged.is_empty()
+            || !self.staged_write.is_empty()
+            || self.log.commit() > self.log.applied()
+        {
+            return true;
+        }
+        match &self.role {
+            Role::Leader(leader) => {
+                leader.append_to_all
+                    || !leader.append_needed.is_empty()
+                    || leader.reads.round_needed()
+            }
+            _ => false,
+        }
+    }
+
+    /// Every output at once, appended to `into`: exactly what calling
+    /// [`Node::poll_output`] until `None` would return, in the same order,
+    /// with one flush instead of two (the last `poll_output` flushes again
+    /// to find nothing) and no call per output. When `into` is empty the
+    /// node's queue is swapped with it, so nothing is moved one by one and
+    /// both buffers keep their capacity (a multi-group host passes the same
+    /// scratch queue to every group it drains). A driver that feeds the
+    /// node while executing these outputs (a compaction, say) calls it
+    /// again for what that produced.
+    pub fn drain_outputs(&mut self, into: &mut VecDeque<Output>) {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
+        if into.is_empty() {
+            core::mem::swap(into, &mut self.outputs);
+        } else {
+            into.extend(self.outputs.drain(..));
+        }
+    }
+
     /// Moves everything produced since the last drain into the output queue:
     /// the write first, then AppendEntries, messages, applies and reads.
     /// Called only on an empty output queue: the staged outputs become the
@@ -243,7 +299,8 @@ impl Node {
         let applied = self.log.applied();
         let commit = self.log.commit();
         if commit > applied {
-            let entries: Vec<Entry> = self.log.entries(applied + 1, commit).cloned().collect();
+            let mut entries = core::mem::take(&mut self.apply_buffer);
+            entries.extend(self.log.entries(applied + 1, commit).cloned());
             if let Role::Leader(leader) = &mut self.role {
                 let bytes: usize = entries.iter().map(Entry::size).sum();
                 leader.uncommitted_bytes = leader.uncommitted_bytes.saturating_sub(bytes);

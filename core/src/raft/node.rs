@@ -164,6 +164,8 @@ pub struct Node {
     pub(super) staged_clip: LogIndex,
     pub(super) staged: VecDeque<Output>,
     pub(super) outputs: VecDeque<Output>,
+    /// An emptied [`Output::Apply`] vector handed back by the driver.
+    pub(super) apply_buffer: Vec<super::types::Entry>,
 }
 
 impl Node {
@@ -266,6 +268,7 @@ impl Node {
             staged_clip: LogIndex::MAX,
             staged: VecDeque::new(),
             outputs: VecDeque::new(),
+            apply_buffer: Vec::new(),
         };
         node.reset_election_timer();
         Ok(node)

@@ -90,6 +90,11 @@ pub struct ReadState {
 const REMEMBERED_ROUNDS: usize = 64;
 
 impl ReadState {
+    /// A round is to start at the next flush.
+    pub(super) fn round_needed(&self) -> bool {
+        self.round_needed
+    }
+
     /// Starts a new round at `now`; every waiting read joins it.
     pub fn start_round(&mut self, now: Instant) -> u64 {
         self.round += 1;

@@ -155,7 +155,9 @@ impl Node {
                 leader_commit: self.log.commit(),
             };
             self.send(peer, Message::AppendEntries(message));
-            if is_probe || sent_nothing {
+            // Everything sent: another turn would find nothing to send
+            // (unless `allow_empty`, which sends an empty probe then).
+            if is_probe || sent_nothing || (!allow_empty && last == self.log.last_index()) {
                 return;
             }
         }

@@ -317,6 +317,8 @@ pub struct Host {
     step_groups: usize,
     replies: Vec<(ReplyTo, HostReply)>,
     outputs: VecDeque<HostOutput>,
+    /// Scratch queue that each drained group's outputs are swapped into.
+    node_outputs: VecDeque<Output>,
     next_seq: u64,
     /// (host write seq, group, group write seq) for every group write of
     /// the host writes not yet acknowledged, in host seq order.
@@ -470,6 +472,7 @@ impl Host {
             step_groups: 0,
             replies: Vec::new(),
             outputs: VecDeque::new(),
+            node_outputs: VecDeque::new(),
             next_seq: 1,
             unacked: VecDeque::new(),
             acks: Vec::new(),
@@ -679,7 +682,11 @@ impl Host {
                     }
                     if let Some(hosted) = self.groups.get_mut(&group) {
                         let _ = hosted.node.handle(now, Input::Persisted(group_seq));
-                        self.touched.push(group);
+                        // A leader's own acknowledgement usually leaves
+                        // nothing to drain (no quorum yet): skip the drain.
+                        if hosted.node.has_pending_output() {
+                            self.touched.push(group);
+                        }
                     }
                 }
                 acks.clear();

@@ -4,6 +4,22 @@
 use super::*;
 
 impl Host {
+    /// Every output at once, appended to `into`: what calling
+    /// [`Host::poll_output`] until `None` would return, in the same order,
+    /// with one flush instead of two (the last `poll_output` flushes again
+    /// to find nothing). When `into` is empty the host's queue is swapped
+    /// with it, keeping both buffers' capacity.
+    pub fn drain_outputs(&mut self, into: &mut VecDeque<HostOutput>) {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
+        if into.is_empty() {
+            core::mem::swap(into, &mut self.outputs);
+        } else {
+            into.extend(self.outputs.drain(..));
+        }
+    }
+
     /// Drains every touched group, then turns what they produced into
     /// outputs: one write, one batch per destination, the replies.
     pub(super) fn flush(&mut self) {
@@ -77,89 +93,107 @@ impl Host {
             return;
         };
         let record = self.config.record_applied;
-        while let Some(output) = hosted.node.poll_output() {
-            match output {
-                Output::Persist(write) => {
-                    if self.writes.capacity() == 0 {
-                        self.writes.reserve(self.step_groups);
+        // All of the node's outputs at once (one flush, no call per
+        // output); again only if executing them fed the node (a compaction).
+        let mut outputs = core::mem::take(&mut self.node_outputs);
+        let mut again = true;
+        while again {
+            again = false;
+            hosted.node.drain_outputs(&mut outputs);
+            while let Some(output) = outputs.pop_front() {
+                match output {
+                    Output::Persist(write) => {
+                        if self.writes.capacity() == 0 {
+                            self.writes.reserve(self.step_groups);
+                        }
+                        self.writes.push((group, write))
                     }
-                    self.writes.push((group, write))
-                }
-                Output::Send(envelope) => self
-                    .outbox
-                    .messages_to_sized(envelope.to, self.step_groups)
-                    .push(HostMessage::Raft { group, envelope }),
-                Output::Apply(entries) => {
-                    let last = entries.last().map(|e| e.index);
-                    for entry in entries {
-                        apply_entry(hosted, &entry, &mut self.replies);
-                        if record {
-                            self.applied.push((
-                                group,
-                                AppliedRecord::Entry {
-                                    index: entry.index,
-                                    term: entry.term,
-                                    digest: entry.payload.digest(),
-                                },
-                            ));
+                    Output::Send(envelope) => self
+                        .outbox
+                        .messages_to_sized(envelope.to, self.step_groups)
+                        .push(HostMessage::Raft { group, envelope }),
+                    Output::Apply(mut entries) => {
+                        let last = entries.last().map(|e| e.index);
+                        for entry in entries.drain(..) {
+                            apply_entry(hosted, &entry, &mut self.replies);
+                            if record {
+                                self.applied.push((
+                                    group,
+                                    AppliedRecord::Entry {
+                                        index: entry.index,
+                                        term: entry.term,
+                                        digest: entry.payload.digest(),
+                                    },
+                                ));
+                            }
+                        }
+                        hosted.node.recycle_applied(entries);
+                        if let Some(last) = last
+                            && self.config.snapshot_every > 0
+                            && last
+                                >= hosted.node.log().snapshot().index + self.config.snapshot_every
+                        {
+                            let data = snapshot(&hosted.machine);
+                            if record {
+                                self.applied.push((
+                                    group,
+                                    AppliedRecord::Snapshot {
+                                        index: last,
+                                        term: hosted.node.log().term_at(last).unwrap_or(0),
+                                        digest: crate::kv::replica::digest(&data),
+                                    },
+                                ));
+                            }
+                            let now = hosted.node.now();
+                            // Cannot fail: `last` is applied and above the snapshot.
+                            let _ = hosted
+                                .node
+                                .handle(now, Input::Compact { index: last, data });
+                            again = true;
                         }
                     }
-                    if let Some(last) = last
-                        && self.config.snapshot_every > 0
-                        && last >= hosted.node.log().snapshot().index + self.config.snapshot_every
-                    {
-                        let data = snapshot(&hosted.machine);
+                    Output::ApplySnapshot(snapshot) => {
+                        // The leader made it with the same code: a snapshot that
+                        // does not decode leaves the state as it was (and the
+                        // checkers' digests then tell the replicas apart).
+                        if let Ok(machine) = restore(&hosted.machine, snapshot.data.clone()) {
+                            hosted.machine = machine;
+                        }
                         if record {
                             self.applied.push((
                                 group,
                                 AppliedRecord::Snapshot {
-                                    index: last,
-                                    term: hosted.node.log().term_at(last).unwrap_or(0),
-                                    digest: crate::kv::replica::digest(&data),
+                                    index: snapshot.meta.index,
+                                    term: snapshot.meta.term,
+                                    digest: crate::kv::replica::digest(&snapshot.data),
                                 },
                             ));
                         }
-                        let now = hosted.node.now();
-                        // Cannot fail: `last` is applied and above the snapshot.
-                        let _ = hosted
-                            .node
-                            .handle(now, Input::Compact { index: last, data });
                     }
-                }
-                Output::ApplySnapshot(snapshot) => {
-                    // The leader made it with the same code: a snapshot that
-                    // does not decode leaves the state as it was (and the
-                    // checkers' digests then tell the replicas apart).
-                    if let Ok(machine) = restore(&hosted.machine, snapshot.data.clone()) {
-                        hosted.machine = machine;
+                    Output::ReadReady { id, index } => {
+                        if let Some(waiter) = hosted.reads.remove(&id) {
+                            hosted.ready_reads.push((index, waiter));
+                        }
                     }
-                    if record {
-                        self.applied.push((
-                            group,
-                            AppliedRecord::Snapshot {
-                                index: snapshot.meta.index,
-                                term: snapshot.meta.term,
-                                digest: crate::kv::replica::digest(&snapshot.data),
-                            },
-                        ));
-                    }
-                }
-                Output::ReadReady { id, index } => {
-                    if let Some(waiter) = hosted.reads.remove(&id) {
-                        hosted.ready_reads.push((index, waiter));
-                    }
-                }
-                Output::ReadFailed { id, leader_hint } => {
-                    if let Some(waiter) = hosted.reads.remove(&id) {
-                        self.replies.push((
-                            waiter.to,
-                            failed(ReplyKind::Kv, waiter.id, KvError::NotLeader { leader_hint }),
-                        ));
+                    Output::ReadFailed { id, leader_hint } => {
+                        if let Some(waiter) = hosted.reads.remove(&id) {
+                            self.replies.push((
+                                waiter.to,
+                                failed(
+                                    ReplyKind::Kv,
+                                    waiter.id,
+                                    KvError::NotLeader { leader_hint },
+                                ),
+                            ));
+                        }
                     }
                 }
             }
         }
-        serve_ready_reads(group, hosted, &mut self.replies, &mut self.stats);
+        self.node_outputs = outputs;
+        if !hosted.ready_reads.is_empty() {
+            serve_ready_reads(group, hosted, &mut self.replies, &mut self.stats);
+        }
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
             let leader_hint = hosted.node.leader();
             for (_, waiter) in core::mem::take(&mut hosted.waiters) {
@@ -173,7 +207,9 @@ impl Host {
         let mark = (log.last_index(), log.commit(), hosted.node.term());
         if mark != hosted.activity.0 {
             hosted.activity = (mark, hosted.node.now());
-            hosted.hibernate_acks.clear();
+            if !hosted.hibernate_acks.is_empty() {
+                hosted.hibernate_acks.clear();
+            }
         } else if hosted.hibernating
             || hosted.node.now().saturating_since(hosted.activity.1)
                 >= self.config.raft.election_timeout_min
@@ -212,6 +248,7 @@ impl Host {
     }
 }
 
+#[inline]
 pub(super) fn apply_entry(
     hosted: &mut Hosted,
     entry: &Entry,

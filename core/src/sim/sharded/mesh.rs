@@ -1,6 +1,7 @@
 //! A lockstep mesh of hosts for batching tests and benchmarks.
 
 use super::*;
+use alloc::collections::VecDeque;
 
 /// Hosts wired to each other with no latency, no loss and instant fsyncs,
 /// stepped in lockstep on a virtual clock: the smallest driver of
@@ -15,6 +16,10 @@ pub struct Mesh {
     /// The batches being delivered (swapped with `queue`, to keep both
     /// vectors' capacity).
     delivering: Vec<HostBatch>,
+    /// The inputs of the host being stepped, and its outputs (kept for
+    /// their capacity).
+    inputs: Vec<HostInput>,
+    outputs: VecDeque<HostOutput>,
     /// Batches delivered, by (from, to).
     pub batches: BTreeMap<(NodeId, NodeId), u64>,
     /// Messages inside the delivered batches.
@@ -47,6 +52,8 @@ impl Mesh {
             now: Instant::ZERO,
             queue: Vec::new(),
             delivering: Vec::new(),
+            inputs: Vec::new(),
+            outputs: VecDeque::new(),
             batches: BTreeMap::new(),
             messages: 0,
             raft_messages: 0,
@@ -95,11 +102,13 @@ impl Mesh {
         }
         // At most one batch per destination: a step reaches few hosts.
         let mut destinations: Vec<NodeId> = Vec::new();
+        let mut outputs = core::mem::take(&mut self.outputs);
         loop {
             destinations.clear();
             let mut persisted = None;
             let mut writes = 0;
-            while let Some(output) = host.poll_output() {
+            host.drain_outputs(&mut outputs);
+            while let Some(output) = outputs.pop_front() {
                 match output {
                     HostOutput::Persist(write) => {
                         writes += 1;
@@ -127,37 +136,53 @@ impl Mesh {
                     .push(format!("host {id} emitted {writes} writes in one step"));
             }
             let Some(seq) = persisted else {
-                return;
+                break;
             };
             if host.handle(self.now, HostInput::Persisted(seq)).is_err() {
                 self.breaches
                     .push(format!("host {id} refused a driver input"));
             }
         }
+        self.outputs = outputs;
     }
 
-    /// Delivers every queued batch (and what they cause) until none is left.
+    /// Delivers every queued batch (and what they cause) until none is
+    /// left, in waves: each host gets every batch of the wave sent to it
+    /// in one step, in the order they were sent, as a server's loop reads
+    /// every frame available before stepping its host.
     pub fn deliver(&mut self) {
         let mut rounds = 0;
         while !self.queue.is_empty() && rounds < 1000 {
             rounds += 1;
             core::mem::swap(&mut self.queue, &mut self.delivering);
             let mut delivering = core::mem::take(&mut self.delivering);
-            for batch in delivering.drain(..) {
-                if self.isolated.contains(&batch.to) || self.isolated.contains(&batch.from) {
-                    continue;
+            let mut inputs = core::mem::take(&mut self.inputs);
+            // Stable: each host's batches stay in the order they were sent.
+            delivering.sort_by_key(|batch| batch.to);
+            let mut batches = delivering.drain(..).peekable();
+            while let Some(first) = batches.next() {
+                let to = first.to;
+                let rest = core::iter::from_fn(|| batches.next_if(|b| b.to == to));
+                for batch in core::iter::once(first).chain(rest) {
+                    if self.isolated.contains(&batch.to) || self.isolated.contains(&batch.from) {
+                        continue;
+                    }
+                    *self.batches.entry((batch.from, batch.to)).or_default() += 1;
+                    self.messages += batch.messages.len() as u64;
+                    self.raft_messages += batch
+                        .messages
+                        .iter()
+                        .filter(|m| matches!(m, HostMessage::Raft { .. }))
+                        .count() as u64;
+                    inputs.push(HostInput::Batch(batch));
                 }
-                *self.batches.entry((batch.from, batch.to)).or_default() += 1;
-                self.messages += batch.messages.len() as u64;
-                self.raft_messages += batch
-                    .messages
-                    .iter()
-                    .filter(|m| matches!(m, HostMessage::Raft { .. }))
-                    .count() as u64;
-                let to = batch.to;
-                self.step(to, [HostInput::Batch(batch)]);
+                if !inputs.is_empty() {
+                    self.step(to, inputs.drain(..));
+                }
             }
+            drop(batches);
             self.delivering = delivering;
+            self.inputs = inputs;
         }
     }
 
