@@ -39,7 +39,10 @@
 //!
 //! Frames, headers, seals, snapshot files and their rules (atomic creation,
 //! the seal fsynced before the next segment exists) are those of the
-//! single-group log ([`super`]). The records:
+//! single-group log ([`super`]); the segments' format version is 3 (2 is
+//! still read; 3 marks that they may hold retire records, so that a build
+//! that does not know them refuses the folder as written by a newer
+//! version). The records:
 //!
 //! - **group batch**: one step, as a list of `(group, item)`: a group's
 //!   write (snapshot marker with the keep-or-drop-the-log rule resolved,
