@@ -18,6 +18,7 @@ mod format_versions;
 mod multi;
 mod multi_format_versions;
 mod multi_power_cut;
+mod multi_purge;
 mod multi_retire;
 mod power_cut;
 mod recovery;

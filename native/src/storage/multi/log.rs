@@ -59,6 +59,10 @@ pub struct MultiStorage {
     pub(super) scratch: Vec<u8>,
     pub(super) appended_seq: Option<u64>,
     pub(super) durable_seq: Option<u64>,
+    /// Log bytes (every segment) below which no purge is tried again,
+    /// after one that deleted nothing; reset by a snapshot, a removal or a
+    /// retirement, which may unpin segments.
+    pub(super) purge_retry_at: u64,
     /// Set when snapshot files may have become superseded.
     pub(super) snapshot_cleanup_due: bool,
     pub(super) halt: Halt,
@@ -127,6 +131,7 @@ impl MultiStorage {
             scratch: Vec::new(),
             appended_seq: None,
             durable_seq: None,
+            purge_retry_at: 0,
             snapshot_cleanup_due: false,
             halt: Halt::default(),
             stats: MultiStorageStats::default(),
@@ -283,6 +288,7 @@ impl MultiStorage {
                 if let Some(marker) = marker {
                     index.apply_snapshot(*marker);
                     self.snapshot_cleanup_due = true;
+                    self.purge_retry_at = 0;
                 }
                 if let Some(hard_state) = write.hard_state {
                     index.hard_state = hard_state;
@@ -385,6 +391,7 @@ impl MultiStorage {
         self.append_lifecycle(group, ItemRef::Remove)?;
         self.groups.remove(&group);
         self.snapshot_cleanup_due = true;
+        self.purge_retry_at = 0;
         Ok(())
     }
 
@@ -414,6 +421,7 @@ impl MultiStorage {
         self.groups.remove(&group);
         self.retired.insert(group);
         self.snapshot_cleanup_due = true;
+        self.purge_retry_at = 0;
         Ok(())
     }
 

@@ -77,10 +77,13 @@
 //! A segment can be deleted only when no group still needs an entry in it.
 //! Groups snapshot at their own pace, so one quiet group would keep every
 //! segment written since its last snapshot. As raft-engine does, a purge
-//! (once the sealed segments hold [`MultiStorageOptions::purge_after`]
-//! bytes) copies the live entries the sealed segments still hold into a
-//! checkpoint record in the active segment, fsyncs it, then deletes them
-//! oldest first (each deletion durable before the next). A group whose
+//! (once the segments hold [`MultiStorageOptions::purge_after`] bytes,
+//! 16 MiB by default) first seals the active segment if it holds a quarter
+//! of that or more, copies the live entries the sealed segments still hold
+//! into a checkpoint record in the new active segment, fsyncs it, then
+//! deletes them oldest first (each deletion durable before the next). A
+//! purge that deletes nothing is tried again once the log has grown by a
+//! quarter of `purge_after`. A group whose
 //! live entries there exceed [`MultiStorageOptions::rewrite_limit`] bytes
 //! (or the biggest ones when all of them exceed
 //! [`MultiStorageOptions::rewrite_total_limit`]) is not copied and pins
@@ -89,8 +92,9 @@
 //! the oldest snapshot among such groups. A purge also waits
 //! ([`Purge::deferred`]) while the entries to copy are more than half of
 //! what it would free, so that purges never chase their own checkpoints:
-//! without pinning, the log stays within about twice the live entries or
-//! `purge_after`, whichever is larger, plus a segment. The core snapshots a group every
+//! without pinning, the log, which is what a start reads, stays within
+//! about `purge_after` and a quarter, or three times the live entries if
+//! that is more, whatever the segment size. The core snapshots a group every
 //! `snapshot_every` applied entries, so a busy group never pins for long,
 //! and a quiet one has a small tail that is copied.
 //!

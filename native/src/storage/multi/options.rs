@@ -14,8 +14,12 @@ pub struct MultiStorageOptions {
     /// Segment size, write buffer, fault switches and file system, as for
     /// the single-group log.
     pub storage: StorageOptions,
-    /// A purge runs once the sealed segments (all but the active one) hold
-    /// at least this many bytes (default 256 MiB, four segments).
+    /// A purge runs once the segments (the active one included, which is
+    /// sealed first when it holds a quarter of this or more) hold at least
+    /// this many bytes (default 16 MiB): what a start reads stays about
+    /// this, or about three times the live entries if that is more, plus
+    /// what pinning groups hold (see
+    /// [`rewrite_limit`](Self::rewrite_limit)).
     pub purge_after: u64,
     /// A group whose live entries in the segments a purge would delete
     /// take more than this many bytes is not rewritten: it keeps those
@@ -31,7 +35,7 @@ impl Default for MultiStorageOptions {
     fn default() -> Self {
         MultiStorageOptions {
             storage: StorageOptions::default(),
-            purge_after: 256 << 20,
+            purge_after: 16 << 20,
             rewrite_limit: 8 << 20,
             rewrite_total_limit: 64 << 20,
         }
