@@ -15,7 +15,7 @@ use distribkv_core::shard::host::HostWrite;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
 use distribkv_native::storage::{Corruption, RaftStorage, StorageError, StorageOptions};
 
-use crate::multi_support::Groups;
+use crate::multi_support::{Groups, write_of};
 use crate::support::{IDENTITY, entry, snapshot};
 
 fn options(segment_size: u64, purge_after: u64, rewrite_limit: u64) -> MultiStorageOptions {
@@ -190,13 +190,6 @@ fn one_fsync_commits_every_group_of_a_step() {
     let (_, recovered) = open(dir.path(), &MultiStorageOptions::default());
     assert_eq!(recovered.len(), 16);
     assert!(recovered.values().all(|s| s.last_index() == 10));
-}
-
-fn write_of(group: GroupId, seq: u64, write: Write) -> HostWrite {
-    HostWrite {
-        seq,
-        writes: vec![(group, write)],
-    }
 }
 
 /// A group with a big live tail is not rewritten: it pins the old

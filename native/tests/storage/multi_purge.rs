@@ -8,10 +8,10 @@ use std::fs;
 use std::path::Path;
 
 use distribkv_core::raft::Write;
-use distribkv_core::shard::host::HostWrite;
 use distribkv_native::storage::StorageOptions;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
 
+use crate::multi_support::write_of;
 use crate::support::{IDENTITY, entry, files_named, snapshot};
 
 const PURGE_AFTER: u64 = 128 << 10;
@@ -52,12 +52,7 @@ fn a_quiet_group_does_not_keep_the_log_growing() {
         entries: (1..=20).map(|i| entry(i, 1, 200)).collect(),
         ..Write::default()
     };
-    storage
-        .append(&HostWrite {
-            seq,
-            writes: vec![(1, quiet)],
-        })
-        .unwrap();
+    storage.append(&write_of(1, seq, quiet)).unwrap();
     storage.sync().unwrap();
     let (mut most, mut removed, mut rewritten) = (0, 0, 0);
     let mut snapshot_at = 0;
@@ -72,12 +67,7 @@ fn a_quiet_group_does_not_keep_the_log_growing() {
             snapshot_at = first - 11;
             busy.snapshot = Some(Box::new(snapshot(snapshot_at, 1, 64)));
         }
-        storage
-            .append(&HostWrite {
-                seq,
-                writes: vec![(2, busy)],
-            })
-            .unwrap();
+        storage.append(&write_of(2, seq, busy)).unwrap();
         assert_eq!(storage.sync().unwrap(), Some(seq));
         let purge = storage.maybe_compact().unwrap();
         assert_eq!(purge.pinned_by, None);
