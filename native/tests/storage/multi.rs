@@ -193,7 +193,8 @@ fn one_fsync_commits_every_group_of_a_step() {
 }
 
 /// A group with a big live tail is not rewritten: it pins the old
-/// segments until a snapshot covers its tail, then they go.
+/// segments (reported in the stats, for the driver to have the host
+/// snapshot it) until a snapshot covers its tail, then they go.
 #[test]
 fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +234,11 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
     }
     assert!(pinned > 0, "group 1 pinned the old segments");
     assert_eq!(
+        storage.stats().pinned_by(),
+        Some(1),
+        "reported to the driver"
+    );
+    assert_eq!(
         storage.segment_numbers()[0],
         1,
         "the first segment holds group 1's tail"
@@ -254,6 +260,7 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
         storage.segment_numbers()
     );
     assert!(storage.segment_numbers().len() < before);
+    assert_eq!(storage.stats().pinned_by(), None);
     drop(storage);
     let (_, recovered) = open(dir.path(), &options);
     assert_eq!(recovered[&1].snapshot.as_ref().unwrap().meta.index, 20);

@@ -87,9 +87,13 @@
 //! live entries there exceed [`MultiStorageOptions::rewrite_limit`] bytes
 //! (or the biggest ones when all of them exceed
 //! [`MultiStorageOptions::rewrite_total_limit`]) is not copied and pins
-//! its oldest segment and every later one ([`Purge::pinned_by`]) until its
-//! next snapshot: the disk used is then bounded by the log written since
-//! the oldest snapshot among such groups. A purge also waits
+//! its oldest segment and every later one ([`Purge::pinned_by`], also kept
+//! in [`MultiStorageStats::pinned_by`]) until its next snapshot: the disk
+//! used is then bounded by the log written since the oldest snapshot among
+//! such groups. The sharded server's driver has the host snapshot such a
+//! group (`Host::snapshot_group`), as raft-engine's users force the
+//! compaction of the regions its purge names, so that a group that went
+//! quiet with a long tail does not pin for good. A purge also waits
 //! ([`Purge::deferred`]) while the entries to copy are more than half of
 //! what it would free, so that purges never chase their own checkpoints:
 //! without pinning, the log, which is what a start reads, stays within

@@ -1,8 +1,8 @@
 //! Tuning and counters of a [`MultiStorage`](super::MultiStorage), and
 //! what one purge did.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use distribkv_core::shard::GroupId;
 
@@ -57,6 +57,7 @@ pub(super) struct MultiCounters {
     pub(super) bytes: AtomicU64,
     pub(super) segments_removed: AtomicU64,
     pub(super) entries_rewritten: AtomicU64,
+    pub(super) pinned_by: Mutex<Option<GroupId>>,
 }
 
 impl MultiStorageStats {
@@ -87,6 +88,17 @@ impl MultiStorageStats {
     /// Entries copied into checkpoints by purges.
     pub fn entries_rewritten(&self) -> u64 {
         self.counters.entries_rewritten.load(Ordering::Relaxed)
+    }
+    /// The group whose live tail kept the last purge from deleting
+    /// segments ([`Purge::pinned_by`] of the last purge tried), if any: a
+    /// driver may have the host snapshot it, as raft-engine's users force
+    /// the compaction of the regions its purge names.
+    pub fn pinned_by(&self) -> Option<GroupId> {
+        *self
+            .counters
+            .pinned_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -53,6 +53,12 @@ impl MultiStorage {
                 let purged = self.purge(&mut purge);
                 self.halt.on_error(purged)?;
             }
+            *self
+                .stats
+                .counters
+                .pinned_by
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = purge.pinned_by;
             // A purge that freed nothing (pinned or put off) is tried
             // again once the log has grown by a quarter of `purge_after`,
             // not after every commit.
