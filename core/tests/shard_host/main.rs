@@ -5,8 +5,9 @@
 //! One file per concern: `batching` (writes and batches per step, coalesced
 //! heartbeats), `robustness` (bad configurations, driver misuse, stray and
 //! arbitrary batches), `hibernation` (idle groups sleep and wake, also under
-//! faults) and `shards` (how a shard push is addressed, follower reads
-//! checked at the read index). The helpers they share are here.
+//! faults), `shards` (how a shard push is addressed, follower reads
+//! checked at the read index) and `snapshot` (a snapshot on the driver's
+//! request). The helpers they share are here.
 #![cfg(feature = "sim")]
 
 use distribkv_core::shard::host::{HostConfig, HostInput, HostReply, HostRequest};
@@ -17,6 +18,7 @@ mod batching;
 mod hibernation;
 mod robustness;
 mod shards;
+mod snapshot;
 
 /// `hosts` hosts, each holding a replica of each of `groups` groups (ids
 /// 1..=groups), the controller on the first three (or all, if fewer).

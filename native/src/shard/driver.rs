@@ -29,6 +29,10 @@ use crate::transport::{ClientRequest as Incoming, PeerTransport};
 /// At most one refused-frame warning per peer per this interval (the rest are counted).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A group whose live tail pins the multi-group log's old segments is
+/// asked to snapshot at most this often.
+const SNAPSHOT_ASK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// One input from the world.
 type Event = step::Event<PeerFrame, Incoming<ShardedRequest, ShardedReply>>;
 
@@ -61,6 +65,8 @@ pub(super) struct Driver {
     /// When a refusal from each peer was last logged.
     pub(super) refusal_logged: HashMap<NodeId, tokio::time::Instant>,
     pub(super) peers_sampled: tokio::time::Instant,
+    /// The last group asked to snapshot because it pinned old segments, and when.
+    pub(super) snapshot_asked: Option<(GroupId, tokio::time::Instant)>,
 }
 
 use distribkv_core::shard::GroupId;
@@ -103,6 +109,7 @@ impl Driver {
             };
             self.handle(event)?;
             inputs.drain_ready(|event| self.handle(event))?;
+            self.snapshot_pinning_group();
             self.drain_outputs(&mut inputs.storage).await?;
             self.observe();
         }
@@ -174,6 +181,31 @@ impl Driver {
             tracing::warn!(host = self.id, "host refused an input: {rejected:?}");
         }
         Ok(())
+    }
+
+    /// Has the host snapshot the group whose live tail kept the
+    /// multi-group log's last purge from deleting old segments (a group
+    /// that went quiet with more than `rewrite_limit` of entries would
+    /// otherwise keep them until its next snapshot, which may never come),
+    /// at most once per [`SNAPSHOT_ASK_INTERVAL`] for the same group.
+    fn snapshot_pinning_group(&mut self) {
+        let Some(group) = self.worker.stats().pinned_by() else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if self.snapshot_asked.is_some_and(|(asked, at)| {
+            asked == group && now.duration_since(at) < SNAPSHOT_ASK_INTERVAL
+        }) {
+            return;
+        }
+        self.snapshot_asked = Some((group, now));
+        if self.host.snapshot_group(self.clock.now(), group) {
+            tracing::info!(
+                host = self.id,
+                group,
+                "snapshotting a group whose log keeps old segments of the write-ahead log"
+            );
+        }
     }
 
     /// Logs (at most once per peer per interval) and counts a refused frame.

@@ -339,6 +339,7 @@ pub async fn run(
         refused: 0,
         refusal_logged: HashMap::new(),
         peers_sampled: tokio::time::Instant::now(),
+        snapshot_asked: None,
     };
     let outcome = driver
         .run(

@@ -26,6 +26,9 @@
 //! that was still being appended to is sealed at startup, so that no file
 //! mixes versions. A file of a version above [`FORMAT_VERSION`] is refused
 //! ([`StorageError::NewerFormat`](super::StorageError::NewerFormat)).
+//! Version 3 is only ever written in the multi-group log's segments
+//! ([`super::multi`]): it marks that they may hold group retire records;
+//! every other file is still written in version 2.
 //!
 //! File names are in [`names`], record frames (writing, reading, and telling
 //! a torn tail from corruption) in [`frame`].
@@ -81,11 +84,16 @@ pub(crate) struct FileHeader {
 }
 
 impl FileHeader {
-    /// The header's bytes.
+    /// The header's bytes, in [`FORMAT_VERSION`].
     pub(crate) fn encode(&self) -> [u8; FILE_HEADER_LEN] {
+        self.encode_in(FORMAT_VERSION)
+    }
+
+    /// The header's bytes, naming format `version`.
+    pub(crate) fn encode_in(&self, version: u32) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
         bytes[0..8].copy_from_slice(&self.magic);
-        bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
         bytes[12..20].copy_from_slice(&self.identity.node_id.to_le_bytes());
         bytes[20..28].copy_from_slice(&self.identity.cluster_id.to_le_bytes());
         bytes[28..36].copy_from_slice(&self.number.to_le_bytes());
@@ -104,6 +112,17 @@ impl FileHeader {
         bytes: &[u8],
         magic: [u8; 8],
     ) -> Result<(FileHeader, u32), Corruption> {
+        FileHeader::decode_up_to(bytes, magic, FORMAT_VERSION)
+    }
+
+    /// [`FileHeader::decode_versioned`] for a kind of file whose newest
+    /// version is `newest` (the multi-group log's segments are a version
+    /// ahead of the other files).
+    pub(crate) fn decode_up_to(
+        bytes: &[u8],
+        magic: [u8; 8],
+        newest: u32,
+    ) -> Result<(FileHeader, u32), Corruption> {
         if bytes.len() < FILE_HEADER_LEN {
             return Err(Corruption::TruncatedHeader {
                 length: bytes.len() as u64,
@@ -121,10 +140,10 @@ impl FileHeader {
             return Err(Corruption::HeaderChecksum);
         }
         let version = read_u32(bytes, 8);
-        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        if !(OLDEST_FORMAT_VERSION..=newest).contains(&version) {
             return Err(Corruption::UnsupportedVersion {
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: newest,
             });
         }
         let header = FileHeader {

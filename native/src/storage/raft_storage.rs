@@ -156,6 +156,7 @@ impl RaftStorage {
             dir: dir.clone(),
             identity,
             magic: SEGMENT_MAGIC,
+            version: FORMAT_VERSION,
             path: segment_path,
             temporary: segment_temporary,
         };

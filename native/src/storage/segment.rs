@@ -23,6 +23,8 @@ pub(crate) struct SegmentLayout {
     pub identity: Identity,
     /// The segment header's magic bytes.
     pub magic: [u8; 8],
+    /// The format version new segments are written in.
+    pub version: u32,
     /// Segment `number`'s path in `dir`.
     pub path: fn(&Path, u64) -> PathBuf,
     /// The temporary name segment `number` is created under.
@@ -40,7 +42,7 @@ impl SegmentLayout {
             identity: self.identity,
             number,
         }
-        .encode();
+        .encode_in(self.version);
         disk.write_atomically(&path, &(self.temporary)(&self.dir, number), &[&header])?;
         disk.open_append(&path)
     }

@@ -15,7 +15,7 @@ use distribkv_core::shard::host::HostWrite;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
 use distribkv_native::storage::{Corruption, RaftStorage, StorageError, StorageOptions};
 
-use crate::multi_support::Groups;
+use crate::multi_support::{Groups, write_of};
 use crate::support::{IDENTITY, entry, snapshot};
 
 fn options(segment_size: u64, purge_after: u64, rewrite_limit: u64) -> MultiStorageOptions {
@@ -192,15 +192,9 @@ fn one_fsync_commits_every_group_of_a_step() {
     assert!(recovered.values().all(|s| s.last_index() == 10));
 }
 
-fn write_of(group: GroupId, seq: u64, write: Write) -> HostWrite {
-    HostWrite {
-        seq,
-        writes: vec![(group, write)],
-    }
-}
-
 /// A group with a big live tail is not rewritten: it pins the old
-/// segments until a snapshot covers its tail, then they go.
+/// segments (reported in the stats, for the driver to have the host
+/// snapshot it) until a snapshot covers its tail, then they go.
 #[test]
 fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,6 +234,11 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
     }
     assert!(pinned > 0, "group 1 pinned the old segments");
     assert_eq!(
+        storage.stats().pinned_by(),
+        Some(1),
+        "reported to the driver"
+    );
+    assert_eq!(
         storage.segment_numbers()[0],
         1,
         "the first segment holds group 1's tail"
@@ -261,6 +260,7 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
         storage.segment_numbers()
     );
     assert!(storage.segment_numbers().len() < before);
+    assert_eq!(storage.stats().pinned_by(), None);
     drop(storage);
     let (_, recovered) = open(dir.path(), &options);
     assert_eq!(recovered[&1].snapshot.as_ref().unwrap().meta.index, 20);

@@ -8,11 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::Write;
-use distribkv_core::shard::GroupId;
-use distribkv_core::shard::host::HostWrite;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
 use distribkv_native::storage::{Corruption, InvalidWrite, StorageError, StorageOptions};
 
+use crate::multi_support::write_of;
 use crate::support::{IDENTITY, entry, snapshot};
 
 fn options() -> MultiStorageOptions {
@@ -37,13 +36,6 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     found
 }
 
-fn step(group: GroupId, seq: u64, write: Write) -> HostWrite {
-    HostWrite {
-        seq,
-        writes: vec![(group, write)],
-    }
-}
-
 /// Group 1 writes a snapshot and a tail, then is retired while group 2
 /// keeps writing: its snapshot file goes at once, the purges free every
 /// segment that held its entries, and neither a restart nor a purge brings
@@ -63,7 +55,7 @@ fn a_retired_group_stays_gone_through_restarts_and_purges() {
             write.snapshot = Some(Box::new(snapshot(4, 1, 20)));
         }
         seq += 1;
-        storage.append(&step(1, seq, write)).unwrap();
+        storage.append(&write_of(1, seq, write)).unwrap();
     }
     storage.sync().unwrap();
     storage.maybe_compact().unwrap();
@@ -94,7 +86,7 @@ fn a_retired_group_stays_gone_through_restarts_and_purges() {
             write.snapshot = Some(Box::new(snapshot(index - 1, 1, 10)));
         }
         seq += 1;
-        storage.append(&step(2, seq, write)).unwrap();
+        storage.append(&write_of(2, seq, write)).unwrap();
         storage.sync().unwrap();
         purged += storage.maybe_compact().unwrap().segments_removed;
     }
@@ -112,7 +104,7 @@ fn a_retired_group_stays_gone_through_restarts_and_purges() {
         entries: vec![entry(1, 1, 10)],
         ..Write::default()
     };
-    match storage.append(&step(1, seq + 1, write)) {
+    match storage.append(&write_of(1, seq + 1, write)) {
         Err(StorageError::InvalidGroupWrite {
             group: 1,
             problem: InvalidWrite::GroupRetired,
@@ -138,13 +130,13 @@ fn a_damaged_retire_record_is_refused_with_the_file_and_the_offset() {
         entries: vec![entry(index, 1, 50)],
         ..Write::default()
     };
-    storage.append(&step(1, 1, write(1))).unwrap();
-    storage.append(&step(2, 2, write(1))).unwrap();
+    storage.append(&write_of(1, 1, write(1))).unwrap();
+    storage.append(&write_of(2, 2, write(1))).unwrap();
     storage.sync().unwrap();
     let segment = files(dir.path(), "mwal-").pop().unwrap();
     let offset = fs::metadata(&segment).unwrap().len();
     storage.retire_group(1).unwrap();
-    storage.append(&step(2, 3, write(2))).unwrap();
+    storage.append(&write_of(2, 3, write(2))).unwrap();
     storage.sync().unwrap();
     drop(storage);
     let mut bytes = fs::read(&segment).unwrap();

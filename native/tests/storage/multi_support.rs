@@ -123,3 +123,11 @@ impl Groups {
         self.existing.iter().copied().collect()
     }
 }
+
+/// A host step holding one write of one group.
+pub fn write_of(group: GroupId, seq: u64, write: Write) -> HostWrite {
+    HostWrite {
+        seq,
+        writes: vec![(group, write)],
+    }
+}

@@ -59,7 +59,7 @@ pub fn snapshots(dir: &Path) -> Vec<PathBuf> {
     files_named(dir, "snap-", ".snap")
 }
 
-fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+pub fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -133,22 +133,8 @@ impl Host {
                             && last
                                 >= hosted.node.log().snapshot().index + self.config.snapshot_every
                         {
-                            let data = snapshot(&hosted.machine);
-                            if record {
-                                self.applied.push((
-                                    group,
-                                    AppliedRecord::Snapshot {
-                                        index: last,
-                                        term: hosted.node.log().term_at(last).unwrap_or(0),
-                                        digest: crate::kv::replica::digest(&data),
-                                    },
-                                ));
-                            }
-                            let now = hosted.node.now();
-                            // Cannot fail: `last` is applied and above the snapshot.
-                            let _ = hosted
-                                .node
-                                .handle(now, Input::Compact { index: last, data });
+                            let applied = record.then_some(&mut self.applied);
+                            compact_at(hosted, group, last, applied);
                             again = true;
                         }
                     }
@@ -245,6 +231,59 @@ impl Host {
         {
             self.ack_inserted(group);
         }
+    }
+}
+
+/// Snapshots `hosted` at `last`, which is applied and above its snapshot
+/// (recorded in `applied` when given).
+fn compact_at(
+    hosted: &mut Hosted,
+    group: GroupId,
+    last: LogIndex,
+    applied: Option<&mut Vec<(GroupId, AppliedRecord)>>,
+) {
+    let data = snapshot(&hosted.machine);
+    if let Some(applied) = applied {
+        applied.push((
+            group,
+            AppliedRecord::Snapshot {
+                index: last,
+                term: hosted.node.log().term_at(last).unwrap_or(0),
+                digest: crate::kv::replica::digest(&data),
+            },
+        ));
+    }
+    let now = hosted.node.now();
+    // Cannot fail: `last` is applied and above the snapshot.
+    let _ = hosted
+        .node
+        .handle(now, Input::Compact { index: last, data });
+}
+
+impl Host {
+    /// Snapshots this host's replica of `group` now, at its applied index,
+    /// as it does by itself every `snapshot_every` applied entries: for a
+    /// driver whose storage cannot free old log because a group that went
+    /// quiet keeps a long tail of entries there (the multi-group log's
+    /// purge reports it). Does nothing, and returns `false`, for a group
+    /// not held here or with nothing applied since its snapshot; the
+    /// snapshot's write comes out with the next drain.
+    pub fn snapshot_group(&mut self, now: Instant, group: GroupId) -> bool {
+        self.now = self.now.max(now);
+        // Apply what the group has pending, so that its state machine is
+        // at its applied index.
+        self.drain_group(group);
+        let record = self.config.record_applied;
+        let Some(hosted) = self.groups.get_mut(&group) else {
+            return false;
+        };
+        let applied = hosted.node.log().applied();
+        if applied <= hosted.node.log().snapshot().index {
+            return false;
+        }
+        compact_at(hosted, group, applied, record.then_some(&mut self.applied));
+        self.touched.push(group);
+        true
     }
 }
 

@@ -13,6 +13,15 @@
 //!   groups: [u64]                     their state is dropped; no later record may write to them
 //! seal (kind 3): as in the single-group log
 //! ```
+//!
+//! Segments are written in format version [`MULTI_SEGMENT_VERSION`] (3):
+//! it was stepped when the retire record (kind 6) came, so that a build
+//! that does not know it refuses the segment as written by a newer version
+//! rather than as damaged. Version 2 segments, and version 1 ones (never
+//! written by a multi-group log in practice), are read the same way, retire
+//! records included: builds before the step wrote them under version 2.
+//! Snapshot and identity files are those of the single-group log, in its
+//! version.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +32,14 @@ use serde::{Deserialize, Serialize};
 use super::super::format::{
     FileName, IDENTITY_FILE, SnapshotMarker, SnapshotPoint, TEMPORARY_SUFFIX, parse_fixed_digits,
 };
+
+/// Format version of the segments of a multi-group log (one numbering with
+/// the single-group files', which stay in
+/// [`FORMAT_VERSION`](super::super::format::FORMAT_VERSION)): 3 may hold
+/// retire records. Versions from
+/// [`OLDEST_FORMAT_VERSION`](super::super::format::OLDEST_FORMAT_VERSION)
+/// up to it are read.
+pub(crate) const MULTI_SEGMENT_VERSION: u32 = 3;
 
 /// Magic bytes opening a segment of a multi-group log.
 pub(crate) const MULTI_SEGMENT_MAGIC: [u8; 8] = *b"dkvmwal\n";

@@ -18,8 +18,8 @@ use super::super::segment::{ActiveSegment, Halt, SegmentLayout};
 use super::super::shape::snapshot_marker;
 use super::super::snapshot_file::{encode_snapshot, write_snapshot_file};
 use super::format::{
-    BatchRef, GroupRetire, ItemRef, MULTI_SEGMENT_MAGIC, segment_path, segment_temporary,
-    snapshot_path, snapshot_temporary,
+    BatchRef, GroupRetire, ItemRef, MULTI_SEGMENT_MAGIC, MULTI_SEGMENT_VERSION, segment_path,
+    segment_temporary, snapshot_path, snapshot_temporary,
 };
 use super::index::{GroupIndex, Location};
 use super::options::{MultiStorageOptions, MultiStorageStats};
@@ -59,6 +59,10 @@ pub struct MultiStorage {
     pub(super) scratch: Vec<u8>,
     pub(super) appended_seq: Option<u64>,
     pub(super) durable_seq: Option<u64>,
+    /// Log bytes (every segment) below which no purge is tried again,
+    /// after one that deleted nothing; reset by a snapshot, a removal or a
+    /// retirement, which may unpin segments.
+    pub(super) purge_retry_at: u64,
     /// Set when snapshot files may have become superseded.
     pub(super) snapshot_cleanup_due: bool,
     pub(super) halt: Halt,
@@ -90,6 +94,7 @@ impl MultiStorage {
             dir: dir.clone(),
             identity,
             magic: MULTI_SEGMENT_MAGIC,
+            version: MULTI_SEGMENT_VERSION,
             path: segment_path,
             temporary: segment_temporary,
         };
@@ -97,17 +102,24 @@ impl MultiStorage {
             options.storage.segment_size,
             options.storage.write_buffer_size,
         );
+        // A segment of an older version that was still being appended to
+        // is sealed below and writing goes on in a new one: no segment
+        // mixes versions.
+        let seal_old_tail = recovered
+            .tail
+            .is_some_and(|tail| !tail.sealed && tail.version < MULTI_SEGMENT_VERSION);
         let active = match recovered.tail {
-            Some((number, length, false)) => {
+            Some(tail) if !tail.sealed => {
                 sealed.pop_back();
+                let (number, length) = (tail.number, tail.length);
                 ActiveSegment::reopen(layout, disk.clone(), number, length, segment_size, buffer)?
             }
             other => {
-                let number = other.map_or(1, |(number, _, _)| number + 1);
+                let number = other.map_or(1, |tail| tail.number + 1);
                 ActiveSegment::create(layout, disk.clone(), number, segment_size, buffer)?
             }
         };
-        let storage = MultiStorage {
+        let mut storage = MultiStorage {
             dir,
             identity,
             options,
@@ -119,10 +131,19 @@ impl MultiStorage {
             scratch: Vec::new(),
             appended_seq: None,
             durable_seq: None,
+            purge_retry_at: 0,
             snapshot_cleanup_due: false,
             halt: Halt::default(),
             stats: MultiStorageStats::default(),
         };
+        if seal_old_tail {
+            storage.seal_active()?;
+            tracing::info!(
+                dir = %storage.dir.display(),
+                version = MULTI_SEGMENT_VERSION,
+                "sealed the log segment of the older format; new records go to a new segment"
+            );
+        }
         tracing::info!(
             dir = %storage.dir.display(),
             identity = %storage.identity,
@@ -267,6 +288,7 @@ impl MultiStorage {
                 if let Some(marker) = marker {
                     index.apply_snapshot(*marker);
                     self.snapshot_cleanup_due = true;
+                    self.purge_retry_at = 0;
                 }
                 if let Some(hard_state) = write.hard_state {
                     index.hard_state = hard_state;
@@ -369,6 +391,7 @@ impl MultiStorage {
         self.append_lifecycle(group, ItemRef::Remove)?;
         self.groups.remove(&group);
         self.snapshot_cleanup_due = true;
+        self.purge_retry_at = 0;
         Ok(())
     }
 
@@ -398,6 +421,7 @@ impl MultiStorage {
         self.groups.remove(&group);
         self.retired.insert(group);
         self.snapshot_cleanup_due = true;
+        self.purge_retry_at = 0;
         Ok(())
     }
 
@@ -425,15 +449,21 @@ impl MultiStorage {
         Ok(self.durable_seq)
     }
 
+    /// Seals the active segment and goes on in a new one.
+    pub(super) fn seal_active(&mut self) -> Result<(), StorageError> {
+        let number = self.active.number();
+        let length = self.active.roll()?;
+        self.sealed.push_back(SegmentInfo { number, length });
+        Ok(())
+    }
+
     /// Moves the record in `scratch` into the active segment (rolling to a
     /// new segment first if it would overflow the active one); returns
     /// where it lies.
     pub(super) fn push_scratch(&mut self) -> Result<Location, StorageError> {
         let frame_length = self.scratch.len() as u64;
         if self.active.is_full_for(frame_length) {
-            let number = self.active.number();
-            let length = self.active.roll()?;
-            self.sealed.push_back(SegmentInfo { number, length });
+            self.seal_active()?;
         }
         let offset = self.active.push(&self.scratch)?;
         self.stats

@@ -39,7 +39,10 @@
 //!
 //! Frames, headers, seals, snapshot files and their rules (atomic creation,
 //! the seal fsynced before the next segment exists) are those of the
-//! single-group log ([`super`]). The records:
+//! single-group log ([`super`]); the segments' format version is 3 (2 is
+//! still read; 3 marks that they may hold retire records, so that a build
+//! that does not know them refuses the folder as written by a newer
+//! version). The records:
 //!
 //! - **group batch**: one step, as a list of `(group, item)`: a group's
 //!   write (snapshot marker with the keep-or-drop-the-log rule resolved,
@@ -74,20 +77,28 @@
 //! A segment can be deleted only when no group still needs an entry in it.
 //! Groups snapshot at their own pace, so one quiet group would keep every
 //! segment written since its last snapshot. As raft-engine does, a purge
-//! (once the sealed segments hold [`MultiStorageOptions::purge_after`]
-//! bytes) copies the live entries the sealed segments still hold into a
-//! checkpoint record in the active segment, fsyncs it, then deletes them
-//! oldest first (each deletion durable before the next). A group whose
+//! (once the segments hold [`MultiStorageOptions::purge_after`] bytes,
+//! 16 MiB by default) first seals the active segment if it holds a quarter
+//! of that or more, copies the live entries the sealed segments still hold
+//! into a checkpoint record in the new active segment, fsyncs it, then
+//! deletes them oldest first (each deletion durable before the next). A
+//! purge that deletes nothing is tried again once the log has grown by a
+//! quarter of `purge_after`. A group whose
 //! live entries there exceed [`MultiStorageOptions::rewrite_limit`] bytes
 //! (or the biggest ones when all of them exceed
 //! [`MultiStorageOptions::rewrite_total_limit`]) is not copied and pins
-//! its oldest segment and every later one ([`Purge::pinned_by`]) until its
-//! next snapshot: the disk used is then bounded by the log written since
-//! the oldest snapshot among such groups. A purge also waits
+//! its oldest segment and every later one ([`Purge::pinned_by`], also kept
+//! in [`MultiStorageStats::pinned_by`]) until its next snapshot: the disk
+//! used is then bounded by the log written since the oldest snapshot among
+//! such groups. The sharded server's driver has the host snapshot such a
+//! group (`Host::snapshot_group`), as raft-engine's users force the
+//! compaction of the regions its purge names, so that a group that went
+//! quiet with a long tail does not pin for good. A purge also waits
 //! ([`Purge::deferred`]) while the entries to copy are more than half of
 //! what it would free, so that purges never chase their own checkpoints:
-//! without pinning, the log stays within about twice the live entries or
-//! `purge_after`, whichever is larger, plus a segment. The core snapshots a group every
+//! without pinning, the log, which is what a start reads, stays within
+//! about `purge_after` and a quarter, or three times the live entries if
+//! that is more, whatever the segment size. The core snapshots a group every
 //! `snapshot_every` applied entries, so a busy group never pins for long,
 //! and a quiet one has a small tail that is copied.
 //!

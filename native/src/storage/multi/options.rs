@@ -1,8 +1,8 @@
 //! Tuning and counters of a [`MultiStorage`](super::MultiStorage), and
 //! what one purge did.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use distribkv_core::shard::GroupId;
 
@@ -14,8 +14,12 @@ pub struct MultiStorageOptions {
     /// Segment size, write buffer, fault switches and file system, as for
     /// the single-group log.
     pub storage: StorageOptions,
-    /// A purge runs once the sealed segments (all but the active one) hold
-    /// at least this many bytes (default 256 MiB, four segments).
+    /// A purge runs once the segments (the active one included, which is
+    /// sealed first when it holds a quarter of this or more) hold at least
+    /// this many bytes (default 16 MiB): what a start reads stays about
+    /// this, or about three times the live entries if that is more, plus
+    /// what pinning groups hold (see
+    /// [`rewrite_limit`](Self::rewrite_limit)).
     pub purge_after: u64,
     /// A group whose live entries in the segments a purge would delete
     /// take more than this many bytes is not rewritten: it keeps those
@@ -31,7 +35,7 @@ impl Default for MultiStorageOptions {
     fn default() -> Self {
         MultiStorageOptions {
             storage: StorageOptions::default(),
-            purge_after: 256 << 20,
+            purge_after: 16 << 20,
             rewrite_limit: 8 << 20,
             rewrite_total_limit: 64 << 20,
         }
@@ -53,6 +57,7 @@ pub(super) struct MultiCounters {
     pub(super) bytes: AtomicU64,
     pub(super) segments_removed: AtomicU64,
     pub(super) entries_rewritten: AtomicU64,
+    pub(super) pinned_by: Mutex<Option<GroupId>>,
 }
 
 impl MultiStorageStats {
@@ -83,6 +88,17 @@ impl MultiStorageStats {
     /// Entries copied into checkpoints by purges.
     pub fn entries_rewritten(&self) -> u64 {
         self.counters.entries_rewritten.load(Ordering::Relaxed)
+    }
+    /// The group whose live tail kept the last purge from deleting
+    /// segments ([`Purge::pinned_by`] of the last purge tried), if any: a
+    /// driver may have the host snapshot it, as raft-engine's users force
+    /// the compaction of the regions its purge names.
+    pub fn pinned_by(&self) -> Option<GroupId> {
+        *self
+            .counters
+            .pinned_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 

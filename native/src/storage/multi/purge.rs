@@ -8,7 +8,7 @@ use distribkv_core::raft::LogIndex;
 use distribkv_core::shard::GroupId;
 
 use super::super::error::StorageError;
-use super::super::format::{RecordKind, encode_record};
+use super::super::format::{FILE_HEADER_LEN, RecordKind, encode_record};
 use super::format::{
     GroupCheckpoint, GroupRetire, GroupState, MultiFileName, parse_file_name, segment_path,
     snapshot_path,
@@ -19,12 +19,15 @@ use super::options::Purge;
 
 impl MultiStorage {
     /// Once everything appended is durable: deletes superseded snapshot
-    /// files (and those of removed groups), and, when the sealed segments
-    /// hold [`purge_after`](super::MultiStorageOptions::purge_after) bytes or
-    /// more, purges: copies the live entries they still hold into a
-    /// checkpoint record (unless a group's are too many, which then pins
-    /// them), makes it durable, and deletes them oldest first. Call it
-    /// after [`sync`](Self::sync); it may fsync.
+    /// files (and those of removed groups), and, when the segments hold
+    /// [`purge_after`](super::MultiStorageOptions::purge_after) bytes or
+    /// more, purges: seals the active segment (if it holds a quarter of
+    /// that or more), copies the live entries the sealed segments still
+    /// hold into a checkpoint record (unless a group's are too many, which
+    /// then pins them), makes it durable, and deletes them oldest first. A
+    /// purge that deletes nothing is tried again once the log has grown by
+    /// a quarter of `purge_after`. Call it after [`sync`](Self::sync); it
+    /// may fsync.
     pub fn maybe_compact(&mut self) -> Result<Purge, StorageError> {
         if self.active.is_unsynced() || self.durable_seq != self.appended_seq {
             return Ok(Purge::default());
@@ -37,9 +40,33 @@ impl MultiStorage {
             self.snapshot_cleanup_due = false;
         }
         let sealed: u64 = self.sealed.iter().map(|s| s.length).sum();
-        if sealed > 0 && sealed >= self.options.purge_after {
-            let purged = self.purge(&mut purge);
-            self.halt.on_error(purged)?;
+        let total = sealed + self.active.length();
+        if total >= self.options.purge_after.max(self.purge_retry_at) {
+            // The active segment is sealed too when it holds a good part
+            // of the log, so that this purge can delete it: otherwise a
+            // start would read up to a whole segment written since.
+            if self.active.length() >= self.options.purge_after / 4 + FILE_HEADER_LEN as u64 {
+                let sealed = self.seal_active();
+                self.halt.on_error(sealed)?;
+            }
+            if !self.sealed.is_empty() {
+                let purged = self.purge(&mut purge);
+                self.halt.on_error(purged)?;
+            }
+            *self
+                .stats
+                .counters
+                .pinned_by
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = purge.pinned_by;
+            // A purge that freed nothing (pinned or put off) is tried
+            // again once the log has grown by a quarter of `purge_after`,
+            // not after every commit.
+            self.purge_retry_at = if purge.segments_removed == 0 {
+                total + self.options.purge_after / 4 + 1
+            } else {
+                0
+            };
         }
         Ok(purge)
     }

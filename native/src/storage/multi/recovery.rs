@@ -13,11 +13,12 @@ use super::super::file::Disk;
 use super::super::format::{FileHeader, RecordKind, Seal, SnapshotPoint, decode_all};
 use super::super::identity::Identity;
 use super::super::listing::{FolderKind, open_folder, remove_stale_snapshots};
+use super::super::recovery::refuse_header;
 use super::super::segment::{Applied, Expected, scan_segment};
 use super::super::snapshot_file::read_snapshot_file;
 use super::format::{
     Batch, GroupCheckpoint, GroupRetire, Item, MULTI_IDENTITY_MAGIC, MULTI_SEGMENT_MAGIC,
-    parse_file_name, segment_path, snapshot_path,
+    MULTI_SEGMENT_VERSION, parse_file_name, segment_path, snapshot_path,
 };
 use super::index::{EntryMeta, GroupIndex, Location};
 
@@ -32,8 +33,21 @@ pub(crate) struct Recovered {
     pub retired: BTreeSet<GroupId>,
     /// The segments on disk, oldest first, with their valid lengths.
     pub segments: Vec<(u64, u64)>,
-    /// Where the last segment ends (number, valid length, sealed).
-    pub tail: Option<(u64, u64, bool)>,
+    /// Where the last segment ends.
+    pub tail: Option<Tail>,
+}
+
+/// The last segment on disk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tail {
+    /// Its number.
+    pub number: u64,
+    /// Its valid length.
+    pub length: u64,
+    /// Whether it ends with a seal.
+    pub sealed: bool,
+    /// The format version it is written in.
+    pub version: u32,
 }
 
 /// The multi-group log's data folder.
@@ -68,7 +82,7 @@ pub(crate) fn recover(
         }
         let is_last = position + 1 == listing.segments.len();
         let end = replay_segment(dir, number, is_last, identity, &mut replay, disk)?;
-        segments.push((number, end.1));
+        segments.push((number, end.length));
         tail = Some(end);
     }
     if let Some(&first) = listing.segments.first()
@@ -146,7 +160,7 @@ pub(crate) fn recover(
 }
 
 /// Replays one segment; cuts a torn tail off the last one. Returns its
-/// number, valid length and whether it is sealed.
+/// number, valid length, whether it is sealed, and its version.
 fn replay_segment(
     dir: &Path,
     number: u64,
@@ -154,16 +168,12 @@ fn replay_segment(
     identity: Identity,
     replay: &mut Replay,
     disk: &Disk,
-) -> Result<(u64, u64, bool), StorageError> {
+) -> Result<Tail, StorageError> {
     let path = segment_path(dir, number);
     let data = disk.read(&path)?;
-    let header = FileHeader::decode(&data, MULTI_SEGMENT_MAGIC).map_err(|problem| {
-        StorageError::CorruptSegment {
-            path: path.clone(),
-            offset: 0,
-            problem,
-        }
-    })?;
+    let (header, version) =
+        FileHeader::decode_up_to(&data, MULTI_SEGMENT_MAGIC, MULTI_SEGMENT_VERSION)
+            .map_err(|problem| refuse_header(&path, problem))?;
     let scanned = scan_segment(
         &path,
         &data,
@@ -199,7 +209,12 @@ fn replay_segment(
             Ok(Applied::Record)
         },
     )?;
-    Ok((number, scanned.length, scanned.sealed))
+    Ok(Tail {
+        number,
+        length: scanned.length,
+        sealed: scanned.sealed,
+        version,
+    })
 }
 
 /// One group rebuilt record by record. The entries may have holes while
