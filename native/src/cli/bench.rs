@@ -57,7 +57,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// QUIC connections shared by the clients (default: one per 64
-    /// clients, at least 1, at most 8).
+    /// clients, at least 1, at most 8). Against a sharded cluster N is the
+    /// number of clerks, each connected to every host; its default is the
+    /// same number divided by the number of hosts, rounded up, so that
+    /// about as many connections are open in all.
     #[arg(long, value_name = "N")]
     pub connections: Option<usize>,
 }
@@ -224,11 +227,16 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
 async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
     let certs = CertSet::load(&args.cluster.certs)?;
-    let connections = args
-        .connections
-        .unwrap_or((args.clients as usize).div_ceil(64).clamp(1, 8))
-        .max(1);
+    let default = (args.clients as usize).div_ceil(64).clamp(1, 8);
     if let Some(cluster) = crate::shard::client::detect(&servers, &certs).await? {
+        // Each clerk holds a connection to every host: spread the default
+        // number over the hosts, or each host's connections would carry a
+        // fraction of its load each (one reply per packet, more packets and
+        // more CPU per write on both sides; see docs/BENCHMARKS.md).
+        let connections = args
+            .connections
+            .unwrap_or(default.div_ceil(cluster.hosts.len().max(1)))
+            .max(1);
         let mut all = Vec::with_capacity(connections);
         for _ in 1..connections {
             all.push(Connected::Sharded(Arc::new(cluster.reconnect(&certs)?)));
@@ -236,6 +244,7 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
         all.push(Connected::Sharded(Arc::new(cluster)));
         return Ok(all);
     }
+    let connections = args.connections.unwrap_or(default).max(1);
     let mut all = Vec::with_capacity(connections);
     for _ in 0..connections {
         let cluster = KvCluster::connect(servers.clone(), &certs).await?;
