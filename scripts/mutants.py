@@ -19,6 +19,8 @@ GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
 STORE = "cargo test -q -p distribkv-core --lib kv::"
 FOLLOWER_READS = "cargo test -q --release -p distribkv-core --features sim --test kv_lab follower"
+CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
+RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -139,6 +141,19 @@ MUTATIONS = [
      "if self.dropped_through(client).is_some_and(|last| seq <= last) {",
      "if false && self.dropped_through(client).is_some_and(|last| seq <= last) {",
      SHARD_SWEEP),
+    ("retire-with-shards-in-flight (Sending, not yet acknowledged by their new owner and deleted)",
+     "core/src/shard/host/retire.rs",
+     " && kv.shards().is_empty();", ";", RETIREMENT),
+    ("retired-answered-before-the-controller's-log-holds-the-retirement", "core/src/shard/host/retire.rs",
+     "        if controller.is_retired(group) && may_retire {", "        if may_retire {", RETIREMENT),
+    ("retire-although-a-later-configuration-gives-the-group-shards (only the latest checked)",
+     "core/src/shard/controller.rs",
+     "            && self.configs[from..]\n", "            && self.configs[self.configs.len() - 1..]\n",
+     CONTROLLER),
+    ("retired-group-hosted-again-after-a-restart (the stored tombstones ignored)", "core/src/shard/host.rs",
+     "            if group != CONTROLLER && config.retired.contains(&group) {",
+     "            if group != CONTROLLER && false && config.retired.contains(&group) {",
+     RETIREMENT),
 ]
 
 
