@@ -21,17 +21,15 @@
 //! acknowledged append is in its key's final value exactly once, across
 //! every move.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use distribkv_core::check::{
-    AppendCheckOptions, Budget, OpKind, Outcome, check_appends, check_linearizable,
-};
 use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 
 use super::NsCluster;
+use super::harness::history::{acknowledged, check_history, read_finals};
 use super::harness::{BINARY, stdout};
 use super::net::Network;
 use super::rng::Rng;
@@ -396,31 +394,11 @@ pub fn sharded_run(test: &str) {
         }
     }
     let final_config = show(&cluster).expect("shard show after healing");
-    let keys: BTreeSet<String> = recorder
-        .operations()
-        .into_iter()
-        .map(|op| String::from_utf8(op.key).unwrap())
-        .collect();
-    let mut client = cluster.client_process();
-    let mut finals = BTreeMap::new();
-    for key in keys {
-        let id = recorder.invoke(0, &key, OpKind::Get);
-        let answer = client
-            .request(&format!("get {key}"), Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("final read of {key}: no answer\n{}", story()));
-        assert_eq!(answer["ok"], true, "final read of {key}: {answer}");
-        let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
-        recorder.complete(id, value.clone());
-        if let Some(value) = value {
-            finals.insert(key.into_bytes(), value);
-        }
-    }
+    let finals =
+        read_finals(&cluster, &recorder).unwrap_or_else(|error| panic!("{error}\n{}", story()));
     let operations = recorder.operations();
     let endings = recorder.endings();
-    let acknowledged = operations
-        .iter()
-        .filter(|op| matches!(op.outcome, Outcome::Ok { .. }))
-        .count();
+    let acknowledged = acknowledged(&operations);
     let unknown = endings
         .iter()
         .filter(|e| matches!(e, Some(Ending::Error | Ending::NoAnswer)))
@@ -449,14 +427,8 @@ pub fn sharded_run(test: &str) {
         final_config.num,
         story()
     );
-    if let Err(error) = check_linearizable(&operations, Budget::default()) {
-        panic!("the history is not linearizable: {error}\n{}", story());
-    }
-    let options = AppendCheckOptions {
-        reject_unexplained_text: true,
-    };
-    if let Err(error) = check_appends(&operations, &finals, options) {
-        panic!("exactly-once appends: {error}\n{}", story());
+    if let Err(error) = check_history(&operations, &finals) {
+        panic!("{error}\n{}", story());
     }
 }
 

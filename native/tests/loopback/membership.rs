@@ -6,16 +6,15 @@
 //! machine is replaced by a new one, clients and `member` commands follow
 //! a leader added after they started, and bad input gets a clear error.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use distribkv_core::check::{Budget, check_linearizable};
 use serde_json::Value;
 
+use super::harness::history::{acknowledged, start_workload};
 use super::harness::{self, BINARY, Cluster, Hosts, Loopback, stderr, stdout, wait_exit};
-use super::rng::Rng;
-use super::workload::{Pace, Workload};
+use super::workload::Workload;
 
 /// A 3-node cluster on 127.0.0.1 with room for `spares` more machines.
 fn cluster_with_spares(spares: usize) -> Cluster<Loopback> {
@@ -92,34 +91,12 @@ fn voters(ids: &[u64]) -> Vec<(u64, String)> {
     ids.iter().map(|&id| (id, "voter".to_string())).collect()
 }
 
-/// A checked workload of `clients` `client --json` processes against every
-/// host of `cluster`.
-pub(super) fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
-    let peers = cluster.peers();
-    let certs: PathBuf = cluster.certs.clone();
-    Workload::start(
-        clients,
-        &Rng::new(seed),
-        Pace { max_think_ms: 20 },
-        move || {
-            let mut command = Command::new(BINARY);
-            command
-                .args(["client", "--json", "--cluster", &peers, "--certs"])
-                .arg(&certs);
-            command
-        },
-    )
-}
-
 /// Stops the workload and checks its history: linearizable, and enough of
 /// it acknowledged to mean something.
 fn stop_and_check(mut workload: Workload, at_least: usize) {
     workload.stop();
     let operations = workload.recorder.operations();
-    let acknowledged = operations
-        .iter()
-        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
-        .count();
+    let acknowledged = acknowledged(&operations);
     assert!(
         acknowledged >= at_least,
         "only {acknowledged} of {} operations acknowledged",
@@ -130,24 +107,13 @@ fn stop_and_check(mut workload: Workload, at_least: usize) {
     }
 }
 
-/// The operations of `workload` acknowledged so far.
-fn acknowledged(workload: &Workload) -> usize {
-    workload
-        .recorder
-        .operations()
-        .iter()
-        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
-        .count()
-}
-
 /// Waits until `workload` has `more` acknowledged operations beyond those it
 /// had: the clients are running (their start can take seconds on a loaded
 /// machine), or still make progress after a change.
 fn wait_for_progress(workload: &Workload, more: usize, what: &str) {
-    let target = acknowledged(workload) + more;
-    wait_for(Duration::from_secs(60), what, || {
-        acknowledged(workload) >= target
-    });
+    let so_far = || acknowledged(&workload.recorder.operations());
+    let target = so_far() + more;
+    wait_for(Duration::from_secs(60), what, || so_far() >= target);
 }
 
 fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
@@ -162,7 +128,7 @@ fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
 fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
-    let workload = start_workload(&cluster, 4, 11);
+    let workload = start_workload(&cluster, 4, 11, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // A node that joins waits, and says so, until it is added.
@@ -279,7 +245,7 @@ fn a_dead_machine_is_replaced_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(1);
     cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
-    let workload = start_workload(&cluster, 4, 12);
+    let workload = start_workload(&cluster, 4, 12, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // Machine 3 dies for good: kill -9, its disk gone.
@@ -312,7 +278,7 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
     let mut cluster = cluster_with_spares(1);
     let leader = cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
-    let workload = start_workload(&cluster, 4, 13);
+    let workload = start_workload(&cluster, 4, 13, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // A follower's disk rots: a bit of its first log record flips.
