@@ -55,7 +55,7 @@ MUTATIONS = [
      "            SessionCheck::Duplicate(_) | SessionCheck::Fresh => {",
      SWEEP),
     ("follower-commits-past-the-leader's-entries (§5.3 step 5)", "core/src/raft/replication.rs",
-     "self.log.commit_to(request.leader_commit.min(last_new));", "self.log.commit_to(request.leader_commit);", RULES),
+     "self.log.commit_to(leader_commit.min(last_new));", "self.log.commit_to(leader_commit);", RULES),
     ("membership-change-before-the-new-leader-commits (Ongaro's single-server change bug)",
      "core/src/raft/membership.rs",
      "        if pending || !committed_in_term {", "        if pending || (false && !committed_in_term) {",
@@ -94,8 +94,10 @@ MUTATIONS = [
      "&& !(false && self.is_farewell_answer(from, &message))",
      RULES),
     ("departing-node-counts-toward-the-commit-quorum", "core/src/raft/replication.rs",
-     "            .voters\n            .iter()\n            .map(|&v| {",
-     "            .voters\n            .iter()\n            .chain(leader.departing.keys())\n            .map(|&v| {",
+     "        let voters = &self.log.membership().voters;\n        let mut inline",
+     "        let voters: &Vec<_> = &self\n            .log\n            .membership()\n            .voters\n"
+     "            .iter()\n            .chain(leader.departing.keys())\n            .copied()\n            .collect();\n"
+     "        let mut inline",
      RULES),
     ("departing-node-keeps-the-leader-in-office (CheckQuorum)", "core/src/raft/election.rs",
      "        let active = voters\n            .iter()\n",
