@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+from mutation import each_mutant  # noqa: E402
 SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep seed_sweep"
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
@@ -172,27 +174,17 @@ def run(command):
 
 
 def main():
-    wanted = sys.argv[1:]
     escaped = 0
-    for name, file, old, new, test in MUTATIONS:
-        if wanted and not any(w in name for w in wanted):
-            continue
-        path = ROOT / file
-        original = path.read_text()
-        if old not in original:
-            print(f"SKIPPED  {name}: the code it mutates has changed ({file})")
+    for name, result in each_mutant(ROOT, MUTATIONS, sys.argv[1:], run):
+        if result is None:
             escaped += 1
             continue
-        try:
-            path.write_text(original.replace(old, new, 1))
-            caught, detail = run(test)
-        finally:
-            path.write_text(original)
+        caught, detail = result
         if caught is None:
-            print(f"BROKEN   {name}: the mutant does not build")
+            print(f"BROKEN   {name}: the mutant does not build", flush=True)
             escaped += 1
             continue
-        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}")
+        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}", flush=True)
         escaped += not caught
     sys.exit(1 if escaped else 0)
 
