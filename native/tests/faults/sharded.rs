@@ -29,12 +29,12 @@ use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 
 use super::NsCluster;
-use super::harness::history::{acknowledged, check_history, read_finals};
+use super::harness::history::{acknowledged, check_history, read_finals, start_clients};
 use super::harness::{BINARY, stdout};
 use super::net::Network;
 use super::rng::Rng;
 use super::scenario::replay_command;
-use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace, Workload};
+use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace};
 
 /// Shards of the cluster.
 const SHARDS: u32 = 8;
@@ -249,26 +249,17 @@ pub fn sharded_run(test: &str) {
         started.elapsed().as_secs_f64()
     );
 
-    let clients_ns = cluster.hosts.clients.clone();
-    let peers = cluster.peers();
-    let certs = cluster.certs.clone();
-    let client_command = move || {
-        let mut command = Network::command_in(&clients_ns, BINARY);
-        command
-            .args(["client", "--json", "--cluster", &peers])
-            .arg("--certs")
-            .arg(&certs);
-        if reads_at_followers {
-            command.arg("--follower-reads");
-        }
-        command
-    };
     let root = Rng::new(seed);
-    let mut workload = Workload::start(
+    let mut workload = start_clients(
+        &cluster,
         4,
         &root.fork(4100),
         Pace { max_think_ms: 20 },
-        client_command,
+        if reads_at_followers {
+            &["--follower-reads"]
+        } else {
+            &[]
+        },
     );
     let recorder = workload.recorder.clone();
     std::thread::sleep(Duration::from_secs(2));

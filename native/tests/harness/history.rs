@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use distribkv_core::check::{
@@ -20,29 +19,44 @@ use super::{BINARY, Cluster, Hosts, Loopback};
 use crate::rng::Rng;
 use crate::workload::{Pace, Recorder, Workload};
 
-/// Starts `clients` `client --json` processes (with `extra` flags) against
-/// every node of `cluster`, their operations drawn from `seed`.
+/// Starts `clients` `client --json` processes (with `extra` flags) where
+/// the clients of `cluster` run, against every node, their operations
+/// drawn from `rng`'s sub-streams at `pace`.
+pub fn start_clients<H: Hosts>(
+    cluster: &Cluster<H>,
+    clients: usize,
+    rng: &Rng,
+    pace: Pace,
+    extra: &[&str],
+) -> Workload {
+    let launch = cluster.hosts.clients_launcher();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let peers = cluster.peers();
+    let certs: PathBuf = cluster.certs.clone();
+    Workload::start(clients, rng, pace, move || {
+        let mut command = launch(BINARY);
+        command
+            .args(["client", "--json", "--cluster", &peers, "--certs"])
+            .arg(&certs)
+            .args(&extra);
+        command
+    })
+}
+
+/// [`start_clients`] on the loopback interface, with operations drawn from
+/// `seed`, each followed by a pause of up to 20 ms.
 pub fn start_workload(
     cluster: &Cluster<Loopback>,
     clients: usize,
     seed: u64,
     extra: &[&str],
 ) -> Workload {
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let peers = cluster.peers();
-    let certs: PathBuf = cluster.certs.clone();
-    Workload::start(
+    start_clients(
+        cluster,
         clients,
         &Rng::new(seed),
         Pace { max_think_ms: 20 },
-        move || {
-            let mut command = Command::new(BINARY);
-            command
-                .args(["client", "--json", "--cluster", &peers, "--certs"])
-                .arg(&certs)
-                .args(&extra);
-            command
-        },
+        extra,
     )
 }
 
