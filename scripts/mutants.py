@@ -14,11 +14,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+from mutation import each_mutant  # noqa: E402
 SWEEP = "DISTRIBKV_SEEDS=3000 cargo test -q --release -p distribkv-core --features sim --test sweep seed_sweep"
 GOLDEN = "cargo test -q -p distribkv-core --features sim --test scenarios"
 RULES = "cargo test -q -p distribkv-core --test raft_rules"
 STORE = "cargo test -q -p distribkv-core --lib kv::"
 FOLLOWER_READS = "cargo test -q --release -p distribkv-core --features sim --test kv_lab follower"
+CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
+RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -53,7 +57,7 @@ MUTATIONS = [
      "            SessionCheck::Duplicate(_) | SessionCheck::Fresh => {",
      SWEEP),
     ("follower-commits-past-the-leader's-entries (§5.3 step 5)", "core/src/raft/replication.rs",
-     "self.log.commit_to(request.leader_commit.min(last_new));", "self.log.commit_to(request.leader_commit);", RULES),
+     "self.log.commit_to(leader_commit.min(last_new));", "self.log.commit_to(leader_commit);", RULES),
     ("membership-change-before-the-new-leader-commits (Ongaro's single-server change bug)",
      "core/src/raft/membership.rs",
      "        if pending || !committed_in_term {", "        if pending || (false && !committed_in_term) {",
@@ -92,8 +96,10 @@ MUTATIONS = [
      "&& !(false && self.is_farewell_answer(from, &message))",
      RULES),
     ("departing-node-counts-toward-the-commit-quorum", "core/src/raft/replication.rs",
-     "            .voters\n            .iter()\n            .map(|&v| {",
-     "            .voters\n            .iter()\n            .chain(leader.departing.keys())\n            .map(|&v| {",
+     "        let voters = &self.log.membership().voters;\n        let mut inline",
+     "        let voters: &Vec<_> = &self\n            .log\n            .membership()\n            .voters\n"
+     "            .iter()\n            .chain(leader.departing.keys())\n            .copied()\n            .collect();\n"
+     "        let mut inline",
      RULES),
     ("departing-node-keeps-the-leader-in-office (CheckQuorum)", "core/src/raft/election.rs",
      "        let active = voters\n            .iter()\n",
@@ -139,6 +145,19 @@ MUTATIONS = [
      "if self.dropped_through(client).is_some_and(|last| seq <= last) {",
      "if false && self.dropped_through(client).is_some_and(|last| seq <= last) {",
      SHARD_SWEEP),
+    ("retire-with-shards-in-flight (Sending, not yet acknowledged by their new owner and deleted)",
+     "core/src/shard/host/retire.rs",
+     " && kv.shards().is_empty();", ";", RETIREMENT),
+    ("retired-answered-before-the-controller's-log-holds-the-retirement", "core/src/shard/host/retire.rs",
+     "        if controller.is_retired(group) && may_retire {", "        if may_retire {", RETIREMENT),
+    ("retire-although-a-later-configuration-gives-the-group-shards (only the latest checked)",
+     "core/src/shard/controller.rs",
+     "            && self.configs[from..]\n", "            && self.configs[self.configs.len() - 1..]\n",
+     CONTROLLER),
+    ("retired-group-hosted-again-after-a-restart (the stored tombstones ignored)", "core/src/shard/host.rs",
+     "            if group != CONTROLLER && config.retired.contains(&group) {",
+     "            if group != CONTROLLER && false && config.retired.contains(&group) {",
+     RETIREMENT),
 ]
 
 
@@ -155,27 +174,17 @@ def run(command):
 
 
 def main():
-    wanted = sys.argv[1:]
     escaped = 0
-    for name, file, old, new, test in MUTATIONS:
-        if wanted and not any(w in name for w in wanted):
-            continue
-        path = ROOT / file
-        original = path.read_text()
-        if old not in original:
-            print(f"SKIPPED  {name}: the code it mutates has changed ({file})")
+    for name, result in each_mutant(ROOT, MUTATIONS, sys.argv[1:], run):
+        if result is None:
             escaped += 1
             continue
-        try:
-            path.write_text(original.replace(old, new, 1))
-            caught, detail = run(test)
-        finally:
-            path.write_text(original)
+        caught, detail = result
         if caught is None:
-            print(f"BROKEN   {name}: the mutant does not build")
+            print(f"BROKEN   {name}: the mutant does not build", flush=True)
             escaped += 1
             continue
-        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}")
+        print(f"{'caught ' if caught else 'ESCAPED'}  {name}{detail}", flush=True)
         escaped += not caught
     sys.exit(1 if escaped else 0)
 

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+from mutation import each_mutant  # noqa: E402
 
 
 def tests(*modules, skip=()):
@@ -100,22 +102,12 @@ def run(command):
 
 
 def main():
-    wanted = sys.argv[1:]
     escaped = 0
-    for name, file, old, new, test in MUTATIONS:
-        if wanted and not any(w in name for w in wanted):
-            continue
-        path = ROOT / file
-        original = path.read_text()
-        if old not in original:
-            print(f"SKIPPED  {name}: the code it mutates has changed ({file})")
+    for name, result in each_mutant(ROOT, MUTATIONS, sys.argv[1:], run):
+        if result is None:
             escaped += 1
             continue
-        try:
-            path.write_text(original.replace(old, new, 1))
-            outcome, failed, message = run(test)
-        finally:
-            path.write_text(original)
+        outcome, failed, message = result
         caught = outcome not in (0, "timeout") and failed
         note = " (the tests hung)" if outcome == "timeout" else ""
         print(f"{'caught ' if caught else 'ESCAPED'}  {name}{note}", flush=True)

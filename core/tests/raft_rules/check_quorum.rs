@@ -3,9 +3,10 @@
 
 use bytes::Bytes;
 use distribkv_core::raft::{
-    AppendEntriesResponse, Config, Envelope, Input, Message, Node, Output, RequestVoteResponse,
-    RoleKind,
+    AppendEntriesResponse, HeartbeatResponse, Input, Message, Node, RequestVoteResponse, RoleKind,
 };
+
+use crate::{deliver, drain, native_timing};
 use distribkv_core::time::Instant;
 
 // On wasm32 the test runner only sees `#[wasm_bindgen_test]` functions.
@@ -29,12 +30,8 @@ impl Leader {
 
     /// Node 1 leading {1, .., voters}.
     fn of(voters: u64) -> Leader {
-        let mut config = Config::new(1, 1..=voters);
-        config.election_timeout_min = 500;
-        config.election_timeout_max = 1000;
-        config.heartbeat_interval = 100;
         let mut leader = Leader {
-            node: Node::new(config, 1, Instant::ZERO).unwrap(),
+            node: Node::new(native_timing(1, 1..=voters), 1, Instant::ZERO).unwrap(),
             now: 0,
             sent: Vec::new(),
         };
@@ -65,33 +62,53 @@ impl Leader {
     }
 
     fn drain(&mut self) {
-        while let Some(output) = self.node.poll_output() {
-            match output {
-                Output::Persist(write) => {
-                    self.node
-                        .handle(Instant(self.now), Input::Persisted(write.seq))
-                        .unwrap();
-                }
-                Output::Send(envelope) => {
-                    self.sent.push((self.now, envelope.to, envelope.message));
-                }
-                _ => {}
-            }
+        for envelope in drain(&mut self.node, self.now) {
+            self.sent.push((self.now, envelope.to, envelope.message));
         }
     }
 
     fn receive(&mut self, from: u64, message: Message) {
+        for envelope in deliver(&mut self.node, self.now, from, message) {
+            self.sent.push((self.now, envelope.to, envelope.message));
+        }
+    }
+
+    /// Proposes `text` and takes the leader's outputs.
+    fn propose(&mut self, text: &'static str) {
         self.node
             .handle(
                 Instant(self.now),
-                Input::Message(Envelope {
-                    from,
-                    to: 1,
-                    message,
-                }),
+                Input::Propose(Bytes::from_static(text.as_bytes())),
             )
             .unwrap();
         self.drain();
+    }
+
+    /// Answers the heartbeats sent at a time `due` accepts, in the order
+    /// sent, but for the first `answered` of them (answered before);
+    /// returns how many it answered.
+    fn answer_heartbeats(&mut self, answered: usize, due: impl Fn(u64) -> bool) -> usize {
+        let heartbeats: Vec<(u64, u64)> = self
+            .sent
+            .iter()
+            .filter_map(|(at, to, m)| match m {
+                Message::Heartbeat(h) if due(*at) => Some((*to, h.round)),
+                _ => None,
+            })
+            .skip(answered)
+            .collect();
+        for &(from, round) in &heartbeats {
+            let term = self.node.term();
+            self.receive(
+                from,
+                Message::HeartbeatResponse(HeartbeatResponse {
+                    term,
+                    round,
+                    last_index: 1,
+                }),
+            );
+        }
+        heartbeats.len()
     }
 
     fn acknowledge(&mut self, from: u64, index: u64) {
@@ -144,14 +161,7 @@ fn a_leader_deposed_by_check_quorum_hands_over_to_its_most_up_to_date_follower()
     // The no-op (index 1) and two entries; node 3 acknowledges them all,
     // node 2 only the no-op.
     for text in ["a", "b"] {
-        leader
-            .node
-            .handle(
-                Instant(leader.now),
-                Input::Propose(Bytes::from_static(text.as_bytes())),
-            )
-            .unwrap();
-        leader.drain();
+        leader.propose(text);
     }
     leader.acknowledge(2, 1);
     leader.acknowledge(3, 3);
@@ -191,27 +201,7 @@ fn the_check_quorum_timeout_counts_from_the_last_check_that_heard_a_majority() {
     let mut answered = 0;
     for step in 1..=30 {
         leader.run_until(step * 100);
-        let due: Vec<(u64, u64)> = leader
-            .sent
-            .iter()
-            .filter_map(|(_, to, m)| match m {
-                Message::Heartbeat(h) => Some((*to, h.round)),
-                _ => None,
-            })
-            .skip(answered)
-            .collect();
-        answered += due.len();
-        for (from, round) in due {
-            let term = leader.node.term();
-            leader.receive(
-                from,
-                Message::HeartbeatResponse(distribkv_core::raft::HeartbeatResponse {
-                    term,
-                    round,
-                    last_index: 1,
-                }),
-            );
-        }
+        answered += leader.answer_heartbeats(answered, |_| true);
     }
     assert!(answered >= 58, "every heartbeat answered ({answered})");
     assert!(leader.node.is_leader());
@@ -234,14 +224,7 @@ fn the_check_quorum_timeout_counts_from_the_last_check_that_heard_a_majority() {
 fn the_hand_over_goes_to_the_longest_log_among_the_followers_holding_the_commit() {
     let mut leader = Leader::of(5);
     for text in ["a", "b", "c", "d"] {
-        leader
-            .node
-            .handle(
-                Instant(leader.now),
-                Input::Propose(Bytes::from_static(text.as_bytes())),
-            )
-            .unwrap();
-        leader.drain();
+        leader.propose(text);
     }
     for (from, index) in [(2, 2), (3, 5), (4, 4), (5, 1)] {
         leader.acknowledge(from, index);
@@ -280,29 +263,8 @@ fn a_leader_whose_answers_are_a_second_late_keeps_leading() {
     for step in 1..=40 {
         leader.run_until(slow_from + step * 100);
         // Answer every heartbeat sent at least 1 s ago (and after the change).
-        let due: Vec<(u64, u64)> = leader
-            .sent
-            .iter()
-            .filter_map(|(at, to, m)| match m {
-                Message::Heartbeat(h) if *at > slow_from && *at + 1000 <= leader.now => {
-                    Some((*to, h.round))
-                }
-                _ => None,
-            })
-            .skip(answered)
-            .collect();
-        answered += due.len();
-        for (from, round) in due {
-            let term = leader.node.term();
-            leader.receive(
-                from,
-                Message::HeartbeatResponse(distribkv_core::raft::HeartbeatResponse {
-                    term,
-                    round,
-                    last_index: 1,
-                }),
-            );
-        }
+        let now = leader.now;
+        answered += leader.answer_heartbeats(answered, |at| at > slow_from && at + 1000 <= now);
         assert!(
             leader.node.is_leader(),
             "stepped down {} ms after the links slowed",

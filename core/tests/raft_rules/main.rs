@@ -18,6 +18,56 @@ mod check_quorum;
 mod removal;
 mod vote;
 
+/// Node `id` of `voters` with the native server's default timing
+/// (election timeout 500–1000 ms, heartbeat 100 ms).
+pub(crate) fn native_timing(id: u64, voters: impl IntoIterator<Item = u64>) -> Config {
+    let mut config = Config::new(id, voters);
+    config.election_timeout_min = 500;
+    config.election_timeout_max = 1000;
+    config.heartbeat_interval = 100;
+    config
+}
+
+/// Takes `node`'s outputs at `now`, acknowledging its writes at once;
+/// returns what it sent.
+pub(crate) fn drain(node: &mut Node, now: u64) -> Vec<Envelope> {
+    let mut sent = Vec::new();
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Persist(write) => {
+                node.handle(Instant(now), Input::Persisted(write.seq))
+                    .unwrap();
+            }
+            Output::Send(envelope) => sent.push(envelope),
+            _ => {}
+        }
+    }
+    sent
+}
+
+/// Delivers `message` from `from` to node 1 at `now`, acknowledging its
+/// writes at once; returns what it sent.
+pub(crate) fn deliver(node: &mut Node, now: u64, from: u64, message: Message) -> Vec<Envelope> {
+    node.handle(
+        Instant(now),
+        Input::Message(Envelope {
+            from,
+            to: 1,
+            message,
+        }),
+    )
+    .unwrap();
+    drain(node, now)
+}
+
+/// [`deliver`], keeping only the messages sent.
+pub(crate) fn feed(node: &mut Node, now: u64, from: u64, message: Message) -> Vec<Message> {
+    deliver(node, now, from, message)
+        .into_iter()
+        .map(|envelope| envelope.message)
+        .collect()
+}
+
 pub(crate) fn entry(index: u64, term: u64, text: &'static str) -> Entry {
     Entry {
         index,
@@ -42,29 +92,7 @@ impl Follower {
 
     pub(crate) fn receive(&mut self, from: u64, message: Message) -> Vec<Message> {
         self.now += 1;
-        self.node
-            .handle(
-                Instant(self.now),
-                Input::Message(Envelope {
-                    from,
-                    to: 1,
-                    message,
-                }),
-            )
-            .unwrap();
-        let mut sent = Vec::new();
-        while let Some(output) = self.node.poll_output() {
-            match output {
-                Output::Persist(write) => {
-                    self.node
-                        .handle(Instant(self.now), Input::Persisted(write.seq))
-                        .unwrap();
-                }
-                Output::Send(envelope) => sent.push(envelope.message),
-                _ => {}
-            }
-        }
-        sent
+        feed(&mut self.node, self.now, from, message)
     }
 
     pub(crate) fn append(

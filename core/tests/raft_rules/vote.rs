@@ -1,10 +1,9 @@
 //! RequestVote and PreVote: one vote per term for an up-to-date log (§5.2,
 //! §5.4.1), pre-votes that change nothing, stepping down on a higher term.
 
-use crate::{Follower, entry, vote};
+use crate::{Follower, deliver, drain, entry, feed, native_timing, vote};
 use distribkv_core::raft::{
-    AppendEntriesResponse, Config, Envelope, Heartbeat, Input, Message, Node, Output,
-    RequestVoteResponse, RoleKind,
+    AppendEntriesResponse, Config, Heartbeat, Input, Message, Node, RequestVoteResponse, RoleKind,
 };
 use distribkv_core::time::Instant;
 
@@ -105,12 +104,7 @@ fn leader_steps_down_on_a_higher_term() {
     while !node.is_leader() {
         now += 100;
         node.handle(Instant(now), Input::Timeout).unwrap();
-        while let Some(output) = node.poll_output() {
-            if let Output::Persist(write) = output {
-                node.handle(Instant(now), Input::Persisted(write.seq))
-                    .unwrap();
-            }
-        }
+        drain(&mut node, now);
     }
     assert_eq!(node.role(), RoleKind::Leader);
     // A single-node cluster's member list is {1}; a higher term from anyone still counts.
@@ -120,42 +114,8 @@ fn leader_steps_down_on_a_higher_term() {
         success: false,
         conflict: None,
     });
-    node.handle(
-        Instant(now + 1),
-        Input::Message(Envelope {
-            from: 2,
-            to: 1,
-            message,
-        }),
-    )
-    .unwrap();
+    deliver(&mut node, now + 1, 2, message);
     assert_eq!(node.role(), RoleKind::Follower);
-}
-
-/// Feeds `message` from `from` to node 1 at `now`, acknowledging its writes
-/// at once; returns what it sent.
-fn feed(node: &mut Node, now: u64, from: u64, message: Message) -> Vec<Message> {
-    node.handle(
-        Instant(now),
-        Input::Message(Envelope {
-            from,
-            to: 1,
-            message,
-        }),
-    )
-    .unwrap();
-    let mut sent = Vec::new();
-    while let Some(output) = node.poll_output() {
-        match output {
-            Output::Persist(write) => {
-                node.handle(Instant(now), Input::Persisted(write.seq))
-                    .unwrap();
-            }
-            Output::Send(envelope) => sent.push(envelope.message),
-            _ => {}
-        }
-    }
-    sent
 }
 
 /// A split vote (§5.2): node 1 campaigns in term 1 and hears node 3's
@@ -169,11 +129,7 @@ fn feed(node: &mut Node, now: u64, from: u64, message: Message) -> Vec<Message> 
 fn a_candidate_that_hears_a_rival_of_its_term_re_arms_a_shorter_timeout() {
     let mut rearmed = Vec::new();
     for seed in 1..=40 {
-        let mut config = Config::new(1, [1, 2, 3]);
-        config.election_timeout_min = 500;
-        config.election_timeout_max = 1000;
-        config.heartbeat_interval = 100;
-        let mut node = Node::new(config, seed, Instant::ZERO).unwrap();
+        let mut node = Node::new(native_timing(1, [1, 2, 3]), seed, Instant::ZERO).unwrap();
         node.handle(Instant::ZERO, Input::Campaign).unwrap();
         while node.poll_output().is_some() {}
         let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {

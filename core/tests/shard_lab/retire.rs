@@ -58,10 +58,16 @@ fn a_group_that_left_is_retired_everywhere_under_faults() {
                 "seed {seed}: host {host}'s disk"
             );
         }
-        // Writes continue on the groups that stayed; a restart keeps 101 gone.
+        // Writes continue on the groups that stayed; a restart keeps 101
+        // gone from the start (the tombstone on its disk, not a reminder
+        // from the group's other hosts).
         sim.crash(3);
         sim.run_for(300);
         sim.restart(3);
+        assert!(
+            sim.replicas_of(101).is_empty(),
+            "seed {seed}: host 3 hosts group 101 again after a restart"
+        );
         sim.run_for(1_000);
         assert!(sim.replicas_of(101).is_empty());
         assert_eq!(

@@ -461,6 +461,11 @@ impl crate::harness::Hosts for Network {
     fn on_clients(&self, program: &str) -> Command {
         Network::command_in(&self.clients, program)
     }
+
+    fn clients_launcher(&self) -> crate::harness::hosts::Launcher {
+        let clients = self.clients.clone();
+        Box::new(move |program| Network::command_in(&clients, program))
+    }
 }
 
 /// Runs `ip <args>` inside namespace `name`.

@@ -24,12 +24,11 @@ use distribkv_native::server::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS,
 };
 
-use super::harness::BINARY;
+use super::harness::history::start_clients;
 use super::nemesis::{Fault, Target, inject};
-use super::net::Network;
 use super::rng::Rng;
 use super::scenario::{LEADER_LIMIT, first_write_after, replay_command};
-use super::workload::{Pace, Workload};
+use super::workload::Pace;
 
 /// How long a single fault may stop writes for, with the default timing
 /// (issue 12's goal; the figures in docs/FAULTS.md stay below it).
@@ -142,22 +141,12 @@ pub fn recovery_after_single_faults(test: &str) {
         .wait_for_leader(LEADER_LIMIT)
         .unwrap_or_else(|| panic!("no leader within {LEADER_LIMIT:?}"));
 
-    let clients_ns = cluster.hosts.clients.clone();
-    let peers = cluster.peers();
-    let certs = cluster.certs.clone();
-    let client_command = move || {
-        let mut command = Network::command_in(&clients_ns, BINARY);
-        command
-            .args(["client", "--json", "--cluster", &peers])
-            .arg("--certs")
-            .arg(&certs);
-        command
-    };
-    let mut workload = Workload::start(
+    let mut workload = start_clients(
+        &cluster,
         3,
         &Rng::new(seed).fork(4000),
         Pace { max_think_ms: 5 },
-        client_command,
+        &[],
     );
     let recorder = workload.recorder.clone();
     std::thread::sleep(Duration::from_secs(1));

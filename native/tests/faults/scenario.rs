@@ -33,13 +33,12 @@ use distribkv_native::server::{
     DEFAULT_ELECTION_MAX_MS, DEFAULT_ELECTION_MIN_MS, DEFAULT_HEARTBEAT_MS,
 };
 
-use super::harness::BINARY;
+use super::harness::history::start_clients;
 use super::harness::status::render_statuses;
 use super::harness::{ClientProcess, StatusLine};
 use super::nemesis::{Fault, Planned, inject, plan, render_plan, replacements};
-use super::net::Network;
 use super::rng::Rng;
-use super::workload::{Ending, Pace, Recorder, Workload, is_append_only};
+use super::workload::{Ending, Pace, Recorder, is_append_only};
 
 /// How long the cluster may take to elect a leader at the start.
 pub const LEADER_LIMIT: Duration = Duration::from_secs(30);
@@ -210,22 +209,12 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
         started.elapsed().as_secs_f64()
     );
 
-    let clients_ns = cluster.hosts.clients.clone();
-    let peers = cluster.peers();
-    let certs = cluster.certs.clone();
-    let client_command = move || {
-        let mut command = Network::command_in(&clients_ns, BINARY);
-        command
-            .args(["client", "--json", "--cluster", &peers])
-            .arg("--certs")
-            .arg(&certs);
-        command
-    };
-    let mut workload = Workload::start(
+    let mut workload = start_clients(
+        &cluster,
         clients,
         &root.fork(2000 + nodes as u64),
         Pace { max_think_ms: 20 },
-        client_command.clone(),
+        &[],
     );
     let recorder = workload.recorder.clone();
     std::thread::sleep(SETTLE);
@@ -277,7 +266,9 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
         Err(error) => findings.push(format!("convergence: {error}")),
     }
 
-    let finals = read_final_values(&recorder, client_command(), &mut findings);
+    let mut final_client = cluster.client_command("client");
+    final_client.arg("--json");
+    let finals = read_final_values(&recorder, final_client, &mut findings);
     let operations = recorder.operations();
     check_history(&operations, &finals, &injected, &mut findings);
 

@@ -21,22 +21,20 @@
 //! acknowledged append is in its key's final value exactly once, across
 //! every move.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use distribkv_core::check::{
-    AppendCheckOptions, Budget, OpKind, Outcome, check_appends, check_linearizable,
-};
 use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 
 use super::NsCluster;
+use super::harness::history::{acknowledged, check_history, read_finals, start_clients};
 use super::harness::{BINARY, stdout};
 use super::net::Network;
 use super::rng::Rng;
 use super::scenario::replay_command;
-use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace, Workload};
+use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace};
 
 /// Shards of the cluster.
 const SHARDS: u32 = 8;
@@ -251,26 +249,17 @@ pub fn sharded_run(test: &str) {
         started.elapsed().as_secs_f64()
     );
 
-    let clients_ns = cluster.hosts.clients.clone();
-    let peers = cluster.peers();
-    let certs = cluster.certs.clone();
-    let client_command = move || {
-        let mut command = Network::command_in(&clients_ns, BINARY);
-        command
-            .args(["client", "--json", "--cluster", &peers])
-            .arg("--certs")
-            .arg(&certs);
-        if reads_at_followers {
-            command.arg("--follower-reads");
-        }
-        command
-    };
     let root = Rng::new(seed);
-    let mut workload = Workload::start(
+    let mut workload = start_clients(
+        &cluster,
         4,
         &root.fork(4100),
         Pace { max_think_ms: 20 },
-        client_command,
+        if reads_at_followers {
+            &["--follower-reads"]
+        } else {
+            &[]
+        },
     );
     let recorder = workload.recorder.clone();
     std::thread::sleep(Duration::from_secs(2));
@@ -396,31 +385,11 @@ pub fn sharded_run(test: &str) {
         }
     }
     let final_config = show(&cluster).expect("shard show after healing");
-    let keys: BTreeSet<String> = recorder
-        .operations()
-        .into_iter()
-        .map(|op| String::from_utf8(op.key).unwrap())
-        .collect();
-    let mut client = cluster.client_process();
-    let mut finals = BTreeMap::new();
-    for key in keys {
-        let id = recorder.invoke(0, &key, OpKind::Get);
-        let answer = client
-            .request(&format!("get {key}"), Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("final read of {key}: no answer\n{}", story()));
-        assert_eq!(answer["ok"], true, "final read of {key}: {answer}");
-        let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
-        recorder.complete(id, value.clone());
-        if let Some(value) = value {
-            finals.insert(key.into_bytes(), value);
-        }
-    }
+    let finals =
+        read_finals(&cluster, &recorder).unwrap_or_else(|error| panic!("{error}\n{}", story()));
     let operations = recorder.operations();
     let endings = recorder.endings();
-    let acknowledged = operations
-        .iter()
-        .filter(|op| matches!(op.outcome, Outcome::Ok { .. }))
-        .count();
+    let acknowledged = acknowledged(&operations);
     let unknown = endings
         .iter()
         .filter(|e| matches!(e, Some(Ending::Error | Ending::NoAnswer)))
@@ -449,14 +418,8 @@ pub fn sharded_run(test: &str) {
         final_config.num,
         story()
     );
-    if let Err(error) = check_linearizable(&operations, Budget::default()) {
-        panic!("the history is not linearizable: {error}\n{}", story());
-    }
-    let options = AppendCheckOptions {
-        reject_unexplained_text: true,
-    };
-    if let Err(error) = check_appends(&operations, &finals, options) {
-        panic!("exactly-once appends: {error}\n{}", story());
+    if let Err(error) = check_history(&operations, &finals) {
+        panic!("{error}\n{}", story());
     }
 }
 

@@ -15,7 +15,12 @@ pub trait Hosts {
     fn on_node(&self, id: usize, program: &str) -> Command;
     /// A command that runs `program` where the clients run.
     fn on_clients(&self, program: &str) -> Command;
+    /// [`Hosts::on_clients`] as a function of its own, for threads.
+    fn clients_launcher(&self) -> Launcher;
 }
+
+/// Makes a command that runs a program where the clients run.
+pub type Launcher = Box<dyn Fn(&str) -> Command + Send + Sync>;
 
 /// Every node on 127.0.0.1, each on a free UDP port picked at start; the
 /// clients there too.
@@ -61,5 +66,9 @@ impl Hosts for Loopback {
 
     fn on_clients(&self, program: &str) -> Command {
         Command::new(program)
+    }
+
+    fn clients_launcher(&self) -> Launcher {
+        Box::new(|program: &str| Command::new(program))
     }
 }

@@ -6,12 +6,15 @@
 //!
 //! - [`hosts`]: where nodes and clients run, and [`Loopback`];
 //! - [`cluster`]: the server processes, their status, leaders, convergence;
-//! - [`client`]: a `client --json` process driven line by line.
+//! - [`client`]: a `client --json` process driven line by line;
+//! - [`history`]: the checked workload: its clients, the final reads, the
+//!   checks of the history.
 
 #![allow(dead_code)]
 
 pub mod client;
 pub mod cluster;
+pub mod history;
 pub mod hosts;
 pub mod status;
 

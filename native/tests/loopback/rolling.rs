@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use distribkv_core::check::{Budget, check_linearizable};
 
+use super::harness::history::start_workload;
 use super::harness::{self, Cluster, Loopback};
-use super::membership::start_workload;
 use super::workload::Ending;
 
 #[test]
 fn a_rolling_restart_of_every_node_fails_no_operation() {
     let mut cluster = Cluster::start(harness::one_at_a_time(), Loopback::new(3), &[]).unwrap();
     cluster.leader(Duration::from_secs(20));
-    let mut workload = start_workload(&cluster, 4, 13);
+    let mut workload = start_workload(&cluster, 4, 13, &[]);
     std::thread::sleep(Duration::from_secs(1));
     // Followers first, the leader last, as an operator would.
     let leader = cluster.leader(Duration::from_secs(20));

@@ -294,7 +294,7 @@ fn status_metrics_bench_and_leave_per_group() {
     // Group 2 leaves while a client writes: its shards and data go to
     // group 1, the writes go on, and the last group cannot leave.
     cluster.put("kept", "before");
-    let workload = start_workload(&cluster, 2, 33);
+    let workload = start_workload(&cluster, 2, 33, &[]);
     std::thread::sleep(Duration::from_secs(1));
     shard_ok(&cluster, &["leave", "2"]);
     wait_for(Duration::from_secs(30), "group 2's shards moved", || {

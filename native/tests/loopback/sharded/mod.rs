@@ -9,20 +9,16 @@
 //! gets a clear error.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use distribkv_core::check::{
-    AppendCheckOptions, Budget, OpKind, Outcome, check_appends, check_linearizable,
-};
 use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 use serde_json::Value;
 
-use super::harness::{BINARY, ClientProcess, Cluster, Loopback, stderr, stdout};
-use super::rng::Rng;
-use super::workload::{APPEND_KEYS, MIXED_KEYS, Pace, Workload};
+use super::harness::history::{acknowledged, check_history, read_finals, start_workload};
+use super::harness::{BINARY, Cluster, Loopback, stderr, stdout};
+use super::workload::{APPEND_KEYS, MIXED_KEYS, Workload};
 
 mod commands;
 mod retire;
@@ -90,35 +86,6 @@ fn settled(show: &ShowJson) -> bool {
         && show.groups.iter().all(|g| g.leader.is_some())
 }
 
-fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
-    start_workload_with(cluster, clients, seed, &[])
-}
-
-/// The workload's clients run `client --json` with `extra` flags.
-fn start_workload_with(
-    cluster: &Cluster<Loopback>,
-    clients: usize,
-    seed: u64,
-    extra: &[&str],
-) -> Workload {
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let peers = cluster.peers();
-    let certs: PathBuf = cluster.certs.clone();
-    Workload::start(
-        clients,
-        &Rng::new(seed),
-        Pace { max_think_ms: 20 },
-        move || {
-            let mut command = Command::new(BINARY);
-            command
-                .args(["client", "--json", "--cluster", &peers, "--certs"])
-                .arg(&certs)
-                .args(&extra);
-            command
-        },
-    )
-}
-
 /// The shards of the workload's keys (its first minute), without repeats.
 fn workload_shards() -> Vec<u32> {
     let mut keys: Vec<String> = APPEND_KEYS.iter().map(|k| format!("{k}.0")).collect();
@@ -135,40 +102,16 @@ fn workload_shards() -> Vec<u32> {
 /// once in its key's final value.
 fn stop_and_check(cluster: &Cluster<Loopback>, mut workload: Workload, at_least: usize) {
     workload.stop();
-    let recorder = workload.recorder.clone();
-    let keys: BTreeSet<Vec<u8>> = recorder.operations().into_iter().map(|op| op.key).collect();
-    let mut client: ClientProcess = cluster.client_process();
-    let mut finals = BTreeMap::new();
-    for key in keys {
-        let key = String::from_utf8(key).unwrap();
-        let id = recorder.invoke(0, &key, OpKind::Get);
-        let answer: Option<Value> = client.request(&format!("get {key}"), Duration::from_secs(30));
-        let answer = answer.unwrap_or_else(|| panic!("final read of {key}: no answer"));
-        assert_eq!(answer["ok"], true, "final read of {key}: {answer}");
-        let value = answer["value"].as_str().map(|v| v.as_bytes().to_vec());
-        recorder.complete(id, value.clone());
-        if let Some(value) = value {
-            finals.insert(key.into_bytes(), value);
-        }
-    }
-    let operations = recorder.operations();
-    let acknowledged = operations
-        .iter()
-        .filter(|op| matches!(op.outcome, Outcome::Ok { .. }))
-        .count();
+    let finals = read_finals(cluster, &workload.recorder).unwrap_or_else(|e| panic!("{e}"));
+    let operations = workload.recorder.operations();
+    let acknowledged = acknowledged(&operations);
     assert!(
         acknowledged >= at_least,
         "only {acknowledged} of {} operations acknowledged",
         operations.len()
     );
-    if let Err(error) = check_linearizable(&operations, Budget::default()) {
-        panic!("the history is not linearizable: {error}");
-    }
-    let options = AppendCheckOptions {
-        reject_unexplained_text: true,
-    };
-    if let Err(error) = check_appends(&operations, &finals, options) {
-        panic!("appends: {error}");
+    if let Err(error) = check_history(&operations, &finals) {
+        panic!("{error}");
     }
 }
 
@@ -205,7 +148,7 @@ fn a_group_joins_and_shards_move_under_a_checked_workload() {
     assert_eq!(cluster.get("alpha").as_deref(), Some("alpha-1+2"));
     assert_eq!(cluster.get("missing"), None);
 
-    let workload = start_workload(&cluster, 4, 21);
+    let workload = start_workload(&cluster, 4, 21, &[]);
     std::thread::sleep(Duration::from_secs(2));
     // Group 3 joins: the controller gives it a share of the shards, which
     // move from groups 1 and 2 while the clients write.
@@ -259,7 +202,7 @@ fn a_group_leader_killed_during_a_move() {
     wait_for(Duration::from_secs(20), "two groups settled", || {
         settled(&show(&cluster))
     });
-    let workload = start_workload(&cluster, 4, 22);
+    let workload = start_workload(&cluster, 4, 22, &[]);
     std::thread::sleep(Duration::from_secs(2));
     let shards = workload_shards();
     let shard = shards[0];
@@ -366,7 +309,7 @@ fn every_acknowledged_write_survives_kill_9_and_power_cuts_of_every_host() {
     wait_for(Duration::from_secs(20), "three groups settled", || {
         settled(&show(&cluster))
     });
-    let workload = start_workload(&cluster, 6, 23);
+    let workload = start_workload(&cluster, 6, 23, &[]);
     std::thread::sleep(Duration::from_secs(3));
     cluster.kill_all();
     for id in 1..=3 {
@@ -425,7 +368,7 @@ fn follower_reads_while_shards_move() {
     let output = cluster.cli("get", &["--follower-reads", "missing"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
 
-    let workload = start_workload_with(&cluster, 4, 23, &["--follower-reads"]);
+    let workload = start_workload(&cluster, 4, 23, &["--follower-reads"]);
     std::thread::sleep(Duration::from_secs(2));
     // Every shard the workload touches moves to the other group and back.
     for round in 0..2 {

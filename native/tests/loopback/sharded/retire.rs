@@ -49,7 +49,7 @@ fn a_group_that_left_is_retired_from_every_host_and_stays_gone() {
     wait_for(Duration::from_secs(20), "group 1 settled", || {
         settled(&show(&cluster))
     });
-    let workload = start_workload(&cluster, 4, 23);
+    let workload = start_workload(&cluster, 4, 23, &[]);
     // Enough writes for group 1 to snapshot (every 20 entries).
     wait_for(Duration::from_secs(30), "group 1 snapshotted", || {
         (1..=3).all(|id| group_1_snapshots(&cluster, id) > 0)

@@ -6,16 +6,17 @@
 //! machine is replaced by a new one, clients and `member` commands follow
 //! a leader added after they started, and bad input gets a clear error.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use distribkv_core::check::{Budget, check_linearizable};
 use serde_json::Value;
 
+use super::harness::history::{acknowledged, start_workload};
 use super::harness::{self, BINARY, Cluster, Hosts, Loopback, stderr, stdout, wait_exit};
-use super::rng::Rng;
-use super::workload::{Pace, Workload};
+use super::workload::Workload;
+
+mod discovery;
 
 /// A 3-node cluster on 127.0.0.1 with room for `spares` more machines.
 fn cluster_with_spares(spares: usize) -> Cluster<Loopback> {
@@ -92,34 +93,12 @@ fn voters(ids: &[u64]) -> Vec<(u64, String)> {
     ids.iter().map(|&id| (id, "voter".to_string())).collect()
 }
 
-/// A checked workload of `clients` `client --json` processes against every
-/// host of `cluster`.
-pub(super) fn start_workload(cluster: &Cluster<Loopback>, clients: usize, seed: u64) -> Workload {
-    let peers = cluster.peers();
-    let certs: PathBuf = cluster.certs.clone();
-    Workload::start(
-        clients,
-        &Rng::new(seed),
-        Pace { max_think_ms: 20 },
-        move || {
-            let mut command = Command::new(BINARY);
-            command
-                .args(["client", "--json", "--cluster", &peers, "--certs"])
-                .arg(&certs);
-            command
-        },
-    )
-}
-
 /// Stops the workload and checks its history: linearizable, and enough of
 /// it acknowledged to mean something.
 fn stop_and_check(mut workload: Workload, at_least: usize) {
     workload.stop();
     let operations = workload.recorder.operations();
-    let acknowledged = operations
-        .iter()
-        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
-        .count();
+    let acknowledged = acknowledged(&operations);
     assert!(
         acknowledged >= at_least,
         "only {acknowledged} of {} operations acknowledged",
@@ -130,24 +109,13 @@ fn stop_and_check(mut workload: Workload, at_least: usize) {
     }
 }
 
-/// The operations of `workload` acknowledged so far.
-fn acknowledged(workload: &Workload) -> usize {
-    workload
-        .recorder
-        .operations()
-        .iter()
-        .filter(|op| matches!(op.outcome, distribkv_core::check::Outcome::Ok { .. }))
-        .count()
-}
-
 /// Waits until `workload` has `more` acknowledged operations beyond those it
 /// had: the clients are running (their start can take seconds on a loaded
 /// machine), or still make progress after a change.
 fn wait_for_progress(workload: &Workload, more: usize, what: &str) {
-    let target = acknowledged(workload) + more;
-    wait_for(Duration::from_secs(60), what, || {
-        acknowledged(workload) >= target
-    });
+    let so_far = || acknowledged(&workload.recorder.operations());
+    let target = so_far() + more;
+    wait_for(Duration::from_secs(60), what, || so_far() >= target);
 }
 
 fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
@@ -162,7 +130,7 @@ fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
 fn nodes_join_get_promoted_and_the_leader_is_removed_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(2);
     cluster.leader(Duration::from_secs(20));
-    let workload = start_workload(&cluster, 4, 11);
+    let workload = start_workload(&cluster, 4, 11, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // A node that joins waits, and says so, until it is added.
@@ -279,7 +247,7 @@ fn a_dead_machine_is_replaced_under_a_checked_workload() {
     let mut cluster = cluster_with_spares(1);
     cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
-    let workload = start_workload(&cluster, 4, 12);
+    let workload = start_workload(&cluster, 4, 12, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // Machine 3 dies for good: kill -9, its disk gone.
@@ -312,7 +280,7 @@ fn a_node_with_a_corrupt_log_is_rebuilt_under_a_new_id_under_a_checked_workload(
     let mut cluster = cluster_with_spares(1);
     let leader = cluster.leader(Duration::from_secs(20));
     cluster.put("before", "1");
-    let workload = start_workload(&cluster, 4, 13);
+    let workload = start_workload(&cluster, 4, 13, &[]);
     wait_for_progress(&workload, 20, "the workload running");
 
     // A follower's disk rots: a bit of its first log record flips.
@@ -497,167 +465,6 @@ fn a_removed_id_is_never_reused() {
     }
     member_refused(&cluster, "promote", &[&victim.to_string()], "not a learner");
     assert_eq!(roles(&cluster).0, voters(&remaining));
-}
-
-/// A client that started before a node was added follows the leadership
-/// to it: the leader hint names a node whose address the client did not
-/// know, and it asks the members it knows for the member list again
-/// instead of trying the old members until it gives up with "outcome
-/// unknown" (writes stalled for up to 17 s after a replacement).
-#[test]
-fn a_client_reaches_a_leader_added_after_it_started() {
-    let mut cluster = cluster_with_spares(1);
-    cluster.leader(Duration::from_secs(20));
-    let first_three: Vec<String> = (1..=3).map(|id| cluster.hosts.address(id)).collect();
-    let mut client = Command::new(BINARY)
-        .args([
-            "client",
-            "--json",
-            "--cluster",
-            &first_three.join(","),
-            "--certs",
-        ])
-        .arg(&cluster.certs)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = client.stdin.take().unwrap();
-    let mut output = std::io::BufReader::new(client.stdout.take().unwrap());
-    let mut ask = |line: &str| {
-        use std::io::{BufRead, Write};
-        writeln!(input, "{line}").unwrap();
-        let mut answer = String::new();
-        output.read_line(&mut answer).unwrap();
-        serde_json::from_str::<Value>(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
-    };
-    assert_eq!(ask("put before 1"), serde_json::json!({"ok": true}));
-
-    // Node 4 is added, and leads once the old leaders are removed (each
-    // hands over to its most up-to-date voter, the highest id on a tie).
-    cluster.spawn(4);
-    let address4 = cluster.hosts.address(4);
-    member_ok(&cluster, "add", &["4", &address4]);
-    for _ in 0..2 {
-        let (_, leader) = roles(&cluster);
-        if leader == 4 {
-            break;
-        }
-        member_ok(&cluster, "remove", &[&leader.to_string()]);
-    }
-    assert_eq!(roles(&cluster).1, 4, "node 4 leads");
-
-    // The client knew only nodes 1 to 3: its write is acknowledged, not
-    // given up on.
-    assert_eq!(ask("put after 2"), serde_json::json!({"ok": true}));
-    assert_eq!(
-        ask("get after"),
-        serde_json::json!({"ok": true, "value": "2"})
-    );
-    let _ = client.kill();
-    let _ = client.wait();
-}
-
-/// A `member` command follows the leader to a node added after it started:
-/// `member promote 5` waits for learner 5 (not running yet) while node 4 is
-/// added and made leader (the old leaders removed); once 5 runs and has
-/// caught up, the command finds the leader it never knew and promotes it.
-#[test]
-fn a_member_command_reaches_a_leader_added_after_it_started() {
-    let mut cluster = cluster_with_spares(2);
-    cluster.leader(Duration::from_secs(20));
-    let address5 = cluster.hosts.address(5);
-    member_ok(&cluster, "add", &["5", &address5, "--learner"]);
-    let promote = Command::new(BINARY)
-        .args(["member", "promote", "--cluster", &cluster.initial_peers()])
-        .arg("--certs")
-        .arg(&cluster.certs)
-        .arg("5")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-
-    cluster.spawn(4);
-    let address4 = cluster.hosts.address(4);
-    member_ok(&cluster, "add", &["4", &address4]);
-    for _ in 0..2 {
-        let (_, leader) = roles(&cluster);
-        if leader == 4 {
-            break;
-        }
-        member_ok(&cluster, "remove", &[&leader.to_string()]);
-    }
-    assert_eq!(roles(&cluster).1, 4, "node 4 leads");
-
-    cluster.spawn(5);
-    let output = promote.wait_with_output().unwrap();
-    assert!(
-        output.status.success() && stdout(&output) == "OK\n",
-        "member promote 5: {output:?}"
-    );
-    let (roles, leader) = roles(&cluster);
-    assert_eq!(leader, 4);
-    assert!(roles.contains(&(5, "voter".to_string())), "{roles:?}");
-}
-
-/// Discovery does not wait for a silent member: asked through a follower
-/// and a member that is stopped (SIGSTOP), then dead (kill -9), `member
-/// list` takes the follower's answer, which names the leader, and lists
-/// every member well before the discovery timeout (2 s) that a silent
-/// member used to hold every discovery for, unless the leader itself was
-/// asked.
-#[test]
-fn discovery_does_not_wait_for_a_silent_member() {
-    /// The client's discovery timeout (`DISCOVERY_TIMEOUT`).
-    const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
-    let mut cluster = cluster_with_spares(0);
-    let leader = cluster.leader(Duration::from_secs(20));
-    let followers: Vec<usize> = (1..=3).filter(|&id| id != leader).collect();
-    let (silent, answering) = (followers[0], followers[1]);
-    let given = format!(
-        "{},{}",
-        cluster.hosts.address(silent),
-        cluster.hosts.address(answering)
-    );
-    let list = |cluster: &Cluster<Loopback>| {
-        let started = Instant::now();
-        let output = Command::new(BINARY)
-            .args(["member", "list", "--json", "--cluster", &given, "--certs"])
-            .arg(&cluster.certs)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let took = started.elapsed();
-        assert!(output.status.success(), "member list: {output:?}");
-        let listed: Vec<Value> = stdout(&output)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        let ids: Vec<u64> = listed.iter().filter_map(|m| m["id"].as_u64()).collect();
-        assert_eq!(ids, vec![1, 2, 3], "{listed:?}");
-        let leaders: Vec<u64> = listed
-            .iter()
-            .filter(|m| m["leader"] == true)
-            .filter_map(|m| m["id"].as_u64())
-            .collect();
-        assert_eq!(leaders, vec![leader as u64], "{listed:?}");
-        took
-    };
-    for fault in ["stopped", "dead"] {
-        if fault == "stopped" {
-            cluster.pause(silent);
-        } else {
-            cluster.kill(silent);
-        }
-        let took = list(&cluster);
-        assert!(
-            took < DISCOVERY_TIMEOUT,
-            "member list with node {silent} {fault} took {took:?}: discovery waited for it"
-        );
-    }
 }
 
 #[test]
