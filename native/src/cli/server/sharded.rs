@@ -191,6 +191,39 @@ mod tests {
                 rewrite_limit: 4096
             }
         );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sharded.toml");
+        std::fs::write(
+            &file,
+            "peers = [\"127.0.0.1:1\"]\nid = 1\ndata-dir = \"d\"\ncerts = \"c\"\nshards = 4\n\
+             log-purge-after = 1048576\nlog-rewrite-limit = 65536\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = sharded_config_of(&["distribkv-native", "server", "--config", path]);
+        assert_eq!(
+            from_file.unwrap().log_purge,
+            crate::shard::LogPurge {
+                purge_after: 1 << 20,
+                rewrite_limit: 64 << 10
+            }
+        );
+        let overridden = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--config",
+            path,
+            // `requires = "shards"`: the flag wants --shards on the command line.
+            "--shards",
+            "4",
+            "--log-rewrite-limit",
+            "8192",
+        ]);
+        assert_eq!(
+            overridden.unwrap().log_purge.rewrite_limit,
+            8192,
+            "the flag wins"
+        );
         for (flag, value) in [("--log-purge-after", "4095"), ("--log-rewrite-limit", "0")] {
             let error = host_3_of_3(&["--group", "1=1,2,3", flag, value]).unwrap_err();
             assert!(
