@@ -100,6 +100,15 @@ pub struct ServerArgs {
     /// then it may join again (0: never retire) [default: 10000].
     #[arg(long, value_name = "MS", requires = "shards")]
     pub retire_after_ms: Option<u64>,
+    /// Sharded: the multi-group log purges old segments once they hold
+    /// this many bytes (at least 4096) [default: 16777216].
+    #[arg(long, value_name = "BYTES", requires = "shards")]
+    pub log_purge_after: Option<u64>,
+    /// Sharded: a group whose live entries in the segments a purge would
+    /// delete exceed this many bytes (at least 4096) is not copied forward;
+    /// the host snapshots it instead [default: 8388608].
+    #[arg(long, value_name = "BYTES", requires = "shards")]
+    pub log_rewrite_limit: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the
     /// power in MODE on SIGUSR1 (see `cli::power_cut`).
     #[cfg(feature = "fault-injection")]

@@ -89,7 +89,33 @@ pub struct ShardedServerConfig {
     pub host: HostConfig,
     /// Storage options of every group's log.
     pub storage: StorageOptions,
+    /// When the multi-group log purges, and which groups it copies.
+    pub log_purge: LogPurge,
 }
+
+/// The purge limits of a sharded host's multi-group log
+/// (`--log-purge-after`, `--log-rewrite-limit`; see
+/// [`MultiStorageOptions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPurge {
+    /// [`MultiStorageOptions::purge_after`].
+    pub purge_after: u64,
+    /// [`MultiStorageOptions::rewrite_limit`].
+    pub rewrite_limit: u64,
+}
+
+impl Default for LogPurge {
+    fn default() -> Self {
+        let options = MultiStorageOptions::default();
+        LogPurge {
+            purge_after: options.purge_after,
+            rewrite_limit: options.rewrite_limit,
+        }
+    }
+}
+
+/// The least `--log-purge-after` and `--log-rewrite-limit` taken, bytes.
+pub const MIN_LOG_PURGE_BYTES: u64 = 4096;
 
 /// Why a sharded configuration is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +152,14 @@ pub enum ShardConfigError {
     HoldsNothing {
         /// The host.
         id: NodeId,
+    },
+    /// A purge limit of the log is too small.
+    #[error("{flag} {value}: at least {MIN_LOG_PURGE_BYTES} bytes")]
+    LogPurgeTooSmall {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: u64,
     },
     /// The core refused the host configuration.
     #[error("{0}")]
@@ -165,6 +199,14 @@ impl ShardedServerConfig {
             .collect();
         if self.host.groups.is_empty() && !self.host.controller.contains(&id) {
             return Err(ShardConfigError::HoldsNothing { id });
+        }
+        for (flag, value) in [
+            ("--log-purge-after", self.log_purge.purge_after),
+            ("--log-rewrite-limit", self.log_purge.rewrite_limit),
+        ] {
+            if value < MIN_LOG_PURGE_BYTES {
+                return Err(ShardConfigError::LogPurgeTooSmall { flag, value });
+            }
         }
         // The core's own rules (timing, shard count), on a throwaway host.
         Host::new(self.host.clone(), 0, distribkv_core::time::Instant::ZERO)
@@ -377,6 +419,8 @@ fn open_store(
     };
     let options = MultiStorageOptions {
         storage: config.storage.clone(),
+        purge_after: config.log_purge.purge_after,
+        rewrite_limit: config.log_purge.rewrite_limit,
         ..MultiStorageOptions::default()
     };
     let (store, persisted) =

@@ -44,6 +44,10 @@ pub struct ConfigFile {
     pub hibernate_after_ms: Option<u64>,
     /// `--retire-after-ms`.
     pub retire_after_ms: Option<u64>,
+    /// `--log-purge-after`.
+    pub log_purge_after: Option<u64>,
+    /// `--log-rewrite-limit`.
+    pub log_rewrite_limit: Option<u64>,
 }
 
 impl ConfigFile {

@@ -77,6 +77,17 @@ impl ServerArgs {
             host.retire_after_ms = ms;
         }
         let storage = single.storage.clone();
+        let defaults = crate::shard::LogPurge::default();
+        let log_purge = crate::shard::LogPurge {
+            purge_after: self
+                .log_purge_after
+                .or(file.log_purge_after)
+                .unwrap_or(defaults.purge_after),
+            rewrite_limit: self
+                .log_rewrite_limit
+                .or(file.log_rewrite_limit)
+                .unwrap_or(defaults.rewrite_limit),
+        };
         crate::shard::ShardedServerConfig {
             peers: single.peers.clone(),
             groups,
@@ -85,6 +96,7 @@ impl ServerArgs {
             metrics_addr: single.metrics_addr,
             host,
             storage,
+            log_purge,
         }
         .validate()
         .map_err(|error| argument_error(error.to_string()))
@@ -162,6 +174,65 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.host.hibernate_after_ms, 500);
+        assert_eq!(config.log_purge, crate::shard::LogPurge::default());
+        let purging = host_3_of_3(&[
+            "--group",
+            "1=1,2,3",
+            "--log-purge-after",
+            "65536",
+            "--log-rewrite-limit",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(
+            purging.log_purge,
+            crate::shard::LogPurge {
+                purge_after: 65536,
+                rewrite_limit: 4096
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sharded.toml");
+        std::fs::write(
+            &file,
+            "peers = [\"127.0.0.1:1\"]\nid = 1\ndata-dir = \"d\"\ncerts = \"c\"\nshards = 4\n\
+             log-purge-after = 1048576\nlog-rewrite-limit = 65536\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = sharded_config_of(&["distribkv-native", "server", "--config", path]);
+        assert_eq!(
+            from_file.unwrap().log_purge,
+            crate::shard::LogPurge {
+                purge_after: 1 << 20,
+                rewrite_limit: 64 << 10
+            }
+        );
+        let overridden = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--config",
+            path,
+            // `requires = "shards"`: the flag wants --shards on the command line.
+            "--shards",
+            "4",
+            "--log-rewrite-limit",
+            "8192",
+        ]);
+        assert_eq!(
+            overridden.unwrap().log_purge.rewrite_limit,
+            8192,
+            "the flag wins"
+        );
+        for (flag, value) in [("--log-purge-after", "4095"), ("--log-rewrite-limit", "0")] {
+            let error = host_3_of_3(&["--group", "1=1,2,3", flag, value]).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("{flag} {value}: at least 4096 bytes")),
+                "{error}"
+            );
+        }
         assert_eq!(config.host.retire_after_ms, 2000);
         assert_eq!(
             config.held_groups().into_iter().collect::<Vec<_>>(),

@@ -100,6 +100,18 @@ fn shard_commands_refuse_bad_input_clearly() {
             &["--controller", "1,5", "--group", "1=1,2"],
             "--controller names host 5",
         ),
+        (
+            &["--group", "1=1,2", "--log-purge-after", "100"],
+            "--log-purge-after 100: at least 4096 bytes",
+        ),
+        (
+            &["--group", "1=1,2", "--log-rewrite-limit", "0"],
+            "--log-rewrite-limit 0: at least 4096 bytes",
+        ),
+        (
+            &["--group", "1=1,2", "--log-rewrite-limit", "8MiB"],
+            "invalid value '8MiB' for '--log-rewrite-limit",
+        ),
     ] {
         let output = server(&[&["--shards", "4"][..], flags].concat());
         assert_eq!(output.status.code(), Some(2), "{flags:?}: {output:?}");

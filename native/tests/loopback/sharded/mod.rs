@@ -21,6 +21,7 @@ use super::harness::{BINARY, Cluster, Loopback, stderr, stdout};
 use super::workload::{APPEND_KEYS, MIXED_KEYS, Workload};
 
 mod commands;
+mod pinned;
 mod retire;
 
 /// Shards of the test clusters.
