@@ -228,14 +228,16 @@ mod inbound;
 mod messages;
 mod migration;
 mod retire;
+mod step;
 
-use apply::restore;
+use apply::{Outbox, restore};
 use clients::failed;
 pub use config::{HostConfig, HostError};
 pub use messages::{
     HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
     HostWrite,
 };
+use migration::PushTarget;
 
 /// The state machine of a hosted group.
 #[derive(Clone, Debug)]
@@ -344,46 +346,6 @@ pub struct Host {
     retired: BTreeSet<GroupId>,
     /// Groups retired since the last drain, announced after its write.
     newly_retired: Vec<GroupId>,
-}
-
-/// The messages of one step by destination host: a short vector sorted by
-/// host id (a step reaches a few hosts), cheaper than a map filled and
-/// emptied at every step. Batches leave in host id order.
-#[derive(Clone, Debug, Default)]
-struct Outbox(Vec<(NodeId, Vec<HostMessage>)>);
-
-impl Outbox {
-    /// The messages to `host`, empty at first.
-    fn messages_to(&mut self, host: NodeId) -> &mut Vec<HostMessage> {
-        self.messages_to_sized(host, 0)
-    }
-
-    /// The messages to `host`, with room for `capacity` if none is there yet.
-    fn messages_to_sized(&mut self, host: NodeId, capacity: usize) -> &mut Vec<HostMessage> {
-        let at = match self.0.binary_search_by_key(&host, |(h, _)| *h) {
-            Ok(at) => at,
-            Err(at) => {
-                self.0.insert(at, (host, Vec::with_capacity(capacity)));
-                at
-            }
-        };
-        &mut self.0[at].1
-    }
-
-    /// Takes the messages to `host`, if any.
-    fn remove(&mut self, host: NodeId) -> Option<Vec<HostMessage>> {
-        let at = self.0.binary_search_by_key(&host, |(h, _)| *h).ok()?;
-        Some(self.0.remove(at).1)
-    }
-}
-
-/// The server of a group that shard pushes go to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct PushTarget {
-    /// Index into the group's servers (modulo their number).
-    index: usize,
-    /// A push round went there and no acknowledgement came back yet.
-    unanswered: bool,
 }
 
 impl Host {
@@ -547,153 +509,6 @@ impl Host {
     /// unless `record_applied` is set).
     pub fn drain_applied(&mut self) -> Vec<(GroupId, AppliedRecord)> {
         core::mem::take(&mut self.applied)
-    }
-
-    /// Asks this host's replica of `group` to hand its leadership to host
-    /// `to` (leadership transfer, §3.10 of the Raft dissertation), e.g. to
-    /// spread the groups' leaders over the hosts. Refused unless it leads
-    /// the group; what it sends comes out with the next drain.
-    pub fn transfer_leadership(
-        &mut self,
-        now: Instant,
-        group: GroupId,
-        to: NodeId,
-    ) -> Result<(), Rejected> {
-        self.now = self.now.max(now);
-        let now = self.now;
-        self.wake(now, group);
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return Err(Rejected::NotLeader { leader_hint: None });
-        };
-        hosted.node.handle(now, Input::TransferLeadership(to))?;
-        self.touched.push(group);
-        Ok(())
-    }
-
-    /// When the host next needs [`HostInput::Timeout`]: the earliest group
-    /// deadline or poll, rounded up to a multiple of the tick. Valid once
-    /// the outputs are drained.
-    pub fn poll_timeout(&self) -> Instant {
-        let mut first = self
-            .timers
-            .first()
-            .map_or(Instant::NEVER, |(t, _)| *t)
-            .min(self.next_poll);
-        if self.config.hibernate_after_ms > 0 {
-            // Host liveness: send `Alive`, and suspect silent peers.
-            first = first.min(Instant(
-                self.now.as_millis() + self.config.raft.heartbeat_interval,
-            ));
-        }
-        if first == Instant::NEVER {
-            return first;
-        }
-        let tick = self.config.tick_ms;
-        Instant(first.as_millis().div_ceil(tick).saturating_mul(tick))
-    }
-
-    /// The next output, or `None` until the next input. Everything the
-    /// inputs fed since the last drain produced comes out together: one
-    /// write, one batch per destination.
-    pub fn poll_output(&mut self) -> Option<HostOutput> {
-        if self.outputs.is_empty() {
-            self.flush();
-        }
-        self.outputs.pop_front()
-    }
-
-    /// Feeds one input. Bad input from peers and clients is dropped,
-    /// counted or answered; only driver misuse is an error. Several inputs
-    /// may be fed before draining [`Host::poll_output`]: their writes and
-    /// messages are then batched together.
-    pub fn handle(&mut self, now: Instant, input: HostInput) -> Result<(), HostRejected> {
-        self.now = self.now.max(now);
-        let now = self.now;
-        match input {
-            HostInput::Timeout => {
-                while let Some(&(deadline, group)) = self.timers.first() {
-                    if deadline > now {
-                        break;
-                    }
-                    self.timers.pop_first();
-                    let Some(hosted) = self.groups.get_mut(&group) else {
-                        continue;
-                    };
-                    hosted.deadline = Instant::NEVER;
-                    let due = if hosted.hibernating {
-                        Instant::NEVER
-                    } else {
-                        hosted.node.poll_timeout()
-                    };
-                    if due <= now {
-                        let _ = hosted.node.handle(now, Input::Timeout);
-                        self.touched.push(group);
-                    } else if due != Instant::NEVER {
-                        // The registration was early (the node pushed its
-                        // deadline back since): register the real one.
-                        hosted.deadline = due;
-                        self.timers.insert((due, group));
-                    }
-                }
-                if now >= self.next_poll {
-                    self.next_poll = Instant(now.as_millis() + self.config.poll_ms);
-                    self.poll_migrations(now);
-                }
-                if self.config.hibernate_after_ms > 0 {
-                    self.maybe_hibernate(now);
-                    self.check_peers(now);
-                }
-            }
-            HostInput::Batch(batch) => {
-                self.stats.batches_received += 1;
-                // A host's messages to itself never leave it (`flush`
-                // handles them): a batch claiming to come from here is forged.
-                if batch.to != self.config.id || batch.from == self.config.id {
-                    self.stats.misaddressed += 1;
-                } else {
-                    if let Some((seen, _)) = self.peers.get_mut(&batch.from) {
-                        *seen = now;
-                    }
-                    for message in batch.messages {
-                        self.handle_message(now, batch.from, message);
-                    }
-                }
-            }
-            HostInput::Client { from, request } => self.handle_client(now, from, request),
-            HostInput::Persisted(seq) => {
-                let last = self.next_seq - 1;
-                if seq > last {
-                    return Err(HostRejected::UnknownWrite { seq, last });
-                }
-                let mut acks = core::mem::take(&mut self.acks);
-                while let Some(&(host_seq, group, group_seq)) = self.unacked.front() {
-                    if host_seq > seq {
-                        break;
-                    }
-                    self.unacked.pop_front();
-                    acks.push((group, group_seq));
-                }
-                // A group's seqs grow: after sorting, its last pair holds
-                // the highest, the one to acknowledge.
-                acks.sort_unstable();
-                for (i, &(group, group_seq)) in acks.iter().enumerate() {
-                    if acks.get(i + 1).is_some_and(|(next, _)| *next == group) {
-                        continue;
-                    }
-                    if let Some(hosted) = self.groups.get_mut(&group) {
-                        let _ = hosted.node.handle(now, Input::Persisted(group_seq));
-                        // A leader's own acknowledgement usually leaves
-                        // nothing to drain (no quorum yet): skip the drain.
-                        if hosted.node.has_pending_output() {
-                            self.touched.push(group);
-                        }
-                    }
-                }
-                acks.clear();
-                self.acks = acks;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,7 +1,43 @@
 //! Draining the groups touched by an input: writes, messages, applied
-//! entries and snapshots, assembled into the host's outputs.
+//! entries and snapshots, assembled into the host's outputs (the messages
+//! gathered per destination in an [`Outbox`]).
 
 use super::*;
+
+/// The messages of one step by destination host: a short vector sorted by
+/// host id (a step reaches a few hosts), cheaper than a map filled and
+/// emptied at every step. Batches leave in host id order.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Outbox(pub(super) Vec<(NodeId, Vec<HostMessage>)>);
+
+impl Outbox {
+    /// The messages to `host`, empty at first.
+    pub(super) fn messages_to(&mut self, host: NodeId) -> &mut Vec<HostMessage> {
+        self.messages_to_sized(host, 0)
+    }
+
+    /// The messages to `host`, with room for `capacity` if none is there yet.
+    pub(super) fn messages_to_sized(
+        &mut self,
+        host: NodeId,
+        capacity: usize,
+    ) -> &mut Vec<HostMessage> {
+        let at = match self.0.binary_search_by_key(&host, |(h, _)| *h) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (host, Vec::with_capacity(capacity)));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Takes the messages to `host`, if any.
+    pub(super) fn remove(&mut self, host: NodeId) -> Option<Vec<HostMessage>> {
+        let at = self.0.binary_search_by_key(&host, |(h, _)| *h).ok()?;
+        Some(self.0.remove(at).1)
+    }
+}
 
 impl Host {
     /// Every output at once, appended to `into`: what calling

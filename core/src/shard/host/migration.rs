@@ -1,8 +1,18 @@
 //! Configuration steps and shard moves between groups (see the module
-//! documentation of `host`).
+//! documentation of `host`), and where each group's shards are pushed
+//! ([`PushTarget`]).
 
 use super::*;
 use crate::shard::group::ShardStatus;
+
+/// The server of a group that shard pushes go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct PushTarget {
+    /// Index into the group's servers (modulo their number).
+    pub(super) index: usize,
+    /// A push round went there and no acknowledgement came back yet.
+    pub(super) unanswered: bool,
+}
 
 impl Host {
     /// A host asks this controller replica for configuration `num`.
