@@ -284,7 +284,7 @@ struct Hosted {
     /// on the state at or after the read index).
     ready_reads: Vec<(LogIndex, ReadWaiter)>,
     /// The deadline registered in the host's timer set: never later than
-    /// the node's own (see `Host::rearm`).
+    /// the node's own (re-armed lazily at the end of a drain, see `host::apply`).
     deadline: Instant,
     /// The last internal command proposed, and when (not repeated sooner than a poll).
     last_internal: Option<(Bytes, Instant)>,
@@ -511,6 +511,3 @@ impl Host {
         core::mem::take(&mut self.applied)
     }
 }
-
-#[cfg(test)]
-mod tests;
