@@ -475,7 +475,9 @@ fn bind_transport(
         node_id: config.id(),
         listen: own.addr,
         peers,
-        settings: TransportSettings::default(),
+        settings: TransportSettings::for_check_quorum(std::time::Duration::from_millis(
+            config.replica.raft.check_quorum_timeout(),
+        )),
     };
     let bound = PeerTransport::bind(transport_config.clone(), certs);
     let Err(TransportError::Bind { source, .. }) = &bound else {

@@ -477,7 +477,9 @@ fn bind_transport(
             node_id: id,
             listen: own.addr,
             peers,
-            settings: TransportSettings::default(),
+            settings: TransportSettings::for_check_quorum(std::time::Duration::from_millis(
+                config.host.raft.check_quorum_timeout(),
+            )),
         },
         certs,
     )
