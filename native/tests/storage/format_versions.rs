@@ -14,7 +14,7 @@ use bytes::Bytes;
 use distribkv_core::raft::{Entry, HardState, Membership, Payload, Write};
 use distribkv_native::storage::{RaftStorage, StorageError, StorageOptions};
 
-use crate::support::{IDENTITY, copy_dir, segments};
+use crate::support::{IDENTITY, copy_dir, segments, set_version, version_of};
 
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
@@ -22,20 +22,6 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = temp.path().join("data");
     copy_dir(&source, &dir);
     (temp, dir)
-}
-
-fn version_of(path: &Path) -> u32 {
-    let bytes = std::fs::read(path).unwrap();
-    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
-}
-
-/// Sets the version in a file's header (and the header's checksum).
-fn set_version(path: &Path, version: u32) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[8..12].copy_from_slice(&version.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[0..36]);
-    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn command(text: &'static str) -> Payload {

@@ -14,38 +14,18 @@ use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::Write;
 use distribkv_core::shard::host::HostWrite;
+use distribkv_native::storage::StorageError;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
-use distribkv_native::storage::{StorageError, StorageOptions};
 
-use crate::support::{IDENTITY, entry, files_named, snapshot};
+use crate::multi_support::small_segments;
+use crate::support::{IDENTITY, entry, files_named, set_version, snapshot, version_of};
 
 fn options() -> MultiStorageOptions {
-    MultiStorageOptions {
-        storage: StorageOptions {
-            segment_size: 2048,
-            write_buffer_size: 0,
-            ..StorageOptions::default()
-        },
-        ..MultiStorageOptions::default()
-    }
+    small_segments()
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     files_named(dir, "mwal-", ".log")
-}
-
-fn version_of(path: &Path) -> u32 {
-    let bytes = std::fs::read(path).unwrap();
-    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
-}
-
-/// Sets the version in a file's header (and the header's checksum).
-fn set_version(path: &Path, version: u32) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[8..12].copy_from_slice(&version.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[0..36]);
-    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn write(seq: u64, first: u64, count: u64) -> Write {

@@ -9,20 +9,15 @@ use std::path::{Path, PathBuf};
 
 use distribkv_core::raft::Write;
 use distribkv_native::storage::multi::{MultiStorage, MultiStorageOptions};
-use distribkv_native::storage::{Corruption, InvalidWrite, StorageError, StorageOptions};
+use distribkv_native::storage::{Corruption, InvalidWrite, StorageError};
 
-use crate::multi_support::write_of;
+use crate::multi_support::{small_segments, write_of};
 use crate::support::{IDENTITY, entry, snapshot};
 
 fn options() -> MultiStorageOptions {
     MultiStorageOptions {
-        storage: StorageOptions {
-            segment_size: 2048,
-            write_buffer_size: 0,
-            ..StorageOptions::default()
-        },
         purge_after: 4096,
-        ..MultiStorageOptions::default()
+        ..small_segments()
     }
 }
 

@@ -9,6 +9,8 @@ use distribkv_core::raft::{PersistedState, Write};
 use distribkv_core::rng::Rng;
 use distribkv_core::shard::GroupId;
 use distribkv_core::shard::host::HostWrite;
+use distribkv_native::storage::StorageOptions;
+use distribkv_native::storage::multi::MultiStorageOptions;
 
 use crate::support::{Model, Step};
 
@@ -129,5 +131,18 @@ pub fn write_of(group: GroupId, seq: u64, write: Write) -> HostWrite {
     HostWrite {
         seq,
         writes: vec![(group, write)],
+    }
+}
+
+/// 2 KiB segments, no write buffer: every write reaches the files, and a
+/// few writes roll segments.
+pub fn small_segments() -> MultiStorageOptions {
+    MultiStorageOptions {
+        storage: StorageOptions {
+            segment_size: 2048,
+            write_buffer_size: 0,
+            ..StorageOptions::default()
+        },
+        ..MultiStorageOptions::default()
     }
 }

@@ -292,3 +292,18 @@ pub fn folder_with_snapshot(size: usize) -> (tempfile::TempDir, PathBuf) {
     let file = snapshots(dir.path()).pop().unwrap();
     (dir, file)
 }
+
+/// The format version in a storage file's header.
+pub fn version_of(path: &Path) -> u32 {
+    let bytes = std::fs::read(path).unwrap();
+    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+}
+
+/// Sets the format version in a file's header (and the header's checksum).
+pub fn set_version(path: &Path, version: u32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[0..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
