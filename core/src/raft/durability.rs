@@ -258,11 +258,7 @@ impl Node {
         if self.outputs.is_empty() {
             self.flush();
         }
-        if into.is_empty() {
-            core::mem::swap(into, &mut self.outputs);
-        } else {
-            into.extend(self.outputs.drain(..));
-        }
+        move_queue(&mut self.outputs, into);
     }
 
     /// Moves everything produced since the last drain into the output queue:
@@ -308,5 +304,16 @@ impl Node {
             self.log.applied_to(commit);
             self.outputs.push_back(Output::Apply(entries));
         }
+    }
+}
+
+/// Moves everything in `from` to the end of `into`, in order: by swapping
+/// the two when `into` is empty, so that both keep their capacity and
+/// nothing is moved one by one (the drains of a node and of a host).
+pub(crate) fn move_queue<T>(from: &mut VecDeque<T>, into: &mut VecDeque<T>) {
+    if into.is_empty() {
+        core::mem::swap(into, from);
+    } else {
+        into.extend(from.drain(..));
     }
 }

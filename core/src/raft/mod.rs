@@ -19,6 +19,7 @@ pub mod types;
 
 mod api;
 mod durability;
+pub(crate) use durability::move_queue;
 mod election;
 mod inspect;
 mod log;

@@ -49,11 +49,7 @@ impl Host {
         if self.outputs.is_empty() {
             self.flush();
         }
-        if into.is_empty() {
-            core::mem::swap(into, &mut self.outputs);
-        } else {
-            into.extend(self.outputs.drain(..));
-        }
+        crate::raft::move_queue(&mut self.outputs, into);
     }
 
     /// Drains every touched group, then turns what they produced into
