@@ -85,6 +85,16 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     }
 }
 
+/// Checks `condition` every `every` until it holds; panics with "`what`
+/// within `limit`" if it does not hold within `limit`.
+pub fn wait_for(limit: Duration, every: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(every);
+    }
+}
+
 /// Waits for `child` to exit, killing it (and panicking) after `limit`.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::harness::{self, Cluster, Loopback};
 
@@ -104,12 +104,8 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
     sums
 }
 
-fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(limit: Duration, what: &str, condition: impl FnMut() -> bool) {
+    harness::wait_for(limit, Duration::from_millis(100), what, condition);
 }
 
 #[test]

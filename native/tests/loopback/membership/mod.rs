@@ -118,12 +118,8 @@ fn wait_for_progress(workload: &Workload, more: usize, what: &str) {
     wait_for(Duration::from_secs(60), what, || so_far() >= target);
 }
 
-fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(limit: Duration, what: &str, condition: impl FnMut() -> bool) {
+    harness::wait_for(limit, Duration::from_millis(100), what, condition);
 }
 
 #[test]

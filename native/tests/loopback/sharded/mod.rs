@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
@@ -72,12 +72,8 @@ fn status(cluster: &Cluster<Loopback>) -> Vec<ShardStatusLine> {
         .collect()
 }
 
-fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for(limit: Duration, what: &str, condition: impl FnMut() -> bool) {
+    crate::harness::wait_for(limit, Duration::from_millis(200), what, condition);
 }
 
 /// Every shard owned, nothing moving, every group's leader known.
