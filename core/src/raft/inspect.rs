@@ -93,9 +93,25 @@ impl Node {
         self.log.committed_membership().is_removed(self.id)
     }
 
-    /// When a follower or candidate will next campaign (`None` for a leader or a learner).
+    /// When a follower or candidate will next campaign (`None` for a leader
+    /// or a learner).
     pub fn election_deadline(&self) -> Option<Instant> {
-        (!self.is_leader() && self.is_voter()).then_some(self.election_deadline)
+        (!self.is_leader() && self.stands_for_election()).then_some(self.election_deadline)
+    }
+
+    /// Whether this node campaigns when its election timer expires: a voter
+    /// of its latest configuration, or of any configuration from the
+    /// committed one on (as far as it knows the commit: after a restart, not
+    /// far) that a later entry, not yet committed, removes it from or
+    /// demotes it in. Such a node "might still be needed until the Cnew
+    /// entry is committed" (§4.2.2 of the dissertation): when its log is
+    /// the most up to date, the others cannot be elected without its vote,
+    /// which it refuses them (§5.4.1), and with a voter down nobody else
+    /// could win. It asks the voters of its latest configuration and does
+    /// not count its own vote; once elected, it commits its removal and
+    /// steps down. A node whose removal is committed never campaigns.
+    pub(super) fn stands_for_election(&self) -> bool {
+        self.is_voter() || (!self.is_removed() && self.log.is_voter_since_commit(self.id))
     }
 
     /// The leader's view of each follower (`None` unless leading).

@@ -222,6 +222,17 @@ impl RaftLog {
             .map_or(&self.snapshot.membership, |(_, m)| m)
     }
 
+    /// Whether `id` is a voter of the latest committed membership or of
+    /// any later one in the log (the latest included): the memberships a
+    /// new leader may still commit or truncate away.
+    pub fn is_voter_since_commit(&self, id: NodeId) -> bool {
+        self.committed_membership().is_voter(id)
+            || self
+                .memberships
+                .iter()
+                .any(|(at, m)| *at > self.commit && m.is_voter(id))
+    }
+
     /// The membership in effect at `index` (for snapshot metadata).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
         self.memberships

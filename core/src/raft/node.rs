@@ -388,7 +388,7 @@ impl Node {
                 self.broadcast_heartbeat();
             }
         } else if now >= self.election_deadline {
-            if self.is_voter() {
+            if self.stands_for_election() {
                 self.campaign(false);
             } else {
                 self.reset_election_timer();

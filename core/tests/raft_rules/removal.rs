@@ -339,3 +339,88 @@ fn a_removed_id_is_never_added_back_even_after_a_snapshot() {
     )
     .expect("a new id is taken");
 }
+
+/// A message from `from` to node 1.
+fn to_1(from: u64, message: Message) -> Input {
+    Input::Message(Envelope {
+        from,
+        to: 1,
+        message,
+    })
+}
+
+/// §4.2.2: a node whose removal is in its log but not yet committed still
+/// stands for election (without counting its own vote), since it "might
+/// still be needed until the Cnew entry is committed". Here leader 2 of
+/// {1, 2, 3, 4} appended the removal of node 1 to node 1 only and died.
+/// Nodes 3 and 4 cannot win: they need node 1's vote, which it refuses
+/// them, its log being ahead of theirs (§5.4.1). Had node 1 not stood, the
+/// cluster would have had no leader until node 2 came back (the seed sweep
+/// found that with a crashed voter and a lost disk). Node 1 wins with 3
+/// and 4, commits its removal with them, and steps down.
+#[test]
+fn a_node_whose_removal_is_not_committed_still_stands_for_election() {
+    let mut one = Node::new(Config::new(1, [1, 2, 3, 4]), 1, Instant::ZERO).unwrap();
+    let without_1 = Membership::with_voters([1, 2, 3, 4])
+        .apply(MembershipChange::Remove(1))
+        .unwrap();
+    let append = Message::AppendEntries(AppendEntries {
+        term: 1,
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![entry(1, 1, "a"), membership_entry(2, 1, without_1)],
+        leader_commit: 1,
+    });
+    step(&mut one, 1, to_1(2, append));
+    assert!(!one.is_voter() && !one.is_removed());
+    let Some(deadline) = one.election_deadline() else {
+        panic!("a node whose removal is not committed must keep its election timer");
+    };
+
+    let asked = |sent: &[Envelope], pre_vote: bool| -> Vec<u64> {
+        let mut to: Vec<u64> = sent
+            .iter()
+            .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote == pre_vote))
+            .map(|e| e.to)
+            .collect();
+        to.sort_unstable();
+        to
+    };
+    let sent = step(&mut one, deadline.0, Input::Timeout);
+    assert_eq!(asked(&sent, true), vec![2, 3, 4], "a pre-vote round");
+    let mut now = deadline.0;
+    for pre_vote in [true, false] {
+        let mut sent = Vec::new();
+        for voter in [3, 4] {
+            now += 1;
+            let granted = Message::RequestVoteResponse(RequestVoteResponse {
+                term: 2,
+                granted: true,
+                pre_vote,
+            });
+            sent.extend(step(&mut one, now, to_1(voter, granted)));
+        }
+        if pre_vote {
+            assert_eq!(asked(&sent, false), vec![2, 3, 4], "then the election");
+        }
+    }
+    assert!(
+        one.is_leader() && one.term() == 2,
+        "3 and 4 are a majority of {{2, 3, 4}}"
+    );
+
+    // Its no-op (index 3) and with it the removal commit with 3 and 4:
+    // it is removed and leads no more.
+    for voter in [3, 4] {
+        now += 1;
+        let ack = Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: 2,
+            index: 3,
+            success: true,
+            conflict: None,
+        });
+        step(&mut one, now, to_1(voter, ack));
+    }
+    assert_eq!(one.log().commit(), 3);
+    assert!(one.is_removed() && !one.is_leader());
+}
