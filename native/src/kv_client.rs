@@ -40,6 +40,9 @@ pub type KvTransport = Client<ClientRequest, ClientResponse>;
 pub struct SessionTiming {
     /// Wait this long for an answer before asking another server, ms.
     pub attempt_timeout_ms: u64,
+    /// Wait this long for an answer from a server tried without a sign
+    /// that it leads, ms (see the core's `ClerkConfig::probe_timeout`).
+    pub probe_timeout_ms: u64,
     /// Pause before retrying when no leader is known, ms.
     pub retry_backoff_ms: u64,
     /// Give up (outcome unknown) after this long, ms.
@@ -47,10 +50,13 @@ pub struct SessionTiming {
 }
 
 impl Default for SessionTiming {
-    /// 1 s per attempt (an election takes 0.5–1 s), 25 ms back-off, give up after 15 s.
+    /// 1 s per attempt (an election takes 0.5–1 s), 300 ms for a server
+    /// tried without a sign that it leads (one that does not lead answers
+    /// within a round trip), 25 ms back-off, give up after 15 s.
     fn default() -> Self {
         SessionTiming {
             attempt_timeout_ms: 1000,
+            probe_timeout_ms: 300,
             retry_backoff_ms: 25,
             give_up_after_ms: 15_000,
         }
@@ -422,6 +428,7 @@ impl KvSession {
         let config = ClerkConfig {
             servers: cluster.server_ids(),
             attempt_timeout: timing.attempt_timeout_ms,
+            probe_timeout: timing.probe_timeout_ms,
             retry_backoff: timing.retry_backoff_ms,
             give_up_after: Some(timing.give_up_after_ms),
             follower_reads: false,

@@ -38,6 +38,16 @@ pub struct ClerkConfig {
     pub servers: Vec<NodeId>,
     /// How long to wait for an answer before trying another server, ms.
     pub attempt_timeout: u64,
+    /// How long to wait for an answer from a server tried without any sign
+    /// that it leads, ms (at most `attempt_timeout`): the first guess, or
+    /// one picked at random after a timeout, an unavailable server or a
+    /// refusal without a leader hint. A server that does not lead answers
+    /// at once (`NotLeader`), so silence there means a dead, paused or cut
+    /// off server, not a slow commit; a leader that is merely slow loses
+    /// nothing, since the clerk still takes its late answer, and a
+    /// follower's hint sends the retry back to it with the whole
+    /// `attempt_timeout`.
+    pub probe_timeout: u64,
     /// Pause before retrying when no leader is known (an election is likely under way), ms.
     pub retry_backoff: u64,
     /// Give up on an operation after this long, ms (`None`: never).
@@ -51,11 +61,13 @@ pub struct ClerkConfig {
 }
 
 impl ClerkConfig {
-    /// Defaults: 500 ms per attempt, 20 ms back-off, give up after 10 s.
+    /// Defaults: 500 ms per attempt (250 ms for a probe), 20 ms back-off,
+    /// give up after 10 s.
     pub fn new(servers: Vec<NodeId>) -> ClerkConfig {
         ClerkConfig {
             servers,
             attempt_timeout: 500,
+            probe_timeout: 250,
             retry_backoff: 20,
             give_up_after: Some(10_000),
             follower_reads: false,
@@ -143,6 +155,8 @@ struct Current {
     resend_at: Option<Instant>,
     /// Correlation id of the latest request sent.
     request_id: u64,
+    /// The server the latest request went to.
+    sent_to: Option<NodeId>,
     /// Correlation id of this operation's first request: ids from it to
     /// `request_id` are its attempts.
     first_request_id: u64,
@@ -163,6 +177,14 @@ pub struct Clerk {
     seq: u64,
     /// Index into `config.servers` of the presumed leader.
     leader: usize,
+    /// Whether `leader` rests on a sign (its own answer, or a hint naming
+    /// it) rather than a guess: a guess is only given `probe_timeout`.
+    leader_known: bool,
+    /// Servers that recently failed to answer (an attempt timed out, or
+    /// the transport could not reach them), with the end of the
+    /// suspicion: the clerk tries the others first and does not follow
+    /// hints to them meanwhile. Any answer from one clears it.
+    suspects: Vec<(NodeId, Instant)>,
     current: Option<Current>,
     next_request_id: u64,
     /// The leader hint that asked for the member list still outstanding
@@ -188,6 +210,8 @@ impl Clerk {
             client: None,
             seq: 0,
             leader,
+            leader_known: false,
+            suspects: Vec::new(),
             current: None,
             next_request_id: 1,
             discovering: None,
@@ -227,6 +251,7 @@ impl Clerk {
             attempt_deadline: now,
             resend_at: None,
             request_id: 0,
+            sent_to: None,
             first_request_id: self.next_request_id,
             attempts: 0,
             last_error: None,
@@ -238,6 +263,17 @@ impl Clerk {
 
     /// Feeds an answer (from `from`) or a timeout.
     pub fn handle_response(&mut self, now: Instant, from: NodeId, response: ClientResponse) {
+        // An answer, even a late one or a refusal, shows that `from` is
+        // reachable; `Unavailable` is how a driver reports one that is not.
+        if !matches!(response.result, Err(ServiceError::Unavailable(_))) {
+            self.suspects.retain(|&(server, _)| server != from);
+        }
+        let suspect_hint = match &response.result {
+            Err(ServiceError::NotLeader {
+                leader_hint: Some(hint),
+            }) => self.is_suspect(now, *hint),
+            _ => false,
+        };
         let Some(current) = &mut self.current else {
             return;
         };
@@ -261,6 +297,7 @@ impl Clerk {
             && let Some(position) = self.config.servers.iter().position(|&s| s == from)
         {
             self.leader = position;
+            self.leader_known = true;
         }
         match response.result {
             Ok(Reply::Opened(client)) => {
@@ -279,7 +316,15 @@ impl Clerk {
                     "{}",
                     ServiceError::NotLeader { leader_hint }
                 ));
+                // A hint naming a server that just failed to answer is
+                // most likely stale: a leader that went silent is still
+                // named by followers that have not noticed yet. Following
+                // it would wait out another attempt there; the other
+                // servers are asked instead until one names somebody else
+                // or the suspicion ends.
+                let suspect = suspect_hint;
                 match leader_hint
+                    .filter(|_| !suspect)
                     .and_then(|hint| self.config.servers.iter().position(|&s| s == hint))
                 {
                     Some(position) => {
@@ -287,15 +332,18 @@ impl Clerk {
                             // A follower that knows no leader: the hinted
                             // server serves the read.
                             Some(server) => *server = position,
-                            None => self.leader = position,
+                            None => {
+                                self.leader = position;
+                                self.leader_known = true;
+                            }
                         }
                         self.send_attempt(now);
                     }
                     None => {
-                        if let Some(hint) = leader_hint {
+                        if let Some(hint) = leader_hint.filter(|_| !suspect) {
                             self.maybe_discover(now, hint);
                         }
-                        self.next_server();
+                        self.next_server(now);
                         self.back_off(now);
                     }
                 }
@@ -315,7 +363,8 @@ impl Clerk {
             }
             Err(ServiceError::Unavailable(why)) => {
                 current.last_error = Some(why);
-                self.next_server();
+                self.suspect(now, from);
+                self.next_server(now);
                 self.back_off(now);
             }
             Err(error) if error.is_definite() => {
@@ -346,10 +395,14 @@ impl Clerk {
         if current.resend_at.is_some_and(|t| now >= t) {
             self.send_attempt(now);
         } else if current.resend_at.is_none() && now >= current.attempt_deadline {
+            let silent = current.sent_to;
             if let Some(current) = &mut self.current {
                 current.last_error = Some(String::from("timed out waiting for an answer"));
             }
-            self.next_server();
+            if let Some(server) = silent {
+                self.suspect(now, server);
+            }
+            self.next_server(now);
             self.send_attempt(now);
         }
     }
@@ -385,7 +438,9 @@ impl Clerk {
             id.and_then(|id| servers.iter().position(|&s| s == id))
                 .unwrap_or(0)
         };
-        self.leader = position(self.leader_guess());
+        let guess = self.leader_guess();
+        self.leader_known &= guess.is_some_and(|id| servers.contains(&id));
+        self.leader = position(guess);
         if let Some(current) = &mut self.current
             && let Some(server) = &mut current.read_server
         {
@@ -407,7 +462,10 @@ impl Clerk {
             return;
         };
         match self.current.as_mut().map(|c| &mut c.read_server) {
-            None => self.leader = position,
+            None => {
+                self.leader = position;
+                self.leader_known = true;
+            }
             // A follower read goes where a leader hint points too (see
             // `handle_response`).
             Some(Some(server)) => {
@@ -416,6 +474,7 @@ impl Clerk {
             }
             Some(None) => {
                 self.leader = position;
+                self.leader_known = true;
                 self.send_attempt(now);
             }
         }
@@ -448,17 +507,52 @@ impl Clerk {
     }
 
     /// Moves the current operation to another server: a follower read to
-    /// any other one, anything else to the next leader guess.
-    fn next_server(&mut self) {
+    /// any other one, anything else to the next leader guess (a guess:
+    /// see [`ClerkConfig::probe_timeout`]). Any other server at random, so
+    /// that a dead one is not retried in a fixed cycle; one that is not
+    /// suspected of being unreachable if there is any.
+    fn next_server(&mut self, now: Instant) {
         let n = self.config.servers.len();
-        if n > 1 {
-            // Any other server, at random: a dead one is not retried in a fixed cycle.
-            let step = 1 + self.rng.index(n - 1);
-            match self.current.as_mut().and_then(|c| c.read_server.as_mut()) {
-                Some(server) => *server = (*server + step) % n,
-                None => self.leader = (self.leader + step) % n,
+        if n <= 1 {
+            return;
+        }
+        let read_server = self.current.as_ref().and_then(|c| c.read_server);
+        let from = read_server.unwrap_or(self.leader);
+        let trusted = |clerk: &Clerk, at: usize| {
+            at != from && !clerk.is_suspect(now, clerk.config.servers[at])
+        };
+        let trusted_count = (0..n).filter(|&at| trusted(self, at)).count();
+        let to = if trusted_count == 0 {
+            (from + 1 + self.rng.index(n - 1)) % n
+        } else {
+            let pick = self.rng.index(trusted_count);
+            (0..n)
+                .filter(|&at| trusted(self, at))
+                .nth(pick)
+                .unwrap_or(from)
+        };
+        match self.current.as_mut().and_then(|c| c.read_server.as_mut()) {
+            Some(server) => *server = to,
+            None => {
+                self.leader = to;
+                self.leader_known = false;
             }
         }
+    }
+
+    /// Whether `server` failed to answer recently (see `suspects`).
+    fn is_suspect(&self, now: Instant, server: NodeId) -> bool {
+        self.suspects
+            .iter()
+            .any(|&(suspect, until)| suspect == server && now < until)
+    }
+
+    /// `server` failed to answer: suspected for an attempt timeout.
+    fn suspect(&mut self, now: Instant, server: NodeId) {
+        self.suspects
+            .retain(|&(suspect, until)| suspect != server && now < until);
+        self.suspects
+            .push((server, now + self.config.attempt_timeout));
     }
 
     /// Asks for the member list because a leader hint named `hint`, a
@@ -520,7 +614,13 @@ impl Clerk {
         current.request_id = id;
         current.attempts += 1;
         current.resend_at = None;
-        current.attempt_deadline = now + self.config.attempt_timeout;
+        current.sent_to = Some(to);
+        let timeout = if current.read_server.is_none() && !self.leader_known {
+            self.config.probe_timeout.min(self.config.attempt_timeout)
+        } else {
+            self.config.attempt_timeout
+        };
+        current.attempt_deadline = now + timeout;
         self.outputs.push_back(ClerkOutput::Send {
             to,
             request: ClientRequest { id, body },

@@ -61,6 +61,7 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     let transport = Arc::new(KvCluster::fixed(servers.clone(), &certs).unwrap());
     let timing = SessionTiming {
         attempt_timeout_ms: 500,
+        probe_timeout_ms: 500,
         retry_backoff_ms: 20,
         give_up_after_ms: 3000,
     };
