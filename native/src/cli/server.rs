@@ -80,34 +80,35 @@ pub struct ServerArgs {
     pub segment_size: Option<u64>,
     /// A sharded host: the number of shards of the key space. With it,
     /// --peers lists every host, and the process holds replicas of the
-    /// controller group and of the shard groups that name it.
+    /// controller group and of the shard groups that name it. The flags
+    /// below marked "Sharded" need it (here or in --config).
     #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
     /// Sharded: the hosts of the controller group [default: every host].
-    #[arg(long, value_name = "ID,...", requires = "shards")]
+    #[arg(long, value_name = "ID,...")]
     pub controller: Option<String>,
     /// Sharded: a shard group and its hosts, `GID=ID,ID,...` (repeatable;
     /// give every host the same list).
-    #[arg(long = "group", value_name = "GID=ID,...", requires = "shards")]
+    #[arg(long = "group", value_name = "GID=ID,...")]
     pub groups: Vec<String>,
     /// Sharded: a group with no traffic for this long stops its timers and
     /// heartbeats until it is needed again (0: never) [default: 0].
-    #[arg(long, value_name = "MS", requires = "shards")]
+    #[arg(long, value_name = "MS")]
     pub hibernate_after_ms: Option<u64>,
     /// Sharded: a group that left (`shard leave`) and handed every shard
     /// over is retired this long afterwards: its replicas and their logs
     /// are removed from every host, and its id cannot join again; until
     /// then it may join again (0: never retire) [default: 10000].
-    #[arg(long, value_name = "MS", requires = "shards")]
+    #[arg(long, value_name = "MS")]
     pub retire_after_ms: Option<u64>,
     /// Sharded: the multi-group log purges old segments once they hold
     /// this many bytes (at least 4096) [default: 16777216].
-    #[arg(long, value_name = "BYTES", requires = "shards")]
+    #[arg(long, value_name = "BYTES")]
     pub log_purge_after: Option<u64>,
     /// Sharded: a group whose live entries in the segments a purge would
     /// delete exceed this many bytes (at least 4096) is not copied forward;
     /// the host snapshots it instead [default: 8388608].
-    #[arg(long, value_name = "BYTES", requires = "shards")]
+    #[arg(long, value_name = "BYTES")]
     pub log_rewrite_limit: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the
     /// power in MODE on SIGUSR1 (see `cli::power_cut`).
@@ -129,9 +130,11 @@ impl ServerArgs {
 
     /// The server configuration, checked once by the core's rules. A flag
     /// that breaks one is reported as an argument error of `server` (exit
-    /// code 2), naming the flag.
+    /// code 2), naming the flag; so is a sharded host's setting given
+    /// without `shards` in the flags or the file.
     pub fn config(&self) -> Result<ValidConfig, clap::Error> {
         let file = self.config_file()?;
+        self.refuse_sharded_settings_without_shards(&file)?;
         let id = self.id.or(file.id).ok_or_else(|| required("--id"))?;
         let data_dir = self
             .data_dir

@@ -11,6 +11,8 @@ use crate::harness::{
     wait_exit,
 };
 
+mod server_config;
+
 const LEADER_LIMIT: Duration = Duration::from_secs(20);
 
 fn run(args: &[&str]) -> std::process::Output {

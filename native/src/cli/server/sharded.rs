@@ -4,9 +4,58 @@
 use distribkv_core::raft::NodeId;
 
 use super::config_file::parse_ids;
-use super::{ServerArgs, argument_error, required};
+use super::{ConfigFile, ServerArgs, argument_error, required};
 
 impl ServerArgs {
+    /// Refuses a setting only a sharded host takes (`--controller`,
+    /// `--group`, `--hibernate-after-ms`, `--retire-after-ms`,
+    /// `--log-purge-after`, `--log-rewrite-limit`, or their keys in the
+    /// `--config` file) when neither the flags nor the file give `shards`,
+    /// naming the first such setting and where it came from. Checked once
+    /// the flags and the file are merged, so `shards` may come from the
+    /// file and the other settings from the command line, or the reverse.
+    pub(super) fn refuse_sharded_settings_without_shards(
+        &self,
+        file: &ConfigFile,
+    ) -> Result<(), clap::Error> {
+        if self.shards.is_some() || file.shards.is_some() {
+            return Ok(());
+        }
+        let flags = [
+            ("--controller", self.controller.is_some()),
+            ("--group", !self.groups.is_empty()),
+            ("--hibernate-after-ms", self.hibernate_after_ms.is_some()),
+            ("--retire-after-ms", self.retire_after_ms.is_some()),
+            ("--log-purge-after", self.log_purge_after.is_some()),
+            ("--log-rewrite-limit", self.log_rewrite_limit.is_some()),
+        ];
+        let keys = [
+            ("controller", file.controller.is_some()),
+            ("groups", file.groups.is_some()),
+            ("hibernate-after-ms", file.hibernate_after_ms.is_some()),
+            ("retire-after-ms", file.retire_after_ms.is_some()),
+            ("log-purge-after", file.log_purge_after.is_some()),
+            ("log-rewrite-limit", file.log_rewrite_limit.is_some()),
+        ];
+        let from_flag = flags
+            .iter()
+            .find(|(_, given)| *given)
+            .map(|(flag, _)| format!("{flag} (on the command line)"));
+        let from_file = || {
+            let (key, _) = keys.iter().find(|(_, given)| *given)?;
+            // A key was read, so there is a --config file.
+            let path = self.config.as_deref()?.display();
+            Some(format!("`{key}` (in --config {path})"))
+        };
+        match from_flag.or_else(from_file) {
+            Some(setting) => Err(argument_error(format!(
+                "{setting} is only for a sharded host: give --shards too \
+                 (on the command line, or `shards` in --config)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the flags or the config file make this a sharded host.
     pub fn is_sharded(&self) -> Result<bool, clap::Error> {
         if self.shards.is_some() {
@@ -213,16 +262,13 @@ mod tests {
             "server",
             "--config",
             path,
-            // `requires = "shards"`: the flag wants --shards on the command line.
-            "--shards",
-            "4",
             "--log-rewrite-limit",
             "8192",
         ]);
         assert_eq!(
             overridden.unwrap().log_purge.rewrite_limit,
             8192,
-            "the flag wins"
+            "the flag wins, `shards` from the file"
         );
         for (flag, value) in [("--log-purge-after", "4095"), ("--log-rewrite-limit", "0")] {
             let error = host_3_of_3(&["--group", "1=1,2,3", flag, value]).unwrap_err();
@@ -267,5 +313,100 @@ mod tests {
             error.to_string().contains("--group 1 is given twice"),
             "{error}"
         );
+    }
+
+    /// `server` parsed and its single-group configuration made (what
+    /// `run` does for a server that is not a sharded host).
+    fn single_config_of(args: &[&str]) -> Result<crate::server::ValidConfig, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        let Command::Server(server) = cli.command else {
+            panic!("a server command");
+        };
+        assert!(!server.is_sharded()?, "{args:?} is not sharded");
+        server.config()
+    }
+
+    #[test]
+    fn a_sharded_setting_needs_shards_from_the_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.toml");
+        let path = file.to_str().unwrap();
+        let base = ["distribkv-native", "server", "--config", path];
+        // `shards` in the file, the sharded flags on the command line.
+        std::fs::write(
+            &file,
+            "peers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\nid = 1\ndata-dir = \"d\"\n\
+             certs = \"c\"\nshards = 4\n",
+        )
+        .unwrap();
+        let config = sharded_config_of(
+            &[
+                &base[..],
+                &["--log-purge-after", "65536", "--controller", "1"],
+                &["--group", "1=1,2", "--hibernate-after-ms", "300"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(config.log_purge.purge_after, 65536);
+        assert_eq!(config.host.controller, vec![1]);
+        assert_eq!(config.host.hibernate_after_ms, 300);
+        assert_eq!(config.groups.len(), 1);
+        // No `shards` anywhere: each sharded flag is refused, named.
+        std::fs::write(
+            &file,
+            "peers = [\"127.0.0.1:1\"]\nid = 1\ndata-dir = \"d\"\ncerts = \"c\"\n",
+        )
+        .unwrap();
+        for flag in [
+            &["--controller", "1"][..],
+            &["--group", "1=1"],
+            &["--hibernate-after-ms", "300"],
+            &["--retire-after-ms", "300"],
+            &["--log-purge-after", "65536"],
+            &["--log-rewrite-limit", "8192"],
+        ] {
+            let error = single_config_of(&[&base[..], flag].concat()).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            assert!(
+                error.to_string().contains(&format!(
+                    "{} (on the command line) is only for a sharded host: give --shards too",
+                    flag[0]
+                )),
+                "{flag:?}: {error}"
+            );
+        }
+        // ... and so is each sharded key of the file.
+        for key in [
+            "controller = [1]",
+            "hibernate-after-ms = 300",
+            "retire-after-ms = 300",
+            "log-purge-after = 65536",
+            "log-rewrite-limit = 8192",
+            "[groups]\n1 = [1]",
+        ] {
+            std::fs::write(
+                &file,
+                format!("peers = [\"127.0.0.1:1\"]\nid = 1\ndata-dir = \"d\"\n{key}\n"),
+            )
+            .unwrap();
+            let error = single_config_of(&base).unwrap_err();
+            let name = key
+                .trim_start_matches('[')
+                .split([' ', ']'])
+                .next()
+                .unwrap();
+            assert!(
+                error.to_string().contains(&format!(
+                    "`{name}` (in --config {path}) is only for a sharded host"
+                )),
+                "{key}: {error}"
+            );
+        }
+        // `shards` on the command line, a sharded key in the file.
+        let config =
+            sharded_config_of(&[&base[..], &["--certs", "c", "--shards", "4"]].concat()).unwrap();
+        assert_eq!(config.host.shards, 4);
+        assert_eq!(config.held_groups().len(), 2, "the controller and group 1");
     }
 }

@@ -123,7 +123,11 @@ fn shard_commands_refuse_bad_input_clearly() {
         "{output:?}"
     );
     let output = server(&["--group", "1=1,2"]);
-    assert!(stderr(&output).contains("--shards"), "{output:?}");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("--group (on the command line) is only for a sharded host"),
+        "{output:?}"
+    );
     // A folder of the one-log-per-group layout with a folder that is no
     // group's is refused (exit 2), naming it, before anything is converted.
     let stray = dir.path().join("groups").join("notes");
