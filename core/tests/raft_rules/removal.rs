@@ -424,3 +424,46 @@ fn a_node_whose_removal_is_not_committed_still_stands_for_election() {
     assert_eq!(one.log().commit(), 3);
     assert!(one.is_removed() && !one.is_leader());
 }
+
+/// The same after a restart, when the node knows no commit at all (the
+/// sweep's seed 10904): node 4 was added as a learner, promoted, and its
+/// removal appended, and it restarted. Every one of those entries may still
+/// be the cluster's latest, so it stands (asking voters 1, 2 and 3 of its
+/// latest configuration); only a committed removal keeps it quiet.
+#[test]
+fn a_restarted_node_whose_removal_it_cannot_know_committed_still_stands() {
+    let initial = Membership::with_voters([1, 2, 3]);
+    let learner = initial.apply(MembershipChange::AddLearner(4)).unwrap();
+    let voter = learner.apply(MembershipChange::AddVoter(4)).unwrap();
+    let removed = voter.apply(MembershipChange::Remove(4)).unwrap();
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: 1,
+            voted_for: None,
+        },
+        snapshot: None,
+        entries: vec![
+            entry(1, 1, "a"),
+            membership_entry(2, 1, learner),
+            membership_entry(3, 1, voter),
+            membership_entry(4, 1, removed),
+        ],
+    };
+    // It joined as a learner of {1, 2, 3}, as a new node is configured.
+    let mut config = Config::new(4, [1, 2, 3]);
+    config.learners = vec![4];
+    let mut four = Node::restart(config, 4, Instant::ZERO, persisted).unwrap();
+    assert_eq!(four.log().commit(), 0);
+    assert!(!four.is_voter() && !four.is_removed());
+    let Some(deadline) = four.election_deadline() else {
+        panic!("a voter of an uncommitted configuration must keep its election timer");
+    };
+    let sent = step(&mut four, deadline.0, Input::Timeout);
+    let mut asked: Vec<u64> = sent
+        .iter()
+        .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote))
+        .map(|e| e.to)
+        .collect();
+    asked.sort_unstable();
+    assert_eq!(asked, vec![1, 2, 3]);
+}
