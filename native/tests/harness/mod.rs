@@ -95,6 +95,29 @@ pub fn wait_for(limit: Duration, every: Duration, what: &str, mut condition: imp
     }
 }
 
+/// Waits until the log `child` writes to `log` contains `text` (panicking
+/// with the log if the child exits first, or after `limit`), then stops it
+/// with SIGTERM and checks that it exits with 0; returns the log as it was
+/// when `text` appeared.
+pub fn serve_then_stop(
+    child: &mut Child,
+    log: &std::path::Path,
+    text: &str,
+    limit: Duration,
+) -> String {
+    let mut seen = String::new();
+    wait_for(limit, Duration::from_millis(50), text, || {
+        seen = std::fs::read_to_string(log).unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited ({status}): {seen}");
+        }
+        seen.contains(text)
+    });
+    signal(child.id(), rustix::process::Signal::TERM);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).code(), Some(0));
+    seen
+}
+
 /// Waits for `child` to exit, killing it (and panicking) after `limit`.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
     let started = Instant::now();

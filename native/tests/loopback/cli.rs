@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 
 use crate::harness::{
-    BINARY, Cluster, StatusLine, free_port, make_certs, one_at_a_time, signal, stderr, stdout,
-    wait_exit,
+    BINARY, Cluster, StatusLine, free_port, make_certs, one_at_a_time, serve_then_stop, signal,
+    stderr, stdout, wait_exit,
 };
 
 mod server_config;
@@ -416,19 +416,7 @@ fn initialise_folder(id: usize, folder: &std::path::Path, certs: &std::path::Pat
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap().contains("serving") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    signal(child.id(), Signal::TERM);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).code(),
-        Some(0)
-    );
+    serve_then_stop(&mut child, &log, "serving", Duration::from_secs(10));
 }
 
 #[test]

@@ -4,11 +4,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rustix::process::Signal;
-
-use crate::harness::{
-    BINARY, free_port, make_certs, one_at_a_time, signal, stderr, wait_exit, wait_for,
-};
+use crate::harness::{BINARY, free_port, make_certs, one_at_a_time, serve_then_stop, stderr};
 
 #[test]
 fn sharded_flags_with_shards_from_the_config_file_start_a_sharded_host() {
@@ -36,21 +32,13 @@ fn sharded_flags_with_shards_from_the_config_file_start_a_sharded_host() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let every = Duration::from_millis(50);
-    wait_for(Duration::from_secs(20), every, "a sharded host", || {
-        let text = std::fs::read_to_string(&log).unwrap();
-        if let Some(status) = host.try_wait().unwrap() {
-            panic!("the host exited ({status}): {text}");
-        }
-        text.contains("serving (sharded)")
-    });
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("shards=4"), "{text}");
-    signal(host.id(), Signal::TERM);
-    assert_eq!(
-        wait_exit(&mut host, Duration::from_secs(10)).code(),
-        Some(0)
+    let text = serve_then_stop(
+        &mut host,
+        &log,
+        "serving (sharded)",
+        Duration::from_secs(20),
     );
+    assert!(text.contains("shards=4"), "{text}");
 }
 
 #[test]
