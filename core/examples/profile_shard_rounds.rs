@@ -3,26 +3,26 @@
 //! groups, every write committed, applied and answered, on a zero-latency
 //! `Mesh`) for profilers, without criterion's setup of the other groups:
 //! `cargo run --release -p distribkv-core --features sim --example
-//! profile_shard_rounds -- <groups> <rounds>`. Under
+//! profile_shard_rounds -- <groups> <rounds> [clients]` (64 clients,
+//! the benchmark's count, unless given). Under
 //! `valgrind --tool=callgrind` the instruction count per round is
 //! reproducible (run it with 0 rounds to subtract the setup).
 
 use distribkv_core::sim::sharded::WriteRounds;
 
-const CLIENTS: u64 = 64;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let groups: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
-    let mut writes = WriteRounds::new(3, groups, CLIENTS, 5).expect("groups serving");
+    let clients: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let mut writes = WriteRounds::new(3, groups, clients, 5).expect("groups serving");
     let messages = writes.mesh.raft_messages;
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         let answered = writes.run_round();
         assert_eq!(
             answered,
-            CLIENTS,
+            clients,
             "round {}: every write answered",
             writes.rounds()
         );
@@ -30,8 +30,8 @@ fn main() {
     let elapsed = start.elapsed();
     writes.check_applied().expect("every round applied");
     println!(
-        "{groups} groups: {rounds} rounds of {CLIENTS} writes, {} Raft messages per round, {:.0} entries/s",
+        "{groups} groups: {rounds} rounds of {clients} writes, {} Raft messages per round, {:.0} entries/s",
         (writes.mesh.raft_messages - messages) / rounds.max(1),
-        (rounds * CLIENTS) as f64 / elapsed.as_secs_f64().max(1e-9)
+        (rounds * clients) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
 }
