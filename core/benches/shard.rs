@@ -6,9 +6,9 @@
 //!   two hosts, and the heap bytes per idle replica (everything the two
 //!   hosts hold, divided by the replicas), are printed once
 //!   (they are counts, not timings).
-//! - `entries/groups/G`: 64 concurrent client writes spread over G groups
-//!   on three hosts (zero latency, instant fsync), run until all are
-//!   committed, applied and answered: committed entries per second. The
+//! - `entries/clients/C/groups/G`: C (64, then 512) concurrent client
+//!   writes per round spread over G (1 or 16) groups on three hosts
+//!   (zero latency, instant fsync), run until all are committed, applied and answered: committed entries per second. The
 //!   rounds are `sim::sharded::WriteRounds`, which the
 //!   `profile_shard_rounds` example runs under a profiler.
 //! - `move_shard/keys/10000`: a shard of 10,000 keys moves from one group
@@ -100,15 +100,17 @@ fn idle(c: &mut Criterion) {
 fn entries(c: &mut Criterion) {
     let mut group = c.benchmark_group("entries");
     group.measurement_time(Duration::from_secs(5));
-    const CLIENTS: u64 = 64;
-    group.throughput(Throughput::Elements(CLIENTS));
-    for groups in [1u64, 16] {
-        let mut rounds = WriteRounds::new(3, groups, CLIENTS, 5).expect("groups serving");
-        group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
-            b.iter(|| assert_eq!(rounds.run_round(), CLIENTS, "every write answered"));
-        });
-        // Every write was committed and applied everywhere.
-        rounds.check_applied().expect("every round applied");
+    for clients in [64u64, 512] {
+        group.throughput(Throughput::Elements(clients));
+        for groups in [1u64, 16] {
+            let mut rounds = WriteRounds::new(3, groups, clients, 5).expect("groups serving");
+            let id = BenchmarkId::new(format!("clients/{clients}/groups"), groups);
+            group.bench_with_input(id, &groups, |b, _| {
+                b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));
+            });
+            // Every write was committed and applied everywhere.
+            rounds.check_applied().expect("every round applied");
+        }
     }
     group.finish();
 }
