@@ -7,9 +7,10 @@
 //!   hosts hold, divided by the replicas), are printed once
 //!   (they are counts, not timings).
 //! - `entries/clients/C/groups/G`: C (64, then 512) concurrent client
-//!   writes per round spread over G (1 or 16) groups on three hosts
-//!   (zero latency, instant fsync), run until all are committed, applied and answered: committed entries per second. The
-//!   rounds are `sim::sharded::WriteRounds`, which the
+//!   writes per round to a data set of 1,024 keys, spread over G (1 or
+//!   16) groups on three hosts (zero latency, instant fsync), run until
+//!   all are committed, applied and answered: committed entries per
+//!   second. The rounds are `sim::sharded::WriteRounds`, which the
 //!   `profile_shard_rounds` example runs under a profiler.
 //! - `move_shard/keys/10000`: a shard of 10,000 keys moves from one group
 //!   to another in the sharded simulator (10 ms network latency, 1–5 ms
@@ -100,10 +101,13 @@ fn idle(c: &mut Criterion) {
 fn entries(c: &mut Criterion) {
     let mut group = c.benchmark_group("entries");
     group.measurement_time(Duration::from_secs(5));
+    // The data set: 1,024 keys, as the native `bench` uses 1,000.
+    const KEYS: u64 = 1024;
     for clients in [64u64, 512] {
         group.throughput(Throughput::Elements(clients));
         for groups in [1u64, 16] {
-            let mut rounds = WriteRounds::new(3, groups, clients, 5).expect("groups serving");
+            let mut rounds =
+                WriteRounds::with_keys(3, groups, clients, KEYS, 5).expect("groups serving");
             let id = BenchmarkId::new(format!("clients/{clients}/groups"), groups);
             group.bench_with_input(id, &groups, |b, _| {
                 b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));

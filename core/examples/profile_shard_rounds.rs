@@ -3,8 +3,9 @@
 //! groups, every write committed, applied and answered, on a zero-latency
 //! `Mesh`) for profilers, without criterion's setup of the other groups:
 //! `cargo run --release -p distribkv-core --features sim --example
-//! profile_shard_rounds -- <groups> <rounds> [clients]` (64 clients,
-//! the benchmark's count, unless given). Under
+//! profile_shard_rounds -- <groups> <rounds> [clients] [keys]` (64
+//! clients unless given; a data set of one key per client unless given).
+//! Under
 //! `valgrind --tool=callgrind` the instruction count per round is
 //! reproducible (run it with 0 rounds to subtract the setup).
 
@@ -15,7 +16,8 @@ fn main() {
     let groups: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let clients: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
-    let mut writes = WriteRounds::new(3, groups, clients, 5).expect("groups serving");
+    let keys: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(clients);
+    let mut writes = WriteRounds::with_keys(3, groups, clients, keys, 5).expect("groups serving");
     let messages = writes.mesh.raft_messages;
     let start = std::time::Instant::now();
     for _ in 0..rounds {

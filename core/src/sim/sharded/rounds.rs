@@ -14,6 +14,11 @@ const SHARDS: u32 = 16;
 /// one key, client `c` writing to group `1 + c % groups`; the round runs
 /// until every write is committed, applied and answered. The throughput
 /// benchmark of multiplexing (the same clients over 1 or 16 groups).
+///
+/// The data set is a fixed number of keys spread evenly over the groups
+/// ([`WriteRounds::with_keys`]; [`WriteRounds::new`]: one key per
+/// client). The clients of a group take its keys in turn, round after
+/// round, and every key holds a value before the first measured round.
 pub struct WriteRounds {
     /// The hosts.
     pub mesh: Mesh,
@@ -21,8 +26,8 @@ pub struct WriteRounds {
     clients: u64,
     /// Rounds run so far (each client's session sequence number).
     rounds: u64,
-    /// Each client's key, encoded once.
-    keys: Vec<Bytes>,
+    /// Each group's keys (index `group - 1`), encoded once.
+    keys: Vec<Vec<Bytes>>,
 }
 
 impl WriteRounds {
@@ -33,6 +38,18 @@ impl WriteRounds {
     /// group serves. `None` if the groups do not serve their shards after
     /// 10 s of virtual time.
     pub fn new(hosts: u64, groups: u64, clients: u64, seed: u64) -> Option<WriteRounds> {
+        WriteRounds::with_keys(hosts, groups, clients, clients, seed)
+    }
+
+    /// As [`WriteRounds::new`], with a data set of `keys` keys (at least
+    /// one per group), each written once before this returns.
+    pub fn with_keys(
+        hosts: u64,
+        groups: u64,
+        clients: u64,
+        keys: u64,
+        seed: u64,
+    ) -> Option<WriteRounds> {
         let servers: Vec<NodeId> = (1..=hosts).collect();
         let configs = servers
             .iter()
@@ -87,21 +104,37 @@ impl WriteRounds {
             mesh.run_until(Instant(next));
         }
         let host = mesh.hosts.values().next()?;
-        let mut keys = Vec::new();
-        for client in 0..clients {
-            let kv = host.kv(1 + client % groups)?;
-            let key = (0..)
-                .map(|n| format!("key{client}-{n}"))
-                .find(|k| kv.shards().contains_key(&shard_of(k.as_bytes(), SHARDS)))?;
-            keys.push(Bytes::from(key));
+        let per_group = keys.div_ceil(groups).max(1) as usize;
+        let mut by_group: Vec<Vec<Bytes>> = (0..groups).map(|_| Vec::new()).collect();
+        let owner = |key: &str| {
+            let shard = shard_of(key.as_bytes(), SHARDS);
+            (1..=groups).find(|g| {
+                host.kv(*g)
+                    .is_some_and(|kv| kv.shards().contains_key(&shard))
+            })
+        };
+        let mut n = 0u64;
+        while by_group.iter().any(|k| k.len() < per_group) {
+            let key = format!("key{n}");
+            n += 1;
+            let list = &mut by_group[(owner(&key)? - 1) as usize];
+            if list.len() < per_group {
+                list.push(Bytes::from(key));
+            }
         }
-        Some(WriteRounds {
+        let mut rounds = WriteRounds {
             mesh,
             groups,
             clients,
             rounds: 0,
-            keys,
-        })
+            keys: by_group,
+        };
+        // Every key written once before the measured rounds.
+        let fewest_clients = (clients / groups).max(1) as usize;
+        for _ in 0..per_group.div_ceil(fewest_clients) {
+            rounds.run_round();
+        }
+        Some(rounds)
     }
 
     /// Runs one round; returns how many writes were answered `Ok` (all of
@@ -134,7 +167,7 @@ impl WriteRounds {
                         client: client + 1,
                         seq,
                         op: Operation::Put {
-                            key: self.keys[client as usize].clone(),
+                            key: self.key(client),
                             value: Bytes::from_static(b"value"),
                         },
                     },
@@ -149,6 +182,15 @@ impl WriteRounds {
         self.mesh.run_until(now);
         answered += count_ok(&self.mesh.take_replies());
         answered
+    }
+
+    /// The key `client` writes in this round: its group's clients take
+    /// the group's keys in turn.
+    fn key(&self, client: u64) -> Bytes {
+        let keys = &self.keys[(client % self.groups) as usize];
+        let group_clients = (self.clients - client % self.groups).div_ceil(self.groups);
+        let turn = (self.rounds - 1) * group_clients + client / self.groups;
+        keys[(turn % keys.len() as u64) as usize].clone()
     }
 
     /// Rounds run so far.
@@ -180,4 +222,52 @@ fn count_ok(replies: &[HostReply]) -> u64 {
         .iter()
         .filter(|r| matches!(r, HostReply::Kv { result: Ok(_), .. }))
         .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark's rounds do what they claim: every write answered
+    /// `Ok`, the data set spread evenly over the groups, every key written
+    /// before the first measured round and holding a value on every host.
+    #[test]
+    fn rounds_write_the_whole_data_set_on_every_group() {
+        for groups in [1u64, 16] {
+            let mut rounds = WriteRounds::with_keys(3, groups, 64, 1024, 5).expect("serving");
+            assert!(
+                rounds
+                    .keys
+                    .iter()
+                    .all(|k| k.len() == 64 * 16 / groups as usize),
+                "{groups} groups: the keys are spread evenly"
+            );
+            let preloaded = rounds.rounds();
+            for _ in 0..20 {
+                assert_eq!(
+                    rounds.run_round(),
+                    64,
+                    "{groups} groups: every write answered"
+                );
+            }
+            rounds.check_applied().expect("applied everywhere");
+            assert!(
+                preloaded >= 16,
+                "{groups} groups: preloaded in {preloaded} rounds"
+            );
+            for host in rounds.mesh.hosts.values() {
+                for (index, keys) in rounds.keys.iter().enumerate() {
+                    let kv = host.kv(index as u64 + 1).expect("a replica");
+                    for key in keys {
+                        assert_eq!(
+                            kv.value(key).map(|v| v.as_ref()),
+                            Some(&b"value"[..]),
+                            "{groups} groups: {key:?} on host {}",
+                            host.id()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
