@@ -107,7 +107,7 @@ fn entries(c: &mut Criterion) {
         group.throughput(Throughput::Elements(clients));
         for groups in [1u64, 16] {
             let mut rounds =
-                WriteRounds::with_keys(3, groups, clients, KEYS, 5).expect("groups serving");
+                WriteRounds::with_keys(3, groups, clients, KEYS, 1000, 5).expect("groups serving");
             let id = BenchmarkId::new(format!("clients/{clients}/groups"), groups);
             group.bench_with_input(id, &groups, |b, _| {
                 b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));

@@ -3,8 +3,9 @@
 //! groups, every write committed, applied and answered, on a zero-latency
 //! `Mesh`) for profilers, without criterion's setup of the other groups:
 //! `cargo run --release -p distribkv-core --features sim --example
-//! profile_shard_rounds -- <groups> <rounds> [clients] [keys]` (64
-//! clients unless given; a data set of one key per client unless given).
+//! profile_shard_rounds -- <groups> <rounds> [clients] [keys]
+//! [snapshot_every]` (64 clients, one key per client and a snapshot of
+//! each group every 1,000 of its entries, unless given).
 //! Under
 //! `valgrind --tool=callgrind` the instruction count per round is
 //! reproducible (run it with 0 rounds to subtract the setup).
@@ -17,7 +18,9 @@ fn main() {
     let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let clients: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let keys: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(clients);
-    let mut writes = WriteRounds::with_keys(3, groups, clients, keys, 5).expect("groups serving");
+    let snapshot_every: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let mut writes = WriteRounds::with_keys(3, groups, clients, keys, snapshot_every, 5)
+        .expect("groups serving");
     let messages = writes.mesh.raft_messages;
     let start = std::time::Instant::now();
     for _ in 0..rounds {

@@ -38,16 +38,18 @@ impl WriteRounds {
     /// group serves. `None` if the groups do not serve their shards after
     /// 10 s of virtual time.
     pub fn new(hosts: u64, groups: u64, clients: u64, seed: u64) -> Option<WriteRounds> {
-        WriteRounds::with_keys(hosts, groups, clients, clients, seed)
+        WriteRounds::with_keys(hosts, groups, clients, clients, 1000, seed)
     }
 
     /// As [`WriteRounds::new`], with a data set of `keys` keys (at least
-    /// one per group), each written once before this returns.
+    /// one per group), each written once before this returns, and a
+    /// snapshot of each group every `snapshot_every` of its entries.
     pub fn with_keys(
         hosts: u64,
         groups: u64,
         clients: u64,
         keys: u64,
+        snapshot_every: u64,
         seed: u64,
     ) -> Option<WriteRounds> {
         let servers: Vec<NodeId> = (1..=hosts).collect();
@@ -58,7 +60,7 @@ impl WriteRounds {
                 c.groups = (1..=groups).map(|g| (g, servers.clone())).collect();
                 c.tick_ms = 50;
                 c.raft.heartbeat_interval = 50;
-                c.snapshot_every = 1000;
+                c.snapshot_every = snapshot_every;
                 c
             })
             .collect();
@@ -234,7 +236,7 @@ mod tests {
     #[test]
     fn rounds_write_the_whole_data_set_on_every_group() {
         for groups in [1u64, 16] {
-            let mut rounds = WriteRounds::with_keys(3, groups, 64, 1024, 5).expect("serving");
+            let mut rounds = WriteRounds::with_keys(3, groups, 64, 1024, 1000, 5).expect("serving");
             assert!(
                 rounds
                     .keys
