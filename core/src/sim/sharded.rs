@@ -158,6 +158,7 @@ enum Event {
     },
     Reply {
         clerk: u64,
+        from: NodeId,
         reply: HostReply,
     },
     Synced {

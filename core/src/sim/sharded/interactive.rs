@@ -254,7 +254,7 @@ impl ShardedSim {
                             }
                         });
                     }
-                    Event::Reply { clerk, reply } => {
+                    Event::Reply { clerk, reply, .. } => {
                         item.from = Endpoint::Node(0);
                         item.to = Endpoint::Client(*clerk);
                         item.kinds.push(match reply {
@@ -280,7 +280,7 @@ impl ShardedSim {
                 to: *to,
                 request,
             },
-            Event::Reply { clerk, reply } => InFlightContent::Reply {
+            Event::Reply { clerk, reply, .. } => InFlightContent::Reply {
                 clerk: *clerk,
                 reply,
             },
