@@ -58,6 +58,9 @@ fn main() {
             .max()
             .unwrap_or(0);
         let elected = elected.unwrap_or(end - crash);
+        if wait > 1500 {
+            println!("seed {seed}: new leader after {elected} ms, an operation waited {wait} ms");
+        }
         sim.stop_workload();
         let mut slowest = 0;
         for key in 0..sim.config().keys {
