@@ -12,6 +12,13 @@
 //! two attempts. With follower reads on
 //! ([`ShardedSession::set_follower_reads`]) a get goes to any replica of
 //! the owning group instead of its leader.
+//!
+//! A transport failure (a host that cannot be reached, a connection lost
+//! with the request in flight) is reported to the clerk with
+//! [`ShardClerk::handle_unreachable`]: it suspects that host for one
+//! retry and asks another after a short back-off (a host tried on a guess
+//! gets only [`ShardTiming::probe_ms`]); the outcome stays unknown until
+//! some host answers. Certificate problems are not retried.
 
 use std::collections::BTreeMap;
 use std::future::Future;
