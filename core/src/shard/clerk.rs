@@ -7,8 +7,9 @@
 //!
 //! Run loop: [`ShardClerk::start`] (or [`ShardClerk::start_controller`]) an
 //! operation, drain [`ShardClerk::poll_output`] (requests to send, then the
-//! completion), feed replies with [`ShardClerk::handle_reply`] and call
-//! [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
+//! completion), feed replies with [`ShardClerk::handle_reply`] (and
+//! requests that could not be sent with [`ShardClerk::handle_unreachable`])
+//! and call [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
 //! operation at a time; it is retried until it completes.
 //!
 //! With [`ShardClerkConfig::follower_reads`], a get goes to any server of
