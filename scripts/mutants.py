@@ -23,6 +23,7 @@ STORE = "cargo test -q -p distribkv-core --lib kv::"
 FOLLOWER_READS = "cargo test -q --release -p distribkv-core --features sim --test kv_lab follower"
 CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
 RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
+SHARD_CLERK = "cargo test -q -p distribkv-core --lib shard::clerk"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -153,6 +154,26 @@ MUTATIONS = [
      "            self.config.probe_timeout.min(self.config.attempt_timeout)",
      "            self.config.attempt_timeout",
      STORE),
+    ("shard-clerk-follows-hints-to-a-server-that-just-went-silent", "core/src/shard/clerk.rs",
+     "            }) => self.is_suspect(now, *hint),",
+     "            }) => self.is_suspect(now, *hint) && false,",
+     SHARD_CLERK),
+    ("shard-clerk-picks-silent-servers-again", "core/src/shard/clerk/pick.rs",
+     "            .find(|step| !self.is_suspect(now, servers[from.wrapping_add(*step) % n]))",
+     "            .find(|step| *step == 1 || !self.is_suspect(now, servers[from.wrapping_add(*step) % n]))",
+     SHARD_CLERK),
+    ("shard-clerk-gives-a-guess-the-whole-retry (no probe timeout)", "core/src/shard/clerk/pick.rs",
+     "            self.config.probe_ms.min(self.config.retry_ms)",
+     "            self.config.retry_ms",
+     SHARD_CLERK),
+    ("shard-clerk-drops-late-successes (a slow leader's answer thrown away)", "core/src/shard/clerk.rs",
+     "            let earlier = id >= current.first_attempt && id < self.next_attempt;",
+     "            let earlier = false && id >= current.first_attempt && id < self.next_attempt;",
+     SHARD_CLERK),
+    ("shard-clerk-keeps-suspecting-a-server-that-answered", "core/src/shard/clerk.rs",
+     "        self.suspects.retain(|&(server, _)| server != from);",
+     "        self.suspects.retain(|&(server, _)| server != from || true);",
+     SHARD_CLERK),
     ("removed-id-added-back (ids reused)", "core/src/raft/membership.rs",
      "                if self.is_removed(id) =>",
      "                if false && self.is_removed(id) =>",

@@ -7,8 +7,9 @@
 //!
 //! Run loop: [`ShardClerk::start`] (or [`ShardClerk::start_controller`]) an
 //! operation, drain [`ShardClerk::poll_output`] (requests to send, then the
-//! completion), feed replies with [`ShardClerk::handle_reply`] and call
-//! [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
+//! completion), feed replies with [`ShardClerk::handle_reply`] (and
+//! requests that could not be sent with [`ShardClerk::handle_unreachable`])
+//! and call [`ShardClerk::handle_timeout`] at [`ShardClerk::poll_timeout`]. One
 //! operation at a time; it is retried until it completes.
 //!
 //! With [`ShardClerkConfig::follower_reads`], a get goes to any server of
@@ -16,8 +17,18 @@
 //! [`HostRequest::FollowerRead`]: reads spread over every host, with the
 //! same guarantees (the server serves it after a read index round with its
 //! group's leader, and checks ownership on the state at that index).
+//!
+//! After a leader change, per group (and for the controller) the clerk
+//! gives a server it tries **on a guess** only [`ShardClerkConfig::probe_ms`]
+//! (see there), and **suspects** a server whose attempt timed out, or that
+//! the driver reports unreachable ([`ShardClerk::handle_unreachable`]),
+//! for one `retry_ms`: it picks the others first, and a leader hint naming
+//! it is not followed. Any answer from it clears the suspicion. The late
+//! success of an earlier attempt of the operation completes it (every
+//! attempt carries the same session and sequence number), so a slow leader
+//! given only a probe loses nothing.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -37,6 +48,16 @@ pub struct ShardClerkConfig {
     pub controller: Vec<NodeId>,
     /// A request unanswered for this long is sent to the next server, ms.
     pub retry_ms: u64,
+    /// How long to wait for an answer from a server tried without any sign
+    /// that it leads its group (or the controller), ms (at most
+    /// `retry_ms`): the first guess, or the next server after a timeout, an
+    /// unreachable server or a refusal without a leader hint. A server that
+    /// does not lead answers at once (`NotLeader`), so silence there means a
+    /// dead, paused or cut off server, not a slow commit; a leader that is
+    /// merely slow loses nothing, since the clerk still takes its late
+    /// answer, and a follower's hint sends the retry back to it with the
+    /// whole `retry_ms`. Follower reads always get `retry_ms`.
+    pub probe_ms: u64,
     /// Wait before retrying a shard that has not arrived, or an unowned one, ms.
     pub backoff_ms: u64,
     /// Send gets to any server of the owning group, drawn at random for
@@ -46,11 +67,14 @@ pub struct ShardClerkConfig {
 }
 
 impl ShardClerkConfig {
-    /// A clerk of the controller at `controller`: retry after 100 ms, back off 50 ms.
+    /// A clerk of the controller at `controller`: retry after 100 ms (a
+    /// probe too: the simulator's commits take up to about 80 ms, so a
+    /// shorter probe would move on from live leaders), back off 50 ms.
     pub fn new(controller: Vec<NodeId>) -> ShardClerkConfig {
         ShardClerkConfig {
             controller,
             retry_ms: 100,
+            probe_ms: 100,
             backoff_ms: 50,
             follower_reads: false,
         }
@@ -94,6 +118,11 @@ struct Current {
     refreshing: bool,
     /// Correlation id of the attempt in flight (0: none, waiting to resend).
     attempt: u64,
+    /// Correlation id of this operation's first attempt: ids from it on are
+    /// its attempts.
+    first_attempt: u64,
+    /// The server the latest attempt went to.
+    sent_to: Option<NodeId>,
     /// A follower read: the position, among the owning group's servers, of
     /// the one asked (drawn at random, moved on after a failure).
     read_server: Option<usize>,
@@ -109,6 +138,15 @@ pub struct ShardClerk {
     cached: Option<ShardConfig>,
     /// Index of the server believed to lead each group (controller: `CONTROLLER`).
     leaders: BTreeMap<GroupId, usize>,
+    /// The groups (and the controller) whose entry in `leaders` rests on a
+    /// sign (that server's own answer, or a hint naming it) rather than a
+    /// guess: a guess is only given `probe_ms`.
+    known: BTreeSet<GroupId>,
+    /// Hosts that recently failed to answer (an attempt timed out, or the
+    /// driver could not reach them), with the end of the suspicion: the
+    /// clerk tries the others first and does not follow hints to them
+    /// meanwhile. Any answer from one clears it.
+    suspects: Vec<(NodeId, Instant)>,
     current: Option<Current>,
     deadline: Instant,
     outputs: VecDeque<ShardClerkOutput>,
@@ -131,6 +169,8 @@ impl ShardClerk {
             next_attempt: 1,
             cached: None,
             leaders: BTreeMap::new(),
+            known: BTreeSet::new(),
+            suspects: Vec::new(),
             current: None,
             deadline: Instant::NEVER,
             outputs: VecDeque::new(),
@@ -182,6 +222,8 @@ impl ShardClerk {
             seq: self.seq,
             refreshing,
             attempt: 0,
+            first_attempt: self.next_attempt,
+            sent_to: None,
             read_server,
         });
         self.send(now);
@@ -209,7 +251,10 @@ impl ShardClerk {
         };
         if current.attempt != 0 {
             // Unanswered: that server may be down; try the next one.
-            self.next_server();
+            if let Some(server) = current.sent_to {
+                self.suspect(now, server);
+            }
+            self.next_server(now);
         }
         self.send(now);
     }
@@ -236,22 +281,6 @@ impl ShardClerk {
                 ..
             })
         )
-    }
-
-    /// Moves the current attempt on to the next server: the next server
-    /// of a follower read, else the slot's next leader candidate.
-    fn next_server(&mut self) {
-        if self.is_follower_read()
-            && let Some(Current {
-                read_server: Some(server),
-                ..
-            }) = &mut self.current
-        {
-            *server = server.wrapping_add(1);
-            return;
-        }
-        let slot = self.slot();
-        *self.leaders.entry(slot).or_insert(0) += 1;
     }
 
     fn owner(&self, op: &Operation) -> GroupId {
@@ -306,6 +335,7 @@ impl ShardClerk {
             return;
         };
         current.attempt = id;
+        current.sent_to = Some(to);
         let (client, seq) = (self.client, current.seq);
         let request = match (&current.task, current.refreshing) {
             (Task::Kv(_), true) => HostRequest::Controller {
@@ -337,7 +367,7 @@ impl ShardClerk {
         };
         self.outputs
             .push_back(ShardClerkOutput::Send { to, request });
-        self.deadline = Instant(now.as_millis() + self.config.retry_ms);
+        self.deadline = Instant(now.as_millis() + self.attempt_timeout(slot));
     }
 
     /// Waits `backoff_ms`, then sends again.
@@ -348,54 +378,67 @@ impl ShardClerk {
         self.deadline = Instant(now.as_millis() + self.config.backoff_ms);
     }
 
-    /// Points the slot's leader index at `hint` if it is one of its
-    /// servers, else at the next server. A follower read goes to `hint`
-    /// instead (the server asked knew no leader, or lost it), else to the
-    /// next server.
-    fn follow(&mut self, slot: GroupId, hint: Option<NodeId>) {
-        if self.is_follower_read() {
-            let position = hint.and_then(|h| self.servers(slot).iter().position(|s| *s == h));
-            match (position, &mut self.current) {
-                (
-                    Some(p),
-                    Some(Current {
-                        read_server: Some(server),
-                        ..
-                    }),
-                ) => *server = p,
-                _ => self.next_server(),
-            }
-            return;
-        }
-        let servers = self.servers(slot);
-        let position = hint.and_then(|h| servers.iter().position(|s| *s == h));
-        let current = self.leaders.get(&slot).copied().unwrap_or(0);
-        let next = match position {
-            Some(p) if servers.is_empty() || p != current % servers.len() => p,
-            _ => current + 1,
+    /// Host `from` answered. Of the replies to earlier attempts, only a
+    /// key-value success is taken (it answers the operation as well as the
+    /// latest attempt's would: every attempt carries the same session and
+    /// sequence number, and a read was served after the operation began);
+    /// the rest are stale and ignored. Any reply clears the suspicion of
+    /// `from`.
+    pub fn handle_reply(&mut self, now: Instant, from: NodeId, reply: HostReply) {
+        self.suspects.retain(|&(server, _)| server != from);
+        let (id, hint) = match &reply {
+            HostReply::Controller { id, result } => (*id, result.as_ref().err()),
+            HostReply::Kv { id, result } => (*id, result.as_ref().err()),
         };
-        self.leaders.insert(slot, next);
-    }
-
-    /// A host answered. Replies to earlier attempts are ignored.
-    pub fn handle_reply(&mut self, now: Instant, reply: HostReply) {
-        let id = match &reply {
-            HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => *id,
+        // A hint naming a server that just failed to answer is most likely
+        // stale: a leader that went silent is still named by followers
+        // that have not noticed yet. Following it would wait out another
+        // attempt there; the others are asked instead until one names
+        // somebody else or the suspicion ends.
+        let suspect_hint = match hint {
+            Some(KvError::NotLeader {
+                leader_hint: Some(hint),
+            }) => self.is_suspect(now, *hint),
+            _ => false,
         };
         let Some(current) = &self.current else {
             return;
         };
+        let refreshing = current.refreshing;
         if current.attempt != id || id == 0 {
+            let earlier = id >= current.first_attempt && id < self.next_attempt;
+            if let (
+                true,
+                Task::Kv(_),
+                HostReply::Kv {
+                    result: Ok(value), ..
+                },
+            ) = (earlier, &current.task, reply)
+            {
+                self.finish(Ok(value));
+            }
             return;
         }
+        // A follower read's answer says nothing about who leads.
+        let leads = !self.is_follower_read()
+            && match &reply {
+                HostReply::Controller { result, .. } => result.is_ok(),
+                HostReply::Kv { result, .. } => !matches!(
+                    result,
+                    Err(KvError::NotLeader { .. } | KvError::Busy | KvError::WrongGroup)
+                ),
+            };
         let slot = self.slot();
+        if leads {
+            self.known.insert(slot);
+        }
         match reply {
             HostReply::Controller { result, .. } => match result {
-                Ok(ControllerReply::Config(config)) if current.refreshing => {
+                Ok(ControllerReply::Config(config)) if refreshing => {
                     let newer = self.cached.as_ref().is_none_or(|c| config.num > c.num);
                     let unchanged = !newer;
                     if newer {
-                        self.cached = Some(config);
+                        self.adopt(config);
                     }
                     if let Some(c) = &mut self.current {
                         c.refreshing = false;
@@ -407,7 +450,7 @@ impl ShardClerk {
                         self.send(now);
                     }
                 }
-                Ok(reply) if !current.refreshing => {
+                Ok(reply) if !refreshing => {
                     self.current = None;
                     self.deadline = Instant::NEVER;
                     self.outputs
@@ -416,12 +459,12 @@ impl ShardClerk {
                 Ok(_) => self.send(now),
                 Err(KvError::NotLeader {
                     leader_hint: Some(hint),
-                }) => {
-                    self.follow(slot, Some(hint));
+                }) if !suspect_hint => {
+                    self.follow(now, slot, Some(hint));
                     self.send(now);
                 }
                 Err(_) => {
-                    self.follow(slot, None);
+                    self.follow(now, slot, None);
                     self.back_off(now);
                 }
             },
@@ -448,17 +491,18 @@ impl ShardClerk {
                 Err(KvError::NotArrived) => self.back_off(now),
                 Err(KvError::NotLeader {
                     leader_hint: Some(hint),
-                }) => {
-                    self.follow(slot, Some(hint));
+                }) if !suspect_hint => {
+                    self.follow(now, slot, Some(hint));
                     self.send(now);
                 }
-                Err(KvError::NotLeader { leader_hint: None }) => {
-                    // An election is under way: give it a moment.
-                    self.follow(slot, None);
+                Err(KvError::NotLeader { .. }) => {
+                    // An election is under way (no hint), or the hint names
+                    // a suspect: give it a moment, ask the others.
+                    self.follow(now, slot, None);
                     self.back_off(now);
                 }
                 Err(KvError::Busy) => {
-                    self.follow(slot, None);
+                    self.follow(now, slot, None);
                     self.back_off(now);
                 }
             },
@@ -472,5 +516,6 @@ impl ShardClerk {
     }
 }
 
+mod pick;
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,9 @@ pub struct ShardedConfig {
     pub network: NetworkConfig,
     /// Time an fsync takes, ms (drawn per sync).
     pub fsync_ms: (u64, u64),
+    /// Every routing clerk's [`ShardClerkConfig::retry_ms`] and
+    /// [`ShardClerkConfig::probe_ms`] (100 and 100, the clerk's defaults).
+    pub clerk_timing: (u64, u64),
 }
 
 impl ShardedConfig {
@@ -135,7 +138,15 @@ impl ShardedConfig {
             follower_reads: false,
             network: NetworkConfig::default(),
             fsync_ms: (1, 5),
+            clerk_timing: (100, 100),
         }
+    }
+
+    /// A routing clerk's configuration (without follower reads).
+    pub fn clerk(&self) -> ShardClerkConfig {
+        let mut config = ShardClerkConfig::new(self.host.controller.clone());
+        (config.retry_ms, config.probe_ms) = self.clerk_timing;
+        config
     }
 
     /// The clock of host `id`.
@@ -158,6 +169,7 @@ enum Event {
     },
     Reply {
         clerk: u64,
+        from: NodeId,
         reply: HostReply,
     },
     Synced {
@@ -282,7 +294,7 @@ impl ShardedSim {
         }
         let clients = (0..=config.clients)
             .map(|i| {
-                let mut clerk_config = ShardClerkConfig::new(config.host.controller.clone());
+                let mut clerk_config = config.clerk();
                 // The workload's; the admin clerk (0) reads at the leaders.
                 clerk_config.follower_reads = config.follower_reads && i > 0;
                 Client {

@@ -12,6 +12,13 @@
 //! two attempts. With follower reads on
 //! ([`ShardedSession::set_follower_reads`]) a get goes to any replica of
 //! the owning group instead of its leader.
+//!
+//! A transport failure (a host that cannot be reached, a connection lost
+//! with the request in flight) is reported to the clerk with
+//! [`ShardClerk::handle_unreachable`]: it suspects that host for one
+//! retry and asks another after a short back-off (a host tried on a guess
+//! gets only [`ShardTiming::probe_ms`]); the outcome stays unknown until
+//! some host answers. Certificate problems are not retried.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -204,6 +211,10 @@ async fn futures_join_all<T>(futures: Vec<impl Future<Output = T>>) -> Vec<T> {
 pub struct ShardTiming {
     /// Wait this long for an answer before asking another server, ms.
     pub retry_ms: u64,
+    /// Wait this long for an answer from a server tried on a guess (no
+    /// sign that it leads its group), ms; see
+    /// [`ShardClerkConfig::probe_ms`].
+    pub probe_ms: u64,
     /// Pause before retrying a shard on its way or an election, ms.
     pub backoff_ms: u64,
     /// Give up (outcome unknown) after this long, ms.
@@ -211,17 +222,20 @@ pub struct ShardTiming {
 }
 
 impl Default for ShardTiming {
-    /// 1 s per attempt, 25 ms back-off, give up after 15 s.
+    /// 1 s per attempt (300 ms for a probe), 25 ms back-off, give up after 15 s.
     fn default() -> Self {
         ShardTiming {
             retry_ms: 1000,
+            probe_ms: 300,
             backoff_ms: 25,
             give_up_after_ms: 15_000,
         }
     }
 }
 
-type Pending = Pin<Box<dyn Future<Output = (u64, Result<ShardedReply, ClientError>)> + Send>>;
+/// An attempt in flight: its host, its id and the answer.
+type Pending =
+    Pin<Box<dyn Future<Output = (NodeId, u64, Result<ShardedReply, ClientError>)> + Send>>;
 
 /// What a session completed.
 enum Completed {
@@ -244,6 +258,7 @@ impl ShardedSession {
     pub fn new(cluster: Arc<ShardedCluster>, timing: ShardTiming, seed: u64) -> ShardedSession {
         let mut config = ShardClerkConfig::new(cluster.controller.clone());
         config.retry_ms = timing.retry_ms;
+        config.probe_ms = timing.probe_ms;
         config.backoff_ms = timing.backoff_ms;
         ShardedSession {
             clerk: ShardClerk::new(config, seed),
@@ -335,23 +350,26 @@ impl ShardedSession {
                 (index, answer)
             };
             tokio::select! {
-                (index, (attempt, answer)) = next => {
+                (index, (from, attempt, answer)) = next => {
                     drop(pending.swap_remove(index));
                     let now = self.clock.now();
                     match answer {
                         Ok(ShardedReply::Host(reply)) => {
                             heard = true;
-                            self.clerk.handle_reply(now, reply);
+                            self.clerk.handle_reply(now, from, reply);
                         }
                         Ok(_) => {
-                            self.clerk.handle_reply(now, busy(attempt));
+                            self.clerk.handle_reply(now, from, busy(attempt));
                         }
                         Err(error) if matches!(error, ClientError::Certificates(_)) => {
                             return Err(KvError::Certificates(error));
                         }
-                        // Unreachable or lost: as if the host were busy,
-                        // so the clerk tries the next one after a pause.
-                        Err(_) => self.clerk.handle_reply(now, busy(attempt)),
+                        // Unreachable or lost: the clerk suspects the host
+                        // and tries another one after a pause.
+                        Err(error) => {
+                            tracing::debug!(host = from, attempt, "attempt failed: {error}");
+                            self.clerk.handle_unreachable(now, from, attempt);
+                        }
                     }
                 }
                 () = sleep_until(deadline) => {
@@ -383,13 +401,13 @@ impl ShardedSession {
         let cluster = self.cluster.clone();
         Box::pin(async move {
             let Some(index) = cluster.index_of(to) else {
-                return (attempt, Err(ClientError::NoServers));
+                return (to, attempt, Err(ClientError::NoServers));
             };
             let answer = cluster
                 .transport
                 .request_to(index, ShardedRequest::new(ShardedBody::Host(request)))
                 .await;
-            (attempt, answer)
+            (to, attempt, answer)
         })
     }
 }
@@ -398,7 +416,8 @@ fn attempt_of(request: &HostRequest) -> u64 {
     request.id()
 }
 
-/// The answer fed to the clerk when a host could not be asked.
+/// The answer fed to the clerk when a host answered something other than
+/// a host reply.
 fn busy(attempt: u64) -> HostReply {
     HostReply::Kv {
         id: attempt,

@@ -1,9 +1,12 @@
 //! The routing clerk alone: routing by configuration, leader hints, a
-//! refresh on "wrong group" that keeps the sequence number, follower reads.
+//! refresh on "wrong group" that keeps the sequence number, follower reads;
+//! probes and suspects in `probes`.
 
 use super::*;
 use alloc::collections::BTreeMap;
 use alloc::vec;
+
+mod probes;
 
 fn config(num: u64, owner: GroupId) -> ShardConfig {
     ShardConfig {
@@ -49,7 +52,7 @@ fn routes_by_the_configuration_and_follows_leader_hints() {
         id: id_of(&request),
         result: Ok(ControllerReply::Config(config(1, 100))),
     };
-    clerk.handle_reply(Instant(5), reply);
+    clerk.handle_reply(Instant(5), 1, reply);
     // Then to the owner's first server.
     let (to, request) = sent(&mut clerk);
     assert_eq!(to, 4);
@@ -60,6 +63,7 @@ fn routes_by_the_configuration_and_follows_leader_hints() {
     // Not the leader, try 6: it goes to 6 at once.
     clerk.handle_reply(
         Instant(6),
+        to,
         HostReply::Kv {
             id: id_of(&request),
             result: Err(KvError::NotLeader {
@@ -69,17 +73,22 @@ fn routes_by_the_configuration_and_follows_leader_hints() {
     );
     let (to, request) = sent(&mut clerk);
     assert_eq!(to, 6);
-    // A stale reply (to the first attempt) is ignored.
+    // A stale refusal (to the attempt at 4) is ignored.
     clerk.handle_reply(
         Instant(7),
+        4,
         HostReply::Kv {
-            id: 1,
-            result: Ok(None),
+            id: 2,
+            result: Err(KvError::NotLeader {
+                leader_hint: Some(5),
+            }),
         },
     );
     assert!(clerk.is_busy());
+    assert_eq!(clerk.poll_output(), None);
     clerk.handle_reply(
         Instant(8),
+        to,
         HostReply::Kv {
             id: id_of(&request),
             result: Ok(Some(Bytes::from_static(b"v"))),
@@ -106,6 +115,7 @@ fn wrong_group_refreshes_and_keeps_the_sequence_number() {
     let (_, request) = sent(&mut clerk);
     clerk.handle_reply(
         Instant(1),
+        1,
         HostReply::Controller {
             id: id_of(&request),
             result: Ok(ControllerReply::Config(config(1, 100))),
@@ -114,6 +124,7 @@ fn wrong_group_refreshes_and_keeps_the_sequence_number() {
     let (_, first) = sent(&mut clerk);
     clerk.handle_reply(
         Instant(2),
+        4,
         HostReply::Kv {
             id: id_of(&first),
             result: Err(KvError::WrongGroup),
@@ -124,6 +135,7 @@ fn wrong_group_refreshes_and_keeps_the_sequence_number() {
     assert_eq!(to, 1);
     clerk.handle_reply(
         Instant(3),
+        1,
         HostReply::Controller {
             id: id_of(&request),
             result: Ok(ControllerReply::Config(config(2, 101))),
@@ -158,6 +170,7 @@ fn wrong_group_refreshes_and_keeps_the_sequence_number() {
     // The shard has not arrived yet: back off, then the same server again.
     clerk.handle_reply(
         Instant(201),
+        to,
         HostReply::Kv {
             id: id_of(&request),
             result: Err(KvError::NotArrived),
@@ -178,6 +191,7 @@ fn follower_reads_spread_over_the_group_and_move_on_after_a_failure() {
     let (_, request) = sent(&mut clerk);
     clerk.handle_reply(
         Instant(1),
+        1,
         HostReply::Controller {
             id: id_of(&request),
             result: Ok(ControllerReply::Config(config(1, 100))),
@@ -194,6 +208,7 @@ fn follower_reads_spread_over_the_group_and_move_on_after_a_failure() {
     // That server knows no leader: the next server, after a pause.
     clerk.handle_reply(
         Instant(2),
+        to,
         HostReply::Kv {
             id: id_of(&request),
             result: Err(KvError::NotLeader { leader_hint: None }),
@@ -205,6 +220,7 @@ fn follower_reads_spread_over_the_group_and_move_on_after_a_failure() {
     assert!(matches!(request, HostRequest::FollowerRead { .. }));
     clerk.handle_reply(
         Instant(100),
+        next,
         HostReply::Kv {
             id: id_of(&request),
             result: Ok(Some(Bytes::from_static(b"v"))),
@@ -222,6 +238,7 @@ fn follower_reads_spread_over_the_group_and_move_on_after_a_failure() {
         asked.insert(to);
         clerk.handle_reply(
             Instant(200 + i),
+            to,
             HostReply::Kv {
                 id: id_of(&request),
                 result: Ok(None),

@@ -22,10 +22,7 @@ impl ShardedSim {
                 // Abandon it: a fresh admin clerk (the old one's request
                 // may still take effect, as a client that gave up).
                 let seed = self.rng.next_u64();
-                self.clients[0].clerk = ShardClerk::new(
-                    ShardClerkConfig::new(self.config.host.controller.clone()),
-                    seed,
-                );
+                self.clients[0].clerk = ShardClerk::new(self.config.clerk(), seed);
                 Err(TimedOut)
             }
         }

@@ -72,10 +72,12 @@ impl ShardedSim {
                 }
                 self.feed(to, HostInput::Client { from, request })
             }
-            Event::Reply { clerk, reply } => {
+            Event::Reply { clerk, from, reply } => {
                 self.note_reply(clerk, &reply);
                 let now = self.now;
-                self.clients[clerk as usize].clerk.handle_reply(now, reply);
+                self.clients[clerk as usize]
+                    .clerk
+                    .handle_reply(now, from, reply);
                 self.drain_clerk(clerk);
             }
             Event::Synced { host, epoch, seq } => {
@@ -186,7 +188,14 @@ impl ShardedSim {
                         continue;
                     }
                     if let Some((first, _)) = self.network.transit(&mut self.rng) {
-                        self.schedule(first, Event::Reply { clerk: to, reply });
+                        self.schedule(
+                            first,
+                            Event::Reply {
+                                clerk: to,
+                                from: id,
+                                reply,
+                            },
+                        );
                     }
                 }
             }

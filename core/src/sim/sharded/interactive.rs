@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use super::{AdminOp, Event, ShardedSim};
 use crate::check::{self, Budget, CheckError, Linearizable};
 use crate::kv::Operation;
-use crate::shard::clerk::{ClerkBusy, ShardClerk, ShardClerkConfig, ShardClerkOutput};
+use crate::shard::clerk::{ClerkBusy, ShardClerk, ShardClerkOutput};
 use crate::shard::host::{HostBatch, HostMessage, HostReply, HostRequest};
 use crate::shard::{GroupId, ShardId};
 use crate::sim::network::{Endpoint, Network};
@@ -169,10 +169,7 @@ impl ShardedSim {
     /// unknown outcome.
     pub fn abandon_admin(&mut self, id: Option<u64>) {
         let seed = self.rng.next_u64();
-        self.clients[0].clerk = ShardClerk::new(
-            ShardClerkConfig::new(self.config.host.controller.clone()),
-            seed,
-        );
+        self.clients[0].clerk = ShardClerk::new(self.config.clerk(), seed);
         self.admin_result = None;
         if let Some(id) = id {
             let _ = self.history.fail_unknown(id);
@@ -254,7 +251,7 @@ impl ShardedSim {
                             }
                         });
                     }
-                    Event::Reply { clerk, reply } => {
+                    Event::Reply { clerk, reply, .. } => {
                         item.from = Endpoint::Node(0);
                         item.to = Endpoint::Client(*clerk);
                         item.kinds.push(match reply {
@@ -280,7 +277,7 @@ impl ShardedSim {
                 to: *to,
                 request,
             },
-            Event::Reply { clerk, reply } => InFlightContent::Reply {
+            Event::Reply { clerk, reply, .. } => InFlightContent::Reply {
                 clerk: *clerk,
                 reply,
             },
