@@ -223,6 +223,7 @@ pub const MAX_SHARDS: u32 = 1 << 16;
 mod apply;
 mod clients;
 mod config;
+mod groups;
 mod hibernation;
 mod inbound;
 mod messages;
@@ -233,6 +234,7 @@ mod step;
 use apply::{Outbox, restore};
 use clients::failed;
 pub use config::{HostConfig, HostError};
+use groups::GroupMap;
 pub use messages::{
     HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
     HostWrite,
@@ -304,9 +306,9 @@ struct Hosted {
 #[derive(Clone, Debug)]
 pub struct Host {
     config: HostConfig,
-    /// Boxed: B-tree nodes hold eleven values inline, and a replica is
-    /// about a kilobyte, so unboxed half-full nodes would double it.
-    groups: BTreeMap<GroupId, Box<Hosted>>,
+    /// Boxed: a replica is about a kilobyte, and the vector moves its
+    /// elements when it grows or a group retires.
+    groups: GroupMap,
     timers: BTreeSet<(Instant, GroupId)>,
     next_poll: Instant,
     now: Instant,
@@ -422,6 +424,7 @@ impl Host {
                 }),
             );
         }
+        let groups = GroupMap::from_sorted(groups.into_iter().collect());
         let mut host = Host {
             next_poll: Instant(now.as_millis() + config.poll_ms),
             config,
