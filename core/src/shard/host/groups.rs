@@ -67,16 +67,19 @@ impl<V> GroupMap<V> {
         self.groups.binary_search_by_key(&group, |(g, _)| *g)
     }
 
+    #[inline]
     pub(super) fn get(&self, group: &GroupId) -> Option<&V> {
         let at = self.position(*group).ok()?;
         Some(&self.groups[at].1)
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, group: &GroupId) -> Option<&mut V> {
         let at = self.position(*group).ok()?;
         Some(&mut self.groups[at].1)
     }
 
+    #[inline]
     pub(super) fn contains_key(&self, group: &GroupId) -> bool {
         self.position(*group).is_ok()
     }
