@@ -300,6 +300,23 @@ struct Hosted {
     /// group and holds no shard (see "Retirement"), and when it next asks
     /// the controller to retire the group.
     left: Option<(Instant, Instant)>,
+    /// In the host's `touched` list since its last drain: the hot paths
+    /// (messages, proposals, acknowledgements, timeouts) list it once
+    /// instead of once per input (see [`Hosted::touch`]).
+    queued: bool,
+}
+
+impl Hosted {
+    /// Lists `group` (this replica's id) in `touched` for the next drain,
+    /// unless it is listed already. Other paths may push a group directly:
+    /// the drain sorts and deduplicates the list anyway.
+    #[inline]
+    fn touch(&mut self, group: GroupId, touched: &mut Vec<GroupId>) {
+        if !self.queued {
+            self.queued = true;
+            touched.push(group);
+        }
+    }
 }
 
 /// A server hosting replicas of many groups. See the module documentation.
@@ -421,6 +438,7 @@ impl Host {
                     hibernate_acks: BTreeSet::new(),
                     activity: ((0, 0, 0), now),
                     left: None,
+                    queued: false,
                 }),
             );
         }

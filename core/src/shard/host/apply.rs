@@ -124,6 +124,7 @@ impl Host {
         let Some(hosted) = self.groups.get_mut(&group) else {
             return;
         };
+        hosted.queued = false;
         let record = self.config.record_applied;
         // All of the node's outputs at once (one flush, no call per
         // output); again only if executing them fed the node (a compaction).

@@ -72,7 +72,7 @@ impl Host {
                     self.replies
                         .push((old.to, failed(old.kind, old.id, KvError::Busy)));
                 }
-                self.touched.push(group);
+                hosted.touch(group, &mut self.touched);
             }
             Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
                 let leader_hint = hosted.node.leader();
