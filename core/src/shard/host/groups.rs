@@ -39,7 +39,6 @@ impl<V> GroupMap<V> {
     }
 
     fn reindex(&mut self) {
-        self.index.clear();
         let Some(&(last, _)) = self.groups.last() else {
             self.index = Vec::new();
             return;
@@ -49,6 +48,7 @@ impl<V> GroupMap<V> {
             self.index = Vec::new();
             return;
         }
+        self.index.clear();
         self.index.resize(last as usize + 1, 0);
         for (at, (group, _)) in self.groups.iter().enumerate() {
             self.index[*group as usize] = at as u32 + 1;
@@ -58,7 +58,10 @@ impl<V> GroupMap<V> {
     #[inline]
     fn position(&self, group: GroupId) -> Result<usize, usize> {
         if !self.index.is_empty() {
-            return match self.index.get(group as usize) {
+            // `try_from`, not `as`: on a 32-bit target a large id must not
+            // wrap onto a small one's slot.
+            let slot = usize::try_from(group).ok().and_then(|g| self.index.get(g));
+            return match slot {
                 Some(&at) if at > 0 => Ok(at as usize - 1),
                 // Absent: bisect for the insertion point (rare).
                 _ => self.groups.binary_search_by_key(&group, |(g, _)| *g),
