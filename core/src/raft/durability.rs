@@ -271,7 +271,6 @@ impl Node {
     #[inline(never)]
     pub(super) fn flush(&mut self) {
         debug_assert!(self.outputs.is_empty(), "flushed only when drained");
-        let mut persist = None;
         if !self.staged_write.is_empty() {
             let mut write = core::mem::take(&mut self.staged_write);
             write.seq = self.next_seq;
@@ -284,14 +283,13 @@ impl Node {
                 clip,
                 hard_state: write.hard_state,
             });
-            persist = Some(Output::Persist(write));
+            // Ahead of everything staged so far and of what the sends
+            // below stage: the write leaves first.
+            self.staged.push_front(Output::Persist(write));
         }
         self.send_pending_appends();
         self.maybe_start_read_round();
         core::mem::swap(&mut self.outputs, &mut self.staged);
-        if let Some(persist) = persist {
-            self.outputs.push_front(persist);
-        }
         let applied = self.log.applied();
         let commit = self.log.commit();
         if commit > applied {

@@ -223,6 +223,7 @@ pub const MAX_SHARDS: u32 = 1 << 16;
 mod apply;
 mod clients;
 mod config;
+mod groups;
 mod hibernation;
 mod inbound;
 mod messages;
@@ -233,6 +234,7 @@ mod step;
 use apply::{Outbox, restore};
 use clients::failed;
 pub use config::{HostConfig, HostError};
+use groups::GroupMap;
 pub use messages::{
     HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
     HostWrite,
@@ -298,15 +300,32 @@ struct Hosted {
     /// group and holds no shard (see "Retirement"), and when it next asks
     /// the controller to retire the group.
     left: Option<(Instant, Instant)>,
+    /// In the host's `touched` list since its last drain: the hot paths
+    /// (messages, proposals, acknowledgements, timeouts) list it once
+    /// instead of once per input (see [`Hosted::touch`]).
+    queued: bool,
+}
+
+impl Hosted {
+    /// Lists `group` (this replica's id) in `touched` for the next drain,
+    /// unless it is listed already. Other paths may push a group directly:
+    /// the drain sorts and deduplicates the list anyway.
+    #[inline]
+    fn touch(&mut self, group: GroupId, touched: &mut Vec<GroupId>) {
+        if !self.queued {
+            self.queued = true;
+            touched.push(group);
+        }
+    }
 }
 
 /// A server hosting replicas of many groups. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct Host {
     config: HostConfig,
-    /// Boxed: B-tree nodes hold eleven values inline, and a replica is
-    /// about a kilobyte, so unboxed half-full nodes would double it.
-    groups: BTreeMap<GroupId, Box<Hosted>>,
+    /// Boxed: a replica is about a kilobyte, and the vector moves its
+    /// elements when it grows or a group retires.
+    groups: GroupMap,
     timers: BTreeSet<(Instant, GroupId)>,
     next_poll: Instant,
     now: Instant,
@@ -419,9 +438,11 @@ impl Host {
                     hibernate_acks: BTreeSet::new(),
                     activity: ((0, 0, 0), now),
                     left: None,
+                    queued: false,
                 }),
             );
         }
+        let groups = GroupMap::from_sorted(groups.into_iter().collect());
         let mut host = Host {
             next_poll: Instant(now.as_millis() + config.poll_ms),
             config,

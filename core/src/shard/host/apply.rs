@@ -124,14 +124,16 @@ impl Host {
         let Some(hosted) = self.groups.get_mut(&group) else {
             return;
         };
+        hosted.queued = false;
         let record = self.config.record_applied;
         // All of the node's outputs at once (one flush, no call per
         // output); again only if executing them fed the node (a compaction).
-        let mut outputs = core::mem::take(&mut self.node_outputs);
+        // Borrowed beside the group (disjoint fields), not taken and put back.
+        let outputs = &mut self.node_outputs;
         let mut again = true;
         while again {
             again = false;
-            hosted.node.drain_outputs(&mut outputs);
+            hosted.node.drain_outputs(outputs);
             while let Some(output) = outputs.pop_front() {
                 match output {
                     Output::Persist(write) => {
@@ -208,7 +210,6 @@ impl Host {
                 }
             }
         }
-        self.node_outputs = outputs;
         if !hosted.ready_reads.is_empty() {
             serve_ready_reads(group, hosted, &mut self.replies, &mut self.stats);
         }

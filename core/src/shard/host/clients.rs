@@ -50,14 +50,15 @@ impl Host {
                 return;
             }
         };
-        if !self.groups.contains_key(&group) {
+        // One lookup for the check, the wake and the proposal.
+        let Some(hosted) = self.groups.get_mut(&group) else {
             self.reply(from, kind, id, Err(KvError::WrongGroup));
             return;
-        }
-        self.wake(now, group);
-        let Some(hosted) = self.groups.get_mut(&group) else {
-            return;
         };
+        if hosted.wake(now) {
+            self.stats.wakes += 1;
+            self.touched.push(group);
+        }
         match hosted.node.handle(now, Input::Propose(bytes)) {
             Ok(Accepted::Appended { index, term }) => {
                 let waiter = Waiter {
@@ -71,7 +72,7 @@ impl Host {
                     self.replies
                         .push((old.to, failed(old.kind, old.id, KvError::Busy)));
                 }
-                self.touched.push(group);
+                hosted.touch(group, &mut self.touched);
             }
             Ok(Accepted::Done) | Err(Rejected::NotLeader { .. }) => {
                 let leader_hint = hosted.node.leader();

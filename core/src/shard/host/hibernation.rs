@@ -82,7 +82,7 @@ impl Host {
     pub(super) fn maybe_hibernate(&mut self, now: Instant) {
         let after = self.config.hibernate_after_ms;
         let id = self.config.id;
-        for (group, hosted) in &self.groups {
+        for (group, hosted) in self.groups.iter() {
             let node = &hosted.node;
             if hosted.hibernating
                 || !node.is_leader()

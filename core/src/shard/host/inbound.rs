@@ -66,6 +66,6 @@ impl Host {
             self.stats.wakes += 1;
         }
         let _ = hosted.node.handle(now, Input::Message(envelope));
-        self.touched.push(group);
+        hosted.touch(group, &mut self.touched);
     }
 }

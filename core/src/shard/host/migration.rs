@@ -215,7 +215,7 @@ impl Host {
         let servers = &self.config.controller;
         let server = (!servers.is_empty())
             .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
-        for (group, hosted) in &self.groups {
+        for (group, hosted) in self.groups.iter() {
             let Machine::Kv(kv) = &hosted.machine else {
                 continue;
             };

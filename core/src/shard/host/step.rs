@@ -83,7 +83,7 @@ impl Host {
                     };
                     if due <= now {
                         let _ = hosted.node.handle(now, Input::Timeout);
-                        self.touched.push(group);
+                        hosted.touch(group, &mut self.touched);
                     } else if due != Instant::NEVER {
                         // The registration was early (the node pushed its
                         // deadline back since): register the real one.
@@ -141,7 +141,7 @@ impl Host {
                         // A leader's own acknowledgement usually leaves
                         // nothing to drain (no quorum yet): skip the drain.
                         if hosted.node.has_pending_output() {
-                            self.touched.push(group);
+                            hosted.touch(group, &mut self.touched);
                         }
                     }
                 }
