@@ -43,6 +43,10 @@ const GROUPS: [u64; 3] = [1, 2, 3];
 /// How long the faults go on by default (`DISTRIBKV_FAULT_SOAK_SECS`
 /// overrides it, as for the other nemesis runs).
 const DEFAULT_NEMESIS: Duration = Duration::from_secs(35);
+
+/// The servers retire a group that stayed out this long (`server
+/// --retire-after-ms`, its default).
+const RETIRE_AFTER: Duration = Duration::from_secs(10);
 /// How long moves may take to finish, and groups to agree, after healing.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// How long one `shard` command may run before it is given up.
@@ -267,6 +271,11 @@ pub fn sharded_run(test: &str) {
     let mut rng = root.fork(4200);
     let shards = workload_shards();
     let mut joined: BTreeSet<u64> = BTreeSet::from([1, 2]);
+    // When group 3 last left: while it is out for less than half of
+    // RETIRE_AFTER, four rounds in five join it again, so joins and leaves
+    // go on for the whole of a long run; a group that stays out longer is
+    // retired (and later joins refused), which a run also covers.
+    let mut left_at: Option<Instant> = None;
     let mut rounds = Vec::new();
     let nemesis_started = Instant::now();
     while nemesis_started.elapsed() < duration {
@@ -274,7 +283,13 @@ pub fn sharded_run(test: &str) {
         let before = show(&cluster);
         // The change: usually a move of a workload shard; sometimes group 3
         // joins or leaves (several shards move at once).
-        let (verb, args, sender): (&str, Vec<String>, Option<u64>) = match (&before, rng.below(5)) {
+        let rejoin = left_at.is_some_and(|at| at.elapsed() < RETIRE_AFTER / 2);
+        let draw = match rng.below(5) {
+            4 if rejoin => 4,
+            _ if rejoin => 0,
+            draw => draw,
+        };
+        let (verb, args, sender): (&str, Vec<String>, Option<u64>) = match (&before, draw) {
             (Some(_), 0) if !joined.contains(&3) => {
                 ("join", vec!["3".into(), "1,2,3".into()], None)
             }
@@ -340,9 +355,11 @@ pub fn sharded_run(test: &str) {
         let ok = finish(change, change_started);
         if ok && verb == "join" {
             joined.insert(3);
+            left_at = None;
         }
         if ok && verb == "leave" {
             joined.remove(&3);
+            left_at = Some(change_started);
         }
         std::thread::sleep(hold.saturating_sub(change_started.elapsed()));
         cluster
