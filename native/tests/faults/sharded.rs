@@ -44,9 +44,10 @@ const GROUPS: [u64; 3] = [1, 2, 3];
 /// overrides it, as for the other nemesis runs).
 const DEFAULT_NEMESIS: Duration = Duration::from_secs(35);
 
-/// The servers retire a group that stayed out this long (`server
-/// --retire-after-ms`, its default).
-const RETIRE_AFTER: Duration = Duration::from_secs(10);
+/// How long after group 3 left the next rounds usually join it again:
+/// before the servers retire it (`server --retire-after-ms`, 10 s by
+/// default, counted from when it has handed every shard over).
+const REJOIN_WITHIN: Duration = Duration::from_secs(7);
 /// How long moves may take to finish, and groups to agree, after healing.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// How long one `shard` command may run before it is given up.
@@ -271,8 +272,8 @@ pub fn sharded_run(test: &str) {
     let mut rng = root.fork(4200);
     let shards = workload_shards();
     let mut joined: BTreeSet<u64> = BTreeSet::from([1, 2]);
-    // When group 3 last left: while it is out for less than half of
-    // RETIRE_AFTER, four rounds in five join it again, so joins and leaves
+    // When group 3 last left: while it is out for less than REJOIN_WITHIN,
+    // four rounds in five join it again, so joins and leaves
     // go on for the whole of a long run; a group that stays out longer is
     // retired (and later joins refused), which a run also covers.
     let mut left_at: Option<Instant> = None;
@@ -283,7 +284,7 @@ pub fn sharded_run(test: &str) {
         let before = show(&cluster);
         // The change: usually a move of a workload shard; sometimes group 3
         // joins or leaves (several shards move at once).
-        let rejoin = left_at.is_some_and(|at| at.elapsed() < RETIRE_AFTER / 2);
+        let rejoin = left_at.is_some_and(|at| at.elapsed() < REJOIN_WITHIN);
         let draw = match rng.below(5) {
             4 if rejoin => 4,
             _ if rejoin => 0,
