@@ -318,16 +318,7 @@ impl ShardClerk {
             self.deadline = Instant(now.as_millis() + self.config.backoff_ms);
             return;
         }
-        let read_server = match &self.current {
-            Some(Current {
-                read_server: Some(server),
-                refreshing: false,
-                ..
-            }) => Some(*server),
-            _ => None,
-        };
-        let index = read_server.unwrap_or_else(|| self.leaders.get(&slot).copied().unwrap_or(0))
-            % servers.len();
+        let index = self.position(slot) % servers.len();
         let to = servers[index];
         let id = self.next_attempt;
         self.next_attempt += 1;

@@ -47,21 +47,35 @@ impl ShardClerk {
         self.cached = Some(config);
     }
 
-    /// Moves the current attempt on to the next server: the next server
-    /// of a follower read, else the slot's next leader candidate (a
-    /// guess). The next one in order that is not suspected, if any other
-    /// is not; else simply the next one.
-    pub(super) fn next_server(&mut self, now: Instant) {
-        let slot = self.slot();
-        let read_server = match &self.current {
+    /// The position, among the owning group's servers, of a follower
+    /// read's server (not while it refreshes its configuration).
+    fn read_position(&self) -> Option<usize> {
+        match &self.current {
             Some(Current {
                 read_server: Some(server),
                 refreshing: false,
                 ..
             }) => Some(*server),
             _ => None,
-        };
-        let from = read_server.unwrap_or_else(|| self.leaders.get(&slot).copied().unwrap_or(0));
+        }
+    }
+
+    /// The position, among `slot`'s servers (not reduced modulo their
+    /// number), of the one the current attempt goes to: a follower read's
+    /// server, else the slot's leader candidate.
+    pub(super) fn position(&self, slot: GroupId) -> usize {
+        self.read_position()
+            .unwrap_or_else(|| self.leaders.get(&slot).copied().unwrap_or(0))
+    }
+
+    /// Moves the current attempt on to the next server: the next server
+    /// of a follower read, else the slot's next leader candidate (a
+    /// guess). The next one in order that is not suspected, if any other
+    /// is not; else simply the next one.
+    pub(super) fn next_server(&mut self, now: Instant) {
+        let slot = self.slot();
+        let read_server = self.read_position();
+        let from = self.position(slot);
         let servers = self.servers(slot);
         let n = servers.len();
         let step = (1..n)
