@@ -31,6 +31,9 @@ use crate::raft::NodeId;
 use crate::rng::Rng;
 use crate::time::Instant;
 
+mod suspects;
+pub(crate) use suspects::Suspects;
+
 /// Timing of a clerk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClerkConfig {
@@ -184,7 +187,7 @@ pub struct Clerk {
     /// the transport could not reach them), with the end of the
     /// suspicion: the clerk tries the others first and does not follow
     /// hints to them meanwhile. Any answer from one clears it.
-    suspects: Vec<(NodeId, Instant)>,
+    suspects: Suspects,
     current: Option<Current>,
     next_request_id: u64,
     /// The leader hint that asked for the member list still outstanding
@@ -211,7 +214,7 @@ impl Clerk {
             seq: 0,
             leader,
             leader_known: false,
-            suspects: Vec::new(),
+            suspects: Suspects::default(),
             current: None,
             next_request_id: 1,
             discovering: None,
@@ -266,7 +269,7 @@ impl Clerk {
         // An answer, even a late one or a refusal, shows that `from` is
         // reachable; `Unavailable` is how a driver reports one that is not.
         if !matches!(response.result, Err(ServiceError::Unavailable(_))) {
-            self.suspects.retain(|&(server, _)| server != from);
+            self.suspects.clear(from);
         }
         let suspect_hint = match &response.result {
             Err(ServiceError::NotLeader {
@@ -542,17 +545,13 @@ impl Clerk {
 
     /// Whether `server` failed to answer recently (see `suspects`).
     fn is_suspect(&self, now: Instant, server: NodeId) -> bool {
-        self.suspects
-            .iter()
-            .any(|&(suspect, until)| suspect == server && now < until)
+        self.suspects.contains(now, server)
     }
 
     /// `server` failed to answer: suspected for an attempt timeout.
     fn suspect(&mut self, now: Instant, server: NodeId) {
         self.suspects
-            .retain(|&(suspect, until)| suspect != server && now < until);
-        self.suspects
-            .push((server, now + self.config.attempt_timeout));
+            .add(now, server, now + self.config.attempt_timeout);
     }
 
     /// Asks for the member list because a leader hint named `hint`, a

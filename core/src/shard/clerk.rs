@@ -37,6 +37,7 @@ use super::group::KvError;
 use super::host::{HostReply, HostRequest};
 use super::{GroupId, shard_of};
 use crate::kv::Operation;
+use crate::kv::clerk::Suspects;
 use crate::raft::NodeId;
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -146,7 +147,7 @@ pub struct ShardClerk {
     /// driver could not reach them), with the end of the suspicion: the
     /// clerk tries the others first and does not follow hints to them
     /// meanwhile. Any answer from one clears it.
-    suspects: Vec<(NodeId, Instant)>,
+    suspects: Suspects,
     current: Option<Current>,
     deadline: Instant,
     outputs: VecDeque<ShardClerkOutput>,
@@ -170,7 +171,7 @@ impl ShardClerk {
             cached: None,
             leaders: BTreeMap::new(),
             known: BTreeSet::new(),
-            suspects: Vec::new(),
+            suspects: Suspects::default(),
             current: None,
             deadline: Instant::NEVER,
             outputs: VecDeque::new(),
@@ -376,7 +377,7 @@ impl ShardClerk {
     /// the rest are stale and ignored. Any reply clears the suspicion of
     /// `from`.
     pub fn handle_reply(&mut self, now: Instant, from: NodeId, reply: HostReply) {
-        self.suspects.retain(|&(server, _)| server != from);
+        self.suspects.clear(from);
         let (id, hint) = match &reply {
             HostReply::Controller { id, result } => (*id, result.as_ref().err()),
             HostReply::Kv { id, result } => (*id, result.as_ref().err()),

@@ -128,16 +128,12 @@ impl ShardClerk {
 
     /// Whether host `server` failed to answer recently (see `suspects`).
     pub(super) fn is_suspect(&self, now: Instant, server: NodeId) -> bool {
-        self.suspects
-            .iter()
-            .any(|&(suspect, until)| suspect == server && now < until)
+        self.suspects.contains(now, server)
     }
 
     /// Host `server` failed to answer: suspected for `retry_ms`.
     pub(super) fn suspect(&mut self, now: Instant, server: NodeId) {
-        self.suspects
-            .retain(|&(suspect, until)| suspect != server && now < until);
-        self.suspects
-            .push((server, Instant(now.as_millis() + self.config.retry_ms)));
+        let until = Instant(now.as_millis() + self.config.retry_ms);
+        self.suspects.add(now, server, until);
     }
 }
