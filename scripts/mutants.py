@@ -146,7 +146,7 @@ MUTATIONS = [
      "                let suspect = suspect_hint;",
      "                let suspect = suspect_hint && false;",
      STORE),
-    ("clerk-picks-silent-servers-again", "core/src/kv/clerk.rs",
+    ("clerk-picks-silent-servers-again", "core/src/kv/clerk/pick.rs",
      "            at != from && !clerk.is_suspect(now, clerk.config.servers[at])",
      "            at != from",
      STORE),
