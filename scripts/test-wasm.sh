@@ -21,7 +21,7 @@ cargo test -p distribkv-core --features sim --target wasm32-unknown-unknown
 step "core tests on wasm32 in Node (wasm-pack)"
 wasm-pack test --node core --features sim
 
-step "wasm crate in headless Chromium"
+step "wasm crate: browser.rs in headless Chromium, sharded_node.rs in Node"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
   cargo test -p distribkv-wasm --target wasm32-unknown-unknown
 

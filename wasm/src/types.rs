@@ -111,6 +111,8 @@ export interface ShardInfo {
 
 export interface ShardConfiguration { num: number; shards: number[]; groups: Record<string, number[]>; }
 
+/** `from`, `to`: a host id (from 1) or a client (`"c0"`: the page's); a reply's `from` is the host
+ * that answers (the `to` of the request it answers). */
 export interface ShardedInFlight {
   /** For `message(id)` and `dropMessage(id)`. */
   id: number; from: Endpoint; to: Endpoint; deliverAt: number; kinds: string[];

@@ -73,7 +73,7 @@ impl ShardedSim {
                 self.feed(to, HostInput::Client { from, request })
             }
             Event::Reply { clerk, from, reply } => {
-                self.note_reply(clerk, &reply);
+                self.note_reply(clerk, from, &reply);
                 let now = self.now;
                 self.clients[clerk as usize]
                     .clerk

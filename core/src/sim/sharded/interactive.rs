@@ -39,7 +39,8 @@ pub struct InFlight {
     pub id: u64,
     /// When it will be delivered (ms).
     pub deliver_at: u64,
-    /// Sender (a host, or a clerk: 0 is the admin clerk, 1.. the workload's).
+    /// Sender: a host (of a reply, the host that answers), or a clerk (0 is
+    /// the admin clerk, 1.. the workload's).
     pub from: Endpoint,
     /// Receiver.
     pub to: Endpoint,
@@ -69,6 +70,8 @@ pub enum InFlightContent<'a> {
     },
     /// A host's reply to a clerk.
     Reply {
+        /// The host that replies (the `to` of the request it answers).
+        from: crate::raft::NodeId,
         /// The clerk.
         clerk: u64,
         /// The reply.
@@ -251,8 +254,8 @@ impl ShardedSim {
                             }
                         });
                     }
-                    Event::Reply { clerk, reply, .. } => {
-                        item.from = Endpoint::Node(0);
+                    Event::Reply { clerk, from, reply } => {
+                        item.from = Endpoint::Node(*from);
                         item.to = Endpoint::Client(*clerk);
                         item.kinds.push(match reply {
                             HostReply::Controller { .. } => "ControllerReply",
@@ -277,7 +280,8 @@ impl ShardedSim {
                 to: *to,
                 request,
             },
-            Event::Reply { clerk, reply, .. } => InFlightContent::Reply {
+            Event::Reply { clerk, from, reply } => InFlightContent::Reply {
+                from: *from,
                 clerk: *clerk,
                 reply,
             },
@@ -320,5 +324,91 @@ impl ShardedSim {
             }
         }
         check::check_linearizable(&operations, budget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::collections::{BTreeMap, BTreeSet};
+    use alloc::format;
+
+    use super::super::ShardedConfig;
+    use super::*;
+    use crate::raft::NodeId;
+    use crate::shard::ControllerOp;
+
+    /// (clerk, correlation id) of a request or the reply that echoes it.
+    fn request_key(clerk: u64, request: &HostRequest) -> (u64, u64) {
+        match request {
+            HostRequest::Controller { id, .. }
+            | HostRequest::Kv { id, .. }
+            | HostRequest::FollowerRead { id, .. } => (clerk, *id),
+        }
+    }
+
+    fn reply_key(clerk: u64, reply: &HostReply) -> (u64, u64) {
+        match reply {
+            HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => (clerk, *id),
+        }
+    }
+
+    #[test]
+    fn a_reply_in_flight_comes_from_the_host_its_request_went_to() {
+        let config = ShardedConfig::small(5);
+        let join = ControllerOp::Join(config.host.groups.clone());
+        let mut sim = ShardedSim::new(config).unwrap();
+        sim.enable_journal(100_000);
+        // Nothing runs before the loop watches: every request is seen.
+        sim.start_admin(AdminOp::Controller(join)).unwrap();
+        sim.start_workload();
+        // Every attempt has its own correlation id, so (clerk, id) names
+        // the host the request went to; a request is in flight at least
+        // from the step that sent it until the step that delivers it.
+        let mut sent: BTreeMap<(u64, u64), NodeId> = BTreeMap::new();
+        let mut repliers = BTreeSet::new();
+        let mut replies = BTreeSet::new();
+        for _ in 0..4_000 {
+            for item in sim.in_flight() {
+                let message = sim.in_flight_message(item.id).expect("in flight");
+                match message.content {
+                    InFlightContent::Request { from, to, request } => {
+                        assert_eq!(
+                            sent.insert(request_key(from, request), to).unwrap_or(to),
+                            to
+                        );
+                    }
+                    InFlightContent::Reply { from, clerk, reply } => {
+                        let to = sent.get(&reply_key(clerk, reply));
+                        assert_eq!(to, Some(&from), "reply {reply:?} to clerk {clerk}");
+                        assert_eq!(item.from, Endpoint::Node(from), "in_flight() agrees");
+                        assert_eq!(item.to, Endpoint::Client(clerk));
+                        repliers.insert(from);
+                        replies.insert(item.id);
+                    }
+                    InFlightContent::Batch(_) => {}
+                }
+            }
+            sim.step_once();
+        }
+        assert!(replies.len() > 50, "only {} replies seen", replies.len());
+        // The controller answers from its leader, the groups from theirs:
+        // more than one host replies, and never host 0 (ids are 1..=5).
+        assert!(repliers.len() > 1, "{repliers:?}");
+        assert!(!repliers.contains(&0), "{repliers:?}");
+        // The journal names the sender of each delivered reply the same way.
+        let mut journal_replies = 0;
+        for line in sim.journal_since(0) {
+            if !matches!(line.kind, "KvReply" | "ControllerReply") {
+                continue;
+            }
+            let text = line.text();
+            let matched = sent.iter().any(|((clerk, id), to)| {
+                text.starts_with(&format!("{to}->c{clerk} {} #{id} ", line.kind))
+            });
+            assert!(matched, "{text}");
+            journal_replies += 1;
+        }
+        assert!(journal_replies > 50, "only {journal_replies} reply lines");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     }
 }

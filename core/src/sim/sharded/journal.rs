@@ -58,6 +58,7 @@ enum Detail {
         request: HostRequest,
     },
     Reply {
+        from: NodeId,
         clerk: u64,
         reply: HostReply,
     },
@@ -74,7 +75,9 @@ impl JournalLine {
             Detail::Request { from, to, request } => {
                 format!("c{from}->{to} {}", describe_request(request))
             }
-            Detail::Reply { clerk, reply } => format!("->c{clerk} {}", describe_reply(reply)),
+            Detail::Reply { from, clerk, reply } => {
+                format!("{from}->c{clerk} {}", describe_reply(reply))
+            }
         }
     }
 }
@@ -343,8 +346,8 @@ impl ShardedSim {
         });
     }
 
-    /// Records a reply's delivery to clerk `clerk`.
-    pub(super) fn note_reply(&mut self, clerk: u64, reply: &HostReply) {
+    /// Records the delivery to clerk `clerk` of a reply from host `from`.
+    pub(super) fn note_reply(&mut self, clerk: u64, from: NodeId, reply: &HostReply) {
         if self.journal.is_none() {
             return;
         }
@@ -353,6 +356,7 @@ impl ShardedSim {
             HostReply::Kv { .. } => "KvReply",
         };
         self.note_detail(None, None, kind, || Detail::Reply {
+            from,
             clerk,
             reply: reply.clone(),
         });

@@ -23,8 +23,8 @@ use crate::view::{EventView, JsEndpoint};
 pub struct ShardedMessageView {
     /// Its id (`state().inFlight[].id`).
     pub id: u64,
-    /// Sender: a host id, or a client (`"c0"` is the page's; a reply's
-    /// sender is not recorded: 0).
+    /// Sender: a host id (of a reply, the host that answers), or a client
+    /// (`"c0"` is the page's).
     pub from: JsEndpoint,
     /// Receiver.
     pub to: JsEndpoint,
@@ -193,9 +193,15 @@ impl ShardedMessageView {
                 to,
                 request: r,
             } => (Endpoint::Client(from), Endpoint::Node(to), vec![request(r)]),
-            InFlightContent::Reply { clerk, reply: r } => {
-                (Endpoint::Node(0), Endpoint::Client(clerk), vec![reply(r)])
-            }
+            InFlightContent::Reply {
+                from,
+                clerk,
+                reply: r,
+            } => (
+                Endpoint::Node(from),
+                Endpoint::Client(clerk),
+                vec![reply(r)],
+            ),
         };
         let mut messages: Vec<Map<String, Value>> = messages;
         for m in &mut messages {
@@ -272,6 +278,14 @@ mod tests {
                 assert_eq!(view["id"], item.id);
                 assert!(fits_js(&view), "{view}");
                 assert_eq!(view["deliverAt"], item.deliver_at);
+                // the same ends as `state().inFlight[]`: a reply's sender is
+                // the host that answers (ids from 1), as a number
+                assert_eq!(view["from"], json(&JsEndpoint::from(item.from)));
+                assert_eq!(view["to"], json(&JsEndpoint::from(item.to)));
+                if let InFlightContent::Reply { from, .. } = message.content {
+                    assert_eq!(view["from"], from);
+                    assert!(from >= 1, "host ids start at 1");
+                }
                 let messages = view["messages"].as_array().unwrap();
                 assert_eq!(messages.len(), item.kinds.len());
                 for (m, kind) in messages.iter().zip(&item.kinds) {

@@ -151,8 +151,8 @@ impl From<&ShardConfig> for ConfigView {
 pub struct InFlightView {
     /// Its id, for `message(id)` and `dropMessage(id)`.
     pub id: u64,
-    /// Sender: a host id, or a client (`"c0"` is the page's); a reply's
-    /// sender is not recorded (0).
+    /// Sender: a host id (of a reply, the host that answers), or a client
+    /// (`"c0"` is the page's).
     pub from: JsEndpoint,
     /// Receiver.
     pub to: JsEndpoint,
