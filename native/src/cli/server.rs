@@ -117,6 +117,16 @@ pub struct ServerArgs {
     pub fault_power_cut: Option<super::power_cut::PowerCutMode>,
 }
 
+/// What a `server` command starts, from its flags and `--config` file.
+#[derive(Debug)]
+pub enum ServerSetup {
+    /// A server of one Raft group.
+    Single(ValidConfig),
+    /// A sharded host (`--shards`): replicas of the controller and of
+    /// shard groups.
+    Sharded(crate::shard::ShardedServerConfig),
+}
+
 impl ServerArgs {
     /// The `--config` file, or an empty one without the flag.
     fn config_file(&self) -> Result<ConfigFile, clap::Error> {
@@ -128,13 +138,26 @@ impl ServerArgs {
         }
     }
 
-    /// The server configuration, checked once by the core's rules. A flag
+    /// What `server` starts: a sharded host if `--shards` is given (on the
+    /// command line or in the `--config` file), else a server of one
+    /// group; its configuration checked once by the core's rules. A flag
     /// that breaks one is reported as an argument error of `server` (exit
     /// code 2), naming the flag; so is a sharded host's setting given
-    /// without `shards` in the flags or the file.
-    pub fn config(&self) -> Result<ValidConfig, clap::Error> {
+    /// without `shards` in the flags or the file. The `--config` file is read once, here: what `run` starts is made
+    /// from one reading of it.
+    pub fn setup(&self) -> Result<ServerSetup, clap::Error> {
         let file = self.config_file()?;
-        self.refuse_sharded_settings_without_shards(&file)?;
+        if self.shards.is_some() || file.shards.is_some() {
+            Ok(ServerSetup::Sharded(self.sharded_config_in(&file)?))
+        } else {
+            Ok(ServerSetup::Single(self.config_in(&file)?))
+        }
+    }
+
+    /// The single-group configuration from the flags and `file` (the
+    /// `--config` file, read by the caller).
+    fn config_in(&self, file: &ConfigFile) -> Result<ValidConfig, clap::Error> {
+        self.refuse_sharded_settings_without_shards(file)?;
         let id = self.id.or(file.id).ok_or_else(|| required("--id"))?;
         let data_dir = self
             .data_dir
@@ -153,11 +176,15 @@ impl ServerArgs {
         };
         let peers = parse_list(
             "--peers",
-            self.peers.clone().or(file.peers.map(|p| p.join(","))),
+            self.peers
+                .clone()
+                .or(file.peers.as_ref().map(|p| p.join(","))),
         )?;
         let join = parse_list(
             "--join",
-            self.join.clone().or(file.join.map(|p| p.join(","))),
+            self.join
+                .clone()
+                .or(file.join.as_ref().map(|p| p.join(","))),
         )?;
         if !peers.is_empty() && !join.is_empty() {
             return Err(argument_error(
@@ -170,15 +197,15 @@ impl ServerArgs {
                 .map_err(|error| argument_error(format!("{flag}: {error}"))),
             None => Ok(None),
         };
-        let listen = parse_one("--listen", self.listen.clone().or(file.listen))?;
+        let listen = parse_one("--listen", self.listen.clone().or(file.listen.clone()))?;
         if !join.is_empty() && listen.is_none() {
             return Err(required("--listen (with --join)"));
         }
         let metrics_addr = parse_one(
             "--metrics-addr",
-            self.metrics_addr.clone().or(file.metrics_addr),
+            self.metrics_addr.clone().or(file.metrics_addr.clone()),
         )?;
-        let election_timeout = match (self.election_timeout_ms, file.election_timeout_ms) {
+        let election_timeout = match (self.election_timeout_ms, file.election_timeout_ms.clone()) {
             (Some(range), _) => range,
             (None, Some(text)) => parse_range(&text)
                 .map_err(|e| argument_error(format!("--election-timeout-ms: {e}")))?,
@@ -244,16 +271,17 @@ fn required(flag: &str) -> clap::Error {
 
 /// Runs a server until SIGINT or SIGTERM.
 pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
-    if args.is_sharded()? {
-        let config = args.sharded_config()?;
-        #[cfg(feature = "fault-injection")]
-        if let Some(mode) = args.fault_power_cut {
-            return run_sharded_with_power_cuts(config, mode).await;
+    let config = match args.setup()? {
+        ServerSetup::Sharded(config) => {
+            #[cfg(feature = "fault-injection")]
+            if let Some(mode) = args.fault_power_cut {
+                return run_sharded_with_power_cuts(config, mode).await;
+            }
+            crate::shard::run(config, shutdown_signal(), |_| {}).await?;
+            return Ok(());
         }
-        crate::shard::run(config, shutdown_signal(), |_| {}).await?;
-        return Ok(());
-    }
-    let config = args.config()?;
+        ServerSetup::Single(config) => config,
+    };
     #[cfg(feature = "fault-injection")]
     if let Some(mode) = args.fault_power_cut {
         return run_with_power_cuts(config, mode).await;
@@ -354,7 +382,10 @@ mod tests {
         let Command::Server(server) = cli.command else {
             panic!("a server command");
         };
-        server.config()
+        match server.setup()? {
+            super::ServerSetup::Single(config) => Ok(config),
+            super::ServerSetup::Sharded(_) => panic!("{args:?} is not sharded"),
+        }
     }
 
     #[test]

@@ -56,17 +56,12 @@ impl ServerArgs {
         }
     }
 
-    /// Whether the flags or the config file make this a sharded host.
-    pub fn is_sharded(&self) -> Result<bool, clap::Error> {
-        if self.shards.is_some() {
-            return Ok(true);
-        }
-        Ok(self.config_file()?.shards.is_some())
-    }
-
-    /// The configuration of a sharded host (`--shards`), checked.
-    pub fn sharded_config(&self) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
-        let file = self.config_file()?;
+    /// The configuration of a sharded host (`--shards`), checked, from
+    /// the flags and `file` (the `--config` file, read by the caller).
+    pub(super) fn sharded_config_in(
+        &self,
+        file: &ConfigFile,
+    ) -> Result<crate::shard::ShardedServerConfig, clap::Error> {
         if self.join.is_some() || file.join.is_some() || self.listen.is_some() {
             return Err(argument_error(
                 "--join and --listen are for single-group clusters; a sharded cluster's hosts are all in --peers".into(),
@@ -78,12 +73,12 @@ impl ServerArgs {
                     .into(),
             ));
         }
-        // Invariant: called when is_sharded() is true.
+        // Invariant: called when the flags or the file give `shards`.
         let shards = self
             .shards
             .or(file.shards)
             .ok_or_else(|| required("--shards"))?;
-        let single = self.config()?;
+        let single = self.config_in(file)?;
         let id = single.id();
         if single.peers.is_empty() {
             return Err(required("--peers (every host, in id order)"));
@@ -163,8 +158,10 @@ mod tests {
         let Command::Server(server) = cli.command else {
             panic!("a server command");
         };
-        assert!(server.is_sharded()?, "{args:?} is sharded");
-        server.sharded_config()
+        match server.setup()? {
+            super::super::ServerSetup::Sharded(config) => Ok(config),
+            super::super::ServerSetup::Single(_) => panic!("{args:?} is sharded"),
+        }
     }
 
     /// Host 3 of three, four shards, the controller group on hosts 1 and
@@ -322,8 +319,10 @@ mod tests {
         let Command::Server(server) = cli.command else {
             panic!("a server command");
         };
-        assert!(!server.is_sharded()?, "{args:?} is not sharded");
-        server.config()
+        match server.setup()? {
+            super::super::ServerSetup::Single(config) => Ok(config),
+            super::super::ServerSetup::Sharded(_) => panic!("{args:?} is not sharded"),
+        }
     }
 
     #[test]
