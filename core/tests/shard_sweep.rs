@@ -33,6 +33,7 @@ fn sharded_seed_sweep() {
     let mut expired = 0;
     let mut follower_reads = 0;
     let mut retired = 0;
+    let mut probes_expired = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
@@ -40,6 +41,7 @@ fn sharded_seed_sweep() {
         expired += report.expired_sessions;
         follower_reads += report.follower_reads;
         retired += report.retired;
+        probes_expired += report.probes_expired;
         if verbose {
             eprintln!(
                 "seed {seed}: {} operations, {} configurations, {} refused as expired, {} follower reads",
@@ -64,7 +66,7 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {probes_expired} attempts given up after a probe, {} failed",
         seeds.len(),
         failed.len()
     );
@@ -75,5 +77,9 @@ fn sharded_seed_sweep() {
         assert!(follower_reads > 0, "no follower read was served");
         // Two seeds in five retire groups that left after a short delay.
         assert!(retired > 0, "no group was retired");
+        // Two seeds in five give the clerks a probe shorter than their
+        // retry: some guesses must have gone unanswered (crashed hosts,
+        // cut links, lost messages).
+        assert!(probes_expired > 0, "no probe expired");
     }
 }

@@ -153,6 +153,9 @@ pub struct ShardClerk {
     outputs: VecDeque<ShardClerkOutput>,
     /// Draws the server of each follower read.
     rng: Rng,
+    /// Attempts given up after a probe (`probe_ms`, shorter than
+    /// `retry_ms`) went unanswered.
+    probes_expired: u64,
 }
 
 /// The controller's entry in `leaders` (no shard group uses `u64::MAX`).
@@ -172,6 +175,7 @@ impl ShardClerk {
             leaders: BTreeMap::new(),
             known: BTreeSet::new(),
             suspects: Suspects::default(),
+            probes_expired: 0,
             current: None,
             deadline: Instant::NEVER,
             outputs: VecDeque::new(),
@@ -192,6 +196,13 @@ impl ShardClerk {
     /// The configuration the clerk routes by.
     pub fn cached_config(&self) -> Option<&ShardConfig> {
         self.cached.as_ref()
+    }
+
+    /// How many attempts were given up after a probe went unanswered (a
+    /// server tried on a guess, given `probe_ms` when that is shorter than
+    /// `retry_ms`).
+    pub fn probes_expired(&self) -> u64 {
+        self.probes_expired
     }
 
     /// Whether an operation is running.
@@ -252,6 +263,9 @@ impl ShardClerk {
         };
         if current.attempt != 0 {
             // Unanswered: that server may be down; try the next one.
+            if self.attempt_timeout(self.slot()) < self.config.retry_ms {
+                self.probes_expired += 1;
+            }
             if let Some(server) = current.sent_to {
                 self.suspect(now, server);
             }

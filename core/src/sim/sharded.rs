@@ -405,6 +405,14 @@ impl ShardedSim {
                 .sum::<u64>()
     }
 
+    /// Attempts the clients' routing clerks gave up after an unanswered
+    /// probe ([`ShardClerk::probes_expired`]; 0 unless
+    /// [`ShardedConfig::clerk_timing`] makes the probe shorter than the
+    /// retry).
+    pub fn probes_expired(&self) -> u64 {
+        self.clients.iter().map(|c| c.clerk.probes_expired()).sum()
+    }
+
     /// Fsyncs completed on every host so far.
     pub fn syncs(&self) -> u64 {
         self.slots.values().map(|s| s.disk.pending.syncs).sum()

@@ -23,6 +23,9 @@ pub struct ShardedReport {
     /// Groups retired (they left, handed every shard over, and their
     /// replicas were dropped from every host).
     pub retired: u64,
+    /// Attempts the clients gave up after an unanswered probe (0 unless
+    /// the seed gave the clerks a probe shorter than their retry).
+    pub probes_expired: u64,
 }
 
 impl ShardedReport {
@@ -86,6 +89,17 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     if retiring.chance(0.4) {
         config.host.retire_after_ms = retiring.range_inclusive(300, 1_500);
     }
+    // Two seeds in five give the routing clerks the native client's shape
+    // of timing, from a generator of their own: a server tried on a guess
+    // is given up on after a probe shorter than the retry that a known
+    // leader gets (the core's default makes the two equal, so the probe
+    // path, its suspicions and the late answers it leaves behind are only
+    // run here).
+    let mut timing = Rng::new(seed ^ 0x7E0B_E5ED);
+    if timing.chance(0.4) {
+        let retry = timing.range_inclusive(100, 400);
+        config.clerk_timing = (retry, timing.range_inclusive(20, retry / 2));
+    }
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
@@ -104,7 +118,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clerk retry and probe {:?} ms, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
@@ -114,6 +128,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         limits.max_sessions,
         limits.session_ttl_ms,
         sim.config.follower_reads,
+        sim.config.clerk_timing,
         clocks
             .iter()
             .map(|c| (c.offset, c.rate_ppm))
@@ -286,6 +301,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     report.operations = sim.history().len();
     report.expired_sessions = sim.expired_sessions;
     report.follower_reads = sim.follower_reads_served();
+    report.probes_expired = sim.probes_expired();
     report.configurations = sim
         .slots
         .values()
