@@ -76,7 +76,20 @@ impl Node {
                 votes.record(self.id, true);
                 self.check_election();
             }
-            Role::Leader(_) => self.maybe_commit(),
+            // The commit rule, unless it cannot find anything: with two
+            // voters or more a majority above the commit index includes
+            // another node, so some follower must have a match index above
+            // it. A leader's own write is usually durable before any
+            // follower has answered for it (the answers come later and run
+            // the rule themselves).
+            Role::Leader(leader) => {
+                let commit = self.log.commit();
+                if self.log.membership().voters.len() < 2
+                    || leader.progress.values().any(|p| p.match_index > commit)
+                {
+                    self.maybe_commit();
+                }
+            }
             _ => {}
         }
     }

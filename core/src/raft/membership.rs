@@ -244,9 +244,13 @@ impl Node {
         let Role::Leader(leader) = &self.role else {
             return;
         };
-        let (Some(departure), Some(progress)) =
-            (leader.departing.get(&peer), leader.progress.get(&peer))
-        else {
+        // Called on every answer that advances a follower: the (usually
+        // empty) set of departing nodes first, the follower's progress only
+        // for a departing one.
+        let Some(departure) = leader.departing.get(&peer) else {
+            return;
+        };
+        let Some(progress) = leader.progress.get(&peer) else {
             return;
         };
         if departure.told_in_round.is_none()

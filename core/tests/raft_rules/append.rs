@@ -106,3 +106,82 @@ fn mismatch_is_rejected_with_a_hint() {
         "the follower's last entry with a term <= 3"
     );
 }
+
+/// §5.4.2 with the leader's own log counted only once durable: a follower
+/// that answers before the leader's write is durable does not make a
+/// majority of three; the leader's acknowledgement of its own write then
+/// commits the entry (the commit rule runs on the leader's durability too,
+/// not only on answers).
+#[test]
+fn a_leader_commits_when_its_own_write_becomes_durable_after_an_answer() {
+    use crate::{deliver, drain, native_timing};
+    use bytes::Bytes;
+    use distribkv_core::raft::{Input, Node, Output, RequestVoteResponse};
+    use distribkv_core::time::Instant;
+
+    let mut node = Node::new(native_timing(1, [1, 2, 3]), 1, Instant::ZERO).unwrap();
+    node.handle(Instant::ZERO, Input::Campaign).unwrap();
+    drain(&mut node, 0);
+    for pre_vote in [true, false] {
+        let vote = Message::RequestVoteResponse(RequestVoteResponse {
+            term: 1,
+            granted: true,
+            pre_vote,
+        });
+        deliver(&mut node, 0, 2, vote);
+    }
+    assert!(node.is_leader());
+    let answer = |index| {
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: 1,
+            index,
+            success: true,
+            conflict: None,
+        })
+    };
+    // The leader's no-op, durable (`drain` acknowledges at once), commits
+    // with an answer.
+    let noop = node.log().last_index();
+    deliver(&mut node, 0, 2, answer(noop));
+    assert_eq!(node.log().commit(), noop);
+
+    // A proposal whose write is held back.
+    node.handle(Instant(1), Input::Propose(Bytes::from_static(b"x")))
+        .unwrap();
+    let index = node.log().last_index();
+    let mut seq = None;
+    while let Some(output) = node.poll_output() {
+        if let Output::Persist(write) = output {
+            seq = Some(write.seq);
+        }
+    }
+    let seq = seq.expect("the proposal's write");
+    // Follower 2 answers first: one vote of three (the leader's entry is not
+    // durable yet, follower 3 has not answered).
+    node.handle(
+        Instant(1),
+        Input::Message(distribkv_core::raft::Envelope {
+            from: 2,
+            to: 1,
+            message: answer(index),
+        }),
+    )
+    .unwrap();
+    assert_eq!(node.log().commit(), noop, "no majority without the leader");
+    // The leader's own write becomes durable: a majority, committed.
+    node.handle(Instant(1), Input::Persisted(seq)).unwrap();
+    assert_eq!(node.log().commit(), index);
+    // Without any answer above the commit index, the leader's own
+    // durability commits nothing.
+    node.handle(Instant(2), Input::Propose(Bytes::from_static(b"y")))
+        .unwrap();
+    let mut seq = None;
+    while let Some(output) = node.poll_output() {
+        if let Output::Persist(write) = output {
+            seq = Some(write.seq);
+        }
+    }
+    node.handle(Instant(2), Input::Persisted(seq.expect("a write")))
+        .unwrap();
+    assert_eq!(node.log().commit(), index);
+}
