@@ -6,7 +6,8 @@
 //! - **Log Matching**: entries with the same index and term have the same
 //!   content and the same predecessor term — which, by induction, means the
 //!   logs are identical up to there. Checked on every entry any node writes.
-//! - **Leader Completeness**: a new leader holds every committed entry.
+//! - **Leader Completeness**: a new leader holds every entry committed in an
+//!   earlier term.
 //! - **State Machine Safety**: no two nodes apply different entries (or
 //!   snapshots) at the same index.
 //!
@@ -46,6 +47,10 @@ pub struct SafetyChecker {
     /// (index, term) -> (payload digest, predecessor term)
     entries: BTreeMap<(LogIndex, Term), (u64, Option<Term>)>,
     committed: BTreeMap<LogIndex, (Term, u64)>,
+    /// For each index in `committed`: the highest term that had a leader
+    /// when the checker first saw it committed, so the entry was committed
+    /// in that term or an earlier one.
+    committed_by: BTreeMap<LogIndex, Term>,
     applied: BTreeMap<LogIndex, (Term, u64)>,
     snapshots: BTreeMap<LogIndex, (Term, u64)>,
     watches: BTreeMap<NodeId, Watch>,
@@ -265,8 +270,13 @@ impl SafetyChecker {
             }
             self.record_vote(id, node.term(), id, "cast");
         }
-        // Leader Completeness: the new leader holds the latest committed entry.
-        if is_new_leader && let Some((&index, &(term, digest))) = self.committed.last_key_value() {
+        // Leader Completeness: the new leader of term T holds the latest
+        // entry committed in a term before T. (A node may take office in
+        // a term older than one whose leader has already committed: it
+        // counted its votes late. Such a stale leader can commit nothing,
+        // and Raft promises it nothing about entries committed after its
+        // term.)
+        if is_new_leader && let Some((index, (term, digest))) = self.committed_before(node.term()) {
             let holds = index <= snapshot
                 || log
                     .entry(index)
@@ -297,6 +307,8 @@ impl SafetyChecker {
                 Some(_) => {}
                 None => {
                     self.committed.insert(index, value);
+                    let by = self.leaders.last_key_value().map_or(0, |(&t, _)| t);
+                    self.committed_by.insert(index, by);
                 }
             }
         }
@@ -315,7 +327,17 @@ impl SafetyChecker {
         // Keep the latest committed entry for Leader Completeness.
         let keep_from = index.min(self.committed.last_key_value().map_or(0, |(i, _)| *i));
         self.committed = self.committed.split_off(&keep_from);
+        self.committed_by = self.committed_by.split_off(&keep_from);
         self.snapshots = self.snapshots.split_off(&index.saturating_sub(1));
+    }
+
+    /// The latest entry known committed in a term before `term`.
+    fn committed_before(&self, term: Term) -> Option<(LogIndex, (Term, u64))> {
+        self.committed
+            .iter()
+            .rev()
+            .find(|(index, _)| self.committed_by.get(index).is_some_and(|&by| by < term))
+            .map(|(&index, &entry)| (index, entry))
     }
 
     /// Highest index known committed anywhere.
