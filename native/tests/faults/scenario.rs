@@ -35,7 +35,7 @@ use distribkv_native::server::{
 
 use super::harness::history::start_clients;
 use super::harness::status::render_statuses;
-use super::harness::{ClientProcess, StatusLine};
+use super::harness::{ClientProcess, FAST_ELECTION_MIN_MS, FAST_HEARTBEAT_MS, StatusLine};
 use super::nemesis::{Fault, Planned, inject, plan, render_plan, replacements};
 use super::rng::Rng;
 use super::workload::{Ending, Pace, Recorder, is_append_only};
@@ -151,9 +151,10 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
     let default_timing = std::env::var_os(DEFAULT_TIMING_VARIABLE).is_some();
     let lease_reads = lease_reads(seed);
+    let check_quorum_ms = check_quorum_ms(default_timing);
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         storage: {storage:?}, reads: {}, timing: {}\nreplay: {}\nschedule:\n{}",
+         storage: {storage:?}, reads: {}, timing: {} (CheckQuorum {check_quorum_ms} ms)\nreplay: {}\nschedule:\n{}",
         if lease_reads {
             "lease (server --lease-reads)"
         } else {
@@ -278,6 +279,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
         &injected,
         stopped,
         converge_time,
+        check_quorum_ms,
     );
     let relay = format!("relay: {}", cluster.hosts.relay().counts.render());
     let report = format!("{report}\n{relay}");
@@ -443,6 +445,7 @@ fn render_report(
     injected: &[Injected],
     stopped: u64,
     converge_time: Duration,
+    check_quorum_ms: u64,
 ) -> String {
     let mut report = String::new();
     let count = |ending: Ending| endings.iter().filter(|e| **e == Some(ending)).count();
@@ -475,9 +478,16 @@ fn render_report(
                 format!("{:.2}s", seconds(micros))
             })
         };
+        let beyond = if beyond_the_timing(fault, check_quorum_ms) {
+            format!(
+                " [a round trip of at least CheckQuorum's {check_quorum_ms} ms: writes wait for the heal]"
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             report,
-            "  {:>7.2}s +{:>4.1}s {:<15} {:>4} writes during; after start {:>6}; after heal {:>6}  ({})",
+            "  {:>7.2}s +{:>4.1}s {:<15} {:>4} writes during; after start {:>6}; after heal {:>6}  ({}){beyond}",
             seconds(fault.started),
             seconds(fault.healed - fault.started),
             fault.fault.kind(),
@@ -487,7 +497,11 @@ fn render_report(
             fault.description
         );
     }
-    let _ = writeln!(report, "{}", recovery_by_kind(operations, injected));
+    let _ = writeln!(
+        report,
+        "{}",
+        recovery_by_kind(operations, injected, check_quorum_ms)
+    );
     let _ = write!(
         report,
         "convergence after the clients stopped: {:.1}s",
@@ -496,10 +510,52 @@ fn render_report(
     report
 }
 
+/// How long a leader of the run's servers goes without hearing a majority
+/// before CheckQuorum deposes it: the core's rule
+/// ([`Config::check_quorum_timeout`](distribkv_core::raft::Config::check_quorum_timeout))
+/// on the run's timing (700 ms on the harness's fast one, 1.2 s on the
+/// servers' defaults).
+pub fn check_quorum_ms(default_timing: bool) -> u64 {
+    let mut config = distribkv_core::raft::Config::new(1, [1]);
+    (config.heartbeat_interval, config.election_timeout_min) = if default_timing {
+        (DEFAULT_HEARTBEAT_MS, DEFAULT_ELECTION_MIN_MS)
+    } else {
+        (FAST_HEARTBEAT_MS, FAST_ELECTION_MIN_MS)
+    };
+    config.check_quorum_timeout()
+}
+
+/// Whether `fault` slows every link so much that no write can commit
+/// before the heal, whatever the servers do: the answers to the leader's
+/// messages come back a round trip (two delays) late, at least
+/// CheckQuorum's window, so the leader steps down; and every election
+/// round then needs a round trip longer than the election timeout (the
+/// harness's fast timing: 300–600 ms), so none finishes (Raft's timing
+/// requirement, broadcast time well below the election timeout). Only 500
+/// ms links on the fast timing (a 1 s round trip against 700 ms) are that
+/// slow; on the servers' defaults (1.2 s) the leader rides them out. When
+/// only the leader's links are slowed, it steps down the same way, but the
+/// other nodes, between them at full speed, elect a new leader at once.
+pub fn beyond_the_timing(fault: &Injected, check_quorum_ms: u64) -> bool {
+    match fault.fault {
+        Fault::SlowLinks {
+            target: None,
+            delay_ms,
+            ..
+        } => 2 * delay_ms >= check_quorum_ms,
+        _ => false,
+    }
+}
+
 /// Per kind of fault (a one-way fault on the leader apart from one on a
-/// follower): how many, and the median and worst time to the first write
-/// acknowledged after it started and after it was healed.
-fn recovery_by_kind(operations: &[Operation], injected: &[Injected]) -> String {
+/// follower, slowed links beyond the timing apart from the others): how
+/// many, and the median and worst time to the first write acknowledged
+/// after it started and after it was healed.
+fn recovery_by_kind(
+    operations: &[Operation],
+    injected: &[Injected],
+    check_quorum_ms: u64,
+) -> String {
     let mut kinds: BTreeMap<String, (Vec<u64>, Vec<u64>, usize)> = BTreeMap::new();
     for fault in injected {
         let mut label = fault.fault.kind().to_string();
@@ -512,6 +568,9 @@ fn recovery_by_kind(operations: &[Operation], injected: &[Injected]) -> String {
         }
         if fault.description.contains("(the leader)") {
             label.push_str(", leader");
+        }
+        if beyond_the_timing(fault, check_quorum_ms) {
+            label.push_str(", beyond the timing");
         }
         let entry = kinds.entry(label).or_default();
         entry.2 += 1;
@@ -545,4 +604,59 @@ fn recovery_by_kind(operations: &[Operation], injected: &[Injected]) -> String {
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::harness::TIMING;
+    use super::super::nemesis::Target;
+    use super::*;
+
+    fn slowed(target: Option<Target>, delay_ms: u64, description: &str) -> Injected {
+        Injected {
+            fault: Fault::SlowLinks {
+                target,
+                delay_ms,
+                jitter_ms: 0,
+            },
+            description: description.to_string(),
+            started: 0,
+            healed: 0,
+        }
+    }
+
+    #[test]
+    fn only_links_whose_round_trip_outlasts_check_quorum_are_beyond_the_timing() {
+        // The numbers are the harness's timing flags and the servers' defaults.
+        assert_eq!(TIMING[1], FAST_HEARTBEAT_MS.to_string());
+        assert!(TIMING[3].starts_with(&format!("{FAST_ELECTION_MIN_MS}-")));
+        let (fast, default) = (check_quorum_ms(false), check_quorum_ms(true));
+        assert_eq!((fast, default), (700, 1200));
+
+        let every = slowed(None, 500, "every link slow: 500 ms + up to 0 ms");
+        assert!(beyond_the_timing(&every, fast));
+        assert!(!beyond_the_timing(&every, default));
+        let leaders = slowed(
+            Some(Target::Leader),
+            500,
+            "links of node 2 (the leader) slow: 500 ms + up to 0 ms",
+        );
+        // The leader steps down, and the others elect one between them.
+        assert!(!beyond_the_timing(&leaders, fast));
+        // The leader still hears the other follower.
+        let followers = slowed(
+            Some(Target::Node(3)),
+            500,
+            "links of node 3 slow: 500 ms + up to 0 ms",
+        );
+        assert!(!beyond_the_timing(&followers, fast));
+        // A 600 ms round trip stays inside 700 ms.
+        let shorter = slowed(None, 300, "every link slow: 300 ms + up to 100 ms");
+        assert!(!beyond_the_timing(&shorter, fast));
+        let other = Injected {
+            fault: Fault::CrashAll,
+            ..every
+        };
+        assert!(!beyond_the_timing(&other, fast));
+    }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use super::{
-    BINARY, ClientProcess, Hosts, KEEP_VARIABLE, OneAtATime, TIMING, make_certs, signal, stdout,
-    wait_exit,
+    BINARY, ClientProcess, Hosts, KEEP_VARIABLE, OneAtATime, SERVER_LOG_VARIABLE, TIMING,
+    make_certs, signal, stdout, wait_exit,
 };
 
 /// Exit code of a server whose power was cut (`cli::power_cut`).
@@ -174,7 +174,10 @@ impl<H: Hosts> Cluster<H> {
             .arg(&self.certs)
             .args(self.timing())
             .args(&self.extra_args)
-            .env("RUST_LOG", "info");
+            .env(
+                "RUST_LOG",
+                std::env::var(SERVER_LOG_VARIABLE).unwrap_or_else(|_| "info".to_string()),
+            );
         command
     }
 

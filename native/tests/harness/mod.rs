@@ -34,9 +34,20 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_distribkv-native");
 /// Server options of every test cluster: fast heartbeats and elections.
 pub const TIMING: [&str; 4] = ["--heartbeat-ms", "50", "--election-timeout-ms", "300-600"];
 
+/// [`TIMING`]'s heartbeat interval, ms.
+pub const FAST_HEARTBEAT_MS: u64 = 50;
+
+/// [`TIMING`]'s shortest election timeout, ms.
+pub const FAST_ELECTION_MIN_MS: u64 = 300;
+
 /// Environment variable: keep a cluster's data folders, certificates and
 /// logs even when its test passes (they are always kept when it fails).
 pub const KEEP_VARIABLE: &str = "DISTRIBKV_FAULT_KEEP";
+
+/// Environment variable: the servers' `RUST_LOG` (`info` without it), e.g.
+/// `info,distribkv_native::transport=debug`; their logs are kept with
+/// [`KEEP_VARIABLE`].
+pub const SERVER_LOG_VARIABLE: &str = "DISTRIBKV_FAULT_RUST_LOG";
 
 /// The right to run a cluster: one at a time per test binary. A few server
 /// processes already keep a 2-core machine busy, and parallel clusters
