@@ -260,6 +260,47 @@ impl SessionTable {
         }
     }
 
+    /// [`SessionTable::admit`] and [`SessionTable::record`] with one search
+    /// of the table for a known client (every write but a session's first):
+    /// `apply` runs only for a write that `admit` would find
+    /// [`SessionCheck::Fresh`], and the result it returns for the session
+    /// is recorded at `now`; its value is returned. Otherwise nothing
+    /// changes and the check is returned
+    /// ([`SessionCheck::Duplicate`], [`SessionCheck::Stale`] or
+    /// [`SessionCheck::Expired`]). The same outcomes and the same table as
+    /// `admit`, then `apply`, then `record` for a fresh write.
+    pub fn admit_with<T>(
+        &mut self,
+        client: ClientId,
+        seq: u64,
+        now: u64,
+        apply: impl FnOnce() -> (T, Result<(), ServiceError>),
+    ) -> Result<T, SessionCheck> {
+        let session = match self.sessions.get_mut(&client) {
+            Some(s) if seq == s.last_seq && seq != 0 => {
+                return Err(SessionCheck::Duplicate(s.last_result.clone()));
+            }
+            Some(s) if seq <= s.last_seq => return Err(SessionCheck::Stale),
+            Some(s) => s,
+            None => {
+                if self.dropped_through(client).is_some_and(|last| seq <= last) {
+                    return Err(SessionCheck::Expired);
+                }
+                // A first write opens the session whatever its sequence
+                // number (as `admit` does).
+                self.register(client, 0, now);
+                self.sessions
+                    .get_mut(&client)
+                    .expect("a session just registered")
+            }
+        };
+        let (value, result) = apply();
+        session.last_seq = seq;
+        session.last_result = result;
+        session.last_active = now;
+        Ok(value)
+    }
+
     /// Records that write `seq` of `client` was applied with `result`.
     pub fn record(
         &mut self,

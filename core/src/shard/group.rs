@@ -157,6 +157,39 @@ pub struct ShardKv {
     clock: u64,
 }
 
+/// Applies a fresh write (not a get) to a shard's data.
+fn apply_write(
+    data: &mut BTreeMap<Bytes, Bytes>,
+    op: Operation,
+    limits: StoreLimits,
+) -> Result<Option<Bytes>, KvError> {
+    match op {
+        Operation::Put { key, value } => {
+            data.insert(key, value);
+            Ok(None)
+        }
+        Operation::Append { key, value } => {
+            let old = data.get(&key).map_or(0, |v| v.len());
+            if old + value.len() > limits.max_value_bytes {
+                Err(KvError::TooLarge)
+            } else {
+                let mut joined = Vec::with_capacity(old + value.len());
+                if let Some(v) = data.get(&key) {
+                    joined.extend_from_slice(v);
+                }
+                joined.extend_from_slice(&value);
+                data.insert(key, Bytes::from(joined));
+                Ok(None)
+            }
+        }
+        Operation::Delete { key } => {
+            data.remove(&key);
+            Ok(None)
+        }
+        Operation::Get { .. } => unreachable!("a get is answered before the session check"),
+    }
+}
+
 /// Format 1: each shard as [`encode_shard`] writes it (sessions with their
 /// tombstones).
 const SNAPSHOT_MAGIC: &[u8; 4] = b"DKSG";
@@ -343,46 +376,26 @@ impl ShardKv {
         shard.sessions.expire(clock);
         // A write of a client unknown to this shard opens its session,
         // unless a dropped session of the client had reached that
-        // sequence number (see `SessionTable::admit`).
-        match shard.sessions.admit(client, seq, clock) {
-            SessionCheck::Duplicate(Ok(())) => return Ok(None),
-            SessionCheck::Duplicate(Err(_)) => return Err(KvError::TooLarge),
-            SessionCheck::Stale => return Err(KvError::Stale),
-            SessionCheck::Expired | SessionCheck::Unknown => return Err(KvError::SessionExpired),
-            SessionCheck::Fresh => {}
+        // sequence number (see `SessionTable::admit`). One search of the
+        // shard's sessions for the check and the record.
+        let data = &mut shard.data;
+        let applied = shard.sessions.admit_with(client, seq, clock, || {
+            let result = apply_write(data, op, limits);
+            // A refusal is recorded too, so a retry gets the same answer.
+            let recorded = match &result {
+                Ok(_) => Ok(()),
+                Err(_) => Err(crate::kv::ServiceError::Busy),
+            };
+            (result, recorded)
+        });
+        match applied {
+            Ok(result) => result,
+            Err(SessionCheck::Duplicate(Ok(()))) => Ok(None),
+            Err(SessionCheck::Duplicate(Err(_))) => Err(KvError::TooLarge),
+            Err(SessionCheck::Stale) => Err(KvError::Stale),
+            Err(SessionCheck::Expired | SessionCheck::Unknown) => Err(KvError::SessionExpired),
+            Err(SessionCheck::Fresh) => unreachable!("a fresh write is applied"),
         }
-        let result = match op {
-            Operation::Put { key, value } => {
-                shard.data.insert(key, value);
-                Ok(None)
-            }
-            Operation::Append { key, value } => {
-                let old = shard.data.get(&key).map_or(0, |v| v.len());
-                if old + value.len() > limits.max_value_bytes {
-                    Err(KvError::TooLarge)
-                } else {
-                    let mut joined = Vec::with_capacity(old + value.len());
-                    if let Some(v) = shard.data.get(&key) {
-                        joined.extend_from_slice(v);
-                    }
-                    joined.extend_from_slice(&value);
-                    shard.data.insert(key, Bytes::from(joined));
-                    Ok(None)
-                }
-            }
-            Operation::Delete { key } => {
-                shard.data.remove(&key);
-                Ok(None)
-            }
-            Operation::Get { .. } => unreachable!("handled above"),
-        };
-        // A refusal is recorded too, so a retry gets the same answer.
-        let recorded = match &result {
-            Ok(_) => Ok(()),
-            Err(_) => Err(crate::kv::ServiceError::Busy),
-        };
-        shard.sessions.record(client, seq, recorded, clock);
-        result
     }
 
     fn apply_config(&mut self, next: ShardConfig) {

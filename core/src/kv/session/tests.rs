@@ -127,3 +127,100 @@ fn the_session_codec_round_trips_both_kinds() {
         }
     }
 }
+
+#[test]
+fn admit_with_applies_only_fresh_writes_and_records_them() {
+    let mut table = SessionTable::with_tombstones(Tombstones::LastSeq, 100, 1, 2);
+    let mut runs = 0;
+    let mut apply = |result: Result<(), ServiceError>| {
+        runs += 1;
+        (runs, result)
+    };
+    assert_eq!(table.admit_with(5, 3, 0, || apply(Ok(()))), Ok(1), "opens");
+    assert_eq!(
+        table.get(5).map(|s| (s.last_seq, s.last_active)),
+        Some((3, 0))
+    );
+    // A duplicate is answered from the session, not applied again.
+    assert_eq!(
+        table.admit_with(5, 3, 1, || apply(Ok(()))),
+        Err(SessionCheck::Duplicate(Ok(())))
+    );
+    assert_eq!(
+        table.admit_with(5, 4, 1, || apply(Err(ServiceError::Busy))),
+        Ok(2)
+    );
+    assert_eq!(
+        table.admit_with(5, 4, 2, || apply(Ok(()))),
+        Err(SessionCheck::Duplicate(Err(ServiceError::Busy))),
+        "a refusal is answered again"
+    );
+    // Older than the latest: stale, nothing recorded.
+    assert_eq!(
+        table.admit_with(5, 2, 2, || apply(Ok(()))),
+        Err(SessionCheck::Stale)
+    );
+    assert_eq!(
+        table.get(5).map(|s| (s.last_seq, s.last_active)),
+        Some((4, 1))
+    );
+    // 6 evicts 5 (capacity 1): 5's writes up to 4 are refused as expired.
+    assert_eq!(table.admit_with(6, 1, 2, || apply(Ok(()))), Ok(3));
+    assert_eq!(
+        table.admit_with(5, 4, 3, || apply(Ok(()))),
+        Err(SessionCheck::Expired)
+    );
+    assert_eq!(
+        table.admit_with(5, 1, 3, || apply(Ok(()))),
+        Err(SessionCheck::Expired)
+    );
+    assert!(table.get(5).is_none(), "a refused retry opens nothing");
+    assert_eq!(
+        table.admit_with(5, 5, 4, || apply(Ok(()))),
+        Ok(4),
+        "newer: reopens"
+    );
+    assert_eq!(runs, 4, "applied once per fresh write only");
+}
+
+/// `admit_with` leaves the same table and gives the same outcomes as
+/// `admit`, then the write, then `record`, over random writes of a few
+/// clients through a small table (evictions, expiries, tombstones).
+#[test]
+fn admit_with_matches_admit_then_record() {
+    for kind in [Tombstones::LastSeq, Tombstones::Openings] {
+        let mut one = SessionTable::with_tombstones(kind, 40, 3, 4);
+        let mut two = one.clone();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut now = 0;
+        for _ in 0..20_000 {
+            now += next(4);
+            let client = next(6);
+            let seq = next(12);
+            let result = if next(5) == 0 {
+                Err(ServiceError::Busy)
+            } else {
+                Ok(())
+            };
+            one.expire(now);
+            two.expire(now);
+            let expected = match one.admit(client, seq, now) {
+                SessionCheck::Fresh => {
+                    one.record(client, seq, result.clone(), now);
+                    Ok(seq)
+                }
+                other => Err(other),
+            };
+            let got = two.admit_with(client, seq, now, || (seq, result));
+            assert_eq!(got, expected, "client {client} seq {seq} at {now}");
+            assert_eq!(one, two);
+        }
+        assert!(one.tombstone_count() > 0 || kind == Tombstones::Openings);
+    }
+}

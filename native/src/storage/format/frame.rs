@@ -15,7 +15,7 @@ pub(crate) fn encode_record<T: Serialize>(
 ) -> Result<(), postcard::Error> {
     out.clear();
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
-    *out = postcard::to_extend(payload, std::mem::take(out))?;
+    postcard::serialize_with_flavor(payload, VecFlavor(out))?;
     let length = out.len() - RECORD_HEADER_LEN;
     if length > MAX_RECORD_PAYLOAD {
         // The caller compares the length with the maximum; keep the frame
@@ -28,6 +28,30 @@ pub(crate) fn encode_record<T: Serialize>(
     let crc = crc32c::crc32c(&out[4..]);
     out[0..4].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// Lets postcard serialize into a `Vec<u8>` with one copy per byte
+/// string: postcard's own `to_extend` copies a value's bytes one at a
+/// time (`Extend` of an iterator), a loop a log entry's payload paid on
+/// every append. The bytes written are the same.
+struct VecFlavor<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// What [`read_frame`] found at an offset.
@@ -177,6 +201,38 @@ mod tests {
                 "flip in byte {byte} went unnoticed"
             );
         }
+    }
+
+    #[test]
+    fn a_record_holds_postcards_encoding_of_its_payload() {
+        let entries = [
+            Entry {
+                index: 7,
+                term: 2,
+                payload: distribkv_core::raft::Payload::Command(vec![0xA5; 300].into()),
+            },
+            Entry {
+                index: 8,
+                term: 2,
+                payload: distribkv_core::raft::Payload::Noop,
+            },
+        ];
+        let record = WriteRecordRef {
+            snapshot: None,
+            hard_state: None,
+            entries: &entries,
+        };
+        // A buffer holding an older frame: cleared first.
+        let mut frame = vec![0xEE; 1000];
+        encode_record(RecordKind::Write, &record, &mut frame).unwrap();
+        assert_eq!(
+            &frame[RECORD_HEADER_LEN..],
+            postcard::to_allocvec(&record).unwrap().as_slice()
+        );
+        assert!(matches!(
+            read_frame(&frame, 0),
+            Frame::Record { kind: RecordKind::Write, next, .. } if next == frame.len()
+        ));
     }
 
     #[test]
