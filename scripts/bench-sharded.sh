@@ -81,7 +81,12 @@ done
 
 if [[ ${ETCD:-0} == 1 ]]; then
     echo "# etcd against the plain cluster (../shared/etcd-compare/compare.py)"
-    compare_args=(--project . --clients "$clients" --seconds "$seconds")
+    # compare.py runs <project>/target/release/distribkv-native: point it at
+    # the binary benched above (DISTRIBKV), not at whatever the tree holds.
+    project=$work/etcd-compare
+    mkdir -p "$project/target/release"
+    ln -s "$(realpath "$bin")" "$project/target/release/distribkv-native"
+    compare_args=(--project "$project" --clients "$clients" --seconds "$seconds")
     if [[ $reads != 0 ]]; then compare_args+=(--reads); fi
     python3 "${ETCD_COMPARE:-../shared/etcd-compare/compare.py}" "${compare_args[@]}" || true
 fi
