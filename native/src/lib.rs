@@ -13,6 +13,7 @@ pub mod addr;
 pub mod backup;
 pub mod cli;
 pub mod clock;
+mod encoding;
 pub mod fsutil;
 pub mod kv_client;
 pub mod server;

@@ -106,7 +106,7 @@ pub fn encode<T: Serialize + ?Sized>(
     // write the real header and close the gap.
     out.put_bytes(0, MAX_HEADER_SIZE);
     let payload_start = start + MAX_HEADER_SIZE;
-    let encoded = postcard::serialize_with_flavor(message, BytesMutFlavor(out));
+    let encoded = postcard::serialize_with_flavor(message, crate::encoding::BufFlavor(out));
     if let Err(error) = encoded {
         out.truncate(start);
         return Err(FrameError::Encode(error));
@@ -414,27 +414,6 @@ fn read_length(bytes: &[u8]) -> Result<Option<(u32, usize)>, FrameError> {
         Err(FrameError::MalformedLength)
     } else {
         Ok(None)
-    }
-}
-
-/// Lets postcard serialize straight into a `BytesMut`.
-struct BytesMutFlavor<'a>(&'a mut BytesMut);
-
-impl postcard::ser_flavors::Flavor for BytesMutFlavor<'_> {
-    type Output = ();
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.put_u8(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) fn encode_record<T: Serialize>(
 ) -> Result<(), postcard::Error> {
     out.clear();
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
-    postcard::serialize_with_flavor(payload, VecFlavor(out))?;
+    postcard::serialize_with_flavor(payload, crate::encoding::BufFlavor(out))?;
     let length = out.len() - RECORD_HEADER_LEN;
     if length > MAX_RECORD_PAYLOAD {
         // The caller compares the length with the maximum; keep the frame
@@ -28,30 +28,6 @@ pub(crate) fn encode_record<T: Serialize>(
     let crc = crc32c::crc32c(&out[4..]);
     out[0..4].copy_from_slice(&crc.to_le_bytes());
     Ok(())
-}
-
-/// Lets postcard serialize into a `Vec<u8>` with one copy per byte
-/// string: postcard's own `to_extend` copies a value's bytes one at a
-/// time (`Extend` of an iterator), a loop a log entry's payload paid on
-/// every append. The bytes written are the same.
-struct VecFlavor<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
-    type Output = ();
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
 }
 
 /// What [`read_frame`] found at an offset.
