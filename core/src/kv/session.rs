@@ -58,6 +58,22 @@ pub struct Session {
     pub nonce: u64,
 }
 
+impl Session {
+    /// Classifies a write `seq` of this session's client: the latest
+    /// applied again ([`SessionCheck::Duplicate`], answered from its
+    /// result), older ([`SessionCheck::Stale`]) or newer
+    /// ([`SessionCheck::Fresh`]).
+    fn check(&self, seq: u64) -> SessionCheck {
+        if seq == self.last_seq && seq != 0 {
+            SessionCheck::Duplicate(self.last_result.clone())
+        } else if seq <= self.last_seq {
+            SessionCheck::Stale
+        } else {
+            SessionCheck::Fresh
+        }
+    }
+}
+
 /// What the table says about a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionCheck {
@@ -233,12 +249,20 @@ impl SessionTable {
     pub fn check(&self, client: ClientId, seq: u64) -> SessionCheck {
         match self.sessions.get(&client) {
             None => SessionCheck::Unknown,
-            Some(s) if seq == s.last_seq && seq != 0 => {
-                SessionCheck::Duplicate(s.last_result.clone())
-            }
-            Some(s) if seq <= s.last_seq => SessionCheck::Stale,
-            Some(_) => SessionCheck::Fresh,
+            Some(session) => session.check(seq),
         }
+    }
+
+    /// For a write `seq` of a client with no session, in a
+    /// [`Tombstones::LastSeq`] table: [`SessionCheck::Expired`] if its
+    /// dropped session had reached `seq`, otherwise its session is opened
+    /// at log clock `now` (whatever `seq` is).
+    fn open_for_write(&mut self, client: ClientId, seq: u64, now: u64) -> Result<(), SessionCheck> {
+        if self.dropped_through(client).is_some_and(|last| seq <= last) {
+            return Err(SessionCheck::Expired);
+        }
+        self.register(client, 0, now);
+        Ok(())
     }
 
     /// Classifies a write `seq` of `client` in a [`Tombstones::LastSeq`]
@@ -249,13 +273,10 @@ impl SessionTable {
     /// dropped session had reached.
     pub fn admit(&mut self, client: ClientId, seq: u64, now: u64) -> SessionCheck {
         match self.check(client, seq) {
-            SessionCheck::Unknown => {
-                if self.dropped_through(client).is_some_and(|last| seq <= last) {
-                    return SessionCheck::Expired;
-                }
-                self.register(client, 0, now);
-                SessionCheck::Fresh
-            }
+            SessionCheck::Unknown => match self.open_for_write(client, seq, now) {
+                Ok(()) => SessionCheck::Fresh,
+                Err(expired) => expired,
+            },
             known => known,
         }
     }
@@ -277,18 +298,12 @@ impl SessionTable {
         apply: impl FnOnce() -> (T, Result<(), ServiceError>),
     ) -> Result<T, SessionCheck> {
         let session = match self.sessions.get_mut(&client) {
-            Some(s) if seq == s.last_seq && seq != 0 => {
-                return Err(SessionCheck::Duplicate(s.last_result.clone()));
-            }
-            Some(s) if seq <= s.last_seq => return Err(SessionCheck::Stale),
-            Some(s) => s,
+            Some(session) => match session.check(seq) {
+                SessionCheck::Fresh => session,
+                refused => return Err(refused),
+            },
             None => {
-                if self.dropped_through(client).is_some_and(|last| seq <= last) {
-                    return Err(SessionCheck::Expired);
-                }
-                // A first write opens the session whatever its sequence
-                // number (as `admit` does).
-                self.register(client, 0, now);
+                self.open_for_write(client, seq, now)?;
                 self.sessions
                     .get_mut(&client)
                     .expect("a session just registered")
