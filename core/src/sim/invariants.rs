@@ -46,11 +46,10 @@ pub struct SafetyChecker {
     votes: BTreeMap<(NodeId, Term), NodeId>,
     /// (index, term) -> (payload digest, predecessor term)
     entries: BTreeMap<(LogIndex, Term), (u64, Option<Term>)>,
-    committed: BTreeMap<LogIndex, (Term, u64)>,
-    /// For each index in `committed`: the highest term that had a leader
-    /// when the checker first saw it committed, so the entry was committed
-    /// in that term or an earlier one.
-    committed_by: BTreeMap<LogIndex, Term>,
+    /// index -> (term, payload digest, the highest term that had a leader
+    /// when the checker first saw it committed: the entry was committed in
+    /// that term or an earlier one)
+    committed: BTreeMap<LogIndex, (Term, u64, Term)>,
     applied: BTreeMap<LogIndex, (Term, u64)>,
     snapshots: BTreeMap<LogIndex, (Term, u64)>,
     watches: BTreeMap<NodeId, Watch>,
@@ -297,18 +296,17 @@ impl SafetyChecker {
             };
             let value = (entry.term, payload_digest(entry));
             match self.committed.get(&index) {
-                Some(&known) if known != value => {
+                Some(&(term, digest, _)) if (term, digest) != value => {
                     let text = format!(
                         "State Machine Safety: node {id} committed term {} at index {index}, another node committed term {}",
-                        value.0, known.0
+                        value.0, term
                     );
                     self.violation(text);
                 }
                 Some(_) => {}
                 None => {
-                    self.committed.insert(index, value);
                     let by = self.leaders.last_key_value().map_or(0, |(&t, _)| t);
-                    self.committed_by.insert(index, by);
+                    self.committed.insert(index, (value.0, value.1, by));
                 }
             }
         }
@@ -327,7 +325,6 @@ impl SafetyChecker {
         // Keep the latest committed entry for Leader Completeness.
         let keep_from = index.min(self.committed.last_key_value().map_or(0, |(i, _)| *i));
         self.committed = self.committed.split_off(&keep_from);
-        self.committed_by = self.committed_by.split_off(&keep_from);
         self.snapshots = self.snapshots.split_off(&index.saturating_sub(1));
     }
 
@@ -336,8 +333,8 @@ impl SafetyChecker {
         self.committed
             .iter()
             .rev()
-            .find(|(index, _)| self.committed_by.get(index).is_some_and(|&by| by < term))
-            .map(|(&index, &entry)| (index, entry))
+            .find(|&(_, &(_, _, by))| by < term)
+            .map(|(&index, &(term, digest, _))| (index, (term, digest)))
     }
 
     /// Highest index known committed anywhere.
@@ -347,7 +344,9 @@ impl SafetyChecker {
 
     /// The committed entry at `index`: its term and payload digest.
     pub fn committed_at(&self, index: LogIndex) -> Option<(Term, u64)> {
-        self.committed.get(&index).copied()
+        self.committed
+            .get(&index)
+            .map(|&(term, digest, _)| (term, digest))
     }
 
     /// The leader of each term seen so far.
