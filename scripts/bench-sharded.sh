@@ -11,8 +11,15 @@
 # With ETCD=1 it then runs ../shared/etcd-compare/compare.py (etcd and the
 # plain cluster, same clients and value size) in the same invocation
 # (ETCD_COMPARE=path/to/compare.py if the shared folder is elsewhere).
+# With CPU_PER_SERVER=C (root, Linux cgroups) every server is capped at C
+# CPUs and the load generator at BENCH_CPU (default: the machine's CPUs
+# less 3 C), each in a cgroup of its own: "a core per process" on one
+# machine, so that one group's leader is limited by its own CPU while its
+# followers have some to spare, as on three machines (the premise of
+# spreading the leaders), instead of every process sharing the same cores.
 # Usage: scripts/bench-sharded.sh [SECONDS] [CLIENTS] [READS]   (default 10 s, 500 clients, 0)
 #        DISTRIBKV=path/to/distribkv-native scripts/bench-sharded.sh (no build)
+#        CPU_PER_SERVER=0.4 scripts/bench-sharded.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -20,6 +27,61 @@ clients=${2:-500}
 reads=${3:-0}
 source scripts/lib/cluster.sh
 bench_setup
+
+# CPU caps (CPU_PER_SERVER): one cgroup per server and one for the bench,
+# with a CFS quota per 20 ms period (cgroup v2 `cpu.max`, or v1's
+# `cpu.cfs_quota_us`).
+cpu_cap=${CPU_PER_SERVER:-}
+caps=()
+if [[ -n $cpu_cap ]]; then
+    bench_cpu=${BENCH_CPU:-$(awk -v n="$(nproc)" -v c="$cpu_cap" 'BEGIN { print n - 3 * c }')}
+    if awk -v c="$cpu_cap" -v b="$bench_cpu" 'BEGIN { exit !(c > 0 && b > 0) }'; then :; else
+        echo "error: CPU_PER_SERVER=$cpu_cap leaves BENCH_CPU=$bench_cpu for the bench" >&2
+        exit 2
+    fi
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        cgroot=/sys/fs/cgroup
+        echo +cpu >"$cgroot/cgroup.subtree_control" 2>/dev/null || true
+    elif [[ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        cgroot=/sys/fs/cgroup/cpu
+    else
+        echo "error: CPU_PER_SERVER needs the cgroup cpu controller (v2, or v1 at /sys/fs/cgroup/cpu)" >&2
+        exit 2
+    fi
+    # cap NAME CPUS: a cgroup of its own, NAME, limited to CPUS.
+    cap() {
+        local dir=$cgroot/distribkv-bench-$$-$1 quota
+        mkdir -p "$dir"
+        quota=$(awk -v c="$2" 'BEGIN { printf "%d", c * 20000 }')
+        if [[ -f $dir/cpu.max ]]; then
+            echo "$quota 20000" >"$dir/cpu.max"
+        else
+            echo 20000 >"$dir/cpu.cfs_period_us"
+            echo "$quota" >"$dir/cpu.cfs_quota_us"
+        fi
+        caps+=("$dir")
+    }
+    for id in 1 2 3; do cap "server$id" "$cpu_cap"; done
+    cap load "$bench_cpu"
+    trap 'stop_servers; rm -rf "$work"; for dir in "${caps[@]}"; do rmdir "$dir" 2>/dev/null || true; done' EXIT
+    echo "# every server capped at $cpu_cap CPU, the bench at $bench_cpu CPU (cgroups, ${cgroot})"
+fi
+
+# Moves the running servers into their capped cgroups (CPU_PER_SERVER).
+cap_servers() {
+    [[ -n $cpu_cap ]] || return 0
+    local i
+    for i in 0 1 2; do echo "${pids[$i]}" >"${caps[$i]}/cgroup.procs"; done
+}
+
+# Runs the load generator, in its capped cgroup with CPU_PER_SERVER.
+load() {
+    if [[ -n $cpu_cap ]]; then
+        sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "${caps[3]}" "$bin" "$@"
+    else
+        "$bin" "$@"
+    fi
+}
 
 # start NAME BASEPORT [EXTRA SERVER ARGS...]: three processes.
 start() { start_servers "$@"; }
@@ -45,7 +107,8 @@ bench() {
     local before after woken_before woken_after result ops
     before=$(server_ticks)
     woken_before=$(server_wakeups)
-    result=$("$bin" bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json)
+    cap_servers
+    result=$(load bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json)
     after=$(server_ticks)
     woken_after=$(server_wakeups)
     echo "$result"

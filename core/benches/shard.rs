@@ -12,6 +12,15 @@
 //!   all are committed, applied and answered: committed entries per
 //!   second. The rounds are `sim::sharded::WriteRounds`, which the
 //!   `profile_shard_rounds` example runs under a profiler.
+//! - `apart/clients/C/keys/K/groups/G`: what sharing the hosts costs.
+//!   16 groups run apart (16 clusters of three hosts, one after another
+//!   on one thread) commit what one group with a sixteenth of the load
+//!   does: 4 clients and a sixteenth of the keys. So 64 clients over 16
+//!   groups against 4 clients over 1 group (one key per client, and with
+//!   1,024 keys against 64) is what multiplexing the groups on shared
+//!   hosts costs or saves at the same load per group, and 64 clients over
+//!   1 group what one group gains from batching 64 writes per
+//!   AppendEntries instead of 4.
 //! - `move_shard/keys/10000`: a shard of 10,000 keys moves from one group
 //!   to another in the sharded simulator (10 ms network latency, 1–5 ms
 //!   fsyncs); the virtual time the move takes is printed, criterion times
@@ -119,7 +128,31 @@ fn entries(c: &mut Criterion) {
     group.finish();
 }
 
-/// A cluster where group 100 owns the only shard, holding `keys` keys.
+fn apart(c: &mut Criterion) {
+    let mut group = c.benchmark_group("apart");
+    group.measurement_time(Duration::from_secs(5));
+    // (clients, keys, groups): one key per client, then the data set of
+    // `entries` (1,024 keys; a sixteenth of it, 64 keys, for one of the
+    // 16 groups run apart).
+    for (clients, keys, groups) in [
+        (64u64, 64u64, 1u64),
+        (64, 64, 16),
+        (4, 4, 1),
+        (64, 1024, 16),
+        (4, 64, 1),
+    ] {
+        group.throughput(Throughput::Elements(clients));
+        let mut rounds =
+            WriteRounds::with_keys(3, groups, clients, keys, 1000, 5).expect("groups serving");
+        let id = BenchmarkId::new(format!("clients/{clients}/keys/{keys}/groups"), groups);
+        group.bench_with_input(id, &groups, |b, _| {
+            b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));
+        });
+        rounds.check_applied().expect("every round applied");
+    }
+    group.finish();
+}
+
 fn loaded(keys: usize) -> ShardedSim {
     let mut config = ShardedConfig::lab(3);
     config.host.shards = 1;
@@ -187,5 +220,5 @@ fn template_clone(_template: &ShardedSim, keys: usize) -> ShardedSim {
     loaded(keys)
 }
 
-criterion_group!(benches, idle, entries, move_shard);
+criterion_group!(benches, idle, entries, apart, move_shard);
 criterion_main!(benches);

@@ -106,8 +106,9 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BYTES")]
     pub log_purge_after: Option<u64>,
     /// Sharded: a group whose live entries in the segments a purge would
-    /// delete exceed this many bytes (at least 4096) is not copied forward;
-    /// the host snapshots it instead [default: 8388608].
+    /// delete exceed this many bytes (at least 4096) is not copied forward:
+    /// it keeps them until its next snapshot, which the host takes once the
+    /// log holds four times --log-purge-after [default: 65536].
     #[arg(long, value_name = "BYTES")]
     pub log_rewrite_limit: Option<u64>,
     /// Test-only: run the storage on the fault file system and cut the

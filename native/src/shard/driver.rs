@@ -184,12 +184,14 @@ impl Driver {
     }
 
     /// Has the host snapshot the group whose live tail kept the
-    /// multi-group log's last purge from deleting old segments (a group
-    /// that went quiet with more than `rewrite_limit` of entries would
-    /// otherwise keep them until its next snapshot, which may never come),
-    /// at most once per [`SNAPSHOT_ASK_INTERVAL`] for the same group.
+    /// multi-group log's last purge from deleting old segments once the
+    /// log has grown to several times its purge threshold
+    /// ([`MultiStorageStats::snapshot_wanted`](crate::storage::multi::MultiStorageStats::snapshot_wanted):
+    /// a group that went quiet with more than `rewrite_limit` of entries
+    /// would otherwise keep them until its next snapshot, which may never
+    /// come), at most once per [`SNAPSHOT_ASK_INTERVAL`] for the same group.
     fn snapshot_pinning_group(&mut self) {
-        let Some(group) = self.worker.stats().pinned_by() else {
+        let Some(group) = self.worker.stats().snapshot_wanted() else {
             return;
         };
         let now = tokio::time::Instant::now();

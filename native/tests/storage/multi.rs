@@ -233,10 +233,16 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
         }
     }
     assert!(pinned > 0, "group 1 pinned the old segments");
+    assert_eq!(storage.stats().pinned_by(), Some(1), "reported");
+    assert!(
+        storage.stats().log_bytes() >= 4 * 4096,
+        "{} bytes of log",
+        storage.stats().log_bytes()
+    );
     assert_eq!(
-        storage.stats().pinned_by(),
+        storage.stats().snapshot_wanted(),
         Some(1),
-        "reported to the driver"
+        "asked of the driver: the log holds four times purge_after"
     );
     assert_eq!(
         storage.segment_numbers()[0],
@@ -261,6 +267,7 @@ fn a_slow_group_pins_segments_until_its_snapshot_covers_them() {
     );
     assert!(storage.segment_numbers().len() < before);
     assert_eq!(storage.stats().pinned_by(), None);
+    assert_eq!(storage.stats().snapshot_wanted(), None);
     drop(storage);
     let (_, recovered) = open(dir.path(), &options);
     assert_eq!(recovered[&1].snapshot.as_ref().unwrap().meta.index, 20);

@@ -98,3 +98,73 @@ fn a_quiet_group_does_not_keep_the_log_growing() {
     let expected: Vec<_> = (snapshot_at + 1..=3000).map(|i| entry(i, 1, 200)).collect();
     assert_eq!(busy.entries, expected, "the busy group's entries");
 }
+
+/// With the default rewrite limit (64 KiB), a busy group's tail is not
+/// copied into checkpoints: group 2 writes 6,000 entries of 200 bytes
+/// (about 1.3 MB of log) with a snapshot every 1,000 (tails of up to
+/// about 220 KB), beside group 1's 20 quiet entries (4.5 KB, copied). The
+/// purges delete the segments behind the busy group's snapshots without
+/// copying its entries (its tail pins them until its next snapshot; with
+/// a limit of 8 MiB it was copied), the log stays within `purge_after`
+/// and a tail, and no
+/// snapshot is asked for while the log is under four times `purge_after`;
+/// a restart finds every acknowledged entry.
+#[test]
+fn a_busy_groups_tail_is_left_to_its_next_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options();
+    assert_eq!(options.rewrite_limit, 64 << 10, "the default");
+    let (mut storage, _) = MultiStorage::open(dir.path(), IDENTITY, options.clone()).unwrap();
+    let quiet = Write {
+        seq: 1,
+        entries: (1..=20).map(|i| entry(i, 1, 200)).collect(),
+        ..Write::default()
+    };
+    storage.append(&write_of(1, 1, quiet)).unwrap();
+    storage.sync().unwrap();
+    let (mut most, mut removed, mut rewritten, mut pinned) = (0, 0, 0, 0);
+    let mut snapshot_at = 0;
+    for (seq, first) in (1..=6000u64).step_by(10).enumerate() {
+        let mut busy = Write {
+            seq: seq as u64 + 2,
+            entries: (first..first + 10).map(|i| entry(i, 1, 200)).collect(),
+            ..Write::default()
+        };
+        if first > 1000 && (first - 1) % 1000 == 0 {
+            snapshot_at = first - 1;
+            busy.snapshot = Some(Box::new(snapshot(snapshot_at, 1, 64)));
+        }
+        storage.append(&write_of(2, seq as u64 + 2, busy)).unwrap();
+        storage.sync().unwrap();
+        let purge = storage.maybe_compact().unwrap();
+        removed += purge.segments_removed;
+        rewritten += purge.entries_rewritten;
+        if purge.pinned_by == Some(2) {
+            pinned += 1;
+        }
+        assert_eq!(storage.stats().snapshot_wanted(), None, "{purge:?}");
+        most = most.max(log_bytes(dir.path()));
+    }
+    println!(
+        "at most {most} bytes of log, {removed} segments removed, {rewritten} entries copied, \
+         group 2 pinned {pinned} purges"
+    );
+    assert!(removed >= 5, "{removed} segments removed");
+    assert!(pinned > 0, "the busy group's tail pinned segments");
+    assert!(
+        rewritten <= 20 * removed,
+        "only the quiet group's 20 entries are copied, {rewritten} were"
+    );
+    assert!(
+        most <= PURGE_AFTER + 1000 * 230 + (4 << 10),
+        "the log reached {most} bytes"
+    );
+    drop(storage);
+    let (_, states) = MultiStorage::open(dir.path(), IDENTITY, options).unwrap();
+    let expected: Vec<_> = (1..=20).map(|i| entry(i, 1, 200)).collect();
+    assert_eq!(states[&1].entries, expected, "the quiet group's entries");
+    let busy = &states[&2];
+    assert_eq!(busy.snapshot.as_ref().unwrap().meta.index, snapshot_at);
+    let expected: Vec<_> = (snapshot_at + 1..=6000).map(|i| entry(i, 1, 200)).collect();
+    assert_eq!(busy.entries, expected, "the busy group's entries");
+}

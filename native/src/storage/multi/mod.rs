@@ -85,22 +85,25 @@
 //! purge that deletes nothing is tried again once the log has grown by a
 //! quarter of `purge_after`. A group whose
 //! live entries there exceed [`MultiStorageOptions::rewrite_limit`] bytes
-//! (or the biggest ones when all of them exceed
+//! (64 KiB by default; or the biggest ones when all of them exceed
 //! [`MultiStorageOptions::rewrite_total_limit`]) is not copied and pins
 //! its oldest segment and every later one ([`Purge::pinned_by`], also kept
 //! in [`MultiStorageStats::pinned_by`]) until its next snapshot: the disk
 //! used is then bounded by the log written since the oldest snapshot among
-//! such groups. The sharded server's driver has the host snapshot such a
-//! group (`Host::snapshot_group`), as raft-engine's users force the
-//! compaction of the regions its purge names, so that a group that went
-//! quiet with a long tail does not pin for good. A purge also waits
+//! such groups. Copying is for short tails, those of quiet groups: as
+//! raft-engine rewrites only regions with few entries and asks its users to
+//! compact the others, a busy group's tail is left to its own next
+//! snapshot (the core snapshots a group every `snapshot_every` applied
+//! entries), since copying it would write most of its entries twice (with
+//! 16 MiB and 8 MiB, a host of 12 busy groups copied 63 % of the entries it
+//! wrote into checkpoints). Once the segments hold
+//! [`FORCE_SNAPSHOT_FACTOR`] times `purge_after` and a group still pins
+//! them, [`MultiStorageStats::snapshot_wanted`] names it, and the sharded
+//! server's driver has the host snapshot it (`Host::snapshot_group`), so
+//! that a group that went quiet with a long tail does not pin for good and
+//! many busy groups do not keep the log growing. A purge also waits
 //! ([`Purge::deferred`]) while the entries to copy are more than half of
-//! what it would free, so that purges never chase their own checkpoints:
-//! without pinning, the log, which is what a start reads, stays within
-//! about `purge_after` and a quarter, or three times the live entries if
-//! that is more, whatever the segment size. The core snapshots a group every
-//! `snapshot_every` applied entries, so a busy group never pins for long,
-//! and a quiet one has a small tail that is copied.
+//! what it would free, so that purges never chase their own checkpoints.
 //!
 //! # Recovery rules
 //!
@@ -123,5 +126,5 @@ mod recovery;
 mod worker;
 
 pub use log::MultiStorage;
-pub use options::{MultiStorageOptions, MultiStorageStats, Purge};
+pub use options::{FORCE_SNAPSHOT_FACTOR, MultiStorageOptions, MultiStorageStats, Purge};
 pub use worker::{MultiJob, MultiStorageWorker, MultiWorkerStopped};

@@ -24,7 +24,13 @@ pub struct MultiStorageOptions {
     /// A group whose live entries in the segments a purge would delete
     /// take more than this many bytes is not rewritten: it keeps those
     /// segments (and every later one) until its next snapshot covers them
-    /// (default 8 MiB).
+    /// (default 64 KiB). Copying is for the short tails of quiet groups, as
+    /// raft-engine rewrites only regions with few entries: a busy group's
+    /// tail is gone at its next snapshot anyway, and copying it on every
+    /// purge would write most entries twice. A group that pins while the
+    /// log holds [`FORCE_SNAPSHOT_FACTOR`] times
+    /// [`purge_after`](Self::purge_after) or more is named by
+    /// [`MultiStorageStats::snapshot_wanted`], for the driver to snapshot.
     pub rewrite_limit: u64,
     /// Most bytes of entries one purge rewrites over all groups (default
     /// 64 MiB); beyond, the groups with the most are left pinning.
@@ -36,11 +42,17 @@ impl Default for MultiStorageOptions {
         MultiStorageOptions {
             storage: StorageOptions::default(),
             purge_after: 16 << 20,
-            rewrite_limit: 8 << 20,
+            rewrite_limit: 64 << 10,
             rewrite_total_limit: 64 << 20,
         }
     }
 }
+
+/// Once the segments hold this many times
+/// [`MultiStorageOptions::purge_after`] and a group's tail pins them, the
+/// group is named by [`MultiStorageStats::snapshot_wanted`]: below that, busy
+/// groups pinning the log free it with their own next snapshots.
+pub const FORCE_SNAPSHOT_FACTOR: u64 = 4;
 
 /// Counters of a [`MultiStorage`](super::MultiStorage), readable from any thread. Clones share them.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +70,8 @@ pub(super) struct MultiCounters {
     pub(super) segments_removed: AtomicU64,
     pub(super) entries_rewritten: AtomicU64,
     pub(super) pinned_by: Mutex<Option<GroupId>>,
+    pub(super) snapshot_wanted: Mutex<Option<GroupId>>,
+    pub(super) log_bytes: AtomicU64,
 }
 
 impl MultiStorageStats {
@@ -90,15 +104,29 @@ impl MultiStorageStats {
         self.counters.entries_rewritten.load(Ordering::Relaxed)
     }
     /// The group whose live tail kept the last purge from deleting
-    /// segments ([`Purge::pinned_by`] of the last purge tried), if any: a
-    /// driver may have the host snapshot it, as raft-engine's users force
-    /// the compaction of the regions its purge names.
+    /// segments ([`Purge::pinned_by`] of the last purge tried), if any.
     pub fn pinned_by(&self) -> Option<GroupId> {
         *self
             .counters
             .pinned_by
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+    /// [`pinned_by`](Self::pinned_by) once the segments hold
+    /// [`FORCE_SNAPSHOT_FACTOR`] times `purge_after` or more: the driver
+    /// should have the host snapshot that group, as raft-engine's users
+    /// force the compaction of the regions its purge names. `None` while
+    /// the log is smaller, even if a group pins it.
+    pub fn snapshot_wanted(&self) -> Option<GroupId> {
+        *self
+            .counters
+            .snapshot_wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+    /// Bytes in the log's segments when the last purge was considered.
+    pub fn log_bytes(&self) -> u64 {
+        self.counters.log_bytes.load(Ordering::Relaxed)
     }
 }
 

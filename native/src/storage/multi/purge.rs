@@ -15,7 +15,7 @@ use super::format::{
 };
 use super::index::Location;
 use super::log::MultiStorage;
-use super::options::Purge;
+use super::options::{FORCE_SNAPSHOT_FACTOR, Purge};
 
 impl MultiStorage {
     /// Once everything appended is durable: deletes superseded snapshot
@@ -53,12 +53,20 @@ impl MultiStorage {
                 let purged = self.purge(&mut purge);
                 self.halt.on_error(purged)?;
             }
-            *self
-                .stats
-                .counters
-                .pinned_by
+            let left: u64 =
+                self.sealed.iter().map(|s| s.length).sum::<u64>() + self.active.length();
+            let counters = &self.stats.counters;
+            counters.log_bytes.store(left, Ordering::Relaxed);
+            *counters.pinned_by.lock().unwrap_or_else(|e| e.into_inner()) = purge.pinned_by;
+            *counters
+                .snapshot_wanted
                 .lock()
-                .unwrap_or_else(|e| e.into_inner()) = purge.pinned_by;
+                .unwrap_or_else(|e| e.into_inner()) = purge.pinned_by.filter(|_| {
+                left >= self
+                    .options
+                    .purge_after
+                    .saturating_mul(FORCE_SNAPSHOT_FACTOR)
+            });
             // A purge that freed nothing (pinned or put off) is tried
             // again once the log has grown by a quarter of `purge_after`,
             // not after every commit.
