@@ -31,7 +31,10 @@
 use std::alloc::System;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use distribkv_core::shard::host::HostConfig;
 use distribkv_core::shard::{ControllerOp, ControllerReply};
 use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim, WriteRounds};
@@ -107,22 +110,32 @@ fn idle(c: &mut Criterion) {
     }
 }
 
+/// Benchmarks the write rounds of `clients` clients over `keys` keys and
+/// `groups` groups as `id`, then checks every write was committed and
+/// applied everywhere.
+fn bench_rounds(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    (clients, keys, groups): (u64, u64, u64),
+) {
+    group.throughput(Throughput::Elements(clients));
+    let mut rounds =
+        WriteRounds::with_keys(3, groups, clients, keys, 1000, 5).expect("groups serving");
+    group.bench_with_input(id, &groups, |b, _| {
+        b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));
+    });
+    rounds.check_applied().expect("every round applied");
+}
+
 fn entries(c: &mut Criterion) {
     let mut group = c.benchmark_group("entries");
     group.measurement_time(Duration::from_secs(5));
     // The data set: 1,024 keys, as the native `bench` uses 1,000.
     const KEYS: u64 = 1024;
     for clients in [64u64, 512] {
-        group.throughput(Throughput::Elements(clients));
         for groups in [1u64, 16] {
-            let mut rounds =
-                WriteRounds::with_keys(3, groups, clients, KEYS, 1000, 5).expect("groups serving");
             let id = BenchmarkId::new(format!("clients/{clients}/groups"), groups);
-            group.bench_with_input(id, &groups, |b, _| {
-                b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));
-            });
-            // Every write was committed and applied everywhere.
-            rounds.check_applied().expect("every round applied");
+            bench_rounds(&mut group, id, (clients, KEYS, groups));
         }
     }
     group.finish();
@@ -141,14 +154,8 @@ fn apart(c: &mut Criterion) {
         (64, 1024, 16),
         (4, 64, 1),
     ] {
-        group.throughput(Throughput::Elements(clients));
-        let mut rounds =
-            WriteRounds::with_keys(3, groups, clients, keys, 1000, 5).expect("groups serving");
         let id = BenchmarkId::new(format!("clients/{clients}/keys/{keys}/groups"), groups);
-        group.bench_with_input(id, &groups, |b, _| {
-            b.iter(|| assert_eq!(rounds.run_round(), clients, "every write answered"));
-        });
-        rounds.check_applied().expect("every round applied");
+        bench_rounds(&mut group, id, (clients, keys, groups));
     }
     group.finish();
 }
