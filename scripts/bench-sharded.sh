@@ -35,7 +35,7 @@ cpu_cap=${CPU_PER_SERVER:-}
 caps=()
 if [[ -n $cpu_cap ]]; then
     bench_cpu=${BENCH_CPU:-$(awk -v n="$(nproc)" -v c="$cpu_cap" 'BEGIN { print n - 3 * c }')}
-    if awk -v c="$cpu_cap" -v b="$bench_cpu" 'BEGIN { exit !(c > 0 && b > 0) }'; then :; else
+    if ! awk -v c="$cpu_cap" -v b="$bench_cpu" 'BEGIN { exit !(c > 0 && b > 0) }'; then
         echo "error: CPU_PER_SERVER=$cpu_cap leaves BENCH_CPU=$bench_cpu for the bench" >&2
         exit 2
     fi

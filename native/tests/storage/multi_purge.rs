@@ -89,13 +89,18 @@ fn a_quiet_group_does_not_keep_the_log_growing() {
         "{removed} removed, {rewritten} copied"
     );
     drop(storage);
+    check_reopened(dir.path(), options(), snapshot_at, 3000);
+}
 
-    let (_, states) = MultiStorage::open(dir.path(), IDENTITY, options()).unwrap();
+/// Reopens the log in `dir`: group 1 holds its 20 quiet entries, group 2
+/// its snapshot at `snapshot_at` and every entry after it up to `last`.
+fn check_reopened(dir: &Path, options: MultiStorageOptions, snapshot_at: u64, last: u64) {
+    let (_, states) = MultiStorage::open(dir, IDENTITY, options).unwrap();
     let expected: Vec<_> = (1..=20).map(|i| entry(i, 1, 200)).collect();
     assert_eq!(states[&1].entries, expected, "the quiet group's entries");
     let busy = &states[&2];
     assert_eq!(busy.snapshot.as_ref().unwrap().meta.index, snapshot_at);
-    let expected: Vec<_> = (snapshot_at + 1..=3000).map(|i| entry(i, 1, 200)).collect();
+    let expected: Vec<_> = (snapshot_at + 1..=last).map(|i| entry(i, 1, 200)).collect();
     assert_eq!(busy.entries, expected, "the busy group's entries");
 }
 
@@ -160,11 +165,5 @@ fn a_busy_groups_tail_is_left_to_its_next_snapshot() {
         "the log reached {most} bytes"
     );
     drop(storage);
-    let (_, states) = MultiStorage::open(dir.path(), IDENTITY, options).unwrap();
-    let expected: Vec<_> = (1..=20).map(|i| entry(i, 1, 200)).collect();
-    assert_eq!(states[&1].entries, expected, "the quiet group's entries");
-    let busy = &states[&2];
-    assert_eq!(busy.snapshot.as_ref().unwrap().meta.index, snapshot_at);
-    let expected: Vec<_> = (snapshot_at + 1..=6000).map(|i| entry(i, 1, 200)).collect();
-    assert_eq!(busy.entries, expected, "the busy group's entries");
+    check_reopened(dir.path(), options, snapshot_at, 6000);
 }

@@ -119,6 +119,7 @@ impl MultiStorage {
                 ActiveSegment::create(layout, disk.clone(), number, segment_size, buffer)?
             }
         };
+        let stats = MultiStorageStats::new(&options);
         let mut storage = MultiStorage {
             dir,
             identity,
@@ -134,7 +135,7 @@ impl MultiStorage {
             purge_retry_at: 0,
             snapshot_cleanup_due: false,
             halt: Halt::default(),
-            stats: MultiStorageStats::default(),
+            stats,
         };
         if seal_old_tail {
             storage.seal_active()?;

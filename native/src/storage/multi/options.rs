@@ -70,11 +70,20 @@ pub(super) struct MultiCounters {
     pub(super) segments_removed: AtomicU64,
     pub(super) entries_rewritten: AtomicU64,
     pub(super) pinned_by: Mutex<Option<GroupId>>,
-    pub(super) snapshot_wanted: Mutex<Option<GroupId>>,
     pub(super) log_bytes: AtomicU64,
+    /// [`FORCE_SNAPSHOT_FACTOR`] times `purge_after`.
+    pub(super) force_snapshot_at: u64,
 }
 
 impl MultiStorageStats {
+    pub(super) fn new(options: &MultiStorageOptions) -> MultiStorageStats {
+        MultiStorageStats {
+            counters: Arc::new(MultiCounters {
+                force_snapshot_at: options.purge_after.saturating_mul(FORCE_SNAPSHOT_FACTOR),
+                ..MultiCounters::default()
+            }),
+        }
+    }
     /// Group commits so far: fsyncs made by [`MultiStorage::sync`](super::MultiStorage::sync).
     pub fn syncs(&self) -> u64 {
         self.counters.syncs.load(Ordering::Relaxed)
@@ -118,11 +127,10 @@ impl MultiStorageStats {
     /// force the compaction of the regions its purge names. `None` while
     /// the log is smaller, even if a group pins it.
     pub fn snapshot_wanted(&self) -> Option<GroupId> {
-        *self
-            .counters
-            .snapshot_wanted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        // Both are set by the same purge; a read between the two stores
+        // asks one purge early or late.
+        self.pinned_by()
+            .filter(|_| self.log_bytes() >= self.counters.force_snapshot_at)
     }
     /// Bytes in the log's segments when the last purge was considered.
     pub fn log_bytes(&self) -> u64 {

@@ -15,7 +15,7 @@ use super::format::{
 };
 use super::index::Location;
 use super::log::MultiStorage;
-use super::options::{FORCE_SNAPSHOT_FACTOR, Purge};
+use super::options::Purge;
 
 impl MultiStorage {
     /// Once everything appended is durable: deletes superseded snapshot
@@ -39,8 +39,7 @@ impl MultiStorage {
             purge.snapshots_removed = self.halt.on_error(cleaned)?;
             self.snapshot_cleanup_due = false;
         }
-        let sealed: u64 = self.sealed.iter().map(|s| s.length).sum();
-        let total = sealed + self.active.length();
+        let total = self.log_length();
         if total >= self.options.purge_after.max(self.purge_retry_at) {
             // The active segment is sealed too when it holds a good part
             // of the log, so that this purge can delete it: otherwise a
@@ -53,20 +52,11 @@ impl MultiStorage {
                 let purged = self.purge(&mut purge);
                 self.halt.on_error(purged)?;
             }
-            let left: u64 =
-                self.sealed.iter().map(|s| s.length).sum::<u64>() + self.active.length();
             let counters = &self.stats.counters;
-            counters.log_bytes.store(left, Ordering::Relaxed);
+            counters
+                .log_bytes
+                .store(self.log_length(), Ordering::Relaxed);
             *counters.pinned_by.lock().unwrap_or_else(|e| e.into_inner()) = purge.pinned_by;
-            *counters
-                .snapshot_wanted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = purge.pinned_by.filter(|_| {
-                left >= self
-                    .options
-                    .purge_after
-                    .saturating_mul(FORCE_SNAPSHOT_FACTOR)
-            });
             // A purge that freed nothing (pinned or put off) is tried
             // again once the log has grown by a quarter of `purge_after`,
             // not after every commit.
@@ -77,6 +67,11 @@ impl MultiStorage {
             };
         }
         Ok(purge)
+    }
+
+    /// Bytes in the segments, the active one included.
+    fn log_length(&self) -> u64 {
+        self.sealed.iter().map(|s| s.length).sum::<u64>() + self.active.length()
     }
 
     fn remove_stale_snapshots(&mut self) -> Result<usize, StorageError> {
