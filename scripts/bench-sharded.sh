@@ -17,9 +17,14 @@
 # machine, so that one group's leader is limited by its own CPU while its
 # followers have some to spare, as on three machines (the premise of
 # spreading the leaders), instead of every process sharing the same cores.
+# The quota is given per CFS period of CPU_PERIOD_US microseconds (default
+# 20000): a capped process runs for C times the period, then waits out the
+# rest; a shorter period (5000) makes a capped core behave more like a slow
+# one and the one-group figures steadier (docs/BENCHMARKS.md). The quota
+# must come to at least 1 ms (the kernel's minimum).
 # Usage: scripts/bench-sharded.sh [SECONDS] [CLIENTS] [READS]   (default 10 s, 500 clients, 0)
 #        DISTRIBKV=path/to/distribkv-native scripts/bench-sharded.sh (no build)
-#        CPU_PER_SERVER=0.4 scripts/bench-sharded.sh
+#        CPU_PER_SERVER=0.4 [CPU_PERIOD_US=5000] scripts/bench-sharded.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -29,7 +34,7 @@ source scripts/lib/cluster.sh
 bench_setup
 
 # CPU caps (CPU_PER_SERVER): one cgroup per server and one for the bench,
-# with a CFS quota per 20 ms period (cgroup v2 `cpu.max`, or v1's
+# with a CFS quota per period of CPU_PERIOD_US (cgroup v2 `cpu.max`, or v1's
 # `cpu.cfs_quota_us`).
 cpu_cap=${CPU_PER_SERVER:-}
 caps=()
@@ -37,6 +42,13 @@ if [[ -n $cpu_cap ]]; then
     bench_cpu=${BENCH_CPU:-$(awk -v n="$(nproc)" -v c="$cpu_cap" 'BEGIN { print n - 3 * c }')}
     if ! awk -v c="$cpu_cap" -v b="$bench_cpu" 'BEGIN { exit !(c > 0 && b > 0) }'; then
         echo "error: CPU_PER_SERVER=$cpu_cap leaves BENCH_CPU=$bench_cpu for the bench" >&2
+        exit 2
+    fi
+    period=${CPU_PERIOD_US:-20000}
+    if ! [[ $period =~ ^[0-9]+$ ]] || ! awk -v c="$cpu_cap" -v b="$bench_cpu" -v p="$period" \
+        'BEGIN { exit !(p <= 1000000 && c * p >= 1000 && b * p >= 1000) }'; then
+        echo "error: CPU_PERIOD_US=$period: the period must be at most 1 s and give every" \
+            "quota (CPU_PER_SERVER=$cpu_cap, BENCH_CPU=$bench_cpu) at least 1000 us" >&2
         exit 2
     fi
     if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
@@ -52,11 +64,11 @@ if [[ -n $cpu_cap ]]; then
     cap() {
         local dir=$cgroot/distribkv-bench-$$-$1 quota
         mkdir -p "$dir"
-        quota=$(awk -v c="$2" 'BEGIN { printf "%d", c * 20000 }')
+        quota=$(awk -v c="$2" -v p="$period" 'BEGIN { printf "%d", c * p }')
         if [[ -f $dir/cpu.max ]]; then
-            echo "$quota 20000" >"$dir/cpu.max"
+            echo "$quota $period" >"$dir/cpu.max"
         else
-            echo 20000 >"$dir/cpu.cfs_period_us"
+            echo "$period" >"$dir/cpu.cfs_period_us"
             echo "$quota" >"$dir/cpu.cfs_quota_us"
         fi
         caps+=("$dir")
@@ -64,7 +76,7 @@ if [[ -n $cpu_cap ]]; then
     for id in 1 2 3; do cap "server$id" "$cpu_cap"; done
     cap load "$bench_cpu"
     trap 'stop_servers; rm -rf "$work"; for dir in "${caps[@]}"; do rmdir "$dir" 2>/dev/null || true; done' EXIT
-    echo "# every server capped at $cpu_cap CPU, the bench at $bench_cpu CPU (cgroups, ${cgroot})"
+    echo "# every server capped at $cpu_cap CPU, the bench at $bench_cpu CPU (cgroups, ${cgroot}, period $period us)"
 fi
 
 # Moves the running servers into their capped cgroups (CPU_PER_SERVER).
