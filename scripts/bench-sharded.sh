@@ -25,11 +25,17 @@
 # Usage: scripts/bench-sharded.sh [SECONDS] [CLIENTS] [READS]   (default 10 s, 500 clients, 0)
 #        DISTRIBKV=path/to/distribkv-native scripts/bench-sharded.sh (no build)
 #        CPU_PER_SERVER=0.4 [CPU_PERIOD_US=5000] scripts/bench-sharded.sh
+#        RATE=30000 scripts/bench-sharded.sh (every bench at that fixed rate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=${2:-500}
 reads=${3:-0}
+# With RATE=R every bench runs at R operations per second (`bench --rate`)
+# instead of closed-loop: the CPU per write of each host is then compared
+# at equal load, without the batch sizes that a saturated closed loop
+# settles on from run to run.
+rate=${RATE:-}
 source scripts/lib/cluster.sh
 bench_setup
 
@@ -120,7 +126,8 @@ bench() {
     before=$(server_ticks)
     woken_before=$(server_wakeups)
     cap_servers
-    result=$(load bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 --json)
+    result=$(load bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 \
+        ${rate:+--rate "$rate"} --json)
     after=$(server_ticks)
     woken_after=$(server_wakeups)
     echo "$result"

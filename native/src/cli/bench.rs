@@ -1,4 +1,4 @@
-//! `distribkv-native bench`: a closed-loop load generator.
+//! `distribkv-native bench`: a load generator, closed-loop or at a fixed rate.
 //!
 //! `--clients` sessions run concurrently, each with its own clerk (so every
 //! write goes through the same exactly-once path as any client), sharing a
@@ -8,6 +8,16 @@
 //! else a `put` of `--value-size` bytes, on a key drawn uniformly from
 //! `--keys` keys of 8 bytes (`k0000042`). Every operation's latency, from
 //! start to answer, goes into an HDR histogram.
+//!
+//! Without `--rate` each session sends its next operation as soon as the
+//! last is answered (closed loop: the cluster's best throughput for that
+//! many clients). With `--rate R` the sessions share a schedule of R
+//! operations per second, each taking every `clients`-th slot; a session
+//! waits for its next slot, and one that is late sends at once. An
+//! operation's latency then counts from its slot, not from when it was
+//! sent, so a cluster that cannot keep up shows it in the latencies
+//! instead of slowing the load down (no coordinated omission). This gives
+//! latency at a given load, and CPU per operation compared at equal load.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -47,6 +57,10 @@ pub struct BenchArgs {
     /// Number of distinct keys.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: u64,
+    /// Operations per second for all clients together, on a fixed
+    /// schedule (default: none, each client sends as soon as it is answered).
+    #[arg(long, value_name = "OPS", value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Fraction of operations that are reads (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub reads: f64,
@@ -71,6 +85,20 @@ fn parse_duration(text: &str) -> Result<f64, String> {
         Ok(seconds)
     } else {
         Err("must be a positive number of seconds".into())
+    }
+}
+
+/// The most `--rate` accepts: a slot every microsecond for one client.
+const MAX_RATE: f64 = 10_000_000.0;
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if rate > 0.0 && rate <= MAX_RATE {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "must be a number of operations per second above 0, at most {MAX_RATE}"
+        ))
     }
 }
 
@@ -140,6 +168,10 @@ struct Load {
     follower_reads: bool,
     value: Bytes,
     duration: Duration,
+    /// With `--rate`: the time between two slots of the whole schedule.
+    slot: Option<Duration>,
+    /// The number of clients (each takes every `clients`-th slot).
+    clients: u64,
 }
 
 impl Load {
@@ -174,6 +206,8 @@ struct Summary {
     value_size: u64,
     keys: u64,
     reads: f64,
+    /// The `--rate` asked for (null: closed loop).
+    rate: Option<f64>,
 }
 
 /// Runs the benchmark and prints the summary.
@@ -185,13 +219,21 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
         follower_reads: args.read_routing.follower_reads,
         value: Bytes::from(vec![b'v'; args.value_size as usize]),
         duration: Duration::from_secs_f64(args.duration),
+        slot: args.rate.map(|rate| Duration::from_secs_f64(1.0 / rate)),
+        clients: args.clients,
     };
     let done = Arc::new(AtomicU64::new(0));
     let start_gate = Arc::new(Barrier::new(args.clients as usize + 1));
     let tasks: Vec<JoinHandle<Tally>> = (0..args.clients as usize)
         .map(|client| {
             let transport = transports[client % transports.len()].clone();
-            let client = run_client(transport, load.clone(), start_gate.clone(), done.clone());
+            let client = run_client(
+                client as u64,
+                transport,
+                load.clone(),
+                start_gate.clone(),
+                done.clone(),
+            );
             tokio::spawn(client)
         })
         .collect();
@@ -253,9 +295,11 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
     Ok(all)
 }
 
-/// One client: warms up, waits at `start_gate` for the others, then runs
-/// operations one at a time until the load's duration is over.
+/// One client, number `index`: warms up, waits at `start_gate` for the
+/// others, then runs operations one at a time until the load's duration is
+/// over (with a rate, in its slots: `index`, `index + clients`, ...).
 async fn run_client(
+    index: u64,
     cluster: Connected,
     load: Load,
     start_gate: Arc<Barrier>,
@@ -287,9 +331,21 @@ async fn run_client(
     .expect("a valid get");
     tally.last_error = session.execute(warm_up).await.err().map(|e| e.to_string());
     start_gate.wait().await;
-    let deadline = Instant::now() + load.duration;
+    let start = Instant::now();
+    let deadline = start + load.duration;
+    let mut schedule = load.slot.map(|slot| Schedule::new(start, slot, index, load.clients));
     while Instant::now() < deadline {
-        let started = Instant::now();
+        let started = match &mut schedule {
+            None => Instant::now(),
+            Some(schedule) => {
+                let due = schedule.next_due();
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+        };
         let outcome = match ValidOperation::new(load.next_operation(&mut rng)) {
             Ok(operation) => session.execute(operation).await,
             Err(error) => Err(error),
@@ -308,6 +364,36 @@ async fn run_client(
         }
     }
     tally
+}
+
+/// One client's slots in a schedule of one slot every `slot`, shared by
+/// `clients` clients: slot `index`, `index + clients`, and so on from
+/// `start`. Due times are computed from the start, not from the previous
+/// one, so that a client running late does not shift the rest.
+struct Schedule {
+    start: Instant,
+    slot: Duration,
+    clients: u64,
+    /// The number of this client's next slot in the whole schedule.
+    next: u64,
+}
+
+impl Schedule {
+    fn new(start: Instant, slot: Duration, index: u64, clients: u64) -> Schedule {
+        Schedule {
+            start,
+            slot,
+            clients: clients.max(1),
+            next: index,
+        }
+    }
+
+    /// When this client's next operation is due; moves on to the one after.
+    fn next_due(&mut self) -> Instant {
+        let due = self.start + self.slot.mul_f64(self.next as f64);
+        self.next += self.clients;
+        due
+    }
 }
 
 /// Prints the summary: one JSON object with `--json`, else text.
@@ -336,6 +422,7 @@ fn print_summary(
         value_size: args.value_size,
         keys: args.keys,
         reads: args.reads,
+        rate: args.rate,
     };
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -350,6 +437,12 @@ fn print_summary(
             args.keys,
             connections
         )?;
+        if let Some(rate) = args.rate {
+            writeln!(
+                stdout,
+                "rate       {rate} ops/s asked (latency counts from each operation's slot)"
+            )?;
+        }
         writeln!(stdout, "ops        {}", summary.ops)?;
         writeln!(stdout, "seconds    {seconds:.2}")?;
         writeln!(stdout, "ops/s      {:.0}", tally.ops as f64 / seconds)?;
@@ -399,4 +492,41 @@ fn show_progress(done: Arc<AtomicU64>, duration: Duration) -> Option<JoinHandle<
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_takes_every_clients_th_slot_counted_from_the_start() {
+        let start = Instant::now();
+        let slot = Duration::from_micros(250);
+        let mut second = Schedule::new(start, slot, 1, 4);
+        let due: Vec<Duration> = (0..3).map(|_| second.next_due() - start).collect();
+        assert_eq!(
+            due,
+            [250, 1250, 2250].map(Duration::from_micros),
+            "slots 1, 5 and 9"
+        );
+        // All four clients together cover every slot once.
+        let mut all: Vec<Duration> = (0..4)
+            .flat_map(|index| {
+                let mut schedule = Schedule::new(start, slot, index, 4);
+                (0..3).map(move |_| schedule.next_due() - start)
+            })
+            .collect();
+        all.sort();
+        let expected: Vec<Duration> = (0..12).map(|n| slot * n).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn rates_must_be_positive_and_bounded() {
+        assert_eq!(parse_rate("2500"), Ok(2500.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-3", "nan", "inf", "1e9", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -159,9 +159,41 @@ fn one_shot_commands_client_status_and_bench_print_the_contract_formats() {
     }
     assert!(summary["ops"].as_u64().unwrap() > 0);
     assert_eq!(summary["errors"], 0);
+    assert!(summary["rate"].is_null(), "closed loop: {summary}");
     let text = cluster.cli("bench", &["--clients", "2", "--duration", "0.5"]);
     assert_eq!(text.status.code(), Some(0));
     assert!(stdout(&text).contains("p99"), "{}", stdout(&text));
+
+    // At a fixed rate: 4 clients share 200 slots a second, so a second
+    // holds at most 200 operations (a closed loop of 4 clients on loopback
+    // does thousands), and a cluster this idle keeps up with most of them.
+    let paced = cluster.cli(
+        "bench",
+        &[
+            "--clients",
+            "4",
+            "--duration",
+            "1",
+            "--rate",
+            "200",
+            "--json",
+        ],
+    );
+    assert_eq!(paced.status.code(), Some(0), "{paced:?}");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&paced).trim()).unwrap();
+    let ops = summary["ops"].as_u64().unwrap();
+    assert!((100..=200).contains(&ops), "{summary}");
+    assert_eq!(summary["rate"], 200.0, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    for bad in ["0", "-5", "fast"] {
+        let refused = cluster.cli("bench", &[&format!("--rate={bad}"), "--duration", "1"]);
+        assert_eq!(refused.status.code(), Some(2), "--rate {bad}: {refused:?}");
+        assert!(
+            stderr(&refused).contains("--rate"),
+            "--rate {bad}: {}",
+            stderr(&refused)
+        );
+    }
 }
 
 /// `--follower-reads` (issue 14, item 3): reads go to any node, followers
