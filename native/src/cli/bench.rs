@@ -333,7 +333,9 @@ async fn run_client(
     start_gate.wait().await;
     let start = Instant::now();
     let deadline = start + load.duration;
-    let mut schedule = load.slot.map(|slot| Schedule::new(start, slot, index, load.clients));
+    let mut schedule = load
+        .slot
+        .map(|slot| Schedule::new(start, slot, index, load.clients));
     while Instant::now() < deadline {
         let started = match &mut schedule {
             None => Instant::now(),
