@@ -26,6 +26,7 @@
 #        DISTRIBKV=path/to/distribkv-native scripts/bench-sharded.sh (no build)
 #        CPU_PER_SERVER=0.4 [CPU_PERIOD_US=5000] scripts/bench-sharded.sh
 #        RATE=30000 scripts/bench-sharded.sh (every bench at that fixed rate)
+#        SERVER_ARGS="--group-commit-interval-us 1000" scripts/bench-sharded.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -36,6 +37,8 @@ reads=${3:-0}
 # at equal load, without the batch sizes that a saturated closed loop
 # settles on from run to run.
 rate=${RATE:-}
+# SERVER_ARGS="--flag value ..." is given to every server (split on spaces).
+read -r -a server_args <<<"${SERVER_ARGS:-}"
 source scripts/lib/cluster.sh
 bench_setup
 
@@ -144,7 +147,7 @@ bench() {
 }
 
 echo "# one group (plain cluster)"
-start plain 7300
+start plain 7300 "${server_args[@]}"
 for _ in $(seq 50); do "$bin" put warmup 1 >/dev/null 2>&1 && break; sleep 0.2; done
 bench
 stop
@@ -153,7 +156,7 @@ port=7310
 for groups in 1 3 12; do
     args=(--shards 24)
     for g in $(seq 1 "$groups"); do args+=(--group "$g=1,2,3"); done
-    start "sharded$groups-" "$port" "${args[@]}"
+    start "sharded$groups-" "$port" "${args[@]}" "${server_args[@]}"
     port=$((port + 10))
     start_groups "$groups"
     echo "# sharded: $groups groups, 24 shards; group leaders: $(group_leaders)"

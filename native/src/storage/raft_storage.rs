@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use distribkv_core::raft::{PersistedState, Write};
 
@@ -31,6 +32,14 @@ pub struct StorageOptions {
     /// Appended records are gathered in memory and handed to the kernel once
     /// this many bytes are pending, or at [`RaftStorage::sync`] (default 1 MiB).
     pub write_buffer_size: usize,
+    /// The least time between the starts of two group commits of the
+    /// storage worker (default zero: a group commit starts as soon as the
+    /// previous one ends). Writes queued meanwhile join the next one, so
+    /// under a steady load below the disk's limit fewer fsyncs carry more
+    /// writes each, for at most this much more latency; an idle worker
+    /// still commits a lone write at once. See
+    /// [`StorageWorker`](super::StorageWorker).
+    pub commit_interval: Duration,
     /// Fault switches for tests; the default one never fires.
     pub faults: FaultInjector,
     /// The file system every file and folder operation goes through: the
@@ -44,6 +53,7 @@ impl Default for StorageOptions {
         StorageOptions {
             segment_size: 64 << 20,
             write_buffer_size: 1 << 20,
+            commit_interval: Duration::ZERO,
             faults: FaultInjector::default(),
             file_system: Arc::new(StdFileSystem),
         }
@@ -126,6 +136,8 @@ pub struct RaftStorage {
     snapshot_seq: Option<u64>,
     /// The failure that halted the storage, if any.
     halt: Halt,
+    /// [`StorageOptions::commit_interval`].
+    commit_interval: Duration,
     stats: StorageStats,
 }
 
@@ -190,6 +202,7 @@ impl RaftStorage {
             durable_seq: None,
             snapshot_seq: None,
             halt: Halt::default(),
+            commit_interval: options.commit_interval,
             stats: StorageStats::default(),
         };
         if seal_old_tail {
@@ -218,6 +231,11 @@ impl RaftStorage {
     /// Whose data this is.
     pub fn identity(&self) -> Identity {
         self.identity
+    }
+
+    /// [`StorageOptions::commit_interval`], as opened.
+    pub fn commit_interval(&self) -> Duration {
+        self.commit_interval
     }
 
     /// The counters, shareable with other threads.

@@ -1,6 +1,7 @@
 //! [`StorageWorker`]: group commit on a dedicated OS thread.
 
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use distribkv_core::raft::Write;
 use tokio::sync::mpsc;
@@ -54,8 +55,16 @@ pub struct WorkerStopped(pub Box<Write>);
 /// acknowledgement gets one fsync per write, while with `n` writes always in
 /// flight (a leader with many concurrent client proposals) each fsync covers
 /// about `n` writes: throughput grows with concurrency until the disk's
-/// bandwidth, not its fsync latency, is the limit. No write ever waits for a
-/// timer: an idle worker commits a single write at once.
+/// bandwidth, not its fsync latency, is the limit. By default no write ever
+/// waits for a timer: an idle worker commits a single write at once.
+///
+/// With [`StorageOptions::commit_interval`](super::StorageOptions::commit_interval)
+/// `t`, group commits start at least `t` apart: a batch whose first write
+/// arrives sooner after the last commit began waits out the rest of `t`
+/// (writes queue behind it and join it). Under a steady load below the
+/// disk's limit each fsync then covers more writes, for at most `t` more
+/// latency; a write that comes after a quiet spell of `t` or more is
+/// committed at once.
 ///
 /// After a snapshot's write is durable, the worker also deletes the files the
 /// snapshot supersedes ([`RaftStorage::maybe_compact`]), after reporting.
@@ -150,6 +159,8 @@ pub(crate) trait GroupCommit: Send + 'static {
     fn sync(&mut self) -> Result<Option<u64>, StorageError>;
     /// Deletes what is superseded, once durable (may fsync).
     fn compact(&mut self) -> Result<(), StorageError>;
+    /// The least time between the starts of two group commits.
+    fn commit_interval(&self) -> Duration;
 }
 
 impl GroupCommit for RaftStorage {
@@ -169,6 +180,10 @@ impl GroupCommit for RaftStorage {
 
     fn compact(&mut self) -> Result<(), StorageError> {
         self.maybe_compact().map(drop)
+    }
+
+    fn commit_interval(&self) -> Duration {
+        RaftStorage::commit_interval(self)
     }
 }
 
@@ -207,7 +222,8 @@ pub(crate) fn join<S>(thread: JoinHandle<S>) -> S {
 }
 
 /// The group-commit loop: the first queued job and every job already queued
-/// behind it (up to `max_batch`), one sync, the event, then compaction.
+/// behind it (up to `max_batch`), one sync, the event, then compaction; a
+/// batch starts no sooner than the storage's commit interval after the last.
 fn run<S: GroupCommit>(
     mut storage: S,
     mut queued: mpsc::Receiver<S::Job>,
@@ -224,7 +240,18 @@ fn run<S: GroupCommit>(
         observer.snapshot_saved(started.elapsed());
         outcome
     };
+    let interval = storage.commit_interval();
+    let mut last_start: Option<Instant> = None;
     while let Some(first) = queued.blocking_recv() {
+        if let Some(wait) = last_start.and_then(|at| interval.checked_sub(at.elapsed()))
+            && !wait.is_zero()
+        {
+            // Writes queued meanwhile join this batch.
+            thread::sleep(wait);
+        }
+        if !interval.is_zero() {
+            last_start = Some(Instant::now());
+        }
         let mut batch = 1;
         let mut outcome = apply(&mut storage, &first);
         while outcome.is_ok() && batch < max_batch {

@@ -190,3 +190,60 @@ fn the_worker_compacts_after_a_durable_snapshot() {
     let (_, recovered) = open(dir.path(), &options);
     assert_eq!(recovered, oracle(&writes));
 }
+
+/// `commit_interval`: group commits start at least that far apart, so a
+/// steady trickle of writes shares fsyncs; a write after a quiet spell is
+/// committed at once; every write is still acknowledged only once durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commits_start_at_least_the_commit_interval_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(150);
+    let options = StorageOptions {
+        commit_interval: interval,
+        ..StorageOptions::default()
+    };
+    let (storage, _) = open(dir.path(), &options);
+    assert_eq!(storage.commit_interval(), interval);
+    let (worker, mut events) = StorageWorker::spawn(storage, 1024).unwrap();
+    let stats = worker.stats();
+    let writes = simple_writes(52, 64);
+
+    worker.persist(writes[0].clone()).await.unwrap();
+    durable_until(&mut events, 1).await;
+    // One write every 2 ms: alone, each would get an fsync of its own.
+    let before = stats.syncs();
+    let started = Instant::now();
+    for write in &writes[1..51] {
+        worker.persist(write.clone()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let durable = durable_until(&mut events, 51).await;
+    let elapsed = started.elapsed();
+    let syncs = stats.syncs() - before;
+    let most = elapsed.as_millis() as u64 / interval.as_millis() as u64 + 2;
+    assert!(
+        syncs <= most,
+        "{syncs} group commits in {elapsed:?}, at most {most} expected ({durable:?})"
+    );
+    assert!(durable.windows(2).all(|w| w[0] < w[1]), "{durable:?}");
+
+    // After a quiet spell longer than the interval, a lone write waits for
+    // no timer.
+    tokio::time::sleep(interval * 3).await;
+    let sent = Instant::now();
+    worker.persist(writes[51].clone()).await.unwrap();
+    assert_eq!(durable_until(&mut events, 52).await, [52]);
+    assert!(
+        sent.elapsed() < interval,
+        "a lone write after a quiet spell took {:?}",
+        sent.elapsed()
+    );
+
+    let storage = tokio::task::spawn_blocking(move || worker.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(storage.durable_seq(), Some(52));
+    drop(storage);
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    assert_eq!(recovered, oracle(&writes));
+}

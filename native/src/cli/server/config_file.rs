@@ -34,6 +34,8 @@ pub struct ConfigFile {
     pub metrics_addr: Option<String>,
     /// `--segment-size`.
     pub segment_size: Option<u64>,
+    /// `--group-commit-interval-us`.
+    pub group_commit_interval_us: Option<u64>,
     /// `--shards`.
     pub shards: Option<u32>,
     /// `--controller`, as an array of host ids.

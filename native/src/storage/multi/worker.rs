@@ -122,4 +122,8 @@ impl GroupCommit for MultiStorage {
     fn compact(&mut self) -> Result<(), StorageError> {
         self.maybe_compact().map(drop)
     }
+
+    fn commit_interval(&self) -> std::time::Duration {
+        self.options.storage.commit_interval
+    }
 }

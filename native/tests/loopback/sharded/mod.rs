@@ -283,23 +283,34 @@ fn host_log_segments(cluster: &Cluster<Loopback>, id: usize) -> Vec<String> {
 /// groups.
 #[test]
 fn every_acknowledged_write_survives_kill_9_and_power_cuts_of_every_host() {
-    let mut cluster = Cluster::on_loopback(
-        3,
-        &[
-            "--shards",
-            "8",
-            "--group",
-            "1=1,2,3",
-            "--group",
-            "2=1,2,3",
-            "--group",
-            "3=1,2,3",
-            "--snapshot-every",
-            "200",
-            "--fault-power-cut",
-            "any",
-        ],
-    );
+    kill_9_and_power_cuts_lose_no_acknowledged_write(&[]);
+}
+
+/// The same with group commits at least 2 ms apart
+/// (`--group-commit-interval-us`): writes wait for the next group commit,
+/// and still none is acknowledged before the fsync that covers it.
+#[test]
+fn with_a_group_commit_interval_every_acknowledged_write_survives_too() {
+    kill_9_and_power_cuts_lose_no_acknowledged_write(&["--group-commit-interval-us", "2000"]);
+}
+
+fn kill_9_and_power_cuts_lose_no_acknowledged_write(extra: &[&str]) {
+    let mut args = vec![
+        "--shards",
+        "8",
+        "--group",
+        "1=1,2,3",
+        "--group",
+        "2=1,2,3",
+        "--group",
+        "3=1,2,3",
+        "--snapshot-every",
+        "200",
+        "--fault-power-cut",
+        "any",
+    ];
+    args.extend_from_slice(extra);
+    let mut cluster = Cluster::on_loopback(3, &args);
     for group in ["1", "2", "3"] {
         shard_ok(&cluster, &["join", group, "1,2,3"]);
     }

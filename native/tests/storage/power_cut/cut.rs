@@ -34,6 +34,7 @@ pub fn options_on(
         write_buffer_size,
         faults: FaultInjector::new(),
         file_system: std::sync::Arc::new(fs.clone()),
+        ..StorageOptions::default()
     }
 }
 
