@@ -217,8 +217,18 @@ async fn restarted_peer_receives_messages_again() {
     drop(two_inbound);
     wait_until("link 1->2 down", LIMIT, || !one.is_connected(2)).await;
     // Down: messages are dropped, not queued forever, and never block.
-    for seq in 0..100 {
-        let _ = one.send(2, ping(seq));
+    // Between two dials the link refuses them as unreachable (while it
+    // dials, they queue, up to the queue's capacity).
+    let deadline = std::time::Instant::now() + LIMIT;
+    let mut seq = 0;
+    while one.send(2, ping(seq)) != SendOutcome::DroppedUnreachable {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send refused as unreachable while the peer is down: {:?}",
+            one.stats()
+        );
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
     let certs = load(dir.path());
