@@ -337,6 +337,13 @@ impl FileSystem for FaultFileSystem {
         Ok(Box::new(self.file(inode, path)))
     }
 
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>> {
+        let inode = self.inspect(|machine| machine.open(path))?;
+        let mut file = self.file(inode, path);
+        file.position = Some(offset);
+        Ok(Box::new(file))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.operate(
             || FileSystemOperation::Rename {
@@ -368,6 +375,7 @@ impl FaultFileSystem {
             file_system: self.clone(),
             inode,
             path: path.to_owned(),
+            position: None,
         }
     }
 }
@@ -378,6 +386,9 @@ struct FaultFile {
     inode: u64,
     /// The name it was opened with, for [`FileSystemOperation`]s.
     path: PathBuf,
+    /// Where `write_all` writes: the file's end (`None`), or an offset
+    /// (opened with [`FileSystem::open_at`]).
+    position: Option<u64>,
 }
 
 impl fmt::Debug for FaultFile {
@@ -391,12 +402,27 @@ impl fmt::Debug for FaultFile {
 
 impl WritableFile for FaultFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let position = self.position;
         self.file_system.operate(
             || FileSystemOperation::Write {
                 path: self.path.clone(),
                 bytes: bytes.len(),
             },
-            |machine| machine.write(self.inode, bytes),
+            |machine| machine.write(self.inode, position, bytes),
+        )?;
+        if let Some(offset) = &mut self.position {
+            *offset += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file_system.operate(
+            || FileSystemOperation::Write {
+                path: self.path.clone(),
+                bytes: bytes.len(),
+            },
+            |machine| machine.write(self.inode, Some(offset), bytes),
         )
     }
 
@@ -407,7 +433,9 @@ impl WritableFile for FaultFile {
                 length,
             },
             |machine| machine.set_len(self.inode, length),
-        )
+        )?;
+        self.position = None;
+        Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {

@@ -105,6 +105,15 @@ impl Disk {
         Ok(self.data_file(file, path))
     }
 
+    /// Opens an existing file for writing from byte `offset` on.
+    pub(crate) fn open_at(&self, path: &Path, offset: u64) -> Result<DataFile, StorageError> {
+        let file = self
+            .file_system
+            .open_at(path, offset)
+            .map_err(|e| StorageError::io("open", path, e))?;
+        Ok(self.data_file(file, path))
+    }
+
     /// Creates (or empties) a file for writing.
     pub(crate) fn create(&self, path: &Path) -> Result<DataFile, StorageError> {
         let file = self
@@ -193,6 +202,28 @@ impl DataFile {
         let admitted = self.faults.admit_write(bytes.len());
         self.file
             .write_all(&bytes[..admitted])
+            .map_err(|e| StorageError::io("write to", &self.path, e))?;
+        if admitted < bytes.len() {
+            return Err(StorageError::io("write to", &self.path, disk_full()));
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes` at the position over bytes the file already
+    /// has (zeros written ahead): no new blocks are needed, so an injected
+    /// full disk does not fail it, as a real one would not.
+    pub(crate) fn overwrite(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| StorageError::io("write to", &self.path, e))
+    }
+
+    /// Writes all of `bytes` at byte `offset` without moving the position
+    /// (or as much as an injected full disk admits, then fails).
+    pub(crate) fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        let admitted = self.faults.admit_write(bytes.len());
+        self.file
+            .write_at(offset, &bytes[..admitted])
             .map_err(|e| StorageError::io("write to", &self.path, e))?;
         if admitted < bytes.len() {
             return Err(StorageError::io("write to", &self.path, disk_full()));

@@ -52,6 +52,11 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     /// Opens the existing file `path` for writing at its end.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
 
+    /// Opens the existing file `path` for writing from byte `offset` on:
+    /// [`WritableFile::write_all`] overwrites what is there (a log segment
+    /// whose space after its last record was filled with zeros in advance).
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>>;
+
     /// Renames `from` to `to` (in the same folder), replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
@@ -70,13 +75,18 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
-/// A file open for writing. Every write goes to the file's end.
+/// A file open for writing at a position: its end, unless it was opened
+/// with [`FileSystem::open_at`].
 pub trait WritableFile: fmt::Debug + Send {
-    /// Appends all of `bytes` to the file.
+    /// Writes all of `bytes` at the position, which moves past them.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
 
-    /// Cuts (or extends with zeros) the file to `length` bytes; later writes
-    /// go after them.
+    /// Writes all of `bytes` at byte `offset`, extending the file if they
+    /// reach past its end; the position does not move.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+
+    /// Cuts (or extends with zeros) the file to `length` bytes; the
+    /// position moves to the new end.
     fn set_len(&mut self, length: u64) -> io::Result<()>;
 
     /// Makes the file's content and length durable (`fdatasync`).
@@ -119,7 +129,15 @@ impl FileSystem for StdFileSystem {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
+        // Not O_APPEND: under it Linux's pwrite ignores the offset.
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
         Ok(Box::new(StdFile(file)))
     }
 
@@ -140,14 +158,19 @@ impl FileSystem for StdFileSystem {
     }
 }
 
-/// A file of the real file system. Its position is always at its end: it
-/// starts empty or is opened in append mode, and `set_len` moves it there.
+/// A file of the real file system: the file's own position is the
+/// position (`write_at` uses `pwrite`, which leaves it where it is).
 #[derive(Debug)]
 struct StdFile(File);
 
 impl WritableFile for StdFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.0.write_all(bytes)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        self.0.write_all_at(bytes, offset)
     }
 
     fn set_len(&mut self, length: u64) -> io::Result<()> {

@@ -1,8 +1,22 @@
 //! What the single-group and the multi-group logs share about segments:
 //! the active segment they append to ([`ActiveSegment`]: frames buffered,
-//! handed to the kernel, fsynced, and the roll to the next segment), the
-//! scan of a segment at recovery ([`scan_segment`]: header, frames, seal,
-//! torn tail), and the halt after a failure ([`Halt`]).
+//! handed to the kernel, fsynced, the space ahead filled with zeros, and
+//! the roll to the next segment), the scan of a segment at recovery
+//! ([`scan_segment`]: header, frames, seal, zero or torn tail), and the
+//! halt after a failure ([`Halt`]).
+//!
+//! # Zeros ahead of the records
+//!
+//! An fsync of a file that grew must also make its new blocks and length
+//! durable: on ext4 that is a journal-less metadata write on every group
+//! commit, about 40 % of the fsync's time and CPU on the machine measured
+//! in docs/BENCHMARKS.md. So the active segment keeps
+//! [`preallocate`](SegmentSizes::preallocate) bytes of zeros written
+//! ahead of its last record (never past the segment size): most group
+//! commits then overwrite blocks the file already has, and only one fsync
+//! in that many bytes pays for new ones. A recovery reads zeros after the
+//! last record (or after the seal) as the end of the segment, not as
+//! damage, and writing resumes there; a sealed segment is cut to its seal.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +45,17 @@ pub(crate) struct SegmentLayout {
     pub temporary: fn(&Path, u64) -> PathBuf,
 }
 
+/// The sizes an [`ActiveSegment`] works with, from the storage's options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentSizes {
+    /// Size a segment may reach before the next one is started.
+    pub segment_size: u64,
+    /// Bytes of frames gathered in memory before they go to the kernel.
+    pub write_buffer_size: usize,
+    /// Bytes of zeros kept written ahead of the last record (0: none).
+    pub preallocate: u64,
+}
+
 impl SegmentLayout {
     /// Creates segment `number` atomically with its header (written under
     /// the temporary name, fsynced, renamed, folder fsynced), opened for
@@ -44,7 +69,7 @@ impl SegmentLayout {
         }
         .encode_in(self.version);
         disk.write_atomically(&path, &(self.temporary)(&self.dir, number), &[&header])?;
-        disk.open_append(&path)
+        disk.open_at(&path, FILE_HEADER_LEN as u64)
     }
 }
 
@@ -52,9 +77,11 @@ impl SegmentLayout {
 ///
 /// Frames are gathered in memory and handed to the kernel once
 /// `write_buffer_size` bytes are pending (or at [`flush`](Self::flush) and
-/// [`sync`](Self::sync)). A full segment is sealed by [`roll`](Self::roll):
-/// the seal is fsynced before the next segment exists, since a segment that
-/// is not the last and lacks its seal is refused as damaged.
+/// [`sync`](Self::sync)); a flush that reaches past the zeros written
+/// ahead writes `preallocate` more (see the module's documentation). A
+/// full segment is sealed by [`roll`](Self::roll): the seal is fsynced
+/// before the next segment exists, since a segment that is not the last
+/// and lacks its seal is refused as damaged.
 #[derive(Debug)]
 pub(crate) struct ActiveSegment {
     layout: SegmentLayout,
@@ -67,8 +94,10 @@ pub(crate) struct ActiveSegment {
     pending: Vec<u8>,
     /// Whether bytes were appended since the last fsync.
     unsynced: bool,
-    segment_size: u64,
-    write_buffer_size: usize,
+    /// Where the zeros written ahead end (at least the length handed to
+    /// the kernel, once something was).
+    allocated: u64,
+    sizes: SegmentSizes,
 }
 
 impl ActiveSegment {
@@ -77,8 +106,7 @@ impl ActiveSegment {
         layout: SegmentLayout,
         disk: Disk,
         number: u64,
-        segment_size: u64,
-        write_buffer_size: usize,
+        sizes: SegmentSizes,
     ) -> Result<ActiveSegment, StorageError> {
         let file = layout.create(number, &disk)?;
         Ok(ActiveSegment {
@@ -89,21 +117,22 @@ impl ActiveSegment {
             length: FILE_HEADER_LEN as u64,
             pending: Vec::new(),
             unsynced: false,
-            segment_size,
-            write_buffer_size,
+            allocated: FILE_HEADER_LEN as u64,
+            sizes,
         })
     }
 
-    /// Goes on appending to the existing segment `number`, `length` bytes long.
+    /// Goes on writing the existing segment `number` after its valid
+    /// content, `length` bytes (whatever follows, zeros or a torn tail cut
+    /// off by the recovery, is overwritten).
     pub(crate) fn reopen(
         layout: SegmentLayout,
         disk: Disk,
         number: u64,
         length: u64,
-        segment_size: u64,
-        write_buffer_size: usize,
+        sizes: SegmentSizes,
     ) -> Result<ActiveSegment, StorageError> {
-        let file = disk.open_append(&(layout.path)(&layout.dir, number))?;
+        let file = disk.open_at(&(layout.path)(&layout.dir, number), length)?;
         Ok(ActiveSegment {
             layout,
             disk,
@@ -112,8 +141,9 @@ impl ActiveSegment {
             length,
             pending: Vec::new(),
             unsynced: false,
-            segment_size,
-            write_buffer_size,
+            // Zeros may follow already; the first flush writes its own.
+            allocated: length,
+            sizes,
         })
     }
 
@@ -129,7 +159,7 @@ impl ActiveSegment {
 
     /// The size at which the segment is sealed and writing moves on.
     pub(crate) fn segment_size(&self) -> u64 {
-        self.segment_size
+        self.sizes.segment_size
     }
 
     /// Whether bytes were appended since the last fsync.
@@ -141,7 +171,7 @@ impl ActiveSegment {
     /// first: it would pass the segment size, and the segment holds a
     /// record already (a record bigger than a segment gets one of its own).
     pub(crate) fn is_full_for(&self, frame_length: u64) -> bool {
-        self.length > FILE_HEADER_LEN as u64 && self.length + frame_length > self.segment_size
+        self.length > FILE_HEADER_LEN as u64 && self.length + frame_length > self.sizes.segment_size
     }
 
     /// Appends one encoded frame; returns its offset in the segment.
@@ -150,7 +180,7 @@ impl ActiveSegment {
         self.pending.extend_from_slice(frame);
         self.length += frame.len() as u64;
         self.unsynced = true;
-        if self.pending.len() >= self.write_buffer_size {
+        if self.pending.len() >= self.sizes.write_buffer_size {
             self.flush()?;
         }
         Ok(offset)
@@ -170,19 +200,46 @@ impl ActiveSegment {
         self.unsynced = true;
         self.sync()?;
         let sealed_length = self.length;
+        if self.sizes.preallocate > 0 {
+            // The zeros after the seal go: a sealed segment is its records.
+            // (A recovery reads zeros after a seal as its end too, in case
+            // the power fails before this.)
+            self.file.truncate(sealed_length)?;
+        }
         self.file = self.layout.create(next, &self.disk)?;
         self.number = next;
         self.length = FILE_HEADER_LEN as u64;
+        self.allocated = self.length;
         tracing::debug!(dir = %self.layout.dir.display(), segment = next, "started a new log segment");
         Ok(sealed_length)
     }
 
-    /// Hands the pending bytes to the kernel.
+    /// Hands the pending bytes to the kernel. With `preallocate`, if they
+    /// reach past the zeros written ahead, zeros are written first up to
+    /// `preallocate` bytes after them (never past the segment size unless
+    /// they do), so that the records themselves only ever overwrite blocks
+    /// the file has: a full disk fails the zeros, never half a record.
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
-        if !self.pending.is_empty() {
-            self.file.write_all(&self.pending)?;
-            self.pending.clear();
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        if self.sizes.preallocate == 0 {
+            self.file.write_all(&self.pending)?;
+        } else {
+            let end = self.length;
+            if end > self.allocated {
+                let start = end - self.pending.len() as u64;
+                let from = self.allocated.max(start);
+                let target = end
+                    .saturating_add(self.sizes.preallocate)
+                    .min(self.sizes.segment_size.max(end));
+                self.file
+                    .write_at(from, &vec![0; (target - from) as usize])?;
+                self.allocated = target;
+            }
+            self.file.overwrite(&self.pending)?;
+        }
+        self.pending.clear();
         Ok(())
     }
 
@@ -250,7 +307,8 @@ pub(crate) struct Expected {
 /// What a segment scan found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ScannedSegment {
-    /// Where its valid records end (a torn tail was cut off there).
+    /// Where its valid records end (zeros may follow; a torn tail was cut
+    /// off there).
     pub length: u64,
     /// Whether it ends with a seal.
     pub sealed: bool,
@@ -283,7 +341,10 @@ pub(crate) enum Applied {
 /// seal naming another successor, a segment other than the last without a
 /// seal, any damage except the torn tail of the last segment (cut short,
 /// or sectors reading as zeros, and nothing valid after it), which is cut
-/// off with a warning.
+/// off with a warning. Zeros from where a record would start to the end
+/// of the file are the end of the segment (the space written ahead of the
+/// records, see the module's documentation), after a seal too; they are
+/// left in place.
 pub(crate) fn scan_segment(
     path: &Path,
     data: &[u8],
@@ -323,6 +384,7 @@ pub(crate) fn scan_segment(
     loop {
         match read_frame(data, offset) {
             Frame::End => break,
+            Frame::Damaged(_) if data[offset..].iter().all(|&byte| byte == 0) => break,
             Frame::Record { .. } | Frame::Damaged(_) if sealed => {
                 return Err(corrupt(offset, Corruption::DataAfterSeal));
             }

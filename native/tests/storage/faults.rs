@@ -3,7 +3,7 @@
 
 use std::io;
 
-use crate::support::{open, oracle, simple_writes, snapshot};
+use crate::support::{logs_of, open, oracle, simple_writes, snapshot};
 use distribkv_core::raft::Write;
 use distribkv_native::storage::{FaultInjector, StorageError, StorageOptions};
 
@@ -58,19 +58,39 @@ fn a_failed_fsync_acknowledges_nothing_and_halts_the_storage() {
     );
 }
 
+/// Records appended to the end of the segment: the full disk cuts one
+/// short, a torn tail at the restart.
 #[test]
 fn a_full_disk_is_a_typed_error_and_loses_nothing_acknowledged() {
+    full_disk(0, 450);
+}
+
+/// Zeros written ahead 256 bytes at a time: the full disk fails a write of
+/// zeros (records only overwrite them), zeros end the log at the restart;
+/// for room left anywhere in a record or in the zeros.
+#[test]
+fn a_full_disk_fails_the_zeros_written_ahead_and_loses_nothing_acknowledged() {
+    for room in (300..=900).step_by(25) {
+        full_disk(256, room);
+    }
+}
+
+/// Fills the disk after `room` bytes once 10 writes are acknowledged.
+fn full_disk(preallocate: u64, room: u64) {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let (mut storage, _) = open(dir.path(), &options_with(&faults));
+    let options = StorageOptions {
+        preallocate,
+        ..options_with(&faults)
+    };
+    let (mut storage, _) = open(dir.path(), &options);
     let writes = simple_writes(40, 100);
     for write in &writes[..10] {
         storage.append(write).unwrap();
     }
     assert_eq!(storage.sync().unwrap(), Some(10));
 
-    // Room for a few records and a half.
-    faults.fill_disk_after(450);
+    faults.fill_disk_after(room);
     let mut appended = 10;
     let error = loop {
         match storage.append(&writes[appended]) {
@@ -94,8 +114,15 @@ fn a_full_disk_is_a_typed_error_and_loses_nothing_acknowledged() {
     drop(storage);
 
     // After a restart with space again: at least everything acknowledged,
-    // at most what was handed to the kernel; the partial record is a torn tail.
-    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    // at most what was handed to the kernel; a partial record is a torn
+    // tail, partial zeros the end.
+    let ((_, recovered), logs) = logs_of(|| open(dir.path(), &StorageOptions::default()));
+    if preallocate > 0 {
+        assert!(
+            !logs.contains("torn tail"),
+            "no record is cut short when records only overwrite zeros: {logs}"
+        );
+    }
     let prefixes: Vec<_> = (10..=appended).map(|n| oracle(&writes[..n])).collect();
     assert!(prefixes.contains(&recovered), "{recovered:?}");
 }
@@ -108,8 +135,10 @@ fn a_full_disk_is_a_typed_error_and_loses_nothing_acknowledged() {
 fn a_roll_right_after_a_group_commit_fsyncs_the_seal_before_the_next_segment_exists() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
+    // No zeros written ahead: frame lengths are read from the file's.
     let options = StorageOptions {
         segment_size: 400,
+        preallocate: 0,
         ..options_with(&faults)
     };
     let (mut storage, _) = open(dir.path(), &options);

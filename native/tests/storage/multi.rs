@@ -20,9 +20,12 @@ use crate::support::{IDENTITY, entry, snapshot};
 
 fn options(segment_size: u64, purge_after: u64, rewrite_limit: u64) -> MultiStorageOptions {
     MultiStorageOptions {
+        // No zeros written ahead: these tests damage and cut segments at
+        // offsets read from their lengths.
         storage: StorageOptions {
             segment_size,
             write_buffer_size: 0,
+            preallocate: 0,
             ..StorageOptions::default()
         },
         purge_after,

@@ -23,6 +23,8 @@ fn options() -> MultiStorageOptions {
             // active segment, nothing was ever deleted.
             segment_size: 4 << 20,
             write_buffer_size: 0,
+            // The log's size is read from its files: no zeros ahead.
+            preallocate: 0,
             ..StorageOptions::default()
         },
         purge_after: PURGE_AFTER,

@@ -4,11 +4,10 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use crate::support::{
-    IDENTITY, copy_dir, entry, folder_with_snapshot, open, oracle, segments, simple_writes,
-    snapshot, snapshots,
+    IDENTITY, copy_dir, entry, folder_with_snapshot, logs_of, open, oracle, segments,
+    simple_writes, snapshot, snapshots,
 };
 use distribkv_core::raft::Write;
 use distribkv_native::storage::{Corruption, Identity, RaftStorage, StorageError, StorageOptions};
@@ -26,6 +25,15 @@ fn write_and_measure(dir: &Path, writes: &[Write], options: &StorageOptions) -> 
         boundaries.push(last_segment());
     }
     boundaries
+}
+
+/// Options whose segments are exactly their records, no zeros written
+/// ahead: these tests find record boundaries from file lengths.
+fn exact() -> StorageOptions {
+    StorageOptions {
+        preallocate: 0,
+        ..StorageOptions::default()
+    }
 }
 
 fn set_len(path: &Path, length: u64) {
@@ -49,35 +57,11 @@ fn open_error(dir: &Path) -> StorageError {
         .expect_err("recovery must refuse this folder")
 }
 
-/// Captures what `run` logs.
-fn logs_of<T>(run: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, run);
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    (result, text)
-}
-
 #[test]
 fn a_cut_at_every_offset_recovers_exactly_the_whole_records_before_it() {
     let source = tempfile::tempdir().unwrap();
     let writes = simple_writes(5, 20);
-    let boundaries = write_and_measure(source.path(), &writes, &StorageOptions::default());
+    let boundaries = write_and_measure(source.path(), &writes, &exact());
     let segment_name = segments(source.path())[0].file_name().unwrap().to_owned();
     let end = *boundaries.last().unwrap();
     for cut in boundaries[0]..=end {
@@ -113,7 +97,7 @@ fn a_cut_at_every_offset_recovers_exactly_the_whole_records_before_it() {
 fn a_last_record_with_zeroed_sectors_is_a_torn_tail_but_a_garbled_one_is_refused() {
     let source = tempfile::tempdir().unwrap();
     let writes = simple_writes(8, 100);
-    let boundaries = write_and_measure(source.path(), &writes, &StorageOptions::default());
+    let boundaries = write_and_measure(source.path(), &writes, &exact());
     // The record that crosses the first sector boundary, made the last one.
     let crossing = (0..writes.len())
         .find(|&i| boundaries[i] < 512 && boundaries[i + 1] > 512)
@@ -158,7 +142,7 @@ fn a_last_record_with_zeroed_sectors_is_a_torn_tail_but_a_garbled_one_is_refused
 fn recovery_continues_appending_after_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let writes = simple_writes(4, 30);
-    let boundaries = write_and_measure(dir.path(), &writes, &StorageOptions::default());
+    let boundaries = write_and_measure(dir.path(), &writes, &exact());
     set_len(&segments(dir.path())[0], boundaries[4] - 3);
     let (mut storage, recovered) = open(dir.path(), &StorageOptions::default());
     assert_eq!(recovered, oracle(&writes[..3]));
@@ -180,7 +164,7 @@ fn recovery_continues_appending_after_a_torn_tail() {
 fn a_damaged_record_followed_by_valid_ones_is_refused_with_file_and_offset() {
     let source = tempfile::tempdir().unwrap();
     let writes = simple_writes(5, 20);
-    let boundaries = write_and_measure(source.path(), &writes, &StorageOptions::default());
+    let boundaries = write_and_measure(source.path(), &writes, &exact());
     let segment_name = segments(source.path())[0].file_name().unwrap().to_owned();
     // Every byte of the third record, flipped in turn.
     for offset in boundaries[2]..boundaries[3] {
@@ -220,7 +204,7 @@ fn multi_segment_folder() -> (tempfile::TempDir, Vec<PathBuf>, Vec<Write>) {
     let dir = tempfile::tempdir().unwrap();
     let options = StorageOptions {
         segment_size: 400,
-        ..StorageOptions::default()
+        ..exact()
     };
     let writes = simple_writes(30, 60);
     let (mut storage, _) = open(dir.path(), &options);
@@ -538,4 +522,107 @@ fn a_sealed_last_segment_continues_in_a_new_one() {
     expected.apply(&next);
     assert_eq!(reopened, expected);
     assert!(sealed.exists());
+}
+
+/// The active segment keeps zeros written ahead of its records (1 MiB by
+/// default); a restart reads them as the end of the log, not as a torn
+/// tail, leaves them in place and writes over them.
+#[test]
+fn zeros_written_ahead_end_the_log_and_are_written_over_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let writes = simple_writes(8, 50);
+    let (mut storage, _) = open(dir.path(), &StorageOptions::default());
+    let mut ends = Vec::new();
+    for write in &writes[..5] {
+        storage.append(write).unwrap();
+        storage.sync().unwrap();
+        ends.push(40 + storage.stats().bytes());
+    }
+    let end = *ends.last().unwrap();
+    drop(storage);
+    let segment = segments(dir.path()).pop().unwrap();
+    let bytes = fs::read(&segment).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        ends[0] + (1 << 20),
+        "1 MiB of zeros written after the first record, the next ones over them"
+    );
+    assert!(bytes[end as usize..].iter().all(|&byte| byte == 0));
+
+    let ((mut storage, recovered), logs) = logs_of(|| open(dir.path(), &StorageOptions::default()));
+    assert_eq!(recovered, oracle(&writes[..5]));
+    assert!(
+        !logs.contains("WARN"),
+        "zeros ahead are no torn tail: {logs}"
+    );
+    assert_eq!(segment.metadata().unwrap().len(), bytes.len() as u64);
+    for write in &writes[5..] {
+        storage.append(write).unwrap();
+        storage.sync().unwrap();
+    }
+    drop(storage);
+    let (_, recovered) = open(dir.path(), &StorageOptions::default());
+    assert_eq!(recovered, oracle(&writes));
+    assert_eq!(segments(dir.path()), [segment], "written over, in place");
+}
+
+/// Zeros are never written past the segment size, a sealed segment is cut
+/// to its seal, and zeros after a seal (a power cut before that cut) are
+/// read as its end; anything else after a seal is refused.
+#[test]
+fn zeros_stop_at_the_segment_size_and_a_sealed_segment_ends_at_its_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StorageOptions {
+        segment_size: 400,
+        ..StorageOptions::default()
+    };
+    let writes = simple_writes(30, 60);
+    let (mut storage, _) = open(dir.path(), &options);
+    for write in &writes {
+        storage.append(write).unwrap();
+        storage.sync().unwrap();
+    }
+    drop(storage);
+    let files = segments(dir.path());
+    assert!(files.len() >= 4, "{files:?}");
+    let last = fs::read(files.last().unwrap()).unwrap();
+    assert_eq!(last.len(), 400, "zeros up to the segment size, not 1 MiB");
+    for sealed in &files[..files.len() - 1] {
+        let bytes = fs::read(sealed).unwrap();
+        assert!(
+            bytes.len() < 400,
+            "{}: {} bytes",
+            sealed.display(),
+            bytes.len()
+        );
+        assert_ne!(
+            bytes.last(),
+            Some(&0),
+            "cut to its seal: {}",
+            sealed.display()
+        );
+    }
+
+    let with_after_seal = |tail: &[u8]| {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let first = copy.path().join(files[0].file_name().unwrap());
+        let mut file = OpenOptions::new().append(true).open(&first).unwrap();
+        file.write_all(tail).unwrap();
+        (copy, first)
+    };
+    let (copy, _) = with_after_seal(&[0; 700]);
+    let (_, recovered) = open(copy.path(), &options);
+    assert_eq!(recovered, oracle(&writes));
+
+    let mut garbage = vec![0; 700];
+    garbage[650] = 1;
+    let (copy, first) = with_after_seal(&garbage);
+    match RaftStorage::open(copy.path(), IDENTITY, options.clone()).map(|_| ()) {
+        Err(StorageError::CorruptSegment { path, problem, .. }) => {
+            assert_eq!(path, first);
+            assert!(matches!(problem, Corruption::DataAfterSeal), "{problem}");
+        }
+        other => panic!("a byte after a seal must be refused, got {other:?}"),
+    }
 }

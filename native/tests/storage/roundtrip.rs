@@ -232,7 +232,11 @@ fn large_writes_fill_segments_of_their_own() {
 #[test]
 fn compaction_seals_a_long_active_segment_so_the_next_one_deletes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let options = options(64 << 10, 1 << 20);
+    // The bytes on disk are the records: no zeros written ahead.
+    let options = StorageOptions {
+        preallocate: 0,
+        ..options(64 << 10, 1 << 20)
+    };
     let (mut storage, _) = open(dir.path(), &options);
     let mut model = Model::default();
     let mut index = 0;

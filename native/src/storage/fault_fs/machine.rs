@@ -403,10 +403,11 @@ impl Machine {
         self.file_inode(path)
     }
 
-    pub(super) fn write(&mut self, id: u64, bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` at `offset`, or at the file's end (`None`).
+    pub(super) fn write(&mut self, id: u64, offset: Option<u64>, bytes: &[u8]) -> io::Result<()> {
         let inode = self.open_inode(id)?;
         let change = FileChange::Write {
-            offset: inode.content.len() as u64,
+            offset: offset.unwrap_or(inode.content.len() as u64),
             bytes: bytes.to_vec(),
         };
         change.apply(&mut inode.content);

@@ -98,10 +98,7 @@ impl MultiStorage {
             path: segment_path,
             temporary: segment_temporary,
         };
-        let (segment_size, buffer) = (
-            options.storage.segment_size,
-            options.storage.write_buffer_size,
-        );
+        let sizes = options.storage.segment_sizes();
         // A segment of an older version that was still being appended to
         // is sealed below and writing goes on in a new one: no segment
         // mixes versions.
@@ -112,11 +109,11 @@ impl MultiStorage {
             Some(tail) if !tail.sealed => {
                 sealed.pop_back();
                 let (number, length) = (tail.number, tail.length);
-                ActiveSegment::reopen(layout, disk.clone(), number, length, segment_size, buffer)?
+                ActiveSegment::reopen(layout, disk.clone(), number, length, sizes)?
             }
             other => {
                 let number = other.map_or(1, |tail| tail.number + 1);
-                ActiveSegment::create(layout, disk.clone(), number, segment_size, buffer)?
+                ActiveSegment::create(layout, disk.clone(), number, sizes)?
             }
         };
         let stats = MultiStorageStats::new(&options);

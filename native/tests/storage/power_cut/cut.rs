@@ -24,6 +24,9 @@ pub fn segment(number: u64) -> PathBuf {
     data_dir().join(format!("wal-{number:020}.log"))
 }
 
+/// Options on `fs`. Zeros are written ahead a quarter segment (at most
+/// 4 KiB) at a time, so that cuts fall around several extensions of
+/// every segment and around its cut to its seal.
 pub fn options_on(
     fs: &FaultFileSystem,
     segment_size: u64,
@@ -32,14 +35,19 @@ pub fn options_on(
     StorageOptions {
         segment_size,
         write_buffer_size,
+        preallocate: (segment_size / 4).clamp(1, 4096),
         faults: FaultInjector::new(),
         file_system: std::sync::Arc::new(fs.clone()),
         ..StorageOptions::default()
     }
 }
 
+/// `options` on `fs`, with fresh fault switches.
 pub fn with_file_system(options: &StorageOptions, fs: &FaultFileSystem) -> StorageOptions {
-    options_on(fs, options.segment_size, options.write_buffer_size)
+    StorageOptions {
+        preallocate: options.preallocate,
+        ..options_on(fs, options.segment_size, options.write_buffer_size)
+    }
 }
 
 /// What a cut may leave: `states[n]` is the state after the first `n`

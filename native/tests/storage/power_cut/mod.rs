@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use distribkv_core::raft::Write;
 use distribkv_core::rng::Rng;
 use distribkv_native::storage::{
-    FaultFileSystem, FileSystem, FileSystemOperation, Fork, PowerCut, RaftStorage, StorageEvent,
+    FaultFileSystem, FileSystemOperation, Fork, PowerCut, RaftStorage, StorageEvent,
     StorageOptions, StorageWorker,
 };
 
@@ -70,41 +70,10 @@ fn random_cut_points_lose_no_acknowledged_write() {
 /// creation of the next segment and its folder's fsync) restart cleanly.
 #[test]
 fn every_cut_point_of_a_segment_roll_restarts_cleanly() {
-    let fs = FaultFileSystem::in_memory(ROOT);
-    let options = options_on(&fs, 400, 0);
-    let (mut storage, _) = RaftStorage::open(data_dir(), IDENTITY, options.clone()).unwrap();
-    let writes = simple_writes(20, 30);
-    let states: Vec<_> = (0..=writes.len()).map(|n| oracle(&writes[..n])).collect();
-    let length = |fs: &FaultFileSystem| fs.read(&segment(1)).unwrap().len() as u64;
-    // Group commits of one write each, until the next one cannot fit.
-    let mut next = 0;
-    let mut frame = 0;
-    while next < 2 || length(&fs) + frame <= options.segment_size {
-        let before = length(&fs);
-        storage.append(&writes[next]).unwrap();
-        storage.sync().unwrap();
-        frame = length(&fs) - before;
-        next += 1;
-    }
-    let mut acks = vec![(fs.operations(), next)];
-    fs.fork_before(|_, _| true);
-    for write in &writes[next..next + 2] {
-        storage.append(write).unwrap();
-        storage.sync().unwrap();
-        acks.push((fs.operations(), acks.last().unwrap().1 + 1));
-    }
-    let mut forks = fs.take_forks();
-    let end = fs.operations();
-    forks.push(Fork {
-        operation: end,
-        next: FileSystemOperation::SyncFolder(data_dir()),
-        file_system: fs.fork(),
-    });
-
+    let (roll, frame) = cut_at_every_point_of_a_roll(0);
     let temporary = data_dir().join("wal-00000000000000000002.log.tmp");
-    let roll: Vec<FileSystemOperation> = forks.iter().take(9).map(|f| f.next.clone()).collect();
     assert_eq!(
-        roll,
+        roll[..9],
         [
             FileSystemOperation::Write {
                 path: segment(1),
@@ -130,6 +99,78 @@ fn every_cut_point_of_a_segment_roll_restarts_cleanly() {
         ],
         "the seal is written and fsynced before the next segment is created"
     );
+}
+
+/// The same roll with zeros written ahead of the records: the seal is
+/// fsynced, the zeros after it are cut off and that is fsynced, all before
+/// the next segment is created; every cut point restarts cleanly.
+#[test]
+fn every_cut_point_of_a_roll_with_zeros_written_ahead_restarts_cleanly() {
+    let (roll, _) = cut_at_every_point_of_a_roll(100);
+    let position = |wanted: &dyn Fn(&FileSystemOperation) -> bool| {
+        roll.iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("missing from the roll: {roll:#?}"))
+    };
+    let seal_synced = position(&|o| *o == FileSystemOperation::SyncFile(segment(1)));
+    let cut = position(
+        &|o| matches!(o, FileSystemOperation::SetLength { path, .. } if *path == segment(1)),
+    );
+    let cut_synced = seal_synced
+        + 1
+        + roll[seal_synced + 1..]
+            .iter()
+            .position(|o| *o == FileSystemOperation::SyncFile(segment(1)))
+            .expect("the cut is fsynced");
+    let created = position(&|o| matches!(o, FileSystemOperation::CreateFile(_)));
+    assert!(
+        seal_synced < cut && cut < cut_synced && cut_synced < created,
+        "seal fsynced, zeros cut off, that fsynced, then the next segment: {roll:#?}"
+    );
+}
+
+/// Group commits of one write each until the next cannot fit in segment
+/// 1, then two more (the first rolls to segment 2), with a fork before
+/// every operation; cuts each fork in every mode and checks the restart.
+/// Returns the operations from the roll on, and the last frame's length.
+fn cut_at_every_point_of_a_roll(preallocate: u64) -> (Vec<FileSystemOperation>, u64) {
+    let fs = FaultFileSystem::in_memory(ROOT);
+    let options = StorageOptions {
+        preallocate,
+        ..options_on(&fs, 400, 0)
+    };
+    let (mut storage, _) = RaftStorage::open(data_dir(), IDENTITY, options.clone()).unwrap();
+    let writes = simple_writes(20, 30);
+    let states: Vec<_> = (0..=writes.len()).map(|n| oracle(&writes[..n])).collect();
+    // Segment 1's records (after its 40-byte header), whatever follows them.
+    let length = |storage: &RaftStorage| 40 + storage.stats().bytes();
+    let mut next = 0;
+    let mut frame = 0;
+    while next < 2 || length(&storage) + frame <= options.segment_size {
+        let before = length(&storage);
+        storage.append(&writes[next]).unwrap();
+        storage.sync().unwrap();
+        frame = length(&storage) - before;
+        next += 1;
+    }
+    let mut acks = vec![(fs.operations(), next)];
+    fs.fork_before(|_, _| true);
+    for write in &writes[next..next + 2] {
+        storage.append(write).unwrap();
+        storage.sync().unwrap();
+        acks.push((fs.operations(), acks.last().unwrap().1 + 1));
+    }
+    let mut forks = fs.take_forks();
+    let end = fs.operations();
+    forks.push(Fork {
+        operation: end,
+        next: FileSystemOperation::SyncFolder(data_dir()),
+        file_system: fs.fork(),
+    });
+    let roll: Vec<FileSystemOperation> = forks[..forks.len() - 1]
+        .iter()
+        .map(|f| f.next.clone())
+        .collect();
 
     let mut rng = Rng::new(15);
     let mut cut_points = 0;
@@ -168,9 +209,10 @@ fn every_cut_point_of_a_segment_roll_restarts_cleanly() {
         }
     }
     println!(
-        "segment roll: {cut_points} cut points over {} operations, all restarted cleanly",
+        "segment roll (zeros ahead: {preallocate}): {cut_points} cut points over {} operations, all restarted cleanly",
         forks.len()
     );
+    (roll, frame)
 }
 
 #[test]
