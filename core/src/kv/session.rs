@@ -35,8 +35,25 @@
 //! the sessions and tombstones of every table: in the key-value snapshot,
 //! in a moving shard and in the shard controller's snapshot; it is in
 //! `session/codec.rs`.
+//!
+//! The live sessions are a hash table keyed by client id, so that the
+//! lookup on every applied write is one probe, with a fixed hasher
+//! ([`FxBuildHasher`]: no seed, nothing random). Its iteration order is
+//! arbitrary (it depends on the table's history, such as its growth), and
+//! nothing replicated follows it: wherever an order shows, it is restored
+//! by client id. [`SessionTable::iter`] and so the snapshot encoding sort
+//! the sessions, [`SessionTable::expire`] drops the idle ones in client id
+//! order (that order is the order of their tombstones), the least recently
+//! used session is the minimum of a total order (last activity, then client
+//! id), and the `Debug` output lists the sessions by client id. Equality
+//! does not depend on an order.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+
+use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 
 use super::command::{ClientId, ServiceError};
 
@@ -103,9 +120,11 @@ pub enum Tombstones {
 }
 
 /// All open sessions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionTable {
-    sessions: BTreeMap<ClientId, Session>,
+    /// The live sessions. Hashed: iterating it gives an arbitrary order,
+    /// so whatever needs an order sorts by client id (see the module doc).
+    sessions: HashMap<ClientId, Session, FxBuildHasher>,
     /// The session each non-zero nonce opened (derived from `sessions`).
     opened_by: BTreeMap<u64, ClientId>,
     /// Tombstones, by `kind`: the session each dropped session's nonce
@@ -138,7 +157,7 @@ impl SessionTable {
         max_dropped: usize,
     ) -> SessionTable {
         SessionTable {
-            sessions: BTreeMap::new(),
+            sessions: HashMap::with_hasher(FxBuildHasher),
             opened_by: BTreeMap::new(),
             dropped: BTreeMap::new(),
             dropped_order: VecDeque::new(),
@@ -154,6 +173,8 @@ impl SessionTable {
     /// none), evicting the least recently used one if the table is full.
     pub fn register(&mut self, client: ClientId, nonce: u64, now: u64) {
         while self.sessions.len() >= self.max_sessions {
+            // Client ids are unique, so (last activity, client id) has one
+            // minimum whatever the order of the scan.
             let oldest = self
                 .sessions
                 .iter()
@@ -338,12 +359,15 @@ impl SessionTable {
             return;
         }
         let ttl = self.ttl;
-        let idle: alloc::vec::Vec<ClientId> = self
+        let mut idle: Vec<ClientId> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.last_active.saturating_add(ttl) < now)
             .map(|(id, _)| *id)
             .collect();
+        // The order of removal is the order of the tombstones: by client
+        // id, not the hash table's.
+        idle.sort_unstable();
         for client in idle {
             self.remove(client);
         }
@@ -365,9 +389,12 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
-    /// Every session, by client id.
+    /// Every session, by client id. Sorts a list of them first: for
+    /// snapshots and other rare paths, not for every write.
     pub fn iter(&self) -> impl Iterator<Item = (&ClientId, &Session)> {
-        self.sessions.iter()
+        let mut sessions: Vec<(&ClientId, &Session)> = self.sessions.iter().collect();
+        sessions.sort_unstable_by_key(|(client, _)| **client);
+        sessions.into_iter()
     }
 
     /// Time-to-live and capacity.
@@ -383,6 +410,33 @@ impl SessionTable {
     /// Where the next expiry scan is due (log clock, ms), for snapshots.
     pub fn next_sweep(&self) -> u64 {
         self.next_sweep
+    }
+}
+
+/// Lists the sessions by client id, as the table did when it was ordered,
+/// so that state dumps are the same on every replica and run.
+impl fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("sessions", &SessionsById(self))
+            .field("opened_by", &self.opened_by)
+            .field("dropped", &self.dropped)
+            .field("dropped_order", &self.dropped_order)
+            .field("kind", &self.kind)
+            .field("ttl", &self.ttl)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_dropped", &self.max_dropped)
+            .field("next_sweep", &self.next_sweep)
+            .finish()
+    }
+}
+
+/// The sessions of a table as a map by client id, for `Debug`.
+struct SessionsById<'a>(&'a SessionTable);
+
+impl fmt::Debug for SessionsById<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
     }
 }
 

@@ -16,7 +16,7 @@ impl SessionTable {
     /// writes [`SessionTable::next_sweep`] where its format wants it.
     pub fn encode_into(&self, e: &mut Encoder) {
         e.varint(self.sessions.len() as u64);
-        for (client, session) in &self.sessions {
+        for (client, session) in self.iter() {
             e.varint(*client)
                 .varint(session.last_seq)
                 .varint(session.last_active)
@@ -51,7 +51,7 @@ impl SessionTable {
             .map(|(id, s)| (s.nonce, *id))
             .collect();
         let mut table = SessionTable::with_tombstones(kind, ttl, max_sessions, max_dropped);
-        table.sessions = sessions;
+        table.sessions = sessions.into_iter().collect();
         table.opened_by = opened_by;
         table.next_sweep = next_sweep;
         for (key, value) in tombstones {

@@ -224,3 +224,114 @@ fn admit_with_matches_admit_then_record() {
         assert!(one.tombstone_count() > 0 || kind == Tombstones::Openings);
     }
 }
+
+/// A few dozen client ids spread over the whole range, as the sharded
+/// service's clients draw them, and a few small ones.
+fn scattered_ids() -> Vec<ClientId> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut ids: Vec<ClientId> = (0..40)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        })
+        .collect();
+    ids.extend([1, 2, 3, 17, 1_000]);
+    ids
+}
+
+fn encoded(table: &SessionTable) -> bytes::Bytes {
+    let mut e = Encoder::default();
+    table.encode_into(&mut e);
+    e.finish()
+}
+
+/// The hash table's order shows nowhere: tables fed the same sessions in
+/// different orders encode alike, drop their sessions alike (several
+/// expired at once go in client id order; eviction among sessions equally
+/// idle takes the lowest client id) and leave the same tombstones in the
+/// same order, which is the order a table sorted by client id gave.
+#[test]
+fn the_order_of_insertion_leaves_no_trace() {
+    let ids = scattered_ids();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    // Sessions active at 0, 10, 20 or 30 (many ties).
+    let active_at = |client: ClientId| client % 4 * 10;
+    let mut shuffled = ids.clone();
+    shuffled.reverse();
+    shuffled.rotate_left(7);
+    for kind in [Tombstones::LastSeq, Tombstones::Openings] {
+        let fill = |order: &[ClientId]| {
+            let mut table = SessionTable::with_tombstones(kind, 100, ids.len(), 1_000);
+            for &client in order {
+                table.register(client, !client, active_at(client));
+                table.record(client, 1 + client % 5, Ok(()), active_at(client));
+            }
+            table
+        };
+        let mut tables = [fill(&ids), fill(&sorted), fill(&shuffled)];
+        let bytes = encoded(&tables[0]);
+        let debug = alloc::format!("{:?}", tables[0]);
+        for table in &tables {
+            assert_eq!(encoded(table), bytes);
+            assert_eq!(alloc::format!("{table:?}"), debug);
+            assert_eq!(table, &tables[0]);
+        }
+        // Sessions active at 0 and 10 are idle past the TTL at 111: they
+        // expire at once, by client id.
+        let expired: Vec<ClientId> = sorted
+            .iter()
+            .copied()
+            .filter(|c| active_at(*c) <= 10)
+            .collect();
+        assert!(expired.len() > 10);
+        // Every table is full: three openings evict the three least
+        // recently active sessions, among those active at 20 the lowest
+        // client ids first.
+        let evicted: Vec<ClientId> = sorted
+            .iter()
+            .copied()
+            .filter(|c| active_at(*c) == 20)
+            .take(3)
+            .collect();
+        for table in &mut tables {
+            table.expire(111);
+            let mut filler = 100_000;
+            while table.len() < ids.len() {
+                table.register(filler, 0, 200);
+                filler += 1;
+            }
+            for (client, now) in [(5, 112), (6, 113), (7, 114)] {
+                table.register(client, !client, now);
+            }
+        }
+        let tombstone_keys =
+            |table: &SessionTable| -> Vec<u64> { table.tombstones().map(|(key, _)| key).collect() };
+        let mut expected: Vec<u64> = expired.iter().chain(&evicted).copied().collect();
+        if kind == Tombstones::Openings {
+            // Keyed by the opening nonce.
+            expected.iter_mut().for_each(|client| *client = !*client);
+        }
+        let bytes = encoded(&tables[0]);
+        for table in &tables {
+            assert_eq!(tombstone_keys(table), expected, "{kind:?}");
+            assert_eq!(encoded(table), bytes);
+            assert_eq!(table, &tables[0]);
+        }
+    }
+}
+
+#[test]
+fn iter_yields_client_ids_ascending() {
+    let ids = scattered_ids();
+    let mut table = SessionTable::with_tombstones(Tombstones::LastSeq, 100, ids.len(), 10);
+    for &client in &ids {
+        table.register(client, 0, 0);
+    }
+    let listed: Vec<ClientId> = table.iter().map(|(client, _)| *client).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(listed, sorted);
+}
