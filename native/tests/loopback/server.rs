@@ -26,8 +26,11 @@ fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ValidConfi
     config.replica.raft.heartbeat_interval = 20;
     config.replica.raft.election_timeout_min = 100;
     config.replica.raft.election_timeout_max = 200;
+    // Zeros written ahead 1 KiB at a time (not 1 MiB), so that the disk
+    // filled below is met a few writes later: records only overwrite zeros.
     config.storage = StorageOptions {
         faults,
+        preallocate: 1024,
         ..StorageOptions::default()
     };
     config.validate().unwrap()
