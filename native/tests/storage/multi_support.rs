@@ -38,7 +38,6 @@ pub fn random_step(rng: &mut Rng) -> Step {
         },
         12 => Step::SnapshotElsewhere {
             offset: rng.index(8) as i64 - 3,
-            size: rng.index(120),
         },
         _ => Step::Empty,
     }
