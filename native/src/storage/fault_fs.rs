@@ -332,11 +332,6 @@ impl FileSystem for FaultFileSystem {
         Ok(Box::new(self.file(inode, path)))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let inode = self.inspect(|machine| machine.open(path))?;
-        Ok(Box::new(self.file(inode, path)))
-    }
-
     fn open_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>> {
         let inode = self.inspect(|machine| machine.open(path))?;
         let mut file = self.file(inode, path);
@@ -400,16 +395,22 @@ impl fmt::Debug for FaultFile {
     }
 }
 
-impl WritableFile for FaultFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let position = self.position;
+impl FaultFile {
+    /// One write of `bytes` at `offset`, or at the end (`None`).
+    fn write(&self, offset: Option<u64>, bytes: &[u8]) -> io::Result<()> {
         self.file_system.operate(
             || FileSystemOperation::Write {
                 path: self.path.clone(),
                 bytes: bytes.len(),
             },
-            |machine| machine.write(self.inode, position, bytes),
-        )?;
+            |machine| machine.write(self.inode, offset, bytes),
+        )
+    }
+}
+
+impl WritableFile for FaultFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(self.position, bytes)?;
         if let Some(offset) = &mut self.position {
             *offset += bytes.len() as u64;
         }
@@ -417,13 +418,7 @@ impl WritableFile for FaultFile {
     }
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file_system.operate(
-            || FileSystemOperation::Write {
-                path: self.path.clone(),
-                bytes: bytes.len(),
-            },
-            |machine| machine.write(self.inode, Some(offset), bytes),
-        )
+        self.write(Some(offset), bytes)
     }
 
     fn set_len(&mut self, length: u64) -> io::Result<()> {

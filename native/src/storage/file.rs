@@ -96,15 +96,6 @@ impl Disk {
             .map_err(|e| StorageError::io("read", path, e))
     }
 
-    /// Opens an existing file for appending at its end.
-    pub(crate) fn open_append(&self, path: &Path) -> Result<DataFile, StorageError> {
-        let file = self
-            .file_system
-            .open_append(path)
-            .map_err(|e| StorageError::io("open", path, e))?;
-        Ok(self.data_file(file, path))
-    }
-
     /// Opens an existing file for writing from byte `offset` on.
     pub(crate) fn open_at(&self, path: &Path, offset: u64) -> Result<DataFile, StorageError> {
         let file = self

@@ -49,9 +49,6 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     /// writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
 
-    /// Opens the existing file `path` for writing at its end.
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
-
     /// Opens the existing file `path` for writing from byte `offset` on:
     /// [`WritableFile::write_all`] overwrites what is there (a log segment
     /// whose space after its last record was filled with zeros in advance).
@@ -75,8 +72,8 @@ pub trait FileSystem: fmt::Debug + Send + Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
-/// A file open for writing at a position: its end, unless it was opened
-/// with [`FileSystem::open_at`].
+/// A file open for writing at a position: its end when it was created,
+/// the offset it was opened at with [`FileSystem::open_at`].
 pub trait WritableFile: fmt::Debug + Send {
     /// Writes all of `bytes` at the position, which moves past them.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
@@ -125,13 +122,6 @@ impl FileSystem for StdFileSystem {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(StdFile(file)))
-    }
-
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        // Not O_APPEND: under it Linux's pwrite ignores the offset.
-        let mut file = OpenOptions::new().write(true).open(path)?;
-        file.seek(SeekFrom::End(0))?;
         Ok(Box::new(StdFile(file)))
     }
 

@@ -432,7 +432,7 @@ pub(crate) fn scan_segment(
                     %problem,
                     "cutting off the torn tail of the write-ahead log"
                 );
-                disk.open_append(path)?.truncate(offset as u64)?;
+                disk.open_at(path, offset as u64)?.truncate(offset as u64)?;
                 break;
             }
         }

@@ -329,7 +329,7 @@ fn a_backed_file_system_keeps_its_folder_equal_to_the_durable_state() {
     );
 
     // A cut that keeps unsynced changes writes them to the folder.
-    let mut file = restarted.open_append(&log).unwrap();
+    let mut file = restarted.open_at(&log, 6).unwrap();
     file.write_all(b"ghi").unwrap();
     restarted.rename(&log, &data.join("moved")).unwrap();
     let mut kept_everything = false;
