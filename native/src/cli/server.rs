@@ -25,6 +25,9 @@ pub use config_file::{ConfigFile, TimeoutRange};
 /// The longest `--group-commit-interval-us`: 100 ms.
 const MAX_COMMIT_INTERVAL_US: u64 = 100_000;
 
+/// The most `--log-preallocate`: 1 GiB.
+const MAX_PREALLOCATE: u64 = 1 << 30;
+
 /// `server` arguments. Everything after `--certs` is optional tuning; each
 /// flag can come from `--config` instead (a flag overrides the file).
 #[derive(Debug, Args)]
@@ -88,6 +91,13 @@ pub struct ServerArgs {
     /// starts as soon as the last ends [default: 0].
     #[arg(long, value_name = "MICROS", value_parser = clap::value_parser!(u64).range(0..=MAX_COMMIT_INTERVAL_US))]
     pub group_commit_interval_us: Option<u64>,
+    /// Keep this many bytes of zeros written ahead of the log's last
+    /// record (never past --segment-size), 0 to 1073741824, so that a
+    /// group commit's fsync overwrites blocks the file has instead of
+    /// growing it. 0: none, for copy-on-write file systems (btrfs, ZFS),
+    /// where overwriting zeros gains nothing [default: 1048576].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(0..=MAX_PREALLOCATE))]
+    pub log_preallocate: Option<u64>,
     /// A sharded host: the number of shards of the key space. With it,
     /// --peers lists every host, and the process holds replicas of the
     /// controller group and of the shard groups that name it. The flags
@@ -253,6 +263,14 @@ impl ServerArgs {
                 )));
             }
             config.storage.commit_interval = std::time::Duration::from_micros(micros);
+        }
+        if let Some(bytes) = self.log_preallocate.or(file.log_preallocate) {
+            if bytes > MAX_PREALLOCATE {
+                return Err(argument_error(format!(
+                    "log-preallocate = {bytes} in --config: at most {MAX_PREALLOCATE} (1 GiB)"
+                )));
+            }
+            config.storage.preallocate = bytes;
         }
         config.validate().map_err(|error| {
             argument_error(match error {
@@ -464,6 +482,53 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
+    }
+
+    #[test]
+    fn the_zeros_ahead_of_the_log_come_from_the_flag_or_the_file_and_are_bounded() {
+        let base = [
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:7001",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+        ];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            config_of(&args)
+        };
+        assert_eq!(with(&[]).unwrap().storage.preallocate, 1 << 20);
+        for (flag, bytes) in [("0", 0), ("4096", 4096), ("1073741824", 1 << 30)] {
+            let config = with(&["--log-preallocate", flag]).unwrap();
+            assert_eq!(config.storage.preallocate, bytes, "{flag}");
+        }
+        for bad in ["1073741825", "-1", "1MiB", ""] {
+            let error = with(&[&format!("--log-preallocate={bad}")]).unwrap_err();
+            assert!(
+                error.to_string().contains("--log-preallocate"),
+                "{bad}: {error}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let path = file.to_str().unwrap();
+        std::fs::write(&file, "log-preallocate = 0\n").unwrap();
+        assert_eq!(with(&["--config", path]).unwrap().storage.preallocate, 0);
+        // The flag overrides the file.
+        let config = with(&["--config", path, "--log-preallocate", "8192"]).unwrap();
+        assert_eq!(config.storage.preallocate, 8192);
+        std::fs::write(&file, "log-preallocate = 2147483648\n").unwrap();
+        let error = with(&["--config", path]).unwrap_err();
+        assert!(
+            error.to_string().contains("log-preallocate = 2147483648"),
+            "{error}"
+        );
     }
 
     #[test]

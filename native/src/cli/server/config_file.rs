@@ -36,6 +36,8 @@ pub struct ConfigFile {
     pub segment_size: Option<u64>,
     /// `--group-commit-interval-us`.
     pub group_commit_interval_us: Option<u64>,
+    /// `--log-preallocate`.
+    pub log_preallocate: Option<u64>,
     /// `--shards`.
     pub shards: Option<u32>,
     /// `--controller`, as an array of host ids.

@@ -1,10 +1,13 @@
 //! `server` settings merged from the flags and the `--config` file: the
-//! settings of a sharded host need `shards`, from either.
+//! settings of a sharded host need `shards`, from either; the zeros written
+//! ahead of the log, from either.
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::harness::{BINARY, free_port, make_certs, one_at_a_time, serve_then_stop, stderr};
+use crate::harness::{
+    BINARY, Cluster, free_port, make_certs, one_at_a_time, serve_then_stop, stderr, stdout,
+};
 
 #[test]
 fn sharded_flags_with_shards_from_the_config_file_start_a_sharded_host() {
@@ -76,5 +79,81 @@ fn a_sharded_setting_without_shards_is_refused_naming_it_and_its_source() {
             "`log-rewrite-limit` (in --config {path}) is only for a sharded host"
         )),
         "{output:?}"
+    );
+}
+
+/// The bytes of the node's write-ahead log segments (`wal-*.log`), in all.
+fn log_bytes(data_dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("wal-") && name.ends_with(".log")
+        })
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum()
+}
+
+/// `--log-preallocate` (or `log-preallocate` in `--config`) sets the zeros
+/// the log keeps written ahead of its last record: none with 0, the given
+/// bytes otherwise, 1 MiB by default; a folder written with one setting
+/// is read and written on with another, and keeps every write.
+#[test]
+fn the_zeros_ahead_of_the_log_come_from_the_flag_or_the_file() {
+    let limit = Duration::from_secs(20);
+    let mut cluster = Cluster::on_loopback(1, &["--log-preallocate", "0"]);
+    let data_dir = cluster.nodes[0].data_dir.clone();
+    let put = |cluster: &Cluster<_>, value: &str| {
+        cluster.leader(limit);
+        let output = cluster.cli("put", &["k", value]);
+        assert_eq!(
+            (output.status.code(), stdout(&output).as_str()),
+            (Some(0), "OK\n"),
+            "{output:?}"
+        );
+    };
+    let get = |cluster: &Cluster<_>| {
+        cluster.leader(limit);
+        let output = cluster.cli("get", &["k"]);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        stdout(&output)
+    };
+
+    // None: the segment holds its records and nothing after them.
+    put(&cluster, "first");
+    assert!(cluster.terminate(1).success());
+    let bytes = log_bytes(&data_dir);
+    assert!(
+        (1..4096).contains(&bytes),
+        "{bytes} bytes of log with no zeros ahead"
+    );
+
+    // 4096 bytes, from the file: the records written since are followed by
+    // 4096 bytes of zeros, and the records before are still read.
+    let file = cluster.dir.join("node.toml");
+    std::fs::write(&file, "log-preallocate = 4096\n").unwrap();
+    cluster.extra_args = vec!["--config".into(), file.to_str().unwrap().into()];
+    cluster.spawn(1);
+    assert_eq!(get(&cluster), "first\n");
+    put(&cluster, "second");
+    assert!(cluster.terminate(1).success());
+    let with_zeros = log_bytes(&data_dir);
+    assert!(
+        (bytes + 4096..bytes + 8192).contains(&with_zeros),
+        "{with_zeros} bytes of log, {bytes} before and 4096 of zeros ahead"
+    );
+
+    // The default: 1 MiB.
+    cluster.extra_args.clear();
+    cluster.spawn(1);
+    assert_eq!(get(&cluster), "second\n");
+    put(&cluster, "third");
+    assert_eq!(get(&cluster), "third\n");
+    assert!(cluster.terminate(1).success());
+    let default = log_bytes(&data_dir);
+    assert!(
+        (1 << 20..(1 << 20) + 8192).contains(&default),
+        "{default} bytes of log with 1 MiB of zeros ahead"
     );
 }
