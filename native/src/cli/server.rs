@@ -89,14 +89,14 @@ pub struct ServerArgs {
     /// next one, so a steady load takes fewer fsyncs (less CPU and disk
     /// work) for at most this much more latency. 0: each group commit
     /// starts as soon as the last ends [default: 0].
-    #[arg(long, value_name = "MICROS", value_parser = clap::value_parser!(u64).range(0..=MAX_COMMIT_INTERVAL_US))]
+    #[arg(long, value_name = "MICROS")]
     pub group_commit_interval_us: Option<u64>,
     /// Keep this many bytes of zeros written ahead of the log's last
     /// record (never past --segment-size), 0 to 1073741824, so that a
     /// group commit's fsync overwrites blocks the file has instead of
     /// growing it. 0: none, for copy-on-write file systems (btrfs, ZFS),
     /// where overwriting zeros gains nothing [default: 1048576].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(0..=MAX_PREALLOCATE))]
+    #[arg(long, value_name = "BYTES")]
     pub log_preallocate: Option<u64>,
     /// A sharded host: the number of shards of the key space. With it,
     /// --peers lists every host, and the process holds replicas of the
@@ -253,23 +253,20 @@ impl ServerArgs {
         if let Some(size) = self.segment_size.or(file.segment_size) {
             config.storage.segment_size = size;
         }
-        if let Some(micros) = self
-            .group_commit_interval_us
-            .or(file.group_commit_interval_us)
-        {
-            if micros > MAX_COMMIT_INTERVAL_US {
-                return Err(argument_error(format!(
-                    "group-commit-interval-us = {micros} in --config: at most {MAX_COMMIT_INTERVAL_US} (100 ms)"
-                )));
-            }
+        if let Some(micros) = at_most(
+            "group-commit-interval-us",
+            self.group_commit_interval_us,
+            file.group_commit_interval_us,
+            (MAX_COMMIT_INTERVAL_US, "100 ms"),
+        )? {
             config.storage.commit_interval = std::time::Duration::from_micros(micros);
         }
-        if let Some(bytes) = self.log_preallocate.or(file.log_preallocate) {
-            if bytes > MAX_PREALLOCATE {
-                return Err(argument_error(format!(
-                    "log-preallocate = {bytes} in --config: at most {MAX_PREALLOCATE} (1 GiB)"
-                )));
-            }
+        if let Some(bytes) = at_most(
+            "log-preallocate",
+            self.log_preallocate,
+            file.log_preallocate,
+            (MAX_PREALLOCATE, "1 GiB"),
+        )? {
             config.storage.preallocate = bytes;
         }
         config.validate().map_err(|error| {
@@ -409,6 +406,29 @@ pub async fn shutdown_signal() {
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
     }
+}
+
+/// The value of the flag `--NAME`, or else of the key `NAME` of the
+/// `--config` file, if either gives one: at most `max` (named as `max.1`),
+/// checked once whichever gave it, the error naming that source.
+fn at_most(
+    name: &str,
+    flag: Option<u64>,
+    file: Option<u64>,
+    max: (u64, &str),
+) -> Result<Option<u64>, clap::Error> {
+    let (value, source) = match (flag, file) {
+        (Some(value), _) => (value, format!("--{name} {value}")),
+        (None, Some(value)) => (value, format!("{name} = {value} in --config")),
+        (None, None) => return Ok(None),
+    };
+    if value > max.0 {
+        return Err(argument_error(format!(
+            "{source}: at most {} ({})",
+            max.0, max.1
+        )));
+    }
+    Ok(Some(value))
 }
 
 #[cfg(test)]
