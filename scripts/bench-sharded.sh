@@ -7,7 +7,10 @@
 # run it prints how many group leaders each host holds, the bench summary
 # (--json), and the CPU time the three server processes used during the
 # bench (user + system, from /proc), in all and per write: on a machine
-# whose cores are all busy, throughput follows the CPU a write costs.
+# whose cores are all busy, throughput follows the CPU a write costs. It
+# also prints the load generator's CPU (and, capped, how long it was
+# throttled) and the machine's idle share: a load generator at its cap, or
+# a machine with no idle CPU left, limits a run as much as the servers.
 # With ETCD=1 it then runs ../shared/etcd-compare/compare.py (etcd and the
 # plain cluster, same clients and value size) in the same invocation
 # (ETCD_COMPARE=path/to/compare.py if the shared folder is elsewhere).
@@ -95,13 +98,27 @@ cap_servers() {
     for i in 0 1 2; do echo "${pids[$i]}" >"${caps[$i]}/cgroup.procs"; done
 }
 
-# Runs the load generator, in its capped cgroup with CPU_PER_SERVER.
+# Runs the load generator, in its capped cgroup with CPU_PER_SERVER; the
+# CPU ticks it used (user + system) go to $work/load-ticks.
 load() {
-    if [[ -n $cpu_cap ]]; then
-        sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "${caps[3]}" "$bin" "$@"
-    else
-        "$bin" "$@"
-    fi
+    sh -c 'dir=$1 out=$2; shift 2
+        if [ -n "$dir" ]; then echo $$ >"$dir/cgroup.procs" || exit 1; fi
+        "$@"; rc=$?
+        awk "{ print \$16 + \$17 }" /proc/$$/stat >"$out"
+        exit $rc' load "${caps[3]:-}" "$work/load-ticks" "$bin" "$@"
+}
+
+# Milliseconds the load generator's cgroup has been throttled so far
+# (CPU_PER_SERVER), empty without caps.
+load_throttled_ms() {
+    [[ -n $cpu_cap ]] || return 0
+    awk '$1 == "throttled_time" { print int($2 / 1e6) } $1 == "throttled_usec" { print int($2 / 1e3) }' \
+        "${caps[3]}/cpu.stat"
+}
+
+# The machine's idle and total CPU ticks so far (/proc/stat).
+machine_ticks() {
+    awk '$1 == "cpu" { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
 
 # start NAME BASEPORT [EXTRA SERVER ARGS...]: three processes.
@@ -125,16 +142,28 @@ server_wakeups() {
 }
 
 bench() {
-    local before after woken_before woken_after result ops
+    local before after woken_before woken_after result ops throttled_before throttled_after idle_before idle_after
     before=$(server_ticks)
     woken_before=$(server_wakeups)
     cap_servers
+    throttled_before=$(load_throttled_ms)
+    idle_before=$(machine_ticks)
     result=$(load bench --clients "$clients" --duration "$seconds" --reads "$reads" --value-size 256 \
         ${rate:+--rate "$rate"} --json)
     after=$(server_ticks)
     woken_after=$(server_wakeups)
+    idle_after=$(machine_ticks)
+    throttled_after=$(load_throttled_ms)
     echo "$result"
     ops=$(sed 's/.*"ops":\([0-9]*\).*/\1/' <<<"$result")
+    awk -v hz="$(getconf CLK_TCK)" -v ops="$ops" -v load="$(cat "$work/load-ticks")" \
+        -v throttled="${throttled_before:+$((throttled_after - throttled_before))}" \
+        -v idle_before="$idle_before" -v idle_after="$idle_after" 'BEGIN {
+            split(idle_before, b, " "); split(idle_after, a, " ")
+            printf "# load generator CPU %.2f s, %.1f us per operation", load / hz, ops ? load / hz * 1e6 / ops : 0
+            if (throttled != "") printf ", throttled %d ms", throttled
+            printf "; machine idle %.0f%%\n", (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+        }'
     awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v ops="$ops" \
         -v woken=$((woken_after - woken_before)) 'BEGIN {
             n = split(before, b, " "); split(after, a, " ")
