@@ -28,6 +28,10 @@ const MAX_COMMIT_INTERVAL_US: u64 = 100_000;
 /// The most `--log-preallocate`: 1 GiB.
 const MAX_PREALLOCATE: u64 = 1 << 30;
 
+/// The bounds of `--segment-size`: 4 KiB to 1 GiB (a restart reads a
+/// segment whole).
+const SEGMENT_SIZES: std::ops::RangeInclusive<u64> = 4096..=1 << 30;
+
 /// `server` arguments. Everything after `--certs` is optional tuning; each
 /// flag can come from `--config` instead (a flag overrides the file).
 #[derive(Debug, Args)]
@@ -81,7 +85,7 @@ pub struct ServerArgs {
     /// health checks (GET /livez, GET /readyz) over HTTP on HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
-    /// Log segment size, bytes [default: 67108864].
+    /// Log segment size, bytes, 4096 to 1073741824 [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub segment_size: Option<u64>,
     /// Start group commits (fsyncs of the log) at least this many
@@ -250,22 +254,27 @@ impl ServerArgs {
             .snapshot_every
             .or(file.snapshot_every)
             .unwrap_or(10_000);
-        if let Some(size) = self.segment_size.or(file.segment_size) {
+        if let Some(size) = bounded(
+            "segment-size",
+            self.segment_size,
+            file.segment_size,
+            (SEGMENT_SIZES, "1 GiB"),
+        )? {
             config.storage.segment_size = size;
         }
-        if let Some(micros) = at_most(
+        if let Some(micros) = bounded(
             "group-commit-interval-us",
             self.group_commit_interval_us,
             file.group_commit_interval_us,
-            (MAX_COMMIT_INTERVAL_US, "100 ms"),
+            (0..=MAX_COMMIT_INTERVAL_US, "100 ms"),
         )? {
             config.storage.commit_interval = std::time::Duration::from_micros(micros);
         }
-        if let Some(bytes) = at_most(
+        if let Some(bytes) = bounded(
             "log-preallocate",
             self.log_preallocate,
             file.log_preallocate,
-            (MAX_PREALLOCATE, "1 GiB"),
+            (0..=MAX_PREALLOCATE, "1 GiB"),
         )? {
             config.storage.preallocate = bytes;
         }
@@ -409,23 +418,31 @@ pub async fn shutdown_signal() {
 }
 
 /// The value of the flag `--NAME`, or else of the key `NAME` of the
-/// `--config` file, if either gives one: at most `max` (named as `max.1`),
-/// checked once whichever gave it, the error naming that source.
-fn at_most(
+/// `--config` file, if either gives one: within `bounds.0` (whose end is
+/// named as `bounds.1`), checked once whichever gave it, the error naming
+/// that source.
+fn bounded(
     name: &str,
     flag: Option<u64>,
     file: Option<u64>,
-    max: (u64, &str),
+    bounds: (std::ops::RangeInclusive<u64>, &str),
 ) -> Result<Option<u64>, clap::Error> {
     let (value, source) = match (flag, file) {
         (Some(value), _) => (value, format!("--{name} {value}")),
         (None, Some(value)) => (value, format!("{name} = {value} in --config")),
         (None, None) => return Ok(None),
     };
-    if value > max.0 {
+    let (range, end) = bounds;
+    if value < *range.start() {
         return Err(argument_error(format!(
-            "{source}: at most {} ({})",
-            max.0, max.1
+            "{source}: at least {}",
+            range.start()
+        )));
+    }
+    if value > *range.end() {
+        return Err(argument_error(format!(
+            "{source}: at most {} ({end})",
+            range.end()
         )));
     }
     Ok(Some(value))
@@ -502,6 +519,65 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
+    }
+
+    #[test]
+    fn the_segment_size_comes_from_the_flag_or_the_file_and_is_bounded() {
+        let base = [
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:7001",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+        ];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            config_of(&args)
+        };
+        assert_eq!(with(&[]).unwrap().storage.segment_size, 64 << 20);
+        for (flag, bytes) in [
+            ("4096", 4096),
+            ("131072", 128 << 10),
+            ("1073741824", 1 << 30),
+        ] {
+            let config = with(&["--segment-size", flag]).unwrap();
+            assert_eq!(config.storage.segment_size, bytes, "{flag}");
+        }
+        for (bad, expected) in [
+            ("0", "--segment-size 0: at least 4096"),
+            ("4095", "--segment-size 4095: at least 4096"),
+            (
+                "1073741825",
+                "--segment-size 1073741825: at most 1073741824 (1 GiB)",
+            ),
+            ("-1", "--segment-size"),
+            ("big", "--segment-size"),
+        ] {
+            let error = with(&[&format!("--segment-size={bad}")]).unwrap_err();
+            assert!(error.to_string().contains(expected), "{bad}: {error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let path = file.to_str().unwrap();
+        std::fs::write(&file, "segment-size = 1048576\n").unwrap();
+        assert_eq!(
+            with(&["--config", path]).unwrap().storage.segment_size,
+            1 << 20
+        );
+        std::fs::write(&file, "segment-size = 100\n").unwrap();
+        let error = with(&["--config", path]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("segment-size = 100 in --config: at least 4096"),
+            "{error}"
+        );
     }
 
     #[test]
