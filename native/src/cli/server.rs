@@ -465,6 +465,24 @@ mod tests {
         }
     }
 
+    /// The configuration of node 1 of a one-node cluster, with `extra` flags.
+    fn one_node_with(extra: &[&str]) -> Result<crate::server::ValidConfig, clap::Error> {
+        let mut args = vec![
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:7001",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+        ];
+        args.extend_from_slice(extra);
+        config_of(&args)
+    }
+
     #[test]
     fn the_config_file_gives_the_flags_and_flags_override_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -523,30 +541,13 @@ mod tests {
 
     #[test]
     fn the_segment_size_comes_from_the_flag_or_the_file_and_is_bounded() {
-        let base = [
-            "distribkv-native",
-            "server",
-            "--id",
-            "1",
-            "--peers",
-            "127.0.0.1:7001",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-        ];
-        let with = |extra: &[&str]| {
-            let mut args = base.to_vec();
-            args.extend_from_slice(extra);
-            config_of(&args)
-        };
-        assert_eq!(with(&[]).unwrap().storage.segment_size, 64 << 20);
+        assert_eq!(one_node_with(&[]).unwrap().storage.segment_size, 64 << 20);
         for (flag, bytes) in [
             ("4096", 4096),
             ("131072", 128 << 10),
             ("1073741824", 1 << 30),
         ] {
-            let config = with(&["--segment-size", flag]).unwrap();
+            let config = one_node_with(&["--segment-size", flag]).unwrap();
             assert_eq!(config.storage.segment_size, bytes, "{flag}");
         }
         for (bad, expected) in [
@@ -559,7 +560,7 @@ mod tests {
             ("-1", "--segment-size"),
             ("big", "--segment-size"),
         ] {
-            let error = with(&[&format!("--segment-size={bad}")]).unwrap_err();
+            let error = one_node_with(&[&format!("--segment-size={bad}")]).unwrap_err();
             assert!(error.to_string().contains(expected), "{bad}: {error}");
         }
         let dir = tempfile::tempdir().unwrap();
@@ -567,11 +568,14 @@ mod tests {
         let path = file.to_str().unwrap();
         std::fs::write(&file, "segment-size = 1048576\n").unwrap();
         assert_eq!(
-            with(&["--config", path]).unwrap().storage.segment_size,
+            one_node_with(&["--config", path])
+                .unwrap()
+                .storage
+                .segment_size,
             1 << 20
         );
         std::fs::write(&file, "segment-size = 100\n").unwrap();
-        let error = with(&["--config", path]).unwrap_err();
+        let error = one_node_with(&["--config", path]).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -582,30 +586,13 @@ mod tests {
 
     #[test]
     fn the_zeros_ahead_of_the_log_come_from_the_flag_or_the_file_and_are_bounded() {
-        let base = [
-            "distribkv-native",
-            "server",
-            "--id",
-            "1",
-            "--peers",
-            "127.0.0.1:7001",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-        ];
-        let with = |extra: &[&str]| {
-            let mut args = base.to_vec();
-            args.extend_from_slice(extra);
-            config_of(&args)
-        };
-        assert_eq!(with(&[]).unwrap().storage.preallocate, 1 << 20);
+        assert_eq!(one_node_with(&[]).unwrap().storage.preallocate, 1 << 20);
         for (flag, bytes) in [("0", 0), ("4096", 4096), ("1073741824", 1 << 30)] {
-            let config = with(&["--log-preallocate", flag]).unwrap();
+            let config = one_node_with(&["--log-preallocate", flag]).unwrap();
             assert_eq!(config.storage.preallocate, bytes, "{flag}");
         }
         for bad in ["1073741825", "-1", "1MiB", ""] {
-            let error = with(&[&format!("--log-preallocate={bad}")]).unwrap_err();
+            let error = one_node_with(&[&format!("--log-preallocate={bad}")]).unwrap_err();
             assert!(
                 error.to_string().contains("--log-preallocate"),
                 "{bad}: {error}"
@@ -615,12 +602,18 @@ mod tests {
         let file = dir.path().join("node.toml");
         let path = file.to_str().unwrap();
         std::fs::write(&file, "log-preallocate = 0\n").unwrap();
-        assert_eq!(with(&["--config", path]).unwrap().storage.preallocate, 0);
+        assert_eq!(
+            one_node_with(&["--config", path])
+                .unwrap()
+                .storage
+                .preallocate,
+            0
+        );
         // The flag overrides the file.
-        let config = with(&["--config", path, "--log-preallocate", "8192"]).unwrap();
+        let config = one_node_with(&["--config", path, "--log-preallocate", "8192"]).unwrap();
         assert_eq!(config.storage.preallocate, 8192);
         std::fs::write(&file, "log-preallocate = 2147483648\n").unwrap();
-        let error = with(&["--config", path]).unwrap_err();
+        let error = one_node_with(&["--config", path]).unwrap_err();
         assert!(
             error.to_string().contains("log-preallocate = 2147483648"),
             "{error}"
@@ -629,32 +622,15 @@ mod tests {
 
     #[test]
     fn the_group_commit_interval_comes_from_the_flag_or_the_file_and_is_bounded() {
-        let base = [
-            "distribkv-native",
-            "server",
-            "--id",
-            "1",
-            "--peers",
-            "127.0.0.1:7001",
-            "--data-dir",
-            "d",
-            "--certs",
-            "c",
-        ];
-        let config = config_of(&base).unwrap();
+        let config = one_node_with(&[]).unwrap();
         assert_eq!(config.storage.commit_interval, std::time::Duration::ZERO);
-        let with = |extra: &[&str]| {
-            let mut args = base.to_vec();
-            args.extend_from_slice(extra);
-            config_of(&args)
-        };
-        let config = with(&["--group-commit-interval-us", "1500"]).unwrap();
+        let config = one_node_with(&["--group-commit-interval-us", "1500"]).unwrap();
         assert_eq!(
             config.storage.commit_interval,
             std::time::Duration::from_micros(1500)
         );
         for bad in ["100001", "-1", "soon"] {
-            let error = with(&[&format!("--group-commit-interval-us={bad}")]).unwrap_err();
+            let error = one_node_with(&[&format!("--group-commit-interval-us={bad}")]).unwrap_err();
             assert!(
                 error.to_string().contains("--group-commit-interval-us"),
                 "{bad}: {error}"
@@ -664,13 +640,13 @@ mod tests {
         let file = dir.path().join("node.toml");
         let path = file.to_str().unwrap();
         std::fs::write(&file, "group-commit-interval-us = 2000\n").unwrap();
-        let config = with(&["--config", path]).unwrap();
+        let config = one_node_with(&["--config", path]).unwrap();
         assert_eq!(
             config.storage.commit_interval,
             std::time::Duration::from_millis(2)
         );
         std::fs::write(&file, "group-commit-interval-us = 250000\n").unwrap();
-        let error = with(&["--config", path]).unwrap_err();
+        let error = one_node_with(&["--config", path]).unwrap_err();
         assert!(
             error
                 .to_string()
