@@ -30,7 +30,7 @@ use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 
 use super::NsCluster;
 use super::harness::history::{acknowledged, check_history, read_finals, start_clients};
-use super::harness::{BINARY, stdout};
+use super::harness::{BINARY, THREE_GROUPS_OF_8_SHARDS, stdout};
 use super::net::Network;
 use super::rng::Rng;
 use super::scenario::replay_command;
@@ -228,18 +228,7 @@ pub fn sharded_run(test: &str) {
     let mut cluster = super::start_cluster(
         serial,
         3,
-        &[
-            "--snapshot-every",
-            "200",
-            "--shards",
-            "8",
-            "--group",
-            "1=1,2,3",
-            "--group",
-            "2=1,2,3",
-            "--group",
-            "3=1,2,3",
-        ],
+        &[&THREE_GROUPS_OF_8_SHARDS[..], &["--snapshot-every", "200"]].concat(),
     )
     .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     shard_ok(&cluster, "join", &["1", "1,2,3"]);

@@ -31,6 +31,12 @@ pub use hosts::{Hosts, Loopback};
 /// The program under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_distribkv-native");
 
+/// Server options of the sharded tests' hosts: 8 shards, and groups 1, 2
+/// and 3 each on hosts 1, 2 and 3 (a test joins the ones it uses).
+pub const THREE_GROUPS_OF_8_SHARDS: [&str; 8] = [
+    "--shards", "8", "--group", "1=1,2,3", "--group", "2=1,2,3", "--group", "3=1,2,3",
+];
+
 /// Server options of every test cluster: fast heartbeats and elections.
 pub const TIMING: [&str; 4] = ["--heartbeat-ms", "50", "--election-timeout-ms", "300-600"];
 

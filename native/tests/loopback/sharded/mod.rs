@@ -17,7 +17,7 @@ use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 use serde_json::Value;
 
 use super::harness::history::{acknowledged, check_history, read_finals, start_workload};
-use super::harness::{BINARY, Cluster, Loopback, stderr, stdout};
+use super::harness::{BINARY, Cluster, Loopback, THREE_GROUPS_OF_8_SHARDS, stderr, stdout};
 use super::workload::{APPEND_KEYS, MIXED_KEYS, Workload};
 
 mod commands;
@@ -29,12 +29,7 @@ const SHARDS: u32 = 8;
 
 /// Three hosts, each holding the controller and groups 1, 2 and 3.
 fn sharded_cluster() -> Cluster<Loopback> {
-    Cluster::on_loopback(
-        3,
-        &[
-            "--shards", "8", "--group", "1=1,2,3", "--group", "2=1,2,3", "--group", "3=1,2,3",
-        ],
-    )
+    Cluster::on_loopback(3, &THREE_GROUPS_OF_8_SHARDS)
 }
 
 /// `shard VERB --cluster .. --certs .. ARGS...` (`args[0]` is the verb).
@@ -295,20 +290,8 @@ fn with_a_group_commit_interval_every_acknowledged_write_survives_too() {
 }
 
 fn kill_9_and_power_cuts_lose_no_acknowledged_write(extra: &[&str]) {
-    let mut args = vec![
-        "--shards",
-        "8",
-        "--group",
-        "1=1,2,3",
-        "--group",
-        "2=1,2,3",
-        "--group",
-        "3=1,2,3",
-        "--snapshot-every",
-        "200",
-        "--fault-power-cut",
-        "any",
-    ];
+    let mut args = THREE_GROUPS_OF_8_SHARDS.to_vec();
+    args.extend_from_slice(&["--snapshot-every", "200", "--fault-power-cut", "any"]);
     args.extend_from_slice(extra);
     let mut cluster = Cluster::on_loopback(3, &args);
     for group in ["1", "2", "3"] {
