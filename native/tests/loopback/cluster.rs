@@ -177,16 +177,7 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_folder() {
 
 /// The active log segment of a data folder (the highest-numbered one).
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("wal-") && name.ends_with(".log")
-        })
-        .collect();
-    segments.sort();
-    segments.pop().expect("a segment")
+    crate::harness::segment_files(dir).pop().expect("a segment")
 }
 
 #[test]

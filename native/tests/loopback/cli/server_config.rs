@@ -84,14 +84,9 @@ fn a_sharded_setting_without_shards_is_refused_naming_it_and_its_source() {
 
 /// The bytes of the node's write-ahead log segments (`wal-*.log`), in all.
 fn log_bytes(data_dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(data_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap())
-        .filter(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            name.starts_with("wal-") && name.ends_with(".log")
-        })
-        .map(|entry| entry.metadata().unwrap().len())
+    crate::harness::segment_files(data_dir)
+        .iter()
+        .map(|path| std::fs::metadata(path).unwrap().len())
         .sum()
 }
 
