@@ -9,12 +9,14 @@
 //! worker times its fsyncs and snapshot writes; the transport's per-peer
 //! traffic is read when the page is scraped.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use distribkv_core::kv::Replica;
 use distribkv_core::raft::{LogIndex, NodeId};
+use distribkv_core::shard::GroupId;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,26 +38,26 @@ const LIVENESS_LIMIT: Duration = Duration::from_secs(5);
 /// Labels `{to}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct To {
-    to: String,
+    to: NodeId,
 }
 
 /// Labels `{from}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct From {
-    from: String,
+    from: NodeId,
 }
 
 /// Labels `{group}` (a sharded host's groups; 0 is the controller's).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Group {
-    group: String,
+    group: GroupId,
 }
 
 /// Labels `{op,outcome}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request_ {
-    op: String,
-    outcome: String,
+    op: &'static str,
+    outcome: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -81,14 +83,27 @@ struct StepFigures {
     ready: bool,
 }
 
+/// One group's series in the `distribkv_group_*` families (a handle
+/// shares its value with the family's series).
+struct GroupGauges {
+    has_leader: Gauge,
+    is_leader: Gauge,
+    term: Gauge,
+    commit_index: Gauge,
+    applied_index: Gauge,
+    /// For the groups holding key-value shards (not the controller).
+    shards: Option<Gauge>,
+    follower_reads: Counter,
+}
+
 /// The last values seen, to turn indexes into counter increments.
 #[derive(Debug, Default)]
 struct Seen {
     leader: Option<NodeId>,
     commit: LogIndex,
     applied: LogIndex,
-    sent: std::collections::HashMap<NodeId, u64>,
-    received: std::collections::HashMap<NodeId, u64>,
+    sent: HashMap<NodeId, u64>,
+    received: HashMap<NodeId, u64>,
 }
 
 /// A node's metrics and health. Shared by the step loop, the storage
@@ -120,6 +135,9 @@ pub struct Metrics {
     group_shards: Family<Group, Gauge>,
     group_follower_reads: Family<Group, Counter>,
     frames_refused: Counter,
+    /// Each group's handles in the `group_*` families, so that a step
+    /// sets them without building labels and searching the families.
+    groups: Mutex<HashMap<GroupId, GroupGauges>>,
     seen: Mutex<Seen>,
     /// Milliseconds since `started` at the last step.
     last_step_ms: AtomicU64,
@@ -163,6 +181,7 @@ impl Metrics {
             group_shards: Family::default(),
             group_follower_reads: Family::default(),
             frames_refused: Counter::default(),
+            groups: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen::default()),
             last_step_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -301,10 +320,8 @@ impl Metrics {
     pub fn observe_host(&self, host: &distribkv_core::shard::host::Host, pending: usize) {
         let (mut all_have_leader, mut leads_one, mut ready) = (true, false, true);
         let (mut term, mut commit, mut applied) = (0u64, 0u64, 0u64);
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         for (group, node) in host.nodes() {
-            let label = Group {
-                group: group.to_string(),
-            };
             let log = node.log();
             let has_leader = node.leader().is_some();
             all_have_leader &= has_leader;
@@ -313,28 +330,26 @@ impl Metrics {
             term = term.max(node.term());
             commit += log.commit();
             applied += log.applied();
-            self.group_has_leader
-                .get_or_create(&label)
-                .set(i64::from(has_leader));
-            self.group_is_leader
-                .get_or_create(&label)
-                .set(i64::from(node.is_leader()));
-            self.group_term
-                .get_or_create(&label)
-                .set(node.term() as i64);
-            self.group_commit_index
-                .get_or_create(&label)
-                .set(log.commit() as i64);
-            self.group_applied_index
-                .get_or_create(&label)
-                .set(log.applied() as i64);
+            let gauges = groups
+                .entry(group)
+                .or_insert_with(|| self.group_gauges(group));
+            gauges.has_leader.set(i64::from(has_leader));
+            gauges.is_leader.set(i64::from(node.is_leader()));
+            gauges.term.set(node.term() as i64);
+            gauges.commit_index.set(log.commit() as i64);
+            gauges.applied_index.set(log.applied() as i64);
             if let Some(kv) = host.kv(group) {
                 let serving = kv
                     .shards()
                     .values()
                     .filter(|s| s.status == distribkv_core::shard::group::ShardStatus::Serving)
                     .count();
-                self.group_shards.get_or_create(&label).set(serving as i64);
+                gauges
+                    .shards
+                    .get_or_insert_with(|| {
+                        self.group_shards.get_or_create(&Group { group }).clone()
+                    })
+                    .set(serving as i64);
             }
             // The host counts since it started, as this counter does: add
             // what it counted since the last step.
@@ -344,9 +359,10 @@ impl Metrics {
                 .get(&group)
                 .copied()
                 .unwrap_or(0);
-            let counter = self.group_follower_reads.get_or_create(&label);
+            let counter = &gauges.follower_reads;
             counter.inc_by(served.saturating_sub(counter.get()));
         }
+        drop(groups);
         self.record_step(StepFigures {
             has_leader: all_have_leader,
             is_leader: leads_one,
@@ -358,12 +374,28 @@ impl Metrics {
         });
     }
 
+    /// The handles of `group`'s per-group metrics, created in their families.
+    fn group_gauges(&self, group: GroupId) -> GroupGauges {
+        let label = Group { group };
+        GroupGauges {
+            has_leader: self.group_has_leader.get_or_create(&label).clone(),
+            is_leader: self.group_is_leader.get_or_create(&label).clone(),
+            term: self.group_term.get_or_create(&label).clone(),
+            commit_index: self.group_commit_index.get_or_create(&label).clone(),
+            applied_index: self.group_applied_index.get_or_create(&label).clone(),
+            shards: None,
+            follower_reads: self.group_follower_reads.get_or_create(&label).clone(),
+        }
+    }
+
     /// Stops reporting a group's per-group metrics (its replica here was
     /// retired).
-    pub fn forget_group(&self, group: distribkv_core::shard::GroupId) {
-        let label = Group {
-            group: group.to_string(),
-        };
+    pub fn forget_group(&self, group: GroupId) {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&group);
+        let label = Group { group };
         for family in [
             &self.group_has_leader,
             &self.group_is_leader,
@@ -442,12 +474,9 @@ impl Metrics {
     }
 
     /// Counts one answered client request.
-    pub fn observe_request(&self, op: &str, outcome: &str, is_write: bool) {
+    pub fn observe_request(&self, op: &'static str, outcome: &'static str, is_write: bool) {
         self.client_requests
-            .get_or_create(&Request_ {
-                op: op.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&Request_ { op, outcome })
             .inc();
         if is_write && outcome != "ok" {
             self.proposals_failed.inc();
@@ -459,9 +488,7 @@ impl Metrics {
     pub fn observe_peers(&self, traffic: &[PeerTraffic]) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         for peer in traffic {
-            let to = To {
-                to: peer.id.to_string(),
-            };
+            let to = To { to: peer.id };
             let sent = seen.sent.entry(peer.id).or_default();
             // A link re-created (the peer's address changed) counts from 0.
             let delta = peer
@@ -476,9 +503,7 @@ impl Metrics {
                 .checked_sub(*received)
                 .unwrap_or(peer.received_bytes);
             self.peer_received
-                .get_or_create(&From {
-                    from: peer.id.to_string(),
-                })
+                .get_or_create(&From { from: peer.id })
                 .inc_by(delta);
             *received = peer.received_bytes;
             if let Some(round_trip) = peer.round_trip {
@@ -556,7 +581,7 @@ impl StorageObserver for StorageTimes {
 mod tests {
     use std::collections::BTreeMap;
 
-    use distribkv_core::shard::host::{Host, HostConfig};
+    use distribkv_core::shard::host::{Host, HostConfig, HostInput};
     use distribkv_core::time::Instant;
 
     use super::Metrics;
@@ -575,5 +600,45 @@ mod tests {
         let text = metrics.encode();
         assert!(!text.contains("group=\"1\""), "{text}");
         assert!(text.contains("distribkv_group_term{group=\"2\"}"), "{text}");
+    }
+
+    /// The per-group series follow the groups from step to step, and a
+    /// group forgotten but still held is reported again at the next step.
+    #[test]
+    fn the_per_group_metrics_follow_every_step() {
+        let mut config = HostConfig::new(1, 4, vec![1]);
+        config.groups = BTreeMap::from([(1, vec![1]), (2, vec![1])]);
+        let mut host = Host::new(config, 7, Instant::ZERO).unwrap();
+        let metrics = Metrics::new();
+        metrics.observe_host(&host, 0);
+        let text = metrics.encode();
+        assert!(
+            text.contains("distribkv_group_term{group=\"2\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("distribkv_group_shards_serving{group=\"2\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("distribkv_group_shards_serving{group=\"0\"}"),
+            "{text}"
+        );
+        // Every group's election timer runs out: each starts term 1.
+        host.handle(Instant(60_000), HostInput::Timeout).unwrap();
+        while host.poll_output().is_some() {}
+        metrics.observe_host(&host, 0);
+        let text = metrics.encode();
+        for group in 0..=2 {
+            let line = format!("distribkv_group_term{{group=\"{group}\"}} 1\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        metrics.forget_group(1);
+        metrics.observe_host(&host, 0);
+        let text = metrics.encode();
+        assert!(
+            text.contains("distribkv_group_term{group=\"1\"} 1\n"),
+            "{text}"
+        );
     }
 }
