@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod files;
 pub mod history;
 pub mod hosts;
 pub mod status;
@@ -30,21 +31,6 @@ pub use hosts::{Hosts, Loopback};
 
 /// The program under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_distribkv-native");
-
-/// The single-group log's segment files (`wal-*.log`) of a data folder,
-/// in order.
-pub fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("wal-") && name.ends_with(".log")
-        })
-        .collect();
-    segments.sort();
-    segments
-}
 
 /// Server options of the sharded tests' hosts: 8 shards, and groups 1, 2
 /// and 3 each on hosts 1, 2 and 3 (a test joins the ones it uses).

@@ -177,7 +177,9 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_folder() {
 
 /// The active log segment of a data folder (the highest-numbered one).
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
-    crate::harness::segment_files(dir).pop().expect("a segment")
+    crate::harness::files::segments(dir)
+        .pop()
+        .expect("a segment")
 }
 
 #[test]

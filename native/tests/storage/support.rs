@@ -15,6 +15,10 @@ use distribkv_core::raft::{
 use distribkv_native::storage::{Identity, RaftStorage, StorageOptions};
 use proptest::prelude::*;
 
+#[path = "../harness/files.rs"]
+mod files;
+pub use files::{files_named, segments};
+
 /// The identity most tests use.
 pub const IDENTITY: Identity = Identity {
     node_id: 2,
@@ -62,27 +66,9 @@ pub fn open(dir: &Path, options: &StorageOptions) -> (RaftStorage, PersistedStat
     RaftStorage::open(dir, IDENTITY, options.clone()).expect("open storage")
 }
 
-/// The log segments in `dir`, oldest first.
-pub fn segments(dir: &Path) -> Vec<PathBuf> {
-    files_named(dir, "wal-", ".log")
-}
-
 /// The snapshot files in `dir`.
 pub fn snapshots(dir: &Path) -> Vec<PathBuf> {
     files_named(dir, "snap-", ".snap")
-}
-
-pub fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(prefix) && name.ends_with(suffix)
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 /// Copies every file of `from` into `to`.

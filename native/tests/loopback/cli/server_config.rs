@@ -84,7 +84,7 @@ fn a_sharded_setting_without_shards_is_refused_naming_it_and_its_source() {
 
 /// The bytes of the node's write-ahead log segments (`wal-*.log`), in all.
 fn log_bytes(data_dir: &std::path::Path) -> u64 {
-    crate::harness::segment_files(data_dir)
+    crate::harness::files::segments(data_dir)
         .iter()
         .map(|path| std::fs::metadata(path).unwrap().len())
         .sum()
