@@ -138,6 +138,40 @@ fn a_last_record_with_zeroed_sectors_is_a_torn_tail_but_a_garbled_one_is_refused
     }
 }
 
+/// Zeros over the start of the last record, its payload still there after
+/// them in the same sector: a sector is written whole or not at all, so no
+/// power cut leaves that. It was damage done after the write, and the
+/// acknowledged record is refused, not cut off as a torn tail (a zeroed
+/// length field made the record seem nine zero bytes long, which passed for
+/// torn), with or without zeros written ahead after it.
+#[test]
+fn a_last_record_zeroed_in_part_of_a_sector_is_refused() {
+    let source = tempfile::tempdir().unwrap();
+    let writes = simple_writes(3, 100);
+    let boundaries = write_and_measure(source.path(), &writes, &exact());
+    let last = boundaries[2];
+    assert!(
+        boundaries[3] <= 512,
+        "the last record lies in the first sector"
+    );
+    let segment_name = segments(source.path())[0].file_name().unwrap().to_owned();
+    for (zeroed, file_length) in [(9, boundaries[3]), (40, boundaries[3]), (9, 4096)] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(source.path(), dir.path());
+        let segment = dir.path().join(&segment_name);
+        let mut bytes = fs::read(&segment).unwrap();
+        bytes[last as usize..(last + zeroed) as usize].fill(0);
+        bytes.resize(file_length as usize, 0);
+        fs::write(&segment, bytes).unwrap();
+        match open_error(dir.path()) {
+            StorageError::CorruptSegment { path, offset, .. } => {
+                assert_eq!((path, offset), (segment, last), "{zeroed} bytes zeroed");
+            }
+            other => panic!("{zeroed} bytes zeroed: unexpected error {other}"),
+        }
+    }
+}
+
 #[test]
 fn recovery_continues_appending_after_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();

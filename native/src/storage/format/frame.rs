@@ -97,6 +97,12 @@ pub(crate) const SECTOR_SIZE: usize = 512;
 /// as when a power cut let the file's length reach the disk but not all of
 /// its data. A record whose bytes are all there, none of its sectors zero,
 /// and whose checksum fails was damaged after it was written.
+///
+/// A sector is written whole or not at all, so an unwritten one reads as
+/// zeros to its end (or to the end of the file), past the record's end
+/// too: zeros followed by data in the same sector were damage. This is
+/// also what keeps a zeroed length field, which makes the record seem a
+/// few zero bytes long, from passing a whole record for a torn one.
 pub(crate) fn looks_torn(data: &[u8], offset: usize, problem: &Corruption) -> bool {
     match problem {
         Corruption::TruncatedRecord { .. } => true,
@@ -107,8 +113,11 @@ pub(crate) fn looks_torn(data: &[u8], offset: usize, problem: &Corruption) -> bo
                 .min(data.len());
             let mut start = offset;
             while start < end {
-                let sector_end = ((start / SECTOR_SIZE + 1) * SECTOR_SIZE).min(end);
-                if data[start..sector_end].iter().all(|&byte| byte == 0) {
+                let sector_end = (start / SECTOR_SIZE + 1) * SECTOR_SIZE;
+                if data[start..sector_end.min(data.len())]
+                    .iter()
+                    .all(|&byte| byte == 0)
+                {
                     return true;
                 }
                 start = sector_end;
@@ -244,6 +253,12 @@ mod tests {
         let mut zeroed = data.clone();
         zeroed[512..].fill(0);
         assert!(looks_torn(&zeroed, offset, &damage(&zeroed)));
+        // Zeros over its start, its other bytes in that sector still there:
+        // a sector is written whole, so not torn, even though the zeroed
+        // length field makes the record seem nine zero bytes long.
+        let mut zeroed = data.clone();
+        zeroed[offset..offset + RECORD_HEADER_LEN].fill(0);
+        assert!(!looks_torn(&zeroed, offset, &damage(&zeroed)));
         // A flipped bit anywhere else: not torn.
         for byte in offset..data.len() {
             for bit in 0..8 {
