@@ -38,7 +38,7 @@ mod names;
 
 pub(crate) use frame::{Frame, encode_record, looks_torn, read_frame, valid_record_after};
 pub(crate) use names::{
-    FileName, parse_file_name, parse_fixed_digits, segment_path, snapshot_path,
+    FileName, is_log_file, parse_file_name, parse_fixed_digits, segment_path, snapshot_path,
 };
 
 use distribkv_core::raft::{Entry, HardState, LogIndex, Term};

@@ -21,6 +21,10 @@ pub(crate) struct FolderKind<S> {
     pub identity_magic: [u8; 8],
     /// The folder's name in the log line written when one is initialised.
     pub label: &'static str,
+    /// Whether a name is a segment or snapshot of the other kind of log:
+    /// a folder holding one without an identity file is refused as well,
+    /// never initialised as a new, empty folder over the other log's data.
+    pub foreign: fn(&str) -> bool,
 }
 
 /// The files of a data folder, by kind, each kind sorted.
@@ -50,6 +54,7 @@ pub(crate) fn open_folder<S, K: Ord>(
         snapshots: Vec::new(),
     };
     let mut has_identity = false;
+    let mut has_foreign_log = false;
     let mut temporaries = Vec::new();
     for name in disk.list(dir)? {
         let Some(name) = name.to_str() else {
@@ -60,6 +65,7 @@ pub(crate) fn open_folder<S, K: Ord>(
             FileName::Segment(number) => listing.segments.push(number),
             FileName::Snapshot(snapshot) => listing.snapshots.push(snapshot),
             FileName::Temporary => temporaries.push(dir.join(name)),
+            FileName::Unknown if (kind.foreign)(name) => has_foreign_log = true,
             FileName::Unknown => {
                 tracing::debug!(file = %dir.join(name).display(), "ignoring a file storage did not write");
             }
@@ -71,6 +77,12 @@ pub(crate) fn open_folder<S, K: Ord>(
 
     if !has_identity {
         let identity_temporary = dir.join(format!("{IDENTITY_FILE}{TEMPORARY_SUFFIX}"));
+        if has_foreign_log {
+            return Err(StorageError::MissingIdentity {
+                dir: dir.to_owned(),
+                path: dir.join(IDENTITY_FILE),
+            });
+        }
         initialise(dir, identity, kind, &listing, &identity_temporary, disk)?;
         // The new identity file was written through its temporary name,
         // perhaps over one left by an earlier start; it is gone now.

@@ -81,7 +81,8 @@
 //!   whose identity file (or any segment or snapshot header) names another
 //!   node or cluster is refused with [`StorageError::IdentityMismatch`],
 //!   naming the file and both identities; log files without an identity
-//!   file are refused too.
+//!   file are refused too, the multi-group log's ([`multi`]) as well, so
+//!   that neither kind of storage starts an empty log over the other's.
 //! - Segments are replayed in number order; a missing number between two
 //!   present ones is an error, and so is a first segment past number 1 if no
 //!   checkpoint replaces the deleted ones.

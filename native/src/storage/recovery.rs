@@ -47,6 +47,7 @@ const FOLDER: FolderKind<SnapshotPoint> = FolderKind {
     parse: parse_file_name,
     identity_magic: IDENTITY_MAGIC,
     label: "data folder",
+    foreign: super::multi::is_multi_group_log_file,
 };
 
 /// Recovers the folder `dir` (creating and initialising it when new) for `identity`.

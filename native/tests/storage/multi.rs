@@ -494,3 +494,41 @@ fn single_and_multi_group_folders_refuse_each_other() {
         "{error}"
     );
 }
+
+/// A folder of either kind that lost its identity file is refused by both
+/// kinds of storage, as log files without an identity file are: the other
+/// kind never initialises it as a new, empty folder over the log it holds.
+#[test]
+fn a_folder_without_its_identity_file_is_refused_by_either_kind() {
+    let write = Write {
+        seq: 1,
+        entries: vec![entry(1, 1, 10)],
+        ..Write::default()
+    };
+    let multi = tempfile::tempdir().unwrap();
+    let (mut storage, _) = open(multi.path(), &MultiStorageOptions::default());
+    storage.append(&write_of(1, 1, write.clone())).unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let single = tempfile::tempdir().unwrap();
+    let (mut storage, _) =
+        RaftStorage::open(single.path(), IDENTITY, StorageOptions::default()).unwrap();
+    storage.append(&write).unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    for dir in [multi.path(), single.path()] {
+        let identity = dir.join("identity");
+        fs::remove_file(&identity).unwrap();
+        let errors = [
+            open_error(dir),
+            RaftStorage::open(dir, IDENTITY, StorageOptions::default()).unwrap_err(),
+        ];
+        for error in errors {
+            assert!(
+                matches!(&error, StorageError::MissingIdentity { path, .. } if *path == identity),
+                "{error}"
+            );
+        }
+        assert!(!identity.exists(), "nothing was initialised");
+    }
+}

@@ -58,6 +58,14 @@ pub(crate) fn parse_file_name(name: &str) -> FileName {
     FileName::Unknown
 }
 
+/// Whether `name` is a segment or snapshot of a single-group log.
+pub(crate) fn is_log_file(name: &str) -> bool {
+    matches!(
+        parse_file_name(name),
+        FileName::Segment(_) | FileName::Snapshot(_)
+    )
+}
+
 pub(crate) fn parse_fixed_digits(text: &str) -> Option<u64> {
     if text.len() == 20 && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse().ok()

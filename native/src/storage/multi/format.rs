@@ -104,6 +104,14 @@ pub(crate) fn parse_file_name(name: &str) -> MultiFileName {
     MultiFileName::Unknown
 }
 
+/// Whether `name` is a segment or snapshot of a multi-group log.
+pub(crate) fn is_log_file(name: &str) -> bool {
+    matches!(
+        parse_file_name(name),
+        MultiFileName::Segment(_) | MultiFileName::Snapshot(_)
+    )
+}
+
 /// One group's part of a step, as encoded (borrowing the entries).
 #[derive(Debug, Serialize)]
 pub(crate) enum ItemRef<'a> {

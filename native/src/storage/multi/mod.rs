@@ -125,6 +125,7 @@ mod read;
 mod recovery;
 mod worker;
 
+pub(crate) use format::is_log_file as is_multi_group_log_file;
 pub use log::MultiStorage;
 pub use options::{FORCE_SNAPSHOT_FACTOR, MultiStorageOptions, MultiStorageStats, Purge};
 pub use worker::{MultiJob, MultiStorageWorker, MultiWorkerStopped};

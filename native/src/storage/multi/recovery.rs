@@ -55,6 +55,7 @@ const FOLDER: FolderKind<(GroupId, SnapshotPoint)> = FolderKind {
     parse: parse_file_name,
     identity_magic: MULTI_IDENTITY_MAGIC,
     label: "multi-group data folder",
+    foreign: super::super::format::is_log_file,
 };
 
 /// Recovers `dir` (creating and initialising it when new) for `identity`.
