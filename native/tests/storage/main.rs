@@ -16,6 +16,7 @@ mod fault_fs;
 mod faults;
 mod format_versions;
 mod multi;
+mod multi_bit_rot;
 mod multi_format_versions;
 mod multi_power_cut;
 mod multi_purge;
