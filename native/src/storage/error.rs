@@ -113,6 +113,22 @@ pub enum StorageError {
         path: PathBuf,
     },
 
+    /// The folder holds snapshot files but no log segment at all. The
+    /// segment being appended to is never deleted, and a snapshot is only
+    /// written while one exists: the log that refers to the snapshot was
+    /// lost.
+    #[error(
+        "{} holds snapshot {} but no log segment: the log was lost",
+        dir.display(),
+        path.display()
+    )]
+    MissingLog {
+        /// The data folder.
+        dir: PathBuf,
+        /// A snapshot file in it.
+        path: PathBuf,
+    },
+
     /// The snapshot the log refers to is not in the folder.
     #[error("snapshot {} referenced by the log is missing", path.display())]
     MissingSnapshot {

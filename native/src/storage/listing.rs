@@ -55,6 +55,7 @@ pub(crate) fn open_folder<S, K: Ord>(
     };
     let mut has_identity = false;
     let mut has_foreign_log = false;
+    let mut snapshot_file = None;
     let mut temporaries = Vec::new();
     for name in disk.list(dir)? {
         let Some(name) = name.to_str() else {
@@ -63,7 +64,10 @@ pub(crate) fn open_folder<S, K: Ord>(
         match (kind.parse)(name) {
             FileName::Identity => has_identity = true,
             FileName::Segment(number) => listing.segments.push(number),
-            FileName::Snapshot(snapshot) => listing.snapshots.push(snapshot),
+            FileName::Snapshot(snapshot) => {
+                listing.snapshots.push(snapshot);
+                snapshot_file.get_or_insert_with(|| dir.join(name));
+            }
             FileName::Temporary => temporaries.push(dir.join(name)),
             FileName::Unknown if (kind.foreign)(name) => has_foreign_log = true,
             FileName::Unknown => {
@@ -89,6 +93,16 @@ pub(crate) fn open_folder<S, K: Ord>(
         temporaries.retain(|path| *path != identity_temporary);
     } else {
         check_identity(dir, identity, kind.identity_magic, disk)?;
+    }
+    // Started empty, such a folder would also lose its snapshots, removed
+    // as referred to by no log.
+    if listing.segments.is_empty()
+        && let Some(path) = snapshot_file
+    {
+        return Err(StorageError::MissingLog {
+            dir: dir.to_owned(),
+            path,
+        });
     }
 
     let mut changed_folder = false;

@@ -85,7 +85,9 @@
 //!   that neither kind of storage starts an empty log over the other's.
 //! - Segments are replayed in number order; a missing number between two
 //!   present ones is an error, and so is a first segment past number 1 if no
-//!   checkpoint replaces the deleted ones.
+//!   checkpoint replaces the deleted ones, and snapshot files without any
+//!   segment ([`StorageError::MissingLog`]: the active segment is never
+//!   deleted, so the log was lost).
 //! - **Torn tail**: when the last record of the *last* segment runs past
 //!   the end of the file, or fails its checksum with one of its 512-byte
 //!   sectors reading as zeros, and no valid record follows it anywhere, it

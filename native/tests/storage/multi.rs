@@ -532,3 +532,37 @@ fn a_folder_without_its_identity_file_is_refused_by_either_kind() {
         assert!(!identity.exists(), "nothing was initialised");
     }
 }
+
+/// Every segment gone, a group's snapshot file left: refused as a lost
+/// log, not started empty with the snapshot removed as stale.
+#[test]
+fn a_group_snapshot_without_any_segment_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut storage, _) = open(dir.path(), &MultiStorageOptions::default());
+    let write = Write {
+        seq: 1,
+        entries: vec![entry(1, 1, 10), entry(2, 1, 10)],
+        snapshot: Some(Box::new(snapshot(1, 1, 20))),
+        ..Write::default()
+    };
+    storage.append(&write_of(1, 1, write)).unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let snapshots = group_snapshots(dir.path());
+    assert_eq!(snapshots.len(), 1);
+    for segment in segments(dir.path()) {
+        fs::remove_file(segment).unwrap();
+    }
+    match open_error(dir.path()) {
+        StorageError::MissingLog { path, .. } => {
+            assert!(path.ends_with(&snapshots[0]), "{}", path.display());
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert_eq!(
+        group_snapshots(dir.path()),
+        snapshots,
+        "the snapshot is kept"
+    );
+    assert!(segments(dir.path()).is_empty(), "no log was started");
+}

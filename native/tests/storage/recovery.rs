@@ -382,6 +382,23 @@ fn a_corrupt_or_missing_snapshot_is_refused_naming_the_file() {
     ));
 }
 
+/// Every segment gone, the snapshot file left: the log that refers to it
+/// was lost (the active segment is never deleted). Refused, not started as
+/// an empty log with the snapshot removed as stale.
+#[test]
+fn a_snapshot_without_any_segment_is_refused_and_kept() {
+    let (dir, file) = folder_with_snapshot(150);
+    for segment in segments(dir.path()) {
+        fs::remove_file(segment).unwrap();
+    }
+    match open_error(dir.path()) {
+        StorageError::MissingLog { path, .. } => assert_eq!(path, file),
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(file.exists(), "the snapshot is kept");
+    assert!(segments(dir.path()).is_empty(), "no log was started");
+}
+
 #[test]
 fn a_snapshot_whose_write_never_became_durable_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
