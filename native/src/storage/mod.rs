@@ -90,7 +90,8 @@
 //!   deleted, so the log was lost).
 //! - **Torn tail**: when the last record of the *last* segment runs past
 //!   the end of the file, or fails its checksum with one of its 512-byte
-//!   sectors reading as zeros, and no valid record follows it anywhere, it
+//!   sectors reading as zeros (to the end of that sector: a sector is
+//!   written whole or not at all), and no valid record follows it anywhere, it
 //!   is what a power cut in the middle of an append leaves: it is cut off
 //!   (the file is truncated and fsynced) and a warning names the file and
 //!   the offset. Those bytes were never acknowledged. A last record that is
