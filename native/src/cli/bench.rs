@@ -79,12 +79,19 @@ pub struct BenchArgs {
     pub connections: Option<usize>,
 }
 
+/// The longest `--duration`, seconds (a year): far beyond any benchmark,
+/// and short enough that the deadline, now plus the duration, is a time
+/// the clock can represent.
+const MAX_DURATION_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn parse_duration(text: &str) -> Result<f64, String> {
     let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    if seconds > 0.0 && seconds.is_finite() {
+    if seconds > 0.0 && seconds <= MAX_DURATION_SECS {
         Ok(seconds)
     } else {
-        Err("must be a positive number of seconds".into())
+        Err(format!(
+            "must be a positive number of seconds, at most {MAX_DURATION_SECS} (a year)"
+        ))
     }
 }
 
@@ -529,6 +536,18 @@ mod tests {
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         for bad in ["0", "-3", "nan", "inf", "1e9", "fast", ""] {
             assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn durations_must_be_positive_and_fit_the_clock() {
+        assert_eq!(parse_duration("10"), Ok(10.0));
+        assert_eq!(parse_duration("0.5"), Ok(0.5));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION_SECS));
+        for bad in [
+            "0", "-1", "nan", "inf", "1e30", "1e19", "31536001", "long", "",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
 }
