@@ -6,6 +6,12 @@ use core::fmt;
 
 use super::types::NodeId;
 
+/// The longest election timeout a [`Config`] accepts, in ms (a day): far
+/// beyond any real network's, and small enough that the deadlines and
+/// timeouts derived from it (several times the timeout, plus `now`) cannot
+/// overflow.
+pub const MAX_ELECTION_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// How a Raft node behaves. Build one with [`Config::new`] and adjust fields;
 /// [`Node::new`](super::Node::new) validates it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +139,9 @@ impl Config {
         if !members.contains(&self.id) {
             return Err(ConfigError::NotAMember(self.id));
         }
-        if self.election_timeout_min == 0 || self.election_timeout_max <= self.election_timeout_min
+        if self.election_timeout_min == 0
+            || self.election_timeout_max <= self.election_timeout_min
+            || self.election_timeout_max > MAX_ELECTION_TIMEOUT_MS
         {
             return Err(ConfigError::ElectionTimeout {
                 min: self.election_timeout_min,
@@ -175,7 +183,8 @@ pub enum ConfigError {
     DuplicateMember,
     /// The node itself is not among the voters or learners.
     NotAMember(NodeId),
-    /// The election timeout range is empty or zero.
+    /// The election timeout range is empty or zero, or ends past
+    /// [`MAX_ELECTION_TIMEOUT_MS`].
     ElectionTimeout {
         /// Configured minimum.
         min: u64,
@@ -204,6 +213,10 @@ impl fmt::Display for ConfigError {
             ConfigError::NoVoters => write!(f, "the cluster needs at least one voter"),
             ConfigError::DuplicateMember => write!(f, "a node is listed twice"),
             ConfigError::NotAMember(id) => write!(f, "node {id} is not a member of the cluster"),
+            ConfigError::ElectionTimeout { min, max } if *min > 0 && max > min => write!(
+                f,
+                "election timeout range {min}..{max} ms ends past the longest allowed, {MAX_ELECTION_TIMEOUT_MS} ms"
+            ),
             ConfigError::ElectionTimeout { min, max } => {
                 write!(f, "election timeout range {min}..{max} ms is empty or zero")
             }

@@ -33,7 +33,7 @@ mod snapshot;
 mod transfer;
 
 pub use api::{Accepted, Input, MembershipChange, Output, Rejected, RoleKind, Stats};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, MAX_ELECTION_TIMEOUT_MS};
 pub use log::RaftLog;
 pub use message::*;
 pub use node::Node;

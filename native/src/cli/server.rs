@@ -540,6 +540,34 @@ mod tests {
     }
 
     #[test]
+    fn an_election_timeout_too_long_for_the_clock_is_refused() {
+        // Beyond a day, the deadlines derived from the timeout (CheckQuorum's
+        // is twice the minimum plus a heartbeat) could overflow.
+        let config = one_node_with(&["--election-timeout-ms", "1000-86400000"]).unwrap();
+        assert_eq!(config.replica.raft.election_timeout_max, 86_400_000);
+        for (range, heartbeat) in [
+            ("1000-86400001", "100"),
+            ("1000-18446744073709551615", "100"),
+            ("18446744073709551000-18446744073709551615", "1"),
+            (
+                "18446744073709551000-18446744073709551615",
+                "18446744073709550000",
+            ),
+        ] {
+            let error =
+                one_node_with(&["--election-timeout-ms", range, "--heartbeat-ms", heartbeat])
+                    .unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("--election-timeout-ms {range}"))
+                    && error.to_string().contains("longest allowed, 86400000 ms"),
+                "{range}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn the_segment_size_comes_from_the_flag_or_the_file_and_is_bounded() {
         assert_eq!(one_node_with(&[]).unwrap().storage.segment_size, 64 << 20);
         for (flag, bytes) in [
