@@ -167,6 +167,24 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
                     join_ids(known.iter())
                 )));
             }
+            // The controller cannot know which groups the hosts run: a
+            // group none of its hosts runs would take shards it can never
+            // receive, and keys of those shards would go unanswered.
+            let not_holding = hosts_not_holding(&cluster, join.group, &servers).await;
+            if !not_holding.is_empty() {
+                cluster.transport.close().await;
+                let (hosts, verb) = match not_holding.len() {
+                    1 => ("host", "does"),
+                    _ => ("hosts", "do"),
+                };
+                return Err(shard_error(format!(
+                    "{hosts} {} {verb} not hold group {g}: a group joins only once its \
+                     hosts run it (their --group {g}=... flag), and not at all after it \
+                     left and was retired",
+                    join_ids(not_holding.iter()),
+                    g = join.group
+                )));
+            }
             let op = ControllerOp::Join(BTreeMap::from([(join.group, servers)]));
             change(&cluster, op).await
         }
@@ -240,6 +258,24 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
             change(&cluster, op).await
         }
     }
+}
+
+/// The hosts among `servers` that answer and do not hold `group`.
+async fn hosts_not_holding(
+    cluster: &Arc<ShardedCluster>,
+    group: GroupId,
+    servers: &[NodeId],
+) -> Vec<NodeId> {
+    cluster
+        .describe_all()
+        .await
+        .into_iter()
+        .filter_map(|(id, description)| Some((id, description?)))
+        .filter(|(id, description)| {
+            servers.contains(id) && !description.groups.iter().any(|g| g.group == group)
+        })
+        .map(|(id, _)| id)
+        .collect()
 }
 
 fn join_ids<'a>(ids: impl Iterator<Item = &'a u64>) -> String {

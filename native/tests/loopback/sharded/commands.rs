@@ -37,6 +37,8 @@ fn shard_commands_refuse_bad_input_clearly() {
     refused(&["leave", "7"], "group 7 is not in the configuration");
     refused(&["leave", "1"], "group 1 is the last group");
     refused(&["join", "2", "1,1"], "a host is listed twice");
+    // No host runs group 4: joining it would strand the shards it is given.
+    refused(&["join", "4", "1,2,3"], "hosts 1,2,3 do not hold group 4");
     refused(&["move", "x", "1"], "invalid value 'x' for '<SHARD>'");
     refused(&["move", "-1", "1"], "unexpected argument '-1'");
     refused(&["join", "2"], "required arguments were not provided");

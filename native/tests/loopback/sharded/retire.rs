@@ -82,7 +82,8 @@ fn a_group_that_left_is_retired_from_every_host_and_stays_gone() {
     let output = shard(&cluster, &["join", "1", "1,2,3"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(
-        stderr(&output).contains("group 1 left and was retired"),
+        stderr(&output).contains("do not hold group 1")
+            && stderr(&output).contains("after it left and was retired"),
         "{}",
         stderr(&output)
     );
