@@ -168,6 +168,21 @@ pub async fn run(args: &MemberArgs) -> Result<u8, CliError> {
             let address = address_text(&address);
             let mut cluster = Members::connect(&add.cluster).await?;
             let status = cluster.leader_status().await?;
+            // Two members at one address: messages for the new one would
+            // reach the other, which refuses them, and the new one could
+            // never catch up.
+            if let Some(other) = status
+                .members
+                .iter()
+                .find(|m| m.id != add.id && m.address == address)
+            {
+                cluster.close().await;
+                return Err(MemberError::Invalid(format!(
+                    "address {address} is already node {}'s",
+                    other.id
+                ))
+                .into());
+            }
             let resumed = !add.learner
                 && status.promoting == Some(add.id)
                 && status

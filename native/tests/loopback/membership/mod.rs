@@ -476,6 +476,13 @@ fn bad_membership_input_gets_a_clear_error() {
     member_refused(&cluster, "add", &["7", "no-such-host.invalid:1"], "address");
     member_refused(&cluster, "add", &["7", "127.0.0.1"], "address");
     member_refused(&cluster, "add", &["2", "127.0.0.1:1"], "already a member");
+    let address1 = cluster.peers().split(',').next().unwrap().to_string();
+    member_refused(
+        &cluster,
+        "add",
+        &["7", &address1],
+        &format!("address {address1} is already node 1's"),
+    );
     member_refused(&cluster, "promote", &["9"], "not a learner");
     member_refused(&cluster, "promote", &["1"], "already a voter");
     member_refused(&cluster, "remove", &["9"], "not a member");
