@@ -30,6 +30,10 @@ pub const MAGIC: &[u8; 8] = b"DKVSNAP\n";
 pub const VERSION: u32 = 1;
 /// Header bytes before the data.
 const HEADER: usize = 8 + 4 + 8 + 8 + 8;
+/// The largest index and term a backup may stand at. A cluster's never
+/// come near it; a file past it is forged or corrupt, and the log that
+/// goes on from it would overflow.
+pub const MAX_POSITION: u64 = i64::MAX as u64;
 /// The file name, in a data folder, of a snapshot to install at the
 /// node's first start (written by `snapshot restore`).
 pub const RESTORE_FILE: &str = "restore.snapshot";
@@ -90,6 +94,16 @@ pub enum BackupError {
         /// The CRC-32C of the content.
         computed: u32,
     },
+    /// The index or term is past [`MAX_POSITION`].
+    #[error(
+        "index {index} or term {term} is past {MAX_POSITION}: no cluster's log gets there (the file is forged or corrupt)"
+    )]
+    OutOfRange {
+        /// The index in the header.
+        index: LogIndex,
+        /// The term in the header.
+        term: Term,
+    },
     /// The data does not decode as a state machine.
     #[error("the snapshot's data does not decode: {0}")]
     Undecodable(String),
@@ -124,6 +138,12 @@ impl Backup {
         let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
         if stored != computed {
             return Err(BackupError::Checksum { stored, computed });
+        }
+        if backup.index > MAX_POSITION || backup.term > MAX_POSITION {
+            return Err(BackupError::OutOfRange {
+                index: backup.index,
+                term: backup.term,
+            });
         }
         Ok(backup)
     }
@@ -209,6 +229,27 @@ mod tests {
             assert!(
                 Backup::decode(&damaged).is_err(),
                 "a flip at {at} is caught"
+            );
+        }
+    }
+
+    #[test]
+    fn an_index_or_term_no_log_reaches_is_refused() {
+        let data = KvStore::new(StoreLimits::default()).snapshot();
+        let at = |index, term| Backup {
+            index,
+            term,
+            data: data.clone(),
+        };
+        let edge = at(MAX_POSITION, MAX_POSITION);
+        assert_eq!(Backup::decode(&edge.encode()).unwrap(), edge);
+        for (index, term) in [(u64::MAX, 1), (5, u64::MAX), (MAX_POSITION + 1, 1)] {
+            assert!(
+                matches!(
+                    Backup::decode(&at(index, term).encode()),
+                    Err(BackupError::OutOfRange { .. })
+                ),
+                "index {index} term {term}"
             );
         }
     }
