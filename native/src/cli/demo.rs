@@ -14,11 +14,14 @@ use tokio::process::{Child, Command};
 
 use super::CliError;
 
+/// The highest `--base-port`: the third node listens two ports above it.
+const MAX_BASE_PORT: i64 = u16::MAX as i64 - 2;
+
 /// `demo` arguments.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// First UDP port of the three nodes (default: free ports picked at random).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..=MAX_BASE_PORT))]
     pub base_port: Option<u16>,
 }
 
@@ -163,6 +166,36 @@ async fn watch(children: &mut [Child], exited: &mut Vec<usize>) {
         }
         if exited.len() == children.len() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+
+    fn base_port(port: &str) -> Result<Option<u16>, clap::Error> {
+        let cli = Cli::try_parse_from(["distribkv-native", "demo", "--base-port", port])?;
+        let Command::Demo(demo) = cli.command else {
+            panic!("a demo command");
+        };
+        Ok(demo.base_port)
+    }
+
+    #[test]
+    fn the_base_port_leaves_room_for_three_nodes() {
+        assert_eq!(base_port("7000").unwrap(), Some(7000));
+        assert_eq!(base_port("65533").unwrap(), Some(65533));
+        assert_eq!(
+            super::peer_list(Some(65533)).unwrap(),
+            "127.0.0.1:65533,127.0.0.1:65534,127.0.0.1:65535"
+        );
+        // Port 0 would make each node pick a port nobody else knows.
+        for bad in ["0", "65534", "65535", "65536", "x"] {
+            let error = base_port(bad).unwrap_err().to_string();
+            assert!(error.contains("--base-port"), "{bad}: {error}");
         }
     }
 }
