@@ -100,6 +100,14 @@ pub enum ServerError {
         /// The folder.
         dir: PathBuf,
     },
+    /// Another running server holds the data folder.
+    #[error(
+        "data folder {dir} is in use by another running server (two servers on one folder would corrupt its log)"
+    )]
+    DataDirInUse {
+        /// The folder.
+        dir: PathBuf,
+    },
     /// The data folder could not be opened or recovered.
     #[error("data folder {dir}: {source}")]
     Storage {
@@ -182,6 +190,7 @@ impl ServerError {
         matches!(
             self,
             ServerError::Removed { .. }
+                | ServerError::DataDirInUse { .. }
                 | ServerError::NoMembers { .. }
                 | ServerError::NoAddress { .. }
         )
@@ -199,6 +208,8 @@ pub async fn run(
     let id = config.id();
     tokio::pin!(shutdown);
     let certs = load_certificates(&config)?;
+    // Held until the server stops.
+    let _folder_lock = lock_data_folder(&config.data_dir)?;
     let (storage, persisted) = open_storage(&config, &certs)?;
     let initial = tokio::select! {
         membership = members::settle(&config, &certs) => membership?,
@@ -334,6 +345,22 @@ fn load_certificates(config: &ServerConfig) -> Result<CertSet, ServerError> {
         });
     }
     Ok(certs)
+}
+
+/// Creates the data folder if missing and locks it for this process.
+fn lock_data_folder(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    crate::fsutil::lock_folder(dir).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::WouldBlock {
+            ServerError::DataDirInUse {
+                dir: dir.to_owned(),
+            }
+        } else {
+            ServerError::Storage {
+                dir: dir.to_owned(),
+                source: StorageError::io("lock", dir, source),
+            }
+        }
+    })
 }
 
 /// Opens (or creates) the data folder as this node of this cluster and

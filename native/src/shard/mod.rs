@@ -332,6 +332,17 @@ pub async fn run(
             dir: config.certs_dir.clone(),
             source,
         })?;
+    // Held until the host stops: two hosts on one folder would both write its log.
+    let _folder_lock = crate::fsutil::lock_folder(&config.data_dir).map_err(|error| {
+        ShardServerError::DataDir {
+            dir: config.data_dir.clone(),
+            reason: if error.kind() == std::io::ErrorKind::WouldBlock {
+                "it is in use by another running server".to_string()
+            } else {
+                format!("cannot lock it: {error}")
+            },
+        }
+    })?;
     let mut held = config.held_groups();
     let (store, persisted) = open_store(&config, &certs, &held)?;
     let clock = Clock::start();

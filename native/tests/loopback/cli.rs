@@ -8,7 +8,7 @@ use rustix::process::Signal;
 
 use crate::harness::{
     BINARY, Cluster, StatusLine, free_port, make_certs, one_at_a_time, serve_then_stop, signal,
-    stderr, stdout, wait_exit,
+    stderr, stdout, wait_exit, wait_for,
 };
 
 mod server_config;
@@ -496,6 +496,41 @@ fn a_data_folder_of_another_node_or_cluster_is_refused() {
         stderr(&other_cluster).contains("belongs to node 2 of cluster"),
         "{}",
         stderr(&other_cluster)
+    );
+
+    // A second server on the folder of a running one is refused before it
+    // recovers (and writes) anything there.
+    let log = root.path().join("node2-again.log");
+    let mut running = Command::new(BINARY)
+        .args(["server", "--id", "2", "--peers", &peers])
+        .arg("--data-dir")
+        .arg(&folder)
+        .arg("--certs")
+        .arg(&certs)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "the first server serves",
+        || std::fs::read_to_string(&log).unwrap().contains("serving"),
+    );
+    let second = Command::new(BINARY)
+        .args(["server", "--id", "2", "--peers", &peers])
+        .arg("--data-dir")
+        .arg(&folder)
+        .arg("--certs")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    serve_then_stop(&mut running, &log, "serving", Duration::from_secs(10));
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    assert!(
+        stderr(&second).contains("is in use by another running server")
+            && !stderr(&second).contains("recovered"),
+        "{}",
+        stderr(&second)
     );
 }
 

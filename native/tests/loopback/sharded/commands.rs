@@ -58,6 +58,27 @@ fn shard_commands_refuse_bad_input_clearly() {
         stderr(&output).contains("this cluster is sharded"),
         "{output:?}"
     );
+    // A second host on the data folder of a running one does not start.
+    let output = Command::new(BINARY)
+        .args([
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            &cluster.peers(),
+            "--certs",
+        ])
+        .arg(&cluster.certs)
+        .arg("--data-dir")
+        .arg(&cluster.nodes[0].data_dir)
+        .args(THREE_GROUPS_OF_8_SHARDS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("it is in use by another running server"),
+        "{output:?}"
+    );
     // A server started with flags that contradict themselves does not start.
     let dir = tempfile::tempdir().unwrap();
     let server = |args: &[&str]| {
