@@ -327,8 +327,9 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ShardServerError> {
     let id = config.host.id;
-    let certs =
-        CertSet::load(&config.certs_dir).map_err(|source| ShardServerError::Certificates {
+    let certs = CertSet::load(&config.certs_dir)
+        .and_then(|certs| certs.check_node_identity().map(|()| certs))
+        .map_err(|source| ShardServerError::Certificates {
             dir: config.certs_dir.clone(),
             source,
         })?;

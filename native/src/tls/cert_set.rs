@@ -11,7 +11,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use super::files::{read_certificate, read_private_key};
+use super::files::{invalid, read_certificate, read_private_key};
 use super::verify::root_store;
 use super::{
     ALPN_PROTOCOL, CA_CERT_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, CertError, ClusterId,
@@ -88,6 +88,21 @@ impl CertSet {
             client,
             cluster_id,
         })
+    }
+
+    /// Checks that the node certificate, if present, was issued by the CA
+    /// as a node's. One of another cluster (copied into the folder) would
+    /// be refused by every peer and client at each connection: a server
+    /// refuses it once, at start, naming the file.
+    pub fn check_node_identity(&self) -> Result<(), CertError> {
+        match &self.node {
+            Some(node) if self.role_of(&node.cert_chain) != Some(Role::Node) => Err(invalid(
+                &self.dir.join(NODE_CERT_FILE),
+                "node certificate of this cluster",
+                format!("{CA_CERT_FILE} did not issue it (is it another cluster's?)"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The folder the certificates were loaded from.

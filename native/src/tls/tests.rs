@@ -49,6 +49,50 @@ fn foreign_certificates_have_no_role() {
 }
 
 #[test]
+fn a_node_certificate_of_another_cluster_is_refused_naming_it() {
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    generate(ours.path(), &[]).unwrap();
+    generate(theirs.path(), &[]).unwrap();
+    CertSet::load(ours.path())
+        .unwrap()
+        .check_node_identity()
+        .unwrap();
+    // Our CA, their node certificate and key.
+    let mixed = tempfile::tempdir().unwrap();
+    fs::copy(
+        ours.path().join(CA_CERT_FILE),
+        mixed.path().join(CA_CERT_FILE),
+    )
+    .unwrap();
+    for file in [NODE_CERT_FILE, NODE_KEY_FILE] {
+        fs::copy(theirs.path().join(file), mixed.path().join(file)).unwrap();
+    }
+    let error = CertSet::load(mixed.path())
+        .unwrap()
+        .check_node_identity()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(NODE_CERT_FILE) && error.contains("ca-cert.pem did not issue it"),
+        "{error}"
+    );
+    // A client certificate in the place of the node's is no node's either.
+    for (from, to) in [
+        (CLIENT_CERT_FILE, NODE_CERT_FILE),
+        (CLIENT_KEY_FILE, NODE_KEY_FILE),
+    ] {
+        fs::copy(ours.path().join(from), mixed.path().join(to)).unwrap();
+    }
+    assert!(
+        CertSet::load(mixed.path())
+            .unwrap()
+            .check_node_identity()
+            .is_err()
+    );
+}
+
+#[test]
 fn more_certificates_can_be_issued_later() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), &[]).unwrap();

@@ -434,6 +434,41 @@ fn an_unreadable_certificate_folder_is_named() {
     // A flag that breaks one of the core's rules is an argument error.
     assert_eq!(bad_id.status.code(), Some(2));
     assert!(stderr(&bad_id).contains("--id 4"), "{}", stderr(&bad_id));
+
+    // The cluster's CA with another cluster's node certificate: refused
+    // at start, for a single-group server and a sharded host alike.
+    let (ours, theirs, mixed) = (
+        data.path().join("ours"),
+        data.path().join("theirs"),
+        data.path().join("mixed"),
+    );
+    make_certs(&ours, &[]).unwrap();
+    make_certs(&theirs, &[]).unwrap();
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::copy(ours.join("ca-cert.pem"), mixed.join("ca-cert.pem")).unwrap();
+    for file in ["node-cert.pem", "node-key.pem"] {
+        std::fs::copy(theirs.join(file), mixed.join(file)).unwrap();
+    }
+    let log = data.path().join("foreign.log");
+    for sharded in [&[][..], &["--shards", "4"]] {
+        let mut foreign = Command::new(BINARY)
+            .args(["server", "--id", "1", "--peers", "127.0.0.1:1"])
+            .arg("--data-dir")
+            .arg(data.path().join("foreign"))
+            .arg("--certs")
+            .arg(&mixed)
+            .args(sharded)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let status = wait_exit(&mut foreign, Duration::from_secs(10));
+        let message = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(status.code(), Some(1), "{message}");
+        assert!(
+            message.contains("node-cert.pem") && message.contains("ca-cert.pem did not issue it"),
+            "{message}"
+        );
+    }
 }
 
 /// Runs `server --id id` on `folder` until it serves, then stops it.
