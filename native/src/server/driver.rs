@@ -121,8 +121,9 @@ impl Driver {
     }
 
     /// SIGHUP: the node certificate and key are read again; new
-    /// connections use them. A folder that does not load, or holds another
-    /// CA, is refused and the node keeps its certificates.
+    /// connections use them. A folder that does not load, holds another
+    /// CA, or a node certificate its CA did not issue, is refused and the
+    /// node keeps its certificates.
     fn reload_certificates(&self) {
         let loaded = crate::tls::CertSet::load(&self.certs_dir)
             .map_err(crate::transport::TransportError::from)

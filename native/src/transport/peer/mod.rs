@@ -452,7 +452,8 @@ impl<M> PeerTransport<M> {
 
     /// Uses the node certificate and key of `certs` from now on: new
     /// connections, accepted or dialed, present them; open ones keep theirs.
-    /// The CA must stay the same (another one is another cluster).
+    /// The CA must stay the same (another one is another cluster), and
+    /// must have issued the node certificate.
     pub fn reload_certificates(&self, certs: &CertSet) -> Result<(), TransportError> {
         if certs.cluster_id() != self.inner.cluster_id {
             return Err(TransportError::Certificates(
@@ -467,6 +468,7 @@ impl<M> PeerTransport<M> {
                 },
             ));
         }
+        certs.check_node_identity()?;
         let (server_config, dial_config) = endpoint::configs(&self.inner.settings, certs)?;
         self.inner.endpoint.set_server_config(Some(server_config));
         *self

@@ -111,6 +111,40 @@ async fn a_client_without_a_certificate_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_node_certificate_of_another_cluster_is_refused() {
+    init_logging();
+    let (dir, certs) = cluster_certs();
+    let (other_dir, _other_certs) = cluster_certs();
+    let node = start_echo_node(&certs);
+    // Our CA certificate, their node certificate and key.
+    let mixed = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join(distribkv_native::tls::CA_CERT_FILE),
+        mixed.path().join(distribkv_native::tls::CA_CERT_FILE),
+    )
+    .unwrap();
+    for file in [
+        distribkv_native::tls::NODE_CERT_FILE,
+        distribkv_native::tls::NODE_KEY_FILE,
+    ] {
+        std::fs::copy(other_dir.path().join(file), mixed.path().join(file)).unwrap();
+    }
+    let error = node
+        .reload_certificates(&load(mixed.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("did not issue it"), "{error}");
+    // The node kept its certificate: clients still trust it.
+    let client = client_of(&node, &certs);
+    assert_eq!(
+        within("an answer", LIMIT, client.request(echo("still ours")))
+            .await
+            .unwrap(),
+        "still ours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_from_another_ca_is_not_trusted() {
     init_logging();
     let (_dir, certs) = cluster_certs();
