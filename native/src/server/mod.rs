@@ -298,16 +298,24 @@ fn own_address(
     initial: &Membership,
 ) -> Result<ServerAddress, ServerError> {
     let id = config.id();
-    if let Some(own) = config.own_address() {
-        return Ok(own.clone());
+    if let Some(listen) = &config.listen {
+        return Ok(listen.clone());
     }
-    let text = replica
+    // Not `--peers` first: once the data folder holds the members, they
+    // are ignored, and a node listening where they say, not where its
+    // peers send, would be cut off.
+    let known = replica
         .node()
         .membership()
         .address(id)
-        .or_else(|| initial.address(id))
-        .ok_or(ServerError::NoAddress { id })?;
-    Ok(crate::addr::parse_address(text)?)
+        .or_else(|| initial.address(id));
+    match known {
+        Some(text) => Ok(crate::addr::parse_address(text)?),
+        None => config
+            .own_address()
+            .cloned()
+            .ok_or(ServerError::NoAddress { id }),
+    }
 }
 
 /// Binds `addr` and serves the metrics and health checks there from a task

@@ -534,10 +534,17 @@ fn a_data_folder_of_another_node_or_cluster_is_refused() {
     );
 
     // A second server on the folder of a running one is refused before it
-    // recovers (and writes) anything there.
+    // recovers (and writes) anything there. The first is started with
+    // other --peers: they are ignored, it listens where its members say.
     let log = root.path().join("node2-again.log");
+    let other_peers = format!(
+        "127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        free_port(),
+        free_port(),
+        free_port()
+    );
     let mut running = Command::new(BINARY)
-        .args(["server", "--id", "2", "--peers", &peers])
+        .args(["server", "--id", "2", "--peers", &other_peers])
         .arg("--data-dir")
         .arg(&folder)
         .arg("--certs")
@@ -559,7 +566,12 @@ fn a_data_folder_of_another_node_or_cluster_is_refused() {
         .arg(&certs)
         .output()
         .unwrap();
-    serve_then_stop(&mut running, &log, "serving", Duration::from_secs(10));
+    let seen = serve_then_stop(&mut running, &log, "serving", Duration::from_secs(10));
+    let own = peers.split(',').nth(1).unwrap();
+    assert!(
+        seen.contains("--peers ignored") && seen.contains(&format!("serving node=2 addr={own}")),
+        "{seen}"
+    );
     assert_eq!(second.status.code(), Some(2), "{second:?}");
     assert!(
         stderr(&second).contains("is in use by another running server")
