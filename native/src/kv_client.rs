@@ -231,9 +231,13 @@ async fn members_status_with(
 /// [`discover`], or `None` if no node answered.
 async fn discover_with(given: &[ServerAddress], tls: quinn::ClientConfig) -> Option<Discovered> {
     let status = members_status_with(given, tls).await?;
+    // The servers are listed by id, one slot per id up to the highest: a
+    // member above MAX_MEMBER_ID (which no cluster accepts any more) is not
+    // reached by id rather than allocating a slot for every id below it.
     let members: Vec<(NodeId, ServerAddress)> = status
         .members
         .iter()
+        .filter(|m| m.id <= distribkv_core::kv::MAX_MEMBER_ID)
         .filter_map(|m| Some((m.id, crate::addr::parse_address(&m.address).ok()?)))
         .collect();
     let highest = members.iter().map(|(id, _)| *id).max()?;

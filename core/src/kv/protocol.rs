@@ -108,6 +108,11 @@ pub struct BackupChunk {
     pub data: Bytes,
 }
 
+/// The highest id [`MemberChange::Add`] accepts. Clients address the
+/// members by id, keeping one slot per id up to the highest: an id in the
+/// billions would make every client allocate gigabytes.
+pub const MAX_MEMBER_ID: NodeId = 65_535;
+
 /// A membership change asked by an operator.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -116,7 +121,8 @@ pub struct BackupChunk {
     serde(rename_all = "camelCase", rename_all_fields = "camelCase")
 )]
 pub enum MemberChange {
-    /// Add a learner `id` reached at `address`; the id must never have been used.
+    /// Add a learner `id` reached at `address`; the id must never have been
+    /// used, and be at most [`MAX_MEMBER_ID`].
     Add {
         /// The new member's id.
         id: NodeId,

@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::{Replica, ReplyTo};
-use crate::kv::{MemberChange, MemberInfo, MembersStatus, Reply, ServiceError};
+use crate::kv::{MAX_MEMBER_ID, MemberChange, MemberInfo, MembersStatus, Reply, ServiceError};
 use crate::raft::{Input, MembershipChange, Rejected};
 use crate::time::Instant;
 
@@ -101,6 +101,9 @@ impl Replica {
             } => {
                 if id == 0 {
                     return refused("node ids start at 1".into());
+                }
+                if id > MAX_MEMBER_ID {
+                    return refused(format!("node ids are at most {MAX_MEMBER_ID}, not {id}"));
                 }
                 if membership.contains(id) {
                     return refused(format!("node {id} is already a member"));

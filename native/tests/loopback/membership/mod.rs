@@ -476,6 +476,15 @@ fn bad_membership_input_gets_a_clear_error() {
     member_refused(&cluster, "add", &["7", "no-such-host.invalid:1"], "address");
     member_refused(&cluster, "add", &["7", "127.0.0.1"], "address");
     member_refused(&cluster, "add", &["2", "127.0.0.1:1"], "already a member");
+    // Clients keep a slot per id up to the highest: a huge id is refused.
+    for id in ["65536", "18446744073709551615"] {
+        member_refused(
+            &cluster,
+            "add",
+            &[id, "127.0.0.1:1", "--learner"],
+            &format!("node ids are at most 65535, not {id}"),
+        );
+    }
     let address1 = cluster.peers().split(',').next().unwrap().to_string();
     member_refused(
         &cluster,
