@@ -313,7 +313,9 @@ fn restore_into(args: &RestoreArgs) -> Result<(), CliError> {
         ))
         .into());
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(|error| {
+        SnapshotError::Invalid(format!("--data-dir {}: {error}", dir.display()))
+    })?;
     save_membership(&dir.join(MEMBERS_FILE), &initial_membership(&peers))?;
     backup
         .save(&dir.join(RESTORE_FILE))
@@ -329,4 +331,37 @@ fn restore_into(args: &RestoreArgs) -> Result<(), CliError> {
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_that_cannot_be_made_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("snapshot");
+        Backup {
+            index: 3,
+            term: 1,
+            data: distribkv_core::kv::KvStore::new(Default::default()).snapshot(),
+        }
+        .save(&file)
+        .unwrap();
+        // The data folder's path is taken by a file.
+        let taken = root.path().join("taken");
+        std::fs::write(&taken, "not a folder").unwrap();
+        let error = restore_into(&RestoreArgs {
+            file,
+            id: 1,
+            peers: "127.0.0.1:1".into(),
+            data_dir: taken.clone(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(&format!("--data-dir {}", taken.display())),
+            "{error}"
+        );
+    }
 }
