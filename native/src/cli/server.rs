@@ -194,6 +194,13 @@ impl ServerArgs {
             .clone()
             .or(file.certs.clone())
             .ok_or_else(|| required("--certs"))?;
+        for (flag, path) in [("--data-dir", &data_dir), ("--certs", &certs)] {
+            if path.as_os_str().is_empty() {
+                return Err(argument_error(format!(
+                    "{flag}: the folder's path is empty"
+                )));
+            }
+        }
         let parse_list = |flag: &str, list: Option<String>| match list {
             Some(list) => crate::addr::parse_address_list(&list)
                 .map_err(|error| argument_error(format!("{flag}: {error}"))),
@@ -537,6 +544,38 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_folder_path_in_the_config_file_is_refused_naming_its_flag() {
+        // clap refuses an empty value on the command line; the file's
+        // was taken as is, and failed later without naming its key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        for (key, flag, other) in [
+            ("data-dir", "--data-dir", "--certs"),
+            ("certs", "--certs", "--data-dir"),
+        ] {
+            std::fs::write(&file, format!("{key} = \"\"\n")).unwrap();
+            let error = config_of(&[
+                "distribkv-native",
+                "server",
+                "--id",
+                "1",
+                "--peers",
+                "127.0.0.1:7001",
+                other,
+                "x",
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(&format!("{flag}: the folder's path is empty")),
+                "{error}"
+            );
+        }
     }
 
     #[test]
