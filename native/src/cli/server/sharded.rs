@@ -78,6 +78,10 @@ impl ServerArgs {
             .shards
             .or(file.shards)
             .ok_or_else(|| required("--shards"))?;
+        let max = distribkv_core::shard::host::MAX_SHARDS;
+        if shards == 0 || shards > max {
+            return Err(argument_error(format!("--shards {shards}: 1 to {max}")));
+        }
         let single = self.config_in(file)?;
         let id = single.id();
         if single.peers.is_empty() {
@@ -323,6 +327,43 @@ mod tests {
             super::super::ServerSetup::Single(config) => Ok(config),
             super::super::ServerSetup::Sharded(_) => panic!("{args:?} is not sharded"),
         }
+    }
+
+    #[test]
+    fn the_number_of_shards_is_bounded_from_the_flag_or_the_file() {
+        let base = [
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "127.0.0.1:1",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+        ];
+        for (shards, ok) in [("1", true), ("65536", true), ("0", false), ("65537", false)] {
+            let outcome = sharded_config_of(&[&base[..], &["--shards", shards]].concat());
+            match outcome {
+                Ok(config) => assert!(ok && config.host.shards.to_string() == shards),
+                Err(error) => assert!(
+                    !ok && error
+                        .to_string()
+                        .contains(&format!("--shards {shards}: 1 to 65536")),
+                    "{shards}: {error}"
+                ),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.toml");
+        std::fs::write(&file, "shards = 0\n").unwrap();
+        let error = sharded_config_of(&[&base[..], &["--config", file.to_str().unwrap()]].concat())
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("--shards 0: 1 to 65536"),
+            "{error}"
+        );
     }
 
     #[test]
