@@ -253,28 +253,61 @@ async fn answer(session: &mut AnySession, line: &str) -> Result<Answer, KvError>
     }
 }
 
+/// A line of `client`'s input: the command, or why it is not one.
+type CommandLine = Result<String, String>;
+
+/// The next line of `input` without its line ending, `None` at the end. A
+/// line that is not UTF-8 is an error for that line only: it is answered,
+/// and the lines after it are read on.
+fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<CommandLine>> {
+    let mut bytes = Vec::new();
+    if input.read_until(b'\n', &mut bytes)? == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    Ok(Some(String::from_utf8(bytes).map_err(|error| {
+        format!(
+            "the line is not UTF-8 (invalid byte at offset {})",
+            error.utf8_error().valid_up_to()
+        )
+    })))
+}
+
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
 pub async fn line_client(args: &ClientArgs) -> Result<u8, CliError> {
     let cluster = connect(&args.cluster).await?;
     let mut session = cluster.session();
     session.set_follower_reads(args.reads.follower_reads);
     // Stdin is read on a blocking thread, one line at a time.
-    let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<String>>(64);
+    let (lines, mut incoming) = tokio::sync::mpsc::channel::<std::io::Result<CommandLine>>(64);
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let stop = line.is_err();
-            if lines.blocking_send(line).is_err() || stop {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let sent = match next_line(&mut stdin) {
+                Ok(None) => break,
+                Ok(Some(line)) => lines.blocking_send(Ok(line)),
+                Err(error) => {
+                    let _ = lines.blocking_send(Err(error));
+                    break;
+                }
+            };
+            if sent.is_err() {
                 break;
             }
         }
     });
     let stdout = std::io::stdout();
     while let Some(line) = incoming.recv().await {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = answer(&mut session, &line).await?;
+        let answer = match line? {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => answer(&mut session, &line).await?,
+            Err(error) => Answer::Error(error),
+        };
         let mut out = stdout.lock();
         writeln!(out, "{}", render(&answer, args.json))?;
         out.flush()?;
@@ -313,6 +346,17 @@ mod tests {
         assert!(parse_command("put k").is_err());
         assert!(parse_command("get k v").is_err());
         assert!(parse_command("frobnicate k").is_err());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_answered_and_the_next_ones_read() {
+        let mut input = std::io::Cursor::new(b"put a 1\r\nput b \xff\xfe\nget a\nlast".to_vec());
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("put a 1".into())));
+        let error = next_line(&mut input).unwrap().unwrap().unwrap_err();
+        assert!(error.contains("not UTF-8"), "{error}");
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("get a".into())));
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("last".into())));
+        assert_eq!(next_line(&mut input).unwrap(), None);
     }
 
     #[test]
