@@ -141,8 +141,9 @@ fn shard_commands_refuse_bad_input_clearly() {
         assert!(stderr(&output).contains(why), "{flags:?}: {output:?}");
     }
     let output = server(&["--shards", "0", "--group", "1=1,2"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(
-        stderr(&output).contains("shards must be 1 to"),
+        stderr(&output).contains("--shards 0: 1 to 65536"),
         "{output:?}"
     );
     let output = server(&["--group", "1=1,2"]);
