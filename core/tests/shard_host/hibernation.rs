@@ -18,6 +18,21 @@ fn hibernating_configs(hosts: u64, groups: u64) -> Vec<HostConfig> {
 }
 
 #[test]
+fn a_hibernation_delay_no_clock_reaches_means_never() {
+    let mut configs = configs(3, 2, 50);
+    for c in &mut configs {
+        c.hibernate_after_ms = u64::MAX;
+    }
+    let mut mesh = Mesh::new(configs, 4).unwrap();
+    mesh.run_until(Instant(5_000));
+    for (id, host) in &mesh.hosts {
+        for g in 0..=2 {
+            assert!(!host.is_hibernating(g), "host {id} group {g} hibernates");
+        }
+    }
+}
+
+#[test]
 fn idle_groups_hibernate_wake_on_a_proposal_and_on_a_silent_peer() {
     let mut mesh = Mesh::new(hibernating_configs(3, 50), 4).unwrap();
     mesh.run_until(Instant(5_000));

@@ -90,7 +90,8 @@ impl Host {
                 || !hosted.reads.is_empty()
                 || !hosted.ready_reads.is_empty()
                 || node.transfer_target().is_some()
-                || now.as_millis() < hosted.activity.1.as_millis() + after
+                // Saturating: `after` may be any u64 (`--hibernate-after-ms`).
+                || now < hosted.activity.1 + after
             {
                 continue;
             }
