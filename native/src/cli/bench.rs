@@ -70,12 +70,12 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     pub json: bool,
-    /// QUIC connections shared by the clients (default: one per 64
+    /// QUIC connections shared by the clients, 1 to 1024 (default: one per 64
     /// clients, at least 1, at most 8). Against a sharded cluster N is the
     /// number of clerks, each connected to every host; its default is the
     /// same number divided by the number of hosts, rounded up, so that
     /// about as many connections are open in all.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
     pub connections: Option<usize>,
 }
 
@@ -92,6 +92,19 @@ fn parse_duration(text: &str) -> Result<f64, String> {
         Err(format!(
             "must be a positive number of seconds, at most {MAX_DURATION_SECS} (a year)"
         ))
+    }
+}
+
+/// The most `--connections` accepts: each is opened (a handshake with
+/// every host) before the load starts, one after another.
+const MAX_CONNECTIONS: usize = 1024;
+
+fn parse_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=MAX_CONNECTIONS).contains(&count) => Ok(count),
+        _ => Err(format!(
+            "must be a number of connections from 1 to {MAX_CONNECTIONS}"
+        )),
     }
 }
 
@@ -536,6 +549,34 @@ mod tests {
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         for bad in ["0", "-3", "nan", "inf", "1e9", "fast", ""] {
             assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn connections_must_be_positive_and_bounded() {
+        assert_eq!(parse_connections("1"), Ok(1));
+        assert_eq!(parse_connections("1024"), Ok(1024));
+        for bad in ["0", "1025", "18446744073709551615", "-1", "many", ""] {
+            assert!(parse_connections(bad).is_err(), "{bad:?} accepted");
+        }
+        // From the command line: 0 was taken as 1, and u64::MAX made
+        // `connect` panic reserving room for that many.
+        use clap::Parser as _;
+        for bad in ["0", "18446744073709551615"] {
+            let args = [
+                "distribkv-native",
+                "bench",
+                "--cluster",
+                "127.0.0.1:1",
+                "--certs",
+                "c",
+                "--connections",
+                bad,
+            ];
+            let error = crate::cli::Cli::try_parse_from(args)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--connections"), "{bad}: {error}");
         }
     }
 
