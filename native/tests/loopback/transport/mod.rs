@@ -67,6 +67,21 @@ pub fn load(dir: &Path) -> CertSet {
     CertSet::load(dir).unwrap()
 }
 
+/// A folder holding the CA certificate of `ours` and the `files` (a
+/// certificate and its key) of `theirs`, another cluster's folder.
+pub fn mixed_certs(ours: &Path, theirs: &Path, files: [&str; 2]) -> TempDir {
+    let mixed = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        ours.join(tls::CA_CERT_FILE),
+        mixed.path().join(tls::CA_CERT_FILE),
+    )
+    .unwrap();
+    for file in files {
+        std::fs::copy(theirs.join(file), mixed.path().join(file)).unwrap();
+    }
+    mixed
+}
+
 /// Starts node `id` on `listen` with no peers yet.
 pub fn start_node(id: u64, certs: &CertSet, listen: SocketAddr) -> (Node, NodeInbound) {
     start_node_with(id, certs, listen, TransportSettings::default())

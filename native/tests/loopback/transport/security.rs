@@ -53,18 +53,14 @@ async fn a_foreign_client_certificate_is_refused_even_if_it_trusts_the_server() 
     let (other_dir, _other_certs) = cluster_certs();
     let node = start_echo_node(&certs);
     // Our CA certificate, their client certificate and key.
-    let mixed = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        dir.path().join(distribkv_native::tls::CA_CERT_FILE),
-        mixed.path().join(distribkv_native::tls::CA_CERT_FILE),
-    )
-    .unwrap();
-    for file in [
-        distribkv_native::tls::CLIENT_CERT_FILE,
-        distribkv_native::tls::CLIENT_KEY_FILE,
-    ] {
-        std::fs::copy(other_dir.path().join(file), mixed.path().join(file)).unwrap();
-    }
+    let mixed = mixed_certs(
+        dir.path(),
+        other_dir.path(),
+        [
+            distribkv_native::tls::CLIENT_CERT_FILE,
+            distribkv_native::tls::CLIENT_KEY_FILE,
+        ],
+    );
     let mixed = load(mixed.path());
     let client = client_of(&node, &mixed);
     let error = within("refusal", LIMIT, client.request(echo("let me in")))
@@ -117,18 +113,14 @@ async fn a_reload_with_a_node_certificate_of_another_cluster_is_refused() {
     let (other_dir, _other_certs) = cluster_certs();
     let node = start_echo_node(&certs);
     // Our CA certificate, their node certificate and key.
-    let mixed = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        dir.path().join(distribkv_native::tls::CA_CERT_FILE),
-        mixed.path().join(distribkv_native::tls::CA_CERT_FILE),
-    )
-    .unwrap();
-    for file in [
-        distribkv_native::tls::NODE_CERT_FILE,
-        distribkv_native::tls::NODE_KEY_FILE,
-    ] {
-        std::fs::copy(other_dir.path().join(file), mixed.path().join(file)).unwrap();
-    }
+    let mixed = mixed_certs(
+        dir.path(),
+        other_dir.path(),
+        [
+            distribkv_native::tls::NODE_CERT_FILE,
+            distribkv_native::tls::NODE_KEY_FILE,
+        ],
+    );
     let error = node
         .reload_certificates(&load(mixed.path()))
         .unwrap_err()
