@@ -72,6 +72,14 @@ pub fn parse_address(entry: &str) -> Result<ServerAddress, AddressError> {
     Ok(ServerAddress::with_name(addr, host))
 }
 
+/// `HOST:PORT` as the operator wrote it (an IPv6 address in brackets).
+pub fn address_text(address: &ServerAddress) -> String {
+    match address.server_name.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, address.addr.port()).to_string(),
+        Err(_) => format!("{}:{}", address.server_name, address.addr.port()),
+    }
+}
+
 /// Parses a comma-separated list of `HOST:PORT`, in order.
 pub fn parse_address_list(list: &str) -> Result<Vec<ServerAddress>, AddressError> {
     let mut addresses: Vec<ServerAddress> = Vec::new();
@@ -103,6 +111,23 @@ mod tests {
         assert_eq!(list[1].addr.port(), 10002);
         assert_eq!(list[2].addr, "[::1]:10003".parse().unwrap());
         assert_eq!(list[2].server_name, "::1");
+    }
+
+    /// What a host reports of its peers' addresses (a sharded host's
+    /// `Describe`, `status`, `member list`) is parsed back by clients: an
+    /// IPv6 address keeps its brackets, or it would not parse.
+    #[test]
+    fn an_address_written_out_parses_back_to_itself() {
+        for entry in ["127.0.0.1:10001", "localhost:10002", "[::1]:10003"] {
+            let address = parse_address(entry).unwrap();
+            let text = address_text(&address);
+            assert_eq!(text, entry);
+            let again = parse_address(&text).unwrap();
+            assert_eq!(
+                (again.addr, again.server_name),
+                (address.addr, address.server_name)
+            );
+        }
     }
 
     #[test]

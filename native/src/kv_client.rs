@@ -497,7 +497,7 @@ impl KvSession {
                             .transport()
                             .servers()
                             .iter()
-                            .map(|s| format!("{}:{}", s.server_name, s.addr.port()))
+                            .map(crate::addr::address_text)
                             .collect();
                         return Err(KvError::NoAnswer {
                             tried: tried.join(", "),

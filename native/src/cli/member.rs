@@ -21,8 +21,8 @@ use distribkv_core::raft::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::{CliError, ClusterArgs};
+use crate::addr::address_text;
 use crate::kv_client::{self, KvTransport};
-use crate::server::members::address_text;
 use crate::tls::CertSet;
 
 /// How long a change may take to commit.

@@ -199,7 +199,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
     let mut lines = Vec::new();
     for (index, query) in unique.into_iter().zip(queries) {
         let server = &servers[index];
-        let addr = format!("{}:{}", server.server_name, server.addr.port());
+        let addr = crate::addr::address_text(server);
         match query.await {
             Ok(Ok(status)) => lines.push(StatusLine::new(status, addr)),
             Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),

@@ -18,6 +18,7 @@ use distribkv_core::raft::{Membership, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::{ServerConfig, ServerError};
+use crate::addr::address_text;
 use crate::kv_client::KvTransport;
 use crate::tls::CertSet;
 use crate::transport::{Client, ClientSettings, ServerAddress};
@@ -56,14 +57,6 @@ impl MembersFile {
             membership.set_address(id, address);
         }
         membership
-    }
-}
-
-/// `HOST:PORT` as the operator wrote it (an IPv6 address in brackets).
-pub fn address_text(address: &ServerAddress) -> String {
-    match address.server_name.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, address.addr.port()).to_string(),
-        Err(_) => format!("{}:{}", address.server_name, address.addr.port()),
     }
 }
 

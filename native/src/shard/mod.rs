@@ -498,17 +498,12 @@ fn bind_transport(
 }
 
 /// Every host's `name:port`, by id.
-fn host_addresses(config: &ShardedServerConfig) -> Vec<(NodeId, String)> {
+pub(crate) fn host_addresses(config: &ShardedServerConfig) -> Vec<(NodeId, String)> {
     config
         .peers
         .iter()
         .enumerate()
-        .map(|(index, address)| {
-            (
-                index as NodeId + 1,
-                format!("{}:{}", address.server_name, address.addr.port()),
-            )
-        })
+        .map(|(index, address)| (index as NodeId + 1, crate::addr::address_text(address)))
         .collect()
 }
 

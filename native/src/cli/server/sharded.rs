@@ -168,6 +168,43 @@ mod tests {
         }
     }
 
+    /// The hosts' addresses a sharded host reports (`Describe`), which
+    /// clients parse back to find every host: IPv6 ones keep their
+    /// brackets (written `::1:7002` they parsed as nothing, and a client
+    /// of an IPv6 cluster knew only the hosts given to it).
+    #[test]
+    fn the_hosts_addresses_reported_parse_back() {
+        let config = sharded_config_of(&[
+            "distribkv-native",
+            "server",
+            "--id",
+            "1",
+            "--peers",
+            "[::1]:7001,127.0.0.1:7002,localhost:7003",
+            "--data-dir",
+            "d",
+            "--certs",
+            "c",
+            "--shards",
+            "4",
+            "--group",
+            "1=1",
+        ])
+        .unwrap();
+        let reported = crate::shard::host_addresses(&config);
+        assert_eq!(
+            reported,
+            vec![
+                (1, "[::1]:7001".to_string()),
+                (2, "127.0.0.1:7002".to_string()),
+                (3, "localhost:7003".to_string()),
+            ]
+        );
+        for ((_, text), peer) in reported.iter().zip(&config.peers) {
+            assert_eq!(crate::addr::parse_address(text).unwrap().addr, peer.addr);
+        }
+    }
+
     /// Host 3 of three, four shards, the controller group on hosts 1 and
     /// 2, and `groups` (more flags).
     fn host_3_of_3(groups: &[&str]) -> Result<crate::shard::ShardedServerConfig, clap::Error> {

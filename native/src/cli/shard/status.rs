@@ -54,7 +54,7 @@ pub async fn status(cluster: &Arc<ShardedCluster>, json: bool) -> Result<u8, Cli
             .hosts
             .iter()
             .find(|(host, _)| host == id)
-            .map(|(_, a)| format!("{}:{}", a.server_name, a.addr.port()))
+            .map(|(_, a)| crate::addr::address_text(a))
             .unwrap_or_default();
         let Some(description) = description else {
             eprintln!("host {id} {addr} unreachable");
