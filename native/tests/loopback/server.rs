@@ -15,13 +15,21 @@ use distribkv_native::transport::ServerAddress;
 
 use crate::harness::free_port;
 
-fn config(dir: &std::path::Path, port: u16, faults: FaultInjector) -> ValidConfig {
+/// Node 1 of a one-node cluster at `port`, listening at `listen` if given
+/// (once its folder holds the members, a node listens where they say).
+fn config(
+    dir: &std::path::Path,
+    port: u16,
+    listen: Option<u16>,
+    faults: FaultInjector,
+) -> ValidConfig {
     let mut config = ServerConfig::new(
         1,
         vec![ServerAddress::new(([127, 0, 0, 1], port).into())],
         dir.join("data"),
         dir.join("certs"),
     );
+    config.listen = listen.map(|port| ServerAddress::new(([127, 0, 0, 1], port).into()));
     config.replica.snapshot_every = 0;
     config.replica.raft.heartbeat_interval = 20;
     config.replica.raft.election_timeout_min = 100;
@@ -53,7 +61,7 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     let faults = FaultInjector::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(
-        config(dir.path(), port, faults.clone()),
+        config(dir.path(), port, None, faults.clone()),
         async move {
             let _ = stopped.await;
         },
@@ -96,13 +104,15 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     drop(transport);
 
     // Restarted on a healthy disk: every acknowledged write is there. (On a
-    // new port: in-process, the stopped endpoint may hold its UDP port for a
-    // few seconds while its last connections drain.)
+    // new port, given as the address to listen on since the folder's
+    // members keep the first: in-process, the stopped endpoint may hold its
+    // UDP port for a few seconds while its last connections drain.)
+    let first_port = port;
     let port = free_port();
     let servers = vec![ServerAddress::new(([127, 0, 0, 1], port).into())];
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(
-        config(dir.path(), port, FaultInjector::new()),
+        config(dir.path(), first_port, Some(port), FaultInjector::new()),
         async move {
             let _ = stopped.await;
         },
