@@ -7,7 +7,9 @@ use alloc::string::String;
 use bytes::Bytes;
 
 use super::config::check_probability;
-use super::{Endpoint, Event, HistoryEntry, PacketPayload, Sim, SimClient, SimError, Workload};
+use super::{
+    Endpoint, Event, HistoryEntry, PacketPayload, Sim, SimClient, SimError, Workload, index_of,
+};
 use crate::kv::{Clerk, ClerkConfig, ClerkOutput, Operation};
 use crate::raft::NodeId;
 
@@ -34,7 +36,7 @@ impl Sim {
     /// Returns the operation id (its position in the history, from 1).
     pub fn invoke(&mut self, client: Option<u64>, operation: Operation) -> Result<u64, SimError> {
         let number = match client {
-            Some(n) if n >= 1 && n as usize <= self.clients.len() => n,
+            Some(n) if index_of(n) < self.clients.len() => n,
             Some(n) => return Err(SimError::UnknownClient(n)),
             None => match self
                 .clients
@@ -126,15 +128,13 @@ impl Sim {
 
     /// Client `number`'s clerk.
     pub fn clerk(&self, number: u64) -> Option<&Clerk> {
-        self.clients
-            .get((number as usize).wrapping_sub(1))
-            .map(|c| &c.clerk)
+        self.clients.get(index_of(number)).map(|c| &c.clerk)
     }
 
     /// Whether client `number` runs the workload.
     pub fn is_workload_client(&self, number: u64) -> bool {
         self.clients
-            .get((number as usize).wrapping_sub(1))
+            .get(index_of(number))
             .is_some_and(|c| c.workload)
     }
 }

@@ -8,15 +8,16 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::config::check_probability;
-use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError};
+use super::{Disk, Endpoint, Event, PacketPayload, Sim, SimError, index_of};
 use crate::kv::{Replica, ReplicaInput};
 use crate::raft::{LogIndex, Membership, MembershipChange, NodeId};
 use crate::time::Instant;
 
 impl Sim {
     fn node_index(&self, id: u64) -> Result<usize, SimError> {
-        if id >= 1 && id as usize <= self.nodes.len() {
-            Ok(id as usize - 1)
+        let index = index_of(id);
+        if index < self.nodes.len() {
+            Ok(index)
         } else {
             Err(SimError::UnknownNode(id))
         }
@@ -70,9 +71,7 @@ impl Sim {
 
     /// Whether node `id` lost its disk and is retired (see [`Sim::lose_disk`]).
     pub fn is_retired(&self, id: NodeId) -> bool {
-        self.nodes
-            .get((id as usize).wrapping_sub(1))
-            .is_some_and(|n| n.retired)
+        self.nodes.get(index_of(id)).is_some_and(|n| n.retired)
     }
 
     /// Restarts node `id` from what its disk holds.

@@ -59,6 +59,13 @@ use crate::raft::{LogIndex, NodeId};
 use crate::rng::Rng;
 use crate::time::Instant;
 
+/// The index of node (or client) `id` in a list numbered from 1, or
+/// `usize::MAX` (no such entry) for 0 and for an id a `usize` cannot hold:
+/// on 32-bit targets (wasm) `id as usize` would wrap 2^32 + 1 to node 1.
+pub(crate) fn index_of(id: u64) -> usize {
+    usize::try_from(id).map_or(usize::MAX, |id| id.wrapping_sub(1))
+}
+
 /// What happened in one [`Sim::step`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepInfo {
@@ -266,7 +273,7 @@ impl Sim {
     /// What node `id`'s clock reads now (`None` for an unknown node).
     pub fn node_clock(&self, id: NodeId) -> Option<Instant> {
         self.nodes
-            .get((id as usize).wrapping_sub(1))
+            .get(index_of(id))
             .map(|n| n.clock.local(self.now))
     }
 

@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Disk, Network, Packet, SafetyChecker, Sim, SimConfig, SimStats, TraceLine};
+use super::{Disk, Network, Packet, SafetyChecker, Sim, SimConfig, SimStats, TraceLine, index_of};
 use crate::kv::Replica;
 use crate::raft::{LogIndex, NodeId, RoleKind};
 
@@ -17,15 +17,13 @@ impl Sim {
     /// Node `id`'s replica, if it is up.
     pub fn replica(&self, id: NodeId) -> Option<&Replica> {
         self.nodes
-            .get((id as usize).wrapping_sub(1))
+            .get(index_of(id))
             .and_then(|n| n.replica.as_ref())
     }
 
     /// Node `id`'s disk.
     pub fn disk(&self, id: NodeId) -> Option<&Disk> {
-        self.nodes
-            .get((id as usize).wrapping_sub(1))
-            .map(|n| &n.disk)
+        self.nodes.get(index_of(id)).map(|n| &n.disk)
     }
 
     /// Every up replica.
@@ -125,7 +123,7 @@ impl Sim {
     /// Covered by a snapshot: the committed entry's digest.
     /// Recorded only with `check_safety`.
     pub fn applied_digest(&self, id: NodeId, index: LogIndex) -> Option<u64> {
-        let node = self.nodes.get((id as usize).wrapping_sub(1))?;
+        let node = self.nodes.get(index_of(id))?;
         if let Some(&digest) = node.applied.get(&index) {
             return Some(digest);
         }

@@ -5,7 +5,7 @@
 
 use alloc::format;
 
-use super::{Sim, SimError};
+use super::{Sim, SimError, index_of};
 use crate::kv::Replica;
 use crate::raft::NodeId;
 
@@ -23,7 +23,7 @@ impl Sim {
     pub fn restart_preview(&self, id: NodeId) -> Result<Replica, SimError> {
         let node = self
             .nodes
-            .get((id as usize).wrapping_sub(1))
+            .get(index_of(id))
             .ok_or(SimError::UnknownNode(id))?;
         if node.replica.is_some() {
             return Err(SimError::NodeUp(id));

@@ -210,6 +210,26 @@ test("bad arguments throw Errors with clear messages and the instance keeps work
   assert.equal(sim.check().ok, true);
 });
 
+test("node ids past 2^32 are unknown nodes, not node 1 (usize is 32 bits in wasm)", () => {
+  const sim = new Simulation({ nodes: 5, seed: 7 });
+  sim.runFor(1000);
+  const leader = sim.leader();
+  assert.notEqual(leader, null);
+  const before = sim.traceHash();
+  const id = 2 ** 32 + 1;
+  for (const call of [
+    () => sim.crash(id), () => sim.crash(BigInt(id)), () => sim.triggerElection(id), () => sim.snapshot(id),
+    () => sim.transferLeadership(id), () => sim.cutLink(id, 2), () => sim.restoreLink(2, id),
+    () => sim.partition([[1, 2], [3, id]]), () => sim.addLearner(id), () => sim.promote(id), () => sim.removeMember(id),
+  ]) {
+    assert.throws(call, { message: `unknown node ${id} (node ids are 1 to 5)` }, `${call}`);
+  }
+  assert.equal(sim.traceHash(), before, "refused calls change nothing");
+  assert.ok(sim.state().nodes.every((n) => n.up), "node 1 is still up");
+  assert.deepEqual(sim.state().links, { cut: [], partition: null });
+  assert.deepEqual(sim.state().membership, { voters: [1, 2, 3, 4, 5], learners: [] });
+});
+
 test("numbers: fractions of a millisecond are dropped, BigInt ids are accepted", () => {
   const sim = new Simulation({ seed: 4 });
   sim.runFor(10.9);
