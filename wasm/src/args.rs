@@ -186,6 +186,29 @@ pub fn range(value: &JsValue, what: &str) -> Result<(u64, u64), JsError> {
     Ok((min, max))
 }
 
+/// The longest one-way network latency (ms, about 11.6 days). A packet's
+/// delivery time is its send time plus the latency, and `state()` renders
+/// it as a JS number: a latency near 2^53 would make every later
+/// `state()` fail to render, so it is refused up front.
+pub const MAX_LATENCY_MS: u64 = 1_000_000_000;
+
+/// A latency range: [`range`] with `max` at most [`MAX_LATENCY_MS`].
+pub fn latency_range(value: &JsValue, what: &str) -> Result<(u64, u64), JsError> {
+    let (min, max) = range(value, what)?;
+    check_latency(max, what)?;
+    Ok((min, max))
+}
+
+/// Refuses a latency above [`MAX_LATENCY_MS`]; `what` names it.
+pub fn check_latency(ms: u64, what: &str) -> Result<(), JsError> {
+    if ms > MAX_LATENCY_MS {
+        return Err(error(format!(
+            "{what} must be at most {MAX_LATENCY_MS} ms, not {ms}"
+        )));
+    }
+    Ok(())
+}
+
 /// One of this module's readers: a JS value and what it is, for the error.
 pub type Reader<T> = fn(&JsValue, &str) -> Result<T, JsError>;
 

@@ -4,7 +4,7 @@
 use distribkv_core::sim::{SimConfig, Workload};
 use wasm_bindgen::{JsError, JsValue};
 
-use crate::args::{Fields, boolean, error, integer, integer_u64, number, range};
+use crate::args::{Fields, boolean, error, integer, integer_u64, latency_range, number, range};
 
 /// Trace lines kept for `events()` unless the config says otherwise.
 pub const DEFAULT_TRACE_CAPACITY: usize = 5_000;
@@ -56,7 +56,7 @@ pub fn sim_config(value: &JsValue) -> Result<SimConfig, JsError> {
         config.raft.election_timeout_max = max;
     }
     fields.set("heartbeatMs", integer, &mut config.raft.heartbeat_interval)?;
-    fields.set("latencyMs", range, &mut config.network.latency)?;
+    fields.set("latencyMs", latency_range, &mut config.network.latency)?;
     fields.set("dropRate", number, &mut config.network.drop_rate)?;
     fields.set("duplicateRate", number, &mut config.network.duplicate_rate)?;
     fields.set("snapshotEvery", integer, &mut config.snapshot_every)?;

@@ -148,6 +148,7 @@ impl Simulation {
     ) -> Result<(), JsError> {
         let min = args::integer(&min_ms, "minimum latency")?;
         let max = args::integer(&max_ms, "maximum latency")?;
+        args::check_latency(max, "maximum latency")?;
         self.sim.set_latency(min, max).map_err(|e| self.fail(e))
     }
 

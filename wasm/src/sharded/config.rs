@@ -117,7 +117,11 @@ pub(super) fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, PageConf
     config.host.shards = bounded("shards", 1, MAX_SHARDS, 10)? as u32;
     config.clients = bounded("clients", 0, MAX_SHARDED_CLIENTS, 3)?;
     config.keys = bounded("keys", 1, 1000, 6)?;
-    fields.set("latencyMs", args::range, &mut config.network.latency)?;
+    fields.set(
+        "latencyMs",
+        args::latency_range,
+        &mut config.network.latency,
+    )?;
     if let Some(rate) = fields.read("dropRate", args::number)? {
         if !(0.0..=0.5).contains(&rate) {
             return Err(error(format!(

@@ -230,6 +230,20 @@ test("node ids past 2^32 are unknown nodes, not node 1 (usize is 32 bits in wasm
   assert.deepEqual(sim.state().membership, { voters: [1, 2, 3, 4, 5], learners: [] });
 });
 
+test("a latency near 2^53 is refused: packets would be due past what state() can render", () => {
+  const huge = 2 ** 53 - 1;
+  assert.throws(() => new Simulation({ latencyMs: [0, huge] }), { message: `config.latencyMs must be at most 1000000000 ms, not ${huge}` });
+  const sim = new Simulation({ seed: 7 });
+  sim.runFor(1000);
+  const before = sim.traceHash();
+  assert.throws(() => sim.setLatency(huge, huge), { message: `maximum latency must be at most 1000000000 ms, not ${huge}` });
+  assert.equal(sim.traceHash(), before, "a refused call changes nothing");
+  sim.setLatency(1e9, 1e9); // the longest allowed still renders
+  sim.put("k", "v");
+  sim.runFor(100);
+  assert.ok(sim.state().inFlight.length > 0);
+});
+
 test("numbers: fractions of a millisecond are dropped, BigInt ids are accepted", () => {
   const sim = new Simulation({ seed: 4 });
   sim.runFor(10.9);

@@ -207,6 +207,7 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
     [() => new ShardedSimulation({ join: [7] }), /config.join\[0\] is group 7/],
     [() => new ShardedSimulation({ seed: -1 }), /config.seed must be a non-negative integer/],
     [() => new ShardedSimulation({ dropRate: 2 }), /config.dropRate must be 0 to 0.5/],
+    [() => new ShardedSimulation({ latencyMs: [2 ** 53 - 1, 2 ** 53 - 1] }), /config.latencyMs must be at most 1000000000 ms/],
   ];
   for (const [call, message] of cases) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
   const sim = new ShardedSimulation({ seed: 1 });
