@@ -106,7 +106,15 @@ impl ShardedSimulation {
         if items.is_empty() {
             return Err(error(format!("{what} must name at least one group")));
         }
-        items.iter().map(|item| self.group_id(item, what)).collect()
+        let mut ids: Vec<GroupId> = Vec::with_capacity(items.len());
+        for item in &items {
+            let id = self.group_id(item, what)?;
+            if ids.contains(&id) {
+                return Err(error(format!("{what} names group {id} twice")));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// Queues a page operation; its history id for a key-value one.

@@ -218,6 +218,8 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
     [() => sim.move(1, 99), /unknown group 99 \(the groups are 100, 101, 102\)/],
     [() => sim.join([]), /at least one group/],
     [() => sim.leave([100, 5]), /unknown group 5/],
+    [() => sim.leave([101, 101]), /^groups names group 101 twice$/],
+    [() => sim.join([100, 102, 100]), /^groups names group 100 twice$/],
     [() => sim.put("", "v"), /key must not be empty/],
     [() => sim.get(7), /key must be a string/],
     [() => sim.append("k", null), /value must be a string/],
