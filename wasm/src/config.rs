@@ -35,9 +35,10 @@ const CONFIG_FIELDS: &[&str] = &[
     "traceCapacity",
 ];
 
-/// A count or size (an [`integer`] as `usize`).
+/// A count or size (an [`integer`] that fits a `usize`: 32 bits in wasm).
 fn count(value: &JsValue, what: &str) -> Result<usize, JsError> {
-    integer(value, what).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    let n = integer(value, what)?;
+    usize::try_from(n).map_err(|_| error(format!("{what} must be at most {}, not {n}", usize::MAX)))
 }
 
 /// Reads the constructor's config; absent fields keep [`SimConfig::default`]

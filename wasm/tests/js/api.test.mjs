@@ -130,6 +130,7 @@ test("bad arguments throw Errors with clear messages and the instance keeps work
   for (const [config, re] of [
     [{ nodes: 0 }, /nodes must be 1 to 9/],
     [{ nodes: 10 }, /nodes must be 1 to 9, not 10/],
+    [{ nodes: 2 ** 32 + 5 }, /^config\.nodes must be at most 4294967295, not 4294967301$/],
     [{ nodes: "5" }, /config\.nodes must be a non-negative integer, not "5"/],
     [{ seed: -1 }, /config\.seed must be a non-negative integer/],
     [{ nodez: 5 }, /unknown field "nodez"/],
