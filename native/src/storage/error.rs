@@ -329,6 +329,14 @@ pub enum Corruption {
         /// Length present in the file.
         found: u64,
     },
+    /// A file of fixed length (the identity file) holds more than its content.
+    #[error("file is {length} bytes, but holds only its {expected}-byte header")]
+    TrailingBytes {
+        /// Length of the file.
+        length: u64,
+        /// Length of its content.
+        expected: u64,
+    },
     /// A snapshot file holds another snapshot than its name says.
     #[error("file holds the snapshot at index {index} term {term}, its name says otherwise")]
     WrongSnapshot {

@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::StorageError;
+use super::error::{Corruption, StorageError};
 use super::file::{Disk, parent_of};
-use super::format::{FileHeader, FileName, IDENTITY_FILE, TEMPORARY_SUFFIX};
+use super::format::{FILE_HEADER_LEN, FileHeader, FileName, IDENTITY_FILE, TEMPORARY_SUFFIX};
 use super::identity::Identity;
 
 /// A kind of data folder: how its files are named and its identity file
@@ -153,11 +153,19 @@ fn check_identity(
 ) -> Result<(), StorageError> {
     let path = dir.join(IDENTITY_FILE);
     let bytes = disk.read(&path)?;
-    let header =
-        FileHeader::decode(&bytes, magic).map_err(|problem| StorageError::CorruptIdentity {
-            path: path.clone(),
-            problem,
-        })?;
+    let corrupt = |problem| StorageError::CorruptIdentity {
+        path: path.clone(),
+        problem,
+    };
+    let header = FileHeader::decode(&bytes, magic).map_err(corrupt)?;
+    // The file is written whole, header only: anything after it is damage
+    // (another file's bytes), not a newer kind of identity.
+    if bytes.len() != FILE_HEADER_LEN {
+        return Err(corrupt(Corruption::TrailingBytes {
+            length: bytes.len() as u64,
+            expected: FILE_HEADER_LEN as u64,
+        }));
+    }
     if header.identity != identity {
         return Err(StorageError::IdentityMismatch {
             path,

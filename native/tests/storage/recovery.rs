@@ -534,6 +534,29 @@ fn log_files_without_an_identity_file_are_refused() {
 }
 
 #[test]
+fn an_identity_file_with_bytes_after_its_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), &StorageOptions::default()));
+    let path = dir.path().join("identity");
+    let mut identity = OpenOptions::new().append(true).open(&path).unwrap();
+    identity.write_all(b"\0").unwrap();
+    drop(identity);
+    match open_error(dir.path()) {
+        StorageError::CorruptIdentity {
+            path: named,
+            problem: Corruption::TrailingBytes { length, expected },
+        } => {
+            assert_eq!(named, path);
+            assert_eq!((length, expected), (41, 40));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    // Cut back to its header, the folder opens again.
+    set_len(&path, 40);
+    drop(open(dir.path(), &StorageOptions::default()));
+}
+
+#[test]
 fn a_torn_tail_after_earlier_segments_recovers_the_prefix() {
     let (dir, segments, writes) = multi_segment_folder();
     let last = segments.last().unwrap();
