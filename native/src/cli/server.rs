@@ -184,6 +184,15 @@ impl ServerArgs {
     fn config_in(&self, file: &ConfigFile) -> Result<ValidConfig, clap::Error> {
         self.refuse_sharded_settings_without_shards(file)?;
         let id = self.id.or(file.id).ok_or_else(|| required("--id"))?;
+        // Members above MAX_MEMBER_ID are refused by `member add` and not
+        // reached by clients: a node started with such an id (alone, or
+        // waiting to be added with --join) could never serve one.
+        if id > distribkv_core::kv::MAX_MEMBER_ID {
+            return Err(argument_error(format!(
+                "--id {id}: node ids are 1 to {}",
+                distribkv_core::kv::MAX_MEMBER_ID
+            )));
+        }
         let data_dir = self
             .data_dir
             .clone()
@@ -544,6 +553,37 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("--id is required"), "{error}");
+    }
+
+    #[test]
+    fn a_node_id_no_client_could_reach_is_refused() {
+        // Alone (no --peers) or joining, any id passed the core's checks,
+        // and the node ran where no client reaches it (ids above 65535).
+        let with_id = |id: &str, extra: &[&str]| {
+            let mut args = vec![
+                "distribkv-native",
+                "server",
+                "--id",
+                id,
+                "--data-dir",
+                "d",
+                "--certs",
+                "c",
+            ];
+            args.extend_from_slice(extra);
+            config_of(&args)
+        };
+        let joining = ["--join", "127.0.0.1:7001", "--listen", "127.0.0.1:7004"];
+        assert_eq!(with_id("65535", &joining).unwrap().id(), 65_535);
+        for extra in [&joining[..], &["--listen", "127.0.0.1:7004"][..], &[][..]] {
+            for id in ["65536", "18446744073709551615"] {
+                let error = with_id(id, extra).unwrap_err().to_string();
+                assert!(
+                    error.contains(&format!("--id {id}: node ids are 1 to 65535")),
+                    "{extra:?}: {error}"
+                );
+            }
+        }
     }
 
     #[test]
