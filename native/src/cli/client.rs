@@ -256,13 +256,31 @@ async fn answer(session: &mut AnySession, line: &str) -> Result<Answer, KvError>
 /// A line of `client`'s input: the command, or why it is not one.
 type CommandLine = Result<String, String>;
 
+/// The longest command line read whole: the largest key and value with
+/// room for the command's name and spaces. A longer line could be no valid
+/// command; it is skipped to its end rather than held in memory.
+const MAX_LINE_BYTES: usize =
+    distribkv_core::kv::MAX_KEY_BYTES + distribkv_core::kv::MAX_VALUE_BYTES + 64;
+
 /// The next line of `input` without its line ending, `None` at the end. A
-/// line that is not UTF-8 is an error for that line only: it is answered,
-/// and the lines after it are read on.
+/// line that is not UTF-8, or longer than [`MAX_LINE_BYTES`], is an error
+/// for that line only: it is answered, and the lines after it are read on.
 fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<CommandLine>> {
     let mut bytes = Vec::new();
-    if input.read_until(b'\n', &mut bytes)? == 0 {
+    let limit = MAX_LINE_BYTES as u64 + 2; // and its "\r\n"
+    if std::io::Read::take(&mut *input, limit).read_until(b'\n', &mut bytes)? == 0 {
         return Ok(None);
+    }
+    if bytes.last() != Some(&b'\n') && bytes.len() as u64 == limit {
+        let mut length = bytes.len() as u64;
+        drop(bytes);
+        length += skip_line(input)?;
+        return Ok(Some(Err(format!(
+            "the line is {length} bytes or more, longer than any command \
+             (keys are at most {} bytes, values at most {} bytes)",
+            distribkv_core::kv::MAX_KEY_BYTES,
+            distribkv_core::kv::MAX_VALUE_BYTES
+        ))));
     }
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
@@ -276,6 +294,31 @@ fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<CommandLine>> {
             error.utf8_error().valid_up_to()
         )
     })))
+}
+
+/// Reads `input` up to and including the next line ending (or its end)
+/// without keeping it; how many bytes that was.
+fn skip_line(input: &mut impl BufRead) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    loop {
+        let buffer = match input.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buffer.is_empty() {
+            return Ok(skipped);
+        }
+        let (used, done) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (buffer.len(), false),
+        };
+        input.consume(used);
+        skipped += used as u64;
+        if done {
+            return Ok(skipped);
+        }
+    }
 }
 
 /// Runs `client`: one answer line per command line, in order, until stdin ends.
@@ -356,6 +399,36 @@ mod tests {
         assert!(error.contains("not UTF-8"), "{error}");
         assert_eq!(next_line(&mut input).unwrap(), Some(Ok("get a".into())));
         assert_eq!(next_line(&mut input).unwrap(), Some(Ok("last".into())));
+        assert_eq!(next_line(&mut input).unwrap(), None);
+    }
+
+    #[test]
+    fn a_line_longer_than_any_command_is_answered_and_skipped() {
+        use std::io::Read as _;
+        // The largest command is read whole.
+        let key = "k".repeat(distribkv_core::kv::MAX_KEY_BYTES);
+        let value = "v".repeat(distribkv_core::kv::MAX_VALUE_BYTES);
+        let largest = format!("append {key} {value}");
+        let mut input = std::io::Cursor::new(format!("{largest}\r\nget a\n").into_bytes());
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok(largest)));
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("get a".into())));
+        // A line of 64 MiB is skipped to its end, not kept, and the next
+        // line is read.
+        let huge = std::io::repeat(b'x').take(64 << 20);
+        let input = b"put a 1\n"
+            .chain(huge)
+            .chain(&b"\nget a\n"[..])
+            .chain(&b"y"[..]);
+        let mut input = std::io::BufReader::new(input);
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("put a 1".into())));
+        let error = next_line(&mut input).unwrap().unwrap().unwrap_err();
+        assert!(error.contains("longer than any command"), "{error}");
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("get a".into())));
+        assert_eq!(next_line(&mut input).unwrap(), Some(Ok("y".into())));
+        assert_eq!(next_line(&mut input).unwrap(), None);
+        // A last line without an ending, too long.
+        let mut input = std::io::BufReader::new(std::io::repeat(b'x').take(3 << 20));
+        assert!(next_line(&mut input).unwrap().unwrap().is_err());
         assert_eq!(next_line(&mut input).unwrap(), None);
     }
 
