@@ -343,12 +343,12 @@ fn leave_removal_mark(config: &ServerConfig, id: NodeId) {
 
 /// Loads the certificate folder, which must hold a node certificate.
 fn load_certificates(config: &ServerConfig) -> Result<CertSet, ServerError> {
-    let certs = CertSet::load(&config.certs_dir)
-        .and_then(|certs| certs.check_node_identity().map(|()| certs))
-        .map_err(|source| ServerError::Certificates {
+    let certs = CertSet::load_for_server(&config.certs_dir).map_err(|source| {
+        ServerError::Certificates {
             dir: config.certs_dir.clone(),
             source,
-        })?;
+        }
+    })?;
     if !certs.has_node_identity() {
         return Err(ServerError::NoNodeCertificate {
             dir: config.certs_dir.clone(),

@@ -327,12 +327,12 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ShardServerError> {
     let id = config.host.id;
-    let certs = CertSet::load(&config.certs_dir)
-        .and_then(|certs| certs.check_node_identity().map(|()| certs))
-        .map_err(|source| ShardServerError::Certificates {
+    let certs = CertSet::load_for_server(&config.certs_dir).map_err(|source| {
+        ShardServerError::Certificates {
             dir: config.certs_dir.clone(),
             source,
-        })?;
+        }
+    })?;
     // Held until the host stops: two hosts on one folder would both write its log.
     let _folder_lock = crate::fsutil::lock_folder(&config.data_dir).map_err(|error| {
         ShardServerError::DataDir {

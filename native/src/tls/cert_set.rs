@@ -90,6 +90,14 @@ impl CertSet {
         })
     }
 
+    /// [`CertSet::load`] for a server: the folder's node certificate must
+    /// also pass [`CertSet::check_node_identity`].
+    pub fn load_for_server(dir: &Path) -> Result<CertSet, CertError> {
+        let certs = CertSet::load(dir)?;
+        certs.check_node_identity()?;
+        Ok(certs)
+    }
+
     /// Checks that the node certificate, if present, was issued by the CA
     /// as a node's. One of another cluster (copied into the folder) would
     /// be refused by every peer and client at each connection: a server
