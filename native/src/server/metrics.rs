@@ -28,7 +28,8 @@ use crate::storage::StorageObserver;
 use crate::transport::PeerTraffic;
 
 mod http;
-pub use http::{bind, serve};
+pub use http::bind;
+pub(crate) use http::{HttpLimits, serve};
 
 /// `/livez` fails when the step loop has not stepped for this long (a
 /// follower steps at least at every heartbeat, a lone node at every
@@ -553,7 +554,7 @@ pub(crate) async fn start(
     let listener = bind(addr).await?;
     let bound = listener.local_addr().unwrap_or(addr);
     let metrics = Arc::new(Metrics::new());
-    let task = tokio::spawn(serve(listener, metrics.clone()));
+    let task = tokio::spawn(serve(listener, metrics.clone(), HttpLimits::DEFAULT));
     Ok((metrics, task, bound))
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -39,11 +40,59 @@ pub(super) fn to_text_format(open_metrics: &str) -> String {
     text
 }
 
+/// How the metrics listener treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpLimits {
+    /// Connections served at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, or stay
+    /// idle between requests, before it is closed.
+    pub header_timeout: Duration,
+}
+
+impl HttpLimits {
+    /// The limits a server runs with: a scraper keeps its connection
+    /// between scrapes up to 30 s apart, and a few dozen tools may watch
+    /// one node; connections that never send a request do not pile up.
+    pub(crate) const DEFAULT: HttpLimits = HttpLimits {
+        max_connections: 64,
+        header_timeout: Duration::from_secs(30),
+    };
+}
+
+/// How long accepting waits after the listener failed (out of file
+/// descriptors, say) before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Serves `/metrics`, `/livez` and `/readyz` on `listener` until the task
-/// is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+/// is dropped, within `limits`: connections that open and say nothing
+/// (or too many at once) must not take the file descriptors the node's
+/// log needs, nor a failing `accept` the thread the node runs on.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    limits: HttpLimits,
+) {
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused_logged: Option<tokio::time::Instant> = None;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!("metrics: cannot accept a connection: {error}");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            // Dropping the stream closes it.
+            if refused_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    "metrics: too many open connections; closing new ones"
+                );
+                refused_logged = Some(tokio::time::Instant::now());
+            }
             continue;
         };
         let metrics = metrics.clone();
@@ -54,8 +103,11 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(io, service)
                 .await;
+            drop(permit);
         });
     }
 }
@@ -107,6 +159,77 @@ fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A listener serving fresh metrics within `limits`, and its address.
+    async fn serving(limits: HttpLimits) -> SocketAddr {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::new(Metrics::new()), limits));
+        addr
+    }
+
+    /// Reads `stream` to its end (the server closed it), failing after 10 s.
+    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+            .await
+            .expect("the server closes the connection")
+            .unwrap_or_default();
+        bytes
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&read_to_close(&mut stream).await).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_no_request_is_closed() {
+        let addr = serving(HttpLimits {
+            max_connections: 4,
+            header_timeout: Duration::from_millis(300),
+        })
+        .await;
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
+        partial
+            .write_all(b"GET /metrics HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        assert!(read_to_close(&mut silent).await.is_empty());
+        // Closed with hyper's 408 or without a word, but closed.
+        read_to_close(&mut partial).await;
+        assert!(get(addr, "/livez").await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_are_closed_and_served_again_once_freed() {
+        let addr = serving(HttpLimits {
+            max_connections: 2,
+            header_timeout: Duration::from_secs(600),
+        })
+        .await;
+        let idle = [
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ];
+        // The two idle connections hold the listener's places: a third is
+        // closed unanswered (long before their header timeout).
+        assert_eq!(get(addr, "/livez").await, "");
+        drop(idle);
+        let mut answer = String::new();
+        for _ in 0..100 {
+            answer = get(addr, "/livez").await;
+            if !answer.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
 
     #[test]
     fn counters_are_named_as_their_samples_and_there_is_no_end_marker() {
