@@ -103,9 +103,10 @@ pub enum StorageError {
     },
 
     /// The first segment on disk is not the first ever written, yet no
-    /// checkpoint record restates what the deleted segments held.
+    /// checkpoint record restates what the deleted segments held, or one
+    /// names an older segment as the first its compaction kept.
     #[error(
-        "log segments before {} are missing and no checkpoint replaces them",
+        "log segments before {} are missing, and no checkpoint says a compaction deleted them",
         path.display()
     )]
     MissingLogPrefix {

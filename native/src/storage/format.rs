@@ -26,9 +26,11 @@
 //! that was still being appended to is sealed at startup, so that no file
 //! mixes versions. A file of a version above [`FORMAT_VERSION`] is refused
 //! ([`StorageError::NewerFormat`](super::StorageError::NewerFormat)).
-//! Version 3 is only ever written in the multi-group log's segments
-//! ([`super::multi`]): it marks that they may hold group retire records;
-//! every other file is still written in version 2.
+//! Version 3 of the multi-group log's segments ([`super::multi`]) marks
+//! that they may hold group retire records; version 3 of a single group's
+//! segments ([`SEGMENT_VERSION`]) that their checkpoints name the first
+//! segment kept (so that recovery tells a deleted segment from a lost
+//! one). Snapshot and identity files are still written in version 2.
 //!
 //! File names are in [`names`], record frames (writing, reading, and telling
 //! a torn tail from corruption) in [`frame`].
@@ -52,6 +54,9 @@ use super::identity::Identity;
 pub(crate) const FORMAT_VERSION: u32 = 2;
 /// The oldest version this build reads.
 pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
+/// Version of a single group's log segments, written in every new one: 3
+/// adds [`Checkpoint::first_kept`].
+pub(crate) const SEGMENT_VERSION: u32 = 3;
 
 /// Magic bytes opening a log segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"dkvwal\r\n";
@@ -255,6 +260,18 @@ pub(crate) struct Checkpoint {
     pub snapshot: Option<SnapshotPoint>,
     /// The current term and vote.
     pub hard_state: HardState,
+    /// The number of the oldest segment kept: the compaction that wrote
+    /// this checkpoint deletes only segments below it, so a folder whose
+    /// first segment is above it lost segments it still needed. 0 in a
+    /// checkpoint of a segment older than version 3, which did not say.
+    pub first_kept: u64,
+}
+
+/// A [`Checkpoint`] as segments before version 3 wrote it.
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct CheckpointV2 {
+    snapshot: Option<SnapshotPoint>,
+    hard_state: HardState,
 }
 
 /// Closes a full segment and names its successor. A segment that is not the
@@ -289,6 +306,17 @@ pub(crate) fn decode_record(
             Record::Write(super::legacy::decode_write_v1(payload)?)
         }
         RecordKind::Write => Record::Write(decode_all(payload)?),
+        RecordKind::Checkpoint if version < SEGMENT_VERSION => {
+            let CheckpointV2 {
+                snapshot,
+                hard_state,
+            } = decode_all(payload)?;
+            Record::Checkpoint(Checkpoint {
+                snapshot,
+                hard_state,
+                first_kept: 0,
+            })
+        }
         RecordKind::Checkpoint => Record::Checkpoint(decode_all(payload)?),
         RecordKind::Seal => Record::Seal(decode_all(payload)?),
         // Records of the multi-group log never belong in a single group's.

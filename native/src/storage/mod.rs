@@ -85,7 +85,10 @@
 //!   that neither kind of storage starts an empty log over the other's.
 //! - Segments are replayed in number order; a missing number between two
 //!   present ones is an error, and so is a first segment past number 1 if no
-//!   checkpoint replaces the deleted ones, and snapshot files without any
+//!   checkpoint replaces the deleted ones, or if one names an older segment
+//!   as the first it kept (a compaction deletes only segments below it:
+//!   the ones missing were lost, with entries no later segment holds;
+//!   checkpoints of segments before version 3 name none), and snapshot files without any
 //!   segment ([`StorageError::MissingLog`]: the active segment is never
 //!   deleted, so the log was lost).
 //! - **Torn tail**: when the last record of the *last* segment runs past

@@ -11,9 +11,9 @@ use super::error::{InvalidWrite, StorageError};
 use super::fault::FaultInjector;
 use super::file::Disk;
 use super::format::{
-    Checkpoint, FORMAT_VERSION, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind,
-    SEGMENT_MAGIC, TEMPORARY_SUFFIX, WriteRecordRef, encode_record, parse_file_name, segment_path,
-    snapshot_path,
+    Checkpoint, FileName, MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN, RecordKind, SEGMENT_MAGIC,
+    SEGMENT_VERSION, TEMPORARY_SUFFIX, WriteRecordRef, encode_record, parse_file_name,
+    segment_path, snapshot_path,
 };
 use super::fs::{FileSystem, StdFileSystem};
 use super::identity::Identity;
@@ -181,12 +181,12 @@ impl RaftStorage {
         // format versions.
         let seal_old_tail = recovered
             .tail
-            .is_some_and(|tail| !tail.sealed && tail.version < FORMAT_VERSION);
+            .is_some_and(|tail| !tail.sealed && tail.version < SEGMENT_VERSION);
         let layout = SegmentLayout {
             dir: dir.clone(),
             identity,
             magic: SEGMENT_MAGIC,
-            version: FORMAT_VERSION,
+            version: SEGMENT_VERSION,
             path: segment_path,
             temporary: segment_temporary,
         };
@@ -222,7 +222,7 @@ impl RaftStorage {
             storage.roll()?;
             tracing::info!(
                 dir = %storage.dir.display(),
-                version = FORMAT_VERSION,
+                version = SEGMENT_VERSION,
                 "sealed the log segment of the older format; new records go to a new segment"
             );
         }
@@ -396,6 +396,13 @@ impl RaftStorage {
             let checkpoint = Checkpoint {
                 snapshot: self.shape.snapshot,
                 hard_state: self.shape.hard_state,
+                // Invariant: the newest segment is never deletable.
+                first_kept: self
+                    .segments
+                    .iter()
+                    .nth(deletable)
+                    .expect("the newest segment is kept")
+                    .number,
             };
             encode_record(RecordKind::Checkpoint, &checkpoint, &mut self.scratch)
                 .expect("a checkpoint always encodes");

@@ -9,8 +9,8 @@ use distribkv_core::raft::{Entry, HardState, PersistedState};
 use super::error::{Corruption, StorageError};
 use super::file::Disk;
 use super::format::{
-    Checkpoint, FileHeader, IDENTITY_MAGIC, Record, SEGMENT_MAGIC, SnapshotPoint, WriteRecord,
-    decode_record, parse_file_name, segment_path, snapshot_path,
+    Checkpoint, FileHeader, IDENTITY_MAGIC, Record, SEGMENT_MAGIC, SEGMENT_VERSION, SnapshotPoint,
+    WriteRecord, decode_record, parse_file_name, segment_path, snapshot_path,
 };
 use super::identity::Identity;
 use super::listing::{FolderKind, open_folder, remove_stale_snapshots};
@@ -86,9 +86,12 @@ pub(crate) fn recover(
         )?;
         tail = Some(end);
     }
+    // Segments below the first on disk were deleted by a compaction only if
+    // a checkpoint says so: none seen, or one naming an older segment as
+    // the first it kept, means they were lost (with what they held).
     if let Some(&first) = listing.segments.first()
         && first > 1
-        && !replay.saw_checkpoint
+        && (!replay.saw_checkpoint || replay.first_kept.is_some_and(|kept| first > kept))
     {
         return Err(StorageError::MissingLogPrefix {
             path: segment_path(dir, first),
@@ -142,7 +145,7 @@ fn replay_segment(
 ) -> Result<SegmentTail, StorageError> {
     let path = segment_path(dir, number);
     let data = disk.read(&path)?;
-    let (header, version) = FileHeader::decode_versioned(&data, SEGMENT_MAGIC)
+    let (header, version) = FileHeader::decode_up_to(&data, SEGMENT_MAGIC, SEGMENT_VERSION)
         .map_err(|problem| refuse_header(&path, problem))?;
     let scanned = scan_segment(
         &path,
@@ -211,6 +214,9 @@ struct Replay {
     /// Sorted by index (not necessarily consecutive until replay ends).
     entries: Vec<Entry>,
     saw_checkpoint: bool,
+    /// The highest first segment kept that a checkpoint names (those of
+    /// segments before version 3 name none).
+    first_kept: Option<u64>,
 }
 
 impl Replay {
@@ -250,6 +256,9 @@ impl Replay {
             self.drop_through(point.index);
         }
         self.saw_checkpoint = true;
+        if checkpoint.first_kept > 0 {
+            self.first_kept = self.first_kept.max(Some(checkpoint.first_kept));
+        }
     }
 
     /// Drops the entries at or below `index`.

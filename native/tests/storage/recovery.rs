@@ -329,6 +329,54 @@ fn a_missing_segment_is_refused() {
 }
 
 #[test]
+fn a_lost_first_segment_after_a_compaction_is_refused() {
+    // A compaction deletes the oldest segments and keeps the first one
+    // holding an entry above the snapshot. Lose that one when it held the
+    // newest entries, and the segments after it (a checkpoint alone) show
+    // no gap: only the checkpoint's first segment kept tells.
+    let dir = tempfile::tempdir().unwrap();
+    let options = StorageOptions {
+        segment_size: 400,
+        ..exact()
+    };
+    let writes = simple_writes(30, 60);
+    let (mut storage, _) = open(dir.path(), &options);
+    for write in &writes {
+        storage.append(write).unwrap();
+    }
+    storage
+        .append(&Write {
+            seq: 31,
+            snapshot: Some(Box::new(snapshot(29, 1, 10))),
+            ..Write::default()
+        })
+        .unwrap();
+    storage.sync().unwrap();
+    assert!(storage.maybe_compact().unwrap().segments_removed > 0);
+    drop(storage);
+    let kept = segments(dir.path());
+    assert_eq!(
+        kept.len(),
+        2,
+        "the segment of entry 30, then the checkpoint's: {kept:?}"
+    );
+    let mut with_snapshot = oracle(&writes);
+    with_snapshot.apply(&Write {
+        seq: 31,
+        snapshot: Some(Box::new(snapshot(29, 1, 10))),
+        ..Write::default()
+    });
+    let (_, recovered) = open(dir.path(), &options);
+    assert_eq!(recovered, with_snapshot, "entry 30 is above the snapshot");
+
+    fs::remove_file(&kept[0]).unwrap();
+    match open_error(dir.path()) {
+        StorageError::MissingLogPrefix { path } => assert_eq!(path, kept[1]),
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
 fn a_bad_segment_header_is_refused_even_in_the_last_segment() {
     let (dir, segments, _) = multi_segment_folder();
     let last = segments.last().unwrap();
