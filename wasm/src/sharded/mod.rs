@@ -169,26 +169,32 @@ impl ShardedSimulation {
         self.sim.now().as_millis() as f64
     }
 
-    /// Advances virtual time by `ms`; returns the new time.
+    /// Advances virtual time by `ms`; returns the new time. `ms` is at
+    /// most 1,000,000 (about 16.7 virtual minutes, so that one call cannot
+    /// freeze the page for more than a minute or two); a larger value, or
+    /// one past 2^53 - 1, throws: run longer with several calls.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
     ) -> Result<f64, JsError> {
-        let ms = args::millis(&ms, "ms")?;
+        let ms = args::run_span(&ms, "ms")?;
         let until = self.sim.now().as_millis().saturating_add(ms);
         self.advance_to(until);
         Ok(self.now())
     }
 
-    /// Advances to virtual time `t` (an earlier `t` does nothing); returns the new time.
+    /// Advances to virtual time `t` (an earlier `t` does nothing); returns
+    /// the new time. `t` is at most 1,000,000 ms after `now()`, as
+    /// `runFor`'s `ms`; a later one, or one past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
     ) -> Result<f64, JsError> {
-        let t = args::millis(&t, "t")?;
-        let until = t.max(self.sim.now().as_millis());
+        let now = self.sim.now().as_millis();
+        let t = args::run_target(&t, "t", now)?;
+        let until = t.max(now);
         self.advance_to(until);
         Ok(self.now())
     }

@@ -239,6 +239,33 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
   assert.equal(sim.check().ok, true);
 });
 
+test("runFor and runUntil cover at most 1,000,000 ms per call; more, or past 2^53 - 1, is refused, not clamped", () => {
+  const sim = new ShardedSimulation({ seed: 2 });
+  sim.runFor(1000);
+  const before = JSON.stringify(sim.state());
+  const perCall = (v) => new RegExp(`^ms must be at most 1000000 ms per call \\(call again to run longer\\), not ${v}$`);
+  const after = (v) => new RegExp(`^t must be at most 1000000 ms after now\\(\\) \\(1000\\) per call \\(call again to run longer\\), not ${v}$`);
+  const cases = [
+    [() => sim.runFor(1_000_001), perCall("1000001")],
+    [() => sim.runFor(1_000_001n), perCall("1000001n")],
+    [() => sim.runFor(1e12), perCall("1000000000000")],
+    [() => sim.runFor(2 ** 53), /^ms must be at most 2\^53 - 1, not 9007199254740992$/],
+    [() => sim.runFor(2n ** 53n), /^ms must be at most 2\^53 - 1, not 9007199254740992n$/],
+    [() => sim.runUntil(1000 + 1_000_001), after("1001001")],
+    [() => sim.runUntil(1_001_001n), after("1001001n")],
+    [() => sim.runUntil(1e12), after("1000000000000")],
+    [() => sim.runUntil(2 ** 53), /^t must be at most 2\^53 - 1, not 9007199254740992$/],
+  ];
+  for (const [call, re] of cases) assert.throws(call, (e) => e instanceof Error && re.test(e.message), `${call}`);
+  assert.equal(sim.now(), 1000, "refused calls change nothing");
+  assert.equal(JSON.stringify(sim.state()), before, "refused calls change nothing");
+  // The bound itself is allowed, as a number or a BigInt; an earlier t still does nothing.
+  assert.equal(sim.runUntil(1000 + 1_000_000), 1_001_000);
+  assert.equal(sim.runFor(1_000_000n), 2_001_000);
+  assert.equal(sim.runUntil(5), 2_001_000);
+  assert.equal(sim.check().ok, true);
+});
+
 test("message(id) renders every field of an item in flight; dropMessage(id) loses it; events() reads the journal", () => {
   const sim = new ShardedSimulation({ seed: 4 });
   sim.setWorkload(true);
