@@ -7,7 +7,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ShardedSimulation, assertPlain } from "./support.mjs";
+import { Simulation, ShardedSimulation, assertPlain } from "./support.mjs";
 
 /** Runs in slices of `slice` ms until `done(state)` or `limit` ms; the state it stopped at. */
 function runUntil(sim, done, limit = 10_000, slice = 20) {
@@ -263,6 +263,34 @@ test("runFor and runUntil cover at most 1,000,000 ms per call; more, or past 2^5
   assert.equal(sim.runUntil(1000 + 1_000_000), 1_001_000);
   assert.equal(sim.runFor(1_000_000n), 2_001_000);
   assert.equal(sim.runUntil(5), 2_001_000);
+  assert.equal(sim.check().ok, true);
+});
+
+test("crash() of a host that is down and restart() of one that is up throw, in Simulation's words for a node", () => {
+  const single = new Simulation({ seed: 1 });
+  single.crash(2);
+  assert.throws(() => single.crash(2), { message: "node 2 is down" });
+  single.restart(2);
+  assert.throws(() => single.restart(2), { message: "node 2 is already up" });
+
+  const sim = new ShardedSimulation({ seed: 1 });
+  sim.runFor(1000);
+  const before = JSON.stringify(sim.state());
+  const events = sim.events(0).length;
+  assert.throws(() => sim.restart(2), (e) => e instanceof Error && e.message === "host 2 is already up");
+  assert.equal(JSON.stringify(sim.state()), before, "a refused restart changes nothing");
+  sim.crash(2);
+  const crashed = JSON.stringify(sim.state());
+  assert.equal(sim.state().hosts[1].up, false);
+  assert.throws(() => sim.crash(2), (e) => e instanceof Error && e.message === "host 2 is down");
+  assert.throws(() => sim.crash(2n), { message: "host 2 is down" });
+  assert.equal(JSON.stringify(sim.state()), crashed, "a refused crash changes nothing");
+  assert.equal(sim.events(0).filter((e) => e.kind === "crash").length, 1, "one crash in the journal");
+  assert.ok(sim.events(0).length > events);
+  sim.restart(2);
+  assert.equal(sim.state().hosts[1].up, true);
+  assert.throws(() => sim.restart(2), { message: "host 2 is already up" });
+  sim.runFor(2000);
   assert.equal(sim.check().ok, true);
 });
 
