@@ -40,7 +40,7 @@ mod faults;
 
 pub use admin::AdminDone;
 use admin::{AdminTask, describe_op};
-use config::{group_list, sharded_config};
+use config::{config_error, group_list, sharded_config};
 
 /// The id of the first shard group; the others follow (101, 102, ...).
 pub const FIRST_GROUP: GroupId = 100;
@@ -135,6 +135,10 @@ impl ShardedSimulation {
     /// A fresh sharded service; every config field is optional (see
     /// `ShardedConfig`). The groups in `config.join` (all by default) are
     /// asked to join at once: the first configuration arrives while time runs.
+    /// A bad field throws an Error naming the field and its value
+    /// (`config.hosts must be 1 to 32, not 40`), Raft timings the core
+    /// refuses too (`bad configuration: config.electionTimeoutMs must be
+    /// [min, max] with min below max ..., not [150, 150]`).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_optional_param_type = "ShardedConfig")] config: JsValue,
@@ -142,8 +146,7 @@ impl ShardedSimulation {
         install_panic_hook();
         let (config, page) = sharded_config(&config)?;
         let groups = config.host.groups.clone();
-        let mut sim =
-            ShardedSim::new(config).map_err(|e| error(format!("bad configuration: {e:?}")))?;
+        let mut sim = ShardedSim::new(config).map_err(|e| error(config_error(&e)))?;
         if page.trace_capacity > 0 {
             sim.enable_journal(page.trace_capacity);
         }
