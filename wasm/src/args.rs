@@ -11,7 +11,7 @@ use wasm_bindgen::{JsError, JsValue};
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A short rendering of a JS value for error messages: `"abc"`, `3.5`,
-/// `undefined`, `an object`, `an array`.
+/// `1e+300`, `undefined`, `an object`, `an array`.
 pub fn describe(value: &JsValue) -> String {
     if value.is_undefined() {
         String::from("undefined")
@@ -24,7 +24,12 @@ pub fn describe(value: &JsValue) -> String {
         }
         format!("{shown:?}")
     } else if let Some(number) = value.as_f64() {
-        format!("{number}")
+        // As JS writes it (`1e+300`, `Infinity`), not 301 digits or `inf`.
+        String::from(
+            js_sys::Number::from(number)
+                .to_string_with_radix(10)
+                .unwrap_or_default(),
+        )
     } else if let Some(flag) = value.as_bool() {
         format!("{flag}")
     } else if value.is_bigint() {
@@ -107,11 +112,20 @@ pub fn optional_integer(value: &JsValue, what: &str) -> Result<Option<u64>, JsEr
 }
 
 /// A point or span of virtual time in milliseconds: a non-negative number
-/// (a fraction is dropped: the simulator counts whole milliseconds) or a BigInt.
+/// up to 2^53 - 1 (a fraction is dropped: the simulator counts whole
+/// milliseconds) or a BigInt in that range. A larger value is refused, not
+/// clamped.
 pub fn millis(value: &JsValue, what: &str) -> Result<u64, JsError> {
     if let Some(number) = value.as_f64() {
         if number.is_finite() && number >= 0.0 {
-            return Ok(number.floor().min(MAX_SAFE_INTEGER) as u64);
+            let whole = number.floor();
+            if whole > MAX_SAFE_INTEGER {
+                return Err(error(format!(
+                    "{what} must be at most 2^53 - 1, not {}",
+                    describe(value)
+                )));
+            }
+            return Ok(whole as u64);
         }
         return Err(error(format!(
             "{what} must be a non-negative number of milliseconds, not {}",
@@ -125,6 +139,41 @@ pub fn millis(value: &JsValue, what: &str) -> Result<u64, JsError> {
         "{what} must be a non-negative number of milliseconds, not {}",
         describe(value)
     )))
+}
+
+/// The most virtual time one `runFor` or `runUntil` call may cover (ms,
+/// about 16.7 minutes). A call processes every event on the way before it
+/// returns, and the page (one thread) is frozen meanwhile. Measured in
+/// Node (web/README.md, "Virtual time per call"), a default cluster runs
+/// 0.3 to 6 million virtual ms per wall second, the heaviest
+/// configurations with a workload 12,000 to 22,000: this bound keeps one
+/// call within seconds for the first and a minute or two for the second.
+/// A longer run is several calls.
+pub const MAX_RUN_MS: u64 = 1_000_000;
+
+/// `runFor(ms)`'s span: [`millis`] up to [`MAX_RUN_MS`].
+pub fn run_span(value: &JsValue, what: &str) -> Result<u64, JsError> {
+    let ms = millis(value, what)?;
+    if ms > MAX_RUN_MS {
+        return Err(error(format!(
+            "{what} must be at most {MAX_RUN_MS} ms per call (call again to run longer), not {}",
+            describe(value)
+        )));
+    }
+    Ok(ms)
+}
+
+/// `runUntil(t)`'s target: [`millis`], at most [`MAX_RUN_MS`] after `now`
+/// (an earlier one is returned as it is: the caller does nothing then).
+pub fn run_target(value: &JsValue, what: &str, now: u64) -> Result<u64, JsError> {
+    let t = millis(value, what)?;
+    if t.saturating_sub(now) > MAX_RUN_MS {
+        return Err(error(format!(
+            "{what} must be at most {MAX_RUN_MS} ms after now() ({now}) per call (call again to run longer), not {}",
+            describe(value)
+        )));
+    }
+    Ok(t)
 }
 
 /// Any finite number (range checks are the simulator's).

@@ -119,24 +119,29 @@ impl Simulation {
     }
 
     /// Advances virtual time by `ms`, processing every event on the way.
-    /// Returns the number of events processed.
+    /// Returns the number of events processed. `ms` is at most 1,000,000
+    /// (about 16.7 virtual minutes, so that one call cannot freeze the page
+    /// for more than a minute or two); a larger value, or one past 2^53 - 1,
+    /// throws: run longer with several calls.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
     ) -> Result<f64, JsError> {
-        let ms = args::millis(&ms, "ms")?;
+        let ms = args::run_span(&ms, "ms")?;
         Ok(self.sim.run_for(ms) as f64)
     }
 
     /// Processes every event up to virtual time `t`, then sets the clock to
     /// `t` (an earlier `t` does nothing). Returns the number of events processed.
+    /// `t` is at most 1,000,000 ms after `now()`, as `runFor`'s `ms`; a
+    /// later one, or one past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
     ) -> Result<f64, JsError> {
-        let t = args::millis(&t, "t")?;
+        let t = args::run_target(&t, "t", self.sim.now().as_millis())?;
         Ok(self.sim.run_until(Instant(t)) as f64)
     }
 

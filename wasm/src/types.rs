@@ -80,7 +80,11 @@ export interface ShardedConfig {
   clients?: number; keys?: number; latencyMs?: [number, number]; dropRate?: number;
   /** Journal lines kept for `events()` (default 1000; 0: no journal). */
   traceCapacity?: number;
-  electionTimeoutMs?: [number, number]; heartbeatMs?: number; snapshotEvery?: number;
+  /** `[min, max]` ms, 1 <= min < max <= 86,400,000 (default [150, 300]). */
+  electionTimeoutMs?: [number, number];
+  /** Below `electionTimeoutMs`' min (default 50). */
+  heartbeatMs?: number;
+  snapshotEvery?: number;
   adminTimeoutMs?: number;
 }
 

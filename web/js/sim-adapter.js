@@ -58,6 +58,9 @@ function callNum(sim, name, args) {
   }
 }
 
+/** The most virtual time one runFor/runUntil call of the wasm build may cover (ms; it refuses more): longer spans are split. */
+export const MAX_RUN_MS = 1_000_000;
+
 /** Trace lines the simulation keeps for events(). */
 export const TRACE_LINES = 1000;
 
@@ -80,8 +83,11 @@ export class Sim {
   // time
   now() { return Number(this.raw.now()); }
   nextEventAt() { return num(this.raw.nextEventAt()); }
-  runUntil(t) { callNum(this, "runUntil", [t]); }
-  runFor(ms) { callNum(this, "runFor", [ms]); }
+  runUntil(t) {
+    for (let now = this.now(); t - now > MAX_RUN_MS; now = this.now()) callNum(this, "runUntil", [now + MAX_RUN_MS]);
+    callNum(this, "runUntil", [t]);
+  }
+  runFor(ms) { if (ms > MAX_RUN_MS) this.runUntil(this.now() + ms); else callNum(this, "runFor", [ms]); }
   step() { return norm(this.raw.step()); }
   // observation
   state(opts) { return norm(opts ? this.raw.state(opts) : this.raw.state()); }

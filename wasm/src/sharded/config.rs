@@ -1,9 +1,10 @@
 //! The constructor's config: `ShardedConfig`'s fields read and checked
 //! into the core's [`ShardedConfig`], with each group's hosts.
 
-use distribkv_core::raft::{Config, NodeId};
+use distribkv_core::raft::{Config, ConfigError, MAX_ELECTION_TIMEOUT_MS, NodeId};
 use distribkv_core::shard::GroupId;
-use distribkv_core::sim::sharded::ShardedConfig;
+use distribkv_core::shard::host::HostError;
+use distribkv_core::sim::sharded::{ShardedConfig, ShardedSimError};
 use wasm_bindgen::prelude::*;
 
 use super::{
@@ -133,7 +134,9 @@ pub(super) fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, PageConf
     let mut raft = Config::new(1, [1]);
     if let Some((min, max)) = fields.read("electionTimeoutMs", args::range)? {
         if min == 0 {
-            return Err(error("config.electionTimeoutMs must start at 1 ms or more"));
+            return Err(error(format!(
+                "config.electionTimeoutMs must start at 1 ms or more, not [{min}, {max}]"
+            )));
         }
         raft.election_timeout_min = min;
         raft.election_timeout_max = max;
@@ -225,4 +228,31 @@ fn placement(value: &JsValue) -> Result<Vec<Vec<NodeId>>, JsError> {
 pub(super) fn group_list(config: &ShardedConfig) -> String {
     let ids: Vec<String> = config.host.groups.keys().map(|g| g.to_string()).collect();
     ids.join(", ")
+}
+
+/// The message for a configuration the core refused, in the page's terms:
+/// the field of `ShardedConfig` at fault and its value. The core checks
+/// the Raft timing of every group; the fields that can fail it are
+/// `electionTimeoutMs` and `heartbeatMs` (the rest are checked above).
+/// Anything else is worded by the core's `Display`.
+pub(super) fn config_error(e: &ShardedSimError) -> String {
+    let reason = match e {
+        ShardedSimError::Host(HostError::Config(_, ConfigError::ElectionTimeout { min, max })) => {
+            format!(
+                "config.electionTimeoutMs must be [min, max] with min below max and max at most {MAX_ELECTION_TIMEOUT_MS} ms, not [{min}, {max}]"
+            )
+        }
+        ShardedSimError::Host(HostError::Config(
+            _,
+            ConfigError::HeartbeatInterval {
+                heartbeat,
+                election_min,
+            },
+        )) => format!(
+            "config.heartbeatMs must be below the minimum of config.electionTimeoutMs, {election_min} ms, not {heartbeat} (when not given it is {})",
+            Config::new(1, [1]).heartbeat_interval
+        ),
+        other => other.to_string(),
+    };
+    format!("bad configuration: {reason}")
 }

@@ -1,8 +1,6 @@
 //! Faults: host crashes and restarts, partitions, one-way link cuts and
 //! dropped messages.
 
-use distribkv_core::raft::NodeId;
-use distribkv_core::sim::sharded::ShardedSim;
 use distribkv_core::sim::{Endpoint, Network};
 use wasm_bindgen::prelude::*;
 
@@ -10,17 +8,6 @@ use super::ShardedSimulation;
 use crate::args::{self, error};
 
 impl ShardedSimulation {
-    /// Reads a host id and runs `act` on it.
-    fn on_host(
-        &mut self,
-        host: &JsValue,
-        act: impl FnOnce(&mut ShardedSim, NodeId),
-    ) -> Result<(), JsError> {
-        let id = self.host_id(host)?;
-        act(&mut self.sim, id);
-        Ok(())
-    }
-
     /// Reads the two hosts of a link (`from`, `to`) and runs `act` on the
     /// network with them.
     fn on_link(
@@ -43,20 +30,34 @@ impl ShardedSimulation {
 impl ShardedSimulation {
     // ---- faults ------------------------------------------------------------
 
-    /// Crashes a host: every replica it holds stops; unsynced writes are lost.
+    /// Crashes a host: every replica it holds stops; unsynced writes are
+    /// lost. A host that is down already throws (`host 2 is down`), as
+    /// `Simulation.crash` does for a node.
     pub fn crash(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
     ) -> Result<(), JsError> {
-        self.on_host(&host, ShardedSim::crash)
+        let id = self.host_id(&host)?;
+        if !self.sim.is_up(id) {
+            return Err(error(format!("host {id} is down")));
+        }
+        self.sim.crash(id);
+        Ok(())
     }
 
-    /// Restarts a crashed host from its disk (every group it holds).
+    /// Restarts a crashed host from its disk (every group it holds). A
+    /// host that is up throws (`host 2 is already up`), as
+    /// `Simulation.restart` does for a node.
     pub fn restart(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] host: JsValue,
     ) -> Result<(), JsError> {
-        self.on_host(&host, ShardedSim::restart)
+        let id = self.host_id(&host)?;
+        if self.sim.is_up(id) {
+            return Err(error(format!("host {id} is already up")));
+        }
+        self.sim.restart(id);
+        Ok(())
     }
 
     /// Splits the hosts into sides (`[[1, 2], [3, 4, 5]]`); a host left

@@ -40,7 +40,7 @@ mod faults;
 
 pub use admin::AdminDone;
 use admin::{AdminTask, describe_op};
-use config::{group_list, sharded_config};
+use config::{config_error, group_list, sharded_config};
 
 /// The id of the first shard group; the others follow (101, 102, ...).
 pub const FIRST_GROUP: GroupId = 100;
@@ -135,6 +135,10 @@ impl ShardedSimulation {
     /// A fresh sharded service; every config field is optional (see
     /// `ShardedConfig`). The groups in `config.join` (all by default) are
     /// asked to join at once: the first configuration arrives while time runs.
+    /// A bad field throws an Error naming the field and its value
+    /// (`config.hosts must be 1 to 32, not 40`), Raft timings the core
+    /// refuses too (`bad configuration: config.electionTimeoutMs must be
+    /// [min, max] with min below max ..., not [150, 150]`).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_optional_param_type = "ShardedConfig")] config: JsValue,
@@ -142,8 +146,7 @@ impl ShardedSimulation {
         install_panic_hook();
         let (config, page) = sharded_config(&config)?;
         let groups = config.host.groups.clone();
-        let mut sim =
-            ShardedSim::new(config).map_err(|e| error(format!("bad configuration: {e:?}")))?;
+        let mut sim = ShardedSim::new(config).map_err(|e| error(config_error(&e)))?;
         if page.trace_capacity > 0 {
             sim.enable_journal(page.trace_capacity);
         }
@@ -169,26 +172,32 @@ impl ShardedSimulation {
         self.sim.now().as_millis() as f64
     }
 
-    /// Advances virtual time by `ms`; returns the new time.
+    /// Advances virtual time by `ms`; returns the new time. `ms` is at
+    /// most 1,000,000 (about 16.7 virtual minutes, so that one call cannot
+    /// freeze the page for more than a minute or two); a larger value, or
+    /// one past 2^53 - 1, throws: run longer with several calls.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
     ) -> Result<f64, JsError> {
-        let ms = args::millis(&ms, "ms")?;
+        let ms = args::run_span(&ms, "ms")?;
         let until = self.sim.now().as_millis().saturating_add(ms);
         self.advance_to(until);
         Ok(self.now())
     }
 
-    /// Advances to virtual time `t` (an earlier `t` does nothing); returns the new time.
+    /// Advances to virtual time `t` (an earlier `t` does nothing); returns
+    /// the new time. `t` is at most 1,000,000 ms after `now()`, as
+    /// `runFor`'s `ms`; a later one, or one past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
     ) -> Result<f64, JsError> {
-        let t = args::millis(&t, "t")?;
-        let until = t.max(self.sim.now().as_millis());
+        let now = self.sim.now().as_millis();
+        let t = args::run_target(&t, "t", now)?;
+        let until = t.max(now);
         self.advance_to(until);
         Ok(self.now())
     }

@@ -7,7 +7,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ShardedSimulation, assertPlain } from "./support.mjs";
+import { Simulation, ShardedSimulation, assertPlain } from "./support.mjs";
 
 /** Runs in slices of `slice` ms until `done(state)` or `limit` ms; the state it stopped at. */
 function runUntil(sim, done, limit = 10_000, slice = 20) {
@@ -239,6 +239,107 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
   assert.equal(sim.check().ok, true);
 });
 
+test("runFor and runUntil cover at most 1,000,000 ms per call; more, or past 2^53 - 1, is refused, not clamped", () => {
+  const sim = new ShardedSimulation({ seed: 2 });
+  sim.runFor(1000);
+  const before = JSON.stringify(sim.state());
+  const perCall = (v) => new RegExp(`^ms must be at most 1000000 ms per call \\(call again to run longer\\), not ${v}$`);
+  const after = (v) => new RegExp(`^t must be at most 1000000 ms after now\\(\\) \\(1000\\) per call \\(call again to run longer\\), not ${v}$`);
+  const cases = [
+    [() => sim.runFor(1_000_001), perCall("1000001")],
+    [() => sim.runFor(1_000_001n), perCall("1000001n")],
+    [() => sim.runFor(1e12), perCall("1000000000000")],
+    [() => sim.runFor(2 ** 53), /^ms must be at most 2\^53 - 1, not 9007199254740992$/],
+    [() => sim.runFor(2n ** 53n), /^ms must be at most 2\^53 - 1, not 9007199254740992n$/],
+    [() => sim.runUntil(1000 + 1_000_001), after("1001001")],
+    [() => sim.runUntil(1_001_001n), after("1001001n")],
+    [() => sim.runUntil(1e12), after("1000000000000")],
+    [() => sim.runUntil(2 ** 53), /^t must be at most 2\^53 - 1, not 9007199254740992$/],
+  ];
+  for (const [call, re] of cases) assert.throws(call, (e) => e instanceof Error && re.test(e.message), `${call}`);
+  assert.equal(sim.now(), 1000, "refused calls change nothing");
+  assert.equal(JSON.stringify(sim.state()), before, "refused calls change nothing");
+  // The bound itself is allowed, as a number or a BigInt; an earlier t still does nothing.
+  assert.equal(sim.runUntil(1000 + 1_000_000), 1_001_000);
+  assert.equal(sim.runFor(1_000_000n), 2_001_000);
+  assert.equal(sim.runUntil(5), 2_001_000);
+  assert.equal(sim.check().ok, true);
+});
+
+test("crash() of a host that is down and restart() of one that is up throw, in Simulation's words for a node", () => {
+  const single = new Simulation({ seed: 1 });
+  single.crash(2);
+  assert.throws(() => single.crash(2), { message: "node 2 is down" });
+  single.restart(2);
+  assert.throws(() => single.restart(2), { message: "node 2 is already up" });
+
+  const sim = new ShardedSimulation({ seed: 1 });
+  sim.runFor(1000);
+  const before = JSON.stringify(sim.state());
+  const events = sim.events(0).length;
+  assert.throws(() => sim.restart(2), (e) => e instanceof Error && e.message === "host 2 is already up");
+  assert.equal(JSON.stringify(sim.state()), before, "a refused restart changes nothing");
+  sim.crash(2);
+  const crashed = JSON.stringify(sim.state());
+  assert.equal(sim.state().hosts[1].up, false);
+  assert.throws(() => sim.crash(2), (e) => e instanceof Error && e.message === "host 2 is down");
+  assert.throws(() => sim.crash(2n), { message: "host 2 is down" });
+  assert.equal(JSON.stringify(sim.state()), crashed, "a refused crash changes nothing");
+  assert.equal(sim.events(0).filter((e) => e.kind === "crash").length, 1, "one crash in the journal");
+  assert.ok(sim.events(0).length > events);
+  sim.restart(2);
+  assert.equal(sim.state().hosts[1].up, true);
+  assert.throws(() => sim.restart(2), { message: "host 2 is already up" });
+  sim.runFor(2000);
+  assert.equal(sim.check().ok, true);
+});
+
+test("a configuration the core refuses is explained by its field and value, with no Rust debug text", () => {
+  // One bad value per field of ShardedConfig; the last three reach the core's Raft config check.
+  const cases = [
+    [{ seed: 1.5 }, "seed", "1.5"],
+    [{ hosts: 40 }, "hosts", "40"],
+    [{ groups: 13 }, "groups", "13"],
+    [{ replicas: 0 }, "replicas", "0"],
+    [{ shards: 65 }, "shards", "65"],
+    [{ controllerReplicas: 8 }, "controllerReplicas", "8"],
+    [{ placement: [[1, 2], []] }, "placement", "0"],
+    [{ join: [100, 99] }, "join", "99"],
+    [{ clients: 21 }, "clients", "21"],
+    [{ keys: 0 }, "keys", "0"],
+    [{ latencyMs: [5, 2] }, "latencyMs", "[5, 2]"],
+    [{ dropRate: 0.9 }, "dropRate", "0.9"],
+    [{ heartbeatMs: 0 }, "heartbeatMs", "0"],
+    [{ snapshotEvery: -1 }, "snapshotEvery", "-1"],
+    [{ adminTimeoutMs: "soon" }, "adminTimeoutMs", '"soon"'],
+    [{ traceCapacity: 1.5 }, "traceCapacity", "1.5"],
+    [{ electionTimeoutMs: [0, 10] }, "electionTimeoutMs", "0"],
+    [{ electionTimeoutMs: [150, 150] }, "electionTimeoutMs", "[150, 150]"],
+    [{ electionTimeoutMs: [100, 1e8], heartbeatMs: 20 }, "electionTimeoutMs", "[100, 100000000]"],
+    [{ electionTimeoutMs: [10, 20] }, "heartbeatMs", "not 50"],
+  ];
+  const debug = /[{}]|\b[A-Z]\w*\(|Config\(|Host\(|\w+ \{/;
+  for (const [config, field, value] of cases) {
+    assert.throws(() => new ShardedSimulation(config), (e) => {
+      assert.ok(e instanceof Error, JSON.stringify(config));
+      assert.doesNotMatch(e.message, debug, `${JSON.stringify(config)}: ${e.message}`);
+      assert.ok(e.message.includes(`config.${field}`), `${JSON.stringify(config)} names config.${field}: ${e.message}`);
+      assert.ok(e.message.includes(value), `${JSON.stringify(config)} names ${value}: ${e.message}`);
+      return true;
+    });
+  }
+  assert.throws(() => new ShardedSimulation({ electionTimeoutMs: [150, 150] }), {
+    message: "bad configuration: config.electionTimeoutMs must be [min, max] with min below max and max at most 86400000 ms, not [150, 150]",
+  });
+  assert.throws(() => new ShardedSimulation({ electionTimeoutMs: [10, 20] }), {
+    message: "bad configuration: config.heartbeatMs must be below the minimum of config.electionTimeoutMs, 10 ms, not 50 (when not given it is 50)",
+  });
+  // A valid one still builds.
+  const sim = new ShardedSimulation({ electionTimeoutMs: [10, 20], heartbeatMs: 5 });
+  sim.runFor(500);
+  assert.equal(sim.check().ok, true);
+});
+
 test("message(id) renders every field of an item in flight; dropMessage(id) loses it; events() reads the journal", () => {
   const sim = new ShardedSimulation({ seed: 4 });
   sim.setWorkload(true);
@@ -323,4 +424,28 @@ test("the generated .d.ts declares every ShardedSimulation method with its shape
   for (const m of ["runFor", "now", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate", "put", "append", "get", "delete", "history", "state", "check", "message", "dropMessage", "events"]) {
     assert.match(single, new RegExp(`\\n    ${m}\\(`), `Simulation.${m} is still declared`);
   }
+});
+
+test("the generated .d.ts states the rules: the time one run call covers, crash and restart refusals, config errors", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
+  const path = await import("node:path");
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+  const dts = await readFile(path.join(path.resolve(process.env.DISTRIBKV_PKG ?? path.join(root, "web/pkg")), "distribkv_wasm.d.ts"), "utf8");
+  /** The doc comment right above `name(` in class `cls`, as one line. */
+  const doc = (cls, name) => {
+    const body = dts.slice(dts.indexOf(`export class ${cls} {`));
+    const at = body.search(new RegExp(`\\n    ${name}\\(`));
+    assert.ok(at > 0, `${cls}.${name} is declared`);
+    const before = body.slice(0, at);
+    return before.slice(before.lastIndexOf("/**")).replace(/\s*\n\s*\*\s*/g, " ");
+  };
+  for (const cls of ["Simulation", "ShardedSimulation"]) {
+    assert.match(doc(cls, "runFor"), /`ms` is at most 1,000,000/, `${cls}.runFor`);
+    assert.match(doc(cls, "runFor"), /2\^53 - 1/, `${cls}.runFor`);
+    assert.match(doc(cls, "runUntil"), /at most 1,000,000 ms after `now\(\)`/, `${cls}.runUntil`);
+  }
+  assert.match(doc("ShardedSimulation", "crash"), /host 2 is down/);
+  assert.match(doc("ShardedSimulation", "restart"), /host 2 is already up/);
+  assert.match(doc("ShardedSimulation", "constructor"), /bad configuration: config\.electionTimeoutMs/);
 });

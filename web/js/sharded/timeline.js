@@ -10,6 +10,8 @@
 //   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
+import { MAX_RUN_MS } from "../sim-adapter.js";
+
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
   small: { label: "5 hosts · 3 groups of 3, sharing hosts", config: { hosts: 5, groups: 3, replicas: 3, shards: 10 } },
@@ -98,8 +100,12 @@ export class ShardedSim {
     this.raw = new backend.ShardedSimulation(config);
   }
   now() { return Number(this.raw.now()); }
-  runFor(ms) { return Number(this.raw.runFor(ms)); }
-  runUntil(t) { return Number(this.raw.runUntil(t)); }
+  runFor(ms) { return this.runUntil(this.now() + ms); }
+  /** Advances to `t`, in calls of at most MAX_RUN_MS (the most one call may cover). */
+  runUntil(t) {
+    while (t - this.now() > MAX_RUN_MS) this.raw.runUntil(this.now() + MAX_RUN_MS);
+    return Number(this.raw.runUntil(t));
+  }
   step() { return Number(this.raw.step()); }
   state() { return this.raw.state(); }
   history(opts) { return this.raw.history(opts); }
