@@ -142,14 +142,15 @@ pub fn millis(value: &JsValue, what: &str) -> Result<u64, JsError> {
 }
 
 /// The most virtual time one `runFor` or `runUntil` call may cover (ms,
-/// about 16.7 minutes). A call processes every event on the way before it
-/// returns, and the page (one thread) is frozen meanwhile. Measured in
-/// Node (web/README.md, "Virtual time per call"), a default cluster runs
-/// 0.3 to 6 million virtual ms per wall second, the heaviest
-/// configurations with a workload 12,000 to 22,000: this bound keeps one
-/// call within seconds for the first and a minute or two for the second.
-/// A longer run is several calls.
-pub const MAX_RUN_MS: u64 = 1_000_000;
+/// about 27.8 hours). A call processes every event on the way before it
+/// returns, and the page (one thread) is frozen meanwhile: a slip such as
+/// `runFor(1e12)` (31 years) would never return. Any run a test or a
+/// lesson asks for, up to a day of virtual time, is still one call (the
+/// contract's `runFor(ms)` has no bound); measured in Node (web/README.md,
+/// "Virtual time per call"), a default cluster runs 0.3 to 6 million
+/// virtual ms per wall second, so such a call takes seconds to a few
+/// minutes. A longer run is several calls.
+pub const MAX_RUN_MS: u64 = 100_000_000;
 
 /// `runFor(ms)`'s span: [`millis`] up to [`MAX_RUN_MS`].
 pub fn run_span(value: &JsValue, what: &str) -> Result<u64, JsError> {

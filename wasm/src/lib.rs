@@ -119,10 +119,10 @@ impl Simulation {
     }
 
     /// Advances virtual time by `ms`, processing every event on the way.
-    /// Returns the number of events processed. `ms` is at most 1,000,000
-    /// (about 16.7 virtual minutes, so that one call cannot freeze the page
-    /// for more than a minute or two); a larger value, or one past 2^53 - 1,
-    /// throws: run longer with several calls.
+    /// Returns the number of events processed. `ms` is at most 100,000,000
+    /// (about 27.8 virtual hours, so that a slip such as `runFor(1e12)`
+    /// cannot freeze the page for good); a larger value, or one past
+    /// 2^53 - 1, throws: run longer with several calls.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(
         &mut self,
@@ -134,7 +134,7 @@ impl Simulation {
 
     /// Processes every event up to virtual time `t`, then sets the clock to
     /// `t` (an earlier `t` does nothing). Returns the number of events processed.
-    /// `t` is at most 1,000,000 ms after `now()`, as `runFor`'s `ms`; a
+    /// `t` is at most 100,000,000 ms after `now()`, as `runFor`'s `ms`; a
     /// later one, or one past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(

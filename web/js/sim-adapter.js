@@ -59,7 +59,7 @@ function callNum(sim, name, args) {
 }
 
 /** The most virtual time one runFor/runUntil call of the wasm build may cover (ms; it refuses more): longer spans are split. */
-export const MAX_RUN_MS = 1_000_000;
+export const MAX_RUN_MS = 100_000_000;
 
 /** Trace lines the simulation keeps for events(). */
 export const TRACE_LINES = 1000;

@@ -173,8 +173,8 @@ impl ShardedSimulation {
     }
 
     /// Advances virtual time by `ms`; returns the new time. `ms` is at
-    /// most 1,000,000 (about 16.7 virtual minutes, so that one call cannot
-    /// freeze the page for more than a minute or two); a larger value, or
+    /// most 100,000,000 (about 27.8 virtual hours, so that a slip such as
+    /// `runFor(1e12)` cannot freeze the page for good); a larger value, or
     /// one past 2^53 - 1, throws: run longer with several calls.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(
@@ -188,7 +188,7 @@ impl ShardedSimulation {
     }
 
     /// Advances to virtual time `t` (an earlier `t` does nothing); returns
-    /// the new time. `t` is at most 1,000,000 ms after `now()`, as
+    /// the new time. `t` is at most 100,000,000 ms after `now()`, as
     /// `runFor`'s `ms`; a later one, or one past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(

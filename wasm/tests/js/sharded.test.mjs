@@ -239,30 +239,35 @@ test("bad arguments throw Errors that name them; the instance stays usable", () 
   assert.equal(sim.check().ok, true);
 });
 
-test("runFor and runUntil cover at most 1,000,000 ms per call; more, or past 2^53 - 1, is refused, not clamped", () => {
+test("runFor and runUntil cover at most 100,000,000 ms per call; more, or past 2^53 - 1, is refused, not clamped", () => {
   const sim = new ShardedSimulation({ seed: 2 });
   sim.runFor(1000);
   const before = JSON.stringify(sim.state());
-  const perCall = (v) => new RegExp(`^ms must be at most 1000000 ms per call \\(call again to run longer\\), not ${v}$`);
-  const after = (v) => new RegExp(`^t must be at most 1000000 ms after now\\(\\) \\(1000\\) per call \\(call again to run longer\\), not ${v}$`);
+  const perCall = (v) => new RegExp(`^ms must be at most 100000000 ms per call \\(call again to run longer\\), not ${v}$`);
+  const after = (v) => new RegExp(`^t must be at most 100000000 ms after now\\(\\) \\(1000\\) per call \\(call again to run longer\\), not ${v}$`);
   const cases = [
-    [() => sim.runFor(1_000_001), perCall("1000001")],
-    [() => sim.runFor(1_000_001n), perCall("1000001n")],
+    [() => sim.runFor(100_000_001), perCall("100000001")],
+    [() => sim.runFor(100_000_001n), perCall("100000001n")],
     [() => sim.runFor(1e12), perCall("1000000000000")],
     [() => sim.runFor(2 ** 53), /^ms must be at most 2\^53 - 1, not 9007199254740992$/],
     [() => sim.runFor(2n ** 53n), /^ms must be at most 2\^53 - 1, not 9007199254740992n$/],
-    [() => sim.runUntil(1000 + 1_000_001), after("1001001")],
-    [() => sim.runUntil(1_001_001n), after("1001001n")],
+    [() => sim.runUntil(1000 + 100_000_001), after("100001001")],
+    [() => sim.runUntil(100_001_001n), after("100001001n")],
     [() => sim.runUntil(1e12), after("1000000000000")],
     [() => sim.runUntil(2 ** 53), /^t must be at most 2\^53 - 1, not 9007199254740992$/],
   ];
   for (const [call, re] of cases) assert.throws(call, (e) => e instanceof Error && re.test(e.message), `${call}`);
   assert.equal(sim.now(), 1000, "refused calls change nothing");
   assert.equal(JSON.stringify(sim.state()), before, "refused calls change nothing");
-  // The bound itself is allowed, as a number or a BigInt; an earlier t still does nothing.
-  assert.equal(sim.runUntil(1000 + 1_000_000), 1_001_000);
-  assert.equal(sim.runFor(1_000_000n), 2_001_000);
-  assert.equal(sim.runUntil(5), 2_001_000);
+  // The bound itself is allowed, as a number or a BigInt (on one host
+  // with one group of one, whose day passes in seconds); an earlier t still does nothing.
+  const alone = new ShardedSimulation({ hosts: 1, groups: 1, replicas: 1, shards: 1, seed: 2 });
+  alone.runFor(1000);
+  assert.equal(alone.runUntil(1000 + 100_000_000), 100_001_000);
+  assert.equal(alone.runFor(100_000_000n), 200_001_000);
+  assert.equal(alone.runUntil(5), 200_001_000);
+  assert.equal(alone.check().ok, true);
+  assert.equal(sim.runFor(10_000), 11_000);
   assert.equal(sim.check().ok, true);
 });
 
@@ -441,9 +446,9 @@ test("the generated .d.ts states the rules: the time one run call covers, crash 
     return before.slice(before.lastIndexOf("/**")).replace(/\s*\n\s*\*\s*/g, " ");
   };
   for (const cls of ["Simulation", "ShardedSimulation"]) {
-    assert.match(doc(cls, "runFor"), /`ms` is at most 1,000,000/, `${cls}.runFor`);
+    assert.match(doc(cls, "runFor"), /`ms` is at most 100,000,000/, `${cls}.runFor`);
     assert.match(doc(cls, "runFor"), /2\^53 - 1/, `${cls}.runFor`);
-    assert.match(doc(cls, "runUntil"), /at most 1,000,000 ms after `now\(\)`/, `${cls}.runUntil`);
+    assert.match(doc(cls, "runUntil"), /at most 100,000,000 ms after `now\(\)`/, `${cls}.runUntil`);
   }
   assert.match(doc("ShardedSimulation", "crash"), /host 2 is down/);
   assert.match(doc("ShardedSimulation", "restart"), /host 2 is already up/);
