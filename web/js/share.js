@@ -30,7 +30,7 @@ const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
 const ARITY = {
   crash: [1, 1], restart: [1, 1], triggerElection: [1, 1], transferLeadership: [1, 1], snapshot: [1, 1],
   partition: [1, 1], heal: [0, 0], cutLink: [2, 2], restoreLink: [2, 2], setDropRate: [1, 1], setDuplicateRate: [1, 1],
-  setLatency: [2, 2], dropMessage: [1, 1], put: [2, 3], append: [2, 3], get: [1, 2], delete: [1, 2], setWorkload: [4, 4],
+  setLatency: [2, 2], dropMessage: [1, 1], put: [2, 3], append: [2, 3], get: [1, 2], delete: [1, 2], setWorkload: [1, 4],
   addNode: [0, 0], addLearner: [1, 1], promote: [1, 1], removeMember: [1, 1],
 };
 
@@ -47,6 +47,9 @@ export const LINK_MAX_STEPS = 100_000;
 export const LINK_MAX_ACTIONS = 10_000;
 /** The longest link read, in characters of the hash (10,000 short actions fit). */
 export const LINK_MAX_CHARS = 200_000;
+
+/** The fields of a workload, in the order a link writes them (`w<clients>:<intervalMs>:<keys>:<readFraction>`). */
+const WORKLOAD = ["clients", "intervalMs", "keys", "readFraction"];
 
 const enc = encodeURIComponent;
 /** Percent-decoding that says which text it could not read. */
@@ -118,7 +121,12 @@ function encodeArgs(op, args) {
     case "heal": return [];
     case "put": case "append": return [enc(args[0]), enc(args[1]), ...optClient(args, 2)];
     case "get": case "delete": return [enc(args[0]), ...optClient(args, 1)];
-    case "setWorkload": { const w = args[0]; return [w.clients, w.intervalMs, w.keys, w.readFraction].map(String); }
+    case "setWorkload": {
+      // as given: { clients: 0 } (off, as a tour writes it) is "w0", the page's full setting four numbers
+      const w = args[0];
+      const given = WORKLOAD.findLastIndex((k) => w[k] != null) + 1;
+      return WORKLOAD.slice(0, given).map((k) => String(w[k]));
+    }
     default: return args.map(String);
   }
 }
@@ -131,7 +139,7 @@ function decodeArgs(op, parts) {
     case "heal": return [];
     case "put": case "append": return [dec(parts[0]), dec(parts[1]), ...client(parts[2])];
     case "get": case "delete": return [dec(parts[0]), ...client(parts[1])];
-    case "setWorkload": return [{ clients: n(parts[0]), intervalMs: n(parts[1]), keys: n(parts[2]), readFraction: n(parts[3]) }];
+    case "setWorkload": return [Object.fromEntries(parts.map((x, i) => [WORKLOAD[i], n(x)]))];
     default: return parts.map(n);
   }
 }

@@ -266,6 +266,38 @@ pageTest("a bad share link says why, opens the default run or what of it is vali
   }
 }, { timeout: 240000 });
 
+pageTest("the share link of every guided tour step reads back, a workload switched off included", async (page) => {
+  const { refused, logRepair } = await page.evaluate(async () => {
+    const { SCENARIOS, planContext } = await import("./js/scenarios.js");
+    const { Timeline } = await import("./js/timeline.js");
+    const { encodeRun, decodeRun } = await import("./js/share.js");
+    const out = { refused: [], logRepair: null };
+    for (const s of SCENARIOS) {
+      const tl = new Timeline(window.__distribkv.app.backend, s.config);
+      const facts = {};
+      for (const [i, step] of s.steps.entries()) {
+        step.plan(planContext(tl), facts);
+        const hash = encodeRun({ config: tl.config, actions: tl.actions, cursor: tl.position(), scenario: { id: s.id, step: i + 1 } });
+        try { decodeRun(hash); } catch (err) { out.refused.push(`${s.id} step ${i + 1}: ${err.message}`); }
+        if (s.id === "log-repair" && i === 3) out.logRepair = hash;
+      }
+      tl.free();
+    }
+    return out;
+  });
+  assert.deepEqual(refused, [], "every link reads back");
+  assert.match(logRepair, /\dw0,/, "log repair switches its workload off");
+  const link = await openLink(logRepair);
+  try {
+    await link.page.waitForFunction(() => window.__distribkv.app.guide.step === 4, null, { timeout: 20000 });
+    assert.equal(await link.page.evaluate(() => window.__distribkv.app.guide.scenario.id), "log-repair");
+    assert.doesNotMatch(await link.messages(), /Could not read/);
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+}, { timeout: 120000 });
+
 pageTest("a run ends where a share link stops replaying: playing and stepping stop there, and its link opens", async () => {
   const first = await openLink("#n=3&seed=1&at=3599000", { ms: 30000 });
   let hash;
