@@ -41,7 +41,7 @@ const ARITY = {
 
 /** The latest virtual time (ms) a link may show or record an action at: one hour (replayed in about 2 to 30 s, the sharded mode under its workload being the slowest). */
 export const LINK_MAX_MS = 3_600_000;
-/** The most single events a position may count after its time (`at=<t>+<s>`; the tours' steps count a few hundred at most). */
+/** The most single events a position may count after its time (`at=<t>+<s>`; the tours count a dozen at most). */
 export const LINK_MAX_STEPS = 100_000;
 /** The most actions a link may carry (each is a click on the page). */
 export const LINK_MAX_ACTIONS = 10_000;
@@ -209,8 +209,8 @@ export function decodeRun(hash) {
     const m = /^(\d+(?:\.\d+)?)(?:\+(\d+))?$/.exec(kv.at);
     if (!m) throw new Error(`bad at=${kv.at.slice(0, 40)}`);
     cursor = m[2] ? { t: Number(m[1]), s: Number(m[2]), display: Number(m[1]) } : { t: Math.floor(Number(m[1])), s: 0, display: Number(m[1]) };
-    checkTime(cursor.display, `at=${kv.at}`);
-    if (cursor.s > LINK_MAX_STEPS) throw new Error(`at=${kv.at} counts more than ${LINK_MAX_STEPS} steps`);
+    checkTime(cursor.display, `at=${kv.at.slice(0, 40)}`);
+    if (cursor.s > LINK_MAX_STEPS) throw new Error(`at=${kv.at.slice(0, 40)} counts more than ${LINK_MAX_STEPS} steps`);
   }
   let scenario = null;
   if (kv.sc) {

@@ -84,7 +84,7 @@ export function decodeShardedRun(hash) {
   checkActions(actions);
   if (kv.at && !/^\d+$/.test(kv.at)) throw new Error(`bad at=${kv.at.slice(0, 40)}`);
   const at = kv.at ? Number(kv.at) : null;
-  if (at !== null) checkTime(at, `at=${kv.at}`);
+  if (at !== null) checkTime(at, `at=${kv.at.slice(0, 40)}`);
   let scenario = null;
   if (kv.sc) { const [id, step] = dec(kv.sc).split("."); scenario = { id, step: Number(step) || 0 }; }
   return { layout, seed, actions, at, scenario };
