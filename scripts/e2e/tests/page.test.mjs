@@ -266,6 +266,20 @@ pageTest("a bad share link says why, opens the default run or what of it is vali
   }
 }, { timeout: 240000 });
 
+pageTest("a bad link pasted into an open tab says why and opens the default run, as on a fresh page", async () => {
+  const link = await openLink("#n=4&seed=7");
+  try {
+    await link.page.evaluate(() => { location.hash = "#n=4&seed=7&at=99999999999"; });
+    await link.page.waitForFunction(() => window.__distribkv.timeline().config.seed === 42, null, { timeout: 5000 }).catch(() => {});
+    assert.match(await link.messages(), /Could not read the link: at=99999999999 is past 1 h/);
+    assert.deepEqual(await link.page.evaluate(() => ({ nodes: window.__distribkv.timeline().config.nodes, seed: window.__distribkv.timeline().config.seed })), { nodes: 5, seed: 42 }, "the default run");
+    await link.respond();
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+});
+
 pageTest("the share link of every guided tour step reads back, a workload switched off included", async (page) => {
   const { refused, logRepair } = await page.evaluate(async () => {
     const { SCENARIOS, planContext } = await import("./js/scenarios.js");

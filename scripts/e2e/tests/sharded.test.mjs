@@ -281,6 +281,23 @@ pageTest("sharded mode: a bad share link says why, opens the default run or what
   }
 }, { timeout: 240000 });
 
+pageTest("sharded mode: a link pasted into an open tab opens as on a fresh page, a bad one with the default run", async () => {
+  const link = await openLink("#mode=sharded&seed=7");
+  try {
+    await link.page.evaluate(() => { location.hash = "#mode=sharded&seed=8&a=0c2&at=10"; });
+    await link.page.waitForFunction(() => window.__distribkv?.app?.timeline?.seed === 8, null, { timeout: 8000 }).catch(() => {});
+    assert.deepEqual(await link.page.evaluate(() => ({ seed: window.__distribkv.timeline().seed, at: window.__distribkv.timeline().display })), { seed: 8, at: 10 }, "a good link opens");
+    await link.page.evaluate(() => { location.hash = "#mode=sharded&seed=7&at=99999999999"; });
+    await link.page.waitForFunction(() => window.__distribkv?.app?.timeline?.seed === 1, null, { timeout: 8000 }).catch(() => {});
+    assert.match(await link.messages(), /This link could not be read: at=99999999999 is past 1 h/);
+    assert.equal(await link.page.evaluate(() => window.__distribkv.timeline().seed), 1, "a bad one opens the default run");
+    await link.respond();
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+});
+
 pageTest("sharded mode: a run ends where a share link stops replaying, and its link opens", async () => {
   const first = await openLink("#mode=sharded&seed=1&at=3599500", { ms: 60000 });
   let hash;
