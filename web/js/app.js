@@ -104,15 +104,16 @@ export class App {
   /** The settings a new run starts from: those of the last run the person set up (a guided tour's own settings do not carry over). */
   baseConfig() { return { ...(this.userConfig ?? DEFAULT_CONFIG) }; }
 
-  /** Start a run. Throws (changing nothing) if the simulator refuses the config. */
+  /** Start a run. Throws (changing nothing) if the simulator refuses the config or the cursor takes too long to replay. */
   newRun(config, actions = [], cursor = null, { keepGuide = false } = {}) {
     const cfg = { ...DEFAULT_CONFIG, ...config };
     const timeline = new Timeline(this.backend, cfg, actions);
+    // a link's moment (the only caller with a cursor): a run too dense to replay in time is refused
+    try { if (cursor) timeline.seekWithinBudget(cursor); } catch (err) { timeline.free(); throw err; }
     if (this.timeline) this.timeline.free();
     if (!keepGuide) this.userConfig = { ...cfg };
     this.timeline = timeline;
     this.replayErrorsShown = 0;
-    if (cursor) this.timeline.seekPosition(cursor);
     this.reportReplayErrors();
     this.refresh.reset();
     this.checkResult = null;

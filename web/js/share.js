@@ -39,7 +39,7 @@ const ARITY = {
 // answers: these bound that work. Playing stops at LINK_MAX_MS too, so every
 // link the page writes opens again (the guided tours end within seconds).
 
-/** The latest virtual time (ms) a link may show or record an action at: one hour (replayed in about 2 to 30 s, the sharded mode under its workload being the slowest). */
+/** The latest virtual time (ms) a link may show or record an action at: one hour (replayed in about 2 to 10 s, the sharded mode under its workload being the slowest). */
 export const LINK_MAX_MS = 3_600_000;
 /** The most single events a position may count after its time (`at=<t>+<s>`; the tours count a dozen at most). */
 export const LINK_MAX_STEPS = 100_000;
@@ -47,6 +47,15 @@ export const LINK_MAX_STEPS = 100_000;
 export const LINK_MAX_ACTIONS = 10_000;
 /** The longest link read, in characters of the hash (10,000 short actions fit). */
 export const LINK_MAX_CHARS = 200_000;
+/** Real time (ms) opening a link may spend replaying its run: a link within the limits above can still ask for a run too dense to replay (a hundred clients each sending every millisecond). */
+export const LINK_REPLAY_BUDGET_MS = 10_000;
+/** Virtual time (ms) replayed between two looks at that budget. */
+export const REPLAY_SLICE_MS = 1000;
+
+/** The error of a replay that ran out of LINK_REPLAY_BUDGET_MS, at virtual time `now` of `target`. */
+export function replayTooSlow(now, target) {
+  return new Error(`replaying its run took more than ${LINK_REPLAY_BUDGET_MS / 1000} s here (it reached ${(now / 1000).toFixed(1)} s of ${(target / 1000).toFixed(1)} s of virtual time)`);
+}
 
 /** The fields of a workload, in the order a link writes them (`w<clients>:<intervalMs>:<keys>:<readFraction>`). */
 const WORKLOAD = ["clients", "intervalMs", "keys", "readFraction"];

@@ -238,6 +238,8 @@ const BAD_LINKS = [
   ["#n=5&seed=7&a=0P1.2-&at=10", /Could not read the link: action "0P1.2-": a side of the partition is empty/, DEFAULT_RUN],
   ["#n=3&seed=7&n=5", /Could not read the link: n= is given twice/, DEFAULT_RUN],
   [`#n=5&seed=7&a=${"0pk:v,".repeat(200000)}&at=10`, /Could not read the link: the link is \d+ characters long, more than the 200000/, DEFAULT_RUN],
+  // within the limits, but a hundred clients each sending every millisecond for an hour: minutes of replay
+  ["#n=9&seed=7&a=0w100:1:5:0&at=3600000", /Could not read the link: replaying its run took more than 10 s here/, DEFAULT_RUN],
   ["#n=5&seed=7&a=0c99,5c2&at=10", /Some recorded actions failed on replay: crash\(99\) at 0 ms: unknown node 99/, { nodes: 5, seed: 7, actions: 2, down: [2] }],
   ["#n=5&seed=7&a=0c4294967297", /Some recorded actions failed on replay: crash\(4294967297\) at 0 ms: unknown node 4294967297/, { nodes: 5, seed: 7, actions: 1 }],
   ["#n=4&seed=7&sc=nope.1", /The link's guided tour "nope" does not exist: its run opens without it/, { nodes: 4, seed: 7, actions: 0 }],
@@ -247,7 +249,7 @@ pageTest("a bad share link says why, opens the default run or what of it is vali
   for (const [hash, message, run] of BAD_LINKS) {
     const where = hash.slice(0, 60);
     const started = Date.now();
-    const link = await openLink(hash);
+    const link = await openLink(hash, { ms: 20000 });
     try {
       await link.respond(); // Step (which replays a link's first action if it has no at=), then a put from the form
       await link.page.waitForFunction((src) => new RegExp(src).test(window.__messages.join(" | ")), message.source, { timeout: 5000 }).catch(() => {});

@@ -84,7 +84,7 @@ export class ShardedApp {
     try {
       run = decodeShardedRun(location.hash);
       this.newRun(run.layout, run.seed, run.actions);
-      if (run.at != null) this.timeline.seek(run.at);
+      if (run.at != null) this.timeline.seekWithinBudget(run.at);
     } catch (err) {
       this.notice(`This link could not be read: ${err.message}`);
       run = null;

@@ -10,7 +10,7 @@
 //   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
-import { checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition } from "../share.js";
+import { LINK_REPLAY_BUDGET_MS, REPLAY_SLICE_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, replayTooSlow } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -136,6 +136,8 @@ export class ShardedTimeline {
     this.actions = actions.map((a) => ({ ...a }));
     this.horizon = 0;
     this.replayErrors = [];
+    /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
+    this.deadline = null;
     this.sim = null;
     this.rebuild();
   }
@@ -159,11 +161,27 @@ export class ShardedTimeline {
   runUntil(t) {
     while (this.applied < this.actions.length && this.actions[this.applied].t <= t) {
       const a = this.actions[this.applied];
-      if (a.t > this.sim.now()) this.sim.runUntil(a.t);
+      if (a.t > this.sim.now()) this._runUntil(a.t, t);
       this._apply(a);
     }
-    if (t > this.sim.now()) this.sim.runUntil(t);
+    if (t > this.sim.now()) this._runUntil(t, t);
     this.horizon = Math.max(this.horizon, this.sim.now());
+  }
+
+  /** sim.runUntil(t); under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
+  _runUntil(t, target) {
+    if (this.deadline === null) { this.sim.runUntil(t); return; }
+    for (let at = this.sim.now(); at < t;) {
+      at = Math.min(t, at + REPLAY_SLICE_MS);
+      this.sim.runUntil(at);
+      if (performance.now() > this.deadline) throw replayTooSlow(at, target);
+    }
+  }
+
+  /** seek for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
+  seekWithinBudget(t) {
+    this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
+    try { this.seek(t); } finally { this.deadline = null; }
   }
 
   /** Shows the moment `t` (rebuilding the run if `t` is in the past). */
