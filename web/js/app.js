@@ -70,6 +70,7 @@ export class App {
     requestAnimationFrame((t) => this.frame(t));
     try {
       this.playback.tick(ts);
+      this.reportReplayErrors();
       this.refresh.frame(ts);
     } catch (err) {
       // keep the loop alive; report each distinct problem once
@@ -82,6 +83,17 @@ export class App {
 
   fps() { return this.playback.fps(); }
 
+  /** Say when a recorded action (a link's) failed on replay: the simulator refused it, and the run went on without it. */
+  reportReplayErrors() {
+    const errors = this.timeline.replayErrors;
+    // seeking back replays the run again: each failure is said once
+    const distinct = new Set(errors).size;
+    if (distinct > this.replayErrorsShown) {
+      this.replayErrorsShown = distinct;
+      toast(`Some recorded actions failed on replay: ${errors[errors.length - 1]}`, { error: true, ms: 6000 });
+    }
+  }
+
   /** Frame timings (the frame-rate corner, scripts/e2e/fps.mjs). */
   frameStats() {
     const refresh = this.refresh;
@@ -92,13 +104,17 @@ export class App {
   /** The settings a new run starts from: those of the last run the person set up (a guided tour's own settings do not carry over). */
   baseConfig() { return { ...(this.userConfig ?? DEFAULT_CONFIG) }; }
 
+  /** Start a run. Throws (changing nothing) if the simulator refuses the config or the cursor takes too long to replay. */
   newRun(config, actions = [], cursor = null, { keepGuide = false } = {}) {
-    if (this.timeline) this.timeline.free();
     const cfg = { ...DEFAULT_CONFIG, ...config };
+    const timeline = new Timeline(this.backend, cfg, actions);
+    // a link's moment (the only caller with a cursor): a run too dense to replay in time is refused
+    try { if (cursor) timeline.seekWithinBudget(cursor); } catch (err) { timeline.free(); throw err; }
+    if (this.timeline) this.timeline.free();
     if (!keepGuide) this.userConfig = { ...cfg };
-    this.timeline = new Timeline(this.backend, cfg, actions);
-    if (cursor) this.timeline.seekPosition(cursor);
-    if (this.timeline.replayErrors.length) toast(`Some recorded actions failed on replay: ${this.timeline.replayErrors[0]}`, { error: true, ms: 6000 });
+    this.timeline = timeline;
+    this.replayErrorsShown = 0;
+    this.reportReplayErrors();
     this.refresh.reset();
     this.checkResult = null;
     this.highlightOps = new Set();
@@ -184,11 +200,22 @@ export class App {
     }
   }
 
-  /** Open the run the address's hash describes (a guided tour's at its step); false if it describes none. */
+  /**
+   * Open the run the address's hash describes (a guided tour's at its step); false if it describes none,
+   * or if it cannot be read or the simulator refuses its config (then it says so; the run shown is kept).
+   */
   loadFromHash() {
-    let run;
-    try { run = decodeRun(location.hash); } catch (err) { toast(`Could not read the link: ${err.message}`, { error: true, ms: 6000 }); return false; }
+    try {
+      return this.openRun(decodeRun(location.hash));
+    } catch (err) {
+      toast(`Could not read the link: ${err.message}`, { error: true, ms: 6000 });
+      return false;
+    }
+  }
+
+  openRun(run) {
     if (!run) return false;
+    if (run.scenario && !scenarioById(run.scenario.id)) toast(`The link's guided tour "${run.scenario.id}" does not exist: its run opens without it.`, { error: true, ms: 6000 });
     if (run.scenario && scenarioById(run.scenario.id)) {
       this.guide.start(run.scenario.id, { step: run.scenario.step, cursor: run.cursor });
       const tl = this.timeline;
@@ -197,7 +224,10 @@ export class App {
       const canon = (c) => JSON.stringify(Object.keys(c).sort().map((k) => [k, c[k]]));
       const same = run.actions.length <= tl.actions.length && run.actions.every((a, i) => key(a) === key(tl.actions[i]))
         && canon(tl.config) === canon(run.config);
-      if (!same) { this.newRun(run.config, run.actions, run.cursor, { keepGuide: true }); this.scenarioTag = run.scenario; }
+      if (!same) {
+        try { this.newRun(run.config, run.actions, run.cursor, { keepGuide: true }); } catch (err) { this.guide.close(); throw err; }
+        this.scenarioTag = run.scenario;
+      }
       return true;
     }
     this.newRun(run.config, run.actions, run.cursor);

@@ -7,6 +7,7 @@
 
 import { $, $$, setText, esc, fmtTime, toast, showTooltip } from "./dom.js";
 import { DEFAULT_CONFIG } from "./share.js";
+import { isShardedHash } from "./sharded/timeline.js";
 import { ROLE_LABEL } from "./theme.js";
 import { commandLabel, sessionText, opTooltipText, wireHistoryCanvas } from "./history-view.js";
 
@@ -216,7 +217,12 @@ export class Controls {
     app.narrowMq.addEventListener("change", () => app.updateDrawer());
     app.mediumMq.addEventListener("change", () => app.updateDrawer());
     app.updateDrawer();
-    window.addEventListener("hashchange", () => { if (location.hash !== app.ownHash) app.loadFromHash(); });
+    // a link pasted into this tab opens as on a fresh page: a bad one says why and opens the default run
+    // (a link of the sharded mode reloads the page in that mode: main.js)
+    window.addEventListener("hashchange", () => {
+      if (location.hash === app.ownHash || isShardedHash(location.hash)) return;
+      if (!app.loadFromHash()) app.newRun({ ...DEFAULT_CONFIG });
+    });
     window.addEventListener("keydown", (e) => this.onKey(e));
   }
 

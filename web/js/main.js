@@ -36,8 +36,9 @@ async function boot() {
     location.reload();
   });
   const sharded = isShardedHash(location.hash);
-  // a link of the other mode pasted into this tab: start that mode
-  addEventListener("hashchange", () => { if (isShardedHash(location.hash) !== sharded) location.reload(); });
+  // a link of the other mode pasted into this tab: start that mode; the sharded mode opens any link
+  // pasted into its tab the same way (it writes its own with history.replaceState: no hashchange)
+  addEventListener("hashchange", () => { if (sharded || isShardedHash(location.hash)) location.reload(); });
   if (sharded) {
     const { ShardedApp } = await import("./sharded/app.js");
     const app = new ShardedApp(backend);

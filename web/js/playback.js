@@ -5,6 +5,7 @@
 // frames; it also keeps the frame timings the frame-rate corner shows.
 
 import { $, setText, fmtTime, toast } from "./dom.js";
+import { LINK_MAX_MS } from "./share.js";
 
 const SIM_BUDGET_MS = 9; // real ms of simulation per frame, at most (the rest is drawing)
 const SCRUB_PREVIEW_MS = 120; // a seek expected to take longer only previews the time while dragging
@@ -93,6 +94,7 @@ export class Playback {
   step() {
     this.pause();
     this.stopAt = null;
+    if (this.timeline.display >= LINK_MAX_MS) { this.sayRunEnds(); return; }
     const ev = this.timeline.stepOnce();
     this.app.dirty = true;
     if (!ev) toast("Nothing is scheduled.");
@@ -144,11 +146,18 @@ export class Playback {
     this.simMs = this.simMs * 0.9 + (performance.now() - t0) * 0.1;
   }
 
+  /** A run ends where a share link stops replaying (share.js): playing or stepping further would write links the page refuses. */
+  sayRunEnds() {
+    this.pause();
+    toast(`The run ends at ${LINK_MAX_MS / 3_600_000} h of virtual time: a share link replays no further.`, { ms: 6000 });
+  }
+
   advance(dtReal, t0) {
     const tl = this.timeline;
     const from = tl.display;
-    const target = from + dtReal * this.speed;
+    const target = Math.min(from + dtReal * this.speed, LINK_MAX_MS);
     if (this.stopAt && target >= this.stopAt.display) this.finishPlayTo();
+    else if (from >= LINK_MAX_MS) this.sayRunEnds();
     else {
       // simulate in a few slices and stop when this frame's budget is spent: when the machine
       // cannot keep up, virtual time runs slower than asked instead of frames being dropped

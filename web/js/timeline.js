@@ -11,6 +11,7 @@
 // runUntil(a); runUntil(b) calls are replaced by runUntil(b)).
 
 import { Sim } from "./sim-adapter.js";
+import { LINK_REPLAY_BUDGET_MS, REPLAY_SLICE_MS, replayTooSlow } from "./share.js";
 
 /** The sim methods that count as actions (and may be recorded and shared). */
 export const ACTIONS = new Set([
@@ -29,6 +30,8 @@ export class Timeline {
     this.revision = 0; // bumped whenever the action list changes
     this.version = 0; // bumped whenever the simulation changes
     this.replayErrors = [];
+    /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
+    this.deadline = null;
     this.sim = null;
     this.rebuild();
   }
@@ -64,7 +67,7 @@ export class Timeline {
     if (t > this.base) {
       if (t > limit) return false;
       if (t >= this.sim.now()) {
-        this.sim.runUntil(t);
+        this._runUntil(t);
         this.base = t;
         this.steps = 0;
       }
@@ -74,8 +77,25 @@ export class Timeline {
       if (next === null || next > limit) return false;
       this.sim.step();
       this.steps++;
+      if (this.deadline !== null && this.steps % 1000 === 0 && performance.now() > this.deadline) throw replayTooSlow(this.sim.now(), t);
     }
     return true;
+  }
+
+  /** runUntil(t); under a deadline in slices, throwing once it passed (runUntil(a); runUntil(b) is the same run as runUntil(b)). */
+  _runUntil(t) {
+    if (this.deadline === null) { this.sim.runUntil(t); return; }
+    for (let at = this.sim.now(); at < t;) {
+      at = Math.min(t, at + REPLAY_SLICE_MS);
+      this.sim.runUntil(at);
+      if (performance.now() > this.deadline) throw replayTooSlow(at, t);
+    }
+  }
+
+  /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
+  seekWithinBudget(position) {
+    this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
+    try { this.seekPosition(position); } finally { this.deadline = null; }
   }
 
   _before(a, t, s) { return a.t < t || (a.t === t && a.s <= s); }

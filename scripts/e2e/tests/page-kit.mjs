@@ -3,7 +3,7 @@
 // steps the tests are written with.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, screenshot } from "../browser.mjs";
+import { launch, openPage, pageUrl, screenshot } from "../browser.mjs";
 
 /** The browser and the page's server of this test file (set before the tests run). */
 export let env;
@@ -65,4 +65,49 @@ export async function scrubTo(page, t) {
 export async function canvasPoint(page, x, y) {
   const r = await page.evaluate(() => document.querySelector("#cluster").getBoundingClientRect().toJSON());
   return [r.x + x, r.y + y];
+}
+
+/**
+ * Open a share link as anyone could craft or mangle it, in a fresh page, and
+ * see what the page makes of it: within `ms` (a link that freezes the tab
+ * fails here, in seconds) the app must run with the stage shown. Every
+ * message the page shows (toasts, the notice bar) is kept in order, as a
+ * later one may replace an earlier one. `respond()` then checks that the
+ * page still answers: Step, and a put from the form lands in the history.
+ */
+export async function openLink(hash, { ms = 8000 } = {}) {
+  const page = await env.context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.addInitScript(() => {
+    localStorage.setItem("distribkv.introSeen", "1");
+    window.__messages = [];
+    addEventListener("DOMContentLoaded", () => {
+      const seen = () => {
+        for (const sel of ["#toast", "#notice-text"]) {
+          const text = document.querySelector(sel)?.textContent;
+          if (text && window.__messages.at(-1) !== text) window.__messages.push(text);
+        }
+      };
+      new MutationObserver(seen).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+  });
+  const close = () => Promise.race([page.close(), new Promise((ok) => setTimeout(ok, 3000))]);
+  try {
+    await page.goto(pageUrl(env.server, { hash }), { waitUntil: "commit", timeout: ms });
+    await page.waitForFunction(() => window.__distribkv?.app?.timeline && document.querySelector("#boot")?.hidden, null, { timeout: ms, polling: 50 });
+  } catch (err) {
+    await close();
+    throw new Error(`${hash.slice(0, 80)}: the page did not answer within ${ms} ms (${err.message.split("\n")[0]}); page errors: ${errors.join("; ")}`);
+  }
+  const messages = () => page.evaluate(() => window.__messages.join(" | "));
+  const respond = async () => {
+    const before = await page.evaluate(() => ({ now: window.__distribkv.sim().now(), ops: window.__distribkv.sim().history().length }));
+    await page.click("#step", { timeout: ms });
+    const form = (await page.evaluate(() => window.__distribkv.mode)) === "sharded" ? "#sh-op-form" : "#op-form";
+    await page.click(`${form} button[type="submit"]`, { timeout: ms });
+    await page.waitForFunction((n) => window.__distribkv.sim().history().length > n, before.ops, { timeout: ms });
+  };
+  return { page, errors, messages, respond, close };
 }

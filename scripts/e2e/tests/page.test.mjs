@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { pageUrl, screenshot } from "../browser.mjs";
-import { env, pageTest, state, summary, setSpeed, play, pause, waitText, waitLeader, scrubTo, canvasPoint } from "./page-kit.mjs";
+import { env, pageTest, state, summary, setSpeed, play, pause, waitText, waitLeader, scrubTo, canvasPoint, openLink } from "./page-kit.mjs";
 
 pageTest("the page loads the simulation and a leader is elected", async (page) => {
   assert.equal(await page.evaluate(() => window.__distribkv.backend), "wasm");
@@ -211,6 +211,136 @@ pageTest("a share link taken during a tour reopens the tour at that step, in the
     await other.close();
   }
 });
+
+// Share links as anyone can craft or mangle them. A link that cannot be read,
+// or asks for more than the page replays, opens the default run (seed 42);
+// actions the simulator refuses on replay, and an unknown tour, are left out
+// of a run that opens otherwise. Each says so; none freezes or throws.
+const DEFAULT_RUN = { nodes: 5, seed: 42, actions: 0 };
+const BAD_LINKS = [
+  ["#n=5&seed=7&a=0pk%E0%A4%A:v&at=10", /Could not read the link: action "0pk%E0%A4%A:v": bad percent-encoding in "k%E0%A4%A"/, DEFAULT_RUN],
+  ["#n=5&seed=7&at=99999999999", /Could not read the link: at=99999999999 is past 1 h of virtual time/, DEFAULT_RUN],
+  ["#n=5&seed=7&at=9007199254740993+5", /Could not read the link: at=9007199254740993\+5 is past 1 h/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=99999999999c1&at=10", /Could not read the link: action 1 \(at 99999999999 ms\) is past 1 h/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=500c1,100r1&at=600", /Could not read the link: action 2 \(at 100 ms\) comes before action 1 \(at 500 ms\)/, DEFAULT_RUN],
+  ["#n=5&seed=7&at=100+99999999", /Could not read the link: at=100\+99999999 counts more than 100000 steps/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=0+99999999c1", /Could not read the link: action "0\+99999999c1" counts more than 100000 steps/, DEFAULT_RUN],
+  ["#n=0&seed=7", /Could not read the link: .*nodes must be 1 to 9, not 0/, DEFAULT_RUN],
+  ["#n=1000&seed=7", /Could not read the link: .*nodes must be 1 to 9, not 1000/, DEFAULT_RUN],
+  ["#n=3.5&seed=7", /Could not read the link: config.nodes must be a non-negative integer, not 3.5/, DEFAULT_RUN],
+  ["#n=5&seed=7&et=300-150", /Could not read the link: config.electionTimeoutMs must have min <= max/, DEFAULT_RUN],
+  ["#n=5&seed=7&lat=0-1e12", /Could not read the link: config.latencyMs must be at most 1000000000 ms/, DEFAULT_RUN],
+  ["#n=5&seed=7&drop=2", /Could not read the link: drop rate must be between 0 and 1, not 2/, DEFAULT_RUN],
+  ["#n=5&seed=7&mx=0", /Could not read the link: .*limits must be non-zero/, DEFAULT_RUN],
+  ["#n=5&seed=7&chunk=-1", /Could not read the link: config.snapshotChunkBytes must be a non-negative integer, not -1/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=0c1:2:3&at=10", /Could not read the link: action "0c1:2:3": crash takes 1 argument, not 3/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=0pk&at=10", /Could not read the link: action "0pk": put takes 2 to 3 arguments, not 1/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=0P1.2-&at=10", /Could not read the link: action "0P1.2-": a side of the partition is empty/, DEFAULT_RUN],
+  ["#n=3&seed=7&n=5", /Could not read the link: n= is given twice/, DEFAULT_RUN],
+  [`#n=5&seed=7&a=${"0pk:v,".repeat(200000)}&at=10`, /Could not read the link: the link is \d+ characters long, more than the 200000/, DEFAULT_RUN],
+  // within the limits, but a hundred clients each sending every millisecond for an hour: minutes of replay
+  ["#n=9&seed=7&a=0w100:1:5:0&at=3600000", /Could not read the link: replaying its run took more than 10 s here/, DEFAULT_RUN],
+  ["#n=5&seed=7&a=0c99,5c2&at=10", /Some recorded actions failed on replay: crash\(99\) at 0 ms: unknown node 99/, { nodes: 5, seed: 7, actions: 2, down: [2] }],
+  ["#n=5&seed=7&a=0c4294967297", /Some recorded actions failed on replay: crash\(4294967297\) at 0 ms: unknown node 4294967297/, { nodes: 5, seed: 7, actions: 1 }],
+  ["#n=4&seed=7&sc=nope.1", /The link's guided tour "nope" does not exist: its run opens without it/, { nodes: 4, seed: 7, actions: 0 }],
+];
+
+pageTest("a bad share link says why, opens the default run or what of it is valid, and the page keeps working", async () => {
+  for (const [hash, message, run] of BAD_LINKS) {
+    const where = hash.slice(0, 60);
+    const started = Date.now();
+    const link = await openLink(hash, { ms: 20000 });
+    try {
+      await link.respond(); // Step (which replays a link's first action if it has no at=), then a put from the form
+      await link.page.waitForFunction((src) => new RegExp(src).test(window.__messages.join(" | ")), message.source, { timeout: 5000 }).catch(() => {});
+      assert.match(await link.messages(), message, `${where}: says why`);
+      const shown = await link.page.evaluate(() => {
+        const tl = window.__distribkv.timeline();
+        return { nodes: tl.config.nodes, seed: tl.config.seed, actions: tl.actions.length, down: tl.sim.state().nodes.filter((n) => !n.up).map((n) => n.id) };
+      });
+      // the put from the form is recorded too
+      assert.deepEqual(shown, { down: [], ...run, actions: run.actions + 1 }, `${where}: the run opened`);
+      assert.deepEqual(link.errors, [], `${where}: no page errors`);
+      assert.ok(Date.now() - started < 15000, `${where}: answered in seconds`);
+    } finally {
+      await link.close();
+    }
+  }
+}, { timeout: 240000 });
+
+pageTest("a bad link pasted into an open tab says why and opens the default run, as on a fresh page", async () => {
+  const link = await openLink("#n=4&seed=7");
+  try {
+    await link.page.evaluate(() => { location.hash = "#n=4&seed=7&at=99999999999"; });
+    await link.page.waitForFunction(() => window.__distribkv.timeline().config.seed === 42, null, { timeout: 5000 }).catch(() => {});
+    assert.match(await link.messages(), /Could not read the link: at=99999999999 is past 1 h/);
+    assert.deepEqual(await link.page.evaluate(() => ({ nodes: window.__distribkv.timeline().config.nodes, seed: window.__distribkv.timeline().config.seed })), { nodes: 5, seed: 42 }, "the default run");
+    await link.respond();
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+});
+
+pageTest("the share link of every guided tour step reads back, a workload switched off included", async (page) => {
+  const { refused, logRepair } = await page.evaluate(async () => {
+    const { SCENARIOS, planContext } = await import("./js/scenarios.js");
+    const { Timeline } = await import("./js/timeline.js");
+    const { encodeRun, decodeRun } = await import("./js/share.js");
+    const out = { refused: [], logRepair: null };
+    for (const s of SCENARIOS) {
+      const tl = new Timeline(window.__distribkv.app.backend, s.config);
+      const facts = {};
+      for (const [i, step] of s.steps.entries()) {
+        step.plan(planContext(tl), facts);
+        const hash = encodeRun({ config: tl.config, actions: tl.actions, cursor: tl.position(), scenario: { id: s.id, step: i + 1 } });
+        try { decodeRun(hash); } catch (err) { out.refused.push(`${s.id} step ${i + 1}: ${err.message}`); }
+        if (s.id === "log-repair" && i === 3) out.logRepair = hash;
+      }
+      tl.free();
+    }
+    return out;
+  });
+  assert.deepEqual(refused, [], "every link reads back");
+  assert.match(logRepair, /\dw0,/, "log repair switches its workload off");
+  const link = await openLink(logRepair);
+  try {
+    await link.page.waitForFunction(() => window.__distribkv.app.guide.step === 4, null, { timeout: 20000 });
+    assert.equal(await link.page.evaluate(() => window.__distribkv.app.guide.scenario.id), "log-repair");
+    assert.doesNotMatch(await link.messages(), /Could not read/);
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+}, { timeout: 120000 });
+
+pageTest("a run ends where a share link stops replaying: playing and stepping stop there, and its link opens", async () => {
+  const first = await openLink("#n=3&seed=1&at=3599000", { ms: 30000 });
+  let hash;
+  try {
+    const { page } = first;
+    await setSpeed(page, 2);
+    await play(page);
+    await page.waitForFunction(() => !window.__distribkv.app.playback.playing, null, { timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.__distribkv.timeline().display), 3600000, "playing stops at 1 h");
+    await page.click("#step");
+    assert.equal(await page.evaluate(() => window.__distribkv.timeline().display), 3600000, "so does stepping");
+    assert.match(await first.messages(), /The run ends at 1 h of virtual time: a share link replays no further/);
+    hash = await page.evaluate(() => window.__distribkv.app.shareHash());
+    assert.deepEqual(first.errors, []);
+  } finally {
+    await first.close();
+  }
+  assert.match(hash, /&at=3600000$/);
+  const again = await openLink(hash, { ms: 30000 });
+  try {
+    assert.equal(await again.page.evaluate(() => window.__distribkv.timeline().display), 3600000, "the link opens at that moment");
+    assert.doesNotMatch(await again.messages(), /Could not read/);
+    assert.deepEqual(again.errors, []);
+  } finally {
+    await again.close();
+  }
+}, { timeout: 120000 });
 
 pageTest("clicking a message shows it and drops it; clicking a link cuts one direction", async (page) => {
   await setSpeed(page, 0);

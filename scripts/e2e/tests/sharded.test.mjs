@@ -1,7 +1,7 @@
 // End-to-end tests of the page's sharded mode in Debian's Chromium, against
 // the real wasm build in web/pkg/.
 import assert from "node:assert/strict";
-import { env, pageTest, state, setSpeed, play, pause, waitText, scrubTo, canvasPoint } from "./page-kit.mjs";
+import { env, pageTest, state, setSpeed, play, pause, waitText, scrubTo, canvasPoint, openLink } from "./page-kit.mjs";
 import { openPage } from "../browser.mjs";
 
 pageTest("sharded mode: join, a routed write, a move from the UI, a host crash, checks per group, share link", async (page) => {
@@ -234,3 +234,94 @@ pageTest("sharded tour: a shard moves while clients write, a host fails mid-move
   assert.equal(st.hosts.length, 12, "the lab layout: a controller and 3 groups of 3 on hosts of their own");
   await waitText(page, "#check-pill", /OK/);
 }, { timeout: 120000 });
+
+// Sharded links as anyone can craft or mangle them, read by the same rules as
+// the single-group mode's (web/js/share.js): a link that cannot be read, or
+// asks for more than the page replays, opens the default run (small layout,
+// seed 1); actions the simulator refuses, and an unknown tour, are left out of
+// a run that opens otherwise. Each says so; none freezes or throws.
+const DEFAULT_SHARDED = { layout: "small", seed: 1, actions: 0 };
+const BAD_SHARDED_LINKS = [
+  ["#mode=sharded&seed=7&at=99999999999", /This link could not be read: at=99999999999 is past 1 h of virtual time/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&at=1e300", /This link could not be read: bad at=1e300/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=99999999999c1&at=10", /This link could not be read: action 1 \(at 99999999999 ms\) is past 1 h/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=500c1,100r1&at=600", /This link could not be read: action 2 \(at 100 ms\) comes before action 1 \(at 500 ms\)/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=1e30", /This link could not be read: bad seed=1e30/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0pk%E0%A4%A:v", /This link could not be read: action "0pk%E0%A4%A:v": bad percent-encoding in "k%E0%A4%A"/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&sc=%E0%A4%A", /This link could not be read: bad percent-encoding in "%E0%A4%A"/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0j&at=10", /This link could not be read: action "0j": join takes 1 argument, not 0/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0c1:2:3", /This link could not be read: action "0c1:2:3": crash takes 1 argument, not 3/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0P1.2-", /This link could not be read: action "0P1.2-": a side of the partition is empty/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0w2", /This link could not be read: action "0w2": workload must be 0 or 1, not "2"/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=1&seed=2", /This link could not be read: seed= is given twice/, DEFAULT_SHARDED],
+  [`#mode=sharded&seed=7&a=${"0pk:v,".repeat(200000)}&at=10`, /This link could not be read: the link is \d+ characters long, more than the 200000/, DEFAULT_SHARDED],
+  ["#mode=sharded&seed=7&a=0c99,5c2&at=10", /Some recorded actions failed on replay: crash\(99\) at 0 ms: unknown host 99/, { layout: "small", seed: 7, actions: 2, down: [2] }],
+  ["#mode=sharded&seed=7&sc=nope.1", /No sharded tour nope/, { layout: "small", seed: 7, actions: 0 }],
+];
+
+pageTest("sharded mode: a bad share link says why, opens the default run or what of it is valid, and the page keeps working", async () => {
+  for (const [hash, message, run] of BAD_SHARDED_LINKS) {
+    const where = hash.slice(0, 60);
+    const started = Date.now();
+    const link = await openLink(hash);
+    try {
+      await link.page.waitForFunction((src) => new RegExp(src).test(window.__messages.join(" | ")), message.source, { timeout: 5000 }).catch(() => {});
+      assert.match(await link.messages(), message, `${where}: says why`);
+      const shown = await link.page.evaluate(() => {
+        const tl = window.__distribkv.timeline();
+        return { layout: tl.layout, seed: tl.seed, actions: tl.actions.length, down: tl.sim.state().hosts.filter((h) => !h.up).map((h) => h.id) };
+      });
+      assert.deepEqual(shown, { down: [], ...run }, `${where}: the run opened`);
+      await link.respond(); // Step, then a put from the form
+      assert.deepEqual(link.errors, [], `${where}: no page errors`);
+      assert.ok(Date.now() - started < 15000, `${where}: answered in seconds`);
+    } finally {
+      await link.close();
+    }
+  }
+}, { timeout: 240000 });
+
+pageTest("sharded mode: a link pasted into an open tab opens as on a fresh page, a bad one with the default run", async () => {
+  const link = await openLink("#mode=sharded&seed=7");
+  try {
+    await link.page.evaluate(() => { location.hash = "#mode=sharded&seed=8&a=0c2&at=10"; });
+    await link.page.waitForFunction(() => window.__distribkv?.app?.timeline?.seed === 8, null, { timeout: 8000 }).catch(() => {});
+    assert.deepEqual(await link.page.evaluate(() => ({ seed: window.__distribkv.timeline().seed, at: window.__distribkv.timeline().display })), { seed: 8, at: 10 }, "a good link opens");
+    await link.page.evaluate(() => { location.hash = "#mode=sharded&seed=7&at=99999999999"; });
+    await link.page.waitForFunction(() => window.__distribkv?.app?.timeline?.seed === 1, null, { timeout: 8000 }).catch(() => {});
+    assert.match(await link.messages(), /This link could not be read: at=99999999999 is past 1 h/);
+    assert.equal(await link.page.evaluate(() => window.__distribkv.timeline().seed), 1, "a bad one opens the default run");
+    await link.respond();
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+});
+
+pageTest("sharded mode: a run ends where a share link stops replaying, and its link opens", async () => {
+  const first = await openLink("#mode=sharded&seed=1&at=3599500", { ms: 60000 });
+  let hash;
+  try {
+    const { page } = first;
+    await setSpeed(page, 2);
+    await play(page);
+    await page.waitForFunction(() => window.__distribkv.app.playing === false, null, { timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.__distribkv.timeline().display), 3600000, "playing stops at 1 h");
+    await page.click("#step");
+    assert.equal(await page.evaluate(() => window.__distribkv.timeline().display), 3600000, "so does stepping");
+    assert.match(await first.messages(), /The run ends at 1 h of virtual time: a share link replays no further/);
+    hash = await page.evaluate(() => window.__distribkv.app.copyLink());
+    assert.deepEqual(first.errors, []);
+  } finally {
+    await first.close();
+  }
+  assert.match(hash, /&at=3600000$/);
+  const again = await openLink(hash, { ms: 60000 });
+  try {
+    assert.equal(await again.page.evaluate(() => window.__distribkv.timeline().display), 3600000, "the link opens at that moment");
+    assert.doesNotMatch(await again.messages(), /could not be read/);
+    assert.deepEqual(again.errors, []);
+  } finally {
+    await again.close();
+  }
+}, { timeout: 180000 });

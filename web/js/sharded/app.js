@@ -14,6 +14,7 @@ import { LAYOUTS, ShardedTimeline, decodeShardedRun, encodeShardedRun } from "./
 import { draw, groupColor, groupName, hit } from "./view.js";
 import { SHARDED_SCENARIOS } from "./tours.js";
 import { planContext, failedClaims } from "./tour-kit.js";
+import { LINK_MAX_MS } from "../share.js";
 
 /** The simulation's share of a frame (ms), as in the single-group mode. */
 const SIM_BUDGET_MS = 9;
@@ -77,11 +78,19 @@ export class ShardedApp {
     this.startChecker();
     this.inspector = new Inspector(this);
     this.eventLog = new EventLog(this);
-    let run = { layout: "small", seed: 1, actions: [], at: null, scenario: null };
-    try { run = decodeShardedRun(location.hash); } catch (err) { this.notice(`This link could not be read: ${err.message}`); }
-    this.newRun(run.layout, run.seed, run.actions);
-    if (run.at != null) this.timeline.seek(run.at);
-    if (run.scenario) this.startTour(run.scenario.id);
+    this.replayErrorsShown = 0;
+    // a link that cannot be read, or that the simulator refuses, opens the default run and says why
+    let run = null;
+    try {
+      run = decodeShardedRun(location.hash);
+      this.newRun(run.layout, run.seed, run.actions);
+      if (run.at != null) this.timeline.seekWithinBudget(run.at);
+    } catch (err) {
+      this.notice(`This link could not be read: ${err.message}`);
+      run = null;
+      this.newRun("small", 1, []);
+    }
+    if (run?.scenario) this.startTour(run.scenario.id);
   }
 
   // ---------- DOM ----------
@@ -114,7 +123,11 @@ export class ShardedApp {
     $("#sh-leave").addEventListener("click", () => this.act("leave", [Number($("#sh-group").value)]));
     $("#sh-heal").addEventListener("click", () => this.act("heal"));
     $("#play").addEventListener("click", () => this.setPlaying(!this.playing));
-    $("#step").addEventListener("click", () => { this.setPlaying(false); this.timeline.step(); this.runVersion++; this.dirty = true; });
+    $("#step").addEventListener("click", () => {
+      this.setPlaying(false);
+      if (this.timeline.display >= LINK_MAX_MS) { this.sayRunEnds(); return; }
+      this.timeline.step(); this.runVersion++; this.dirty = true;
+    });
     $("#speed").addEventListener("input", (e) => { this.speedExp = Number(e.target.value); setText($("#speed-out"), `${this.speed() < 1 ? this.speed().toFixed(2) : this.speed().toFixed(1)}×`); });
     $("#timeline").addEventListener("input", (e) => {
       this.setPlaying(false);
@@ -183,6 +196,22 @@ export class ShardedApp {
 
   speed() { return 10 ** this.speedExp; }
 
+  /** The run ends where a share link stops replaying (share.js), as in the single-group mode. */
+  sayRunEnds() {
+    this.setPlaying(false);
+    this.notice(`The run ends at ${LINK_MAX_MS / 3_600_000} h of virtual time: a share link replays no further.`);
+  }
+
+  /** Says when a recorded action (a link's) failed on replay: the simulator refused it, and the run went on without it. */
+  reportReplayErrors() {
+    const errors = this.timeline.replayErrors;
+    const distinct = new Set(errors).size; // seeking back replays the run again: each failure is said once
+    if (distinct > this.replayErrorsShown) {
+      this.replayErrorsShown = distinct;
+      this.notice(`Some recorded actions failed on replay: ${errors[errors.length - 1]}`);
+    }
+  }
+
   setPlaying(on) {
     this.playing = on;
     $("#play").textContent = on ? "❚❚" : "▶";
@@ -190,9 +219,12 @@ export class ShardedApp {
   }
 
   // ---------- runs and actions ----------
+  /** Starts a run. Throws (changing nothing) if the simulator refuses it. */
   newRun(layout, seed, actions) {
+    const timeline = new ShardedTimeline(this.backend, layout, seed, actions);
     if (this.timeline) this.timeline.free();
-    this.timeline = new ShardedTimeline(this.backend, layout, seed, actions);
+    this.timeline = timeline;
+    this.replayErrorsShown = 0;
     this.runVersion = (this.runVersion ?? 0) + 1;
     $("#sh-layout").value = layout;
     $("#seed").value = String(seed);
@@ -295,6 +327,8 @@ export class ShardedApp {
       if (this.playing) {
         let target = this.timeline.display + dt * (this.stopAt != null ? Math.max(this.speed(), 0.3) : this.speed());
         if (this.stopAt != null && target >= this.stopAt) { target = this.stopAt; }
+        if (this.timeline.display >= LINK_MAX_MS) this.sayRunEnds();
+        target = Math.min(target, LINK_MAX_MS);
         // at most SIM_BUDGET_MS of simulation per frame, in slices: when the
         // machine cannot keep up, virtual time runs slower instead of frames being lost
         target = Math.floor(target);
@@ -309,6 +343,7 @@ export class ShardedApp {
         }
         this.dirty = true;
       }
+      this.reportReplayErrors();
       const t1 = performance.now();
       if (this.dirty || !this.state) this.state = this.timeline.sim.state();
       // the history, read incrementally, at most as often as it is cheap to

@@ -11,6 +11,7 @@
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 import { MAX_RUN_MS } from "../sim-adapter.js";
+import { LINK_REPLAY_BUDGET_MS, REPLAY_SLICE_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, replayTooSlow } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -21,8 +22,9 @@ export const LAYOUTS = {
 const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", cutLink: "x", restoreLink: "X", dropMessage: "d", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
 const OPS = Object.fromEntries(Object.entries(CODES).map(([op, c]) => [c, op]));
 export const ACTIONS = new Set(Object.keys(CODES));
+/** How many arguments each action takes in a link. */
+const ARITY = { crash: 1, restart: 1, partition: 1, heal: 0, cutLink: 2, restoreLink: 2, dropMessage: 1, put: 2, append: 2, get: 1, setWorkload: 1, join: 1, leave: 1, move: 2 };
 const enc = encodeURIComponent;
-const dec = decodeURIComponent;
 
 function encodeArgs(op, args) {
   switch (op) {
@@ -36,13 +38,13 @@ function encodeArgs(op, args) {
 }
 
 function decodeArgs(op, parts) {
-  const n = (x) => { const v = Number(x); if (!Number.isFinite(v)) throw new Error(`bad number ${x}`); return v; };
+  const n = readNumber;
   switch (op) {
-    case "partition": return [parts[0].split("-").map((g) => g.split(".").map(n))];
+    case "partition": return [readPartition(parts[0])];
     case "heal": return [];
-    case "put": case "append": return [dec(parts[0]), dec(parts[1] ?? "")];
+    case "put": case "append": return [dec(parts[0]), dec(parts[1])];
     case "get": return [dec(parts[0])];
-    case "setWorkload": return [parts[0] === "1"];
+    case "setWorkload": if (parts[0] !== "0" && parts[0] !== "1") throw new Error(`workload must be 0 or 1, not "${parts[0]}"`); return [parts[0] === "1"];
     case "join": case "leave": return [parts[0].split(".").map(n)];
     default: return parts.map(n);
   }
@@ -52,10 +54,12 @@ export const encodeAction = (a) => `${a.t}${CODES[a.op]}${encodeArgs(a.op, a.arg
 
 export function decodeAction(text) {
   const m = /^(\d+)([a-zA-Z])(.*)$/.exec(text);
-  if (!m) throw new Error(`cannot read action "${text}"`);
+  if (!m) throw new Error(`cannot read action "${text.slice(0, 40)}"`);
   const op = OPS[m[2]];
   if (!op) throw new Error(`unknown action code "${m[2]}"`);
-  return { t: Number(m[1]), op, args: decodeArgs(op, m[3] === "" ? [] : m[3].split(":")) };
+  const parts = m[3] === "" ? [] : m[3].split(":");
+  checkArity(text, op, parts, ARITY[op]);
+  return { t: Number(m[1]), op, args: readArgs(text, () => decodeArgs(op, parts)) };
 }
 
 /** The hash of a sharded run. */
@@ -70,20 +74,18 @@ export function encodeShardedRun({ layout, seed, actions, at, scenario }) {
 /** Whether a hash asks for the sharded mode. */
 export const isShardedHash = (hash) => /(^#|&)mode=sharded(&|$)/.test(hash);
 
-/** Reads a sharded hash back; throws with a readable message if malformed. */
+/** Reads a sharded hash back; throws with a readable message if malformed or past the limits of a link (share.js). */
 export function decodeShardedRun(hash) {
-  const kv = {};
-  for (const part of hash.replace(/^#/, "").split("&")) {
-    const i = part.indexOf("=");
-    if (i > 0) kv[part.slice(0, i)] = part.slice(i + 1);
-  }
+  const kv = hashParams(hash);
   const layout = kv.layout ?? "small";
-  if (!LAYOUTS[layout]) throw new Error(`unknown layout ${layout} (known: ${Object.keys(LAYOUTS).join(", ")})`);
+  if (!Object.hasOwn(LAYOUTS, layout)) throw new Error(`unknown layout ${layout.slice(0, 40)} (known: ${Object.keys(LAYOUTS).join(", ")})`);
   const seed = kv.seed === undefined ? 1 : Number(kv.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`bad seed=${kv.seed}`);
+  if (!/^\d+$/.test(kv.seed ?? "1") || !Number.isSafeInteger(seed)) throw new Error(`bad seed=${kv.seed.slice(0, 40)}`);
   const actions = kv.a ? kv.a.split(",").filter(Boolean).map(decodeAction) : [];
-  const at = kv.at === undefined ? null : Number(kv.at);
-  if (at !== null && !(at >= 0)) throw new Error(`bad at=${kv.at}`);
+  checkActions(actions);
+  if (kv.at && !/^\d+$/.test(kv.at)) throw new Error(`bad at=${kv.at.slice(0, 40)}`);
+  const at = kv.at ? Number(kv.at) : null;
+  if (at !== null) checkTime(at, `at=${kv.at.slice(0, 40)}`);
   let scenario = null;
   if (kv.sc) { const [id, step] = dec(kv.sc).split("."); scenario = { id, step: Number(step) || 0 }; }
   return { layout, seed, actions, at, scenario };
@@ -139,6 +141,8 @@ export class ShardedTimeline {
     this.actions = actions.map((a) => ({ ...a }));
     this.horizon = 0;
     this.replayErrors = [];
+    /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
+    this.deadline = null;
     this.sim = null;
     this.rebuild();
   }
@@ -162,11 +166,27 @@ export class ShardedTimeline {
   runUntil(t) {
     while (this.applied < this.actions.length && this.actions[this.applied].t <= t) {
       const a = this.actions[this.applied];
-      if (a.t > this.sim.now()) this.sim.runUntil(a.t);
+      if (a.t > this.sim.now()) this._runUntil(a.t, t);
       this._apply(a);
     }
-    if (t > this.sim.now()) this.sim.runUntil(t);
+    if (t > this.sim.now()) this._runUntil(t, t);
     this.horizon = Math.max(this.horizon, this.sim.now());
+  }
+
+  /** sim.runUntil(t); under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
+  _runUntil(t, target) {
+    if (this.deadline === null) { this.sim.runUntil(t); return; }
+    for (let at = this.sim.now(); at < t;) {
+      at = Math.min(t, at + REPLAY_SLICE_MS);
+      this.sim.runUntil(at);
+      if (performance.now() > this.deadline) throw replayTooSlow(at, target);
+    }
+  }
+
+  /** seek for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
+  seekWithinBudget(t) {
+    this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
+    try { this.seek(t); } finally { this.deadline = null; }
   }
 
   /** Shows the moment `t` (rebuilding the run if `t` is in the past). */
