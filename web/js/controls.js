@@ -79,7 +79,8 @@ export class Controls {
     $("#run-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const nodes = Number($("#nodes").value), seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
-      app.newRun({ ...app.baseConfig(), nodes, seed });
+      // a run the simulator refuses (a seed past 2^53 - 1) changes nothing and says why
+      try { app.newRun({ ...app.baseConfig(), nodes, seed }); } catch (err) { toast(`Cannot start this run: ${err.message}`, { error: true }); return; }
       toast(`New run: ${nodes} nodes, seed ${seed}`);
     });
     $("#nodes").addEventListener("change", () => $("#run-form").requestSubmit());

@@ -268,6 +268,24 @@ pageTest("a bad share link says why, opens the default run or what of it is vali
   }
 }, { timeout: 240000 });
 
+pageTest("a seed the simulator refuses, typed in the run form, changes nothing and says why", async (page, errors) => {
+  const seed = () => page.evaluate(() => window.__distribkv.timeline().config.seed);
+  assert.equal(await seed(), 42);
+  await page.fill("#seed", "99999999999999999999");
+  // the field's own bound stops the form ...
+  assert.equal(await page.$eval("#seed", (el) => el.checkValidity()), false, "the field refuses a seed past 2^53 - 1");
+  await page.$eval("#run-form", (form) => form.requestSubmit());
+  assert.equal(await seed(), 42, "the run is unchanged");
+  // ... and a submit that skips it is refused by the page with a message, the run unchanged
+  await page.$eval("#run-form", (form) => form.dispatchEvent(new Event("submit", { cancelable: true })));
+  await waitText(page, "#toast", /Cannot start this run: .*2\^53 - 1/);
+  assert.equal(await seed(), 42, "the run is unchanged");
+  await page.fill("#seed", "7");
+  await page.$eval("#run-form", (form) => form.requestSubmit());
+  await page.waitForFunction(() => window.__distribkv.timeline().config.seed === 7);
+  assert.deepEqual(errors, []);
+});
+
 pageTest("a bad link pasted into an open tab says why and opens the default run, as on a fresh page", async () => {
   const link = await openLink("#n=4&seed=7");
   try {

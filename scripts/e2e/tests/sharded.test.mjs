@@ -325,3 +325,20 @@ pageTest("sharded mode: a run ends where a share link stops replaying, and its l
     await again.close();
   }
 }, { timeout: 180000 });
+
+pageTest("sharded mode: a seed the simulator refuses, typed in the run form, changes nothing and says why", async (page, errors) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  const seed = () => page.evaluate(() => window.__distribkv.app.timeline.seed);
+  assert.equal(await seed(), 3);
+  await page.fill("#seed", "99999999999999999999");
+  assert.equal(await page.$eval("#seed", (el) => el.checkValidity()), false, "the field refuses a seed past 2^53 - 1");
+  await page.$eval("#run-form", (form) => form.requestSubmit());
+  assert.equal(await seed(), 3, "the run is unchanged");
+  await page.$eval("#run-form", (form) => form.dispatchEvent(new Event("submit", { cancelable: true })));
+  await waitText(page, "#notice-text", /Cannot start this run: .*2\^53 - 1/);
+  assert.equal(await seed(), 3, "the run is unchanged");
+  await page.fill("#seed", "7");
+  await page.$eval("#run-form", (form) => form.requestSubmit());
+  await page.waitForFunction(() => window.__distribkv.app.timeline.seed === 7);
+  assert.deepEqual(errors, []);
+}, { open: { hash: "#mode=sharded&layout=small&seed=3" } });

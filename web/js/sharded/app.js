@@ -108,7 +108,9 @@ export class ShardedApp {
     $("#run-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.stopTour();
-      this.newRun($("#sh-layout").value, Math.max(0, Math.floor(Number($("#seed").value) || 0)), []);
+      // a run the simulator refuses (a seed past 2^53 - 1) leaves the current one and says why
+      const seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
+      try { this.newRun($("#sh-layout").value, seed, []); } catch (err) { this.notice(`Cannot start this run: ${err.message}`); }
     });
     $("#settings-btn").hidden = true;
     $("#sh-op-form").addEventListener("submit", (e) => {
