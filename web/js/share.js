@@ -57,6 +57,21 @@ export function replayTooSlow(now, target) {
   return new Error(`replaying its run took more than ${LINK_REPLAY_BUDGET_MS / 1000} s here (it reached ${(now / 1000).toFixed(1)} s of ${(target / 1000).toFixed(1)} s of virtual time)`);
 }
 
+/**
+ * sim.runUntil(t), in slices of REPLAY_SLICE_MS when there is a `deadline`
+ * (a performance.now() time), throwing replayTooSlow once it passed
+ * (`target`: where the replay is headed). runUntil(a); runUntil(b) is the
+ * same run as runUntil(b), so slicing changes nothing else.
+ */
+export function runUntilWithin(sim, t, deadline, target = t) {
+  if (deadline === null) { sim.runUntil(t); return; }
+  for (let at = sim.now(); at < t;) {
+    at = Math.min(t, at + REPLAY_SLICE_MS);
+    sim.runUntil(at);
+    if (performance.now() > deadline) throw replayTooSlow(at, target);
+  }
+}
+
 /** The fields of a workload, in the order a link writes them (`w<clients>:<intervalMs>:<keys>:<readFraction>`). */
 const WORKLOAD = ["clients", "intervalMs", "keys", "readFraction"];
 

@@ -11,7 +11,7 @@
 // runUntil(a); runUntil(b) calls are replaced by runUntil(b)).
 
 import { Sim } from "./sim-adapter.js";
-import { LINK_REPLAY_BUDGET_MS, REPLAY_SLICE_MS, replayTooSlow } from "./share.js";
+import { LINK_REPLAY_BUDGET_MS, replayTooSlow, runUntilWithin } from "./share.js";
 
 /** The sim methods that count as actions (and may be recorded and shared). */
 export const ACTIONS = new Set([
@@ -83,14 +83,7 @@ export class Timeline {
   }
 
   /** runUntil(t); under a deadline in slices, throwing once it passed (runUntil(a); runUntil(b) is the same run as runUntil(b)). */
-  _runUntil(t) {
-    if (this.deadline === null) { this.sim.runUntil(t); return; }
-    for (let at = this.sim.now(); at < t;) {
-      at = Math.min(t, at + REPLAY_SLICE_MS);
-      this.sim.runUntil(at);
-      if (performance.now() > this.deadline) throw replayTooSlow(at, t);
-    }
-  }
+  _runUntil(t) { runUntilWithin(this.sim, t, this.deadline); }
 
   /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
   seekWithinBudget(position) {

@@ -11,7 +11,7 @@
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 import { MAX_RUN_MS } from "../sim-adapter.js";
-import { LINK_REPLAY_BUDGET_MS, REPLAY_SLICE_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, replayTooSlow } from "../share.js";
+import { LINK_REPLAY_BUDGET_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, runUntilWithin } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -174,14 +174,7 @@ export class ShardedTimeline {
   }
 
   /** sim.runUntil(t); under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
-  _runUntil(t, target) {
-    if (this.deadline === null) { this.sim.runUntil(t); return; }
-    for (let at = this.sim.now(); at < t;) {
-      at = Math.min(t, at + REPLAY_SLICE_MS);
-      this.sim.runUntil(at);
-      if (performance.now() > this.deadline) throw replayTooSlow(at, target);
-    }
-  }
+  _runUntil(t, target) { runUntilWithin(this.sim, t, this.deadline, target); }
 
   /** seek for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
   seekWithinBudget(t) {
