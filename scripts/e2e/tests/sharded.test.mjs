@@ -235,6 +235,69 @@ pageTest("sharded tour: a shard moves while clients write, a host fails mid-move
   await waitText(page, "#check-pill", /OK/);
 }, { timeout: 120000 });
 
+pageTest("sharded tour: a link at a step opens the tour at that step and moment, and one that acted on the run opens its own run", async () => {
+  const moment = () => { const s = window.__distribkv.sim().state(); return JSON.stringify([s.now, s.shards, s.hosts]); };
+  const guide = () => { const a = window.__distribkv.app; return { step: a.guide?.step ?? null, playing: a.stopAt !== null, failed: a.guide?.failed ?? null, actions: a.timeline.actions.length }; };
+  const stopped = (page) => page.waitForFunction(() => window.__distribkv.app.stopAt === null, null, { timeout: 60000 });
+  // a link naming a step without a moment: the steps before are replayed, that one plays
+  const first = await openLink("#mode=sharded&sc=shard-move.2");
+  let hash, end, planned;
+  try {
+    assert.equal((await first.page.evaluate(guide)).step, 2);
+    await stopped(first.page);
+    const g = await first.page.evaluate(guide);
+    assert.deepEqual([g.step, g.failed], [2, []], "step 3 played and what it says holds");
+    hash = await first.page.evaluate(() => window.__distribkv.app.copyLink());
+    assert.match(hash, /&at=\d+&sc=shard-move\.2$/);
+    end = await first.page.evaluate(moment);
+    planned = g.actions;
+    assert.deepEqual(first.errors, []);
+  } finally {
+    await first.close();
+  }
+  const at = Number(/&at=(\d+)/.exec(hash)[1]);
+  // the link at the step's end: the same moment, the step done and checked, Next goes on
+  const same = await openLink(hash);
+  try {
+    assert.deepEqual(await same.page.evaluate(guide), { step: 2, playing: false, failed: [], actions: planned });
+    assert.equal(await same.page.evaluate(moment), end, "the link rebuilds the tour's run");
+    assert.ok(await same.page.isVisible("#guide [data-holds]"));
+    await same.page.click("#sh-next");
+    await stopped(same.page);
+    const g = await same.page.evaluate(guide);
+    assert.deepEqual([g.step, g.failed], [3, []], "the next step plays on from the link");
+    assert.deepEqual(same.errors, []);
+  } finally {
+    await same.close();
+  }
+  // a moment inside the step: the step plays on to its end, to the same run
+  const last = Math.max(...decodeURIComponent(/&a=([^&]*)/.exec(hash)[1]).split(",").map((a) => Number(/^\d+/.exec(a)[0])));
+  const mid = await openLink(hash.replace(`&at=${at}`, `&at=${last - 1}`));
+  try {
+    const g = await mid.page.evaluate(guide);
+    assert.deepEqual([g.step, g.playing], [2, true], "the step goes on playing");
+    await stopped(mid.page);
+    assert.equal(await mid.page.evaluate(moment), end, "and ends where the tour's step ends");
+    assert.deepEqual((await mid.page.evaluate(guide)).failed, []);
+    assert.deepEqual(mid.errors, []);
+  } finally {
+    await mid.close();
+  }
+  // a link that crashed a host after the step: its own run, still at that step of the tour
+  const victim = JSON.parse(end)[2].find((h) => h.up).id;
+  const acted = await openLink(hash.replace(`&at=${at}`, `,${at}c${victim}&at=${at + 50}`));
+  try {
+    const g = await acted.page.evaluate(guide);
+    assert.deepEqual([g.step, g.playing, g.actions], [2, false, planned + 1]);
+    const shown = await acted.page.evaluate(() => ({ now: window.__distribkv.sim().now(), down: window.__distribkv.sim().state().hosts.filter((h) => !h.up).map((h) => h.id) }));
+    assert.equal(shown.now, at + 50);
+    assert.ok(shown.down.includes(victim), "the link's own crash is in the run");
+    assert.deepEqual(acted.errors, []);
+  } finally {
+    await acted.close();
+  }
+}, { timeout: 180000 });
+
 // Sharded links as anyone can craft or mangle them, read by the same rules as
 // the single-group mode's (web/js/share.js): a link that cannot be read, or
 // asks for more than the page replays, opens the default run (small layout,
@@ -256,7 +319,7 @@ const BAD_SHARDED_LINKS = [
   ["#mode=sharded&seed=1&seed=2", /This link could not be read: seed= is given twice/, DEFAULT_SHARDED],
   [`#mode=sharded&seed=7&a=${"0pk:v,".repeat(200000)}&at=10`, /This link could not be read: the link is \d+ characters long, more than the 200000/, DEFAULT_SHARDED],
   ["#mode=sharded&seed=7&a=0c99,5c2&at=10", /Some recorded actions failed on replay: crash\(99\) at 0 ms: unknown host 99/, { layout: "small", seed: 7, actions: 2, down: [2] }],
-  ["#mode=sharded&seed=7&sc=nope.1", /No sharded tour nope/, { layout: "small", seed: 7, actions: 0 }],
+  ["#mode=sharded&seed=7&sc=nope.1", /The link's guided tour "nope" does not exist: its run opens without it/, { layout: "small", seed: 7, actions: 0 }],
 ];
 
 pageTest("sharded mode: a bad share link says why, opens the default run or what of it is valid, and the page keeps working", async () => {

@@ -80,17 +80,38 @@ export class ShardedApp {
     this.eventLog = new EventLog(this);
     this.replayErrorsShown = 0;
     // a link that cannot be read, or that the simulator refuses, opens the default run and says why
-    let run = null;
     try {
-      run = decodeShardedRun(location.hash);
-      this.newRun(run.layout, run.seed, run.actions);
-      if (run.at != null) this.timeline.seekWithinBudget(run.at);
+      this.openRun(decodeShardedRun(location.hash));
     } catch (err) {
       this.notice(`This link could not be read: ${err.message}`);
-      run = null;
+      this.stopTour();
       this.newRun("small", 1, []);
     }
-    if (run?.scenario) this.startTour(run.scenario.id);
+  }
+
+  /** Opens a link's run: with a tour's step, the tour at that step (and the link's own run if it left the tour's plan). */
+  openRun(run) {
+    const tour = run.scenario && SHARDED_SCENARIOS.find((t) => t.id === run.scenario.id);
+    if (run.scenario && !tour) this.notice(`The link's guided tour "${run.scenario.id}" does not exist: its run opens without it.`);
+    if (tour) {
+      // a link that names only the tour (and a step) starts it there
+      if (run.at == null) { this.startTour(tour.id, { step: run.scenario.step }); return; }
+      this.startTour(tour.id, { step: run.scenario.step, at: run.at });
+      const key = (a) => JSON.stringify([a.t, a.op, a.args]);
+      const planned = this.timeline.actions;
+      const same = run.layout === this.timeline.layout && run.seed === this.timeline.seed
+        && run.actions.length <= planned.length && run.actions.every((a, i) => key(a) === key(planned[i]));
+      if (same) return;
+      // the link acted on the tour's run: show its run, still at that step of the tour
+      this.stopAt = null;
+      this.setPlaying(false);
+    }
+    this.newRun(run.layout, run.seed, run.actions);
+    if (run.at != null) this.timeline.seekWithinBudget(run.at);
+    if (tour) {
+      this.guide.failed = failedClaims(tour.steps[this.guide.step], this.guide.facts, this.timeline.sim);
+      this.renderGuide();
+    }
   }
 
   // ---------- DOM ----------
@@ -270,13 +291,35 @@ export class ShardedApp {
   }
 
   // ---------- the guided tour ----------
-  startTour(id) {
+  /**
+   * Starts a tour at step `step` (0 for its start): the steps before it are planned and replayed
+   * without playing. Without `at` that step then plays; with `at` (a link's moment) the run shows
+   * `at`, and the step goes on playing if `at` is before its end.
+   */
+  startTour(id, { step = 0, at = null } = {}) {
     const tour = SHARDED_SCENARIOS.find((t) => t.id === id);
     if (!tour) { this.notice(`No sharded tour ${id}`); return; }
     this.newRun(tour.layout, tour.seed, []);
     this.guide = { tour, step: -1, facts: {}, failed: [] };
     $("#guide").hidden = false;
-    this.nextStep();
+    const last = Math.max(0, Math.min(Math.trunc(step) || 0, tour.steps.length - 1));
+    if (at == null) {
+      for (let i = 0; i < last; i++) this.timeline.seekWithinBudget(this.planStep());
+      this.nextStep();
+      return;
+    }
+    let end = 0;
+    for (let i = 0; i <= last; i++) {
+      end = this.planStep();
+      this.timeline.seekWithinBudget(i < last ? end : at);
+    }
+    if (this.timeline.display < end) {
+      this.stopAt = end;
+      this.setPlaying(true);
+    } else {
+      this.guide.failed = failedClaims(tour.steps[last], this.guide.facts, this.timeline.sim);
+    }
+    this.renderGuide();
   }
 
   stopTour() {
@@ -289,6 +332,14 @@ export class ShardedApp {
   nextStep() {
     const g = this.guide;
     if (!g || g.step + 1 >= g.tour.steps.length) return;
+    this.stopAt = this.planStep();
+    this.setPlaying(true);
+    this.renderGuide();
+  }
+
+  /** Plans the tour's next step from the moment shown and adopts its actions; returns where the step ends. */
+  planStep() {
+    const g = this.guide;
     g.step++;
     const step = g.tour.steps[g.step];
     const scratch = new ShardedTimeline(this.backend, this.timeline.layout, this.timeline.seed, this.timeline.actions);
@@ -296,11 +347,10 @@ export class ShardedApp {
     try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
     this.timeline.actions = scratch.actions.map((a) => ({ ...a }));
     this.runVersion++;
-    this.stopAt = scratch.display;
+    const end = scratch.display;
     scratch.free();
     g.checked = false;
-    this.setPlaying(true);
-    this.renderGuide();
+    return end;
   }
 
   renderGuide() {
