@@ -218,6 +218,7 @@ export class App {
     if (run.scenario && !scenarioById(run.scenario.id)) toast(`The link's guided tour "${run.scenario.id}" does not exist: its run opens without it.`, { error: true, ms: 6000 });
     if (run.scenario && scenarioById(run.scenario.id)) {
       this.guide.start(run.scenario.id, { step: run.scenario.step, cursor: run.cursor });
+      if (run.tourOnly) return true;
       const tl = this.timeline;
       // the link's actions are a prefix of the tour's plan up to that step: keep the plan (and its future)
       const key = (a) => JSON.stringify([a.t, a.s, a.op, a.args]);

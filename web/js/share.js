@@ -208,11 +208,15 @@ export function encodeRun({ config, actions, cursor, scenario }) {
   return "#" + parts.join("&");
 }
 
+/** The keys of a single-group link: any of them makes a hash a link (the rest default). */
+const LINK_KEYS = ["n", "seed", "et", "hb", "lat", "drop", "dup", "snap", "pv", "cq", "mx", "chunk", "disk", "a", "at", "sc"];
+
 /** Read a hash back. Returns null if it carries no run; throws with a readable message if it is malformed. */
 export function decodeRun(hash) {
   if (!hash.replace(/^#/, "")) return null;
   const kv = hashParams(hash);
-  if (!("seed" in kv) && !("n" in kv) && !("a" in kv)) return null;
+  // a hash with none of a link's keys (`#`, `#mode=single`) is not a link; one with any of them is
+  if (!LINK_KEYS.some((k) => k in kv)) return null;
   const bad = (k) => new Error(`bad ${k}=${kv[k].slice(0, 40)}`);
   const read = (k, text) => { try { return readNumber(text); } catch { throw bad(k); } };
   const num = (k, d) => (k in kv ? read(k, kv[k]) : d);
@@ -241,5 +245,7 @@ export function decodeRun(hash) {
     const [id, step] = dec(kv.sc).split(".");
     scenario = { id, step: Number(step) || 0 };
   }
-  return { config, actions, cursor, scenario };
+  // `#sc=<tour>.<step>` alone names a tour, not a run of its own
+  const tourOnly = scenario !== null && LINK_KEYS.every((k) => k === "sc" || !(k in kv));
+  return { config, actions, cursor, scenario, tourOnly };
 }

@@ -231,6 +231,7 @@ const BAD_LINKS = [
   ["#n=5&seed=7&et=300-150", /Could not read the link: config.electionTimeoutMs must have min <= max/, DEFAULT_RUN],
   ["#n=5&seed=7&lat=0-1e12", /Could not read the link: config.latencyMs must be at most 1000000000 ms/, DEFAULT_RUN],
   ["#n=5&seed=7&drop=2", /Could not read the link: drop rate must be between 0 and 1, not 2/, DEFAULT_RUN],
+  ["#drop=2", /Could not read the link: drop rate must be between 0 and 1, not 2/, DEFAULT_RUN],
   ["#n=5&seed=7&mx=0", /Could not read the link: .*limits must be non-zero/, DEFAULT_RUN],
   ["#n=5&seed=7&chunk=-1", /Could not read the link: config.snapshotChunkBytes must be a non-negative integer, not -1/, DEFAULT_RUN],
   ["#n=5&seed=7&a=0c1:2:3&at=10", /Could not read the link: action "0c1:2:3": crash takes 1 argument, not 3/, DEFAULT_RUN],
@@ -267,6 +268,25 @@ pageTest("a bad share link says why, opens the default run or what of it is vali
     }
   }
 }, { timeout: 240000 });
+
+pageTest("a link with some of its keys opens with the others at their defaults; one with only a tour opens the tour", async () => {
+  const partial = await openLink("#drop=0.25&et=400-800");
+  try {
+    const c = await partial.page.evaluate(() => window.__distribkv.timeline().config);
+    assert.deepEqual([c.nodes, c.seed, c.dropRate, c.electionTimeoutMs], [5, 42, 0.25, [400, 800]], "the link's settings, the rest defaults");
+    assert.deepEqual(partial.errors, []);
+  } finally {
+    await partial.close();
+  }
+  const tour = await openLink("#sc=figure-8.2");
+  try {
+    const shown = await tour.page.evaluate(() => { const a = window.__distribkv.app; return { id: a.guide.scenario?.id, step: a.guide.step, mx: a.timeline.config.maxEntriesPerMessage }; });
+    assert.deepEqual(shown, { id: "figure-8", step: 2, mx: 1 }, "the tour at that step, in its own configuration");
+    assert.deepEqual(tour.errors, []);
+  } finally {
+    await tour.close();
+  }
+});
 
 pageTest("a seed the simulator refuses, typed in the run form, changes nothing and says why", async (page, errors) => {
   const seed = () => page.evaluate(() => window.__distribkv.timeline().config.seed);
