@@ -23,6 +23,11 @@
 //!   hide it from a read that only it can explain
 //!   ([`Search::cuts_off_its_readers`]).
 //!
+//! The lookahead also follows the appends a read's value still needs: when
+//! the bytes after a candidate's value can only be the suffixes of certain
+//! appends, in order, those appends must still be to come
+//! ([`Search::appends_still_to_come`]).
+//!
 //! The last two can blame a write rather than the read a person would blame,
 //! so a violation's report comes from a second search without them
 //! ([`Pruning::ForReport`]). With all of them, a key with up to about eight
@@ -46,7 +51,7 @@ use hashbrown::HashTable;
 
 mod pruning;
 
-use pruning::latest_sole_readers;
+use pruning::{Appender, ForcedStep, latest_sole_readers, suffix_hash};
 
 use super::values::{ValueId, Values};
 use super::visited::{LinearizedSet, Visited};
@@ -154,6 +159,12 @@ struct Search<'a> {
     pruning: Pruning,
     /// Memo of [`Search::can_grow_into`]: `(hash, base, operation, answer)`.
     growth: HashTable<(u64, ValueId, u32, bool)>,
+    /// Every non-empty append suffix of the key, by [`suffix_hash`].
+    appenders: HashTable<Appender<'a>>,
+    /// The lengths of those suffixes, ascending, each once.
+    suffix_lengths: Vec<usize>,
+    /// Memo of [`Search::forced_step`]: `(hash, read, byte offset, step)`.
+    forced: HashTable<(u64, u32, usize, ForcedStep)>,
     /// `entries[HEAD]` is a sentinel; the others are call and return entries
     /// in time order, calls before returns at equal times (so operations
     /// whose intervals touch count as concurrent).
@@ -193,6 +204,32 @@ impl<'a> Search<'a> {
         }
         // `false < true`: calls before returns at equal times.
         events.sort_unstable();
+        let mut appenders: HashTable<Appender<'a>> = HashTable::new();
+        for (index, effect) in (0..count).zip(&effects) {
+            if let Effect::Append(suffix) = *effect
+                && !suffix.is_empty()
+            {
+                let hash = suffix_hash(suffix);
+                match appenders.find_mut(hash, |known| known.suffix == suffix) {
+                    Some(known) => (known.writers, known.last) = (known.writers + 1, index),
+                    None => {
+                        let appender = Appender {
+                            hash,
+                            suffix,
+                            writers: 1,
+                            last: index,
+                        };
+                        appenders.insert_unique(hash, appender, |known| known.hash);
+                    }
+                }
+            }
+        }
+        let mut suffix_lengths: Vec<usize> = appenders
+            .iter()
+            .map(|appender| appender.suffix.len())
+            .collect();
+        suffix_lengths.sort_unstable();
+        suffix_lengths.dedup();
 
         let mut entries = Vec::with_capacity(events.len() + 1);
         entries.push(ListEntry {
@@ -239,6 +276,9 @@ impl<'a> Search<'a> {
             },
             pruning,
             growth: HashTable::new(),
+            appenders,
+            suffix_lengths,
+            forced: HashTable::new(),
             entries,
         }
     }
@@ -301,8 +341,8 @@ impl<'a> Search<'a> {
     /// still to linearize completed before a candidate was invoked. (If that
     /// leaves an unknown operation directly before an overwrite, drop it, as
     /// in the normal form below.)
-    fn start_of_node(&mut self, state: ValueId) -> (u32, Phase) {
-        if let Some(dead_end) = self.unsatisfiable_read(state) {
+    fn start_of_node(&mut self, state: ValueId, linearized: &LinearizedSet) -> (u32, Phase) {
+        if let Some(dead_end) = self.unsatisfiable_read(state, linearized) {
             return (dead_end, Phase::Unknown);
         }
         let mut entry = self.entries[HEAD as usize].next;
@@ -350,7 +390,7 @@ pub(super) fn search_key(
     let mut best_blocked = NONE;
     let mut best_state = ValueId::MISSING;
 
-    let (mut entry, mut phase) = search.start_of_node(state);
+    let (mut entry, mut phase) = search.start_of_node(state, &linearized);
     loop {
         if *steps >= max_steps {
             return KeyVerdict::GaveUp;
@@ -394,7 +434,7 @@ pub(super) fn search_key(
                         } else {
                             remaining_unknown -= 1;
                         }
-                        (entry, phase) = search.start_of_node(state);
+                        (entry, phase) = search.start_of_node(state, &linearized);
                         continue;
                     }
                     linearized.remove(operation as usize);

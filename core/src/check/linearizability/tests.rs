@@ -584,3 +584,109 @@ fn unknown_writes_nobody_observed_cost_nothing() {
     assert_valid_witness(&operations, &linearizable.witness);
     assert!(linearizable.steps < 1_000, "{} steps", linearizable.steps);
 }
+
+/// A history of the sharded sweep (seed 7,009,552 of `DISTRIBKV_SHARD_ROUNDS=20`):
+/// four appends, a `Put` whose outcome the client never learned (it took
+/// effect), four more appends lost the same way, then three clients
+/// appending and reading. Every read shows the `Put` and the appends after
+/// it in order, so an append linearized before the `Put` dooms them all;
+/// without the lookahead on the appends a read still needs, the search
+/// tried every order of the appends before the `Put` and gave up after ten
+/// million steps.
+#[test]
+fn appends_a_read_still_needs_are_not_spent_before_its_put() {
+    let operations = vec![
+        append(3, "x", "[c3.2]", 24570, 24625),
+        append(8, "x", "[c3.7]", 25088, 25146),
+        append(13, "x", "[c3.12]", 25764, 25820),
+        append(22, "x", "[c3.21]", 27104, 27156),
+        unknown(put(23, "x", "(p3.22)", 27156, 0)),
+        unknown(append(31, "x", "[c3.30]", 31648, 0)),
+        append(34, "x", "[c3.33]", 34450, 34498),
+        unknown(append(38, "x", "[c3.37]", 35018, 0)),
+        unknown(append(44, "x", "[c3.43]", 36309, 0)),
+        append(46, "x", "[c3.44]", 36919, 36963),
+        append(52, "x", "[c2.3]", 61434, 61477),
+        append(56, "x", "[c1.8]", 61535, 62110),
+        append(57, "x", "[c2.5]", 61538, 61658),
+        append(58, "x", "[c3.46]", 61592, 61812),
+        unknown(append(62, "x", "[c3.49]", 61910, 0)),
+        append(64, "x", "[c1.10]", 62236, 62357),
+        append(74, "x", "[c3.53]", 63051, 63104),
+        append(75, "x", "[c2.10]", 63068, 63117),
+        append(81, "x", "[c2.13]", 63242, 63280),
+        append(84, "x", "[c1.14]", 63310, 63362),
+        append(87, "x", "[c1.15]", 63362, 63400),
+        append(89, "x", "[c3.59]", 63399, 63469),
+        get(
+            97,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59]",
+            ),
+            63533,
+            63605,
+        ),
+        get(
+            99,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59]",
+            ),
+            63585,
+            63641,
+        ),
+        get(
+            103,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59]",
+            ),
+            63658,
+            63732,
+        ),
+        append(104, "x", "[c1.21]", 63682, 63730),
+        append(109, "x", "[c2.23]", 63778, 63830),
+        get(
+            110,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59][c1.21][c2.23]",
+            ),
+            63782,
+            63854,
+        ),
+        append(111, "x", "[c3.66]", 63803, 63852),
+        get(
+            118,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59][c1.21][c2.23][c3.66]",
+            ),
+            63943,
+            64010,
+        ),
+        append(119, "x", "[c3.69]", 63951, 64002),
+        append(120, "x", "[c3.70]", 64002, 64051),
+        append(130, "x", "[c2.30]", 64156, 64203),
+        append(131, "x", "[c3.74]", 64187, 64233),
+        append(135, "x", "[c1.30]", 64242, 64291),
+        append(137, "x", "[c3.76]", 64283, 64323),
+        append(150, "x", "[c2.37]", 64513, 64565),
+        append(151, "x", "[c1.35]", 64531, 64582),
+        append(154, "x", "[c1.36]", 64582, 64632),
+        append(160, "x", "[c1.38]", 64683, 64726),
+        get(
+            173,
+            "x",
+            Some(
+                "(p3.22)[c3.30][c3.33][c3.37][c3.43][c3.44][c2.3][c2.5][c3.46][c3.49][c1.8][c1.10][c3.53][c2.10][c2.13][c1.14][c1.15][c3.59][c1.21][c2.23][c3.66][c3.69][c3.70][c2.30][c3.74][c1.30][c3.76][c2.37][c1.35][c1.36][c1.38]",
+            ),
+            65205,
+            65247,
+        ),
+    ];
+    let linearizable = check_linearizable(&operations, Budget::DEFAULT).unwrap();
+    assert_valid_witness(&operations, &linearizable.witness);
+    assert!(linearizable.steps < 10_000, "{} steps", linearizable.steps);
+}

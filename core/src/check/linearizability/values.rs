@@ -180,6 +180,11 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// How many bytes the value holds (0 if missing).
+    pub(super) fn len(&self, id: ValueId) -> usize {
+        self.nodes[id.0 as usize].len
+    }
+
     /// The bytes of a value, `None` if missing.
     pub(super) fn bytes(&self, id: ValueId) -> Option<Vec<u8>> {
         if id == ValueId::MISSING {

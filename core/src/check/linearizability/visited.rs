@@ -56,6 +56,11 @@ impl LinearizedSet {
         }
     }
 
+    /// True if `index` is a member.
+    pub(super) fn contains(&self, index: usize) -> bool {
+        self.words[index / 64] & (1u64 << (index % 64)) != 0
+    }
+
     /// Removes `index`, which must be a member.
     pub(super) fn remove(&mut self, index: usize) {
         let word = index / 64;

@@ -9,6 +9,40 @@ use alloc::vec::Vec;
 use super::{Effect, HEAD, NONE, Pruning, Search};
 use crate::check::history::{OpKind, Operation};
 use crate::check::linearizability::values::{ValueId, mix};
+use crate::check::linearizability::visited::LinearizedSet;
+use crate::hash::Fnv;
+
+/// The operations that append one suffix.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Appender<'a> {
+    /// [`suffix_hash`] of `suffix`.
+    pub(super) hash: u64,
+    pub(super) suffix: &'a [u8],
+    /// How many operations append it.
+    pub(super) writers: u32,
+    /// The last of them.
+    pub(super) last: u32,
+}
+
+/// The hash of an append suffix in [`Search::appenders`]: FNV-1a, so that
+/// the suffixes of every length at one offset hash in one pass.
+pub(super) fn suffix_hash(suffix: &[u8]) -> u64 {
+    mix(Fnv::new().write(suffix).finish())
+}
+
+/// What must come next when a `Get`'s value is built by appends from a byte
+/// offset on (see [`Search::forced_step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ForcedStep {
+    /// The value ends here.
+    End,
+    /// No append's suffix comes next in the value: appends cannot build it.
+    Impossible,
+    /// Only this append can come next, and the value goes on at `next`.
+    Append { operation: u32, next: usize },
+    /// Several appends could come next: nothing is forced from here on.
+    Open,
+}
 
 impl Search<'_> {
     /// True if linearizing the write `operation` now dooms a `Get` that only
@@ -61,7 +95,11 @@ impl Search<'_> {
     /// appends alone can turn one of the remaining candidates into `w`. The
     /// scan stops at the first `Delete` (after which missing, so any value, is
     /// a candidate) and after a bounded number of entries.
-    pub(super) fn unsatisfiable_read(&mut self, state: ValueId) -> Option<u32> {
+    pub(super) fn unsatisfiable_read(
+        &mut self,
+        state: ValueId,
+        linearized: &LinearizedSet,
+    ) -> Option<u32> {
         /// How far to look, so a node costs a bounded amount of work.
         const LOOKAHEAD_ENTRIES: usize = 128;
         const MAX_PUTS: usize = 32;
@@ -96,11 +134,12 @@ impl Search<'_> {
                 (true, Effect::Read { bytes, .. }) => {
                     let state_is_candidate = overwrite_completed_at
                         .is_none_or(|completed_at| self.invoked_at[operation] <= completed_at);
+                    let read = current.operation;
                     let reachable = (state_is_candidate
-                        && self.can_grow_into(state, current.operation, bytes))
+                        && self.can_still_grow_into(state, read, bytes, linearized))
                         || puts[..put_count]
                             .iter()
-                            .any(|&put| self.can_grow_into(put, current.operation, bytes));
+                            .any(|&put| self.can_still_grow_into(put, read, bytes, linearized));
                     if !reachable {
                         return Some(entry);
                     }
@@ -110,6 +149,121 @@ impl Search<'_> {
             entry = current.next;
         }
         None
+    }
+
+    /// True if appends not yet linearized can still turn `base` into `target`,
+    /// the value the `Get` `read` read: `target` starts with `base`, and the
+    /// appends the rest forces are all still to come (see
+    /// [`Search::appends_still_to_come`]).
+    fn can_still_grow_into(
+        &mut self,
+        base: ValueId,
+        read: u32,
+        target: Option<&[u8]>,
+        linearized: &LinearizedSet,
+    ) -> bool {
+        if !self.can_grow_into(base, read, target) {
+            return false;
+        }
+        match target {
+            Some(target) => {
+                let from = self.values.len(base);
+                self.appends_still_to_come(read, target, from, linearized)
+            }
+            None => true,
+        }
+    }
+
+    /// Whether the appends that must build `target[from..]` (the value the
+    /// `Get` `read` read, after a base value that ends at byte `from`) are
+    /// all still to come.
+    ///
+    /// Between the base (the current state, or a `Put` not yet linearized)
+    /// and the `Get`, only appends change the value, so the bytes after the
+    /// base are their suffixes end to end, and each of those appends comes
+    /// after the base: it is not linearized yet. Where exactly one
+    /// operation's suffix fits at an offset, that append is forced; the walk
+    /// follows forced appends until the value ends, or more than one fits
+    /// (nothing more is forced), or none does (appends cannot build it), or a
+    /// forced append is linearized already or was invoked after the `Get`
+    /// returned, or it has followed a few.
+    fn appends_still_to_come(
+        &mut self,
+        read: u32,
+        target: &[u8],
+        mut from: usize,
+        linearized: &LinearizedSet,
+    ) -> bool {
+        /// How many forced appends to follow, so a node costs a bounded
+        /// amount of work: an append spent too early is usually among the
+        /// first a read still needs.
+        const MAX_FORCED: usize = 8;
+        for _ in 0..MAX_FORCED {
+            match self.forced_step(read, target, from) {
+                ForcedStep::End | ForcedStep::Open => return true,
+                ForcedStep::Impossible => return false,
+                ForcedStep::Append { operation, next } => {
+                    if linearized.contains(operation as usize) {
+                        return false;
+                    }
+                    from = next;
+                }
+            }
+        }
+        true
+    }
+
+    /// What must come at byte `from` of `target`, the value the `Get` `read`
+    /// read, if appends build it from there; memoized per `Get` and offset.
+    fn forced_step(&mut self, read: u32, target: &[u8], from: usize) -> ForcedStep {
+        let hash = mix((from as u64) ^ (u64::from(read) << 40) ^ 0xF0_4CED);
+        if let Some(&(_, _, _, step)) = self.forced.find(hash, |&(_, known_read, known_from, _)| {
+            known_read == read && known_from == from
+        }) {
+            return step;
+        }
+        let step = if from >= target.len() {
+            ForcedStep::End
+        } else {
+            let mut fitting = 0;
+            let mut fits = None;
+            let mut hasher = Fnv::new();
+            let mut hashed = from;
+            for &length in self
+                .suffix_lengths
+                .iter()
+                .take_while(|&&length| from + length <= target.len())
+            {
+                let end = from + length;
+                hasher.write(&target[hashed..end]);
+                hashed = end;
+                let bytes = &target[from..end];
+                if let Some(appender) = self
+                    .appenders
+                    .find(mix(hasher.finish()), |known| known.suffix == bytes)
+                {
+                    fitting += appender.writers;
+                    fits = Some((appender.last, end));
+                }
+            }
+            match fits {
+                None => ForcedStep::Impossible,
+                Some(_) if fitting > 1 => ForcedStep::Open,
+                Some((operation, next)) => {
+                    let returned = self.completed_at[read as usize];
+                    if returned
+                        .is_some_and(|returned| self.invoked_at[operation as usize] > returned)
+                    {
+                        ForcedStep::Impossible
+                    } else {
+                        ForcedStep::Append { operation, next }
+                    }
+                }
+            }
+        };
+        self.forced
+            .insert_unique(hash, (hash, read, from, step), |&(hash, ..)| hash);
+        step
     }
 
     /// [`Values::can_grow_into`](crate::check::linearizability::values::Values::can_grow_into) for the value read by `operation`, memoized:
