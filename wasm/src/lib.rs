@@ -76,6 +76,7 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 
 /// A whole distribKV cluster, simulated deterministically in virtual time.
 #[wasm_bindgen]
+#[derive(Clone)]
 pub struct Simulation {
     sim: Sim,
     /// The last linearizability verdict and the history it was for.
@@ -109,6 +110,14 @@ impl Simulation {
             sim,
             verdicts: linearizability::VerdictCache::default(),
         })
+    }
+
+    /// An independent copy of the cluster at this moment (nodes, disks,
+    /// network, messages in flight, clients, history, trace): given the same
+    /// calls, it runs on exactly as this one does, and what is done to one
+    /// never changes the other. Free it (`free()`) when done.
+    pub fn fork(&self) -> Simulation {
+        self.clone()
     }
 
     // ---- time ------------------------------------------------------------

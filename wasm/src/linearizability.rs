@@ -35,7 +35,7 @@ pub type HistoryKey = (usize, usize, u64);
 /// The last verdict and the history it was for. A verdict depends only on
 /// the history and the budget, so `check()` searches again only when an
 /// operation was added or settled, or the budget changed.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct VerdictCache {
     last: Option<(HistoryKey, Verdict)>,
 }

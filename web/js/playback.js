@@ -23,7 +23,7 @@ export class Playback {
     this.previewSeek = null;
     this.scrubbing = false;
     this.wasPlaying = false;
-    /** Real ms per virtual ms of replaying from the start, measured on long seeks back. */
+    /** Real ms per virtual ms of replaying the run, measured on long seeks. */
     this.replayRate = 0.002;
     /** Virtual ms per real ms reached lately (undefined while paused). */
     this.actualSpeed = undefined;
@@ -102,19 +102,18 @@ export class Playback {
     this.app.scheduleHash();
   }
 
-  /** Roughly how long (real ms) showing virtual time t would take: going back replays the run from the start. */
+  /** Roughly how long (real ms) showing virtual time t would take: the run replays from the latest checkpoint before t (going back), or from where it is. */
   seekCost(t) {
-    const tl = this.timeline;
-    return t < tl.display ? t * this.replayRate : (t - tl.display) * this.replayRate;
+    return Math.max(0, t - this.timeline.replayStart(t)) * this.replayRate;
   }
 
   seek(t) {
     this.stopAt = null;
     const t0 = performance.now();
-    const rebuilds = t < this.timeline.display;
     this.timeline.seek(t);
     const spent = performance.now() - t0;
-    if (rebuilds && t > 200) this.replayRate = spent / t;
+    const replayed = this.timeline.lastSeek.replayedMs;
+    if (replayed > 200) this.replayRate = spent / replayed;
     this.app.dirty = true;
     this.app.scheduleHash();
   }

@@ -5,13 +5,17 @@
 
 export const WASM_MODULE = "./pkg/distribkv_wasm.js";
 
-/** Load the wasm build: `{ name: "wasm", Simulation, ShardedSimulation }`. Throws if web/pkg/ is not built. */
+/**
+ * Load the wasm build: `{ name: "wasm", Simulation, ShardedSimulation, memoryBytes }`
+ * (`memoryBytes()`: the size of the instance's memory, which only grows). Throws if web/pkg/ is not built.
+ */
 export async function loadBackend() {
   const url = new URL(WASM_MODULE, new URL("../", import.meta.url));
   const mod = await import(url.href);
-  if (typeof mod.default === "function") await mod.default();
+  const exports = typeof mod.default === "function" ? await mod.default() : null;
   if (typeof mod.Simulation !== "function") throw new Error(`${url.pathname} does not export a Simulation class`);
-  return { name: "wasm", Simulation: mod.Simulation, ShardedSimulation: mod.ShardedSimulation };
+  const memoryBytes = exports?.memory ? () => exports.memory.buffer.byteLength : null;
+  return { name: "wasm", Simulation: mod.Simulation, ShardedSimulation: mod.ShardedSimulation, memoryBytes };
 }
 
 /** Deep-convert what the simulation returns into plain JSON-shaped data with Number ids and times. */
@@ -89,6 +93,14 @@ export class Sim {
   }
   runFor(ms) { if (ms > MAX_RUN_MS) this.runUntil(this.now() + ms); else callNum(this, "runFor", [ms]); }
   step() { return norm(this.raw.step()); }
+  /** An independent copy of the run at this moment (Simulation.fork()). */
+  fork() {
+    const copy = Object.create(Sim.prototype);
+    copy.backend = this.backend;
+    copy.raw = this.raw.fork();
+    copy.bigArgs = new Set(this.bigArgs);
+    return copy;
+  }
   // observation
   state(opts) { return norm(opts ? this.raw.state(opts) : this.raw.state()); }
   events(sinceSeq) { return norm(callNum(this, "events", [sinceSeq])); }

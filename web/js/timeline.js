@@ -9,8 +9,17 @@
 // lexicographic order over a run, so replaying runUntil/step/action calls at
 // the recorded positions repeats the run call for call (consecutive
 // runUntil(a); runUntil(b) calls are replaced by runUntil(b)).
+//
+// Going back does not replay from the start: while the run moves forward,
+// the timeline keeps checkpoints (checkpoints.js), forks of the simulation
+// at positions (t, 0) on a grid of virtual time, with the number of actions
+// applied there. A seek resumes from a fork of the latest checkpoint at or
+// before its target and replays only the rest; every replay from the start
+// passes through the same positions with the same actions applied, so it
+// ends in the same state.
 
 import { Sim } from "./sim-adapter.js";
+import { Checkpoints } from "./checkpoints.js";
 import { LINK_REPLAY_BUDGET_MS, replayTooSlow, runUntilWithin } from "./share.js";
 
 /** The sim methods that count as actions (and may be recorded and shared). */
@@ -32,6 +41,9 @@ export class Timeline {
     this.replayErrors = [];
     /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
     this.deadline = null;
+    this.checkpoints = new Checkpoints({ memoryBytes: backend.memoryBytes });
+    /** The last seek: the virtual time it ran the simulation from (0: the start) and how far (ms). */
+    this.lastSeek = null;
     this.sim = null;
     this.rebuild();
   }
@@ -44,6 +56,37 @@ export class Timeline {
     this.steps = 0;
     this.display = 0;
     this.version++;
+  }
+
+  /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
+  _restore(cp) {
+    this.sim.free();
+    this.sim = cp.sim.fork();
+    this.applied = cp.applied;
+    this.base = cp.at;
+    this.steps = 0;
+    this.display = cp.at;
+    this.version++;
+  }
+
+  /** The checkpoint to resume from before going to (t, s), or null: going back, the start; going forward, the run as it is. */
+  _resumePoint(t, back) {
+    const cp = this.checkpoints.latest((c) => c.at <= t);
+    return back || (cp && cp.at > this.sim.now()) ? cp : null;
+  }
+
+  /** Before going to (t, s): resumes from the checkpoint _resumePoint picks (going back without one, from the start); returns the virtual time the run now goes on from. */
+  _resumeFor(t, back) {
+    const cp = this._resumePoint(t, back);
+    if (cp) this._restore(cp); else if (back) this.rebuild();
+    return this.sim.now();
+  }
+
+  /** The virtual time a seek to `time` would run the simulation from (a checkpoint's, 0 for the start, or the moment shown's). */
+  replayStart(time) {
+    const back = time < this.display || time < this.sim.now();
+    const cp = this._resumePoint(Math.floor(Math.max(0, time)), back);
+    return cp ? cp.at : back ? 0 : this.sim.now();
   }
 
   /** Are there recorded actions or time after the moment shown? */
@@ -82,8 +125,19 @@ export class Timeline {
     return true;
   }
 
-  /** runUntil(t); under a deadline in slices, throwing once it passed (runUntil(a); runUntil(b) is the same run as runUntil(b)). */
-  _runUntil(t) { runUntilWithin(this.sim, t, this.deadline); }
+  /**
+   * runUntil(t), stopping at each checkpoint time on the way to take one;
+   * under a deadline in slices, throwing once it passed (runUntil(a);
+   * runUntil(b) is the same run as runUntil(b)).
+   */
+  _runUntil(t) {
+    this.checkpoints.prepare(this.sim.now(), t);
+    for (let at = this.checkpoints.nextAfter(this.sim.now()); at <= t; at = this.checkpoints.nextAfter(at)) {
+      runUntilWithin(this.sim, at, this.deadline, t);
+      if (this.checkpoints.isDue(at)) this.checkpoints.add(this.sim, { applied: this.applied });
+    }
+    runUntilWithin(this.sim, t, this.deadline);
+  }
 
   /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
   seekWithinBudget(position) {
@@ -115,20 +169,22 @@ export class Timeline {
     this.version++;
   }
 
-  /** Show virtual time `time`: forward by playing on, backward by replaying from the start. */
+  /** Show virtual time `time`: forward by playing on, backward by replaying from the latest checkpoint before it (or the start). */
   seek(time) {
     time = Math.max(0, time);
-    if (time < this.display || time < this.sim.now()) this.rebuild();
+    const from = this._resumeFor(Math.floor(time), time < this.display || time < this.sim.now());
     this.advanceTo(time);
+    this.lastSeek = { from, replayedMs: this.sim.now() - from };
   }
 
   /** Restore an exact position (used by share links and guided scenarios). */
   seekPosition({ t, s = 0, display = t }) {
-    if (t < this.base || (t === this.base && s < this.steps) || display < this.display) this.rebuild();
+    const from = this._resumeFor(t, t < this.base || (t === this.base && s < this.steps) || display < this.display);
     this._reach(t, s);
     this.display = Math.max(display, this.sim.now());
     this.horizon = Math.max(this.horizon, this.display);
     this.version++;
+    this.lastSeek = { from, replayedMs: this.sim.now() - from };
   }
 
   /** Process one event (or the next recorded action, if it comes first). */
@@ -153,8 +209,9 @@ export class Timeline {
     return result;
   }
 
-  /** Forget everything after the moment shown. */
+  /** Forget everything after the moment shown, the checkpoints past it included. */
   truncateFuture() {
+    this.checkpoints.dropIf((c) => c.at > this.base || c.applied > this.applied);
     if (this.applied < this.actions.length || this.horizon > this.display) {
       this.actions.length = this.applied;
       this.horizon = this.display;
@@ -188,5 +245,5 @@ export class Timeline {
     return tl;
   }
 
-  free() { if (this.sim) this.sim.free(); this.sim = null; }
+  free() { if (this.sim) this.sim.free(); this.sim = null; this.checkpoints.clear(); }
 }

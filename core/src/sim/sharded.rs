@@ -179,6 +179,7 @@ enum Event {
     },
 }
 
+#[derive(Clone)]
 struct Slot {
     host: Option<Host>,
     disk: HostDisk,
@@ -188,6 +189,7 @@ struct Slot {
     clock: NodeClock,
 }
 
+#[derive(Clone)]
 struct Client {
     clerk: ShardClerk,
     /// The history id of the operation in flight.
@@ -197,6 +199,11 @@ struct Client {
 }
 
 /// A simulated sharded cluster. See the module documentation.
+///
+/// A clone is an independent copy of the cluster at that moment: driven
+/// with the same calls, it runs on identically to the original (the same
+/// events, journal, trace and history).
+#[derive(Clone)]
 pub struct ShardedSim {
     config: ShardedConfig,
     now: Instant,

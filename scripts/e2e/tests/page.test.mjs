@@ -573,3 +573,84 @@ test("without the wasm build the page says how to build it", async () => {
     await page.close();
   }
 });
+
+/** What the page shows of the run, precisely: the trace hash, every node's term, commit index and log length, the history's length. */
+const digest = (page) => page.evaluate(() => {
+  const sim = window.__distribkv.sim();
+  const { now, nodes } = sim.state({ logTail: 0 });
+  return { now, hash: sim.traceHash(), nodes: nodes.map((n) => [n.id, n.up, n.term, n.commitIndex, n.lastIndex]), ops: sim.history().length };
+});
+/** The same, for a fresh replay from the start of the page's recorded actions to `to` (a time or a position). */
+const freshDigest = (page, to) => page.evaluate((to) => {
+  const tl = window.__distribkv.timeline();
+  const fresh = new tl.constructor(tl.backend, tl.config, tl.actions);
+  if (typeof to === "number") fresh.seek(to); else fresh.seekPosition(to);
+  const { now, nodes } = fresh.sim.state({ logTail: 0 });
+  const seen = { now, hash: fresh.sim.traceHash(), nodes: nodes.map((n) => [n.id, n.up, n.term, n.commitIndex, n.lastIndex]), ops: fresh.sim.history().length };
+  fresh.free();
+  return seen;
+}, to);
+
+pageTest("seeking back replays from a checkpoint, to the state a replay from the start shows; acting in the past drops the later checkpoints", async (page) => {
+  const app = (fn, arg) => page.evaluate(fn, arg);
+  const forward = async (ms) => {
+    await app((ms) => window.__distribkv.app.playback.seek(window.__distribkv.timeline().display + ms), ms);
+    // the scrubber's range follows at the next frame
+    await page.waitForFunction(() => Number(document.querySelector("#timeline").max) >= Math.floor(window.__distribkv.timeline().end));
+  };
+  await setSpeed(page, 1);
+  await play(page);
+  const l = await waitLeader(page);
+  await pause(page);
+  await page.click("#wl-on");
+  await forward(9000);
+  await page.keyboard.press(String(l));
+  await page.keyboard.press("c"); // crash the leader
+  await forward(7000);
+  await app(() => window.__distribkv.app.act("partition", [[1, 2], [3, 4, 5]]));
+  for (let i = 0; i < 3; i++) await page.keyboard.press("n"); // single events, then an action at (t, 3)
+  await app(() => window.__distribkv.app.act("setDropRate", 0.2));
+  await forward(8000);
+  await app(() => window.__distribkv.app.act("heal"));
+  await forward(16000);
+  const { end, actions } = await app(() => ({ end: window.__distribkv.timeline().display, actions: window.__distribkv.timeline().actions }));
+  assert.ok(end > 40000, `ran ${end} ms`);
+  const stepped = actions.find((a) => a.op === "setDropRate");
+  assert.equal(stepped.s, 3, "an action between single events");
+  const heal = actions.find((a) => a.op === "heal");
+
+  // back to times, by the scrubber and by the keyboard's seek: just before, at and after an action, and late in the run
+  for (const t of [end - 1500, heal.t - 1, heal.t, heal.t + 1, Math.floor(end / 2) + 0.5, end - 700]) {
+    // (scrubTo waits for the time shown to be within 1 ms of t: a step of 1 ms seeks directly)
+    const shown = await app(() => window.__distribkv.timeline().display);
+    if (Number.isInteger(t) && Math.abs(shown - t) > 2) await scrubTo(page, t);
+    else await app((t) => window.__distribkv.app.playback.seek(t), t);
+    assert.deepEqual(await digest(page), await freshDigest(page, t), `at ${t}`);
+    const { from, replayedMs } = await app(() => window.__distribkv.timeline().lastSeek);
+    assert.ok(from > 0 && replayedMs <= 4000, `${t} replayed ${replayedMs} ms from a checkpoint at ${from}, not ${t} ms from the start`);
+  }
+  // to exact positions: the stepped action's, one event before it and one after
+  for (const s of [stepped.s - 1, stepped.s, stepped.s + 1]) {
+    const position = { t: stepped.t, s, display: stepped.t };
+    await app((p) => window.__distribkv.timeline().seekPosition(p), position);
+    assert.deepEqual(await digest(page), await freshDigest(page, position), `at (${stepped.t}, ${s})`);
+    assert.ok((await app(() => window.__distribkv.timeline().lastSeek.from)) > 0, "from a checkpoint");
+  }
+
+  // acting in the past: the recorded future and the checkpoints after that moment go
+  await scrubTo(page, heal.t - 2000);
+  await page.keyboard.press(String(l));
+  await page.keyboard.press("r"); // restart the old leader, which the recorded run never did
+  const acted = await app(() => window.__distribkv.timeline().position());
+  const late = await app(() => window.__distribkv.timeline().checkpoints.list.filter((c) => c.at > window.__distribkv.timeline().base).length);
+  assert.equal(late, 0, "no checkpoint after the new action");
+  await forward(end - acted.t);
+  const spacing = await app(() => window.__distribkv.timeline().checkpoints.spacing);
+  for (const t of [end - 3000, acted.t + spacing + 500, acted.t + 500]) {
+    await scrubTo(page, t);
+    assert.deepEqual(await digest(page), await freshDigest(page, t), `at ${t}, after the new action`);
+    const { from } = await app(() => window.__distribkv.timeline().lastSeek);
+    assert.ok(from > 0 && (t < acted.t + spacing || from > acted.t), `${t}: from a checkpoint (${from}), taken after the new action if one is ${spacing} ms before`);
+  }
+  assert.ok((await digest(page)).nodes.find(([id]) => id === l)[1], "the old leader is up: the new action holds");
+}, { timeout: 120000 });

@@ -405,3 +405,48 @@ pageTest("sharded mode: a seed the simulator refuses, typed in the run form, cha
   await page.waitForFunction(() => window.__distribkv.app.timeline.seed === 7);
   assert.deepEqual(errors, []);
 }, { open: { hash: "#mode=sharded&layout=small&seed=3" } });
+
+/** What the page shows of the run, precisely: the whole state (every replica's term and commit index, shards, messages in flight, clients), the history's length and the last event logged. */
+const shardedDigest = (page) => page.evaluate(() => {
+  const sim = window.__distribkv.sim();
+  return { state: sim.state(), ops: sim.history().length, last: sim.events(0).at(-1) ?? null };
+});
+/** The same, for a fresh replay from the start of the page's recorded actions to time `t`. */
+const freshShardedDigest = (page, t) => page.evaluate((t) => {
+  const tl = window.__distribkv.timeline();
+  const fresh = new tl.constructor(tl.backend, tl.layout, tl.seed, tl.actions);
+  fresh.seek(t);
+  const seen = { state: fresh.sim.state(), ops: fresh.sim.history().length, last: fresh.sim.events(0).at(-1) ?? null };
+  fresh.free();
+  return seen;
+}, t);
+
+pageTest("sharded mode: seeking back replays from a checkpoint, to the state a replay from the start shows; acting in the past drops the later checkpoints", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded" && window.__distribkv.timeline().display === 40000);
+  const tl = (fn, arg) => page.evaluate(fn, arg);
+  const seek = (t) => tl((t) => { window.__distribkv.timeline().seek(t); window.__distribkv.app.dirty = true; }, t);
+  const lastSeek = () => tl(() => window.__distribkv.timeline().lastSeek);
+  assert.ok((await tl(() => window.__distribkv.timeline().checkpoints.list.length)) > 5, "the link's replay left checkpoints");
+  // the scrubber (per mille of the run), then exact times: at, just before and just after actions
+  await page.$eval("#timeline", (el) => { el.value = "900"; el.dispatchEvent(new Event("input", { bubbles: true })); });
+  assert.deepEqual(await shardedDigest(page), await freshShardedDigest(page, 36000), "at 36 s, by the scrubber");
+  for (const t of [29999, 30000, 30001, 11999, 12000, 12001, 25000, 39999]) {
+    await seek(t);
+    assert.deepEqual(await shardedDigest(page), await freshShardedDigest(page, t), `at ${t}`);
+    const { from, replayedMs } = await lastSeek();
+    assert.ok(from > 0 && replayedMs <= 4000, `${t} replayed ${replayedMs} ms from a checkpoint at ${from}, not from the start`);
+  }
+  // acting in the past: the future (the move at 30 s) and the checkpoints after that moment go
+  await seek(20500);
+  await tl(() => window.__distribkv.app.act("crash", 4));
+  assert.deepEqual(await tl(() => window.__distribkv.timeline().actions.map((a) => a.t)), [0, 5000, 9000, 12000, 16000, 17000, 20500]);
+  assert.equal(await tl(() => window.__distribkv.timeline().checkpoints.list.filter((c) => c.at > 20500).length), 0, "no checkpoint after the new action");
+  await tl(() => window.__distribkv.timeline().runUntil(40000));
+  for (const t of [38000, 31000, 22000, 26000]) {
+    await seek(t);
+    assert.deepEqual(await shardedDigest(page), await freshShardedDigest(page, t), `at ${t}, after the new action`);
+    const { from } = await lastSeek();
+    assert.ok(from > 0 && (t < 24500 || from > 20500), `${t}: from a checkpoint (${from}), taken after the new action if one is 4 s before`);
+    assert.equal((await shardedDigest(page)).state.hosts[3].up, false, "host 4 is down: the new action holds");
+  }
+}, { open: { hash: "#mode=sharded&layout=small&seed=4&a=0w1,5000c2,9000m3:101,12000P1.2-3.4.5,16000h,17000r2,30000m7:102&at=40000" }, timeout: 120000 });

@@ -62,6 +62,7 @@ pub const DEFAULT_TRACE_CAPACITY: u64 = 1_000;
 
 /// A sharded distribKV service, simulated deterministically in virtual time.
 #[wasm_bindgen]
+#[derive(Clone)]
 pub struct ShardedSimulation {
     sim: ShardedSim,
     queue: VecDeque<AdminTask>,
@@ -163,6 +164,15 @@ impl ShardedSimulation {
             this.ask(AdminOp::Controller(ControllerOp::Join(map)));
         }
         Ok(this)
+    }
+
+    /// An independent copy of the service at this moment (hosts, disks,
+    /// network, messages in flight, clients, the page's queued and finished
+    /// operations, history, journal): given the same calls, it runs on
+    /// exactly as this one does, and what is done to one never changes the
+    /// other. Free it (`free()`) when done.
+    pub fn fork(&self) -> ShardedSimulation {
+        self.clone()
     }
 
     // ---- time ------------------------------------------------------------

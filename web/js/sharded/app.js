@@ -345,7 +345,7 @@ export class ShardedApp {
     const scratch = new ShardedTimeline(this.backend, this.timeline.layout, this.timeline.seed, this.timeline.actions);
     scratch.runUntil(this.timeline.display);
     try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
-    this.timeline.actions = scratch.actions.map((a) => ({ ...a }));
+    this.timeline.setActions(scratch.actions);
     this.runVersion++;
     const end = scratch.display;
     scratch.free();

@@ -9,27 +9,26 @@
 // In:  { id, layout, seed, actions, t }   Out: { id, t, result, ms } or { id, error }
 
 import { loadBackend } from "../sim-adapter.js";
-import { ShardedTimeline, encodeAction } from "./timeline.js";
+import { ShardedTimeline } from "./timeline.js";
 
 const backend = loadBackend();
 let timeline = null;
+/** Checkpoints the replica keeps: a few, as its memory comes on top of the page's. */
+const WORKER_CHECKPOINTS = 4;
 let run = null; // layout/seed of the replica
 
 self.onmessage = async ({ data }) => {
   const { id, layout, seed, actions, t } = data;
   try {
     const wasm = await backend;
-    // a different run, a different past (the actions already replayed), or an earlier moment: replay from the start
-    const done = timeline?.applied ?? 0;
-    const samePast = timeline && done <= actions.length &&
-      actions.slice(0, done).map(encodeAction).join(",") === timeline.actions.slice(0, done).map(encodeAction).join(",");
-    if (!timeline || run !== `${layout}/${seed}` || !samePast || t < timeline.display) {
+    // a different run starts afresh; a different past or an earlier moment replays from the replica's latest checkpoint that still holds
+    if (!timeline || run !== `${layout}/${seed}`) {
       timeline?.free();
-      timeline = new ShardedTimeline(wasm, layout, seed, []);
+      timeline = new ShardedTimeline(wasm, layout, seed, [], { checkpointCap: WORKER_CHECKPOINTS });
       run = `${layout}/${seed}`;
     }
-    timeline.actions = actions.map((a) => ({ ...a }));
-    timeline.runUntil(t);
+    timeline.setActions(actions);
+    timeline.seek(t);
     const t0 = performance.now();
     const result = timeline.sim.check();
     self.postMessage({ id, t: timeline.display, result, ms: performance.now() - t0 });

@@ -2,7 +2,10 @@
 // person (or the guided tour) took, each stamped with the virtual time it
 // happened at. The simulation is deterministic, so any moment is rebuilt by
 // replaying the actions into a fresh ShardedSimulation: that is how the
-// timeline is scrubbed and how share links reproduce a run.
+// timeline is scrubbed and how share links reproduce a run. Going back
+// replays from the latest checkpoint (checkpoints.js: a fork of the
+// simulation kept at a moment the run passed, with the number of actions
+// applied there) at or before the target, not from the start.
 //
 // Share link (the URL hash):
 //   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
@@ -11,6 +14,7 @@
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 import { MAX_RUN_MS } from "../sim-adapter.js";
+import { Checkpoints } from "../checkpoints.js";
 import { LINK_REPLAY_BUDGET_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, runUntilWithin } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
@@ -109,6 +113,12 @@ export class ShardedSim {
     return Number(this.raw.runUntil(t));
   }
   step() { return Number(this.raw.step()); }
+  /** An independent copy of the run at this moment (ShardedSimulation.fork()). */
+  fork() {
+    const copy = Object.create(ShardedSim.prototype);
+    copy.raw = this.raw.fork();
+    return copy;
+  }
   state() { return this.raw.state(); }
   history(opts) { return this.raw.history(opts); }
   events(since) { return this.raw.events(since); }
@@ -134,7 +144,8 @@ export class ShardedSim {
 
 /** The recorded run and the simulation at the moment shown. */
 export class ShardedTimeline {
-  constructor(backend, layout, seed, actions = []) {
+  /** `checkpointCap`: the most checkpoints kept (checkpoints.js). */
+  constructor(backend, layout, seed, actions = [], { checkpointCap } = {}) {
     this.backend = backend;
     this.layout = layout;
     this.seed = seed;
@@ -143,6 +154,18 @@ export class ShardedTimeline {
     this.replayErrors = [];
     /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
     this.deadline = null;
+    this.checkpoints = new Checkpoints({ cap: checkpointCap, memoryBytes: backend.memoryBytes });
+    /** The last seek: the virtual time it ran the simulation from (0: the start) and how far (ms). */
+    this.lastSeek = null;
+    /**
+     * null while the simulation is where replaying the actions brings it.
+     * After step(), the time it stopped in: it processed only some of that
+     * millisecond's events, which a replay (runUntil) processes all at once;
+     * it is a replay's state again once time passes it, unless an action is
+     * taken in that millisecond first (then Infinity, until the next
+     * rebuild or restore). No checkpoint is taken off that path.
+     */
+    this.steppedAt = null;
     this.sim = null;
     this.rebuild();
   }
@@ -155,6 +178,28 @@ export class ShardedTimeline {
     if (this.sim) this.sim.free();
     this.sim = new ShardedSim(this.backend, this.config);
     this.applied = 0;
+    this.steppedAt = null;
+  }
+
+  /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
+  _restore(cp) {
+    this.sim.free();
+    this.sim = cp.sim.fork();
+    this.applied = cp.applied;
+    this.steppedAt = null;
+  }
+
+  /** Before going to `t`: going back, resumes from the latest checkpoint at or before it (or the start); going forward, from one further along than the run, if any. Returns the virtual time the run goes on from. */
+  _resumeFor(t, back) {
+    const cp = this.checkpoints.latest((c) => c.at <= t);
+    if (cp && (back || cp.at > this.sim.now())) this._restore(cp); else if (back) this.rebuild();
+    return this.sim.now();
+  }
+
+  /** Drops the recorded actions not applied yet, and the checkpoints past virtual time `t`. */
+  _forgetFuture(t) {
+    this.actions.length = this.applied;
+    this.checkpoints.dropIf((c) => c.at > t || c.applied > this.applied);
   }
 
   _apply(a) {
@@ -173,8 +218,22 @@ export class ShardedTimeline {
     this.horizon = Math.max(this.horizon, this.sim.now());
   }
 
-  /** sim.runUntil(t); under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
-  _runUntil(t, target) { runUntilWithin(this.sim, t, this.deadline, target); }
+  /** sim.runUntil(t), stopping at each checkpoint time on the way to take one; under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
+  _runUntil(t, target) {
+    this.checkpoints.prepare(this.sim.now(), t);
+    for (let at = this.checkpoints.nextAfter(this.sim.now()); at <= t; at = this.checkpoints.nextAfter(at)) {
+      runUntilWithin(this.sim, at, this.deadline, target);
+      this._maybeCheckpoint();
+    }
+    runUntilWithin(this.sim, t, this.deadline, target);
+  }
+
+  /** Takes a checkpoint if one is due and the simulation is where a replay brings it. */
+  _maybeCheckpoint() {
+    const now = this.sim.now();
+    if (this.steppedAt !== null && now > this.steppedAt) this.steppedAt = null;
+    if (this.steppedAt === null && this.checkpoints.isDue(now)) this.checkpoints.add(this.sim, { applied: this.applied });
+  }
 
   /** seek for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
   seekWithinBudget(t) {
@@ -182,16 +241,34 @@ export class ShardedTimeline {
     try { this.seek(t); } finally { this.deadline = null; }
   }
 
-  /** Shows the moment `t` (rebuilding the run if `t` is in the past). */
+  /** Shows the moment `t` (replaying from the latest checkpoint before it, or the start, if `t` is in the past). */
   seek(t) {
-    if (t < this.sim.now()) this.rebuild();
+    const from = this._resumeFor(t, t < this.sim.now());
     this.runUntil(t);
+    this.lastSeek = { from, replayedMs: this.sim.now() - from };
+  }
+
+  /**
+   * Makes `actions` the recorded run (a tour's planned future; the page's
+   * run, in the check worker). Checkpoints whose past they keep stay; if the
+   * simulation's own past changed, it goes back to the latest of those (or
+   * the start): seek() then.
+   */
+  setActions(actions) {
+    let same = 0;
+    while (same < actions.length && same < this.actions.length && encodeAction(actions[same]) === encodeAction(this.actions[same])) same++;
+    const next = actions[same]?.t ?? Infinity;
+    const holds = (applied, at) => applied < same || (applied === same && next >= at);
+    this.actions = actions.map((a) => ({ ...a }));
+    this.checkpoints.dropIf((c) => !holds(c.applied, c.at));
+    if (!holds(this.applied, this.sim.now())) this._resumeFor(this.sim.now(), true);
   }
 
   /** Processes the next event. A recorded future (left by scrubbing back) is dropped: the run now differs from it. */
   step() {
-    this.actions.length = this.applied;
-    this.sim.step();
+    this._forgetFuture(this.sim.now());
+    if (this.steppedAt !== Infinity) this.steppedAt = this.sim.step();
+    else this.sim.step();
     this.horizon = this.sim.now();
   }
 
@@ -200,12 +277,13 @@ export class ShardedTimeline {
     if (!ACTIONS.has(op)) throw new Error(`${op} is not an action`);
     const t = this.sim.now();
     const result = this.sim[op](...args); // throws on bad arguments: nothing recorded then
-    this.actions.length = this.applied;
+    this._forgetFuture(t);
+    if (this.steppedAt === t) this.steppedAt = Infinity;
     this.actions.push({ t, op, args });
     this.applied++;
     this.horizon = t;
     return result;
   }
 
-  free() { this.sim.free(); }
+  free() { this.sim.free(); this.checkpoints.clear(); }
 }
