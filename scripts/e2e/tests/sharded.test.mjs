@@ -203,6 +203,30 @@ pageTest("sharded mode: Step processes one event; scrubbing back and stepping dr
   assert.equal(await page.evaluate(() => window.__distribkv.timeline().actions.length), 0, "the crash at 1.5 s and the move at 2 s are dropped");
 }, { open: { hash: "#mode=sharded&layout=small&seed=2&a=1500c2,2000m1:101" } });
 
+pageTest("sharded mode: an action after single events, and the moment between events, reopen exactly from a share link", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  const moment = () => { const sim = window.__distribkv.sim(); return JSON.stringify([sim.state(), sim.history().length]); };
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(1500));
+  // single events, an action among them, then more single events: each at a point inside a millisecond
+  for (let i = 0; i < 3; i++) await page.click("#step");
+  const victim = await page.evaluate(() => window.__distribkv.sim().state().hosts.find((h) => h.up).id);
+  await page.evaluate((h) => window.__distribkv.app.act("crash", h), victim);
+  for (let i = 0; i < 2; i++) await page.click("#step");
+  const hash = await page.evaluate(() => window.__distribkv.app.copyLink());
+  assert.match(hash, new RegExp(`a=0w1,1500\\+3c${victim}&at=1500\\+5$`), "the positions count the single events");
+  const before = await page.evaluate(moment);
+  const link = await openLink(hash);
+  try {
+    assert.equal(await link.page.evaluate(moment), before, "the link rebuilds the same moment");
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+  // scrubbing back and forth replays the action at its point too
+  await page.evaluate(() => { const tl = window.__distribkv.timeline(); tl.seek(200); tl.seekPosition(1500, 5); });
+  assert.equal(await page.evaluate(moment), before, "a replay on the page reaches the same moment");
+}, { open: { hash: "#mode=sharded&layout=small&seed=2&a=0w1" } });
+
 pageTest("the mode selector switches modes; single-group links keep their mode", async (page) => {
   await page.waitForFunction(() => window.__distribkv?.mode === "single");
   assert.equal(await page.inputValue("#mode"), "single");

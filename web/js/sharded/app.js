@@ -97,7 +97,7 @@ export class ShardedApp {
       // a link that names only the tour (and a step) starts it there
       if (run.at == null) { this.startTour(tour.id, { step: run.scenario.step }); return; }
       this.startTour(tour.id, { step: run.scenario.step, at: run.at });
-      const key = (a) => JSON.stringify([a.t, a.op, a.args]);
+      const key = (a) => JSON.stringify([a.t, a.s ?? 0, a.op, a.args]);
       const planned = this.timeline.actions;
       const same = run.layout === this.timeline.layout && run.seed === this.timeline.seed
         && run.actions.length <= planned.length && run.actions.every((a, i) => key(a) === key(planned[i]));
@@ -107,7 +107,7 @@ export class ShardedApp {
       this.setPlaying(false);
     }
     this.newRun(run.layout, run.seed, run.actions);
-    if (run.at != null) this.timeline.seekWithinBudget(run.at);
+    if (run.at != null) this.timeline.seekWithinBudget(run.at, run.atSteps);
     if (tour) {
       this.guide.failed = failedClaims(tour.steps[this.guide.step], this.guide.facts, this.timeline.sim);
       this.renderGuide();
@@ -283,7 +283,8 @@ export class ShardedApp {
   }
 
   copyLink() {
-    const hash = encodeShardedRun({ layout: this.timeline.layout, seed: this.timeline.seed, actions: this.timeline.actions, at: this.timeline.display, scenario: this.guide ? { id: this.guide.tour.id, step: this.guide.step } : null });
+    const { t, s } = this.timeline.position();
+    const hash = encodeShardedRun({ layout: this.timeline.layout, seed: this.timeline.seed, actions: this.timeline.actions, at: t, atSteps: s, scenario: this.guide ? { id: this.guide.tour.id, step: this.guide.step } : null });
     history.replaceState(null, "", hash);
     navigator.clipboard?.writeText(location.href).catch(() => {});
     this.notice("Link to this moment copied.");

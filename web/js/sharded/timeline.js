@@ -9,13 +9,15 @@
 //
 // Share link (the URL hash):
 //   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
-// An action is <t><code><arg>:<arg>...; strings are percent-encoded.
+// An action is <t>[+<s>]<code><arg>:<arg>...; strings are percent-encoded.
+// Its position is (t, s): the run up to virtual time t, then s single
+// events (Step); at=<t>[+<s>] is the moment shown, the same way.
 //   a=0w1,1200m3:101,1500c2,1800pk1:hello   (workload on, move shard 3 to 101, crash host 2, put k1=hello)
 //   x1:3 / X1:3 cut / restore the link from host 1 to host 3; d57 drops the message in flight with id 57
 
 import { MAX_RUN_MS } from "../sim-adapter.js";
 import { Checkpoints } from "../checkpoints.js";
-import { LINK_REPLAY_BUDGET_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, runUntilWithin } from "../share.js";
+import { LINK_MAX_STEPS, LINK_REPLAY_BUDGET_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, replayTooSlow, runUntilWithin } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -54,23 +56,28 @@ function decodeArgs(op, parts) {
   }
 }
 
-export const encodeAction = (a) => `${a.t}${CODES[a.op]}${encodeArgs(a.op, a.args).join(":")}`;
+/** `<t>` or, after single events, `<t>+<s>`. */
+const encodePosition = (t, s) => (s ? `${t}+${s}` : `${t}`);
+
+export const encodeAction = (a) => `${encodePosition(a.t, a.s)}${CODES[a.op]}${encodeArgs(a.op, a.args).join(":")}`;
 
 export function decodeAction(text) {
-  const m = /^(\d+)([a-zA-Z])(.*)$/.exec(text);
+  const m = /^(\d+)(?:\+(\d+))?([a-zA-Z])(.*)$/.exec(text);
   if (!m) throw new Error(`cannot read action "${text.slice(0, 40)}"`);
-  const op = OPS[m[2]];
-  if (!op) throw new Error(`unknown action code "${m[2]}"`);
-  const parts = m[3] === "" ? [] : m[3].split(":");
+  const op = OPS[m[3]];
+  if (!op) throw new Error(`unknown action code "${m[3]}"`);
+  const parts = m[4] === "" ? [] : m[4].split(":");
   checkArity(text, op, parts, ARITY[op]);
-  return { t: Number(m[1]), op, args: readArgs(text, () => decodeArgs(op, parts)) };
+  const s = Number(m[2] ?? 0);
+  if (s > LINK_MAX_STEPS) throw new Error(`action "${text.slice(0, 40)}" counts more than ${LINK_MAX_STEPS} steps`);
+  return { t: Number(m[1]), s, op, args: readArgs(text, () => decodeArgs(op, parts)) };
 }
 
 /** The hash of a sharded run. */
-export function encodeShardedRun({ layout, seed, actions, at, scenario }) {
+export function encodeShardedRun({ layout, seed, actions, at, atSteps = 0, scenario }) {
   const parts = ["mode=sharded", `layout=${layout}`, `seed=${seed}`];
   if (actions.length) parts.push(`a=${actions.map(encodeAction).join(",")}`);
-  if (at != null) parts.push(`at=${Math.round(at)}`);
+  if (at != null) parts.push(`at=${encodePosition(Math.round(at), atSteps)}`);
   if (scenario) parts.push(`sc=${enc(scenario.id)}.${scenario.step}`);
   return "#" + parts.join("&");
 }
@@ -87,12 +94,15 @@ export function decodeShardedRun(hash) {
   if (!/^\d+$/.test(kv.seed ?? "1") || !Number.isSafeInteger(seed)) throw new Error(`bad seed=${kv.seed.slice(0, 40)}`);
   const actions = kv.a ? kv.a.split(",").filter(Boolean).map(decodeAction) : [];
   checkActions(actions);
-  if (kv.at && !/^\d+$/.test(kv.at)) throw new Error(`bad at=${kv.at.slice(0, 40)}`);
-  const at = kv.at ? Number(kv.at) : null;
+  const m = kv.at ? /^(\d+)(?:\+(\d+))?$/.exec(kv.at) : null;
+  if (kv.at && !m) throw new Error(`bad at=${kv.at.slice(0, 40)}`);
+  const at = m ? Number(m[1]) : null;
+  const atSteps = m ? Number(m[2] ?? 0) : 0;
   if (at !== null) checkTime(at, `at=${kv.at.slice(0, 40)}`);
+  if (atSteps > LINK_MAX_STEPS) throw new Error(`at=${kv.at.slice(0, 40)} counts more than ${LINK_MAX_STEPS} steps`);
   let scenario = null;
   if (kv.sc) { const [id, step] = dec(kv.sc).split("."); scenario = { id, step: Number(step) || 0 }; }
-  return { layout, seed, actions, at, scenario };
+  return { layout, seed, actions, at, atSteps, scenario };
 }
 
 /**
@@ -158,14 +168,14 @@ export class ShardedTimeline {
     /** The last seek: the virtual time it ran the simulation from (0: the start) and how far (ms). */
     this.lastSeek = null;
     /**
-     * null while the simulation is where replaying the actions brings it.
-     * After step(), the time it stopped in: it processed only some of that
-     * millisecond's events, which a replay (runUntil) processes all at once;
-     * it is a replay's state again once time passes it, unless an action is
-     * taken in that millisecond first (then Infinity, until the next
-     * rebuild or restore). No checkpoint is taken off that path.
+     * The position of the run, (base, steps): the virtual time it last ran
+     * to, then how many single events (step()) it processed since. Actions
+     * are recorded and replayed at such positions: a replay processes a
+     * whole millisecond at once, so an action taken after single events of
+     * a millisecond needs the count to come at the same point.
      */
-    this.steppedAt = null;
+    this.base = 0;
+    this.steps = 0;
     this.sim = null;
     this.rebuild();
   }
@@ -178,7 +188,8 @@ export class ShardedTimeline {
     if (this.sim) this.sim.free();
     this.sim = new ShardedSim(this.backend, this.config);
     this.applied = 0;
-    this.steppedAt = null;
+    this.base = 0;
+    this.steps = 0;
   }
 
   /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
@@ -186,7 +197,8 @@ export class ShardedTimeline {
     this.sim.free();
     this.sim = cp.sim.fork();
     this.applied = cp.applied;
-    this.steppedAt = null;
+    this.base = cp.at;
+    this.steps = 0;
   }
 
   /** Before going to `t`: going back, resumes from the latest checkpoint at or before it (or the start); going forward, from one further along than the run, if any. Returns the virtual time the run goes on from. */
@@ -207,15 +219,26 @@ export class ShardedTimeline {
     this.applied++;
   }
 
+  /** Where the run is: `{ t, s }` (see `base` and `steps`). */
+  position() { return { t: this.base, s: this.steps }; }
+
   /** Advances to `t`, replaying the recorded actions on the way. */
-  runUntil(t) {
-    while (this.applied < this.actions.length && this.actions[this.applied].t <= t) {
-      const a = this.actions[this.applied];
-      if (a.t > this.sim.now()) this._runUntil(a.t, t);
-      this._apply(a);
+  runUntil(t) { this.seekPosition(t, 0, false); }
+
+  /** Whether position (a.t, a.s) comes at or before (t, s). */
+  static _atOrBefore(a, t, s) { return a.t < t || (a.t === t && (a.s ?? 0) <= s); }
+
+  /** Moves forward to position (t, s): time t, then s single events. `target`: where the replay is headed. */
+  _goto(t, s, target) {
+    if (t > this.base) {
+      if (t >= this.sim.now()) this._runUntil(t, target);
+      if (t >= this.sim.now()) { this.base = t; this.steps = 0; }
     }
-    if (t > this.sim.now()) this._runUntil(t, t);
-    this.horizon = Math.max(this.horizon, this.sim.now());
+    while (this.steps < s) {
+      this.sim.step();
+      this.steps++;
+      if (this.deadline !== null && this.steps % 1000 === 0 && performance.now() > this.deadline) throw replayTooSlow(this.sim.now(), target);
+    }
   }
 
   /** sim.runUntil(t), stopping at each checkpoint time on the way to take one; under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
@@ -228,24 +251,40 @@ export class ShardedTimeline {
     runUntilWithin(this.sim, t, this.deadline, target);
   }
 
-  /** Takes a checkpoint if one is due and the simulation is where a replay brings it. */
+  /**
+   * Takes a checkpoint if one is due. The simulation is then where a replay
+   * brings it: single events of a millisecond processed before runUntil
+   * finishes it are the ones runUntil processes first.
+   */
   _maybeCheckpoint() {
-    const now = this.sim.now();
-    if (this.steppedAt !== null && now > this.steppedAt) this.steppedAt = null;
-    if (this.steppedAt === null && this.checkpoints.isDue(now)) this.checkpoints.add(this.sim, { applied: this.applied });
+    if (this.checkpoints.isDue(this.sim.now())) this.checkpoints.add(this.sim, { applied: this.applied });
   }
 
-  /** seek for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
-  seekWithinBudget(t) {
+  /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
+  seekWithinBudget(t, s = 0) {
     this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
-    try { this.seek(t); } finally { this.deadline = null; }
+    try { this.seekPosition(t, s); } finally { this.deadline = null; }
   }
 
   /** Shows the moment `t` (replaying from the latest checkpoint before it, or the start, if `t` is in the past). */
-  seek(t) {
-    const from = this._resumeFor(t, t < this.sim.now());
-    this.runUntil(t);
-    this.lastSeek = { from, replayedMs: this.sim.now() - from };
+  seek(t) { this.seekPosition(t, 0); }
+
+  /**
+   * Shows position (t, s), replaying the recorded actions on the way; with
+   * `mayGoBack`, a position behind the run is replayed from the latest
+   * checkpoint before it (or the start).
+   */
+  seekPosition(t, s = 0, mayGoBack = true) {
+    const back = t < this.base || (t === this.base && s < this.steps) || t < this.sim.now();
+    const from = mayGoBack ? this._resumeFor(t, back) : this.sim.now();
+    while (this.applied < this.actions.length && ShardedTimeline._atOrBefore(this.actions[this.applied], t, s)) {
+      const a = this.actions[this.applied];
+      this._goto(a.t, a.s ?? 0, t);
+      this._apply(a);
+    }
+    this._goto(t, s, t);
+    this.horizon = Math.max(this.horizon, this.sim.now());
+    if (mayGoBack) this.lastSeek = { from, replayedMs: this.sim.now() - from };
   }
 
   /**
@@ -261,27 +300,25 @@ export class ShardedTimeline {
     const holds = (applied, at) => applied < same || (applied === same && next >= at);
     this.actions = actions.map((a) => ({ ...a }));
     this.checkpoints.dropIf((c) => !holds(c.applied, c.at));
-    if (!holds(this.applied, this.sim.now())) this._resumeFor(this.sim.now(), true);
+    if (!holds(this.applied, this.sim.now())) this._resumeFor(this.base, true);
   }
 
   /** Processes the next event. A recorded future (left by scrubbing back) is dropped: the run now differs from it. */
   step() {
-    this._forgetFuture(this.sim.now());
-    if (this.steppedAt !== Infinity) this.steppedAt = this.sim.step();
-    else this.sim.step();
+    this._forgetFuture(this.base);
+    this.sim.step();
+    this.steps++;
     this.horizon = this.sim.now();
   }
 
   /** Does an action now: later recorded actions (a future left by scrubbing back) are dropped. */
   act(op, ...args) {
     if (!ACTIONS.has(op)) throw new Error(`${op} is not an action`);
-    const t = this.sim.now();
     const result = this.sim[op](...args); // throws on bad arguments: nothing recorded then
-    this._forgetFuture(t);
-    if (this.steppedAt === t) this.steppedAt = Infinity;
-    this.actions.push({ t, op, args });
+    this._forgetFuture(this.base);
+    this.actions.push({ t: this.base, s: this.steps, op, args });
     this.applied++;
-    this.horizon = t;
+    this.horizon = this.sim.now();
     return result;
   }
 
