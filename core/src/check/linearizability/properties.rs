@@ -206,7 +206,7 @@ proptest! {
 
     /// The same with most appends writing a suffix of their own, as the
     /// sweeps' clients do, so that a read's value forces which appends
-    /// build it (the lookahead of `Search::appends_still_to_come`).
+    /// build it (the lookahead of `Search::growth`).
     #[test]
     fn pruning_never_changes_the_verdict_with_unique_appends(
         steps in steps(30),

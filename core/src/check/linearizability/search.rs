@@ -26,7 +26,7 @@
 //! The lookahead also follows the appends a read's value still needs: when
 //! the bytes after a candidate's value can only be the suffixes of certain
 //! appends, in order, those appends must still be to come
-//! ([`Search::appends_still_to_come`]).
+//! ([`Search::growth`]).
 //!
 //! The last two can blame a write rather than the read a person would blame,
 //! so a violation's report comes from a second search without them
@@ -51,7 +51,7 @@ use hashbrown::HashTable;
 
 mod pruning;
 
-use pruning::{Appender, ForcedStep, latest_sole_readers, suffix_hash};
+use pruning::{Appender, ForcedStep, Growth, latest_sole_readers, suffix_hash};
 
 use super::values::{ValueId, Values};
 use super::visited::{LinearizedSet, Visited};
@@ -157,8 +157,10 @@ struct Search<'a> {
     /// write can have been the last write before (see [`Search::cuts_off_its_readers`]).
     latest_sole_reader: Vec<Option<u64>>,
     pruning: Pruning,
-    /// Memo of [`Search::can_grow_into`]: `(hash, base, operation, answer)`.
-    growth: HashTable<(u64, ValueId, u32, bool)>,
+    /// Memo of [`Search::growth`]: `(hash, base, read, answer)`.
+    growth: HashTable<(u64, ValueId, u32, Growth)>,
+    /// The appends each [`Growth::Unless`] in `growth` needs still to come.
+    forced_appends: Vec<u32>,
     /// Every non-empty append suffix of the key, by [`suffix_hash`].
     appenders: HashTable<Appender<'a>>,
     /// The lengths of those suffixes, ascending, each once.
@@ -276,6 +278,7 @@ impl<'a> Search<'a> {
             },
             pruning,
             growth: HashTable::new(),
+            forced_appends: Vec::new(),
             appenders,
             suffix_lengths,
             forced: HashTable::new(),

@@ -44,6 +44,16 @@ pub(super) enum ForcedStep {
     Open,
 }
 
+/// What [`Search::growth`] found for a base value and a `Get`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Growth {
+    /// Appends cannot turn the base into the value read.
+    Never,
+    /// They can, unless one of the appends `forced_appends[start..start + len]`
+    /// (which must all come after the base) is linearized already.
+    Unless { start: u32, len: u8 },
+}
+
 impl Search<'_> {
     /// True if linearizing the write `operation` now dooms a `Get` that only
     /// it can explain.
@@ -154,7 +164,7 @@ impl Search<'_> {
     /// True if appends not yet linearized can still turn `base` into `target`,
     /// the value the `Get` `read` read: `target` starts with `base`, and the
     /// appends the rest forces are all still to come (see
-    /// [`Search::appends_still_to_come`]).
+    /// [`Search::growth`]).
     fn can_still_grow_into(
         &mut self,
         base: ValueId,
@@ -162,21 +172,18 @@ impl Search<'_> {
         target: Option<&[u8]>,
         linearized: &LinearizedSet,
     ) -> bool {
-        if !self.can_grow_into(base, read, target) {
-            return false;
-        }
-        match target {
-            Some(target) => {
-                let from = self.values.len(base);
-                self.appends_still_to_come(read, target, from, linearized)
-            }
-            None => true,
+        match self.growth(base, read, target) {
+            Growth::Never => false,
+            Growth::Unless { start, len } => self.forced_appends
+                [start as usize..start as usize + len as usize]
+                .iter()
+                .all(|&operation| !linearized.contains(operation as usize)),
         }
     }
 
-    /// Whether the appends that must build `target[from..]` (the value the
-    /// `Get` `read` read, after a base value that ends at byte `from`) are
-    /// all still to come.
+    /// Whether appends can turn `base` into `target` (the value the `Get`
+    /// `read` read), and which appends must then still be to come; memoized
+    /// per base and `Get`, so that a node pays one lookup and a few bit tests.
     ///
     /// Between the base (the current state, or a `Put` not yet linearized)
     /// and the `Get`, only appends change the value, so the bytes after the
@@ -185,32 +192,51 @@ impl Search<'_> {
     /// operation's suffix fits at an offset, that append is forced; the walk
     /// follows forced appends until the value ends, or more than one fits
     /// (nothing more is forced), or none does (appends cannot build it), or a
-    /// forced append is linearized already or was invoked after the `Get`
-    /// returned, or it has followed a few.
-    fn appends_still_to_come(
-        &mut self,
-        read: u32,
-        target: &[u8],
-        mut from: usize,
-        linearized: &LinearizedSet,
-    ) -> bool {
+    /// forced append was invoked after the `Get` returned, or it has
+    /// followed a few.
+    fn growth(&mut self, base: ValueId, read: u32, target: Option<&[u8]>) -> Growth {
         /// How many forced appends to follow, so a node costs a bounded
         /// amount of work: an append spent too early is usually among the
         /// first a read still needs.
         const MAX_FORCED: usize = 8;
-        for _ in 0..MAX_FORCED {
-            match self.forced_step(read, target, from) {
-                ForcedStep::End | ForcedStep::Open => return true,
-                ForcedStep::Impossible => return false,
-                ForcedStep::Append { operation, next } => {
-                    if linearized.contains(operation as usize) {
-                        return false;
+        let hash = mix(base.as_u64() ^ (u64::from(read) << 32));
+        if let Some(&(_, _, _, answer)) =
+            self.growth.find(hash, |&(_, known_base, known_read, _)| {
+                known_base == base && known_read == read
+            })
+        {
+            return answer;
+        }
+        let start = self.forced_appends.len() as u32;
+        let mut answer = Growth::Unless { start, len: 0 };
+        if !self.values.can_grow_into(base, target) {
+            answer = Growth::Never;
+        } else if let Some(target) = target {
+            let mut from = self.values.len(base);
+            for len in 0..MAX_FORCED as u8 {
+                match self.forced_step(read, target, from) {
+                    ForcedStep::End | ForcedStep::Open => break,
+                    ForcedStep::Impossible => {
+                        answer = Growth::Never;
+                        break;
                     }
-                    from = next;
+                    ForcedStep::Append { operation, next } => {
+                        self.forced_appends.push(operation);
+                        answer = Growth::Unless {
+                            start,
+                            len: len + 1,
+                        };
+                        from = next;
+                    }
                 }
             }
+            if answer == Growth::Never {
+                self.forced_appends.truncate(start as usize);
+            }
         }
-        true
+        self.growth
+            .insert_unique(hash, (hash, base, read, answer), |&(hash, ..)| hash);
+        answer
     }
 
     /// What must come at byte `from` of `target`, the value the `Get` `read`
@@ -264,24 +290,6 @@ impl Search<'_> {
         self.forced
             .insert_unique(hash, (hash, read, from, step), |&(hash, ..)| hash);
         step
-    }
-
-    /// [`Values::can_grow_into`](crate::check::linearizability::values::Values::can_grow_into) for the value read by `operation`, memoized:
-    /// the same state meets the same reads at many nodes.
-    fn can_grow_into(&mut self, base: ValueId, operation: u32, target: Option<&[u8]>) -> bool {
-        let hash = mix(base.as_u64() ^ (u64::from(operation) << 32));
-        if let Some(&(_, _, _, answer)) =
-            self.growth
-                .find(hash, |&(_, known_base, known_operation, _)| {
-                    known_base == base && known_operation == operation
-                })
-        {
-            return answer;
-        }
-        let answer = self.values.can_grow_into(base, target);
-        self.growth
-            .insert_unique(hash, (hash, base, operation, answer), |&(hash, ..)| hash);
-        answer
     }
 }
 
