@@ -116,3 +116,62 @@ fn driving_a_clone_differently_leaves_the_original_untouched() {
     assert_ne!(a.journal, c.journal);
     assert_ne!(a.history, c.history);
 }
+
+/// The per-group safety checkers forget the log positions no replica can
+/// write or apply again, so a long run (and each fork of it) does not keep
+/// every entry: with a host down they keep what its disk would replay, and
+/// once it is back they shrink again.
+#[test]
+fn the_checkers_forget_what_no_replica_can_apply_again() {
+    let mut sim = ShardedSim::new(ShardedConfig::small(5)).expect("valid config");
+    sim.join_all().expect("joined");
+    sim.start_workload();
+    let snapshot_every = sim.config().host.snapshot_every as usize;
+    let commit = |sim: &ShardedSim, group| {
+        (1..=5)
+            .filter_map(|host| sim.host(host)?.node(group).map(|n| n.log().commit()))
+            .max()
+            .unwrap_or(0) as usize
+    };
+    let remembered = |sim: &ShardedSim| {
+        [100, 101, 102].map(|group| sim.checker_remembers(group).expect("a group"))
+    };
+
+    sim.run_for(20_000);
+    sim.crash(4);
+    sim.run_for(60_000);
+    let while_down = remembered(&sim);
+    sim.restart(4);
+    sim.run_for(120_000);
+    let after = remembered(&sim);
+    let violations = sim.violations();
+    assert!(violations.is_empty(), "{violations:?}");
+
+    for (i, group) in [100u64, 101, 102].into_iter().enumerate() {
+        let committed = commit(&sim, group);
+        // Each position is remembered at most once per map (entry written,
+        // committed, applied, snapshot); the slowest replica may still
+        // apply up to a snapshot interval and its lag behind the others.
+        let bound = 6 * snapshot_every;
+        // Without forgetting, at least three maps hold every committed entry.
+        assert!(
+            3 * committed > 2 * bound,
+            "group {group} committed only {committed} entries: the run is too short to tell"
+        );
+        assert!(
+            after[i] <= bound,
+            "group {group}'s checker remembers {} positions of {committed} committed (bound {bound})",
+            after[i]
+        );
+        // Host 4 holds groups 101 and 102: while it was down (a minute of
+        // writes), their checkers kept what it would replay from its disk.
+        if group != 100 {
+            assert!(
+                while_down[i] > bound && while_down[i] > after[i],
+                "group {group}: {} positions remembered with host 4 down, {} after",
+                while_down[i],
+                after[i]
+            );
+        }
+    }
+}

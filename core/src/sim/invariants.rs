@@ -353,4 +353,11 @@ impl SafetyChecker {
     pub fn leaders(&self) -> &BTreeMap<Term, NodeId> {
         &self.leaders
     }
+
+    /// How many log positions the checker remembers (entries written,
+    /// committed, applied, snapshots applied): what [`SafetyChecker::prune_below`]
+    /// keeps bounded in a long run.
+    pub fn remembered(&self) -> usize {
+        self.entries.len() + self.committed.len() + self.applied.len() + self.snapshots.len()
+    }
 }

@@ -228,7 +228,13 @@ pub struct ShardedSim {
     expired_sessions: u64,
     /// Follower reads served by crashed hosts before they crashed.
     follower_reads_before: u64,
+    /// Inputs fed to hosts (the checkers forget what no replica can write
+    /// or apply again every [`PRUNE_EVERY`] of them).
+    feeds: u64,
 }
+
+/// How many host inputs between two prunings of the checkers.
+const PRUNE_EVERY: u64 = 1024;
 
 /// Why a simulated sharded cluster could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,6 +336,7 @@ impl ShardedSim {
             journal: None,
             expired_sessions: 0,
             follower_reads_before: 0,
+            feeds: 0,
         })
     }
 
@@ -346,6 +353,12 @@ impl ShardedSim {
     /// A running host.
     pub fn host(&self, id: NodeId) -> Option<&Host> {
         self.slots.get(&id)?.host.as_ref()
+    }
+
+    /// How many log positions group `group`'s safety checker remembers
+    /// ([`SafetyChecker::remembered`]); `None` for an unknown group.
+    pub fn checker_remembers(&self, group: GroupId) -> Option<usize> {
+        self.checkers.get(&group).map(SafetyChecker::remembered)
     }
 
     /// Every safety violation found so far, per group, and driver errors.

@@ -218,6 +218,10 @@ impl ShardedSim {
         if let Some(roles) = roles_before {
             self.note_roles(id, &roles);
         }
+        self.feeds += 1;
+        if self.feeds.is_multiple_of(PRUNE_EVERY) {
+            self.prune_checkers();
+        }
         let host = self.slots[&id].host.as_ref().expect("up");
         if let Some(before) = before {
             let after = shard_view(host);
@@ -282,6 +286,39 @@ impl ShardedSim {
         }
         if index != 0 && self.workload && !self.clients[index as usize].clerk.is_busy() {
             self.next_workload_op(index, now);
+        }
+    }
+}
+
+impl ShardedSim {
+    /// Makes each group's checker forget the entries below the lowest index
+    /// any of its replicas could still write or apply: on a running host,
+    /// the lower of its snapshot and its applied index; otherwise the
+    /// snapshot on its disk, if it has the group there (it replays the
+    /// entries after it when it restarts). A host with nothing of the group,
+    /// or that retired it, can only join it again from a leader, which sends
+    /// nothing below its own snapshot. Without this the checkers keep every entry of the run
+    /// (the memory of a long run in the page, and of each of its forks).
+    pub(super) fn prune_checkers(&mut self) {
+        for (&group, checker) in &mut self.checkers {
+            let floor = self
+                .slots
+                .values()
+                .filter_map(|slot| {
+                    if let Some(node) = slot.host.as_ref().and_then(|host| host.node(group)) {
+                        return Some(node.log().snapshot().index.min(node.log().applied()));
+                    }
+                    if slot.disk.retired.contains(&group) {
+                        return None;
+                    }
+                    slot.disk
+                        .durable
+                        .get(&group)
+                        .map(|state| state.snapshot.as_ref().map_or(0, |s| s.meta.index))
+                })
+                .min()
+                .unwrap_or(0);
+            checker.prune_below(floor);
         }
     }
 }
