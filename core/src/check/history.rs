@@ -18,6 +18,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::chunked::Chunked;
+
 /// What an operation does. The key lives in [`Operation::key`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -190,11 +192,12 @@ impl fmt::Display for DisplayValue<'_> {
 /// pending, that is with an unknown outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
-    /// Invariant: `operations[i].id == i`.
-    operations: Vec<Operation>,
+    /// Invariant: `operations[i].id == i`. Shared with clones (a fork of a
+    /// simulation), see [`Chunked`].
+    operations: Chunked<Operation>,
     /// `settled[i]` is true once operation `i` was completed or failed.
     /// Invariant: `settled.len() == operations.len()`.
-    settled: Vec<bool>,
+    settled: Chunked<bool>,
 }
 
 /// Why [`History::complete`] or [`History::fail_unknown`] refused a call.
@@ -328,7 +331,7 @@ impl History {
     }
 
     /// Every operation, in invocation order.
-    pub fn operations(&self) -> &[Operation] {
+    pub fn operations(&self) -> &Chunked<Operation> {
         &self.operations
     }
 
@@ -353,7 +356,7 @@ impl History {
 
     /// The operations, for a checker.
     pub fn into_operations(self) -> Vec<Operation> {
-        self.operations
+        self.operations.into_vec()
     }
 }
 

@@ -117,7 +117,7 @@ impl Sim {
     }
 
     /// Every operation invoked so far, in invocation order.
-    pub fn history(&self) -> &[HistoryEntry] {
+    pub fn history(&self) -> &crate::check::Chunked<HistoryEntry> {
         &self.history
     }
 

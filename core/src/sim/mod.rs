@@ -151,7 +151,8 @@ pub struct Sim {
     in_flight: BTreeMap<u64, Box<Packet>>,
     next_event: u64,
     next_packet: u64,
-    history: Vec<HistoryEntry>,
+    /// Shared with forks (see [`check::Chunked`]).
+    history: crate::check::Chunked<HistoryEntry>,
     /// Invocations and completions recorded so far (see [`HistoryEntry::invoked_order`]).
     history_order: u64,
     checker: SafetyChecker,
@@ -208,7 +209,7 @@ impl Sim {
             in_flight: BTreeMap::new(),
             next_event: 0,
             next_packet: 1,
-            history: Vec::new(),
+            history: crate::check::Chunked::new(),
             history_order: 0,
             checker: SafetyChecker::default(),
             trace: VecDeque::new(),
