@@ -219,7 +219,7 @@ impl ShardedSim {
             self.note_roles(id, &roles);
         }
         self.feeds += 1;
-        if self.feeds.is_multiple_of(PRUNE_EVERY) {
+        if self.feeds % PRUNE_EVERY == 0 {
             self.prune_checkers();
         }
         let host = self.slots[&id].host.as_ref().expect("up");
