@@ -37,7 +37,7 @@
 //! let stale = history.invoke(2, "x", OpKind::Get, 20);
 //! history.complete(stale, 21, None).unwrap(); // after the put completed: must read "1"
 //!
-//! let error = check_linearizable(history.operations(), Budget::default()).unwrap_err();
+//! let error = check_linearizable(&history.into_operations(), Budget::default()).unwrap_err();
 //! assert!(error.to_string().contains("#2 client 2: get(\"x\") -> missing"));
 //! ```
 
