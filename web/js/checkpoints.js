@@ -33,7 +33,11 @@ export const MEMORY_BUDGET = 256 * 2 ** 20;
 export const MIN_CAP = 4;
 
 export class Checkpoints {
-  /** `memoryBytes`: the size of the wasm memory (the backend's), or null to ignore memory. */
+  /**
+   * `memoryBytes`: the size of the wasm memory (the backend's), or null to
+   * ignore memory. `spacing` Infinity takes none (a scratch copy of a run,
+   * which only plans ahead).
+   */
   constructor({ cap = CHECKPOINT_CAP, spacing = FIRST_SPACING_MS, memoryBytes = null } = {}) {
     this.cap = cap;
     this.spacing = spacing;

@@ -28,6 +28,9 @@
 //   (`display`) that may lie ahead of the simulation's clock (a frame's
 //   fractional time; playing stops short of an event or action due after
 //   it), and compares with that; the sharded one shows its clock.
+// - Their scratch copies (for planning a guided step) start at different
+//   points: the single-group guide plans from the exact position shown, the
+//   sharded one from the time shown, as runUntil reaches it.
 
 import { LINK_REPLAY_BUDGET_MS, replayTooSlow, runUntilWithin } from "./share.js";
 
@@ -71,13 +74,26 @@ export class Replay {
     this.steps = 0;
   }
 
-  /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
+  /**
+   * Continues from a fork of checkpoint `cp` (the checkpoint itself is never
+   * run): `cp.sim` at position (cp.at, cp.steps, 0 if absent) with
+   * `cp.applied` actions applied.
+   */
   _restore(cp) {
     this.sim.free();
     this.sim = cp.sim.fork();
     this.applied = cp.applied;
     this.base = cp.at;
-    this.steps = 0;
+    this.steps = cp.steps ?? 0;
+  }
+
+  /**
+   * Continues from a fork of `source`'s simulation, at its position with its
+   * actions applied, without replaying (`source`: a run whose recorded
+   * actions, up to those it applied, are this run's).
+   */
+  _forkOf(source) {
+    this._restore({ sim: source.sim, at: source.base, steps: source.steps, applied: source.applied });
   }
 
   /** The checkpoint to resume from before going to time `t`, or null: going back, the start; going forward, the run as it is. */

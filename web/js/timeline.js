@@ -168,9 +168,17 @@ export class Timeline extends Replay {
     if (actions.length) this.revision++;
   }
 
-  /** A copy of this run up to the current position, for planning ahead without touching what is shown. */
+  /**
+   * A copy of this run up to the current position, for planning ahead
+   * without touching what is shown (free() it): a fork of the simulation
+   * with the actions applied so far, at the same position, instead of a
+   * replay of them from the start. It takes no checkpoints: a plan only
+   * goes forward.
+   */
   scratch() {
     const tl = new Timeline(this.backend, this.config, this.actions.slice(0, this.applied));
+    tl.checkpoints = new Checkpoints({ spacing: Infinity });
+    tl._forkOf(this);
     tl.seekPosition(this.position());
     return tl;
   }
