@@ -1,7 +1,10 @@
 // Measure seeking back in a long run, in Chromium, with the timeline's
 // checkpoints and without them (every seek back replaying from the start),
 // and what the checkpoints cost: the wasm memory they take and the time of
-// a fork. A measurement, not a test: prints what it saw.
+// a fork; then what planning a guided tour's step at the end costs: its
+// scratch copy of the run (scratch(): a fork) against the copy replayed
+// from the start that it replaced. A measurement, not a test: prints what
+// it saw.
 //
 //   node seek.mjs [--minutes N] [--sharded] [--repeat N]
 //
@@ -67,6 +70,20 @@ try {
     const seekBack = (t) => { tl.seek(end); const t0 = performance.now(); tl.seek(t); return { t, ms: performance.now() - t0, replayedMs: tl.lastSeek.replayedMs }; };
     const after = [];
     for (let r = 0; r < repeat; r++) for (const t of targets) after.push(seekBack(t));
+    // a tour step's scratch copy at the end: a fork, or (as before) a replay of the run from the start
+    const timed = (copy) => { const t0 = performance.now(); const c = copy(); const ms = performance.now() - t0; c.free(); return ms; };
+    const replayed = () => {
+      if (sharded) { const c = new tl.constructor(tl.backend, tl.layout, tl.seed, tl.actions); c.runUntil(tl.display); return c; }
+      const c = new tl.constructor(tl.backend, tl.config, tl.actions.slice(0, tl.applied));
+      c.seekPosition(tl.position());
+      return c;
+    };
+    tl.seek(end);
+    const scratch = { forkMs: [], replayMs: [] };
+    for (let r = 0; r < repeat; r++) {
+      scratch.forkMs.push(timed(() => (sharded ? tl.scratch(tl.display) : tl.scratch())));
+      scratch.replayMs.push(timed(replayed));
+    }
     // without checkpoints: every seek back replays from the start, as before them
     tl.checkpoints.clear();
     tl.checkpoints.add = () => {};
@@ -74,7 +91,7 @@ try {
     tl.free();
     return {
       end, ops, playPlainMs: playPlain, playWithMs: playWith, checkpoints, spacing: tl.checkpoints.spacing,
-      memory: { before, withoutCheckpoints, withCheckpoints, forkMiB }, forkMs, after, fromStart,
+      memory: { before, withoutCheckpoints, withCheckpoints, forkMiB }, forkMs, after, fromStart, scratch,
       jsHeapMiB: performance.memory ? performance.memory.usedJSHeapSize / 2 ** 20 : null,
     };
   }, { minutes, repeat, sharded });
@@ -88,6 +105,8 @@ try {
     const a = result.after.filter((s) => s.t === t), b = result.fromStart.find((s) => s.t === t);
     console.log(`seek back to ${(t / 1000).toFixed(0)} s: ${med(a.map((s) => s.ms)).toFixed(0)} ms (median of ${a.length}; replayed ${a[0].replayedMs} ms) with checkpoints, ${b.ms.toFixed(0)} ms from the start`);
   }
+  const sc = result.scratch;
+  console.log(`a tour step's scratch copy at the end: ${med(sc.forkMs).toFixed(0)} ms from a fork, ${med(sc.replayMs).toFixed(0)} ms replayed from the start (medians of ${sc.forkMs.length})`);
   if (result.jsHeapMiB !== null) console.log(`JS heap ${result.jsHeapMiB.toFixed(0)} MiB`);
   if (errors.length) console.log(`page errors: ${errors.join("; ")}`);
 } finally {

@@ -2,7 +2,7 @@
 // moments along it, with what its timeline needs to resume there (how many
 // recorded actions were applied, its position). Going back then replays
 // from the latest checkpoint at or before the target instead of from the
-// start. Both timelines (timeline.js, sharded/timeline.js) keep one.
+// start. Both timelines keep one, through the replay they share (replay.js).
 //
 // Checkpoints sit on a grid of virtual time: one at every multiple of
 // `spacing` the run passes, taken while it moves forward (playing,
@@ -33,7 +33,11 @@ export const MEMORY_BUDGET = 256 * 2 ** 20;
 export const MIN_CAP = 4;
 
 export class Checkpoints {
-  /** `memoryBytes`: the size of the wasm memory (the backend's), or null to ignore memory. */
+  /**
+   * `memoryBytes`: the size of the wasm memory (the backend's), or null to
+   * ignore memory. `spacing` Infinity takes none (a scratch copy of a run,
+   * which only plans ahead).
+   */
   constructor({ cap = CHECKPOINT_CAP, spacing = FIRST_SPACING_MS, memoryBytes = null } = {}) {
     this.cap = cap;
     this.spacing = spacing;

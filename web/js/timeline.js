@@ -10,17 +10,18 @@
 // the recorded positions repeats the run call for call (consecutive
 // runUntil(a); runUntil(b) calls are replaced by runUntil(b)).
 //
-// Going back does not replay from the start: while the run moves forward,
-// the timeline keeps checkpoints (checkpoints.js), forks of the simulation
-// at positions (t, 0) on a grid of virtual time, with the number of actions
-// applied there. A seek resumes from a fork of the latest checkpoint at or
-// before its target and replays only the rest; every replay from the start
-// passes through the same positions with the same actions applied, so it
-// ends in the same state.
+// The replay itself (replay.js, shared with the sharded mode) moves the
+// simulation to positions and keeps checkpoints: forks of the simulation at
+// positions (t, 0) on a grid of virtual time, with the number of actions
+// applied there. Going back resumes from a fork of the latest checkpoint at
+// or before the target and replays only the rest. This timeline adds what
+// the page draws: `display`, the virtual time shown, which playing moves
+// by fractions of a millisecond (a frame's worth), and which is never
+// behind the simulation's clock.
 
 import { Sim } from "./sim-adapter.js";
 import { Checkpoints } from "./checkpoints.js";
-import { LINK_REPLAY_BUDGET_MS, replayTooSlow, runUntilWithin } from "./share.js";
+import { Replay } from "./replay.js";
 
 /** The sim methods that count as actions (and may be recorded and shared). */
 export const ACTIONS = new Set([
@@ -30,56 +31,36 @@ export const ACTIONS = new Set([
   "addNode", "addLearner", "promote", "removeMember",
 ]);
 
-export class Timeline {
+export class Timeline extends Replay {
   constructor(backend, config, actions = []) {
-    this.backend = backend;
+    super(backend, actions, new Checkpoints({ memoryBytes: backend.memoryBytes }));
     this.config = { ...config };
-    this.actions = actions.map((a) => ({ ...a }));
     this.horizon = 0;
     this.revision = 0; // bumped whenever the action list changes
     this.version = 0; // bumped whenever the simulation changes
-    this.replayErrors = [];
-    /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
-    this.deadline = null;
-    this.checkpoints = new Checkpoints({ memoryBytes: backend.memoryBytes });
-    /** The last seek: the virtual time it ran the simulation from (0: the start) and how far (ms). */
-    this.lastSeek = null;
-    this.sim = null;
     this.rebuild();
   }
 
+  _newSim() { return new Sim(this.backend, this.config); }
+
+  /** Starts again from time 0, showing it. */
   rebuild() {
-    if (this.sim) this.sim.free();
-    this.sim = new Sim(this.backend, this.config);
-    this.applied = 0;
-    this.base = 0;
-    this.steps = 0;
+    super.rebuild();
     this.display = 0;
     this.version++;
   }
 
-  /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
+  /** Continues from a fork of checkpoint `cp` (Replay._restore), showing its time. */
   _restore(cp) {
-    this.sim.free();
-    this.sim = cp.sim.fork();
-    this.applied = cp.applied;
-    this.base = cp.at;
-    this.steps = 0;
+    super._restore(cp);
     this.display = cp.at;
     this.version++;
   }
 
-  /** The checkpoint to resume from before going to (t, s), or null: going back, the start; going forward, the run as it is. */
-  _resumePoint(t, back) {
-    const cp = this.checkpoints.latest((c) => c.at <= t);
-    return back || (cp && cp.at > this.sim.now()) ? cp : null;
-  }
-
-  /** Before going to (t, s): resumes from the checkpoint _resumePoint picks (going back without one, from the start); returns the virtual time the run now goes on from. */
-  _resumeFor(t, back) {
-    const cp = this._resumePoint(t, back);
-    if (cp) this._restore(cp); else if (back) this.rebuild();
-    return this.sim.now();
+  /** Whether the next event comes no later than `limit` (none: false). */
+  _canStep(limit) {
+    const next = this.sim.nextEventAt();
+    return next !== null && next <= limit;
   }
 
   /** The virtual time a seek to `time` would run the simulation from (a checkpoint's, 0 for the start, or the moment shown's). */
@@ -105,59 +86,8 @@ export class Timeline {
     this.applied++;
   }
 
-  /** Move to position (t, s), never processing an event later than `limit`. Returns false if it stopped early. */
-  _goto(t, s, limit = Infinity) {
-    if (t > this.base) {
-      if (t > limit) return false;
-      if (t >= this.sim.now()) {
-        this._runUntil(t);
-        this.base = t;
-        this.steps = 0;
-      }
-    }
-    while (this.steps < s) {
-      const next = this.sim.nextEventAt();
-      if (next === null || next > limit) return false;
-      this.sim.step();
-      this.steps++;
-      if (this.deadline !== null && this.steps % 1000 === 0 && performance.now() > this.deadline) throw replayTooSlow(this.sim.now(), t);
-    }
-    return true;
-  }
-
-  /**
-   * runUntil(t), stopping at each checkpoint time on the way to take one;
-   * under a deadline in slices, throwing once it passed (runUntil(a);
-   * runUntil(b) is the same run as runUntil(b)).
-   */
-  _runUntil(t) {
-    this.checkpoints.prepare(this.sim.now(), t);
-    for (let at = this.checkpoints.nextAfter(this.sim.now()); at <= t; at = this.checkpoints.nextAfter(at)) {
-      runUntilWithin(this.sim, at, this.deadline, t);
-      if (this.checkpoints.isDue(at)) this.checkpoints.add(this.sim, { applied: this.applied });
-    }
-    runUntilWithin(this.sim, t, this.deadline);
-  }
-
   /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
-  seekWithinBudget(position) {
-    this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
-    try { this.seekPosition(position); } finally { this.deadline = null; }
-  }
-
-  _before(a, t, s) { return a.t < t || (a.t === t && a.s <= s); }
-
-  /** Bring the run to position (t, s), applying the recorded actions due on the way. */
-  _reach(t, s, limit = Infinity) {
-    for (;;) {
-      const a = this.actions[this.applied];
-      if (!a || !this._before(a, t, s)) break;
-      if (a.at > limit) { this._goto(a.t, a.s, limit); return false; }
-      this._goto(a.t, a.s);
-      this._apply(a);
-    }
-    return this._goto(t, s, limit);
-  }
+  seekWithinBudget(position) { this._withinBudget(() => this.seekPosition(position)); }
 
   /** Play forward to virtual time `time` (fractional ms are kept for drawing). */
   advanceTo(time) {
@@ -211,7 +141,7 @@ export class Timeline {
 
   /** Forget everything after the moment shown, the checkpoints past it included. */
   truncateFuture() {
-    this.checkpoints.dropIf((c) => c.at > this.base || c.applied > this.applied);
+    this._dropFutureCheckpoints();
     if (this.applied < this.actions.length || this.horizon > this.display) {
       this.actions.length = this.applied;
       this.horizon = this.display;
@@ -238,12 +168,18 @@ export class Timeline {
     if (actions.length) this.revision++;
   }
 
-  /** A copy of this run up to the current position, for planning ahead without touching what is shown. */
+  /**
+   * A copy of this run up to the current position, for planning ahead
+   * without touching what is shown (free() it): a fork of the simulation
+   * with the actions applied so far, at the same position, instead of a
+   * replay of them from the start. It takes no checkpoints: a plan only
+   * goes forward.
+   */
   scratch() {
     const tl = new Timeline(this.backend, this.config, this.actions.slice(0, this.applied));
+    tl.checkpoints = new Checkpoints({ spacing: Infinity });
+    tl._forkOf(this);
     tl.seekPosition(this.position());
     return tl;
   }
-
-  free() { if (this.sim) this.sim.free(); this.sim = null; this.checkpoints.clear(); }
 }

@@ -343,8 +343,7 @@ export class ShardedApp {
     const g = this.guide;
     g.step++;
     const step = g.tour.steps[g.step];
-    const scratch = new ShardedTimeline(this.backend, this.timeline.layout, this.timeline.seed, this.timeline.actions);
-    scratch.runUntil(this.timeline.display);
+    const scratch = this.timeline.scratch(this.timeline.display);
     try { step.plan(planContext(scratch), g.facts); } catch (err) { g.facts.miss = err.message; }
     this.timeline.setActions(scratch.actions);
     this.runVersion++;

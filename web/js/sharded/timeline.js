@@ -2,10 +2,12 @@
 // person (or the guided tour) took, each stamped with the virtual time it
 // happened at. The simulation is deterministic, so any moment is rebuilt by
 // replaying the actions into a fresh ShardedSimulation: that is how the
-// timeline is scrubbed and how share links reproduce a run. Going back
-// replays from the latest checkpoint (checkpoints.js: a fork of the
-// simulation kept at a moment the run passed, with the number of actions
-// applied there) at or before the target, not from the start.
+// timeline is scrubbed and how share links reproduce a run. The replay is
+// the single-group mode's (replay.js): positions (t, s), and going back
+// from the latest checkpoint (checkpoints.js: a fork of the simulation
+// kept at a moment the run passed, with the number of actions applied
+// there) at or before the target, not from the start. The moment shown is
+// the simulation's clock (`display`): this mode plays whole milliseconds.
 //
 // Share link (the URL hash):
 //   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
@@ -17,7 +19,8 @@
 
 import { MAX_RUN_MS } from "../sim-adapter.js";
 import { Checkpoints } from "../checkpoints.js";
-import { LINK_MAX_STEPS, LINK_REPLAY_BUDGET_MS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition, replayTooSlow, runUntilWithin } from "../share.js";
+import { Replay } from "../replay.js";
+import { LINK_MAX_STEPS, checkActions, checkArity, checkTime, dec, hashParams, readArgs, readNumber, readPartition } from "../share.js";
 
 /** The layouts the page offers: the small one (groups share hosts) and the lab's (a controller and 3 groups of 3, each on hosts of its own). */
 export const LAYOUTS = {
@@ -153,30 +156,13 @@ export class ShardedSim {
 }
 
 /** The recorded run and the simulation at the moment shown. */
-export class ShardedTimeline {
+export class ShardedTimeline extends Replay {
   /** `checkpointCap`: the most checkpoints kept (checkpoints.js). */
   constructor(backend, layout, seed, actions = [], { checkpointCap } = {}) {
-    this.backend = backend;
+    super(backend, actions, new Checkpoints({ cap: checkpointCap, memoryBytes: backend.memoryBytes }));
     this.layout = layout;
     this.seed = seed;
-    this.actions = actions.map((a) => ({ ...a }));
     this.horizon = 0;
-    this.replayErrors = [];
-    /** While a link's moment is replayed (seekWithinBudget): the real time (performance.now()) it must be done by. */
-    this.deadline = null;
-    this.checkpoints = new Checkpoints({ cap: checkpointCap, memoryBytes: backend.memoryBytes });
-    /** The last seek: the virtual time it ran the simulation from (0: the start) and how far (ms). */
-    this.lastSeek = null;
-    /**
-     * The position of the run, (base, steps): the virtual time it last ran
-     * to, then how many single events (step()) it processed since. Actions
-     * are recorded and replayed at such positions: a replay processes a
-     * whole millisecond at once, so an action taken after single events of
-     * a millisecond needs the count to come at the same point.
-     */
-    this.base = 0;
-    this.steps = 0;
-    this.sim = null;
     this.rebuild();
   }
 
@@ -184,34 +170,12 @@ export class ShardedTimeline {
   get display() { return this.sim.now(); }
   get end() { return Math.max(this.horizon, this.sim.now(), this.actions.length ? this.actions[this.actions.length - 1].t : 0); }
 
-  rebuild() {
-    if (this.sim) this.sim.free();
-    this.sim = new ShardedSim(this.backend, this.config);
-    this.applied = 0;
-    this.base = 0;
-    this.steps = 0;
-  }
+  _newSim() { return new ShardedSim(this.backend, this.config); }
 
-  /** Continues from a fork of checkpoint `cp` (the checkpoint itself is never run). */
-  _restore(cp) {
-    this.sim.free();
-    this.sim = cp.sim.fork();
-    this.applied = cp.applied;
-    this.base = cp.at;
-    this.steps = 0;
-  }
-
-  /** Before going to `t`: going back, resumes from the latest checkpoint at or before it (or the start); going forward, from one further along than the run, if any. Returns the virtual time the run goes on from. */
-  _resumeFor(t, back) {
-    const cp = this.checkpoints.latest((c) => c.at <= t);
-    if (cp && (back || cp.at > this.sim.now())) this._restore(cp); else if (back) this.rebuild();
-    return this.sim.now();
-  }
-
-  /** Drops the recorded actions not applied yet, and the checkpoints past virtual time `t`. */
-  _forgetFuture(t) {
+  /** Drops the recorded actions not applied yet, and the checkpoints past the run's position. */
+  _forgetFuture() {
     this.actions.length = this.applied;
-    this.checkpoints.dropIf((c) => c.at > t || c.applied > this.applied);
+    this._dropFutureCheckpoints();
   }
 
   _apply(a) {
@@ -219,52 +183,17 @@ export class ShardedTimeline {
     this.applied++;
   }
 
-  /** Where the run is: `{ t, s }` (see `base` and `steps`). */
+  /** Where the run is: `{ t, s }` (see `base` and `steps`, replay.js). */
   position() { return { t: this.base, s: this.steps }; }
 
   /** Advances to `t`, replaying the recorded actions on the way. */
   runUntil(t) { this.seekPosition(t, 0, false); }
 
-  /** Whether position (a.t, a.s) comes at or before (t, s). */
-  static _atOrBefore(a, t, s) { return a.t < t || (a.t === t && (a.s ?? 0) <= s); }
-
-  /** Moves forward to position (t, s): time t, then s single events. `target`: where the replay is headed. */
-  _goto(t, s, target) {
-    if (t > this.base) {
-      if (t >= this.sim.now()) this._runUntil(t, target);
-      if (t >= this.sim.now()) { this.base = t; this.steps = 0; }
-    }
-    while (this.steps < s) {
-      this.sim.step();
-      this.steps++;
-      if (this.deadline !== null && this.steps % 1000 === 0 && performance.now() > this.deadline) throw replayTooSlow(this.sim.now(), target);
-    }
-  }
-
-  /** sim.runUntil(t), stopping at each checkpoint time on the way to take one; under a deadline in slices, throwing once it passed (`target`: where the replay is headed). */
-  _runUntil(t, target) {
-    this.checkpoints.prepare(this.sim.now(), t);
-    for (let at = this.checkpoints.nextAfter(this.sim.now()); at <= t; at = this.checkpoints.nextAfter(at)) {
-      runUntilWithin(this.sim, at, this.deadline, target);
-      this._maybeCheckpoint();
-    }
-    runUntilWithin(this.sim, t, this.deadline, target);
-  }
-
-  /**
-   * Takes a checkpoint if one is due. The simulation is then where a replay
-   * brings it: single events of a millisecond processed before runUntil
-   * finishes it are the ones runUntil processes first.
-   */
-  _maybeCheckpoint() {
-    if (this.checkpoints.isDue(this.sim.now())) this.checkpoints.add(this.sim, { applied: this.applied });
-  }
+  /** Whether going to position (t, s) goes back: behind the run's position, or before the simulation's clock. */
+  _isBack(t, s) { return t < this.base || (t === this.base && s < this.steps) || t < this.sim.now(); }
 
   /** seekPosition for a link: throws if the replay takes more than LINK_REPLAY_BUDGET_MS of real time. */
-  seekWithinBudget(t, s = 0) {
-    this.deadline = performance.now() + LINK_REPLAY_BUDGET_MS;
-    try { this.seekPosition(t, s); } finally { this.deadline = null; }
-  }
+  seekWithinBudget(t, s = 0) { this._withinBudget(() => this.seekPosition(t, s)); }
 
   /** Shows the moment `t` (replaying from the latest checkpoint before it, or the start, if `t` is in the past). */
   seek(t) { this.seekPosition(t, 0); }
@@ -275,16 +204,33 @@ export class ShardedTimeline {
    * checkpoint before it (or the start).
    */
   seekPosition(t, s = 0, mayGoBack = true) {
-    const back = t < this.base || (t === this.base && s < this.steps) || t < this.sim.now();
-    const from = mayGoBack ? this._resumeFor(t, back) : this.sim.now();
-    while (this.applied < this.actions.length && ShardedTimeline._atOrBefore(this.actions[this.applied], t, s)) {
-      const a = this.actions[this.applied];
-      this._goto(a.t, a.s ?? 0, t);
-      this._apply(a);
-    }
-    this._goto(t, s, t);
+    const from = mayGoBack ? this._resumeFor(t, this._isBack(t, s)) : this.sim.now();
+    this._reach(t, s);
     this.horizon = Math.max(this.horizon, this.sim.now());
     if (mayGoBack) this.lastSeek = { from, replayedMs: this.sim.now() - from };
+  }
+
+  /**
+   * A copy of the run at time `t` (free() it), for planning ahead without
+   * touching what is shown: every recorded action, and the simulation as
+   * replaying them from the start to (t, 0) (runUntil(t)) brings it. The
+   * copy starts from a fork of the simulation when going on from the run
+   * is that replay: the run is not past `t`, and either it is at a whole
+   * millisecond (no single events since it last ran to a time) or `t` is
+   * later than its clock. Otherwise (after single events, runUntil(t) at
+   * the clock's own millisecond does not process the rest of it, which the
+   * replay does) it starts from a fork of the latest checkpoint at or
+   * before `t`, or from the start. It takes no checkpoints: a plan only
+   * goes forward.
+   */
+  scratch(t) {
+    const copy = new ShardedTimeline(this.backend, this.layout, this.seed, this.actions);
+    copy.checkpoints = new Checkpoints({ spacing: Infinity });
+    const goesOn = !this._isBack(t, 0) && (this.steps === 0 || t > this.sim.now());
+    const cp = this.checkpoints.latest((c) => c.at <= t);
+    if (goesOn && !(cp && cp.at > this.sim.now())) copy._forkOf(this); else if (cp) copy._restore(cp);
+    copy.runUntil(t);
+    return copy;
   }
 
   /**
@@ -305,7 +251,7 @@ export class ShardedTimeline {
 
   /** Processes the next event. A recorded future (left by scrubbing back) is dropped: the run now differs from it. */
   step() {
-    this._forgetFuture(this.base);
+    this._forgetFuture();
     this.sim.step();
     this.steps++;
     this.horizon = this.sim.now();
@@ -315,12 +261,10 @@ export class ShardedTimeline {
   act(op, ...args) {
     if (!ACTIONS.has(op)) throw new Error(`${op} is not an action`);
     const result = this.sim[op](...args); // throws on bad arguments: nothing recorded then
-    this._forgetFuture(this.base);
+    this._forgetFuture();
     this.actions.push({ t: this.base, s: this.steps, op, args });
     this.applied++;
     this.horizon = this.sim.now();
     return result;
   }
-
-  free() { this.sim.free(); this.checkpoints.clear(); }
 }
