@@ -282,6 +282,7 @@ pageTest("sharded tour: a link at a step opens the tour at that step and moment,
   const at = Number(/&at=(\d+)/.exec(hash)[1]);
   // the link at the step's end: the same moment, the step done and checked, Next goes on
   const same = await openLink(hash);
+  let next, nextEnd;
   try {
     assert.deepEqual(await same.page.evaluate(guide), { step: 2, playing: false, failed: [], actions: planned });
     assert.equal(await same.page.evaluate(moment), end, "the link rebuilds the tour's run");
@@ -290,18 +291,23 @@ pageTest("sharded tour: a link at a step opens the tour at that step and moment,
     await stopped(same.page);
     const g = await same.page.evaluate(guide);
     assert.deepEqual([g.step, g.failed], [3, []], "the next step plays on from the link");
+    next = await same.page.evaluate(() => window.__distribkv.app.copyLink());
+    assert.match(next, /&sc=shard-move\.3$/);
+    nextEnd = await same.page.evaluate(moment);
     assert.deepEqual(same.errors, []);
   } finally {
     await same.close();
   }
-  // a moment inside the step: the step plays on to its end, to the same run
-  const last = Math.max(...decodeURIComponent(/&a=([^&]*)/.exec(hash)[1]).split(",").map((a) => Number(/^\d+/.exec(a)[0])));
-  const mid = await openLink(hash.replace(`&at=${at}`, `&at=${last - 1}`));
+  // a moment inside a step (just after the previous one ended; this step
+  // waits for the shard to arrive, then 600 ms more, so it is still
+  // playing when the page is asked): it plays on to its end, to the same run
+  const nextAt = Number(/&at=(\d+)/.exec(next)[1]);
+  const mid = await openLink(next.replace(`&at=${nextAt}`, `&at=${at + 1}`));
   try {
     const g = await mid.page.evaluate(guide);
-    assert.deepEqual([g.step, g.playing], [2, true], "the step goes on playing");
+    assert.deepEqual([g.step, g.playing], [3, true], "the step goes on playing");
     await stopped(mid.page);
-    assert.equal(await mid.page.evaluate(moment), end, "and ends where the tour's step ends");
+    assert.equal(await mid.page.evaluate(moment), nextEnd, "and ends where the tour's step ends");
     assert.deepEqual((await mid.page.evaluate(guide)).failed, []);
     assert.deepEqual(mid.errors, []);
   } finally {

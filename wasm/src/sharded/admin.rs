@@ -161,16 +161,16 @@ impl ShardedSimulation {
         }
     }
 
-    /// Advances time to `until`, running the page's operations on the way.
+    /// Advances time to `until` (not before now), processing every event up
+    /// to it (those at `until` too), running the page's operations on the
+    /// way.
     pub(super) fn advance_to(&mut self, until: u64) {
         loop {
             self.maybe_start_admin();
             let now = self.sim.now().as_millis();
             let running = self.queue.front().and_then(|t| t.started_at);
             let Some(started) = running else {
-                if until > now {
-                    self.sim.run_for(until - now);
-                }
+                self.sim.run_for(until.saturating_sub(now));
                 return;
             };
             let deadline = started + self.admin_timeout;

@@ -197,9 +197,12 @@ impl ShardedSimulation {
         Ok(self.now())
     }
 
-    /// Advances to virtual time `t` (an earlier `t` does nothing); returns
-    /// the new time. `t` is at most 100,000,000 ms after `now()`, as
-    /// `runFor`'s `ms`; a later one, or one past 2^53 - 1, throws.
+    /// Processes every event up to virtual time `t`, then sets the clock to
+    /// `t` (an earlier `t` does nothing); returns the new time. At `t =
+    /// now()`, after single events (`step()`), it processes the rest of that
+    /// millisecond, as a run from earlier to `t` would. `t` is at most
+    /// 100,000,000 ms after `now()`, as `runFor`'s `ms`; a later one, or one
+    /// past 2^53 - 1, throws.
     #[wasm_bindgen(js_name = runUntil)]
     pub fn run_until(
         &mut self,
@@ -207,8 +210,9 @@ impl ShardedSimulation {
     ) -> Result<f64, JsError> {
         let now = self.sim.now().as_millis();
         let t = args::run_target(&t, "t", now)?;
-        let until = t.max(now);
-        self.advance_to(until);
+        if t >= now {
+            self.advance_to(t);
+        }
         Ok(self.now())
     }
 

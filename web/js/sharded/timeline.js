@@ -213,20 +213,17 @@ export class ShardedTimeline extends Replay {
   /**
    * A copy of the run at time `t` (free() it), for planning ahead without
    * touching what is shown: every recorded action, and the simulation as
-   * replaying them from the start to (t, 0) (runUntil(t)) brings it. The
-   * copy starts from a fork of the simulation when going on from the run
-   * is that replay: the run is not past `t`, and either it is at a whole
-   * millisecond (no single events since it last ran to a time) or `t` is
-   * later than its clock. Otherwise (after single events, runUntil(t) at
-   * the clock's own millisecond does not process the rest of it, which the
-   * replay does) it starts from a fork of the latest checkpoint at or
+   * replaying them from the start to (t, 0) (runUntil(t)) brings it. Unless
+   * `t` lies behind the run, the copy starts from a fork of the simulation
+   * (runUntil(t) then finishes a millisecond single events stopped in, as
+   * the replay does); otherwise from a fork of the latest checkpoint at or
    * before `t`, or from the start. It takes no checkpoints: a plan only
    * goes forward.
    */
   scratch(t) {
     const copy = new ShardedTimeline(this.backend, this.layout, this.seed, this.actions);
     copy.checkpoints = new Checkpoints({ spacing: Infinity });
-    const goesOn = !this._isBack(t, 0) && (this.steps === 0 || t > this.sim.now());
+    const goesOn = !this._isBack(t, 0);
     const cp = this.checkpoints.latest((c) => c.at <= t);
     if (goesOn && !(cp && cp.at > this.sim.now())) copy._forkOf(this); else if (cp) copy._restore(cp);
     copy.runUntil(t);
