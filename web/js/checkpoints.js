@@ -12,11 +12,13 @@
 // a seek replays less than 2 T / CHECKPOINT_CAP ms of virtual time (at
 // most FIRST_SPACING_MS while T < CHECKPOINT_CAP * FIRST_SPACING_MS).
 //
-// A fork is as large as the simulation, which grows with its history: late
-// in an hour of the sharded mode under load, tens of MiB. The wasm memory
-// never shrinks, so a fork that makes it grow past MEMORY_BUDGET lowers the
-// cap to the checkpoints kept (not below MIN_CAP): the set then reuses what
-// thinning frees instead of growing the memory further.
+// A fork shares the client history with the simulation it came from
+// (its older operations; core's check::Chunked), so it costs what the
+// hosts, disks, trace and journal hold: about 1 MiB, late in an hour of the
+// sharded mode under load too. The wasm memory never shrinks, so should a
+// fork still make it grow past MEMORY_BUDGET, the cap is lowered to the
+// checkpoints kept (not below MIN_CAP): the set then reuses what thinning
+// frees instead of growing the memory further.
 // Figures (the size and time of a fork): docs/BENCHMARKS.md, "Browser
 // page (seeking back)".
 //
