@@ -310,4 +310,71 @@ mod tests {
             "[1, 2]"
         );
     }
+
+    /// What can be done to one of several lists forked from each other.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push(usize, u32),
+        Set(usize, usize, u32),
+        Fork(usize),
+        Drop(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (any::<usize>(), any::<u32>()).prop_map(|(l, v)| Op::Push(l, v)),
+            3 => (any::<usize>(), any::<usize>(), any::<u32>()).prop_map(|(l, i, v)| Op::Set(l, i, v)),
+            1 => any::<usize>().prop_map(Op::Fork),
+            1 => any::<usize>().prop_map(Op::Drop),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Lists forked from each other, pushed to and changed in any
+        /// order, each hold what a plain vector given the same calls holds.
+        #[test]
+        fn forks_behave_as_independent_vectors(ops in proptest::collection::vec(op(), 1..600)) {
+            let mut lists: Vec<(Chunked<u32>, Vec<u32>)> = vec![(Chunked::new(), Vec::new())];
+            for op in ops {
+                let n = lists.len();
+                match op {
+                    Op::Push(l, v) => {
+                        // Long runs of pushes, so chunks fill and freeze.
+                        let (list, model) = &mut lists[l % n];
+                        for k in 0..(v % 97) {
+                            list.push(v.wrapping_add(k));
+                            model.push(v.wrapping_add(k));
+                        }
+                    }
+                    Op::Set(l, i, v) => {
+                        let (list, model) = &mut lists[l % n];
+                        if !model.is_empty() {
+                            let i = i % model.len();
+                            list[i] = v;
+                            model[i] = v;
+                        }
+                    }
+                    Op::Fork(l) => {
+                        let copy = lists[l % n].clone();
+                        lists.push(copy);
+                    }
+                    Op::Drop(l) => {
+                        if n > 1 {
+                            lists.swap_remove(l % n);
+                        }
+                    }
+                }
+                for (list, model) in &lists {
+                    proptest::prop_assert_eq!(list.len(), model.len());
+                    proptest::prop_assert_eq!(list.last(), model.last());
+                }
+            }
+            for (list, model) in lists {
+                proptest::prop_assert!(list.iter().eq(model.iter()));
+                proptest::prop_assert!(list.iter().rev().eq(model.iter().rev()));
+                proptest::prop_assert_eq!(list.into_vec(), model);
+            }
+        }
+    }
 }
