@@ -30,9 +30,15 @@ SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-c
 # (name, file, text to replace, replacement, test command that must fail)
 MUTATIONS = [
     ("follower-read-index-without-a-heartbeat-round (a deposed leader answers)", "core/src/raft/read.rs",
-     "            let _ = self.read_index_for(request.id, Some(from));",
-     "            let commit = self.log.commit();\n            self.deliver_read(request.id, Some(from), commit);",
+     "            let _ = self.read_index_for(request.id, Some((from, request.nonce)));",
+     "            let commit = self.log.commit();\n"
+     "            self.deliver_read(request.id, Some((from, request.nonce)), commit);",
      FOLLOWER_READS),
+    ("follower-read-takes-an-answer-to-its-previous-run (read ids start again after a restart)",
+     "core/src/raft/read.rs",
+     "        if response.nonce != self.read_nonce\n",
+     "        if false && response.nonce != self.read_nonce\n",
+     RULES),
     ("follower-read-served-before-applying-the-read-index", "core/src/raft/read.rs",
      "            Some(index) => Output::ReadReady {\n                id: response.id,\n                index,\n            },",
      "            Some(_) => Output::ReadReady {\n                id: response.id,\n                index: 0,\n            },",

@@ -275,6 +275,13 @@ pub struct ReadIndexRequest {
     pub term: Term,
     /// The follower's read id, echoed in the answer.
     pub id: u64,
+    /// A number the follower drew when it started, echoed in the answer.
+    /// Read ids start again when a follower restarts, in the same term and
+    /// under the same leader: without it, an answer to a request of the
+    /// follower's previous run, delayed across the restart, would be taken
+    /// for the answer to a new read with the same id (and serve it at an
+    /// older index: a stale read).
+    pub nonce: u64,
 }
 
 /// Answer to [`ReadIndexRequest`].
@@ -285,6 +292,8 @@ pub struct ReadIndexResponse {
     pub term: Term,
     /// The request's id.
     pub id: u64,
+    /// The request's nonce.
+    pub nonce: u64,
     /// The read index (serve once applied there), or `None` if this node
     /// could not confirm it (not leader, or it lost leadership meanwhile).
     pub index: Option<LogIndex>,

@@ -149,6 +149,10 @@ pub struct Node {
     /// Reads forwarded to the leader (follower reads), by id. Invariant:
     /// empty unless following `leader` in `term` (failed on any change).
     pub(super) forwarded_reads: BTreeMap<u64, ForwardedRead>,
+    /// Drawn from the seed when the node starts, sent with its follower
+    /// reads and echoed by the leader ([`ReadIndexRequest::nonce`](super::message::ReadIndexRequest::nonce)):
+    /// only answers to this run's requests are taken.
+    pub(super) read_nonce: u64,
     pub(super) now: Instant,
     pub(super) stats: Stats,
     // Durability.
@@ -257,6 +261,7 @@ impl Node {
             restart_lease_until,
             incoming_snapshot: None,
             forwarded_reads: BTreeMap::new(),
+            read_nonce: Rng::new(seed ^ 0x7EAD_1D5E_ED5E_ED00).next_u64(),
             now,
             stats: Stats::default(),
             next_seq: 1,

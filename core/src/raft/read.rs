@@ -45,12 +45,15 @@ use super::node::{Node, Role};
 use super::types::{LogIndex, NodeId, Term};
 use crate::time::Instant;
 
+/// Who asked the leader for a read: this node (`None`), or a follower and
+/// the nonce its request carried ([`ReadIndexRequest::nonce`]).
+pub(super) type Asker = Option<(NodeId, u64)>;
+
 /// One read waiting for its round to be confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PendingRead {
     id: u64,
-    /// The follower that asked, or `None` for this node's own read.
-    from: Option<NodeId>,
+    from: Asker,
     index: LogIndex,
     round: u64,
 }
@@ -78,8 +81,8 @@ pub struct ReadState {
     /// Reads assigned to a round, oldest first.
     pending: VecDeque<PendingRead>,
     /// Reads waiting for the leader's first commit in its term, or for the
-    /// next round, with the follower that asked (`None`: this node's own).
-    waiting: Vec<(u64, Option<NodeId>)>,
+    /// next round, with who asked.
+    waiting: Vec<(u64, Asker)>,
     /// Start a round for the waiting reads at the next flush.
     round_needed: bool,
     /// Lease reads are safe until then.
@@ -106,10 +109,9 @@ impl ReadState {
     }
 
     /// Removes every outstanding read (the leader is stepping down), with
-    /// the follower that asked for each (`None`: this node's own).
-    pub fn drain_all(&mut self) -> Vec<(u64, Option<NodeId>)> {
-        let mut reads: Vec<(u64, Option<NodeId>)> =
-            self.pending.drain(..).map(|r| (r.id, r.from)).collect();
+    /// who asked for each.
+    pub(super) fn drain_all(&mut self) -> Vec<(u64, Asker)> {
+        let mut reads: Vec<(u64, Asker)> = self.pending.drain(..).map(|r| (r.id, r.from)).collect();
         reads.append(&mut self.waiting);
         reads
     }
@@ -120,8 +122,8 @@ impl Node {
         self.read_index_for(id, None)
     }
 
-    /// A read of this node's (`from` = `None`) or of the follower `from`.
-    fn read_index_for(&mut self, id: u64, from: Option<NodeId>) -> Result<(), Rejected> {
+    /// A read of this node's (`from` = `None`) or of a follower's.
+    fn read_index_for(&mut self, id: u64, from: Asker) -> Result<(), Rejected> {
         let committed_in_term = self.log.term_at(self.log.commit()) == Some(self.term);
         let lease_reads = self.config.lease_reads;
         let now = self.now;
@@ -221,16 +223,17 @@ impl Node {
 
     /// A confirmed read index: to this node's application, or to the
     /// follower that asked.
-    fn deliver_read(&mut self, id: u64, from: Option<NodeId>, index: LogIndex) {
+    fn deliver_read(&mut self, id: u64, from: Asker, index: LogIndex) {
         match from {
             None => self.staged.push_back(Output::ReadReady { id, index }),
-            Some(follower) => {
+            Some((follower, nonce)) => {
                 let term = self.term;
                 self.send(
                     follower,
                     Message::ReadIndexResponse(ReadIndexResponse {
                         term,
                         id,
+                        nonce,
                         index: Some(index),
                     }),
                 );
@@ -241,21 +244,18 @@ impl Node {
     /// Fails reads the leader can no longer confirm (it steps down): its
     /// own with [`Output::ReadFailed`], its followers' with an answer
     /// without index.
-    pub(super) fn fail_reads(
-        &mut self,
-        reads: Vec<(u64, Option<NodeId>)>,
-        leader_hint: Option<NodeId>,
-    ) {
+    pub(super) fn fail_reads(&mut self, reads: Vec<(u64, Asker)>, leader_hint: Option<NodeId>) {
         for (id, from) in reads {
             match from {
                 None => self
                     .staged
                     .push_back(Output::ReadFailed { id, leader_hint }),
-                Some(follower) => {
+                Some((follower, nonce)) => {
                     let term = self.term;
                     let answer = ReadIndexResponse {
                         term,
                         id,
+                        nonce,
                         index: None,
                     };
                     self.send(follower, Message::ReadIndexResponse(answer));
@@ -280,7 +280,11 @@ impl Node {
                         sent_at,
                     },
                 );
-                self.send(leader, Message::ReadIndex(ReadIndexRequest { term, id }));
+                let nonce = self.read_nonce;
+                self.send(
+                    leader,
+                    Message::ReadIndex(ReadIndexRequest { term, id, nonce }),
+                );
                 Ok(())
             }
             _ => Err(Rejected::NotLeader {
@@ -293,17 +297,23 @@ impl Node {
     pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: ReadIndexRequest) {
         if self.is_leader() {
             // Always accepted at the leader.
-            let _ = self.read_index_for(request.id, Some(from));
+            let _ = self.read_index_for(request.id, Some((from, request.nonce)));
         } else {
             self.stats.unexpected += 1;
-            self.fail_reads(alloc::vec![(request.id, Some(from))], self.leader);
+            let asker = Some((from, request.nonce));
+            self.fail_reads(alloc::vec![(request.id, asker)], self.leader);
         }
     }
 
     /// The leader's [`ReadIndexResponse`] (same term as ours).
     pub(super) fn handle_read_index_response(&mut self, from: NodeId, response: ReadIndexResponse) {
+        // An answer to a request of this node's previous run (same term,
+        // same leader, same id, delayed across a restart) carries that
+        // run's nonce.
         let asked = self.forwarded_reads.get(&response.id);
-        if !asked.is_some_and(|read| read.leader == from && read.term == response.term) {
+        if response.nonce != self.read_nonce
+            || !asked.is_some_and(|read| read.leader == from && read.term == response.term)
+        {
             self.stats.unexpected += 1;
             return;
         }

@@ -4,8 +4,9 @@
 //!
 //! One file per family of rules: `append` (AppendEntries, §5.1 and §5.3),
 //! `vote` (RequestVote and PreVote, §5.2 and §5.4.1), `removal` (membership:
-//! what a removed id may still do) and `check_quorum` (a leader that hears
-//! nobody, or hears everyone late). The helpers they share are here.
+//! what a removed id may still do), `check_quorum` (a leader that hears
+//! nobody, or hears everyone late) and `read` (follower reads). The
+//! helpers they share are here.
 
 use bytes::Bytes;
 use distribkv_core::raft::{
@@ -15,6 +16,7 @@ use distribkv_core::time::Instant;
 
 mod append;
 mod check_quorum;
+mod read;
 mod removal;
 mod vote;
 
