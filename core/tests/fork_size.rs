@@ -2,7 +2,7 @@
 //! JS API) shares the client history with the original instead of copying
 //! it, and the checkers keep only what a replica may still apply: what a
 //! fork allocates stays small however long the run was.
-#![cfg(feature = "sim")]
+#![cfg(all(feature = "sim", not(target_arch = "wasm32")))]
 
 use std::alloc::System;
 
