@@ -34,6 +34,11 @@ MUTATIONS = [
      "            let commit = self.log.commit();\n"
      "            self.deliver_read(request.id, Some((from, request.nonce)), commit);",
      FOLLOWER_READS),
+    ("candidate-rushes-ahead-of-a-rival-with-a-longer-log (a stale candidate wins every race)",
+     "core/src/raft/election.rs",
+     "        let rival_ahead = candidate\n",
+     "        let rival_ahead = false && candidate\n",
+     RULES),
     ("follower-read-takes-an-answer-to-its-previous-run (read ids start again after a restart)",
      "core/src/raft/read.rs",
      "        if response.nonce != self.read_nonce\n",

@@ -206,7 +206,22 @@ impl Node {
             return;
         }
         self.send(from, response);
-        let split = matches!(self.role, Role::Candidate { .. });
+        let candidate = matches!(self.role, Role::Candidate { .. });
+        // A rival candidate of our term whose log is ahead of ours: it can
+        // win and we cannot (it has every vote we could get, and ours would
+        // be its). Rushing our next campaign would put us into each new
+        // term before it, where we vote for ourselves and refuse it, for as
+        // long as our timer keeps beating its: so we stand back a whole
+        // randomized election timeout from now instead, and it likely
+        // campaigns first in the next term, where we grant.
+        let rival_ahead = candidate
+            && (request.last_log_term, request.last_log_index)
+                > (self.log.last_term(), self.log.last_index());
+        if rival_ahead {
+            self.reset_election_timer();
+            return;
+        }
+        let split = candidate;
         // A leadership transfer whose candidate holds less than we do:
         // usually the hand-over of a leader that CheckQuorum deposed, which
         // chose its target from what it last heard (its `TimeoutNow` may

@@ -164,6 +164,44 @@ fn a_candidate_that_hears_a_rival_of_its_term_re_arms_a_shorter_timeout() {
     );
 }
 
+/// A rival candidate of our term whose log is ahead of ours can win and we
+/// cannot, so we do not rush into the next term before it: we stand back a
+/// whole randomized election timeout from when we heard it, so that it
+/// likely campaigns first next time and gets our vote. Rushing instead put
+/// a candidate with a stale log (and a configuration without the rival)
+/// into every new term first, refusing the only electable node for good:
+/// seed 7,921,602 of the seed sweep, with PreVote off, stalled 10 s after
+/// healing.
+#[test]
+fn a_candidate_that_hears_a_rival_with_a_longer_log_stands_back() {
+    let mut backed_off = Vec::new();
+    for seed in 1..=40 {
+        let mut node = Node::new(native_timing(1, [1, 2, 3]), seed, Instant::ZERO).unwrap();
+        node.handle(Instant::ZERO, Input::Campaign).unwrap();
+        while node.poll_output().is_some() {}
+        let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {
+            term: 1,
+            granted: true,
+            pre_vote: true,
+        });
+        feed(&mut node, 2, 2, pre_vote);
+        assert_eq!(node.role(), RoleKind::Candidate);
+        // Node 3 stands in term 1 too, with a log ahead of our empty one.
+        let sent = feed(&mut node, 5, 3, vote(1, (4, 1), false));
+        assert_eq!(granted(&sent), Some(false), "it voted for itself");
+        let deadline = node.poll_timeout().0;
+        assert!(
+            (505..1005).contains(&deadline),
+            "seed {seed}: a whole election timeout from the request (5 ms), not sooner: {deadline}"
+        );
+        backed_off.push(deadline);
+    }
+    assert!(
+        backed_off.iter().any(|&d| d < 700) && backed_off.iter().any(|&d| d >= 850),
+        "randomized over the range: {backed_off:?}"
+    );
+}
+
 /// A leadership transfer's candidate with a shorter log than ours (the
 /// hand-over of a leader that CheckQuorum deposed picks its target from
 /// what it last heard, and its `TimeoutNow` may overtake its last
