@@ -60,7 +60,7 @@ export class Guide {
       el("ul", { class: "scen-list" }, ...SCENARIOS.map((s) => el("li", {}, el("button", { "data-g": "start", "data-id": s.id }, el("b", {}, s.title), el("span", {}, s.blurb))))),
       el("p", { class: "small muted", style: "margin:0" }, "In the sharded mode (a controller and several groups):"),
       // a link: the sharded mode is another app, started by the page from the hash
-      el("ul", { class: "scen-list" }, ...SHARDED_SCENARIOS.map((s) => el("li", {}, el("a", { class: "btn", href: `#mode=sharded&sc=${s.id}.0`, "data-sharded-tour": s.id }, el("b", {}, s.title), el("span", {}, ` ${s.blurb}`))))),
+      el("ul", { class: "scen-list sharded" }, ...SHARDED_SCENARIOS.map((s) => el("li", {}, el("a", { class: "btn", href: `#mode=sharded&sc=${s.id}.0`, "data-sharded-tour": s.id }, el("b", {}, s.title), el("span", {}, ` ${s.blurb}`))))),
     );
     this.app.layoutChanged();
   }
