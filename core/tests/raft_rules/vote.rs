@@ -118,6 +118,22 @@ fn leader_steps_down_on_a_higher_term() {
     assert_eq!(node.role(), RoleKind::Follower);
 }
 
+/// Node 1 of {1, 2, 3} (native timing, `seed`), a candidate in term 1 at
+/// 2 ms: it campaigned at 0 and node 2 granted its pre-vote.
+fn candidate_in_term_1(seed: u64) -> Node {
+    let mut node = Node::new(native_timing(1, [1, 2, 3]), seed, Instant::ZERO).unwrap();
+    node.handle(Instant::ZERO, Input::Campaign).unwrap();
+    while node.poll_output().is_some() {}
+    let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {
+        term: 1,
+        granted: true,
+        pre_vote: true,
+    });
+    feed(&mut node, 2, 2, pre_vote);
+    assert_eq!(node.role(), RoleKind::Candidate);
+    node
+}
+
 /// A split vote (§5.2): node 1 campaigns in term 1 and hears node 3's
 /// RequestVote for the same term. Each voted for itself, so unless the last
 /// voter (perhaps a dead leader) breaks the tie, term 1 elects nobody.
@@ -129,16 +145,7 @@ fn leader_steps_down_on_a_higher_term() {
 fn a_candidate_that_hears_a_rival_of_its_term_re_arms_a_shorter_timeout() {
     let mut rearmed = Vec::new();
     for seed in 1..=40 {
-        let mut node = Node::new(native_timing(1, [1, 2, 3]), seed, Instant::ZERO).unwrap();
-        node.handle(Instant::ZERO, Input::Campaign).unwrap();
-        while node.poll_output().is_some() {}
-        let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {
-            term: 1,
-            granted: true,
-            pre_vote: true,
-        });
-        feed(&mut node, 2, 2, pre_vote);
-        assert_eq!(node.role(), RoleKind::Candidate);
+        let mut node = candidate_in_term_1(seed);
         let drawn = node.poll_timeout().0;
         assert!((502..1002).contains(&drawn), "seed {seed}: {drawn}");
         let sent = feed(&mut node, 5, 3, vote(1, (0, 0), false));
@@ -176,16 +183,7 @@ fn a_candidate_that_hears_a_rival_of_its_term_re_arms_a_shorter_timeout() {
 fn a_candidate_that_hears_a_rival_with_a_longer_log_stands_back() {
     let mut backed_off = Vec::new();
     for seed in 1..=40 {
-        let mut node = Node::new(native_timing(1, [1, 2, 3]), seed, Instant::ZERO).unwrap();
-        node.handle(Instant::ZERO, Input::Campaign).unwrap();
-        while node.poll_output().is_some() {}
-        let pre_vote = Message::RequestVoteResponse(RequestVoteResponse {
-            term: 1,
-            granted: true,
-            pre_vote: true,
-        });
-        feed(&mut node, 2, 2, pre_vote);
-        assert_eq!(node.role(), RoleKind::Candidate);
+        let mut node = candidate_in_term_1(seed);
         // Node 3 stands in term 1 too, with a log ahead of our empty one.
         let sent = feed(&mut node, 5, 3, vote(1, (4, 1), false));
         assert_eq!(granted(&sent), Some(false), "it voted for itself");
