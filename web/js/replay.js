@@ -65,6 +65,20 @@ export class Replay {
   /** A fresh simulation of this run's config, at time 0 (the subclass's). */
   _newSim() { throw new Error("a timeline builds its own simulation"); }
 
+  /**
+   * Sets the run going: from a fork of `start` (a checkpoint, as _restore
+   * takes it) or, without one, from time 0 (rebuild()). A subclass's
+   * constructor calls it once its own fields are set.
+   */
+  _begin(start) {
+    if (start) this._restore(start); else this.rebuild();
+  }
+
+  /** This run's position, as a checkpoint (its simulation is not copied: fork it before running it). */
+  _here() {
+    return { sim: this.sim, at: this.base, steps: this.steps, applied: this.applied };
+  }
+
   /** Starts the run again from time 0, no action applied. */
   rebuild() {
     if (this.sim) this.sim.free();
@@ -80,20 +94,11 @@ export class Replay {
    * `cp.applied` actions applied.
    */
   _restore(cp) {
-    this.sim.free();
+    if (this.sim) this.sim.free();
     this.sim = cp.sim.fork();
     this.applied = cp.applied;
     this.base = cp.at;
     this.steps = cp.steps ?? 0;
-  }
-
-  /**
-   * Continues from a fork of `source`'s simulation, at its position with its
-   * actions applied, without replaying (`source`: a run whose recorded
-   * actions, up to those it applied, are this run's).
-   */
-  _forkOf(source) {
-    this._restore({ sim: source.sim, at: source.base, steps: source.steps, applied: source.applied });
   }
 
   /** The checkpoint to resume from before going to time `t`, or null: going back, the start; going forward, the run as it is. */

@@ -32,13 +32,17 @@ export const ACTIONS = new Set([
 ]);
 
 export class Timeline extends Replay {
-  constructor(backend, config, actions = []) {
-    super(backend, actions, new Checkpoints({ memoryBytes: backend.memoryBytes }));
+  /**
+   * `start`: a checkpoint (replay.js, _restore) to go on from, instead of
+   * time 0; `checkpoints`: the Checkpoints to keep, instead of the page's.
+   */
+  constructor(backend, config, actions = [], { start = null, checkpoints = null } = {}) {
+    super(backend, actions, checkpoints ?? new Checkpoints({ memoryBytes: backend.memoryBytes }));
     this.config = { ...config };
     this.horizon = 0;
     this.revision = 0; // bumped whenever the action list changes
     this.version = 0; // bumped whenever the simulation changes
-    this.rebuild();
+    this._begin(start);
   }
 
   _newSim() { return new Sim(this.backend, this.config); }
@@ -176,9 +180,10 @@ export class Timeline extends Replay {
    * goes forward.
    */
   scratch() {
-    const tl = new Timeline(this.backend, this.config, this.actions.slice(0, this.applied));
-    tl.checkpoints = new Checkpoints({ spacing: Infinity });
-    tl._forkOf(this);
+    const tl = new Timeline(this.backend, this.config, this.actions.slice(0, this.applied), {
+      start: this._here(),
+      checkpoints: new Checkpoints({ spacing: Infinity }),
+    });
     tl.seekPosition(this.position());
     return tl;
   }

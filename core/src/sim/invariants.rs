@@ -21,7 +21,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::kv::AppliedRecord;
-use crate::raft::{Entry, Envelope, LogIndex, Message, Node, NodeId, RoleKind, Term, Write};
+use crate::raft::{
+    Entry, Envelope, LogIndex, Message, Node, NodeId, PersistedState, RoleKind, Term, Write,
+};
 
 /// A hash of an entry's payload.
 pub fn payload_digest(entry: &Entry) -> u64 {
@@ -316,6 +318,19 @@ impl SafetyChecker {
         watch.role = Some(node.role());
         watch.last_index = last;
         watch.durable_term = watch.durable_term.max(durable.term);
+    }
+
+    /// The lowest index a running replica can still write or apply again:
+    /// its snapshot's, or what it applied if that is lower. What is below
+    /// it on every replica may be forgotten ([`SafetyChecker::prune_below`]).
+    pub fn floor_of_running(node: &Node) -> LogIndex {
+        node.log().snapshot().index.min(node.log().applied())
+    }
+
+    /// The same for a replica that is down: the snapshot on its disk (0
+    /// without one), since it replays the entries after it when it restarts.
+    pub fn floor_of_stopped(disk: &PersistedState) -> LogIndex {
+        disk.snapshot.as_ref().map_or(0, |s| s.meta.index)
     }
 
     /// Forgets history below `index`, which no node can write or apply again.

@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use super::invariants::SafetyChecker;
 use super::network::Endpoint;
 use super::trace;
 use super::{Event, Packet, PacketPayload, Sim, SimError, StepInfo};
@@ -367,18 +368,8 @@ impl Sim {
             .nodes
             .iter()
             .map(|n| match &n.replica {
-                Some(r) => r
-                    .node()
-                    .log()
-                    .snapshot()
-                    .index
-                    .min(r.node().log().applied()),
-                None => n
-                    .disk
-                    .persisted()
-                    .snapshot
-                    .as_ref()
-                    .map_or(0, |s| s.meta.index),
+                Some(r) => SafetyChecker::floor_of_running(r.node()),
+                None => SafetyChecker::floor_of_stopped(n.disk.persisted()),
             })
             .min()
             .unwrap_or(0);
@@ -567,5 +558,61 @@ fn replica_input(from: Endpoint, node: NodeId, payload: PacketPayload) -> Option
             Some(ReplicaInput::Client { from, request })
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::{Sim, SimConfig, Workload};
+
+    /// The safety checker keeps only what a replica may still write or
+    /// apply: with a node down, everything after the snapshot on its disk;
+    /// once it is back, a window of a few snapshot intervals, however long
+    /// the run (the memory of a long run in the page, and of its forks).
+    #[test]
+    fn the_checker_forgets_what_no_replica_can_apply_again() {
+        let snapshot_every = 100;
+        let mut sim = Sim::new(SimConfig {
+            nodes: 3,
+            seed: 5,
+            snapshot_every,
+            ..SimConfig::default()
+        });
+        sim.set_workload(Workload {
+            clients: 8,
+            interval: 5,
+            keys: 5,
+            read_fraction: 0.0,
+        })
+        .expect("a valid workload");
+        sim.run_for(10_000);
+        sim.crash(3).expect("node 3 is up");
+        sim.run_for(30_000);
+        let while_down = sim.checker().remembered();
+        sim.restart(3).expect("node 3 is down");
+        sim.run_for(30_000);
+        let after = sim.checker().remembered();
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+
+        let committed = sim.checker().committed_index() as usize;
+        // Each position is remembered at most once per map (entry written,
+        // committed, applied, snapshot); the slowest replica may still apply
+        // up to a snapshot interval and its lag behind the others.
+        let bound = 6 * snapshot_every as usize;
+        // Without forgetting, at least three maps hold every committed entry.
+        assert!(
+            3 * committed > 2 * bound,
+            "only {committed} entries committed: the run is too short to tell"
+        );
+        assert!(
+            after <= bound,
+            "the checker remembers {after} positions of {committed} committed (bound {bound})"
+        );
+        // While node 3 was down (30 s of writes), the checker kept what it
+        // would replay from its disk.
+        assert!(
+            while_down > bound && while_down > after,
+            "with node 3 down the checker remembered {while_down} positions, after {after} (bound {bound})"
+        );
     }
 }

@@ -157,13 +157,17 @@ export class ShardedSim {
 
 /** The recorded run and the simulation at the moment shown. */
 export class ShardedTimeline extends Replay {
-  /** `checkpointCap`: the most checkpoints kept (checkpoints.js). */
-  constructor(backend, layout, seed, actions = [], { checkpointCap } = {}) {
-    super(backend, actions, new Checkpoints({ cap: checkpointCap, memoryBytes: backend.memoryBytes }));
+  /**
+   * `checkpointCap`: the most checkpoints kept (checkpoints.js);
+   * `checkpoints`: the Checkpoints to keep instead; `start`: a checkpoint
+   * (replay.js, _restore) to go on from, instead of time 0.
+   */
+  constructor(backend, layout, seed, actions = [], { checkpointCap, checkpoints = null, start = null } = {}) {
+    super(backend, actions, checkpoints ?? new Checkpoints({ cap: checkpointCap, memoryBytes: backend.memoryBytes }));
     this.layout = layout;
     this.seed = seed;
     this.horizon = 0;
-    this.rebuild();
+    this._begin(start);
   }
 
   get config() { return { ...LAYOUTS[this.layout].config, seed: this.seed }; }
@@ -221,11 +225,13 @@ export class ShardedTimeline extends Replay {
    * goes forward.
    */
   scratch(t) {
-    const copy = new ShardedTimeline(this.backend, this.layout, this.seed, this.actions);
-    copy.checkpoints = new Checkpoints({ spacing: Infinity });
     const goesOn = !this._isBack(t, 0);
     const cp = this.checkpoints.latest((c) => c.at <= t);
-    if (goesOn && !(cp && cp.at > this.sim.now())) copy._forkOf(this); else if (cp) copy._restore(cp);
+    const start = goesOn && !(cp && cp.at > this.sim.now()) ? this._here() : cp;
+    const copy = new ShardedTimeline(this.backend, this.layout, this.seed, this.actions, {
+      start,
+      checkpoints: new Checkpoints({ spacing: Infinity }),
+    });
     copy.runUntil(t);
     return copy;
   }

@@ -306,7 +306,7 @@ impl ShardedSim {
                 .values()
                 .filter_map(|slot| {
                     if let Some(node) = slot.host.as_ref().and_then(|host| host.node(group)) {
-                        return Some(node.log().snapshot().index.min(node.log().applied()));
+                        return Some(SafetyChecker::floor_of_running(node));
                     }
                     if slot.disk.retired.contains(&group) {
                         return None;
@@ -314,7 +314,7 @@ impl ShardedSim {
                     slot.disk
                         .durable
                         .get(&group)
-                        .map(|state| state.snapshot.as_ref().map_or(0, |s| s.meta.index))
+                        .map(SafetyChecker::floor_of_stopped)
                 })
                 .min()
                 .unwrap_or(0);
