@@ -6,7 +6,8 @@
 #   0. the guided tours walked in Node against web/pkg (scripts/e2e/tours.mjs),
 #      a quick check that every step's claims hold, before any browser;
 #   1. the suite against the real build (scripts/e2e/tests/page.test.mjs,
-#      the single-group mode, and sharded.test.mjs, the sharded mode);
+#      the single-group mode, and sharded.test.mjs, the sharded mode), after
+#      checkpoints.test.mjs (the timelines' checkpoints, in Node);
 #   2. a smoke test in Debian's Firefox ESR (scripts/e2e/tests/firefox.test.mjs,
 #      puppeteer-core over WebDriver BiDi): loads, elects, crashes, puts.
 #
@@ -52,7 +53,7 @@ step "guided tours in Node: every step's claims hold in the real simulator"
 (cd scripts/e2e && timeout 300 node tours.mjs) || status=1
 
 step "end-to-end tests against the real build"
-run_tests "${E2E_TIMEOUT:-1200}" tests/page.test.mjs tests/sharded.test.mjs || status=1
+run_tests "${E2E_TIMEOUT:-1200}" tests/checkpoints.test.mjs tests/page.test.mjs tests/sharded.test.mjs || status=1
 
 step "the page in Firefox (firefox-esr over WebDriver BiDi)"
 run_tests 300 tests/firefox.test.mjs || status=1

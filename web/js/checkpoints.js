@@ -26,7 +26,7 @@
 // the timelines drop those past a moment whose future they replace.
 
 /** Most checkpoints kept. */
-export const CHECKPOINT_CAP = 16;
+export const CHECKPOINT_CAP = 64;
 /** Virtual ms between checkpoints until the first thinning. */
 export const FIRST_SPACING_MS = 2000;
 /** Bytes of wasm memory past which a fork that grows it lowers the cap. */

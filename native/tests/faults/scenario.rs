@@ -123,6 +123,24 @@ pub fn lease_reads(seed: u64) -> bool {
     }
 }
 
+/// Environment variable: `on` or `off` forces the clients' follower reads
+/// (`client --follower-reads`: any node serves a read, after a ReadIndex
+/// round with its leader); without it the seed decides, so that about half
+/// of the runs read at followers.
+pub const FOLLOWER_READS_VARIABLE: &str = "DISTRIBKV_FAULT_FOLLOWER_READS";
+
+/// Whether the clients of the run with `seed` read at followers, drawn from
+/// the seed's generator `stream` (each scenario its own, so that the
+/// choices of its older seeds stay as they were).
+pub fn follower_reads(seed: u64, stream: u64) -> bool {
+    match std::env::var(FOLLOWER_READS_VARIABLE).as_deref() {
+        Ok("on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("{FOLLOWER_READS_VARIABLE}={other:?}: expected on or off"),
+        Err(_) => Rng::new(seed).fork(stream).next_u64() % 2 == 1,
+    }
+}
+
 /// What the servers of a nemesis run store their data on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -151,14 +169,20 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let schedule = plan(&mut plan_rng, nodes, duration, power_cuts);
     let default_timing = std::env::var_os(DEFAULT_TIMING_VARIABLE).is_some();
     let lease_reads = lease_reads(seed);
+    let reads_at_followers = follower_reads(seed, 3100);
     let check_quorum_ms = check_quorum_ms(default_timing);
     let header = format!(
         "fault test {test}: {nodes} nodes, {clients} clients, seed {seed}\n\
-         storage: {storage:?}, reads: {}, timing: {} (CheckQuorum {check_quorum_ms} ms)\nreplay: {}\nschedule:\n{}",
+         storage: {storage:?}, reads: {}, {}, timing: {} (CheckQuorum {check_quorum_ms} ms)\nreplay: {}\nschedule:\n{}",
         if lease_reads {
             "lease (server --lease-reads)"
         } else {
             "ReadIndex"
+        },
+        if reads_at_followers {
+            "at any node (client --follower-reads)"
+        } else {
+            "at the leader"
         },
         if default_timing {
             "the servers' defaults"
@@ -215,7 +239,11 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
         clients,
         &root.fork(2000 + nodes as u64),
         Pace { max_think_ms: 20 },
-        &[],
+        if reads_at_followers {
+            &["--follower-reads"]
+        } else {
+            &[]
+        },
     );
     let recorder = workload.recorder.clone();
     std::thread::sleep(SETTLE);

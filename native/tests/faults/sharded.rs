@@ -33,7 +33,7 @@ use super::harness::history::{acknowledged, check_history, read_finals, start_cl
 use super::harness::{BINARY, THREE_GROUPS_OF_8_SHARDS, stdout};
 use super::net::Network;
 use super::rng::Rng;
-use super::scenario::replay_command;
+use super::scenario::{follower_reads, replay_command};
 use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace};
 
 /// Shards of the cluster.
@@ -52,20 +52,6 @@ const REJOIN_WITHIN: Duration = Duration::from_secs(7);
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// How long one `shard` command may run before it is given up.
 const SHARD_COMMAND_LIMIT: Duration = Duration::from_secs(20);
-
-/// Environment variable: `on` or `off` forces the clients' follower reads;
-/// without it the seed decides (about half of the runs).
-pub const FOLLOWER_READS_VARIABLE: &str = "DISTRIBKV_FAULT_FOLLOWER_READS";
-
-/// Whether the clients of the run with `seed` read at followers.
-fn follower_reads(seed: u64) -> bool {
-    match std::env::var(FOLLOWER_READS_VARIABLE).as_deref() {
-        Ok("on") => true,
-        Ok("off") => false,
-        Ok(other) => panic!("{FOLLOWER_READS_VARIABLE}={other:?}: expected on or off"),
-        Err(_) => Rng::new(seed).fork(4000).next_u64() % 2 == 1,
-    }
-}
 
 /// `distribkv-native shard VERB --cluster .. --certs .. ARGS` on the
 /// clients' host.
@@ -213,7 +199,7 @@ pub fn sharded_run(test: &str) {
         Ok(_) => super::nemesis_duration(),
         Err(_) => DEFAULT_NEMESIS,
     };
-    let reads_at_followers = follower_reads(seed);
+    let reads_at_followers = follower_reads(seed, 4000);
     println!(
         "fault test {test}: 3 hosts, groups {GROUPS:?} and the controller on each, {SHARDS} shards, \
          4 clients, seed {seed}, reads {}\nreplay: {}",
