@@ -3,6 +3,9 @@
 //!
 //! `DISTRIBKV_SEEDS=N` sets how many seeds (default 2000), `DISTRIBKV_SEED=S`
 //! replays one seed, `DISTRIBKV_SEED_START=S` shifts the range.
+//! `DISTRIBKV_FAULT_PHASE_MS=MS` lengthens each seed's fault phase (default
+//! 4,000 ms of virtual time): fewer, longer runs, in which more faults pile
+//! up on one cluster (a failing seed replays only with the same value).
 #![cfg(feature = "sim")]
 
 use distribkv_core::sim::sweep::{SweepOptions, config_for_seed, run_seed};
@@ -13,9 +16,17 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn seed_sweep() {
+    let defaults = SweepOptions::default();
     let options = SweepOptions {
         trace_lines: env_u64("DISTRIBKV_TRACE").unwrap_or(0) as usize,
-        ..SweepOptions::default()
+        fault_phase: env_u64("DISTRIBKV_FAULT_PHASE_MS").unwrap_or(defaults.fault_phase),
+        ..defaults
+    };
+    // The replay command names a fault phase other than the default.
+    let phase = if options.fault_phase == defaults.fault_phase {
+        String::new()
+    } else {
+        format!("DISTRIBKV_FAULT_PHASE_MS={} ", options.fault_phase)
     };
     let seeds: Vec<u64> = match env_u64("DISTRIBKV_SEED") {
         Some(seed) => vec![seed],
@@ -49,14 +60,15 @@ fn seed_sweep() {
                 eprintln!("  | {line}");
             }
             eprintln!(
-                "  replay: DISTRIBKV_SEED={seed} cargo test -p distribkv-core --features sim --release --test sweep"
+                "  replay: {phase}DISTRIBKV_SEED={seed} cargo test -p distribkv-core --features sim --release --test sweep"
             );
             failed.push(seed);
         }
     }
     eprintln!(
-        "{} seeds, {operations} client operations, {events} events, {} failed",
+        "{} seeds of {} ms of faults, {operations} client operations, {events} events, {} failed",
         seeds.len(),
+        options.fault_phase,
         failed.len()
     );
     eprintln!("seeds with: {}", covered.summary());
