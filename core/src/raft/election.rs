@@ -143,6 +143,7 @@ impl Node {
             append_to_all: true,
         }));
         self.leader = Some(self.id);
+        self.needed_as_voter = false;
         self.incoming_snapshot = None;
         self.append_entry(Payload::Noop);
     }
@@ -170,6 +171,25 @@ impl Node {
         let up_to_date = self
             .log
             .is_up_to_date(request.last_log_index, request.last_log_term);
+        // A candidate asks only the voters of its latest configuration. If
+        // we are none in ours, the candidate holds a configuration we do
+        // not (one that adds or promotes us, not yet in our log, or that
+        // our log replaced), and with a log behind ours it can never have
+        // our vote (§5.4.1). Should it need it to win (the voters of its
+        // configuration that are alive, us among them, a bare majority),
+        // nobody could ever be elected: the others refuse us nothing, but
+        // we, no voter in our own eyes, would never campaign. So we stand
+        // ourselves, as a voter being removed does (`stands_for_election`):
+        // asking the voters of our latest configuration, our own vote not
+        // counted; once elected, we commit an entry of our term, which
+        // brings our log (and configuration) to the others, then hand over
+        // to a voter and step down (`maybe_step_down_after_removal`).
+        // Hearing a leader first ends it (`accept_leader`).
+        if !up_to_date && !self.needed_as_voter && !self.stands_for_election() && !self.is_removed()
+        {
+            self.needed_as_voter = true;
+            self.reset_election_timer();
+        }
         if request.pre_vote {
             // Would we vote in `request.term`? Only if it is ahead of ours,
             // its log is at least as up to date, and no leader is alive.

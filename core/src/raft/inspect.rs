@@ -109,9 +109,14 @@ impl Node {
     /// which it refuses them (§5.4.1), and with a voter down nobody else
     /// could win. It asks the voters of its latest configuration and does
     /// not count its own vote; once elected, it commits its removal and
-    /// steps down. A node whose removal is committed never campaigns.
+    /// steps down. So does a node no voter in any of its configurations
+    /// that a candidate asked for its vote while holding a log behind ours
+    /// (`needed_as_voter`, see `handle_request_vote`), until it hears a
+    /// leader. A node whose removal is committed never campaigns.
     pub(super) fn stands_for_election(&self) -> bool {
-        self.is_voter() || (!self.is_removed() && self.log.is_voter_since_commit(self.id))
+        self.is_voter()
+            || (!self.is_removed()
+                && (self.needed_as_voter || self.log.is_voter_since_commit(self.id)))
     }
 
     /// The leader's view of each follower (`None` unless leading).

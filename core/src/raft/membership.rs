@@ -299,14 +299,20 @@ impl Node {
     }
 
     /// A leader no longer in the voters steps down once its removal is
-    /// committed (it kept leading until then, §4.2.2).
+    /// committed (it kept leading until then, §4.2.2). So does a leader
+    /// that was never a voter in its configuration (a learner that a
+    /// candidate needed, see `handle_request_vote`), once an entry of its
+    /// term is committed (this is called when the commit index moves, which
+    /// only an entry of the leader's term makes it do) and with it its
+    /// configuration (one from its snapshot, with no membership entry in
+    /// the log, is committed).
     pub(super) fn maybe_step_down_after_removal(&mut self) {
         if self.is_leader()
             && !self.log.membership().is_voter(self.id)
             && self
                 .log
                 .last_membership_index()
-                .is_some_and(|index| index <= self.log.commit())
+                .is_none_or(|index| index <= self.log.commit())
         {
             // Hand over at once to the most up-to-date voter rather than
             // leaving the cluster leaderless until an election timeout.

@@ -153,6 +153,13 @@ pub struct Node {
     /// reads and echoed by the leader ([`ReadIndexRequest::nonce`](super::message::ReadIndexRequest::nonce)):
     /// only answers to this run's requests are taken.
     pub(super) read_nonce: u64,
+    /// A candidate asked for our vote although we are no voter in our
+    /// latest configuration (so a configuration we do not hold counts us),
+    /// and its log is behind ours: it cannot win without us, and we refuse
+    /// it. Until we hear from a leader we stand for election ourselves
+    /// (`stands_for_election`). Volatile: a candidate that still needs us
+    /// asks again.
+    pub(super) needed_as_voter: bool,
     pub(super) now: Instant,
     pub(super) stats: Stats,
     // Durability.
@@ -262,6 +269,7 @@ impl Node {
             incoming_snapshot: None,
             forwarded_reads: BTreeMap::new(),
             read_nonce: Rng::new(seed ^ 0x7EAD_1D5E_ED5E_ED00).next_u64(),
+            needed_as_voter: false,
             now,
             stats: Stats::default(),
             next_seq: 1,

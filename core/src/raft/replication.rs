@@ -278,6 +278,7 @@ impl Node {
             }
         }
         self.leader_contact = Some(self.now);
+        self.needed_as_voter = false;
         self.reset_election_timer();
         true
     }

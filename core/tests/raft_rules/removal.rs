@@ -467,3 +467,180 @@ fn a_restarted_node_whose_removal_it_cannot_know_committed_still_stands() {
     asked.sort_unstable();
     assert_eq!(asked, vec![1, 2, 3]);
 }
+
+/// A learner asked for its vote by a candidate whose log is behind its own
+/// stands for election itself (the sweep's seed 8,813,285, a liveness
+/// bug). Leader 3 of {1, 2, 3} had appended node 5's promotion (index 7,
+/// term 3) to itself only; leader 1 of term 8, whose log lacked it, then
+/// sent its entries to learner 5 only, and lost its disk for good. Node 3
+/// (voters {1, 2, 3, 5} in its log) needed 2 and 5 and could not have 5's
+/// vote (5's log was ahead); node 2 needed 3, which refused its older log;
+/// and node 5, a learner in its own log, never campaigned. Here node 1 is
+/// the learner of voters {2, 3, 4}; candidate 3 counts it a voter and asks
+/// it; it refuses, then stands (asking voters 2, 3 and 4, its own vote not
+/// counted), wins with 3 and 4, commits an entry of its term with them
+/// (which brings them its log and configuration), hands over to the most
+/// up-to-date voter (`TimeoutNow`) and steps down. A leader's message
+/// before its timer fires ends it.
+#[test]
+fn a_learner_that_a_candidate_behind_it_needs_stands_for_election() {
+    let mut config = Config::new(1, [2, 3, 4]);
+    config.learners = vec![1];
+    let learner = Node::new(config, 1, Instant::ZERO).unwrap();
+    let append = Message::AppendEntries(AppendEntries {
+        term: 2,
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![entry(1, 1, "a"), entry(2, 2, "b")],
+        leader_commit: 1,
+    });
+    let request = |pre_vote: bool| {
+        Message::RequestVote(distribkv_core::raft::RequestVote {
+            term: 3,
+            last_log_index: 1,
+            last_log_term: 1,
+            pre_vote,
+            transfer: false,
+        })
+    };
+    let refused = |sent: &[Envelope]| {
+        sent.iter().any(|e| {
+            e.to == 3
+                && matches!(
+                    e.message,
+                    Message::RequestVoteResponse(RequestVoteResponse { granted: false, .. })
+                )
+        })
+    };
+    let asked = |sent: &[Envelope], pre_vote: bool| -> Vec<u64> {
+        let mut to: Vec<u64> = sent
+            .iter()
+            .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote == pre_vote))
+            .map(|e| e.to)
+            .collect();
+        to.sort_unstable();
+        to
+    };
+
+    for pre_vote in [true, false] {
+        let mut one = learner.clone();
+        step(&mut one, 1, to_1(2, append.clone()));
+        assert!(
+            !one.is_voter() && one.election_deadline().is_none(),
+            "a learner does not campaign"
+        );
+        // A candidate that is not behind us (its log as long as ours) does
+        // not make us stand: it can have our vote.
+        let mut even = one.clone();
+        let sent = step(
+            &mut even,
+            1_000,
+            to_1(
+                3,
+                Message::RequestVote(distribkv_core::raft::RequestVote {
+                    term: 3,
+                    last_log_index: 2,
+                    last_log_term: 2,
+                    pre_vote,
+                    transfer: false,
+                }),
+            ),
+        );
+        assert!(!refused(&sent) && even.election_deadline().is_none());
+
+        let sent = step(&mut one, 1_000, to_1(3, request(pre_vote)));
+        assert!(refused(&sent), "a candidate behind us is refused (§5.4.1)");
+        let Some(deadline) = one.election_deadline() else {
+            panic!("asked by a candidate behind it, the learner must arm its election timer");
+        };
+        assert!(
+            (1_150..1_300).contains(&deadline.0),
+            "a randomized election timeout: {deadline:?}"
+        );
+
+        // A leader heard before the timer fires: nothing to stand for.
+        let mut led = one.clone();
+        let heartbeat = Message::AppendEntries(AppendEntries {
+            term: 3,
+            prev_log_index: 2,
+            prev_log_term: 2,
+            entries: vec![],
+            leader_commit: 1,
+        });
+        step(&mut led, 1_100, to_1(4, heartbeat));
+        assert!(
+            led.election_deadline().is_none(),
+            "a leader's message ends it"
+        );
+
+        let sent = step(&mut one, deadline.0, Input::Timeout);
+        assert_eq!(
+            asked(&sent, true),
+            vec![2, 3, 4],
+            "the voters of its configuration, pre-vote first"
+        );
+        let mut now = deadline.0;
+        for pre in [true, false] {
+            let mut sent = Vec::new();
+            for (i, voter) in [3, 4].into_iter().enumerate() {
+                assert!(
+                    !one.is_leader(),
+                    "its own vote does not count: 3 alone is no majority"
+                );
+                now += 1;
+                // A pre-vote is for the term after ours; a vote, for ours.
+                let term = if pre { one.term() + 1 } else { one.term() };
+                let granted = Message::RequestVoteResponse(RequestVoteResponse {
+                    term,
+                    granted: true,
+                    pre_vote: pre,
+                });
+                sent.extend(step(&mut one, now, to_1(voter, granted)));
+                if i == 0 {
+                    assert!(!one.is_leader());
+                }
+            }
+            if pre {
+                assert_eq!(asked(&sent, false), vec![2, 3, 4], "then the election");
+            }
+        }
+        assert!(
+            one.is_leader() && !one.is_voter(),
+            "3 and 4 are a majority of {{2, 3, 4}}"
+        );
+
+        // Its no-op (index 3) commits with 3 and 4: it hands over to 3 (the
+        // first to match, the lowest id among equals) and steps down.
+        let mut sent = Vec::new();
+        for voter in [3, 4] {
+            now += 1;
+            let ack = Message::AppendEntriesResponse(AppendEntriesResponse {
+                term: one.term(),
+                index: 3,
+                success: true,
+                conflict: None,
+            });
+            sent.extend(step(&mut one, now, to_1(voter, ack)));
+        }
+        assert_eq!(one.log().commit(), 3);
+        assert!(
+            !one.is_leader(),
+            "a learner leads only until an entry of its term commits"
+        );
+        let handed_to: Vec<u64> = sent
+            .iter()
+            .filter(|e| matches!(e.message, Message::TimeoutNow(_)))
+            .map(|e| e.to)
+            .collect();
+        assert_eq!(
+            handed_to.len(),
+            1,
+            "one voter told to campaign at once: {handed_to:?}"
+        );
+        assert!([3, 4].contains(&handed_to[0]));
+        assert!(
+            one.election_deadline().is_none(),
+            "and it is a learner again, which does not campaign"
+        );
+    }
+}
