@@ -12,6 +12,11 @@
 //! while it has an empty log. A leader that removes itself keeps leading
 //! (without counting itself) until the change commits, then steps down and
 //! tells its most up-to-date voter to campaign at once (`TimeoutNow`).
+//! Configurations differ from node to node while a change is in flight, so
+//! a node that is no voter in its own may be one in a candidate's: when
+//! such a candidate, with a log behind the node's, asks it for its vote,
+//! the node stands itself (see `handle_request_vote`), leads only until an
+//! entry of its term commits, and hands over the same way.
 
 use alloc::boxed::Box;
 use alloc::string::String;
