@@ -6,8 +6,12 @@
 //! `DISTRIBKV_FAULT_PHASE_MS=MS` lengthens each seed's fault phase (default
 //! 4,000 ms of virtual time): fewer, longer runs, in which more faults pile
 //! up on one cluster (a failing seed replays only with the same value).
+//! `DISTRIBKV_CHECK_STEPS=N` bounds the linearizability search at N steps
+//! (10 million by default): a long run's hot key may need more, and an
+//! undecided verdict fails its seed.
 #![cfg(feature = "sim")]
 
+use distribkv_core::check::Budget;
 use distribkv_core::sim::sweep::{SweepOptions, config_for_seed, run_seed};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -20,14 +24,20 @@ fn seed_sweep() {
     let options = SweepOptions {
         trace_lines: env_u64("DISTRIBKV_TRACE").unwrap_or(0) as usize,
         fault_phase: env_u64("DISTRIBKV_FAULT_PHASE_MS").unwrap_or(defaults.fault_phase),
+        check_budget: Budget {
+            max_steps: env_u64("DISTRIBKV_CHECK_STEPS").unwrap_or(defaults.check_budget.max_steps),
+        },
         ..defaults
     };
-    // The replay command names a fault phase other than the default.
-    let phase = if options.fault_phase == defaults.fault_phase {
-        String::new()
-    } else {
-        format!("DISTRIBKV_FAULT_PHASE_MS={} ", options.fault_phase)
-    };
+    // The replay command names a fault phase and a search bound other than
+    // the defaults.
+    let mut phase = String::new();
+    if options.fault_phase != defaults.fault_phase {
+        phase += &format!("DISTRIBKV_FAULT_PHASE_MS={} ", options.fault_phase);
+    }
+    if options.check_budget != defaults.check_budget {
+        phase += &format!("DISTRIBKV_CHECK_STEPS={} ", options.check_budget.max_steps);
+    }
     let seeds: Vec<u64> = match env_u64("DISTRIBKV_SEED") {
         Some(seed) => vec![seed],
         None => {

@@ -150,9 +150,16 @@ impl Workload {
 /// exactly once in the final state (read from the replica that applied the
 /// most; call it once the cluster has converged, see [`Sim::is_converged`]).
 pub fn check_history(sim: &Sim) -> Vec<String> {
+    check_history_within(sim, check::Budget::DEFAULT)
+}
+
+/// [`check_history`] with the linearizability search bounded by `budget`
+/// instead of [`check::Budget::DEFAULT`] (a long run's hot key may need
+/// more: an undecided verdict is a failure, never a pass).
+pub fn check_history_within(sim: &Sim, budget: check::Budget) -> Vec<String> {
     let mut failures = Vec::new();
     let operations = sim.check_operations();
-    match check::check_linearizable(&operations, check::Budget::DEFAULT) {
+    match check::check_linearizable(&operations, budget) {
         Ok(_) => {}
         Err(check::CheckError::GaveUp(gave_up)) => {
             failures.push(format!("linearizability: undecided ({gave_up})"))

@@ -48,7 +48,7 @@ use config::check_probability;
 pub use clock::NodeClock;
 pub use config::{SimConfig, SimError};
 pub use disk::Disk;
-pub use history::{HistoryEntry, OpStatus, Workload, check_history};
+pub use history::{HistoryEntry, OpStatus, Workload, check_history, check_history_within};
 pub use invariants::SafetyChecker;
 pub use network::{Endpoint, Network, NetworkConfig, Packet, PacketPayload};
 pub use trace::TraceLine;

@@ -27,6 +27,9 @@ pub struct SweepOptions {
     pub fault_interval: u64,
     /// Keep this many trace lines and put them in the report (0: none).
     pub trace_lines: usize,
+    /// How far the linearizability checker searches before it gives up
+    /// (an undecided verdict fails the seed).
+    pub check_budget: crate::check::Budget,
     /// A node that lost its disk never rejoins under its id
     /// ([`SimConfig::retire_lost_disks`]); off only to show the checkers
     /// catching a blank node that rejoins as if nothing happened.
@@ -40,6 +43,7 @@ impl Default for SweepOptions {
             recovery_bound: 10_000,
             fault_interval: 300,
             trace_lines: 0,
+            check_budget: crate::check::Budget::DEFAULT,
             retire_lost_disks: true,
         }
     }
@@ -211,7 +215,7 @@ pub fn run_seed(seed: u64, options: &SweepOptions) -> SeedReport {
     } else {
         failures.extend(check_convergence(&sim));
     }
-    failures.extend(super::check_history(&sim));
+    failures.extend(super::check_history_within(&sim, options.check_budget));
     let operations = sim.history().len();
     let succeeded = sim.history().iter().filter(|e| e.is_complete()).count();
     SeedReport {
