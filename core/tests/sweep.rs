@@ -31,12 +31,12 @@ fn seed_sweep() {
     };
     // The replay command names a fault phase and a search bound other than
     // the defaults.
-    let mut phase = String::new();
+    let mut settings = String::new();
     if options.fault_phase != defaults.fault_phase {
-        phase += &format!("DISTRIBKV_FAULT_PHASE_MS={} ", options.fault_phase);
+        settings += &format!("DISTRIBKV_FAULT_PHASE_MS={} ", options.fault_phase);
     }
     if options.check_budget != defaults.check_budget {
-        phase += &format!("DISTRIBKV_CHECK_STEPS={} ", options.check_budget.max_steps);
+        settings += &format!("DISTRIBKV_CHECK_STEPS={} ", options.check_budget.max_steps);
     }
     let seeds: Vec<u64> = match env_u64("DISTRIBKV_SEED") {
         Some(seed) => vec![seed],
@@ -70,7 +70,7 @@ fn seed_sweep() {
                 eprintln!("  | {line}");
             }
             eprintln!(
-                "  replay: {phase}DISTRIBKV_SEED={seed} cargo test -p distribkv-core --features sim --release --test sweep"
+                "  replay: {settings}DISTRIBKV_SEED={seed} cargo test -p distribkv-core --features sim --release --test sweep"
             );
             failed.push(seed);
         }

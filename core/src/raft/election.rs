@@ -185,8 +185,7 @@ impl Node {
         // brings our log (and configuration) to the others, then hand over
         // to a voter and step down (`maybe_step_down_after_removal`).
         // Hearing a leader first ends it (`accept_leader`).
-        if !up_to_date && !self.needed_as_voter && !self.stands_for_election() && !self.is_removed()
-        {
+        if !up_to_date && !self.stands_for_election() && !self.is_removed() {
             self.needed_as_voter = true;
             self.reset_election_timer();
         }

@@ -340,6 +340,17 @@ fn a_removed_id_is_never_added_back_even_after_a_snapshot() {
     .expect("a new id is taken");
 }
 
+/// The nodes asked for a vote (`pre_vote`: for a pre-vote) in `sent`, in order.
+fn asked(sent: &[Envelope], pre_vote: bool) -> Vec<u64> {
+    let mut to: Vec<u64> = sent
+        .iter()
+        .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote == pre_vote))
+        .map(|e| e.to)
+        .collect();
+    to.sort_unstable();
+    to
+}
+
 /// A message from `from` to node 1.
 fn to_1(from: u64, message: Message) -> Input {
     Input::Message(Envelope {
@@ -377,15 +388,6 @@ fn a_node_whose_removal_is_not_committed_still_stands_for_election() {
         panic!("a node whose removal is not committed must keep its election timer");
     };
 
-    let asked = |sent: &[Envelope], pre_vote: bool| -> Vec<u64> {
-        let mut to: Vec<u64> = sent
-            .iter()
-            .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote == pre_vote))
-            .map(|e| e.to)
-            .collect();
-        to.sort_unstable();
-        to
-    };
     let sent = step(&mut one, deadline.0, Input::Timeout);
     assert_eq!(asked(&sent, true), vec![2, 3, 4], "a pre-vote round");
     let mut now = deadline.0;
@@ -511,15 +513,6 @@ fn a_learner_that_a_candidate_behind_it_needs_stands_for_election() {
                     Message::RequestVoteResponse(RequestVoteResponse { granted: false, .. })
                 )
         })
-    };
-    let asked = |sent: &[Envelope], pre_vote: bool| -> Vec<u64> {
-        let mut to: Vec<u64> = sent
-            .iter()
-            .filter(|e| matches!(&e.message, Message::RequestVote(r) if r.pre_vote == pre_vote))
-            .map(|e| e.to)
-            .collect();
-        to.sort_unstable();
-        to
     };
 
     for pre_vote in [true, false] {
