@@ -165,6 +165,8 @@ pub struct Replica {
     failure: Option<String>,
     /// The backup snapshot being fetched, if any.
     backup: Option<backup::Backup>,
+    /// Follower reads answered while this replica was not the leader.
+    follower_reads_served: u64,
 }
 
 impl Replica {
@@ -209,6 +211,7 @@ impl Replica {
                 .then(Vec::new),
             failure: None,
             backup: None,
+            follower_reads_served: 0,
         }
     }
 
@@ -411,6 +414,13 @@ impl Replica {
             .as_mut()
             .map(core::mem::take)
             .unwrap_or_default()
+    }
+
+    /// Follower reads ([`RequestBody::FollowerRead`](super::RequestBody::FollowerRead))
+    /// this replica answered with a value while it was not the leader, since
+    /// it started: the reads it took off its leader.
+    pub fn follower_reads_served(&self) -> u64 {
+        self.follower_reads_served
     }
 
     /// Requests waiting for an answer here.

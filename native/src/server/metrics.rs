@@ -82,6 +82,8 @@ struct StepFigures {
     applied: LogIndex,
     pending: usize,
     ready: bool,
+    /// Follower reads answered while not leading, since the start.
+    follower_reads: u64,
 }
 
 /// One group's series in the `distribkv_group_*` families (a handle
@@ -128,6 +130,7 @@ pub struct Metrics {
     peer_received: Family<From, Counter>,
     peer_round_trip: HistogramFamily<To>,
     client_requests: Family<Request_, Counter>,
+    follower_reads: Counter,
     group_has_leader: Family<Group, Gauge>,
     group_is_leader: Family<Group, Gauge>,
     group_term: Family<Group, Gauge>,
@@ -174,6 +177,7 @@ impl Metrics {
             peer_received: Family::default(),
             peer_round_trip: Family::new_with_constructor(round_trip_histogram),
             client_requests: Family::default(),
+            follower_reads: Counter::default(),
             group_has_leader: Family::default(),
             group_is_leader: Family::default(),
             group_term: Family::default(),
@@ -267,6 +271,11 @@ impl Metrics {
             "distribkv_client_requests",
             "Client requests answered, by operation and outcome",
             metrics.client_requests.clone(),
+        );
+        r.register(
+            "distribkv_server_follower_reads_served",
+            "Follower reads (client --follower-reads) this node answered while not the leader",
+            metrics.follower_reads.clone(),
         );
         r.register(
             "distribkv_group_has_leader",
@@ -372,6 +381,7 @@ impl Metrics {
             applied,
             pending,
             ready,
+            follower_reads: host.stats().follower_reads_served,
         });
     }
 
@@ -438,6 +448,7 @@ impl Metrics {
             applied,
             pending: replica.pending_requests(),
             ready: leader.is_some() && applied >= commit,
+            follower_reads: replica.follower_reads_served(),
         });
     }
 
@@ -453,6 +464,7 @@ impl Metrics {
             applied,
             pending,
             ready,
+            follower_reads,
         } = figures;
         self.has_leader.set(i64::from(has_leader));
         self.is_leader.set(i64::from(is_leader));
@@ -460,6 +472,9 @@ impl Metrics {
         self.commit_index.set(commit as i64);
         self.applied_index.set(applied as i64);
         self.proposals_pending.set(pending as i64);
+        // The node counts since it started, as this counter does.
+        self.follower_reads
+            .inc_by(follower_reads.saturating_sub(self.follower_reads.get()));
         {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             self.proposals_committed

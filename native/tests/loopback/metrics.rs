@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::harness::{self, Cluster, Loopback};
 
 /// Every metric name of the contract, as its samples are named.
-const CONTRACT: [&str; 16] = [
+const CONTRACT: [&str; 17] = [
     "distribkv_server_has_leader",
     "distribkv_server_is_leader",
     "distribkv_server_leader_changes_seen_total",
@@ -29,6 +29,7 @@ const CONTRACT: [&str; 16] = [
     "distribkv_network_peer_received_bytes_total",
     "distribkv_network_peer_round_trip_time_seconds_count",
     "distribkv_client_requests_total",
+    "distribkv_server_follower_reads_served_total",
 ];
 
 /// `GET path` on `port`: the status code and the body.
@@ -177,6 +178,36 @@ fn metrics_parse_and_move_and_readyz_fails_on_a_node_cut_off_from_the_leader() {
         );
     }
     assert!(after["distribkv_server_proposals_applied_total"] >= 20.0);
+
+    // Reads at the leader only (the default): this follower serves none.
+    let reads = |extra: &[&str]| {
+        let mut args = vec![
+            "--clients",
+            "8",
+            "--duration",
+            "1",
+            "--reads",
+            "1.0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let bench = cluster.cli("bench", &args);
+        assert_eq!(bench.status.code(), Some(0), "{bench:?}");
+        let summary: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&bench.stdout).trim()).unwrap();
+        assert!(summary["ops"].as_u64().unwrap() > 0, "{summary}");
+        assert_eq!(summary["errors"], 0, "{summary}");
+    };
+    reads(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let served = |body: &str| parse(body)["distribkv_server_follower_reads_served_total"];
+    assert_eq!(served(&get(port, "/metrics").unwrap().1), 0.0);
+    // `--follower-reads` spreads them over every node: this one serves its
+    // share.
+    reads(&["--follower-reads"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let count = served(&get(port, "/metrics").unwrap().1);
+    assert!(count > 0.0, "the follower served no read: {count}");
 
     // Cut off from the leader (the two others stopped): not ready, still live.
     let others: Vec<usize> = (1..=3).filter(|&id| id != follower).collect();

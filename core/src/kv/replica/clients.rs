@@ -57,6 +57,10 @@ pub(super) struct ReadWaiter {
     pub(super) request: u64,
     /// What is read.
     pub(super) what: ReadPurpose,
+    /// A follower read ([`RequestBody::FollowerRead`]), counted in
+    /// [`Replica::follower_reads_served`] when a replica that is not the
+    /// leader answers it.
+    pub(super) follower: bool,
 }
 
 /// What a linearizable read serves once its index is applied.
@@ -163,6 +167,7 @@ impl Replica {
                     to: from,
                     request,
                     what,
+                    follower: false,
                 };
                 self.reads.insert(read, waiter);
             }
@@ -186,6 +191,7 @@ impl Replica {
                     to: from,
                     request,
                     what: ReadPurpose::Get(key),
+                    follower: true,
                 };
                 self.follower_reads.insert(read, waiter);
             }
@@ -357,7 +363,12 @@ impl Replica {
         {
             let (_, waiter) = self.ready_reads.pop_front().expect("checked non-empty");
             let result = match &waiter.what {
-                ReadPurpose::Get(key) => Ok(Reply::Done(self.store.get(key).cloned())),
+                ReadPurpose::Get(key) => {
+                    if waiter.follower && !self.node.is_leader() {
+                        self.follower_reads_served += 1;
+                    }
+                    Ok(Reply::Done(self.store.get(key).cloned()))
+                }
                 ReadPurpose::Members => Ok(Reply::Members(self.members())),
                 ReadPurpose::Backup => {
                     self.start_backup(waiter.to, waiter.request);

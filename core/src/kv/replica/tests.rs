@@ -329,6 +329,99 @@ fn a_linearizable_member_list_waits_for_the_leader_to_confirm_it_leads() {
     );
 }
 
+fn follower_read(id: u64) -> ClientRequest {
+    ClientRequest {
+        id,
+        body: RequestBody::FollowerRead {
+            key: Bytes::from_static(b"k"),
+        },
+    }
+}
+
+/// A follower read answered by a follower counts in
+/// `follower_reads_served` (what `distribkv_server_follower_reads_served`
+/// reports); one the leader answers, or a plain read, does not.
+#[test]
+fn a_follower_read_answered_by_a_follower_is_counted_there() {
+    let (mut replicas, now) = three_replicas();
+    replicas[0]
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 5,
+                request: ClientRequest {
+                    id: 1,
+                    body: RequestBody::Open {
+                        nonce: 1,
+                        operation: append("x"),
+                    },
+                },
+            },
+        )
+        .unwrap();
+    deliver_all(&mut replicas, now, &[]);
+    for (at, id) in [(1, 2), (2, 3), (0, 4)] {
+        replicas[at]
+            .handle(
+                now,
+                ReplicaInput::Client {
+                    from: 6,
+                    request: follower_read(id),
+                },
+            )
+            .unwrap();
+    }
+    replicas[0]
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 6,
+                request: ClientRequest {
+                    id: 5,
+                    body: RequestBody::Operation {
+                        client: 1,
+                        seq: 1,
+                        operation: Operation::Get {
+                            key: Bytes::from_static(b"k"),
+                        },
+                    },
+                },
+            },
+        )
+        .unwrap();
+    let replies = deliver_all(&mut replicas, now, &[]);
+    for (at, expected) in [(0, 2), (1, 1), (2, 1)] {
+        let values: Vec<_> = replies[at]
+            .iter()
+            .map(|(_, response)| response.result.clone())
+            .collect();
+        assert_eq!(values.len(), expected, "replica {}: {values:?}", at + 1);
+        for value in values {
+            assert_eq!(value, Ok(Reply::Done(Some(Bytes::from_static(b"x")))));
+        }
+    }
+    let served: Vec<u64> = replicas
+        .iter()
+        .map(Replica::follower_reads_served)
+        .collect();
+    assert_eq!(served, [0, 1, 1]);
+
+    // A follower cut off from its leader cannot get a read index: its read
+    // is not answered, and not counted.
+    replicas[1]
+        .handle(
+            now,
+            ReplicaInput::Client {
+                from: 6,
+                request: follower_read(6),
+            },
+        )
+        .unwrap();
+    let replies = deliver_all(&mut replicas, now, &[2]);
+    assert!(replies[1].is_empty(), "{:?}", replies[1]);
+    assert_eq!(replicas[1].follower_reads_served(), 1);
+}
+
 /// A request and the server it goes to.
 fn next_send(clerk: &mut Clerk) -> (u64, ClientRequest) {
     match clerk.poll_output() {

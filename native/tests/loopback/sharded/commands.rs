@@ -284,6 +284,17 @@ fn status_metrics_bench_and_leave_per_group() {
             followed(&body) > before
         },
     );
+    // The host-wide counter is the sum over its groups.
+    let (_, body) = super::super::metrics::get(port, "/metrics").unwrap();
+    let by_group: f64 = per_group(&body, "distribkv_group_follower_reads_served_total")
+        .values()
+        .sum();
+    let total: f64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("distribkv_server_follower_reads_served_total "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no distribkv_server_follower_reads_served_total in {body}"));
+    assert_eq!(total, by_group, "{body}");
     let lines = status(&cluster);
     for group in [1, 2] {
         let keys: u64 = lines
