@@ -27,7 +27,9 @@
 //! - [`recovery`]: writes stop for at most a bound after each single fault,
 //!   with the servers' default timing;
 //! - [`sharded`]: a sharded cluster under partitions and kills during
-//!   shard moves.
+//!   shard moves;
+//! - [`served`]: whether followers answered reads, from the servers'
+//!   metrics.
 
 #[path = "../harness/mod.rs"]
 mod harness;
@@ -38,6 +40,7 @@ mod recovery;
 mod relay;
 mod rng;
 mod scenario;
+mod served;
 mod sharded;
 mod targeted;
 mod workload;

@@ -38,6 +38,7 @@ use super::harness::status::render_statuses;
 use super::harness::{ClientProcess, FAST_ELECTION_MIN_MS, FAST_HEARTBEAT_MS, StatusLine};
 use super::nemesis::{Fault, Planned, inject, plan, render_plan, replacements};
 use super::rng::Rng;
+use super::served::{METRICS_ARGS, Served};
 use super::workload::{Ending, Pace, Recorder, is_append_only};
 
 /// How long the cluster may take to elect a leader at the start.
@@ -201,6 +202,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
 
     let started = Instant::now();
     let mut server_args = vec!["--snapshot-every", "200"];
+    server_args.extend(METRICS_ARGS);
     let heartbeat = DEFAULT_HEARTBEAT_MS.to_string();
     let election = format!("{DEFAULT_ELECTION_MIN_MS}-{DEFAULT_ELECTION_MAX_MS}");
     if default_timing {
@@ -249,6 +251,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     std::thread::sleep(SETTLE);
 
     let mut injected = Vec::new();
+    let mut served = Served::default();
     for planned in &schedule {
         let Planned { fault, hold, quiet } = planned;
         let (description, at) = inject(&mut cluster, fault, &|| recorder.now())
@@ -274,10 +277,13 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
             healed,
         });
         std::thread::sleep(*quiet);
+        served.look(&cluster);
     }
     std::thread::sleep(SETTLE);
     workload.stop();
     let stopped = recorder.now();
+    served.look(&cluster);
+    println!("{}", served.render());
 
     let mut findings = Vec::new();
     let converge_started = Instant::now();
@@ -300,6 +306,7 @@ pub fn nemesis_run(test: &str, nodes: usize, clients: usize, storage: Storage) {
     let finals = read_final_values(&recorder, final_client, &mut findings);
     let operations = recorder.operations();
     check_history(&operations, &finals, &injected, &mut findings);
+    served.check(reads_at_followers, &mut findings);
 
     let report = render_report(
         &operations,

@@ -34,6 +34,7 @@ use super::harness::{BINARY, THREE_GROUPS_OF_8_SHARDS, stdout};
 use super::net::Network;
 use super::rng::Rng;
 use super::scenario::{follower_reads, replay_command};
+use super::served::{METRICS_ARGS, Served};
 use super::workload::{APPEND_KEYS, Ending, MIXED_KEYS, Pace};
 
 /// Shards of the cluster.
@@ -214,7 +215,12 @@ pub fn sharded_run(test: &str) {
     let mut cluster = super::start_cluster(
         serial,
         3,
-        &[&THREE_GROUPS_OF_8_SHARDS[..], &["--snapshot-every", "200"]].concat(),
+        &[
+            &THREE_GROUPS_OF_8_SHARDS[..],
+            &["--snapshot-every", "200"],
+            &METRICS_ARGS,
+        ]
+        .concat(),
     )
     .unwrap_or_else(|error| panic!("cannot set up the hosts: {error}"));
     shard_ok(&cluster, "join", &["1", "1,2,3"]);
@@ -253,6 +259,7 @@ pub fn sharded_run(test: &str) {
     // retired (and later joins refused), which a run also covers.
     let mut left_at: Option<Instant> = None;
     let mut rounds = Vec::new();
+    let mut served = Served::default();
     let nemesis_started = Instant::now();
     while nemesis_started.elapsed() < duration {
         let at = recorder.now() as f64 / 1e6;
@@ -359,6 +366,7 @@ pub fn sharded_run(test: &str) {
         println!("{line}");
         rounds.push(line);
         std::thread::sleep(Duration::from_millis(800 + rng.below(1_200)));
+        served.look(&cluster);
     }
 
     // Healed: the moves finish, the groups converge, the clients go on a
@@ -367,6 +375,8 @@ pub fn sharded_run(test: &str) {
     wait_settled(&cluster, "every move finished after healing");
     std::thread::sleep(Duration::from_secs(2));
     workload.stop();
+    served.look(&cluster);
+    println!("{}", served.render());
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
         match converged(&statuses(&cluster), show(&cluster).as_ref()) {
@@ -414,6 +424,9 @@ pub fn sharded_run(test: &str) {
     if let Err(error) = check_history(&operations, &finals) {
         panic!("{error}\n{}", story());
     }
+    let mut findings = Vec::new();
+    served.check(reads_at_followers, &mut findings);
+    assert!(findings.is_empty(), "{}\n{}", findings.join("\n"), story());
 }
 
 /// Waits until `shard show` reports every shard owned, none moving and
