@@ -338,7 +338,8 @@ pub async fn run(
         ShardServerError::DataDir {
             dir: config.data_dir.clone(),
             reason: if error.kind() == std::io::ErrorKind::WouldBlock {
-                "it is in use by another running server".to_string()
+                "it is in use by another running server (two hosts on one folder would corrupt its log)"
+                    .to_string()
             } else {
                 format!("cannot lock it: {error}")
             },
