@@ -27,6 +27,7 @@ const CONFIG_FIELDS: &[&str] = &[
     // Extensions: the rest of the simulator's configuration.
     "diskLatencyMs",
     "leaseReads",
+    "followerReads",
     "maxEntriesPerMessage",
     "snapshotChunkBytes",
     "clientTimeoutMs",
@@ -65,6 +66,7 @@ pub fn sim_config(value: &JsValue) -> Result<SimConfig, JsError> {
     fields.set("checkQuorum", boolean, &mut config.raft.check_quorum)?;
     fields.set("diskLatencyMs", range, &mut config.disk_latency)?;
     fields.set("leaseReads", boolean, &mut config.raft.lease_reads)?;
+    fields.set("followerReads", boolean, &mut config.follower_reads)?;
     fields.set(
         "maxEntriesPerMessage",
         count,

@@ -13,7 +13,8 @@ export interface SimulationConfig {
   electionTimeoutMs?: [number, number]; heartbeatMs?: number; latencyMs?: [number, number];
   dropRate?: number; duplicateRate?: number; snapshotEvery?: number;
   preVote?: boolean; checkQuorum?: boolean;
-  diskLatencyMs?: [number, number]; leaseReads?: boolean; maxEntriesPerMessage?: number;
+  diskLatencyMs?: [number, number]; leaseReads?: boolean; followerReads?: boolean;
+  maxEntriesPerMessage?: number;
   snapshotChunkBytes?: number; clientTimeoutMs?: number; clientGiveUpMs?: number | null;
   checkSafety?: boolean; traceCapacity?: number;
 }
@@ -31,7 +32,7 @@ export interface NodeState {
   commitIndex: number; appliedIndex: number; snapshotIndex: number; snapshotTerm: number;
   lastIndex: number; durableIndex: number; electionDeadline: number | null;
   log: LogEntry[]; kv: Record<string, string>; progress: FollowerProgress[] | null;
-  transferTarget: number | null;
+  transferTarget: number | null; followerReadsServed: number;
 }
 
 export interface InFlightMessage {
@@ -86,6 +87,9 @@ export interface ShardedConfig {
   heartbeatMs?: number;
   snapshotEvery?: number;
   adminTimeoutMs?: number;
+  /** The workload's clients read at any replica of a key's group, after a ReadIndex round with
+   * its leader (default false); the page's own client ("c0") reads at the leaders. */
+  followerReads?: boolean;
 }
 
 /** A replica a host holds; role "down" while the host is down. */
@@ -93,6 +97,8 @@ export interface ShardedReplica {
   group: number; role: "leader" | "follower" | "candidate" | "precandidate" | "learner" | "down";
   term: number; leader: number | null; commitIndex: number; appliedIndex: number;
   configNum: number; hibernating: boolean;
+  /** Follower reads it answered while not leading its group, since its host last started. */
+  followerReadsServed: number;
 }
 
 export interface ShardedHost { id: number; up: boolean; replicas: ShardedReplica[]; }

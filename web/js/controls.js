@@ -99,6 +99,7 @@ export class Controls {
     $("#s-lat-min").value = c.latencyMs[0]; $("#s-lat-max").value = c.latencyMs[1];
     $("#s-drop").value = c.dropRate; $("#s-dup").value = c.duplicateRate;
     $("#s-prevote").checked = !!c.preVote; $("#s-checkquorum").checked = !!c.checkQuorum;
+    $("#s-leasereads").checked = !!c.leaseReads; $("#s-followerreads").checked = !!c.followerReads;
     $("#settings").showModal();
   }
 
@@ -110,6 +111,7 @@ export class Controls {
       electionTimeoutMs: [n("#s-et-min"), Math.max(n("#s-et-min"), n("#s-et-max"))], heartbeatMs: n("#s-hb"),
       latencyMs: [n("#s-lat-min"), Math.max(n("#s-lat-min"), n("#s-lat-max"))], dropRate: n("#s-drop"), duplicateRate: n("#s-dup"),
       snapshotEvery: n("#s-snap"), preVote: $("#s-prevote").checked, checkQuorum: $("#s-checkquorum").checked,
+      leaseReads: $("#s-leasereads").checked, followerReads: $("#s-followerreads").checked,
     };
   }
 
@@ -230,7 +232,7 @@ export class Controls {
   buildLegend() {
     const T = this.app.theme;
     const roles = ["leader", "follower", "candidate", "precandidate", "down"].map((r) => `<span><i style="background:${T.role[r]}"></i>${ROLE_LABEL[r]}</span>`);
-    const kinds = [["AppendEntries", "append"], ["Heartbeat", "heartbeat"], ["RequestVote", "vote"], ["PreVote", "pre-vote"], ["InstallSnapshot", "snapshot"], ["TimeoutNow", "timeout now"], ["ClientRequest", "client"]]
+    const kinds = [["AppendEntries", "append"], ["Heartbeat", "heartbeat"], ["RequestVote", "vote"], ["PreVote", "pre-vote"], ["InstallSnapshot", "snapshot"], ["TimeoutNow", "timeout now"], ["ReadIndex", "read index"], ["ClientRequest", "client"]]
       .map(([k, label]) => `<span><i style="background:${T.msg[k]}"></i>${label}</span>`);
     $("#legend").innerHTML = roles.join("") + `<span style="margin-left:8px">messages:</span>` + kinds.join("") + `<span><i class="ring" style="border-color:${T.muted}"></i>reply</span>`;
   }

@@ -13,6 +13,8 @@ export function describeConfig(c) {
   const out = [];
   if (c.preVote === false) out.push("PreVote off");
   if (c.checkQuorum === false) out.push("CheckQuorum off");
+  if (c.leaseReads) out.push("lease reads");
+  if (c.followerReads) out.push("follower reads");
   if (c.snapshotEvery !== d.snapshotEvery) out.push(`a snapshot every ${c.snapshotEvery} entries`);
   if (c.snapshotChunkBytes != null) out.push(`snapshots sent in ${c.snapshotChunkBytes}-byte chunks`);
   if (c.maxEntriesPerMessage != null) out.push(`${c.maxEntriesPerMessage === 1 ? "one entry" : `at most ${c.maxEntriesPerMessage} entries`} per AppendEntries`);

@@ -138,6 +138,7 @@ export class Inspector {
       ["commit / applied", `${nd.commitIndex} / ${nd.appliedIndex}`], ["last / durable", `${nd.lastIndex ?? "–"} / ${nd.durableIndex ?? "–"}`],
       ["snapshot up to", nd.snapshotIndex ?? 0], ["election timer", timer],
     ];
+    if (app.timeline.config.followerReads) rows.push(["follower reads served", nd.up ? `${nd.followerReadsServed ?? 0} since it started` : "–"]);
     setHTML($("#i-fields", this.root), rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join(""));
     const note = $("#i-note", this.root);
     setText(note, nd.up ? "" : `Down. Shown is what its disk holds (term, vote, log, snapshot), as the node that a restart brings back: a ${ROLE_LABEL[nd.role] ?? nd.role} whose commit index is its snapshot's (${nd.snapshotIndex ?? 0}); it learns the rest from the leader.`);

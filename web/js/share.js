@@ -199,6 +199,9 @@ export function encodeRun({ config, actions, cursor, scenario }) {
   if (c.maxEntriesPerMessage != null) parts.push(`mx=${c.maxEntriesPerMessage}`);
   if (c.snapshotChunkBytes != null) parts.push(`chunk=${c.snapshotChunkBytes}`);
   if (c.diskLatencyMs != null) parts.push(`disk=${c.diskLatencyMs.join("-")}`);
+  // read paths, written only when on (links from before them read the same)
+  if (c.leaseReads) parts.push("lr=1");
+  if (c.followerReads) parts.push("fr=1");
   if (actions.length) parts.push(`a=${actions.map(encodeAction).join(",")}`);
   if (cursor) {
     const at = cursor.s ? `${cursor.t}+${cursor.s}` : `${Math.round(cursor.display * 100) / 100}`;
@@ -209,7 +212,7 @@ export function encodeRun({ config, actions, cursor, scenario }) {
 }
 
 /** The keys of a single-group link: any of them makes a hash a link (the rest default). */
-const LINK_KEYS = ["n", "seed", "et", "hb", "lat", "drop", "dup", "snap", "pv", "cq", "mx", "chunk", "disk", "a", "at", "sc"];
+const LINK_KEYS = ["n", "seed", "et", "hb", "lat", "drop", "dup", "snap", "pv", "cq", "mx", "chunk", "disk", "lr", "fr", "a", "at", "sc"];
 
 /** Read a hash back. Returns null if it carries no run; throws with a readable message if it is malformed. */
 export function decodeRun(hash) {
@@ -230,6 +233,11 @@ export function decodeRun(hash) {
   if ("mx" in kv) config.maxEntriesPerMessage = num("mx");
   if ("chunk" in kv) config.snapshotChunkBytes = num("chunk");
   if ("disk" in kv) config.diskLatencyMs = range("disk");
+  for (const [k, field] of [["lr", "leaseReads"], ["fr", "followerReads"]]) {
+    if (!(k in kv)) continue;
+    if (kv[k] !== "0" && kv[k] !== "1") throw bad(k);
+    if (kv[k] === "1") config[field] = true;
+  }
   const actions = kv.a ? kv.a.split(",").filter(Boolean).map(decodeAction) : [];
   checkActions(actions);
   let cursor = null;

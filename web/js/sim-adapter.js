@@ -71,7 +71,9 @@ export const TRACE_LINES = 1000;
 /** Config fields the page may pass to `new Simulation(config)`. */
 export const CONFIG_FIELDS = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate", "snapshotEvery", "preVote", "checkQuorum",
   // extensions of the wasm build, used by some guided tours
-  "maxEntriesPerMessage", "snapshotChunkBytes", "diskLatencyMs"];
+  "maxEntriesPerMessage", "snapshotChunkBytes", "diskLatencyMs",
+  // read paths, from the settings dialog
+  "leaseReads", "followerReads"];
 
 export class Sim {
   constructor(backend, config) {

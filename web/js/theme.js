@@ -16,6 +16,8 @@ export const MESSAGE_KINDS = {
   InstallSnapshot: { v: "--msg-snapshot", short: "Snapshot", reply: false },
   InstallSnapshotResponse: { v: "--msg-snapshot", short: "Snap ack", reply: true },
   TimeoutNow: { v: "--msg-timeout", short: "TimeoutNow", reply: false },
+  ReadIndex: { v: "--msg-read", short: "ReadIndex?", reply: false },
+  ReadIndexResponse: { v: "--msg-read", short: "ReadIndex", reply: true },
   ClientRequest: { v: "--msg-client", short: "Req", reply: false },
   ClientResponse: { v: "--msg-client", short: "Resp", reply: true },
 };

@@ -231,6 +231,7 @@ const BAD_LINKS = [
   ["#n=5&seed=7&et=300-150", /Could not read the link: config.electionTimeoutMs must have min <= max/, DEFAULT_RUN],
   ["#n=5&seed=7&lat=0-1e12", /Could not read the link: config.latencyMs must be at most 1000000000 ms/, DEFAULT_RUN],
   ["#n=5&seed=7&drop=2", /Could not read the link: drop rate must be between 0 and 1, not 2/, DEFAULT_RUN],
+  ["#n=5&seed=7&fr=yes", /Could not read the link: bad fr=yes/, DEFAULT_RUN],
   ["#drop=2", /Could not read the link: drop rate must be between 0 and 1, not 2/, DEFAULT_RUN],
   ["#n=5&seed=7&mx=0", /Could not read the link: .*limits must be non-zero/, DEFAULT_RUN],
   ["#n=5&seed=7&chunk=-1", /Could not read the link: config.snapshotChunkBytes must be a non-negative integer, not -1/, DEFAULT_RUN],
@@ -526,6 +527,34 @@ pageTest("keyboard help and settings dialogs open and close", async (page) => {
   await page.selectOption("#nodes", "7");
   await page.waitForFunction(() => window.__distribkv.sim().state().nodes.length === 7);
 });
+
+pageTest("follower reads from the settings: followers answer reads after a ReadIndex round, the inspector counts them, the link carries them", async (page) => {
+  await page.click("#settings-btn");
+  await page.check("#s-followerreads");
+  await page.click("#settings-apply");
+  assert.equal(await page.evaluate(() => window.__distribkv.timeline().config.followerReads), true);
+  await setSpeed(page, 0);
+  await page.keyboard.press("w"); // steady workload
+  await play(page);
+  // a follower asks its leader for a read index: the message is drawn in its own colour
+  await page.waitForFunction(() => window.__distribkv.sim().state().inFlight.some((m) => m.kind === "ReadIndex"), null, { timeout: 20000 });
+  assert.ok(await page.evaluate(() => window.__distribkv.app.theme.msgColor("ReadIndex") !== window.__distribkv.app.theme.muted), "ReadIndex has a colour");
+  await page.waitForFunction(() => window.__distribkv.sim().state().nodes.some((n) => n.followerReadsServed > 0), null, { timeout: 20000 });
+  await pause(page);
+  const node = await page.evaluate(() => window.__distribkv.sim().state().nodes.find((n) => n.followerReadsServed > 0));
+  assert.notEqual(node.role, "leader");
+  await page.evaluate((id) => window.__distribkv.app.selectNode(id), node.id);
+  await page.waitForFunction(() => /follower reads served\s*\d+ since it started/.test(document.querySelector("#i-fields")?.textContent ?? ""));
+  assert.equal((await page.evaluate(() => window.__distribkv.sim().check())).ok, true);
+  await page.waitForFunction(() => /(^|&|#)fr=1(&|$)/.test(location.hash));
+  const link = await openLink(await page.evaluate(() => location.hash));
+  try {
+    assert.equal(await link.page.evaluate(() => window.__distribkv.timeline().config.followerReads), true, "the link opens with follower reads");
+    assert.deepEqual(link.errors, []);
+  } finally {
+    await link.close();
+  }
+}, { timeout: 90000 });
 
 /** A check() result recorded from the real simulator when lease reads still had a bug (see the fixture's "about"). */
 const RECORDED_VIOLATION = JSON.parse(await readFile(new URL("../fixtures/violation-check.json", import.meta.url), "utf8"));

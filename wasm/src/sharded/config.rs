@@ -31,6 +31,7 @@ const CONFIG_FIELDS: &[&str] = &[
     "snapshotEvery",
     "adminTimeoutMs",
     "traceCapacity",
+    "followerReads",
 ];
 
 /// Reads the constructor's config into the core's.
@@ -173,6 +174,7 @@ pub(super) fn sharded_config(value: &JsValue) -> Result<(ShardedConfig, PageConf
             join
         }
     };
+    fields.set("followerReads", args::boolean, &mut config.follower_reads)?;
     let timeout = fields
         .read("adminTimeoutMs", args::integer)?
         .unwrap_or(DEFAULT_ADMIN_TIMEOUT_MS)

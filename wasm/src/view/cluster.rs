@@ -58,6 +58,9 @@ pub struct NodeView {
     progress: Option<Vec<ProgressView>>,
     /// Follower the leader is handing over to (extension).
     transfer_target: Option<u64>,
+    /// Follower reads this node answered while not the leader, since it
+    /// last started (extension; 0 while down).
+    follower_reads_served: u64,
 }
 
 /// One log entry: `{ index, term, command }`.
@@ -223,6 +226,11 @@ impl NodeView {
                     .collect()
             }),
             transfer_target: node.transfer_target(),
+            follower_reads_served: if up {
+                replica.follower_reads_served()
+            } else {
+                0
+            },
         }
     }
 }

@@ -22,7 +22,7 @@ test("every config field is optional", () => {
   const full = new Simulation({
     nodes: 3, seed: 42, electionTimeoutMs: [200, 400], heartbeatMs: 40, latencyMs: [1, 5],
     dropRate: 0, duplicateRate: 0, snapshotEvery: 100, preVote: false, checkQuorum: false,
-    diskLatencyMs: [0, 1], leaseReads: false, maxEntriesPerMessage: 64, snapshotChunkBytes: 1024,
+    diskLatencyMs: [0, 1], leaseReads: false, followerReads: false, maxEntriesPerMessage: 64, snapshotChunkBytes: 1024,
     clientTimeoutMs: 300, clientGiveUpMs: 5000, checkSafety: true, traceCapacity: 100,
   });
   assert.equal(full.state().nodes.length, 3);
@@ -310,7 +310,7 @@ test("random calls with random arguments throw Errors, never trap", () => {
   const values = [0, 1, 2, 3, 5, 9, 10, -1, 1.5, NaN, Infinity, 2 ** 53 - 1, 2 ** 60, "1", "x", null, undefined,
     {}, [], [1], [[1, 2]], true, 0.5, 2n, 2n ** 64n - 1n, 2n ** 64n];
   const fields = ["nodes", "seed", "electionTimeoutMs", "heartbeatMs", "latencyMs", "dropRate", "duplicateRate",
-    "snapshotEvery", "preVote", "checkQuorum", "diskLatencyMs", "leaseReads", "maxEntriesPerMessage",
+    "snapshotEvery", "preVote", "checkQuorum", "diskLatencyMs", "leaseReads", "followerReads", "maxEntriesPerMessage",
     "snapshotChunkBytes", "clientTimeoutMs", "clientGiveUpMs", "checkSafety", "traceCapacity"];
   const methods = ["runFor", "crash", "restart", "partition", "heal", "cutLink", "restoreLink", "setDropRate",
     "setDuplicateRate", "setLatency", "triggerElection", "transferLeadership", "snapshot", "dropMessage", "message",

@@ -160,6 +160,35 @@ test("a steady workload starts and stops", () => {
   assert.equal(sim.check().ok, true);
 });
 
+test("followerReads: the workload's reads are answered at followers too, counted per node; without it none are", () => {
+  const served = (followerReads) => {
+    const sim = new Simulation({ nodes: 3, seed: 6, followerReads });
+    sim.setWorkload({ clients: 3, intervalMs: 50, keys: 5, readFraction: 0.5 });
+    sim.runFor(4000);
+    sim.setWorkload({ clients: 0 });
+    sim.runFor(1000);
+    const gets = sim.history().filter((o) => o.kind === "get" && o.status === "ok").length;
+    assert.ok(gets > 20, `${gets} reads`);
+    assert.equal(sim.check().ok, true);
+    const state = sim.state();
+    for (const node of state.nodes) {
+      assert.equal(typeof node.followerReadsServed, "number");
+      if (node.role === "leader") assert.equal(node.followerReadsServed, 0, "a leader's reads are not follower reads");
+    }
+    return { sim, total: state.nodes.reduce((sum, n) => sum + n.followerReadsServed, 0) };
+  };
+  const on = served(true);
+  assert.ok(on.total > 5, `followers served ${on.total} reads`);
+  // The follower asks its leader for a read index: the event log shows it.
+  assert.ok(on.sim.events(0).some((e) => /follower read/.test(e.text)), "a follower read in the events");
+  assert.equal(served(false).total, 0);
+  // A crashed node starts counting again.
+  const follower = on.sim.state().nodes.find((n) => n.role === "follower" && n.followerReadsServed > 0);
+  on.sim.crash(follower.id);
+  assert.equal(on.sim.state().nodes[follower.id - 1].followerReadsServed, 0);
+  assert.throws(() => new Simulation({ followerReads: "yes" }), (e) => e instanceof Error && /followerReads/.test(e.message));
+});
+
 test("messages can be inspected and dropped", () => {
   const sim = new Simulation({ nodes: 3, seed: 2 });
   waitForLeader(sim, 1000);

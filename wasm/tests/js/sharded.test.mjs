@@ -76,6 +76,28 @@ test("put, append and get route by key and complete in virtual time", () => {
   assert.equal(sim.check().ok, true);
 });
 
+test("followerReads: the workload's gets are answered by replicas that do not lead their group; without it none are", () => {
+  const served = (followerReads) => {
+    const sim = new ShardedSimulation({ seed: 4, clients: 3, followerReads });
+    runUntil(sim, (s) => s.shards.every((x) => x.status === "serving"));
+    sim.setWorkload(true);
+    sim.runFor(4000);
+    sim.setWorkload(false);
+    runUntil(sim, () => sim.history().every((o) => o.status !== "pending"));
+    assert.equal(sim.check().ok, true);
+    const replicas = sim.state().hosts.flatMap((h) => h.replicas);
+    for (const r of replicas) {
+      assert.equal(typeof r.followerReadsServed, "number");
+      if (r.group === 0) assert.equal(r.followerReadsServed, 0, "the controller holds no keys");
+    }
+    return replicas.reduce((sum, r) => sum + r.followerReadsServed, 0);
+  };
+  const on = served(true);
+  assert.ok(on > 5, `followers served ${on} reads`);
+  assert.equal(served(false), 0);
+  assert.throws(() => new ShardedSimulation({ followerReads: 1 }), (e) => e instanceof Error && /followerReads/.test(e.message));
+});
+
 test("a shard moves while clients write, and its old owner's host crashes mid-move", () => {
   const sim = new ShardedSimulation({ seed: 11, hosts: 9, groups: 3, replicas: 3, shards: 6 });
   sim.setWorkload(true);

@@ -55,6 +55,9 @@ pub struct ReplicaView {
     pub config_num: u64,
     /// Whether the group sleeps here (idle groups hibernate).
     pub hibernating: bool,
+    /// Follower reads this replica answered while not leading its group,
+    /// since its host last started (0 while down).
+    pub follower_reads_served: u64,
 }
 
 /// One host.
@@ -284,6 +287,12 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                         host.kv(g).map_or(0, |kv| kv.config().num)
                     },
                     hibernating: host.is_hibernating(g),
+                    follower_reads_served: host
+                        .stats()
+                        .follower_reads_by_group
+                        .get(&g)
+                        .copied()
+                        .unwrap_or(0),
                 })
                 .collect(),
             None => core::iter::once(CONTROLLER)
@@ -305,6 +314,7 @@ pub fn state(sim: &ShardedSim, admin: AdminView) -> ShardedStateView {
                     applied_index: 0,
                     config_num: 0,
                     hibernating: false,
+                    follower_reads_served: 0,
                 })
                 .collect(),
         };
