@@ -24,6 +24,7 @@ FOLLOWER_READS = "cargo test -q --release -p distribkv-core --features sim --tes
 CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
 RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_CLERK = "cargo test -q -p distribkv-core --lib shard::clerk"
+SHARD_HOST = "cargo test -q -p distribkv-core --features sim --test shard_host shards::"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -216,6 +217,16 @@ MUTATIONS = [
      "            if group != CONTROLLER && config.retired.contains(&group) {",
      "            if group != CONTROLLER && false && config.retired.contains(&group) {",
      RETIREMENT),
+    ("push-to-a-retired-group-never-acknowledged (an old owner that missed its ack pushes for ever)",
+     "core/src/shard/host/migration.rs",
+     "            if self.retired.contains(&to_group) {",
+     "            if false && self.retired.contains(&to_group) {",
+     RETIREMENT),
+    ("push-to-any-group-not-hosted-acknowledged (not only a retired one: the old owner deletes unreplicated data)",
+     "core/src/shard/host/migration.rs",
+     "            if self.retired.contains(&to_group) {",
+     "            if true || self.retired.contains(&to_group) {",
+     SHARD_HOST),
 ]
 
 

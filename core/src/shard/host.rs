@@ -182,8 +182,15 @@
 //! replica holds a prefix of that log, so dropping it loses nothing either.
 //! (b) the group is never needed again: the controller retires it only if
 //! no configuration from the asker's on gives it a shard, so no group ever
-//! waits for a push from it or pushes to it; and it refuses any later Join
+//! waits for a push from it; and it refuses any later Join
 //! of that id ([`ControllerError::Retired`](super::ControllerError::Retired)), since its replicas are gone.
+//! An old owner may still be pushing to it, though: one whose
+//! acknowledgement was lost, and which lagged while the new owner went on
+//! through later configurations and retired. A host that retired the
+//! group acknowledges such a push itself: the retired group went past the
+//! push's configuration (the controller retires it only from a
+//! configuration after every one that gives it a shard), which it could
+//! do only once it had inserted every shard it pulled in it.
 //! A Join that the controller's log orders before the retirement makes the
 //! retirement refused, and the group steps into that configuration as
 //! usual. (c) Raft's safety holds: dropping a replica is a crash that never

@@ -1,13 +1,16 @@
-//! Shards between groups: a push goes to one server of the new owner, and a
-//! follower read checks ownership at the read index.
+//! Shards between groups: a push goes to one server of the new owner (or
+//! is acknowledged by a host that retired it), and a follower read checks
+//! ownership at the read index.
 
 use crate::{ask, configs};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
 use distribkv_core::shard::ControllerOp;
-use distribkv_core::shard::host::{HostReply, HostRequest};
+use distribkv_core::shard::host::{
+    Host, HostBatch, HostConfig, HostInput, HostMessage, HostOutput, HostReply, HostRequest,
+};
 use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
 use distribkv_core::time::Instant;
 
@@ -183,4 +186,57 @@ fn a_follower_read_checks_ownership_at_the_read_index() {
         before + 1
     );
     assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
+}
+
+/// A push to a group this host retired is acknowledged by the host itself
+/// (the retired group had gone past the push's configuration, so it had
+/// the shard: see "Retirement" in `shard::host`); a push to a group it
+/// neither hosts nor retired is not, since nothing here says that group
+/// has the shard, and the old owner would delete its only copy.
+#[test]
+fn a_push_is_acknowledged_for_a_retired_group_only() {
+    let mut c = HostConfig::new(1, 10, vec![1, 2, 3]);
+    c.groups = BTreeMap::from([(100, vec![1, 2, 3])]);
+    c.retired = BTreeSet::from([101]);
+    let mut host = Host::new(c, 1, Instant::ZERO).unwrap();
+    let push = |to_group| HostMessage::ShardPush {
+        from_group: 102,
+        to_group,
+        config_num: 4,
+        shard: 7,
+        data: Bytes::new(),
+    };
+    let acks = |host: &mut Host, to_group| {
+        let batch = HostBatch {
+            from: 2,
+            to: 1,
+            messages: vec![push(to_group)],
+        };
+        host.handle(Instant(1), HostInput::Batch(batch)).unwrap();
+        let mut acks = Vec::new();
+        while let Some(output) = host.poll_output() {
+            if let HostOutput::Send(batch) = output {
+                for message in batch.messages {
+                    if let HostMessage::ShardAck { .. } = message {
+                        acks.push((batch.to, message));
+                    }
+                }
+            }
+        }
+        acks
+    };
+    assert_eq!(
+        acks(&mut host, 101),
+        [(
+            2,
+            HostMessage::ShardAck {
+                group: 102,
+                config_num: 4,
+                shard: 7
+            }
+        )],
+        "retired here: acknowledged"
+    );
+    assert_eq!(acks(&mut host, 103), [], "never hosted here: no answer");
+    assert_eq!(host.stats().unknown_group, 1);
 }

@@ -106,3 +106,84 @@ fn a_quick_rejoin_and_a_group_never_joined_keep_their_replicas() {
     assert!(!sim.held_shards()[&101].is_empty());
     assert_clean(&mut sim);
 }
+
+/// Sweep seed 7,216,316 (20 rounds), in miniature: an old owner pushes a
+/// shard, the new owner inserts it, but the acknowledgement is lost; the
+/// new owner goes on through later configurations, leaves and is retired
+/// while the old owner is still cut off from it. Once the links are back,
+/// the old owner's next push reaches only hosts that retired the new
+/// owner: they acknowledge it themselves (the retired group had gone past
+/// that configuration, so it had the shard). Without that, the old owner
+/// pushes to nobody for ever: it never deletes the shard, never reaches
+/// the latest configuration, and is never retired.
+#[test]
+fn a_push_to_a_group_retired_since_is_acknowledged_by_the_hosts_that_retired_it() {
+    use distribkv_core::sim::network::Endpoint;
+    let mut config = ShardedConfig::small(35);
+    // Disjoint hosts: the old owner 101 on 4–6, the new owner 100 on 1–3,
+    // 102 and the controller on 7–9.
+    config.hosts = 9;
+    config.host.controller = vec![7, 8, 9];
+    config.host.groups = [
+        (100, vec![1, 2, 3]),
+        (101, vec![4, 5, 6]),
+        (102, vec![7, 8, 9]),
+    ]
+    .into_iter()
+    .collect();
+    config.host.retire_after_ms = 500;
+    config.clients = 3;
+    let mut sim = ShardedSim::new(config).unwrap();
+    assert_eq!(sim.join(&[100, 101]), Ok(ControllerReply::Done));
+    sim.start_workload();
+    assert!(sim.run_until(10_000, |s| s.is_settled()));
+    let moving = sim.held_shards()[&101].clone();
+    assert!(!moving.is_empty());
+    // Nothing from 100's hosts reaches 101's: pushes arrive, acks do not.
+    let cut = |sim: &mut ShardedSim, on: bool| {
+        for a in 1..=3 {
+            for b in 4..=6 {
+                let (a, b) = (Endpoint::Node(a), Endpoint::Node(b));
+                if on {
+                    sim.network_mut().cut_link(a, b);
+                } else {
+                    sim.network_mut().restore_link(a, b);
+                }
+            }
+        }
+    };
+    cut(&mut sim, true);
+    assert_eq!(sim.leave(&[101]), Ok(ControllerReply::Done));
+    assert!(
+        sim.run_until(10_000, |s| {
+            let held = s.held_shards();
+            moving.iter().all(|shard| held[&100].contains(shard))
+        }),
+        "100 inserted 101's shards"
+    );
+    assert!(
+        moving.is_subset(&sim.held_shards()[&101]),
+        "101 heard no ack"
+    );
+    // 100 moves on, leaves and is retired; 101 still waits for its acks.
+    assert_eq!(sim.join(&[102]), Ok(ControllerReply::Done));
+    assert_eq!(sim.leave(&[100]), Ok(ControllerReply::Done));
+    assert!(
+        sim.run_until(20_000, |s| s.is_retired(100)
+            && s.replicas_of(100).is_empty()),
+        "100 retired"
+    );
+    assert!(!sim.held_shards()[&101].is_empty(), "101 still sending");
+    cut(&mut sim, false);
+    assert!(
+        sim.run_until(20_000, |s| s.is_retired(101)
+            && s.replicas_of(101).is_empty()),
+        "101 never finished its handoff: it holds {:?}",
+        sim.held_shards().get(&101)
+    );
+    sim.stop_workload();
+    assert!(sim.run_until(10_000, |s| !s.workload_pending()));
+    assert_eq!(sim.held_shards()[&102].len(), 10, "102 serves every shard");
+    assert_clean(&mut sim);
+    assert!(sim.is_settled());
+}

@@ -67,7 +67,21 @@ impl Host {
         data: Bytes,
     ) {
         let Some(kv) = self.kv(to_group) else {
-            self.stats.unknown_group += 1;
+            if self.retired.contains(&to_group) {
+                // The new owner was retired, so it had gone past every
+                // configuration that gave it a shard, this one included,
+                // and a group goes past a configuration only once it has
+                // inserted every shard it pulled in it: it had this one.
+                // The old owner missed the acknowledgement; without this
+                // one it would push to nobody for ever (see "Retirement").
+                self.outbox.messages_to(from).push(HostMessage::ShardAck {
+                    group: from_group,
+                    config_num,
+                    shard,
+                });
+            } else {
+                self.stats.unknown_group += 1;
+            }
             return;
         };
         if kv.has_received(config_num, shard) {
