@@ -95,3 +95,14 @@ fn a_leader_of_an_older_term_taking_office_late_is_no_violation() {
     let report = run_sharded_seed(846_694, 12);
     assert!(report.passed(), "{:?}", report.failures);
 }
+
+/// Seed 7,216,316 of the sweep (20 rounds): group 101 missed the
+/// acknowledgement of a shard it had pushed to group 100, which went on,
+/// left and was retired; 101 then pushed to hosts that no longer held 100,
+/// for ever. They now acknowledge it themselves (see
+/// `shard_lab::retire::a_push_to_a_group_retired_since_is_acknowledged_by_the_hosts_that_retired_it`).
+#[test]
+fn an_old_owner_whose_new_owner_retired_before_acknowledging_finishes_its_handoff() {
+    let report = run_sharded_seed(7_216_316, 20);
+    assert!(report.passed(), "{:?}", report.failures);
+}
