@@ -190,6 +190,21 @@ pageTest("sharded mode: a violation is shown per group in the correctness card a
   assert.match(await page.textContent('#check-list li[data-check="linearizability"]'), /not linearizable on key k1/);
 }, { open: { hash: "#mode=sharded&layout=lab&seed=1&a=0w1" } });
 
+pageTest("sharded mode: a follower-reads layout: the workload's gets are answered at followers, the host card counts them, the link keeps the layout", async (page) => {
+  await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
+  assert.equal(await page.inputValue("#sh-layout"), "small-fr");
+  await page.evaluate(() => window.__distribkv.timeline().runUntil(6000));
+  const hosts = await page.evaluate(() => window.__distribkv.sim().state().hosts);
+  const count = (h) => h.replicas.reduce((sum, r) => sum + r.followerReadsServed, 0);
+  const busiest = hosts.reduce((a, b) => (count(b) > count(a) ? b : a));
+  assert.ok(count(busiest) > 0, "some replica answered a read while not leading its group");
+  for (const h of hosts) for (const r of h.replicas) if (r.role === "leader" && r.group === 0) assert.equal(r.followerReadsServed, 0);
+  assert.equal((await page.evaluate(() => window.__distribkv.sim().check())).ok, true);
+  await page.evaluate((id) => window.__distribkv.app.select({ type: "host", id }), busiest.id);
+  await page.waitForFunction(() => /follower reads served/.test(document.querySelector("#sh-inspect")?.textContent ?? ""));
+  await page.waitForFunction(() => /layout=small-fr/.test(location.hash));
+}, { open: { hash: "#mode=sharded&layout=small-fr&seed=1&a=0w1" } });
+
 pageTest("sharded mode: Step processes one event; scrubbing back and stepping drops the recorded future", async (page) => {
   await page.waitForFunction(() => window.__distribkv?.mode === "sharded");
   await page.evaluate(() => window.__distribkv.timeline().runUntil(3000));

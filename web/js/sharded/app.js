@@ -456,7 +456,7 @@ export class ShardedApp {
     let actions = "";
     if (this.selected?.type === "host") {
       const h = s.hosts[this.selected.id - 1];
-      inspect = `Host ${h.id} is ${h.up ? "up" : "down"} and holds ${h.replicas.map((r) => `${groupName(r.group)} (${r.role}${r.role === "down" ? "" : `, term ${r.term}`})`).join(", ")}. A crash stops every one of them.`;
+      inspect = `Host ${h.id} is ${h.up ? "up" : "down"} and holds ${h.replicas.map((r) => `${groupName(r.group)} (${r.role}${r.role === "down" ? "" : `, term ${r.term}`}${r.followerReadsServed ? `, ${r.followerReadsServed} follower reads served` : ""})`).join(", ")}. A crash stops every one of them.`;
       actions = h.up ? `<button class="btn small danger" data-act="crash" data-host="${h.id}">Crash host ${h.id}</button><button class="btn small" data-act="isolate" data-host="${h.id}">Isolate</button>` : `<button class="btn small" data-act="restart" data-host="${h.id}">Restart host ${h.id}</button>`;
     } else if (this.selected?.type === "shard") {
       const sh = s.shards[this.selected.id];

@@ -10,7 +10,7 @@
 // the simulation's clock (`display`): this mode plays whole milliseconds.
 //
 // Share link (the URL hash):
-//   #mode=sharded&layout=<small|lab>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
+//   #mode=sharded&layout=<small|lab|small-fr|lab-fr>&seed=<n>&a=<action>,...&at=<ms>[&sc=<tour>.<step>]
 // An action is <t>[+<s>]<code><arg>:<arg>...; strings are percent-encoded.
 // Its position is (t, s): the run up to virtual time t, then s single
 // events (Step); at=<t>[+<s>] is the moment shown, the same way.
@@ -26,6 +26,9 @@ import { LINK_MAX_STEPS, checkActions, checkArity, checkTime, dec, hashParams, r
 export const LAYOUTS = {
   small: { label: "5 hosts · 3 groups of 3, sharing hosts", config: { hosts: 5, groups: 3, replicas: 3, shards: 10 } },
   lab: { label: "12 hosts · controller + 3 groups of 3", config: { hosts: 12, placement: [[4, 5, 6], [7, 8, 9], [10, 11, 12]], shards: 10 } },
+  // the same with the workload's gets answered at any replica of the key's group (after a ReadIndex round with its leader)
+  "small-fr": { label: "5 hosts · 3 groups of 3, sharing hosts · follower reads", config: { hosts: 5, groups: 3, replicas: 3, shards: 10, followerReads: true } },
+  "lab-fr": { label: "12 hosts · controller + 3 groups of 3 · follower reads", config: { hosts: 12, placement: [[4, 5, 6], [7, 8, 9], [10, 11, 12]], shards: 10, followerReads: true } },
 };
 
 const CODES = { crash: "c", restart: "r", partition: "P", heal: "h", cutLink: "x", restoreLink: "X", dropMessage: "d", put: "p", append: "a", get: "g", setWorkload: "w", join: "j", leave: "l", move: "m" };
