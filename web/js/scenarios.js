@@ -25,9 +25,10 @@ import { figure8 } from "./tours/figure-8.js";
 import { logRepair } from "./tours/log-repair.js";
 import { snapshot } from "./tours/snapshot.js";
 import { readIndex } from "./tours/read-index.js";
+import { followerReads } from "./tours/follower-reads.js";
 import { membership } from "./tours/membership.js";
 
 export { planContext, query, failedClaims, termAt } from "./tour-kit.js";
 
 /** Every tour, in the order the page lists them. */
-export const SCENARIOS = [firstElection, splitVote, leaderCrash, staleLeader, figure8, logRepair, snapshot, readIndex, membership];
+export const SCENARIOS = [firstElection, splitVote, leaderCrash, staleLeader, figure8, logRepair, snapshot, readIndex, followerReads, membership];

@@ -154,7 +154,7 @@ async function finishStep(page) {
 
 pageTest("every guided tour reaches what it explains, step by step", async (page) => {
   const { SCENARIOS } = await page.evaluate(async () => ({ SCENARIOS: (await import("./js/scenarios.js")).SCENARIOS.map((s) => ({ id: s.id, steps: s.steps.length })) }));
-  assert.deepEqual(SCENARIOS.map((s) => s.id), ["first-election", "split-vote", "leader-crash", "stale-leader", "figure-8", "log-repair", "snapshot", "read-index", "membership"]);
+  assert.deepEqual(SCENARIOS.map((s) => s.id), ["first-election", "split-vote", "leader-crash", "stale-leader", "figure-8", "log-repair", "snapshot", "read-index", "follower-reads", "membership"]);
   const seen = {};
   for (const { id, steps } of SCENARIOS) {
     await page.keyboard.press("g");
@@ -182,6 +182,7 @@ pageTest("every guided tour reaches what it explains, step by step", async (page
   assert.ok(st("figure-8", 4).commitIndex < st("figure-8", 4).index, "figure 8: the old entry was on a majority but not committed");
   assert.ok(st("snapshot", 4).followerSnapshot >= st("snapshot", 2).leaderSnapshot, "snapshot: the lagging node installed the leader's snapshot");
   assert.equal(st("read-index", 4).output, "2", "read index: the read returned the new value");
+  assert.deepEqual([st("follower-reads", 2).output1, st("follower-reads", 4).output2], ["1", "2"], "follower reads: at the follower, then elsewhere after the cut");
   assert.ok(st("log-repair", 4).rejections >= 1 && st("log-repair", 4).rejections <= 2, "log repair: one or two rejections");
 }, { timeout: 300000 });
 
