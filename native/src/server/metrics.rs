@@ -148,6 +148,12 @@ pub struct Metrics {
     ready: AtomicBool,
 }
 
+/// Brings `counter` up to `total`, a count the node or host keeps since it
+/// started, as the counter does: adds what was counted since the last step.
+fn catch_up(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
@@ -361,16 +367,13 @@ impl Metrics {
                     })
                     .set(serving as i64);
             }
-            // The host counts since it started, as this counter does: add
-            // what it counted since the last step.
             let served = host
                 .stats()
                 .follower_reads_by_group
                 .get(&group)
                 .copied()
                 .unwrap_or(0);
-            let counter = &gauges.follower_reads;
-            counter.inc_by(served.saturating_sub(counter.get()));
+            catch_up(&gauges.follower_reads, served);
         }
         drop(groups);
         self.record_step(StepFigures {
@@ -472,9 +475,7 @@ impl Metrics {
         self.commit_index.set(commit as i64);
         self.applied_index.set(applied as i64);
         self.proposals_pending.set(pending as i64);
-        // The node counts since it started, as this counter does.
-        self.follower_reads
-            .inc_by(follower_reads.saturating_sub(self.follower_reads.get()));
+        catch_up(&self.follower_reads, follower_reads);
         {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             self.proposals_committed
