@@ -390,11 +390,14 @@ impl ShardClerk {
     /// sequence number, and a read was served after the operation began);
     /// the rest are stale and ignored. Any reply clears the suspicion of
     /// `from`.
+    /// An export's answer ([`HostReply::Export`]: the clerk never asks for
+    /// one) is ignored.
     pub fn handle_reply(&mut self, now: Instant, from: NodeId, reply: HostReply) {
         self.suspects.clear(from);
         let (id, hint) = match &reply {
             HostReply::Controller { id, result } => (*id, result.as_ref().err()),
             HostReply::Kv { id, result } => (*id, result.as_ref().err()),
+            HostReply::Export { .. } => return,
         };
         // A hint naming a server that just failed to answer is most likely
         // stale: a leader that went silent is still named by followers
@@ -433,6 +436,7 @@ impl ShardClerk {
                     result,
                     Err(KvError::NotLeader { .. } | KvError::Busy | KvError::WrongGroup)
                 ),
+                HostReply::Export { .. } => false,
             };
         let slot = self.slot();
         if leads {
@@ -512,6 +516,7 @@ impl ShardClerk {
                     self.back_off(now);
                 }
             },
+            HostReply::Export { .. } => {}
         }
     }
 

@@ -99,6 +99,18 @@
 //! `serve_ready_reads` in `apply.rs`). A replica with reads pending does
 //! not hibernate.
 //!
+//! # Backups
+//!
+//! [`HostRequest::Export`] takes one shard's data and sessions at a
+//! linearizable point, for a backup of the whole service (the native
+//! `snapshot save`, shard after shard): it waits for a read index exactly
+//! as a follower read does, at any replica, and exports the shard if the
+//! group serves it on the state that applied that index, with the same
+//! argument. The export is held by the host and fetched in chunks of
+//! [`EXPORT_CHUNK_BYTES`] (a shard may be larger than a message); one is
+//! held per host, so a chunk of an export replaced since is refused with
+//! [`KvError::Busy`] and the backup starts that shard over.
+//!
 //! # Shard migration
 //!
 //! Every [`HostConfig::poll_ms`] the host acts for each shard group it
@@ -211,7 +223,7 @@ use core::fmt;
 use super::controller::{
     Controller, ControllerCommand, ControllerOp, ControllerReply, ShardConfig,
 };
-use super::group::{GroupApplied, GroupCommand, KvError, ShardKv};
+use super::group::{GroupApplied, GroupCommand, KvError, ShardKv, ShardStatus};
 use super::{GroupId, ShardId};
 use crate::kv::codec::DecodeError;
 use crate::kv::{AppliedRecord, Operation, ReplyTo, StoreLimits};
@@ -243,8 +255,8 @@ use clients::failed;
 pub use config::{HostConfig, HostError};
 use groups::GroupMap;
 pub use messages::{
-    HostBatch, HostInput, HostMessage, HostOutput, HostRejected, HostReply, HostRequest, HostStats,
-    HostWrite,
+    EXPORT_CHUNK_BYTES, ExportChunk, HostBatch, HostInput, HostMessage, HostOutput, HostRejected,
+    HostReply, HostRequest, HostStats, HostWrite,
 };
 use migration::PushTarget;
 
@@ -260,6 +272,7 @@ enum Machine {
 enum ReplyKind {
     Controller,
     Kv,
+    Export,
 }
 
 #[derive(Clone, Debug)]
@@ -270,13 +283,33 @@ struct Waiter {
     kind: ReplyKind,
 }
 
-/// A follower read ([`HostRequest::FollowerRead`]) waiting for its read
-/// index, or for its replica to apply that far.
+/// A follower read ([`HostRequest::FollowerRead`]) or a shard's export
+/// ([`HostRequest::Export`]) waiting for its read index, or for its
+/// replica to apply that far.
 #[derive(Clone, Debug)]
 struct ReadWaiter {
     to: ReplyTo,
     id: u64,
-    key: Bytes,
+    what: ReadWhat,
+}
+
+/// What a [`ReadWaiter`] reads once its index is applied.
+#[derive(Clone, Debug)]
+enum ReadWhat {
+    /// A key's value.
+    Key(Bytes),
+    /// A shard's data and sessions, for a backup.
+    Export(ShardId),
+}
+
+/// The export a backup is fetching from this host, chunk by chunk.
+#[derive(Clone, Debug)]
+struct HeldExport {
+    group: GroupId,
+    shard: ShardId,
+    config: u64,
+    index: LogIndex,
+    data: Bytes,
 }
 
 /// One hosted replica: a Raft node and its state machine.
@@ -372,6 +405,8 @@ pub struct Host {
     retired: BTreeSet<GroupId>,
     /// Groups retired since the last drain, announced after its write.
     newly_retired: Vec<GroupId>,
+    /// The shard export a backup is fetching (see "Backups").
+    export: Option<HeldExport>,
 }
 
 impl Host {
@@ -474,6 +509,7 @@ impl Host {
             next_read: 1,
             retired: BTreeSet::new(),
             newly_retired: Vec::new(),
+            export: None,
         };
         host.retired = host.config.retired.clone();
         host.retired.remove(&CONTROLLER);

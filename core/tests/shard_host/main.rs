@@ -6,8 +6,9 @@
 //! heartbeats), `robustness` (bad configurations, driver misuse, stray and
 //! arbitrary batches), `hibernation` (idle groups sleep and wake, also under
 //! faults), `shards` (how a shard push is addressed, follower reads
-//! checked at the read index) and `snapshot` (a snapshot on the driver's
-//! request). The helpers they share are here.
+//! checked at the read index), `export` (a shard's export for a backup)
+//! and `snapshot` (a snapshot on the driver's request). The helpers they
+//! share are here.
 #![cfg(feature = "sim")]
 
 use distribkv_core::shard::host::{HostConfig, HostInput, HostReply, HostRequest};
@@ -15,6 +16,7 @@ use distribkv_core::sim::sharded::Mesh;
 use distribkv_core::time::Instant;
 
 mod batching;
+mod export;
 mod hibernation;
 mod robustness;
 mod shards;
@@ -41,9 +43,7 @@ pub(crate) fn configs(hosts: u64, groups: u64, tick: u64) -> Vec<HostConfig> {
 /// (fed at once, then delivered and timed for at most 5 s of virtual time).
 pub(crate) fn ask(mesh: &mut Mesh, to: u64, request: HostRequest) -> HostReply {
     let id = request.id();
-    let reply_id = |r: &HostReply| match r {
-        HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => *id,
-    };
+    let reply_id = |r: &HostReply| r.id();
     let mut replies = mesh.feed(to, HostInput::Client { from: 1, request });
     let deadline = mesh.now().as_millis() + 5_000;
     loop {

@@ -79,6 +79,7 @@ fn request_kind(request: &ShardedRequest) -> (&'static str, bool) {
         ShardedBody::Host(HostRequest::Controller { .. }) => ("shard_controller", false),
         ShardedBody::Host(HostRequest::Kv { op, .. }) => (op.name(), op.is_write()),
         ShardedBody::Host(HostRequest::FollowerRead { .. }) => ("get", false),
+        ShardedBody::Host(HostRequest::Export { .. }) => ("snapshot", false),
     }
 }
 
@@ -267,26 +268,17 @@ impl Driver {
                 HostOutput::Reply { to, reply } => {
                     if let Some(waiting) = self.replies.take(to) {
                         if let Some(metrics) = &self.metrics {
-                            let outcome = match &reply {
-                                HostReply::Kv { result: Ok(_), .. }
-                                | HostReply::Controller { result: Ok(_), .. } => "ok",
-                                HostReply::Kv {
-                                    result: Err(KvError::NotLeader { .. }),
-                                    ..
-                                }
-                                | HostReply::Controller {
-                                    result: Err(KvError::NotLeader { .. }),
-                                    ..
-                                } => "not_leader",
-                                HostReply::Kv {
-                                    result: Err(KvError::WrongGroup),
-                                    ..
-                                } => "wrong_group",
-                                HostReply::Kv {
-                                    result: Err(KvError::Busy | KvError::NotArrived),
-                                    ..
-                                } => "busy",
-                                _ => "error",
+                            let error = match &reply {
+                                HostReply::Kv { result, .. } => result.as_ref().err(),
+                                HostReply::Controller { result, .. } => result.as_ref().err(),
+                                HostReply::Export { result, .. } => result.as_ref().err(),
+                            };
+                            let outcome = match error {
+                                None => "ok",
+                                Some(KvError::NotLeader { .. }) => "not_leader",
+                                Some(KvError::WrongGroup) => "wrong_group",
+                                Some(KvError::Busy | KvError::NotArrived) => "busy",
+                                Some(_) => "error",
                             };
                             metrics.observe_request(waiting.op, outcome, waiting.is_write);
                         }

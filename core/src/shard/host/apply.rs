@@ -200,7 +200,7 @@ impl Host {
                             self.replies.push((
                                 waiter.to,
                                 failed(
-                                    ReplyKind::Kv,
+                                    waiter.what.reply_kind(),
                                     waiter.id,
                                     KvError::NotLeader { leader_hint },
                                 ),
@@ -211,7 +211,13 @@ impl Host {
             }
         }
         if !hosted.ready_reads.is_empty() {
-            serve_ready_reads(group, hosted, &mut self.replies, &mut self.stats);
+            serve_ready_reads(
+                group,
+                hosted,
+                &mut self.replies,
+                &mut self.stats,
+                &mut self.export,
+            );
         }
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
             let leader_hint = hosted.node.leader();
@@ -384,6 +390,7 @@ fn serve_ready_reads(
     hosted: &mut Hosted,
     replies: &mut Vec<(ReplyTo, HostReply)>,
     stats: &mut HostStats,
+    export: &mut Option<HeldExport>,
 ) {
     if hosted.ready_reads.is_empty() {
         return;
@@ -395,21 +402,49 @@ fn serve_ready_reads(
         .partition(|(index, _)| *index <= applied);
     hosted.ready_reads = waiting;
     for (_, waiter) in due {
-        let result = match &hosted.machine {
-            Machine::Kv(kv) => kv.read(&waiter.key),
-            Machine::Controller(_) => Err(KvError::WrongGroup),
+        let reply = match waiter.what {
+            ReadWhat::Key(key) => {
+                let result = match &hosted.machine {
+                    Machine::Kv(kv) => kv.read(&key),
+                    Machine::Controller(_) => Err(KvError::WrongGroup),
+                };
+                if result.is_ok() && !is_leader {
+                    stats.follower_reads_served += 1;
+                    *stats.follower_reads_by_group.entry(group).or_insert(0) += 1;
+                }
+                HostReply::Kv {
+                    id: waiter.id,
+                    result,
+                }
+            }
+            ReadWhat::Export(shard) => {
+                // The same ownership check as a read of a key in the shard.
+                let taken = match &hosted.machine {
+                    Machine::Kv(kv) => match kv.shards().get(&shard).map(|s| s.status) {
+                        Some(ShardStatus::Serving) => Ok(HeldExport {
+                            group,
+                            shard,
+                            config: kv.config().num,
+                            index: applied,
+                            data: kv.export(shard).unwrap_or_default(),
+                        }),
+                        Some(ShardStatus::Pulling { .. }) => Err(KvError::NotArrived),
+                        _ => Err(KvError::WrongGroup),
+                    },
+                    Machine::Controller(_) => Err(KvError::WrongGroup),
+                };
+                let result = taken.and_then(|held| {
+                    let first = super::clients::export_chunk(&held, 0);
+                    *export = Some(held);
+                    first
+                });
+                HostReply::Export {
+                    id: waiter.id,
+                    result,
+                }
+            }
         };
-        if result.is_ok() && !is_leader {
-            stats.follower_reads_served += 1;
-            *stats.follower_reads_by_group.entry(group).or_insert(0) += 1;
-        }
-        replies.push((
-            waiter.to,
-            HostReply::Kv {
-                id: waiter.id,
-                result,
-            },
-        ));
+        replies.push((waiter.to, reply));
     }
 }
 

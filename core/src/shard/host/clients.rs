@@ -46,7 +46,39 @@ impl Host {
                 (group, id, ReplyKind::Kv, command.encode())
             }
             HostRequest::FollowerRead { id, group, key } => {
-                self.handle_follower_read(now, from, id, group, key);
+                if key.len() > self.config.limits.max_key_bytes {
+                    self.reply(from, ReplyKind::Kv, id, Err(KvError::TooLarge));
+                    return;
+                }
+                self.handle_follower_read(now, from, id, group, ReadWhat::Key(key));
+                return;
+            }
+            HostRequest::Export {
+                id,
+                group,
+                shard,
+                at: None,
+                offset: _,
+            } => {
+                self.handle_follower_read(now, from, id, group, ReadWhat::Export(shard));
+                return;
+            }
+            HostRequest::Export {
+                id,
+                group,
+                shard,
+                at: Some(index),
+                offset,
+            } => {
+                let result = match &self.export {
+                    Some(held)
+                        if held.group == group && held.shard == shard && held.index == index =>
+                    {
+                        export_chunk(held, offset)
+                    }
+                    _ => Err(KvError::Busy),
+                };
+                self.replies.push((from, HostReply::Export { id, result }));
                 return;
             }
         };
@@ -82,8 +114,9 @@ impl Host {
         }
     }
 
-    /// [`HostRequest::FollowerRead`]: the replica here asks its node for a
-    /// read index ([`Input::FollowerRead`]: the leader confirms one with a
+    /// [`HostRequest::FollowerRead`] and the first request of a
+    /// [`HostRequest::Export`]: the replica here asks its node for a read
+    /// index ([`Input::FollowerRead`]: the leader confirms one with a
     /// heartbeat round, a follower asks its leader); the read is served in
     /// `drain_group` once the replica has applied that far.
     fn handle_follower_read(
@@ -92,14 +125,11 @@ impl Host {
         from: ReplyTo,
         id: u64,
         group: GroupId,
-        key: Bytes,
+        what: ReadWhat,
     ) {
+        let kind = what.reply_kind();
         if group == CONTROLLER || !self.groups.contains_key(&group) {
-            self.reply(from, ReplyKind::Kv, id, Err(KvError::WrongGroup));
-            return;
-        }
-        if key.len() > self.config.limits.max_key_bytes {
-            self.reply(from, ReplyKind::Kv, id, Err(KvError::TooLarge));
+            self.reply(from, kind, id, Err(KvError::WrongGroup));
             return;
         }
         // A pending read keeps the group awake here (a follower refuses to
@@ -112,16 +142,13 @@ impl Host {
         };
         match hosted.node.handle(now, Input::FollowerRead(read)) {
             Ok(_) => {
-                hosted.reads.insert(read, ReadWaiter { to: from, id, key });
+                hosted.reads.insert(read, ReadWaiter { to: from, id, what });
                 self.touched.push(group);
             }
-            Err(Rejected::NotLeader { leader_hint }) => self.reply(
-                from,
-                ReplyKind::Kv,
-                id,
-                Err(KvError::NotLeader { leader_hint }),
-            ),
-            Err(_) => self.reply(from, ReplyKind::Kv, id, Err(KvError::Busy)),
+            Err(Rejected::NotLeader { leader_hint }) => {
+                self.reply(from, kind, id, Err(KvError::NotLeader { leader_hint }))
+            }
+            Err(_) => self.reply(from, kind, id, Err(KvError::Busy)),
         }
     }
 
@@ -150,5 +177,36 @@ pub(super) fn failed(kind: ReplyKind, id: u64, error: KvError) -> HostReply {
             id,
             result: Err(error),
         },
+        ReplyKind::Export => HostReply::Export {
+            id,
+            result: Err(error),
+        },
     }
+}
+
+impl ReadWhat {
+    pub(super) fn reply_kind(&self) -> ReplyKind {
+        match self {
+            ReadWhat::Key(_) => ReplyKind::Kv,
+            ReadWhat::Export(_) => ReplyKind::Export,
+        }
+    }
+}
+
+/// The chunk of a held export that starts at `offset`.
+pub(super) fn export_chunk(held: &HeldExport, offset: u64) -> Result<ExportChunk, KvError> {
+    let total = held.data.len() as u64;
+    if offset > total {
+        return Err(KvError::Busy);
+    }
+    let start = offset as usize;
+    let end = (start + EXPORT_CHUNK_BYTES).min(held.data.len());
+    Ok(ExportChunk {
+        shard: held.shard,
+        config: held.config,
+        index: held.index,
+        total,
+        offset,
+        data: held.data.slice(start..end),
+    })
 }

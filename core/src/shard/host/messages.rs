@@ -173,6 +173,50 @@ pub enum HostRequest {
         /// The key.
         key: Bytes,
     },
+    /// A chunk of one shard's data and sessions, for a backup of the
+    /// service, served by this host's replica of `group` whatever its
+    /// role. The first request (`at: None`) waits for a read index as a
+    /// [`HostRequest::FollowerRead`] does, then takes the shard's export
+    /// if the group serves it at that point and answers its first chunk
+    /// ([`KvError::NotArrived`] or [`KvError::WrongGroup`] otherwise, as
+    /// for a read); the next ones name that export (`at`: the index it was
+    /// taken at) and the `offset` wanted. A host holds one export: a chunk
+    /// of one it no longer holds is refused with [`KvError::Busy`], and the
+    /// shard is started over. Answered with [`HostReply::Export`].
+    Export {
+        /// Correlation id, echoed in the reply.
+        id: u64,
+        /// The group the client believes owns the shard.
+        group: GroupId,
+        /// The shard.
+        shard: ShardId,
+        /// The export being fetched; `None` for a new one.
+        at: Option<LogIndex>,
+        /// Where the chunk starts, in bytes.
+        offset: u64,
+    },
+}
+
+/// Bytes of one chunk of a shard's export ([`HostRequest::Export`]).
+pub const EXPORT_CHUNK_BYTES: usize = 4 << 20;
+
+/// A chunk of a shard's export ([`HostRequest::Export`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ExportChunk {
+    /// The shard.
+    pub shard: ShardId,
+    /// The configuration the group was in when the export was taken.
+    pub config: u64,
+    /// The group's applied index when the export was taken.
+    pub index: LogIndex,
+    /// The export's size, bytes (the shard as
+    /// [`encode_shard`](super::super::group::encode_shard) writes it).
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Bytes,
 }
 
 impl HostRequest {
@@ -181,7 +225,8 @@ impl HostRequest {
         match self {
             HostRequest::Controller { id, .. }
             | HostRequest::Kv { id, .. }
-            | HostRequest::FollowerRead { id, .. } => *id,
+            | HostRequest::FollowerRead { id, .. }
+            | HostRequest::Export { id, .. } => *id,
         }
     }
 }
@@ -204,6 +249,24 @@ pub enum HostReply {
         /// The value read (gets), or why it failed.
         result: Result<Option<Bytes>, KvError>,
     },
+    /// Answer to [`HostRequest::Export`].
+    Export {
+        /// The request's id.
+        id: u64,
+        /// The chunk, or why there is none.
+        result: Result<ExportChunk, KvError>,
+    },
+}
+
+impl HostReply {
+    /// The correlation id.
+    pub fn id(&self) -> u64 {
+        match self {
+            HostReply::Controller { id, .. }
+            | HostReply::Kv { id, .. }
+            | HostReply::Export { id, .. } => *id,
+        }
+    }
 }
 
 /// Input to a host.

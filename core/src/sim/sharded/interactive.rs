@@ -252,6 +252,10 @@ impl ShardedSim {
                                 item.groups.push(*group);
                                 "FollowerRead"
                             }
+                            HostRequest::Export { group, .. } => {
+                                item.groups.push(*group);
+                                "Export"
+                            }
                         });
                     }
                     Event::Reply { clerk, from, reply } => {
@@ -260,6 +264,7 @@ impl ShardedSim {
                         item.kinds.push(match reply {
                             HostReply::Controller { .. } => "ControllerReply",
                             HostReply::Kv { .. } => "KvReply",
+                            HostReply::Export { .. } => "ExportReply",
                         });
                     }
                     Event::Synced { .. } => return None,
@@ -339,17 +344,11 @@ mod tests {
 
     /// (clerk, correlation id) of a request or the reply that echoes it.
     fn request_key(clerk: u64, request: &HostRequest) -> (u64, u64) {
-        match request {
-            HostRequest::Controller { id, .. }
-            | HostRequest::Kv { id, .. }
-            | HostRequest::FollowerRead { id, .. } => (clerk, *id),
-        }
+        (clerk, request.id())
     }
 
     fn reply_key(clerk: u64, reply: &HostReply) -> (u64, u64) {
-        match reply {
-            HostReply::Controller { id, .. } | HostReply::Kv { id, .. } => (clerk, *id),
-        }
+        (clerk, reply.id())
     }
 
     #[test]

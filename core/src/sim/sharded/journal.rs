@@ -221,6 +221,18 @@ fn describe_request(request: &HostRequest) -> String {
             "FollowerRead #{id} group {group} get {}",
             String::from_utf8_lossy(key)
         ),
+        HostRequest::Export {
+            id,
+            group,
+            shard,
+            at,
+            offset,
+        } => match at {
+            None => format!("Export #{id} group {group} shard {shard}"),
+            Some(at) => {
+                format!("Export #{id} group {group} shard {shard} at {at} from byte {offset}")
+            }
+        },
     }
 }
 
@@ -238,6 +250,18 @@ fn describe_reply(reply: &HostReply) -> String {
             Ok(Some(value)) => format!("KvReply #{id} ok {}", String::from_utf8_lossy(value)),
             Ok(None) => format!("KvReply #{id} ok"),
             Err(e) => format!("KvReply #{id} error: {e}"),
+        },
+        HostReply::Export { id, result } => match result {
+            Ok(chunk) => format!(
+                "ExportReply #{id} shard {} at {} (configuration {}): bytes {} to {} of {}",
+                chunk.shard,
+                chunk.index,
+                chunk.config,
+                chunk.offset,
+                chunk.offset + chunk.data.len() as u64,
+                chunk.total
+            ),
+            Err(e) => format!("ExportReply #{id} error: {e}"),
         },
     }
 }
@@ -338,6 +362,7 @@ impl ShardedSim {
             HostRequest::Controller { .. } => ("Controller", Some(0)),
             HostRequest::Kv { group, .. } => ("Kv", Some(*group)),
             HostRequest::FollowerRead { group, .. } => ("FollowerRead", Some(*group)),
+            HostRequest::Export { group, .. } => ("Export", Some(*group)),
         };
         self.note_detail(Some(to), group, kind, || Detail::Request {
             from,
@@ -354,6 +379,7 @@ impl ShardedSim {
         let kind = match reply {
             HostReply::Controller { .. } => "ControllerReply",
             HostReply::Kv { .. } => "KvReply",
+            HostReply::Export { .. } => "ExportReply",
         };
         self.note_detail(None, None, kind, || Detail::Reply {
             from,

@@ -129,6 +129,23 @@ fn request(request: &HostRequest) -> Map<String, Value> {
             let op = distribkv_core::kv::Operation::Get { key: key.clone() };
             ("FollowerRead", *group, id, &0, &0, serialize(&op))
         }
+        HostRequest::Export {
+            id,
+            group,
+            shard,
+            at,
+            offset,
+        } => {
+            // Backups only (the simulated clients never export): the shard,
+            // and the export and offset of a further chunk.
+            let mut op = Map::new();
+            op.insert("shard".into(), Value::from(*shard));
+            op.insert("at".into(), at.map_or(Value::Null, Value::from));
+            op.insert("offset".into(), Value::from(*offset));
+            let mut tagged = Map::new();
+            tagged.insert("Export".into(), Value::Object(op));
+            ("Export", *group, id, &0, &0, Value::Object(tagged))
+        }
     };
     out.insert("kind".into(), Value::from(kind));
     out.insert("group".into(), Value::from(group));
@@ -166,6 +183,24 @@ fn reply(reply: &HostReply) -> Map<String, Value> {
                             .as_deref()
                             .map_or(Value::Null, |v| Value::from(crate::view::text(v))),
                     );
+                    f
+                }
+                Err(e) => untag(serialize(e), Some("error")),
+            },
+        ),
+        HostReply::Export { id, result } => (
+            "ExportReply",
+            id,
+            result.is_ok(),
+            match result {
+                Ok(chunk) => {
+                    let mut f = Map::new();
+                    f.insert("shard".into(), Value::from(chunk.shard));
+                    f.insert("configNum".into(), Value::from(chunk.config));
+                    f.insert("index".into(), Value::from(chunk.index));
+                    f.insert("total".into(), Value::from(chunk.total));
+                    f.insert("offset".into(), Value::from(chunk.offset));
+                    f.insert("bytes".into(), Value::from(chunk.data.len()));
                     f
                 }
                 Err(e) => untag(serialize(e), Some("error")),
