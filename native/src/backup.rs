@@ -20,6 +20,8 @@
 
 use std::path::Path;
 
+pub mod sharded;
+
 use bytes::Bytes;
 use distribkv_core::kv::{KvStore, StoreLimits};
 use distribkv_core::raft::{LogIndex, Term};
@@ -71,6 +73,14 @@ pub enum BackupError {
     /// Not a snapshot file.
     #[error("not a distribKV snapshot file (it does not start with the snapshot magic)")]
     BadMagic,
+    /// A sharded cluster's backup where a single group's is needed.
+    #[error(
+        "a sharded cluster's backup: it makes no single node's data folder; load it into a running cluster with `snapshot restore FILE --cluster ADDR,...`"
+    )]
+    Sharded,
+    /// A sharded backup's entries do not follow its layout.
+    #[error("{0}")]
+    Layout(String),
     /// Another format version.
     #[error("snapshot format version {0} is not supported (this program reads version {VERSION})")]
     Version(u32),
@@ -152,6 +162,9 @@ impl Backup {
     /// backup and the stored checksum (for `snapshot status`).
     pub fn decode_unchecked(bytes: &[u8]) -> Result<(Backup, u32), BackupError> {
         let minimum = HEADER + 4;
+        if sharded::ShardedBackup::is_sharded(bytes) {
+            return Err(BackupError::Sharded);
+        }
         if bytes.len() < 8 || &bytes[..8] != MAGIC {
             if bytes.len() < minimum && MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
                 return Err(BackupError::TooShort {

@@ -7,6 +7,14 @@
 //! folder of one node of a new cluster: the members (from `--peers`) and
 //! the snapshot, which the node installs at its first start, whatever its
 //! certificate folder.
+//!
+//! A sharded cluster's `save` exports every shard from its group
+//! ([`sharded`]), and its backup is restored by loading it into a running
+//! cluster (`restore FILE --cluster ...`, [`load`]), which also takes a
+//! single group's backup.
+
+mod load;
+mod sharded;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,14 +27,15 @@ use distribkv_core::raft::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::{CliError, ClusterArgs};
+use crate::backup::sharded::ShardedBackup;
 use crate::backup::{Backup, BackupError, RESTORE_FILE};
 use crate::kv_client::KvTransport;
 use crate::server::members::{MEMBERS_FILE, initial_membership, save_membership};
 
 /// How long `save` keeps trying to reach a leader.
-const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// One request's timeout.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `snapshot` arguments.
 #[derive(Debug, Args)]
@@ -43,7 +52,8 @@ pub enum SnapshotCommand {
     Save(SaveArgs),
     /// Check a snapshot file and describe it.
     Status(StatusArgs),
-    /// Make the data folder of node N of a new cluster from a snapshot file.
+    /// Make the data folder of node N of a new cluster from a snapshot file,
+    /// or load it into a running cluster (--cluster).
     Restore(RestoreArgs),
 }
 
@@ -67,20 +77,37 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `snapshot restore` arguments.
+/// `snapshot restore` arguments: a new node's data folder (`--id`,
+/// `--peers`, `--data-dir`), or a load into a running cluster
+/// (`--cluster`).
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The snapshot file.
     pub file: PathBuf,
     /// The node's id in the new cluster: its 1-based position in --peers.
-    #[arg(long, value_name = "N")]
-    pub id: NodeId,
+    #[arg(long, value_name = "N", required_unless_present = "cluster")]
+    pub id: Option<NodeId>,
     /// Every member's address of the new cluster (HOST:PORT), in id order.
-    #[arg(long, value_name = "ADDR,...")]
-    pub peers: String,
+    #[arg(long, value_name = "ADDR,...", required_unless_present = "cluster")]
+    pub peers: Option<String>,
     /// The data folder to create (it must not exist, or be empty).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "cluster")]
+    pub data_dir: Option<PathBuf>,
+    /// Instead of a data folder: load the backup (of a single group or of
+    /// a sharded cluster) into this running cluster, which must hold no
+    /// key yet, through the ordinary client. How a sharded cluster is
+    /// restored.
+    #[arg(long, value_name = "ADDR,...", conflicts_with_all = ["id", "peers", "data_dir"])]
+    pub cluster: Option<String>,
+    /// With --cluster: the folder with ca-cert.pem, client-cert.pem and
+    /// client-key.pem.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DISTRIBKV_CERTS",
+        requires = "cluster"
+    )]
+    pub certs: Option<PathBuf>,
 }
 
 /// What `snapshot status --json` prints.
@@ -121,6 +148,16 @@ pub enum SnapshotError {
     /// A bad argument.
     #[error("{0}")]
     Invalid(String),
+    /// A shard of a sharded cluster could not be fetched in time.
+    #[error("shard {shard} could not be fetched within {seconds} s: {last}")]
+    Incomplete {
+        /// The time tried, in all.
+        seconds: u64,
+        /// The shard.
+        shard: u32,
+        /// The last reason.
+        last: String,
+    },
 }
 
 /// Runs a `snapshot` command; returns the exit code.
@@ -131,11 +168,22 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
             let transport = match super::client::connect(&save.cluster).await? {
                 super::client::Connected::Single(cluster) => cluster.transport(),
                 super::client::Connected::Sharded(cluster) => {
+                    let backup = sharded::fetch(cluster.clone()).await;
                     cluster.transport.close().await;
-                    return Err(SnapshotError::Invalid(
-                        "snapshot save does not support sharded clusters yet".into(),
-                    )
-                    .into());
+                    let backup = backup?;
+                    backup
+                        .save(&save.file)
+                        .map_err(|source| file_error(&save.file, source))?;
+                    let keys = backup.pairs().map_or(0, |pairs| pairs.len());
+                    println!(
+                        "OK: {} shards ({} keys, {} bytes) saved to {} in {:.1} s",
+                        backup.shards.len(),
+                        keys,
+                        backup.shards.iter().map(|s| s.data.len()).sum::<usize>(),
+                        save.file.display(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(0);
                 }
             };
             let backup = fetch(&transport).await;
@@ -155,14 +203,30 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
             Ok(0)
         }
         SnapshotCommand::Status(status) => print_status(status),
-        SnapshotCommand::Restore(restore) => {
-            restore_into(restore)?;
-            Ok(0)
-        }
+        SnapshotCommand::Restore(restore) => match &restore.cluster {
+            Some(cluster) => {
+                let Some(certs) = restore.certs.clone() else {
+                    return Err(SnapshotError::Invalid(
+                        "--cluster needs --certs (or DISTRIBKV_CERTS): the client's certificates"
+                            .into(),
+                    )
+                    .into());
+                };
+                let cluster = ClusterArgs {
+                    cluster: cluster.clone(),
+                    certs,
+                };
+                load::load(&restore.file, &cluster).await
+            }
+            None => {
+                restore_into(restore)?;
+                Ok(0)
+            }
+        },
     }
 }
 
-fn file_error(file: &Path, source: BackupError) -> SnapshotError {
+pub(super) fn file_error(file: &Path, source: BackupError) -> SnapshotError {
     SnapshotError::File {
         file: file.display().to_string(),
         source,
@@ -256,6 +320,9 @@ fn print_status(args: &StatusArgs) -> Result<u8, CliError> {
             },
         )
     })?;
+    if ShardedBackup::is_sharded(&bytes) {
+        return print_sharded_status(args, &bytes);
+    }
     let (backup, _) =
         Backup::decode_unchecked(&bytes).map_err(|source| file_error(&args.file, source))?;
     let checked = Backup::decode(&bytes).and_then(|backup| backup.store());
@@ -288,23 +355,118 @@ fn print_status(args: &StatusArgs) -> Result<u8, CliError> {
     }
 }
 
+/// What `snapshot status --json` prints for a sharded cluster's backup
+/// (no `index` or `term`: each shard has its own, in `perShard`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardedSnapshotStatus {
+    /// Always `"sharded"`.
+    pub kind: String,
+    /// The cluster's number of shards.
+    pub shards: u32,
+    /// Keys in every shard (0 when the checksum does not match).
+    pub keys: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Whether the checksum matches.
+    pub checksum_ok: bool,
+    /// Each shard: where it was taken from, and its keys.
+    pub per_shard: Vec<ShardStatusLine>,
+}
+
+/// One shard of a [`ShardedSnapshotStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatusLine {
+    /// The shard.
+    pub shard: u32,
+    /// The group it was taken from (0: no group owned it).
+    pub group: u64,
+    /// The configuration that group was in.
+    pub config_num: u64,
+    /// The group's applied index when it was taken.
+    pub index: u64,
+    /// Its keys (0 when the file does not check).
+    pub keys: u64,
+}
+
+fn print_sharded_status(args: &StatusArgs, bytes: &[u8]) -> Result<u8, CliError> {
+    let (backup, _) =
+        ShardedBackup::decode_unchecked(bytes).map_err(|source| file_error(&args.file, source))?;
+    let checked = ShardedBackup::decode(bytes);
+    let keys_of = |shard: &crate::backup::sharded::ShardBackup| match &checked {
+        Ok(_) => shard.pairs().map_or(0, |pairs| pairs.len() as u64),
+        Err(_) => 0,
+    };
+    let per_shard: Vec<ShardStatusLine> = backup
+        .shards
+        .iter()
+        .map(|shard| ShardStatusLine {
+            shard: shard.shard,
+            group: shard.group,
+            config_num: shard.config,
+            index: shard.index,
+            keys: keys_of(shard),
+        })
+        .collect();
+    let status = ShardedSnapshotStatus {
+        kind: "sharded".into(),
+        shards: backup.shards.len() as u32,
+        keys: per_shard.iter().map(|s| s.keys).sum(),
+        bytes: bytes.len() as u64,
+        checksum_ok: !matches!(checked, Err(BackupError::Checksum { .. })),
+        per_shard,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &status)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(
+            stdout,
+            "sharded: {} shards keys {} bytes {} checksum {}",
+            status.shards,
+            status.keys,
+            status.bytes,
+            if status.checksum_ok { "ok" } else { "BAD" }
+        )?;
+        for line in &status.per_shard {
+            writeln!(
+                stdout,
+                "shard {} group {} configuration {} index {} keys {}",
+                line.shard, line.group, line.config_num, line.index, line.keys
+            )?;
+        }
+    }
+    stdout.flush()?;
+    match checked {
+        Ok(_) => Ok(0),
+        Err(source) => Err(file_error(&args.file, source).into()),
+    }
+}
+
 /// `snapshot restore`: the members file and the snapshot to install, in a
 /// new data folder.
 fn restore_into(args: &RestoreArgs) -> Result<(), CliError> {
+    let (Some(id), Some(peers), Some(dir)) = (args.id, &args.peers, &args.data_dir) else {
+        return Err(SnapshotError::Invalid(
+            "restore needs --id, --peers and --data-dir (a new node's folder), or --cluster (a load into a running cluster)".into(),
+        )
+        .into());
+    };
     let backup = Backup::load(&args.file).map_err(|source| file_error(&args.file, source))?;
     let store = backup
         .store()
         .map_err(|source| file_error(&args.file, source))?;
-    let peers = crate::addr::parse_address_list(&args.peers)?;
-    if args.id == 0 || args.id as usize > peers.len() {
+    let peers = crate::addr::parse_address_list(peers)?;
+    if id == 0 || id as usize > peers.len() {
         return Err(SnapshotError::Invalid(format!(
             "--id {} is not a position in --peers (1 to {})",
-            args.id,
+            id,
             peers.len()
         ))
         .into());
     }
-    let dir = &args.data_dir;
     let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied {
         return Err(SnapshotError::Invalid(format!(
@@ -325,9 +487,9 @@ fn restore_into(args: &RestoreArgs) -> Result<(), CliError> {
         dir.display(),
         backup.index,
         store.len(),
-        args.id,
+        id,
         peers.len(),
-        args.id,
+        id,
         dir.display()
     );
     Ok(())
@@ -353,9 +515,11 @@ mod tests {
         std::fs::write(&taken, "not a folder").unwrap();
         let error = restore_into(&RestoreArgs {
             file,
-            id: 1,
-            peers: "127.0.0.1:1".into(),
-            data_dir: taken.clone(),
+            id: Some(1),
+            peers: Some("127.0.0.1:1".into()),
+            data_dir: Some(taken.clone()),
+            cluster: None,
+            certs: None,
         })
         .unwrap_err()
         .to_string();

@@ -171,7 +171,7 @@ impl ShardedCluster {
     }
 
     /// The client index of host `id`.
-    fn index_of(&self, id: NodeId) -> Option<usize> {
+    pub fn index_of(&self, id: NodeId) -> Option<usize> {
         self.hosts.iter().position(|(host, _)| *host == id)
     }
 

@@ -6,7 +6,8 @@
 //! move; a group's leader is killed in the middle of a move; every host is
 //! killed, then loses power, and nothing acknowledged is lost; clients
 //! read at followers (`--follower-reads`) while shards move; bad input
-//! gets a clear error.
+//! gets a clear error; a backup taken while shards move loads into new
+//! clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
@@ -20,6 +21,7 @@ use super::harness::history::{acknowledged, check_history, read_finals, start_wo
 use super::harness::{BINARY, Cluster, Loopback, THREE_GROUPS_OF_8_SHARDS, stderr, stdout};
 use super::workload::{APPEND_KEYS, MIXED_KEYS, Workload};
 
+mod backup;
 mod commands;
 mod pinned;
 mod retire;
