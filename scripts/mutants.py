@@ -25,6 +25,7 @@ CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
 RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_CLERK = "cargo test -q -p distribkv-core --lib shard::clerk"
 SHARD_HOST = "cargo test -q -p distribkv-core --features sim --test shard_host shards::"
+SHARD_EXPORT = "cargo test -q -p distribkv-core --features sim --test shard_host export::"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -227,6 +228,20 @@ MUTATIONS = [
      "            if self.retired.contains(&to_group) {",
      "            if true || self.retired.contains(&to_group) {",
      SHARD_HOST),
+    ("export-of-a-shard-not-served (an old owner exports what it still sends, a new one what has not arrived)",
+     "core/src/shard/host/apply.rs",
+     "                        Some(ShardStatus::Serving) => Ok(HeldExport {",
+     "                        Some(_) => Ok(HeldExport {",
+     SHARD_SWEEP),
+    ("export-taken-without-a-read-index (a cut-off replica exports its stale state)",
+     "core/src/shard/host/clients.rs",
+     "                self.handle_follower_read(now, from, id, group, ReadWhat::Export(shard));\n",
+     "                if let Some(hosted) = self.groups.get_mut(&group) {\n"
+     "                    let waiter = ReadWaiter { to: from, id, what: ReadWhat::Export(shard) };\n"
+     "                    hosted.ready_reads.push((0, waiter));\n"
+     "                    self.touched.push(group);\n"
+     "                }\n",
+     SHARD_SWEEP),
 ]
 
 

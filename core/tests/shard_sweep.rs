@@ -34,6 +34,7 @@ fn sharded_seed_sweep() {
     let mut follower_reads = 0;
     let mut retired = 0;
     let mut probes_expired = 0;
+    let mut exports = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
@@ -42,6 +43,7 @@ fn sharded_seed_sweep() {
         follower_reads += report.follower_reads;
         retired += report.retired;
         probes_expired += report.probes_expired;
+        exports += report.exports;
         if verbose {
             eprintln!(
                 "seed {seed}: {} operations, {} configurations, {} refused as expired, {} follower reads",
@@ -66,7 +68,7 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {probes_expired} attempts given up after a probe, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {probes_expired} attempts given up after a probe, {exports} shard exports read, {} failed",
         seeds.len(),
         failed.len()
     );
@@ -81,6 +83,8 @@ fn sharded_seed_sweep() {
         // retry: some guesses must have gone unanswered (crashed hosts,
         // cut links, lost messages).
         assert!(probes_expired > 0, "no probe expired");
+        // Two seeds in five export shards for backups, read in the history.
+        assert!(exports > 0, "no shard export was answered");
     }
 }
 

@@ -24,6 +24,7 @@
 mod clients;
 mod disk;
 mod events;
+mod exports;
 mod hosts;
 mod interactive;
 mod journal;
@@ -228,6 +229,11 @@ pub struct ShardedSim {
     expired_sessions: u64,
     /// Follower reads served by crashed hosts before they crashed.
     follower_reads_before: u64,
+    /// The export probe in flight (see `exports`), the last request id
+    /// used, and the exports answered in full.
+    export: Option<exports::ExportProbe>,
+    next_export: u64,
+    exports_served: u64,
     /// Inputs fed to hosts (the checkers forget what no replica can write
     /// or apply again every [`PRUNE_EVERY`] of them).
     feeds: u64,
@@ -336,6 +342,9 @@ impl ShardedSim {
             journal: None,
             expired_sessions: 0,
             follower_reads_before: 0,
+            export: None,
+            next_export: 0,
+            exports_served: 0,
             feeds: 0,
         })
     }

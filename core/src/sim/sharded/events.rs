@@ -74,6 +74,10 @@ impl ShardedSim {
             }
             Event::Reply { clerk, from, reply } => {
                 self.note_reply(clerk, from, &reply);
+                if clerk == exports::EXPORTER {
+                    self.export_reply(reply);
+                    return;
+                }
                 let now = self.now;
                 self.clients[clerk as usize]
                     .clerk

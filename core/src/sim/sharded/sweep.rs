@@ -26,6 +26,9 @@ pub struct ShardedReport {
     /// Attempts the clients gave up after an unanswered probe (0 unless
     /// the seed gave the clerks a probe shorter than their retry).
     pub probes_expired: u64,
+    /// Shard exports answered in full and read into the history (0
+    /// unless the seed takes backups).
+    pub exports: u64,
 }
 
 impl ShardedReport {
@@ -100,6 +103,12 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         let retry = timing.range_inclusive(100, 400);
         config.clerk_timing = (retry, timing.range_inclusive(20, retry / 2));
     }
+    // Two seeds in five take backups: after every round, one shard's
+    // export is asked of a replica, and its keys are read into the
+    // history (see `ShardedSim::probe_export`). From a generator of its
+    // own: the other seeds run as they did before (the seeds pinned in
+    // `tests/shard_sweep.rs` among them).
+    let exporting = Rng::new(seed ^ 0xBAC0_0E2B).chance(0.4);
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
@@ -118,7 +127,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, clerk retry and probe {:?} ms, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, exports {exporting}, clerk retry and probe {:?} ms, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
@@ -243,6 +252,9 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         report
             .actions
             .push(format!("t={} {text}", sim.now().as_millis()));
+        if exporting {
+            sim.probe_export();
+        }
         let pause = rng.range_inclusive(200, 800);
         sim.run_for(pause);
     }
@@ -269,6 +281,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
             "liveness: groups not settled 30 s after healing",
         ));
     }
+    sim.give_up_export();
     report.failures.extend(sim.violations());
     report.failures.extend(sim.check_history());
     // A retired group is gone from every host (all up again by now).
@@ -302,6 +315,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     report.expired_sessions = sim.expired_sessions;
     report.follower_reads = sim.follower_reads_served();
     report.probes_expired = sim.probes_expired();
+    report.exports = sim.exports_served();
     report.configurations = sim
         .slots
         .values()
