@@ -137,8 +137,10 @@ impl ShardedSim {
         let data = match decode_shard(chunk.data, &self.config.host.limits) {
             Ok((data, _sessions)) => data,
             Err(e) => {
-                self.violations
-                    .push(format!("export of shard {} does not decode: {e}", probe.shard));
+                self.violations.push(format!(
+                    "export of shard {} does not decode: {e}",
+                    probe.shard
+                ));
                 return;
             }
         };

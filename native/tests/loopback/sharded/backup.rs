@@ -56,7 +56,7 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
     let appended_before: String;
     let final_log: String;
     {
-        let cluster = sharded_cluster();
+        let mut cluster = sharded_cluster();
         shard_ok(&cluster, &["join", "1", "1,2,3"]);
         shard_ok(&cluster, &["join", "2", "1,2,3"]);
         let mut script: String = (0..keys)
@@ -102,6 +102,26 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
         let appended = appender.wait_with_output().unwrap();
         assert!(appended.status.success(), "appender: {appended:?}");
         final_log = cluster.get("log").unwrap();
+
+        // With a host down, the other replicas of each group give its shards.
+        cluster.kill(3);
+        let degraded = files.path().join("degraded.snap");
+        let output = Command::new(BINARY)
+            .args(["snapshot", "save", "--cluster", &cluster.peers(), "--certs"])
+            .arg(&cluster.certs)
+            .arg(&degraded)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "save with host 3 down: {output:?}");
+        let degraded = ShardedBackup::decode(&std::fs::read(&degraded).unwrap()).unwrap();
+        let log = degraded
+            .pairs()
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k.as_ref() == b"log")
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap());
+        assert_eq!(log.as_deref(), Some(final_log.as_str()));
+        assert_eq!(degraded.pairs().unwrap().len(), keys + 1);
     }
 
     // Every write acknowledged before the save is in it, and the appended
