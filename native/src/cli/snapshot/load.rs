@@ -21,7 +21,7 @@ use crate::cli::{CliError, ClusterArgs};
 use crate::kv_client::ValidOperation;
 
 /// Sessions writing at once.
-const WRITERS: usize = 32;
+const WRITERS: usize = 128;
 
 /// A backup's key-value pairs.
 type Pairs = Vec<(Bytes, Bytes)>;
