@@ -9,8 +9,8 @@
 //! certificate folder.
 //!
 //! A sharded cluster's `save` exports every shard from its group
-//! ([`sharded`]), and its backup is restored by loading it into a running
-//! cluster (`restore FILE --cluster ...`, [`load`]), which also takes a
+//! (module `sharded`), and its backup is restored by loading it into a running
+//! cluster (`restore FILE --cluster ...`, module `load`), which also takes a
 //! single group's backup.
 
 mod load;

@@ -29,8 +29,11 @@
 //! - [`sharded`]: a sharded cluster under partitions and kills during
 //!   shard moves;
 //! - [`served`]: whether followers answered reads, from the servers'
-//!   metrics.
+//!   metrics;
+//! - [`backups`]: backups taken during the sharded scenario's faults, their
+//!   keys read into the history.
 
+mod backups;
 #[path = "../harness/mod.rs"]
 mod harness;
 

@@ -11,7 +11,9 @@
 //! healed (killed hosts restart on their data folders), and the next round
 //! follows after a pause. Meanwhile clients run the fault suite's workload
 //! (appends, puts, deletes and gets on keys spread over the shards), in
-//! half of the seeds with follower reads (`client --follower-reads`).
+//! half of the seeds with follower reads (`client --follower-reads`). In
+//! about half of the rounds a backup (`snapshot save`) is taken while the
+//! fault is held; its keys are read into the history ([`super::backups`]).
 //!
 //! Checks, after the last fault is healed: every move finishes and every
 //! group knows a leader within [`SETTLE_LIMIT`]; once the clients stop,
@@ -29,6 +31,7 @@ use distribkv_core::shard::shard_of;
 use distribkv_native::cli::shard::{ShardStatusLine, ShowJson};
 
 use super::NsCluster;
+use super::backups::Backups;
 use super::harness::history::{acknowledged, check_history, read_finals, start_clients};
 use super::harness::{BINARY, THREE_GROUPS_OF_8_SHARDS, stdout};
 use super::net::Network;
@@ -260,6 +263,10 @@ pub fn sharded_run(test: &str) {
     let mut left_at: Option<Instant> = None;
     let mut rounds = Vec::new();
     let mut served = Served::default();
+    // Backups during the faults, drawn from a stream of their own (the
+    // schedule of changes and faults is the same with or without them).
+    let mut backup_rng = root.fork(4300);
+    let mut backups = Backups::new();
     let nemesis_started = Instant::now();
     while nemesis_started.elapsed() < duration {
         let at = recorder.now() as f64 / 1e6;
@@ -334,6 +341,9 @@ pub fn sharded_run(test: &str) {
                 .cut_between(&[victim], &rest)
                 .unwrap_or_else(|error| panic!("cannot partition: {error}"));
         }
+        let backup = backup_rng
+            .chance(0.5)
+            .then(|| backups.start(&cluster, &recorder));
         let hold = Duration::from_millis(2_000 + rng.below(2_000));
         let ok = finish(change, change_started);
         if ok && verb == "join" {
@@ -350,8 +360,9 @@ pub fn sharded_run(test: &str) {
             .heal()
             .unwrap_or_else(|error| panic!("cannot heal: {error}"));
         cluster.restore_all();
+        let saved = backup.map(|pending| backups.finish(pending, &recorder));
         let line = format!(
-            "  {at:>6.2}s – {:>6.2}s  {verb} {} ({}), then {} host {victim}{}",
+            "  {at:>6.2}s – {:>6.2}s  {verb} {} ({}), then {} host {victim}{}{}",
             recorder.now() as f64 / 1e6,
             args.join(" "),
             if ok { "OK" } else { "not confirmed" },
@@ -361,7 +372,8 @@ pub fn sharded_run(test: &str) {
                     " (the sending group's leader)"
                 }
                 _ => "",
-            }
+            },
+            saved.map(|s| format!("; {s}")).unwrap_or_default()
         );
         println!("{line}");
         rounds.push(line);
@@ -377,6 +389,7 @@ pub fn sharded_run(test: &str) {
     workload.stop();
     served.look(&cluster);
     println!("{}", served.render());
+    println!("{}", backups.render());
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
         match converged(&statuses(&cluster), show(&cluster).as_ref()) {
@@ -426,6 +439,7 @@ pub fn sharded_run(test: &str) {
     }
     let mut findings = Vec::new();
     served.check(reads_at_followers, &mut findings);
+    backups.check(rounds.len(), &mut findings);
     assert!(findings.is_empty(), "{}\n{}", findings.join("\n"), story());
 }
 

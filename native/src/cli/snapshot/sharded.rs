@@ -29,6 +29,10 @@ use crate::transport::ClientError;
 
 /// How long to wait before asking again for a shard on its way.
 const RETRY: Duration = Duration::from_millis(100);
+/// How long the first request of an export may take (its read index
+/// round): a replica cut off from its leader fails it within an election
+/// timeout, a host that is down never answers.
+const FIRST_CHUNK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What fetching one shard from one group came to.
 enum Fetched {
@@ -51,6 +55,9 @@ pub(super) async fn fetch(cluster: Arc<ShardedCluster>) -> Result<ShardedBackup,
     let mut config = latest(&mut session).await?;
     let mut shards = Vec::with_capacity(cluster.shards as usize);
     let mut next_id = 1;
+    // Hosts that failed an attempt: asked last for the next shards, so a
+    // host that is down or cut off costs one timeout, not one per shard.
+    let mut suspects = Vec::new();
     for shard in 0..cluster.shards {
         let mut last = String::from("no answer");
         loop {
@@ -74,7 +81,8 @@ pub(super) async fn fetch(cluster: Arc<ShardedCluster>) -> Result<ShardedBackup,
                 });
                 break;
             };
-            match fetch_shard(&cluster, group, shard, servers, &mut next_id).await {
+            let attempt = fetch_shard(&cluster, group, shard, servers, &mut next_id, &mut suspects);
+            match attempt.await {
                 Ok(Fetched::Done(backup)) => {
                     shards.push(backup);
                     break;
@@ -109,22 +117,39 @@ async fn latest(session: &mut ShardedSession) -> Result<ShardConfig, SnapshotErr
 }
 
 /// Tries each replica of `group` in turn, starting with one chosen by the
-/// shard (so that a save spreads over the replicas).
+/// shard (so that a save spreads over the replicas), `suspects` last.
 async fn fetch_shard(
     cluster: &ShardedCluster,
     group: GroupId,
     shard: ShardId,
     servers: &[NodeId],
     next_id: &mut u64,
+    suspects: &mut Vec<NodeId>,
 ) -> Result<Fetched, SnapshotError> {
     let mut why = String::from("no replica answered");
-    for k in 0..servers.len() {
-        let server = servers[(shard as usize + k) % servers.len()];
+    let mut order: Vec<NodeId> = (0..servers.len())
+        .map(|k| servers[(shard as usize + k) % servers.len()])
+        .collect();
+    order.sort_by_key(|server| suspects.contains(server));
+    for server in order {
         let Some(index) = cluster.index_of(server) else {
             why = format!("host {server} of group {group} is not a known host");
             continue;
         };
-        match fetch_from(cluster, index, group, shard, next_id).await {
+        let attempt = fetch_from(cluster, index, group, shard, next_id).await;
+        if matches!(attempt, Ok(Some(_))) {
+            suspects.retain(|s| *s != server);
+        } else if !suspects.contains(&server)
+            && !matches!(
+                attempt,
+                Err(Attempt::Refused(
+                    ShardError::WrongGroup | ShardError::NotArrived
+                ))
+            )
+        {
+            suspects.push(server);
+        }
+        match attempt {
             Ok(Some(backup)) => return Ok(Fetched::Done(backup)),
             Ok(None) => why = format!("host {server} lost the export half-way"),
             Err(Attempt::Refused(ShardError::WrongGroup)) => return Ok(Fetched::Moved),
@@ -172,11 +197,13 @@ async fn fetch_from(
             at: held.map(|(at, _, _)| at),
             offset: data.len() as u64,
         }));
-        let answer = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            cluster.transport.request_to(index, request),
-        )
-        .await;
+        let limit = if held.is_none() {
+            FIRST_CHUNK_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let answer =
+            tokio::time::timeout(limit, cluster.transport.request_to(index, request)).await;
         let chunk = match answer {
             Err(_) => return Err(Attempt::Odd("no answer in time".into())),
             Ok(Err(error)) => return Err(Attempt::Transport(error)),
