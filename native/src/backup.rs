@@ -119,6 +119,29 @@ pub enum BackupError {
     Undecodable(String),
 }
 
+/// Appends the CRC-32C of every byte so far (a backup file's last field).
+fn seal(bytes: &mut Vec<u8>) {
+    let checksum = crc32c::crc32c(bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+}
+
+/// Whether `stored`, the checksum at the end of `bytes`, is theirs.
+fn check_seal(bytes: &[u8], stored: u32) -> Result<(), BackupError> {
+    let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
+    if stored != computed {
+        return Err(BackupError::Checksum { stored, computed });
+    }
+    Ok(())
+}
+
+/// Writes a backup file atomically.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    crate::fsutil::write_atomically(path, bytes).map_err(|source| BackupError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 impl Backup {
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -129,26 +152,19 @@ impl Backup {
         bytes.extend_from_slice(&self.term.to_le_bytes());
         bytes.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&self.data);
-        let checksum = crc32c::crc32c(&bytes);
-        bytes.extend_from_slice(&checksum.to_le_bytes());
+        seal(&mut bytes);
         bytes
     }
 
     /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> Result<(), BackupError> {
-        crate::fsutil::write_atomically(path, &self.encode()).map_err(|source| BackupError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        write_file(path, &self.encode())
     }
 
     /// Parses a file's bytes; the checksum must match.
     pub fn decode(bytes: &[u8]) -> Result<Backup, BackupError> {
         let (backup, stored) = Backup::decode_unchecked(bytes)?;
-        let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
-        if stored != computed {
-            return Err(BackupError::Checksum { stored, computed });
-        }
+        check_seal(bytes, stored)?;
         if backup.index > MAX_POSITION || backup.term > MAX_POSITION {
             return Err(BackupError::OutOfRange {
                 index: backup.index,

@@ -2,7 +2,7 @@
 //! read index with the ownership check of a follower read, fetched in
 //! chunks, one held per host.
 
-use crate::{ask, configs};
+use crate::{ask, configs, leader_among};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -14,22 +14,6 @@ use distribkv_core::sim::sharded::Mesh;
 use distribkv_core::time::Instant;
 
 const SHARDS: u32 = 10;
-
-/// The host among `candidates` that leads `group` (after an election if needed).
-fn leader_among(mesh: &mut Mesh, group: u64, candidates: &[u64]) -> u64 {
-    for _ in 0..500 {
-        if let Some(id) = candidates
-            .iter()
-            .copied()
-            .find(|id| mesh.hosts[id].node(group).is_some_and(|n| n.is_leader()))
-        {
-            return id;
-        }
-        let next = Instant(mesh.now().as_millis() + 10);
-        mesh.run_until(next);
-    }
-    panic!("no leader of group {group} among {candidates:?}");
-}
 
 fn controller(id: u64, op: ControllerOp) -> HostRequest {
     HostRequest::Controller {

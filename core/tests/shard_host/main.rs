@@ -63,3 +63,19 @@ pub(crate) fn ask(mesh: &mut Mesh, to: u64, request: HostRequest) -> HostReply {
         replies.clear();
     }
 }
+
+/// The host among `candidates` that leads `group` (after an election if needed).
+pub(crate) fn leader_among(mesh: &mut Mesh, group: u64, candidates: &[u64]) -> u64 {
+    for _ in 0..500 {
+        if let Some(id) = candidates
+            .iter()
+            .copied()
+            .find(|id| mesh.hosts[id].node(group).is_some_and(|n| n.is_leader()))
+        {
+            return id;
+        }
+        let next = Instant(mesh.now().as_millis() + 10);
+        mesh.run_until(next);
+    }
+    panic!("no leader of group {group} among {candidates:?}");
+}

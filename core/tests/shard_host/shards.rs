@@ -2,7 +2,7 @@
 //! is acknowledged by a host that retired it), and a follower read checks
 //! ownership at the read index.
 
-use crate::{ask, configs};
+use crate::{ask, configs, leader_among};
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
@@ -58,22 +58,6 @@ fn a_shard_push_goes_to_one_server_of_the_new_owner() {
     }
     assert!(trace.iter().any(|l| l.contains(": ack shard")));
     assert!(sim.violations().is_empty());
-}
-
-/// The host among `candidates` that leads `group` (after an election if needed).
-fn leader_among(mesh: &mut Mesh, group: u64, candidates: &[u64]) -> u64 {
-    for _ in 0..500 {
-        if let Some(id) = candidates
-            .iter()
-            .copied()
-            .find(|id| mesh.hosts[id].node(group).is_some_and(|n| n.is_leader()))
-        {
-            return id;
-        }
-        let next = Instant(mesh.now().as_millis() + 10);
-        mesh.run_until(next);
-    }
-    panic!("no leader of group {group} among {candidates:?}");
 }
 
 /// Follower reads ([`HostRequest::FollowerRead`]) check ownership on the

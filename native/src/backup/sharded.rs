@@ -104,27 +104,20 @@ impl ShardedBackup {
             bytes.extend_from_slice(&(shard.data.len() as u64).to_le_bytes());
             bytes.extend_from_slice(&shard.data);
         }
-        let checksum = crc32c::crc32c(&bytes);
-        bytes.extend_from_slice(&checksum.to_le_bytes());
+        super::seal(&mut bytes);
         bytes
     }
 
     /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> Result<(), BackupError> {
-        crate::fsutil::write_atomically(path, &self.encode()).map_err(|source| BackupError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        super::write_file(path, &self.encode())
     }
 
     /// Parses a file's bytes; the checksum must match, and every shard's
     /// data must decode.
     pub fn decode(bytes: &[u8]) -> Result<ShardedBackup, BackupError> {
         let (backup, stored) = ShardedBackup::decode_unchecked(bytes)?;
-        let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
-        if stored != computed {
-            return Err(BackupError::Checksum { stored, computed });
-        }
+        super::check_seal(bytes, stored)?;
         for shard in &backup.shards {
             shard.pairs()?;
         }

@@ -333,22 +333,15 @@ fn print_status(args: &StatusArgs) -> Result<u8, CliError> {
         bytes: bytes.len() as u64,
         checksum_ok: !matches!(checked, Err(BackupError::Checksum { .. })),
     };
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut stdout, &status)?;
-        writeln!(stdout)?;
-    } else {
-        writeln!(
-            stdout,
-            "index {} term {} keys {} bytes {} checksum {}",
-            status.index,
-            status.term,
-            status.keys,
-            status.bytes,
-            if status.checksum_ok { "ok" } else { "BAD" }
-        )?;
-    }
-    stdout.flush()?;
+    let text = format!(
+        "index {} term {} keys {} bytes {} checksum {}",
+        status.index,
+        status.term,
+        status.keys,
+        status.bytes,
+        if status.checksum_ok { "ok" } else { "BAD" }
+    );
+    emit(args.json, &status, &[text])?;
     match checked {
         Ok(_) => Ok(0),
         Err(source) => Err(file_error(&args.file, source).into()),
@@ -417,32 +410,39 @@ fn print_sharded_status(args: &StatusArgs, bytes: &[u8]) -> Result<u8, CliError>
         checksum_ok: !matches!(checked, Err(BackupError::Checksum { .. })),
         per_shard,
     };
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut stdout, &status)?;
-        writeln!(stdout)?;
-    } else {
-        writeln!(
-            stdout,
-            "sharded: {} shards keys {} bytes {} checksum {}",
-            status.shards,
-            status.keys,
-            status.bytes,
-            if status.checksum_ok { "ok" } else { "BAD" }
-        )?;
-        for line in &status.per_shard {
-            writeln!(
-                stdout,
-                "shard {} group {} configuration {} index {} keys {}",
-                line.shard, line.group, line.config_num, line.index, line.keys
-            )?;
-        }
-    }
-    stdout.flush()?;
+    let mut text = vec![format!(
+        "sharded: {} shards keys {} bytes {} checksum {}",
+        status.shards,
+        status.keys,
+        status.bytes,
+        if status.checksum_ok { "ok" } else { "BAD" }
+    )];
+    text.extend(status.per_shard.iter().map(|line| {
+        format!(
+            "shard {} group {} configuration {} index {} keys {}",
+            line.shard, line.group, line.config_num, line.index, line.keys
+        )
+    }));
+    emit(args.json, &status, &text)?;
     match checked {
         Ok(_) => Ok(0),
         Err(source) => Err(file_error(&args.file, source).into()),
     }
+}
+
+/// Prints `status` as one JSON object, or as the `text` lines.
+fn emit(json: bool, status: &impl Serialize, text: &[String]) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut stdout, status)?;
+        writeln!(stdout)?;
+    } else {
+        for line in text {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(())
 }
 
 /// `snapshot restore`: the members file and the snapshot to install, in a

@@ -6,7 +6,6 @@
 //! files and a folder restore of a sharded backup are refused with the
 //! reason.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -69,20 +68,12 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
 
         // A client keeps appending, and group 3's join moves shards, while
         // the backup is taken.
-        let mut appender = cluster
-            .client_command("client")
-            .arg("--json")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = appender.stdin.take().unwrap();
+        let mut appender = cluster.client_process();
         let writer = std::thread::spawn(move || {
             for i in 0..300 {
-                if writeln!(input, "append log b{i},").is_err() {
-                    break;
-                }
+                let answer =
+                    appender.request(&format!("append log b{i},"), Duration::from_secs(20));
+                assert!(answer.is_some_and(|a| a["ok"] == true), "append b{i}");
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
@@ -99,8 +90,6 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
             "{output:?}"
         );
         writer.join().unwrap();
-        let appended = appender.wait_with_output().unwrap();
-        assert!(appended.status.success(), "appender: {appended:?}");
         final_log = cluster.get("log").unwrap();
 
         // With a host down, the other replicas of each group give its shards.
