@@ -25,6 +25,15 @@ fn snapshot(args: &[&str], file: &Path, rest: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `snapshot save --cluster <cluster> --certs <its certificates> FILE`.
+fn save(cluster: &Cluster<Loopback>, file: &Path) -> Output {
+    snapshot(
+        &["save", "--cluster", &cluster.peers(), "--certs"],
+        &cluster.certs,
+        &[file.to_str().unwrap()],
+    )
+}
+
 /// `snapshot restore FILE --cluster <cluster> --certs <its certificates>`.
 fn load(cluster: &Cluster<Loopback>, file: &Path) -> Output {
     Command::new(BINARY)
@@ -78,12 +87,7 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
             }
         });
         shard_ok(&cluster, &["join", "3", "1,2,3"]);
-        let output = Command::new(BINARY)
-            .args(["snapshot", "save", "--cluster", &cluster.peers(), "--certs"])
-            .arg(&cluster.certs)
-            .arg(&backup)
-            .output()
-            .unwrap();
+        let output = save(&cluster, &backup);
         assert!(output.status.success(), "save: {output:?}");
         assert!(
             stdout(&output).starts_with(&format!("OK: {SHARDS} shards (")),
@@ -95,12 +99,7 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
         // With a host down, the other replicas of each group give its shards.
         cluster.kill(3);
         let degraded = files.path().join("degraded.snap");
-        let output = Command::new(BINARY)
-            .args(["snapshot", "save", "--cluster", &cluster.peers(), "--certs"])
-            .arg(&cluster.certs)
-            .arg(&degraded)
-            .output()
-            .unwrap();
+        let output = save(&cluster, &degraded);
         assert!(output.status.success(), "save with host 3 down: {output:?}");
         let degraded = ShardedBackup::decode(&std::fs::read(&degraded).unwrap()).unwrap();
         let log = degraded
@@ -219,11 +218,7 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
         let output = load(&cluster, &backup);
         assert!(output.status.success(), "load: {output:?}");
         assert_keys(&cluster, keys);
-        let output = snapshot(
-            &["save", "--cluster", &cluster.peers(), "--certs"],
-            &cluster.certs,
-            &[single_backup.to_str().unwrap()],
-        );
+        let output = save(&cluster, &single_backup);
         assert!(output.status.success(), "save: {output:?}");
     }
     let cluster = sharded_cluster();
