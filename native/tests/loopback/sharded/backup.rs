@@ -194,6 +194,10 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
     {
         let cluster = sharded_cluster();
         shard_ok(&cluster, &["join", "2", "1,2,3"]);
+        // A damaged file is refused before anything is written.
+        let output = load(&cluster, &files.path().join("damaged.snap"));
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert!(stderr(&output).contains("checksum mismatch"), "{output:?}");
         let output = load(&cluster, &backup);
         assert!(output.status.success(), "load: {output:?}");
         assert!(
