@@ -25,7 +25,7 @@ CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
 RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_CLERK = "cargo test -q -p distribkv-core --lib shard::clerk"
 SHARD_HOST = "cargo test -q -p distribkv-core --features sim --test shard_host shards::"
-SHARD_EXPORT = "cargo test -q -p distribkv-core --features sim --test shard_host export::"
+SHARD_GROUP = "cargo test -q -p distribkv-core --lib shard::group"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
 
@@ -228,6 +228,16 @@ MUTATIONS = [
      "            if self.retired.contains(&to_group) {",
      "            if true || self.retired.contains(&to_group) {",
      SHARD_HOST),
+    ("shard-part-taken-out-of-order (a part that skips ahead, or a repeat, goes in: keys lost or the last part early)",
+     "core/src/shard/group.rs",
+     "                    && s.data.keys().next_back() == after.as_ref()\n",
+     "                    && (true || s.data.keys().next_back() == after.as_ref())\n",
+     SHARD_GROUP),
+    ("shard-parts-without-their-sessions (a retried write applied again at the new owner)",
+     "core/src/shard/group.rs",
+     "                    if last {\n                        s.sessions = sessions;\n",
+     "                    if last {\n                        let _ = sessions;\n",
+     SHARD_GROUP),
     ("export-of-a-shard-not-served (an old owner exports what it still sends, a new one what has not arrived)",
      "core/src/shard/host/apply.rs",
      "                        Some(ShardStatus::Serving) => Ok(HeldExport {",

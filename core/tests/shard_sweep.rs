@@ -35,6 +35,7 @@ fn sharded_seed_sweep() {
     let mut retired = 0;
     let mut probes_expired = 0;
     let mut exports = 0;
+    let mut parts = 0;
     for &seed in &seeds {
         let report = run_sharded_seed(seed, rounds);
         operations += report.operations;
@@ -44,6 +45,7 @@ fn sharded_seed_sweep() {
         retired += report.retired;
         probes_expired += report.probes_expired;
         exports += report.exports;
+        parts += report.shard_parts;
         if verbose {
             eprintln!(
                 "seed {seed}: {} operations, {} configurations, {} refused as expired, {} follower reads",
@@ -68,7 +70,7 @@ fn sharded_seed_sweep() {
         }
     }
     eprintln!(
-        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {probes_expired} attempts given up after a probe, {exports} shard exports read, {} failed",
+        "{} sharded seeds, {operations} client operations, {configurations} configurations, {expired} writes refused as expired, {follower_reads} reads served by followers, {retired} groups retired, {probes_expired} attempts given up after a probe, {exports} shard exports read, {parts} shard parts delivered, {} failed",
         seeds.len(),
         failed.len()
     );
@@ -85,6 +87,8 @@ fn sharded_seed_sweep() {
         assert!(probes_expired > 0, "no probe expired");
         // Two seeds in five export shards for backups, read in the history.
         assert!(exports > 0, "no shard export was answered");
+        // Two seeds in five move shards in parts of a few dozen bytes.
+        assert!(parts > 0, "no shard moved in parts");
     }
 }
 

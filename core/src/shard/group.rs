@@ -276,6 +276,52 @@ impl ShardKv {
         Some(encode_shard(&s.data, &s.sessions))
     }
 
+    /// The bytes of a held shard's keys and values.
+    pub fn shard_bytes(&self, shard: ShardId) -> usize {
+        self.shards
+            .get(&shard)
+            .map_or(0, |s| s.data.iter().map(|(k, v)| k.len() + v.len()).sum())
+    }
+
+    /// The part of a held shard's export that follows `after` (the largest
+    /// key of the parts before it; `None` for the first): its keys in order
+    /// up to about `max_bytes` (at least one), and whether it is the last
+    /// (which then carries the sessions). `None` if the shard is not held.
+    pub fn export_part(
+        &self,
+        shard: ShardId,
+        after: Option<&Bytes>,
+        max_bytes: usize,
+    ) -> Option<(Bytes, bool)> {
+        use core::ops::Bound;
+        let s = self.shards.get(&shard)?;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let mut part = BTreeMap::new();
+        let mut size = 0;
+        let mut rest = s.data.range((lower, Bound::Unbounded)).peekable();
+        while let Some((k, v)) = rest.next_if(|_| size < max_bytes || part.is_empty()) {
+            size += k.len() + v.len();
+            part.insert(k.clone(), v.clone());
+        }
+        let last = rest.next().is_none();
+        let sessions = if last {
+            &s.sessions
+        } else {
+            &shard_sessions(&self.limits)
+        };
+        Some((encode_shard(&part, sessions), last))
+    }
+
+    /// The largest key a `Pulling` shard holds from the parts it took
+    /// (`Some(None)`: none yet); `None` unless the shard is pulled in
+    /// configuration `config_num`.
+    pub fn pulled_up_to(&self, config_num: u64, shard: ShardId) -> Option<Option<Bytes>> {
+        if !self.is_pulling(config_num, shard) {
+            return None;
+        }
+        Some(self.shards.get(&shard)?.data.keys().next_back().cloned())
+    }
+
     /// Whether the group serves `key` now (owns its shard and has its data).
     pub fn serves(&self, key: &[u8]) -> bool {
         let shard = shard_of(key, self.config.shards.len() as u32);
@@ -341,6 +387,30 @@ impl ShardKv {
                     s.data = data;
                     s.sessions = sessions;
                     s.status = ShardStatus::Serving;
+                }
+                GroupApplied::Internal
+            }
+            GroupCommand::InsertShardPart {
+                config_num,
+                shard,
+                after,
+                last,
+                data,
+            } => {
+                if self.is_pulling(config_num, shard)
+                    && let Ok((part, sessions)) = decode_shard(data, &self.limits)
+                    && let Some(s) = self.shards.get_mut(&shard)
+                    && s.data.keys().next_back() == after.as_ref()
+                    && part
+                        .keys()
+                        .next()
+                        .is_none_or(|first| after.as_ref().is_none_or(|a| first > a))
+                {
+                    s.data.extend(part);
+                    if last {
+                        s.sessions = sessions;
+                        s.status = ShardStatus::Serving;
+                    }
                 }
                 GroupApplied::Internal
             }

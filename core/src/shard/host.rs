@@ -136,6 +136,26 @@
 //! 3. on the acknowledgement, the old owner's leader proposes
 //!    [`GroupCommand::DeleteShard`].
 //!
+//! A shard whose keys and values hold more than
+//! [`HostConfig::shard_part_bytes`] (1 MiB by default) moves in parts
+//! instead, so that no message and no log entry grows with the shard (an
+//! entry is limited to `Config::max_entry_bytes`; a shard is not): each
+//! [`HostMessage::ShardPushPart`] carries the keys that follow the largest
+//! key the new owner reported holding, in order, up to about that size
+//! (at least one key), and the last part the sessions. The new owner's
+//! leader proposes a part only if it follows what the shard holds
+//! (`GroupCommand::InsertShardPart`, whose apply checks the same on every
+//! replica, so a repeated or reordered part is ignored) and answers
+//! [`HostMessage::ShardPartAck`] with its progress, at once and again when
+//! the part is applied; the old owner then sends the next part to the
+//! server that answered. The shard stays `Pulling` (answering
+//! `NotArrived`) until the last part is applied, and is acknowledged with
+//! [`HostMessage::ShardAck`] as a whole: steps 3 and the arguments below
+//! are the same, the data of the parts being a partition of the frozen
+//! shard in key order (the old owner's copy does not change while
+//! `Sending`). The parts already in are part of the group's state, so a
+//! snapshot keeps them.
+//!
 //! Safety argument: (a) a shard is served by at most one group at any
 //! point of the history: a group serves a shard only while `Serving` in
 //! configuration `n`; the old owner stops serving it when it applies
@@ -399,6 +419,12 @@ pub struct Host {
     /// shard): the host and group that pushed, acknowledged as soon as the
     /// insertion is applied.
     push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
+    /// Shards moving in parts: on the new owner's leader, the progress last
+    /// reported to the old owner, by (group, configuration, shard); on the
+    /// old owner's leader, the progress last heard from the new owner, by
+    /// (old owner, configuration, shard). See `migration`.
+    parts_acked: BTreeMap<(GroupId, u64, ShardId), Option<Bytes>>,
+    parts_heard: BTreeMap<(GroupId, u64, ShardId), Option<Bytes>>,
     /// The read id of the next follower read (unique on this host).
     next_read: u64,
     /// Groups retired here: never hosted again (see "Retirement").
@@ -506,6 +532,8 @@ impl Host {
             peers: BTreeMap::new(),
             push_targets: BTreeMap::new(),
             push_senders: BTreeMap::new(),
+            parts_acked: BTreeMap::new(),
+            parts_heard: BTreeMap::new(),
             next_read: 1,
             retired: BTreeSet::new(),
             newly_retired: Vec::new(),

@@ -234,6 +234,8 @@ pub struct ShardedSim {
     export: Option<exports::ExportProbe>,
     next_export: u64,
     exports_served: u64,
+    /// Parts of shards moving in parts delivered to hosts.
+    shard_parts_delivered: u64,
     /// Inputs fed to hosts (the checkers forget what no replica can write
     /// or apply again every [`PRUNE_EVERY`] of them).
     feeds: u64,
@@ -345,6 +347,7 @@ impl ShardedSim {
             export: None,
             next_export: 0,
             exports_served: 0,
+            shard_parts_delivered: 0,
             feeds: 0,
         })
     }
@@ -432,6 +435,12 @@ impl ShardedSim {
                 .filter_map(|s| s.host.as_ref())
                 .map(|h| h.stats().follower_reads_served)
                 .sum::<u64>()
+    }
+
+    /// Parts of shards moving in parts ([`HostMessage::ShardPushPart`])
+    /// delivered to hosts.
+    pub fn shard_parts_delivered(&self) -> u64 {
+        self.shard_parts_delivered
     }
 
     /// Attempts the clients' routing clerks gave up after an unanswered

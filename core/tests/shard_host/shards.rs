@@ -224,3 +224,71 @@ fn a_push_is_acknowledged_for_a_retired_group_only() {
     assert_eq!(acks(&mut host, 103), [], "never hosted here: no answer");
     assert_eq!(host.stats().unknown_group, 1);
 }
+
+/// A shard larger than [`HostConfig::shard_part_bytes`] moves in parts,
+/// each its own entry at the new owner, under message loss and
+/// duplication: every key arrives with its value, the sessions of the
+/// clients that wrote them come with the last part, and the shard then
+/// takes writes there.
+#[test]
+fn a_shard_larger_than_a_part_moves_in_parts_with_its_sessions() {
+    let mut config = ShardedConfig::lab(9);
+    config.host.shard_part_bytes = 24;
+    config.network.drop_rate = 0.05;
+    config.network.duplicate_rate = 0.05;
+    let mut sim = ShardedSim::new(config).unwrap();
+    sim.join(&[100]).unwrap();
+    let shards = sim.config().host.shards;
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("key{i}"))
+        .filter(|k| distribkv_core::shard::shard_of(k.as_bytes(), shards) == 0)
+        .take(12)
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(sim.put(key, &format!("value{i}")), Ok(None));
+    }
+    assert_eq!(sim.append(&keys[0], "+once"), Ok(None));
+    sim.join(&[101]).unwrap();
+    let moved = sim.controller(ControllerOp::Move {
+        shard: 0,
+        group: 101,
+    });
+    assert!(moved.is_ok(), "{moved:?}");
+    assert!(sim.run_until(20_000, |s| s.is_settled()), "the move ends");
+    assert!(
+        sim.shard_parts_delivered() >= (keys.len() / 2) as u64,
+        "moved in parts: {} delivered",
+        sim.shard_parts_delivered()
+    );
+    for (i, key) in keys.iter().enumerate() {
+        let expected = if i == 0 {
+            "value0+once".to_string()
+        } else {
+            format!("value{i}")
+        };
+        assert_eq!(
+            sim.get(key),
+            Ok(Some(Bytes::from(expected))),
+            "{key} after the move"
+        );
+    }
+    let mut replicas = 0;
+    for host in 1..=sim.config().hosts {
+        if let Some(shard) = sim
+            .host(host)
+            .and_then(|h| h.kv(101))
+            .and_then(|kv| kv.shards().get(&0))
+        {
+            assert!(!shard.sessions.is_empty(), "host {host}: no session moved");
+            replicas += 1;
+        }
+    }
+    assert!(
+        replicas >= 2,
+        "{replicas} replicas of group 101 hold shard 0"
+    );
+    assert_eq!(sim.append(&keys[1], "+after"), Ok(None));
+    assert_eq!(sim.get(&keys[1]), Ok(Some(Bytes::from("value1+after"))));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    assert!(sim.check_history().is_empty(), "{:?}", sim.check_history());
+}

@@ -138,8 +138,10 @@ pub fn check_frame(
             HostMessage::ConfigReply { group, .. }
             | HostMessage::Hibernate { group, .. }
             | HostMessage::HibernateAck { group, .. }
-            | HostMessage::ShardAck { group, .. } => Some(*group),
-            HostMessage::ShardPush { to_group, .. } => Some(*to_group),
+            | HostMessage::ShardAck { group, .. }
+            | HostMessage::ShardPartAck { group, .. } => Some(*group),
+            HostMessage::ShardPush { to_group, .. }
+            | HostMessage::ShardPushPart { to_group, .. } => Some(*to_group),
             HostMessage::RetireQuery { .. } => Some(distribkv_core::shard::host::CONTROLLER),
             // A group retired here is still known (its peers are told so).
             HostMessage::Retired { group } => Some(*group),

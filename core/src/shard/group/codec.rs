@@ -30,6 +30,24 @@ pub enum GroupCommand {
         /// Its data and sessions ([`encode_shard`]).
         data: Bytes,
     },
+    /// A part of a `Pulling` shard's data, from its previous owner (a
+    /// shard too large for one entry moves in parts, in key order): taken
+    /// only if it follows what the shard holds, i.e. `after` is the
+    /// largest key held (`None`: nothing held yet). The last part carries
+    /// the sessions and makes the shard `Serving`.
+    InsertShardPart {
+        /// The configuration the shard moved in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+        /// The largest key of the parts before this one.
+        after: Option<Bytes>,
+        /// Whether this is the last part.
+        last: bool,
+        /// Its keys (larger than `after`) and, in the last part, the
+        /// sessions ([`encode_shard`]).
+        data: Bytes,
+    },
     /// The new owner confirmed it has this `Sending` shard: drop it.
     DeleteShard {
         /// The configuration the shard moved in.
@@ -44,6 +62,7 @@ const TAG_CLIENT: u8 = 1;
 const TAG_CONFIG: u8 = 2;
 const TAG_INSERT: u8 = 3;
 const TAG_DELETE: u8 = 4;
+const TAG_INSERT_PART: u8 = 5;
 
 impl GroupCommand {
     /// Encodes the command as a log payload.
@@ -73,6 +92,22 @@ impl GroupCommand {
                     .varint(*config_num)
                     .varint(u64::from(*shard))
                     .bytes(data);
+            }
+            GroupCommand::InsertShardPart {
+                config_num,
+                shard,
+                after,
+                last,
+                data,
+            } => {
+                e.u8(TAG_INSERT_PART)
+                    .varint(*config_num)
+                    .varint(u64::from(*shard));
+                match after {
+                    Some(key) => e.u8(1).bytes(key),
+                    None => e.u8(0),
+                };
+                e.u8(u8::from(*last)).bytes(data);
             }
             GroupCommand::DeleteShard { config_num, shard } => {
                 e.u8(TAG_DELETE)
@@ -105,6 +140,21 @@ impl GroupCommand {
             TAG_DELETE => GroupCommand::DeleteShard {
                 config_num: d.varint()?,
                 shard: decode_shard_id(&mut d)?,
+            },
+            TAG_INSERT_PART => GroupCommand::InsertShardPart {
+                config_num: d.varint()?,
+                shard: decode_shard_id(&mut d)?,
+                after: match d.u8()? {
+                    0 => None,
+                    1 => Some(d.bytes()?),
+                    _ => return Err(DecodeError::Invalid("shard part bound")),
+                },
+                last: match d.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("shard part flag")),
+                },
+                data: d.bytes()?,
             },
             _ => return Err(DecodeError::Invalid("group command tag")),
         };

@@ -328,3 +328,85 @@ fn malformed_shard_data_is_an_error() {
     other[0] = 9;
     assert!(decode_shard(Bytes::from(other), &limits).is_err(), "format");
 }
+
+/// A shard moving in parts ([`GroupCommand::InsertShardPart`]): a part is
+/// taken only if it follows the keys held (not a repeat, not one that
+/// skips ahead, not one for another configuration), the shard is served
+/// only once the last part (with the sessions) is in, and every state on
+/// the way survives a snapshot (the `Machine` checks it at each entry).
+#[test]
+fn a_shard_moves_in_parts_taken_only_in_order() {
+    let mut a = Machine::new(1);
+    let mut b = Machine::new(2);
+    a.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    b.apply(GroupCommand::Config(config(1, [1, 1, 1, 1])));
+    let keys: Vec<Bytes> = (0..)
+        .map(|i| Bytes::from(alloc::format!("k{i}")))
+        .filter(|k| shard_of(k, SHARDS) == 3)
+        .take(5)
+        .collect();
+    for (seq, key) in keys.iter().enumerate() {
+        let put = Operation::Put {
+            key: key.clone(),
+            value: Bytes::from_static(b"vv"),
+        };
+        assert_eq!(a.op(7, seq as u64 + 1, put), Ok(None));
+    }
+    let c2 = config(2, [1, 1, 1, 2]);
+    a.apply(GroupCommand::Config(c2.clone()));
+    b.apply(GroupCommand::Config(c2));
+    // Parts of about 8 bytes: two keys each (a key and its value are 4 to
+    // 6 bytes), the last with the sessions.
+    let mut parts = Vec::new();
+    let mut after: Option<Bytes> = None;
+    loop {
+        let (data, last) = a.kv.export_part(3, after.as_ref(), 8).unwrap();
+        let (part, _) = decode_shard(data.clone(), &StoreLimits::default()).unwrap();
+        parts.push((after.clone(), last, data));
+        after = part.keys().next_back().cloned();
+        if last {
+            break;
+        }
+    }
+    assert_eq!(parts.len(), 3, "five keys in parts of two");
+    let insert = |(after, last, data): &(Option<Bytes>, bool, Bytes), config_num| {
+        GroupCommand::InsertShardPart {
+            config_num,
+            shard: 3,
+            after: after.clone(),
+            last: *last,
+            data: data.clone(),
+        }
+    };
+    let held = |b: &Machine| b.kv.shards()[&3].data.len();
+    // Out of order, or for another configuration: ignored.
+    b.apply(insert(&parts[1], 2));
+    b.apply(insert(&parts[0], 1));
+    assert_eq!(held(&b), 0);
+    b.apply(insert(&parts[0], 2));
+    b.apply(insert(&parts[0], 2));
+    b.apply(insert(&parts[2], 2));
+    assert_eq!(held(&b), 2, "the first part, once; the last skips ahead");
+    assert_eq!(b.op(7, 9, get(3)), Err(KvError::NotArrived));
+    b.apply(insert(&parts[1], 2));
+    assert_eq!(b.kv.pulled_up_to(2, 3), Some(Some(keys_sorted(&keys)[3].clone())));
+    b.apply(insert(&parts[2], 2));
+    assert!(b.kv.has_received(2, 3) && b.kv.is_settled());
+    assert_eq!(b.kv.pulled_up_to(2, 3), None);
+    assert_eq!(b.kv.shards()[&3].data, a.kv.shards()[&3].data);
+    // The sessions came with the last part: a retry is recognised.
+    let retry = Operation::Put {
+        key: keys[4].clone(),
+        value: Bytes::from_static(b"vv"),
+    };
+    assert_eq!(b.op(7, 4, retry), Err(KvError::Stale));
+    // A part that comes after the end changes nothing.
+    b.apply(insert(&parts[2], 2));
+    assert_eq!(b.kv.shards()[&3].data, a.kv.shards()[&3].data);
+}
+
+fn keys_sorted(keys: &[Bytes]) -> Vec<Bytes> {
+    let mut sorted = keys.to_vec();
+    sorted.sort();
+    sorted
+}

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The default of [`HostConfig::shard_part_bytes`]: 1 MiB.
+pub const SHARD_PART_BYTES: usize = 1 << 20;
+
 /// How a host behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostConfig {
@@ -38,6 +41,11 @@ pub struct HostConfig {
     /// if listed in `groups`; their peers' messages are answered with
     /// [`HostMessage::Retired`].
     pub retired: BTreeSet<GroupId>,
+    /// A shard whose keys and values hold more bytes than this moves in
+    /// parts of about this size ([`HostMessage::ShardPushPart`]), each its
+    /// own log entry at the new owner, so that no message or entry grows
+    /// with the shard (at least one key per part).
+    pub shard_part_bytes: usize,
 }
 
 impl HostConfig {
@@ -57,6 +65,7 @@ impl HostConfig {
             hibernate_after_ms: 0,
             retire_after_ms: 10_000,
             retired: BTreeSet::new(),
+            shard_part_bytes: SHARD_PART_BYTES,
         }
     }
 }

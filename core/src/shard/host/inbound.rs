@@ -30,6 +30,30 @@ impl Host {
                 config_num,
                 shard,
             } => self.handle_shard_ack(now, from, group, config_num, shard),
+            HostMessage::ShardPushPart {
+                from_group,
+                to_group,
+                config_num,
+                shard,
+                after,
+                last,
+                data,
+            } => {
+                let part = GroupCommand::InsertShardPart {
+                    config_num,
+                    shard,
+                    after,
+                    last,
+                    data,
+                };
+                self.handle_shard_part(now, from, from_group, to_group, part)
+            }
+            HostMessage::ShardPartAck {
+                group,
+                config_num,
+                shard,
+                held,
+            } => self.handle_shard_part_ack(from, group, config_num, shard, held),
             HostMessage::RetireQuery { group, config_num } => {
                 self.handle_retire_query(now, from, group, config_num)
             }

@@ -41,6 +41,38 @@ pub enum HostMessage {
         /// Its data and sessions ([`crate::shard::group::encode_shard`]).
         data: Bytes,
     },
+    /// The old owner hands over a part of a shard too large for one
+    /// message ([`HostConfig::shard_part_bytes`]): its keys after `after`,
+    /// in order, the sessions in the last part.
+    ShardPushPart {
+        /// The old owner.
+        from_group: GroupId,
+        /// The new owner.
+        to_group: GroupId,
+        /// The configuration the shard moves in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+        /// The largest key of the parts before this one (`None`: the first).
+        after: Option<Bytes>,
+        /// Whether this is the last part.
+        last: bool,
+        /// The part ([`crate::shard::group::encode_shard`]).
+        data: Bytes,
+    },
+    /// The new owner's leader tells the old owner how far a shard moving in
+    /// parts has come: the largest key it has applied (`None`: none yet).
+    /// The whole shard is acknowledged with [`HostMessage::ShardAck`].
+    ShardPartAck {
+        /// The old owner.
+        group: GroupId,
+        /// The configuration the shard moves in.
+        config_num: u64,
+        /// The shard.
+        shard: ShardId,
+        /// The largest key the new owner holds.
+        held: Option<Bytes>,
+    },
     /// A leader proposes that its group hibernate: every replica is at
     /// `index`, nothing is moving.
     Hibernate {
@@ -97,6 +129,8 @@ impl HostMessage {
             HostMessage::ConfigReply { .. } => "ConfigReply",
             HostMessage::ShardPush { .. } => "ShardPush",
             HostMessage::ShardAck { .. } => "ShardAck",
+            HostMessage::ShardPushPart { .. } => "ShardPushPart",
+            HostMessage::ShardPartAck { .. } => "ShardPartAck",
             HostMessage::Hibernate { .. } => "Hibernate",
             HostMessage::HibernateAck { .. } => "HibernateAck",
             HostMessage::Alive => "Alive",

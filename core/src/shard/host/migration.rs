@@ -106,6 +106,139 @@ impl Host {
         }
     }
 
+    /// A part of a shard from its previous owner ([`HostMessage::ShardPushPart`],
+    /// carried as the entry it becomes): proposed if it follows what the
+    /// shard holds here; the leader answers with the progress it has
+    /// applied, so the old owner sends the part after it.
+    pub(super) fn handle_shard_part(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        from_group: GroupId,
+        to_group: GroupId,
+        part: GroupCommand,
+    ) {
+        let GroupCommand::InsertShardPart {
+            config_num,
+            shard,
+            after,
+            ..
+        } = &part
+        else {
+            return;
+        };
+        let (config_num, shard) = (*config_num, *shard);
+        let Some(kv) = self.kv(to_group) else {
+            if self.retired.contains(&to_group) {
+                // As for a whole push (see `handle_shard_push`).
+                self.outbox.messages_to(from).push(HostMessage::ShardAck {
+                    group: from_group,
+                    config_num,
+                    shard,
+                });
+            } else {
+                self.stats.unknown_group += 1;
+            }
+            return;
+        };
+        if kv.has_received(config_num, shard) {
+            self.outbox.messages_to(from).push(HostMessage::ShardAck {
+                group: from_group,
+                config_num,
+                shard,
+            });
+            return;
+        }
+        let Some(held) = kv.pulled_up_to(config_num, shard) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if !self
+            .groups
+            .get(&to_group)
+            .is_some_and(|h| h.node.is_leader())
+        {
+            // Only the leader answers: the old owner moves on to another
+            // server of the group after an unanswered round.
+            return;
+        }
+        if held == *after {
+            // Proposed once per poll interval at most (`propose_internal`);
+            // the progress is reported again once it is applied (`ack_inserted`).
+            self.propose_internal(now, to_group, part);
+            self.push_senders
+                .insert((to_group, config_num, shard), (from, from_group));
+        }
+        self.parts_acked
+            .insert((to_group, config_num, shard), held.clone());
+        self.outbox
+            .messages_to(from)
+            .push(HostMessage::ShardPartAck {
+                group: from_group,
+                config_num,
+                shard,
+                held,
+            });
+    }
+
+    /// The new owner's progress on a shard moving in parts: when it is new,
+    /// the next part goes at once to the server that answered (its leader).
+    pub(super) fn handle_shard_part_ack(
+        &mut self,
+        from: NodeId,
+        group: GroupId,
+        config_num: u64,
+        shard: ShardId,
+        held: Option<Bytes>,
+    ) {
+        let part_bytes = self.config.shard_part_bytes;
+        let Some(kv) = self.kv(group) else {
+            self.stats.unknown_group += 1;
+            return;
+        };
+        if !kv.is_sending(config_num, shard) {
+            self.stats.ignored += 1;
+            return;
+        }
+        let Some(ShardStatus::Sending { to }) = kv.shards().get(&shard).map(|s| s.status) else {
+            return;
+        };
+        let index = kv
+            .config()
+            .groups
+            .get(&to)
+            .and_then(|servers| servers.iter().position(|s| *s == from));
+        let Some((data, last)) = kv.export_part(shard, held.as_ref(), part_bytes) else {
+            return;
+        };
+        if let Some(index) = index {
+            self.push_targets.insert(
+                to,
+                PushTarget {
+                    index,
+                    unanswered: false,
+                },
+            );
+        }
+        let key = (group, config_num, shard);
+        if self.parts_heard.get(&key) == Some(&held) {
+            // Nothing new: the next poll round sends the part again.
+            return;
+        }
+        self.parts_heard.insert(key, held.clone());
+        self.outbox
+            .messages_to(from)
+            .push(HostMessage::ShardPushPart {
+                from_group: group,
+                to_group: to,
+                config_num,
+                shard,
+                after: held,
+                last,
+                data,
+            });
+    }
+
     /// The new owner has a shard this group is sending.
     pub(super) fn handle_shard_ack(
         &mut self,
@@ -193,6 +326,7 @@ impl Host {
         };
         let mut done = Vec::new();
         let mut acks = Vec::new();
+        let mut progress = Vec::new();
         for (&(g, config_num, shard), &(host, from_group)) in self
             .push_senders
             .range((group, 0, 0)..=(group, u64::MAX, ShardId::MAX))
@@ -207,15 +341,35 @@ impl Host {
                         shard,
                     },
                 ));
-            } else if !kv.is_pulling(config_num, shard) {
+            } else if let Some(held) = kv.pulled_up_to(config_num, shard) {
+                // Moving in parts: report new progress at once.
+                let key = (g, config_num, shard);
+                if self.parts_acked.contains_key(&key) && self.parts_acked.get(&key) != Some(&held)
+                {
+                    progress.push((key, held.clone()));
+                    acks.push((
+                        host,
+                        HostMessage::ShardPartAck {
+                            group: from_group,
+                            config_num,
+                            shard,
+                            held,
+                        },
+                    ));
+                }
+            } else {
                 done.push((g, config_num, shard));
             }
         }
         for (host, ack) in acks {
             self.outbox.messages_to(host).push(ack);
         }
+        for (key, held) in progress {
+            self.parts_acked.insert(key, held);
+        }
         for key in done {
             self.push_senders.remove(&key);
+            self.parts_acked.remove(&key);
         }
     }
 
@@ -240,13 +394,47 @@ impl Host {
                 wanted.entry(kv.config().num + 1).or_insert(*group);
             }
             for (shard, to) in kv.sending() {
-                let (Some(servers), Some(data)) = (kv.config().groups.get(&to), kv.export(shard))
-                else {
+                let Some(servers) = kv.config().groups.get(&to) else {
                     continue;
                 };
                 if servers.is_empty() {
                     continue;
                 }
+                // A shard larger than a part moves in parts, from the new
+                // owner's last reported progress; a smaller one whole.
+                let config_num = kv.config().num;
+                let message = if kv.shard_bytes(shard) > self.config.shard_part_bytes {
+                    let after = self
+                        .parts_heard
+                        .get(&(*group, config_num, shard))
+                        .cloned()
+                        .flatten();
+                    let Some((data, last)) =
+                        kv.export_part(shard, after.as_ref(), self.config.shard_part_bytes)
+                    else {
+                        continue;
+                    };
+                    HostMessage::ShardPushPart {
+                        from_group: *group,
+                        to_group: to,
+                        config_num,
+                        shard,
+                        after,
+                        last,
+                        data,
+                    }
+                } else {
+                    let Some(data) = kv.export(shard) else {
+                        continue;
+                    };
+                    HostMessage::ShardPush {
+                        from_group: *group,
+                        to_group: to,
+                        config_num,
+                        shard,
+                        data,
+                    }
+                };
                 // One server of the new owner: the one that answered last
                 // (its leader, or a server that hears from it); the next
                 // one if the previous round went unanswered.
@@ -259,17 +447,17 @@ impl Host {
                     target.unanswered = true;
                 }
                 let to_server = servers[target.index % servers.len()];
-                self.outbox
-                    .messages_to(to_server)
-                    .push(HostMessage::ShardPush {
-                        from_group: *group,
-                        to_group: to,
-                        config_num: kv.config().num,
-                        shard,
-                        data,
-                    });
+                self.outbox.messages_to(to_server).push(message);
             }
         }
+        // Progress heard on shards no longer being sent is forgotten.
+        let groups = &self.groups;
+        self.parts_heard.retain(|(group, config_num, shard), _| {
+            groups.get(group).is_some_and(|h| match &h.machine {
+                Machine::Kv(kv) => kv.is_sending(*config_num, *shard),
+                Machine::Controller(_) => false,
+            })
+        });
         if let Some(server) = server {
             for (num, group) in wanted {
                 self.outbox

@@ -32,6 +32,11 @@ impl ShardedSim {
         match event {
             Event::Batch(batch) => {
                 self.delivered += 1;
+                self.shard_parts_delivered += batch
+                    .messages
+                    .iter()
+                    .filter(|m| matches!(m, HostMessage::ShardPushPart { .. }))
+                    .count() as u64;
                 if self.trace.is_some() && self.is_up(batch.to) {
                     for m in &batch.messages {
                         let line = match m {

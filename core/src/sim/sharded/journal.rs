@@ -128,11 +128,14 @@ fn message_group(message: &HostMessage) -> Option<GroupId> {
         | HostMessage::ConfigQuery { group, .. }
         | HostMessage::ConfigReply { group, .. }
         | HostMessage::ShardAck { group, .. }
+        | HostMessage::ShardPartAck { group, .. }
         | HostMessage::Hibernate { group, .. }
         | HostMessage::HibernateAck { group, .. }
         | HostMessage::RetireQuery { group, .. }
         | HostMessage::Retired { group } => Some(*group),
-        HostMessage::ShardPush { to_group, .. } => Some(*to_group),
+        HostMessage::ShardPush { to_group, .. } | HostMessage::ShardPushPart { to_group, .. } => {
+            Some(*to_group)
+        }
         HostMessage::Alive => None,
     }
 }
@@ -163,6 +166,34 @@ fn describe_host_message(message: &HostMessage) -> String {
             config_num,
             shard,
         } => format!("ShardAck shard {shard} of config {config_num} to group {group}"),
+        HostMessage::ShardPushPart {
+            from_group,
+            to_group,
+            config_num,
+            shard,
+            after,
+            last,
+            data,
+        } => format!(
+            "ShardPushPart shard {shard} of config {config_num}, group {from_group} to {to_group}, after {}{} ({} bytes)",
+            after
+                .as_ref()
+                .map_or(String::from("the start"), |k| String::from_utf8_lossy(k)
+                    .into_owned()),
+            if *last { ", the last" } else { "" },
+            data.len()
+        ),
+        HostMessage::ShardPartAck {
+            group,
+            config_num,
+            shard,
+            held,
+        } => format!(
+            "ShardPartAck shard {shard} of config {config_num} to group {group}, up to {}",
+            held.as_ref()
+                .map_or(String::from("nothing"), |k| String::from_utf8_lossy(k)
+                    .into_owned())
+        ),
         HostMessage::Hibernate { group, term, index } => {
             format!("group {group} Hibernate term={term} index={index}")
         }

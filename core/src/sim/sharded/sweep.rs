@@ -29,6 +29,9 @@ pub struct ShardedReport {
     /// Shard exports answered in full and read into the history (0
     /// unless the seed takes backups).
     pub exports: u64,
+    /// Parts of shards moving in parts delivered (0 unless the seed makes
+    /// the parts smaller than its shards).
+    pub shard_parts: u64,
 }
 
 impl ShardedReport {
@@ -109,6 +112,13 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     // own: the other seeds run as they did before (the seeds pinned in
     // `tests/shard_sweep.rs` among them).
     let exporting = Rng::new(seed ^ 0xBAC0_0E2B).chance(0.4);
+    // Two seeds in five move shards larger than a few dozen bytes in
+    // parts (the default part, 1 MiB, is never reached here), from a
+    // generator of their own.
+    let mut parts = Rng::new(seed ^ 0x5A27_0B18);
+    if parts.chance(0.4) {
+        config.host.shard_part_bytes = [8, 40, 200][parts.index(3)];
+    }
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
     let groups: Vec<GroupId> = config.host.groups.keys().copied().collect();
@@ -127,7 +137,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, exports {exporting}, clerk retry and probe {:?} ms, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, exports {exporting}, shard parts of {} bytes, clerk retry and probe {:?} ms, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
@@ -137,6 +147,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         limits.max_sessions,
         limits.session_ttl_ms,
         sim.config.follower_reads,
+        sim.config.host.shard_part_bytes,
         sim.config.clerk_timing,
         clocks
             .iter()
@@ -316,6 +327,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     report.follower_reads = sim.follower_reads_served();
     report.probes_expired = sim.probes_expired();
     report.exports = sim.exports_served();
+    report.shard_parts = sim.shard_parts_delivered();
     report.configurations = sim
         .slots
         .values()

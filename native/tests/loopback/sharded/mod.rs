@@ -379,3 +379,50 @@ fn follower_reads_while_shards_move() {
     stop_and_check(&cluster, workload, 60);
     assert_eq!(cluster.get("alpha").as_deref(), Some("a-1"));
 }
+
+/// A shard larger than a log entry may be (5 MiB of values against the
+/// 4 MiB limit) moves in parts: once stuck for ever (its new owner could
+/// not propose the insertion, and the shard's keys went unanswered), it
+/// now arrives whole, with its sessions, and takes writes at once.
+#[test]
+fn a_shard_larger_than_a_log_entry_moves_in_parts() {
+    let cluster = sharded_cluster();
+    shard_ok(&cluster, &["join", "1", "1,2,3"]);
+    shard_ok(&cluster, &["join", "2", "1,2,3"]);
+    let shard = shard_of(b"big0", SHARDS);
+    let big: Vec<String> = (0..)
+        .map(|i| format!("big{i}"))
+        .filter(|k| shard_of(k.as_bytes(), SHARDS) == shard)
+        .take(5)
+        .collect();
+    let big_value = |i: usize| ((b'a' + i as u8) as char).to_string().repeat(1 << 20);
+    let mut script: String = (big.iter().enumerate())
+        .map(|(i, k)| format!("put {k} {}\n", big_value(i)))
+        .collect();
+    let small = (0..)
+        .map(|i| format!("small{i}"))
+        .find(|k| shard_of(k.as_bytes(), SHARDS) == shard)
+        .unwrap();
+    script.push_str(&format!("append {small} once\n"));
+    let answers = cluster.client_json(&script);
+    assert!(answers.iter().all(|a| a["ok"] == true), "{answers:?}");
+    let from = show(&cluster).shards[shard as usize];
+    let to = if from == 1 { 2 } else { 1 };
+    shard_ok(&cluster, &["move", &shard.to_string(), &to.to_string()]);
+    wait_for(Duration::from_secs(30), "the big shard to arrive", || {
+        let now = show(&cluster);
+        now.shards[shard as usize] == to && now.moving.is_empty()
+    });
+    let script: String = big.iter().map(|k| format!("get {k}\n")).collect();
+    for (i, answer) in cluster.client_json(&script).iter().enumerate() {
+        assert!(
+            answer["value"] == big_value(i).as_str(),
+            "{} after the move",
+            big[i]
+        );
+    }
+    assert_eq!(cluster.get(&small).as_deref(), Some("once"));
+    let output = cluster.cli("append", &[&small, "+after"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(cluster.get(&small).as_deref(), Some("once+after"));
+}

@@ -80,6 +80,44 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
             fields.insert("shard".into(), Value::from(*shard));
             fields.insert("configNum".into(), Value::from(*config_num));
         }
+        HostMessage::ShardPushPart {
+            from_group,
+            to_group,
+            config_num,
+            shard,
+            after,
+            last,
+            data,
+        } => {
+            group(*to_group, &mut fields);
+            fields.insert("shard".into(), Value::from(*shard));
+            fields.insert("fromGroup".into(), Value::from(*from_group));
+            fields.insert("toGroup".into(), Value::from(*to_group));
+            fields.insert("configNum".into(), Value::from(*config_num));
+            fields.insert(
+                "after".into(),
+                after
+                    .as_deref()
+                    .map_or(Value::Null, |k| Value::from(crate::view::text(k))),
+            );
+            fields.insert("last".into(), Value::from(*last));
+            fields.insert("data".into(), Value::from(data.len()));
+        }
+        HostMessage::ShardPartAck {
+            group: g,
+            config_num,
+            shard,
+            held,
+        } => {
+            group(*g, &mut fields);
+            fields.insert("shard".into(), Value::from(*shard));
+            fields.insert("configNum".into(), Value::from(*config_num));
+            fields.insert(
+                "held".into(),
+                held.as_deref()
+                    .map_or(Value::Null, |k| Value::from(crate::view::text(k))),
+            );
+        }
         HostMessage::Hibernate {
             group: g,
             term,
