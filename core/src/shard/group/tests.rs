@@ -389,7 +389,10 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
     assert_eq!(held(&b), 2, "the first part, once; the last skips ahead");
     assert_eq!(b.op(7, 9, get(3)), Err(KvError::NotArrived));
     b.apply(insert(&parts[1], 2));
-    assert_eq!(b.kv.pulled_up_to(2, 3), Some(Some(keys_sorted(&keys)[3].clone())));
+    assert_eq!(
+        b.kv.pulled_up_to(2, 3),
+        Some(Some(keys_sorted(&keys)[3].clone()))
+    );
     b.apply(insert(&parts[2], 2));
     assert!(b.kv.has_received(2, 3) && b.kv.is_settled());
     assert_eq!(b.kv.pulled_up_to(2, 3), None);
