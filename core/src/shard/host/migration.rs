@@ -66,31 +66,13 @@ impl Host {
         shard: ShardId,
         data: Bytes,
     ) {
+        if self.answer_received(from, from_group, to_group, config_num, shard) {
+            return;
+        }
         let Some(kv) = self.kv(to_group) else {
-            if self.retired.contains(&to_group) {
-                // The new owner was retired, so it had gone past every
-                // configuration that gave it a shard, this one included,
-                // and a group goes past a configuration only once it has
-                // inserted every shard it pulled in it: it had this one.
-                // The old owner missed the acknowledgement; without this
-                // one it would push to nobody for ever (see "Retirement").
-                self.outbox.messages_to(from).push(HostMessage::ShardAck {
-                    group: from_group,
-                    config_num,
-                    shard,
-                });
-            } else {
-                self.stats.unknown_group += 1;
-            }
             return;
         };
-        if kv.has_received(config_num, shard) {
-            self.outbox.messages_to(from).push(HostMessage::ShardAck {
-                group: from_group,
-                config_num,
-                shard,
-            });
-        } else if kv.is_pulling(config_num, shard) {
+        if kv.is_pulling(config_num, shard) {
             let command = GroupCommand::InsertShard {
                 config_num,
                 shard,
@@ -104,6 +86,43 @@ impl Host {
         } else {
             self.stats.ignored += 1;
         }
+    }
+
+    /// Answers a push (whole or in part) of a shard that `to_group` has
+    /// already received, or that a host that retired `to_group` knows it
+    /// had; counts a push to a group neither held nor retired. Whether the
+    /// push was dealt with (else `to_group` is held here and has not
+    /// received the shard).
+    fn answer_received(
+        &mut self,
+        from: NodeId,
+        from_group: GroupId,
+        to_group: GroupId,
+        config_num: u64,
+        shard: ShardId,
+    ) -> bool {
+        let received = match self.kv(to_group) {
+            Some(kv) => kv.has_received(config_num, shard),
+            // The new owner was retired, so it had gone past every
+            // configuration that gave it a shard, this one included, and a
+            // group goes past a configuration only once it has inserted
+            // every shard it pulled in it: it had this one. The old owner
+            // missed the acknowledgement; without this one it would push
+            // to nobody for ever (see "Retirement").
+            None if self.retired.contains(&to_group) => true,
+            None => {
+                self.stats.unknown_group += 1;
+                return true;
+            }
+        };
+        if received {
+            self.outbox.messages_to(from).push(HostMessage::ShardAck {
+                group: from_group,
+                config_num,
+                shard,
+            });
+        }
+        received
     }
 
     /// A part of a shard from its previous owner ([`HostMessage::ShardPushPart`],
@@ -128,27 +147,12 @@ impl Host {
             return;
         };
         let (config_num, shard) = (*config_num, *shard);
-        let Some(kv) = self.kv(to_group) else {
-            if self.retired.contains(&to_group) {
-                // As for a whole push (see `handle_shard_push`).
-                self.outbox.messages_to(from).push(HostMessage::ShardAck {
-                    group: from_group,
-                    config_num,
-                    shard,
-                });
-            } else {
-                self.stats.unknown_group += 1;
-            }
-            return;
-        };
-        if kv.has_received(config_num, shard) {
-            self.outbox.messages_to(from).push(HostMessage::ShardAck {
-                group: from_group,
-                config_num,
-                shard,
-            });
+        if self.answer_received(from, from_group, to_group, config_num, shard) {
             return;
         }
+        let Some(kv) = self.kv(to_group) else {
+            return;
+        };
         let Some(held) = kv.pulled_up_to(config_num, shard) else {
             self.stats.ignored += 1;
             return;
