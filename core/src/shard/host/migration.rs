@@ -212,9 +212,12 @@ impl Host {
             .groups
             .get(&to)
             .and_then(|servers| servers.iter().position(|s| *s == from));
-        let Some((data, last)) = kv.export_part(shard, held.as_ref(), part_bytes) else {
-            return;
-        };
+        // The part is exported only on new progress: on nothing new, the
+        // next poll round sends the part again.
+        let key = (group, config_num, shard);
+        let part = (self.parts_heard.get(&key) != Some(&held))
+            .then(|| kv.export_part(shard, held.as_ref(), part_bytes))
+            .flatten();
         if let Some(index) = index {
             self.push_targets.insert(
                 to,
@@ -224,11 +227,9 @@ impl Host {
                 },
             );
         }
-        let key = (group, config_num, shard);
-        if self.parts_heard.get(&key) == Some(&held) {
-            // Nothing new: the next poll round sends the part again.
+        let Some((data, last)) = part else {
             return;
-        }
+        };
         self.parts_heard.insert(key, held.clone());
         self.outbox
             .messages_to(from)

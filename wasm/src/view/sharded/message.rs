@@ -37,6 +37,20 @@ pub struct ShardedMessageView {
 }
 
 /// One host message: its kind, its group and its fields.
+/// The fields a whole push and a part share: the new owner as `group`,
+/// then `shard`, `fromGroup`, `toGroup`, `configNum` and `data` (bytes).
+fn push_fields(
+    (from_group, to_group, config_num, shard, bytes): (GroupId, GroupId, u64, u32, usize),
+    fields: &mut Map<String, Value>,
+) {
+    fields.insert("group".into(), Value::from(to_group));
+    fields.insert("shard".into(), Value::from(shard));
+    fields.insert("fromGroup".into(), Value::from(from_group));
+    fields.insert("toGroup".into(), Value::from(to_group));
+    fields.insert("configNum".into(), Value::from(config_num));
+    fields.insert("data".into(), Value::from(bytes));
+}
+
 fn host_message(message: &HostMessage) -> Map<String, Value> {
     let mut fields = Map::new();
     let group = |g: GroupId, fields: &mut Map<String, Value>| {
@@ -63,14 +77,10 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
             config_num,
             shard,
             data,
-        } => {
-            group(*to_group, &mut fields);
-            fields.insert("shard".into(), Value::from(*shard));
-            fields.insert("fromGroup".into(), Value::from(*from_group));
-            fields.insert("toGroup".into(), Value::from(*to_group));
-            fields.insert("configNum".into(), Value::from(*config_num));
-            fields.insert("data".into(), Value::from(data.len()));
-        }
+        } => push_fields(
+            (*from_group, *to_group, *config_num, *shard, data.len()),
+            &mut fields,
+        ),
         HostMessage::ShardAck {
             group: g,
             config_num,
@@ -89,11 +99,10 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
             last,
             data,
         } => {
-            group(*to_group, &mut fields);
-            fields.insert("shard".into(), Value::from(*shard));
-            fields.insert("fromGroup".into(), Value::from(*from_group));
-            fields.insert("toGroup".into(), Value::from(*to_group));
-            fields.insert("configNum".into(), Value::from(*config_num));
+            push_fields(
+                (*from_group, *to_group, *config_num, *shard, data.len()),
+                &mut fields,
+            );
             fields.insert(
                 "after".into(),
                 after
@@ -101,7 +110,6 @@ fn host_message(message: &HostMessage) -> Map<String, Value> {
                     .map_or(Value::Null, |k| Value::from(crate::view::text(k))),
             );
             fields.insert("last".into(), Value::from(*last));
-            fields.insert("data".into(), Value::from(data.len()));
         }
         HostMessage::ShardPartAck {
             group: g,
