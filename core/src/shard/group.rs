@@ -143,6 +143,19 @@ pub enum GroupApplied {
     Internal,
 }
 
+/// A part of a shard moving in parts ([`ShardKv::export_part`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardPart {
+    /// Its keys and values (and, in the last part, the shard's sessions),
+    /// encoded as a shard.
+    pub data: Bytes,
+    /// Whether it is the shard's last part.
+    pub last: bool,
+    /// Its largest key (the `after` of the part that follows it); the
+    /// `after` it was asked for if it holds no key.
+    pub up_to: Option<Bytes>,
+}
+
 /// The replicated state of one shard group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardKv {
@@ -292,7 +305,7 @@ impl ShardKv {
         shard: ShardId,
         after: Option<&Bytes>,
         max_bytes: usize,
-    ) -> Option<(Bytes, bool)> {
+    ) -> Option<ShardPart> {
         use core::ops::Bound;
         let s = self.shards.get(&shard)?;
         let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
@@ -309,7 +322,12 @@ impl ShardKv {
         } else {
             &shard_sessions(&self.limits)
         };
-        Some((encode_shard(&part, sessions), last))
+        let up_to = part.keys().next_back().cloned().or_else(|| after.cloned());
+        Some(ShardPart {
+            data: encode_shard(&part, sessions),
+            last,
+            up_to,
+        })
     }
 
     /// The largest key a `Pulling` shard holds from the parts it took

@@ -272,13 +272,13 @@ mod step;
 
 use apply::{Outbox, restore};
 use clients::failed;
-pub use config::{HostConfig, HostError};
+pub use config::{HostConfig, HostError, SHARD_PART_BYTES, SHARD_PARTS_IN_FLIGHT};
 use groups::GroupMap;
 pub use messages::{
     EXPORT_CHUNK_BYTES, ExportChunk, HostBatch, HostInput, HostMessage, HostOutput, HostRejected,
     HostReply, HostRequest, HostStats, HostWrite,
 };
-use migration::PushTarget;
+use migration::{PartWindow, PushTarget};
 
 /// The state machine of a hosted group.
 #[derive(Clone, Debug)]
@@ -419,12 +419,15 @@ pub struct Host {
     /// shard): the host and group that pushed, acknowledged as soon as the
     /// insertion is applied.
     push_senders: BTreeMap<(GroupId, u64, ShardId), (NodeId, GroupId)>,
-    /// Shards moving in parts: on the new owner's leader, the progress last
-    /// reported to the old owner, by (group, configuration, shard); on the
-    /// old owner's leader, the progress last heard from the new owner, by
-    /// (old owner, configuration, shard). See `migration`.
+    /// Shards moving in parts, on the new owner's leader, by (group,
+    /// configuration, shard): the progress last reported to the old owner,
+    /// and the `after` of the last part proposed here, and when. See
+    /// `migration`.
     parts_acked: BTreeMap<(GroupId, u64, ShardId), Option<Bytes>>,
-    parts_heard: BTreeMap<(GroupId, u64, ShardId), Option<Bytes>>,
+    parts_proposed: BTreeMap<(GroupId, u64, ShardId), (Option<Bytes>, Instant)>,
+    /// Shards moving in parts, on the old owner's leader, by (old owner,
+    /// configuration, shard): the progress heard and the parts in flight.
+    part_windows: BTreeMap<(GroupId, u64, ShardId), PartWindow>,
     /// The read id of the next follower read (unique on this host).
     next_read: u64,
     /// Groups retired here: never hosted again (see "Retirement").
@@ -533,7 +536,8 @@ impl Host {
             push_targets: BTreeMap::new(),
             push_senders: BTreeMap::new(),
             parts_acked: BTreeMap::new(),
-            parts_heard: BTreeMap::new(),
+            parts_proposed: BTreeMap::new(),
+            part_windows: BTreeMap::new(),
             next_read: 1,
             retired: BTreeSet::new(),
             newly_retired: Vec::new(),

@@ -360,10 +360,12 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
     let mut parts = Vec::new();
     let mut after: Option<Bytes> = None;
     loop {
-        let (data, last) = a.kv.export_part(3, after.as_ref(), 8).unwrap();
-        let (part, _) = decode_shard(data.clone(), &StoreLimits::default()).unwrap();
-        parts.push((after.clone(), last, data));
-        after = part.keys().next_back().cloned();
+        let exported = a.kv.export_part(3, after.as_ref(), 8).unwrap();
+        let (part, _) = decode_shard(exported.data.clone(), &StoreLimits::default()).unwrap();
+        assert_eq!(exported.up_to, part.keys().next_back().cloned());
+        let last = exported.last;
+        parts.push((after.clone(), last, exported.data));
+        after = exported.up_to;
         if last {
             break;
         }

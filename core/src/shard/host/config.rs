@@ -5,6 +5,9 @@ use super::*;
 /// The default of [`HostConfig::shard_part_bytes`]: 1 MiB.
 pub const SHARD_PART_BYTES: usize = 1 << 20;
 
+/// The default of [`HostConfig::shard_parts_in_flight`].
+pub const SHARD_PARTS_IN_FLIGHT: usize = 4;
+
 /// How a host behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostConfig {
@@ -46,6 +49,11 @@ pub struct HostConfig {
     /// own log entry at the new owner, so that no message or entry grows
     /// with the shard (at least one key per part).
     pub shard_part_bytes: usize,
+    /// How many parts of a shard moving in parts the old owner's leader
+    /// sends ahead of the progress the new owner reported (at least 1):
+    /// the new owner proposes each as it comes, so their round trips
+    /// overlap.
+    pub shard_parts_in_flight: usize,
 }
 
 impl HostConfig {
@@ -66,6 +74,7 @@ impl HostConfig {
             retire_after_ms: 10_000,
             retired: BTreeSet::new(),
             shard_part_bytes: SHARD_PART_BYTES,
+            shard_parts_in_flight: SHARD_PARTS_IN_FLIGHT,
         }
     }
 }

@@ -53,7 +53,7 @@ impl Host {
                 config_num,
                 shard,
                 held,
-            } => self.handle_shard_part_ack(from, group, config_num, shard, held),
+            } => self.handle_shard_part_ack(now, from, group, config_num, shard, held),
             HostMessage::RetireQuery { group, config_num } => {
                 self.handle_retire_query(now, from, group, config_num)
             }

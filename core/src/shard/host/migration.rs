@@ -3,7 +3,8 @@
 //! ([`PushTarget`]).
 
 use super::*;
-use crate::shard::group::ShardStatus;
+use crate::shard::group::{ShardPart, ShardStatus};
+use alloc::vec;
 
 /// The server of a group that shard pushes go to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -12,6 +13,101 @@ pub(super) struct PushTarget {
     pub(super) index: usize,
     /// A push round went there and no acknowledgement came back yet.
     pub(super) unanswered: bool,
+}
+
+/// The parts of one shard an old owner's leader has sent ahead of the
+/// progress the new owner reported (a sliding window of
+/// [`HostConfig::shard_parts_in_flight`] parts).
+#[derive(Clone, Debug)]
+pub(super) struct PartWindow {
+    /// The new owner's progress last heard (the largest key it holds),
+    /// `None` before any answer.
+    heard: Option<Option<Bytes>>,
+    /// The largest key of each part sent after that progress, in order.
+    sent: VecDeque<Option<Bytes>>,
+    /// Whether the shard's last part is among them.
+    last_sent: bool,
+    /// When progress was last heard, or parts last sent from scratch.
+    moved_at: Instant,
+}
+
+impl PartWindow {
+    /// Nothing sent, nothing heard.
+    fn new(now: Instant) -> PartWindow {
+        PartWindow {
+            heard: None,
+            sent: VecDeque::new(),
+            last_sent: false,
+            moved_at: now,
+        }
+    }
+
+    /// Where the next part starts.
+    fn next_after(&self) -> Option<Bytes> {
+        match self.sent.back() {
+            Some(up_to) => up_to.clone(),
+            None => self.heard.clone().flatten(),
+        }
+    }
+
+    /// New progress `held`: the parts it covers leave the window. A
+    /// progress that is the end of none of them (the new owner lost parts,
+    /// or took the shard up with another leader) starts the window over
+    /// from there.
+    fn advance(&mut self, held: Option<Bytes>) {
+        match self.sent.iter().position(|up_to| *up_to == held) {
+            Some(covered) => {
+                self.sent.drain(..=covered);
+            }
+            None => self.sent.clear(),
+        }
+        if self.sent.is_empty() {
+            self.last_sent = false;
+        }
+        self.heard = Some(held);
+    }
+
+    /// The parts of `shard` that fill the window up to `in_flight`, each
+    /// with the `after` it follows; recorded as sent.
+    fn fill(
+        &mut self,
+        kv: &ShardKv,
+        shard: ShardId,
+        part_bytes: usize,
+        in_flight: usize,
+    ) -> Vec<(Option<Bytes>, ShardPart)> {
+        let mut parts = Vec::new();
+        while self.sent.len() < in_flight.max(1) && !self.last_sent {
+            let after = self.next_after();
+            let Some(part) = kv.export_part(shard, after.as_ref(), part_bytes) else {
+                break;
+            };
+            self.sent.push_back(part.up_to.clone());
+            self.last_sent = part.last;
+            parts.push((after, part));
+        }
+        parts
+    }
+}
+
+/// The message carrying `part` of `shard`, from `from_group` to `to_group`.
+fn part_message(
+    from_group: GroupId,
+    to_group: GroupId,
+    config_num: u64,
+    shard: ShardId,
+    after: Option<Bytes>,
+    part: ShardPart,
+) -> HostMessage {
+    HostMessage::ShardPushPart {
+        from_group,
+        to_group,
+        config_num,
+        shard,
+        after,
+        last: part.last,
+        data: part.data,
+    }
 }
 
 impl Host {
@@ -146,7 +242,7 @@ impl Host {
         else {
             return;
         };
-        let (config_num, shard) = (*config_num, *shard);
+        let (config_num, shard, after) = (*config_num, *shard, after.clone());
         if self.answer_received(from, from_group, to_group, config_num, shard) {
             return;
         }
@@ -166,12 +262,24 @@ impl Host {
             // server of the group after an unanswered round.
             return;
         }
-        if held == *after {
-            // Proposed once per poll interval at most (`propose_internal`);
-            // the progress is reported again once it is applied (`ack_inserted`).
-            self.propose_internal(now, to_group, part);
-            self.push_senders
-                .insert((to_group, config_num, shard), (from, from_group));
+        // The old owner sends several parts ahead of the progress it heard
+        // (`PartWindow`): a part is proposed if it follows what is applied
+        // here, or comes after the last part proposed here (it follows that
+        // one if none was lost on the way; one that does not is ignored by
+        // every replica's apply). A part already proposed is not proposed
+        // again, unless the last proposal here is a poll interval old, when
+        // the part after what is applied is (a proposal lost with a
+        // leadership, or a part lost on the way). The progress is reported
+        // again once a part is applied (`ack_inserted`).
+        let key = (to_group, config_num, shard);
+        let proposed = self.parts_proposed.get(&key);
+        let ahead = after.as_ref() >= held.as_ref()
+            && proposed.is_none_or(|(last, _)| after.as_ref() > last.as_ref());
+        let stale =
+            proposed.is_some_and(|(_, at)| now.as_millis() >= at.as_millis() + self.config.poll_ms);
+        if (ahead || (stale && held == after)) && self.propose_internal(now, to_group, part) {
+            self.parts_proposed.insert(key, (after.clone(), now));
+            self.push_senders.insert(key, (from, from_group));
         }
         self.parts_acked
             .insert((to_group, config_num, shard), held.clone());
@@ -186,17 +294,22 @@ impl Host {
     }
 
     /// The new owner's progress on a shard moving in parts: when it is new,
-    /// the next part goes at once to the server that answered (its leader).
+    /// the parts it covers leave the window and the parts that fill it
+    /// again go at once to the server that answered (its leader).
     pub(super) fn handle_shard_part_ack(
         &mut self,
+        now: Instant,
         from: NodeId,
         group: GroupId,
         config_num: u64,
         shard: ShardId,
         held: Option<Bytes>,
     ) {
-        let part_bytes = self.config.shard_part_bytes;
-        let Some(kv) = self.kv(group) else {
+        let (part_bytes, in_flight) = (
+            self.config.shard_part_bytes,
+            self.config.shard_parts_in_flight,
+        );
+        let Some(Machine::Kv(kv)) = self.groups.get(&group).map(|h| &h.machine) else {
             self.stats.unknown_group += 1;
             return;
         };
@@ -207,18 +320,12 @@ impl Host {
         let Some(ShardStatus::Sending { to }) = kv.shards().get(&shard).map(|s| s.status) else {
             return;
         };
-        let index = kv
+        if let Some(index) = kv
             .config()
             .groups
             .get(&to)
-            .and_then(|servers| servers.iter().position(|s| *s == from));
-        // The part is exported only on new progress: on nothing new, the
-        // next poll round sends the part again.
-        let key = (group, config_num, shard);
-        let part = (self.parts_heard.get(&key) != Some(&held))
-            .then(|| kv.export_part(shard, held.as_ref(), part_bytes))
-            .flatten();
-        if let Some(index) = index {
+            .and_then(|servers| servers.iter().position(|s| *s == from))
+        {
             self.push_targets.insert(
                 to,
                 PushTarget {
@@ -227,21 +334,22 @@ impl Host {
                 },
             );
         }
-        let Some((data, last)) = part else {
+        // Parts are exported only on new progress: on nothing new, the
+        // poll round after a quiet interval sends the next part again.
+        let window = self
+            .part_windows
+            .entry((group, config_num, shard))
+            .or_insert_with(|| PartWindow::new(now));
+        if window.heard.as_ref() == Some(&held) {
             return;
-        };
-        self.parts_heard.insert(key, held.clone());
-        self.outbox
-            .messages_to(from)
-            .push(HostMessage::ShardPushPart {
-                from_group: group,
-                to_group: to,
-                config_num,
-                shard,
-                after: held,
-                last,
-                data,
-            });
+        }
+        window.advance(held);
+        window.moved_at = now;
+        let parts = window.fill(kv, shard, part_bytes, in_flight);
+        let messages = self.outbox.messages_to(from);
+        for (after, part) in parts {
+            messages.push(part_message(group, to, config_num, shard, after, part));
+        }
     }
 
     /// The new owner has a shard this group is sending.
@@ -375,6 +483,7 @@ impl Host {
         for key in done {
             self.push_senders.remove(&key);
             self.parts_acked.remove(&key);
+            self.parts_proposed.remove(&key);
         }
     }
 
@@ -385,6 +494,7 @@ impl Host {
         // polling does not grow with the number of groups.
         let mut wanted: BTreeMap<u64, GroupId> = BTreeMap::new();
         let mut rotated: Vec<GroupId> = Vec::new();
+        let poll = self.config.poll_ms;
         let servers = &self.config.controller;
         let server = (!servers.is_empty())
             .then(|| servers[(now.as_millis() / self.config.poll_ms) as usize % servers.len()]);
@@ -408,38 +518,49 @@ impl Host {
                 // A shard larger than a part moves in parts, from the new
                 // owner's last reported progress; a smaller one whole.
                 let config_num = kv.config().num;
-                let message = if kv.shard_bytes(shard) > self.config.shard_part_bytes {
-                    let after = self
-                        .parts_heard
-                        .get(&(*group, config_num, shard))
-                        .cloned()
-                        .flatten();
-                    let Some((data, last)) =
-                        kv.export_part(shard, after.as_ref(), self.config.shard_part_bytes)
-                    else {
-                        continue;
+                let messages = if kv.shard_bytes(shard) > self.config.shard_part_bytes {
+                    // Parts go out as progress is heard; the window starts
+                    // over here (one part after the progress heard) only
+                    // when none was heard for a poll interval, and at once
+                    // (as many parts as it holds) for a shard not sent yet.
+                    let key = (*group, config_num, shard);
+                    let (window, in_flight) = match self.part_windows.get_mut(&key) {
+                        Some(window) if now.as_millis() < window.moved_at.as_millis() + poll => {
+                            continue;
+                        }
+                        Some(window) => (window, 1),
+                        None => (
+                            self.part_windows
+                                .entry(key)
+                                .or_insert_with(|| PartWindow::new(now)),
+                            self.config.shard_parts_in_flight,
+                        ),
                     };
-                    HostMessage::ShardPushPart {
-                        from_group: *group,
-                        to_group: to,
-                        config_num,
-                        shard,
-                        after,
-                        last,
-                        data,
-                    }
+                    window.sent.clear();
+                    window.last_sent = false;
+                    window.moved_at = now;
+                    window
+                        .fill(kv, shard, self.config.shard_part_bytes, in_flight)
+                        .into_iter()
+                        .map(|(after, part)| {
+                            part_message(*group, to, config_num, shard, after, part)
+                        })
+                        .collect()
                 } else {
                     let Some(data) = kv.export(shard) else {
                         continue;
                     };
-                    HostMessage::ShardPush {
+                    vec![HostMessage::ShardPush {
                         from_group: *group,
                         to_group: to,
                         config_num,
                         shard,
                         data,
-                    }
+                    }]
                 };
+                if messages.is_empty() {
+                    continue;
+                }
                 // One server of the new owner: the one that answered last
                 // (its leader, or a server that hears from it); the next
                 // one if the previous round went unanswered.
@@ -452,12 +573,12 @@ impl Host {
                     target.unanswered = true;
                 }
                 let to_server = servers[target.index % servers.len()];
-                self.outbox.messages_to(to_server).push(message);
+                self.outbox.messages_to(to_server).extend(messages);
             }
         }
-        // Progress heard on shards no longer being sent is forgotten.
+        // Windows of shards no longer being sent are forgotten.
         let groups = &self.groups;
-        self.parts_heard.retain(|(group, config_num, shard), _| {
+        self.part_windows.retain(|(group, config_num, shard), _| {
             groups.get(group).is_some_and(|h| match &h.machine {
                 Machine::Kv(kv) => kv.is_sending(*config_num, *shard),
                 Machine::Controller(_) => false,

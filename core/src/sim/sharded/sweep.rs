@@ -113,11 +113,13 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
     // `tests/shard_sweep.rs` among them).
     let exporting = Rng::new(seed ^ 0xBAC0_0E2B).chance(0.4);
     // Two seeds in five move shards larger than a few dozen bytes in
-    // parts (the default part, 1 MiB, is never reached here), from a
-    // generator of their own.
+    // parts (the default part, 1 MiB, is never reached here), 1, 2 or 4
+    // of them sent ahead of the new owner's progress, from a generator of
+    // their own.
     let mut parts = Rng::new(seed ^ 0x5A27_0B18);
     if parts.chance(0.4) {
         config.host.shard_part_bytes = [8, 40, 200][parts.index(3)];
+        config.host.shard_parts_in_flight = [1, 2, 4][parts.index(3)];
     }
     let limits = config.host.limits;
     let clocks = config.clocks.clone();
@@ -137,7 +139,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         joined.insert(first);
     }
     report.actions.push(format!(
-        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, exports {exporting}, shard parts of {} bytes, clerk retry and probe {:?} ms, clocks {:?})",
+        "join {first} (drop {}, duplicate {}, long delays {}, snapshot every {}, hibernate after {} ms, retire after {} ms, {} sessions per shard, session ttl {} ms, follower reads {}, exports {exporting}, shard parts of {} bytes ({} in flight), clerk retry and probe {:?} ms, clocks {:?})",
         sim.config.network.drop_rate,
         sim.config.network.duplicate_rate,
         sim.config.network.long_delay_rate,
@@ -148,6 +150,7 @@ pub fn run_sharded_seed(seed: u64, rounds: u32) -> ShardedReport {
         limits.session_ttl_ms,
         sim.config.follower_reads,
         sim.config.host.shard_part_bytes,
+        sim.config.host.shard_parts_in_flight,
         sim.config.clerk_timing,
         clocks
             .iter()
