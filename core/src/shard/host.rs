@@ -148,7 +148,18 @@
 //! replica, so a repeated or reordered part is ignored) and answers
 //! [`HostMessage::ShardPartAck`] with its progress, at once and again when
 //! the part is applied; the old owner then sends the next part to the
-//! server that answered. The shard stays `Pulling` (answering
+//! server that answered. It keeps up to
+//! [`HostConfig::shard_parts_in_flight`] parts on their way ahead of that
+//! progress (each part's `after` the largest key of the one before), and
+//! the new owner's leader also proposes a part that comes after the last
+//! one it proposed, so their round trips overlap. A part that does not
+//! follow the one before in the log (one lost on the way) is ignored at
+//! apply, like those after it; the old owner starts its window over from
+//! the progress it heard after a poll interval without new progress, and
+//! the new owner proposes again the part after what it holds once its
+//! last proposal is a poll interval old. Which parts are sent and
+//! proposed is only the hosts' guess: the apply's check alone decides
+//! what goes in, so the arguments below do not depend on it. The shard stays `Pulling` (answering
 //! `NotArrived`) until the last part is applied, and is acknowledged with
 //! [`HostMessage::ShardAck`] as a whole: steps 3 and the arguments below
 //! are the same, the data of the parts being a partition of the frozen

@@ -23,8 +23,11 @@ pub(super) struct PartWindow {
     /// The new owner's progress last heard (the largest key it holds),
     /// `None` before any answer.
     heard: Option<Option<Bytes>>,
-    /// The largest key of each part sent after that progress, in order.
+    /// The largest key of each part sent after `start`, in order.
     sent: VecDeque<Option<Bytes>>,
+    /// Where the first of them starts (the progress heard when the window
+    /// was last filled from nothing).
+    start: Option<Bytes>,
     /// Whether the shard's last part is among them.
     last_sent: bool,
     /// When progress was last heard, or parts last sent from scratch.
@@ -37,6 +40,7 @@ impl PartWindow {
         PartWindow {
             heard: None,
             sent: VecDeque::new(),
+            start: None,
             last_sent: false,
             moved_at: now,
         }
@@ -46,25 +50,44 @@ impl PartWindow {
     fn next_after(&self) -> Option<Bytes> {
         match self.sent.back() {
             Some(up_to) => up_to.clone(),
-            None => self.heard.clone().flatten(),
+            None => self.start.clone(),
         }
     }
 
-    /// New progress `held`: the parts it covers leave the window. A
-    /// progress that is the end of none of them (the new owner lost parts,
-    /// or took the shard up with another leader) starts the window over
-    /// from there.
-    fn advance(&mut self, held: Option<Bytes>) {
-        match self.sent.iter().position(|up_to| *up_to == held) {
-            Some(covered) => {
-                self.sent.drain(..=covered);
-            }
-            None => self.sent.clear(),
+    /// Progress `held` heard: whether it is new. The parts it covers leave
+    /// the window; a progress that is the end of none of them, nor where
+    /// they start (the new owner lost parts, or took the shard up with
+    /// another leader), starts the window over from there. A progress
+    /// behind the one heard before is an answer overtaken by a later one
+    /// (a new owner's applied progress only grows), and ignored.
+    fn advance(&mut self, held: Option<Bytes>) -> bool {
+        if self
+            .heard
+            .as_ref()
+            .is_some_and(|heard| held.as_ref() <= heard.as_ref())
+        {
+            return false;
+        }
+        if let Some(covered) = self.sent.iter().position(|up_to| *up_to == held) {
+            self.sent.drain(..=covered);
+            self.start = held.clone();
+        } else if held != self.start {
+            self.sent.clear();
+            self.start = held.clone();
         }
         if self.sent.is_empty() {
             self.last_sent = false;
         }
         self.heard = Some(held);
+        true
+    }
+
+    /// Forgets the parts in flight: the next ones start after the progress
+    /// heard.
+    fn start_over(&mut self) {
+        self.sent.clear();
+        self.last_sent = false;
+        self.start = self.heard.clone().flatten();
     }
 
     /// The parts of `shard` that fill the window up to `in_flight`, each
@@ -340,10 +363,9 @@ impl Host {
             .part_windows
             .entry((group, config_num, shard))
             .or_insert_with(|| PartWindow::new(now));
-        if window.heard.as_ref() == Some(&held) {
+        if !window.advance(held) {
             return;
         }
-        window.advance(held);
         window.moved_at = now;
         let parts = window.fill(kv, shard, part_bytes, in_flight);
         let messages = self.outbox.messages_to(from);
@@ -536,8 +558,7 @@ impl Host {
                             self.config.shard_parts_in_flight,
                         ),
                     };
-                    window.sent.clear();
-                    window.last_sent = false;
+                    window.start_over();
                     window.moved_at = now;
                     window
                         .fill(kv, shard, self.config.shard_part_bytes, in_flight)
