@@ -289,11 +289,18 @@ impl ShardKv {
         Some(encode_shard(&s.data, &s.sessions))
     }
 
-    /// The bytes of a held shard's keys and values.
-    pub fn shard_bytes(&self, shard: ShardId) -> usize {
-        self.shards
-            .get(&shard)
-            .map_or(0, |s| s.data.iter().map(|(k, v)| k.len() + v.len()).sum())
+    /// Whether a held shard's keys and values hold more than `bytes`
+    /// (counted only until they do: asked of every shard being sent at
+    /// every poll, it costs at most a part's worth of keys, not the shard).
+    pub fn shard_exceeds(&self, shard: ShardId, bytes: usize) -> bool {
+        let Some(s) = self.shards.get(&shard) else {
+            return false;
+        };
+        let mut total = 0;
+        s.data.iter().any(|(k, v)| {
+            total += k.len() + v.len();
+            total > bytes
+        })
     }
 
     /// The part of a held shard's export that follows `after` (the largest

@@ -371,6 +371,10 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
         }
     }
     assert_eq!(parts.len(), 3, "five keys in parts of two");
+    // The shard's size, counted only as far as needed.
+    let total: usize = keys.iter().map(|k| k.len() + 2).sum();
+    assert!(a.kv.shard_exceeds(3, 8) && a.kv.shard_exceeds(3, total - 1));
+    assert!(!a.kv.shard_exceeds(3, total) && !a.kv.shard_exceeds(2, 0));
     let insert = |(after, last, data): &(Option<Bytes>, bool, Bytes), config_num| {
         GroupCommand::InsertShardPart {
             config_num,

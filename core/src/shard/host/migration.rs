@@ -540,7 +540,7 @@ impl Host {
                 // A shard larger than a part moves in parts, from the new
                 // owner's last reported progress; a smaller one whole.
                 let config_num = kv.config().num;
-                let messages = if kv.shard_bytes(shard) > self.config.shard_part_bytes {
+                let messages = if kv.shard_exceeds(shard, self.config.shard_part_bytes) {
                     // Parts go out as progress is heard; the window starts
                     // over here (one part after the progress heard) only
                     // when none was heard for a poll interval, and at once
