@@ -1,18 +1,20 @@
 //! `snapshot save` of a sharded cluster: every shard exported by the
-//! group that serves it ([`HostRequest::Export`]), shard after shard.
+//! group that serves it ([`HostRequest::Export`]), several at once.
 //!
 //! Each export is taken at a linearizable point after the command started
 //! (a read index, at whichever replica of the group is asked: a follower
 //! serves it as well as the leader) and only if the group still serves
 //! the shard there, so every write acknowledged before the command started
-//! is in it, wherever the shard moved since. Shards are taken one after
-//! another, not at one instant: a write made during the save may be in
+//! is in it, wherever the shard moved since. Shards are taken one host's
+//! worth at a time (one worker per host, one export at a time per host),
+//! not at one instant: a write made during the save may be in
 //! one shard and a later one missing from another (no operation spans two
 //! keys, so each key holds its value at some point after the start). A
 //! shard on its way between groups is waited for; one whose group changed
 //! sends the command back to the controller for the new owner.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -44,24 +46,88 @@ enum Fetched {
     Later(String),
 }
 
-/// Fetches every shard of `cluster` (at most [`SAVE_TIMEOUT`] in all).
+/// What the workers of one save share.
+struct Save {
+    cluster: Arc<ShardedCluster>,
+    deadline: Instant,
+    /// The next shard no worker has taken yet.
+    next_shard: AtomicU32,
+    /// The next request id (unique over the save).
+    next_id: AtomicU64,
+    /// Hosts that failed an attempt: asked last for the next shards, so a
+    /// host that is down or cut off costs one timeout, not one per shard.
+    suspects: Mutex<Vec<NodeId>>,
+    /// One export at a time per host (a host holds one export, and a
+    /// second would replace the first): host `n`'s at index `n - 1`.
+    exporting: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Fetches every shard of `cluster` (at most [`SAVE_TIMEOUT`] in all),
+/// with one worker per host: each takes the next shard not taken and
+/// asks a replica of its group, one export at a time per host, so the
+/// exports of different groups' replicas overlap.
 pub(super) async fn fetch(cluster: Arc<ShardedCluster>) -> Result<ShardedBackup, SnapshotError> {
-    let deadline = Instant::now() + SAVE_TIMEOUT;
-    let mut session = ShardedSession::new(
+    let mut session = session(&cluster);
+    let config = latest(&mut session).await?;
+    let workers = cluster.hosts.len().clamp(1, cluster.shards.max(1) as usize);
+    let save = Arc::new(Save {
+        deadline: Instant::now() + SAVE_TIMEOUT,
+        next_shard: AtomicU32::new(0),
+        next_id: AtomicU64::new(1),
+        suspects: Mutex::new(Vec::new()),
+        exporting: cluster
+            .hosts
+            .iter()
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect(),
+        cluster,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        tasks.spawn(worker(save.clone(), config.clone()));
+    }
+    let mut shards = Vec::with_capacity(save.cluster.shards as usize);
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(mut fetched)) => shards.append(&mut fetched),
+            // The first failure ends the save (the other workers are
+            // aborted as `tasks` is dropped).
+            Ok(Err(error)) => return Err(error),
+            Err(error) => {
+                return Err(SnapshotError::Invalid(format!(
+                    "a fetching task failed: {error}"
+                )));
+            }
+        }
+    }
+    shards.sort_by_key(|backup| backup.shard);
+    Ok(ShardedBackup { shards })
+}
+
+/// A routing session for the controller's queries.
+fn session(cluster: &Arc<ShardedCluster>) -> ShardedSession {
+    ShardedSession::new(
         cluster.clone(),
         ShardTiming::default(),
         crate::transport::random_u64(),
-    );
-    let mut config = latest(&mut session).await?;
-    let mut shards = Vec::with_capacity(cluster.shards as usize);
-    let mut next_id = 1;
-    // Hosts that failed an attempt: asked last for the next shards, so a
-    // host that is down or cut off costs one timeout, not one per shard.
-    let mut suspects = Vec::new();
-    for shard in 0..cluster.shards {
+    )
+}
+
+/// One worker of a save: fetches shards until none is left untaken.
+async fn worker(
+    save: Arc<Save>,
+    mut config: ShardConfig,
+) -> Result<Vec<ShardBackup>, SnapshotError> {
+    let mut session = session(&save.cluster);
+    let mut fetched = Vec::new();
+    loop {
+        let shard = save.next_shard.fetch_add(1, Ordering::Relaxed);
+        if shard >= save.cluster.shards {
+            return Ok(fetched);
+        }
         let mut last = String::from("no answer");
         loop {
-            if Instant::now() >= deadline {
+            if Instant::now() >= save.deadline {
                 return Err(SnapshotError::Incomplete {
                     seconds: SAVE_TIMEOUT.as_secs(),
                     shard,
@@ -72,7 +138,7 @@ pub(super) async fn fetch(cluster: Arc<ShardedCluster>) -> Result<ShardedBackup,
             let Some(servers) = config.groups.get(&group).filter(|_| group != 0) else {
                 // No group has ever owned it (the latest configuration,
                 // read through the controller's log, gives it none).
-                shards.push(ShardBackup {
+                fetched.push(ShardBackup {
                     shard,
                     group: 0,
                     config: config.num,
@@ -81,26 +147,23 @@ pub(super) async fn fetch(cluster: Arc<ShardedCluster>) -> Result<ShardedBackup,
                 });
                 break;
             };
-            let attempt = fetch_shard(&cluster, group, shard, servers, &mut next_id, &mut suspects);
-            match attempt.await {
-                Ok(Fetched::Done(backup)) => {
-                    shards.push(backup);
+            match fetch_shard(&save, group, shard, servers).await? {
+                Fetched::Done(backup) => {
+                    fetched.push(backup);
                     break;
                 }
-                Ok(Fetched::Moved) => {
+                Fetched::Moved => {
                     last = format!("group {group} no longer serves it");
                     tokio::time::sleep(RETRY).await;
                     config = latest(&mut session).await?;
                 }
-                Ok(Fetched::Later(why)) => {
+                Fetched::Later(why) => {
                     last = why;
                     tokio::time::sleep(RETRY).await;
                 }
-                Err(error) => return Err(error),
             }
         }
     }
-    Ok(ShardedBackup { shards })
 }
 
 /// The latest configuration, through the controller's log.
@@ -117,37 +180,53 @@ async fn latest(session: &mut ShardedSession) -> Result<ShardConfig, SnapshotErr
 }
 
 /// Tries each replica of `group` in turn, starting with one chosen by the
-/// shard (so that a save spreads over the replicas), `suspects` last.
+/// shard (so that a save spreads over the replicas), hosts busy with
+/// another worker's export after the others, suspects last.
 async fn fetch_shard(
-    cluster: &ShardedCluster,
+    save: &Save,
     group: GroupId,
     shard: ShardId,
     servers: &[NodeId],
-    next_id: &mut u64,
-    suspects: &mut Vec<NodeId>,
 ) -> Result<Fetched, SnapshotError> {
     let mut why = String::from("no replica answered");
     let mut order: Vec<NodeId> = (0..servers.len())
         .map(|k| servers[(shard as usize + k) % servers.len()])
         .collect();
-    order.sort_by_key(|server| suspects.contains(server));
+    {
+        // Suspects last; among the others, hosts no other worker is
+        // exporting from first.
+        let suspects = save.suspects.lock().unwrap_or_else(|e| e.into_inner());
+        order.sort_by_key(|server| {
+            let busy = save
+                .cluster
+                .index_of(*server)
+                .is_some_and(|index| save.exporting[index].try_lock().is_err());
+            (suspects.contains(server), busy)
+        });
+    }
     for server in order {
-        let Some(index) = cluster.index_of(server) else {
+        let Some(index) = save.cluster.index_of(server) else {
             why = format!("host {server} of group {group} is not a known host");
             continue;
         };
-        let attempt = fetch_from(cluster, index, group, shard, next_id).await;
-        if matches!(attempt, Ok(Some(_))) {
-            suspects.retain(|s| *s != server);
-        } else if !suspects.contains(&server)
-            && !matches!(
-                attempt,
-                Err(Attempt::Refused(
-                    ShardError::WrongGroup | ShardError::NotArrived
-                ))
-            )
+        let attempt = {
+            let _exporting = save.exporting[index].lock().await;
+            fetch_from(&save.cluster, index, group, shard, &save.next_id).await
+        };
         {
-            suspects.push(server);
+            let mut suspects = save.suspects.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(attempt, Ok(Some(_))) {
+                suspects.retain(|s| *s != server);
+            } else if !suspects.contains(&server)
+                && !matches!(
+                    attempt,
+                    Err(Attempt::Refused(
+                        ShardError::WrongGroup | ShardError::NotArrived
+                    ))
+                )
+            {
+                suspects.push(server);
+            }
         }
         match attempt {
             Ok(Some(backup)) => return Ok(Fetched::Done(backup)),
@@ -183,13 +262,12 @@ async fn fetch_from(
     index: usize,
     group: GroupId,
     shard: ShardId,
-    next_id: &mut u64,
+    next_id: &AtomicU64,
 ) -> Result<Option<ShardBackup>, Attempt> {
     let mut data = BytesMut::new();
     let mut held: Option<(u64, u64, u64)> = None; // index, total, config
     loop {
-        let id = *next_id;
-        *next_id += 1;
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
         let request = ShardedRequest::new(ShardedBody::Host(HostRequest::Export {
             id,
             group,
