@@ -27,6 +27,12 @@ for attempt in $(seq 1 30); do
     fi
     sleep 1
 done
+# Until the groups have taken their shards (`shard show` lists them as
+# moving until then), at most 10 s.
+for attempt in $(seq 1 20); do
+    "$binary" shard show --json 2>/dev/null | grep -q '"moving":\[\]' && break
+    sleep 0.5
+done
 echo "sharded cluster of $count hosts started from $config (logs in cluster-sharded/host*.log)"
 "$binary" shard show || true
 echo "try: DISTRIBKV_CLUSTER=$peers DISTRIBKV_CERTS=$certs $binary shard show"

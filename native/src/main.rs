@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use distribkv_native::cli::{self, Cli, CliError, Command};
+use distribkv_native::cli::{self, Cli, CliError, Command, note};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -24,15 +24,21 @@ fn main() -> ExitCode {
     let outcome = match runtime(&cli.command) {
         Ok(runtime) => runtime.block_on(cli::run(&cli.command)),
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            note(format_args!(
+                "error: cannot start the async runtime: {error}"
+            ));
             return ExitCode::from(if is_node { 1 } else { 2 });
         }
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(CliError::Arguments(error)) => error.exit(),
+        // The reader of the output went away (`| head`): nothing to say.
+        Err(error @ CliError::Io(_)) if error.is_broken_pipe() => {
+            ExitCode::from(error.exit_code(is_node))
+        }
         Err(error) => {
-            eprintln!("error: {error}");
+            note(format_args!("error: {error}"));
             ExitCode::from(error.exit_code(is_node))
         }
     }

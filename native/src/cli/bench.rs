@@ -276,7 +276,7 @@ pub async fn run(args: &BenchArgs) -> Result<u8, CliError> {
     if let Some(error) = &tally.last_error
         && (tally.errors > 0 || tally.ops == 0)
     {
-        eprintln!("last error: {error}");
+        crate::cli::note(format_args!("last error: {error}"));
     }
     Ok(if tally.ops == 0 { 2 } else { 0 })
 }

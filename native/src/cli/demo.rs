@@ -160,7 +160,7 @@ async fn watch(children: &mut [Child], exited: &mut Vec<usize>) {
                 continue;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("node {} exited: {status}", index + 1);
+                crate::cli::note(format_args!("node {} exited: {status}", index + 1));
                 exited.push(index);
             }
         }

@@ -192,10 +192,10 @@ pub async fn run(args: &MemberArgs) -> Result<u8, CliError> {
             if resumed {
                 // An earlier `member add` of this node was interrupted
                 // while it caught up: take over its wait.
-                eprintln!(
+                crate::cli::note(format_args!(
                     "node {} is already being added; waiting for it to catch up",
                     add.id
-                );
+                ));
             } else {
                 let change = MemberChange::Add {
                     id: add.id,

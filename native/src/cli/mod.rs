@@ -252,6 +252,12 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether writing the output failed because its reader went away
+    /// (`| head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io(error) if error.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The exit code: 2 for a client-side error and for a server that
     /// refused to start on what it was given (a removed id), 1 for a node
     /// that failed.
@@ -284,4 +290,11 @@ pub fn certs(args: &CertsArgs) -> Result<(), CliError> {
     );
     println!("node certificate valid for: {}", hosts.join(", "));
     Ok(())
+}
+
+/// Writes one line to standard error, ignoring a failure (a closed pipe):
+/// a diagnostic that cannot be shown is not worth a panic.
+pub fn note(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -90,8 +90,12 @@ pub async fn cut_on_signal(file_system: FaultFileSystem, mode: PowerCutMode) {
     let cut = mode.power_cut(seed);
     let unsynced = file_system.unsynced_bytes();
     match file_system.power_cut(cut, seed >> 2) {
-        Ok(_) => eprintln!("power cut ({cut:?}, {unsynced} bytes unsynced): process ends"),
-        Err(error) => eprintln!("power cut ({cut:?}) failed: {error}; process ends"),
+        Ok(_) => crate::cli::note(format_args!(
+            "power cut ({cut:?}, {unsynced} bytes unsynced): process ends"
+        )),
+        Err(error) => crate::cli::note(format_args!(
+            "power cut ({cut:?}) failed: {error}; process ends"
+        )),
     }
     std::process::exit(POWER_CUT_EXIT);
 }

@@ -189,6 +189,12 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
             change(&cluster, op).await
         }
         ShardCommand::Leave(leave) => {
+            if leave.group == 0 {
+                return Err(shard_error(
+                    "group 0 is the controller's, which owns no shard; shard groups are \
+                     numbered from 1",
+                ));
+            }
             let cluster = connect(&leave.cluster).await?;
             let mut session = session(&cluster);
             let config = match latest(&mut session).await {
@@ -225,6 +231,12 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
             Ok(0)
         }
         ShardCommand::Move(moving) => {
+            if moving.group == 0 {
+                return Err(shard_error(
+                    "group 0 is the controller's, which owns no shard; shard groups are \
+                     numbered from 1",
+                ));
+            }
             let cluster = connect(&moving.cluster).await?;
             if moving.shard >= cluster.shards {
                 cluster.transport.close().await;
@@ -250,6 +262,15 @@ pub async fn run(args: &ShardArgs) -> Result<u8, CliError> {
                     moving.group,
                     join_ids(config.groups.keys())
                 )));
+            }
+            if config.shards.get(moving.shard as usize) == Some(&moving.group) {
+                // Nothing to move: no new configuration either.
+                cluster.transport.close().await;
+                println!(
+                    "OK: shard {} is already in group {} (configuration {})",
+                    moving.shard, moving.group, config.num
+                );
+                return Ok(0);
             }
             let op = ControllerOp::Move {
                 shard: moving.shard,

@@ -81,17 +81,18 @@ pub struct StatusArgs {
 /// `--peers`, `--data-dir`), or a load into a running cluster
 /// (`--cluster`).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["cluster", "id"])))]
 pub struct RestoreArgs {
     /// The snapshot file.
     pub file: PathBuf,
     /// The node's id in the new cluster: its 1-based position in --peers.
-    #[arg(long, value_name = "N", required_unless_present = "cluster")]
+    #[arg(long, value_name = "N", requires_all = ["peers", "data_dir"])]
     pub id: Option<NodeId>,
     /// Every member's address of the new cluster (HOST:PORT), in id order.
-    #[arg(long, value_name = "ADDR,...", required_unless_present = "cluster")]
+    #[arg(long, value_name = "ADDR,...", requires = "id")]
     pub peers: Option<String>,
     /// The data folder to create (it must not exist, or be empty).
-    #[arg(long, value_name = "DIR", required_unless_present = "cluster")]
+    #[arg(long, value_name = "DIR", requires = "id")]
     pub data_dir: Option<PathBuf>,
     /// Instead of a data folder: load the backup (of a single group or of
     /// a sharded cluster) into this running cluster, which must hold no
@@ -179,7 +180,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
                         "OK: {} shards ({} keys, {} bytes) saved to {} in {:.1} s",
                         backup.shards.len(),
                         keys,
-                        backup.shards.iter().map(|s| s.data.len()).sum::<usize>(),
+                        file_bytes(&save.file),
                         save.file.display(),
                         started.elapsed().as_secs_f64()
                     );
@@ -196,7 +197,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<u8, CliError> {
                 "OK: snapshot at index {} (term {}, {} bytes) saved to {} in {:.1} s",
                 backup.index,
                 backup.term,
-                backup.data.len(),
+                file_bytes(&save.file),
                 save.file.display(),
                 started.elapsed().as_secs_f64()
             );
@@ -428,6 +429,11 @@ fn print_sharded_status(args: &StatusArgs, bytes: &[u8]) -> Result<u8, CliError>
         Ok(_) => Ok(0),
         Err(source) => Err(file_error(&args.file, source).into()),
     }
+}
+
+/// The size of the file just saved (what `snapshot status` reports).
+fn file_bytes(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |metadata| metadata.len())
 }
 
 /// Prints `status` as one JSON object, or as the `text` lines.

@@ -202,8 +202,11 @@ pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
         let addr = crate::addr::address_text(server);
         match query.await {
             Ok(Ok(status)) => lines.push(StatusLine::new(status, addr)),
-            Ok(Err(error)) => eprintln!("node {} {addr} unreachable: {error}", index + 1),
-            Err(error) => eprintln!("node {} {addr}: {error}", index + 1),
+            Ok(Err(error)) => crate::cli::note(format_args!(
+                "node {} {addr} unreachable: {error}",
+                index + 1
+            )),
+            Err(error) => crate::cli::note(format_args!("node {} {addr}: {error}", index + 1)),
         }
     }
     lines.sort_by_key(|line| line.id);

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -193,17 +194,26 @@ impl ShardedCluster {
     }
 }
 
-/// Awaits every future, in order (a small `join_all`).
-async fn futures_join_all<T>(futures: Vec<impl Future<Output = T>>) -> Vec<T> {
-    let mut handles = Vec::new();
-    for future in futures {
-        handles.push(Box::pin(future));
-    }
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await);
-    }
-    out
+/// Awaits every future, polling them all at once (a small `join_all`):
+/// each runs from the start, so a slow one (a host that is down, waited
+/// for until its timeout) does not use up the time of the others.
+async fn futures_join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *out = Some(value),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 /// Timing of a sharded session.
@@ -433,4 +443,28 @@ pub fn shards_by_group(config: &distribkv_core::shard::ShardConfig) -> BTreeMap<
         by_group.entry(*group).or_default().push(shard as u32);
     }
     by_group
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    /// Timeouts made before the futures run (as `describe_all` makes one
+    /// per host) each get their whole time: awaited one after another, a
+    /// host that is down used up the time of the hosts after it, which
+    /// then read as down too.
+    #[tokio::test]
+    async fn a_slow_future_does_not_use_up_the_others_time() {
+        let slow = Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Err::<(), _>("down")
+        }) as Pin<Box<dyn Future<Output = Result<(), &str>> + Send>>;
+        let quick = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::time::sleep(Duration::from_millis(10)),
+        );
+        let quick = Box::pin(async move { quick.await.map_err(|_| "timed out") });
+        let answers = futures_join_all(vec![slow, quick]).await;
+        assert_eq!(answers, vec![Err("down"), Ok(())]);
+    }
 }

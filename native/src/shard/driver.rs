@@ -9,7 +9,7 @@ use std::time::Duration;
 use distribkv_core::raft::NodeId;
 use distribkv_core::shard::group::{KvError, ShardStatus};
 use distribkv_core::shard::host::{
-    CONTROLLER, Host, HostInput, HostOutput, HostReply, HostRequest,
+    CONTROLLER, Host, HostBatch, HostInput, HostOutput, HostReply, HostRequest,
 };
 use tokio::sync::mpsc;
 
@@ -32,6 +32,48 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// A group whose live tail pins the multi-group log's old segments is
 /// asked to snapshot at most this often.
 const SNAPSHOT_ASK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The most bytes of messages one frame to a peer carries. A step's
+/// messages to one host (every group's appends, shard parts on their way)
+/// may add up to more than a frame may hold
+/// ([`DEFAULT_MAX_FRAME_SIZE`](crate::transport::frame::DEFAULT_MAX_FRAME_SIZE),
+/// 16 MiB), and a frame over it is dropped whole: they go in several
+/// frames, in order, each within this budget (a message larger than it
+/// alone in its frame).
+const FRAME_BUDGET: usize = 8 << 20;
+
+/// `batch` as frames of at most `budget` bytes of messages each, in order.
+fn frames(batch: HostBatch, budget: usize) -> Vec<PeerFrame> {
+    // A size that cannot be counted goes alone (and is refused by the
+    // transport, as a whole frame would be).
+    fn size<T: serde::Serialize>(value: &T) -> usize {
+        postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
+    }
+    let whole = PeerFrame::from(batch);
+    if whole.messages.len() <= 1 || size(&whole) <= budget {
+        return vec![whole];
+    }
+    let mut frames = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes: usize = 0;
+    for message in whole.messages {
+        let message_bytes = size(&message);
+        if !current.is_empty() && bytes.saturating_add(message_bytes) > budget {
+            frames.push(PeerFrame {
+                to: whole.to,
+                messages: std::mem::take(&mut current),
+            });
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(message_bytes);
+        current.push(message);
+    }
+    frames.push(PeerFrame {
+        to: whole.to,
+        messages: current,
+    });
+    frames
+}
 
 /// One input from the world.
 type Event = step::Event<PeerFrame, Incoming<ShardedRequest, ShardedReply>>;
@@ -262,8 +304,10 @@ impl Driver {
                 }
                 HostOutput::Send(batch) => {
                     let to = batch.to;
-                    let outcome = self.transport.send(to, PeerFrame::from(batch));
-                    tracing::trace!(to, ?outcome, "frame");
+                    for frame in frames(batch, FRAME_BUDGET) {
+                        let outcome = self.transport.send(to, frame);
+                        tracing::trace!(to, ?outcome, "frame");
+                    }
                 }
                 HostOutput::Reply { to, reply } => {
                     if let Some(waiting) = self.replies.take(to) {
@@ -358,4 +402,62 @@ pub fn group_statuses(host: &Host) -> Vec<GroupStatus> {
             status
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use distribkv_core::shard::host::HostMessage;
+
+    fn push(shard: u32, bytes: usize) -> HostMessage {
+        HostMessage::ShardPush {
+            from_group: 1,
+            to_group: 2,
+            config_num: 3,
+            shard,
+            data: Bytes::from(vec![b'x'; bytes]),
+        }
+    }
+
+    /// A step's messages to one host that add up to more than a frame may
+    /// hold go in several frames, in order, none over the budget but a
+    /// message larger than it alone; a batch within it stays one frame.
+    #[test]
+    fn a_batch_larger_than_a_frame_goes_in_several() {
+        let budget = 1000;
+        let sizes = [300, 300, 300, 300, 1500, 10, 990];
+        let batch = HostBatch {
+            from: 1,
+            to: 2,
+            messages: (0u32..).zip(sizes).map(|(s, b)| push(s, b)).collect(),
+        };
+        let split = frames(batch.clone(), budget);
+        let shards: Vec<Vec<u32>> = split
+            .iter()
+            .map(|f| {
+                f.messages
+                    .iter()
+                    .map(|m| match m {
+                        HostMessage::ShardPush { shard, .. } => *shard,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shards,
+            vec![vec![0, 1, 2], vec![3], vec![4], vec![5], vec![6]]
+        );
+        for frame in &split {
+            assert_eq!(frame.to, 2);
+            let bytes = postcard::experimental::serialized_size(frame).unwrap();
+            assert!(bytes <= budget + 20 || frame.messages.len() == 1, "{bytes}");
+        }
+        let small = HostBatch {
+            messages: batch.messages[..3].to_vec(),
+            ..batch
+        };
+        assert_eq!(frames(small, budget).len(), 1);
+    }
 }

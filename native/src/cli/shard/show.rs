@@ -80,8 +80,16 @@ fn moves_and_leaders(
     // Per group, the most advanced replica that answered: the leader's,
     // else the one that applied the latest configuration.
     let mut freshest: BTreeMap<GroupId, (bool, &GroupStatus)> = BTreeMap::new();
-    // Who serves or sends each shard, as any replica reports it.
-    let mut holders: BTreeMap<u32, GroupId> = BTreeMap::new();
+    // Who holds each shard, as any replica reports it: the group serving
+    // it, else the one pulling it (it will hand it on), else the one
+    // sending it.
+    let mut holders: BTreeMap<u32, (u8, GroupId)> = BTreeMap::new();
+    let mut holds = |shard: u32, rank: u8, group: GroupId| {
+        let held = holders.entry(shard).or_insert((rank, group));
+        if rank < held.0 {
+            *held = (rank, group);
+        }
+    };
     for description in descriptions.iter().filter_map(|(_, d)| d.as_ref()) {
         for group in &description.groups {
             let leads = group.role == "leader";
@@ -98,13 +106,14 @@ fn moves_and_leaders(
             }
             for (shard, to) in &group.sending {
                 started.insert((*shard, group.group, *to));
-                holders.entry(*shard).or_insert(group.group);
+                holds(*shard, 2, group.group);
             }
             for (shard, from) in &group.pulling {
                 started.insert((*shard, *from, group.group));
+                holds(*shard, 1, group.group);
             }
             for shard in &group.serving {
-                holders.insert(*shard, group.group);
+                holds(*shard, 0, group.group);
             }
         }
     }
@@ -125,7 +134,10 @@ fn moves_and_leaders(
             && !replica.serving.contains(&shard)
             && !replica.pulling.iter().any(|(s, _)| *s == shard);
         if behind {
-            let from = holders.get(&shard).copied().filter(|g| *g != owner);
+            let from = holders
+                .get(&shard)
+                .map(|(_, group)| *group)
+                .filter(|g| *g != owner);
             moving.push(MovingJson {
                 shard,
                 from: from.unwrap_or(0),
@@ -352,6 +364,36 @@ mod tests {
             ],
         )];
         assert!(moves_and_leaders(&config_two(), &descriptions).0.is_empty());
+    }
+
+    #[test]
+    fn a_shard_moving_back_comes_from_the_group_pulling_it() {
+        // Configuration 2 gave shard 3 to group 1 (still pulling it from
+        // group 2); configuration 3 gives it back to group 2, whose
+        // replicas have not applied 3.
+        let config = ShardConfig {
+            num: 3,
+            ..config_two()
+        };
+        let mut sender = replica(2, "leader", 2, &[2]);
+        sender.sending = vec![(3, 1)];
+        let mut receiver = replica(1, "leader", 2, &[0, 1]);
+        receiver.pulling = vec![(3, 2)];
+        let descriptions = vec![host(1, vec![sender, receiver])];
+        let (moving, _) = moves_and_leaders(&config, &descriptions);
+        let back = MovingJson {
+            shard: 3,
+            from: 1,
+            to: 2,
+            started: false,
+        };
+        let there = MovingJson {
+            shard: 3,
+            from: 2,
+            to: 1,
+            started: true,
+        };
+        assert_eq!(moving, vec![there, back]);
     }
 
     #[test]

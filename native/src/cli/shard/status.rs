@@ -57,7 +57,7 @@ pub async fn status(cluster: &Arc<ShardedCluster>, json: bool) -> Result<u8, Cli
             .map(|(_, a)| crate::addr::address_text(a))
             .unwrap_or_default();
         let Some(description) = description else {
-            eprintln!("host {id} {addr} unreachable");
+            crate::cli::note(format_args!("host {id} {addr} unreachable"));
             continue;
         };
         reachable += 1;

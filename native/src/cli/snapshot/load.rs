@@ -104,12 +104,20 @@ pub(super) async fn load(file: &Path, cluster: &ClusterArgs) -> Result<u8, CliEr
 
 async fn load_into(connected: &Connected, puts: VecDeque<ValidOperation>) -> Result<(), CliError> {
     match keys_held(connected).await {
-        None => return Err(CliError::NoNodeReachable),
+        None => {
+            return Err(SnapshotError::Invalid(
+                "no server of the cluster answered (are the servers running, and are the \
+                 certificates the cluster's?)"
+                    .into(),
+            )
+            .into());
+        }
         Some(0) => {}
         Some(held) => {
+            let keys = if held == 1 { "key" } else { "keys" };
             return Err(SnapshotError::Invalid(format!(
-                "the cluster holds {held} keys: a backup is loaded into a cluster that holds none \
-                 (start a new one)"
+                "the cluster holds {held} {keys}: a backup is loaded into a cluster that holds \
+                 none (start a new one)"
             ))
             .into());
         }

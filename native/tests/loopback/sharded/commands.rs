@@ -26,6 +26,24 @@ fn shard_commands_refuse_bad_input_clearly() {
     );
     refused(&["join", "0", "1"], "group 0 is the controller's");
     refused(
+        &["move", "0", "0"],
+        "group 0 is the controller's, which owns no shard",
+    );
+    refused(
+        &["leave", "0"],
+        "group 0 is the controller's, which owns no shard",
+    );
+    // A shard already where it is asked to go: nothing to do, and no new
+    // configuration.
+    let before = show(&cluster);
+    let output = shard(&cluster, &["move", "0", "1"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("OK: shard 0 is already in group 1"),
+        "{output:?}"
+    );
+    assert_eq!(show(&cluster).num, before.num);
+    refused(
         &["join", "2", "1,9"],
         "host 9 is not a host of this cluster",
     );

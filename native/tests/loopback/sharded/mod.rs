@@ -203,12 +203,10 @@ fn a_group_leader_killed_during_a_move() {
     let before = show(&cluster);
     let from = before.shards[shard as usize];
     let to = if from == 1 { 2 } else { 1 };
-    let leader = before
-        .groups
-        .iter()
-        .find(|g| g.group == from)
-        .and_then(|g| g.leader)
-        .expect("the sending group has a leader") as usize;
+    // Host 1 leads the sending group: the first host every command asks
+    // (see below).
+    shard_ok(&cluster, &["leader", &from.to_string(), "1"]);
+    let leader = 1;
     // The move is taken by the controller; the sending group's leader
     // dies before (or while) it hands the shard over.
     shard_ok(&cluster, &["move", &shard.to_string(), &to.to_string()]);
@@ -245,6 +243,47 @@ fn a_group_leader_killed_during_a_move() {
             let now = show_survivors();
             now.shards[shard as usize] == to && now.moving.is_empty()
         },
+    );
+    // Asked of every host with the dead one first (host 1: the commands
+    // ask the hosts in id order), the others' answers
+    // count: the time spent waiting for the dead host once used up theirs,
+    // so `status` and `shard show` read them as down too, and the check
+    // of `shard join` let a group that no host runs in.
+    let dead_first = {
+        let mut addresses: Vec<String> = cluster.peers().split(',').map(String::from).collect();
+        let dead = addresses.remove(leader - 1);
+        addresses.insert(0, dead);
+        addresses.join(",")
+    };
+    let ask = |args: &[&str]| {
+        Command::new(BINARY)
+            .args(args)
+            .args(["--cluster", &dead_first, "--certs"])
+            .arg(&cluster.certs)
+            .output()
+            .unwrap()
+    };
+    let output = ask(&["status", "--json"]);
+    let lines: Vec<ShardStatusLine> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a status line"))
+        .collect();
+    for id in (1..=3u64).filter(|id| *id != leader as u64) {
+        let answered = lines.iter().filter(|l| l.id == id).count();
+        assert_eq!(answered, 4, "host {id} in `status`: {output:?}");
+    }
+    let output = ask(&["shard", "show", "--json"]);
+    let now: ShowJson =
+        serde_json::from_str(stdout(&output).trim()).unwrap_or_else(|_| panic!("{output:?}"));
+    assert!(
+        now.groups.iter().all(|g| g.leader.is_some()) && now.moving.is_empty(),
+        "{now:?}"
+    );
+    let output = ask(&["shard", "join", "4", "1,2,3"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("do not hold group 4"),
+        "{output:?}"
     );
     cluster.spawn(leader);
     wait_for(
