@@ -89,9 +89,23 @@ start_from_config() {
     mkdir -p "$folder"
     trap stop_servers INT TERM EXIT
     count=$(tr ',' '\n' <<<"$peers" | wc -l)
+    local started=()
     for id in $(seq 1 "$count"); do
         "$binary" server --config "$config" --id "$id" --data-dir "$folder/$name$id" \
             --metrics-addr "127.0.0.1:$metrics$id" 2>>"$folder/$name$id.log" &
         pids+=($!)
+        started+=("$id:$!")
+    done
+    # A server that cannot start (its data folder in use by another
+    # cluster, a bad setting) exits at once: name it, with the end of its
+    # log, instead of waiting for it.
+    sleep 1
+    local entry
+    for entry in "${started[@]}"; do
+        if ! kill -0 "${entry#*:}" 2>/dev/null; then
+            echo "error: server ${entry%%:*} did not start; the end of $folder/$name${entry%%:*}.log:" >&2
+            tail -n 5 "$folder/$name${entry%%:*}.log" >&2
+            exit 1
+        fi
     done
 }

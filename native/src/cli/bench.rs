@@ -290,7 +290,18 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Connected>, CliError> {
     let servers = crate::addr::parse_address_list(&args.cluster.cluster)?;
     let certs = CertSet::load(&args.cluster.certs)?;
     let default = (args.clients as usize).div_ceil(64).clamp(1, 8);
-    if let Some(cluster) = crate::shard::client::detect(&servers, &certs).await? {
+    let detected = crate::shard::client::detect_kind(&servers, &certs).await?;
+    if let crate::shard::client::Detected::Silent = detected {
+        // Nothing to measure: say so now rather than after the duration of
+        // every client's timeouts.
+        return Err(CliError::Shard(format!(
+            "no server answered at {} (are the servers running, and are the certificates \
+             the cluster's?)",
+            args.cluster.cluster
+        )));
+    }
+    if let crate::shard::client::Detected::Sharded(cluster) = detected {
+        let cluster = *cluster;
         // Each clerk holds a connection to every host: spread the default
         // number over the hosts, or each host's connections would carry a
         // fraction of its load each (one reply per packet, more packets and

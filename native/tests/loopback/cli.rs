@@ -382,6 +382,26 @@ fn a_cluster_that_never_answers_is_named_with_the_addresses_tried() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("no node of the cluster answered"));
+    // `bench` says so at once, instead of running its clients' timeouts
+    // for the whole duration.
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--duration",
+            "120",
+            "--cluster",
+            &cluster,
+            "--certs",
+        ])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains(&format!("no server answered at {cluster}"))
+            && stdout(&output).is_empty(),
+        "{output:?}"
+    );
 }
 
 #[test]
