@@ -233,20 +233,9 @@ fn a_push_is_acknowledged_for_a_retired_group_only() {
 #[test]
 fn a_shard_larger_than_a_part_moves_in_parts_with_its_sessions() {
     let mut config = ShardedConfig::lab(9);
-    config.host.shard_part_bytes = 24;
     config.network.drop_rate = 0.05;
     config.network.duplicate_rate = 0.05;
-    let mut sim = ShardedSim::new(config).unwrap();
-    sim.join(&[100]).unwrap();
-    let shards = sim.config().host.shards;
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("key{i}"))
-        .filter(|k| distribkv_core::shard::shard_of(k.as_bytes(), shards) == 0)
-        .take(12)
-        .collect();
-    for (i, key) in keys.iter().enumerate() {
-        assert_eq!(sim.put(key, &format!("value{i}")), Ok(None));
-    }
+    let (mut sim, keys) = shard_zero_written(config, 12);
     assert_eq!(sim.append(&keys[0], "+once"), Ok(None));
     let parts = parts_of(&sim, 100, 0, 24);
     assert!(parts >= 4, "{parts} parts");
@@ -295,6 +284,24 @@ fn a_shard_larger_than_a_part_moves_in_parts_with_its_sessions() {
     assert!(sim.check_history().is_empty(), "{:?}", sim.check_history());
 }
 
+/// A cluster of `config` moving shards in parts of 24 bytes, with group
+/// 100 joined and `count` keys of shard 0 written (`keyN` = `valueN`).
+fn shard_zero_written(mut config: ShardedConfig, count: usize) -> (ShardedSim, Vec<String>) {
+    config.host.shard_part_bytes = 24;
+    let mut sim = ShardedSim::new(config).unwrap();
+    sim.join(&[100]).unwrap();
+    let shards = sim.config().host.shards;
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("key{i}"))
+        .filter(|k| distribkv_core::shard::shard_of(k.as_bytes(), shards) == 0)
+        .take(count)
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(sim.put(key, &format!("value{i}")), Ok(None));
+    }
+    (sim, keys)
+}
+
 /// How many parts of `bytes` shard `shard` of `group` moves in.
 fn parts_of(sim: &ShardedSim, group: u64, shard: u32, bytes: usize) -> u64 {
     let kv = (1..=sim.config().hosts)
@@ -319,21 +326,10 @@ fn parts_of(sim: &ShardedSim, group: u64, shard: u32, bytes: usize) -> u64 {
 /// delivered, and the parts the move needs.
 fn move_in_parts(seed: u64, in_flight: usize, loss: f64) -> (u64, u64, u64) {
     let mut config = ShardedConfig::lab(seed);
-    config.host.shard_part_bytes = 24;
     config.host.shard_parts_in_flight = in_flight;
     config.network.drop_rate = loss;
     config.network.duplicate_rate = loss;
-    let mut sim = ShardedSim::new(config).unwrap();
-    sim.join(&[100]).unwrap();
-    let shards = sim.config().host.shards;
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("key{i}"))
-        .filter(|k| distribkv_core::shard::shard_of(k.as_bytes(), shards) == 0)
-        .take(40)
-        .collect();
-    for (i, key) in keys.iter().enumerate() {
-        assert_eq!(sim.put(key, &format!("value{i}")), Ok(None));
-    }
+    let (mut sim, keys) = shard_zero_written(config, 40);
     let parts = parts_of(&sim, 100, 0, 24);
     sim.join(&[101]).unwrap();
     let moved = sim.controller(ControllerOp::Move {
