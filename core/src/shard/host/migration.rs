@@ -23,11 +23,8 @@ pub(super) struct PartWindow {
     /// The new owner's progress last heard (the largest key it holds),
     /// `None` before any answer.
     heard: Option<Option<Bytes>>,
-    /// The largest key of each part sent after `start`, in order.
+    /// The largest key of each part sent after the progress heard, in order.
     sent: VecDeque<Option<Bytes>>,
-    /// Where the first of them starts (the progress heard when the window
-    /// was last filled from nothing).
-    start: Option<Bytes>,
     /// Whether the shard's last part is among them.
     last_sent: bool,
     /// When progress was last heard, or parts last sent from scratch.
@@ -40,7 +37,6 @@ impl PartWindow {
         PartWindow {
             heard: None,
             sent: VecDeque::new(),
-            start: None,
             last_sent: false,
             moved_at: now,
         }
@@ -50,7 +46,7 @@ impl PartWindow {
     fn next_after(&self) -> Option<Bytes> {
         match self.sent.back() {
             Some(up_to) => up_to.clone(),
-            None => self.start.clone(),
+            None => self.start(),
         }
     }
 
@@ -70,10 +66,8 @@ impl PartWindow {
         }
         if let Some(covered) = self.sent.iter().position(|up_to| *up_to == held) {
             self.sent.drain(..=covered);
-            self.start = held.clone();
-        } else if held != self.start {
+        } else if held != self.start() {
             self.sent.clear();
-            self.start = held.clone();
         }
         if self.sent.is_empty() {
             self.last_sent = false;
@@ -87,7 +81,12 @@ impl PartWindow {
     fn start_over(&mut self) {
         self.sent.clear();
         self.last_sent = false;
-        self.start = self.heard.clone().flatten();
+    }
+
+    /// Where the first part in flight starts: the progress heard (none
+    /// before any answer).
+    fn start(&self) -> Option<Bytes> {
+        self.heard.clone().flatten()
     }
 
     /// The parts of `shard` that fill the window up to `in_flight`, each
