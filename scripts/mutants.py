@@ -25,6 +25,7 @@ CONTROLLER = "cargo test -q -p distribkv-core --lib shard::controller"
 RETIREMENT = "cargo test -q --release -p distribkv-core --features sim --test shard_lab retire"
 SHARD_CLERK = "cargo test -q -p distribkv-core --lib shard::clerk"
 SHARD_HOST = "cargo test -q -p distribkv-core --features sim --test shard_host shards::"
+SHARD_EXPORT = "cargo test -q -p distribkv-core --features sim --test shard_host export::"
 SHARD_GROUP = "cargo test -q -p distribkv-core --lib shard::group"
 SHARD_SWEEP = ("DISTRIBKV_SHARD_SEEDS=300 cargo test -q --release -p distribkv-core --features sim "
                "--test shard_sweep -- --nocapture")
@@ -248,6 +249,21 @@ MUTATIONS = [
      "                        Some(window) if now.as_millis() < window.moved_at.as_millis() + poll => {\n",
      "                        Some(_) => {\n",
      SHARD_HOST),
+    ("exports-held-first-taken-gives-way (a new export evicts the oldest taken, not the least recently used)",
+     "core/src/shard/host/exports.rs",
+     "                    .min_by_key(|i| self.held[*i].1)\n",
+     "                    .min_by_key(|i| *i)\n",
+     SHARD_EXPORT),
+    ("exports-held-one (a host holds one export: two backups at once start each other's shards over)",
+     "core/src/shard/host/exports.rs",
+     "            if self.held.len() >= EXPORTS_HELD {\n",
+     "            if !self.held.is_empty() {\n",
+     SHARD_EXPORT),
+    ("exports-held-never-idle (an export a backup gave up keeps its copy in memory)",
+     "core/src/shard/host/exports.rs",
+     "used.as_millis()) < EXPORT_IDLE_MS);",
+     "used.as_millis()) < u64::MAX);",
+     SHARD_EXPORT),
     ("export-of-a-shard-not-served (an old owner exports what it still sends, a new one what has not arrived)",
      "core/src/shard/host/apply.rs",
      "                        Some(ShardStatus::Serving) => Ok(HeldExport {",

@@ -107,8 +107,10 @@
 //! as a follower read does, at any replica, and exports the shard if the
 //! group serves it on the state that applied that index, with the same
 //! argument. The export is held by the host and fetched in chunks of
-//! [`EXPORT_CHUNK_BYTES`] (a shard may be larger than a message); one is
-//! held per host, so a chunk of an export replaced since is refused with
+//! [`EXPORT_CHUNK_BYTES`] (a shard may be larger than a message) until
+//! its last chunk is served; up to [`EXPORTS_HELD`] are held per host (the
+//! least recently used gives way, and one idle for [`EXPORT_IDLE_MS`] is
+//! dropped), so a chunk of an export let go since is refused with
 //! [`KvError::Busy`] and the backup starts that shard over.
 //!
 //! # Shard migration
@@ -273,6 +275,7 @@ pub const MAX_SHARDS: u32 = 1 << 16;
 mod apply;
 mod clients;
 mod config;
+mod exports;
 mod groups;
 mod hibernation;
 mod inbound;
@@ -284,6 +287,8 @@ mod step;
 use apply::{Outbox, restore};
 use clients::failed;
 pub use config::{HostConfig, HostError, SHARD_PART_BYTES, SHARD_PARTS_IN_FLIGHT};
+pub use exports::{EXPORT_IDLE_MS, EXPORTS_HELD};
+use exports::{HeldExport, HeldExports};
 use groups::GroupMap;
 pub use messages::{
     EXPORT_CHUNK_BYTES, ExportChunk, HostBatch, HostInput, HostMessage, HostOutput, HostRejected,
@@ -331,16 +336,6 @@ enum ReadWhat {
     Key(Bytes),
     /// A shard's data and sessions, for a backup.
     Export(ShardId),
-}
-
-/// The export a backup is fetching from this host, chunk by chunk.
-#[derive(Clone, Debug)]
-struct HeldExport {
-    group: GroupId,
-    shard: ShardId,
-    config: u64,
-    index: LogIndex,
-    data: Bytes,
 }
 
 /// One hosted replica: a Raft node and its state machine.
@@ -445,8 +440,8 @@ pub struct Host {
     retired: BTreeSet<GroupId>,
     /// Groups retired since the last drain, announced after its write.
     newly_retired: Vec<GroupId>,
-    /// The shard export a backup is fetching (see "Backups").
-    export: Option<HeldExport>,
+    /// The shard exports backups are fetching (see "Backups").
+    exports: HeldExports,
 }
 
 impl Host {
@@ -552,7 +547,7 @@ impl Host {
             next_read: 1,
             retired: BTreeSet::new(),
             newly_retired: Vec::new(),
-            export: None,
+            exports: HeldExports::default(),
         };
         host.retired = host.config.retired.clone();
         host.retired.remove(&CONTROLLER);

@@ -1,6 +1,6 @@
 //! Exports of a shard for a backup ([`HostRequest::Export`]): taken at a
 //! read index with the ownership check of a follower read, fetched in
-//! chunks, one held per host.
+//! chunks, a few held per host.
 
 use crate::{ask, configs, leader_among};
 use std::collections::BTreeMap;
@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use distribkv_core::kv::{Operation, StoreLimits};
 use distribkv_core::shard::group::{KvError, decode_shard};
-use distribkv_core::shard::host::{EXPORT_CHUNK_BYTES, ExportChunk, HostReply, HostRequest};
+use distribkv_core::shard::host::{
+    EXPORT_CHUNK_BYTES, EXPORT_IDLE_MS, EXPORTS_HELD, ExportChunk, HostReply, HostRequest,
+};
 use distribkv_core::shard::{ControllerOp, shard_of};
 use distribkv_core::sim::sharded::Mesh;
 use distribkv_core::time::Instant;
@@ -72,8 +74,8 @@ fn keys_in(shard: u32, prefix: &str, count: usize) -> Vec<Vec<u8>> {
 
 /// A follower's export holds every write acknowledged before it was asked
 /// for, is larger than a chunk and comes in two, and decodes to the
-/// shard's data; a chunk of an export the host no longer holds (another
-/// export replaced it, or a wrong index) is refused with `Busy`, and an
+/// shard's data; a chunk of an export the host no longer holds (its last
+/// chunk was served, or a wrong index) is refused with `Busy`, and an
 /// offset past the end too.
 #[test]
 fn a_follower_exports_a_shard_in_chunks_holding_every_acknowledged_write() {
@@ -125,7 +127,7 @@ fn a_follower_exports_a_shard_in_chunks_holding_every_acknowledged_write() {
     let (data, _sessions) = decode_shard(Bytes::from(whole), &StoreLimits::default()).unwrap();
     assert_eq!(data, expected);
 
-    // Past the end; a wrong index; an export replaced by another one.
+    // Past the end; a wrong index; an export whose last chunk was served.
     let past = export(32, 1, 3, Some(first.index), first.total + 1);
     assert_eq!(chunk(ask(&mut mesh, follower, past)), Err(KvError::Busy));
     let wrong = export(33, 1, 3, Some(first.index + 1), 0);
@@ -136,12 +138,127 @@ fn a_follower_exports_a_shard_in_chunks_holding_every_acknowledged_write() {
         data,
         BTreeMap::from([(Bytes::from(small), Bytes::from_static(b"s"))])
     );
-    let replaced = export(35, 1, 3, Some(first.index), 0);
-    assert_eq!(
-        chunk(ask(&mut mesh, follower, replaced)),
-        Err(KvError::Busy)
-    );
+    let done = export(35, 1, 3, Some(first.index), 0);
+    assert_eq!(chunk(ask(&mut mesh, follower, done)), Err(KvError::Busy));
     assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
+}
+
+/// Several backups fetch at once: a host holds [`EXPORTS_HELD`] exports, so
+/// chunks of four exports asked in turn all come; a fifth lets go of the
+/// export asked for least recently (not the first taken), whose next chunk
+/// is refused with `Busy` while the others' come; an export not asked for
+/// in [`EXPORT_IDLE_MS`] is let go.
+#[test]
+fn exports_are_held_for_several_backups_at_once() {
+    assert_eq!(EXPORTS_HELD, 4);
+    let mut mesh = Mesh::new(configs(3, 1, 10), 9).unwrap();
+    mesh.run_until(Instant(2_000));
+    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
+    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
+    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    // Shard 1 in three chunks (9 MiB), shards 2 to 5 in two (5 MiB).
+    let mut seq = 0;
+    let mut expected: BTreeMap<u32, BTreeMap<Bytes, Bytes>> = BTreeMap::new();
+    for (shard, values) in [(1, 9), (2, 5), (3, 5), (4, 5), (5, 5)] {
+        for key in keys_in(shard, "big", values) {
+            seq += 1;
+            let value = Bytes::from(vec![seq as u8; StoreLimits::default().max_value_bytes]);
+            let request = put(100 + seq, 1, seq, &key, value.clone());
+            assert!(ok(&ask(&mut mesh, leader, request)));
+            expected
+                .entry(shard)
+                .or_default()
+                .insert(Bytes::from(key), value);
+        }
+    }
+    let follower = [1, 2, 3].into_iter().find(|h| *h != leader).unwrap();
+    let mut backups = Backups {
+        host: follower,
+        id: 200,
+        fetched: BTreeMap::new(),
+    };
+    // Four backups at once: shards 1 to 4 taken, then fetched in turn.
+    for shard in 1..=4 {
+        backups.take(&mut mesh, shard).unwrap();
+    }
+    // Shard 1's second chunk (of three), then shards 3 and 4 finish: shard
+    // 2 is now the export asked for least recently.
+    assert!(backups.next(&mut mesh, 1).is_ok());
+    assert!(backups.next(&mut mesh, 3).is_ok());
+    assert!(backups.next(&mut mesh, 4).is_ok());
+    // Two held (1 and 2); shards 5, then 3 again, fill the host up, and
+    // taking shard 4 again lets go of shard 2's.
+    for shard in [5, 3, 4] {
+        backups.take(&mut mesh, shard).unwrap();
+    }
+    assert_eq!(backups.next(&mut mesh, 2), Err(KvError::Busy));
+    for shard in [1, 5, 3, 4] {
+        let last = backups.next(&mut mesh, shard).unwrap();
+        assert_eq!(last.offset + last.data.len() as u64, last.total);
+        let (_, data) = &backups.fetched[&shard];
+        let (data, _) = decode_shard(Bytes::from(data.clone()), &StoreLimits::default()).unwrap();
+        assert_eq!(data, expected[&shard], "shard {shard}");
+    }
+    // Shard 2 again, then left alone for the idle time: let go.
+    let index = backups.take(&mut mesh, 2).unwrap().index;
+    mesh.run_until(Instant(mesh.now().as_millis() + EXPORT_IDLE_MS / 2));
+    let again = backups.ask(&mut mesh, 2, Some(index), 1);
+    assert_eq!(
+        again.map(|c| c.offset),
+        Ok(1),
+        "held after half the idle time"
+    );
+    mesh.run_until(Instant(mesh.now().as_millis() + EXPORT_IDLE_MS + 1_000));
+    assert_eq!(backups.next(&mut mesh, 2), Err(KvError::Busy));
+    assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
+}
+
+/// Backups fetching from one host: each shard's export taken, with the
+/// bytes fetched so far.
+struct Backups {
+    host: u64,
+    id: u64,
+    fetched: BTreeMap<u32, (u64, Vec<u8>)>,
+}
+
+impl Backups {
+    fn ask(
+        &mut self,
+        mesh: &mut Mesh,
+        shard: u32,
+        at: Option<u64>,
+        offset: u64,
+    ) -> Result<ExportChunk, KvError> {
+        self.id += 1;
+        chunk(ask(mesh, self.host, export(self.id, 1, shard, at, offset)))
+    }
+
+    /// A new export of `shard` (its first chunk).
+    fn take(&mut self, mesh: &mut Mesh, shard: u32) -> Result<ExportChunk, KvError> {
+        let first = self.ask(mesh, shard, None, 0)?;
+        assert_eq!((first.shard, first.offset), (shard, 0));
+        self.fetched
+            .insert(shard, (first.index, first.data.to_vec()));
+        Ok(first)
+    }
+
+    /// The next chunk of the export of `shard` taken last.
+    fn next(&mut self, mesh: &mut Mesh, shard: u32) -> Result<ExportChunk, KvError> {
+        let (index, len) = {
+            let (index, data) = &self.fetched[&shard];
+            (*index, data.len() as u64)
+        };
+        let chunk = self.ask(mesh, shard, Some(index), len)?;
+        assert_eq!(
+            (chunk.shard, chunk.index, chunk.offset),
+            (shard, index, len)
+        );
+        let (_, data) = self.fetched.get_mut(&shard).unwrap();
+        data.extend_from_slice(&chunk.data);
+        Ok(chunk)
+    }
 }
 
 /// An export checks ownership on the state at its read index, as a

@@ -212,11 +212,12 @@ impl Host {
         }
         if !hosted.ready_reads.is_empty() {
             serve_ready_reads(
+                self.now,
                 group,
                 hosted,
                 &mut self.replies,
                 &mut self.stats,
-                &mut self.export,
+                &mut self.exports,
             );
         }
         if !hosted.node.is_leader() && !hosted.waiters.is_empty() {
@@ -386,11 +387,12 @@ pub(super) fn apply_entry(
 /// data that this group exported once it had applied the configuration
 /// that moved the shard, an entry the read index would then cover.
 fn serve_ready_reads(
+    now: Instant,
     group: GroupId,
     hosted: &mut Hosted,
     replies: &mut Vec<(ReplyTo, HostReply)>,
     stats: &mut HostStats,
-    export: &mut Option<HeldExport>,
+    exports: &mut HeldExports,
 ) {
     if hosted.ready_reads.is_empty() {
         return;
@@ -433,11 +435,7 @@ fn serve_ready_reads(
                     },
                     Machine::Controller(_) => Err(KvError::WrongGroup),
                 };
-                let result = taken.and_then(|held| {
-                    let first = super::clients::export_chunk(&held, 0);
-                    *export = Some(held);
-                    first
-                });
+                let result = taken.map(|held| exports.take(now, held));
                 HostReply::Export {
                     id: waiter.id,
                     result,

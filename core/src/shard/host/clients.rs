@@ -70,14 +70,7 @@ impl Host {
                 at: Some(index),
                 offset,
             } => {
-                let result = match &self.export {
-                    Some(held)
-                        if held.group == group && held.shard == shard && held.index == index =>
-                    {
-                        export_chunk(held, offset)
-                    }
-                    _ => Err(KvError::Busy),
-                };
+                let result = self.exports.chunk(now, group, shard, index, offset);
                 self.replies.push((from, HostReply::Export { id, result }));
                 return;
             }
@@ -191,22 +184,4 @@ impl ReadWhat {
             ReadWhat::Export(_) => ReplyKind::Export,
         }
     }
-}
-
-/// The chunk of a held export that starts at `offset`.
-pub(super) fn export_chunk(held: &HeldExport, offset: u64) -> Result<ExportChunk, KvError> {
-    let total = held.data.len() as u64;
-    if offset > total {
-        return Err(KvError::Busy);
-    }
-    let start = offset as usize;
-    let end = (start + EXPORT_CHUNK_BYTES).min(held.data.len());
-    Ok(ExportChunk {
-        shard: held.shard,
-        config: held.config,
-        index: held.index,
-        total,
-        offset,
-        data: held.data.slice(start..end),
-    })
 }

@@ -214,9 +214,10 @@ pub enum HostRequest {
     /// if the group serves it at that point and answers its first chunk
     /// ([`KvError::NotArrived`] or [`KvError::WrongGroup`] otherwise, as
     /// for a read); the next ones name that export (`at`: the index it was
-    /// taken at) and the `offset` wanted. A host holds one export: a chunk
-    /// of one it no longer holds is refused with [`KvError::Busy`], and the
-    /// shard is started over. Answered with [`HostReply::Export`].
+    /// taken at) and the `offset` wanted. A host holds a few exports (see
+    /// [`EXPORTS_HELD`](super::EXPORTS_HELD)): a chunk of one it no longer
+    /// holds is refused with [`KvError::Busy`], and the shard is started
+    /// over. Answered with [`HostReply::Export`].
     Export {
         /// Correlation id, echoed in the reply.
         id: u64,

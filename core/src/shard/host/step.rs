@@ -94,6 +94,7 @@ impl Host {
                 if now >= self.next_poll {
                     self.next_poll = Instant(now.as_millis() + self.config.poll_ms);
                     self.poll_migrations(now);
+                    self.exports.drop_idle(now);
                 }
                 if self.config.hibernate_after_ms > 0 {
                     self.maybe_hibernate(now);

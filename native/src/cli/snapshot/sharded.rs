@@ -57,8 +57,10 @@ struct Save {
     /// Hosts that failed an attempt: asked last for the next shards, so a
     /// host that is down or cut off costs one timeout, not one per shard.
     suspects: Mutex<Vec<NodeId>>,
-    /// One export at a time per host (a host holds one export, and a
-    /// second would replace the first): host `n`'s at index `n - 1`.
+    /// One export at a time per host: host `n`'s at index `n - 1`. A host
+    /// holds [`EXPORTS_HELD`](distribkv_core::shard::host::EXPORTS_HELD)
+    /// exports, so up to that many saves at once never make each other
+    /// start a shard over.
     exporting: Vec<tokio::sync::Mutex<()>>,
 }
 

@@ -98,7 +98,7 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
 
         // Once the moves are over, five values of 1 MiB in one shard: its
         // export takes two chunks. With a host down, the other replicas of
-        // each group give its shards.
+        // each group give its shards, to two saves at once.
         wait_for(Duration::from_secs(30), "the moves to end", || {
             settled(&show(&cluster))
         });
@@ -114,10 +114,19 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
         let answers = cluster.client_json(&script);
         assert!(answers.iter().all(|a| a["ok"] == true), "{answers:?}");
         cluster.kill(3);
+        // Two saves at once (a host holds several exports): both whole.
         let degraded = files.path().join("degraded.snap");
-        let output = save(&cluster, &degraded);
-        assert!(output.status.success(), "save with host 3 down: {output:?}");
+        let also = files.path().join("also.snap");
+        let other = std::thread::scope(|scope| {
+            let other = scope.spawn(|| save(&cluster, &also));
+            let output = save(&cluster, &degraded);
+            assert!(output.status.success(), "save with host 3 down: {output:?}");
+            other.join().unwrap()
+        });
+        assert!(other.status.success(), "a second save at once: {other:?}");
+        let also = ShardedBackup::decode(&std::fs::read(&also).unwrap()).unwrap();
         let degraded = ShardedBackup::decode(&std::fs::read(&degraded).unwrap()).unwrap();
+        assert_eq!(also.pairs().unwrap(), degraded.pairs().unwrap());
         let log = degraded
             .pairs()
             .unwrap()
