@@ -338,7 +338,7 @@ fn print_status(args: &StatusArgs) -> Result<u8, CliError> {
         "index {} term {} keys {} bytes {} checksum {}",
         status.index,
         status.term,
-        status.keys,
+        keys_text(status.keys, checked.is_ok()),
         status.bytes,
         if status.checksum_ok { "ok" } else { "BAD" }
     );
@@ -411,23 +411,39 @@ fn print_sharded_status(args: &StatusArgs, bytes: &[u8]) -> Result<u8, CliError>
         checksum_ok: !matches!(checked, Err(BackupError::Checksum { .. })),
         per_shard,
     };
+    let counted = checked.is_ok();
     let mut text = vec![format!(
         "sharded: {} shards keys {} bytes {} checksum {}",
         status.shards,
-        status.keys,
+        keys_text(status.keys, counted),
         status.bytes,
         if status.checksum_ok { "ok" } else { "BAD" }
     )];
     text.extend(status.per_shard.iter().map(|line| {
         format!(
             "shard {} group {} configuration {} index {} keys {}",
-            line.shard, line.group, line.config_num, line.index, line.keys
+            line.shard,
+            line.group,
+            line.config_num,
+            line.index,
+            keys_text(line.keys, counted)
         )
     }));
     emit(args.json, &status, &text)?;
     match checked {
         Ok(_) => Ok(0),
         Err(source) => Err(file_error(&args.file, source).into()),
+    }
+}
+
+/// Keys as the text output shows them: `?` when a file that does not check
+/// could not be counted (`--json` has 0 there, with `checksumOk` false or
+/// the error on stderr), so a damaged backup does not read as an empty one.
+fn keys_text(keys: u64, counted: bool) -> String {
+    if counted {
+        keys.to_string()
+    } else {
+        "?".into()
     }
 }
 

@@ -95,6 +95,13 @@ fn a_saved_snapshot_restores_a_new_cluster_with_every_key_and_damage_is_refused(
     let damaged_status: SnapshotStatus =
         serde_json::from_str(stdout(&damaged_status).trim()).unwrap();
     assert!(!damaged_status.checksum_ok);
+    // In text, its keys are not counted rather than shown as none.
+    let damaged_text = run(&["snapshot", "status", "damaged.snap"], files.path());
+    let damaged_text = stdout(&damaged_text);
+    assert!(
+        damaged_text.contains(" keys ? ") && damaged_text.contains("checksum BAD"),
+        "{damaged_text}"
+    );
 
     // A new cluster: other certificates, other ports, folders from restore.
     let mut cluster = Cluster::create(harness::one_at_a_time(), Loopback::new(3), 3, &[]).unwrap();

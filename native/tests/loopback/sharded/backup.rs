@@ -192,6 +192,20 @@ fn a_sharded_backup_taken_during_moves_loads_into_new_clusters() {
         assert_eq!(output.status.code(), Some(2), "{file}: {output:?}");
         assert!(stderr(&output).contains(why), "{file}: {output:?}");
     }
+    // The damaged file's shards are listed, their keys not counted (not
+    // shown as an empty backup).
+    let output = snapshot(&["status"], &files.path().join("damaged.snap"), &[]);
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("sharded: {SHARDS} shards keys ? ")),
+        "{text}"
+    );
+    assert!(text.contains("checksum BAD"), "{text}");
+    assert_eq!(text.lines().count(), 1 + SHARDS as usize, "{text}");
+    assert!(
+        text.lines().skip(1).all(|l| l.ends_with(" keys ?")),
+        "{text}"
+    );
     let output = Command::new(BINARY)
         .args(["snapshot", "restore"])
         .arg(&backup)
