@@ -177,7 +177,9 @@ pub struct KeyValueArgs {
     pub cluster: ClusterArgs,
     /// The key.
     pub key: String,
-    /// The value.
+    /// The value (one starting with `-` is taken as it is, as `-5` or
+    /// `-x`; the options go before the key or after the value).
+    #[arg(allow_hyphen_values = true)]
     pub value: String,
 }
 
@@ -297,4 +299,40 @@ pub fn certs(args: &CertsArgs) -> Result<(), CliError> {
 pub fn note(line: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `put` and `append` take a value starting with `-` as it is, and
+    /// still read the options after it.
+    #[test]
+    fn a_value_may_start_with_a_hyphen() {
+        for (args, value, certs) in [
+            (
+                &["put", "--cluster", "a:1", "--certs", "d", "k", "-5"][..],
+                "-5",
+                "d",
+            ),
+            (
+                &["append", "--cluster", "a:1", "k", "-x", "--certs", "c"],
+                "-x",
+                "c",
+            ),
+            (
+                &["put", "--cluster", "a:1", "--certs", "d", "k", "--", "-y"],
+                "-y",
+                "d",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once(&"distribkv-native").chain(args))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let (Command::Put(kv) | Command::Append(kv)) = cli.command else {
+                panic!("{args:?}: not a put or an append");
+            };
+            assert_eq!((kv.key.as_str(), kv.value.as_str()), ("k", value));
+            assert_eq!(kv.cluster.certs, PathBuf::from(certs), "{args:?}");
+        }
+    }
 }
