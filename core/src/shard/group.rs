@@ -306,7 +306,10 @@ impl ShardKv {
     /// The part of a held shard's export that follows `after` (the largest
     /// key of the parts before it; `None` for the first): its keys in order
     /// up to about `max_bytes` (at least one), and whether it is the last
-    /// (which then carries the sessions). `None` if the shard is not held.
+    /// (which then carries the sessions). The last keys and the sessions go
+    /// in one part if it is no larger than `max_bytes`, else the sessions
+    /// follow alone, in a last part of no keys. `None` if the shard is not
+    /// held.
     pub fn export_part(
         &self,
         shard: ShardId,
@@ -323,16 +326,24 @@ impl ShardKv {
             size += k.len() + v.len();
             part.insert(k.clone(), v.clone());
         }
-        let last = rest.next().is_none();
-        let sessions = if last {
-            &s.sessions
-        } else {
-            &shard_sessions(&self.limits)
-        };
         let up_to = part.keys().next_back().cloned().or_else(|| after.cloned());
+        if rest.next().is_none() {
+            let data = encode_shard(&part, &s.sessions);
+            // The sessions go in a part of their own (of no keys, after the
+            // same key) if they would make the last part larger than a part:
+            // a shard's sessions and tombstones alone may take megabytes,
+            // and with a part's keys they could pass an entry's limit.
+            if data.len() <= max_bytes || part.is_empty() {
+                return Some(ShardPart {
+                    data,
+                    last: true,
+                    up_to,
+                });
+            }
+        }
         Some(ShardPart {
-            data: encode_shard(&part, sessions),
-            last,
+            data: encode_shard(&part, &shard_sessions(&self.limits)),
+            last: false,
             up_to,
         })
     }

@@ -138,13 +138,17 @@
 //! 3. on the acknowledgement, the old owner's leader proposes
 //!    [`GroupCommand::DeleteShard`].
 //!
-//! A shard whose keys and values hold more than
-//! [`HostConfig::shard_part_bytes`] (1 MiB by default) moves in parts
-//! instead, so that no message and no log entry grows with the shard (an
-//! entry is limited to `Config::max_entry_bytes`; a shard is not): each
-//! [`HostMessage::ShardPushPart`] carries the keys that follow the largest
-//! key the new owner reported holding, in order, up to about that size
-//! (at least one key), and the last part the sessions. The new owner's
+//! A shard whose export (its keys and values, and its sessions) is larger
+//! than [`HostConfig::shard_part_bytes`] (1 MiB by default) moves in parts
+//! instead, so that no message and no log entry grows with the shard's
+//! keys (an entry is limited to `Config::max_entry_bytes`; a shard is
+//! not): each [`HostMessage::ShardPushPart`] carries the keys that follow
+//! the largest key the new owner reported holding, in order, up to about
+//! that size (at least one key), and the last part the sessions, in a part
+//! of their own (of no keys) if they would make the last keys' part larger
+//! than a part. The sessions are not split: a shard's session table must
+//! fit an entry (at the default limits, a hundred thousand sessions and as
+//! many tombstones take about 3.8 MB, under an entry's 4 MiB). The new owner's
 //! leader proposes a part only if it follows what the shard holds
 //! (`GroupCommand::InsertShardPart`, whose apply checks the same on every
 //! replica, so a repeated or reordered part is ignored) and answers
@@ -605,6 +609,20 @@ impl Host {
     /// Counters.
     pub fn stats(&self) -> &HostStats {
         &self.stats
+    }
+
+    /// The shards this host keeps a record of moving (sent in parts, or
+    /// pulled in parts or pushed here): `(group, configuration, shard)`.
+    /// Each is forgotten within a poll interval once its move is over here,
+    /// so this is empty on a host whose groups have settled.
+    pub fn moves_recorded(&self) -> BTreeSet<(GroupId, u64, ShardId)> {
+        let sending = self.part_windows.keys();
+        let receiving = self.parts_acked.keys().chain(self.parts_proposed.keys());
+        sending
+            .chain(receiving)
+            .chain(self.push_senders.keys())
+            .copied()
+            .collect()
     }
 
     /// Entries and snapshots applied since the last call, per group (empty

@@ -325,3 +325,37 @@ fn an_export_checks_ownership_at_the_read_index() {
     assert_eq!(unknown, Err(KvError::WrongGroup));
     assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
 }
+
+/// An export still waiting for its read index when its group retires here
+/// is answered as an export ("wrong group", so the backup asks the
+/// controller again), not as a read of a key.
+#[test]
+fn an_export_waiting_when_its_group_retires_is_answered_as_an_export() {
+    use distribkv_core::shard::host::{HostBatch, HostInput, HostMessage};
+    let mut mesh = Mesh::new(configs(3, 1, 10), 5).unwrap();
+    mesh.run_until(Instant(2_000));
+    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
+    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
+    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    let follower = [1, 2, 3].into_iter().find(|h| *h != leader).unwrap();
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|h| *h != leader && *h != follower)
+        .unwrap();
+    // Its leader cut off, the follower's read index round waits.
+    mesh.isolated.insert(leader);
+    let request = export(77, 1, 0, None, 0);
+    let replies = mesh.feed(follower, HostInput::Client { from: 1, request });
+    assert!(replies.is_empty(), "{replies:?}");
+    let retired = HostBatch {
+        from: other,
+        to: follower,
+        messages: vec![HostMessage::Retired { group: 1 }],
+    };
+    let replies = mesh.feed(follower, HostInput::Batch(retired));
+    let answer = replies.into_iter().find(|r| r.id() == 77);
+    let answer = answer.expect("answered at retirement");
+    assert_eq!(chunk(answer), Err(KvError::WrongGroup));
+}

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use distribkv_core::kv::Operation;
 use distribkv_core::shard::ControllerOp;
+use distribkv_core::shard::group::ShardStatus;
 use distribkv_core::shard::host::{
     Host, HostBatch, HostConfig, HostInput, HostMessage, HostOutput, HostReply, HostRequest,
 };
+use distribkv_core::sim::network::Endpoint;
 use distribkv_core::sim::sharded::{Mesh, ShardedConfig, ShardedSim};
 use distribkv_core::time::Instant;
 
@@ -394,4 +396,144 @@ fn parts_lost_on_the_way_are_sent_and_proposed_again() {
             move_in_parts(seed, in_flight, 0.2);
         }
     }
+}
+
+/// A new owner's replicas forget their record of a move once it is over,
+/// whatever they did in it: with the receiving leader cut off again and
+/// again mid-move (so replicas answer parts as leaders, lose leadership,
+/// and apply the rest as followers), every host's record of moves is
+/// empty a little after the move ends, and every key arrived.
+#[test]
+fn no_record_of_a_move_is_kept_after_it_ends() {
+    for seed in 0..30 {
+        let mut config = ShardedConfig::lab(seed);
+        config.network.drop_rate = 0.1;
+        config.network.duplicate_rate = 0.3;
+        let (mut sim, keys) = shard_zero_written(config, 40);
+        sim.join(&[101]).unwrap();
+        let moved = sim.controller(ControllerOp::Move {
+            shard: 0,
+            group: 101,
+        });
+        assert!(moved.is_ok(), "seed {seed}: {moved:?}");
+        for _ in 0..6 {
+            if sim.is_settled() {
+                break;
+            }
+            sim.run_for(120);
+            if let Some(leader) = sim.leader_of(101) {
+                let others = (1..=sim.config().hosts)
+                    .filter(|h| *h != leader)
+                    .map(Endpoint::Node)
+                    .collect();
+                let network = sim.network_mut();
+                network.partition(vec![vec![Endpoint::Node(leader)], others]);
+                sim.run_for(500);
+                sim.network_mut().heal();
+            }
+        }
+        assert!(
+            sim.run_until(60_000, |s| s.is_settled()),
+            "seed {seed}: the move ends"
+        );
+        for (i, key) in keys.iter().enumerate() {
+            let value = Bytes::from(format!("value{i}"));
+            assert_eq!(sim.get(key), Ok(Some(value)), "seed {seed}: {key}");
+        }
+        sim.run_for(2_000);
+        for host in 1..=sim.config().hosts {
+            let kept = sim
+                .host(host)
+                .map(|h| h.moves_recorded())
+                .unwrap_or_default();
+            assert!(kept.is_empty(), "seed {seed}, host {host} keeps {kept:?}");
+        }
+        assert!(
+            sim.violations().is_empty(),
+            "seed {seed}: {:?}",
+            sim.violations()
+        );
+    }
+}
+
+/// A shard whose sessions would take its last part (or its whole push)
+/// past an entry's limit still moves: the sessions go in a last part of
+/// their own. Here 600 clients wrote one small key each: the keys fit a
+/// part, the keys and sessions together do not fit an entry, the sessions
+/// alone do.
+#[test]
+fn a_shard_with_many_sessions_moves_with_them_in_a_part_of_their_own() {
+    const ENTRY: usize = 12 << 10;
+    let mut configs = configs(3, 2, 10);
+    for c in &mut configs {
+        c.raft.max_entry_bytes = ENTRY;
+        c.shard_part_bytes = 8 << 10;
+    }
+    let mut mesh = Mesh::new(configs, 5).unwrap();
+    mesh.run_until(Instant(2_000));
+    let controller = |id, op| HostRequest::Controller {
+        id,
+        client: 5,
+        seq: id,
+        op,
+    };
+    let ok = |reply: &HostReply| {
+        matches!(
+            reply,
+            HostReply::Controller { result: Ok(_), .. } | HostReply::Kv { result: Ok(_), .. }
+        )
+    };
+    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
+    let join = |g| ControllerOp::Join(BTreeMap::from([(g, vec![1, 2, 3])]));
+    assert!(ok(&ask(&mut mesh, c, controller(1, join(1)))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| distribkv_core::shard::shard_of(k.as_bytes(), 10) == 0)
+        .take(600)
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        let request = HostRequest::Kv {
+            id: 100 + i as u64,
+            group: 1,
+            // Ids of ten bytes each, as drawn at random by real clients.
+            client: u64::MAX - i as u64,
+            seq: 1,
+            op: Operation::Put {
+                key: Bytes::from(key.clone()),
+                value: Bytes::from_static(b"v"),
+            },
+        };
+        let reply = ask(&mut mesh, leader, request);
+        assert!(ok(&reply), "{reply:?}");
+    }
+    let kv = mesh.hosts[&leader].kv(1).unwrap();
+    let whole = kv.export(0).unwrap().len();
+    let first = kv.export_part(0, None, 8 << 10).unwrap();
+    let sessions = kv.export_part(0, first.up_to.as_ref(), 8 << 10).unwrap();
+    assert!(whole > ENTRY, "keys and sessions: {whole} bytes");
+    assert!(!first.last && first.up_to.as_deref() == keys.iter().max().map(|k| k.as_bytes()));
+    assert!(
+        sessions.last && sessions.data.len() < ENTRY,
+        "sessions: {}",
+        sessions.data.len()
+    );
+
+    assert!(ok(&ask(&mut mesh, c, controller(2, join(2)))));
+    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
+    let moved = ControllerOp::Move { shard: 0, group: 2 };
+    assert!(ok(&ask(&mut mesh, c, controller(3, moved))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 5_000));
+    for host in 1..=3 {
+        let shard = mesh.hosts[&host].kv(2).and_then(|kv| kv.shards().get(&0));
+        let shard = shard.unwrap_or_else(|| panic!("host {host}: shard 0 not in group 2"));
+        assert_eq!(shard.status, ShardStatus::Serving, "host {host}");
+        assert_eq!(
+            (shard.data.len(), shard.sessions.len()),
+            (600, 600),
+            "host {host}"
+        );
+    }
+    assert!(mesh.breaches.is_empty(), "{:?}", mesh.breaches);
 }

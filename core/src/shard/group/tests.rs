@@ -334,6 +334,8 @@ fn malformed_shard_data_is_an_error() {
 /// skips ahead, not one for another configuration), the shard is served
 /// only once the last part (with the sessions) is in, and every state on
 /// the way survives a snapshot (the `Machine` checks it at each entry).
+/// The sessions go in a last part of their own when they would make the
+/// last keys' part larger than a part, and with them when they fit.
 #[test]
 fn a_shard_moves_in_parts_taken_only_in_order() {
     let mut a = Machine::new(1);
@@ -356,21 +358,34 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
     a.apply(GroupCommand::Config(c2.clone()));
     b.apply(GroupCommand::Config(c2));
     // Parts of about 8 bytes: two keys each (a key and its value are 4 to
-    // 6 bytes), the last with the sessions.
+    // 6 bytes); the session (about 20 bytes) in a last part of its own.
     let mut parts = Vec::new();
     let mut after: Option<Bytes> = None;
     loop {
         let exported = a.kv.export_part(3, after.as_ref(), 8).unwrap();
-        let (part, _) = decode_shard(exported.data.clone(), &StoreLimits::default()).unwrap();
-        assert_eq!(exported.up_to, part.keys().next_back().cloned());
+        let (part, sessions) =
+            decode_shard(exported.data.clone(), &StoreLimits::default()).unwrap();
+        let up_to = part.keys().next_back().cloned().or(after.clone());
+        assert_eq!(exported.up_to, up_to);
         let last = exported.last;
+        assert_eq!(sessions.len(), usize::from(last), "the sessions go last");
+        assert_eq!(part.is_empty(), last, "the last part holds no key");
         parts.push((after.clone(), last, exported.data));
         after = exported.up_to;
         if last {
             break;
         }
     }
-    assert_eq!(parts.len(), 3, "five keys in parts of two");
+    assert_eq!(
+        parts.len(),
+        4,
+        "five keys in parts of two, the session apart"
+    );
+    // With room for the last key and the session, they go together.
+    let together = a.kv.export_part(3, parts[2].0.as_ref(), 64).unwrap();
+    assert!(together.last);
+    let (part, sessions) = decode_shard(together.data, &StoreLimits::default()).unwrap();
+    assert_eq!((part.len(), sessions.len()), (1, 1));
     // The shard's size, counted only as far as needed.
     let total: usize = keys.iter().map(|k| k.len() + 2).sum();
     assert!(a.kv.shard_exceeds(3, 8) && a.kv.shard_exceeds(3, total - 1));
@@ -399,7 +414,17 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
         b.kv.pulled_up_to(2, 3),
         Some(Some(keys_sorted(&keys)[3].clone()))
     );
+    b.apply(insert(&parts[3], 2));
+    assert_eq!(held(&b), 4, "the sessions' part skips ahead");
     b.apply(insert(&parts[2], 2));
+    let all = keys_sorted(&keys);
+    assert_eq!(b.kv.pulled_up_to(2, 3), Some(Some(all[4].clone())));
+    assert_eq!(
+        b.op(7, 9, get(3)),
+        Err(KvError::NotArrived),
+        "no sessions yet"
+    );
+    b.apply(insert(&parts[3], 2));
     assert!(b.kv.has_received(2, 3) && b.kv.is_settled());
     assert_eq!(b.kv.pulled_up_to(2, 3), None);
     assert_eq!(b.kv.shards()[&3].data, a.kv.shards()[&3].data);
@@ -410,7 +435,7 @@ fn a_shard_moves_in_parts_taken_only_in_order() {
     };
     assert_eq!(b.op(7, 4, retry), Err(KvError::Stale));
     // A part that comes after the end changes nothing.
-    b.apply(insert(&parts[2], 2));
+    b.apply(insert(&parts[3], 2));
     assert_eq!(b.kv.shards()[&3].data, a.kv.shards()[&3].data);
 }
 

@@ -539,7 +539,15 @@ impl Host {
                 // A shard larger than a part moves in parts, from the new
                 // owner's last reported progress; a smaller one whole.
                 let config_num = kv.config().num;
-                let messages = if kv.shard_exceeds(shard, self.config.shard_part_bytes) {
+                // Whole if the shard's export (its keys and its sessions)
+                // is no larger than a part, else in parts.
+                let part_bytes = self.config.shard_part_bytes;
+                let whole = if kv.shard_exceeds(shard, part_bytes) {
+                    None
+                } else {
+                    kv.export(shard).filter(|data| data.len() <= part_bytes)
+                };
+                let messages = if whole.is_none() {
                     // Parts go out as progress is heard; the window starts
                     // over here (one part after the progress heard) only
                     // when none was heard for a poll interval, and at once
@@ -567,7 +575,7 @@ impl Host {
                         })
                         .collect()
                 } else {
-                    let Some(data) = kv.export(shard) else {
+                    let Some(data) = whole else {
                         continue;
                     };
                     vec![HostMessage::ShardPush {
@@ -604,6 +612,18 @@ impl Host {
                 Machine::Controller(_) => false,
             })
         });
+        // And the receiving side's record of shards no longer pulled: a
+        // replica that answered parts without proposing one (a late or
+        // duplicate part, then its leadership lost or the move over) has
+        // no push sender for `ack_inserted` to clear them with.
+        let pulling = |(group, config_num, shard): &(GroupId, u64, ShardId)| {
+            groups.get(group).is_some_and(|h| match &h.machine {
+                Machine::Kv(kv) => kv.is_pulling(*config_num, *shard),
+                Machine::Controller(_) => false,
+            })
+        };
+        self.parts_acked.retain(|key, _| pulling(key));
+        self.parts_proposed.retain(|key, _| pulling(key));
         if let Some(server) = server {
             for (num, group) in wanted {
                 self.outbox

@@ -118,13 +118,15 @@ impl Host {
         let reads = hosted.reads.into_values();
         let ready = hosted.ready_reads.into_iter().map(|(_, waiter)| waiter);
         for waiter in reads.chain(ready) {
-            self.replies.push((
-                waiter.to,
-                failed(ReplyKind::Kv, waiter.id, KvError::WrongGroup),
-            ));
+            let kind = waiter.what.reply_kind();
+            self.replies
+                .push((waiter.to, failed(kind, waiter.id, KvError::WrongGroup)));
         }
         self.push_targets.remove(&group);
         self.push_senders.retain(|(g, _, _), _| *g != group);
+        self.parts_acked.retain(|(g, _, _), _| *g != group);
+        self.parts_proposed.retain(|(g, _, _), _| *g != group);
+        self.part_windows.retain(|(g, _, _), _| *g != group);
         let still: BTreeSet<NodeId> = self.peer_hosts();
         self.peers.retain(|peer, _| still.contains(peer));
         self.retired.insert(group);
