@@ -106,6 +106,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod hash;
+mod held;
 pub mod kv;
 pub mod raft;
 pub mod rng;

@@ -15,6 +15,7 @@ pub use clerk::{Busy, Clerk, ClerkConfig, ClerkError, ClerkOutput};
 pub use command::*;
 pub use protocol::*;
 pub use replica::{
-    AppliedRecord, Replica, ReplicaConfig, ReplicaError, ReplicaInput, ReplicaOutput, ReplyTo,
+    AppliedRecord, BACKUP_CHUNK_BYTES, BACKUP_IDLE_MS, BACKUPS_HELD, Replica, ReplicaConfig,
+    ReplicaError, ReplicaInput, ReplicaOutput, ReplyTo,
 };
 pub use store::{Applied, KvStore, StoreLimits};

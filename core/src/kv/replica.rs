@@ -23,6 +23,7 @@ use crate::raft::{
 use crate::time::Instant;
 
 mod backup;
+pub use backup::{BACKUP_CHUNK_BYTES, BACKUP_IDLE_MS, BACKUPS_HELD};
 mod clients;
 mod members;
 #[cfg(test)]
@@ -163,8 +164,8 @@ pub struct Replica {
     outputs: VecDeque<ReplicaOutput>,
     applied_records: Option<Vec<AppliedRecord>>,
     failure: Option<String>,
-    /// The backup snapshot being fetched, if any.
-    backup: Option<backup::Backup>,
+    /// The backup snapshots being fetched.
+    backups: backup::HeldBackups,
     /// Follower reads answered while this replica was not the leader.
     follower_reads_served: u64,
 }
@@ -210,7 +211,7 @@ impl Replica {
             applied_records: (cfg!(any(test, feature = "sim")) && config.record_applied)
                 .then(Vec::new),
             failure: None,
-            backup: None,
+            backups: backup::HeldBackups::default(),
             follower_reads_served: 0,
         }
     }
@@ -218,7 +219,10 @@ impl Replica {
     /// Feeds one input. Client requests never fail here: their errors are replies.
     pub fn handle(&mut self, now: Instant, input: ReplicaInput) -> Result<(), Rejected> {
         match input {
-            ReplicaInput::Timeout => self.node.handle(now, Input::Timeout).map(drop),
+            ReplicaInput::Timeout => {
+                self.backups.drop_idle(now);
+                self.node.handle(now, Input::Timeout).map(drop)
+            }
             ReplicaInput::Peer(envelope) => {
                 self.node.handle(now, Input::Message(envelope)).map(drop)
             }

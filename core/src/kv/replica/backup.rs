@@ -1,9 +1,15 @@
 //! Backups: a consistent snapshot of the state machine at a linearizable
 //! point, fetched from the leader in chunks (a snapshot may be larger than
-//! one message). The leader holds the snapshot being fetched until another
-//! backup starts.
+//! one message). The leader holds a snapshot larger than a chunk until its
+//! last chunk is served: up to [`BACKUPS_HELD`] at once, so that backups
+//! running together do not make each other start over (the one asked for
+//! least recently gives way to a new one), and one not asked for in
+//! [`BACKUP_IDLE_MS`] is dropped.
 
 use bytes::Bytes;
+
+use crate::held::Held;
+pub use crate::held::{HELD_AT_ONCE as BACKUPS_HELD, HELD_IDLE_MS as BACKUP_IDLE_MS};
 
 use super::{Replica, ReplyTo};
 use crate::kv::{BackupChunk, Reply, ServiceError};
@@ -20,6 +26,9 @@ pub(super) struct Backup {
     term: Term,
     data: Bytes,
 }
+
+/// The snapshots backups are fetching, by index.
+pub(super) type HeldBackups = Held<LogIndex, Backup>;
 
 impl Replica {
     /// Serves a backup request: a new snapshot after a ReadIndex round, or
@@ -42,12 +51,15 @@ impl Replica {
             self.handle_read(now, from, request, super::clients::ReadPurpose::Backup);
             return;
         };
-        let result = match &self.backup {
-            Some(backup) if backup.index == index => chunk(backup, offset),
-            _ => Err(ServiceError::Unavailable(alloc::format!(
-                "the snapshot at index {index} is no longer held (another backup started, or the leader changed): start over"
+        let result = match self.backups.get(now, &index) {
+            Some(backup) => chunk(backup, offset),
+            None => Err(ServiceError::Unavailable(alloc::format!(
+                "the snapshot at index {index} is no longer held (fetched to its end, idle, given way to other backups, or the leader changed): start over"
             ))),
         };
+        if result.as_ref().is_ok_and(is_last) {
+            self.backups.remove(&index);
+        }
         self.reply(from, request, result);
     }
 
@@ -61,9 +73,17 @@ impl Replica {
             data: self.store.snapshot(),
         };
         let result = chunk(&backup, 0);
-        self.backup = Some(backup);
+        if !result.as_ref().is_ok_and(is_last) {
+            let now = self.node.now();
+            self.backups.insert(now, backup.index, backup);
+        }
         self.reply(to, request, result);
     }
+}
+
+/// Whether `reply` is the last chunk of its snapshot.
+fn is_last(reply: &Reply) -> bool {
+    matches!(reply, Reply::Backup(c) if c.offset + c.data.len() as u64 >= c.total)
 }
 
 fn chunk(backup: &Backup, offset: u64) -> Result<Reply, ServiceError> {

@@ -493,3 +493,97 @@ fn a_slow_answer_to_an_earlier_attempt_completes_the_operation() {
     );
     assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
 }
+
+/// Writes a value of 1 MiB to key `big{i}` through `clerk`.
+fn write_big(replica: &mut Replica, now: Instant, clerk: &mut Clerk, i: u8) {
+    {
+        let put = Operation::Put {
+            key: Bytes::from(alloc::format!("big{i}")),
+            value: Bytes::from(alloc::vec![b'a' + i; crate::kv::MAX_VALUE_BYTES]),
+        };
+        clerk.start(now, put).unwrap();
+        let request = next_request(clerk);
+        replica
+            .handle(now, ReplicaInput::Client { from: 9, request })
+            .unwrap();
+        let (_, response) = settle(replica, now).pop().unwrap();
+        clerk.handle_response(now, 1, response);
+        assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
+    }
+}
+
+/// Asks `replica` for a backup chunk: of a new snapshot (`index: None`) or
+/// of the one at `index`, from `offset`.
+fn backup_chunk(
+    replica: &mut Replica,
+    now: Instant,
+    index: Option<LogIndex>,
+    offset: u64,
+) -> Result<crate::kv::BackupChunk, ServiceError> {
+    let request = ClientRequest {
+        id: 77,
+        body: RequestBody::Backup { index, offset },
+    };
+    replica
+        .handle(now, ReplicaInput::Client { from: 4, request })
+        .unwrap();
+    let mut replies = settle(replica, now);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    match replies.pop().unwrap().1.result? {
+        Reply::Backup(chunk) => Ok(chunk),
+        other => panic!("not a backup chunk: {other:?}"),
+    }
+}
+
+/// Backups running together fetch their snapshots to the end: the leader
+/// holds up to [`BACKUPS_HELD`] snapshots, each until its last chunk is
+/// served; a fifth takes the place of the one asked for least recently;
+/// one not asked for in [`BACKUP_IDLE_MS`] is dropped.
+#[test]
+fn backups_running_together_each_fetch_their_snapshot() {
+    assert_eq!(BACKUPS_HELD, 4);
+    let (mut replica, now) = leader();
+    // Five snapshots of 5 to 9 MiB, two or three chunks each, at five
+    // indexes.
+    let mut clerk = Clerk::new(ClerkConfig::new(alloc::vec![1]), 5);
+    for i in 0..4 {
+        write_big(&mut replica, now, &mut clerk, i);
+    }
+    let mut taken = Vec::new();
+    for i in 4..9 {
+        write_big(&mut replica, now, &mut clerk, i);
+        let first = backup_chunk(&mut replica, now, None, 0).unwrap();
+        assert_eq!(first.offset, 0);
+        assert!(first.total > first.data.len() as u64, "more than a chunk");
+        taken.push(first);
+    }
+    let at = |i: usize| Instant(now.as_millis() + i as u64);
+    // Snapshot 0 was asked for least recently: the fifth took its place.
+    let after_first = |first: &crate::kv::BackupChunk| (Some(first.index), first.data.len() as u64);
+    let (index, offset) = after_first(&taken[0]);
+    assert!(backup_chunk(&mut replica, at(1), index, offset).is_err());
+    for (i, first) in taken.iter().enumerate().skip(1) {
+        let (index, mut offset) = after_first(first);
+        while offset < first.total {
+            let chunk = backup_chunk(&mut replica, at(i), index, offset).unwrap();
+            assert_eq!((chunk.index, chunk.total), (first.index, first.total));
+            offset += chunk.data.len() as u64;
+        }
+        // Let go once its last chunk is served.
+        assert!(backup_chunk(&mut replica, at(i), index, 0).is_err());
+    }
+    // One not asked for in the idle time is dropped at the next timeout.
+    let first = backup_chunk(&mut replica, now, None, 0).unwrap();
+    let idle = Instant(now.as_millis() + BACKUP_IDLE_MS / 2);
+    replica.handle(idle, ReplicaInput::Timeout).unwrap();
+    settle(&mut replica, idle);
+    assert!(backup_chunk(&mut replica, idle, Some(first.index), 1).is_ok());
+    let later = Instant(idle.as_millis() + BACKUP_IDLE_MS);
+    replica.handle(later, ReplicaInput::Timeout).unwrap();
+    settle(&mut replica, later);
+    let gone = backup_chunk(&mut replica, later, Some(first.index), 1);
+    assert!(
+        matches!(&gone, Err(ServiceError::Unavailable(why)) if why.contains("no longer held")),
+        "{gone:?}"
+    );
+}

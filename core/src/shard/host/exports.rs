@@ -9,20 +9,15 @@
 //! keep a shard's copy in memory). A chunk of an export no longer held is
 //! refused with [`KvError::Busy`]: the backup starts that shard over.
 
-use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::messages::{EXPORT_CHUNK_BYTES, ExportChunk};
+use crate::held::Held;
+pub use crate::held::{HELD_AT_ONCE as EXPORTS_HELD, HELD_IDLE_MS as EXPORT_IDLE_MS};
 use crate::raft::LogIndex;
 use crate::shard::group::KvError;
 use crate::shard::{GroupId, ShardId};
 use crate::time::Instant;
-
-/// Exports held at once per host (each a copy of a shard's data).
-pub const EXPORTS_HELD: usize = 4;
-
-/// An export not asked for this long is dropped, in milliseconds.
-pub const EXPORT_IDLE_MS: u64 = 60_000;
 
 /// One shard's export, taken at a read index.
 #[derive(Clone, Debug)]
@@ -34,10 +29,10 @@ pub(super) struct HeldExport {
     pub(super) data: Bytes,
 }
 
-/// The exports held, with when each was last asked for.
+/// The exports held, by group, shard and index.
 #[derive(Clone, Debug, Default)]
 pub(super) struct HeldExports {
-    held: Vec<(HeldExport, Instant)>,
+    held: Held<(GroupId, ShardId, LogIndex), HeldExport>,
 }
 
 impl HeldExports {
@@ -45,13 +40,8 @@ impl HeldExports {
     pub(super) fn take(&mut self, now: Instant, export: HeldExport) -> ExportChunk {
         let first = chunk(&export, 0).expect("offset 0 is within any export");
         if !is_last(&first) {
-            if self.held.len() >= EXPORTS_HELD {
-                let oldest = (0..self.held.len())
-                    .min_by_key(|i| self.held[*i].1)
-                    .expect("held is full");
-                self.held.swap_remove(oldest);
-            }
-            self.held.push((export, now));
+            let key = (export.group, export.shard, export.index);
+            self.held.insert(now, key, export);
         }
         first
     }
@@ -66,24 +56,18 @@ impl HeldExports {
         index: LogIndex,
         offset: u64,
     ) -> Result<ExportChunk, KvError> {
-        let i = self
-            .held
-            .iter()
-            .position(|(h, _)| h.group == group && h.shard == shard && h.index == index)
-            .ok_or(KvError::Busy)?;
-        let answer = chunk(&self.held[i].0, offset)?;
+        let key = (group, shard, index);
+        let held = self.held.get(now, &key).ok_or(KvError::Busy)?;
+        let answer = chunk(held, offset)?;
         if is_last(&answer) {
-            self.held.swap_remove(i);
-        } else {
-            self.held[i].1 = now;
+            self.held.remove(&key);
         }
         Ok(answer)
     }
 
     /// Drops the exports not asked for in [`EXPORT_IDLE_MS`].
     pub(super) fn drop_idle(&mut self, now: Instant) {
-        self.held
-            .retain(|(_, used)| now.as_millis().saturating_sub(used.as_millis()) < EXPORT_IDLE_MS);
+        self.held.drop_idle(now);
     }
 }
 
