@@ -291,8 +291,8 @@ mod step;
 use apply::{Outbox, restore};
 use clients::failed;
 pub use config::{HostConfig, HostError, SHARD_PART_BYTES, SHARD_PARTS_IN_FLIGHT};
+use exports::HeldExports;
 pub use exports::{EXPORT_IDLE_MS, EXPORTS_HELD};
-use exports::{HeldExport, HeldExports};
 use groups::GroupMap;
 pub use messages::{
     EXPORT_CHUNK_BYTES, ExportChunk, HostBatch, HostInput, HostMessage, HostOutput, HostRejected,

@@ -63,6 +63,19 @@ fn ok(reply: &HostReply) -> bool {
     )
 }
 
+/// Three hosts with group 1 joined on all of them (seed `seed`), and the
+/// host that leads it.
+fn group_one_joined(seed: u64) -> (Mesh, u64) {
+    let mut mesh = Mesh::new(configs(3, 1, 10), seed).unwrap();
+    mesh.run_until(Instant(2_000));
+    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
+    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
+    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
+    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
+    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    (mesh, leader)
+}
+
 /// Keys `prefix0`, `prefix1`, ... that fall in `shard`.
 fn keys_in(shard: u32, prefix: &str, count: usize) -> Vec<Vec<u8>> {
     (0..)
@@ -79,13 +92,7 @@ fn keys_in(shard: u32, prefix: &str, count: usize) -> Vec<Vec<u8>> {
 /// offset past the end too.
 #[test]
 fn a_follower_exports_a_shard_in_chunks_holding_every_acknowledged_write() {
-    let mut mesh = Mesh::new(configs(3, 1, 10), 5).unwrap();
-    mesh.run_until(Instant(2_000));
-    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
-    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
-    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
-    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
-    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    let (mut mesh, leader) = group_one_joined(5);
     // Five values of 1 MiB in shard 3: more than a chunk.
     let big = keys_in(3, "big", 5);
     let mut expected = BTreeMap::new();
@@ -151,13 +158,7 @@ fn a_follower_exports_a_shard_in_chunks_holding_every_acknowledged_write() {
 #[test]
 fn exports_are_held_for_several_backups_at_once() {
     assert_eq!(EXPORTS_HELD, 4);
-    let mut mesh = Mesh::new(configs(3, 1, 10), 9).unwrap();
-    mesh.run_until(Instant(2_000));
-    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
-    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
-    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
-    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
-    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    let (mut mesh, leader) = group_one_joined(9);
     // Shard 1 in three chunks (9 MiB), shards 2 to 5 in two (5 MiB).
     let mut seq = 0;
     let mut expected: BTreeMap<u32, BTreeMap<Bytes, Bytes>> = BTreeMap::new();
@@ -332,13 +333,7 @@ fn an_export_checks_ownership_at_the_read_index() {
 #[test]
 fn an_export_waiting_when_its_group_retires_is_answered_as_an_export() {
     use distribkv_core::shard::host::{HostBatch, HostInput, HostMessage};
-    let mut mesh = Mesh::new(configs(3, 1, 10), 5).unwrap();
-    mesh.run_until(Instant(2_000));
-    let c = leader_among(&mut mesh, 0, &[1, 2, 3]);
-    let join = ControllerOp::Join(BTreeMap::from([(1, vec![1, 2, 3])]));
-    assert!(ok(&ask(&mut mesh, c, controller(1, join))));
-    mesh.run_until(Instant(mesh.now().as_millis() + 1_000));
-    let leader = leader_among(&mut mesh, 1, &[1, 2, 3]);
+    let (mut mesh, leader) = group_one_joined(5);
     let follower = [1, 2, 3].into_iter().find(|h| *h != leader).unwrap();
     let other = [1, 2, 3]
         .into_iter()

@@ -6,9 +6,7 @@
 //! least recently gives way to a new one), and one not asked for in
 //! [`BACKUP_IDLE_MS`] is dropped.
 
-use bytes::Bytes;
-
-use crate::held::Held;
+use crate::held::{Chunk, Held, Refused};
 pub use crate::held::{HELD_AT_ONCE as BACKUPS_HELD, HELD_IDLE_MS as BACKUP_IDLE_MS};
 
 use super::{Replica, ReplyTo};
@@ -19,16 +17,9 @@ use crate::time::Instant;
 /// Bytes of one backup chunk.
 pub const BACKUP_CHUNK_BYTES: usize = 4 << 20;
 
-/// The snapshot a backup is fetching.
-#[derive(Clone, Debug)]
-pub(super) struct Backup {
-    index: LogIndex,
-    term: Term,
-    data: Bytes,
-}
-
-/// The snapshots backups are fetching, by index.
-pub(super) type HeldBackups = Held<LogIndex, Backup>;
+/// The snapshots backups are fetching, by index, each with that entry's
+/// term.
+pub(super) type HeldBackups = Held<LogIndex, Term>;
 
 impl Replica {
     /// Serves a backup request: a new snapshot after a ReadIndex round, or
@@ -51,15 +42,15 @@ impl Replica {
             self.handle_read(now, from, request, super::clients::ReadPurpose::Backup);
             return;
         };
-        let result = match self.backups.get(now, &index) {
-            Some(backup) => chunk(backup, offset),
-            None => Err(ServiceError::Unavailable(alloc::format!(
+        let result = match self.backups.chunk(now, &index, offset, BACKUP_CHUNK_BYTES) {
+            Ok((term, chunk)) => Ok(backup_chunk(index, term, chunk)),
+            Err(Refused::NotHeld) => Err(ServiceError::Unavailable(alloc::format!(
                 "the snapshot at index {index} is no longer held (fetched to its end, idle, given way to other backups, or the leader changed): start over"
             ))),
+            Err(Refused::PastEnd { total }) => Err(ServiceError::Unavailable(alloc::format!(
+                "offset {offset} is past the snapshot's {total} bytes"
+            ))),
         };
-        if result.as_ref().is_ok_and(is_last) {
-            self.backups.remove(&index);
-        }
         self.reply(from, request, result);
     }
 
@@ -67,39 +58,22 @@ impl Replica {
     /// answers its first chunk.
     pub(super) fn start_backup(&mut self, to: ReplyTo, request: u64) {
         let applied = self.node.log().applied();
-        let backup = Backup {
-            index: applied,
-            term: self.node.log().term_at(applied).unwrap_or(0),
-            data: self.store.snapshot(),
-        };
-        let result = chunk(&backup, 0);
-        if !result.as_ref().is_ok_and(is_last) {
-            let now = self.node.now();
-            self.backups.insert(now, backup.index, backup);
-        }
-        self.reply(to, request, result);
+        let term = self.node.log().term_at(applied).unwrap_or(0);
+        let data = self.store.snapshot();
+        let now = self.node.now();
+        let first = self
+            .backups
+            .take(now, applied, term, data, BACKUP_CHUNK_BYTES);
+        self.reply(to, request, Ok(backup_chunk(applied, term, first)));
     }
 }
 
-/// Whether `reply` is the last chunk of its snapshot.
-fn is_last(reply: &Reply) -> bool {
-    matches!(reply, Reply::Backup(c) if c.offset + c.data.len() as u64 >= c.total)
-}
-
-fn chunk(backup: &Backup, offset: u64) -> Result<Reply, ServiceError> {
-    let total = backup.data.len() as u64;
-    if offset > total {
-        return Err(ServiceError::Unavailable(alloc::format!(
-            "offset {offset} is past the snapshot's {total} bytes"
-        )));
-    }
-    let start = offset as usize;
-    let end = (start + BACKUP_CHUNK_BYTES).min(backup.data.len());
-    Ok(Reply::Backup(BackupChunk {
-        index: backup.index,
-        term: backup.term,
-        total,
-        offset,
-        data: backup.data.slice(start..end),
-    }))
+fn backup_chunk(index: LogIndex, term: Term, chunk: Chunk) -> Reply {
+    Reply::Backup(BackupChunk {
+        index,
+        term,
+        total: chunk.total,
+        offset: chunk.offset,
+        data: chunk.data,
+    })
 }

@@ -496,20 +496,18 @@ fn a_slow_answer_to_an_earlier_attempt_completes_the_operation() {
 
 /// Writes a value of 1 MiB to key `big{i}` through `clerk`.
 fn write_big(replica: &mut Replica, now: Instant, clerk: &mut Clerk, i: u8) {
-    {
-        let put = Operation::Put {
-            key: Bytes::from(alloc::format!("big{i}")),
-            value: Bytes::from(alloc::vec![b'a' + i; crate::kv::MAX_VALUE_BYTES]),
-        };
-        clerk.start(now, put).unwrap();
-        let request = next_request(clerk);
-        replica
-            .handle(now, ReplicaInput::Client { from: 9, request })
-            .unwrap();
-        let (_, response) = settle(replica, now).pop().unwrap();
-        clerk.handle_response(now, 1, response);
-        assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
-    }
+    let put = Operation::Put {
+        key: Bytes::from(alloc::format!("big{i}")),
+        value: Bytes::from(alloc::vec![b'a' + i; crate::kv::MAX_VALUE_BYTES]),
+    };
+    clerk.start(now, put).unwrap();
+    let request = next_request(clerk);
+    replica
+        .handle(now, ReplicaInput::Client { from: 9, request })
+        .unwrap();
+    let (_, response) = settle(replica, now).pop().unwrap();
+    clerk.handle_response(now, 1, response);
+    assert_eq!(clerk.poll_output(), Some(ClerkOutput::Done(Ok(None))));
 }
 
 /// Asks `replica` for a backup chunk: of a new snapshot (`index: None`) or

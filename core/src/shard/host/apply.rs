@@ -423,19 +423,16 @@ fn serve_ready_reads(
                 // The same ownership check as a read of a key in the shard.
                 let taken = match &hosted.machine {
                     Machine::Kv(kv) => match kv.shards().get(&shard).map(|s| s.status) {
-                        Some(ShardStatus::Serving) => Ok(HeldExport {
-                            group,
-                            shard,
-                            config: kv.config().num,
-                            index: applied,
-                            data: kv.export(shard).unwrap_or_default(),
-                        }),
+                        Some(ShardStatus::Serving) => {
+                            Ok((kv.config().num, kv.export(shard).unwrap_or_default()))
+                        }
                         Some(ShardStatus::Pulling { .. }) => Err(KvError::NotArrived),
                         _ => Err(KvError::WrongGroup),
                     },
                     Machine::Controller(_) => Err(KvError::WrongGroup),
                 };
-                let result = taken.map(|held| exports.take(now, held));
+                let result = taken
+                    .map(|(config, data)| exports.take(now, (group, shard, applied), config, data));
                 HostReply::Export {
                     id: waiter.id,
                     result,
